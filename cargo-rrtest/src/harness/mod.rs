@@ -1,0 +1,1 @@
+//! The test harness: build, list, partition, schedule, run, retry.

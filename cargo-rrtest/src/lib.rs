@@ -1,0 +1,19 @@
+//! `cargo rrtest`: run a workspace's tests under a record-and-replay recorder,
+//! keep the recordings of the tests that failed or were flaky, and replay them.
+//!
+//! Subsystems (DESIGN.md §3):
+//! - [`cli`]: one file per verb, clap derive, exit codes;
+//! - [`harness`]: build, list, partition, schedule, run, retry;
+//! - [`report`]: the versioned JSON report, JUnit, GitHub Actions output;
+//! - [`recorder`] and [`replayer`]: mirror images, file for file;
+//! - [`trace`]: the on-disk trace format;
+//! - [`sys`]: the only module tree with `unsafe` code.
+
+pub mod cli;
+pub mod errors;
+pub mod harness;
+pub mod recorder;
+pub mod replayer;
+pub mod report;
+pub mod sys;
+pub mod trace;

@@ -1,0 +1,4 @@
+//! `cargo-rrtest`: the binary is a thin shell over the library.
+fn main() -> std::process::ExitCode {
+    cargo_rrtest::cli::main()
+}

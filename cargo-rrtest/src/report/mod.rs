@@ -1,0 +1,1 @@
+//! Reports: the versioned JSON report, JUnit XML, GitHub Actions output.

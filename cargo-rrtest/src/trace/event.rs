@@ -1,0 +1,246 @@
+//! The events of a recording, in the order they happened.
+//!
+//! A recording is a sequence of [`Event`]s. Every event belongs to one thread
+//! (`tid`, the thread id *as recorded*; the replayer maps recorded ids to its
+//! own). Exactly one tracee thread runs user code at a time while recording, so
+//! the sequence is also the schedule: replay runs each event on its thread, in
+//! order.
+//!
+//! A syscall that completes without another thread running in between is one
+//! [`Event::Syscall`]. A syscall during which the recorder let other threads
+//! run (it may block: a futex wait, a pipe read) is split into
+//! [`Event::SyscallEntry`] ... other threads' events ... [`Event::SyscallExit`].
+
+/// A thread id, as the kernel numbered it while recording.
+pub type Tid = i32;
+
+/// One event of a recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The initial program image: the recorder stopped the tracee right after
+    /// `execve` and prepared it (fixed page, auxv edits). Always event 0 of a
+    /// process.
+    Exec(ExecEvent),
+    /// A syscall entered and exited with no other event in between.
+    Syscall(SyscallEvent),
+    /// A syscall entered; its [`Event::SyscallExit`] comes later.
+    SyscallEntry {
+        /// The thread.
+        tid: Tid,
+        /// The syscall number.
+        nr: i64,
+        /// The six argument registers.
+        args: [u64; 6],
+    },
+    /// The exit of the syscall the thread last entered.
+    SyscallExit {
+        /// The thread.
+        tid: Tid,
+        /// The syscall number (repeated, for checking).
+        nr: i64,
+        /// What happened.
+        result: SyscallResult,
+    },
+    /// An emulated `rdtsc` (`aux == None`) or `rdtscp` (`aux == Some(..)`).
+    Rdtsc {
+        /// The thread.
+        tid: Tid,
+        /// The instruction's address.
+        ip: u64,
+        /// The time stamp counter value returned in edx:eax.
+        tsc: u64,
+        /// For `rdtscp`: the value returned in ecx.
+        aux: Option<u32>,
+    },
+    /// A signal was delivered to a thread.
+    Signal(SignalEvent),
+    /// A new thread (or process) appeared. Emitted right after the creating
+    /// syscall's event.
+    NewTask {
+        /// The creating thread.
+        parent: Tid,
+        /// The new thread's recorded id.
+        child: Tid,
+        /// The clone flags (`CLONE_*`); for fork, `SIGCHLD`.
+        flags: u64,
+    },
+    /// A thread exited (it will produce no more events).
+    ThreadExit {
+        /// The thread.
+        tid: Tid,
+    },
+    /// The recording ended: the initial process exited, or was killed.
+    ProcessExit {
+        /// The recorded process (thread group) id.
+        pid: Tid,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// Something the recorder cannot make replayable happened (an unknown
+    /// syscall or ioctl, shared memory with the outside, ...). Recording goes
+    /// on, and the trace is marked unreplayable with this reason.
+    Unsupported {
+        /// The thread.
+        tid: Tid,
+        /// What it was, e.g. `syscall 442 (unknown)` or `ioctl 0x5401 on fd 3`.
+        what: String,
+    },
+}
+
+impl Event {
+    /// The thread the event belongs to.
+    pub fn tid(&self) -> Tid {
+        match self {
+            Event::Exec(e) => e.tid,
+            Event::Syscall(e) => e.tid,
+            Event::SyscallEntry { tid, .. } | Event::SyscallExit { tid, .. } => *tid,
+            Event::Rdtsc { tid, .. } => *tid,
+            Event::Signal(e) => e.tid,
+            Event::NewTask { parent, .. } => *parent,
+            Event::ThreadExit { tid } => *tid,
+            Event::ProcessExit { pid, .. } => *pid,
+            Event::Unsupported { tid, .. } => *tid,
+        }
+    }
+
+    /// A short name of the event's kind, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Exec(_) => "exec",
+            Event::Syscall(_) => "syscall",
+            Event::SyscallEntry { .. } => "syscall-entry",
+            Event::SyscallExit { .. } => "syscall-exit",
+            Event::Rdtsc { .. } => "rdtsc",
+            Event::Signal(_) => "signal",
+            Event::NewTask { .. } => "new-task",
+            Event::ThreadExit { .. } => "thread-exit",
+            Event::ProcessExit { .. } => "process-exit",
+            Event::Unsupported { .. } => "unsupported",
+        }
+    }
+}
+
+/// The program image after an `execve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecEvent {
+    /// The thread (and process) id.
+    pub tid: Tid,
+    /// The executable as exec'd (absolute path).
+    pub exe: String,
+    /// Content id of the executable's copy in the trace's `files/`.
+    pub exe_file: FileId,
+    /// The 16 bytes the kernel put at `AT_RANDOM`; replay writes them back.
+    pub at_random: [u8; 16],
+    /// The initial stack pointer, for checking.
+    pub sp: u64,
+    /// The initial instruction pointer, for checking.
+    pub ip: u64,
+}
+
+/// A complete syscall.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyscallEvent {
+    /// The thread.
+    pub tid: Tid,
+    /// The syscall number.
+    pub nr: i64,
+    /// The six argument registers at entry.
+    pub args: [u64; 6],
+    /// What happened.
+    pub result: SyscallResult,
+}
+
+/// What a syscall did, as far as the tracee can see.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyscallResult {
+    /// The return value (`rax`), negative errno on failure.
+    pub ret: i64,
+    /// Every range of tracee memory the kernel wrote, with the bytes.
+    pub writes: Vec<MemWrite>,
+    /// Extra facts replay needs for this syscall.
+    pub extra: SyscallExtra,
+}
+
+/// Extra, syscall-specific facts replay needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SyscallExtra {
+    /// Nothing.
+    #[default]
+    None,
+    /// A file-backed `mmap`: replay maps the trace's copy instead.
+    MappedFile {
+        /// Content id of the file in the trace's `files/`.
+        file: FileId,
+        /// The path the file had while recording (informational).
+        path: String,
+    },
+    /// Bytes the program wrote to its stdout (fd 1) or stderr (fd 2); replay
+    /// writes them to its own.
+    Output {
+        /// 1 or 2.
+        fd: i32,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+}
+
+/// Bytes the kernel wrote into tracee memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemWrite {
+    /// Tracee address.
+    pub addr: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// A delivered signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalEvent {
+    /// The thread it was delivered to.
+    pub tid: Tid,
+    /// The signal number.
+    pub signo: i32,
+    /// The raw `siginfo_t` (128 bytes).
+    pub siginfo: Vec<u8>,
+    /// Where it was delivered.
+    pub kind: SignalKind,
+}
+
+/// How a signal reached its thread, which decides how replay reproduces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalKind {
+    /// Raised by the instruction at `ip` (a fault, a trap): it happens again
+    /// by itself in replay.
+    Synchronous {
+        /// Faulting instruction.
+        ip: u64,
+    },
+    /// Sent from elsewhere, and delivered when the thread left the kernel
+    /// after a syscall: replay sends it at the same point.
+    AtSyscallExit,
+    /// Sent from elsewhere, and delivered while the thread ran user code; replay
+    /// needs the execution point (DESIGN.md §6).
+    Asynchronous {
+        /// Instruction pointer at delivery.
+        ip: u64,
+    },
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit(code)`.
+    Exited(i32),
+    /// Killed by a signal.
+    Signaled {
+        /// The signal number.
+        signo: i32,
+        /// Whether it dumped core.
+        core: bool,
+    },
+}
+
+/// Identifies a file copy in the trace's `files/` by content: the hex of a
+/// 128-bit hash of the bytes (and the length), which is also its file name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub String);

@@ -1,0 +1,85 @@
+//! The trace header: `header.json` in the trace directory.
+
+use serde::{Deserialize, Serialize};
+
+/// `header.json`: everything about a recording except its events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Header {
+    /// Trace format version ([`super::FORMAT_VERSION`] when written by us).
+    pub format_version: u32,
+    /// Version of the cargo-rrtest that recorded it.
+    pub recorder_version: String,
+    /// The recorder <-> preload protocol version (`rrtest_abi::PROTOCOL_VERSION`).
+    pub protocol_version: u32,
+    /// The command as given: argv[0] is the program as the user named it.
+    pub argv: Vec<String>,
+    /// The executable's absolute path, as exec'd.
+    pub exe: String,
+    /// The environment the program started with, `NAME=value` strings, in order.
+    pub env: Vec<String>,
+    /// The working directory it started in.
+    pub cwd: String,
+    /// `uname -srm` of the recording machine.
+    pub kernel: String,
+    /// The CPUID table of the recording machine.
+    pub cpuid: Vec<CpuidLeaf>,
+    /// When the recording started (RFC 3339, UTC).
+    pub recorded_at: String,
+    /// How the recording ended; `None` while it is being written (a recorder
+    /// that died leaves it so).
+    pub outcome: Option<Outcome>,
+    /// Why the trace cannot be replayed, if it cannot (unknown syscalls etc.).
+    #[serde(default)]
+    pub unreplayable: Vec<String>,
+    /// Counters.
+    #[serde(default)]
+    pub stats: Stats,
+}
+
+/// One CPUID leaf/subleaf and its answer.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CpuidLeaf {
+    /// eax in.
+    pub leaf: u32,
+    /// ecx in.
+    pub subleaf: u32,
+    /// eax, ebx, ecx, edx out.
+    pub regs: [u32; 4],
+}
+
+/// How the recorded program ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Exited with this code.
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
+    /// Killed by this signal.
+    Signaled {
+        /// The signal number.
+        signo: i32,
+    },
+}
+
+/// Counters reported by `cargo rrtest info`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Events in the stream.
+    pub events: u64,
+    /// Syscalls that stopped in the recorder.
+    pub traced_syscalls: u64,
+    /// Syscalls recorded through the in-process buffer.
+    pub buffered_syscalls: u64,
+    /// Syscall sites patched to jump into the buffer.
+    pub patched_sites: u64,
+    /// Signals delivered.
+    pub signals: u64,
+    /// Asynchronous events that need an execution point to replay.
+    pub async_events: u64,
+    /// Threads (and processes) that ever existed.
+    pub threads: u64,
+    /// Emulated rdtsc/rdtscp.
+    pub rdtsc: u64,
+}
