@@ -1,8 +1,12 @@
 //! The integration tests: one libtest-mimic binary, a module per area, each
 //! contributing trials. They drive the real `cargo-rrtest` binary.
 
+mod common;
+
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let trials: Vec<libtest_mimic::Trial> = Vec::new();
+    // Each area module appends its trials here, e.g.
+    // trials.extend(harness::trials());
     libtest_mimic::run(&args, trials).exit();
 }
