@@ -1,6 +1,7 @@
 //! The integration tests: one libtest-mimic binary, a module per area, each
 //! contributing trials. They drive the real `cargo-rrtest` binary.
 
+#[allow(dead_code)] // not every helper is used by every area module
 mod common;
 
 fn main() {
