@@ -78,6 +78,7 @@ impl Error {
             Error::Trace(_) => exit_codes::BAD_TRACE,
             Error::Divergence(_) => exit_codes::DIVERGENCE,
             Error::Recorder(_) => exit_codes::RECORDER_FAILED,
+            Error::Replayer(crate::replayer::Error::NotReplayable(_)) => exit_codes::BAD_TRACE,
             Error::Replayer(_) | Error::Io { .. } | Error::Other(_) => exit_codes::INTERNAL,
         }
     }

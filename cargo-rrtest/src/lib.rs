@@ -17,3 +17,5 @@ pub mod replayer;
 pub mod report;
 pub mod sys;
 pub mod trace;
+pub mod tracee;
+pub mod util;

@@ -1,10 +1,15 @@
-//! `cargo rrtest record [-o DIR] -- PROGRAM [ARGS...]`.
+//! `cargo rrtest record [-o DIR] -- PROGRAM [ARGS...]`: the recorder on its
+//! own, like `rr record`. The program's stdout and stderr pass through, and
+//! we exit with its exit status (128 + N when it was killed by signal N).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::errors::{Error, Result};
+use crate::recorder::{self, RecordOptions};
+use crate::trace::ExitStatus;
 
 /// Options of `cargo rrtest record`.
 #[derive(Debug, clap::Args)]
@@ -19,8 +24,108 @@ pub struct RecordArgs {
 }
 
 /// Runs `cargo rrtest record`.
-pub fn exec(_args: RecordArgs) -> Result<ExitCode> {
-    Err(Error::Other(
-        "`cargo rrtest record` is being built (issue 3)".into(),
-    ))
+pub fn exec(args: RecordArgs) -> Result<ExitCode> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io("current directory", e))?;
+    let program = resolve_program(&args.command[0], &cwd)?;
+    let trace_dir = match args.output {
+        Some(dir) => cwd.join(dir),
+        None => default_trace_dir(&cwd, &program)?,
+    };
+    let opts = RecordOptions {
+        program,
+        argv: args.command.clone(),
+        env: std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k;
+                kv.push("=");
+                kv.push(v);
+                kv
+            })
+            .collect(),
+        cwd,
+        trace_dir: trace_dir.clone(),
+    };
+    let recording = recorder::record(&opts)?;
+    if std::io::stderr().is_terminal() {
+        eprintln!("cargo-rrtest: trace saved to {}", trace_dir.display());
+        for why in &recording.unreplayable {
+            eprintln!("cargo-rrtest: warning: the trace is not replayable: {why}");
+        }
+    }
+    Ok(ExitCode::from(exit_code_of(recording.status)))
+}
+
+/// The shell convention for a program's exit status.
+pub fn exit_code_of(status: ExitStatus) -> u8 {
+    match status {
+        ExitStatus::Exited(code) => code as u8,
+        ExitStatus::Signaled { signo, .. } => 128u8.wrapping_add(signo as u8),
+    }
+}
+
+/// Finds the program like `execvp` would, as an absolute path.
+fn resolve_program(name: &std::ffi::OsStr, cwd: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    let as_path = Path::new(name);
+    if name.to_string_lossy().contains('/') {
+        // Lexically normal: no `.` components (the path is the program's AT_EXECFN).
+        let p: PathBuf = cwd.join(as_path).components().collect();
+        return if is_exec(&p) {
+            Ok(p)
+        } else {
+            Err(Error::Usage(format!(
+                "{}: not an executable file",
+                p.display()
+            )))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in std::env::split_paths(&path) {
+        let p = cwd.join(dir).join(as_path);
+        if is_exec(&p) {
+            return Ok(p);
+        }
+    }
+    Err(Error::Usage(format!(
+        "{}: command not found in PATH",
+        as_path.display()
+    )))
+}
+
+/// `target/rrtest/traces/NAME-N` in a cargo project, else a cache directory;
+/// updates the `latest` link next to it.
+fn default_trace_dir(cwd: &Path, program: &Path) -> Result<PathBuf> {
+    let base = match cwd.ancestors().find(|d| d.join("Cargo.toml").is_file()) {
+        Some(root) => std::env::var_os("CARGO_TARGET_DIR")
+            .map(|t| cwd.join(t))
+            .unwrap_or_else(|| root.join("target"))
+            .join("rrtest")
+            .join("traces"),
+        None => {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(std::env::temp_dir);
+            cache.join("cargo-rrtest").join("traces")
+        }
+    };
+    std::fs::create_dir_all(&base)
+        .map_err(|e| Error::io(format!("creating {}", base.display()), e))?;
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "trace".into());
+    let dir = (0u32..)
+        .map(|n| base.join(format!("{name}-{n}")))
+        .find(|d| !d.exists())
+        .expect("some index is free");
+    let latest = base.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(dir.file_name().expect("has a name"), &latest);
+    Ok(dir)
 }

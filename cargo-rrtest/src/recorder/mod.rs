@@ -1,12 +1,61 @@
 //! The recorder: runs a program under ptrace, serializes its threads, and
-//! writes every nondeterministic input to a trace.
+//! writes every nondeterministic input to a trace (DESIGN.md §4).
+//!
+//! - [`session`]: the event loop and the scheduler (one thread runs user code
+//!   at a time; the schedule is the event order);
+//! - [`capture`]: what a finished syscall did (result, memory written,
+//!   program output, mapped files);
+//! - [`syscalls`]: the typed syscall table, shared with the replayer.
+//!
+//! The replayer mirrors this module file for file (`replayer/session.rs`,
+//! `replayer/inject.rs`).
 
+mod capture;
+mod session;
 pub mod syscalls;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub use session::{record, Recording};
 
 /// Errors of the recorder itself (not of the program it records).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A system facility failed.
-    #[error("{0}")]
-    Sys(String),
+    /// Starting the tracee failed.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A ptrace or memory operation on a tracee failed.
+    #[error("{op} (thread {tid}): {source}")]
+    Ptrace {
+        /// What we were doing.
+        op: &'static str,
+        /// The thread.
+        tid: i32,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Writing the trace failed.
+    #[error(transparent)]
+    Trace(#[from] crate::trace::Error),
+}
+
+/// What to record.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    /// The program as exec'd: an absolute path.
+    pub program: PathBuf,
+    /// argv, argv[0] included.
+    pub argv: Vec<OsString>,
+    /// The environment, `NAME=value`.
+    pub env: Vec<OsString>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// The trace directory to create.
+    pub trace_dir: PathBuf,
 }

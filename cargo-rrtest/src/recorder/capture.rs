@@ -1,0 +1,142 @@
+//! What a finished syscall did, as the tracee can see it: its result, the
+//! memory the kernel wrote (from the syscall table), the bytes written to
+//! stdout/stderr, and the file behind a file-backed mapping.
+
+use std::path::Path;
+
+use crate::recorder::syscalls::{self, Call, MemReader, Region};
+use crate::sys::RemoteMem;
+use crate::trace::{MemWrite, SyscallExtra, SyscallResult, TraceWriter};
+
+/// Regions larger than this are refused (a corrupt size would otherwise
+/// make us read gigabytes).
+const MAX_REGION: usize = 1 << 30;
+
+/// Captures the effects of the syscall `call` made by thread `tid`. Problems
+/// that make the trace unreplayable are appended to `unsupported`.
+pub fn capture(
+    tid: i32,
+    call: &Call,
+    writer: &mut TraceWriter,
+    unsupported: &mut Vec<String>,
+) -> SyscallResult {
+    let mem = RemoteMem::new(tid);
+    let mut result = SyscallResult {
+        ret: call.ret,
+        ..SyscallResult::default()
+    };
+    if call.ret < 0 {
+        return result;
+    }
+    let Some(desc) = syscalls::lookup(call.nr) else {
+        return result;
+    };
+    let mut regions: Vec<Region> = Vec::new();
+    if let Err(e) = (desc.outputs)(call, &mem, &mut regions) {
+        unsupported.push(e.0);
+    }
+    for r in regions {
+        if r.len == 0 {
+            continue;
+        }
+        if r.len > MAX_REGION {
+            unsupported.push(format!(
+                "{}: output of {} bytes is too large",
+                desc.name, r.len
+            ));
+            continue;
+        }
+        match mem.read_vec(r.addr, r.len) {
+            Ok(data) => result.writes.push(MemWrite { addr: r.addr, data }),
+            Err(e) => unsupported.push(format!(
+                "{}: cannot read its output at {:#x}+{}: {e}",
+                desc.name, r.addr, r.len
+            )),
+        }
+    }
+    result.extra = extra(tid, call, &mem, writer, unsupported);
+    result
+}
+
+fn extra(
+    tid: i32,
+    call: &Call,
+    mem: &RemoteMem,
+    writer: &mut TraceWriter,
+    unsupported: &mut Vec<String>,
+) -> SyscallExtra {
+    let fd = call.args[0] as i32;
+    match call.nr {
+        libc::SYS_write | libc::SYS_pwrite64 if (fd == 1 || fd == 2) && call.ret > 0 => {
+            match mem.read_vec(call.args[1], call.ret as usize) {
+                Ok(data) => SyscallExtra::Output { fd, data },
+                Err(_) => SyscallExtra::None,
+            }
+        }
+        libc::SYS_writev | libc::SYS_pwritev | libc::SYS_pwritev2
+            if (fd == 1 || fd == 2) && call.ret > 0 =>
+        {
+            match gather_iov(mem, call.args[1], call.args[2], call.ret as usize) {
+                Ok(data) => SyscallExtra::Output { fd, data },
+                Err(_) => SyscallExtra::None,
+            }
+        }
+        libc::SYS_mmap => {
+            let flags = call.args[3] as i32;
+            let mfd = call.args[4] as i32;
+            if flags & libc::MAP_ANONYMOUS != 0 || mfd < 0 {
+                return SyscallExtra::None;
+            }
+            mapped_file(tid, mfd, writer, unsupported)
+        }
+        _ => SyscallExtra::None,
+    }
+}
+
+/// Reads the bytes of an iovec array, up to `total` bytes.
+fn gather_iov(mem: &RemoteMem, iov: u64, cnt: u64, total: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(total);
+    for i in 0..cnt.min(1024) {
+        if out.len() >= total {
+            break;
+        }
+        let base = mem.read_u64(iov + i * 16)?;
+        let len = mem.read_u64(iov + i * 16 + 8)? as usize;
+        let take = len.min(total - out.len());
+        out.extend(mem.read_vec(base, take)?);
+    }
+    Ok(out)
+}
+
+/// Copies the file behind `fd` into the trace. Prefers the file's own path
+/// (so the copy can be a hard link) when it still names the same file.
+fn mapped_file(
+    tid: i32,
+    fd: i32,
+    writer: &mut TraceWriter,
+    unsupported: &mut Vec<String>,
+) -> SyscallExtra {
+    use std::os::unix::fs::MetadataExt;
+    let proc_path = format!("/proc/{tid}/fd/{fd}");
+    let link = std::fs::read_link(&proc_path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let same = |p: &Path| match (std::fs::metadata(p), std::fs::metadata(&proc_path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino() && a.is_file(),
+        _ => false,
+    };
+    let source = if link.starts_with('/') && same(Path::new(&link)) {
+        Path::new(&link).to_path_buf()
+    } else {
+        Path::new(&proc_path).to_path_buf()
+    };
+    match writer.add_file(&source) {
+        Ok(file) => SyscallExtra::MappedFile { file, path: link },
+        Err(e) => {
+            unsupported.push(format!(
+                "mmap of {link}: cannot copy it into the trace: {e}"
+            ));
+            SyscallExtra::None
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Applying a recorded syscall to a replay thread stopped at its entry: the
+//! mirror of `recorder/capture.rs`.
+//!
+//! - Emulated syscalls are skipped (`orig_rax = -1`); at the exit stop the
+//!   recorded result goes into `rax` and the recorded bytes into memory.
+//! - A file-backed `mmap` maps the trace's copy of the file, privately, at
+//!   the recorded address, through syscalls injected at the exit stop.
+//! - An anonymous `mmap` runs at the recorded address (`MAP_FIXED_NOREPLACE`
+//!   unless the program asked for `MAP_FIXED`), so a layout difference is a
+//!   divergence, not a silent overlap.
+
+use std::io::Write;
+use std::path::Path;
+
+use rrtest_abi::FIXED_PAGE_ADDR;
+
+use super::Error;
+use crate::sys::ptrace::{self, Regs, WaitEvent};
+use crate::sys::RemoteMem;
+use crate::trace::{SyscallExtra, SyscallResult};
+use crate::tracee::inject_via_fixed_page;
+
+/// Scratch area in the fixed page for paths passed to injected syscalls.
+const SCRATCH_OFFSET: u64 = 0x100;
+const SCRATCH_LEN: usize = 0x600;
+
+fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Ptrace { op, tid, source }
+}
+
+/// Resumes a thread stopped at a syscall entry to that syscall's exit stop.
+pub fn run_to_exit(tid: i32) -> Result<Regs, Error> {
+    ptrace::syscall(tid, 0).map_err(perr("PTRACE_SYSCALL", tid))?;
+    match ptrace::wait_tid(tid).map_err(perr("waitpid", tid))? {
+        WaitEvent::SyscallStop { .. } => ptrace::getregs(tid).map_err(perr("PTRACE_GETREGS", tid)),
+        ev => Err(Error::Ptrace {
+            op: "waiting for a syscall exit",
+            tid,
+            source: std::io::Error::other(format!("unexpected stop {ev:?}")),
+        }),
+    }
+}
+
+/// Skips the syscall the thread is stopped at the entry of, and stops at its exit.
+pub fn skip_syscall(tid: i32, regs: &mut Regs) -> Result<Regs, Error> {
+    regs.orig_rax = u64::MAX;
+    ptrace::setregs(tid, regs).map_err(perr("PTRACE_SETREGS", tid))?;
+    run_to_exit(tid)
+}
+
+/// Sets the return value at an exit stop.
+pub fn set_ret(tid: i32, mut regs: Regs, ret: i64) -> Result<(), Error> {
+    regs.rax = ret as u64;
+    ptrace::setregs(tid, &regs).map_err(perr("PTRACE_SETREGS", tid))
+}
+
+/// Emulates a syscall: skip it, then inject its recorded result.
+pub fn emulate(tid: i32, regs: &mut Regs, result: &SyscallResult, echo: bool) -> Result<(), Error> {
+    let exit_regs = skip_syscall(tid, regs)?;
+    write_back(tid, result)?;
+    set_ret(tid, exit_regs, result.ret)?;
+    if echo {
+        echo_output(&result.extra);
+    }
+    Ok(())
+}
+
+/// Writes the recorded memory effects into the tracee.
+pub fn write_back(tid: i32, result: &SyscallResult) -> Result<(), Error> {
+    let mem = RemoteMem::new(tid);
+    for w in &result.writes {
+        mem.write(w.addr, &w.data)
+            .map_err(perr("writing recorded syscall output", tid))?;
+    }
+    Ok(())
+}
+
+/// Writes recorded program output to our own stdout/stderr.
+pub fn echo_output(extra: &SyscallExtra) {
+    if let SyscallExtra::Output { fd, data } = extra {
+        // Our own stdout/stderr being closed must not end the replay.
+        let _ = match fd {
+            1 => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(data).and_then(|_| out.flush())
+            }
+            _ => std::io::stderr().lock().write_all(data),
+        };
+    }
+}
+
+/// Replays a file-backed mmap from the trace's copy of the file. Returns the
+/// address the injected mmap produced.
+pub fn mmap_file(
+    tid: i32,
+    regs: &mut Regs,
+    args: &[u64; 6],
+    recorded_ret: i64,
+    file: &Path,
+) -> Result<i64, Error> {
+    let exit_regs = skip_syscall(tid, regs)?;
+    let mem = RemoteMem::new(tid);
+    let mut path = file.as_os_str().as_encoded_bytes().to_vec();
+    path.push(0);
+    if path.len() > SCRATCH_LEN {
+        return Err(Error::Ptrace {
+            op: "mapping a file from the trace",
+            tid,
+            source: std::io::Error::other(format!("trace path too long: {}", file.display())),
+        });
+    }
+    let scratch = FIXED_PAGE_ADDR + SCRATCH_OFFSET;
+    mem.write(scratch, &path)
+        .map_err(perr("writing a path into the fixed page", tid))?;
+    let fd = inject_via_fixed_page(
+        tid,
+        libc::SYS_openat,
+        [
+            libc::AT_FDCWD as u64,
+            scratch,
+            (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+            0,
+            0,
+            0,
+        ],
+    )
+    .map_err(perr("opening the trace's copy of a mapped file", tid))?;
+    if fd < 0 {
+        return Err(Error::Ptrace {
+            op: "opening the trace's copy of a mapped file",
+            tid,
+            source: std::io::Error::from_raw_os_error(-fd as i32),
+        });
+    }
+    let flags = (args[3] as i32 & !(libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE))
+        | libc::MAP_PRIVATE
+        | libc::MAP_FIXED;
+    let mapped = inject_via_fixed_page(
+        tid,
+        libc::SYS_mmap,
+        [
+            recorded_ret as u64,
+            args[1],
+            args[2],
+            flags as u64,
+            fd as u64,
+            args[5],
+        ],
+    )
+    .map_err(perr("mapping the trace's copy of a file", tid))?;
+    inject_via_fixed_page(tid, libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
+        .map_err(perr("close", tid))?;
+    set_ret(tid, exit_regs, mapped)?;
+    Ok(mapped)
+}
+
+/// Runs an anonymous mmap at the recorded address. Returns its result.
+pub fn mmap_anonymous(tid: i32, regs: &mut Regs, recorded_ret: i64) -> Result<i64, Error> {
+    let (addr, flags) = (regs.rdi, regs.r10);
+    if flags as i32 & libc::MAP_FIXED == 0 {
+        regs.rdi = recorded_ret as u64;
+        regs.r10 = (flags as i32 | libc::MAP_FIXED_NOREPLACE) as u64;
+        ptrace::setregs(tid, regs).map_err(perr("PTRACE_SETREGS", tid))?;
+    }
+    let mut exit = run_to_exit(tid)?;
+    // The program must not see our edits in its registers.
+    if exit.rdi != addr || exit.r10 != flags {
+        exit.rdi = addr;
+        exit.r10 = flags;
+        ptrace::setregs(tid, &exit).map_err(perr("PTRACE_SETREGS", tid))?;
+    }
+    Ok(exit.rax as i64)
+}

@@ -1,0 +1,604 @@
+//! The replay event loop: runs each recorded event, in order, on its thread.
+//!
+//! Every replay thread is stopped between events. To replay an event, the
+//! loop resumes that thread alone until the stop the event describes (a
+//! syscall entry, a signal, an rdtsc trap), checks it against the
+//! recording, and applies the recorded effects.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+use tracing::{debug, trace};
+
+use super::exe::exec_path;
+use super::inject;
+use super::{Divergence, Error, ReplayError, ReplayOptions};
+use crate::recorder::syscalls::{self, ReplayAction};
+use crate::sys::ptrace::{self, Regs, WaitEvent};
+use crate::sys::spawn::{spawn, SpawnSpec};
+use crate::sys::{seccomp, RemoteMem};
+use crate::trace::{Event, ExitStatus, SignalEvent, SignalKind, SyscallResult, Tid, TraceReader};
+
+/// The result of a replay that reached the end of the recording.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// How the program ended (equal to the recorded status).
+    pub status: ExitStatus,
+    /// Events replayed.
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Stopped between events; `deliver` is a signal to deliver on resume.
+    Idle { deliver: i32 },
+    /// Stopped at a syscall entry, the rest of the syscall comes later.
+    AtEntry { nr: i64, args: [u64; 6] },
+    /// A clone-family syscall stopped at its clone event.
+    InClone { nr: i64 },
+    /// In an exit syscall: it will not stop again.
+    Exiting,
+}
+
+struct Task {
+    /// Real (replay) thread id.
+    real: i32,
+    /// Real process id.
+    real_pid: i32,
+    state: State,
+}
+
+struct Session {
+    reader: TraceReader,
+    tasks: HashMap<Tid, Task>,
+    index: u64,
+    echo: bool,
+}
+
+fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Ptrace { op, tid, source }
+}
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b.iter().copied().filter(|&c| c != 0).collect::<Vec<u8>>()).expect("NULs removed")
+}
+
+/// Replays the trace in `opts.trace_dir` to its end.
+pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
+    let mut reader = TraceReader::open(&opts.trace_dir)?;
+    let header = reader.header().clone();
+    if !header.unreplayable.is_empty() {
+        return Err(Error::NotReplayable(header.unreplayable.clone()).into());
+    }
+    if header.outcome.is_none() {
+        return Err(Error::NotReplayable(vec![
+            "the recording did not finish (the recorder was killed)".into(),
+        ])
+        .into());
+    }
+    let Some(Event::Exec(exec)) = reader.next_event()? else {
+        return Err(Error::Malformed {
+            index: 0,
+            reason: "the first event is not an exec".into(),
+        }
+        .into());
+    };
+    let copy = reader.file_path(&exec.exe_file);
+    let link =
+        exec_path(&copy, std::path::Path::new(&exec.exe)).map_err(|source| Error::Spawn {
+            program: exec.exe.clone(),
+            source,
+        })?;
+    let cwd = std::path::Path::new(&header.cwd);
+    let spec = SpawnSpec {
+        path: cstr(link.path().as_os_str().as_bytes()),
+        argv: header.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
+        envp: header.env.iter().map(|a| cstr(a.as_bytes())).collect(),
+        cwd: cwd.is_dir().then(|| cstr(header.cwd.as_bytes())),
+        filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
+    };
+    let pid = spawn(&spec).map_err(|source| Error::Spawn {
+        program: exec.exe.clone(),
+        source,
+    })?;
+    let mut session = Session {
+        reader,
+        tasks: HashMap::new(),
+        index: 1,
+        echo: opts.echo_output,
+    };
+    session.tasks.insert(
+        exec.tid,
+        Task {
+            real: pid,
+            real_pid: pid,
+            state: State::Idle { deliver: 0 },
+        },
+    );
+    let result = session.start(&exec).and_then(|()| session.run());
+    for t in session.tasks.values() {
+        let _ = ptrace::tgkill(t.real_pid, t.real, libc::SIGKILL);
+    }
+    while let Ok(Some(_)) = ptrace::wait_any_nohang() {}
+    drop(link);
+    result
+}
+
+impl Session {
+    fn diverged(
+        &self,
+        tid: Tid,
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+    ) -> ReplayError {
+        Divergence {
+            index: self.index,
+            tid,
+            what: what.into(),
+            expected: expected.into(),
+            seen: seen.into(),
+        }
+        .into()
+    }
+
+    fn start(&mut self, exec: &crate::trace::ExecEvent) -> Result<(), ReplayError> {
+        let real = self.tasks[&exec.tid].real;
+        let facts = crate::tracee::prepare_after_exec(real)
+            .map_err(perr("preparing the tracee after exec", real))?;
+        if facts.sp != exec.sp || facts.ip != exec.ip {
+            return Err(Divergence {
+                index: 0,
+                tid: exec.tid,
+                what: "initial stack and entry point".into(),
+                expected: format!("sp={:#x} ip={:#x}", exec.sp, exec.ip),
+                seen: format!("sp={:#x} ip={:#x}", facts.sp, facts.ip),
+            }
+            .into());
+        }
+        RemoteMem::new(real)
+            .write(facts.at_random_addr, &exec.at_random)
+            .map_err(perr("writing AT_RANDOM", real))?;
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<Replayed, ReplayError> {
+        loop {
+            let ev = match self.reader.next_event()? {
+                Some(ev) => ev,
+                None => {
+                    return Err(Error::Malformed {
+                        index: self.index,
+                        reason: "the event stream ended before the program's exit".into(),
+                    }
+                    .into())
+                }
+            };
+            trace!(index = self.index, ?ev, "replay");
+            if let Some(status) = self.step(ev)? {
+                return Ok(Replayed {
+                    status,
+                    events: self.index + 1,
+                });
+            }
+            self.index += 1;
+        }
+    }
+
+    fn task(&self, tid: Tid) -> Result<&Task, ReplayError> {
+        self.tasks.get(&tid).ok_or_else(|| {
+            Error::Malformed {
+                index: self.index,
+                reason: format!("event for unknown thread {tid}"),
+            }
+            .into()
+        })
+    }
+
+    fn set_state(&mut self, tid: Tid, state: State) {
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.state = state;
+        }
+    }
+
+    /// Replays one event; returns the exit status when the recorded program ended.
+    fn step(&mut self, ev: Event) -> Result<Option<ExitStatus>, ReplayError> {
+        match ev {
+            Event::Syscall(e) => {
+                let mut regs = self.run_to_entry(e.tid, e.nr, &e.args)?;
+                self.apply(e.tid, e.nr, &e.args, &mut regs, &e.result, false)?;
+            }
+            Event::SyscallEntry { tid, nr, args } => {
+                let _regs = self.run_to_entry(tid, nr, &args)?;
+                let real = self.task(tid)?.real;
+                if syscalls::lookup(nr).map(|d| d.replay) == Some(ReplayAction::Exit) {
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                    self.set_state(tid, State::Exiting);
+                } else {
+                    self.set_state(tid, State::AtEntry { nr, args });
+                }
+            }
+            Event::SyscallExit { tid, nr, result } => {
+                let task = self.task(tid)?;
+                let real = task.real;
+                match task.state {
+                    State::AtEntry { nr: entered, args } if entered == nr => {
+                        let mut regs =
+                            ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                        self.apply(tid, nr, &args, &mut regs, &result, true)?;
+                    }
+                    State::InClone { nr: entered } if entered == nr => {
+                        let regs = inject::run_to_exit(real)?;
+                        inject::write_back(real, &result)?;
+                        inject::set_ret(real, regs, result.ret)?;
+                        self.set_state(tid, State::Idle { deliver: 0 });
+                    }
+                    other => {
+                        return Err(Error::Malformed {
+                            index: self.index,
+                            reason: format!(
+                                "exit of {} for thread {tid} in state {other:?}",
+                                syscalls::name(nr)
+                            ),
+                        }
+                        .into())
+                    }
+                }
+            }
+            Event::NewTask { parent, child, .. } => self.new_task(parent, child)?,
+            Event::Rdtsc { tid, ip, tsc, aux } => self.rdtsc(tid, ip, tsc, aux)?,
+            Event::Signal(s) => self.signal(s)?,
+            Event::ThreadExit { tid } => {
+                let real = self.task(tid)?.real;
+                self.wait_gone(tid, real)?;
+                self.tasks.remove(&tid);
+            }
+            Event::ProcessExit { pid, status } => {
+                let real = self.task(pid)?.real;
+                let seen = self.wait_gone(pid, real)?;
+                self.tasks.remove(&pid);
+                if seen != status {
+                    return Err(self.diverged(
+                        pid,
+                        "process exit",
+                        format!("{status:?}"),
+                        format!("{seen:?}"),
+                    ));
+                }
+                if self.tasks.is_empty() {
+                    return Ok(Some(status));
+                }
+            }
+            Event::Exec(_) => {
+                return Err(Error::NotReplayable(vec![
+                    "execve inside the recording (issue 4)".into()
+                ])
+                .into())
+            }
+            Event::Unsupported { what, .. } => return Err(Error::NotReplayable(vec![what]).into()),
+        }
+        Ok(None)
+    }
+
+    /// Waits until thread `real` has exited; returns how.
+    fn wait_gone(&mut self, tid: Tid, real: i32) -> Result<ExitStatus, ReplayError> {
+        loop {
+            match ptrace::wait_tid(real).map_err(perr("waitpid", real))? {
+                WaitEvent::Exited { code, .. } => return Ok(ExitStatus::Exited(code)),
+                WaitEvent::Signaled { signo, core, .. } => {
+                    return Ok(ExitStatus::Signaled { signo, core })
+                }
+                // A thread killed by exit_group reports PTRACE_EVENT_EXIT-like
+                // stops only if asked; anything else is unexpected here.
+                ev => {
+                    if let State::Exiting = self.task(tid)?.state {
+                        ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                        continue;
+                    }
+                    return Err(self.diverged(
+                        tid,
+                        "thread exit",
+                        "the thread to exit",
+                        format!("{ev:?}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Resumes `tid` to its next stop, delivering its pending signal.
+    fn resume_to_stop(&mut self, tid: Tid) -> Result<(i32, WaitEvent), ReplayError> {
+        let task = self.task(tid)?;
+        let real = task.real;
+        let State::Idle { deliver } = task.state else {
+            return Err(Error::Malformed {
+                index: self.index,
+                reason: format!("thread {tid} must run, but is in state {:?}", task.state),
+            }
+            .into());
+        };
+        ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
+        self.set_state(tid, State::Idle { deliver: 0 });
+        let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+        Ok((real, ev))
+    }
+
+    fn describe_stop(&self, real: i32, ev: &WaitEvent) -> String {
+        match *ev {
+            WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
+                match ptrace::getregs(real) {
+                    Ok(r) => format!(
+                        "syscall {} at ip {:#x}",
+                        syscalls::name(r.orig_rax as i64),
+                        r.rip
+                    ),
+                    Err(_) => "a syscall".into(),
+                }
+            }
+            WaitEvent::Signal { signo, .. } => {
+                let ip = ptrace::getregs(real).map(|r| r.rip).unwrap_or(0);
+                format!("signal {signo} at ip {ip:#x}")
+            }
+            WaitEvent::Exited { code, .. } => format!("the thread exited with {code}"),
+            WaitEvent::Signaled { signo, .. } => format!("the thread was killed by signal {signo}"),
+            ref other => format!("{other:?}"),
+        }
+    }
+
+    fn run_to_entry(&mut self, tid: Tid, nr: i64, args: &[u64; 6]) -> Result<Regs, ReplayError> {
+        let (real, ev) = self.resume_to_stop(tid)?;
+        let expected = || format!("syscall {}{:x?}", syscalls::name(nr), args);
+        match ev {
+            WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
+                let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                let seen_nr = regs.orig_rax as i64;
+                let seen_args = ptrace::syscall_args(&regs);
+                if seen_nr != nr || seen_args != *args {
+                    return Err(self.diverged(
+                        tid,
+                        format!("syscall {}", syscalls::name(nr)),
+                        expected(),
+                        format!("syscall {}{:x?}", syscalls::name(seen_nr), seen_args),
+                    ));
+                }
+                debug!(index = self.index, tid, nr, "syscall entry");
+                Ok(regs)
+            }
+            ev => {
+                let seen = self.describe_stop(real, &ev);
+                Err(self.diverged(
+                    tid,
+                    format!("syscall {}", syscalls::name(nr)),
+                    expected(),
+                    seen,
+                ))
+            }
+        }
+    }
+
+    /// Applies a recorded syscall to `tid`, stopped at its entry.
+    fn apply(
+        &mut self,
+        tid: Tid,
+        nr: i64,
+        args: &[u64; 6],
+        regs: &mut Regs,
+        result: &SyscallResult,
+        _split: bool,
+    ) -> Result<(), ReplayError> {
+        let real = self.task(tid)?.real;
+        let action = syscalls::lookup(nr)
+            .map(|d| d.replay)
+            .unwrap_or(ReplayAction::Emulate);
+        let name = syscalls::name(nr);
+        match action {
+            ReplayAction::Emulate => inject::emulate(real, regs, result, self.echo)?,
+            ReplayAction::Execute | ReplayAction::ExecuteUnchecked => {
+                let exit = inject::run_to_exit(real)?;
+                let ret = exit.rax as i64;
+                if nr == libc::SYS_set_tid_address {
+                    // Returns the caller's thread id: the recorded one, not ours.
+                    inject::set_ret(real, exit, result.ret)?;
+                } else if action == ReplayAction::Execute && ret != result.ret {
+                    return Err(self.diverged(
+                        tid,
+                        format!("result of {name}"),
+                        result.ret.to_string(),
+                        ret.to_string(),
+                    ));
+                }
+            }
+            ReplayAction::Mmap => {
+                let ret = if result.ret < 0 {
+                    inject::emulate(real, regs, result, false)?;
+                    result.ret
+                } else if let crate::trace::SyscallExtra::MappedFile { file, .. } = &result.extra {
+                    let path = self.reader.file_path(file);
+                    inject::mmap_file(real, regs, args, result.ret, &path)?
+                } else {
+                    inject::mmap_anonymous(real, regs, result.ret)?
+                };
+                if ret != result.ret {
+                    return Err(self.diverged(
+                        tid,
+                        "result of mmap",
+                        format!("{:#x}", result.ret),
+                        format!("{ret:#x}"),
+                    ));
+                }
+            }
+            ReplayAction::Clone | ReplayAction::Exit | ReplayAction::Execve => {
+                return Err(Error::Malformed {
+                    index: self.index,
+                    reason: format!("{name} recorded as a complete syscall"),
+                }
+                .into())
+            }
+        }
+        self.set_state(tid, State::Idle { deliver: 0 });
+        Ok(())
+    }
+
+    fn new_task(&mut self, parent: Tid, child: Tid) -> Result<(), ReplayError> {
+        let task = self.task(parent)?;
+        let (real, real_pid) = (task.real, task.real_pid);
+        let State::AtEntry { nr, .. } = task.state else {
+            return Err(Error::Malformed {
+                index: self.index,
+                reason: format!("new task while thread {parent} is not in a clone"),
+            }
+            .into());
+        };
+        ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
+        let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+        let same_process = match ev {
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_CLONE,
+                ..
+            } => true,
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK,
+                ..
+            } => false,
+            ev => {
+                let seen = self.describe_stop(real, &ev);
+                return Err(self.diverged(
+                    parent,
+                    format!("{} creating thread {child}", syscalls::name(nr)),
+                    "a new task",
+                    seen,
+                ));
+            }
+        };
+        let new_real = ptrace::geteventmsg(real).map_err(perr("PTRACE_GETEVENTMSG", real))? as i32;
+        // Its first stop.
+        loop {
+            match ptrace::wait_tid(new_real).map_err(perr("waitpid", new_real))? {
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_STOP,
+                    ..
+                } => break,
+                ev => {
+                    return Err(self.diverged(
+                        child,
+                        "first stop of a new thread",
+                        "PTRACE_EVENT_STOP",
+                        format!("{ev:?}"),
+                    ))
+                }
+            }
+        }
+        // The kernel stored the new thread's real id where the program asked
+        // (CLONE_PARENT_SETTID, CLONE_CHILD_SETTID) before either thread
+        // runs again; store the recorded id there instead, right now.
+        let args = match self.task(parent)?.state {
+            State::AtEntry { args, .. } => args,
+            _ => [0; 6],
+        };
+        for (addr, in_child) in tid_fields(real, nr, &args) {
+            let mem = RemoteMem::new(if in_child { new_real } else { real });
+            mem.write(addr, &child.to_le_bytes())
+                .map_err(perr("writing the recorded thread id", real))?;
+        }
+        let pid = if same_process { real_pid } else { new_real };
+        self.tasks.insert(
+            child,
+            Task {
+                real: new_real,
+                real_pid: pid,
+                state: State::Idle { deliver: 0 },
+            },
+        );
+        self.set_state(parent, State::InClone { nr });
+        Ok(())
+    }
+
+    fn rdtsc(&mut self, tid: Tid, ip: u64, tsc: u64, aux: Option<u32>) -> Result<(), ReplayError> {
+        let (real, ev) = self.resume_to_stop(tid)?;
+        let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let decoded = crate::tracee::decode_rdtsc(&RemoteMem::new(real), regs.rip);
+        match (ev, decoded) {
+            (
+                WaitEvent::Signal {
+                    signo: libc::SIGSEGV,
+                    ..
+                },
+                Some((is_rdtscp, len)),
+            ) if regs.rip == ip && is_rdtscp == aux.is_some() => {
+                regs.rax = tsc & 0xffff_ffff;
+                regs.rdx = tsc >> 32;
+                if let Some(aux) = aux {
+                    regs.rcx = u64::from(aux);
+                }
+                regs.rip += len;
+                ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+                Ok(())
+            }
+            (ev, _) => {
+                let seen = self.describe_stop(real, &ev);
+                Err(self.diverged(tid, "rdtsc", format!("rdtsc at ip {ip:#x}"), seen))
+            }
+        }
+    }
+
+    fn signal(&mut self, s: SignalEvent) -> Result<(), ReplayError> {
+        let tid = s.tid;
+        let task = self.task(tid)?;
+        let (real, real_pid) = (task.real, task.real_pid);
+        match s.kind {
+            SignalKind::Synchronous { .. } => {}
+            SignalKind::AtSyscallExit => {
+                ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
+            }
+            SignalKind::Asynchronous { ip } => {
+                return Err(Error::NotReplayable(vec![format!(
+                    "signal {} delivered asynchronously at {ip:#x} (execution points are issue 4)",
+                    s.signo
+                )])
+                .into())
+            }
+        }
+        let (real, ev) = self.resume_to_stop(tid)?;
+        match ev {
+            WaitEvent::Signal { signo, .. } if signo == s.signo => {
+                if let Ok(info) = <[u8; ptrace::SIGINFO_SIZE]>::try_from(s.siginfo.as_slice()) {
+                    ptrace::setsiginfo(real, &info).map_err(perr("PTRACE_SETSIGINFO", real))?;
+                }
+                self.set_state(tid, State::Idle { deliver: s.signo });
+                Ok(())
+            }
+            ev => {
+                let seen = self.describe_stop(real, &ev);
+                Err(self.diverged(tid, "signal", format!("signal {}", s.signo), seen))
+            }
+        }
+    }
+}
+
+/// Where a clone-family syscall made the kernel store the new thread's id:
+/// `(address, in the child's address space)`.
+fn tid_fields(tid: i32, nr: i64, args: &[u64; 6]) -> Vec<(u64, bool)> {
+    let (flags, child_tid, parent_tid) = match nr {
+        libc::SYS_clone => (args[0], args[3], args[2]),
+        libc::SYS_clone3 => {
+            let mem = RemoteMem::new(tid);
+            let mut raw = [0u8; 32];
+            if mem.read_exact(args[0], &mut raw).is_err() {
+                return Vec::new();
+            }
+            let word =
+                |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            (word(0), word(2), word(3))
+        }
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    if flags & libc::CLONE_PARENT_SETTID as u64 != 0 && parent_tid != 0 {
+        out.push((parent_tid, false));
+    }
+    if flags & libc::CLONE_CHILD_SETTID as u64 != 0 && child_tid != 0 {
+        out.push((child_tid, true));
+    }
+    out
+}

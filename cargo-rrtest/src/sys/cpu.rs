@@ -1,0 +1,55 @@
+//! CPU facts of the machine we run on: the CPUID table and the time stamp
+//! counter (for emulating the tracee's trapped `rdtsc`).
+
+use crate::trace::CpuidLeaf;
+
+/// Leaves whose subleaves (`ecx`) select different information.
+const SUBLEAF_LEAVES: &[u32] = &[
+    0x4, 0x7, 0xb, 0xd, 0xf, 0x10, 0x12, 0x14, 0x17, 0x18, 0x1d, 0x1e, 0x1f, 0x20, 0x24,
+];
+
+fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+/// Reads the CPUID table: every basic and extended leaf, and up to 16
+/// subleaves of the leaves that have them.
+pub fn cpuid_table() -> Vec<CpuidLeaf> {
+    let mut table = Vec::new();
+    for base in [0u32, 0x8000_0000] {
+        let max = cpuid(base, 0)[0];
+        if max < base || max - base > 0x100 {
+            continue;
+        }
+        for leaf in base..=max {
+            let subleaves = if SUBLEAF_LEAVES.contains(&leaf) {
+                16
+            } else {
+                1
+            };
+            for subleaf in 0..subleaves {
+                table.push(CpuidLeaf {
+                    leaf,
+                    subleaf,
+                    regs: cpuid(leaf, subleaf),
+                });
+            }
+        }
+    }
+    table
+}
+
+/// Reads the time stamp counter (and, for `rdtscp`, `IA32_TSC_AUX`).
+pub fn rdtsc(with_aux: bool) -> (u64, Option<u32>) {
+    if with_aux {
+        let mut aux = 0u32;
+        // SAFETY: rdtscp is unprivileged (we are not under PR_TSC_SIGSEGV) and
+        // writes only `aux`, a valid local.
+        let tsc = unsafe { core::arch::x86_64::__rdtscp(&mut aux) };
+        (tsc, Some(aux))
+    } else {
+        // SAFETY: rdtsc is unprivileged and has no memory effects.
+        (unsafe { core::arch::x86_64::_rdtsc() }, None)
+    }
+}

@@ -1,0 +1,253 @@
+//! ptrace requests and `waitpid`, as thin wrappers over libc.
+//!
+//! nix covers most of ptrace, but its `Signal` enum cannot carry real-time
+//! signals, which tracees use; these wrappers take and return raw signal
+//! numbers instead.
+
+use std::io;
+
+/// The tracee's general registers (`struct user_regs_struct`).
+pub type Regs = libc::user_regs_struct;
+
+/// Size of a raw `siginfo_t`.
+pub const SIGINFO_SIZE: usize = 128;
+
+/// The options every tracee is seized with.
+pub const OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
+    | libc::PTRACE_O_TRACECLONE
+    | libc::PTRACE_O_TRACEFORK
+    | libc::PTRACE_O_TRACEVFORK
+    | libc::PTRACE_O_TRACEEXEC
+    | libc::PTRACE_O_TRACESECCOMP
+    | libc::PTRACE_O_EXITKILL;
+
+/// What `waitpid` reported about one tracee thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEvent {
+    /// The thread exited (for a thread-group leader: the process exited).
+    Exited {
+        /// Thread id.
+        tid: i32,
+        /// Exit code.
+        code: i32,
+    },
+    /// The thread was killed by a signal.
+    Signaled {
+        /// Thread id.
+        tid: i32,
+        /// The signal.
+        signo: i32,
+        /// Whether it dumped core.
+        core: bool,
+    },
+    /// A syscall stop (`SIGTRAP | 0x80`, from `PTRACE_SYSCALL`).
+    SyscallStop {
+        /// Thread id.
+        tid: i32,
+    },
+    /// A `PTRACE_EVENT_*` stop.
+    Event {
+        /// Thread id.
+        tid: i32,
+        /// The `PTRACE_EVENT_*` number.
+        event: i32,
+        /// The stop signal (for `PTRACE_EVENT_STOP`, which signal stopped it).
+        sig: i32,
+    },
+    /// A signal-delivery-stop: `signo` is about to be delivered.
+    Signal {
+        /// Thread id.
+        tid: i32,
+        /// The signal.
+        signo: i32,
+    },
+}
+
+impl WaitEvent {
+    /// The thread the event is about.
+    pub fn tid(&self) -> i32 {
+        match *self {
+            WaitEvent::Exited { tid, .. }
+            | WaitEvent::Signaled { tid, .. }
+            | WaitEvent::SyscallStop { tid }
+            | WaitEvent::Event { tid, .. }
+            | WaitEvent::Signal { tid, .. } => tid,
+        }
+    }
+}
+
+fn decode(tid: i32, status: libc::c_int) -> WaitEvent {
+    if libc::WIFEXITED(status) {
+        WaitEvent::Exited {
+            tid,
+            code: libc::WEXITSTATUS(status),
+        }
+    } else if libc::WIFSIGNALED(status) {
+        WaitEvent::Signaled {
+            tid,
+            signo: libc::WTERMSIG(status),
+            core: libc::WCOREDUMP(status),
+        }
+    } else {
+        let sig = libc::WSTOPSIG(status);
+        let event = (status >> 16) & 0xff;
+        if sig == (libc::SIGTRAP | 0x80) {
+            WaitEvent::SyscallStop { tid }
+        } else if event != 0 {
+            WaitEvent::Event { tid, event, sig }
+        } else {
+            WaitEvent::Signal { tid, signo: sig }
+        }
+    }
+}
+
+fn wait_raw(pid: i32, flags: libc::c_int) -> io::Result<Option<WaitEvent>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer for the duration of the call.
+        let r = unsafe { libc::waitpid(pid, &mut status, flags | libc::__WALL) };
+        if r > 0 {
+            return Ok(Some(decode(r, status)));
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Waits for the next event of any tracee.
+pub fn wait_any() -> io::Result<WaitEvent> {
+    wait_raw(-1, 0).map(|e| e.expect("blocking waitpid returned no child"))
+}
+
+/// Returns the next event of any tracee, if one is ready.
+pub fn wait_any_nohang() -> io::Result<Option<WaitEvent>> {
+    wait_raw(-1, libc::WNOHANG)
+}
+
+/// Waits for the next event of thread `tid`.
+pub fn wait_tid(tid: i32) -> io::Result<WaitEvent> {
+    wait_raw(tid, 0).map(|e| e.expect("blocking waitpid returned no child"))
+}
+
+fn req(request: libc::c_uint, tid: i32, addr: usize, data: usize) -> io::Result<libc::c_long> {
+    // SAFETY: every request issued through this function passes either a
+    // plain integer or a pointer to a live, correctly sized buffer as `data`
+    // (see the callers), and the kernel validates `tid`.
+    let r = unsafe {
+        libc::ptrace(
+            request,
+            tid,
+            addr as *mut libc::c_void,
+            data as *mut libc::c_void,
+        )
+    };
+    if r == -1 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(0) {
+            return Err(e);
+        }
+    }
+    Ok(r)
+}
+
+/// `PTRACE_SEIZE` with [`OPTIONS`].
+pub fn seize(tid: i32) -> io::Result<()> {
+    req(libc::PTRACE_SEIZE, tid, 0, OPTIONS as usize).map(drop)
+}
+
+/// Resumes the thread until its next stop (seccomp stops included), delivering `sig` (0 for none).
+pub fn cont(tid: i32, sig: i32) -> io::Result<()> {
+    req(libc::PTRACE_CONT, tid, 0, sig as usize).map(drop)
+}
+
+/// Resumes the thread until its next syscall stop, delivering `sig` (0 for none).
+pub fn syscall(tid: i32, sig: i32) -> io::Result<()> {
+    req(libc::PTRACE_SYSCALL, tid, 0, sig as usize).map(drop)
+}
+
+/// Executes one instruction.
+pub fn singlestep(tid: i32, sig: i32) -> io::Result<()> {
+    req(libc::PTRACE_SINGLESTEP, tid, 0, sig as usize).map(drop)
+}
+
+/// Stops a running thread (`PTRACE_INTERRUPT`).
+pub fn interrupt(tid: i32) -> io::Result<()> {
+    req(libc::PTRACE_INTERRUPT, tid, 0, 0).map(drop)
+}
+
+/// Reads the general registers.
+pub fn getregs(tid: i32) -> io::Result<Regs> {
+    // SAFETY: user_regs_struct is plain integers; all-zero is valid.
+    let mut regs: Regs = unsafe { std::mem::zeroed() };
+    req(
+        libc::PTRACE_GETREGS,
+        tid,
+        0,
+        &mut regs as *mut Regs as usize,
+    )?;
+    Ok(regs)
+}
+
+/// Writes the general registers.
+pub fn setregs(tid: i32, regs: &Regs) -> io::Result<()> {
+    req(libc::PTRACE_SETREGS, tid, 0, regs as *const Regs as usize).map(drop)
+}
+
+/// `PTRACE_GETEVENTMSG`: e.g. the new thread's id at a clone event.
+pub fn geteventmsg(tid: i32) -> io::Result<u64> {
+    let mut msg: libc::c_ulong = 0;
+    req(
+        libc::PTRACE_GETEVENTMSG,
+        tid,
+        0,
+        &mut msg as *mut libc::c_ulong as usize,
+    )?;
+    Ok(msg)
+}
+
+/// The raw `siginfo_t` of the signal the thread is stopped for.
+pub fn getsiginfo(tid: i32) -> io::Result<[u8; SIGINFO_SIZE]> {
+    let mut buf = [0u8; SIGINFO_SIZE];
+    req(libc::PTRACE_GETSIGINFO, tid, 0, buf.as_mut_ptr() as usize)?;
+    Ok(buf)
+}
+
+/// Replaces the `siginfo_t` of the signal the thread is stopped for.
+pub fn setsiginfo(tid: i32, info: &[u8; SIGINFO_SIZE]) -> io::Result<()> {
+    req(libc::PTRACE_SETSIGINFO, tid, 0, info.as_ptr() as usize).map(drop)
+}
+
+/// Sends `sig` to thread `tid` of process `pid` (from the recorder/replayer).
+pub fn tgkill(pid: i32, tid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: a plain syscall with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, sig) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `si_code` of a raw siginfo.
+pub fn siginfo_code(info: &[u8; SIGINFO_SIZE]) -> i32 {
+    i32::from_ne_bytes([info[8], info[9], info[10], info[11]])
+}
+
+/// Syscall argument registers in order (rdi, rsi, rdx, r10, r8, r9).
+pub fn syscall_args(regs: &Regs) -> [u64; 6] {
+    [regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9]
+}
+
+/// Sets the syscall argument registers.
+pub fn set_syscall_args(regs: &mut Regs, args: &[u64; 6]) {
+    regs.rdi = args[0];
+    regs.rsi = args[1];
+    regs.rdx = args[2];
+    regs.r10 = args[3];
+    regs.r8 = args[4];
+    regs.r9 = args[5];
+}

@@ -1,0 +1,168 @@
+//! Starting a tracee: fork, prepare the child, seize it, exec.
+//!
+//! The child, between `fork` and `execve`, only makes raw syscalls on data
+//! prepared before the fork (no allocation, no locks):
+//! 1. `personality(ADDR_NO_RANDOMIZE)`, `PR_SET_NO_NEW_PRIVS`,
+//!    `PR_SET_TSC(PR_TSC_SIGSEGV)` (rdtsc traps), `RLIMIT_STACK` = 8 MiB (the
+//!    stack limit decides the mmap layout, so record and replay fix it);
+//! 2. waits on a pipe until the parent has seized it (`PTRACE_O_EXITKILL`, so a
+//!    dying recorder takes its tracees along);
+//! 3. installs the seccomp filter and execs. A failed exec reports its errno
+//!    through a close-on-exec pipe.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::ptrace::{self, WaitEvent};
+use super::seccomp::SockFilter;
+
+/// What to execute, and how.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    /// Path passed to `execve` (it becomes `AT_EXECFN`).
+    pub path: CString,
+    /// argv.
+    pub argv: Vec<CString>,
+    /// envp.
+    pub envp: Vec<CString>,
+    /// Working directory to change to, if any.
+    pub cwd: Option<CString>,
+    /// The seccomp filter to install right before `execve`.
+    pub filter: Vec<SockFilter>,
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid out-array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two fresh descriptors that we now own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Forks and prepares the tracee, seizes it, lets it exec, and returns its
+/// pid once it is stopped at the exit of its `execve`.
+pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
+    let (sync_r, sync_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let prog = libc::sock_fprog {
+        len: spec.filter.len() as u16,
+        filter: spec.filter.as_ptr() as *mut SockFilter,
+    };
+    let cwd = spec.cwd.as_ref().map(|c| c.as_ptr());
+    let stack_limit = libc::rlimit {
+        rlim_cur: 8 << 20,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+
+    // SAFETY: fork in a process that is single-threaded at this point (the
+    // recorder runs one tracee per process); the child below only makes
+    // async-signal-safe raw syscalls on memory prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: child side of fork; see the module docs. Every pointer
+        // refers to memory prepared above, alive until execve or _exit.
+        unsafe {
+            libc::close(sync_w.as_raw_fd());
+            libc::close(err_r.as_raw_fd());
+            let persona = libc::personality(0xffff_ffff);
+            if persona != -1 {
+                libc::personality((persona | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong);
+            }
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0);
+            let mut cur = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_STACK, &mut cur) == 0 {
+                let lim = libc::rlimit {
+                    rlim_cur: stack_limit.rlim_cur.min(cur.rlim_max),
+                    rlim_max: cur.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_STACK, &lim);
+            }
+            if let Some(dir) = cwd {
+                libc::chdir(dir);
+            }
+            let mut b = 0u8;
+            // Returns 0 when the parent closes its end, after seizing us.
+            libc::read(
+                sync_r.as_raw_fd(),
+                &mut b as *mut u8 as *mut libc::c_void,
+                1,
+            );
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &prog as *const libc::sock_fprog,
+                0,
+                0,
+            ) != 0
+            {
+                let errno = *libc::__errno_location();
+                let tagged = [b'S', errno as u8, (errno >> 8) as u8, 0];
+                libc::write(err_w.as_raw_fd(), tagged.as_ptr() as *const libc::c_void, 4);
+                libc::_exit(127);
+            }
+            libc::execve(spec.path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            let errno = *libc::__errno_location();
+            let tagged = [b'E', errno as u8, (errno >> 8) as u8, 0];
+            libc::write(err_w.as_raw_fd(), tagged.as_ptr() as *const libc::c_void, 4);
+            libc::_exit(127);
+        }
+    }
+    drop(sync_r);
+    drop(err_w);
+    let seized = ptrace::seize(pid);
+    drop(sync_w);
+    if let Err(e) = seized {
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        return Err(io::Error::new(e.kind(), format!("ptrace(PTRACE_SEIZE) failed: {e} (is ptrace allowed here? see /proc/sys/kernel/yama/ptrace_scope)")));
+    }
+    loop {
+        match ptrace::wait_tid(pid)? {
+            WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_EXEC => {
+                // Let execve itself return (it would overwrite rax), so the
+                // caller gets the thread at a plain syscall-exit stop.
+                ptrace::syscall(pid, 0)?;
+                return match ptrace::wait_tid(pid)? {
+                    WaitEvent::SyscallStop { .. } => Ok(pid),
+                    ev => Err(io::Error::other(format!(
+                        "unexpected stop after exec: {ev:?}"
+                    ))),
+                };
+            }
+            WaitEvent::Event { .. } | WaitEvent::SyscallStop { .. } => ptrace::cont(pid, 0)?,
+            WaitEvent::Signal { signo, .. } => ptrace::cont(pid, signo)?,
+            WaitEvent::Exited { .. } | WaitEvent::Signaled { .. } => {
+                let mut buf = [0u8; 4];
+                let f = std::fs::File::from(err_r);
+                let n = io::Read::read(&mut &f, &mut buf).unwrap_or(0);
+                let errno = i32::from(buf[1]) | (i32::from(buf[2]) << 8);
+                let what = match buf[0] {
+                    b'S' if n == 4 => "installing the seccomp filter failed",
+                    b'E' if n == 4 => "execve failed",
+                    _ => "the child exited before exec",
+                };
+                return Err(io::Error::new(
+                    io::Error::from_raw_os_error(errno).kind(),
+                    format!("{what}: {}", io::Error::from_raw_os_error(errno)),
+                ));
+            }
+        }
+    }
+}
