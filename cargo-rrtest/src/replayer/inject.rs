@@ -54,11 +54,14 @@ pub fn set_ret(tid: i32, mut regs: Regs, ret: i64) -> Result<(), Error> {
     ptrace::setregs(tid, &regs).map_err(perr("PTRACE_SETREGS", tid))
 }
 
-/// Emulates a syscall: skip it, then inject its recorded result.
+/// Emulates a syscall: skip it, and inject its recorded result. At a seccomp
+/// stop, a syscall number of -1 skips the syscall and leaves `rax` as we set
+/// it, so this costs no further stop.
 pub fn emulate(tid: i32, regs: &mut Regs, result: &SyscallResult, echo: bool) -> Result<(), Error> {
-    let exit_regs = skip_syscall(tid, regs)?;
+    regs.orig_rax = u64::MAX;
+    regs.rax = result.ret as u64;
+    ptrace::setregs(tid, regs).map_err(perr("PTRACE_SETREGS", tid))?;
     write_back(tid, result)?;
-    set_ret(tid, exit_regs, result.ret)?;
     if echo {
         echo_output(&result.extra);
     }

@@ -66,7 +66,9 @@ fn cstr(b: &[u8]) -> CString {
 
 /// Replays the trace in `opts.trace_dir` to its end.
 pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
-    let mut reader = TraceReader::open(&opts.trace_dir)?;
+    // Absolute: the tracee opens the trace's files from its own directory.
+    let dir = std::path::absolute(&opts.trace_dir).unwrap_or_else(|_| opts.trace_dir.clone());
+    let mut reader = TraceReader::open(&dir)?;
     let header = reader.header().clone();
     if !header.unreplayable.is_empty() {
         return Err(Error::NotReplayable(header.unreplayable.clone()).into());
