@@ -10,14 +10,40 @@
 //! [`TraceWriter`] writes one while recording; [`TraceReader`] reads it back,
 //! rejecting unknown versions and reporting corruption with its offset.
 
+pub mod codec;
 mod event;
+mod files;
 mod header;
+mod reader;
+pub mod stream;
+mod writer;
+
+#[cfg(test)]
+mod tests;
 
 pub use event::*;
+pub use files::{file_id_of, Stored};
 pub use header::*;
+pub use reader::{read_header, TraceReader};
+pub use writer::{TraceWriter, ZSTD_LEVEL};
 
-/// The trace format version this build writes and reads.
+/// The trace format version this build writes and reads (`format_version` in
+/// `header.json`).
+///
+/// Compatibility rule (docs/trace-format.md): a reader accepts only the
+/// versions it knows and rejects any other with [`Error::VersionMismatch`],
+/// which names the version and the cargo-rrtest that wrote the trace. Any
+/// change a version-1 reader would misread (a header field's meaning, a
+/// record layout, a new record tag) needs a new version; fields added to
+/// `header.json` with a default are compatible.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The header's file name in a trace directory.
+pub const HEADER_FILE: &str = "header.json";
+/// The event stream's file name.
+pub const EVENTS_FILE: &str = "events.zst";
+/// The directory of file copies.
+pub const FILES_DIR: &str = "files";
 
 /// Errors reading or writing a trace.
 #[derive(Debug, thiserror::Error)]

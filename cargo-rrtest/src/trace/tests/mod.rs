@@ -1,0 +1,9 @@
+//! Tests of the trace format: round trips of random events, corruption,
+//! versions, the golden trace, and `files/`.
+
+mod corrupt;
+mod files;
+mod gen;
+mod golden;
+mod roundtrip;
+mod version;
