@@ -67,7 +67,14 @@ fn offset_of(text: &[u8], line: usize, column: usize) -> u64 {
 pub fn read_header(dir: &Path) -> Result<Header, Error> {
     let path = dir.join(HEADER_FILE);
     let display = path.display().to_string();
-    let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+    let file = File::open(&path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            let why = format!("no {HEADER_FILE} here: not a cargo-rrtest trace directory");
+            io_err(dir, io::Error::new(e.kind(), why))
+        } else {
+            io_err(&path, e)
+        }
+    })?;
     let mut text = Vec::new();
     file.take(MAX_HEADER_LEN + 1)
         .read_to_end(&mut text)
