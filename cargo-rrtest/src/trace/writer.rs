@@ -151,30 +151,42 @@ impl TraceWriter {
             Some(s) => Ok(s),
             None => Err(io_err(
                 &self.events_path,
-                io::Error::other("the event stream was already closed"),
+                io::Error::other("the event stream was closed by an earlier write error"),
             )),
         }
     }
 
     /// Appends `event` to the stream (buffered; no allocation per event once
     /// the buffer has grown to the largest event).
+    ///
+    /// An event the format cannot hold (a malformed [`FileId`], a field over
+    /// the limits in docs/trace-format.md) is refused with an `InvalidInput`
+    /// I/O error and nothing is written. After a write error the stream is
+    /// closed: later pushes fail, and the trace reads as truncated there.
     pub fn push(&mut self, event: &Event) -> Result<(), Error> {
-        let path = self.events_path.clone();
-        self.stream()?.push(event).map_err(|e| match e {
-            PushError::Io(e) => io_err(&path, e),
-            PushError::Encode(e) => io_err(&path, io::Error::new(io::ErrorKind::InvalidInput, e)),
-        })
+        let result = self.stream()?.push(event);
+        match result {
+            Ok(()) => Ok(()),
+            Err(PushError::Encode(e)) => Err(io_err(
+                &self.events_path,
+                io::Error::new(io::ErrorKind::InvalidInput, e),
+            )),
+            Err(PushError::Io(e)) => {
+                self.stream = None;
+                Err(io_err(&self.events_path, e))
+            }
+        }
     }
 
     /// Makes every event pushed so far readable from `events.zst` even if
     /// this process dies next (ends the current zstd block). Costs some
     /// compression; call it at natural pauses, not per event.
     pub fn flush(&mut self) -> Result<(), Error> {
-        let path = self.events_path.clone();
-        self.stream()?
-            .get_mut()
-            .flush()
-            .map_err(|e| io_err(&path, e))
+        let result = self.stream()?.get_mut().flush();
+        result.map_err(|e| {
+            self.stream = None;
+            io_err(&self.events_path, e)
+        })
     }
 
     /// Events pushed so far.
