@@ -4,7 +4,11 @@
 //! SHA-256 of its content, and its copy is `files/<id>`. Adding a file:
 //!
 //! 1. open it and `fstat` it; a file seen before with the same identity
-//!    (device, inode, size, mtime) gets its earlier id without being read again;
+//!    (device, inode, size, mtime) gets its earlier id without being read
+//!    again: in this trace it is then already stored; for another trace of
+//!    the same process (a test run records many) it is only linked. The
+//!    process-wide cache is what keeps per-test recording cheap when every
+//!    test maps the same large test binary and libraries;
 //! 2. hard-link the *open file* (through `/proc/self/fd`, so the link is the
 //!    inode that gets hashed even if the path is replaced meanwhile) to a
 //!    temporary name in `files/`, then hash it; if the file changed while it
@@ -20,9 +24,11 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 
@@ -52,6 +58,24 @@ impl Identity {
     }
 }
 
+/// Ids of the files any trace of this process stored, by identity.
+fn known_ids() -> &'static Mutex<HashMap<Identity, FileId>> {
+    static KNOWN: OnceLock<Mutex<HashMap<Identity, FileId>>> = OnceLock::new();
+    KNOWN.get_or_init(Default::default)
+}
+
+fn known_id(ident: &Identity) -> Option<FileId> {
+    // A poisoned lock only means another thread panicked mid-insert: the map
+    // itself is still a valid cache.
+    let map = known_ids().lock().unwrap_or_else(|e| e.into_inner());
+    map.get(ident).cloned()
+}
+
+fn remember_id(ident: Identity, id: &FileId) {
+    let mut map = known_ids().lock().unwrap_or_else(|e| e.into_inner());
+    map.insert(ident, id.clone());
+}
+
 /// How a file got into `files/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -76,6 +100,8 @@ pub struct FileStore {
     pub linked: u64,
     /// Files copied.
     pub copied: u64,
+    /// Bytes read to hash files.
+    pub hashed_bytes: u64,
 }
 
 /// An I/O error with the path it concerns.
@@ -96,6 +122,7 @@ impl FileStore {
             tmp_counter: 0,
             linked: 0,
             copied: 0,
+            hashed_bytes: 0,
         })
     }
 
@@ -119,39 +146,52 @@ impl FileStore {
             return Ok((id.clone(), Stored::Cached));
         }
         let executable = before.mode() & 0o111 != 0;
-        if self.buf.is_empty() {
-            self.buf = vec![0u8; 256 * 1024];
+        let proc_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+
+        // Another trace of this process stored it: link it without hashing.
+        if let Some(id) = known_id(&ident) {
+            let dest = self.dir.join(&id.0);
+            if dest.exists() {
+                self.seen.insert(ident, id.clone());
+                return Ok((id, Stored::Deduplicated));
+            }
+            let tmp = self.tmp_path();
+            if link_same(&proc_path, &tmp, &ident) {
+                if let Err(e) = fs::rename(&tmp, &dest) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err((dest, e));
+                }
+                self.linked += 1;
+                self.seen.insert(ident, id.clone());
+                return Ok((id, Stored::Linked));
+            }
+            // Fall through: hash (and copy) it as a new file.
         }
 
         // Try a hard link of the open file, then hash it.
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; 256 * 1024];
+        }
         let tmp = self.tmp_path();
-        let proc_path = PathBuf::from(format!("/proc/self/fd/{}", {
-            use std::os::fd::AsRawFd;
-            file.as_raw_fd()
-        }));
-        let linked = nix::unistd::linkat(
-            nix::fcntl::AT_FDCWD,
-            &proc_path,
-            nix::fcntl::AT_FDCWD,
-            &tmp,
-            nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
-        )
-        .is_ok();
+        let linked = link_same(&proc_path, &tmp, &ident);
         let mut how = Stored::Copied;
         let mut id = None;
         if linked {
-            let ok = fs::symlink_metadata(&tmp)
-                .map(|m| m.dev() == ident.dev && m.ino() == ident.ino)
-                .unwrap_or(false);
-            if ok {
-                let digest = at(path, hash_reader(&mut file, &mut self.buf, None))?;
-                let after = at(path, file.metadata())?;
-                if Identity::of(&after) == ident && digest.1 == ident.size {
-                    id = Some(digest.0);
-                    how = Stored::Linked;
+            let digest = hash_reader(&mut file, &mut self.buf, None)
+                .and_then(|d| file.metadata().map(|after| (d, after)));
+            let (digest, after) = match digest {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err((path.to_owned(), e));
                 }
-            }
-            if id.is_none() {
+            };
+            self.hashed_bytes += digest.1;
+            if Identity::of(&after) == ident && digest.1 == ident.size {
+                id = Some(digest.0);
+                how = Stored::Linked;
+            } else {
+                // It changed while we read it: the link would not match.
                 let _ = fs::remove_file(&tmp);
             }
         }
@@ -159,7 +199,7 @@ impl FileStore {
             Some(id) => id,
             None => {
                 // Copy, hashing what is copied: the copy always matches its id.
-                at(path, io::Seek::seek(&mut file, io::SeekFrom::Start(0)))?;
+                at(path, file.seek(io::SeekFrom::Start(0)))?;
                 let mode = if executable { 0o700 } else { 0o600 };
                 let mut out = at(
                     &tmp,
@@ -172,7 +212,10 @@ impl FileStore {
                 let res = hash_reader(&mut file, &mut self.buf, Some(&mut out))
                     .and_then(|d| out.sync_all().map(|()| d));
                 match res {
-                    Ok((id, _)) => id,
+                    Ok((id, n)) => {
+                        self.hashed_bytes += n;
+                        id
+                    }
                     Err(e) => {
                         let _ = fs::remove_file(&tmp);
                         return Err((path.to_owned(), e));
@@ -198,6 +241,7 @@ impl FileStore {
         if let Ok(after) = file.metadata() {
             if Identity::of(&after) == ident {
                 self.seen.insert(ident, id.clone());
+                remember_id(ident, &id);
             }
         }
         Ok((id, how))
@@ -213,6 +257,30 @@ impl FileStore {
     pub fn sync(&self) -> Result<(), PathError> {
         at(&self.dir, File::open(&self.dir).and_then(|d| d.sync_all()))
     }
+}
+
+/// Hard-links the open file behind `proc_path` (a `/proc/self/fd` path) to
+/// `tmp`, and checks that the link is the inode of `ident`; on failure
+/// nothing is left at `tmp`.
+fn link_same(proc_path: &Path, tmp: &Path, ident: &Identity) -> bool {
+    let linked = nix::unistd::linkat(
+        nix::fcntl::AT_FDCWD,
+        proc_path,
+        nix::fcntl::AT_FDCWD,
+        tmp,
+        nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+    )
+    .is_ok();
+    if !linked {
+        return false;
+    }
+    let same = fs::symlink_metadata(tmp)
+        .map(|m| m.dev() == ident.dev && m.ino() == ident.ino)
+        .unwrap_or(false);
+    if !same {
+        let _ = fs::remove_file(tmp);
+    }
+    same
 }
 
 /// Hashes everything `input` yields (copying it to `copy` if given); returns

@@ -218,6 +218,12 @@ impl TraceWriter {
         &self.dir
     }
 
+    /// Bytes read so far to hash files for this trace (a measure of what
+    /// `add_file` cost).
+    pub fn files_hashed_bytes(&self) -> u64 {
+        self.files.hashed_bytes
+    }
+
     /// The path of a stored file.
     pub fn file_path(&self, id: &FileId) -> PathBuf {
         self.files.dir().join(&id.0)

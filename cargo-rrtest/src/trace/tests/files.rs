@@ -175,3 +175,29 @@ fn only_regular_files_can_be_added() {
         .expect_err("missing");
     assert!(err.to_string().contains("missing"), "{err}");
 }
+
+#[test]
+fn another_trace_of_the_process_links_a_known_file_without_hashing_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("big-test-binary");
+    std::fs::write(&src, vec![0x5a; 300_000]).expect("write");
+    let mut first = TraceWriter::create(&tmp.path().join("t1"), header()).expect("create");
+    let (id1, how) = first.add_file_with(&src).expect("add");
+    assert_eq!(how, Stored::Linked);
+    let mut second = TraceWriter::create(&tmp.path().join("t2"), header()).expect("create");
+    let (id2, how) = second.add_file_with(&src).expect("add");
+    assert_eq!((id2.clone(), how), (id1.clone(), Stored::Linked));
+    assert_eq!(second.files_hashed_bytes(), 0);
+    assert_eq!(
+        std::fs::metadata(second.file_path(&id2))
+            .expect("copy")
+            .ino(),
+        std::fs::metadata(&src).expect("src").ino()
+    );
+    // The same file after a rewrite is a new file again.
+    std::fs::remove_file(&src).expect("rm");
+    std::fs::write(&src, vec![0xa5; 300_000]).expect("write");
+    let (id3, _) = second.add_file_with(&src).expect("add");
+    assert_ne!(id3, id1);
+    assert_eq!(second.files_hashed_bytes(), 300_000);
+}
