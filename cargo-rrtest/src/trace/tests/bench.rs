@@ -128,3 +128,31 @@ fn run(pages: bool) {
         decoded as f64 / read.as_secs_f64() / 1e6,
     );
 }
+
+#[test]
+#[ignore = "a measurement; run in release with --nocapture"]
+fn bench_add_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("test-binary");
+    let mut rng = Rng::new(5);
+    let data: Vec<u8> = (0..64 << 20).map(|_| rng.next_u64() as u8).collect();
+    std::fs::write(&src, &data).expect("write");
+    let mut w1 = TraceWriter::create(&tmp.path().join("t1"), header()).expect("create");
+    let t = Instant::now();
+    w1.add_file(&src).expect("add");
+    let first = t.elapsed();
+    let mut w2 = TraceWriter::create(&tmp.path().join("t2"), header()).expect("create");
+    let t = Instant::now();
+    w2.add_file(&src).expect("add");
+    let second = t.elapsed();
+    let t = Instant::now();
+    w2.add_file(&src).expect("add");
+    let third = t.elapsed();
+    eprintln!(
+        "64 MiB file: first trace {:.1} ms (hash {:.0} MB/s + link), another trace {:.3} ms (link only), same trace again {:.3} ms",
+        first.as_secs_f64() * 1e3,
+        64.0 * 1.048576 / first.as_secs_f64(),
+        second.as_secs_f64() * 1e3,
+        third.as_secs_f64() * 1e3
+    );
+}
