@@ -1,9 +1,21 @@
-//! `cargo rrtest info`: describe a recording.
+//! `cargo rrtest info [--json] DIR`: describe a recording.
+//!
+//! Reads the header and every event (so a damaged trace is reported here
+//! rather than halfway through a replay), and prints versions, the command,
+//! the outcome, whether the trace can be replayed, thread and event counts,
+//! sizes and the recorder's counters. [`TraceInfo`] is the JSON shape; an
+//! unreadable trace exits with `BAD_TRACE` (104).
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use serde::Serialize;
+
 use crate::errors::{Error, Result};
+use crate::trace::{self, Event, Outcome, TraceReader, EVENTS_FILE, FILES_DIR};
 
 /// Options of `cargo rrtest info`.
 #[derive(Debug, clap::Args)]
@@ -15,9 +27,463 @@ pub struct InfoArgs {
     pub trace: PathBuf,
 }
 
+/// What `cargo rrtest info --json` prints.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TraceInfo {
+    /// The trace directory, as given.
+    pub trace: String,
+    /// `header.json`'s `format_version`.
+    pub format_version: u32,
+    /// The cargo-rrtest that recorded it.
+    pub recorder_version: String,
+    /// The recorder <-> preload protocol version.
+    pub protocol_version: u32,
+    /// The recorded command (argv).
+    pub command: Vec<String>,
+    /// The executable's absolute path.
+    pub exe: String,
+    /// The working directory.
+    pub cwd: String,
+    /// The recording machine's kernel.
+    pub kernel: String,
+    /// When it was recorded (RFC 3339).
+    pub recorded_at: String,
+    /// How the program ended; `null` if the recording did not finish.
+    pub outcome: Option<Outcome>,
+    /// Whether the trace can be replayed.
+    pub replayable: bool,
+    /// Why not, if it cannot.
+    pub unreplayable: Vec<String>,
+    /// Distinct threads (and processes) in the events.
+    pub threads: u64,
+    /// Events in the stream.
+    pub events: u64,
+    /// Sizes on disk.
+    pub bytes: Bytes,
+    /// The recorder's counters.
+    pub stats: InfoStats,
+}
+
+/// Sizes on disk, in bytes.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Bytes {
+    /// Every file in the trace directory.
+    pub total: u64,
+    /// `events.zst`.
+    pub events: u64,
+    /// `files/`.
+    pub files: u64,
+}
+
+/// The counters `info` reports.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct InfoStats {
+    /// Syscalls that stopped in the recorder.
+    pub traced_syscalls: u64,
+    /// Syscalls recorded through the in-process buffer.
+    pub buffered_syscalls: u64,
+    /// Syscall sites patched to jump into the buffer.
+    pub patched_sites: u64,
+    /// Signals delivered.
+    pub signals: u64,
+    /// Asynchronous events that need an execution point to replay.
+    pub async_events: u64,
+    /// Emulated rdtsc/rdtscp.
+    pub rdtsc: u64,
+    /// Events, as the header counts them.
+    pub events: u64,
+}
+
 /// Runs `cargo rrtest info`.
-pub fn exec(_args: InfoArgs) -> Result<ExitCode> {
-    Err(Error::Other(
-        "`cargo rrtest info` is being built (issue 3)".into(),
-    ))
+pub fn exec(args: InfoArgs) -> Result<ExitCode> {
+    let info = collect(&args.trace)?;
+    let text = if args.json {
+        let mut s = serde_json::to_string_pretty(&info)
+            .map_err(|e| Error::Other(format!("cannot serialize the trace info: {e}")))?;
+        s.push('\n');
+        s
+    } else {
+        render_text(&info)
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing to stdout", e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the trace in `dir` and everything `info` reports about it.
+pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
+    let mut reader = TraceReader::open(dir)?;
+    let mut tids = BTreeSet::new();
+    let mut unsupported = Vec::new();
+    while let Some(event) = reader.next_event()? {
+        tids.insert(event.tid());
+        match event {
+            Event::NewTask { child, .. } => {
+                tids.insert(child);
+            }
+            Event::Unsupported { what, .. } => unsupported.push(what),
+            _ => {}
+        }
+    }
+    let events = reader.events_read();
+    let h = reader.header();
+
+    let mut unreplayable: Vec<String> = Vec::new();
+    if h.outcome.is_none() {
+        unreplayable.push("the recording did not finish (header.json has no outcome)".into());
+    }
+    for why in h.unreplayable.iter().chain(&unsupported) {
+        if !unreplayable.contains(why) {
+            unreplayable.push(why.clone());
+        }
+    }
+    let threads = if tids.is_empty() {
+        h.stats.threads
+    } else {
+        tids.len() as u64
+    };
+    let bytes = Bytes {
+        total: du(dir)?,
+        events: du(&dir.join(EVENTS_FILE))?,
+        files: du(&dir.join(FILES_DIR))?,
+    };
+    Ok(TraceInfo {
+        trace: dir.display().to_string(),
+        format_version: h.format_version,
+        recorder_version: h.recorder_version.clone(),
+        protocol_version: h.protocol_version,
+        command: h.argv.clone(),
+        exe: h.exe.clone(),
+        cwd: h.cwd.clone(),
+        kernel: h.kernel.clone(),
+        recorded_at: h.recorded_at.clone(),
+        outcome: h.outcome,
+        replayable: unreplayable.is_empty(),
+        unreplayable,
+        threads,
+        events,
+        bytes,
+        stats: InfoStats {
+            traced_syscalls: h.stats.traced_syscalls,
+            buffered_syscalls: h.stats.buffered_syscalls,
+            patched_sites: h.stats.patched_sites,
+            signals: h.stats.signals,
+            async_events: h.stats.async_events,
+            rdtsc: h.stats.rdtsc,
+            events: h.stats.events,
+        },
+    })
+}
+
+/// Bytes of the regular files at or under `path` (symlinks not followed; a
+/// missing path is 0).
+fn du(path: &Path) -> Result<u64, trace::Error> {
+    let io = |p: &Path, source| trace::Error::Io {
+        path: p.display().to_string(),
+        source,
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(path, e)),
+    };
+    if meta.is_file() {
+        return Ok(meta.len());
+    }
+    if !meta.is_dir() {
+        return Ok(0);
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).map_err(|e| io(path, e))? {
+        let entry = entry.map_err(|e| io(path, e))?;
+        total += du(&entry.path())?;
+    }
+    Ok(total)
+}
+
+/// `sh`-style quoting of one word, for showing a command.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn describe_outcome(outcome: Option<Outcome>) -> String {
+    match outcome {
+        Some(Outcome::Exited { code }) => format!("exited with code {code}"),
+        Some(Outcome::Signaled { signo }) => match nix::sys::signal::Signal::try_from(signo) {
+            Ok(sig) => format!("killed by signal {signo} ({sig})"),
+            Err(_) => format!("killed by signal {signo}"),
+        },
+        None => "none: the recording did not finish".into(),
+    }
+}
+
+/// The text form of `info`.
+pub fn render_text(info: &TraceInfo) -> String {
+    let mut s = String::new();
+    let command: Vec<String> = info.command.iter().map(|w| shell_quote(w)).collect();
+    let replayable = if info.replayable {
+        "yes".to_owned()
+    } else {
+        format!("no: {}", info.unreplayable.join("; "))
+    };
+    let st = &info.stats;
+    let lines: [(&str, String); 14] = [
+        ("trace", info.trace.clone()),
+        ("format version", info.format_version.to_string()),
+        (
+            "recorded by",
+            format!("cargo-rrtest {}", info.recorder_version),
+        ),
+        ("protocol version", info.protocol_version.to_string()),
+        ("command", command.join(" ")),
+        ("exe", info.exe.clone()),
+        ("cwd", info.cwd.clone()),
+        ("kernel", info.kernel.clone()),
+        ("recorded at", info.recorded_at.clone()),
+        ("outcome", describe_outcome(info.outcome)),
+        ("replayable", replayable),
+        ("threads", info.threads.to_string()),
+        ("events", info.events.to_string()),
+        (
+            "bytes",
+            format!(
+                "{} total ({} events.zst, {} files/)",
+                info.bytes.total, info.bytes.events, info.bytes.files
+            ),
+        ),
+    ];
+    for (key, value) in lines {
+        let _ = writeln!(s, "{:<17} {value}", format!("{key}:"));
+    }
+    let _ = writeln!(
+        s,
+        "{:<17} traced_syscalls {}, buffered_syscalls {}, patched_sites {}, signals {}, async_events {}, rdtsc {}, events {}",
+        "stats:",
+        st.traced_syscalls,
+        st.buffered_syscalls,
+        st.patched_sites,
+        st.signals,
+        st.async_events,
+        st.rdtsc,
+        st.events
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{
+        ExitStatus, Header, Stats, SyscallEvent, SyscallExtra, SyscallResult, TraceWriter,
+    };
+
+    fn header() -> Header {
+        Header {
+            format_version: trace::FORMAT_VERSION,
+            recorder_version: "0.1.0".into(),
+            protocol_version: 1,
+            argv: vec!["./prog".into(), "it's here".into()],
+            exe: "/tmp/prog".into(),
+            env: vec![],
+            cwd: "/tmp".into(),
+            kernel: "Linux 6.8.0 x86_64".into(),
+            cpuid: vec![],
+            recorded_at: "2026-11-27T05:00:00Z".into(),
+            outcome: None,
+            unreplayable: vec![],
+            stats: Stats::default(),
+        }
+    }
+
+    fn syscall(tid: i32) -> Event {
+        Event::Syscall(SyscallEvent {
+            tid,
+            nr: 1,
+            args: [1, 0x1000, 3, 0, 0, 0],
+            result: SyscallResult {
+                ret: 3,
+                writes: vec![],
+                extra: SyscallExtra::Output {
+                    fd: 1,
+                    data: b"hi\n".to_vec(),
+                },
+            },
+        })
+    }
+
+    fn write_sample(dir: &Path) {
+        let src = dir.with_extension("lib");
+        std::fs::write(&src, b"0123456789").expect("write");
+        let mut w = TraceWriter::create(dir, header()).expect("create");
+        w.add_file(&src).expect("add_file");
+        for e in [
+            syscall(10),
+            Event::NewTask {
+                parent: 10,
+                child: 11,
+                flags: 0x3d0f00,
+            },
+            syscall(11),
+            Event::Unsupported {
+                tid: 11,
+                what: "ioctl 0x1234 on fd 3".into(),
+            },
+            Event::ThreadExit { tid: 11 },
+            Event::ProcessExit {
+                pid: 10,
+                status: ExitStatus::Exited(3),
+            },
+        ] {
+            w.push(&e).expect("push");
+        }
+        let h = w.header_mut();
+        h.outcome = Some(Outcome::Exited { code: 3 });
+        h.unreplayable.push("ioctl 0x1234 on fd 3".into());
+        h.stats.traced_syscalls = 2;
+        h.stats.signals = 4;
+        h.stats.rdtsc = 5;
+        w.finish().expect("finish");
+    }
+
+    #[test]
+    fn json_shape() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("trace");
+        write_sample(&dir);
+        let info = collect(&dir).expect("collect");
+        let v = serde_json::to_value(&info).expect("json");
+        let keys: BTreeSet<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let want: BTreeSet<&str> = [
+            "trace",
+            "format_version",
+            "recorder_version",
+            "protocol_version",
+            "command",
+            "exe",
+            "cwd",
+            "kernel",
+            "recorded_at",
+            "outcome",
+            "replayable",
+            "unreplayable",
+            "threads",
+            "events",
+            "bytes",
+            "stats",
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(keys, want);
+        assert_eq!(v["format_version"], 1);
+        assert_eq!(v["recorder_version"], "0.1.0");
+        assert_eq!(v["command"], serde_json::json!(["./prog", "it's here"]));
+        assert_eq!(v["outcome"], serde_json::json!({"exited": {"code": 3}}));
+        assert_eq!(v["replayable"], false);
+        // The header's reason and the event's are the same: listed once.
+        assert_eq!(
+            v["unreplayable"],
+            serde_json::json!(["ioctl 0x1234 on fd 3"])
+        );
+        assert_eq!(v["threads"], 2);
+        assert_eq!(v["events"], 6);
+        assert_eq!(
+            v["stats"],
+            serde_json::json!({
+                "traced_syscalls": 2, "buffered_syscalls": 0, "patched_sites": 0,
+                "signals": 4, "async_events": 0, "rdtsc": 5, "events": 6
+            })
+        );
+        let bytes = &v["bytes"];
+        assert_eq!(bytes["files"], 10);
+        let events_len = std::fs::metadata(dir.join("events.zst"))
+            .expect("meta")
+            .len();
+        let header_len = std::fs::metadata(dir.join("header.json"))
+            .expect("meta")
+            .len();
+        assert_eq!(bytes["events"], events_len);
+        assert_eq!(bytes["total"], events_len + header_len + 10);
+    }
+
+    #[test]
+    fn text_output() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("trace");
+        write_sample(&dir);
+        let text = render_text(&collect(&dir).expect("collect"));
+        for want in [
+            "format version:   1\n",
+            "command:          ./prog 'it'\\''s here'\n",
+            "outcome:          exited with code 3\n",
+            "replayable:       no: ioctl 0x1234 on fd 3\n",
+            "threads:          2\n",
+            "events:           6\n",
+            "stats:            traced_syscalls 2, buffered_syscalls 0, patched_sites 0, signals 4, async_events 0, rdtsc 5, events 6\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn an_unfinished_trace_is_not_replayable() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("trace");
+        TraceWriter::create(&dir, header())
+            .expect("create")
+            .finish()
+            .expect("finish");
+        let info = collect(&dir).expect("collect");
+        assert_eq!(info.outcome, None);
+        assert!(!info.replayable);
+        assert!(info.unreplayable[0].contains("did not finish"));
+        assert!(render_text(&info).contains("outcome:          none"));
+    }
+
+    #[test]
+    fn bad_traces_exit_with_bad_trace() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("trace");
+        write_sample(&dir);
+        // Damage the event stream: an error, not a partial report.
+        let mut data = std::fs::read(dir.join("events.zst")).expect("read");
+        let n = data.len();
+        data.truncate(n - 5);
+        std::fs::write(dir.join("events.zst"), data).expect("write");
+        let err = exec(InfoArgs {
+            json: true,
+            trace: dir.clone(),
+        })
+        .expect_err("damaged");
+        assert_eq!(
+            err.exit_code(),
+            crate::errors::exit_codes::BAD_TRACE,
+            "{err}"
+        );
+        // A directory that is no trace at all.
+        let err = exec(InfoArgs {
+            json: false,
+            trace: tmp.path().join("missing"),
+        })
+        .expect_err("missing");
+        assert_eq!(
+            err.exit_code(),
+            crate::errors::exit_codes::BAD_TRACE,
+            "{err}"
+        );
+    }
 }

@@ -1,0 +1,451 @@
+//! Framing of the decoded event stream: the stream header, records with
+//! their tag and length, the running checksum and the end record.
+//!
+//! [`StreamWriter`] and [`StreamReader`] work on any byte sink or source; the
+//! trace writer and reader put zstd between them and the file. Keeping the
+//! framing apart from compression lets tests corrupt the decoded stream
+//! directly.
+
+use std::io::{self, BufRead, Read, Write};
+
+use super::codec::{self, Checksum, DecodeError, EncodeError, Record};
+use super::event::Event;
+
+/// Writes the stream header, then one record per [`StreamWriter::push`].
+#[derive(Debug)]
+pub struct StreamWriter<W: Write> {
+    out: W,
+    /// Reused payload buffer: no allocation per event once it has grown.
+    buf: Vec<u8>,
+    checksum: Checksum,
+    events: u64,
+    offset: u64,
+}
+
+/// Why a push failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The event cannot be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Writing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl<W: Write> StreamWriter<W> {
+    /// Writes the stream header to `out`.
+    pub fn new(mut out: W) -> io::Result<Self> {
+        let header = codec::stream_header();
+        out.write_all(&header)?;
+        let mut checksum = Checksum::default();
+        checksum.update(&header);
+        Ok(StreamWriter {
+            out,
+            buf: Vec::with_capacity(4096),
+            checksum,
+            events: 0,
+            offset: header.len() as u64,
+        })
+    }
+
+    /// Appends one event.
+    pub fn push(&mut self, event: &Event) -> Result<(), PushError> {
+        self.buf.clear();
+        let tag = match codec::encode_payload(&mut self.buf, event) {
+            Ok(tag) => tag,
+            Err(e) => {
+                self.buf.clear();
+                return Err(e.into());
+            }
+        };
+        self.write_record(tag)?;
+        self.events += 1;
+        Ok(())
+    }
+
+    fn write_record(&mut self, tag: u8) -> io::Result<()> {
+        let mut prefix = [0u8; 1 + codec::MAX_VARINT_LEN];
+        prefix[0] = tag;
+        let mut len = [0u8; codec::MAX_VARINT_LEN];
+        let n = codec::uvarint_into(&mut len, self.buf.len() as u64);
+        prefix[1..1 + n].copy_from_slice(&len[..n]);
+        let prefix = &prefix[..1 + n];
+        self.out.write_all(prefix)?;
+        self.out.write_all(&self.buf)?;
+        self.checksum.update(prefix);
+        self.checksum.update(&self.buf);
+        self.offset += (prefix.len() + self.buf.len()) as u64;
+        Ok(())
+    }
+
+    /// Events pushed so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Bytes of the decoded stream written so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The sink.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// Writes the end record and returns the sink.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.buf.clear();
+        codec::encode_end(&mut self.buf, self.events, self.checksum.value());
+        self.write_record(codec::tag::END)?;
+        Ok(self.out)
+    }
+}
+
+/// Why reading the stream stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamError {
+    /// The stream is damaged at `offset` (of the decoded stream).
+    Corrupt {
+        /// Where.
+        offset: u64,
+        /// What.
+        reason: String,
+        /// Whether the stream simply stops: every record before `offset` was
+        /// complete, and there is no end record (a recorder that was killed).
+        truncated: bool,
+    },
+    /// The stream header names another version.
+    Version(u32),
+    /// The byte source failed (for a zstd source: the compressed data is
+    /// damaged, or the file could not be read).
+    Source {
+        /// Decoded-stream offset where it failed.
+        offset: u64,
+        /// The error.
+        message: String,
+        /// Whether the source ended early.
+        eof: bool,
+    },
+}
+
+impl StreamError {
+    /// Whether the stream was cut short (as opposed to damaged).
+    pub fn is_truncation(&self) -> bool {
+        match self {
+            StreamError::Corrupt { truncated, .. } => *truncated,
+            StreamError::Source { eof, .. } => *eof,
+            StreamError::Version(_) => false,
+        }
+    }
+
+    /// The decoded-stream offset where reading stopped.
+    pub fn offset(&self) -> u64 {
+        match self {
+            StreamError::Corrupt { offset, .. } | StreamError::Source { offset, .. } => *offset,
+            StreamError::Version(_) => 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Reading,
+    Ended,
+    Failed(StreamError),
+}
+
+/// Reads records back, checking the framing, the checksum and the end record.
+#[derive(Debug)]
+pub struct StreamReader<R: BufRead> {
+    input: R,
+    buf: Vec<u8>,
+    checksum: Checksum,
+    events: u64,
+    offset: u64,
+    state: State,
+}
+
+/// How much of a payload to read at a time: a corrupt length can only make
+/// the reader allocate as much as the input really holds.
+const READ_CHUNK: u64 = 1 << 20;
+
+impl<R: BufRead> StreamReader<R> {
+    /// Reads and checks the stream header.
+    pub fn new(mut input: R) -> Result<Self, StreamError> {
+        let mut header = [0u8; codec::STREAM_HEADER_LEN];
+        let got = read_full(&mut input, &mut header).map_err(|e| StreamError::Source {
+            offset: 0,
+            eof: e.kind() == io::ErrorKind::UnexpectedEof,
+            message: e.to_string(),
+        })?;
+        if got < 8 || header[..8] != codec::STREAM_MAGIC {
+            return Err(StreamError::Corrupt {
+                offset: 0,
+                reason: format!(
+                    "the stream does not start with the magic bytes {:?}",
+                    String::from_utf8_lossy(&codec::STREAM_MAGIC)
+                ),
+                truncated: false,
+            });
+        }
+        if got < codec::STREAM_HEADER_LEN {
+            return Err(StreamError::Corrupt {
+                offset: got as u64,
+                reason: "the stream ends inside its header".into(),
+                truncated: true,
+            });
+        }
+        let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+        if version != codec::STREAM_VERSION {
+            return Err(StreamError::Version(version));
+        }
+        let mut checksum = Checksum::default();
+        checksum.update(&header);
+        Ok(StreamReader {
+            input,
+            buf: Vec::new(),
+            checksum,
+            events: 0,
+            offset: codec::STREAM_HEADER_LEN as u64,
+            state: State::Reading,
+        })
+    }
+
+    /// Offset in the decoded stream of the next record.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Events read so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The error that stopped the reader, if one did.
+    pub fn error(&self) -> Option<&StreamError> {
+        match &self.state {
+            State::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The next event; `Ok(None)` after a valid end record. After an error,
+    /// every call returns the same error.
+    pub fn next_event(&mut self) -> Result<Option<Event>, StreamError> {
+        match &self.state {
+            State::Reading => {}
+            State::Ended => return Ok(None),
+            State::Failed(e) => return Err(e.clone()),
+        }
+        match self.read_record() {
+            Ok(ev) => {
+                if ev.is_none() {
+                    self.state = State::Ended;
+                }
+                Ok(ev)
+            }
+            Err(e) => {
+                self.state = State::Failed(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn corrupt(&self, offset: u64, reason: String, truncated: bool) -> StreamError {
+        StreamError::Corrupt {
+            offset,
+            reason,
+            truncated,
+        }
+    }
+
+    fn source_error(&self, offset: u64, e: io::Error) -> StreamError {
+        StreamError::Source {
+            offset,
+            eof: e.kind() == io::ErrorKind::UnexpectedEof,
+            message: e.to_string(),
+        }
+    }
+
+    fn read_record(&mut self) -> Result<Option<Event>, StreamError> {
+        let start = self.offset;
+        let mut prefix = [0u8; 1 + codec::MAX_VARINT_LEN];
+        // The tag.
+        let tag = match read_byte(&mut self.input) {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return Err(self.corrupt(
+                    start,
+                    format!(
+                        "the stream stops after {} complete events, without its end record (the recording was cut short)",
+                        self.events
+                    ),
+                    true,
+                ))
+            }
+            Err(e) => return Err(self.source_error(start, e)),
+        };
+        if !codec::is_known_tag(tag) {
+            return Err(self.corrupt(start, format!("unknown record tag {tag:#04x}"), false));
+        }
+        prefix[0] = tag;
+        // The payload length.
+        let mut len: u64 = 0;
+        let mut n = 0;
+        loop {
+            let at = start + 1 + n as u64;
+            let b = match read_byte(&mut self.input) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return Err(self.corrupt(
+                        at,
+                        format!(
+                            "the stream stops inside a record's length after {} complete events (the recording was cut short)",
+                            self.events
+                        ),
+                        true,
+                    ))
+                }
+                Err(e) => return Err(self.source_error(at, e)),
+            };
+            prefix[1 + n] = b;
+            len |= u64::from(b & 0x7f) << (7 * n);
+            n += 1;
+            if b & 0x80 == 0 {
+                break;
+            }
+            if n == 5 {
+                // 5 varint bytes hold 35 bits, well above MAX_RECORD_LEN.
+                return Err(self.corrupt(
+                    start + 1,
+                    "record length does not fit in 35 bits".into(),
+                    false,
+                ));
+            }
+        }
+        if len > codec::MAX_RECORD_LEN {
+            return Err(self.corrupt(
+                start + 1,
+                format!(
+                    "record length {len} is more than the {} the format allows",
+                    codec::MAX_RECORD_LEN
+                ),
+                false,
+            ));
+        }
+        let payload_at = start + 1 + n as u64;
+        // The payload: straight from the input's buffer when it holds all of
+        // it (the common, small record), else a chunk at a time.
+        self.buf.clear();
+        let mut want = len;
+        match self.input.fill_buf() {
+            Ok(avail) if avail.len() as u64 >= len => {
+                self.buf.extend_from_slice(&avail[..len as usize]);
+                self.input.consume(len as usize);
+                want = 0;
+            }
+            Ok(_) => {}
+            Err(e) => return Err(self.source_error(payload_at, e)),
+        }
+        while want > 0 {
+            let chunk = want.min(READ_CHUNK);
+            let got = match (&mut self.input).take(chunk).read_to_end(&mut self.buf) {
+                Ok(got) => got as u64,
+                Err(e) => {
+                    return Err(self.source_error(payload_at + self.buf.len() as u64, e));
+                }
+            };
+            if got < chunk {
+                return Err(self.corrupt(
+                    payload_at + self.buf.len() as u64,
+                    format!(
+                        "the stream stops inside a {len}-byte record that starts at offset {start}, after {} complete events (the recording was cut short)",
+                        self.events
+                    ),
+                    true,
+                ));
+            }
+            want -= got;
+        }
+        let record =
+            codec::decode_payload(tag, &self.buf).map_err(|DecodeError { pos, reason }| {
+                self.corrupt(
+                    payload_at + pos as u64,
+                    format!("in the record at offset {start}: {reason}"),
+                    false,
+                )
+            })?;
+        match record {
+            Record::Event(ev) => {
+                self.checksum.update(&prefix[..1 + n]);
+                self.checksum.update(&self.buf);
+                self.offset = payload_at + len;
+                self.events += 1;
+                Ok(Some(ev))
+            }
+            Record::End { events, checksum } => {
+                if events != self.events {
+                    return Err(self.corrupt(
+                        payload_at,
+                        format!(
+                            "the end record counts {events} events, but the stream holds {}",
+                            self.events
+                        ),
+                        false,
+                    ));
+                }
+                if checksum != self.checksum.value() {
+                    return Err(self.corrupt(
+                        payload_at,
+                        format!(
+                            "checksum mismatch: the end record says {checksum:#018x}, the stream hashes to {:#018x}",
+                            self.checksum.value()
+                        ),
+                        false,
+                    ));
+                }
+                self.offset = payload_at + len;
+                // Nothing may follow the end record.
+                match read_byte(&mut self.input) {
+                    Ok(None) => Ok(None),
+                    Ok(Some(_)) => {
+                        Err(self.corrupt(self.offset, "data after the end record".into(), false))
+                    }
+                    Err(e) => Err(self.source_error(self.offset, e)),
+                }
+            }
+        }
+    }
+}
+
+/// One byte, `None` at end of input.
+fn read_byte<R: BufRead>(input: &mut R) -> io::Result<Option<u8>> {
+    loop {
+        match input.fill_buf() {
+            Ok([]) => return Ok(None),
+            Ok(buf) => {
+                let b = buf[0];
+                input.consume(1);
+                return Ok(Some(b));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Fills `buf` as far as the input goes; returns how much it read.
+fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

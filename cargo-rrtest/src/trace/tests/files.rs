@@ -1,0 +1,203 @@
+//! `files/`: content addressing, deduplication, the identity cache, hard
+//! links and the copy fallback.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use super::gen::header;
+use crate::trace::{file_id_of, FileId, Stored, TraceReader, TraceWriter};
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir.join("files"))
+        .expect("files/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_id_is_the_first_16_bytes_of_sha256_in_lowercase_hex() {
+    // SHA-256("abc") = ba7816bf8f01cfea414140de5dae2223 b00361a3...
+    assert_eq!(
+        file_id_of(b"abc"),
+        FileId("ba7816bf8f01cfea414140de5dae2223".into())
+    );
+    // SHA-256("") = e3b0c44298fc1c149afbf4c8996fb924 27ae41e4...
+    assert_eq!(
+        file_id_of(b""),
+        FileId("e3b0c44298fc1c149afbf4c8996fb924".into())
+    );
+}
+
+#[test]
+fn same_file_and_same_content_are_stored_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = tmp.path().join("a.so");
+    let b = tmp.path().join("b.so");
+    let c = tmp.path().join("c.so");
+    std::fs::write(&a, b"shared content").expect("write");
+    std::fs::write(&b, b"shared content").expect("write");
+    std::fs::write(&c, b"other content").expect("write");
+    let trace = tmp.path().join("t");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    let (ida, how) = w.add_file_with(&a).expect("a");
+    assert_eq!(how, Stored::Linked);
+    assert_eq!(ida, file_id_of(b"shared content"));
+    assert_eq!(
+        w.add_file_with(&a).expect("a again"),
+        (ida.clone(), Stored::Cached)
+    );
+    assert_eq!(
+        w.add_file_with(&b).expect("b"),
+        (ida.clone(), Stored::Deduplicated)
+    );
+    let (idc, _) = w.add_file_with(&c).expect("c");
+    assert_ne!(idc, ida);
+    w.finish().expect("finish");
+    let mut want = vec![ida.0.clone(), idc.0.clone()];
+    want.sort();
+    assert_eq!(files_in(&trace), want);
+    let r = TraceReader::open(&trace).expect("open");
+    assert_eq!(
+        std::fs::read(r.file_path(&ida)).expect("read"),
+        b"shared content"
+    );
+    assert_eq!(
+        std::fs::read(r.file_path(&idc)).expect("read"),
+        b"other content"
+    );
+}
+
+#[test]
+fn on_one_file_system_the_copy_is_a_hard_link() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("lib.so");
+    std::fs::write(&src, b"library").expect("write");
+    let trace = tmp.path().join("t");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    let id = w.add_file(&src).expect("add");
+    let copy = w.file_path(&id);
+    let (m1, m2) = (
+        std::fs::metadata(&src).expect("src"),
+        std::fs::metadata(&copy).expect("copy"),
+    );
+    assert_eq!((m1.dev(), m1.ino()), (m2.dev(), m2.ino()));
+    assert_eq!(m1.nlink(), 2);
+    // Nothing temporary is left behind.
+    assert_eq!(files_in(&trace), vec![id.0]);
+}
+
+#[test]
+fn a_symlink_is_stored_as_the_file_it_names() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("libfoo.so.1.2");
+    std::fs::write(&src, b"versioned").expect("write");
+    let link = tmp.path().join("libfoo.so");
+    std::os::unix::fs::symlink(&src, &link).expect("symlink");
+    let trace = tmp.path().join("t");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    let id = w.add_file(&link).expect("add");
+    let copy = w.file_path(&id);
+    assert!(std::fs::symlink_metadata(&copy).expect("copy").is_file());
+    assert_eq!(std::fs::read(&copy).expect("read"), b"versioned");
+}
+
+#[test]
+fn a_changed_file_is_hashed_again() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("data");
+    std::fs::write(&src, b"version 1").expect("write");
+    let trace = tmp.path().join("t");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    let id1 = w.add_file(&src).expect("add");
+    // Replaced, as a build would: a new inode.
+    std::fs::remove_file(&src).expect("rm");
+    std::fs::write(&src, b"version 2!").expect("write");
+    let id2 = w.add_file(&src).expect("add again");
+    assert_ne!(id1, id2);
+    assert_eq!(id2, file_id_of(b"version 2!"));
+    assert_eq!(
+        std::fs::read(w.file_path(&id1)).expect("read"),
+        b"version 1"
+    );
+}
+
+#[test]
+fn across_file_systems_the_file_is_copied_owner_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let other = Path::new("/dev/shm");
+    let same_fs = std::fs::metadata(other)
+        .map(|m| m.dev() == std::fs::metadata(tmp.path()).expect("tmp").dev())
+        .unwrap_or(true);
+    if same_fs {
+        eprintln!("skipped: /dev/shm is missing or on the same file system as the temp dir");
+        return;
+    }
+    let src_dir = tempfile::tempdir_in(other).expect("tempdir in /dev/shm");
+    let plain = src_dir.path().join("plain");
+    let exe = src_dir.path().join("exe");
+    std::fs::write(&plain, b"plain bytes").expect("write");
+    std::fs::write(&exe, b"exe bytes").expect("write");
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let trace = tmp.path().join("t");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    let (idp, how) = w.add_file_with(&plain).expect("plain");
+    assert_eq!(how, Stored::Copied);
+    let (ide, _) = w.add_file_with(&exe).expect("exe");
+    let mode = |id: &FileId| {
+        std::fs::metadata(w.file_path(id))
+            .expect("copy")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&idp), 0o600);
+    assert_eq!(mode(&ide), 0o700);
+    assert_eq!(
+        std::fs::read(w.file_path(&idp)).expect("read"),
+        b"plain bytes"
+    );
+    assert_eq!(idp, file_id_of(b"plain bytes"));
+    assert_eq!(files_in(&trace).len(), 2);
+}
+
+#[test]
+fn only_regular_files_can_be_added() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let trace = tmp.path().join("t");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    let err = w.add_file(tmp.path()).expect_err("a directory");
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let err = w
+        .add_file(&tmp.path().join("missing"))
+        .expect_err("missing");
+    assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn another_trace_of_the_process_links_a_known_file_without_hashing_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("big-test-binary");
+    std::fs::write(&src, vec![0x5a; 300_000]).expect("write");
+    let mut first = TraceWriter::create(&tmp.path().join("t1"), header()).expect("create");
+    let (id1, how) = first.add_file_with(&src).expect("add");
+    assert_eq!(how, Stored::Linked);
+    let mut second = TraceWriter::create(&tmp.path().join("t2"), header()).expect("create");
+    let (id2, how) = second.add_file_with(&src).expect("add");
+    assert_eq!((id2.clone(), how), (id1.clone(), Stored::Linked));
+    assert_eq!(second.files_hashed_bytes(), 0);
+    assert_eq!(
+        std::fs::metadata(second.file_path(&id2))
+            .expect("copy")
+            .ino(),
+        std::fs::metadata(&src).expect("src").ino()
+    );
+    // The same file after a rewrite is a new file again.
+    std::fs::remove_file(&src).expect("rm");
+    std::fs::write(&src, vec![0xa5; 300_000]).expect("write");
+    let (id3, _) = second.add_file_with(&src).expect("add");
+    assert_ne!(id3, id1);
+    assert_eq!(second.files_hashed_bytes(), 300_000);
+}

@@ -1,0 +1,10 @@
+//! Tests of the trace format: round trips of random events, corruption,
+//! versions, the golden trace, and `files/`.
+
+mod bench;
+mod corrupt;
+mod files;
+mod gen;
+mod golden;
+mod roundtrip;
+mod version;

@@ -1,0 +1,265 @@
+//! [`TraceWriter`]: writes a trace directory while recording.
+//!
+//! `create` makes the directory (0700) with `header.json` (outcome `None`),
+//! `files/` and `events.zst`; `push` appends events through a reused buffer
+//! into a buffered zstd stream; `finish` writes the end record, ends the
+//! zstd frame, fsyncs, and replaces `header.json` atomically with the final
+//! one. A writer dropped without `finish` (an error path) flushes what it
+//! has, so the trace reads as its complete events followed by a truncation
+//! error; its header keeps outcome `None`.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::event::{Event, FileId};
+use super::files::{FileStore, Stored};
+use super::header::Header;
+use super::stream::{PushError, StreamWriter};
+use super::{Error, EVENTS_FILE, FILES_DIR, HEADER_FILE};
+
+/// zstd level of the event stream: level 1 compresses recorded memory well
+/// at several hundred MB/s, and most recordings are thrown away.
+pub const ZSTD_LEVEL: i32 = 1;
+
+/// Bytes buffered before handing them to zstd.
+const BUFFER: usize = 128 * 1024;
+
+type Sink = BufWriter<zstd::stream::write::Encoder<'static, File>>;
+
+/// Writes one trace directory.
+pub struct TraceWriter {
+    dir: PathBuf,
+    events_path: PathBuf,
+    header: Header,
+    /// `None` once finished (or after a failed finish).
+    stream: Option<StreamWriter<Sink>>,
+    files: FileStore,
+}
+
+impl std::fmt::Debug for TraceWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceWriter")
+            .field("dir", &self.dir)
+            .field("events", &self.events())
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(path: &Path, source: io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Creates `dir` with mode 0700; an existing empty directory is accepted.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if !dir.is_dir() {
+                return Err(e);
+            }
+            if fs::read_dir(dir)?.next().is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the directory exists and is not empty",
+                ));
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file (0600) beside it,
+/// fsynced, renamed over `path`, and the directory fsynced.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err(path, e)
+    })
+}
+
+fn header_json(header: &Header) -> Vec<u8> {
+    // A `Header` is plain data: serializing it cannot fail.
+    let mut v = serde_json::to_vec_pretty(header).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+impl TraceWriter {
+    /// Creates `dir` (mode 0700; an error if it exists and is not empty),
+    /// writes `header.json` (with `outcome: None` whatever `header` says)
+    /// and opens `events.zst`. Missing parent directories are created.
+    pub fn create(dir: &Path, mut header: Header) -> Result<TraceWriter, Error> {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        create_private_dir(dir).map_err(|e| io_err(dir, e))?;
+        header.stats.events = 0;
+        // On disk, until `finish`, the recording has no outcome.
+        let outcome = header.outcome.take();
+        write_atomic(&dir.join(HEADER_FILE), &header_json(&header))?;
+        header.outcome = outcome;
+        let files = FileStore::create(dir.join(FILES_DIR)).map_err(|(p, e)| io_err(&p, e))?;
+        let events_path = dir.join(EVENTS_FILE);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&events_path)
+            .map_err(|e| io_err(&events_path, e))?;
+        let stream = (|| {
+            let mut enc = zstd::stream::write::Encoder::new(file, ZSTD_LEVEL)?;
+            enc.include_checksum(true)?;
+            StreamWriter::new(BufWriter::with_capacity(BUFFER, enc))
+        })()
+        .map_err(|e| io_err(&events_path, e))?;
+        Ok(TraceWriter {
+            dir: dir.to_owned(),
+            events_path,
+            header,
+            stream: Some(stream),
+            files,
+        })
+    }
+
+    fn stream(&mut self) -> Result<&mut StreamWriter<Sink>, Error> {
+        match self.stream.as_mut() {
+            Some(s) => Ok(s),
+            None => Err(io_err(
+                &self.events_path,
+                io::Error::other("the event stream was closed by an earlier write error"),
+            )),
+        }
+    }
+
+    /// Appends `event` to the stream (buffered; no allocation per event once
+    /// the buffer has grown to the largest event).
+    ///
+    /// An event the format cannot hold (a malformed [`FileId`], a field over
+    /// the limits in docs/trace-format.md) is refused with an `InvalidInput`
+    /// I/O error and nothing is written. After a write error the stream is
+    /// closed: later pushes fail, and the trace reads as truncated there.
+    pub fn push(&mut self, event: &Event) -> Result<(), Error> {
+        let result = self.stream()?.push(event);
+        match result {
+            Ok(()) => Ok(()),
+            Err(PushError::Encode(e)) => Err(io_err(
+                &self.events_path,
+                io::Error::new(io::ErrorKind::InvalidInput, e),
+            )),
+            Err(PushError::Io(e)) => {
+                self.stream = None;
+                Err(io_err(&self.events_path, e))
+            }
+        }
+    }
+
+    /// Makes every event pushed so far readable from `events.zst` even if
+    /// this process dies next (ends the current zstd block). Costs some
+    /// compression; call it at natural pauses, not per event.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        let result = self.stream()?.get_mut().flush();
+        result.map_err(|e| {
+            self.stream = None;
+            io_err(&self.events_path, e)
+        })
+    }
+
+    /// Events pushed so far.
+    pub fn events(&self) -> u64 {
+        self.stream.as_ref().map(|s| s.events()).unwrap_or(0)
+    }
+
+    /// Stores a copy of the file at `path` in `files/` and returns its id:
+    /// a hard link when possible, else a copy; content-addressed, so the same
+    /// content is stored once; a file already added (same device, inode,
+    /// size and mtime) is not read again.
+    pub fn add_file(&mut self, path: &Path) -> Result<FileId, Error> {
+        self.add_file_with(path).map(|(id, _)| id)
+    }
+
+    /// [`TraceWriter::add_file`], also telling how the file was stored.
+    pub fn add_file_with(&mut self, path: &Path) -> Result<(FileId, Stored), Error> {
+        self.files.add(path).map_err(|(p, e)| io_err(&p, e))
+    }
+
+    /// The header, to fill in the outcome, `unreplayable` and stats before
+    /// [`TraceWriter::finish`]. `stats.events` is set by the writer.
+    pub fn header_mut(&mut self) -> &mut Header {
+        &mut self.header
+    }
+
+    /// The trace directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes read so far to hash files for this trace (a measure of what
+    /// `add_file` cost).
+    pub fn files_hashed_bytes(&self) -> u64 {
+        self.files.hashed_bytes
+    }
+
+    /// The path of a stored file.
+    pub fn file_path(&self, id: &FileId) -> PathBuf {
+        self.files.dir().join(&id.0)
+    }
+
+    /// Ends the stream (end record, zstd frame), fsyncs it and `files/`, and
+    /// replaces `header.json` atomically with the final header.
+    pub fn finish(mut self) -> Result<(), Error> {
+        let stream = self.stream.take().ok_or_else(|| {
+            io_err(
+                &self.events_path,
+                io::Error::other("the event stream was already closed"),
+            )
+        })?;
+        let events = stream.events();
+        let path = &self.events_path;
+        let file = (|| {
+            let sink = stream.finish()?;
+            let enc = sink.into_inner().map_err(|e| e.into_error())?;
+            let file = enc.finish()?;
+            file.sync_all()?;
+            Ok(file)
+        })()
+        .map_err(|e| io_err(path, e))?;
+        drop(file);
+        self.files.sync().map_err(|(p, e)| io_err(&p, e))?;
+        self.header.stats.events = events;
+        write_atomic(&self.dir.join(HEADER_FILE), &header_json(&self.header))
+    }
+}
+
+impl Drop for TraceWriter {
+    fn drop(&mut self) {
+        // Not finished: keep what was pushed readable (see the module doc).
+        if let Some(mut s) = self.stream.take() {
+            let _ = s.get_mut().flush();
+        }
+    }
+}
