@@ -10,9 +10,18 @@
 //! [`Unsupported`]: the recording goes on, and the trace is marked
 //! unreplayable with the name.
 
+mod fdctl;
+mod layout;
+mod net;
+mod outputs;
+mod poll;
+mod process;
 mod table;
+#[cfg(test)]
+mod tests;
 
-pub use table::{lookup, TABLE};
+pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
+pub use table::{lookup, writes_on_failure, TABLE};
 
 /// Reads tracee memory (implemented over `process_vm_readv` by the recorder;
 /// by a byte buffer in tests).
