@@ -10,6 +10,7 @@
 //! [`Unsupported`]: the recording goes on, and the trace is marked
 //! unreplayable with the name.
 
+mod describe;
 mod fdctl;
 mod layout;
 mod net;
@@ -20,6 +21,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use describe::describe;
 pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
 pub use table::{lookup, writes_on_failure, TABLE};
 
