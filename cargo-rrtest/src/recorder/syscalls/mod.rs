@@ -23,7 +23,7 @@ mod tests;
 
 pub use describe::describe;
 pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
-pub use table::{lookup, writes_on_failure, TABLE};
+pub use table::{lookup, restarted_outputs, writes_on_failure, TABLE};
 
 /// Reads tracee memory (implemented over `process_vm_readv` by the recorder;
 /// by a byte buffer in tests).

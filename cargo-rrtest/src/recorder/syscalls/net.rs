@@ -123,13 +123,13 @@ fn msg_count(c: &Call) -> Result<u64, Unsupported> {
 
 /// `recvmmsg(fd, msgvec, vlen, flags, timeout)`: for each of the `ret`
 /// messages, what recvmsg writes (with `msg_len` bytes of data) and
-/// `msg_len` itself; the remaining timeout.
+/// `msg_len` itself; the remaining timeout when at least one message came.
 pub(crate) fn recvmmsg(
     c: &Call,
     mem: &dyn MemReader,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
-    if c.ret < 0 {
+    if c.ret <= 0 {
         return Ok(());
     }
     for i in 0..msg_count(c)? {

@@ -225,12 +225,17 @@ const ARCH_GET_XCOMP_SUPP: u64 = 0x1021;
 const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
 const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
 const ARCH_GET_XCOMP_GUEST_PERM: u64 = 0x1024;
+const ARCH_SHSTK_ENABLE: u64 = 0x5001;
+const ARCH_SHSTK_DISABLE: u64 = 0x5002;
+const ARCH_SHSTK_LOCK: u64 = 0x5003;
 const ARCH_SHSTK_STATUS: u64 = 0x5005;
 
 /// `arch_prctl(code, addr)`: the GET codes store a u64 at `addr`.
 /// `ARCH_SET_CPUID` would take CPUID faulting from the replayer, and the
-/// vDSO-mapping and shadow-stack codes change state we do not model: those
-/// are unsupported, as is any code not listed.
+/// vDSO-mapping codes move mappings behind our back: those are unsupported,
+/// as is any code not listed. The shadow-stack codes glibc uses at startup
+/// (enable, disable, lock) write nothing; replay executes them like every
+/// arch_prctl, so a host that cannot repeat them diverges loudly.
 pub(crate) fn arch_prctl(
     c: &Call,
     _: &dyn MemReader,
@@ -246,7 +251,8 @@ pub(crate) fn arch_prctl(
         | ARCH_GET_XCOMP_PERM
         | ARCH_GET_XCOMP_GUEST_PERM
         | ARCH_SHSTK_STATUS => push(out, c.args[1], 8),
-        ARCH_SET_FS | ARCH_SET_GS | ARCH_GET_CPUID | ARCH_REQ_XCOMP_PERM => {}
+        ARCH_SET_FS | ARCH_SET_GS | ARCH_GET_CPUID | ARCH_REQ_XCOMP_PERM | ARCH_SHSTK_ENABLE
+        | ARCH_SHSTK_DISABLE | ARCH_SHSTK_LOCK => {}
         code => return Err(Unsupported(format!("arch_prctl code {code:#x}"))),
     }
     Ok(())
@@ -325,7 +331,10 @@ pub(crate) fn clock_nanosleep(
 }
 
 /// `restart_syscall()`: the kernel resumes an interrupted nanosleep, poll,
-/// futex wait, ... whose outputs only the original call describes.
+/// futex wait, ... whose outputs only the original call describes. This
+/// entry cannot know which: the recorder should remember the call that
+/// returned `-ERESTART_RESTARTBLOCK` on this thread and use
+/// [`restarted_outputs`](super::restarted_outputs) instead.
 pub(crate) fn restart_syscall(
     c: &Call,
     _: &dyn MemReader,

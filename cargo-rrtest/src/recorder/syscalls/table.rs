@@ -12,7 +12,9 @@
 //!   (including `open`, which blocks on a FIFO), futex, the poll family,
 //!   sleeps, waits, file locks (`fcntl` for `F_SETLKW`, `flock`), `ioctl`
 //!   (`TCSBRK`/`TCSETSW` wait for the tty to drain), and `clone`/`clone3`/
-//!   `vfork`, whose `CLONE_VFORK` parent waits for the child. The positional
+//!   `vfork`, whose `CLONE_VFORK` parent waits for the child, and `execve`/
+//!   `execveat`, which in a multi-threaded process waits for the other
+//!   threads to exit (each stopping at its ptrace exit event). The positional
 //!   calls `pread64`/`pwrite64`/`preadv`/`pwritev` are false: pipes, sockets
 //!   and ttys refuse them with `ESPIPE`. (`preadv2`/`pwritev2` accept offset
 //!   -1, meaning the current position, so they can block.)
@@ -37,7 +39,7 @@ use super::process::{
     arch_prctl, capget, clock_nanosleep, clone, clone3, futex, nanosleep, prctl, restart_syscall,
     rt_sigtimedwait, seccomp, wait4, waitid,
 };
-use super::{OutputsFn, ReplayAction, SyscallDesc};
+use super::{Call, MemReader, OutputsFn, Region, ReplayAction, SyscallDesc, Unsupported};
 
 const fn d(
     nr: i64,
@@ -124,7 +126,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(56, "clone", true, Clone, clone),
     d(57, "fork", false, Clone, none),
     d(58, "vfork", true, Clone, none),
-    d(59, "execve", false, Execve, none),
+    d(59, "execve", true, Execve, none),
     d(60, "exit", false, Exit, none),
     d(61, "wait4", true, Emulate, wait4),
     d(62, "kill", false, Emulate, none),
@@ -354,7 +356,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(318, "getrandom", false, Emulate, ret_bytes::<0, 1>),
     d(319, "memfd_create", false, Emulate, none),
     d(321, "bpf", false, Emulate, unsupported),
-    d(322, "execveat", false, Execve, none),
+    d(322, "execveat", true, Execve, none),
     d(323, "userfaultfd", false, Emulate, unsupported),
     d(324, "membarrier", false, Emulate, none),
     d(325, "mlock2", false, Emulate, none),
@@ -420,4 +422,18 @@ const WRITES_ON_FAILURE: &[i64] = &[
 /// unconditionally is also fine.)
 pub fn writes_on_failure(nr: i64) -> bool {
     WRITES_ON_FAILURE.contains(&nr)
+}
+
+/// The memory written by `restart_syscall` when it resumes `original` (the
+/// last call of the same thread, which returned `-ERESTART_RESTARTBLOCK`)
+/// and finishes with `ret`: what `original` writes when it returns `ret`.
+pub fn restarted_outputs(
+    original: &Call,
+    ret: i64,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    let desc = lookup(original.nr)
+        .ok_or_else(|| Unsupported(format!("restart_syscall of {}", super::name(original.nr))))?;
+    (desc.outputs)(&Call { ret, ..*original }, mem, out)
 }

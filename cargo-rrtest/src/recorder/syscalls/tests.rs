@@ -464,6 +464,8 @@ fn may_block_marks_the_calls_that_wait_on_others() {
         libc::SYS_splice,
         libc::SYS_copy_file_range,
         libc::SYS_vfork,
+        libc::SYS_clone3,
+        libc::SYS_execve,
     ] {
         assert!(blocks(nr), "{} should be may_block", name(nr));
     }
@@ -651,6 +653,8 @@ fn recvmmsg_and_sendmmsg_use_msg_len() {
         ok(&call(libc::SYS_sendmmsg, &[3, vec, 4, 0], 2), &m),
         [(vec + 56, 4), (vec + 64 + 56, 4)]
     );
+    // No message: nothing, not even the timeout.
+    assert!(ok(&call(libc::SYS_recvmmsg, &[3, vec, 4, 0, 0x5000], 0), &m).is_empty());
     // More messages than the vector holds is impossible.
     assert!(regions(&call(libc::SYS_sendmmsg, &[3, vec, 1, 0], 2), &m).is_err());
 }
@@ -1101,4 +1105,25 @@ fn stat_family_sizes() {
         ),
         [(0x100, 8)]
     );
+}
+
+#[test]
+fn restart_syscall_takes_the_outputs_of_the_call_it_resumes() {
+    let m = FakeMem::default();
+    // Alone it cannot know them.
+    assert!(regions(&call(libc::SYS_restart_syscall, &[], 0), &m).is_err());
+    assert!(ok(&call(libc::SYS_restart_syscall, &[], -14), &m).is_empty());
+    let restarted = |orig: &Call, ret| {
+        let mut out = Vec::new();
+        restarted_outputs(orig, ret, &m, &mut out)
+            .map(|()| out.iter().map(|r| (r.addr, r.len)).collect::<Vec<_>>())
+    };
+    // A poll resumed after a ptrace stop stores its revents.
+    let poll = call(libc::SYS_poll, &[0x100, 2, 5000], -516);
+    assert_eq!(restarted(&poll, 1).unwrap(), [(0x100, 16)]);
+    // A nanosleep that completes writes nothing; interrupted again, its rem.
+    let sleep = call(libc::SYS_nanosleep, &[0x100, 0x200], -516);
+    assert!(restarted(&sleep, 0).unwrap().is_empty());
+    assert_eq!(restarted(&sleep, -4).unwrap(), [(0x200, 16)]);
+    assert!(restarted(&call(400, &[], -516), 0).is_err());
 }
