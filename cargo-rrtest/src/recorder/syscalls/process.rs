@@ -71,16 +71,19 @@ pub(crate) fn wait4(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Resul
 }
 
 /// `waitid(idtype, id, infop, options, rusage)`: the kernel fills the
-/// siginfo's leading fields (zeroed with `WNOHANG` and nothing to report) and
-/// the rusage when a child was found; we record the whole siginfo and the
-/// rusage whenever the call succeeds.
+/// siginfo's leading fields whatever the outcome (zeroed with `WNOHANG` and
+/// nothing to report, and on failures such as `ECHILD`), except when `infop`
+/// itself faults; the rusage only when a child was found. We record the whole
+/// siginfo, and the rusage whenever the call succeeds.
 pub(crate) fn waitid(
     c: &Call,
     _: &dyn MemReader,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
-    if c.ret >= 0 {
+    if c.ret != -i64::from(libc::EFAULT) {
         push(out, c.args[2], layout::SIGINFO);
+    }
+    if c.ret >= 0 {
         push(out, c.args[4], layout::RUSAGE);
     }
     Ok(())

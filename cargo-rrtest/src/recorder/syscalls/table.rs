@@ -405,13 +405,15 @@ pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
 /// Syscalls that write tracee memory even when they fail: the sleeps store
 /// the remaining time, and the poll family its results, when a signal
 /// interrupts them (`-EINTR` or an in-kernel restart code at the exit stop);
-/// `capget` stores the version it prefers on `EINVAL`.
+/// `capget` stores the version it prefers on `EINVAL`; `waitid` fills the
+/// siginfo even when it fails with `ECHILD`.
 const WRITES_ON_FAILURE: &[i64] = &[
     7,   // poll
     23,  // select
     35,  // nanosleep
     125, // capget
     230, // clock_nanosleep
+    247, // waitid
     270, // pselect6
     271, // ppoll
 ];

@@ -814,6 +814,21 @@ fn wait4_with_and_without_rusage() {
         ok(&call(libc::SYS_waitid, &[0, 0, 0x300, 4, 0x400], 0), &m),
         [(0x300, 128), (0x400, 144)]
     );
+    // No children: ECHILD, and the kernel still zeroes the siginfo.
+    let echild = -i64::from(libc::ECHILD);
+    assert_eq!(
+        ok(
+            &call(libc::SYS_waitid, &[0, 0, 0x300, 4, 0x400], echild),
+            &m
+        ),
+        [(0x300, 128)]
+    );
+    let efault = -i64::from(libc::EFAULT);
+    assert!(ok(
+        &call(libc::SYS_waitid, &[0, 0, 0x300, 4, 0x400], efault),
+        &m
+    )
+    .is_empty());
 }
 
 #[test]
