@@ -159,12 +159,18 @@ pub(crate) fn sendmmsg(
 }
 
 /// `getsockopt(fd, level, name, optval, optlen)`: the kernel stores the
-/// value's length in `*optlen` and that many bytes in `optval`.
+/// value's length in `*optlen` and that many bytes in `optval`. When the
+/// buffer is too small for `SO_PEERSEC`/`SO_PEERGROUPS` it stores the length
+/// needed and fails with `ERANGE`.
 pub(crate) fn getsockopt(
     c: &Call,
     mem: &dyn MemReader,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
+    if c.ret == -i64::from(libc::ERANGE) {
+        push(out, c.args[4], 4);
+        return Ok(());
+    }
     if c.ret < 0 || c.args[4] == 0 {
         return Ok(());
     }

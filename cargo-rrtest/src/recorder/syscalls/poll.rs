@@ -6,11 +6,19 @@ use super::layout;
 use super::outputs::{interrupted, push};
 use super::{Call, MemReader, Region, Unsupported};
 
-/// Whether the kernel copied its results back: on success, and when a signal
-/// interrupted the wait (poll stores every `revents`, select the remaining
-/// timeout, either way).
+/// Whether poll copied the `revents` back: on success, and when a signal
+/// interrupted the wait.
 fn copied_back(ret: i64) -> bool {
     ret >= 0 || interrupted(ret)
+}
+
+/// Whether ppoll/select/pselect6 stored the remaining time: the kernel does
+/// it on the way out whatever the result (`EBADF`, `EINVAL` for too many
+/// descriptors, interruption), unless the timeout itself faulted; for a
+/// malformed timeout it stores nothing, but the bytes were readable, so
+/// recording them is harmless.
+fn timeout_stored(ret: i64) -> bool {
+    ret != -i64::from(libc::EFAULT)
 }
 
 /// `poll(fds, nfds, timeout)`: the kernel stores `revents` in each of the
@@ -30,7 +38,7 @@ pub(crate) fn ppoll(
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
     poll(c, mem, out)?;
-    if copied_back(c.ret) {
+    if timeout_stored(c.ret) {
         push(out, c.args[2], layout::TIMESPEC);
     }
     Ok(())
@@ -46,7 +54,8 @@ pub(crate) fn fd_set_bytes(nfds: u64) -> u64 {
 /// `select(nfds, readfds, writefds, exceptfds, timeout)` and
 /// `pselect6(nfds, readfds, writefds, exceptfds, timeout, sigmask)`: the
 /// three sets on success (zeroed on timeout), the remaining time (a
-/// `timeval` or a `timespec`, both 16 bytes) on success or interruption.
+/// `timeval` or a `timespec`, both 16 bytes) on success and on most
+/// failures (see [`timeout_stored`]).
 pub(crate) fn select(
     c: &Call,
     _: &dyn MemReader,
@@ -60,7 +69,7 @@ pub(crate) fn select(
             push(out, set, bytes);
         }
     }
-    if copied_back(c.ret) {
+    if timeout_stored(c.ret) {
         push(out, c.args[4], layout::TIMESPEC);
     }
     Ok(())

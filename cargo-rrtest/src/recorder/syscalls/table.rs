@@ -32,7 +32,7 @@ use super::layout::{
 use super::net::{getsockopt, recvfrom, recvmmsg, recvmsg, sendmmsg, sockaddr_out};
 use super::outputs::{
     fixed, fixed2, getgroups, io_uring, iov_ret, mincore, none, ret_bytes, ret_bytes_sized,
-    ret_elems, sized_by_arg, three_u32, unsupported,
+    ret_elems, sched_setattr, sized_by_arg, three_u32, unsupported,
 };
 use super::poll::{poll, ppoll, select};
 use super::process::{
@@ -349,7 +349,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(309, "getcpu", false, Emulate, fixed2::<0, 4, 1, 4>),
     d(310, "process_vm_readv", false, Emulate, unsupported),
     d(311, "process_vm_writev", false, Emulate, unsupported),
-    d(314, "sched_setattr", false, Emulate, none),
+    d(314, "sched_setattr", false, Emulate, sched_setattr),
     d(315, "sched_getattr", false, Emulate, sized_by_arg::<1, 2>),
     d(316, "renameat2", false, Emulate, none),
     d(317, "seccomp", false, Emulate, seccomp),
@@ -402,20 +402,26 @@ pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
         .map(|i| &TABLE[i])
 }
 
-/// Syscalls that write tracee memory even when they fail: the sleeps store
-/// the remaining time, and the poll family its results, when a signal
-/// interrupts them (`-EINTR` or an in-kernel restart code at the exit stop);
-/// `capget` stores the version it prefers on `EINVAL`; `waitid` fills the
-/// siginfo even when it fails with `ECHILD`.
+/// Syscalls that write tracee memory even when they fail (each checked
+/// against a live kernel where it can be provoked): the sleeps store the
+/// remaining time, and poll its `revents`, when a signal interrupts them
+/// (`-EINTR` or an in-kernel restart code at the exit stop); select,
+/// pselect6 and ppoll store the remaining time on the way out of nearly every
+/// failure (`EBADF`, `EINVAL`); `capget` stores the version it prefers on
+/// `EINVAL`; `waitid` fills the siginfo even when it fails with `ECHILD`;
+/// getsockopt stores the length it needs on `ERANGE`; sched_setattr stores
+/// the kernel's structure size on `E2BIG`.
 const WRITES_ON_FAILURE: &[i64] = &[
     7,   // poll
     23,  // select
     35,  // nanosleep
+    55,  // getsockopt
     125, // capget
     230, // clock_nanosleep
     247, // waitid
     270, // pselect6
     271, // ppoll
+    314, // sched_setattr
 ];
 
 /// Whether syscall `nr` may write tracee memory when it fails, so the
