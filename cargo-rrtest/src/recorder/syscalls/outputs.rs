@@ -68,24 +68,34 @@ pub(crate) fn none(_: &Call, _: &dyn MemReader, _: &mut Vec<Region>) -> Result<(
     Ok(())
 }
 
-/// Not supported at all: the trace becomes unreplayable, named after the call.
+/// Not supported: once it succeeds the trace becomes unreplayable, named
+/// after the call. A failed call changed nothing, so replay can return the
+/// same error (programs probe `ptrace(PTRACE_TRACEME)`, `perf_event_open`...).
 pub(crate) fn unsupported(
     c: &Call,
     _: &dyn MemReader,
     _: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
     Err(Unsupported(format!(
         "{} is not supported",
         super::name(c.nr)
     )))
 }
 
-/// `io_uring_*`: the kernel reads and writes the rings behind our back.
+/// `io_uring_*`: the kernel reads and writes the rings behind our back. A
+/// failed probe (libuv and others try `io_uring_setup` and fall back) is
+/// harmless, as for [`unsupported`].
 pub(crate) fn io_uring(
-    _: &Call,
+    c: &Call,
     _: &dyn MemReader,
     _: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
     Err(Unsupported("io_uring is not supported".into()))
 }
 
