@@ -67,6 +67,14 @@ pub const KERNEL_TERMIOS2: u64 = 44;
 pub const KERNEL_TERMIO: u64 = 18;
 /// `struct winsize`.
 pub const WINSIZE: u64 = 8;
+/// `struct msqid_ds` (the kernel's `msqid64_ds`).
+pub const MSQID_DS: u64 = 120;
+/// `struct msginfo`: eight ints.
+pub const MSGINFO: u64 = 32;
+/// `struct semid_ds` (the kernel's `semid64_ds`).
+pub const SEMID_DS: u64 = 104;
+/// `struct seminfo`: ten ints.
+pub const SEMINFO: u64 = 40;
 /// Page size on x86-64 (mincore reports one byte per page).
 pub const PAGE: u64 = 4096;
 /// Most iovecs/messages one call takes (`UIO_MAXIOV`).
@@ -150,6 +158,10 @@ mod tests {
             size_of::<libc::sockaddr_storage>()
         );
         assert_eq!(WINSIZE as usize, size_of::<libc::winsize>());
+        assert_eq!(MSQID_DS as usize, size_of::<libc::msqid_ds>());
+        assert_eq!(MSGINFO as usize, size_of::<libc::msginfo>());
+        assert_eq!(SEMID_DS as usize, size_of::<libc::semid_ds>());
+        assert_eq!(SEMINFO as usize, size_of::<libc::seminfo>());
         assert_eq!(KERNEL_TERMIOS2 as usize, size_of::<libc::termios2>());
         // termios2 = termios + c_ispeed + c_ospeed.
         assert_eq!(

@@ -12,6 +12,7 @@
 
 mod describe;
 mod fdctl;
+mod ipc;
 mod layout;
 mod net;
 mod outputs;

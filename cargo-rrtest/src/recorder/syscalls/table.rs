@@ -25,6 +25,7 @@
 //!   like the ids `Clone` returns.
 
 use super::fdctl::{fcntl, ioctl};
+use super::ipc::{msgctl, msgrcv, semctl};
 use super::layout::{
     EPOLL_EVENT, ITIMERSPEC, ITIMERVAL, KERNEL_SIGACTION, RLIMIT, RUSAGE, SCHED_PARAM, STACK_T,
     STAT, STATFS, STATX, SYSINFO, TIMESPEC, TIMEVAL, TIMEZONE, TMS, UTSNAME,
@@ -131,7 +132,14 @@ pub static TABLE: &[SyscallDesc] = &[
     d(61, "wait4", true, Emulate, wait4),
     d(62, "kill", false, Emulate, none),
     d(63, "uname", false, Emulate, fixed::<0, UTSNAME>),
+    d(64, "semget", false, Emulate, none),
+    d(65, "semop", true, Emulate, none),
+    d(66, "semctl", false, Emulate, semctl),
     d(67, "shmdt", false, Emulate, unsupported),
+    d(68, "msgget", false, Emulate, none),
+    d(69, "msgsnd", true, Emulate, none),
+    d(70, "msgrcv", true, Emulate, msgrcv),
+    d(71, "msgctl", false, Emulate, msgctl),
     d(72, "fcntl", true, Emulate, fcntl),
     d(73, "flock", true, Emulate, none),
     d(74, "fsync", false, Emulate, none),
@@ -259,6 +267,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(217, "getdents64", false, Emulate, ret_bytes::<1, 2>),
     d(218, "set_tid_address", false, Execute, none),
     d(219, "restart_syscall", true, Emulate, restart_syscall),
+    d(220, "semtimedop", true, Emulate, none),
     d(221, "fadvise64", false, Emulate, none),
     d(222, "timer_create", false, Emulate, fixed::<2, 4>),
     d(223, "timer_settime", false, Emulate, fixed::<3, ITIMERSPEC>),

@@ -145,7 +145,14 @@ fn numbers_match_libc() {
         SYS_wait4,
         SYS_kill,
         SYS_uname,
+        SYS_semget,
+        SYS_semop,
+        SYS_semctl,
         SYS_shmdt,
+        SYS_msgget,
+        SYS_msgsnd,
+        SYS_msgrcv,
+        SYS_msgctl,
         SYS_fcntl,
         SYS_flock,
         SYS_fsync,
@@ -255,6 +262,7 @@ fn numbers_match_libc() {
         SYS_getdents64,
         SYS_set_tid_address,
         SYS_restart_syscall,
+        SYS_semtimedop,
         SYS_fadvise64,
         SYS_timer_create,
         SYS_timer_settime,
@@ -359,6 +367,8 @@ fn numbers_match_libc() {
         SYS_fchmodat2,
         SYS_mseal,
     );
+    let distinct: std::collections::HashSet<_> = expected.iter().map(|&(n, _)| n).collect();
+    assert_eq!(distinct.len(), expected.len(), "a name twice in the list");
     assert_eq!(
         expected.len(),
         TABLE.len(),
@@ -466,6 +476,9 @@ fn may_block_marks_the_calls_that_wait_on_others() {
         libc::SYS_vfork,
         libc::SYS_clone3,
         libc::SYS_execve,
+        libc::SYS_msgrcv,
+        libc::SYS_msgsnd,
+        libc::SYS_semop,
     ] {
         assert!(blocks(nr), "{} should be may_block", name(nr));
     }
@@ -1162,4 +1175,42 @@ fn restart_syscall_takes_the_outputs_of_the_call_it_resumes() {
     assert!(restarted(&sleep, 0).unwrap().is_empty());
     assert_eq!(restarted(&sleep, -4).unwrap(), [(0x200, 16)]);
     assert!(restarted(&call(400, &[], -516), 0).is_err());
+}
+
+#[test]
+fn sysv_message_queues_and_semaphores() {
+    let m = FakeMem::default();
+    assert_eq!(
+        ok(&call(libc::SYS_msgrcv, &[3, 0x100, 64, 0, 0], 5), &m),
+        [(0x100, 13)]
+    );
+    assert_eq!(
+        ok(
+            &call(libc::SYS_msgctl, &[3, libc::IPC_STAT as u64, 0x100], 0),
+            &m
+        ),
+        [(0x100, 120)]
+    );
+    assert!(ok(
+        &call(libc::SYS_msgctl, &[3, libc::IPC_RMID as u64, 0], 0),
+        &m
+    )
+    .is_empty());
+    assert_eq!(
+        ok(
+            &call(libc::SYS_semctl, &[3, 0, libc::IPC_STAT as u64, 0x100], 0),
+            &m
+        ),
+        [(0x100, 104)]
+    );
+    assert!(ok(
+        &call(libc::SYS_semctl, &[3, 0, libc::GETVAL as u64, 0], 1),
+        &m
+    )
+    .is_empty());
+    assert!(regions(
+        &call(libc::SYS_semctl, &[3, 0, libc::GETALL as u64, 0x100], 0),
+        &m
+    )
+    .is_err());
 }
