@@ -23,6 +23,14 @@
 //!   write to files.
 //! - `set_tid_address` returns the caller's tid, which replay must translate
 //!   like the ids `Clone` returns.
+//! - A few regions cover more than the kernel may have written, when the
+//!   exact extent is not knowable at the exit stop (a returned address is
+//!   bounded by 128 bytes, not by the caller's buffer length, which the
+//!   kernel overwrote; `waitid`'s whole siginfo; fd_sets sized by `nfds`
+//!   before the kernel clamps it). Recording bytes the kernel left alone is
+//!   harmless: the recorder stores what memory holds at that exit stop.
+//! - `restart_syscall` is described by the call it resumes, through
+//!   [`restarted_outputs`]; on its own it is unsupported.
 
 use super::fdctl::{fcntl, ioctl};
 use super::ipc::{msgctl, msgrcv, semctl};
