@@ -10,7 +10,9 @@
 //! [`Unsupported`]: the recording goes on, and the trace is marked
 //! unreplayable with the name.
 
+mod describe;
 mod fdctl;
+mod ipc;
 mod layout;
 mod net;
 mod outputs;
@@ -20,8 +22,9 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use describe::describe;
 pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
-pub use table::{lookup, writes_on_failure, TABLE};
+pub use table::{lookup, restarted_outputs, writes_on_failure, TABLE};
 
 /// Reads tracee memory (implemented over `process_vm_readv` by the recorder;
 /// by a byte buffer in tests).

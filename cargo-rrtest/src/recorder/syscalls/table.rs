@@ -12,7 +12,9 @@
 //!   (including `open`, which blocks on a FIFO), futex, the poll family,
 //!   sleeps, waits, file locks (`fcntl` for `F_SETLKW`, `flock`), `ioctl`
 //!   (`TCSBRK`/`TCSETSW` wait for the tty to drain), and `clone`/`clone3`/
-//!   `vfork`, whose `CLONE_VFORK` parent waits for the child. The positional
+//!   `vfork`, whose `CLONE_VFORK` parent waits for the child, and `execve`/
+//!   `execveat`, which in a multi-threaded process waits for the other
+//!   threads to exit (each stopping at its ptrace exit event). The positional
 //!   calls `pread64`/`pwrite64`/`preadv`/`pwritev` are false: pipes, sockets
 //!   and ttys refuse them with `ESPIPE`. (`preadv2`/`pwritev2` accept offset
 //!   -1, meaning the current position, so they can block.)
@@ -21,8 +23,17 @@
 //!   write to files.
 //! - `set_tid_address` returns the caller's tid, which replay must translate
 //!   like the ids `Clone` returns.
+//! - A few regions cover more than the kernel may have written, when the
+//!   exact extent is not knowable at the exit stop (a returned address is
+//!   bounded by 128 bytes, not by the caller's buffer length, which the
+//!   kernel overwrote; `waitid`'s whole siginfo; fd_sets sized by `nfds`
+//!   before the kernel clamps it). Recording bytes the kernel left alone is
+//!   harmless: the recorder stores what memory holds at that exit stop.
+//! - `restart_syscall` is described by the call it resumes, through
+//!   [`restarted_outputs`]; on its own it is unsupported.
 
 use super::fdctl::{fcntl, ioctl};
+use super::ipc::{msgctl, msgrcv, semctl};
 use super::layout::{
     EPOLL_EVENT, ITIMERSPEC, ITIMERVAL, KERNEL_SIGACTION, RLIMIT, RUSAGE, SCHED_PARAM, STACK_T,
     STAT, STATFS, STATX, SYSINFO, TIMESPEC, TIMEVAL, TIMEZONE, TMS, UTSNAME,
@@ -30,14 +41,14 @@ use super::layout::{
 use super::net::{getsockopt, recvfrom, recvmmsg, recvmsg, sendmmsg, sockaddr_out};
 use super::outputs::{
     fixed, fixed2, getgroups, io_uring, iov_ret, mincore, none, ret_bytes, ret_bytes_sized,
-    ret_elems, sized_by_arg, three_u32, unsupported,
+    ret_elems, sched_setattr, sized_by_arg, three_u32, unsupported,
 };
 use super::poll::{poll, ppoll, select};
 use super::process::{
     arch_prctl, capget, clock_nanosleep, clone, clone3, futex, nanosleep, prctl, restart_syscall,
     rt_sigtimedwait, seccomp, wait4, waitid,
 };
-use super::{OutputsFn, ReplayAction, SyscallDesc};
+use super::{Call, MemReader, OutputsFn, Region, ReplayAction, SyscallDesc, Unsupported};
 
 const fn d(
     nr: i64,
@@ -124,12 +135,19 @@ pub static TABLE: &[SyscallDesc] = &[
     d(56, "clone", true, Clone, clone),
     d(57, "fork", false, Clone, none),
     d(58, "vfork", true, Clone, none),
-    d(59, "execve", false, Execve, none),
+    d(59, "execve", true, Execve, none),
     d(60, "exit", false, Exit, none),
     d(61, "wait4", true, Emulate, wait4),
     d(62, "kill", false, Emulate, none),
     d(63, "uname", false, Emulate, fixed::<0, UTSNAME>),
+    d(64, "semget", false, Emulate, none),
+    d(65, "semop", true, Emulate, none),
+    d(66, "semctl", false, Emulate, semctl),
     d(67, "shmdt", false, Emulate, unsupported),
+    d(68, "msgget", false, Emulate, none),
+    d(69, "msgsnd", true, Emulate, none),
+    d(70, "msgrcv", true, Emulate, msgrcv),
+    d(71, "msgctl", false, Emulate, msgctl),
     d(72, "fcntl", true, Emulate, fcntl),
     d(73, "flock", true, Emulate, none),
     d(74, "fsync", false, Emulate, none),
@@ -257,6 +275,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(217, "getdents64", false, Emulate, ret_bytes::<1, 2>),
     d(218, "set_tid_address", false, Execute, none),
     d(219, "restart_syscall", true, Emulate, restart_syscall),
+    d(220, "semtimedop", true, Emulate, none),
     d(221, "fadvise64", false, Emulate, none),
     d(222, "timer_create", false, Emulate, fixed::<2, 4>),
     d(223, "timer_settime", false, Emulate, fixed::<3, ITIMERSPEC>),
@@ -347,14 +366,14 @@ pub static TABLE: &[SyscallDesc] = &[
     d(309, "getcpu", false, Emulate, fixed2::<0, 4, 1, 4>),
     d(310, "process_vm_readv", false, Emulate, unsupported),
     d(311, "process_vm_writev", false, Emulate, unsupported),
-    d(314, "sched_setattr", false, Emulate, none),
+    d(314, "sched_setattr", false, Emulate, sched_setattr),
     d(315, "sched_getattr", false, Emulate, sized_by_arg::<1, 2>),
     d(316, "renameat2", false, Emulate, none),
     d(317, "seccomp", false, Emulate, seccomp),
     d(318, "getrandom", false, Emulate, ret_bytes::<0, 1>),
     d(319, "memfd_create", false, Emulate, none),
     d(321, "bpf", false, Emulate, unsupported),
-    d(322, "execveat", false, Execve, none),
+    d(322, "execveat", true, Execve, none),
     d(323, "userfaultfd", false, Emulate, unsupported),
     d(324, "membarrier", false, Emulate, none),
     d(325, "mlock2", false, Emulate, none),
@@ -400,18 +419,26 @@ pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
         .map(|i| &TABLE[i])
 }
 
-/// Syscalls that write tracee memory even when they fail: the sleeps store
-/// the remaining time, and the poll family its results, when a signal
-/// interrupts them (`-EINTR` or an in-kernel restart code at the exit stop);
-/// `capget` stores the version it prefers on `EINVAL`.
+/// Syscalls that write tracee memory even when they fail (each checked
+/// against a live kernel where it can be provoked): the sleeps store the
+/// remaining time, and poll its `revents`, when a signal interrupts them
+/// (`-EINTR` or an in-kernel restart code at the exit stop); select,
+/// pselect6 and ppoll store the remaining time on the way out of nearly every
+/// failure (`EBADF`, `EINVAL`); `capget` stores the version it prefers on
+/// `EINVAL`; `waitid` fills the siginfo even when it fails with `ECHILD`;
+/// getsockopt stores the length it needs on `ERANGE`; sched_setattr stores
+/// the kernel's structure size on `E2BIG`.
 const WRITES_ON_FAILURE: &[i64] = &[
     7,   // poll
     23,  // select
     35,  // nanosleep
+    55,  // getsockopt
     125, // capget
     230, // clock_nanosleep
+    247, // waitid
     270, // pselect6
     271, // ppoll
+    314, // sched_setattr
 ];
 
 /// Whether syscall `nr` may write tracee memory when it fails, so the
@@ -420,4 +447,18 @@ const WRITES_ON_FAILURE: &[i64] = &[
 /// unconditionally is also fine.)
 pub fn writes_on_failure(nr: i64) -> bool {
     WRITES_ON_FAILURE.contains(&nr)
+}
+
+/// The memory written by `restart_syscall` when it resumes `original` (the
+/// last call of the same thread, which returned `-ERESTART_RESTARTBLOCK`)
+/// and finishes with `ret`: what `original` writes when it returns `ret`.
+pub fn restarted_outputs(
+    original: &Call,
+    ret: i64,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    let desc = lookup(original.nr)
+        .ok_or_else(|| Unsupported(format!("restart_syscall of {}", super::name(original.nr))))?;
+    (desc.outputs)(&Call { ret, ..*original }, mem, out)
 }

@@ -1,0 +1,150 @@
+//! `ioctl` and `fcntl`: one syscall number each, many requests, each with its
+//! own output. ioctl requests the table does not know are unsupported, so the
+//! trace is marked unreplayable rather than silently missing a write.
+
+use super::layout;
+use super::outputs::push;
+use super::{Call, MemReader, Region, Unsupported};
+
+/// One known ioctl request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoctlDesc {
+    /// The request number (the kernel takes it as an `unsigned int`).
+    pub request: u32,
+    /// Its name, as in `ioctl_tty(2)` / `ioctl(2)`.
+    pub name: &'static str,
+    /// Bytes the kernel stores at the argument pointer on success.
+    pub writes: u64,
+}
+
+const fn io(request: u32, name: &'static str, writes: u64) -> IoctlDesc {
+    IoctlDesc {
+        request,
+        name,
+        writes,
+    }
+}
+
+/// Every ioctl request the recorder knows, sorted by number (x86-64 values,
+/// from `asm-generic/ioctls.h`; the sizes are the kernel's structures).
+pub static IOCTLS: &[IoctlDesc] = &[
+    io(0x5401, "TCGETS", layout::KERNEL_TERMIOS),
+    io(0x5402, "TCSETS", 0),
+    io(0x5403, "TCSETSW", 0),
+    io(0x5404, "TCSETSF", 0),
+    io(0x5405, "TCGETA", layout::KERNEL_TERMIO),
+    io(0x5406, "TCSETA", 0),
+    io(0x5407, "TCSETAW", 0),
+    io(0x5408, "TCSETAF", 0),
+    io(0x5409, "TCSBRK", 0),
+    io(0x540A, "TCXONC", 0),
+    io(0x540B, "TCFLSH", 0),
+    io(0x540C, "TIOCEXCL", 0),
+    io(0x540D, "TIOCNXCL", 0),
+    io(0x540E, "TIOCSCTTY", 0),
+    io(0x540F, "TIOCGPGRP", 4),
+    io(0x5410, "TIOCSPGRP", 0),
+    io(0x5411, "TIOCOUTQ", 4),
+    io(0x5413, "TIOCGWINSZ", layout::WINSIZE),
+    io(0x5414, "TIOCSWINSZ", 0),
+    io(0x541B, "FIONREAD", 4),
+    io(0x5421, "FIONBIO", 0),
+    io(0x5422, "TIOCNOTTY", 0),
+    io(0x5429, "TIOCGSID", 4),
+    io(0x5441, "TIOCGPTPEER", 0),
+    io(0x5450, "FIONCLEX", 0),
+    io(0x5451, "FIOCLEX", 0),
+    io(0x5452, "FIOASYNC", 0),
+    io(0x5460, "FIOQSIZE", 8),
+    io(0x4004_5431, "TIOCSPTLCK", 0),
+    io(0x402C_542B, "TCSETS2", 0),
+    io(0x402C_542C, "TCSETSW2", 0),
+    io(0x402C_542D, "TCSETSF2", 0),
+    io(0x8004_5430, "TIOCGPTN", 4),
+    io(0x8004_5439, "TIOCGPTLCK", 4),
+    io(0x802C_542A, "TCGETS2", layout::KERNEL_TERMIOS2),
+];
+
+/// Looks up ioctl request `request`.
+pub fn lookup_ioctl(request: u32) -> Option<&'static IoctlDesc> {
+    IOCTLS
+        .binary_search_by_key(&request, |d| d.request)
+        .ok()
+        .map(|i| &IOCTLS[i])
+}
+
+/// `ioctl(fd, request, arg)`. A failed ioctl writes nothing (the common case
+/// being `ENOTTY` from `isatty`); an unknown request that succeeded is
+/// unsupported.
+pub(crate) fn ioctl(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    let request = c.args[1] as u32;
+    match lookup_ioctl(request) {
+        Some(d) => {
+            push(out, c.args[2], d.writes);
+            Ok(())
+        }
+        None => Err(Unsupported(format!(
+            "ioctl {request:#x} (fd {})",
+            c.args[0] as i32
+        ))),
+    }
+}
+
+// fcntl commands (linux/fcntl.h) that only take or return integers.
+const F_DUPFD: i32 = 0;
+const F_GETFD: i32 = 1;
+const F_SETFD: i32 = 2;
+const F_GETFL: i32 = 3;
+const F_SETFL: i32 = 4;
+const F_SETLK: i32 = 6;
+const F_SETLKW: i32 = 7;
+const F_SETOWN: i32 = 8;
+const F_GETOWN: i32 = 9;
+const F_SETSIG: i32 = 10;
+const F_GETSIG: i32 = 11;
+const F_SETOWN_EX: i32 = 15;
+const F_OFD_SETLK: i32 = 37;
+const F_OFD_SETLKW: i32 = 38;
+const F_SETLEASE: i32 = 1024;
+const F_GETLEASE: i32 = 1025;
+const F_NOTIFY: i32 = 1026;
+const F_DUPFD_QUERY: i32 = 1027;
+const F_CREATED_QUERY: i32 = 1028;
+const F_DUPFD_CLOEXEC: i32 = 1030;
+const F_SETPIPE_SZ: i32 = 1031;
+const F_GETPIPE_SZ: i32 = 1032;
+const F_ADD_SEALS: i32 = 1033;
+const F_GET_SEALS: i32 = 1034;
+const F_SET_RW_HINT: i32 = 1036;
+const F_SET_FILE_RW_HINT: i32 = 1038;
+// fcntl commands that store through the pointer argument.
+const F_GETLK: i32 = 5;
+const F_GETOWN_EX: i32 = 16;
+const F_OFD_GETLK: i32 = 36;
+const F_GET_RW_HINT: i32 = 1035;
+const F_GET_FILE_RW_HINT: i32 = 1037;
+
+/// `fcntl(fd, cmd, arg)`: the lock queries store a `struct flock`,
+/// `F_GETOWN_EX` a `struct f_owner_ex`, the write-hint queries a u64; the
+/// other known commands write nothing, and an unknown one that succeeded is
+/// unsupported.
+pub(crate) fn fcntl(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    match c.args[1] as i32 {
+        F_GETLK | F_OFD_GETLK => push(out, c.args[2], layout::FLOCK),
+        F_GETOWN_EX => push(out, c.args[2], layout::F_OWNER_EX),
+        F_GET_RW_HINT | F_GET_FILE_RW_HINT => push(out, c.args[2], 8),
+        F_DUPFD | F_GETFD | F_SETFD | F_GETFL | F_SETFL | F_SETLK | F_SETLKW | F_SETOWN
+        | F_GETOWN | F_SETSIG | F_GETSIG | F_SETOWN_EX | F_OFD_SETLK | F_OFD_SETLKW
+        | F_SETLEASE | F_GETLEASE | F_NOTIFY | F_DUPFD_QUERY | F_CREATED_QUERY
+        | F_DUPFD_CLOEXEC | F_SETPIPE_SZ | F_GETPIPE_SZ | F_ADD_SEALS | F_GET_SEALS
+        | F_SET_RW_HINT | F_SET_FILE_RW_HINT => {}
+        cmd => return Err(Unsupported(format!("fcntl command {cmd}"))),
+    }
+    Ok(())
+}

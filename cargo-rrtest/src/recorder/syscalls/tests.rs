@@ -1,0 +1,1216 @@
+//! Tests of the table as a whole and of the structured output functions,
+//! against a fake tracee address space.
+
+use super::*;
+use std::collections::HashMap;
+
+/// A sparse fake address space: only the bytes a test stored are readable.
+#[derive(Default)]
+struct FakeMem(HashMap<u64, u8>);
+
+impl FakeMem {
+    fn put(&mut self, addr: u64, bytes: &[u8]) {
+        for (i, &b) in bytes.iter().enumerate() {
+            self.0.insert(addr + i as u64, b);
+        }
+    }
+    fn put_u64(&mut self, addr: u64, v: u64) {
+        self.put(addr, &v.to_le_bytes());
+    }
+    fn put_u32(&mut self, addr: u64, v: u32) {
+        self.put(addr, &v.to_le_bytes());
+    }
+    /// Stores an iovec array at `at`.
+    fn put_iovs(&mut self, at: u64, iovs: &[(u64, u64)]) {
+        for (i, &(base, len)) in iovs.iter().enumerate() {
+            self.put_u64(at + 16 * i as u64, base);
+            self.put_u64(at + 16 * i as u64 + 8, len);
+        }
+    }
+}
+
+impl MemReader for FakeMem {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = *self
+                .0
+                .get(&(addr + i as u64))
+                .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EFAULT))?;
+        }
+        Ok(())
+    }
+}
+
+fn call(nr: i64, args: &[u64], ret: i64) -> Call {
+    let mut a = [0u64; 6];
+    a[..args.len()].copy_from_slice(args);
+    Call { nr, args: a, ret }
+}
+
+/// Runs the table's output function for `c` and returns (addr, len) pairs.
+fn regions(c: &Call, mem: &FakeMem) -> Result<Vec<(u64, usize)>, Unsupported> {
+    let desc = lookup(c.nr).expect("syscall in the table");
+    let mut out = Vec::new();
+    (desc.outputs)(c, mem, &mut out)?;
+    Ok(out.into_iter().map(|r| (r.addr, r.len)).collect())
+}
+
+fn ok(c: &Call, mem: &FakeMem) -> Vec<(u64, usize)> {
+    regions(c, mem).expect("supported")
+}
+
+#[test]
+fn table_is_sorted_without_duplicates() {
+    for w in TABLE.windows(2) {
+        assert!(w[0].nr < w[1].nr, "{} before {}", w[0].name, w[1].name);
+    }
+    let mut names: Vec<_> = TABLE.iter().map(|d| d.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), TABLE.len(), "duplicate names");
+}
+
+/// `[("SYS_read", libc::SYS_read), ...]` from a list of libc constants.
+macro_rules! sys_numbers {
+    ($($sys:ident),* $(,)?) => {
+        &[$((stringify!($sys), libc::$sys)),*]
+    };
+}
+
+#[test]
+fn numbers_match_libc() {
+    // Every entry, by name, with libc's number for it.
+    let expected: &[(&str, i64)] = sys_numbers!(
+        SYS_read,
+        SYS_write,
+        SYS_open,
+        SYS_close,
+        SYS_stat,
+        SYS_fstat,
+        SYS_lstat,
+        SYS_poll,
+        SYS_lseek,
+        SYS_mmap,
+        SYS_mprotect,
+        SYS_munmap,
+        SYS_brk,
+        SYS_rt_sigaction,
+        SYS_rt_sigprocmask,
+        SYS_rt_sigreturn,
+        SYS_ioctl,
+        SYS_pread64,
+        SYS_pwrite64,
+        SYS_readv,
+        SYS_writev,
+        SYS_access,
+        SYS_pipe,
+        SYS_select,
+        SYS_sched_yield,
+        SYS_mremap,
+        SYS_msync,
+        SYS_mincore,
+        SYS_madvise,
+        SYS_shmget,
+        SYS_shmat,
+        SYS_shmctl,
+        SYS_dup,
+        SYS_dup2,
+        SYS_pause,
+        SYS_nanosleep,
+        SYS_getitimer,
+        SYS_alarm,
+        SYS_setitimer,
+        SYS_getpid,
+        SYS_sendfile,
+        SYS_socket,
+        SYS_connect,
+        SYS_accept,
+        SYS_sendto,
+        SYS_recvfrom,
+        SYS_sendmsg,
+        SYS_recvmsg,
+        SYS_shutdown,
+        SYS_bind,
+        SYS_listen,
+        SYS_getsockname,
+        SYS_getpeername,
+        SYS_socketpair,
+        SYS_setsockopt,
+        SYS_getsockopt,
+        SYS_clone,
+        SYS_fork,
+        SYS_vfork,
+        SYS_execve,
+        SYS_exit,
+        SYS_wait4,
+        SYS_kill,
+        SYS_uname,
+        SYS_semget,
+        SYS_semop,
+        SYS_semctl,
+        SYS_shmdt,
+        SYS_msgget,
+        SYS_msgsnd,
+        SYS_msgrcv,
+        SYS_msgctl,
+        SYS_fcntl,
+        SYS_flock,
+        SYS_fsync,
+        SYS_fdatasync,
+        SYS_truncate,
+        SYS_ftruncate,
+        SYS_getdents,
+        SYS_getcwd,
+        SYS_chdir,
+        SYS_fchdir,
+        SYS_rename,
+        SYS_mkdir,
+        SYS_rmdir,
+        SYS_creat,
+        SYS_link,
+        SYS_unlink,
+        SYS_symlink,
+        SYS_readlink,
+        SYS_chmod,
+        SYS_fchmod,
+        SYS_chown,
+        SYS_fchown,
+        SYS_lchown,
+        SYS_umask,
+        SYS_gettimeofday,
+        SYS_getrlimit,
+        SYS_getrusage,
+        SYS_sysinfo,
+        SYS_times,
+        SYS_ptrace,
+        SYS_getuid,
+        SYS_getgid,
+        SYS_setuid,
+        SYS_setgid,
+        SYS_geteuid,
+        SYS_getegid,
+        SYS_setpgid,
+        SYS_getppid,
+        SYS_getpgrp,
+        SYS_setsid,
+        SYS_setreuid,
+        SYS_setregid,
+        SYS_getgroups,
+        SYS_setgroups,
+        SYS_setresuid,
+        SYS_getresuid,
+        SYS_setresgid,
+        SYS_getresgid,
+        SYS_getpgid,
+        SYS_setfsuid,
+        SYS_setfsgid,
+        SYS_getsid,
+        SYS_capget,
+        SYS_capset,
+        SYS_rt_sigpending,
+        SYS_rt_sigtimedwait,
+        SYS_rt_sigqueueinfo,
+        SYS_rt_sigsuspend,
+        SYS_sigaltstack,
+        SYS_utime,
+        SYS_mknod,
+        SYS_personality,
+        SYS_statfs,
+        SYS_fstatfs,
+        SYS_getpriority,
+        SYS_setpriority,
+        SYS_sched_setparam,
+        SYS_sched_getparam,
+        SYS_sched_setscheduler,
+        SYS_sched_getscheduler,
+        SYS_sched_get_priority_max,
+        SYS_sched_get_priority_min,
+        SYS_sched_rr_get_interval,
+        SYS_mlock,
+        SYS_munlock,
+        SYS_mlockall,
+        SYS_munlockall,
+        SYS_prctl,
+        SYS_arch_prctl,
+        SYS_setrlimit,
+        SYS_sync,
+        SYS_gettid,
+        SYS_readahead,
+        SYS_setxattr,
+        SYS_lsetxattr,
+        SYS_fsetxattr,
+        SYS_getxattr,
+        SYS_lgetxattr,
+        SYS_fgetxattr,
+        SYS_listxattr,
+        SYS_llistxattr,
+        SYS_flistxattr,
+        SYS_removexattr,
+        SYS_lremovexattr,
+        SYS_fremovexattr,
+        SYS_tkill,
+        SYS_time,
+        SYS_futex,
+        SYS_sched_setaffinity,
+        SYS_sched_getaffinity,
+        SYS_io_setup,
+        SYS_io_destroy,
+        SYS_io_getevents,
+        SYS_io_submit,
+        SYS_io_cancel,
+        SYS_epoll_create,
+        SYS_getdents64,
+        SYS_set_tid_address,
+        SYS_restart_syscall,
+        SYS_semtimedop,
+        SYS_fadvise64,
+        SYS_timer_create,
+        SYS_timer_settime,
+        SYS_timer_gettime,
+        SYS_timer_getoverrun,
+        SYS_timer_delete,
+        SYS_clock_settime,
+        SYS_clock_gettime,
+        SYS_clock_getres,
+        SYS_clock_nanosleep,
+        SYS_exit_group,
+        SYS_epoll_wait,
+        SYS_epoll_ctl,
+        SYS_tgkill,
+        SYS_utimes,
+        SYS_waitid,
+        SYS_inotify_init,
+        SYS_inotify_add_watch,
+        SYS_inotify_rm_watch,
+        SYS_openat,
+        SYS_mkdirat,
+        SYS_mknodat,
+        SYS_fchownat,
+        SYS_futimesat,
+        SYS_newfstatat,
+        SYS_unlinkat,
+        SYS_renameat,
+        SYS_linkat,
+        SYS_symlinkat,
+        SYS_readlinkat,
+        SYS_fchmodat,
+        SYS_faccessat,
+        SYS_pselect6,
+        SYS_ppoll,
+        SYS_set_robust_list,
+        SYS_get_robust_list,
+        SYS_splice,
+        SYS_tee,
+        SYS_sync_file_range,
+        SYS_vmsplice,
+        SYS_utimensat,
+        SYS_epoll_pwait,
+        SYS_signalfd,
+        SYS_timerfd_create,
+        SYS_eventfd,
+        SYS_fallocate,
+        SYS_timerfd_settime,
+        SYS_timerfd_gettime,
+        SYS_accept4,
+        SYS_signalfd4,
+        SYS_eventfd2,
+        SYS_epoll_create1,
+        SYS_dup3,
+        SYS_pipe2,
+        SYS_inotify_init1,
+        SYS_preadv,
+        SYS_pwritev,
+        SYS_rt_tgsigqueueinfo,
+        SYS_perf_event_open,
+        SYS_recvmmsg,
+        SYS_prlimit64,
+        SYS_syncfs,
+        SYS_sendmmsg,
+        SYS_getcpu,
+        SYS_process_vm_readv,
+        SYS_process_vm_writev,
+        SYS_sched_setattr,
+        SYS_sched_getattr,
+        SYS_renameat2,
+        SYS_seccomp,
+        SYS_getrandom,
+        SYS_memfd_create,
+        SYS_bpf,
+        SYS_execveat,
+        SYS_userfaultfd,
+        SYS_membarrier,
+        SYS_mlock2,
+        SYS_copy_file_range,
+        SYS_preadv2,
+        SYS_pwritev2,
+        SYS_pkey_mprotect,
+        SYS_pkey_alloc,
+        SYS_pkey_free,
+        SYS_statx,
+        SYS_rseq,
+        SYS_pidfd_send_signal,
+        SYS_io_uring_setup,
+        SYS_io_uring_enter,
+        SYS_io_uring_register,
+        SYS_pidfd_open,
+        SYS_clone3,
+        SYS_close_range,
+        SYS_openat2,
+        SYS_pidfd_getfd,
+        SYS_faccessat2,
+        SYS_epoll_pwait2,
+        SYS_landlock_create_ruleset,
+        SYS_landlock_add_rule,
+        SYS_landlock_restrict_self,
+        SYS_memfd_secret,
+        SYS_futex_waitv,
+        SYS_fchmodat2,
+        SYS_mseal,
+    );
+    let distinct: std::collections::HashSet<_> = expected.iter().map(|&(n, _)| n).collect();
+    assert_eq!(distinct.len(), expected.len(), "a name twice in the list");
+    assert_eq!(
+        expected.len(),
+        TABLE.len(),
+        "the list below and the table differ"
+    );
+    for &(sys, nr) in expected {
+        let name = sys.strip_prefix("SYS_").expect("a SYS_ constant");
+        let d = lookup(nr).unwrap_or_else(|| panic!("{name} ({nr}) missing"));
+        assert_eq!(d.name, name, "number {nr}");
+    }
+}
+
+#[test]
+fn unknown_syscalls_are_not_in_the_table() {
+    // 335..=423 are unallocated on x86-64.
+    assert!(lookup(335).is_none());
+    assert!(lookup(-1).is_none());
+    assert!(lookup(100_000).is_none());
+    assert_eq!(name(335), "syscall_335");
+    assert_eq!(name(libc::SYS_openat), "openat");
+}
+
+#[test]
+fn replay_actions_of_the_calls_replay_executes() {
+    let action = |nr| lookup(nr).expect("known").replay;
+    assert_eq!(action(libc::SYS_mmap), ReplayAction::Mmap);
+    for nr in [
+        libc::SYS_clone,
+        libc::SYS_clone3,
+        libc::SYS_fork,
+        libc::SYS_vfork,
+    ] {
+        assert_eq!(action(nr), ReplayAction::Clone, "{}", name(nr));
+    }
+    for nr in [libc::SYS_exit, libc::SYS_exit_group] {
+        assert_eq!(action(nr), ReplayAction::Exit);
+    }
+    for nr in [libc::SYS_execve, libc::SYS_execveat] {
+        assert_eq!(action(nr), ReplayAction::Execve);
+    }
+    assert_eq!(
+        action(libc::SYS_rt_sigreturn),
+        ReplayAction::ExecuteUnchecked
+    );
+    for nr in [
+        libc::SYS_munmap,
+        libc::SYS_mprotect,
+        libc::SYS_mremap,
+        libc::SYS_madvise,
+        libc::SYS_brk,
+        libc::SYS_arch_prctl,
+        libc::SYS_set_tid_address,
+        libc::SYS_set_robust_list,
+        libc::SYS_rt_sigaction,
+        libc::SYS_rt_sigprocmask,
+        libc::SYS_sigaltstack,
+    ] {
+        assert_eq!(action(nr), ReplayAction::Execute, "{}", name(nr));
+    }
+    for nr in [
+        libc::SYS_read,
+        libc::SYS_openat,
+        libc::SYS_rseq,
+        libc::SYS_futex,
+        libc::SYS_kill,
+        libc::SYS_tgkill,
+        libc::SYS_prctl,
+        libc::SYS_seccomp,
+        libc::SYS_clock_gettime,
+        libc::SYS_getrandom,
+    ] {
+        assert_eq!(action(nr), ReplayAction::Emulate, "{}", name(nr));
+    }
+}
+
+#[test]
+fn may_block_marks_the_calls_that_wait_on_others() {
+    let blocks = |nr| lookup(nr).expect("known").may_block;
+    for nr in [
+        libc::SYS_read,
+        libc::SYS_write,
+        libc::SYS_readv,
+        libc::SYS_openat,
+        libc::SYS_futex,
+        libc::SYS_poll,
+        libc::SYS_ppoll,
+        libc::SYS_pselect6,
+        libc::SYS_epoll_wait,
+        libc::SYS_epoll_pwait2,
+        libc::SYS_nanosleep,
+        libc::SYS_clock_nanosleep,
+        libc::SYS_wait4,
+        libc::SYS_waitid,
+        libc::SYS_accept4,
+        libc::SYS_connect,
+        libc::SYS_recvmsg,
+        libc::SYS_sendto,
+        libc::SYS_flock,
+        libc::SYS_fcntl,
+        libc::SYS_pause,
+        libc::SYS_rt_sigsuspend,
+        libc::SYS_rt_sigtimedwait,
+        libc::SYS_splice,
+        libc::SYS_copy_file_range,
+        libc::SYS_vfork,
+        libc::SYS_clone3,
+        libc::SYS_execve,
+        libc::SYS_msgrcv,
+        libc::SYS_msgsnd,
+        libc::SYS_semop,
+    ] {
+        assert!(blocks(nr), "{} should be may_block", name(nr));
+    }
+    for nr in [
+        libc::SYS_mmap,
+        libc::SYS_brk,
+        libc::SYS_getpid,
+        libc::SYS_close,
+        libc::SYS_fstat,
+        libc::SYS_clock_gettime,
+        libc::SYS_sched_yield,
+        libc::SYS_exit_group,
+    ] {
+        assert!(!blocks(nr), "{} should not be may_block", name(nr));
+    }
+}
+
+#[test]
+fn failures_write_nothing_except_where_declared() {
+    let mem = FakeMem::default();
+    for d in TABLE {
+        let args = [0x1000, 0x2000, 0x3000, 0x4000, 0x5000, 0x6000];
+        for errno in [libc::EBADF, libc::EFAULT, libc::EINTR, 512, 514, 516] {
+            let c = Call {
+                nr: d.nr,
+                args,
+                ret: -i64::from(errno),
+            };
+            let mut out = Vec::new();
+            match (d.outputs)(&c, &mem, &mut out) {
+                Ok(()) if out.is_empty() => {}
+                Ok(()) => assert!(
+                    writes_on_failure(d.nr),
+                    "{} wrote {out:?} on errno {errno} but is not in writes_on_failure",
+                    d.name
+                ),
+                // Only an interrupted restart_syscall may have written
+                // memory we cannot describe.
+                Err(Unsupported(msg)) => assert!(
+                    d.nr == libc::SYS_restart_syscall
+                        && errno != libc::EBADF
+                        && errno != libc::EFAULT,
+                    "{} failed with errno {errno}, yet: {msg}",
+                    d.name
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn read_family_records_the_result_bounded_by_the_buffer() {
+    let m = FakeMem::default();
+    assert_eq!(
+        ok(&call(libc::SYS_read, &[3, 0x1000, 100], 42), &m),
+        [(0x1000, 42)]
+    );
+    assert!(ok(&call(libc::SYS_read, &[3, 0x1000, 100], 0), &m).is_empty());
+    assert!(ok(&call(libc::SYS_read, &[3, 0x1000, 100], -11), &m).is_empty());
+    // recv(MSG_TRUNC) returns the datagram's full length.
+    assert_eq!(
+        ok(
+            &call(libc::SYS_recvfrom, &[3, 0x1000, 16, 0x20, 0, 0], 500),
+            &m
+        ),
+        [(0x1000, 16)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_getcwd, &[0x7000, 4096], 12), &m),
+        [(0x7000, 12)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_readlinkat, &[3, 0x10, 0x2000, 64], 9), &m),
+        [(0x2000, 9)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_sched_getaffinity, &[0, 128, 0x3000], 8), &m),
+        [(0x3000, 8)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_getrandom, &[0x4000, 32, 0], 32), &m),
+        [(0x4000, 32)]
+    );
+    // getxattr with size 0 only reports the size.
+    assert!(ok(&call(libc::SYS_getxattr, &[1, 2, 0x5000, 0], 30), &m).is_empty());
+    assert_eq!(
+        ok(&call(libc::SYS_getxattr, &[1, 2, 0x5000, 64], 30), &m),
+        [(0x5000, 30)]
+    );
+}
+
+#[test]
+fn readv_scatters_up_to_the_result() {
+    let mut m = FakeMem::default();
+    m.put_iovs(0x100, &[(0x1000, 10), (0x2000, 20), (0x3000, 30)]);
+    let readv = |ret| call(libc::SYS_readv, &[3, 0x100, 3], ret);
+    assert_eq!(ok(&readv(25), &m), [(0x1000, 10), (0x2000, 15)]);
+    assert_eq!(
+        ok(&readv(60), &m),
+        [(0x1000, 10), (0x2000, 20), (0x3000, 30)]
+    );
+    assert_eq!(ok(&readv(10), &m), [(0x1000, 10)]);
+    assert!(ok(&readv(0), &m).is_empty());
+    // Zero-length iovecs are skipped, the rest still filled in order.
+    m.put_iovs(0x200, &[(0x1000, 0), (0x2000, 8)]);
+    assert_eq!(
+        ok(&call(libc::SYS_preadv2, &[3, 0x200, 2, 0, 0, 0], 8), &m),
+        [(0x2000, 8)]
+    );
+    // An iovec array we cannot read is an error naming the call.
+    let err = regions(&call(libc::SYS_readv, &[3, 0x9000, 1], 4), &m).unwrap_err();
+    assert!(
+        err.0
+            .starts_with("readv: cannot read struct iovec at 0x9000"),
+        "{err}"
+    );
+}
+
+/// A msghdr at `hdr` with a 128-byte name buffer, two iovecs and a control
+/// buffer, as the kernel leaves it after receiving.
+fn put_msghdr(m: &mut FakeMem, hdr: u64, name: u64, namelen: u32, controllen: u64) {
+    m.put_u64(hdr, name);
+    m.put_u32(hdr + 8, namelen);
+    m.put_u64(hdr + 16, hdr + 0x100);
+    m.put_u64(hdr + 24, 2);
+    m.put_u64(hdr + 32, hdr + 0x200);
+    m.put_u64(hdr + 40, controllen);
+    m.put_u32(hdr + 48, 0);
+    m.put_iovs(hdr + 0x100, &[(hdr + 0x1000, 4), (hdr + 0x2000, 100)]);
+}
+
+#[test]
+fn recvmsg_walks_the_msghdr() {
+    let mut m = FakeMem::default();
+    let hdr = 0x10_0000;
+    put_msghdr(&mut m, hdr, 0x9000, 16, 24);
+    let got = ok(&call(libc::SYS_recvmsg, &[3, hdr, 0], 10), &m);
+    assert_eq!(
+        got,
+        [
+            (hdr + 8, 4),      // msg_namelen
+            (0x9000, 16),      // the address
+            (hdr + 0x1000, 4), // first iovec, full
+            (hdr + 0x2000, 6), // second iovec, the rest of 10 bytes
+            (hdr + 0x200, 24), // ancillary data
+            (hdr + 40, 8),     // msg_controllen
+            (hdr + 48, 4),     // msg_flags
+        ]
+    );
+    // No name buffer, no control data: only the data and the header fields.
+    put_msghdr(&mut m, hdr, 0, 0, 0);
+    m.put_u64(hdr + 32, 0);
+    let got = ok(&call(libc::SYS_recvmsg, &[3, hdr, 0], 3), &m);
+    assert_eq!(got, [(hdr + 0x1000, 3), (hdr + 40, 8), (hdr + 48, 4)]);
+    // A returned address longer than sockaddr_storage is bounded.
+    put_msghdr(&mut m, hdr, 0x9000, 4000, 0);
+    let got = ok(&call(libc::SYS_recvmsg, &[3, hdr, 0], 0), &m);
+    assert_eq!(got[..2], [(hdr + 8, 4), (0x9000, 128)]);
+    // sendmsg writes nothing.
+    assert!(ok(&call(libc::SYS_sendmsg, &[3, hdr, 0], 10), &m).is_empty());
+}
+
+#[test]
+fn recvmmsg_and_sendmmsg_use_msg_len() {
+    let mut m = FakeMem::default();
+    let vec = 0x20_0000;
+    put_msghdr(&mut m, vec, 0, 0, 0);
+    m.put_u64(vec + 32, 0);
+    m.put_u32(vec + 56, 7);
+    put_msghdr(&mut m, vec + 64, 0, 0, 0);
+    m.put_u64(vec + 64 + 32, 0);
+    m.put_u32(vec + 64 + 56, 50);
+    let got = ok(&call(libc::SYS_recvmmsg, &[3, vec, 4, 0, 0x5000], 2), &m);
+    assert_eq!(
+        got,
+        [
+            (vec + 0x1000, 4),
+            (vec + 0x2000, 3),
+            (vec + 40, 8),
+            (vec + 48, 4),
+            (vec + 56, 4),
+            (vec + 64 + 0x1000, 4),
+            (vec + 64 + 0x2000, 46),
+            (vec + 64 + 40, 8),
+            (vec + 64 + 48, 4),
+            (vec + 64 + 56, 4),
+            (0x5000, 16),
+        ]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_sendmmsg, &[3, vec, 4, 0], 2), &m),
+        [(vec + 56, 4), (vec + 64 + 56, 4)]
+    );
+    // No message: nothing, not even the timeout.
+    assert!(ok(&call(libc::SYS_recvmmsg, &[3, vec, 4, 0, 0x5000], 0), &m).is_empty());
+    // More messages than the vector holds is impossible.
+    assert!(regions(&call(libc::SYS_sendmmsg, &[3, vec, 1, 0], 2), &m).is_err());
+}
+
+#[test]
+fn accept4_records_the_address_and_its_length() {
+    let mut m = FakeMem::default();
+    m.put_u32(0x500, 16);
+    let accept4 = |addr, len| call(libc::SYS_accept4, &[3, addr, len, 0], 4);
+    assert_eq!(ok(&accept4(0x400, 0x500), &m), [(0x500, 4), (0x400, 16)]);
+    // A unix socket's 110-byte address; a huge length is bounded.
+    m.put_u32(0x500, 110);
+    assert_eq!(ok(&accept4(0x400, 0x500), &m), [(0x500, 4), (0x400, 110)]);
+    m.put_u32(0x500, 1 << 20);
+    assert_eq!(ok(&accept4(0x400, 0x500), &m), [(0x500, 4), (0x400, 128)]);
+    // No address requested.
+    assert!(ok(&accept4(0, 0), &m).is_empty());
+    assert_eq!(
+        ok(&call(libc::SYS_getsockname, &[3, 0x400, 0x500], 0), &m)[0],
+        (0x500, 4)
+    );
+}
+
+#[test]
+fn getsockopt_records_optlen_bytes() {
+    let mut m = FakeMem::default();
+    m.put_u32(0x600, 4);
+    let c = call(libc::SYS_getsockopt, &[3, 1, 4, 0x700, 0x600], 0);
+    assert_eq!(ok(&c, &m), [(0x600, 4), (0x700, 4)]);
+    m.put_u32(0x600, 0);
+    assert_eq!(ok(&c, &m), [(0x600, 4)]);
+    m.put_u32(0x600, u32::MAX);
+    assert!(regions(&c, &m).is_err());
+    // SO_PEERGROUPS with a short buffer: the needed length, ERANGE.
+    let erange = call(libc::SYS_getsockopt, &[3, 1, 59, 0x700, 0x600], -34);
+    assert_eq!(ok(&erange, &m), [(0x600, 4)]);
+    // setsockopt writes nothing.
+    assert!(ok(&call(libc::SYS_setsockopt, &[3, 1, 4, 0x700, 4], 0), &m).is_empty());
+}
+
+#[test]
+fn clone_writes_per_flags() {
+    let m = FakeMem::default();
+    let vm = (libc::CLONE_VM | libc::CLONE_PARENT_SETTID | libc::CLONE_CHILD_SETTID) as u64;
+    assert_eq!(
+        ok(
+            &call(libc::SYS_clone, &[vm, 0x8000, 0x100, 0x200, 0], 1234),
+            &m
+        ),
+        [(0x100, 4), (0x200, 4)]
+    );
+    // Without CLONE_VM the child's tid goes into the child's memory only.
+    let fork = (libc::CLONE_PARENT_SETTID | libc::CLONE_CHILD_SETTID) as u64;
+    assert_eq!(
+        ok(
+            &call(libc::SYS_clone, &[fork, 0, 0x100, 0x200, 0], 1234),
+            &m
+        ),
+        [(0x100, 4)]
+    );
+    // In the child (ret 0) nothing is recorded.
+    assert!(ok(
+        &call(libc::SYS_clone, &[vm, 0x8000, 0x100, 0x200, 0], 0),
+        &m
+    )
+    .is_empty());
+}
+
+#[test]
+fn clone3_reads_clone_args() {
+    let mut m = FakeMem::default();
+    let a = 0x3000;
+    let flags = (libc::CLONE_VM
+        | libc::CLONE_PIDFD
+        | libc::CLONE_PARENT_SETTID
+        | libc::CLONE_CHILD_SETTID
+        | libc::CLONE_CHILD_CLEARTID) as u64;
+    m.put_u64(a, flags);
+    m.put_u64(a + 8, 0x100);
+    m.put_u64(a + 16, 0x200);
+    m.put_u64(a + 24, 0x300);
+    let c = call(libc::SYS_clone3, &[a, 88], 77);
+    assert_eq!(ok(&c, &m), [(0x100, 4), (0x300, 4), (0x200, 4)]);
+    m.put_u64(a, libc::CLONE_CHILD_SETTID as u64);
+    assert!(ok(&c, &m).is_empty());
+    // A size the kernel would have refused.
+    assert!(regions(&call(libc::SYS_clone3, &[a, 32], 77), &m).is_err());
+    // clone_args we cannot read.
+    let err = regions(&call(libc::SYS_clone3, &[0x7000, 88], 77), &m).unwrap_err();
+    assert!(err.0.contains("clone_args.flags"), "{err}");
+}
+
+#[test]
+fn select_sizes_fd_sets_in_longs() {
+    let m = FakeMem::default();
+    let select = |nfds, ret| call(libc::SYS_select, &[nfds, 0x100, 0, 0x300, 0x400], ret);
+    assert_eq!(ok(&select(1, 1), &m), [(0x100, 8), (0x300, 8), (0x400, 16)]);
+    assert_eq!(
+        ok(&select(64, 0), &m),
+        [(0x100, 8), (0x300, 8), (0x400, 16)]
+    );
+    assert_eq!(
+        ok(&select(65, 2), &m),
+        [(0x100, 16), (0x300, 16), (0x400, 16)]
+    );
+    assert_eq!(
+        ok(&select(1024, 2), &m),
+        [(0x100, 128), (0x300, 128), (0x400, 16)]
+    );
+    // Interrupted or failed: only the remaining time (the kernel stores it
+    // on EBADF too), and nothing when the timeout pointer faulted.
+    assert_eq!(ok(&select(5, -i64::from(libc::EINTR)), &m), [(0x400, 16)]);
+    assert_eq!(ok(&select(5, -i64::from(libc::EBADF)), &m), [(0x400, 16)]);
+    assert!(ok(&select(5, -i64::from(libc::EFAULT)), &m).is_empty());
+    let pselect = call(libc::SYS_pselect6, &[3, 0, 0x200, 0, 0x400, 0x500], 1);
+    assert_eq!(ok(&pselect, &m), [(0x200, 8), (0x400, 16)]);
+}
+
+#[test]
+fn poll_family_sizes() {
+    let m = FakeMem::default();
+    assert_eq!(
+        ok(&call(libc::SYS_poll, &[0x100, 3, 1000], 1), &m),
+        [(0x100, 24)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_ppoll, &[0x100, 2, 0x200, 0, 8], 0), &m),
+        [(0x100, 16), (0x200, 16)]
+    );
+    assert_eq!(
+        ok(
+            &call(libc::SYS_poll, &[0x100, 3, 1000], -i64::from(libc::EINTR)),
+            &m
+        ),
+        [(0x100, 24)]
+    );
+    for nr in [
+        libc::SYS_epoll_wait,
+        libc::SYS_epoll_pwait,
+        libc::SYS_epoll_pwait2,
+    ] {
+        assert_eq!(ok(&call(nr, &[5, 0x100, 64, 0], 3), &m), [(0x100, 36)]);
+        assert!(ok(&call(nr, &[5, 0x100, 64, 0], 0), &m).is_empty());
+    }
+}
+
+#[test]
+fn wait4_with_and_without_rusage() {
+    let m = FakeMem::default();
+    assert_eq!(
+        ok(&call(libc::SYS_wait4, &[u64::MAX, 0x100, 0, 0x200], 42), &m),
+        [(0x100, 4), (0x200, 144)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_wait4, &[u64::MAX, 0x100, 0, 0], 42), &m),
+        [(0x100, 4)]
+    );
+    assert!(ok(&call(libc::SYS_wait4, &[u64::MAX, 0, 0, 0], 42), &m).is_empty());
+    // WNOHANG with nothing to reap.
+    assert!(ok(&call(libc::SYS_wait4, &[u64::MAX, 0x100, 1, 0x200], 0), &m).is_empty());
+    assert_eq!(
+        ok(&call(libc::SYS_waitid, &[0, 0, 0x300, 4, 0x400], 0), &m),
+        [(0x300, 128), (0x400, 144)]
+    );
+    // No children: ECHILD, and the kernel still zeroes the siginfo.
+    let echild = -i64::from(libc::ECHILD);
+    assert_eq!(
+        ok(
+            &call(libc::SYS_waitid, &[0, 0, 0x300, 4, 0x400], echild),
+            &m
+        ),
+        [(0x300, 128)]
+    );
+    let efault = -i64::from(libc::EFAULT);
+    assert!(ok(
+        &call(libc::SYS_waitid, &[0, 0, 0x300, 4, 0x400], efault),
+        &m
+    )
+    .is_empty());
+}
+
+#[test]
+fn ioctl_known_and_unknown_requests() {
+    let m = FakeMem::default();
+    let ioctl = |req: u64, ret| call(libc::SYS_ioctl, &[1, req, 0x100], ret);
+    assert_eq!(ok(&ioctl(libc::TCGETS, 0), &m), [(0x100, 36)]);
+    assert_eq!(ok(&ioctl(libc::TCGETS2, 0), &m), [(0x100, 44)]);
+    assert_eq!(ok(&ioctl(libc::TIOCGWINSZ, 0), &m), [(0x100, 8)]);
+    assert_eq!(ok(&ioctl(libc::FIONREAD, 0), &m), [(0x100, 4)]);
+    assert_eq!(ok(&ioctl(libc::TIOCGPGRP, 0), &m), [(0x100, 4)]);
+    for req in [
+        libc::TCSETS,
+        libc::TIOCSWINSZ,
+        libc::FIONBIO,
+        libc::FIOCLEX,
+        libc::FIONCLEX,
+        libc::TIOCSPGRP,
+    ] {
+        assert!(ok(&ioctl(req, 0), &m).is_empty(), "{req:#x}");
+    }
+    // isatty on a pipe: ENOTTY, nothing written.
+    assert!(ok(&ioctl(libc::TCGETS, -i64::from(libc::ENOTTY)), &m).is_empty());
+    let err = regions(&ioctl(0x1234, 0), &m).unwrap_err();
+    assert_eq!(err.0, "ioctl 0x1234 (fd 1)");
+    assert!(ok(&ioctl(0x1234, -i64::from(libc::ENOTTY)), &m).is_empty());
+    // The request is an unsigned int: the upper half of the register is noise.
+    assert_eq!(ok(&ioctl(0xffff_ffff_0000_5413, 0), &m), [(0x100, 8)]);
+}
+
+#[test]
+fn ioctl_table_matches_libc() {
+    for w in IOCTLS.windows(2) {
+        assert!(
+            w[0].request < w[1].request,
+            "{} before {}",
+            w[0].name,
+            w[1].name
+        );
+    }
+    let libc_values: &[(&str, u64)] = &[
+        ("TCGETS", libc::TCGETS),
+        ("TCSETS", libc::TCSETS),
+        ("TCSETSW", libc::TCSETSW),
+        ("TCSETSF", libc::TCSETSF),
+        ("TCGETA", libc::TCGETA),
+        ("TCSETA", libc::TCSETA),
+        ("TCSETAW", libc::TCSETAW),
+        ("TCSETAF", libc::TCSETAF),
+        ("TCSBRK", libc::TCSBRK),
+        ("TCXONC", libc::TCXONC),
+        ("TCFLSH", libc::TCFLSH),
+        ("TIOCEXCL", libc::TIOCEXCL),
+        ("TIOCNXCL", libc::TIOCNXCL),
+        ("TIOCSCTTY", libc::TIOCSCTTY),
+        ("TIOCGPGRP", libc::TIOCGPGRP),
+        ("TIOCSPGRP", libc::TIOCSPGRP),
+        ("TIOCOUTQ", libc::TIOCOUTQ),
+        ("TIOCGWINSZ", libc::TIOCGWINSZ),
+        ("TIOCSWINSZ", libc::TIOCSWINSZ),
+        ("FIONREAD", libc::FIONREAD),
+        ("FIONBIO", libc::FIONBIO),
+        ("TIOCNOTTY", libc::TIOCNOTTY),
+        ("TIOCGSID", libc::TIOCGSID),
+        ("FIONCLEX", libc::FIONCLEX),
+        ("FIOCLEX", libc::FIOCLEX),
+        ("FIOASYNC", libc::FIOASYNC),
+        ("FIOQSIZE", libc::FIOQSIZE),
+        ("TIOCGPTPEER", libc::TIOCGPTPEER),
+        ("TIOCSPTLCK", libc::TIOCSPTLCK),
+        ("TIOCGPTLCK", libc::TIOCGPTLCK),
+        ("TCSETS2", libc::TCSETS2),
+        ("TCSETSW2", libc::TCSETSW2),
+        ("TCSETSF2", libc::TCSETSF2),
+        ("TIOCGPTN", libc::TIOCGPTN),
+        ("TCGETS2", libc::TCGETS2),
+    ];
+    assert_eq!(libc_values.len(), IOCTLS.len());
+    for &(name, value) in libc_values {
+        let d = lookup_ioctl(value as u32).unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(d.name, name);
+    }
+    // Where the request encodes a size (_IOR/_IOW), it is the one recorded.
+    for d in IOCTLS {
+        let dir = d.request >> 30;
+        let size = u64::from((d.request >> 16) & 0x3fff);
+        if dir == 2 {
+            assert_eq!(d.writes, size, "{}", d.name);
+        } else if dir == 1 {
+            assert_eq!(d.writes, 0, "{}", d.name);
+        }
+    }
+}
+
+#[test]
+fn fcntl_lock_queries() {
+    let m = FakeMem::default();
+    let fcntl = |cmd: i32| call(libc::SYS_fcntl, &[3, cmd as u64, 0x100], 0);
+    assert_eq!(ok(&fcntl(libc::F_GETLK), &m), [(0x100, 32)]);
+    assert_eq!(ok(&fcntl(libc::F_OFD_GETLK), &m), [(0x100, 32)]);
+    assert_eq!(ok(&fcntl(16 /* F_GETOWN_EX */), &m), [(0x100, 8)]);
+    assert!(ok(&fcntl(libc::F_SETLKW), &m).is_empty());
+    assert!(ok(&fcntl(libc::F_DUPFD_CLOEXEC), &m).is_empty());
+    assert!(ok(&fcntl(libc::F_GETFL), &m).is_empty());
+    assert!(regions(&fcntl(4242), &m).is_err());
+}
+
+#[test]
+fn time_and_sleep() {
+    let m = FakeMem::default();
+    assert_eq!(
+        ok(&call(libc::SYS_clock_gettime, &[1, 0x100], 0), &m),
+        [(0x100, 16)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_gettimeofday, &[0x100, 0x200], 0), &m),
+        [(0x100, 16), (0x200, 8)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_gettimeofday, &[0x100, 0], 0), &m),
+        [(0x100, 16)]
+    );
+    assert!(ok(&call(libc::SYS_time, &[0], 1_700_000_000), &m).is_empty());
+    assert_eq!(ok(&call(libc::SYS_time, &[0x100], 1), &m), [(0x100, 8)]);
+    let eintr = -i64::from(libc::EINTR);
+    assert!(ok(&call(libc::SYS_nanosleep, &[0x100, 0x200], 0), &m).is_empty());
+    assert_eq!(
+        ok(&call(libc::SYS_nanosleep, &[0x100, 0x200], eintr), &m),
+        [(0x200, 16)]
+    );
+    assert_eq!(
+        ok(
+            &call(libc::SYS_clock_nanosleep, &[1, 0, 0x100, 0x200], -516),
+            &m
+        ),
+        [(0x200, 16)]
+    );
+    assert!(ok(
+        &call(libc::SYS_clock_nanosleep, &[1, 1, 0x100, 0x200], eintr),
+        &m
+    )
+    .is_empty());
+    assert_eq!(
+        ok(
+            &call(libc::SYS_timerfd_settime, &[5, 0, 0x100, 0x200], 0),
+            &m
+        ),
+        [(0x200, 32)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_getitimer, &[0, 0x100], 0), &m),
+        [(0x100, 32)]
+    );
+}
+
+#[test]
+fn process_and_signal_outputs() {
+    let mut m = FakeMem::default();
+    assert_eq!(
+        ok(&call(libc::SYS_rt_sigaction, &[2, 0x100, 0x200, 8], 0), &m),
+        [(0x200, 32)]
+    );
+    assert!(ok(&call(libc::SYS_rt_sigaction, &[2, 0x100, 0, 8], 0), &m).is_empty());
+    assert_eq!(
+        ok(
+            &call(libc::SYS_rt_sigprocmask, &[0, 0x100, 0x200, 8], 0),
+            &m
+        ),
+        [(0x200, 8)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_sigaltstack, &[0, 0x200], 0), &m),
+        [(0x200, 24)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_getresuid, &[0x100, 0x200, 0x300], 0), &m),
+        [(0x100, 4), (0x200, 4), (0x300, 4)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_getgroups, &[32, 0x100], 3), &m),
+        [(0x100, 12)]
+    );
+    assert!(ok(&call(libc::SYS_getgroups, &[0, 0], 3), &m).is_empty());
+    assert_eq!(
+        ok(&call(libc::SYS_prlimit64, &[0, 7, 0, 0x100], 0), &m),
+        [(0x100, 16)]
+    );
+    assert_eq!(ok(&call(libc::SYS_pipe2, &[0x100, 0], 0), &m), [(0x100, 8)]);
+    assert_eq!(
+        ok(&call(libc::SYS_mincore, &[0x10000, 4097, 0x100], 0), &m),
+        [(0x100, 2)]
+    );
+    // sched_setattr with a structure newer than the kernel: its size back.
+    let e2big = -i64::from(libc::E2BIG);
+    assert_eq!(
+        ok(&call(libc::SYS_sched_setattr, &[0, 0x100, 0], e2big), &m),
+        [(0x100, 4)]
+    );
+    assert!(ok(&call(libc::SYS_sched_setattr, &[0, 0x100, 0], 0), &m).is_empty());
+    // capget: libcap's probe with a null data pointer learns the version.
+    assert_eq!(
+        ok(&call(libc::SYS_capget, &[0x100, 0], 0), &m),
+        [(0x100, 4)]
+    );
+    m.put_u32(0x100, 0x2008_0522);
+    assert_eq!(
+        ok(&call(libc::SYS_capget, &[0x100, 0x200], 0), &m),
+        [(0x200, 24)]
+    );
+    m.put_u32(0x100, 0x1998_0330);
+    assert_eq!(
+        ok(&call(libc::SYS_capget, &[0x100, 0x200], 0), &m),
+        [(0x200, 12)]
+    );
+}
+
+#[test]
+fn prctl_arch_prctl_futex_options() {
+    let m = FakeMem::default();
+    let prctl = |opt: i32, a1| call(libc::SYS_prctl, &[opt as u64, a1, 0, 0, 0], 0);
+    assert_eq!(ok(&prctl(libc::PR_GET_NAME, 0x100), &m), [(0x100, 16)]);
+    assert!(ok(&prctl(libc::PR_SET_NAME, 0x100), &m).is_empty());
+    assert!(ok(&prctl(libc::PR_SET_NO_NEW_PRIVS, 1), &m).is_empty());
+    assert!(ok(&prctl(libc::PR_SET_SECCOMP, 2), &m).is_empty());
+    let err = regions(&prctl(libc::PR_SET_TSC, 1), &m).unwrap_err();
+    assert!(err.0.contains("PR_SET_TSC"), "{err}");
+    assert!(regions(&prctl(9999, 0), &m).is_err());
+
+    let arch = |code: u64| call(libc::SYS_arch_prctl, &[code, 0x100], 0);
+    assert_eq!(ok(&arch(0x1003), &m), [(0x100, 8)]); // ARCH_GET_FS
+    assert!(ok(&arch(0x1002), &m).is_empty()); // ARCH_SET_FS
+    assert!(regions(&arch(0x1012), &m).is_err()); // ARCH_SET_CPUID
+
+    let futex = |op: i32| call(libc::SYS_futex, &[0x100, op as u64, 1, 0, 0x200, 0], 0);
+    assert!(ok(
+        &futex(libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG),
+        &m
+    )
+    .is_empty());
+    assert!(ok(&futex(libc::FUTEX_WAKE), &m).is_empty());
+    assert_eq!(
+        ok(&futex(libc::FUTEX_WAKE_OP | libc::FUTEX_PRIVATE_FLAG), &m),
+        [(0x200, 4)]
+    );
+    assert_eq!(ok(&futex(libc::FUTEX_LOCK_PI), &m), [(0x100, 4)]);
+    assert!(regions(&futex(99), &m).is_err());
+}
+
+#[test]
+fn unsupported_calls_say_why() {
+    let m = FakeMem::default();
+    let err = regions(&call(libc::SYS_io_uring_setup, &[8, 0x100], 3), &m).unwrap_err();
+    assert_eq!(err.0, "io_uring is not supported");
+    let err = regions(
+        &call(libc::SYS_process_vm_readv, &[1, 2, 3, 4, 5, 0], 3),
+        &m,
+    )
+    .unwrap_err();
+    assert_eq!(err.0, "process_vm_readv is not supported");
+    let err = regions(&call(libc::SYS_ptrace, &[0, 0, 0, 0], 0), &m).unwrap_err();
+    assert_eq!(err.0, "ptrace is not supported");
+    // Failed probes changed nothing and stay replayable.
+    assert!(ok(&call(libc::SYS_io_uring_setup, &[8, 0x100], -38), &m).is_empty());
+    assert!(ok(&call(libc::SYS_ptrace, &[0, 0, 0, 0], -1), &m).is_empty());
+}
+
+#[test]
+fn stat_family_sizes() {
+    let m = FakeMem::default();
+    assert_eq!(
+        ok(&call(libc::SYS_fstat, &[3, 0x100], 0), &m),
+        [(0x100, 144)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_newfstatat, &[3, 0x50, 0x100, 0], 0), &m),
+        [(0x100, 144)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_statx, &[3, 0x50, 0, 0xfff, 0x100], 0), &m),
+        [(0x100, 256)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_statfs, &[0x50, 0x100], 0), &m),
+        [(0x100, 120)]
+    );
+    assert_eq!(ok(&call(libc::SYS_uname, &[0x100], 0), &m), [(0x100, 390)]);
+    assert_eq!(
+        ok(&call(libc::SYS_sysinfo, &[0x100], 0), &m),
+        [(0x100, 112)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_getrusage, &[0, 0x100], 0), &m),
+        [(0x100, 144)]
+    );
+    assert_eq!(
+        ok(
+            &call(libc::SYS_copy_file_range, &[3, 0x100, 4, 0, 10, 0], 10),
+            &m
+        ),
+        [(0x100, 8)]
+    );
+}
+
+#[test]
+fn restart_syscall_takes_the_outputs_of_the_call_it_resumes() {
+    let m = FakeMem::default();
+    // Alone it cannot know them.
+    assert!(regions(&call(libc::SYS_restart_syscall, &[], 0), &m).is_err());
+    assert!(ok(&call(libc::SYS_restart_syscall, &[], -14), &m).is_empty());
+    let restarted = |orig: &Call, ret| {
+        let mut out = Vec::new();
+        restarted_outputs(orig, ret, &m, &mut out)
+            .map(|()| out.iter().map(|r| (r.addr, r.len)).collect::<Vec<_>>())
+    };
+    // A poll resumed after a ptrace stop stores its revents.
+    let poll = call(libc::SYS_poll, &[0x100, 2, 5000], -516);
+    assert_eq!(restarted(&poll, 1).unwrap(), [(0x100, 16)]);
+    // A nanosleep that completes writes nothing; interrupted again, its rem.
+    let sleep = call(libc::SYS_nanosleep, &[0x100, 0x200], -516);
+    assert!(restarted(&sleep, 0).unwrap().is_empty());
+    assert_eq!(restarted(&sleep, -4).unwrap(), [(0x200, 16)]);
+    assert!(restarted(&call(400, &[], -516), 0).is_err());
+}
+
+#[test]
+fn sysv_message_queues_and_semaphores() {
+    let m = FakeMem::default();
+    assert_eq!(
+        ok(&call(libc::SYS_msgrcv, &[3, 0x100, 64, 0, 0], 5), &m),
+        [(0x100, 13)]
+    );
+    assert_eq!(
+        ok(
+            &call(libc::SYS_msgctl, &[3, libc::IPC_STAT as u64, 0x100], 0),
+            &m
+        ),
+        [(0x100, 120)]
+    );
+    assert!(ok(
+        &call(libc::SYS_msgctl, &[3, libc::IPC_RMID as u64, 0], 0),
+        &m
+    )
+    .is_empty());
+    assert_eq!(
+        ok(
+            &call(libc::SYS_semctl, &[3, 0, libc::IPC_STAT as u64, 0x100], 0),
+            &m
+        ),
+        [(0x100, 104)]
+    );
+    assert!(ok(
+        &call(libc::SYS_semctl, &[3, 0, libc::GETVAL as u64, 0], 1),
+        &m
+    )
+    .is_empty());
+    assert!(regions(
+        &call(libc::SYS_semctl, &[3, 0, libc::GETALL as u64, 0x100], 0),
+        &m
+    )
+    .is_err());
+}
