@@ -39,7 +39,14 @@ pub fn cargo_rrtest() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(repo_root())
-            .args(["build", "--quiet", "-p", "cargo-rrtest", "--bin", "cargo-rrtest"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "cargo-rrtest",
+                "--bin",
+                "cargo-rrtest",
+            ])
             .status()
             .expect("run cargo build -p cargo-rrtest");
         assert!(status.success(), "building cargo-rrtest failed");
