@@ -152,7 +152,11 @@ impl Reporter {
     }
 
     fn result_line(&self, result: &TestResult) -> String {
-        let (word, style) = outcome_word(result.outcome);
+        let (word, style) = if result.cancelled() {
+            ("CANCEL", Style::Yellow)
+        } else {
+            outcome_word(result.outcome)
+        };
         let tries = if result.attempts.len() > 1 {
             format!(" {}/{}", result.attempts.len(), result.attempts.len())
         } else {
