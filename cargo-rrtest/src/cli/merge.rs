@@ -2,6 +2,7 @@
 //! reports of the shards of a partitioned run into one (see
 //! [`crate::report::Report::merge`] for the rules).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,7 +30,8 @@ pub fn exec(args: MergeArgs) -> Result<ExitCode> {
     let merged = Report::merge(reports)?;
     merged.write(&args.output)?;
     let s = &merged.summary;
-    println!(
+    let _ = writeln!(
+        std::io::stdout(),
         "merged {} tests ({} passed, {} failed, {} flaky, {} timed out, {} ignored) into {}",
         s.total,
         s.passed,

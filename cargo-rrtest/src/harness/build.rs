@@ -321,6 +321,9 @@ pub fn build(opts: &CargoOptions) -> Result<BuildOutput, BuildError> {
             let _ = std::fs::create_dir_all(&tmp);
             env.push(("CARGO_TARGET_TMPDIR".into(), tmp.into()));
         }
+        if let Some(path) = library_path(&exe) {
+            env.push(("LD_LIBRARY_PATH".into(), path));
+        }
         if let Some(out) = out_dirs.get(&a.package_id.repr) {
             env.push(("OUT_DIR".into(), out.into()));
         }
@@ -342,6 +345,21 @@ pub fn build(opts: &CargoOptions) -> Result<BuildOutput, BuildError> {
         target_dir,
         cargo,
     })
+}
+
+/// `LD_LIBRARY_PATH` with the test's `deps` directory and the profile
+/// directory in front (as cargo test does), so tests linking Rust dylibs of the
+/// workspace find them.
+fn library_path(exe: &std::path::Path) -> Option<OsString> {
+    let deps = exe.parent()?;
+    let mut dirs = vec![deps.to_path_buf()];
+    if let Some(profile) = deps.parent() {
+        dirs.push(profile.to_path_buf());
+    }
+    if let Some(existing) = std::env::var_os("LD_LIBRARY_PATH") {
+        dirs.extend(std::env::split_paths(&existing));
+    }
+    std::env::join_paths(dirs).ok()
 }
 
 fn binary_kind(kinds: &[TargetKind]) -> BinaryKind {

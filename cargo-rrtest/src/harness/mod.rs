@@ -15,6 +15,7 @@ pub mod partition;
 pub mod runner;
 pub mod signals;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -136,14 +137,24 @@ pub fn run(options: &RunOptions) -> Result<u8> {
             workspace_root: built.workspace_root.clone(),
             github_workspace: std::env::var_os("GITHUB_WORKSPACE").map(PathBuf::from),
         };
-        print!("{}", report::github::annotations(&report, &paths));
+        let _ = write!(
+            std::io::stdout(),
+            "{}",
+            report::github::annotations(&report, &paths)
+        );
         if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
             let summary = PathBuf::from(summary);
             report::github::append_step_summary(&report, &summary)
                 .map_err(|e| crate::errors::Error::io(summary.display().to_string(), e))?;
         }
     }
-    println!("{:>12} {}", "Report", report_path.display());
+    // Writes to a closed stdout (`| head`) are ignored, not a panic.
+    let _ = writeln!(
+        std::io::stdout(),
+        "{:>12} {}",
+        "Report",
+        report_path.display()
+    );
 
     if cancelled {
         return Ok(signals::INTERRUPTED_EXIT);
