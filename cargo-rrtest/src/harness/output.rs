@@ -67,6 +67,11 @@ impl Reporter {
         }
     }
 
+    /// A status word right-aligned in the 12-column status field, coloured.
+    fn status(&self, style: Style, text: &str) -> String {
+        self.paint(style, &format!("{text:>12}"))
+    }
+
     fn paint(&self, style: Style, text: &str) -> String {
         if !self.color {
             return text.to_string();
@@ -95,8 +100,8 @@ impl Reporter {
     /// Announces the run and starts the progress bar.
     pub fn start(&mut self, to_run: usize, binaries: usize, ignored: usize) {
         let mut text = format!(
-            "{:>12} {to_run} {} across {binaries} {}",
-            self.paint(Style::Green, "Starting"),
+            "{} {to_run} {} across {binaries} {}",
+            self.status(Style::Green, "Starting"),
             plural(to_run, "test", "tests"),
             plural(binaries, "binary", "binaries"),
         );
@@ -133,8 +138,8 @@ impl Reporter {
             } => {
                 let status = format!("TRY {} {}", attempt.attempt, attempt_word(attempt.outcome));
                 let text = format!(
-                    "{:>12} [{}] ({}/{total_attempts}) {} {}",
-                    self.paint(Style::Yellow, &status),
+                    "{} [{}] ({}/{total_attempts}) {} {}",
+                    self.status(Style::Yellow, &status),
                     duration(attempt.duration),
                     attempt.attempt,
                     test.binary.binary_id,
@@ -164,8 +169,8 @@ impl Reporter {
         };
         let status = format!("{word}{tries}");
         format!(
-            "{:>12} [{}] {} {}",
-            self.paint(style, &status),
+            "{} [{}] {} {}",
+            self.status(style, &status),
             duration(result.duration()),
             result.test.binary.binary_id,
             result.test.name
@@ -227,8 +232,8 @@ impl Reporter {
         let _ = writeln!(out, "{}", "-".repeat(12));
         let _ = writeln!(
             out,
-            "{:>12} [{}] {ran} {} run: {}{}",
-            self.paint(if bad { Style::Red } else { Style::Green }, "Summary"),
+            "{} [{}] {ran} {} run: {}{}",
+            self.status(if bad { Style::Red } else { Style::Green }, "Summary"),
             duration(elapsed),
             plural(ran as usize, "test", "tests"),
             parts.join(", "),
@@ -269,7 +274,7 @@ impl Reporter {
 
     /// Prints a note (to stderr, above the bar).
     pub fn note(&self, text: &str) {
-        let print = || eprintln!("{:>12} {text}", self.paint(Style::Yellow, "note"));
+        let print = || eprintln!("{} {text}", self.status(Style::Yellow, "note"));
         match &self.bar {
             Some(bar) => bar.suspend(print),
             None => print(),
