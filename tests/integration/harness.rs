@@ -98,6 +98,7 @@ fn rrtest(args: &[&str], env: &[(&str, &str)], report: &Path) -> RunOutput {
         .env_remove("GITHUB_STEP_SUMMARY")
         .env_remove("GITHUB_WORKSPACE")
         .env("RUST_BACKTRACE", "0")
+        .env("CARGO_TERM_COLOR", "never")
         .env("NO_COLOR", "1");
     for (k, v) in env {
         cmd.env(k, v);

@@ -501,6 +501,41 @@ mod tests {
     }
 
     #[test]
+    fn attempt_spec_is_the_cargo_test_invocation() {
+        use crate::harness::build::{BinaryKind, TestBinary};
+        let test = TestCase {
+            binary: std::sync::Arc::new(TestBinary {
+                binary_id: "demo::api".into(),
+                path: "/t/debug/deps/api-1234".into(),
+                kind: BinaryKind::Test,
+                target_name: "api".into(),
+                manifest_dir: "/w/demo".into(),
+                manifest_path: "/w/demo/Cargo.toml".into(),
+                env: vec![("CARGO_PKG_NAME".into(), "demo".into())],
+                package: "demo".into(),
+            }),
+            name: "slow_one".into(),
+            ignored: true,
+        };
+        let spec = AttemptSpec::new(&test, 2, 3);
+        assert_eq!(spec.program, PathBuf::from("/t/debug/deps/api-1234"));
+        assert_eq!(
+            spec.args,
+            ["--exact", "slow_one", "--nocapture", "--include-ignored"]
+        );
+        assert_eq!(spec.cwd, PathBuf::from("/w/demo"));
+        let env = |k: &str| {
+            spec.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(env("RRTEST_ATTEMPT"), Some("2".into()));
+        assert_eq!(env("RRTEST_TOTAL_ATTEMPTS"), Some("3".into()));
+        assert_eq!(env("CARGO_PKG_NAME"), Some("demo".into()));
+    }
+
+    #[test]
     fn captures_both_streams_without_deadlock() {
         // 3 MiB on stdout (more than a pipe holds) and some stderr.
         let r = run_attempt(
