@@ -47,6 +47,10 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("harness::exit_codes", exit_codes),
         Trial::test("harness::build_failure_exits_101", build_failure_exits_101),
         Trial::test("harness::human_output_snapshot", human_output_snapshot),
+        Trial::test(
+            "harness::interrupt_kills_running_tests",
+            interrupt_kills_running_tests,
+        ),
     ]
 }
 
@@ -837,6 +841,93 @@ fn human_output_snapshot() -> Result<(), Failed> {
         .into());
     }
     Ok(())
+}
+
+fn interrupt_kills_running_tests() -> Result<(), Failed> {
+    let target = demo_built();
+    let manifest = demo_manifest();
+    let mut child = Command::new(common::cargo_rrtest())
+        .args(["--no-record", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target)
+        .arg("--report")
+        .arg(out_dir().join("interrupt.json"))
+        .args(["--exact", "hangs_forever"])
+        .env_remove("GITHUB_ACTIONS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let rrtest_pid = child.id();
+    // Wait for the hanging test to start (a child of cargo-rrtest).
+    let started = std::time::Instant::now();
+    let test_pid = loop {
+        if let Some(pid) = child_running(rrtest_pid, "hangs_forever") {
+            break pid;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            return Err("the hanging test never started".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let status = Command::new("kill")
+        .args(["-INT", &rrtest_pid.to_string()])
+        .status()?;
+    check!(status.success(), "kill -INT failed");
+    let started = std::time::Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait()? {
+            break status.code();
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            return Err("cargo-rrtest did not stop on SIGINT".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output()?;
+    check!(
+        code == Some(130),
+        "exit {code:?} (want 130)\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The test process is gone, not orphaned (allow init a moment to reap).
+    let gone = (0..100).any(|_| {
+        let alive = std::fs::read(format!("/proc/{test_pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("hangs_forever"));
+        if alive {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        !alive
+    });
+    check!(gone, "test process {test_pid} survived the interrupt");
+    Ok(())
+}
+
+/// The pid of a child of `parent` whose command line contains `needle`.
+fn child_running(parent: u32, needle: &str) -> Option<u32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may contain spaces and parens.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(parent) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            return Some(pid);
+        }
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------
