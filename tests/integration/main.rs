@@ -3,11 +3,12 @@
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
+mod harness;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
-    let trials: Vec<libtest_mimic::Trial> = Vec::new();
-    // Each area module appends its trials here, e.g.
-    // trials.extend(harness::trials());
+    let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
+    // Each area module appends its trials here.
+    trials.extend(harness::trials());
     libtest_mimic::run(&args, trials).exit();
 }

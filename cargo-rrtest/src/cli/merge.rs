@@ -1,9 +1,13 @@
-//! `cargo rrtest merge-reports`: merge shard reports into one.
+//! `cargo rrtest merge-reports A.json B.json ... -o all.json`: merge the JSON
+//! reports of the shards of a partitioned run into one (see
+//! [`crate::report::Report::merge`] for the rules).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::errors::{Error, Result};
+use crate::errors::{exit_codes, Result};
+use crate::report::Report;
 
 /// Options of `cargo rrtest merge-reports`.
 #[derive(Debug, clap::Args)]
@@ -17,8 +21,25 @@ pub struct MergeArgs {
 }
 
 /// Runs `cargo rrtest merge-reports`.
-pub fn exec(_args: MergeArgs) -> Result<ExitCode> {
-    Err(Error::Other(
-        "`cargo rrtest merge-reports` is being built (issue 2)".into(),
-    ))
+pub fn exec(args: MergeArgs) -> Result<ExitCode> {
+    let mut reports = Vec::with_capacity(args.reports.len());
+    for path in args.reports {
+        let report = Report::read(&path)?;
+        reports.push((path, report));
+    }
+    let merged = Report::merge(reports)?;
+    merged.write(&args.output)?;
+    let s = &merged.summary;
+    let _ = writeln!(
+        std::io::stdout(),
+        "merged {} tests ({} passed, {} failed, {} flaky, {} timed out, {} ignored) into {}",
+        s.total,
+        s.passed,
+        s.failed,
+        s.flaky,
+        s.timed_out,
+        s.ignored,
+        args.output.display()
+    );
+    Ok(ExitCode::from(exit_codes::SUCCESS))
 }

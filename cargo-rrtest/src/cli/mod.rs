@@ -45,6 +45,8 @@ pub struct RrtestCli {
 }
 
 /// The verbs of `cargo rrtest`.
+// Parsed once per process: the size of the `run` options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build and run the workspace's tests (the default verb).

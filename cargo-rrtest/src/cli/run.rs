@@ -1,19 +1,139 @@
 //! `cargo rrtest [run]`: build, list, run and report the workspace's tests.
+//!
+//! The options map onto [`crate::harness::RunOptions`]; the pipeline lives in
+//! [`crate::harness::run`].
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::errors::{Error, Result};
+use crate::harness::{
+    self, output::ColorChoice, runner::RunnerConfig, NoTests, Partition, RunIgnored, TestFilter,
+};
 
 /// Options of `cargo rrtest run`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Recording is not available yet: every run behaves as with --no-record \
+(tests run natively, `trace` is null in the report).\n\n\
+Exit codes: 0 all passed, 2 usage error, 4 no tests (with --no-tests fail), \
+100 tests failed, 101 build failed, 102 internal error, 130 interrupted (docs/exit-codes.md)."
+)]
 pub struct RunArgs {
-    /// Run only tests whose name contains one of these filters.
+    /// Run only tests whose name contains one of these filters (the whole name with --exact).
+    #[arg(value_name = "FILTERS")]
     pub filters: Vec<String>,
+
+    /// Filters match whole test names.
+    #[arg(long, help_heading = "Test selection")]
+    pub exact: bool,
+    /// Leave out tests whose name contains PATTERN (repeatable).
+    #[arg(long, value_name = "PATTERN", help_heading = "Test selection")]
+    pub skip: Vec<String>,
+    /// Run only #[ignore]d tests.
+    #[arg(
+        long,
+        conflicts_with = "include_ignored",
+        help_heading = "Test selection"
+    )]
+    pub ignored: bool,
+    /// Run #[ignore]d tests too.
+    #[arg(long, help_heading = "Test selection")]
+    pub include_ignored: bool,
+    /// Run one shard: `hash:M/N` (stable hash of binary id and name) or `count:M/N`.
+    #[arg(long, value_name = "KIND:M/N", help_heading = "Test selection")]
+    pub partition: Option<Partition>,
+
+    /// Tests to run at once [default: number of CPUs].
+    #[arg(short = 'j', long, value_name = "N", help_heading = "Runner")]
+    pub jobs: Option<usize>,
+    /// Kill a test (its whole process group) still running after SECONDS; it is reported `timed_out`.
+    #[arg(long, value_name = "SECONDS", help_heading = "Runner")]
+    pub timeout: Option<f64>,
+    /// Run a failed or timed-out test again, up to N more times (fail then pass = flaky).
+    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Runner")]
+    pub retries: u32,
+    /// Whether a flaky test passes or fails the run.
+    #[arg(long, value_enum, default_value_t = FlakyResult::Pass, help_heading = "Runner")]
+    pub flaky_result: FlakyResult,
+    /// Run without recording. Recording is not available yet, so this is always the case.
+    #[arg(long, help_heading = "Runner")]
+    pub no_record: bool,
+    /// What to do when no test is selected.
+    #[arg(long, value_enum, default_value_t = NoTests::Warn, help_heading = "Runner")]
+    pub no_tests: NoTests,
+
+    /// Where to write the JSON report [default: TARGET_DIR/rrtest/report.json].
+    #[arg(long, value_name = "PATH", help_heading = "Reports")]
+    pub report: Option<PathBuf>,
+    /// Also write JUnit XML here.
+    #[arg(long, value_name = "PATH", help_heading = "Reports")]
+    pub junit: Option<PathBuf>,
+    /// Colour the output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, help_heading = "Reports")]
+    pub color: ColorChoice,
+
+    #[command(flatten)]
+    pub cargo: harness::CargoOptions,
+}
+
+/// `--flaky-result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FlakyResult {
+    /// Flaky tests count as passing (as in cargo-nextest).
+    Pass,
+    /// Flaky tests fail the run.
+    Fail,
 }
 
 /// Runs `cargo rrtest run`.
-pub fn exec(_args: RunArgs) -> Result<ExitCode> {
-    Err(Error::Other(
-        "`cargo rrtest run` is being built (issue 2)".into(),
-    ))
+pub fn exec(args: RunArgs) -> Result<ExitCode> {
+    let timeout = match args.timeout {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 => Some(
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| Error::Usage(format!("--timeout {s}: out of range")))?,
+        ),
+        Some(s) => {
+            return Err(Error::Usage(format!(
+                "--timeout {s}: expected a positive number of seconds"
+            )))
+        }
+    };
+    let jobs = match args.jobs {
+        Some(0) => return Err(Error::Usage("--jobs must be at least 1".into())),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let options = harness::RunOptions {
+        cargo: args.cargo,
+        filter: TestFilter {
+            patterns: args.filters,
+            exact: args.exact,
+            skip: args.skip,
+            run_ignored: if args.ignored {
+                RunIgnored::Only
+            } else if args.include_ignored {
+                RunIgnored::All
+            } else {
+                RunIgnored::Default
+            },
+        },
+        partition: args.partition,
+        runner: RunnerConfig {
+            jobs,
+            timeout,
+            retries: args.retries,
+        },
+        flaky_fails: args.flaky_result == FlakyResult::Fail,
+        report: args.report,
+        junit: args.junit,
+        color: args.color,
+        no_tests: args.no_tests,
+    };
+    if !args.no_record {
+        eprintln!("note: recording is not available yet; running without it (as with --no-record)");
+    }
+    harness::run(&options).map(ExitCode::from)
 }

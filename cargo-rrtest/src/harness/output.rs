@@ -1,0 +1,316 @@
+//! Human output: a live progress bar (indicatif, only when stderr is a
+//! terminal), one line per finished test on stdout (`PASS`, `FAIL`, `FLAKY`,
+//! `TIMEOUT`, with the duration; `TRY n FAIL` for a failed attempt that is
+//! retried), the failing tests' output at the end (on GitHub Actions inside a
+//! `::group::`, fenced by `::stop-commands::`), and a summary.
+//!
+//! Colours only when stdout is a terminal (or `--color always`), never with
+//! `NO_COLOR` set under `--color auto`.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::runner::{AttemptResult, RunEvent, TestResult};
+use crate::report::{AttemptOutcome, Outcome, Report};
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal and `NO_COLOR` is unset.
+    #[default]
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+impl ColorChoice {
+    fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Style {
+    Green,
+    Red,
+    Yellow,
+    Bold,
+}
+
+/// The human reporter.
+#[derive(Debug)]
+pub struct Reporter {
+    color: bool,
+    bar: Option<ProgressBar>,
+    /// The `::stop-commands::` token when on GitHub Actions.
+    github_token: Option<String>,
+}
+
+impl Reporter {
+    /// A reporter; `github_token` turns on GitHub Actions grouping and fencing.
+    pub fn new(color: ColorChoice, github_token: Option<String>) -> Self {
+        Reporter {
+            color: color.enabled(),
+            bar: None,
+            github_token,
+        }
+    }
+
+    /// A status word right-aligned in the 12-column status field, coloured.
+    fn status(&self, style: Style, text: &str) -> String {
+        self.paint(style, &format!("{text:>12}"))
+    }
+
+    fn paint(&self, style: Style, text: &str) -> String {
+        if !self.color {
+            return text.to_string();
+        }
+        let code = match style {
+            Style::Green => "1;32",
+            Style::Red => "1;31",
+            Style::Yellow => "1;33",
+            Style::Bold => "1",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+
+    /// Prints a line above the progress bar.
+    fn line(&self, text: &str) {
+        let print = || {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
+    /// Announces the run and starts the progress bar.
+    pub fn start(&mut self, to_run: usize, binaries: usize, ignored: usize) {
+        let mut text = format!(
+            "{} {to_run} {} across {binaries} {}",
+            self.status(Style::Green, "Starting"),
+            plural(to_run, "test", "tests"),
+            plural(binaries, "binary", "binaries"),
+        );
+        if ignored > 0 {
+            text.push_str(&format!(" ({ignored} ignored)"));
+        }
+        self.line(&text);
+        if std::io::stderr().is_terminal() && to_run > 0 {
+            let bar =
+                ProgressBar::with_draw_target(Some(to_run as u64), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{prefix:>12.green.bold} [{elapsed_precise}] {wide_bar} {pos}/{len}: {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style.progress_chars("=> "));
+            bar.set_prefix("Running");
+            bar.enable_steady_tick(Duration::from_millis(100));
+            self.bar = Some(bar);
+        }
+    }
+
+    /// Handles one runner event.
+    pub fn event(&mut self, event: RunEvent<'_>) {
+        match event {
+            RunEvent::Started { test } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("{} {}", test.binary.binary_id, test.name));
+                }
+            }
+            RunEvent::Retrying {
+                test,
+                attempt,
+                total_attempts,
+            } => {
+                let status = format!("TRY {} {}", attempt.attempt, attempt_word(attempt.outcome));
+                let text = format!(
+                    "{} [{}] ({}/{total_attempts}) {} {}",
+                    self.status(Style::Yellow, &status),
+                    duration(attempt.duration),
+                    attempt.attempt,
+                    test.binary.binary_id,
+                    test.name
+                );
+                self.line(&text);
+            }
+            RunEvent::Finished { result } => {
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+                self.line(&self.result_line(result));
+            }
+        }
+    }
+
+    fn result_line(&self, result: &TestResult) -> String {
+        let (word, style) = if result.cancelled() {
+            ("CANCEL", Style::Yellow)
+        } else {
+            outcome_word(result.outcome)
+        };
+        let tries = if result.attempts.len() > 1 {
+            format!(" {}/{}", result.attempts.len(), result.attempts.len())
+        } else {
+            String::new()
+        };
+        let status = format!("{word}{tries}");
+        format!(
+            "{} [{}] {} {}",
+            self.status(style, &status),
+            duration(result.duration()),
+            result.test.binary.binary_id,
+            result.test.name
+        )
+    }
+
+    /// Prints the failing tests' output and the summary; stops the bar.
+    pub fn finish(
+        &mut self,
+        results: &[TestResult],
+        report: &Report,
+        elapsed: Duration,
+        cancelled: bool,
+    ) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let failing: Vec<&TestResult> = results
+            .iter()
+            .filter(|r| r.outcome.fails_run(false))
+            .collect();
+        let mut out = std::io::stdout().lock();
+        for r in &failing {
+            let Some(last) = r.attempts.last() else {
+                continue;
+            };
+            let body = self.failure_output(r, last);
+            match &self.github_token {
+                Some(token) => {
+                    let title = format!(
+                        "{} {} {}",
+                        outcome_word(r.outcome).0,
+                        r.test.binary.binary_id,
+                        r.test.name
+                    );
+                    let _ =
+                        crate::report::github::write_fenced_group(&mut out, &title, token, &body);
+                }
+                None => {
+                    let _ = out.write_all(body.as_bytes());
+                }
+            }
+        }
+        let s = &report.summary;
+        let ran = s.total - s.ignored;
+        let mut parts = vec![format!("{} passed", s.passed)];
+        for (n, what) in [
+            (s.flaky, "flaky"),
+            (s.failed, "failed"),
+            (s.timed_out, "timed out"),
+            (s.recorder_error, "recorder errors"),
+            (s.ignored, "ignored"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let bad = s.failed + s.timed_out + s.recorder_error > 0;
+        let _ = writeln!(out, "{}", "-".repeat(12));
+        let _ = writeln!(
+            out,
+            "{} [{}] {ran} {} run: {}{}",
+            self.status(if bad { Style::Red } else { Style::Green }, "Summary"),
+            duration(elapsed),
+            plural(ran as usize, "test", "tests"),
+            parts.join(", "),
+            if cancelled { " (cancelled)" } else { "" }
+        );
+        for r in results.iter().filter(|r| r.outcome != Outcome::Passed) {
+            if r.outcome == Outcome::Ignored {
+                continue;
+            }
+            let _ = writeln!(out, "{}", self.result_line(r));
+        }
+    }
+
+    fn failure_output(&self, r: &TestResult, last: &AttemptResult) -> String {
+        let id = format!(
+            "{} {} (attempt {}/{})",
+            r.test.binary.binary_id,
+            r.test.name,
+            last.attempt,
+            r.attempts.len().max(last.attempt as usize)
+        );
+        let mut body = String::new();
+        for (label, captured) in [("STDOUT", &last.stdout), ("STDERR", &last.stderr)] {
+            body.push_str(&self.paint(Style::Bold, &format!("--- {label}: {id} ---")));
+            body.push('\n');
+            if captured.omitted > 0 {
+                body.push_str(&format!("[{} earlier bytes omitted]\n", captured.omitted));
+            }
+            let text = captured.text();
+            body.push_str(&text);
+            if !text.is_empty() && !text.ends_with('\n') {
+                body.push('\n');
+            }
+        }
+        body.push('\n');
+        body
+    }
+
+    /// Prints a note (to stderr, above the bar).
+    pub fn note(&self, text: &str) {
+        let print = || eprintln!("{} {text}", self.status(Style::Yellow, "note"));
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+}
+
+fn outcome_word(outcome: Outcome) -> (&'static str, Style) {
+    match outcome {
+        Outcome::Passed => ("PASS", Style::Green),
+        Outcome::Failed => ("FAIL", Style::Red),
+        Outcome::Flaky => ("FLAKY", Style::Yellow),
+        Outcome::TimedOut => ("TIMEOUT", Style::Red),
+        Outcome::Ignored => ("IGNORED", Style::Yellow),
+        Outcome::RecorderError => ("RECERR", Style::Red),
+    }
+}
+
+fn attempt_word(outcome: AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Passed => "PASS",
+        AttemptOutcome::Failed => "FAIL",
+        AttemptOutcome::TimedOut => "TIMEOUT",
+        AttemptOutcome::RecorderError => "RECERR",
+    }
+}
+
+/// `   0.123s`, fixed width so columns line up.
+fn duration(d: Duration) -> String {
+    format!("{:>8.3}s", d.as_secs_f64())
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
