@@ -14,9 +14,13 @@ const MAX_REGION: usize = 1 << 30;
 
 /// Captures the effects of the syscall `call` made by thread `tid`. Problems
 /// that make the trace unreplayable are appended to `unsupported`.
+///
+/// `restarted` is the call that `restart_syscall` resumes (the thread's last
+/// call that returned `-ERESTART_RESTARTBLOCK`), when `call` is one.
 pub fn capture(
     tid: i32,
     call: &Call,
+    restarted: Option<&Call>,
     writer: &mut TraceWriter,
     unsupported: &mut Vec<String>,
 ) -> SyscallResult {
@@ -25,14 +29,20 @@ pub fn capture(
         ret: call.ret,
         ..SyscallResult::default()
     };
-    if call.ret < 0 {
+    if call.ret < 0 && !syscalls::writes_on_failure(call.nr) {
         return result;
     }
     let Some(desc) = syscalls::lookup(call.nr) else {
         return result;
     };
     let mut regions: Vec<Region> = Vec::new();
-    if let Err(e) = (desc.outputs)(call, &mem, &mut regions) {
+    let described = match (call.nr, restarted) {
+        (libc::SYS_restart_syscall, Some(original)) => {
+            syscalls::restarted_outputs(original, call.ret, &mem, &mut regions)
+        }
+        _ => (desc.outputs)(call, &mem, &mut regions),
+    };
+    if let Err(e) = described {
         unsupported.push(e.0);
     }
     for r in regions {
@@ -67,6 +77,7 @@ fn extra(
 ) -> SyscallExtra {
     let fd = call.args[0] as i32;
     match call.nr {
+        _ if call.ret < 0 => SyscallExtra::None,
         libc::SYS_write | libc::SYS_pwrite64 if (fd == 1 || fd == 2) && call.ret > 0 => {
             match mem.read_vec(call.args[1], call.ret as usize) {
                 Ok(data) => SyscallExtra::Output { fd, data },

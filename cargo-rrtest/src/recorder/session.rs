@@ -33,7 +33,7 @@ use crate::sys::spawn::{spawn, SpawnSpec};
 use crate::sys::{cpu, seccomp, RemoteMem};
 use crate::trace::{
     Event, ExecEvent, ExitStatus, Header, Outcome, SignalEvent, SignalKind, Stats, SyscallEvent,
-    Tid, TraceWriter, FORMAT_VERSION,
+    SyscallResult, Tid, TraceWriter, FORMAT_VERSION,
 };
 
 /// The result of a recording.
@@ -85,6 +85,9 @@ struct Task {
     /// Registers when last resumed from a syscall exit, to tell a signal
     /// delivered right there from one that interrupted user code.
     resumed_from_exit: Option<Regs>,
+    /// The last syscall that returned `-ERESTART_RESTARTBLOCK`: what a
+    /// following `restart_syscall` resumes.
+    restart_block: Option<Call>,
 }
 
 struct Session {
@@ -183,6 +186,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             pid,
             state: State::Ready(Pending::Nothing),
             resumed_from_exit: None,
+            restart_block: None,
         },
     );
     session.run_queue.push_back(pid);
@@ -270,11 +274,7 @@ impl Session {
                 args,
                 ret: regs.rax as i64,
             };
-            let mut problems = Vec::new();
-            let result = capture(tid, &call, &mut self.writer, &mut problems);
-            for p in problems {
-                self.unsupported(tid, p)?;
-            }
+            let result = self.capture(tid, &call)?;
             self.emit(Event::SyscallExit { tid, nr, result })?;
             from_exit = Some(regs);
         }
@@ -282,6 +282,32 @@ impl Session {
         task.state = State::Running;
         task.resumed_from_exit = from_exit;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Captures a finished syscall's effects, tracking restart blocks.
+    fn capture(&mut self, tid: Tid, call: &Call) -> Result<SyscallResult, Error> {
+        const ERESTART_RESTARTBLOCK: i64 = 516;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        let restarted = if call.nr == libc::SYS_restart_syscall {
+            task.restart_block.take()
+        } else {
+            None
+        };
+        if call.ret == -ERESTART_RESTARTBLOCK {
+            task.restart_block = Some(*call);
+        }
+        let mut problems = Vec::new();
+        let result = capture(
+            tid,
+            call,
+            restarted.as_ref(),
+            &mut self.writer,
+            &mut problems,
+        );
+        for p in problems {
+            self.unsupported(tid, p)?;
+        }
+        Ok(result)
     }
 
     fn finish_syscall_regs(&mut self, tid: Tid, forced_ret: Option<i64>) -> Result<Regs, Error> {
@@ -333,6 +359,7 @@ impl Session {
                                 pid,
                                 state: State::Unborn,
                                 resumed_from_exit: None,
+                                restart_block: None,
                             },
                         );
                     }
@@ -371,6 +398,7 @@ impl Session {
                                 pid: tid,
                                 state: State::Ready(Pending::Nothing),
                                 resumed_from_exit: None,
+                                restart_block: None,
                             },
                         );
                         Ok(())
@@ -454,11 +482,7 @@ impl Session {
             args,
             ret: regs.rax as i64,
         };
-        let mut problems = Vec::new();
-        let result = capture(tid, &call, &mut self.writer, &mut problems);
-        for p in problems {
-            self.unsupported(tid, p)?;
-        }
+        let result = self.capture(tid, &call)?;
         self.emit(Event::Syscall(SyscallEvent {
             tid,
             nr,

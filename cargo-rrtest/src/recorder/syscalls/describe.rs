@@ -267,8 +267,26 @@ fn signature(name: &str) -> Option<&'static str> {
     })
 }
 
+/// How many argument registers syscall `nr` reads (6 when unknown).
+pub fn arg_count(nr: i64) -> usize {
+    signature(&name(nr)).map(str::len).unwrap_or(6)
+}
+
 /// Renders `call` as `name(arg, ...) = result`.
 pub fn describe(call: &Call) -> String {
+    let mut s = describe_entry(call.nr, &call.args);
+    s.push_str(" = ");
+    result(&mut s, &name(call.nr), call.ret);
+    s
+}
+
+/// Renders a syscall at its entry, as `name(arg, ...)`.
+pub fn describe_entry(nr: i64, args: &[u64; 6]) -> String {
+    let call = Call {
+        nr,
+        args: *args,
+        ret: 0,
+    };
     let name = name(call.nr);
     let mut s = format!("{name}(");
     match signature(&name) {
@@ -289,8 +307,7 @@ pub fn describe(call: &Call) -> String {
             }
         }
     }
-    s.push_str(") = ");
-    result(&mut s, &name, call.ret);
+    s.push(')');
     s
 }
 
