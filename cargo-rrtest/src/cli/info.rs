@@ -54,6 +54,10 @@ pub struct TraceInfo {
     pub replayable: bool,
     /// Why not, if it cannot.
     pub unreplayable: Vec<String>,
+    /// Whether a verification replay proved it replays: `null` when none ran.
+    pub verified: Option<bool>,
+    /// Why verification failed, when it did.
+    pub verification_failure: Option<String>,
     /// Distinct threads (and processes) in the events.
     pub threads: u64,
     /// Events in the stream.
@@ -162,6 +166,8 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
         outcome: h.outcome,
         replayable: unreplayable.is_empty(),
         unreplayable,
+        verified: h.verification.as_ref().map(|v| v.verified),
+        verification_failure: h.verification.as_ref().and_then(|v| v.reason.clone()),
         threads,
         events,
         bytes,
@@ -237,7 +243,12 @@ pub fn render_text(info: &TraceInfo) -> String {
         format!("no: {}", info.unreplayable.join("; "))
     };
     let st = &info.stats;
-    let lines: [(&str, String); 14] = [
+    let verified = match (info.verified, &info.verification_failure) {
+        (None, _) => "not verified".to_owned(),
+        (Some(true), _) => "yes".to_owned(),
+        (Some(false), why) => format!("no: {}", why.as_deref().unwrap_or("unknown reason")),
+    };
+    let lines: [(&str, String); 15] = [
         ("trace", info.trace.clone()),
         ("format version", info.format_version.to_string()),
         (
@@ -252,6 +263,7 @@ pub fn render_text(info: &TraceInfo) -> String {
         ("recorded at", info.recorded_at.clone()),
         ("outcome", describe_outcome(info.outcome)),
         ("replayable", replayable),
+        ("verified", verified),
         ("threads", info.threads.to_string()),
         ("events", info.events.to_string()),
         (
@@ -302,6 +314,7 @@ mod tests {
             outcome: None,
             unreplayable: vec![],
             stats: Stats::default(),
+            verification: None,
         }
     }
 

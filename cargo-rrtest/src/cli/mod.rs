@@ -14,12 +14,14 @@ mod merge;
 mod record;
 mod replay;
 mod run;
+mod verify;
 
 pub use info::InfoArgs;
 pub use merge::MergeArgs;
 pub use record::RecordArgs;
 pub use replay::ReplayArgs;
 pub use run::RunArgs;
+pub use verify::{verify, VerifyArgs};
 
 /// `cargo`, as clap sees it when cargo runs us.
 #[derive(Debug, Parser)]
@@ -57,6 +59,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Describe a recording.
     Info(InfoArgs),
+    /// Replay a recording quietly and record in it whether it replays.
+    Verify(VerifyArgs),
     /// Merge the JSON reports of several shards into one.
     MergeReports(MergeArgs),
 }
@@ -82,6 +86,7 @@ pub fn main() -> ExitCode {
         Some(Command::Record(args)) => record::exec(args),
         Some(Command::Replay(args)) => replay::exec(args),
         Some(Command::Info(args)) => info::exec(args),
+        Some(Command::Verify(args)) => verify::exec(args),
         Some(Command::MergeReports(args)) => merge::exec(args),
     };
     match result {

@@ -18,6 +18,9 @@ pub struct RecordArgs {
     /// cargo project, else a cache directory; a `latest` link points to it).
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
+    /// Do not verify the trace by replaying it right after recording.
+    #[arg(long)]
+    pub no_verify: bool,
     /// The program to record and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<OsString>,
@@ -46,7 +49,18 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         trace_dir: trace_dir.clone(),
     };
     let recording = recorder::record(&opts)?;
-    if std::io::stderr().is_terminal() {
+    let tty = std::io::stderr().is_terminal();
+    if !args.no_verify && recording.unreplayable.is_empty() {
+        let v = super::verify(&trace_dir)?;
+        if !v.verified {
+            // Always said: a trace that does not replay is a recorder bug.
+            eprintln!(
+                "cargo-rrtest: warning: the trace does not replay: {}",
+                v.reason.unwrap_or_default()
+            );
+        }
+    }
+    if tty {
         eprintln!("cargo-rrtest: trace saved to {}", trace_dir.display());
         for why in &recording.unreplayable {
             eprintln!("cargo-rrtest: warning: the trace is not replayable: {why}");

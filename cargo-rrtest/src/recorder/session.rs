@@ -30,7 +30,7 @@ use super::syscalls::{self, Call, MemReader, ReplayAction};
 use super::{Error, RecordOptions};
 use crate::sys::ptrace::{self, Regs, WaitEvent};
 use crate::sys::spawn::{spawn, SpawnSpec};
-use crate::sys::{cpu, seccomp, RemoteMem};
+use crate::sys::{cpu, seccomp, signals, RemoteMem};
 use crate::trace::{
     Event, ExecEvent, ExitStatus, Header, Outcome, SignalEvent, SignalKind, Stats, SyscallEvent,
     SyscallResult, Tid, TraceWriter, FORMAT_VERSION,
@@ -141,8 +141,10 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         outcome: None,
         unreplayable: Vec::new(),
         stats: Stats::default(),
+        verification: None,
     };
     let mut writer = TraceWriter::create(&opts.trace_dir, header)?;
+    signals::catch_termination();
 
     let spec = SpawnSpec {
         path: cstring(opts.program.as_os_str()),
@@ -229,12 +231,39 @@ impl Session {
     }
 
     fn run(&mut self) -> Result<(), Error> {
+        let mut interrupts = 0;
         while !self.tasks.is_empty() {
+            match signals::take_request() {
+                // The terminal's Ctrl-C reaches the program too: let it
+                // handle it; a second one ends the recording.
+                Some(libc::SIGINT) if interrupts == 0 => interrupts += 1,
+                Some(_) => self.kill_all()?,
+                None => {}
+            }
             if self.current.is_none() {
                 self.schedule()?;
             }
-            let ev = ptrace::wait_any().map_err(ptrace_err("waitpid", -1))?;
-            self.handle(ev)?;
+            if let Some(ev) = ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))? {
+                self.handle(ev)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the recording now: records that the recorder killed the program
+    /// here (a `SIGKILL` signal event, which replay reproduces by killing
+    /// at the same point) and kills every tracee. The loop then records
+    /// their exits.
+    fn kill_all(&mut self) -> Result<(), Error> {
+        warn!("termination requested: killing the recorded program");
+        self.emit(Event::Signal(SignalEvent {
+            tid: self.leader,
+            signo: libc::SIGKILL,
+            siginfo: vec![0; ptrace::SIGINFO_SIZE],
+            kind: SignalKind::AtSyscallExit,
+        }))?;
+        for (&tid, task) in &self.tasks {
+            let _ = ptrace::tgkill(task.pid, tid, libc::SIGKILL);
         }
         Ok(())
     }

@@ -561,6 +561,15 @@ impl Session {
     }
 
     fn signal(&mut self, s: SignalEvent) -> Result<(), ReplayError> {
+        if s.signo == libc::SIGKILL {
+            // The recorder killed the program here (a timeout, an
+            // interrupt): kill it at the same point.
+            for t in self.tasks.values_mut() {
+                let _ = ptrace::tgkill(t.real_pid, t.real, libc::SIGKILL);
+                t.state = State::Exiting;
+            }
+            return Ok(());
+        }
         let tid = s.tid;
         let task = self.task(tid)?;
         let (real, real_pid) = (task.real, task.real_pid);

@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod mem;
 pub mod ptrace;
 pub mod seccomp;
+pub mod signals;
 pub mod spawn;
 
 pub use mem::RemoteMem;

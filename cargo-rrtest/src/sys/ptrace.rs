@@ -119,6 +119,22 @@ fn wait_raw(pid: i32, flags: libc::c_int) -> io::Result<Option<WaitEvent>> {
     }
 }
 
+/// Waits for the next event of any tracee; `None` when a signal handler ran
+/// (see `sys::signals`).
+pub fn wait_any_interruptible() -> io::Result<Option<WaitEvent>> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer for the duration of the call.
+    let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
+    if r > 0 {
+        return Ok(Some(decode(r, status)));
+    }
+    let e = io::Error::last_os_error();
+    if e.kind() == io::ErrorKind::Interrupted {
+        return Ok(None);
+    }
+    Err(e)
+}
+
 /// Waits for the next event of any tracee.
 pub fn wait_any() -> io::Result<WaitEvent> {
     wait_raw(-1, 0).map(|e| e.expect("blocking waitpid returned no child"))

@@ -34,6 +34,24 @@ pub struct Header {
     /// Counters.
     #[serde(default)]
     pub stats: Stats,
+    /// The result of the verification replay (`cargo rrtest verify`), if one ran.
+    #[serde(default)]
+    pub verification: Option<Verification>,
+}
+
+/// The result of replaying a trace right after recording it, on the machine
+/// that recorded it: proof that it replays.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Verification {
+    /// Whether the replay reached the end with the recorded exit status and
+    /// every event matching.
+    pub verified: bool,
+    /// Why not, when `verified` is false.
+    pub reason: Option<String>,
+    /// When it ran (RFC 3339, UTC).
+    pub verified_at: String,
+    /// How long the replay took.
+    pub replay_ms: u64,
 }
 
 /// One CPUID leaf/subleaf and its answer.

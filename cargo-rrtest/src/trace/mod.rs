@@ -25,7 +25,7 @@ pub use event::*;
 pub use files::{file_id_of, Stored};
 pub use header::*;
 pub use reader::{read_header, TraceReader};
-pub use writer::{TraceWriter, ZSTD_LEVEL};
+pub use writer::{rewrite_header, TraceWriter, ZSTD_LEVEL};
 
 /// The trace format version this build writes and reads (`format_version` in
 /// `header.json`).

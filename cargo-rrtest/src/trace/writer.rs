@@ -75,6 +75,16 @@ pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Rewrites the header of the finished trace in `dir` (atomically), e.g. to
+/// add its verification.
+pub fn rewrite_header(dir: &Path, header: &Header) -> Result<(), Error> {
+    let bytes = serde_json::to_vec_pretty(header).map_err(|e| Error::Io {
+        path: dir.join(super::HEADER_FILE).display().to_string(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomic(&dir.join(super::HEADER_FILE), &bytes)
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file (0600) beside it,
 /// fsynced, renamed over `path`, and the directory fsynced.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {

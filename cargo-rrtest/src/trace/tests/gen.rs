@@ -284,5 +284,6 @@ pub fn header() -> Header {
         outcome: None,
         unreplayable: vec![],
         stats: Stats::default(),
+        verification: None,
     }
 }

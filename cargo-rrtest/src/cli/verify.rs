@@ -1,0 +1,62 @@
+//! `cargo rrtest verify DIR`: replays a finished trace without echoing its
+//! output, on the machine that recorded it, and writes the result into the
+//! trace's header (`verification`), where `info` and reports read it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::errors::{exit_codes, Error, Result};
+use crate::replayer::{self, ReplayError, ReplayOptions};
+use crate::trace::{self, Verification};
+
+/// Options of `cargo rrtest verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The trace directory.
+    pub trace: PathBuf,
+}
+
+/// Runs `cargo rrtest verify`.
+pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
+    let v = verify(&args.trace)?;
+    if v.verified {
+        println!(
+            "verified: {} replays to its end ({} ms)",
+            args.trace.display(),
+            v.replay_ms
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let why = v.reason.unwrap_or_default();
+        eprintln!("verification failed: {why}");
+        Ok(ExitCode::from(exit_codes::DIVERGENCE))
+    }
+}
+
+/// Verifies the trace in `dir` and records the result in its header.
+/// Errors only when the trace cannot be read or its header written.
+pub fn verify(dir: &std::path::Path) -> Result<Verification> {
+    let started = Instant::now();
+    let opts = ReplayOptions {
+        trace_dir: dir.to_path_buf(),
+        echo_output: false,
+    };
+    let outcome = replayer::replay(&opts);
+    let replay_ms = started.elapsed().as_millis() as u64;
+    let reason = match outcome {
+        Ok(_) => None,
+        Err(ReplayError::Other(replayer::Error::Trace(e))) => return Err(Error::Trace(e)),
+        Err(e) => Some(e.to_string()),
+    };
+    let verification = Verification {
+        verified: reason.is_none(),
+        reason,
+        verified_at: crate::util::rfc3339_now(),
+        replay_ms,
+    };
+    let mut header = trace::read_header(dir)?;
+    header.verification = Some(verification.clone());
+    trace::rewrite_header(dir, &header)?;
+    Ok(verification)
+}
