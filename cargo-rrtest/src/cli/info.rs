@@ -394,6 +394,8 @@ mod tests {
             "outcome",
             "replayable",
             "unreplayable",
+            "verified",
+            "verification_failure",
             "threads",
             "events",
             "bytes",
@@ -412,6 +414,7 @@ mod tests {
             v["unreplayable"],
             serde_json::json!(["ioctl 0x1234 on fd 3"])
         );
+        assert_eq!(v["verified"], serde_json::Value::Null);
         assert_eq!(v["threads"], 2);
         assert_eq!(v["events"], 6);
         assert_eq!(

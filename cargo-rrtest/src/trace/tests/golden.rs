@@ -63,6 +63,7 @@ fn golden_header() -> Header {
             threads: 2,
             rdtsc: 2,
         },
+        verification: None,
     }
 }
 
