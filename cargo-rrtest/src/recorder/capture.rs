@@ -76,22 +76,29 @@ fn extra(
     unsupported: &mut Vec<String>,
 ) -> SyscallExtra {
     let fd = call.args[0] as i32;
+    let is_write = matches!(
+        call.nr,
+        libc::SYS_write
+            | libc::SYS_pwrite64
+            | libc::SYS_writev
+            | libc::SYS_pwritev
+            | libc::SYS_pwritev2
+    );
+    if is_write && call.ret > 0 {
+        let Some(out) = output_stream(tid, fd) else {
+            return SyscallExtra::None;
+        };
+        let data = match call.nr {
+            libc::SYS_write | libc::SYS_pwrite64 => mem.read_vec(call.args[1], call.ret as usize),
+            _ => gather_iov(mem, call.args[1], call.args[2], call.ret as usize),
+        };
+        return match data {
+            Ok(data) => SyscallExtra::Output { fd: out, data },
+            Err(_) => SyscallExtra::None,
+        };
+    }
     match call.nr {
         _ if call.ret < 0 => SyscallExtra::None,
-        libc::SYS_write | libc::SYS_pwrite64 if (fd == 1 || fd == 2) && call.ret > 0 => {
-            match mem.read_vec(call.args[1], call.ret as usize) {
-                Ok(data) => SyscallExtra::Output { fd, data },
-                Err(_) => SyscallExtra::None,
-            }
-        }
-        libc::SYS_writev | libc::SYS_pwritev | libc::SYS_pwritev2
-            if (fd == 1 || fd == 2) && call.ret > 0 =>
-        {
-            match gather_iov(mem, call.args[1], call.args[2], call.ret as usize) {
-                Ok(data) => SyscallExtra::Output { fd, data },
-                Err(_) => SyscallExtra::None,
-            }
-        }
         libc::SYS_mmap => {
             let flags = call.args[3] as i32;
             let mfd = call.args[4] as i32;
@@ -102,6 +109,27 @@ fn extra(
         }
         _ => SyscallExtra::None,
     }
+}
+
+/// Which of the recorder's own output streams (1 or 2) the tracee's `fd`
+/// writes to, if any: the program's output is what reaches our stdout and
+/// stderr, whatever descriptor numbers it used (dup2 to a pipe takes fd 1
+/// away; a dup of fd 1 still writes there).
+fn output_stream(tid: i32, fd: i32) -> Option<i32> {
+    use std::os::unix::fs::MetadataExt;
+    static OURS: std::sync::OnceLock<[Option<(u64, u64)>; 2]> = std::sync::OnceLock::new();
+    let ours = OURS.get_or_init(|| {
+        let id = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        [id("/proc/self/fd/1"), id("/proc/self/fd/2")]
+    });
+    let theirs = std::fs::metadata(format!("/proc/{tid}/fd/{fd}"))
+        .ok()
+        .map(|m| (m.dev(), m.ino()))?;
+    // The same terminal can be both: prefer the number the program used.
+    let order = if fd == 2 { [2, 1] } else { [1, 2] };
+    order
+        .into_iter()
+        .find(|&n| ours[n as usize - 1] == Some(theirs))
 }
 
 /// Reads the bytes of an iovec array, up to `total` bytes.

@@ -82,9 +82,13 @@ struct Task {
     /// Thread group (process) id.
     pid: Tid,
     state: State,
-    /// Registers when last resumed from a syscall exit, to tell a signal
-    /// delivered right there from one that interrupted user code.
-    resumed_from_exit: Option<Regs>,
+    /// Registers when last resumed from a stop, to tell a signal delivered
+    /// right there (before any user instruction ran: a deterministic point
+    /// replay can reproduce) from one that interrupted user code.
+    resumed_at: Option<Regs>,
+    /// The file an `execve` in progress executes: (the filename as passed,
+    /// a path to it the recorder can open).
+    exec_file: Option<(String, std::path::PathBuf)>,
     /// The last syscall that returned `-ERESTART_RESTARTBLOCK`: what a
     /// following `restart_syscall` resumes.
     restart_block: Option<Call>,
@@ -187,8 +191,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         Task {
             pid,
             state: State::Ready(Pending::Nothing),
-            resumed_from_exit: None,
+            resumed_at: None,
             restart_block: None,
+            exec_file: None,
         },
     );
     session.run_queue.push_back(pid);
@@ -290,7 +295,7 @@ impl Session {
     /// stopped in, if any.
     fn resume(&mut self, tid: Tid, pending: Pending) -> Result<(), Error> {
         self.current = Some(tid);
-        let mut from_exit = None;
+        let from_exit;
         if let Pending::Exit {
             nr,
             args,
@@ -306,10 +311,12 @@ impl Session {
             let result = self.capture(tid, &call)?;
             self.emit(Event::SyscallExit { tid, nr, result })?;
             from_exit = Some(regs);
+        } else {
+            from_exit = ptrace::getregs(tid).ok();
         }
         let task = self.tasks.get_mut(&tid).expect("scheduled task exists");
         task.state = State::Running;
-        task.resumed_from_exit = from_exit;
+        task.resumed_at = from_exit;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
@@ -387,8 +394,9 @@ impl Session {
                             Task {
                                 pid,
                                 state: State::Unborn,
-                                resumed_from_exit: None,
+                                resumed_at: None,
                                 restart_block: None,
+                                exec_file: None,
                             },
                         );
                     }
@@ -403,11 +411,7 @@ impl Session {
                 })?;
                 ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
             }
-            libc::PTRACE_EVENT_EXEC => {
-                // execve from inside the recording: process trees are issue 4.
-                self.unsupported(tid, "execve inside the recorded program".into())?;
-                ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
-            }
+            libc::PTRACE_EVENT_EXEC => self.exec(tid),
             libc::PTRACE_EVENT_STOP => {
                 match self.tasks.get_mut(&tid) {
                     Some(t) if t.state == State::Unborn => {
@@ -426,8 +430,9 @@ impl Session {
                             Task {
                                 pid: tid,
                                 state: State::Ready(Pending::Nothing),
-                                resumed_from_exit: None,
+                                resumed_at: None,
                                 restart_block: None,
+                                exec_file: None,
                             },
                         );
                         Ok(())
@@ -436,6 +441,50 @@ impl Session {
             }
             _ => ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid)),
         }
+    }
+
+    /// A successful `execve`: let it return, prepare the new image exactly as
+    /// at the start, and write an `Exec` event (which also ends the syscall).
+    fn exec(&mut self, tid: Tid) -> Result<(), Error> {
+        let former =
+            ptrace::geteventmsg(tid).map_err(ptrace_err("PTRACE_GETEVENTMSG", tid))? as Tid;
+        if former != tid {
+            self.unsupported(
+                tid,
+                format!("execve by thread {former}, not its process's main thread"),
+            )?;
+        }
+        ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))?;
+        match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+            WaitEvent::SyscallStop { .. } => {}
+            ev => {
+                return Err(Error::Ptrace {
+                    op: "finishing execve",
+                    tid,
+                    source: io::Error::other(format!("unexpected stop {ev:?}")),
+                })
+            }
+        }
+        let facts = crate::tracee::prepare_after_exec(tid)
+            .map_err(ptrace_err("preparing the tracee after exec", tid))?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        let (exe, source) = task.exec_file.take().unwrap_or_else(|| {
+            let p = std::path::PathBuf::from(format!("/proc/{tid}/exe"));
+            (String::new(), p)
+        });
+        task.state = State::Running;
+        task.resumed_at = ptrace::getregs(tid).ok();
+        let exe_file = self.writer.add_file(&source)?;
+        self.emit(Event::Exec(ExecEvent {
+            tid,
+            exe,
+            exe_file,
+            at_random: facts.at_random,
+            sp: facts.sp,
+            ip: facts.ip,
+        }))?;
+        self.current = Some(tid);
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
     fn syscall_entry(&mut self, tid: Tid) -> Result<(), Error> {
@@ -459,14 +508,22 @@ impl Session {
             forced_ret = Some(-(libc::ENOSYS as i64));
         }
         let action = desc.map(|d| d.replay);
+        if action == Some(ReplayAction::Execve) {
+            self.note_exec_file(tid, nr, &args)?;
+        }
         if action == Some(ReplayAction::Exit) {
             // It does not return: the thread (or process) ends.
             self.emit(Event::SyscallEntry { tid, nr, args })?;
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
         let others = self.tasks.len() > 1;
+        // execve is never split: the thread stays current until its exec
+        // event, so a vfork parent the exec releases cannot run (and write
+        // its syscall's exit) before the exec is in the trace.
         let split = action == Some(ReplayAction::Clone)
-            || (others && desc.map(|d| d.may_block).unwrap_or(true));
+            || (action != Some(ReplayAction::Execve)
+                && others
+                && desc.map(|d| d.may_block).unwrap_or(true));
         if split {
             self.emit(Event::SyscallEntry { tid, nr, args })?;
             self.current = None;
@@ -478,6 +535,32 @@ impl Session {
             forced_ret,
         };
         ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
+    }
+
+    /// Remembers which file an `execve` runs, to copy it into the trace if
+    /// the exec succeeds.
+    fn note_exec_file(&mut self, tid: Tid, nr: i64, args: &[u64; 6]) -> Result<(), Error> {
+        let path_arg = if nr == libc::SYS_execveat {
+            if args[0] as i32 != libc::AT_FDCWD || args[4] != 0 {
+                return self.unsupported(tid, "execveat with a directory fd or flags".into());
+            }
+            args[1]
+        } else {
+            args[0]
+        };
+        let Ok(raw) = RemoteMem::new(tid).read_cstr(path_arg, 4096) else {
+            return Ok(()); // The kernel will fail it with EFAULT.
+        };
+        let name = String::from_utf8_lossy(&raw).into_owned();
+        let source = if name.starts_with('/') {
+            std::path::PathBuf::from(&name)
+        } else {
+            std::path::PathBuf::from(format!("/proc/{tid}/cwd")).join(&name)
+        };
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.exec_file = Some((name, source));
+        }
+        Ok(())
     }
 
     fn syscall_exit(&mut self, tid: Tid) -> Result<(), Error> {
@@ -520,7 +603,7 @@ impl Session {
         }))?;
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::Running;
-        task.resumed_from_exit = Some(regs);
+        task.resumed_at = Some(regs);
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
@@ -538,7 +621,7 @@ impl Session {
             return Ok(());
         };
         let kind = if task
-            .resumed_from_exit
+            .resumed_at
             .as_ref()
             .map(|r| regs_eq(r, &regs))
             .unwrap_or(false)
@@ -554,7 +637,7 @@ impl Session {
         } else {
             SignalKind::Asynchronous { ip: regs.rip }
         };
-        task.resumed_from_exit = None;
+        task.resumed_at = None;
         self.stats.signals += 1;
         if let SignalKind::Asynchronous { ip } = kind {
             self.stats.async_events += 1;
@@ -590,7 +673,7 @@ impl Session {
         ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
         self.stats.rdtsc += 1;
         if let Some(t) = self.tasks.get_mut(&tid) {
-            t.resumed_from_exit = None;
+            t.resumed_at = Some(regs);
         }
         self.emit(Event::Rdtsc { tid, ip, tsc, aux })?;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))

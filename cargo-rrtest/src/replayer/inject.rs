@@ -21,7 +21,7 @@ use crate::trace::{SyscallExtra, SyscallResult};
 use crate::tracee::inject_via_fixed_page;
 
 /// Scratch area in the fixed page for paths passed to injected syscalls.
-const SCRATCH_OFFSET: u64 = 0x100;
+pub const SCRATCH_OFFSET: u64 = 0x100;
 const SCRATCH_LEN: usize = 0x600;
 
 fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use tracing::{debug, trace};
 
-use super::exe::exec_path;
+use super::exe::ExecDir;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
 use crate::recorder::syscalls::{self, ReplayAction};
@@ -54,6 +54,7 @@ struct Session {
     tasks: HashMap<Tid, Task>,
     index: u64,
     echo: bool,
+    exec_dir: ExecDir,
 }
 
 fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
@@ -86,18 +87,21 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         }
         .into());
     };
-    let copy = reader.file_path(&exec.exe_file);
-    let link =
-        exec_path(&copy, std::path::Path::new(&exec.exe)).map_err(|source| Error::Spawn {
+    let exec_dir = ExecDir::new().map_err(|source| Error::Spawn {
+        program: exec.exe.clone(),
+        source,
+    })?;
+    let name = exec_dir
+        .link(&reader.file_path(&exec.exe_file), exec.exe.len())
+        .map_err(|source| Error::Spawn {
             program: exec.exe.clone(),
             source,
         })?;
-    let cwd = std::path::Path::new(&header.cwd);
     let spec = SpawnSpec {
-        path: cstr(link.path().as_os_str().as_bytes()),
+        path: cstr(name.as_bytes()),
         argv: header.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
         envp: header.env.iter().map(|a| cstr(a.as_bytes())).collect(),
-        cwd: cwd.is_dir().then(|| cstr(header.cwd.as_bytes())),
+        cwd: Some(cstr(exec_dir.path().as_os_str().as_bytes())),
         filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
     };
     let pid = spawn(&spec).map_err(|source| Error::Spawn {
@@ -109,6 +113,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         tasks: HashMap::new(),
         index: 1,
         echo: opts.echo_output,
+        exec_dir,
     };
     session.tasks.insert(
         exec.tid,
@@ -123,7 +128,6 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         let _ = ptrace::tgkill(t.real_pid, t.real, libc::SIGKILL);
     }
     while let Ok(Some(_)) = ptrace::wait_any_nohang() {}
-    drop(link);
     result
 }
 
@@ -145,13 +149,83 @@ impl Session {
         .into()
     }
 
+    /// A successful `execve` of thread `e.tid`, stopped at its entry: run
+    /// the trace's copy of the program under a name of the recorded length.
+    fn exec(&mut self, e: crate::trace::ExecEvent) -> Result<(), ReplayError> {
+        // The exec'ing thread stays current while recording, so its entry
+        // is not an event of its own: run it to the entry now.
+        if let State::Idle { .. } = self.task(e.tid)?.state {
+            let (real, ev) = self.resume_to_stop(e.tid, None)?;
+            let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            let nr = regs.orig_rax as i64;
+            let is_exec = matches!(
+                ev,
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_SECCOMP,
+                    ..
+                }
+            ) && (nr == libc::SYS_execve || nr == libc::SYS_execveat);
+            if !is_exec {
+                let seen = self.describe_stop(real, &ev);
+                return Err(self.diverged(e.tid, "execve", format!("execve of {}", e.exe), seen));
+            }
+            self.set_state(
+                e.tid,
+                State::AtEntry {
+                    nr,
+                    args: ptrace::syscall_args(&regs),
+                },
+            );
+        }
+        let task = self.task(e.tid)?;
+        let real = task.real;
+        let State::AtEntry { nr, .. } = task.state else {
+            return Err(Error::Malformed {
+                index: self.index,
+                reason: format!("exec of thread {} outside an execve", e.tid),
+            }
+            .into());
+        };
+        let name = self
+            .exec_dir
+            .link(&self.reader.file_path(&e.exe_file), e.exe.len())
+            .map_err(perr("linking the trace's copy of the program", real))?;
+        let mut bytes = name.into_bytes();
+        bytes.push(0);
+        let scratch = rrtest_abi::FIXED_PAGE_ADDR + inject::SCRATCH_OFFSET;
+        RemoteMem::new(real)
+            .write(scratch, &bytes)
+            .map_err(perr("writing the program name", real))?;
+        let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        if nr == libc::SYS_execveat {
+            regs.rsi = scratch;
+        } else {
+            regs.rdi = scratch;
+        }
+        ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+        ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
+        match ptrace::wait_tid(real).map_err(perr("waitpid", real))? {
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_EXEC,
+                ..
+            } => {}
+            ev => {
+                let seen = self.describe_stop(real, &ev);
+                return Err(self.diverged(e.tid, "execve", format!("exec of {}", e.exe), seen));
+            }
+        }
+        inject::run_to_exit(real)?;
+        self.set_state(e.tid, State::Idle { deliver: 0 });
+        self.start(&e)
+    }
+
     fn start(&mut self, exec: &crate::trace::ExecEvent) -> Result<(), ReplayError> {
         let real = self.tasks[&exec.tid].real;
         let facts = crate::tracee::prepare_after_exec(real)
             .map_err(perr("preparing the tracee after exec", real))?;
         if facts.sp != exec.sp || facts.ip != exec.ip {
             return Err(Divergence {
-                index: 0,
+                index: self.index,
                 tid: exec.tid,
                 what: "initial stack and entry point".into(),
                 expected: format!("sp={:#x} ip={:#x}", exec.sp, exec.ip),
@@ -280,12 +354,7 @@ impl Session {
                     return Ok(Some(status));
                 }
             }
-            Event::Exec(_) => {
-                return Err(Error::NotReplayable(vec![
-                    "execve inside the recording (issue 4)".into()
-                ])
-                .into())
-            }
+            Event::Exec(e) => self.exec(e)?,
             Event::Unsupported { what, .. } => return Err(Error::NotReplayable(vec![what]).into()),
         }
         Ok(None)
@@ -325,7 +394,12 @@ impl Session {
     }
 
     /// Resumes `tid` to its next stop, delivering its pending signal.
-    fn resume_to_stop(&mut self, tid: Tid) -> Result<(i32, WaitEvent), ReplayError> {
+    /// `expect_signal`: the signal the next event says arrives.
+    fn resume_to_stop(
+        &mut self,
+        tid: Tid,
+        expect_signal: Option<i32>,
+    ) -> Result<(i32, WaitEvent), ReplayError> {
         let task = self.task(tid)?;
         let real = task.real;
         let State::Idle { deliver } = task.state else {
@@ -337,8 +411,21 @@ impl Session {
         };
         ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
         self.set_state(tid, State::Idle { deliver: 0 });
-        let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
-        Ok((real, ev))
+        loop {
+            let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+            match ev {
+                // Signals the replay itself causes (SIGCHLD when a replayed
+                // child really exits): every signal the program got is in the
+                // recording, and replay delivers exactly those, at their events.
+                WaitEvent::Signal { signo, .. }
+                    if Some(signo) != expect_signal && !is_synchronous(signo) =>
+                {
+                    trace!(tid, signo, "discarding a signal the replay caused");
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
+                ev => return Ok((real, ev)),
+            }
+        }
     }
 
     fn describe_stop(&self, real: i32, ev: &WaitEvent) -> String {
@@ -346,8 +433,8 @@ impl Session {
             WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
                 match ptrace::getregs(real) {
                     Ok(r) => format!(
-                        "syscall {} at ip {:#x}",
-                        syscalls::name(r.orig_rax as i64),
+                        "{} at ip {:#x}",
+                        syscalls::describe_entry(r.orig_rax as i64, &ptrace::syscall_args(&r)),
                         r.rip
                     ),
                     Err(_) => "a syscall".into(),
@@ -364,7 +451,7 @@ impl Session {
     }
 
     fn run_to_entry(&mut self, tid: Tid, nr: i64, args: &[u64; 6]) -> Result<Regs, ReplayError> {
-        let (real, ev) = self.resume_to_stop(tid)?;
+        let (real, ev) = self.resume_to_stop(tid, None)?;
         let expected = || syscalls::describe_entry(nr, args);
         match ev {
             WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
@@ -448,6 +535,7 @@ impl Session {
                     ));
                 }
             }
+            ReplayAction::Execve if result.ret < 0 => inject::emulate(real, regs, result, false)?,
             ReplayAction::Clone | ReplayAction::Exit | ReplayAction::Execve => {
                 return Err(Error::Malformed {
                     index: self.index,
@@ -533,7 +621,7 @@ impl Session {
     }
 
     fn rdtsc(&mut self, tid: Tid, ip: u64, tsc: u64, aux: Option<u32>) -> Result<(), ReplayError> {
-        let (real, ev) = self.resume_to_stop(tid)?;
+        let (real, ev) = self.resume_to_stop(tid, Some(libc::SIGSEGV))?;
         let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
         let decoded = crate::tracee::decode_rdtsc(&RemoteMem::new(real), regs.rip);
         match (ev, decoded) {
@@ -586,7 +674,7 @@ impl Session {
                 .into())
             }
         }
-        let (real, ev) = self.resume_to_stop(tid)?;
+        let (real, ev) = self.resume_to_stop(tid, Some(s.signo))?;
         match ev {
             WaitEvent::Signal { signo, .. } if signo == s.signo => {
                 if let Ok(info) = <[u8; ptrace::SIGINFO_SIZE]>::try_from(s.siginfo.as_slice()) {
@@ -628,4 +716,13 @@ fn tid_fields(tid: i32, nr: i64, args: &[u64; 6]) -> Vec<(u64, bool)> {
         out.push((child_tid, true));
     }
     out
+}
+
+/// Signals raised by the instruction a thread executes: they recur by
+/// themselves in replay and must match the recording.
+fn is_synchronous(signo: i32) -> bool {
+    matches!(
+        signo,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS
+    )
 }
