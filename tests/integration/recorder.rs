@@ -198,6 +198,20 @@ pub const C_SPECS: &[Spec] = &[
         .args(Args::WorkDir)
         .stdout_has(&["statx size="])
         .differs(),
+    Spec::c("fork_wait-pie", CBuild::pie("fork_wait"))
+        .stdout_has(&["says hi\"; child", "exited with 7"])
+        .differs(),
+    Spec::c("ioctl_fionread-pie", CBuild::pie("ioctl_fionread"))
+        .stdout_has(&["FIONREAD: 5 bytes", "stdout is not a terminal"]),
+    Spec::c("sched_limits-pie", CBuild::pie("sched_limits")).stdout_has(&["sched_getaffinity:"]),
+    Spec::c("flock_mkdir-pie", CBuild::pie("flock_mkdir"))
+        .args(Args::WorkDir)
+        .stdout_has(&["shared locks coexist"])
+        .differs(),
+    Spec::c("condvar-pie", CBuild::pie("condvar")).stdout_has(&["consumed 2000 items"]),
+    Spec::c("exit_live_threads-pie", CBuild::pie("exit_live_threads"))
+        .stdout_has(&["3 threads still running"]),
+    Spec::c("memory_ops-pie", CBuild::pie("memory_ops")).stdout_has(&["mremap kept contents"]),
     Spec::c("exit_code-pie", CBuild::pie("exit_code"))
         .code(3)
         .stderr_has(&["exit_code: stderr line"]),
