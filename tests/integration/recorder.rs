@@ -302,14 +302,19 @@ pub fn trials() -> Vec<Trial> {
     if let Some(why) = gcc {
         eprintln!("recorder trials: C fixture trials are ignored: {why}");
     }
+    let cannot_record = run::recording_unavailable();
+    if let Some(why) = cannot_record {
+        eprintln!("recorder trials: recording trials are ignored: {why}");
+    }
     for spec in C_SPECS.iter().chain(RUST_SPECS) {
         let needs_gcc = matches!(spec.source, Source::C(_));
-        let ignored = needs_gcc && gcc.is_some();
+        let no_gcc = needs_gcc && gcc.is_some();
         let s = *spec;
         let modes: [(&str, TrialBody); 2] = [("native", native), ("record_replay", record_replay)];
         for (mode, body) in modes {
             let name = format!("recorder::{}::{mode}", qualified(spec));
             let trial_name = name.clone();
+            let ignored = no_gcc || (mode != "native" && cannot_record.is_some());
             trials
                 .push(Trial::test(name, move || body(&trial_name, &s)).with_ignored_flag(ignored));
         }

@@ -160,6 +160,25 @@ fn describe_command(cmd: &Command) -> String {
     s
 }
 
+/// Why this host cannot record, if it cannot: `None` when ptrace and
+/// seccomp filters are available (Yama's ptrace_scope 3 forbids all ptrace;
+/// a kernel without seccomp has no `Seccomp:` line in /proc/self/status).
+pub fn recording_unavailable() -> Option<&'static str> {
+    static WHY: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *WHY.get_or_init(|| {
+        let scope =
+            std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").unwrap_or_default();
+        if scope.trim() == "3" {
+            return Some("ptrace is disabled on this host (kernel.yama.ptrace_scope = 3)");
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if !status.lines().any(|l| l.starts_with("Seccomp:")) {
+            return Some("this kernel has no seccomp support");
+        }
+        None
+    })
+}
+
 /// How a program under test is started: its executable, arguments and the
 /// environment the trials give every run.
 #[derive(Debug, Clone)]
