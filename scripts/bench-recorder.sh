@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Recording overhead benchmark (DESIGN.md §10): native vs recorded vs replayed
+# wall time on
+#   - syscall_loop: fixtures/c/syscall_loop.c, N write(2)+pread64(2) pairs
+#     (N = 20000 by default), the syscall-heavy worst case;
+#   - trivial_test: a trivial #[test] of fixtures/programs run the way the
+#     harness runs one test (`<bin> --exact tests::trivial --nocapture`),
+#     about 150 syscalls: the per-test start-up cost that dominates suites.
+# Each is run RUNS times (default 7) per mode and the median is reported,
+# with the ratio recorded/native and the cost per traced syscall,
+# (recorded - native) / stats.traced_syscalls from `cargo-rrtest info --json`.
+# Results go to target/rrtest-bench/recorder-<UTC time>.json (and
+# recorder-latest.json). A benchmark, not a test: it asserts nothing about
+# speed.
+#
+# Usage: scripts/bench-recorder.sh [--runs N] [--loop-n N]
+# Env:   RRTEST_BIN=path  use this cargo-rrtest instead of building
+#        target/release/cargo-rrtest.
+set -euo pipefail
+
+RUNS=7
+LOOP_N=20000
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --runs) RUNS="$2"; shift 2 ;;
+    --loop-n) LOOP_N="$2"; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    *) echo "bench-recorder: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+OUT="$TARGET/rrtest-bench"
+WORK="$OUT/work"
+mkdir -p "$OUT" "$WORK"
+command -v python3 >/dev/null || { echo "bench-recorder: needs python3 (statistics, JSON)" >&2; exit 2; }
+command -v gcc >/dev/null || { echo "bench-recorder: needs gcc (the C fixture)" >&2; exit 2; }
+
+# --- what we measure with ----------------------------------------------------
+if [[ -n "${RRTEST_BIN:-}" ]]; then
+  RR="$RRTEST_BIN"
+else
+  echo "bench-recorder: building cargo-rrtest (release)" >&2
+  cargo build --quiet --release -p cargo-rrtest --bin cargo-rrtest
+  RR="$TARGET/release/cargo-rrtest"
+fi
+[[ -x "$RR" ]] || { echo "bench-recorder: $RR is not executable" >&2; exit 2; }
+
+LOOP_BIN="$OUT/syscall_loop"
+gcc -O1 -pthread -o "$LOOP_BIN" fixtures/c/syscall_loop.c
+
+echo "bench-recorder: building fixtures/programs tests" >&2
+TEST_BIN="$(cargo test --quiet --no-run --lib --locked --offline \
+    --manifest-path fixtures/programs/Cargo.toml \
+    --target-dir "$OUT/programs-target" --message-format json |
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])
+')"
+[[ -x "$TEST_BIN" ]] || { echo "bench-recorder: no test binary built" >&2; exit 2; }
+
+export RUST_BACKTRACE=0
+
+# Wall clock in µs without forking (bash >= 5's EPOCHREALTIME), so the
+# measurement adds no process start-up to short native runs.
+[[ -n "${EPOCHREALTIME:-}" ]] || { echo "bench-recorder: needs bash >= 5 (EPOCHREALTIME)" >&2; exit 2; }
+
+# time_runs NAME MODE CMD...: runs CMD $RUNS times (output discarded), appends
+# "NAME MODE ns" lines to $SAMPLES. In CMD, @I@ is replaced by the run index.
+SAMPLES="$WORK/samples.txt"
+: > "$SAMPLES"
+time_runs() {
+  local name="$1" mode="$2"; shift 2
+  local i t0 t1 rc args
+  for ((i = 0; i < RUNS; i++)); do
+    args=("${@//@I@/$i}")
+    t0=${EPOCHREALTIME/[.,]/}
+    set +e
+    "${args[@]}" >/dev/null 2>"$WORK/last-stderr"
+    rc=$?
+    set -e
+    t1=${EPOCHREALTIME/[.,]/}
+    if [[ $rc -ne 0 ]]; then
+      echo "bench-recorder: $name/$mode run $i failed (exit $rc):" >&2
+      tail -20 "$WORK/last-stderr" >&2
+      exit 1
+    fi
+    echo "$name $mode $(((t1 - t0) * 1000))" >> "$SAMPLES"
+  done
+}
+
+# bench NAME CMD...: native, recorded, replayed; then the trace's stats.
+declare -a NAMES=()
+bench() {
+  local name="$1"; shift
+  NAMES+=("$name")
+  rm -rf "$WORK/$name"
+  mkdir -p "$WORK/$name"
+  echo "bench-recorder: $name: $RUNS native, $RUNS recorded, $RUNS replayed runs" >&2
+  time_runs "$name" native "$@"
+  time_runs "$name" record "$RR" record -o "$WORK/$name/trace-@I@" -- "$@"
+  time_runs "$name" replay "$RR" replay "$WORK/$name/trace-0"
+  "$RR" info --json "$WORK/$name/trace-0" > "$WORK/$name/info.json"
+}
+
+bench syscall_loop "$LOOP_BIN" "$LOOP_N"
+bench trivial_test "$TEST_BIN" --exact tests::trivial --nocapture
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+RESULT="$OUT/recorder-$STAMP.json"
+python3 - "$SAMPLES" "$WORK" "$RESULT" "$RUNS" "$LOOP_N" "$(uname -srm)" "$("$RR" --version 2>/dev/null || echo unknown)" "${NAMES[@]}" <<'PY'
+import json, statistics, sys
+samples, work, result, runs, loop_n, kernel, version, *names = sys.argv[1:]
+times = {}
+for line in open(samples):
+    name, mode, ns = line.split()
+    times.setdefault(name, {}).setdefault(mode, []).append(int(ns))
+report = {"runs": int(runs), "kernel": kernel, "cargo_rrtest": version,
+          "loop_n": int(loop_n), "workloads": {}}
+print(f"{'workload':<14} {'native':>10} {'recorded':>10} {'replayed':>10} {'rec/nat':>8} "
+      f"{'traced':>8} {'us/traced syscall':>18}")
+for name in names:
+    info = json.load(open(f"{work}/{name}/info.json"))
+    stats = info.get("stats", {})
+    traced = stats.get("traced_syscalls", 0)
+    med = {m: statistics.median(v) for m, v in times[name].items()}
+    per = (med["record"] - med["native"]) / traced / 1000 if traced else None
+    w = {
+        "native_ms": med["native"] / 1e6,
+        "recorded_ms": med["record"] / 1e6,
+        "replayed_ms": med["replay"] / 1e6,
+        "ratio_recorded_native": med["record"] / med["native"],
+        "ratio_replayed_recorded": med["replay"] / med["record"],
+        "traced_syscalls": traced,
+        "buffered_syscalls": stats.get("buffered_syscalls", 0),
+        "events": info.get("events", stats.get("events")),
+        "us_per_traced_syscall": per,
+        "samples_ns": times[name],
+    }
+    report["workloads"][name] = w
+    print(f"{name:<14} {w['native_ms']:>8.2f}ms {w['recorded_ms']:>8.2f}ms {w['replayed_ms']:>8.2f}ms "
+          f"{w['ratio_recorded_native']:>7.1f}x {traced:>8} "
+          f"{(f'{per:.1f}' if per is not None else 'n/a'):>18}")
+with open(result, "w") as f:
+    json.dump(report, f, indent=2)
+    f.write("\n")
+PY
+cp "$RESULT" "$OUT/recorder-latest.json"
+echo "bench-recorder: wrote $RESULT" >&2

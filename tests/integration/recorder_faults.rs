@@ -1,0 +1,390 @@
+//! Recorder trials about what goes wrong, and about `info`:
+//!
+//! - `divergence`: a trace whose copy of the executable is swapped for a build
+//!   that makes one extra `getpid()` must replay to a divergence error (exit
+//!   103) naming the event index, the thread and the syscall;
+//! - `corrupt`: damaged traces (flipped or truncated event stream, missing
+//!   files, a future format version, a header that is not JSON) make `replay`
+//!   and `info` exit 104 with a message, never a panic;
+//! - `info`: `info --json` reports the format version, the command and the
+//!   counters;
+//! - `unknown_syscall`: a syscall no table knows does not stop the program,
+//!   and marks the trace unreplayable.
+
+use std::path::{Path, PathBuf};
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::recorder::{invocation, Args, Source, Spec};
+use crate::recorder_build::{self as build, CBuild, Link};
+use crate::recorder_run::{self as run, TrialDir};
+
+/// `replay`'s exit status for a divergence (docs/exit-codes.md).
+const EXIT_DIVERGENCE: i32 = 103;
+/// `replay`'s and `info`'s exit status for an unreadable trace.
+const EXIT_BAD_TRACE: i32 = 104;
+
+/// A damage done to a copy of a good trace.
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    /// XOR the zstd frame header's descriptor byte (sets its reserved bit).
+    EventsFrameHeaderFlipped,
+    /// XOR 32 bytes in the middle of events.zst.
+    EventsMiddleFlipped,
+    /// Cut events.zst in half.
+    EventsTruncated,
+    /// Delete events.zst.
+    EventsMissing,
+    /// Set header.json's format_version to 999.
+    FutureVersion,
+    /// Delete header.json.
+    HeaderMissing,
+    /// Replace header.json with bytes that are not JSON.
+    HeaderGarbage,
+}
+
+const DAMAGES: &[(&str, Damage)] = &[
+    (
+        "events_frame_header_flipped",
+        Damage::EventsFrameHeaderFlipped,
+    ),
+    ("events_middle_flipped", Damage::EventsMiddleFlipped),
+    ("events_truncated", Damage::EventsTruncated),
+    ("events_missing", Damage::EventsMissing),
+    ("header_future_version", Damage::FutureVersion),
+    ("header_missing", Damage::HeaderMissing),
+    ("header_garbage", Damage::HeaderGarbage),
+];
+
+/// The fault trials.
+pub fn trials() -> Vec<Trial> {
+    // Every fault trial records a C fixture first (the reasons are printed
+    // by recorder::trials).
+    let skip = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
+    let mut trials = vec![
+        Trial::test("recorder::divergence::extra_getpid", || {
+            divergence("recorder::divergence::extra_getpid")
+        })
+        .with_ignored_flag(skip),
+        Trial::test("recorder::info::json_fields", || {
+            info_fields("recorder::info::json_fields")
+        })
+        .with_ignored_flag(skip),
+        Trial::test("recorder::unknown_syscall::unreplayable", || {
+            unknown_syscall("recorder::unknown_syscall::unreplayable")
+        })
+        .with_ignored_flag(skip),
+    ];
+    for &(name, damage) in DAMAGES {
+        let trial = format!("recorder::corrupt::{name}");
+        let t = trial.clone();
+        trials.push(Trial::test(trial, move || corrupt(&t, damage)).with_ignored_flag(skip));
+    }
+    trials
+}
+
+const HELLO: Spec = Spec {
+    name: "hello",
+    source: Source::C(CBuild::pie("hello")),
+    args: Args::None,
+    code: 0,
+    success_marker: true,
+    stdout_has: &[],
+    stderr_has: &[],
+    differs: false,
+    leaves_files: false,
+    sleeps: None,
+};
+
+/// Records `spec` into `dir/trace`, requiring a clean exit 0.
+fn record_ok(dir: &TrialDir, spec: &Spec) -> Result<PathBuf, Failed> {
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    if !trace.join("header.json").is_file() || !trace.join("events.zst").is_file() {
+        return Err(format!(
+            "{} lacks header.json or events.zst after recording\n{}",
+            trace.display(),
+            rec.describe()
+        )
+        .into());
+    }
+    Ok(trace)
+}
+
+/// Every regular file under `dir`.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>, Failed> {
+    Ok(run::snapshot(dir)?
+        .into_iter()
+        .filter(|(_, (kind, _))| kind.starts_with("file"))
+        .map(|(rel, _)| dir.join(rel))
+        .collect())
+}
+
+/// Swap the trace's copy of the executable for a build with one extra
+/// syscall; replay must diverge at that syscall.
+fn divergence(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let plain = build::c_fixture(CBuild::pie("syscall_loop"))?;
+    let extra = build::c_fixture(CBuild {
+        name: "syscall_loop",
+        link: Link::Pie,
+        defines: &["EXTRA_SYSCALL"],
+    })?;
+    let spec = Spec {
+        name: "syscall_loop",
+        source: Source::C(CBuild::pie("syscall_loop")),
+        args: Args::Fixed(&["50"]),
+        ..HELLO
+    };
+    let trace = record_ok(&dir, &spec)?;
+
+    // Control: the untouched trace replays cleanly, so what follows is caused
+    // by the swap alone.
+    let control = run::replay_in(&trace, None)?;
+    control.expect_code(0).map_err(|e| {
+        format!(
+            "the untouched trace does not replay: {}",
+            e.message().unwrap_or("")
+        )
+    })?;
+
+    let plain_bytes = std::fs::read(&plain).map_err(|e| format!("{}: {e}", plain.display()))?;
+    let extra_bytes = std::fs::read(&extra).map_err(|e| format!("{}: {e}", extra.display()))?;
+    let copies: Vec<PathBuf> = files_under(&trace.join("files"))?
+        .into_iter()
+        .filter(|p| std::fs::read(p).map(|b| b == plain_bytes).unwrap_or(false))
+        .collect();
+    if copies.is_empty() {
+        return Err(format!(
+            "no file under {}/files has the executable's bytes ({})",
+            trace.display(),
+            plain.display()
+        )
+        .into());
+    }
+    for copy in &copies {
+        // Unlink first: the copy may be a hard link to the fixture binary,
+        // which must stay intact.
+        let perms = std::fs::metadata(copy)
+            .map(|m| m.permissions())
+            .map_err(|e| format!("{e}"))?;
+        std::fs::remove_file(copy).map_err(|e| format!("removing {}: {e}", copy.display()))?;
+        std::fs::write(copy, &extra_bytes)
+            .map_err(|e| format!("writing {}: {e}", copy.display()))?;
+        std::fs::set_permissions(copy, perms)
+            .map_err(|e| format!("chmod {}: {e}", copy.display()))?;
+    }
+
+    let rep = run::replay_in(&trace, None)?;
+    rep.expect_code(EXIT_DIVERGENCE)?;
+    let err = rep.stderr_text();
+    let lower = err.to_ascii_lowercase();
+    let mut missing = Vec::new();
+    if !lower.contains("diverged") {
+        missing.push("the word \"diverged\"");
+    }
+    if !run::names_event_index(&err) {
+        missing.push("the event index");
+    }
+    if !lower.contains("thread") && !lower.contains("tid") {
+        missing.push("the thread");
+    }
+    if !lower.contains("getpid") {
+        missing.push("the unexpected syscall (getpid)");
+    }
+    no_panic(&rep)?;
+    if !missing.is_empty() {
+        return Err(format!(
+            "the divergence message lacks {}\n{}",
+            missing.join(", "),
+            rep.describe()
+        )
+        .into());
+    }
+    dir.finish();
+    Ok(())
+}
+
+fn no_panic(r: &run::Run) -> Result<(), Failed> {
+    if r.stderr_text().contains("panicked") {
+        return Err(format!("cargo-rrtest panicked\n{}", r.describe()).into());
+    }
+    Ok(())
+}
+
+/// Damage a copy of a good trace; `replay` and `info` must both refuse it
+/// with exit 104 and a message.
+fn corrupt(trial: &str, damage: Damage) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let good = record_ok(&dir, &HELLO)?;
+    let bad = dir.path.join("damaged");
+    run::copy_tree(&good, &bad)?;
+    let events = bad.join("events.zst");
+    let header = bad.join("header.json");
+    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    match damage {
+        Damage::EventsFrameHeaderFlipped
+        | Damage::EventsMiddleFlipped
+        | Damage::EventsTruncated => {
+            let mut bytes = std::fs::read(&events).map_err(|e| io(&events, e))?;
+            if bytes.len() < 16 {
+                return Err(format!("events.zst is only {} bytes", bytes.len()).into());
+            }
+            match damage {
+                // Bytes 0..4 are the zstd magic; byte 4 the frame header
+                // descriptor, whose bit 3 is reserved and must be zero.
+                Damage::EventsFrameHeaderFlipped => bytes[4] ^= 0xff,
+                Damage::EventsMiddleFlipped => {
+                    let mid = bytes.len() / 2;
+                    let end = (mid + 32).min(bytes.len());
+                    bytes[mid..end].iter_mut().for_each(|b| *b ^= 0xff);
+                }
+                _ => bytes.truncate(bytes.len() / 2),
+            }
+            std::fs::write(&events, bytes).map_err(|e| io(&events, e))?;
+        }
+        Damage::EventsMissing => std::fs::remove_file(&events).map_err(|e| io(&events, e))?,
+        Damage::FutureVersion => {
+            let text = std::fs::read_to_string(&header).map_err(|e| io(&header, e))?;
+            let mut json: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("header.json is not JSON: {e}"))?;
+            if json.get("format_version").is_none() {
+                return Err("header.json has no format_version".into());
+            }
+            json["format_version"] = 999.into();
+            std::fs::write(&header, json.to_string()).map_err(|e| io(&header, e))?;
+        }
+        Damage::HeaderMissing => std::fs::remove_file(&header).map_err(|e| io(&header, e))?,
+        Damage::HeaderGarbage => {
+            std::fs::write(&header, b"{\"format_version\": 1, \"argv\": [\x00\xff")
+                .map_err(|e| io(&header, e))?
+        }
+    }
+
+    for r in [run::replay_in(&bad, None)?, run::info_json(&bad)?] {
+        r.expect_code(EXIT_BAD_TRACE)?;
+        no_panic(&r)?;
+        if r.stderr_text().trim().is_empty() {
+            return Err(format!("no message on stderr\n{}", r.describe()).into());
+        }
+        if matches!(damage, Damage::FutureVersion) && !r.stderr_text().contains("999") {
+            return Err(format!(
+                "the message does not name the trace's version (999)\n{}",
+                r.describe()
+            )
+            .into());
+        }
+    }
+    dir.finish();
+    Ok(())
+}
+
+/// `info --json` has the format version, the command and the counters.
+fn info_fields(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let trace = record_ok(&dir, &HELLO)?;
+    let exe = build::c_fixture(CBuild::pie("hello"))?;
+    let r = run::info_json(&trace)?;
+    r.expect_code(0)?;
+    let json: serde_json::Value = serde_json::from_slice(&r.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", r.describe()))?;
+    let fail = |what: &str| -> Failed { format!("info --json: {what}\n{json:#}").into() };
+
+    if json["format_version"].as_u64().is_none_or(|v| v < 1) {
+        return Err(fail("format_version is not a version number"));
+    }
+    let command = json
+        .get("argv")
+        .or_else(|| json.get("command"))
+        .ok_or_else(|| fail("no argv or command"))?;
+    let exe_name = exe
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !command.to_string().contains(&exe_name) {
+        return Err(fail(&format!(
+            "argv/command does not name the program {exe_name}"
+        )));
+    }
+    let stats = json.get("stats").ok_or_else(|| fail("no stats"))?;
+    for key in [
+        "traced_syscalls",
+        "buffered_syscalls",
+        "patched_sites",
+        "signals",
+        "async_events",
+    ] {
+        if stats[key].as_u64().is_none() {
+            return Err(fail(&format!("stats.{key} is not a number")));
+        }
+    }
+    if stats["traced_syscalls"].as_u64() == Some(0) {
+        return Err(fail("stats.traced_syscalls is 0"));
+    }
+    let events = json["events"]
+        .as_u64()
+        .or_else(|| stats["events"].as_u64())
+        .ok_or_else(|| fail("no event count (events or stats.events)"))?;
+    if events == 0 {
+        return Err(fail("the event count is 0"));
+    }
+    dir.finish();
+    Ok(())
+}
+
+/// An unknown syscall: the program runs to the end while recorded, the trace
+/// says why it cannot be replayed, and replay refuses cleanly.
+fn unknown_syscall(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec {
+        name: "unknown_syscall",
+        source: Source::C(CBuild::pie("unknown_syscall")),
+        ..HELLO
+    };
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    let out = rec.stdout_text();
+    if out.lines().last() != Some("EXIT-SUCCESS") || !out.contains("errno 38") {
+        return Err(format!(
+            "the program did not run to its end with ENOSYS\n{}",
+            rec.describe()
+        )
+        .into());
+    }
+
+    let info = run::info_json(&trace)?;
+    info.expect_code(0)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let reasons = json["unreplayable"].as_array().cloned().unwrap_or_default();
+    let marked = !reasons.is_empty() || json["replayable"] == false;
+    if !marked {
+        return Err(format!("info --json does not mark the trace unreplayable\n{json:#}").into());
+    }
+    if !reasons.is_empty()
+        && !serde_json::Value::from(reasons.clone())
+            .to_string()
+            .contains("1000")
+    {
+        return Err(
+            format!("the unreplayable reason does not name syscall 1000: {reasons:?}").into(),
+        );
+    }
+
+    let rep = run::replay_in(&trace, None)?;
+    no_panic(&rep)?;
+    let err = rep.stderr_text().to_ascii_lowercase();
+    if rep.code() == 0 || !(err.contains("replayable") || err.contains("1000")) {
+        return Err(format!(
+            "replay of an unreplayable trace must refuse with a message naming why\n{}",
+            rep.describe()
+        )
+        .into());
+    }
+    dir.finish();
+    Ok(())
+}
