@@ -31,6 +31,7 @@ readelf -h "$so" | grep -q 'Type:.*DYN' || fail "not a shared object"
 readelf -h "$so" | grep -q 'Machine:.*X86-64' || fail "not x86-64"
 readelf -d "$so" | grep -q 'INIT_ARRAY' || fail "no .init_array constructor"
 nm -D --defined-only "$so" | grep -qw 'syscall_hook' || fail "syscall_hook is not exported"
+nm -D --defined-only "$so" | grep -qw 'rrtest_init_params' || fail "rrtest_init_params is not exported"
 
 # 2. Imports.
 undefined=$(nm -D --undefined-only "$so" || true)
@@ -70,6 +71,7 @@ cat > "$work/harness.c" <<'C'
 #include <unistd.h>
 
 #define FIXED 0x70000000UL
+struct init_params { uint32_t protocol_version, size; uint64_t hook_entry, syscall_hook, reply_area, reply_area_size, reply_flags; };
 struct req { uint64_t nr, args[6]; int64_t result; };
 struct locals { uint64_t saved_rsp, alt_stack_top, buffer, buffer_size; int32_t desched_fd; uint32_t flags; uint64_t reserved[3]; };
 struct bufhdr { uint32_t magic, capacity, used, num_records, in_flight, abort_commit, aborted, reserved; };
@@ -90,6 +92,10 @@ int main(int argc, char **argv) {
     if (!lib) { fprintf(stderr, "harness: %s\n", dlerror()); return 1; }
     uint32_t (*hook)(struct req *) = (uint32_t (*)(struct req *))dlsym(lib, "syscall_hook");
     CHECK(hook != NULL);
+    /* The constructor ran and filled in the handshake request. */
+    struct init_params *ip = dlsym(lib, "rrtest_init_params");
+    CHECK(ip != NULL && ip->protocol_version == 1 && ip->size == sizeof *ip);
+    CHECK(ip->syscall_hook == (uint64_t)hook && ip->hook_entry != 0 && ip->reply_area == 0);
 
     struct req r = { .nr = SYS_getpid };
     CHECK(hook(&r) == 1);                     /* no buffer yet: bail */

@@ -77,7 +77,10 @@ struct Globals(UnsafeCell<InitParams>);
 // by the recorder while the process is stopped; read by the hook afterwards.
 unsafe impl Sync for Globals {}
 
+// Exported (as data) so that debuggers and the smoke tests can read the
+// handshake state without intercepting the syscall.
 #[cfg_attr(test, allow(dead_code))]
+#[export_name = "rrtest_init_params"]
 static GLOBALS: Globals = Globals(UnsafeCell::new(InitParams {
     protocol_version: 0,
     size: 0,

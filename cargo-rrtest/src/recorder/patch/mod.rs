@@ -29,6 +29,8 @@
 //! ```
 
 mod analyze;
+#[cfg(test)]
+mod exec_tests;
 mod stub;
 #[cfg(test)]
 mod tests;
