@@ -106,4 +106,9 @@ fn patched_sites_run_through_the_preload() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("harness: ok, 10 records"), "{stdout}");
+    // The harness's timing line (no ptrace here: the buffered path's own
+    // cost against a plain syscall); shown with --nocapture.
+    if let Some(bench) = stdout.lines().find(|l| l.starts_with("bench:")) {
+        eprintln!("{bench}");
+    }
 }
