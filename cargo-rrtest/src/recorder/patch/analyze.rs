@@ -186,8 +186,14 @@ pub fn analyze_with(
     }
 
     // No branch anywhere in the window may land strictly inside the region.
-    let scan_from = options.boundary.unwrap_or(code_addr);
-    let mut scanned = sweep(code, code_addr, scan_from, window_end)?;
+    // The sweep from the window's start may begin mid-instruction (it
+    // resynchronizes within a few instructions); the one from a known
+    // boundary is exact from there on. Scanning both misses nothing either
+    // sees; a spurious branch from a misaligned decode only costs a refusal.
+    let mut scanned = sweep(code, code_addr, code_addr, window_end)?;
+    if let Some(boundary) = options.boundary.filter(|&b| b != code_addr) {
+        scanned.extend(sweep(code, code_addr, boundary, window_end)?);
+    }
     scanned.extend(before.iter().chain(after.iter()).copied());
     for insn in &scanned {
         if let Some(target) = branch_target(insn) {

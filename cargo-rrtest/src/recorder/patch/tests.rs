@@ -222,6 +222,14 @@ fn cases() -> Vec<Case> {
             expect: Refuse("branch-into"),
         },
         Case {
+            // The jump sits before the known function start: still scanned.
+            name: "jump from before the boundary into the region",
+            code: cat(&[&[0xeb, 0x06], &[0xc3], &[0xb8, 0x27, 0, 0, 0], SYSCALL, RET]),
+            syscall_off: 8,
+            boundary: Some(3),
+            expect: Refuse("branch-into"),
+        },
+        Case {
             name: "call in the region",
             code: cat(&[SYSCALL, &[0xe8, 0, 0, 0, 0], RET]),
             syscall_off: 0,
