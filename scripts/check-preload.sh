@@ -19,9 +19,14 @@ fail() { echo "check-preload: FAIL: $*" >&2; exit 1; }
 
 so="${1:-}"
 if [ -z "$so" ]; then
-    cargo build -p cargo-rrtest --lib --quiet
-    so=$(ls -t target/debug/build/cargo-rrtest-*/out/librrtest_preload.so 2>/dev/null | head -n 1 || true)
-    [ -n "$so" ] || fail "no librrtest_preload.so under target/debug/build"
+    # The build script's OUT_DIR, as cargo reports it (not a guess among
+    # several target/debug/build/cargo-rrtest-* directories).
+    out_dir=$(cargo build -p cargo-rrtest --lib --message-format=json 2>/dev/null \
+        | grep '"reason":"build-script-executed"' \
+        | grep '"package_id":"path+[^"]*/cargo-rrtest#' \
+        | sed -E 's/.*"out_dir":"([^"]*)".*/\1/' | tail -n 1 || true)
+    [ -n "$out_dir" ] || fail "cargo did not report cargo-rrtest's build script output directory"
+    so="$out_dir/librrtest_preload.so"
 fi
 [ -s "$so" ] || fail "$so is missing or empty"
 echo "check-preload: $so ($(stat -c %s "$so") bytes)"
