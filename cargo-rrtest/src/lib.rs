@@ -7,11 +7,13 @@
 //! - [`report`]: the versioned JSON report, JUnit, GitHub Actions output;
 //! - [`recorder`] and [`replayer`]: mirror images, file for file;
 //! - [`trace`]: the on-disk trace format;
+//! - [`preload`]: the embedded syscall-buffer library and its cache copy;
 //! - [`sys`]: the only module tree with `unsafe` code.
 
 pub mod cli;
 pub mod errors;
 pub mod harness;
+pub mod preload;
 pub mod recorder;
 pub mod replayer;
 pub mod report;

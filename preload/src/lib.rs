@@ -1,9 +1,191 @@
-//! The syscall-buffer library injected into every tracee.
+//! The syscall-buffer library injected into every tracee (DESIGN.md §5).
 //!
-//! Placeholder: the syscall buffer (issue 5) turns this crate into a `no_std`
-//! cdylib built with `panic=abort` by `cargo-rrtest`'s build script. Until
-//! then it only re-exports the protocol version so that the workspace layout
-//! of DESIGN.md §3 holds and the ABI crate has a consumer on this side.
-#![no_std]
+//! `cargo-rrtest`'s build script compiles this file with
+//! `rustc --crate-type cdylib -C panic=abort` into a ~10 KB shared object that
+//! imports nothing; the recorder adds it to `LD_PRELOAD`. Its parts:
+//! - [`gate`]: the one assembly gate every syscall goes through, and the
+//!   hook entry the extended jump patches (stubs) call;
+//! - [`table`]: which syscalls are buffered and where their output goes;
+//! - [`buffer`]: appending records to the per-thread buffer;
+//! - the `.init_array` constructor performing the initialization handshake,
+//!   and the exported [`syscall_hook`].
+//!
+//! # Rules for code in this crate
+//!
+//! 1. No allocation, no libc, no `std`: the library runs inside arbitrary
+//!    programs, possibly before their libc is initialized, on an alt stack.
+//! 2. Every syscall goes through the one gate ([`gate::untraced_syscall`],
+//!    [`gate::traced_syscall`]); never an inline `syscall` instruction. The
+//!    recorder's seccomp filter recognizes the untraced gate by its ip.
+//! 3. Name wrappers by what the recorder sees: `traced_*` (stops in the
+//!    recorder), `untraced_*` (does not).
+//! 4. A may-block or traced syscall is the last syscall of a wrapper (a
+//!    disarming ioctl excepted): the recorder unwinds a thread interrupted
+//!    there to the stub's bail path, and nothing after it may be lost.
+//! 5. No panics: no slice indexing, no `unwrap`, no formatting. CI checks the
+//!    built object for panic machinery (`scripts/check-preload.sh`).
+//! 6. No `memcpy`/`memset` calls can be emitted (they would be imported from
+//!    libc): copies use [`buffer::copy_bytes`].
+#![cfg_attr(not(test), no_std)]
+// The preload is the one crate besides `cargo-rrtest/src/sys/` that must use
+// unsafe code: raw syscalls, memory it does not own, a fixed address.
+#![allow(unsafe_code)]
 
-pub use rrtest_abi::PROTOCOL_VERSION;
+pub mod buffer;
+pub mod gate;
+pub mod table;
+
+use core::cell::UnsafeCell;
+
+use rrtest_abi::{InitParams, ThreadLocals, PROTOCOL_VERSION, THREAD_LOCALS_ADDR};
+
+pub use rrtest_abi::PROTOCOL_VERSION as ABI_PROTOCOL_VERSION;
+
+/// A syscall as the stub saw it: the registers at its `syscall` instruction.
+/// Built on the alt stack by the hook entry ([`gate`]).
+///
+/// ```text
+///  +0x00 nr  +0x08 rdi  +0x10 rsi  +0x18 rdx  +0x20 r10  +0x28 r8  +0x30 r9
+///  +0x38 result (written by the hook when it does not bail)
+/// ```
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SyscallRequest {
+    /// The syscall number (rax).
+    pub nr: u64,
+    /// The arguments (rdi, rsi, rdx, r10, r8, r9).
+    pub args: [u64; 6],
+    /// The result, when the hook handled the syscall.
+    pub result: i64,
+}
+const _: () = assert!(core::mem::size_of::<SyscallRequest>() == 64);
+
+/// [`syscall_hook`]'s answer: the syscall was performed and recorded.
+pub const HOOK_DONE: u32 = 0;
+/// [`syscall_hook`]'s answer: bail; the stub runs the syscall traced.
+pub const HOOK_BAIL: u32 = 1;
+
+// The constructor and its globals are only reachable from the
+// `.init_array` entry, which unit-test builds leave out (it would run the
+// handshake in the test binary, which has no fixed page).
+#[cfg_attr(test, allow(dead_code))]
+/// The preload's globals: the handshake structure the recorder reads and
+/// answers. Written only by the constructor (one thread) and the recorder.
+struct Globals(UnsafeCell<InitParams>);
+
+// SAFETY: written once by the constructor before any other thread exists and
+// by the recorder while the process is stopped; read by the hook afterwards.
+unsafe impl Sync for Globals {}
+
+// Exported (as data) so that debuggers and the smoke tests can read the
+// handshake state without intercepting the syscall.
+#[cfg_attr(test, allow(dead_code))]
+#[export_name = "rrtest_init_params"]
+static GLOBALS: Globals = Globals(UnsafeCell::new(InitParams {
+    protocol_version: 0,
+    size: 0,
+    hook_entry: 0,
+    syscall_hook: 0,
+    reply_area: 0,
+    reply_area_size: 0,
+    reply_flags: 0,
+}));
+
+#[cfg_attr(test, allow(dead_code))]
+/// The initialization handshake (see `rrtest_abi::magic::INIT`).
+fn traced_init_handshake() -> i64 {
+    let params = GLOBALS.0.get();
+    // SAFETY: the constructor runs once, before user code creates threads.
+    unsafe {
+        core::ptr::write_volatile(
+            params,
+            InitParams {
+                protocol_version: PROTOCOL_VERSION,
+                size: core::mem::size_of::<InitParams>() as u32,
+                hook_entry: gate::hook_entry_addr(),
+                syscall_hook: syscall_hook as *const () as u64,
+                reply_area: 0,
+                reply_area_size: 0,
+                reply_flags: 0,
+            },
+        );
+    }
+    gate::traced_syscall(
+        rrtest_abi::magic::INIT,
+        [
+            params as u64,
+            u64::from(PROTOCOL_VERSION),
+            core::mem::size_of::<InitParams>() as u64,
+            0,
+            0,
+            0,
+        ],
+    )
+}
+
+#[cfg_attr(test, allow(dead_code))]
+/// The `.init_array` constructor. The recorder maps the fixed page before
+/// the dynamic loader runs, so the gate is usable here.
+extern "C" fn rrtest_preload_init() {
+    // The result needs no handling here: on success the recorder has filled
+    // the thread locals; on failure every stub call bails (no buffer).
+    let _ = traced_init_handshake();
+}
+
+#[cfg(not(test))]
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = rrtest_preload_init;
+
+/// The locals of the running thread.
+fn locals() -> *mut ThreadLocals {
+    THREAD_LOCALS_ADDR as *mut ThreadLocals
+}
+
+/// The syscall hook: performs `req` through the untraced entry and records
+/// it in the running thread's buffer, or answers [`HOOK_BAIL`] (no buffer,
+/// syscall not buffered, output too large, buffer full, record aborted).
+///
+/// # Safety
+/// `req` must point to a valid request, and the thread-locals page must be
+/// mapped (it is, in any process the recorder runs).
+#[no_mangle]
+pub unsafe extern "C" fn syscall_hook(req: *mut SyscallRequest) -> u32 {
+    // SAFETY: forwarded contract.
+    unsafe { hook_impl(req) }
+}
+
+/// What the hook entry calls (a local symbol: no PLT in between).
+///
+/// # Safety
+/// As [`syscall_hook`].
+unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
+    // SAFETY: the caller passes a valid request; the locals page is mapped
+    // and only this thread runs.
+    let (request, tl) = unsafe { (&mut *req, core::ptr::read_volatile(locals())) };
+    let Some(buf) = (unsafe { buffer::Buffer::from_locals(&tl) }) else {
+        return HOOK_BAIL;
+    };
+    match buffer::buffer_syscall(
+        &buf,
+        request.nr,
+        request.args,
+        &mut gate::Untraced,
+        tl.desched_fd,
+    ) {
+        buffer::Outcome::Done(result) => {
+            request.result = result;
+            HOOK_DONE
+        }
+        buffer::Outcome::Bail(_) => HOOK_BAIL,
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    // Unreachable by rule 5; if it ever happens, die loudly without
+    // unwinding machinery.
+    // SAFETY: ud2 raises SIGILL; it touches no memory.
+    unsafe { core::arch::asm!("ud2", options(noreturn, nomem, nostack)) }
+}

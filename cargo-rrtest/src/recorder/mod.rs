@@ -5,12 +5,14 @@
 //!   at a time; the schedule is the event order);
 //! - [`capture`]: what a finished syscall did (result, memory written,
 //!   program output, mapped files);
-//! - [`syscalls`]: the typed syscall table, shared with the replayer.
+//! - [`syscalls`]: the typed syscall table, shared with the replayer;
+//! - [`patch`]: syscall-site patching for the syscall buffer (pure functions).
 //!
 //! The replayer mirrors this module file for file (`replayer/session.rs`,
 //! `replayer/inject.rs`).
 
 mod capture;
+pub mod patch;
 mod session;
 pub mod syscalls;
 

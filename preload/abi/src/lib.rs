@@ -3,9 +3,13 @@
 //!
 //! Everything both sides must agree on lives here and nowhere else: the fixed
 //! page's address and the offsets of its entry points, the magic syscall
-//! numbers of the initialization handshake, and the protocol version that is
-//! written into every trace header. This crate is `no_std`, has no
-//! dependencies, and holds only plain constants and `#[repr(C)]` types.
+//! numbers of the initialization handshake, the per-thread locals, the
+//! syscall buffer's header and record layouts, the extended jump patch's fixed
+//! byte sequences, and the protocol version that is written into every trace
+//! header. This crate is `no_std`, has no dependencies, and holds only plain
+//! constants and `#[repr(C)]` types (each with a compile-time size check).
+//! The narrative version, with the handshake and the stub layout, is
+//! `docs/syscall-buffer.md`.
 //!
 //! # The fixed page
 //!
@@ -23,7 +27,10 @@
 //!  +0x020  0f 05 c3   syscall; ret        entry::PRIVILEGED (recorder-injected
 //!                                         syscalls; traced so the recorder sees them)
 //!  +0x030  cc         int3                entry::TRAP
-//!  +0x800  ...        per-thread locals area (syscall buffer, later)
+//!
+//!  THREAD_LOCALS_ADDR = FIXED_PAGE_ADDR + 0x1000   (read-write, one page)
+//!  +0x000  ThreadLocals of the thread that runs now (the recorder swaps the
+//!          contents at every thread switch; only one thread runs at a time)
 //! ```
 #![no_std]
 
@@ -54,8 +61,20 @@ pub mod entry {
     pub const TRAP: u64 = 0x030;
 }
 
-/// Offset of the per-thread locals area in the fixed page.
-pub const LOCALS_OFFSET: u64 = 0x800;
+/// Offset of the per-thread locals area from [`FIXED_PAGE_ADDR`]: its own
+/// read-write page right after the (read-execute) fixed page.
+pub const LOCALS_OFFSET: u64 = FIXED_PAGE_SIZE;
+
+/// Address of the thread-locals page ([`ThreadLocals`] at its start). Below
+/// 2 GiB, so stubs reach its fields with a 32-bit absolute address.
+pub const THREAD_LOCALS_ADDR: u64 = FIXED_PAGE_ADDR + LOCALS_OFFSET;
+
+/// Size of the thread-locals page.
+pub const THREAD_LOCALS_SIZE: u64 = 0x1000;
+
+// The stubs address the locals with a sign-extended 32-bit absolute
+// address: the page must stay below 2 GiB.
+const _: () = assert!(THREAD_LOCALS_ADDR + THREAD_LOCALS_SIZE <= 0x8000_0000);
 
 /// The code bytes of one `syscall; ret` entry point.
 pub const SYSCALL_RET: [u8; 3] = [0x0f, 0x05, 0xc3];
@@ -82,6 +101,290 @@ pub const fn syscall_ip(offset: u64) -> u64 {
     FIXED_PAGE_ADDR + offset + SYSCALL_INSN_LEN
 }
 
+/// The per-thread locals, at [`THREAD_LOCALS_ADDR`].
+///
+/// The page holds the locals of the thread that runs now. Because the
+/// recorder runs one thread at a time and never switches away from a thread
+/// whose ip is inside the syscall-buffer code, it can keep every thread's
+/// copy itself and write the incoming thread's copy at each switch (rr does
+/// the same with its thread-locals page).
+///
+/// ```text
+///  THREAD_LOCALS_ADDR
+///  +0x00  saved_rsp      u64   the stub saves the user rsp here
+///  +0x08  alt_stack_top  u64   the stub switches rsp to this (16-byte aligned)
+///  +0x10  buffer         u64   this thread's BufferHeader; 0: every hook call bails
+///  +0x18  buffer_size    u64   bytes at `buffer`, header included
+///  +0x20  desched_fd     i32   perf event fd for may-block syscalls; -1: none
+///  +0x24  flags          u32   reserved, 0
+///  +0x28  reserved       [u64; 3]
+/// ```
+///
+/// Invariant the recorder keeps: once any site is patched, every thread's
+/// copy has a valid `alt_stack_top` (one alt stack can serve all threads,
+/// since at most one thread is ever inside the buffer code).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadLocals {
+    /// The user rsp, saved by the stub's stack setup.
+    pub saved_rsp: u64,
+    /// The alt stack's top; the stub's stack setup loads it into rsp.
+    pub alt_stack_top: u64,
+    /// Address of this thread's [`BufferHeader`], or 0 (no buffer: bail).
+    pub buffer: u64,
+    /// Size in bytes of the buffer at `buffer`, header included.
+    pub buffer_size: u64,
+    /// File descriptor of the desched perf event, or -1.
+    pub desched_fd: i32,
+    /// Reserved, 0.
+    pub flags: u32,
+    /// Reserved, 0.
+    pub reserved: [u64; 3],
+}
+const _: () = assert!(core::mem::size_of::<ThreadLocals>() == 64);
+
+/// Offsets of the [`ThreadLocals`] fields the stubs address directly.
+pub mod locals {
+    /// `ThreadLocals::saved_rsp`.
+    pub const SAVED_RSP: u64 = 0x00;
+    /// `ThreadLocals::alt_stack_top`.
+    pub const ALT_STACK_TOP: u64 = 0x08;
+    /// `ThreadLocals::buffer`.
+    pub const BUFFER: u64 = 0x10;
+    /// `ThreadLocals::buffer_size`.
+    pub const BUFFER_SIZE: u64 = 0x18;
+}
+const _: () = assert!(core::mem::offset_of!(ThreadLocals, saved_rsp) as u64 == locals::SAVED_RSP);
+const _: () =
+    assert!(core::mem::offset_of!(ThreadLocals, alt_stack_top) as u64 == locals::ALT_STACK_TOP);
+const _: () = assert!(core::mem::offset_of!(ThreadLocals, buffer) as u64 == locals::BUFFER);
+const _: () =
+    assert!(core::mem::offset_of!(ThreadLocals, buffer_size) as u64 == locals::BUFFER_SIZE);
+
+/// Magic syscall numbers: far above any real syscall, so a kernel that sees
+/// one (no recorder) answers `-ENOSYS`; the recorder intercepts them (they
+/// are issued through [`entry::TRACED`]) and answers itself.
+pub mod magic {
+    /// The preload's initialization handshake.
+    ///
+    /// Arguments: `rdi` = address of the preload's [`InitParams`](super::InitParams),
+    /// `rsi` = [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION), `rdx` =
+    /// `size_of::<InitParams>()`. The recorder fills the `reply_*` fields and
+    /// makes the syscall return 0 (buffering enabled) or a negative errno
+    /// (disabled: the preload never buffers). `-ENOSYS` means no recorder.
+    pub const INIT: u64 = 0x7272_0001;
+}
+
+/// The structure the preload passes in the [`magic::INIT`] handshake. It
+/// lives in the preload's writable data; the recorder reads the request
+/// fields and writes the reply fields with remote memory writes.
+///
+/// ```text
+///  +0x00  protocol_version  u32  PROTOCOL_VERSION            (preload)
+///  +0x04  size              u32  size_of::<InitParams>()      (preload)
+///  +0x08  hook_entry        u64  address stubs call           (preload)
+///  +0x10  syscall_hook      u64  the Rust hook, for diagnostics (preload)
+///  +0x18  reply_area        u64  SyscallbufArea address, 0: none (recorder)
+///  +0x20  reply_area_size   u64  its size                     (recorder)
+///  +0x28  reply_flags       u64  reserved, 0                  (recorder)
+/// ```
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InitParams {
+    /// [`PROTOCOL_VERSION`] as the preload was built with it.
+    pub protocol_version: u32,
+    /// `size_of::<InitParams>()`, so that the layout can grow.
+    pub size: u32,
+    /// Address of the preload's assembly hook entry: what the stubs call.
+    pub hook_entry: u64,
+    /// Address of the Rust `syscall_hook` function (diagnostics only).
+    pub syscall_hook: u64,
+    /// Reply: address of the syscall-buffer area the recorder mapped.
+    pub reply_area: u64,
+    /// Reply: size of that area.
+    pub reply_area_size: u64,
+    /// Reply: reserved, 0.
+    pub reply_flags: u64,
+}
+const _: () = assert!(core::mem::size_of::<InitParams>() == 48);
+
+/// Layout of the syscall-buffer area the recorder maps (read-write, private
+/// anonymous) when it answers the handshake, and names in
+/// [`InitParams::reply_area`].
+///
+/// ```text
+///  area + 0x0000               guard page (PROT_NONE): alt stack overflow faults
+///  area + 0x1000 .. +0x9000    alt stack (ALT_STACK_SIZE), top at +0x9000
+///  area + BUFFERS_OFFSET       buffer slot 0: BufferHeader, then records
+///  area + BUFFERS_OFFSET + BUFFER_SIZE * i   buffer slot i (one per thread)
+/// ```
+pub mod area {
+    /// Size of the alt stack's guard page.
+    pub const GUARD_SIZE: u64 = 0x1000;
+    /// Size of the alt stack (the hook needs well under 4 KiB).
+    pub const ALT_STACK_SIZE: u64 = 0x8000;
+    /// Offset of the alt stack's top (the value for `alt_stack_top`).
+    pub const ALT_STACK_TOP: u64 = GUARD_SIZE + ALT_STACK_SIZE;
+    /// Offset of buffer slot 0.
+    pub const BUFFERS_OFFSET: u64 = ALT_STACK_TOP;
+    /// Size of one thread's buffer, header included.
+    pub const BUFFER_SIZE: u64 = 0x4_0000;
+
+    /// Size of an area with `slots` buffers.
+    pub const fn size(slots: u64) -> u64 {
+        BUFFERS_OFFSET + BUFFER_SIZE * slots
+    }
+
+    /// Address of buffer slot `slot` in the area at `area`.
+    pub const fn buffer(area: u64, slot: u64) -> u64 {
+        area + BUFFERS_OFFSET + BUFFER_SIZE * slot
+    }
+}
+
+/// `BufferHeader::magic`: "RRSB" little-endian.
+pub const BUFFER_MAGIC: u32 = u32::from_le_bytes(*b"RRSB");
+
+/// The header at the start of each per-thread syscall buffer; committed
+/// records follow it back to back.
+///
+/// ```text
+///  +0x00  magic         u32  BUFFER_MAGIC                      (recorder)
+///  +0x04  capacity      u32  record bytes after the header     (recorder)
+///  +0x08  used          u32  bytes of committed records        (preload; recorder resets)
+///  +0x0c  num_records   u32  committed records                 (preload; recorder resets)
+///  +0x10  in_flight     u32  1 while the hook builds a record  (preload)
+///  +0x14  abort_commit  u32  1: discard the in-flight record and bail (recorder)
+///  +0x18  aborted       u32  records discarded because of abort_commit (preload)
+///  +0x1c  reserved      u32
+///  +0x20  records ...
+/// ```
+///
+/// Flushing: at every recorded event the recorder copies `used` bytes of
+/// records into the trace and sets `used` and `num_records` to 0. The hook
+/// bails when a record would not fit, so the traced syscall that follows is
+/// itself such an event.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BufferHeader {
+    /// [`BUFFER_MAGIC`].
+    pub magic: u32,
+    /// Bytes available for records after this header.
+    pub capacity: u32,
+    /// Bytes of committed records.
+    pub used: u32,
+    /// Number of committed records.
+    pub num_records: u32,
+    /// 1 while the hook builds a record (between reserving and committing).
+    pub in_flight: u32,
+    /// Set by the recorder to abort the in-flight record (unwinding).
+    pub abort_commit: u32,
+    /// Records the hook discarded because of `abort_commit`.
+    pub aborted: u32,
+    /// Reserved, 0.
+    pub reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<BufferHeader>() == 32);
+
+/// One buffered syscall. Its output bytes (`out_len` of them) follow the
+/// header; the next record starts at the next multiple of 8.
+///
+/// ```text
+///  +0x00  nr        u32  syscall number
+///  +0x04  out_len   u32  output bytes following this header
+///  +0x08  result    i64  the syscall's return value
+///  +0x10  out_addr  u64  user address the output was copied to (0: none)
+///  +0x18  out bytes ...  padded to 8
+/// ```
+///
+/// The untraced syscall writes its output into the record, and the preload
+/// copies it to `out_addr`: in replay the replayer fills the record and the
+/// same copy reproduces the memory write with identical control flow.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// The syscall number.
+    pub nr: u32,
+    /// Output bytes following this header.
+    pub out_len: u32,
+    /// The syscall's return value.
+    pub result: i64,
+    /// Where the output bytes were copied to in the tracee (0: none).
+    pub out_addr: u64,
+}
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 24);
+
+/// Size of a record with `out_len` output bytes, padding included.
+pub const fn record_size(out_len: u32) -> u32 {
+    (core::mem::size_of::<RecordHeader>() as u32 + out_len + 7) & !7
+}
+
+/// Fixed byte sequences of the extended jump patch (the stub) that the
+/// preload's hook entry relies on. See `docs/syscall-buffer.md`.
+///
+/// ```text
+///  <displaced code before the syscall>
+///  setup:   mov [saved_rsp], rsp          48 89 24 25 <locals+0x00>
+///           mov rsp, [alt_stack_top]      48 8b 24 25 <locals+0x08>
+///           pushfq                        9c
+///           cld                           fc
+///           call [rip+hook_slot]          ff 15 <rel32>
+///  bail:    popfq                         9d
+///           mov rsp, [saved_rsp]          48 8b 24 25 <locals+0x00>
+///           syscall                       0f 05   (traced)
+///  resume:  <displaced code after the syscall>
+///           jmp return_addr               e9 <rel32>
+///  hook_slot: .quad hook_entry            (8-aligned)
+/// ```
+///
+/// The hook entry returns to `bail` to bail; otherwise it performs the
+/// stack restore itself and jumps to `bail + BAIL_TO_RESUME` with rax = the
+/// result.
+pub mod stub {
+    use super::{locals, THREAD_LOCALS_ADDR};
+
+    const fn abs32(field: u64) -> [u8; 4] {
+        ((THREAD_LOCALS_ADDR + field) as u32).to_le_bytes()
+    }
+
+    const fn mov_abs(op: u8, field: u64) -> [u8; 8] {
+        let a = abs32(field);
+        [0x48, op, 0x24, 0x25, a[0], a[1], a[2], a[3]]
+    }
+
+    /// `mov [saved_rsp], rsp; mov rsp, [alt_stack_top]; pushfq; cld`.
+    pub const SETUP: [u8; 18] = {
+        let save = mov_abs(0x89, locals::SAVED_RSP);
+        let load = mov_abs(0x8b, locals::ALT_STACK_TOP);
+        let mut out = [0u8; 18];
+        let mut i = 0;
+        while i < 8 {
+            out[i] = save[i];
+            out[8 + i] = load[i];
+            i += 1;
+        }
+        out[16] = 0x9c;
+        out[17] = 0xfc;
+        out
+    };
+
+    /// `popfq; mov rsp, [saved_rsp]`: the stack restore at the bail label.
+    pub const RESTORE: [u8; 9] = {
+        let load = mov_abs(0x8b, locals::SAVED_RSP);
+        let mut out = [0u8; 9];
+        out[0] = 0x9d;
+        let mut i = 0;
+        while i < 8 {
+            out[1 + i] = load[i];
+            i += 1;
+        }
+        out
+    };
+
+    /// Bytes from the bail label (the hook's return address) to the resume
+    /// label: the stack restore and the traced `syscall`.
+    pub const BAIL_TO_RESUME: u64 = RESTORE.len() as u64 + super::SYSCALL_INSN_LEN;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +397,40 @@ mod tests {
         }
         assert_eq!(code[entry::TRAP as usize], 0xcc);
         assert_eq!(syscall_ip(entry::UNTRACED), 0x7000_0012);
+    }
+
+    #[test]
+    fn stub_sequences_address_the_locals_page() {
+        // 0x70001000 and 0x70001008 as disp32 with a SIB "no base, no index".
+        assert_eq!(
+            stub::SETUP,
+            [
+                0x48, 0x89, 0x24, 0x25, 0x00, 0x10, 0x00, 0x70, 0x48, 0x8b, 0x24, 0x25, 0x08, 0x10,
+                0x00, 0x70, 0x9c, 0xfc
+            ]
+        );
+        assert_eq!(
+            stub::RESTORE,
+            [0x9d, 0x48, 0x8b, 0x24, 0x25, 0x00, 0x10, 0x00, 0x70]
+        );
+        assert_eq!(stub::BAIL_TO_RESUME, 11);
+    }
+
+    #[test]
+    fn record_sizes_are_padded_to_eight() {
+        assert_eq!(record_size(0), 24);
+        assert_eq!(record_size(1), 32);
+        assert_eq!(record_size(8), 32);
+        assert_eq!(record_size(9), 40);
+    }
+
+    #[test]
+    fn area_layout_is_page_aligned() {
+        assert_eq!(area::ALT_STACK_TOP % 0x1000, 0);
+        assert_eq!(
+            area::buffer(0x10_0000, 2),
+            0x10_0000 + 0x9000 + 2 * 0x4_0000
+        );
+        assert_eq!(area::size(1) % 0x1000, 0);
     }
 }

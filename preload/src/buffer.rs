@@ -1,0 +1,569 @@
+//! Appending records to the running thread's syscall buffer.
+//!
+//! [`buffer_syscall`] is the whole record protocol (layouts in `rrtest_abi`):
+//!
+//! 1. look the syscall up in [`crate::table`]; bail if it is not buffered,
+//!    if it may block and no desched event is available, or if its output
+//!    pointer is null;
+//! 2. reserve the largest record it can produce; bail if it does not fit;
+//! 3. set `in_flight`, redirect the output pointer into the record, perform
+//!    the syscall through the untraced gate (bracketed by the desched
+//!    event's enable/disable ioctls when it may block);
+//! 4. if the recorder set `abort_commit` meanwhile (it unwound the thread),
+//!    discard the record and bail: the stub re-issues the syscall traced;
+//! 5. otherwise write the record header, copy the output to the user's
+//!    pointer, commit (`used`, `num_records`), clear `in_flight`.
+//!
+//! It is generic over [`Kernel`] so that tests run it against a fake kernel.
+
+use core::ptr::{addr_of_mut, read_volatile, write_volatile};
+
+use rrtest_abi::{record_size, BufferHeader, RecordHeader, ThreadLocals, BUFFER_MAGIC};
+
+use crate::gate::Kernel;
+use crate::table::{nr, plan_for, OutLen};
+
+/// `PERF_EVENT_IOC_ENABLE`.
+pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
+/// `PERF_EVENT_IOC_DISABLE`.
+pub const PERF_EVENT_IOC_DISABLE: u64 = 0x2401;
+
+const HEADER_SIZE: u64 = core::mem::size_of::<BufferHeader>() as u64;
+const RECORD_HEADER_SIZE: u64 = core::mem::size_of::<RecordHeader>() as u64;
+
+/// Why the hook bailed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BailReason {
+    /// The syscall is not in the buffered set.
+    NotBuffered,
+    /// It may block and there is no desched event to unwind it.
+    MayBlockUnarmed,
+    /// Its output pointer is null (let the traced syscall report EFAULT).
+    NullOutput,
+    /// Its output can never fit in a buffer.
+    TooLarge,
+    /// The buffer has no room left (the traced syscall flushes it).
+    Full,
+    /// The recorder aborted the record (unwinding).
+    Aborted,
+}
+
+/// The hook's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Performed and recorded; the syscall's result.
+    Done(i64),
+    /// Not performed; run it traced.
+    Bail(BailReason),
+}
+
+/// A syscall buffer in memory: a [`BufferHeader`] and its records.
+#[derive(Debug)]
+pub struct Buffer {
+    header: *mut BufferHeader,
+    /// Record bytes available after the header.
+    capacity: u64,
+}
+
+impl Buffer {
+    /// The buffer the locals name, if any and well-formed.
+    ///
+    /// # Safety
+    /// `tl.buffer`, when not 0, must point to `tl.buffer_size` writable
+    /// bytes, 8-byte aligned, that nothing else writes while the hook runs.
+    pub unsafe fn from_locals(tl: &ThreadLocals) -> Option<Buffer> {
+        if tl.buffer == 0 || !tl.buffer.is_multiple_of(8) || tl.buffer_size < HEADER_SIZE {
+            return None;
+        }
+        let header = tl.buffer as *mut BufferHeader;
+        // SAFETY: the caller vouches for the memory.
+        let (magic, capacity) = unsafe {
+            (
+                read_volatile(addr_of_mut!((*header).magic)),
+                read_volatile(addr_of_mut!((*header).capacity)),
+            )
+        };
+        if magic != BUFFER_MAGIC {
+            return None;
+        }
+        let capacity = u64::from(capacity).min(tl.buffer_size - HEADER_SIZE);
+        Some(Buffer { header, capacity })
+    }
+
+    fn records(&self) -> *mut u8 {
+        // SAFETY (of later uses): records follow the header.
+        (self.header as *mut u8).wrapping_add(HEADER_SIZE as usize)
+    }
+}
+
+/// Copies `len` bytes without calling `memcpy` (which would be a libc
+/// import): `rep movsb`, fast on every current x86-64.
+///
+/// # Safety
+/// Both ranges valid for `len` bytes and not overlapping.
+pub unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: forwarded contract; DF is clear (the stub executes `cld`, and
+    // the SysV ABI guarantees it elsewhere).
+    unsafe {
+        core::arch::asm!(
+            "rep movsb",
+            inout("rdi") dst => _,
+            inout("rsi") src => _,
+            inout("rcx") len => _,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
+/// Performs and records syscall `nr` with `args` in `buf` (see the module
+/// doc), issuing syscalls through `kernel`.
+pub fn buffer_syscall<K: Kernel>(
+    buf: &Buffer,
+    nr: u64,
+    args: [u64; 6],
+    kernel: &mut K,
+    desched_fd: i32,
+) -> Outcome {
+    let Some(plan) = plan_for(nr) else {
+        return Outcome::Bail(BailReason::NotBuffered);
+    };
+    if plan.may_block && desched_fd < 0 {
+        return Outcome::Bail(BailReason::MayBlockUnarmed);
+    }
+    let (max_out, user_ptr) = match plan.output {
+        None => (0u64, 0u64),
+        Some(o) => {
+            let len = match o.len {
+                OutLen::Fixed(n) => u64::from(n),
+                OutLen::Arg(i) => args.get(i).copied().unwrap_or(u64::MAX),
+            };
+            let ptr = args.get(o.ptr_arg).copied().unwrap_or(0);
+            if ptr == 0 && len != 0 {
+                return Outcome::Bail(BailReason::NullOutput);
+            }
+            (len, ptr)
+        }
+    };
+    if max_out > buf.capacity.saturating_sub(RECORD_HEADER_SIZE) {
+        return Outcome::Bail(BailReason::TooLarge);
+    }
+    let h = buf.header;
+    // SAFETY: `Buffer` guarantees the header is valid memory.
+    let used = u64::from(unsafe { read_volatile(addr_of_mut!((*h).used)) });
+    let need = u64::from(record_size(max_out as u32));
+    if used > buf.capacity || need > buf.capacity - used {
+        return Outcome::Bail(BailReason::Full);
+    }
+    let record = buf.records().wrapping_add(used as usize) as *mut RecordHeader;
+    let data = (record as *mut u8).wrapping_add(RECORD_HEADER_SIZE as usize);
+
+    // SAFETY: header fields of a valid buffer.
+    unsafe { write_volatile(addr_of_mut!((*h).in_flight), 1) };
+    let mut sys_args = args;
+    if let Some(o) = plan.output {
+        if let Some(slot) = sys_args.get_mut(o.ptr_arg) {
+            *slot = data as u64;
+        }
+    }
+    let fd = desched_fd as u64;
+    if plan.may_block {
+        kernel.untraced(nr::IOCTL, [fd, PERF_EVENT_IOC_ENABLE, 0, 0, 0, 0]);
+    }
+    let result = kernel.untraced(nr, sys_args);
+    if plan.may_block {
+        kernel.untraced(nr::IOCTL, [fd, PERF_EVENT_IOC_DISABLE, 0, 0, 0, 0]);
+    }
+
+    // SAFETY: header fields of a valid buffer.
+    unsafe {
+        if read_volatile(addr_of_mut!((*h).abort_commit)) != 0 {
+            write_volatile(addr_of_mut!((*h).abort_commit), 0);
+            let aborted = read_volatile(addr_of_mut!((*h).aborted));
+            write_volatile(addr_of_mut!((*h).aborted), aborted.wrapping_add(1));
+            write_volatile(addr_of_mut!((*h).in_flight), 0);
+            return Outcome::Bail(BailReason::Aborted);
+        }
+    }
+
+    let copied = match plan.output {
+        None => 0,
+        Some(_) if result < 0 => 0,
+        Some(o) => match o.len {
+            OutLen::Fixed(n) if result == 0 => u64::from(n),
+            OutLen::Fixed(_) => 0,
+            OutLen::Arg(_) => (result as u64).min(max_out),
+        },
+    };
+    // SAFETY: the record lies within the reserved space (`need` bytes at
+    // `record`, checked above); the user pointer is the program's own output
+    // argument, which the syscall it asked for would have written.
+    unsafe {
+        write_volatile(
+            record,
+            RecordHeader {
+                nr: nr as u32,
+                out_len: copied as u32,
+                result,
+                out_addr: if copied > 0 { user_ptr } else { 0 },
+            },
+        );
+        if copied > 0 {
+            copy_bytes(user_ptr as *mut u8, data, copied as usize);
+        }
+        let committed = used + u64::from(record_size(copied as u32));
+        write_volatile(addr_of_mut!((*h).used), committed as u32);
+        let n = read_volatile(addr_of_mut!((*h).num_records));
+        write_volatile(addr_of_mut!((*h).num_records), n.wrapping_add(1));
+        write_volatile(addr_of_mut!((*h).in_flight), 0);
+    }
+    Outcome::Done(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake kernel: remembers calls, answers from a script, and lets a
+    /// test act on the call (write output, set abort_commit).
+    struct Fake<F: FnMut(u64, [u64; 6]) -> i64> {
+        calls: Vec<(u64, [u64; 6])>,
+        answer: F,
+    }
+
+    impl<F: FnMut(u64, [u64; 6]) -> i64> Kernel for Fake<F> {
+        fn untraced(&mut self, nr: u64, args: [u64; 6]) -> i64 {
+            self.calls.push((nr, args));
+            (self.answer)(nr, args)
+        }
+    }
+
+    fn fake<F: FnMut(u64, [u64; 6]) -> i64>(answer: F) -> Fake<F> {
+        Fake {
+            calls: Vec::new(),
+            answer,
+        }
+    }
+
+    /// Backing memory for a buffer of `size` bytes (8-aligned).
+    struct Mem(Vec<u64>);
+
+    impl Mem {
+        fn new(size: usize) -> Mem {
+            let mut m = Mem(vec![0; size / 8]);
+            let capacity = (size as u64 - HEADER_SIZE) as u32;
+            let h = m.header();
+            // SAFETY: `h` points into the vector.
+            unsafe {
+                (*h).magic = BUFFER_MAGIC;
+                (*h).capacity = capacity;
+            }
+            m
+        }
+        fn header(&mut self) -> *mut BufferHeader {
+            self.0.as_mut_ptr() as *mut BufferHeader
+        }
+        fn hdr(&mut self) -> BufferHeader {
+            // SAFETY: points into the vector.
+            unsafe { *self.header() }
+        }
+        fn buffer(&mut self) -> Buffer {
+            let tl = ThreadLocals {
+                buffer: self.0.as_mut_ptr() as u64,
+                buffer_size: (self.0.len() * 8) as u64,
+                desched_fd: -1,
+                ..ThreadLocals::default()
+            };
+            // SAFETY: the vector outlives every use in these tests.
+            unsafe { Buffer::from_locals(&tl) }.expect("well-formed buffer")
+        }
+        fn record(&mut self, offset: usize) -> (RecordHeader, Vec<u8>) {
+            let base = self.0.as_ptr() as *const u8;
+            // SAFETY: tests read records they just committed.
+            unsafe {
+                let r = *(base.add(HEADER_SIZE as usize + offset) as *const RecordHeader);
+                let data = core::slice::from_raw_parts(
+                    base.add(HEADER_SIZE as usize + offset + RECORD_HEADER_SIZE as usize),
+                    r.out_len as usize,
+                );
+                (r, data.to_vec())
+            }
+        }
+    }
+
+    #[test]
+    fn getpid_is_recorded_without_output() {
+        let mut m = Mem::new(4096);
+        let mut k = fake(|_, _| 4242);
+        let out = buffer_syscall(&m.buffer(), nr::GETPID, [0; 6], &mut k, -1);
+        assert_eq!(out, Outcome::Done(4242));
+        assert_eq!(k.calls, vec![(nr::GETPID, [0; 6])]);
+        let h = m.hdr();
+        assert_eq!((h.used, h.num_records, h.in_flight), (24, 1, 0));
+        let (r, data) = m.record(0);
+        assert_eq!(
+            r,
+            RecordHeader {
+                nr: 39,
+                out_len: 0,
+                result: 4242,
+                out_addr: 0
+            }
+        );
+        assert!(data.is_empty());
+    }
+
+    #[test]
+    fn pread_output_goes_through_the_record_to_the_user() {
+        let mut m = Mem::new(4096);
+        let mut user = [0u8; 10];
+        let user_ptr = user.as_mut_ptr() as u64;
+        let mut seen_ptr = 0;
+        let mut k = fake(|_, a| {
+            seen_ptr = a[1];
+            // The kernel writes 7 bytes of the 10 asked for (a short read).
+            // SAFETY: a[1] points into the reserved record.
+            unsafe { core::ptr::copy_nonoverlapping(b"abcdefg".as_ptr(), a[1] as *mut u8, 7) };
+            7
+        });
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::PREAD64,
+            [3, user_ptr, 10, 100, 0, 0],
+            &mut k,
+            -1,
+        );
+        assert_eq!(out, Outcome::Done(7));
+        assert_ne!(seen_ptr, user_ptr, "output redirected into the record");
+        assert_eq!(&user, b"abcdefg\0\0\0");
+        let (r, data) = m.record(0);
+        assert_eq!(
+            r,
+            RecordHeader {
+                nr: 17,
+                out_len: 7,
+                result: 7,
+                out_addr: user_ptr
+            }
+        );
+        assert_eq!(data, b"abcdefg");
+        assert_eq!(m.hdr().used, record_size(7));
+        // A second record follows the first, 8-aligned.
+        let mut k = fake(|_, _| 0);
+        assert_eq!(
+            buffer_syscall(&m.buffer(), nr::CLOSE, [3, 0, 0, 0, 0, 0], &mut k, -1),
+            Outcome::Done(0)
+        );
+        let (r, _) = m.record(record_size(7) as usize);
+        assert_eq!((r.nr, r.result), (3, 0));
+        assert_eq!(m.hdr().num_records, 2);
+    }
+
+    #[test]
+    fn failed_syscalls_copy_nothing() {
+        let mut m = Mem::new(4096);
+        let mut ts = [0xffu8; 16];
+        let mut k = fake(|_, _| -22);
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::CLOCK_GETTIME,
+            [99, ts.as_mut_ptr() as u64, 0, 0, 0, 0],
+            &mut k,
+            -1,
+        );
+        assert_eq!(out, Outcome::Done(-22));
+        assert_eq!(ts, [0xff; 16]);
+        let (r, _) = m.record(0);
+        assert_eq!((r.out_len, r.out_addr, r.result), (0, 0, -22));
+    }
+
+    #[test]
+    fn fixed_size_output_is_copied_on_success() {
+        let mut m = Mem::new(4096);
+        let mut ts = [0u8; 16];
+        let mut k = fake(|_, a| {
+            // SAFETY: a[1] points into the reserved record.
+            unsafe { core::ptr::write_bytes(a[1] as *mut u8, 0x5a, 16) };
+            0
+        });
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::CLOCK_GETTIME,
+            [1, ts.as_mut_ptr() as u64, 0, 0, 0, 0],
+            &mut k,
+            -1,
+        );
+        assert_eq!(out, Outcome::Done(0));
+        assert_eq!(ts, [0x5a; 16]);
+        assert_eq!(m.record(0).0.out_len, 16);
+    }
+
+    #[test]
+    fn may_block_syscalls_need_the_desched_event() {
+        let mut m = Mem::new(4096);
+        let mut k = fake(|_, _| 5);
+        let args = [1, 0x1000, 5, 0, 0, 0];
+        assert_eq!(
+            buffer_syscall(&m.buffer(), nr::WRITE, args, &mut k, -1),
+            Outcome::Bail(BailReason::MayBlockUnarmed)
+        );
+        assert!(k.calls.is_empty());
+        assert_eq!(
+            buffer_syscall(&m.buffer(), nr::WRITE, args, &mut k, 9),
+            Outcome::Done(5)
+        );
+        assert_eq!(
+            k.calls,
+            vec![
+                (nr::IOCTL, [9, PERF_EVENT_IOC_ENABLE, 0, 0, 0, 0]),
+                (nr::WRITE, args),
+                (nr::IOCTL, [9, PERF_EVENT_IOC_DISABLE, 0, 0, 0, 0]),
+            ]
+        );
+    }
+
+    #[test]
+    fn bails_without_touching_anything() {
+        let mut m = Mem::new(256);
+        let mut k = fake(|_, _| 0);
+        let cases = [
+            (nr::GETRANDOM, [0, 8, 0, 0, 0, 0], BailReason::NullOutput),
+            (
+                nr::GETRANDOM,
+                [0x1000, 1 << 20, 0, 0, 0, 0],
+                BailReason::TooLarge,
+            ),
+            (
+                nr::PREAD64,
+                [0, 0x1000, u64::MAX, 0, 0, 0],
+                BailReason::TooLarge,
+            ),
+            (56, [0; 6], BailReason::NotBuffered),
+            (59, [0; 6], BailReason::NotBuffered),
+        ];
+        for (n, args, why) in cases {
+            assert_eq!(
+                buffer_syscall(&m.buffer(), n, args, &mut k, -1),
+                Outcome::Bail(why),
+                "syscall {n}"
+            );
+        }
+        assert!(k.calls.is_empty());
+        assert_eq!(m.hdr().used, 0);
+    }
+
+    #[test]
+    fn a_full_buffer_bails() {
+        // 256 bytes: 32 of header, 224 of records = 9 getpid records (24 each).
+        let mut m = Mem::new(256);
+        let mut k = fake(|_, _| 1);
+        for _ in 0..9 {
+            assert_eq!(
+                buffer_syscall(&m.buffer(), nr::GETPID, [0; 6], &mut k, -1),
+                Outcome::Done(1)
+            );
+        }
+        assert_eq!(
+            buffer_syscall(&m.buffer(), nr::GETPID, [0; 6], &mut k, -1),
+            Outcome::Bail(BailReason::Full)
+        );
+        assert_eq!(k.calls.len(), 9);
+        let h = m.hdr();
+        assert_eq!((h.used, h.num_records), (216, 9));
+        // A recorder flush resets the counters; buffering resumes.
+        // SAFETY: the test owns the memory.
+        unsafe {
+            (*m.header()).used = 0;
+            (*m.header()).num_records = 0;
+        }
+        assert_eq!(
+            buffer_syscall(&m.buffer(), nr::GETPID, [0; 6], &mut k, -1),
+            Outcome::Done(1)
+        );
+    }
+
+    #[test]
+    fn an_aborted_record_is_discarded() {
+        let mut m = Mem::new(4096);
+        let header = m.header();
+        let mut k = fake(|n, _| {
+            if n == nr::READ {
+                // The recorder unwinds the thread while it is in the syscall.
+                // SAFETY: the test owns the memory.
+                unsafe {
+                    assert_eq!((*header).in_flight, 1);
+                    (*header).abort_commit = 1;
+                }
+                -4
+            } else {
+                0
+            }
+        });
+        let mut user = [0u8; 4];
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::READ,
+            [0, user.as_mut_ptr() as u64, 4, 0, 0, 0],
+            &mut k,
+            7,
+        );
+        assert_eq!(out, Outcome::Bail(BailReason::Aborted));
+        let h = m.hdr();
+        assert_eq!(
+            (
+                h.used,
+                h.num_records,
+                h.in_flight,
+                h.abort_commit,
+                h.aborted
+            ),
+            (0, 0, 0, 0, 1)
+        );
+        // The disarming ioctl is the one syscall after the may-block one.
+        assert_eq!(k.calls.last().map(|c| c.0), Some(nr::IOCTL));
+    }
+
+    #[test]
+    fn malformed_locals_give_no_buffer() {
+        let mut m = Mem::new(256);
+        assert_eq!(m.buffer().capacity, 256 - HEADER_SIZE);
+        let base = m.0.as_mut_ptr() as u64;
+        for tl in [
+            ThreadLocals {
+                buffer: 0,
+                buffer_size: 256,
+                ..ThreadLocals::default()
+            },
+            ThreadLocals {
+                buffer: base + 4,
+                buffer_size: 256,
+                ..ThreadLocals::default()
+            },
+            ThreadLocals {
+                buffer: base,
+                buffer_size: 16,
+                ..ThreadLocals::default()
+            },
+        ] {
+            // SAFETY: the memory is valid wherever it is read.
+            assert!(unsafe { Buffer::from_locals(&tl) }.is_none());
+        }
+        // SAFETY: as above.
+        unsafe { (*m.header()).magic = 0 };
+        let tl = ThreadLocals {
+            buffer: base,
+            buffer_size: 256,
+            ..ThreadLocals::default()
+        };
+        // SAFETY: as above.
+        assert!(unsafe { Buffer::from_locals(&tl) }.is_none());
+    }
+
+    #[test]
+    fn copy_bytes_copies() {
+        let src = *b"0123456789abcdef_";
+        let mut dst = [0u8; 17];
+        // SAFETY: both arrays are 17 bytes.
+        unsafe { copy_bytes(dst.as_mut_ptr(), src.as_ptr(), 17) };
+        assert_eq!(dst, src);
+    }
+}
