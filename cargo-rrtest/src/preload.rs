@@ -55,6 +55,16 @@ pub fn preload_path() -> io::Result<PathBuf> {
     )))
 }
 
+/// The per-user cache directories, best first (see [`cache_dirs`]).
+pub fn user_cache_dirs() -> io::Result<Vec<PathBuf>> {
+    Ok(cache_dirs(
+        std::env::var_os("XDG_CACHE_HOME"),
+        std::env::var_os("HOME"),
+        &std::env::temp_dir(),
+        own_uid()?,
+    ))
+}
+
 /// This process's effective uid: the owner of its `/proc/self` directory
 /// (no unsafe `getuid` call outside `sys/`).
 fn own_uid() -> io::Result<u32> {

@@ -19,13 +19,21 @@ pub struct ExecDir {
 }
 
 impl ExecDir {
-    /// Creates the directory.
+    /// Creates the directory, in the user's cache directory (not in
+    /// `$TMPDIR`, which the recorded program may have used: replay must leave
+    /// no trace in the program's world).
     pub fn new() -> io::Result<Self> {
-        Ok(ExecDir {
-            dir: tempfile::Builder::new()
-                .prefix("rrtest-replay-")
-                .tempdir()?,
-        })
+        let mut last = None;
+        for base in crate::preload::user_cache_dirs()? {
+            let base = base.join("replay");
+            let made = std::fs::create_dir_all(&base)
+                .and_then(|()| tempfile::Builder::new().prefix("r-").tempdir_in(&base));
+            match made {
+                Ok(dir) => return Ok(ExecDir { dir }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no cache directory for replay")))
     }
 
     /// The directory (the tracee's working directory).
