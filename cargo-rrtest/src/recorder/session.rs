@@ -36,6 +36,10 @@ use crate::trace::{
     SyscallResult, Tid, TraceWriter, FORMAT_VERSION,
 };
 
+/// After this many consecutive syscalls of one thread, the scheduler lets
+/// another runnable thread run.
+const SLICE_SYSCALLS: u32 = 64;
+
 /// The result of a recording.
 #[derive(Debug, Clone)]
 pub struct Recording {
@@ -99,6 +103,8 @@ struct Session {
     tasks: BTreeMap<Tid, Task>,
     run_queue: VecDeque<Tid>,
     current: Option<Tid>,
+    /// Syscalls the current thread made since it was scheduled.
+    slice_syscalls: u32,
     stats: Stats,
     unreplayable: Vec<String>,
     /// The recorded program's process id and how it ended.
@@ -178,6 +184,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         tasks: BTreeMap::new(),
         run_queue: VecDeque::new(),
         current: None,
+        slice_syscalls: 0,
         stats: Stats {
             threads: 1,
             ..Stats::default()
@@ -295,6 +302,7 @@ impl Session {
     /// stopped in, if any.
     fn resume(&mut self, tid: Tid, pending: Pending) -> Result<(), Error> {
         self.current = Some(tid);
+        self.slice_syscalls = 0;
         let from_exit;
         if let Pending::Exit {
             nr,
@@ -520,11 +528,22 @@ impl Session {
         // execve is never split: the thread stays current until its exec
         // event, so a vfork parent the exec releases cannot run (and write
         // its syscall's exit) before the exec is in the trace.
+        // Give others a turn: at sched_yield, and after a long run of quick
+        // syscalls (a thread polling with non-blocking calls must not starve
+        // the thread it waits for).
+        self.slice_syscalls += 1;
+        let yield_now = others
+            && (nr == libc::SYS_sched_yield || self.slice_syscalls >= SLICE_SYSCALLS)
+            && self
+                .tasks
+                .iter()
+                .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)));
         let split = action == Some(ReplayAction::Clone)
             || (action != Some(ReplayAction::Execve)
                 && others
-                && desc.map(|d| d.may_block).unwrap_or(true));
+                && (yield_now || desc.map(|d| d.may_block).unwrap_or(true)));
         if split {
+            self.slice_syscalls = 0;
             self.emit(Event::SyscallEntry { tid, nr, args })?;
             self.current = None;
         }
