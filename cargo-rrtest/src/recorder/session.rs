@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, trace, warn};
 
@@ -39,6 +40,25 @@ use crate::trace::{
 /// After this many consecutive syscalls of one thread, the scheduler lets
 /// another runnable thread run.
 const SLICE_SYSCALLS: u32 = 64;
+
+/// How often the recorder checks on the running thread.
+const TICK: Duration = Duration::from_millis(5);
+
+/// How long a thread may run user code without a syscall while another
+/// thread waits, before the recorder preempts it at an execution point.
+const TIMESLICE: Duration = Duration::from_millis(20);
+
+/// How long a held-back asynchronous signal may wait for the thread's next
+/// syscall before the recorder delivers it at an execution point.
+const SIGNAL_DELAY: Duration = Duration::from_millis(5);
+
+/// How long the recorder waits for an interrupted thread to come round its
+/// loop again (to tell a spin loop).
+const PROBE_LIMIT: Duration = Duration::from_millis(20);
+
+/// How long the recorder waits for an interrupted thread to reach the
+/// return address it chose as a cheaper execution point.
+const SEEK_LIMIT: Duration = Duration::from_millis(1000);
 
 /// The result of a recording.
 #[derive(Debug, Clone)]
@@ -81,6 +101,28 @@ enum Pending {
     },
 }
 
+/// An interruption being moved to an execution point that replay can find
+/// cheaply (see [`Session::interrupted`]).
+#[derive(Debug, Clone, Copy)]
+struct Seek {
+    /// The address with an execution breakpoint on it.
+    target: u64,
+    /// What reaching it means.
+    kind: SeekKind,
+    /// When to give up and act wherever the thread is.
+    deadline: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SeekKind {
+    /// Is the thread spinning? `target` is where it was interrupted; it is
+    /// if it gets there again in the same state.
+    Probe(crate::trace::ExecPoint),
+    /// `target` is a return address; the frame has returned when the
+    /// thread gets there with a stack pointer above `rsp`.
+    Return { rsp: u64 },
+}
+
 #[derive(Debug)]
 struct Task {
     /// Thread group (process) id.
@@ -90,6 +132,16 @@ struct Task {
     /// right there (before any user instruction ran: a deterministic point
     /// replay can reproduce) from one that interrupted user code.
     resumed_at: Option<Regs>,
+    /// Asynchronous signals held back until the thread's next syscall or an
+    /// execution point.
+    pending_signals: Vec<(i32, [u8; ptrace::SIGINFO_SIZE])>,
+    /// Since when the oldest held-back signal waits.
+    pending_since: Option<Instant>,
+    /// Moving an interruption to a cheaper execution point: the return
+    /// address the thread is running towards (see [`Session::interrupted`]).
+    seeking: Option<Seek>,
+    /// A `PTRACE_INTERRUPT` was sent; its stop has not been seen.
+    interrupt_requested: bool,
     /// The file an `execve` in progress executes: (the filename as passed,
     /// a path to it the recorder can open).
     exec_file: Option<(String, std::path::PathBuf)>,
@@ -105,6 +157,8 @@ struct Session {
     current: Option<Tid>,
     /// Syscalls the current thread made since it was scheduled.
     slice_syscalls: u32,
+    /// When the current thread was last resumed into user code.
+    slice_started: Instant,
     stats: Stats,
     unreplayable: Vec<String>,
     /// The recorded program's process id and how it ended.
@@ -155,6 +209,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     };
     let mut writer = TraceWriter::create(&opts.trace_dir, header)?;
     signals::catch_termination();
+    signals::start_ticks(TICK);
 
     let spec = SpawnSpec {
         path: cstring(opts.program.as_os_str()),
@@ -185,6 +240,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         run_queue: VecDeque::new(),
         current: None,
         slice_syscalls: 0,
+        slice_started: Instant::now(),
         stats: Stats {
             threads: 1,
             ..Stats::default()
@@ -201,6 +257,10 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             resumed_at: None,
             restart_block: None,
             exec_file: None,
+            pending_signals: Vec::new(),
+            pending_since: None,
+            seeking: None,
+            interrupt_requested: false,
         },
     );
     session.run_queue.push_back(pid);
@@ -252,6 +312,9 @@ impl Session {
                 Some(_) => self.kill_all()?,
                 None => {}
             }
+            if signals::take_tick() {
+                self.tick()?;
+            }
             if self.current.is_none() {
                 self.schedule()?;
             }
@@ -260,6 +323,258 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Checks on the running thread: preempts it, or stops it to deliver a
+    /// held-back signal, when it has run user code for too long.
+    fn tick(&mut self) -> Result<(), Error> {
+        let Some(tid) = self.current else {
+            return Ok(());
+        };
+        let others_wait = self
+            .tasks
+            .iter()
+            .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)));
+        let elapsed = self.slice_started.elapsed();
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if task.state != State::Running || task.interrupt_requested {
+            return Ok(());
+        }
+        if let Some(seek) = task.seeking {
+            if Instant::now() >= seek.deadline {
+                debug!(
+                    tid,
+                    "no return to the chosen address in time: interrupting where it is"
+                );
+                task.interrupt_requested = true;
+                ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+            }
+            return Ok(());
+        }
+        let signal_due = task
+            .pending_since
+            .map(|t| t.elapsed() >= SIGNAL_DELAY)
+            .unwrap_or(false);
+        if signal_due || (others_wait && elapsed >= TIMESLICE) {
+            debug!(tid, signal_due, ?elapsed, "interrupting the running thread");
+            task.interrupt_requested = true;
+            ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+        }
+        Ok(())
+    }
+
+    /// The running thread stopped where we interrupted it: deliver a
+    /// held-back signal there, or let another thread run. Either way the
+    /// place is recorded as an execution point.
+    ///
+    /// Replay finds a point by stopping at every execution of its ip and
+    /// comparing registers, so a point inside a loop whose state changes at
+    /// each turn (a compute loop) costs a stop per turn. The recorder looks
+    /// for a cheaper point first:
+    /// 1. a spin loop (the thread comes back to the same ip in the same
+    ///    state): replay finds it at its first turn;
+    /// 2. else the return address of the current function (found by
+    ///    scanning the stack), executed once per call;
+    /// 3. a syscall on the way ends the search (the signal is delivered
+    ///    before it, the preemption happens at it);
+    /// 4. if none comes within [`SEEK_LIMIT`] (the loop waits for the very
+    ///    signal we hold back), it acts wherever the thread then is, and
+    ///    replay pays for the search.
+    fn interrupted(&mut self, tid: Tid) -> Result<(), Error> {
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        if task.seeking.take().is_some() {
+            ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+            return self.act_at_point(tid, &regs);
+        }
+        trace!(tid, ip = regs.rip, "probing for a spin loop");
+        ptrace::exec_breakpoint(tid, Some(regs.rip))
+            .map_err(ptrace_err("setting a breakpoint", tid))?;
+        task.seeking = Some(Seek {
+            target: regs.rip,
+            kind: SeekKind::Probe(exec_point(&regs)),
+            deadline: Instant::now() + PROBE_LIMIT,
+        });
+        // The breakpoint would fire at once on the current instruction:
+        // step over it first.
+        self.step_then_continue(tid, regs.rip)
+    }
+
+    /// Steps one instruction with the breakpoint off, re-arms it at
+    /// `target`, and lets the thread run.
+    fn step_then_continue(&mut self, tid: Tid, target: u64) -> Result<(), Error> {
+        ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+        loop {
+            ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
+            match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+                WaitEvent::Signal {
+                    signo: libc::SIGTRAP,
+                    ..
+                } => break,
+                // The instruction was a syscall: handle its entry as usual
+                // (the search ends there).
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_SECCOMP,
+                    ..
+                } => return self.syscall_entry(tid),
+                // Another signal arrived first: hold it back too, step again.
+                WaitEvent::Signal { signo, .. } => {
+                    let info =
+                        ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+                    self.hold_back(tid, signo, info);
+                }
+                ev => {
+                    return Err(Error::Ptrace {
+                        op: "stepping past a breakpoint",
+                        tid,
+                        source: io::Error::other(format!("unexpected stop {ev:?}")),
+                    })
+                }
+            }
+        }
+        ptrace::exec_breakpoint(tid, Some(target))
+            .map_err(ptrace_err("setting a breakpoint", tid))?;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// A thread searching for a cheap execution point stopped at its breakpoint.
+    fn seek_hit(&mut self, tid: Tid, regs: &Regs, seek: Seek) -> Result<(), Error> {
+        let found = match seek.kind {
+            SeekKind::Probe(first) => exec_point(regs) == first,
+            SeekKind::Return { rsp } => regs.rsp > rsp,
+        };
+        if found {
+            ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+            self.tasks.get_mut(&tid).expect("task exists").seeking = None;
+            return self.act_at_point(tid, regs);
+        }
+        if let SeekKind::Probe(_) = seek.kind {
+            // Not a spin loop: try the return address.
+            let task = self.tasks.get_mut(&tid).expect("task exists");
+            match find_return_address(tid, regs) {
+                Some(target) => {
+                    trace!(
+                        tid,
+                        ip = regs.rip,
+                        target,
+                        "moving the interruption to a return address"
+                    );
+                    task.seeking = Some(Seek {
+                        target,
+                        kind: SeekKind::Return { rsp: regs.rsp },
+                        deadline: Instant::now() + SEEK_LIMIT,
+                    });
+                    return self.step_then_continue(tid, target);
+                }
+                None => {
+                    task.seeking = None;
+                    ptrace::exec_breakpoint(tid, None)
+                        .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                    return self.act_at_point(tid, regs);
+                }
+            }
+        }
+        // A deeper frame returning there (recursion): step past and go on.
+        self.step_then_continue(tid, seek.target)
+    }
+
+    /// Delivers a held-back signal, or preempts the thread, at the execution
+    /// point it is stopped at.
+    fn act_at_point(&mut self, tid: Tid, regs: &Regs) -> Result<(), Error> {
+        let point = exec_point(regs);
+        if let Some((signo, info)) = self.take_deliverable(tid) {
+            self.stats.async_events += 1;
+            return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
+        }
+        let others_wait = self
+            .tasks
+            .iter()
+            .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)));
+        if !others_wait {
+            self.slice_started = Instant::now();
+            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+        }
+        self.stats.async_events += 1;
+        self.emit(Event::Preempt { tid, point })?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::Ready(Pending::Nothing);
+        task.resumed_at = None;
+        self.current = None;
+        Ok(())
+    }
+
+    /// Holds back an asynchronous signal (suppressed at its delivery stop).
+    fn hold_back(&mut self, tid: Tid, signo: i32, info: [u8; ptrace::SIGINFO_SIZE]) {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        // Standard signals do not queue: a second one merges with the first.
+        if signo >= libc::SIGRTMIN() || !task.pending_signals.iter().any(|&(s, _)| s == signo) {
+            task.pending_signals.push((signo, info));
+        }
+        task.pending_since.get_or_insert_with(Instant::now);
+        trace!(tid, signo, "holding back an asynchronous signal");
+    }
+
+    /// Takes the first held-back signal the thread does not block now.
+    fn take_deliverable(&mut self, tid: Tid) -> Option<(i32, [u8; ptrace::SIGINFO_SIZE])> {
+        let task = self.tasks.get_mut(&tid)?;
+        if task.pending_signals.is_empty() {
+            return None;
+        }
+        let blocked = blocked_signals(tid);
+        let i = task
+            .pending_signals
+            .iter()
+            .position(|&(signo, _)| blocked & (1u64 << (signo - 1)) == 0)?;
+        let taken = task.pending_signals.remove(i);
+        if task.pending_signals.is_empty() {
+            task.pending_since = None;
+        } else {
+            task.pending_since = Some(Instant::now());
+        }
+        Some(taken)
+    }
+
+    /// Delivers a held-back signal to `tid`, stopped where no user code
+    /// will run before the delivery: queue it, resume, and at its delivery
+    /// stop restore the original siginfo and record the event.
+    fn deliver_now(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: [u8; ptrace::SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> Result<(), Error> {
+        let pid = self.tasks[&tid].pid;
+        ptrace::tgkill(pid, tid, signo).map_err(ptrace_err("tgkill", tid))?;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
+        match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+            WaitEvent::Signal { signo: got, .. } if got == signo => {}
+            ev => {
+                return Err(Error::Ptrace {
+                    op: "delivering a held-back signal",
+                    tid,
+                    source: io::Error::other(format!("unexpected stop {ev:?}")),
+                })
+            }
+        }
+        ptrace::setsiginfo(tid, &info).map_err(ptrace_err("PTRACE_SETSIGINFO", tid))?;
+        self.stats.signals += 1;
+        self.emit(Event::Signal(SignalEvent {
+            tid,
+            signo,
+            siginfo: info.to_vec(),
+            kind,
+        }))?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::Running;
+        task.resumed_at = None;
+        self.current = Some(tid);
+        self.slice_started = Instant::now();
+        ptrace::cont(tid, signo).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
     /// Ends the recording now: records that the recorder killed the program
@@ -303,6 +618,7 @@ impl Session {
     fn resume(&mut self, tid: Tid, pending: Pending) -> Result<(), Error> {
         self.current = Some(tid);
         self.slice_syscalls = 0;
+        self.slice_started = Instant::now();
         let from_exit;
         if let Pending::Exit {
             nr,
@@ -405,6 +721,10 @@ impl Session {
                                 resumed_at: None,
                                 restart_block: None,
                                 exec_file: None,
+                                pending_signals: Vec::new(),
+                                pending_since: None,
+                                seeking: None,
+                                interrupt_requested: false,
                             },
                         );
                     }
@@ -420,6 +740,24 @@ impl Session {
                 ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
             }
             libc::PTRACE_EVENT_EXEC => self.exec(tid),
+            libc::PTRACE_EVENT_STOP
+                if self
+                    .tasks
+                    .get(&tid)
+                    .map(|t| t.interrupt_requested)
+                    .unwrap_or(false) =>
+            {
+                let task = self.tasks.get_mut(&tid).expect("task exists");
+                task.interrupt_requested = false;
+                match task.state {
+                    State::Running => self.interrupted(tid),
+                    // It reached a syscall first: the interrupt came late.
+                    State::InSyscall { .. } => {
+                        ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
+                    }
+                    _ => Ok(()),
+                }
+            }
             libc::PTRACE_EVENT_STOP => {
                 match self.tasks.get_mut(&tid) {
                     Some(t) if t.state == State::Unborn => {
@@ -441,6 +779,10 @@ impl Session {
                                 resumed_at: None,
                                 restart_block: None,
                                 exec_file: None,
+                                pending_signals: Vec::new(),
+                                pending_since: None,
+                                seeking: None,
+                                interrupt_requested: false,
                             },
                         );
                         Ok(())
@@ -499,6 +841,27 @@ impl Session {
         let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let nr = regs.orig_rax as i64;
         let args = ptrace::syscall_args(&regs);
+        // A syscall is a better point than the return address being sought.
+        let mut seek_ended = false;
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            if task.seeking.take().is_some() {
+                ptrace::exec_breakpoint(tid, None)
+                    .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                seek_ended = true;
+            }
+        }
+        if let Some((signo, info)) = self.take_deliverable(tid) {
+            {
+                // Deliver a held-back signal as if it came just before this
+                // syscall: skip the syscall, back up to its instruction (it
+                // runs again after the handler), and deliver.
+                regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
+                regs.rax = regs.orig_rax;
+                regs.orig_rax = u64::MAX;
+                ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+                return self.deliver_now(tid, signo, info, SignalKind::BeforeSyscall { nr });
+            }
+        }
         self.stats.traced_syscalls += 1;
         if self.current != Some(tid) {
             warn!(tid, current = ?self.current, nr, "syscall entry of a thread that is not current");
@@ -533,7 +896,7 @@ impl Session {
         // the thread it waits for).
         self.slice_syscalls += 1;
         let yield_now = others
-            && (nr == libc::SYS_sched_yield || self.slice_syscalls >= SLICE_SYSCALLS)
+            && (seek_ended || nr == libc::SYS_sched_yield || self.slice_syscalls >= SLICE_SYSCALLS)
             && self
                 .tasks
                 .iter()
@@ -630,6 +993,13 @@ impl Session {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
         let code = ptrace::siginfo_code(&info);
+        if signo == libc::SIGTRAP {
+            if let Some(seek) = self.tasks.get(&tid).and_then(|t| t.seeking) {
+                if regs.rip == seek.target {
+                    return self.seek_hit(tid, &regs, seek);
+                }
+            }
+        }
         let mem = RemoteMem::new(tid);
         if signo == libc::SIGSEGV && code == 0x80 {
             if let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&mem, regs.rip) {
@@ -657,14 +1027,13 @@ impl Session {
             SignalKind::Asynchronous { ip: regs.rip }
         };
         task.resumed_at = None;
-        self.stats.signals += 1;
-        if let SignalKind::Asynchronous { ip } = kind {
-            self.stats.async_events += 1;
-            self.unsupported(
-                tid,
-                format!("signal {signo} delivered asynchronously at {ip:#x} (execution points are issue 4)"),
-            )?;
+        if let SignalKind::Asynchronous { .. } = kind {
+            // Hold it back: deliver it at the thread's next syscall, or at an
+            // execution point if none comes soon (DESIGN.md §6).
+            self.hold_back(tid, signo, info);
+            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
+        self.stats.signals += 1;
         self.emit(Event::Signal(SignalEvent {
             tid,
             signo,
@@ -716,6 +1085,7 @@ impl Session {
     }
 
     fn finish(mut self, result: Result<(), Error>) -> Result<Recording, Error> {
+        signals::stop_ticks();
         // Reap anything left (after an error).
         while let Ok(Some(_)) = ptrace::wait_any_nohang() {}
         self.stats.events = 0; // the writer counts events itself
@@ -779,4 +1149,91 @@ fn clone_flags(tid: Tid, nr: i64, args: &[u64; 6]) -> (u64, bool) {
         _ => libc::SIGCHLD as u64,
     };
     (flags, flags & libc::CLONE_THREAD as u64 != 0)
+}
+
+/// The execution point a stopped thread is at.
+pub fn exec_point(r: &Regs) -> crate::trace::ExecPoint {
+    const TRAP_AND_RESUME_FLAGS: u64 = 0x100 | 0x1_0000;
+    crate::trace::ExecPoint {
+        ip: r.rip,
+        regs: [
+            r.rax,
+            r.rbx,
+            r.rcx,
+            r.rdx,
+            r.rsi,
+            r.rdi,
+            r.rbp,
+            r.rsp,
+            r.r8,
+            r.r9,
+            r.r10,
+            r.r11,
+            r.r12,
+            r.r13,
+            r.r14,
+            r.r15,
+            r.eflags & !TRAP_AND_RESUME_FLAGS,
+            r.fs_base,
+            r.gs_base,
+        ],
+    }
+}
+
+/// The signals thread `tid` blocks (its `SigBlk` mask); all when unknown,
+/// so that nothing is delivered against the program's will.
+fn blocked_signals(tid: Tid) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
+        return u64::MAX;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// A likely return address on the stack of a thread stopped at `regs`: the
+/// first word above the stack pointer that points into executable memory
+/// right after a call instruction. A wrong guess costs only time: the
+/// recorder gives up after [`SEEK_LIMIT`].
+fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
+    let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
+    let exec: Vec<(u64, u64)> = maps
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let range = parts.next()?;
+            let perms = parts.next()?;
+            let (a, b) = range.split_once('-')?;
+            perms.contains('x').then(|| {
+                Some((
+                    u64::from_str_radix(a, 16).ok()?,
+                    u64::from_str_radix(b, 16).ok()?,
+                ))
+            })?
+        })
+        .filter(|&(a, _)| a != rrtest_abi::FIXED_PAGE_ADDR)
+        .collect();
+    let in_exec = |v: u64| exec.iter().any(|&(a, b)| v >= a + 8 && v < b);
+    let mem = RemoteMem::new(tid);
+    let mut words = [0u8; 8 * 256];
+    // Up to 2 KiB, not across the end of the stack's page run.
+    let len = words.len().min((4096 - (regs.rsp % 4096) as usize) + 4096);
+    mem.read_exact(regs.rsp, &mut words[..len]).ok()?;
+    words[..len].chunks_exact(8).find_map(|w| {
+        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        if !in_exec(v) {
+            return None;
+        }
+        let mut before = [0u8; 7];
+        mem.read_exact(v - 7, &mut before).ok()?;
+        // call rel32 (e8), or call r/m (ff /2) of 2, 3, 6 or 7 bytes.
+        let is_call = before[2] == 0xe8
+            || (before[5] == 0xff && before[6] & 0x38 == 0x10)
+            || (before[4] == 0xff && before[5] & 0x38 == 0x10)
+            || (before[1] == 0xff && before[2] & 0x38 == 0x10)
+            || (before[0] == 0xff && before[1] & 0x38 == 0x10);
+        is_call.then_some(v)
+    })
 }

@@ -14,11 +14,14 @@ use tracing::{debug, trace};
 use super::exe::ExecDir;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
+use crate::recorder::exec_point;
 use crate::recorder::syscalls::{self, ReplayAction};
 use crate::sys::ptrace::{self, Regs, WaitEvent};
 use crate::sys::spawn::{spawn, SpawnSpec};
 use crate::sys::{seccomp, RemoteMem};
-use crate::trace::{Event, ExitStatus, SignalEvent, SignalKind, SyscallResult, Tid, TraceReader};
+use crate::trace::{
+    Event, ExecPoint, ExitStatus, SignalEvent, SignalKind, SyscallResult, Tid, TraceReader,
+};
 
 /// The result of a replay that reached the end of the recording.
 #[derive(Debug, Clone)]
@@ -324,6 +327,7 @@ impl Session {
             }
             Event::NewTask { parent, child, .. } => self.new_task(parent, child)?,
             Event::Rdtsc { tid, ip, tsc, aux } => self.rdtsc(tid, ip, tsc, aux)?,
+            Event::Preempt { tid, point } => self.run_to_point(tid, &point)?,
             Event::Signal(s) => self.signal(s)?,
             Event::ThreadExit { tid } => {
                 let real = self.task(tid)?.real;
@@ -620,6 +624,80 @@ impl Session {
         Ok(())
     }
 
+    /// Runs `tid` to the first time since its last event that it is about
+    /// to execute `point.ip` with `point`'s registers: an execution
+    /// breakpoint at the ip, and a comparison at each hit.
+    fn run_to_point(&mut self, tid: Tid, point: &ExecPoint) -> Result<(), ReplayError> {
+        /// Hits without a match after which replay gives up.
+        const MAX_HITS: u64 = 50_000_000;
+        let real = self.task(tid)?.real;
+        ptrace::exec_breakpoint(real, Some(point.ip))
+            .map_err(perr("setting a breakpoint", real))?;
+        let mut hits = 0u64;
+        loop {
+            let (real, ev) = self.resume_to_stop(tid, Some(libc::SIGTRAP))?;
+            let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            let at_ip = matches!(
+                ev,
+                WaitEvent::Signal {
+                    signo: libc::SIGTRAP,
+                    ..
+                }
+            ) && regs.rip == point.ip;
+            if !at_ip {
+                let _ = ptrace::exec_breakpoint(real, None);
+                let seen = self.describe_stop(real, &ev);
+                return Err(self.diverged(
+                    tid,
+                    "execution point",
+                    format!("reaching ip {:#x}", point.ip),
+                    seen,
+                ));
+            }
+            if exec_point(&regs) == *point {
+                ptrace::exec_breakpoint(real, None).map_err(perr("clearing a breakpoint", real))?;
+                self.set_state(tid, State::Idle { deliver: 0 });
+                trace!(tid, hits, "reached the execution point");
+                return Ok(());
+            }
+            hits += 1;
+            if hits >= MAX_HITS {
+                let _ = ptrace::exec_breakpoint(real, None);
+                return Err(self.diverged(
+                    tid,
+                    "execution point",
+                    format!("registers {:x?} at ip {:#x}", point.regs, point.ip),
+                    format!("{hits} passes through ip without them"),
+                ));
+            }
+            // Step over the instruction with the breakpoint off, then re-arm.
+            ptrace::exec_breakpoint(real, None).map_err(perr("clearing a breakpoint", real))?;
+            loop {
+                ptrace::singlestep(real, 0).map_err(perr("PTRACE_SINGLESTEP", real))?;
+                match ptrace::wait_tid(real).map_err(perr("waitpid", real))? {
+                    WaitEvent::Signal {
+                        signo: libc::SIGTRAP,
+                        ..
+                    } => break,
+                    // A signal the replay caused (see resume_to_stop).
+                    WaitEvent::Signal { signo, .. } if !is_synchronous(signo) => {}
+                    ev => {
+                        let seen = self.describe_stop(real, &ev);
+                        return Err(self.diverged(
+                            tid,
+                            "execution point",
+                            format!("reaching ip {:#x}", point.ip),
+                            seen,
+                        ));
+                    }
+                }
+            }
+            ptrace::exec_breakpoint(real, Some(point.ip))
+                .map_err(perr("setting a breakpoint", real))?;
+            self.set_state(tid, State::Idle { deliver: 0 });
+        }
+    }
+
     fn rdtsc(&mut self, tid: Tid, ip: u64, tsc: u64, aux: Option<u32>) -> Result<(), ReplayError> {
         let (real, ev) = self.resume_to_stop(tid, Some(libc::SIGSEGV))?;
         let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
@@ -664,6 +742,37 @@ impl Session {
         match s.kind {
             SignalKind::Synchronous { .. } => {}
             SignalKind::AtSyscallExit => {
+                ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
+            }
+            SignalKind::AtPoint(point) => {
+                self.run_to_point(tid, &point)?;
+                ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
+            }
+            SignalKind::BeforeSyscall { nr } => {
+                // Held back to the thread's next syscall: stop it there, skip
+                // the syscall and back up to its instruction, then deliver.
+                let (real, ev) = self.resume_to_stop(tid, None)?;
+                let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                let at_entry = matches!(
+                    ev,
+                    WaitEvent::Event {
+                        event: libc::PTRACE_EVENT_SECCOMP,
+                        ..
+                    }
+                );
+                if !at_entry || regs.orig_rax as i64 != nr {
+                    let seen = self.describe_stop(real, &ev);
+                    return Err(self.diverged(
+                        tid,
+                        format!("signal {} before {}", s.signo, syscalls::name(nr)),
+                        format!("entry of {}", syscalls::name(nr)),
+                        seen,
+                    ));
+                }
+                regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
+                regs.rax = regs.orig_rax;
+                regs.orig_rax = u64::MAX;
+                ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
                 ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
             }
             SignalKind::Asynchronous { ip } => {

@@ -267,3 +267,30 @@ pub fn set_syscall_args(regs: &mut Regs, args: &[u64; 6]) {
     regs.r8 = args[4];
     regs.r9 = args[5];
 }
+
+/// Offset of `u_debugreg` in `struct user` (x86-64).
+const DEBUGREG_OFFSET: usize = 848;
+
+/// Writes hardware debug register `n` (0-3 addresses, 7 control).
+pub fn set_debugreg(tid: i32, n: usize, value: u64) -> io::Result<()> {
+    req(
+        libc::PTRACE_POKEUSER,
+        tid,
+        DEBUGREG_OFFSET + n * 8,
+        value as usize,
+    )
+    .map(drop)
+}
+
+/// Arms (or, with `None`, disarms) an execution breakpoint at `ip` in debug
+/// register 0.
+pub fn exec_breakpoint(tid: i32, ip: Option<u64>) -> io::Result<()> {
+    match ip {
+        Some(ip) => {
+            set_debugreg(tid, 0, ip)?;
+            // L0 enabled, R/W0 = 00 (execution), LEN0 = 00.
+            set_debugreg(tid, 7, 1)
+        }
+        None => set_debugreg(tid, 7, 0),
+    }
+}

@@ -10,25 +10,73 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 
 static REQUEST: AtomicI32 = AtomicI32::new(0);
+static TICKS: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(signo: libc::c_int) {
-    // An atomic store is async-signal-safe.
-    REQUEST.store(signo, Ordering::SeqCst);
+    // Atomic operations are async-signal-safe.
+    if signo == libc::SIGALRM {
+        TICKS.fetch_add(1, Ordering::SeqCst);
+    } else {
+        REQUEST.store(signo, Ordering::SeqCst);
+    }
+}
+
+fn install(sig: libc::c_int) {
+    // SAFETY: a zeroed sigaction is valid; we set a handler that only
+    // performs atomic operations, and an empty mask.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as *const () as usize;
+        sa.sa_flags = 0;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Starts a `period` interval timer whose ticks interrupt `waitpid` (so the
+/// recorder can preempt a thread that runs without syscalls).
+pub fn start_ticks(period: std::time::Duration) {
+    install(libc::SIGALRM);
+    let tv = libc::timeval {
+        tv_sec: period.as_secs() as libc::time_t,
+        tv_usec: period.subsec_micros() as libc::suseconds_t,
+    };
+    let it = libc::itimerval {
+        it_interval: tv,
+        it_value: tv,
+    };
+    // SAFETY: a plain syscall on a valid, initialized struct.
+    unsafe {
+        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+    }
+}
+
+/// Stops the interval timer.
+pub fn stop_ticks() {
+    let zero = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let it = libc::itimerval {
+        it_interval: zero,
+        it_value: zero,
+    };
+    // SAFETY: a plain syscall on a valid, initialized struct.
+    unsafe {
+        libc::setitimer(libc::ITIMER_REAL, &it, std::ptr::null_mut());
+    }
+}
+
+/// Whether the timer ticked since the last call.
+pub fn take_tick() -> bool {
+    TICKS.swap(0, Ordering::SeqCst) > 0
 }
 
 /// Installs the handlers. Caught signals revert to their defaults in the
 /// tracee at `execve`, so the program sees the usual dispositions.
 pub fn catch_termination() {
     for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
-        // SAFETY: a zeroed sigaction is valid; we set a handler that only
-        // performs an atomic store, and an empty mask.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            sa.sa_flags = 0;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
+        install(sig);
     }
 }
 

@@ -19,8 +19,8 @@
 //! [`Checksum`] and I/O live in the writer and reader.
 
 use super::event::{
-    Event, ExecEvent, ExitStatus, FileId, MemWrite, SignalEvent, SignalKind, SyscallEvent,
-    SyscallExtra, SyscallResult,
+    Event, ExecEvent, ExecPoint, ExitStatus, FileId, MemWrite, SignalEvent, SignalKind,
+    SyscallEvent, SyscallExtra, SyscallResult, POINT_REGS,
 };
 
 /// The first 8 bytes of the decompressed event stream.
@@ -58,6 +58,8 @@ pub mod tag {
     pub const PROCESS_EXIT: u8 = 0x09;
     /// [`super::Event::Unsupported`].
     pub const UNSUPPORTED: u8 = 0x0a;
+    /// [`Event::Preempt`](crate::trace::Event::Preempt).
+    pub const PREEMPT: u8 = 0x0b;
     /// The end record: the event count and the stream checksum. Written by
     /// `TraceWriter::finish`; a stream without it was cut short.
     pub const END: u8 = 0xff;
@@ -141,6 +143,13 @@ fn put_ivarint(buf: &mut Vec<u8>, v: i64) {
 }
 
 #[inline]
+fn put_point(buf: &mut Vec<u8>, point: &ExecPoint) {
+    put_uvarint(buf, point.ip);
+    for &r in &point.regs {
+        put_uvarint(buf, r);
+    }
+}
+
 fn put_bytes(buf: &mut Vec<u8>, data: &[u8]) {
     put_uvarint(buf, data.len() as u64);
     buf.extend_from_slice(data);
@@ -331,8 +340,21 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
                     e.buf.push(2);
                     put_uvarint(e.buf, ip);
                 }
+                SignalKind::BeforeSyscall { nr } => {
+                    e.buf.push(3);
+                    put_ivarint(e.buf, nr);
+                }
+                SignalKind::AtPoint(point) => {
+                    e.buf.push(4);
+                    put_point(e.buf, &point);
+                }
             }
             tag::SIGNAL
+        }
+        Event::Preempt { tid, point } => {
+            put_ivarint(e.buf, i64::from(*tid));
+            put_point(e.buf, point);
+            tag::PREEMPT
         }
         Event::NewTask {
             parent,
@@ -448,6 +470,15 @@ impl<'a> Dec<'a> {
     }
 
     /// An unsigned LEB128 varint.
+    fn point(&mut self) -> Result<ExecPoint, DecodeError> {
+        let ip = self.uvarint("execution point ip")?;
+        let mut regs = [0u64; POINT_REGS];
+        for r in &mut regs {
+            *r = self.uvarint("execution point register")?;
+        }
+        Ok(ExecPoint { ip, regs })
+    }
+
     pub fn uvarint(&mut self, what: &str) -> Result<u64, DecodeError> {
         let start = self.pos;
         let mut v: u64 = 0;
@@ -646,16 +677,24 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
             tid: d.i32("tid")?,
             signo: d.i32("signal number")?,
             siginfo: d.bytes("siginfo", MAX_SIGINFO_LEN)?.to_vec(),
-            kind: match d.variant("signal kind", 3)? {
+            kind: match d.variant("signal kind", 5)? {
                 0 => SignalKind::Synchronous {
                     ip: d.uvarint("ip")?,
                 },
                 1 => SignalKind::AtSyscallExit,
-                _ => SignalKind::Asynchronous {
+                2 => SignalKind::Asynchronous {
                     ip: d.uvarint("ip")?,
                 },
+                3 => SignalKind::BeforeSyscall {
+                    nr: d.ivarint("syscall number")?,
+                },
+                _ => SignalKind::AtPoint(d.point()?),
             },
         })),
+        tag::PREEMPT => Record::Event(Event::Preempt {
+            tid: d.i32("tid")?,
+            point: d.point()?,
+        }),
         tag::NEW_TASK => Record::Event(Event::NewTask {
             parent: d.i32("parent tid")?,
             child: d.i32("child tid")?,
@@ -693,7 +732,7 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
 
 /// Whether `tag` is a record tag of this version.
 pub fn is_known_tag(t: u8) -> bool {
-    matches!(t, tag::EXEC..=tag::UNSUPPORTED | tag::END)
+    matches!(t, tag::EXEC..=tag::PREEMPT | tag::END)
 }
 
 // ---------------------------------------------------------------------------

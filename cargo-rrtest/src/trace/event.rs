@@ -64,6 +64,15 @@ pub enum Event {
         /// The clone flags (`CLONE_*`); for fork, `SIGCHLD`.
         flags: u64,
     },
+    /// The recorder stopped the thread at an execution point in user code
+    /// (it ran too long without a syscall while others waited) and let
+    /// other threads run. Replay runs the thread to the same point.
+    Preempt {
+        /// The thread.
+        tid: Tid,
+        /// Where it was stopped.
+        point: ExecPoint,
+    },
     /// A thread exited (it will produce no more events).
     ThreadExit {
         /// The thread.
@@ -97,6 +106,7 @@ impl Event {
             Event::Rdtsc { tid, .. } => *tid,
             Event::Signal(e) => e.tid,
             Event::NewTask { parent, .. } => *parent,
+            Event::Preempt { tid, .. } => *tid,
             Event::ThreadExit { tid } => *tid,
             Event::ProcessExit { pid, .. } => *pid,
             Event::Unsupported { tid, .. } => *tid,
@@ -113,6 +123,7 @@ impl Event {
             Event::Rdtsc { .. } => "rdtsc",
             Event::Signal(_) => "signal",
             Event::NewTask { .. } => "new-task",
+            Event::Preempt { .. } => "preempt",
             Event::ThreadExit { .. } => "thread-exit",
             Event::ProcessExit { .. } => "process-exit",
             Event::Unsupported { .. } => "unsupported",
@@ -218,12 +229,39 @@ pub enum SignalKind {
     /// Sent from elsewhere, and delivered when the thread left the kernel
     /// after a syscall: replay sends it at the same point.
     AtSyscallExit,
-    /// Sent from elsewhere, and delivered while the thread ran user code; replay
-    /// needs the execution point (DESIGN.md §6).
+    /// Sent from elsewhere, and delivered while the thread ran user code,
+    /// at no point the recorder chose: not replayable.
     Asynchronous {
         /// Instruction pointer at delivery.
         ip: u64,
     },
+    /// Sent from elsewhere while the thread ran user code; the recorder held
+    /// it back and delivered it when the thread next entered a syscall, as
+    /// if it had arrived just before: the syscall (`nr`) was skipped and
+    /// restarts after the handler returns.
+    BeforeSyscall {
+        /// The syscall the thread was entering.
+        nr: i64,
+    },
+    /// Sent from elsewhere while the thread ran user code without syscalls;
+    /// the recorder stopped the thread and delivered it at this point.
+    AtPoint(ExecPoint),
+}
+
+/// Number of register values in an [`ExecPoint`].
+pub const POINT_REGS: usize = 19;
+
+/// A point in a thread's execution, found again in replay as the first time
+/// since the thread's previous event that it is about to execute `ip` with
+/// exactly these registers. Threads are serialized and share no memory with
+/// the outside, so equal states have equal futures (DESIGN.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecPoint {
+    /// The instruction about to execute.
+    pub ip: u64,
+    /// rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8..r15, rflags (without the
+    /// trap and resume flags), fs base, gs base.
+    pub regs: [u64; POINT_REGS],
 }
 
 /// How a process ended.

@@ -2,8 +2,8 @@
 //! variant and every field, including the extremes of each integer type.
 
 use crate::trace::{
-    Event, ExecEvent, ExitStatus, FileId, Header, MemWrite, SignalEvent, SignalKind, Stats,
-    SyscallEvent, SyscallExtra, SyscallResult, FORMAT_VERSION,
+    Event, ExecEvent, ExecPoint, ExitStatus, FileId, Header, MemWrite, SignalEvent, SignalKind,
+    Stats, SyscallEvent, SyscallExtra, SyscallResult, FORMAT_VERSION, POINT_REGS,
 };
 
 /// xoshiro256** seeded through splitmix64: small, fast, reproducible.
@@ -183,6 +183,15 @@ impl Rng {
         }
     }
 
+    pub fn point(&mut self) -> ExecPoint {
+        let mut regs = [0u64; POINT_REGS];
+        regs.iter_mut().for_each(|r| *r = self.u64());
+        ExecPoint {
+            ip: self.u64(),
+            regs,
+        }
+    }
+
     /// One random event of kind `kind % KINDS`.
     pub fn event_of(&mut self, kind: u64) -> Event {
         match kind % KINDS {
@@ -224,10 +233,12 @@ impl Rng {
                 tid: self.i32(),
                 signo: self.i32(),
                 siginfo: self.bytes(128),
-                kind: match self.below(3) {
+                kind: match self.below(5) {
                     0 => SignalKind::Synchronous { ip: self.u64() },
                     1 => SignalKind::AtSyscallExit,
-                    _ => SignalKind::Asynchronous { ip: self.u64() },
+                    2 => SignalKind::Asynchronous { ip: self.u64() },
+                    3 => SignalKind::BeforeSyscall { nr: self.i64() },
+                    _ => SignalKind::AtPoint(self.point()),
                 },
             }),
             6 => Event::NewTask {
@@ -247,9 +258,13 @@ impl Rng {
                     }
                 },
             },
-            _ => Event::Unsupported {
+            9 => Event::Unsupported {
                 tid: self.i32(),
                 what: self.string(),
+            },
+            _ => Event::Preempt {
+                tid: self.i32(),
+                point: self.point(),
             },
         }
     }
@@ -262,7 +277,7 @@ impl Rng {
 }
 
 /// Number of event kinds [`Rng::event_of`] produces.
-pub const KINDS: u64 = 10;
+pub const KINDS: u64 = 11;
 
 /// A header as a recorder would write it.
 pub fn header() -> Header {
