@@ -168,13 +168,23 @@ impl Reporter {
             String::new()
         };
         let status = format!("{word}{tries}");
-        format!(
+        let mut line = format!(
             "{} [{}] {} {}",
             self.status(style, &status),
             duration(result.duration()),
             result.test.binary.binary_id,
             result.test.name
-        )
+        );
+        if result.outcome == Outcome::RecorderError {
+            // The test's own verdict, from its run without recording.
+            if let Some(last) = result.attempts.last() {
+                line.push_str(&format!(
+                    " (without recording: {})",
+                    attempt_word(last.outcome)
+                ));
+            }
+        }
+        line
     }
 
     /// Prints the failing tests' output and the summary; stops the bar.
@@ -244,6 +254,37 @@ impl Reporter {
                 continue;
             }
             let _ = writeln!(out, "{}", self.result_line(r));
+        }
+        for t in report.tests.iter().filter(|t| t.trace.is_some()) {
+            let (word, style) = match t.verified {
+                Some(true) => ("Trace", Style::Green),
+                Some(false) => ("Unverified", Style::Yellow),
+                None => ("Trace", Style::Yellow),
+            };
+            let mut text = format!(
+                "{} {} {}: {}",
+                self.status(style, word),
+                t.binary_id,
+                t.name,
+                t.replay_command.as_deref().unwrap_or_default()
+            );
+            if let Some(why) = &t.verification_failure {
+                text.push_str(&format!(" (does not replay: {why})"));
+            }
+            let _ = writeln!(out, "{text}");
+        }
+        for r in results.iter() {
+            for a in r.attempts.iter().filter(|a| a.recorder_error.is_some()) {
+                let _ = writeln!(
+                    out,
+                    "{} {} {}: attempt {} could not be recorded: {}",
+                    self.status(Style::Red, "Recorder"),
+                    r.test.binary.binary_id,
+                    r.test.name,
+                    a.attempt,
+                    a.recorder_error.as_deref().unwrap_or_default()
+                );
+            }
         }
     }
 

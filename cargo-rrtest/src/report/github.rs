@@ -308,8 +308,18 @@ mod tests {
                 stderr: String::new(),
                 stderr_omitted_bytes: 0,
                 panic: None,
+                recorded: false,
+                recorder_error: None,
+                trace: None,
+                archive: None,
+                verified: None,
+                verification_failure: None,
             }],
             trace: None,
+            archive: None,
+            replay_command: None,
+            verified: None,
+            verification_failure: None,
         }
     }
 
