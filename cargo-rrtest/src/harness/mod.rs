@@ -197,7 +197,8 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         );
         if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
             let summary = PathBuf::from(summary);
-            report::github::append_step_summary(&report, &summary)
+            let artifact = report::github::ArtifactContext::from_env(options.artifact_name.clone());
+            report::github::append_step_summary(&report, &summary, &artifact)
                 .map_err(|e| crate::errors::Error::io(summary.display().to_string(), e))?;
         }
     }
