@@ -4,11 +4,13 @@
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
 mod harness;
+mod product;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     // Each area module appends its trials here.
     trials.extend(harness::trials());
+    trials.extend(product::trials());
     libtest_mimic::run(&args, trials).exit();
 }
