@@ -4,12 +4,15 @@
 # all prebuilt, on:
 #   - the demo workspace's passing tests (fixtures/demo);
 #   - the test suites of real crates from crates.io whose sources are in
-#     cargo's registry cache and that have no dev-dependencies (strsim,
-#     unicode-width), copied to target/bench-crates/ and built offline.
+#     cargo's registry cache and that build offline (strsim: 96 tests, heck:
+#     111 tests), copied to target/bench-crates/.
 #
 # Usage: scripts/bench-product.sh [RUNS]   (default 5; env CARGO_RRTEST=path
 # to use a given cargo-rrtest binary, else target/release/cargo-rrtest is
-# built; env CRATES="strsim-0.11.1 ..." to choose the crates, "" for none)
+# built; env CRATES="strsim-0.11.1 ..." to choose the crates, "" for none;
+# RUST_BACKTRACE is 0 unless set: with 1, every panicking test symbolizes a
+# backtrace, thousands of syscalls that are traced until the syscall buffer
+# exists)
 #
 # Prints, per suite, the median of RUNS interleaved runs of each tool and the
 # ratios to nextest (goal for recording: <= 1.3x nextest, at most 1.5x).
@@ -18,7 +21,9 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 
 runs="${1:-5}"
-crates="${CRATES-strsim-0.11.1 unicode-width-0.2.3}"
+crates="${CRATES-strsim-0.11.1 heck-0.5.0}"
+export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
+echo "RUST_BACKTRACE=$RUST_BACKTRACE, $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "cargo-nextest is not installed (cargo install cargo-nextest --locked)" >&2

@@ -162,8 +162,10 @@ impl Reporter {
         } else {
             outcome_word(result.outcome)
         };
-        let tries = if result.attempts.len() > 1 {
-            format!(" {}/{}", result.attempts.len(), result.attempts.len())
+        // A recorder error's native re-run has the same attempt number.
+        let runs = result.attempts.last().map_or(0, |a| a.attempt);
+        let tries = if runs > 1 {
+            format!(" {runs}/{runs}")
         } else {
             String::new()
         };

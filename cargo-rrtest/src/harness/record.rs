@@ -219,18 +219,42 @@ pub fn is_recorder_failure(exit_code: Option<i32>) -> bool {
 }
 
 /// The recorder's own complaint from the end of a stderr mixed with the
-/// test's: its last lines that name cargo-rrtest or start with `error`,
-/// else the last three lines.
+/// test's (terminal colour codes removed): its last `error: ...` line, else
+/// its last lines that name cargo-rrtest or the recorder, else the last three
+/// lines.
 pub fn stderr_reason(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let plain = strip_ansi(stderr);
+    let lines: Vec<&str> = plain.lines().filter(|l| !l.trim().is_empty()).collect();
+    if let Some(error) = lines.iter().rev().find(|l| l.starts_with("error: ")) {
+        return error.to_string();
+    }
     let ours: Vec<&str> = lines
         .iter()
         .copied()
-        .filter(|l| l.contains("cargo-rrtest") || l.starts_with("error") || l.contains("recorder"))
+        .filter(|l| l.contains("cargo-rrtest") || l.contains("recorder"))
         .collect();
     let pick = if ours.is_empty() { &lines } else { &ours };
     let start = pick.len().saturating_sub(3);
     pick[start..].join(" / ")
+}
+
+/// `text` without ANSI CSI sequences (`ESC [ ... final byte`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn describe_status(status: std::process::ExitStatus) -> String {
@@ -395,6 +419,15 @@ mod tests {
             "error: recorder: ptrace(PTRACE_SEIZE): Operation not permitted"
         );
         assert_eq!(stderr_reason("a\nb\nc\nd\n"), "b / c / d");
+        let coloured = "\x1b[2m2026\x1b[0m \x1b[33m WARN\x1b[0m recording failed\nerror: recorder: PTRACE_GETREGS: No such process\n";
+        assert_eq!(
+            stderr_reason(coloured),
+            "error: recorder: PTRACE_GETREGS: No such process"
+        );
+        assert_eq!(
+            stderr_reason("x\n\x1b[33m WARN\x1b[0m cargo-rrtest: odd\n"),
+            " WARN cargo-rrtest: odd"
+        );
     }
 
     #[test]
