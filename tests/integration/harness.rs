@@ -990,7 +990,7 @@ fn redact_thread_id(line: &str) -> String {
 }
 
 /// Writes a one-package workspace with `lib` as its library.
-fn write_crate(dir: &Path, name: &str, lib: &str) -> Result<(), Failed> {
+pub(crate) fn write_crate(dir: &Path, name: &str, lib: &str) -> Result<(), Failed> {
     std::fs::create_dir_all(dir.join("src"))?;
     std::fs::write(
         dir.join("Cargo.toml"),
