@@ -903,4 +903,93 @@ mod tests {
         assert_eq!(r.outcome, AttemptOutcome::Passed);
         assert!(started.elapsed() < Duration::from_secs(5));
     }
+
+    /// A stand-in recorder: a shell script run as `<script> record --no-verify
+    /// -o DIR -- PROGRAM ARGS`.
+    fn fake_recorder(dir: &std::path::Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("recorder.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn recorded(recorder: PathBuf, trace_dir: PathBuf) -> AttemptSpec {
+        let mut s = spec("true");
+        s.record = Some(RecordSpec {
+            recorder,
+            trace_dir,
+        });
+        s
+    }
+
+    #[test]
+    fn recorded_attempt_is_wrapped_in_the_recorder() {
+        let s = recorded("/x/cargo-rrtest".into(), "/t/attempt-1".into());
+        let cmd = s.to_command();
+        assert_eq!(cmd.get_program(), "/x/cargo-rrtest");
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "record",
+                "--no-verify",
+                "-o",
+                "/t/attempt-1",
+                "--",
+                "/bin/sh",
+                "-c",
+                "true"
+            ]
+        );
+    }
+
+    #[test]
+    fn recorder_failures_are_recorder_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let trace = tmp.path().join("attempt-1");
+        // Exit 105: the recorder failed itself.
+        let failing = fake_recorder(
+            tmp.path(),
+            "echo 'error: recorder: no ptrace' >&2; exit 105",
+        );
+        let r = run_attempt(
+            &recorded(failing, trace.clone()),
+            None,
+            &AtomicBool::new(false),
+        );
+        assert_eq!(r.outcome, AttemptOutcome::RecorderError);
+        assert!(r.recorded && r.trace.is_none());
+        let why = r.recorder_error.unwrap();
+        assert!(why.contains("error: recorder: no ptrace"), "{why}");
+        // Exit 0 without a trace: not to be trusted either.
+        let silent = fake_recorder(tmp.path(), "exit 0");
+        let r = run_attempt(&recorded(silent, trace), None, &AtomicBool::new(false));
+        assert_eq!(r.outcome, AttemptOutcome::RecorderError);
+        assert!(r.recorder_error.unwrap().contains("no usable trace header"));
+    }
+
+    #[test]
+    fn recorded_timeout_asks_the_recorder_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = tmp.path().join("got-term");
+        // Closes "the trace" on SIGTERM, as the recorder does, and exits 137.
+        let body = format!(
+            "trap 'touch {}; exit 137' TERM\necho recording\nwhile :; do sleep 0.05; done",
+            marker.display()
+        );
+        let recorder = fake_recorder(tmp.path(), &body);
+        let started = Instant::now();
+        let r = run_attempt(
+            &recorded(recorder, tmp.path().join("attempt-1")),
+            Some(Duration::from_millis(300)),
+            &AtomicBool::new(false),
+        );
+        assert_eq!(r.outcome, AttemptOutcome::TimedOut);
+        assert!(marker.exists(), "the recorder got no SIGTERM");
+        assert!(started.elapsed() < TERM_GRACE, "{:?}", started.elapsed());
+        assert_eq!(r.stdout.text(), "recording\n");
+        // No finished trace after a timeout: dropped, not a recorder error.
+        assert!(r.trace.is_none() && r.recorder_error.is_none());
+    }
 }
