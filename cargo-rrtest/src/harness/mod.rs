@@ -127,8 +127,8 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         match setup_recording(options, &built.target_dir) {
             Ok(recording) => runner_config.recording = Some(Arc::new(recording)),
             Err(why) => {
-                reporter.note(&format!(
-                    "warning: recording is not possible here: {why}; running the tests without recording (as with --no-record)"
+                reporter.warn(&format!(
+                    "recording is not possible here: {why}; running the tests without recording (as with --no-record)"
                 ));
                 disabled_reason = Some(why);
             }

@@ -315,6 +315,15 @@ impl Reporter {
         body
     }
 
+    /// Prints a warning (to stderr, above the bar).
+    pub fn warn(&self, text: &str) {
+        let print = || eprintln!("{} {text}", self.status(Style::Yellow, "warning"));
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+
     /// Prints a note (to stderr, above the bar).
     pub fn note(&self, text: &str) {
         let print = || eprintln!("{} {text}", self.status(Style::Yellow, "note"));
