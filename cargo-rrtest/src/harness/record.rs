@@ -150,8 +150,47 @@ pub fn remove_if_present(dir: &Path) -> std::io::Result<()> {
 
 /// Records `/bin/true` with `recorder` into a temporary directory and checks
 /// the trace, so a host where recording cannot work (ptrace denied, seccomp
-/// unavailable, ...) is found once, before the tests run. Returns why not.
+/// unavailable, ...) is found once, before the tests run. Returns why not,
+/// with what the host's settings suggest ([`host_hints`]).
 pub fn preflight(recorder: &Path) -> Result<(), String> {
+    preflight_once(recorder).map_err(|why| {
+        let hints = host_hints();
+        if hints.is_empty() {
+            why
+        } else {
+            format!("{why} ({})", hints.join("; "))
+        }
+    })
+}
+
+/// Host settings known to stop a ptrace recorder, as readable phrases.
+pub fn host_hints() -> Vec<String> {
+    let mut hints = Vec::new();
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok();
+    if let Some(scope) = scope.as_deref().map(str::trim) {
+        if scope == "3" {
+            hints.push("kernel.yama.ptrace_scope is 3: ptrace is disabled on this host".into());
+        } else if scope == "2" {
+            hints.push("kernel.yama.ptrace_scope is 2: only CAP_SYS_PTRACE may trace".into());
+        }
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    if field("Seccomp:").as_deref() == Some("2") {
+        hints.push(
+            "cargo-rrtest itself runs under a seccomp filter (a container profile?) that may deny ptrace"
+                .into(),
+        );
+    }
+    hints
+}
+
+fn preflight_once(recorder: &Path) -> Result<(), String> {
     let program = ["/bin/true", "/usr/bin/true"]
         .into_iter()
         .map(Path::new)
