@@ -197,3 +197,56 @@ fn read_dirs(dir: &Path) -> Vec<PathBuf> {
 fn file_name(p: &Path) -> Option<String> {
     p.file_name().map(|n| n.to_string_lossy().into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(trace: &str, target: &Path) -> ReplayArgs {
+        ReplayArgs {
+            trace: trace.into(),
+            quiet: true,
+            manifest_path: None,
+            target_dir: Some(target.to_path_buf()),
+            report: Some(target.join("no-report.json")),
+        }
+    }
+
+    /// `traces/<bin>/<test>/attempt-<n>/header.json`.
+    fn fake_trace(target: &Path, bin: &str, test: &str, attempt: u32) -> PathBuf {
+        let dir = target
+            .join("rrtest/traces")
+            .join(bin)
+            .join(test)
+            .join(format!("attempt-{attempt}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(crate::trace::HEADER_FILE), "{}").unwrap();
+        dir
+    }
+
+    #[test]
+    fn finds_the_latest_attempt_by_scanning() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_trace(tmp.path(), "demo-core", "tests__fails", 1);
+        let latest = fake_trace(tmp.path(), "demo-core", "tests__fails", 2);
+        let a = args("tests::fails", tmp.path());
+        assert_eq!(find_test_trace("tests::fails", &a).unwrap(), latest);
+        assert_eq!(
+            find_test_trace("demo-core::tests::fails", &a).unwrap(),
+            latest
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_name_lists_the_candidates() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_trace(tmp.path(), "demo-core", "tests__fails", 1);
+        fake_trace(tmp.path(), "demo-app", "tests__fails", 1);
+        let a = args("tests::fails", tmp.path());
+        let err = find_test_trace("tests::fails", &a).unwrap_err().to_string();
+        assert!(err.contains("several tests"), "{err}");
+        assert!(err.contains("demo-app/tests__fails") && err.contains("demo-core/tests__fails"));
+        let err = find_test_trace("tests::other", &a).unwrap_err().to_string();
+        assert!(err.contains("no kept trace"), "{err}");
+    }
+}
