@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::json::{Outcome, Report, TestReport};
+use super::json::{AttemptOutcome, Outcome, Report, TestReport};
 
 /// GitHub's per-step cap for each of error and warning annotations.
 pub const ANNOTATION_CAP: usize = 10;
@@ -123,7 +123,12 @@ fn annotation(out: &mut String, level: &str, test: &TestReport, paths: &PathCont
             test.attempts.len()
         ),
         Outcome::TimedOut => "timed out".to_string(),
-        Outcome::RecorderError => "recorder error".to_string(),
+        Outcome::RecorderError => format!(
+            "could not be recorded ({} without recording)",
+            test.attempts
+                .last()
+                .map_or("not run", |a| attempt_verdict(a.outcome))
+        ),
         _ => "failed".to_string(),
     };
     let title = format!("{} {} {what}", test.binary_id, test.name);
@@ -142,6 +147,13 @@ fn annotation(out: &mut String, level: &str, test: &TestReport, paths: &PathCont
             p.message, p.file, p.line, p.column
         );
     }
+    if let Some(why) = test
+        .attempts
+        .iter()
+        .find_map(|a| a.recorder_error.as_deref())
+    {
+        message.push_str(&format!("\nRecorder: {why}"));
+    }
     if let Some(command) = &test.replay_command {
         message.push_str(&format!("\nReplay the recording: {command}"));
     }
@@ -151,6 +163,16 @@ fn annotation(out: &mut String, level: &str, test: &TestReport, paths: &PathCont
         escape_property(&title),
         escape_data(&message)
     );
+}
+
+/// How an attempt ended, as a word for messages.
+fn attempt_verdict(outcome: AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Passed => "passed",
+        AttemptOutcome::Failed => "failed",
+        AttemptOutcome::TimedOut => "timed out",
+        AttemptOutcome::RecorderError => "recorder error",
+    }
 }
 
 /// Escapes a workflow command's message.
@@ -287,7 +309,15 @@ pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -
             .find_map(|a| a.panic.as_ref())
             .map(|p| format!("`{}:{}:{}`", markdown_cell(&p.file), p.line, p.column))
             .unwrap_or_default();
+        let recorder_error = t.attempts.iter().find_map(|a| a.recorder_error.as_deref());
         let trace = match (&t.trace, t.verified) {
+            (None, _) if recorder_error.is_some() => format!(
+                "recorder failed: {}; {} without recording",
+                markdown_cell(recorder_error.unwrap_or_default()),
+                t.attempts
+                    .last()
+                    .map_or("not run", |a| attempt_verdict(a.outcome))
+            ),
             (None, _) => String::new(),
             (Some(_), Some(true)) => "verified".to_string(),
             (Some(_), Some(false)) => format!(
@@ -310,7 +340,8 @@ pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -
             t.outcome.as_str(),
             markdown_cell(&t.binary_id),
             markdown_cell(&t.name),
-            t.attempts.len(),
+            // A recorder error's native re-run repeats its attempt number.
+            t.attempts.last().map_or(0, |a| a.attempt),
             t.duration_ms as f64 / 1000.0,
             location,
             trace,
@@ -453,6 +484,37 @@ mod tests {
         );
         assert!(
             text.contains("| verified | `cargo rrtest replay traces-1/crate/tests__fails/attempt-1.tar.zst` |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn recorder_errors_say_why_and_the_verdict() {
+        let mut t = test("tests::odd", Outcome::RecorderError);
+        t.attempts[0].outcome = AttemptOutcome::RecorderError;
+        t.attempts[0].recorder_error = Some("error: recorder: PTRACE_GETREGS".into());
+        let mut native = t.attempts[0].clone();
+        native.outcome = AttemptOutcome::Failed;
+        native.recorder_error = None;
+        native.recorded = false;
+        t.attempts.push(native);
+        let report = Report::new(String::new(), 0, None, true, vec![t]);
+        let paths = PathContext {
+            workspace_root: "/w".into(),
+            github_workspace: None,
+        };
+        let out = annotations(&report, &paths);
+        assert!(
+            out.contains("could not be recorded (failed without recording)")
+                && out.contains("Recorder: error: recorder: PTRACE_GETREGS"),
+            "{out}"
+        );
+        let text = step_summary(&report, 100_000, &ArtifactContext::default());
+        assert!(
+            text.contains("| recorder_error | `crate` `tests::odd` | 1 |")
+                && text.contains(
+                    "recorder failed: error: recorder: PTRACE_GETREGS; failed without recording"
+                ),
             "{text}"
         );
     }
