@@ -83,9 +83,28 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     let started_at = report::json::now_rfc3339();
     let cancel = signals::cancel_flag();
 
-    let built = build::build(&options.cargo)?;
+    // The preflight recording runs while cargo builds and the tests are listed.
+    let preflight = options.record.then(|| {
+        let recorder = recorder_path(options);
+        std::thread::spawn(move || recorder.and_then(|r| record::preflight(&r)))
+    });
+    let prepared = build::build(&options.cargo)
+        .map_err(crate::errors::Error::from)
+        .and_then(|built| {
+            let listed = list::list_all(built.binaries.clone(), options.runner.jobs)?;
+            Ok((built, listed))
+        });
+    let (built, listed) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            // Let the preflight finish (and remove its temporary trace).
+            if let Some(p) = preflight {
+                let _ = p.join();
+            }
+            return Err(e);
+        }
+    };
     let binaries = built.binaries.len();
-    let listed = list::list_all(built.binaries.clone(), options.runner.jobs)?;
 
     let selected: Vec<(list::TestCase, filter::Selection)> = listed
         .into_iter()
@@ -120,11 +139,17 @@ pub fn run(options: &RunOptions) -> Result<u8> {
             .map(|k| k.as_os_str()),
         &options.pass_env,
     );
+    let checked = preflight
+        .map(|p| {
+            p.join()
+                .unwrap_or_else(|_| Err("the preflight check panicked".into()))
+        })
+        .unwrap_or(Ok(()));
     let mut disabled_reason = None;
     if !options.record {
         disabled_reason = Some("--no-record".to_string());
     } else if !to_run.is_empty() {
-        match setup_recording(options, &built.target_dir) {
+        match checked.and_then(|()| setup_recording(options, &built.target_dir)) {
             Ok(recording) => runner_config.recording = Some(Arc::new(recording)),
             Err(why) => {
                 reporter.warn(&format!(
@@ -237,15 +262,23 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Checks that recording works here and sets up the trace directories.
+/// The recorder executable: `--recorder-path`, else this cargo-rrtest.
+fn recorder_path(options: &RunOptions) -> std::result::Result<PathBuf, String> {
+    match &options.recorder_path {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find the cargo-rrtest executable: {e}")),
+    }
+}
+
+/// Sets up the trace directories (after a successful preflight).
 fn setup_recording(
     options: &RunOptions,
     target_dir: &Path,
 ) -> std::result::Result<record::Recording, String> {
     let me = std::env::current_exe()
         .map_err(|e| format!("cannot find the cargo-rrtest executable: {e}"))?;
-    let recorder = options.recorder_path.clone().unwrap_or_else(|| me.clone());
-    record::preflight(&recorder)?;
+    let recorder = recorder_path(options)?;
     let rrtest = target_dir.join("rrtest");
     let recording = record::Recording {
         recorder,
