@@ -622,14 +622,20 @@ pub fn run_attempt(
 /// recorder error, except after a timeout or cancellation, where the trace
 /// is just dropped.
 fn settle_recording(r: &RecordSpec, killed: Option<Kill>, result: &mut AttemptResult) {
-    let failure = if record::is_recorder_failure(result.exit_code) {
-        Err(format!(
+    let header = record::finished_outcome(&r.trace_dir);
+    let failure = match header {
+        // A test may exit 105 itself: then its finished trace says so.
+        Ok(trace::Outcome::Exited { code })
+            if i32::from(crate::errors::exit_codes::RECORDER_FAILED) == code =>
+        {
+            header
+        }
+        _ if record::is_recorder_failure(result.exit_code) => Err(format!(
             "the recorder failed (exit {}): {}",
             crate::errors::exit_codes::RECORDER_FAILED,
             record::stderr_reason(&result.stderr.text())
-        ))
-    } else {
-        record::finished_outcome(&r.trace_dir)
+        )),
+        _ => header,
     };
     match failure {
         Ok(trace::Outcome::Exited { code }) => {
