@@ -47,28 +47,30 @@ pub struct ReplayArgs {
 
 /// Runs `cargo rrtest replay`.
 pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
-    let target = &args.trace;
-    let mut _unpacked: Option<pack::PrivateTempDir> = None;
-    let trace_dir = if target.is_dir() {
-        target.clone()
-    } else if target.is_file() {
-        let tmp = pack::PrivateTempDir::new("replay").map_err(crate::trace::Error::from)?;
-        let dir = pack::unpack(target, tmp.path(), pack::Limits::default())
-            .map_err(crate::trace::Error::from)?;
-        _unpacked = Some(tmp);
-        dir
+    let target = if args.trace.exists() {
+        args.trace.clone()
     } else {
-        let text = target.to_string_lossy();
+        let text = args.trace.to_string_lossy();
         // Binary ids may contain `/` (`crate::bin/name`), paths rarely `::`.
         let path_like = text.contains('/') && !text.contains("::");
         if path_like || text.ends_with(pack::ARCHIVE_SUFFIX) {
             return Err(Error::Usage(format!(
                 "{}: no such trace directory or archive",
-                target.display()
+                args.trace.display()
             )));
         }
-        let dir = find_test_trace(&text, &args)?;
-        eprintln!("cargo-rrtest: replaying {}", dir.display());
+        let found = find_test_trace(&text, &args)?;
+        eprintln!("cargo-rrtest: replaying {}", found.display());
+        found
+    };
+    let mut _unpacked: Option<pack::PrivateTempDir> = None;
+    let trace_dir = if target.is_dir() {
+        target
+    } else {
+        let tmp = pack::PrivateTempDir::new("replay").map_err(crate::trace::Error::from)?;
+        let dir = pack::unpack(&target, tmp.path(), pack::Limits::default())
+            .map_err(crate::trace::Error::from)?;
+        _unpacked = Some(tmp);
         dir
     };
     let opts = ReplayOptions {
@@ -104,7 +106,9 @@ fn target_dir(args: &ReplayArgs) -> Result<PathBuf> {
     Ok(meta.target_directory.into_std_path_buf())
 }
 
-/// The latest kept trace of the test called `name` (`NAME` or `BINARY_ID::NAME`).
+/// The latest kept trace of the test called `name` (`NAME` or `BINARY_ID::NAME`):
+/// its directory, or its archive when the report names one and the directory
+/// is gone.
 fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
     let target = target_dir(args)?;
     let rrtest = target.join("rrtest");
@@ -120,9 +124,14 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
             .filter(|t| t.name == name || format!("{}::{}", t.binary_id, t.name) == name)
             .filter_map(|t| {
                 let trace = PathBuf::from(t.trace.as_ref()?);
-                Some((format!("{}::{}", t.binary_id, t.name), trace))
+                let archive = t.archive.as_ref().map(PathBuf::from);
+                let usable = if trace.is_dir() {
+                    trace
+                } else {
+                    archive.filter(|a| a.is_file())?
+                };
+                Some((format!("{}::{}", t.binary_id, t.name), usable))
             })
-            .filter(|(_, trace)| trace.is_dir())
             .collect();
         if let Some(dir) = one_of(name, found)? {
             return Ok(dir);
