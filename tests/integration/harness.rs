@@ -1031,7 +1031,7 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), Failed> {
 /// attributes, only the five named entities and numeric references, no raw
 /// control characters. Returns `binary_id name` -> the element names inside
 /// each `<testcase>` (other than system-out/err), in order.
-fn parse_junit(xml: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
+pub(crate) fn parse_junit(xml: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
     let mut cases = BTreeMap::new();
     let mut stack: Vec<String> = Vec::new();
     let mut current: Option<String> = None;

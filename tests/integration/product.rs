@@ -28,8 +28,8 @@ use serde_json::Value;
 
 use crate::common;
 use crate::harness::{
-    copy_tree, demo_built, demo_manifest, out_dir, report_of, rrtest, tests_by_key, validate,
-    write_crate, RunOutput, DEMO_OUTCOMES,
+    copy_tree, demo_built, demo_manifest, out_dir, parse_junit, report_of, rrtest, tests_by_key,
+    validate, write_crate, RunOutput, DEMO_OUTCOMES,
 };
 
 /// Returns early from a trial with a message when a condition does not hold.
@@ -278,6 +278,21 @@ fn traces_kept_exactly() -> Result<(), Failed> {
                 "`cargo rrtest replay rrtest-traces-1/demo-core/tests__checksum_matches/attempt-2.tar.zst`"
             ),
         "step summary:\n{summary}"
+    );
+    // JUnit names the trace of a kept test in <properties>, and stays well formed.
+    let xml = std::fs::read_to_string(out_dir().join("product.xml"))?;
+    let cases = parse_junit(&xml).map_err(|e| format!("product.xml: {e}"))?;
+    let checksum = cases
+        .get("demo-core tests::checksum_matches")
+        .ok_or("checksum_matches missing from JUnit")?;
+    check!(
+        checksum.first().map(String::as_str) == Some("properties"),
+        "JUnit elements {checksum:?}"
+    );
+    check!(
+        xml.contains("<property name=\"rrtest.verified\" value=\"true\"/>")
+            && xml.contains("<property name=\"rrtest.replay_command\" value=\"cargo rrtest replay rrtest-traces-1/demo-core/tests__checksum_matches/attempt-2.tar.zst\"/>"),
+        "JUnit properties missing"
     );
     // Human output lists the kept traces.
     check!(
