@@ -58,14 +58,14 @@ pub fn trials() -> Vec<Trial> {
 // Running cargo-rrtest
 
 /// What one run of cargo-rrtest produced.
-struct RunOutput {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    report: Option<Value>,
+pub(crate) struct RunOutput {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
+    pub(crate) report: Option<Value>,
 }
 
-fn demo_manifest() -> PathBuf {
+pub(crate) fn demo_manifest() -> PathBuf {
     common::fixtures_dir().join("demo").join("Cargo.toml")
 }
 
@@ -74,7 +74,7 @@ fn demo_target_dir() -> PathBuf {
 }
 
 /// Builds the demo's tests once, so the runs below only find them fresh.
-fn demo_built() -> &'static Path {
+pub(crate) fn demo_built() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let target = demo_target_dir();
@@ -93,7 +93,7 @@ fn demo_built() -> &'static Path {
 
 /// Runs `cargo-rrtest ARGS` with a clean, deterministic environment (no
 /// GitHub variables unless `env` sets them; no backtraces; no colours).
-fn rrtest(args: &[&str], env: &[(&str, &str)], report: &Path) -> RunOutput {
+pub(crate) fn rrtest(args: &[&str], env: &[(&str, &str)], report: &Path) -> RunOutput {
     let mut cmd = Command::new(common::cargo_rrtest());
     cmd.args(args)
         .arg("--report")
@@ -132,7 +132,7 @@ fn demo_run(name: &str, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
 }
 
 /// Where the runs' reports and other files go.
-fn out_dir() -> PathBuf {
+pub(crate) fn out_dir() -> PathBuf {
     common::scratch_dir("harness-out")
 }
 
@@ -157,7 +157,7 @@ fn full_run() -> &'static RunOutput {
     })
 }
 
-fn report_of(run: &RunOutput) -> Result<&Value, Failed> {
+pub(crate) fn report_of(run: &RunOutput) -> Result<&Value, Failed> {
     run.report.as_ref().ok_or_else(|| {
         Failed::from(format!(
             "no report (exit {}):\nstdout:\n{}\nstderr:\n{}",
@@ -167,7 +167,7 @@ fn report_of(run: &RunOutput) -> Result<&Value, Failed> {
 }
 
 /// `binary_id name` -> test object.
-fn tests_by_key(report: &Value) -> BTreeMap<String, &Value> {
+pub(crate) fn tests_by_key(report: &Value) -> BTreeMap<String, &Value> {
     report["tests"]
         .as_array()
         .map(|tests| {
@@ -189,7 +189,7 @@ fn tests_by_key(report: &Value) -> BTreeMap<String, &Value> {
 }
 
 /// Every test in the demo and its outcome in the full run.
-const DEMO_OUTCOMES: &[(&str, &str)] = &[
+pub(crate) const DEMO_OUTCOMES: &[(&str, &str)] = &[
     ("demo-app tests::parses_list", "passed"),
     ("demo-app tests::rejects_garbage", "passed"),
     ("demo-app tests::sums_in_worker", "passed"),
@@ -990,7 +990,7 @@ fn redact_thread_id(line: &str) -> String {
 }
 
 /// Writes a one-package workspace with `lib` as its library.
-fn write_crate(dir: &Path, name: &str, lib: &str) -> Result<(), Failed> {
+pub(crate) fn write_crate(dir: &Path, name: &str, lib: &str) -> Result<(), Failed> {
     std::fs::create_dir_all(dir.join("src"))?;
     std::fs::write(
         dir.join("Cargo.toml"),
@@ -1009,7 +1009,7 @@ fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// Copies a fixture's sources (not its target directory).
-fn copy_tree(from: &Path, to: &Path) -> Result<(), Failed> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), Failed> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -1031,7 +1031,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), Failed> {
 /// attributes, only the five named entities and numeric references, no raw
 /// control characters. Returns `binary_id name` -> the element names inside
 /// each `<testcase>` (other than system-out/err), in order.
-fn parse_junit(xml: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
+pub(crate) fn parse_junit(xml: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
     let mut cases = BTreeMap::new();
     let mut stack: Vec<String> = Vec::new();
     let mut current: Option<String> = None;
@@ -1167,7 +1167,13 @@ fn unescape(s: &str) -> String {
 /// Validates `value` against the JSON Schema subset the report schema uses:
 /// `type` (one or a list), `enum`, `minimum`, `properties`, `required`,
 /// `additionalProperties: false`, `items`, `oneOf`, and `$ref` to `#/$defs/...`.
-fn validate(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+pub(crate) fn validate(
+    root: &Value,
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<String>,
+) {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         match r
             .strip_prefix("#/$defs/")

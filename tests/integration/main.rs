@@ -4,6 +4,7 @@
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
 mod harness;
+mod product;
 mod recorder;
 mod recorder_build;
 mod recorder_faults;
@@ -14,6 +15,7 @@ fn main() {
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     // Each area module appends its trials here.
     trials.extend(harness::trials());
+    trials.extend(product::trials());
     trials.extend(recorder::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,29 +1,80 @@
-//! `cargo rrtest replay DIR`: re-executes a recording deterministically to
+//! `cargo rrtest replay TRACE`: re-executes a recording deterministically to
 //! its end, writing what the program wrote to stdout/stderr while recorded,
 //! and exits with the recorded exit status. A divergence exits with
 //! `exit_codes::DIVERGENCE` and a message naming the event.
+//!
+//! TRACE is, in this order:
+//! - a trace directory;
+//! - a trace archive (`.tar.zst`, as `cargo rrtest` packs kept traces): it is
+//!   unpacked safely ([`crate::trace::pack::unpack`]) into a private
+//!   temporary directory, removed afterwards, so it replays from anywhere,
+//!   without the workspace or its target directory;
+//! - a test name, `NAME` or `BINARY_ID::NAME`: the test's kept trace from the
+//!   last report of the current workspace (`TARGET_DIR/rrtest/report.json`, or
+//!   `--report`), else found by scanning `TARGET_DIR/rrtest/traces/` (the
+//!   highest attempt). A name that matches several tests lists them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::record::exit_code_of;
 use crate::errors::{Error, Result};
+use crate::harness::record::sanitize;
 use crate::replayer::{self, ReplayError, ReplayOptions};
+use crate::report::Report;
+use crate::trace::pack;
 
 /// Options of `cargo rrtest replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// The trace directory.
+    /// A trace directory, a trace archive (.tar.zst), or a test name (`NAME` or
+    /// `BINARY_ID::NAME`: its latest kept trace in this workspace).
+    #[arg(value_name = "TRACE|ARCHIVE|TEST")]
     pub trace: PathBuf,
     /// Do not write the recorded output.
     #[arg(long)]
     pub quiet: bool,
+    /// With a test name: the workspace's Cargo.toml.
+    #[arg(long, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// With a test name: the target directory the tests ran in.
+    #[arg(long, value_name = "DIR")]
+    pub target_dir: Option<PathBuf>,
+    /// With a test name: the report to look it up in [default: TARGET_DIR/rrtest/report.json].
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
 }
 
 /// Runs `cargo rrtest replay`.
 pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
+    let target = if args.trace.exists() {
+        args.trace.clone()
+    } else {
+        let text = args.trace.to_string_lossy();
+        // Binary ids may contain `/` (`crate::bin/name`), paths rarely `::`.
+        let path_like = text.contains('/') && !text.contains("::");
+        if path_like || text.ends_with(pack::ARCHIVE_SUFFIX) {
+            return Err(Error::Usage(format!(
+                "{}: no such trace directory or archive",
+                args.trace.display()
+            )));
+        }
+        let found = find_test_trace(&text, &args)?;
+        eprintln!("cargo-rrtest: replaying {}", found.display());
+        found
+    };
+    let mut _unpacked: Option<pack::PrivateTempDir> = None;
+    let trace_dir = if target.is_dir() {
+        target
+    } else {
+        let tmp = pack::PrivateTempDir::new("replay").map_err(crate::trace::Error::from)?;
+        let dir = pack::unpack(&target, tmp.path(), pack::Limits::default())
+            .map_err(crate::trace::Error::from)?;
+        _unpacked = Some(tmp);
+        dir
+    };
     let opts = ReplayOptions {
-        trace_dir: args.trace,
+        trace_dir,
         echo_output: !args.quiet,
     };
     match replayer::replay(&opts) {
@@ -31,5 +82,180 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         Err(ReplayError::Divergence(d)) => Err(Error::Divergence(d)),
         Err(ReplayError::Other(replayer::Error::Trace(e))) => Err(Error::Trace(e)),
         Err(ReplayError::Other(e)) => Err(Error::Replayer(e)),
+    }
+}
+
+/// The target directory of the workspace around the current directory.
+fn target_dir(args: &ReplayArgs) -> Result<PathBuf> {
+    if let Some(dir) = &args.target_dir {
+        return Ok(dir.clone());
+    }
+    let mut cmd = cargo_metadata::MetadataCommand::new();
+    cmd.cargo_path(crate::harness::build::cargo_path())
+        .no_deps();
+    if let Some(p) = &args.manifest_path {
+        cmd.manifest_path(p);
+    }
+    let meta = cmd.exec().map_err(|e| {
+        Error::Usage(format!(
+            "`{}` is not a trace directory or archive, and looking it up as a test name needs a cargo workspace \
+             (run this in one, or pass --manifest-path / --target-dir): {e}",
+            args.trace.display()
+        ))
+    })?;
+    Ok(meta.target_directory.into_std_path_buf())
+}
+
+/// The latest kept trace of the test called `name` (`NAME` or `BINARY_ID::NAME`):
+/// its directory, or its archive when the report names one and the directory
+/// is gone.
+fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
+    let target = target_dir(args)?;
+    let rrtest = target.join("rrtest");
+    let report_path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| rrtest.join("report.json"));
+    // From the report: exact names.
+    if let Ok(report) = Report::read(&report_path) {
+        let found: Vec<(String, PathBuf)> = report
+            .tests
+            .iter()
+            .filter(|t| t.name == name || format!("{}::{}", t.binary_id, t.name) == name)
+            .filter_map(|t| {
+                let trace = PathBuf::from(t.trace.as_ref()?);
+                let archive = t.archive.as_ref().map(PathBuf::from);
+                let usable = if trace.is_dir() {
+                    trace
+                } else {
+                    archive.filter(|a| a.is_file())?
+                };
+                Some((format!("{}::{}", t.binary_id, t.name), usable))
+            })
+            .collect();
+        if let Some(dir) = one_of(name, found)? {
+            return Ok(dir);
+        }
+    }
+    // Else scan the trace directories (names there are sanitized).
+    let traces = rrtest.join("traces");
+    let wanted = sanitize(name);
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for bin in read_dirs(&traces) {
+        for test in read_dirs(&bin) {
+            let (Some(b), Some(t)) = (file_name(&bin), file_name(&test)) else {
+                continue;
+            };
+            if t != wanted && format!("{b}__{t}") != wanted {
+                continue;
+            }
+            let latest = read_dirs(&test)
+                .into_iter()
+                .filter(|d| d.join(crate::trace::HEADER_FILE).is_file())
+                .filter_map(|d| {
+                    let n: u32 = file_name(&d)?.strip_prefix("attempt-")?.parse().ok()?;
+                    Some((n, d))
+                })
+                .max_by_key(|(n, _)| *n);
+            if let Some((_, dir)) = latest {
+                found.push((format!("{b}/{t}"), dir));
+            }
+        }
+    }
+    one_of(name, found)?.ok_or_else(|| {
+        Error::Usage(format!(
+            "no kept trace of a test named `{name}` (looked in {} and {}); \
+             traces are kept for failed, timed-out and flaky tests (`--keep all` keeps every one)",
+            report_path.display(),
+            traces.display()
+        ))
+    })
+}
+
+/// The single candidate, None for none, an error listing them for several.
+fn one_of(name: &str, mut found: Vec<(String, PathBuf)>) -> Result<Option<PathBuf>> {
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop().map(|(_, dir)| dir)),
+        _ => {
+            let list: Vec<String> = found
+                .iter()
+                .map(|(id, dir)| format!("  {id}  ({})", dir.display()))
+                .collect();
+            Err(Error::Usage(format!(
+                "`{name}` names several tests with kept traces; give BINARY_ID::NAME:\n{}",
+                list.join("\n")
+            )))
+        }
+    }
+}
+
+fn read_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+fn file_name(p: &Path) -> Option<String> {
+    p.file_name().map(|n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(trace: &str, target: &Path) -> ReplayArgs {
+        ReplayArgs {
+            trace: trace.into(),
+            quiet: true,
+            manifest_path: None,
+            target_dir: Some(target.to_path_buf()),
+            report: Some(target.join("no-report.json")),
+        }
+    }
+
+    /// `traces/<bin>/<test>/attempt-<n>/header.json`.
+    fn fake_trace(target: &Path, bin: &str, test: &str, attempt: u32) -> PathBuf {
+        let dir = target
+            .join("rrtest/traces")
+            .join(bin)
+            .join(test)
+            .join(format!("attempt-{attempt}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(crate::trace::HEADER_FILE), "{}").unwrap();
+        dir
+    }
+
+    #[test]
+    fn finds_the_latest_attempt_by_scanning() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_trace(tmp.path(), "demo-core", "tests__fails", 1);
+        let latest = fake_trace(tmp.path(), "demo-core", "tests__fails", 2);
+        let a = args("tests::fails", tmp.path());
+        assert_eq!(find_test_trace("tests::fails", &a).unwrap(), latest);
+        assert_eq!(
+            find_test_trace("demo-core::tests::fails", &a).unwrap(),
+            latest
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_name_lists_the_candidates() {
+        let tmp = tempfile::tempdir().unwrap();
+        fake_trace(tmp.path(), "demo-core", "tests__fails", 1);
+        fake_trace(tmp.path(), "demo-app", "tests__fails", 1);
+        let a = args("tests::fails", tmp.path());
+        let err = find_test_trace("tests::fails", &a).unwrap_err().to_string();
+        assert!(err.contains("several tests"), "{err}");
+        assert!(err.contains("demo-app/tests__fails") && err.contains("demo-core/tests__fails"));
+        let err = find_test_trace("tests::other", &a).unwrap_err().to_string();
+        assert!(err.contains("no kept trace"), "{err}");
     }
 }

@@ -9,14 +9,17 @@ use std::time::Duration;
 
 use crate::errors::{Error, Result};
 use crate::harness::{
-    self, output::ColorChoice, runner::RunnerConfig, NoTests, Partition, RunIgnored, TestFilter,
+    self, output::ColorChoice, runner::RunnerConfig, KeepPolicy, NoTests, Partition, RunIgnored,
+    TestFilter,
 };
 
 /// Options of `cargo rrtest run`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Recording is not available yet: every run behaves as with --no-record \
-(tests run natively, `trace` is null in the report).\n\n\
+    after_help = "Every attempt is recorded (unless --no-record); traces of failed, timed-out and \
+flaky tests are kept under TARGET_DIR/rrtest/traces, verified, and packed into \
+TARGET_DIR/rrtest/archives/**/*.tar.zst. Variables that look like credentials are removed \
+from the tests' environment (--pass-env NAME keeps one).\n\n\
 Exit codes: 0 all passed, 2 usage error, 4 no tests (with --no-tests fail), \
 100 tests failed, 101 build failed, 102 internal error, 130 interrupted (docs/exit-codes.md)."
 )]
@@ -57,9 +60,27 @@ pub struct RunArgs {
     /// Whether a flaky test passes or fails the run.
     #[arg(long, value_enum, default_value_t = FlakyResult::Pass, help_heading = "Runner")]
     pub flaky_result: FlakyResult,
-    /// Run without recording. Recording is not available yet, so this is always the case.
-    #[arg(long, help_heading = "Runner")]
+    /// Run the tests without recording them.
+    #[arg(long, help_heading = "Recording")]
     pub no_record: bool,
+    /// Which traces to keep: of failed and timed-out attempts (so of flaky tests too), all, or none.
+    #[arg(long, value_enum, default_value_t = KeepPolicy::Failed, help_heading = "Recording")]
+    pub keep: KeepPolicy,
+    /// Pass this variable to the tests although its name looks like a credential (repeatable).
+    #[arg(long, value_name = "NAME", help_heading = "Recording")]
+    pub pass_env: Vec<std::ffi::OsString>,
+    /// Name of the CI artifact the archives are uploaded as; replay commands in the report and the
+    /// GitHub step summary then refer to it.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "RRTEST_ARTIFACT_NAME",
+        help_heading = "Recording"
+    )]
+    pub artifact_name: Option<String>,
+    /// The recorder executable (testing aid: another build, or a stand-in that fails).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub recorder_path: Option<PathBuf>,
     /// What to do when no test is selected.
     #[arg(long, value_enum, default_value_t = NoTests::Warn, help_heading = "Runner")]
     pub no_tests: NoTests,
@@ -125,15 +146,21 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
             jobs,
             timeout,
             retries: args.retries,
+            recording: None,
+            env_remove: Vec::new(),
         },
         flaky_fails: args.flaky_result == FlakyResult::Fail,
         report: args.report,
         junit: args.junit,
         color: args.color,
         no_tests: args.no_tests,
+        record: !args.no_record,
+        keep: args.keep,
+        recorder_path: args
+            .recorder_path
+            .map(|p| std::path::absolute(&p).unwrap_or(p)),
+        pass_env: args.pass_env,
+        artifact_name: args.artifact_name.filter(|n| !n.is_empty()),
     };
-    if !args.no_record {
-        eprintln!("note: recording is not available yet; running without it (as with --no-record)");
-    }
     harness::run(&options).map(ExitCode::from)
 }

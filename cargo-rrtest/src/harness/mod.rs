@@ -3,8 +3,9 @@
 //! [`run`] is the whole `cargo rrtest run` pipeline:
 //! [`build`] (cargo test --no-run) -> [`list`] (`--list --format terse`) ->
 //! [`filter`] and [`partition`] -> [`runner`] (one process per attempt, a job
-//! pool, timeouts, retries) -> the report ([`crate::report`]) and the human
-//! output ([`output`]).
+//! pool, timeouts, retries; each attempt recorded as set up by [`record`],
+//! with credentials removed from its environment by [`secrets`]) -> the
+//! report ([`crate::report`]) and the human output ([`output`]).
 
 pub mod build;
 pub mod filter;
@@ -12,11 +13,15 @@ pub mod list;
 pub mod output;
 pub mod panic;
 pub mod partition;
+pub mod record;
 pub mod runner;
+pub mod secrets;
 pub mod signals;
 
+use std::ffi::OsString;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::errors::{exit_codes, Result};
@@ -25,6 +30,7 @@ use crate::report::{self, json::output_tail, Report};
 pub use build::CargoOptions;
 pub use filter::{RunIgnored, TestFilter};
 pub use partition::Partition;
+pub use record::KeepPolicy;
 
 /// What to do when no test is selected (`--no-tests`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -59,6 +65,16 @@ pub struct RunOptions {
     pub color: output::ColorChoice,
     /// What no selected tests means.
     pub no_tests: NoTests,
+    /// Record the tests (not `--no-record`).
+    pub record: bool,
+    /// Which traces to keep.
+    pub keep: KeepPolicy,
+    /// The recorder executable (default: this cargo-rrtest).
+    pub recorder_path: Option<PathBuf>,
+    /// Credential-looking variables to pass to tests anyway.
+    pub pass_env: Vec<OsString>,
+    /// The CI artifact the archives are uploaded as (for replay commands).
+    pub artifact_name: Option<String>,
 }
 
 /// Runs the tests and returns the exit code.
@@ -67,9 +83,28 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     let started_at = report::json::now_rfc3339();
     let cancel = signals::cancel_flag();
 
-    let built = build::build(&options.cargo)?;
+    // The preflight recording runs while cargo builds and the tests are listed.
+    let preflight = options.record.then(|| {
+        let recorder = recorder_path(options);
+        std::thread::spawn(move || recorder.and_then(|r| record::preflight(&r)))
+    });
+    let prepared = build::build(&options.cargo)
+        .map_err(crate::errors::Error::from)
+        .and_then(|built| {
+            let listed = list::list_all(built.binaries.clone(), options.runner.jobs)?;
+            Ok((built, listed))
+        });
+    let (built, listed) = match prepared {
+        Ok(x) => x,
+        Err(e) => {
+            // Let the preflight finish (and remove its temporary trace).
+            if let Some(p) = preflight {
+                let _ = p.join();
+            }
+            return Err(e);
+        }
+    };
     let binaries = built.binaries.len();
-    let listed = list::list_all(built.binaries.clone(), options.runner.jobs)?;
 
     let selected: Vec<(list::TestCase, filter::Selection)> = listed
         .into_iter()
@@ -94,13 +129,51 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     let github = report::github::is_github_actions();
     let token = github.then(report::github::stop_token);
     let mut reporter = output::Reporter::new(options.color, token);
+
+    let mut runner_config = options.runner.clone();
+    runner_config.env_remove = secrets::to_remove(
+        std::env::vars_os()
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|k| k.as_os_str()),
+        &options.pass_env,
+    );
+    let checked = preflight
+        .map(|p| {
+            p.join()
+                .unwrap_or_else(|_| Err("the preflight check panicked".into()))
+        })
+        .unwrap_or(Ok(()));
+    let mut disabled_reason = None;
+    if !options.record {
+        disabled_reason = Some("--no-record".to_string());
+    } else if !to_run.is_empty() {
+        match checked.and_then(|()| setup_recording(options, &built.target_dir)) {
+            Ok(recording) => runner_config.recording = Some(Arc::new(recording)),
+            Err(why) => {
+                reporter.warn(&format!(
+                    "recording is not possible here: {why}; running the tests without recording (as with --no-record)"
+                ));
+                disabled_reason = Some(why);
+            }
+        }
+    }
     reporter.start(to_run.len(), binaries, ignored.len());
 
-    let results = runner::run_tests(&to_run, &options.runner, cancel, |e| reporter.event(e));
+    let results = runner::run_tests(&to_run, &runner_config, cancel, |e| reporter.event(e));
     let cancelled = cancel.load(std::sync::atomic::Ordering::Relaxed);
     let results: Vec<runner::TestResult> = results.into_iter().filter(|r| !r.cancelled()).collect();
 
-    let mut tests: Vec<report::TestReport> = results.iter().map(test_report).collect();
+    let replay = ReplayHint {
+        artifact_name: options.artifact_name.clone(),
+        archives_dir: runner_config
+            .recording
+            .as_ref()
+            .map(|r| r.archives_dir.clone()),
+    };
+    let mut tests: Vec<report::TestReport> =
+        results.iter().map(|r| test_report(r, &replay)).collect();
     tests.extend(ignored.iter().map(|t| report::TestReport {
         binary_id: t.binary.binary_id.clone(),
         name: t.name.clone(),
@@ -109,15 +182,20 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         duration_ms: 0,
         attempts: Vec::new(),
         trace: None,
+        archive: None,
+        replay_command: None,
+        verified: None,
+        verification_failure: None,
     }));
     let elapsed = started.elapsed();
-    let report = Report::new(
+    let mut report = Report::new(
         started_at,
         millis(elapsed),
         options.partition.map(|p| p.to_string()),
-        false,
+        runner_config.recording.is_some(),
         tests,
     );
+    report.recording_disabled_reason = disabled_reason;
     let report_path = options
         .report
         .clone()
@@ -144,7 +222,8 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         );
         if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
             let summary = PathBuf::from(summary);
-            report::github::append_step_summary(&report, &summary)
+            let artifact = report::github::ArtifactContext::from_env(options.artifact_name.clone());
+            report::github::append_step_summary(&report, &summary, &artifact)
                 .map_err(|e| crate::errors::Error::io(summary.display().to_string(), e))?;
         }
     }
@@ -183,34 +262,124 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The recorder executable: `--recorder-path`, else this cargo-rrtest.
+fn recorder_path(options: &RunOptions) -> std::result::Result<PathBuf, String> {
+    match &options.recorder_path {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find the cargo-rrtest executable: {e}")),
+    }
+}
+
+/// Sets up the trace directories (after a successful preflight).
+fn setup_recording(
+    options: &RunOptions,
+    target_dir: &Path,
+) -> std::result::Result<record::Recording, String> {
+    let me = std::env::current_exe()
+        .map_err(|e| format!("cannot find the cargo-rrtest executable: {e}"))?;
+    let recorder = recorder_path(options)?;
+    let rrtest = target_dir.join("rrtest");
+    let recording = record::Recording {
+        recorder,
+        verifier: me,
+        traces_dir: rrtest.join("traces"),
+        archives_dir: rrtest.join("archives"),
+        keep: options.keep,
+    };
+    for dir in [&recording.traces_dir, &recording.archives_dir] {
+        record::create_private_dir(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    Ok(recording)
+}
+
+/// What replay commands are built from.
+struct ReplayHint {
+    /// The CI artifact holding the archives, if named.
+    artifact_name: Option<String>,
+    /// `TARGET/rrtest/archives`, when recording.
+    archives_dir: Option<PathBuf>,
+}
+
+/// A word for a shell command line: as is when safe, else single-quoted.
+pub fn shell_word(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '_' | '-' | '.' | '/' | ':' | '=' | '@' | '+' | ',')
+        });
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// The report entry of a finished test.
-fn test_report(r: &runner::TestResult) -> report::TestReport {
+fn test_report(r: &runner::TestResult, replay: &ReplayHint) -> report::TestReport {
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let attempts: Vec<report::Attempt> = r
+        .attempts
+        .iter()
+        .map(|a| {
+            let (stdout, stdout_omitted_bytes) = output_tail(&a.stdout.bytes, a.stdout.omitted);
+            let (stderr, stderr_omitted_bytes) = output_tail(&a.stderr.bytes, a.stderr.omitted);
+            let checked = a.checked.clone().unwrap_or_default();
+            report::Attempt {
+                attempt: a.attempt,
+                outcome: a.outcome,
+                duration_ms: millis(a.duration),
+                exit_code: a.exit_code,
+                signal: a.signal.clone(),
+                stdout,
+                stdout_omitted_bytes,
+                stderr,
+                stderr_omitted_bytes,
+                panic: a.panic.clone(),
+                recorded: a.recorded,
+                recorder_error: a.recorder_error.clone(),
+                trace: path(&a.trace),
+                archive: path(&checked.archive),
+                verified: a.trace.as_ref().and(checked.verified),
+                verification_failure: checked.failure,
+            }
+        })
+        .collect();
+    // The test's trace: the last failing attempt's, else (--keep all) the last one's.
+    let primary = attempts
+        .iter()
+        .rev()
+        .find(|a| a.trace.is_some() && !a.outcome.is_pass())
+        .or_else(|| attempts.iter().rev().find(|a| a.trace.is_some()));
+    let replay_command = primary.map(|a| {
+        let local = format!(
+            "cargo rrtest replay {}",
+            shell_word(&format!("{}::{}", r.test.binary.binary_id, r.test.name))
+        );
+        match (&replay.artifact_name, &replay.archives_dir, &a.archive) {
+            (Some(name), Some(dir), Some(archive)) => {
+                // Relative to the artifact, downloaded into a directory of its name.
+                let rel = Path::new(archive)
+                    .strip_prefix(dir)
+                    .map(|p| format!("{name}/{}", p.display()))
+                    .unwrap_or_else(|_| archive.clone());
+                format!("cargo rrtest replay {}", shell_word(&rel))
+            }
+            _ => local,
+        }
+    });
     report::TestReport {
         binary_id: r.test.binary.binary_id.clone(),
         name: r.test.name.clone(),
         package: r.test.binary.package.clone(),
         outcome: r.outcome,
         duration_ms: millis(r.duration()),
-        attempts: r
-            .attempts
-            .iter()
-            .map(|a| {
-                let (stdout, stdout_omitted_bytes) = output_tail(&a.stdout.bytes, a.stdout.omitted);
-                let (stderr, stderr_omitted_bytes) = output_tail(&a.stderr.bytes, a.stderr.omitted);
-                report::Attempt {
-                    attempt: a.attempt,
-                    outcome: a.outcome,
-                    duration_ms: millis(a.duration),
-                    exit_code: a.exit_code,
-                    signal: a.signal.clone(),
-                    stdout,
-                    stdout_omitted_bytes,
-                    stderr,
-                    stderr_omitted_bytes,
-                    panic: a.panic.clone(),
-                }
-            })
-            .collect(),
-        trace: None,
+        trace: primary.and_then(|a| a.trace.clone()),
+        archive: primary.and_then(|a| a.archive.clone()),
+        replay_command,
+        verified: primary.and_then(|a| a.verified),
+        verification_failure: primary.and_then(|a| a.verification_failure.clone()),
+        attempts,
     }
 }

@@ -162,19 +162,31 @@ impl Reporter {
         } else {
             outcome_word(result.outcome)
         };
-        let tries = if result.attempts.len() > 1 {
-            format!(" {}/{}", result.attempts.len(), result.attempts.len())
+        // A recorder error's native re-run has the same attempt number.
+        let runs = result.attempts.last().map_or(0, |a| a.attempt);
+        let tries = if runs > 1 {
+            format!(" {runs}/{runs}")
         } else {
             String::new()
         };
         let status = format!("{word}{tries}");
-        format!(
+        let mut line = format!(
             "{} [{}] {} {}",
             self.status(style, &status),
             duration(result.duration()),
             result.test.binary.binary_id,
             result.test.name
-        )
+        );
+        if result.outcome == Outcome::RecorderError {
+            // The test's own verdict, from its run without recording.
+            if let Some(last) = result.attempts.last() {
+                line.push_str(&format!(
+                    " (without recording: {})",
+                    attempt_word(last.outcome)
+                ));
+            }
+        }
+        line
     }
 
     /// Prints the failing tests' output and the summary; stops the bar.
@@ -245,6 +257,37 @@ impl Reporter {
             }
             let _ = writeln!(out, "{}", self.result_line(r));
         }
+        for t in report.tests.iter().filter(|t| t.trace.is_some()) {
+            let (word, style) = match t.verified {
+                Some(true) => ("Trace", Style::Green),
+                Some(false) => ("Unverified", Style::Yellow),
+                None => ("Trace", Style::Yellow),
+            };
+            let mut text = format!(
+                "{} {} {}: {}",
+                self.status(style, word),
+                t.binary_id,
+                t.name,
+                t.replay_command.as_deref().unwrap_or_default()
+            );
+            if let Some(why) = &t.verification_failure {
+                text.push_str(&format!(" (does not replay: {why})"));
+            }
+            let _ = writeln!(out, "{text}");
+        }
+        for r in results.iter() {
+            for a in r.attempts.iter().filter(|a| a.recorder_error.is_some()) {
+                let _ = writeln!(
+                    out,
+                    "{} {} {}: attempt {} could not be recorded: {}",
+                    self.status(Style::Red, "Recorder"),
+                    r.test.binary.binary_id,
+                    r.test.name,
+                    a.attempt,
+                    a.recorder_error.as_deref().unwrap_or_default()
+                );
+            }
+        }
     }
 
     fn failure_output(&self, r: &TestResult, last: &AttemptResult) -> String {
@@ -270,6 +313,15 @@ impl Reporter {
         }
         body.push('\n');
         body
+    }
+
+    /// Prints a warning (to stderr, above the bar).
+    pub fn warn(&self, text: &str) {
+        let print = || eprintln!("{} {text}", self.status(Style::Yellow, "warning"));
+        match &self.bar {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
     }
 
     /// Prints a note (to stderr, above the bar).

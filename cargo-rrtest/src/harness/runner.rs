@@ -2,27 +2,38 @@
 //! time, every attempt in its own process.
 //!
 //! An attempt is first described as a value, [`AttemptSpec`] (program, args,
-//! cwd, env, attempt number), and turned into a process by one function,
-//! [`AttemptSpec::to_command`]. Recording will wrap exactly that function
-//! (`cargo-rrtest record -o TRACE -- <bin> <args>`), so the runner does not care
-//! whether an attempt is recorded.
+//! cwd, env, attempt number, and the trace directory when recorded), and
+//! turned into a process by one function, [`AttemptSpec::to_command`], which
+//! wraps a recorded attempt as `<recorder> record --no-verify -o TRACE --
+//! <bin> <args>` (the recorder passes the test's output through).
+//!
+//! A recorded attempt is checked afterwards ([`super::record`]): a recorder
+//! failure (exit 105, or no finished trace) makes it a `recorder_error`, and
+//! the same attempt runs again without recording so its verdict is known.
+//! Traces the keep policy does not keep are deleted as soon as the attempt
+//! ends; kept ones are verified and packed by the same worker threads, which
+//! take verification jobs before new tests, so verification shares the job
+//! limit and overlaps the rest of the run.
 //!
 //! Each attempt runs with null stdin, in its own process group, with stdout and
 //! stderr on pipes. The worker waits with poll(2) on the pipes (so full pipes
 //! never block the test), checking the child with `waitid(WNOWAIT)` and the
 //! deadline at each wake-up; at the timeout or on cancellation it kills the
-//! whole process group with SIGKILL. After the child exits, any processes left
+//! whole process group with SIGKILL (a recorded attempt at its timeout first
+//! gets SIGTERM to the recorder, which kills the test and closes the trace,
+//! and [`TERM_GRACE`] to exit). After the child exits, any processes left
 //! in its group are killed before the child is reaped (while it is a zombie
 //! its pid, which is the group id, cannot be reused).
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -32,7 +43,9 @@ use nix::unistd::Pid;
 
 use super::list::TestCase;
 use super::panic::parse_first_panic;
+use super::record::{self, Recording};
 use crate::report::{AttemptOutcome, Outcome};
+use crate::trace;
 
 /// How much of each stream is kept in memory per attempt (the end of it).
 pub const CAPTURE_LIMIT: usize = 1024 * 1024;
@@ -44,6 +57,14 @@ const PIPE_GRACE: Duration = Duration::from_millis(100);
 /// Longest sleep between checks of the deadline and the cancel flag.
 const MAX_TICK: Duration = Duration::from_millis(100);
 
+/// How long a recorder gets to close the trace after SIGTERM at a timeout
+/// before its process group is killed.
+pub const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// The least time a verification replay gets (more for slow tests: 20 times
+/// the recorded attempt).
+const VERIFY_MIN_LIMIT: Duration = Duration::from_secs(60);
+
 /// How the runner runs tests.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -53,6 +74,19 @@ pub struct RunnerConfig {
     pub timeout: Option<Duration>,
     /// Extra attempts for a failed or timed-out test.
     pub retries: u32,
+    /// How to record attempts; None runs them natively (`--no-record`).
+    pub recording: Option<Arc<Recording>>,
+    /// Inherited variables removed from tests' environments (credentials).
+    pub env_remove: Vec<OsString>,
+}
+
+/// Where and with what a recorded attempt is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSpec {
+    /// The executable with the `record` verb.
+    pub recorder: PathBuf,
+    /// The trace directory to write.
+    pub trace_dir: PathBuf,
 }
 
 /// One attempt of one test, as a value: what to execute, where, with what.
@@ -70,6 +104,10 @@ pub struct AttemptSpec {
     pub attempt: u32,
     /// Attempts allowed in all (retries + 1).
     pub total_attempts: u32,
+    /// Inherited variables to remove from the environment.
+    pub env_remove: Vec<OsString>,
+    /// Record the attempt, or None to run it natively.
+    pub record: Option<RecordSpec>,
 }
 
 impl AttemptSpec {
@@ -101,15 +139,35 @@ impl AttemptSpec {
             env,
             attempt,
             total_attempts,
+            env_remove: Vec::new(),
+            record: None,
         }
     }
 
     /// The process for this attempt: the single place where an attempt becomes a
-    /// command (recording will wrap it here).
+    /// command, recorded (`<recorder> record --no-verify -o TRACE -- <bin>
+    /// <args>`) or not.
     pub fn to_command(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
-            .current_dir(&self.cwd)
+        let mut cmd = match &self.record {
+            None => {
+                let mut cmd = Command::new(&self.program);
+                cmd.args(&self.args);
+                cmd
+            }
+            Some(r) => {
+                let mut cmd = Command::new(&r.recorder);
+                cmd.args(["record", "--no-verify", "-o"])
+                    .arg(&r.trace_dir)
+                    .arg("--")
+                    .arg(&self.program)
+                    .args(&self.args);
+                cmd
+            }
+        };
+        for name in &self.env_remove {
+            cmd.env_remove(name);
+        }
+        cmd.current_dir(&self.cwd)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -165,6 +223,14 @@ pub struct AttemptResult {
     pub panic: Option<crate::report::Panic>,
     /// It was stopped because the run was cancelled (Ctrl-C).
     pub cancelled: bool,
+    /// It ran under the recorder.
+    pub recorded: bool,
+    /// Its kept trace (None when not recorded or not kept).
+    pub trace: Option<PathBuf>,
+    /// Why the recorder failed, for a `recorder_error` attempt.
+    pub recorder_error: Option<String>,
+    /// Verification and packing of the kept trace (filled after the test).
+    pub checked: Option<record::Checked>,
 }
 
 /// A test's result: its final outcome and every attempt.
@@ -216,39 +282,88 @@ pub enum RunEvent<'a> {
 
 enum WorkerMessage {
     Started(usize),
-    Retrying(usize, AttemptResult),
+    Retrying(usize, Box<AttemptResult>),
     Finished(usize, TestResult),
+    Checked(usize, usize, record::Checked),
+}
+
+/// A kept trace waiting for verification: test index, attempt index, dir,
+/// archive, time limit.
+struct VerifyJob {
+    test: usize,
+    attempt: usize,
+    dir: PathBuf,
+    archive: PathBuf,
+    limit: Duration,
+}
+
+/// The work queue shared by the workers.
+struct Queue {
+    next_test: usize,
+    running: usize,
+    verify: VecDeque<VerifyJob>,
+}
+
+enum Work {
+    Test(usize),
+    Verify(VerifyJob),
 }
 
 /// Runs `tests` and returns their results in the same order (tests not started
 /// because the run was cancelled are missing). `on_event` sees progress.
+/// Returns when every test has run and every kept trace is verified and packed.
 pub fn run_tests(
     tests: &[TestCase],
     config: &RunnerConfig,
     cancel: &AtomicBool,
     mut on_event: impl FnMut(RunEvent<'_>),
 ) -> Vec<TestResult> {
-    let next = AtomicUsize::new(0);
     let total_attempts = config.retries.saturating_add(1);
     let (tx, rx) = mpsc::channel::<WorkerMessage>();
     let mut results: Vec<Option<TestResult>> = vec![None; tests.len()];
+    let mut checks: Vec<(usize, usize, record::Checked)> = Vec::new();
+    let queue = Mutex::new(Queue {
+        next_test: 0,
+        running: 0,
+        verify: VecDeque::new(),
+    });
+    let wake = Condvar::new();
     std::thread::scope(|scope| {
         for _ in 0..config.jobs.clamp(1, tests.len().max(1)) {
             let tx = tx.clone();
-            let next = &next;
+            let (queue, wake) = (&queue, &wake);
             scope.spawn(move || loop {
-                if cancel.load(Ordering::Relaxed) {
-                    return;
-                }
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(test) = tests.get(i) else {
+                let Some(work) = next_work(queue, wake, tests.len(), cancel) else {
                     return;
                 };
-                let _ = tx.send(WorkerMessage::Started(i));
-                let result = run_test(test, config, total_attempts, cancel, |a| {
-                    let _ = tx.send(WorkerMessage::Retrying(i, a.clone()));
-                });
-                let _ = tx.send(WorkerMessage::Finished(i, result));
+                match work {
+                    Work::Verify(job) => {
+                        let Some(rec) = &config.recording else {
+                            continue;
+                        };
+                        let checked = record::verify_and_pack(
+                            &rec.verifier,
+                            &job.dir,
+                            &job.archive,
+                            job.limit,
+                            cancel,
+                        );
+                        let _ = tx.send(WorkerMessage::Checked(job.test, job.attempt, checked));
+                    }
+                    Work::Test(i) => {
+                        let test = &tests[i];
+                        let _ = tx.send(WorkerMessage::Started(i));
+                        let result = run_test(test, config, total_attempts, cancel, |a| {
+                            let _ = tx.send(WorkerMessage::Retrying(i, Box::new(a.clone())));
+                        });
+                        let jobs = verify_jobs(i, &result, config);
+                        let _ = tx.send(WorkerMessage::Finished(i, result));
+                        let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                        q.running -= 1;
+                        q.verify.extend(jobs);
+                        wake.notify_all();
+                    }
+                }
             });
         }
         drop(tx);
@@ -264,10 +379,80 @@ pub fn run_tests(
                     on_event(RunEvent::Finished { result: &result });
                     results[i] = Some(result);
                 }
+                WorkerMessage::Checked(i, a, checked) => checks.push((i, a, checked)),
             }
         }
     });
+    for (i, a, checked) in checks {
+        if let Some(attempt) = results[i].as_mut().and_then(|r| r.attempts.get_mut(a)) {
+            attempt.checked = Some(checked);
+        }
+    }
     results.into_iter().flatten().collect()
+}
+
+/// The next piece of work: a verification if one waits, else the next test;
+/// None when all is done (or cancelled).
+fn next_work(
+    queue: &Mutex<Queue>,
+    wake: &Condvar,
+    tests: usize,
+    cancel: &AtomicBool,
+) -> Option<Work> {
+    let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            wake.notify_all();
+            return None;
+        }
+        if let Some(job) = q.verify.pop_front() {
+            return Some(Work::Verify(job));
+        }
+        if q.next_test < tests {
+            q.next_test += 1;
+            q.running += 1;
+            return Some(Work::Test(q.next_test - 1));
+        }
+        if q.running == 0 {
+            wake.notify_all();
+            return None;
+        }
+        // Tests still running may queue verifications; the timeout rechecks
+        // the cancel flag.
+        q = wake
+            .wait_timeout(q, MAX_TICK)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+/// The verification jobs for a finished test's kept traces.
+fn verify_jobs(test: usize, result: &TestResult, config: &RunnerConfig) -> Vec<VerifyJob> {
+    let Some(rec) = &config.recording else {
+        return Vec::new();
+    };
+    if result.cancelled() {
+        return Vec::new();
+    }
+    result
+        .attempts
+        .iter()
+        .enumerate()
+        .filter_map(|(a, attempt)| {
+            let dir = attempt.trace.clone()?;
+            Some(VerifyJob {
+                test,
+                attempt: a,
+                dir,
+                archive: rec.attempt_archive(
+                    &result.test.binary.binary_id,
+                    &result.test.name,
+                    attempt.attempt,
+                ),
+                limit: VERIFY_MIN_LIMIT.max(attempt.duration * 20),
+            })
+        })
+        .collect()
 }
 
 /// Runs every attempt of one test.
@@ -279,9 +464,38 @@ fn run_test(
     mut on_retry: impl FnMut(&AttemptResult),
 ) -> TestResult {
     let mut attempts: Vec<AttemptResult> = Vec::new();
+    let binary_id = &test.binary.binary_id;
+    let mut recording = config.recording.as_deref();
+    if let Some(rec) = recording {
+        if let Err(e) = rec.prepare_test(binary_id, &test.name) {
+            eprintln!(
+                "cargo-rrtest: warning: cannot prepare the trace directory of {binary_id} {}: {e}; running it without recording",
+                test.name
+            );
+            recording = None;
+        }
+    }
     for n in 1..=total_attempts {
-        let spec = AttemptSpec::new(test, n, total_attempts);
-        let result = run_attempt(&spec, config.timeout, cancel);
+        let mut spec = AttemptSpec::new(test, n, total_attempts);
+        spec.env_remove = config.env_remove.clone();
+        spec.record = recording.map(|rec| RecordSpec {
+            recorder: rec.recorder.clone(),
+            trace_dir: rec.attempt_trace(binary_id, &test.name, n),
+        });
+        let mut result = run_attempt(&spec, config.timeout, cancel);
+        if result.outcome == AttemptOutcome::RecorderError && !result.cancelled {
+            // The user still learns the test's verdict: the same attempt, natively.
+            spec.record = None;
+            let native = run_attempt(&spec, config.timeout, cancel);
+            attempts.push(result);
+            result = native;
+        }
+        if let (Some(rec), Some(dir)) = (recording, &result.trace) {
+            if result.cancelled || !rec.keep.keeps(result.outcome.is_pass()) {
+                let _ = record::remove_if_present(dir);
+                result.trace = None;
+            }
+        }
         let done = result.outcome.is_pass() || result.cancelled || n == total_attempts;
         if !done {
             on_retry(&result);
@@ -291,13 +505,30 @@ fn run_test(
             break;
         }
     }
+    if let Some(rec) = recording {
+        // An empty directory is no kept trace (remove_dir leaves non-empty ones).
+        let dir = rec.test_traces(binary_id, &test.name);
+        if std::fs::remove_dir(&dir).is_ok() {
+            if let Some(parent) = dir.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+    }
     let last = attempts.last().expect("at least one attempt").outcome;
-    let outcome = match last {
-        AttemptOutcome::Passed if attempts.len() == 1 => Outcome::Passed,
-        AttemptOutcome::Passed => Outcome::Flaky,
-        AttemptOutcome::Failed => Outcome::Failed,
-        AttemptOutcome::TimedOut => Outcome::TimedOut,
-        AttemptOutcome::RecorderError => Outcome::RecorderError,
+    let outcome = if attempts
+        .iter()
+        .any(|a| a.outcome == AttemptOutcome::RecorderError)
+    {
+        Outcome::RecorderError
+    } else {
+        let runs = attempts.len();
+        match last {
+            AttemptOutcome::Passed if runs == 1 => Outcome::Passed,
+            AttemptOutcome::Passed => Outcome::Flaky,
+            AttemptOutcome::Failed => Outcome::Failed,
+            AttemptOutcome::TimedOut => Outcome::TimedOut,
+            AttemptOutcome::RecorderError => Outcome::RecorderError,
+        }
     };
     TestResult {
         test: test.clone(),
@@ -306,7 +537,9 @@ fn run_test(
     }
 }
 
-/// Runs one attempt to completion, timeout, or cancellation.
+/// Runs one attempt to completion, timeout, or cancellation. A recorded
+/// attempt takes its exit status from the trace's header; a recorder failure
+/// makes it [`AttemptOutcome::RecorderError`] (the partial trace removed).
 pub fn run_attempt(
     spec: &AttemptSpec,
     timeout: Option<Duration>,
@@ -323,23 +556,39 @@ pub fn run_attempt(
         stderr: Captured::default(),
         panic: None,
         cancelled: false,
+        recorded: spec.record.is_some(),
+        trace: None,
+        recorder_error: None,
+        checked: None,
     };
-    let mut child = match spec.to_command().spawn() {
+    if let Some(r) = &spec.record {
+        // A trace directory left by an earlier run must not be mistaken for this one.
+        let _ = record::remove_if_present(&r.trace_dir);
+    }
+    let mut child = match super::signals::spawn_with_sigterm(|| spec.to_command().spawn()) {
         Ok(child) => child,
         Err(e) => {
-            result.stderr.push(
-                format!(
-                    "cargo-rrtest: could not start {}: {e}\n",
-                    spec.program.display()
-                )
-                .as_bytes(),
-            );
+            let program = spec.record.as_ref().map_or(&spec.program, |r| &r.recorder);
+            let message = format!("could not start {}: {e}", program.display());
+            result
+                .stderr
+                .push(format!("cargo-rrtest: {message}\n").as_bytes());
+            if spec.record.is_some() {
+                result.outcome = AttemptOutcome::RecorderError;
+                result.recorder_error = Some(message);
+            }
             result.duration = start.elapsed();
             return result;
         }
     };
     let deadline = timeout.map(|t| start + t);
-    let killed = watch(&mut child, deadline, cancel, &mut result);
+    let killed = watch(
+        &mut child,
+        deadline,
+        cancel,
+        spec.record.is_some(),
+        &mut result,
+    );
     let status = child.wait();
     result.duration = start.elapsed();
     match status {
@@ -361,8 +610,70 @@ pub fn run_attempt(
         }
     }
     result.cancelled = killed == Some(Kill::Cancel);
+    if let Some(r) = &spec.record {
+        settle_recording(r, killed, &mut result);
+    }
     result.panic = parse_first_panic(&result.stderr.text());
     result
+}
+
+/// Decides what a recorded attempt's trace says: the test's own exit status
+/// comes from the header; no finished trace (or recorder exit 105) is a
+/// recorder error, except after a timeout or cancellation, where the trace
+/// is just dropped.
+fn settle_recording(r: &RecordSpec, killed: Option<Kill>, result: &mut AttemptResult) {
+    let header = record::finished_outcome(&r.trace_dir);
+    let failure = match header {
+        // A test may exit 105 itself: then its finished trace says so.
+        Ok(trace::Outcome::Exited { code })
+            if i32::from(crate::errors::exit_codes::RECORDER_FAILED) == code =>
+        {
+            header
+        }
+        _ if record::is_recorder_failure(result.exit_code) => Err(format!(
+            "the recorder failed (exit {}): {}",
+            crate::errors::exit_codes::RECORDER_FAILED,
+            record::stderr_reason(&result.stderr.text())
+        )),
+        _ => header,
+    };
+    match failure {
+        Ok(trace::Outcome::Exited { code }) => {
+            result.exit_code = Some(code);
+            result.signal = None;
+            result.trace = Some(r.trace_dir.clone());
+        }
+        Ok(trace::Outcome::Signaled { signo }) => {
+            result.exit_code = None;
+            result.signal = Some(signal_name(signo));
+            result.trace = Some(r.trace_dir.clone());
+        }
+        Err(_) if killed.is_some() => {
+            let _ = record::remove_if_present(&r.trace_dir);
+        }
+        Err(why) => {
+            let why = if why.starts_with("the recorder failed") {
+                why
+            } else {
+                let said = record::stderr_reason(&result.stderr.text());
+                format!(
+                    "{why} (recorder exit {}){}",
+                    result.exit_code.map_or_else(
+                        || result.signal.clone().unwrap_or_default(),
+                        |c| c.to_string()
+                    ),
+                    if said.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {said}")
+                    }
+                )
+            };
+            let _ = record::remove_if_present(&r.trace_dir);
+            result.outcome = AttemptOutcome::RecorderError;
+            result.recorder_error = Some(why);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,17 +684,21 @@ enum Kill {
 
 /// Reads the child's output until it exits (and its pipes close, or
 /// [`PIPE_GRACE`] passes), killing its process group at the deadline or on
-/// cancellation. Leaves the child unreaped, its group empty.
+/// cancellation (`graceful`: SIGTERM to the child first at the deadline, then
+/// SIGKILL to the group after [`TERM_GRACE`]). Leaves the child unreaped,
+/// its group empty.
 fn watch(
     child: &mut Child,
     deadline: Option<Instant>,
     cancel: &AtomicBool,
+    graceful: bool,
     result: &mut AttemptResult,
 ) -> Option<Kill> {
     let pid = Pid::from_raw(child.id() as i32);
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     let mut killed: Option<Kill> = None;
+    let mut term_until: Option<Instant> = None;
     let mut exited_at: Option<Instant> = None;
     let mut idle_tick = Duration::from_millis(1);
     let mut buf = vec![0u8; 64 * 1024];
@@ -397,22 +712,39 @@ fn watch(
                 break;
             }
         }
-        if killed.is_none() {
-            let kill = if cancel.load(Ordering::Relaxed) {
-                Some(Kill::Cancel)
-            } else if deadline.is_some_and(|d| now >= d) {
-                Some(Kill::Timeout)
-            } else {
-                None
-            };
-            if let Some(k) = kill {
-                let _ = killpg(pid, Signal::SIGKILL);
-                killed = Some(k);
+        if exited_at.is_none() {
+            if killed.is_none() {
+                let kill = if cancel.load(Ordering::Relaxed) {
+                    Some(Kill::Cancel)
+                } else if deadline.is_some_and(|d| now >= d) {
+                    Some(Kill::Timeout)
+                } else {
+                    None
+                };
+                match kill {
+                    Some(Kill::Timeout) if graceful => {
+                        let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+                        term_until = Some(now + TERM_GRACE);
+                    }
+                    Some(_) => {
+                        let _ = killpg(pid, Signal::SIGKILL);
+                    }
+                    None => {}
+                }
+                killed = kill;
+            } else if let Some(until) = term_until {
+                if now >= until || cancel.load(Ordering::Relaxed) {
+                    let _ = killpg(pid, Signal::SIGKILL);
+                    term_until = None;
+                }
             }
         }
         let mut wait = MAX_TICK;
         if let (Some(d), None) = (deadline, killed) {
             wait = wait.min(d.saturating_duration_since(now));
+        }
+        if let Some(until) = term_until {
+            wait = wait.min(until.saturating_duration_since(now));
         }
         if let Some(at) = exited_at {
             wait = wait.min((at + PIPE_GRACE).saturating_duration_since(now));
@@ -497,6 +829,8 @@ mod tests {
             env: vec![],
             attempt: 1,
             total_attempts: 1,
+            env_remove: vec![],
+            record: None,
         }
     }
 
@@ -574,5 +908,94 @@ mod tests {
         let r = run_attempt(&spec("sleep 30 & exit 0"), None, &AtomicBool::new(false));
         assert_eq!(r.outcome, AttemptOutcome::Passed);
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    /// A stand-in recorder: a shell script run as `<script> record --no-verify
+    /// -o DIR -- PROGRAM ARGS`.
+    fn fake_recorder(dir: &std::path::Path, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("recorder.sh");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn recorded(recorder: PathBuf, trace_dir: PathBuf) -> AttemptSpec {
+        let mut s = spec("true");
+        s.record = Some(RecordSpec {
+            recorder,
+            trace_dir,
+        });
+        s
+    }
+
+    #[test]
+    fn recorded_attempt_is_wrapped_in_the_recorder() {
+        let s = recorded("/x/cargo-rrtest".into(), "/t/attempt-1".into());
+        let cmd = s.to_command();
+        assert_eq!(cmd.get_program(), "/x/cargo-rrtest");
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "record",
+                "--no-verify",
+                "-o",
+                "/t/attempt-1",
+                "--",
+                "/bin/sh",
+                "-c",
+                "true"
+            ]
+        );
+    }
+
+    #[test]
+    fn recorder_failures_are_recorder_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let trace = tmp.path().join("attempt-1");
+        // Exit 105: the recorder failed itself.
+        let failing = fake_recorder(
+            tmp.path(),
+            "echo 'error: recorder: no ptrace' >&2; exit 105",
+        );
+        let r = run_attempt(
+            &recorded(failing, trace.clone()),
+            None,
+            &AtomicBool::new(false),
+        );
+        assert_eq!(r.outcome, AttemptOutcome::RecorderError);
+        assert!(r.recorded && r.trace.is_none());
+        let why = r.recorder_error.unwrap();
+        assert!(why.contains("error: recorder: no ptrace"), "{why}");
+        // Exit 0 without a trace: not to be trusted either.
+        let silent = fake_recorder(tmp.path(), "exit 0");
+        let r = run_attempt(&recorded(silent, trace), None, &AtomicBool::new(false));
+        assert_eq!(r.outcome, AttemptOutcome::RecorderError);
+        assert!(r.recorder_error.unwrap().contains("no usable trace header"));
+    }
+
+    #[test]
+    fn recorded_timeout_asks_the_recorder_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let marker = tmp.path().join("got-term");
+        // Closes "the trace" on SIGTERM, as the recorder does, and exits 137.
+        let body = format!(
+            "trap 'touch {}; exit 137' TERM\necho recording\nwhile :; do sleep 0.05; done",
+            marker.display()
+        );
+        let recorder = fake_recorder(tmp.path(), &body);
+        let started = Instant::now();
+        let r = run_attempt(
+            &recorded(recorder, tmp.path().join("attempt-1")),
+            Some(Duration::from_millis(300)),
+            &AtomicBool::new(false),
+        );
+        assert_eq!(r.outcome, AttemptOutcome::TimedOut);
+        assert!(marker.exists(), "the recorder got no SIGTERM");
+        assert!(started.elapsed() < TERM_GRACE, "{:?}", started.elapsed());
+        assert_eq!(r.stdout.text(), "recording\n");
+        // No finished trace after a timeout: dropped, not a recorder error.
+        assert!(r.trace.is_none() && r.recorder_error.is_none());
     }
 }

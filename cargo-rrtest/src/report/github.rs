@@ -8,13 +8,17 @@
 //!   `::stop-commands::TOKEN` ... `::TOKEN::` (TOKEN random per run), so a test
 //!   that prints `::error::` or `::set-env` cannot issue workflow commands.
 //! - A Markdown summary is appended to `$GITHUB_STEP_SUMMARY`, kept under
-//!   GitHub's 1 MiB limit (rows are dropped, with a note, when it would not fit).
+//!   GitHub's 1 MiB limit (rows are dropped, with a note, when it would not
+//!   fit): the counts, every failed, flaky, timed-out or recorder-error test
+//!   with its location, whether its trace was verified, and the exact command
+//!   that replays it; with `--artifact-name`, the artifact holding the trace
+//!   archives and the `gh` command that downloads it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::json::{Outcome, Report, TestReport};
+use super::json::{AttemptOutcome, Outcome, Report, TestReport};
 
 /// GitHub's per-step cap for each of error and warning annotations.
 pub const ANNOTATION_CAP: usize = 10;
@@ -119,7 +123,12 @@ fn annotation(out: &mut String, level: &str, test: &TestReport, paths: &PathCont
             test.attempts.len()
         ),
         Outcome::TimedOut => "timed out".to_string(),
-        Outcome::RecorderError => "recorder error".to_string(),
+        Outcome::RecorderError => format!(
+            "could not be recorded ({} without recording)",
+            test.attempts
+                .last()
+                .map_or("not run", |a| attempt_verdict(a.outcome))
+        ),
         _ => "failed".to_string(),
     };
     let title = format!("{} {} {what}", test.binary_id, test.name);
@@ -138,12 +147,32 @@ fn annotation(out: &mut String, level: &str, test: &TestReport, paths: &PathCont
             p.message, p.file, p.line, p.column
         );
     }
+    if let Some(why) = test
+        .attempts
+        .iter()
+        .find_map(|a| a.recorder_error.as_deref())
+    {
+        message.push_str(&format!("\nRecorder: {why}"));
+    }
+    if let Some(command) = &test.replay_command {
+        message.push_str(&format!("\nReplay the recording: {command}"));
+    }
     let _ = writeln!(
         out,
         "::{level} {props}title={}::{}",
         escape_property(&title),
         escape_data(&message)
     );
+}
+
+/// How an attempt ended, as a word for messages.
+fn attempt_verdict(outcome: AttemptOutcome) -> &'static str {
+    match outcome {
+        AttemptOutcome::Passed => "passed",
+        AttemptOutcome::Failed => "failed",
+        AttemptOutcome::TimedOut => "timed out",
+        AttemptOutcome::RecorderError => "recorder error",
+    }
 }
 
 /// Escapes a workflow command's message.
@@ -197,8 +226,31 @@ pub fn write_fenced_group(
     writeln!(w, "::endgroup::")
 }
 
+/// Where the trace archives went, for the step summary.
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactContext {
+    /// The artifact name the workflow uploads `target/rrtest/archives/` as.
+    pub name: Option<String>,
+    /// `$GITHUB_RUN_ID`.
+    pub run_id: Option<String>,
+    /// `$GITHUB_REPOSITORY` (`owner/repo`).
+    pub repository: Option<String>,
+}
+
+impl ArtifactContext {
+    /// From `--artifact-name` and the GitHub Actions environment.
+    pub fn from_env(name: Option<String>) -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        ArtifactContext {
+            name,
+            run_id: var("GITHUB_RUN_ID"),
+            repository: var("GITHUB_REPOSITORY"),
+        }
+    }
+}
+
 /// Renders the step summary, at most `limit` bytes.
-pub fn step_summary(report: &Report, limit: usize) -> String {
+pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -> String {
     let s = &report.summary;
     let mut head = String::new();
     let icon = if s.failed + s.timed_out + s.recorder_error > 0 {
@@ -226,8 +278,28 @@ pub fn step_summary(report: &Report, limit: usize) -> String {
         head.truncate(limit.min(head.len()));
         return head;
     }
-    head.push_str("| outcome | test | attempts | duration | location |\n");
-    head.push_str("|---|---|---:|---:|---|\n");
+    if let Some(name) = &artifact.name {
+        if notable.iter().any(|t| t.archive.is_some()) {
+            let _ = write!(
+                head,
+                "Trace archives are in the artifact **`{}`**. Download it into a directory of that name",
+                markdown_cell(name)
+            );
+            if let (Some(run), Some(repo)) = (&artifact.run_id, &artifact.repository) {
+                let _ = write!(
+                    head,
+                    " (`gh run download {} -R {} -n {} -D {}`)",
+                    markdown_cell(run),
+                    markdown_cell(repo),
+                    markdown_cell(name),
+                    markdown_cell(name)
+                );
+            }
+            head.push_str(", then run the replay command there (no checkout or build needed).\n\n");
+        }
+    }
+    head.push_str("| outcome | test | attempts | duration | location | trace | replay |\n");
+    head.push_str("|---|---|---:|---:|---|---|---|\n");
     let mut out = head;
     for (i, t) in notable.iter().enumerate() {
         let location = t
@@ -237,14 +309,43 @@ pub fn step_summary(report: &Report, limit: usize) -> String {
             .find_map(|a| a.panic.as_ref())
             .map(|p| format!("`{}:{}:{}`", markdown_cell(&p.file), p.line, p.column))
             .unwrap_or_default();
+        let recorder_error = t.attempts.iter().find_map(|a| a.recorder_error.as_deref());
+        let trace = match (&t.trace, t.verified) {
+            (None, _) if recorder_error.is_some() => format!(
+                "recorder failed: {}; {} without recording",
+                markdown_cell(recorder_error.unwrap_or_default()),
+                t.attempts
+                    .last()
+                    .map_or("not run", |a| attempt_verdict(a.outcome))
+            ),
+            (None, _) => String::new(),
+            (Some(_), Some(true)) => "verified".to_string(),
+            (Some(_), Some(false)) => format!(
+                "does not replay: {}",
+                markdown_cell(
+                    t.verification_failure
+                        .as_deref()
+                        .unwrap_or("unknown reason")
+                )
+            ),
+            (Some(_), None) => "not verified".to_string(),
+        };
+        let replay = t
+            .replay_command
+            .as_deref()
+            .map(|c| format!("`{}`", markdown_cell(c)))
+            .unwrap_or_default();
         let row = format!(
-            "| {} | `{}` `{}` | {} | {:.3}s | {} |\n",
+            "| {} | `{}` `{}` | {} | {:.3}s | {} | {} | {} |\n",
             t.outcome.as_str(),
             markdown_cell(&t.binary_id),
             markdown_cell(&t.name),
-            t.attempts.len(),
+            // A recorder error's native re-run repeats its attempt number.
+            t.attempts.last().map_or(0, |a| a.attempt),
             t.duration_ms as f64 / 1000.0,
-            location
+            location,
+            trace,
+            replay
         );
         let note_room = 128;
         if out.len() + row.len() + note_room > limit {
@@ -270,14 +371,18 @@ fn markdown_cell(s: &str) -> String {
 
 /// Appends the step summary to `path` (the `$GITHUB_STEP_SUMMARY` file),
 /// sizing it to what is left of GitHub's limit.
-pub fn append_step_summary(report: &Report, path: &Path) -> std::io::Result<()> {
+pub fn append_step_summary(
+    report: &Report,
+    path: &Path,
+    artifact: &ArtifactContext,
+) -> std::io::Result<()> {
     let existing = std::fs::metadata(path)
         .map(|m| m.len() as usize)
         .unwrap_or(0);
     let limit = SUMMARY_LIMIT
         .saturating_sub(SUMMARY_MARGIN)
         .saturating_sub(existing);
-    let text = step_summary(report, limit);
+    let text = step_summary(report, limit, artifact);
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -308,8 +413,18 @@ mod tests {
                 stderr: String::new(),
                 stderr_omitted_bytes: 0,
                 panic: None,
+                recorded: false,
+                recorder_error: None,
+                trace: None,
+                archive: None,
+                verified: None,
+                verification_failure: None,
             }],
             trace: None,
+            archive: None,
+            replay_command: None,
+            verified: None,
+            verification_failure: None,
         }
     }
 
@@ -336,7 +451,7 @@ mod tests {
             .map(|i| test(&format!("module::test_{i:05}"), Outcome::Failed))
             .collect();
         let report = Report::new(String::new(), 0, None, false, tests);
-        let text = step_summary(&report, 20_000);
+        let text = step_summary(&report, 20_000, &ArtifactContext::default());
         assert!(text.len() <= 20_000, "{}", text.len());
         assert!(text.contains("rows omitted"));
     }
@@ -345,5 +460,62 @@ mod tests {
     fn escapes_commands() {
         assert_eq!(escape_data("50%\na"), "50%25%0Aa");
         assert_eq!(escape_property("a:b,c"), "a%3Ab%2Cc");
+    }
+
+    #[test]
+    fn summary_names_artifact_and_replay_command() {
+        let mut t = test("tests::fails", Outcome::Failed);
+        t.trace = Some("/t/rrtest/traces/crate/tests__fails/attempt-1".into());
+        t.archive = Some("/t/rrtest/archives/crate/tests__fails/attempt-1.tar.zst".into());
+        t.verified = Some(true);
+        t.replay_command =
+            Some("cargo rrtest replay traces-1/crate/tests__fails/attempt-1.tar.zst".into());
+        let report = Report::new(String::new(), 0, None, true, vec![t]);
+        let ctx = ArtifactContext {
+            name: Some("traces-1".into()),
+            run_id: Some("42".into()),
+            repository: Some("o/r".into()),
+        };
+        let text = step_summary(&report, 100_000, &ctx);
+        assert!(text.contains("**`traces-1`**"), "{text}");
+        assert!(
+            text.contains("`gh run download 42 -R o/r -n traces-1 -D traces-1`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| verified | `cargo rrtest replay traces-1/crate/tests__fails/attempt-1.tar.zst` |"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn recorder_errors_say_why_and_the_verdict() {
+        let mut t = test("tests::odd", Outcome::RecorderError);
+        t.attempts[0].outcome = AttemptOutcome::RecorderError;
+        t.attempts[0].recorder_error = Some("error: recorder: PTRACE_GETREGS".into());
+        let mut native = t.attempts[0].clone();
+        native.outcome = AttemptOutcome::Failed;
+        native.recorder_error = None;
+        native.recorded = false;
+        t.attempts.push(native);
+        let report = Report::new(String::new(), 0, None, true, vec![t]);
+        let paths = PathContext {
+            workspace_root: "/w".into(),
+            github_workspace: None,
+        };
+        let out = annotations(&report, &paths);
+        assert!(
+            out.contains("could not be recorded (failed without recording)")
+                && out.contains("Recorder: error: recorder: PTRACE_GETREGS"),
+            "{out}"
+        );
+        let text = step_summary(&report, 100_000, &ArtifactContext::default());
+        assert!(
+            text.contains("| recorder_error | `crate` `tests::odd` | 1 |")
+                && text.contains(
+                    "recorder failed: error: recorder: PTRACE_GETREGS; failed without recording"
+                ),
+            "{text}"
+        );
     }
 }

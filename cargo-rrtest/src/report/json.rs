@@ -43,6 +43,10 @@ pub struct Report {
     pub partition: Option<String>,
     /// Whether tests were recorded (false with `--no-record`).
     pub recording: bool,
+    /// Why tests were not recorded: `--no-record`, or what the preflight
+    /// check found missing; null when recording.
+    #[serde(default)]
+    pub recording_disabled_reason: Option<String>,
     /// A count per outcome.
     pub summary: Summary,
     /// Every selected test, sorted by binary id then name.
@@ -163,8 +167,21 @@ pub struct TestReport {
     pub duration_ms: u64,
     /// Every attempt, in order (empty for ignored tests).
     pub attempts: Vec<Attempt>,
-    /// The kept trace's directory, or null (always null until recording exists).
+    /// The test's kept trace: the last failing attempt's (the last attempt's
+    /// with `--keep all`), or null.
     pub trace: Option<String>,
+    /// That trace's archive (`.tar.zst`), or null.
+    #[serde(default)]
+    pub archive: Option<String>,
+    /// The command that replays that trace, or null.
+    #[serde(default)]
+    pub replay_command: Option<String>,
+    /// Whether that trace replays to its end (null: no trace, or not verified).
+    #[serde(default)]
+    pub verified: Option<bool>,
+    /// Why it does not, when `verified` is false.
+    #[serde(default)]
+    pub verification_failure: Option<String>,
 }
 
 /// One attempt (run) of a test.
@@ -190,6 +207,24 @@ pub struct Attempt {
     pub stderr_omitted_bytes: u64,
     /// The first panic the test printed, or null.
     pub panic: Option<Panic>,
+    /// Whether this attempt ran under the recorder.
+    #[serde(default)]
+    pub recorded: bool,
+    /// Why the recorder failed (outcome `recorder_error`), or null.
+    #[serde(default)]
+    pub recorder_error: Option<String>,
+    /// This attempt's kept trace directory, or null.
+    #[serde(default)]
+    pub trace: Option<String>,
+    /// Its archive, or null.
+    #[serde(default)]
+    pub archive: Option<String>,
+    /// Whether its trace replays to its end (null: no kept trace or not verified).
+    #[serde(default)]
+    pub verified: Option<bool>,
+    /// Why it does not, when `verified` is false.
+    #[serde(default)]
+    pub verification_failure: Option<String>,
 }
 
 /// How one attempt ended.
@@ -246,6 +281,7 @@ impl Report {
             duration_ms,
             partition,
             recording,
+            recording_disabled_reason: None,
             summary: Summary::of(&tests),
             tests,
         }
@@ -295,13 +331,15 @@ impl Report {
 
     /// Merges shard reports into one: tests are concatenated (a test present in
     /// two reports is an error), `started_at` is the earliest, `duration_ms` the
-    /// longest (shards run side by side), `recording` true if any shard recorded.
+    /// longest (shards run side by side), `recording` true if any shard recorded
+    /// (else the first shard's `recording_disabled_reason`).
     pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, Error> {
         let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
         let mut tests = Vec::new();
         let mut started_at: Option<String> = None;
         let mut duration_ms = 0;
         let mut recording = false;
+        let mut disabled: Option<String> = None;
         for (path, report) in reports {
             // RFC 3339 UTC timestamps of one format compare as strings.
             if started_at.as_ref().is_none_or(|s| report.started_at < *s) {
@@ -309,6 +347,7 @@ impl Report {
             }
             duration_ms = duration_ms.max(report.duration_ms);
             recording |= report.recording;
+            disabled = disabled.or(report.recording_disabled_reason);
             for test in report.tests {
                 let key = (test.binary_id.clone(), test.name.clone());
                 if let Some(first) = seen.get(&key) {
@@ -323,13 +362,17 @@ impl Report {
                 tests.push(test);
             }
         }
-        Ok(Report::new(
+        let mut merged = Report::new(
             started_at.unwrap_or_default(),
             duration_ms,
             None,
             recording,
             tests,
-        ))
+        );
+        if !recording {
+            merged.recording_disabled_reason = disabled;
+        }
+        Ok(merged)
     }
 }
 
@@ -412,6 +455,10 @@ mod tests {
             duration_ms: 0,
             attempts: vec![],
             trace: None,
+            archive: None,
+            replay_command: None,
+            verified: None,
+            verification_failure: None,
         };
         let s = Summary::of(&[t(Outcome::Passed), t(Outcome::Flaky), t(Outcome::Flaky)]);
         assert_eq!((s.total, s.passed, s.flaky, s.failed), (3, 1, 2, 0));

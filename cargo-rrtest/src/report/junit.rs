@@ -2,7 +2,11 @@
 //! one `<testsuite>` per test binary, one `<testcase>` per test; a failed test
 //! has a `<failure>` for its last attempt and a `<rerunFailure>` for each earlier
 //! one; a flaky test passes with a `<flakyFailure>` per failed attempt; an
-//! ignored test has `<skipped/>`.
+//! ignored test has `<skipped/>`. A recorder error is an `<error>` (type
+//! `recorder_error`, with the reason), the native re-run's failure a
+//! `<rerunFailure>`. A test with a kept trace has `<properties>`:
+//! `rrtest.trace`, `rrtest.archive`, `rrtest.replay_command`,
+//! `rrtest.verified` (and `rrtest.verification_failure`).
 //!
 //! Written by hand: every attribute and text node goes through [`escape`], which
 //! also replaces the control characters XML 1.0 cannot carry at all.
@@ -79,17 +83,26 @@ fn write_testcase(out: &mut String, test: &TestReport) {
         return;
     }
     out.push_str(">\n");
+    write_properties(out, test);
     let last = test.attempts.len().saturating_sub(1);
+    let mut recorder_errors = 0;
     for (i, attempt) in test.attempts.iter().enumerate() {
         if attempt.outcome.is_pass() {
             continue;
         }
-        let element = match test.outcome {
-            Outcome::Flaky => "flakyFailure",
-            _ if i == last => match attempt.outcome {
-                AttemptOutcome::RecorderError => "error",
-                _ => "failure",
-            },
+        let element = match (test.outcome, attempt.outcome) {
+            (_, AttemptOutcome::RecorderError) => {
+                recorder_errors += 1;
+                if recorder_errors == 1 {
+                    "error"
+                } else {
+                    "rerunError"
+                }
+            }
+            // The verdict of a test whose recording failed is secondary.
+            (Outcome::RecorderError, _) => "rerunFailure",
+            (Outcome::Flaky, _) => "flakyFailure",
+            _ if i == last => "failure",
             _ => "rerunFailure",
         };
         write_failure(out, element, attempt);
@@ -100,6 +113,34 @@ fn write_testcase(out: &mut String, test: &TestReport) {
     out.push_str("    </testcase>\n");
 }
 
+/// `<properties>` naming the test's kept trace, if it has one.
+fn write_properties(out: &mut String, test: &TestReport) {
+    let Some(trace) = &test.trace else {
+        return;
+    };
+    out.push_str("      <properties>\n");
+    let verified = test.verified.map(|v| v.to_string());
+    for (name, value) in [
+        ("rrtest.trace", Some(trace)),
+        ("rrtest.archive", test.archive.as_ref()),
+        ("rrtest.replay_command", test.replay_command.as_ref()),
+        ("rrtest.verified", verified.as_ref()),
+        (
+            "rrtest.verification_failure",
+            test.verification_failure.as_ref(),
+        ),
+    ] {
+        if let Some(value) = value {
+            let _ = writeln!(
+                out,
+                "        <property name=\"{name}\" value=\"{}\"/>",
+                escape(value)
+            );
+        }
+    }
+    out.push_str("      </properties>\n");
+}
+
 fn write_failure(out: &mut String, element: &str, attempt: &Attempt) {
     let (kind, message) = describe(attempt);
     let _ = writeln!(
@@ -107,7 +148,7 @@ fn write_failure(out: &mut String, element: &str, attempt: &Attempt) {
         "      <{element} message=\"{}\" type=\"{kind}\">",
         escape(&message)
     );
-    if element == "flakyFailure" || element == "rerunFailure" {
+    if matches!(element, "flakyFailure" | "rerunFailure" | "rerunError") {
         // Surefire puts each rerun's output inside its element.
         write_output(out, "        ", attempt);
     } else if let Some(p) = &attempt.panic {
@@ -148,7 +189,13 @@ fn describe(attempt: &Attempt) -> (&'static str, String) {
             "timeout",
             format!("timed out after {}", seconds(attempt.duration_ms)),
         ),
-        AttemptOutcome::RecorderError => ("recorder_error", format!("recorder failed ({status})")),
+        AttemptOutcome::RecorderError => (
+            "recorder_error",
+            match &attempt.recorder_error {
+                Some(why) => format!("recorder failed: {why}"),
+                None => format!("recorder failed ({status})"),
+            },
+        ),
         _ => match &attempt.panic {
             Some(p) => ("panic", format!("{} ({status})", p.message)),
             None => ("failure", format!("test failed ({status})")),

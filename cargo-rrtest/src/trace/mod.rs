@@ -14,6 +14,7 @@ pub mod codec;
 mod event;
 mod files;
 mod header;
+pub mod pack;
 mod reader;
 pub mod stream;
 mod writer;
