@@ -565,7 +565,8 @@ pub fn run_attempt(
         // A trace directory left by an earlier run must not be mistaken for this one.
         let _ = record::remove_if_present(&r.trace_dir);
     }
-    let mut child = match super::signals::spawn_with_sigterm(|| spec.to_command().spawn()) {
+    let mut child = match crate::sys::spawn::with_empty_signal_mask(&mut spec.to_command()).spawn()
+    {
         Ok(child) => child,
         Err(e) => {
             let program = spec.record.as_ref().map_or(&spec.program, |r| &r.recorder);

@@ -4,14 +4,9 @@
 //! first sets the cancel flag (workers then kill their tests' process groups
 //! and stop); a second ends the process at once.
 //!
-//! Children inherit the spawning thread's signal mask (std's `Command` does
-//! not reset it here). A recorder must be able to receive SIGTERM (the
-//! harness asks it to close its trace at a timeout), so attempts are spawned
-//! by [`spawn_with_sigterm`], which unblocks SIGTERM in the calling thread
-//! just around the spawn. Changing the child's mask after fork would need
-//! `unsafe` (`pre_exec`); the cost of this way is a window of one spawn in
-//! which a SIGTERM sent to cargo-rrtest ends it at once instead of cancelling
-//! the run. SIGINT and SIGHUP stay blocked in children, as before.
+//! Children inherit the spawning thread's signal mask, so attempts are
+//! spawned through `sys::spawn::with_empty_signal_mask`: tests and recorders
+//! start with nothing blocked, as under `cargo test`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -47,20 +42,4 @@ pub fn cancel_flag() -> &'static AtomicBool {
         }
         flag
     })
-}
-
-/// Runs `spawn` (which starts a child process) with SIGTERM unblocked in
-/// this thread, so the child starts with SIGTERM deliverable.
-pub fn spawn_with_sigterm<T>(spawn: impl FnOnce() -> T) -> T {
-    let mut term = SigSet::empty();
-    term.add(Signal::SIGTERM);
-    let was_blocked = SigSet::thread_get_mask().is_ok_and(|m| m.contains(Signal::SIGTERM));
-    if was_blocked {
-        let _ = term.thread_unblock();
-    }
-    let out = spawn();
-    if was_blocked {
-        let _ = term.thread_block();
-    }
-    out
 }

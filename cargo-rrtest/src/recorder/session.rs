@@ -87,6 +87,8 @@ enum State {
     Running,
     /// Announced by a clone event; its first stop has not been seen.
     Unborn,
+    /// Killed while we handled it: only its exit report is still to come.
+    Dying,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,21 +307,43 @@ impl Session {
     fn run(&mut self) -> Result<(), Error> {
         let mut interrupts = 0;
         while !self.tasks.is_empty() {
-            match signals::take_request() {
-                // The terminal's Ctrl-C reaches the program too: let it
-                // handle it; a second one ends the recording.
-                Some(libc::SIGINT) if interrupts == 0 => interrupts += 1,
-                Some(_) => self.kill_all()?,
-                None => {}
-            }
-            if signals::take_tick() {
-                self.tick()?;
-            }
-            if self.current.is_none() {
-                self.schedule()?;
-            }
-            if let Some(ev) = ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))? {
-                self.handle(ev)?;
+            let step = (|| {
+                match signals::take_request() {
+                    // The terminal's Ctrl-C reaches the program too: let it
+                    // handle it; a second one ends the recording.
+                    Some(libc::SIGINT) if interrupts == 0 => interrupts += 1,
+                    Some(_) => self.kill_all()?,
+                    None => {}
+                }
+                if signals::take_tick() {
+                    self.tick()?;
+                }
+                if self.current.is_none() {
+                    self.schedule()?;
+                }
+                if let Some(ev) =
+                    ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))?
+                {
+                    self.handle(ev)?;
+                }
+                Ok(())
+            })();
+            match step {
+                // A thread killed under our feet (another thread's exit_group,
+                // a SIGKILL): it is a zombie now, and waitpid will report its
+                // exit. Nothing about it was written yet.
+                Err(Error::Ptrace {
+                    tid, ref source, ..
+                }) if source.raw_os_error() == Some(libc::ESRCH)
+                    && self.tasks.contains_key(&tid) =>
+                {
+                    debug!(tid, "thread died while we handled it");
+                    self.tasks.get_mut(&tid).expect("checked").state = State::Dying;
+                    if self.current == Some(tid) {
+                        self.current = None;
+                    }
+                }
+                other => other?,
             }
         }
         Ok(())

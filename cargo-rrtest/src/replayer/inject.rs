@@ -58,6 +58,20 @@ pub fn set_ret(tid: i32, mut regs: Regs, ret: i64) -> Result<(), Error> {
 /// stop, a syscall number of -1 skips the syscall and leaves `rax` as we set
 /// it, so this costs no further stop.
 pub fn emulate(tid: i32, regs: &mut Regs, result: &SyscallResult, echo: bool) -> Result<(), Error> {
+    // -ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND, -ERESTART_RESTARTBLOCK:
+    // the kernel's signal code restarts the syscall (or turns it into
+    // restart_syscall) when it sees these in rax *and* a syscall number in
+    // orig_rax, which a skipped syscall no longer has. Put it back at the
+    // exit stop.
+    const RESTART: std::ops::RangeInclusive<i64> = -516..=-512;
+    if RESTART.contains(&result.ret) {
+        let nr = regs.orig_rax;
+        let mut exit = skip_syscall(tid, regs)?;
+        exit.orig_rax = nr;
+        exit.rax = result.ret as u64;
+        ptrace::setregs(tid, &exit).map_err(perr("PTRACE_SETREGS", tid))?;
+        return write_back(tid, result);
+    }
     regs.orig_rax = u64::MAX;
     regs.rax = result.ret as u64;
     ptrace::setregs(tid, regs).map_err(perr("PTRACE_SETREGS", tid))?;

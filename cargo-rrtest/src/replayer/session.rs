@@ -50,6 +50,11 @@ struct Task {
     /// Real process id.
     real_pid: i32,
     state: State,
+    /// The thread's last syscall returned a restart code (-ERESTART*) that
+    /// the kernel acted on while recording without delivering a signal to
+    /// it (another thread took the signal): replay does the restart itself
+    /// when the thread next runs, unless a signal is delivered there.
+    restart_pending: Option<i64>,
 }
 
 struct Session {
@@ -124,6 +129,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
             real: pid,
             real_pid: pid,
             state: State::Idle { deliver: 0 },
+            restart_pending: None,
         },
     );
     let result = session.start(&exec).and_then(|()| session.run());
@@ -413,6 +419,23 @@ impl Session {
             }
             .into());
         };
+        if let Some(ret) = self
+            .tasks
+            .get_mut(&tid)
+            .and_then(|t| t.restart_pending.take())
+        {
+            // What the kernel's signal code does with no handler to run:
+            // back up to the syscall instruction, and run the syscall again
+            // (or restart_syscall, for -ERESTART_RESTARTBLOCK).
+            let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            regs.rax = if ret == -516 {
+                libc::SYS_restart_syscall as u64
+            } else {
+                regs.orig_rax
+            };
+            regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
+            ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+        }
         ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
         self.set_state(tid, State::Idle { deliver: 0 });
         loop {
@@ -504,7 +527,14 @@ impl Session {
             .unwrap_or(ReplayAction::Emulate);
         let name = syscalls::name(nr);
         match action {
-            ReplayAction::Emulate => inject::emulate(real, regs, result, self.echo)?,
+            ReplayAction::Emulate => {
+                inject::emulate(real, regs, result, self.echo)?;
+                if (-516..=-512).contains(&result.ret) {
+                    if let Some(t) = self.tasks.get_mut(&tid) {
+                        t.restart_pending = Some(result.ret);
+                    }
+                }
+            }
             ReplayAction::Execute | ReplayAction::ExecuteUnchecked => {
                 let exit = inject::run_to_exit(real)?;
                 let ret = exit.rax as i64;
@@ -618,6 +648,7 @@ impl Session {
                 real: new_real,
                 real_pid: pid,
                 state: State::Idle { deliver: 0 },
+                restart_pending: None,
             },
         );
         self.set_state(parent, State::InClone { nr });
@@ -742,6 +773,10 @@ impl Session {
         match s.kind {
             SignalKind::Synchronous { .. } => {}
             SignalKind::AtSyscallExit => {
+                // The kernel restarts an interrupted syscall as it delivers.
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.restart_pending = None;
+                }
                 ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
             }
             SignalKind::AtPoint(point) => {

@@ -23,8 +23,14 @@ extern "C" fn on_signal(signo: libc::c_int) {
 
 fn install(sig: libc::c_int) {
     // SAFETY: a zeroed sigaction is valid; we set a handler that only
-    // performs atomic operations, and an empty mask.
+    // performs atomic operations, and an empty mask. The signal is then
+    // unblocked: whoever started us may have blocked it (the harness does
+    // while it spawns), and a blocked SIGTERM would never reach us.
     unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_signal as *const () as usize;
         sa.sa_flags = 0;

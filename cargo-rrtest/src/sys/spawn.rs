@@ -166,3 +166,23 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         }
     }
 }
+
+/// Makes `cmd`'s child start with no signal blocked, whatever the spawning
+/// thread blocks (the harness blocks SIGINT, SIGTERM and SIGHUP in every
+/// thread so that one thread can take them with sigwait; tests and the
+/// recorder must start with the usual, empty mask).
+pub fn with_empty_signal_mask(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes async-signal-safe calls on a local sigset.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            if libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
