@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::recorder::syscalls::{self, Call, MemReader, Region};
+use crate::recorder::syscalls::{self, Call, Region};
 use crate::sys::RemoteMem;
 use crate::trace::{MemWrite, SyscallExtra, SyscallResult, TraceWriter};
 
@@ -88,10 +88,7 @@ fn extra(
         let Some(out) = output_stream(tid, fd) else {
             return SyscallExtra::None;
         };
-        let data = match call.nr {
-            libc::SYS_write | libc::SYS_pwrite64 => mem.read_vec(call.args[1], call.ret as usize),
-            _ => gather_iov(mem, call.args[1], call.args[2], call.ret as usize),
-        };
+        let data = crate::tracee::written_bytes(mem, call.nr, &call.args, call.ret as usize);
         return match data {
             Ok(data) => SyscallExtra::Output { fd: out, data },
             Err(_) => SyscallExtra::None,
@@ -105,7 +102,11 @@ fn extra(
             if flags & libc::MAP_ANONYMOUS != 0 || mfd < 0 {
                 return SyscallExtra::None;
             }
-            mapped_file(tid, mfd, writer, unsupported)
+            // Code is linked (libraries and binaries are replaced, not
+            // rewritten); data the program may write through this very
+            // mapping, or with write(2), is copied as it is now.
+            let exec = call.args[2] as i32 & libc::PROT_EXEC != 0;
+            mapped_file(tid, mfd, exec, writer, unsupported)
         }
         _ => SyscallExtra::None,
     }
@@ -132,26 +133,12 @@ fn output_stream(tid: i32, fd: i32) -> Option<i32> {
         .find(|&n| ours[n as usize - 1] == Some(theirs))
 }
 
-/// Reads the bytes of an iovec array, up to `total` bytes.
-fn gather_iov(mem: &RemoteMem, iov: u64, cnt: u64, total: usize) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(total);
-    for i in 0..cnt.min(1024) {
-        if out.len() >= total {
-            break;
-        }
-        let base = mem.read_u64(iov + i * 16)?;
-        let len = mem.read_u64(iov + i * 16 + 8)? as usize;
-        let take = len.min(total - out.len());
-        out.extend(mem.read_vec(base, take)?);
-    }
-    Ok(out)
-}
-
 /// Copies the file behind `fd` into the trace. Prefers the file's own path
 /// (so the copy can be a hard link) when it still names the same file.
 fn mapped_file(
     tid: i32,
     fd: i32,
+    allow_link: bool,
     writer: &mut TraceWriter,
     unsupported: &mut Vec<String>,
 ) -> SyscallExtra {
@@ -169,7 +156,12 @@ fn mapped_file(
     } else {
         Path::new(&proc_path).to_path_buf()
     };
-    match writer.add_file(&source) {
+    let added = if allow_link {
+        writer.add_file(&source)
+    } else {
+        writer.add_file_copy(&source)
+    };
+    match added {
         Ok(file) => SyscallExtra::MappedFile { file, path: link },
         Err(e) => {
             unsupported.push(format!(

@@ -19,7 +19,7 @@ pub mod syscalls;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-pub use session::{exec_point, record, Recording};
+pub use session::{record, Recording};
 
 /// Errors of the recorder itself (not of the program it records).
 #[derive(Debug, thiserror::Error)]

@@ -36,6 +36,7 @@ use crate::trace::{
     Event, ExecEvent, ExitStatus, Header, Outcome, SignalEvent, SignalKind, Stats, SyscallEvent,
     SyscallResult, Tid, TraceWriter, FORMAT_VERSION,
 };
+use crate::tracee::exec_point;
 
 /// After this many consecutive syscalls of one thread, the scheduler lets
 /// another runnable thread run.
@@ -418,7 +419,9 @@ impl Session {
             .map_err(ptrace_err("setting a breakpoint", tid))?;
         task.seeking = Some(Seek {
             target: regs.rip,
-            kind: SeekKind::Probe(exec_point(&regs)),
+            kind: SeekKind::Probe(
+                exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?,
+            ),
             deadline: Instant::now() + PROBE_LIMIT,
         });
         // The breakpoint would fire at once on the current instruction:
@@ -466,7 +469,12 @@ impl Session {
     /// A thread searching for a cheap execution point stopped at its breakpoint.
     fn seek_hit(&mut self, tid: Tid, regs: &Regs, seek: Seek) -> Result<(), Error> {
         let found = match seek.kind {
-            SeekKind::Probe(first) => exec_point(regs) == first,
+            SeekKind::Probe(first) => {
+                crate::tracee::point_regs(regs) == first.regs
+                    && exec_point(tid, regs)
+                        .map_err(ptrace_err("reading an execution point", tid))?
+                        == first
+            }
             SeekKind::Return { rsp } => regs.rsp > rsp,
         };
         if found {
@@ -507,7 +515,7 @@ impl Session {
     /// Delivers a held-back signal, or preempts the thread, at the execution
     /// point it is stopped at.
     fn act_at_point(&mut self, tid: Tid, regs: &Regs) -> Result<(), Error> {
-        let point = exec_point(regs);
+        let point = exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
         if let Some((signo, info)) = self.take_deliverable(tid) {
             self.stats.async_events += 1;
             return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
@@ -1173,35 +1181,6 @@ fn clone_flags(tid: Tid, nr: i64, args: &[u64; 6]) -> (u64, bool) {
         _ => libc::SIGCHLD as u64,
     };
     (flags, flags & libc::CLONE_THREAD as u64 != 0)
-}
-
-/// The execution point a stopped thread is at.
-pub fn exec_point(r: &Regs) -> crate::trace::ExecPoint {
-    const TRAP_AND_RESUME_FLAGS: u64 = 0x100 | 0x1_0000;
-    crate::trace::ExecPoint {
-        ip: r.rip,
-        regs: [
-            r.rax,
-            r.rbx,
-            r.rcx,
-            r.rdx,
-            r.rsi,
-            r.rdi,
-            r.rbp,
-            r.rsp,
-            r.r8,
-            r.r9,
-            r.r10,
-            r.r11,
-            r.r12,
-            r.r13,
-            r.r14,
-            r.r15,
-            r.eflags & !TRAP_AND_RESUME_FLAGS,
-            r.fs_base,
-            r.gs_base,
-        ],
-    }
 }
 
 /// The signals thread `tid` blocks (its `SigBlk` mask); all when unknown,

@@ -41,6 +41,20 @@ impl ExecDir {
         self.dir.path()
     }
 
+    /// A writable copy of `source` (the trace's copy of file `id`) for
+    /// `MAP_SHARED` mappings, made once per replay: every shared mapping of
+    /// the file in this replay shares it, as they shared the file while
+    /// recording, and the trace itself is never written.
+    pub fn shared_copy(&self, source: &Path, id: &str) -> io::Result<PathBuf> {
+        let dest = self.dir.path().join(format!("shared-{id}"));
+        if !dest.exists() {
+            std::fs::copy(source, &dest)?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(dest)
+    }
+
     /// Points a relative name of exactly `len` bytes (relative to
     /// [`ExecDir::path`]) at `target`, and returns the name. The same length
     /// always gives the same name: the link is replaced, which is fine since

@@ -135,7 +135,11 @@ pub fn mmap_file(
         [
             libc::AT_FDCWD as u64,
             scratch,
-            (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+            (if args[3] as i32 & libc::MAP_SHARED != 0 && args[2] as i32 & libc::PROT_WRITE != 0 {
+                libc::O_RDWR
+            } else {
+                libc::O_RDONLY
+            } | libc::O_CLOEXEC) as u64,
             0,
             0,
             0,
@@ -149,9 +153,16 @@ pub fn mmap_file(
             source: std::io::Error::from_raw_os_error(-fd as i32),
         });
     }
-    let flags = (args[3] as i32 & !(libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE))
-        | libc::MAP_PRIVATE
-        | libc::MAP_FIXED;
+    // A shared mapping keeps its sharing (writes through it must survive
+    // MADV_DONTNEED and show in other mappings of the file): the caller
+    // passes a replay-private copy of the file for it. Everything else maps
+    // the trace's copy privately, so the trace never changes.
+    let shared = args[3] as i32 & (libc::MAP_SHARED | libc::MAP_SHARED_VALIDATE) != 0;
+    let flags = if shared {
+        args[3] as i32 | libc::MAP_FIXED
+    } else {
+        args[3] as i32 | libc::MAP_PRIVATE | libc::MAP_FIXED
+    };
     let mapped = inject_via_fixed_page(
         tid,
         libc::SYS_mmap,

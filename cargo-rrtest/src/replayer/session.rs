@@ -14,7 +14,6 @@ use tracing::{debug, trace};
 use super::exe::ExecDir;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
-use crate::recorder::exec_point;
 use crate::recorder::syscalls::{self, ReplayAction};
 use crate::sys::ptrace::{self, Regs, WaitEvent};
 use crate::sys::spawn::{spawn, SpawnSpec};
@@ -242,9 +241,15 @@ impl Session {
             }
             .into());
         }
-        RemoteMem::new(real)
-            .write(facts.at_random_addr, &exec.at_random)
+        let mem = RemoteMem::new(real);
+        mem.write(facts.at_random_addr, &exec.at_random)
             .map_err(perr("writing AT_RANDOM", real))?;
+        // The name we exec'd has the recorded name's length, not its bytes:
+        // put those back, so memory is what it was while recording.
+        if facts.execfn_addr != 0 {
+            mem.write(facts.execfn_addr, exec.exe.as_bytes())
+                .map_err(perr("writing AT_EXECFN", real))?;
+        }
         Ok(())
     }
 
@@ -528,6 +533,22 @@ impl Session {
         let name = syscalls::name(nr);
         match action {
             ReplayAction::Emulate => {
+                // Replay writes the recorded output; the program must be
+                // writing the same bytes, or it has diverged (its
+                // arguments can match while its data does not).
+                if let crate::trace::SyscallExtra::Output { data, .. } = &result.extra {
+                    let mem = RemoteMem::new(real);
+                    let seen = crate::tracee::written_bytes(&mem, nr, args, data.len())
+                        .unwrap_or_default();
+                    if seen != *data {
+                        return Err(self.diverged(
+                            tid,
+                            format!("output of {name}"),
+                            format!("{:?}", String::from_utf8_lossy(data)),
+                            format!("{:?}", String::from_utf8_lossy(&seen)),
+                        ));
+                    }
+                }
                 inject::emulate(real, regs, result, self.echo)?;
                 if (-516..=-512).contains(&result.ret) {
                     if let Some(t) = self.tasks.get_mut(&tid) {
@@ -555,7 +576,13 @@ impl Session {
                     inject::emulate(real, regs, result, false)?;
                     result.ret
                 } else if let crate::trace::SyscallExtra::MappedFile { file, .. } = &result.extra {
-                    let path = self.reader.file_path(file);
+                    let mut path = self.reader.file_path(file);
+                    if args[3] as i32 & libc::MAP_SHARED != 0 {
+                        path = self
+                            .exec_dir
+                            .shared_copy(&path, &file.0)
+                            .map_err(perr("copying a shared-mapped file", real))?;
+                    }
                     inject::mmap_file(real, regs, args, result.ret, &path)?
                 } else {
                     inject::mmap_anonymous(real, regs, result.ret)?
@@ -659,8 +686,10 @@ impl Session {
     /// to execute `point.ip` with `point`'s registers: an execution
     /// breakpoint at the ip, and a comparison at each hit.
     fn run_to_point(&mut self, tid: Tid, point: &ExecPoint) -> Result<(), ReplayError> {
-        /// Hits without a match after which replay gives up.
-        const MAX_HITS: u64 = 50_000_000;
+        /// Hits without a match after which replay gives up (about a
+        /// minute of stops): the recording is then not replayable in
+        /// practice, and verification says so.
+        const MAX_HITS: u64 = 3_000_000;
         let real = self.task(tid)?.real;
         ptrace::exec_breakpoint(real, Some(point.ip))
             .map_err(perr("setting a breakpoint", real))?;
@@ -685,7 +714,11 @@ impl Session {
                     seen,
                 ));
             }
-            if exec_point(&regs) == *point {
+            if crate::tracee::point_regs(&regs) == point.regs
+                && crate::tracee::exec_point(real, &regs)
+                    .map_err(perr("reading an execution point", real))?
+                    == *point
+            {
                 ptrace::exec_breakpoint(real, None).map_err(perr("clearing a breakpoint", real))?;
                 self.set_state(tid, State::Idle { deliver: 0 });
                 trace!(tid, hits, "reached the execution point");
@@ -701,30 +734,12 @@ impl Session {
                     format!("{hits} passes through ip without them"),
                 ));
             }
-            // Step over the instruction with the breakpoint off, then re-arm.
-            ptrace::exec_breakpoint(real, None).map_err(perr("clearing a breakpoint", real))?;
-            loop {
-                ptrace::singlestep(real, 0).map_err(perr("PTRACE_SINGLESTEP", real))?;
-                match ptrace::wait_tid(real).map_err(perr("waitpid", real))? {
-                    WaitEvent::Signal {
-                        signo: libc::SIGTRAP,
-                        ..
-                    } => break,
-                    // A signal the replay caused (see resume_to_stop).
-                    WaitEvent::Signal { signo, .. } if !is_synchronous(signo) => {}
-                    ev => {
-                        let seen = self.describe_stop(real, &ev);
-                        return Err(self.diverged(
-                            tid,
-                            "execution point",
-                            format!("reaching ip {:#x}", point.ip),
-                            seen,
-                        ));
-                    }
-                }
-            }
-            ptrace::exec_breakpoint(real, Some(point.ip))
-                .map_err(perr("setting a breakpoint", real))?;
+            // Go on past the instruction: the resume flag suppresses the
+            // breakpoint for exactly one instruction, so no single-step
+            // stop is needed.
+            let mut regs = regs;
+            regs.eflags |= RESUME_FLAG;
+            ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
             self.set_state(tid, State::Idle { deliver: 0 });
         }
     }
@@ -870,3 +885,6 @@ fn is_synchronous(signo: i32) -> bool {
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS
     )
 }
+
+/// EFLAGS.RF: the next instruction does not raise an instruction breakpoint.
+const RESUME_FLAG: u64 = 1 << 16;

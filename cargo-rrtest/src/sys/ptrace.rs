@@ -209,6 +209,13 @@ pub fn getregs(tid: i32) -> io::Result<Regs> {
     Ok(regs)
 }
 
+/// Reads the FPU/SSE registers (`struct user_fpregs_struct`, 512 bytes) as bytes.
+pub fn getfpregs(tid: i32) -> io::Result<[u8; 512]> {
+    let mut buf = [0u8; 512];
+    req(libc::PTRACE_GETFPREGS, tid, 0, buf.as_mut_ptr() as usize)?;
+    Ok(buf)
+}
+
 /// Writes the general registers.
 pub fn setregs(tid: i32, regs: &Regs) -> io::Result<()> {
     req(libc::PTRACE_SETREGS, tid, 0, regs as *const Regs as usize).map(drop)

@@ -148,6 +148,7 @@ fn put_point(buf: &mut Vec<u8>, point: &ExecPoint) {
     for &r in &point.regs {
         put_uvarint(buf, r);
     }
+    buf.extend_from_slice(&point.digest.to_le_bytes());
 }
 
 fn put_bytes(buf: &mut Vec<u8>, data: &[u8]) {
@@ -476,7 +477,8 @@ impl<'a> Dec<'a> {
         for r in &mut regs {
             *r = self.uvarint("execution point register")?;
         }
-        Ok(ExecPoint { ip, regs })
+        let digest = u64::from_le_bytes(self.fixed::<8>("execution point digest")?);
+        Ok(ExecPoint { ip, regs, digest })
     }
 
     pub fn uvarint(&mut self, what: &str) -> Result<u64, DecodeError> {

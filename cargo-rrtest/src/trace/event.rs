@@ -262,6 +262,11 @@ pub struct ExecPoint {
     /// rax, rbx, rcx, rdx, rsi, rdi, rbp, rsp, r8..r15, rflags (without the
     /// trap and resume flags), fs base, gs base.
     pub regs: [u64; POINT_REGS],
+    /// A digest of the state the registers do not show: the FPU/SSE
+    /// registers, the stack near the stack pointer, the writable data of
+    /// the mapped files and the heap (`tracee::state_digest`). Compared only
+    /// where the registers match.
+    pub digest: u64,
 }
 
 /// How a process ended.

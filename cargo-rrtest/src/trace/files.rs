@@ -131,8 +131,10 @@ impl FileStore {
         &self.dir
     }
 
-    /// Stores `path`'s content; see the module doc.
-    pub fn add(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
+    /// Stores `path`'s content; see the module doc. With `link` false the
+    /// content is always copied: for files the program may still write (a
+    /// hard link would share those writes with the trace).
+    pub fn add(&mut self, path: &Path, link: bool) -> Result<(FileId, Stored), PathError> {
         let mut file = at(path, File::open(path))?;
         let before = at(path, file.metadata())?;
         if !before.is_file() {
@@ -149,7 +151,7 @@ impl FileStore {
         let proc_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
 
         // Another trace of this process stored it: link it without hashing.
-        if let Some(id) = known_id(&ident) {
+        if let Some(id) = known_id(&ident).filter(|_| link) {
             let dest = self.dir.join(&id.0);
             if dest.exists() {
                 self.seen.insert(ident, id.clone());
@@ -173,7 +175,7 @@ impl FileStore {
             self.buf = vec![0u8; 256 * 1024];
         }
         let tmp = self.tmp_path();
-        let linked = link_same(&proc_path, &tmp, &ident);
+        let linked = link && link_same(&proc_path, &tmp, &ident);
         let mut how = Stored::Copied;
         let mut id = None;
         if linked {

@@ -214,7 +214,16 @@ impl TraceWriter {
 
     /// [`TraceWriter::add_file`], also telling how the file was stored.
     pub fn add_file_with(&mut self, path: &Path) -> Result<(FileId, Stored), Error> {
-        self.files.add(path).map_err(|(p, e)| io_err(&p, e))
+        self.files.add(path, true).map_err(|(p, e)| io_err(&p, e))
+    }
+
+    /// Like [`TraceWriter::add_file`], but always a copy, never a hard link:
+    /// for files the program may still write (a data file it maps).
+    pub fn add_file_copy(&mut self, path: &Path) -> Result<FileId, Error> {
+        self.files
+            .add(path, false)
+            .map(|(id, _)| id)
+            .map_err(|(p, e)| io_err(&p, e))
     }
 
     /// The header, to fill in the outcome, `unreplayable` and stats before

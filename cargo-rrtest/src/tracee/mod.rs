@@ -11,10 +11,12 @@ use rrtest_abi::{entry, fixed_page_code, FIXED_PAGE_ADDR, FIXED_PAGE_SIZE};
 
 use crate::sys::ptrace::{self, Regs, WaitEvent};
 use crate::sys::RemoteMem;
+use crate::trace::{ExecPoint, POINT_REGS};
 
 const AT_NULL: u64 = 0;
 const AT_IGNORE: u64 = 1;
 const AT_RANDOM: u64 = 25;
+const AT_EXECFN: u64 = 31;
 const AT_SYSINFO_EHDR: u64 = 33;
 
 /// A syscall injected into a stopped thread failed to run as expected.
@@ -66,6 +68,8 @@ pub struct ExecFacts {
     pub at_random_addr: u64,
     /// Their value.
     pub at_random: [u8; 16],
+    /// Address of the filename string the program was exec'd with.
+    pub execfn_addr: u64,
 }
 
 /// Prepares a thread stopped at its exec stop: maps the fixed page and hides
@@ -110,6 +114,7 @@ pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
     }
     p += 8;
     let mut at_random_addr = 0;
+    let mut execfn_addr = 0;
     loop {
         let key = read_u64(&mem, p)?;
         if key == AT_NULL {
@@ -118,6 +123,7 @@ pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
         match key {
             AT_SYSINFO_EHDR => mem.write(p, &AT_IGNORE.to_le_bytes())?,
             AT_RANDOM => at_random_addr = read_u64(&mem, p + 8)?,
+            AT_EXECFN => execfn_addr = read_u64(&mem, p + 8)?,
             _ => {}
         }
         p += 16;
@@ -131,6 +137,7 @@ pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
         ip: regs.rip,
         at_random_addr,
         at_random,
+        execfn_addr,
     })
 }
 
@@ -150,4 +157,116 @@ pub fn decode_rdtsc(mem: &RemoteMem, ip: u64) -> Option<(bool, u64)> {
     }
     mem.read_exact(ip, &mut b).ok()?;
     (b == [0x0f, 0x01, 0xf9]).then_some((true, 3))
+}
+
+/// The registers of an execution point, in [`ExecPoint::regs`] order
+/// (rflags without the trap and resume flags, which the stops set).
+pub fn point_regs(r: &Regs) -> [u64; POINT_REGS] {
+    const TRAP_AND_RESUME_FLAGS: u64 = 0x100 | 0x1_0000;
+    [
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.rbp,
+        r.rsp,
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15,
+        r.eflags & !TRAP_AND_RESUME_FLAGS,
+        r.fs_base,
+        r.gs_base,
+    ]
+}
+
+/// The execution point thread `tid`, stopped with registers `r`, is at.
+pub fn exec_point(tid: i32, r: &Regs) -> io::Result<ExecPoint> {
+    Ok(ExecPoint {
+        ip: r.rip,
+        regs: point_regs(r),
+        digest: state_digest(tid, r.rsp)?,
+    })
+}
+
+/// Bytes of stack hashed above the stack pointer (below it: the 128-byte
+/// red zone).
+const STACK_WINDOW: u64 = 64 << 10;
+const RED_ZONE: u64 = 128;
+
+/// A digest of what an execution point's registers do not show: the
+/// FPU/SSE registers, the stack from the red zone to 64 KiB above the
+/// stack pointer, and the writable memory of mapped files (`.data`,
+/// `.bss`) and the heap. Other anonymous memory (thread stacks, large
+/// allocations) is left out to keep the cost bounded; DESIGN.md §6 asks for
+/// all writable memory, and this is the part of it that holds globals and
+/// most of the program's heap.
+pub fn state_digest(tid: i32, rsp: u64) -> io::Result<u64> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(ptrace::getfpregs(tid)?);
+    let mem = RemoteMem::new(tid);
+    let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))?;
+    let mut buf = Vec::new();
+    for line in maps.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Some((a, b)), Some(inode)) = (range.split_once('-'), parts.nth(2)) else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        let name = parts.next().unwrap_or("");
+        let (lo, hi) = if (start..end).contains(&rsp) {
+            (
+                rsp.saturating_sub(RED_ZONE).max(start),
+                (rsp + STACK_WINDOW).min(end),
+            )
+        } else if perms.starts_with("rw")
+            && perms.ends_with('p')
+            && (inode != "0" || name == "[heap]")
+        {
+            (start, end)
+        } else {
+            continue;
+        };
+        buf.resize((hi - lo) as usize, 0);
+        if mem.read_exact(lo, &mut buf).is_ok() {
+            h.update(lo.to_le_bytes());
+            h.update(&buf);
+        }
+    }
+    let out = h.finalize();
+    Ok(u64::from_le_bytes(out[..8].try_into().expect("32 bytes")))
+}
+
+/// The first `len` bytes a write-family syscall (`write`, `pwrite64`,
+/// `writev`, `pwritev`, `pwritev2`) with arguments `args` writes: the
+/// recorder keeps them as the program's output, and the replayer checks
+/// that the replayed program writes the same.
+pub fn written_bytes(mem: &RemoteMem, nr: i64, args: &[u64; 6], len: usize) -> io::Result<Vec<u8>> {
+    if nr == libc::SYS_write || nr == libc::SYS_pwrite64 {
+        return mem.read_vec(args[1], len);
+    }
+    let (iov, cnt) = (args[1], args[2]);
+    let mut out = Vec::with_capacity(len);
+    for i in 0..cnt.min(1024) {
+        if out.len() >= len {
+            break;
+        }
+        let base = read_u64(mem, iov + i * 16)?;
+        let n = read_u64(mem, iov + i * 16 + 8)? as usize;
+        let take = n.min(len - out.len());
+        out.extend(mem.read_vec(base, take)?);
+    }
+    Ok(out)
 }

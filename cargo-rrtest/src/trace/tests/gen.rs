@@ -189,6 +189,7 @@ impl Rng {
         ExecPoint {
             ip: self.u64(),
             regs,
+            digest: self.u64(),
         }
     }
 
