@@ -1,5 +1,5 @@
 //! The product end to end: `cargo rrtest` records the demo workspace
-//! (fixtures/demo) with `--retries 1 --timeout 1`, with fake credentials in
+//! (fixtures/demo) with `--retries 1 --timeout 4`, with fake credentials in
 //! its environment, and the trials check that traces and archives exist
 //! exactly for the failed, flaky (failing attempt) and timed-out tests, are
 //! owner-only and verified; that `replay TEST_NAME`, `replay DIR` and
@@ -98,7 +98,7 @@ fn recorded_run(name: &str, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
     rrtest(&all, env, &out_dir().join(format!("product-{name}.json")))
 }
 
-/// The main run: every test, `--retries 1 --timeout 1`, fake credentials set,
+/// The main run: every test, `--retries 1 --timeout 4`, fake credentials set,
 /// JUnit on, GitHub Actions mode with a step summary and an artifact name.
 fn product_run() -> &'static RunOutput {
     static RUN: OnceLock<RunOutput> = OnceLock::new();
@@ -117,8 +117,10 @@ fn product_run() -> &'static RunOutput {
         recorded_run(
             "full",
             &[
+                // Long enough for a recorded test that spawns a recorded
+                // child on a loaded 2-core machine (1 s made it flaky).
                 "--timeout",
-                "1",
+                "4",
                 "--retries",
                 "1",
                 "--pass-env",

@@ -76,14 +76,7 @@ fn extra(
     unsupported: &mut Vec<String>,
 ) -> SyscallExtra {
     let fd = call.args[0] as i32;
-    let is_write = matches!(
-        call.nr,
-        libc::SYS_write
-            | libc::SYS_pwrite64
-            | libc::SYS_writev
-            | libc::SYS_pwritev
-            | libc::SYS_pwritev2
-    );
+    let is_write = is_write_family(call.nr);
     if is_write && call.ret > 0 {
         let Some(out) = output_stream(tid, fd) else {
             return SyscallExtra::None;
@@ -110,6 +103,23 @@ fn extra(
         }
         _ => SyscallExtra::None,
     }
+}
+
+/// Whether syscall `nr(args)` of thread `tid` writes to the recorder's own
+/// stdout or stderr.
+pub fn is_output_write(tid: i32, nr: i64, args: &[u64; 6]) -> bool {
+    is_write_family(nr) && output_stream(tid, args[0] as i32).is_some()
+}
+
+fn is_write_family(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_write
+            | libc::SYS_pwrite64
+            | libc::SYS_writev
+            | libc::SYS_pwritev
+            | libc::SYS_pwritev2
+    )
 }
 
 /// Which of the recorder's own output streams (1 or 2) the tracee's `fd`

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, trace, warn};
 
-use super::capture::capture;
+use super::capture::{self, capture};
 use super::syscalls::{self, Call, MemReader, ReplayAction};
 use super::{Error, RecordOptions};
 use crate::sys::ptrace::{self, Regs, WaitEvent};
@@ -933,8 +933,16 @@ impl Session {
                 .tasks
                 .iter()
                 .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)));
+        // A write to our stdout/stderr is never split either: replay echoes
+        // output at the syscall's exit event, so the exit must follow the
+        // entry before another thread writes, or the echoed order would
+        // differ from the order the kernel wrote in. (The reader of those
+        // streams is outside the recording, so the write cannot wait on a
+        // thread we hold.)
+        let to_output = capture::is_output_write(tid, nr, &args);
         let split = action == Some(ReplayAction::Clone)
             || (action != Some(ReplayAction::Execve)
+                && !to_output
                 && others
                 && (yield_now || desc.map(|d| d.may_block).unwrap_or(true)));
         if split {
