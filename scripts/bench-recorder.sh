@@ -106,7 +106,8 @@ bench() {
   mkdir -p "$WORK/$name"
   echo "bench-recorder: $name: $RUNS native, $RUNS recorded, $RUNS replayed runs" >&2
   time_runs "$name" native "$@"
-  time_runs "$name" record "$RR" record -o "$WORK/$name/trace-@I@" -- "$@"
+  # Recording alone: verification is the replay measured next.
+  time_runs "$name" record "$RR" record --no-verify -o "$WORK/$name/trace-@I@" -- "$@"
   time_runs "$name" replay "$RR" replay "$WORK/$name/trace-0"
   "$RR" info --json "$WORK/$name/trace-0" > "$WORK/$name/info.json"
 }
