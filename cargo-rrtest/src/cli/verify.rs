@@ -44,8 +44,12 @@ pub fn verify(dir: &std::path::Path) -> Result<Verification> {
     };
     let outcome = replayer::replay(&opts);
     let replay_ms = started.elapsed().as_millis() as u64;
+    let mut point_hits = Vec::new();
     let reason = match outcome {
-        Ok(_) => None,
+        Ok(done) => {
+            point_hits = done.point_hits;
+            None
+        }
         Err(ReplayError::Other(replayer::Error::Trace(e))) => return Err(Error::Trace(e)),
         Err(e) => Some(e.to_string()),
     };
@@ -54,6 +58,7 @@ pub fn verify(dir: &std::path::Path) -> Result<Verification> {
         reason,
         verified_at: crate::util::rfc3339_now(),
         replay_ms,
+        point_hits,
     };
     let mut header = trace::read_header(dir)?;
     header.verification = Some(verification.clone());

@@ -29,6 +29,9 @@ pub struct Replayed {
     pub status: ExitStatus,
     /// Events replayed.
     pub events: u64,
+    /// (event index, hits before the match) of every execution point, as
+    /// found by scanning or known beforehand.
+    pub point_hits: Vec<[u64; 2]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,10 @@ struct Session {
     index: u64,
     echo: bool,
     exec_dir: ExecDir,
+    /// Hit counts of execution points from an earlier verification.
+    known_hits: HashMap<u64, u64>,
+    /// Hit counts found (or used) by this replay.
+    point_hits: Vec<[u64; 2]>,
 }
 
 fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
@@ -121,6 +128,13 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         index: 1,
         echo: opts.echo_output,
         exec_dir,
+        known_hits: header
+            .verification
+            .as_ref()
+            .filter(|v| v.verified)
+            .map(|v| v.point_hits.iter().map(|&[i, n]| (i, n)).collect())
+            .unwrap_or_default(),
+        point_hits: Vec::new(),
     };
     session.tasks.insert(
         exec.tid,
@@ -270,6 +284,7 @@ impl Session {
                 return Ok(Replayed {
                     status,
                     events: self.index + 1,
+                    point_hits: std::mem::take(&mut self.point_hits),
                 });
             }
             self.index += 1;
@@ -691,6 +706,9 @@ impl Session {
         /// practice, and verification says so.
         const MAX_HITS: u64 = 3_000_000;
         let real = self.task(tid)?.real;
+        if let Some(&known) = self.known_hits.get(&self.index) {
+            return self.run_to_counted_point(tid, point, known);
+        }
         ptrace::exec_breakpoint(real, Some(point.ip))
             .map_err(perr("setting a breakpoint", real))?;
         let mut hits = 0u64;
@@ -722,6 +740,7 @@ impl Session {
                 ptrace::exec_breakpoint(real, None).map_err(perr("clearing a breakpoint", real))?;
                 self.set_state(tid, State::Idle { deliver: 0 });
                 trace!(tid, hits, "reached the execution point");
+                self.point_hits.push([self.index, hits]);
                 return Ok(());
             }
             hits += 1;
@@ -742,6 +761,52 @@ impl Session {
             ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
             self.set_state(tid, State::Idle { deliver: 0 });
         }
+    }
+
+    /// [`Session::run_to_point`] with the hit count a verification found:
+    /// a counted breakpoint stops the thread at the `hits + 1`th execution
+    /// of the ip, where the state must match (one stop instead of one per
+    /// hit).
+    fn run_to_counted_point(
+        &mut self,
+        tid: Tid,
+        point: &ExecPoint,
+        hits: u64,
+    ) -> Result<(), ReplayError> {
+        let real = self.task(tid)?.real;
+        let counter = crate::sys::perf::BreakpointCounter::arm(real, point.ip, hits + 1)
+            .map_err(perr("arming a counted breakpoint", real))?;
+        let (real, ev) = self.resume_to_stop(tid, Some(crate::sys::perf::OVERFLOW_SIGNAL))?;
+        drop(counter);
+        let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let stopped = matches!(ev, WaitEvent::Signal { signo, .. } if signo == crate::sys::perf::OVERFLOW_SIGNAL);
+        let matches = stopped
+            && regs.rip == point.ip
+            && crate::tracee::point_regs(&regs) == point.regs
+            && crate::tracee::exec_point(real, &regs)
+                .map_err(perr("reading an execution point", real))?
+                == *point;
+        if !matches {
+            let seen = if stopped {
+                format!(
+                    "ip {:#x} after {} hits with other state",
+                    regs.rip,
+                    hits + 1
+                )
+            } else {
+                self.describe_stop(real, &ev)
+            };
+            return Err(self.diverged(
+                tid,
+                "execution point",
+                format!("reaching ip {:#x}", point.ip),
+                seen,
+            ));
+        }
+        // The overflow signal is not delivered: the thread just stops here.
+        self.set_state(tid, State::Idle { deliver: 0 });
+        self.point_hits.push([self.index, hits]);
+        Ok(())
     }
 
     fn rdtsc(&mut self, tid: Tid, ip: u64, tsc: u64, aux: Option<u32>) -> Result<(), ReplayError> {

@@ -7,6 +7,7 @@
 
 pub mod cpu;
 pub mod mem;
+pub mod perf;
 pub mod ptrace;
 pub mod seccomp;
 pub mod signals;

@@ -52,6 +52,12 @@ pub struct Verification {
     pub verified_at: String,
     /// How long the replay took.
     pub replay_ms: u64,
+    /// For each execution point (event index, hits): how many times the
+    /// thread executed the point's instruction, since its previous event,
+    /// before the matching time. Later replays stop there at once with a
+    /// counted breakpoint instead of comparing state at every hit.
+    #[serde(default)]
+    pub point_hits: Vec<[u64; 2]>,
 }
 
 /// One CPUID leaf/subleaf and its answer.
