@@ -147,6 +147,18 @@ fn gather_iov(mem: &RemoteMem, iov: u64, cnt: u64, total: usize) -> std::io::Res
     Ok(out)
 }
 
+/// Whether the tracee's `fd` is open for writing (`flags:` in fdinfo; true
+/// when that cannot be read, to be safe).
+fn fd_writable(tid: i32, fd: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| {
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+            i32::from_str_radix(flags.trim(), 8).ok()
+        })
+        .is_none_or(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY)
+}
+
 /// Copies the file behind `fd` into the trace. Prefers the file's own path
 /// (so the copy can be a hard link) when it still names the same file.
 fn mapped_file(
@@ -169,7 +181,14 @@ fn mapped_file(
     } else {
         Path::new(&proc_path).to_path_buf()
     };
-    match writer.add_file(&source) {
+    // A file mapped from a descriptor open for writing may change while the
+    // program runs: copy it now rather than link it.
+    let stored = if fd_writable(tid, fd) {
+        writer.add_file_copy(&source)
+    } else {
+        writer.add_file(&source)
+    };
+    match stored {
         Ok(file) => SyscallExtra::MappedFile { file, path: link },
         Err(e) => {
             unsupported.push(format!(

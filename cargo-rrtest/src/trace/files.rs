@@ -172,7 +172,8 @@ pub struct IdCache {
 
 impl IdCache {
     /// The cache in `dir` (created 0700 if missing); None if it cannot be
-    /// created or is not a private directory of this user.
+    /// created, or it or its parent is not this user's, or it is open to
+    /// others.
     pub fn open(dir: PathBuf) -> Option<IdCache> {
         if let Some(parent) = dir.parent() {
             fs::create_dir_all(parent).ok()?;
@@ -184,7 +185,12 @@ impl IdCache {
         }
         let meta = fs::symlink_metadata(&dir).ok()?;
         let uid = fs::metadata("/proc/self").ok()?.uid();
-        (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0).then_some(IdCache { dir })
+        // Whoever owns the parent could swap the directory.
+        let parent_ours = dir
+            .parent()
+            .is_none_or(|p| fs::metadata(p).is_ok_and(|m| m.uid() == uid));
+        (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0 && parent_ours)
+            .then_some(IdCache { dir })
     }
 
     /// The user's cache, `<cache dir>/file-ids` in the first usable one of
@@ -405,21 +411,7 @@ impl FileStore {
         }
         let id = match id {
             Some(id) => id,
-            None => {
-                // Copy, hashing what is copied: the copy always matches its id.
-                at(path, file.seek(io::SeekFrom::Start(0)))?;
-                let mut out = at(&tmp, create_copy(&tmp, executable))?;
-                match hash_reader(&mut file, &mut self.buf, Some(&mut out)) {
-                    Ok((id, n)) => {
-                        self.hashed_bytes += n;
-                        id
-                    }
-                    Err(e) => {
-                        let _ = fs::remove_file(&tmp);
-                        return Err((path.to_owned(), e));
-                    }
-                }
-            }
+            None => self.copy_in(&mut file, path, &tmp, executable)?,
         };
         let dest = self.dir.join(&id.0);
         if dest.exists() {
@@ -449,6 +441,62 @@ impl FileStore {
             }
         }
         Ok((id, how))
+    }
+
+    /// Stores a private copy of `path`'s current content, never a link and
+    /// whatever the caches say: for a file the program may write to (one it
+    /// mapped from a descriptor open for writing), whose later content must
+    /// not show through. Hashes what it copies.
+    pub fn add_copy(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
+        let mut file = at(path, File::open(path))?;
+        let meta = at(path, file.metadata())?;
+        if !meta.is_file() {
+            return Err((
+                path.to_owned(),
+                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+        let tmp = self.tmp_path();
+        let id = self.copy_in(&mut file, path, &tmp, meta.mode() & 0o111 != 0)?;
+        let dest = self.dir.join(&id.0);
+        let private = fs::metadata(&dest).is_ok_and(|m| m.nlink() == 1);
+        if private {
+            let _ = fs::remove_file(&tmp);
+            return Ok((id, Stored::Deduplicated));
+        }
+        // Also over a hard link with the same content: that one could change.
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            let _ = fs::remove_file(&tmp);
+            return Err((dest, e));
+        }
+        self.copied += 1;
+        Ok((id, Stored::Copied))
+    }
+
+    /// Copies `file` (from its start) to the new file `tmp`, hashing what is
+    /// copied, so the copy always matches its id.
+    fn copy_in(
+        &mut self,
+        file: &mut File,
+        path: &Path,
+        tmp: &Path,
+        executable: bool,
+    ) -> Result<FileId, PathError> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; BUF_LEN];
+        }
+        at(path, file.seek(io::SeekFrom::Start(0)))?;
+        let mut out = at(tmp, create_copy(tmp, executable))?;
+        match hash_reader(file, &mut self.buf, Some(&mut out)) {
+            Ok((id, n)) => {
+                self.hashed_bytes += n;
+                Ok(id)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(tmp);
+                Err((path.to_owned(), e))
+            }
+        }
     }
 
     fn tmp_path(&mut self) -> PathBuf {

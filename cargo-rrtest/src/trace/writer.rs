@@ -276,6 +276,16 @@ impl TraceWriter {
         self.add_file_with(path).map(|(id, _)| id)
     }
 
+    /// Stores a private copy of the file at `path` in `files/`, never a
+    /// link: for a file the program may still write to (its later content
+    /// must not show through the trace's copy).
+    pub fn add_file_copy(&mut self, path: &Path) -> Result<FileId, Error> {
+        self.files
+            .add_copy(path)
+            .map(|(id, _)| id)
+            .map_err(|(p, e)| io_err(&p, e))
+    }
+
     /// [`TraceWriter::add_file`], also telling how the file was stored.
     pub fn add_file_with(&mut self, path: &Path) -> Result<(FileId, Stored), Error> {
         self.files.add(path).map_err(|(p, e)| io_err(&p, e))

@@ -281,3 +281,33 @@ fn keeping_removes_leftover_temporary_files() {
     crate::trace::keep(&trace).expect("keep");
     assert_eq!(files_in(&trace), vec![id.0]);
 }
+
+#[test]
+fn a_file_the_program_may_write_is_copied_not_linked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("data");
+    std::fs::write(&src, b"mapped read-write").expect("write");
+    let trace = tmp.path().join("t");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    // Known and linked first (e.g. mapped read-only earlier)...
+    let (linked, how) = w.add_file_with(&src).expect("add");
+    assert_eq!(how, Stored::Linked);
+    // ...then mapped from a writable descriptor: the link becomes a copy.
+    let id = w.add_file_copy(&src).expect("copy");
+    assert_eq!(id, linked);
+    let meta = std::fs::metadata(w.file_path(&id)).expect("copy");
+    assert_eq!(meta.nlink(), 1);
+    assert_ne!(meta.ino(), std::fs::metadata(&src).expect("src").ino());
+    // The program writes to it: the trace keeps what was mapped.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&src)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"MAPPED"))
+        .expect("rewrite");
+    w.finish().expect("finish");
+    crate::trace::keep(&trace).expect("keep");
+    assert_eq!(
+        std::fs::read(trace.join("files").join(&id.0)).expect("read"),
+        b"mapped read-write"
+    );
+}
