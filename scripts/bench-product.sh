@@ -9,7 +9,8 @@
 #
 # Usage: scripts/bench-product.sh [RUNS]   (default 5; env CARGO_RRTEST=path
 # to use a given cargo-rrtest binary, else target/release/cargo-rrtest is
-# built; env CRATES="strsim-0.11.1 ..." to choose the crates, "" for none;
+# built; env BASELINE=path to time another cargo-rrtest's recording too,
+# interleaved with the rest, e.g. a build of the previous commit; env CRATES="strsim-0.11.1 ..." to choose the crates, "" for none;
 # RUST_BACKTRACE is 0 unless set: with 1, every panicking test symbolizes a
 # backtrace, thousands of syscalls that are traced until the syscall buffer
 # exists)
@@ -53,6 +54,10 @@ bench() {
         "$CARGO_RRTEST" rrtest --manifest-path "$manifest" --target-dir "$target" \
             --cargo-quiet --color never --report "$report" "${filters[@]}"
     }
+    base() {
+        "$BASELINE" rrtest --manifest-path "$manifest" --target-dir "$target" \
+            --cargo-quiet --color never --report "$report" "${filters[@]}"
+    }
     norec() {
         "$CARGO_RRTEST" rrtest --no-record --manifest-path "$manifest" --target-dir "$target" \
             --cargo-quiet --color never --report "$report" "${filters[@]}"
@@ -73,9 +78,10 @@ bench() {
     out="$(nextest 2>&1)" || { echo "$out"; echo "cargo nextest failed on $name" >&2; return 1; }
     echo "nextest: $(grep -m1 'Summary' <<<"$out")"
 
-    local t_rec=() t_norec=() t_nx=() t_ct=()
+    local t_rec=() t_norec=() t_nx=() t_ct=() t_base=()
     for ((i = 0; i < runs; i++)); do
         t_rec+=("$(time_ms rec)")
+        [[ -n "${BASELINE:-}" ]] && t_base+=("$(time_ms base)")
         t_norec+=("$(time_ms norec)")
         t_nx+=("$(time_ms nextest)")
         t_ct+=("$(time_ms ctest)")
@@ -86,6 +92,13 @@ bench() {
     m_nx=$(printf '%s\n' "${t_nx[@]}" | median)
     m_ct=$(printf '%s\n' "${t_ct[@]}" | median)
     echo "cargo rrtest (recording):  ${t_rec[*]} ms -> median ${m_rec} ms"
+    if [[ -n "${BASELINE:-}" ]]; then
+        local m_base
+        m_base=$(printf '%s\n' "${t_base[@]}" | median)
+        echo "baseline recording:        ${t_base[*]} ms -> median ${m_base} ms"
+        awk -v r="$m_rec" -v b="$m_base" -v x="$m_nx" -v name="$name" 'BEGIN {
+            printf "%s: baseline recording/nextest %.2fx; recording/baseline %.2fx\n", name, b / x, r / b }'
+    fi
     echo "cargo rrtest --no-record:  ${t_norec[*]} ms -> median ${m_norec} ms"
     echo "cargo nextest run:         ${t_nx[*]} ms -> median ${m_nx} ms"
     echo "cargo test:                ${t_ct[*]} ms -> median ${m_ct} ms"

@@ -9,6 +9,7 @@ mod recorder;
 mod recorder_build;
 mod recorder_faults;
 mod recorder_run;
+mod trace_files;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -17,5 +18,6 @@ fn main() {
     trials.extend(harness::trials());
     trials.extend(product::trials());
     trials.extend(recorder::trials());
+    trials.extend(trace_files::trials());
     libtest_mimic::run(&args, trials).exit();
 }

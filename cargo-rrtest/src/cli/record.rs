@@ -21,6 +21,10 @@ pub struct RecordArgs {
     /// Do not verify the trace by replaying it right after recording.
     #[arg(long)]
     pub no_verify: bool,
+    /// The trace will probably be deleted (the test harness): leave `files/`
+    /// as hard links and fsync nothing; whoever keeps it calls `trace::keep`.
+    #[arg(long, hide = true)]
+    pub disposable: bool,
     /// The program to record and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<OsString>,
@@ -49,6 +53,10 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         trace_dir: trace_dir.clone(),
     };
     let recording = recorder::record(&opts)?;
+    if !args.disposable {
+        // A recording made on its own is kept: make it self-contained.
+        crate::trace::keep(&trace_dir)?;
+    }
     let tty = std::io::stderr().is_terminal();
     if !args.no_verify && recording.unreplayable.is_empty() {
         let v = super::verify(&trace_dir)?;

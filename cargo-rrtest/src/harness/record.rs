@@ -1,8 +1,13 @@
 //! Recording test attempts: where traces and archives go, the preflight check,
 //! deciding whether a recording worked, and verifying and packing kept traces.
 //!
-//! Each attempt runs as `<recorder> record --no-verify -o TRACE -- <bin> ARGS`
-//! (see [`super::runner::AttemptSpec::to_command`]). Layout, all owner-only
+//! Each attempt runs as `<recorder> record --no-verify --disposable -o TRACE --
+//! <bin> ARGS` (see [`super::runner::AttemptSpec::to_command`]): disposable,
+//! because most traces are deleted when their test passes, so the recorder
+//! only hard-links the files the test maps (hashing none it has seen before,
+//! in any process: `trace/files.rs`) and fsyncs nothing. A trace the keep
+//! policy keeps is made self-contained and durable by [`keep_trace`] as soon
+//! as its attempt ends. Layout, all owner-only
 //! (directories 0700, files 0600):
 //! ```text
 //! TARGET/rrtest/traces/<binary id>/<test name>/attempt-<N>/        trace dirs
@@ -140,6 +145,15 @@ impl Recording {
     }
 }
 
+/// Makes a kept trace self-contained and durable ([`trace::keep`]): private
+/// copies of its files, checked against their content ids, and everything
+/// fsynced; or why it cannot be kept as a replayable trace.
+pub fn keep_trace(dir: &Path) -> Result<(), String> {
+    trace::keep(dir)
+        .map(|_| ())
+        .map_err(|e| format!("the trace cannot be kept replayable: {e}"))
+}
+
 /// Removes a directory tree if it exists.
 pub fn remove_if_present(dir: &Path) -> std::io::Result<()> {
     match std::fs::remove_dir_all(dir) {
@@ -199,7 +213,7 @@ fn preflight_once(recorder: &Path) -> Result<(), String> {
     let dir = pack::PrivateTempDir::new("preflight").map_err(|e| e.to_string())?;
     let trace_dir = dir.path().join("trace");
     let mut child = Command::new(recorder)
-        .args(["record", "--no-verify", "-o"])
+        .args(["record", "--no-verify", "--disposable", "-o"])
         .arg(&trace_dir)
         .arg("--")
         .arg(program)

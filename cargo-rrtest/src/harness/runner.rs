@@ -4,14 +4,16 @@
 //! An attempt is first described as a value, [`AttemptSpec`] (program, args,
 //! cwd, env, attempt number, and the trace directory when recorded), and
 //! turned into a process by one function, [`AttemptSpec::to_command`], which
-//! wraps a recorded attempt as `<recorder> record --no-verify -o TRACE --
-//! <bin> <args>` (the recorder passes the test's output through).
+//! wraps a recorded attempt as `<recorder> record --no-verify --disposable -o
+//! TRACE -- <bin> <args>` (the recorder passes the test's output through).
 //!
 //! A recorded attempt is checked afterwards ([`super::record`]): a recorder
 //! failure (exit 105, or no finished trace) makes it a `recorder_error`, and
 //! the same attempt runs again without recording so its verdict is known.
 //! Traces the keep policy does not keep are deleted as soon as the attempt
-//! ends; kept ones are verified and packed by the same worker threads, which
+//! ends (`--disposable` made them cheap: no file content hashed or copied,
+//! nothing fsynced); kept ones are made self-contained and durable at once
+//! ([`record::keep_trace`]), then verified and packed by the same worker threads, which
 //! take verification jobs before new tests, so verification shares the job
 //! limit and overlaps the rest of the run.
 //!
@@ -145,8 +147,8 @@ impl AttemptSpec {
     }
 
     /// The process for this attempt: the single place where an attempt becomes a
-    /// command, recorded (`<recorder> record --no-verify -o TRACE -- <bin>
-    /// <args>`) or not.
+    /// command, recorded (`<recorder> record --no-verify --disposable -o TRACE
+    /// -- <bin> <args>`) or not.
     pub fn to_command(&self) -> Command {
         let mut cmd = match &self.record {
             None => {
@@ -156,7 +158,7 @@ impl AttemptSpec {
             }
             Some(r) => {
                 let mut cmd = Command::new(&r.recorder);
-                cmd.args(["record", "--no-verify", "-o"])
+                cmd.args(["record", "--no-verify", "--disposable", "-o"])
                     .arg(&r.trace_dir)
                     .arg("--")
                     .arg(&self.program)
@@ -438,6 +440,7 @@ fn verify_jobs(test: usize, result: &TestResult, config: &RunnerConfig) -> Vec<V
         .attempts
         .iter()
         .enumerate()
+        .filter(|(_, attempt)| attempt.checked.is_none())
         .filter_map(|(a, attempt)| {
             let dir = attempt.trace.clone()?;
             Some(VerifyJob {
@@ -494,6 +497,13 @@ fn run_test(
             if result.cancelled || !rec.keep.keeps(result.outcome.is_pass()) {
                 let _ = record::remove_if_present(dir);
                 result.trace = None;
+            } else if let Err(why) = record::keep_trace(dir) {
+                // Not replayable as it is: say why instead of verifying it.
+                result.checked = Some(record::Checked {
+                    verified: Some(false),
+                    failure: Some(why),
+                    archive: None,
+                });
             }
         }
         let done = result.outcome.is_pass() || result.cancelled || n == total_attempts;
@@ -912,7 +922,7 @@ mod tests {
     }
 
     /// A stand-in recorder: a shell script run as `<script> record --no-verify
-    /// -o DIR -- PROGRAM ARGS`.
+    /// --disposable -o DIR -- PROGRAM ARGS`.
     fn fake_recorder(dir: &std::path::Path, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         let path = dir.join("recorder.sh");
@@ -941,6 +951,7 @@ mod tests {
             [
                 "record",
                 "--no-verify",
+                "--disposable",
                 "-o",
                 "/t/attempt-1",
                 "--",

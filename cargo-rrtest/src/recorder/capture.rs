@@ -143,6 +143,18 @@ fn output_stream(tid: i32, fd: i32) -> Option<i32> {
         .find(|&n| ours[n as usize - 1] == Some(theirs))
 }
 
+/// Whether the tracee's `fd` is open for writing (`flags:` in fdinfo; true
+/// when that cannot be read, to be safe).
+fn fd_writable(tid: i32, fd: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}"))
+        .ok()
+        .and_then(|info| {
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+            i32::from_str_radix(flags.trim(), 8).ok()
+        })
+        .is_none_or(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY)
+}
+
 /// Copies the file behind `fd` into the trace. Prefers the file's own path
 /// (so the copy can be a hard link) when it still names the same file.
 fn mapped_file(
@@ -166,10 +178,12 @@ fn mapped_file(
     } else {
         Path::new(&proc_path).to_path_buf()
     };
-    let added = if allow_link {
-        writer.add_file(&source)
-    } else {
+    // A data mapping, or a file mapped from a descriptor open for writing,
+    // may change while the program runs: copy it now rather than link it.
+    let added = if !allow_link || fd_writable(tid, fd) {
         writer.add_file_copy(&source)
+    } else {
+        writer.add_file(&source)
     };
     match added {
         Ok(file) => SyscallExtra::MappedFile { file, path: link },

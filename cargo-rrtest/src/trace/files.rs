@@ -1,42 +1,89 @@
 //! `files/`: content-addressed copies of the files a recording mapped.
 //!
 //! A file's [`FileId`] is the lowercase hex of the first 16 bytes of the
-//! SHA-256 of its content, and its copy is `files/<id>`. Adding a file:
+//! SHA-256 of its content, and its copy is `files/<id>`.
 //!
-//! 1. open it and `fstat` it; a file seen before with the same identity
-//!    (device, inode, size, mtime) gets its earlier id without being read
-//!    again: in this trace it is then already stored; for another trace of
-//!    the same process (a test run records many) it is only linked. The
-//!    process-wide cache is what keeps per-test recording cheap when every
-//!    test maps the same large test binary and libraries;
+//! Recording is made cheap for the common case, a trace that is deleted
+//! because its test passed: the recorder only *notes* each file, as a hard
+//! link, and a trace that is kept is then made self-contained by [`keep`].
+//!
+//! Adding a file while recording ([`FileStore::add`]):
+//!
+//! 1. open it and `fstat` it. Its *identity* is (device, inode, size, mtime
+//!    to the nanosecond). A file whose identity was seen
+//!    before gets its earlier id without being read: from this trace (then it
+//!    is already stored), from another trace of this process, or from the
+//!    persistent [`IdCache`] that every recorder process of this user shares
+//!    (a test run records each test in its own process, and every one maps
+//!    the same large test binary and libraries);
 //! 2. hard-link the *open file* (through `/proc/self/fd`, so the link is the
-//!    inode that gets hashed even if the path is replaced meanwhile) to a
-//!    temporary name in `files/`, then hash it; if the file changed while it
-//!    was hashed, or it cannot be linked (another file system, permissions),
-//!    copy it instead, hashing what is copied;
+//!    inode that was identified, even if the path is replaced meanwhile) to a
+//!    temporary name in `files/`; an unknown file is hashed first, and if it
+//!    changed while it was hashed, or it cannot be linked (another file
+//!    system, permissions), it is copied instead, hashing what is copied;
 //! 3. rename the temporary name to `files/<id>`, unless that exists already
 //!    (the same content from another path): then drop the temporary one.
 //!
-//! Copies are owner-only (0600, or 0700 if the original was executable).
-//! A hard link shares the original's inode: if the original is later
-//! rewritten *in place* the trace's copy changes with it. Compilers, linkers
-//! and package managers replace files (a new inode) rather than rewrite them.
+//! Nothing is fsynced while recording: a trace about to be deleted needs no
+//! durability, and [`keep`] makes a kept one durable.
+//!
+//! [`keep`] replaces every hard link by a private copy (0600, or 0700 if the
+//! original was executable), hashing the bytes it copies and checking them
+//! against the entry's id, and fsyncs the copies and `files/`. After it, the
+//! trace shares no inode with the original files, so rebuilding them (a new
+//! inode) or rewriting them in place cannot change it.
+//!
+//! **The rule: no trace uses bytes other than those it recorded.** Between
+//! the recording and [`keep`], `files/<id>` may be the original's inode. If
+//! the original was rewritten in place meanwhile (or a cached id was wrong),
+//! the bytes no longer hash to `<id>`: `keep` then removes that entry and
+//! fails, naming it, so a replay fails with a missing file rather than
+//! running on wrong bytes. A cached id is trusted only for the exact
+//! identity it was computed for, and goes into the persistent cache only if
+//! the file's mtime was already [`SETTLED`] in the past when it was hashed:
+//! a write in the same timestamp tick as the hash could otherwise go
+//! unnoticed (the "racy git" problem). The ctime would be a stronger key
+//! (no user can set it), but hard-linking a file into a trace changes it.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use super::codec::{file_id_from_bytes, FILE_ID_LEN};
+use super::codec::{file_id_bytes, file_id_from_bytes, FILE_ID_LEN};
 use super::event::FileId;
 
-/// What identifies a file's content without reading it (while it is not
-/// modified in place within the same mtime tick).
+/// How far in the past a file's mtime must be, when its hash is
+/// complete, for its id to be cached across processes: well over the
+/// timestamp tick of a file system with nanosecond timestamps (the kernel's
+/// coarse clock, at most 10 ms).
+pub const SETTLED: Duration = Duration::from_millis(100);
+
+/// [`SETTLED`] for a file whose mtime has no nanoseconds (perhaps a file
+/// system with one- or two-second timestamps).
+const SETTLED_COARSE: Duration = Duration::from_secs(3);
+
+/// Entries of the persistent cache older than this are removed (a file that
+/// old and unchanged is hashed once more).
+const PRUNE_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How often the persistent cache is pruned, at most.
+const PRUNE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// The read buffer for hashing and copying.
+const BUF_LEN: usize = 256 * 1024;
+
+/// What identifies a file's content without reading it: a rebuild makes a
+/// new inode, and a write sets the mtime to the current time. (Not the
+/// ctime: hard-linking the file into a trace, and deleting that trace,
+/// change it, so every recording would change it.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Identity {
     dev: u64,
@@ -55,6 +102,31 @@ impl Identity {
             mtime: m.mtime(),
             mtime_nsec: m.mtime_nsec(),
         }
+    }
+
+    /// Its entry's name in the persistent cache.
+    fn key(&self) -> String {
+        format!(
+            "{:x}-{:x}-{:x}-{}.{:09}",
+            self.dev, self.ino, self.size, self.mtime, self.mtime_nsec
+        )
+    }
+
+    /// Whether the mtime was at least [`SETTLED`] before `now`: then a later
+    /// write sets a later mtime, so a changed file cannot keep this identity
+    /// (unless someone sets its mtime back on purpose, as `rsync --inplace
+    /// -t` does: [`keep`] catches that).
+    fn settled_at(&self, now: SystemTime) -> bool {
+        let Ok(now) = now.duration_since(UNIX_EPOCH) else {
+            return false;
+        };
+        let mtime = i128::from(self.mtime) * 1_000_000_000 + i128::from(self.mtime_nsec);
+        let margin = if self.mtime_nsec == 0 {
+            SETTLED_COARSE
+        } else {
+            SETTLED
+        };
+        now.as_nanos() as i128 - mtime >= margin.as_nanos() as i128
     }
 }
 
@@ -76,6 +148,136 @@ fn remember_id(ident: Identity, id: &FileId) {
     map.insert(ident, id.clone());
 }
 
+/// Temporary names unique within this process.
+fn next_tmp_number() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The persistent id cache, shared by every recorder process of the user:
+/// one small file per file identity, named by its key, holding the 32 hex
+/// digits of its id.
+///
+/// Entries are written atomically (a temporary file renamed into place), so
+/// concurrent recorders see a whole entry or none; two writing the same
+/// entry write the same bytes. They are not fsynced: a lost entry is only
+/// hashed again, and anything but exactly 32 lowercase hex digits is
+/// ignored. The directory must be ours and private (0700), or the cache is
+/// not used. Entries older than 30 days are pruned, at most daily, by the
+/// process that writes an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdCache {
+    dir: PathBuf,
+}
+
+impl IdCache {
+    /// The cache in `dir` (created 0700 if missing); None if it cannot be
+    /// created, or it or its parent is not this user's, or it is open to
+    /// others.
+    pub fn open(dir: PathBuf) -> Option<IdCache> {
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).ok()?;
+        }
+        match DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(_) => return None,
+        }
+        let meta = fs::symlink_metadata(&dir).ok()?;
+        let uid = fs::metadata("/proc/self").ok()?.uid();
+        // Whoever owns the parent could swap the directory.
+        let parent_ours = dir
+            .parent()
+            .is_none_or(|p| fs::metadata(p).is_ok_and(|m| m.uid() == uid));
+        (meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0 && parent_ours)
+            .then_some(IdCache { dir })
+    }
+
+    /// The user's cache, `<cache dir>/file-ids` in the first usable one of
+    /// `$XDG_CACHE_HOME/cargo-rrtest`, `~/.cache/cargo-rrtest` and a per-user
+    /// temporary directory; looked up once per process.
+    pub fn user() -> Option<IdCache> {
+        static USER: OnceLock<Option<IdCache>> = OnceLock::new();
+        USER.get_or_init(|| {
+            crate::preload::user_cache_dirs()
+                .ok()?
+                .into_iter()
+                .find_map(|d| IdCache::open(d.join("file-ids")))
+        })
+        .clone()
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn get(&self, ident: &Identity) -> Option<FileId> {
+        let mut f = File::open(self.dir.join(ident.key())).ok()?;
+        let mut text = [0u8; 2 * FILE_ID_LEN + 1];
+        let mut len = 0;
+        while len < text.len() {
+            match f.read(&mut text[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        let id = FileId(String::from_utf8(text[..len].to_vec()).ok()?);
+        file_id_bytes(&id).map(|_| id)
+    }
+
+    fn put(&self, ident: &Identity, id: &FileId) {
+        let tmp = self
+            .dir
+            .join(format!(".tmp-{}-{}", std::process::id(), next_tmp_number()));
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(id.0.as_bytes()))
+            .and_then(|()| fs::rename(&tmp, self.dir.join(ident.key())));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+            return;
+        }
+        self.prune_if_due(SystemTime::now());
+    }
+
+    /// Removes entries (and temporary files) older than [`PRUNE_AFTER`], if
+    /// the last pruning is [`PRUNE_EVERY`] ago.
+    fn prune_if_due(&self, now: SystemTime) {
+        let marker = self.dir.join(".pruned");
+        let age = |m: &fs::Metadata| {
+            m.modified()
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default()
+        };
+        if let Ok(m) = fs::metadata(&marker) {
+            if age(&m) < PRUNE_EVERY {
+                return;
+            }
+        }
+        if File::create(&marker).is_err() {
+            return;
+        }
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            if entry.file_name() == ".pruned" {
+                continue;
+            }
+            if entry.metadata().is_ok_and(|m| age(&m) > PRUNE_AFTER) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// How a file got into `files/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -95,7 +297,7 @@ pub struct FileStore {
     dir: PathBuf,
     seen: HashMap<Identity, FileId>,
     buf: Vec<u8>,
-    tmp_counter: u64,
+    id_cache: Option<IdCache>,
     /// Counters, for tests and measurements.
     pub linked: u64,
     /// Files copied.
@@ -112,18 +314,24 @@ fn at<T>(path: &Path, r: io::Result<T>) -> Result<T, PathError> {
 }
 
 impl FileStore {
-    /// Creates `dir` (mode 0700).
+    /// Creates `dir` (mode 0700). Ids are cached across processes in the
+    /// user's [`IdCache`].
     pub fn create(dir: PathBuf) -> Result<Self, PathError> {
         at(&dir, super::writer::create_private_dir(&dir))?;
         Ok(FileStore {
             dir,
             seen: HashMap::new(),
             buf: Vec::new(),
-            tmp_counter: 0,
+            id_cache: IdCache::user(),
             linked: 0,
             copied: 0,
             hashed_bytes: 0,
         })
+    }
+
+    /// Uses `cache` (None: none) as the persistent id cache.
+    pub fn set_id_cache(&mut self, cache: Option<IdCache>) {
+        self.id_cache = cache;
     }
 
     /// The directory.
@@ -131,10 +339,8 @@ impl FileStore {
         &self.dir
     }
 
-    /// Stores `path`'s content; see the module doc. With `link` false the
-    /// content is always copied: for files the program may still write (a
-    /// hard link would share those writes with the trace).
-    pub fn add(&mut self, path: &Path, link: bool) -> Result<(FileId, Stored), PathError> {
+    /// Stores `path`'s content; see the module doc.
+    pub fn add(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
         let mut file = at(path, File::open(path))?;
         let before = at(path, file.metadata())?;
         if !before.is_file() {
@@ -150,8 +356,14 @@ impl FileStore {
         let executable = before.mode() & 0o111 != 0;
         let proc_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
 
-        // Another trace of this process stored it: link it without hashing.
-        if let Some(id) = known_id(&ident).filter(|_| link) {
+        // Known to this process or, from an earlier one, to the persistent
+        // cache: link it without hashing.
+        let known = known_id(&ident).or_else(|| {
+            let id = self.id_cache.as_ref()?.get(&ident)?;
+            remember_id(ident, &id);
+            Some(id)
+        });
+        if let Some(id) = known {
             let dest = self.dir.join(&id.0);
             if dest.exists() {
                 self.seen.insert(ident, id.clone());
@@ -172,10 +384,10 @@ impl FileStore {
 
         // Try a hard link of the open file, then hash it.
         if self.buf.is_empty() {
-            self.buf = vec![0u8; 256 * 1024];
+            self.buf = vec![0u8; BUF_LEN];
         }
         let tmp = self.tmp_path();
-        let linked = link && link_same(&proc_path, &tmp, &ident);
+        let linked = link_same(&proc_path, &tmp, &ident);
         let mut how = Stored::Copied;
         let mut id = None;
         if linked {
@@ -199,31 +411,7 @@ impl FileStore {
         }
         let id = match id {
             Some(id) => id,
-            None => {
-                // Copy, hashing what is copied: the copy always matches its id.
-                at(path, file.seek(io::SeekFrom::Start(0)))?;
-                let mode = if executable { 0o700 } else { 0o600 };
-                let mut out = at(
-                    &tmp,
-                    OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(mode)
-                        .open(&tmp),
-                )?;
-                let res = hash_reader(&mut file, &mut self.buf, Some(&mut out))
-                    .and_then(|d| out.sync_all().map(|()| d));
-                match res {
-                    Ok((id, n)) => {
-                        self.hashed_bytes += n;
-                        id
-                    }
-                    Err(e) => {
-                        let _ = fs::remove_file(&tmp);
-                        return Err((path.to_owned(), e));
-                    }
-                }
-            }
+            None => self.copy_in(&mut file, path, &tmp, executable)?,
         };
         let dest = self.dir.join(&id.0);
         if dest.exists() {
@@ -239,26 +427,203 @@ impl FileStore {
                 _ => self.copied += 1,
             }
         }
-        // Cache only if the file did not change under us.
+        // Cache only if the file did not change under us, across processes
+        // only if it cannot change in the same timestamp tick either.
         if let Ok(after) = file.metadata() {
             if Identity::of(&after) == ident {
                 self.seen.insert(ident, id.clone());
                 remember_id(ident, &id);
+                if let Some(cache) = &self.id_cache {
+                    if ident.settled_at(SystemTime::now()) {
+                        cache.put(&ident, &id);
+                    }
+                }
             }
         }
         Ok((id, how))
     }
 
-    fn tmp_path(&mut self) -> PathBuf {
-        self.tmp_counter += 1;
-        self.dir
-            .join(format!(".tmp-{}-{}", std::process::id(), self.tmp_counter))
+    /// Stores a private copy of `path`'s current content, never a link and
+    /// whatever the caches say: for a file the program may write to (one it
+    /// mapped from a descriptor open for writing), whose later content must
+    /// not show through. Hashes what it copies.
+    pub fn add_copy(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
+        let mut file = at(path, File::open(path))?;
+        let meta = at(path, file.metadata())?;
+        if !meta.is_file() {
+            return Err((
+                path.to_owned(),
+                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            ));
+        }
+        let tmp = self.tmp_path();
+        let id = self.copy_in(&mut file, path, &tmp, meta.mode() & 0o111 != 0)?;
+        let dest = self.dir.join(&id.0);
+        let private = fs::metadata(&dest).is_ok_and(|m| m.nlink() == 1);
+        if private {
+            let _ = fs::remove_file(&tmp);
+            return Ok((id, Stored::Deduplicated));
+        }
+        // Also over a hard link with the same content: that one could change.
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            let _ = fs::remove_file(&tmp);
+            return Err((dest, e));
+        }
+        self.copied += 1;
+        Ok((id, Stored::Copied))
     }
 
-    /// Makes the directory's entries durable.
-    pub fn sync(&self) -> Result<(), PathError> {
-        at(&self.dir, File::open(&self.dir).and_then(|d| d.sync_all()))
+    /// Copies `file` (from its start) to the new file `tmp`, hashing what is
+    /// copied, so the copy always matches its id.
+    fn copy_in(
+        &mut self,
+        file: &mut File,
+        path: &Path,
+        tmp: &Path,
+        executable: bool,
+    ) -> Result<FileId, PathError> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; BUF_LEN];
+        }
+        at(path, file.seek(io::SeekFrom::Start(0)))?;
+        let mut out = at(tmp, create_copy(tmp, executable))?;
+        match hash_reader(file, &mut self.buf, Some(&mut out)) {
+            Ok((id, n)) => {
+                self.hashed_bytes += n;
+                Ok(id)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(tmp);
+                Err((path.to_owned(), e))
+            }
+        }
     }
+
+    fn tmp_path(&mut self) -> PathBuf {
+        self.dir
+            .join(format!(".tmp-{}-{}", std::process::id(), next_tmp_number()))
+    }
+}
+
+/// Creates a private file for a copy: 0700 if the original is executable,
+/// else 0600.
+fn create_copy(path: &Path, executable: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(if executable { 0o700 } else { 0o600 })
+        .open(path)
+}
+
+/// What [`keep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// Hard links replaced by private copies.
+    pub copied: u64,
+    /// Entries that were private already (checked and synced in place).
+    pub checked: u64,
+    /// Bytes hashed.
+    pub bytes: u64,
+}
+
+/// Why [`keep`] failed.
+#[derive(Debug)]
+pub enum KeepError {
+    /// An I/O error.
+    Io(PathError),
+    /// `path` (an entry of `files/`, now removed) did not hold the content
+    /// its name says.
+    Mismatch {
+        /// The entry.
+        path: PathBuf,
+        /// The id of what it held.
+        found: FileId,
+    },
+}
+
+impl From<PathError> for KeepError {
+    fn from(e: PathError) -> Self {
+        KeepError::Io(e)
+    }
+}
+
+/// Makes the `files/` directory `dir` of a trace self-contained and durable:
+/// every entry shared with another name (a hard link to the original) is
+/// replaced by a private copy, every entry is hashed and checked against its
+/// name, and the entries and the directory are fsynced. Leftover temporary
+/// files are removed. An entry whose bytes do not match its name is removed
+/// (nothing may replay on wrong bytes) and reported. A missing `dir` (a
+/// recording that stopped early) is nothing to do.
+pub fn keep(dir: &Path) -> Result<Kept, KeepError> {
+    let mut kept = Kept::default();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(kept),
+        Err(e) => return Err(KeepError::Io((dir.to_owned(), e))),
+    };
+    let mut buf = vec![0u8; BUF_LEN];
+    for entry in entries {
+        let entry = at(dir, entry)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = dir.join(&name);
+        if name.starts_with('.') {
+            // A temporary file of a recorder or keep that was interrupted.
+            at(&path, fs::remove_file(&path))?;
+            continue;
+        }
+        let expected = FileId(name);
+        if file_id_bytes(&expected).is_none() {
+            // Not a content-addressed entry: not ours to check.
+            continue;
+        }
+        let mut file = at(&path, File::open(&path))?;
+        let meta = at(&path, file.metadata())?;
+        let (found, n) = if meta.nlink() > 1 {
+            let tmp = dir.join(format!(
+                ".keep-{}-{}",
+                std::process::id(),
+                next_tmp_number()
+            ));
+            let copied = create_copy(&tmp, meta.mode() & 0o111 != 0).and_then(|mut out| {
+                let d = hash_reader(&mut file, &mut buf, Some(&mut out))?;
+                out.sync_all()?;
+                Ok(d)
+            });
+            match copied {
+                Ok((found, n)) if found == expected => {
+                    if let Err(e) = fs::rename(&tmp, &path) {
+                        let _ = fs::remove_file(&tmp);
+                        return Err(KeepError::Io((path, e)));
+                    }
+                    kept.copied += 1;
+                    (found, n)
+                }
+                Ok(d) => {
+                    let _ = fs::remove_file(&tmp);
+                    d
+                }
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(KeepError::Io((path, e)));
+                }
+            }
+        } else {
+            let d = at(&path, hash_reader(&mut file, &mut buf, None))?;
+            if d.0 == expected {
+                // fsync works on a read-only descriptor.
+                at(&path, file.sync_all())?;
+                kept.checked += 1;
+            }
+            d
+        };
+        if found != expected {
+            at(&path, fs::remove_file(&path))?;
+            return Err(KeepError::Mismatch { path, found });
+        }
+        kept.bytes += n;
+    }
+    at(dir, File::open(dir).and_then(|d| d.sync_all()))?;
+    Ok(kept)
 }
 
 /// Hard-links the open file behind `proc_path` (a `/proc/self/fd` path) to
@@ -319,4 +684,152 @@ fn file_id_of_digest(digest: &[u8]) -> FileId {
 /// The [`FileId`] of some bytes.
 pub fn file_id_of(content: &[u8]) -> FileId {
     file_id_of_digest(&Sha256::digest(content))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity_of(path: &Path) -> Identity {
+        Identity::of(&fs::metadata(path).expect("stat"))
+    }
+
+    fn store(dir: &Path, cache: &IdCache) -> FileStore {
+        fs::create_dir(dir).expect("trace dir");
+        let mut s = FileStore::create(dir.join("files")).expect("files/");
+        s.set_id_cache(Some(cache.clone()));
+        s
+    }
+
+    #[test]
+    fn a_settled_file_is_cached_for_other_processes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = IdCache::open(tmp.path().join("ids")).expect("cache");
+        let src = tmp.path().join("lib.so");
+        fs::write(&src, b"library bytes").expect("write");
+        // Just written: its mtime is not settled, so it is not cached yet.
+        let (id, _) = store(&tmp.path().join("t1"), &cache)
+            .add(&src)
+            .expect("add");
+        assert_eq!(cache.get(&identity_of(&src)), None);
+        // Another file, settled: hashed once, then cached on disk.
+        let old = tmp.path().join("old.so");
+        fs::write(&old, b"older library").expect("write");
+        std::thread::sleep(SETTLED + Duration::from_millis(50));
+        let (id_old, _) = store(&tmp.path().join("t2"), &cache)
+            .add(&old)
+            .expect("add");
+        assert_eq!(id_old, file_id_of(b"older library"));
+        assert_eq!(cache.get(&identity_of(&old)), Some(id_old));
+        assert_ne!(id, file_id_of(b"older library"));
+    }
+
+    #[test]
+    fn a_cached_id_is_used_without_hashing_and_checked_when_kept() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = IdCache::open(tmp.path().join("ids")).expect("cache");
+        let src = tmp.path().join("test-binary");
+        fs::write(&src, vec![7u8; 100_000]).expect("write");
+        // What another recorder process left in the cache, here deliberately
+        // wrong to prove that it is used, and that keeping catches it.
+        let wrong = file_id_of(b"other bytes");
+        cache.put(&identity_of(&src), &wrong);
+        let trace = tmp.path().join("t");
+        let mut files = store(&trace, &cache);
+        let (id, how) = files.add(&src).expect("add");
+        assert_eq!((id.clone(), how), (wrong.clone(), Stored::Linked));
+        assert_eq!(files.hashed_bytes, 0);
+        match keep(files.dir()) {
+            Err(KeepError::Mismatch { path, found }) => {
+                assert_eq!(path, files.dir().join(&wrong.0));
+                assert_eq!(found, file_id_of(&[7u8; 100_000]));
+            }
+            other => panic!("expected a mismatch, got {other:?}"),
+        }
+        assert!(!files.dir().join(&wrong.0).exists(), "wrong bytes left");
+        assert!(src.exists(), "the original was touched");
+    }
+
+    #[test]
+    fn damaged_cache_entries_are_ignored() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = IdCache::open(tmp.path().join("ids")).expect("cache");
+        let src = tmp.path().join("f");
+        fs::write(&src, b"content").expect("write");
+        let ident = identity_of(&src);
+        for bad in [
+            &b""[..],
+            b"0123",
+            b"0123456789ABCDEF0123456789abcdef",
+            &[b'a'; 33],
+        ] {
+            fs::write(cache.dir().join(ident.key()), bad).expect("write");
+            assert_eq!(cache.get(&ident), None, "{bad:?}");
+        }
+        let trace = tmp.path().join("t");
+        let (id, _) = store(&trace, &cache).add(&src).expect("add");
+        assert_eq!(id, file_id_of(b"content"));
+    }
+
+    #[test]
+    fn a_cache_directory_open_to_others_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("ids");
+        fs::create_dir(&dir).expect("mkdir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert_eq!(IdCache::open(dir.clone()), None);
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod");
+        assert!(IdCache::open(dir).is_some());
+    }
+
+    #[test]
+    fn settled_means_an_mtime_older_than_the_tick_margin() {
+        let now = SystemTime::now();
+        let at = |ago: Duration, nsec: bool| {
+            let t = (now - ago).duration_since(UNIX_EPOCH).expect("after 1970");
+            Identity {
+                dev: 1,
+                ino: 2,
+                size: 3,
+                mtime: t.as_secs() as i64,
+                mtime_nsec: if nsec {
+                    i64::from(t.subsec_nanos()) | 1
+                } else {
+                    0
+                },
+            }
+        };
+        assert!(!at(Duration::ZERO, true).settled_at(now));
+        assert!(!at(Duration::from_millis(50), true).settled_at(now));
+        assert!(at(Duration::from_millis(200), true).settled_at(now));
+        // Whole seconds only: perhaps a file system with coarse timestamps.
+        assert!(!at(Duration::from_secs(2), false).settled_at(now));
+        assert!(at(Duration::from_secs(10), false).settled_at(now));
+    }
+
+    #[test]
+    fn old_entries_are_pruned_at_most_daily() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = IdCache::open(tmp.path().join("ids")).expect("cache");
+        let entry = cache.dir().join("1-2-3-4.000000000");
+        fs::write(&entry, file_id_of(b"x").0).expect("write");
+        let now = SystemTime::now();
+        // Pruned "now": the entry is fresh and stays.
+        cache.prune_if_due(now);
+        assert!(entry.exists());
+        // 31 days later, but the last pruning was "just now": not yet.
+        let later = now + PRUNE_AFTER + Duration::from_secs(24 * 3600);
+        let marker = cache.dir().join(".pruned");
+        File::options()
+            .write(true)
+            .open(&marker)
+            .and_then(|f| f.set_modified(later))
+            .expect("marker");
+        cache.prune_if_due(later);
+        assert!(entry.exists());
+        // A day after that pruning: the old entry goes.
+        cache.prune_if_due(later + PRUNE_EVERY + Duration::from_secs(1));
+        assert!(!entry.exists());
+    }
 }

@@ -5,7 +5,7 @@
 //! trace-dir/
 //!   header.json    Header: versions, command, env, cwd, kernel, CPUID, outcome
 //!   events.zst     the event stream: zstd-compressed, versioned binary records
-//!   files/         content-addressed copies of mapped files (hard links if possible)
+//!   files/         content-addressed copies of mapped files (hard links until kept)
 //! ```
 //! [`TraceWriter`] writes one while recording; [`TraceReader`] reads it back,
 //! rejecting unknown versions and reporting corruption with its offset.
@@ -23,10 +23,10 @@ mod writer;
 mod tests;
 
 pub use event::*;
-pub use files::{file_id_of, Stored};
+pub use files::{file_id_of, IdCache, Kept, Stored};
 pub use header::*;
 pub use reader::{read_header, TraceReader};
-pub use writer::{rewrite_header, TraceWriter, ZSTD_LEVEL};
+pub use writer::{keep, rewrite_header, TraceWriter, ZSTD_LEVEL};
 
 /// The trace format version this build writes and reads (`format_version` in
 /// `header.json`).

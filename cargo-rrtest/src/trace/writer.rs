@@ -3,10 +3,16 @@
 //! `create` makes the directory (0700) with `header.json` (outcome `None`),
 //! `files/` and `events.zst`; `push` appends events through a reused buffer
 //! into a buffered zstd stream; `finish` writes the end record, ends the
-//! zstd frame, fsyncs, and replaces `header.json` atomically with the final
-//! one. A writer dropped without `finish` (an error path) flushes what it
-//! has, so the trace reads as its complete events followed by a truncation
-//! error; its header keeps outcome `None`.
+//! zstd frame, and replaces `header.json` atomically with the final one. A
+//! writer dropped without `finish` (an error path) flushes what it has, so
+//! the trace reads as its complete events followed by a truncation error;
+//! its header keeps outcome `None`.
+//!
+//! Most traces are deleted right after they are written (their test
+//! passed), so the writer fsyncs nothing and leaves `files/` as hard links
+//! to the originals (see `files.rs`). Whoever keeps a trace calls [`keep`],
+//! which makes it self-contained (private, checked copies of the files) and
+//! durable.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -14,7 +20,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::event::{Event, FileId};
-use super::files::{FileStore, Stored};
+use super::files::{self, FileStore, IdCache, KeepError, Kept, Stored};
 use super::header::Header;
 use super::stream::{PushError, StreamWriter};
 use super::{Error, EVENTS_FILE, FILES_DIR, HEADER_FILE};
@@ -85,9 +91,60 @@ pub fn rewrite_header(dir: &Path, header: &Header) -> Result<(), Error> {
     write_atomic(&dir.join(super::HEADER_FILE), &bytes)
 }
 
+/// Makes the trace in `dir` fit to keep: self-contained (every hard link in
+/// `files/` replaced by a private copy, every copy checked against its
+/// content id) and durable (files, `events.zst`, `header.json` and the
+/// directories fsynced). Cheap for what it is: it costs a copy of the
+/// mapped files, and only kept traces pay it.
+///
+/// A `files/` entry whose bytes are not the ones recorded (the original was
+/// rewritten in place after the recording) is removed and reported as
+/// [`Error::Corrupt`]: the trace then cannot replay, rather than replay
+/// wrong bytes.
+pub fn keep(dir: &Path) -> Result<Kept, Error> {
+    let kept = files::keep(&dir.join(FILES_DIR)).map_err(|e| match e {
+        KeepError::Io((p, e)) => io_err(&p, e),
+        KeepError::Mismatch { path, found } => Error::Corrupt {
+            path: path.display().to_string(),
+            what: "file copy",
+            offset: 0,
+            reason: format!(
+                "its bytes have content id {}, not the recorded one: the original file was \
+                 changed in place after the recording; the copy was removed",
+                found.0
+            ),
+        },
+    })?;
+    for name in [EVENTS_FILE, HEADER_FILE] {
+        let path = dir.join(name);
+        match File::open(&path).and_then(|f| f.sync_all()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&path, e)),
+            _ => {}
+        }
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(dir, e))?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // The trace's own directory entry.
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err(parent, e))?;
+    }
+    Ok(kept)
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file (0600) beside it,
 /// fsynced, renamed over `path`, and the directory fsynced.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_replacing(path, bytes, true)
+}
+
+/// Writes `bytes` to `path` atomically (a temporary file renamed over it),
+/// fsyncing the file and the directory if `durable`: without, a reader sees
+/// the old or the new content, never half of one, but a machine crash may
+/// lose both.
+fn write_replacing(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -102,9 +159,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     result.map_err(|e| {
         let _ = fs::remove_file(&tmp);
@@ -131,7 +193,7 @@ impl TraceWriter {
         header.stats.events = 0;
         // On disk, until `finish`, the recording has no outcome.
         let outcome = header.outcome.take();
-        write_atomic(&dir.join(HEADER_FILE), &header_json(&header))?;
+        write_replacing(&dir.join(HEADER_FILE), &header_json(&header), false)?;
         header.outcome = outcome;
         let files = FileStore::create(dir.join(FILES_DIR)).map_err(|(p, e)| io_err(&p, e))?;
         let events_path = dir.join(EVENTS_FILE);
@@ -204,26 +266,35 @@ impl TraceWriter {
         self.stream.as_ref().map(|s| s.events()).unwrap_or(0)
     }
 
-    /// Stores a copy of the file at `path` in `files/` and returns its id:
-    /// a hard link when possible, else a copy; content-addressed, so the same
-    /// content is stored once; a file already added (same device, inode,
-    /// size and mtime) is not read again.
+    /// Stores the file at `path` in `files/` and returns its id: a hard link
+    /// when possible, else a copy; content-addressed, so the same content is
+    /// stored once; a file whose identity (device, inode, size, mtime) was
+    /// hashed before, by this process or (through the persistent
+    /// id cache) another one, is not read again. [`keep`] turns the links
+    /// into copies when the trace is kept.
     pub fn add_file(&mut self, path: &Path) -> Result<FileId, Error> {
         self.add_file_with(path).map(|(id, _)| id)
     }
 
-    /// [`TraceWriter::add_file`], also telling how the file was stored.
-    pub fn add_file_with(&mut self, path: &Path) -> Result<(FileId, Stored), Error> {
-        self.files.add(path, true).map_err(|(p, e)| io_err(&p, e))
-    }
-
-    /// Like [`TraceWriter::add_file`], but always a copy, never a hard link:
-    /// for files the program may still write (a data file it maps).
+    /// Stores a private copy of the file at `path` in `files/`, never a
+    /// link: for a file the program may still write to (its later content
+    /// must not show through the trace's copy).
     pub fn add_file_copy(&mut self, path: &Path) -> Result<FileId, Error> {
         self.files
-            .add(path, false)
+            .add_copy(path)
             .map(|(id, _)| id)
             .map_err(|(p, e)| io_err(&p, e))
+    }
+
+    /// [`TraceWriter::add_file`], also telling how the file was stored.
+    pub fn add_file_with(&mut self, path: &Path) -> Result<(FileId, Stored), Error> {
+        self.files.add(path).map_err(|(p, e)| io_err(&p, e))
+    }
+
+    /// Uses `cache` (None: none) as the persistent id cache instead of the
+    /// user's.
+    pub fn set_id_cache(&mut self, cache: Option<IdCache>) {
+        self.files.set_id_cache(cache);
     }
 
     /// The header, to fill in the outcome, `unreplayable` and stats before
@@ -248,8 +319,8 @@ impl TraceWriter {
         self.files.dir().join(&id.0)
     }
 
-    /// Ends the stream (end record, zstd frame), fsyncs it and `files/`, and
-    /// replaces `header.json` atomically with the final header.
+    /// Ends the stream (end record, zstd frame) and replaces `header.json`
+    /// atomically with the final header. Nothing is fsynced: see [`keep`].
     pub fn finish(mut self) -> Result<(), Error> {
         let stream = self.stream.take().ok_or_else(|| {
             io_err(
@@ -263,14 +334,16 @@ impl TraceWriter {
             let sink = stream.finish()?;
             let enc = sink.into_inner().map_err(|e| e.into_error())?;
             let file = enc.finish()?;
-            file.sync_all()?;
             Ok(file)
         })()
         .map_err(|e| io_err(path, e))?;
         drop(file);
-        self.files.sync().map_err(|(p, e)| io_err(&p, e))?;
         self.header.stats.events = events;
-        write_atomic(&self.dir.join(HEADER_FILE), &header_json(&self.header))
+        write_replacing(
+            &self.dir.join(HEADER_FILE),
+            &header_json(&self.header),
+            false,
+        )
     }
 }
 

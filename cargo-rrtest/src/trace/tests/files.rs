@@ -201,3 +201,113 @@ fn another_trace_of_the_process_links_a_known_file_without_hashing_it() {
     assert_ne!(id3, id1);
     assert_eq!(second.files_hashed_bytes(), 300_000);
 }
+
+/// Records `src` into a finished trace in `dir`, as the test harness does
+/// (links, nothing hashed twice, nothing fsynced), and returns its id.
+fn disposable_trace(dir: &Path, src: &Path) -> FileId {
+    let mut w = TraceWriter::create(dir, header()).expect("create");
+    let id = w.add_file(src).expect("add");
+    w.finish().expect("finish");
+    id
+}
+
+#[test]
+fn a_kept_trace_has_private_copies_that_survive_the_original_changing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("test-binary");
+    std::fs::write(&src, b"the recorded program").expect("write");
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let trace = tmp.path().join("t");
+    let id = disposable_trace(&trace, &src);
+    let copy = TraceReader::open(&trace).expect("open").file_path(&id);
+    // While recording: a hard link.
+    assert_eq!(
+        std::fs::metadata(&copy).expect("copy").ino(),
+        std::fs::metadata(&src).expect("src").ino()
+    );
+    let kept = crate::trace::keep(&trace).expect("keep");
+    assert_eq!((kept.copied, kept.checked), (1, 0));
+    let meta = std::fs::metadata(&copy).expect("copy");
+    assert_ne!(meta.ino(), std::fs::metadata(&src).expect("src").ino());
+    assert_eq!((meta.nlink(), meta.mode() & 0o777), (1, 0o700));
+    // Rewritten in place (the same inode), then replaced (a new inode).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&src)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"THE CHANGED PROGRAM!"))
+        .expect("rewrite");
+    assert_eq!(std::fs::read(&copy).expect("read"), b"the recorded program");
+    std::fs::remove_file(&src).expect("rm");
+    std::fs::write(&src, b"rebuilt").expect("write");
+    assert_eq!(std::fs::read(&copy).expect("read"), b"the recorded program");
+    // Keeping again finds private copies and only checks them.
+    let again = crate::trace::keep(&trace).expect("keep again");
+    assert_eq!((again.copied, again.checked), (0, 1));
+    assert_eq!(files_in(&trace), vec![id.0.clone()]);
+}
+
+#[test]
+fn a_trace_whose_original_changed_in_place_before_it_was_kept_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("lib.so");
+    std::fs::write(&src, b"library version 1").expect("write");
+    let trace = tmp.path().join("t");
+    let id = disposable_trace(&trace, &src);
+    // The same inode, same size, other bytes: the link shows them.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&src)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"library version 2"))
+        .expect("rewrite");
+    let err = crate::trace::keep(&trace).expect_err("changed");
+    let text = err.to_string();
+    assert!(
+        text.contains(&id.0) && text.contains("changed in place"),
+        "{text}"
+    );
+    // No entry with wrong bytes is left for a replay to use.
+    assert!(files_in(&trace).is_empty(), "{:?}", files_in(&trace));
+    assert_eq!(std::fs::read(&src).expect("src"), b"library version 2");
+}
+
+#[test]
+fn keeping_removes_leftover_temporary_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("data");
+    std::fs::write(&src, b"data").expect("write");
+    let trace = tmp.path().join("t");
+    let id = disposable_trace(&trace, &src);
+    std::fs::write(trace.join("files").join(".tmp-1-2"), b"half").expect("write");
+    crate::trace::keep(&trace).expect("keep");
+    assert_eq!(files_in(&trace), vec![id.0]);
+}
+
+#[test]
+fn a_file_the_program_may_write_is_copied_not_linked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("data");
+    std::fs::write(&src, b"mapped read-write").expect("write");
+    let trace = tmp.path().join("t");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    // Known and linked first (e.g. mapped read-only earlier)...
+    let (linked, how) = w.add_file_with(&src).expect("add");
+    assert_eq!(how, Stored::Linked);
+    // ...then mapped from a writable descriptor: the link becomes a copy.
+    let id = w.add_file_copy(&src).expect("copy");
+    assert_eq!(id, linked);
+    let meta = std::fs::metadata(w.file_path(&id)).expect("copy");
+    assert_eq!(meta.nlink(), 1);
+    assert_ne!(meta.ino(), std::fs::metadata(&src).expect("src").ino());
+    // The program writes to it: the trace keeps what was mapped.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&src)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"MAPPED"))
+        .expect("rewrite");
+    w.finish().expect("finish");
+    crate::trace::keep(&trace).expect("keep");
+    assert_eq!(
+        std::fs::read(trace.join("files").join(&id.0)).expect("read"),
+        b"mapped read-write"
+    );
+}
