@@ -49,5 +49,7 @@ mod tests {
         assert_eq!(rfc3339(t), "2000-02-29T00:00:00.250Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_795_754_776);
         assert_eq!(rfc3339(t), "2026-11-27T04:46:16.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_767_323_045_678);
+        assert_eq!(rfc3339(t), "2026-01-02T03:04:05.678Z");
     }
 }

@@ -80,7 +80,7 @@ pub struct RunOptions {
 /// Runs the tests and returns the exit code.
 pub fn run(options: &RunOptions) -> Result<u8> {
     let started = Instant::now();
-    let started_at = report::json::now_rfc3339();
+    let started_at = crate::util::rfc3339_now();
     let cancel = signals::cancel_flag();
 
     // The preflight recording runs while cargo builds and the tests are listed.

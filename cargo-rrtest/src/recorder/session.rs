@@ -153,6 +153,22 @@ struct Task {
     restart_block: Option<Call>,
 }
 
+impl Task {
+    fn new(pid: Tid, state: State) -> Self {
+        Task {
+            pid,
+            state,
+            resumed_at: None,
+            restart_block: None,
+            exec_file: None,
+            pending_signals: Vec::new(),
+            pending_since: None,
+            seeking: None,
+            interrupt_requested: false,
+        }
+    }
+}
+
 struct Session {
     writer: TraceWriter,
     tasks: BTreeMap<Tid, Task>,
@@ -252,20 +268,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         leader: pid,
         leader_status: None,
     };
-    session.tasks.insert(
-        pid,
-        Task {
-            pid,
-            state: State::Ready(Pending::Nothing),
-            resumed_at: None,
-            restart_block: None,
-            exec_file: None,
-            pending_signals: Vec::new(),
-            pending_since: None,
-            seeking: None,
-            interrupt_requested: false,
-        },
-    );
+    session
+        .tasks
+        .insert(pid, Task::new(pid, State::Ready(Pending::Nothing)));
     session.run_queue.push_back(pid);
     let result = session.run();
     if let Err(e) = &result {
@@ -745,20 +750,7 @@ impl Session {
                     // Its first stop came before our clone event.
                     Some(t) => t.pid = pid,
                     None => {
-                        self.tasks.insert(
-                            child,
-                            Task {
-                                pid,
-                                state: State::Unborn,
-                                resumed_at: None,
-                                restart_block: None,
-                                exec_file: None,
-                                pending_signals: Vec::new(),
-                                pending_since: None,
-                                seeking: None,
-                                interrupt_requested: false,
-                            },
-                        );
+                        self.tasks.insert(child, Task::new(pid, State::Unborn));
                     }
                 }
                 if !self.run_queue.contains(&child) {
@@ -803,20 +795,8 @@ impl Session {
                     }
                     None => {
                         // A new thread's first stop, before its parent's clone event.
-                        self.tasks.insert(
-                            tid,
-                            Task {
-                                pid: tid,
-                                state: State::Ready(Pending::Nothing),
-                                resumed_at: None,
-                                restart_block: None,
-                                exec_file: None,
-                                pending_signals: Vec::new(),
-                                pending_since: None,
-                                seeking: None,
-                                interrupt_requested: false,
-                            },
-                        );
+                        self.tasks
+                            .insert(tid, Task::new(tid, State::Ready(Pending::Nothing)));
                         Ok(())
                     }
                 }
