@@ -701,10 +701,11 @@ impl Session {
     /// to execute `point.ip` with `point`'s registers: an execution
     /// breakpoint at the ip, and a comparison at each hit.
     fn run_to_point(&mut self, tid: Tid, point: &ExecPoint) -> Result<(), ReplayError> {
-        /// Hits without a match after which replay gives up (about a
-        /// minute of stops): the recording is then not replayable in
-        /// practice, and verification says so.
-        const MAX_HITS: u64 = 3_000_000;
+        /// How long replay searches before it gives up: a point deep in a
+        /// hot loop costs a stop per turn, and the recording is then not
+        /// replayable in practice; verification says so.
+        const SEARCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+        let started = std::time::Instant::now();
         let real = self.task(tid)?.real;
         if let Some(&known) = self.known_hits.get(&self.index) {
             return self.run_to_counted_point(tid, point, known);
@@ -744,13 +745,16 @@ impl Session {
                 return Ok(());
             }
             hits += 1;
-            if hits >= MAX_HITS {
+            if hits % 1024 == 0 && started.elapsed() >= SEARCH_LIMIT {
                 let _ = ptrace::exec_breakpoint(real, None);
                 return Err(self.diverged(
                     tid,
                     "execution point",
                     format!("registers {:x?} at ip {:#x}", point.regs, point.ip),
-                    format!("{hits} passes through ip without them"),
+                    format!(
+                        "{hits} passes through ip in {} s without them (a point inside a hot loop: too costly to find)",
+                        SEARCH_LIMIT.as_secs()
+                    ),
                 ));
             }
             // Go on past the instruction: the resume flag suppresses the
