@@ -745,7 +745,7 @@ impl Session {
                 return Ok(());
             }
             hits += 1;
-            if hits % 1024 == 0 && started.elapsed() >= SEARCH_LIMIT {
+            if hits.is_multiple_of(1024) && started.elapsed() >= SEARCH_LIMIT {
                 let _ = ptrace::exec_breakpoint(real, None);
                 return Err(self.diverged(
                     tid,
