@@ -1,8 +1,9 @@
 //! Recorder trials about what goes wrong, and about `info`:
 //!
 //! - `divergence`: a trace whose copy of the executable is swapped for a build
-//!   that makes one extra `getpid()` must replay to a divergence error (exit
-//!   103) naming the event index, the thread and the syscall;
+//!   that makes one extra `getpid()`, or that writes other bytes of the same
+//!   length, must replay to a divergence error (exit 103) naming the event
+//!   index, the thread and the syscall (or the output);
 //! - `corrupt`: damaged traces (flipped or truncated event stream, missing
 //!   files, a future format version, a header that is not JSON) make `replay`
 //!   and `info` exit 104 with a message, never a panic;
@@ -62,8 +63,27 @@ pub fn trials() -> Vec<Trial> {
     // by recorder::trials).
     let skip = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
     let mut trials = vec![
+        Trial::test("recorder::divergence::other_output_bytes", || {
+            divergence(
+                "recorder::divergence::other_output_bytes",
+                Variant {
+                    fixture: "hello",
+                    define: "OTHER_GREETING",
+                    args: &[],
+                    names: "output of write",
+                },
+            )
+        }),
         Trial::test("recorder::divergence::extra_getpid", || {
-            divergence("recorder::divergence::extra_getpid")
+            divergence(
+                "recorder::divergence::extra_getpid",
+                Variant {
+                    fixture: "syscall_loop",
+                    define: "EXTRA_SYSCALL",
+                    args: &["50"],
+                    names: "getpid",
+                },
+            )
         })
         .with_ignored_flag(skip),
         Trial::test("recorder::info::json_fields", || {
@@ -124,18 +144,29 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>, Failed> {
 
 /// Swap the trace's copy of the executable for a build with one extra
 /// syscall; replay must diverge at that syscall.
-fn divergence(trial: &str) -> Result<(), Failed> {
+/// A build of a fixture that behaves differently from the plain one.
+struct Variant {
+    fixture: &'static str,
+    /// The `-D` that makes the variant.
+    define: &'static str,
+    args: &'static [&'static str],
+    /// What the divergence message must name.
+    names: &'static str,
+}
+
+fn divergence(trial: &str, v: Variant) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
-    let plain = build::c_fixture(CBuild::pie("syscall_loop"))?;
+    let plain = build::c_fixture(CBuild::pie(v.fixture))?;
+    let defines: &'static [&'static str] = Box::leak(vec![v.define].into_boxed_slice());
     let extra = build::c_fixture(CBuild {
-        name: "syscall_loop",
+        name: v.fixture,
         link: Link::Pie,
-        defines: &["EXTRA_SYSCALL"],
+        defines,
     })?;
     let spec = Spec {
-        name: "syscall_loop",
-        source: Source::C(CBuild::pie("syscall_loop")),
-        args: Args::Fixed(&["50"]),
+        name: v.fixture,
+        source: Source::C(CBuild::pie(v.fixture)),
+        args: Args::Fixed(v.args),
         ..HELLO
     };
     let trace = record_ok(&dir, &spec)?;
@@ -191,8 +222,8 @@ fn divergence(trial: &str) -> Result<(), Failed> {
     if !lower.contains("thread") && !lower.contains("tid") {
         missing.push("the thread");
     }
-    if !lower.contains("getpid") {
-        missing.push("the unexpected syscall (getpid)");
+    if !lower.contains(v.names) {
+        missing.push(v.names);
     }
     no_panic(&rep)?;
     if !missing.is_empty() {
