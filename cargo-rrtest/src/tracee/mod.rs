@@ -36,15 +36,16 @@ pub fn inject_syscall(tid: i32, insn: u64, nr: i64, args: [u64; 6]) -> io::Resul
     regs.orig_rax = u64::MAX;
     ptrace::set_syscall_args(&mut regs, &args);
     ptrace::setregs(tid, &regs)?;
-    ptrace::cont(tid, 0)?;
-    match ptrace::wait_tid(tid)? {
-        WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {}
-        ev => return Err(unexpected(&format!("{nr}"), ev)),
-    }
-    ptrace::syscall(tid, 0)?;
-    match ptrace::wait_tid(tid)? {
-        WaitEvent::SyscallStop { .. } => {}
-        ev => return Err(unexpected(&format!("{nr}"), ev)),
+    // Stop at the syscall's entry, then at its exit; a seccomp stop may
+    // come between them (the filter traces most syscalls, not all).
+    let mut syscall_stops = 0;
+    while syscall_stops < 2 {
+        ptrace::syscall(tid, 0)?;
+        match ptrace::wait_tid(tid)? {
+            WaitEvent::SyscallStop { .. } => syscall_stops += 1,
+            WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {}
+            ev => return Err(unexpected(&format!("{nr}"), ev)),
+        }
     }
     let ret = ptrace::getregs(tid)?.rax as i64;
     ptrace::setregs(tid, &saved)?;
