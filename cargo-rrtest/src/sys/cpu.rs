@@ -29,10 +29,18 @@ pub fn cpuid_table() -> Vec<CpuidLeaf> {
                 1
             };
             for subleaf in 0..subleaves {
+                let regs = cpuid(leaf, subleaf);
+                // Enumerations end with an all-zero subleaf (cache levels,
+                // topology levels, ...); leaf 0xd (XSAVE components) has
+                // holes, so it is read whole. Each cpuid is a VM exit on a
+                // virtual machine: this keeps a recording's start cheap.
+                if subleaf > 0 && regs == [0; 4] && leaf != 0xd {
+                    break;
+                }
                 table.push(CpuidLeaf {
                     leaf,
                     subleaf,
-                    regs: cpuid(leaf, subleaf),
+                    regs,
                 });
             }
         }

@@ -69,7 +69,12 @@ enum Insn {
     Load(u32),
     Ret(u32),
     /// Compare the accumulator with `k`: `jeq` or `jset`.
-    Jump { code: u16, k: u32, yes: Label, no: Label },
+    Jump {
+        code: u16,
+        k: u32,
+        yes: Label,
+        no: Label,
+    },
     /// Marks a label at this position (emits nothing).
     At(Label),
 }
@@ -95,8 +100,18 @@ fn assemble(prog: &[Insn]) -> Vec<SockFilter> {
     for insn in prog {
         let at = out.len();
         match *insn {
-            Insn::Load(off) => out.push(SockFilter { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: off }),
-            Insn::Ret(k) => out.push(SockFilter { code: BPF_RET_K, jt: 0, jf: 0, k }),
+            Insn::Load(off) => out.push(SockFilter {
+                code: BPF_LD_W_ABS,
+                jt: 0,
+                jf: 0,
+                k: off,
+            }),
+            Insn::Ret(k) => out.push(SockFilter {
+                code: BPF_RET_K,
+                jt: 0,
+                jf: 0,
+                k,
+            }),
             Insn::Jump { code, k, yes, no } => out.push(SockFilter {
                 code,
                 jt: target(yes, at),
@@ -116,22 +131,52 @@ pub fn filter(untraced_ip: u64) -> Vec<SockFilter> {
     use Label::*;
     let mut prog = vec![
         Load(OFF_ARCH),
-        Jump { code: BPF_JEQ_K, k: AUDIT_ARCH_X86_64, yes: Next, no: Trace },
+        Jump {
+            code: BPF_JEQ_K,
+            k: AUDIT_ARCH_X86_64,
+            yes: Next,
+            no: Trace,
+        },
         Load(OFF_IP),
-        Jump { code: BPF_JEQ_K, k: untraced_ip as u32, yes: Next, no: ByNr },
+        Jump {
+            code: BPF_JEQ_K,
+            k: untraced_ip as u32,
+            yes: Next,
+            no: ByNr,
+        },
         Load(OFF_IP + 4),
-        Jump { code: BPF_JEQ_K, k: (untraced_ip >> 32) as u32, yes: Allow, no: ByNr },
+        Jump {
+            code: BPF_JEQ_K,
+            k: (untraced_ip >> 32) as u32,
+            yes: Allow,
+            no: ByNr,
+        },
         At(ByNr),
         Load(OFF_NR),
     ];
     for &nr in UNTRACED_SYSCALLS {
-        prog.push(Jump { code: BPF_JEQ_K, k: nr as u32, yes: Allow, no: Next });
+        prog.push(Jump {
+            code: BPF_JEQ_K,
+            k: nr as u32,
+            yes: Allow,
+            no: Next,
+        });
     }
     prog.extend([
-        Jump { code: BPF_JEQ_K, k: libc::SYS_mmap as u32, yes: Mmap, no: Trace },
+        Jump {
+            code: BPF_JEQ_K,
+            k: libc::SYS_mmap as u32,
+            yes: Mmap,
+            no: Trace,
+        },
         At(Mmap),
         Load(OFF_ARG3),
-        Jump { code: BPF_JSET_K, k: libc::MAP_ANONYMOUS as u32, yes: Allow, no: Trace },
+        Jump {
+            code: BPF_JSET_K,
+            k: libc::MAP_ANONYMOUS as u32,
+            yes: Allow,
+            no: Trace,
+        },
         At(Trace),
         Ret(SECCOMP_RET_TRACE),
         At(Allow),
@@ -161,7 +206,11 @@ mod tests {
                     pc += 1;
                 }
                 BPF_JEQ_K | BPF_JSET_K => {
-                    let hit = if i.code == BPF_JEQ_K { acc == i.k } else { acc & i.k != 0 };
+                    let hit = if i.code == BPF_JEQ_K {
+                        acc == i.k
+                    } else {
+                        acc & i.k != 0
+                    };
                     pc += 1 + usize::from(if hit { i.jt } else { i.jf });
                 }
                 BPF_RET_K => return i.k,
@@ -179,15 +228,34 @@ mod tests {
         // The untraced entry point: everything passes.
         assert_eq!(run(&f, libc::SYS_read, x86, ip, 0), SECCOMP_RET_ALLOW);
         // Elsewhere: traced, except the untraced syscalls and anonymous mmap.
-        assert_eq!(run(&f, libc::SYS_read, x86, 0x5555_0000, 0), SECCOMP_RET_TRACE);
-        assert_eq!(run(&f, libc::SYS_read, x86, ip | (1 << 32), 0), SECCOMP_RET_TRACE);
+        assert_eq!(
+            run(&f, libc::SYS_read, x86, 0x5555_0000, 0),
+            SECCOMP_RET_TRACE
+        );
+        assert_eq!(
+            run(&f, libc::SYS_read, x86, ip | (1 << 32), 0),
+            SECCOMP_RET_TRACE
+        );
         for &nr in UNTRACED_SYSCALLS {
-            assert_eq!(run(&f, nr, x86, 0x5555_0000, 0), SECCOMP_RET_ALLOW, "nr {nr}");
+            assert_eq!(
+                run(&f, nr, x86, 0x5555_0000, 0),
+                SECCOMP_RET_ALLOW,
+                "nr {nr}"
+            );
         }
-        assert_eq!(run(&f, libc::SYS_mmap, x86, 0x5555_0000, anon), SECCOMP_RET_ALLOW);
+        assert_eq!(
+            run(&f, libc::SYS_mmap, x86, 0x5555_0000, anon),
+            SECCOMP_RET_ALLOW
+        );
         let file = libc::MAP_PRIVATE as u64;
-        assert_eq!(run(&f, libc::SYS_mmap, x86, 0x5555_0000, file), SECCOMP_RET_TRACE);
+        assert_eq!(
+            run(&f, libc::SYS_mmap, x86, 0x5555_0000, file),
+            SECCOMP_RET_TRACE
+        );
         // Another architecture is always traced.
-        assert_eq!(run(&f, libc::SYS_munmap, 0x4000_0003, 0x5555_0000, 0), SECCOMP_RET_TRACE);
+        assert_eq!(
+            run(&f, libc::SYS_munmap, 0x4000_0003, 0x5555_0000, 0),
+            SECCOMP_RET_TRACE
+        );
     }
 }
