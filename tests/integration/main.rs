@@ -6,6 +6,7 @@ mod common;
 mod harness;
 mod product;
 mod recorder;
+mod recorder_async;
 mod recorder_build;
 mod recorder_faults;
 mod recorder_run;
@@ -18,6 +19,7 @@ fn main() {
     trials.extend(harness::trials());
     trials.extend(product::trials());
     trials.extend(recorder::trials());
+    trials.extend(recorder_async::trials());
     trials.extend(trace_files::trials());
     libtest_mimic::run(&args, trials).exit();
 }

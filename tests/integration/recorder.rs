@@ -10,7 +10,8 @@
 //!   exit status through; `cargo-rrtest replay` then writes the same stdout
 //!   and stderr bytes and exits with the same status, creates and changes no
 //!   file (the work directory is emptied after recording and must stay
-//!   empty), and does not sleep through recorded sleeps.
+//!   empty), and does not sleep through recorded sleeps; and `info --json`
+//!   says the trace is `verified` (record's verification replay passed).
 //!
 //! The fault trials (divergence, corrupt traces, `info`, unreplayable
 //! traces) are in `recorder_faults.rs`; building the fixtures is in
@@ -218,6 +219,74 @@ pub const C_SPECS: &[Spec] = &[
     Spec::c("abort_signal-pie", CBuild::pie("abort_signal"))
         .code(128 + 6)
         .stderr_has(&["abort_signal: stderr line"]),
+    // Process trees, signals and asynchronous events (issue 4).
+    Spec::c("fork_exec_pipes-pie", CBuild::pie("fork_exec_pipes"))
+        .stdout_has(&[
+            "sh -c wrote: shell pid ",
+            "echo wrote: hello from echo",
+            "posix_spawn wrote: posix_spawn says hi",
+            "killed by signal 15",
+            "exited with 127",
+        ])
+        .differs(),
+    Spec::c("spawn_tree-pie", CBuild::pie("spawn_tree"))
+        .stdout_has(&[
+            "exited with 15 (grandchild exit + 10)",
+            "leader handled SIGUSR1",
+            "no children left",
+        ])
+        .differs(),
+    Spec::c(
+        "timer_compute_segv_altstack-pie",
+        CBuild::pie("timer_compute_segv_altstack"),
+    )
+    .stdout_has(&[
+        "checksum 1ee4fbbf5d832484",
+        "SIGSEGV recovered 3 times with siglongjmp",
+        "every handler ran on the alternate stack",
+    ]),
+    Spec::c(
+        "timer_compute_segv_altstack-static",
+        c_link("timer_compute_segv_altstack", Link::Static),
+    )
+    .stdout_has(&["SIGSEGV recovered 3 times"]),
+    Spec::c("spin_wait_threads-pie", CBuild::pie("spin_wait_threads"))
+        .stdout_has(&["6 handoffs each way, sum 37324"]),
+    Spec::c("racy_threads_many-pie", CBuild::pie("racy_threads_many"))
+        .stdout_has(&["final counter "]),
+    Spec::c(
+        "signal_during_syscall-pie",
+        CBuild::pie("signal_during_syscall"),
+    )
+    .stdout_has(&[
+        "reader: read 5 bytes after the signals",
+        "sleeper: nanosleep returned EINTR",
+        "main: SIGALRM arrived during read",
+        "6 signals handled",
+    ])
+    .differs(),
+    Spec::c("sigsegv_recovery-pie", CBuild::pie("sigsegv_recovery"))
+        .stdout_has(&["last page reads 0 after 4 faults"]),
+    Spec {
+        sleeps: Some(Duration::from_millis(1000)),
+        ..Spec::c("alarm_pause-pie", CBuild::pie("alarm_pause")).stdout_has(&[
+            "sigsuspend returned after SIGALRM (2 alarms)",
+            "pending SIGALRM delivered on unblock (3 alarms)",
+        ])
+    },
+    Spec::c("signal_storm-pie", CBuild::pie("signal_storm"))
+        .stdout_has(&["SIGRTMIN: 2000 delivered, sum of values 2001000"])
+        .differs(),
+    // Ends in exit(3) from a thread: no EXIT-SUCCESS.
+    Spec {
+        success_marker: false,
+        ..Spec::c(
+            "exit_group_live_threads_signal-pie",
+            CBuild::pie("exit_group_live_threads_signal"),
+        )
+        .code(3)
+        .stdout_has(&["exiter: calling exit(3)", "atexit handler ran"])
+    },
 ];
 
 const fn rust(name: &'static str, source: Source) -> Spec {
@@ -389,7 +458,7 @@ fn check_shape(spec: &Spec, r: &run::Run) -> Result<(), Failed> {
 
 /// `native`: the fixture alone meets its spec; nondeterministic ones differ
 /// between two runs.
-fn native(trial: &str, spec: &Spec) -> Result<(), Failed> {
+pub fn native(trial: &str, spec: &Spec) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let inv = invocation(spec, dir.sub("work")?)?;
     let first = inv.native()?;
@@ -415,9 +484,26 @@ fn native(trial: &str, spec: &Spec) -> Result<(), Failed> {
     Ok(())
 }
 
+/// `info --json TRACE` says `verified: true`: the verification replay that
+/// `record` runs by default found every event again.
+pub fn expect_verified(trace: &std::path::Path) -> Result<(), Failed> {
+    let info = run::info_json(trace)?;
+    info.expect_code(0)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    if json["verified"] != true {
+        return Err(format!(
+            "the trace is not verified: verified = {}, verification_failure = {}",
+            json["verified"], json["verification_failure"]
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// `record_replay`: record, then replay with identical output and status,
 /// no side effects and no sleeping.
-fn record_replay(trial: &str, spec: &Spec) -> Result<(), Failed> {
+pub fn record_replay(trial: &str, spec: &Spec) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let work = dir.sub("work")?;
     let trace = dir.path.join("trace");
@@ -472,6 +558,7 @@ fn record_replay(trial: &str, spec: &Spec) -> Result<(), Failed> {
     }
     run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
     run::expect_same_bytes("stderr", &rec.stderr, &rep.stderr)?;
+    expect_verified(&trace)?;
     if let Some(slept) = spec.sleeps {
         if rep.elapsed >= slept / 2 {
             return Err(format!(
