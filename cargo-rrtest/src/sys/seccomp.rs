@@ -49,7 +49,9 @@ pub const UNTRACED_SYSCALLS: &[i64] = &[
     libc::SYS_madvise,
     libc::SYS_brk,
     libc::SYS_mremap,
-    libc::SYS_rt_sigprocmask,
+    // Not rt_sigprocmask: unblocking makes a pending signal deliverable
+    // right at its return, a point the recorder must see to deliver it
+    // there (the alarm_pause fixture checks this).
     libc::SYS_rt_sigaction,
     libc::SYS_sigaltstack,
     libc::SYS_set_robust_list,
