@@ -265,6 +265,18 @@ pub const C_SPECS: &[Spec] = &[
         "6 signals handled",
     ])
     .differs(),
+    Spec::c(
+        "synchronous_signals-pie",
+        CBuild::pie("synchronous_signals"),
+    )
+    .args(Args::WorkDir)
+    .stdout_has(&[
+        "caught Illegal instruction",
+        "caught Floating point exception",
+        "caught Trace/breakpoint trap",
+        "caught Bus error",
+        "child killed by Floating point exception",
+    ]),
     Spec::c("sigsegv_recovery-pie", CBuild::pie("sigsegv_recovery"))
         .stdout_has(&["last page reads 0 after 4 faults"]),
     Spec {

@@ -90,6 +90,20 @@ fn known_bugs() -> Vec<KnownBug> {
                   calls millions of times: verification and replay stop at every return \
                   (minutes); no stored count yet for later replays",
         },
+        KnownBug {
+            spec: Spec {
+                source: recorder::Source::RustBin("rust_process_tree"),
+                ..spec(
+                    "rust::rust_process_tree",
+                    WAIT_INLINE,
+                    &["sleep killed by signal Some(9)", "sh exit code Some(4)"],
+                )
+            },
+            bug: "recording std::process::Command children (tr with piped stdin/stdout, sh \
+                  -c output, a killed sleep, three threads each running echo) hangs after \
+                  the program printed EXIT-SUCCESS: the main process and the killed \
+                  /bin/sleep stay in tracing stop (not reduced to C yet)",
+        },
     ]
 }
 
