@@ -14,6 +14,7 @@
 mod exe;
 mod inject;
 mod session;
+mod watchdog;
 
 use std::path::PathBuf;
 
@@ -22,6 +23,14 @@ pub use session::{replay, Replayed};
 /// Errors of the replayer other than divergence.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Replay made no progress for too long (see `replayer/watchdog.rs`).
+    #[error("replay stalled at event {index}: no progress for {secs} s; the tracees were killed")]
+    Stalled {
+        /// The event it was on.
+        index: u64,
+        /// How long it waited.
+        secs: u64,
+    },
     /// The trace says it cannot be replayed.
     #[error("this trace cannot be replayed: {}", .0.join("; "))]
     NotReplayable(Vec<String>),

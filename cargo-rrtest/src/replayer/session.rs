@@ -69,6 +69,8 @@ struct Session {
     known_hits: HashMap<u64, u64>,
     /// Hit counts found (or used) by this replay.
     point_hits: Vec<[u64; 2]>,
+    /// Ends a replay that stops making progress.
+    watchdog: std::sync::Arc<super::watchdog::Watchdog>,
 }
 
 fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
@@ -135,6 +137,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
             .map(|v| v.point_hits.iter().map(|&[i, n]| (i, n)).collect())
             .unwrap_or_default(),
         point_hits: Vec::new(),
+        watchdog: super::watchdog::Watchdog::start(),
     };
     session.tasks.insert(
         exec.tid,
@@ -145,6 +148,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
             restart_pending: None,
         },
     );
+    session.watchdog.watch(pid, pid);
     let result = session.start(&exec).and_then(|()| session.run());
     for t in session.tasks.values() {
         let _ = ptrace::tgkill(t.real_pid, t.real, libc::SIGKILL);
@@ -280,7 +284,22 @@ impl Session {
                 }
             };
             trace!(index = self.index, ?ev, "replay");
-            if let Some(status) = self.step(ev)? {
+            self.watchdog
+                .index
+                .store(self.index, std::sync::atomic::Ordering::SeqCst);
+            let stepped = self.step(ev);
+            if self
+                .watchdog
+                .fired
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(Error::Stalled {
+                    index: self.index,
+                    secs: super::watchdog::STALL_LIMIT.as_secs(),
+                }
+                .into());
+            }
+            if let Some(status) = stepped? {
                 return Ok(Replayed {
                     status,
                     events: self.index + 1,
@@ -392,15 +411,38 @@ impl Session {
 
     /// Waits until thread `real` has exited; returns how.
     fn wait_gone(&mut self, tid: Tid, real: i32) -> Result<ExitStatus, ReplayError> {
-        // A thread dying of a signal we stopped it for dies once resumed with it.
-        if let State::Idle { deliver } = self.task(tid)?.state {
-            if deliver != 0 {
+        let state = self.task(tid)?.state;
+        let mut early = None;
+        match state {
+            // A thread dying of a signal we stopped it for dies once resumed with it.
+            State::Idle { deliver } if deliver != 0 => {
                 ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
                 self.set_state(tid, State::Exiting);
             }
+            State::Exiting => {}
+            // It died without an exit of its own or a signal it was given: a
+            // sibling's exit_group (then it is already gone or going), or a
+            // SIGKILL from another process, whose kill() replay emulates:
+            // kill it here, where the recording says it died.
+            _ => {
+                let real_pid = self.task(tid)?.real_pid;
+                let group_exiting = self
+                    .tasks
+                    .values()
+                    .any(|t| t.real_pid == real_pid && t.state == State::Exiting);
+                early = ptrace::wait_tid_nohang(real).map_err(perr("waitpid", real))?;
+                if early.is_none() && !group_exiting {
+                    let _ = ptrace::tgkill(real_pid, real, libc::SIGKILL);
+                    self.set_state(tid, State::Exiting);
+                }
+            }
         }
         loop {
-            match ptrace::wait_tid(real).map_err(perr("waitpid", real))? {
+            let ev = match early.take() {
+                Some(ev) => ev,
+                None => ptrace::wait_tid(real).map_err(perr("waitpid", real))?,
+            };
+            match ev {
                 WaitEvent::Exited { code, .. } => return Ok(ExitStatus::Exited(code)),
                 WaitEvent::Signaled { signo, core, .. } => {
                     return Ok(ExitStatus::Signaled { signo, core })
@@ -684,6 +726,7 @@ impl Session {
                 .map_err(perr("writing the recorded thread id", real))?;
         }
         let pid = if same_process { real_pid } else { new_real };
+        self.watchdog.watch(pid, new_real);
         self.tasks.insert(
             child,
             Task {

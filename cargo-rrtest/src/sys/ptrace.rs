@@ -140,6 +140,11 @@ pub fn wait_any() -> io::Result<WaitEvent> {
     wait_raw(-1, 0).map(|e| e.expect("blocking waitpid returned no child"))
 }
 
+/// Returns the next event of thread `tid`, if one is ready.
+pub fn wait_tid_nohang(tid: i32) -> io::Result<Option<WaitEvent>> {
+    wait_raw(tid, libc::WNOHANG)
+}
+
 /// Returns the next event of any tracee, if one is ready.
 pub fn wait_any_nohang() -> io::Result<Option<WaitEvent>> {
     wait_raw(-1, libc::WNOHANG)

@@ -1,0 +1,79 @@
+//! A replay that stops making progress (a tracee blocked where the recording
+//! says it ran on: a bug, or a trace we cannot reproduce) must end with an
+//! error, never hang `verify`, `replay` or a test run. A watchdog thread
+//! watches the replayed event index; when it has not moved for
+//! [`STALL_LIMIT`], it SIGKILLs the replay's tracees, and the replayer, whose
+//! `waitpid` then returns, reports the stall.
+//!
+//! The thread only reads atomics and sends signals: all ptrace requests stay
+//! on the replayer's own thread, as ptrace requires.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long replay may sit on one event.
+pub const STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Shared between the replayer and its watchdog thread.
+#[derive(Debug, Default)]
+pub struct Watchdog {
+    /// The event the replayer is on.
+    pub index: AtomicU64,
+    /// Real (replay) thread ids to kill on a stall: (pid, tid).
+    pub tracees: Mutex<Vec<(i32, i32)>>,
+    /// Set when the watchdog fired.
+    pub fired: AtomicBool,
+    /// Set when the replay ended; the thread exits.
+    pub done: AtomicBool,
+}
+
+impl Watchdog {
+    /// Starts the watchdog thread.
+    pub fn start() -> Arc<Watchdog> {
+        let dog = Arc::new(Watchdog::default());
+        let seen = Arc::clone(&dog);
+        let spawned = std::thread::Builder::new()
+            .name("rrtest-replay-watchdog".into())
+            .spawn(move || {
+                let tick = Duration::from_millis(250);
+                let mut last = u64::MAX;
+                let mut still = Duration::ZERO;
+                while !seen.done.load(Ordering::SeqCst) {
+                    std::thread::sleep(tick);
+                    let now = seen.index.load(Ordering::SeqCst);
+                    if now != last {
+                        last = now;
+                        still = Duration::ZERO;
+                        continue;
+                    }
+                    still += tick;
+                    if still >= STALL_LIMIT {
+                        seen.fired.store(true, Ordering::SeqCst);
+                        let tracees = seen.tracees.lock().map(|t| t.clone()).unwrap_or_default();
+                        for (pid, tid) in tracees {
+                            let _ = crate::sys::ptrace::tgkill(pid, tid, libc::SIGKILL);
+                        }
+                        return;
+                    }
+                }
+            });
+        if spawned.is_err() {
+            tracing::warn!("could not start the replay watchdog; a stalled replay will hang");
+        }
+        dog
+    }
+
+    /// Notes a new tracee thread.
+    pub fn watch(&self, pid: i32, tid: i32) {
+        if let Ok(mut t) = self.tracees.lock() {
+            t.push((pid, tid));
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+    }
+}
