@@ -1,6 +1,15 @@
 //! The integration tests: one libtest-mimic binary, a module per area, each
 //! contributing trials. They drive the real `cargo-rrtest` binary.
 
+/// Returns early from a trial with a message when a condition does not hold.
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(libtest_mimic::Failed::from(format!($($fmt)+)));
+        }
+    };
+}
+
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
 mod harness;

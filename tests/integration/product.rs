@@ -32,15 +32,6 @@ use crate::harness::{
     validate, write_crate, RunOutput, DEMO_OUTCOMES,
 };
 
-/// Returns early from a trial with a message when a condition does not hold.
-macro_rules! check {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(Failed::from(format!($($fmt)+)));
-        }
-    };
-}
-
 /// The trials of this module.
 pub fn trials() -> Vec<Trial> {
     vec![
