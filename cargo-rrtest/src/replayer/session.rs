@@ -57,6 +57,9 @@ struct Task {
     /// it (another thread took the signal): replay does the restart itself
     /// when the thread next runs, unless a signal is delivered there.
     restart_pending: Option<i64>,
+    /// The mask to restore when the handler of the signal that ended an
+    /// emulated `rt_sigsuspend` returns (see [`Session::sigsuspend_mask`]).
+    mask_after_handler: Option<u64>,
 }
 
 struct Session {
@@ -146,6 +149,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
             real_pid: pid,
             state: State::Idle { deliver: 0 },
             restart_pending: None,
+            mask_after_handler: None,
         },
     );
     session.watchdog.watch(pid, pid);
@@ -611,11 +615,26 @@ impl Session {
                     if let Some(t) = self.tasks.get_mut(&tid) {
                         t.restart_pending = Some(result.ret);
                     }
+                    if nr == libc::SYS_rt_sigsuspend {
+                        self.sigsuspend_mask(tid, real, args[0])?;
+                    }
                 }
             }
             ReplayAction::Execute | ReplayAction::ExecuteUnchecked => {
                 let exit = inject::run_to_exit(real)?;
                 let ret = exit.rax as i64;
+                // The signal mask sigsuspend swapped in lasts until the
+                // handler returns (or the program sets a mask itself).
+                let restore = match nr {
+                    libc::SYS_rt_sigreturn | libc::SYS_rt_sigprocmask => self
+                        .tasks
+                        .get_mut(&tid)
+                        .and_then(|t| t.mask_after_handler.take()),
+                    _ => None,
+                };
+                if let (Some(old), libc::SYS_rt_sigreturn) = (restore, nr) {
+                    set_signal_mask(real, old).map_err(perr("restoring the signal mask", real))?;
+                }
                 if nr == libc::SYS_set_tid_address {
                     // Returns the caller's thread id: the recorded one, not ours.
                     inject::set_ret(real, exit, result.ret)?;
@@ -734,9 +753,29 @@ impl Session {
                 real_pid: pid,
                 state: State::Idle { deliver: 0 },
                 restart_pending: None,
+                mask_after_handler: None,
             },
         );
         self.set_state(parent, State::InClone { nr });
+        Ok(())
+    }
+
+    /// An emulated `rt_sigsuspend` did not swap in its temporary signal mask,
+    /// but the signal that ended it while recording was delivered under that
+    /// mask (and may be blocked under the thread's own). Swap it in now, at
+    /// the syscall's exit stop, and put the thread's own mask back when the
+    /// handler returns, as the kernel does.
+    fn sigsuspend_mask(&mut self, tid: Tid, real: i32, mask_ptr: u64) -> Result<(), ReplayError> {
+        let mut raw = [0u8; 8];
+        RemoteMem::new(real)
+            .read_exact(mask_ptr, &mut raw)
+            .map_err(perr("reading sigsuspend's mask", real))?;
+        let old = blocked_mask(real).map_err(perr("reading the signal mask", real))?;
+        set_signal_mask(real, u64::from_le_bytes(raw))
+            .map_err(perr("setting sigsuspend's mask", real))?;
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.mask_after_handler = Some(old);
+        }
         Ok(())
     }
 
@@ -1000,3 +1039,29 @@ fn is_synchronous(signo: i32) -> bool {
 
 /// EFLAGS.RF: the next instruction does not raise an instruction breakpoint.
 const RESUME_FLAG: u64 = 1 << 16;
+
+/// A thread's blocked-signal mask (`SigBlk` in /proc).
+fn blocked_mask(tid: i32) -> std::io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or_else(|| std::io::Error::other("no SigBlk line"))
+}
+
+/// Sets stopped thread `tid`'s signal mask with an injected rt_sigprocmask
+/// (the thread must be at a stop other than a syscall entry).
+fn set_signal_mask(tid: i32, mask: u64) -> std::io::Result<()> {
+    let scratch = rrtest_abi::FIXED_PAGE_ADDR + inject::SCRATCH_OFFSET;
+    RemoteMem::new(tid).write(scratch, &mask.to_le_bytes())?;
+    let ret = crate::tracee::inject_via_fixed_page(
+        tid,
+        libc::SYS_rt_sigprocmask,
+        [libc::SIG_SETMASK as u64, scratch, 0, 8, 0, 0],
+    )?;
+    if ret < 0 {
+        return Err(std::io::Error::from_raw_os_error(-ret as i32));
+    }
+    Ok(())
+}
