@@ -17,10 +17,12 @@ const MAX_REGION: usize = 1 << 30;
 ///
 /// `restarted` is the call that `restart_syscall` resumes (the thread's last
 /// call that returned `-ERESTART_RESTARTBLOCK`), when `call` is one.
+/// `output` is [`output_target`] as found at the syscall's entry.
 pub fn capture(
     tid: i32,
     call: &Call,
     restarted: Option<&Call>,
+    output: Option<i32>,
     writer: &mut TraceWriter,
     unsupported: &mut Vec<String>,
 ) -> SyscallResult {
@@ -64,23 +66,19 @@ pub fn capture(
             )),
         }
     }
-    result.extra = extra(tid, call, &mem, writer, unsupported);
+    result.extra = extra(tid, call, output, &mem, writer, unsupported);
     result
 }
 
 fn extra(
     tid: i32,
     call: &Call,
+    output: Option<i32>,
     mem: &RemoteMem,
     writer: &mut TraceWriter,
     unsupported: &mut Vec<String>,
 ) -> SyscallExtra {
-    let fd = call.args[0] as i32;
-    let is_write = is_write_family(call.nr);
-    if is_write && call.ret > 0 {
-        let Some(out) = output_stream(tid, fd) else {
-            return SyscallExtra::None;
-        };
+    if let (Some(out), true) = (output, call.ret > 0) {
         let data = crate::tracee::written_bytes(mem, call.nr, &call.args, call.ret as usize);
         return match data {
             Ok(data) => SyscallExtra::Output { fd: out, data },
@@ -105,10 +103,14 @@ fn extra(
     }
 }
 
-/// Whether syscall `nr(args)` of thread `tid` writes to the recorder's own
-/// stdout or stderr.
-pub fn is_output_write(tid: i32, nr: i64, args: &[u64; 6]) -> bool {
-    is_write_family(nr) && output_stream(tid, args[0] as i32).is_some()
+/// Which of the recorder's own streams, stdout (1) or stderr (2), syscall
+/// `nr(args)` of thread `tid` writes to, if it is a write to one of them.
+pub fn output_target(tid: i32, nr: i64, args: &[u64; 6]) -> Option<i32> {
+    if is_write_family(nr) {
+        output_stream(tid, args[0] as i32)
+    } else {
+        None
+    }
 }
 
 fn is_write_family(nr: i64) -> bool {

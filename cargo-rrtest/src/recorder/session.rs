@@ -78,12 +78,7 @@ enum State {
     Ready(Pending),
     /// Inside a syscall whose exit stop has not come yet. `split`: its
     /// `SyscallEntry` was already written and other threads may run.
-    InSyscall {
-        nr: i64,
-        args: [u64; 6],
-        split: bool,
-        forced_ret: Option<i64>,
-    },
+    InSyscall { entered: Entered, split: bool },
     /// The current thread.
     Running,
     /// Announced by a clone event; its first stop has not been seen.
@@ -97,11 +92,19 @@ enum Pending {
     /// Nothing: resume user code.
     Nothing,
     /// A syscall's exit stop: its `SyscallExit` is written when scheduled.
-    Exit {
-        nr: i64,
-        args: [u64; 6],
-        forced_ret: Option<i64>,
-    },
+    Exit(Entered),
+}
+
+/// What the recorder learned at a syscall's entry and needs at its exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entered {
+    nr: i64,
+    args: [u64; 6],
+    /// The result the recorder imposes (rseq: -ENOSYS).
+    forced_ret: Option<i64>,
+    /// For a write to the recorder's own stdout (1) or stderr (2): which.
+    /// Found once, at the entry, where it decides whether to split.
+    output: Option<i32>,
 }
 
 /// An interruption being moved to an execution point that replay can find
@@ -657,20 +660,19 @@ impl Session {
         self.slice_syscalls = 0;
         self.slice_started = Instant::now();
         let from_exit;
-        if let Pending::Exit {
-            nr,
-            args,
-            forced_ret,
-        } = pending
-        {
-            let regs = self.finish_syscall_regs(tid, forced_ret)?;
+        if let Pending::Exit(entered) = pending {
+            let regs = self.finish_syscall_regs(tid, entered.forced_ret)?;
             let call = Call {
-                nr,
-                args,
+                nr: entered.nr,
+                args: entered.args,
                 ret: regs.rax as i64,
             };
-            let result = self.capture(tid, &call)?;
-            self.emit(Event::SyscallExit { tid, nr, result })?;
+            let result = self.capture(tid, &call, entered.output)?;
+            self.emit(Event::SyscallExit {
+                tid,
+                nr: entered.nr,
+                result,
+            })?;
             from_exit = Some(regs);
         } else {
             from_exit = ptrace::getregs(tid).ok();
@@ -682,7 +684,12 @@ impl Session {
     }
 
     /// Captures a finished syscall's effects, tracking restart blocks.
-    fn capture(&mut self, tid: Tid, call: &Call) -> Result<SyscallResult, Error> {
+    fn capture(
+        &mut self,
+        tid: Tid,
+        call: &Call,
+        output: Option<i32>,
+    ) -> Result<SyscallResult, Error> {
         const ERESTART_RESTARTBLOCK: i64 = 516;
         let task = self.tasks.get_mut(&tid).expect("task exists");
         let restarted = if call.nr == libc::SYS_restart_syscall {
@@ -698,6 +705,7 @@ impl Session {
             tid,
             call,
             restarted.as_ref(),
+            output,
             &mut self.writer,
             &mut problems,
         );
@@ -736,7 +744,7 @@ impl Session {
                 let child =
                     ptrace::geteventmsg(tid).map_err(ptrace_err("PTRACE_GETEVENTMSG", tid))? as Tid;
                 let (flags, same_process) = match self.tasks[&tid].state {
-                    State::InSyscall { nr, args, .. } => clone_flags(tid, nr, &args),
+                    State::InSyscall { entered, .. } => clone_flags(tid, entered.nr, &entered.args),
                     _ => (libc::SIGCHLD as u64, false),
                 };
                 let pid = if same_process {
@@ -863,16 +871,14 @@ impl Session {
             }
         }
         if let Some((signo, info)) = self.take_deliverable(tid) {
-            {
-                // Deliver a held-back signal as if it came just before this
-                // syscall: skip the syscall, back up to its instruction (it
-                // runs again after the handler), and deliver.
-                regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
-                regs.rax = regs.orig_rax;
-                regs.orig_rax = u64::MAX;
-                ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
-                return self.deliver_now(tid, signo, info, SignalKind::BeforeSyscall { nr });
-            }
+            // Deliver a held-back signal as if it came just before this
+            // syscall: skip the syscall, back up to its instruction (it runs
+            // again after the handler), and deliver.
+            regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
+            regs.rax = regs.orig_rax;
+            regs.orig_rax = u64::MAX;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+            return self.deliver_now(tid, signo, info, SignalKind::BeforeSyscall { nr });
         }
         self.stats.traced_syscalls += 1;
         if self.current != Some(tid) {
@@ -900,9 +906,6 @@ impl Session {
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
         let others = self.tasks.len() > 1;
-        // execve is never split: the thread stays current until its exec
-        // event, so a vfork parent the exec releases cannot run (and write
-        // its syscall's exit) before the exec is in the trace.
         // Give others a turn: at sched_yield, and after a long run of quick
         // syscalls (a thread polling with non-blocking calls must not starve
         // the thread it waits for).
@@ -918,11 +921,13 @@ impl Session {
         // entry before another thread writes, or the echoed order would
         // differ from the order the kernel wrote in. (The reader of those
         // streams is outside the recording, so the write cannot wait on a
-        // thread we hold.)
-        let to_output = capture::is_output_write(tid, nr, &args);
+        // thread we hold.) Nor is execve: the thread stays current until its
+        // exec event, so a vfork parent the exec releases cannot run (and
+        // write its syscall's exit) before the exec is in the trace.
+        let output = capture::output_target(tid, nr, &args);
         let split = action == Some(ReplayAction::Clone)
             || (action != Some(ReplayAction::Execve)
-                && !to_output
+                && output.is_none()
                 && others
                 && (yield_now || desc.map(|d| d.may_block).unwrap_or(true)));
         if split {
@@ -930,12 +935,13 @@ impl Session {
             self.emit(Event::SyscallEntry { tid, nr, args })?;
             self.current = None;
         }
-        self.tasks.get_mut(&tid).expect("task exists").state = State::InSyscall {
+        let entered = Entered {
             nr,
             args,
-            split,
             forced_ret,
+            output,
         };
+        self.tasks.get_mut(&tid).expect("task exists").state = State::InSyscall { entered, split };
         ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
     }
 
@@ -969,34 +975,30 @@ impl Session {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
         };
-        let State::InSyscall {
-            nr,
-            args,
-            split,
-            forced_ret,
-        } = task.state
-        else {
+        let State::InSyscall { entered, split } = task.state else {
             warn!(tid, state = ?task.state, "syscall stop outside a syscall");
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         };
         if split || self.current != Some(tid) {
-            task.state = State::Ready(Pending::Exit {
-                nr,
-                args,
-                forced_ret,
-            });
+            task.state = State::Ready(Pending::Exit(entered));
             if self.current == Some(tid) {
                 self.current = None;
             }
             return Ok(());
         }
+        let Entered {
+            nr,
+            args,
+            forced_ret,
+            output,
+        } = entered;
         let regs = self.finish_syscall_regs(tid, forced_ret)?;
         let call = Call {
             nr,
             args,
             ret: regs.rax as i64,
         };
-        let result = self.capture(tid, &call)?;
+        let result = self.capture(tid, &call, output)?;
         self.emit(Event::Syscall(SyscallEvent {
             tid,
             nr,
