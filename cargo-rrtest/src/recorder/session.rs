@@ -564,7 +564,9 @@ impl Session {
         if task.pending_signals.is_empty() {
             return None;
         }
-        let blocked = blocked_signals(tid);
+        // Unknown: treat everything as blocked, so that nothing is delivered
+        // against the program's will.
+        let blocked = crate::tracee::blocked_signals(tid).unwrap_or(u64::MAX);
         let i = task
             .pending_signals
             .iter()
@@ -1171,19 +1173,6 @@ fn clone_flags(tid: Tid, nr: i64, args: &[u64; 6]) -> (u64, bool) {
         _ => libc::SIGCHLD as u64,
     };
     (flags, flags & libc::CLONE_THREAD as u64 != 0)
-}
-
-/// The signals thread `tid` blocks (its `SigBlk` mask); all when unknown,
-/// so that nothing is delivered against the program's will.
-fn blocked_signals(tid: Tid) -> u64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
-        return u64::MAX;
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigBlk:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(u64::MAX)
 }
 
 /// A likely return address on the stack of a thread stopped at `regs`: the

@@ -770,7 +770,8 @@ impl Session {
         RemoteMem::new(real)
             .read_exact(mask_ptr, &mut raw)
             .map_err(perr("reading sigsuspend's mask", real))?;
-        let old = blocked_mask(real).map_err(perr("reading the signal mask", real))?;
+        let old =
+            crate::tracee::blocked_signals(real).map_err(perr("reading the signal mask", real))?;
         set_signal_mask(real, u64::from_le_bytes(raw))
             .map_err(perr("setting sigsuspend's mask", real))?;
         if let Some(t) = self.tasks.get_mut(&tid) {
@@ -1039,16 +1040,6 @@ fn is_synchronous(signo: i32) -> bool {
 
 /// EFLAGS.RF: the next instruction does not raise an instruction breakpoint.
 const RESUME_FLAG: u64 = 1 << 16;
-
-/// A thread's blocked-signal mask (`SigBlk` in /proc).
-fn blocked_mask(tid: i32) -> std::io::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigBlk:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .ok_or_else(|| std::io::Error::other("no SigBlk line"))
-}
 
 /// Sets stopped thread `tid`'s signal mask with an injected rt_sigprocmask
 /// (the thread must be at a stop other than a syscall entry).

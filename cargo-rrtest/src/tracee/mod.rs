@@ -271,3 +271,13 @@ pub fn written_bytes(mem: &RemoteMem, nr: i64, args: &[u64; 6], len: usize) -> i
     }
     Ok(out)
 }
+
+/// The signals thread `tid` blocks: its `SigBlk` mask in /proc.
+pub fn blocked_signals(tid: i32) -> io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or_else(|| io::Error::other("no SigBlk line in /proc/TID/status"))
+}
