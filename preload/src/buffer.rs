@@ -2,8 +2,10 @@
 //!
 //! [`buffer_syscall`] is the whole record protocol (layouts in `rrtest_abi`):
 //!
-//! 1. look the syscall up in [`crate::table`]; bail if it is not buffered,
-//!    if it may block and no desched event is available, or if its output
+//! 1. bail if the recorder asked for it (`force_bail`); look the syscall up
+//!    in [`crate::table`]; bail if it is not buffered, if it is a write to
+//!    fd 1 or 2 (the recorder captures program output from traced writes),
+//!    if it may block and the locals say no desched (-1), or if its output
 //!    pointer is null;
 //! 2. reserve the largest record it can produce; bail if it does not fit;
 //! 3. set `in_flight`, redirect the output pointer into the record, perform
@@ -34,8 +36,13 @@ const RECORD_HEADER_SIZE: u64 = core::mem::size_of::<RecordHeader>() as u64;
 /// Why the hook bailed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BailReason {
+    /// The recorder set `force_bail`: it wants the thread at a syscall stop.
+    Forced,
     /// The syscall is not in the buffered set.
     NotBuffered,
+    /// A write to stdout or stderr: program output, which the recorder
+    /// captures from traced writes.
+    ProgramOutput,
     /// It may block and there is no desched event to unwind it.
     MayBlockUnarmed,
     /// Its output pointer is null (let the traced syscall report EFAULT).
@@ -117,17 +124,28 @@ pub unsafe fn copy_bytes(dst: *mut u8, src: *const u8, len: usize) {
 
 /// Performs and records syscall `nr` with `args` in `buf` (see the module
 /// doc), issuing syscalls through `kernel`.
-pub fn buffer_syscall<K: Kernel>(
+pub fn buffer_syscall_with<K: Kernel>(
     buf: &Buffer,
     nr: u64,
     args: [u64; 6],
     kernel: &mut K,
     desched_fd: i32,
+    output_fds: &[i32],
 ) -> Outcome {
+    let h = buf.header;
+    // SAFETY: `Buffer` guarantees the header is valid memory.
+    if unsafe { read_volatile(addr_of_mut!((*h).force_bail)) } != 0 {
+        return Outcome::Bail(BailReason::Forced);
+    }
     let Some(plan) = plan_for(nr) else {
         return Outcome::Bail(BailReason::NotBuffered);
     };
-    if plan.may_block && desched_fd < 0 {
+    if (nr == nr::WRITE || nr == nr::PWRITE64)
+        && (args[0] == 1 || args[0] == 2 || output_fds.iter().any(|&fd| fd as u64 == args[0]))
+    {
+        return Outcome::Bail(BailReason::ProgramOutput);
+    }
+    if plan.may_block && desched_fd == -1 {
         return Outcome::Bail(BailReason::MayBlockUnarmed);
     }
     let (max_out, user_ptr) = match plan.output {
@@ -147,7 +165,6 @@ pub fn buffer_syscall<K: Kernel>(
     if max_out > buf.capacity.saturating_sub(RECORD_HEADER_SIZE) {
         return Outcome::Bail(BailReason::TooLarge);
     }
-    let h = buf.header;
     // SAFETY: `Buffer` guarantees the header is valid memory.
     let used = u64::from(unsafe { read_volatile(addr_of_mut!((*h).used)) });
     let need = u64::from(record_size(max_out as u32));
@@ -166,11 +183,12 @@ pub fn buffer_syscall<K: Kernel>(
         }
     }
     let fd = desched_fd as u64;
-    if plan.may_block {
+    let armed = plan.may_block && desched_fd >= 0;
+    if armed {
         kernel.untraced(nr::IOCTL, [fd, PERF_EVENT_IOC_ENABLE, 0, 0, 0, 0]);
     }
     let result = kernel.untraced(nr, sys_args);
-    if plan.may_block {
+    if armed {
         kernel.untraced(nr::IOCTL, [fd, PERF_EVENT_IOC_DISABLE, 0, 0, 0, 0]);
     }
 
@@ -217,6 +235,18 @@ pub fn buffer_syscall<K: Kernel>(
         write_volatile(addr_of_mut!((*h).in_flight), 0);
     }
     Outcome::Done(result)
+}
+
+/// [`buffer_syscall_with`] with no output descriptors besides 1 and 2.
+#[cfg(test)]
+pub fn buffer_syscall<K: Kernel>(
+    buf: &Buffer,
+    nr: u64,
+    args: [u64; 6],
+    kernel: &mut K,
+    desched_fd: i32,
+) -> Outcome {
+    buffer_syscall_with(buf, nr, args, kernel, desched_fd, &[])
 }
 
 #[cfg(test)]
@@ -401,7 +431,7 @@ mod tests {
     fn may_block_syscalls_need_the_desched_event() {
         let mut m = Mem::new(4096);
         let mut k = fake(|_, _| 5);
-        let args = [1, 0x1000, 5, 0, 0, 0];
+        let args = [7, 0x1000, 5, 0, 0, 0];
         assert_eq!(
             buffer_syscall(&m.buffer(), nr::WRITE, args, &mut k, -1),
             Outcome::Bail(BailReason::MayBlockUnarmed)
@@ -418,6 +448,64 @@ mod tests {
                 (nr::WRITE, args),
                 (nr::IOCTL, [9, PERF_EVENT_IOC_DISABLE, 0, 0, 0, 0]),
             ]
+        );
+    }
+
+    #[test]
+    fn polled_desched_buffers_may_block_syscalls_without_ioctls() {
+        let mut m = Mem::new(4096);
+        let mut k = fake(|_, _| 5);
+        let args = [7, 0x1000, 5, 0, 0, 0];
+        assert_eq!(
+            buffer_syscall(
+                &m.buffer(),
+                nr::WRITE,
+                args,
+                &mut k,
+                rrtest_abi::DESCHED_POLLED
+            ),
+            Outcome::Done(5)
+        );
+        assert_eq!(k.calls, vec![(nr::WRITE, args)]);
+        assert_eq!(m.hdr().num_records, 1);
+    }
+
+    #[test]
+    fn program_output_and_forced_bails() {
+        let mut m = Mem::new(4096);
+        let mut k = fake(|_, _| 5);
+        for fd in [1, 2] {
+            for n in [nr::WRITE, nr::PWRITE64] {
+                assert_eq!(
+                    buffer_syscall(&m.buffer(), n, [fd, 0x1000, 5, 0, 0, 0], &mut k, 9),
+                    Outcome::Bail(BailReason::ProgramOutput)
+                );
+            }
+        }
+        assert_eq!(
+            buffer_syscall_with(
+                &m.buffer(),
+                nr::WRITE,
+                [40, 0x1000, 5, 0, 0, 0],
+                &mut k,
+                9,
+                &[7, 40]
+            ),
+            Outcome::Bail(BailReason::ProgramOutput)
+        );
+        let h = m.header();
+        // SAFETY: points into the vector.
+        unsafe { (*h).force_bail = 1 };
+        assert_eq!(
+            buffer_syscall(&m.buffer(), nr::GETPID, [0; 6], &mut k, 9),
+            Outcome::Bail(BailReason::Forced)
+        );
+        assert!(k.calls.is_empty());
+        // SAFETY: points into the vector.
+        unsafe { (*h).force_bail = 0 };
+        assert_eq!(
+            buffer_syscall(&m.buffer(), nr::GETPID, [0; 6], &mut k, 9),
+            Outcome::Done(5)
         );
     }
 

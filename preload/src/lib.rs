@@ -33,11 +33,11 @@
 
 pub mod buffer;
 pub mod gate;
-pub mod table;
+pub use rrtest_abi::buffered as table;
 
 use core::cell::UnsafeCell;
 
-use rrtest_abi::{InitParams, ThreadLocals, PROTOCOL_VERSION, THREAD_LOCALS_ADDR};
+use rrtest_abi::{locals, InitParams, ThreadLocals, PROTOCOL_VERSION, THREAD_LOCALS_ADDR};
 
 pub use rrtest_abi::PROTOCOL_VERSION as ABI_PROTOCOL_VERSION;
 
@@ -166,12 +166,20 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
     let Some(buf) = (unsafe { buffer::Buffer::from_locals(&tl) }) else {
         return HOOK_BAIL;
     };
-    match buffer::buffer_syscall(
+    // SAFETY: the locals page is mapped (the buffer exists), and the output
+    // descriptors lie within it.
+    let output_fds = unsafe {
+        core::ptr::read_volatile(
+            (THREAD_LOCALS_ADDR + locals::OUTPUT_FDS) as *const [i32; locals::OUTPUT_FDS_MAX],
+        )
+    };
+    match buffer::buffer_syscall_with(
         &buf,
         request.nr,
         request.args,
         &mut gate::Untraced,
         tl.desched_fd,
+        &output_fds,
     ) {
         buffer::Outcome::Done(result) => {
             request.result = result;

@@ -21,6 +21,10 @@ pub struct RecordArgs {
     /// Do not verify the trace by replaying it right after recording.
     #[arg(long)]
     pub no_verify: bool,
+    /// Record without the syscall buffer: every syscall stops in the
+    /// recorder (slower; for comparison and as a fallback).
+    #[arg(long)]
+    pub no_syscallbuf: bool,
     /// The trace will probably be deleted (the test harness): leave `files/`
     /// as hard links and fsync nothing; whoever keeps it calls `trace::keep`.
     #[arg(long, hide = true)]
@@ -51,6 +55,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
             .collect(),
         cwd,
         trace_dir: trace_dir.clone(),
+        syscallbuf: !args.no_syscallbuf,
     };
     let recording = recorder::record(&opts)?;
     if !args.disposable {

@@ -128,7 +128,7 @@ fn is_write_family(nr: i64) -> bool {
 /// writes to, if any: the program's output is what reaches our stdout and
 /// stderr, whatever descriptor numbers it used (dup2 to a pipe takes fd 1
 /// away; a dup of fd 1 still writes there).
-fn output_stream(tid: i32, fd: i32) -> Option<i32> {
+pub(super) fn output_stream(tid: i32, fd: i32) -> Option<i32> {
     use std::os::unix::fs::MetadataExt;
     static OURS: std::sync::OnceLock<[Option<(u64, u64)>; 2]> = std::sync::OnceLock::new();
     let ours = OURS.get_or_init(|| {

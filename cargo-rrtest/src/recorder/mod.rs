@@ -60,4 +60,6 @@ pub struct RecordOptions {
     pub cwd: PathBuf,
     /// The trace directory to create.
     pub trace_dir: PathBuf,
+    /// Load the syscall buffer (the preload library) into the program.
+    pub syscallbuf: bool,
 }

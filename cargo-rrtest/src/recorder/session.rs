@@ -18,7 +18,7 @@
 //!                                                   <---------+
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -37,6 +37,7 @@ use crate::trace::{
     SyscallResult, Tid, TraceWriter, FORMAT_VERSION,
 };
 use crate::tracee::exec_point;
+use crate::tracee::syscallbuf::{self, Space};
 
 /// After this many consecutive syscalls of one thread, the scheduler lets
 /// another runnable thread run.
@@ -105,6 +106,8 @@ struct Entered {
     /// For a write to the recorder's own stdout (1) or stderr (2): which.
     /// Found once, at the entry, where it decides whether to split.
     output: Option<i32>,
+    /// The instruction pointer at the entry (right after the `syscall`).
+    ip: u64,
 }
 
 /// An interruption being moved to an execution point that replay can find
@@ -154,6 +157,13 @@ struct Task {
     /// The last syscall that returned `-ERESTART_RESTARTBLOCK`: what a
     /// following `restart_syscall` resumes.
     restart_block: Option<Call>,
+    /// Since when the buffer's `force_bail` is set for this thread (the
+    /// recorder wants it at a syscall stop: to deliver a signal, or to let
+    /// another thread run).
+    bail_requested: Option<Instant>,
+    /// At this stop: `force_bail` had been set (the thread may have come
+    /// here because of it; at a syscall, let others run).
+    bailed: bool,
 }
 
 impl Task {
@@ -168,6 +178,8 @@ impl Task {
             pending_since: None,
             seeking: None,
             interrupt_requested: false,
+            bail_requested: None,
+            bailed: false,
         }
     }
 }
@@ -186,6 +198,8 @@ struct Session {
     /// The recorded program's process id and how it ended.
     leader: Tid,
     leader_status: Option<ExitStatus>,
+    /// The syscall buffer of each process that has one, by process id.
+    spaces: HashMap<Tid, Space>,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -205,6 +219,11 @@ fn cstring(s: &std::ffi::OsStr) -> CString {
 
 /// Records `opts.program` into `opts.trace_dir`.
 pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
+    let env = if opts.syscallbuf {
+        with_preload(&opts.env)?
+    } else {
+        opts.env.clone()
+    };
     let header = Header {
         format_version: FORMAT_VERSION,
         recorder_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -215,8 +234,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         exe: opts.program.to_string_lossy().into_owned(),
-        env: opts
-            .env
+        env: env
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
@@ -236,7 +254,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     let spec = SpawnSpec {
         path: cstring(opts.program.as_os_str()),
         argv: opts.argv.iter().map(|a| cstring(a)).collect(),
-        envp: opts.env.iter().map(|a| cstring(a)).collect(),
+        envp: env.iter().map(|a| cstring(a)).collect(),
         cwd: Some(cstring(opts.cwd.as_os_str())),
         filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
     };
@@ -270,6 +288,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         unreplayable: Vec::new(),
         leader: pid,
         leader_status: None,
+        spaces: HashMap::new(),
     };
     session
         .tasks
@@ -284,6 +303,31 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         warn!(error = %e, "recording failed");
     }
     session.finish(result)
+}
+
+/// `env` with the preload library in front of `LD_PRELOAD` (the user's own
+/// entries are kept after it).
+fn with_preload(env: &[std::ffi::OsString]) -> Result<Vec<std::ffi::OsString>, Error> {
+    let lib = crate::preload::preload_path().map_err(|source| Error::Spawn {
+        program: "the syscall-buffer library".into(),
+        source,
+    })?;
+    let mut value = lib.into_os_string();
+    let mut out: Vec<std::ffi::OsString> = Vec::with_capacity(env.len() + 1);
+    for kv in env {
+        match kv.as_bytes().strip_prefix(b"LD_PRELOAD=") {
+            Some(rest) if !rest.is_empty() => {
+                value.push(":");
+                value.push(std::ffi::OsStr::from_bytes(rest));
+            }
+            Some(_) => {}
+            None => out.push(kv.clone()),
+        }
+    }
+    let mut kv = std::ffi::OsString::from("LD_PRELOAD=");
+    kv.push(value);
+    out.push(kv);
+    Ok(out)
 }
 
 fn kernel_string() -> String {
@@ -390,8 +434,28 @@ impl Session {
             .pending_since
             .map(|t| t.elapsed() >= SIGNAL_DELAY)
             .unwrap_or(false);
+        let buffered = self.spaces.contains_key(&task.pid);
         if signal_due || (others_wait && elapsed >= TIMESLICE) {
+            if buffered {
+                // First ask the hook to bail: the thread then stops at its
+                // next syscall, a cheaper place than an execution point.
+                match task.bail_requested {
+                    None => {
+                        task.bail_requested = Some(Instant::now());
+                        return syscallbuf::set_force_bail(tid, true)
+                            .map_err(ptrace_err("setting the buffer's force_bail", tid));
+                    }
+                    Some(since) if since.elapsed() < SIGNAL_DELAY => return Ok(()),
+                    Some(_) => {}
+                }
+            }
             debug!(tid, signal_due, ?elapsed, "interrupting the running thread");
+            task.interrupt_requested = true;
+            ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+        } else if buffered && others_wait && syscallbuf::blocked_in_untraced(tid) {
+            // A buffered syscall blocked while others could run: unwind it
+            // (it is issued again, traced, and may block as a split syscall).
+            debug!(tid, "blocked in a buffered syscall: unwinding it");
             task.interrupt_requested = true;
             ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
         }
@@ -417,6 +481,36 @@ impl Session {
     ///    replay pays for the search.
     fn interrupted(&mut self, tid: Tid) -> Result<(), Error> {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let pid = self.tasks[&tid].pid;
+        if let Some(space) = self.spaces.get(&pid) {
+            if syscallbuf::in_interrupted_untraced(&regs) {
+                // In a buffered syscall that blocked: unwind it. The hook
+                // discards its record and the stub issues it again, traced.
+                let nr = regs.orig_rax as i64;
+                syscallbuf::abort_untraced(tid, &regs)
+                    .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+                debug!(tid, nr, "unwound a blocked buffered syscall");
+                self.stats.aborted_records += 1;
+                self.stats.desched_events += 1;
+                self.emit(Event::BufferAbort { tid, nr })?;
+                return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            }
+            if space.in_buffer_code(regs.rip, regs.rsp) {
+                // Never stop a thread here: let it leave the buffer code;
+                // a later tick tries again.
+                trace!(
+                    tid,
+                    ip = regs.rip,
+                    "interrupted in buffer code: not a point"
+                );
+                if self.tasks[&tid].seeking.is_some() {
+                    ptrace::exec_breakpoint(tid, None)
+                        .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                    self.tasks.get_mut(&tid).expect("task exists").seeking = None;
+                }
+                return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            }
+        }
         let task = self.tasks.get_mut(&tid).expect("task exists");
         if task.seeking.take().is_some() {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
@@ -556,6 +650,14 @@ impl Session {
         }
         task.pending_since.get_or_insert_with(Instant::now);
         trace!(tid, signo, "holding back an asynchronous signal");
+        // Ask the hook to bail: the thread stops at its next syscall, where
+        // the signal is delivered.
+        if self.spaces.contains_key(&task.pid)
+            && task.bail_requested.is_none()
+            && syscallbuf::set_force_bail(tid, true).is_ok()
+        {
+            task.bail_requested = Some(Instant::now());
+        }
     }
 
     /// Takes the first held-back signal the thread does not block now.
@@ -616,7 +718,10 @@ impl Session {
         task.resumed_at = None;
         self.current = Some(tid);
         self.slice_started = Instant::now();
-        ptrace::cont(tid, signo).map_err(ptrace_err("PTRACE_CONT", tid))
+        let pid = task.pid;
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
+            .map_err(ptrace_err("delivering a signal", tid))
     }
 
     /// Ends the recording now: records that the recorder killed the program
@@ -702,6 +807,25 @@ impl Session {
         if call.ret == -ERESTART_RESTARTBLOCK {
             task.restart_block = Some(*call);
         }
+        let dup = matches!(call.nr, libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3)
+            || (call.nr == libc::SYS_fcntl
+                && matches!(call.args[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC));
+        if dup && call.ret > 2 {
+            // A new descriptor for our stdout or stderr: the hook must not
+            // buffer writes to it (program output is captured from traced
+            // writes).
+            let fd = call.ret as i32;
+            if let Some(space) = self.spaces.get_mut(&task.pid) {
+                if !space.output_fds.contains(&fd)
+                    && space.output_fds.len() < rrtest_abi::locals::OUTPUT_FDS_MAX
+                    && capture::output_stream(tid, fd).is_some()
+                {
+                    space.output_fds.push(fd);
+                    syscallbuf::write_output_fds(tid, &space.output_fds)
+                        .map_err(ptrace_err("writing the output descriptors", tid))?;
+                }
+            }
+        }
         let mut problems = Vec::new();
         let result = capture(
             tid,
@@ -728,6 +852,13 @@ impl Session {
 
     fn handle(&mut self, ev: WaitEvent) -> Result<(), Error> {
         let tid = ev.tid();
+        // (At an exec stop the buffer is gone with the old image: it was
+        // flushed at the execve's entry.)
+        if matches!(ev, WaitEvent::Event { event, .. } if event != libc::PTRACE_EVENT_EXEC)
+            || matches!(ev, WaitEvent::Signal { .. })
+        {
+            self.flush(tid)?;
+        }
         match ev {
             WaitEvent::Exited { code, .. } => self.task_gone(tid, ExitStatus::Exited(code)),
             WaitEvent::Signaled { signo, core, .. } => {
@@ -737,6 +868,126 @@ impl Session {
             WaitEvent::SyscallStop { .. } => self.syscall_exit(tid),
             WaitEvent::Signal { signo, .. } => self.signal(tid, signo),
         }
+    }
+
+    /// Writes the syscalls `tid` made through its buffer since its last
+    /// stop, and clears a `force_bail` the thread was given: done at every
+    /// stop, before anything else about it is written.
+    fn flush(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if task.state == State::Unborn || !self.spaces.contains_key(&task.pid) {
+            return Ok(());
+        }
+        task.bailed = task.bail_requested.take().is_some();
+        if task.bailed {
+            syscallbuf::set_force_bail(tid, false)
+                .map_err(ptrace_err("clearing the buffer's force_bail", tid))?;
+        }
+        let (records, n) =
+            syscallbuf::take_records(tid).map_err(ptrace_err("reading the syscall buffer", tid))?;
+        if n > 0 {
+            self.stats.buffered_syscalls += u64::from(n);
+            self.emit(Event::Buffered { tid, records })?;
+        }
+        Ok(())
+    }
+
+    /// The preload library's handshake (`tid` is at the entry of
+    /// `magic::INIT`): map and fill the buffer, answer, and record it.
+    fn buffer_init(&mut self, tid: Tid, pid: Tid, regs: &Regs) -> Result<(), Error> {
+        let hook =
+            syscallbuf::init(tid, regs).map_err(ptrace_err("the syscall-buffer handshake", tid))?;
+        match hook {
+            Some(h) => {
+                debug!(tid, hook = h, "syscall buffer on");
+                let mut space = Space::new(h);
+                space.output_fds = inherited_output_fds(tid);
+                syscallbuf::write_output_fds(tid, &space.output_fds)
+                    .map_err(ptrace_err("writing the output descriptors", tid))?;
+                self.spaces.insert(pid, space);
+            }
+            None => warn!(
+                tid,
+                "the preload library speaks another protocol: no syscall buffer"
+            ),
+        }
+        self.emit(Event::BufferInit {
+            tid,
+            hook_entry: hook.unwrap_or(0),
+        })?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::Running;
+        task.resumed_at = ptrace::getregs(tid).ok();
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Patches the site of the syscall `tid` is stopped at the entry of
+    /// (`regs`), if it is one the buffer takes and the site can be patched:
+    /// the thread then goes through the stub (this syscall included), and
+    /// the function returns true.
+    fn try_patch(&mut self, tid: Tid, pid: Tid, regs: &Regs) -> Result<bool, Error> {
+        let nr = regs.orig_rax as i64;
+        let syscall_addr = regs.rip.wrapping_sub(rrtest_abi::SYSCALL_INSN_LEN);
+        let Some(space) = self.spaces.get(&pid) else {
+            return Ok(false);
+        };
+        let buffered = u64::try_from(nr)
+            .ok()
+            .and_then(rrtest_abi::buffered::plan_for)
+            .is_some();
+        if !buffered
+            || space.borrowed
+            || space.refused.contains(&syscall_addr)
+            || space.stub_at(syscall_addr).is_some()
+            || (rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::AREA_ADDR).contains(&syscall_addr)
+        {
+            return Ok(false);
+        }
+        // Where the process's other threads are, or will return to.
+        let busy: Vec<u64> = self
+            .tasks
+            .iter()
+            .filter(|&(&t, task)| t != tid && task.pid == pid)
+            .filter_map(|(&t, task)| match task.state {
+                State::InSyscall { entered, .. } => Some(entered.ip),
+                State::Ready(_) => ptrace::getregs(t).ok().map(|r| r.rip),
+                _ => None,
+            })
+            .collect();
+        let planned = syscallbuf::plan_patch(tid, regs, space, &busy)
+            .map_err(ptrace_err("planning a syscall-site patch", tid))?;
+        let planned = match planned {
+            Ok(p) => p,
+            Err(syscallbuf::NotPatched::Busy) => return Ok(false),
+            Err(syscallbuf::NotPatched::Refused(why)) => {
+                debug!(tid, nr, addr = syscall_addr, %why, "syscall site not patched");
+                if let Some(space) = self.spaces.get_mut(&pid) {
+                    space.refused.insert(syscall_addr);
+                }
+                return Ok(false);
+            }
+        };
+        syscallbuf::apply_patch(tid, regs, &planned.event)
+            .map_err(ptrace_err("patching a syscall site", tid))?;
+        trace!(
+            tid,
+            nr,
+            site = planned.event.site,
+            stub = planned.event.stub_addr,
+            "patched"
+        );
+        self.emit(Event::Patch(planned.event.clone()))?;
+        if let Some(space) = self.spaces.get_mut(&pid) {
+            syscallbuf::note_patch(space, &planned.event, planned.stub);
+        }
+        self.stats.patched_sites += 1;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::Running;
+        task.resumed_at = None;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
+        Ok(true)
     }
 
     fn ptrace_event(&mut self, tid: Tid, event: i32, sig: i32) -> Result<(), Error> {
@@ -755,6 +1006,15 @@ impl Session {
                     child
                 };
                 debug!(parent = tid, child, flags, "new task");
+                if !same_process {
+                    // A fork copies the buffer and the patches; a vfork
+                    // child borrows them until it execs.
+                    if let Some(space) = self.spaces.get(&self.tasks[&tid].pid) {
+                        let mut copy = space.clone();
+                        copy.borrowed = flags & libc::CLONE_VM as u64 != 0;
+                        self.spaces.insert(child, copy);
+                    }
+                }
                 self.stats.threads += 1;
                 match self.tasks.get_mut(&child) {
                     // Its first stop came before our clone event.
@@ -839,6 +1099,8 @@ impl Session {
         }
         let facts = crate::tracee::prepare_after_exec(tid)
             .map_err(ptrace_err("preparing the tracee after exec", tid))?;
+        let pid = self.tasks[&tid].pid;
+        self.spaces.remove(&pid);
         let task = self.tasks.get_mut(&tid).expect("task exists");
         let (exe, source) = task.exec_file.take().unwrap_or_else(|| {
             let p = std::path::PathBuf::from(format!("/proc/{tid}/exe"));
@@ -882,6 +1144,19 @@ impl Session {
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
             return self.deliver_now(tid, signo, info, SignalKind::BeforeSyscall { nr });
         }
+        let pid = self.tasks.get(&tid).map(|t| t.pid).unwrap_or(tid);
+        if regs.orig_rax == rrtest_abi::magic::INIT {
+            return self.buffer_init(tid, pid, &regs);
+        }
+        if let Some(space) = self.spaces.get(&pid) {
+            if nr == libc::SYS_rt_sigreturn {
+                syscallbuf::fix_sigreturn(tid, &regs, space)
+                    .map_err(ptrace_err("fixing a signal frame", tid))?;
+            } else if self.try_patch(tid, pid, &regs)? {
+                return Ok(());
+            }
+        }
+        let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed);
         self.stats.traced_syscalls += 1;
         if self.current != Some(tid) {
             warn!(tid, current = ?self.current, nr, "syscall entry of a thread that is not current");
@@ -913,7 +1188,10 @@ impl Session {
         // the thread it waits for).
         self.slice_syscalls += 1;
         let yield_now = others
-            && (seek_ended || nr == libc::SYS_sched_yield || self.slice_syscalls >= SLICE_SYSCALLS)
+            && (seek_ended
+                || bailed
+                || nr == libc::SYS_sched_yield
+                || self.slice_syscalls >= SLICE_SYSCALLS)
             && self
                 .tasks
                 .iter()
@@ -942,6 +1220,7 @@ impl Session {
             args,
             forced_ret,
             output,
+            ip: regs.rip,
         };
         self.tasks.get_mut(&tid).expect("task exists").state = State::InSyscall { entered, split };
         ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
@@ -993,6 +1272,7 @@ impl Session {
             args,
             forced_ret,
             output,
+            ..
         } = entered;
         let regs = self.finish_syscall_regs(tid, forced_ret)?;
         let call = Call {
@@ -1064,7 +1344,9 @@ impl Session {
             siginfo: info.to_vec(),
             kind,
         }))?;
-        ptrace::cont(tid, signo).map_err(ptrace_err("PTRACE_CONT", tid))
+        let pid = self.tasks.get(&tid).map(|t| t.pid).unwrap_or(tid);
+        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
+            .map_err(ptrace_err("delivering a signal", tid))
     }
 
     fn emulate_rdtsc(
@@ -1099,6 +1381,7 @@ impl Session {
             self.current = None;
         }
         if task.pid == tid {
+            self.spaces.remove(&tid);
             if tid == self.leader {
                 self.leader_status = Some(status);
             }
@@ -1140,6 +1423,21 @@ impl Session {
             unreplayable: self.unreplayable,
         })
     }
+}
+
+/// The descriptors of a freshly exec'd process, other than 1 and 2, that
+/// write to our stdout or stderr (inherited dups).
+fn inherited_output_fds(tid: Tid) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{tid}/fd")) else {
+        return Vec::new();
+    };
+    let mut fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2 && capture::output_stream(tid, fd).is_some())
+        .collect();
+    fds.sort_unstable();
+    fds.truncate(rrtest_abi::locals::OUTPUT_FDS_MAX);
+    fds
 }
 
 fn regs_eq(a: &Regs, b: &Regs) -> bool {

@@ -5,7 +5,7 @@
 //! syscall entry, a signal, an rdtsc trap), checks it against the
 //! recording, and applies the recorded effects.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 
@@ -19,8 +19,19 @@ use crate::sys::ptrace::{self, Regs, WaitEvent};
 use crate::sys::spawn::{spawn, SpawnSpec};
 use crate::sys::{seccomp, RemoteMem};
 use crate::trace::{
-    Event, ExecPoint, ExitStatus, SignalEvent, SignalKind, SyscallResult, Tid, TraceReader,
+    Event, ExecPoint, ExitStatus, PatchEvent, SignalEvent, SignalKind, SyscallResult, Tid,
+    TraceReader,
 };
+use crate::tracee::syscallbuf::{self, Space};
+
+/// A buffered syscall replay will see at the untraced gate.
+#[derive(Debug)]
+enum Buffered {
+    /// It completed: emulate it.
+    Done(syscallbuf::Record),
+    /// The recorder unwound it: it returns -EINTR with `abort_commit` set.
+    Aborted { nr: i64 },
+}
 
 /// The result of a replay that reached the end of the recording.
 #[derive(Debug, Clone)]
@@ -74,6 +85,10 @@ struct Session {
     point_hits: Vec<[u64; 2]>,
     /// Ends a replay that stops making progress.
     watchdog: std::sync::Arc<super::watchdog::Watchdog>,
+    /// The syscall buffer of each replayed process that has one, by real pid.
+    spaces: HashMap<i32, Space>,
+    /// Each thread's buffered syscalls still to come, in order.
+    buffered: HashMap<Tid, VecDeque<Buffered>>,
 }
 
 fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
@@ -121,7 +136,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         argv: header.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
         envp: header.env.iter().map(|a| cstr(a.as_bytes())).collect(),
         cwd: Some(cstr(exec_dir.path().as_os_str().as_bytes())),
-        filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
+        // Nothing is untraced: the buffer's syscalls stop, and replay
+        // answers them from the recorded records.
+        filter: seccomp::filter(0),
     };
     let pid = spawn(&spec).map_err(|source| Error::Spawn {
         program: exec.exe.clone(),
@@ -141,6 +158,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
             .unwrap_or_default(),
         point_hits: Vec::new(),
         watchdog: super::watchdog::Watchdog::start(),
+        spaces: HashMap::new(),
+        buffered: HashMap::new(),
     };
     session.tasks.insert(
         exec.tid,
@@ -245,6 +264,8 @@ impl Session {
             }
         }
         inject::run_to_exit(real)?;
+        let real_pid = self.task(e.tid)?.real_pid;
+        self.spaces.remove(&real_pid);
         self.set_state(e.tid, State::Idle { deliver: 0 });
         self.start(&e)
     }
@@ -374,7 +395,11 @@ impl Session {
                     }
                 }
             }
-            Event::NewTask { parent, child, .. } => self.new_task(parent, child)?,
+            Event::NewTask {
+                parent,
+                child,
+                flags,
+            } => self.new_task(parent, child, flags)?,
             Event::Rdtsc { tid, ip, tsc, aux } => self.rdtsc(tid, ip, tsc, aux)?,
             Event::Preempt { tid, point } => self.run_to_point(tid, &point)?,
             Event::Signal(s) => self.signal(s)?,
@@ -382,11 +407,14 @@ impl Session {
                 let real = self.task(tid)?.real;
                 self.wait_gone(tid, real)?;
                 self.tasks.remove(&tid);
+                self.no_buffered_left(tid)?;
             }
             Event::ProcessExit { pid, status } => {
                 let real = self.task(pid)?.real;
                 let seen = self.wait_gone(pid, real)?;
                 self.tasks.remove(&pid);
+                self.no_buffered_left(pid)?;
+                self.spaces.remove(&real);
                 // Whether a core was dumped depends on the machine, not the program.
                 let same = match (seen, status) {
                     (
@@ -408,6 +436,25 @@ impl Session {
                 }
             }
             Event::Exec(e) => self.exec(e)?,
+            Event::BufferInit { tid, hook_entry } => self.buffer_init(tid, hook_entry)?,
+            Event::Buffered { tid, records } => {
+                let records =
+                    syscallbuf::parse_records(&records).map_err(|reason| Error::Malformed {
+                        index: self.index,
+                        reason: format!("buffered records of thread {tid}: {reason}"),
+                    })?;
+                self.buffered
+                    .entry(tid)
+                    .or_default()
+                    .extend(records.into_iter().map(Buffered::Done));
+            }
+            Event::BufferAbort { tid, nr } => {
+                self.buffered
+                    .entry(tid)
+                    .or_default()
+                    .push_back(Buffered::Aborted { nr });
+            }
+            Event::Patch(p) => self.patch(p)?,
             Event::Unsupported { what, .. } => return Err(Error::NotReplayable(vec![what]).into()),
         }
         Ok(None)
@@ -477,7 +524,7 @@ impl Session {
         expect_signal: Option<i32>,
     ) -> Result<(i32, WaitEvent), ReplayError> {
         let task = self.task(tid)?;
-        let real = task.real;
+        let (real, real_pid) = (task.real, task.real_pid);
         let State::Idle { deliver } = task.state else {
             return Err(Error::Malformed {
                 index: self.index,
@@ -502,11 +549,30 @@ impl Session {
             regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
             ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
         }
-        ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
+        if let Some(space) = self.spaces.get(&real_pid) {
+            let none_left = self.buffered.get(&tid).is_none_or(|q| q.is_empty());
+            syscallbuf::reset_for_replay(real, none_left)
+                .map_err(perr("resetting the syscall buffer", real))?;
+            let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            syscallbuf::deliver_signal(real, &regs, deliver, Some(space))
+                .map_err(perr("delivering a signal", real))?;
+        } else {
+            ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
+        }
         self.set_state(tid, State::Idle { deliver: 0 });
+        let gate = rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED);
         loop {
             let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
             match ev {
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_SECCOMP,
+                    ..
+                } if self.spaces.contains_key(&real_pid)
+                    && ptrace::getregs(real).map(|r| r.rip).ok() == Some(gate) =>
+                {
+                    self.replay_buffered(tid, real)?;
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
                 // Signals the replay itself causes (SIGCHLD when a replayed
                 // child really exits): every signal the program got is in the
                 // recording, and replay delivers exactly those, at their events.
@@ -621,6 +687,13 @@ impl Session {
                 }
             }
             ReplayAction::Execute | ReplayAction::ExecuteUnchecked => {
+                if nr == libc::SYS_rt_sigreturn {
+                    let real_pid = self.task(tid)?.real_pid;
+                    if let Some(space) = self.spaces.get(&real_pid) {
+                        syscallbuf::fix_sigreturn(real, regs, space)
+                            .map_err(perr("fixing a signal frame", real))?;
+                    }
+                }
                 let exit = inject::run_to_exit(real)?;
                 let ret = exit.rax as i64;
                 // The signal mask sigsuspend swapped in lasts until the
@@ -685,7 +758,165 @@ impl Session {
         Ok(())
     }
 
-    fn new_task(&mut self, parent: Tid, child: Tid) -> Result<(), ReplayError> {
+    /// A thread that exits must have made every buffered syscall recorded.
+    fn no_buffered_left(&mut self, tid: Tid) -> Result<(), ReplayError> {
+        match self.buffered.remove(&tid) {
+            Some(q) if !q.is_empty() => Err(self.diverged(
+                tid,
+                "buffered syscalls",
+                format!("{} more buffered syscalls", q.len()),
+                "the thread exited",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The preload library's handshake: the same mapping and answer as
+    /// while recording.
+    fn buffer_init(&mut self, tid: Tid, hook_entry: u64) -> Result<(), ReplayError> {
+        let (real, ev) = self.resume_to_stop(tid, None)?;
+        let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let at_init = matches!(
+            ev,
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_SECCOMP,
+                ..
+            }
+        ) && regs.orig_rax == rrtest_abi::magic::INIT;
+        if !at_init {
+            let seen = self.describe_stop(real, &ev);
+            return Err(self.diverged(tid, "syscall-buffer handshake", "the handshake", seen));
+        }
+        let hook =
+            syscallbuf::init(real, &regs).map_err(perr("the syscall-buffer handshake", real))?;
+        if hook.unwrap_or(0) != hook_entry {
+            return Err(self.diverged(
+                tid,
+                "syscall-buffer handshake",
+                format!("hook entry {hook_entry:#x}"),
+                format!("{:#x}", hook.unwrap_or(0)),
+            ));
+        }
+        if let Some(h) = hook {
+            let real_pid = self.task(tid)?.real_pid;
+            self.spaces.insert(real_pid, Space::new(h));
+        }
+        self.set_state(tid, State::Idle { deliver: 0 });
+        Ok(())
+    }
+
+    /// A syscall site the recorder patched: plan the same patch from the
+    /// replayed code, check it is the recorded one, and apply it.
+    fn patch(&mut self, e: PatchEvent) -> Result<(), ReplayError> {
+        let (real, ev) = self.resume_to_stop(e.tid, None)?;
+        let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let at_entry = matches!(
+            ev,
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_SECCOMP,
+                ..
+            }
+        ) && regs.orig_rax as i64 == e.nr;
+        if !at_entry {
+            let seen = self.describe_stop(real, &ev);
+            return Err(self.diverged(
+                e.tid,
+                format!("patch at {}", syscalls::name(e.nr)),
+                format!("entry of {}", syscalls::name(e.nr)),
+                seen,
+            ));
+        }
+        let real_pid = self.task(e.tid)?.real_pid;
+        let Some(space) = self.spaces.get(&real_pid) else {
+            return Err(Error::Malformed {
+                index: self.index,
+                reason: format!("a patch in thread {} without a syscall buffer", e.tid),
+            }
+            .into());
+        };
+        let stub = match syscallbuf::replan(real, space, &e) {
+            Ok(stub) => stub,
+            Err(why) => {
+                return Err(self.diverged(
+                    e.tid,
+                    "syscall-site patch",
+                    format!("the recorded patch of {:#x}", e.site),
+                    why,
+                ))
+            }
+        };
+        syscallbuf::apply_patch(real, &regs, &e).map_err(perr("patching a syscall site", real))?;
+        if let Some(space) = self.spaces.get_mut(&real_pid) {
+            syscallbuf::note_patch(space, &e, stub);
+        }
+        self.set_state(e.tid, State::Idle { deliver: 0 });
+        Ok(())
+    }
+
+    /// Thread `tid` stopped at the untraced gate: the next buffered syscall
+    /// the recording has for it. Emulates it (its output goes where the
+    /// hook pointed the output argument: into its record).
+    fn replay_buffered(&mut self, tid: Tid, real: i32) -> Result<(), ReplayError> {
+        let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let nr = regs.orig_rax as i64;
+        let args = ptrace::syscall_args(&regs);
+        let what = || format!("buffered {}", syscalls::name(nr));
+        let ret = match self.buffered.get_mut(&tid).and_then(|q| q.pop_front()) {
+            None => {
+                return Err(self.diverged(
+                    tid,
+                    what(),
+                    "no further buffered syscall before the thread's next event",
+                    syscalls::describe_entry(nr, &args),
+                ))
+            }
+            Some(Buffered::Done(rec)) => {
+                if rec.nr != nr {
+                    return Err(self.diverged(
+                        tid,
+                        what(),
+                        format!("buffered {}", syscalls::name(rec.nr)),
+                        syscalls::describe_entry(nr, &args),
+                    ));
+                }
+                if !rec.data.is_empty() {
+                    let Some(addr) = syscallbuf::output_address(nr, &args) else {
+                        return Err(Error::Malformed {
+                            index: self.index,
+                            reason: format!("output recorded for buffered {}", syscalls::name(nr)),
+                        }
+                        .into());
+                    };
+                    RemoteMem::new(real)
+                        .write(addr, &rec.data)
+                        .map_err(perr("writing a buffered syscall's output", real))?;
+                }
+                rec.result
+            }
+            Some(Buffered::Aborted { nr: recorded }) => {
+                if recorded != nr {
+                    return Err(self.diverged(
+                        tid,
+                        what(),
+                        format!("unwound {}", syscalls::name(recorded)),
+                        syscalls::describe_entry(nr, &args),
+                    ));
+                }
+                syscallbuf::set_abort_commit(real).map_err(perr("setting abort_commit", real))?;
+                -(libc::EINTR as i64)
+            }
+        };
+        regs.orig_rax = u64::MAX;
+        regs.rax = ret as u64;
+        ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+        if self.buffered.get(&tid).is_none_or(|q| q.is_empty()) {
+            // The recording has nothing more: the next hook call bailed.
+            syscallbuf::set_force_bail(real, true).map_err(perr("setting force_bail", real))?;
+        }
+        Ok(())
+    }
+
+    fn new_task(&mut self, parent: Tid, child: Tid, flags: u64) -> Result<(), ReplayError> {
         let task = self.task(parent)?;
         let (real, real_pid) = (task.real, task.real_pid);
         let State::AtEntry { nr, .. } = task.state else {
@@ -745,6 +976,13 @@ impl Session {
                 .map_err(perr("writing the recorded thread id", real))?;
         }
         let pid = if same_process { real_pid } else { new_real };
+        if !same_process {
+            if let Some(space) = self.spaces.get(&real_pid) {
+                let mut copy = space.clone();
+                copy.borrowed = flags & libc::CLONE_VM as u64 != 0;
+                self.spaces.insert(new_real, copy);
+            }
+        }
         self.watchdog.watch(pid, new_real);
         self.tasks.insert(
             child,

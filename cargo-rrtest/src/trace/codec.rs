@@ -19,7 +19,7 @@
 //! [`Checksum`] and I/O live in the writer and reader.
 
 use super::event::{
-    Event, ExecEvent, ExecPoint, ExitStatus, FileId, MemWrite, SignalEvent, SignalKind,
+    Event, ExecEvent, ExecPoint, ExitStatus, FileId, MemWrite, PatchEvent, SignalEvent, SignalKind,
     SyscallEvent, SyscallExtra, SyscallResult, POINT_REGS,
 };
 
@@ -60,6 +60,14 @@ pub mod tag {
     pub const UNSUPPORTED: u8 = 0x0a;
     /// [`Event::Preempt`](crate::trace::Event::Preempt).
     pub const PREEMPT: u8 = 0x0b;
+    /// [`Event::BufferInit`](crate::trace::Event::BufferInit).
+    pub const BUFFER_INIT: u8 = 0x0c;
+    /// [`Event::Buffered`](crate::trace::Event::Buffered).
+    pub const BUFFERED: u8 = 0x0d;
+    /// [`Event::BufferAbort`](crate::trace::Event::BufferAbort).
+    pub const BUFFER_ABORT: u8 = 0x0e;
+    /// [`Event::Patch`](crate::trace::Event::Patch).
+    pub const PATCH: u8 = 0x0f;
     /// The end record: the event count and the stream checksum. Written by
     /// `TraceWriter::finish`; a stream without it was cut short.
     pub const END: u8 = 0xff;
@@ -72,6 +80,8 @@ pub const MAX_RECORD_LEN: u64 = 1 << 32;
 pub const MAX_STRING_LEN: usize = 1 << 20;
 /// Most memory-write ranges in one syscall result.
 pub const MAX_MEM_WRITES: usize = 1 << 20;
+/// Longest stub or patch (a stub is well under 256 bytes).
+pub const MAX_PATCH_LEN: usize = 4096;
 /// Longest `siginfo` (the kernel's is 128 bytes).
 pub const MAX_SIGINFO_LEN: usize = 1024;
 /// Bytes of a [`FileId`] in the stream (it is their lowercase hex).
@@ -356,6 +366,39 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
             put_ivarint(e.buf, i64::from(*tid));
             put_point(e.buf, point);
             tag::PREEMPT
+        }
+        Event::BufferInit { tid, hook_entry } => {
+            put_ivarint(e.buf, i64::from(*tid));
+            put_uvarint(e.buf, *hook_entry);
+            tag::BUFFER_INIT
+        }
+        Event::Buffered { tid, records } => {
+            put_ivarint(e.buf, i64::from(*tid));
+            put_bytes(e.buf, records);
+            tag::BUFFERED
+        }
+        Event::BufferAbort { tid, nr } => {
+            put_ivarint(e.buf, i64::from(*tid));
+            put_ivarint(e.buf, *nr);
+            tag::BUFFER_ABORT
+        }
+        Event::Patch(p) => {
+            put_ivarint(e.buf, i64::from(p.tid));
+            put_ivarint(e.buf, p.nr);
+            match p.new_page {
+                None => e.buf.push(0),
+                Some((addr, len)) => {
+                    e.buf.push(1);
+                    put_uvarint(e.buf, addr);
+                    put_uvarint(e.buf, len);
+                }
+            }
+            put_uvarint(e.buf, p.stub_addr);
+            put_bytes(e.buf, &p.stub);
+            put_uvarint(e.buf, p.site);
+            put_bytes(e.buf, &p.site_bytes);
+            put_uvarint(e.buf, p.resume);
+            tag::PATCH
         }
         Event::NewTask {
             parent,
@@ -697,6 +740,32 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
             tid: d.i32("tid")?,
             point: d.point()?,
         }),
+        tag::BUFFER_INIT => Record::Event(Event::BufferInit {
+            tid: d.i32("tid")?,
+            hook_entry: d.uvarint("hook entry")?,
+        }),
+        tag::BUFFERED => Record::Event(Event::Buffered {
+            tid: d.i32("tid")?,
+            records: d.bytes("buffer records", usize::MAX)?.to_vec(),
+        }),
+        tag::BUFFER_ABORT => Record::Event(Event::BufferAbort {
+            tid: d.i32("tid")?,
+            nr: d.ivarint("syscall number")?,
+        }),
+        tag::PATCH => Record::Event(Event::Patch(PatchEvent {
+            tid: d.i32("tid")?,
+            nr: d.ivarint("syscall number")?,
+            new_page: if d.bool("new stub page flag")? {
+                Some((d.uvarint("stub page")?, d.uvarint("stub page length")?))
+            } else {
+                None
+            },
+            stub_addr: d.uvarint("stub address")?,
+            stub: d.bytes("stub", MAX_PATCH_LEN)?.to_vec(),
+            site: d.uvarint("patch site")?,
+            site_bytes: d.bytes("patch bytes", MAX_PATCH_LEN)?.to_vec(),
+            resume: d.uvarint("resume address")?,
+        })),
         tag::NEW_TASK => Record::Event(Event::NewTask {
             parent: d.i32("parent tid")?,
             child: d.i32("child tid")?,
@@ -734,7 +803,7 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
 
 /// Whether `tag` is a record tag of this version.
 pub fn is_known_tag(t: u8) -> bool {
-    matches!(t, tag::EXEC..=tag::PREEMPT | tag::END)
+    matches!(t, tag::EXEC..=tag::PATCH | tag::END)
 }
 
 // ---------------------------------------------------------------------------

@@ -73,6 +73,41 @@ pub enum Event {
         /// Where it was stopped.
         point: ExecPoint,
     },
+    /// The preload library's initialization handshake (syscall
+    /// `rrtest_abi::magic::INIT`): the recorder mapped the thread-locals page
+    /// and the buffer area at their fixed addresses and answered 0. Replay
+    /// does the same at the same stop.
+    BufferInit {
+        /// The thread.
+        tid: Tid,
+        /// The library's hook entry (its `InitParams::hook_entry`).
+        hook_entry: u64,
+    },
+    /// Syscalls the thread made through its syscall buffer since its last
+    /// event: the buffer's committed records, verbatim (`rrtest_abi`
+    /// `RecordHeader`s, each followed by its output bytes). Written just
+    /// before the thread's next event.
+    Buffered {
+        /// The thread.
+        tid: Tid,
+        /// The records.
+        records: Vec<u8>,
+    },
+    /// The recorder unwound the thread out of a buffered syscall that
+    /// blocked (or that it had to interrupt): the untraced syscall returned
+    /// `-EINTR` with the buffer's `abort_commit` set, so the hook discarded
+    /// its record and the stub issued the syscall again, traced.
+    BufferAbort {
+        /// The thread.
+        tid: Tid,
+        /// The aborted syscall.
+        nr: i64,
+    },
+    /// The recorder patched a syscall site at the thread's traced syscall
+    /// `nr` (stopped at its entry, which is skipped): it wrote `stub` at
+    /// `stub_addr` (mapping `new_page` first, when set), `site_bytes` at
+    /// `site`, and moved the thread to `resume` with `rax` = `nr`.
+    Patch(PatchEvent),
     /// A thread exited (it will produce no more events).
     ThreadExit {
         /// The thread.
@@ -107,6 +142,10 @@ impl Event {
             Event::Signal(e) => e.tid,
             Event::NewTask { parent, .. } => *parent,
             Event::Preempt { tid, .. } => *tid,
+            Event::BufferInit { tid, .. }
+            | Event::Buffered { tid, .. }
+            | Event::BufferAbort { tid, .. } => *tid,
+            Event::Patch(p) => p.tid,
             Event::ThreadExit { tid } => *tid,
             Event::ProcessExit { pid, .. } => *pid,
             Event::Unsupported { tid, .. } => *tid,
@@ -124,6 +163,10 @@ impl Event {
             Event::Signal(_) => "signal",
             Event::NewTask { .. } => "new-task",
             Event::Preempt { .. } => "preempt",
+            Event::BufferInit { .. } => "buffer-init",
+            Event::Buffered { .. } => "buffered",
+            Event::BufferAbort { .. } => "buffer-abort",
+            Event::Patch(_) => "patch",
             Event::ThreadExit { .. } => "thread-exit",
             Event::ProcessExit { .. } => "process-exit",
             Event::Unsupported { .. } => "unsupported",
@@ -149,6 +192,27 @@ pub struct ExecEvent {
 }
 
 /// A complete syscall.
+/// A patched syscall site (see [`Event::Patch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchEvent {
+    /// The thread stopped at the site's syscall.
+    pub tid: Tid,
+    /// That syscall.
+    pub nr: i64,
+    /// A fresh stub page mapped first: (address, length).
+    pub new_page: Option<(u64, u64)>,
+    /// Where the stub goes.
+    pub stub_addr: u64,
+    /// The stub's bytes.
+    pub stub: Vec<u8>,
+    /// The patched region's start.
+    pub site: u64,
+    /// The bytes written there (a `jmp` to the stub, then `nop`s).
+    pub site_bytes: Vec<u8>,
+    /// Where the thread resumes (the stub's entry for the site's syscall).
+    pub resume: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyscallEvent {
     /// The thread.

@@ -98,6 +98,13 @@ pub struct Stats {
     pub buffered_syscalls: u64,
     /// Syscall sites patched to jump into the buffer.
     pub patched_sites: u64,
+    /// Buffered syscalls the recorder unwound (their records discarded,
+    /// the syscall issued again traced).
+    #[serde(default)]
+    pub aborted_records: u64,
+    /// Of those, the ones unwound because they blocked.
+    #[serde(default)]
+    pub desched_events: u64,
     /// Signals delivered.
     pub signals: u64,
     /// Asynchronous events that need an execution point to replay.

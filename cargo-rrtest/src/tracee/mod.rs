@@ -5,6 +5,8 @@
 //! Recorder and replayer each call [`prepare_after_exec`] at the exec stop;
 //! any difference here between record and replay would be a divergence.
 
+pub mod syscallbuf;
+
 use std::io;
 
 use rrtest_abi::{entry, fixed_page_code, FIXED_PAGE_ADDR, FIXED_PAGE_SIZE};

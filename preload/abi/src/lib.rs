@@ -116,6 +116,8 @@ pub const fn syscall_ip(offset: u64) -> u64 {
 ///  +0x10  buffer         u64   this thread's BufferHeader; 0: every hook call bails
 ///  +0x18  buffer_size    u64   bytes at `buffer`, header included
 ///  +0x20  desched_fd     i32   perf event fd for may-block syscalls; -1: none
+///                              (they bail); DESCHED_POLLED: buffer them, the
+///                              recorder watches for blocked ones itself
 ///  +0x24  flags          u32   reserved, 0
 ///  +0x28  reserved       [u64; 3]
 /// ```
@@ -144,6 +146,15 @@ pub struct ThreadLocals {
 const _: () = assert!(core::mem::size_of::<ThreadLocals>() == 64);
 
 /// Offsets of the [`ThreadLocals`] fields the stubs address directly.
+/// `desched_fd` value: may-block syscalls are buffered without a perf event;
+/// the recorder notices a thread blocked in one (its ticks read
+/// `/proc/TID/syscall`) and unwinds it.
+pub const DESCHED_POLLED: i32 = -2;
+
+/// The buffer area's fixed address: right after the thread-locals page, so
+/// that the recorder maps both with one `mmap`.
+pub const AREA_ADDR: u64 = THREAD_LOCALS_ADDR + THREAD_LOCALS_SIZE;
+
 pub mod locals {
     /// `ThreadLocals::saved_rsp`.
     pub const SAVED_RSP: u64 = 0x00;
@@ -153,6 +164,14 @@ pub mod locals {
     pub const BUFFER: u64 = 0x10;
     /// `ThreadLocals::buffer_size`.
     pub const BUFFER_SIZE: u64 = 0x18;
+    pub const DESCHED_FD: u64 = 0x20;
+    /// After the [`super::ThreadLocals`]: `[i32; OUTPUT_FDS_MAX]`, the
+    /// descriptors (other than 1 and 2) that write to the recorder's own
+    /// stdout or stderr, -1 for none. The hook bails writes to them: the
+    /// recorder captures program output from traced writes.
+    pub const OUTPUT_FDS: u64 = 0x40;
+    /// Entries of the `OUTPUT_FDS` array.
+    pub const OUTPUT_FDS_MAX: usize = 16;
 }
 const _: () = assert!(core::mem::offset_of!(ThreadLocals, saved_rsp) as u64 == locals::SAVED_RSP);
 const _: () =
@@ -160,6 +179,7 @@ const _: () =
 const _: () = assert!(core::mem::offset_of!(ThreadLocals, buffer) as u64 == locals::BUFFER);
 const _: () =
     assert!(core::mem::offset_of!(ThreadLocals, buffer_size) as u64 == locals::BUFFER_SIZE);
+const _: () = assert!(core::mem::offset_of!(ThreadLocals, desched_fd) as u64 == locals::DESCHED_FD);
 
 /// Magic syscall numbers: far above any real syscall, so a kernel that sees
 /// one (no recorder) answers `-ENOSYS`; the recorder intercepts them (they
@@ -255,7 +275,8 @@ pub const BUFFER_MAGIC: u32 = u32::from_le_bytes(*b"RRSB");
 ///  +0x10  in_flight     u32  1 while the hook builds a record  (preload)
 ///  +0x14  abort_commit  u32  1: discard the in-flight record and bail (recorder)
 ///  +0x18  aborted       u32  records discarded because of abort_commit (preload)
-///  +0x1c  reserved      u32
+///  +0x1c  force_bail    u32  (recorder) non-zero: bail at once, so that the
+///                           thread stops at its next syscall
 ///  +0x20  records ...
 /// ```
 ///
@@ -281,8 +302,27 @@ pub struct BufferHeader {
     /// Records the hook discarded because of `abort_commit`.
     pub aborted: u32,
     /// Reserved, 0.
-    pub reserved: u32,
+    pub force_bail: u32,
 }
+
+/// Offsets of [`BufferHeader`]'s fields (the recorder writes them remotely).
+#[allow(missing_docs)]
+pub mod header {
+    pub const USED: u64 = 0x08;
+    pub const NUM_RECORDS: u64 = 0x0c;
+    pub const IN_FLIGHT: u64 = 0x10;
+    pub const ABORT_COMMIT: u64 = 0x14;
+    pub const ABORTED: u64 = 0x18;
+    pub const FORCE_BAIL: u64 = 0x1c;
+}
+const _: () = assert!(core::mem::offset_of!(BufferHeader, used) as u64 == header::USED);
+const _: () =
+    assert!(core::mem::offset_of!(BufferHeader, num_records) as u64 == header::NUM_RECORDS);
+const _: () = assert!(core::mem::offset_of!(BufferHeader, in_flight) as u64 == header::IN_FLIGHT);
+const _: () =
+    assert!(core::mem::offset_of!(BufferHeader, abort_commit) as u64 == header::ABORT_COMMIT);
+const _: () = assert!(core::mem::offset_of!(BufferHeader, aborted) as u64 == header::ABORTED);
+const _: () = assert!(core::mem::offset_of!(BufferHeader, force_bail) as u64 == header::FORCE_BAIL);
 const _: () = assert!(core::mem::size_of::<BufferHeader>() == 32);
 
 /// One buffered syscall. Its output bytes (`out_len` of them) follow the
@@ -339,6 +379,8 @@ pub const fn record_size(out_len: u32) -> u32 {
 /// The hook entry returns to `bail` to bail; otherwise it performs the
 /// stack restore itself and jumps to `bail + BAIL_TO_RESUME` with rax = the
 /// result.
+pub mod buffered;
+
 pub mod stub {
     use super::{locals, THREAD_LOCALS_ADDR};
 

@@ -2,8 +2,8 @@
 //! variant and every field, including the extremes of each integer type.
 
 use crate::trace::{
-    Event, ExecEvent, ExecPoint, ExitStatus, FileId, Header, MemWrite, SignalEvent, SignalKind,
-    Stats, SyscallEvent, SyscallExtra, SyscallResult, FORMAT_VERSION, POINT_REGS,
+    Event, ExecEvent, ExecPoint, ExitStatus, FileId, Header, MemWrite, PatchEvent, SignalEvent,
+    SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, FORMAT_VERSION, POINT_REGS,
 };
 
 /// xoshiro256** seeded through splitmix64: small, fast, reproducible.
@@ -263,10 +263,36 @@ impl Rng {
                 tid: self.i32(),
                 what: self.string(),
             },
-            _ => Event::Preempt {
+            10 => Event::Preempt {
                 tid: self.i32(),
                 point: self.point(),
             },
+            11 => Event::BufferInit {
+                tid: self.i32(),
+                hook_entry: self.u64(),
+            },
+            12 => Event::Buffered {
+                tid: self.i32(),
+                records: self.bytes(512),
+            },
+            13 => Event::BufferAbort {
+                tid: self.i32(),
+                nr: self.i64(),
+            },
+            _ => Event::Patch(PatchEvent {
+                tid: self.i32(),
+                nr: self.i64(),
+                new_page: if self.bool() {
+                    Some((self.u64(), self.u64()))
+                } else {
+                    None
+                },
+                stub_addr: self.u64(),
+                stub: self.bytes(96),
+                site: self.u64(),
+                site_bytes: self.bytes(16),
+                resume: self.u64(),
+            }),
         }
     }
 
@@ -278,7 +304,7 @@ impl Rng {
 }
 
 /// Number of event kinds [`Rng::event_of`] produces.
-pub const KINDS: u64 = 11;
+pub const KINDS: u64 = 15;
 
 /// A header as a recorder would write it.
 pub fn header() -> Header {

@@ -109,7 +109,7 @@ static const struct site sites[] = {
 
 struct init_params { uint32_t protocol_version, size; uint64_t hook_entry, syscall_hook, reply_area, reply_area_size, reply_flags; };
 struct locals { uint64_t saved_rsp, alt_stack_top, buffer, buffer_size; int32_t desched_fd; uint32_t flags; uint64_t reserved[3]; };
-struct bufhdr { uint32_t magic, capacity, used, num_records, in_flight, abort_commit, aborted, reserved; };
+struct bufhdr { uint32_t magic, capacity, used, num_records, in_flight, abort_commit, aborted, force_bail; };
 struct rec { uint32_t nr, out_len; int64_t result; uint64_t out_addr; };
 static uint64_t buffer[8192];
 

@@ -1,4 +1,5 @@
-//! Which syscalls the hook buffers, and where their output goes.
+//! Which syscalls the hook buffers, and where their output goes (the
+//! recorder and the replayer read the same table).
 //!
 //! A buffered syscall's output is written by the kernel into the record (the
 //! output pointer argument is redirected there) and then copied to the user's
