@@ -343,7 +343,34 @@ fn kernel_string() -> String {
 }
 
 impl Session {
+    /// Writes an event of a stopped thread, after the syscalls it made
+    /// through its buffer since its last event.
+    ///
+    /// The buffer is emptied only here, at an event of its thread, and at
+    /// an execve's entry: replay empties it each time it resumes the thread
+    /// (which it does after each of its events), so its buffer never holds
+    /// more than the recording's did at the same syscall, and the hook
+    /// never finds it full where it had room while recording.
     fn emit(&mut self, event: Event) -> Result<(), Error> {
+        let flush = match &event {
+            // Nothing new since the thread's last event, or no memory left.
+            Event::Buffered { .. }
+            | Event::Exec(_)
+            | Event::NewTask { .. }
+            | Event::ThreadExit { .. }
+            | Event::ProcessExit { .. } => None,
+            // Replay does not resume the thread there: keep the buffer's
+            // records where they are, only write them.
+            Event::BufferAbort { .. } => Some(false),
+            _ => Some(true),
+        };
+        if let Some(reset) = flush {
+            self.flush(event.tid(), reset)?;
+        }
+        self.emit_unflushed(event)
+    }
+
+    fn emit_unflushed(&mut self, event: Event) -> Result<(), Error> {
         trace!(?event, "event");
         self.writer.push(&event)?;
         Ok(())
@@ -730,7 +757,8 @@ impl Session {
     /// their exits.
     fn kill_all(&mut self) -> Result<(), Error> {
         warn!("termination requested: killing the recorded program");
-        self.emit(Event::Signal(SignalEvent {
+        // Not flushed: the program may be running.
+        self.emit_unflushed(Event::Signal(SignalEvent {
             tid: self.leader,
             signo: libc::SIGKILL,
             siginfo: vec![0; ptrace::SIGINFO_SIZE],
@@ -857,7 +885,7 @@ impl Session {
         if matches!(ev, WaitEvent::Event { event, .. } if event != libc::PTRACE_EVENT_EXEC)
             || matches!(ev, WaitEvent::Signal { .. })
         {
-            self.flush(tid)?;
+            self.note_stop(tid)?;
         }
         match ev {
             WaitEvent::Exited { code, .. } => self.task_gone(tid, ExitStatus::Exited(code)),
@@ -870,26 +898,37 @@ impl Session {
         }
     }
 
-    /// Writes the syscalls `tid` made through its buffer since its last
-    /// stop, and clears a `force_bail` the thread was given: done at every
-    /// stop, before anything else about it is written.
-    fn flush(&mut self, tid: Tid) -> Result<(), Error> {
+    /// At every stop: clears a `force_bail` the thread was given
+    /// (remembering it in `bailed`).
+    fn note_stop(&mut self, tid: Tid) -> Result<(), Error> {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
         };
-        if task.state == State::Unborn || !self.spaces.contains_key(&task.pid) {
-            return Ok(());
-        }
         task.bailed = task.bail_requested.take().is_some();
         if task.bailed {
             syscallbuf::set_force_bail(tid, false)
                 .map_err(ptrace_err("clearing the buffer's force_bail", tid))?;
         }
-        let (records, n) =
-            syscallbuf::take_records(tid).map_err(ptrace_err("reading the syscall buffer", tid))?;
+        Ok(())
+    }
+
+    /// Writes the syscalls `tid` made through its buffer that are not in
+    /// the trace yet; `reset`: and empties the buffer.
+    fn flush(&mut self, tid: Tid, reset: bool) -> Result<(), Error> {
+        let Some(task) = self.tasks.get(&tid) else {
+            return Ok(());
+        };
+        if task.state == State::Unborn {
+            return Ok(());
+        }
+        let Some(space) = self.spaces.get_mut(&task.pid) else {
+            return Ok(());
+        };
+        let (records, n) = syscallbuf::take_records(tid, &mut space.flushed, reset)
+            .map_err(ptrace_err("reading the syscall buffer", tid))?;
         if n > 0 {
             self.stats.buffered_syscalls += u64::from(n);
-            self.emit(Event::Buffered { tid, records })?;
+            self.emit_unflushed(Event::Buffered { tid, records })?;
         }
         Ok(())
     }
@@ -1175,6 +1214,8 @@ impl Session {
         }
         let action = desc.map(|d| d.replay);
         if action == Some(ReplayAction::Execve) {
+            // The buffer goes with the old image.
+            self.flush(tid, true)?;
             self.note_exec_file(tid, nr, &args)?;
         }
         if action == Some(ReplayAction::Exit) {

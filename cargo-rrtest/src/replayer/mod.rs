@@ -12,6 +12,7 @@
 //! injected, so replay has no effect outside the tracee.
 
 mod exe;
+mod gate;
 mod inject;
 mod session;
 mod watchdog;

@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use tracing::{debug, trace};
 
 use super::exe::ExecDir;
+use super::gate;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
 use crate::recorder::syscalls::{self, ReplayAction};
@@ -89,6 +90,10 @@ struct Session {
     spaces: HashMap<i32, Space>,
     /// Each thread's buffered syscalls still to come, in order.
     buffered: HashMap<Tid, VecDeque<Buffered>>,
+    /// Threads whose queue region holds records: where each record ends.
+    loaded: HashMap<Tid, VecDeque<usize>>,
+    /// The ip of a stop in the gate routine's slow path.
+    gate_stop_ip: u64,
 }
 
 fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
@@ -160,6 +165,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         watchdog: super::watchdog::Watchdog::start(),
         spaces: HashMap::new(),
         buffered: HashMap::new(),
+        loaded: HashMap::new(),
+        gate_stop_ip: gate::routine().1,
     };
     session.tasks.insert(
         exec.tid,
@@ -266,6 +273,7 @@ impl Session {
         inject::run_to_exit(real)?;
         let real_pid = self.task(e.tid)?.real_pid;
         self.spaces.remove(&real_pid);
+        self.loaded.remove(&e.tid);
         self.set_state(e.tid, State::Idle { deliver: 0 });
         self.start(&e)
     }
@@ -274,6 +282,7 @@ impl Session {
         let real = self.tasks[&exec.tid].real;
         let facts = crate::tracee::prepare_after_exec(real)
             .map_err(perr("preparing the tracee after exec", real))?;
+        gate::install(real).map_err(perr("installing the replay gate", real))?;
         if facts.sp != exec.sp || facts.ip != exec.ip {
             return Err(Divergence {
                 index: self.index,
@@ -549,20 +558,25 @@ impl Session {
             regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
             ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
         }
-        if let Some(space) = self.spaces.get(&real_pid) {
+        if self.spaces.contains_key(&real_pid) {
             let none_left = self.buffered.get(&tid).is_none_or(|q| q.is_empty());
             syscallbuf::reset_for_replay(real, none_left)
                 .map_err(perr("resetting the syscall buffer", real))?;
+            self.load_queue(tid, real)?;
+            let space = self.spaces.get(&real_pid);
             let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-            syscallbuf::deliver_signal(real, &regs, deliver, Some(space))
+            syscallbuf::deliver_signal(real, &regs, deliver, space)
                 .map_err(perr("delivering a signal", real))?;
         } else {
             ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
         }
         self.set_state(tid, State::Idle { deliver: 0 });
-        let gate = rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED);
+        let gate = self.gate_stop_ip;
         loop {
             let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+            if self.loaded.contains_key(&tid) {
+                self.sync_queue(tid, real)?;
+            }
             match ev {
                 WaitEvent::Event {
                     event: libc::PTRACE_EVENT_SECCOMP,
@@ -570,7 +584,10 @@ impl Session {
                 } if self.spaces.contains_key(&real_pid)
                     && ptrace::getregs(real).map(|r| r.rip).ok() == Some(gate) =>
                 {
+                    // The gate's slow path: the queue region ran out, or
+                    // its next record is not this syscall.
                     self.replay_buffered(tid, real)?;
+                    self.load_queue(tid, real)?;
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
                 // Signals the replay itself causes (SIGCHLD when a replayed
@@ -758,8 +775,50 @@ impl Session {
         Ok(())
     }
 
+    /// Loads thread `tid`'s buffered syscalls into its queue region, for
+    /// the gate routine (see [`super::gate`]).
+    fn load_queue(&mut self, tid: Tid, real: i32) -> Result<(), ReplayError> {
+        let entries = self
+            .buffered
+            .get(&tid)
+            .into_iter()
+            .flatten()
+            .map(|b| match b {
+                Buffered::Done(r) => gate::Entry::Done(r),
+                Buffered::Aborted { nr } => gate::Entry::Aborted { nr: *nr },
+            });
+        let (bytes, ends, complete) = gate::serialize(entries);
+        gate::load(real, &bytes, complete).map_err(perr("loading buffered syscalls", real))?;
+        self.loaded.insert(tid, ends.into());
+        Ok(())
+    }
+
+    /// Drops from `tid`'s queue what the gate routine consumed since
+    /// [`Session::load_queue`].
+    fn sync_queue(&mut self, tid: Tid, real: i32) -> Result<(), ReplayError> {
+        let consumed = match gate::consumed(real) {
+            Ok(c) => c,
+            // The thread is gone (its exit is checked against the queue).
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+            Err(e) => return Err(perr("reading the queue region", real)(e).into()),
+        };
+        let Some(ends) = self.loaded.get_mut(&tid) else {
+            return Ok(());
+        };
+        let mut n = 0;
+        while ends.front().is_some_and(|&e| e as u64 <= consumed) {
+            ends.pop_front();
+            n += 1;
+        }
+        if let Some(q) = self.buffered.get_mut(&tid) {
+            q.drain(..n.min(q.len()));
+        }
+        Ok(())
+    }
+
     /// A thread that exits must have made every buffered syscall recorded.
     fn no_buffered_left(&mut self, tid: Tid) -> Result<(), ReplayError> {
+        self.loaded.remove(&tid);
         match self.buffered.remove(&tid) {
             Some(q) if !q.is_empty() => Err(self.diverged(
                 tid,
@@ -799,6 +858,27 @@ impl Session {
         }
         if let Some(h) = hook {
             let real_pid = self.task(tid)?.real_pid;
+            let mapped = crate::tracee::inject_via_fixed_page(
+                real,
+                libc::SYS_mmap,
+                [
+                    gate::QUEUE_ADDR,
+                    gate::QUEUE_SIZE,
+                    (libc::PROT_READ | libc::PROT_WRITE) as u64,
+                    (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64,
+                    u64::MAX,
+                    0,
+                ],
+            )
+            .map_err(perr("mapping the replay queue", real))?;
+            if mapped as u64 != gate::QUEUE_ADDR {
+                return Err(Error::Ptrace {
+                    op: "mapping the replay queue",
+                    tid: real,
+                    source: std::io::Error::other(format!("mmap returned {mapped:#x}")),
+                }
+                .into());
+            }
             self.spaces.insert(real_pid, Space::new(h));
         }
         self.set_state(tid, State::Idle { deliver: 0 });

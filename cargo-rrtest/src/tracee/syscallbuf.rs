@@ -66,6 +66,18 @@ pub struct Space {
     /// Descriptors other than 1 and 2 that write to the recorder's stdout
     /// or stderr (recording only; see `rrtest_abi::locals::OUTPUT_FDS`).
     pub output_fds: Vec<i32>,
+    /// The buffer's records already in the trace (recording only).
+    pub flushed: Flushed,
+}
+
+/// How much of a buffer is already in the trace: its first `records`
+/// records, `bytes` bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Bytes.
+    pub bytes: u32,
+    /// Records.
+    pub records: u32,
 }
 
 impl Space {
@@ -240,24 +252,41 @@ pub fn write_output_fds(tid: i32, fds: &[i32]) -> io::Result<()> {
     RemoteMem::new(tid).write(THREAD_LOCALS_ADDR + locals::OUTPUT_FDS, &bytes)
 }
 
-/// Takes the committed records out of the buffer in `tid`'s address space
-/// (and resets it). Returns the record bytes and their count.
-pub fn take_records(tid: i32) -> io::Result<(Vec<u8>, u32)> {
+/// Reads the committed records of the buffer in `tid`'s address space that
+/// are not in the trace yet (`flushed` says how many are); `reset`: and
+/// empties the buffer. Returns the record bytes and their count.
+pub fn take_records(tid: i32, flushed: &mut Flushed, reset: bool) -> io::Result<(Vec<u8>, u32)> {
     let mem = RemoteMem::new(tid);
     let h: [u8; 32] = read_struct(&mem, BUFFER_ADDR)?;
     let (used, num) = (
         u32_at(&h, header::USED as usize),
         u32_at(&h, header::NUM_RECORDS as usize),
     );
-    if num == 0 {
-        return Ok((Vec::new(), 0));
+    // A buffer emptied behind our back: start over.
+    if used < flushed.bytes || num < flushed.records {
+        *flushed = Flushed::default();
     }
-    let data = mem.read_vec(
-        BUFFER_ADDR + std::mem::size_of::<BufferHeader>() as u64,
-        used as usize,
-    )?;
-    mem.write(BUFFER_ADDR + header::USED, &[0; 8])?;
-    Ok((data, num))
+    let new = num - flushed.records;
+    let data = if new == 0 {
+        Vec::new()
+    } else {
+        mem.read_vec(
+            BUFFER_ADDR + std::mem::size_of::<BufferHeader>() as u64 + u64::from(flushed.bytes),
+            (used - flushed.bytes) as usize,
+        )?
+    };
+    if reset {
+        if num != 0 {
+            mem.write(BUFFER_ADDR + header::USED, &[0; 8])?;
+        }
+        *flushed = Flushed::default();
+    } else {
+        *flushed = Flushed {
+            bytes: used,
+            records: num,
+        };
+    }
+    Ok((data, new))
 }
 
 /// Writes the buffer header's `force_bail` (non-zero: the hook bails at
@@ -396,7 +425,7 @@ pub fn plan_patch(
     if let Err(r) = patch::check_syscall(nr) {
         return Ok(Err(NotPatched::Refused(r.to_string())));
     }
-    let site = match read_site(tid, syscall_addr) {
+    let site = match read_site(tid, syscall_addr, nr) {
         Ok(s) => s,
         Err(r) => return Ok(Err(NotPatched::Refused(r.to_string()))),
     };
@@ -446,7 +475,7 @@ pub fn plan_patch(
 pub fn replan(tid: i32, space: &Space, e: &PatchEvent) -> Result<Stub, String> {
     let regs = ptrace::getregs(tid).map_err(|e| e.to_string())?;
     let syscall_addr = regs.rip - rrtest_abi::SYSCALL_INSN_LEN;
-    let site = read_site(tid, syscall_addr).map_err(|r| r.to_string())?;
+    let site = read_site(tid, syscall_addr, e.nr).map_err(|r| r.to_string())?;
     let (stub, site_bytes, resume) =
         plan_at(&site, space.hook_entry, e.stub_addr).map_err(|r| r.to_string())?;
     if site.start != e.site
@@ -463,7 +492,7 @@ pub fn replan(tid: i32, space: &Space, e: &PatchEvent) -> Result<Stub, String> {
     Ok(stub)
 }
 
-fn read_site(tid: i32, syscall_addr: u64) -> Result<PatchSite, Refusal> {
+fn read_site(tid: i32, syscall_addr: u64, nr: i64) -> Result<PatchSite, Refusal> {
     let mem = RemoteMem::new(tid);
     // Up to WINDOW bytes, not across the end of the page run.
     let mut len = WINDOW;
@@ -475,7 +504,32 @@ fn read_site(tid: i32, syscall_addr: u64) -> Result<PatchSite, Refusal> {
         }
         code.truncate(len as usize);
     }
-    patch::analyze(&code, syscall_addr, syscall_addr)
+    let forward = patch::analyze(&code, syscall_addr, syscall_addr);
+    if !matches!(forward, Err(Refusal::TooShort { .. })) {
+        return forward;
+    }
+    // `mov eax, NR; syscall; ret` (glibc's getpid and friends): the `mov`
+    // that loads this very syscall's number starts the region. A branch to
+    // the `syscall` itself would need eax loaded elsewhere; the analyzer
+    // still refuses any branch into the region it can see.
+    let mut mov = [0u8; 5];
+    let loads_nr = syscall_addr >= 5
+        && mem.read_exact(syscall_addr - 5, &mut mov).is_ok()
+        && mov[0] == 0xb8
+        && i64::from(u32::from_le_bytes([mov[1], mov[2], mov[3], mov[4]])) == nr;
+    if !loads_nr {
+        return forward;
+    }
+    let mut window = mov.to_vec();
+    window.extend_from_slice(&code);
+    patch::analyze_with(
+        &window,
+        syscall_addr - 5,
+        syscall_addr,
+        &patch::AnalyzeOptions {
+            boundary: Some(syscall_addr - 5),
+        },
+    )
 }
 
 fn plan_at(
