@@ -19,6 +19,7 @@ mod recorder_async;
 mod recorder_build;
 mod recorder_faults;
 mod recorder_run;
+mod syscallbuf;
 mod trace_files;
 
 fn main() {
@@ -29,6 +30,7 @@ fn main() {
     trials.extend(product::trials());
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());
+    trials.extend(syscallbuf::trials());
     trials.extend(trace_files::trials());
     libtest_mimic::run(&args, trials).exit();
 }

@@ -92,7 +92,7 @@ impl Spec {
             sleeps: None,
         }
     }
-    const fn args(mut self, args: Args) -> Self {
+    pub const fn args(mut self, args: Args) -> Self {
         self.args = args;
         self
     }
@@ -169,6 +169,12 @@ pub const C_SPECS: &[Spec] = &[
     Spec::c("syscall_loop-nopie", c_link("syscall_loop", Link::NoPie))
         .args(Args::Fixed(&["1000"]))
         .stdout_has(&["1000 iterations"]),
+    Spec::c("clock_loop-pie", CBuild::pie("clock_loop"))
+        .args(Args::Fixed(&["2000"]))
+        .stdout_has(&["2000 clock_gettime calls, none went backwards"]),
+    Spec::c("handler_redirect-pie", CBuild::pie("handler_redirect")).stdout_has(&[
+        "30 escapes; 1200 handler syscalls; 0 anonymous frames; 0 interrupted ips outside objects",
+    ]),
     Spec::c("mmap_file-pie", CBuild::pie("mmap_file"))
         .args(Args::WorkDir)
         .stdout_has(&["pread reads: SECOND page"])
@@ -346,6 +352,12 @@ pub const RUST_SPECS: &[Spec] = &[
     )
     .stdout_has(&["RandomState hash"])
     .differs(),
+    rust(
+        "rust::rust_raw_syscalls",
+        Source::RustBin("rust_raw_syscalls"),
+    )
+    .args(Args::Fixed(&["1000"]))
+    .stdout_has(&["1000 raw getpid, 10000 bytes written raw"]),
     rust_test("rust_test::trivial", "tests::trivial", true),
     rust_test(
         "rust_test::passes_with_threads",

@@ -210,8 +210,14 @@ impl Invocation {
 
     /// The program under `cargo-rrtest record -o TRACE`.
     pub fn record(&self, trace: &Path) -> Result<Run, Failed> {
+        self.record_with(trace, &[])
+    }
+
+    /// The program under `cargo-rrtest record FLAGS -o TRACE`.
+    pub fn record_with(&self, trace: &Path, flags: &[&str]) -> Result<Run, Failed> {
         let mut cmd = Command::new(common::cargo_rrtest());
         cmd.arg("record")
+            .args(flags)
             .arg("-o")
             .arg(trace)
             .arg("--")
