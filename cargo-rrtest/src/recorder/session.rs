@@ -224,6 +224,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         kernel: kernel_string(),
         cpuid: cpu::cpuid_table(),
         recorded_at: crate::util::rfc3339_now(),
+        tracee_cpu: None,
         outcome: None,
         unreplayable: Vec::new(),
         stats: Stats::default(),
@@ -244,6 +245,13 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         program: opts.program.display().to_string(),
         source,
     })?;
+    // Bind the program, before it runs an instruction, to the CPU we run on
+    // now (parallel recordings spread as their recorders are spread), so
+    // that its `cpuid` answers the same in replay (`cpu::bind_to_cpu`).
+    match cpu::current_cpu().and_then(|c| cpu::bind_to_cpu(pid, c).map(|()| c)) {
+        Ok(c) => writer.header_mut().tracee_cpu = u32::try_from(c).ok(),
+        Err(e) => warn!(error = %e, "could not bind the program to one CPU: replay may diverge"),
+    }
     let facts = crate::tracee::prepare_after_exec(pid)
         .map_err(ptrace_err("preparing the tracee after exec", pid))?;
     let exe_file = writer.add_file(&opts.program)?;

@@ -127,6 +127,12 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         program: exec.exe.clone(),
         source,
     })?;
+    // The CPU the recording ran on: `cpuid` tells it (`cpu::bind_to_cpu`).
+    if let Some(c) = header.tracee_cpu {
+        if let Err(e) = crate::sys::cpu::bind_to_cpu(pid, c as usize) {
+            tracing::warn!(cpu = c, error = %e, "could not bind the program to the recorded CPU");
+        }
+    }
     let mut session = Session {
         reader,
         tasks: HashMap::new(),
