@@ -97,32 +97,30 @@ fn fixed() -> Vec<Spec> {
             CPUID_APIC_POINT,
             &["cpuid leaf 1: family-model "],
         ),
+        // Regression: a held-back signal for a loop without syscalls or
+        // returns is delivered deep in the loop (after about 1 s, hundreds
+        // of millions of turns); the search stopped at every turn and gave
+        // up after 30 s. Replay now searches through an in-tracee filter
+        // (replayer/session/point_filter.rs).
+        spec(
+            "compute_waits_for_signal-pie",
+            WAIT_INLINE,
+            &["signal arrived after "],
+        ),
+        // The same, delivered at the return address of a function the loop
+        // calls millions of times.
+        spec(
+            "compute_waits_for_signal-calls",
+            WAIT_CALLS,
+            &["signal arrived after "],
+        ),
     ]
 }
 
+/// Scenarios known not to replay or verify yet: none at the moment. The
+/// list stays, so that the next one found is kept visible here, not lost.
 fn known_bugs() -> Vec<KnownBug> {
-    vec![
-        KnownBug {
-            spec: spec(
-                "compute_waits_for_signal-pie",
-                WAIT_INLINE,
-                &["signal arrived after "],
-            ),
-            bug: "a held-back signal for a loop without syscalls or returns is delivered after \
-                  1 s deep in the loop; verification then fails after minutes (an unexpected \
-                  PTRACE_EVENT_STOP) and replay scans the point's ip for hours",
-        },
-        KnownBug {
-            spec: spec(
-                "compute_waits_for_signal-calls",
-                WAIT_CALLS,
-                &["signal arrived after "],
-            ),
-            bug: "a held-back signal delivered at the return address of a function the loop \
-                  calls millions of times: verification and replay stop at every return \
-                  (minutes); no stored count yet for later replays",
-        },
-    ]
+    Vec::new()
 }
 
 /// How long recording the waiting compute loop may take with `--no-verify`

@@ -13,6 +13,8 @@ use tracing::{debug, trace};
 
 use super::exe::ExecDir;
 use super::inject;
+
+mod point_filter;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
 use crate::recorder::syscalls::{self, ReplayAction};
 use crate::sys::ptrace::{self, Regs, WaitEvent};
@@ -796,7 +798,8 @@ impl Session {
         const SEARCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
         let started = std::time::Instant::now();
         let real = self.task(tid)?.real;
-        if let Some(&known) = self.known_hits.get(&self.index) {
+        let known = self.known_hits.get(&self.index).copied();
+        if let Some(known) = known.filter(|&k| k < point_filter::FILTER_AFTER) {
             return self.run_to_counted_point(tid, point, known);
         }
         ptrace::exec_breakpoint(real, Some(point.ip))
@@ -834,6 +837,11 @@ impl Session {
                 return Ok(());
             }
             hits += 1;
+            // Many passes: a hot loop. Search on inside the program, then
+            // check a count known from the verification.
+            if hits == point_filter::FILTER_AFTER && self.filtered_search(tid, point, hits)? {
+                return self.check_known_hits(tid, point, known);
+            }
             if hits.is_multiple_of(1024) && started.elapsed() >= SEARCH_LIMIT {
                 let _ = ptrace::exec_breakpoint(real, None);
                 return Err(self.diverged(
