@@ -1,21 +1,23 @@
-//! Recorder trials about asynchronous events that are known not to replay
-//! yet, kept visible: each is a fixture whose `native` trial runs, and whose
-//! `record_replay` trial is ignored with the bug's name printed when the
-//! trials are listed, so CI stays green while the bug stays in sight. Run
-//! them with `-- --ignored recorder::async`.
+//! Recorder trials about asynchronous events that were, or are, known bugs.
 //!
-//! Also `recorder::async::compute_waits_for_signal-*::records_in_budget`: a
-//! compute loop that waits, without syscalls, for a signal the recorder holds
-//! back must still *record* promptly (`--no-verify`); only its verification
-//! is the known gap.
+//! A fixture whose recording does not replay or verify yet goes into
+//! [`known_bugs`]: its `native` trial runs, and its `record_replay` trial is
+//! ignored with the bug printed when the trials are listed, so CI stays
+//! green while the bug stays in sight (`-- --ignored recorder::async` runs
+//! them). None is known now.
 //!
-//! Fixed scenarios stay here as ordinary trials, with regression trials of
-//! their own: `recorder::async::cpuid_apic_point-pie::other_cpu` records on
-//! one CPU and verifies and replays on another (`cpuid` tells the executing
-//! CPU's APIC id, which the loader keeps in memory that execution points
-//! digest).
+//! Fixed ones stay here as ordinary trials ([`fixed`]), some with a
+//! regression trial of their own:
+//! - `recorder::async::cpuid_apic_point-pie::other_cpu` records on one CPU
+//!   and verifies and replays on another (`cpuid` tells the executing CPU's
+//!   APIC id, which the loader keeps in memory that execution points
+//!   digest);
+//! - `recorder::async::compute_waits_for_signal-*::records_in_budget`: a
+//!   compute loop that waits, without syscalls, for a signal the recorder
+//!   holds back records promptly (`--no-verify`); its `record_replay` trial
+//!   checks the verification (a point hundreds of millions of turns deep).
 //!
-//! The fixtures that do replay and verify are in the `C_SPECS` table of
+//! The other fixtures that replay and verify are in the `C_SPECS` table of
 //! `recorder.rs`.
 
 use std::process::Command;
