@@ -905,6 +905,15 @@ impl Session {
             regs.orig_rax = u64::MAX;
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
             forced_ret = Some(-(libc::ENOSYS as i64));
+        } else if nr == libc::SYS_sched_setaffinity
+            && self.writer.header_mut().tracee_cpu.is_some()
+            && (args[0] == 0 || self.tasks.contains_key(&(args[0] as Tid)))
+        {
+            // The program stays on the CPU it is bound to (see `record`):
+            // pretend the move succeeded, as rr does.
+            regs.orig_rax = u64::MAX;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+            forced_ret = Some(0);
         }
         let action = desc.map(|d| d.replay);
         if action == Some(ReplayAction::Execve) {

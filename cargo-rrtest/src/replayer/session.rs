@@ -839,7 +839,9 @@ impl Session {
             hits += 1;
             // Many passes: a hot loop. Search on inside the program, then
             // check a count known from the verification.
-            if hits == point_filter::FILTER_AFTER && self.filtered_search(tid, point, hits)? {
+            if hits == point_filter::FILTER_AFTER
+                && self.filtered_search(tid, point, hits, started + SEARCH_LIMIT)?
+            {
                 return self.check_known_hits(tid, point, known);
             }
             if hits.is_multiple_of(1024) && started.elapsed() >= SEARCH_LIMIT {

@@ -45,6 +45,8 @@
 //! displacement; this shows as a divergence, never as a false match, since a
 //! match is only ever declared by the tracer's full comparison.
 
+use std::time::{Duration, Instant};
+
 use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, FlowControl, Instruction,
     InstructionBlock, MemoryOperand, Register,
@@ -247,6 +249,43 @@ pub(super) fn build(
     })
 }
 
+impl Session {
+    /// Resumes `tid` and waits for its next stop, discarding signals the
+    /// replay causes (as `resume_to_stop` does), but polling, so that a
+    /// filtered search that never traps ends at `deadline`: then the thread
+    /// is interrupted and `None` returned.
+    fn resume_until(
+        &mut self,
+        tid: Tid,
+        deadline: Instant,
+    ) -> Result<Option<(i32, WaitEvent)>, ReplayError> {
+        const MAX_NAP: Duration = Duration::from_millis(10);
+        let real = self.task(tid)?.real;
+        ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+        let mut nap = Duration::from_micros(20);
+        loop {
+            match ptrace::wait_tid_nohang(real).map_err(perr("waitpid", real))? {
+                Some(WaitEvent::Signal { signo, .. })
+                    if signo != libc::SIGTRAP && !super::is_synchronous(signo) =>
+                {
+                    trace!(tid, signo, "discarding a signal the replay caused");
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
+                Some(ev) => return Ok(Some((real, ev))),
+                None if Instant::now() >= deadline => {
+                    ptrace::interrupt(real).map_err(perr("PTRACE_INTERRUPT", real))?;
+                    ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+                    return Ok(None);
+                }
+                None => {
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(MAX_NAP);
+                }
+            }
+        }
+    }
+}
+
 /// Free page-aligned addresses within `jmp rel32` reach of `site`, at least
 /// 16 MiB from every mapping in `maps` (the text of `/proc/PID/maps`), best
 /// first: 1 GiB below the site, where neither the heap (above the program)
@@ -285,13 +324,17 @@ pub(super) fn free_pages_near(maps: &str, site: u64) -> Vec<u64> {
 impl Session {
     /// Goes on with a search for `point` through the in-tracee filter. The
     /// thread is stopped at the point's ip (a breakpoint hit that did not
-    /// match) after `passes` passes, this one included. `Ok(false)`: the
-    /// filter cannot be used here, nothing was changed.
+    /// match) after `passes` passes, this one included. Traps whose
+    /// registers match but whose state does not (a spin loop changing only
+    /// memory) end the search with a divergence after `deadline`, as the
+    /// stop-per-pass search does. `Ok(false)`: the filter cannot be used
+    /// here, nothing was changed.
     pub(super) fn filtered_search(
         &mut self,
         tid: Tid,
         point: &ExecPoint,
         passes: u64,
+        deadline: Instant,
     ) -> Result<bool, ReplayError> {
         let real = self.task(tid)?.real;
         let tramp = match self.prepare_filter(real, point) {
@@ -345,7 +388,7 @@ impl Session {
             "in-tracee filter installed"
         );
 
-        let result = self.run_filtered(tid, point, &tramp);
+        let result = self.run_filtered(tid, point, &tramp, deadline);
         // Take the filter out whatever happened (a dead thread excepted).
         let removed = mem.write(point.ip, &original).and_then(|()| {
             inject_via_fixed_page(real, libc::SYS_munmap, [tramp.page, PAGE, 0, 0, 0, 0])
@@ -391,10 +434,21 @@ impl Session {
         tid: Tid,
         point: &ExecPoint,
         tramp: &Trampoline,
+        deadline: Instant,
     ) -> Result<(), ReplayError> {
         let mut traps = 0u64;
         loop {
-            let (real, ev) = self.resume_to_stop(tid, Some(libc::SIGTRAP))?;
+            let Some((real, ev)) = self.resume_until(tid, deadline)? else {
+                return Err(self.diverged(
+                    tid,
+                    "execution point",
+                    format!("registers {:x?} at ip {:#x}", point.regs, point.ip),
+                    format!(
+                        "no pass through ip with them until the search's time limit \
+                         ({traps} with them but another state)"
+                    ),
+                ));
+            };
             let mut regs: Regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
             let trapped = matches!(
                 ev,
@@ -429,6 +483,18 @@ impl Session {
                 trace!(tid, hits, traps, "reached the execution point (filtered)");
                 self.point_hits.push([self.index, hits]);
                 return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.diverged(
+                    tid,
+                    "execution point",
+                    format!("registers {:x?} at ip {:#x}", point.regs, point.ip),
+                    format!(
+                        "{traps} passes through ip with them but another state (digest, \
+                         flags or segment bases), {hits} passes in all, until the search's time \
+                         limit"
+                    ),
+                ));
             }
             // The registers matched, the rest did not: go on.
             regs.rip = tramp.resume_ip;
