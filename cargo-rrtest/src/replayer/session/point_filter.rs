@@ -286,6 +286,24 @@ impl Session {
     }
 }
 
+/// Whether the mapping holding `addr` in `maps` (the text of
+/// `/proc/PID/maps`) is writable; unknown counts as writable.
+pub(super) fn mapping_is_writable(maps: &str, addr: u64) -> bool {
+    maps.lines()
+        .find_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (a, b) = parts.next()?.split_once('-')?;
+            let (a, b) = (
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            );
+            (a..b)
+                .contains(&addr)
+                .then(|| parts.next().map(|p| p.contains('w')))?
+        })
+        .unwrap_or(true)
+}
+
 /// Free page-aligned addresses within `jmp rel32` reach of `site`, at least
 /// 16 MiB from every mapping in `maps` (the text of `/proc/PID/maps`), best
 /// first: 1 GiB below the site, where neither the heap (above the program)
@@ -414,6 +432,10 @@ impl Session {
         let moved = displaced(&code, site)?;
         let maps = std::fs::read_to_string(format!("/proc/{real}/maps"))
             .map_err(|e| Refusal(format!("reading the maps: {e}")))?;
+        if mapping_is_writable(&maps, site) {
+            // Code in writable memory (generated code) may be in the digest.
+            return Err(Refusal("the site is in writable memory".into()));
+        }
         let mut regs = [0u64; 16];
         regs.copy_from_slice(&point.regs[..16]);
         // A farther page may fail to reach a displaced rip-relative operand.
@@ -672,5 +694,19 @@ mod tests {
         assert!(!others.is_empty() && !others.contains(&pages[0]));
         // Nowhere in reach.
         assert!(free_pages_near("0-7ffffffff000 rw-p 0 0:0 0\n", SITE).is_empty());
+        // A site in a shared library: below the libraries, above the program.
+        let lib_site = 0x7fff_f7de_1234;
+        let pages = free_pages_near(maps, lib_site);
+        assert_eq!(pages[0], 0x7fff_b7de_1000);
+        assert!(pages.iter().all(|p| p.abs_diff(lib_site) < (1 << 31)));
+    }
+
+    #[test]
+    fn sites_in_writable_or_unknown_memory_are_refused() {
+        let maps = "555555554000-555555559000 r-xp 00000000 08:01 1 /bin/x\n\
+                    555555559000-55555555a000 rwxp 00000000 00:00 0 [heap]\n";
+        assert!(!mapping_is_writable(maps, 0x5555_5555_5000));
+        assert!(mapping_is_writable(maps, 0x5555_5555_9100));
+        assert!(mapping_is_writable(maps, 0x1000));
     }
 }
