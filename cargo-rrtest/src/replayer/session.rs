@@ -13,8 +13,6 @@ use tracing::{debug, trace};
 
 use super::exe::ExecDir;
 use super::inject;
-
-mod point_filter;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
 use crate::recorder::syscalls::{self, ReplayAction};
 use crate::sys::ptrace::{self, Regs, WaitEvent};
@@ -23,6 +21,8 @@ use crate::sys::{seccomp, RemoteMem};
 use crate::trace::{
     Event, ExecPoint, ExitStatus, SignalEvent, SignalKind, SyscallResult, Tid, TraceReader,
 };
+
+mod point_filter;
 
 /// The result of a replay that reached the end of the recording.
 #[derive(Debug, Clone)]
