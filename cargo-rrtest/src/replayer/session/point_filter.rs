@@ -11,17 +11,16 @@
 //! instruction(s) at the point's ip are replaced by a `jmp` to a trampoline
 //! in a page mapped near them. The trampoline counts passes in its own
 //! memory and traps (`int3`) only when the sixteen general-purpose registers
-//! equal the point's (a search), or when the count reaches the hit count a
-//! verification stored (a counted replay). At the trap the tracer puts the
-//! thread back at the point's ip and checks the whole state as before
-//! (registers, flags, segment bases, digest); on a mismatch the thread goes
-//! on through the displaced instructions, relocated, and jumps back.
+//! equal the point's. At the trap the tracer puts the thread back at the
+//! point's ip and checks the whole state as before (registers, flags,
+//! segment bases, digest); on a mismatch the thread goes on through the
+//! displaced instructions, relocated, and jumps back.
 //!
 //! ```text
 //!  site:   jmp tramp            page (rwx, anonymous, ~1 GiB below the site)
 //!          (rest of the            +0x00 saved rax | +0x08 saved flags
-//!           displaced bytes)       +0x10 passes    | +0x18 target passes
-//!                                  +0x20 rax..r15 of the point
+//!           displaced bytes:       +0x10 passes
+//!           int3)                  +0x20 rax..r15 of the point
 //!                                  +0x100 tramp: save rax and flags (lahf, seto)
 //!                                         passes += 1
 //!                                         a register differs? -> miss
@@ -30,19 +29,27 @@
 //!                                  resume: displaced instructions; jmp site + len
 //! ```
 //!
-//! No stack memory is touched (the flags go through `ah`/`al` into the page),
-//! the page is anonymous, so outside an execution point's digest, and far
-//! below the site, where neither the heap nor the kernel's top-down mmap
-//! placement reaches; it and the patched bytes are removed before the event
-//! goes on. The pass count becomes the event's hit count, exactly as a
-//! debug-register search or a counted breakpoint counts.
+//! The search switches to the filter after [`FILTER_AFTER`] passes, with
+//! the thread stopped at the site by the debug-register breakpoint (a
+//! signal stop, where the page's `mmap` can be injected); it goes on at the
+//! relocated copy of the site's instruction, so that pass is not counted
+//! twice. No stack memory is touched (the flags go through `ah`/`al` into
+//! the page); the page is anonymous, so outside an execution point's
+//! digest, and far below the site, where neither the heap nor the kernel's
+//! top-down mmap placement reaches; it and the patched bytes are removed
+//! before the event goes on. The pass count becomes the event's hit count,
+//! exactly as the debug-register search counts; a replay of a verified
+//! trace checks it against the stored one. The search keeps its time
+//! limit: the tracer polls for the thread's stop and interrupts it at the
+//! deadline.
 //!
 //! Not used (the stop-per-pass search goes on) when a displaced instruction
-//! calls, traps, makes a syscall, or branches back into the displaced bytes,
-//! when no free page is within reach, or when the thread stands inside the
-//! displaced bytes. Known limit: code elsewhere that jumps into the middle of
-//! the displaced bytes while the patch is in place would execute the `jmp`'s
-//! displacement; this shows as a divergence, never as a false match, since a
+//! calls, traps, makes a syscall, or branches into the displaced bytes, when
+//! the site is in writable memory (generated code, which the digest may
+//! cover) or in the fixed page, or when no free page is within reach. Known
+//! limit: code elsewhere that jumps into the middle of the displaced bytes
+//! while the patch is in place would execute the `jmp`'s displacement (or
+//! an `int3`); this shows as a divergence, never as a false match, since a
 //! match is only ever declared by the tracer's full comparison.
 
 use std::time::{Duration, Instant};
@@ -145,18 +152,21 @@ pub(super) fn displaced(code: &[u8], site: u64) -> Result<Vec<Instruction>, Refu
         if matches!(insn.code(), Code::Syscall | Code::Sysenter) {
             return Err(Refusal("a displaced syscall".into()));
         }
-        let end = site + JMP_LEN.max(len + insn.len() as u64);
-        if insn.is_jcc_short_or_near() || insn.is_jmp_short_or_near() || insn.is_loopcc() {
-            let target = insn.near_branch_target();
-            if (site..end).contains(&target) {
-                return Err(Refusal(format!(
-                    "a displaced branch at {:#x} targets the displaced bytes",
-                    insn.ip()
-                )));
-            }
-        }
         len += insn.len() as u64;
         out.push(insn);
+    }
+    let branches_in = |i: &Instruction| {
+        // jcc, jmp, loop, jrcxz (near_branch_target is 0 for indirect ones).
+        matches!(
+            i.flow_control(),
+            FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch
+        ) && (site..site + len).contains(&i.near_branch_target())
+    };
+    if let Some(i) = out.iter().find(|i| branches_in(i)) {
+        return Err(Refusal(format!(
+            "a displaced branch at {:#x} targets the displaced bytes",
+            i.ip()
+        )));
     }
     Ok(out)
 }
@@ -192,6 +202,8 @@ pub(super) fn build(
         generated.push(Instruction::with2(Code::Cmp_r64_rm64, *reg, at(off)).map_err(bad)?);
         generated.push(miss);
     }
+    // (`lahf`/`sahf` in 64-bit mode need CPUID 0x8000_0001 ECX bit 0, which
+    // every x86-64 CPU since 2005 has.)
     // Restoring rax and the flags: `add al, 0x7f` sets OF exactly when al
     // (the saved OF) is 1; `sahf` restores SF, ZF, AF, PF and CF from ah.
     let restore = [
@@ -585,6 +597,9 @@ mod tests {
         // inc rax ; jne back to the site: a loop smaller than the jump.
         let tight = [0x48, 0xff, 0xc0, 0x75, 0xfb, 0x90];
         assert!(displaced(&tight, SITE).is_err());
+        // nop ; je to the third instruction, also displaced.
+        let inner = [0x90, 0x74, 0x01, 0x90, 0x48, 0xff, 0xc0];
+        assert!(displaced(&inner, SITE).is_err());
         // A branch out of the displaced bytes is fine.
         let out = [0x48, 0xff, 0xc0, 0x75, 0x10, 0x90];
         assert!(displaced(&out, SITE).is_ok());
