@@ -319,6 +319,7 @@ mod tests {
             kernel: "Linux 6.8.0 x86_64".into(),
             cpuid: vec![],
             recorded_at: "2026-11-27T05:00:00Z".into(),
+            tracee_cpu: None,
             outcome: None,
             unreplayable: vec![],
             stats: Stats::default(),

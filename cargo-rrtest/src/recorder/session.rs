@@ -242,6 +242,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         kernel: kernel_string(),
         cpuid: cpu::cpuid_table(),
         recorded_at: crate::util::rfc3339_now(),
+        tracee_cpu: None,
         outcome: None,
         unreplayable: Vec::new(),
         stats: Stats::default(),
@@ -262,6 +263,13 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         program: opts.program.display().to_string(),
         source,
     })?;
+    // Bind the program, before it runs an instruction, to the CPU we run on
+    // now (parallel recordings spread as their recorders are spread), so
+    // that its `cpuid` answers the same in replay (`cpu::bind_to_cpu`).
+    match cpu::current_cpu().and_then(|c| cpu::bind_to_cpu(pid, c).map(|()| c)) {
+        Ok(c) => writer.header_mut().tracee_cpu = u32::try_from(c).ok(),
+        Err(e) => warn!(error = %e, "could not bind the program to one CPU: replay may diverge"),
+    }
     let facts = crate::tracee::prepare_after_exec(pid)
         .map_err(ptrace_err("preparing the tracee after exec", pid))?;
     let exe_file = writer.add_file(&opts.program)?;
@@ -1211,6 +1219,15 @@ impl Session {
             regs.orig_rax = u64::MAX;
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
             forced_ret = Some(-(libc::ENOSYS as i64));
+        } else if nr == libc::SYS_sched_setaffinity
+            && self.writer.header_mut().tracee_cpu.is_some()
+            && (args[0] == 0 || self.tasks.contains_key(&(args[0] as Tid)))
+        {
+            // The program stays on the CPU it is bound to (see `record`):
+            // pretend the move succeeded, as rr does.
+            regs.orig_rax = u64::MAX;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+            forced_ret = Some(0);
         }
         let action = desc.map(|d| d.replay);
         if action == Some(ReplayAction::Execve) {

@@ -1,5 +1,6 @@
-//! CPU facts of the machine we run on: the CPUID table and the time stamp
-//! counter (for emulating the tracee's trapped `rdtsc`).
+//! CPU facts of the machine we run on: the CPUID table, the time stamp
+//! counter (for emulating the tracee's trapped `rdtsc`), and binding a
+//! tracee to one CPU (CPUID answers differ between CPUs).
 
 use crate::trace::CpuidLeaf;
 
@@ -60,4 +61,24 @@ pub fn rdtsc(with_aux: bool) -> (u64, Option<u32>) {
         // SAFETY: rdtsc is unprivileged and has no memory effects.
         (unsafe { core::arch::x86_64::_rdtsc() }, None)
     }
+}
+
+/// The CPU the calling thread runs on now.
+pub fn current_cpu() -> std::io::Result<usize> {
+    nix::sched::sched_getcpu().map_err(std::io::Error::from)
+}
+
+/// Binds thread `tid` (and so every thread and process it creates later,
+/// which inherit the mask) to `cpu` alone.
+///
+/// `cpuid` answers per CPU: leaf 1 `EBX[31:24]` (and leaves 0xb, 0x1f and
+/// 0x8000_001e) hold the executing CPU's APIC id, and the loader stores
+/// leaf 1 in `_rtld_global_ro`. Recording and replay bind the program to the
+/// same CPU so that these bytes, which an execution point's memory digest
+/// covers, are the same in both.
+pub fn bind_to_cpu(tid: i32, cpu: usize) -> std::io::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).map_err(std::io::Error::from)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set)
+        .map_err(std::io::Error::from)
 }

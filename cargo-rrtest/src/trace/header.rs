@@ -25,6 +25,11 @@ pub struct Header {
     pub cpuid: Vec<CpuidLeaf>,
     /// When the recording started (RFC 3339, UTC).
     pub recorded_at: String,
+    /// The CPU the recorded program was bound to (replay binds to it too:
+    /// `cpuid` tells the executing CPU's APIC id, which the loader keeps in
+    /// memory). `None`: not bound (older traces, or binding failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracee_cpu: Option<u32>,
     /// How the recording ended; `None` while it is being written (a recorder
     /// that died leaves it so).
     pub outcome: Option<Outcome>,

@@ -323,6 +323,7 @@ pub fn header() -> Header {
             regs: [0xd, 0x756e_6547, 0x6c65_746e, 0x4965_6e69],
         }],
         recorded_at: "2026-01-02T03:04:05Z".into(),
+        tracee_cpu: Some(3),
         outcome: None,
         unreplayable: vec![],
         stats: Stats::default(),
