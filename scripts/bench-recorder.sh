@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Recording overhead benchmark (DESIGN.md §10): native vs recorded vs replayed
-# wall time on
+# Recording overhead benchmark (DESIGN.md §10): native vs recorded with the
+# syscall buffer vs recorded without it (--no-syscallbuf) vs replayed, wall
+# time, on
 #   - syscall_loop: fixtures/c/syscall_loop.c, N write(2)+pread64(2) pairs
 #     (N = 20000 by default), the syscall-heavy worst case;
+#   - clock_loop: fixtures/c/clock_loop.c, 2N clock_gettime calls (the vDSO
+#     is hidden while recording, so each is a syscall);
+#   - signal_storm: fixtures/c/signal_storm.c, 10000 SIGUSR1 and 2000
+#     SIGRTMIN sent by another thread while the target loops on write(2);
 #   - trivial_test: a trivial #[test] of fixtures/programs run the way the
 #     harness runs one test (`<bin> --exact tests::trivial --nocapture`),
 #     about 150 syscalls: the per-test start-up cost that dominates suites.
 # Each is run RUNS times (default 7) per mode and the median is reported,
-# with the ratio recorded/native and the cost per traced syscall,
-# (recorded - native) / stats.traced_syscalls from `cargo-rrtest info --json`.
+# with the ratios buffered/native and unbuffered/buffered, the share of
+# syscalls buffered, and the cost per traced syscall of the unbuffered
+# recording, (unbuffered - native) / its stats.traced_syscalls.
 # Results go to target/rrtest-bench/recorder-<UTC time>.json (and
 # recorder-latest.json). A benchmark, not a test: it asserts nothing about
 # speed.
@@ -24,7 +30,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
     --loop-n) LOOP_N="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench-recorder: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +56,10 @@ fi
 
 LOOP_BIN="$OUT/syscall_loop"
 gcc -O1 -pthread -o "$LOOP_BIN" fixtures/c/syscall_loop.c
+CLOCK_BIN="$OUT/clock_loop"
+gcc -O1 -pthread -o "$CLOCK_BIN" fixtures/c/clock_loop.c
+STORM_BIN="$OUT/signal_storm"
+gcc -O1 -pthread -o "$STORM_BIN" fixtures/c/signal_storm.c
 
 echo "bench-recorder: building fixtures/programs tests" >&2
 TEST_BIN="$(cargo test --quiet --no-run --lib --locked --offline \
@@ -104,15 +114,21 @@ bench() {
   NAMES+=("$name")
   rm -rf "$WORK/$name"
   mkdir -p "$WORK/$name"
-  echo "bench-recorder: $name: $RUNS native, $RUNS recorded, $RUNS replayed runs" >&2
+  echo "bench-recorder: $name: $RUNS runs each: native, buffered, unbuffered, replayed" >&2
   time_runs "$name" native "$@"
   # Recording alone: verification is the replay measured next.
   time_runs "$name" record "$RR" record --no-verify -o "$WORK/$name/trace-@I@" -- "$@"
+  time_runs "$name" record_nobuf "$RR" record --no-verify --no-syscallbuf \
+    -o "$WORK/$name/plain-@I@" -- "$@"
   time_runs "$name" replay "$RR" replay "$WORK/$name/trace-0"
   "$RR" info --json "$WORK/$name/trace-0" > "$WORK/$name/info.json"
+  "$RR" info --json "$WORK/$name/plain-0" > "$WORK/$name/info-plain.json"
+  rm -rf "$WORK/$name"/trace-[1-9]* "$WORK/$name"/plain-[1-9]*
 }
 
 bench syscall_loop "$LOOP_BIN" "$LOOP_N"
+bench clock_loop "$CLOCK_BIN" "$((2 * LOOP_N))"
+bench signal_storm "$STORM_BIN"
 bench trivial_test "$TEST_BIN" --exact tests::trivial --nocapture
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -126,30 +142,39 @@ for line in open(samples):
     times.setdefault(name, {}).setdefault(mode, []).append(int(ns))
 report = {"runs": int(runs), "kernel": kernel, "cargo_rrtest": version,
           "loop_n": int(loop_n), "workloads": {}}
-print(f"{'workload':<14} {'native':>10} {'recorded':>10} {'replayed':>10} {'rec/nat':>8} "
-      f"{'traced':>8} {'us/traced syscall':>18}")
+print(f"{'workload':<14} {'native':>10} {'buffered':>10} {'unbuf.':>10} {'replayed':>10} "
+      f"{'buf/nat':>8} {'unbuf/buf':>9} {'buffered%':>9} {'us/traced':>9}")
 for name in names:
     info = json.load(open(f"{work}/{name}/info.json"))
+    plain = json.load(open(f"{work}/{name}/info-plain.json"))
     stats = info.get("stats", {})
     traced = stats.get("traced_syscalls", 0)
+    buffered = stats.get("buffered_syscalls", 0)
+    plain_traced = plain.get("stats", {}).get("traced_syscalls", 0)
     med = {m: statistics.median(v) for m, v in times[name].items()}
-    per = (med["record"] - med["native"]) / traced / 1000 if traced else None
+    per = (med["record_nobuf"] - med["native"]) / plain_traced / 1000 if plain_traced else None
+    share = 100.0 * buffered / (buffered + traced) if buffered + traced else 0.0
     w = {
         "native_ms": med["native"] / 1e6,
         "recorded_ms": med["record"] / 1e6,
+        "recorded_unbuffered_ms": med["record_nobuf"] / 1e6,
         "replayed_ms": med["replay"] / 1e6,
         "ratio_recorded_native": med["record"] / med["native"],
+        "ratio_unbuffered_buffered": med["record_nobuf"] / med["record"],
         "ratio_replayed_recorded": med["replay"] / med["record"],
         "traced_syscalls": traced,
-        "buffered_syscalls": stats.get("buffered_syscalls", 0),
+        "buffered_syscalls": buffered,
+        "buffered_percent": share,
+        "unbuffered_traced_syscalls": plain_traced,
         "events": info.get("events", stats.get("events")),
         "us_per_traced_syscall": per,
         "samples_ns": times[name],
     }
     report["workloads"][name] = w
-    print(f"{name:<14} {w['native_ms']:>8.2f}ms {w['recorded_ms']:>8.2f}ms {w['replayed_ms']:>8.2f}ms "
-          f"{w['ratio_recorded_native']:>7.1f}x {traced:>8} "
-          f"{(f'{per:.1f}' if per is not None else 'n/a'):>18}")
+    print(f"{name:<14} {w['native_ms']:>8.2f}ms {w['recorded_ms']:>8.2f}ms "
+          f"{w['recorded_unbuffered_ms']:>8.2f}ms {w['replayed_ms']:>8.2f}ms "
+          f"{w['ratio_recorded_native']:>7.2f}x {w['ratio_unbuffered_buffered']:>8.1f}x "
+          f"{share:>8.1f}% {(f'{per:.1f}' if per is not None else 'n/a'):>9}")
 with open(result, "w") as f:
     json.dump(report, f, indent=2)
     f.write("\n")

@@ -63,6 +63,9 @@ pub struct RunArgs {
     /// Run the tests without recording them.
     #[arg(long, help_heading = "Recording")]
     pub no_record: bool,
+    /// Record without the syscall buffer (every syscall stops in the recorder: slower).
+    #[arg(long, help_heading = "Recording")]
+    pub no_syscallbuf: bool,
     /// Which traces to keep: of failed and timed-out attempts (so of flaky tests too), all, or none.
     #[arg(long, value_enum, default_value_t = KeepPolicy::Failed, help_heading = "Recording")]
     pub keep: KeepPolicy,
@@ -155,6 +158,7 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
         color: args.color,
         no_tests: args.no_tests,
         record: !args.no_record,
+        syscallbuf: !args.no_syscallbuf,
         keep: args.keep,
         recorder_path: args
             .recorder_path

@@ -67,6 +67,8 @@ pub struct RunOptions {
     pub no_tests: NoTests,
     /// Record the tests (not `--no-record`).
     pub record: bool,
+    /// Record with the syscall buffer (not `--no-syscallbuf`).
+    pub syscallbuf: bool,
     /// Which traces to keep.
     pub keep: KeepPolicy,
     /// The recorder executable (default: this cargo-rrtest).
@@ -86,7 +88,8 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     // The preflight recording runs while cargo builds and the tests are listed.
     let preflight = options.record.then(|| {
         let recorder = recorder_path(options);
-        std::thread::spawn(move || recorder.and_then(|r| record::preflight(&r)))
+        let syscallbuf = options.syscallbuf;
+        std::thread::spawn(move || recorder.and_then(|r| record::preflight(&r, syscallbuf)))
     });
     let prepared = build::build(&options.cargo)
         .map_err(crate::errors::Error::from)
@@ -144,12 +147,22 @@ pub fn run(options: &RunOptions) -> Result<u8> {
             p.join()
                 .unwrap_or_else(|_| Err("the preflight check panicked".into()))
         })
-        .unwrap_or(Ok(()));
+        .unwrap_or(Ok(None));
     let mut disabled_reason = None;
     if !options.record {
         disabled_reason = Some("--no-record".to_string());
     } else if !to_run.is_empty() {
-        match checked.and_then(|()| setup_recording(options, &built.target_dir)) {
+        let set_up = checked.and_then(|no_buffer| {
+            let mut recording = setup_recording(options, &built.target_dir)?;
+            if let Some(why) = no_buffer {
+                reporter.warn(&format!(
+                    "the syscall buffer is not usable here: {why}; recording without it (slower, as with --no-syscallbuf)"
+                ));
+                recording.syscallbuf = false;
+            }
+            Ok(recording)
+        });
+        match set_up {
             Ok(recording) => runner_config.recording = Some(Arc::new(recording)),
             Err(why) => {
                 reporter.warn(&format!(
@@ -286,6 +299,7 @@ fn setup_recording(
         traces_dir: rrtest.join("traces"),
         archives_dir: rrtest.join("archives"),
         keep: options.keep,
+        syscallbuf: options.syscallbuf,
     };
     for dir in [&recording.traces_dir, &recording.archives_dir] {
         record::create_private_dir(dir)

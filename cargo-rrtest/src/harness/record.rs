@@ -75,6 +75,8 @@ pub struct Recording {
     pub archives_dir: PathBuf,
     /// Which traces are kept.
     pub keep: KeepPolicy,
+    /// Record with the syscall buffer.
+    pub syscallbuf: bool,
 }
 
 /// A name made safe as one path component: ASCII letters, digits, `-`, `_`
@@ -165,16 +167,28 @@ pub fn remove_if_present(dir: &Path) -> std::io::Result<()> {
 /// Records `/bin/true` with `recorder` into a temporary directory and checks
 /// the trace, so a host where recording cannot work (ptrace denied, seccomp
 /// unavailable, ...) is found once, before the tests run. Returns why not,
-/// with what the host's settings suggest ([`host_hints`]).
-pub fn preflight(recorder: &Path) -> Result<(), String> {
-    preflight_once(recorder).map_err(|why| {
-        let hints = host_hints();
-        if hints.is_empty() {
-            why
-        } else {
-            format!("{why} ({})", hints.join("; "))
-        }
-    })
+/// with what the host's settings suggest ([`host_hints`]). With `syscallbuf`,
+/// first checks that the syscall buffer's library can be installed, and
+/// records with it: `Ok(Some(why))` when recording works only without it.
+pub fn preflight(recorder: &Path, syscallbuf: bool) -> Result<Option<String>, String> {
+    let no_buffer = if syscallbuf {
+        crate::preload::preload_path()
+            .err()
+            .map(|e| format!("its library cannot be installed ({e})"))
+    } else {
+        None
+    };
+    let with_buffer = syscallbuf && no_buffer.is_none();
+    preflight_once(recorder, with_buffer)
+        .map(|()| no_buffer)
+        .map_err(|why| {
+            let hints = host_hints();
+            if hints.is_empty() {
+                why
+            } else {
+                format!("{why} ({})", hints.join("; "))
+            }
+        })
 }
 
 /// Host settings known to stop a ptrace recorder, as readable phrases.
@@ -204,7 +218,7 @@ pub fn host_hints() -> Vec<String> {
     hints
 }
 
-fn preflight_once(recorder: &Path) -> Result<(), String> {
+fn preflight_once(recorder: &Path, syscallbuf: bool) -> Result<(), String> {
     let program = ["/bin/true", "/usr/bin/true"]
         .into_iter()
         .map(Path::new)
@@ -213,7 +227,9 @@ fn preflight_once(recorder: &Path) -> Result<(), String> {
     let dir = pack::PrivateTempDir::new("preflight").map_err(|e| e.to_string())?;
     let trace_dir = dir.path().join("trace");
     let mut child = Command::new(recorder)
-        .args(["record", "--no-verify", "--disposable", "-o"])
+        .args(["record", "--no-verify", "--disposable"])
+        .args((!syscallbuf).then_some("--no-syscallbuf"))
+        .arg("-o")
         .arg(&trace_dir)
         .arg("--")
         .arg(program)
@@ -485,7 +501,7 @@ mod tests {
 
     #[test]
     fn preflight_names_a_missing_recorder() {
-        let err = preflight(Path::new("/nonexistent/cargo-rrtest")).unwrap_err();
+        let err = preflight(Path::new("/nonexistent/cargo-rrtest"), true).unwrap_err();
         assert!(err.contains("could not start the recorder"), "{err}");
     }
 }

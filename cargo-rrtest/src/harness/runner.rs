@@ -89,6 +89,8 @@ pub struct RecordSpec {
     pub recorder: PathBuf,
     /// The trace directory to write.
     pub trace_dir: PathBuf,
+    /// Record with the syscall buffer.
+    pub syscallbuf: bool,
 }
 
 /// One attempt of one test, as a value: what to execute, where, with what.
@@ -158,7 +160,9 @@ impl AttemptSpec {
             }
             Some(r) => {
                 let mut cmd = Command::new(&r.recorder);
-                cmd.args(["record", "--no-verify", "--disposable", "-o"])
+                cmd.args(["record", "--no-verify", "--disposable"])
+                    .args((!r.syscallbuf).then_some("--no-syscallbuf"))
+                    .arg("-o")
                     .arg(&r.trace_dir)
                     .arg("--")
                     .arg(&self.program)
@@ -484,6 +488,7 @@ fn run_test(
         spec.record = recording.map(|rec| RecordSpec {
             recorder: rec.recorder.clone(),
             trace_dir: rec.attempt_trace(binary_id, &test.name, n),
+            syscallbuf: rec.syscallbuf,
         });
         let mut result = run_attempt(&spec, config.timeout, cancel);
         if result.outcome == AttemptOutcome::RecorderError && !result.cancelled {
@@ -936,6 +941,7 @@ mod tests {
         s.record = Some(RecordSpec {
             recorder,
             trace_dir,
+            syscallbuf: true,
         });
         s
     }

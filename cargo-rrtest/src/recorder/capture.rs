@@ -94,7 +94,9 @@ fn extra(
                 return SyscallExtra::None;
             }
             // Code is linked (libraries and binaries are replaced, not
-            // rewritten); data the program may write through this very
+            // rewritten): executable mappings, and any mapping of an
+            // executable file (the loader maps a whole library read-only
+            // first); data the program may write through this very
             // mapping, or with write(2), is copied as it is now.
             let exec = call.args[2] as i32 & libc::PROT_EXEC != 0;
             mapped_file(tid, mfd, exec, writer, unsupported)
@@ -129,10 +131,18 @@ fn is_write_family(nr: i64) -> bool {
 /// stderr, whatever descriptor numbers it used (dup2 to a pipe takes fd 1
 /// away; a dup of fd 1 still writes there).
 pub(super) fn output_stream(tid: i32, fd: i32) -> Option<i32> {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     static OURS: std::sync::OnceLock<[Option<(u64, u64)>; 2]> = std::sync::OnceLock::new();
     let ours = OURS.get_or_init(|| {
-        let id = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        // Output sent to /dev/null is no output: a program's own /dev/null
+        // descriptors are the same file, and must not count as output.
+        let null = std::fs::metadata("/dev/null").ok().map(|m| m.rdev());
+        let id = |p: &str| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(|m| !(m.file_type().is_char_device() && Some(m.rdev()) == null))
+                .map(|m| (m.dev(), m.ino()))
+        };
         [id("/proc/self/fd/1"), id("/proc/self/fd/2")]
     });
     let theirs = std::fs::metadata(format!("/proc/{tid}/fd/{fd}"))
@@ -182,7 +192,9 @@ fn mapped_file(
     };
     // A data mapping, or a file mapped from a descriptor open for writing,
     // may change while the program runs: copy it now rather than link it.
-    let added = if !allow_link || fd_writable(tid, fd) {
+    let executable_file =
+        std::fs::metadata(&proc_path).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0);
+    let added = if !(allow_link || executable_file) || fd_writable(tid, fd) {
         writer.add_file_copy(&source)
     } else {
         writer.add_file(&source)
