@@ -172,6 +172,11 @@ pub const C_SPECS: &[Spec] = &[
     Spec::c("clock_loop-pie", CBuild::pie("clock_loop"))
         .args(Args::Fixed(&["2000"]))
         .stdout_has(&["2000 clock_gettime calls, none went backwards"]),
+    Spec::c("masked_waits-pie", CBuild::pie("masked_waits")).stdout_has(&[
+        "ppoll: EINTR after 1 handled, SIGUSR1 blocked again: 1",
+        "pselect: EINTR after 2 handled, SIGUSR1 blocked again: 1",
+        "epoll_pwait: EINTR after 3 handled, SIGUSR1 blocked again: 1",
+    ]),
     Spec::c("handler_redirect-pie", CBuild::pie("handler_redirect")).stdout_has(&[
         "30 escapes; 1200 handler syscalls; 0 anonymous frames; 0 interrupted ips outside objects",
     ]),

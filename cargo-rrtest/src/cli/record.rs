@@ -25,6 +25,9 @@ pub struct RecordArgs {
     /// recorder (slower; for comparison and as a fallback).
     #[arg(long)]
     pub no_syscallbuf: bool,
+    /// The CPU to record on (the harness spreads its parallel recordings).
+    #[arg(long, hide = true)]
+    pub cpu: Option<usize>,
     /// The trace will probably be deleted (the test harness): leave `files/`
     /// as hard links and fsync nothing; whoever keeps it calls `trace::keep`.
     #[arg(long, hide = true)]
@@ -56,6 +59,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         cwd,
         trace_dir: trace_dir.clone(),
         syscallbuf: !args.no_syscallbuf,
+        cpu: args.cpu,
     };
     let recording = recorder::record(&opts)?;
     if !args.disposable {

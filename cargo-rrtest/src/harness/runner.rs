@@ -91,6 +91,8 @@ pub struct RecordSpec {
     pub trace_dir: PathBuf,
     /// Record with the syscall buffer.
     pub syscallbuf: bool,
+    /// The CPU to record on.
+    pub cpu: Option<usize>,
 }
 
 /// One attempt of one test, as a value: what to execute, where, with what.
@@ -162,6 +164,7 @@ impl AttemptSpec {
                 let mut cmd = Command::new(&r.recorder);
                 cmd.args(["record", "--no-verify", "--disposable"])
                     .args((!r.syscallbuf).then_some("--no-syscallbuf"))
+                    .args(r.cpu.map(|c| format!("--cpu={c}")))
                     .arg("-o")
                     .arg(&r.trace_dir)
                     .arg("--")
@@ -335,7 +338,11 @@ pub fn run_tests(
     });
     let wake = Condvar::new();
     std::thread::scope(|scope| {
-        for _ in 0..config.jobs.clamp(1, tests.len().max(1)) {
+        let cpus = allowed_cpus();
+        for worker in 0..config.jobs.clamp(1, tests.len().max(1)) {
+            // Each worker records on its own CPU (round robin): a recording
+            // runs on one CPU, and two on one CPU would take turns.
+            let cpu = (!cpus.is_empty()).then(|| cpus[worker % cpus.len()]);
             let tx = tx.clone();
             let (queue, wake) = (&queue, &wake);
             scope.spawn(move || loop {
@@ -359,7 +366,7 @@ pub fn run_tests(
                     Work::Test(i) => {
                         let test = &tests[i];
                         let _ = tx.send(WorkerMessage::Started(i));
-                        let result = run_test(test, config, total_attempts, cancel, |a| {
+                        let result = run_test(test, config, cpu, total_attempts, cancel, |a| {
                             let _ = tx.send(WorkerMessage::Retrying(i, Box::new(a.clone())));
                         });
                         let jobs = verify_jobs(i, &result, config);
@@ -395,6 +402,17 @@ pub fn run_tests(
         }
     }
     results.into_iter().flatten().collect()
+}
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Vec<usize> {
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map(|set| {
+            (0..nix::sched::CpuSet::count())
+                .filter(|&c| set.is_set(c).unwrap_or(false))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The next piece of work: a verification if one waits, else the next test;
@@ -466,6 +484,7 @@ fn verify_jobs(test: usize, result: &TestResult, config: &RunnerConfig) -> Vec<V
 fn run_test(
     test: &TestCase,
     config: &RunnerConfig,
+    cpu: Option<usize>,
     total_attempts: u32,
     cancel: &AtomicBool,
     mut on_retry: impl FnMut(&AttemptResult),
@@ -489,6 +508,7 @@ fn run_test(
             recorder: rec.recorder.clone(),
             trace_dir: rec.attempt_trace(binary_id, &test.name, n),
             syscallbuf: rec.syscallbuf,
+            cpu,
         });
         let mut result = run_attempt(&spec, config.timeout, cancel);
         if result.outcome == AttemptOutcome::RecorderError && !result.cancelled {
@@ -942,6 +962,7 @@ mod tests {
             recorder,
             trace_dir,
             syscallbuf: true,
+            cpu: None,
         });
         s
     }

@@ -62,4 +62,6 @@ pub struct RecordOptions {
     pub trace_dir: PathBuf,
     /// Load the syscall buffer (the preload library) into the program.
     pub syscallbuf: bool,
+    /// The CPU to record on (None: the one the recorder runs on).
+    pub cpu: Option<usize>,
 }

@@ -259,14 +259,26 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         cwd: Some(cstring(opts.cwd.as_os_str())),
         filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
     };
+    // Run on one CPU, the program with us: its `cpuid` then answers the
+    // same in replay (`cpu::bind_to_cpu`), and each ptrace stop is a
+    // context switch on that CPU rather than a wake-up on another (traced
+    // syscalls cost about a third). The CPU is the one given (the harness
+    // spreads parallel recordings) or the one we run on now.
+    let chosen = opts.cpu.map(Ok).unwrap_or_else(cpu::current_cpu);
+    let bound_self = chosen.and_then(|c| cpu::bind_to_cpu(0, c).map(|()| c));
+    if let Err(e) = &bound_self {
+        warn!(error = %e, "could not bind the recorder to one CPU");
+    }
     let pid = spawn(&spec).map_err(|source| Error::Spawn {
         program: opts.program.display().to_string(),
         source,
     })?;
-    // Bind the program, before it runs an instruction, to the CPU we run on
-    // now (parallel recordings spread as their recorders are spread), so
-    // that its `cpuid` answers the same in replay (`cpu::bind_to_cpu`).
-    match cpu::current_cpu().and_then(|c| cpu::bind_to_cpu(pid, c).map(|()| c)) {
+    // Before the program runs an instruction (it inherited our mask, unless
+    // binding ourselves failed).
+    let bound = bound_self
+        .or_else(|_| cpu::current_cpu())
+        .and_then(|c| cpu::bind_to_cpu(pid, c).map(|()| c));
+    match bound {
         Ok(c) => writer.header_mut().tracee_cpu = u32::try_from(c).ok(),
         Err(e) => warn!(error = %e, "could not bind the program to one CPU: replay may diverge"),
     }

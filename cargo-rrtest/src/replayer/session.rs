@@ -147,6 +147,13 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         // answers them from the recorded records.
         filter: seccomp::filter(0),
     };
+    // Replay on the CPU the recording ran on, with the program (see the
+    // recorder): `cpuid` tells it, and stops are cheaper.
+    if let Some(c) = header.tracee_cpu {
+        if let Err(e) = crate::sys::cpu::bind_to_cpu(0, c as usize) {
+            tracing::warn!(cpu = c, error = %e, "could not bind the replayer to the recorded CPU");
+        }
+    }
     let pid = spawn(&spec).map_err(|source| Error::Spawn {
         program: exec.exe.clone(),
         source,
@@ -706,8 +713,15 @@ impl Session {
                     if let Some(t) = self.tasks.get_mut(&tid) {
                         t.restart_pending = Some(result.ret);
                     }
-                    if nr == libc::SYS_rt_sigsuspend {
-                        self.sigsuspend_mask(tid, real, args[0])?;
+                }
+                if (-516..=-512).contains(&result.ret) || result.ret == -(libc::EINTR as i64) {
+                    if let Some(mask_ptr) = temporary_mask(real, nr, args) {
+                        if result.ret == -(libc::EINTR as i64) {
+                            // Still at the (skipped) entry: injecting needs
+                            // the exit stop.
+                            inject::run_to_exit(real)?;
+                        }
+                        self.sigsuspend_mask(tid, real, mask_ptr)?;
                     }
                 }
             }
@@ -1086,7 +1100,8 @@ impl Session {
         Ok(())
     }
 
-    /// An emulated `rt_sigsuspend` did not swap in its temporary signal mask,
+    /// An emulated `rt_sigsuspend` (or `ppoll`, `pselect6`, `epoll_pwait`
+    /// with a mask) did not swap in its temporary signal mask,
     /// but the signal that ended it while recording was delivered under that
     /// mask (and may be blocked under the thread's own). Swap it in now, at
     /// the syscall's exit stop, and put the thread's own mask back when the
@@ -1361,6 +1376,25 @@ fn tid_fields(tid: i32, nr: i64, args: &[u64; 6]) -> Vec<(u64, bool)> {
         out.push((child_tid, true));
     }
     out
+}
+
+/// Where a syscall that waits under a temporary signal mask (its own
+/// argument) has it: `rt_sigsuspend`, `ppoll`, `pselect6`, `epoll_pwait`,
+/// `epoll_pwait2`. None when the call has no mask.
+fn temporary_mask(tid: i32, nr: i64, args: &[u64; 6]) -> Option<u64> {
+    let ptr = match nr {
+        libc::SYS_rt_sigsuspend => args[0],
+        libc::SYS_ppoll => args[3],
+        libc::SYS_epoll_pwait | libc::SYS_epoll_pwait2 => args[4],
+        // A pointer to { const sigset_t *ss; size_t ss_len; }.
+        libc::SYS_pselect6 if args[5] != 0 => {
+            let mut raw = [0u8; 8];
+            RemoteMem::new(tid).read_exact(args[5], &mut raw).ok()?;
+            u64::from_le_bytes(raw)
+        }
+        _ => 0,
+    };
+    (ptr != 0).then_some(ptr)
 }
 
 /// Signals raised by the instruction a thread executes: they recur by
