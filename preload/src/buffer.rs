@@ -23,7 +23,7 @@ use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 use rrtest_abi::{record_size, BufferHeader, RecordHeader, ThreadLocals, BUFFER_MAGIC};
 
 use crate::gate::Kernel;
-use crate::table::{nr, plan_for, OutLen};
+use crate::table::{args_ok, nr, plan_for, writes_to_fd};
 
 /// `PERF_EVENT_IOC_ENABLE`.
 pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
@@ -140,7 +140,10 @@ pub fn buffer_syscall_with<K: Kernel>(
     let Some(plan) = plan_for(nr) else {
         return Outcome::Bail(BailReason::NotBuffered);
     };
-    if (nr == nr::WRITE || nr == nr::PWRITE64)
+    if !args_ok(nr, &args) {
+        return Outcome::Bail(BailReason::NotBuffered);
+    }
+    if writes_to_fd(nr)
         && (args[0] == 1 || args[0] == 2 || output_fds.iter().any(|&fd| fd as u64 == args[0]))
     {
         return Outcome::Bail(BailReason::ProgramOutput);
@@ -148,13 +151,14 @@ pub fn buffer_syscall_with<K: Kernel>(
     if plan.may_block && desched_fd == -1 {
         return Outcome::Bail(BailReason::MayBlockUnarmed);
     }
-    let (max_out, user_ptr) = match plan.output {
+    // A nullable output left null is no output at all (`time(NULL)`).
+    let output = plan
+        .output
+        .filter(|o| !(o.nullable && args.get(o.ptr_arg).copied().unwrap_or(0) == 0));
+    let (max_out, user_ptr) = match output {
         None => (0u64, 0u64),
         Some(o) => {
-            let len = match o.len {
-                OutLen::Fixed(n) => u64::from(n),
-                OutLen::Arg(i) => args.get(i).copied().unwrap_or(u64::MAX),
-            };
+            let len = o.len.max(&args);
             let ptr = args.get(o.ptr_arg).copied().unwrap_or(0);
             if ptr == 0 && len != 0 {
                 return Outcome::Bail(BailReason::NullOutput);
@@ -177,9 +181,15 @@ pub fn buffer_syscall_with<K: Kernel>(
     // SAFETY: header fields of a valid buffer.
     unsafe { write_volatile(addr_of_mut!((*h).in_flight), 1) };
     let mut sys_args = args;
-    if let Some(o) = plan.output {
+    if let Some(o) = output {
         if let Some(slot) = sys_args.get_mut(o.ptr_arg) {
             *slot = data as u64;
+        }
+        if o.in_out {
+            // SAFETY: the record has room for `max_out` bytes (checked
+            // above); the user's array is the program's own argument, which
+            // the kernel would have read.
+            unsafe { copy_bytes(data, user_ptr as *const u8, max_out as usize) };
         }
     }
     let fd = desched_fd as u64;
@@ -203,14 +213,9 @@ pub fn buffer_syscall_with<K: Kernel>(
         }
     }
 
-    let copied = match plan.output {
+    let copied = match output {
         None => 0,
-        Some(_) if result < 0 => 0,
-        Some(o) => match o.len {
-            OutLen::Fixed(n) if result == 0 => u64::from(n),
-            OutLen::Fixed(_) => 0,
-            OutLen::Arg(_) => (result as u64).min(max_out),
-        },
+        Some(o) => o.len.written(result, max_out),
     };
     // SAFETY: the record lies within the reserved space (`need` bytes at
     // `record`, checked above); the user pointer is the program's own output
@@ -449,6 +454,48 @@ mod tests {
                 (nr::IOCTL, [9, PERF_EVENT_IOC_DISABLE, 0, 0, 0, 0]),
             ]
         );
+    }
+
+    #[test]
+    fn poll_reads_its_array_from_the_record_and_writes_it_back() {
+        let mut m = Mem::new(4096);
+        // Two pollfds: fd 3 and fd 4, events POLLIN (1), revents 0.
+        let mut user: [u8; 16] = [3, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0];
+        let user_ptr = user.as_mut_ptr() as u64;
+        let mut k = fake(|_, a| {
+            // SAFETY: a[0] points at the 16 bytes reserved in the record.
+            let arr = unsafe { core::slice::from_raw_parts_mut(a[0] as *mut u8, 16) };
+            assert_eq!(arr[0], 3, "the kernel sees the program's array");
+            assert_eq!(arr[8], 4);
+            arr[6] = 1; // fd 3 is readable
+            1
+        });
+        let out = buffer_syscall(&m.buffer(), nr::POLL, [user_ptr, 2, 0, 0, 0, 0], &mut k, -2);
+        assert_eq!(out, Outcome::Done(1));
+        assert_eq!(user[6], 1);
+        assert_eq!(user[14], 0);
+        assert_eq!(m.record(0).0.out_len, 16);
+    }
+
+    #[test]
+    fn time_writes_through_a_pointer_only_when_given_one() {
+        let mut m = Mem::new(4096);
+        let mut k = fake(|_, a| {
+            if a[0] != 0 {
+                // SAFETY: a[0] points at the 8 bytes reserved in the record.
+                unsafe { *(a[0] as *mut i64) = 1_700_000_000 };
+            }
+            1_700_000_000
+        });
+        let out = buffer_syscall(&m.buffer(), nr::TIME, [0; 6], &mut k, -1);
+        assert_eq!(out, Outcome::Done(1_700_000_000));
+        assert_eq!(m.record(0).0.out_len, 0);
+        assert_eq!(k.calls[0].1[0], 0, "time(NULL) stays NULL");
+        let mut t: i64 = 0;
+        let args = [&mut t as *mut i64 as u64, 0, 0, 0, 0, 0];
+        let out = buffer_syscall(&m.buffer(), nr::TIME, args, &mut k, -1);
+        assert_eq!(out, Outcome::Done(1_700_000_000));
+        assert_eq!(t, 1_700_000_000);
     }
 
     #[test]

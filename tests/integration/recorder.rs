@@ -172,6 +172,11 @@ pub const C_SPECS: &[Spec] = &[
     Spec::c("clock_loop-pie", CBuild::pie("clock_loop"))
         .args(Args::Fixed(&["2000"]))
         .stdout_has(&["2000 clock_gettime calls, none went backwards"]),
+    Spec::c("buffered_mix-pie", CBuild::pie("buffered_mix"))
+        .args(Args::Fixed(&["200"]))
+        .stdout_has(&[
+            "200 rounds: 200 getdents, 400 ready, 800 bytes received, 200 wakes, 200 times",
+        ]),
     Spec::c("masked_waits-pie", CBuild::pie("masked_waits")).stdout_has(&[
         "ppoll: EINTR after 1 handled, SIGUSR1 blocked again: 1",
         "pselect: EINTR after 2 handled, SIGUSR1 blocked again: 1",

@@ -1,7 +1,8 @@
 //! The syscall buffer (issue 5), judged on real recordings:
 //!
 //! - `syscallbuf::loop::*`: syscall loops (glibc's wrappers, the vDSO's
-//!   fallback, raw `syscall` instructions in Rust code) record with at least
+//!   fallback, raw `syscall` instructions in Rust code, a mix of every kind
+//!   of buffered syscall) record with at least
 //!   95% of their syscalls buffered through patched sites, verify, and
 //!   replay the same output; with `--no-syscallbuf` nothing is buffered and
 //!   the output is the same;
@@ -131,9 +132,12 @@ pub fn trials() -> Vec<Trial> {
     let gcc = crate::recorder_build::gcc_missing();
     let cannot_record = run::recording_unavailable();
     let mut trials = Vec::new();
-    let loops: [(&str, u64); 3] = [
+    let loops: [(&str, u64); 4] = [
         // 2000 write + pread pairs; glibc's wrappers.
         ("syscall_loop-pie", 4000),
+        // 200 rounds of 13: open, close, lseek, getdents64, gettimeofday,
+        // time twice, writev, poll, epoll_wait, sendto, recvfrom, futex wake.
+        ("buffered_mix-pie", 2600),
         // 2000 clock_gettime: glibc's vDSO fallback.
         ("clock_loop-pie", 2000),
         // 1000 getpid + write through a raw site in Rust code.

@@ -50,6 +50,11 @@ const TICK: Duration = Duration::from_millis(5);
 /// thread waits, before the recorder preempts it at an execution point.
 const TIMESLICE: Duration = Duration::from_millis(20);
 
+/// How long a thread of a process with a syscall buffer may run while
+/// another waits before the recorder asks its hook to bail (so it yields at
+/// its next syscall, a cheap place; the buffer hides its syscalls).
+const BAIL_SLICE: Duration = Duration::from_millis(5);
+
 /// How long a held-back asynchronous signal may wait for the thread's next
 /// syscall before the recorder delivers it at an execution point.
 const SIGNAL_DELAY: Duration = Duration::from_millis(5);
@@ -482,10 +487,13 @@ impl Session {
             .map(|t| t.elapsed() >= SIGNAL_DELAY)
             .unwrap_or(false);
         let buffered = self.spaces.contains_key(&task.pid);
-        if signal_due || (others_wait && elapsed >= TIMESLICE) {
+        let slice = if buffered { BAIL_SLICE } else { TIMESLICE };
+        if signal_due || (others_wait && elapsed >= slice) {
             if buffered {
                 // First ask the hook to bail: the thread then stops at its
                 // next syscall, a cheaper place than an execution point.
+                // Only a thread that makes none for a whole timeslice (or
+                // keeps a signal waiting) is interrupted.
                 match task.bail_requested {
                     None => {
                         task.bail_requested = Some(Instant::now());
@@ -493,6 +501,7 @@ impl Session {
                             .map_err(ptrace_err("setting the buffer's force_bail", tid));
                     }
                     Some(since) if since.elapsed() < SIGNAL_DELAY => return Ok(()),
+                    Some(_) if !signal_due && elapsed < TIMESLICE => return Ok(()),
                     Some(_) => {}
                 }
             }

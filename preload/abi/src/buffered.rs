@@ -11,15 +11,25 @@
 pub mod nr {
     pub const READ: u64 = 0;
     pub const WRITE: u64 = 1;
+    pub const OPEN: u64 = 2;
     pub const CLOSE: u64 = 3;
     pub const FSTAT: u64 = 5;
+    pub const POLL: u64 = 7;
     pub const LSEEK: u64 = 8;
     pub const IOCTL: u64 = 16;
     pub const PREAD64: u64 = 17;
     pub const PWRITE64: u64 = 18;
+    pub const WRITEV: u64 = 20;
     pub const GETPID: u64 = 39;
+    pub const SENDTO: u64 = 44;
+    pub const RECVFROM: u64 = 45;
+    pub const GETTIMEOFDAY: u64 = 96;
     pub const GETTID: u64 = 186;
+    pub const TIME: u64 = 201;
+    pub const FUTEX: u64 = 202;
+    pub const GETDENTS64: u64 = 217;
     pub const CLOCK_GETTIME: u64 = 228;
+    pub const EPOLL_WAIT: u64 = 232;
     pub const OPENAT: u64 = 257;
     pub const NEWFSTATAT: u64 = 262;
     pub const GETRANDOM: u64 = 318;
@@ -32,14 +42,83 @@ pub const STAT_SIZE: u32 = 144;
 pub const STATX_SIZE: u32 = 256;
 /// `sizeof(struct timespec)`.
 pub const TIMESPEC_SIZE: u32 = 16;
+/// `sizeof(struct timeval)`.
+pub const TIMEVAL_SIZE: u32 = 16;
+/// `sizeof(time_t)`.
+pub const TIME_T_SIZE: u32 = 8;
+/// `sizeof(struct pollfd)`.
+pub const POLLFD_SIZE: u32 = 8;
+/// `sizeof(struct epoll_event)` (packed on x86-64).
+pub const EPOLL_EVENT_SIZE: u32 = 12;
+/// `FUTEX_WAKE`.
+pub const FUTEX_WAKE: u64 = 1;
+/// The command bits of a futex op (without `FUTEX_PRIVATE_FLAG` and
+/// `FUTEX_CLOCK_REALTIME`).
+pub const FUTEX_CMD_MASK: u64 = 0x7f;
 
 /// How long a syscall's output is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutLen {
     /// A fixed-size structure, written when the result is 0.
     Fixed(u32),
+    /// A fixed-size value, written when the result is not an error
+    /// (`time`: the result is the value).
+    FixedOnSuccess(u32),
     /// Up to argument `n` bytes; the result says how many were written.
     Arg(usize),
+    /// An array of argument `count` elements of `size` bytes, all written
+    /// back when the result is not an error (`poll`'s `revents`).
+    Array { count: usize, size: u32 },
+    /// Up to argument `count` elements of `size` bytes; the result says how
+    /// many were written (`epoll_wait`).
+    Elements { count: usize, size: u32 },
+}
+
+impl OutLen {
+    /// The most bytes the syscall may write, given its arguments.
+    pub const fn max(self, args: &[u64; 6]) -> u64 {
+        // No indexing that can panic: the preload library has no panic
+        // machinery (an out-of-range index gives an impossible length).
+        const fn arg(args: &[u64; 6], i: usize) -> u64 {
+            if i < 6 {
+                args[i]
+            } else {
+                u64::MAX
+            }
+        }
+        match self {
+            OutLen::Fixed(n) | OutLen::FixedOnSuccess(n) => n as u64,
+            OutLen::Arg(i) => arg(args, i),
+            OutLen::Array { count, size } | OutLen::Elements { count, size } => {
+                arg(args, count).saturating_mul(size as u64)
+            }
+        }
+    }
+
+    /// The bytes written, given the result and the maximum.
+    pub const fn written(self, result: i64, max: u64) -> u64 {
+        if result < 0 {
+            return 0;
+        }
+        let n = match self {
+            OutLen::Fixed(n) => {
+                if result == 0 {
+                    n as u64
+                } else {
+                    0
+                }
+            }
+            OutLen::FixedOnSuccess(n) => n as u64,
+            OutLen::Arg(_) => result as u64,
+            OutLen::Array { .. } => max,
+            OutLen::Elements { size, .. } => (result as u64).saturating_mul(size as u64),
+        };
+        if n < max {
+            n
+        } else {
+            max
+        }
+    }
 }
 
 /// The output of a buffered syscall.
@@ -49,6 +128,11 @@ pub struct Output {
     pub ptr_arg: usize,
     /// How long the output is.
     pub len: OutLen,
+    /// A null pointer means no output (`time(NULL)`), not an error.
+    pub nullable: bool,
+    /// The kernel also reads it (`poll`'s array): the hook copies it into
+    /// the record before the syscall.
+    pub in_out: bool,
 }
 
 /// How the hook handles a buffered syscall.
@@ -66,7 +150,12 @@ const fn plan(output: Option<Output>, may_block: bool) -> Option<Plan> {
 }
 
 const fn out(ptr_arg: usize, len: OutLen) -> Option<Output> {
-    Some(Output { ptr_arg, len })
+    Some(Output {
+        ptr_arg,
+        len,
+        nullable: false,
+        in_out: false,
+    })
 }
 
 /// The plan for syscall `nr`, or `None` when it is not buffered.
@@ -82,8 +171,63 @@ pub const fn plan_for(nr: u64) -> Option<Plan> {
         nr::FSTAT => plan(out(1, OutLen::Fixed(STAT_SIZE)), false),
         nr::NEWFSTATAT => plan(out(2, OutLen::Fixed(STAT_SIZE)), false),
         nr::STATX => plan(out(4, OutLen::Fixed(STATX_SIZE)), false),
+        nr::OPEN => plan(None, true),
+        nr::WRITEV | nr::SENDTO => plan(None, true),
+        nr::RECVFROM => plan(out(1, OutLen::Arg(2)), true),
+        nr::GETDENTS64 => plan(out(1, OutLen::Arg(2)), false),
+        nr::GETTIMEOFDAY => plan(out(0, OutLen::Fixed(TIMEVAL_SIZE)), false),
+        nr::TIME => plan(
+            Some(Output {
+                ptr_arg: 0,
+                len: OutLen::FixedOnSuccess(TIME_T_SIZE),
+                nullable: true,
+                in_out: false,
+            }),
+            false,
+        ),
+        nr::FUTEX => plan(None, false),
+        nr::POLL => plan(
+            Some(Output {
+                ptr_arg: 0,
+                len: OutLen::Array {
+                    count: 1,
+                    size: POLLFD_SIZE,
+                },
+                nullable: false,
+                in_out: true,
+            }),
+            true,
+        ),
+        nr::EPOLL_WAIT => plan(
+            out(
+                1,
+                OutLen::Elements {
+                    count: 2,
+                    size: EPOLL_EVENT_SIZE,
+                },
+            ),
+            true,
+        ),
         _ => None,
     }
+}
+
+/// Whether the hook takes syscall `nr` (in the table) with these
+/// arguments: only `FUTEX_WAKE` of the futex ops, `gettimeofday` without a
+/// timezone, `recvfrom` without a source address.
+pub const fn args_ok(nr: u64, args: &[u64; 6]) -> bool {
+    match nr {
+        nr::FUTEX => args[1] & FUTEX_CMD_MASK == FUTEX_WAKE,
+        nr::GETTIMEOFDAY => args[1] == 0,
+        nr::RECVFROM => args[4] == 0,
+        _ => true,
+    }
+}
+
+/// Whether syscall `nr` writes the data of its first argument's descriptor
+/// (the hook bails for the recorder's output descriptors).
+pub const fn writes_to_fd(nr: u64) -> bool {
+    matches!(nr, nr::WRITE | nr::PWRITE64 | nr::WRITEV | nr::SENDTO)
 }
 
 #[cfg(test)]
@@ -108,6 +252,16 @@ mod tests {
             (nr::NEWFSTATAT, libc::SYS_newfstatat),
             (nr::GETRANDOM, libc::SYS_getrandom),
             (nr::STATX, libc::SYS_statx),
+            (nr::OPEN, libc::SYS_open),
+            (nr::POLL, libc::SYS_poll),
+            (nr::WRITEV, libc::SYS_writev),
+            (nr::SENDTO, libc::SYS_sendto),
+            (nr::RECVFROM, libc::SYS_recvfrom),
+            (nr::GETTIMEOFDAY, libc::SYS_gettimeofday),
+            (nr::TIME, libc::SYS_time),
+            (nr::FUTEX, libc::SYS_futex),
+            (nr::GETDENTS64, libc::SYS_getdents64),
+            (nr::EPOLL_WAIT, libc::SYS_epoll_wait),
         ];
         for (ours, theirs) in pairs {
             assert_eq!(ours, theirs as u64);
@@ -118,6 +272,14 @@ mod tests {
             TIMESPEC_SIZE as usize,
             core::mem::size_of::<libc::timespec>()
         );
+        assert_eq!(TIMEVAL_SIZE as usize, core::mem::size_of::<libc::timeval>());
+        assert_eq!(TIME_T_SIZE as usize, core::mem::size_of::<libc::time_t>());
+        assert_eq!(POLLFD_SIZE as usize, core::mem::size_of::<libc::pollfd>());
+        assert_eq!(
+            EPOLL_EVENT_SIZE as usize,
+            core::mem::size_of::<libc::epoll_event>()
+        );
+        assert_eq!(FUTEX_WAKE, libc::FUTEX_WAKE as u64);
     }
 
     #[test]
@@ -137,5 +299,33 @@ mod tests {
         for n in [56, 57, 58, 59, 15, 1000] {
             assert_eq!(plan_for(n), None, "syscall {n}");
         }
+        // Only futex wakes; gettimeofday without a timezone; recvfrom
+        // without a source address.
+        assert!(args_ok(nr::FUTEX, &[0x1000, 1 | 128, 1, 0, 0, 0]));
+        assert!(!args_ok(nr::FUTEX, &[0x1000, 128, 1, 0, 0, 0]));
+        assert!(!args_ok(nr::GETTIMEOFDAY, &[0x1000, 0x2000, 0, 0, 0, 0]));
+        assert!(!args_ok(nr::RECVFROM, &[3, 0x1000, 10, 0, 0x2000, 0x3000]));
+    }
+
+    #[test]
+    fn output_lengths() {
+        let args = [0x1000, 3, 5, 0, 0, 0];
+        let poll = plan_for(nr::POLL).and_then(|p| p.output).expect("poll").len;
+        assert_eq!(poll.max(&args), 24);
+        assert_eq!(poll.written(1, 24), 24);
+        assert_eq!(poll.written(-4, 24), 0);
+        let epoll = plan_for(nr::EPOLL_WAIT)
+            .and_then(|p| p.output)
+            .expect("ep")
+            .len;
+        assert_eq!(epoll.max(&args), 60);
+        assert_eq!(epoll.written(2, 60), 24);
+        assert_eq!(epoll.written(9, 60), 60);
+        let time = plan_for(nr::TIME).and_then(|p| p.output).expect("time");
+        assert!(time.nullable);
+        assert_eq!(time.len.written(1_700_000_000, 8), 8);
+        let stat = OutLen::Fixed(STAT_SIZE);
+        assert_eq!(stat.written(0, 144), 144);
+        assert_eq!(stat.written(1, 144), 0);
     }
 }
