@@ -883,14 +883,11 @@ impl Session {
             let mapped = crate::tracee::inject_via_fixed_page(
                 real,
                 libc::SYS_mmap,
-                [
+                crate::tracee::anon_mmap_args(
                     gate::QUEUE_ADDR,
                     gate::QUEUE_SIZE,
-                    (libc::PROT_READ | libc::PROT_WRITE) as u64,
-                    (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64,
-                    u64::MAX,
-                    0,
-                ],
+                    libc::PROT_READ | libc::PROT_WRITE,
+                ),
             )
             .map_err(perr("mapping the replay queue", real))?;
             if mapped as u64 != gate::QUEUE_ADDR {

@@ -54,6 +54,13 @@ pub fn inject_syscall(tid: i32, insn: u64, nr: i64, args: [u64; 6]) -> io::Resul
     Ok(ret)
 }
 
+/// The arguments of an anonymous private `mmap` of `len` bytes at exactly
+/// `addr` (`MAP_FIXED_NOREPLACE`), with protection `prot`.
+pub fn anon_mmap_args(addr: u64, len: u64, prot: i32) -> [u64; 6] {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
+    [addr, len, prot as u64, flags as u64, u64::MAX, 0]
+}
+
 /// Executes a syscall through the fixed page's privileged entry point (the
 /// page must be mapped).
 pub fn inject_via_fixed_page(tid: i32, nr: i64, args: [u64; 6]) -> io::Result<i64> {
@@ -90,14 +97,11 @@ pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
         tid,
         regs.rip,
         libc::SYS_mmap,
-        [
+        anon_mmap_args(
             FIXED_PAGE_ADDR,
             FIXED_PAGE_SIZE,
-            (libc::PROT_READ | libc::PROT_EXEC) as u64,
-            (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64,
-            u64::MAX,
-            0,
-        ],
+            libc::PROT_READ | libc::PROT_EXEC,
+        ),
     );
     mem.write(regs.rip, &saved)?;
     let mapped = mapped?;

@@ -191,14 +191,7 @@ pub fn init(tid: i32, regs: &Regs) -> io::Result<Option<u64>> {
             tid,
             regs,
             libc::SYS_mmap,
-            [
-                THREAD_LOCALS_ADDR,
-                len,
-                (libc::PROT_READ | libc::PROT_WRITE) as u64,
-                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64,
-                u64::MAX,
-                0,
-            ],
+            super::anon_mmap_args(THREAD_LOCALS_ADDR, len, libc::PROT_READ | libc::PROT_WRITE),
         )?
     } else {
         replace_syscall(tid, regs, libc::SYS_getpid, [0; 6])?;
@@ -608,14 +601,7 @@ pub fn apply_patch(tid: i32, regs: &Regs, e: &PatchEvent) -> io::Result<bool> {
             tid,
             regs,
             libc::SYS_mmap,
-            [
-                addr,
-                len,
-                (libc::PROT_READ | libc::PROT_EXEC) as u64,
-                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64,
-                u64::MAX,
-                0,
-            ],
+            super::anon_mmap_args(addr, len, libc::PROT_READ | libc::PROT_EXEC),
         )?;
         if got as u64 != addr {
             return Err(io::Error::other(format!(

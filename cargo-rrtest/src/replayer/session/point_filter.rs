@@ -381,14 +381,11 @@ impl Session {
         let mapped = inject_via_fixed_page(
             real,
             libc::SYS_mmap,
-            [
+            crate::tracee::anon_mmap_args(
                 tramp.page,
                 PAGE,
-                (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64,
-                (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64,
-                u64::MAX,
-                0,
-            ],
+                libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC,
+            ),
         )
         .map_err(perr("mapping the filter's page", real))?;
         if mapped as u64 != tramp.page {
