@@ -44,7 +44,7 @@ use crate::tracee::syscallbuf::{self, Space};
 const SLICE_SYSCALLS: u32 = 64;
 
 /// How often the recorder checks on the running thread.
-const TICK: Duration = Duration::from_millis(5);
+const TICK: Duration = Duration::from_millis(1);
 
 /// How long a thread may run user code without a syscall while another
 /// thread waits, before the recorder preempts it at an execution point.
