@@ -155,7 +155,19 @@ pub fn buffer_syscall_with<K: Kernel>(
     let output = plan
         .output
         .filter(|o| !(o.nullable && args.get(o.ptr_arg).copied().unwrap_or(0) == 0));
+    // readv: the output is scattered over the program's iovecs; the kernel
+    // reads into the record through one iovec of ours, and the hook
+    // scatters the bytes.
+    let scatter = if nr == nr::READV {
+        match iovec_total(args[1], args[2]) {
+            Some(total) => Some(total),
+            None => return Outcome::Bail(BailReason::NotBuffered),
+        }
+    } else {
+        None
+    };
     let (max_out, user_ptr) = match output {
+        None if scatter.is_some() => (scatter.unwrap_or(0), args[1]),
         None => (0u64, 0u64),
         Some(o) => {
             let len = o.len.max(&args);
@@ -181,6 +193,11 @@ pub fn buffer_syscall_with<K: Kernel>(
     // SAFETY: header fields of a valid buffer.
     unsafe { write_volatile(addr_of_mut!((*h).in_flight), 1) };
     let mut sys_args = args;
+    let ours: [u64; 2] = [data as u64, max_out];
+    if scatter.is_some() {
+        sys_args[1] = ours.as_ptr() as u64;
+        sys_args[2] = 1;
+    }
     if let Some(o) = output {
         if let Some(slot) = sys_args.get_mut(o.ptr_arg) {
             *slot = data as u64;
@@ -214,6 +231,7 @@ pub fn buffer_syscall_with<K: Kernel>(
     }
 
     let copied = match output {
+        None if scatter.is_some() && result > 0 => (result as u64).min(max_out),
         None => 0,
         Some(o) => o.len.written(result, max_out),
     };
@@ -230,7 +248,9 @@ pub fn buffer_syscall_with<K: Kernel>(
                 out_addr: if copied > 0 { user_ptr } else { 0 },
             },
         );
-        if copied > 0 {
+        if copied > 0 && scatter.is_some() {
+            scatter_bytes(user_ptr, args[2], data, copied);
+        } else if copied > 0 {
             copy_bytes(user_ptr as *mut u8, data, copied as usize);
         }
         let committed = used + u64::from(record_size(copied as u32));
@@ -240,6 +260,53 @@ pub fn buffer_syscall_with<K: Kernel>(
         write_volatile(addr_of_mut!((*h).in_flight), 0);
     }
     Outcome::Done(result)
+}
+
+/// Most iovecs a buffered `readv` may have.
+const MAX_IOVECS: u64 = 64;
+
+/// The total length of `cnt` iovecs at `iov` (None: too many, none, or
+/// absurd).
+fn iovec_total(iov: u64, cnt: u64) -> Option<u64> {
+    if iov == 0 || cnt == 0 || cnt > MAX_IOVECS {
+        return None;
+    }
+    let mut total: u64 = 0;
+    for i in 0..cnt {
+        // SAFETY: the program passed `cnt` iovecs at `iov` to readv, which
+        // would have read them.
+        let len = unsafe { read_volatile((iov as *const u64).wrapping_add(2 * i as usize + 1)) };
+        total = total.checked_add(len)?;
+    }
+    Some(total)
+}
+
+/// Copies `len` bytes from `data` over the `cnt` iovecs at `iov`, in order.
+///
+/// # Safety
+/// The iovecs are the program's readv arguments (their buffers as writable
+/// as readv would have found them), `data` holds `len` bytes, and `len` is
+/// at most their total length.
+unsafe fn scatter_bytes(iov: u64, cnt: u64, data: *const u8, len: u64) {
+    let mut done = 0u64;
+    for i in 0..cnt {
+        if done >= len {
+            break;
+        }
+        let entry = (iov as *const u64).wrapping_add(2 * i as usize);
+        // SAFETY: forwarded contract.
+        let (base, size) = unsafe { (read_volatile(entry), read_volatile(entry.wrapping_add(1))) };
+        let n = size.min(len - done);
+        // SAFETY: forwarded contract.
+        unsafe {
+            copy_bytes(
+                base as *mut u8,
+                data.wrapping_add(done as usize),
+                n as usize,
+            )
+        };
+        done += n;
+    }
 }
 
 /// [`buffer_syscall_with`] with no output descriptors besides 1 and 2.
@@ -475,6 +542,45 @@ mod tests {
         assert_eq!(user[6], 1);
         assert_eq!(user[14], 0);
         assert_eq!(m.record(0).0.out_len, 16);
+    }
+
+    #[test]
+    fn readv_reads_into_the_record_and_scatters() {
+        let mut m = Mem::new(4096);
+        let (mut a, mut b) = ([0u8; 3], [0u8; 4]);
+        let iov: [u64; 4] = [a.as_mut_ptr() as u64, 3, b.as_mut_ptr() as u64, 4];
+        let mut k = fake(|_, args| {
+            // One iovec of the hook's, over the record's 7 bytes.
+            assert_eq!(args[2], 1);
+            // SAFETY: args[1] points at the hook's iovec, which points into
+            // the record.
+            unsafe {
+                let ours = args[1] as *const u64;
+                assert_eq!(*ours.add(1), 7);
+                core::ptr::copy_nonoverlapping(b"abcde".as_ptr(), *ours as *mut u8, 5);
+            }
+            5
+        });
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::READV,
+            [3, iov.as_ptr() as u64, 2, 0, 0, 0],
+            &mut k,
+            -2,
+        );
+        assert_eq!(out, Outcome::Done(5));
+        assert_eq!(&a, b"abc");
+        assert_eq!(&b, b"de\0\0");
+        assert_eq!(m.record(0).1, b"abcde");
+        // Too many iovecs: traced.
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::READV,
+            [3, iov.as_ptr() as u64, 65, 0, 0, 0],
+            &mut k,
+            -2,
+        );
+        assert_eq!(out, Outcome::Bail(BailReason::NotBuffered));
     }
 
     #[test]

@@ -135,9 +135,10 @@ pub fn trials() -> Vec<Trial> {
     let loops: [(&str, u64); 4] = [
         // 2000 write + pread pairs; glibc's wrappers.
         ("syscall_loop-pie", 4000),
-        // 200 rounds of 13: open, close, lseek, getdents64, gettimeofday,
-        // time twice, writev, poll, epoll_wait, sendto, recvfrom, futex wake.
-        ("buffered_mix-pie", 2600),
+        // 200 rounds of 18: open, close, lseek, getdents64, gettimeofday,
+        // time twice, writev, pwritev, poll, epoll_wait, sendto, recvfrom,
+        // sendmsg, recvfrom, futex wake, lseek, readv.
+        ("buffered_mix-pie", 3600),
         // 2000 clock_gettime: glibc's vDSO fallback.
         ("clock_loop-pie", 2000),
         // 1000 getpid + write through a raw site in Rust code.

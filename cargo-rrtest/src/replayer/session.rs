@@ -979,13 +979,8 @@ impl Session {
                     ));
                 }
                 if !rec.data.is_empty() {
-                    let Some(addr) = syscallbuf::output_address(nr, &args) else {
-                        return Err(Error::Malformed {
-                            index: self.index,
-                            reason: format!("output recorded for buffered {}", syscalls::name(nr)),
-                        }
-                        .into());
-                    };
+                    let addr = syscallbuf::record_data_address(real)
+                        .map_err(perr("reading the syscall buffer", real))?;
                     RemoteMem::new(real)
                         .write(addr, &rec.data)
                         .map_err(perr("writing a buffered syscall's output", real))?;

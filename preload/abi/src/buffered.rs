@@ -19,10 +19,12 @@ pub mod nr {
     pub const IOCTL: u64 = 16;
     pub const PREAD64: u64 = 17;
     pub const PWRITE64: u64 = 18;
+    pub const READV: u64 = 19;
     pub const WRITEV: u64 = 20;
     pub const GETPID: u64 = 39;
     pub const SENDTO: u64 = 44;
     pub const RECVFROM: u64 = 45;
+    pub const SENDMSG: u64 = 46;
     pub const GETTIMEOFDAY: u64 = 96;
     pub const GETTID: u64 = 186;
     pub const TIME: u64 = 201;
@@ -30,6 +32,7 @@ pub mod nr {
     pub const GETDENTS64: u64 = 217;
     pub const CLOCK_GETTIME: u64 = 228;
     pub const EPOLL_WAIT: u64 = 232;
+    pub const PWRITEV: u64 = 296;
     pub const OPENAT: u64 = 257;
     pub const NEWFSTATAT: u64 = 262;
     pub const GETRANDOM: u64 = 318;
@@ -172,7 +175,12 @@ pub const fn plan_for(nr: u64) -> Option<Plan> {
         nr::NEWFSTATAT => plan(out(2, OutLen::Fixed(STAT_SIZE)), false),
         nr::STATX => plan(out(4, OutLen::Fixed(STATX_SIZE)), false),
         nr::OPEN => plan(None, true),
-        nr::WRITEV | nr::SENDTO => plan(None, true),
+        nr::WRITEV | nr::SENDTO | nr::SENDMSG => plan(None, true),
+        nr::PWRITEV => plan(None, false),
+        // Its output is scattered over the program's iovecs: the hook
+        // reads into the record through one iovec of its own and scatters
+        // the bytes itself (`buffer_readv`).
+        nr::READV => plan(None, true),
         nr::RECVFROM => plan(out(1, OutLen::Arg(2)), true),
         nr::GETDENTS64 => plan(out(1, OutLen::Arg(2)), false),
         nr::GETTIMEOFDAY => plan(out(0, OutLen::Fixed(TIMEVAL_SIZE)), false),
@@ -227,7 +235,10 @@ pub const fn args_ok(nr: u64, args: &[u64; 6]) -> bool {
 /// Whether syscall `nr` writes the data of its first argument's descriptor
 /// (the hook bails for the recorder's output descriptors).
 pub const fn writes_to_fd(nr: u64) -> bool {
-    matches!(nr, nr::WRITE | nr::PWRITE64 | nr::WRITEV | nr::SENDTO)
+    matches!(
+        nr,
+        nr::WRITE | nr::PWRITE64 | nr::WRITEV | nr::PWRITEV | nr::SENDTO | nr::SENDMSG
+    )
 }
 
 #[cfg(test)]
@@ -262,6 +273,9 @@ mod tests {
             (nr::FUTEX, libc::SYS_futex),
             (nr::GETDENTS64, libc::SYS_getdents64),
             (nr::EPOLL_WAIT, libc::SYS_epoll_wait),
+            (nr::READV, libc::SYS_readv),
+            (nr::PWRITEV, libc::SYS_pwritev),
+            (nr::SENDMSG, libc::SYS_sendmsg),
         ];
         for (ours, theirs) in pairs {
             assert_eq!(ours, theirs as u64);
