@@ -488,7 +488,14 @@ impl Session {
             .unwrap_or(false);
         let buffered = self.spaces.contains_key(&task.pid);
         let slice = if buffered { BAIL_SLICE } else { TIMESLICE };
-        if signal_due || (others_wait && elapsed >= slice) {
+        // A run of quick buffered syscalls counts like one of traced ones
+        // (`SLICE_SYSCALLS`): a thread polling through its buffer must not
+        // keep the thread it waits for from running for a whole slice.
+        let busy_polling = buffered
+            && others_wait
+            && task.bail_requested.is_none()
+            && syscallbuf::committed_records(tid).is_ok_and(|n| n >= SLICE_SYSCALLS);
+        if signal_due || busy_polling || (others_wait && elapsed >= slice) {
             if buffered {
                 // First ask the hook to bail: the thread then stops at its
                 // next syscall, a cheaper place than an execution point.

@@ -282,6 +282,14 @@ pub fn take_records(tid: i32, flushed: &mut Flushed, reset: bool) -> io::Result<
     Ok((data, new))
 }
 
+/// How many records the buffer in `tid`'s address space holds now (the
+/// buffered syscalls since the thread's last event; it may be running).
+pub fn committed_records(tid: i32) -> io::Result<u32> {
+    let mut n = [0u8; 4];
+    RemoteMem::new(tid).read_exact(BUFFER_ADDR + header::NUM_RECORDS, &mut n)?;
+    Ok(u32::from_le_bytes(n))
+}
+
 /// Writes the buffer header's `force_bail` (non-zero: the hook bails at
 /// once, so the thread stops at its next syscall).
 pub fn set_force_bail(tid: i32, on: bool) -> io::Result<()> {
