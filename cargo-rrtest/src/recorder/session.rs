@@ -1225,8 +1225,9 @@ impl Session {
         }
         if let Some(space) = self.spaces.get(&pid) {
             if nr == libc::SYS_rt_sigreturn {
-                syscallbuf::fix_sigreturn(tid, &regs, space)
-                    .map_err(ptrace_err("fixing a signal frame", tid))?;
+                // Best effort: a frame we cannot read, the kernel cannot
+                // either (the program gets its SIGSEGV from rt_sigreturn).
+                let _ = syscallbuf::fix_sigreturn(tid, &regs, space);
             } else if self.try_patch(tid, pid, &regs)? {
                 return Ok(());
             }
