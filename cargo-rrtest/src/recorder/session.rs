@@ -224,10 +224,14 @@ fn cstring(s: &std::ffi::OsStr) -> CString {
 
 /// Records `opts.program` into `opts.trace_dir`.
 pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
-    let env = if opts.syscallbuf {
-        with_preload(&opts.env)?
-    } else {
-        opts.env.clone()
+    let env = match opts.syscallbuf.then(|| with_preload(&opts.env)) {
+        Some(Ok(env)) => env,
+        Some(Err(e)) => {
+            // Slower, not wrong: every syscall stops in the recorder.
+            warn!(error = %e, "recording without the syscall buffer");
+            opts.env.clone()
+        }
+        None => opts.env.clone(),
     };
     let header = Header {
         format_version: FORMAT_VERSION,
