@@ -382,8 +382,11 @@ impl Session {
     /// never finds it full where it had room while recording.
     fn emit(&mut self, event: Event) -> Result<(), Error> {
         let flush = match &event {
-            // Nothing new since the thread's last event, or no memory left.
+            // Nothing new since the thread's last event (a split syscall's
+            // exit: the thread was in the kernel since its entry), or no
+            // memory left.
             Event::Buffered { .. }
+            | Event::SyscallExit { .. }
             | Event::Exec(_)
             | Event::NewTask { .. }
             | Event::ThreadExit { .. }
