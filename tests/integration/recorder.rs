@@ -177,6 +177,8 @@ pub const C_SPECS: &[Spec] = &[
         .stdout_has(&[
             "200 rounds: 200 getdents, 400 ready, 1600 bytes received, 200 wakes, 200 times, 200 ELF headers",
         ]),
+    Spec::c("getpid_signals-pie", CBuild::pie("getpid_signals"))
+        .stdout_has(&["getpid right every time across 100 signals"]),
     Spec::c("masked_waits-pie", CBuild::pie("masked_waits")).stdout_has(&[
         "ppoll: EINTR after 1 handled, SIGUSR1 blocked again: 1",
         "pselect: EINTR after 2 handled, SIGUSR1 blocked again: 1",

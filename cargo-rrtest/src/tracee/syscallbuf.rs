@@ -18,7 +18,8 @@
 //!
 //! One buffer serves every thread of a process: the recorder runs one thread
 //! at a time and never switches away from a thread inside the buffer code,
-//! and it takes the records at every stop of the thread that made them.
+//! and it writes the records before each event of the thread that made
+//! them.
 
 use std::collections::HashSet;
 use std::io;
@@ -113,10 +114,12 @@ impl Space {
     }
 
     /// The stub equivalent of `ip` when it lies strictly inside a patched
-    /// region (where the original code is gone).
+    /// region (where the original code is gone). The region starts at the
+    /// first instruction displaced from before the `syscall` (`mov eax, NR`),
+    /// if any, so the `syscall` itself is then inside.
     pub fn inside_patched(&self, ip: u64) -> Option<u64> {
         self.stubs.iter().find_map(|s| {
-            let start = s.syscall_addr;
+            let start = region_start(s);
             (ip > start && ip < s.return_addr)
                 .then(|| s.original_to_stub(ip))
                 .flatten()
@@ -129,6 +132,15 @@ impl Space {
         let at = self.next_stub.next_multiple_of(16);
         (at + len <= addr + size).then_some(at)
     }
+}
+
+/// Where the patched region of `stub` starts in the original code.
+fn region_start(stub: &Stub) -> u64 {
+    stub.layout
+        .before
+        .first()
+        .map(|&(orig, _)| orig)
+        .unwrap_or(stub.syscall_addr)
 }
 
 fn read_struct<const N: usize>(mem: &RemoteMem, addr: u64) -> io::Result<[u8; N]> {
