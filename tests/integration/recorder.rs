@@ -179,6 +179,8 @@ pub const C_SPECS: &[Spec] = &[
         ]),
     Spec::c("getpid_signals-pie", CBuild::pie("getpid_signals"))
         .stdout_has(&["getpid right every time across 100 signals"]),
+    Spec::c("restart_frames-pie", CBuild::pie("restart_frames"))
+        .stdout_has(&["read restarted across 3 handlers; 0 anonymous frames"]),
     Spec::c("masked_waits-pie", CBuild::pie("masked_waits")).stdout_has(&[
         "ppoll: EINTR after 1 handled, SIGUSR1 blocked again: 1",
         "pselect: EINTR after 2 handled, SIGUSR1 blocked again: 1",

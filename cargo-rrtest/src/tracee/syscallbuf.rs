@@ -674,10 +674,7 @@ fn catches(tid: i32, signo: i32) -> bool {
 /// rewrites the frame's saved ip to the original code's equivalent, so that
 /// no unwinder sees a stub.
 pub fn deliver_signal(tid: i32, regs: &Regs, signo: i32, space: Option<&Space>) -> io::Result<()> {
-    let original = space
-        .and_then(|s| s.stub_at(regs.rip))
-        .map(|stub| stub.stub_to_original(regs.rip));
-    let Some(StubIp::Original(orig)) = original else {
+    let Some(space) = space.filter(|s| s.stub_at(regs.rip).is_some()) else {
         return ptrace::cont(tid, signo);
     };
     if signo == 0 || !catches(tid, signo) {
@@ -696,11 +693,16 @@ pub fn deliver_signal(tid: i32, regs: &Regs, signo: i32, space: Option<&Space>) 
         }
     }
     let handler = ptrace::getregs(tid)?;
-    // At the handler's entry the return address is at rsp; the ucontext follows.
+    // At the handler's entry the return address is at rsp; the ucontext
+    // follows. The saved ip is where the thread stopped, or, for a syscall
+    // the kernel restarts after the handler, its `syscall` instruction.
     let slot = handler.rsp + 8 + FRAME_RIP_AT_SIGRETURN;
     let mem = RemoteMem::new(tid);
-    let saved: [u8; 8] = read_struct(&mem, slot)?;
-    if u64::from_le_bytes(saved) == regs.rip {
+    let saved = u64::from_le_bytes(read_struct(&mem, slot)?);
+    let original = space
+        .stub_at(saved)
+        .map(|stub| stub.stub_to_original(saved));
+    if let Some(StubIp::Original(orig)) = original {
         mem.write(slot, &orig.to_le_bytes())?;
     }
     ptrace::cont(tid, 0)
