@@ -86,6 +86,18 @@ pub fn trials() -> Vec<Trial> {
             )
         })
         .with_ignored_flag(skip),
+        Trial::test("recorder::divergence::swapped_buffered_pair", || {
+            divergence(
+                "recorder::divergence::swapped_buffered_pair",
+                Variant {
+                    fixture: "syscall_loop",
+                    define: "SWAPPED_PAIR",
+                    args: &["50"],
+                    names: "buffered write",
+                },
+            )
+        })
+        .with_ignored_flag(skip),
         Trial::test("recorder::info::json_fields", || {
             info_fields("recorder::info::json_fields")
         })

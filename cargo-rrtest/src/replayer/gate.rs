@@ -6,7 +6,7 @@
 //! into a queue region before it resumes the thread:
 //!
 //! ```text
-//!  gate:  rdx = QUEUE_ADDR
+//!  gate:  rcx = QUEUE_ADDR
 //!         r11 = cursor; if r11 >= end, or [r11].nr != eax  -> slow
 //!         if out_len == ABORTED: buffer.abort_commit = 1
 //!         else copy out_len bytes to the record the hook is writing
@@ -67,12 +67,16 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     let mut normal = a.create_label();
     let mut copied = a.create_label();
     let mut done = a.create_label();
-    a.mov(rdx, QUEUE_ADDR)?;
-    a.mov(r11, qword_ptr(rdx))?;
-    a.cmp(r11, qword_ptr(rdx + 8))?;
+    // Until the slow path is ruled out only rcx and r11 change (the
+    // `syscall` clobbers them anyway): the slow path's stop shows the
+    // syscall's own arguments.
+    a.mov(rcx, QUEUE_ADDR)?;
+    a.mov(r11, qword_ptr(rcx))?;
+    a.cmp(r11, qword_ptr(rcx + 8))?;
     a.jae(slow)?;
     a.cmp(eax, dword_ptr(r11))?;
     a.jne(slow)?;
+    a.mov(rdx, rcx)?;
     a.mov(ecx, dword_ptr(r11 + 4))?;
     a.cmp(ecx, ABORTED as i32)?;
     a.jne(normal)?;
