@@ -179,6 +179,9 @@ pub const C_SPECS: &[Spec] = &[
         ]),
     Spec::c("getpid_signals-pie", CBuild::pie("getpid_signals"))
         .stdout_has(&["getpid right every time across 100 signals"]),
+    Spec::c("buffered_more-pie", CBuild::pie("buffered_more"))
+        .args(Args::Fixed(&["200"]))
+        .stdout_has(&["200 rounds of identity, permission and file-system calls"]),
     Spec::c("restart_frames-pie", CBuild::pie("restart_frames"))
         .stdout_has(&["read restarted across 3 handlers; 0 anonymous frames"]),
     Spec::c("masked_waits-pie", CBuild::pie("masked_waits")).stdout_has(&[

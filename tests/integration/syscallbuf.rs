@@ -132,13 +132,15 @@ pub fn trials() -> Vec<Trial> {
     let gcc = crate::recorder_build::gcc_missing();
     let cannot_record = run::recording_unavailable();
     let mut trials = Vec::new();
-    let loops: [(&str, u64); 4] = [
+    let loops: [(&str, u64); 5] = [
         // 2000 write + pread pairs; glibc's wrappers.
         ("syscall_loop-pie", 4000),
         // 200 rounds of 18: open, close, lseek, getdents64, gettimeofday,
         // time twice, writev, pwritev, poll, epoll_wait, sendto, recvfrom,
         // sendmsg, recvfrom, futex wake, lseek, readv.
         ("buffered_mix-pie", 3600),
+        // 200 rounds of 22 identity, permission and file-system syscalls.
+        ("buffered_more-pie", 4400),
         // 2000 clock_gettime: glibc's vDSO fallback.
         ("clock_loop-pie", 2000),
         // 1000 getpid + write through a raw site in Rust code.

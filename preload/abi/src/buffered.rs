@@ -21,11 +21,28 @@ pub mod nr {
     pub const PWRITE64: u64 = 18;
     pub const READV: u64 = 19;
     pub const WRITEV: u64 = 20;
+    pub const ACCESS: u64 = 21;
     pub const GETPID: u64 = 39;
     pub const SENDTO: u64 = 44;
     pub const RECVFROM: u64 = 45;
     pub const SENDMSG: u64 = 46;
+    pub const UNAME: u64 = 63;
+    pub const FCNTL: u64 = 72;
+    pub const FSYNC: u64 = 74;
+    pub const FDATASYNC: u64 = 75;
+    pub const FTRUNCATE: u64 = 77;
+    pub const RENAME: u64 = 82;
+    pub const MKDIR: u64 = 83;
+    pub const UNLINK: u64 = 87;
+    pub const READLINK: u64 = 89;
+    pub const FCHMOD: u64 = 91;
+    pub const UMASK: u64 = 95;
     pub const GETTIMEOFDAY: u64 = 96;
+    pub const GETUID: u64 = 102;
+    pub const GETGID: u64 = 104;
+    pub const GETEUID: u64 = 107;
+    pub const GETEGID: u64 = 108;
+    pub const GETPPID: u64 = 110;
     pub const GETTID: u64 = 186;
     pub const TIME: u64 = 201;
     pub const FUTEX: u64 = 202;
@@ -34,9 +51,17 @@ pub mod nr {
     pub const EPOLL_WAIT: u64 = 232;
     pub const PWRITEV: u64 = 296;
     pub const OPENAT: u64 = 257;
+    pub const MKDIRAT: u64 = 258;
     pub const NEWFSTATAT: u64 = 262;
+    pub const UNLINKAT: u64 = 263;
+    pub const RENAMEAT: u64 = 264;
+    pub const READLINKAT: u64 = 267;
+    pub const FCHMODAT: u64 = 268;
+    pub const FACCESSAT: u64 = 269;
+    pub const RENAMEAT2: u64 = 316;
     pub const GETRANDOM: u64 = 318;
     pub const STATX: u64 = 332;
+    pub const FACCESSAT2: u64 = 439;
 }
 
 /// `sizeof(struct stat)` on x86-64.
@@ -49,6 +74,11 @@ pub const TIMESPEC_SIZE: u32 = 16;
 pub const TIMEVAL_SIZE: u32 = 16;
 /// `sizeof(time_t)`.
 pub const TIME_T_SIZE: u32 = 8;
+/// `sizeof(struct utsname)`.
+pub const UTSNAME_SIZE: u32 = 390;
+/// The `fcntl` commands the hook takes: `F_GETFD`, `F_SETFD`, `F_GETFL`,
+/// `F_SETFL` (no output, no new descriptor).
+pub const FCNTL_PLAIN_CMDS: [u64; 4] = [1, 2, 3, 4];
 /// `sizeof(struct pollfd)`.
 pub const POLLFD_SIZE: u32 = 8;
 /// `sizeof(struct epoll_event)` (packed on x86-64).
@@ -177,6 +207,26 @@ pub const fn plan_for(nr: u64) -> Option<Plan> {
         nr::OPEN => plan(None, true),
         nr::WRITEV | nr::SENDTO | nr::SENDMSG => plan(None, true),
         nr::PWRITEV => plan(None, false),
+        // Identity, permissions, the file system: no output but the
+        // result; replay emulates them like traced ones.
+        nr::GETUID | nr::GETGID | nr::GETEUID | nr::GETEGID | nr::GETPPID | nr::UMASK => {
+            plan(None, false)
+        }
+        nr::ACCESS | nr::FACCESSAT | nr::FACCESSAT2 | nr::FCNTL => plan(None, false),
+        nr::UNLINK
+        | nr::UNLINKAT
+        | nr::MKDIR
+        | nr::MKDIRAT
+        | nr::RENAME
+        | nr::RENAMEAT
+        | nr::RENAMEAT2
+        | nr::FCHMOD
+        | nr::FCHMODAT
+        | nr::FTRUNCATE => plan(None, false),
+        nr::FSYNC | nr::FDATASYNC => plan(None, false),
+        nr::READLINK => plan(out(1, OutLen::Arg(2)), false),
+        nr::READLINKAT => plan(out(2, OutLen::Arg(3)), false),
+        nr::UNAME => plan(out(0, OutLen::Fixed(UTSNAME_SIZE)), false),
         // Its output is scattered over the program's iovecs: the hook
         // reads into the record through one iovec of its own and scatters
         // the bytes itself (`buffer_readv`).
@@ -228,6 +278,12 @@ pub const fn args_ok(nr: u64, args: &[u64; 6]) -> bool {
         nr::FUTEX => args[1] & FUTEX_CMD_MASK == FUTEX_WAKE,
         nr::GETTIMEOFDAY => args[1] == 0,
         nr::RECVFROM => args[4] == 0,
+        nr::FCNTL => {
+            args[1] == FCNTL_PLAIN_CMDS[0]
+                || args[1] == FCNTL_PLAIN_CMDS[1]
+                || args[1] == FCNTL_PLAIN_CMDS[2]
+                || args[1] == FCNTL_PLAIN_CMDS[3]
+        }
         _ => true,
     }
 }
@@ -276,6 +332,31 @@ mod tests {
             (nr::READV, libc::SYS_readv),
             (nr::PWRITEV, libc::SYS_pwritev),
             (nr::SENDMSG, libc::SYS_sendmsg),
+            (nr::ACCESS, libc::SYS_access),
+            (nr::UNAME, libc::SYS_uname),
+            (nr::FCNTL, libc::SYS_fcntl),
+            (nr::FSYNC, libc::SYS_fsync),
+            (nr::FDATASYNC, libc::SYS_fdatasync),
+            (nr::FTRUNCATE, libc::SYS_ftruncate),
+            (nr::RENAME, libc::SYS_rename),
+            (nr::MKDIR, libc::SYS_mkdir),
+            (nr::UNLINK, libc::SYS_unlink),
+            (nr::READLINK, libc::SYS_readlink),
+            (nr::FCHMOD, libc::SYS_fchmod),
+            (nr::UMASK, libc::SYS_umask),
+            (nr::GETUID, libc::SYS_getuid),
+            (nr::GETGID, libc::SYS_getgid),
+            (nr::GETEUID, libc::SYS_geteuid),
+            (nr::GETEGID, libc::SYS_getegid),
+            (nr::GETPPID, libc::SYS_getppid),
+            (nr::MKDIRAT, libc::SYS_mkdirat),
+            (nr::UNLINKAT, libc::SYS_unlinkat),
+            (nr::RENAMEAT, libc::SYS_renameat),
+            (nr::READLINKAT, libc::SYS_readlinkat),
+            (nr::FCHMODAT, libc::SYS_fchmodat),
+            (nr::FACCESSAT, libc::SYS_faccessat),
+            (nr::RENAMEAT2, libc::SYS_renameat2),
+            (nr::FACCESSAT2, libc::SYS_faccessat2),
         ];
         for (ours, theirs) in pairs {
             assert_eq!(ours, theirs as u64);
@@ -294,6 +375,16 @@ mod tests {
             core::mem::size_of::<libc::epoll_event>()
         );
         assert_eq!(FUTEX_WAKE, libc::FUTEX_WAKE as u64);
+        assert_eq!(UTSNAME_SIZE as usize, core::mem::size_of::<libc::utsname>());
+        assert_eq!(
+            FCNTL_PLAIN_CMDS,
+            [
+                libc::F_GETFD as u64,
+                libc::F_SETFD as u64,
+                libc::F_GETFL as u64,
+                libc::F_SETFL as u64
+            ]
+        );
     }
 
     #[test]
@@ -319,6 +410,10 @@ mod tests {
         assert!(!args_ok(nr::FUTEX, &[0x1000, 128, 1, 0, 0, 0]));
         assert!(!args_ok(nr::GETTIMEOFDAY, &[0x1000, 0x2000, 0, 0, 0, 0]));
         assert!(!args_ok(nr::RECVFROM, &[3, 0x1000, 10, 0, 0x2000, 0x3000]));
+        // fcntl: not F_DUPFD (a new descriptor), not locks (output).
+        assert!(args_ok(nr::FCNTL, &[3, 3, 0, 0, 0, 0]));
+        assert!(!args_ok(nr::FCNTL, &[3, 0, 10, 0, 0, 0]));
+        assert!(!args_ok(nr::FCNTL, &[3, 5, 0x1000, 0, 0, 0]));
     }
 
     #[test]
