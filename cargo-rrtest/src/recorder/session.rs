@@ -502,6 +502,15 @@ impl Session {
             && others_wait
             && task.bail_requested.is_none()
             && syscallbuf::committed_records(tid).is_ok_and(|n| n >= SLICE_SYSCALLS);
+        if buffered && (others_wait || signal_due) && syscallbuf::blocked_in_untraced(tid) {
+            // A buffered syscall blocked while others could run (or a signal
+            // waits): unwind it (it is issued again, traced, and may block as
+            // a split syscall). A `force_bail` cannot reach a thread that is
+            // not calling the hook.
+            debug!(tid, "blocked in a buffered syscall: unwinding it");
+            task.interrupt_requested = true;
+            return ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid));
+        }
         if signal_due || busy_polling || (others_wait && elapsed >= slice) {
             if buffered {
                 // First ask the hook to bail: the thread then stops at its
@@ -520,12 +529,6 @@ impl Session {
                 }
             }
             debug!(tid, signal_due, ?elapsed, "interrupting the running thread");
-            task.interrupt_requested = true;
-            ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
-        } else if buffered && others_wait && syscallbuf::blocked_in_untraced(tid) {
-            // A buffered syscall blocked while others could run: unwind it
-            // (it is issued again, traced, and may block as a split syscall).
-            debug!(tid, "blocked in a buffered syscall: unwinding it");
             task.interrupt_requested = true;
             ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
         }
