@@ -390,7 +390,10 @@ impl Session {
             | Event::Exec(_)
             | Event::NewTask { .. }
             | Event::ThreadExit { .. }
-            | Event::ProcessExit { .. } => None,
+            | Event::ProcessExit { .. }
+            // The trace will not replay anyway (and one comes at an exec,
+            // where the old image's buffer is gone).
+            | Event::Unsupported { .. } => None,
             // Replay does not resume the thread there: keep the buffer's
             // records where they are, only write them.
             Event::BufferAbort { .. } => Some(false),
