@@ -155,28 +155,41 @@ pub fn buffer_syscall_with<K: Kernel>(
     let output = plan
         .output
         .filter(|o| !(o.nullable && args.get(o.ptr_arg).copied().unwrap_or(0) == 0));
-    // readv: the output is scattered over the program's iovecs; the kernel
-    // reads into the record through one iovec of ours, and the hook
-    // scatters the bytes.
-    let scatter = if nr == nr::READV {
-        match iovec_total(args[1], args[2]) {
-            Some(total) => Some(total),
-            None => return Outcome::Bail(BailReason::NotBuffered),
-        }
-    } else {
-        None
+    // readv and recvmsg: the output is scattered over the program's
+    // iovecs; the kernel reads into the record through one iovec of ours
+    // (for recvmsg, a message header of ours at the record's start, whose
+    // flags the kernel fills), and the hook scatters the bytes.
+    let vectored = match nr {
+        nr::READV => iovec_total(args[1], args[2]).map(|total| Vectored {
+            iov: args[1],
+            cnt: args[2],
+            total,
+            prefix: 0,
+        }),
+        nr::RECVMSG => recvmsg_iovecs(args[1]).map(|(iov, cnt, total)| Vectored {
+            iov,
+            cnt,
+            total,
+            prefix: MSG_PREFIX,
+        }),
+        _ => None,
     };
-    let (max_out, user_ptr) = match output {
-        None if scatter.is_some() => (scatter.unwrap_or(0), args[1]),
-        None => (0u64, 0u64),
-        Some(o) => {
-            let len = o.len.max(&args);
-            let ptr = args.get(o.ptr_arg).copied().unwrap_or(0);
-            if ptr == 0 && len != 0 {
-                return Outcome::Bail(BailReason::NullOutput);
+    if (nr == nr::READV || nr == nr::RECVMSG) && vectored.is_none() {
+        return Outcome::Bail(BailReason::NotBuffered);
+    }
+    let (max_out, user_ptr) = match (output, vectored) {
+        (None, Some(v)) => (v.prefix.saturating_add(v.total), args[1]),
+        (output, _) => match output {
+            None => (0u64, 0u64),
+            Some(o) => {
+                let len = o.len.max(&args);
+                let ptr = args.get(o.ptr_arg).copied().unwrap_or(0);
+                if ptr == 0 && len != 0 {
+                    return Outcome::Bail(BailReason::NullOutput);
+                }
+                (len, ptr)
             }
-            (len, ptr)
-        }
+        },
     };
     if max_out > buf.capacity.saturating_sub(RECORD_HEADER_SIZE) {
         return Outcome::Bail(BailReason::TooLarge);
@@ -194,9 +207,18 @@ pub fn buffer_syscall_with<K: Kernel>(
     unsafe { write_volatile(addr_of_mut!((*h).in_flight), 1) };
     let mut sys_args = args;
     let ours: [u64; 2] = [data as u64, max_out];
-    if scatter.is_some() {
-        sys_args[1] = ours.as_ptr() as u64;
-        sys_args[2] = 1;
+    match vectored {
+        Some(v) if v.prefix == 0 => {
+            sys_args[1] = ours.as_ptr() as u64;
+            sys_args[2] = 1;
+        }
+        Some(v) => {
+            // SAFETY: the record has room for the prefix (reserved and
+            // checked above: `max_out` includes it).
+            unsafe { write_msg_prefix(data, v.total) };
+            sys_args[1] = data as u64;
+        }
+        None => {}
     }
     if let Some(o) = output {
         if let Some(slot) = sys_args.get_mut(o.ptr_arg) {
@@ -230,10 +252,14 @@ pub fn buffer_syscall_with<K: Kernel>(
         }
     }
 
-    let copied = match output {
-        None if scatter.is_some() && result > 0 => (result as u64).min(max_out),
-        None => 0,
-        Some(o) => o.len.written(result, max_out),
+    let copied = match (output, vectored) {
+        // readv: the bytes read; recvmsg: the header (with its flags) too,
+        // even for an empty message.
+        (None, Some(v)) if result > 0 || (result == 0 && v.prefix > 0) => {
+            v.prefix + (result as u64).min(v.total)
+        }
+        (None, _) => 0,
+        (Some(o), _) => o.len.written(result, max_out),
     };
     // SAFETY: the record lies within the reserved space (`need` bytes at
     // `record`, checked above); the user pointer is the program's own output
@@ -248,8 +274,26 @@ pub fn buffer_syscall_with<K: Kernel>(
                 out_addr: if copied > 0 { user_ptr } else { 0 },
             },
         );
-        if copied > 0 && scatter.is_some() {
-            scatter_bytes(user_ptr, args[2], data, copied);
+        if let (Some(v), true) = (vectored, copied > 0) {
+            if v.prefix > 0 {
+                // The flags the kernel wrote in our header, and no control
+                // data, as it would have written them in the program's.
+                let flags = read_volatile(data.wrapping_add(MSG_FLAGS) as *const u32);
+                write_volatile(
+                    (user_ptr as *mut u8).wrapping_add(MSG_FLAGS) as *mut u32,
+                    flags,
+                );
+                write_volatile(
+                    (user_ptr as *mut u8).wrapping_add(MSG_CONTROLLEN) as *mut u64,
+                    0,
+                );
+            }
+            scatter_bytes(
+                v.iov,
+                v.cnt,
+                data.wrapping_add(v.prefix as usize),
+                copied - v.prefix,
+            );
         } else if copied > 0 {
             copy_bytes(user_ptr as *mut u8, data, copied as usize);
         }
@@ -262,8 +306,73 @@ pub fn buffer_syscall_with<K: Kernel>(
     Outcome::Done(result)
 }
 
-/// Most iovecs a buffered `readv` may have.
+/// Most iovecs a buffered `readv` or `recvmsg` may have.
 const MAX_IOVECS: u64 = 64;
+
+/// A `readv` or `recvmsg` whose bytes the hook scatters.
+#[derive(Debug, Clone, Copy)]
+struct Vectored {
+    /// The program's iovecs.
+    iov: u64,
+    /// How many.
+    cnt: u64,
+    /// Their total length.
+    total: u64,
+    /// Bytes of the record before the data: recvmsg's header and iovec.
+    prefix: u64,
+}
+
+/// `struct msghdr` (56 bytes) and one `struct iovec` (16) at the start of
+/// a buffered recvmsg's record.
+const MSG_PREFIX: u64 = 72;
+/// Offsets in `struct msghdr`.
+const MSG_NAME: usize = 0;
+const MSG_IOV: usize = 16;
+const MSG_IOVLEN: usize = 24;
+const MSG_CONTROL: usize = 32;
+const MSG_CONTROLLEN: usize = 40;
+const MSG_FLAGS: usize = 48;
+
+/// The iovecs of the program's `recvmsg` header at `msg` (iovecs, count,
+/// total length), when the hook takes it: no address and no control data.
+fn recvmsg_iovecs(msg: u64) -> Option<(u64, u64, u64)> {
+    if msg == 0 {
+        return None;
+    }
+    let word = |off: usize| {
+        // SAFETY: the program passed its message header to recvmsg, which
+        // would have read it.
+        unsafe { read_volatile((msg as *const u8).wrapping_add(off) as *const u64) }
+    };
+    if word(MSG_NAME) != 0 || (word(MSG_CONTROL) != 0 && word(MSG_CONTROLLEN) != 0) {
+        return None;
+    }
+    let (iov, cnt) = (word(MSG_IOV), word(MSG_IOVLEN));
+    iovec_total(iov, cnt).map(|total| (iov, cnt, total))
+}
+
+/// Writes, at `data`, a message header with one iovec (right after it)
+/// over the `total` bytes that follow.
+///
+/// # Safety
+/// `data` is 8-aligned with room for [`MSG_PREFIX`] bytes.
+unsafe fn write_msg_prefix(data: *mut u8, total: u64) {
+    let words: [u64; 9] = [
+        0,                        // msg_name
+        0,                        // msg_namelen
+        data as u64 + 56,         // msg_iov
+        1,                        // msg_iovlen
+        0,                        // msg_control
+        0,                        // msg_controllen
+        0,                        // msg_flags
+        data as u64 + MSG_PREFIX, // iov_base
+        total,                    // iov_len
+    ];
+    for (i, w) in words.iter().enumerate() {
+        // SAFETY: forwarded contract.
+        unsafe { write_volatile((data as *mut u64).wrapping_add(i), *w) };
+    }
+}
 
 /// The total length of `cnt` iovecs at `iov` (None: too many, none, or
 /// absurd).
@@ -577,6 +686,51 @@ mod tests {
             &m.buffer(),
             nr::READV,
             [3, iov.as_ptr() as u64, 65, 0, 0, 0],
+            &mut k,
+            -2,
+        );
+        assert_eq!(out, Outcome::Bail(BailReason::NotBuffered));
+    }
+
+    #[test]
+    fn recvmsg_reads_header_and_bytes_into_the_record() {
+        let mut m = Mem::new(4096);
+        let (mut a, mut b) = ([0u8; 2], [0u8; 8]);
+        let iov: [u64; 4] = [a.as_mut_ptr() as u64, 2, b.as_mut_ptr() as u64, 8];
+        // struct msghdr: no name, two iovecs, no control, flags 0.
+        let mut msg: [u64; 7] = [0, 0, iov.as_ptr() as u64, 2, 0, 0, 0];
+        let mut k = fake(|_, args| {
+            // SAFETY: args[1] points at the hook's header in the record,
+            // whose iovec points at the record's data.
+            unsafe {
+                let hdr = args[1] as *mut u64;
+                assert_eq!(*hdr, 0, "no address asked for");
+                assert_eq!(*hdr.add(3), 1, "one iovec");
+                let ours = *hdr.add(2) as *const u64;
+                assert_eq!(*ours.add(1), 10);
+                core::ptr::copy_nonoverlapping(b"hello".as_ptr(), *ours as *mut u8, 5);
+                *(hdr as *mut u8).add(48).cast::<u32>() = 0x20; // MSG_TRUNC
+            }
+            5
+        });
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::RECVMSG,
+            [3, msg.as_mut_ptr() as u64, 0, 0, 0, 0],
+            &mut k,
+            -2,
+        );
+        assert_eq!(out, Outcome::Done(5));
+        assert_eq!(&a, b"he");
+        assert_eq!(&b[..3], b"llo");
+        assert_eq!(msg[6] as u32, 0x20, "the flags reach the program's header");
+        assert_eq!(m.record(0).0.out_len, 72 + 5);
+        // With an address to fill: traced.
+        let mut named: [u64; 7] = [0x1000, 16, iov.as_ptr() as u64, 2, 0, 0, 0];
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::RECVMSG,
+            [3, named.as_mut_ptr() as u64, 0, 0, 0, 0],
             &mut k,
             -2,
         );

@@ -26,6 +26,7 @@ pub mod nr {
     pub const SENDTO: u64 = 44;
     pub const RECVFROM: u64 = 45;
     pub const SENDMSG: u64 = 46;
+    pub const RECVMSG: u64 = 47;
     pub const UNAME: u64 = 63;
     pub const FCNTL: u64 = 72;
     pub const FSYNC: u64 = 74;
@@ -231,6 +232,9 @@ pub const fn plan_for(nr: u64) -> Option<Plan> {
         // reads into the record through one iovec of its own and scatters
         // the bytes itself (`buffer_readv`).
         nr::READV => plan(None, true),
+        // Likewise, with the message header the kernel fills (its flags)
+        // in the record too; only without an address or control data.
+        nr::RECVMSG => plan(None, true),
         nr::RECVFROM => plan(out(1, OutLen::Arg(2)), true),
         nr::GETDENTS64 => plan(out(1, OutLen::Arg(2)), false),
         nr::GETTIMEOFDAY => plan(out(0, OutLen::Fixed(TIMEVAL_SIZE)), false),
@@ -332,6 +336,7 @@ mod tests {
             (nr::READV, libc::SYS_readv),
             (nr::PWRITEV, libc::SYS_pwritev),
             (nr::SENDMSG, libc::SYS_sendmsg),
+            (nr::RECVMSG, libc::SYS_recvmsg),
             (nr::ACCESS, libc::SYS_access),
             (nr::UNAME, libc::SYS_uname),
             (nr::FCNTL, libc::SYS_fcntl),
