@@ -1133,14 +1133,7 @@ impl Session {
         loop {
             let (real, ev) = self.resume_to_stop(tid, Some(libc::SIGTRAP))?;
             let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-            let at_ip = matches!(
-                ev,
-                WaitEvent::Signal {
-                    signo: libc::SIGTRAP,
-                    ..
-                }
-            ) && regs.rip == point.ip;
-            if !at_ip {
+            if !trapped_at(&ev, &regs, point.ip) {
                 let _ = ptrace::exec_breakpoint(real, None);
                 let seen = self.describe_stop(real, &ev);
                 return Err(self.diverged(
@@ -1396,6 +1389,18 @@ fn is_synchronous(signo: i32) -> bool {
         signo,
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS
     )
+}
+
+/// Whether a stop is a `SIGTRAP` with the thread at `ip` (a breakpoint or a
+/// trap instruction there).
+fn trapped_at(ev: &WaitEvent, regs: &Regs, ip: u64) -> bool {
+    matches!(
+        ev,
+        WaitEvent::Signal {
+            signo: libc::SIGTRAP,
+            ..
+        }
+    ) && regs.rip == ip
 }
 
 /// EFLAGS.RF: the next instruction does not raise an instruction breakpoint.

@@ -481,14 +481,7 @@ impl Session {
                 ));
             };
             let mut regs: Regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-            let trapped = matches!(
-                ev,
-                WaitEvent::Signal {
-                    signo: libc::SIGTRAP,
-                    ..
-                }
-            ) && regs.rip == tramp.trap_ip;
-            if !trapped {
+            if !super::trapped_at(&ev, &regs, tramp.trap_ip) {
                 let seen = self.describe_stop(real, &ev);
                 return Err(self.diverged(
                     tid,
