@@ -578,12 +578,16 @@ impl Session {
             syscallbuf::reset_for_replay(real, none_left)
                 .map_err(perr("resetting the syscall buffer", real))?;
             self.load_queue(tid, real)?;
-            let space = self.spaces.get(&real_pid);
-            let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-            syscallbuf::deliver_signal(real, &regs, deliver, space)
-                .map_err(perr("delivering a signal", real))?;
-        } else {
-            ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
+        }
+        match self.spaces.get(&real_pid).filter(|_| deliver != 0) {
+            // A signal to a thread that may be in a stub: its frame must
+            // not show the stub.
+            Some(space) => {
+                let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                syscallbuf::deliver_signal(real, &regs, deliver, Some(space))
+                    .map_err(perr("delivering a signal", real))?;
+            }
+            None => ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?,
         }
         self.set_state(tid, State::Idle { deliver: 0 });
         let gate = self.gate_stop_ip;
