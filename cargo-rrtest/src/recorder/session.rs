@@ -782,13 +782,7 @@ impl Session {
             }
         }
         ptrace::setsiginfo(tid, &info).map_err(ptrace_err("PTRACE_SETSIGINFO", tid))?;
-        self.stats.signals += 1;
-        self.emit(Event::Signal(SignalEvent {
-            tid,
-            signo,
-            siginfo: info.to_vec(),
-            kind,
-        }))?;
+        self.emit_signal(tid, signo, &info, kind)?;
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::Running;
         task.resumed_at = None;
@@ -798,6 +792,23 @@ impl Session {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
             .map_err(ptrace_err("delivering a signal", tid))
+    }
+
+    /// Records the delivery of `signo` to `tid` (counted in the stats).
+    fn emit_signal(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: &[u8; ptrace::SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> Result<(), Error> {
+        self.stats.signals += 1;
+        self.emit(Event::Signal(SignalEvent {
+            tid,
+            signo,
+            siginfo: info.to_vec(),
+            kind,
+        }))
     }
 
     /// Ends the recording now: records that the recorder killed the program
@@ -1437,13 +1448,7 @@ impl Session {
             self.hold_back(tid, signo, info);
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
-        self.stats.signals += 1;
-        self.emit(Event::Signal(SignalEvent {
-            tid,
-            signo,
-            siginfo: info.to_vec(),
-            kind,
-        }))?;
+        self.emit_signal(tid, signo, &info, kind)?;
         let pid = self.tasks.get(&tid).map(|t| t.pid).unwrap_or(tid);
         syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
             .map_err(ptrace_err("delivering a signal", tid))
