@@ -55,9 +55,9 @@ pub struct Space {
     pub hook_entry: u64,
     /// The patched sites' stubs, in patching order.
     pub stubs: Vec<Stub>,
-    /// Stub pages: (address, length).
-    pub pages: Vec<(u64, u64)>,
-    /// The next free stub byte in the last page.
+    /// The stub page being filled: (address, length).
+    page: Option<(u64, u64)>,
+    /// Its next free byte.
     next_stub: u64,
     /// Syscall instructions never to try again (refused, or out of range).
     pub refused: HashSet<u64>,
@@ -128,7 +128,7 @@ impl Space {
 
     /// Where the next stub of `len` bytes goes, if the current page has room.
     fn room_for(&self, len: u64) -> Option<u64> {
-        let &(addr, size) = self.pages.last()?;
+        let (addr, size) = self.page?;
         let at = self.next_stub.next_multiple_of(16);
         (at + len <= addr + size).then_some(at)
     }
@@ -651,7 +651,7 @@ pub fn apply_patch(tid: i32, regs: &Regs, e: &PatchEvent) -> io::Result<bool> {
 /// Records a planned patch in `space`.
 pub fn note_patch(space: &mut Space, e: &PatchEvent, stub: Stub) {
     if let Some(page) = e.new_page {
-        space.pages.push(page);
+        space.page = Some(page);
     }
     space.next_stub = e.stub_addr + e.stub.len() as u64;
     space.stubs.push(stub);
