@@ -78,10 +78,12 @@ pub struct Spec {
 }
 
 impl Spec {
-    const fn c(name: &'static str, build: CBuild) -> Self {
+    /// A fixture that runs without arguments, exits 0 after printing
+    /// `EXIT-SUCCESS`, and prints nothing else the trials check.
+    pub const fn new(name: &'static str, source: Source) -> Self {
         Spec {
             name,
-            source: Source::C(build),
+            source,
             args: Args::None,
             code: 0,
             success_marker: true,
@@ -91,6 +93,9 @@ impl Spec {
             leaves_files: false,
             sleeps: None,
         }
+    }
+    const fn c(name: &'static str, build: CBuild) -> Self {
+        Spec::new(name, Source::C(build))
     }
     pub const fn args(mut self, args: Args) -> Self {
         self.args = args;
@@ -325,18 +330,7 @@ pub const C_SPECS: &[Spec] = &[
 ];
 
 const fn rust(name: &'static str, source: Source) -> Spec {
-    Spec {
-        name,
-        source,
-        args: Args::None,
-        code: 0,
-        success_marker: true,
-        stdout_has: &[],
-        stderr_has: &[],
-        differs: false,
-        leaves_files: false,
-        sleeps: None,
-    }
+    Spec::new(name, source)
 }
 
 const fn rust_test(name: &'static str, test: &'static str, passes: bool) -> Spec {

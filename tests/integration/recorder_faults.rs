@@ -115,18 +115,7 @@ pub fn trials() -> Vec<Trial> {
     trials
 }
 
-const HELLO: Spec = Spec {
-    name: "hello",
-    source: Source::C(CBuild::pie("hello")),
-    args: Args::None,
-    code: 0,
-    success_marker: true,
-    stdout_has: &[],
-    stderr_has: &[],
-    differs: false,
-    leaves_files: false,
-    sleeps: None,
-};
+const HELLO: Spec = Spec::new("hello", Source::C(CBuild::pie("hello")));
 
 /// Records `spec` into `dir/trace`, requiring a clean exit 0.
 fn record_ok(dir: &TrialDir, spec: &Spec) -> Result<PathBuf, Failed> {
