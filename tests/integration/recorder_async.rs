@@ -134,7 +134,9 @@ pub fn trials() -> Vec<Trial> {
     let mut trials = Vec::new();
     let gcc = build::gcc_missing();
     let cannot_record = run::recording_unavailable();
-    for s in fixed() {
+    // A fixture's native and record_replay trials; a known bug ignores the
+    // second, saying why.
+    let mut pair = |s: Spec, bug: Option<&str>| {
         let name = s.name;
         let native_name = format!("recorder::async::{name}::native");
         let t = native_name.clone();
@@ -143,30 +145,20 @@ pub fn trials() -> Vec<Trial> {
                 .with_ignored_flag(gcc.is_some()),
         );
         let rr_name = format!("recorder::async::{name}::record_replay");
+        if let Some(bug) = bug {
+            eprintln!("recorder trials: {rr_name} is ignored, known bug: {bug}");
+        }
         let t = rr_name.clone();
         trials.push(
             Trial::test(rr_name, move || recorder::record_replay(&t, &s))
-                .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
+                .with_ignored_flag(bug.is_some() || gcc.is_some() || cannot_record.is_some()),
         );
+    };
+    for s in fixed() {
+        pair(s, None);
     }
     for known in known_bugs() {
-        let name = known.spec.name;
-        let s = known.spec;
-        let native_name = format!("recorder::async::{name}::native");
-        let t = native_name.clone();
-        trials.push(
-            Trial::test(native_name, move || recorder::native(&t, &s))
-                .with_ignored_flag(gcc.is_some()),
-        );
-        let rr_name = format!("recorder::async::{name}::record_replay");
-        eprintln!(
-            "recorder trials: {rr_name} is ignored, known bug: {}",
-            known.bug
-        );
-        let t = rr_name.clone();
-        trials.push(
-            Trial::test(rr_name, move || recorder::record_replay(&t, &s)).with_ignored_flag(true),
-        );
+        pair(known.spec, Some(known.bug));
     }
     let cpus = two_cpus();
     if let Err(why) = &cpus {
