@@ -63,6 +63,10 @@ enum Command {
     Verify(VerifyArgs),
     /// Merge the JSON reports of several shards into one.
     MergeReports(MergeArgs),
+    /// Record the programs the harness sends over fd 0, one at a time
+    /// (internal: see `recorder::server`).
+    #[command(hide = true)]
+    RecordServer,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -88,6 +92,9 @@ pub fn main() -> ExitCode {
         Some(Command::Info(args)) => info::exec(args),
         Some(Command::Verify(args)) => verify::exec(args),
         Some(Command::MergeReports(args)) => merge::exec(args),
+        Some(Command::RecordServer) => crate::recorder::server::serve()
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| crate::errors::Error::io("serving recordings", e)),
     };
     match result {
         Ok(code) => code,

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use crate::errors::{Error, Result};
 use crate::recorder::{self, RecordOptions};
-use crate::trace::ExitStatus;
 
 /// Options of `cargo rrtest record`.
 #[derive(Debug, clap::Args)]
@@ -83,15 +82,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
             eprintln!("cargo-rrtest: warning: the trace is not replayable: {why}");
         }
     }
-    Ok(ExitCode::from(exit_code_of(recording.status)))
-}
-
-/// The shell convention for a program's exit status.
-pub fn exit_code_of(status: ExitStatus) -> u8 {
-    match status {
-        ExitStatus::Exited(code) => code as u8,
-        ExitStatus::Signaled { signo, .. } => 128u8.wrapping_add(signo as u8),
-    }
+    Ok(ExitCode::from(recorder::exit_code_of(recording.status)))
 }
 
 /// Finds the program like `execvp` would, as an absolute path.

@@ -17,9 +17,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::record::exit_code_of;
 use crate::errors::{Error, Result};
 use crate::harness::record::sanitize;
+use crate::recorder::exit_code_of;
 use crate::replayer::{self, ReplayError, ReplayOptions};
 use crate::report::Report;
 use crate::trace::pack;

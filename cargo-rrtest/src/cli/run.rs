@@ -84,6 +84,10 @@ pub struct RunArgs {
     /// The recorder executable (testing aid: another build, or a stand-in that fails).
     #[arg(long, value_name = "PATH", hide = true)]
     pub recorder_path: Option<PathBuf>,
+    /// Start a `record` process for every attempt rather than one recorder
+    /// server per worker (for comparison).
+    #[arg(long, hide = true)]
+    pub no_record_server: bool,
     /// What to do when no test is selected.
     #[arg(long, value_enum, default_value_t = NoTests::Warn, help_heading = "Runner")]
     pub no_tests: NoTests,
@@ -163,6 +167,7 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
         recorder_path: args
             .recorder_path
             .map(|p| std::path::absolute(&p).unwrap_or(p)),
+        no_record_server: args.no_record_server,
         pass_env: args.pass_env,
         artifact_name: args.artifact_name.filter(|n| !n.is_empty()),
     };

@@ -16,6 +16,7 @@ pub mod partition;
 pub mod record;
 pub mod runner;
 pub mod secrets;
+pub mod server;
 pub mod signals;
 
 use std::ffi::OsString;
@@ -73,6 +74,9 @@ pub struct RunOptions {
     pub keep: KeepPolicy,
     /// The recorder executable (default: this cargo-rrtest).
     pub recorder_path: Option<PathBuf>,
+    /// Start a `record` process per attempt instead of sending attempts to
+    /// one recorder server per worker (for comparison).
+    pub no_record_server: bool,
     /// Credential-looking variables to pass to tests anyway.
     pub pass_env: Vec<OsString>,
     /// The CI artifact the archives are uploaded as (for replay commands).
@@ -300,6 +304,8 @@ fn setup_recording(
         archives_dir: rrtest.join("archives"),
         keep: options.keep,
         syscallbuf: options.syscallbuf,
+        // A stand-in recorder (`--recorder-path`) speaks only `record`.
+        serve: options.recorder_path.is_none() && !options.no_record_server,
     };
     for dir in [&recording.traces_dir, &recording.archives_dir] {
         record::create_private_dir(dir)

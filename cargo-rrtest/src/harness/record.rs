@@ -77,6 +77,9 @@ pub struct Recording {
     pub keep: KeepPolicy,
     /// Record with the syscall buffer.
     pub syscallbuf: bool,
+    /// Record through one recorder server per worker (`super::server`)
+    /// rather than a `record` process per attempt.
+    pub serve: bool,
 }
 
 /// A name made safe as one path component: ASCII letters, digits, `-`, `_`

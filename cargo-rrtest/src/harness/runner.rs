@@ -29,11 +29,12 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::fs::File;
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -46,6 +47,7 @@ use nix::unistd::Pid;
 use super::list::TestCase;
 use super::panic::parse_first_panic;
 use super::record::{self, Recording};
+use super::server::{self, RecorderServer, ServerSlot};
 use crate::report::{AttemptOutcome, Outcome};
 use crate::trace;
 
@@ -93,6 +95,9 @@ pub struct RecordSpec {
     pub syscallbuf: bool,
     /// The CPU to record on.
     pub cpu: Option<usize>,
+    /// Send the attempt to the worker's recorder server (`super::server`)
+    /// rather than start `record` for it.
+    pub serve: bool,
 }
 
 /// One attempt of one test, as a value: what to execute, where, with what.
@@ -345,36 +350,48 @@ pub fn run_tests(
             let cpu = (!cpus.is_empty()).then(|| cpus[worker % cpus.len()]);
             let tx = tx.clone();
             let (queue, wake) = (&queue, &wake);
-            scope.spawn(move || loop {
-                let Some(work) = next_work(queue, wake, tests.len(), cancel) else {
-                    return;
-                };
-                match work {
-                    Work::Verify(job) => {
-                        let Some(rec) = &config.recording else {
-                            continue;
-                        };
-                        let checked = record::verify_and_pack(
-                            &rec.verifier,
-                            &job.dir,
-                            &job.archive,
-                            job.limit,
-                            cancel,
-                        );
-                        let _ = tx.send(WorkerMessage::Checked(job.test, job.attempt, checked));
-                    }
-                    Work::Test(i) => {
-                        let test = &tests[i];
-                        let _ = tx.send(WorkerMessage::Started(i));
-                        let result = run_test(test, config, cpu, total_attempts, cancel, |a| {
-                            let _ = tx.send(WorkerMessage::Retrying(i, Box::new(a.clone())));
-                        });
-                        let jobs = verify_jobs(i, &result, config);
-                        let _ = tx.send(WorkerMessage::Finished(i, result));
-                        let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
-                        q.running -= 1;
-                        q.verify.extend(jobs);
-                        wake.notify_all();
+            scope.spawn(move || {
+                let mut servers = ServerSlot::default();
+                loop {
+                    let Some(work) = next_work(queue, wake, tests.len(), cancel) else {
+                        return;
+                    };
+                    match work {
+                        Work::Verify(job) => {
+                            let Some(rec) = &config.recording else {
+                                continue;
+                            };
+                            let checked = record::verify_and_pack(
+                                &rec.verifier,
+                                &job.dir,
+                                &job.archive,
+                                job.limit,
+                                cancel,
+                            );
+                            let _ = tx.send(WorkerMessage::Checked(job.test, job.attempt, checked));
+                        }
+                        Work::Test(i) => {
+                            let test = &tests[i];
+                            let _ = tx.send(WorkerMessage::Started(i));
+                            let result = run_test(
+                                test,
+                                config,
+                                cpu,
+                                &mut servers,
+                                total_attempts,
+                                cancel,
+                                |a| {
+                                    let _ =
+                                        tx.send(WorkerMessage::Retrying(i, Box::new(a.clone())));
+                                },
+                            );
+                            let jobs = verify_jobs(i, &result, config);
+                            let _ = tx.send(WorkerMessage::Finished(i, result));
+                            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                            q.running -= 1;
+                            q.verify.extend(jobs);
+                            wake.notify_all();
+                        }
                     }
                 }
             });
@@ -485,6 +502,7 @@ fn run_test(
     test: &TestCase,
     config: &RunnerConfig,
     cpu: Option<usize>,
+    servers: &mut ServerSlot,
     total_attempts: u32,
     cancel: &AtomicBool,
     mut on_retry: impl FnMut(&AttemptResult),
@@ -509,8 +527,9 @@ fn run_test(
             trace_dir: rec.attempt_trace(binary_id, &test.name, n),
             syscallbuf: rec.syscallbuf,
             cpu,
+            serve: rec.serve,
         });
-        let mut result = run_attempt(&spec, config.timeout, cancel);
+        let mut result = run_attempt_with(&spec, config.timeout, cancel, Some(&mut *servers));
         if result.outcome == AttemptOutcome::RecorderError && !result.cancelled {
             // The user still learns the test's verdict: the same attempt, natively.
             spec.record = None;
@@ -580,6 +599,17 @@ pub fn run_attempt(
     timeout: Option<Duration>,
     cancel: &AtomicBool,
 ) -> AttemptResult {
+    run_attempt_with(spec, timeout, cancel, None)
+}
+
+/// [`run_attempt`], sending a recorded attempt whose spec says `serve` to
+/// the recorder server in `servers` (started if need be).
+pub fn run_attempt_with(
+    spec: &AttemptSpec,
+    timeout: Option<Duration>,
+    cancel: &AtomicBool,
+    servers: Option<&mut ServerSlot>,
+) -> AttemptResult {
     let start = Instant::now();
     let mut result = AttemptResult {
         attempt: spec.attempt,
@@ -600,6 +630,79 @@ pub fn run_attempt(
         // A trace directory left by an earlier run must not be mistaken for this one.
         let _ = record::remove_if_present(&r.trace_dir);
     }
+    let deadline = timeout.map(|t| start + t);
+    let served = match (&spec.record, servers) {
+        (Some(r), Some(slot)) if r.serve => Some((r, slot)),
+        _ => None,
+    };
+    let status =
+        match served.map(|(r, slot)| run_served(spec, r, slot, deadline, cancel, &mut result)) {
+            Some(Some(status)) => status,
+            // No server (or the request could not go to it): a process of its own.
+            _ => match run_process(spec, deadline, cancel, &mut result) {
+                Some(status) => status,
+                None => {
+                    result.duration = start.elapsed();
+                    return result;
+                }
+            },
+        };
+    result.duration = start.elapsed();
+    let (status, killed) = status;
+    match status {
+        Ok(Ended::Code(code)) => {
+            result.exit_code = Some(code);
+            result.outcome = if killed == Some(Kill::Timeout) {
+                AttemptOutcome::TimedOut
+            } else if code == 0 {
+                AttemptOutcome::Passed
+            } else {
+                AttemptOutcome::Failed
+            };
+        }
+        Ok(Ended::Signal(sig)) => {
+            result.signal = Some(signal_name(sig));
+            result.outcome = if killed == Some(Kill::Timeout) {
+                AttemptOutcome::TimedOut
+            } else {
+                AttemptOutcome::Failed
+            };
+        }
+        Err(e) => {
+            if killed == Some(Kill::Timeout) {
+                result.outcome = AttemptOutcome::TimedOut;
+            }
+            result
+                .stderr
+                .push(format!("cargo-rrtest: waiting for the test: {e}\n").as_bytes());
+        }
+    }
+    result.cancelled = killed == Some(Kill::Cancel);
+    if let Some(r) = &spec.record {
+        settle_recording(r, killed, &mut result);
+    }
+    result.panic = parse_first_panic(&result.stderr.text());
+    result
+}
+
+/// How an attempt's process (or recorder server request) ended.
+enum Ended {
+    Code(i32),
+    Signal(i32),
+}
+
+/// What [`run_process`] and [`run_served`] return: how it ended (or why we
+/// cannot tell) and whether we killed it.
+type Finished = (std::io::Result<Ended>, Option<Kill>);
+
+/// Runs the attempt as a process of its own; None when it could not start
+/// (`result` says why).
+fn run_process(
+    spec: &AttemptSpec,
+    deadline: Option<Instant>,
+    cancel: &AtomicBool,
+    result: &mut AttemptResult,
+) -> Option<Finished> {
     let mut child = match crate::sys::spawn::with_empty_signal_mask(&mut spec.to_command()).spawn()
     {
         Ok(child) => child,
@@ -613,44 +716,91 @@ pub fn run_attempt(
                 result.outcome = AttemptOutcome::RecorderError;
                 result.recorder_error = Some(message);
             }
-            result.duration = start.elapsed();
-            return result;
+            return None;
         }
     };
-    let deadline = timeout.map(|t| start + t);
+    let out = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
+    let err = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
+    let pid = Pid::from_raw(child.id() as i32);
+    let pidfd = crate::sys::fdpass::pidfd_open(pid.as_raw()).ok();
     let killed = watch(
-        &mut child,
+        &mut Running::Process { pid, pidfd },
+        out,
+        err,
         deadline,
         cancel,
         spec.record.is_some(),
-        &mut result,
+        result,
     );
-    let status = child.wait();
-    result.duration = start.elapsed();
-    match status {
-        Ok(status) => {
-            result.exit_code = status.code();
-            result.signal = status.signal().map(signal_name);
-            result.outcome = if killed == Some(Kill::Timeout) {
-                AttemptOutcome::TimedOut
-            } else if status.success() {
-                AttemptOutcome::Passed
-            } else {
-                AttemptOutcome::Failed
-            };
-        }
+    let status = child.wait().map(|status| match status.signal() {
+        Some(sig) => Ended::Signal(sig),
+        None => Ended::Code(status.code().unwrap_or(-1)),
+    });
+    Some((status, killed))
+}
+
+/// Sends the recorded attempt to the worker's recorder server; None when
+/// no server can take it (then it runs as a process of its own).
+fn run_served(
+    spec: &AttemptSpec,
+    r: &RecordSpec,
+    slot: &mut ServerSlot,
+    deadline: Option<Instant>,
+    cancel: &AtomicBool,
+    result: &mut AttemptResult,
+) -> Option<Finished> {
+    let server = slot.get(&r.recorder)?;
+    let (out_r, out_w) = std::io::pipe().ok()?;
+    let (err_r, err_w) = std::io::pipe().ok()?;
+    let opts = crate::recorder::RecordOptions {
+        program: spec.program.clone(),
+        argv: std::iter::once(spec.program.clone().into_os_string())
+            .chain(spec.args.iter().cloned())
+            .collect(),
+        env: server::resulting_env(&spec.env_remove, &spec.env),
+        cwd: spec.cwd.clone(),
+        trace_dir: r.trace_dir.clone(),
+        syscallbuf: r.syscallbuf,
+        cpu: r.cpu,
+    };
+    match server.submit(&opts, out_w.as_fd(), err_w.as_fd()) {
+        Ok(()) => {}
+        // Too large for a message: a `record` process takes it.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return None,
         Err(e) => {
-            result
-                .stderr
-                .push(format!("cargo-rrtest: waiting for the test: {e}\n").as_bytes());
+            tracing::warn!(error = %e, "the recorder server is gone");
+            slot.discard(false);
+            return None;
         }
     }
-    result.cancelled = killed == Some(Kill::Cancel);
-    if let Some(r) = &spec.record {
-        settle_recording(r, killed, &mut result);
+    // The server and the program hold the write ends now.
+    drop((out_w, err_w));
+    let mut running = Running::Served {
+        server,
+        reply: None,
+    };
+    let killed = watch(
+        &mut running,
+        Some(File::from(OwnedFd::from(out_r))),
+        Some(File::from(OwnedFd::from(err_r))),
+        deadline,
+        cancel,
+        true,
+        result,
+    );
+    let Running::Served { reply, .. } = running else {
+        unreachable!("built as Served above")
+    };
+    let reply =
+        reply.unwrap_or_else(|| Err(std::io::Error::other("the recorder server did not answer")));
+    if reply.is_err() {
+        // Killed by us at a timeout or cancellation, or died on its own.
+        slot.discard(killed.is_some());
     }
-    result.panic = parse_first_panic(&result.stderr.text());
-    result
+    let status = reply
+        .map(Ended::Code)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("the recorder server: {e}")));
+    Some((status, killed))
 }
 
 /// Decides what a recorded attempt's trace says: the test's own exit status
@@ -718,21 +868,95 @@ enum Kill {
     Cancel,
 }
 
-/// Reads the child's output until it exits (and its pipes close, or
-/// [`PIPE_GRACE`] passes), killing its process group at the deadline or on
-/// cancellation (`graceful`: SIGTERM to the child first at the deadline, then
-/// SIGKILL to the group after [`TERM_GRACE`]). Leaves the child unreaped,
-/// its group empty.
+/// What the runner watches while an attempt runs.
+enum Running<'a> {
+    /// A process of its own (the test, or `record` wrapping it) leading its
+    /// process group; `pidfd` is readable once it exits.
+    Process { pid: Pid, pidfd: Option<OwnedFd> },
+    /// A request to a recorder server; its socket is readable once the
+    /// reply comes or the server dies.
+    Served {
+        server: &'a mut RecorderServer,
+        reply: Option<std::io::Result<i32>>,
+    },
+}
+
+impl Running<'_> {
+    /// Whether it has ended (a process is left unreaped).
+    fn finished(&mut self) -> bool {
+        match self {
+            Running::Process { pid, .. } => has_exited(*pid),
+            Running::Served { server, reply } => {
+                if reply.is_none() && readable(server.socket()) {
+                    match server.reply() {
+                        Ok(None) => {}
+                        Ok(Some(code)) => *reply = Some(Ok(code)),
+                        Err(e) => *reply = Some(Err(e)),
+                    }
+                }
+                reply.is_some()
+            }
+        }
+    }
+
+    /// A descriptor that becomes readable when it ends, if there is one.
+    fn done_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Running::Process { pidfd, .. } => pidfd.as_ref().map(|f| f.as_fd()),
+            Running::Served { server, .. } => Some(server.socket()),
+        }
+    }
+
+    /// SIGTERM: a recorder closes the trace and ends the recording.
+    fn terminate(&self) {
+        match self {
+            Running::Process { pid, .. } => {
+                let _ = nix::sys::signal::kill(*pid, Signal::SIGTERM);
+            }
+            Running::Served { server, .. } => server.terminate(),
+        }
+    }
+
+    /// SIGKILL to the whole process group (a server's too: its tracees die
+    /// with it, and the worker starts another).
+    fn kill(&self) {
+        let pid = match self {
+            Running::Process { pid, .. } => *pid,
+            Running::Served { server, .. } => server.pid(),
+        };
+        let _ = killpg(pid, Signal::SIGKILL);
+    }
+
+    /// After it ended: processes the test left behind in its group do not
+    /// outlive it. (A server's recording ends only when every process it
+    /// traced has.)
+    fn reap_group(&self) {
+        if let Running::Process { pid, .. } = self {
+            let _ = killpg(*pid, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Whether `fd` is readable now.
+fn readable(fd: BorrowedFd<'_>) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// Reads the attempt's output until it ends (and its pipes close, or
+/// [`PIPE_GRACE`] passes), killing it at the deadline or on cancellation
+/// (`graceful`: SIGTERM first at the deadline, then SIGKILL to the group
+/// after [`TERM_GRACE`]). Leaves a process unreaped, its group empty.
+#[allow(clippy::too_many_arguments)]
 fn watch(
-    child: &mut Child,
+    running: &mut Running<'_>,
+    mut out: Option<File>,
+    mut err: Option<File>,
     deadline: Option<Instant>,
     cancel: &AtomicBool,
     graceful: bool,
     result: &mut AttemptResult,
 ) -> Option<Kill> {
-    let pid = Pid::from_raw(child.id() as i32);
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
     let mut killed: Option<Kill> = None;
     let mut term_until: Option<Instant> = None;
     let mut exited_at: Option<Instant> = None;
@@ -740,7 +964,7 @@ fn watch(
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let now = Instant::now();
-        if exited_at.is_none() && has_exited(pid) {
+        if exited_at.is_none() && running.finished() {
             exited_at = Some(now);
         }
         if let Some(at) = exited_at {
@@ -759,18 +983,16 @@ fn watch(
                 };
                 match kill {
                     Some(Kill::Timeout) if graceful => {
-                        let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+                        running.terminate();
                         term_until = Some(now + TERM_GRACE);
                     }
-                    Some(_) => {
-                        let _ = killpg(pid, Signal::SIGKILL);
-                    }
+                    Some(_) => running.kill(),
                     None => {}
                 }
                 killed = kill;
             } else if let Some(until) = term_until {
                 if now >= until || cancel.load(Ordering::Relaxed) {
-                    let _ = killpg(pid, Signal::SIGKILL);
+                    running.kill();
                     term_until = None;
                 }
             }
@@ -785,20 +1007,28 @@ fn watch(
         if let Some(at) = exited_at {
             wait = wait.min((at + PIPE_GRACE).saturating_duration_since(now));
         }
-        if out.is_none() && err.is_none() {
-            // Both pipes closed, the process not yet gone (it is exiting, or
-            // closed its output): nothing to poll, back off gently.
+        let done = if exited_at.is_none() {
+            running.done_fd()
+        } else {
+            None
+        };
+        if out.is_none() && err.is_none() && done.is_none() {
+            // Both pipes closed, the end not yet seen and nothing to poll
+            // for it: back off gently.
             std::thread::sleep(wait.min(idle_tick));
             idle_tick = (idle_tick * 2).min(MAX_TICK);
             continue;
         }
         let (out_ready, err_ready) = {
-            let mut fds = Vec::with_capacity(2);
+            let mut fds = Vec::with_capacity(3);
             if let Some(o) = &out {
                 fds.push(PollFd::new(o.as_fd(), PollFlags::POLLIN));
             }
             if let Some(e) = &err {
                 fds.push(PollFd::new(e.as_fd(), PollFlags::POLLIN));
+            }
+            if let Some(d) = done {
+                fds.push(PollFd::new(d, PollFlags::POLLIN));
             }
             let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
             match nix::poll::poll(&mut fds, timeout) {
@@ -810,7 +1040,8 @@ fn watch(
                     match (&out, &err) {
                         (Some(_), Some(_)) => (first, second),
                         (Some(_), None) => (first, false),
-                        _ => (false, first),
+                        (None, Some(_)) => (false, first),
+                        (None, None) => (false, false),
                     }
                 }
                 Err(_) => (false, false),
@@ -823,8 +1054,7 @@ fn watch(
             drain(&mut err, &mut buf, &mut result.stderr);
         }
     }
-    // Processes the test left behind in its group do not outlive it.
-    let _ = killpg(pid, Signal::SIGKILL);
+    running.reap_group();
     killed
 }
 
@@ -963,6 +1193,7 @@ mod tests {
             trace_dir,
             syscallbuf: true,
             cpu: None,
+            serve: false,
         });
         s
     }

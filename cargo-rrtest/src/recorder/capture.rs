@@ -17,7 +17,7 @@ const MAX_REGION: usize = 1 << 30;
 ///
 /// `restarted` is the call that `restart_syscall` resumes (the thread's last
 /// call that returned `-ERESTART_RESTARTBLOCK`), when `call` is one.
-/// `output` is [`output_target`] as found at the syscall's entry.
+/// `output` is [`OurOutputs::target`] as found at the syscall's entry.
 pub fn capture(
     tid: i32,
     call: &Call,
@@ -105,13 +105,59 @@ fn extra(
     }
 }
 
-/// Which of the recorder's own streams, stdout (1) or stderr (2), syscall
-/// `nr(args)` of thread `tid` writes to, if it is a write to one of them.
-pub fn output_target(tid: i32, nr: i64, args: &[u64; 6]) -> Option<i32> {
-    if is_write_family(nr) {
-        output_stream(tid, args[0] as i32)
-    } else {
-        None
+/// The files behind the recorder's own stdout and stderr when a recording
+/// starts: the program's output is what reaches them, whatever descriptor
+/// numbers it used (dup2 to a pipe takes fd 1 away; a dup of fd 1 still
+/// writes there). Taken per recording, because a recorder server
+/// (`recorder::server`) points its fds 1 and 2 at each attempt's pipes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OurOutputs {
+    /// (device, inode) of fd 1 and fd 2; None for /dev/null or unreadable.
+    ids: [Option<(u64, u64)>; 2],
+}
+
+impl OurOutputs {
+    /// Our fds 1 and 2 as they are now.
+    pub fn current() -> OurOutputs {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        // Output sent to /dev/null is no output: a program's own /dev/null
+        // descriptors are the same file, and must not count as output.
+        let null = std::fs::metadata("/dev/null").ok().map(|m| m.rdev());
+        let id = |p: &str| {
+            std::fs::metadata(p)
+                .ok()
+                .filter(|m| !(m.file_type().is_char_device() && Some(m.rdev()) == null))
+                .map(|m| (m.dev(), m.ino()))
+        };
+        OurOutputs {
+            ids: [id("/proc/self/fd/1"), id("/proc/self/fd/2")],
+        }
+    }
+
+    /// Which of our streams (1 or 2) syscall `nr(args)` of thread `tid`
+    /// writes to, if it is a write to one of them.
+    pub fn target(&self, tid: i32, nr: i64, args: &[u64; 6]) -> Option<i32> {
+        if is_write_family(nr) {
+            self.stream(tid, args[0] as i32)
+        } else {
+            None
+        }
+    }
+
+    /// Which of our streams (1 or 2) the tracee's `fd` writes to, if any.
+    pub fn stream(&self, tid: i32, fd: i32) -> Option<i32> {
+        use std::os::unix::fs::MetadataExt;
+        if self.ids == [None, None] {
+            return None;
+        }
+        let theirs = std::fs::metadata(format!("/proc/{tid}/fd/{fd}"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))?;
+        // The same terminal can be both: prefer the number the program used.
+        let order = if fd == 2 { [2, 1] } else { [1, 2] };
+        order
+            .into_iter()
+            .find(|&n| self.ids[n as usize - 1] == Some(theirs))
     }
 }
 
@@ -124,35 +170,6 @@ fn is_write_family(nr: i64) -> bool {
             | libc::SYS_pwritev
             | libc::SYS_pwritev2
     )
-}
-
-/// Which of the recorder's own output streams (1 or 2) the tracee's `fd`
-/// writes to, if any: the program's output is what reaches our stdout and
-/// stderr, whatever descriptor numbers it used (dup2 to a pipe takes fd 1
-/// away; a dup of fd 1 still writes there).
-pub(super) fn output_stream(tid: i32, fd: i32) -> Option<i32> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    static OURS: std::sync::OnceLock<[Option<(u64, u64)>; 2]> = std::sync::OnceLock::new();
-    let ours = OURS.get_or_init(|| {
-        // Output sent to /dev/null is no output: a program's own /dev/null
-        // descriptors are the same file, and must not count as output.
-        let null = std::fs::metadata("/dev/null").ok().map(|m| m.rdev());
-        let id = |p: &str| {
-            std::fs::metadata(p)
-                .ok()
-                .filter(|m| !(m.file_type().is_char_device() && Some(m.rdev()) == null))
-                .map(|m| (m.dev(), m.ino()))
-        };
-        [id("/proc/self/fd/1"), id("/proc/self/fd/2")]
-    });
-    let theirs = std::fs::metadata(format!("/proc/{tid}/fd/{fd}"))
-        .ok()
-        .map(|m| (m.dev(), m.ino()))?;
-    // The same terminal can be both: prefer the number the program used.
-    let order = if fd == 2 { [2, 1] } else { [1, 2] };
-    order
-        .into_iter()
-        .find(|&n| ours[n as usize - 1] == Some(theirs))
 }
 
 /// Whether the tracee's `fd` is open for writing (`flags:` in fdinfo; true

@@ -6,13 +6,15 @@
 //! - [`capture`]: what a finished syscall did (result, memory written,
 //!   program output, mapped files);
 //! - [`syscalls`]: the typed syscall table, shared with the replayer;
-//! - [`patch`]: syscall-site patching for the syscall buffer (pure functions).
+//! - [`patch`]: syscall-site patching for the syscall buffer (pure functions);
+//! - [`server`]: a process that records many programs in turn, for the harness.
 //!
 //! The replayer mirrors this module file for file (`replayer/session.rs`,
 //! `replayer/inject.rs`).
 
 mod capture;
 pub mod patch;
+pub mod server;
 mod session;
 pub mod syscalls;
 
@@ -48,7 +50,7 @@ pub enum Error {
 }
 
 /// What to record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordOptions {
     /// The program as exec'd: an absolute path.
     pub program: PathBuf,
@@ -64,4 +66,13 @@ pub struct RecordOptions {
     pub syscallbuf: bool,
     /// The CPU to record on (None: the one the recorder runs on).
     pub cpu: Option<usize>,
+}
+
+/// The shell convention for a program's exit status, as `record` exits:
+/// its code, or 128 + N when signal N killed it.
+pub fn exit_code_of(status: crate::trace::ExitStatus) -> u8 {
+    match status {
+        crate::trace::ExitStatus::Exited(code) => code as u8,
+        crate::trace::ExitStatus::Signaled { signo, .. } => 128u8.wrapping_add(signo as u8),
+    }
 }

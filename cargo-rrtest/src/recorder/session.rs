@@ -205,6 +205,8 @@ struct Session {
     leader_status: Option<ExitStatus>,
     /// The syscall buffer of each process that has one, by process id.
     spaces: HashMap<Tid, Space>,
+    /// Our stdout and stderr: where the program's output goes.
+    outputs: capture::OurOutputs,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -233,6 +235,16 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         }
         None => opts.env.clone(),
     };
+    // Run on one CPU, the program with us: its `cpuid` then answers the
+    // same in replay (`cpu::bind_to_cpu`), and each ptrace stop is a
+    // context switch on that CPU rather than a wake-up on another (traced
+    // syscalls cost about a third). The CPU is the one given (the harness
+    // spreads parallel recordings) or the one we run on now.
+    let chosen = opts.cpu.map(Ok).unwrap_or_else(cpu::current_cpu);
+    let bound_self = chosen.and_then(|c| cpu::bind_to_cpu(0, c).map(|()| c));
+    if let Err(e) = &bound_self {
+        warn!(error = %e, "could not bind the recorder to one CPU");
+    }
     let header = Header {
         format_version: FORMAT_VERSION,
         recorder_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -249,7 +261,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .collect(),
         cwd: opts.cwd.to_string_lossy().into_owned(),
         kernel: kernel_string(),
-        cpuid: cpu::cpuid_table(),
+        cpuid: cpuid_table_of(bound_self.as_ref().ok().copied()),
         recorded_at: crate::util::rfc3339_now(),
         tracee_cpu: None,
         outcome: None,
@@ -268,16 +280,6 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         cwd: Some(cstring(opts.cwd.as_os_str())),
         filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
     };
-    // Run on one CPU, the program with us: its `cpuid` then answers the
-    // same in replay (`cpu::bind_to_cpu`), and each ptrace stop is a
-    // context switch on that CPU rather than a wake-up on another (traced
-    // syscalls cost about a third). The CPU is the one given (the harness
-    // spreads parallel recordings) or the one we run on now.
-    let chosen = opts.cpu.map(Ok).unwrap_or_else(cpu::current_cpu);
-    let bound_self = chosen.and_then(|c| cpu::bind_to_cpu(0, c).map(|()| c));
-    if let Err(e) = &bound_self {
-        warn!(error = %e, "could not bind the recorder to one CPU");
-    }
     let pid = spawn(&spec).map_err(|source| Error::Spawn {
         program: opts.program.display().to_string(),
         source,
@@ -318,6 +320,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         leader: pid,
         leader_status: None,
         spaces: HashMap::new(),
+        outputs: capture::OurOutputs::current(),
     };
     session
         .tasks
@@ -357,6 +360,25 @@ fn with_preload(env: &[std::ffi::OsString]) -> Result<Vec<std::ffi::OsString>, E
     kv.push(value);
     out.push(kv);
     Ok(out)
+}
+
+/// The CPUID table of `cpu` (the one we are bound to; None: wherever we
+/// run), read once per CPU per process: each `cpuid` is a VM exit on a
+/// virtual machine, and a recorder server (`super::server`) records many
+/// programs on its CPU.
+fn cpuid_table_of(cpu: Option<usize>) -> Vec<crate::trace::CpuidLeaf> {
+    use std::sync::Mutex;
+    static TABLES: Mutex<Vec<(usize, Vec<crate::trace::CpuidLeaf>)>> = Mutex::new(Vec::new());
+    let Some(cpu) = cpu else {
+        return cpu::cpuid_table();
+    };
+    let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, table)) = tables.iter().find(|(c, _)| *c == cpu) {
+        return table.clone();
+    }
+    let table = cpu::cpuid_table();
+    tables.push((cpu, table.clone()));
+    table
 }
 
 fn kernel_string() -> String {
@@ -906,7 +928,7 @@ impl Session {
             if let Some(space) = self.spaces.get_mut(&task.pid) {
                 if !space.output_fds.contains(&fd)
                     && space.output_fds.len() < rrtest_abi::locals::OUTPUT_FDS_MAX
-                    && capture::output_stream(tid, fd).is_some()
+                    && self.outputs.stream(tid, fd).is_some()
                 {
                     space.output_fds.push(fd);
                     syscallbuf::write_output_fds(tid, &space.output_fds)
@@ -1002,7 +1024,7 @@ impl Session {
             Some(h) => {
                 debug!(tid, hook = h, "syscall buffer on");
                 let mut space = Space::new(h);
-                space.output_fds = inherited_output_fds(tid);
+                space.output_fds = inherited_output_fds(tid, &self.outputs);
                 syscallbuf::write_output_fds(tid, &space.output_fds)
                     .map_err(ptrace_err("writing the output descriptors", tid))?;
                 self.spaces.insert(pid, space);
@@ -1315,7 +1337,7 @@ impl Session {
         // thread we hold.) Nor is execve: the thread stays current until its
         // exec event, so a vfork parent the exec releases cannot run (and
         // write its syscall's exit) before the exec is in the trace.
-        let output = capture::output_target(tid, nr, &args);
+        let output = self.outputs.target(tid, nr, &args);
         let split = action == Some(ReplayAction::Clone)
             || (action != Some(ReplayAction::Execve)
                 && output.is_none()
@@ -1532,13 +1554,13 @@ impl Session {
 
 /// The descriptors of a freshly exec'd process, other than 1 and 2, that
 /// write to our stdout or stderr (inherited dups).
-fn inherited_output_fds(tid: Tid) -> Vec<i32> {
+fn inherited_output_fds(tid: Tid, outputs: &capture::OurOutputs) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{tid}/fd")) else {
         return Vec::new();
     };
     let mut fds: Vec<i32> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd > 2 && capture::output_stream(tid, fd).is_some())
+        .filter(|&fd| fd > 2 && outputs.stream(tid, fd).is_some())
         .collect();
     fds.sort_unstable();
     fds.truncate(rrtest_abi::locals::OUTPUT_FDS_MAX);

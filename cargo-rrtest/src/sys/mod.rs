@@ -6,6 +6,7 @@
 #![allow(unsafe_code)]
 
 pub mod cpu;
+pub mod fdpass;
 pub mod mem;
 pub mod perf;
 pub mod ptrace;

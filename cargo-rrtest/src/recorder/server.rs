@@ -1,0 +1,299 @@
+//! A recorder server: one process that records many programs, one at a
+//! time, for the test harness (`cargo-rrtest record-server`, hidden).
+//!
+//! Starting `cargo-rrtest record` for every test costs a process start
+//! (the exec, the loader, our own start-up) plus, once per process, the
+//! CPUID table, iced-x86's tables, the preload's check and the file-id
+//! cache lookups: a large share of a tiny test's recording. A harness
+//! worker starts one server and sends it each attempt instead.
+//!
+//! The protocol, over a `SOCK_SEQPACKET` socket that is the server's fd 0:
+//!
+//! ```text
+//! harness -> server   Request (REQUEST_MAGIC, fields below), with two
+//!                     descriptors attached: the attempt's stdout and stderr
+//! server  -> harness  Reply (REPLY_MAGIC, i32 exit code as `record` would
+//!                     exit: the program's status, or 105 when recording
+//!                     failed)
+//! ```
+//!
+//! For each request the server points its own fds 1 and 2 at the attempt's
+//! descriptors (so the program inherits them, its output is known as
+//! output, and the recorder's own messages land in the attempt's stderr),
+//! records, points them back at /dev/null (the attempt's pipes then reach
+//! end of file), and replies. A SIGTERM while recording ends that recording
+//! cleanly, as it does for `record`, and the server goes on. The server
+//! exits when the harness closes its end. It is single-threaded, and every
+//! tracee of a recording is gone when the recording ends.
+//!
+//! Request fields, all integers little-endian: `u8` flags (bit 0: record with
+//! the syscall buffer), `u32` CPU + 1 (0: none), then byte strings (`u32`
+//! length, bytes): trace directory, program, working directory; then `u32`
+//! argc and argc strings; then `u32` envc and envc `NAME=value` strings.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+use super::RecordOptions;
+use crate::errors::exit_codes;
+use crate::sys::fdpass;
+
+/// The first bytes of a request.
+pub const REQUEST_MAGIC: &[u8; 4] = b"RRQ1";
+/// The first bytes of a reply.
+pub const REPLY_MAGIC: &[u8; 4] = b"RRA1";
+/// The largest request (the socket's send buffer is about 200 KiB): a
+/// larger one is recorded by a `record` process instead.
+pub const MAX_REQUEST: usize = 128 * 1024;
+
+/// One recording to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// What to record and where (`trace_dir`, `program`, `cwd` absolute).
+    pub opts: RecordOptions,
+}
+
+/// A malformed request or reply.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed recorder-server message: {0}")]
+pub struct Malformed(&'static str);
+
+impl Request {
+    /// The wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        let o = &self.opts;
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(REQUEST_MAGIC);
+        out.push(u8::from(o.syscallbuf));
+        let cpu = o.cpu.and_then(|c| u32::try_from(c + 1).ok()).unwrap_or(0);
+        out.extend_from_slice(&cpu.to_le_bytes());
+        put_bytes(&mut out, o.trace_dir.as_os_str().as_bytes());
+        put_bytes(&mut out, o.program.as_os_str().as_bytes());
+        put_bytes(&mut out, o.cwd.as_os_str().as_bytes());
+        for list in [&o.argv, &o.env] {
+            out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+            for s in list {
+                put_bytes(&mut out, s.as_bytes());
+            }
+        }
+        out
+    }
+
+    /// Parses the wire form.
+    pub fn decode(bytes: &[u8]) -> Result<Request, Malformed> {
+        let mut r = Reader(bytes);
+        if r.take(4)? != REQUEST_MAGIC {
+            return Err(Malformed("not a request"));
+        }
+        let flags = r.take(1)?[0];
+        let cpu = r.u32()?;
+        let path = |r: &mut Reader<'_>| r.bytes().map(|b| PathBuf::from(os(b)));
+        let trace_dir = path(&mut r)?;
+        let program = path(&mut r)?;
+        let cwd = path(&mut r)?;
+        let mut lists = [Vec::new(), Vec::new()];
+        for list in &mut lists {
+            let n = r.u32()?;
+            for _ in 0..n {
+                list.push(os(r.bytes()?));
+            }
+        }
+        if !r.0.is_empty() {
+            return Err(Malformed("trailing bytes"));
+        }
+        let [argv, env] = lists;
+        if argv.is_empty() || !program.is_absolute() || !cwd.is_absolute() {
+            return Err(Malformed("no argv, or a relative program or directory"));
+        }
+        Ok(Request {
+            opts: RecordOptions {
+                program,
+                argv,
+                env,
+                cwd,
+                trace_dir,
+                syscallbuf: flags & 1 != 0,
+                cpu: cpu.checked_sub(1).map(|c| c as usize),
+            },
+        })
+    }
+}
+
+/// The wire form of a reply.
+pub fn encode_reply(code: i32) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(REPLY_MAGIC);
+    out[4..].copy_from_slice(&code.to_le_bytes());
+    out
+}
+
+/// Parses a reply: the exit code.
+pub fn decode_reply(bytes: &[u8]) -> Result<i32, Malformed> {
+    match bytes {
+        [m0, m1, m2, m3, c @ ..] if [*m0, *m1, *m2, *m3] == *REPLY_MAGIC && c.len() == 4 => {
+            Ok(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        }
+        _ => Err(Malformed("not a reply")),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn os(b: &[u8]) -> OsString {
+    OsString::from_vec(b.to_vec())
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
+        if self.0.len() < n {
+            return Err(Malformed("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u32(&mut self) -> Result<u32, Malformed> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+}
+
+/// Serves requests on the socket that is our fd 0 until the harness closes
+/// it; see the module doc.
+pub fn serve() -> io::Result<()> {
+    // If the harness dies, so do we, and our tracees with us (they are
+    // traced with PTRACE_O_EXITKILL): a hung test must not outlive it. (Had
+    // it died before this, the socket reads as closed below.)
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    // The socket must not reach the programs we record: take it off fd 0
+    // (the copy is close-on-exec) and give fd 0 /dev/null.
+    let sock = io::stdin().as_fd().try_clone_to_owned()?;
+    let null_in = std::fs::File::open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null_in)?;
+    drop(null_in);
+    let null_out = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    point_output_at(&null_out, &null_out)?;
+    let mut buf = vec![0u8; MAX_REQUEST];
+    loop {
+        let (len, fds) = match fdpass::recv(sock.as_fd(), &mut buf) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(()),
+            // A SIGTERM meant for a recording that had just ended.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let code = match (Request::decode(&buf[..len]), fds.as_slice()) {
+            (Ok(request), [stdout, stderr]) => {
+                point_output_at(stdout, stderr)?;
+                drop(fds);
+                let code = record_one(&request);
+                let _ = io::stdout().flush();
+                let _ = io::stderr().flush();
+                point_output_at(&null_out, &null_out)?;
+                code
+            }
+            (Ok(_), _) => {
+                tracing::warn!("a request came without its stdout and stderr");
+                i32::from(exit_codes::RECORDER_FAILED)
+            }
+            (Err(e), _) => {
+                tracing::warn!(error = %e, "bad request");
+                i32::from(exit_codes::RECORDER_FAILED)
+            }
+        };
+        match fdpass::send(sock.as_fd(), &encode_reply(code), &[]) {
+            Ok(()) => {}
+            // The harness is gone: so are we.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Makes our fds 1 and 2 copies of `stdout` and `stderr`.
+fn point_output_at(stdout: &impl AsFd, stderr: &impl AsFd) -> io::Result<()> {
+    nix::unistd::dup2_stdout(stdout)?;
+    nix::unistd::dup2_stderr(stderr)?;
+    Ok(())
+}
+
+/// Records one request like `record --no-verify --disposable` would, and
+/// returns the exit code that would have had.
+fn record_one(request: &Request) -> i32 {
+    // A termination request that came while we were idle was meant for an
+    // attempt that has ended.
+    let _ = crate::sys::signals::take_request();
+    match super::record(&request.opts) {
+        Ok(recording) => i32::from(super::exit_code_of(recording.status)),
+        Err(e) => {
+            eprintln!("error: {}", crate::errors::Error::Recorder(e));
+            i32::from(exit_codes::RECORDER_FAILED)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Request {
+        Request {
+            opts: RecordOptions {
+                program: "/bin/echo".into(),
+                argv: vec!["echo".into(), OsString::from_vec(vec![0xff, b'x'])],
+                env: vec!["A=1".into(), "EMPTY=".into()],
+                cwd: "/tmp".into(),
+                trace_dir: "/tmp/t".into(),
+                syscallbuf: true,
+                cpu: Some(0),
+            },
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_with_non_utf8_bytes() {
+        let r = request();
+        assert_eq!(Request::decode(&r.encode()).unwrap(), r);
+        let mut none = request();
+        none.opts.cpu = None;
+        none.opts.syscallbuf = false;
+        assert_eq!(Request::decode(&none.encode()).unwrap(), none);
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        let bytes = request().encode();
+        for cut in [0, 3, 4, 9, bytes.len() - 1] {
+            assert!(Request::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(Request::decode(&extra).is_err());
+        let mut relative = request();
+        relative.opts.program = "echo".into();
+        assert!(Request::decode(&relative.encode()).is_err());
+    }
+
+    #[test]
+    fn replies_round_trip() {
+        for code in [0, 1, 105, 137, -1] {
+            assert_eq!(decode_reply(&encode_reply(code)).unwrap(), code);
+        }
+        assert!(decode_reply(b"RRA1\0\0").is_err());
+        assert!(decode_reply(b"XXXX\0\0\0\0").is_err());
+    }
+}
