@@ -53,6 +53,10 @@ pub fn trials() -> Vec<Trial> {
         ),
         Trial::test("product::keep_all_and_none", keep_all_and_none),
         Trial::test(
+            "product::record_server_and_processes",
+            record_server_and_processes,
+        ),
+        Trial::test(
             "product::limitations_are_reported",
             limitations_are_reported,
         ),
@@ -643,6 +647,52 @@ fn keep_all_and_none() -> Result<(), Failed> {
         t["trace"].is_null() && !Path::new(trace).exists(),
         "--keep none kept {t}"
     );
+    Ok(())
+}
+
+/// Attempts go to one recorder server per worker (at most `-j` servers for
+/// the run), and `--no-record-server` records each in a `record` process:
+/// both record the same passing tests.
+fn record_server_and_processes() -> Result<(), Failed> {
+    let _lock = recording_lock();
+    let names = [
+        "tests::divides_evenly",
+        "tests::adds_small_numbers",
+        "tests::rejects_zero_divisor",
+        "add_is_commutative",
+    ];
+    let log = [("RRTEST_LOG", "cargo_rrtest::harness=debug")];
+    for (mode, servers) in [(None, 1..=2), (Some("--no-record-server"), 0..=0)] {
+        let mut args = vec!["-j", "2", "--keep", "none", "--exact"];
+        args.extend(names);
+        args.extend(mode);
+        let run = recorded_run(mode.unwrap_or("server"), &args, &log);
+        check!(
+            run.code == 0,
+            "{mode:?}: exit {}:\n{}",
+            run.code,
+            run.stderr
+        );
+        let report = report_of(&run)?;
+        let tests = report["tests"].as_array().cloned().unwrap_or_default();
+        check!(
+            tests.len() == names.len(),
+            "{mode:?}: {} tests",
+            tests.len()
+        );
+        for t in &tests {
+            check!(
+                t["outcome"] == "passed" && t["attempts"][0]["recorded"] == true,
+                "{mode:?}: {t}"
+            );
+        }
+        let started = run.stderr.matches("started a recorder server").count();
+        check!(
+            servers.contains(&started) && !run.stderr.contains(" WARN "),
+            "{mode:?}: {started} recorder servers started (want {servers:?}), or a warning:\n{}",
+            run.stderr
+        );
+    }
     Ok(())
 }
 

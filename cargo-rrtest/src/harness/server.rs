@@ -148,7 +148,10 @@ impl ServerSlot {
         }
         if self.server.is_none() {
             match RecorderServer::start(recorder) {
-                Ok(s) => self.server = Some(s),
+                Ok(s) => {
+                    tracing::debug!(pid = s.pid().as_raw(), "started a recorder server");
+                    self.server = Some(s);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot start a recorder server; recording in one process per test");
                     self.given_up = true;

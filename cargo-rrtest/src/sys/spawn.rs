@@ -61,8 +61,8 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         rlim_max: libc::RLIM_INFINITY,
     };
 
-    // SAFETY: fork in a process that is single-threaded at this point (the
-    // recorder runs one tracee per process); the child below only makes
+    // SAFETY: fork in a process that is single-threaded (a recorder, or a
+    // recorder server, records one program at a time); the child below only makes
     // async-signal-safe raw syscalls on memory prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
