@@ -24,6 +24,11 @@
 //! 3. rename the temporary name to `files/<id>`, unless that exists already
 //!    (the same content from another path): then drop the temporary one.
 //!
+//! [`FileStore::add_copy`] always copies (a file the program may write);
+//! [`FileStore::add_unless_modified`] adds like [`FileStore::add`] a file
+//! last modified [`SETTLED`] before the store was created (the recording's
+//! start), and copies any other (one the program may have written).
+//!
 //! Nothing is fsynced while recording: a trace about to be deleted needs no
 //! durability, and [`keep`] makes a kept one durable.
 //!
@@ -295,6 +300,9 @@ pub enum Stored {
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    /// When the store was created: the recording's start, for
+    /// [`FileStore::add_unless_modified`].
+    started: SystemTime,
     seen: HashMap<Identity, FileId>,
     buf: Vec<u8>,
     id_cache: Option<IdCache>,
@@ -315,11 +323,13 @@ fn at<T>(path: &Path, r: io::Result<T>) -> Result<T, PathError> {
 
 impl FileStore {
     /// Creates `dir` (mode 0700). Ids are cached across processes in the
-    /// user's [`IdCache`].
+    /// user's [`IdCache`]. The store is created before the recorded
+    /// program starts: its creation time is the recording's start.
     pub fn create(dir: PathBuf) -> Result<Self, PathError> {
         at(&dir, super::writer::create_private_dir(&dir))?;
         Ok(FileStore {
             dir,
+            started: SystemTime::now(),
             seen: HashMap::new(),
             buf: Vec::new(),
             id_cache: IdCache::user(),
@@ -341,15 +351,35 @@ impl FileStore {
 
     /// Stores `path`'s content; see the module doc.
     pub fn add(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
-        let mut file = at(path, File::open(path))?;
-        let before = at(path, file.metadata())?;
-        if !before.is_file() {
-            return Err((
-                path.to_owned(),
-                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-            ));
+        let (file, meta) = open_regular(path)?;
+        self.add_open(file, &meta, path)
+    }
+
+    /// Stores `path` like [`FileStore::add`] if it was last modified before
+    /// the recording started (by the [`SETTLED`] margin: the kernel stamps
+    /// a write with a clock that may lag ours by a tick), else a private
+    /// copy like [`FileStore::add_copy`]: for a file the program mapped as
+    /// data from a read-only descriptor. A file unchanged since before the
+    /// program started holds no bytes the program wrote before mapping it;
+    /// a write after the mapping changes what the link shows, which
+    /// [`keep`] detects.
+    pub fn add_unless_modified(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
+        let (file, meta) = open_regular(path)?;
+        if Identity::of(&meta).settled_at(self.started) {
+            self.add_open(file, &meta, path)
+        } else {
+            self.copy_open(file, &meta, path)
         }
-        let ident = Identity::of(&before);
+    }
+
+    /// [`FileStore::add`] of the open `file`, `before` its metadata.
+    fn add_open(
+        &mut self,
+        mut file: File,
+        before: &fs::Metadata,
+        path: &Path,
+    ) -> Result<(FileId, Stored), PathError> {
+        let ident = Identity::of(before);
         if let Some(id) = self.seen.get(&ident) {
             return Ok((id.clone(), Stored::Cached));
         }
@@ -448,14 +478,17 @@ impl FileStore {
     /// mapped from a descriptor open for writing), whose later content must
     /// not show through. Hashes what it copies.
     pub fn add_copy(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
-        let mut file = at(path, File::open(path))?;
-        let meta = at(path, file.metadata())?;
-        if !meta.is_file() {
-            return Err((
-                path.to_owned(),
-                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-            ));
-        }
+        let (file, meta) = open_regular(path)?;
+        self.copy_open(file, &meta, path)
+    }
+
+    /// [`FileStore::add_copy`] of the open `file`, `meta` its metadata.
+    fn copy_open(
+        &mut self,
+        mut file: File,
+        meta: &fs::Metadata,
+        path: &Path,
+    ) -> Result<(FileId, Stored), PathError> {
         let tmp = self.tmp_path();
         let id = self.copy_in(&mut file, path, &tmp, meta.mode() & 0o111 != 0)?;
         let dest = self.dir.join(&id.0);
@@ -503,6 +536,19 @@ impl FileStore {
         self.dir
             .join(format!(".tmp-{}-{}", std::process::id(), next_tmp_number()))
     }
+}
+
+/// Opens `path` and checks that it is a regular file.
+fn open_regular(path: &Path) -> Result<(File, fs::Metadata), PathError> {
+    let file = at(path, File::open(path))?;
+    let meta = at(path, file.metadata())?;
+    if !meta.is_file() {
+        return Err((
+            path.to_owned(),
+            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    Ok((file, meta))
 }
 
 /// Creates a private file for a copy: 0700 if the original is executable,
@@ -748,6 +794,53 @@ mod tests {
         }
         assert!(!files.dir().join(&wrong.0).exists(), "wrong bytes left");
         assert!(src.exists(), "the original was touched");
+    }
+
+    #[test]
+    fn data_unmodified_since_before_the_start_is_linked_else_copied() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = IdCache::open(tmp.path().join("ids")).expect("cache");
+        let write_at = |name: &str, when: Option<SystemTime>| {
+            let path = tmp.path().join(name);
+            fs::write(&path, name.as_bytes()).expect("write");
+            if let Some(t) = when {
+                File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(t))
+                    .expect("set mtime");
+            }
+            path
+        };
+        let old = write_at(
+            "old.so",
+            Some(SystemTime::now() - Duration::from_secs(3600)),
+        );
+        let mut files = store(&tmp.path().join("t"), &cache);
+        let started = files.started;
+        // Within the margin before the start: a write just after it could
+        // carry such an mtime (the kernel's clock lags by up to a tick).
+        let recent = write_at("recent.dat", Some(started - SETTLED / 2));
+        let new = write_at("new.dat", None);
+        let future = write_at("future.dat", Some(started + Duration::from_secs(3600)));
+
+        let links = |files: &FileStore, id: &FileId| {
+            fs::metadata(files.dir().join(&id.0))
+                .expect("entry")
+                .nlink()
+        };
+        let (id, how) = files.add_unless_modified(&old).expect("old");
+        assert_eq!((how, links(&files, &id)), (Stored::Linked, 2));
+        for path in [&recent, &new, &future] {
+            let (id, how) = files.add_unless_modified(path).expect("add");
+            assert_eq!(id, file_id_of(&fs::read(path).expect("read")));
+            assert_eq!(
+                (how, links(&files, &id)),
+                (Stored::Copied, 1),
+                "{}",
+                path.display()
+            );
+        }
     }
 
     #[test]
