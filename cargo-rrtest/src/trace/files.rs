@@ -18,9 +18,11 @@
 //!    the same large test binary and libraries);
 //! 2. hard-link the *open file* (through `/proc/self/fd`, so the link is the
 //!    inode that was identified, even if the path is replaced meanwhile) to a
-//!    temporary name in `files/`; an unknown file is hashed first, and if it
-//!    changed while it was hashed, or it cannot be linked (another file
-//!    system, permissions), it is copied instead, hashing what is copied;
+//!    temporary name in `files/`. A known file that cannot be linked
+//!    (another file system; another user's file under
+//!    `fs.protected_hardlinks`) is copied, not hashed. An unknown file is
+//!    hashed, and if it changed while it was hashed, or it cannot be
+//!    linked, it is copied instead, hashing what is copied;
 //! 3. rename the temporary name to `files/<id>`, unless that exists already
 //!    (the same content from another path): then drop the temporary one.
 //!
@@ -409,6 +411,19 @@ impl FileStore {
                 self.seen.insert(ident, id.clone());
                 return Ok((id, Stored::Linked));
             }
+            // It cannot be linked (another file system; another user's
+            // file under `fs.protected_hardlinks`, e.g. every system
+            // library when not recording as root): copy it, trusting the id
+            // as a link would (keep checks it), without hashing.
+            if copy_unchanged(&mut file, &tmp, executable, &ident) {
+                if let Err(e) = fs::rename(&tmp, &dest) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err((dest, e));
+                }
+                self.copied += 1;
+                self.seen.insert(ident, id.clone());
+                return Ok((id, Stored::Copied));
+            }
             // Fall through: hash (and copy) it as a new file.
         }
 
@@ -696,6 +711,22 @@ fn link_same(proc_path: &Path, tmp: &Path, ident: &Identity) -> bool {
     same
 }
 
+/// Copies `file` (from its start, in the kernel where it can) to the new
+/// file `tmp`, and checks that it still has the identity `ident` and that
+/// all of it was copied; on failure nothing is left at `tmp`.
+fn copy_unchanged(file: &mut File, tmp: &Path, executable: bool, ident: &Identity) -> bool {
+    let copied = file.seek(io::SeekFrom::Start(0)).and_then(|_| {
+        let mut out = create_copy(tmp, executable)?;
+        io::copy(file, &mut out)
+    });
+    let same = matches!(copied, Ok(n) if n == ident.size)
+        && file.metadata().is_ok_and(|m| Identity::of(&m) == *ident);
+    if !same {
+        let _ = fs::remove_file(tmp);
+    }
+    same
+}
+
 /// Hashes everything `input` yields (copying it to `copy` if given); returns
 /// the id and the byte count.
 fn hash_reader(
@@ -841,6 +872,45 @@ mod tests {
                 path.display()
             );
         }
+    }
+
+    #[test]
+    fn a_known_file_that_cannot_be_linked_is_copied_without_hashing() {
+        // A file on another file system cannot be hard-linked (as a system
+        // library cannot be by a user other than its owner).
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let Some(other_fs) = ["/dev/shm", "/run/user"].iter().map(Path::new).find(|d| {
+            fs::metadata(d).is_ok_and(|m| m.is_dir())
+                && fs::metadata(d).map(|m| m.dev()).ok()
+                    != fs::metadata(tmp.path()).map(|m| m.dev()).ok()
+        }) else {
+            eprintln!("skipped: no directory on another file system than {tmp:?}");
+            return;
+        };
+        let Ok(elsewhere) = tempfile::tempdir_in(other_fs) else {
+            eprintln!("skipped: cannot write in {}", other_fs.display());
+            return;
+        };
+        let cache = IdCache::open(tmp.path().join("ids")).expect("cache");
+        let src = elsewhere.path().join("lib.so");
+        let content = vec![5u8; 300_000];
+        fs::write(&src, &content).expect("write");
+
+        // Unknown: hashed while copied.
+        let mut first = store(&tmp.path().join("t1"), &cache);
+        let (id, how) = first.add(&src).expect("add");
+        assert_eq!((id.clone(), how), (file_id_of(&content), Stored::Copied));
+        assert_eq!(first.hashed_bytes, content.len() as u64);
+
+        // Known (to this process): copied, not hashed again.
+        let mut second = store(&tmp.path().join("t2"), &cache);
+        let (id2, how) = second.add(&src).expect("add again");
+        assert_eq!((id2.clone(), how), (id, Stored::Copied));
+        assert_eq!(second.hashed_bytes, 0);
+        let copy = second.dir().join(&id2.0);
+        assert_eq!(fs::read(&copy).expect("read"), content);
+        assert_eq!(fs::metadata(&copy).expect("stat").nlink(), 1);
+        assert_eq!(keep(second.dir()).expect("keep").checked, 1);
     }
 
     #[test]
