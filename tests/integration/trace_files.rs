@@ -2,10 +2,14 @@
 //! (which keeps what it records) replays after the recorded executable is
 //! rewritten in place and after it is replaced by a new file, because
 //! keeping a trace gives it private copies of the files it maps, checked
-//! against their content ids (docs/trace-format.md, `files/`).
+//! against their content ids (docs/trace-format.md, `files/`). Before it is
+//! kept, a trace links a data file mapped read-only if nothing modified it
+//! since before the recording, and copies one the program wrote.
 
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use libtest_mimic::{Failed, Trial};
 
@@ -15,11 +19,18 @@ use crate::recorder_run::{self as run, Invocation, TrialDir};
 /// This area's trials.
 pub fn trials() -> Vec<Trial> {
     let ignored = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
-    vec![Trial::test(
-        "trace_files::kept_trace_survives_its_binary_changing",
-        kept_trace_survives_its_binary_changing,
-    )
-    .with_ignored_flag(ignored)]
+    vec![
+        Trial::test(
+            "trace_files::kept_trace_survives_its_binary_changing",
+            kept_trace_survives_its_binary_changing,
+        )
+        .with_ignored_flag(ignored),
+        Trial::test(
+            "trace_files::read_only_data_is_linked_unless_modified",
+            read_only_data_is_linked_unless_modified,
+        )
+        .with_ignored_flag(ignored),
+    ]
 }
 
 const GREETING: &str = "hello from a recorded program";
@@ -86,6 +97,107 @@ fn kept_trace_survives_its_binary_changing() -> Result<(), Failed> {
     // Gone.
     std::fs::remove_file(&exe)?;
     replays("the binary was removed")?;
+    trial.finish();
+    Ok(())
+}
+
+/// The bytes the test leaves in `old-data` and the fixture writes to
+/// `new-data` (fixtures/c/mmap_readonly_data.c).
+const OLD_DATA: &str = "old bytes";
+const NEW_DATA: &str = "written during the recording";
+
+fn read_only_data_is_linked_unless_modified() -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie("mmap_readonly_data"))?;
+    let trial = TrialDir::new("trace-files-read-only-data")?;
+    let work = trial.sub("work")?;
+    let old = work.join("old-data");
+    std::fs::write(&old, OLD_DATA)?;
+    // Unchanged since well before the recording, like an installed library.
+    std::fs::File::options()
+        .write(true)
+        .open(&old)?
+        .set_modified(SystemTime::now() - Duration::from_secs(3600))?;
+    let inv = Invocation {
+        exe,
+        args: Vec::new(),
+        work: work.clone(),
+    };
+    let trace = trial.path.join("trace");
+    // Disposable: not kept, so files/ still shows how each entry was stored.
+    let recorded = inv.record_with(&trace, &["--disposable", "--no-verify"])?;
+    recorded.expect_code(0)?;
+    let stdout = recorded.stdout_text();
+    for want in [
+        format!("old-data: {OLD_DATA}"),
+        format!("new-data: {NEW_DATA}"),
+    ] {
+        if !stdout.contains(&want) {
+            return Err(format!("no `{want}` in the output\n{}", recorded.describe()).into());
+        }
+    }
+
+    let mut entries: Vec<(PathBuf, std::fs::Metadata)> = Vec::new();
+    for entry in std::fs::read_dir(trace.join("files"))? {
+        let entry = entry?;
+        entries.push((entry.path(), entry.metadata()?));
+    }
+    let listing = || {
+        entries
+            .iter()
+            .map(|(p, m)| format!("{} (inode {}, {} links)", p.display(), m.ino(), m.nlink()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let links_to = |path: &std::path::Path| -> Result<bool, Failed> {
+        let m = std::fs::metadata(path)?;
+        Ok(entries
+            .iter()
+            .any(|(_, e)| e.dev() == m.dev() && e.ino() == m.ino()))
+    };
+    if !links_to(&old)? {
+        return Err(format!(
+            "old-data, mapped read-only and unchanged since before the recording, \
+             is not a hard link in files/:\n{}",
+            listing()
+        )
+        .into());
+    }
+    if links_to(&work.join("new-data"))? {
+        return Err(format!(
+            "new-data, written during the recording, is a hard link in files/:\n{}",
+            listing()
+        )
+        .into());
+    }
+    let mut private_copy = false;
+    for (path, meta) in &entries {
+        if meta.nlink() == 1 && std::fs::read(path)? == NEW_DATA.as_bytes() {
+            private_copy = true;
+        }
+    }
+    if !private_copy {
+        return Err(format!("no private copy of new-data in files/:\n{}", listing()).into());
+    }
+    // The loader maps its cache the same way (0644, read-only): linked too,
+    // where files/ can link it (the same file system).
+    let cache = std::path::Path::new("/etc/ld.so.cache");
+    if let Ok(m) = std::fs::metadata(cache) {
+        let same_fs = std::fs::metadata(trace.join("files"))?.dev() == m.dev();
+        let settled = m
+            .modified()
+            .is_ok_and(|t| t < SystemTime::now() - Duration::from_secs(60));
+        if same_fs && settled && !links_to(cache)? {
+            return Err(format!(
+                "/etc/ld.so.cache is not a hard link in files/:\n{}",
+                listing()
+            )
+            .into());
+        }
+    }
+
+    let replay = inv.replay(&trace)?;
+    replay.expect_code(0)?;
+    run::expect_same_bytes("stdout", &recorded.stdout, &replay.stdout)?;
     trial.finish();
     Ok(())
 }

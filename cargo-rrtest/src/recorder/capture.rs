@@ -96,8 +96,10 @@ fn extra(
             // Code is linked (libraries and binaries are replaced, not
             // rewritten): executable mappings, and any mapping of an
             // executable file (the loader maps a whole library read-only
-            // first); data the program may write through this very
-            // mapping, or with write(2), is copied as it is now.
+            // first). So is data from a read-only descriptor that nobody
+            // modified since before the recording (a 0644 library, the
+            // loader's cache). Data the program may have written, or may
+            // write through this very descriptor, is copied as it is now.
             let exec = call.args[2] as i32 & libc::PROT_EXEC != 0;
             mapped_file(tid, mfd, exec, writer, unsupported)
         }
@@ -184,8 +186,15 @@ fn fd_writable(tid: i32, fd: i32) -> bool {
         .is_none_or(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY)
 }
 
-/// Copies the file behind `fd` into the trace. Prefers the file's own path
-/// (so the copy can be a hard link) when it still names the same file.
+/// Stores the file behind `fd` in the trace. Prefers the file's own path
+/// (so the entry can be a hard link) when it still names the same file.
+///
+/// The entry is a hard link (`add_file`) for code (`allow_link`: an
+/// executable mapping) or an executable file; a private copy
+/// (`add_file_copy`) when `fd` is open for writing; otherwise, a data file
+/// read-only, a link only if the file was last modified before the
+/// recording started (`add_file_unless_modified`): one modified since may
+/// hold bytes the program wrote, which must not show through a link.
 fn mapped_file(
     tid: i32,
     fd: i32,
@@ -207,14 +216,14 @@ fn mapped_file(
     } else {
         Path::new(&proc_path).to_path_buf()
     };
-    // A data mapping, or a file mapped from a descriptor open for writing,
-    // may change while the program runs: copy it now rather than link it.
     let executable_file =
         std::fs::metadata(&proc_path).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0);
-    let added = if !(allow_link || executable_file) || fd_writable(tid, fd) {
+    let added = if fd_writable(tid, fd) {
         writer.add_file_copy(&source)
-    } else {
+    } else if allow_link || executable_file {
         writer.add_file(&source)
+    } else {
+        writer.add_file_unless_modified(&source)
     };
     match added {
         Ok(file) => SyscallExtra::MappedFile { file, path: link },

@@ -18,11 +18,18 @@
 //!    the same large test binary and libraries);
 //! 2. hard-link the *open file* (through `/proc/self/fd`, so the link is the
 //!    inode that was identified, even if the path is replaced meanwhile) to a
-//!    temporary name in `files/`; an unknown file is hashed first, and if it
-//!    changed while it was hashed, or it cannot be linked (another file
-//!    system, permissions), it is copied instead, hashing what is copied;
+//!    temporary name in `files/`. A known file that cannot be linked
+//!    (another file system; another user's file under
+//!    `fs.protected_hardlinks`) is copied, not hashed. An unknown file is
+//!    hashed, and if it changed while it was hashed, or it cannot be
+//!    linked, it is copied instead, hashing what is copied;
 //! 3. rename the temporary name to `files/<id>`, unless that exists already
 //!    (the same content from another path): then drop the temporary one.
+//!
+//! [`FileStore::add_copy`] always copies (a file the program may write);
+//! [`FileStore::add_unless_modified`] adds like [`FileStore::add`] a file
+//! last modified [`SETTLED`] before the store was created (the recording's
+//! start), and copies any other (one the program may have written).
 //!
 //! Nothing is fsynced while recording: a trace about to be deleted needs no
 //! durability, and [`keep`] makes a kept one durable.
@@ -295,6 +302,9 @@ pub enum Stored {
 #[derive(Debug)]
 pub struct FileStore {
     dir: PathBuf,
+    /// When the store was created: the recording's start, for
+    /// [`FileStore::add_unless_modified`].
+    started: SystemTime,
     seen: HashMap<Identity, FileId>,
     buf: Vec<u8>,
     id_cache: Option<IdCache>,
@@ -315,11 +325,13 @@ fn at<T>(path: &Path, r: io::Result<T>) -> Result<T, PathError> {
 
 impl FileStore {
     /// Creates `dir` (mode 0700). Ids are cached across processes in the
-    /// user's [`IdCache`].
+    /// user's [`IdCache`]. The store is created before the recorded
+    /// program starts: its creation time is the recording's start.
     pub fn create(dir: PathBuf) -> Result<Self, PathError> {
         at(&dir, super::writer::create_private_dir(&dir))?;
         Ok(FileStore {
             dir,
+            started: SystemTime::now(),
             seen: HashMap::new(),
             buf: Vec::new(),
             id_cache: IdCache::user(),
@@ -341,15 +353,35 @@ impl FileStore {
 
     /// Stores `path`'s content; see the module doc.
     pub fn add(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
-        let mut file = at(path, File::open(path))?;
-        let before = at(path, file.metadata())?;
-        if !before.is_file() {
-            return Err((
-                path.to_owned(),
-                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-            ));
+        let (file, meta) = open_regular(path)?;
+        self.add_open(file, &meta, path)
+    }
+
+    /// Stores `path` like [`FileStore::add`] if it was last modified before
+    /// the recording started (by the [`SETTLED`] margin: the kernel stamps
+    /// a write with a clock that may lag ours by a tick), else a private
+    /// copy like [`FileStore::add_copy`]: for a file the program mapped as
+    /// data from a read-only descriptor. A file unchanged since before the
+    /// program started holds no bytes the program wrote before mapping it;
+    /// a write after the mapping changes what the link shows, which
+    /// [`keep`] detects.
+    pub fn add_unless_modified(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
+        let (file, meta) = open_regular(path)?;
+        if Identity::of(&meta).settled_at(self.started) {
+            self.add_open(file, &meta, path)
+        } else {
+            self.copy_open(file, &meta, path)
         }
-        let ident = Identity::of(&before);
+    }
+
+    /// [`FileStore::add`] of the open `file`, `before` its metadata.
+    fn add_open(
+        &mut self,
+        mut file: File,
+        before: &fs::Metadata,
+        path: &Path,
+    ) -> Result<(FileId, Stored), PathError> {
+        let ident = Identity::of(before);
         if let Some(id) = self.seen.get(&ident) {
             return Ok((id.clone(), Stored::Cached));
         }
@@ -378,6 +410,19 @@ impl FileStore {
                 self.linked += 1;
                 self.seen.insert(ident, id.clone());
                 return Ok((id, Stored::Linked));
+            }
+            // It cannot be linked (another file system; another user's
+            // file under `fs.protected_hardlinks`, e.g. every system
+            // library when not recording as root): copy it, trusting the id
+            // as a link would (keep checks it), without hashing.
+            if copy_unchanged(&mut file, &tmp, executable, &ident) {
+                if let Err(e) = fs::rename(&tmp, &dest) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err((dest, e));
+                }
+                self.copied += 1;
+                self.seen.insert(ident, id.clone());
+                return Ok((id, Stored::Copied));
             }
             // Fall through: hash (and copy) it as a new file.
         }
@@ -448,14 +493,17 @@ impl FileStore {
     /// mapped from a descriptor open for writing), whose later content must
     /// not show through. Hashes what it copies.
     pub fn add_copy(&mut self, path: &Path) -> Result<(FileId, Stored), PathError> {
-        let mut file = at(path, File::open(path))?;
-        let meta = at(path, file.metadata())?;
-        if !meta.is_file() {
-            return Err((
-                path.to_owned(),
-                io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-            ));
-        }
+        let (file, meta) = open_regular(path)?;
+        self.copy_open(file, &meta, path)
+    }
+
+    /// [`FileStore::add_copy`] of the open `file`, `meta` its metadata.
+    fn copy_open(
+        &mut self,
+        mut file: File,
+        meta: &fs::Metadata,
+        path: &Path,
+    ) -> Result<(FileId, Stored), PathError> {
         let tmp = self.tmp_path();
         let id = self.copy_in(&mut file, path, &tmp, meta.mode() & 0o111 != 0)?;
         let dest = self.dir.join(&id.0);
@@ -503,6 +551,19 @@ impl FileStore {
         self.dir
             .join(format!(".tmp-{}-{}", std::process::id(), next_tmp_number()))
     }
+}
+
+/// Opens `path` and checks that it is a regular file.
+fn open_regular(path: &Path) -> Result<(File, fs::Metadata), PathError> {
+    let file = at(path, File::open(path))?;
+    let meta = at(path, file.metadata())?;
+    if !meta.is_file() {
+        return Err((
+            path.to_owned(),
+            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    Ok((file, meta))
 }
 
 /// Creates a private file for a copy: 0700 if the original is executable,
@@ -650,6 +711,22 @@ fn link_same(proc_path: &Path, tmp: &Path, ident: &Identity) -> bool {
     same
 }
 
+/// Copies `file` (from its start, in the kernel where it can) to the new
+/// file `tmp`, and checks that it still has the identity `ident` and that
+/// all of it was copied; on failure nothing is left at `tmp`.
+fn copy_unchanged(file: &mut File, tmp: &Path, executable: bool, ident: &Identity) -> bool {
+    let copied = file.seek(io::SeekFrom::Start(0)).and_then(|_| {
+        let mut out = create_copy(tmp, executable)?;
+        io::copy(file, &mut out)
+    });
+    let same = matches!(copied, Ok(n) if n == ident.size)
+        && file.metadata().is_ok_and(|m| Identity::of(&m) == *ident);
+    if !same {
+        let _ = fs::remove_file(tmp);
+    }
+    same
+}
+
 /// Hashes everything `input` yields (copying it to `copy` if given); returns
 /// the id and the byte count.
 fn hash_reader(
@@ -748,6 +825,92 @@ mod tests {
         }
         assert!(!files.dir().join(&wrong.0).exists(), "wrong bytes left");
         assert!(src.exists(), "the original was touched");
+    }
+
+    #[test]
+    fn data_unmodified_since_before_the_start_is_linked_else_copied() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = IdCache::open(tmp.path().join("ids")).expect("cache");
+        let write_at = |name: &str, when: Option<SystemTime>| {
+            let path = tmp.path().join(name);
+            fs::write(&path, name.as_bytes()).expect("write");
+            if let Some(t) = when {
+                File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(t))
+                    .expect("set mtime");
+            }
+            path
+        };
+        let old = write_at(
+            "old.so",
+            Some(SystemTime::now() - Duration::from_secs(3600)),
+        );
+        let mut files = store(&tmp.path().join("t"), &cache);
+        let started = files.started;
+        // Within the margin before the start: a write just after it could
+        // carry such an mtime (the kernel's clock lags by up to a tick).
+        let recent = write_at("recent.dat", Some(started - SETTLED / 2));
+        let new = write_at("new.dat", None);
+        let future = write_at("future.dat", Some(started + Duration::from_secs(3600)));
+
+        let links = |files: &FileStore, id: &FileId| {
+            fs::metadata(files.dir().join(&id.0))
+                .expect("entry")
+                .nlink()
+        };
+        let (id, how) = files.add_unless_modified(&old).expect("old");
+        assert_eq!((how, links(&files, &id)), (Stored::Linked, 2));
+        for path in [&recent, &new, &future] {
+            let (id, how) = files.add_unless_modified(path).expect("add");
+            assert_eq!(id, file_id_of(&fs::read(path).expect("read")));
+            assert_eq!(
+                (how, links(&files, &id)),
+                (Stored::Copied, 1),
+                "{}",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn a_known_file_that_cannot_be_linked_is_copied_without_hashing() {
+        // A file on another file system cannot be hard-linked (as a system
+        // library cannot be by a user other than its owner).
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let Some(other_fs) = ["/dev/shm", "/run/user"].iter().map(Path::new).find(|d| {
+            fs::metadata(d).is_ok_and(|m| m.is_dir())
+                && fs::metadata(d).map(|m| m.dev()).ok()
+                    != fs::metadata(tmp.path()).map(|m| m.dev()).ok()
+        }) else {
+            eprintln!("skipped: no directory on another file system than {tmp:?}");
+            return;
+        };
+        let Ok(elsewhere) = tempfile::tempdir_in(other_fs) else {
+            eprintln!("skipped: cannot write in {}", other_fs.display());
+            return;
+        };
+        let cache = IdCache::open(tmp.path().join("ids")).expect("cache");
+        let src = elsewhere.path().join("lib.so");
+        let content = vec![5u8; 300_000];
+        fs::write(&src, &content).expect("write");
+
+        // Unknown: hashed while copied.
+        let mut first = store(&tmp.path().join("t1"), &cache);
+        let (id, how) = first.add(&src).expect("add");
+        assert_eq!((id.clone(), how), (file_id_of(&content), Stored::Copied));
+        assert_eq!(first.hashed_bytes, content.len() as u64);
+
+        // Known (to this process): copied, not hashed again.
+        let mut second = store(&tmp.path().join("t2"), &cache);
+        let (id2, how) = second.add(&src).expect("add again");
+        assert_eq!((id2.clone(), how), (id, Stored::Copied));
+        assert_eq!(second.hashed_bytes, 0);
+        let copy = second.dir().join(&id2.0);
+        assert_eq!(fs::read(&copy).expect("read"), content);
+        assert_eq!(fs::metadata(&copy).expect("stat").nlink(), 1);
+        assert_eq!(keep(second.dir()).expect("keep").checked, 1);
     }
 
     #[test]

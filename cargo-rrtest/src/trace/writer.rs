@@ -286,6 +286,17 @@ impl TraceWriter {
             .map_err(|(p, e)| io_err(&p, e))
     }
 
+    /// Stores the file at `path` like [`TraceWriter::add_file`] if it was
+    /// last modified before the recording started (the writer's creation),
+    /// else a private copy like [`TraceWriter::add_file_copy`]: for a data
+    /// file the program mapped from a read-only descriptor.
+    pub fn add_file_unless_modified(&mut self, path: &Path) -> Result<FileId, Error> {
+        self.files
+            .add_unless_modified(path)
+            .map(|(id, _)| id)
+            .map_err(|(p, e)| io_err(&p, e))
+    }
+
     /// [`TraceWriter::add_file`], also telling how the file was stored.
     pub fn add_file_with(&mut self, path: &Path) -> Result<(FileId, Stored), Error> {
         self.files.add(path).map_err(|(p, e)| io_err(&p, e))

@@ -2,12 +2,29 @@
 //! mapping instruction pointers between a stub and its original site.
 //!
 //! The fixed parts come from `rrtest_abi::stub` (the preload's hook entry
-//! relies on them); the displaced instructions are re-encoded for their new
-//! addresses with iced-x86's `BlockEncoder`, which rewrites relative
-//! branches and rip-relative memory operands to reach the same absolute
-//! targets (a short branch becomes a near one if it must).
+//! relies on them). The displaced instructions are written for their new
+//! addresses so that they reach the same absolute targets:
+//!
+//! - most are copied byte for byte;
+//! - a rip-relative memory operand gets a new 32-bit displacement (where
+//!   the decoder says the displacement is: before any immediate);
+//! - `jmp rel8`/`rel32` becomes `jmp rel32` (`e9`), `jcc rel8`/`rel32`
+//!   becomes `jcc rel32` (`0f 8x`) to the same target.
+//!
+//! The result is decoded again and checked instruction by instruction.
+//! Anything else (a prefixed branch, `loop`, `jrcxz`, an eip-relative
+//! operand, a check that fails) is re-encoded by iced-x86's `BlockEncoder`
+//! instead. A site where the encoder must rewrite an instruction into
+//! several (`loop`/`jrcxz` cannot reach a target 5 bytes or more away
+//! from the stub; a branch beyond rel32 from it) is refused. Both ways are deterministic: replay plans the same
+//! patch again and compares the bytes. The direct way exists because the
+//! encoder builds its tables the first time it runs, about a millisecond,
+//! which every recording would pay at its first patch.
 
-use iced_x86::{BlockEncoder, BlockEncoderOptions, Instruction, InstructionBlock};
+use iced_x86::{
+    BlockEncoder, BlockEncoderOptions, Decoder, DecoderOptions, Instruction, InstructionBlock,
+    OpKind, Register,
+};
 use rrtest_abi::stub::{RESTORE, SETUP};
 
 use super::{rel32, PatchSite, Refusal, JMP_REL32_LEN};
@@ -134,7 +151,7 @@ pub fn build_stub(
 ) -> Result<Stub, Refusal> {
     let mut code = Vec::with_capacity(64);
 
-    let (bytes, before) = relocate(&site.before, stub_addr)?;
+    let (bytes, before, _) = relocate(site, &site.before, stub_addr)?;
     code.extend_from_slice(&bytes);
 
     let setup = stub_addr + code.len() as u64;
@@ -148,7 +165,7 @@ pub fn build_stub(
     let resume = stub_addr + code.len() as u64;
     debug_assert_eq!(resume - bail, rrtest_abi::stub::BAIL_TO_RESUME);
 
-    let (bytes, after) = relocate(&site.after, resume)?;
+    let (bytes, after, _) = relocate(site, &site.after, resume)?;
     code.extend_from_slice(&bytes);
 
     let jmp_back = stub_addr + code.len() as u64;
@@ -210,12 +227,190 @@ pub fn patch_bytes(site: &PatchSite, stub_addr: u64) -> Result<Vec<u8>, Refusal>
 /// (original address, stub address) pairs.
 type AddressMap = Vec<(u64, u64)>;
 
-/// Re-encodes `insns` (decoded at their original addresses) at `addr`;
-/// returns the bytes and (original, new) address pairs.
-fn relocate(insns: &[Instruction], addr: u64) -> Result<(Vec<u8>, AddressMap), Refusal> {
+/// How [`relocate`] wrote the displaced instructions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Relocation {
+    /// Nothing to write.
+    Empty,
+    /// Copied, with rip-relative displacements and branches rewritten.
+    Direct,
+    /// Re-encoded by iced-x86's `BlockEncoder`.
+    Encoder,
+}
+
+/// Writes `insns` (instructions of `site`, decoded at their original
+/// addresses) for address `addr`; returns the bytes, (original, new)
+/// address pairs, and which way it was done (see the module doc).
+pub(super) fn relocate(
+    site: &PatchSite,
+    insns: &[Instruction],
+    addr: u64,
+) -> Result<(Vec<u8>, AddressMap, Relocation), Refusal> {
     if insns.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((Vec::new(), Vec::new(), Relocation::Empty));
     }
+    if let Some((code, map)) = relocate_direct(site, insns, addr)? {
+        return Ok((code, map, Relocation::Direct));
+    }
+    let (code, map) = relocate_with_encoder(insns, addr)?;
+    Ok((code, map, Relocation::Encoder))
+}
+
+/// How one instruction is written by [`relocate_direct`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moved {
+    /// Its bytes, unchanged.
+    Copied,
+    /// Its bytes with a new rip-relative displacement.
+    RipRelative,
+    /// A near `jmp rel32` or `jcc rel32` to its target.
+    NearBranch,
+}
+
+/// The direct way: `None` when some instruction needs the encoder.
+fn relocate_direct(
+    site: &PatchSite,
+    insns: &[Instruction],
+    addr: u64,
+) -> Result<Option<(Vec<u8>, AddressMap)>, Refusal> {
+    let mut code = Vec::with_capacity(insns.len() * 8);
+    let mut map = Vec::with_capacity(insns.len());
+    let mut how = Vec::with_capacity(insns.len());
+    for insn in insns {
+        let new_ip = addr + code.len() as u64;
+        let Some(moved) = write_moved(site, insn, new_ip, addr, &mut code)? else {
+            return Ok(None);
+        };
+        map.push((insn.ip(), new_ip));
+        how.push(moved);
+    }
+    Ok(still_equivalent(insns, &code, addr, &map, &how).then_some((code, map)))
+}
+
+/// Appends `insn`, moved to `new_ip`, to `code`; `None` (with `code` as
+/// it was) when it is not one the direct way handles. `base` is where the
+/// relocated block starts (named in an out-of-range refusal, as the
+/// encoder's failure is).
+fn write_moved(
+    site: &PatchSite,
+    insn: &Instruction,
+    new_ip: u64,
+    base: u64,
+    code: &mut Vec<u8>,
+) -> Result<Option<Moved>, Refusal> {
+    let Some(bytes) = insn
+        .ip()
+        .checked_sub(site.start)
+        .and_then(|off| site.original.get(off as usize..off as usize + insn.len()))
+    else {
+        return Ok(None);
+    };
+    let branch = (0..insn.op_count()).any(|i| {
+        matches!(
+            insn.op_kind(i),
+            OpKind::NearBranch16
+                | OpKind::NearBranch32
+                | OpKind::NearBranch64
+                | OpKind::FarBranch16
+                | OpKind::FarBranch32
+        )
+    });
+    if branch {
+        // Only the plain encodings: no prefix (branch hints, `bnd`), no
+        // `loop`/`jrcxz` (rel8 only).
+        let opcode: &[u8] = match bytes {
+            [0xeb, _] | [0xe9, _, _, _, _] => &[0xe9],
+            [cc @ 0x70..=0x7f, _] => &[0x0f, 0x80 | (cc & 0x0f)],
+            [0x0f, cc @ 0x80..=0x8f, _, _, _, _] => &[0x0f, *cc],
+            _ => return Ok(None),
+        };
+        let end = new_ip + opcode.len() as u64 + 4;
+        let Some(rel) = rel32(end, insn.near_branch_target()) else {
+            // The encoder can still reach it (through an absolute jump).
+            return Ok(None);
+        };
+        code.extend_from_slice(opcode);
+        code.extend_from_slice(&rel.to_le_bytes());
+        return Ok(Some(Moved::NearBranch));
+    }
+    if !insn.is_ip_rel_memory_operand() {
+        code.extend_from_slice(bytes);
+        return Ok(Some(Moved::Copied));
+    }
+    if insn.memory_base() != Register::RIP {
+        // eip-relative (an address-size prefix): rare; let the encoder try.
+        return Ok(None);
+    }
+    // Where the displacement is, from the decoder (it precedes any
+    // immediate, whose size depends on the instruction).
+    let mut decoder = Decoder::with_ip(64, bytes, insn.ip(), DecoderOptions::NONE);
+    let again = decoder.decode();
+    let offsets = decoder.get_constant_offsets(&again);
+    let at = offsets.displacement_offset();
+    if again.code() != insn.code()
+        || again.len() != insn.len()
+        || offsets.displacement_size() != 4
+        || at + 4 > bytes.len()
+    {
+        return Ok(None);
+    }
+    let target = insn.ip_rel_memory_address();
+    let disp = rel32(new_ip + insn.len() as u64, target).ok_or(Refusal::OutOfRange {
+        what: "a displaced rip-relative operand",
+        from: base,
+        to: target,
+    })?;
+    let start = code.len();
+    code.extend_from_slice(bytes);
+    code[start + at..start + at + 4].copy_from_slice(&disp.to_le_bytes());
+    Ok(Some(Moved::RipRelative))
+}
+
+/// Decodes the directly written `code` (at `addr`) again and checks that
+/// each instruction is where `map` says and does what the original did:
+/// the same operation and length, the same absolute rip-relative address,
+/// the same branch target through a near branch, and nothing more.
+fn still_equivalent(
+    insns: &[Instruction],
+    code: &[u8],
+    addr: u64,
+    map: &[(u64, u64)],
+    how: &[Moved],
+) -> bool {
+    let mut decoder = Decoder::with_ip(64, code, addr, DecoderOptions::NONE);
+    for ((orig, &(_, new_ip)), moved) in insns.iter().zip(map).zip(how) {
+        let new = decoder.decode();
+        if new.is_invalid() || new.ip() != new_ip {
+            return false;
+        }
+        let same = match moved {
+            Moved::Copied => new.code() == orig.code() && new.len() == orig.len(),
+            Moved::RipRelative => {
+                new.code() == orig.code()
+                    && new.len() == orig.len()
+                    && new.memory_base() == Register::RIP
+                    && new.ip_rel_memory_address() == orig.ip_rel_memory_address()
+            }
+            Moved::NearBranch => {
+                new.mnemonic() == orig.mnemonic()
+                    && new.condition_code() == orig.condition_code()
+                    && new.op_count() == 1
+                    && new.op0_kind() == OpKind::NearBranch64
+                    && new.near_branch_target() == orig.near_branch_target()
+            }
+        };
+        if !same {
+            return false;
+        }
+    }
+    decoder.position() == code.len()
+}
+
+/// The general way: iced-x86's `BlockEncoder` re-encodes `insns` at `addr`.
+pub(super) fn relocate_with_encoder(
+    insns: &[Instruction],
+    addr: u64,
+) -> Result<(Vec<u8>, AddressMap), Refusal> {
     let block = InstructionBlock::new(insns, addr);
     let result = BlockEncoder::encode(
         64,
@@ -237,10 +432,20 @@ fn relocate(insns: &[Instruction], addr: u64) -> Result<(Vec<u8>, AddressMap), R
             None => Refusal::Encode(e.to_string()),
         }
     })?;
-    let map = insns
-        .iter()
-        .zip(&result.new_instruction_offsets)
-        .map(|(insn, &off)| (insn.ip(), addr + u64::from(off)))
-        .collect();
+    // An instruction the encoder had to rewrite into several (a `jrcxz` or
+    // `loop` out of rel8 reach, a branch out of rel32 reach through a
+    // `jmp [rip+slot]`) has no address of its own in the result (the offset
+    // is u32::MAX), and its slot is placed after the block, where the stub
+    // would fall through into it: refuse the site instead.
+    let mut map = Vec::with_capacity(insns.len());
+    for (insn, &off) in insns.iter().zip(&result.new_instruction_offsets) {
+        if off == u32::MAX {
+            return Err(Refusal::NotRelocatable {
+                addr: insn.ip(),
+                why: "a branch that cannot reach its target from the stub as one instruction",
+            });
+        }
+        map.push((insn.ip(), addr + u64::from(off)));
+    }
     Ok((result.code_buffer, map))
 }

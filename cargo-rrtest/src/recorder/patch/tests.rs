@@ -1,7 +1,7 @@
 //! Table tests: byte sequences -> decoded site -> stub and patch, checked by
 //! decoding the results again with iced-x86.
 
-use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic};
+use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
 use rrtest_abi::stub::{BAIL_TO_RESUME, RESTORE, SETUP};
 
 use super::*;
@@ -176,6 +176,133 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            // cmp dword [rip+0x2010], 5: the displacement precedes an imm8.
+            name: "rip-relative cmp with an imm8 displaced",
+            code: cat(&[SYSCALL, &[0x83, 0x3d, 0x10, 0x20, 0, 0, 0x05], RET]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 9,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
+            // mov dword [rip+0x100], 0x12345678: an imm32 after the disp32.
+            name: "rip-relative mov with an imm32 displaced",
+            code: cat(&[
+                SYSCALL,
+                &[0xc7, 0x05, 0x00, 0x01, 0, 0, 0x78, 0x56, 0x34, 0x12],
+                RET,
+            ]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 12,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
+            // vmovdqu xmm0, [rip-0x800] (two-byte VEX).
+            name: "rip-relative VEX load displaced",
+            code: cat(&[
+                SYSCALL,
+                &[0xc5, 0xfa, 0x6f, 0x05, 0x00, 0xf8, 0xff, 0xff],
+                RET,
+            ]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 10,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
+            // vpshufd xmm0, [rip+0x40], 0x1b: VEX, disp32, then an imm8.
+            name: "rip-relative VEX shuffle with an imm8 displaced",
+            code: cat(&[SYSCALL, &[0xc5, 0xf9, 0x70, 0x05, 0x40, 0, 0, 0, 0x1b], RET]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 11,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
+            // vmovdqu64 zmm0, [rip+0x1000] (EVEX; rip-relative is always
+            // disp32, never the compressed disp8*N).
+            name: "rip-relative EVEX load displaced",
+            code: cat(&[
+                SYSCALL,
+                &[0x62, 0xf1, 0xfe, 0x48, 0x6f, 0x05, 0x00, 0x10, 0, 0],
+                RET,
+            ]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 12,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
+            // jmp [rip+0x200]: an indirect branch through a rip-relative slot.
+            name: "rip-relative indirect jmp displaced",
+            code: cat(&[SYSCALL, &[0xff, 0x25, 0x00, 0x02, 0, 0], &[0x90; 4]]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 8,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
+            name: "displaced short jmp becomes a near one",
+            code: cat(&[SYSCALL, &[0x90], &[0xeb, 0x30], &[0x90; 0x40]]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 5,
+                before: 0,
+                after: 2,
+            },
+        },
+        Case {
+            name: "displaced near je keeps its target",
+            code: cat(&[SYSCALL, &[0x0f, 0x84, 0x00, 0x01, 0, 0], RET]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 8,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
+            name: "displaced near jmp keeps its target",
+            code: cat(&[SYSCALL, &[0xe9, 0x00, 0xff, 0xff, 0xff], RET]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 7,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
             name: "short jmp back into the region",
             code: cat(&[
                 SYSCALL,
@@ -285,8 +412,11 @@ fn decode_all(bytes: &[u8], addr: u64) -> Vec<Instruction> {
     out
 }
 
-/// The relocated instruction behaves like the original: same operation,
-/// same branch target, same absolute rip-relative address, else same bytes.
+/// The relocated instruction behaves like the original: the same operation;
+/// a branch reaches the same target through a near branch; a rip-relative
+/// operand has the same absolute address, and every byte but its
+/// displacement (immediates included) is the same; anything else has the
+/// same bytes.
 fn assert_equivalent(orig: &Instruction, new: &Instruction, orig_bytes: &[u8], new_bytes: &[u8]) {
     assert_eq!(orig.mnemonic(), new.mnemonic(), "{orig} vs {new}");
     if orig.flow_control() == FlowControl::ConditionalBranch
@@ -297,13 +427,29 @@ fn assert_equivalent(orig: &Instruction, new: &Instruction, orig_bytes: &[u8], n
             new.near_branch_target(),
             "{orig} vs {new}"
         );
+        assert_eq!(new.op0_kind(), OpKind::NearBranch64, "{new}");
+        assert_eq!(
+            orig.condition_code(),
+            new.condition_code(),
+            "{orig} vs {new}"
+        );
     } else if orig.is_ip_rel_memory_operand() {
         assert!(new.is_ip_rel_memory_operand());
+        assert_eq!(orig.code(), new.code(), "{orig} vs {new}");
         assert_eq!(
             orig.ip_rel_memory_address(),
             new.ip_rel_memory_address(),
             "{orig} vs {new}"
         );
+        let mut d = Decoder::with_ip(64, orig_bytes, orig.ip(), DecoderOptions::NONE);
+        let again = d.decode();
+        let offsets = d.get_constant_offsets(&again);
+        let disp = offsets.displacement_offset()..offsets.displacement_offset() + 4;
+        assert_eq!(offsets.displacement_size(), 4, "{orig}");
+        assert_eq!(orig_bytes.len(), new_bytes.len(), "{orig} vs {new}");
+        for (i, (a, b)) in orig_bytes.iter().zip(new_bytes).enumerate() {
+            assert!(disp.contains(&i) || a == b, "{orig} vs {new}: byte {i}");
+        }
     } else {
         assert_eq!(orig_bytes, new_bytes, "{orig} vs {new}");
     }
@@ -472,6 +618,103 @@ fn table() {
     }
 }
 
+/// Every table site is relocated the direct way, which writes exactly what
+/// the encoder writes for it: the same bytes as before the direct way
+/// existed, so replay plans the same patches for older traces too.
+#[test]
+fn table_sites_are_relocated_directly_as_the_encoder_would() {
+    for case in cases() {
+        if !matches!(case.expect, Expect::Site { .. }) {
+            continue;
+        }
+        let options = AnalyzeOptions {
+            boundary: case.boundary.map(|b| CODE + b),
+        };
+        let site = analyze_with(&case.code, CODE, CODE + case.syscall_off, &options).unwrap();
+        for (insns, addr) in [(&site.before, STUB), (&site.after, STUB + 0x40)] {
+            let (code, map, how) = stub::relocate(&site, insns, addr).unwrap();
+            if insns.is_empty() {
+                assert_eq!(how, stub::Relocation::Empty, "{}", case.name);
+                continue;
+            }
+            assert_eq!(how, stub::Relocation::Direct, "{}", case.name);
+            let encoded = stub::relocate_with_encoder(insns, addr).unwrap();
+            assert_eq!((code, map), encoded, "{}", case.name);
+        }
+        // Deterministic: the replayer plans the patch again and compares.
+        assert_eq!(
+            build_stub(&site, STUB, HOOK, site.end()),
+            build_stub(&site, STUB, HOOK, site.end()),
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn prefixed_branches_go_through_the_encoder() {
+    // Branch hints (2e, 3e) and `bnd` (f2) are prefixes the direct way does
+    // not carry over; the encoder keeps them on the near form.
+    for (name, branch, mnemonic) in [
+        ("jae hinted taken", &[0x3e, 0x73, 0x20][..], Mnemonic::Jae),
+        ("je hinted not taken", &[0x2e, 0x74, 0x20][..], Mnemonic::Je),
+        ("bnd jmp", &[0xf2, 0xeb, 0x20][..], Mnemonic::Jmp),
+    ] {
+        let code = cat(&[SYSCALL, &[0x90], branch, RET, &[0x90; 0x30]]);
+        let site = analyze(&code, CODE, CODE).unwrap();
+        assert_eq!(site.after.len(), 2, "{name}");
+        let target = site.after[1].near_branch_target();
+        let (_, _, how) = stub::relocate(&site, &site.after, STUB).unwrap();
+        assert_eq!(how, stub::Relocation::Encoder, "{name}");
+
+        let stub = build_stub(&site, STUB, HOOK, site.end()).unwrap();
+        let l = &stub.layout;
+        let displaced = decode_all(
+            &stub.code[(l.resume - STUB) as usize..(l.jmp_back - STUB) as usize],
+            l.resume,
+        );
+        assert_eq!(displaced.len(), 2, "{name}");
+        assert_eq!(displaced[0].code(), Code::Nopd, "{name}");
+        let branch = &displaced[1];
+        assert_eq!(l.after[1], (site.after[1].ip(), branch.ip()), "{name}");
+        assert_eq!(branch.mnemonic(), mnemonic, "{name}");
+        assert_eq!(branch.near_branch_target(), target, "{name}");
+        assert_eq!(
+            stub.original_to_stub(site.after[1].ip()),
+            Some(branch.ip()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn branches_the_encoder_must_rewrite_are_refused() {
+    // jrcxz and loop have only a rel8 form: from the stub, the encoder
+    // would make each several instructions, with no address for the
+    // original one.
+    for (name, branch) in [("jrcxz", &[0xe3, 0x20][..]), ("loop", &[0xe2, 0x20][..])] {
+        let code = cat(&[SYSCALL, &[0x90], branch, RET, &[0x90; 0x30]]);
+        let site = analyze(&code, CODE, CODE).unwrap();
+        let err = build_stub(&site, STUB, HOOK, site.end()).unwrap_err();
+        assert_eq!(
+            err,
+            Refusal::NotRelocatable {
+                addr: CODE + 3,
+                why: "a branch that cannot reach its target from the stub as one instruction",
+            },
+            "{name}"
+        );
+    }
+    // A jae whose target is beyond a rel32 from the stub (as far below the
+    // site as the patch's jmp reaches; the target 0x83 bytes up).
+    let code = cat(&[SYSCALL, &[0x73, 0x7f], &[0x90], RET, &[0x90; 0x80]]);
+    let site = analyze(&code, CODE, CODE).unwrap();
+    let stub_addr = CODE + 5 - 0x8000_0000;
+    assert!(patch_bytes(&site, stub_addr).is_ok());
+    let err = build_stub(&site, stub_addr, HOOK, site.end()).unwrap_err();
+    assert_eq!(kind(&err), "not-relocatable", "{err}");
+}
+
 #[test]
 fn analyze_without_options_is_forward_only() {
     let code = cat(&[&[0xb8, 0x27, 0, 0, 0], SYSCALL, CMP_RAX_M4095, RET]);
@@ -553,4 +796,55 @@ fn refusals_explain_themselves() {
             CODE + 2
         )
     );
+}
+
+/// The fixed cost of the first patch of a recording: iced-x86 builds its
+/// decoder tables at the first decode (the analysis) and its encoder
+/// tables at the first `BlockEncoder::encode`. A measurement, not a check;
+/// run it alone so that it is the first patch of its process:
+///
+/// ```text
+/// cargo test --release -p cargo-rrtest --lib -- --ignored --exact \
+///     recorder::patch::tests::first_patch_cost --nocapture
+/// ```
+#[test]
+#[ignore = "a measurement: run it alone, in its own process"]
+fn first_patch_cost() {
+    use std::time::Instant;
+    // A Rust site: rip-relative load before, rip-relative store after.
+    let common = cat(&[
+        &[0x48, 0x8b, 0x05, 0xf9, 0x1f, 0, 0],
+        SYSCALL,
+        &[0x48, 0x89, 0x05, 0xf0, 0x0f, 0, 0],
+        RET,
+    ]);
+    // A hinted jae: the encoder is needed.
+    let rare = cat(&[SYSCALL, &[0x90], &[0x3e, 0x73, 0x10], RET, &[0x90; 0x20]]);
+    let timed = |what: &str, f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        eprintln!("{what}: {:?}", t.elapsed());
+    };
+    let mut site = None;
+    timed("first analyze (decoder tables)", &mut || {
+        site = Some(analyze(&common, CODE, CODE + 7).expect("site"));
+    });
+    timed("second analyze", &mut || {
+        site = Some(analyze(&common, CODE, CODE + 7).expect("site"));
+    });
+    let site = site.expect("analyzed");
+    for n in ["first", "second"] {
+        timed(&format!("{n} build_stub, common site"), &mut || {
+            build_stub(&site, STUB, HOOK, site.end()).expect("stub");
+        });
+    }
+    let rare_site = analyze(&rare, CODE, CODE).expect("site");
+    for n in ["first", "second"] {
+        timed(
+            &format!("{n} build_stub, site with a hinted jae"),
+            &mut || {
+                build_stub(&rare_site, STUB, HOOK, rare_site.end()).expect("stub");
+            },
+        );
+    }
 }
