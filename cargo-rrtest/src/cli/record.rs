@@ -59,6 +59,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         trace_dir: trace_dir.clone(),
         syscallbuf: !args.no_syscallbuf,
         cpu: args.cpu,
+        discard_if_passed: false,
     };
     let recording = recorder::record(&opts)?;
     if !args.disposable {

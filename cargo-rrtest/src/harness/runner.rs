@@ -48,6 +48,7 @@ use super::list::TestCase;
 use super::panic::parse_first_panic;
 use super::record::{self, Recording};
 use super::server::{self, RecorderServer, ServerSlot};
+use crate::recorder::server::Reply;
 use crate::report::{AttemptOutcome, Outcome};
 use crate::trace;
 
@@ -98,6 +99,9 @@ pub struct RecordSpec {
     /// Send the attempt to the worker's recorder server (`super::server`)
     /// rather than start `record` for it.
     pub serve: bool,
+    /// Ask the server to write no trace if the test passes (its trace
+    /// would be deleted anyway).
+    pub discard_if_passed: bool,
 }
 
 /// One attempt of one test, as a value: what to execute, where, with what.
@@ -528,6 +532,7 @@ fn run_test(
             syscallbuf: rec.syscallbuf,
             cpu,
             serve: rec.serve,
+            discard_if_passed: !rec.keep.keeps(true),
         });
         let mut result = run_attempt_with(&spec, config.timeout, cancel, Some(&mut *servers));
         if result.outcome == AttemptOutcome::RecorderError && !result.cancelled {
@@ -649,7 +654,16 @@ pub fn run_attempt_with(
         };
     result.duration = start.elapsed();
     let (status, killed) = status;
+    let discarded = matches!(status, Ok(Ended::Discarded));
     match status {
+        Ok(Ended::Discarded) => {
+            result.exit_code = Some(0);
+            result.outcome = if killed == Some(Kill::Timeout) {
+                AttemptOutcome::TimedOut
+            } else {
+                AttemptOutcome::Passed
+            };
+        }
         Ok(Ended::Code(code)) => {
             result.exit_code = Some(code);
             result.outcome = if killed == Some(Kill::Timeout) {
@@ -678,7 +692,7 @@ pub fn run_attempt_with(
         }
     }
     result.cancelled = killed == Some(Kill::Cancel);
-    if let Some(r) = &spec.record {
+    if let (Some(r), false) = (&spec.record, discarded) {
         settle_recording(r, killed, &mut result);
     }
     result.panic = parse_first_panic(&result.stderr.text());
@@ -689,6 +703,9 @@ pub fn run_attempt_with(
 enum Ended {
     Code(i32),
     Signal(i32),
+    /// The recorded program exited with status 0 and, as asked, the
+    /// recorder server wrote no trace.
+    Discarded,
 }
 
 /// What [`run_process`] and [`run_served`] return: how it ended (or why we
@@ -762,6 +779,7 @@ fn run_served(
         trace_dir: r.trace_dir.clone(),
         syscallbuf: r.syscallbuf,
         cpu: r.cpu,
+        discard_if_passed: r.discard_if_passed,
     };
     match server.submit(&opts, out_w.as_fd(), err_w.as_fd()) {
         Ok(()) => {}
@@ -798,7 +816,13 @@ fn run_served(
         slot.discard(killed.is_some());
     }
     let status = reply
-        .map(Ended::Code)
+        .map(|r| {
+            if r.discarded {
+                Ended::Discarded
+            } else {
+                Ended::Code(r.code)
+            }
+        })
         .map_err(|e| std::io::Error::new(e.kind(), format!("the recorder server: {e}")));
     Some((status, killed))
 }
@@ -877,7 +901,7 @@ enum Running<'a> {
     /// reply comes or the server dies.
     Served {
         server: &'a mut RecorderServer,
-        reply: Option<std::io::Result<i32>>,
+        reply: Option<std::io::Result<Reply>>,
     },
 }
 
@@ -890,7 +914,7 @@ impl Running<'_> {
                 if reply.is_none() && readable(server.socket()) {
                     match server.reply() {
                         Ok(None) => {}
-                        Ok(Some(code)) => *reply = Some(Ok(code)),
+                        Ok(Some(r)) => *reply = Some(Ok(r)),
                         Err(e) => *reply = Some(Err(e)),
                     }
                 }
@@ -1194,6 +1218,7 @@ mod tests {
             syscallbuf: true,
             cpu: None,
             serve: false,
+            discard_if_passed: false,
         });
         s
     }

@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::recorder::server::{decode_reply, Request, MAX_REQUEST};
+use crate::recorder::server::{Reply, Request, MAX_REQUEST};
 use crate::recorder::RecordOptions;
 use crate::sys::fdpass;
 
@@ -86,15 +86,15 @@ impl RecorderServer {
         Ok(())
     }
 
-    /// The reply to the request in flight, if it came: `Ok(Some(code))`;
-    /// `Ok(None)` while recording; an error when the server is gone. Call it
-    /// when [`Self::socket`] is readable, or it blocks.
-    pub fn reply(&mut self) -> io::Result<Option<i32>> {
+    /// The reply to the request in flight, if it came; `Ok(None)` while
+    /// recording; an error when the server is gone. Call it when
+    /// [`Self::socket`] is readable, or it blocks.
+    pub fn reply(&mut self) -> io::Result<Option<Reply>> {
         let mut buf = [0u8; 16];
         match fdpass::recv(self.socket(), &mut buf) {
             Ok(Some((len, _))) => {
                 self.busy = false;
-                decode_reply(&buf[..len])
+                Reply::decode(&buf[..len])
                     .map(Some)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
             }

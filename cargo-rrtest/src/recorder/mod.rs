@@ -66,6 +66,10 @@ pub struct RecordOptions {
     pub syscallbuf: bool,
     /// The CPU to record on (None: the one the recorder runs on).
     pub cpu: Option<usize>,
+    /// Write nothing if the program exits with status 0: the trace grows in
+    /// memory and is dropped then (`TraceWriter::create_deferred`), and is
+    /// written out otherwise (the harness with `--keep failed` or `none`).
+    pub discard_if_passed: bool,
 }
 
 /// The shell convention for a program's exit status, as `record` exits:

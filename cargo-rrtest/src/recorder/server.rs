@@ -14,7 +14,8 @@
 //!                     descriptors attached: the attempt's stdout and stderr
 //! server  -> harness  Reply (REPLY_MAGIC, i32 exit code as `record` would
 //!                     exit: the program's status, or 105 when recording
-//!                     failed)
+//!                     failed; u8 flags, bit 0: the trace was discarded, as
+//!                     asked, because the program passed)
 //! ```
 //!
 //! For each request the server points its own fds 1 and 2 at the attempt's
@@ -27,7 +28,8 @@
 //! tracee of a recording is gone when the recording ends.
 //!
 //! Request fields, all integers little-endian: `u8` flags (bit 0: record with
-//! the syscall buffer), `u32` CPU + 1 (0: none), then byte strings (`u32`
+//! the syscall buffer; bit 1: write no trace if the program exits with
+//! status 0, see `RecordOptions::discard_if_passed`), `u32` CPU + 1 (0: none), then byte strings (`u32`
 //! length, bytes): trace directory, program, working directory; then `u32`
 //! argc and argc strings; then `u32` envc and envc `NAME=value` strings.
 
@@ -67,7 +69,7 @@ impl Request {
         let o = &self.opts;
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(REQUEST_MAGIC);
-        out.push(u8::from(o.syscallbuf));
+        out.push(u8::from(o.syscallbuf) | u8::from(o.discard_if_passed) << 1);
         let cpu = o.cpu.and_then(|c| u32::try_from(c + 1).ok()).unwrap_or(0);
         out.extend_from_slice(&cpu.to_le_bytes());
         put_bytes(&mut out, o.trace_dir.as_os_str().as_bytes());
@@ -117,26 +119,40 @@ impl Request {
                 trace_dir,
                 syscallbuf: flags & 1 != 0,
                 cpu: cpu.checked_sub(1).map(|c| c as usize),
+                discard_if_passed: flags & 2 != 0,
             },
         })
     }
 }
 
-/// The wire form of a reply.
-pub fn encode_reply(code: i32) -> [u8; 8] {
-    let mut out = [0u8; 8];
-    out[..4].copy_from_slice(REPLY_MAGIC);
-    out[4..].copy_from_slice(&code.to_le_bytes());
-    out
+/// What the server says of one recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    /// The exit code `record` would have had.
+    pub code: i32,
+    /// No trace was written: the program passed and the request said so.
+    pub discarded: bool,
 }
 
-/// Parses a reply: the exit code.
-pub fn decode_reply(bytes: &[u8]) -> Result<i32, Malformed> {
-    match bytes {
-        [m0, m1, m2, m3, c @ ..] if [*m0, *m1, *m2, *m3] == *REPLY_MAGIC && c.len() == 4 => {
-            Ok(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+impl Reply {
+    /// The wire form.
+    pub fn encode(&self) -> [u8; 9] {
+        let mut out = [0u8; 9];
+        out[..4].copy_from_slice(REPLY_MAGIC);
+        out[4..8].copy_from_slice(&self.code.to_le_bytes());
+        out[8] = u8::from(self.discarded);
+        out
+    }
+
+    /// Parses the wire form.
+    pub fn decode(bytes: &[u8]) -> Result<Reply, Malformed> {
+        match bytes {
+            [m @ .., c0, c1, c2, c3, flags] if m == REPLY_MAGIC => Ok(Reply {
+                code: i32::from_le_bytes([*c0, *c1, *c2, *c3]),
+                discarded: flags & 1 != 0,
+            }),
+            _ => Err(Malformed("not a reply")),
         }
-        _ => Err(Malformed("not a reply")),
     }
 }
 
@@ -196,26 +212,30 @@ pub fn serve() -> io::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        let code = match (Request::decode(&buf[..len]), fds.as_slice()) {
+        let failed = Reply {
+            code: i32::from(exit_codes::RECORDER_FAILED),
+            discarded: false,
+        };
+        let reply = match (Request::decode(&buf[..len]), fds.as_slice()) {
             (Ok(request), [stdout, stderr]) => {
                 point_output_at(stdout, stderr)?;
                 drop(fds);
-                let code = record_one(&request);
+                let reply = record_one(&request);
                 let _ = io::stdout().flush();
                 let _ = io::stderr().flush();
                 point_output_at(&null_out, &null_out)?;
-                code
+                reply
             }
             (Ok(_), _) => {
                 tracing::warn!("a request came without its stdout and stderr");
-                i32::from(exit_codes::RECORDER_FAILED)
+                failed
             }
             (Err(e), _) => {
                 tracing::warn!(error = %e, "bad request");
-                i32::from(exit_codes::RECORDER_FAILED)
+                failed
             }
         };
-        match fdpass::send(sock.as_fd(), &encode_reply(code), &[]) {
+        match fdpass::send(sock.as_fd(), &reply.encode(), &[]) {
             Ok(()) => {}
             // The harness is gone: so are we.
             Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Ok(()),
@@ -232,16 +252,22 @@ fn point_output_at(stdout: &impl AsFd, stderr: &impl AsFd) -> io::Result<()> {
 }
 
 /// Records one request like `record --no-verify --disposable` would, and
-/// returns the exit code that would have had.
-fn record_one(request: &Request) -> i32 {
+/// says what that would have exited with.
+fn record_one(request: &Request) -> Reply {
     // A termination request that came while we were idle was meant for an
     // attempt that has ended.
     let _ = crate::sys::signals::take_request();
     match super::record(&request.opts) {
-        Ok(recording) => i32::from(super::exit_code_of(recording.status)),
+        Ok(recording) => Reply {
+            code: i32::from(super::exit_code_of(recording.status)),
+            discarded: recording.discarded,
+        },
         Err(e) => {
             eprintln!("error: {}", crate::errors::Error::Recorder(e));
-            i32::from(exit_codes::RECORDER_FAILED)
+            Reply {
+                code: i32::from(exit_codes::RECORDER_FAILED),
+                discarded: false,
+            }
         }
     }
 }
@@ -260,6 +286,7 @@ mod tests {
                 trace_dir: "/tmp/t".into(),
                 syscallbuf: true,
                 cpu: Some(0),
+                discard_if_passed: true,
             },
         }
     }
@@ -271,6 +298,7 @@ mod tests {
         let mut none = request();
         none.opts.cpu = None;
         none.opts.syscallbuf = false;
+        none.opts.discard_if_passed = false;
         assert_eq!(Request::decode(&none.encode()).unwrap(), none);
     }
 
@@ -291,9 +319,12 @@ mod tests {
     #[test]
     fn replies_round_trip() {
         for code in [0, 1, 105, 137, -1] {
-            assert_eq!(decode_reply(&encode_reply(code)).unwrap(), code);
+            for discarded in [false, true] {
+                let r = Reply { code, discarded };
+                assert_eq!(Reply::decode(&r.encode()).unwrap(), r);
+            }
         }
-        assert!(decode_reply(b"RRA1\0\0").is_err());
-        assert!(decode_reply(b"XXXX\0\0\0\0").is_err());
+        assert!(Reply::decode(b"RRA1\0\0").is_err());
+        assert!(Reply::decode(b"XXXX\0\0\0\0\0").is_err());
     }
 }

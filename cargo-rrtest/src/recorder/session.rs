@@ -76,6 +76,8 @@ pub struct Recording {
     pub stats: Stats,
     /// Why the trace is not replayable (empty when it is).
     pub unreplayable: Vec<String>,
+    /// The program passed and, as asked, nothing was written.
+    pub discarded: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,7 +271,11 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         stats: Stats::default(),
         verification: None,
     };
-    let mut writer = TraceWriter::create(&opts.trace_dir, header)?;
+    let mut writer = if opts.discard_if_passed {
+        TraceWriter::create_deferred(&opts.trace_dir, header)?
+    } else {
+        TraceWriter::create(&opts.trace_dir, header)?
+    };
     signals::catch_termination();
     signals::start_ticks(TICK);
 
@@ -334,7 +340,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         }
         warn!(error = %e, "recording failed");
     }
-    session.finish(result)
+    session.finish(result, opts.discard_if_passed)
 }
 
 /// `env` with the preload library in front of `LD_PRELOAD` (the user's own
@@ -1518,7 +1524,13 @@ impl Session {
         }
     }
 
-    fn finish(mut self, result: Result<(), Error>) -> Result<Recording, Error> {
+    /// Closes the trace (`discard_if_passed`: drops it instead when the
+    /// program exited with status 0 and the recording worked).
+    fn finish(
+        mut self,
+        result: Result<(), Error>,
+        discard_if_passed: bool,
+    ) -> Result<Recording, Error> {
         signals::stop_ticks();
         // Reap anything left (after an error).
         while let Ok(Some(_)) = ptrace::wait_any_nohang() {}
@@ -1542,12 +1554,18 @@ impl Session {
             ..self.stats.clone()
         };
         let stats = header.stats.clone();
-        self.writer.finish()?;
+        let discarded = discard_if_passed && result.is_ok() && status == ExitStatus::Exited(0);
+        if discarded {
+            self.writer.discard()?;
+        } else {
+            self.writer.finish()?;
+        }
         result?;
         Ok(Recording {
             status,
             stats,
             unreplayable: self.unreplayable,
+            discarded,
         })
     }
 }

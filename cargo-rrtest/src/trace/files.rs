@@ -296,6 +296,29 @@ pub enum Stored {
     Deduplicated,
     /// The same file (identity) was added before; it was not read again.
     Cached,
+    /// Noted by a deferred store: linked or copied by
+    /// [`FileStore::materialize`], if ever.
+    Deferred,
+}
+
+/// A file a deferred store will store when it materializes: kept open, so
+/// what is linked is the inode that was identified.
+#[derive(Debug)]
+struct Pending {
+    file: File,
+    ident: Identity,
+    id: FileId,
+    executable: bool,
+}
+
+/// Why a deferred store could not note a file without its directory.
+#[derive(Debug)]
+pub enum NoteError {
+    /// The file must be stored now ([`FileStore::materialize`] first): it
+    /// changed while it was hashed, or it may hold the program's writes.
+    NeedsDir,
+    /// An I/O error.
+    Io(PathError),
 }
 
 /// The `files/` directory of a trace being written.
@@ -314,6 +337,9 @@ pub struct FileStore {
     pub copied: u64,
     /// Bytes read to hash files.
     pub hashed_bytes: u64,
+    /// `Some` while the store is deferred: nothing on disk yet, the files
+    /// noted so far.
+    pending: Option<Vec<Pending>>,
 }
 
 /// An I/O error with the path it concerns.
@@ -327,9 +353,25 @@ impl FileStore {
     /// Creates `dir` (mode 0700). Ids are cached across processes in the
     /// user's [`IdCache`]. The store is created before the recorded
     /// program starts: its creation time is the recording's start.
+    #[cfg(test)]
     pub fn create(dir: PathBuf) -> Result<Self, PathError> {
         at(&dir, super::writer::create_private_dir(&dir))?;
-        Ok(FileStore {
+        Ok(FileStore::new(dir, None))
+    }
+
+    /// A store that writes nothing until [`FileStore::materialize`]: files
+    /// are only noted ([`FileStore::note`]), kept open, with their ids from
+    /// the caches or hashed. A recording that will probably be discarded
+    /// (a passing test's) then costs no link, copy or directory at all.
+    /// Ids are cached across processes in the user's [`IdCache`]. The store
+    /// is made before the recorded program starts: its creation time is the
+    /// recording's start.
+    pub fn deferred(dir: PathBuf) -> Self {
+        FileStore::new(dir, Some(Vec::new()))
+    }
+
+    fn new(dir: PathBuf, pending: Option<Vec<Pending>>) -> Self {
+        FileStore {
             dir,
             started: SystemTime::now(),
             seen: HashMap::new(),
@@ -338,7 +380,134 @@ impl FileStore {
             linked: 0,
             copied: 0,
             hashed_bytes: 0,
-        })
+            pending,
+        }
+    }
+
+    /// Notes `path` in a deferred store (like [`FileStore::add`], or like
+    /// [`FileStore::add_unless_modified`] with `unless_modified`), returning
+    /// its id; [`NoteError::NeedsDir`] when it must be stored now instead.
+    pub fn note(&mut self, path: &Path, unless_modified: bool) -> Result<FileId, NoteError> {
+        let (mut file, meta) = open_regular(path).map_err(NoteError::Io)?;
+        let ident = Identity::of(&meta);
+        if unless_modified && !ident.settled_at(self.started) {
+            return Err(NoteError::NeedsDir);
+        }
+        if let Some(id) = self.seen.get(&ident) {
+            return Ok(id.clone());
+        }
+        let known = known_id(&ident).or_else(|| {
+            let id = self.id_cache.as_ref()?.get(&ident)?;
+            remember_id(ident, &id);
+            Some(id)
+        });
+        let id = match known {
+            Some(id) => id,
+            None => {
+                if self.buf.is_empty() {
+                    self.buf = vec![0u8; BUF_LEN];
+                }
+                let (id, n) = hash_reader(&mut file, &mut self.buf, None)
+                    .map_err(|e| NoteError::Io((path.to_owned(), e)))?;
+                self.hashed_bytes += n;
+                let after = file
+                    .metadata()
+                    .map_err(|e| NoteError::Io((path.to_owned(), e)))?;
+                if Identity::of(&after) != ident || n != ident.size {
+                    return Err(NoteError::NeedsDir);
+                }
+                remember_id(ident, &id);
+                if let Some(cache) = &self.id_cache {
+                    if ident.settled_at(SystemTime::now()) {
+                        cache.put(&ident, &id);
+                    }
+                }
+                id
+            }
+        };
+        self.seen.insert(ident, id.clone());
+        let pending = self.pending.as_mut().ok_or(NoteError::NeedsDir)?;
+        pending.push(Pending {
+            file,
+            ident,
+            id: id.clone(),
+            executable: meta.mode() & 0o111 != 0,
+        });
+        Ok(id)
+    }
+
+    /// Creates the directory of a deferred store and stores every file
+    /// noted: a hard link of the open file where possible, else a copy
+    /// (checked against its id if the file changed since it was noted).
+    /// Nothing to do for a store that is not deferred.
+    pub fn materialize(&mut self) -> Result<(), PathError> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        at(&self.dir, super::writer::create_private_dir(&self.dir))?;
+        for mut p in pending {
+            let stored = self.store_known(&mut p.file, &p.ident, &p.id, p.executable)?;
+            if stored.is_none() {
+                // Neither linked nor copied unchanged: copy what is there
+                // now, and refuse it if it is no longer what was recorded.
+                let tmp = self.tmp_path();
+                let path = self.dir.join(&p.id.0);
+                let found = self.copy_in(&mut p.file, &path, &tmp, p.executable)?;
+                if found != p.id {
+                    let _ = fs::remove_file(&tmp);
+                    return Err((
+                        path,
+                        io::Error::other(format!(
+                            "the file changed during the recording (its content id is now {})",
+                            found.0
+                        )),
+                    ));
+                }
+                if let Err(e) = fs::rename(&tmp, &path) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err((path, e));
+                }
+                self.copied += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `file` (identity `ident`, content id `id` trusted) as
+    /// `files/<id>`: nothing if it is there, else a hard link of the open
+    /// file, else a copy if the file stays unchanged while copied. None when
+    /// neither worked.
+    fn store_known(
+        &mut self,
+        file: &mut File,
+        ident: &Identity,
+        id: &FileId,
+        executable: bool,
+    ) -> Result<Option<Stored>, PathError> {
+        let dest = self.dir.join(&id.0);
+        if dest.exists() {
+            return Ok(Some(Stored::Deduplicated));
+        }
+        let proc_path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let tmp = self.tmp_path();
+        let stored = if link_same(&proc_path, &tmp, ident) {
+            self.linked += 1;
+            Stored::Linked
+        } else if copy_unchanged(file, &tmp, executable, ident) {
+            // It cannot be linked (another file system; another user's
+            // file under `fs.protected_hardlinks`, e.g. every system
+            // library when not recording as root): a copy, trusting the id
+            // as a link would (keep checks it), without hashing.
+            self.copied += 1;
+            Stored::Copied
+        } else {
+            return Ok(None);
+        };
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            let _ = fs::remove_file(&tmp);
+            return Err((dest, e));
+        }
+        Ok(Some(stored))
     }
 
     /// Uses `cache` (None: none) as the persistent id cache.
@@ -396,33 +565,9 @@ impl FileStore {
             Some(id)
         });
         if let Some(id) = known {
-            let dest = self.dir.join(&id.0);
-            if dest.exists() {
+            if let Some(how) = self.store_known(&mut file, &ident, &id, executable)? {
                 self.seen.insert(ident, id.clone());
-                return Ok((id, Stored::Deduplicated));
-            }
-            let tmp = self.tmp_path();
-            if link_same(&proc_path, &tmp, &ident) {
-                if let Err(e) = fs::rename(&tmp, &dest) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err((dest, e));
-                }
-                self.linked += 1;
-                self.seen.insert(ident, id.clone());
-                return Ok((id, Stored::Linked));
-            }
-            // It cannot be linked (another file system; another user's
-            // file under `fs.protected_hardlinks`, e.g. every system
-            // library when not recording as root): copy it, trusting the id
-            // as a link would (keep checks it), without hashing.
-            if copy_unchanged(&mut file, &tmp, executable, &ident) {
-                if let Err(e) = fs::rename(&tmp, &dest) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err((dest, e));
-                }
-                self.copied += 1;
-                self.seen.insert(ident, id.clone());
-                return Ok((id, Stored::Copied));
+                return Ok((id, how));
             }
             // Fall through: hash (and copy) it as a new file.
         }

@@ -13,6 +13,15 @@
 //! to the originals (see `files.rs`). Whoever keeps a trace calls [`keep`],
 //! which makes it self-contained (private, checked copies of the files) and
 //! durable.
+//!
+//! A *deferred* writer ([`TraceWriter::create_deferred`], for a recording
+//! that is dropped if its program passes) goes further: it writes nothing
+//! until it must. The compressed stream grows in memory and mapped files
+//! are only noted (kept open); [`TraceWriter::discard`] then drops it all,
+//! with no directory ever made. It materializes (the directory, the
+//! header, the stream so far, the files noted) at [`TraceWriter::finish`],
+//! when a file must be copied now, or when the stream passes
+//! [`MEMORY_LIMIT`].
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -32,7 +41,46 @@ pub const ZSTD_LEVEL: i32 = 1;
 /// Bytes buffered before handing them to zstd.
 const BUFFER: usize = 128 * 1024;
 
-type Sink = BufWriter<zstd::stream::write::Encoder<'static, File>>;
+/// How much compressed stream a deferred writer holds in memory before it
+/// writes the trace directory.
+pub const MEMORY_LIMIT: usize = 8 << 20;
+
+type Sink = BufWriter<zstd::stream::write::Encoder<'static, Spill>>;
+
+/// Where the compressed stream goes: memory while the writer is deferred,
+/// then `events.zst`.
+enum Spill {
+    Memory(Vec<u8>),
+    File(File),
+}
+
+impl Write for Spill {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Spill::Memory(v) => {
+                v.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            Spill::File(f) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Spill::Memory(_) => Ok(()),
+            Spill::File(f) => f.flush(),
+        }
+    }
+}
+
+impl Spill {
+    fn in_memory(&self) -> usize {
+        match self {
+            Spill::Memory(v) => v.len(),
+            Spill::File(_) => 0,
+        }
+    }
+}
 
 /// Writes one trace directory.
 pub struct TraceWriter {
@@ -42,6 +90,10 @@ pub struct TraceWriter {
     /// `None` once finished (or after a failed finish).
     stream: Option<StreamWriter<Sink>>,
     files: FileStore,
+    /// Nothing is on disk yet (see the module doc).
+    deferred: bool,
+    /// [`MEMORY_LIMIT`], except in tests.
+    memory_limit: usize,
 }
 
 impl std::fmt::Debug for TraceWriter {
@@ -185,26 +237,20 @@ impl TraceWriter {
     /// Creates `dir` (mode 0700; an error if it exists and is not empty),
     /// writes `header.json` (with `outcome: None` whatever `header` says)
     /// and opens `events.zst`. Missing parent directories are created.
-    pub fn create(dir: &Path, mut header: Header) -> Result<TraceWriter, Error> {
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-        }
-        create_private_dir(dir).map_err(|e| io_err(dir, e))?;
+    pub fn create(dir: &Path, header: Header) -> Result<TraceWriter, Error> {
+        let mut writer = TraceWriter::create_deferred(dir, header)?;
+        writer.materialize()?;
+        Ok(writer)
+    }
+
+    /// A writer that writes nothing until it must (see the module doc): to
+    /// [`TraceWriter::discard`] if the program passes. `dir` and missing
+    /// parents are created when it materializes.
+    pub fn create_deferred(dir: &Path, mut header: Header) -> Result<TraceWriter, Error> {
         header.stats.events = 0;
-        // On disk, until `finish`, the recording has no outcome.
-        let outcome = header.outcome.take();
-        write_replacing(&dir.join(HEADER_FILE), &header_json(&header), false)?;
-        header.outcome = outcome;
-        let files = FileStore::create(dir.join(FILES_DIR)).map_err(|(p, e)| io_err(&p, e))?;
         let events_path = dir.join(EVENTS_FILE);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&events_path)
-            .map_err(|e| io_err(&events_path, e))?;
         let stream = (|| {
-            let mut enc = zstd::stream::write::Encoder::new(file, ZSTD_LEVEL)?;
+            let mut enc = zstd::stream::write::Encoder::new(Spill::Memory(Vec::new()), ZSTD_LEVEL)?;
             enc.include_checksum(true)?;
             StreamWriter::new(BufWriter::with_capacity(BUFFER, enc))
         })()
@@ -214,8 +260,70 @@ impl TraceWriter {
             events_path,
             header,
             stream: Some(stream),
-            files,
+            files: FileStore::deferred(dir.join(FILES_DIR)),
+            deferred: true,
+            memory_limit: MEMORY_LIMIT,
         })
+    }
+
+    /// Whether nothing is on disk yet.
+    pub fn is_deferred(&self) -> bool {
+        self.deferred
+    }
+
+    /// Uses `limit` instead of [`MEMORY_LIMIT`] (tests).
+    #[cfg(test)]
+    pub(crate) fn set_memory_limit(&mut self, limit: usize) {
+        self.memory_limit = limit;
+    }
+
+    /// Writes a deferred trace's directory: `header.json` (outcome `None`),
+    /// `files/` with the files noted, and `events.zst` with the stream so
+    /// far; later events go to the file. Nothing to do otherwise.
+    pub fn materialize(&mut self) -> Result<(), Error> {
+        if !self.deferred {
+            return Ok(());
+        }
+        let dir = &self.dir;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        create_private_dir(dir).map_err(|e| io_err(dir, e))?;
+        // On disk, until `finish`, the recording has no outcome.
+        let outcome = self.header.outcome.take();
+        let written = write_replacing(&dir.join(HEADER_FILE), &header_json(&self.header), false);
+        self.header.outcome = outcome;
+        written?;
+        self.files.materialize().map_err(|(p, e)| io_err(&p, e))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&self.events_path)
+            .map_err(|e| io_err(&self.events_path, e))?;
+        if let Some(stream) = self.stream.as_mut() {
+            let spill = stream.get_mut().get_mut().get_mut();
+            if let Spill::Memory(bytes) = spill {
+                file.write_all(bytes)
+                    .map_err(|e| io_err(&self.events_path, e))?;
+            }
+            *spill = Spill::File(file);
+        }
+        self.deferred = false;
+        Ok(())
+    }
+
+    /// Drops the trace: a deferred writer leaves nothing behind; one that
+    /// materialized removes its directory.
+    pub fn discard(mut self) -> Result<(), Error> {
+        self.stream = None;
+        if self.deferred {
+            return Ok(());
+        }
+        match fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&self.dir, e)),
+            _ => Ok(()),
+        }
     }
 
     fn stream(&mut self) -> Result<&mut StreamWriter<Sink>, Error> {
@@ -238,7 +346,15 @@ impl TraceWriter {
     pub fn push(&mut self, event: &Event) -> Result<(), Error> {
         let result = self.stream()?.push(event);
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if self.deferred {
+                    let held = self.stream()?.get_mut().get_ref().get_ref().in_memory();
+                    if held > self.memory_limit {
+                        self.materialize()?;
+                    }
+                }
+                Ok(())
+            }
             Err(PushError::Encode(e)) => Err(io_err(
                 &self.events_path,
                 io::Error::new(io::ErrorKind::InvalidInput, e),
@@ -273,13 +389,34 @@ impl TraceWriter {
     /// id cache) another one, is not read again. [`keep`] turns the links
     /// into copies when the trace is kept.
     pub fn add_file(&mut self, path: &Path) -> Result<FileId, Error> {
+        if let Some(id) = self.note_file(path, false)? {
+            return Ok(id);
+        }
         self.add_file_with(path).map(|(id, _)| id)
+    }
+
+    /// In a deferred writer, notes `path` (see `FileStore::note`); None when
+    /// it must be stored now (the writer has then materialized).
+    fn note_file(&mut self, path: &Path, unless_modified: bool) -> Result<Option<FileId>, Error> {
+        if !self.deferred {
+            return Ok(None);
+        }
+        match self.files.note(path, unless_modified) {
+            Ok(id) => Ok(Some(id)),
+            Err(files::NoteError::Io((p, e))) => Err(io_err(&p, e)),
+            Err(files::NoteError::NeedsDir) => {
+                self.materialize()?;
+                Ok(None)
+            }
+        }
     }
 
     /// Stores a private copy of the file at `path` in `files/`, never a
     /// link: for a file the program may still write to (its later content
     /// must not show through the trace's copy).
     pub fn add_file_copy(&mut self, path: &Path) -> Result<FileId, Error> {
+        // Its content now, not at the end: the program may change it.
+        self.materialize()?;
         self.files
             .add_copy(path)
             .map(|(id, _)| id)
@@ -291,6 +428,9 @@ impl TraceWriter {
     /// else a private copy like [`TraceWriter::add_file_copy`]: for a data
     /// file the program mapped from a read-only descriptor.
     pub fn add_file_unless_modified(&mut self, path: &Path) -> Result<FileId, Error> {
+        if let Some(id) = self.note_file(path, true)? {
+            return Ok(id);
+        }
         self.files
             .add_unless_modified(path)
             .map(|(id, _)| id)
@@ -299,6 +439,9 @@ impl TraceWriter {
 
     /// [`TraceWriter::add_file`], also telling how the file was stored.
     pub fn add_file_with(&mut self, path: &Path) -> Result<(FileId, Stored), Error> {
+        if let Some(id) = self.note_file(path, false)? {
+            return Ok((id, Stored::Deferred));
+        }
         self.files.add(path).map_err(|(p, e)| io_err(&p, e))
     }
 
@@ -333,6 +476,7 @@ impl TraceWriter {
     /// Ends the stream (end record, zstd frame) and replaces `header.json`
     /// atomically with the final header. Nothing is fsynced: see [`keep`].
     pub fn finish(mut self) -> Result<(), Error> {
+        self.materialize()?;
         let stream = self.stream.take().ok_or_else(|| {
             io_err(
                 &self.events_path,
@@ -360,7 +504,11 @@ impl TraceWriter {
 
 impl Drop for TraceWriter {
     fn drop(&mut self) {
-        // Not finished: keep what was pushed readable (see the module doc).
+        // Not finished (nor discarded): keep what was pushed readable (see
+        // the module doc), on disk.
+        if self.stream.is_some() {
+            let _ = self.materialize();
+        }
         if let Some(mut s) = self.stream.take() {
             let _ = s.get_mut().flush();
         }

@@ -311,3 +311,95 @@ fn a_file_the_program_may_write_is_copied_not_linked() {
         b"mapped read-write"
     );
 }
+
+/// A deferred writer whose program passed leaves nothing on disk; one that
+/// finishes writes the same trace an eager writer would, its files linked
+/// from the descriptors it kept open (even after the path was replaced).
+#[test]
+fn a_deferred_trace_is_written_only_if_finished() {
+    use crate::trace::{Event, Tid};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let lib = tmp.path().join("lib.so");
+    std::fs::write(&lib, b"library bytes").expect("write");
+    let event = |tid: Tid| Event::Rdtsc {
+        tid,
+        ip: 0x1000,
+        tsc: 42,
+        aux: None,
+    };
+
+    let dropped = tmp.path().join("traces").join("dropped");
+    let mut w = TraceWriter::create_deferred(&dropped, header()).expect("deferred");
+    w.push(&event(1)).expect("push");
+    let id = w.add_file(&lib).expect("note");
+    assert_eq!(id, file_id_of(b"library bytes"));
+    assert!(w.is_deferred());
+    w.discard().expect("discard");
+    assert!(!tmp.path().join("traces").exists(), "nothing written");
+    assert_eq!(std::fs::metadata(&lib).expect("lib").nlink(), 1);
+
+    let kept = tmp.path().join("traces").join("kept");
+    let mut w = TraceWriter::create_deferred(&kept, header()).expect("deferred");
+    w.push(&event(1)).expect("push");
+    let (id, how) = w.add_file_with(&lib).expect("note");
+    assert_eq!(how, Stored::Deferred);
+    // Replaced (as a rebuild would) before the trace is written: the trace
+    // holds the inode that was noted.
+    std::fs::remove_file(&lib).expect("rm");
+    std::fs::write(&lib, b"rebuilt").expect("write");
+    w.push(&event(2)).expect("push");
+    assert!(!kept.exists());
+    w.finish().expect("finish");
+    assert_eq!(
+        std::fs::metadata(&kept).expect("dir").permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(files_in(&kept), vec![id.0.clone()]);
+    let mut r = TraceReader::open(&kept).expect("open");
+    assert_eq!(
+        std::fs::read(r.file_path(&id)).expect("read"),
+        b"library bytes"
+    );
+    let events: Vec<Event> = std::iter::from_fn(|| r.next_event().expect("event")).collect();
+    assert_eq!(events, vec![event(1), event(2)]);
+}
+
+/// A deferred writer writes its directory when a file must be copied now
+/// (the program may change it) and when its stream outgrows memory.
+#[test]
+fn a_deferred_trace_materializes_when_it_must() {
+    use crate::trace::Event;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    std::fs::write(&data, b"data the program wrote").expect("write");
+
+    let copied = tmp.path().join("copied");
+    let mut w = TraceWriter::create_deferred(&copied, header()).expect("deferred");
+    // Written just now, so possibly by the program: a copy, now.
+    let id = w.add_file_unless_modified(&data).expect("add");
+    assert!(!w.is_deferred() && copied.join("files").join(&id.0).is_file());
+    assert_eq!(std::fs::metadata(&data).expect("data").nlink(), 1);
+    w.discard().expect("discard");
+    assert!(!copied.exists(), "a discarded trace is removed");
+
+    let big = tmp.path().join("big");
+    let mut w = TraceWriter::create_deferred(&big, header()).expect("deferred");
+    w.set_memory_limit(4096);
+    let mut n = 0u64;
+    while w.is_deferred() {
+        n += 1;
+        assert!(n < 1_000_000, "never spilled");
+        w.push(&Event::Rdtsc {
+            tid: 1,
+            ip: n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            tsc: n.wrapping_mul(0xc2b2_ae3d_27d4_eb4f),
+            aux: None,
+        })
+        .expect("push");
+    }
+    assert!(big.join("events.zst").is_file());
+    w.finish().expect("finish");
+    let mut r = TraceReader::open(&big).expect("open");
+    let read = std::iter::from_fn(|| r.next_event().expect("event")).count() as u64;
+    assert_eq!(read, n);
+}
