@@ -24,6 +24,7 @@ pub fn capture(
     restarted: Option<&Call>,
     output: Option<i32>,
     writer: &mut TraceWriter,
+    memo: &mut MappedMemo,
     unsupported: &mut Vec<String>,
 ) -> SyscallResult {
     let mem = RemoteMem::new(tid);
@@ -66,7 +67,7 @@ pub fn capture(
             )),
         }
     }
-    result.extra = extra(tid, call, output, &mem, writer, unsupported);
+    result.extra = extra(tid, call, output, &mem, writer, memo, unsupported);
     result
 }
 
@@ -76,6 +77,7 @@ fn extra(
     output: Option<i32>,
     mem: &RemoteMem,
     writer: &mut TraceWriter,
+    memo: &mut MappedMemo,
     unsupported: &mut Vec<String>,
 ) -> SyscallExtra {
     if let (Some(out), true) = (output, call.ret > 0) {
@@ -101,7 +103,7 @@ fn extra(
             // loader's cache). Data the program may have written, or may
             // write through this very descriptor, is copied as it is now.
             let exec = call.args[2] as i32 & libc::PROT_EXEC != 0;
-            mapped_file(tid, mfd, exec, writer, unsupported)
+            mapped_file(tid, mfd, exec, writer, memo, unsupported)
         }
         _ => SyscallExtra::None,
     }
@@ -177,7 +179,13 @@ fn is_write_family(nr: i64) -> bool {
 /// Whether the tracee's `fd` is open for writing (`flags:` in fdinfo; true
 /// when that cannot be read, to be safe).
 fn fd_writable(tid: i32, fd: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}"))
+    use std::io::Read;
+    // One read: `pos:` and `flags:` are the first two lines.
+    let mut buf = [0u8; 256];
+    let n = std::fs::File::open(format!("/proc/{tid}/fdinfo/{fd}"))
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    std::str::from_utf8(&buf[..n])
         .ok()
         .and_then(|info| {
             let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
@@ -186,29 +194,60 @@ fn fd_writable(tid: i32, fd: i32) -> bool {
         .is_none_or(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY)
 }
 
+/// The last file [`mapped_file`] stored: the loader maps each library
+/// several times in a row through one descriptor (the whole file, then each
+/// segment), and each lookup costs a dozen syscalls.
+#[derive(Debug, Default)]
+pub struct MappedMemo {
+    last: Option<Memo>,
+}
+
+#[derive(Debug)]
+struct Memo {
+    tid: i32,
+    fd: i32,
+    /// (device, inode, size, mtime seconds, mtime nanoseconds).
+    ident: (u64, u64, u64, i64, i64),
+    extra: SyscallExtra,
+}
+
 /// Stores the file behind `fd` in the trace. Prefers the file's own path
 /// (so the entry can be a hard link) when it still names the same file.
 ///
-/// The entry is a hard link (`add_file`) for code (`allow_link`: an
-/// executable mapping) or an executable file; a private copy
-/// (`add_file_copy`) when `fd` is open for writing; otherwise, a data file
-/// read-only, a link only if the file was last modified before the
-/// recording started (`add_file_unless_modified`): one modified since may
-/// hold bytes the program wrote, which must not show through a link.
+/// The entry is a private copy (`add_file_copy`) when `fd` is open for
+/// writing; a hard link (`add_file`) for code (`allow_link`: an executable
+/// mapping) or an executable file; otherwise, a data file read-only, a link
+/// only if the file was last modified before the recording started
+/// (`add_file_unless_modified`): one modified since may hold bytes the
+/// program wrote, which must not show through a link. The same descriptor
+/// of the same thread, still open read-only on a file of the same identity
+/// as at the last call, gives the last answer again.
 fn mapped_file(
     tid: i32,
     fd: i32,
     allow_link: bool,
     writer: &mut TraceWriter,
+    memo: &mut MappedMemo,
     unsupported: &mut Vec<String>,
 ) -> SyscallExtra {
     use std::os::unix::fs::MetadataExt;
     let proc_path = format!("/proc/{tid}/fd/{fd}");
+    let meta = std::fs::metadata(&proc_path).ok();
+    let ident = meta
+        .as_ref()
+        .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()));
+    let writable = fd_writable(tid, fd);
+    if let (Some(last), Some(ident), false) = (&memo.last, ident, writable) {
+        if last.tid == tid && last.fd == fd && last.ident == ident {
+            return last.extra.clone();
+        }
+    }
+    memo.last = None;
     let link = std::fs::read_link(&proc_path)
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let same = |p: &Path| match (std::fs::metadata(p), std::fs::metadata(&proc_path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino() && a.is_file(),
+    let same = |p: &Path| match (std::fs::metadata(p), &meta) {
+        (Ok(a), Some(b)) => a.dev() == b.dev() && a.ino() == b.ino() && a.is_file(),
         _ => false,
     };
     let source = if link.starts_with('/') && same(Path::new(&link)) {
@@ -216,9 +255,10 @@ fn mapped_file(
     } else {
         Path::new(&proc_path).to_path_buf()
     };
-    let executable_file =
-        std::fs::metadata(&proc_path).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0);
-    let added = if fd_writable(tid, fd) {
+    let executable_file = meta
+        .as_ref()
+        .is_some_and(|m| m.is_file() && m.mode() & 0o111 != 0);
+    let added = if writable {
         writer.add_file_copy(&source)
     } else if allow_link || executable_file {
         writer.add_file(&source)
@@ -226,7 +266,18 @@ fn mapped_file(
         writer.add_file_unless_modified(&source)
     };
     match added {
-        Ok(file) => SyscallExtra::MappedFile { file, path: link },
+        Ok(file) => {
+            let extra = SyscallExtra::MappedFile { file, path: link };
+            if let (Some(ident), false) = (ident, writable) {
+                memo.last = Some(Memo {
+                    tid,
+                    fd,
+                    ident,
+                    extra: extra.clone(),
+                });
+            }
+            extra
+        }
         Err(e) => {
             unsupported.push(format!(
                 "mmap of {link}: cannot copy it into the trace: {e}"

@@ -209,6 +209,8 @@ struct Session {
     spaces: HashMap<Tid, Space>,
     /// Our stdout and stderr: where the program's output goes.
     outputs: capture::OurOutputs,
+    /// The last mapped file stored.
+    mapped: capture::MappedMemo,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -327,6 +329,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         leader_status: None,
         spaces: HashMap::new(),
         outputs: capture::OurOutputs::current(),
+        mapped: capture::MappedMemo::default(),
     };
     session
         .tasks
@@ -949,6 +952,7 @@ impl Session {
             restarted.as_ref(),
             output,
             &mut self.writer,
+            &mut self.mapped,
             &mut problems,
         );
         for p in problems {
