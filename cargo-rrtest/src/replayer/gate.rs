@@ -8,6 +8,10 @@
 //! ```text
 //!  gate:  rcx = QUEUE_ADDR
 //!         r11 = cursor; if r11 >= end, or [r11].nr != eax  -> slow
+//!         if [r11].check (program output):
+//!              CHECK_OUTPUT | n: unless rdx == n and the out_len recorded
+//!              bytes equal those at rsi -> slow; else skip the copy
+//!              CHECK_BY_REPLAYER: -> slow
 //!         if out_len == ABORTED: buffer.abort_commit = 1
 //!         else copy out_len bytes to the record the hook is writing
 //!              (buffer + 32 + used + 24: the hook pointed the syscall's
@@ -27,8 +31,10 @@
 //!
 //! Queue region (replay only, mapped after the handshake):
 //! `+0 cursor u64, +8 end u64, +16 bail_at_end u32`, records from
-//! [`RECORDS_OFFSET`], each a `RecordHeader` (its `out_addr` unused) and
-//! its output padded to 8 bytes.
+//! [`RECORDS_OFFSET`], each a `RecordHeader` (`nr` as a u32, no flags; in
+//! `out_addr`'s place a `check` word, 0 but for program output) and its
+//! output padded to 8 bytes. A program-output entry's bytes are the ones
+//! written, to compare with the program's, not to copy.
 
 use std::io;
 
@@ -50,6 +56,13 @@ pub const QUEUE_SIZE: u64 = 8 << 20;
 pub const RECORDS_OFFSET: u64 = 64;
 /// `out_len` of an unwound syscall's entry.
 const ABORTED: u32 = u32::MAX;
+/// An entry's `check` word (its `out_addr` slot): program output of a
+/// `write` or `pwrite64`, with the length asked for in the low bits; the
+/// routine compares the bytes.
+const CHECK_OUTPUT: u64 = 1 << 63;
+/// An entry's `check` word: program output the replayer checks (`writev`,
+/// `pwritev`): the routine takes the slow path.
+const CHECK_BY_REPLAYER: u64 = 1;
 const RECORD_HEADER: u64 = std::mem::size_of::<rrtest_abi::RecordHeader>() as u64;
 const BUFFER_HEADER: u64 = std::mem::size_of::<rrtest_abi::BufferHeader>() as u64;
 
@@ -67,6 +80,7 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     let mut normal = a.create_label();
     let mut copied = a.create_label();
     let mut done = a.create_label();
+    let mut plain = a.create_label();
     // Until the slow path is ruled out only rcx and r11 change (the
     // `syscall` clobbers them anyway): the slow path's stop shows the
     // syscall's own arguments.
@@ -76,7 +90,32 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     a.jae(slow)?;
     a.cmp(eax, dword_ptr(r11))?;
     a.jne(slow)?;
-    a.mov(rdx, rcx)?;
+    // Program output: check the length asked for (rdx) and the bytes
+    // (rsi: write's and pwrite64's buffer) against the recorded ones; the
+    // hook copies them into its record itself. A mismatch, or an entry
+    // only the replayer checks (writev), takes the slow path.
+    a.mov(rcx, qword_ptr(r11 + 16))?;
+    a.test(rcx, rcx)?;
+    a.jz(plain)?;
+    a.btr(rcx, 63)?;
+    a.jnc(slow)?;
+    a.cmp(rcx, rdx)?;
+    a.jne(slow)?;
+    a.push(rsi)?;
+    a.push(rdi)?;
+    a.mov(rdi, rsi)?;
+    a.lea(rsi, qword_ptr(r11 + RECORD_HEADER as i32))?;
+    // With no bytes written, ZF stays set from the length comparison.
+    a.mov(ecx, dword_ptr(r11 + 4))?;
+    a.repe().cmpsb()?;
+    a.pop(rdi)?;
+    a.pop(rsi)?;
+    a.jne(slow)?;
+    a.mov(rdx, QUEUE_ADDR)?;
+    a.mov(ecx, dword_ptr(r11 + 4))?;
+    a.jmp(copied)?;
+    a.set_label(&mut plain)?;
+    a.mov(rdx, QUEUE_ADDR)?;
     a.mov(ecx, dword_ptr(r11 + 4))?;
     a.cmp(ecx, ABORTED as i32)?;
     a.jne(normal)?;
@@ -150,6 +189,17 @@ pub fn serialize<'a>(entries: impl Iterator<Item = Entry<'a>>) -> (Vec<u8>, Vec<
             Entry::Done(r) => (r.nr, r.data.len() as u32, r.result, &r.data),
             Entry::Aborted { nr } => (nr, ABORTED, -(libc::EINTR as i64), &[]),
         };
+        let check = match e {
+            Entry::Done(Record {
+                output: Some(out),
+                nr,
+                ..
+            }) if matches!(*nr, libc::SYS_write | libc::SYS_pwrite64) => CHECK_OUTPUT | out.asked,
+            Entry::Done(Record {
+                output: Some(_), ..
+            }) => CHECK_BY_REPLAYER,
+            _ => 0,
+        };
         let size = record_size(data.len() as u32) as usize;
         if out.len() + size > room {
             return (out, ends, false);
@@ -157,7 +207,7 @@ pub fn serialize<'a>(entries: impl Iterator<Item = Entry<'a>>) -> (Vec<u8>, Vec<
         out.extend_from_slice(&(nr as u32).to_le_bytes());
         out.extend_from_slice(&out_len.to_le_bytes());
         out.extend_from_slice(&result.to_le_bytes());
-        out.extend_from_slice(&0u64.to_le_bytes());
+        out.extend_from_slice(&check.to_le_bytes());
         out.extend_from_slice(data);
         out.resize(out.len().next_multiple_of(8), 0);
         ends.push(out.len());
@@ -225,11 +275,12 @@ mod tests {
             nr: 0,
             result: 3,
             data: b"abc".to_vec(),
+            output: None,
         };
         let b = Record {
             nr: 39,
             result: 77,
-            data: vec![],
+            ..Record::default()
         };
         let (bytes, ends, complete) =
             serialize([Entry::Done(&a), Entry::Aborted { nr: 1 }, Entry::Done(&b)].into_iter());
@@ -248,5 +299,25 @@ mod tests {
             crate::tracee::syscallbuf::parse_records(&bytes[56..]).unwrap(),
             vec![b]
         );
+        // Plain entries have no check word.
+        assert_eq!(&bytes[16..24], &[0; 8]);
+    }
+
+    #[test]
+    fn output_entries_carry_their_check_word() {
+        use crate::tracee::syscallbuf::Output;
+        let out = |nr, asked| Record {
+            nr,
+            result: 5,
+            data: b"hello".to_vec(),
+            output: Some(Output { stream: 1, asked }),
+        };
+        let (w, v) = (out(libc::SYS_write, 6), out(libc::SYS_writev, 9));
+        let (bytes, ends, _) = serialize([Entry::Done(&w), Entry::Done(&v)].into_iter());
+        assert_eq!(ends, vec![32, 64]);
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        assert_eq!(word(16), CHECK_OUTPUT | 6);
+        assert_eq!(&bytes[24..29], b"hello", "the bytes written, to compare");
+        assert_eq!(word(32 + 16), CHECK_BY_REPLAYER);
     }
 }
