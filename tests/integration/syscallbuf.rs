@@ -17,7 +17,9 @@
 //!   syscalls buffered and records, replays and (without the buffer)
 //!   records again the native output byte for byte; two threads printing
 //!   interleaved lines replay in the recorded order; writes too large for
-//!   the buffer are traced and still replayed.
+//!   the buffer are traced and still replayed; a build that writes other
+//!   bytes, one more byte, or another writev piece in place of the
+//!   recorded one diverges (exit 103, naming the event and the output).
 //!
 //! Output, exit status and the events themselves are compared by the
 //! `recorder::*::record_replay` trials of the same fixtures; these trials
@@ -28,7 +30,7 @@ use std::path::Path;
 use libtest_mimic::{Failed, Trial};
 
 use crate::recorder::{self, Args, Source, Spec, C_SPECS, RUST_SPECS};
-use crate::recorder_build::CBuild;
+use crate::recorder_build::{self as build, CBuild, Link};
 use crate::recorder_run::{self as run, Run, TrialDir};
 
 fn spec(name: &str) -> Spec {
@@ -259,6 +261,67 @@ fn output_large() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `replay`'s exit status for a divergence (docs/exit-codes.md).
+const EXIT_DIVERGENCE: i32 = 103;
+
+/// Records print_loop's loop, swaps the trace's copy of the executable for
+/// the build with `define` (same code and layout; its middle round writes
+/// something else once), and expects replay to report the divergence,
+/// naming `names`.
+fn output_divergence(define: &'static str, names: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(&format!("syscallbuf-output-diverge-{define}"))?;
+    let plain = build::c_fixture(CBuild::pie("print_loop"))?;
+    let defines: &'static [&'static str] = Box::leak(vec![define].into_boxed_slice());
+    let variant = build::c_fixture(CBuild {
+        name: "print_loop",
+        link: Link::Pie,
+        defines,
+    })?;
+    let inv = recorder::invocation(&print_loop(&["loop", "200"]), dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    inv.record(&trace)?.expect_code(0)?;
+    let plain_bytes = std::fs::read(&plain).map_err(|e| format!("{}: {e}", plain.display()))?;
+    let variant_bytes =
+        std::fs::read(&variant).map_err(|e| format!("{}: {e}", variant.display()))?;
+    let files = trace.join("files");
+    let mut swapped = 0;
+    for (rel, (kind, _)) in run::snapshot(&files)? {
+        let copy = files.join(rel);
+        if !kind.starts_with("file") || std::fs::read(&copy).ok().as_ref() != Some(&plain_bytes) {
+            continue;
+        }
+        // Unlink first: the copy may be a hard link to the fixture binary.
+        let perms = std::fs::metadata(&copy)
+            .map(|m| m.permissions())
+            .map_err(|e| format!("{}: {e}", copy.display()))?;
+        std::fs::remove_file(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+        std::fs::write(&copy, &variant_bytes).map_err(|e| format!("{}: {e}", copy.display()))?;
+        std::fs::set_permissions(&copy, perms).map_err(|e| format!("{}: {e}", copy.display()))?;
+        swapped += 1;
+    }
+    check!(
+        swapped > 0,
+        "no copy of the executable in {}",
+        files.display()
+    );
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(EXIT_DIVERGENCE)?;
+    let err = rep.stderr_text();
+    let lower = err.to_ascii_lowercase();
+    check!(
+        lower.contains("diverged") && lower.contains(names) && run::names_event_index(&err),
+        "the divergence message does not name the event and {names:?}\n{}",
+        rep.describe()
+    );
+    check!(
+        !err.contains("panicked"),
+        "cargo-rrtest panicked\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
 /// One of the `syscallbuf::output` trials.
 type OutputTrial = fn() -> Result<(), Failed>;
 
@@ -298,10 +361,19 @@ pub fn trials() -> Vec<Trial> {
         ("desched", "pipe_block-pie", blocked_reader_was_unwound),
         ("signals", "handler_redirect-pie", handlers_used_the_buffer),
     ];
-    let outputs: [(&str, OutputTrial); 3] = [
+    let outputs: [(&str, OutputTrial); 6] = [
         ("loop", output_loop),
         ("threads", output_threads),
         ("large", output_large),
+        ("divergence::other_bytes", || {
+            output_divergence("OTHER_BYTES", "output of write")
+        }),
+        ("divergence::other_length", || {
+            output_divergence("OTHER_LENGTH", "output of write")
+        }),
+        ("divergence::other_writev_piece", || {
+            output_divergence("OTHER_VEC", "output of writev")
+        }),
     ];
     for (name, f) in outputs {
         trials.push(

@@ -937,8 +937,8 @@ impl Session {
     /// to our stdout or stderr: the hook buffers their writes with their
     /// bytes) exact across a finished traced syscall: a `dup`-style syscall
     /// lists or unlists its new descriptor, a `close` (the hook bails those
-    /// of listed descriptors) or `close_range` unlists, and a table a vfork
-    /// child overwrote in the shared memory is written again.
+    /// of listed descriptors) or `close_range` unlists, and the table a
+    /// vfork child shared is written again when the vfork returns.
     fn track_output_fds(&mut self, tid: Tid, call: &Call) -> Result<(), Error> {
         let Some(space) = self.spaces.get_mut(&self.tasks[&tid].pid) else {
             return Ok(());
@@ -946,7 +946,10 @@ impl Session {
         let dup = matches!(call.nr, libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3)
             || (call.nr == libc::SYS_fcntl
                 && matches!(call.args[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC));
-        let mut changed = std::mem::take(&mut space.output_fds_stale) && !space.borrowed;
+        let mut changed = space.output_fds_stale == Some(tid) && !space.borrowed;
+        if changed {
+            space.output_fds_stale = None;
+        }
         if dup && call.ret >= 0 {
             let fd = call.ret as i32;
             changed |= space.set_output_fd(fd, capture::output_stream(tid, fd));
@@ -1148,12 +1151,12 @@ impl Session {
                         let mut copy = space.clone();
                         copy.borrowed = flags & libc::CLONE_VM as u64 != 0;
                         if copy.borrowed && !copy.output_fds.is_empty() {
-                            // The child shares the table: until the parent's
-                            // next traced syscall, neither buffers output.
+                            // The child shares the table: until the vfork
+                            // returns, neither buffers output.
                             syscallbuf::update_output_table(tid, &mut copy)
                                 .map_err(ptrace_err("writing the output descriptors", tid))?;
                             space.pending_table = copy.pending_table.take();
-                            space.output_fds_stale = true;
+                            space.output_fds_stale = Some(tid);
                         }
                         self.spaces.insert(child, copy);
                     }

@@ -1024,7 +1024,7 @@ impl Session {
                     if asked != out.asked || seen != rec.data {
                         return Err(self.diverged(
                             tid,
-                            format!("output of {}", what()),
+                            format!("output of {} (buffered)", syscalls::name(nr)),
                             format!(
                                 "{:?} ({} bytes asked)",
                                 String::from_utf8_lossy(&rec.data),

@@ -70,8 +70,10 @@ pub struct Space {
     pub output_fds: Vec<OutputFd>,
     /// The table in the process's memory is not `output_fds`: a vfork
     /// child, which shares the memory, wrote its own; the recorder writes
-    /// it again at the process's next traced syscall (recording only).
-    pub output_fds_stale: bool,
+    /// it again when this thread (the one that made the vfork, which the
+    /// child's exec or exit releases) finishes a traced syscall (recording
+    /// only).
+    pub output_fds_stale: Option<i32>,
     /// The table last written to the process's memory, not yet in the
     /// trace: the recorder writes it (an output-table record) right after
     /// the event it changed at (recording only).
@@ -167,7 +169,7 @@ impl Space {
     /// vfork child, which shares its parent's memory and so its table) every
     /// write to a listed descriptor bails (stream 0), so that neither
     /// process buffers output by the other's table; the parent's is written
-    /// again at its next traced syscall (`output_fds_stale`).
+    /// again when the vfork returns (`output_fds_stale`).
     pub fn output_table(&self) -> Vec<OutputFd> {
         self.output_fds
             .iter()
