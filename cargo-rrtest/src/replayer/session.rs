@@ -461,9 +461,7 @@ impl Session {
             }
             Event::Exec(e) => self.exec(e)?,
             Event::BufferInit { tid, hook_entry } => self.buffer_init(tid, hook_entry)?,
-            Event::Buffered { tid, records }
-                if syscallbuf::parse_output_table(&records).is_some() =>
-            {
+            Event::Buffered { tid, records } if syscallbuf::is_output_table(&records) => {
                 self.output_table(tid, &records)?;
             }
             Event::Buffered { tid, records } => {
@@ -855,17 +853,10 @@ impl Session {
     /// last event: the same here, so that the hook takes the recording's
     /// path for every write.
     fn output_table(&mut self, tid: Tid, records: &[u8]) -> Result<(), ReplayError> {
-        let table = match syscallbuf::parse_output_table(records) {
-            Some(Ok(table)) => table,
-            Some(Err(reason)) => {
-                return Err(Error::Malformed {
-                    index: self.index,
-                    reason: format!("output table of thread {tid}: {reason}"),
-                }
-                .into())
-            }
-            None => return Ok(()),
-        };
+        let table = syscallbuf::parse_output_table(records).map_err(|reason| Error::Malformed {
+            index: self.index,
+            reason: format!("output table of thread {tid}: {reason}"),
+        })?;
         let real = self.task(tid)?.real;
         syscallbuf::write_output_fds(real, &table)
             .map_err(perr("writing the output table", real))?;
@@ -1396,8 +1387,6 @@ impl Session {
     }
 }
 
-/// Where a clone-family syscall made the kernel store the new thread's id:
-/// `(address, in the child's address space)`.
 /// Writes a replayed buffered write's bytes to our own stdout or stderr,
 /// when it wrote program output and replay echoes.
 fn echo_buffered_output(echo: bool, rec: syscallbuf::Record) {
@@ -1409,6 +1398,8 @@ fn echo_buffered_output(echo: bool, rec: syscallbuf::Record) {
     }
 }
 
+/// Where a clone-family syscall made the kernel store the new thread's id:
+/// `(address, in the child's address space)`.
 fn tid_fields(tid: i32, nr: i64, args: &[u64; 6]) -> Vec<(u64, bool)> {
     let (flags, child_tid, parent_tid) = match nr {
         libc::SYS_clone => (args[0], args[3], args[2]),

@@ -332,28 +332,30 @@ pub fn output_table_record(table: &[OutputFd]) -> Vec<u8> {
     b
 }
 
-/// The output table an `Event::Buffered` payload carries, if it is an
-/// output-table record ([`output_table_record`]).
-pub fn parse_output_table(bytes: &[u8]) -> Option<Result<Vec<OutputFd>, String>> {
+/// Whether an `Event::Buffered` payload is an output-table record
+/// ([`output_table_record`]) rather than syscall records.
+pub fn is_output_table(bytes: &[u8]) -> bool {
+    bytes.len() >= 2 && u16::from_le_bytes([bytes[0], bytes[1]]) == OUTPUT_TABLE_NR
+}
+
+/// The output table of an output-table record ([`is_output_table`]).
+pub fn parse_output_table(bytes: &[u8]) -> Result<Vec<OutputFd>, String> {
     const HDR: usize = std::mem::size_of::<RecordHeader>();
-    if bytes.len() < 2 || u16::from_le_bytes([bytes[0], bytes[1]]) != OUTPUT_TABLE_NR {
-        return None;
-    }
     let want = HDR + 8 * locals::OUTPUT_FDS_MAX;
-    if bytes.len() != want || u32_at(bytes, 4) as usize != want - HDR {
-        return Some(Err(format!(
-            "an output-table record of {} bytes (not {want})",
+    if !is_output_table(bytes) || bytes.len() != want || u32_at(bytes, 4) as usize != want - HDR {
+        return Err(format!(
+            "not an output-table record of {want} bytes ({} bytes)",
             bytes.len()
-        )));
+        ));
     }
-    Some(Ok(bytes[HDR..]
+    Ok(bytes[HDR..]
         .chunks_exact(8)
         .map(|e| OutputFd {
             fd: u32_at(e, 0) as i32,
             stream: u32_at(e, 4) as i32,
         })
         .filter(|e| e.fd >= 0)
-        .collect()))
+        .collect())
 }
 
 /// Writes the locals page's output table (at most `OUTPUT_FDS_MAX`
@@ -995,18 +997,18 @@ mod tests {
     fn output_table_records_round_trip() {
         let table = [OutputFd { fd: 1, stream: 1 }, OutputFd { fd: 9, stream: 2 }];
         let rec = output_table_record(&table);
+        assert!(is_output_table(&rec));
         assert_eq!(
-            parse_output_table(&rec)
-                .expect("a table")
-                .expect("well-formed"),
+            parse_output_table(&rec).expect("well-formed"),
             table.to_vec()
         );
         // Not a table: ordinary records; a table among them is an error.
-        assert!(parse_output_table(&record(1, 3, b"abc")).is_none());
+        assert!(!is_output_table(&record(1, 3, b"abc")));
+        assert!(parse_output_table(&record(1, 3, b"abc")).is_err());
         let mut mixed = record(1, 3, b"abc");
         mixed.extend(&rec);
         assert!(parse_records(&mixed).is_err());
-        assert!(parse_output_table(&rec[..40]).expect("a table").is_err());
+        assert!(parse_output_table(&rec[..40]).is_err());
     }
 
     #[test]
