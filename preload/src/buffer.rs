@@ -155,17 +155,18 @@ pub fn buffer_syscall_with<K: Kernel>(
         return Outcome::Bail(BailReason::MayBlockUnarmed);
     }
     if writes_to_fd(nr) || nr == nr::CLOSE {
+        // The record flags of the descriptor's stream (0: stream 0), if
+        // the output table lists it.
         let listed = output_fds
             .iter()
-            .find(|e| e.fd >= 0 && e.fd as u64 == args[0]);
+            .find(|e| e.fd >= 0 && e.fd as u64 == args[0])
+            .map(|e| record_flags::of_stream(e.stream));
         match (listed, output_write(nr)) {
-            (Some(e), Some(shape)) if nr != nr::CLOSE && record_flags::of_stream(e.stream) != 0 => {
-                let out = OutputTarget {
-                    shape,
-                    flags: record_flags::of_stream(e.stream),
-                };
+            (Some(flags), Some(shape)) if flags != 0 => {
+                let out = OutputTarget { shape, flags };
                 return buffer_output(buf, nr, args, kernel, desched_fd, out);
             }
+            // Another write to it (stream 0, sendto, sendmsg), or its close.
             (Some(_), _) => return Outcome::Bail(BailReason::ProgramOutput),
             (None, _) if nr != nr::CLOSE && (args[0] == 1 || args[0] == 2) => {
                 return Outcome::Bail(BailReason::ProgramOutput)
