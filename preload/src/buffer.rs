@@ -155,14 +155,15 @@ pub fn buffer_syscall_with<K: Kernel>(
         return Outcome::Bail(BailReason::MayBlockUnarmed);
     }
     if writes_to_fd(nr) || nr == nr::CLOSE {
-        // The record flags of the descriptor's stream (0: stream 0), if
-        // the output table lists it.
+        // The descriptor's stream, if the output table lists it.
         let listed = output_fds
             .iter()
             .find(|e| e.fd >= 0 && e.fd as u64 == args[0])
-            .map(|e| record_flags::of_stream(e.stream));
+            .map(|e| e.stream);
         match (listed, output_write(nr)) {
-            (Some(flags), Some(shape)) if flags != 0 => {
+            (Some(OutputFd::NOT_OUTPUT), _) if nr != nr::CLOSE => {}
+            (Some(stream), Some(shape)) if record_flags::of_stream(stream) != 0 => {
+                let flags = record_flags::of_stream(stream);
                 let out = OutputTarget { shape, flags };
                 return buffer_output(buf, nr, args, kernel, desched_fd, out);
             }
@@ -1255,10 +1256,33 @@ mod tests {
         }
         let (r, _) = m.record(24);
         assert_eq!((r.nr, r.flags, r.out_len), (1, 0, 0));
-        // The buffer's remaining room: 224 - 48 used = 176; a 160-byte
-        // write needs 184.
-        let big = [0u8; 160];
-        let args = [5, big.as_ptr() as u64, 160, 0, 0, 0];
+        // fd 2 to /dev/null: listed as not output; its writes are ordinary,
+        // its close bails.
+        let null2 = [OutputFd {
+            fd: 2,
+            stream: OutputFd::NOT_OUTPUT,
+        }];
+        let args = [2, line.as_ptr() as u64, 3, 0, 0, 0];
+        assert_eq!(
+            buffer_syscall_with(&m.buffer(), nr::WRITE, args, &mut k, -2, &null2),
+            Outcome::Done(0)
+        );
+        assert_eq!(m.record(48).0.flags, 0);
+        assert_eq!(
+            buffer_syscall_with(
+                &m.buffer(),
+                nr::CLOSE,
+                [2, 0, 0, 0, 0, 0],
+                &mut k,
+                -2,
+                &null2
+            ),
+            Outcome::Bail(BailReason::ProgramOutput)
+        );
+        // The buffer's remaining room: 224 - 72 used = 152; a 140-byte
+        // write needs 168.
+        let big = [0u8; 140];
+        let args = [5, big.as_ptr() as u64, 140, 0, 0, 0];
         assert_eq!(
             buffer_syscall_with(&m.buffer(), nr::WRITE, args, &mut k, -2, &table),
             Outcome::Bail(BailReason::Full)

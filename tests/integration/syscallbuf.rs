@@ -16,7 +16,9 @@
 //!   are buffered with their bytes: a print loop has at least 95% of its
 //!   syscalls buffered and records, replays and (without the buffer)
 //!   records again the native output byte for byte; two threads printing
-//!   interleaved lines replay in the recorded order; writes too large for
+//!   interleaved lines replay in the recorded order; fd 1 redirected to
+//!   /dev/null and back, and a dup2'd descriptor, keep the output table
+//!   exact; writes too large for
 //!   the buffer are traced and still replayed; a build that writes other
 //!   bytes, one more byte, or another writev piece in place of the
 //!   recorded one diverges (exit 103, naming the event and the output).
@@ -241,6 +243,29 @@ fn output_threads() -> Result<(), Failed> {
     Ok(())
 }
 
+/// fd 1 redirected to /dev/null and back, and a dup2'd descriptor: only
+/// the writes that reach stdout are output (native, recorded and replayed
+/// alike), and they are all buffered.
+fn output_redirect() -> Result<(), Failed> {
+    const LINES: u64 = 500;
+    let dir = TrialDir::new("syscallbuf-output-redirect")?;
+    let inv = recorder::invocation(&print_loop(&["redirect", "500"]), dir.sub("work")?)?;
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let (rec, st) = record_and_replay(&dir, &inv)?;
+    same_output("recorded vs native", &native, &rec)?;
+    check!(
+        !rec.stdout_text().contains("hidden"),
+        "writes to /dev/null reached the recording's stdout"
+    );
+    check!(
+        stat(&st, "buffered_syscalls") * 100 >= 4 * LINES * 95,
+        "the writes to stdout, /dev/null and fd 7 were not buffered (stats {st})"
+    );
+    dir.finish();
+    Ok(())
+}
+
 /// Writes larger than the buffer takes are traced, and still replayed.
 fn output_large() -> Result<(), Failed> {
     let dir = TrialDir::new("syscallbuf-output-large")?;
@@ -361,10 +386,11 @@ pub fn trials() -> Vec<Trial> {
         ("desched", "pipe_block-pie", blocked_reader_was_unwound),
         ("signals", "handler_redirect-pie", handlers_used_the_buffer),
     ];
-    let outputs: [(&str, OutputTrial); 6] = [
+    let outputs: [(&str, OutputTrial); 7] = [
         ("loop", output_loop),
         ("threads", output_threads),
         ("large", output_large),
+        ("redirect", output_redirect),
         ("divergence::other_bytes", || {
             output_divergence("OTHER_BYTES", "output of write")
         }),

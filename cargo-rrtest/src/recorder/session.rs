@@ -954,7 +954,7 @@ impl Session {
             let fd = call.ret as i32;
             changed |= space.set_output_fd(fd, capture::output_stream(tid, fd));
         } else if call.nr == libc::SYS_close && call.ret != -(libc::EBADF as i64) {
-            changed |= space.set_output_fd(call.args[0] as i32, None);
+            changed |= space.forget_output_fd(call.args[0] as i32);
         } else if call.nr == libc::SYS_close_range
             && call.ret == 0
             && call.args[2] & libc::CLOSE_RANGE_CLOEXEC as u64 == 0
@@ -1578,7 +1578,8 @@ impl Session {
 }
 
 /// The output table of a freshly exec'd process: its descriptors that
-/// write to our stdout or stderr (1 and 2, inherited dups), with the stream.
+/// write to our stdout or stderr (1 and 2, inherited dups), with the
+/// stream; fd 1 and 2 when they write elsewhere, as not output.
 fn inherited_output_fds(tid: Tid) -> Vec<rrtest_abi::OutputFd> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{tid}/fd")) else {
         return Vec::new();
@@ -1587,12 +1588,11 @@ fn inherited_output_fds(tid: Tid) -> Vec<rrtest_abi::OutputFd> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     fds.sort_unstable();
-    fds.into_iter()
-        .filter_map(|fd| {
-            capture::output_stream(tid, fd).map(|stream| rrtest_abi::OutputFd { fd, stream })
-        })
-        .take(rrtest_abi::locals::OUTPUT_FDS_MAX)
-        .collect()
+    let mut space = Space::default();
+    for fd in fds {
+        space.set_output_fd(fd, capture::output_stream(tid, fd));
+    }
+    space.output_fds
 }
 
 fn regs_eq(a: &Regs, b: &Regs) -> bool {

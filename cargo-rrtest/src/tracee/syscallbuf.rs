@@ -137,12 +137,16 @@ impl Space {
         })
     }
 
-    /// Sets the output table's entry for `fd`: its stream (1 or 2), or no
-    /// entry. Returns whether the table changed. A full table drops the
-    /// new entry (see docs/syscall-buffer.md, Limits).
-    pub fn set_output_fd(&mut self, fd: i32, stream: Option<i32>) -> bool {
+    /// Sets the output table's entry for `fd`, given the stream it writes
+    /// to (1 or 2) if it is output: that stream; for fd 1 or 2 writing
+    /// elsewhere `OutputFd::NOT_OUTPUT` (their writes are then buffered,
+    /// not bailed); otherwise no entry. Returns whether the table changed.
+    /// A full table drops the new entry (see docs/syscall-buffer.md,
+    /// Limits).
+    pub fn set_output_fd(&mut self, fd: i32, output: Option<i32>) -> bool {
         let before = self.output_fds.clone();
         self.output_fds.retain(|e| e.fd != fd);
+        let stream = output.or((fd == 1 || fd == 2).then_some(OutputFd::NOT_OUTPUT));
         if let Some(stream) = stream {
             if self.output_fds.len() < locals::OUTPUT_FDS_MAX {
                 self.output_fds.push(OutputFd { fd, stream });
@@ -157,6 +161,14 @@ impl Space {
         let n = self.output_fds.len();
         self.output_fds
             .retain(|e| !(lo..=hi).contains(&(e.fd as u32)));
+        self.output_fds.len() != n
+    }
+
+    /// Drops `fd`'s entry (it was closed). Returns whether the table
+    /// changed.
+    pub fn forget_output_fd(&mut self, fd: i32) -> bool {
+        let n = self.output_fds.len();
+        self.output_fds.retain(|e| e.fd != fd);
         self.output_fds.len() != n
     }
 
@@ -973,9 +985,20 @@ mod tests {
         assert!(space.set_output_fd(7, Some(2)));
         assert!(!space.set_output_fd(7, Some(2)));
         assert!(space.is_output_fd(7));
-        // dup2 of a file over fd 1: no longer output.
+        // dup2 of a file over fd 1: no longer output, but listed (its
+        // close must bail); any other descriptor is unlisted.
         assert!(space.set_output_fd(1, None));
+        assert_eq!(
+            space
+                .output_fds
+                .iter()
+                .find(|e| e.fd == 1)
+                .map(|e| e.stream),
+            Some(OutputFd::NOT_OUTPUT)
+        );
+        assert!(space.forget_output_fd(1));
         assert!(!space.is_output_fd(1));
+        assert!(!space.set_output_fd(8, None));
         assert!(space.forget_output_fds(3, u32::MAX));
         assert!(space.output_fds.is_empty());
         for fd in 0..40 {

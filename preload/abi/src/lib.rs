@@ -187,18 +187,22 @@ pub mod locals {
 ///  +0x04  stream  i32  1 or 2: writes to `fd` reach the recorder's stdout
 ///                      or stderr: the hook buffers them with their bytes
 ///                      (`record_flags`); 0: they may, the hook bails (the
-///                      recorder decides at the traced write)
+///                      recorder decides at the traced write);
+///                      OutputFd::NOT_OUTPUT: fd 1 or 2 writing elsewhere
+///                      (/dev/null, a file): ordinary buffered writes
 /// ```
 ///
-/// The hook also bails a `close` of a listed descriptor, so that the
-/// recorder sees every change of the table's descriptors (the others are
-/// `dup2`-style syscalls, always traced).
+/// Writes to fd 1 or 2 when the table does not list them bail. The hook
+/// also bails a `close` of a listed descriptor, so that the recorder sees
+/// every change of the table's descriptors (the others are `dup2`-style
+/// syscalls, always traced); a descriptor to the recorder's output that
+/// the program opens by path is unlisted, which for fd 1 and 2 is safe.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputFd {
     /// The descriptor, or -1.
     pub fd: i32,
-    /// The stream: 1, 2, or 0 (bail).
+    /// The stream: 1, 2, 0 (bail), or [`OutputFd::NOT_OUTPUT`].
     pub stream: i32,
 }
 const _: () = assert!(core::mem::size_of::<OutputFd>() == 8);
@@ -210,6 +214,9 @@ const _: () = assert!(
 impl OutputFd {
     /// An unused entry.
     pub const NONE: OutputFd = OutputFd { fd: -1, stream: 0 };
+    /// `stream` of fd 1 or 2 when they do not write to the recorder's
+    /// stdout or stderr: their writes are buffered like any other.
+    pub const NOT_OUTPUT: i32 = 3;
 }
 const _: () = assert!(core::mem::offset_of!(ThreadLocals, saved_rsp) as u64 == locals::SAVED_RSP);
 const _: () =
