@@ -8,6 +8,10 @@
 #     is hidden while recording, so each is a syscall);
 #   - signal_storm: fixtures/c/signal_storm.c, 10000 SIGUSR1 and 2000
 #     SIGRTMIN sent by another thread while the target loops on write(2);
+#   - print_loop: fixtures/c/print_loop.c, N/4 rounds of four writes to the
+#     program's output (stdout, stderr, a dup of stdout, a writev), with
+#     stdout and stderr in files (output sent to /dev/null is not program
+#     output, and is not buffered as such);
 #   - trivial_test: a trivial #[test] of fixtures/programs run the way the
 #     harness runs one test (`<bin> --exact tests::trivial --nocapture`),
 #     about 150 syscalls: the per-test start-up cost that dominates suites.
@@ -60,6 +64,8 @@ CLOCK_BIN="$OUT/clock_loop"
 gcc -O1 -pthread -o "$CLOCK_BIN" fixtures/c/clock_loop.c
 STORM_BIN="$OUT/signal_storm"
 gcc -O1 -pthread -o "$STORM_BIN" fixtures/c/signal_storm.c
+PRINT_BIN="$OUT/print_loop"
+gcc -O1 -pthread -o "$PRINT_BIN" fixtures/c/print_loop.c
 
 echo "bench-recorder: building fixtures/programs tests" >&2
 TEST_BIN="$(cargo test --quiet --no-run --lib --locked --offline \
@@ -83,10 +89,12 @@ export RUST_BACKTRACE=0
 # measurement adds no process start-up to short native runs.
 [[ -n "${EPOCHREALTIME:-}" ]] || { echo "bench-recorder: needs bash >= 5 (EPOCHREALTIME)" >&2; exit 2; }
 
-# time_runs NAME MODE CMD...: runs CMD $RUNS times (output discarded), appends
-# "NAME MODE ns" lines to $SAMPLES. In CMD, @I@ is replaced by the run index.
+# time_runs NAME MODE CMD...: runs CMD $RUNS times (stdout to $STDOUT_TO,
+# stderr to a file), appends "NAME MODE ns" lines to $SAMPLES. In CMD, @I@
+# is replaced by the run index.
 SAMPLES="$WORK/samples.txt"
 : > "$SAMPLES"
+STDOUT_TO=/dev/null
 time_runs() {
   local name="$1" mode="$2"; shift 2
   local i t0 t1 rc args
@@ -94,7 +102,7 @@ time_runs() {
     args=("${@//@I@/$i}")
     t0=${EPOCHREALTIME/[.,]/}
     set +e
-    "${args[@]}" >/dev/null 2>"$WORK/last-stderr"
+    "${args[@]}" >"$STDOUT_TO" 2>"$WORK/last-stderr"
     rc=$?
     set -e
     t1=${EPOCHREALTIME/[.,]/}
@@ -129,6 +137,9 @@ bench() {
 bench syscall_loop "$LOOP_BIN" "$LOOP_N"
 bench clock_loop "$CLOCK_BIN" "$((2 * LOOP_N))"
 bench signal_storm "$STORM_BIN"
+STDOUT_TO="$WORK/print_loop-stdout"
+bench print_loop "$PRINT_BIN" loop "$((LOOP_N / 4))"
+STDOUT_TO=/dev/null
 bench trivial_test "$TEST_BIN" --exact tests::trivial --nocapture
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"

@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
     CHECK(hook != NULL);
     /* The constructor ran and filled in the handshake request. */
     struct init_params *ip = dlsym(lib, "rrtest_init_params");
-    CHECK(ip != NULL && ip->protocol_version == 1 && ip->size == sizeof *ip);
+    CHECK(ip != NULL && ip->protocol_version == 2 && ip->size == sizeof *ip);
     CHECK(ip->syscall_hook == (uint64_t)hook && ip->hook_entry != 0 && ip->reply_area == 0);
 
     struct req r = { .nr = SYS_getpid };

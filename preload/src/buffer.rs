@@ -3,10 +3,12 @@
 //! [`buffer_syscall`] is the whole record protocol (layouts in `rrtest_abi`):
 //!
 //! 1. bail if the recorder asked for it (`force_bail`); look the syscall up
-//!    in [`crate::table`]; bail if it is not buffered, if it is a write to
-//!    fd 1 or 2 (the recorder captures program output from traced writes),
-//!    if it may block and the locals say no desched (-1), or if its output
-//!    pointer is null;
+//!    in [`crate::table`]; bail if it is not buffered, if it closes a
+//!    descriptor of the output table (the recorder keeps the table), if it
+//!    may block and the locals say no desched (-1), or if its output
+//!    pointer is null. A write to a descriptor of the output table is
+//!    program output ([`buffer_output`]); one to fd 1 or 2 when they are not
+//!    in the table bails (the recorder decides at the traced write);
 //! 2. reserve the largest record it can produce; bail if it does not fit;
 //! 3. set `in_flight`, redirect the output pointer into the record, perform
 //!    the syscall through the untraced gate (bracketed by the desched
@@ -20,10 +22,14 @@
 
 use core::ptr::{addr_of_mut, read_volatile, write_volatile};
 
-use rrtest_abi::{record_size, BufferHeader, RecordHeader, ThreadLocals, BUFFER_MAGIC};
+use rrtest_abi::{
+    record_flags, record_size, BufferHeader, OutputFd, RecordHeader, ThreadLocals, BUFFER_MAGIC,
+};
 
 use crate::gate::Kernel;
-use crate::table::{args_ok, nr, plan_for, writes_to_fd};
+use crate::table::{
+    args_ok, nr, output_write, plan_for, writes_to_fd, OutputWrite, OUTPUT_WRITE_MAX,
+};
 
 /// `PERF_EVENT_IOC_ENABLE`.
 pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
@@ -40,8 +46,10 @@ pub enum BailReason {
     Forced,
     /// The syscall is not in the buffered set.
     NotBuffered,
-    /// A write to stdout or stderr: program output, which the recorder
-    /// captures from traced writes.
+    /// A write to fd 1 or 2 that the output table does not name, or one to
+    /// a listed descriptor the hook does not buffer (`sendto`, `sendmsg`,
+    /// stream 0, too many iovecs): the recorder captures it traced. Or a
+    /// `close` of a listed descriptor: the recorder updates the table.
     ProgramOutput,
     /// It may block and there is no desched event to unwind it.
     MayBlockUnarmed,
@@ -130,7 +138,7 @@ pub fn buffer_syscall_with<K: Kernel>(
     args: [u64; 6],
     kernel: &mut K,
     desched_fd: i32,
-    output_fds: &[i32],
+    output_fds: &[OutputFd],
 ) -> Outcome {
     let h = buf.header;
     // SAFETY: `Buffer` guarantees the header is valid memory.
@@ -143,13 +151,29 @@ pub fn buffer_syscall_with<K: Kernel>(
     if !args_ok(nr, &args) {
         return Outcome::Bail(BailReason::NotBuffered);
     }
-    if writes_to_fd(nr)
-        && (args[0] == 1 || args[0] == 2 || output_fds.iter().any(|&fd| fd as u64 == args[0]))
-    {
-        return Outcome::Bail(BailReason::ProgramOutput);
-    }
     if plan.may_block && desched_fd == -1 {
         return Outcome::Bail(BailReason::MayBlockUnarmed);
+    }
+    if writes_to_fd(nr) || nr == nr::CLOSE {
+        // The descriptor's stream, if the output table lists it.
+        let listed = output_fds
+            .iter()
+            .find(|e| e.fd >= 0 && e.fd as u64 == args[0])
+            .map(|e| e.stream);
+        match (listed, output_write(nr)) {
+            (Some(OutputFd::NOT_OUTPUT), _) if nr != nr::CLOSE => {}
+            (Some(stream), Some(shape)) if record_flags::of_stream(stream) != 0 => {
+                let flags = record_flags::of_stream(stream);
+                let out = OutputTarget { shape, flags };
+                return buffer_output(buf, nr, args, kernel, desched_fd, out);
+            }
+            // Another write to it (stream 0, sendto, sendmsg), or its close.
+            (Some(_), _) => return Outcome::Bail(BailReason::ProgramOutput),
+            (None, _) if nr != nr::CLOSE && (args[0] == 1 || args[0] == 2) => {
+                return Outcome::Bail(BailReason::ProgramOutput)
+            }
+            (None, _) => {}
+        }
     }
     // A nullable output left null is no output at all (`time(NULL)`).
     let output = plan
@@ -241,15 +265,8 @@ pub fn buffer_syscall_with<K: Kernel>(
         kernel.untraced(nr::IOCTL, [fd, PERF_EVENT_IOC_DISABLE, 0, 0, 0, 0]);
     }
 
-    // SAFETY: header fields of a valid buffer.
-    unsafe {
-        if read_volatile(addr_of_mut!((*h).abort_commit)) != 0 {
-            write_volatile(addr_of_mut!((*h).abort_commit), 0);
-            let aborted = read_volatile(addr_of_mut!((*h).aborted));
-            write_volatile(addr_of_mut!((*h).aborted), aborted.wrapping_add(1));
-            write_volatile(addr_of_mut!((*h).in_flight), 0);
-            return Outcome::Bail(BailReason::Aborted);
-        }
+    if take_abort(buf) {
+        return Outcome::Bail(BailReason::Aborted);
     }
 
     let copied = match (output, vectored) {
@@ -268,7 +285,8 @@ pub fn buffer_syscall_with<K: Kernel>(
         write_volatile(
             record,
             RecordHeader {
-                nr: nr as u32,
+                nr: nr as u16,
+                flags: 0,
                 out_len: copied as u32,
                 result,
                 out_addr: if copied > 0 { user_ptr } else { 0 },
@@ -297,12 +315,131 @@ pub fn buffer_syscall_with<K: Kernel>(
         } else if copied > 0 {
             copy_bytes(user_ptr as *mut u8, data, copied as usize);
         }
-        let committed = used + u64::from(record_size(copied as u32));
+    }
+    commit(buf, used, copied);
+    Outcome::Done(result)
+}
+
+/// If the recorder set `abort_commit` (it unwound the thread while in the
+/// syscall): clears it, counts it in `aborted`, clears `in_flight`, and
+/// returns true (the record is discarded; the hook bails).
+fn take_abort(buf: &Buffer) -> bool {
+    let h = buf.header;
+    // SAFETY: header fields of a valid buffer.
+    unsafe {
+        if read_volatile(addr_of_mut!((*h).abort_commit)) == 0 {
+            return false;
+        }
+        write_volatile(addr_of_mut!((*h).abort_commit), 0);
+        let aborted = read_volatile(addr_of_mut!((*h).aborted));
+        write_volatile(addr_of_mut!((*h).aborted), aborted.wrapping_add(1));
+        write_volatile(addr_of_mut!((*h).in_flight), 0);
+    }
+    true
+}
+
+/// Commits the record at `used` with `out_len` bytes of data (its header
+/// written): bumps `used` and `num_records`, clears `in_flight`.
+fn commit(buf: &Buffer, used: u64, out_len: u64) {
+    let h = buf.header;
+    // SAFETY: header fields of a valid buffer.
+    unsafe {
+        let committed = used + u64::from(record_size(out_len as u32));
         write_volatile(addr_of_mut!((*h).used), committed as u32);
         let n = read_volatile(addr_of_mut!((*h).num_records));
         write_volatile(addr_of_mut!((*h).num_records), n.wrapping_add(1));
         write_volatile(addr_of_mut!((*h).in_flight), 0);
     }
+}
+
+/// Where a write to the program's output goes, as the output table says.
+#[derive(Debug, Clone, Copy)]
+struct OutputTarget {
+    /// How the syscall passes its bytes.
+    shape: OutputWrite,
+    /// The record's flags: the stream.
+    flags: u16,
+}
+
+/// A write to the program's output (a descriptor of the output table that
+/// reaches the recorder's stdout or stderr): performed on the program's
+/// own buffers, then the bytes the kernel took (the result, at most the
+/// length asked for) are copied into the record, which is flagged with the
+/// stream and keeps the length asked for in `out_addr`. Replay writes them
+/// to its own stdout or stderr.
+///
+/// Copying after the syscall rather than before: the kernel has read those
+/// bytes, so the copy cannot fault (a bad pointer is the kernel's `EFAULT`,
+/// as without the hook). A partial write (a signal, a full pipe the
+/// recorder interrupts) records what was written; a write that blocked
+/// before writing anything is unwound like any may-block syscall
+/// (`abort_commit`) and issued again, traced.
+fn buffer_output<K: Kernel>(
+    buf: &Buffer,
+    nr: u64,
+    args: [u64; 6],
+    kernel: &mut K,
+    desched_fd: i32,
+    out: OutputTarget,
+) -> Outcome {
+    let total = match out.shape {
+        OutputWrite::Contiguous => args[2],
+        OutputWrite::Vectored => match iovec_total(args[1], args[2]) {
+            Some(t) => t,
+            None => return Outcome::Bail(BailReason::ProgramOutput),
+        },
+    };
+    if total > OUTPUT_WRITE_MAX || total > buf.capacity.saturating_sub(RECORD_HEADER_SIZE) {
+        return Outcome::Bail(BailReason::TooLarge);
+    }
+    let h = buf.header;
+    // SAFETY: `Buffer` guarantees the header is valid memory.
+    let used = u64::from(unsafe { read_volatile(addr_of_mut!((*h).used)) });
+    let need = u64::from(record_size(total as u32));
+    if used > buf.capacity || need > buf.capacity - used {
+        return Outcome::Bail(BailReason::Full);
+    }
+    let record = buf.records().wrapping_add(used as usize) as *mut RecordHeader;
+    let data = (record as *mut u8).wrapping_add(RECORD_HEADER_SIZE as usize);
+    // SAFETY: header fields of a valid buffer.
+    unsafe { write_volatile(addr_of_mut!((*h).in_flight), 1) };
+    let armed = plan_for(nr).is_some_and(|p| p.may_block) && desched_fd >= 0;
+    let fd = desched_fd as u64;
+    if armed {
+        kernel.untraced(nr::IOCTL, [fd, PERF_EVENT_IOC_ENABLE, 0, 0, 0, 0]);
+    }
+    let result = kernel.untraced(nr, args);
+    if armed {
+        kernel.untraced(nr::IOCTL, [fd, PERF_EVENT_IOC_DISABLE, 0, 0, 0, 0]);
+    }
+    if take_abort(buf) {
+        return Outcome::Bail(BailReason::Aborted);
+    }
+    let written = if result > 0 {
+        (result as u64).min(total)
+    } else {
+        0
+    };
+    // SAFETY: the record lies within the reserved space (`need` bytes at
+    // `record`, checked above, `written` <= `total`); the program's buffers
+    // hold at least `written` readable bytes: the kernel just read them.
+    unsafe {
+        match out.shape {
+            OutputWrite::Contiguous => copy_bytes(data, args[1] as *const u8, written as usize),
+            OutputWrite::Vectored => gather_bytes(args[1], args[2], data, written),
+        }
+        write_volatile(
+            record,
+            RecordHeader {
+                nr: nr as u16,
+                flags: out.flags,
+                out_len: written as u32,
+                result,
+                out_addr: total,
+            },
+        );
+    }
+    commit(buf, used, written);
     Outcome::Done(result)
 }
 
@@ -418,7 +555,35 @@ unsafe fn scatter_bytes(iov: u64, cnt: u64, data: *const u8, len: u64) {
     }
 }
 
-/// [`buffer_syscall_with`] with no output descriptors besides 1 and 2.
+/// Copies the first `len` bytes of the `cnt` iovecs at `iov`, in order, to
+/// `data`.
+///
+/// # Safety
+/// The iovecs are the program's writev arguments, their first `len` bytes
+/// readable (the kernel read them), and `data` has room for `len` bytes.
+unsafe fn gather_bytes(iov: u64, cnt: u64, data: *mut u8, len: u64) {
+    let mut done = 0u64;
+    for i in 0..cnt {
+        if done >= len {
+            break;
+        }
+        let entry = (iov as *const u64).wrapping_add(2 * i as usize);
+        // SAFETY: forwarded contract.
+        let (base, size) = unsafe { (read_volatile(entry), read_volatile(entry.wrapping_add(1))) };
+        let n = size.min(len - done);
+        // SAFETY: forwarded contract.
+        unsafe {
+            copy_bytes(
+                data.wrapping_add(done as usize),
+                base as *const u8,
+                n as usize,
+            )
+        };
+        done += n;
+    }
+}
+
+/// [`buffer_syscall_with`] with an empty output table.
 #[cfg(test)]
 pub fn buffer_syscall<K: Kernel>(
     buf: &Buffer,
@@ -515,6 +680,7 @@ mod tests {
             r,
             RecordHeader {
                 nr: 39,
+                flags: 0,
                 out_len: 0,
                 result: 4242,
                 out_addr: 0
@@ -551,6 +717,7 @@ mod tests {
             r,
             RecordHeader {
                 nr: 17,
+                flags: 0,
                 out_len: 7,
                 result: 7,
                 out_addr: user_ptr
@@ -789,17 +956,19 @@ mod tests {
                 );
             }
         }
-        assert_eq!(
-            buffer_syscall_with(
-                &m.buffer(),
-                nr::WRITE,
-                [40, 0x1000, 5, 0, 0, 0],
-                &mut k,
-                9,
-                &[7, 40]
-            ),
-            Outcome::Bail(BailReason::ProgramOutput)
-        );
+        // A listed descriptor with stream 0 (a vfork child's table), and
+        // sendto to a listed one: traced.
+        let table = [
+            OutputFd { fd: 7, stream: 1 },
+            OutputFd { fd: 40, stream: 0 },
+        ];
+        for (n, fd) in [(nr::WRITE, 40), (nr::SENDTO, 7)] {
+            assert_eq!(
+                buffer_syscall_with(&m.buffer(), n, [fd, 0x1000, 5, 0, 0, 0], &mut k, 9, &table),
+                Outcome::Bail(BailReason::ProgramOutput)
+            );
+        }
+        assert!(k.calls.is_empty());
         let h = m.header();
         // SAFETY: points into the vector.
         unsafe { (*h).force_bail = 1 };
@@ -951,6 +1120,196 @@ mod tests {
         };
         // SAFETY: as above.
         assert!(unsafe { Buffer::from_locals(&tl) }.is_none());
+    }
+
+    const STDOUT_1: [OutputFd; 1] = [OutputFd { fd: 1, stream: 1 }];
+
+    #[test]
+    fn output_writes_record_the_bytes_written() {
+        let mut m = Mem::new(4096);
+        let line = *b"hello, world\n";
+        // The kernel takes 5 of the 13 bytes (a partial write).
+        let mut k = fake(|_, _| 5);
+        let args = [1, line.as_ptr() as u64, 13, 0, 0, 0];
+        let out = buffer_syscall_with(&m.buffer(), nr::WRITE, args, &mut k, -2, &STDOUT_1);
+        assert_eq!(out, Outcome::Done(5));
+        assert_eq!(k.calls, vec![(nr::WRITE, args)], "the program's own buffer");
+        let (r, data) = m.record(0);
+        assert_eq!(
+            r,
+            RecordHeader {
+                nr: 1,
+                flags: record_flags::STDOUT,
+                out_len: 5,
+                result: 5,
+                out_addr: 13
+            }
+        );
+        assert_eq!(data, b"hello");
+        assert_eq!(line, *b"hello, world\n", "nothing copied back");
+        // A failed write records no bytes.
+        let mut k = fake(|_, _| -32);
+        let table = [OutputFd { fd: 9, stream: 2 }];
+        let args = [9, line.as_ptr() as u64, 13, 7, 0, 0];
+        let out = buffer_syscall_with(&m.buffer(), nr::PWRITE64, args, &mut k, -2, &table);
+        assert_eq!(out, Outcome::Done(-32));
+        let (r, data) = m.record(record_size(5) as usize);
+        assert_eq!(
+            (r.nr, r.flags, r.out_len, r.result, r.out_addr),
+            (18, record_flags::STDERR, 0, -32, 13)
+        );
+        assert!(data.is_empty());
+        assert_eq!(m.hdr().num_records, 2);
+    }
+
+    #[test]
+    fn output_writev_gathers_the_bytes_written() {
+        let mut m = Mem::new(4096);
+        let (a, b, c) = (*b"abc", *b"", *b"defgh");
+        let iov: [u64; 6] = [
+            a.as_ptr() as u64,
+            3,
+            b.as_ptr() as u64,
+            0,
+            c.as_ptr() as u64,
+            5,
+        ];
+        let args = [1, iov.as_ptr() as u64, 3, 0, 0, 0];
+        for (taken, want) in [(8, &b"abcdefgh"[..]), (4, &b"abcd"[..])] {
+            let mut k = fake(|_, _| taken);
+            let before = m.hdr().used as usize;
+            let out = buffer_syscall_with(&m.buffer(), nr::WRITEV, args, &mut k, -2, &STDOUT_1);
+            assert_eq!(out, Outcome::Done(taken));
+            assert_eq!(
+                k.calls,
+                vec![(nr::WRITEV, args)],
+                "the program's own iovecs"
+            );
+            let (r, data) = m.record(before);
+            assert_eq!((r.nr, r.flags, r.out_addr), (20, record_flags::STDOUT, 8));
+            assert_eq!(data, want);
+        }
+        // More iovecs than the hook reads: traced.
+        let mut k = fake(|_, _| 0);
+        let args = [1, iov.as_ptr() as u64, 65, 0, 0, 0];
+        assert_eq!(
+            buffer_syscall_with(&m.buffer(), nr::WRITEV, args, &mut k, -2, &STDOUT_1),
+            Outcome::Bail(BailReason::ProgramOutput)
+        );
+    }
+
+    #[test]
+    fn output_writes_that_cannot_be_buffered_bail() {
+        let mut m = Mem::new(256);
+        let mut k = fake(|_, _| 0);
+        let table = [OutputFd { fd: 5, stream: 1 }];
+        let cases = [
+            // Larger than the cap, larger than this small buffer.
+            (
+                nr::WRITE,
+                [5, 0x1000, OUTPUT_WRITE_MAX + 1, 0, 0, 0],
+                -2,
+                BailReason::TooLarge,
+            ),
+            (
+                nr::WRITE,
+                [5, 0x1000, 300, 0, 0, 0],
+                -2,
+                BailReason::TooLarge,
+            ),
+            // May block, and no desched.
+            (
+                nr::WRITE,
+                [5, 0x1000, 3, 0, 0, 0],
+                -1,
+                BailReason::MayBlockUnarmed,
+            ),
+            // Closing a listed descriptor: the recorder updates the table.
+            (nr::CLOSE, [5, 0, 0, 0, 0, 0], -2, BailReason::ProgramOutput),
+            // fd 1 is not in this table: traced, the recorder decides.
+            (
+                nr::WRITE,
+                [1, 0x1000, 3, 0, 0, 0],
+                -2,
+                BailReason::ProgramOutput,
+            ),
+        ];
+        for (n, args, desched, why) in cases {
+            assert_eq!(
+                buffer_syscall_with(&m.buffer(), n, args, &mut k, desched, &table),
+                Outcome::Bail(why),
+                "syscall {n} {args:?}"
+            );
+        }
+        assert!(k.calls.is_empty());
+        // Closing fd 1 when it is not output, and writing to an unlisted
+        // descriptor: ordinary buffered syscalls without bytes.
+        let line = *b"xyz";
+        for (n, args) in [
+            (nr::CLOSE, [1, 0, 0, 0, 0, 0]),
+            (nr::WRITE, [6, line.as_ptr() as u64, 3, 0, 0, 0]),
+        ] {
+            assert_eq!(
+                buffer_syscall_with(&m.buffer(), n, args, &mut k, -2, &table),
+                Outcome::Done(0)
+            );
+        }
+        let (r, _) = m.record(24);
+        assert_eq!((r.nr, r.flags, r.out_len), (1, 0, 0));
+        // fd 2 to /dev/null: listed as not output; its writes are ordinary,
+        // its close bails.
+        let null2 = [OutputFd {
+            fd: 2,
+            stream: OutputFd::NOT_OUTPUT,
+        }];
+        let args = [2, line.as_ptr() as u64, 3, 0, 0, 0];
+        assert_eq!(
+            buffer_syscall_with(&m.buffer(), nr::WRITE, args, &mut k, -2, &null2),
+            Outcome::Done(0)
+        );
+        assert_eq!(m.record(48).0.flags, 0);
+        assert_eq!(
+            buffer_syscall_with(
+                &m.buffer(),
+                nr::CLOSE,
+                [2, 0, 0, 0, 0, 0],
+                &mut k,
+                -2,
+                &null2
+            ),
+            Outcome::Bail(BailReason::ProgramOutput)
+        );
+        // The buffer's remaining room: 224 - 72 used = 152; a 140-byte
+        // write needs 168.
+        let big = [0u8; 140];
+        let args = [5, big.as_ptr() as u64, 140, 0, 0, 0];
+        assert_eq!(
+            buffer_syscall_with(&m.buffer(), nr::WRITE, args, &mut k, -2, &table),
+            Outcome::Bail(BailReason::Full)
+        );
+    }
+
+    #[test]
+    fn an_aborted_output_write_records_nothing() {
+        let mut m = Mem::new(4096);
+        let header = m.header();
+        let mut k = fake(|_, _| {
+            // Blocked on a full pipe, unwound by the recorder.
+            // SAFETY: the test owns the memory.
+            unsafe { (*header).abort_commit = 1 };
+            -4
+        });
+        let line = *b"abc";
+        let args = [1, line.as_ptr() as u64, 3, 0, 0, 0];
+        assert_eq!(
+            buffer_syscall_with(&m.buffer(), nr::WRITE, args, &mut k, -2, &STDOUT_1),
+            Outcome::Bail(BailReason::Aborted)
+        );
+        let h = m.hdr();
+        assert_eq!(
+            (h.used, h.num_records, h.in_flight, h.aborted),
+            (0, 0, 0, 1)
+        );
     }
 
     #[test]

@@ -167,10 +167,11 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
         return HOOK_BAIL;
     };
     // SAFETY: the locals page is mapped (the buffer exists), and the output
-    // descriptors lie within it.
+    // table lies within it.
     let output_fds = unsafe {
         core::ptr::read_volatile(
-            (THREAD_LOCALS_ADDR + locals::OUTPUT_FDS) as *const [i32; locals::OUTPUT_FDS_MAX],
+            (THREAD_LOCALS_ADDR + locals::OUTPUT_FDS)
+                as *const [rrtest_abi::OutputFd; locals::OUTPUT_FDS_MAX],
         )
     };
     match buffer::buffer_syscall_with(

@@ -11,6 +11,17 @@
 //! - `syscallbuf::signals::handler_redirect`: timer signals during buffered
 //!   syscalls, handlers that make buffered syscalls, walk the stack (never
 //!   seeing a stub) and rewrite the interrupted context.
+//! - `syscallbuf::output::*` (fixtures/c/print_loop.c): writes to the
+//!   program's output (stdout, stderr, a dup of stdout; write and writev)
+//!   are buffered with their bytes: a print loop has at least 95% of its
+//!   syscalls buffered and records, replays and (without the buffer)
+//!   records again the native output byte for byte; two threads printing
+//!   interleaved lines replay in the recorded order; fd 1 redirected to
+//!   /dev/null and back, and a dup2'd descriptor, keep the output table
+//!   exact; writes too large for
+//!   the buffer are traced and still replayed; a build that writes other
+//!   bytes, one more byte, or another writev piece in place of the
+//!   recorded one diverges (exit 103, naming the event and the output).
 //!
 //! Output, exit status and the events themselves are compared by the
 //! `recorder::*::record_replay` trials of the same fixtures; these trials
@@ -20,8 +31,9 @@ use std::path::Path;
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::recorder::{self, Args, Spec, C_SPECS, RUST_SPECS};
-use crate::recorder_run::{self as run, TrialDir};
+use crate::recorder::{self, Args, Source, Spec, C_SPECS, RUST_SPECS};
+use crate::recorder_build::{self as build, CBuild, Link};
+use crate::recorder_run::{self as run, Run, TrialDir};
 
 fn spec(name: &str) -> Spec {
     *C_SPECS
@@ -127,6 +139,217 @@ fn handlers_used_the_buffer(st: &serde_json::Value) -> Result<(), Failed> {
     Ok(())
 }
 
+/// print_loop in `mode` with argument `n`.
+fn print_loop(args: &'static [&'static str]) -> Spec {
+    Spec::new("print_loop-pie", Source::C(CBuild::pie("print_loop"))).args(Args::Fixed(args))
+}
+
+/// Both streams of `a` and `b` are the same bytes.
+fn same_output(what: &str, a: &Run, b: &Run) -> Result<(), Failed> {
+    run::expect_same_bytes(&format!("stdout ({what})"), &a.stdout, &b.stdout)?;
+    run::expect_same_bytes(&format!("stderr ({what})"), &a.stderr, &b.stderr)
+}
+
+/// Records `spec` with the buffer; checks the exit status and the success
+/// marker, that the trace verifies, and that replay writes the recorded
+/// stdout and stderr byte for byte. Returns the recording and its stats.
+fn record_and_replay(
+    dir: &TrialDir,
+    inv: &run::Invocation,
+) -> Result<(Run, serde_json::Value), Failed> {
+    let trace = dir.path.join("buffered");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text().lines().last() == Some("EXIT-SUCCESS"),
+        "the recorded run did not finish\n{}",
+        rec.describe()
+    );
+    let st = stats(&trace)?;
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(0)?;
+    same_output("replayed vs recorded", &rec, &rep)?;
+    Ok((rec, st))
+}
+
+/// The print loop: 4 output syscalls a round, at least 95% of them
+/// buffered; native, recorded, replayed and unbuffered output identical.
+fn output_loop() -> Result<(), Failed> {
+    const ROUNDS: u64 = 1000;
+    let dir = TrialDir::new("syscallbuf-output-loop")?;
+    let inv = recorder::invocation(&print_loop(&["loop", "1000"]), dir.sub("work")?)?;
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let (rec, st) = record_and_replay(&dir, &inv)?;
+    same_output("recorded vs native", &native, &rec)?;
+    let buffered = stat(&st, "buffered_syscalls");
+    check!(
+        buffered * 100 >= 4 * ROUNDS * 95,
+        "only {buffered} of the loop's {} output syscalls were buffered (stats {st})",
+        4 * ROUNDS
+    );
+    let plain_trace = dir.path.join("unbuffered");
+    let plain = inv.record_with(&plain_trace, &["--no-syscallbuf"])?;
+    plain.expect_code(0)?;
+    let pst = stats(&plain_trace)?;
+    check!(
+        stat(&pst, "buffered_syscalls") == 0 && stat(&pst, "traced_syscalls") >= 4 * ROUNDS,
+        "--no-syscallbuf buffered, or traced fewer syscalls than the loop makes (stats {pst})"
+    );
+    same_output("unbuffered vs buffered recording", &rec, &plain)?;
+    let rep = inv.replay(&plain_trace)?;
+    same_output("replayed vs recorded, unbuffered", &plain, &rep)?;
+    dir.finish();
+    Ok(())
+}
+
+/// The lines `name N` of `text`, in order, as numbers.
+fn thread_lines(text: &str, name: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .collect()
+}
+
+/// Two threads print without ordering between them: the recording
+/// interleaves their lines, and replay prints them in the recorded order.
+fn output_threads() -> Result<(), Failed> {
+    const LINES: u64 = 3000;
+    let dir = TrialDir::new("syscallbuf-output-threads")?;
+    let inv = recorder::invocation(&print_loop(&["threads", "3000"]), dir.sub("work")?)?;
+    let (rec, st) = record_and_replay(&dir, &inv)?;
+    let text = rec.stdout_text();
+    for name in ["thread-a ", "thread-b "] {
+        check!(
+            thread_lines(&text, name) == (0..LINES).collect::<Vec<_>>(),
+            "{name}lines lost, repeated or out of order in the recording"
+        );
+    }
+    let switches = text
+        .lines()
+        .filter(|l| l.starts_with("thread-"))
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0].as_bytes()[7] != w[1].as_bytes()[7])
+        .count();
+    check!(
+        switches >= 2,
+        "the recording did not interleave the threads' lines ({switches} switches)"
+    );
+    check!(
+        stat(&st, "buffered_syscalls") >= LINES,
+        "the threads' writes were not buffered (stats {st})"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// fd 1 redirected to /dev/null and back, and a dup2'd descriptor: only
+/// the writes that reach stdout are output (native, recorded and replayed
+/// alike), and they are all buffered.
+fn output_redirect() -> Result<(), Failed> {
+    const LINES: u64 = 500;
+    let dir = TrialDir::new("syscallbuf-output-redirect")?;
+    let inv = recorder::invocation(&print_loop(&["redirect", "500"]), dir.sub("work")?)?;
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let (rec, st) = record_and_replay(&dir, &inv)?;
+    same_output("recorded vs native", &native, &rec)?;
+    check!(
+        !rec.stdout_text().contains("hidden"),
+        "writes to /dev/null reached the recording's stdout"
+    );
+    check!(
+        stat(&st, "buffered_syscalls") * 100 >= 4 * LINES * 95,
+        "the writes to stdout, /dev/null and fd 7 were not buffered (stats {st})"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// Writes larger than the buffer takes are traced, and still replayed.
+fn output_large() -> Result<(), Failed> {
+    let dir = TrialDir::new("syscallbuf-output-large")?;
+    let inv = recorder::invocation(&print_loop(&["large"]), dir.sub("work")?)?;
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let (rec, st) = record_and_replay(&dir, &inv)?;
+    same_output("recorded vs native", &native, &rec)?;
+    check!(
+        rec.stdout.len() > 140_000,
+        "the large writes are missing from the recording's output"
+    );
+    check!(
+        stat(&st, "traced_syscalls") >= 2,
+        "the large writes were not traced (stats {st})"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `replay`'s exit status for a divergence (docs/exit-codes.md).
+const EXIT_DIVERGENCE: i32 = 103;
+
+/// Records print_loop's loop, swaps the trace's copy of the executable for
+/// the build with `define` (same code and layout; its middle round writes
+/// something else once), and expects replay to report the divergence,
+/// naming `names`.
+fn output_divergence(define: &'static str, names: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(&format!("syscallbuf-output-diverge-{define}"))?;
+    let plain = build::c_fixture(CBuild::pie("print_loop"))?;
+    let defines: &'static [&'static str] = Box::leak(vec![define].into_boxed_slice());
+    let variant = build::c_fixture(CBuild {
+        name: "print_loop",
+        link: Link::Pie,
+        defines,
+    })?;
+    let inv = recorder::invocation(&print_loop(&["loop", "200"]), dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    inv.record(&trace)?.expect_code(0)?;
+    let plain_bytes = std::fs::read(&plain).map_err(|e| format!("{}: {e}", plain.display()))?;
+    let variant_bytes =
+        std::fs::read(&variant).map_err(|e| format!("{}: {e}", variant.display()))?;
+    let files = trace.join("files");
+    let mut swapped = 0;
+    for (rel, (kind, _)) in run::snapshot(&files)? {
+        let copy = files.join(rel);
+        if !kind.starts_with("file") || std::fs::read(&copy).ok().as_ref() != Some(&plain_bytes) {
+            continue;
+        }
+        // Unlink first: the copy may be a hard link to the fixture binary.
+        let perms = std::fs::metadata(&copy)
+            .map(|m| m.permissions())
+            .map_err(|e| format!("{}: {e}", copy.display()))?;
+        std::fs::remove_file(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+        std::fs::write(&copy, &variant_bytes).map_err(|e| format!("{}: {e}", copy.display()))?;
+        std::fs::set_permissions(&copy, perms).map_err(|e| format!("{}: {e}", copy.display()))?;
+        swapped += 1;
+    }
+    check!(
+        swapped > 0,
+        "no copy of the executable in {}",
+        files.display()
+    );
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(EXIT_DIVERGENCE)?;
+    let err = rep.stderr_text();
+    let lower = err.to_ascii_lowercase();
+    check!(
+        lower.contains("diverged") && lower.contains(names) && run::names_event_index(&err),
+        "the divergence message does not name the event and {names:?}\n{}",
+        rep.describe()
+    );
+    check!(
+        !err.contains("panicked"),
+        "cargo-rrtest panicked\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// One of the `syscallbuf::output` trials.
+type OutputTrial = fn() -> Result<(), Failed>;
+
 /// All syscall-buffer trials.
 pub fn trials() -> Vec<Trial> {
     let gcc = crate::recorder_build::gcc_missing();
@@ -163,6 +386,27 @@ pub fn trials() -> Vec<Trial> {
         ("desched", "pipe_block-pie", blocked_reader_was_unwound),
         ("signals", "handler_redirect-pie", handlers_used_the_buffer),
     ];
+    let outputs: [(&str, OutputTrial); 7] = [
+        ("loop", output_loop),
+        ("threads", output_threads),
+        ("large", output_large),
+        ("redirect", output_redirect),
+        ("divergence::other_bytes", || {
+            output_divergence("OTHER_BYTES", "output of write")
+        }),
+        ("divergence::other_length", || {
+            output_divergence("OTHER_LENGTH", "output of write")
+        }),
+        ("divergence::other_writev_piece", || {
+            output_divergence("OTHER_VEC", "output of writev")
+        }),
+    ];
+    for (name, f) in outputs {
+        trials.push(
+            Trial::test(format!("syscallbuf::output::{name}"), f)
+                .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
+        );
+    }
     for (area, name, expect) in others {
         let s = spec(name);
         trials.push(

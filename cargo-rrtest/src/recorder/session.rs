@@ -430,10 +430,32 @@ impl Session {
             Event::BufferAbort { .. } => Some(false),
             _ => Some(true),
         };
+        let tid = event.tid();
         if let Some(reset) = flush {
-            self.flush(event.tid(), reset)?;
+            self.flush(tid, reset)?;
         }
-        self.emit_unflushed(event)
+        self.emit_unflushed(event)?;
+        self.emit_output_table(tid)
+    }
+
+    /// Writes the output table the process of `tid` got since its last
+    /// event (`Space::pending_table`), right after the event that changed
+    /// it: replay writes it at the same point.
+    fn emit_output_table(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) else {
+            return Ok(());
+        };
+        let Some(table) = self
+            .spaces
+            .get_mut(&pid)
+            .and_then(|s| s.pending_table.take())
+        else {
+            return Ok(());
+        };
+        self.emit_unflushed(Event::Buffered {
+            tid,
+            records: syscallbuf::output_table_record(&table),
+        })
     }
 
     fn emit_unflushed(&mut self, event: Event) -> Result<(), Error> {
@@ -926,25 +948,7 @@ impl Session {
         if call.ret == -ERESTART_RESTARTBLOCK {
             task.restart_block = Some(*call);
         }
-        let dup = matches!(call.nr, libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3)
-            || (call.nr == libc::SYS_fcntl
-                && matches!(call.args[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC));
-        if dup && call.ret > 2 {
-            // A new descriptor for our stdout or stderr: the hook must not
-            // buffer writes to it (program output is captured from traced
-            // writes).
-            let fd = call.ret as i32;
-            if let Some(space) = self.spaces.get_mut(&task.pid) {
-                if !space.output_fds.contains(&fd)
-                    && space.output_fds.len() < rrtest_abi::locals::OUTPUT_FDS_MAX
-                    && self.outputs.stream(tid, fd).is_some()
-                {
-                    space.output_fds.push(fd);
-                    syscallbuf::write_output_fds(tid, &space.output_fds)
-                        .map_err(ptrace_err("writing the output descriptors", tid))?;
-                }
-            }
-        }
+        self.track_output_fds(tid, call)?;
         let mut problems = Vec::new();
         let result = capture(
             tid,
@@ -959,6 +963,41 @@ impl Session {
             self.unsupported(tid, p)?;
         }
         Ok(result)
+    }
+
+    /// Keeps the output table of `tid`'s process (which descriptors write
+    /// to our stdout or stderr: the hook buffers their writes with their
+    /// bytes) exact across a finished traced syscall: a `dup`-style syscall
+    /// lists or unlists its new descriptor, a `close` (the hook bails those
+    /// of listed descriptors) or `close_range` unlists, and the table a
+    /// vfork child shared is written again when the vfork returns.
+    fn track_output_fds(&mut self, tid: Tid, call: &Call) -> Result<(), Error> {
+        let Some(space) = self.spaces.get_mut(&self.tasks[&tid].pid) else {
+            return Ok(());
+        };
+        let dup = matches!(call.nr, libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3)
+            || (call.nr == libc::SYS_fcntl
+                && matches!(call.args[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC));
+        let mut changed = space.output_fds_stale == Some(tid) && !space.borrowed;
+        if changed {
+            space.output_fds_stale = None;
+        }
+        if dup && call.ret >= 0 {
+            let fd = call.ret as i32;
+            changed |= space.set_output_fd(fd, self.outputs.stream(tid, fd));
+        } else if call.nr == libc::SYS_close && call.ret != -(libc::EBADF as i64) {
+            changed |= space.forget_output_fd(call.args[0] as i32);
+        } else if call.nr == libc::SYS_close_range
+            && call.ret == 0
+            && call.args[2] & libc::CLOSE_RANGE_CLOEXEC as u64 == 0
+        {
+            changed |= space.forget_output_fds(call.args[0] as u32, call.args[1] as u32);
+        }
+        if changed {
+            syscallbuf::update_output_table(tid, space)
+                .map_err(ptrace_err("writing the output descriptors", tid))?;
+        }
+        Ok(())
     }
 
     fn finish_syscall_regs(&mut self, tid: Tid, forced_ret: Option<i64>) -> Result<Regs, Error> {
@@ -1035,7 +1074,7 @@ impl Session {
                 debug!(tid, hook = h, "syscall buffer on");
                 let mut space = Space::new(h);
                 space.output_fds = inherited_output_fds(tid, &self.outputs);
-                syscallbuf::write_output_fds(tid, &space.output_fds)
+                syscallbuf::update_output_table(tid, &mut space)
                     .map_err(ptrace_err("writing the output descriptors", tid))?;
                 self.spaces.insert(pid, space);
             }
@@ -1140,9 +1179,17 @@ impl Session {
                 if !same_process {
                     // A fork copies the buffer and the patches; a vfork
                     // child borrows them until it execs.
-                    if let Some(space) = self.spaces.get(&self.tasks[&tid].pid) {
+                    if let Some(space) = self.spaces.get_mut(&self.tasks[&tid].pid) {
                         let mut copy = space.clone();
                         copy.borrowed = flags & libc::CLONE_VM as u64 != 0;
+                        if copy.borrowed && !copy.output_fds.is_empty() {
+                            // The child shares the table: until the vfork
+                            // returns, neither buffers output.
+                            syscallbuf::update_output_table(tid, &mut copy)
+                                .map_err(ptrace_err("writing the output descriptors", tid))?;
+                            space.pending_table = copy.pending_table.take();
+                            space.output_fds_stale = Some(tid);
+                        }
                         self.spaces.insert(child, copy);
                     }
                 }
@@ -1574,19 +1621,22 @@ impl Session {
     }
 }
 
-/// The descriptors of a freshly exec'd process, other than 1 and 2, that
-/// write to our stdout or stderr (inherited dups).
-fn inherited_output_fds(tid: Tid, outputs: &capture::OurOutputs) -> Vec<i32> {
+/// The output table of a freshly exec'd process: its descriptors that
+/// write to our stdout or stderr (1 and 2, inherited dups), with the
+/// stream; fd 1 and 2 when they write elsewhere, as not output.
+fn inherited_output_fds(tid: Tid, outputs: &capture::OurOutputs) -> Vec<rrtest_abi::OutputFd> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{tid}/fd")) else {
         return Vec::new();
     };
     let mut fds: Vec<i32> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd > 2 && outputs.stream(tid, fd).is_some())
         .collect();
     fds.sort_unstable();
-    fds.truncate(rrtest_abi::locals::OUTPUT_FDS_MAX);
-    fds
+    let mut space = Space::default();
+    for fd in fds {
+        space.set_output_fd(fd, outputs.stream(tid, fd));
+    }
+    space.output_fds
 }
 
 fn regs_eq(a: &Regs, b: &Regs) -> bool {

@@ -8,6 +8,12 @@
 //! ```text
 //!  gate:  rcx = QUEUE_ADDR
 //!         r11 = cursor; if r11 >= end, or [r11].nr != eax  -> slow
+//!         if [r11].check (program output):
+//!              CHECK_OUTPUT | n: unless rdx == n and the out_len recorded
+//!              bytes equal those at rsi -> slow; else skip the copy
+//!              CHECK_VECTORED | n: the same with the rdx iovecs at rsi
+//!              (at most 64: their total, then their first bytes)
+//!              CHECK_BY_REPLAYER: -> slow
 //!         if out_len == ABORTED: buffer.abort_commit = 1
 //!         else copy out_len bytes to the record the hook is writing
 //!              (buffer + 32 + used + 24: the hook pointed the syscall's
@@ -27,13 +33,16 @@
 //!
 //! Queue region (replay only, mapped after the handshake):
 //! `+0 cursor u64, +8 end u64, +16 bail_at_end u32`, records from
-//! [`RECORDS_OFFSET`], each a `RecordHeader` (its `out_addr` unused) and
-//! its output padded to 8 bytes.
+//! [`RECORDS_OFFSET`], each a `RecordHeader` (`nr` as a u32, no flags; in
+//! `out_addr`'s place a `check` word, 0 but for program output) and its
+//! output padded to 8 bytes. A program-output entry's bytes are the ones
+//! written, to compare with the program's, not to copy.
 
 use std::io;
 
 use iced_x86::code_asm::{
-    dword_ptr, eax, ecx, edi, qword_ptr, r11, rax, rcx, rdi, rdx, rsi, CodeAssembler,
+    dword_ptr, eax, ecx, edi, qword_ptr, r10, r11, r8, r8d, r9, r9d, rax, rcx, rdi, rdx, rsi,
+    AsmRegister64, CodeAssembler,
 };
 use rrtest_abi::{header, record_size, FIXED_PAGE_ADDR};
 
@@ -50,6 +59,18 @@ pub const QUEUE_SIZE: u64 = 8 << 20;
 pub const RECORDS_OFFSET: u64 = 64;
 /// `out_len` of an unwound syscall's entry.
 const ABORTED: u32 = u32::MAX;
+/// An entry's `check` word (its `out_addr` slot): program output of a
+/// `write` or `pwrite64`, with the length asked for in the low bits; the
+/// routine compares the bytes.
+const CHECK_OUTPUT: u64 = 1 << 63;
+/// An entry's `check` word: program output of a `writev` or `pwritev`, with
+/// the length asked for in the low bits; the routine walks the iovecs.
+const CHECK_VECTORED: u64 = 1 << 62;
+/// An entry's `check` word: program output the replayer checks (a length
+/// too large for the word): the routine takes the slow path.
+const CHECK_BY_REPLAYER: u64 = 1;
+/// Most iovecs the routine walks (the hook buffers no more).
+const MAX_IOVECS: i32 = 64;
 const RECORD_HEADER: u64 = std::mem::size_of::<rrtest_abi::RecordHeader>() as u64;
 const BUFFER_HEADER: u64 = std::mem::size_of::<rrtest_abi::BufferHeader>() as u64;
 
@@ -67,6 +88,15 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     let mut normal = a.create_label();
     let mut copied = a.create_label();
     let mut done = a.create_label();
+    let mut plain = a.create_label();
+    let mut vectored = a.create_label();
+    let mut sum_loop = a.create_label();
+    let mut summed = a.create_label();
+    let mut cmp_loop = a.create_label();
+    let mut vec_match = a.create_label();
+    let mut vec_mismatch = a.create_label();
+    // What the vectored check uses besides rcx and r11.
+    const SAVED: [AsmRegister64; 6] = [rax, rdi, rsi, r8, r9, r10];
     // Until the slow path is ruled out only rcx and r11 change (the
     // `syscall` clobbers them anyway): the slow path's stop shows the
     // syscall's own arguments.
@@ -76,7 +106,32 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     a.jae(slow)?;
     a.cmp(eax, dword_ptr(r11))?;
     a.jne(slow)?;
-    a.mov(rdx, rcx)?;
+    // Program output: check the length asked for (rdx) and the bytes
+    // (rsi: write's and pwrite64's buffer; writev's iovecs below) against
+    // the recorded ones; the hook copies them into its record itself. A
+    // mismatch, or an entry only the replayer checks, takes the slow path.
+    a.mov(rcx, qword_ptr(r11 + 16))?;
+    a.test(rcx, rcx)?;
+    a.jz(plain)?;
+    a.btr(rcx, 63)?;
+    a.jnc(vectored)?;
+    a.cmp(rcx, rdx)?;
+    a.jne(slow)?;
+    a.push(rsi)?;
+    a.push(rdi)?;
+    a.mov(rdi, rsi)?;
+    a.lea(rsi, qword_ptr(r11 + RECORD_HEADER as i32))?;
+    // With no bytes written, ZF stays set from the length comparison.
+    a.mov(ecx, dword_ptr(r11 + 4))?;
+    a.repe().cmpsb()?;
+    a.pop(rdi)?;
+    a.pop(rsi)?;
+    a.jne(slow)?;
+    a.mov(rdx, QUEUE_ADDR)?;
+    a.mov(ecx, dword_ptr(r11 + 4))?;
+    a.jmp(copied)?;
+    a.set_label(&mut plain)?;
+    a.mov(rdx, QUEUE_ADDR)?;
     a.mov(ecx, dword_ptr(r11 + 4))?;
     a.cmp(ecx, ABORTED as i32)?;
     a.jne(normal)?;
@@ -110,6 +165,69 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     a.mov(dword_ptr(rsi + header::FORCE_BAIL as i32), ecx)?;
     a.set_label(&mut done)?;
     a.ret()?;
+
+    // writev, pwritev (rsi = iovecs, rdx = count, rcx = CHECK_VECTORED |
+    // the length asked for): the iovecs' total must be that length, and
+    // their first out_len bytes the recorded ones. Every register but rcx,
+    // r11 and the flags is restored on the way to the slow path.
+    a.set_label(&mut vectored)?;
+    a.btr(rcx, 62)?;
+    a.jnc(slow)?;
+    for r in SAVED {
+        a.push(r)?;
+    }
+    a.cmp(rdx, MAX_IOVECS)?;
+    a.ja(vec_mismatch)?;
+    a.xor(eax, eax)?;
+    a.xor(r8d, r8d)?;
+    a.set_label(&mut sum_loop)?;
+    a.cmp(r8, rdx)?;
+    a.jae(summed)?;
+    a.mov(r9, r8)?;
+    a.shl(r9, 4)?;
+    a.add(rax, qword_ptr(rsi + r9 + 8))?;
+    a.jc(vec_mismatch)?;
+    a.inc(r8)?;
+    a.jmp(sum_loop)?;
+    a.set_label(&mut summed)?;
+    a.cmp(rax, rcx)?;
+    a.jne(vec_mismatch)?;
+    // r9: recorded bytes left to compare, r8: the next iovec, r10: iovecs
+    // left, rdi: the recorded bytes.
+    a.mov(r9d, dword_ptr(r11 + 4))?;
+    a.lea(rdi, qword_ptr(r11 + RECORD_HEADER as i32))?;
+    a.mov(r8, rsi)?;
+    a.mov(r10, rdx)?;
+    a.set_label(&mut cmp_loop)?;
+    a.test(r9, r9)?;
+    a.jz(vec_match)?;
+    a.test(r10, r10)?;
+    a.jz(vec_mismatch)?;
+    a.dec(r10)?;
+    a.mov(rsi, qword_ptr(r8))?;
+    a.mov(rcx, qword_ptr(r8 + 8))?;
+    a.add(r8, 16)?;
+    a.cmp(rcx, r9)?;
+    a.cmova(rcx, r9)?;
+    a.sub(r9, rcx)?;
+    a.test(rcx, rcx)?;
+    a.jz(cmp_loop)?;
+    a.repe().cmpsb()?;
+    a.jne(vec_mismatch)?;
+    a.jmp(cmp_loop)?;
+    a.set_label(&mut vec_match)?;
+    for r in SAVED.iter().rev() {
+        a.pop(*r)?;
+    }
+    a.mov(rdx, QUEUE_ADDR)?;
+    a.mov(ecx, dword_ptr(r11 + 4))?;
+    a.jmp(copied)?;
+    a.set_label(&mut vec_mismatch)?;
+    for r in SAVED.iter().rev() {
+        a.pop(*r)?;
+    }
+    a.jmp(slow)?;
+
     a.set_label(&mut slow)?;
     a.syscall()?;
     let mut after_syscall = a.create_label();
@@ -150,6 +268,21 @@ pub fn serialize<'a>(entries: impl Iterator<Item = Entry<'a>>) -> (Vec<u8>, Vec<
             Entry::Done(r) => (r.nr, r.data.len() as u32, r.result, &r.data),
             Entry::Aborted { nr } => (nr, ABORTED, -(libc::EINTR as i64), &[]),
         };
+        let check = match e {
+            Entry::Done(Record {
+                output: Some(out),
+                nr,
+                ..
+            }) if out.asked < CHECK_VECTORED => match *nr {
+                libc::SYS_write | libc::SYS_pwrite64 => CHECK_OUTPUT | out.asked,
+                libc::SYS_writev | libc::SYS_pwritev => CHECK_VECTORED | out.asked,
+                _ => CHECK_BY_REPLAYER,
+            },
+            Entry::Done(Record {
+                output: Some(_), ..
+            }) => CHECK_BY_REPLAYER,
+            _ => 0,
+        };
         let size = record_size(data.len() as u32) as usize;
         if out.len() + size > room {
             return (out, ends, false);
@@ -157,7 +290,7 @@ pub fn serialize<'a>(entries: impl Iterator<Item = Entry<'a>>) -> (Vec<u8>, Vec<
         out.extend_from_slice(&(nr as u32).to_le_bytes());
         out.extend_from_slice(&out_len.to_le_bytes());
         out.extend_from_slice(&result.to_le_bytes());
-        out.extend_from_slice(&0u64.to_le_bytes());
+        out.extend_from_slice(&check.to_le_bytes());
         out.extend_from_slice(data);
         out.resize(out.len().next_multiple_of(8), 0);
         ends.push(out.len());
@@ -225,11 +358,12 @@ mod tests {
             nr: 0,
             result: 3,
             data: b"abc".to_vec(),
+            output: None,
         };
         let b = Record {
             nr: 39,
             result: 77,
-            data: vec![],
+            ..Record::default()
         };
         let (bytes, ends, complete) =
             serialize([Entry::Done(&a), Entry::Aborted { nr: 1 }, Entry::Done(&b)].into_iter());
@@ -248,5 +382,25 @@ mod tests {
             crate::tracee::syscallbuf::parse_records(&bytes[56..]).unwrap(),
             vec![b]
         );
+        // Plain entries have no check word.
+        assert_eq!(&bytes[16..24], &[0; 8]);
+    }
+
+    #[test]
+    fn output_entries_carry_their_check_word() {
+        use crate::tracee::syscallbuf::Output;
+        let out = |nr, asked| Record {
+            nr,
+            result: 5,
+            data: b"hello".to_vec(),
+            output: Some(Output { stream: 1, asked }),
+        };
+        let (w, v) = (out(libc::SYS_write, 6), out(libc::SYS_writev, 9));
+        let (bytes, ends, _) = serialize([Entry::Done(&w), Entry::Done(&v)].into_iter());
+        assert_eq!(ends, vec![32, 64]);
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        assert_eq!(word(16), CHECK_OUTPUT | 6);
+        assert_eq!(&bytes[24..29], b"hello", "the bytes written, to compare");
+        assert_eq!(word(32 + 16), CHECK_VECTORED | 9);
     }
 }

@@ -461,6 +461,9 @@ impl Session {
             }
             Event::Exec(e) => self.exec(e)?,
             Event::BufferInit { tid, hook_entry } => self.buffer_init(tid, hook_entry)?,
+            Event::Buffered { tid, records } if syscallbuf::is_output_table(&records) => {
+                self.output_table(tid, &records)?;
+            }
             Event::Buffered { tid, records } => {
                 let records =
                     syscallbuf::parse_records(&records).map_err(|reason| Error::Malformed {
@@ -837,8 +840,26 @@ impl Session {
             n += 1;
         }
         if let Some(q) = self.buffered.get_mut(&tid) {
-            q.drain(..n.min(q.len()));
+            for b in q.drain(..n.min(q.len())) {
+                if let Buffered::Done(rec) = b {
+                    echo_buffered_output(self.echo, rec);
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// The output table the recorder wrote into `tid`'s process after its
+    /// last event: the same here, so that the hook takes the recording's
+    /// path for every write.
+    fn output_table(&mut self, tid: Tid, records: &[u8]) -> Result<(), ReplayError> {
+        let table = syscallbuf::parse_output_table(records).map_err(|reason| Error::Malformed {
+            index: self.index,
+            reason: format!("output table of thread {tid}: {reason}"),
+        })?;
+        let real = self.task(tid)?.real;
+        syscallbuf::write_output_fds(real, &table)
+            .map_err(perr("writing the output table", real))?;
         Ok(())
     }
 
@@ -982,14 +1003,40 @@ impl Session {
                         syscalls::describe_entry(nr, &args),
                     ));
                 }
-                if !rec.data.is_empty() {
-                    let addr = syscallbuf::record_data_address(real)
-                        .map_err(perr("reading the syscall buffer", real))?;
-                    RemoteMem::new(real)
-                        .write(addr, &rec.data)
-                        .map_err(perr("writing a buffered syscall's output", real))?;
+                if let Some(out) = rec.output {
+                    // Program output: the program must write the same
+                    // bytes, and ask for as many (the record has the ones
+                    // written). Replay writes them; the hook copies them
+                    // into its record itself.
+                    let mem = RemoteMem::new(real);
+                    let asked = syscallbuf::output_asked(&mem, nr, &args).unwrap_or(u64::MAX);
+                    let seen = crate::tracee::written_bytes(&mem, nr, &args, rec.data.len())
+                        .unwrap_or_default();
+                    if asked != out.asked || seen != rec.data {
+                        return Err(self.diverged(
+                            tid,
+                            format!("output of {} (buffered)", syscalls::name(nr)),
+                            format!(
+                                "{:?} ({} bytes asked)",
+                                String::from_utf8_lossy(&rec.data),
+                                out.asked
+                            ),
+                            format!("{:?} ({asked} bytes asked)", String::from_utf8_lossy(&seen)),
+                        ));
+                    }
+                    let result = rec.result;
+                    echo_buffered_output(self.echo, rec);
+                    result
+                } else {
+                    if !rec.data.is_empty() {
+                        let addr = syscallbuf::record_data_address(real)
+                            .map_err(perr("reading the syscall buffer", real))?;
+                        RemoteMem::new(real)
+                            .write(addr, &rec.data)
+                            .map_err(perr("writing a buffered syscall's output", real))?;
+                    }
+                    rec.result
                 }
-                rec.result
             }
             Some(Buffered::Aborted { nr: recorded }) => {
                 if recorded != nr {
@@ -1337,6 +1384,17 @@ impl Session {
                 Err(self.diverged(tid, "signal", format!("signal {}", s.signo), seen))
             }
         }
+    }
+}
+
+/// Writes a replayed buffered write's bytes to our own stdout or stderr,
+/// when it wrote program output and replay echoes.
+fn echo_buffered_output(echo: bool, rec: syscallbuf::Record) {
+    if let (true, Some(out)) = (echo, rec.output) {
+        inject::echo_output(&crate::trace::SyscallExtra::Output {
+            fd: out.stream,
+            data: rec.data,
+        });
     }
 }
 

@@ -86,7 +86,9 @@ pub enum Event {
     /// Syscalls the thread made through its syscall buffer since its last
     /// event: the buffer's committed records, verbatim (`rrtest_abi`
     /// `RecordHeader`s, each followed by its output bytes). Written just
-    /// before the thread's next event.
+    /// before the thread's next event. Or, right after an event that
+    /// changed it, the process's output table (one record numbered 0xffff,
+    /// `tracee::syscallbuf::output_table_record`).
     Buffered {
         /// The thread.
         tid: Tid,

@@ -25,9 +25,9 @@ use std::collections::HashSet;
 use std::io;
 
 use rrtest_abi::{
-    area, header, locals, record_size, BufferHeader, InitParams, RecordHeader, ThreadLocals,
-    AREA_ADDR, BUFFER_MAGIC, DESCHED_POLLED, FIXED_PAGE_ADDR, PROTOCOL_VERSION, THREAD_LOCALS_ADDR,
-    THREAD_LOCALS_SIZE,
+    area, header, locals, record_flags, record_size, BufferHeader, InitParams, OutputFd,
+    RecordHeader, ThreadLocals, AREA_ADDR, BUFFER_MAGIC, DESCHED_POLLED, FIXED_PAGE_ADDR,
+    PROTOCOL_VERSION, THREAD_LOCALS_ADDR, THREAD_LOCALS_SIZE,
 };
 
 use crate::recorder::patch::{self, PatchSite, Refusal, Stub, StubIp};
@@ -64,9 +64,20 @@ pub struct Space {
     /// The address space is another process's (a vfork child before its
     /// exec): use the buffer, never patch.
     pub borrowed: bool,
-    /// Descriptors other than 1 and 2 that write to the recorder's stdout
-    /// or stderr (recording only; see `rrtest_abi::locals::OUTPUT_FDS`).
-    pub output_fds: Vec<i32>,
+    /// The output table: the descriptors that write to the recorder's
+    /// stdout or stderr, with their stream (recording only; see
+    /// `rrtest_abi::locals::OUTPUT_FDS`).
+    pub output_fds: Vec<OutputFd>,
+    /// The table in the process's memory is not `output_fds`: a vfork
+    /// child, which shares the memory, wrote its own; the recorder writes
+    /// it again when this thread (the one that made the vfork, which the
+    /// child's exec or exit releases) finishes a traced syscall (recording
+    /// only).
+    pub output_fds_stale: Option<i32>,
+    /// The table last written to the process's memory, not yet in the
+    /// trace: the recorder writes it (an output-table record) right after
+    /// the event it changed at (recording only).
+    pub pending_table: Option<Vec<OutputFd>>,
     /// The buffer's records already in the trace (recording only).
     pub flushed: Flushed,
 }
@@ -124,6 +135,61 @@ impl Space {
                 .then(|| s.original_to_stub(ip))
                 .flatten()
         })
+    }
+
+    /// Sets the output table's entry for `fd`, given the stream it writes
+    /// to (1 or 2) if it is output: that stream; for fd 1 or 2 writing
+    /// elsewhere `OutputFd::NOT_OUTPUT` (their writes are then buffered,
+    /// not bailed); otherwise no entry. Returns whether the table changed.
+    /// A full table drops the new entry (see docs/syscall-buffer.md,
+    /// Limits).
+    pub fn set_output_fd(&mut self, fd: i32, output: Option<i32>) -> bool {
+        let before = self.output_fds.clone();
+        self.output_fds.retain(|e| e.fd != fd);
+        let stream = output.or((fd == 1 || fd == 2).then_some(OutputFd::NOT_OUTPUT));
+        if let Some(stream) = stream {
+            if self.output_fds.len() < locals::OUTPUT_FDS_MAX {
+                self.output_fds.push(OutputFd { fd, stream });
+            }
+        }
+        self.output_fds != before
+    }
+
+    /// Drops the table's entries for descriptors `lo..=hi` (a
+    /// `close_range`). Returns whether the table changed.
+    pub fn forget_output_fds(&mut self, lo: u32, hi: u32) -> bool {
+        let n = self.output_fds.len();
+        self.output_fds
+            .retain(|e| !(lo..=hi).contains(&(e.fd as u32)));
+        self.output_fds.len() != n
+    }
+
+    /// Drops `fd`'s entry (it was closed). Returns whether the table
+    /// changed.
+    pub fn forget_output_fd(&mut self, fd: i32) -> bool {
+        let n = self.output_fds.len();
+        self.output_fds.retain(|e| e.fd != fd);
+        self.output_fds.len() != n
+    }
+
+    /// Whether `fd` is in the output table.
+    pub fn is_output_fd(&self, fd: i32) -> bool {
+        self.output_fds.iter().any(|e| e.fd == fd)
+    }
+
+    /// The table as the hook must see it: in a borrowed address space (a
+    /// vfork child, which shares its parent's memory and so its table) every
+    /// write to a listed descriptor bails (stream 0), so that neither
+    /// process buffers output by the other's table; the parent's is written
+    /// again when the vfork returns (`output_fds_stale`).
+    pub fn output_table(&self) -> Vec<OutputFd> {
+        self.output_fds
+            .iter()
+            .map(|e| OutputFd {
+                fd: e.fd,
+                stream: if self.borrowed { 0 } else { e.stream },
+            })
+            .collect()
     }
 
     /// Where the next stub of `len` bytes goes, if the current page has room.
@@ -247,14 +313,80 @@ pub fn init(tid: i32, regs: &Regs) -> io::Result<Option<u64>> {
     Ok(Some(hook_entry))
 }
 
-/// Writes the locals page's list of output descriptors (at most
-/// `OUTPUT_FDS_MAX`; the rest -1).
-pub fn write_output_fds(tid: i32, fds: &[i32]) -> io::Result<()> {
-    let mut bytes = Vec::with_capacity(4 * locals::OUTPUT_FDS_MAX);
-    for i in 0..locals::OUTPUT_FDS_MAX {
-        bytes.extend_from_slice(&fds.get(i).copied().unwrap_or(-1).to_le_bytes());
+/// Writes `space`'s output table (as the hook must see it,
+/// [`Space::output_table`]) into the memory of `tid`'s process, and keeps
+/// it in `pending_table` for the trace ([`output_table_record`]).
+pub fn update_output_table(tid: i32, space: &mut Space) -> io::Result<()> {
+    let table = space.output_table();
+    write_output_fds(tid, &table)?;
+    space.pending_table = Some(table);
+    Ok(())
+}
+
+/// `RecordHeader::nr` of an output-table record: no syscall has it.
+const OUTPUT_TABLE_NR: u16 = u16::MAX;
+
+/// The payload of an `Event::Buffered` that carries no syscalls but the
+/// output table the recorder just wrote into the process's memory (after
+/// the handshake, a `dup2`-style syscall, a `close` of a listed descriptor,
+/// a vfork): one record with number `0xffff` whose data is the table as
+/// the locals page holds it. Replay writes the same table at the same
+/// point, so that the hook takes the recording's path for every write.
+pub fn output_table_record(table: &[OutputFd]) -> Vec<u8> {
+    let data = output_table_bytes(table);
+    let mut b = Vec::with_capacity(std::mem::size_of::<RecordHeader>() + data.len());
+    b.extend_from_slice(&OUTPUT_TABLE_NR.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&0i64.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&data);
+    b
+}
+
+/// Whether an `Event::Buffered` payload is an output-table record
+/// ([`output_table_record`]) rather than syscall records.
+pub fn is_output_table(bytes: &[u8]) -> bool {
+    bytes.len() >= 2 && u16::from_le_bytes([bytes[0], bytes[1]]) == OUTPUT_TABLE_NR
+}
+
+/// The output table of an output-table record ([`is_output_table`]).
+pub fn parse_output_table(bytes: &[u8]) -> Result<Vec<OutputFd>, String> {
+    const HDR: usize = std::mem::size_of::<RecordHeader>();
+    let want = HDR + 8 * locals::OUTPUT_FDS_MAX;
+    if !is_output_table(bytes) || bytes.len() != want || u32_at(bytes, 4) as usize != want - HDR {
+        return Err(format!(
+            "not an output-table record of {want} bytes ({} bytes)",
+            bytes.len()
+        ));
     }
-    RemoteMem::new(tid).write(THREAD_LOCALS_ADDR + locals::OUTPUT_FDS, &bytes)
+    Ok(bytes[HDR..]
+        .chunks_exact(8)
+        .map(|e| OutputFd {
+            fd: u32_at(e, 0) as i32,
+            stream: u32_at(e, 4) as i32,
+        })
+        .filter(|e| e.fd >= 0)
+        .collect())
+}
+
+/// Writes the locals page's output table (at most `OUTPUT_FDS_MAX`
+/// entries; the rest unused).
+pub fn write_output_fds(tid: i32, fds: &[OutputFd]) -> io::Result<()> {
+    RemoteMem::new(tid).write(
+        THREAD_LOCALS_ADDR + locals::OUTPUT_FDS,
+        &output_table_bytes(fds),
+    )
+}
+
+fn output_table_bytes(fds: &[OutputFd]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 * locals::OUTPUT_FDS_MAX);
+    for i in 0..locals::OUTPUT_FDS_MAX {
+        let e = fds.get(i).copied().unwrap_or(OutputFd::NONE);
+        bytes.extend_from_slice(&e.fd.to_le_bytes());
+        bytes.extend_from_slice(&e.stream.to_le_bytes());
+    }
+    bytes
 }
 
 /// Reads the committed records of the buffer in `tid`'s address space that
@@ -360,14 +492,47 @@ pub fn abort_untraced(tid: i32, regs: &Regs) -> io::Result<()> {
 }
 
 /// One buffered syscall, as replay reads it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     /// The syscall.
     pub nr: i64,
     /// Its result.
     pub result: i64,
-    /// What it wrote to its output argument.
+    /// What it wrote to its output argument; for program output, the bytes
+    /// it wrote to `output`.
     pub data: Vec<u8>,
+    /// Program output: the recorder's stream (1 or 2) it wrote `data` to.
+    pub output: Option<Output>,
+}
+
+/// A buffered write to the program's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    /// 1 (stdout) or 2 (stderr).
+    pub stream: i32,
+    /// The bytes the program asked to write (the record's data are the
+    /// ones written, `result` of them).
+    pub asked: u64,
+}
+
+/// The bytes a write-family syscall `nr(args)` of the process behind
+/// `mem` asks to write: its length argument, or its iovecs' total.
+pub fn output_asked(mem: &RemoteMem, nr: i64, args: &[u64; 6]) -> io::Result<u64> {
+    if nr == libc::SYS_write || nr == libc::SYS_pwrite64 {
+        return Ok(args[2]);
+    }
+    // The hook buffers at most 64 iovecs.
+    if args[2] > 64 {
+        return Err(io::Error::other("too many iovecs"));
+    }
+    let mut total: u64 = 0;
+    for i in 0..args[2] {
+        let len = u64::from_le_bytes(read_struct(mem, args[1] + 16 * i + 8)?);
+        total = total
+            .checked_add(len)
+            .ok_or_else(|| io::Error::other("iovec lengths overflow"))?;
+    }
+    Ok(total)
 }
 
 /// Splits record bytes (an `Event::Buffered` payload) into records.
@@ -379,7 +544,11 @@ pub fn parse_records(bytes: &[u8]) -> Result<Vec<Record>, String> {
         if bytes.len() - at < HDR {
             return Err(format!("a record header cut short at offset {at}"));
         }
-        let nr = u32_at(bytes, at);
+        let nr = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+        let flags = u16::from_le_bytes([bytes[at + 2], bytes[at + 3]]);
+        if nr == OUTPUT_TABLE_NR {
+            return Err(format!("an output table among records, at offset {at}"));
+        }
         let out_len = u32_at(bytes, at + 4);
         let result = u64_at(bytes, at + 8) as i64;
         let size = record_size(out_len) as usize;
@@ -388,10 +557,23 @@ pub fn parse_records(bytes: &[u8]) -> Result<Vec<Record>, String> {
                 "record at offset {at} claims {out_len} output bytes, more than remain"
             ));
         }
+        let output = match (flags, record_flags::stream(flags)) {
+            (0, _) => None,
+            (_, Some(stream)) => Some(Output {
+                stream,
+                asked: u64_at(bytes, at + 16),
+            }),
+            (_, None) => {
+                return Err(format!(
+                    "record at offset {at} has unknown flags {flags:#x}"
+                ))
+            }
+        };
         out.push(Record {
             nr: i64::from(nr),
             result,
             data: bytes[at + HDR..at + HDR + out_len as usize].to_vec(),
+            output,
         });
         at = (at + size).min(bytes.len());
     }
@@ -726,11 +908,16 @@ mod tests {
     use super::*;
 
     fn record(nr: u32, result: i64, data: &[u8]) -> Vec<u8> {
+        flagged(nr, 0, 0, result, data)
+    }
+
+    fn flagged(nr: u32, flags: u16, asked: u64, result: i64, data: &[u8]) -> Vec<u8> {
         let mut b = Vec::new();
-        b.extend_from_slice(&nr.to_le_bytes());
+        b.extend_from_slice(&(nr as u16).to_le_bytes());
+        b.extend_from_slice(&flags.to_le_bytes());
         b.extend_from_slice(&(data.len() as u32).to_le_bytes());
         b.extend_from_slice(&result.to_le_bytes());
-        b.extend_from_slice(&0u64.to_le_bytes());
+        b.extend_from_slice(&asked.to_le_bytes());
         b.extend_from_slice(data);
         while b.len() % 8 != 0 {
             b.push(0);
@@ -750,20 +937,101 @@ mod tests {
                 Record {
                     nr: 39,
                     result: 1234,
-                    data: vec![]
+                    ..Record::default()
                 },
                 Record {
                     nr: 0,
                     result: 3,
-                    data: b"abc".to_vec()
+                    data: b"abc".to_vec(),
+                    output: None,
                 },
                 Record {
                     nr: 228,
                     result: 0,
-                    data: vec![7; 16]
+                    data: vec![7; 16],
+                    output: None,
                 },
             ]
         );
+    }
+
+    #[test]
+    fn output_records_parse_back_with_their_stream() {
+        let mut bytes = flagged(1, record_flags::STDOUT, 12, 5, b"hello");
+        bytes.extend(flagged(20, record_flags::STDERR, 3, -32, &[]));
+        let recs = parse_records(&bytes).expect("well-formed");
+        assert_eq!(
+            recs[0].output,
+            Some(Output {
+                stream: 1,
+                asked: 12
+            })
+        );
+        assert_eq!((recs[0].nr, recs[0].data.as_slice()), (1, &b"hello"[..]));
+        assert_eq!(
+            recs[1].output,
+            Some(Output {
+                stream: 2,
+                asked: 3
+            })
+        );
+        assert!(parse_records(&flagged(1, 0x40, 1, 1, b"x")).is_err());
+    }
+
+    #[test]
+    fn the_output_table() {
+        let mut space = Space::default();
+        assert!(space.set_output_fd(1, Some(1)));
+        assert!(space.set_output_fd(7, Some(2)));
+        assert!(!space.set_output_fd(7, Some(2)));
+        assert!(space.is_output_fd(7));
+        // dup2 of a file over fd 1: no longer output, but listed (its
+        // close must bail); any other descriptor is unlisted.
+        assert!(space.set_output_fd(1, None));
+        assert_eq!(
+            space
+                .output_fds
+                .iter()
+                .find(|e| e.fd == 1)
+                .map(|e| e.stream),
+            Some(OutputFd::NOT_OUTPUT)
+        );
+        assert!(space.forget_output_fd(1));
+        assert!(!space.is_output_fd(1));
+        assert!(!space.set_output_fd(8, None));
+        assert!(space.forget_output_fds(3, u32::MAX));
+        assert!(space.output_fds.is_empty());
+        for fd in 0..40 {
+            space.set_output_fd(fd, Some(1));
+        }
+        assert_eq!(space.output_fds.len(), locals::OUTPUT_FDS_MAX);
+        // A vfork child's table: every listed write bails.
+        space.borrowed = true;
+        assert!(space.output_table().iter().all(|e| e.stream == 0));
+        let bytes = output_table_bytes(&[OutputFd { fd: 1, stream: 1 }]);
+        assert_eq!(bytes.len(), 8 * locals::OUTPUT_FDS_MAX);
+        assert_eq!(
+            &bytes[..12],
+            &[1, 0, 0, 0, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+        );
+    }
+
+    #[test]
+    fn output_table_records_round_trip() {
+        let table = [OutputFd { fd: 1, stream: 1 }, OutputFd { fd: 9, stream: 2 }];
+        let rec = output_table_record(&table);
+        assert!(is_output_table(&rec));
+        assert_eq!(
+            parse_output_table(&rec).expect("well-formed"),
+            table.to_vec()
+        );
+        // Not a table: ordinary records; a table among them is an error.
+        assert!(!is_output_table(&record(1, 3, b"abc")));
+        assert!(parse_output_table(&record(1, 3, b"abc")).is_err());
+        let mut mixed = record(1, 3, b"abc");
+        mixed.extend(&rec);
+        assert!(parse_records(&mixed).is_err());
+        assert!(parse_output_table(&rec[..40]).is_err());
     }
 
     #[test]

@@ -292,8 +292,34 @@ pub const fn args_ok(nr: u64, args: &[u64; 6]) -> bool {
     }
 }
 
+/// How a write to the program's output passes its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputWrite {
+    /// `write`, `pwrite64`: a buffer (argument 1) and its length (2).
+    Contiguous,
+    /// `writev`, `pwritev`: iovecs (argument 1) and their count (2).
+    Vectored,
+}
+
+/// The most bytes one buffered write to the program's output may ask for
+/// (a larger one is traced): 8 pages, more than a stdio or Rust stdout
+/// buffer holds, an eighth of the buffer.
+pub const OUTPUT_WRITE_MAX: u64 = 32 << 10;
+const _: () = assert!(OUTPUT_WRITE_MAX <= super::area::BUFFER_SIZE / 8);
+
+/// How the hook buffers syscall `nr` when its descriptor is in the output
+/// table: with the bytes it wrote in the record. `None`: it bails
+/// (`sendto` and `sendmsg`, which the recorder does not count as output).
+pub const fn output_write(nr: u64) -> Option<OutputWrite> {
+    match nr {
+        nr::WRITE | nr::PWRITE64 => Some(OutputWrite::Contiguous),
+        nr::WRITEV | nr::PWRITEV => Some(OutputWrite::Vectored),
+        _ => None,
+    }
+}
+
 /// Whether syscall `nr` writes the data of its first argument's descriptor
-/// (the hook bails for the recorder's output descriptors).
+/// (the hook checks the descriptor against the output table).
 pub const fn writes_to_fd(nr: u64) -> bool {
     matches!(
         nr,
@@ -441,5 +467,20 @@ mod tests {
         let stat = OutLen::Fixed(STAT_SIZE);
         assert_eq!(stat.written(0, 144), 144);
         assert_eq!(stat.written(1, 144), 0);
+    }
+
+    #[test]
+    fn output_writes_are_the_write_family() {
+        assert_eq!(output_write(nr::WRITE), Some(OutputWrite::Contiguous));
+        assert_eq!(output_write(nr::PWRITE64), Some(OutputWrite::Contiguous));
+        assert_eq!(output_write(nr::WRITEV), Some(OutputWrite::Vectored));
+        assert_eq!(output_write(nr::PWRITEV), Some(OutputWrite::Vectored));
+        for n in [nr::SENDTO, nr::SENDMSG, nr::READ] {
+            assert_eq!(output_write(n), None);
+        }
+        // Every output write is a buffered one that writes to its fd.
+        for n in [nr::WRITE, nr::PWRITE64, nr::WRITEV, nr::PWRITEV] {
+            assert!(writes_to_fd(n) && plan_for(n).is_some());
+        }
     }
 }

@@ -36,7 +36,11 @@
 
 /// Version of the recorder <-> preload protocol. Written into every trace
 /// header; a replayer refuses a trace whose protocol it does not speak.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// 2: writes to the program's output are buffered (the output table of
+/// [`locals::OUTPUT_FDS`] names fd 1 and 2 too, with their streams, and
+/// [`RecordHeader::flags`] marks their records).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Address of the fixed page in every tracee (below the default mmap base,
 /// above typical non-PIE executables; rr uses the same address).
@@ -165,13 +169,54 @@ pub mod locals {
     /// `ThreadLocals::buffer_size`.
     pub const BUFFER_SIZE: u64 = 0x18;
     pub const DESCHED_FD: u64 = 0x20;
-    /// After the [`super::ThreadLocals`]: `[i32; OUTPUT_FDS_MAX]`, the
-    /// descriptors (other than 1 and 2) that write to the recorder's own
-    /// stdout or stderr, -1 for none. The hook bails writes to them: the
-    /// recorder captures program output from traced writes.
+    /// After the [`super::ThreadLocals`]: `[OutputFd; OUTPUT_FDS_MAX]`
+    /// (see [`super::OutputFd`]), the output table: the descriptors that
+    /// write to the recorder's own stdout or stderr, fd 1 and 2 included
+    /// when they do. The hook buffers writes to them with their bytes in the
+    /// record; writes to fd 1 or 2 when they are not in the table bail.
     pub const OUTPUT_FDS: u64 = 0x40;
     /// Entries of the `OUTPUT_FDS` array.
     pub const OUTPUT_FDS_MAX: usize = 16;
+}
+
+/// One entry of the thread-locals page's output table
+/// ([`locals::OUTPUT_FDS`]).
+///
+/// ```text
+///  +0x00  fd      i32  the descriptor; -1: an unused entry
+///  +0x04  stream  i32  1 or 2: writes to `fd` reach the recorder's stdout
+///                      or stderr: the hook buffers them with their bytes
+///                      (`record_flags`); 0: they may, the hook bails (the
+///                      recorder decides at the traced write);
+///                      OutputFd::NOT_OUTPUT: fd 1 or 2 writing elsewhere
+///                      (/dev/null, a file): ordinary buffered writes
+/// ```
+///
+/// Writes to fd 1 or 2 when the table does not list them bail. The hook
+/// also bails a `close` of a listed descriptor, so that the recorder sees
+/// every change of the table's descriptors (the others are `dup2`-style
+/// syscalls, always traced); a descriptor to the recorder's output that
+/// the program opens by path is unlisted, which for fd 1 and 2 is safe.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputFd {
+    /// The descriptor, or -1.
+    pub fd: i32,
+    /// The stream: 1, 2, 0 (bail), or [`OutputFd::NOT_OUTPUT`].
+    pub stream: i32,
+}
+const _: () = assert!(core::mem::size_of::<OutputFd>() == 8);
+const _: () = assert!(
+    locals::OUTPUT_FDS + (locals::OUTPUT_FDS_MAX * core::mem::size_of::<OutputFd>()) as u64
+        <= THREAD_LOCALS_SIZE
+);
+
+impl OutputFd {
+    /// An unused entry.
+    pub const NONE: OutputFd = OutputFd { fd: -1, stream: 0 };
+    /// `stream` of fd 1 or 2 when they do not write to the recorder's
+    /// stdout or stderr: their writes are buffered like any other.
+    pub const NOT_OUTPUT: i32 = 3;
 }
 const _: () = assert!(core::mem::offset_of!(ThreadLocals, saved_rsp) as u64 == locals::SAVED_RSP);
 const _: () =
@@ -329,21 +374,32 @@ const _: () = assert!(core::mem::size_of::<BufferHeader>() == 32);
 /// header; the next record starts at the next multiple of 8.
 ///
 /// ```text
-///  +0x00  nr        u32  syscall number
+///  +0x00  nr        u16  syscall number
+///  +0x02  flags     u16  record_flags: 0, or the stream of program output
 ///  +0x04  out_len   u32  output bytes following this header
 ///  +0x08  result    i64  the syscall's return value
-///  +0x10  out_addr  u64  user address the output was copied to (0: none)
+///  +0x10  out_addr  u64  user address the output was copied to (0: none);
+///                        for program output: the bytes the program asked
+///                        to write
 ///  +0x18  out bytes ...  padded to 8
 /// ```
 ///
 /// The untraced syscall writes its output into the record, and the preload
 /// copies it to `out_addr`: in replay the replayer fills the record and the
 /// same copy reproduces the memory write with identical control flow.
+///
+/// A write to the program's output ([`record_flags::STDOUT`],
+/// [`record_flags::STDERR`]) is the other way round: its bytes are input,
+/// the ones the kernel took (`result` of them), copied from the program's
+/// buffers into the record after the syscall; replay writes them to its own
+/// stdout or stderr.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordHeader {
     /// The syscall number.
-    pub nr: u32,
+    pub nr: u16,
+    /// [`record_flags`].
+    pub flags: u16,
     /// Output bytes following this header.
     pub out_len: u32,
     /// The syscall's return value.
@@ -352,6 +408,32 @@ pub struct RecordHeader {
     pub out_addr: u64,
 }
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == 24);
+
+/// [`RecordHeader::flags`].
+pub mod record_flags {
+    /// The data are bytes written to the recorder's stdout (program output).
+    pub const STDOUT: u16 = 1;
+    /// The data are bytes written to the recorder's stderr.
+    pub const STDERR: u16 = 2;
+
+    /// The flag of output stream `stream` (1 or 2), 0 for any other.
+    pub const fn of_stream(stream: i32) -> u16 {
+        match stream {
+            1 => STDOUT,
+            2 => STDERR,
+            _ => 0,
+        }
+    }
+
+    /// The output stream (1 or 2) a record with `flags` wrote to, if any.
+    pub const fn stream(flags: u16) -> Option<i32> {
+        match flags {
+            STDOUT => Some(1),
+            STDERR => Some(2),
+            _ => None,
+        }
+    }
+}
 
 /// Size of a record with `out_len` output bytes, padding included.
 pub const fn record_size(out_len: u32) -> u32 {
@@ -464,6 +546,18 @@ mod tests {
         assert_eq!(record_size(1), 32);
         assert_eq!(record_size(8), 32);
         assert_eq!(record_size(9), 40);
+    }
+
+    #[test]
+    fn record_flags_name_the_streams() {
+        assert_eq!(record_flags::stream(record_flags::of_stream(1)), Some(1));
+        assert_eq!(record_flags::stream(record_flags::of_stream(2)), Some(2));
+        assert_eq!(record_flags::of_stream(0), 0);
+        assert_eq!(record_flags::stream(0), None);
+        // The flags share the old `nr: u32`'s high half: records without
+        // them read the same.
+        assert_eq!(core::mem::offset_of!(RecordHeader, flags), 2);
+        assert_eq!(core::mem::offset_of!(RecordHeader, out_len), 4);
     }
 
     #[test]
