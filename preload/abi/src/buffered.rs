@@ -47,6 +47,7 @@ pub mod nr {
     pub const GETTID: u64 = 186;
     pub const TIME: u64 = 201;
     pub const FUTEX: u64 = 202;
+    pub const SCHED_GETAFFINITY: u64 = 204;
     pub const GETDENTS64: u64 = 217;
     pub const CLOCK_GETTIME: u64 = 228;
     pub const EPOLL_WAIT: u64 = 232;
@@ -60,6 +61,7 @@ pub mod nr {
     pub const FCHMODAT: u64 = 268;
     pub const FACCESSAT: u64 = 269;
     pub const RENAMEAT2: u64 = 316;
+    pub const PRLIMIT64: u64 = 302;
     pub const GETRANDOM: u64 = 318;
     pub const STATX: u64 = 332;
     pub const FACCESSAT2: u64 = 439;
@@ -77,6 +79,8 @@ pub const TIMEVAL_SIZE: u32 = 16;
 pub const TIME_T_SIZE: u32 = 8;
 /// `sizeof(struct utsname)`.
 pub const UTSNAME_SIZE: u32 = 390;
+/// `sizeof(struct rlimit64)`.
+pub const RLIMIT64_SIZE: u32 = 16;
 /// The `fcntl` commands the hook takes: `F_GETFD`, `F_SETFD`, `F_GETFL`,
 /// `F_SETFL` (no output, no new descriptor).
 pub const FCNTL_PLAIN_CMDS: [u64; 4] = [1, 2, 3, 4];
@@ -228,6 +232,11 @@ pub const fn plan_for(nr: u64) -> Option<Plan> {
         nr::READLINK => plan(out(1, OutLen::Arg(2)), false),
         nr::READLINKAT => plan(out(2, OutLen::Arg(3)), false),
         nr::UNAME => plan(out(0, OutLen::Fixed(UTSNAME_SIZE)), false),
+        // The kernel copies the mask's bytes and returns how many.
+        nr::SCHED_GETAFFINITY => plan(out(2, OutLen::Arg(1)), false),
+        // Only reading a limit (`args_ok`): setting one must happen in
+        // replay too.
+        nr::PRLIMIT64 => plan(out(3, OutLen::Fixed(RLIMIT64_SIZE)), false),
         // Its output is scattered over the program's iovecs: the hook
         // reads into the record through one iovec of its own and scatters
         // the bytes itself (`buffer_readv`).
@@ -276,12 +285,14 @@ pub const fn plan_for(nr: u64) -> Option<Plan> {
 
 /// Whether the hook takes syscall `nr` (in the table) with these
 /// arguments: only `FUTEX_WAKE` of the futex ops, `gettimeofday` without a
-/// timezone, `recvfrom` without a source address.
+/// timezone, `recvfrom` without a source address, `prlimit64` without a new
+/// limit.
 pub const fn args_ok(nr: u64, args: &[u64; 6]) -> bool {
     match nr {
         nr::FUTEX => args[1] & FUTEX_CMD_MASK == FUTEX_WAKE,
         nr::GETTIMEOFDAY => args[1] == 0,
         nr::RECVFROM => args[4] == 0,
+        nr::PRLIMIT64 => args[2] == 0,
         nr::FCNTL => {
             args[1] == FCNTL_PLAIN_CMDS[0]
                 || args[1] == FCNTL_PLAIN_CMDS[1]
@@ -365,6 +376,8 @@ mod tests {
             (nr::RECVMSG, libc::SYS_recvmsg),
             (nr::ACCESS, libc::SYS_access),
             (nr::UNAME, libc::SYS_uname),
+            (nr::SCHED_GETAFFINITY, libc::SYS_sched_getaffinity),
+            (nr::PRLIMIT64, libc::SYS_prlimit64),
             (nr::FCNTL, libc::SYS_fcntl),
             (nr::FSYNC, libc::SYS_fsync),
             (nr::FDATASYNC, libc::SYS_fdatasync),
