@@ -292,8 +292,11 @@ pub mod area {
     pub const ALT_STACK_TOP: u64 = GUARD_SIZE + ALT_STACK_SIZE;
     /// Offset of buffer slot 0.
     pub const BUFFERS_OFFSET: u64 = ALT_STACK_TOP;
-    /// Size of one thread's buffer, header included.
-    pub const BUFFER_SIZE: u64 = 0x4_0000;
+    /// Size of one thread's buffer, header included: 1 MiB, so that a
+    /// tight loop of buffered syscalls stops to be flushed about every
+    /// 30,000 syscalls (the area is mapped lazily: untouched pages cost
+    /// nothing).
+    pub const BUFFER_SIZE: u64 = 0x10_0000;
 
     /// Size of an area with `slots` buffers.
     pub const fn size(slots: u64) -> u64 {
@@ -565,7 +568,7 @@ mod tests {
         assert_eq!(area::ALT_STACK_TOP % 0x1000, 0);
         assert_eq!(
             area::buffer(0x10_0000, 2),
-            0x10_0000 + 0x9000 + 2 * 0x4_0000
+            0x10_0000 + 0x9000 + 2 * 0x10_0000
         );
         assert_eq!(area::size(1) % 0x1000, 0);
     }
