@@ -301,6 +301,10 @@ pub enum Stored {
     Deferred,
 }
 
+/// The most files a deferred store notes (each keeps a descriptor open)
+/// before it must materialize.
+const MAX_PENDING: usize = 256;
+
 /// A file a deferred store will store when it materializes: kept open, so
 /// what is linked is the inode that was identified.
 #[derive(Debug)]
@@ -388,6 +392,14 @@ impl FileStore {
     /// [`FileStore::add_unless_modified`] with `unless_modified`), returning
     /// its id; [`NoteError::NeedsDir`] when it must be stored now instead.
     pub fn note(&mut self, path: &Path, unless_modified: bool) -> Result<FileId, NoteError> {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.len() >= MAX_PENDING)
+        {
+            // Each noted file holds a descriptor open.
+            return Err(NoteError::NeedsDir);
+        }
         let (mut file, meta) = open_regular(path).map_err(NoteError::Io)?;
         let ident = Identity::of(&meta);
         if unless_modified && !ident.settled_at(self.started) {

@@ -403,3 +403,21 @@ fn a_deferred_trace_materializes_when_it_must() {
     let read = std::iter::from_fn(|| r.next_event().expect("event")).count() as u64;
     assert_eq!(read, n);
 }
+
+/// A deferred writer holds a descriptor per noted file: past 256 files it
+/// writes its directory and stores the rest as it goes.
+#[test]
+fn a_deferred_trace_materializes_past_256_open_files() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let trace = tmp.path().join("t");
+    let mut w = TraceWriter::create_deferred(&trace, header()).expect("deferred");
+    for i in 0..=256 {
+        let path = tmp.path().join(format!("lib{i}.so"));
+        std::fs::write(&path, format!("library {i}")).expect("write");
+        assert!(w.is_deferred(), "materialized before file {i}");
+        w.add_file(&path).expect("add");
+    }
+    assert!(!w.is_deferred());
+    w.finish().expect("finish");
+    assert_eq!(files_in(&trace).len(), 257);
+}
