@@ -525,13 +525,14 @@ fn iovec_total(iov: u64, cnt: u64) -> Option<u64> {
     Some(total)
 }
 
-/// Copies `len` bytes from `data` over the `cnt` iovecs at `iov`, in order.
+/// Calls `piece(base, offset, n)` for each of the `cnt` iovecs at `iov`
+/// in order, over their first `len` bytes: `n` bytes at the iovec's `base`
+/// are bytes `offset..offset + n` of the whole.
 ///
 /// # Safety
-/// The iovecs are the program's readv arguments (their buffers as writable
-/// as readv would have found them), `data` holds `len` bytes, and `len` is
-/// at most their total length.
-unsafe fn scatter_bytes(iov: u64, cnt: u64, data: *const u8, len: u64) {
+/// The `cnt` iovecs at `iov` are readable (the program's own readv or
+/// writev arguments).
+unsafe fn each_iovec_piece(iov: u64, cnt: u64, len: u64, mut piece: impl FnMut(u64, u64, u64)) {
     let mut done = 0u64;
     for i in 0..cnt {
         if done >= len {
@@ -541,15 +542,24 @@ unsafe fn scatter_bytes(iov: u64, cnt: u64, data: *const u8, len: u64) {
         // SAFETY: forwarded contract.
         let (base, size) = unsafe { (read_volatile(entry), read_volatile(entry.wrapping_add(1))) };
         let n = size.min(len - done);
-        // SAFETY: forwarded contract.
-        unsafe {
-            copy_bytes(
-                base as *mut u8,
-                data.wrapping_add(done as usize),
-                n as usize,
-            )
-        };
+        piece(base, done, n);
         done += n;
+    }
+}
+
+/// Copies `len` bytes from `data` over the `cnt` iovecs at `iov`, in order.
+///
+/// # Safety
+/// The iovecs are the program's readv arguments (their buffers as writable
+/// as readv would have found them), `data` holds `len` bytes, and `len` is
+/// at most their total length.
+unsafe fn scatter_bytes(iov: u64, cnt: u64, data: *const u8, len: u64) {
+    // SAFETY: forwarded contract; each piece lies in an iovec's buffer and
+    // within `data`'s `len` bytes.
+    unsafe {
+        each_iovec_piece(iov, cnt, len, |base, at, n| {
+            copy_bytes(base as *mut u8, data.wrapping_add(at as usize), n as usize)
+        })
     }
 }
 
@@ -560,24 +570,16 @@ unsafe fn scatter_bytes(iov: u64, cnt: u64, data: *const u8, len: u64) {
 /// The iovecs are the program's writev arguments, their first `len` bytes
 /// readable (the kernel read them), and `data` has room for `len` bytes.
 unsafe fn gather_bytes(iov: u64, cnt: u64, data: *mut u8, len: u64) {
-    let mut done = 0u64;
-    for i in 0..cnt {
-        if done >= len {
-            break;
-        }
-        let entry = (iov as *const u64).wrapping_add(2 * i as usize);
-        // SAFETY: forwarded contract.
-        let (base, size) = unsafe { (read_volatile(entry), read_volatile(entry.wrapping_add(1))) };
-        let n = size.min(len - done);
-        // SAFETY: forwarded contract.
-        unsafe {
+    // SAFETY: forwarded contract; each piece lies in an iovec's buffer and
+    // within `data`'s `len` bytes.
+    unsafe {
+        each_iovec_piece(iov, cnt, len, |base, at, n| {
             copy_bytes(
-                data.wrapping_add(done as usize),
+                data.wrapping_add(at as usize),
                 base as *const u8,
                 n as usize,
             )
-        };
-        done += n;
+        })
     }
 }
 
