@@ -140,13 +140,12 @@ impl Recording {
             .join(format!("attempt-{attempt}{}", pack::ARCHIVE_SUFFIX))
     }
 
-    /// Empties (and creates, owner-only) a test's trace directory and removes
-    /// its archives from earlier runs.
+    /// Removes a test's traces and archives from earlier runs. (Its trace
+    /// directory is made, owner-only, by the first trace written into it:
+    /// most tests pass and leave none.)
     pub fn prepare_test(&self, binary_id: &str, name: &str) -> std::io::Result<()> {
-        let traces = self.test_traces(binary_id, name);
-        remove_if_present(&traces)?;
-        remove_if_present(&self.test_archives(binary_id, name))?;
-        create_private_dir(&traces)
+        remove_if_present(&self.test_traces(binary_id, name))?;
+        remove_if_present(&self.test_archives(binary_id, name))
     }
 }
 

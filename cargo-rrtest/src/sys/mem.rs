@@ -91,6 +91,16 @@ impl RemoteMem {
         }
     }
 
+    /// Writes each `(addr, data)` into code pages (read-only to
+    /// `process_vm_writev`), through one `/proc/PID/mem` descriptor.
+    pub fn write_code(&self, writes: &[(u64, &[u8])]) -> io::Result<()> {
+        let mem = self.proc_mem(true)?;
+        for &(addr, data) in writes {
+            mem.write_all_at(data, addr)?;
+        }
+        Ok(())
+    }
+
     fn proc_mem(&self, write: bool) -> io::Result<File> {
         OpenOptions::new()
             .read(true)

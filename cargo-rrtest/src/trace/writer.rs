@@ -236,7 +236,8 @@ fn header_json(header: &Header) -> Vec<u8> {
 impl TraceWriter {
     /// Creates `dir` (mode 0700; an error if it exists and is not empty),
     /// writes `header.json` (with `outcome: None` whatever `header` says)
-    /// and opens `events.zst`. Missing parent directories are created.
+    /// and opens `events.zst`. Missing parent directories are created, mode
+    /// 0700.
     pub fn create(dir: &Path, header: Header) -> Result<TraceWriter, Error> {
         let mut writer = TraceWriter::create_deferred(dir, header)?;
         writer.materialize()?;
@@ -286,7 +287,13 @@ impl TraceWriter {
         }
         let dir = &self.dir;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+            // Missing parents owner-only too (a test's directory under
+            // `rrtest/traces/`, made when its first trace is).
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| io_err(parent, e))?;
         }
         create_private_dir(dir).map_err(|e| io_err(dir, e))?;
         // On disk, until `finish`, the recording has no outcome.

@@ -818,8 +818,7 @@ pub fn apply_patch(tid: i32, regs: &Regs, e: &PatchEvent) -> io::Result<bool> {
         }
         at_exit = true;
     }
-    mem.write(e.stub_addr, &e.stub)?;
-    mem.write(e.site, &e.site_bytes)?;
+    mem.write_code(&[(e.stub_addr, &e.stub), (e.site, &e.site_bytes)])?;
     let mut r = *regs;
     r.rip = e.resume;
     r.rax = e.nr as u64;
