@@ -166,13 +166,23 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
     let Some(buf) = (unsafe { buffer::Buffer::from_locals(&tl) }) else {
         return HOOK_BAIL;
     };
-    // SAFETY: the locals page is mapped (the buffer exists), and the output
-    // table lies within it.
-    let output_fds = unsafe {
-        core::ptr::read_volatile(
-            (THREAD_LOCALS_ADDR + locals::OUTPUT_FDS)
-                as *const [rrtest_abi::OutputFd; locals::OUTPUT_FDS_MAX],
-        )
+    // Only a write or a close looks at the output table: the others need
+    // not copy it.
+    let table;
+    let output_fds: &[rrtest_abi::OutputFd] = if rrtest_abi::buffered::writes_to_fd(request.nr)
+        || request.nr == rrtest_abi::buffered::nr::CLOSE
+    {
+        // SAFETY: the locals page is mapped (the buffer exists), and the
+        // output table lies within it.
+        table = unsafe {
+            core::ptr::read_volatile(
+                (THREAD_LOCALS_ADDR + locals::OUTPUT_FDS)
+                    as *const [rrtest_abi::OutputFd; locals::OUTPUT_FDS_MAX],
+            )
+        };
+        &table
+    } else {
+        &[]
     };
     match buffer::buffer_syscall_with(
         &buf,
@@ -180,7 +190,7 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
         request.args,
         &mut gate::Untraced,
         tl.desched_fd,
-        &output_fds,
+        output_fds,
     ) {
         buffer::Outcome::Done(result) => {
             request.result = result;
