@@ -1176,7 +1176,12 @@ impl Session {
         let real = self.task(tid)?.real;
         let known = self.known_hits.get(&self.index).copied();
         if let Some(known) = known.filter(|&k| k < point_filter::FILTER_AFTER) {
-            return self.run_to_counted_point(tid, point, known);
+            match crate::sys::perf::BreakpointCounter::arm(real, point.ip, known + 1) {
+                Ok(counter) => return self.run_to_counted_point(tid, point, known, counter),
+                // perf_event_open refused (a container's seccomp policy,
+                // perf_event_paranoid): search instead, one stop per pass.
+                Err(e) => debug!(tid, error = %e, "no counted breakpoint: searching"),
+            }
         }
         ptrace::exec_breakpoint(real, Some(point.ip))
             .map_err(perr("setting a breakpoint", real))?;
@@ -1236,18 +1241,16 @@ impl Session {
     }
 
     /// [`Session::run_to_point`] with the hit count a verification found:
-    /// a counted breakpoint stops the thread at the `hits + 1`th execution
-    /// of the ip, where the state must match (one stop instead of one per
-    /// hit).
+    /// `counter`, armed by the caller, stops the thread at the `hits + 1`th
+    /// execution of the ip, where the state must match (one stop instead of
+    /// one per hit).
     fn run_to_counted_point(
         &mut self,
         tid: Tid,
         point: &ExecPoint,
         hits: u64,
+        counter: crate::sys::perf::BreakpointCounter,
     ) -> Result<(), ReplayError> {
-        let real = self.task(tid)?.real;
-        let counter = crate::sys::perf::BreakpointCounter::arm(real, point.ip, hits + 1)
-            .map_err(perr("arming a counted breakpoint", real))?;
         let (real, ev) = self.resume_to_stop(tid, Some(crate::sys::perf::OVERFLOW_SIGNAL))?;
         drop(counter);
         let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
