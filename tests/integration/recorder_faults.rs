@@ -106,6 +106,10 @@ pub fn trials() -> Vec<Trial> {
             unknown_syscall("recorder::unknown_syscall::unreplayable")
         })
         .with_ignored_flag(skip),
+        Trial::test("recorder::initial_signal_mask", || {
+            initial_signal_mask("recorder::initial_signal_mask")
+        })
+        .with_ignored_flag(skip),
     ];
     for &(name, damage) in DAMAGES {
         let trial = format!("recorder::corrupt::{name}");
@@ -132,6 +136,39 @@ fn record_ok(dir: &TrialDir, spec: &Spec) -> Result<PathBuf, Failed> {
         .into());
     }
     Ok(trace)
+}
+
+/// A program recorded with SIGUSR2 blocked (inherited from whoever started
+/// the recorder) starts with it blocked in replay too, though the replayer
+/// runs with it unblocked: otherwise its own `sigprocmask` (executed in
+/// replay) reports another mask, and its output differs (a harness that
+/// blocks Ctrl-C while it runs verifications made traces fail to verify so).
+fn initial_signal_mask(trial: &str) -> Result<(), Failed> {
+    use nix::sys::signal::{SigSet, Signal};
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec::new("initial_mask", Source::C(CBuild::pie("initial_mask")));
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let mut usr2 = SigSet::empty();
+    usr2.add(Signal::SIGUSR2);
+    // This trial's thread only: the recorder and the program inherit it.
+    usr2.thread_block()
+        .map_err(|e| format!("blocking SIGUSR2: {e}"))?;
+    let rec = inv.record_with(&trace, &["--no-verify"]);
+    usr2.thread_unblock()
+        .map_err(|e| format!("unblocking SIGUSR2: {e}"))?;
+    let rec = rec?;
+    rec.expect_code(0)?;
+    let want = "SIGUSR2 blocked at start: 1\n";
+    if rec.stdout_text() != want {
+        return Err(format!("recorded output: {}", rec.describe()).into());
+    }
+    let replay = inv.replay(&trace)?;
+    replay.expect_code(0)?;
+    if replay.stdout_text() != want {
+        return Err(format!("replayed output: {}", replay.describe()).into());
+    }
+    Ok(())
 }
 
 /// Every regular file under `dir`.

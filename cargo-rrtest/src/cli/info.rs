@@ -320,6 +320,7 @@ mod tests {
             cpuid: vec![],
             recorded_at: "2026-11-27T05:00:00Z".into(),
             tracee_cpu: None,
+            initial_sigmask: None,
             outcome: None,
             unreplayable: vec![],
             stats: Stats::default(),

@@ -270,6 +270,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         cpuid: cpuid_table_of(bound_self.as_ref().ok().copied()),
         recorded_at: crate::util::rfc3339_now(),
         tracee_cpu: None,
+        // The program inherits our mask (the recorder unblocks only its own
+        // handlers' signals, before this).
+        initial_sigmask: None,
         outcome: None,
         unreplayable: Vec::new(),
         stats: Stats::default(),
@@ -289,7 +292,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         envp: env.iter().map(|a| cstring(a)).collect(),
         cwd: Some(cstring(opts.cwd.as_os_str())),
         filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
+        sigmask: None,
     };
+    writer.header_mut().initial_sigmask = Some(signals::current_mask());
     let pid = spawn(&spec).map_err(|source| Error::Spawn {
         program: opts.program.display().to_string(),
         source,

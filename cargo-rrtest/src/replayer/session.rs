@@ -146,6 +146,10 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         // Nothing is untraced: the buffer's syscalls stop, and replay
         // answers them from the recorded records.
         filter: seccomp::filter(0),
+        // The recorded one, not ours (a harness that blocks Ctrl-C while it
+        // runs the verifier would otherwise pass its mask on: the program's
+        // sigprocmask results, and so its memory, would differ).
+        sigmask: header.initial_sigmask,
     };
     // Replay on the CPU the recording ran on, with the program (see the
     // recorder): `cpuid` tells it, and stops are cheaper.

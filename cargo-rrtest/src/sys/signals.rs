@@ -93,3 +93,19 @@ pub fn take_request() -> Option<i32> {
         sig => Some(sig),
     }
 }
+
+/// The calling thread's signal mask (bit `n - 1` for signal `n`): what a
+/// process it forks starts with, and keeps across `execve`.
+pub fn current_mask() -> u64 {
+    // SAFETY: a zeroed sigset_t is valid; pthread_sigmask with SIG_BLOCK and
+    // a null new set only writes the current mask into `old`.
+    let old = unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut old);
+        old
+    };
+    (1..=64)
+        // SAFETY: sigismember reads an initialized sigset_t.
+        .filter(|&sig| unsafe { libc::sigismember(&old, sig) } == 1)
+        .fold(0u64, |m, sig| m | 1 << (sig - 1))
+}

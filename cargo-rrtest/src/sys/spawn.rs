@@ -30,6 +30,9 @@ pub struct SpawnSpec {
     pub cwd: Option<CString>,
     /// The seccomp filter to install right before `execve`.
     pub filter: Vec<SockFilter>,
+    /// The signal mask to start the program with (bit `n - 1` for signal
+    /// `n`; the kernel ignores SIGKILL and SIGSTOP), or None: ours.
+    pub sigmask: Option<u64>,
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -93,6 +96,16 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
             }
             if let Some(dir) = cwd {
                 libc::chdir(dir);
+            }
+            if let Some(mask) = spec.sigmask {
+                // The raw syscall takes the kernel's 8-byte mask as it is.
+                libc::syscall(
+                    libc::SYS_rt_sigprocmask,
+                    libc::SIG_SETMASK,
+                    &mask as *const u64,
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                );
             }
             let mut b = 0u8;
             // Returns 0 when the parent closes its end, after seizing us.

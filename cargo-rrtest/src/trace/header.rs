@@ -30,6 +30,12 @@ pub struct Header {
     /// memory). `None`: not bound (older traces, or binding failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracee_cpu: Option<u32>,
+    /// The signal mask the recorded program started with (bit `n - 1` for
+    /// signal `n`): it inherits it across `execve`, and replay starts it
+    /// with the same one. `None`: not recorded (older traces); replay then
+    /// starts it with the replayer's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_sigmask: Option<u64>,
     /// How the recording ended; `None` while it is being written (a recorder
     /// that died leaves it so).
     pub outcome: Option<Outcome>,
