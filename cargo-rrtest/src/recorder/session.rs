@@ -211,8 +211,6 @@ struct Session {
     outputs: capture::OurOutputs,
     /// The last mapped file stored.
     mapped: capture::MappedMemo,
-    /// Whether the tick timer runs ([`Session::arm_ticks`]).
-    ticking: bool,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -337,7 +335,6 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         spaces: HashMap::new(),
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
-        ticking: true,
     };
     session
         .tasks
@@ -497,7 +494,6 @@ impl Session {
                 if self.current.is_none() {
                     self.schedule()?;
                 }
-                self.arm_ticks();
                 if let Some(ev) =
                     ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))?
                 {
@@ -524,35 +520,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-
-    /// Runs the tick timer only while [`Session::tick`] may have something
-    /// to do: the running thread keeps another waiting, holds back a
-    /// signal, or is being moved to an execution point. A lone thread runs
-    /// undisturbed (a thousand wake-ups a second of the recorder, on the
-    /// program's CPU, otherwise).
-    fn arm_ticks(&mut self) {
-        let need = self.current.is_some_and(|tid| {
-            let Some(task) = self.tasks.get(&tid) else {
-                return false;
-            };
-            task.state == State::Running
-                && !task.interrupt_requested
-                && (task.seeking.is_some()
-                    || task.pending_since.is_some()
-                    || self
-                        .tasks
-                        .iter()
-                        .any(|(&t, other)| t != tid && matches!(other.state, State::Ready(_))))
-        });
-        if need != self.ticking {
-            if need {
-                signals::start_ticks(TICK);
-            } else {
-                signals::stop_ticks();
-            }
-            self.ticking = need;
-        }
     }
 
     /// Checks on the running thread: preempts it, or stops it to deliver a
