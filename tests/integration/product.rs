@@ -109,6 +109,10 @@ fn product_run() -> &'static RunOutput {
         env.push(("GITHUB_STEP_SUMMARY", summary.to_str().expect("utf-8")));
         env.push(("GITHUB_RUN_ID", "4242"));
         env.push(("GITHUB_REPOSITORY", "octo/demo"));
+        // As CI workflows often set it: panics then symbolize a backtrace
+        // (thousands of buffered syscalls and execution points in the
+        // printer, where a trace that does not replay shows).
+        env.push(("RUST_BACKTRACE", "1"));
         recorded_run(
             "full",
             &[
