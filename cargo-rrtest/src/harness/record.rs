@@ -392,15 +392,16 @@ pub fn verify_and_pack(
     cancel: &AtomicBool,
 ) -> Checked {
     let mut checked = Checked::default();
-    match Command::new(verifier)
-        .arg("verify")
+    let mut cmd = Command::new(verifier);
+    cmd.arg("verify")
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-    {
+        .process_group(0);
+    // Not the runner's mask (Ctrl-C blocked): a trace too old to hold its
+    // program's initial mask replays with the verifier's.
+    match crate::sys::spawn::with_empty_signal_mask(&mut cmd).spawn() {
         Err(e) => {
             checked.verified = Some(false);
             checked.failure = Some(format!("could not start {}: {e}", verifier.display()));
