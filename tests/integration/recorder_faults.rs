@@ -138,11 +138,12 @@ fn record_ok(dir: &TrialDir, spec: &Spec) -> Result<PathBuf, Failed> {
     Ok(trace)
 }
 
-/// A program recorded with SIGUSR2 blocked (inherited from whoever started
-/// the recorder) starts with it blocked in replay too, though the replayer
-/// runs with it unblocked: otherwise its own `sigprocmask` (executed in
-/// replay) reports another mask, and its output differs (a harness that
-/// blocks Ctrl-C while it runs verifications made traces fail to verify so).
+/// A program recorded with SIGUSR2 blocked and SIGUSR1 ignored (inherited
+/// from whoever started the recorder: a blocked mask and `SIG_IGN` survive
+/// `execve`) starts so in replay too, though the replayer runs with neither:
+/// otherwise its own `sigprocmask` and `sigaction` (executed in replay)
+/// report something else, and its output differs. (A harness that blocks
+/// Ctrl-C while it runs verifications made traces fail to verify so.)
 fn initial_signal_mask(trial: &str) -> Result<(), Failed> {
     use nix::sys::signal::{SigSet, Signal};
     let dir = TrialDir::new(trial)?;
@@ -154,12 +155,16 @@ fn initial_signal_mask(trial: &str) -> Result<(), Failed> {
     // This trial's thread only: the recorder and the program inherit it.
     usr2.thread_block()
         .map_err(|e| format!("blocking SIGUSR2: {e}"))?;
-    let rec = inv.record_with(&trace, &["--no-verify"]);
+    let rec = inv.record_wrapped(
+        &["env", "--ignore-signal=SIGUSR1"],
+        &trace,
+        &["--no-verify"],
+    );
     usr2.thread_unblock()
         .map_err(|e| format!("unblocking SIGUSR2: {e}"))?;
     let rec = rec?;
     rec.expect_code(0)?;
-    let want = "SIGUSR2 blocked at start: 1\n";
+    let want = "SIGUSR2 blocked at start: 1\nSIGUSR1 ignored at start: 1\n";
     if rec.stdout_text() != want {
         return Err(format!("recorded output: {}", rec.describe()).into());
     }

@@ -215,7 +215,25 @@ impl Invocation {
 
     /// The program under `cargo-rrtest record FLAGS -o TRACE`.
     pub fn record_with(&self, trace: &Path, flags: &[&str]) -> Result<Run, Failed> {
-        let mut cmd = Command::new(common::cargo_rrtest());
+        self.record_wrapped(&[], trace, flags)
+    }
+
+    /// [`Invocation::record_with`], started through `wrapper` (a command
+    /// and its arguments, e.g. `env --ignore-signal=...`).
+    pub fn record_wrapped(
+        &self,
+        wrapper: &[&str],
+        trace: &Path,
+        flags: &[&str],
+    ) -> Result<Run, Failed> {
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(common::cargo_rrtest());
+                cmd
+            }
+            None => Command::new(common::cargo_rrtest()),
+        };
         cmd.arg("record")
             .args(flags)
             .arg("-o")

@@ -321,6 +321,7 @@ mod tests {
             recorded_at: "2026-11-27T05:00:00Z".into(),
             tracee_cpu: None,
             initial_sigmask: None,
+            initial_ignored: None,
             outcome: None,
             unreplayable: vec![],
             stats: Stats::default(),

@@ -271,6 +271,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         // The program inherits our mask (the recorder unblocks only its own
         // handlers' signals, before this).
         initial_sigmask: None,
+        initial_ignored: None,
         outcome: None,
         unreplayable: Vec::new(),
         stats: Stats::default(),
@@ -291,8 +292,10 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         cwd: Some(cstring(opts.cwd.as_os_str())),
         filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
         sigmask: None,
+        ignored: None,
     };
     writer.header_mut().initial_sigmask = Some(signals::current_mask());
+    writer.header_mut().initial_ignored = Some(signals::ignored());
     let pid = spawn(&spec).map_err(|source| Error::Spawn {
         program: opts.program.display().to_string(),
         source,

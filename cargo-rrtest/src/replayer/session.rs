@@ -150,6 +150,8 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         // runs the verifier would otherwise pass its mask on: the program's
         // sigprocmask results, and so its memory, would differ).
         sigmask: header.initial_sigmask,
+        // Likewise the signals it started with ignored (`nohup`).
+        ignored: header.initial_ignored,
     };
     // Replay on the CPU the recording ran on, with the program (see the
     // recorder): `cpuid` tells it, and stops are cheaper.

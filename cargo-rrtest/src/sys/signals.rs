@@ -109,3 +109,20 @@ pub fn current_mask() -> u64 {
         .filter(|&sig| unsafe { libc::sigismember(&old, sig) } == 1)
         .fold(0u64, |m, sig| m | 1 << (sig - 1))
 }
+
+/// The signals this process ignores (`SIG_IGN`; bit `n - 1` for signal
+/// `n`): what a program it execs starts with ignored.
+pub fn ignored() -> u64 {
+    (1..=64)
+        .filter(|&sig| {
+            // SAFETY: a zeroed sigaction is valid; a null new action only
+            // reads the current one into `old`. Invalid numbers fail and
+            // count as not ignored.
+            unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction == libc::SIG_IGN
+            }
+        })
+        .fold(0u64, |m, sig| m | 1 << (sig - 1))
+}

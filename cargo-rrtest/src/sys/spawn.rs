@@ -33,6 +33,9 @@ pub struct SpawnSpec {
     /// The signal mask to start the program with (bit `n - 1` for signal
     /// `n`; the kernel ignores SIGKILL and SIGSTOP), or None: ours.
     pub sigmask: Option<u64>,
+    /// The signals to start the program with ignored (the others default),
+    /// or None: as we leave them (ignored ones stay ignored across execve).
+    pub ignored: Option<u64>,
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -96,6 +99,27 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
             }
             if let Some(dir) = cwd {
                 libc::chdir(dir);
+            }
+            if let Some(ignored) = spec.ignored {
+                // `struct kernel_sigaction`: handler, flags, restorer, mask.
+                for sig in 1..=64i64 {
+                    if sig == libc::SIGKILL as i64 || sig == libc::SIGSTOP as i64 {
+                        continue;
+                    }
+                    let handler = if ignored & (1 << (sig - 1)) != 0 {
+                        libc::SIG_IGN
+                    } else {
+                        libc::SIG_DFL
+                    };
+                    let act: [u64; 4] = [handler as u64, 0, 0, 0];
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        sig,
+                        act.as_ptr(),
+                        std::ptr::null_mut::<u64>(),
+                        8usize,
+                    );
+                }
             }
             if let Some(mask) = spec.sigmask {
                 // The raw syscall takes the kernel's 8-byte mask as it is.

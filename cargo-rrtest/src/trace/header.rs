@@ -36,6 +36,11 @@ pub struct Header {
     /// starts it with the replayer's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_sigmask: Option<u64>,
+    /// The signals the recorded program started with ignored (bit `n - 1`
+    /// for signal `n`): `SIG_IGN` survives `execve` (handlers do not), and
+    /// replay starts the program with the same ones. `None`: not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_ignored: Option<u64>,
     /// How the recording ended; `None` while it is being written (a recorder
     /// that died leaves it so).
     pub outcome: Option<Outcome>,

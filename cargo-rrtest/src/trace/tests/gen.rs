@@ -325,6 +325,7 @@ pub fn header() -> Header {
         recorded_at: "2026-01-02T03:04:05Z".into(),
         tracee_cpu: Some(3),
         initial_sigmask: None,
+        initial_ignored: None,
         outcome: None,
         unreplayable: vec![],
         stats: Stats::default(),

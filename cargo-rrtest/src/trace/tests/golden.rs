@@ -53,6 +53,7 @@ fn golden_header() -> Header {
         recorded_at: "2026-11-27T05:00:00Z".into(),
         tracee_cpu: None,
         initial_sigmask: None,
+        initial_ignored: None,
         outcome: Some(Outcome::Exited { code: 101 }),
         unreplayable: vec!["syscall 451 (unknown)".into()],
         stats: Stats {
