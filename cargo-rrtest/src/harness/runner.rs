@@ -655,42 +655,33 @@ pub fn run_attempt_with(
     result.duration = start.elapsed();
     let (status, killed) = status;
     let discarded = matches!(status, Ok(Ended::Discarded));
-    match status {
+    let passed = match status {
         Ok(Ended::Discarded) => {
             result.exit_code = Some(0);
-            result.outcome = if killed == Some(Kill::Timeout) {
-                AttemptOutcome::TimedOut
-            } else {
-                AttemptOutcome::Passed
-            };
+            true
         }
         Ok(Ended::Code(code)) => {
             result.exit_code = Some(code);
-            result.outcome = if killed == Some(Kill::Timeout) {
-                AttemptOutcome::TimedOut
-            } else if code == 0 {
-                AttemptOutcome::Passed
-            } else {
-                AttemptOutcome::Failed
-            };
+            code == 0
         }
         Ok(Ended::Signal(sig)) => {
             result.signal = Some(signal_name(sig));
-            result.outcome = if killed == Some(Kill::Timeout) {
-                AttemptOutcome::TimedOut
-            } else {
-                AttemptOutcome::Failed
-            };
+            false
         }
         Err(e) => {
-            if killed == Some(Kill::Timeout) {
-                result.outcome = AttemptOutcome::TimedOut;
-            }
             result
                 .stderr
                 .push(format!("cargo-rrtest: waiting for the test: {e}\n").as_bytes());
+            false
         }
-    }
+    };
+    result.outcome = if killed == Some(Kill::Timeout) {
+        AttemptOutcome::TimedOut
+    } else if passed {
+        AttemptOutcome::Passed
+    } else {
+        AttemptOutcome::Failed
+    };
     result.cancelled = killed == Some(Kill::Cancel);
     if let (Some(r), false) = (&spec.record, discarded) {
         settle_recording(r, killed, &mut result);
