@@ -697,6 +697,47 @@ fn record_server_and_processes() -> Result<(), Failed> {
             run.stderr
         );
     }
+    patched_ahead(&names[..3])
+}
+
+/// One server records a binary's tests one after another (`-j 1`): from
+/// the second on, it patches the syscall sites the first one patched at
+/// the buffer's handshake, and those traces replay (`--keep all` verifies
+/// them). A `--keep none` run of the same tests then removes their traces.
+fn patched_ahead(names: &[&str]) -> Result<(), Failed> {
+    let mut args = vec!["-j", "1", "--keep", "all", "--exact"];
+    args.extend(names);
+    let run = recorded_run("patched-ahead", &args, &[]);
+    let mut ahead = Vec::new();
+    let checked = (|| {
+        check!(run.code == 0, "exit {}:\n{}", run.code, run.stderr);
+        let report = report_of(&run)?;
+        for t in report["tests"].as_array().cloned().unwrap_or_default() {
+            check!(
+                t["verified"] == true,
+                "{}: not verified: {}",
+                t["name"],
+                t["verification_failure"]
+            );
+            let trace = t["trace"].as_str().ok_or("no trace with --keep all")?;
+            let header: Value = serde_json::from_str(
+                &std::fs::read_to_string(Path::new(trace).join("header.json"))
+                    .map_err(|e| format!("{trace}: {e}"))?,
+            )
+            .map_err(|e| format!("{trace}: {e}"))?;
+            ahead.push(header["stats"]["patched_ahead"].as_u64().unwrap_or(0));
+        }
+        check!(
+            ahead.len() == names.len() && ahead.iter().filter(|&&n| n > 0).count() >= 2,
+            "sites patched ahead per test: {ahead:?} (want all but the first > 0)"
+        );
+        Ok(())
+    })();
+    let mut args = vec!["--keep", "none", "--exact"];
+    args.extend(names);
+    let cleanup = recorded_run("patched-ahead-cleanup", &args, &[]);
+    checked?;
+    check!(cleanup.code == 0, "cleanup: exit {}", cleanup.code);
     Ok(())
 }
 

@@ -211,6 +211,10 @@ struct Session {
     outputs: capture::OurOutputs,
     /// The last mapped file stored.
     mapped: capture::MappedMemo,
+    /// The recorded executable's identity while the program's first
+    /// process still runs it (no execve yet): the key of the sites it
+    /// patches, which later recordings patch ahead ([`known_sites`]).
+    exe: Option<ExeKey>,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -338,6 +342,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         spaces: HashMap::new(),
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
+        exe: exe_key(&opts.program),
     };
     session
         .tasks
@@ -397,6 +402,34 @@ fn cpuid_table_of(cpu: Option<usize>) -> Vec<crate::trace::CpuidLeaf> {
     tables.push((cpu, table.clone()));
     table
 }
+
+/// An executable's identity: device, inode, size, mtime (seconds,
+/// nanoseconds).
+type ExeKey = (u64, u64, u64, i64, i64);
+
+fn exe_key(program: &std::path::Path) -> Option<ExeKey> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(program).ok()?;
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// The syscall sites (address of the `syscall`, its number) that recordings
+/// made by this process patched in an executable's first process, by
+/// executable: a recorder server records the tests of one binary one after
+/// another, and the same libraries load at the same addresses (no ASLR).
+/// The next recording of that executable patches them ahead, at the
+/// buffer's handshake, each checked against the code it finds there, and
+/// saves a stop per site.
+fn known_sites() -> &'static std::sync::Mutex<KnownSites> {
+    static SITES: std::sync::OnceLock<std::sync::Mutex<KnownSites>> = std::sync::OnceLock::new();
+    SITES.get_or_init(Default::default)
+}
+
+/// Per executable, its patched sites: (address of the `syscall`, number).
+type KnownSites = HashMap<ExeKey, Vec<(u64, i64)>>;
+
+/// The most sites remembered per executable.
+const MAX_KNOWN_SITES: usize = 256;
 
 fn kernel_string() -> String {
     match nix::sys::utsname::uname() {
@@ -1095,10 +1128,53 @@ impl Session {
             tid,
             hook_entry: hook.unwrap_or(0),
         })?;
+        if hook.is_some() && pid == self.leader {
+            self.patch_ahead(tid, pid, regs)?;
+        }
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::Running;
         task.resumed_at = ptrace::getregs(tid).ok();
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// At the buffer's handshake in the program's first process: patches
+    /// the sites earlier recordings of this executable patched
+    /// ([`known_sites`]) that the code here still allows, each recorded as
+    /// a `Patch` event marked `ahead`. `regs`: the thread's, at the
+    /// handshake's entry (its ip is the one busy address).
+    fn patch_ahead(&mut self, tid: Tid, pid: Tid, regs: &Regs) -> Result<(), Error> {
+        let Some(key) = self.exe else {
+            return Ok(());
+        };
+        let sites = known_sites()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        for (syscall_addr, nr) in sites {
+            let Some(space) = self.spaces.get(&pid) else {
+                return Ok(());
+            };
+            if space.stub_at(syscall_addr).is_some() {
+                continue;
+            }
+            let planned = syscallbuf::plan_ahead(tid, syscall_addr, nr, space, &[regs.rip])
+                .map_err(ptrace_err("planning a syscall-site patch", tid))?;
+            let Ok(planned) = planned else {
+                continue;
+            };
+            syscallbuf::apply_ahead(tid, &planned.event)
+                .map_err(ptrace_err("patching a syscall site ahead", tid))?;
+            trace!(tid, nr, site = planned.event.site, "patched ahead");
+            self.emit(Event::Patch(planned.event.clone()))?;
+            if let Some(space) = self.spaces.get_mut(&pid) {
+                syscallbuf::note_patch(space, &planned.event, planned.stub);
+            }
+            self.stats.patched_sites += 1;
+            self.stats.patched_ahead += 1;
+        }
+        Ok(())
     }
 
     /// Patches the site of the syscall `tid` is stopped at the entry of
@@ -1161,6 +1237,13 @@ impl Session {
             syscallbuf::note_patch(space, &planned.event, planned.stub);
         }
         self.stats.patched_sites += 1;
+        if let (Some(key), true) = (self.exe, pid == self.leader) {
+            let mut known = known_sites().lock().unwrap_or_else(|e| e.into_inner());
+            let sites = known.entry(key).or_default();
+            if sites.len() < MAX_KNOWN_SITES && !sites.iter().any(|&(a, _)| a == syscall_addr) {
+                sites.push((syscall_addr, nr));
+            }
+        }
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::Running;
         task.resumed_at = None;
@@ -1264,6 +1347,10 @@ impl Session {
     /// A successful `execve`: let it return, prepare the new image exactly as
     /// at the start, and write an `Exec` event (which also ends the syscall).
     fn exec(&mut self, tid: Tid) -> Result<(), Error> {
+        if self.tasks.get(&tid).is_some_and(|t| t.pid == self.leader) {
+            // Another executable: its sites are not the recorded one's.
+            self.exe = None;
+        }
         let former =
             ptrace::geteventmsg(tid).map_err(ptrace_err("PTRACE_GETEVENTMSG", tid))? as Tid;
         if former != tid {

@@ -935,9 +935,43 @@ impl Session {
         Ok(())
     }
 
+    /// A site the recorder patched ahead, at the buffer's handshake (the
+    /// thread is still stopped there): plan it again from the replayed
+    /// code, check it, and apply it the same way.
+    fn patch_ahead(&mut self, e: PatchEvent) -> Result<(), ReplayError> {
+        let real = self.task(e.tid)?.real;
+        let real_pid = self.task(e.tid)?.real_pid;
+        let Some(space) = self.spaces.get(&real_pid) else {
+            return Err(Error::Malformed {
+                index: self.index,
+                reason: format!("a patch in thread {} without a syscall buffer", e.tid),
+            }
+            .into());
+        };
+        let stub = match syscallbuf::replan(real, space, &e) {
+            Ok(stub) => stub,
+            Err(why) => {
+                return Err(self.diverged(
+                    e.tid,
+                    "syscall-site patch",
+                    format!("the recorded patch of {:#x}", e.site),
+                    why,
+                ))
+            }
+        };
+        syscallbuf::apply_ahead(real, &e).map_err(perr("patching a syscall site ahead", real))?;
+        if let Some(space) = self.spaces.get_mut(&real_pid) {
+            syscallbuf::note_patch(space, &e, stub);
+        }
+        Ok(())
+    }
+
     /// A syscall site the recorder patched: plan the same patch from the
     /// replayed code, check it is the recorded one, and apply it.
     fn patch(&mut self, e: PatchEvent) -> Result<(), ReplayError> {
+        if e.ahead.is_some() {
+            return self.patch_ahead(e);
+        }
         let (real, ev) = self.resume_to_stop(e.tid, None)?;
         let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
         let at_entry = matches!(

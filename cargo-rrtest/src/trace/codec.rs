@@ -385,13 +385,16 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
         Event::Patch(p) => {
             put_ivarint(e.buf, i64::from(p.tid));
             put_ivarint(e.buf, p.nr);
-            match p.new_page {
-                None => e.buf.push(0),
-                Some((addr, len)) => {
-                    e.buf.push(1);
-                    put_uvarint(e.buf, addr);
-                    put_uvarint(e.buf, len);
-                }
+            // Flags: bit 0, a new stub page follows; bit 1, an ahead
+            // address follows it.
+            e.buf
+                .push(u8::from(p.new_page.is_some()) | u8::from(p.ahead.is_some()) << 1);
+            if let Some((addr, len)) = p.new_page {
+                put_uvarint(e.buf, addr);
+                put_uvarint(e.buf, len);
+            }
+            if let Some(addr) = p.ahead {
+                put_uvarint(e.buf, addr);
             }
             put_uvarint(e.buf, p.stub_addr);
             put_bytes(e.buf, &p.stub);
@@ -752,20 +755,32 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
             tid: d.i32("tid")?,
             nr: d.ivarint("syscall number")?,
         }),
-        tag::PATCH => Record::Event(Event::Patch(PatchEvent {
-            tid: d.i32("tid")?,
-            nr: d.ivarint("syscall number")?,
-            new_page: if d.bool("new stub page flag")? {
+        tag::PATCH => {
+            let tid = d.i32("tid")?;
+            let nr = d.ivarint("syscall number")?;
+            let flags = d.variant("patch flags", 4)?;
+            let new_page = if flags & 1 != 0 {
                 Some((d.uvarint("stub page")?, d.uvarint("stub page length")?))
             } else {
                 None
-            },
-            stub_addr: d.uvarint("stub address")?,
-            stub: d.bytes("stub", MAX_PATCH_LEN)?.to_vec(),
-            site: d.uvarint("patch site")?,
-            site_bytes: d.bytes("patch bytes", MAX_PATCH_LEN)?.to_vec(),
-            resume: d.uvarint("resume address")?,
-        })),
+            };
+            let ahead = if flags & 2 != 0 {
+                Some(d.uvarint("ahead address")?)
+            } else {
+                None
+            };
+            Record::Event(Event::Patch(PatchEvent {
+                tid,
+                nr,
+                new_page,
+                stub_addr: d.uvarint("stub address")?,
+                stub: d.bytes("stub", MAX_PATCH_LEN)?.to_vec(),
+                site: d.uvarint("patch site")?,
+                site_bytes: d.bytes("patch bytes", MAX_PATCH_LEN)?.to_vec(),
+                resume: d.uvarint("resume address")?,
+                ahead,
+            }))
+        }
         tag::NEW_TASK => Record::Event(Event::NewTask {
             parent: d.i32("parent tid")?,
             child: d.i32("child tid")?,

@@ -197,7 +197,8 @@ pub struct ExecEvent {
 /// A patched syscall site (see [`Event::Patch`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchEvent {
-    /// The thread stopped at the site's syscall.
+    /// The thread stopped at the site's syscall (at the handshake, for a
+    /// patch made `ahead`).
     pub tid: Tid,
     /// That syscall.
     pub nr: i64,
@@ -213,6 +214,12 @@ pub struct PatchEvent {
     pub site_bytes: Vec<u8>,
     /// Where the thread resumes (the stub's entry for the site's syscall).
     pub resume: u64,
+    /// `Some(addr)`: patched ahead, at the syscall buffer's handshake (the
+    /// thread is stopped there, not at the site), for the `syscall` at
+    /// `addr`, a site patched in an earlier recording of the same
+    /// executable; `resume` is then unused. `None`: the thread is stopped
+    /// at the site's syscall and resumes in the stub.
+    pub ahead: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -114,6 +114,10 @@ pub struct Stats {
     pub buffered_syscalls: u64,
     /// Syscall sites patched to jump into the buffer.
     pub patched_sites: u64,
+    /// Of those, the ones patched ahead at the buffer's handshake (sites
+    /// an earlier recording of the same executable patched).
+    #[serde(default)]
+    pub patched_ahead: u64,
     /// Buffered syscalls the recorder unwound (their records discarded,
     /// the syscall issued again traced).
     #[serde(default)]

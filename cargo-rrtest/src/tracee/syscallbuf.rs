@@ -621,8 +621,32 @@ pub fn plan_patch(
     space: &Space,
     busy: &[u64],
 ) -> io::Result<Result<Planned, NotPatched>> {
-    let nr = regs.orig_rax as i64;
     let syscall_addr = regs.rip - rrtest_abi::SYSCALL_INSN_LEN;
+    plan_site(tid, syscall_addr, regs.orig_rax as i64, space, busy, false)
+}
+
+/// Plans, for thread `tid` stopped at the buffer's handshake, the patch of
+/// the `syscall` at `syscall_addr` (syscall `nr` when an earlier recording
+/// patched it): as [`plan_patch`], the event marked `ahead`. `busy`: the
+/// ips of the process's threads.
+pub fn plan_ahead(
+    tid: i32,
+    syscall_addr: u64,
+    nr: i64,
+    space: &Space,
+    busy: &[u64],
+) -> io::Result<Result<Planned, NotPatched>> {
+    plan_site(tid, syscall_addr, nr, space, busy, true)
+}
+
+fn plan_site(
+    tid: i32,
+    syscall_addr: u64,
+    nr: i64,
+    space: &Space,
+    busy: &[u64],
+    ahead: bool,
+) -> io::Result<Result<Planned, NotPatched>> {
     if let Err(r) = patch::check_syscall(nr) {
         return Ok(Err(NotPatched::Refused(r.to_string())));
     }
@@ -666,6 +690,7 @@ pub fn plan_patch(
             site: site.start,
             site_bytes,
             resume,
+            ahead: ahead.then_some(syscall_addr),
         },
         stub,
     }))
@@ -674,8 +699,13 @@ pub fn plan_patch(
 /// Replay: plans the recorded patch again, from the replayed program's code,
 /// and returns the stub when the bytes match the recording's.
 pub fn replan(tid: i32, space: &Space, e: &PatchEvent) -> Result<Stub, String> {
-    let regs = ptrace::getregs(tid).map_err(|e| e.to_string())?;
-    let syscall_addr = regs.rip - rrtest_abi::SYSCALL_INSN_LEN;
+    let syscall_addr = match e.ahead {
+        Some(addr) => addr,
+        None => {
+            let regs = ptrace::getregs(tid).map_err(|e| e.to_string())?;
+            regs.rip - rrtest_abi::SYSCALL_INSN_LEN
+        }
+    };
     let site = read_site(tid, syscall_addr, e.nr).map_err(|r| r.to_string())?;
     let (stub, site_bytes, resume) =
         plan_at(&site, space.hook_entry, e.stub_addr).map_err(|r| r.to_string())?;
@@ -827,6 +857,26 @@ pub fn apply_patch(tid: i32, regs: &Regs, e: &PatchEvent) -> io::Result<bool> {
     }
     ptrace::setregs(tid, &r)?;
     Ok(at_exit)
+}
+
+/// Applies a patch planned `ahead` ([`plan_ahead`]) to the process of
+/// `tid`, stopped at the buffer's handshake (a syscall's exit stop): maps
+/// its new stub page if it has one, writes the stub and the `jmp`. The
+/// thread's registers are left alone.
+pub fn apply_ahead(tid: i32, e: &PatchEvent) -> io::Result<()> {
+    if let Some((addr, len)) = e.new_page {
+        let got = super::inject_via_fixed_page(
+            tid,
+            libc::SYS_mmap,
+            super::anon_mmap_args(addr, len, libc::PROT_READ | libc::PROT_EXEC),
+        )?;
+        if got as u64 != addr {
+            return Err(io::Error::other(format!(
+                "mapping a stub page at {addr:#x}: mmap returned {got:#x}"
+            )));
+        }
+    }
+    RemoteMem::new(tid).write_code(&[(e.stub_addr, &e.stub), (e.site, &e.site_bytes)])
 }
 
 /// Records a planned patch in `space`.

@@ -292,6 +292,7 @@ impl Rng {
                 site: self.u64(),
                 site_bytes: self.bytes(16),
                 resume: self.u64(),
+                ahead: if self.bool() { Some(self.u64()) } else { None },
             }),
         }
     }

@@ -61,6 +61,7 @@ fn golden_header() -> Header {
             traced_syscalls: 5,
             buffered_syscalls: 0,
             patched_sites: 0,
+            patched_ahead: 0,
             aborted_records: 0,
             desched_events: 0,
             signals: 1,
