@@ -88,6 +88,8 @@ pub struct InfoStats {
     pub buffered_syscalls: u64,
     /// Syscall sites patched to jump into the buffer.
     pub patched_sites: u64,
+    /// Of those, the ones patched ahead at the buffer's handshake.
+    pub patched_ahead: u64,
     /// Buffered syscalls unwound by the recorder.
     pub aborted_records: u64,
     /// Of those, the ones that blocked.
@@ -179,6 +181,7 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
             traced_syscalls: h.stats.traced_syscalls,
             buffered_syscalls: h.stats.buffered_syscalls,
             patched_sites: h.stats.patched_sites,
+            patched_ahead: h.stats.patched_ahead,
             aborted_records: h.stats.aborted_records,
             desched_events: h.stats.desched_events,
             signals: h.stats.signals,
@@ -285,11 +288,12 @@ pub fn render_text(info: &TraceInfo) -> String {
     }
     let _ = writeln!(
         s,
-        "{:<17} traced_syscalls {}, buffered_syscalls {}, patched_sites {}, aborted_records {}, desched_events {}, signals {}, async_events {}, rdtsc {}, events {}",
+        "{:<17} traced_syscalls {}, buffered_syscalls {}, patched_sites {} ({} ahead), aborted_records {}, desched_events {}, signals {}, async_events {}, rdtsc {}, events {}",
         "stats:",
         st.traced_syscalls,
         st.buffered_syscalls,
         st.patched_sites,
+        st.patched_ahead,
         st.aborted_records,
         st.desched_events,
         st.signals,
@@ -432,7 +436,7 @@ mod tests {
             v["stats"],
             serde_json::json!({
                 "traced_syscalls": 2, "buffered_syscalls": 0, "patched_sites": 0,
-                "aborted_records": 0, "desched_events": 0,
+                "patched_ahead": 0, "aborted_records": 0, "desched_events": 0,
                 "signals": 4, "async_events": 0, "rdtsc": 5, "events": 6
             })
         );
@@ -461,7 +465,7 @@ mod tests {
             "replayable:       no: ioctl 0x1234 on fd 3\n",
             "threads:          2\n",
             "events:           6\n",
-            "stats:            traced_syscalls 2, buffered_syscalls 0, patched_sites 0, aborted_records 0, desched_events 0, signals 4, async_events 0, rdtsc 5, events 6\n",
+            "stats:            traced_syscalls 2, buffered_syscalls 0, patched_sites 0 (0 ahead), aborted_records 0, desched_events 0, signals 4, async_events 0, rdtsc 5, events 6\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
