@@ -1137,6 +1137,16 @@ impl Session {
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
+    /// Writes an applied patch's event and notes its stub in `pid`'s space.
+    fn record_patch(&mut self, pid: Tid, planned: syscallbuf::Planned) -> Result<(), Error> {
+        self.emit(Event::Patch(planned.event.clone()))?;
+        if let Some(space) = self.spaces.get_mut(&pid) {
+            syscallbuf::note_patch(space, &planned.event, planned.stub);
+        }
+        self.stats.patched_sites += 1;
+        Ok(())
+    }
+
     /// At the buffer's handshake in the program's first process: patches
     /// the sites earlier recordings of this executable patched
     /// ([`known_sites`]) that the code here still allows, each recorded as
@@ -1167,11 +1177,7 @@ impl Session {
             syscallbuf::apply_ahead(tid, &planned.event)
                 .map_err(ptrace_err("patching a syscall site ahead", tid))?;
             trace!(tid, nr, site = planned.event.site, "patched ahead");
-            self.emit(Event::Patch(planned.event.clone()))?;
-            if let Some(space) = self.spaces.get_mut(&pid) {
-                syscallbuf::note_patch(space, &planned.event, planned.stub);
-            }
-            self.stats.patched_sites += 1;
+            self.record_patch(pid, planned)?;
             self.stats.patched_ahead += 1;
         }
         Ok(())
@@ -1232,11 +1238,7 @@ impl Session {
             stub = planned.event.stub_addr,
             "patched"
         );
-        self.emit(Event::Patch(planned.event.clone()))?;
-        if let Some(space) = self.spaces.get_mut(&pid) {
-            syscallbuf::note_patch(space, &planned.event, planned.stub);
-        }
-        self.stats.patched_sites += 1;
+        self.record_patch(pid, planned)?;
         if let (Some(key), true) = (self.exe, pid == self.leader) {
             let mut known = known_sites().lock().unwrap_or_else(|e| e.into_inner());
             let sites = known.entry(key).or_default();

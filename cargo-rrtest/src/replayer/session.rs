@@ -935,43 +935,9 @@ impl Session {
         Ok(())
     }
 
-    /// A site the recorder patched ahead, at the buffer's handshake (the
-    /// thread is still stopped there): plan it again from the replayed
-    /// code, check it, and apply it the same way.
-    fn patch_ahead(&mut self, e: PatchEvent) -> Result<(), ReplayError> {
-        let real = self.task(e.tid)?.real;
-        let real_pid = self.task(e.tid)?.real_pid;
-        let Some(space) = self.spaces.get(&real_pid) else {
-            return Err(Error::Malformed {
-                index: self.index,
-                reason: format!("a patch in thread {} without a syscall buffer", e.tid),
-            }
-            .into());
-        };
-        let stub = match syscallbuf::replan(real, space, &e) {
-            Ok(stub) => stub,
-            Err(why) => {
-                return Err(self.diverged(
-                    e.tid,
-                    "syscall-site patch",
-                    format!("the recorded patch of {:#x}", e.site),
-                    why,
-                ))
-            }
-        };
-        syscallbuf::apply_ahead(real, &e).map_err(perr("patching a syscall site ahead", real))?;
-        if let Some(space) = self.spaces.get_mut(&real_pid) {
-            syscallbuf::note_patch(space, &e, stub);
-        }
-        Ok(())
-    }
-
-    /// A syscall site the recorder patched: plan the same patch from the
-    /// replayed code, check it is the recorded one, and apply it.
-    fn patch(&mut self, e: PatchEvent) -> Result<(), ReplayError> {
-        if e.ahead.is_some() {
-            return self.patch_ahead(e);
-        }
+    /// Runs the thread of patch `e` to the entry of the syscall whose site
+    /// the recorder patched there; returns its real tid and registers.
+    fn run_to_patched_syscall(&mut self, e: &PatchEvent) -> Result<(i32, Regs), ReplayError> {
         let (real, ev) = self.resume_to_stop(e.tid, None)?;
         let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
         let at_entry = matches!(
@@ -990,6 +956,21 @@ impl Session {
                 seen,
             ));
         }
+        Ok((real, regs))
+    }
+
+    /// A syscall site the recorder patched: plan the same patch from the
+    /// replayed code, check it is the recorded one, and apply it. The
+    /// thread is at the site's syscall entry, or, for a patch made
+    /// `ahead`, still at the buffer's handshake.
+    fn patch(&mut self, e: PatchEvent) -> Result<(), ReplayError> {
+        let (real, at_site) = match e.ahead {
+            Some(_) => (self.task(e.tid)?.real, None),
+            None => {
+                let (real, regs) = self.run_to_patched_syscall(&e)?;
+                (real, Some(regs))
+            }
+        };
         let real_pid = self.task(e.tid)?.real_pid;
         let Some(space) = self.spaces.get(&real_pid) else {
             return Err(Error::Malformed {
@@ -1009,7 +990,11 @@ impl Session {
                 ))
             }
         };
-        syscallbuf::apply_patch(real, &regs, &e).map_err(perr("patching a syscall site", real))?;
+        let applied = match &at_site {
+            Some(regs) => syscallbuf::apply_patch(real, regs, &e).map(drop),
+            None => syscallbuf::apply_ahead(real, &e),
+        };
+        applied.map_err(perr("patching a syscall site", real))?;
         if let Some(space) = self.spaces.get_mut(&real_pid) {
             syscallbuf::note_patch(space, &e, stub);
         }

@@ -835,20 +835,13 @@ pub fn apply_patch(tid: i32, regs: &Regs, e: &PatchEvent) -> io::Result<bool> {
     let mem = RemoteMem::new(tid);
     let mut at_exit = false;
     if let Some((addr, len)) = e.new_page {
-        let got = replace_syscall(
-            tid,
-            regs,
-            libc::SYS_mmap,
-            super::anon_mmap_args(addr, len, libc::PROT_READ | libc::PROT_EXEC),
+        stub_page_mapped(
+            addr,
+            replace_syscall(tid, regs, libc::SYS_mmap, stub_page_args(addr, len))?,
         )?;
-        if got as u64 != addr {
-            return Err(io::Error::other(format!(
-                "mapping a stub page at {addr:#x}: mmap returned {got:#x}"
-            )));
-        }
         at_exit = true;
     }
-    mem.write_code(&[(e.stub_addr, &e.stub), (e.site, &e.site_bytes)])?;
+    write_patch(&mem, e)?;
     let mut r = *regs;
     r.rip = e.resume;
     r.rax = e.nr as u64;
@@ -865,18 +858,32 @@ pub fn apply_patch(tid: i32, regs: &Regs, e: &PatchEvent) -> io::Result<bool> {
 /// thread's registers are left alone.
 pub fn apply_ahead(tid: i32, e: &PatchEvent) -> io::Result<()> {
     if let Some((addr, len)) = e.new_page {
-        let got = super::inject_via_fixed_page(
-            tid,
-            libc::SYS_mmap,
-            super::anon_mmap_args(addr, len, libc::PROT_READ | libc::PROT_EXEC),
+        stub_page_mapped(
+            addr,
+            super::inject_via_fixed_page(tid, libc::SYS_mmap, stub_page_args(addr, len))?,
         )?;
-        if got as u64 != addr {
-            return Err(io::Error::other(format!(
-                "mapping a stub page at {addr:#x}: mmap returned {got:#x}"
-            )));
-        }
     }
-    RemoteMem::new(tid).write_code(&[(e.stub_addr, &e.stub), (e.site, &e.site_bytes)])
+    write_patch(&RemoteMem::new(tid), e)
+}
+
+/// The `mmap` arguments of a stub page: `len` bytes at exactly `addr`, r-x.
+fn stub_page_args(addr: u64, len: u64) -> [u64; 6] {
+    super::anon_mmap_args(addr, len, libc::PROT_READ | libc::PROT_EXEC)
+}
+
+/// Checks that the stub page's `mmap` returned `addr`.
+fn stub_page_mapped(addr: u64, got: i64) -> io::Result<()> {
+    if got as u64 != addr {
+        return Err(io::Error::other(format!(
+            "mapping a stub page at {addr:#x}: mmap returned {got:#x}"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes a patch's stub and the `jmp` at its site.
+fn write_patch(mem: &RemoteMem, e: &PatchEvent) -> io::Result<()> {
+    mem.write_code(&[(e.stub_addr, &e.stub), (e.site, &e.site_bytes)])
 }
 
 /// Records a planned patch in `space`.
