@@ -14,7 +14,11 @@
 #     output, and is not buffered as such);
 #   - trivial_test: a trivial #[test] of fixtures/programs run the way the
 #     harness runs one test (`<bin> --exact tests::trivial --nocapture`),
-#     about 150 syscalls: the per-test start-up cost that dominates suites.
+#     about 150 syscalls: the per-test start-up cost that dominates suites;
+#   - desched: fixtures/c/pipe_pingpong.c, 1000 rounds over two pipes with
+#     some computing before each blocking read, recorded with desched
+#     events and with `--no-desched-events` (blocked reads found by looking
+#     and polling only).
 # Each is run RUNS times (default 7) per mode and the median is reported,
 # with the ratios buffered/native and unbuffered/buffered, the share of
 # syscalls buffered, and the cost per traced syscall of the unbuffered
@@ -66,6 +70,8 @@ STORM_BIN="$OUT/signal_storm"
 gcc -O1 -pthread -o "$STORM_BIN" fixtures/c/signal_storm.c
 PRINT_BIN="$OUT/print_loop"
 gcc -O1 -pthread -o "$PRINT_BIN" fixtures/c/print_loop.c
+PING_BIN="$OUT/pipe_pingpong"
+gcc -O1 -pthread -o "$PING_BIN" fixtures/c/pipe_pingpong.c
 
 echo "bench-recorder: building fixtures/programs tests" >&2
 TEST_BIN="$(cargo test --quiet --no-run --lib --locked --offline \
@@ -142,6 +148,15 @@ bench print_loop "$PRINT_BIN" loop "$((LOOP_N / 4))"
 STDOUT_TO=/dev/null
 bench trivial_test "$TEST_BIN" --exact tests::trivial --nocapture
 
+echo "bench-recorder: desched: $RUNS runs each: native, desched events, polled" >&2
+PING=("$PING_BIN" 1000 100000)
+time_runs desched native "${PING[@]}"
+time_runs desched events "$RR" record --no-verify -o "$WORK/desched/events-@I@" -- "${PING[@]}"
+time_runs desched polled "$RR" record --no-verify --no-desched-events \
+  -o "$WORK/desched/polled-@I@" -- "${PING[@]}"
+"$RR" info --json "$WORK/desched/events-0" > "$WORK/desched-info.json"
+rm -rf "$WORK/desched"
+
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RESULT="$OUT/recorder-$STAMP.json"
 python3 - "$SAMPLES" "$WORK" "$RESULT" "$RUNS" "$LOOP_N" "$(uname -srm)" "$("$RR" --version 2>/dev/null || echo unknown)" "${NAMES[@]}" <<'PY'
@@ -186,6 +201,22 @@ for name in names:
           f"{w['recorded_unbuffered_ms']:>8.2f}ms {w['replayed_ms']:>8.2f}ms "
           f"{w['ratio_recorded_native']:>7.2f}x {w['ratio_unbuffered_buffered']:>8.1f}x "
           f"{share:>8.1f}% {(f'{per:.1f}' if per is not None else 'n/a'):>9}")
+med = {m: statistics.median(v) for m, v in times["desched"].items()}
+dstats = json.load(open(f"{work}/desched-info.json")).get("stats", {})
+report["desched"] = {
+    "native_ms": med["native"] / 1e6,
+    "events_ms": med["events"] / 1e6,
+    "polled_ms": med["polled"] / 1e6,
+    "ratio_polled_events": med["polled"] / med["events"],
+    "desched_events": dstats.get("desched_events", 0),
+    "desched_signals": dstats.get("desched_signals", 0),
+    "samples_ns": times["desched"],
+}
+d = report["desched"]
+print(f"desched (pipe_pingpong 1000 rounds): native {d['native_ms']:.1f}ms, "
+      f"desched events {d['events_ms']:.1f}ms, polled {d['polled_ms']:.1f}ms "
+      f"(polled/events {d['ratio_polled_events']:.2f}x; {d['desched_events']} unwinds, "
+      f"{d['desched_signals']} by signal)")
 with open(result, "w") as f:
     json.dump(report, f, indent=2)
     f.write("\n")

@@ -168,6 +168,9 @@ pub const C_SPECS: &[Spec] = &[
     Spec::c("pipe_block-pie", CBuild::pie("pipe_block"))
         .stdout_has(&["reader got", "writer wrote"])
         .differs(),
+    Spec::c("pipe_pingpong-pie", CBuild::pie("pipe_pingpong"))
+        .args(Args::Fixed(&["200", "20000"]))
+        .stdout_has(&["rounds 200 checksum"]),
     Spec::c("syscall_loop-pie", CBuild::pie("syscall_loop"))
         .args(Args::Fixed(&["1000"]))
         .stdout_has(&["1000 iterations, 2000 syscalls"]),

@@ -8,6 +8,10 @@
 //!   the output is the same;
 //! - `syscallbuf::desched::pipe_block`: a thread blocked in a buffered read
 //!   while another writes later is unwound (`desched_events`);
+//!   `syscallbuf::desched::pipe_pingpong`: 200 rounds over two pipes, each
+//!   blocking a buffered read, unwound by desched events' signals where the
+//!   kernel grants them (`desched_signals`), and by the recorder looking
+//!   with `--no-desched-events`;
 //! - `syscallbuf::signals::handler_redirect`: timer signals during buffered
 //!   syscalls, handlers that make buffered syscalls, walk the stack (never
 //!   seeing a stub) and rewrite the interrupted context.
@@ -126,6 +130,67 @@ fn blocked_reader_was_unwound(st: &serde_json::Value) -> Result<(), Failed> {
         stat(st, "desched_events") >= 1 && stat(st, "aborted_records") >= 1,
         "the blocked buffered read was never unwound"
     );
+    Ok(())
+}
+
+/// Whether this user may open desched events (the probe fixture, run
+/// natively, tries what the recorder's tracees do).
+fn desched_events_available() -> Result<bool, Failed> {
+    let exe = build::c_fixture(CBuild::pie("perf_probe"))?;
+    let probe = run::run(&mut std::process::Command::new(exe))?;
+    probe.expect_code(0)?;
+    let text = probe.stdout_text();
+    check!(
+        text.contains("desched events: "),
+        "the probe said nothing\n{}",
+        probe.describe()
+    );
+    Ok(text.contains("desched events: available"))
+}
+
+/// Two threads pass a counter over two pipes 200 times (the main thread
+/// computing a little between its write and its read, when the other
+/// thread already waits to run): every round blocks at least one buffered
+/// read, which must be unwound (else the
+/// other thread never runs). With desched events (where the kernel grants
+/// them) some of those unwinds come from the event's signal; with
+/// `--no-desched-events` none do, and the recorder finds every one by
+/// looking. Both verify and replay the native output.
+fn pingpong_unwinds() -> Result<(), Failed> {
+    const ROUNDS: u64 = 200;
+    let dir = TrialDir::new("syscallbuf-desched-pingpong")?;
+    let inv = recorder::invocation(&spec("pipe_pingpong-pie"), dir.sub("work")?)?;
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let (rec, st) = record_and_replay(&dir, &inv)?;
+    same_output("recorded vs native", &native, &rec)?;
+    check!(
+        stat(&st, "desched_events") >= ROUNDS,
+        "fewer unwound blocked reads than rounds (stats {st})"
+    );
+    if desched_events_available()? {
+        check!(
+            stat(&st, "desched_signals") >= 1,
+            "desched events are available, and none signalled a blocked read (stats {st})"
+        );
+    } else {
+        check!(
+            stat(&st, "desched_signals") == 0,
+            "desched events are refused here, yet signals were counted (stats {st})"
+        );
+    }
+    let polled_trace = dir.path.join("polled");
+    let polled = inv.record_with(&polled_trace, &["--no-desched-events"])?;
+    polled.expect_code(0)?;
+    same_output("polled vs native", &native, &polled)?;
+    let pst = stats(&polled_trace)?;
+    check!(
+        stat(&pst, "desched_signals") == 0 && stat(&pst, "desched_events") >= ROUNDS,
+        "--no-desched-events: signals counted, or fewer unwinds than rounds (stats {pst})"
+    );
+    let rep = inv.replay(&polled_trace)?;
+    same_output("replayed vs recorded, polled", &polled, &rep)?;
+    dir.finish();
     Ok(())
 }
 
@@ -407,6 +472,10 @@ pub fn trials() -> Vec<Trial> {
                 .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
         );
     }
+    trials.push(
+        Trial::test("syscallbuf::desched::pipe_pingpong", pingpong_unwinds)
+            .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
+    );
     for (area, name, expect) in others {
         let s = spec(name);
         trials.push(

@@ -94,6 +94,8 @@ pub struct InfoStats {
     pub aborted_records: u64,
     /// Of those, the ones that blocked.
     pub desched_events: u64,
+    /// Desched event signals taken (perf context-switch counters).
+    pub desched_signals: u64,
     /// Signals delivered.
     pub signals: u64,
     /// Asynchronous events that need an execution point to replay.
@@ -184,6 +186,7 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
             patched_ahead: h.stats.patched_ahead,
             aborted_records: h.stats.aborted_records,
             desched_events: h.stats.desched_events,
+            desched_signals: h.stats.desched_signals,
             signals: h.stats.signals,
             async_events: h.stats.async_events,
             rdtsc: h.stats.rdtsc,
@@ -288,7 +291,7 @@ pub fn render_text(info: &TraceInfo) -> String {
     }
     let _ = writeln!(
         s,
-        "{:<17} traced_syscalls {}, buffered_syscalls {}, patched_sites {} ({} ahead), aborted_records {}, desched_events {}, signals {}, async_events {}, rdtsc {}, events {}",
+        "{:<17} traced_syscalls {}, buffered_syscalls {}, patched_sites {} ({} ahead), aborted_records {}, desched_events {} ({} signals), signals {}, async_events {}, rdtsc {}, events {}",
         "stats:",
         st.traced_syscalls,
         st.buffered_syscalls,
@@ -296,6 +299,7 @@ pub fn render_text(info: &TraceInfo) -> String {
         st.patched_ahead,
         st.aborted_records,
         st.desched_events,
+        st.desched_signals,
         st.signals,
         st.async_events,
         st.rdtsc,
@@ -436,7 +440,7 @@ mod tests {
             v["stats"],
             serde_json::json!({
                 "traced_syscalls": 2, "buffered_syscalls": 0, "patched_sites": 0,
-                "patched_ahead": 0, "aborted_records": 0, "desched_events": 0,
+                "patched_ahead": 0, "aborted_records": 0, "desched_events": 0, "desched_signals": 0,
                 "signals": 4, "async_events": 0, "rdtsc": 5, "events": 6
             })
         );
@@ -465,7 +469,7 @@ mod tests {
             "replayable:       no: ioctl 0x1234 on fd 3\n",
             "threads:          2\n",
             "events:           6\n",
-            "stats:            traced_syscalls 2, buffered_syscalls 0, patched_sites 0 (0 ahead), aborted_records 0, desched_events 0, signals 4, async_events 0, rdtsc 5, events 6\n",
+            "stats:            traced_syscalls 2, buffered_syscalls 0, patched_sites 0 (0 ahead), aborted_records 0, desched_events 0 (0 signals), signals 4, async_events 0, rdtsc 5, events 6\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

@@ -24,6 +24,10 @@ pub struct RecordArgs {
     /// recorder (slower; for comparison and as a fallback).
     #[arg(long)]
     pub no_syscallbuf: bool,
+    /// Find blocked buffered syscalls only by polling (every 1 ms tick),
+    /// without per-thread desched events: for comparison.
+    #[arg(long, hide = true)]
+    pub no_desched_events: bool,
     /// The CPU to record on (the harness spreads its parallel recordings).
     #[arg(long, hide = true)]
     pub cpu: Option<usize>,
@@ -60,6 +64,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         syscallbuf: !args.no_syscallbuf,
         cpu: args.cpu,
         discard_if_passed: false,
+        desched_events: !args.no_desched_events,
     };
     let recording = recorder::record(&opts)?;
     if !args.disposable {

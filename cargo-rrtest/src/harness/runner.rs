@@ -771,6 +771,8 @@ fn run_served(
         syscallbuf: r.syscallbuf,
         cpu: r.cpu,
         discard_if_passed: r.discard_if_passed,
+        // The protocol carries no such flag: a server always uses them.
+        desched_events: true,
     };
     match server.submit(&opts, out_w.as_fd(), err_w.as_fd()) {
         Ok(()) => {}

@@ -70,6 +70,10 @@ pub struct RecordOptions {
     /// memory and is dropped then (`TraceWriter::create_deferred`), and is
     /// written out otherwise (the harness with `--keep failed` or `none`).
     pub discard_if_passed: bool,
+    /// Unwind blocked buffered syscalls on a desched event's signal (a
+    /// perf context-switch counter per thread) where the kernel grants
+    /// one; else (or when refused) the recorder only polls for them.
+    pub desched_events: bool,
 }
 
 /// The shell convention for a program's exit status, as `record` exits:

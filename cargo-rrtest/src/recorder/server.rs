@@ -120,6 +120,7 @@ impl Request {
                 syscallbuf: flags & 1 != 0,
                 cpu: cpu.checked_sub(1).map(|c| c as usize),
                 discard_if_passed: flags & 2 != 0,
+                desched_events: true,
             },
         })
     }
@@ -287,6 +288,7 @@ mod tests {
                 syscallbuf: true,
                 cpu: Some(0),
                 discard_if_passed: true,
+                desched_events: true,
             },
         }
     }

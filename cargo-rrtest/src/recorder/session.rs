@@ -171,6 +171,13 @@ struct Task {
     /// At this stop: `force_bail` had been set (the thread may have come
     /// here because of it; at a syscall, let others run).
     bailed: bool,
+    /// It was found blocked in a buffered syscall while others waited: it
+    /// gets a desched event at its next stop.
+    blocked_buffered: bool,
+    /// Its desched event (see [`Session::update_desched`]).
+    desched: Option<syscallbuf::DeschedEvent>,
+    /// Opening one failed for this thread (out of descriptors): it polls.
+    desched_refused: bool,
 }
 
 impl Task {
@@ -187,6 +194,9 @@ impl Task {
             interrupt_requested: false,
             bail_requested: None,
             bailed: false,
+            blocked_buffered: false,
+            desched: None,
+            desched_refused: false,
         }
     }
 }
@@ -215,6 +225,13 @@ struct Session {
     /// process still runs it (no execve yet): the key of the sites it
     /// patches, which later recordings patch ahead ([`known_sites`]).
     exe: Option<ExeKey>,
+    /// Use desched events (else every blocked buffered syscall is found by
+    /// polling).
+    desched_events: bool,
+    /// The kernel refused a desched event (the errno): poll from then on.
+    desched_refused: Option<i32>,
+    /// Arming was wanted for the current thread when last looked at.
+    desched_was_wanted: bool,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -288,6 +305,8 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     };
     signals::catch_termination();
     signals::start_ticks(TICK);
+    // Left over from a recording that failed in the middle of an injection.
+    drop(crate::tracee::take_stashed_signals());
 
     let spec = SpawnSpec {
         path: cstring(opts.program.as_os_str()),
@@ -343,6 +362,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
         exe: exe_key(&opts.program),
+        desched_events: opts.desched_events,
+        desched_refused: None,
+        desched_was_wanted: false,
     };
     session
         .tasks
@@ -534,6 +556,14 @@ impl Session {
                     ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))?
                 {
                     self.handle(ev)?;
+                    for (tid, signo, info) in crate::tracee::take_stashed_signals() {
+                        if !self.is_desched_signal(tid, signo, &info) {
+                            self.hold_back(tid, signo, info);
+                        }
+                    }
+                    if let Some(tid) = self.current {
+                        self.update_desched(tid, false)?;
+                    }
                 }
                 Ok(())
             })();
@@ -660,6 +690,9 @@ impl Session {
                 syscallbuf::abort_untraced(tid, &regs)
                     .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
                 debug!(tid, nr, "unwound a blocked buffered syscall");
+                if let Some(task) = self.tasks.get_mut(&tid) {
+                    task.blocked_buffered = true;
+                }
                 self.stats.aborted_records += 1;
                 self.stats.desched_events += 1;
                 self.emit(Event::BufferAbort { tid, nr })?;
@@ -718,11 +751,14 @@ impl Session {
                     event: libc::PTRACE_EVENT_SECCOMP,
                     ..
                 } => return self.syscall_entry(tid),
-                // Another signal arrived first: hold it back too, step again.
+                // Another signal arrived first: hold it back too (a desched
+                // event's is dropped), step again.
                 WaitEvent::Signal { signo, .. } => {
                     let info =
                         ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
-                    self.hold_back(tid, signo, info);
+                    if !self.is_desched_signal(tid, signo, &info) {
+                        self.hold_back(tid, signo, info);
+                    }
                 }
                 ev => {
                     return Err(Error::Ptrace {
@@ -864,15 +900,22 @@ impl Session {
     ) -> Result<(), Error> {
         let pid = self.tasks[&tid].pid;
         ptrace::tgkill(pid, tid, signo).map_err(ptrace_err("tgkill", tid))?;
-        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
-        match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
-            WaitEvent::Signal { signo: got, .. } if got == signo => {}
-            ev => {
-                return Err(Error::Ptrace {
-                    op: "delivering a held-back signal",
-                    tid,
-                    source: io::Error::other(format!("unexpected stop {ev:?}")),
-                })
+        loop {
+            ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
+            match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+                WaitEvent::Signal { signo: got, .. } if got == signo => break,
+                // A desched signal still pending from the armed syscall
+                // the thread left: dropped.
+                WaitEvent::Signal { signo: got, .. }
+                    if ptrace::getsiginfo(tid)
+                        .is_ok_and(|info| self.is_desched_signal(tid, got, &info)) => {}
+                ev => {
+                    return Err(Error::Ptrace {
+                        op: "delivering a held-back signal",
+                        tid,
+                        source: io::Error::other(format!("unexpected stop {ev:?}")),
+                    })
+                }
             }
         }
         ptrace::setsiginfo(tid, &info).map_err(ptrace_err("PTRACE_SETSIGINFO", tid))?;
@@ -969,6 +1012,152 @@ impl Session {
         let task = self.tasks.get_mut(&tid).expect("scheduled task exists");
         task.state = State::Running;
         task.resumed_at = from_exit;
+        self.update_desched(tid, true)?;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Whether arming `tid`'s desched event around its may-block buffered
+    /// syscalls is worth its cost (two `ioctl`s, about 2 µs here) now:
+    /// another thread waits to run, or a held-back signal waits for this
+    /// one. Otherwise a blocked buffered syscall stalls nobody, and the
+    /// ticks' polling finds it if that changes.
+    fn desched_wanted(&self, tid: Tid) -> bool {
+        self.tasks
+            .get(&tid)
+            .is_some_and(|t| !t.pending_signals.is_empty())
+            || self
+                .tasks
+                .iter()
+                .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)))
+    }
+
+    /// Keeps the running thread `tid` unwindable while others wait for it
+    /// to block:
+    /// - a thread of a process with a buffer that was once found blocked
+    ///   in a buffered syscall while others waited gets a desched event at
+    ///   its next stop (`stopped`: one that allows injecting syscalls).
+    ///   Only then: the kernel's first per-thread perf event costs several
+    ///   milliseconds (it turns its scheduler hooks on, which
+    ///   [`crate::sys::perf::keep_hooks_on`] then keeps on), and most
+    ///   threads of a test never block in a buffered syscall;
+    /// - the locals' `desched_fd` names the thread's event while arming is
+    ///   wanted ([`Self::desched_wanted`]), else `DESCHED_POLLED`;
+    /// - when arming becomes wanted while the thread runs, it may already
+    ///   sleep in an unarmed buffered syscall: it is interrupted and
+    ///   unwound now (as a tick would, up to 1 ms later).
+    fn update_desched(&mut self, tid: Tid, stopped: bool) -> Result<(), Error> {
+        let Some(task) = self.tasks.get(&tid) else {
+            return Ok(());
+        };
+        let pid = task.pid;
+        // A vfork child shares its parent's memory: it polls.
+        if self.spaces.get(&pid).is_none_or(|s| s.borrowed) {
+            return Ok(());
+        }
+        if stopped
+            && self.desched_events
+            && task.blocked_buffered
+            && task.desched.is_none()
+            && !task.desched_refused
+            && self.desched_refused.is_none()
+            && crate::tracee::quiet_for_injection(tid)
+                .map_err(ptrace_err("reading the thread's state", tid))?
+        {
+            self.open_desched(tid, pid)?;
+        }
+        let wanted = self.desched_wanted(tid);
+        let was_wanted = std::mem::replace(&mut self.desched_was_wanted, wanted);
+        let became_wanted = wanted && !was_wanted;
+        let task = &self.tasks[&tid];
+        let fd = match (&task.desched, wanted) {
+            (Some(ev), true) => ev.fd,
+            _ => rrtest_abi::DESCHED_POLLED,
+        };
+        let check_blocked = became_wanted
+            && !stopped
+            && task.state == State::Running
+            && !task.interrupt_requested
+            && task.seeking.is_none();
+        let space = self.spaces.get_mut(&pid).expect("checked above");
+        if space.desched_now != fd {
+            syscallbuf::set_desched_fd(tid, fd)
+                .map_err(ptrace_err("writing the desched descriptor", tid))?;
+            space.desched_now = fd;
+        }
+        if check_blocked && syscallbuf::blocked_in_untraced(tid) {
+            debug!(
+                tid,
+                "others wait, and it sleeps in a buffered syscall: unwinding it"
+            );
+            self.tasks
+                .get_mut(&tid)
+                .expect("task exists")
+                .interrupt_requested = true;
+            ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+        }
+        Ok(())
+    }
+
+    /// Opens `tid`'s desched event (`tid` stopped, injectable).
+    fn open_desched(&mut self, tid: Tid, pid: Tid) -> Result<(), Error> {
+        crate::sys::perf::keep_hooks_on();
+        let setup = syscallbuf::open_desched(tid, pid)
+            .map_err(ptrace_err("opening a desched event", tid))?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        match setup {
+            syscallbuf::DeschedSetup::Opened(ev) => {
+                debug!(tid, fd = ev.fd, "desched event open");
+                task.desched = Some(ev);
+            }
+            syscallbuf::DeschedSetup::Refused(errno)
+                if matches!(errno, libc::EMFILE | libc::ENFILE | libc::ENOMEM) =>
+            {
+                debug!(tid, errno, "no desched event for this thread: it polls");
+                task.desched_refused = true;
+            }
+            syscallbuf::DeschedSetup::Refused(errno) => {
+                debug!(
+                    errno,
+                    "the kernel refuses desched events: blocked buffered syscalls are polled for"
+                );
+                self.desched_refused = Some(errno);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `signo` with `info`, stopping `tid`, is its desched event's.
+    fn is_desched_signal(&self, tid: Tid, signo: i32, info: &[u8; ptrace::SIGINFO_SIZE]) -> bool {
+        self.tasks
+            .get(&tid)
+            .and_then(|t| t.desched.as_ref())
+            .is_some_and(|ev| ev.sent(signo, info))
+    }
+
+    /// `tid` stopped for its desched event's signal: it was switched out
+    /// inside an armed buffered syscall. The signal is never delivered.
+    /// The counter is disabled at once (each ptrace stop is a switch too,
+    /// which would signal again); the hook disables it again, harmlessly.
+    /// If the syscall blocked (the kernel interrupted it), it is unwound:
+    /// the hook discards its record and the stub issues it again, traced,
+    /// where it may block while other threads run. A switch that did not
+    /// block (a preemption) leaves it be.
+    fn desched_signal(&mut self, tid: Tid, regs: &Regs) -> Result<(), Error> {
+        self.stats.desched_signals += 1;
+        if let Some(ev) = self.tasks.get(&tid).and_then(|t| t.desched.as_ref()) {
+            if let Err(e) = crate::sys::perf::disable(&ev.ours) {
+                debug!(tid, error = %e, "could not disable a desched event");
+            }
+        }
+        if syscallbuf::in_interrupted_untraced(regs) {
+            let nr = regs.orig_rax as i64;
+            syscallbuf::abort_untraced(tid, regs)
+                .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+            debug!(tid, nr, "desched: unwound a blocked buffered syscall");
+            self.stats.aborted_records += 1;
+            self.stats.desched_events += 1;
+            self.emit(Event::BufferAbort { tid, nr })?;
+        }
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
@@ -1275,6 +1464,14 @@ impl Session {
                     if let Some(space) = self.spaces.get_mut(&self.tasks[&tid].pid) {
                         let mut copy = space.clone();
                         copy.borrowed = flags & libc::CLONE_VM as u64 != 0;
+                        if copy.borrowed && space.desched_now != rrtest_abi::DESCHED_POLLED {
+                            // The child runs on the parent's locals: it
+                            // must not arm the parent's event.
+                            syscallbuf::set_desched_fd(tid, rrtest_abi::DESCHED_POLLED)
+                                .map_err(ptrace_err("writing the desched descriptor", tid))?;
+                            space.desched_now = rrtest_abi::DESCHED_POLLED;
+                            copy.desched_now = rrtest_abi::DESCHED_POLLED;
+                        }
                         if copy.borrowed && !copy.output_fds.is_empty() {
                             // The child shares the table: until the vfork
                             // returns, neither buffers output.
@@ -1377,6 +1574,10 @@ impl Session {
         let pid = self.tasks[&tid].pid;
         self.spaces.remove(&pid);
         let task = self.tasks.get_mut(&tid).expect("task exists");
+        // Its event's descriptor closed with the exec (close-on-exec);
+        // dropping our copy ends the counter.
+        task.desched = None;
+        task.desched_refused = false;
         let (exe, source) = task.exec_file.take().unwrap_or_else(|| {
             let p = std::path::PathBuf::from(format!("/proc/{tid}/exe"));
             (String::new(), p)
@@ -1583,6 +1784,9 @@ impl Session {
     fn signal(&mut self, tid: Tid, signo: i32) -> Result<(), Error> {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+        if self.is_desched_signal(tid, signo, &info) {
+            return self.desched_signal(tid, &regs);
+        }
         let code = ptrace::siginfo_code(&info);
         if signo == libc::SIGTRAP {
             if let Some(seek) = self.tasks.get(&tid).and_then(|t| t.seeking) {

@@ -125,6 +125,11 @@ pub struct Stats {
     /// Of those, the ones unwound because they blocked.
     #[serde(default)]
     pub desched_events: u64,
+    /// Signals of desched events (perf context-switch counters) the
+    /// recorder took: a thread switched out inside an armed buffered
+    /// syscall. The ones that found it blocked are in `desched_events`.
+    #[serde(default)]
+    pub desched_signals: u64,
     /// Signals delivered.
     pub signals: u64,
     /// Asynchronous events that need an execution point to replay.

@@ -26,10 +26,26 @@ fn unexpected(what: &str, ev: WaitEvent) -> io::Error {
     io::Error::other(format!("injected syscall {what}: unexpected stop {ev:?}"))
 }
 
+/// Signals that arrived while a syscall was injected, by thread: taken out
+/// of the thread's way (their delivery stop was suppressed) for the tracer
+/// to deliver later ([`take_stashed_signals`]).
+type Stash = Vec<(i32, i32, [u8; ptrace::SIGINFO_SIZE])>;
+static STASHED: std::sync::Mutex<Stash> = std::sync::Mutex::new(Vec::new());
+
+/// The signals injected syscalls met since the last call, as (thread,
+/// signal, siginfo), oldest first. A signal pending at the stop where a
+/// syscall is injected stops the thread before that syscall runs; it is
+/// an asynchronous signal (no program code ran), so the recorder holds it
+/// back like any other.
+pub fn take_stashed_signals() -> Stash {
+    std::mem::take(&mut *STASHED.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Executes syscall `nr(args)` in thread `tid`, which must be stopped at a
 /// stop that is not a syscall entry (an exec stop, a syscall-exit stop, a
 /// signal stop), using the `syscall` instruction at `insn`. All registers
-/// are restored afterwards. Returns the syscall's result.
+/// are restored afterwards. Returns the syscall's result. A signal that
+/// stops the thread first is stashed ([`take_stashed_signals`]).
 pub fn inject_syscall(tid: i32, insn: u64, nr: i64, args: [u64; 6]) -> io::Result<i64> {
     let saved = ptrace::getregs(tid)?;
     let mut regs: Regs = saved;
@@ -46,6 +62,13 @@ pub fn inject_syscall(tid: i32, insn: u64, nr: i64, args: [u64; 6]) -> io::Resul
         match ptrace::wait_tid(tid)? {
             WaitEvent::SyscallStop { .. } => syscall_stops += 1,
             WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {}
+            WaitEvent::Signal { signo, .. } if syscall_stops == 0 => {
+                let info = ptrace::getsiginfo(tid)?;
+                STASHED
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((tid, signo, info));
+            }
             ev => return Err(unexpected(&format!("{nr}"), ev)),
         }
     }
@@ -276,6 +299,27 @@ pub fn written_bytes(mem: &RemoteMem, nr: i64, args: &[u64; 6], len: usize) -> i
         out.extend(mem.read_vec(base, take)?);
     }
     Ok(out)
+}
+
+/// Whether thread `tid`, stopped, is at a quiet place to inject syscalls
+/// that are none of the program's business: no signal pending (for it or
+/// its process), and not in the exit of a syscall the kernel is to restart
+/// (its `rax` a restart code: the restart happens on the way out only if
+/// the signal that interrupted it is still pending, and an injection would
+/// take that signal out of the way).
+pub fn quiet_for_injection(tid: i32) -> io::Result<bool> {
+    let ret = ptrace::getregs(tid)?.rax as i64;
+    if (-516..=-512).contains(&ret) {
+        return Ok(false);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let pending = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    Ok(pending("SigPnd:") == Some(0) && pending("ShdPnd:") == Some(0))
 }
 
 /// The signals thread `tid` blocks: its `SigBlk` mask in /proc.

@@ -16,6 +16,11 @@
 //!   `rt_sigreturn` maps an original address that lies inside a patched
 //!   region back to the stub.
 //!
+//! - [`open_desched`], [`set_desched_fd`]: a thread's desched event (a
+//!   software context-switch counter that signals the thread when it is
+//!   switched out inside a may-block buffered syscall), and the locals'
+//!   `desched_fd` that tells the hook whether to arm it.
+//!
 //! One buffer serves every thread of a process: the recorder runs one thread
 //! at a time and never switches away from a thread inside the buffer code,
 //! and it writes the records before each event of the thread that made
@@ -23,6 +28,7 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use rrtest_abi::{
     area, header, locals, record_flags, record_size, BufferHeader, InitParams, OutputFd,
@@ -31,6 +37,7 @@ use rrtest_abi::{
 };
 
 use crate::recorder::patch::{self, PatchSite, Refusal, Stub, StubIp};
+use crate::sys::perf;
 use crate::sys::ptrace::{self, Regs, WaitEvent};
 use crate::sys::RemoteMem;
 use crate::trace::PatchEvent;
@@ -80,6 +87,10 @@ pub struct Space {
     pub pending_table: Option<Vec<OutputFd>>,
     /// The buffer's records already in the trace (recording only).
     pub flushed: Flushed,
+    /// The locals' `desched_fd` as last written (recording only): a
+    /// thread's desched event while it runs with arming on, else
+    /// [`DESCHED_POLLED`].
+    pub desched_now: i32,
 }
 
 /// How much of a buffer is already in the trace: its first `records`
@@ -97,6 +108,7 @@ impl Space {
     pub fn new(hook_entry: u64) -> Space {
         Space {
             hook_entry,
+            desched_now: DESCHED_POLLED,
             ..Space::default()
         }
     }
@@ -443,6 +455,102 @@ pub fn set_force_bail(tid: i32, on: bool) -> io::Result<()> {
     )
 }
 
+/// Writes the locals' `desched_fd`: the running thread's desched event
+/// (the hook arms it around may-block syscalls) or [`DESCHED_POLLED`].
+pub fn set_desched_fd(tid: i32, fd: i32) -> io::Result<()> {
+    RemoteMem::new(tid).write(THREAD_LOCALS_ADDR + locals::DESCHED_FD, &fd.to_le_bytes())
+}
+
+/// The lowest descriptor number a desched event takes in the tracee, out
+/// of the way of the descriptors programs number themselves (rr keeps its
+/// own above a floor too). Below it only when the limit is lower.
+const DESCHED_FD_FLOOR: u64 = 800;
+
+/// A thread's desched event: a software context-switch counter on the
+/// thread, open in its process (the hook enables it around may-block
+/// buffered syscalls) and in the recorder, whose copy makes the counter
+/// signal the thread with [`perf::DESCHED_SIGNAL`].
+#[derive(Debug)]
+pub struct DeschedEvent {
+    /// The descriptor in the tracee.
+    pub fd: i32,
+    /// The recorder's copy: the `si_fd` of its signals; disables it.
+    pub ours: OwnedFd,
+}
+
+impl DeschedEvent {
+    /// Whether a signal `signo` with `info` is this event's.
+    pub fn sent(&self, signo: i32, info: &[u8; ptrace::SIGINFO_SIZE]) -> bool {
+        // siginfo: si_code at 8; for SIGPOLL, si_band at 16, si_fd at 24.
+        let code = i32::from_le_bytes(info[8..12].try_into().expect("4 bytes"));
+        let fd = i32::from_le_bytes(info[24..28].try_into().expect("4 bytes"));
+        signo == perf::DESCHED_SIGNAL && code == perf::POLL_IN && fd == self.ours.as_raw_fd()
+    }
+}
+
+/// What opening a desched event for a thread gave.
+#[derive(Debug)]
+pub enum DeschedSetup {
+    /// The event, open in the thread's process.
+    Opened(DeschedEvent),
+    /// The kernel refused a step (the errno): `perf_event_open` refuses
+    /// kernel-side counting to unprivileged users when
+    /// `kernel.perf_event_paranoid` is 2 or more, or seccomp forbids it.
+    Refused(i32),
+}
+
+/// Opens a desched event for thread `tid` of process `pid`, stopped at a
+/// stop that allows injecting syscalls (not a syscall entry): the thread
+/// opens it itself (injected `perf_event_open` through the fixed page),
+/// moves it to a descriptor at or above [`DESCHED_FD_FLOOR`]
+/// (close-on-exec), and the recorder takes a copy and points its signals
+/// at the thread. Nothing the program sees runs: the injected syscalls
+/// are not program syscalls and are not recorded; replay never arms.
+pub fn open_desched(tid: i32, pid: i32) -> io::Result<DeschedSetup> {
+    let scratch = THREAD_LOCALS_ADDR + locals::RECORDER_SCRATCH;
+    RemoteMem::new(tid).write(scratch, &perf::desched_attr())?;
+    const PERF_FLAG_FD_CLOEXEC: u64 = 8;
+    let opened = super::inject_via_fixed_page(
+        tid,
+        libc::SYS_perf_event_open,
+        [scratch, 0, u64::MAX, u64::MAX, PERF_FLAG_FD_CLOEXEC, 0],
+    )?;
+    if opened < 0 {
+        return Ok(DeschedSetup::Refused(-opened as i32));
+    }
+    let mut fd = opened;
+    let high = super::inject_via_fixed_page(
+        tid,
+        libc::SYS_fcntl,
+        [
+            opened as u64,
+            libc::F_DUPFD_CLOEXEC as u64,
+            DESCHED_FD_FLOOR,
+            0,
+            0,
+            0,
+        ],
+    )?;
+    if high >= 0 {
+        super::inject_via_fixed_page(tid, libc::SYS_close, [opened as u64, 0, 0, 0, 0, 0])?;
+        fd = high;
+    }
+    let ours = perf::take_fd(pid, fd as i32).and_then(|ours| {
+        perf::signal_thread(&ours, tid)?;
+        Ok(ours)
+    });
+    match ours {
+        Ok(ours) => Ok(DeschedSetup::Opened(DeschedEvent {
+            fd: fd as i32,
+            ours,
+        })),
+        Err(e) => {
+            super::inject_via_fixed_page(tid, libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])?;
+            Ok(DeschedSetup::Refused(e.raw_os_error().unwrap_or(libc::EIO)))
+        }
+    }
+}
+
 /// Replay: empties the buffer before the thread runs (the recorder took the
 /// records at each stop), and sets `force_bail`.
 pub fn reset_for_replay(tid: i32, force_bail: bool) -> io::Result<()> {
@@ -471,12 +579,15 @@ pub fn set_abort_commit(tid: i32) -> io::Result<()> {
 
 /// Whether a thread stopped with `regs` is inside a buffered syscall that
 /// the kernel interrupted and would restart (it blocked): the untraced
-/// gate, with a restart code or `-EINTR` as result.
+/// gate, with a restart code or `-EINTR` as result, and still the syscall's
+/// number in `orig_rax` ([`abort_untraced`] clears it: a second stop there,
+/// a desched signal and an interrupt for the same block, finds it done).
 pub fn in_interrupted_untraced(regs: &Regs) -> bool {
     const EINTR: i64 = -4;
     let ret = regs.rax as i64;
     regs.rip == rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)
         && (ret == EINTR || (-516..=-512).contains(&ret))
+        && (regs.orig_rax as i64) >= 0
 }
 
 /// Unwinds a thread stopped inside an interrupted buffered syscall (see

@@ -119,9 +119,14 @@ pub const fn syscall_ip(offset: u64) -> u64 {
 ///  +0x08  alt_stack_top  u64   the stub switches rsp to this (16-byte aligned)
 ///  +0x10  buffer         u64   this thread's BufferHeader; 0: every hook call bails
 ///  +0x18  buffer_size    u64   bytes at `buffer`, header included
-///  +0x20  desched_fd     i32   perf event fd for may-block syscalls; -1: none
-///                              (they bail); DESCHED_POLLED: buffer them, the
-///                              recorder watches for blocked ones itself
+///  +0x20  desched_fd     i32   perf event fd the hook enables around a
+///                              may-block syscall; -1: none (they bail);
+///                              DESCHED_POLLED: buffer them unarmed, the
+///                              recorder watches for blocked ones itself.
+///                              The recorder writes the running thread's
+///                              event here only while arming is worth its
+///                              cost (another thread waits to run), else
+///                              DESCHED_POLLED
 ///  +0x24  flags          u32   reserved, 0
 ///  +0x28  reserved       [u64; 3]
 /// ```
@@ -149,7 +154,6 @@ pub struct ThreadLocals {
 }
 const _: () = assert!(core::mem::size_of::<ThreadLocals>() == 64);
 
-/// Offsets of the [`ThreadLocals`] fields the stubs address directly.
 /// `desched_fd` value: may-block syscalls are buffered without a perf event;
 /// the recorder notices a thread blocked in one (its ticks read
 /// `/proc/TID/syscall`) and unwinds it.
@@ -159,6 +163,8 @@ pub const DESCHED_POLLED: i32 = -2;
 /// that the recorder maps both with one `mmap`.
 pub const AREA_ADDR: u64 = THREAD_LOCALS_ADDR + THREAD_LOCALS_SIZE;
 
+/// Offsets of the [`ThreadLocals`] fields the stubs address directly, and
+/// of what follows the locals in their page.
 pub mod locals {
     /// `ThreadLocals::saved_rsp`.
     pub const SAVED_RSP: u64 = 0x00;
@@ -168,6 +174,7 @@ pub mod locals {
     pub const BUFFER: u64 = 0x10;
     /// `ThreadLocals::buffer_size`.
     pub const BUFFER_SIZE: u64 = 0x18;
+    /// `ThreadLocals::desched_fd`.
     pub const DESCHED_FD: u64 = 0x20;
     /// After the [`super::ThreadLocals`]: `[OutputFd; OUTPUT_FDS_MAX]`
     /// (see [`super::OutputFd`]), the output table: the descriptors that
@@ -177,6 +184,10 @@ pub mod locals {
     pub const OUTPUT_FDS: u64 = 0x40;
     /// Entries of the `OUTPUT_FDS` array.
     pub const OUTPUT_FDS_MAX: usize = 16;
+    /// 256 bytes the recorder writes syscall arguments to for syscalls it
+    /// injects (the desched event's `perf_event_attr`); the preload never
+    /// reads them.
+    pub const RECORDER_SCRATCH: u64 = 0x800;
 }
 
 /// One entry of the thread-locals page's output table
@@ -208,8 +219,9 @@ pub struct OutputFd {
 const _: () = assert!(core::mem::size_of::<OutputFd>() == 8);
 const _: () = assert!(
     locals::OUTPUT_FDS + (locals::OUTPUT_FDS_MAX * core::mem::size_of::<OutputFd>()) as u64
-        <= THREAD_LOCALS_SIZE
+        <= locals::RECORDER_SCRATCH
 );
+const _: () = assert!(locals::RECORDER_SCRATCH + 256 <= THREAD_LOCALS_SIZE);
 
 impl OutputFd {
     /// An unused entry.

@@ -64,6 +64,7 @@ fn golden_header() -> Header {
             patched_ahead: 0,
             aborted_records: 0,
             desched_events: 0,
+            desched_signals: 0,
             signals: 1,
             async_events: 0,
             threads: 2,
