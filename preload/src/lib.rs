@@ -166,6 +166,9 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
     let Some(buf) = (unsafe { buffer::Buffer::from_locals(&tl) }) else {
         return HOOK_BAIL;
     };
+    if rrtest_abi::flags_bail(request.nr, tl.flags) {
+        return HOOK_BAIL;
+    }
     // Only a write or a close looks at the output table: the others need
     // not copy it.
     let table;

@@ -1032,7 +1032,8 @@ impl Session {
     }
 
     /// Keeps the running thread `tid` unwindable while others wait for it
-    /// to block:
+    /// to block, and its `sched_yield` a stop only then (the locals'
+    /// `TRACE_YIELD` flag):
     /// - a thread of a process with a buffer that was once found blocked
     ///   in a buffered syscall while others waited gets a desched event at
     ///   its next stop (`stopped`: one that allows injecting syscalls).
@@ -1078,11 +1079,18 @@ impl Session {
             && task.state == State::Running
             && !task.interrupt_requested
             && task.seeking.is_none();
+        // The same condition makes `sched_yield` bail: someone to yield to.
+        let flags = if wanted {
+            rrtest_abi::locals_flags::TRACE_YIELD
+        } else {
+            0
+        };
         let space = self.spaces.get_mut(&pid).expect("checked above");
-        if space.desched_now != fd {
-            syscallbuf::set_desched_fd(tid, fd)
+        if (space.desched_now, space.flags_now) != (fd, flags) {
+            syscallbuf::set_desched_and_flags(tid, fd, flags)
                 .map_err(ptrace_err("writing the desched descriptor", tid))?;
             space.desched_now = fd;
+            space.flags_now = flags;
         }
         if check_blocked && syscallbuf::blocked_in_untraced(tid) {
             debug!(

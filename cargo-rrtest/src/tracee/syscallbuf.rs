@@ -91,6 +91,8 @@ pub struct Space {
     /// thread's desched event while it runs with arming on, else
     /// [`DESCHED_POLLED`].
     pub desched_now: i32,
+    /// The locals' `flags` as last written (recording only).
+    pub flags_now: u32,
 }
 
 /// How much of a buffer is already in the trace: its first `records`
@@ -459,6 +461,14 @@ pub fn set_force_bail(tid: i32, on: bool) -> io::Result<()> {
 /// (the hook arms it around may-block syscalls) or [`DESCHED_POLLED`].
 pub fn set_desched_fd(tid: i32, fd: i32) -> io::Result<()> {
     RemoteMem::new(tid).write(THREAD_LOCALS_ADDR + locals::DESCHED_FD, &fd.to_le_bytes())
+}
+
+/// Writes the locals' `desched_fd` and `flags` (adjacent) at once.
+pub fn set_desched_and_flags(tid: i32, fd: i32, flags: u32) -> io::Result<()> {
+    let mut words = [0u8; 8];
+    words[..4].copy_from_slice(&fd.to_le_bytes());
+    words[4..].copy_from_slice(&flags.to_le_bytes());
+    RemoteMem::new(tid).write(THREAD_LOCALS_ADDR + locals::DESCHED_FD, &words)
 }
 
 /// The lowest descriptor number a desched event takes in the tracee, out

@@ -28,6 +28,7 @@ pub mod nr {
     pub const SENDMSG: u64 = 46;
     pub const RECVMSG: u64 = 47;
     pub const UNAME: u64 = 63;
+    pub const SCHED_YIELD: u64 = 24;
     pub const FCNTL: u64 = 72;
     pub const FSYNC: u64 = 74;
     pub const FDATASYNC: u64 = 75;
@@ -229,6 +230,9 @@ pub const fn plan_for(nr: u64) -> Option<Plan> {
         | nr::FCHMODAT
         | nr::FTRUNCATE => plan(None, false),
         nr::FSYNC | nr::FDATASYNC => plan(None, false),
+        // Only while no other thread waits to run (`locals_flags`): then
+        // it is the recorder's cue to switch, and bails.
+        nr::SCHED_YIELD => plan(None, false),
         nr::READLINK => plan(out(1, OutLen::Arg(2)), false),
         nr::READLINKAT => plan(out(2, OutLen::Arg(3)), false),
         nr::UNAME => plan(out(0, OutLen::Fixed(UTSNAME_SIZE)), false),

@@ -127,7 +127,7 @@ pub const fn syscall_ip(offset: u64) -> u64 {
 ///                              event here only while arming is worth its
 ///                              cost (another thread waits to run), else
 ///                              DESCHED_POLLED
-///  +0x24  flags          u32   reserved, 0
+///  +0x24  flags          u32   locals_flags: TRACE_YIELD
 ///  +0x28  reserved       [u64; 3]
 /// ```
 ///
@@ -147,12 +147,27 @@ pub struct ThreadLocals {
     pub buffer_size: u64,
     /// File descriptor of the desched perf event, or -1.
     pub desched_fd: i32,
-    /// Reserved, 0.
+    /// [`locals_flags`] bits, written by the recorder.
     pub flags: u32,
     /// Reserved, 0.
     pub reserved: [u64; 3],
 }
 const _: () = assert!(core::mem::size_of::<ThreadLocals>() == 64);
+
+/// Bits of [`ThreadLocals::flags`].
+pub mod locals_flags {
+    /// Another thread waits to run: `sched_yield` bails, so that the
+    /// recorder sees it and lets that thread run. Clear, `sched_yield` is
+    /// buffered: there is no one to yield to (the kernel still gives the
+    /// processor to other processes). Replay needs no such flag: a bail
+    /// comes right after a thread's last record, where replay forces one.
+    pub const TRACE_YIELD: u32 = 1;
+}
+
+/// Whether the hook bails syscall `nr` because of the locals' `flags`.
+pub const fn flags_bail(nr: u64, flags: u32) -> bool {
+    nr == buffered::nr::SCHED_YIELD && flags & locals_flags::TRACE_YIELD != 0
+}
 
 /// `desched_fd` value: may-block syscalls are buffered without a perf event;
 /// the recorder notices a thread blocked in one (its ticks read
@@ -176,6 +191,9 @@ pub mod locals {
     pub const BUFFER_SIZE: u64 = 0x18;
     /// `ThreadLocals::desched_fd`.
     pub const DESCHED_FD: u64 = 0x20;
+    /// `ThreadLocals::flags` (right after `desched_fd`: the recorder writes
+    /// both at once).
+    pub const FLAGS: u64 = 0x24;
     /// After the [`super::ThreadLocals`]: `[OutputFd; OUTPUT_FDS_MAX]`
     /// (see [`super::OutputFd`]), the output table: the descriptors that
     /// write to the recorder's own stdout or stderr, fd 1 and 2 included
@@ -237,6 +255,7 @@ const _: () = assert!(core::mem::offset_of!(ThreadLocals, buffer) as u64 == loca
 const _: () =
     assert!(core::mem::offset_of!(ThreadLocals, buffer_size) as u64 == locals::BUFFER_SIZE);
 const _: () = assert!(core::mem::offset_of!(ThreadLocals, desched_fd) as u64 == locals::DESCHED_FD);
+const _: () = assert!(core::mem::offset_of!(ThreadLocals, flags) as u64 == locals::FLAGS);
 
 /// Magic syscall numbers: far above any real syscall, so a kernel that sees
 /// one (no recorder) answers `-ENOSYS`; the recorder intercepts them (they
@@ -527,6 +546,21 @@ pub mod stub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_sched_yield_bails_on_trace_yield() {
+        let y = buffered::nr::SCHED_YIELD;
+        assert!(flags_bail(y, locals_flags::TRACE_YIELD));
+        assert!(!flags_bail(y, 0));
+        assert!(buffered::plan_for(y).is_some());
+        for nr in [
+            buffered::nr::GETPID,
+            buffered::nr::WRITE,
+            buffered::nr::READ,
+        ] {
+            assert!(!flags_bail(nr, locals_flags::TRACE_YIELD));
+        }
+    }
 
     #[test]
     fn entry_points_hold_syscall_ret() {
