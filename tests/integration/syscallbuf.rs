@@ -427,8 +427,9 @@ pub fn trials() -> Vec<Trial> {
         // time twice, writev, pwritev, poll, epoll_wait, sendto, recvfrom,
         // sendmsg, recvfrom, futex wake, lseek, readv.
         ("buffered_mix-pie", 3600),
-        // 200 rounds of 22 identity, permission and file-system syscalls.
-        ("buffered_more-pie", 4400),
+        // 200 rounds of 22 identity, permission and file-system syscalls,
+        // and a sched_yield.
+        ("buffered_more-pie", 4600),
         // 2000 clock_gettime: glibc's vDSO fallback.
         ("clock_loop-pie", 2000),
         // 1000 getpid + write through a raw site in Rust code.
