@@ -1100,6 +1100,7 @@ impl Session {
             .map_err(ptrace_err("reading the syscall buffer", tid))?;
         if n > 0 {
             self.stats.buffered_syscalls += u64::from(n);
+            self.stats.rdtsc_buffered += syscallbuf::synthetic_tsc_records(&records);
             self.emit_unflushed(Event::Buffered { tid, records })?;
         }
         Ok(())
@@ -1205,17 +1206,7 @@ impl Session {
         {
             return Ok(false);
         }
-        // Where the process's other threads are, or will return to.
-        let busy: Vec<u64> = self
-            .tasks
-            .iter()
-            .filter(|&(&t, task)| t != tid && task.pid == pid)
-            .filter_map(|(&t, task)| match task.state {
-                State::InSyscall { entered, .. } => Some(entered.ip),
-                State::Ready(_) => ptrace::getregs(t).ok().map(|r| r.rip),
-                _ => None,
-            })
-            .collect();
+        let busy = self.busy_ips(tid, pid);
         let planned = syscallbuf::plan_patch(tid, regs, space, &busy)
             .map_err(ptrace_err("planning a syscall-site patch", tid))?;
         let planned = match planned {
@@ -1248,6 +1239,71 @@ impl Session {
         }
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::Running;
+        task.resumed_at = None;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
+        Ok(true)
+    }
+
+    /// Where the other threads of process `pid` than `tid` are, or will
+    /// return to (a region holding one of them is not patched now).
+    fn busy_ips(&self, tid: Tid, pid: Tid) -> Vec<u64> {
+        self.tasks
+            .iter()
+            .filter(|&(&t, task)| t != tid && task.pid == pid)
+            .filter_map(|(&t, task)| match task.state {
+                State::InSyscall { entered, .. } => Some(entered.ip),
+                State::Ready(_) => ptrace::getregs(t).ok().map(|r| r.rip),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Patches the site of the `rdtsc` whose trap `tid` is stopped at
+    /// (`regs`), in a process with a syscall buffer, when the site can be
+    /// patched (the safety rules of syscall sites): the thread then goes
+    /// through the stub, this rdtsc included, the trap's signal discarded,
+    /// and the function returns true. Sites in stubs (a bailed stub's own
+    /// `rdtsc`) and in the fixed pages are never patched; nor are rdtsc
+    /// sites patched ahead.
+    fn try_patch_rdtsc(&mut self, tid: Tid, regs: &Regs) -> Result<bool, Error> {
+        let ip = regs.rip;
+        let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) else {
+            return Ok(false);
+        };
+        let Some(space) = self.spaces.get(&pid) else {
+            return Ok(false);
+        };
+        if space.borrowed
+            || space.refused.contains(&ip)
+            || space.stub_at(ip).is_some()
+            || (rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::AREA_ADDR).contains(&ip)
+        {
+            return Ok(false);
+        }
+        let busy = self.busy_ips(tid, pid);
+        let planned = syscallbuf::plan_rdtsc(tid, ip, space, &busy)
+            .map_err(ptrace_err("planning an rdtsc-site patch", tid))?;
+        let planned = match planned {
+            Ok(p) => p,
+            Err(syscallbuf::NotPatched::Busy) => return Ok(false),
+            Err(syscallbuf::NotPatched::Refused(why)) => {
+                debug!(tid, addr = ip, %why, "rdtsc site not patched");
+                if let Some(space) = self.spaces.get_mut(&pid) {
+                    space.refused.insert(ip);
+                }
+                return Ok(false);
+            }
+        };
+        syscallbuf::apply_rdtsc(tid, regs, &planned.event)
+            .map_err(ptrace_err("patching an rdtsc site", tid))?;
+        trace!(
+            tid,
+            site = planned.event.site,
+            stub = planned.event.stub_addr,
+            "patched rdtsc"
+        );
+        self.record_patch(pid, planned)?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
         task.resumed_at = None;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
         Ok(true)
@@ -1594,6 +1650,9 @@ impl Session {
         let mem = RemoteMem::new(tid);
         if signo == libc::SIGSEGV && code == 0x80 {
             if let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&mem, regs.rip) {
+                if !is_rdtscp && self.try_patch_rdtsc(tid, &regs)? {
+                    return Ok(());
+                }
                 return self.emulate_rdtsc(tid, regs, is_rdtscp, len);
             }
         }
@@ -1637,7 +1696,10 @@ impl Session {
         is_rdtscp: bool,
         len: u64,
     ) -> Result<(), Error> {
-        let (tsc, aux) = cpu::rdtsc(is_rdtscp);
+        // The synthesized TSC (rrtest_abi::tsc), as patched sites read it;
+        // rdtscp's aux is the recorder's own.
+        let tsc = cpu::synthetic_tsc();
+        let aux = if is_rdtscp { cpu::rdtsc(true).1 } else { None };
         let ip = regs.rip;
         regs.rax = tsc & 0xffff_ffff;
         regs.rdx = tsc >> 32;
