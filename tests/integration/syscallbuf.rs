@@ -28,7 +28,8 @@
 //!   (`rdtsc_buffered`) with the counter never going backwards (across
 //!   the always-trapped rdtscp too); the trace verifies and replays the
 //!   same output; with `--no-syscallbuf` every rdtsc traps, and the trace
-//!   verifies too.
+//!   verifies too; a thread spinning on rdtsc is preempted for the thread
+//!   it waits for, with and without the buffer.
 //!
 //! Output, exit status and the events themselves are compared by the
 //! `recorder::*::record_replay` trials of the same fixtures; these trials
@@ -409,6 +410,29 @@ fn rdtsc_loop_patched() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A thread spinning on rdtsc (no syscall) until another thread runs:
+/// with the buffer (a patched site, bailing to a trap while the recorder
+/// wants the thread) and without it (every rdtsc traps; the recorder steps
+/// over one when it searches for a point), the recorder preempts the
+/// spinning thread, and both traces verify and replay the output.
+fn rdtsc_spin() -> Result<(), Failed> {
+    let dir = TrialDir::new("syscallbuf-rdtsc-spin")?;
+    let spec = Spec::new("rdtsc_loop-pie", Source::C(CBuild::pie("rdtsc_loop")))
+        .args(Args::Fixed(&["spin"]));
+    let inv = recorder::invocation(&spec, dir.sub("work")?)?;
+    let (rec, _) = record_and_replay(&dir, &inv)?;
+    let plain_trace = dir.path.join("unbuffered");
+    let plain = inv.record_with(&plain_trace, &["--no-syscallbuf"])?;
+    plain.expect_code(0)?;
+    stats(&plain_trace)?;
+    same_output("unbuffered vs buffered recording", &rec, &plain)?;
+    let rep = inv.replay(&plain_trace)?;
+    rep.expect_code(0)?;
+    same_output("replayed vs recorded, unbuffered", &plain, &rep)?;
+    dir.finish();
+    Ok(())
+}
+
 /// rust_raw_syscalls' `_rdtsc` site (1000 rounds) is patched too.
 fn rust_rdtsc_patched(st: &serde_json::Value) -> Result<(), Failed> {
     check!(
@@ -486,6 +510,10 @@ pub fn trials() -> Vec<Trial> {
     }
     trials.push(
         Trial::test("syscallbuf::rdtsc::rdtsc_loop-pie", rdtsc_loop_patched)
+            .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
+    );
+    trials.push(
+        Trial::test("syscallbuf::rdtsc::spin", rdtsc_spin)
             .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
     );
     let rust = spec("rust::rust_raw_syscalls");

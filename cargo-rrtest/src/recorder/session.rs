@@ -39,6 +39,8 @@ use crate::trace::{
 use crate::tracee::exec_point;
 use crate::tracee::syscallbuf::{self, Space};
 
+/// `RF` in rflags: suppresses an instruction breakpoint for one instruction.
+const RESUME_FLAG: u64 = 1 << 16;
 /// After this many consecutive syscalls of one thread, the scheduler lets
 /// another runnable thread run.
 const SLICE_SYSCALLS: u32 = 64;
@@ -168,9 +170,9 @@ struct Task {
     /// recorder wants it at a syscall stop: to deliver a signal, or to let
     /// another thread run).
     bail_requested: Option<Instant>,
-    /// At this stop: `force_bail` had been set (the thread may have come
-    /// here because of it; at a syscall, let others run).
-    bailed: bool,
+    /// At this stop: `force_bail` had been set, since then (the thread may
+    /// have come here because of it; at a syscall, let others run).
+    bailed: Option<Instant>,
 }
 
 impl Task {
@@ -186,7 +188,7 @@ impl Task {
             seeking: None,
             interrupt_requested: false,
             bail_requested: None,
-            bailed: false,
+            bailed: None,
         }
     }
 }
@@ -718,6 +720,12 @@ impl Session {
                     event: libc::PTRACE_EVENT_SECCOMP,
                     ..
                 } => return self.syscall_entry(tid),
+                // The instruction was a trapped rdtsc: emulate it, which
+                // completes the step.
+                WaitEvent::Signal {
+                    signo: libc::SIGSEGV,
+                    ..
+                } if self.emulate_trapped_rdtsc(tid)? => break,
                 // Another signal arrived first: hold it back too, step again.
                 WaitEvent::Signal { signo, .. } => {
                     let info =
@@ -1076,8 +1084,8 @@ impl Session {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
         };
-        task.bailed = task.bail_requested.take().is_some();
-        if task.bailed {
+        task.bailed = task.bail_requested.take();
+        if task.bailed.is_some() {
             syscallbuf::set_force_bail(tid, false)
                 .map_err(ptrace_err("clearing the buffer's force_bail", tid))?;
         }
@@ -1488,7 +1496,7 @@ impl Session {
                 return Ok(());
             }
         }
-        let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed);
+        let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some());
         self.stats.traced_syscalls += 1;
         if self.current != Some(tid) {
             warn!(tid, current = ?self.current, nr, "syscall entry of a thread that is not current");
@@ -1650,6 +1658,7 @@ impl Session {
         let mem = RemoteMem::new(tid);
         if signo == libc::SIGSEGV && code == 0x80 {
             if let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&mem, regs.rip) {
+                self.keep_bail_request(tid)?;
                 if !is_rdtscp && self.try_patch_rdtsc(tid, &regs)? {
                     return Ok(());
                 }
@@ -1689,7 +1698,53 @@ impl Session {
             .map_err(ptrace_err("delivering a signal", tid))
     }
 
+    /// At an rdtsc's trap: a `force_bail` this stop cleared was not served
+    /// (the recorder wants the thread at a syscall stop, and a patched
+    /// rdtsc site bails to a trap, not a syscall): set it again, with its
+    /// first request's time, so that the tick still interrupts the thread
+    /// when no syscall comes (a thread spinning on rdtsc).
+    fn keep_bail_request(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if let Some(since) = task.bailed.take() {
+            task.bail_requested = Some(since);
+            syscallbuf::set_force_bail(tid, true)
+                .map_err(ptrace_err("setting the buffer's force_bail", tid))?;
+        }
+        Ok(())
+    }
+
+    /// `tid` stopped at a `SIGSEGV`: when it is an `rdtsc`/`rdtscp` trap,
+    /// emulates it and leaves the thread stopped after it (true).
+    fn emulate_trapped_rdtsc(&mut self, tid: Tid) -> Result<bool, Error> {
+        let info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+        if ptrace::siginfo_code(&info) != 0x80 {
+            return Ok(false);
+        }
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&RemoteMem::new(tid), regs.rip)
+        else {
+            return Ok(false);
+        };
+        self.emulate_rdtsc_here(tid, regs, is_rdtscp, len)?;
+        Ok(true)
+    }
+
     fn emulate_rdtsc(
+        &mut self,
+        tid: Tid,
+        regs: Regs,
+        is_rdtscp: bool,
+        len: u64,
+    ) -> Result<(), Error> {
+        self.emulate_rdtsc_here(tid, regs, is_rdtscp, len)?;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Emulates the trapped rdtsc (rdtscp) of `len` bytes at `regs.rip` and
+    /// records it; the thread stays stopped.
+    fn emulate_rdtsc_here(
         &mut self,
         tid: Tid,
         mut regs: Regs,
@@ -1707,13 +1762,15 @@ impl Session {
             regs.rcx = u64::from(aux);
         }
         regs.rip += len;
+        // The trap (a fault) set the resume flag for the faulting
+        // instruction; the next one must see an execution breakpoint.
+        regs.eflags &= !RESUME_FLAG;
         ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
         self.stats.rdtsc += 1;
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.resumed_at = Some(regs);
         }
-        self.emit(Event::Rdtsc { tid, ip, tsc, aux })?;
-        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+        self.emit(Event::Rdtsc { tid, ip, tsc, aux })
     }
 
     fn task_gone(&mut self, tid: Tid, status: ExitStatus) -> Result<(), Error> {

@@ -1353,6 +1353,9 @@ impl Session {
                     regs.rcx = u64::from(aux);
                 }
                 regs.rip += len;
+                // As the recorder does: the fault's resume flag must not
+                // hide an execution point at the next instruction.
+                regs.eflags &= !RESUME_FLAG;
                 ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
                 Ok(())
             }

@@ -916,6 +916,9 @@ pub fn apply_rdtsc(tid: i32, regs: &Regs, e: &PatchEvent) -> io::Result<()> {
     apply_ahead(tid, e)?;
     let mut r = *regs;
     r.rip = e.resume;
+    // Not the faulting instruction any more: drop the fault's resume flag
+    // (it would hide an execution breakpoint at the stub's first one).
+    r.eflags &= !(1 << 16);
     ptrace::setregs(tid, &r)
 }
 
