@@ -548,6 +548,10 @@ pub fn synthetic_tsc_records(bytes: &[u8]) -> u64 {
     while bytes.len().saturating_sub(at) >= HDR {
         let nr = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
         let out_len = u32_at(bytes, at + 4);
+        if out_len as usize > bytes.len() - at - HDR {
+            // Malformed (the tracee's memory): `parse_records` says so.
+            break;
+        }
         if u64::from(nr) == rrtest_abi::buffered::nr::CLOCK_GETTIME
             && ALT_STACK.contains(&u64_at(bytes, at + 16))
         {
@@ -1049,6 +1053,32 @@ mod tests {
             b.push(0);
         }
         b
+    }
+
+    #[test]
+    fn synthesized_tsc_records_are_clock_reads_into_the_alt_stack() {
+        let alt_stack = AREA_ADDR + area::ALT_STACK_TOP - 0x100;
+        let program = 0x7ffc_0000_1000;
+        // `out_addr` is the user pointer for ordinary records.
+        let mut bytes = flagged(228, 0, alt_stack, 0, &[1; 16]);
+        bytes.extend(flagged(228, 0, program, 0, &[2; 16]));
+        bytes.extend(flagged(0, 0, alt_stack, 3, b"abc"));
+        bytes.extend(flagged(228, 0, alt_stack, 0, &[3; 16]));
+        bytes.extend(flagged(
+            228,
+            0,
+            AREA_ADDR + area::ALT_STACK_TOP,
+            0,
+            &[4; 16],
+        ));
+        assert_eq!(synthetic_tsc_records(&bytes), 2);
+        assert_eq!(synthetic_tsc_records(&[]), 0);
+        // A cut-short record is not counted (nor read past), nor one that
+        // claims more output than there is.
+        assert_eq!(synthetic_tsc_records(&bytes[..20]), 0);
+        let mut huge = flagged(228, 0, alt_stack, 0, &[]);
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(synthetic_tsc_records(&huge), 0);
     }
 
     #[test]
