@@ -25,7 +25,7 @@
 //!
 //! An rdtsc site's stub calls the same entry; the entry knows it by the
 //! `rdtsc` at `bail + stub::BAIL_TO_TRAP` (a syscall site's stub has its
-//! `syscall` there). Then it calls [`rdtsc_hook_impl`](crate::rdtsc_hook_impl)
+//! `syscall` there). Then it calls `rdtsc_hook_impl` (`crate::buffer::synthetic_tsc`)
 //! instead, restores every register but rax and rdx (rcx and r11 too:
 //! `rdtsc` keeps them), and either returns to the bail label (whose `rdtsc`
 //! traps and is emulated) or, with `edx:eax` = the synthesized TSC and the
