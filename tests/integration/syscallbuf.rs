@@ -29,7 +29,9 @@
 //!   the always-trapped rdtscp too); the trace verifies and replays the
 //!   same output; with `--no-syscallbuf` every rdtsc traps, and the trace
 //!   verifies too; a thread spinning on rdtsc is preempted for the thread
-//!   it waits for, with and without the buffer.
+//!   it waits for, with and without the buffer; readings from the patched
+//!   site and the trapped rdtscp in two threads and a forked child never go
+//!   backwards.
 //!
 //! Output, exit status and the events themselves are compared by the
 //! `recorder::*::record_replay` trials of the same fixtures; these trials
@@ -433,6 +435,19 @@ fn rdtsc_spin() -> Result<(), Failed> {
     Ok(())
 }
 
+/// rdtsc_loop's readings through the patched site and the trapped rdtscp
+/// in the main thread, a second thread and a forked child, in an order the
+/// program enforces, never go backwards (the program checks it); the
+/// patched site serves them all.
+fn rdtsc_cross(st: &serde_json::Value) -> Result<(), Failed> {
+    check!(
+        stat(st, "rdtsc_buffered") >= 100,
+        "the patched site did not serve the readings"
+    );
+    check!(stat(st, "rdtsc") >= 3, "the rdtscp did not trap");
+    Ok(())
+}
+
 /// rust_raw_syscalls' `_rdtsc` site (1000 rounds) is patched too.
 fn rust_rdtsc_patched(st: &serde_json::Value) -> Result<(), Failed> {
     check!(
@@ -515,6 +530,14 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("syscallbuf::rdtsc::spin", rdtsc_spin)
             .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
+    );
+    let cross = Spec::new("rdtsc_loop-pie", Source::C(CBuild::pie("rdtsc_loop")))
+        .args(Args::Fixed(&["cross"]));
+    trials.push(
+        Trial::test("syscallbuf::rdtsc::cross", move || {
+            recorded_stats("syscallbuf-rdtsc-cross", &cross, rdtsc_cross)
+        })
+        .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
     );
     let rust = spec("rust::rust_raw_syscalls");
     trials.push(
