@@ -12,6 +12,9 @@
 #     program's output (stdout, stderr, a dup of stdout, a writev), with
 #     stdout and stderr in files (output sent to /dev/null is not program
 #     output, and is not buffered as such);
+#   - rdtsc_loop: fixtures/c/rdtsc_loop.c, N rdtsc from one site (patched
+#     under the buffer: a buffered clock read each; every one traps without
+#     it) and N/1000 rdtscp (always trapped);
 #   - trivial_test: a trivial #[test] of fixtures/programs run the way the
 #     harness runs one test (`<bin> --exact tests::trivial --nocapture`),
 #     about 150 syscalls: the per-test start-up cost that dominates suites;
@@ -38,7 +41,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
     --loop-n) LOOP_N="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "bench-recorder: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -72,6 +75,8 @@ PRINT_BIN="$OUT/print_loop"
 gcc -O1 -pthread -o "$PRINT_BIN" fixtures/c/print_loop.c
 PING_BIN="$OUT/pipe_pingpong"
 gcc -O1 -pthread -o "$PING_BIN" fixtures/c/pipe_pingpong.c
+RDTSC_BIN="$OUT/rdtsc_loop"
+gcc -O1 -pthread -o "$RDTSC_BIN" fixtures/c/rdtsc_loop.c
 
 echo "bench-recorder: building fixtures/programs tests" >&2
 TEST_BIN="$(cargo test --quiet --no-run --lib --locked --offline \
@@ -146,6 +151,7 @@ bench signal_storm "$STORM_BIN"
 STDOUT_TO="$WORK/print_loop-stdout"
 bench print_loop "$PRINT_BIN" loop "$((LOOP_N / 4))"
 STDOUT_TO=/dev/null
+bench rdtsc_loop "$RDTSC_BIN" "$LOOP_N"
 bench trivial_test "$TEST_BIN" --exact tests::trivial --nocapture
 
 echo "bench-recorder: desched: $RUNS runs each: native, desched events, polled" >&2
@@ -193,6 +199,8 @@ for name in names:
         "buffered_percent": share,
         "unbuffered_traced_syscalls": plain_traced,
         "events": info.get("events", stats.get("events")),
+        "rdtsc_trapped": stats.get("rdtsc", 0),
+        "rdtsc_buffered": stats.get("rdtsc_buffered", 0),
         "us_per_traced_syscall": per,
         "samples_ns": times[name],
     }

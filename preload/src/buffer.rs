@@ -583,6 +583,26 @@ unsafe fn gather_bytes(iov: u64, cnt: u64, data: *mut u8, len: u64) {
     }
 }
 
+/// The synthesized TSC ([`rrtest_abi::tsc`]) for an rdtsc site's stub:
+/// `clock_gettime(CLOCK_MONOTONIC_RAW)` through the buffer, into a
+/// `timespec` on the hook's stack (the record's `out_addr` is therefore on
+/// the alt stack, which is how the recorder tells these records from the
+/// program's own clock reads). `None`: the hook bailed or the read failed
+/// (a committed failure replays the same way); the stub's `rdtsc` traps.
+pub fn synthetic_tsc<K: Kernel>(buf: &Buffer, kernel: &mut K, desched_fd: i32) -> Option<u64> {
+    let mut ts = [0i64; 2];
+    let args = [rrtest_abi::tsc::CLOCK, ts.as_mut_ptr() as u64, 0, 0, 0, 0];
+    match buffer_syscall_with(buf, nr::CLOCK_GETTIME, args, kernel, desched_fd, &[]) {
+        Outcome::Done(0) => {
+            // SAFETY: the hook wrote the record's output to `ts` through a
+            // raw pointer; read it as such.
+            let [sec, nsec] = unsafe { read_volatile(&ts) };
+            Some(rrtest_abi::tsc::from_timespec(sec, nsec))
+        }
+        _ => None,
+    }
+}
+
 /// [`buffer_syscall_with`] with an empty output table.
 #[cfg(test)]
 pub fn buffer_syscall<K: Kernel>(
@@ -1325,6 +1345,48 @@ mod tests {
             (h.used, h.num_records, h.in_flight, h.aborted),
             (0, 0, 0, 1)
         );
+    }
+
+    #[test]
+    fn the_synthesized_tsc_is_a_buffered_clock_read() {
+        let mut m = Mem::new(4096);
+        let mut k = fake(|_, args| {
+            // SAFETY: the hook points the output at its record.
+            unsafe { *(args[1] as *mut [i64; 2]) = [3, 250] };
+            0
+        });
+        assert_eq!(synthetic_tsc(&m.buffer(), &mut k, -2), Some(3_000_000_250));
+        assert_eq!(k.calls.len(), 1);
+        assert_eq!(k.calls[0].0, nr::CLOCK_GETTIME);
+        assert_eq!(k.calls[0].1[0], 4, "CLOCK_MONOTONIC_RAW");
+        let (r, data) = m.record(0);
+        assert_eq!((r.nr, r.flags, r.result, r.out_len), (228, 0, 0, 16));
+        assert_eq!(data[..8], 3i64.to_le_bytes());
+        assert_eq!(data[8..], 250i64.to_le_bytes());
+        assert_eq!(m.hdr().num_records, 1);
+    }
+
+    #[test]
+    fn the_synthesized_tsc_bails_as_the_hook_does() {
+        let mut m = Mem::new(4096);
+        let h = m.header();
+        // SAFETY: the test owns the memory.
+        unsafe { (*h).force_bail = 1 };
+        let mut k = fake(|_, _| 0);
+        assert_eq!(synthetic_tsc(&m.buffer(), &mut k, -2), None);
+        assert!(k.calls.is_empty());
+        // SAFETY: as above.
+        unsafe { (*h).force_bail = 0 };
+        // A failed read is committed (replay answers it the same) but
+        // gives no value: the stub's rdtsc traps.
+        let mut k = fake(|_, _| -22);
+        assert_eq!(synthetic_tsc(&m.buffer(), &mut k, -2), None);
+        assert_eq!(m.hdr().num_records, 1);
+        // No room: bail.
+        let mut small = Mem::new(32 + 24);
+        let mut k = fake(|_, _| 0);
+        assert_eq!(synthetic_tsc(&small.buffer(), &mut k, -2), None);
+        assert!(k.calls.is_empty());
     }
 
     #[test]

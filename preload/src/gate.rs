@@ -23,6 +23,15 @@
 //! rflags and rsp itself and jumps to the resume label
 //! (`bail + stub::BAIL_TO_RESUME`) with rax = the result.
 //!
+//! An rdtsc site's stub calls the same entry; the entry knows it by the
+//! `rdtsc` at `bail + stub::BAIL_TO_TRAP` (a syscall site's stub has its
+//! `syscall` there). Then it calls `rdtsc_hook_impl` (`crate::buffer::synthetic_tsc`)
+//! instead, restores every register but rax and rdx (rcx and r11 too:
+//! `rdtsc` keeps them), and either returns to the bail label (whose `rdtsc`
+//! traps and is emulated) or, with `edx:eax` = the synthesized TSC and the
+//! upper halves zero, to the stub's done label
+//! (`bail + stub::RDTSC_BAIL_TO_DONE`), which restores rflags and rsp.
+//!
 //! [`SyscallRequest`]: crate::SyscallRequest
 
 use rrtest_abi::{entry, FIXED_PAGE_ADDR};
@@ -59,6 +68,11 @@ core::arch::global_asm!(
     "sub rsp, 0x140",
     ".cfi_def_cfa_offset 0x148",
     "mov [rsp + 0x00], rax",
+    // An rdtsc site's stub has `rdtsc` where a syscall site's has its
+    // traced `syscall`, at the same offset from the bail label.
+    "mov rax, [rsp + 0x140]",
+    "cmp word ptr [rax + {bail_to_trap}], {rdtsc}",
+    "je 3f",
     "mov [rsp + 0x08], rdi",
     "mov [rsp + 0x10], rsi",
     "mov [rsp + 0x18], rdx",
@@ -128,10 +142,81 @@ core::arch::global_asm!(
     "add rsp, 0x140",
     ".cfi_def_cfa_offset 8",
     "ret",
+    // An rdtsc site: every register but rax and rdx survives, as with
+    // `rdtsc` (rcx and r11 included); the frame's first slot receives the
+    // synthesized TSC.
+    "3:",
+    ".cfi_def_cfa_offset 0x148",
+    "mov [rsp + 0x08], rdi",
+    "mov [rsp + 0x10], rsi",
+    "mov [rsp + 0x18], rcx",
+    "mov [rsp + 0x20], r10",
+    "mov [rsp + 0x28], r8",
+    "mov [rsp + 0x30], r9",
+    "mov [rsp + 0x38], r11",
+    "movups [rsp + 0x40], xmm0",
+    "movups [rsp + 0x50], xmm1",
+    "movups [rsp + 0x60], xmm2",
+    "movups [rsp + 0x70], xmm3",
+    "movups [rsp + 0x80], xmm4",
+    "movups [rsp + 0x90], xmm5",
+    "movups [rsp + 0xa0], xmm6",
+    "movups [rsp + 0xb0], xmm7",
+    "movups [rsp + 0xc0], xmm8",
+    "movups [rsp + 0xd0], xmm9",
+    "movups [rsp + 0xe0], xmm10",
+    "movups [rsp + 0xf0], xmm11",
+    "movups [rsp + 0x100], xmm12",
+    "movups [rsp + 0x110], xmm13",
+    "movups [rsp + 0x120], xmm14",
+    "movups [rsp + 0x130], xmm15",
+    "mov qword ptr [rsp + 0x00], 0",
+    "mov rdi, rsp",
+    "call {rdtsc_hook}",
+    "movups xmm0, [rsp + 0x40]",
+    "movups xmm1, [rsp + 0x50]",
+    "movups xmm2, [rsp + 0x60]",
+    "movups xmm3, [rsp + 0x70]",
+    "movups xmm4, [rsp + 0x80]",
+    "movups xmm5, [rsp + 0x90]",
+    "movups xmm6, [rsp + 0xa0]",
+    "movups xmm7, [rsp + 0xb0]",
+    "movups xmm8, [rsp + 0xc0]",
+    "movups xmm9, [rsp + 0xd0]",
+    "movups xmm10, [rsp + 0xe0]",
+    "movups xmm11, [rsp + 0xf0]",
+    "movups xmm12, [rsp + 0x100]",
+    "movups xmm13, [rsp + 0x110]",
+    "movups xmm14, [rsp + 0x120]",
+    "movups xmm15, [rsp + 0x130]",
+    "mov rdi, [rsp + 0x08]",
+    "mov rsi, [rsp + 0x10]",
+    "mov rcx, [rsp + 0x18]",
+    "mov r10, [rsp + 0x20]",
+    "mov r8, [rsp + 0x28]",
+    "mov r9, [rsp + 0x30]",
+    "mov r11, [rsp + 0x38]",
+    "test eax, eax",
+    "mov rax, [rsp + 0x00]",
+    "lea rsp, [rsp + 0x140]",
+    ".cfi_def_cfa_offset 8",
+    // Bail: back to the bail label, whose `rdtsc` traps.
+    "jnz 4f",
+    "mov rdx, rax",
+    "shr rdx, 32",
+    "mov eax, eax",
+    // To the done label; the flags this clobbers are the stub's to restore.
+    "add qword ptr [rsp], {bail_to_done}",
+    "4:",
+    "ret",
     ".cfi_endproc",
     ".size rrtest_hook_entry, . - rrtest_hook_entry",
     hook = sym crate::hook_impl,
+    rdtsc_hook = sym crate::rdtsc_hook_impl,
     bail_to_resume = const rrtest_abi::stub::BAIL_TO_RESUME,
+    bail_to_trap = const rrtest_abi::stub::BAIL_TO_TRAP,
+    bail_to_done = const rrtest_abi::stub::RDTSC_BAIL_TO_DONE,
+    rdtsc = const u16::from_le_bytes(rrtest_abi::stub::RDTSC),
     saved_rsp = const rrtest_abi::THREAD_LOCALS_ADDR + rrtest_abi::locals::SAVED_RSP,
 );
 

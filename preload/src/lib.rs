@@ -8,7 +8,8 @@
 //! - [`table`]: which syscalls are buffered and where their output goes;
 //! - [`buffer`]: appending records to the per-thread buffer;
 //! - the `.init_array` constructor performing the initialization handshake,
-//!   and the exported [`syscall_hook`].
+//!   the exported [`syscall_hook`], and the rdtsc sites' hook
+//!   ([`buffer::synthetic_tsc`]).
 //!
 //! # Rules for code in this crate
 //!
@@ -200,6 +201,31 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
             HOOK_DONE
         }
         buffer::Outcome::Bail(_) => HOOK_BAIL,
+    }
+}
+
+/// What the hook entry calls for an rdtsc site's stub: reads the
+/// synthesized TSC ([`rrtest_abi::tsc`]) with a buffered `clock_gettime`
+/// into `*out` and answers [`HOOK_DONE`], or answers [`HOOK_BAIL`] (no
+/// buffer, `force_bail`, buffer full, record aborted, a failed read): the
+/// stub's `rdtsc` then traps and the recorder emulates it.
+///
+/// # Safety
+/// `out` must be valid for a write; the thread-locals page must be mapped.
+unsafe extern "C" fn rdtsc_hook_impl(out: *mut u64) -> u32 {
+    // SAFETY: the locals page is mapped and only this thread runs.
+    let tl = unsafe { core::ptr::read_volatile(locals()) };
+    // SAFETY: as in `hook_impl`.
+    let Some(buf) = (unsafe { buffer::Buffer::from_locals(&tl) }) else {
+        return HOOK_BAIL;
+    };
+    match buffer::synthetic_tsc(&buf, &mut gate::Untraced, tl.desched_fd) {
+        Some(tsc) => {
+            // SAFETY: the caller passes a valid slot.
+            unsafe { core::ptr::write_volatile(out, tsc) };
+            HOOK_DONE
+        }
+        None => HOOK_BAIL,
     }
 }
 

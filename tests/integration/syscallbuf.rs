@@ -26,6 +26,16 @@
 //!   the buffer are traced and still replayed; a build that writes other
 //!   bytes, one more byte, or another writev piece in place of the
 //!   recorded one diverges (exit 103, naming the event and the output).
+//! - `syscallbuf::rdtsc::*` (fixtures/c/rdtsc_loop.c, and the Rust
+//!   `_rdtsc` site of rust_raw_syscalls): a trapped `rdtsc`'s site is
+//!   patched, and at least 95% of the loop's rdtsc then go through it
+//!   (`rdtsc_buffered`) with the counter never going backwards (across
+//!   the always-trapped rdtscp too); the trace verifies and replays the
+//!   same output; with `--no-syscallbuf` every rdtsc traps, and the trace
+//!   verifies too; a thread spinning on rdtsc is preempted for the thread
+//!   it waits for, with and without the buffer; readings from the patched
+//!   site and the trapped rdtscp in two threads and a forked child never go
+//!   backwards.
 //!
 //! Output, exit status and the events themselves are compared by the
 //! `recorder::*::record_replay` trials of the same fixtures; these trials
@@ -415,6 +425,103 @@ fn output_divergence(define: &'static str, names: &str) -> Result<(), Failed> {
 /// One of the `syscallbuf::output` trials.
 type OutputTrial = fn() -> Result<(), Failed>;
 
+/// Rounds of the rdtsc loop (an rdtscp every 1000th).
+const RDTSC_ROUNDS: u64 = 20_000;
+
+/// rdtsc_loop, `RDTSC_ROUNDS` rounds.
+fn rdtsc_loop() -> Spec {
+    Spec::new("rdtsc_loop-pie", Source::C(CBuild::pie("rdtsc_loop"))).args(Args::Fixed(&["20000"]))
+}
+
+/// The rdtsc loop: with the buffer at least 95% of its rdtsc go through
+/// the patched site and only a few trap (the first, the rdtscp, the
+/// dynamic loader's); without it every one traps. Both traces verify, and
+/// native, recorded and replayed output are the same.
+fn rdtsc_loop_patched() -> Result<(), Failed> {
+    let dir = TrialDir::new("syscallbuf-rdtsc-loop")?;
+    let inv = recorder::invocation(&rdtsc_loop(), dir.sub("work")?)?;
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let (rec, st) = record_and_replay(&dir, &inv)?;
+    same_output("recorded vs native", &native, &rec)?;
+    let through = stat(&st, "rdtsc_buffered");
+    check!(
+        through * 100 >= RDTSC_ROUNDS * 95,
+        "only {through} of the loop's {RDTSC_ROUNDS} rdtsc went through a patched site (stats {st})"
+    );
+    let traps = stat(&st, "rdtsc");
+    check!(
+        traps >= RDTSC_ROUNDS / 1000 && traps * 20 < RDTSC_ROUNDS,
+        "{traps} rdtsc trapped: not the rdtscp alone (stats {st})"
+    );
+    check!(
+        stat(&st, "patched_sites") >= 1,
+        "no site patched (stats {st})"
+    );
+
+    let plain_trace = dir.path.join("unbuffered");
+    let plain = inv.record_with(&plain_trace, &["--no-syscallbuf"])?;
+    plain.expect_code(0)?;
+    let pst = stats(&plain_trace)?;
+    check!(
+        stat(&pst, "rdtsc_buffered") == 0
+            && stat(&pst, "patched_sites") == 0
+            && stat(&pst, "rdtsc") >= RDTSC_ROUNDS + RDTSC_ROUNDS / 1000,
+        "--no-syscallbuf: not every rdtsc trapped (stats {pst})"
+    );
+    same_output("unbuffered vs buffered recording", &rec, &plain)?;
+    let rep = inv.replay(&plain_trace)?;
+    rep.expect_code(0)?;
+    same_output("replayed vs recorded, unbuffered", &plain, &rep)?;
+    dir.finish();
+    Ok(())
+}
+
+/// A thread spinning on rdtsc (no syscall) until another thread runs:
+/// with the buffer (a patched site, bailing to a trap while the recorder
+/// wants the thread) and without it (every rdtsc traps; the recorder steps
+/// over one when it searches for a point), the recorder preempts the
+/// spinning thread, and both traces verify and replay the output.
+fn rdtsc_spin() -> Result<(), Failed> {
+    let dir = TrialDir::new("syscallbuf-rdtsc-spin")?;
+    let spec = Spec::new("rdtsc_loop-pie", Source::C(CBuild::pie("rdtsc_loop")))
+        .args(Args::Fixed(&["spin"]));
+    let inv = recorder::invocation(&spec, dir.sub("work")?)?;
+    let (rec, _) = record_and_replay(&dir, &inv)?;
+    let plain_trace = dir.path.join("unbuffered");
+    let plain = inv.record_with(&plain_trace, &["--no-syscallbuf"])?;
+    plain.expect_code(0)?;
+    stats(&plain_trace)?;
+    same_output("unbuffered vs buffered recording", &rec, &plain)?;
+    let rep = inv.replay(&plain_trace)?;
+    rep.expect_code(0)?;
+    same_output("replayed vs recorded, unbuffered", &plain, &rep)?;
+    dir.finish();
+    Ok(())
+}
+
+/// rdtsc_loop's readings through the patched site and the trapped rdtscp
+/// in the main thread, a second thread and a forked child, in an order the
+/// program enforces, never go backwards (the program checks it); the
+/// patched site serves them all.
+fn rdtsc_cross(st: &serde_json::Value) -> Result<(), Failed> {
+    check!(
+        stat(st, "rdtsc_buffered") >= 100,
+        "the patched site did not serve the readings"
+    );
+    check!(stat(st, "rdtsc") >= 3, "the rdtscp did not trap");
+    Ok(())
+}
+
+/// rust_raw_syscalls' `_rdtsc` site (1000 rounds) is patched too.
+fn rust_rdtsc_patched(st: &serde_json::Value) -> Result<(), Failed> {
+    check!(
+        stat(st, "rdtsc_buffered") >= 950,
+        "fewer than 950 of the 1000 rdtsc went through a patched site"
+    );
+    Ok(())
+}
+
 /// All syscall-buffer trials.
 pub fn trials() -> Vec<Trial> {
     let gcc = crate::recorder_build::gcc_missing();
@@ -486,5 +593,28 @@ pub fn trials() -> Vec<Trial> {
             .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
         );
     }
+    trials.push(
+        Trial::test("syscallbuf::rdtsc::rdtsc_loop-pie", rdtsc_loop_patched)
+            .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
+    );
+    trials.push(
+        Trial::test("syscallbuf::rdtsc::spin", rdtsc_spin)
+            .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
+    );
+    let cross = Spec::new("rdtsc_loop-pie", Source::C(CBuild::pie("rdtsc_loop")))
+        .args(Args::Fixed(&["cross"]));
+    trials.push(
+        Trial::test("syscallbuf::rdtsc::cross", move || {
+            recorded_stats("syscallbuf-rdtsc-cross", &cross, rdtsc_cross)
+        })
+        .with_ignored_flag(gcc.is_some() || cannot_record.is_some()),
+    );
+    let rust = spec("rust::rust_raw_syscalls");
+    trials.push(
+        Trial::test("syscallbuf::rdtsc::rust::rust_raw_syscalls", move || {
+            recorded_stats("syscallbuf-rdtsc-rust", &rust, rust_rdtsc_patched)
+        })
+        .with_ignored_flag(cannot_record.is_some()),
+    );
     trials
 }

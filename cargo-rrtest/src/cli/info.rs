@@ -100,8 +100,10 @@ pub struct InfoStats {
     pub signals: u64,
     /// Asynchronous events that need an execution point to replay.
     pub async_events: u64,
-    /// Emulated rdtsc/rdtscp.
+    /// Emulated rdtsc/rdtscp (traps).
     pub rdtsc: u64,
+    /// rdtsc executions through a patched site (no trap).
+    pub rdtsc_buffered: u64,
     /// Events, as the header counts them.
     pub events: u64,
 }
@@ -190,6 +192,7 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
             signals: h.stats.signals,
             async_events: h.stats.async_events,
             rdtsc: h.stats.rdtsc,
+            rdtsc_buffered: h.stats.rdtsc_buffered,
             events: h.stats.events,
         },
     })
@@ -291,7 +294,7 @@ pub fn render_text(info: &TraceInfo) -> String {
     }
     let _ = writeln!(
         s,
-        "{:<17} traced_syscalls {}, buffered_syscalls {}, patched_sites {} ({} ahead), aborted_records {}, desched_events {} ({} signals), signals {}, async_events {}, rdtsc {}, events {}",
+        "{:<17} traced_syscalls {}, buffered_syscalls {}, patched_sites {} ({} ahead), aborted_records {}, desched_events {} ({} signals), signals {}, async_events {}, rdtsc {}, rdtsc_buffered {}, events {}",
         "stats:",
         st.traced_syscalls,
         st.buffered_syscalls,
@@ -303,6 +306,7 @@ pub fn render_text(info: &TraceInfo) -> String {
         st.signals,
         st.async_events,
         st.rdtsc,
+        st.rdtsc_buffered,
         st.events
     );
     s
@@ -441,7 +445,8 @@ mod tests {
             serde_json::json!({
                 "traced_syscalls": 2, "buffered_syscalls": 0, "patched_sites": 0,
                 "patched_ahead": 0, "aborted_records": 0, "desched_events": 0, "desched_signals": 0,
-                "signals": 4, "async_events": 0, "rdtsc": 5, "events": 6
+                "signals": 4, "async_events": 0, "rdtsc": 5, "rdtsc_buffered": 0,
+                "events": 6
             })
         );
         let bytes = &v["bytes"];
@@ -469,7 +474,7 @@ mod tests {
             "replayable:       no: ioctl 0x1234 on fd 3\n",
             "threads:          2\n",
             "events:           6\n",
-            "stats:            traced_syscalls 2, buffered_syscalls 0, patched_sites 0 (0 ahead), aborted_records 0, desched_events 0 (0 signals), signals 4, async_events 0, rdtsc 5, events 6\n",
+            "stats:            traced_syscalls 2, buffered_syscalls 0, patched_sites 0 (0 ahead), aborted_records 0, desched_events 0 (0 signals), signals 4, async_events 0, rdtsc 5, rdtsc_buffered 0, events 6\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }

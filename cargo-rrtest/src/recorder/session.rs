@@ -39,6 +39,8 @@ use crate::trace::{
 use crate::tracee::exec_point;
 use crate::tracee::syscallbuf::{self, Space};
 
+/// `RF` in rflags: suppresses an instruction breakpoint for one instruction.
+const RESUME_FLAG: u64 = 1 << 16;
 /// After this many consecutive syscalls of one thread, the scheduler lets
 /// another runnable thread run.
 const SLICE_SYSCALLS: u32 = 64;
@@ -168,9 +170,9 @@ struct Task {
     /// recorder wants it at a syscall stop: to deliver a signal, or to let
     /// another thread run).
     bail_requested: Option<Instant>,
-    /// At this stop: `force_bail` had been set (the thread may have come
-    /// here because of it; at a syscall, let others run).
-    bailed: bool,
+    /// At this stop: `force_bail` had been set, since then (the thread may
+    /// have come here because of it; at a syscall, let others run).
+    bailed: Option<Instant>,
     /// It was found blocked in a buffered syscall while others waited: it
     /// gets a desched event at its next stop.
     blocked_buffered: bool,
@@ -193,7 +195,7 @@ impl Task {
             seeking: None,
             interrupt_requested: false,
             bail_requested: None,
-            bailed: false,
+            bailed: None,
             blocked_buffered: false,
             desched: None,
             desched_refused: false,
@@ -751,6 +753,12 @@ impl Session {
                     event: libc::PTRACE_EVENT_SECCOMP,
                     ..
                 } => return self.syscall_entry(tid),
+                // The instruction was a trapped rdtsc: emulate it, which
+                // completes the step.
+                WaitEvent::Signal {
+                    signo: libc::SIGSEGV,
+                    ..
+                } if self.emulate_trapped_rdtsc(tid)? => break,
                 // Another signal arrived first: hold it back too (a desched
                 // event's is dropped), step again.
                 WaitEvent::Signal { signo, .. } => {
@@ -1273,8 +1281,8 @@ impl Session {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
         };
-        task.bailed = task.bail_requested.take().is_some();
-        if task.bailed {
+        task.bailed = task.bail_requested.take();
+        if task.bailed.is_some() {
             syscallbuf::set_force_bail(tid, false)
                 .map_err(ptrace_err("clearing the buffer's force_bail", tid))?;
         }
@@ -1297,6 +1305,7 @@ impl Session {
             .map_err(ptrace_err("reading the syscall buffer", tid))?;
         if n > 0 {
             self.stats.buffered_syscalls += u64::from(n);
+            self.stats.rdtsc_buffered += syscallbuf::synthetic_tsc_records(&records);
             self.emit_unflushed(Event::Buffered { tid, records })?;
         }
         Ok(())
@@ -1402,17 +1411,7 @@ impl Session {
         {
             return Ok(false);
         }
-        // Where the process's other threads are, or will return to.
-        let busy: Vec<u64> = self
-            .tasks
-            .iter()
-            .filter(|&(&t, task)| t != tid && task.pid == pid)
-            .filter_map(|(&t, task)| match task.state {
-                State::InSyscall { entered, .. } => Some(entered.ip),
-                State::Ready(_) => ptrace::getregs(t).ok().map(|r| r.rip),
-                _ => None,
-            })
-            .collect();
+        let busy = self.busy_ips(tid, pid);
         let planned = syscallbuf::plan_patch(tid, regs, space, &busy)
             .map_err(ptrace_err("planning a syscall-site patch", tid))?;
         let planned = match planned {
@@ -1445,6 +1444,71 @@ impl Session {
         }
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::Running;
+        task.resumed_at = None;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
+        Ok(true)
+    }
+
+    /// Where the other threads of process `pid` than `tid` are, or will
+    /// return to (a region holding one of them is not patched now).
+    fn busy_ips(&self, tid: Tid, pid: Tid) -> Vec<u64> {
+        self.tasks
+            .iter()
+            .filter(|&(&t, task)| t != tid && task.pid == pid)
+            .filter_map(|(&t, task)| match task.state {
+                State::InSyscall { entered, .. } => Some(entered.ip),
+                State::Ready(_) => ptrace::getregs(t).ok().map(|r| r.rip),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Patches the site of the `rdtsc` whose trap `tid` is stopped at
+    /// (`regs`), in a process with a syscall buffer, when the site can be
+    /// patched (the safety rules of syscall sites): the thread then goes
+    /// through the stub, this rdtsc included, the trap's signal discarded,
+    /// and the function returns true. Sites in stubs (a bailed stub's own
+    /// `rdtsc`) and in the fixed pages are never patched; nor are rdtsc
+    /// sites patched ahead.
+    fn try_patch_rdtsc(&mut self, tid: Tid, regs: &Regs) -> Result<bool, Error> {
+        let ip = regs.rip;
+        let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) else {
+            return Ok(false);
+        };
+        let Some(space) = self.spaces.get(&pid) else {
+            return Ok(false);
+        };
+        if space.borrowed
+            || space.refused.contains(&ip)
+            || space.stub_at(ip).is_some()
+            || (rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::AREA_ADDR).contains(&ip)
+        {
+            return Ok(false);
+        }
+        let busy = self.busy_ips(tid, pid);
+        let planned = syscallbuf::plan_rdtsc(tid, ip, space, &busy)
+            .map_err(ptrace_err("planning an rdtsc-site patch", tid))?;
+        let planned = match planned {
+            Ok(p) => p,
+            Err(syscallbuf::NotPatched::Busy) => return Ok(false),
+            Err(syscallbuf::NotPatched::Refused(why)) => {
+                debug!(tid, addr = ip, %why, "rdtsc site not patched");
+                if let Some(space) = self.spaces.get_mut(&pid) {
+                    space.refused.insert(ip);
+                }
+                return Ok(false);
+            }
+        };
+        syscallbuf::apply_rdtsc(tid, regs, &planned.event)
+            .map_err(ptrace_err("patching an rdtsc site", tid))?;
+        trace!(
+            tid,
+            site = planned.event.site,
+            stub = planned.event.stub_addr,
+            "patched rdtsc"
+        );
+        self.record_patch(pid, planned)?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
         task.resumed_at = None;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
         Ok(true)
@@ -1641,7 +1705,7 @@ impl Session {
                 return Ok(());
             }
         }
-        let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed);
+        let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some());
         self.stats.traced_syscalls += 1;
         if self.current != Some(tid) {
             warn!(tid, current = ?self.current, nr, "syscall entry of a thread that is not current");
@@ -1806,6 +1870,10 @@ impl Session {
         let mem = RemoteMem::new(tid);
         if signo == libc::SIGSEGV && code == 0x80 {
             if let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&mem, regs.rip) {
+                self.keep_bail_request(tid)?;
+                if !is_rdtscp && self.try_patch_rdtsc(tid, &regs)? {
+                    return Ok(());
+                }
                 return self.emulate_rdtsc(tid, regs, is_rdtscp, len);
             }
         }
@@ -1842,14 +1910,63 @@ impl Session {
             .map_err(ptrace_err("delivering a signal", tid))
     }
 
+    /// At an rdtsc's trap: a `force_bail` this stop cleared was not served
+    /// (the recorder wants the thread at a syscall stop, and a patched
+    /// rdtsc site bails to a trap, not a syscall): set it again, with its
+    /// first request's time, so that the tick still interrupts the thread
+    /// when no syscall comes (a thread spinning on rdtsc).
+    fn keep_bail_request(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if let Some(since) = task.bailed.take() {
+            task.bail_requested = Some(since);
+            syscallbuf::set_force_bail(tid, true)
+                .map_err(ptrace_err("setting the buffer's force_bail", tid))?;
+        }
+        Ok(())
+    }
+
+    /// `tid` stopped at a `SIGSEGV`: when it is an `rdtsc`/`rdtscp` trap,
+    /// emulates it and leaves the thread stopped after it (true).
+    fn emulate_trapped_rdtsc(&mut self, tid: Tid) -> Result<bool, Error> {
+        let info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+        if ptrace::siginfo_code(&info) != 0x80 {
+            return Ok(false);
+        }
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&RemoteMem::new(tid), regs.rip)
+        else {
+            return Ok(false);
+        };
+        self.emulate_rdtsc_here(tid, regs, is_rdtscp, len)?;
+        Ok(true)
+    }
+
     fn emulate_rdtsc(
+        &mut self,
+        tid: Tid,
+        regs: Regs,
+        is_rdtscp: bool,
+        len: u64,
+    ) -> Result<(), Error> {
+        self.emulate_rdtsc_here(tid, regs, is_rdtscp, len)?;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Emulates the trapped rdtsc (rdtscp) of `len` bytes at `regs.rip` and
+    /// records it; the thread stays stopped.
+    fn emulate_rdtsc_here(
         &mut self,
         tid: Tid,
         mut regs: Regs,
         is_rdtscp: bool,
         len: u64,
     ) -> Result<(), Error> {
-        let (tsc, aux) = cpu::rdtsc(is_rdtscp);
+        // The synthesized TSC (rrtest_abi::tsc), as patched sites read it;
+        // rdtscp's aux is the recorder's own.
+        let tsc = cpu::synthetic_tsc();
+        let aux = if is_rdtscp { cpu::rdtsc(true).1 } else { None };
         let ip = regs.rip;
         regs.rax = tsc & 0xffff_ffff;
         regs.rdx = tsc >> 32;
@@ -1857,13 +1974,15 @@ impl Session {
             regs.rcx = u64::from(aux);
         }
         regs.rip += len;
+        // The trap (a fault) set the resume flag for the faulting
+        // instruction; the next one must see an execution breakpoint.
+        regs.eflags &= !RESUME_FLAG;
         ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
         self.stats.rdtsc += 1;
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.resumed_at = Some(regs);
         }
-        self.emit(Event::Rdtsc { tid, ip, tsc, aux })?;
-        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+        self.emit(Event::Rdtsc { tid, ip, tsc, aux })
     }
 
     fn task_gone(&mut self, tid: Tid, status: ExitStatus) -> Result<(), Error> {

@@ -959,13 +959,38 @@ impl Session {
         Ok((real, regs))
     }
 
-    /// A syscall site the recorder patched: plan the same patch from the
-    /// replayed code, check it is the recorded one, and apply it. The
-    /// thread is at the site's syscall entry, or, for a patch made
-    /// `ahead`, still at the buffer's handshake.
+    /// Runs the thread of rdtsc-site patch `e` to the trap (`SIGSEGV`) of
+    /// the `rdtsc` the recorder patched there; returns its real tid and
+    /// registers.
+    fn run_to_patched_rdtsc(&mut self, e: &PatchEvent) -> Result<(i32, Regs), ReplayError> {
+        let (real, ev) = self.resume_to_stop(e.tid, Some(libc::SIGSEGV))?;
+        let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let trapped = matches!(
+            ev,
+            WaitEvent::Signal {
+                signo: libc::SIGSEGV,
+                ..
+            }
+        ) && crate::tracee::decode_rdtsc(&RemoteMem::new(real), regs.rip)
+            == Some((false, 2));
+        if !trapped {
+            let seen = self.describe_stop(real, &ev);
+            return Err(self.diverged(e.tid, "rdtsc-site patch", "an rdtsc's trap", seen));
+        }
+        Ok((real, regs))
+    }
+
+    /// A syscall (or rdtsc) site the recorder patched: plan the same patch
+    /// from the replayed code, check it is the recorded one, and apply it.
+    /// The thread is at the site's syscall entry (or rdtsc trap), or, for a
+    /// patch made `ahead`, still at the buffer's handshake.
     fn patch(&mut self, e: PatchEvent) -> Result<(), ReplayError> {
         let (real, at_site) = match e.ahead {
             Some(_) => (self.task(e.tid)?.real, None),
+            None if e.rdtsc => {
+                let (real, regs) = self.run_to_patched_rdtsc(&e)?;
+                (real, Some(regs))
+            }
             None => {
                 let (real, regs) = self.run_to_patched_syscall(&e)?;
                 (real, Some(regs))
@@ -991,6 +1016,7 @@ impl Session {
             }
         };
         let applied = match &at_site {
+            Some(regs) if e.rdtsc => syscallbuf::apply_rdtsc(real, regs, &e),
             Some(regs) => syscallbuf::apply_patch(real, regs, &e).map(drop),
             None => syscallbuf::apply_ahead(real, &e),
         };
@@ -1327,6 +1353,9 @@ impl Session {
                     regs.rcx = u64::from(aux);
                 }
                 regs.rip += len;
+                // As the recorder does: the fault's resume flag must not
+                // hide an execution point at the next instruction.
+                regs.eflags &= !RESUME_FLAG;
                 ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
                 Ok(())
             }

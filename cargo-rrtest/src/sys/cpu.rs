@@ -1,5 +1,6 @@
 //! CPU facts of the machine we run on: the CPUID table, the time stamp
-//! counter (for emulating the tracee's trapped `rdtsc`), and binding a
+//! counter and the synthesized one (for emulating the tracee's trapped
+//! `rdtsc`), and binding a
 //! tracee to one CPU (CPUID answers differ between CPUs).
 
 use crate::trace::CpuidLeaf;
@@ -61,6 +62,20 @@ pub fn rdtsc(with_aux: bool) -> (u64, Option<u32>) {
         // SAFETY: rdtsc is unprivileged and has no memory effects.
         (unsafe { core::arch::x86_64::_rdtsc() }, None)
     }
+}
+
+/// The synthesized TSC the tracee's `rdtsc`/`rdtscp` read
+/// (`rrtest_abi::tsc`): `CLOCK_MONOTONIC_RAW` in nanoseconds, the clock the
+/// preload reads for a patched rdtsc site, so that both agree.
+pub fn synthetic_tsc() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_RAW
+    // always exists on Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_RAW, &mut ts) };
+    rrtest_abi::tsc::from_timespec(ts.tv_sec, ts.tv_nsec)
 }
 
 /// The CPU the calling thread runs on now.

@@ -386,9 +386,12 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
             put_ivarint(e.buf, i64::from(p.tid));
             put_ivarint(e.buf, p.nr);
             // Flags: bit 0, a new stub page follows; bit 1, an ahead
-            // address follows it.
-            e.buf
-                .push(u8::from(p.new_page.is_some()) | u8::from(p.ahead.is_some()) << 1);
+            // address follows it; bit 2, an rdtsc site.
+            e.buf.push(
+                u8::from(p.new_page.is_some())
+                    | u8::from(p.ahead.is_some()) << 1
+                    | u8::from(p.rdtsc) << 2,
+            );
             if let Some((addr, len)) = p.new_page {
                 put_uvarint(e.buf, addr);
                 put_uvarint(e.buf, len);
@@ -758,7 +761,7 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
         tag::PATCH => {
             let tid = d.i32("tid")?;
             let nr = d.ivarint("syscall number")?;
-            let flags = d.variant("patch flags", 4)?;
+            let flags = d.variant("patch flags", 8)?;
             let new_page = if flags & 1 != 0 {
                 Some((d.uvarint("stub page")?, d.uvarint("stub page length")?))
             } else {
@@ -779,6 +782,7 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
                 site_bytes: d.bytes("patch bytes", MAX_PATCH_LEN)?.to_vec(),
                 resume: d.uvarint("resume address")?,
                 ahead,
+                rdtsc: flags & 4 != 0,
             }))
         }
         tag::NEW_TASK => Record::Event(Event::NewTask {

@@ -220,6 +220,10 @@ pub struct PatchEvent {
     /// executable; `resume` is then unused. `None`: the thread is stopped
     /// at the site's syscall and resumes in the stub.
     pub ahead: Option<u64>,
+    /// The site is a trapped `rdtsc`'s, not a syscall's (`nr` is 0): the
+    /// thread stopped at the rdtsc's trap (`SIGSEGV`), and resumes at the
+    /// stub's setup, the trap's signal discarded.
+    pub rdtsc: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

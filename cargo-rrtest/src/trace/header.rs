@@ -136,6 +136,11 @@ pub struct Stats {
     pub async_events: u64,
     /// Threads (and processes) that ever existed.
     pub threads: u64,
-    /// Emulated rdtsc/rdtscp.
+    /// Emulated rdtsc/rdtscp (traps).
     pub rdtsc: u64,
+    /// rdtsc executions that went through a patched site (no trap): the
+    /// buffered clock reads of the synthesized TSC, also counted in
+    /// `buffered_syscalls`.
+    #[serde(default)]
+    pub rdtsc_buffered: u64,
 }

@@ -36,7 +36,7 @@ use rrtest_abi::{
     PROTOCOL_VERSION, THREAD_LOCALS_ADDR, THREAD_LOCALS_SIZE,
 };
 
-use crate::recorder::patch::{self, PatchSite, Refusal, Stub, StubIp};
+use crate::recorder::patch::{self, Anchor, PatchSite, Refusal, Stub, StubIp};
 use crate::sys::perf;
 use crate::sys::ptrace::{self, Regs, WaitEvent};
 use crate::sys::RemoteMem;
@@ -656,6 +656,33 @@ pub fn output_asked(mem: &RemoteMem, nr: i64, args: &[u64; 6]) -> io::Result<u64
     Ok(total)
 }
 
+/// How many of the records in `bytes` (an `Event::Buffered` payload) are
+/// an rdtsc site's synthesized TSC (`rrtest_abi::tsc`): `clock_gettime`
+/// records whose output went to the alt stack, where only the hook's own
+/// `timespec` lives (the program's clock reads write to its memory).
+pub fn synthetic_tsc_records(bytes: &[u8]) -> u64 {
+    const HDR: usize = std::mem::size_of::<RecordHeader>();
+    const ALT_STACK: std::ops::Range<u64> =
+        AREA_ADDR + area::GUARD_SIZE..AREA_ADDR + area::ALT_STACK_TOP;
+    let mut n = 0;
+    let mut at = 0;
+    while bytes.len().saturating_sub(at) >= HDR {
+        let nr = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+        let out_len = u32_at(bytes, at + 4);
+        if out_len as usize > bytes.len() - at - HDR {
+            // Malformed (the tracee's memory): `parse_records` says so.
+            break;
+        }
+        if u64::from(nr) == rrtest_abi::buffered::nr::CLOCK_GETTIME
+            && ALT_STACK.contains(&u64_at(bytes, at + 16))
+        {
+            n += 1;
+        }
+        at += record_size(out_len) as usize;
+    }
+    n
+}
+
 /// Splits record bytes (an `Event::Buffered` payload) into records.
 pub fn parse_records(bytes: &[u8]) -> Result<Vec<Record>, String> {
     const HDR: usize = std::mem::size_of::<RecordHeader>();
@@ -743,7 +770,20 @@ pub fn plan_patch(
     busy: &[u64],
 ) -> io::Result<Result<Planned, NotPatched>> {
     let syscall_addr = regs.rip - rrtest_abi::SYSCALL_INSN_LEN;
-    plan_site(tid, syscall_addr, regs.orig_rax as i64, space, busy, false)
+    let nr = regs.orig_rax as i64;
+    plan_site(tid, syscall_addr, Anchor::Syscall, nr, space, busy, false)
+}
+
+/// Plans the patch of the `rdtsc` at `rdtsc_addr` that thread `tid` is
+/// stopped at (its trap's `SIGSEGV`): as [`plan_patch`], the event marked
+/// `rdtsc` (its `nr` is 0), the thread to resume at the stub's setup.
+pub fn plan_rdtsc(
+    tid: i32,
+    rdtsc_addr: u64,
+    space: &Space,
+    busy: &[u64],
+) -> io::Result<Result<Planned, NotPatched>> {
+    plan_site(tid, rdtsc_addr, Anchor::Rdtsc, 0, space, busy, false)
 }
 
 /// Plans, for thread `tid` stopped at the buffer's handshake, the patch of
@@ -757,21 +797,24 @@ pub fn plan_ahead(
     space: &Space,
     busy: &[u64],
 ) -> io::Result<Result<Planned, NotPatched>> {
-    plan_site(tid, syscall_addr, nr, space, busy, true)
+    plan_site(tid, syscall_addr, Anchor::Syscall, nr, space, busy, true)
 }
 
 fn plan_site(
     tid: i32,
     syscall_addr: u64,
+    anchor: Anchor,
     nr: i64,
     space: &Space,
     busy: &[u64],
     ahead: bool,
 ) -> io::Result<Result<Planned, NotPatched>> {
-    if let Err(r) = patch::check_syscall(nr) {
-        return Ok(Err(NotPatched::Refused(r.to_string())));
+    if anchor == Anchor::Syscall {
+        if let Err(r) = patch::check_syscall(nr) {
+            return Ok(Err(NotPatched::Refused(r.to_string())));
+        }
     }
-    let site = match read_site(tid, syscall_addr, nr) {
+    let site = match read_site(tid, syscall_addr, anchor, nr) {
         Ok(s) => s,
         Err(r) => return Ok(Err(NotPatched::Refused(r.to_string()))),
     };
@@ -812,6 +855,7 @@ fn plan_site(
             site_bytes,
             resume,
             ahead: ahead.then_some(syscall_addr),
+            rdtsc: anchor == Anchor::Rdtsc,
         },
         stub,
     }))
@@ -820,14 +864,23 @@ fn plan_site(
 /// Replay: plans the recorded patch again, from the replayed program's code,
 /// and returns the stub when the bytes match the recording's.
 pub fn replan(tid: i32, space: &Space, e: &PatchEvent) -> Result<Stub, String> {
+    let anchor = if e.rdtsc {
+        Anchor::Rdtsc
+    } else {
+        Anchor::Syscall
+    };
     let syscall_addr = match e.ahead {
         Some(addr) => addr,
         None => {
             let regs = ptrace::getregs(tid).map_err(|e| e.to_string())?;
-            regs.rip - rrtest_abi::SYSCALL_INSN_LEN
+            match anchor {
+                // Stopped at the rdtsc's trap: rip is the rdtsc.
+                Anchor::Rdtsc => regs.rip,
+                Anchor::Syscall => regs.rip - rrtest_abi::SYSCALL_INSN_LEN,
+            }
         }
     };
-    let site = read_site(tid, syscall_addr, e.nr).map_err(|r| r.to_string())?;
+    let site = read_site(tid, syscall_addr, anchor, e.nr).map_err(|r| r.to_string())?;
     let (stub, site_bytes, resume) =
         plan_at(&site, space.hook_entry, e.stub_addr).map_err(|r| r.to_string())?;
     if site.start != e.site
@@ -844,7 +897,7 @@ pub fn replan(tid: i32, space: &Space, e: &PatchEvent) -> Result<Stub, String> {
     Ok(stub)
 }
 
-fn read_site(tid: i32, syscall_addr: u64, nr: i64) -> Result<PatchSite, Refusal> {
+fn read_site(tid: i32, syscall_addr: u64, anchor: Anchor, nr: i64) -> Result<PatchSite, Refusal> {
     let mem = RemoteMem::new(tid);
     // Up to WINDOW bytes, not across the end of the page run.
     let mut len = WINDOW;
@@ -856,8 +909,12 @@ fn read_site(tid: i32, syscall_addr: u64, nr: i64) -> Result<PatchSite, Refusal>
         }
         code.truncate(len as usize);
     }
-    let forward = patch::analyze(&code, syscall_addr, syscall_addr);
-    if !matches!(forward, Err(Refusal::TooShort { .. })) {
+    let options = patch::AnalyzeOptions {
+        boundary: None,
+        anchor,
+    };
+    let forward = patch::analyze_with(&code, syscall_addr, syscall_addr, &options);
+    if anchor == Anchor::Rdtsc || !matches!(forward, Err(Refusal::TooShort { .. })) {
         return forward;
     }
     // `mov eax, NR; syscall; ret` (glibc's getpid and friends): the `mov`
@@ -880,6 +937,7 @@ fn read_site(tid: i32, syscall_addr: u64, nr: i64) -> Result<PatchSite, Refusal>
         syscall_addr,
         &patch::AnalyzeOptions {
             boundary: Some(syscall_addr - 5),
+            anchor,
         },
     )
 }
@@ -971,6 +1029,22 @@ pub fn apply_patch(tid: i32, regs: &Regs, e: &PatchEvent) -> io::Result<bool> {
     }
     ptrace::setregs(tid, &r)?;
     Ok(at_exit)
+}
+
+/// Applies an rdtsc site's patch ([`plan_rdtsc`]) to thread `tid`, stopped
+/// at the trap (`SIGSEGV`) of that `rdtsc` (`regs`): maps its new stub page
+/// if it has one (through the fixed page's privileged entry), writes the
+/// stub and the `jmp`, and moves the thread to the stub's setup, so that
+/// this rdtsc goes through the hook too. The caller resumes the thread
+/// without the signal.
+pub fn apply_rdtsc(tid: i32, regs: &Regs, e: &PatchEvent) -> io::Result<()> {
+    apply_ahead(tid, e)?;
+    let mut r = *regs;
+    r.rip = e.resume;
+    // Not the faulting instruction any more: drop the fault's resume flag
+    // (it would hide an execution breakpoint at the stub's first one).
+    r.eflags &= !(1 << 16);
+    ptrace::setregs(tid, &r)
 }
 
 /// Applies a patch planned `ahead` ([`plan_ahead`]) to the process of
@@ -1100,6 +1174,32 @@ mod tests {
             b.push(0);
         }
         b
+    }
+
+    #[test]
+    fn synthesized_tsc_records_are_clock_reads_into_the_alt_stack() {
+        let alt_stack = AREA_ADDR + area::ALT_STACK_TOP - 0x100;
+        let program = 0x7ffc_0000_1000;
+        // `out_addr` is the user pointer for ordinary records.
+        let mut bytes = flagged(228, 0, alt_stack, 0, &[1; 16]);
+        bytes.extend(flagged(228, 0, program, 0, &[2; 16]));
+        bytes.extend(flagged(0, 0, alt_stack, 3, b"abc"));
+        bytes.extend(flagged(228, 0, alt_stack, 0, &[3; 16]));
+        bytes.extend(flagged(
+            228,
+            0,
+            AREA_ADDR + area::ALT_STACK_TOP,
+            0,
+            &[4; 16],
+        ));
+        assert_eq!(synthetic_tsc_records(&bytes), 2);
+        assert_eq!(synthetic_tsc_records(&[]), 0);
+        // A cut-short record is not counted (nor read past), nor one that
+        // claims more output than there is.
+        assert_eq!(synthetic_tsc_records(&bytes[..20]), 0);
+        let mut huge = flagged(228, 0, alt_stack, 0, &[]);
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(synthetic_tsc_records(&huge), 0);
     }
 
     #[test]

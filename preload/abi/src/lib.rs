@@ -541,6 +541,50 @@ pub mod stub {
     /// Bytes from the bail label (the hook's return address) to the resume
     /// label: the stack restore and the traced `syscall`.
     pub const BAIL_TO_RESUME: u64 = RESTORE.len() as u64 + super::SYSCALL_INSN_LEN;
+
+    /// `rdtsc` (`0f 31`): the trapping instruction of an rdtsc site's stub,
+    /// where a syscall site's stub has its traced `syscall`.
+    pub const RDTSC: [u8; 2] = [0x0f, 0x31];
+
+    /// Offset from the bail label of a stub's trapping instruction (the
+    /// traced `syscall`, or `rdtsc`): the hook entry reads the two bytes
+    /// there to tell an rdtsc site's stub from a syscall site's.
+    pub const BAIL_TO_TRAP: u64 = RESTORE.len() as u64;
+
+    /// `jmp short` over the [`RESTORE`] that follows it: in an rdtsc site's
+    /// stub, after the (trapped, emulated) `rdtsc` of the bail path.
+    pub const RDTSC_SKIP: [u8; 2] = [0xeb, RESTORE.len() as u8];
+
+    /// In an rdtsc site's stub, bytes from the bail label to the done label
+    /// (a second [`RESTORE`], then the displaced code after the `rdtsc`):
+    /// where the hook entry returns with `edx:eax` = the synthesized TSC.
+    ///
+    /// ```text
+    ///  bail:   popfq; mov rsp, [saved_rsp]     RESTORE
+    ///          rdtsc                           0f 31   (traps: emulated)
+    ///          jmp short resume                eb 09
+    ///  done:   popfq; mov rsp, [saved_rsp]     RESTORE
+    ///  resume: <displaced code after the rdtsc>
+    /// ```
+    pub const RDTSC_BAIL_TO_DONE: u64 =
+        RESTORE.len() as u64 + RDTSC.len() as u64 + RDTSC_SKIP.len() as u64;
+}
+
+/// The synthesized TSC that patched `rdtsc` sites return and the recorder's
+/// trap emulation of `rdtsc`/`rdtscp` answers: `CLOCK_MONOTONIC_RAW` in
+/// nanoseconds, a 1 GHz counter, monotonic across sites, threads and
+/// processes. The preload reads the clock with a buffered `clock_gettime`
+/// (replay answers it from the record like any other).
+pub mod tsc {
+    /// `CLOCK_MONOTONIC_RAW`.
+    pub const CLOCK: u64 = 4;
+
+    /// The counter's value for a `timespec` read from [`CLOCK`].
+    pub const fn from_timespec(sec: i64, nsec: i64) -> u64 {
+        (sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(nsec as u64)
+    }
 }
 
 #[cfg(test)]
@@ -587,6 +631,16 @@ mod tests {
             [0x9d, 0x48, 0x8b, 0x24, 0x25, 0x00, 0x10, 0x00, 0x70]
         );
         assert_eq!(stub::BAIL_TO_RESUME, 11);
+        assert_eq!(stub::BAIL_TO_TRAP, 9);
+        assert_eq!(stub::RDTSC_SKIP, [0xeb, 0x09]);
+        assert_eq!(stub::RDTSC_BAIL_TO_DONE, 13);
+    }
+
+    #[test]
+    fn the_synthesized_tsc_counts_nanoseconds() {
+        assert_eq!(tsc::from_timespec(0, 0), 0);
+        assert_eq!(tsc::from_timespec(2, 5), 2_000_000_005);
+        assert_eq!(tsc::from_timespec(86_400, 999_999_999), 86_400_999_999_999);
     }
 
     #[test]

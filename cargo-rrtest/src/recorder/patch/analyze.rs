@@ -1,6 +1,7 @@
-//! Choosing the region to displace around a `syscall` instruction.
+//! Choosing the region to displace around a `syscall` (or `rdtsc`)
+//! instruction, the site's [`Anchor`].
 //!
-//! The region grows forward from the `syscall` until it holds at least
+//! The region grows forward from the anchor until it holds at least
 //! [`JMP_REL32_LEN`] bytes, stopping after an instruction that does not fall
 //! through (`ret`, `jmp`): the bytes after it may be another function's
 //! entry. If that is not enough and the caller knows an instruction boundary
@@ -38,6 +39,35 @@ pub fn check_syscall(nr: i64) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The instruction a site is patched for: the one the stub's hook call
+/// stands in for, and that the stub's bail path executes (and traps at).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Anchor {
+    /// `syscall` (`0f 05`): the hook buffers it.
+    #[default]
+    Syscall,
+    /// `rdtsc` (`0f 31`): the hook synthesizes the TSC with a buffered
+    /// clock read (`rrtest_abi::tsc`).
+    Rdtsc,
+}
+
+impl Anchor {
+    /// The instruction's bytes (both are 2 bytes long).
+    pub const fn bytes(self) -> [u8; 2] {
+        match self {
+            Anchor::Syscall => [0x0f, 0x05],
+            Anchor::Rdtsc => rrtest_abi::stub::RDTSC,
+        }
+    }
+
+    fn code(self) -> Code {
+        match self {
+            Anchor::Syscall => Code::Syscall,
+            Anchor::Rdtsc => Code::Rdtsc,
+        }
+    }
+}
+
 /// What the caller knows beyond the bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnalyzeOptions {
@@ -45,6 +75,8 @@ pub struct AnalyzeOptions {
     /// before the syscall (e.g. the enclosing function's start). Enables
     /// displacing instructions before the syscall, and anchors the scan.
     pub boundary: Option<u64>,
+    /// The instruction at the address analyzed (default: `syscall`).
+    pub anchor: Anchor,
 }
 
 /// A region chosen for patching, with its decoded instructions.
@@ -54,8 +86,10 @@ pub struct PatchSite {
     pub start: u64,
     /// The region's original bytes (check them before writing the patch).
     pub original: Vec<u8>,
-    /// Address of the `syscall` instruction.
+    /// Address of the anchor: the `syscall` (or `rdtsc`) instruction.
     pub syscall_addr: u64,
+    /// Which instruction that is.
+    pub anchor: Anchor,
     /// Displaced instructions before the syscall, in order.
     pub before: Vec<Instruction>,
     /// Displaced instructions after the syscall, in order.
@@ -112,8 +146,11 @@ pub fn analyze_with(
     }
     let at = (syscall_addr - code_addr) as usize;
     let first = decode_one(code, code_addr, syscall_addr)?;
-    if first.code() != Code::Syscall {
-        return Err(Refusal::NotASyscall { addr: syscall_addr });
+    if first.code() != options.anchor.code() {
+        return Err(match options.anchor {
+            Anchor::Syscall => Refusal::NotASyscall { addr: syscall_addr },
+            Anchor::Rdtsc => Refusal::NotAnRdtsc { addr: syscall_addr },
+        });
     }
     debug_assert_eq!(at + 2, (first.next_ip() - code_addr) as usize);
 
@@ -212,6 +249,7 @@ pub fn analyze_with(
         start,
         original: code.get(lo..hi).unwrap_or_default().to_vec(),
         syscall_addr,
+        anchor: options.anchor,
         before,
         after,
     })

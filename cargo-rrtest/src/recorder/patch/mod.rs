@@ -1,4 +1,5 @@
-//! Syscall-site patching (DESIGN.md §5): pure functions over bytes.
+//! Syscall-site (and rdtsc-site) patching (DESIGN.md §5): pure functions
+//! over bytes.
 //!
 //! At a traced syscall the recorder reads a window of code around the
 //! `syscall` instruction and asks [`analyze`] (or [`analyze_with`]) for a
@@ -9,6 +10,11 @@
 //! [`Stub::stub_to_original`] and [`Stub::original_to_stub`] map
 //! instruction pointers between the two, for signal frames and for threads
 //! whose ip lies in a region being patched.
+//!
+//! The same holds for a trapped `rdtsc` ([`Anchor::Rdtsc`]): the stub calls
+//! the same hook entry, which synthesizes the TSC, and its bail path runs
+//! the original `rdtsc` (which traps) where a syscall site's stub runs its
+//! traced `syscall` ([`build_stub`] shows the difference).
 //!
 //! Nothing here touches a tracee: the recorder reads the bytes, allocates
 //! the stub page within ±2 GiB, writes the results, and records the patch.
@@ -35,7 +41,7 @@ mod stub;
 #[cfg(test)]
 mod tests;
 
-pub use analyze::{analyze, analyze_with, check_syscall, AnalyzeOptions, PatchSite};
+pub use analyze::{analyze, analyze_with, check_syscall, AnalyzeOptions, Anchor, PatchSite};
 pub use stub::{build_stub, patch_bytes, Stub, StubIp, StubLayout};
 
 /// Length of the `jmp rel32` written at a patch site.
@@ -54,6 +60,12 @@ pub enum Refusal {
     /// The bytes at the address are not `syscall` (0f 05).
     #[error("no syscall instruction at {addr:#x}")]
     NotASyscall {
+        /// The address asked about.
+        addr: u64,
+    },
+    /// The bytes at the address are not `rdtsc` (0f 31).
+    #[error("no rdtsc instruction at {addr:#x}")]
+    NotAnRdtsc {
         /// The address asked about.
         addr: u64,
     },

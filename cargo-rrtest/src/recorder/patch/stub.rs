@@ -25,9 +25,9 @@ use iced_x86::{
     BlockEncoder, BlockEncoderOptions, Decoder, DecoderOptions, Instruction, InstructionBlock,
     OpKind, Register,
 };
-use rrtest_abi::stub::{RESTORE, SETUP};
+use rrtest_abi::stub::{RDTSC_SKIP, RESTORE, SETUP};
 
-use super::{rel32, PatchSite, Refusal, JMP_REL32_LEN};
+use super::{rel32, Anchor, PatchSite, Refusal, JMP_REL32_LEN};
 
 /// Addresses of a stub's parts (all absolute).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,10 +41,16 @@ pub struct StubLayout {
     pub call: u64,
     /// The bail label (the hook's return address): the stack restore.
     pub bail: u64,
-    /// The traced `syscall`.
+    /// The traced `syscall` (for an rdtsc site, the trapping `rdtsc`).
     pub syscall: u64,
-    /// The resume label (`bail + BAIL_TO_RESUME`): displaced code after the
-    /// syscall, where the hook jumps when it did not bail.
+    /// An rdtsc site's done label (`bail + RDTSC_BAIL_TO_DONE`): the hook
+    /// entry returns there with the synthesized TSC; a second stack restore
+    /// leads to `resume`. `None` for a syscall site.
+    pub done: Option<u64>,
+    /// The resume label: displaced code after the syscall (or rdtsc), where
+    /// the hook continues when it did not bail (for a syscall site
+    /// `bail + BAIL_TO_RESUME`; for an rdtsc site after the done label's
+    /// restore).
     pub resume: u64,
     /// (original address, stub address) of each displaced instruction
     /// after the syscall.
@@ -66,8 +72,10 @@ pub struct Stub {
     pub code: Vec<u8>,
     /// Where its parts are.
     pub layout: StubLayout,
-    /// The original site's `syscall` address.
+    /// The original site's `syscall` (or `rdtsc`) address.
     pub syscall_addr: u64,
+    /// Which instruction the site is patched for.
+    pub anchor: Anchor,
     /// Where the stub returns in the original code.
     pub return_addr: u64,
 }
@@ -103,14 +111,20 @@ impl Stub {
         if ip == l.setup || ip == l.syscall {
             return StubIp::Original(self.syscall_addr);
         }
-        if ip == l.resume {
+        if ip == l.resume || (l.done.is_some() && ip == l.syscall + 2) {
             // No displaced code after the syscall: resume is the jmp back.
+            // An rdtsc site's `jmp short resume` after its emulated `rdtsc`
+            // is equally the point after the rdtsc.
             return StubIp::Original(self.syscall_addr + 2);
         }
         if ip == l.jmp_back {
             return StubIp::Original(self.return_addr);
         }
         if ip > l.setup && ip < l.syscall {
+            return StubIp::InBuffer;
+        }
+        if l.done.is_some_and(|done| ip >= done && ip < l.resume) {
+            // The done path: rsp is still on the alt stack.
             return StubIp::InBuffer;
         }
         StubIp::Outside
@@ -142,7 +156,16 @@ impl Stub {
 
 /// Builds the stub for `site`, to be written at `stub_addr`, calling the
 /// preload's hook entry at `hook_addr` and returning to `return_addr`
-/// (normally `site.end()`).
+/// (normally `site.end()`). An rdtsc site (`site.anchor`) gets `rdtsc` as
+/// its trapping instruction and the done path (`rrtest_abi::stub`):
+///
+/// ```text
+///  bail:   popfq; mov rsp, [saved_rsp]
+///          rdtsc                     (traps: emulated by the recorder)
+///          jmp short resume
+///  done:   popfq; mov rsp, [saved_rsp]   <- hook done, edx:eax = TSC
+///  resume: <displaced code after the rdtsc>
+/// ```
 pub fn build_stub(
     site: &PatchSite,
     stub_addr: u64,
@@ -161,9 +184,19 @@ pub fn build_stub(
     let bail = stub_addr + code.len() as u64;
     code.extend_from_slice(&RESTORE);
     let syscall = stub_addr + code.len() as u64;
-    code.extend_from_slice(&[0x0f, 0x05]);
+    code.extend_from_slice(&site.anchor.bytes());
+    let done = match site.anchor {
+        Anchor::Syscall => None,
+        Anchor::Rdtsc => {
+            code.extend_from_slice(&RDTSC_SKIP);
+            let done = stub_addr + code.len() as u64;
+            debug_assert_eq!(done - bail, rrtest_abi::stub::RDTSC_BAIL_TO_DONE);
+            code.extend_from_slice(&RESTORE);
+            Some(done)
+        }
+    };
     let resume = stub_addr + code.len() as u64;
-    debug_assert_eq!(resume - bail, rrtest_abi::stub::BAIL_TO_RESUME);
+    debug_assert!(done.is_some() || resume - bail == rrtest_abi::stub::BAIL_TO_RESUME);
 
     let (bytes, after, _) = relocate(site, &site.after, resume)?;
     code.extend_from_slice(&bytes);
@@ -198,6 +231,7 @@ pub fn build_stub(
             call,
             bail,
             syscall,
+            done,
             resume,
             after,
             jmp_back,
@@ -205,6 +239,7 @@ pub fn build_stub(
             end,
         },
         syscall_addr: site.syscall_addr,
+        anchor: site.anchor,
         return_addr,
     })
 }

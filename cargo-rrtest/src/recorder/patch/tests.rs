@@ -2,7 +2,7 @@
 //! decoding the results again with iced-x86.
 
 use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind};
-use rrtest_abi::stub::{BAIL_TO_RESUME, RESTORE, SETUP};
+use rrtest_abi::stub::{BAIL_TO_RESUME, RDTSC_BAIL_TO_DONE, RESTORE, SETUP};
 
 use super::*;
 
@@ -37,6 +37,7 @@ fn kind(r: &Refusal) -> &'static str {
     match r {
         Refusal::OutsideWindow { .. } => "outside",
         Refusal::NotASyscall { .. } => "not-syscall",
+        Refusal::NotAnRdtsc { .. } => "not-rdtsc",
         Refusal::Undecodable { .. } => "undecodable",
         Refusal::TooShort { .. } => "too-short",
         Refusal::BranchIntoRegion { .. } => "branch-into",
@@ -53,6 +54,9 @@ fn cat(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 const SYSCALL: &[u8] = &[0x0f, 0x05];
+const RDTSC: &[u8] = &[0x0f, 0x31];
+const SHL_RDX_32: &[u8] = &[0x48, 0xc1, 0xe2, 0x20];
+const OR_RAX_RDX: &[u8] = &[0x48, 0x09, 0xd0];
 const RET: &[u8] = &[0xc3];
 const CMP_RAX_M4095: &[u8] = &[0x48, 0x3d, 0x01, 0xf0, 0xff, 0xff];
 
@@ -401,6 +405,84 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Sites of trapped `rdtsc`s (`Anchor::Rdtsc`); `syscall_off` is the
+/// rdtsc's offset.
+fn rdtsc_cases() -> Vec<Case> {
+    use Expect::*;
+    vec![
+        Case {
+            // gcc's `rdtsc` asm in a non-inlined function (the fixture's):
+            // rdtsc; shl rdx,32; mov eax,eax; or rax,rdx; ret
+            name: "rdtsc asm function",
+            code: cat(&[RDTSC, SHL_RDX_32, &[0x89, 0xc0], OR_RAX_RDX, RET]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 6,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
+            // Rust's `_rdtsc()` inlined into a loop that stores the value
+            // rip-relative and loops back to the rdtsc (the region's start).
+            name: "Rust _rdtsc with a rip-relative store and a loop",
+            code: cat(&[
+                RDTSC,
+                &[0x48, 0x89, 0x15, 0x10, 0x20, 0, 0],
+                SHL_RDX_32,
+                OR_RAX_RDX,
+                &[0xeb, 0xee],
+                RET,
+            ]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Site {
+                start: 0,
+                len: 9,
+                before: 0,
+                after: 1,
+            },
+        },
+        Case {
+            name: "rdtsc; ret",
+            code: cat(&[RDTSC, RET, &[0x90; 8]]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Refuse("too-short"),
+        },
+        Case {
+            name: "a branch into the rdtsc's region",
+            code: cat(&[&[0xeb, 0x02], RDTSC, SHL_RDX_32, OR_RAX_RDX, RET]),
+            syscall_off: 2,
+            boundary: None,
+            expect: Refuse("branch-into"),
+        },
+        Case {
+            name: "a syscall right after the rdtsc",
+            code: cat(&[RDTSC, SYSCALL, SHL_RDX_32, RET]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Refuse("not-relocatable"),
+        },
+        Case {
+            name: "rdtscp is not an rdtsc site",
+            code: cat(&[&[0x0f, 0x01, 0xf9], SHL_RDX_32, RET]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Refuse("not-rdtsc"),
+        },
+        Case {
+            name: "a syscall is not an rdtsc site",
+            code: cat(&[SYSCALL, CMP_RAX_M4095, RET]),
+            syscall_off: 0,
+            boundary: None,
+            expect: Refuse("not-rdtsc"),
+        },
+    ]
+}
+
 fn decode_all(bytes: &[u8], addr: u64) -> Vec<Instruction> {
     let mut d = Decoder::with_ip(64, bytes, addr, DecoderOptions::NONE);
     let mut out = Vec::new();
@@ -505,8 +587,37 @@ fn check_stub(name: &str, code: &[u8], site: &PatchSite, stub: &Stub) {
     );
     let bail = (l.bail - STUB) as usize;
     assert_eq!(&stub.code[bail..bail + RESTORE.len()], &RESTORE, "{name}");
-    assert_eq!(at(l.syscall).code(), Code::Syscall, "{name}");
-    assert_eq!(l.resume, l.bail + BAIL_TO_RESUME, "{name}");
+    assert_eq!(l.syscall, l.bail + RESTORE.len() as u64, "{name}");
+    match site.anchor {
+        Anchor::Syscall => {
+            assert_eq!(at(l.syscall).code(), Code::Syscall, "{name}");
+            assert_eq!(l.done, None, "{name}");
+            assert_eq!(l.resume, l.bail + BAIL_TO_RESUME, "{name}");
+        }
+        Anchor::Rdtsc => {
+            // bail: restore; rdtsc; jmp short resume; done: restore; resume.
+            assert_eq!(at(l.syscall).code(), Code::Rdtsc, "{name}");
+            let skip = at(l.syscall + 2);
+            assert_eq!(skip.code(), Code::Jmp_rel8_64, "{name}");
+            assert_eq!(skip.near_branch_target(), l.resume, "{name}");
+            let done = l.done.expect("an rdtsc stub has a done label");
+            assert_eq!(done, skip.next_ip(), "{name}");
+            assert_eq!(done, l.bail + RDTSC_BAIL_TO_DONE, "{name}");
+            let d = (done - STUB) as usize;
+            assert_eq!(&stub.code[d..d + RESTORE.len()], &RESTORE, "{name}");
+            assert_eq!(l.resume, done + RESTORE.len() as u64, "{name}");
+            // The done path runs on the alt stack; the jmp after the
+            // emulated rdtsc is the point after the rdtsc.
+            for ip in [done, done + 1] {
+                assert_eq!(stub.stub_to_original(ip), StubIp::InBuffer, "{name}");
+            }
+            assert_eq!(
+                stub.stub_to_original(skip.ip()),
+                StubIp::Original(site.syscall_addr + 2),
+                "{name}"
+            );
+        }
+    }
     let back = at(l.jmp_back);
     assert_eq!(back.mnemonic(), Mnemonic::Jmp, "{name}");
     assert_eq!(back.near_branch_target(), site.end(), "{name}");
@@ -580,10 +691,29 @@ fn check_stub(name: &str, code: &[u8], site: &PatchSite, stub: &Stub) {
 
 #[test]
 fn table() {
-    for case in cases() {
+    run_table(cases(), Anchor::Syscall);
+}
+
+#[test]
+fn rdtsc_table() {
+    run_table(rdtsc_cases(), Anchor::Rdtsc);
+}
+
+#[test]
+fn an_rdtsc_is_not_a_syscall_site() {
+    let code = cat(&[RDTSC, SHL_RDX_32, OR_RAX_RDX, RET]);
+    assert_eq!(
+        kind(&analyze(&code, CODE, CODE).unwrap_err()),
+        "not-syscall"
+    );
+}
+
+fn run_table(cases: Vec<Case>, anchor: Anchor) {
+    for case in cases {
         let syscall_addr = CODE + case.syscall_off;
         let options = AnalyzeOptions {
             boundary: case.boundary.map(|b| CODE + b),
+            anchor,
         };
         let got = analyze_with(&case.code, CODE, syscall_addr, &options);
         match (&case.expect, got) {
@@ -605,6 +735,7 @@ fn table() {
                     case.name
                 );
                 assert_eq!(site.syscall_addr, syscall_addr);
+                assert_eq!(site.anchor, anchor);
                 let o = *start as usize;
                 assert_eq!(site.original, case.code[o..o + len], "{}", case.name);
                 assert!(site.contains_inside(syscall_addr) == (site.start != syscall_addr));
@@ -623,12 +754,17 @@ fn table() {
 /// existed, so replay plans the same patches for older traces too.
 #[test]
 fn table_sites_are_relocated_directly_as_the_encoder_would() {
-    for case in cases() {
+    let all = cases()
+        .into_iter()
+        .map(|c| (c, Anchor::Syscall))
+        .chain(rdtsc_cases().into_iter().map(|c| (c, Anchor::Rdtsc)));
+    for (case, anchor) in all {
         if !matches!(case.expect, Expect::Site { .. }) {
             continue;
         }
         let options = AnalyzeOptions {
             boundary: case.boundary.map(|b| CODE + b),
+            anchor,
         };
         let site = analyze_with(&case.code, CODE, CODE + case.syscall_off, &options).unwrap();
         for (insns, addr) in [(&site.before, STUB), (&site.after, STUB + 0x40)] {

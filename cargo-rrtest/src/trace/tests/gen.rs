@@ -293,6 +293,7 @@ impl Rng {
                 site_bytes: self.bytes(16),
                 resume: self.u64(),
                 ahead: if self.bool() { Some(self.u64()) } else { None },
+                rdtsc: self.bool(),
             }),
         }
     }

@@ -69,6 +69,7 @@ fn golden_header() -> Header {
             async_events: 0,
             threads: 2,
             rdtsc: 2,
+            rdtsc_buffered: 0,
         },
         verification: None,
     }

@@ -129,6 +129,43 @@ fn common_syscalls_encode_compactly() {
 }
 
 #[test]
+fn an_rdtsc_sites_patch_is_flag_bit_2_and_older_patches_read_the_same() {
+    let patch = |rdtsc| {
+        Event::Patch(crate::trace::PatchEvent {
+            tid: 7,
+            nr: 0,
+            new_page: None,
+            stub_addr: 0x1000,
+            stub: vec![0xcc; 3],
+            site: 0x2000,
+            site_bytes: vec![0xe9, 0, 0, 0, 0],
+            resume: 0x1000,
+            ahead: None,
+            rdtsc,
+        })
+    };
+    let mut buf = Vec::new();
+    let tag = codec::encode_payload(&mut buf, &patch(true)).expect("encodable");
+    // tid (1), nr (1), then the flags byte.
+    assert_eq!(buf[2], 0b100, "{buf:02x?}");
+    match codec::decode_payload(tag, &buf).expect("decodable") {
+        Record::Event(e) => assert_eq!(e, patch(true)),
+        other => panic!("{other:?}"),
+    }
+    // A syscall site's patch (what older traces hold): bit 2 clear.
+    buf.clear();
+    codec::encode_payload(&mut buf, &patch(false)).expect("encodable");
+    assert_eq!(buf[2], 0, "{buf:02x?}");
+    match codec::decode_payload(tag, &buf).expect("decodable") {
+        Record::Event(e) => assert_eq!(e, patch(false)),
+        other => panic!("{other:?}"),
+    }
+    // No flag beyond bit 2.
+    buf[2] = 0b1000;
+    assert!(codec::decode_payload(tag, &buf).is_err());
+}
+
+#[test]
 fn a_whole_trace_round_trips() {
     let dir = tempfile::tempdir().expect("tempdir");
     let trace = dir.path().join("t");

@@ -88,6 +88,31 @@ __asm__(
     "  mov rax, [rsp - 8]\n"
     "  xor rax, [rsp - 128]\n"
     "  ret\n"
+    /* An rdtsc site (Anchor::Rdtsc): rcx, r10, r11, rsi and the carry flag
+     * set before must survive the rdtsc (it writes only edx:eax); the
+     * region is the rdtsc and the store of rcx. */
+    ".p2align 4\n"
+    ".globl site_rdtsc\n"
+    "site_rdtsc:\n"
+    "  mov r8, rdi\n"
+    "  mov rcx, 0x1111111111111111\n"
+    "  mov r10, 0x3333333333333333\n"
+    "  mov r11, 0x2222222222222222\n"
+    "  mov rsi, 0x4444444444444444\n"
+    "  mov rax, -1\n"
+    "  mov rdx, -1\n"
+    "  stc\n"
+    ".globl site_rdtsc_sys\n"
+    "site_rdtsc_sys:\n"
+    "  rdtsc\n"
+    "  mov [r8], rcx\n"
+    "  setc byte ptr [r8 + 8]\n"
+    "  mov [r8 + 16], r10\n"
+    "  mov [r8 + 24], r11\n"
+    "  mov [r8 + 32], rsi\n"
+    "  mov [r8 + 40], rax\n"
+    "  mov [r8 + 48], rdx\n"
+    "  ret\n"
     ".att_syntax\n");
 
 long site_getpid(void);
@@ -95,7 +120,9 @@ long site_rip(void);
 long site_clock(long clk, struct timespec *ts);
 uint64_t site_xmm(uint64_t v);
 uint64_t site_redzone(uint64_t a, uint64_t b);
-extern char site_getpid_sys[], site_rip_sys[], site_clock_sys[], site_xmm_sys[], site_redzone_sys[];
+void site_rdtsc(uint64_t out[7]);
+extern char site_getpid_sys[], site_rip_sys[], site_clock_sys[], site_xmm_sys[], site_redzone_sys[],
+    site_rdtsc_sys[];
 
 struct site { const char *name; void *fn; char *sys; };
 static const struct site sites[] = {
@@ -104,6 +131,7 @@ static const struct site sites[] = {
     {"clock", (void *)site_clock, site_clock_sys},
     {"xmm", (void *)site_xmm, site_xmm_sys},
     {"redzone", (void *)site_redzone, site_redzone_sys},
+    {"rdtsc", (void *)site_rdtsc, site_rdtsc_sys},
 };
 #define NSITES (sizeof sites / sizeof sites[0])
 
@@ -133,6 +161,27 @@ static void describe(void) {
 
 static uint32_t records(void) { return ((struct bufhdr *)buffer)->num_records; }
 
+static uint64_t raw_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_RAW, &t);
+    return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+/* The rdtsc site: registers and flags kept, edx:eax with zero upper halves;
+ * through the hook, the synthesized TSC (CLOCK_MONOTONIC_RAW in ns). */
+static void call_rdtsc(int buffered) {
+    uint64_t out[7] = {0};
+    uint64_t t0 = raw_ns();
+    site_rdtsc(out);
+    uint64_t t1 = raw_ns();
+    CHECK(out[0] == 0x1111111111111111ULL && (out[1] & 0xff) == 1);
+    CHECK(out[2] == 0x3333333333333333ULL && out[3] == 0x2222222222222222ULL);
+    CHECK(out[4] == 0x4444444444444444ULL);
+    CHECK(out[5] >> 32 == 0 && out[6] >> 32 == 0);
+    uint64_t tsc = out[6] << 32 | out[5];
+    if (buffered) CHECK(t0 <= tsc && tsc <= t1);
+}
+
 static void call_sites(int buffered) {
     struct locals *tl = (struct locals *)(FIXED + 0x1000);
     tl->buffer = buffered ? (uint64_t)buffer : 0;
@@ -146,8 +195,9 @@ static void call_sites(int buffered) {
     CHECK(site_clock(CLOCK_MONOTONIC, &ts) == 0 && (ts.tv_sec || ts.tv_nsec));
     CHECK(site_xmm(0x1122334455667788ULL) == 0x1122334455667788ULL);
     CHECK(site_redzone(0xabcdef, 0x123456) == (0xabcdef ^ 0x123456));
+    call_rdtsc(buffered);
     /* rsp came back exactly: the frame above is intact (we returned here). */
-    CHECK(records() == before + (buffered ? 5 : 0));
+    CHECK(records() == before + (buffered ? 6 : 0));
     if (buffered) {
         struct rec *r = (struct rec *)((struct bufhdr *)buffer + 1);
         CHECK(r->nr == 39 && r->result == pid);
@@ -176,6 +226,18 @@ static double per_call(long (*f)(void), int buffered) {
 }
 
 static long native_getpid(void) { return syscall(39); }
+
+static long patched_rdtsc(void) {
+    uint64_t out[7];
+    site_rdtsc(out);
+    return (long)out[5];
+}
+
+static long native_rdtsc(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (long)lo;
+}
 
 int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "describe") == 0) { describe(); return 0; }
@@ -235,5 +297,7 @@ int main(int argc, char **argv) {
     double buffered = per_call(site_getpid, 1);
     printf("bench: getpid ns/call: native %.1f, patched+buffered %.1f, patched+bail %.1f\n",
            native, buffered, bail);
+    printf("bench: rdtsc ns/call: native %.1f, patched+buffered %.1f, patched+bail %.1f\n",
+           per_call(native_rdtsc, 0), per_call(patched_rdtsc, 1), per_call(patched_rdtsc, 0));
     return 0;
 }
