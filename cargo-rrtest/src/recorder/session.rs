@@ -1396,34 +1396,19 @@ impl Session {
     fn try_patch(&mut self, tid: Tid, pid: Tid, regs: &Regs) -> Result<bool, Error> {
         let nr = regs.orig_rax as i64;
         let syscall_addr = regs.rip.wrapping_sub(rrtest_abi::SYSCALL_INSN_LEN);
-        let Some(space) = self.spaces.get(&pid) else {
-            return Ok(false);
-        };
         let buffered = u64::try_from(nr)
             .ok()
             .and_then(rrtest_abi::buffered::plan_for)
             .is_some();
-        if !buffered
-            || space.borrowed
-            || space.refused.contains(&syscall_addr)
-            || space.stub_at(syscall_addr).is_some()
-            || (rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::AREA_ADDR).contains(&syscall_addr)
-        {
+        if !buffered {
             return Ok(false);
         }
-        let busy = self.busy_ips(tid, pid);
-        let planned = syscallbuf::plan_patch(tid, regs, space, &busy)
-            .map_err(ptrace_err("planning a syscall-site patch", tid))?;
-        let planned = match planned {
-            Ok(p) => p,
-            Err(syscallbuf::NotPatched::Busy) => return Ok(false),
-            Err(syscallbuf::NotPatched::Refused(why)) => {
-                debug!(tid, nr, addr = syscall_addr, %why, "syscall site not patched");
-                if let Some(space) = self.spaces.get_mut(&pid) {
-                    space.refused.insert(syscall_addr);
-                }
-                return Ok(false);
-            }
+        let Some(planned) = self.plan_site(tid, pid, syscall_addr, |space, busy| {
+            syscallbuf::plan_patch(tid, regs, space, busy)
+                .map_err(ptrace_err("planning a syscall-site patch", tid))
+        })?
+        else {
+            return Ok(false);
         };
         syscallbuf::apply_patch(tid, regs, &planned.event)
             .map_err(ptrace_err("patching a syscall site", tid))?;
@@ -1447,6 +1432,45 @@ impl Session {
         task.resumed_at = None;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
         Ok(true)
+    }
+
+    /// Plans the patch of the site at `addr` (a `syscall` or `rdtsc`) in
+    /// `tid`'s process `pid` with `plan`, given the space and where the
+    /// process's other threads are. `None`: not now (no buffer, a vfork
+    /// child, a thread inside the region) or never (a site in a stub or
+    /// the fixed pages, or one the analysis refused, remembered).
+    fn plan_site(
+        &mut self,
+        tid: Tid,
+        pid: Tid,
+        addr: u64,
+        plan: impl FnOnce(
+            &Space,
+            &[u64],
+        ) -> Result<Result<syscallbuf::Planned, syscallbuf::NotPatched>, Error>,
+    ) -> Result<Option<syscallbuf::Planned>, Error> {
+        let Some(space) = self.spaces.get(&pid) else {
+            return Ok(None);
+        };
+        if space.borrowed
+            || space.refused.contains(&addr)
+            || space.stub_at(addr).is_some()
+            || (rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::AREA_ADDR).contains(&addr)
+        {
+            return Ok(None);
+        }
+        let busy = self.busy_ips(tid, pid);
+        match plan(space, &busy)? {
+            Ok(p) => Ok(Some(p)),
+            Err(syscallbuf::NotPatched::Busy) => Ok(None),
+            Err(syscallbuf::NotPatched::Refused(why)) => {
+                debug!(tid, addr, %why, "site not patched");
+                if let Some(space) = self.spaces.get_mut(&pid) {
+                    space.refused.insert(addr);
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// Where the other threads of process `pid` than `tid` are, or will
@@ -1475,29 +1499,12 @@ impl Session {
         let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) else {
             return Ok(false);
         };
-        let Some(space) = self.spaces.get(&pid) else {
+        let Some(planned) = self.plan_site(tid, pid, ip, |space, busy| {
+            syscallbuf::plan_rdtsc(tid, ip, space, busy)
+                .map_err(ptrace_err("planning an rdtsc-site patch", tid))
+        })?
+        else {
             return Ok(false);
-        };
-        if space.borrowed
-            || space.refused.contains(&ip)
-            || space.stub_at(ip).is_some()
-            || (rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::AREA_ADDR).contains(&ip)
-        {
-            return Ok(false);
-        }
-        let busy = self.busy_ips(tid, pid);
-        let planned = syscallbuf::plan_rdtsc(tid, ip, space, &busy)
-            .map_err(ptrace_err("planning an rdtsc-site patch", tid))?;
-        let planned = match planned {
-            Ok(p) => p,
-            Err(syscallbuf::NotPatched::Busy) => return Ok(false),
-            Err(syscallbuf::NotPatched::Refused(why)) => {
-                debug!(tid, addr = ip, %why, "rdtsc site not patched");
-                if let Some(space) = self.spaces.get_mut(&pid) {
-                    space.refused.insert(ip);
-                }
-                return Ok(false);
-            }
         };
         syscallbuf::apply_rdtsc(tid, regs, &planned.event)
             .map_err(ptrace_err("patching an rdtsc site", tid))?;
