@@ -1069,8 +1069,8 @@ impl Session {
             && task.desched.is_none()
             && !task.desched_refused
             && self.desched_refused.is_none()
-            && crate::tracee::quiet_for_injection(tid)
-                .map_err(ptrace_err("reading the thread's state", tid))?
+            // Unreadable (a thread killed under our feet): not now.
+            && crate::tracee::quiet_for_injection(tid).unwrap_or(false)
         {
             self.open_desched(tid, pid)?;
         }
