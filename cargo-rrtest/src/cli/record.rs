@@ -24,8 +24,9 @@ pub struct RecordArgs {
     /// recorder (slower; for comparison and as a fallback).
     #[arg(long)]
     pub no_syscallbuf: bool,
-    /// Find blocked buffered syscalls only by polling (every 1 ms tick),
-    /// without per-thread desched events: for comparison.
+    /// Find blocked buffered syscalls only by looking when another thread
+    /// starts to wait and at each 1 ms tick, without per-thread desched
+    /// events (perf context-switch counters): for comparison.
     #[arg(long, hide = true)]
     pub no_desched_events: bool,
     /// The CPU to record on (the harness spreads its parallel recordings).
