@@ -602,9 +602,7 @@ impl Session {
         let gate = self.gate_stop_ip;
         loop {
             let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
-            if self.loaded.contains_key(&tid) {
-                self.sync_queue(tid, real)?;
-            }
+            self.sync_loaded_queue(tid, real)?;
             match ev {
                 WaitEvent::Event {
                     event: libc::PTRACE_EVENT_SECCOMP,
@@ -825,6 +823,17 @@ impl Session {
         let (bytes, ends, complete) = gate::serialize(entries);
         gate::load(real, &bytes, complete).map_err(perr("loading buffered syscalls", real))?;
         self.loaded.insert(tid, ends.into());
+        Ok(())
+    }
+
+    /// [`Session::sync_queue`] when `tid` has a queue loaded: after every
+    /// stop of a thread that ran with one, whichever way it was resumed
+    /// (the next resume loads what is left, so a stop that is not synced
+    /// would feed the thread its consumed records again).
+    fn sync_loaded_queue(&mut self, tid: Tid, real: i32) -> Result<(), ReplayError> {
+        if self.loaded.contains_key(&tid) {
+            self.sync_queue(tid, real)?;
+        }
         Ok(())
     }
 

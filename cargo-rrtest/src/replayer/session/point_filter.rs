@@ -283,10 +283,14 @@ impl Session {
                     trace!(tid, signo, "discarding a signal the replay caused");
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
-                Some(ev) => return Ok(Some((real, ev))),
+                Some(ev) => {
+                    self.sync_loaded_queue(tid, real)?;
+                    return Ok(Some((real, ev)));
+                }
                 None if Instant::now() >= deadline => {
                     ptrace::interrupt(real).map_err(perr("PTRACE_INTERRUPT", real))?;
                     ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+                    self.sync_loaded_queue(tid, real)?;
                     return Ok(None);
                 }
                 None => {
