@@ -1772,7 +1772,26 @@ impl Session {
         if action == Some(ReplayAction::Exit) {
             // It does not return: the thread (or process) ends.
             self.emit(Event::SyscallEntry { tid, nr, args })?;
-            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
+            let leader = self.tasks.get(&tid).is_none_or(|t| t.pid == tid);
+            if nr == libc::SYS_exit && !leader {
+                // A thread's exit clears its `CLONE_CHILD_CLEARTID` word and
+                // wakes a thread joining it. Nobody else runs until it is
+                // gone, so that no thread sees it half-exited: replay makes
+                // the same exit complete at the same point.
+                return match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+                    WaitEvent::Exited { code, .. } => self.task_gone(tid, ExitStatus::Exited(code)),
+                    WaitEvent::Signaled { signo, core, .. } => {
+                        self.task_gone(tid, ExitStatus::Signaled { signo, core })
+                    }
+                    ev => Err(Error::Ptrace {
+                        op: "waiting for a thread's exit",
+                        tid,
+                        source: io::Error::other(format!("unexpected stop {ev:?}")),
+                    }),
+                };
+            }
+            return Ok(());
         }
         let others = self.tasks.len() > 1;
         // Give others a turn: at sched_yield, and after a long run of quick
@@ -1902,9 +1921,17 @@ impl Session {
         let mem = RemoteMem::new(tid);
         if signo == libc::SIGSEGV && code == 0x80 {
             if let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&mem, regs.rip) {
+                let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some());
                 self.keep_bail_request(tid)?;
                 if !is_rdtscp && self.try_patch_rdtsc(tid, &regs)? {
                     return Ok(());
+                }
+                let others_wait = self
+                    .tasks
+                    .iter()
+                    .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)));
+                if bailed && others_wait {
+                    return self.yield_at_rdtsc(tid, regs, is_rdtscp, len);
                 }
                 return self.emulate_rdtsc(tid, regs, is_rdtscp, len);
             }
@@ -1956,6 +1983,34 @@ impl Session {
             syscallbuf::set_force_bail(tid, true)
                 .map_err(ptrace_err("setting the buffer's force_bail", tid))?;
         }
+        Ok(())
+    }
+
+    /// A thread the recorder asked to stop, so that another runs, bailed
+    /// from a patched rdtsc site to its trap (a stub's bail path has an
+    /// `rdtsc`, not a `syscall`): the emulated rdtsc is an event, a place
+    /// replay reaches exactly, so the switch happens here, as at a syscall.
+    /// Otherwise a thread spinning on rdtsc would only be preempted at an
+    /// execution point, deep in a hot loop, which replay may take longer
+    /// to find than it allows itself.
+    fn yield_at_rdtsc(
+        &mut self,
+        tid: Tid,
+        regs: Regs,
+        is_rdtscp: bool,
+        len: u64,
+    ) -> Result<(), Error> {
+        self.emulate_rdtsc_here(tid, regs, is_rdtscp, len)?;
+        syscallbuf::set_force_bail(tid, false)
+            .map_err(ptrace_err("clearing the buffer's force_bail", tid))?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.bail_requested = None;
+        task.state = State::Ready(Pending::Nothing);
+        task.resumed_at = None;
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+        debug!(tid, "yielded at an rdtsc trap");
         Ok(())
     }
 

@@ -58,6 +58,9 @@ enum State {
     InClone { nr: i64 },
     /// In an exit syscall: it will not stop again.
     Exiting,
+    /// A thread other than its process's leader that made `exit`: already
+    /// gone, reaped at its syscall entry, with this status.
+    Gone(ExitStatus),
 }
 
 struct Task {
@@ -394,6 +397,15 @@ impl Session {
                 if syscalls::lookup(nr).map(|d| d.replay) == Some(ReplayAction::Exit) {
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                     self.set_state(tid, State::Exiting);
+                    if nr == libc::SYS_exit && real != self.task(tid)?.real_pid {
+                        // Gone before anything else runs: its exit clears
+                        // its `CLONE_CHILD_CLEARTID` word and wakes the
+                        // futex on it, which a thread joining it may meet
+                        // at its very next step (it did while recording:
+                        // the recorder resumed no one in between).
+                        let status = self.wait_gone(tid, real)?;
+                        self.set_state(tid, State::Gone(status));
+                    }
                 } else {
                     self.set_state(tid, State::AtEntry { nr, args });
                 }
@@ -498,6 +510,7 @@ impl Session {
         let state = self.task(tid)?.state;
         let mut early = None;
         match state {
+            State::Gone(status) => return Ok(status),
             // A thread dying of a signal we stopped it for dies once resumed with it.
             State::Idle { deliver } if deliver != 0 => {
                 ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
