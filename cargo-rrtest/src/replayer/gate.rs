@@ -6,7 +6,8 @@
 //! into a queue region before it resumes the thread:
 //!
 //! ```text
-//!  gate:  rcx = QUEUE_ADDR
+//!  gate:  push flags, rdx, rsi, rdi
+//!         rcx = QUEUE_ADDR
 //!         r11 = cursor; if r11 >= end, or [r11].nr != eax  -> slow
 //!         if [r11].check (program output):
 //!              CHECK_OUTPUT | n: unless rdx == n and the out_len recorded
@@ -20,8 +21,12 @@
 //!              output argument there)
 //!         rax = result; cursor = next record
 //!         at the end of the queue: buffer.force_bail = bail_at_end
-//!         ret
-//!  slow:  syscall; ret     (a stop: the replayer answers it, or reports
+//!         pop rdi, rsi, rdx; r11 = flags; pop flags
+//!         rcx = the recording gate's address after its `syscall`
+//!         ret                (registers as the recording's `syscall`
+//!                             left them: rax, rcx, r11 changed, no other)
+//!  slow:  pop rdi, rsi, rdx, flags; syscall; ret
+//!                           (a stop: the replayer answers it, or reports
 //!                           the divergence)
 //! ```
 //!
@@ -41,7 +46,7 @@
 use std::io;
 
 use iced_x86::code_asm::{
-    dword_ptr, eax, ecx, edi, qword_ptr, r10, r11, r8, r8d, r9, r9d, rax, rcx, rdi, rdx, rsi,
+    dword_ptr, eax, ecx, edi, qword_ptr, r10, r11, r8, r8d, r9, r9d, rax, rcx, rdi, rdx, rsi, rsp,
     AsmRegister64, CodeAssembler,
 };
 use rrtest_abi::{header, record_size, FIXED_PAGE_ADDR};
@@ -97,9 +102,22 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     let mut vec_mismatch = a.create_label();
     // What the vectored check uses besides rcx and r11.
     const SAVED: [AsmRegister64; 6] = [rax, rdi, rsi, r8, r9, r10];
-    // Until the slow path is ruled out only rcx and r11 change (the
-    // `syscall` clobbers them anyway): the slow path's stop shows the
-    // syscall's own arguments.
+    // What the fast path changes besides rax, rcx and r11.
+    const ENTRY_SAVED: [AsmRegister64; 3] = [rdx, rsi, rdi];
+    // The registers leave the routine as the recording's `syscall` left
+    // them: rax the result, rcx the address after the gate's `syscall`,
+    // r11 the flags at the call, the flags themselves and every other
+    // register unchanged. (The hook entry keeps whatever rcx and r11 the
+    // hook ends with, as a `syscall` site expects them clobbered; a
+    // difference there would show at an execution point the program
+    // reaches before it writes them.) The flags and the registers the fast
+    // path uses go on the stack first; every jump to the slow path comes
+    // from this depth, and the slow path restores them, so that its stop
+    // shows the syscall's own arguments.
+    a.pushfq()?;
+    for r in ENTRY_SAVED {
+        a.push(r)?;
+    }
     a.mov(rcx, QUEUE_ADDR)?;
     a.mov(r11, qword_ptr(rcx))?;
     a.cmp(r11, qword_ptr(rcx + 8))?;
@@ -164,6 +182,12 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     a.mov(rsi, BUFFER_ADDR)?;
     a.mov(dword_ptr(rsi + header::FORCE_BAIL as i32), ecx)?;
     a.set_label(&mut done)?;
+    for r in ENTRY_SAVED.iter().rev() {
+        a.pop(*r)?;
+    }
+    a.mov(r11, qword_ptr(rsp))?;
+    a.popfq()?;
+    a.mov(rcx, rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED))?;
     a.ret()?;
 
     // writev, pwritev (rsi = iovecs, rdx = count, rcx = CHECK_VECTORED |
@@ -229,6 +253,10 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     a.jmp(slow)?;
 
     a.set_label(&mut slow)?;
+    for r in ENTRY_SAVED.iter().rev() {
+        a.pop(*r)?;
+    }
+    a.popfq()?;
     a.syscall()?;
     let mut after_syscall = a.create_label();
     a.set_label(&mut after_syscall)?;
