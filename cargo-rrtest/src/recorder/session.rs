@@ -793,6 +793,15 @@ impl Session {
                         self.hold_back(tid, signo, info);
                     }
                 }
+                // A late `PTRACE_INTERRUPT`'s stop: step again.
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_STOP,
+                    ..
+                } => {
+                    if let Some(task) = self.tasks.get_mut(&tid) {
+                        task.interrupt_requested = false;
+                    }
+                }
                 ev => {
                     return Err(Error::Ptrace {
                         op: "stepping past a breakpoint",
@@ -942,6 +951,16 @@ impl Session {
                 WaitEvent::Signal { signo: got, .. }
                     if ptrace::getsiginfo(tid)
                         .is_ok_and(|info| self.is_desched_signal(tid, got, &info)) => {}
+                // The stop of a `PTRACE_INTERRUPT` sent before the thread
+                // stopped for another reason (a tick's): done with.
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_STOP,
+                    ..
+                } => {
+                    if let Some(task) = self.tasks.get_mut(&tid) {
+                        task.interrupt_requested = false;
+                    }
+                }
                 ev => {
                     return Err(Error::Ptrace {
                         op: "delivering a held-back signal",
