@@ -794,14 +794,7 @@ impl Session {
                     }
                 }
                 // A late `PTRACE_INTERRUPT`'s stop: step again.
-                WaitEvent::Event {
-                    event: libc::PTRACE_EVENT_STOP,
-                    ..
-                } => {
-                    if let Some(task) = self.tasks.get_mut(&tid) {
-                        task.interrupt_requested = false;
-                    }
-                }
+                ev if self.took_late_interrupt(tid, &ev) => {}
                 ev => {
                     return Err(Error::Ptrace {
                         op: "stepping past a breakpoint",
@@ -887,6 +880,26 @@ impl Session {
         Ok(())
     }
 
+    /// Whether `ev`, a stop of `tid` met while the recorder drives it
+    /// somewhere (delivering a held-back signal, stepping over a
+    /// breakpoint), is the stop of a `PTRACE_INTERRUPT` a tick sent before
+    /// the thread stopped for another reason: then it is done with.
+    fn took_late_interrupt(&mut self, tid: Tid, ev: &WaitEvent) -> bool {
+        let late = matches!(
+            ev,
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_STOP,
+                ..
+            }
+        );
+        if late {
+            if let Some(task) = self.tasks.get_mut(&tid) {
+                task.interrupt_requested = false;
+            }
+        }
+        late
+    }
+
     /// Holds back an asynchronous signal (suppressed at its delivery stop).
     fn hold_back(&mut self, tid: Tid, signo: i32, info: [u8; ptrace::SIGINFO_SIZE]) {
         let Some(task) = self.tasks.get_mut(&tid) else {
@@ -951,16 +964,7 @@ impl Session {
                 WaitEvent::Signal { signo: got, .. }
                     if ptrace::getsiginfo(tid)
                         .is_ok_and(|info| self.is_desched_signal(tid, got, &info)) => {}
-                // The stop of a `PTRACE_INTERRUPT` sent before the thread
-                // stopped for another reason (a tick's): done with.
-                WaitEvent::Event {
-                    event: libc::PTRACE_EVENT_STOP,
-                    ..
-                } => {
-                    if let Some(task) = self.tasks.get_mut(&tid) {
-                        task.interrupt_requested = false;
-                    }
-                }
+                ev if self.took_late_interrupt(tid, &ev) => {}
                 ev => {
                     return Err(Error::Ptrace {
                         op: "delivering a held-back signal",
