@@ -621,10 +621,7 @@ impl Session {
         let Some(tid) = self.current else {
             return Ok(());
         };
-        let others_wait = self
-            .tasks
-            .iter()
-            .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)));
+        let others_wait = self.others_ready(tid);
         let elapsed = self.slice_started.elapsed();
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
@@ -863,11 +860,7 @@ impl Session {
             self.stats.async_events += 1;
             return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
         }
-        let others_wait = self
-            .tasks
-            .iter()
-            .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)));
-        if !others_wait {
+        if !self.others_ready(tid) {
             self.slice_started = Instant::now();
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
@@ -1081,10 +1074,14 @@ impl Session {
         self.tasks
             .get(&tid)
             .is_some_and(|t| !t.pending_signals.is_empty())
-            || self
-                .tasks
-                .iter()
-                .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)))
+            || self.others_ready(tid)
+    }
+
+    /// Whether a thread other than `tid` is ready to run (waits for it).
+    fn others_ready(&self, tid: Tid) -> bool {
+        self.tasks
+            .iter()
+            .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)))
     }
 
     /// Keeps the running thread `tid` unwindable while others wait for it
@@ -1353,7 +1350,9 @@ impl Session {
             .map_err(ptrace_err("reading the syscall buffer", tid))?;
         if n > 0 {
             self.stats.buffered_syscalls += u64::from(n);
-            self.stats.rdtsc_buffered += syscallbuf::synthetic_tsc_records(&records);
+            if space.rdtsc_sites {
+                self.stats.rdtsc_buffered += syscallbuf::synthetic_tsc_records(&records);
+            }
             self.emit_unflushed(Event::Buffered { tid, records })?;
         }
         Ok(())
@@ -1594,8 +1593,12 @@ impl Session {
                         if copy.borrowed && space.desched_now != rrtest_abi::DESCHED_POLLED {
                             // The child runs on the parent's locals: it
                             // must not arm the parent's event.
-                            syscallbuf::set_desched_fd(tid, rrtest_abi::DESCHED_POLLED)
-                                .map_err(ptrace_err("writing the desched descriptor", tid))?;
+                            syscallbuf::set_desched_and_flags(
+                                tid,
+                                rrtest_abi::DESCHED_POLLED,
+                                space.flags_now,
+                            )
+                            .map_err(ptrace_err("writing the desched descriptor", tid))?;
                             space.desched_now = rrtest_abi::DESCHED_POLLED;
                             copy.desched_now = rrtest_abi::DESCHED_POLLED;
                         }
@@ -1826,10 +1829,7 @@ impl Session {
                 || bailed
                 || nr == libc::SYS_sched_yield
                 || self.slice_syscalls >= SLICE_SYSCALLS)
-            && self
-                .tasks
-                .iter()
-                .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)));
+            && self.others_ready(tid);
         // A write to our stdout/stderr is never split either: replay echoes
         // output at the syscall's exit event, so the exit must follow the
         // entry before another thread writes, or the echoed order would
@@ -1945,16 +1945,12 @@ impl Session {
         if signo == libc::SIGSEGV && code == 0x80 {
             if let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&mem, regs.rip) {
                 let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some());
+                if bailed && self.others_ready(tid) {
+                    return self.yield_at_rdtsc(tid, regs, is_rdtscp, len);
+                }
                 self.keep_bail_request(tid)?;
                 if !is_rdtscp && self.try_patch_rdtsc(tid, &regs)? {
                     return Ok(());
-                }
-                let others_wait = self
-                    .tasks
-                    .iter()
-                    .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)));
-                if bailed && others_wait {
-                    return self.yield_at_rdtsc(tid, regs, is_rdtscp, len);
                 }
                 return self.emulate_rdtsc(tid, regs, is_rdtscp, len);
             }
@@ -2024,10 +2020,9 @@ impl Session {
         len: u64,
     ) -> Result<(), Error> {
         self.emulate_rdtsc_here(tid, regs, is_rdtscp, len)?;
-        syscallbuf::set_force_bail(tid, false)
-            .map_err(ptrace_err("clearing the buffer's force_bail", tid))?;
+        // This stop cleared `force_bail` (`note_stop`): the request is served.
         let task = self.tasks.get_mut(&tid).expect("task exists");
-        task.bail_requested = None;
+        task.bailed = None;
         task.state = State::Ready(Pending::Nothing);
         task.resumed_at = None;
         if self.current == Some(tid) {

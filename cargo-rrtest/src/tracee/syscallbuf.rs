@@ -16,7 +16,7 @@
 //!   `rt_sigreturn` maps an original address that lies inside a patched
 //!   region back to the stub.
 //!
-//! - [`open_desched`], [`set_desched_fd`]: a thread's desched event (a
+//! - [`open_desched`], [`set_desched_and_flags`]: a thread's desched event (a
 //!   software context-switch counter that signals the thread when it is
 //!   switched out inside a may-block buffered syscall), and the locals'
 //!   `desched_fd` that tells the hook whether to arm it.
@@ -93,6 +93,9 @@ pub struct Space {
     pub desched_now: i32,
     /// The locals' `flags` as last written (recording only).
     pub flags_now: u32,
+    /// An rdtsc site is patched: flushed records may hold the synthesized
+    /// TSC's clock reads, which the stats count (recording only).
+    pub rdtsc_sites: bool,
 }
 
 /// How much of a buffer is already in the trace: its first `records`
@@ -457,13 +460,9 @@ pub fn set_force_bail(tid: i32, on: bool) -> io::Result<()> {
     )
 }
 
-/// Writes the locals' `desched_fd`: the running thread's desched event
-/// (the hook arms it around may-block syscalls) or [`DESCHED_POLLED`].
-pub fn set_desched_fd(tid: i32, fd: i32) -> io::Result<()> {
-    RemoteMem::new(tid).write(THREAD_LOCALS_ADDR + locals::DESCHED_FD, &fd.to_le_bytes())
-}
-
-/// Writes the locals' `desched_fd` and `flags` (adjacent) at once.
+/// Writes the locals' `desched_fd` (the running thread's desched event,
+/// which the hook arms around may-block syscalls, or [`DESCHED_POLLED`])
+/// and `flags`, adjacent, at once.
 pub fn set_desched_and_flags(tid: i32, fd: i32, flags: u32) -> io::Result<()> {
     let mut words = [0u8; 8];
     words[..4].copy_from_slice(&fd.to_le_bytes());
@@ -1087,6 +1086,7 @@ pub fn note_patch(space: &mut Space, e: &PatchEvent, stub: Stub) {
         space.page = Some(page);
     }
     space.next_stub = e.stub_addr + e.stub.len() as u64;
+    space.rdtsc_sites |= e.rdtsc;
     space.stubs.push(stub);
 }
 
