@@ -65,18 +65,16 @@ else
 fi
 [[ -x "$RR" ]] || { echo "bench-recorder: $RR is not executable" >&2; exit 2; }
 
+# The C workloads, built into $OUT under their own names.
+for fixture in syscall_loop clock_loop signal_storm print_loop pipe_pingpong rdtsc_loop; do
+  gcc -O1 -pthread -o "$OUT/$fixture" "fixtures/c/$fixture.c"
+done
 LOOP_BIN="$OUT/syscall_loop"
-gcc -O1 -pthread -o "$LOOP_BIN" fixtures/c/syscall_loop.c
 CLOCK_BIN="$OUT/clock_loop"
-gcc -O1 -pthread -o "$CLOCK_BIN" fixtures/c/clock_loop.c
 STORM_BIN="$OUT/signal_storm"
-gcc -O1 -pthread -o "$STORM_BIN" fixtures/c/signal_storm.c
 PRINT_BIN="$OUT/print_loop"
-gcc -O1 -pthread -o "$PRINT_BIN" fixtures/c/print_loop.c
 PING_BIN="$OUT/pipe_pingpong"
-gcc -O1 -pthread -o "$PING_BIN" fixtures/c/pipe_pingpong.c
 RDTSC_BIN="$OUT/rdtsc_loop"
-gcc -O1 -pthread -o "$RDTSC_BIN" fixtures/c/rdtsc_loop.c
 
 echo "bench-recorder: building fixtures/programs tests" >&2
 TEST_BIN="$(cargo test --quiet --no-run --lib --locked --offline \
