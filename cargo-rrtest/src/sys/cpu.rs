@@ -97,3 +97,31 @@ pub fn bind_to_cpu(tid: i32, cpu: usize) -> std::io::Result<()> {
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set)
         .map_err(std::io::Error::from)
 }
+
+/// If the calling thread may run on one CPU only (a helper thread that
+/// inherited [`bind_to_cpu`]'s mask from the recorder's main thread), lets it
+/// run on every other CPU instead, or on all if no other is allowed: its
+/// work then overlaps the program's instead of taking turns with it.
+pub fn leave_bound_cpu() -> std::io::Result<()> {
+    let me = nix::unistd::Pid::from_raw(0);
+    let count = nix::sched::CpuSet::count();
+    let now = nix::sched::sched_getaffinity(me).map_err(std::io::Error::from)?;
+    let allowed: Vec<usize> = (0..count)
+        .filter(|&c| now.is_set(c).unwrap_or(false))
+        .collect();
+    let [bound] = allowed[..] else {
+        return Ok(());
+    };
+    let mut others = nix::sched::CpuSet::new();
+    let mut all = nix::sched::CpuSet::new();
+    for c in 0..count {
+        all.set(c).map_err(std::io::Error::from)?;
+        if c != bound {
+            others.set(c).map_err(std::io::Error::from)?;
+        }
+    }
+    // Refused when none of `others` is allowed to this process.
+    nix::sched::sched_setaffinity(me, &others)
+        .or_else(|_| nix::sched::sched_setaffinity(me, &all))
+        .map_err(std::io::Error::from)
+}

@@ -126,3 +126,21 @@ pub fn ignored() -> u64 {
         })
         .fold(0u64, |m, sig| m | 1 << (sig - 1))
 }
+
+/// Starts a thread that runs `f` with every signal blocked, so that the
+/// recorder's own signals (the ticks, termination requests, SIGCHLD) always
+/// reach the thread that waits for its tracees and are never taken, and
+/// lost as an interruption, by a helper.
+pub fn spawn_without_signals<F, T>(name: &str, f: F) -> std::io::Result<std::thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    // The new thread inherits the mask it is created under.
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))?;
+    let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(f);
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    spawned
+}

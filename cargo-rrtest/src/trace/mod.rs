@@ -15,6 +15,7 @@ mod event;
 mod files;
 mod header;
 pub mod pack;
+mod pipeline;
 mod reader;
 pub mod stream;
 mod writer;
@@ -25,8 +26,9 @@ mod tests;
 pub use event::*;
 pub use files::{file_id_of, IdCache, Kept, Stored};
 pub use header::*;
+pub use pipeline::ZSTD_LEVEL;
 pub use reader::{read_header, TraceReader};
-pub use writer::{keep, rewrite_header, TraceWriter, ZSTD_LEVEL};
+pub use writer::{keep, rewrite_header, TraceWriter};
 
 /// The trace format version this build writes and reads (`format_version` in
 /// `header.json`).

@@ -65,17 +65,30 @@ impl<W: Write> StreamWriter<W> {
     }
 
     fn write_record(&mut self, tag: u8) -> io::Result<()> {
-        let mut prefix = [0u8; 1 + codec::MAX_VARINT_LEN];
-        prefix[0] = tag;
-        let mut len = [0u8; codec::MAX_VARINT_LEN];
-        let n = codec::uvarint_into(&mut len, self.buf.len() as u64);
-        prefix[1..1 + n].copy_from_slice(&len[..n]);
-        let prefix = &prefix[..1 + n];
+        let (prefix, n) = record_prefix(tag, self.buf.len());
+        let prefix = &prefix[..n];
         self.out.write_all(prefix)?;
         self.out.write_all(&self.buf)?;
         self.checksum.update(prefix);
         self.checksum.update(&self.buf);
         self.offset += (prefix.len() + self.buf.len()) as u64;
+        Ok(())
+    }
+
+    /// Appends the records of `batch`, framed elsewhere ([`Batch::push`]):
+    /// the same bytes and checksum as pushing its events here one by one.
+    pub fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
+        let mut at = 0;
+        for &(prefix, payload) in &batch.records {
+            let mid = at + usize::from(prefix);
+            let end = mid + payload;
+            self.checksum.update(&batch.bytes[at..mid]);
+            self.checksum.update(&batch.bytes[mid..end]);
+            at = end;
+        }
+        self.out.write_all(&batch.bytes)?;
+        self.events += batch.records.len() as u64;
+        self.offset += batch.bytes.len() as u64;
         Ok(())
     }
 
@@ -90,6 +103,11 @@ impl<W: Write> StreamWriter<W> {
     }
 
     /// The sink.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// The sink.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.out
     }
@@ -100,6 +118,65 @@ impl<W: Write> StreamWriter<W> {
         codec::encode_end(&mut self.buf, self.events, self.checksum.value());
         self.write_record(codec::tag::END)?;
         Ok(self.out)
+    }
+}
+
+/// A record's tag and payload length, as they precede its payload; the
+/// second value is how many bytes of the array they take.
+fn record_prefix(tag: u8, payload_len: usize) -> ([u8; 1 + codec::MAX_VARINT_LEN], usize) {
+    let mut prefix = [0u8; 1 + codec::MAX_VARINT_LEN];
+    prefix[0] = tag;
+    let mut len = [0u8; codec::MAX_VARINT_LEN];
+    let n = codec::uvarint_into(&mut len, payload_len as u64);
+    prefix[1..1 + n].copy_from_slice(&len[..n]);
+    (prefix, 1 + n)
+}
+
+/// Records framed away from their [`StreamWriter`], which writes them with
+/// [`StreamWriter::write_batch`]: the trace writer encodes and frames events
+/// on the recorder's thread, and checksums and compresses them on another.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The framed records, back to back.
+    bytes: Vec<u8>,
+    /// Each record's prefix and payload lengths, in order.
+    records: Vec<(u8, usize)>,
+    /// Reused payload buffer.
+    scratch: Vec<u8>,
+}
+
+impl Batch {
+    /// Frames `event` after the records already here. An event that cannot
+    /// be encoded adds nothing.
+    pub fn push(&mut self, event: &Event) -> Result<(), EncodeError> {
+        self.scratch.clear();
+        let tag = codec::encode_payload(&mut self.scratch, event)?;
+        let (prefix, n) = record_prefix(tag, self.scratch.len());
+        self.bytes.extend_from_slice(&prefix[..n]);
+        self.bytes.extend_from_slice(&self.scratch);
+        self.records.push((n as u8, self.scratch.len()));
+        Ok(())
+    }
+
+    /// Bytes framed.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Records framed.
+    pub fn events(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Empties it, keeping its memory.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.records.clear();
     }
 }
 

@@ -24,71 +24,28 @@
 //! [`MEMORY_LIMIT`].
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::event::{Event, FileId};
 use super::files::{self, FileStore, IdCache, KeepError, Kept, Stored};
 use super::header::Header;
-use super::stream::{PushError, StreamWriter};
+use super::pipeline::{Pipeline, Spill};
+use super::stream::PushError;
 use super::{Error, EVENTS_FILE, FILES_DIR, HEADER_FILE};
-
-/// zstd level of the event stream: level 1 compresses recorded memory well
-/// at several hundred MB/s, and most recordings are thrown away.
-pub const ZSTD_LEVEL: i32 = 1;
-
-/// Bytes buffered before handing them to zstd.
-const BUFFER: usize = 128 * 1024;
 
 /// How much compressed stream a deferred writer holds in memory before it
 /// writes the trace directory.
 pub const MEMORY_LIMIT: usize = 8 << 20;
-
-type Sink = BufWriter<zstd::stream::write::Encoder<'static, Spill>>;
-
-/// Where the compressed stream goes: memory while the writer is deferred,
-/// then `events.zst`.
-enum Spill {
-    Memory(Vec<u8>),
-    File(File),
-}
-
-impl Write for Spill {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Spill::Memory(v) => {
-                v.extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            Spill::File(f) => f.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Spill::Memory(_) => Ok(()),
-            Spill::File(f) => f.flush(),
-        }
-    }
-}
-
-impl Spill {
-    fn in_memory(&self) -> usize {
-        match self {
-            Spill::Memory(v) => v.len(),
-            Spill::File(_) => 0,
-        }
-    }
-}
 
 /// Writes one trace directory.
 pub struct TraceWriter {
     dir: PathBuf,
     events_path: PathBuf,
     header: Header,
-    /// `None` once finished (or after a failed finish).
-    stream: Option<StreamWriter<Sink>>,
+    /// `None` once finished (or after a write error).
+    stream: Option<Pipeline>,
     files: FileStore,
     /// Nothing is on disk yet (see the module doc).
     deferred: bool,
@@ -250,12 +207,8 @@ impl TraceWriter {
     pub fn create_deferred(dir: &Path, mut header: Header) -> Result<TraceWriter, Error> {
         header.stats.events = 0;
         let events_path = dir.join(EVENTS_FILE);
-        let stream = (|| {
-            let mut enc = zstd::stream::write::Encoder::new(Spill::Memory(Vec::new()), ZSTD_LEVEL)?;
-            enc.include_checksum(true)?;
-            StreamWriter::new(BufWriter::with_capacity(BUFFER, enc))
-        })()
-        .map_err(|e| io_err(&events_path, e))?;
+        let stream =
+            Pipeline::new(Spill::Memory(Vec::new())).map_err(|e| io_err(&events_path, e))?;
         Ok(TraceWriter {
             dir: dir.to_owned(),
             events_path,
@@ -302,21 +255,19 @@ impl TraceWriter {
         self.header.outcome = outcome;
         written?;
         self.files.materialize().map_err(|(p, e)| io_err(&p, e))?;
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&self.events_path)
             .map_err(|e| io_err(&self.events_path, e))?;
-        if let Some(stream) = self.stream.as_mut() {
-            let spill = stream.get_mut().get_mut().get_mut();
-            if let Spill::Memory(bytes) = spill {
-                file.write_all(bytes)
-                    .map_err(|e| io_err(&self.events_path, e))?;
-            }
-            *spill = Spill::File(file);
-        }
         self.deferred = false;
+        if let Some(stream) = self.stream.as_mut() {
+            if let Err(e) = stream.spill_to(file) {
+                self.stream = None;
+                return Err(io_err(&self.events_path, e));
+            }
+        }
         Ok(())
     }
 
@@ -333,7 +284,7 @@ impl TraceWriter {
         }
     }
 
-    fn stream(&mut self) -> Result<&mut StreamWriter<Sink>, Error> {
+    fn stream(&mut self) -> Result<&mut Pipeline, Error> {
         match self.stream.as_mut() {
             Some(s) => Ok(s),
             None => Err(io_err(
@@ -355,7 +306,7 @@ impl TraceWriter {
         match result {
             Ok(()) => {
                 if self.deferred {
-                    let held = self.stream()?.get_mut().get_ref().get_ref().in_memory();
+                    let held = self.stream()?.held();
                     if held > self.memory_limit {
                         self.materialize()?;
                     }
@@ -377,7 +328,7 @@ impl TraceWriter {
     /// this process dies next (ends the current zstd block). Costs some
     /// compression; call it at natural pauses, not per event.
     pub fn flush(&mut self) -> Result<(), Error> {
-        let result = self.stream()?.get_mut().flush();
+        let result = self.stream()?.flush();
         result.map_err(|e| {
             self.stream = None;
             io_err(&self.events_path, e)
@@ -491,15 +442,7 @@ impl TraceWriter {
             )
         })?;
         let events = stream.events();
-        let path = &self.events_path;
-        let file = (|| {
-            let sink = stream.finish()?;
-            let enc = sink.into_inner().map_err(|e| e.into_error())?;
-            let file = enc.finish()?;
-            Ok(file)
-        })()
-        .map_err(|e| io_err(path, e))?;
-        drop(file);
+        stream.finish().map_err(|e| io_err(&self.events_path, e))?;
         self.header.stats.events = events;
         write_replacing(
             &self.dir.join(HEADER_FILE),
@@ -517,7 +460,7 @@ impl Drop for TraceWriter {
             let _ = self.materialize();
         }
         if let Some(mut s) = self.stream.take() {
-            let _ = s.get_mut().flush();
+            let _ = s.flush();
         }
     }
 }

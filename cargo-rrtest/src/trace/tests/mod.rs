@@ -6,5 +6,6 @@ mod corrupt;
 mod files;
 mod gen;
 mod golden;
+mod pipeline;
 mod roundtrip;
 mod version;
