@@ -3,7 +3,10 @@
 # syscall buffer vs recorded without it (--no-syscallbuf) vs replayed, wall
 # time, on
 #   - syscall_loop: fixtures/c/syscall_loop.c, N write(2)+pread64(2) pairs
-#     (N = 20000 by default), the syscall-heavy worst case;
+#     (N = 20000 by default), the syscall-heavy worst case: the cheapest
+#     syscalls there are (writes to /dev/null, 4-byte reads of a cached file);
+#   - file_loop: fixtures/c/file_loop.c, N 64-byte write(2)+pread64(2) pairs
+#     on a real (temporary) file;
 #   - clock_loop: fixtures/c/clock_loop.c, 2N clock_gettime calls (the vDSO
 #     is hidden while recording, so each is a syscall);
 #   - signal_storm: fixtures/c/signal_storm.c, 10000 SIGUSR1 and 2000
@@ -26,6 +29,11 @@
 # with the ratios buffered/native and unbuffered/buffered, the share of
 # syscalls buffered, and the cost per traced syscall of the unbuffered
 # recording, (unbuffered - native) / its stats.traced_syscalls.
+# Then syscall_loop and file_loop run 10N rounds natively and recorded with
+# the buffer, interleaved: their ratio, and the marginal ratio
+# (recorded(10N) - recorded(N)) / (native(10N) - native(N)), which is the
+# cost of the loop's syscalls alone, without the fixed cost of starting a
+# recording (the recorder, the loader's traced syscalls, the trace files).
 # Results go to target/rrtest-bench/recorder-<UTC time>.json (and
 # recorder-latest.json). A benchmark, not a test: it asserts nothing about
 # speed.
@@ -41,7 +49,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
     --loop-n) LOOP_N="$2"; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "bench-recorder: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -66,10 +74,11 @@ fi
 [[ -x "$RR" ]] || { echo "bench-recorder: $RR is not executable" >&2; exit 2; }
 
 # The C workloads, built into $OUT under their own names.
-for fixture in syscall_loop clock_loop signal_storm print_loop pipe_pingpong rdtsc_loop; do
+for fixture in syscall_loop file_loop clock_loop signal_storm print_loop pipe_pingpong rdtsc_loop; do
   gcc -O1 -pthread -o "$OUT/$fixture" "fixtures/c/$fixture.c"
 done
 LOOP_BIN="$OUT/syscall_loop"
+FILE_BIN="$OUT/file_loop"
 CLOCK_BIN="$OUT/clock_loop"
 STORM_BIN="$OUT/signal_storm"
 PRINT_BIN="$OUT/print_loop"
@@ -93,6 +102,8 @@ for line in sys.stdin:
 [[ -x "$TEST_BIN" ]] || { echo "bench-recorder: no test binary built" >&2; exit 2; }
 
 export RUST_BACKTRACE=0
+# file_loop makes (and at once removes) its file in the working directory.
+cd "$WORK"
 
 # Wall clock in µs without forking (bash >= 5's EPOCHREALTIME), so the
 # measurement adds no process start-up to short native runs.
@@ -144,6 +155,7 @@ bench() {
 }
 
 bench syscall_loop "$LOOP_BIN" "$LOOP_N"
+bench file_loop "$FILE_BIN" "$LOOP_N"
 bench clock_loop "$CLOCK_BIN" "$((2 * LOOP_N))"
 bench signal_storm "$STORM_BIN"
 STDOUT_TO="$WORK/print_loop-stdout"
@@ -160,6 +172,20 @@ time_runs desched polled "$RR" record --no-verify --no-desched-events \
   -o "$WORK/desched/polled-@I@" -- "${PING[@]}"
 "$RR" info --json "$WORK/desched/events-0" > "$WORK/desched-info.json"
 rm -rf "$WORK/desched"
+
+LONG_N=$((10 * LOOP_N))
+echo "bench-recorder: long loops ($LONG_N rounds): $RUNS runs each, interleaved: native, buffered" >&2
+RUNS_WANTED=$RUNS
+RUNS=1
+for ((r = 0; r < RUNS_WANTED; r++)); do
+  for name in syscall_loop file_loop; do
+    time_runs "${name}_long" native "$OUT/$name" "$LONG_N"
+    time_runs "${name}_long" record "$RR" record --no-verify -o "$WORK/long-$name" -- \
+      "$OUT/$name" "$LONG_N"
+    rm -rf "$WORK/long-$name"
+  done
+done
+RUNS=$RUNS_WANTED
 
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RESULT="$OUT/recorder-$STAMP.json"
@@ -223,6 +249,22 @@ print(f"desched (pipe_pingpong 1000 rounds): native {d['native_ms']:.1f}ms, "
       f"desched events {d['events_ms']:.1f}ms, polled {d['polled_ms']:.1f}ms "
       f"(polled/events {d['ratio_polled_events']:.2f}x; {d['desched_events']} unwinds, "
       f"{d['desched_signals']} by signal)")
+report["long_loops"] = {}
+for name in ("syscall_loop", "file_loop"):
+    short = {m: statistics.median(v) for m, v in times[name].items()}
+    long = {m: statistics.median(v) for m, v in times[f"{name}_long"].items()}
+    marginal = (long["record"] - short["record"]) / (long["native"] - short["native"])
+    w = report["long_loops"][name] = {
+        "rounds": 10 * int(loop_n),
+        "native_ms": long["native"] / 1e6,
+        "recorded_ms": long["record"] / 1e6,
+        "ratio_recorded_native": long["record"] / long["native"],
+        "marginal_ratio": marginal,
+        "samples_ns": times[f"{name}_long"],
+    }
+    print(f"{name} {w['rounds']} rounds: native {w['native_ms']:.1f}ms, "
+          f"buffered {w['recorded_ms']:.1f}ms ({w['ratio_recorded_native']:.2f}x); "
+          f"marginal ratio of the loop's syscalls {marginal:.2f}x")
 with open(result, "w") as f:
     json.dump(report, f, indent=2)
     f.write("\n")

@@ -178,6 +178,9 @@ pub const C_SPECS: &[Spec] = &[
     Spec::c("syscall_loop-pie", CBuild::pie("syscall_loop"))
         .args(Args::Fixed(&["1000"]))
         .stdout_has(&["1000 iterations, 2000 syscalls"]),
+    Spec::c("file_loop-pie", CBuild::pie("file_loop"))
+        .args(Args::Fixed(&["2000"]))
+        .stdout_has(&["2000 rounds, 4000 syscalls in the loop, 1 truncations"]),
     Spec::c("syscall_loop-nopie", c_link("syscall_loop", Link::NoPie))
         .args(Args::Fixed(&["1000"]))
         .stdout_has(&["1000 iterations"]),

@@ -527,9 +527,11 @@ pub fn trials() -> Vec<Trial> {
     let gcc = crate::recorder_build::gcc_missing();
     let cannot_record = run::recording_unavailable();
     let mut trials = Vec::new();
-    let loops: [(&str, u64); 5] = [
+    let loops: [(&str, u64); 6] = [
         // 2000 write + pread pairs; glibc's wrappers.
         ("syscall_loop-pie", 4000),
+        // 2000 64-byte write + pread pairs on a file.
+        ("file_loop-pie", 4000),
         // 200 rounds of 18: open, close, lseek, getdents64, gettimeofday,
         // time twice, writev, pwritev, poll, epoll_wait, sendto, recvfrom,
         // sendmsg, recvfrom, futex wake, lseek, readv.
