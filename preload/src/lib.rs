@@ -172,19 +172,18 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
     }
     // Only a write or a close looks at the output table: the others need
     // not copy it.
-    let table;
     let output_fds: &[rrtest_abi::OutputFd] = if rrtest_abi::buffered::writes_to_fd(request.nr)
         || request.nr == rrtest_abi::buffered::nr::CLOSE
     {
-        // SAFETY: the locals page is mapped (the buffer exists), and the
-        // output table lies within it.
-        table = unsafe {
-            core::ptr::read_volatile(
-                (THREAD_LOCALS_ADDR + locals::OUTPUT_FDS)
-                    as *const [rrtest_abi::OutputFd; locals::OUTPUT_FDS_MAX],
+        // SAFETY: the locals page is mapped (the buffer exists), the output
+        // table lies within it, and only the recorder writes it, while this
+        // thread is stopped: it does not change during the hook.
+        unsafe {
+            core::slice::from_raw_parts(
+                (THREAD_LOCALS_ADDR + locals::OUTPUT_FDS) as *const rrtest_abi::OutputFd,
+                locals::OUTPUT_FDS_MAX,
             )
-        };
-        &table
+        }
     } else {
         &[]
     };
