@@ -1346,16 +1346,45 @@ impl Session {
         let Some(space) = self.spaces.get_mut(&task.pid) else {
             return Ok(());
         };
-        let (records, n) = syscallbuf::take_records(tid, &mut space.flushed, reset)
+        let pending = syscallbuf::pending_records(tid, &mut space.flushed)
             .map_err(ptrace_err("reading the syscall buffer", tid))?;
-        if n > 0 {
-            self.stats.buffered_syscalls += u64::from(n);
-            if space.rdtsc_sites {
-                self.stats.rdtsc_buffered += syscallbuf::synthetic_tsc_records(&records);
+        if pending.records > 0 {
+            // The records go from the program's memory into the trace's
+            // batch, with no copy in between: a full buffer is a megabyte.
+            let mut failed = None;
+            let mut rdtsc = 0;
+            let count_rdtsc = space.rdtsc_sites;
+            let pushed =
+                self.writer.push_buffered(
+                    tid,
+                    pending.len,
+                    |out| match syscallbuf::read_records(tid, &pending, out) {
+                        Ok(()) => {
+                            if count_rdtsc {
+                                rdtsc = syscallbuf::synthetic_tsc_records(out);
+                            }
+                            true
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    },
+                )?;
+            if let (false, Some(e)) = (pushed, failed) {
+                return Err(ptrace_err("reading the syscall buffer", tid)(e));
             }
-            self.emit_unflushed(Event::Buffered { tid, records })?;
+            trace!(
+                tid,
+                records = pending.records,
+                bytes = pending.len,
+                "buffered"
+            );
+            self.stats.buffered_syscalls += u64::from(pending.records);
+            self.stats.rdtsc_buffered += rdtsc;
         }
-        Ok(())
+        syscallbuf::mark_flushed(tid, &mut space.flushed, &pending, reset)
+            .map_err(ptrace_err("emptying the syscall buffer", tid))
     }
 
     /// The preload library's handshake (`tid` is at the entry of

@@ -373,8 +373,8 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
             tag::BUFFER_INIT
         }
         Event::Buffered { tid, records } => {
-            put_ivarint(e.buf, i64::from(*tid));
-            put_bytes(e.buf, records);
+            buffered_payload_head(e.buf, *tid, records.len());
+            e.buf.extend_from_slice(records);
             tag::BUFFERED
         }
         Event::BufferAbort { tid, nr } => {
@@ -448,6 +448,15 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
         )));
     }
     Ok(tag)
+}
+
+/// Appends what precedes the records in the payload of an
+/// [`Event::Buffered`] of thread `tid` with `len` bytes of records (its
+/// tid, their length): the trace writer puts the records after it without
+/// an intermediate copy ([`super::stream::Batch::push_buffered`]).
+pub fn buffered_payload_head(buf: &mut Vec<u8>, tid: crate::trace::Tid, len: usize) {
+    put_ivarint(buf, i64::from(tid));
+    put_uvarint(buf, len as u64);
 }
 
 /// Appends the end record's payload: the event count and the checksum of

@@ -27,7 +27,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::event::Event;
+use super::event::{Event, Tid};
 use super::stream::{Batch, PushError, StreamWriter};
 
 /// zstd level of the event stream: level 1 compresses recorded memory well
@@ -166,6 +166,27 @@ impl Pipeline {
             self.hand_over(true)?;
         }
         Ok(())
+    }
+
+    /// Appends an `Event::Buffered` whose records `fill` writes in place
+    /// ([`Batch::push_buffered`]); false if `fill` did not (nothing added).
+    pub fn push_buffered(
+        &mut self,
+        tid: Tid,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<bool, PushError> {
+        if self.broken {
+            self.check()?;
+        }
+        if !self.batch.push_buffered(tid, len, fill)? {
+            return Ok(false);
+        }
+        self.events += 1;
+        if self.batch.len() >= BATCH {
+            self.hand_over(true)?;
+        }
+        Ok(true)
     }
 
     /// Events pushed so far.

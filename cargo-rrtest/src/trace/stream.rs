@@ -9,7 +9,7 @@
 use std::io::{self, BufRead, Read, Write};
 
 use super::codec::{self, Checksum, DecodeError, EncodeError, Record};
-use super::event::Event;
+use super::event::{Event, Tid};
 
 /// Writes the stream header, then one record per [`StreamWriter::push`].
 #[derive(Debug)]
@@ -156,6 +156,43 @@ impl Batch {
         self.bytes.extend_from_slice(&self.scratch);
         self.records.push((n as u8, self.scratch.len()));
         Ok(())
+    }
+
+    /// Frames an [`Event::Buffered`] of thread `tid` with `len` bytes of
+    /// records, which `fill` writes into the slice it is given (the
+    /// recorder reads them there straight from the program's buffer: no
+    /// copy is made of them). The same bytes as pushing the event. When
+    /// `fill` answers false, nothing is added, and neither is it.
+    pub fn push_buffered(
+        &mut self,
+        tid: Tid,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<bool, EncodeError> {
+        self.scratch.clear();
+        codec::buffered_payload_head(&mut self.scratch, tid, len);
+        let payload = self.scratch.len() + len;
+        if payload as u64 > codec::MAX_RECORD_LEN {
+            return Err(EncodeError {
+                kind: "buffered",
+                reason: format!(
+                    "its record is {payload} bytes, more than the {} the format allows",
+                    codec::MAX_RECORD_LEN
+                ),
+            });
+        }
+        let (prefix, n) = record_prefix(codec::tag::BUFFERED, payload);
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(&prefix[..n]);
+        self.bytes.extend_from_slice(&self.scratch);
+        let records = self.bytes.len();
+        self.bytes.resize(records + len, 0);
+        if !fill(&mut self.bytes[records..]) {
+            self.bytes.truncate(start);
+            return Ok(false);
+        }
+        self.records.push((n as u8, payload));
+        Ok(true)
     }
 
     /// Bytes framed.

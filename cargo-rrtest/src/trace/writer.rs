@@ -28,7 +28,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::event::{Event, FileId};
+use super::event::{Event, FileId, Tid};
 use super::files::{self, FileStore, IdCache, KeepError, Kept, Stored};
 use super::header::Header;
 use super::pipeline::{Pipeline, Spill};
@@ -303,15 +303,37 @@ impl TraceWriter {
     /// closed: later pushes fail, and the trace reads as truncated there.
     pub fn push(&mut self, event: &Event) -> Result<(), Error> {
         let result = self.stream()?.push(event);
+        self.pushed(result)
+    }
+
+    /// Appends an `Event::Buffered` of thread `tid` with `len` bytes of
+    /// records that `fill` writes into the slice it is given, in place: the
+    /// recorder reads a program's buffer there without copying it again.
+    /// When `fill` answers false (it could not read them), nothing is
+    /// pushed and the answer is false.
+    pub fn push_buffered(
+        &mut self,
+        tid: Tid,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<bool, Error> {
+        let result = self.stream()?.push_buffered(tid, len, fill);
+        self.pushed(result)
+    }
+
+    /// What a push gave: spills a deferred trace past its memory limit;
+    /// an encoding error refuses the event; a write error closes the
+    /// stream.
+    fn pushed<T>(&mut self, result: Result<T, PushError>) -> Result<T, Error> {
         match result {
-            Ok(()) => {
+            Ok(v) => {
                 if self.deferred {
                     let held = self.stream()?.held();
                     if held > self.memory_limit {
                         self.materialize()?;
                     }
                 }
-                Ok(())
+                Ok(v)
             }
             Err(PushError::Encode(e)) => Err(io_err(
                 &self.events_path,

@@ -8,8 +8,9 @@
 //! - [`plan_patch`] / [`apply_patch`]: patching a syscall site. The recorder
 //!   plans the patch; replay plans it again from the same code and checks
 //!   that it gets the recorded bytes.
-//! - [`take_records`], [`parse_records`]: the buffer's committed records, as
-//!   the recorder flushes them and as replay reads them back.
+//! - [`pending_records`], [`read_records`], [`mark_flushed`],
+//!   [`parse_records`]: the buffer's committed records, as the recorder
+//!   flushes them and as replay reads them back.
 //! - [`deliver_signal`], [`fix_sigreturn`]: a signal handler never sees a
 //!   stub address in its frame. A signal delivered to a thread in a stub
 //!   gets the frame's saved ip rewritten to the equivalent original address;
@@ -406,12 +407,26 @@ fn output_table_bytes(fds: &[OutputFd]) -> Vec<u8> {
     bytes
 }
 
-/// Reads the committed records of the buffer in `tid`'s address space that
-/// are not in the trace yet (`flushed` says how many are); `reset`: and
-/// empties the buffer. Returns the record bytes and their count.
-pub fn take_records(tid: i32, flushed: &mut Flushed, reset: bool) -> io::Result<(Vec<u8>, u32)> {
-    let mem = RemoteMem::new(tid);
-    let h: [u8; 32] = read_struct(&mem, BUFFER_ADDR)?;
+/// The committed records of the buffer in `tid`'s address space that are
+/// not in the trace yet ([`pending_records`]); [`read_records`] reads them,
+/// [`mark_flushed`] notes them written.
+#[derive(Debug, Clone, Copy)]
+pub struct Pending {
+    /// Where their bytes start.
+    pub addr: u64,
+    /// Their bytes.
+    pub len: usize,
+    /// How many.
+    pub records: u32,
+    /// The buffer header's `used` and `num_records` now.
+    used: u32,
+    num: u32,
+}
+
+/// Reads the buffer header in `tid`'s address space: which committed
+/// records are not in the trace yet (`flushed` says how many are).
+pub fn pending_records(tid: i32, flushed: &mut Flushed) -> io::Result<Pending> {
+    let h: [u8; 32] = read_struct(&RemoteMem::new(tid), BUFFER_ADDR)?;
     let (used, num) = (
         u32_at(&h, header::USED as usize),
         u32_at(&h, header::NUM_RECORDS as usize),
@@ -420,27 +435,41 @@ pub fn take_records(tid: i32, flushed: &mut Flushed, reset: bool) -> io::Result<
     if used < flushed.bytes || num < flushed.records {
         *flushed = Flushed::default();
     }
-    let new = num - flushed.records;
-    let data = if new == 0 {
-        Vec::new()
-    } else {
-        mem.read_vec(
-            BUFFER_ADDR + std::mem::size_of::<BufferHeader>() as u64 + u64::from(flushed.bytes),
-            (used - flushed.bytes) as usize,
-        )?
-    };
+    Ok(Pending {
+        addr: BUFFER_ADDR + std::mem::size_of::<BufferHeader>() as u64 + u64::from(flushed.bytes),
+        len: (used - flushed.bytes) as usize,
+        records: num - flushed.records,
+        used,
+        num,
+    })
+}
+
+/// Reads the bytes of `pending`'s records into `out` (`pending.len`
+/// bytes).
+pub fn read_records(tid: i32, pending: &Pending, out: &mut [u8]) -> io::Result<()> {
+    RemoteMem::new(tid).read_exact(pending.addr, out)
+}
+
+/// Notes `pending`'s records written to the trace; `reset`: and empties
+/// the buffer.
+pub fn mark_flushed(
+    tid: i32,
+    flushed: &mut Flushed,
+    pending: &Pending,
+    reset: bool,
+) -> io::Result<()> {
     if reset {
-        if num != 0 {
-            mem.write(BUFFER_ADDR + header::USED, &[0; 8])?;
+        if pending.num != 0 {
+            RemoteMem::new(tid).write(BUFFER_ADDR + header::USED, &[0; 8])?;
         }
         *flushed = Flushed::default();
     } else {
         *flushed = Flushed {
-            bytes: used,
-            records: num,
+            bytes: pending.used,
+            records: pending.num,
         };
     }
-    Ok((data, new))
+    Ok(())
 }
 
 /// How many records the buffer in `tid`'s address space holds now (the

@@ -131,3 +131,52 @@ fn a_write_error_on_the_streams_thread_reaches_the_caller() {
         p.finish().expect_err("nor finishes");
     }
 }
+
+/// Buffered records written in place frame the bytes of the event itself;
+/// a fill that fails adds nothing.
+#[test]
+fn buffered_records_filled_in_place_frame_like_the_event() {
+    let records: Vec<u8> = (0..70_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let before = Event::Rdtsc {
+        tid: 3,
+        ip: 0x1234,
+        tsc: 99,
+        aux: None,
+    };
+    let event = Event::Buffered {
+        tid: -5,
+        records: records.clone(),
+    };
+    let mut batch = Batch::default();
+    batch.push(&before).expect("encodable");
+    let refused = batch
+        .push_buffered(-5, records.len(), |out| {
+            out[0] = 1;
+            false
+        })
+        .expect("encodable");
+    assert!(!refused);
+    assert_eq!(batch.events(), 1, "a failed fill adds no record");
+    let filled = batch
+        .push_buffered(-5, records.len(), |out| {
+            out.copy_from_slice(&records);
+            true
+        })
+        .expect("encodable");
+    assert!(filled);
+    let empty = batch
+        .push_buffered(7, 0, |out| out.is_empty())
+        .expect("encodable");
+    assert!(empty);
+    let mut w = StreamWriter::new(Vec::new()).expect("vec");
+    w.write_batch(&batch).expect("vec");
+    let expected = [
+        before,
+        event,
+        Event::Buffered {
+            tid: 7,
+            records: Vec::new(),
+        },
+    ];
+    assert_eq!(w.finish().expect("vec"), encode_stream(&expected));
+}
