@@ -7,8 +7,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use nix::sched::CpuSet;
+use nix::unistd::Pid;
+
 use crate::errors::{Error, Result};
 use crate::recorder::{self, RecordOptions};
+use crate::trace::{self, Verification};
 
 /// Options of `cargo rrtest record`.
 #[derive(Debug, clap::Args)]
@@ -67,14 +71,19 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         discard_if_passed: false,
         desched_events: !args.no_desched_events,
     };
+    // Recording binds this thread to one CPU, the program's: keeping may
+    // use the others while the replay runs there.
+    let all_cpus = affinity();
     let recording = recorder::record(&opts)?;
-    if !args.disposable {
-        // A recording made on its own is kept: make it self-contained.
-        crate::trace::keep(&trace_dir)?;
-    }
+    let cpus = Cpus {
+        all: all_cpus,
+        recorded: affinity(),
+    };
+    // A recording made on its own is kept: made self-contained and durable.
+    let verify = !args.no_verify && recording.unreplayable.is_empty();
+    let verified = keep_and_verify(&trace_dir, !args.disposable, verify, &cpus)?;
     let tty = std::io::stderr().is_terminal();
-    if !args.no_verify && recording.unreplayable.is_empty() {
-        let v = super::verify(&trace_dir)?;
+    if let Some(v) = verified {
         if !v.verified {
             // Always said: a trace that does not replay is a recorder bug.
             eprintln!(
@@ -90,6 +99,89 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(recorder::exit_code_of(recording.status)))
+}
+
+/// Keeps the trace in `dir` ([`trace::keep`]) if `keep`, and verifies it
+/// if `verify`, returning the verification.
+///
+/// Both together run concurrently: keeping (mostly waiting for fsyncs) on
+/// a thread of its own, on other CPUs than the replay's where there are
+/// any, while this thread replays. The replay reads the same bytes either
+/// way: keeping renames a checked private copy over a hard link to the same
+/// content. The verification is written into the header only once keeping
+/// succeeded (so nothing races with keeping's fsync of the header), and a
+/// trace that keeping refused (it removed an entry with the wrong bytes)
+/// never claims to be verified: keeping's error is returned first.
+fn keep_and_verify(
+    dir: &Path,
+    keep: bool,
+    verify: bool,
+    cpus: &Cpus,
+) -> Result<Option<Verification>> {
+    if !verify {
+        if keep {
+            trace::keep(dir)?;
+        }
+        return Ok(None);
+    }
+    let (kept, replayed) = std::thread::scope(|s| {
+        let keeping = keep.then(|| {
+            std::thread::Builder::new()
+                .name("rrtest-keep".into())
+                .spawn_scoped(s, || {
+                    cpus.beside_replay();
+                    trace::keep(dir)
+                })
+        });
+        let replayed = super::verify::replay_check(dir);
+        let kept = match keeping {
+            None => Ok(()),
+            Some(Ok(thread)) => match thread.join() {
+                Ok(kept) => kept.map(drop),
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            // No thread to spare: keep now, after the replay.
+            Some(Err(_)) => trace::keep(dir).map(drop),
+        };
+        (kept, replayed)
+    });
+    kept?;
+    let verification = replayed?;
+    super::verify::save(dir, &verification)?;
+    Ok(Some(verification))
+}
+
+/// The CPUs this process may use, to keep a trace beside its replay.
+#[derive(Debug)]
+struct Cpus {
+    /// Those this thread could run on before recording.
+    all: Option<CpuSet>,
+    /// The one recording bound it to (and its threads, which inherit it):
+    /// the program's, where the replay runs too.
+    recorded: Option<CpuSet>,
+}
+
+impl Cpus {
+    /// Lets the calling thread (and the threads it starts) run on all the
+    /// CPUs but the recorded one, if there are others. Only a matter of
+    /// speed: on a failure, nothing changes.
+    fn beside_replay(&self) {
+        let (Some(mut set), Some(recorded)) = (self.all, self.recorded) else {
+            return;
+        };
+        let is_set = |set: &CpuSet, c| set.is_set(c).unwrap_or(false);
+        for c in (0..CpuSet::count()).filter(|&c| is_set(&recorded, c)) {
+            let _ = set.unset(c);
+        }
+        if (0..CpuSet::count()).any(|c| is_set(&set, c)) {
+            let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
+        }
+    }
+}
+
+/// The CPUs the calling thread may run on.
+fn affinity() -> Option<CpuSet> {
+    nix::sched::sched_getaffinity(Pid::from_raw(0)).ok()
 }
 
 /// Finds the program like `execvp` would, as an absolute path.
@@ -157,4 +249,97 @@ fn default_trace_dir(cwd: &Path, program: &Path) -> Result<PathBuf> {
     let _ = std::fs::remove_file(&latest);
     let _ = std::os::unix::fs::symlink(dir.file_name().expect("has a name"), &latest);
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{Header, Stats, TraceWriter};
+
+    fn header() -> Header {
+        Header {
+            format_version: trace::FORMAT_VERSION,
+            recorder_version: "0.1.0".into(),
+            protocol_version: 1,
+            argv: vec!["./prog".into()],
+            exe: "/tmp/prog".into(),
+            env: vec![],
+            cwd: "/tmp".into(),
+            kernel: "Linux 6.8.0 x86_64".into(),
+            cpuid: vec![],
+            recorded_at: "2026-11-27T05:00:00Z".into(),
+            tracee_cpu: None,
+            initial_sigmask: None,
+            initial_ignored: None,
+            outcome: None,
+            unreplayable: vec![],
+            stats: Stats::default(),
+            verification: None,
+        }
+    }
+
+    /// Keeping fails (an entry with the wrong bytes) while the trace is
+    /// replayed: keeping's error is the one returned, and the header claims
+    /// no verification. (A trace kept while it verifies: the integration
+    /// trials, which record with verification.)
+    #[test]
+    fn a_trace_that_cannot_be_kept_is_not_marked_verified() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("lib.so");
+        std::fs::write(&src, b"library version 1").expect("write");
+        let trace = tmp.path().join("t");
+        let mut w = TraceWriter::create(&trace, header()).expect("create");
+        let id = w.add_file(&src).expect("add");
+        w.finish().expect("finish");
+        // Rewritten in place after the recording: the link shows it.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&src)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"library version 2"))
+            .expect("rewrite");
+        let cpus = Cpus {
+            all: affinity(),
+            recorded: None,
+        };
+        let text = keep_and_verify(&trace, true, true, &cpus)
+            .expect_err("wrong bytes")
+            .to_string();
+        assert!(
+            text.contains(&id.0) && text.contains("changed in place"),
+            "{text}"
+        );
+        assert!(!trace.join(trace::FILES_DIR).join(&id.0).exists());
+        let header = trace::read_header(&trace).expect("header");
+        assert!(header.verification.is_none(), "{:?}", header.verification);
+    }
+
+    /// Keeping beside a replay leaves the recorded CPU to it, if there are
+    /// others.
+    #[test]
+    fn keeping_runs_beside_the_replay_cpu() {
+        std::thread::spawn(|| {
+            let cpus_in = |set: &CpuSet| {
+                (0..CpuSet::count())
+                    .filter(|&c| set.is_set(c).unwrap_or(false))
+                    .collect::<Vec<_>>()
+            };
+            let all = affinity().expect("affinity");
+            let allowed = cpus_in(&all);
+            let mut recorded = CpuSet::new();
+            recorded.set(allowed[0]).expect("set");
+            Cpus {
+                all: Some(all),
+                recorded: Some(recorded),
+            }
+            .beside_replay();
+            let now = cpus_in(&affinity().expect("affinity"));
+            if allowed.len() > 1 {
+                assert_eq!(now, allowed[1..]);
+            } else {
+                assert_eq!(now, allowed, "the only CPU stays");
+            }
+        })
+        .join()
+        .expect("thread");
+    }
 }

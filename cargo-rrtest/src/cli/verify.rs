@@ -2,7 +2,7 @@
 //! output, on the machine that recorded it, and writes the result into the
 //! trace's header (`verification`), where `info` and reports read it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -36,7 +36,15 @@ pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
 
 /// Verifies the trace in `dir` and records the result in its header.
 /// Errors only when the trace cannot be read or its header written.
-pub fn verify(dir: &std::path::Path) -> Result<Verification> {
+pub fn verify(dir: &Path) -> Result<Verification> {
+    let verification = replay_check(dir)?;
+    save(dir, &verification)?;
+    Ok(verification)
+}
+
+/// Replays the trace in `dir` without echoing its output: [`verify`]
+/// without recording the result. Errors only when the trace cannot be read.
+pub fn replay_check(dir: &Path) -> Result<Verification> {
     let started = Instant::now();
     let opts = ReplayOptions {
         trace_dir: dir.to_path_buf(),
@@ -53,15 +61,20 @@ pub fn verify(dir: &std::path::Path) -> Result<Verification> {
         Err(ReplayError::Other(replayer::Error::Trace(e))) => return Err(Error::Trace(e)),
         Err(e) => Some(e.to_string()),
     };
-    let verification = Verification {
+    Ok(Verification {
         verified: reason.is_none(),
         reason,
         verified_at: crate::util::rfc3339_now(),
         replay_ms,
         point_hits,
-    };
+    })
+}
+
+/// Records `verification` in the header of the trace in `dir` (atomically
+/// and durably).
+pub fn save(dir: &Path, verification: &Verification) -> Result<()> {
     let mut header = trace::read_header(dir)?;
     header.verification = Some(verification.clone());
     trace::rewrite_header(dir, &header)?;
-    Ok(verification)
+    Ok(())
 }

@@ -35,10 +35,11 @@
 //! durability, and [`keep`] makes a kept one durable.
 //!
 //! [`keep`] replaces every hard link by a private copy (0600, or 0700 if the
-//! original was executable), hashing the bytes it copies and checking them
-//! against the entry's id, and fsyncs the copies and `files/`. After it, the
-//! trace shares no inode with the original files, so rebuilding them (a new
-//! inode) or rewriting them in place cannot change it.
+//! original was executable), hashing the copy and checking it against the
+//! entry's id, and fsyncs the copies and `files/` (the fsyncs concurrently).
+//! After it, the trace shares no inode with the original files, so
+//! rebuilding them (a new inode) or rewriting them in place cannot change
+//! it.
 //!
 //! **The rule: no trace uses bytes other than those it recorded.** Between
 //! the recording and [`keep`], `files/<id>` may be the original's inode. If
@@ -52,7 +53,7 @@
 //! unnoticed (the "racy git" problem). The ctime would be a stronger key
 //! (no user can set it), but hard-linking a file into a trace changes it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
@@ -60,6 +61,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
@@ -765,83 +767,239 @@ impl From<PathError> for KeepError {
     }
 }
 
+/// A path that [`keep`] fsyncs too, concurrently with its entries: the
+/// rest of a trace (its stream, its header, its directory and the one
+/// above).
+#[derive(Debug, Clone, Copy)]
+pub struct AlsoSync<'a> {
+    /// The file or directory.
+    pub path: &'a Path,
+    /// A missing `path` is no error (an optional file).
+    pub may_be_missing: bool,
+}
+
+/// The most fsyncs [`keep`] has under way at once (each on a thread).
+const MAX_SYNCING: usize = 32;
+
+/// An fsync under way.
+enum Syncing<'s> {
+    /// On a thread of its own.
+    Thread(ScopedJoinHandle<'s, io::Result<()>>),
+    /// Done already: no thread could be started for it.
+    Done(io::Result<()>),
+}
+
+impl<'s> Syncing<'s> {
+    /// Starts fsyncing `file` on a new thread of `s`, or, with none to
+    /// spare, fsyncs it now.
+    fn start(s: &'s Scope<'s, '_>, file: &File) -> Self {
+        let spawned = file
+            .try_clone()
+            .and_then(|f| std::thread::Builder::new().spawn_scoped(s, move || f.sync_all()));
+        match spawned {
+            Ok(thread) => Syncing::Thread(thread),
+            Err(_) => Syncing::Done(file.sync_all()),
+        }
+    }
+
+    /// Waits for it to end.
+    fn wait(self) -> io::Result<()> {
+        match self {
+            Syncing::Thread(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Syncing::Done(result) => result,
+        }
+    }
+}
+
+/// A file that [`keep`] makes durable.
+struct Flushing<'s> {
+    path: PathBuf,
+    syncing: Syncing<'s>,
+    /// Where to rename it once it is durable (a checked copy's entry).
+    rename_to: Option<PathBuf>,
+}
+
+impl Flushing<'_> {
+    /// Waits for the fsync, then renames. A copy that cannot be made
+    /// durable or renamed is removed.
+    fn finish(self) -> Result<(), KeepError> {
+        let synced = self.syncing.wait();
+        let Some(to) = self.rename_to else {
+            return Ok(at(&self.path, synced)?);
+        };
+        let renamed = synced.and_then(|()| fs::rename(&self.path, &to));
+        if renamed.is_err() {
+            let _ = fs::remove_file(&self.path);
+        }
+        Ok(at(&to, renamed)?)
+    }
+}
+
 /// Makes the `files/` directory `dir` of a trace self-contained and durable:
 /// every entry shared with another name (a hard link to the original) is
-/// replaced by a private copy, every entry is hashed and checked against its
-/// name, and the entries and the directory are fsynced. Leftover temporary
-/// files are removed. An entry whose bytes do not match its name is removed
-/// (nothing may replay on wrong bytes) and reported. A missing `dir` (a
-/// recording that stopped early) is nothing to do.
-pub fn keep(dir: &Path) -> Result<Kept, KeepError> {
-    let mut kept = Kept::default();
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(kept),
+/// replaced by a private copy, every entry (every copy) is hashed and
+/// checked against its name, and the entries and the directory are
+/// fsynced, as is every path in `also`. Leftover temporary files are
+/// removed. An entry whose bytes do not match its name is removed (nothing
+/// may replay on wrong bytes) and reported; every entry is checked even
+/// when one fails, and the first failure met is returned. A missing `dir`
+/// (a recording that stopped early) has no entries.
+///
+/// Only the fsyncs wait on the disk, so they are not waited for one by
+/// one: this thread copies and hashes the entries, smallest first, while
+/// each fsync runs on a thread of its own (up to [`MAX_SYNCING`] at once;
+/// a copy's starts before the copy is hashed), and the file system serves
+/// them together (ext4 commits concurrent fsyncs in one journal
+/// transaction). A copy is renamed over its entry once it is checked and
+/// durable, and `dir` is fsynced last, after every rename into it.
+pub fn keep(dir: &Path, also: &[AlsoSync<'_>]) -> Result<Kept, KeepError> {
+    let mut entries = Vec::new();
+    let dir_exists = match fs::read_dir(dir) {
+        Ok(listing) => {
+            for entry in listing {
+                let entry = at(dir, entry)?;
+                let path = entry.path();
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') {
+                    // A temporary file of a recorder or keep that was
+                    // interrupted.
+                    at(&path, fs::remove_file(&path))?;
+                    continue;
+                }
+                let id = FileId(name.into_owned());
+                if file_id_bytes(&id).is_none() {
+                    // Not a content-addressed entry: not ours to check.
+                    continue;
+                }
+                let size = at(&path, entry.metadata())?.len();
+                entries.push((size, path, id));
+            }
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(KeepError::Io((dir.to_owned(), e))),
     };
+    // The largest last: its fsync, which takes longest, then overlaps its
+    // hashing, and the others' are done by then.
+    entries.sort_by_key(|e| e.0);
+
+    let mut kept = Kept::default();
+    // What each entry and fsync came to, in the order they ended.
+    let mut outcomes = Vec::new();
     let mut buf = vec![0u8; BUF_LEN];
-    for entry in entries {
-        let entry = at(dir, entry)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = dir.join(&name);
-        if name.starts_with('.') {
-            // A temporary file of a recorder or keep that was interrupted.
-            at(&path, fs::remove_file(&path))?;
-            continue;
-        }
-        let expected = FileId(name);
-        if file_id_bytes(&expected).is_none() {
-            // Not a content-addressed entry: not ours to check.
-            continue;
-        }
-        let mut file = at(&path, File::open(&path))?;
-        let meta = at(&path, file.metadata())?;
-        let (found, n) = if meta.nlink() > 1 {
-            let tmp = dir.join(format!(
-                ".keep-{}-{}",
-                std::process::id(),
-                next_tmp_number()
-            ));
-            let copied = create_copy(&tmp, meta.mode() & 0o111 != 0).and_then(|mut out| {
-                let d = hash_reader(&mut file, &mut buf, Some(&mut out))?;
-                out.sync_all()?;
-                Ok(d)
-            });
-            match copied {
-                Ok((found, n)) if found == expected => {
-                    if let Err(e) = fs::rename(&tmp, &path) {
-                        let _ = fs::remove_file(&tmp);
-                        return Err(KeepError::Io((path, e)));
-                    }
-                    kept.copied += 1;
-                    (found, n)
-                }
-                Ok(d) => {
-                    let _ = fs::remove_file(&tmp);
-                    d
-                }
-                Err(e) => {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(KeepError::Io((path, e)));
-                }
+    std::thread::scope(|s| {
+        let mut flushing = VecDeque::new();
+        for a in also {
+            match File::open(a.path) {
+                Ok(f) => flushing.push_back(Flushing {
+                    path: a.path.to_owned(),
+                    syncing: Syncing::start(s, &f),
+                    rename_to: None,
+                }),
+                Err(e) if a.may_be_missing && e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => outcomes.push(Err(KeepError::Io((a.path.to_owned(), e)))),
             }
-        } else {
-            let d = at(&path, hash_reader(&mut file, &mut buf, None))?;
-            if d.0 == expected {
-                // fsync works on a read-only descriptor.
-                at(&path, file.sync_all())?;
-                kept.checked += 1;
-            }
-            d
-        };
-        if found != expected {
-            at(&path, fs::remove_file(&path))?;
-            return Err(KeepError::Mismatch { path, found });
         }
-        kept.bytes += n;
+        for (_, path, id) in &entries {
+            if flushing.len() >= MAX_SYNCING {
+                outcomes.extend(flushing.pop_front().map(Flushing::finish));
+            }
+            match check_entry(s, path, id, &mut buf) {
+                Ok((done, f)) => {
+                    kept.copied += done.copied;
+                    kept.checked += done.checked;
+                    kept.bytes += done.bytes;
+                    flushing.push_back(f);
+                }
+                Err(e) => outcomes.push(Err(e)),
+            }
+        }
+        outcomes.extend(flushing.into_iter().map(Flushing::finish));
+    });
+    outcomes.into_iter().collect::<Result<(), KeepError>>()?;
+    if dir_exists {
+        at(dir, File::open(dir).and_then(|d| d.sync_all()))?;
     }
-    at(dir, File::open(dir).and_then(|d| d.sync_all()))?;
     Ok(kept)
+}
+
+/// Checks the entry `path` of `files/` against `expected`: a shared one (a
+/// hard link) is first copied to a new private file, and the copy is
+/// checked. Its fsync is started (on a thread of `s`) before it is hashed.
+/// Returns what was done and the fsync under way, with the rename of the
+/// copy over `path` that must follow it. An entry that does not hold
+/// `expected` is removed, with its copy.
+fn check_entry<'s>(
+    s: &'s Scope<'s, '_>,
+    path: &Path,
+    expected: &FileId,
+    buf: &mut [u8],
+) -> Result<(Kept, Flushing<'s>), KeepError> {
+    let mut file = at(path, File::open(path))?;
+    let meta = at(path, file.metadata())?;
+    let (flushing, hashed) = if meta.nlink() > 1 {
+        let tmp = path.with_file_name(format!(
+            ".keep-{}-{}",
+            std::process::id(),
+            next_tmp_number()
+        ));
+        let copied = create_copy(&tmp, meta.mode() & 0o111 != 0).and_then(|mut out| {
+            // In the kernel where it can (`copy_file_range`).
+            io::copy(&mut file, &mut out)?;
+            Ok(out)
+        });
+        let copy = match copied {
+            Ok(copy) => copy,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(KeepError::Io((path.to_owned(), e)));
+            }
+        };
+        let syncing = Syncing::start(s, &copy);
+        // What is checked is what is kept: the copy's bytes.
+        let hashed = File::open(&tmp).and_then(|mut c| hash_reader(&mut c, buf, None));
+        let flushing = Flushing {
+            path: tmp,
+            syncing,
+            rename_to: Some(path.to_owned()),
+        };
+        (flushing, hashed)
+    } else {
+        let syncing = Syncing::start(s, &file);
+        let hashed = hash_reader(&mut file, buf, None);
+        let flushing = Flushing {
+            path: path.to_owned(),
+            syncing,
+            rename_to: None,
+        };
+        (flushing, hashed)
+    };
+    let copied = u64::from(flushing.rename_to.is_some());
+    match hashed {
+        Ok((found, bytes)) if found == *expected => {
+            let done = Kept {
+                copied,
+                checked: 1 - copied,
+                bytes,
+            };
+            Ok((done, flushing))
+        }
+        other => {
+            if flushing.rename_to.is_some() {
+                let _ = fs::remove_file(&flushing.path);
+            }
+            let (found, _) = at(path, other)?;
+            // Not the recorded bytes: nothing may replay on them.
+            at(path, fs::remove_file(path))?;
+            Err(KeepError::Mismatch {
+                path: path.to_owned(),
+                found,
+            })
+        }
+    }
 }
 
 /// Hard-links the open file behind `proc_path` (a `/proc/self/fd` path) to
@@ -973,7 +1131,7 @@ mod tests {
         let (id, how) = files.add(&src).expect("add");
         assert_eq!((id.clone(), how), (wrong.clone(), Stored::Linked));
         assert_eq!(files.hashed_bytes, 0);
-        match keep(files.dir()) {
+        match keep(files.dir(), &[]) {
             Err(KeepError::Mismatch { path, found }) => {
                 assert_eq!(path, files.dir().join(&wrong.0));
                 assert_eq!(found, file_id_of(&[7u8; 100_000]));
@@ -1067,7 +1225,7 @@ mod tests {
         let copy = second.dir().join(&id2.0);
         assert_eq!(fs::read(&copy).expect("read"), content);
         assert_eq!(fs::metadata(&copy).expect("stat").nlink(), 1);
-        assert_eq!(keep(second.dir()).expect("keep").checked, 1);
+        assert_eq!(keep(second.dir(), &[]).expect("keep").checked, 1);
     }
 
     #[test]

@@ -102,16 +102,31 @@ pub fn rewrite_header(dir: &Path, header: &Header) -> Result<(), Error> {
 
 /// Makes the trace in `dir` fit to keep: self-contained (every hard link in
 /// `files/` replaced by a private copy, every copy checked against its
-/// content id) and durable (files, `events.zst`, `header.json` and the
-/// directories fsynced). Cheap for what it is: it costs a copy of the
-/// mapped files, and only kept traces pay it.
+/// content id) and durable (files, `events.zst`, `header.json`, `files/`,
+/// the trace directory and its parent fsynced, the fsyncs concurrently: see
+/// [`files::keep`]). Cheap for what it is: it costs a copy of the mapped
+/// files, and only kept traces pay it.
 ///
 /// A `files/` entry whose bytes are not the ones recorded (the original was
 /// rewritten in place after the recording) is removed and reported as
 /// [`Error::Corrupt`]: the trace then cannot replay, rather than replay
 /// wrong bytes.
 pub fn keep(dir: &Path) -> Result<Kept, Error> {
-    let kept = files::keep(&dir.join(FILES_DIR)).map_err(|e| match e {
+    let (events, header) = (dir.join(EVENTS_FILE), dir.join(HEADER_FILE));
+    let optional = |path| files::AlsoSync {
+        path,
+        may_be_missing: true,
+    };
+    let required = |path| files::AlsoSync {
+        path,
+        may_be_missing: false,
+    };
+    let mut also = vec![optional(&events), optional(&header), required(dir)];
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        // The trace's own directory entry.
+        also.push(required(parent));
+    }
+    files::keep(&dir.join(FILES_DIR), &also).map_err(|e| match e {
         KeepError::Io((p, e)) => io_err(&p, e),
         KeepError::Mismatch { path, found } => Error::Corrupt {
             path: path.display().to_string(),
@@ -123,24 +138,7 @@ pub fn keep(dir: &Path) -> Result<Kept, Error> {
                 found.0
             ),
         },
-    })?;
-    for name in [EVENTS_FILE, HEADER_FILE] {
-        let path = dir.join(name);
-        match File::open(&path).and_then(|f| f.sync_all()) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(&path, e)),
-            _ => {}
-        }
-    }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))?;
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        // The trace's own directory entry.
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| io_err(parent, e))?;
-    }
-    Ok(kept)
+    })
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file (0600) beside it,

@@ -282,6 +282,139 @@ fn keeping_removes_leftover_temporary_files() {
     assert_eq!(files_in(&trace), vec![id.0]);
 }
 
+/// Records `sources` (name, bytes) into a finished disposable trace in
+/// `dir` and returns their ids, in order.
+fn disposable_trace_of(dir: &Path, sources: &[(&str, Vec<u8>)]) -> Vec<FileId> {
+    let mut w = TraceWriter::create(&dir.join("t"), header()).expect("create");
+    let ids = sources
+        .iter()
+        .map(|(name, bytes)| {
+            let src = dir.join(name);
+            std::fs::write(&src, bytes).expect("write");
+            w.add_file(&src).expect("add")
+        })
+        .collect();
+    w.finish().expect("finish");
+    ids
+}
+
+/// Several entries, small and large (copied and fsynced concurrently):
+/// each is replaced by its own private copy with the recorded bytes, and
+/// nothing temporary is left.
+#[test]
+fn keeping_copies_every_entry_of_a_trace() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sources: Vec<(&str, Vec<u8>)> = vec![
+        ("big", (0..3_000_000u32).map(|i| (i % 251) as u8).collect()),
+        ("small", b"small".to_vec()),
+        ("empty", Vec::new()),
+        ("medium", vec![9u8; 300_000]),
+    ];
+    let ids = disposable_trace_of(tmp.path(), &sources);
+    let trace = tmp.path().join("t");
+    let kept = crate::trace::keep(&trace).expect("keep");
+    let total: usize = sources.iter().map(|(_, b)| b.len()).sum();
+    assert_eq!((kept.copied, kept.checked), (4, 0));
+    assert_eq!(kept.bytes, total as u64);
+    let mut want: Vec<String> = ids.iter().map(|id| id.0.clone()).collect();
+    want.sort();
+    assert_eq!(
+        files_in(&trace),
+        want,
+        "only the entries, nothing temporary"
+    );
+    let r = TraceReader::open(&trace).expect("open");
+    for ((name, bytes), id) in sources.iter().zip(&ids) {
+        let copy = r.file_path(id);
+        let meta = std::fs::metadata(&copy).expect("copy");
+        assert_eq!(meta.nlink(), 1, "{name} is private");
+        assert_ne!(
+            meta.ino(),
+            std::fs::metadata(tmp.path().join(name)).expect("src").ino()
+        );
+        assert_eq!(&std::fs::read(&copy).expect("read"), bytes, "{name}");
+    }
+}
+
+/// More entries than keeping has fsyncs under way at once (32): all are
+/// copied; kept again, all are checked in place.
+#[test]
+fn keeping_many_entries_copies_then_checks_them_all() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let names: Vec<String> = (0..70).map(|i| format!("lib{i}.so")).collect();
+    let sources: Vec<(&str, Vec<u8>)> = names
+        .iter()
+        .map(|n| (n.as_str(), format!("contents of {n}").into_bytes()))
+        .collect();
+    let ids = disposable_trace_of(tmp.path(), &sources);
+    let trace = tmp.path().join("t");
+    let kept = crate::trace::keep(&trace).expect("keep");
+    assert_eq!((kept.copied, kept.checked), (70, 0));
+    assert_eq!(files_in(&trace).len(), 70, "nothing temporary");
+    let again = crate::trace::keep(&trace).expect("keep again");
+    assert_eq!((again.copied, again.checked), (0, 70));
+    let r = TraceReader::open(&trace).expect("open");
+    for ((_, bytes), id) in sources.iter().zip(&ids) {
+        assert_eq!(&std::fs::read(r.file_path(id)).expect("read"), bytes);
+    }
+}
+
+/// One entry of several changed in place before keeping: keeping still
+/// makes every other one a private copy, removes that one, and fails
+/// naming it; no temporary file is left.
+#[test]
+fn one_changed_entry_of_several_is_removed_and_reported() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sources: Vec<(&str, Vec<u8>)> = vec![
+        ("a.so", vec![1u8; 200_000]),
+        ("b.so", b"library b, version 1".to_vec()),
+        ("c.so", vec![3u8; 50_000]),
+    ];
+    let ids = disposable_trace_of(tmp.path(), &sources);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(tmp.path().join("b.so"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"LIBRARY B, VERSION 2"))
+        .expect("rewrite");
+    let trace = tmp.path().join("t");
+    let text = crate::trace::keep(&trace)
+        .expect_err("b.so changed")
+        .to_string();
+    assert!(
+        text.contains(&ids[1].0) && text.contains("changed in place"),
+        "{text}"
+    );
+    let mut want = vec![ids[0].0.clone(), ids[2].0.clone()];
+    want.sort();
+    assert_eq!(files_in(&trace), want);
+    let r = TraceReader::open(&trace).expect("open");
+    for i in [0, 2] {
+        let copy = r.file_path(&ids[i]);
+        assert_eq!(std::fs::metadata(&copy).expect("copy").nlink(), 1);
+        assert_eq!(std::fs::read(&copy).expect("read"), sources[i].1);
+    }
+}
+
+/// A trace whose `files/` is missing (a recording that stopped early) is
+/// kept: its other files are fsynced.
+#[test]
+fn a_trace_without_files_is_kept() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let trace = tmp.path().join("t");
+    TraceWriter::create(&trace, header())
+        .and_then(TraceWriter::finish)
+        .expect("trace");
+    std::fs::remove_dir(trace.join("files")).expect("rmdir");
+    assert_eq!(
+        crate::trace::keep(&trace).expect("keep"),
+        crate::trace::Kept::default()
+    );
+    // A trace directory that is not there is an error, naming it.
+    let gone = tmp.path().join("gone");
+    let text = crate::trace::keep(&gone).expect_err("missing").to_string();
+    assert!(text.contains(&gone.display().to_string()), "{text}");
+}
+
 #[test]
 fn a_file_the_program_may_write_is_copied_not_linked() {
     let tmp = tempfile::tempdir().expect("tempdir");
