@@ -7,9 +7,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use nix::sched::CpuSet;
-use nix::unistd::Pid;
-
 use crate::errors::{Error, Result};
 use crate::recorder::{self, RecordOptions};
 use crate::trace::{self, Verification};
@@ -71,17 +68,10 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         discard_if_passed: false,
         desched_events: !args.no_desched_events,
     };
-    // Recording binds this thread to one CPU, the program's: keeping may
-    // use the others while the replay runs there.
-    let all_cpus = affinity();
     let recording = recorder::record(&opts)?;
-    let cpus = Cpus {
-        all: all_cpus,
-        recorded: affinity(),
-    };
     // A recording made on its own is kept: made self-contained and durable.
     let verify = !args.no_verify && recording.unreplayable.is_empty();
-    let verified = keep_and_verify(&trace_dir, !args.disposable, verify, &cpus)?;
+    let verified = keep_and_verify(&trace_dir, !args.disposable, verify)?;
     let tty = std::io::stderr().is_terminal();
     if let Some(v) = verified {
         if !v.verified {
@@ -105,19 +95,15 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
 /// if `verify`, returning the verification.
 ///
 /// Both together run concurrently: keeping (mostly waiting for fsyncs) on
-/// a thread of its own, on other CPUs than the replay's where there are
-/// any, while this thread replays. The replay reads the same bytes either
+/// a thread of its own, while this thread replays. Recording bound this
+/// thread to the program's CPU, where the replay runs too; the keeping
+/// thread leaves it for the others, if any. The replay reads the same bytes either
 /// way: keeping renames a checked private copy over a hard link to the same
 /// content. The verification is written into the header only once keeping
 /// succeeded (so nothing races with keeping's fsync of the header), and a
 /// trace that keeping refused (it removed an entry with the wrong bytes)
 /// never claims to be verified: keeping's error is returned first.
-fn keep_and_verify(
-    dir: &Path,
-    keep: bool,
-    verify: bool,
-    cpus: &Cpus,
-) -> Result<Option<Verification>> {
+fn keep_and_verify(dir: &Path, keep: bool, verify: bool) -> Result<Option<Verification>> {
     if !verify {
         if keep {
             trace::keep(dir)?;
@@ -129,7 +115,7 @@ fn keep_and_verify(
             std::thread::Builder::new()
                 .name("rrtest-keep".into())
                 .spawn_scoped(s, || {
-                    cpus.beside_replay();
+                    let _ = crate::sys::cpu::leave_bound_cpu();
                     trace::keep(dir)
                 })
         });
@@ -149,39 +135,6 @@ fn keep_and_verify(
     let verification = replayed?;
     super::verify::save(dir, &verification)?;
     Ok(Some(verification))
-}
-
-/// The CPUs this process may use, to keep a trace beside its replay.
-#[derive(Debug)]
-struct Cpus {
-    /// Those this thread could run on before recording.
-    all: Option<CpuSet>,
-    /// The one recording bound it to (and its threads, which inherit it):
-    /// the program's, where the replay runs too.
-    recorded: Option<CpuSet>,
-}
-
-impl Cpus {
-    /// Lets the calling thread (and the threads it starts) run on all the
-    /// CPUs but the recorded one, if there are others. Only a matter of
-    /// speed: on a failure, nothing changes.
-    fn beside_replay(&self) {
-        let (Some(mut set), Some(recorded)) = (self.all, self.recorded) else {
-            return;
-        };
-        let is_set = |set: &CpuSet, c| set.is_set(c).unwrap_or(false);
-        for c in (0..CpuSet::count()).filter(|&c| is_set(&recorded, c)) {
-            let _ = set.unset(c);
-        }
-        if (0..CpuSet::count()).any(|c| is_set(&set, c)) {
-            let _ = nix::sched::sched_setaffinity(Pid::from_raw(0), &set);
-        }
-    }
-}
-
-/// The CPUs the calling thread may run on.
-fn affinity() -> Option<CpuSet> {
-    nix::sched::sched_getaffinity(Pid::from_raw(0)).ok()
 }
 
 /// Finds the program like `execvp` would, as an absolute path.
@@ -297,11 +250,7 @@ mod tests {
             .open(&src)
             .and_then(|mut f| std::io::Write::write_all(&mut f, b"library version 2"))
             .expect("rewrite");
-        let cpus = Cpus {
-            all: affinity(),
-            recorded: None,
-        };
-        let text = keep_and_verify(&trace, true, true, &cpus)
+        let text = keep_and_verify(&trace, true, true)
             .expect_err("wrong bytes")
             .to_string();
         assert!(
@@ -311,35 +260,5 @@ mod tests {
         assert!(!trace.join(trace::FILES_DIR).join(&id.0).exists());
         let header = trace::read_header(&trace).expect("header");
         assert!(header.verification.is_none(), "{:?}", header.verification);
-    }
-
-    /// Keeping beside a replay leaves the recorded CPU to it, if there are
-    /// others.
-    #[test]
-    fn keeping_runs_beside_the_replay_cpu() {
-        std::thread::spawn(|| {
-            let cpus_in = |set: &CpuSet| {
-                (0..CpuSet::count())
-                    .filter(|&c| set.is_set(c).unwrap_or(false))
-                    .collect::<Vec<_>>()
-            };
-            let all = affinity().expect("affinity");
-            let allowed = cpus_in(&all);
-            let mut recorded = CpuSet::new();
-            recorded.set(allowed[0]).expect("set");
-            Cpus {
-                all: Some(all),
-                recorded: Some(recorded),
-            }
-            .beside_replay();
-            let now = cpus_in(&affinity().expect("affinity"));
-            if allowed.len() > 1 {
-                assert_eq!(now, allowed[1..]);
-            } else {
-                assert_eq!(now, allowed, "the only CPU stays");
-            }
-        })
-        .join()
-        .expect("thread");
     }
 }

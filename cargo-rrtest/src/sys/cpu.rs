@@ -83,8 +83,12 @@ pub fn current_cpu() -> std::io::Result<usize> {
     nix::sched::sched_getcpu().map_err(std::io::Error::from)
 }
 
-/// Binds thread `tid` (and so every thread and process it creates later,
-/// which inherit the mask) to `cpu` alone.
+/// The CPUs the process could run on before [`bind_to_cpu`] first bound one
+/// of its own threads (None: unknown).
+static BEFORE_BINDING: std::sync::OnceLock<Option<nix::sched::CpuSet>> = std::sync::OnceLock::new();
+
+/// Binds thread `tid` (0: the calling thread; and so every thread and
+/// process it creates later, which inherit the mask) to `cpu` alone.
 ///
 /// `cpuid` answers per CPU: leaf 1 `EBX[31:24]` (and leaves 0xb, 0x1f and
 /// 0x8000_001e) hold the executing CPU's APIC id, and the loader stores
@@ -92,36 +96,75 @@ pub fn current_cpu() -> std::io::Result<usize> {
 /// same CPU so that these bytes, which an execution point's memory digest
 /// covers, are the same in both.
 pub fn bind_to_cpu(tid: i32, cpu: usize) -> std::io::Result<()> {
+    let target = nix::unistd::Pid::from_raw(tid);
+    if tid == 0 {
+        BEFORE_BINDING.get_or_init(|| nix::sched::sched_getaffinity(target).ok());
+    }
     let mut set = nix::sched::CpuSet::new();
     set.set(cpu).map_err(std::io::Error::from)?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &set)
-        .map_err(std::io::Error::from)
+    nix::sched::sched_setaffinity(target, &set).map_err(std::io::Error::from)
 }
 
 /// If the calling thread may run on one CPU only (a helper thread that
-/// inherited [`bind_to_cpu`]'s mask from the recorder's main thread), lets it
-/// run on every other CPU instead, or on all if no other is allowed: its
-/// work then overlaps the program's instead of taking turns with it.
+/// inherited [`bind_to_cpu`]'s mask from the recorder's or replayer's
+/// thread), lets it run on the other CPUs the process had before binding
+/// (all CPUs, if that is unknown) instead, if there are any: its work then
+/// overlaps the program's instead of taking turns with it. Only a matter
+/// of speed: where it fails, nothing changes.
 pub fn leave_bound_cpu() -> std::io::Result<()> {
+    use nix::sched::CpuSet;
     let me = nix::unistd::Pid::from_raw(0);
-    let count = nix::sched::CpuSet::count();
+    let cpus = |set: &CpuSet| -> Vec<usize> {
+        (0..CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect()
+    };
     let now = nix::sched::sched_getaffinity(me).map_err(std::io::Error::from)?;
-    let allowed: Vec<usize> = (0..count)
-        .filter(|&c| now.is_set(c).unwrap_or(false))
-        .collect();
-    let [bound] = allowed[..] else {
+    let [bound] = cpus(&now)[..] else {
         return Ok(());
     };
-    let mut others = nix::sched::CpuSet::new();
-    let mut all = nix::sched::CpuSet::new();
-    for c in 0..count {
-        all.set(c).map_err(std::io::Error::from)?;
-        if c != bound {
+    let before = BEFORE_BINDING.get().copied().flatten();
+    let mut others = CpuSet::new();
+    for c in (0..CpuSet::count()).filter(|&c| c != bound) {
+        if before.is_none_or(|b| b.is_set(c).unwrap_or(false)) {
             others.set(c).map_err(std::io::Error::from)?;
         }
     }
-    // Refused when none of `others` is allowed to this process.
-    nix::sched::sched_setaffinity(me, &others)
-        .or_else(|_| nix::sched::sched_setaffinity(me, &all))
-        .map_err(std::io::Error::from)
+    if cpus(&others).is_empty() {
+        return Ok(());
+    }
+    nix::sched::sched_setaffinity(me, &others).map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread bound to one CPU leaves it for the process's others.
+    #[test]
+    fn a_bound_thread_leaves_its_cpu_for_the_others() {
+        std::thread::spawn(|| {
+            let cpus = |set: nix::sched::CpuSet| {
+                (0..nix::sched::CpuSet::count())
+                    .filter(|&c| set.is_set(c).unwrap_or(false))
+                    .collect::<Vec<_>>()
+            };
+            let me = nix::unistd::Pid::from_raw(0);
+            let allowed = cpus(nix::sched::sched_getaffinity(me).expect("affinity"));
+            bind_to_cpu(0, allowed[0]).expect("bind");
+            assert_eq!(
+                cpus(nix::sched::sched_getaffinity(me).expect("affinity")),
+                [allowed[0]]
+            );
+            leave_bound_cpu().expect("leave");
+            let now = cpus(nix::sched::sched_getaffinity(me).expect("affinity"));
+            if allowed.len() > 1 {
+                assert_eq!(now, allowed[1..], "the others the process had");
+            } else {
+                assert_eq!(now, allowed, "the only CPU stays");
+            }
+        })
+        .join()
+        .expect("thread");
+    }
 }

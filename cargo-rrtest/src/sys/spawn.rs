@@ -67,8 +67,9 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         rlim_max: libc::RLIM_INFINITY,
     };
 
-    // SAFETY: fork in a process that is single-threaded (a recorder, or a
-    // recorder server, records one program at a time); the child below only makes
+    // SAFETY: the process may have other threads (a replay's watchdog, a
+    // trace's compression or keeping thread), which the child does not
+    // have: it therefore takes no lock and allocates nothing, and only makes
     // async-signal-safe raw syscalls on memory prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
