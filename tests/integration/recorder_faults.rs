@@ -10,7 +10,10 @@
 //! - `info`: `info --json` reports the format version, the command and the
 //!   counters;
 //! - `unknown_syscall`: a syscall no table knows does not stop the program,
-//!   and marks the trace unreplayable.
+//!   and marks the trace unreplayable;
+//! - `faults::trace_write_error`: a trace that cannot be written (a file
+//!   size limit, as a full disk would) ends the recording with exit 105 and
+//!   the write's own error, and its partial trace is refused by `replay`.
 
 use std::path::{Path, PathBuf};
 
@@ -102,6 +105,10 @@ pub fn trials() -> Vec<Trial> {
             info_fields("recorder::info::json_fields")
         })
         .with_ignored_flag(skip),
+        Trial::test("recorder::faults::trace_write_error", || {
+            trace_write_error("recorder::faults::trace_write_error")
+        })
+        .with_ignored_flag(run::recording_unavailable().is_some()),
         Trial::test("recorder::unknown_syscall::unreplayable", || {
             unknown_syscall("recorder::unknown_syscall::unreplayable")
         })
@@ -459,6 +466,50 @@ fn unknown_syscall(trial: &str) -> Result<(), Failed> {
         )
         .into());
     }
+    dir.finish();
+    Ok(())
+}
+
+/// The recorder under a file size limit of 2 MiB (SIGXFSZ ignored, so a
+/// write past it fails with EFBIG, as one fails with ENOSPC on a full disk)
+/// records `dd` reading 32 MiB of /dev/urandom, whose buffered reads carry
+/// their bytes into `events.zst`: the recording must stop with exit 105 and
+/// the write's own error, naming the file, without panicking; the partial
+/// trace then replays to a refusal (104), not a panic.
+fn trace_write_error(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let inv = run::Invocation {
+        exe: PathBuf::from("/bin/dd"),
+        args: ["if=/dev/urandom", "of=/dev/null", "bs=64k", "count=512"]
+            .map(std::ffi::OsString::from)
+            .to_vec(),
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    // dash and bash both count `ulimit -f` in 512-byte blocks here
+    // (bash in POSIX mode, which `sh` is).
+    let rec = inv.record_wrapped(
+        &[
+            "sh",
+            "-c",
+            "trap '' XFSZ; ulimit -f 4096; exec \"$0\" \"$@\"",
+        ],
+        &trace,
+        &["--no-verify"],
+    )?;
+    no_panic(&rec)?;
+    rec.expect_code(105)?;
+    let err = rec.stderr_text();
+    if !(err.contains("events.zst") && err.contains("File too large")) {
+        return Err(format!(
+            "the error does not name the trace file and the write's error\n{}",
+            rec.describe()
+        )
+        .into());
+    }
+    let rep = run::replay_in(&trace, None)?;
+    no_panic(&rep)?;
+    rep.expect_code(EXIT_BAD_TRACE)?;
     dir.finish();
     Ok(())
 }

@@ -2168,12 +2168,22 @@ impl Session {
         };
         let stats = header.stats.clone();
         let discarded = discard_if_passed && result.is_ok() && status == ExitStatus::Exited(0);
-        if discarded {
-            self.writer.discard()?;
+        let written = if discarded {
+            self.writer.discard()
         } else {
-            self.writer.finish()?;
+            self.writer.finish()
         }
-        result?;
+        .map_err(Error::from);
+        match (result, written) {
+            // What stopped the recording is the error to report (a full
+            // disk is one), not that the trace could not be ended after it.
+            (Err(e), Err(also)) => {
+                warn!(error = %also, "the trace could not be finished either");
+                return Err(e);
+            }
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => return Err(e),
+            (Ok(()), Ok(())) => {}
+        }
         Ok(Recording {
             status,
             stats,
