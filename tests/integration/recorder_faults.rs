@@ -13,7 +13,10 @@
 //!   and marks the trace unreplayable;
 //! - `faults::trace_write_error`: a trace that cannot be written (a file
 //!   size limit, as a full disk would) ends the recording with exit 105 and
-//!   the write's own error, and its partial trace is refused by `replay`.
+//!   the write's own error, and its partial trace is refused by `replay`;
+//! - `faults::buffer_header_overwritten`: a program that writes over its
+//!   syscall buffer's header ends the recording with exit 105 and a message
+//!   that says so, never a huge allocation or read.
 
 use std::path::{Path, PathBuf};
 
@@ -109,6 +112,10 @@ pub fn trials() -> Vec<Trial> {
             trace_write_error("recorder::faults::trace_write_error")
         })
         .with_ignored_flag(run::recording_unavailable().is_some()),
+        Trial::test("recorder::faults::buffer_header_overwritten", || {
+            buffer_header_overwritten("recorder::faults::buffer_header_overwritten")
+        })
+        .with_ignored_flag(skip),
         Trial::test("recorder::unknown_syscall::unreplayable", || {
             unknown_syscall("recorder::unknown_syscall::unreplayable")
         })
@@ -510,6 +517,33 @@ fn trace_write_error(trial: &str) -> Result<(), Failed> {
     let rep = run::replay_in(&trace, None)?;
     no_panic(&rep)?;
     rep.expect_code(EXIT_BAD_TRACE)?;
+    dir.finish();
+    Ok(())
+}
+
+/// `buffer_scribble` sets its syscall buffer header's `used` to nearly 4
+/// GiB: the recording stops (exit 105) and says the program wrote over the
+/// buffer, without panicking.
+fn buffer_header_overwritten(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec {
+        name: "buffer_scribble",
+        source: Source::C(CBuild::pie("buffer_scribble")),
+        ..HELLO
+    };
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let rec = inv.record_with(&dir.path.join("trace"), &["--no-verify"])?;
+    no_panic(&rec)?;
+    rec.expect_code(105)?;
+    if !rec.stderr_text().contains("the program wrote over it") {
+        return Err(format!(
+            "the error does not say the buffer header was overwritten\n{}",
+            rec.describe()
+        )
+        .into());
+    }
     dir.finish();
     Ok(())
 }

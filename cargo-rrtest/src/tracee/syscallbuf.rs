@@ -431,6 +431,15 @@ pub fn pending_records(tid: i32, flushed: &mut Flushed) -> io::Result<Pending> {
         u32_at(&h, header::USED as usize),
         u32_at(&h, header::NUM_RECORDS as usize),
     );
+    // The program can write over its buffer's header like over any of its
+    // memory: never trust it for a size.
+    let capacity = area::BUFFER_SIZE - std::mem::size_of::<BufferHeader>() as u64;
+    if u64::from(used) > capacity {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the syscall buffer's header says {used} bytes are used, more than its {capacity}: the program wrote over it"),
+        ));
+    }
     // A buffer emptied behind our back: start over.
     if used < flushed.bytes || num < flushed.records {
         *flushed = Flushed::default();
