@@ -162,7 +162,8 @@ impl Batch {
     /// records, which `fill` writes into the slice it is given (the
     /// recorder reads them there straight from the program's buffer: no
     /// copy is made of them). The same bytes as pushing the event. When
-    /// `fill` answers false, nothing is added, and neither is it.
+    /// `fill` answers false (it could not), nothing is added and the answer
+    /// is false.
     pub fn push_buffered(
         &mut self,
         tid: Tid,

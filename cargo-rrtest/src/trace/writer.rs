@@ -1,8 +1,10 @@
 //! [`TraceWriter`]: writes a trace directory while recording.
 //!
 //! `create` makes the directory (0700) with `header.json` (outcome `None`),
-//! `files/` and `events.zst`; `push` appends events through a reused buffer
-//! into a buffered zstd stream; `finish` writes the end record, ends the
+//! `files/` and `events.zst`; `push` (and `push_buffered`, for a flush's
+//! records read in place) appends events to the stream, which another
+//! thread checksums and compresses (`pipeline.rs`); `finish` writes the end
+//! record, ends the
 //! zstd frame, and replaces `header.json` atomically with the final one. A
 //! writer dropped without `finish` (an error path) flushes what it has, so
 //! the trace reads as its complete events followed by a truncation error;
