@@ -207,29 +207,8 @@ fn default_trace_dir(cwd: &Path, program: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{Header, Stats, TraceWriter};
-
-    fn header() -> Header {
-        Header {
-            format_version: trace::FORMAT_VERSION,
-            recorder_version: "0.1.0".into(),
-            protocol_version: 1,
-            argv: vec!["./prog".into()],
-            exe: "/tmp/prog".into(),
-            env: vec![],
-            cwd: "/tmp".into(),
-            kernel: "Linux 6.8.0 x86_64".into(),
-            cpuid: vec![],
-            recorded_at: "2026-11-27T05:00:00Z".into(),
-            tracee_cpu: None,
-            initial_sigmask: None,
-            initial_ignored: None,
-            outcome: None,
-            unreplayable: vec![],
-            stats: Stats::default(),
-            verification: None,
-        }
-    }
+    use crate::trace::tests::gen::header;
+    use crate::trace::TraceWriter;
 
     /// Keeping fails (an entry with the wrong bytes) while the trace is
     /// replayed: keeping's error is the one returned, and the header claims

@@ -21,7 +21,7 @@ pub mod stream;
 mod writer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use event::*;
 pub use files::{file_id_of, IdCache, Kept, Stored};

@@ -4,7 +4,7 @@
 mod bench;
 mod corrupt;
 mod files;
-mod gen;
+pub(crate) mod gen;
 mod golden;
 mod pipeline;
 mod roundtrip;
