@@ -20,8 +20,8 @@ use crate::sys::ptrace::{self, Regs, WaitEvent};
 use crate::sys::spawn::{spawn, SpawnSpec};
 use crate::sys::{seccomp, RemoteMem};
 use crate::trace::{
-    Event, ExecPoint, ExitStatus, PatchEvent, SignalEvent, SignalKind, SyscallResult, Tid,
-    TraceReader,
+    Event, ExecPoint, ExitStatus, PatchEvent, ReadAhead, SignalEvent, SignalKind, SyscallResult,
+    Tid, TraceReader,
 };
 use crate::tracee::syscallbuf::{self, Space};
 
@@ -80,7 +80,7 @@ struct Task {
 }
 
 struct Session {
-    reader: TraceReader,
+    reader: ReadAhead,
     tasks: HashMap<Tid, Task>,
     index: u64,
     echo: bool,
@@ -131,6 +131,9 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         }
         .into());
     };
+    // The rest is decoded on a thread of its own, off the CPU this thread
+    // and the program will share (started before binding, so it is free).
+    let reader = reader.read_ahead()?;
     let exec_dir = ExecDir::new().map_err(|source| Error::Spawn {
         program: exec.exe.clone(),
         source,

@@ -27,7 +27,7 @@ pub use event::*;
 pub use files::{file_id_of, IdCache, Kept, Stored};
 pub use header::*;
 pub use pipeline::ZSTD_LEVEL;
-pub use reader::{read_header, TraceReader};
+pub use reader::{read_header, ReadAhead, TraceReader};
 pub use writer::{keep, rewrite_header, TraceWriter};
 
 /// The trace format version this build writes and reads (`format_version` in

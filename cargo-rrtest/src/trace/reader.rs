@@ -199,6 +199,146 @@ impl TraceReader {
     }
 }
 
+/// Events [`ReadAhead`] decodes before they are asked for, at most.
+const READ_AHEAD: usize = 8;
+
+impl TraceReader {
+    /// This reader on a thread of its own, which decompresses, checks and
+    /// decodes the events ahead of their use ([`ReadAhead`]).
+    pub fn read_ahead(mut self) -> Result<ReadAhead, Error> {
+        let (dir, events_path, header) = (
+            self.dir.clone(),
+            self.events_path.clone(),
+            self.header.clone(),
+        );
+        let (tx, events) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        let thread = crate::sys::signals::spawn_without_signals("rrtest-read", move || {
+            // Only a cost if it fails: the thread then shares the CPU.
+            let _ = crate::sys::cpu::leave_bound_cpu();
+            loop {
+                let event = self.next_event();
+                let last = !matches!(event, Ok(Some(_)));
+                if tx.send(event).is_err() || last {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| io_err(&events_path, e))?;
+        Ok(ReadAhead {
+            dir,
+            events_path,
+            header,
+            events,
+            thread: Some(thread),
+            ended: None,
+        })
+    }
+}
+
+/// A [`TraceReader`] that reads ahead on a thread of its own: the events
+/// are decompressed, checksummed and decoded there, while the replayer's
+/// thread (which shares one CPU with the program it replays) replays the
+/// ones before them. The same events and errors, in the same order.
+pub struct ReadAhead {
+    dir: PathBuf,
+    events_path: PathBuf,
+    header: Header,
+    events: std::sync::mpsc::Receiver<Result<Option<Event>, Error>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// How the stream ended, once it has: `None` (its end) or the error.
+    ended: Option<Option<Error>>,
+}
+
+impl std::fmt::Debug for ReadAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadAhead")
+            .field("dir", &self.dir)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadAhead {
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Where the copy of file `id` is (`files/<id>`).
+    pub fn file_path(&self, id: &FileId) -> PathBuf {
+        self.dir.join(FILES_DIR).join(&id.0)
+    }
+
+    /// [`TraceReader::next_event`]: after the end, `Ok(None)` again; after
+    /// an error, the same error again.
+    pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
+        if let Some(ended) = &self.ended {
+            return match ended {
+                None => Ok(None),
+                Some(e) => Err(same_error(e)),
+            };
+        }
+        let event = self.events.recv().unwrap_or_else(|_| {
+            Err(io_err(
+                &self.events_path,
+                io::Error::other("the trace's reading thread is gone"),
+            ))
+        });
+        match &event {
+            Ok(Some(_)) => {}
+            Ok(None) => self.ended = Some(None),
+            Err(e) => self.ended = Some(Some(same_error(e))),
+        }
+        event
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        // The thread stops at its next send, which fails once nobody
+        // receives: drop the receiving end first.
+        let (_, dead) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.events, dead));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A copy of `e` (an I/O error is copied as its kind and message).
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::VersionMismatch {
+            path,
+            found,
+            expected,
+            ours,
+            writer,
+        } => Error::VersionMismatch {
+            path: path.clone(),
+            found: *found,
+            expected: *expected,
+            ours: ours.clone(),
+            writer: writer.clone(),
+        },
+        Error::Corrupt {
+            path,
+            what,
+            offset,
+            reason,
+        } => Error::Corrupt {
+            path: path.clone(),
+            what,
+            offset: *offset,
+            reason: reason.clone(),
+        },
+        Error::Io { path, source } => Error::Io {
+            path: path.clone(),
+            source: io::Error::new(source.kind(), source.to_string()),
+        },
+    }
+}
+
 impl Iterator for TraceReader {
     type Item = Result<Event, Error>;
 

@@ -340,3 +340,59 @@ fn damaged_headers_are_errors_with_an_offset() {
         "{err}"
     );
 }
+
+/// Reads a whole trace through [`crate::trace::ReadAhead`]: the events, and
+/// the error that ended it (asked twice: the same error again).
+fn read_all_ahead(dir: &Path) -> (Vec<Event>, Option<String>) {
+    let mut r = match TraceReader::open(dir).and_then(TraceReader::read_ahead) {
+        Ok(r) => r,
+        Err(e) => return (vec![], Some(e.to_string())),
+    };
+    let mut out = Vec::new();
+    loop {
+        match r.next_event() {
+            Ok(Some(e)) => out.push(e),
+            Ok(None) => {
+                assert!(matches!(r.next_event(), Ok(None)), "the end again");
+                return (out, None);
+            }
+            Err(e) => {
+                let again = r.next_event().expect_err("the error again").to_string();
+                assert_eq!(again, e.to_string());
+                return (out, Some(e.to_string()));
+            }
+        }
+    }
+}
+
+/// Reading ahead on a thread gives the events and the error the reader
+/// gives: for a whole trace (more events than it reads ahead), cut short,
+/// and damaged; and dropping it midway stops its thread.
+#[test]
+fn reading_ahead_gives_what_the_reader_gives() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let good = tmp.path().join("good");
+    let events = random_events(21, 500);
+    write_trace(&good, &events);
+    assert_eq!(read_all_ahead(&good), (events.clone(), None));
+
+    let original = std::fs::read(good.join("events.zst")).expect("read");
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir(&bad).expect("mkdir");
+    std::fs::copy(good.join("header.json"), bad.join("header.json")).expect("copy");
+    let mut flipped = original.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x20;
+    for data in [&original[..original.len() / 3], &flipped[..]] {
+        std::fs::write(bad.join("events.zst"), data).expect("write");
+        let (got, err, _) = read_all(&bad);
+        let err = err.expect("an error").to_string();
+        assert_eq!(read_all_ahead(&bad), (got, Some(err)));
+    }
+
+    let mut r = TraceReader::open(&good)
+        .and_then(TraceReader::read_ahead)
+        .expect("read ahead");
+    assert_eq!(r.next_event().expect("event").as_ref(), events.first());
+    drop(r);
+}
