@@ -293,7 +293,7 @@ pub fn serialize<'a>(entries: impl Iterator<Item = Entry<'a>>) -> (Vec<u8>, Vec<
     let mut ends = Vec::new();
     for e in entries {
         let (nr, out_len, result, data): (i64, u32, i64, &[u8]) = match e {
-            Entry::Done(r) => (r.nr, r.data.len() as u32, r.result, &r.data),
+            Entry::Done(r) => (r.nr, r.data.len() as u32, r.result, &r.data[..]),
             Entry::Aborted { nr } => (nr, ABORTED, -(libc::EINTR as i64), &[]),
         };
         let check = match e {
@@ -385,7 +385,7 @@ mod tests {
         let a = Record {
             nr: 0,
             result: 3,
-            data: b"abc".to_vec(),
+            data: b"abc".to_vec().into(),
             output: None,
         };
         let b = Record {
@@ -407,7 +407,7 @@ mod tests {
             -(libc::EINTR as i64)
         );
         assert_eq!(
-            crate::tracee::syscallbuf::parse_records(&bytes[56..]).unwrap(),
+            crate::tracee::syscallbuf::parse_records(bytes[56..].to_vec()).unwrap(),
             vec![b]
         );
         // Plain entries have no check word.
@@ -420,7 +420,7 @@ mod tests {
         let out = |nr, asked| Record {
             nr,
             result: 5,
-            data: b"hello".to_vec(),
+            data: b"hello".to_vec().into(),
             output: Some(Output { stream: 1, asked }),
         };
         let (w, v) = (out(libc::SYS_write, 6), out(libc::SYS_writev, 9));

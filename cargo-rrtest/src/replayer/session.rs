@@ -487,7 +487,7 @@ impl Session {
             }
             Event::Buffered { tid, records } => {
                 let records =
-                    syscallbuf::parse_records(&records).map_err(|reason| Error::Malformed {
+                    syscallbuf::parse_records(records).map_err(|reason| Error::Malformed {
                         index: self.index,
                         reason: format!("buffered records of thread {tid}: {reason}"),
                     })?;
@@ -1088,7 +1088,7 @@ impl Session {
                     let asked = syscallbuf::output_asked(&mem, nr, &args).unwrap_or(u64::MAX);
                     let seen = crate::tracee::written_bytes(&mem, nr, &args, rec.data.len())
                         .unwrap_or_default();
-                    if asked != out.asked || seen != rec.data {
+                    if asked != out.asked || seen[..] != rec.data[..] {
                         return Err(self.diverged(
                             tid,
                             format!("output of {} (buffered)", syscalls::name(nr)),
@@ -1475,7 +1475,7 @@ fn echo_buffered_output(echo: bool, rec: syscallbuf::Record) {
     if let (true, Some(out)) = (echo, rec.output) {
         inject::echo_output(&crate::trace::SyscallExtra::Output {
             fd: out.stream,
-            data: rec.data,
+            data: rec.data.to_vec(),
         });
     }
 }

@@ -649,6 +649,47 @@ pub fn abort_untraced(tid: i32, regs: &Regs) -> io::Result<()> {
     ptrace::setregs(tid, &r)
 }
 
+/// Bytes of one record, shared with the other records of its event: the
+/// records of a full buffer are hundreds of thousands, and replay reads them
+/// without an allocation each.
+#[derive(Clone, Default)]
+pub struct RecordData {
+    event: std::sync::Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+}
+
+impl std::ops::Deref for RecordData {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // In range: `parse_records` checked it against the event's bytes.
+        self.event.get(self.range.clone()).unwrap_or_default()
+    }
+}
+
+impl From<Vec<u8>> for RecordData {
+    fn from(bytes: Vec<u8>) -> Self {
+        RecordData {
+            range: 0..bytes.len(),
+            event: std::sync::Arc::new(bytes),
+        }
+    }
+}
+
+impl PartialEq for RecordData {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for RecordData {}
+
+impl std::fmt::Debug for RecordData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
+}
+
 /// One buffered syscall, as replay reads it back.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
@@ -658,7 +699,7 @@ pub struct Record {
     pub result: i64,
     /// What it wrote to its output argument; for program output, the bytes
     /// it wrote to `output`.
-    pub data: Vec<u8>,
+    pub data: RecordData,
     /// Program output: the recorder's stream (1 or 2) it wrote `data` to.
     pub output: Option<Output>,
 }
@@ -720,9 +761,12 @@ pub fn synthetic_tsc_records(bytes: &[u8]) -> u64 {
     n
 }
 
-/// Splits record bytes (an `Event::Buffered` payload) into records.
-pub fn parse_records(bytes: &[u8]) -> Result<Vec<Record>, String> {
+/// Splits record bytes (an `Event::Buffered` payload) into records, which
+/// share them.
+pub fn parse_records(records: Vec<u8>) -> Result<Vec<Record>, String> {
     const HDR: usize = std::mem::size_of::<RecordHeader>();
+    let event = std::sync::Arc::new(records);
+    let bytes = event.as_slice();
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -757,7 +801,10 @@ pub fn parse_records(bytes: &[u8]) -> Result<Vec<Record>, String> {
         out.push(Record {
             nr: i64::from(nr),
             result,
-            data: bytes[at + HDR..at + HDR + out_len as usize].to_vec(),
+            data: RecordData {
+                event: std::sync::Arc::clone(&event),
+                range: at + HDR..at + HDR + out_len as usize,
+            },
             output,
         });
         at = (at + size).min(bytes.len());
@@ -1245,7 +1292,7 @@ mod tests {
         let mut bytes = record(39, 1234, &[]);
         bytes.extend(record(0, 3, b"abc"));
         bytes.extend(record(228, 0, &[7; 16]));
-        let recs = parse_records(&bytes).expect("well-formed");
+        let recs = parse_records(bytes.clone()).expect("well-formed");
         assert_eq!(
             recs,
             vec![
@@ -1257,13 +1304,13 @@ mod tests {
                 Record {
                     nr: 0,
                     result: 3,
-                    data: b"abc".to_vec(),
+                    data: b"abc".to_vec().into(),
                     output: None,
                 },
                 Record {
                     nr: 228,
                     result: 0,
-                    data: vec![7; 16],
+                    data: vec![7; 16].into(),
                     output: None,
                 },
             ]
@@ -1274,7 +1321,7 @@ mod tests {
     fn output_records_parse_back_with_their_stream() {
         let mut bytes = flagged(1, record_flags::STDOUT, 12, 5, b"hello");
         bytes.extend(flagged(20, record_flags::STDERR, 3, -32, &[]));
-        let recs = parse_records(&bytes).expect("well-formed");
+        let recs = parse_records(bytes.clone()).expect("well-formed");
         assert_eq!(
             recs[0].output,
             Some(Output {
@@ -1282,7 +1329,7 @@ mod tests {
                 asked: 12
             })
         );
-        assert_eq!((recs[0].nr, recs[0].data.as_slice()), (1, &b"hello"[..]));
+        assert_eq!((recs[0].nr, &recs[0].data[..]), (1, &b"hello"[..]));
         assert_eq!(
             recs[1].output,
             Some(Output {
@@ -1290,7 +1337,7 @@ mod tests {
                 asked: 3
             })
         );
-        assert!(parse_records(&flagged(1, 0x40, 1, 1, b"x")).is_err());
+        assert!(parse_records(flagged(1, 0x40, 1, 1, b"x")).is_err());
     }
 
     #[test]
@@ -1345,17 +1392,17 @@ mod tests {
         assert!(parse_output_table(&record(1, 3, b"abc")).is_err());
         let mut mixed = record(1, 3, b"abc");
         mixed.extend(&rec);
-        assert!(parse_records(&mixed).is_err());
+        assert!(parse_records(mixed.clone()).is_err());
         assert!(parse_output_table(&rec[..40]).is_err());
     }
 
     #[test]
     fn malformed_records_are_errors() {
         let good = record(0, 3, b"abc");
-        assert!(parse_records(&good[..10]).is_err());
+        assert!(parse_records(good[..10].to_vec()).is_err());
         let mut lying = good.clone();
         lying[4..8].copy_from_slice(&100u32.to_le_bytes());
-        assert!(parse_records(&lying).is_err());
-        assert_eq!(parse_records(&[]).expect("empty"), vec![]);
+        assert!(parse_records(lying.clone()).is_err());
+        assert_eq!(parse_records(Vec::new()).expect("empty"), vec![]);
     }
 }
