@@ -27,8 +27,9 @@
 #     and polling only).
 # Each is run RUNS times (default 7) per mode and the median is reported,
 # with the ratios buffered/native and unbuffered/buffered, the share of
-# syscalls buffered, and the cost per traced syscall of the unbuffered
-# recording, (unbuffered - native) / its stats.traced_syscalls.
+# syscalls buffered, and the cost per stop of the unbuffered recording,
+# (unbuffered - native) / (its stats.traced_syscalls + stats.rdtsc, the
+# trapped rdtsc).
 # Then syscall_loop and file_loop run 10N rounds natively and recorded with
 # the buffer, interleaved: their ratio, and the marginal ratio
 # (recorded(10N) - recorded(N)) / (native(10N) - native(N)), which is the
@@ -49,7 +50,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
     --loop-n) LOOP_N="$2"; shift 2 ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
     *) echo "bench-recorder: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -199,7 +200,7 @@ for line in open(samples):
 report = {"runs": int(runs), "kernel": kernel, "cargo_rrtest": version,
           "loop_n": int(loop_n), "workloads": {}}
 print(f"{'workload':<14} {'native':>10} {'buffered':>10} {'unbuf.':>10} {'replayed':>10} "
-      f"{'buf/nat':>8} {'unbuf/buf':>9} {'buffered%':>9} {'us/traced':>9}")
+      f"{'buf/nat':>8} {'unbuf/buf':>9} {'buffered%':>9} {'us/stop':>9}")
 for name in names:
     info = json.load(open(f"{work}/{name}/info.json"))
     plain = json.load(open(f"{work}/{name}/info-plain.json"))
@@ -207,8 +208,11 @@ for name in names:
     traced = stats.get("traced_syscalls", 0)
     buffered = stats.get("buffered_syscalls", 0)
     plain_traced = plain.get("stats", {}).get("traced_syscalls", 0)
+    # Each trapped rdtsc stops like a traced syscall (rdtsc_loop has few
+    # syscalls and many traps).
+    plain_stops = plain_traced + plain.get("stats", {}).get("rdtsc", 0)
     med = {m: statistics.median(v) for m, v in times[name].items()}
-    per = (med["record_nobuf"] - med["native"]) / plain_traced / 1000 if plain_traced else None
+    per = (med["record_nobuf"] - med["native"]) / plain_stops / 1000 if plain_stops else None
     share = 100.0 * buffered / (buffered + traced) if buffered + traced else 0.0
     w = {
         "native_ms": med["native"] / 1e6,
@@ -225,7 +229,8 @@ for name in names:
         "events": info.get("events", stats.get("events")),
         "rdtsc_trapped": stats.get("rdtsc", 0),
         "rdtsc_buffered": stats.get("rdtsc_buffered", 0),
-        "us_per_traced_syscall": per,
+        "unbuffered_rdtsc_traps": plain_stops - plain_traced,
+        "us_per_traced_syscall_or_trap": per,
         "samples_ns": times[name],
     }
     report["workloads"][name] = w
