@@ -27,6 +27,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::codec::EncodeError;
 use super::event::{Event, Tid};
 use super::stream::{Batch, PushError, StreamWriter};
 
@@ -157,15 +158,7 @@ impl Pipeline {
 
     /// Appends `event`. An event that cannot be encoded adds nothing.
     pub fn push(&mut self, event: &Event) -> Result<(), PushError> {
-        if self.broken {
-            self.check()?;
-        }
-        self.batch.push(event)?;
-        self.events += 1;
-        if self.batch.len() >= BATCH {
-            self.hand_over(true)?;
-        }
-        Ok(())
+        self.add(|batch| batch.push(event).map(|()| true)).map(drop)
     }
 
     /// Appends an `Event::Buffered` whose records `fill` writes in place
@@ -176,10 +169,19 @@ impl Pipeline {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> bool,
     ) -> Result<bool, PushError> {
+        self.add(|batch| batch.push_buffered(tid, len, fill))
+    }
+
+    /// Frames one event into the batch with `frame` (which answers whether
+    /// it added one), and hands the batch over once it is full.
+    fn add(
+        &mut self,
+        frame: impl FnOnce(&mut Batch) -> Result<bool, EncodeError>,
+    ) -> Result<bool, PushError> {
         if self.broken {
             self.check()?;
         }
-        if !self.batch.push_buffered(tid, len, fill)? {
+        if !frame(&mut self.batch)? {
             return Ok(false);
         }
         self.events += 1;
