@@ -285,6 +285,7 @@ impl Enc<'_> {
 ///
 /// On error `buf` may hold part of a payload; the caller clears it.
 pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeError> {
+    let start = buf.len();
     let mut e = Enc {
         buf,
         kind: event.kind(),
@@ -441,10 +442,10 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
             tag::UNSUPPORTED
         }
     };
-    if e.buf.len() as u64 > MAX_RECORD_LEN {
+    let len = e.buf.len() - start;
+    if len as u64 > MAX_RECORD_LEN {
         return Err(e.err(format!(
-            "its record is {} bytes, more than the {MAX_RECORD_LEN} the format allows",
-            e.buf.len()
+            "its record is {len} bytes, more than the {MAX_RECORD_LEN} the format allows"
         )));
     }
     Ok(tag)

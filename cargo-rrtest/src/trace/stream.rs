@@ -141,7 +141,7 @@ pub struct Batch {
     bytes: Vec<u8>,
     /// Each record's prefix and payload lengths, in order.
     records: Vec<(u8, usize)>,
-    /// Reused payload buffer.
+    /// Reused buffer for a buffered event's head.
     scratch: Vec<u8>,
 }
 
@@ -149,12 +149,25 @@ impl Batch {
     /// Frames `event` after the records already here. An event that cannot
     /// be encoded adds nothing.
     pub fn push(&mut self, event: &Event) -> Result<(), EncodeError> {
-        self.scratch.clear();
-        let tag = codec::encode_payload(&mut self.scratch, event)?;
-        let (prefix, n) = record_prefix(tag, self.scratch.len());
-        self.bytes.extend_from_slice(&prefix[..n]);
-        self.bytes.extend_from_slice(&self.scratch);
-        self.records.push((n as u8, self.scratch.len()));
+        // The payload goes after room for the longest prefix, and is moved
+        // back once its length, so its prefix, is known: no second buffer
+        // (an event can be hundreds of megabytes).
+        const ROOM: usize = 1 + codec::MAX_VARINT_LEN;
+        let start = self.bytes.len();
+        self.bytes.resize(start + ROOM, 0);
+        let tag = match codec::encode_payload(&mut self.bytes, event) {
+            Ok(tag) => tag,
+            Err(e) => {
+                self.bytes.truncate(start);
+                return Err(e);
+            }
+        };
+        let payload = self.bytes.len() - start - ROOM;
+        let (prefix, n) = record_prefix(tag, payload);
+        self.bytes[start..start + n].copy_from_slice(&prefix[..n]);
+        self.bytes.copy_within(start + ROOM.., start + n);
+        self.bytes.truncate(start + n + payload);
+        self.records.push((n as u8, payload));
         Ok(())
     }
 
@@ -211,10 +224,28 @@ impl Batch {
         self.records.len()
     }
 
-    /// Empties it, keeping its memory.
+    /// Empties it, keeping its memory for the next records, unless a huge
+    /// event (a syscall that read hundreds of megabytes) made it grow past
+    /// [`Batch::RETAINED`]: batches are reused, and would otherwise hold
+    /// such memory for the rest of the recording.
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.records.clear();
+        self.scratch.clear();
+        for v in [&mut self.bytes, &mut self.scratch] {
+            if v.capacity() > Self::RETAINED {
+                *v = Vec::new();
+            }
+        }
+    }
+
+    /// The most memory a buffer of an emptied batch keeps: more than a full
+    /// syscall buffer's records (1 MiB), which every flush frames.
+    pub const RETAINED: usize = 4 << 20;
+
+    /// The memory its buffers hold.
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity() + self.scratch.capacity()
     }
 }
 

@@ -180,3 +180,29 @@ fn buffered_records_filled_in_place_frame_like_the_event() {
     ];
     assert_eq!(w.finish().expect("vec"), encode_stream(&expected));
 }
+
+/// An emptied batch keeps the memory a full buffer's records need, not a
+/// huge event's.
+#[test]
+fn an_emptied_batch_does_not_keep_a_huge_events_memory() {
+    let mut batch = Batch::default();
+    let mb = 1 << 20;
+    assert!(batch
+        .push_buffered(1, mb, |out| !out.is_empty())
+        .expect("ok"));
+    batch.clear();
+    assert_eq!((batch.events(), batch.len()), (0, 0));
+    assert!(batch.capacity() >= mb, "a flush's memory is kept");
+    let huge = Event::Buffered {
+        tid: 1,
+        records: vec![7; 3 * Batch::RETAINED],
+    };
+    batch.push(&huge).expect("encodable");
+    assert!(batch.capacity() > 2 * Batch::RETAINED);
+    batch.clear();
+    assert!(
+        batch.capacity() <= 2 * Batch::RETAINED,
+        "{}",
+        batch.capacity()
+    );
+}
