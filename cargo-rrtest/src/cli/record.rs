@@ -69,6 +69,9 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         desched_events: !args.no_desched_events,
     };
     let recording = recorder::record(&opts)?;
+    // The recording is over: Ctrl-C may end what follows (keeping,
+    // verifying) at once.
+    crate::sys::signals::release_termination();
     // A recording made on its own is kept: made self-contained and durable.
     let verify = !args.no_verify && recording.unreplayable.is_empty();
     let verified = keep_and_verify(&trace_dir, !args.disposable, verify)?;

@@ -86,6 +86,29 @@ pub fn catch_termination() {
     }
 }
 
+/// Gives SIGTERM, SIGHUP and SIGINT back their default action (after a
+/// recording, when nothing waits for the request any more: a Ctrl-C
+/// during `record`'s verification then ends it, and the replayed program
+/// with it, rather than being noted and ignored). A request that came in
+/// meanwhile ends the process now, as it would have.
+pub fn release_termination() {
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT] {
+        // SAFETY: a zeroed sigaction with SIG_DFL is valid.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    if let Some(sig) = take_request() {
+        // SAFETY: raising a signal whose action is now the default.
+        unsafe {
+            libc::raise(sig);
+        }
+    }
+}
+
 /// The termination signal received since the last call, if any.
 pub fn take_request() -> Option<i32> {
     match REQUEST.swap(0, Ordering::SeqCst) {
