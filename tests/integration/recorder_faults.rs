@@ -16,7 +16,9 @@
 //!   the write's own error, and its partial trace is refused by `replay`;
 //! - `faults::buffer_header_overwritten`: a program that writes over its
 //!   syscall buffer's header ends the recording with exit 105 and a message
-//!   that says so, never a huge allocation or read.
+//!   that says so, never a huge allocation or read;
+//! - `faults::interrupted_verification`: a SIGINT while `record` verifies the
+//!   trace ends it at once; the trace stays, finished and unverified.
 
 use std::path::{Path, PathBuf};
 
@@ -114,6 +116,10 @@ pub fn trials() -> Vec<Trial> {
         .with_ignored_flag(run::recording_unavailable().is_some()),
         Trial::test("recorder::faults::buffer_header_overwritten", || {
             buffer_header_overwritten("recorder::faults::buffer_header_overwritten")
+        })
+        .with_ignored_flag(skip),
+        Trial::test("recorder::faults::interrupted_verification", || {
+            interrupted_verification("recorder::faults::interrupted_verification")
         })
         .with_ignored_flag(skip),
         Trial::test("recorder::unknown_syscall::unreplayable", || {
@@ -541,6 +547,88 @@ fn buffer_header_overwritten(trial: &str) -> Result<(), Failed> {
         return Err(format!(
             "the error does not say the buffer header was overwritten\n{}",
             rec.describe()
+        )
+        .into());
+    }
+    dir.finish();
+    Ok(())
+}
+
+/// `record` of `signal_storm` (whose verification replays 12000 signals, a
+/// second or more) gets a SIGINT as soon as the recording is over (its
+/// header has an outcome), while it keeps and verifies the trace: it must
+/// end at once, killed by the SIGINT as a command is, leaving the finished
+/// trace unverified.
+fn interrupted_verification(trial: &str) -> Result<(), Failed> {
+    use std::os::unix::process::ExitStatusExt;
+    use std::time::{Duration, Instant};
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec {
+        name: "signal_storm",
+        source: Source::C(CBuild::pie("signal_storm")),
+        ..HELLO
+    };
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let mut child = std::process::Command::new(crate::common::cargo_rrtest())
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(&inv.exe)
+        .args(&inv.args)
+        .current_dir(&inv.work)
+        .env("TMPDIR", &inv.work)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting cargo-rrtest record: {e}"))?;
+    let outcome = |trace: &Path| -> bool {
+        std::fs::read(trace.join("header.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|h| !h["outcome"].is_null())
+    };
+    let started = Instant::now();
+    while !outcome(&trace) {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("record ended ({status}) before its trace had an outcome").into());
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            return Err("the recording did not finish in 120 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)
+        .map_err(|e| format!("sending SIGINT: {e}"))?;
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting: {e}"))? {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            return Err("record went on for 5 s after a SIGINT during verification".into());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if status.signal() != Some(nix::sys::signal::Signal::SIGINT as i32) {
+        return Err(format!(
+            "record was not ended by the SIGINT but {status} (did the verification finish first?)"
+        )
+        .into());
+    }
+    let header: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(trace.join("header.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    if header["outcome"].is_null() || !header["verification"].is_null() {
+        return Err(format!(
+            "the trace should be finished and unverified: outcome {}, verification {}",
+            header["outcome"], header["verification"]
         )
         .into());
     }
