@@ -120,7 +120,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
     }
     if header.outcome.is_none() {
         return Err(Error::NotReplayable(vec![
-            "the recording did not finish (the recorder was killed)".into(),
+            "the recording did not finish (the recorder was killed, or failed)".into(),
         ])
         .into());
     }
