@@ -1371,7 +1371,8 @@ impl Session {
                         }
                     },
                 )?;
-            if let (false, Some(e)) = (pushed, failed) {
+            if !pushed {
+                let e = failed.unwrap_or_else(|| io::Error::other("no records read"));
                 return Err(ptrace_err("reading the syscall buffer", tid)(e));
             }
             trace!(

@@ -141,8 +141,6 @@ pub struct Batch {
     bytes: Vec<u8>,
     /// Each record's prefix and payload lengths, in order.
     records: Vec<(u8, usize)>,
-    /// Reused buffer for a buffered event's head.
-    scratch: Vec<u8>,
 }
 
 impl Batch {
@@ -183,9 +181,9 @@ impl Batch {
         len: usize,
         fill: impl FnOnce(&mut [u8]) -> bool,
     ) -> Result<bool, EncodeError> {
-        self.scratch.clear();
-        codec::buffered_payload_head(&mut self.scratch, tid, len);
-        let payload = self.scratch.len() + len;
+        let mut head = Vec::with_capacity(2 * codec::MAX_VARINT_LEN);
+        codec::buffered_payload_head(&mut head, tid, len);
+        let payload = head.len() + len;
         if payload as u64 > codec::MAX_RECORD_LEN {
             return Err(EncodeError {
                 kind: "buffered",
@@ -198,7 +196,7 @@ impl Batch {
         let (prefix, n) = record_prefix(codec::tag::BUFFERED, payload);
         let start = self.bytes.len();
         self.bytes.extend_from_slice(&prefix[..n]);
-        self.bytes.extend_from_slice(&self.scratch);
+        self.bytes.extend_from_slice(&head);
         let records = self.bytes.len();
         self.bytes.resize(records + len, 0);
         if !fill(&mut self.bytes[records..]) {
@@ -231,11 +229,8 @@ impl Batch {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.records.clear();
-        self.scratch.clear();
-        for v in [&mut self.bytes, &mut self.scratch] {
-            if v.capacity() > Self::RETAINED {
-                *v = Vec::new();
-            }
+        if self.bytes.capacity() > Self::RETAINED {
+            self.bytes = Vec::new();
         }
     }
 
@@ -243,9 +238,9 @@ impl Batch {
     /// syscall buffer's records (1 MiB), which every flush frames.
     pub const RETAINED: usize = 4 << 20;
 
-    /// The memory its buffers hold.
+    /// The memory its framed bytes hold.
     pub fn capacity(&self) -> usize {
-        self.bytes.capacity() + self.scratch.capacity()
+        self.bytes.capacity()
     }
 }
 

@@ -305,7 +305,7 @@ pub fn init(tid: i32, regs: &Regs) -> io::Result<Option<u64>> {
         libc::SYS_mprotect,
         [AREA_ADDR, area::GUARD_SIZE, libc::PROT_NONE as u64, 0, 0, 0],
     )?;
-    let capacity = (area::BUFFER_SIZE - std::mem::size_of::<BufferHeader>() as u64) as u32;
+    let capacity = RECORDS_CAPACITY as u32;
     mem.write(BUFFER_ADDR, &BUFFER_MAGIC.to_le_bytes())?;
     mem.write(BUFFER_ADDR + 4, &capacity.to_le_bytes())?;
     let tl = ThreadLocals {
@@ -407,6 +407,9 @@ fn output_table_bytes(fds: &[OutputFd]) -> Vec<u8> {
     bytes
 }
 
+/// Bytes of records a thread's buffer holds (after its header).
+const RECORDS_CAPACITY: u64 = area::BUFFER_SIZE - std::mem::size_of::<BufferHeader>() as u64;
+
 /// The committed records of the buffer in `tid`'s address space that are
 /// not in the trace yet ([`pending_records`]); [`read_records`] reads them,
 /// [`mark_flushed`] notes them written.
@@ -433,11 +436,10 @@ pub fn pending_records(tid: i32, flushed: &mut Flushed) -> io::Result<Pending> {
     );
     // The program can write over its buffer's header like over any of its
     // memory: never trust it for a size.
-    let capacity = area::BUFFER_SIZE - std::mem::size_of::<BufferHeader>() as u64;
-    if u64::from(used) > capacity {
+    if u64::from(used) > RECORDS_CAPACITY {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("the syscall buffer's header says {used} bytes are used, more than its {capacity}: the program wrote over it"),
+            format!("the syscall buffer's header says {used} bytes are used, more than its {RECORDS_CAPACITY}: the program wrote over it"),
         ));
     }
     // A buffer emptied behind our back: start over.
