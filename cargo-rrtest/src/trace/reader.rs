@@ -199,8 +199,21 @@ impl TraceReader {
     }
 }
 
-/// Events [`ReadAhead`] decodes before they are asked for, at most.
-const READ_AHEAD: usize = 8;
+/// What [`ReadAhead`]'s thread hands over at once: events, in order, the
+/// last of them the stream's end or error if it is there.
+type Chunk = Vec<Result<Option<Event>, Error>>;
+
+/// Events in a chunk, at most. Handing events over one by one cost a
+/// wake-up of the other thread, across CPUs, for each (a quarter more time
+/// replaying a trace of traced syscalls); one per chunk does not show.
+const CHUNK_EVENTS: usize = 256;
+
+/// Bytes of buffered records after which a chunk is handed over, however
+/// few its events (a full syscall buffer's are a megabyte).
+const CHUNK_RECORDS: usize = 1 << 20;
+
+/// Chunks decoded before they are asked for, at most.
+const READ_AHEAD: usize = 2;
 
 impl TraceReader {
     /// This reader on a thread of its own, which decompresses, checks and
@@ -216,9 +229,20 @@ impl TraceReader {
             // Only a cost if it fails: the thread then shares the CPU.
             let _ = crate::sys::cpu::leave_bound_cpu();
             loop {
-                let event = self.next_event();
-                let last = !matches!(event, Ok(Some(_)));
-                if tx.send(event).is_err() || last {
+                let mut chunk: Chunk = Vec::with_capacity(CHUNK_EVENTS);
+                let mut records = 0;
+                let last = loop {
+                    let event = self.next_event();
+                    let last = !matches!(event, Ok(Some(_)));
+                    if let Ok(Some(Event::Buffered { records: r, .. })) = &event {
+                        records += r.len();
+                    }
+                    chunk.push(event);
+                    if last || chunk.len() == CHUNK_EVENTS || records >= CHUNK_RECORDS {
+                        break last;
+                    }
+                };
+                if tx.send(chunk).is_err() || last {
                     break;
                 }
             }
@@ -228,7 +252,8 @@ impl TraceReader {
             dir,
             events_path,
             header,
-            events,
+            chunks: events,
+            chunk: Vec::new().into_iter(),
             thread: Some(thread),
             ended: None,
         })
@@ -236,14 +261,17 @@ impl TraceReader {
 }
 
 /// A [`TraceReader`] that reads ahead on a thread of its own: the events
-/// are decompressed, checksummed and decoded there, while the replayer's
-/// thread (which shares one CPU with the program it replays) replays the
-/// ones before them. The same events and errors, in the same order.
+/// are decompressed, checksummed and decoded there, in chunks, while the
+/// replayer's thread (which shares one CPU with the program it replays)
+/// replays the ones before them. The same events and errors, in the same
+/// order.
 pub struct ReadAhead {
     dir: PathBuf,
     events_path: PathBuf,
     header: Header,
-    events: std::sync::mpsc::Receiver<Result<Option<Event>, Error>>,
+    chunks: std::sync::mpsc::Receiver<Chunk>,
+    /// The rest of the chunk being read.
+    chunk: std::vec::IntoIter<Result<Option<Event>, Error>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// How the stream ended, once it has: `None` (its end) or the error.
     ended: Option<Option<Error>>,
@@ -278,12 +306,20 @@ impl ReadAhead {
                 Some(e) => Err(same_error(e)),
             };
         }
-        let event = self.events.recv().unwrap_or_else(|_| {
-            Err(io_err(
-                &self.events_path,
-                io::Error::other("the trace's reading thread is gone"),
-            ))
-        });
+        let event = match self.chunk.next() {
+            Some(event) => event,
+            None => match self.chunks.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk.into_iter();
+                    // A chunk is never empty.
+                    self.chunk.next().unwrap_or(Ok(None))
+                }
+                Err(_) => Err(io_err(
+                    &self.events_path,
+                    io::Error::other("the trace's reading thread is gone"),
+                )),
+            },
+        };
         match &event {
             Ok(Some(_)) => {}
             Ok(None) => self.ended = Some(None),
@@ -298,7 +334,7 @@ impl Drop for ReadAhead {
         // The thread stops at its next send, which fails once nobody
         // receives: drop the receiving end first.
         let (_, dead) = std::sync::mpsc::sync_channel(0);
-        drop(std::mem::replace(&mut self.events, dead));
+        drop(std::mem::replace(&mut self.chunks, dead));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
