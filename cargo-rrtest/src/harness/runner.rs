@@ -1259,6 +1259,41 @@ mod tests {
         );
     }
 
+    /// The harness filters the environment itself: the recorder keeps what
+    /// it is given, is told the names removed (for the header), and gets
+    /// the paths to hide.
+    #[test]
+    fn recorded_attempt_passes_removed_names_and_hidden_paths() {
+        let mut s = recorded("/x/cargo-rrtest".into(), "/t/attempt-1".into());
+        s.env_remove = vec!["DATABASE_URL".into(), "GITHUB_TOKEN".into()];
+        if let Some(r) = &mut s.record {
+            r.hide_paths = vec!["/root/.netrc".into()];
+        }
+        let cmd = s.to_command();
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(
+            args[..10],
+            [
+                "record",
+                "--no-verify",
+                "--disposable",
+                "--keep-env",
+                "--env-removed",
+                "DATABASE_URL",
+                "--env-removed",
+                "GITHUB_TOKEN",
+                "--hide-path",
+                "/root/.netrc",
+            ]
+        );
+        let removed: Vec<_> = cmd
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(removed.contains(&std::ffi::OsStr::new("DATABASE_URL")));
+    }
+
     #[test]
     fn recorder_failures_are_recorder_errors() {
         let tmp = tempfile::tempdir().unwrap();
