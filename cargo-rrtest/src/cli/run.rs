@@ -18,8 +18,9 @@ use crate::harness::{
 #[command(
     after_help = "Every attempt is recorded (unless --no-record); traces of failed, timed-out and \
 flaky tests are kept under TARGET_DIR/rrtest/traces, verified, and packed into \
-TARGET_DIR/rrtest/archives/**/*.tar.zst. Variables that look like credentials are removed \
-from the tests' environment (--pass-env NAME keeps one).\n\n\
+TARGET_DIR/rrtest/archives/**/*.tar.zst. Variables that look like credentials (by name or by \
+value) are removed from the tests' environment (--pass-env NAME keeps one); files the tests read \
+are recorded (--hide-path hides one, as root). See docs/secrets.md.\n\n\
 Exit codes: 0 all passed, 2 usage error, 4 no tests (with --no-tests fail), \
 100 tests failed, 101 build failed, 102 internal error, 130 interrupted (docs/exit-codes.md)."
 )]
