@@ -356,6 +356,8 @@ mod tests {
             unreplayable: vec![],
             stats: Stats::default(),
             verification: None,
+            loaders: Vec::new(),
+            host: None,
         }
     }
 

@@ -62,6 +62,48 @@ pub struct Header {
     /// The result of the verification replay (`cargo rrtest verify`), if one ran.
     #[serde(default)]
     pub verification: Option<Verification>,
+    /// The ELF interpreters (dynamic loaders) the kernel loaded for the
+    /// recorded executables, kept in `files/`: replay runs them, not the
+    /// replay host's. Empty in older traces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loaders: Vec<LoaderCopy>,
+    /// Facts about the recording host that decide whether another host can
+    /// replay the trace (`tracee::host`). `None` in older traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostFacts>,
+}
+
+/// The loader of one recorded executable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoaderCopy {
+    /// Content id of the executable (as in its `Exec` event).
+    pub exe_file: String,
+    /// The loader's path as the executable names it (`PT_INTERP`).
+    pub path: String,
+    /// Content id of the loader's copy.
+    pub file: String,
+}
+
+/// The recording host, as `cargo rrtest info` shows it and as
+/// `replay --check` compares it with the replay host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The CPU's brand string (CPUID 0x80000002..4).
+    pub cpu_model: String,
+    /// The CPU features a program can observe and choose code by
+    /// (`tracee::host::FEATURES` names), present on the host.
+    pub cpu_features: Vec<String>,
+    /// `XCR0`: the register states the kernel enables (`xgetbv`), which
+    /// decide the XSAVE layout together with CPUID leaf 0xd.
+    pub xcr0: u64,
+    /// The size of the XSAVE area for the enabled states (CPUID 0xd.0 ebx).
+    pub xsave_size: u32,
+    /// The C library the recorder ran with (the program's, unless it
+    /// brings its own), e.g. `glibc 2.36`; empty when unknown.
+    pub libc: String,
+    /// Whether the host can make `cpuid` fault (`ARCH_SET_CPUID`), so that
+    /// replay there could answer it from the recorded table.
+    pub cpuid_faulting: bool,
 }
 
 /// The result of replaying a trace right after recording it, on the machine
