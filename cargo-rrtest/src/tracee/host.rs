@@ -413,8 +413,21 @@ pub fn compare(header: &Header, this: &ThisHost) -> Check {
 }
 
 /// [`compare`] with the host this process runs on.
-pub fn check(header: &Header, kernel: String) -> Check {
-    compare(header, &ThisHost::current(kernel))
+pub fn check(header: &Header) -> Check {
+    compare(header, &ThisHost::current(kernel()))
+}
+
+/// `uname -srm`, as the recorder writes it in the header.
+pub fn kernel() -> String {
+    match nix::sys::utsname::uname() {
+        Ok(u) => format!(
+            "{} {} {}",
+            u.sysname().to_string_lossy(),
+            u.release().to_string_lossy(),
+            u.machine().to_string_lossy()
+        ),
+        Err(_) => "unknown".into(),
+    }
 }
 
 #[cfg(test)]
