@@ -13,7 +13,7 @@
 //! when the trace kept it (header `loaders`): the kernel loads the loader the
 //! executable names in `PT_INTERP`, so replay runs a private copy of the
 //! executable whose `PT_INTERP` is a relative name of the recorded name's
-//! length (resolved in this directory too) pointing at a private copy of
+//! length (resolved in this directory too), a link to the trace's copy of
 //! the recorded loader. After the exec, [`ExecDir::restore_interp`] writes
 //! the recorded name back into the program's memory, so memory is what it
 //! was while recording. Nothing here runs or reads the replay host's loader.
@@ -86,7 +86,7 @@ impl ExecDir {
     /// What replay execs for the trace's executable `exe` whose recorded
     /// name is `len` bytes long: [`ExecDir::link`] to the trace's copy, or,
     /// when `header` keeps the executable's loader, to a private copy whose
-    /// `PT_INTERP` names a private copy of that loader (the next
+    /// `PT_INTERP` names (through a link here) the trace's copy of that loader (the next
     /// [`ExecDir::restore_interp`] then undoes the rename in memory).
     pub fn program(
         &mut self,
@@ -111,14 +111,11 @@ impl ExecDir {
             let part = self.dir.path().join(format!("prog-{}.part", exe.0));
             std::fs::copy(&source, &part)?;
             set_mode(&part, 0o700)?;
-            // The loader's copy: a name as long as the recorded one, resolved
-            // (relative) in this directory, the tracee's working directory.
-            let loader_copy = self.dir.path().join(format!("loader-{}", loader.file));
-            if !loader_copy.exists() {
-                std::fs::copy(file_path(&FileId(loader.file.clone())), &loader_copy)?;
-                set_mode(&loader_copy, 0o700)?;
-            }
-            let name = self.link_named(&loader_copy, interp.path.len(), ('e', 'l'))?;
+            // The trace's loader under a name as long as the recorded one,
+            // resolved (relative) in this directory, the tracee's working
+            // directory; a link, as for the executable: its bytes do not change.
+            let loader_file = file_path(&FileId(loader.file.clone()));
+            let name = self.link_named(&loader_file, interp.path.len(), ('e', 'l'))?;
             rewrite_interp(&part, &interp, name.as_bytes())?;
             std::fs::rename(&part, &copy)?;
         }

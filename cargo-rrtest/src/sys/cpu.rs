@@ -94,6 +94,15 @@ pub fn cpuid_faulting() -> std::io::Result<bool> {
     .unwrap_or_else(|_| Err(std::io::Error::other("the CPUID faulting probe panicked")))
 }
 
+/// The version of the GNU C library this process runs with, e.g. `2.36`
+/// (the host's userland: a recorder in a chroot reports the root's).
+pub fn glibc_version() -> String {
+    // SAFETY: gnu_get_libc_version takes nothing and returns a pointer to a
+    // static NUL-terminated string in libc, valid for the process's life.
+    let v = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+    v.to_string_lossy().into_owned()
+}
+
 /// Reads the time stamp counter (and, for `rdtscp`, `IA32_TSC_AUX`).
 pub fn rdtsc(with_aux: bool) -> (u64, Option<u32>) {
     if with_aux {

@@ -200,43 +200,15 @@ pub fn xsave_layout(table: &[CpuidLeaf], xcr0: u64) -> (u32, Vec<(u32, u32, u32)
     (size, parts)
 }
 
-/// The C library the running process uses, e.g. `glibc 2.36`: found in the
-/// file mapped as `libc.so.6` (its banner, `... release version 2.36.`);
-/// empty when unknown (a static or musl build).
+/// The C library the running process uses, e.g. `glibc 2.36` (the
+/// program's too, unless it brings its own: the recorder runs in the
+/// program's root).
 pub fn libc_version() -> String {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return String::new();
-    };
-    let Some(path) = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .find(|p| {
-            p.rsplit('/')
-                .next()
-                .is_some_and(|n| n.starts_with("libc.so") || n.starts_with("libc-"))
-        })
-    else {
-        return String::new();
-    };
-    let Ok(bytes) = std::fs::read(path) else {
-        return String::new();
-    };
-    const BANNER: &[u8] = b"release version ";
-    let Some(at) = bytes.windows(BANNER.len()).position(|w| w == BANNER) else {
-        return String::new();
-    };
-    let rest = &bytes[at + BANNER.len()..];
-    let version: String = rest
-        .iter()
-        .take(16)
-        .map(|&b| b as char)
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    format!("glibc {}", version.trim_end_matches('.'))
+    format!("glibc {}", crate::sys::cpu::glibc_version())
 }
 
 /// This host's facts, read once per process (a recorder server records
-/// many tests): about 1 ms, mostly reading the C library's file.
+/// many tests).
 pub fn facts() -> HostFacts {
     static FACTS: OnceLock<HostFacts> = OnceLock::new();
     FACTS
