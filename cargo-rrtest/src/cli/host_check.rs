@@ -71,7 +71,7 @@ fn render(dir: &Path, header: &crate::trace::Header, verdict: &host::Check) -> S
         this.libc
     );
     for n in &verdict.notes {
-        let _ = writeln!(s, "ok:          {n}");
+        let _ = writeln!(s, "note:        {n}");
     }
     for w in &verdict.warnings {
         let _ = writeln!(s, "warning:     {w}");

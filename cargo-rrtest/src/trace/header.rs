@@ -215,4 +215,35 @@ mod tests {
         let text = serde_json::to_string(&h).expect("json");
         assert_eq!(serde_json::from_str::<Header>(&text).expect("reads"), h);
     }
+
+    /// The portability fields survive a write and a read, and a header
+    /// without them (an older recorder's) reads with their defaults.
+    #[test]
+    fn loaders_and_host_are_optional() {
+        let mut h = crate::trace::tests::gen::header();
+        h.loaders = vec![LoaderCopy {
+            exe_file: "00".repeat(16),
+            path: "/lib64/ld-linux-x86-64.so.2".into(),
+            file: "11".repeat(16),
+        }];
+        h.host = Some(HostFacts {
+            cpu_model: "Some CPU".into(),
+            cpu_features: vec!["sse3".into(), "avx2".into()],
+            xcr0: 0xe7,
+            xsave_size: 2432,
+            libc: "glibc 2.36".into(),
+            cpuid_faulting: false,
+        });
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(serde_json::from_value::<Header>(json.clone()).unwrap(), h);
+        let mut old = json;
+        let obj = old.as_object_mut().unwrap();
+        obj.remove("loaders");
+        obj.remove("host");
+        let read: Header = serde_json::from_value(old).unwrap();
+        assert!(read.loaders.is_empty() && read.host.is_none());
+        // Empty and absent ones are not written.
+        let plain = serde_json::to_value(crate::trace::tests::gen::header()).unwrap();
+        assert!(plain.get("loaders").is_none() && plain.get("host").is_none());
+    }
 }
