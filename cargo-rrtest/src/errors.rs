@@ -25,6 +25,9 @@ pub mod exit_codes {
     pub const BAD_TRACE: u8 = 104;
     /// The recorder itself failed (not the program it recorded).
     pub const RECORDER_FAILED: u8 = 105;
+    /// This host cannot replay the trace (its CPU differs in what the
+    /// program can observe); `replay --force` tries anyway.
+    pub const OTHER_HOST: u8 = 106;
 }
 
 /// Errors that end a `cargo rrtest` command.
@@ -56,6 +59,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// This host cannot replay the trace (`cli/host_check.rs`).
+    #[error("{0}")]
+    OtherHost(String),
     /// Anything else: a message that says what failed and what to do.
     #[error("{0}")]
     Other(String),
@@ -78,6 +84,7 @@ impl Error {
             Error::Trace(_) => exit_codes::BAD_TRACE,
             Error::Divergence(_) => exit_codes::DIVERGENCE,
             Error::Recorder(_) => exit_codes::RECORDER_FAILED,
+            Error::OtherHost(_) => exit_codes::OTHER_HOST,
             Error::Replayer(crate::replayer::Error::NotReplayable(_)) => exit_codes::BAD_TRACE,
             Error::Replayer(_) | Error::Io { .. } | Error::Other(_) => exit_codes::INTERNAL,
         }

@@ -13,6 +13,7 @@ macro_rules! check {
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
 mod harness;
+mod portable;
 mod product;
 mod recorder;
 mod recorder_async;
@@ -28,6 +29,7 @@ fn main() {
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     // Each area module appends its trials here.
     trials.extend(harness::trials());
+    trials.extend(portable::trials());
     trials.extend(product::trials());
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());

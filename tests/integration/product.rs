@@ -134,7 +134,7 @@ const PASSED: (&str, &str) = ("RRTEST_DEMO_API_KEY", "rrtest-passed-on-value-000
 /// Serializes recording runs on the shared demo target directory.
 static RECORDING: Mutex<()> = Mutex::new(());
 
-fn recording_lock() -> MutexGuard<'static, ()> {
+pub(crate) fn recording_lock() -> MutexGuard<'static, ()> {
     RECORDING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -151,7 +151,7 @@ fn recorded_run(name: &str, args: &[&str], env: &[(&str, &str)]) -> RunOutput {
 
 /// The main run: every test, `--retries 1 --timeout 4`, fake credentials set,
 /// JUnit on, GitHub Actions mode with a step summary and an artifact name.
-fn product_run() -> &'static RunOutput {
+pub(crate) fn product_run() -> &'static RunOutput {
     static RUN: OnceLock<RunOutput> = OnceLock::new();
     RUN.get_or_init(|| {
         let _lock = recording_lock();

@@ -71,6 +71,11 @@ pub struct TraceInfo {
     pub hidden_paths: Vec<String>,
     /// The recorder's counters.
     pub stats: InfoStats,
+    /// The recording host (CPU, XSAVE, C library, CPUID faulting);
+    /// `null` for traces recorded before it was kept.
+    pub recording_host: Option<trace::HostFacts>,
+    /// The dynamic loaders the trace keeps (`PT_INTERP` paths).
+    pub loaders: Vec<String>,
 }
 
 /// Sizes on disk, in bytes.
@@ -202,6 +207,8 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
             rdtsc_buffered: h.stats.rdtsc_buffered,
             events: h.stats.events,
         },
+        recording_host: h.host.clone(),
+        loaders: h.loaders.iter().map(|l| l.path.clone()).collect(),
     })
 }
 
@@ -325,7 +332,41 @@ pub fn render_text(info: &TraceInfo) -> String {
         st.rdtsc_buffered,
         st.events
     );
+    render_host(&mut s, info);
     s
+}
+
+/// The recording host's lines of `info`'s text.
+fn render_host(s: &mut String, info: &TraceInfo) {
+    let loaders = if info.loaders.is_empty() {
+        "none kept (replay uses the replay host's)".to_owned()
+    } else {
+        format!("{} (kept in the trace)", info.loaders.join(", "))
+    };
+    let _ = writeln!(s, "{:<17} {loaders}", "loader:");
+    let Some(h) = &info.recording_host else {
+        let _ = writeln!(s, "{:<17} not recorded (older trace)", "recording host:");
+        return;
+    };
+    let libc = if h.libc.is_empty() {
+        "unknown"
+    } else {
+        &h.libc
+    };
+    let faulting = if h.cpuid_faulting { "yes" } else { "no" };
+    let lines = [
+        ("host cpu", h.cpu_model.clone()),
+        ("host features", h.cpu_features.join(" ")),
+        (
+            "host xsave",
+            format!("XCR0 {:#x}, {} bytes", h.xcr0, h.xsave_size),
+        ),
+        ("host libc", libc.to_owned()),
+        ("cpuid faulting", faulting.to_owned()),
+    ];
+    for (key, value) in lines {
+        let _ = writeln!(s, "{:<17} {value}", format!("{key}:"));
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +397,8 @@ mod tests {
             unreplayable: vec![],
             stats: Stats::default(),
             verification: None,
+            loaders: Vec::new(),
+            host: None,
         }
     }
 
@@ -443,6 +486,8 @@ mod tests {
             "env_removed",
             "hidden_paths",
             "stats",
+            "recording_host",
+            "loaders",
         ]
         .into_iter()
         .collect();

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod host_check;
 mod info;
 mod merge;
 mod record;

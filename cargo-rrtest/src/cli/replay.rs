@@ -43,6 +43,12 @@ pub struct ReplayArgs {
     /// With a test name: the report to look it up in [default: TARGET_DIR/rrtest/report.json].
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
+    /// Only say whether this host can replay the trace, and why not (exit 0 or 106).
+    #[arg(long, conflicts_with = "force")]
+    pub check: bool,
+    /// Replay even where the CPUs differ in what the program can observe.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Runs `cargo rrtest replay`.
@@ -73,6 +79,9 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         _unpacked = Some(tmp);
         dir
     };
+    if let Some(code) = super::host_check::before_replay(&trace_dir, args.check, args.force)? {
+        return Ok(code);
+    }
     let opts = ReplayOptions {
         trace_dir,
         echo_output: !args.quiet,
@@ -218,6 +227,8 @@ mod tests {
             manifest_path: None,
             target_dir: Some(target.to_path_buf()),
             report: Some(target.join("no-report.json")),
+            check: false,
+            force: false,
         }
     }
 

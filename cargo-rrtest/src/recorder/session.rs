@@ -317,6 +317,8 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         unreplayable: Vec::new(),
         stats: Stats::default(),
         verification: None,
+        loaders: Vec::new(),
+        host: Some(crate::tracee::host::facts()),
     };
     let mut writer = if opts.discard_if_passed {
         TraceWriter::create_deferred(&opts.trace_dir, header)?
@@ -360,6 +362,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     let facts = crate::tracee::prepare_after_exec(pid)
         .map_err(ptrace_err("preparing the tracee after exec", pid))?;
     let exe_file = writer.add_file(&opts.program)?;
+    crate::tracee::interp::keep_loader(&mut writer, &opts.program, &exe_file);
     writer.push(&Event::Exec(ExecEvent {
         tid: pid,
         exe: opts.program.to_string_lossy().into_owned(),
@@ -1760,6 +1763,7 @@ impl Session {
         task.state = State::Running;
         task.resumed_at = ptrace::getregs(tid).ok();
         let exe_file = self.writer.add_file(&source)?;
+        crate::tracee::interp::keep_loader(&mut self.writer, &source, &exe_file);
         self.emit(Event::Exec(ExecEvent {
             tid,
             exe,

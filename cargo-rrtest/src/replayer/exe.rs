@@ -8,14 +8,29 @@
 //! `chdir` calls are emulated, so it stays there). Every stack address, and
 //! every pointer the program passes to a syscall, is then the same as while
 //! recording, whatever the paths on this machine.
+//!
+//! The program's ELF interpreter (dynamic loader) comes from the trace too,
+//! when the trace kept it (header `loaders`): the kernel loads the loader the
+//! executable names in `PT_INTERP`, so replay runs a private copy of the
+//! executable whose `PT_INTERP` is a relative name of the recorded name's
+//! length (resolved in this directory too), a link to the trace's copy of
+//! the recorded loader. After the exec, [`ExecDir::restore_interp`] writes
+//! the recorded name back into the program's memory, so memory is what it
+//! was while recording. Nothing here runs or reads the replay host's loader.
 
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::trace::{FileId, Header};
+use crate::tracee::interp::{read_interp, rewrite_interp, Interp};
 
 /// The directory holding the links; removed on drop.
 #[derive(Debug)]
 pub struct ExecDir {
     dir: tempfile::TempDir,
+    /// The `PT_INTERP` of the program the next exec runs, when it was
+    /// rewritten: [`ExecDir::restore_interp`] puts the recorded name back.
+    pending_interp: Option<Interp>,
 }
 
 impl ExecDir {
@@ -29,7 +44,12 @@ impl ExecDir {
             let made = std::fs::create_dir_all(&base)
                 .and_then(|()| tempfile::Builder::new().prefix("r-").tempdir_in(&base));
             match made {
-                Ok(dir) => return Ok(ExecDir { dir }),
+                Ok(dir) => {
+                    return Ok(ExecDir {
+                        dir,
+                        pending_interp: None,
+                    })
+                }
                 Err(e) => last = Some(e),
             }
         }
@@ -60,6 +80,69 @@ impl ExecDir {
     /// always gives the same name: the link is replaced, which is fine since
     /// it is only read during the `execve` that follows.
     pub fn link(&self, target: &Path, len: usize) -> io::Result<String> {
+        self.link_named(target, len, ('d', 'x'))
+    }
+
+    /// What replay execs for the trace's executable `exe` whose recorded
+    /// name is `len` bytes long: [`ExecDir::link`] to the trace's copy, or,
+    /// when `header` keeps the executable's loader, to a private copy whose
+    /// `PT_INTERP` names (through a link here) the trace's copy of that loader (the next
+    /// [`ExecDir::restore_interp`] then undoes the rename in memory).
+    pub fn program(
+        &mut self,
+        header: &Header,
+        file_path: impl Fn(&FileId) -> PathBuf,
+        exe: &FileId,
+        len: usize,
+    ) -> io::Result<String> {
+        self.pending_interp = None;
+        let source = file_path(exe);
+        let Some(loader) = header.loaders.iter().find(|l| l.exe_file == exe.0) else {
+            return self.link(&source, len);
+        };
+        let Some(interp) = read_interp(&source)? else {
+            return Err(io::Error::other(format!(
+                "the trace keeps a loader for {}, but the trace's copy of it names none",
+                exe.0
+            )));
+        };
+        let copy = self.dir.path().join(format!("prog-{}", exe.0));
+        if !copy.exists() {
+            let part = self.dir.path().join(format!("prog-{}.part", exe.0));
+            std::fs::copy(&source, &part)?;
+            set_mode(&part, 0o700)?;
+            // The trace's loader under a name as long as the recorded one,
+            // resolved (relative) in this directory, the tracee's working
+            // directory; a link, as for the executable: its bytes do not change.
+            let loader_file = file_path(&FileId(loader.file.clone()));
+            let name = self.link_named(&loader_file, interp.path.len(), ('e', 'l'))?;
+            rewrite_interp(&part, &interp, name.as_bytes())?;
+            std::fs::rename(&part, &copy)?;
+        }
+        let name = self.link(&copy, len)?;
+        self.pending_interp = Some(interp);
+        Ok(name)
+    }
+
+    /// Right after the exec of a [`ExecDir::program`] with a rewritten
+    /// `PT_INTERP`, before the program runs: writes the recorded loader name
+    /// back over the rewritten one in thread `tid`'s memory (the loader
+    /// reads its own name there). A program exec'd by plain link: nothing.
+    pub fn restore_interp(&mut self, tid: i32) -> io::Result<()> {
+        let Some(interp) = self.pending_interp.take() else {
+            return Ok(());
+        };
+        let phdr = auxv_entry(tid, AT_PHDR)?
+            .ok_or_else(|| io::Error::other("the program has no AT_PHDR"))?;
+        let addr = phdr
+            .wrapping_sub(interp.phdr_vaddr)
+            .wrapping_add(interp.vaddr);
+        crate::sys::RemoteMem::new(tid).write(addr, &interp.path)
+    }
+
+    /// [`ExecDir::link`] with the filler characters of the directories and
+    /// of the name: links of different purposes never share a name.
+    fn link_named(&self, target: &Path, len: usize, fill: (char, char)) -> io::Result<String> {
         if len == 0 {
             return Err(io::Error::other("the recorded program name is empty"));
         }
@@ -68,11 +151,11 @@ impl ExecDir {
         let mut remaining = len;
         while remaining > 255 {
             let take = 200.min(remaining - 2);
-            rel.push("d".repeat(take));
+            rel.push(fill.0.to_string().repeat(take));
             std::fs::create_dir_all(self.dir.path().join(&rel))?;
             remaining -= take + 1;
         }
-        rel.push("x".repeat(remaining));
+        rel.push(fill.1.to_string().repeat(remaining));
         let full = self.dir.path().join(&rel);
         match std::fs::remove_file(&full) {
             Ok(()) => {}
@@ -84,6 +167,27 @@ impl ExecDir {
         debug_assert_eq!(name.len(), len);
         Ok(name)
     }
+}
+
+const AT_PHDR: u64 = 3;
+
+/// The value of auxiliary vector entry `key` of thread `tid`'s process.
+fn auxv_entry(tid: i32, key: u64) -> io::Result<Option<u64>> {
+    let auxv = std::fs::read(format!("/proc/{tid}/auxv"))?;
+    for pair in auxv.chunks_exact(16) {
+        let k = u64::from_ne_bytes(pair[..8].try_into().expect("8 bytes"));
+        if k == key {
+            return Ok(Some(u64::from_ne_bytes(
+                pair[8..].try_into().expect("8 bytes"),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 #[cfg(test)]

@@ -134,12 +134,17 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
     // The rest is decoded on a thread of its own, off the CPU this thread
     // and the program will share (started before binding, so it is free).
     let reader = reader.read_ahead()?;
-    let exec_dir = ExecDir::new().map_err(|source| Error::Spawn {
+    let mut exec_dir = ExecDir::new().map_err(|source| Error::Spawn {
         program: exec.exe.clone(),
         source,
     })?;
     let name = exec_dir
-        .link(&reader.file_path(&exec.exe_file), exec.exe.len())
+        .program(
+            &header,
+            |f| reader.file_path(f),
+            &exec.exe_file,
+            exec.exe.len(),
+        )
         .map_err(|source| Error::Spawn {
             program: exec.exe.clone(),
             source,
@@ -270,9 +275,15 @@ impl Session {
             }
             .into());
         };
+        let reader = &self.reader;
         let name = self
             .exec_dir
-            .link(&self.reader.file_path(&e.exe_file), e.exe.len())
+            .program(
+                reader.header(),
+                |f| reader.file_path(f),
+                &e.exe_file,
+                e.exe.len(),
+            )
             .map_err(perr("linking the trace's copy of the program", real))?;
         let mut bytes = name.into_bytes();
         bytes.push(0);
@@ -330,6 +341,9 @@ impl Session {
             mem.write(facts.execfn_addr, exec.exe.as_bytes())
                 .map_err(perr("writing AT_EXECFN", real))?;
         }
+        self.exec_dir
+            .restore_interp(real)
+            .map_err(perr("restoring the recorded loader name", real))?;
         Ok(())
     }
 

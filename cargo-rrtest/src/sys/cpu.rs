@@ -50,6 +50,59 @@ pub fn cpuid_table() -> Vec<CpuidLeaf> {
     table
 }
 
+/// `XCR0`, the register states the kernel enabled for user space; `None`
+/// where the CPU or the kernel does not enable `xgetbv` (CPUID 1 ecx
+/// OSXSAVE clear).
+pub fn xcr0() -> Option<u64> {
+    if cpuid(1, 0)[2] & (1 << 27) == 0 {
+        return None;
+    }
+    // SAFETY: OSXSAVE is set, so `xgetbv` with ecx = 0 is allowed in user
+    // mode; it only reads a register.
+    Some(unsafe { core::arch::x86_64::_xgetbv(0) })
+}
+
+/// Whether this host can make `cpuid` fault for a thread
+/// (`arch_prctl(ARCH_SET_CPUID, 0)`, which needs CPU and kernel support).
+/// Probed on a short-lived thread of its own: the setting is per thread, and
+/// the probe turns faulting back off before that thread ends.
+pub fn cpuid_faulting() -> std::io::Result<bool> {
+    const ARCH_GET_CPUID: libc::c_long = 0x1011;
+    const ARCH_SET_CPUID: libc::c_long = 0x1012;
+    std::thread::spawn(|| {
+        // SAFETY: arch_prctl with these codes takes and returns integers
+        // only; it touches no memory of ours.
+        let arch_prctl = |code: libc::c_long, arg: libc::c_long| unsafe {
+            libc::syscall(libc::SYS_arch_prctl, code, arg)
+        };
+        if arch_prctl(ARCH_GET_CPUID, 0) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if arch_prctl(ARCH_SET_CPUID, 0) < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENODEV) => Ok(false),
+                _ => Err(e),
+            };
+        }
+        if arch_prctl(ARCH_SET_CPUID, 1) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(true)
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the CPUID faulting probe panicked")))
+}
+
+/// The version of the GNU C library this process runs with, e.g. `2.36`
+/// (the host's userland: a recorder in a chroot reports the root's).
+pub fn glibc_version() -> String {
+    // SAFETY: gnu_get_libc_version takes nothing and returns a pointer to a
+    // static NUL-terminated string in libc, valid for the process's life.
+    let v = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+    v.to_string_lossy().into_owned()
+}
+
 /// Reads the time stamp counter (and, for `rdtscp`, `IA32_TSC_AUX`).
 pub fn rdtsc(with_aux: bool) -> (u64, Option<u32>) {
     if with_aux {

@@ -62,6 +62,48 @@ pub struct Header {
     /// The result of the verification replay (`cargo rrtest verify`), if one ran.
     #[serde(default)]
     pub verification: Option<Verification>,
+    /// The ELF interpreters (dynamic loaders) the kernel loaded for the
+    /// recorded executables, kept in `files/`: replay runs them, not the
+    /// replay host's. Empty in older traces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loaders: Vec<LoaderCopy>,
+    /// Facts about the recording host that decide whether another host can
+    /// replay the trace (`tracee::host`). `None` in older traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostFacts>,
+}
+
+/// The loader of one recorded executable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoaderCopy {
+    /// Content id of the executable (as in its `Exec` event).
+    pub exe_file: String,
+    /// The loader's path as the executable names it (`PT_INTERP`).
+    pub path: String,
+    /// Content id of the loader's copy.
+    pub file: String,
+}
+
+/// The recording host, as `cargo rrtest info` shows it and as
+/// `replay --check` compares it with the replay host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The CPU's brand string (CPUID 0x80000002..4).
+    pub cpu_model: String,
+    /// The CPU features a program can observe and choose code by
+    /// (`tracee::host::FEATURES` names), present on the host.
+    pub cpu_features: Vec<String>,
+    /// `XCR0`: the register states the kernel enables (`xgetbv`), which
+    /// decide the XSAVE layout together with CPUID leaf 0xd.
+    pub xcr0: u64,
+    /// The size of the XSAVE area for the enabled states (CPUID 0xd.0 ebx).
+    pub xsave_size: u32,
+    /// The C library the recorder ran with (the program's, unless it
+    /// brings its own), e.g. `glibc 2.36`; empty when unknown.
+    pub libc: String,
+    /// Whether the host can make `cpuid` fault (`ARCH_SET_CPUID`), so that
+    /// replay there could answer it from the recorded table.
+    pub cpuid_faulting: bool,
 }
 
 /// The result of replaying a trace right after recording it, on the machine
@@ -172,5 +214,36 @@ mod tests {
         h.hidden_paths = vec!["/root/.netrc".into()];
         let text = serde_json::to_string(&h).expect("json");
         assert_eq!(serde_json::from_str::<Header>(&text).expect("reads"), h);
+    }
+
+    /// The portability fields survive a write and a read, and a header
+    /// without them (an older recorder's) reads with their defaults.
+    #[test]
+    fn loaders_and_host_are_optional() {
+        let mut h = crate::trace::tests::gen::header();
+        h.loaders = vec![LoaderCopy {
+            exe_file: "00".repeat(16),
+            path: "/lib64/ld-linux-x86-64.so.2".into(),
+            file: "11".repeat(16),
+        }];
+        h.host = Some(HostFacts {
+            cpu_model: "Some CPU".into(),
+            cpu_features: vec!["sse3".into(), "avx2".into()],
+            xcr0: 0xe7,
+            xsave_size: 2432,
+            libc: "glibc 2.36".into(),
+            cpuid_faulting: false,
+        });
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(serde_json::from_value::<Header>(json.clone()).unwrap(), h);
+        let mut old = json;
+        let obj = old.as_object_mut().unwrap();
+        obj.remove("loaders");
+        obj.remove("host");
+        let read: Header = serde_json::from_value(old).unwrap();
+        assert!(read.loaders.is_empty() && read.host.is_none());
+        // Empty and absent ones are not written.
+        let plain = serde_json::to_value(crate::trace::tests::gen::header()).unwrap();
+        assert!(plain.get("loaders").is_none() && plain.get("host").is_none());
     }
 }

@@ -334,5 +334,7 @@ pub fn header() -> Header {
         unreplayable: vec![],
         stats: Stats::default(),
         verification: None,
+        loaders: Vec::new(),
+        host: None,
     }
 }

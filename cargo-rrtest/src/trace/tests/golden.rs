@@ -74,6 +74,8 @@ fn golden_header() -> Header {
             rdtsc_buffered: 0,
         },
         verification: None,
+        loaders: Vec::new(),
+        host: None,
     }
 }
 

@@ -1,0 +1,227 @@
+//! The ELF interpreter (dynamic loader) a program names in its `PT_INTERP`
+//! program header: the one code file the kernel, not the program, maps at
+//! `execve`, so no `mmap` of the recording shows it.
+//!
+//! The recorder keeps the loader's content in the trace next to the
+//! executable's ([`keep_loader`], header `loaders`); replay runs a copy of
+//! the executable whose `PT_INTERP` names the trace's loader instead of the
+//! replay host's (`replayer/exe.rs`). This module only reads and edits ELF
+//! program headers; it starts nothing and touches no tracee.
+
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::trace::{FileId, LoaderCopy, TraceWriter};
+
+const PT_LOAD: u32 = 1;
+const PT_INTERP: u32 = 3;
+const PT_PHDR: u32 = 6;
+/// Larger program header tables than this are not from a real executable.
+const MAX_PHDRS: usize = 4096;
+
+/// Where a program's `PT_INTERP` string lies, in the file and in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interp {
+    /// The loader's path, without its terminating NUL.
+    pub path: Vec<u8>,
+    /// File offset of the string.
+    pub offset: u64,
+    /// Link-time address of the string (add the load bias for a PIE).
+    pub vaddr: u64,
+    /// Link-time address of the program header table (`AT_PHDR` minus this
+    /// is the load bias).
+    pub phdr_vaddr: u64,
+}
+
+/// Reads the `PT_INTERP` of the ELF file at `path`: `Ok(None)` for a
+/// static program, or a file that is not a 64-bit little-endian ELF (a
+/// `#!` script, whose interpreter the kernel finds another way).
+pub fn read_interp(path: &Path) -> io::Result<Option<Interp>> {
+    let mut f = std::fs::File::open(path)?;
+    let mut eh = [0u8; 64];
+    match f.read_exact(&mut eh) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    // ELFCLASS64, ELFDATA2LSB.
+    if &eh[..4] != b"\x7fELF" || eh[4] != 2 || eh[5] != 1 {
+        return Ok(None);
+    }
+    let phoff = u64_at(&eh, 0x20);
+    let phentsize = u16::from_le_bytes([eh[0x36], eh[0x37]]) as usize;
+    let phnum = u16::from_le_bytes([eh[0x38], eh[0x39]]) as usize;
+    if phentsize < 56 || phnum > MAX_PHDRS {
+        return Err(bad(path, "malformed program header table"));
+    }
+    let mut ph = vec![0u8; phentsize * phnum];
+    f.seek(SeekFrom::Start(phoff))?;
+    f.read_exact(&mut ph)
+        .map_err(|_| bad(path, "program header table past the end of the file"))?;
+    let mut interp = None;
+    let mut phdr_vaddr = None;
+    let mut first_load = None;
+    for h in ph.chunks_exact(phentsize) {
+        let p_type = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let (offset, vaddr, filesz) = (u64_at(h, 8), u64_at(h, 16), u64_at(h, 32));
+        match p_type {
+            PT_INTERP => interp = Some((offset, vaddr, filesz)),
+            PT_PHDR => phdr_vaddr = Some(vaddr),
+            PT_LOAD if first_load.is_none() => first_load = Some((offset, vaddr)),
+            _ => {}
+        }
+    }
+    let Some((offset, vaddr, filesz)) = interp else {
+        return Ok(None);
+    };
+    if filesz == 0 || filesz > 4096 {
+        return Err(bad(path, "PT_INTERP of an impossible size"));
+    }
+    // Without PT_PHDR the kernel computes AT_PHDR from the first PT_LOAD
+    // that covers the table's file offset; the first one always does in
+    // practice (it starts at offset 0).
+    let phdr_vaddr = match (phdr_vaddr, first_load) {
+        (Some(v), _) => v,
+        (None, Some((load_off, load_vaddr))) => {
+            load_vaddr.wrapping_add(phoff.wrapping_sub(load_off))
+        }
+        (None, None) => return Err(bad(path, "PT_INTERP without a PT_LOAD")),
+    };
+    let mut s = vec![0u8; filesz as usize];
+    f.seek(SeekFrom::Start(offset))?;
+    f.read_exact(&mut s)
+        .map_err(|_| bad(path, "PT_INTERP past the end of the file"))?;
+    let len = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+    s.truncate(len);
+    if s.is_empty() {
+        return Err(bad(path, "empty PT_INTERP"));
+    }
+    Ok(Some(Interp {
+        path: s,
+        offset,
+        vaddr,
+        phdr_vaddr,
+    }))
+}
+
+/// Overwrites the `PT_INTERP` string of the (writable, private) file at
+/// `path` with `name`, which must be exactly as long as the old one: every
+/// other byte of the file, and so its memory layout, stays the same.
+pub fn rewrite_interp(path: &Path, interp: &Interp, name: &[u8]) -> io::Result<()> {
+    if name.len() != interp.path.len() || name.contains(&0) {
+        return Err(io::Error::other(format!(
+            "a loader name of {} bytes cannot replace one of {}",
+            name.len(),
+            interp.path.len()
+        )));
+    }
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all_at(name, interp.offset)
+}
+
+/// Keeps, in the trace being written, the loader the program at `exe`
+/// (content `exe_file` in the trace) names: the kernel maps it at exec, so
+/// no `mmap` brings it into the trace. A program without one (static, a
+/// script) or a loader that cannot be read leaves the header as it is
+/// (replay then uses the host's, as older traces do), with a warning for
+/// the latter.
+pub fn keep_loader(writer: &mut TraceWriter, exe: &Path, exe_file: &FileId) {
+    if writer
+        .header_mut()
+        .loaders
+        .iter()
+        .any(|l| l.exe_file == exe_file.0)
+    {
+        return;
+    }
+    let interp = match read_interp(exe) {
+        Ok(Some(i)) => i,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(exe = %exe.display(), error = %e, "cannot read the program's ELF interpreter");
+            return;
+        }
+    };
+    let loader = Path::new(std::ffi::OsStr::from_bytes(&interp.path));
+    match writer.add_file(loader) {
+        Ok(file) => writer.header_mut().loaders.push(LoaderCopy {
+            exe_file: exe_file.0.clone(),
+            path: loader.to_string_lossy().into_owned(),
+            file: file.0,
+        }),
+        Err(e) => tracing::warn!(
+            loader = %loader.display(),
+            error = %e,
+            "cannot keep the program's loader in the trace: replay will use the replay host's"
+        ),
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(v)
+}
+
+fn bad(path: &Path, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {what}", path.display()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The running test binary is a dynamically linked PIE with a loader.
+    #[test]
+    fn reads_the_interp_of_a_dynamic_program() {
+        let exe = std::env::current_exe().unwrap();
+        let interp = read_interp(&exe)
+            .unwrap()
+            .expect("a dynamic test binary has PT_INTERP");
+        let loader = String::from_utf8(interp.path.clone()).unwrap();
+        assert!(
+            loader.starts_with('/') && loader.contains("ld-linux"),
+            "{loader}"
+        );
+        let bytes = std::fs::read(&exe).unwrap();
+        let at = interp.offset as usize;
+        assert_eq!(&bytes[at..at + interp.path.len()], &interp.path[..]);
+        assert_eq!(bytes[at + interp.path.len()], 0);
+    }
+
+    #[test]
+    fn no_interp_for_scripts_and_short_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s");
+        std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+        assert_eq!(read_interp(&script).unwrap(), None);
+        std::fs::write(&script, "\x7fELF").unwrap();
+        assert_eq!(read_interp(&script).unwrap(), None);
+    }
+
+    #[test]
+    fn rewrites_only_the_interp_string() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("p");
+        let exe = std::env::current_exe().unwrap();
+        std::fs::copy(&exe, &copy).unwrap();
+        let interp = read_interp(&copy).unwrap().unwrap();
+        let name = vec![b'l'; interp.path.len()];
+        rewrite_interp(&copy, &interp, &name).unwrap();
+        let after = read_interp(&copy).unwrap().unwrap();
+        assert_eq!(after.path, name);
+        let (a, b) = (std::fs::read(&exe).unwrap(), std::fs::read(&copy).unwrap());
+        assert_eq!(a.len(), b.len());
+        let differing: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+        assert!(differing
+            .iter()
+            .all(|&i| (interp.offset as usize..interp.offset as usize + name.len()).contains(&i)));
+        // A name of another length is refused.
+        assert!(rewrite_interp(&copy, &interp, b"/x").is_err());
+    }
+}
