@@ -103,13 +103,15 @@ pub fn main() -> ExitCode {
 }
 
 /// One tracing subscriber for the process, filtered by `RRTEST_LOG`
-/// (e.g. `RRTEST_LOG=cargo_rrtest::recorder=debug`), writing to stderr.
+/// (e.g. `RRTEST_LOG=cargo_rrtest::recorder=debug`), writing to stderr (a
+/// recorder server: to its own stderr, not the recorded test's; see
+/// `util::set_log_file`).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RRTEST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::util::log_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

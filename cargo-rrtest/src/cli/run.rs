@@ -55,7 +55,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", help_heading = "Runner")]
     pub timeout: Option<f64>,
     /// Run a failed or timed-out test again, up to N more times (fail then pass = flaky).
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Runner")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_parser = parse_retries,
+        help_heading = "Runner"
+    )]
     pub retries: u32,
     /// Whether a flaky test passes or fails the run.
     #[arg(long, value_enum, default_value_t = FlakyResult::Pass, help_heading = "Runner")]
@@ -172,4 +179,12 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
         artifact_name: args.artifact_name.filter(|n| !n.is_empty()),
     };
     harness::run(&options).map(ExitCode::from)
+}
+
+/// `--retries N`: a whole number >= 0. Negative numbers are parsed (not
+/// taken for a flag, which would suggest `-- -1`, a test filter) and refused.
+fn parse_retries(s: &str) -> std::result::Result<u32, String> {
+    s.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("--retries takes a whole number >= 0, not `{s}`"))
 }

@@ -12,7 +12,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The directory holding the links; removed on drop.
+/// The directory holding the links (`CACHE/replay/r-<pid>-<random>`);
+/// removed on drop. One a killed replay left is removed by the next
+/// ([`sweep_stale`]).
 #[derive(Debug)]
 pub struct ExecDir {
     dir: tempfile::TempDir,
@@ -26,8 +28,10 @@ impl ExecDir {
         let mut last = None;
         for base in crate::preload::user_cache_dirs()? {
             let base = base.join("replay");
+            sweep_stale(&base);
+            let prefix = format!("r-{}-", std::process::id());
             let made = std::fs::create_dir_all(&base)
-                .and_then(|()| tempfile::Builder::new().prefix("r-").tempdir_in(&base));
+                .and_then(|()| tempfile::Builder::new().prefix(&prefix).tempdir_in(&base));
             match made {
                 Ok(dir) => return Ok(ExecDir { dir }),
                 Err(e) => last = Some(e),
@@ -86,6 +90,28 @@ impl ExecDir {
     }
 }
 
+/// Removes the directories in `base` (`r-<pid>-...`) whose replay process
+/// is gone (killed by SIGKILL, or by a signal with its default action, as
+/// `record`'s verification is).
+pub fn sweep_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("r-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok());
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if let (Some(pid), true) = (pid, is_dir) {
+            if !crate::util::process_alive(pid) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +130,23 @@ mod tests {
         let name = dir.link(other, 3).unwrap();
         assert_eq!(std::fs::read_link(dir.path().join(name)).unwrap(), other);
         assert!(dir.link(target, 0).is_err());
+    }
+
+    #[test]
+    fn stale_directories_of_dead_replays_are_swept() {
+        let base = tempfile::tempdir().unwrap();
+        // A process that has exited and been reaped: its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = base.path().join(format!("r-{dead}-abc"));
+        let live = base.path().join(format!("r-{}-abc", std::process::id()));
+        let other = base.path().join("unrelated");
+        for d in [&stale, &live, &other] {
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        sweep_stale(base.path());
+        assert!(!stale.exists(), "a dead replay's directory stays");
+        assert!(live.exists() && other.exists());
     }
 }

@@ -47,6 +47,14 @@ pub struct Report {
     /// check found missing; null when recording.
     #[serde(default)]
     pub recording_disabled_reason: Option<String>,
+    /// Whether a signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run: the
+    /// tests that were running are listed as `interrupted`, and the tests
+    /// not started yet are missing.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// The signal that stopped the run (`SIGINT`), or null.
+    #[serde(default)]
+    pub interrupted_by: Option<String>,
     /// A count per outcome.
     pub summary: Summary,
     /// Every selected test, sorted by binary id then name.
@@ -89,6 +97,9 @@ pub struct Summary {
     pub ignored: u64,
     /// The recorder failed (the test's own result is in its attempts).
     pub recorder_error: u64,
+    /// Running when a signal stopped the run.
+    #[serde(default)]
+    pub interrupted: u64,
 }
 
 impl Summary {
@@ -104,6 +115,7 @@ impl Summary {
                 Outcome::TimedOut => &mut s.timed_out,
                 Outcome::Ignored => &mut s.ignored,
                 Outcome::RecorderError => &mut s.recorder_error,
+                Outcome::Interrupted => &mut s.interrupted,
             } += 1;
         }
         s
@@ -126,6 +138,8 @@ pub enum Outcome {
     Ignored,
     /// The recorder failed.
     RecorderError,
+    /// Running when a signal stopped the run (its last attempt was killed).
+    Interrupted,
 }
 
 impl Outcome {
@@ -138,6 +152,7 @@ impl Outcome {
             Outcome::TimedOut => "timed_out",
             Outcome::Ignored => "ignored",
             Outcome::RecorderError => "recorder_error",
+            Outcome::Interrupted => "interrupted",
         }
     }
 
@@ -146,7 +161,8 @@ impl Outcome {
         match self {
             Outcome::Failed | Outcome::TimedOut | Outcome::RecorderError => true,
             Outcome::Flaky => flaky_fails,
-            Outcome::Passed | Outcome::Ignored => false,
+            // The run's exit status says it was interrupted.
+            Outcome::Passed | Outcome::Ignored | Outcome::Interrupted => false,
         }
     }
 }
@@ -239,6 +255,8 @@ pub enum AttemptOutcome {
     TimedOut,
     /// The recorder failed.
     RecorderError,
+    /// Killed because a signal stopped the run.
+    Interrupted,
 }
 
 impl AttemptOutcome {
@@ -264,6 +282,45 @@ pub struct Panic {
     pub column: u32,
 }
 
+/// Writes `bytes` to `path` so that a reader sees the old file or the whole
+/// new one, never a part (a full disk, a crash, a kill): into a temporary
+/// file in the same directory (`.NAME.tmp-PID`), synced, then renamed over
+/// `path`, and the directory synced. Parent directories are created. On
+/// failure the temporary file is removed and `path` is left as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    // The rename itself is durable once the directory is.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 impl Report {
     /// A report of `tests` (sorted here), with the summary computed.
     pub fn new(
@@ -282,23 +339,19 @@ impl Report {
             partition,
             recording,
             recording_disabled_reason: None,
+            interrupted: false,
+            interrupted_by: None,
             summary: Summary::of(&tests),
             tests,
         }
     }
 
-    /// Writes the report as pretty JSON, creating parent directories.
+    /// Writes the report as pretty JSON, creating parent directories,
+    /// atomically ([`write_atomically`]).
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let io = |source| Error::Io {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
         let mut text = serde_json::to_string_pretty(self).expect("report serializes");
         text.push('\n');
-        std::fs::write(path, text).map_err(io)
+        write_atomically(path, text.as_bytes())
     }
 
     /// Reads a report, checking its schema version first.
@@ -332,7 +385,8 @@ impl Report {
     /// Merges shard reports into one: tests are concatenated (a test present in
     /// two reports is an error), `started_at` is the earliest, `duration_ms` the
     /// longest (shards run side by side), `recording` true if any shard recorded
-    /// (else the first shard's `recording_disabled_reason`).
+    /// (else the first shard's `recording_disabled_reason`), `interrupted` if
+    /// any shard was.
     pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, Error> {
         let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
         let mut tests = Vec::new();
@@ -340,7 +394,11 @@ impl Report {
         let mut duration_ms = 0;
         let mut recording = false;
         let mut disabled: Option<String> = None;
+        let mut interrupted_by: Option<Option<String>> = None;
         for (path, report) in reports {
+            if report.interrupted && interrupted_by.is_none() {
+                interrupted_by = Some(report.interrupted_by.clone());
+            }
             // RFC 3339 UTC timestamps of one format compare as strings.
             if started_at.as_ref().is_none_or(|s| report.started_at < *s) {
                 started_at = Some(report.started_at.clone());
@@ -371,6 +429,11 @@ impl Report {
         );
         if !recording {
             merged.recording_disabled_reason = disabled;
+        }
+        // Interrupted if any shard was (the first one's signal).
+        if let Some(by) = interrupted_by {
+            merged.interrupted = true;
+            merged.interrupted_by = by;
         }
         Ok(merged)
     }
