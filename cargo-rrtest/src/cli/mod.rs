@@ -102,6 +102,40 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Refuses an output directory that cannot be created because a part of
+/// its path is an existing file (`-o regular_file/sub`), or that is itself
+/// an existing file, with a message that names that part, instead of the
+/// bare `File exists` or `Not a directory` the creation would give.
+/// `shown` is the path the user gave (the directory, or a file in it).
+pub(crate) fn check_output_dir(
+    flag: &str,
+    shown: &std::path::Path,
+    dir: &std::path::Path,
+) -> crate::errors::Result<()> {
+    for part in dir.ancestors() {
+        match std::fs::metadata(part) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if part == shown => {
+                return Err(crate::errors::Error::Usage(format!(
+                    "{flag} {}: this is an existing file, not a directory; choose another path",
+                    shown.display()
+                )))
+            }
+            Ok(_) => {
+                return Err(crate::errors::Error::Usage(format!(
+                    "{flag} {}: cannot create it: {} is a file, not a directory",
+                    shown.display(),
+                    part.display()
+                )))
+            }
+            // Not there yet (it will be created), or unreadable (the
+            // creation will say why).
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// One tracing subscriber for the process, filtered by `RRTEST_LOG`
 /// (e.g. `RRTEST_LOG=cargo_rrtest::recorder=debug`), writing to stderr (a
 /// recorder server: to its own stderr, not the recorded test's; see
@@ -114,4 +148,33 @@ fn init_logging() {
         .with_writer(crate::util::log_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_dir_under_a_file_names_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("regular_file");
+        std::fs::write(&file, b"x").unwrap();
+        let sub = file.join("sub/deeper");
+        let err = check_output_dir("-o", &sub, &sub).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{} is a file, not a directory", file.display())),
+            "{err}"
+        );
+        let err = check_output_dir("-o", &file, &file)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("existing file, not a directory"), "{err}");
+        let report = file.join("r.json");
+        let err = check_output_dir("--report", &report, &file)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a file, not a directory"), "{err}");
+        let new = tmp.path().join("new/dir");
+        assert!(check_output_dir("-o", &new, &new).is_ok());
+    }
 }

@@ -50,6 +50,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         Some(dir) => cwd.join(dir),
         None => default_trace_dir(&cwd, &program)?,
     };
+    super::check_output_dir("-o", &trace_dir, &trace_dir)?;
     let opts = RecordOptions {
         program,
         argv: args.command.clone(),

@@ -124,6 +124,17 @@ pub enum FlakyResult {
 
 /// Runs `cargo rrtest run`.
 pub fn exec(args: RunArgs) -> Result<ExitCode> {
+    // Before the build: a report that could not be written is known now.
+    for (flag, path) in [("--report", &args.report), ("--junit", &args.junit)] {
+        if let Some(path) = path.as_deref() {
+            match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => {
+                    super::check_output_dir(flag, path, dir)?
+                }
+                _ => {}
+            }
+        }
+    }
     let timeout = match args.timeout {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 => Some(
