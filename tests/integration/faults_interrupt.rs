@@ -487,8 +487,22 @@ fn lock_held(target: &Path) -> bool {
 /// once) and both reports are whole; every kept trace they name is there,
 /// verified, and replays.
 fn concurrent_runs() -> Result<(), Failed> {
-    let target = crate::harness::demo_built();
+    // A target directory of its own (a copy of the built demo's, fresh for
+    // cargo): other trials' runs of the same tests in the shared one would
+    // replace the traces this one checks.
     let out = common::scratch_dir("faults-concurrent");
+    let target = &out.join("target");
+    let _ = std::fs::remove_dir_all(target);
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(crate::harness::demo_built())
+        .arg(target)
+        .status()?;
+    check!(
+        copied.success(),
+        "copying the demo's target directory failed"
+    );
+    let _ = std::fs::remove_dir_all(target.join("rrtest"));
     let reports = [out.join("first.json"), out.join("second.json")];
     for r in &reports {
         let _ = std::fs::remove_file(r);

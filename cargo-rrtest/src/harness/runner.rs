@@ -850,7 +850,14 @@ fn run_served(
                 Ended::Code(r.code)
             }
         })
-        .map_err(|e| std::io::Error::new(e.kind(), format!("the recorder server: {e}")));
+        .map_err(|e| match killed {
+            // We killed it: say why, not that it "exited".
+            Some(Kill::Timeout) => std::io::Error::other(format!(
+                "the recorder did not end the recording within {} s of the timeout; its server was killed",
+                TERM_GRACE.as_secs()
+            )),
+            _ => std::io::Error::new(e.kind(), format!("the recorder server: {e}")),
+        });
     Some((status, killed))
 }
 
