@@ -304,6 +304,27 @@ mod tests {
     }
 
     #[test]
+    fn unpacked_archives_of_dead_replays_are_swept() {
+        let base = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let stale = base.path().join(format!("cargo-rrtest-replay-{dead}-1a-0"));
+        let stale_preflight = base
+            .path()
+            .join(format!("cargo-rrtest-preflight-{dead}-1a-0"));
+        let live = base.path().join(format!("cargo-rrtest-replay-{me}-1a-0"));
+        let other = base.path().join(format!("cargo-rrtest-other-{dead}-1a-0"));
+        for d in [&stale, &stale_preflight, &live, &other] {
+            std::fs::create_dir_all(d.join("trace/files")).unwrap();
+        }
+        sweep_stale_temp_dirs(base.path());
+        assert!(!stale.exists() && !stale_preflight.exists());
+        assert!(live.exists() && other.exists());
+    }
+
+    #[test]
     fn finds_the_latest_attempt_by_scanning() {
         let tmp = tempfile::tempdir().unwrap();
         fake_trace(tmp.path(), "demo-core", "tests__fails", 1);
