@@ -11,6 +11,8 @@
 //! - `faults::concurrent_runs_corrupt_each_other`: two recorded runs in one
 //!   target directory: the second waits for the first (saying so once), and
 //!   both reports are whole, every kept trace in them there and verified;
+//!   no tool log line lands in a test's captured stderr (a timed-out test's
+//!   once had the recorder's "termination requested");
 //! - `faults::interrupted_report_omits_running_test`: a run stopped by
 //!   SIGTERM exits 143 and its report (and JUnit file) say it was
 //!   interrupted, listing the running test as `interrupted`;
@@ -540,7 +542,21 @@ fn concurrent_runs() -> Result<(), Failed> {
             report.display(),
             tests.len()
         );
+        // The tool's own log lines (a timeout's "termination requested")
+        // once landed in the timed-out test's captured stderr.
+        check!(
+            !stderr.contains("WARN cargo_rrtest"),
+            "tool log lines on the run's output:\n{stderr}"
+        );
         for t in tests {
+            for a in t["attempts"].as_array().into_iter().flatten() {
+                let captured = a["stderr"].as_str().unwrap_or("");
+                check!(
+                    !captured.contains("cargo_rrtest::"),
+                    "{}: tool log lines in the test's stderr: {captured}",
+                    t["name"]
+                );
+            }
             check!(
                 t["outcome"] != "recorder_error",
                 "{}: {} {}",

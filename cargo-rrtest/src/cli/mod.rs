@@ -71,7 +71,6 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    init_logging();
     let mut args: Vec<OsString> = std::env::args_os().collect();
     // `cargo-rrtest ARGS` (run directly) is `cargo rrtest ARGS`.
     if args.get(1).map(|a| a != "rrtest").unwrap_or(true) {
@@ -84,6 +83,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    // A recorder server's warnings (a timeout's "termination requested", a
+    // file it could not copy) are about one test's recording, which the
+    // report describes; on the run's terminal they would be noise. It logs
+    // errors only, unless RRTEST_LOG asks for more.
+    init_logging(if matches!(cli.command, Some(Command::RecordServer)) {
+        "error"
+    } else {
+        "warn"
+    });
     let result = match cli.command {
         None => run::exec(cli.run),
         Some(Command::Run(args)) => run::exec(args),
@@ -137,12 +145,12 @@ pub(crate) fn check_output_dir(
 }
 
 /// One tracing subscriber for the process, filtered by `RRTEST_LOG`
-/// (e.g. `RRTEST_LOG=cargo_rrtest::recorder=debug`), writing to stderr (a
+/// (e.g. `RRTEST_LOG=cargo_rrtest::recorder=debug`; else `default`), writing to stderr (a
 /// recorder server: to its own stderr, not the recorded test's; see
 /// `util::set_log_file`).
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RRTEST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(crate::util::log_writer)
