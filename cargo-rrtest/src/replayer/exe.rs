@@ -90,24 +90,39 @@ impl ExecDir {
     }
 }
 
+/// How old a directory of the earlier naming (`r-XXXXXX`, no pid) must be
+/// to be taken for a leftover.
+const UNNAMED_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Removes the directories in `base` (`r-<pid>-...`) whose replay process
 /// is gone (killed by SIGKILL, or by a signal with its default action, as
-/// `record`'s verification is).
+/// `record`'s verification is), and those of the earlier naming without a
+/// pid (`r-XXXXXX`) untouched for a day.
 pub fn sweep_stale(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix("r-")
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|p| p.parse::<i32>().ok());
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if let (Some(pid), true) = (pid, is_dir) {
-            if !crate::util::process_alive(pid) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+        let Some(rest) = name.strip_prefix("r-") else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let stale = match rest.split_once('-') {
+            Some((pid, _)) => pid
+                .parse::<i32>()
+                .is_ok_and(|pid| !crate::util::process_alive(pid)),
+            None => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > UNNAMED_STALE_AFTER),
+        };
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
         }
     }
 }
@@ -142,11 +157,22 @@ mod tests {
         let stale = base.path().join(format!("r-{dead}-abc"));
         let live = base.path().join(format!("r-{}-abc", std::process::id()));
         let other = base.path().join("unrelated");
-        for d in [&stale, &live, &other] {
+        let old_unnamed = base.path().join("r-AbC123");
+        let new_unnamed = base.path().join("r-XyZ789");
+        for d in [&stale, &live, &other, &old_unnamed, &new_unnamed] {
             std::fs::create_dir_all(d.join("sub")).unwrap();
         }
+        let two_days_ago = std::time::SystemTime::now() - 2 * UNNAMED_STALE_AFTER;
+        std::fs::File::open(&old_unnamed)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
         sweep_stale(base.path());
         assert!(!stale.exists(), "a dead replay's directory stays");
-        assert!(live.exists() && other.exists());
+        assert!(
+            !old_unnamed.exists(),
+            "a day-old directory without a pid stays"
+        );
+        assert!(live.exists() && other.exists() && new_unnamed.exists());
     }
 }
