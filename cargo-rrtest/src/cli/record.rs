@@ -113,6 +113,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
     for warning in secrets::argv_warnings(&args.command) {
         eprintln!("cargo-rrtest: warning: {warning}");
     }
+    super::check_output_dir("-o", &trace_dir, &trace_dir)?;
     let opts = RecordOptions {
         program,
         argv: args.command.clone(),

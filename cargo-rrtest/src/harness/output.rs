@@ -234,6 +234,7 @@ impl Reporter {
             (s.failed, "failed"),
             (s.timed_out, "timed out"),
             (s.recorder_error, "recorder errors"),
+            (s.interrupted, "interrupted"),
             (s.ignored, "ignored"),
         ] {
             if n > 0 {
@@ -342,6 +343,7 @@ fn outcome_word(outcome: Outcome) -> (&'static str, Style) {
         Outcome::TimedOut => ("TIMEOUT", Style::Red),
         Outcome::Ignored => ("IGNORED", Style::Yellow),
         Outcome::RecorderError => ("RECERR", Style::Red),
+        Outcome::Interrupted => ("INTERRUPTED", Style::Yellow),
     }
 }
 
@@ -351,6 +353,7 @@ fn attempt_word(outcome: AttemptOutcome) -> &'static str {
         AttemptOutcome::Failed => "FAIL",
         AttemptOutcome::TimedOut => "TIMEOUT",
         AttemptOutcome::RecorderError => "RECERR",
+        AttemptOutcome::Interrupted => "INTERRUPTED",
     }
 }
 

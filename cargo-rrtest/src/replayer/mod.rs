@@ -20,6 +20,7 @@ mod watchdog;
 use std::path::PathBuf;
 
 pub use session::{replay, Replayed};
+pub use watchdog::{interrupt, interrupted};
 
 /// Errors of the replayer other than divergence.
 #[derive(Debug, thiserror::Error)]

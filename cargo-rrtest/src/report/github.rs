@@ -123,6 +123,7 @@ fn annotation(out: &mut String, level: &str, test: &TestReport, paths: &PathCont
             test.attempts.len()
         ),
         Outcome::TimedOut => "timed out".to_string(),
+        Outcome::Interrupted => "interrupted".to_string(),
         Outcome::RecorderError => format!(
             "could not be recorded ({} without recording)",
             test.attempts
@@ -172,6 +173,7 @@ fn attempt_verdict(outcome: AttemptOutcome) -> &'static str {
         AttemptOutcome::Failed => "failed",
         AttemptOutcome::TimedOut => "timed out",
         AttemptOutcome::RecorderError => "recorder error",
+        AttemptOutcome::Interrupted => "interrupted",
     }
 }
 

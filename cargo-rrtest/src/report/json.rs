@@ -55,6 +55,14 @@ pub struct Report {
     /// `--hide-credential-files`).
     #[serde(default)]
     pub hidden_paths: Vec<String>,
+    /// Whether a signal (Ctrl-C, SIGTERM, SIGHUP) stopped the run: the
+    /// tests that were running are listed as `interrupted`, and the tests
+    /// not started yet are missing.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// The signal that stopped the run (`SIGINT`), or null.
+    #[serde(default)]
+    pub interrupted_by: Option<String>,
     /// A count per outcome.
     pub summary: Summary,
     /// Every selected test, sorted by binary id then name.
@@ -97,6 +105,9 @@ pub struct Summary {
     pub ignored: u64,
     /// The recorder failed (the test's own result is in its attempts).
     pub recorder_error: u64,
+    /// Running when a signal stopped the run.
+    #[serde(default)]
+    pub interrupted: u64,
 }
 
 impl Summary {
@@ -112,6 +123,7 @@ impl Summary {
                 Outcome::TimedOut => &mut s.timed_out,
                 Outcome::Ignored => &mut s.ignored,
                 Outcome::RecorderError => &mut s.recorder_error,
+                Outcome::Interrupted => &mut s.interrupted,
             } += 1;
         }
         s
@@ -134,6 +146,8 @@ pub enum Outcome {
     Ignored,
     /// The recorder failed.
     RecorderError,
+    /// Running when a signal stopped the run (its last attempt was killed).
+    Interrupted,
 }
 
 impl Outcome {
@@ -146,6 +160,7 @@ impl Outcome {
             Outcome::TimedOut => "timed_out",
             Outcome::Ignored => "ignored",
             Outcome::RecorderError => "recorder_error",
+            Outcome::Interrupted => "interrupted",
         }
     }
 
@@ -154,7 +169,8 @@ impl Outcome {
         match self {
             Outcome::Failed | Outcome::TimedOut | Outcome::RecorderError => true,
             Outcome::Flaky => flaky_fails,
-            Outcome::Passed | Outcome::Ignored => false,
+            // The run's exit status says it was interrupted.
+            Outcome::Passed | Outcome::Ignored | Outcome::Interrupted => false,
         }
     }
 }
@@ -247,6 +263,8 @@ pub enum AttemptOutcome {
     TimedOut,
     /// The recorder failed.
     RecorderError,
+    /// Killed because a signal stopped the run.
+    Interrupted,
 }
 
 impl AttemptOutcome {
@@ -272,6 +290,45 @@ pub struct Panic {
     pub column: u32,
 }
 
+/// Writes `bytes` to `path` so that a reader sees the old file or the whole
+/// new one, never a part (a full disk, a crash, a kill): into a temporary
+/// file in the same directory (`.NAME.tmp-PID`), synced, then renamed over
+/// `path`, and the directory synced. Parent directories are created. On
+/// failure the temporary file is removed and `path` is left as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    // The rename itself is durable once the directory is.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 impl Report {
     /// A report of `tests` (sorted here), with the summary computed.
     pub fn new(
@@ -292,23 +349,19 @@ impl Report {
             recording_disabled_reason: None,
             env_removed: Vec::new(),
             hidden_paths: Vec::new(),
+            interrupted: false,
+            interrupted_by: None,
             summary: Summary::of(&tests),
             tests,
         }
     }
 
-    /// Writes the report as pretty JSON, creating parent directories.
+    /// Writes the report as pretty JSON, creating parent directories,
+    /// atomically ([`write_atomically`]).
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let io = |source| Error::Io {
-            path: path.to_owned(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
         let mut text = serde_json::to_string_pretty(self).expect("report serializes");
         text.push('\n');
-        std::fs::write(path, text).map_err(io)
+        write_atomically(path, text.as_bytes())
     }
 
     /// Reads a report, checking its schema version first.
@@ -343,7 +396,8 @@ impl Report {
     /// two reports is an error), `started_at` is the earliest, `duration_ms` the
     /// longest (shards run side by side), `recording` true if any shard recorded
     /// (else the first shard's `recording_disabled_reason`), `env_removed`
-    /// and `hidden_paths` the union of the shards', sorted.
+    /// and `hidden_paths` the union of the shards', sorted, `interrupted` if
+    /// any shard was.
     pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, Error> {
         let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
         let mut tests = Vec::new();
@@ -353,9 +407,13 @@ impl Report {
         let mut disabled: Option<String> = None;
         let mut env_removed = std::collections::BTreeSet::new();
         let mut hidden_paths = std::collections::BTreeSet::new();
+        let mut interrupted_by: Option<Option<String>> = None;
         for (path, report) in reports {
             env_removed.extend(report.env_removed);
             hidden_paths.extend(report.hidden_paths);
+            if report.interrupted && interrupted_by.is_none() {
+                interrupted_by = Some(report.interrupted_by.clone());
+            }
             // RFC 3339 UTC timestamps of one format compare as strings.
             if started_at.as_ref().is_none_or(|s| report.started_at < *s) {
                 started_at = Some(report.started_at.clone());
@@ -389,6 +447,11 @@ impl Report {
         }
         merged.env_removed = env_removed.into_iter().collect();
         merged.hidden_paths = hidden_paths.into_iter().collect();
+        // Interrupted if any shard was (the first one's signal).
+        if let Some(by) = interrupted_by {
+            merged.interrupted = true;
+            merged.interrupted_by = by;
+        }
         Ok(merged)
     }
 }

@@ -2,7 +2,8 @@
 //! one `<testsuite>` per test binary, one `<testcase>` per test; a failed test
 //! has a `<failure>` for its last attempt and a `<rerunFailure>` for each earlier
 //! one; a flaky test passes with a `<flakyFailure>` per failed attempt; an
-//! ignored test has `<skipped/>`. A recorder error is an `<error>` (type
+//! ignored test has `<skipped/>`, a test that was running when a signal
+//! stopped the run `<skipped message="interrupted ..."/>`. A recorder error is an `<error>` (type
 //! `recorder_error`, with the reason), the native re-run's failure a
 //! `<rerunFailure>`. A test with a kept trace has `<properties>`:
 //! `rrtest.trace`, `rrtest.archive`, `rrtest.replay_command`,
@@ -33,7 +34,7 @@ pub fn render(report: &Report) -> String {
     let skipped = |tests: &[&TestReport]| {
         tests
             .iter()
-            .filter(|t| t.outcome == Outcome::Ignored)
+            .filter(|t| matches!(t.outcome, Outcome::Ignored | Outcome::Interrupted))
             .count()
     };
     let all: Vec<&TestReport> = report.tests.iter().collect();
@@ -80,6 +81,12 @@ fn write_testcase(out: &mut String, test: &TestReport) {
     );
     if test.outcome == Outcome::Ignored {
         out.push_str(">\n      <skipped/>\n    </testcase>\n");
+        return;
+    }
+    if test.outcome == Outcome::Interrupted {
+        out.push_str(
+            ">\n      <skipped message=\"interrupted: the run was stopped while this test ran\"/>\n    </testcase>\n",
+        );
         return;
     }
     out.push_str(">\n");
