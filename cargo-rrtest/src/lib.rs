@@ -7,8 +7,12 @@
 //! - [`report`]: the versioned JSON report, JUnit, GitHub Actions output;
 //! - [`recorder`] and [`replayer`]: mirror images, file for file;
 //! - [`trace`]: the on-disk trace format;
-//! - [`preload`]: the embedded syscall-buffer library and its cache copy;
-//! - [`sys`]: the only module tree with `unsafe` code.
+//! - [`preload`]: the embedded syscall-buffer library and its cache copy.
+//!
+//! Below it, in their own crates (`cargo-rrtest/*/`): `rrtest-sys`, the only
+//! crate with `unsafe` code (ptrace, tracee memory, spawning, CPU).
+
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod errors;
@@ -17,7 +21,6 @@ pub mod preload;
 pub mod recorder;
 pub mod replayer;
 pub mod report;
-pub mod sys;
 pub mod trace;
 pub mod tracee;
 pub mod util;

@@ -71,7 +71,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
     let recording = recorder::record(&opts)?;
     // The recording is over: Ctrl-C may end what follows (keeping,
     // verifying) at once.
-    crate::sys::signals::release_termination();
+    rrtest_sys::signals::release_termination();
     // A recording made on its own is kept: made self-contained and durable.
     let verify = !args.no_verify && recording.unreplayable.is_empty();
     let verified = keep_and_verify(&trace_dir, !args.disposable, verify)?;
@@ -118,7 +118,7 @@ fn keep_and_verify(dir: &Path, keep: bool, verify: bool) -> Result<Option<Verifi
             std::thread::Builder::new()
                 .name("rrtest-keep".into())
                 .spawn_scoped(s, || {
-                    let _ = crate::sys::cpu::leave_bound_cpu();
+                    let _ = rrtest_sys::cpu::leave_bound_cpu();
                     trace::keep(dir)
                 })
         });

@@ -401,7 +401,7 @@ pub fn verify_and_pack(
         .process_group(0);
     // Not the runner's mask (Ctrl-C blocked): a trace too old to hold its
     // program's initial mask replays with the verifier's.
-    match crate::sys::spawn::with_empty_signal_mask(&mut cmd).spawn() {
+    match rrtest_sys::spawn::with_empty_signal_mask(&mut cmd).spawn() {
         Err(e) => {
             checked.verified = Some(false);
             checked.failure = Some(format!("could not start {}: {e}", verifier.display()));

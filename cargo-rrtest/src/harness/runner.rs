@@ -711,7 +711,7 @@ fn run_process(
     cancel: &AtomicBool,
     result: &mut AttemptResult,
 ) -> Option<Finished> {
-    let mut child = match crate::sys::spawn::with_empty_signal_mask(&mut spec.to_command()).spawn()
+    let mut child = match rrtest_sys::spawn::with_empty_signal_mask(&mut spec.to_command()).spawn()
     {
         Ok(child) => child,
         Err(e) => {
@@ -730,7 +730,7 @@ fn run_process(
     let out = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
     let err = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
     let pid = Pid::from_raw(child.id() as i32);
-    let pidfd = crate::sys::fdpass::pidfd_open(pid.as_raw()).ok();
+    let pidfd = rrtest_sys::fdpass::pidfd_open(pid.as_raw()).ok();
     let killed = watch(
         &mut Running::Process { pid, pidfd },
         out,

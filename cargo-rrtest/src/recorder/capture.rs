@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use crate::recorder::syscalls::{self, Call, Region};
-use crate::sys::RemoteMem;
 use crate::trace::{MemWrite, SyscallExtra, SyscallResult, TraceWriter};
+use rrtest_sys::RemoteMem;
 
 /// Regions larger than this are refused (a corrupt size would otherwise
 /// make us read gigabytes).

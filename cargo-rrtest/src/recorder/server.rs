@@ -41,7 +41,7 @@ use std::path::PathBuf;
 
 use super::RecordOptions;
 use crate::errors::exit_codes;
-use crate::sys::fdpass;
+use rrtest_sys::fdpass;
 
 /// The first bytes of a request.
 pub const REQUEST_MAGIC: &[u8; 4] = b"RRQ1";
@@ -257,7 +257,7 @@ fn point_output_at(stdout: &impl AsFd, stderr: &impl AsFd) -> io::Result<()> {
 fn record_one(request: &Request) -> Reply {
     // A termination request that came while we were idle was meant for an
     // attempt that has ended.
-    let _ = crate::sys::signals::take_request();
+    let _ = rrtest_sys::signals::take_request();
     match super::record(&request.opts) {
         Ok(recording) => Reply {
             code: i32::from(super::exit_code_of(recording.status)),

@@ -16,14 +16,14 @@ use super::gate;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
 use crate::recorder::syscalls::{self, ReplayAction};
-use crate::sys::ptrace::{self, Regs, WaitEvent};
-use crate::sys::spawn::{spawn, SpawnSpec};
-use crate::sys::{seccomp, RemoteMem};
 use crate::trace::{
     Event, ExecPoint, ExitStatus, PatchEvent, ReadAhead, SignalEvent, SignalKind, SyscallResult,
     Tid, TraceReader,
 };
 use crate::tracee::syscallbuf::{self, Space};
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::spawn::{spawn, SpawnSpec};
+use rrtest_sys::{seccomp, RemoteMem};
 
 /// A buffered syscall replay will see at the untraced gate.
 #[derive(Debug)]
@@ -162,7 +162,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
     // Replay on the CPU the recording ran on, with the program (see the
     // recorder): `cpuid` tells it, and stops are cheaper.
     if let Some(c) = header.tracee_cpu {
-        if let Err(e) = crate::sys::cpu::bind_to_cpu(0, c as usize) {
+        if let Err(e) = rrtest_sys::cpu::bind_to_cpu(0, c as usize) {
             tracing::warn!(cpu = c, error = %e, "could not bind the replayer to the recorded CPU");
         }
     }
@@ -172,7 +172,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
     })?;
     // The CPU the recording ran on: `cpuid` tells it (`cpu::bind_to_cpu`).
     if let Some(c) = header.tracee_cpu {
-        if let Err(e) = crate::sys::cpu::bind_to_cpu(pid, c as usize) {
+        if let Err(e) = rrtest_sys::cpu::bind_to_cpu(pid, c as usize) {
             tracing::warn!(cpu = c, error = %e, "could not bind the program to the recorded CPU");
         }
     }
@@ -1252,7 +1252,7 @@ impl Session {
         let real = self.task(tid)?.real;
         let known = self.known_hits.get(&self.index).copied();
         if let Some(known) = known.filter(|&k| k < point_filter::FILTER_AFTER) {
-            match crate::sys::perf::BreakpointCounter::arm(real, point.ip, known + 1) {
+            match rrtest_sys::perf::BreakpointCounter::arm(real, point.ip, known + 1) {
                 Ok(counter) => return self.run_to_counted_point(tid, point, known, counter),
                 // perf_event_open refused (a container's seccomp policy,
                 // perf_event_paranoid): search instead, one stop per pass.
@@ -1325,12 +1325,12 @@ impl Session {
         tid: Tid,
         point: &ExecPoint,
         hits: u64,
-        counter: crate::sys::perf::BreakpointCounter,
+        counter: rrtest_sys::perf::BreakpointCounter,
     ) -> Result<(), ReplayError> {
-        let (real, ev) = self.resume_to_stop(tid, Some(crate::sys::perf::OVERFLOW_SIGNAL))?;
+        let (real, ev) = self.resume_to_stop(tid, Some(rrtest_sys::perf::OVERFLOW_SIGNAL))?;
         drop(counter);
         let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-        let stopped = matches!(ev, WaitEvent::Signal { signo, .. } if signo == crate::sys::perf::OVERFLOW_SIGNAL);
+        let stopped = matches!(ev, WaitEvent::Signal { signo, .. } if signo == rrtest_sys::perf::OVERFLOW_SIGNAL);
         let matches = stopped
             && regs.rip == point.ip
             && crate::tracee::point_regs(&regs) == point.regs

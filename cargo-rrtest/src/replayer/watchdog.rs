@@ -52,7 +52,7 @@ impl Watchdog {
                         seen.fired.store(true, Ordering::SeqCst);
                         let tracees = seen.tracees.lock().map(|t| t.clone()).unwrap_or_default();
                         for (pid, tid) in tracees {
-                            let _ = crate::sys::ptrace::tgkill(pid, tid, libc::SIGKILL);
+                            let _ = rrtest_sys::ptrace::tgkill(pid, tid, libc::SIGKILL);
                         }
                         return;
                     }

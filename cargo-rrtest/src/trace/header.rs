@@ -76,16 +76,9 @@ pub struct Verification {
     pub point_hits: Vec<[u64; 2]>,
 }
 
-/// One CPUID leaf/subleaf and its answer.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CpuidLeaf {
-    /// eax in.
-    pub leaf: u32,
-    /// ecx in.
-    pub subleaf: u32,
-    /// eax, ebx, ecx, edx out.
-    pub regs: [u32; 4],
-}
+/// One CPUID leaf/subleaf and its answer (defined next to the code that
+/// reads it; its serialized shape is part of the format).
+pub use rrtest_sys::cpu::CpuidLeaf;
 
 /// How the recorded program ended.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

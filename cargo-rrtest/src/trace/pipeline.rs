@@ -5,9 +5,9 @@
 //! them into the stream's checksum, compresses them with zstd and writes
 //! the result to memory (a deferred trace) or to `events.zst`. That is most
 //! of what writing a trace costs, and the recorder's thread shares one CPU
-//! with the program it records ([`crate::sys::cpu::bind_to_cpu`]): from
+//! with the program it records ([`rrtest_sys::cpu::bind_to_cpu`]): from
 //! another CPU it overlaps the program instead of stopping it. The stream's
-//! thread leaves the bound CPU ([`crate::sys::cpu::leave_bound_cpu`]) and
+//! thread leaves the bound CPU ([`rrtest_sys::cpu::leave_bound_cpu`]) and
 //! blocks every signal, which stay the recorder thread's.
 //!
 //! The thread starts with the first full batch: a short recording (most
@@ -292,7 +292,7 @@ impl Pipeline {
         let (jobs, inbox) = mpsc::sync_channel(QUEUE);
         let (give_back, spent) = mpsc::sync_channel(QUEUE + 2);
         let shared = Arc::clone(&self.shared);
-        let thread = crate::sys::signals::spawn_without_signals("rrtest-trace", move || {
+        let thread = rrtest_sys::signals::spawn_without_signals("rrtest-trace", move || {
             run_thread(stream, &inbox, &give_back, &shared)
         })?;
         self.worker = Some(Worker {
@@ -312,7 +312,7 @@ fn run_thread(
     shared: &Shared,
 ) {
     // Only a cost if it fails: the thread then shares the program's CPU.
-    let _ = crate::sys::cpu::leave_bound_cpu();
+    let _ = rrtest_sys::cpu::leave_bound_cpu();
     let mut stream = Some(stream);
     for (job, done) in inbox {
         if let Some(mut batch) = apply(&mut stream, job, shared) {

@@ -225,9 +225,9 @@ impl TraceReader {
             self.header.clone(),
         );
         let (tx, events) = std::sync::mpsc::sync_channel(READ_AHEAD);
-        let thread = crate::sys::signals::spawn_without_signals("rrtest-read", move || {
+        let thread = rrtest_sys::signals::spawn_without_signals("rrtest-read", move || {
             // Only a cost if it fails: the thread then shares the CPU.
-            let _ = crate::sys::cpu::leave_bound_cpu();
+            let _ = rrtest_sys::cpu::leave_bound_cpu();
             loop {
                 let mut chunk: Chunk = Vec::with_capacity(CHUNK_EVENTS);
                 let mut records = 0;

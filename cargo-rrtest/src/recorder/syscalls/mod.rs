@@ -26,26 +26,9 @@ pub use describe::{arg_count, describe, describe_entry};
 pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
 pub use table::{lookup, restarted_outputs, writes_on_failure, TABLE};
 
-/// Reads tracee memory (implemented over `process_vm_readv` by the recorder;
-/// by a byte buffer in tests).
-pub trait MemReader {
-    /// Fills `buf` from tracee address `addr`.
-    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()>;
-
-    /// Reads a little-endian u64 at `addr`.
-    fn read_u64(&self, addr: u64) -> std::io::Result<u64> {
-        let mut b = [0u8; 8];
-        self.read(addr, &mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-
-    /// Reads a little-endian u32 at `addr`.
-    fn read_u32(&self, addr: u64) -> std::io::Result<u32> {
-        let mut b = [0u8; 4];
-        self.read(addr, &mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-}
+/// Reads tracee memory (defined in `sys`, next to its implementation over
+/// `process_vm_readv`; by a byte buffer in tests).
+pub use rrtest_sys::mem::MemReader;
 
 /// A syscall as seen at its exit: number, arguments, result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,27 @@ use std::os::unix::fs::FileExt;
 use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
 use nix::unistd::Pid;
 
-use crate::recorder::syscalls::MemReader;
+/// Reads tracee memory: implemented by [`RemoteMem`] (over
+/// `process_vm_readv`) and by byte buffers in tests. The syscall table
+/// (`rrtest-syscalls`) describes a syscall's outputs through it.
+pub trait MemReader {
+    /// Fills `buf` from tracee address `addr`.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()>;
+
+    /// Reads a little-endian u64 at `addr`.
+    fn read_u64(&self, addr: u64) -> std::io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian u32 at `addr`.
+    fn read_u32(&self, addr: u64) -> std::io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+}
 
 /// The address space of a stopped tracee, named by one of its thread ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,19 @@
 //! `rdtsc`), and binding a
 //! tracee to one CPU (CPUID answers differ between CPUs).
 
-use crate::trace::CpuidLeaf;
+use serde::{Deserialize, Serialize};
+
+/// One CPUID leaf/subleaf and its answer (stored in a trace's header as is:
+/// `rrtest-trace` re-exports it).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CpuidLeaf {
+    /// eax in.
+    pub leaf: u32,
+    /// ecx in.
+    pub subleaf: u32,
+    /// eax, ebx, ecx, edx out.
+    pub regs: [u32; 4],
+}
 
 /// Leaves whose subleaves (`ecx`) select different information.
 const SUBLEAF_LEAVES: &[u32] = &[
