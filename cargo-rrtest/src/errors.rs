@@ -38,7 +38,7 @@ pub enum Error {
     Build(String),
     /// A trace could not be read.
     #[error(transparent)]
-    Trace(#[from] crate::trace::Error),
+    Trace(#[from] rrtest_trace::Error),
     /// Replay diverged from the recording.
     #[error(transparent)]
     Divergence(Box<crate::replayer::Divergence>),
@@ -92,3 +92,28 @@ impl Error {
 
 /// Result alias for the command layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trace of another format version is refused by `rrtest-trace`; the
+    /// command layer maps that to BAD_TRACE.
+    #[test]
+    fn a_trace_version_mismatch_exits_with_bad_trace() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("t");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join(rrtest_trace::HEADER_FILE),
+            r#"{"format_version": 2, "recorder_version": "9.9.9"}"#,
+        )
+        .expect("write");
+        let err = rrtest_trace::TraceReader::open(&dir).expect_err("version 2");
+        assert!(
+            matches!(err, rrtest_trace::Error::VersionMismatch { .. }),
+            "{err:?}"
+        );
+        assert_eq!(Error::from(err).exit_code(), exit_codes::BAD_TRACE);
+    }
+}

@@ -6,11 +6,11 @@
 //! - [`harness`]: build, list, partition, schedule, run, retry;
 //! - [`report`]: the versioned JSON report, JUnit, GitHub Actions output;
 //! - [`recorder`] and [`replayer`]: mirror images, file for file;
-//! - [`trace`]: the on-disk trace format;
 //! - [`preload`]: the embedded syscall-buffer library and its cache copy.
 //!
 //! Below it, in their own crates (`cargo-rrtest/*/`): `rrtest-sys`, the only
-//! crate with `unsafe` code (ptrace, tracee memory, spawning, CPU).
+//! crate with `unsafe` code (ptrace, tracee memory, spawning, CPU);
+//! `rrtest-trace`, the on-disk trace format, on top of it.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +21,5 @@ pub mod preload;
 pub mod recorder;
 pub mod replayer;
 pub mod report;
-pub mod trace;
 pub mod tracee;
 pub mod util;

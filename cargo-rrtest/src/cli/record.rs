@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::errors::{Error, Result};
 use crate::recorder::{self, RecordOptions};
-use crate::trace::{self, Verification};
+use rrtest_trace::{self as trace, Verification};
 
 /// Options of `cargo rrtest record`.
 #[derive(Debug, clap::Args)]
@@ -210,8 +210,8 @@ fn default_trace_dir(cwd: &Path, program: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::tests::gen::header;
-    use crate::trace::TraceWriter;
+    use rrtest_trace::test_support::header;
+    use rrtest_trace::TraceWriter;
 
     /// Keeping fails (an entry with the wrong bytes) while the trace is
     /// replayed: keeping's error is the one returned, and the header claims

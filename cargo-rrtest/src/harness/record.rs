@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::errors::exit_codes;
-use crate::trace::{self, pack};
+use rrtest_trace::{self as trace, pack};
 
 /// `--keep`: which attempts' traces survive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

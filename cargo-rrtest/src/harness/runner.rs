@@ -50,7 +50,7 @@ use super::record::{self, Recording};
 use super::server::{self, RecorderServer, ServerSlot};
 use crate::recorder::server::Reply;
 use crate::report::{AttemptOutcome, Outcome};
-use crate::trace;
+use rrtest_trace as trace;
 
 /// How much of each stream is kept in memory per attempt (the end of it).
 pub const CAPTURE_LIMIT: usize = 1024 * 1024;

@@ -46,7 +46,7 @@ pub enum Error {
     },
     /// Writing the trace failed.
     #[error(transparent)]
-    Trace(#[from] crate::trace::Error),
+    Trace(#[from] rrtest_trace::Error),
 }
 
 /// What to record.
@@ -78,9 +78,9 @@ pub struct RecordOptions {
 
 /// The shell convention for a program's exit status, as `record` exits:
 /// its code, or 128 + N when signal N killed it.
-pub fn exit_code_of(status: crate::trace::ExitStatus) -> u8 {
+pub fn exit_code_of(status: rrtest_trace::ExitStatus) -> u8 {
     match status {
-        crate::trace::ExitStatus::Exited(code) => code as u8,
-        crate::trace::ExitStatus::Signaled { signo, .. } => 128u8.wrapping_add(signo as u8),
+        rrtest_trace::ExitStatus::Exited(code) => code as u8,
+        rrtest_trace::ExitStatus::Signaled { signo, .. } => 128u8.wrapping_add(signo as u8),
     }
 }

@@ -29,15 +29,15 @@ use tracing::{debug, trace, warn};
 use super::capture::{self, capture};
 use super::syscalls::{self, Call, MemReader, ReplayAction};
 use super::{Error, RecordOptions};
-use crate::trace::{
-    Event, ExecEvent, ExitStatus, Header, Outcome, SignalEvent, SignalKind, Stats, SyscallEvent,
-    SyscallResult, Tid, TraceWriter, FORMAT_VERSION,
-};
 use crate::tracee::exec_point;
 use crate::tracee::syscallbuf::{self, Space};
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::spawn::{spawn, SpawnSpec};
 use rrtest_sys::{cpu, seccomp, signals, RemoteMem};
+use rrtest_trace::{
+    Event, ExecEvent, ExitStatus, Header, Outcome, SignalEvent, SignalKind, Stats, SyscallEvent,
+    SyscallResult, Tid, TraceWriter, FORMAT_VERSION,
+};
 
 /// `RF` in rflags: suppresses an instruction breakpoint for one instruction.
 const RESUME_FLAG: u64 = 1 << 16;
@@ -141,7 +141,7 @@ struct Seek {
 enum SeekKind {
     /// Is the thread spinning? `target` is where it was interrupted; it is
     /// if it gets there again in the same state.
-    Probe(crate::trace::ExecPoint),
+    Probe(rrtest_trace::ExecPoint),
     /// `target` is a return address; the frame has returned when the
     /// thread gets there with a stack pointer above `rsp`.
     Return { rsp: u64 },
@@ -421,9 +421,9 @@ fn with_preload(env: &[std::ffi::OsString]) -> Result<Vec<std::ffi::OsString>, E
 /// run), read once per CPU per process: each `cpuid` is a VM exit on a
 /// virtual machine, and a recorder server (`super::server`) records many
 /// programs on its CPU.
-fn cpuid_table_of(cpu: Option<usize>) -> Vec<crate::trace::CpuidLeaf> {
+fn cpuid_table_of(cpu: Option<usize>) -> Vec<rrtest_trace::CpuidLeaf> {
     use std::sync::Mutex;
-    static TABLES: Mutex<Vec<(usize, Vec<crate::trace::CpuidLeaf>)>> = Mutex::new(Vec::new());
+    static TABLES: Mutex<Vec<(usize, Vec<rrtest_trace::CpuidLeaf>)>> = Mutex::new(Vec::new());
     let Some(cpu) = cpu else {
         return cpu::cpuid_table();
     };

@@ -24,7 +24,7 @@ impl ExecDir {
     /// no trace in the program's world).
     pub fn new() -> io::Result<Self> {
         let mut last = None;
-        for base in crate::preload::user_cache_dirs()? {
+        for base in rrtest_sys::dirs::user_cache_dirs()? {
             let base = base.join("replay");
             let made = std::fs::create_dir_all(&base)
                 .and_then(|()| tempfile::Builder::new().prefix("r-").tempdir_in(&base));

@@ -16,14 +16,14 @@ use super::gate;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
 use crate::recorder::syscalls::{self, ReplayAction};
-use crate::trace::{
-    Event, ExecPoint, ExitStatus, PatchEvent, ReadAhead, SignalEvent, SignalKind, SyscallResult,
-    Tid, TraceReader,
-};
 use crate::tracee::syscallbuf::{self, Space};
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::spawn::{spawn, SpawnSpec};
 use rrtest_sys::{seccomp, RemoteMem};
+use rrtest_trace::{
+    Event, ExecPoint, ExitStatus, PatchEvent, ReadAhead, SignalEvent, SignalKind, SyscallResult,
+    Tid, TraceReader,
+};
 
 /// A buffered syscall replay will see at the untraced gate.
 #[derive(Debug)]
@@ -234,7 +234,7 @@ impl Session {
 
     /// A successful `execve` of thread `e.tid`, stopped at its entry: run
     /// the trace's copy of the program under a name of the recorded length.
-    fn exec(&mut self, e: crate::trace::ExecEvent) -> Result<(), ReplayError> {
+    fn exec(&mut self, e: rrtest_trace::ExecEvent) -> Result<(), ReplayError> {
         // The exec'ing thread stays current while recording, so its entry
         // is not an event of its own: run it to the entry now.
         if let State::Idle { .. } = self.task(e.tid)?.state {
@@ -305,7 +305,7 @@ impl Session {
         self.start(&e)
     }
 
-    fn start(&mut self, exec: &crate::trace::ExecEvent) -> Result<(), ReplayError> {
+    fn start(&mut self, exec: &rrtest_trace::ExecEvent) -> Result<(), ReplayError> {
         let real = self.tasks[&exec.tid].real;
         let facts = crate::tracee::prepare_after_exec(real)
             .map_err(perr("preparing the tracee after exec", real))?;
@@ -722,7 +722,7 @@ impl Session {
                 // Replay writes the recorded output; the program must be
                 // writing the same bytes, or it has diverged (its
                 // arguments can match while its data does not).
-                if let crate::trace::SyscallExtra::Output { data, .. } = &result.extra {
+                if let rrtest_trace::SyscallExtra::Output { data, .. } = &result.extra {
                     let mem = RemoteMem::new(real);
                     let seen = crate::tracee::written_bytes(&mem, nr, args, data.len())
                         .unwrap_or_default();
@@ -790,7 +790,7 @@ impl Session {
                 let ret = if result.ret < 0 {
                     inject::emulate(real, regs, result, false)?;
                     result.ret
-                } else if let crate::trace::SyscallExtra::MappedFile { file, .. } = &result.extra {
+                } else if let rrtest_trace::SyscallExtra::MappedFile { file, .. } = &result.extra {
                     let mut path = self.reader.file_path(file);
                     if args[3] as i32 & libc::MAP_SHARED != 0 {
                         path = self
@@ -1473,7 +1473,7 @@ impl Session {
 /// when it wrote program output and replay echoes.
 fn echo_buffered_output(echo: bool, rec: syscallbuf::Record) {
     if let (true, Some(out)) = (echo, rec.output) {
-        inject::echo_output(&crate::trace::SyscallExtra::Output {
+        inject::echo_output(&rrtest_trace::SyscallExtra::Output {
             fd: out.stream,
             data: rec.data.to_vec(),
         });

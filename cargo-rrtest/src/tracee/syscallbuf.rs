@@ -38,10 +38,10 @@ use rrtest_abi::{
 };
 
 use crate::recorder::patch::{self, Anchor, PatchSite, Refusal, Stub, StubIp};
-use crate::trace::PatchEvent;
 use rrtest_sys::perf;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
+use rrtest_trace::PatchEvent;
 
 /// Buffer slots in the area: one, shared by all threads (see the module doc).
 const SLOTS: u64 = 1;

@@ -1,7 +1,7 @@
 //! `rrtest-sys`: cargo-rrtest's operating-system layer and the only crate
 //! with `unsafe` code: ptrace, tracee memory, process creation with the
 //! recorder's setup, seccomp, perf counters, signal-free threads, CPU
-//! instructions, and file-descriptor passing.
+//! instructions, file-descriptor passing, and the per-user cache directories.
 //!
 //! Everything here is a thin, typed wrapper: policy lives in the recorder and
 //! replayer. docs/unsafe.md lists every unsafe module.
@@ -13,6 +13,7 @@
 #![allow(unsafe_code)]
 
 pub mod cpu;
+pub mod dirs;
 pub mod fdpass;
 pub mod mem;
 pub mod perf;

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::roundtrip::encode_stream;
-use crate::trace::{
+use crate::{
     file_id_of, CpuidLeaf, Event, ExecEvent, ExitStatus, FileId, Header, MemWrite, Outcome,
     SignalEvent, SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, TraceReader,
     TraceWriter,

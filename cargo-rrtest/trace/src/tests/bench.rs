@@ -5,9 +5,7 @@
 use std::time::Instant;
 
 use super::gen::{header, Rng};
-use crate::trace::{
-    Event, MemWrite, SyscallEvent, SyscallExtra, SyscallResult, TraceReader, TraceWriter,
-};
+use crate::{Event, MemWrite, SyscallEvent, SyscallExtra, SyscallResult, TraceReader, TraceWriter};
 
 /// What a test binary's recording mostly holds: small syscalls, time reads,
 /// short reads and writes, the occasional page.

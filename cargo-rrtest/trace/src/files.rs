@@ -208,7 +208,7 @@ impl IdCache {
     pub fn user() -> Option<IdCache> {
         static USER: OnceLock<Option<IdCache>> = OnceLock::new();
         USER.get_or_init(|| {
-            crate::preload::user_cache_dirs()
+            rrtest_sys::dirs::user_cache_dirs()
                 .ok()?
                 .into_iter()
                 .find_map(|d| IdCache::open(d.join("file-ids")))

@@ -1,7 +1,7 @@
 //! A deterministic PRNG and generators of random events that reach every
 //! variant and every field, including the extremes of each integer type.
 
-use crate::trace::{
+use crate::{
     Event, ExecEvent, ExecPoint, ExitStatus, FileId, Header, MemWrite, PatchEvent, SignalEvent,
     SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, FORMAT_VERSION, POINT_REGS,
 };
@@ -142,7 +142,7 @@ impl Rng {
         for x in &mut b {
             *x = self.next_u64() as u8;
         }
-        crate::trace::codec::file_id_from_bytes(&b)
+        crate::codec::file_id_from_bytes(&b)
     }
 
     pub fn args(&mut self) -> [u64; 6] {
@@ -319,7 +319,7 @@ pub fn header() -> Header {
         env: vec!["PATH=/usr/bin:/bin".into(), "LANG=C.UTF-8".into()],
         cwd: "/tmp".into(),
         kernel: "Linux 6.8.0 x86_64".into(),
-        cpuid: vec![crate::trace::CpuidLeaf {
+        cpuid: vec![crate::CpuidLeaf {
             leaf: 0,
             subleaf: 0,
             regs: [0xd, 0x756e_6547, 0x6c65_746e, 0x4965_6e69],

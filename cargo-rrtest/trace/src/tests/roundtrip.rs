@@ -2,9 +2,9 @@
 //! framed stream, and a whole trace directory.
 
 use super::gen::{header, Rng, KINDS};
-use crate::trace::codec::{self, Record};
-use crate::trace::stream::{StreamReader, StreamWriter};
-use crate::trace::{
+use crate::codec::{self, Record};
+use crate::stream::{StreamReader, StreamWriter};
+use crate::{
     Event, ExitStatus, Outcome, SyscallEvent, SyscallExtra, SyscallResult, TraceReader, TraceWriter,
 };
 
@@ -18,7 +18,7 @@ pub fn encode_stream(events: &[Event]) -> Vec<u8> {
 }
 
 /// Decodes a stream to its events and the error that stopped it, if any.
-pub fn decode_stream(bytes: &[u8]) -> (Vec<Event>, Option<crate::trace::stream::StreamError>) {
+pub fn decode_stream(bytes: &[u8]) -> (Vec<Event>, Option<crate::stream::StreamError>) {
     let mut out = Vec::new();
     let mut r = match StreamReader::new(bytes) {
         Ok(r) => r,
@@ -116,7 +116,7 @@ fn common_syscalls_encode_compactly() {
         args: [3, 0x7ffc_1234_5678, 64, 0, 0, 0],
         result: SyscallResult {
             ret: 64,
-            writes: vec![crate::trace::MemWrite {
+            writes: vec![crate::MemWrite {
                 addr: 0x7ffc_1234_5678,
                 data: vec![7; 64],
             }],
@@ -131,7 +131,7 @@ fn common_syscalls_encode_compactly() {
 #[test]
 fn an_rdtsc_sites_patch_is_flag_bit_2_and_older_patches_read_the_same() {
     let patch = |rdtsc| {
-        Event::Patch(crate::trace::PatchEvent {
+        Event::Patch(crate::PatchEvent {
             tid: 7,
             nr: 0,
             new_page: None,
@@ -262,7 +262,7 @@ fn invalid_events_are_refused_not_written() {
             ret: 0,
             writes: vec![],
             extra: SyscallExtra::MappedFile {
-                file: crate::trace::FileId("../../etc/passwd".into()),
+                file: crate::FileId("../../etc/passwd".into()),
                 path: "/etc/passwd".into(),
             },
         },

@@ -6,9 +6,9 @@ use std::io::Read;
 
 use super::gen::Rng;
 use super::roundtrip::{decode_stream, encode_stream};
-use crate::trace::pipeline::{Pipeline, Spill, BATCH};
-use crate::trace::stream::{Batch, StreamWriter};
-use crate::trace::Event;
+use crate::pipeline::{Pipeline, Spill, BATCH};
+use crate::stream::{Batch, StreamWriter};
+use crate::Event;
 
 fn events(seed: u64, n: usize) -> Vec<Event> {
     let mut rng = Rng::new(seed);

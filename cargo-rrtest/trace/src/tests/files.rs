@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use super::gen::header;
-use crate::trace::{file_id_of, FileId, Stored, TraceReader, TraceWriter};
+use crate::{file_id_of, FileId, Stored, TraceReader, TraceWriter};
 
 fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir.join("files"))
@@ -225,7 +225,7 @@ fn a_kept_trace_has_private_copies_that_survive_the_original_changing() {
         std::fs::metadata(&copy).expect("copy").ino(),
         std::fs::metadata(&src).expect("src").ino()
     );
-    let kept = crate::trace::keep(&trace).expect("keep");
+    let kept = crate::keep(&trace).expect("keep");
     assert_eq!((kept.copied, kept.checked), (1, 0));
     let meta = std::fs::metadata(&copy).expect("copy");
     assert_ne!(meta.ino(), std::fs::metadata(&src).expect("src").ino());
@@ -241,7 +241,7 @@ fn a_kept_trace_has_private_copies_that_survive_the_original_changing() {
     std::fs::write(&src, b"rebuilt").expect("write");
     assert_eq!(std::fs::read(&copy).expect("read"), b"the recorded program");
     // Keeping again finds private copies and only checks them.
-    let again = crate::trace::keep(&trace).expect("keep again");
+    let again = crate::keep(&trace).expect("keep again");
     assert_eq!((again.copied, again.checked), (0, 1));
     assert_eq!(files_in(&trace), vec![id.0.clone()]);
 }
@@ -259,7 +259,7 @@ fn a_trace_whose_original_changed_in_place_before_it_was_kept_is_refused() {
         .open(&src)
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"library version 2"))
         .expect("rewrite");
-    let err = crate::trace::keep(&trace).expect_err("changed");
+    let err = crate::keep(&trace).expect_err("changed");
     let text = err.to_string();
     assert!(
         text.contains(&id.0) && text.contains("changed in place"),
@@ -278,7 +278,7 @@ fn keeping_removes_leftover_temporary_files() {
     let trace = tmp.path().join("t");
     let id = disposable_trace(&trace, &src);
     std::fs::write(trace.join("files").join(".tmp-1-2"), b"half").expect("write");
-    crate::trace::keep(&trace).expect("keep");
+    crate::keep(&trace).expect("keep");
     assert_eq!(files_in(&trace), vec![id.0]);
 }
 
@@ -312,7 +312,7 @@ fn keeping_copies_every_entry_of_a_trace() {
     ];
     let ids = disposable_trace_of(tmp.path(), &sources);
     let trace = tmp.path().join("t");
-    let kept = crate::trace::keep(&trace).expect("keep");
+    let kept = crate::keep(&trace).expect("keep");
     let total: usize = sources.iter().map(|(_, b)| b.len()).sum();
     assert_eq!((kept.copied, kept.checked), (4, 0));
     assert_eq!(kept.bytes, total as u64);
@@ -348,10 +348,10 @@ fn keeping_many_entries_copies_then_checks_them_all() {
         .collect();
     let ids = disposable_trace_of(tmp.path(), &sources);
     let trace = tmp.path().join("t");
-    let kept = crate::trace::keep(&trace).expect("keep");
+    let kept = crate::keep(&trace).expect("keep");
     assert_eq!((kept.copied, kept.checked), (70, 0));
     assert_eq!(files_in(&trace).len(), 70, "nothing temporary");
-    let again = crate::trace::keep(&trace).expect("keep again");
+    let again = crate::keep(&trace).expect("keep again");
     assert_eq!((again.copied, again.checked), (0, 70));
     let r = TraceReader::open(&trace).expect("open");
     for ((_, bytes), id) in sources.iter().zip(&ids) {
@@ -377,9 +377,7 @@ fn one_changed_entry_of_several_is_removed_and_reported() {
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"LIBRARY B, VERSION 2"))
         .expect("rewrite");
     let trace = tmp.path().join("t");
-    let text = crate::trace::keep(&trace)
-        .expect_err("b.so changed")
-        .to_string();
+    let text = crate::keep(&trace).expect_err("b.so changed").to_string();
     assert!(
         text.contains(&ids[1].0) && text.contains("changed in place"),
         "{text}"
@@ -405,13 +403,10 @@ fn a_trace_without_files_is_kept() {
         .and_then(TraceWriter::finish)
         .expect("trace");
     std::fs::remove_dir(trace.join("files")).expect("rmdir");
-    assert_eq!(
-        crate::trace::keep(&trace).expect("keep"),
-        crate::trace::Kept::default()
-    );
+    assert_eq!(crate::keep(&trace).expect("keep"), crate::Kept::default());
     // A trace directory that is not there is an error, naming it.
     let gone = tmp.path().join("gone");
-    let text = crate::trace::keep(&gone).expect_err("missing").to_string();
+    let text = crate::keep(&gone).expect_err("missing").to_string();
     assert!(text.contains(&gone.display().to_string()), "{text}");
 }
 
@@ -438,7 +433,7 @@ fn a_file_the_program_may_write_is_copied_not_linked() {
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"MAPPED"))
         .expect("rewrite");
     w.finish().expect("finish");
-    crate::trace::keep(&trace).expect("keep");
+    crate::keep(&trace).expect("keep");
     assert_eq!(
         std::fs::read(trace.join("files").join(&id.0)).expect("read"),
         b"mapped read-write"
@@ -450,7 +445,7 @@ fn a_file_the_program_may_write_is_copied_not_linked() {
 /// from the descriptors it kept open (even after the path was replaced).
 #[test]
 fn a_deferred_trace_is_written_only_if_finished() {
-    use crate::trace::{Event, Tid};
+    use crate::{Event, Tid};
     let tmp = tempfile::tempdir().expect("tempdir");
     let lib = tmp.path().join("lib.so");
     std::fs::write(&lib, b"library bytes").expect("write");
@@ -501,7 +496,7 @@ fn a_deferred_trace_is_written_only_if_finished() {
 /// (the program may change it) and when its stream outgrows memory.
 #[test]
 fn a_deferred_trace_materializes_when_it_must() {
-    use crate::trace::Event;
+    use crate::Event;
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     std::fs::write(&data, b"data the program wrote").expect("write");

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use super::gen::{header, Rng};
 use super::roundtrip::{decode_stream, encode_stream};
-use crate::trace::codec::{self, tag};
-use crate::trace::stream::StreamError;
-use crate::trace::{Error, Event, Outcome, TraceReader, TraceWriter};
+use crate::codec::{self, tag};
+use crate::stream::StreamError;
+use crate::{Error, Event, Outcome, TraceReader, TraceWriter};
 
 fn random_events(seed: u64, n: usize) -> Vec<Event> {
     let mut rng = Rng::new(seed);
@@ -341,7 +341,7 @@ fn damaged_headers_are_errors_with_an_offset() {
     );
 }
 
-/// Reads a whole trace through [`crate::trace::ReadAhead`]: the events, and
+/// Reads a whole trace through [`crate::ReadAhead`]: the events, and
 /// the error that ended it (asked twice: the same error again).
 fn read_all_ahead(dir: &Path) -> (Vec<Event>, Option<String>) {
     let mut r = match TraceReader::open(dir).and_then(TraceReader::read_ahead) {

@@ -1,4 +1,12 @@
-//! The on-disk trace format (docs/trace-format.md).
+//! `rrtest-trace`: the on-disk trace format (docs/trace-format.md): its
+//! types, the writer and reader, the event codec and stream, `files/`, and
+//! `.tar.zst` archives (pack/unpack).
+//!
+//! It depends on `rrtest-sys` (the threads of the stream pipeline leave the
+//! recorder's CPU and keep signals away; the per-user cache directories; the
+//! CPUID leaf type) and `rrtest-abi` only: never on the recorder, the
+//! replayer, the harness or the reports, which all build on it.
+//!
 //!
 //! A trace is a directory:
 //! ```text
@@ -9,6 +17,8 @@
 //! ```
 //! [`TraceWriter`] writes one while recording; [`TraceReader`] reads it back,
 //! rejecting unknown versions and reporting corruption with its offset.
+
+#![forbid(unsafe_code)]
 
 pub mod codec;
 mod event;
@@ -21,7 +31,14 @@ pub mod stream;
 mod writer;
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
+
+/// Generators of headers and events for tests: this crate's own (as
+/// `tests::gen`) and other crates' (feature `test-support`).
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+#[path = "tests/gen.rs"]
+pub mod test_support;
 
 pub use event::*;
 pub use files::{file_id_of, IdCache, Kept, Stored};

@@ -4,7 +4,7 @@
 mod bench;
 mod corrupt;
 mod files;
-pub(crate) mod gen;
+pub(crate) use crate::test_support as gen;
 mod golden;
 mod pipeline;
 mod roundtrip;

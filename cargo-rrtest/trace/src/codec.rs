@@ -58,15 +58,15 @@ pub mod tag {
     pub const PROCESS_EXIT: u8 = 0x09;
     /// [`super::Event::Unsupported`].
     pub const UNSUPPORTED: u8 = 0x0a;
-    /// [`Event::Preempt`](crate::trace::Event::Preempt).
+    /// [`Event::Preempt`](crate::Event::Preempt).
     pub const PREEMPT: u8 = 0x0b;
-    /// [`Event::BufferInit`](crate::trace::Event::BufferInit).
+    /// [`Event::BufferInit`](crate::Event::BufferInit).
     pub const BUFFER_INIT: u8 = 0x0c;
-    /// [`Event::Buffered`](crate::trace::Event::Buffered).
+    /// [`Event::Buffered`](crate::Event::Buffered).
     pub const BUFFERED: u8 = 0x0d;
-    /// [`Event::BufferAbort`](crate::trace::Event::BufferAbort).
+    /// [`Event::BufferAbort`](crate::Event::BufferAbort).
     pub const BUFFER_ABORT: u8 = 0x0e;
-    /// [`Event::Patch`](crate::trace::Event::Patch).
+    /// [`Event::Patch`](crate::Event::Patch).
     pub const PATCH: u8 = 0x0f;
     /// The end record: the event count and the stream checksum. Written by
     /// `TraceWriter::finish`; a stream without it was cut short.
@@ -455,7 +455,7 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
 /// [`Event::Buffered`] of thread `tid` with `len` bytes of records (its
 /// tid, their length): the trace writer puts the records after it without
 /// an intermediate copy ([`super::stream::Batch::push_buffered`]).
-pub fn buffered_payload_head(buf: &mut Vec<u8>, tid: crate::trace::Tid, len: usize) {
+pub fn buffered_payload_head(buf: &mut Vec<u8>, tid: crate::Tid, len: usize) {
     put_ivarint(buf, i64::from(tid));
     put_uvarint(buf, len as u64);
 }
