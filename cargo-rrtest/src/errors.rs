@@ -90,6 +90,19 @@ impl Error {
     }
 }
 
+/// Reading or merging report files: bad input files are the user's to fix.
+impl From<rrtest_report::Error> for Error {
+    fn from(e: rrtest_report::Error) -> Self {
+        match e {
+            rrtest_report::Error::Io { path, source } => {
+                Error::io(path.display().to_string(), source)
+            }
+            // Bad input files are the user's to fix: a usage error.
+            other => Error::Usage(other.to_string()),
+        }
+    }
+}
+
 /// Result alias for the command layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -4,13 +4,13 @@
 //! Subsystems (DESIGN.md §3):
 //! - [`cli`]: one file per verb, clap derive, exit codes;
 //! - [`harness`]: build, list, partition, schedule, run, retry;
-//! - [`report`]: the versioned JSON report, JUnit, GitHub Actions output;
 //! - [`recorder`] and [`replayer`]: mirror images, file for file;
 //! - [`preload`]: the embedded syscall-buffer library and its cache copy.
 //!
 //! Below it, in their own crates (`cargo-rrtest/*/`): `rrtest-sys`, the only
 //! crate with `unsafe` code (ptrace, tracee memory, spawning, CPU);
-//! `rrtest-trace`, the on-disk trace format, on top of it.
+//! `rrtest-trace`, the on-disk trace format, on top of it; `rrtest-report`,
+//! the versioned JSON report, JUnit and GitHub Actions output (data only).
 
 #![forbid(unsafe_code)]
 
@@ -20,6 +20,5 @@ pub mod harness;
 pub mod preload;
 pub mod recorder;
 pub mod replayer;
-pub mod report;
 pub mod tracee;
 pub mod util;

@@ -21,7 +21,7 @@ use crate::errors::{Error, Result};
 use crate::harness::record::sanitize;
 use crate::recorder::exit_code_of;
 use crate::replayer::{self, ReplayError, ReplayOptions};
-use crate::report::Report;
+use rrtest_report::Report;
 use rrtest_trace::pack;
 
 /// Options of `cargo rrtest replay`.

@@ -49,7 +49,7 @@ use super::panic::parse_first_panic;
 use super::record::{self, Recording};
 use super::server::{self, RecorderServer, ServerSlot};
 use crate::recorder::server::Reply;
-use crate::report::{AttemptOutcome, Outcome};
+use rrtest_report::{AttemptOutcome, Outcome};
 use rrtest_trace as trace;
 
 /// How much of each stream is kept in memory per attempt (the end of it).
@@ -238,7 +238,7 @@ pub struct AttemptResult {
     /// Its stderr.
     pub stderr: Captured,
     /// The first panic it printed.
-    pub panic: Option<crate::report::Panic>,
+    pub panic: Option<rrtest_report::Panic>,
     /// It was stopped because the run was cancelled (Ctrl-C).
     pub cancelled: bool,
     /// It ran under the recorder.

@@ -393,7 +393,7 @@ pub fn append_step_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::json::{Attempt, AttemptOutcome};
+    use crate::json::{Attempt, AttemptOutcome};
 
     fn test(name: &str, outcome: Outcome) -> TestReport {
         TestReport {

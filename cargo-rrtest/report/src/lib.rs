@@ -1,7 +1,15 @@
-//! Reports: the versioned JSON report ([`json`]), JUnit XML ([`junit`]) and
-//! GitHub Actions output ([`github`]: annotations, fenced output, step summary).
+//! `rrtest-report`: the versioned JSON report ([`json`]), JUnit XML
+//! ([`junit`]) and GitHub Actions output ([`github`]: annotations, fenced
+//! output, step summary).
 //!
 //! The harness fills a [`json::Report`]; the other formats are views of it.
+//!
+//! Data and rendering only, so that other tools can read cargo-rrtest's
+//! reports by depending on this crate alone: it depends on no other
+//! cargo-rrtest crate and on no machinery (no recorder, trace, process or
+//! command-line code). The command layer maps its [`Error`] to exit codes.
+
+#![forbid(unsafe_code)]
 
 pub mod github;
 pub mod json;
@@ -53,16 +61,4 @@ pub enum Error {
         /// The second report containing it.
         second: std::path::PathBuf,
     },
-}
-
-impl From<Error> for crate::errors::Error {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Io { path, source } => {
-                crate::errors::Error::io(path.display().to_string(), source)
-            }
-            // Bad input files are the user's to fix: a usage error.
-            other => crate::errors::Error::Usage(other.to_string()),
-        }
-    }
 }
