@@ -7,10 +7,15 @@
 //! - [`recorder`] and [`replayer`]: mirror images, file for file;
 //! - [`preload`]: the embedded syscall-buffer library and its cache copy.
 //!
-//! Below it, in their own crates (`cargo-rrtest/*/`): `rrtest-sys`, the only
-//! crate with `unsafe` code (ptrace, tracee memory, spawning, CPU);
-//! `rrtest-trace`, the on-disk trace format, on top of it; `rrtest-report`,
-//! the versioned JSON report, JUnit and GitHub Actions output (data only).
+//! Below it, in their own crates (`cargo-rrtest/*/`, docs/design.md
+//! "Layout"):
+//! - `rrtest-sys`: the only crate with `unsafe` code (ptrace, tracee memory,
+//!   spawning, seccomp, perf, CPU);
+//! - `rrtest-syscalls`: the typed syscall table and the syscall-site patcher,
+//!   shared by the recorder, the replayer and [`tracee`];
+//! - `rrtest-trace`: the on-disk trace format;
+//! - `rrtest-report`: the versioned JSON report, JUnit and GitHub Actions
+//!   output (data only).
 
 #![forbid(unsafe_code)]
 

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use crate::recorder::syscalls::{self, Call, Region};
 use rrtest_sys::RemoteMem;
+use rrtest_syscalls::{self as syscalls, Call, Region};
 use rrtest_trace::{MemWrite, SyscallExtra, SyscallResult, TraceWriter};
 
 /// Regions larger than this are refused (a corrupt size would otherwise

@@ -5,18 +5,17 @@
 //!   at a time; the schedule is the event order);
 //! - [`capture`]: what a finished syscall did (result, memory written,
 //!   program output, mapped files);
-//! - [`syscalls`]: the typed syscall table, shared with the replayer;
-//! - [`patch`]: syscall-site patching for the syscall buffer (pure functions);
 //! - [`server`]: a process that records many programs in turn, for the harness.
+//!
+//! The typed syscall table and the syscall-site patcher, which the replayer
+//! and `tracee/` share, are the crate `rrtest-syscalls` (`cargo-rrtest/syscalls`).
 //!
 //! The replayer mirrors this module file for file (`replayer/session.rs`,
 //! `replayer/inject.rs`).
 
 mod capture;
-pub mod patch;
 pub mod server;
 mod session;
-pub mod syscalls;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -27,13 +27,13 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace, warn};
 
 use super::capture::{self, capture};
-use super::syscalls::{self, Call, MemReader, ReplayAction};
 use super::{Error, RecordOptions};
 use crate::tracee::exec_point;
 use crate::tracee::syscallbuf::{self, Space};
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::spawn::{spawn, SpawnSpec};
 use rrtest_sys::{cpu, seccomp, signals, RemoteMem};
+use rrtest_syscalls::{self as syscalls, Call, MemReader, ReplayAction};
 use rrtest_trace::{
     Event, ExecEvent, ExitStatus, Header, Outcome, SignalEvent, SignalKind, Stats, SyscallEvent,
     SyscallResult, Tid, TraceWriter, FORMAT_VERSION,

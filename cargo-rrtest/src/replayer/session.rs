@@ -15,11 +15,11 @@ use super::exe::ExecDir;
 use super::gate;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
-use crate::recorder::syscalls::{self, ReplayAction};
 use crate::tracee::syscallbuf::{self, Space};
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::spawn::{spawn, SpawnSpec};
 use rrtest_sys::{seccomp, RemoteMem};
+use rrtest_syscalls::{self as syscalls, ReplayAction};
 use rrtest_trace::{
     Event, ExecPoint, ExitStatus, PatchEvent, ReadAhead, SignalEvent, SignalKind, SyscallResult,
     Tid, TraceReader,

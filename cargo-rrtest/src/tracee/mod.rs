@@ -7,6 +7,9 @@
 
 pub mod syscallbuf;
 
+#[cfg(test)]
+mod patch_exec_tests;
+
 use std::io;
 
 use rrtest_abi::{entry, fixed_page_code, FIXED_PAGE_ADDR, FIXED_PAGE_SIZE};

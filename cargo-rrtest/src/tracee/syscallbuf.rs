@@ -37,10 +37,10 @@ use rrtest_abi::{
     PROTOCOL_VERSION, THREAD_LOCALS_ADDR, THREAD_LOCALS_SIZE,
 };
 
-use crate::recorder::patch::{self, Anchor, PatchSite, Refusal, Stub, StubIp};
 use rrtest_sys::perf;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
+use rrtest_syscalls::patch::{self, Anchor, PatchSite, Refusal, Stub, StubIp};
 use rrtest_trace::PatchEvent;
 
 /// Buffer slots in the area: one, shared by all threads (see the module doc).

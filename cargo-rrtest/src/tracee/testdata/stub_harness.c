@@ -1,5 +1,5 @@
 /* End-to-end harness for the patcher and the preload's hook entry (see
- * ../exec_tests.rs). Built with -no-pie so that its code addresses are the
+ * ../patch_exec_tests.rs). Built with -no-pie so that its code addresses are the
  * same in every run.
  *
  *   stub_harness describe

@@ -1,3 +1,11 @@
+//! `rrtest-syscalls`: the syscall model the recorder and the replayer share.
+//!
+//! It depends on `rrtest-sys` (for [`MemReader`]) and `rrtest-abi` only, and
+//! touches no tracee: the recorder and the replayer read and write tracee
+//! memory and registers, and ask this crate what a syscall did or how a
+//! site is patched. It must not depend on the recorder, the replayer or the
+//! trace format.
+//!
 //! The typed syscall table: for every syscall the recorder knows, its name,
 //! whether it may block, how replay treats it, and which tracee memory the
 //! kernel writes (as a function of the arguments, the result, and structures
@@ -10,12 +18,15 @@
 //! [`Unsupported`]: the recording goes on, and the trace is marked
 //! unreplayable with the name.
 
+#![forbid(unsafe_code)]
+
 mod describe;
 mod fdctl;
 mod ipc;
 mod layout;
 mod net;
 mod outputs;
+pub mod patch;
 mod poll;
 mod process;
 mod table;

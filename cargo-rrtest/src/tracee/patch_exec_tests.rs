@@ -15,7 +15,7 @@
 use std::fmt::Write as _;
 use std::process::Command;
 
-use super::*;
+use rrtest_syscalls::patch::*;
 
 const HARNESS: &str = include_str!("testdata/stub_harness.c");
 /// Where the stubs go: 512 MiB, within ±2 GiB of a non-PIE executable.

@@ -18,6 +18,8 @@
 //!
 //! Nothing here touches a tracee: the recorder reads the bytes, allocates
 //! the stub page within ±2 GiB, writes the results, and records the patch.
+//! (The end-to-end test through the real preload library is the main
+//! crate's `tracee/patch_exec_tests.rs`: the library is embedded there.)
 //!
 //! ```text
 //!  original code                         stub (stub_addr)
@@ -35,8 +37,6 @@
 //! ```
 
 mod analyze;
-#[cfg(test)]
-mod exec_tests;
 mod stub;
 #[cfg(test)]
 mod tests;
