@@ -22,6 +22,8 @@
 pub mod cli;
 pub mod errors;
 pub mod harness;
+#[cfg(test)]
+mod layers;
 pub mod preload;
 pub mod recorder;
 pub mod replayer;
