@@ -940,8 +940,8 @@ fn refusals_explain_themselves() {
 /// run it alone so that it is the first patch of its process:
 ///
 /// ```text
-/// cargo test --release -p cargo-rrtest --lib -- --ignored --exact \
-///     recorder::patch::tests::first_patch_cost --nocapture
+/// cargo test --release -p rrtest-syscalls --lib -- --ignored --exact \
+///     patch::tests::first_patch_cost --nocapture
 /// ```
 #[test]
 #[ignore = "a measurement: run it alone, in its own process"]
