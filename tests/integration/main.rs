@@ -19,6 +19,7 @@ mod recorder_async;
 mod recorder_build;
 mod recorder_faults;
 mod recorder_run;
+mod secrets;
 mod syscallbuf;
 mod trace_files;
 
@@ -30,6 +31,7 @@ fn main() {
     trials.extend(product::trials());
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());
+    trials.extend(secrets::trials());
     trials.extend(syscallbuf::trials());
     trials.extend(trace_files::trials());
     libtest_mimic::run(&args, trials).exit();

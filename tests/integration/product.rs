@@ -60,7 +60,59 @@ pub fn trials() -> Vec<Trial> {
             "product::limitations_are_reported",
             limitations_are_reported,
         ),
+        Trial::test("product::hidden_paths_in_a_run", hidden_paths_in_a_run)
+            .with_ignored_flag(!is_root()),
     ]
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `--hide-path` reaches recorded tests through a recorder server and
+/// through `record` processes alike: the run passes, and the report and
+/// the kept trace's header name the hidden path (docs/secrets.md).
+fn hidden_paths_in_a_run() -> Result<(), Failed> {
+    let _lock = recording_lock();
+    let file = out_dir().join("hidden-netrc");
+    std::fs::write(&file, "machine h login u password p\n")?;
+    let want = serde_json::json!([file.canonicalize()?.display().to_string()]);
+    for mode in [None, Some("--no-record-server")] {
+        let mut args = vec![
+            "--keep",
+            "all",
+            "--exact",
+            "tests::divides_evenly",
+            "--hide-path",
+            file.to_str().ok_or("utf-8")?,
+        ];
+        args.extend(mode);
+        let run = recorded_run("hide-path", &args, &[]);
+        check!(
+            run.code == 0,
+            "{mode:?}: exit {}:\n{}",
+            run.code,
+            run.stderr
+        );
+        let report = report_of(&run)?;
+        check!(
+            report["hidden_paths"] == want,
+            "{mode:?}: report {}",
+            report["hidden_paths"]
+        );
+        let tests = tests_by_key(report);
+        let t = &tests["demo-core tests::divides_evenly"];
+        let trace = t["trace"].as_str().ok_or("no trace with --keep all")?;
+        let header: Value =
+            serde_json::from_slice(&std::fs::read(Path::new(trace).join("header.json"))?)?;
+        check!(
+            header["hidden_paths"] == want && t["verified"] == true,
+            "{mode:?}: header {} / {t}",
+            header["hidden_paths"]
+        );
+    }
+    Ok(())
 }
 
 /// Fake credentials put in the harness's environment; none may reach a test.
@@ -70,6 +122,10 @@ const FAKE_SECRETS: &[(&str, &str)] = &[
     ("AWS_SECRET_ACCESS_KEY", "rrtestFAKEawsSECRET0003"),
     ("my_db_password", "rrtestFAKEdbPASSWORD0004"),
     ("DEPLOY_KEY", "rrtestFAKEdeployKEY0005"),
+    // Found by value: a URL with a password, and a GitHub token under an
+    // innocent name.
+    ("DATABASE_URL", "postgres://u:rrtestFAKEhunter2@h/db"),
+    ("BUILD_LABEL", "ghp_rrtestFAKEinnocentNAME0007abcdefghij"),
 ];
 
 /// A credential-looking variable passed on with `--pass-env`.
@@ -500,6 +556,24 @@ fn no_credentials_leak() -> Result<(), Failed> {
             );
         }
     }
+    // The report names what was removed, never the values.
+    let report = report_of(run)?;
+    let removed: Vec<&str> = report["env_removed"]
+        .as_array()
+        .ok_or("no env_removed in the report")?
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for (var, _) in FAKE_SECRETS {
+        check!(
+            removed.contains(var),
+            "env_removed lacks {var}: {removed:?}"
+        );
+    }
+    check!(
+        !removed.contains(&PASSED.0),
+        "--pass-env variable listed as removed"
+    );
     // The variable passed with --pass-env reached the test (its trace's header).
     let header = blobs
         .iter()
@@ -510,6 +584,21 @@ fn no_credentials_leak() -> Result<(), Failed> {
         "--pass-env variable missing from {}",
         header.0
     );
+    // The trace's header names what was removed from its environment.
+    let parsed: Value = serde_json::from_slice(&header.1)?;
+    let in_header: Vec<&str> = parsed["env_removed"]
+        .as_array()
+        .ok_or_else(|| format!("no env_removed in {}", header.0))?
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for (var, _) in FAKE_SECRETS {
+        check!(
+            in_header.contains(var),
+            "{} lacks {var} in env_removed: {in_header:?}",
+            header.0
+        );
+    }
     Ok(())
 }
 

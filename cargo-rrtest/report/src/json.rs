@@ -47,6 +47,14 @@ pub struct Report {
     /// check found missing; null when recording.
     #[serde(default)]
     pub recording_disabled_reason: Option<String>,
+    /// Names of the variables removed from the tests' environments because
+    /// they looked like credentials (names only; docs/secrets.md).
+    #[serde(default)]
+    pub env_removed: Vec<String>,
+    /// Paths recorded tests saw as empty (`--hide-path`,
+    /// `--hide-credential-files`).
+    #[serde(default)]
+    pub hidden_paths: Vec<String>,
     /// A count per outcome.
     pub summary: Summary,
     /// Every selected test, sorted by binary id then name.
@@ -282,6 +290,8 @@ impl Report {
             partition,
             recording,
             recording_disabled_reason: None,
+            env_removed: Vec::new(),
+            hidden_paths: Vec::new(),
             summary: Summary::of(&tests),
             tests,
         }
@@ -332,7 +342,8 @@ impl Report {
     /// Merges shard reports into one: tests are concatenated (a test present in
     /// two reports is an error), `started_at` is the earliest, `duration_ms` the
     /// longest (shards run side by side), `recording` true if any shard recorded
-    /// (else the first shard's `recording_disabled_reason`).
+    /// (else the first shard's `recording_disabled_reason`), `env_removed`
+    /// and `hidden_paths` the union of the shards', sorted.
     pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, Error> {
         let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
         let mut tests = Vec::new();
@@ -340,7 +351,11 @@ impl Report {
         let mut duration_ms = 0;
         let mut recording = false;
         let mut disabled: Option<String> = None;
+        let mut env_removed = std::collections::BTreeSet::new();
+        let mut hidden_paths = std::collections::BTreeSet::new();
         for (path, report) in reports {
+            env_removed.extend(report.env_removed);
+            hidden_paths.extend(report.hidden_paths);
             // RFC 3339 UTC timestamps of one format compare as strings.
             if started_at.as_ref().is_none_or(|s| report.started_at < *s) {
                 started_at = Some(report.started_at.clone());
@@ -372,6 +387,8 @@ impl Report {
         if !recording {
             merged.recording_disabled_reason = disabled;
         }
+        merged.env_removed = env_removed.into_iter().collect();
+        merged.hidden_paths = hidden_paths.into_iter().collect();
         Ok(merged)
     }
 }

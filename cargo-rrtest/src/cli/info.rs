@@ -64,6 +64,11 @@ pub struct TraceInfo {
     pub events: u64,
     /// Sizes on disk.
     pub bytes: Bytes,
+    /// Variables removed from the program's environment as credentials
+    /// (names only).
+    pub env_removed: Vec<String>,
+    /// Paths the program saw as empty (`--hide-path`).
+    pub hidden_paths: Vec<String>,
     /// The recorder's counters.
     pub stats: InfoStats,
 }
@@ -181,6 +186,8 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
         threads,
         events,
         bytes,
+        env_removed: h.env_removed.clone(),
+        hidden_paths: h.hidden_paths.clone(),
         stats: InfoStats {
             traced_syscalls: h.stats.traced_syscalls,
             buffered_syscalls: h.stats.buffered_syscalls,
@@ -292,6 +299,15 @@ pub fn render_text(info: &TraceInfo) -> String {
     for (key, value) in lines {
         let _ = writeln!(s, "{:<17} {value}", format!("{key}:"));
     }
+    // Only when there are some: names, never values.
+    for (key, list) in [
+        ("env removed:", &info.env_removed),
+        ("hidden paths:", &info.hidden_paths),
+    ] {
+        if !list.is_empty() {
+            let _ = writeln!(s, "{key:<17} {}", list.join(", "));
+        }
+    }
     let _ = writeln!(
         s,
         "{:<17} traced_syscalls {}, buffered_syscalls {}, patched_sites {} ({} ahead), aborted_records {}, desched_events {} ({} signals), signals {}, async_events {}, rdtsc {}, rdtsc_buffered {}, events {}",
@@ -334,6 +350,8 @@ mod tests {
             tracee_cpu: None,
             initial_sigmask: None,
             initial_ignored: None,
+            env_removed: vec!["DATABASE_URL".into(), "GITHUB_TOKEN".into()],
+            hidden_paths: vec!["/root/.netrc".into()],
             outcome: None,
             unreplayable: vec![],
             stats: Stats::default(),
@@ -422,6 +440,8 @@ mod tests {
             "threads",
             "events",
             "bytes",
+            "env_removed",
+            "hidden_paths",
             "stats",
         ]
         .into_iter()
@@ -438,6 +458,11 @@ mod tests {
             serde_json::json!(["ioctl 0x1234 on fd 3"])
         );
         assert_eq!(v["verified"], serde_json::Value::Null);
+        assert_eq!(
+            v["env_removed"],
+            serde_json::json!(["DATABASE_URL", "GITHUB_TOKEN"])
+        );
+        assert_eq!(v["hidden_paths"], serde_json::json!(["/root/.netrc"]));
         assert_eq!(v["threads"], 2);
         assert_eq!(v["events"], 6);
         assert_eq!(
@@ -474,6 +499,8 @@ mod tests {
             "replayable:       no: ioctl 0x1234 on fd 3\n",
             "threads:          2\n",
             "events:           6\n",
+            "env removed:      DATABASE_URL, GITHUB_TOKEN\n",
+            "hidden paths:     /root/.netrc\n",
             "stats:            traced_syscalls 2, buffered_syscalls 0, patched_sites 0 (0 ahead), aborted_records 0, desched_events 0 (0 signals), signals 4, async_events 0, rdtsc 5, rdtsc_buffered 0, events 6\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");

@@ -1,6 +1,12 @@
 //! `cargo rrtest record [-o DIR] -- PROGRAM [ARGS...]`: the recorder on its
 //! own, like `rr record`. The program's stdout and stderr pass through, and
 //! we exit with its exit status (128 + N when it was killed by signal N).
+//!
+//! The program's environment is filtered first, as the harness filters
+//! tests' (`harness::secrets`: variables that look like credentials are
+//! removed, and their names written into the header), unless `--keep-env`;
+//! arguments that contain a credential are warned about; `--hide-path`
+//! makes paths read as empty for the program (docs/secrets.md).
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -8,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::errors::{Error, Result};
+use crate::harness::secrets;
 use crate::recorder::{self, RecordOptions};
 use rrtest_trace::{self as trace, Verification};
 
@@ -37,6 +44,25 @@ pub struct RecordArgs {
     /// as hard links and fsync nothing; whoever keeps it calls `trace::keep`.
     #[arg(long, hide = true)]
     pub disposable: bool,
+    /// Keep every environment variable, credentials included (by default
+    /// those that look like credentials are removed; see docs/secrets.md).
+    #[arg(long)]
+    pub keep_env: bool,
+    /// Keep this variable although it looks like a credential (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub pass_env: Vec<OsString>,
+    /// Make this file or directory read as empty for the program (repeatable;
+    /// needs root: a mount namespace of the program's own).
+    #[arg(long, value_name = "PATH")]
+    pub hide_path: Vec<PathBuf>,
+    /// Hide the well-known credential files under the home directory
+    /// (~/.netrc, ~/.git-credentials, ~/.aws, ~/.ssh, ...; needs root).
+    #[arg(long)]
+    pub hide_credential_files: bool,
+    /// Names the caller already removed from the environment (the harness:
+    /// written into the header as removed).
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub env_removed: Vec<OsString>,
     /// The program to record and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<OsString>,
@@ -50,23 +76,55 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         Some(dir) => cwd.join(dir),
         None => default_trace_dir(&cwd, &program)?,
     };
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let (hide_paths, missing) = secrets::paths_to_hide(
+        &args.hide_path,
+        args.hide_credential_files,
+        &cwd,
+        home.as_deref(),
+        secrets::running_as_root(),
+    )
+    .map_err(Error::Usage)?;
+    for p in missing {
+        eprintln!(
+            "cargo-rrtest: note: --hide-path {}: no such file or directory, nothing to hide",
+            p.display()
+        );
+    }
+    let env: Vec<OsString> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            kv
+        })
+        .collect();
+    let (env, mut env_removed) = if args.keep_env {
+        (env, Vec::new())
+    } else {
+        let (kept, removed) = secrets::filter_env(env, &args.pass_env);
+        (kept, removed.into_iter().map(|r| r.name).collect())
+    };
+    env_removed.extend(args.env_removed.iter().cloned());
+    env_removed.sort();
+    env_removed.dedup();
+    // Arguments are the program's behaviour: kept, but the user hears of
+    // any that carries a credential.
+    for warning in secrets::argv_warnings(&args.command) {
+        eprintln!("cargo-rrtest: warning: {warning}");
+    }
     let opts = RecordOptions {
         program,
         argv: args.command.clone(),
-        env: std::env::vars_os()
-            .map(|(k, v)| {
-                let mut kv = k;
-                kv.push("=");
-                kv.push(v);
-                kv
-            })
-            .collect(),
+        env,
         cwd,
         trace_dir: trace_dir.clone(),
         syscallbuf: !args.no_syscallbuf,
         cpu: args.cpu,
         discard_if_passed: false,
         desched_events: !args.no_desched_events,
+        env_removed,
+        hide_paths,
     };
     let recording = recorder::record(&opts)?;
     // The recording is over: Ctrl-C may end what follows (keeping,
@@ -86,6 +144,17 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         }
     }
     if tty {
+        if !opts.env_removed.is_empty() && args.env_removed.is_empty() {
+            let names: Vec<_> = opts
+                .env_removed
+                .iter()
+                .map(|n| n.to_string_lossy())
+                .collect();
+            eprintln!(
+                "cargo-rrtest: removed from the program's environment as credentials: {} (--pass-env NAME keeps one, --keep-env all)",
+                names.join(", ")
+            );
+        }
         eprintln!("cargo-rrtest: trace saved to {}", trace_dir.display());
         for why in &recording.unreplayable {
             eprintln!("cargo-rrtest: warning: the trace is not replayable: {why}");

@@ -18,8 +18,9 @@ use crate::harness::{
 #[command(
     after_help = "Every attempt is recorded (unless --no-record); traces of failed, timed-out and \
 flaky tests are kept under TARGET_DIR/rrtest/traces, verified, and packed into \
-TARGET_DIR/rrtest/archives/**/*.tar.zst. Variables that look like credentials are removed \
-from the tests' environment (--pass-env NAME keeps one).\n\n\
+TARGET_DIR/rrtest/archives/**/*.tar.zst. Variables that look like credentials (by name or by \
+value) are removed from the tests' environment (--pass-env NAME keeps one); files the tests read \
+are recorded (--hide-path hides one, as root). See docs/secrets.md.\n\n\
 Exit codes: 0 all passed, 2 usage error, 4 no tests (with --no-tests fail), \
 100 tests failed, 101 build failed, 102 internal error, 130 interrupted (docs/exit-codes.md)."
 )]
@@ -72,6 +73,13 @@ pub struct RunArgs {
     /// Pass this variable to the tests although its name looks like a credential (repeatable).
     #[arg(long, value_name = "NAME", help_heading = "Recording")]
     pub pass_env: Vec<std::ffi::OsString>,
+    /// Make this file or directory read as empty for recorded tests (repeatable; needs root).
+    #[arg(long, value_name = "PATH", help_heading = "Recording")]
+    pub hide_path: Vec<std::path::PathBuf>,
+    /// Hide the well-known credential files under the home directory from recorded tests
+    /// (~/.netrc, ~/.git-credentials, ~/.aws, ~/.ssh, ...; needs root; see docs/secrets.md).
+    #[arg(long, help_heading = "Recording")]
+    pub hide_credential_files: bool,
     /// Name of the CI artifact the archives are uploaded as; replay commands in the report and the
     /// GitHub step summary then refer to it.
     #[arg(
@@ -134,6 +142,22 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    let cwd = std::env::current_dir().map_err(|e| Error::io("current directory", e))?;
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let (hide_paths, missing) = harness::secrets::paths_to_hide(
+        &args.hide_path,
+        args.hide_credential_files,
+        &cwd,
+        home.as_deref(),
+        harness::secrets::running_as_root(),
+    )
+    .map_err(Error::Usage)?;
+    for p in missing {
+        eprintln!(
+            "cargo-rrtest: note: --hide-path {}: no such file or directory, nothing to hide",
+            p.display()
+        );
+    }
     let options = harness::RunOptions {
         cargo: args.cargo,
         filter: TestFilter {
@@ -155,6 +179,7 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
             retries: args.retries,
             recording: None,
             env_remove: Vec::new(),
+            hide_paths,
         },
         flaky_fails: args.flaky_result == FlakyResult::Fail,
         report: args.report,

@@ -138,14 +138,16 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     let mut reporter = output::Reporter::new(options.color, token);
 
     let mut runner_config = options.runner.clone();
+    let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     runner_config.env_remove = secrets::to_remove(
-        std::env::vars_os()
-            .map(|(k, _)| k)
-            .collect::<Vec<_>>()
+        inherited
             .iter()
-            .map(|k| k.as_os_str()),
+            .map(|(k, v)| (k.as_os_str(), v.as_os_str())),
         &options.pass_env,
-    );
+    )
+    .into_iter()
+    .map(|r| r.name)
+    .collect();
     let checked = preflight
         .map(|p| {
             p.join()
@@ -213,6 +215,18 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         tests,
     );
     report.recording_disabled_reason = disabled_reason;
+    report.env_removed = runner_config
+        .env_remove
+        .iter()
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    if runner_config.recording.is_some() {
+        report.hidden_paths = runner_config
+            .hide_paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+    }
     let report_path = options
         .report
         .clone()

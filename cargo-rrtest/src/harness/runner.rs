@@ -83,6 +83,8 @@ pub struct RunnerConfig {
     pub recording: Option<Arc<Recording>>,
     /// Inherited variables removed from tests' environments (credentials).
     pub env_remove: Vec<OsString>,
+    /// Paths recorded tests see as empty (`--hide-path`; absolute).
+    pub hide_paths: Vec<PathBuf>,
 }
 
 /// Where and with what a recorded attempt is recorded.
@@ -102,6 +104,8 @@ pub struct RecordSpec {
     /// Ask the server to write no trace if the test passes (its trace
     /// would be deleted anyway).
     pub discard_if_passed: bool,
+    /// Paths the test is to see as empty (`--hide-path`).
+    pub hide_paths: Vec<PathBuf>,
 }
 
 /// One attempt of one test, as a value: what to execute, where, with what.
@@ -171,7 +175,19 @@ impl AttemptSpec {
             }
             Some(r) => {
                 let mut cmd = Command::new(&r.recorder);
-                cmd.args(["record", "--no-verify", "--disposable"])
+                // The environment is filtered here already (`env_remove`);
+                // the recorder writes down what was removed.
+                cmd.args(["record", "--no-verify", "--disposable", "--keep-env"])
+                    .args(
+                        self.env_remove
+                            .iter()
+                            .flat_map(|n| ["--env-removed".into(), n.clone()]),
+                    )
+                    .args(
+                        r.hide_paths
+                            .iter()
+                            .flat_map(|p| ["--hide-path".into(), p.clone().into_os_string()]),
+                    )
                     .args((!r.syscallbuf).then_some("--no-syscallbuf"))
                     .args(r.cpu.map(|c| format!("--cpu={c}")))
                     .arg("-o")
@@ -533,6 +549,7 @@ fn run_test(
             cpu,
             serve: rec.serve,
             discard_if_passed: !rec.keep.keeps(true),
+            hide_paths: config.hide_paths.clone(),
         });
         let mut result = run_attempt_with(&spec, config.timeout, cancel, Some(&mut *servers));
         if result.outcome == AttemptOutcome::RecorderError && !result.cancelled {
@@ -773,6 +790,8 @@ fn run_served(
         discard_if_passed: r.discard_if_passed,
         // The protocol carries no such flag: a server always uses them.
         desched_events: true,
+        env_removed: spec.env_remove.clone(),
+        hide_paths: r.hide_paths.clone(),
     };
     match server.submit(&opts, out_w.as_fd(), err_w.as_fd()) {
         Ok(()) => {}
@@ -1212,6 +1231,7 @@ mod tests {
             cpu: None,
             serve: false,
             discard_if_passed: false,
+            hide_paths: Vec::new(),
         });
         s
     }
@@ -1228,6 +1248,7 @@ mod tests {
                 "record",
                 "--no-verify",
                 "--disposable",
+                "--keep-env",
                 "-o",
                 "/t/attempt-1",
                 "--",
@@ -1236,6 +1257,41 @@ mod tests {
                 "true"
             ]
         );
+    }
+
+    /// The harness filters the environment itself: the recorder keeps what
+    /// it is given, is told the names removed (for the header), and gets
+    /// the paths to hide.
+    #[test]
+    fn recorded_attempt_passes_removed_names_and_hidden_paths() {
+        let mut s = recorded("/x/cargo-rrtest".into(), "/t/attempt-1".into());
+        s.env_remove = vec!["DATABASE_URL".into(), "GITHUB_TOKEN".into()];
+        if let Some(r) = &mut s.record {
+            r.hide_paths = vec!["/root/.netrc".into()];
+        }
+        let cmd = s.to_command();
+        let args: Vec<_> = cmd.get_args().collect();
+        assert_eq!(
+            args[..10],
+            [
+                "record",
+                "--no-verify",
+                "--disposable",
+                "--keep-env",
+                "--env-removed",
+                "DATABASE_URL",
+                "--env-removed",
+                "GITHUB_TOKEN",
+                "--hide-path",
+                "/root/.netrc",
+            ]
+        );
+        let removed: Vec<_> = cmd
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        assert!(removed.contains(&std::ffi::OsStr::new("DATABASE_URL")));
     }
 
     #[test]

@@ -73,6 +73,13 @@ pub struct RecordOptions {
     /// perf context-switch counter per thread) where the kernel grants
     /// one; else (or when refused) the recorder only polls for them.
     pub desched_events: bool,
+    /// Names of the variables removed from `env` as credentials, for the
+    /// header (`harness::secrets`; names only).
+    pub env_removed: Vec<OsString>,
+    /// Absolute paths the program is to see as empty (`--hide-path`): an
+    /// empty read-only directory or `/dev/null` is bind-mounted over each,
+    /// in a mount namespace of the program's own.
+    pub hide_paths: Vec<PathBuf>,
 }
 
 /// The shell convention for a program's exit status, as `record` exits:

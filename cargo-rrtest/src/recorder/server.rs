@@ -31,7 +31,9 @@
 //! the syscall buffer; bit 1: write no trace if the program exits with
 //! status 0, see `RecordOptions::discard_if_passed`), `u32` CPU + 1 (0: none), then byte strings (`u32`
 //! length, bytes): trace directory, program, working directory; then `u32`
-//! argc and argc strings; then `u32` envc and envc `NAME=value` strings.
+//! argc and argc strings; then `u32` envc and envc `NAME=value` strings;
+//! then the same way the names removed from the environment as credentials
+//! (for the header), and the paths to hide (`RecordOptions::hide_paths`).
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -44,7 +46,7 @@ use crate::errors::exit_codes;
 use rrtest_sys::fdpass;
 
 /// The first bytes of a request.
-pub const REQUEST_MAGIC: &[u8; 4] = b"RRQ1";
+pub const REQUEST_MAGIC: &[u8; 4] = b"RRQ2";
 /// The first bytes of a reply.
 pub const REPLY_MAGIC: &[u8; 4] = b"RRA1";
 /// The largest request (the socket's send buffer is about 200 KiB): a
@@ -75,7 +77,8 @@ impl Request {
         put_bytes(&mut out, o.trace_dir.as_os_str().as_bytes());
         put_bytes(&mut out, o.program.as_os_str().as_bytes());
         put_bytes(&mut out, o.cwd.as_os_str().as_bytes());
-        for list in [&o.argv, &o.env] {
+        let hide: Vec<OsString> = o.hide_paths.iter().map(|p| p.clone().into()).collect();
+        for list in [&o.argv, &o.env, &o.env_removed, &hide] {
             out.extend_from_slice(&(list.len() as u32).to_le_bytes());
             for s in list {
                 put_bytes(&mut out, s.as_bytes());
@@ -96,7 +99,7 @@ impl Request {
         let trace_dir = path(&mut r)?;
         let program = path(&mut r)?;
         let cwd = path(&mut r)?;
-        let mut lists = [Vec::new(), Vec::new()];
+        let mut lists = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         for list in &mut lists {
             let n = r.u32()?;
             for _ in 0..n {
@@ -106,7 +109,11 @@ impl Request {
         if !r.0.is_empty() {
             return Err(Malformed("trailing bytes"));
         }
-        let [argv, env] = lists;
+        let [argv, env, env_removed, hide] = lists;
+        let hide_paths: Vec<PathBuf> = hide.into_iter().map(PathBuf::from).collect();
+        if hide_paths.iter().any(|p| !p.is_absolute()) {
+            return Err(Malformed("a relative path to hide"));
+        }
         if argv.is_empty() || !program.is_absolute() || !cwd.is_absolute() {
             return Err(Malformed("no argv, or a relative program or directory"));
         }
@@ -121,6 +128,8 @@ impl Request {
                 cpu: cpu.checked_sub(1).map(|c| c as usize),
                 discard_if_passed: flags & 2 != 0,
                 desched_events: true,
+                env_removed,
+                hide_paths,
             },
         })
     }
@@ -289,6 +298,8 @@ mod tests {
                 cpu: Some(0),
                 discard_if_passed: true,
                 desched_events: true,
+                env_removed: vec!["DATABASE_URL".into()],
+                hide_paths: vec!["/root/.netrc".into()],
             },
         }
     }

@@ -303,6 +303,16 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         // handlers' signals, before this).
         initial_sigmask: None,
         initial_ignored: None,
+        env_removed: opts
+            .env_removed
+            .iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect(),
+        hidden_paths: opts
+            .hide_paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
         outcome: None,
         unreplayable: Vec::new(),
         stats: Stats::default(),
@@ -326,6 +336,11 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
         sigmask: None,
         ignored: None,
+        hide: opts
+            .hide_paths
+            .iter()
+            .map(|p| (cstring(p.as_os_str()), p.is_dir()))
+            .collect(),
     };
     writer.header_mut().initial_sigmask = Some(signals::current_mask());
     writer.header_mut().initial_ignored = Some(signals::ignored());

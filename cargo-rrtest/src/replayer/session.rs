@@ -158,6 +158,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
         sigmask: header.initial_sigmask,
         // Likewise the signals it started with ignored (`nohup`).
         ignored: header.initial_ignored,
+        hide: Vec::new(),
     };
     // Replay on the CPU the recording ran on, with the program (see the
     // recorder): `cpuid` tells it, and stops are cheaper.

@@ -2,6 +2,9 @@
 //!
 //! The child, between `fork` and `execve`, only makes raw syscalls on data
 //! prepared before the fork (no allocation, no locks):
+//! 0. with paths to hide ([`SpawnSpec::hide`]): enters a mount namespace of
+//!    its own and mounts an empty read-only tmpfs (a directory) or
+//!    `/dev/null` (anything else) over each;
 //! 1. `personality(ADDR_NO_RANDOMIZE)`, `PR_SET_NO_NEW_PRIVS`,
 //!    `PR_SET_TSC(PR_TSC_SIGSEGV)` (rdtsc traps), `RLIMIT_STACK` = 8 MiB (the
 //!    stack limit decides the mmap layout, so record and replay fix it);
@@ -36,6 +39,9 @@ pub struct SpawnSpec {
     /// The signals to start the program with ignored (the others default),
     /// or None: as we leave them (ignored ones stay ignored across execve).
     pub ignored: Option<u64>,
+    /// Paths the program is to see as empty (needs `CAP_SYS_ADMIN`): each
+    /// path (absolute, existing) and whether it is a directory.
+    pub hide: Vec<(CString, bool)>,
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -81,6 +87,48 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         unsafe {
             libc::close(sync_w.as_raw_fd());
             libc::close(err_r.as_raw_fd());
+            if !spec.hide.is_empty() {
+                let fail = |tag: u8| -> ! {
+                    let errno = *libc::__errno_location();
+                    let tagged = [tag, errno as u8, (errno >> 8) as u8, 0];
+                    libc::write(err_w.as_raw_fd(), tagged.as_ptr() as *const libc::c_void, 4);
+                    libc::_exit(127)
+                };
+                // Our mounts must not propagate back to the recorder's namespace.
+                if libc::unshare(libc::CLONE_NEWNS) != 0
+                    || libc::mount(
+                        std::ptr::null(),
+                        c"/".as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_REC | libc::MS_PRIVATE,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    fail(b'N');
+                }
+                for (path, dir) in &spec.hide {
+                    let r = if *dir {
+                        libc::mount(
+                            c"rrtest-hidden".as_ptr(),
+                            path.as_ptr(),
+                            c"tmpfs".as_ptr(),
+                            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                            c"mode=0555,size=4k".as_ptr() as *const libc::c_void,
+                        )
+                    } else {
+                        libc::mount(
+                            c"/dev/null".as_ptr(),
+                            path.as_ptr(),
+                            std::ptr::null(),
+                            libc::MS_BIND,
+                            std::ptr::null(),
+                        )
+                    };
+                    if r != 0 {
+                        fail(b'H');
+                    }
+                }
+            }
             let persona = libc::personality(0xffff_ffff);
             if persona != -1 {
                 libc::personality((persona | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong);
@@ -194,6 +242,8 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
                 let what = match buf[0] {
                     b'S' if n == 4 => "installing the seccomp filter failed",
                     b'E' if n == 4 => "execve failed",
+                    b'N' if n == 4 => "entering a mount namespace of its own to hide paths failed (--hide-path needs root)",
+                    b'H' if n == 4 => "mounting over a path to hide failed",
                     _ => "the child exited before exec",
                 };
                 return Err(io::Error::new(

@@ -41,6 +41,15 @@ pub struct Header {
     /// replay starts the program with the same ones. `None`: not recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_ignored: Option<u64>,
+    /// Names of the variables removed from the program's environment
+    /// because they looked like credentials (names only, never values;
+    /// `docs/secrets.md`). Empty: none removed, or an older trace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_removed: Vec<String>,
+    /// Paths the recorded program saw as empty (`--hide-path`). Empty: none
+    /// hidden, or an older trace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden_paths: Vec<String>,
     /// How the recording ended; `None` while it is being written (a recorder
     /// that died leaves it so).
     pub outcome: Option<Outcome>,
@@ -136,4 +145,25 @@ pub struct Stats {
     /// `buffered_syscalls`.
     #[serde(default)]
     pub rdtsc_buffered: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `env_removed` and `hidden_paths` are optional: a header without them
+    /// (every trace written before them) reads as empty lists, and empty
+    /// lists are not written, so such headers stay byte-identical.
+    #[test]
+    fn removed_env_and_hidden_paths_are_optional() {
+        let mut h = crate::tests::gen::header();
+        let plain = serde_json::to_value(&h).expect("json");
+        assert!(plain.get("env_removed").is_none() && plain.get("hidden_paths").is_none());
+        let back: Header = serde_json::from_value(plain).expect("reads");
+        assert!(back.env_removed.is_empty() && back.hidden_paths.is_empty());
+        h.env_removed = vec!["DATABASE_URL".into()];
+        h.hidden_paths = vec!["/root/.netrc".into()];
+        let text = serde_json::to_string(&h).expect("json");
+        assert_eq!(serde_json::from_str::<Header>(&text).expect("reads"), h);
+    }
 }

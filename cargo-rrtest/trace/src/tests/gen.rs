@@ -328,6 +328,8 @@ pub fn header() -> Header {
         tracee_cpu: Some(3),
         initial_sigmask: None,
         initial_ignored: None,
+        env_removed: Vec::new(),
+        hidden_paths: Vec::new(),
         outcome: None,
         unreplayable: vec![],
         stats: Stats::default(),

@@ -54,6 +54,8 @@ fn golden_header() -> Header {
         tracee_cpu: None,
         initial_sigmask: None,
         initial_ignored: None,
+        env_removed: Vec::new(),
+        hidden_paths: Vec::new(),
         outcome: Some(Outcome::Exited { code: 101 }),
         unreplayable: vec!["syscall 451 (unknown)".into()],
         stats: Stats {
