@@ -6,7 +6,7 @@
 //! TRACE is, in this order:
 //! - a trace directory;
 //! - a trace archive (`.tar.zst`, as `cargo rrtest` packs kept traces): it is
-//!   unpacked safely ([`crate::trace::pack::unpack`]) into a private
+//!   unpacked safely ([`rrtest_trace::pack::unpack`]) into a private
 //!   temporary directory, removed afterwards, so it replays from anywhere,
 //!   without the workspace or its target directory;
 //! - a test name, `NAME` or `BINARY_ID::NAME`: the test's kept trace from the
@@ -28,8 +28,8 @@ use crate::harness::record::sanitize;
 use crate::harness::signals;
 use crate::recorder::exit_code_of;
 use crate::replayer::{self, ReplayError, ReplayOptions};
-use crate::report::Report;
-use crate::trace::pack;
+use rrtest_report::Report;
+use rrtest_trace::pack;
 
 /// Options of `cargo rrtest replay`.
 #[derive(Debug, clap::Args)]
@@ -83,9 +83,9 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         target
     } else {
         sweep_stale_temp_dirs(&std::env::temp_dir());
-        let tmp = pack::PrivateTempDir::new("replay").map_err(crate::trace::Error::from)?;
+        let tmp = pack::PrivateTempDir::new("replay").map_err(rrtest_trace::Error::from)?;
         let dir = pack::unpack(&target, tmp.path(), pack::Limits::default())
-            .map_err(crate::trace::Error::from)?;
+            .map_err(rrtest_trace::Error::from)?;
         _unpacked = Some(tmp);
         dir
     };
@@ -230,7 +230,7 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
             }
             let latest = read_dirs(&test)
                 .into_iter()
-                .filter(|d| d.join(crate::trace::HEADER_FILE).is_file())
+                .filter(|d| d.join(rrtest_trace::HEADER_FILE).is_file())
                 .filter_map(|d| {
                     let n: u32 = file_name(&d)?.strip_prefix("attempt-")?.parse().ok()?;
                     Some((n, d))
@@ -310,7 +310,7 @@ mod tests {
             .join(test)
             .join(format!("attempt-{attempt}"));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(crate::trace::HEADER_FILE), "{}").unwrap();
+        std::fs::write(dir.join(rrtest_trace::HEADER_FILE), "{}").unwrap();
         dir
     }
 

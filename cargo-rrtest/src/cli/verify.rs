@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::errors::{exit_codes, Error, Result};
 use crate::harness::signals;
 use crate::replayer::{self, ReplayError, ReplayOptions};
-use crate::trace::{self, Verification};
+use rrtest_trace::{self as trace, Verification};
 
 /// Options of `cargo rrtest verify`.
 #[derive(Debug, clap::Args)]

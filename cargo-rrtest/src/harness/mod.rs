@@ -5,7 +5,7 @@
 //! [`filter`] and [`partition`] -> [`runner`] (one process per attempt, a job
 //! pool, timeouts, retries; each attempt recorded as set up by [`record`],
 //! with credentials removed from its environment by [`secrets`]) -> the
-//! report ([`crate::report`]) and the human output ([`output`]).
+//! report ([`rrtest_report`]) and the human output ([`output`]).
 
 pub mod build;
 pub mod filter;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::errors::{exit_codes, Result};
-use crate::report::{self, json::output_tail, Report};
+use rrtest_report::{self as report, json::output_tail, Report};
 
 pub use build::CargoOptions;
 pub use filter::{RunIgnored, TestFilter};

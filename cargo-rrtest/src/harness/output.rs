@@ -13,7 +13,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::runner::{AttemptResult, RunEvent, TestResult};
-use crate::report::{AttemptOutcome, Outcome, Report};
+use rrtest_report::{AttemptOutcome, Outcome, Report};
 
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -219,7 +219,7 @@ impl Reporter {
                         r.test.name
                     );
                     let _ =
-                        crate::report::github::write_fenced_group(&mut out, &title, token, &body);
+                        rrtest_report::github::write_fenced_group(&mut out, &title, token, &body);
                 }
                 None => {
                     let _ = out.write_all(body.as_bytes());

@@ -49,8 +49,8 @@ use super::panic::parse_first_panic;
 use super::record::{self, Recording};
 use super::server::{self, RecorderServer, ServerSlot};
 use crate::recorder::server::Reply;
-use crate::report::{AttemptOutcome, Outcome};
-use crate::trace;
+use rrtest_report::{AttemptOutcome, Outcome};
+use rrtest_trace as trace;
 
 /// How much of each stream is kept in memory per attempt (the end of it).
 pub const CAPTURE_LIMIT: usize = 1024 * 1024;
@@ -254,7 +254,7 @@ pub struct AttemptResult {
     /// Its stderr.
     pub stderr: Captured,
     /// The first panic it printed.
-    pub panic: Option<crate::report::Panic>,
+    pub panic: Option<rrtest_report::Panic>,
     /// It was stopped because the run was cancelled (Ctrl-C).
     pub cancelled: bool,
     /// It ran under the recorder.
@@ -737,7 +737,7 @@ fn run_process(
     cancel: &AtomicBool,
     result: &mut AttemptResult,
 ) -> Option<Finished> {
-    let mut child = match crate::sys::spawn::with_empty_signal_mask(&mut spec.to_command()).spawn()
+    let mut child = match rrtest_sys::spawn::with_empty_signal_mask(&mut spec.to_command()).spawn()
     {
         Ok(child) => child,
         Err(e) => {
@@ -756,7 +756,7 @@ fn run_process(
     let out = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
     let err = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
     let pid = Pid::from_raw(child.id() as i32);
-    let pidfd = crate::sys::fdpass::pidfd_open(pid.as_raw()).ok();
+    let pidfd = rrtest_sys::fdpass::pidfd_open(pid.as_raw()).ok();
     let killed = watch(
         &mut Running::Process { pid, pidfd },
         out,

@@ -28,7 +28,7 @@ use nix::unistd::Pid;
 
 use crate::recorder::server::{Reply, Request, MAX_REQUEST};
 use crate::recorder::RecordOptions;
-use crate::sys::fdpass;
+use rrtest_sys::fdpass;
 
 /// One running server.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ impl RecorderServer {
             // recorded tests' output goes to their attempts' pipes.
             .stderr(Stdio::inherit())
             .process_group(0);
-        let child = crate::sys::spawn::with_empty_signal_mask(&mut cmd).spawn()?;
+        let child = rrtest_sys::spawn::with_empty_signal_mask(&mut cmd).spawn()?;
         Ok(RecorderServer {
             child,
             sock: Some(ours),

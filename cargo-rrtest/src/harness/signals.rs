@@ -46,7 +46,7 @@ pub fn cancel_flag() -> &'static AtomicBool {
         // `nohup` ignores SIGHUP: that stays so. (SIGINT and SIGTERM are
         // taken even when inherited ignored, as a shell does for
         // background jobs: whoever sends them means to stop us.)
-        if crate::sys::signals::ignored() & (1 << (libc::SIGHUP - 1)) == 0 {
+        if rrtest_sys::signals::ignored() & (1 << (libc::SIGHUP - 1)) == 0 {
             set.add(Signal::SIGHUP);
         }
         if set.thread_block().is_ok() {

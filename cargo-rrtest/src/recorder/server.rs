@@ -45,7 +45,7 @@ use std::path::PathBuf;
 
 use super::RecordOptions;
 use crate::errors::exit_codes;
-use crate::sys::fdpass;
+use rrtest_sys::fdpass;
 
 /// The first bytes of a request.
 pub const REQUEST_MAGIC: &[u8; 4] = b"RRQ2";
@@ -211,7 +211,7 @@ pub fn serve() -> io::Result<()> {
     // comes before the first recording starts, or between two, must not
     // kill the server (the attempt would look timed out, and the server
     // gone). It interrupts the wait for a request, which goes on.
-    crate::sys::signals::catch_termination();
+    rrtest_sys::signals::catch_termination();
     // The socket must not reach the programs we record: take it off fd 0
     // (the copy is close-on-exec) and give fd 0 /dev/null.
     let sock = io::stdin().as_fd().try_clone_to_owned()?;
@@ -279,7 +279,7 @@ fn point_output_at(stdout: &impl AsFd, stderr: &impl AsFd) -> io::Result<()> {
 fn record_one(request: &Request) -> Reply {
     // A termination request that came while we were idle was meant for an
     // attempt that has ended.
-    let _ = crate::sys::signals::take_request();
+    let _ = rrtest_sys::signals::take_request();
     match super::record(&request.opts) {
         Ok(recording) => Reply {
             code: i32::from(super::exit_code_of(recording.status)),

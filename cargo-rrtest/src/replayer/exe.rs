@@ -21,8 +21,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::trace::{FileId, Header};
 use crate::tracee::interp::{read_interp, rewrite_interp, Interp};
+use rrtest_trace::{FileId, Header};
 
 /// The directory holding the links (`CACHE/replay/r-<pid>-<random>`);
 /// removed on drop. One a killed replay left is removed by the next
@@ -41,7 +41,7 @@ impl ExecDir {
     /// no trace in the program's world).
     pub fn new() -> io::Result<Self> {
         let mut last = None;
-        for base in crate::preload::user_cache_dirs()? {
+        for base in rrtest_sys::dirs::user_cache_dirs()? {
             let base = base.join("replay");
             sweep_stale(&base);
             let prefix = format!("r-{}-", std::process::id());
@@ -141,7 +141,7 @@ impl ExecDir {
         let addr = phdr
             .wrapping_sub(interp.phdr_vaddr)
             .wrapping_add(interp.vaddr);
-        crate::sys::RemoteMem::new(tid).write(addr, &interp.path)
+        rrtest_sys::RemoteMem::new(tid).write(addr, &interp.path)
     }
 
     /// [`ExecDir::link`] with the filler characters of the directories and

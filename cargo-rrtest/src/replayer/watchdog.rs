@@ -112,7 +112,7 @@ impl Watchdog {
     fn kill_all(&self) {
         let tracees = self.tracees.lock().map(|t| t.clone()).unwrap_or_default();
         for (pid, tid) in tracees {
-            let _ = crate::sys::ptrace::tgkill(pid, tid, libc::SIGKILL);
+            let _ = rrtest_sys::ptrace::tgkill(pid, tid, libc::SIGKILL);
         }
     }
 }
