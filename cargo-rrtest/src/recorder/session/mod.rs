@@ -41,11 +41,11 @@ mod signals;
 mod syscall;
 mod syscallbuf;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{debug, trace, warn};
 
@@ -63,7 +63,7 @@ use crate::trace::{
 use crate::tracee::syscallbuf::Space;
 use patching::{exe_key, ExeKey};
 use points::Seek;
-use schedule::TICK;
+use schedule::{DefaultPolicy, Scheduler, TICK};
 
 /// The result of a recording.
 #[derive(Debug, Clone)]
@@ -180,12 +180,9 @@ impl Task {
 struct Session {
     writer: TraceWriter,
     tasks: BTreeMap<Tid, Task>,
-    run_queue: VecDeque<Tid>,
     current: Option<Tid>,
-    /// Syscalls the current thread made since it was scheduled.
-    slice_syscalls: u32,
-    /// When the current thread was last resumed into user code.
-    slice_started: Instant,
+    /// Who runs next and for how long.
+    sched: Scheduler,
     stats: Stats,
     unreplayable: Vec<String>,
     /// The recorded program's process id and how it ended.
@@ -209,8 +206,6 @@ struct Session {
     desched_refused: Option<i32>,
     /// Arming was wanted for the current thread when last looked at.
     desched_was_wanted: bool,
-    /// The tick period the timer runs with.
-    tick: Duration,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -326,10 +321,8 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     let mut session = Session {
         writer,
         tasks: BTreeMap::new(),
-        run_queue: VecDeque::new(),
         current: None,
-        slice_syscalls: 0,
-        slice_started: Instant::now(),
+        sched: Scheduler::new(Box::new(DefaultPolicy::default())),
         stats: Stats {
             threads: 1,
             ..Stats::default()
@@ -344,12 +337,11 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         desched_events: opts.desched_events,
         desched_refused: None,
         desched_was_wanted: false,
-        tick: TICK,
     };
     session
         .tasks
         .insert(pid, Task::new(pid, State::Ready(Pending::Nothing)));
-    session.run_queue.push_back(pid);
+    session.sched.add(pid);
     let result = session.run();
     if let Err(e) = &result {
         // Leave no tracee behind: PTRACE_O_EXITKILL only fires when we exit.

@@ -176,7 +176,7 @@ impl Session {
             return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
         }
         if !self.others_ready(tid) {
-            self.slice_started = Instant::now();
+            self.sched.restart_slice();
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
         self.stats.async_events += 1;

@@ -71,9 +71,7 @@ impl Session {
                         self.tasks.insert(child, Task::new(pid, State::Unborn));
                     }
                 }
-                if !self.run_queue.contains(&child) {
-                    self.run_queue.push_back(child);
-                }
+                self.sched.add(child);
                 self.emit(Event::NewTask {
                     parent: tid,
                     child,

@@ -165,7 +165,7 @@ impl Session {
         task.state = State::Running;
         task.resumed_at = None;
         self.current = Some(tid);
-        self.slice_started = Instant::now();
+        self.sched.restart_slice();
         let pid = task.pid;
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))

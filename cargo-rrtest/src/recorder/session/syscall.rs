@@ -9,7 +9,6 @@ use std::io;
 
 use tracing::warn;
 
-use super::schedule::SLICE_SYSCALLS;
 use super::{ptrace_err, Entered, Error, Pending, Session, State};
 use crate::recorder::capture::capture;
 use crate::recorder::syscalls::{self, Call, ReplayAction};
@@ -111,15 +110,12 @@ impl Session {
             return Ok(());
         }
         let others = self.tasks.len() > 1;
-        // Give others a turn: at sched_yield, and after a long run of quick
-        // syscalls (a thread polling with non-blocking calls must not starve
-        // the thread it waits for).
-        self.slice_syscalls += 1;
-        let yield_now = others
-            && (seek_ended
-                || bailed
-                || nr == libc::SYS_sched_yield
-                || self.slice_syscalls >= SLICE_SYSCALLS)
+        // Give others a turn where the policy says (at sched_yield, after a
+        // long run of quick syscalls, where the recorder wanted the thread
+        // stopped).
+        let yield_now = self
+            .sched
+            .switch_at_syscall(nr, seek_ended || bailed, others)
             && self.others_ready(tid);
         // A write to our stdout/stderr is never split either: replay echoes
         // output at the syscall's exit event, so the exit must follow the
@@ -136,7 +132,7 @@ impl Session {
                 && others
                 && (yield_now || desc.map(|d| d.may_block).unwrap_or(true)));
         if split {
-            self.slice_syscalls = 0;
+            self.sched.split();
             self.emit(Event::SyscallEntry { tid, nr, args })?;
             self.current = None;
         }
