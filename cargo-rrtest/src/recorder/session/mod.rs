@@ -64,6 +64,7 @@ use crate::tracee::syscallbuf::Space;
 use patching::{exe_key, ExeKey};
 use points::Seek;
 use schedule::{DefaultPolicy, Scheduler, TICK};
+use syscallbuf::Desched;
 
 /// The result of a recording.
 #[derive(Debug, Clone)]
@@ -199,13 +200,8 @@ struct Session {
     /// patches, which later recordings patch ahead
     /// ([`patching::known_sites`]).
     exe: Option<ExeKey>,
-    /// Use desched events (else every blocked buffered syscall is found by
-    /// polling).
-    desched_events: bool,
-    /// The kernel refused a desched event (the errno): poll from then on.
-    desched_refused: Option<i32>,
-    /// Arming was wanted for the current thread when last looked at.
-    desched_was_wanted: bool,
+    /// Desched events, recording-wide (each thread's is in its `Task`).
+    desched: Desched,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -334,9 +330,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
         exe: exe_key(&opts.program),
-        desched_events: opts.desched_events,
-        desched_refused: None,
-        desched_was_wanted: false,
+        desched: Desched::new(opts.desched_events),
     };
     session
         .tasks

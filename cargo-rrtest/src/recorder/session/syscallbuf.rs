@@ -16,6 +16,28 @@ use crate::sys::ptrace::{self, Regs};
 use crate::trace::{Event, Tid};
 use crate::tracee::syscallbuf::{self, Space};
 
+/// The recording's desched-event state (each thread's event is in its
+/// `Task`).
+pub(super) struct Desched {
+    /// Use desched events (else every blocked buffered syscall is found by
+    /// polling).
+    enabled: bool,
+    /// The kernel refused a desched event (the errno): poll from then on.
+    refused: Option<i32>,
+    /// Arming was wanted for the current thread when last looked at.
+    was_wanted: bool,
+}
+
+impl Desched {
+    pub(super) fn new(enabled: bool) -> Self {
+        Desched {
+            enabled,
+            refused: None,
+            was_wanted: false,
+        }
+    }
+}
+
 impl Session {
     /// Writes the syscalls `tid` made through its buffer that are not in
     /// the trace yet; `reset`: and empties the buffer.
@@ -177,18 +199,18 @@ impl Session {
             return Ok(());
         }
         if stopped
-            && self.desched_events
+            && self.desched.enabled
             && task.blocked_buffered
             && task.desched.is_none()
             && !task.desched_refused
-            && self.desched_refused.is_none()
+            && self.desched.refused.is_none()
             // Unreadable (a thread killed under our feet): not now.
             && crate::tracee::quiet_for_injection(tid).unwrap_or(false)
         {
             self.open_desched(tid, pid)?;
         }
         let wanted = self.desched_wanted(tid);
-        let was_wanted = std::mem::replace(&mut self.desched_was_wanted, wanted);
+        let was_wanted = std::mem::replace(&mut self.desched.was_wanted, wanted);
         let became_wanted = wanted && !was_wanted;
         let task = &self.tasks[&tid];
         let fd = match (&task.desched, wanted) {
@@ -249,7 +271,7 @@ impl Session {
                     errno,
                     "the kernel refuses desched events: blocked buffered syscalls are polled for"
                 );
-                self.desched_refused = Some(errno);
+                self.desched.refused = Some(errno);
             }
         }
         Ok(())
