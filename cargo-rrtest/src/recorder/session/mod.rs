@@ -453,6 +453,9 @@ impl Session {
         self.emit(Event::Unsupported { tid, what })
     }
 
+    /// The wait loop: until no task is left, takes the recorder's own
+    /// signals (termination, the tick), schedules a thread when none runs,
+    /// and handles the next stop.
     fn run(&mut self) -> Result<(), Error> {
         let mut interrupts = 0;
         while !self.tasks.is_empty() {
@@ -507,6 +510,7 @@ impl Session {
         Ok(())
     }
 
+    /// Dispatches one stop of a tracee to the concern that handles it.
     fn handle(&mut self, ev: WaitEvent) -> Result<(), Error> {
         let tid = ev.tid();
         // (At an exec stop the buffer is gone with the old image: it was
@@ -560,6 +564,8 @@ impl Session {
         Ok(())
     }
 
+    /// A thread's exit report: forgets it and writes its `ThreadExit`, or
+    /// its process's `ProcessExit` when it led the process.
     fn task_gone(&mut self, tid: Tid, status: ExitStatus) -> Result<(), Error> {
         let Some(task) = self.tasks.remove(&tid) else {
             return Ok(());

@@ -18,6 +18,10 @@ use crate::trace::{Event, ExecEvent, Tid};
 use crate::tracee::syscallbuf::{self, Space};
 
 impl Session {
+    /// A `PTRACE_EVENT_*` stop: a seccomp stop is a syscall's entry; clone,
+    /// fork and vfork add a task (and copy or lend the buffer); an exec
+    /// stop finishes the `execve`; a `PTRACE_EVENT_STOP` is our interrupt, a
+    /// new thread's first stop, or a group stop.
     pub(super) fn ptrace_event(&mut self, tid: Tid, event: i32, sig: i32) -> Result<(), Error> {
         match event {
             libc::PTRACE_EVENT_SECCOMP => self.syscall_entry(tid),

@@ -57,6 +57,7 @@ impl Session {
         Ok(true)
     }
 
+    /// Emulates the trapped rdtsc at `regs` and lets the thread go on.
     pub(super) fn emulate_rdtsc(
         &mut self,
         tid: Tid,

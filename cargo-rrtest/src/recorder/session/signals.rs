@@ -21,6 +21,9 @@ use crate::tracee::syscallbuf;
 pub(super) const SIGNAL_DELAY: Duration = Duration::from_millis(5);
 
 impl Session {
+    /// A signal-delivery stop: a desched event's signal, a breakpoint of
+    /// an execution-point search, a trapped rdtsc, or a real signal, which
+    /// is classified (DESIGN.md §6) and delivered or held back.
     pub(super) fn signal(&mut self, tid: Tid, signo: i32) -> Result<(), Error> {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;

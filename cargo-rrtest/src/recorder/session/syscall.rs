@@ -17,6 +17,7 @@ use crate::trace::{Event, ExitStatus, SignalKind, SyscallEvent, SyscallResult, T
 use crate::tracee::syscallbuf;
 
 impl Session {
+    /// A traced syscall's entry (its seccomp stop).
     pub(super) fn syscall_entry(&mut self, tid: Tid) -> Result<(), Error> {
         let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let nr = regs.orig_rax as i64;
@@ -147,6 +148,9 @@ impl Session {
         ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
     }
 
+    /// A traced syscall's exit stop: writes its `Syscall` event, or, for a
+    /// split syscall (or one of a thread not current), leaves the thread
+    /// ready with its `SyscallExit` pending.
     pub(super) fn syscall_exit(&mut self, tid: Tid) -> Result<(), Error> {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
@@ -257,6 +261,8 @@ impl Session {
         Ok(())
     }
 
+    /// The registers at a syscall's exit, with the result the recorder
+    /// imposes (`forced_ret`) written in.
     pub(super) fn finish_syscall_regs(
         &mut self,
         tid: Tid,
