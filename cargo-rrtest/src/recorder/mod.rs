@@ -1,8 +1,14 @@
 //! The recorder: runs a program under ptrace, serializes its threads, and
 //! writes every nondeterministic input to a trace (DESIGN.md §4).
 //!
-//! - [`session`]: the event loop and the scheduler (one thread runs user code
-//!   at a time; the schedule is the event order);
+//! - [`session`]: the recording session, a directory with one file per
+//!   concern: `mod.rs` the event loop (one thread runs user code at a
+//!   time; the schedule is the event order) and task lifetime;
+//!   `schedule.rs` who runs next and for how long (a replaceable policy);
+//!   `signals.rs` held-back signals; `points.rs` execution points;
+//!   `syscallbuf.rs` the buffer's flushing and desched events;
+//!   `patching.rs` site patching; `rdtsc.rs` rdtsc emulation;
+//!   `process.rs` clone, fork and exec; `syscall.rs` syscall entry and exit;
 //! - [`capture`]: what a finished syscall did (result, memory written,
 //!   program output, mapped files);
 //! - [`server`]: a process that records many programs in turn, for the harness.
@@ -10,7 +16,7 @@
 //! The typed syscall table and the syscall-site patcher, which the replayer
 //! and `tracee/` share, are the crate `rrtest-syscalls` (`cargo-rrtest/syscalls`).
 //!
-//! The replayer mirrors this module file for file (`replayer/session.rs`,
+//! The replayer mirrors this module file for file (`replayer/session/`,
 //! `replayer/inject.rs`).
 
 mod capture;

@@ -1,0 +1,659 @@
+//! The recording session: the core of the recorder's event loop.
+//!
+//! Invariant: at most one tracee thread runs user code at any moment (the
+//! `current` thread). Other threads are either stopped by us (`Ready`), or
+//! inside a syscall we let them enter because it may block (`InSyscall`);
+//! those may finish in the kernel while another thread runs, and then wait,
+//! stopped, until the scheduler picks them. The order in which the loop
+//! writes events is therefore the schedule, and replay follows it.
+//!
+//! ```text
+//!            schedule (emit pending SyscallExit, PTRACE_CONT)
+//!   Ready ------------------------------------------------> Running
+//!     ^                                                       |
+//!     |  exit stop        may-block syscall entry (emit       |
+//!     +--------------- InSyscall <--- SyscallEntry, SYSCALL) -+
+//!                                                             |
+//!       other syscall: SYSCALL, exit stop, emit Syscall, CONT |
+//!                                                   <---------+
+//! ```
+//!
+//! This file owns the `Session`, `Task` and `State` types, [`record`] (set
+//! up, run, finish), the wait loop and the dispatch of each stop to the
+//! concern that handles it, writing events, and task lifetime (a thread's
+//! exit, the end of the recording). It must not grow the concerns' logic
+//! back: each is an `impl Session` block in its own file,
+//! - [`schedule`]: who runs next and for how long (the policy seam);
+//! - [`signals`]: signals, held-back signals and their delivery;
+//! - [`points`]: execution points (moving an interruption to a cheap one);
+//! - [`syscallbuf`]: the syscall buffer (flushing, handshake, desched);
+//! - [`patching`]: syscall- and rdtsc-site patching;
+//! - [`rdtsc`]: trapped rdtsc emulation;
+//! - [`process`]: clone/fork/vfork/exec and the process tree;
+//! - [`syscall`]: traced syscall entry and exit.
+
+mod patching;
+mod points;
+mod process;
+mod rdtsc;
+mod schedule;
+mod signals;
+mod syscall;
+mod syscallbuf;
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::time::Instant;
+
+use tracing::{debug, trace, warn};
+
+use super::capture;
+use super::{Error, RecordOptions};
+use crate::tracee::syscallbuf::Space;
+use patching::{exe_key, ExeKey};
+use points::Seek;
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::signals as sys_signals;
+use rrtest_sys::spawn::{spawn, SpawnSpec};
+use rrtest_sys::{cpu, seccomp};
+use rrtest_syscalls::Call;
+use rrtest_trace::{
+    Event, ExecEvent, ExitStatus, Header, Outcome, SignalEvent, SignalKind, Stats, Tid,
+    TraceWriter, FORMAT_VERSION,
+};
+use schedule::{DefaultPolicy, Scheduler, TICK};
+use syscallbuf::Desched;
+
+/// The result of a recording.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// How the recorded program ended.
+    pub status: ExitStatus,
+    /// Counters, as written to the header.
+    pub stats: Stats,
+    /// Why the trace is not replayable (empty when it is).
+    pub unreplayable: Vec<String>,
+    /// The program passed and, as asked, nothing was written.
+    pub discarded: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Stopped by us, runnable.
+    Ready(Pending),
+    /// Inside a syscall whose exit stop has not come yet. `split`: its
+    /// `SyscallEntry` was already written and other threads may run.
+    InSyscall { entered: Entered, split: bool },
+    /// The current thread.
+    Running,
+    /// Announced by a clone event; its first stop has not been seen.
+    Unborn,
+    /// Killed while we handled it: only its exit report is still to come.
+    Dying,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// Nothing: resume user code.
+    Nothing,
+    /// A syscall's exit stop: its `SyscallExit` is written when scheduled.
+    Exit(Entered),
+}
+
+/// What the recorder learned at a syscall's entry and needs at its exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entered {
+    nr: i64,
+    args: [u64; 6],
+    /// The result the recorder imposes (rseq: -ENOSYS).
+    forced_ret: Option<i64>,
+    /// For a write to the recorder's own stdout (1) or stderr (2): which.
+    /// Found once, at the entry, where it decides whether to split.
+    output: Option<i32>,
+    /// The instruction pointer at the entry (right after the `syscall`).
+    ip: u64,
+}
+
+#[derive(Debug)]
+struct Task {
+    /// Thread group (process) id.
+    pid: Tid,
+    state: State,
+    /// Registers when last resumed from a stop, to tell a signal delivered
+    /// right there (before any user instruction ran: a deterministic point
+    /// replay can reproduce) from one that interrupted user code.
+    resumed_at: Option<Regs>,
+    /// Asynchronous signals held back until the thread's next syscall or an
+    /// execution point.
+    pending_signals: Vec<(i32, [u8; ptrace::SIGINFO_SIZE])>,
+    /// Since when the oldest held-back signal waits.
+    pending_since: Option<Instant>,
+    /// Moving an interruption to a cheaper execution point: the return
+    /// address the thread is running towards (see [`Session::interrupted`]).
+    seeking: Option<Seek>,
+    /// A `PTRACE_INTERRUPT` was sent; its stop has not been seen.
+    interrupt_requested: bool,
+    /// The file an `execve` in progress executes: (the filename as passed,
+    /// a path to it the recorder can open).
+    exec_file: Option<(String, std::path::PathBuf)>,
+    /// The last syscall that returned `-ERESTART_RESTARTBLOCK`: what a
+    /// following `restart_syscall` resumes.
+    restart_block: Option<Call>,
+    /// Since when the buffer's `force_bail` is set for this thread (the
+    /// recorder wants it at a syscall stop: to deliver a signal, or to let
+    /// another thread run).
+    bail_requested: Option<Instant>,
+    /// At this stop: `force_bail` had been set, since then (the thread may
+    /// have come here because of it; at a syscall, let others run).
+    bailed: Option<Instant>,
+    /// It was found blocked in a buffered syscall while others waited: it
+    /// gets a desched event at its next stop.
+    blocked_buffered: bool,
+    /// Its desched event (see [`Session::update_desched`]).
+    desched: Option<crate::tracee::syscallbuf::DeschedEvent>,
+    /// Opening one failed for this thread (out of descriptors): it polls.
+    desched_refused: bool,
+}
+
+impl Task {
+    fn new(pid: Tid, state: State) -> Self {
+        Task {
+            pid,
+            state,
+            resumed_at: None,
+            restart_block: None,
+            exec_file: None,
+            pending_signals: Vec::new(),
+            pending_since: None,
+            seeking: None,
+            interrupt_requested: false,
+            bail_requested: None,
+            bailed: None,
+            blocked_buffered: false,
+            desched: None,
+            desched_refused: false,
+        }
+    }
+}
+
+struct Session {
+    writer: TraceWriter,
+    tasks: BTreeMap<Tid, Task>,
+    current: Option<Tid>,
+    /// Who runs next and for how long.
+    sched: Scheduler,
+    stats: Stats,
+    unreplayable: Vec<String>,
+    /// The recorded program's process id and how it ended.
+    leader: Tid,
+    leader_status: Option<ExitStatus>,
+    /// The syscall buffer of each process that has one, by process id.
+    spaces: HashMap<Tid, Space>,
+    /// Our stdout and stderr: where the program's output goes.
+    outputs: capture::OurOutputs,
+    /// The last mapped file stored.
+    mapped: capture::MappedMemo,
+    /// The recorded executable's identity while the program's first
+    /// process still runs it (no execve yet): the key of the sites it
+    /// patches, which later recordings patch ahead
+    /// ([`patching::known_sites`]).
+    exe: Option<ExeKey>,
+    /// Desched events, recording-wide (each thread's is in its `Task`).
+    desched: Desched,
+}
+
+fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
+    move |source| Error::Ptrace { op, tid, source }
+}
+
+fn cstring(s: &std::ffi::OsStr) -> CString {
+    CString::new(
+        s.as_bytes()
+            .iter()
+            .copied()
+            .filter(|&b| b != 0)
+            .collect::<Vec<u8>>(),
+    )
+    .expect("NULs were removed")
+}
+
+/// Records `opts.program` into `opts.trace_dir`.
+pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
+    let env = match opts.syscallbuf.then(|| with_preload(&opts.env)) {
+        Some(Ok(env)) => env,
+        Some(Err(e)) => {
+            // Slower, not wrong: every syscall stops in the recorder.
+            warn!(error = %e, "recording without the syscall buffer");
+            opts.env.clone()
+        }
+        None => opts.env.clone(),
+    };
+    // Run on one CPU, the program with us: its `cpuid` then answers the
+    // same in replay (`cpu::bind_to_cpu`), and each ptrace stop is a
+    // context switch on that CPU rather than a wake-up on another (traced
+    // syscalls cost about a third). The CPU is the one given (the harness
+    // spreads parallel recordings) or the one we run on now.
+    let chosen = opts.cpu.map(Ok).unwrap_or_else(cpu::current_cpu);
+    let bound_self = chosen.and_then(|c| cpu::bind_to_cpu(0, c).map(|()| c));
+    if let Err(e) = &bound_self {
+        warn!(error = %e, "could not bind the recorder to one CPU");
+    }
+    let header = Header {
+        format_version: FORMAT_VERSION,
+        recorder_version: env!("CARGO_PKG_VERSION").to_string(),
+        protocol_version: rrtest_abi::PROTOCOL_VERSION,
+        argv: opts
+            .argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        exe: opts.program.to_string_lossy().into_owned(),
+        env: env
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        cwd: opts.cwd.to_string_lossy().into_owned(),
+        kernel: kernel_string(),
+        cpuid: cpuid_table_of(bound_self.as_ref().ok().copied()),
+        recorded_at: crate::util::rfc3339_now(),
+        tracee_cpu: None,
+        // The program inherits our mask (the recorder unblocks only its own
+        // handlers' signals, before this).
+        initial_sigmask: None,
+        initial_ignored: None,
+        env_removed: opts
+            .env_removed
+            .iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect(),
+        hidden_paths: opts
+            .hide_paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+        loaders: Vec::new(),
+        host: Some(crate::tracee::host::facts()),
+        outcome: None,
+        unreplayable: Vec::new(),
+        stats: Stats::default(),
+        verification: None,
+    };
+    let mut writer = if opts.discard_if_passed {
+        TraceWriter::create_deferred(&opts.trace_dir, header)?
+    } else {
+        TraceWriter::create(&opts.trace_dir, header)?
+    };
+    sys_signals::catch_termination();
+    sys_signals::start_ticks(TICK);
+    // Left over from a recording that failed in the middle of an injection.
+    drop(crate::tracee::take_stashed_signals());
+
+    let spec = SpawnSpec {
+        path: cstring(opts.program.as_os_str()),
+        argv: opts.argv.iter().map(|a| cstring(a)).collect(),
+        envp: env.iter().map(|a| cstring(a)).collect(),
+        cwd: Some(cstring(opts.cwd.as_os_str())),
+        filter: seccomp::filter(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED)),
+        sigmask: None,
+        ignored: None,
+        hide: opts
+            .hide_paths
+            .iter()
+            .map(|p| (cstring(p.as_os_str()), p.is_dir()))
+            .collect(),
+    };
+    writer.header_mut().initial_sigmask = Some(sys_signals::current_mask());
+    writer.header_mut().initial_ignored = Some(sys_signals::ignored());
+    let pid = spawn(&spec).map_err(|source| Error::Spawn {
+        program: opts.program.display().to_string(),
+        source,
+    })?;
+    // Before the program runs an instruction (it inherited our mask, unless
+    // binding ourselves failed).
+    let bound = bound_self
+        .or_else(|_| cpu::current_cpu())
+        .and_then(|c| cpu::bind_to_cpu(pid, c).map(|()| c));
+    match bound {
+        Ok(c) => writer.header_mut().tracee_cpu = u32::try_from(c).ok(),
+        Err(e) => warn!(error = %e, "could not bind the program to one CPU: replay may diverge"),
+    }
+    let facts = crate::tracee::prepare_after_exec(pid)
+        .map_err(ptrace_err("preparing the tracee after exec", pid))?;
+    let exe_file = writer.add_file(&opts.program)?;
+    crate::tracee::interp::keep_loader(&mut writer, &opts.program, &exe_file);
+    writer.push(&Event::Exec(ExecEvent {
+        tid: pid,
+        exe: opts.program.to_string_lossy().into_owned(),
+        exe_file,
+        at_random: facts.at_random,
+        sp: facts.sp,
+        ip: facts.ip,
+    }))?;
+
+    let mut session = Session {
+        writer,
+        tasks: BTreeMap::new(),
+        current: None,
+        sched: Scheduler::new(Box::new(DefaultPolicy::default())),
+        stats: Stats {
+            threads: 1,
+            ..Stats::default()
+        },
+        unreplayable: Vec::new(),
+        leader: pid,
+        leader_status: None,
+        spaces: HashMap::new(),
+        outputs: capture::OurOutputs::current(),
+        mapped: capture::MappedMemo::default(),
+        exe: exe_key(&opts.program),
+        desched: Desched::new(opts.desched_events),
+    };
+    session
+        .tasks
+        .insert(pid, Task::new(pid, State::Ready(Pending::Nothing)));
+    session.sched.add(pid);
+    let result = session.run();
+    if let Err(e) = &result {
+        // Leave no tracee behind: PTRACE_O_EXITKILL only fires when we exit.
+        for &tid in session.tasks.keys() {
+            let _ = ptrace::tgkill(session.tasks[&tid].pid, tid, libc::SIGKILL);
+        }
+        warn!(error = %e, "recording failed");
+    }
+    session.finish(result, opts.discard_if_passed)
+}
+
+/// `env` with the preload library in front of `LD_PRELOAD` (the user's own
+/// entries are kept after it).
+fn with_preload(env: &[std::ffi::OsString]) -> Result<Vec<std::ffi::OsString>, Error> {
+    let lib = crate::preload::preload_path().map_err(|source| Error::Spawn {
+        program: "the syscall-buffer library".into(),
+        source,
+    })?;
+    let mut value = lib.into_os_string();
+    let mut out: Vec<std::ffi::OsString> = Vec::with_capacity(env.len() + 1);
+    for kv in env {
+        match kv.as_bytes().strip_prefix(b"LD_PRELOAD=") {
+            Some(rest) if !rest.is_empty() => {
+                value.push(":");
+                value.push(std::ffi::OsStr::from_bytes(rest));
+            }
+            Some(_) => {}
+            None => out.push(kv.clone()),
+        }
+    }
+    let mut kv = std::ffi::OsString::from("LD_PRELOAD=");
+    kv.push(value);
+    out.push(kv);
+    Ok(out)
+}
+
+/// The CPUID table of `cpu` (the one we are bound to; None: wherever we
+/// run), read once per CPU per process: each `cpuid` is a VM exit on a
+/// virtual machine, and a recorder server (`super::server`) records many
+/// programs on its CPU.
+fn cpuid_table_of(cpu: Option<usize>) -> Vec<rrtest_trace::CpuidLeaf> {
+    use std::sync::Mutex;
+    static TABLES: Mutex<Vec<(usize, Vec<rrtest_trace::CpuidLeaf>)>> = Mutex::new(Vec::new());
+    let Some(cpu) = cpu else {
+        return cpu::cpuid_table();
+    };
+    let mut tables = TABLES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, table)) = tables.iter().find(|(c, _)| *c == cpu) {
+        return table.clone();
+    }
+    let table = cpu::cpuid_table();
+    tables.push((cpu, table.clone()));
+    table
+}
+
+fn kernel_string() -> String {
+    match nix::sys::utsname::uname() {
+        Ok(u) => format!(
+            "{} {} {}",
+            u.sysname().to_string_lossy(),
+            u.release().to_string_lossy(),
+            u.machine().to_string_lossy()
+        ),
+        Err(_) => "unknown".into(),
+    }
+}
+
+impl Session {
+    /// Writes an event of a stopped thread, after the syscalls it made
+    /// through its buffer since its last event.
+    ///
+    /// The buffer is emptied only here, at an event of its thread, and at
+    /// an execve's entry: replay empties it each time it resumes the thread
+    /// (which it does after each of its events), so its buffer never holds
+    /// more than the recording's did at the same syscall, and the hook
+    /// never finds it full where it had room while recording.
+    fn emit(&mut self, event: Event) -> Result<(), Error> {
+        let flush = match &event {
+            // Nothing new since the thread's last event (a split syscall's
+            // exit: the thread was in the kernel since its entry), or no
+            // memory left.
+            Event::Buffered { .. }
+            | Event::SyscallExit { .. }
+            | Event::Exec(_)
+            | Event::NewTask { .. }
+            | Event::ThreadExit { .. }
+            | Event::ProcessExit { .. }
+            // The trace will not replay anyway (and one comes at an exec,
+            // where the old image's buffer is gone).
+            | Event::Unsupported { .. } => None,
+            // Replay does not resume the thread there: keep the buffer's
+            // records where they are, only write them.
+            Event::BufferAbort { .. } => Some(false),
+            _ => Some(true),
+        };
+        let tid = event.tid();
+        if let Some(reset) = flush {
+            self.flush(tid, reset)?;
+        }
+        self.emit_unflushed(event)?;
+        self.emit_output_table(tid)
+    }
+
+    fn emit_unflushed(&mut self, event: Event) -> Result<(), Error> {
+        trace!(?event, "event");
+        self.writer.push(&event)?;
+        Ok(())
+    }
+
+    fn unsupported(&mut self, tid: Tid, what: String) -> Result<(), Error> {
+        warn!(tid, %what, "unsupported: the trace will not be replayable");
+        if !self.unreplayable.contains(&what) {
+            self.unreplayable.push(what.clone());
+        }
+        self.emit(Event::Unsupported { tid, what })
+    }
+
+    /// The wait loop: until no task is left, takes the recorder's own
+    /// signals (termination, the tick), schedules a thread when none runs,
+    /// and handles the next stop.
+    fn run(&mut self) -> Result<(), Error> {
+        let mut interrupts = 0;
+        while !self.tasks.is_empty() {
+            let step = (|| {
+                match sys_signals::take_request() {
+                    // The terminal's Ctrl-C reaches the program too: let it
+                    // handle it; a second one ends the recording.
+                    Some(libc::SIGINT) if interrupts == 0 => interrupts += 1,
+                    Some(_) => self.kill_all()?,
+                    None => {}
+                }
+                if sys_signals::take_tick() {
+                    self.tick()?;
+                }
+                if self.current.is_none() {
+                    self.schedule()?;
+                }
+                if let Some(ev) =
+                    ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))?
+                {
+                    self.handle(ev)?;
+                    for (tid, signo, info) in crate::tracee::take_stashed_signals() {
+                        if !self.is_desched_signal(tid, signo, &info) {
+                            self.hold_back(tid, signo, info);
+                        }
+                    }
+                    if let Some(tid) = self.current {
+                        self.update_desched(tid, false)?;
+                    }
+                    self.update_tick();
+                }
+                Ok(())
+            })();
+            match step {
+                // A thread killed under our feet (another thread's exit_group,
+                // a SIGKILL): it is a zombie now, and waitpid will report its
+                // exit. Nothing about it was written yet.
+                Err(Error::Ptrace {
+                    tid, ref source, ..
+                }) if source.raw_os_error() == Some(libc::ESRCH)
+                    && self.tasks.contains_key(&tid) =>
+                {
+                    debug!(tid, "thread died while we handled it");
+                    self.tasks.get_mut(&tid).expect("checked").state = State::Dying;
+                    if self.current == Some(tid) {
+                        self.current = None;
+                    }
+                }
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Dispatches one stop of a tracee to the concern that handles it.
+    fn handle(&mut self, ev: WaitEvent) -> Result<(), Error> {
+        let tid = ev.tid();
+        // (At an exec stop the buffer is gone with the old image: it was
+        // flushed at the execve's entry.)
+        if matches!(ev, WaitEvent::Event { event, .. } if event != libc::PTRACE_EVENT_EXEC)
+            || matches!(ev, WaitEvent::Signal { .. })
+        {
+            self.note_stop(tid)?;
+        }
+        match ev {
+            WaitEvent::Exited { code, .. } => self.task_gone(tid, ExitStatus::Exited(code)),
+            WaitEvent::Signaled { signo, core, .. } => {
+                self.task_gone(tid, ExitStatus::Signaled { signo, core })
+            }
+            WaitEvent::Event { event, sig, .. } => self.ptrace_event(tid, event, sig),
+            WaitEvent::SyscallStop { .. } => self.syscall_exit(tid),
+            WaitEvent::Signal { signo, .. } => self.signal(tid, signo),
+        }
+    }
+
+    /// At every stop: clears a `force_bail` the thread was given
+    /// (remembering it in `bailed`).
+    fn note_stop(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        task.bailed = task.bail_requested.take();
+        if task.bailed.is_some() {
+            crate::tracee::syscallbuf::set_force_bail(tid, false)
+                .map_err(ptrace_err("clearing the buffer's force_bail", tid))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the recording now: records that the recorder killed the program
+    /// here (a `SIGKILL` signal event, which replay reproduces by killing
+    /// at the same point) and kills every tracee. The loop then records
+    /// their exits.
+    fn kill_all(&mut self) -> Result<(), Error> {
+        warn!("termination requested: killing the recorded program");
+        // Not flushed: the program may be running.
+        self.emit_unflushed(Event::Signal(SignalEvent {
+            tid: self.leader,
+            signo: libc::SIGKILL,
+            siginfo: vec![0; ptrace::SIGINFO_SIZE],
+            kind: SignalKind::AtSyscallExit,
+        }))?;
+        for (&tid, task) in &self.tasks {
+            let _ = ptrace::tgkill(task.pid, tid, libc::SIGKILL);
+        }
+        Ok(())
+    }
+
+    /// A thread's exit report: forgets it and writes its `ThreadExit`, or
+    /// its process's `ProcessExit` when it led the process.
+    fn task_gone(&mut self, tid: Tid, status: ExitStatus) -> Result<(), Error> {
+        let Some(task) = self.tasks.remove(&tid) else {
+            return Ok(());
+        };
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+        if task.pid == tid {
+            self.spaces.remove(&tid);
+            if tid == self.leader {
+                self.leader_status = Some(status);
+            }
+            self.emit(Event::ProcessExit { pid: tid, status })
+        } else {
+            self.emit(Event::ThreadExit { tid })
+        }
+    }
+
+    /// Closes the trace (`discard_if_passed`: drops it instead when the
+    /// program exited with status 0 and the recording worked).
+    fn finish(
+        mut self,
+        result: Result<(), Error>,
+        discard_if_passed: bool,
+    ) -> Result<Recording, Error> {
+        sys_signals::stop_ticks();
+        // Reap anything left (after an error).
+        while let Ok(Some(_)) = ptrace::wait_any_nohang() {}
+        self.stats.events = 0; // the writer counts events itself
+        let status = self.leader_status.unwrap_or(ExitStatus::Signaled {
+            signo: libc::SIGKILL,
+            core: false,
+        });
+        let header = self.writer.header_mut();
+        header.outcome = Some(match status {
+            ExitStatus::Exited(code) => Outcome::Exited { code },
+            ExitStatus::Signaled { signo, .. } => Outcome::Signaled { signo },
+        });
+        if let Err(e) = &result {
+            self.unreplayable.push(format!("the recorder failed: {e}"));
+        }
+        header.unreplayable = self.unreplayable.clone();
+        let events = header.stats.events;
+        header.stats = Stats {
+            events,
+            ..self.stats.clone()
+        };
+        let stats = header.stats.clone();
+        let discarded = discard_if_passed && result.is_ok() && status == ExitStatus::Exited(0);
+        let written = if discarded {
+            self.writer.discard()
+        } else {
+            self.writer.finish()
+        }
+        .map_err(Error::from);
+        match (result, written) {
+            // What stopped the recording is the error to report (a full
+            // disk is one), not that the trace could not be ended after it.
+            (Err(e), Err(also)) => {
+                warn!(error = %also, "the trace could not be finished either");
+                return Err(e);
+            }
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => return Err(e),
+            (Ok(()), Ok(())) => {}
+        }
+        Ok(Recording {
+            status,
+            stats,
+            unreplayable: self.unreplayable,
+            discarded,
+        })
+    }
+}

@@ -1,0 +1,283 @@
+//! Execution points: where an interrupted thread gets its held-back signal
+//! or is preempted. The recorder moves the interruption to a point replay
+//! finds cheaply (a spin loop's head, a return address), with a hardware
+//! breakpoint, and acts there.
+//!
+//! Must not: decide whether to interrupt a thread (`schedule`) or how a
+//! signal is delivered (`signals`).
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, trace};
+
+use super::{ptrace_err, Error, Pending, Session, State};
+use crate::tracee::exec_point;
+use crate::tracee::syscallbuf;
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{Event, SignalKind, Tid};
+
+/// How long the recorder waits for an interrupted thread to come round its
+/// loop again (to tell a spin loop).
+const PROBE_LIMIT: Duration = Duration::from_millis(20);
+
+/// How long the recorder waits for an interrupted thread to reach the
+/// return address it chose as a cheaper execution point.
+const SEEK_LIMIT: Duration = Duration::from_millis(1000);
+
+/// An interruption being moved to an execution point that replay can find
+/// cheaply (see [`Session::interrupted`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Seek {
+    /// The address with an execution breakpoint on it.
+    pub(super) target: u64,
+    /// What reaching it means.
+    kind: SeekKind,
+    /// When to give up and act wherever the thread is.
+    pub(super) deadline: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum SeekKind {
+    /// Is the thread spinning? `target` is where it was interrupted; it is
+    /// if it gets there again in the same state.
+    Probe(rrtest_trace::ExecPoint),
+    /// `target` is a return address; the frame has returned when the
+    /// thread gets there with a stack pointer above `rsp`.
+    Return { rsp: u64 },
+}
+
+impl Session {
+    /// The running thread stopped where we interrupted it: deliver a
+    /// held-back signal there, or let another thread run. Either way the
+    /// place is recorded as an execution point.
+    ///
+    /// Replay finds a point by stopping at every execution of its ip and
+    /// comparing registers, so a point inside a loop whose state changes at
+    /// each turn (a compute loop) costs a stop per turn. The recorder looks
+    /// for a cheaper point first:
+    /// 1. a spin loop (the thread comes back to the same ip in the same
+    ///    state): replay finds it at its first turn;
+    /// 2. else the return address of the current function (found by
+    ///    scanning the stack), executed once per call;
+    /// 3. a syscall on the way ends the search (the signal is delivered
+    ///    before it, the preemption happens at it);
+    /// 4. if none comes within [`SEEK_LIMIT`] (the loop waits for the very
+    ///    signal we hold back), it acts wherever the thread then is, and
+    ///    replay pays for the search.
+    pub(super) fn interrupted(&mut self, tid: Tid) -> Result<(), Error> {
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let pid = self.tasks[&tid].pid;
+        if let Some(space) = self.spaces.get(&pid) {
+            if syscallbuf::in_interrupted_untraced(&regs) {
+                // In a buffered syscall that blocked: unwind it. The hook
+                // discards its record and the stub issues it again, traced.
+                let nr = regs.orig_rax as i64;
+                syscallbuf::abort_untraced(tid, &regs)
+                    .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+                debug!(tid, nr, "unwound a blocked buffered syscall");
+                if let Some(task) = self.tasks.get_mut(&tid) {
+                    task.blocked_buffered = true;
+                }
+                self.stats.aborted_records += 1;
+                self.stats.desched_events += 1;
+                self.emit(Event::BufferAbort { tid, nr })?;
+                return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            }
+            if space.in_buffer_code(regs.rip, regs.rsp) {
+                // Never stop a thread here: let it leave the buffer code;
+                // a later tick tries again.
+                trace!(
+                    tid,
+                    ip = regs.rip,
+                    "interrupted in buffer code: not a point"
+                );
+                if self.tasks[&tid].seeking.is_some() {
+                    ptrace::exec_breakpoint(tid, None)
+                        .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                    self.tasks.get_mut(&tid).expect("task exists").seeking = None;
+                }
+                return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            }
+        }
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        if task.seeking.take().is_some() {
+            ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+            return self.act_at_point(tid, &regs);
+        }
+        trace!(tid, ip = regs.rip, "probing for a spin loop");
+        ptrace::exec_breakpoint(tid, Some(regs.rip))
+            .map_err(ptrace_err("setting a breakpoint", tid))?;
+        task.seeking = Some(Seek {
+            target: regs.rip,
+            kind: SeekKind::Probe(
+                exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?,
+            ),
+            deadline: Instant::now() + PROBE_LIMIT,
+        });
+        // The breakpoint would fire at once on the current instruction:
+        // step over it first.
+        self.step_then_continue(tid, regs.rip)
+    }
+
+    /// A thread searching for a cheap execution point stopped at its breakpoint.
+    pub(super) fn seek_hit(&mut self, tid: Tid, regs: &Regs, seek: Seek) -> Result<(), Error> {
+        let found = match seek.kind {
+            SeekKind::Probe(first) => {
+                crate::tracee::point_regs(regs) == first.regs
+                    && exec_point(tid, regs)
+                        .map_err(ptrace_err("reading an execution point", tid))?
+                        == first
+            }
+            SeekKind::Return { rsp } => regs.rsp > rsp,
+        };
+        if found {
+            ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+            self.tasks.get_mut(&tid).expect("task exists").seeking = None;
+            return self.act_at_point(tid, regs);
+        }
+        if let SeekKind::Probe(_) = seek.kind {
+            // Not a spin loop: try the return address.
+            let task = self.tasks.get_mut(&tid).expect("task exists");
+            match find_return_address(tid, regs) {
+                Some(target) => {
+                    trace!(
+                        tid,
+                        ip = regs.rip,
+                        target,
+                        "moving the interruption to a return address"
+                    );
+                    task.seeking = Some(Seek {
+                        target,
+                        kind: SeekKind::Return { rsp: regs.rsp },
+                        deadline: Instant::now() + SEEK_LIMIT,
+                    });
+                    return self.step_then_continue(tid, target);
+                }
+                None => {
+                    task.seeking = None;
+                    ptrace::exec_breakpoint(tid, None)
+                        .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                    return self.act_at_point(tid, regs);
+                }
+            }
+        }
+        // A deeper frame returning there (recursion): step past and go on.
+        self.step_then_continue(tid, seek.target)
+    }
+
+    /// Delivers a held-back signal, or preempts the thread, at the execution
+    /// point it is stopped at.
+    fn act_at_point(&mut self, tid: Tid, regs: &Regs) -> Result<(), Error> {
+        let point = exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
+        if let Some((signo, info)) = self.take_deliverable(tid) {
+            self.stats.async_events += 1;
+            return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
+        }
+        if !self.others_ready(tid) {
+            self.sched.restart_slice();
+            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+        }
+        self.stats.async_events += 1;
+        self.emit(Event::Preempt { tid, point })?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::Ready(Pending::Nothing);
+        task.resumed_at = None;
+        self.current = None;
+        Ok(())
+    }
+
+    /// Steps one instruction with the breakpoint off, re-arms it at
+    /// `target`, and lets the thread run.
+    fn step_then_continue(&mut self, tid: Tid, target: u64) -> Result<(), Error> {
+        ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+        loop {
+            ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
+            match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+                WaitEvent::Signal {
+                    signo: libc::SIGTRAP,
+                    ..
+                } => break,
+                // The instruction was a syscall: handle its entry as usual
+                // (the search ends there).
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_SECCOMP,
+                    ..
+                } => return self.syscall_entry(tid),
+                // The instruction was a trapped rdtsc: emulate it, which
+                // completes the step.
+                WaitEvent::Signal {
+                    signo: libc::SIGSEGV,
+                    ..
+                } if self.emulate_trapped_rdtsc(tid)? => break,
+                // Another signal arrived first: hold it back too (a desched
+                // event's is dropped), step again.
+                WaitEvent::Signal { signo, .. } => {
+                    let info =
+                        ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+                    if !self.is_desched_signal(tid, signo, &info) {
+                        self.hold_back(tid, signo, info);
+                    }
+                }
+                // A late `PTRACE_INTERRUPT`'s stop: step again.
+                ev if self.took_late_interrupt(tid, &ev) => {}
+                ev => {
+                    return Err(Error::Ptrace {
+                        op: "stepping past a breakpoint",
+                        tid,
+                        source: io::Error::other(format!("unexpected stop {ev:?}")),
+                    })
+                }
+            }
+        }
+        ptrace::exec_breakpoint(tid, Some(target))
+            .map_err(ptrace_err("setting a breakpoint", tid))?;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+}
+
+/// A likely return address on the stack of a thread stopped at `regs`: the
+/// first word above the stack pointer that points into executable memory
+/// right after a call instruction. A wrong guess costs only time: the
+/// recorder gives up after [`SEEK_LIMIT`].
+fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
+    let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
+    let exec: Vec<(u64, u64)> = maps
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let range = parts.next()?;
+            let perms = parts.next()?;
+            let (a, b) = range.split_once('-')?;
+            perms.contains('x').then(|| {
+                Some((
+                    u64::from_str_radix(a, 16).ok()?,
+                    u64::from_str_radix(b, 16).ok()?,
+                ))
+            })?
+        })
+        .filter(|&(a, _)| a != rrtest_abi::FIXED_PAGE_ADDR)
+        .collect();
+    let in_exec = |v: u64| exec.iter().any(|&(a, b)| v >= a + 8 && v < b);
+    let mem = RemoteMem::new(tid);
+    let mut words = [0u8; 8 * 256];
+    // Up to 2 KiB, not across the end of the stack's page run.
+    let len = words.len().min((4096 - (regs.rsp % 4096) as usize) + 4096);
+    mem.read_exact(regs.rsp, &mut words[..len]).ok()?;
+    words[..len].chunks_exact(8).find_map(|w| {
+        let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        if !in_exec(v) {
+            return None;
+        }
+        let mut before = [0u8; 7];
+        mem.read_exact(v - 7, &mut before).ok()?;
+        // call rel32 (e8), or call r/m (ff /2) of 2, 3, 6 or 7 bytes.
+        let is_call = before[2] == 0xe8
+            || (before[5] == 0xff && before[6] & 0x38 == 0x10)
+            || (before[4] == 0xff && before[5] & 0x38 == 0x10)
+            || (before[1] == 0xff && before[2] & 0x38 == 0x10)
+            || (before[0] == 0xff && before[1] & 0x38 == 0x10);
+        is_call.then_some(v)
+    })
+}

@@ -1,0 +1,438 @@
+//! Who runs next and for how long: picking the next ready thread, resuming
+//! it (writing the exit of the syscall it waited in), the timer's ticks
+//! that preempt a thread running too long or stop it for a held-back
+//! signal.
+//!
+//! The decisions themselves go through a [`SchedulePolicy`]: which ready
+//! thread runs next, how long a slice is, whether to switch at a syscall.
+//! [`DefaultPolicy`] is the recorder's (round robin, fixed slices); another
+//! policy (a seeded random one, to shake out races) replaces it without
+//! touching the ptrace mechanics here. The schedule a policy makes is the
+//! event order, and replay follows it whatever the policy was.
+//!
+//! Must not: deliver signals or read the syscall buffer's records itself
+//! (it asks `signals`, `points` and `syscallbuf`), write events other than
+//! a resumed thread's `SyscallExit`, or let a policy see or drive ptrace.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, warn};
+
+use super::signals::SIGNAL_DELAY;
+use super::{ptrace_err, Error, Pending, Session, State, Task};
+use crate::tracee::syscallbuf;
+use rrtest_sys::ptrace;
+use rrtest_sys::signals as sys_signals;
+use rrtest_syscalls::Call;
+use rrtest_trace::{Event, Tid};
+
+/// After this many consecutive syscalls of one thread, the scheduler lets
+/// another runnable thread run.
+const SLICE_SYSCALLS: u32 = 64;
+
+/// How often the recorder checks on the running thread.
+pub(super) const TICK: Duration = Duration::from_millis(1);
+
+/// The tick while a lone thread runs with no signal held back for it:
+/// nothing for a tick to do (no one to preempt it for, nothing to deliver),
+/// so the recorder wakes less often on the program's CPU. Not stopped, as
+/// a safety net.
+const LONE_TICK: Duration = Duration::from_millis(10);
+
+/// How long a thread may run user code without a syscall while another
+/// thread waits, before the recorder preempts it at an execution point.
+const TIMESLICE: Duration = Duration::from_millis(20);
+
+/// How long a thread of a process with a syscall buffer may run while
+/// another waits before the recorder asks its hook to bail (so it yields at
+/// its next syscall, a cheap place; the buffer hides its syscalls).
+const BAIL_SLICE: Duration = Duration::from_millis(5);
+
+/// Makes the scheduling decisions; the session carries them out. Called
+/// once per decision (never per buffered syscall), and only with
+/// something to decide: `pick` when no thread runs, `switch_at_syscall`
+/// when the recording has more than one thread.
+pub(super) trait SchedulePolicy {
+    /// A thread joined the recording (the first one, or a clone event's
+    /// child; a thread may be announced more than once).
+    fn add(&mut self, tid: Tid);
+    /// Which thread runs next: one that `threads` says is ready, or None
+    /// when none is.
+    fn pick(&mut self, threads: &Threads<'_>) -> Option<Tid>;
+    /// The slice of a thread being scheduled.
+    fn slice(&mut self) -> Slice;
+    /// Whether the current thread, at a traced syscall's entry, lets
+    /// another thread run (if one is ready; the session checks).
+    fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool;
+}
+
+/// How long the current thread may run while another waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slice {
+    /// Running user code without a syscall: then it is preempted at an
+    /// execution point (a buffered thread, whose hook was asked to bail,
+    /// too).
+    pub(super) run: Duration,
+    /// Running in a process with a syscall buffer: then its hook is asked
+    /// to bail, so that it stops at its next syscall.
+    pub(super) bail_after: Duration,
+    /// Buffered syscalls since its last event (a thread polling through
+    /// its buffer): then its hook is asked to bail.
+    pub(super) syscalls: u32,
+}
+
+/// What the policy knows at a traced syscall's entry.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AtSyscall {
+    /// The syscall.
+    pub(super) nr: i64,
+    /// Traced syscalls the thread made since it was scheduled, this one
+    /// included.
+    pub(super) syscalls: u32,
+    /// The recorder wanted the thread stopped here (it asked its hook to
+    /// bail, or sought an execution point to preempt it at).
+    pub(super) stop_requested: bool,
+}
+
+/// The policy's view of the threads: which exist and which are ready.
+pub(super) struct Threads<'a> {
+    tasks: &'a BTreeMap<Tid, Task>,
+}
+
+impl Threads<'_> {
+    /// Whether `tid` is (still) a thread of the recording.
+    pub(super) fn exists(&self, tid: Tid) -> bool {
+        self.tasks.contains_key(&tid)
+    }
+
+    /// Whether `tid` is stopped by the recorder and may run.
+    pub(super) fn is_ready(&self, tid: Tid) -> bool {
+        self.tasks
+            .get(&tid)
+            .is_some_and(|t| matches!(t.state, State::Ready(_)))
+    }
+}
+
+/// The recorder's policy: round robin in the order threads joined, fixed
+/// slices ([`TIMESLICE`], [`BAIL_SLICE`], [`SLICE_SYSCALLS`]), a switch
+/// at `sched_yield`, at a syscall the recorder stopped the thread for, and
+/// after [`SLICE_SYSCALLS`] traced syscalls.
+#[derive(Debug, Default)]
+pub(super) struct DefaultPolicy {
+    run_queue: VecDeque<Tid>,
+}
+
+impl SchedulePolicy for DefaultPolicy {
+    fn add(&mut self, tid: Tid) {
+        if !self.run_queue.contains(&tid) {
+            self.run_queue.push_back(tid);
+        }
+    }
+
+    fn pick(&mut self, threads: &Threads<'_>) -> Option<Tid> {
+        for _ in 0..self.run_queue.len() {
+            let tid = self.run_queue.pop_front()?;
+            if !threads.exists(tid) {
+                continue;
+            }
+            self.run_queue.push_back(tid);
+            if threads.is_ready(tid) {
+                return Some(tid);
+            }
+        }
+        None
+    }
+
+    fn slice(&mut self) -> Slice {
+        Slice {
+            run: TIMESLICE,
+            bail_after: BAIL_SLICE,
+            syscalls: SLICE_SYSCALLS,
+        }
+    }
+
+    fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool {
+        // Give others a turn: at sched_yield, and after a long run of quick
+        // syscalls (a thread polling with non-blocking calls must not starve
+        // the thread it waits for).
+        at.stop_requested || at.nr == libc::SYS_sched_yield || at.syscalls >= SLICE_SYSCALLS
+    }
+}
+
+/// The scheduler's state: its policy and the current thread's slice.
+pub(super) struct Scheduler {
+    policy: Box<dyn SchedulePolicy>,
+    /// The current thread's slice (the policy's, when it was scheduled).
+    slice: Slice,
+    /// Traced syscalls the current thread made since it was scheduled.
+    slice_syscalls: u32,
+    /// When the current thread was last resumed into user code.
+    slice_started: Instant,
+    /// The tick period the timer runs with.
+    tick: Duration,
+}
+
+impl Scheduler {
+    pub(super) fn new(mut policy: Box<dyn SchedulePolicy>) -> Self {
+        Scheduler {
+            slice: policy.slice(),
+            policy,
+            slice_syscalls: 0,
+            slice_started: Instant::now(),
+            tick: TICK,
+        }
+    }
+
+    /// A thread joined the recording.
+    pub(super) fn add(&mut self, tid: Tid) {
+        self.policy.add(tid);
+    }
+
+    /// The current thread was resumed into user code (its timeslice runs
+    /// from now).
+    pub(super) fn restart_slice(&mut self) {
+        self.slice_started = Instant::now();
+    }
+
+    /// Counts a traced syscall of the current thread and asks the policy
+    /// whether to switch at it (only when there is more than one thread:
+    /// `others`).
+    pub(super) fn switch_at_syscall(
+        &mut self,
+        nr: i64,
+        stop_requested: bool,
+        others: bool,
+    ) -> bool {
+        self.slice_syscalls += 1;
+        others
+            && self.policy.switch_at_syscall(&AtSyscall {
+                nr,
+                syscalls: self.slice_syscalls,
+                stop_requested,
+            })
+    }
+
+    /// The current thread's syscall was split (others may run while it is
+    /// in the kernel): its run of syscalls starts again.
+    pub(super) fn split(&mut self) {
+        self.slice_syscalls = 0;
+    }
+}
+
+impl Session {
+    /// Resumes the next runnable thread, as the policy picks it (round
+    /// robin by default).
+    pub(super) fn schedule(&mut self) -> Result<(), Error> {
+        let threads = Threads { tasks: &self.tasks };
+        let Some(tid) = self.sched.policy.pick(&threads) else {
+            return Ok(());
+        };
+        match self.tasks.get(&tid).map(|t| t.state) {
+            Some(State::Ready(pending)) => self.resume(tid, pending),
+            state => {
+                warn!(
+                    tid,
+                    ?state,
+                    "the scheduling policy picked a thread that is not ready"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes `tid` the current thread, writing the exit of the syscall it is
+    /// stopped in, if any.
+    fn resume(&mut self, tid: Tid, pending: Pending) -> Result<(), Error> {
+        self.current = Some(tid);
+        self.sched.slice = self.sched.policy.slice();
+        self.sched.slice_syscalls = 0;
+        self.sched.slice_started = Instant::now();
+        let from_exit;
+        if let Pending::Exit(entered) = pending {
+            let regs = self.finish_syscall_regs(tid, entered.forced_ret)?;
+            let call = Call {
+                nr: entered.nr,
+                args: entered.args,
+                ret: regs.rax as i64,
+            };
+            let result = self.capture(tid, &call, entered.output)?;
+            self.emit(Event::SyscallExit {
+                tid,
+                nr: entered.nr,
+                result,
+            })?;
+            from_exit = Some(regs);
+        } else {
+            from_exit = ptrace::getregs(tid).ok();
+        }
+        let task = self.tasks.get_mut(&tid).expect("scheduled task exists");
+        task.state = State::Running;
+        task.resumed_at = from_exit;
+        self.update_desched(tid, true)?;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Whether a thread other than `tid` is ready to run (waits for it).
+    pub(super) fn others_ready(&self, tid: Tid) -> bool {
+        self.tasks
+            .iter()
+            .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)))
+    }
+
+    /// Runs the timer at [`LONE_TICK`] while the recording has one thread
+    /// and no signal is held back, at [`TICK`] otherwise.
+    pub(super) fn update_tick(&mut self) {
+        let lone = self.tasks.len() == 1
+            && self
+                .tasks
+                .values()
+                .all(|t| t.pending_signals.is_empty() && t.seeking.is_none());
+        let want = if lone { LONE_TICK } else { TICK };
+        if want != self.sched.tick {
+            self.sched.tick = want;
+            sys_signals::start_ticks(want);
+        }
+    }
+
+    /// Checks on the running thread: preempts it, or stops it to deliver a
+    /// held-back signal, when it has run user code for too long.
+    pub(super) fn tick(&mut self) -> Result<(), Error> {
+        let Some(tid) = self.current else {
+            return Ok(());
+        };
+        let others_wait = self.others_ready(tid);
+        let elapsed = self.sched.slice_started.elapsed();
+        let slice = self.sched.slice;
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if task.state != State::Running || task.interrupt_requested {
+            return Ok(());
+        }
+        if let Some(seek) = task.seeking {
+            if Instant::now() >= seek.deadline {
+                debug!(
+                    tid,
+                    "no return to the chosen address in time: interrupting where it is"
+                );
+                task.interrupt_requested = true;
+                ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+            }
+            return Ok(());
+        }
+        let signal_due = task
+            .pending_since
+            .map(|t| t.elapsed() >= SIGNAL_DELAY)
+            .unwrap_or(false);
+        let buffered = self.spaces.contains_key(&task.pid);
+        let run_for = if buffered {
+            slice.bail_after
+        } else {
+            slice.run
+        };
+        // A run of quick buffered syscalls counts like one of traced ones
+        // (`slice.syscalls`): a thread polling through its buffer must not
+        // keep the thread it waits for from running for a whole slice.
+        let busy_polling = buffered
+            && others_wait
+            && task.bail_requested.is_none()
+            && syscallbuf::committed_records(tid).is_ok_and(|n| n >= slice.syscalls);
+        if buffered && (others_wait || signal_due) && syscallbuf::blocked_in_untraced(tid) {
+            // A buffered syscall blocked while others could run (or a signal
+            // waits): unwind it (it is issued again, traced, and may block as
+            // a split syscall). A `force_bail` cannot reach a thread that is
+            // not calling the hook.
+            debug!(tid, "blocked in a buffered syscall: unwinding it");
+            task.interrupt_requested = true;
+            return ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid));
+        }
+        if signal_due || busy_polling || (others_wait && elapsed >= run_for) {
+            if buffered {
+                // First ask the hook to bail: the thread then stops at its
+                // next syscall, a cheaper place than an execution point.
+                // Only a thread that makes none for a whole timeslice (or
+                // keeps a signal waiting) is interrupted.
+                match task.bail_requested {
+                    None => {
+                        task.bail_requested = Some(Instant::now());
+                        return syscallbuf::set_force_bail(tid, true)
+                            .map_err(ptrace_err("setting the buffer's force_bail", tid));
+                    }
+                    Some(since) if since.elapsed() < SIGNAL_DELAY => return Ok(()),
+                    Some(_) if !signal_due && elapsed < slice.run => return Ok(()),
+                    Some(_) => {}
+                }
+            }
+            debug!(tid, signal_due, ?elapsed, "interrupting the running thread");
+            task.interrupt_requested = true;
+            ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tasks(states: &[(Tid, State)]) -> BTreeMap<Tid, Task> {
+        states
+            .iter()
+            .map(|&(tid, state)| (tid, Task::new(tid, state)))
+            .collect()
+    }
+
+    const READY: State = State::Ready(Pending::Nothing);
+
+    #[test]
+    fn default_policy_is_round_robin_over_ready_threads_in_join_order() {
+        let mut policy = DefaultPolicy::default();
+        for tid in [1, 2, 3, 2] {
+            policy.add(tid);
+        }
+        let mut pick = |states: &[(Tid, State)]| {
+            let tasks = tasks(states);
+            policy.pick(&Threads { tasks: &tasks })
+        };
+        let all = [(1, READY), (2, State::Running), (3, READY)];
+        assert_eq!(pick(&all), Some(1));
+        // 2 is not ready: passed over, and 3 runs.
+        assert_eq!(pick(&all), Some(3));
+        assert_eq!(pick(&all), Some(1));
+        // 3 is gone (dropped from the queue); 2 is ready now.
+        assert_eq!(pick(&[(1, State::Running), (2, READY)]), Some(2));
+        assert_eq!(pick(&[(1, READY), (2, State::Running)]), Some(1));
+        assert_eq!(pick(&[(1, State::Unborn), (2, State::Running)]), None);
+        assert_eq!(pick(&[(1, READY), (2, READY)]), Some(2));
+    }
+
+    #[test]
+    fn default_policy_switches_at_sched_yield_a_requested_stop_and_a_full_slice() {
+        let mut policy = DefaultPolicy::default();
+        let mut at = |nr, syscalls, stop_requested| {
+            policy.switch_at_syscall(&AtSyscall {
+                nr,
+                syscalls,
+                stop_requested,
+            })
+        };
+        assert!(at(libc::SYS_sched_yield, 1, false));
+        assert!(at(libc::SYS_write, 1, true));
+        assert!(!at(libc::SYS_write, SLICE_SYSCALLS - 1, false));
+        assert!(at(libc::SYS_write, SLICE_SYSCALLS, false));
+    }
+
+    #[test]
+    fn scheduler_counts_syscalls_and_asks_the_policy_only_with_others() {
+        let mut sched = Scheduler::new(Box::new(DefaultPolicy::default()));
+        for _ in 0..SLICE_SYSCALLS - 1 {
+            assert!(!sched.switch_at_syscall(libc::SYS_write, false, true));
+        }
+        // A lone thread never switches, but its syscalls count.
+        assert!(!sched.switch_at_syscall(libc::SYS_sched_yield, false, false));
+        assert!(sched.switch_at_syscall(libc::SYS_write, false, true));
+        sched.split();
+        assert!(!sched.switch_at_syscall(libc::SYS_write, false, true));
+    }
+}

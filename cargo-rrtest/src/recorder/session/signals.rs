@@ -1,0 +1,235 @@
+//! Signals: classifying a signal at its delivery stop, holding
+//! asynchronous signals back and delivering them at a syscall or an
+//! execution point (DESIGN.md §6), and writing signal events.
+//!
+//! Must not: choose where an interruption lands (`points`) or when a
+//! thread is stopped for a held-back signal (`schedule`'s tick).
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use tracing::trace;
+
+use super::{ptrace_err, Error, Session, State};
+use crate::tracee::syscallbuf;
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{Event, SignalEvent, SignalKind, Tid};
+
+/// How long a held-back asynchronous signal may wait for the thread's next
+/// syscall before the recorder delivers it at an execution point.
+pub(super) const SIGNAL_DELAY: Duration = Duration::from_millis(5);
+
+impl Session {
+    /// A signal-delivery stop: a desched event's signal, a breakpoint of
+    /// an execution-point search, a trapped rdtsc, or a real signal, which
+    /// is classified (DESIGN.md §6) and delivered or held back.
+    pub(super) fn signal(&mut self, tid: Tid, signo: i32) -> Result<(), Error> {
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+        if self.is_desched_signal(tid, signo, &info) {
+            return self.desched_signal(tid, &regs);
+        }
+        let code = ptrace::siginfo_code(&info);
+        if signo == libc::SIGTRAP {
+            if let Some(seek) = self.tasks.get(&tid).and_then(|t| t.seeking) {
+                if regs.rip == seek.target {
+                    return self.seek_hit(tid, &regs, seek);
+                }
+            }
+        }
+        let mem = RemoteMem::new(tid);
+        if signo == libc::SIGSEGV && code == 0x80 {
+            if let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&mem, regs.rip) {
+                let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some());
+                if bailed && self.others_ready(tid) {
+                    return self.yield_at_rdtsc(tid, regs, is_rdtscp, len);
+                }
+                self.keep_bail_request(tid)?;
+                if !is_rdtscp && self.try_patch_rdtsc(tid, &regs)? {
+                    return Ok(());
+                }
+                return self.emulate_rdtsc(tid, regs, is_rdtscp, len);
+            }
+        }
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        let kind = if task
+            .resumed_at
+            .as_ref()
+            .map(|r| regs_eq(r, &regs))
+            .unwrap_or(false)
+        {
+            SignalKind::AtSyscallExit
+        } else if code > 0
+            && matches!(
+                signo,
+                libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
+            )
+        {
+            SignalKind::Synchronous { ip: regs.rip }
+        } else {
+            SignalKind::Asynchronous { ip: regs.rip }
+        };
+        task.resumed_at = None;
+        if let SignalKind::Asynchronous { .. } = kind {
+            // Hold it back: deliver it at the thread's next syscall, or at an
+            // execution point if none comes soon (DESIGN.md §6).
+            self.hold_back(tid, signo, info);
+            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+        }
+        self.emit_signal(tid, signo, &info, kind)?;
+        let pid = self.tasks.get(&tid).map(|t| t.pid).unwrap_or(tid);
+        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
+            .map_err(ptrace_err("delivering a signal", tid))
+    }
+
+    /// Holds back an asynchronous signal (suppressed at its delivery stop).
+    pub(super) fn hold_back(&mut self, tid: Tid, signo: i32, info: [u8; ptrace::SIGINFO_SIZE]) {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        // Standard signals do not queue: a second one merges with the first.
+        if signo >= libc::SIGRTMIN() || !task.pending_signals.iter().any(|&(s, _)| s == signo) {
+            task.pending_signals.push((signo, info));
+        }
+        task.pending_since.get_or_insert_with(Instant::now);
+        trace!(tid, signo, "holding back an asynchronous signal");
+        // Ask the hook to bail: the thread stops at its next syscall, where
+        // the signal is delivered.
+        if self.spaces.contains_key(&task.pid)
+            && task.bail_requested.is_none()
+            && syscallbuf::set_force_bail(tid, true).is_ok()
+        {
+            task.bail_requested = Some(Instant::now());
+        }
+    }
+
+    /// Takes the first held-back signal the thread does not block now.
+    pub(super) fn take_deliverable(
+        &mut self,
+        tid: Tid,
+    ) -> Option<(i32, [u8; ptrace::SIGINFO_SIZE])> {
+        let task = self.tasks.get_mut(&tid)?;
+        if task.pending_signals.is_empty() {
+            return None;
+        }
+        // Unknown: treat everything as blocked, so that nothing is delivered
+        // against the program's will.
+        let blocked = crate::tracee::blocked_signals(tid).unwrap_or(u64::MAX);
+        let i = task
+            .pending_signals
+            .iter()
+            .position(|&(signo, _)| blocked & (1u64 << (signo - 1)) == 0)?;
+        let taken = task.pending_signals.remove(i);
+        if task.pending_signals.is_empty() {
+            task.pending_since = None;
+        } else {
+            task.pending_since = Some(Instant::now());
+        }
+        Some(taken)
+    }
+
+    /// Delivers a held-back signal to `tid`, stopped where no user code
+    /// will run before the delivery: queue it, resume, and at its delivery
+    /// stop restore the original siginfo and record the event.
+    pub(super) fn deliver_now(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: [u8; ptrace::SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> Result<(), Error> {
+        let pid = self.tasks[&tid].pid;
+        ptrace::tgkill(pid, tid, signo).map_err(ptrace_err("tgkill", tid))?;
+        loop {
+            ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
+            match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+                WaitEvent::Signal { signo: got, .. } if got == signo => break,
+                // A desched signal still pending from the armed syscall
+                // the thread left: dropped.
+                WaitEvent::Signal { signo: got, .. }
+                    if ptrace::getsiginfo(tid)
+                        .is_ok_and(|info| self.is_desched_signal(tid, got, &info)) => {}
+                ev if self.took_late_interrupt(tid, &ev) => {}
+                ev => {
+                    return Err(Error::Ptrace {
+                        op: "delivering a held-back signal",
+                        tid,
+                        source: io::Error::other(format!("unexpected stop {ev:?}")),
+                    })
+                }
+            }
+        }
+        ptrace::setsiginfo(tid, &info).map_err(ptrace_err("PTRACE_SETSIGINFO", tid))?;
+        self.emit_signal(tid, signo, &info, kind)?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::Running;
+        task.resumed_at = None;
+        self.current = Some(tid);
+        self.sched.restart_slice();
+        let pid = task.pid;
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
+            .map_err(ptrace_err("delivering a signal", tid))
+    }
+
+    /// Records the delivery of `signo` to `tid` (counted in the stats).
+    fn emit_signal(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: &[u8; ptrace::SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> Result<(), Error> {
+        self.stats.signals += 1;
+        self.emit(Event::Signal(SignalEvent {
+            tid,
+            signo,
+            siginfo: info.to_vec(),
+            kind,
+        }))
+    }
+
+    /// Whether `ev`, a stop of `tid` met while the recorder drives it
+    /// somewhere (delivering a held-back signal, stepping over a
+    /// breakpoint), is the stop of a `PTRACE_INTERRUPT` a tick sent before
+    /// the thread stopped for another reason: then it is done with.
+    pub(super) fn took_late_interrupt(&mut self, tid: Tid, ev: &WaitEvent) -> bool {
+        let late = matches!(
+            ev,
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_STOP,
+                ..
+            }
+        );
+        if late {
+            if let Some(task) = self.tasks.get_mut(&tid) {
+                task.interrupt_requested = false;
+            }
+        }
+        late
+    }
+}
+
+fn regs_eq(a: &Regs, b: &Regs) -> bool {
+    a.rip == b.rip
+        && a.rsp == b.rsp
+        && a.rax == b.rax
+        && a.rbx == b.rbx
+        && a.rcx == b.rcx
+        && a.rdx == b.rdx
+        && a.rsi == b.rsi
+        && a.rdi == b.rdi
+        && a.rbp == b.rbp
+        && a.r8 == b.r8
+        && a.r9 == b.r9
+        && a.r10 == b.r10
+        && a.r11 == b.r11
+        && a.r12 == b.r12
+        && a.r13 == b.r13
+        && a.r14 == b.r14
+        && a.r15 == b.r15
+        && a.eflags == b.eflags
+}

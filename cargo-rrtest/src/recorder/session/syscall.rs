@@ -1,0 +1,278 @@
+//! Traced syscalls: the entry (deliver a held-back signal before it, patch
+//! its site, decide whether it splits so that others may run) and the exit
+//! (capture what it did, write its event).
+//!
+//! Must not: pick the next thread (`schedule`) or handle clone and exec
+//! events (`process`).
+
+use std::io;
+
+use tracing::warn;
+
+use super::{ptrace_err, Entered, Error, Pending, Session, State};
+use crate::recorder::capture::capture;
+use crate::tracee::syscallbuf;
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_syscalls::{self as syscalls, Call, ReplayAction};
+use rrtest_trace::{Event, ExitStatus, SignalKind, SyscallEvent, SyscallResult, Tid};
+
+impl Session {
+    /// A traced syscall's entry (its seccomp stop).
+    pub(super) fn syscall_entry(&mut self, tid: Tid) -> Result<(), Error> {
+        let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let nr = regs.orig_rax as i64;
+        let args = ptrace::syscall_args(&regs);
+        // A syscall is a better point than the return address being sought.
+        let mut seek_ended = false;
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            if task.seeking.take().is_some() {
+                ptrace::exec_breakpoint(tid, None)
+                    .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                seek_ended = true;
+            }
+        }
+        if let Some((signo, info)) = self.take_deliverable(tid) {
+            // Deliver a held-back signal as if it came just before this
+            // syscall: skip the syscall, back up to its instruction (it runs
+            // again after the handler), and deliver.
+            regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
+            regs.rax = regs.orig_rax;
+            regs.orig_rax = u64::MAX;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+            return self.deliver_now(tid, signo, info, SignalKind::BeforeSyscall { nr });
+        }
+        let pid = self.tasks.get(&tid).map(|t| t.pid).unwrap_or(tid);
+        if regs.orig_rax == rrtest_abi::magic::INIT {
+            return self.buffer_init(tid, pid, &regs);
+        }
+        if let Some(space) = self.spaces.get(&pid) {
+            if nr == libc::SYS_rt_sigreturn {
+                // Best effort: a frame we cannot read, the kernel cannot
+                // either (the program gets its SIGSEGV from rt_sigreturn).
+                let _ = syscallbuf::fix_sigreturn(tid, &regs, space);
+            } else if self.try_patch(tid, pid, &regs)? {
+                return Ok(());
+            }
+        }
+        let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some());
+        self.stats.traced_syscalls += 1;
+        if self.current != Some(tid) {
+            warn!(tid, current = ?self.current, nr, "syscall entry of a thread that is not current");
+        }
+        let desc = syscalls::lookup(nr);
+        if desc.is_none() {
+            self.unsupported(tid, format!("unknown syscall {nr}"))?;
+        }
+        // rseq: the kernel would write the rseq area behind our back; make
+        // registration fail as if the kernel lacked it.
+        let mut forced_ret = None;
+        if nr == libc::SYS_rseq {
+            regs.orig_rax = u64::MAX;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+            forced_ret = Some(-(libc::ENOSYS as i64));
+        } else if nr == libc::SYS_sched_setaffinity
+            && self.writer.header_mut().tracee_cpu.is_some()
+            && (args[0] == 0 || self.tasks.contains_key(&(args[0] as Tid)))
+        {
+            // The program stays on the CPU it is bound to (see `record`):
+            // pretend the move succeeded, as rr does.
+            regs.orig_rax = u64::MAX;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+            forced_ret = Some(0);
+        }
+        let action = desc.map(|d| d.replay);
+        if action == Some(ReplayAction::Execve) {
+            // The buffer goes with the old image.
+            self.flush(tid, true)?;
+            self.note_exec_file(tid, nr, &args)?;
+        }
+        if action == Some(ReplayAction::Exit) {
+            // It does not return: the thread (or process) ends.
+            self.emit(Event::SyscallEntry { tid, nr, args })?;
+            ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
+            let leader = self.tasks.get(&tid).is_none_or(|t| t.pid == tid);
+            if nr == libc::SYS_exit && !leader {
+                // A thread's exit clears its `CLONE_CHILD_CLEARTID` word and
+                // wakes a thread joining it. Nobody else runs until it is
+                // gone, so that no thread sees it half-exited: replay makes
+                // the same exit complete at the same point.
+                return match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+                    WaitEvent::Exited { code, .. } => self.task_gone(tid, ExitStatus::Exited(code)),
+                    WaitEvent::Signaled { signo, core, .. } => {
+                        self.task_gone(tid, ExitStatus::Signaled { signo, core })
+                    }
+                    ev => Err(Error::Ptrace {
+                        op: "waiting for a thread's exit",
+                        tid,
+                        source: io::Error::other(format!("unexpected stop {ev:?}")),
+                    }),
+                };
+            }
+            return Ok(());
+        }
+        let others = self.tasks.len() > 1;
+        // Give others a turn where the policy says (at sched_yield, after a
+        // long run of quick syscalls, where the recorder wanted the thread
+        // stopped).
+        let yield_now = self
+            .sched
+            .switch_at_syscall(nr, seek_ended || bailed, others)
+            && self.others_ready(tid);
+        // A write to our stdout/stderr is never split either: replay echoes
+        // output at the syscall's exit event, so the exit must follow the
+        // entry before another thread writes, or the echoed order would
+        // differ from the order the kernel wrote in. (The reader of those
+        // streams is outside the recording, so the write cannot wait on a
+        // thread we hold.) Nor is execve: the thread stays current until its
+        // exec event, so a vfork parent the exec releases cannot run (and
+        // write its syscall's exit) before the exec is in the trace.
+        let output = self.outputs.target(tid, nr, &args);
+        let split = action == Some(ReplayAction::Clone)
+            || (action != Some(ReplayAction::Execve)
+                && output.is_none()
+                && others
+                && (yield_now || desc.map(|d| d.may_block).unwrap_or(true)));
+        if split {
+            self.sched.split();
+            self.emit(Event::SyscallEntry { tid, nr, args })?;
+            self.current = None;
+        }
+        let entered = Entered {
+            nr,
+            args,
+            forced_ret,
+            output,
+            ip: regs.rip,
+        };
+        self.tasks.get_mut(&tid).expect("task exists").state = State::InSyscall { entered, split };
+        ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
+    }
+
+    /// A traced syscall's exit stop: writes its `Syscall` event, or, for a
+    /// split syscall (or one of a thread not current), leaves the thread
+    /// ready with its `SyscallExit` pending.
+    pub(super) fn syscall_exit(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        let State::InSyscall { entered, split } = task.state else {
+            warn!(tid, state = ?task.state, "syscall stop outside a syscall");
+            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+        };
+        if split || self.current != Some(tid) {
+            task.state = State::Ready(Pending::Exit(entered));
+            if self.current == Some(tid) {
+                self.current = None;
+            }
+            return Ok(());
+        }
+        let Entered {
+            nr,
+            args,
+            forced_ret,
+            output,
+            ..
+        } = entered;
+        let regs = self.finish_syscall_regs(tid, forced_ret)?;
+        let call = Call {
+            nr,
+            args,
+            ret: regs.rax as i64,
+        };
+        let result = self.capture(tid, &call, output)?;
+        self.emit(Event::Syscall(SyscallEvent {
+            tid,
+            nr,
+            args,
+            result,
+        }))?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::Running;
+        task.resumed_at = Some(regs);
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Captures a finished syscall's effects, tracking restart blocks.
+    pub(super) fn capture(
+        &mut self,
+        tid: Tid,
+        call: &Call,
+        output: Option<i32>,
+    ) -> Result<SyscallResult, Error> {
+        const ERESTART_RESTARTBLOCK: i64 = 516;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        let restarted = if call.nr == libc::SYS_restart_syscall {
+            task.restart_block.take()
+        } else {
+            None
+        };
+        if call.ret == -ERESTART_RESTARTBLOCK {
+            task.restart_block = Some(*call);
+        }
+        self.track_output_fds(tid, call)?;
+        let mut problems = Vec::new();
+        let result = capture(
+            tid,
+            call,
+            restarted.as_ref(),
+            output,
+            &mut self.writer,
+            &mut self.mapped,
+            &mut problems,
+        );
+        for p in problems {
+            self.unsupported(tid, p)?;
+        }
+        Ok(result)
+    }
+
+    /// Keeps the output table of `tid`'s process (which descriptors write
+    /// to our stdout or stderr: the hook buffers their writes with their
+    /// bytes) exact across a finished traced syscall: a `dup`-style syscall
+    /// lists or unlists its new descriptor, a `close` (the hook bails those
+    /// of listed descriptors) or `close_range` unlists, and the table a
+    /// vfork child shared is written again when the vfork returns.
+    fn track_output_fds(&mut self, tid: Tid, call: &Call) -> Result<(), Error> {
+        let Some(space) = self.spaces.get_mut(&self.tasks[&tid].pid) else {
+            return Ok(());
+        };
+        let dup = matches!(call.nr, libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3)
+            || (call.nr == libc::SYS_fcntl
+                && matches!(call.args[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC));
+        let mut changed = space.output_fds_stale == Some(tid) && !space.borrowed;
+        if changed {
+            space.output_fds_stale = None;
+        }
+        if dup && call.ret >= 0 {
+            let fd = call.ret as i32;
+            changed |= space.set_output_fd(fd, self.outputs.stream(tid, fd));
+        } else if call.nr == libc::SYS_close && call.ret != -(libc::EBADF as i64) {
+            changed |= space.forget_output_fd(call.args[0] as i32);
+        } else if call.nr == libc::SYS_close_range
+            && call.ret == 0
+            && call.args[2] & libc::CLOSE_RANGE_CLOEXEC as u64 == 0
+        {
+            changed |= space.forget_output_fds(call.args[0] as u32, call.args[1] as u32);
+        }
+        if changed {
+            syscallbuf::update_output_table(tid, space)
+                .map_err(ptrace_err("writing the output descriptors", tid))?;
+        }
+        Ok(())
+    }
+
+    /// The registers at a syscall's exit, with the result the recorder
+    /// imposes (`forced_ret`) written in.
+    pub(super) fn finish_syscall_regs(
+        &mut self,
+        tid: Tid,
+        forced_ret: Option<i64>,
+    ) -> Result<Regs, Error> {
+        let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        if let Some(ret) = forced_ret {
+            regs.rax = ret as u64;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+        }
+        Ok(regs)
+    }
+}

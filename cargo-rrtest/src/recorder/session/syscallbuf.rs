@@ -1,0 +1,319 @@
+//! The syscall buffer, recorder side: the preload library's handshake,
+//! flushing a thread's buffered records into the trace, the output table,
+//! `force_bail` requests at rdtsc traps, and desched events (unwinding a
+//! buffered syscall that blocked while others wait).
+//!
+//! Must not: decide scheduling (it asks `others_ready`) or patch sites
+//! (`patching`); the buffer's memory layout is `tracee::syscallbuf`'s.
+
+use std::io;
+
+use tracing::{debug, trace, warn};
+
+use super::process::inherited_output_fds;
+use super::{ptrace_err, Error, Session, State};
+use crate::tracee::syscallbuf::{self, Space};
+use rrtest_sys::ptrace::{self, Regs};
+use rrtest_trace::{Event, Tid};
+
+/// The recording's desched-event state (each thread's event is in its
+/// `Task`).
+pub(super) struct Desched {
+    /// Use desched events (else every blocked buffered syscall is found by
+    /// polling).
+    enabled: bool,
+    /// The kernel refused a desched event (the errno): poll from then on.
+    refused: Option<i32>,
+    /// Arming was wanted for the current thread when last looked at.
+    was_wanted: bool,
+}
+
+impl Desched {
+    pub(super) fn new(enabled: bool) -> Self {
+        Desched {
+            enabled,
+            refused: None,
+            was_wanted: false,
+        }
+    }
+}
+
+impl Session {
+    /// Writes the syscalls `tid` made through its buffer that are not in
+    /// the trace yet; `reset`: and empties the buffer.
+    pub(super) fn flush(&mut self, tid: Tid, reset: bool) -> Result<(), Error> {
+        let Some(task) = self.tasks.get(&tid) else {
+            return Ok(());
+        };
+        if task.state == State::Unborn {
+            return Ok(());
+        }
+        let Some(space) = self.spaces.get_mut(&task.pid) else {
+            return Ok(());
+        };
+        let pending = syscallbuf::pending_records(tid, &mut space.flushed)
+            .map_err(ptrace_err("reading the syscall buffer", tid))?;
+        if pending.records > 0 {
+            // The records go from the program's memory into the trace's
+            // batch, with no copy in between: a full buffer is a megabyte.
+            let mut failed = None;
+            let mut rdtsc = 0;
+            let count_rdtsc = space.rdtsc_sites;
+            let pushed =
+                self.writer.push_buffered(
+                    tid,
+                    pending.len,
+                    |out| match syscallbuf::read_records(tid, &pending, out) {
+                        Ok(()) => {
+                            if count_rdtsc {
+                                rdtsc = syscallbuf::synthetic_tsc_records(out);
+                            }
+                            true
+                        }
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    },
+                )?;
+            if !pushed {
+                let e = failed.unwrap_or_else(|| io::Error::other("no records read"));
+                return Err(ptrace_err("reading the syscall buffer", tid)(e));
+            }
+            trace!(
+                tid,
+                records = pending.records,
+                bytes = pending.len,
+                "buffered"
+            );
+            self.stats.buffered_syscalls += u64::from(pending.records);
+            self.stats.rdtsc_buffered += rdtsc;
+        }
+        syscallbuf::mark_flushed(tid, &mut space.flushed, &pending, reset)
+            .map_err(ptrace_err("emptying the syscall buffer", tid))
+    }
+
+    /// Writes the output table the process of `tid` got since its last
+    /// event (`Space::pending_table`), right after the event that changed
+    /// it: replay writes it at the same point.
+    pub(super) fn emit_output_table(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) else {
+            return Ok(());
+        };
+        let Some(table) = self
+            .spaces
+            .get_mut(&pid)
+            .and_then(|s| s.pending_table.take())
+        else {
+            return Ok(());
+        };
+        self.emit_unflushed(Event::Buffered {
+            tid,
+            records: syscallbuf::output_table_record(&table),
+        })
+    }
+
+    /// The preload library's handshake (`tid` is at the entry of
+    /// `magic::INIT`): map and fill the buffer, answer, and record it.
+    pub(super) fn buffer_init(&mut self, tid: Tid, pid: Tid, regs: &Regs) -> Result<(), Error> {
+        let hook =
+            syscallbuf::init(tid, regs).map_err(ptrace_err("the syscall-buffer handshake", tid))?;
+        match hook {
+            Some(h) => {
+                debug!(tid, hook = h, "syscall buffer on");
+                let mut space = Space::new(h);
+                space.output_fds = inherited_output_fds(tid, &self.outputs);
+                syscallbuf::update_output_table(tid, &mut space)
+                    .map_err(ptrace_err("writing the output descriptors", tid))?;
+                self.spaces.insert(pid, space);
+            }
+            None => warn!(
+                tid,
+                "the preload library speaks another protocol: no syscall buffer"
+            ),
+        }
+        self.emit(Event::BufferInit {
+            tid,
+            hook_entry: hook.unwrap_or(0),
+        })?;
+        if hook.is_some() && pid == self.leader {
+            self.patch_ahead(tid, pid, regs)?;
+        }
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::Running;
+        task.resumed_at = ptrace::getregs(tid).ok();
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// At an rdtsc's trap: a `force_bail` this stop cleared was not served
+    /// (the recorder wants the thread at a syscall stop, and a patched
+    /// rdtsc site bails to a trap, not a syscall): set it again, with its
+    /// first request's time, so that the tick still interrupts the thread
+    /// when no syscall comes (a thread spinning on rdtsc).
+    pub(super) fn keep_bail_request(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if let Some(since) = task.bailed.take() {
+            task.bail_requested = Some(since);
+            syscallbuf::set_force_bail(tid, true)
+                .map_err(ptrace_err("setting the buffer's force_bail", tid))?;
+        }
+        Ok(())
+    }
+
+    /// Whether arming `tid`'s desched event around its may-block buffered
+    /// syscalls is worth its cost (two `ioctl`s, about 2 µs here) now:
+    /// another thread waits to run, or a held-back signal waits for this
+    /// one. Otherwise a blocked buffered syscall stalls nobody, and the
+    /// ticks' polling finds it if that changes.
+    fn desched_wanted(&self, tid: Tid) -> bool {
+        self.tasks
+            .get(&tid)
+            .is_some_and(|t| !t.pending_signals.is_empty())
+            || self.others_ready(tid)
+    }
+
+    /// Keeps the running thread `tid` unwindable while others wait for it
+    /// to block, and its `sched_yield` a stop only then (the locals'
+    /// `TRACE_YIELD` flag):
+    /// - a thread of a process with a buffer that was once found blocked
+    ///   in a buffered syscall while others waited gets a desched event at
+    ///   its next stop (`stopped`: one that allows injecting syscalls).
+    ///   Only then: the kernel's first per-thread perf event costs several
+    ///   milliseconds (it turns its scheduler hooks on, which
+    ///   [`rrtest_sys::perf::keep_hooks_on`] then keeps on), and most
+    ///   threads of a test never block in a buffered syscall;
+    /// - the locals' `desched_fd` names the thread's event while arming is
+    ///   wanted ([`Self::desched_wanted`]), else `DESCHED_POLLED`;
+    /// - when arming becomes wanted while the thread runs, it may already
+    ///   sleep in an unarmed buffered syscall: it is interrupted and
+    ///   unwound now (as a tick would, up to 1 ms later).
+    pub(super) fn update_desched(&mut self, tid: Tid, stopped: bool) -> Result<(), Error> {
+        let Some(task) = self.tasks.get(&tid) else {
+            return Ok(());
+        };
+        let pid = task.pid;
+        // A vfork child shares its parent's memory: it polls.
+        if self.spaces.get(&pid).is_none_or(|s| s.borrowed) {
+            return Ok(());
+        }
+        if stopped
+            && self.desched.enabled
+            && task.blocked_buffered
+            && task.desched.is_none()
+            && !task.desched_refused
+            && self.desched.refused.is_none()
+            // Unreadable (a thread killed under our feet): not now.
+            && crate::tracee::quiet_for_injection(tid).unwrap_or(false)
+        {
+            self.open_desched(tid, pid)?;
+        }
+        let wanted = self.desched_wanted(tid);
+        let was_wanted = std::mem::replace(&mut self.desched.was_wanted, wanted);
+        let became_wanted = wanted && !was_wanted;
+        let task = &self.tasks[&tid];
+        let fd = match (&task.desched, wanted) {
+            (Some(ev), true) => ev.fd,
+            _ => rrtest_abi::DESCHED_POLLED,
+        };
+        let check_blocked = became_wanted
+            && !stopped
+            && task.state == State::Running
+            && !task.interrupt_requested
+            && task.seeking.is_none();
+        // The same condition makes `sched_yield` bail: someone to yield to.
+        let flags = if wanted {
+            rrtest_abi::locals_flags::TRACE_YIELD
+        } else {
+            0
+        };
+        let space = self.spaces.get_mut(&pid).expect("checked above");
+        if (space.desched_now, space.flags_now) != (fd, flags) {
+            syscallbuf::set_desched_and_flags(tid, fd, flags)
+                .map_err(ptrace_err("writing the desched descriptor", tid))?;
+            space.desched_now = fd;
+            space.flags_now = flags;
+        }
+        if check_blocked && syscallbuf::blocked_in_untraced(tid) {
+            debug!(
+                tid,
+                "others wait, and it sleeps in a buffered syscall: unwinding it"
+            );
+            self.tasks
+                .get_mut(&tid)
+                .expect("task exists")
+                .interrupt_requested = true;
+            ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
+        }
+        Ok(())
+    }
+
+    /// Opens `tid`'s desched event (`tid` stopped, injectable).
+    fn open_desched(&mut self, tid: Tid, pid: Tid) -> Result<(), Error> {
+        rrtest_sys::perf::keep_hooks_on();
+        let setup = syscallbuf::open_desched(tid, pid)
+            .map_err(ptrace_err("opening a desched event", tid))?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        match setup {
+            syscallbuf::DeschedSetup::Opened(ev) => {
+                debug!(tid, fd = ev.fd, "desched event open");
+                task.desched = Some(ev);
+            }
+            syscallbuf::DeschedSetup::Refused(errno)
+                if matches!(errno, libc::EMFILE | libc::ENFILE | libc::ENOMEM) =>
+            {
+                debug!(tid, errno, "no desched event for this thread: it polls");
+                task.desched_refused = true;
+            }
+            syscallbuf::DeschedSetup::Refused(errno) => {
+                debug!(
+                    errno,
+                    "the kernel refuses desched events: blocked buffered syscalls are polled for"
+                );
+                self.desched.refused = Some(errno);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `signo` with `info`, stopping `tid`, is its desched event's.
+    pub(super) fn is_desched_signal(
+        &self,
+        tid: Tid,
+        signo: i32,
+        info: &[u8; ptrace::SIGINFO_SIZE],
+    ) -> bool {
+        self.tasks
+            .get(&tid)
+            .and_then(|t| t.desched.as_ref())
+            .is_some_and(|ev| ev.sent(signo, info))
+    }
+
+    /// `tid` stopped for its desched event's signal: it was switched out
+    /// inside an armed buffered syscall. The signal is never delivered.
+    /// The counter is disabled at once (each ptrace stop is a switch too,
+    /// which would signal again); the hook disables it again, harmlessly.
+    /// If the syscall blocked (the kernel interrupted it), it is unwound:
+    /// the hook discards its record and the stub issues it again, traced,
+    /// where it may block while other threads run. A switch that did not
+    /// block (a preemption) leaves it be.
+    pub(super) fn desched_signal(&mut self, tid: Tid, regs: &Regs) -> Result<(), Error> {
+        self.stats.desched_signals += 1;
+        if let Some(ev) = self.tasks.get(&tid).and_then(|t| t.desched.as_ref()) {
+            if let Err(e) = rrtest_sys::perf::disable(&ev.ours) {
+                debug!(tid, error = %e, "could not disable a desched event");
+            }
+        }
+        if syscallbuf::in_interrupted_untraced(regs) {
+            let nr = regs.orig_rax as i64;
+            syscallbuf::abort_untraced(tid, regs)
+                .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+            debug!(tid, nr, "desched: unwound a blocked buffered syscall");
+            self.stats.aborted_records += 1;
+            self.stats.desched_events += 1;
+            self.emit(Event::BufferAbort { tid, nr })?;
+        }
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+}
