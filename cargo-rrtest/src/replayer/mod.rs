@@ -1,11 +1,18 @@
 //! The replayer: re-executes a recording deterministically and checks every
 //! event against it (DESIGN.md §8). It mirrors the recorder file for file:
 //!
-//! | recorder            | replayer             |
-//! |---------------------|----------------------|
-//! | `session.rs`        | `session.rs`         |
-//! | `capture.rs`        | `inject.rs`          |
-//! | (spawn: `sys`)      | `exe.rs` (same-length program path) |
+//! | recorder                  | replayer                    | concern |
+//! |---------------------------|-----------------------------|---------|
+//! | `session/mod.rs`          | `session/mod.rs`            | the session, its threads, the event loop |
+//! | `session/schedule.rs`     | (none: the trace's order)   | which thread runs next |
+//! | `session/syscall.rs`      | `session/syscall.rs`        | syscall entries and results |
+//! | `session/signals.rs`      | `session/signals.rs`        | signals, execution points (`point_filter.rs`) |
+//! | `session/syscallbuf.rs`   | `session/syscallbuf.rs`     | buffered syscalls (answered by `gate.rs`) |
+//! | `session/patching.rs`     | `session/patching.rs`       | syscall- and rdtsc-site patches |
+//! | `session/rdtsc.rs`        | `session/rdtsc.rs`          | trapped `rdtsc` |
+//! | `session/process.rs`      | `session/process.rs`        | start, exec, clone and fork |
+//! | `capture.rs`              | `inject.rs`                 | a syscall's effects: read / written back |
+//! | (spawn: `sys`)            | `exe.rs`                    | the program under a same-length path |
 //!
 //! Syscalls that shape the address space or create threads are executed;
 //! all others are skipped and their recorded results and memory writes
