@@ -17,6 +17,16 @@
 //! Syscalls that shape the address space or create threads are executed;
 //! all others are skipped and their recorded results and memory writes
 //! injected, so replay has no effect outside the tracee.
+//!
+//! `gate.rs` (the untraced gate answering buffered syscalls) and
+//! `watchdog.rs` (a stalled replay ends) have no recorder counterpart.
+//!
+//! The public API: [`Replay`], a replay stopped between two events that a
+//! driver (a debugger) steps one event at a time, reading threads,
+//! registers and memory at each stop; and [`replay`], which runs one to
+//! its end for `verify` and `cargo rrtest replay`. This module must not
+//! expose the session's internals: drivers see positions, threads,
+//! registers and memory, never the per-thread replay states.
 
 mod exe;
 mod gate;
@@ -26,7 +36,7 @@ mod watchdog;
 
 use std::path::PathBuf;
 
-pub use session::{replay, Replayed};
+pub use session::{replay, Position, Replay, Replayed, Step, Thread};
 
 /// Errors of the replayer other than divergence.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +77,24 @@ pub enum Error {
         tid: i32,
         /// The error.
         source: std::io::Error,
+    },
+    /// A [`Replay`] was asked to go on after its end (the program's exit,
+    /// or an event that failed).
+    #[error("the replay ended at event {index} ({why}): it cannot go on")]
+    Ended {
+        /// The event it ended at.
+        index: u64,
+        /// Why it ended.
+        why: String,
+    },
+    /// A [`Replay`] was asked about a thread that is not a live, stopped
+    /// thread of the replay.
+    #[error("thread {tid} is not a live thread of the replay (live: {live:?})")]
+    NoSuchThread {
+        /// The recorded thread id asked for.
+        tid: crate::trace::Tid,
+        /// The recorded ids of the live threads.
+        live: Vec<crate::trace::Tid>,
     },
     /// Reading the trace failed.
     #[error(transparent)]

@@ -1,6 +1,7 @@
 //! The replay session's core: the [`Session`] with its threads ([`Task`],
-//! [`State`]), the event loop and its dispatch ([`Session::run`],
-//! [`Session::step`]), and the stops every concern shares: resuming a
+//! [`State`]), the event loop's turn and its dispatch
+//! ([`Session::replay_next`], [`Session::step`]), and the stops every
+//! concern shares: resuming a
 //! thread to its next stop ([`Session::resume_to_stop`]), waiting for a
 //! thread to be gone, describing a stop, reporting a divergence.
 //!
@@ -23,26 +24,25 @@
 //! - `syscallbuf.rs`: buffered syscalls answered by the untraced gate;
 //! - `patching.rs`: syscall- and rdtsc-site patches;
 //! - `rdtsc.rs`: the trapped `rdtsc`;
-//! - `process.rs`: start, exec, new threads and processes.
+//! - `process.rs`: spawn, start, exec, new threads and processes, and
+//!   killing them all at the end;
+//! - `handle.rs`: [`Replay`], the public handle that drives the loop one
+//!   event at a time (a debugger) or to the end ([`replay`]).
 //!
 //! This file must not grow a concern's logic: it dispatches events and owns
 //! what all of them share.
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::Ordering;
 
 use tracing::trace;
 
 use super::exe::ExecDir;
-use super::gate;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
 use crate::recorder::syscalls::{self, ReplayAction};
 use crate::sys::ptrace::{self, WaitEvent};
-use crate::sys::seccomp;
-use crate::sys::spawn::{spawn, SpawnSpec};
-use crate::trace::{Event, ExitStatus, ReadAhead, Tid, TraceReader};
+use crate::trace::{Event, ExitStatus, ReadAhead, Tid};
 use crate::tracee::syscallbuf::{self as buffer, Space};
 
 mod patching;
@@ -52,6 +52,9 @@ mod rdtsc;
 mod signals;
 mod syscall;
 mod syscallbuf;
+
+mod handle;
+pub use handle::{Position, Replay, Step, Thread};
 
 use signals::{is_synchronous, trapped_at, RESUME_FLAG};
 use syscallbuf::Buffered;
@@ -119,119 +122,30 @@ struct Session {
     loaded: HashMap<Tid, VecDeque<usize>>,
     /// The ip of a stop in the gate routine's slow path.
     gate_stop_ip: u64,
+    /// The next event, read ahead so that a [`Replay`]'s driver can see
+    /// whose it is (or the error reading it, returned when it is replayed).
+    upcoming: Option<Result<Event, ReplayError>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
 }
 
 fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Ptrace { op, tid, source }
 }
 
-fn cstr(b: &[u8]) -> CString {
-    CString::new(b.iter().copied().filter(|&c| c != 0).collect::<Vec<u8>>()).expect("NULs removed")
-}
-
-/// Replays the trace in `opts.trace_dir` to its end.
+/// Replays the trace in `opts.trace_dir` to its end: a [`Replay`] started,
+/// run to its end, and ended.
+///
+/// Waits only for its own tracees, by thread id (the handle, dropped at the
+/// end of the closure, kills and reaps them wherever the replay stopped),
+/// never for any child: a `waitpid(-1)` here would take the stops of
+/// another replay driven from another thread of the same process.
 pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
-    // Absolute: the tracee opens the trace's files from its own directory.
-    let dir = std::path::absolute(&opts.trace_dir).unwrap_or_else(|_| opts.trace_dir.clone());
-    let mut reader = TraceReader::open(&dir)?;
-    let header = reader.header().clone();
-    if !header.unreplayable.is_empty() {
-        return Err(Error::NotReplayable(header.unreplayable.clone()).into());
-    }
-    if header.outcome.is_none() {
-        return Err(Error::NotReplayable(vec![
-            "the recording did not finish (the recorder was killed, or failed)".into(),
-        ])
-        .into());
-    }
-    let Some(Event::Exec(exec)) = reader.next_event()? else {
-        return Err(Error::Malformed {
-            index: 0,
-            reason: "the first event is not an exec".into(),
-        }
-        .into());
-    };
-    // The rest is decoded on a thread of its own, off the CPU this thread
-    // and the program will share (started before binding, so it is free).
-    let reader = reader.read_ahead()?;
-    let exec_dir = ExecDir::new().map_err(|source| Error::Spawn {
-        program: exec.exe.clone(),
-        source,
-    })?;
-    let name = exec_dir
-        .link(&reader.file_path(&exec.exe_file), exec.exe.len())
-        .map_err(|source| Error::Spawn {
-            program: exec.exe.clone(),
-            source,
-        })?;
-    let spec = SpawnSpec {
-        path: cstr(name.as_bytes()),
-        argv: header.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
-        envp: header.env.iter().map(|a| cstr(a.as_bytes())).collect(),
-        cwd: Some(cstr(exec_dir.path().as_os_str().as_bytes())),
-        // Nothing is untraced: the buffer's syscalls stop, and replay
-        // answers them from the recorded records.
-        filter: seccomp::filter(0),
-        // The recorded one, not ours (a harness that blocks Ctrl-C while it
-        // runs the verifier would otherwise pass its mask on: the program's
-        // sigprocmask results, and so its memory, would differ).
-        sigmask: header.initial_sigmask,
-        // Likewise the signals it started with ignored (`nohup`).
-        ignored: header.initial_ignored,
-    };
-    // Replay on the CPU the recording ran on, with the program (see the
-    // recorder): `cpuid` tells it, and stops are cheaper.
-    if let Some(c) = header.tracee_cpu {
-        if let Err(e) = crate::sys::cpu::bind_to_cpu(0, c as usize) {
-            tracing::warn!(cpu = c, error = %e, "could not bind the replayer to the recorded CPU");
-        }
-    }
-    let pid = spawn(&spec).map_err(|source| Error::Spawn {
-        program: exec.exe.clone(),
-        source,
-    })?;
-    // The CPU the recording ran on: `cpuid` tells it (`cpu::bind_to_cpu`).
-    if let Some(c) = header.tracee_cpu {
-        if let Err(e) = crate::sys::cpu::bind_to_cpu(pid, c as usize) {
-            tracing::warn!(cpu = c, error = %e, "could not bind the program to the recorded CPU");
-        }
-    }
-    let mut session = Session {
-        reader,
-        tasks: HashMap::new(),
-        index: 1,
-        echo: opts.echo_output,
-        exec_dir,
-        known_hits: header
-            .verification
-            .as_ref()
-            .filter(|v| v.verified)
-            .map(|v| v.point_hits.iter().map(|&[i, n]| (i, n)).collect())
-            .unwrap_or_default(),
-        point_hits: Vec::new(),
-        watchdog: super::watchdog::Watchdog::start(),
-        spaces: HashMap::new(),
-        buffered: HashMap::new(),
-        loaded: HashMap::new(),
-        gate_stop_ip: gate::routine().1,
-    };
-    session.tasks.insert(
-        exec.tid,
-        Task {
-            real: pid,
-            real_pid: pid,
-            state: State::Idle { deliver: 0 },
-            restart_pending: None,
-            mask_after_handler: None,
-        },
-    );
-    session.watchdog.watch(pid, pid);
-    let result = session.start(&exec).and_then(|()| session.run());
-    for t in session.tasks.values() {
-        let _ = ptrace::tgkill(t.real_pid, t.real, libc::SIGKILL);
-    }
-    while let Ok(Some(_)) = ptrace::wait_any_nohang() {}
-    result
+    Replay::start(opts).and_then(|mut replay| replay.run_to_end())
 }
 
 impl Session {
@@ -252,43 +166,62 @@ impl Session {
         .into()
     }
 
-    fn run(&mut self) -> Result<Replayed, ReplayError> {
-        loop {
-            let ev = match self.reader.next_event()? {
-                Some(ev) => ev,
-                None => {
-                    return Err(Error::Malformed {
-                        index: self.index,
-                        reason: "the event stream ended before the program's exit".into(),
-                    }
-                    .into())
-                }
-            };
-            trace!(index = self.index, ?ev, "replay");
-            self.watchdog
-                .index
-                .store(self.index, std::sync::atomic::Ordering::SeqCst);
-            let stepped = self.step(ev);
-            if self
-                .watchdog
-                .fired
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
-                return Err(Error::Stalled {
-                    index: self.index,
-                    secs: super::watchdog::STALL_LIMIT.as_secs(),
-                }
-                .into());
+    /// Replays the next event of the trace: one turn of the event loop,
+    /// which [`Replay`] drives one event at a time or to the end. Returns
+    /// the exit status when the recorded program ended there.
+    fn replay_next(&mut self) -> Result<Option<ExitStatus>, ReplayError> {
+        let ev = match self.upcoming.take() {
+            Some(ev) => ev?,
+            None => self.read_next()?,
+        };
+        trace!(index = self.index, ?ev, "replay");
+        self.watchdog.index.store(self.index, Ordering::SeqCst);
+        let stepped = self.watched(|s| s.step(ev));
+        if self.watchdog.fired.load(Ordering::SeqCst) {
+            return Err(Error::Stalled {
+                index: self.index,
+                secs: super::watchdog::STALL_LIMIT.as_secs(),
             }
-            if let Some(status) = stepped? {
-                return Ok(Replayed {
-                    status,
-                    events: self.index + 1,
-                    point_hits: std::mem::take(&mut self.point_hits),
-                });
-            }
+            .into());
+        }
+        let status = stepped?;
+        if status.is_none() {
             self.index += 1;
         }
+        Ok(status)
+    }
+
+    /// Runs `f` with the watchdog on: time spent between events, while the
+    /// driver of a [`Replay`] looks at a stop, is not a stall.
+    fn watched<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.watchdog.busy.store(true, Ordering::SeqCst);
+        let out = f(self);
+        self.watchdog.busy.store(false, Ordering::SeqCst);
+        out
+    }
+
+    fn read_next(&mut self) -> Result<Event, ReplayError> {
+        match self.reader.next_event()? {
+            Some(ev) => Ok(ev),
+            None => Err(Error::Malformed {
+                index: self.index,
+                reason: "the event stream ended before the program's exit".into(),
+            }
+            .into()),
+        }
+    }
+
+    /// Reads the next event ahead, unless it is read already (an error
+    /// reading it is kept for [`Session::replay_next`] to return).
+    fn peek(&mut self) {
+        if self.upcoming.is_none() {
+            self.upcoming = Some(self.read_next());
+        }
+    }
+
+    /// The event read ahead, if it was read and is well-formed.
+    fn upcoming(&self) -> Option<&Event> {
+        self.upcoming.as_ref()?.as_ref().ok()
     }
 
     fn task(&self, tid: Tid) -> Result<&Task, ReplayError> {

@@ -1,24 +1,186 @@
-//! Processes and threads of the replay: the program's first start (its
-//! initial stack and auxiliary vector checked and made the recorded ones),
+//! Processes and threads of the replay: spawning the program and its first
+//! start (its initial stack and auxiliary vector checked and made the
+//! recorded ones),
 //! each `execve` (the trace's copy of the new program, under a name of the
 //! recorded length), and each clone or fork (the new thread registered under
-//! its recorded id, which is written where the program asked for its id).
+//! its recorded id, which is written where the program asked for its id);
+//! at the end, wherever replay stopped, killing and reaping every tracee.
 //!
 //! Mirrors the recorder's `session/process.rs`. It must not decide when a
 //! thread runs (the event order does) nor check syscall results (`syscall.rs`).
 
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
 use super::{perr, Session, State, Task};
 use crate::recorder::syscalls;
-use crate::replayer::{gate, inject};
-use crate::replayer::{Divergence, Error, ReplayError};
+use crate::replayer::exe::ExecDir;
+use crate::replayer::{gate, inject, watchdog};
+use crate::replayer::{Divergence, Error, ReplayError, ReplayOptions};
 use crate::sys::ptrace::{self, WaitEvent};
-use crate::sys::RemoteMem;
-use crate::trace::Tid;
+use crate::sys::spawn::{spawn, SpawnSpec};
+use crate::sys::{seccomp, RemoteMem};
+use crate::trace::{Event, ExecEvent, Tid, TraceReader};
+
+impl Session {
+    /// Spawns the program of the trace in `opts.trace_dir` and replays its
+    /// exec (event 0): the session stops before event 1. The program is
+    /// killed and reaped when the session is dropped.
+    pub(super) fn spawn(opts: &ReplayOptions) -> Result<Session, ReplayError> {
+        // Absolute: the tracee opens the trace's files from its own directory.
+        let dir = std::path::absolute(&opts.trace_dir).unwrap_or_else(|_| opts.trace_dir.clone());
+        let mut reader = TraceReader::open(&dir)?;
+        let header = reader.header().clone();
+        if !header.unreplayable.is_empty() {
+            return Err(Error::NotReplayable(header.unreplayable.clone()).into());
+        }
+        if header.outcome.is_none() {
+            return Err(Error::NotReplayable(vec![
+                "the recording did not finish (the recorder was killed, or failed)".into(),
+            ])
+            .into());
+        }
+        let Some(Event::Exec(exec)) = reader.next_event()? else {
+            return Err(Error::Malformed {
+                index: 0,
+                reason: "the first event is not an exec".into(),
+            }
+            .into());
+        };
+        // The rest is decoded on a thread of its own, off the CPU this thread
+        // and the program will share (started before binding, so it is free).
+        let reader = reader.read_ahead()?;
+        let exec_dir = ExecDir::new().map_err(|source| Error::Spawn {
+            program: exec.exe.clone(),
+            source,
+        })?;
+        let name = exec_dir
+            .link(&reader.file_path(&exec.exe_file), exec.exe.len())
+            .map_err(|source| Error::Spawn {
+                program: exec.exe.clone(),
+                source,
+            })?;
+        let spec = SpawnSpec {
+            path: cstr(name.as_bytes()),
+            argv: header.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
+            envp: header.env.iter().map(|a| cstr(a.as_bytes())).collect(),
+            cwd: Some(cstr(exec_dir.path().as_os_str().as_bytes())),
+            // Nothing is untraced: the buffer's syscalls stop, and replay
+            // answers them from the recorded records.
+            filter: seccomp::filter(0),
+            // The recorded one, not ours (a harness that blocks Ctrl-C while it
+            // runs the verifier would otherwise pass its mask on: the program's
+            // sigprocmask results, and so its memory, would differ).
+            sigmask: header.initial_sigmask,
+            // Likewise the signals it started with ignored (`nohup`).
+            ignored: header.initial_ignored,
+        };
+        // Replay on the CPU the recording ran on, with the program (see the
+        // recorder): `cpuid` tells it, and stops are cheaper.
+        if let Some(c) = header.tracee_cpu {
+            if let Err(e) = crate::sys::cpu::bind_to_cpu(0, c as usize) {
+                tracing::warn!(cpu = c, error = %e, "could not bind the replayer to the recorded CPU");
+            }
+        }
+        let pid = spawn(&spec).map_err(|source| Error::Spawn {
+            program: exec.exe.clone(),
+            source,
+        })?;
+        // The CPU the recording ran on: `cpuid` tells it (`cpu::bind_to_cpu`).
+        if let Some(c) = header.tracee_cpu {
+            if let Err(e) = crate::sys::cpu::bind_to_cpu(pid, c as usize) {
+                tracing::warn!(cpu = c, error = %e, "could not bind the program to the recorded CPU");
+            }
+        }
+        let mut session = Session {
+            reader,
+            tasks: HashMap::new(),
+            index: 1,
+            echo: opts.echo_output,
+            exec_dir,
+            known_hits: header
+                .verification
+                .as_ref()
+                .filter(|v| v.verified)
+                .map(|v| v.point_hits.iter().map(|&[i, n]| (i, n)).collect())
+                .unwrap_or_default(),
+            point_hits: Vec::new(),
+            watchdog: watchdog::Watchdog::start(),
+            spaces: HashMap::new(),
+            buffered: HashMap::new(),
+            loaded: HashMap::new(),
+            gate_stop_ip: gate::routine().1,
+            upcoming: None,
+        };
+        session.tasks.insert(
+            exec.tid,
+            Task {
+                real: pid,
+                real_pid: pid,
+                state: State::Idle { deliver: 0 },
+                restart_pending: None,
+                mask_after_handler: None,
+            },
+        );
+        session.watchdog.watch(pid, pid);
+        session.watched(|s| s.start(&exec))?;
+        Ok(session)
+    }
+
+    /// Kills every tracee of the replay and reaps it, so that none is left
+    /// behind (a stopped tracee would otherwise live on until this process
+    /// exits). A process's leader is reaped after its other threads: the
+    /// kernel reports it only once they are gone.
+    pub(super) fn kill_all(&mut self) {
+        let mut threads: Vec<(i32, i32)> = Vec::new();
+        for t in self.tasks.values() {
+            if let State::Gone(_) = t.state {
+                continue;
+            }
+            let _ = ptrace::tgkill(t.real_pid, t.real, libc::SIGKILL);
+            threads.push((t.real_pid, t.real));
+        }
+        // Threads of those processes not (yet) registered, such as one whose
+        // clone did not match: the kernel attached them to this tracer too.
+        let pids: BTreeSet<i32> = threads.iter().map(|&(pid, _)| pid).collect();
+        for pid in pids {
+            let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for tid in dir
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            {
+                if !threads.iter().any(|&(_, t)| t == tid) {
+                    threads.push((pid, tid));
+                }
+            }
+        }
+        threads.sort_by_key(|&(pid, tid)| pid == tid);
+        for (_, tid) in threads {
+            reap(tid);
+        }
+        self.tasks.clear();
+    }
+}
+
+/// Waits until killed tracee `tid` is gone (any stop on the way resumed).
+fn reap(tid: i32) {
+    loop {
+        match ptrace::wait_tid(tid) {
+            Ok(WaitEvent::Exited { .. } | WaitEvent::Signaled { .. }) | Err(_) => return,
+            Ok(_) => {
+                let _ = ptrace::cont(tid, 0);
+            }
+        }
+    }
+}
 
 impl Session {
     /// A successful `execve` of thread `e.tid`, stopped at its entry: run
     /// the trace's copy of the program under a name of the recorded length.
-    pub(super) fn exec(&mut self, e: crate::trace::ExecEvent) -> Result<(), ReplayError> {
+    pub(super) fn exec(&mut self, e: ExecEvent) -> Result<(), ReplayError> {
         // The exec'ing thread stays current while recording, so its entry
         // is not an event of its own: run it to the entry now.
         if let State::Idle { .. } = self.task(e.tid)?.state {
@@ -89,7 +251,7 @@ impl Session {
         self.start(&e)
     }
 
-    pub(super) fn start(&mut self, exec: &crate::trace::ExecEvent) -> Result<(), ReplayError> {
+    pub(super) fn start(&mut self, exec: &ExecEvent) -> Result<(), ReplayError> {
         let real = self.tasks[&exec.tid].real;
         let facts = crate::tracee::prepare_after_exec(real)
             .map_err(perr("preparing the tracee after exec", real))?;
@@ -229,4 +391,8 @@ pub(super) fn tid_fields(tid: i32, nr: i64, args: &[u64; 6]) -> Vec<(u64, bool)>
         out.push((child_tid, true));
     }
     out
+}
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b.iter().copied().filter(|&c| c != 0).collect::<Vec<u8>>()).expect("NULs removed")
 }
