@@ -6,7 +6,8 @@
 //! | `session/mod.rs`          | `session/mod.rs`            | the session, its threads, the event loop |
 //! | `session/schedule.rs`     | (none: the trace's order)   | which thread runs next |
 //! | `session/syscall.rs`      | `session/syscall.rs`        | syscall entries and results |
-//! | `session/signals.rs`      | `session/signals.rs`        | signals, execution points (`point_filter.rs`) |
+//! | `session/signals.rs`      | `session/signals.rs`        | signal delivery, temporary masks |
+//! | `session/points.rs`       | `session/points.rs`         | execution points (hot loops: `point_filter.rs`) |
 //! | `session/syscallbuf.rs`   | `session/syscallbuf.rs`     | buffered syscalls (answered by `gate.rs`) |
 //! | `session/patching.rs`     | `session/patching.rs`       | syscall- and rdtsc-site patches |
 //! | `session/rdtsc.rs`        | `session/rdtsc.rs`          | trapped `rdtsc` |

@@ -19,8 +19,9 @@
 //! The concerns, each an `impl Session` in a file of its own, mirroring the
 //! recorder's `session/`:
 //! - `syscall.rs`: syscall entries and applying recorded results;
-//! - `signals.rs`: signal delivery, temporary masks, execution points
-//!   (with `point_filter.rs`, the in-program search for hot loops);
+//! - `signals.rs`: signal delivery and temporary masks;
+//! - `points.rs`: execution points (with `point_filter.rs`, the
+//!   in-program search for hot loops);
 //! - `syscallbuf.rs`: buffered syscalls answered by the untraced gate;
 //! - `patching.rs`: syscall- and rdtsc-site patches;
 //! - `rdtsc.rs`: the trapped `rdtsc`;
@@ -47,6 +48,7 @@ use crate::tracee::syscallbuf::{self as buffer, Space};
 
 mod patching;
 mod point_filter;
+mod points;
 mod process;
 mod rdtsc;
 mod signals;
@@ -56,7 +58,8 @@ mod syscallbuf;
 mod handle;
 pub use handle::{Position, Replay, Step, Thread};
 
-use signals::{is_synchronous, trapped_at, RESUME_FLAG};
+use points::{trapped_at, RESUME_FLAG};
+use signals::is_synchronous;
 use syscallbuf::Buffered;
 
 /// The result of a replay that reached the end of the recording.
