@@ -1,5 +1,6 @@
 //! The integration tests: one libtest-mimic binary, a module per area, each
-//! contributing trials. They drive the real `cargo-rrtest` binary.
+//! contributing trials. They drive the real `cargo-rrtest` binary (and, in
+//! `replayer_api`, the library's replay handle).
 
 /// Returns early from a trial with a message when a condition does not hold.
 macro_rules! check {
@@ -21,6 +22,7 @@ mod recorder_async;
 mod recorder_build;
 mod recorder_faults;
 mod recorder_run;
+mod replayer_api;
 mod secrets;
 mod syscallbuf;
 mod trace_files;
@@ -36,6 +38,7 @@ fn main() {
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());
     trials.extend(secrets::trials());
+    trials.extend(replayer_api::trials());
     trials.extend(syscallbuf::trials());
     trials.extend(trace_files::trials());
     libtest_mimic::run(&args, trials).exit();

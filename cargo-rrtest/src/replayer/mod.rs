@@ -1,15 +1,33 @@
 //! The replayer: re-executes a recording deterministically and checks every
 //! event against it (DESIGN.md §8). It mirrors the recorder file for file:
 //!
-//! | recorder            | replayer             |
-//! |---------------------|----------------------|
-//! | `session.rs`        | `session.rs`         |
-//! | `capture.rs`        | `inject.rs`          |
-//! | (spawn: `sys`)      | `exe.rs` (same-length program path) |
+//! | recorder                  | replayer                    | concern |
+//! |---------------------------|-----------------------------|---------|
+//! | `session/mod.rs`          | `session/mod.rs`            | the session, its threads, the event loop |
+//! | `session/schedule.rs`     | (none: the trace's order)   | which thread runs next |
+//! | `session/syscall.rs`      | `session/syscall.rs`        | syscall entries and results |
+//! | `session/signals.rs`      | `session/signals.rs`        | signal delivery, temporary masks |
+//! | `session/points.rs`       | `session/points.rs`         | execution points (hot loops: `point_filter.rs`) |
+//! | `session/syscallbuf.rs`   | `session/syscallbuf.rs`     | buffered syscalls (answered by `gate.rs`) |
+//! | `session/patching.rs`     | `session/patching.rs`       | syscall- and rdtsc-site patches |
+//! | `session/rdtsc.rs`        | `session/rdtsc.rs`          | trapped `rdtsc` |
+//! | `session/process.rs`      | `session/process.rs`        | start, exec, clone and fork |
+//! | `capture.rs`              | `inject.rs`                 | a syscall's effects: read / written back |
+//! | (spawn: `sys`)            | `exe.rs`                    | the program under a same-length path |
 //!
 //! Syscalls that shape the address space or create threads are executed;
 //! all others are skipped and their recorded results and memory writes
 //! injected, so replay has no effect outside the tracee.
+//!
+//! `gate.rs` (the untraced gate answering buffered syscalls) and
+//! `watchdog.rs` (a stalled replay ends) have no recorder counterpart.
+//!
+//! The public API: [`Replay`], a replay stopped between two events that a
+//! driver (a debugger) steps one event at a time, reading threads,
+//! registers and memory at each stop; and [`replay`], which runs one to
+//! its end for `verify` and `cargo rrtest replay`. This module must not
+//! expose the session's internals: drivers see positions, threads,
+//! registers and memory, never the per-thread replay states.
 
 mod exe;
 mod gate;
@@ -19,7 +37,7 @@ mod watchdog;
 
 use std::path::PathBuf;
 
-pub use session::{replay, Replayed};
+pub use session::{replay, Position, Replay, Replayed, Step, Thread};
 pub use watchdog::{interrupt, interrupted};
 
 /// Errors of the replayer other than divergence.
@@ -61,6 +79,24 @@ pub enum Error {
         tid: i32,
         /// The error.
         source: std::io::Error,
+    },
+    /// A [`Replay`] was asked to go on after its end (the program's exit,
+    /// or an event that failed).
+    #[error("the replay ended at event {index} ({why}): it cannot go on")]
+    Ended {
+        /// The event it ended at.
+        index: u64,
+        /// Why it ended.
+        why: String,
+    },
+    /// A [`Replay`] was asked about a thread that is not a live, stopped
+    /// thread of the replay.
+    #[error("thread {tid} is not a live thread of the replay (live: {live:?})")]
+    NoSuchThread {
+        /// The recorded thread id asked for.
+        tid: rrtest_trace::Tid,
+        /// The recorded ids of the live threads.
+        live: Vec<rrtest_trace::Tid>,
     },
     /// Reading the trace failed.
     #[error(transparent)]

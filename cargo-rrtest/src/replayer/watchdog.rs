@@ -2,7 +2,7 @@
 //! says it ran on: a bug, or a trace we cannot reproduce) must end with an
 //! error, never hang `verify`, `replay` or a test run. A watchdog thread
 //! watches the replayed event index; when it has not moved for
-//! [`STALL_LIMIT`], it SIGKILLs the replay's tracees, and the replayer, whose
+//! [`STALL_LIMIT`] while the replayer was busy replaying, it SIGKILLs the replay's tracees, and the replayer, whose
 //! `waitpid` then returns, reports the stall.
 //!
 //! The thread only reads atomics and sends signals: all ptrace requests stay
@@ -51,6 +51,9 @@ pub struct Watchdog {
     pub index: AtomicU64,
     /// Real (replay) thread ids to kill on a stall: (pid, tid).
     pub tracees: Mutex<Vec<(i32, i32)>>,
+    /// Set while the replayer replays an event: only that time counts
+    /// (a driver of `Replay` may look at a stop for as long as it likes).
+    pub busy: AtomicBool,
     /// Set when the watchdog fired.
     pub fired: AtomicBool,
     /// Set when the replay ended; the thread exits.
@@ -79,7 +82,7 @@ impl Watchdog {
                         continue;
                     }
                     let now = seen.index.load(Ordering::SeqCst);
-                    if now != last {
+                    if now != last || !seen.busy.load(Ordering::SeqCst) {
                         last = now;
                         still = Duration::ZERO;
                         continue;

@@ -1,0 +1,526 @@
+//! The replay session's core: the [`Session`] with its threads ([`Task`],
+//! [`State`]), the event loop's turn and its dispatch
+//! ([`Session::replay_next`], [`Session::step`]), and the stops every
+//! concern shares: resuming a
+//! thread to its next stop ([`Session::resume_to_stop`]), waiting for a
+//! thread to be gone, describing a stop, reporting a divergence.
+//!
+//! Every replay thread is stopped between events. To replay an event, the
+//! loop resumes that thread alone until the stop the event describes (a
+//! syscall entry, a signal, an rdtsc trap), checks it against the
+//! recording, and applies the recorded effects.
+//!
+//! The replayer has no scheduler: the recorder's `session/schedule.rs`
+//! decided which thread ran, and each decision is the order of the events
+//! in the trace (a `Preempt` event where it switched threads at an
+//! execution point, [`Session::run_to_point`]). Replay runs the thread of
+//! the next event, and only it, to that event's stop.
+//!
+//! The concerns, each an `impl Session` in a file of its own, mirroring the
+//! recorder's `session/`:
+//! - `syscall.rs`: syscall entries and applying recorded results;
+//! - `signals.rs`: signal delivery and temporary masks;
+//! - `points.rs`: execution points (with `point_filter.rs`, the
+//!   in-program search for hot loops);
+//! - `syscallbuf.rs`: buffered syscalls answered by the untraced gate;
+//! - `patching.rs`: syscall- and rdtsc-site patches;
+//! - `rdtsc.rs`: the trapped `rdtsc`;
+//! - `process.rs`: spawn, start, exec, new threads and processes, and
+//!   killing them all at the end;
+//! - `handle.rs`: [`Replay`], the public handle that drives the loop one
+//!   event at a time (a debugger) or to the end ([`replay`]).
+//!
+//! This file must not grow a concern's logic: it dispatches events and owns
+//! what all of them share.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+
+use tracing::trace;
+
+use super::exe::ExecDir;
+use super::inject;
+use super::{Divergence, Error, ReplayError, ReplayOptions};
+use crate::tracee::syscallbuf::{self as buffer, Space};
+use rrtest_sys::ptrace::{self, WaitEvent};
+use rrtest_syscalls::{self as syscalls, ReplayAction};
+use rrtest_trace::{Event, ExitStatus, ReadAhead, Tid};
+
+mod patching;
+mod point_filter;
+mod points;
+mod process;
+mod rdtsc;
+mod signals;
+mod syscall;
+mod syscallbuf;
+
+mod handle;
+pub use handle::{Position, Replay, Step, Thread};
+
+use points::{trapped_at, RESUME_FLAG};
+use signals::is_synchronous;
+use syscallbuf::Buffered;
+
+/// The result of a replay that reached the end of the recording.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// How the program ended (equal to the recorded status).
+    pub status: ExitStatus,
+    /// Events replayed.
+    pub events: u64,
+    /// (event index, hits before the match) of every execution point, as
+    /// found by scanning or known beforehand.
+    pub point_hits: Vec<[u64; 2]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Stopped between events; `deliver` is a signal to deliver on resume.
+    Idle { deliver: i32 },
+    /// Stopped at a syscall entry, the rest of the syscall comes later.
+    AtEntry { nr: i64, args: [u64; 6] },
+    /// A clone-family syscall stopped at its clone event.
+    InClone { nr: i64 },
+    /// In an exit syscall: it will not stop again.
+    Exiting,
+    /// A thread other than its process's leader that made `exit`: already
+    /// gone, reaped at its syscall entry, with this status.
+    Gone(ExitStatus),
+}
+
+struct Task {
+    /// Real (replay) thread id.
+    real: i32,
+    /// Real process id.
+    real_pid: i32,
+    state: State,
+    /// The thread's last syscall returned a restart code (-ERESTART*) that
+    /// the kernel acted on while recording without delivering a signal to
+    /// it (another thread took the signal): replay does the restart itself
+    /// when the thread next runs, unless a signal is delivered there.
+    restart_pending: Option<i64>,
+    /// The mask to restore when the handler of the signal that ended an
+    /// emulated `rt_sigsuspend` returns (see [`Session::sigsuspend_mask`]).
+    mask_after_handler: Option<u64>,
+}
+
+struct Session {
+    reader: ReadAhead,
+    tasks: HashMap<Tid, Task>,
+    index: u64,
+    echo: bool,
+    exec_dir: ExecDir,
+    /// Hit counts of execution points from an earlier verification.
+    known_hits: HashMap<u64, u64>,
+    /// Hit counts found (or used) by this replay.
+    point_hits: Vec<[u64; 2]>,
+    /// Ends a replay that stops making progress.
+    watchdog: std::sync::Arc<super::watchdog::Watchdog>,
+    /// The syscall buffer of each replayed process that has one, by real pid.
+    spaces: HashMap<i32, Space>,
+    /// Each thread's buffered syscalls still to come, in order.
+    buffered: HashMap<Tid, VecDeque<Buffered>>,
+    /// Threads whose queue region holds records: where each record ends.
+    loaded: HashMap<Tid, VecDeque<usize>>,
+    /// The ip of a stop in the gate routine's slow path.
+    gate_stop_ip: u64,
+    /// The next event, read ahead so that a [`Replay`]'s driver can see
+    /// whose it is (or the error reading it, returned when it is replayed).
+    upcoming: Option<Result<Event, ReplayError>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Ptrace { op, tid, source }
+}
+
+/// Replays the trace in `opts.trace_dir` to its end: a [`Replay`] started,
+/// run to its end, and ended.
+///
+/// Waits only for its own tracees, by thread id (the handle, dropped at the
+/// end of the closure, kills and reaps them wherever the replay stopped),
+/// never for any child: a `waitpid(-1)` here would take the stops of
+/// another replay driven from another thread of the same process.
+pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
+    Replay::start(opts).and_then(|mut replay| replay.run_to_end())
+}
+
+impl Session {
+    fn diverged(
+        &self,
+        tid: Tid,
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+    ) -> ReplayError {
+        Divergence {
+            index: self.index,
+            tid,
+            what: what.into(),
+            expected: expected.into(),
+            seen: seen.into(),
+        }
+        .into()
+    }
+
+    /// Replays the next event of the trace: one turn of the event loop,
+    /// which [`Replay`] drives one event at a time or to the end. Returns
+    /// the exit status when the recorded program ended there.
+    fn replay_next(&mut self) -> Result<Option<ExitStatus>, ReplayError> {
+        let ev = match self.upcoming.take() {
+            Some(ev) => ev?,
+            None => self.read_next()?,
+        };
+        trace!(index = self.index, ?ev, "replay");
+        self.watchdog.index.store(self.index, Ordering::SeqCst);
+        let stepped = self.watched(|s| s.step(ev));
+        if self.watchdog.fired.load(Ordering::SeqCst) {
+            return Err(Error::Stalled {
+                index: self.index,
+                secs: super::watchdog::STALL_LIMIT.as_secs(),
+            }
+            .into());
+        }
+        let status = stepped?;
+        if status.is_none() {
+            self.index += 1;
+        }
+        Ok(status)
+    }
+
+    /// Runs `f` with the watchdog on: time spent between events, while the
+    /// driver of a [`Replay`] looks at a stop, is not a stall.
+    fn watched<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.watchdog.busy.store(true, Ordering::SeqCst);
+        let out = f(self);
+        self.watchdog.busy.store(false, Ordering::SeqCst);
+        out
+    }
+
+    fn read_next(&mut self) -> Result<Event, ReplayError> {
+        match self.reader.next_event()? {
+            Some(ev) => Ok(ev),
+            None => Err(Error::Malformed {
+                index: self.index,
+                reason: "the event stream ended before the program's exit".into(),
+            }
+            .into()),
+        }
+    }
+
+    /// Reads the next event ahead, unless it is read already (an error
+    /// reading it is kept for [`Session::replay_next`] to return).
+    fn peek(&mut self) {
+        if self.upcoming.is_none() {
+            self.upcoming = Some(self.read_next());
+        }
+    }
+
+    /// The event read ahead, if it was read and is well-formed.
+    fn upcoming(&self) -> Option<&Event> {
+        self.upcoming.as_ref()?.as_ref().ok()
+    }
+
+    fn task(&self, tid: Tid) -> Result<&Task, ReplayError> {
+        self.tasks.get(&tid).ok_or_else(|| {
+            Error::Malformed {
+                index: self.index,
+                reason: format!("event for unknown thread {tid}"),
+            }
+            .into()
+        })
+    }
+
+    fn set_state(&mut self, tid: Tid, state: State) {
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.state = state;
+        }
+    }
+
+    /// Replays one event; returns the exit status when the recorded program ended.
+    fn step(&mut self, ev: Event) -> Result<Option<ExitStatus>, ReplayError> {
+        match ev {
+            Event::Syscall(e) => {
+                let mut regs = self.run_to_entry(e.tid, e.nr, &e.args)?;
+                self.apply(e.tid, e.nr, &e.args, &mut regs, &e.result, false)?;
+            }
+            Event::SyscallEntry { tid, nr, args } => {
+                let _regs = self.run_to_entry(tid, nr, &args)?;
+                let real = self.task(tid)?.real;
+                if syscalls::lookup(nr).map(|d| d.replay) == Some(ReplayAction::Exit) {
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                    self.set_state(tid, State::Exiting);
+                    if nr == libc::SYS_exit && real != self.task(tid)?.real_pid {
+                        // Gone before anything else runs: its exit clears
+                        // its `CLONE_CHILD_CLEARTID` word and wakes the
+                        // futex on it, which a thread joining it may meet
+                        // at its very next step (it did while recording:
+                        // the recorder resumed no one in between).
+                        let status = self.wait_gone(tid, real)?;
+                        self.set_state(tid, State::Gone(status));
+                    }
+                } else {
+                    self.set_state(tid, State::AtEntry { nr, args });
+                }
+            }
+            Event::SyscallExit { tid, nr, result } => {
+                let task = self.task(tid)?;
+                let real = task.real;
+                match task.state {
+                    State::AtEntry { nr: entered, args } if entered == nr => {
+                        let mut regs =
+                            ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                        self.apply(tid, nr, &args, &mut regs, &result, true)?;
+                    }
+                    State::InClone { nr: entered } if entered == nr => {
+                        let regs = inject::run_to_exit(real)?;
+                        inject::write_back(real, &result)?;
+                        inject::set_ret(real, regs, result.ret)?;
+                        self.set_state(tid, State::Idle { deliver: 0 });
+                    }
+                    other => {
+                        return Err(Error::Malformed {
+                            index: self.index,
+                            reason: format!(
+                                "exit of {} for thread {tid} in state {other:?}",
+                                syscalls::name(nr)
+                            ),
+                        }
+                        .into())
+                    }
+                }
+            }
+            Event::NewTask {
+                parent,
+                child,
+                flags,
+            } => self.new_task(parent, child, flags)?,
+            Event::Rdtsc { tid, ip, tsc, aux } => self.rdtsc(tid, ip, tsc, aux)?,
+            Event::Preempt { tid, point } => self.run_to_point(tid, &point)?,
+            Event::Signal(s) => self.signal(s)?,
+            Event::ThreadExit { tid } => {
+                let real = self.task(tid)?.real;
+                self.wait_gone(tid, real)?;
+                self.tasks.remove(&tid);
+                self.no_buffered_left(tid)?;
+            }
+            Event::ProcessExit { pid, status } => {
+                let real = self.task(pid)?.real;
+                let seen = self.wait_gone(pid, real)?;
+                self.tasks.remove(&pid);
+                self.no_buffered_left(pid)?;
+                self.spaces.remove(&real);
+                // Whether a core was dumped depends on the machine, not the program.
+                let same = match (seen, status) {
+                    (
+                        ExitStatus::Signaled { signo: a, .. },
+                        ExitStatus::Signaled { signo: b, .. },
+                    ) => a == b,
+                    (a, b) => a == b,
+                };
+                if !same {
+                    return Err(self.diverged(
+                        pid,
+                        "process exit",
+                        format!("{status:?}"),
+                        format!("{seen:?}"),
+                    ));
+                }
+                if self.tasks.is_empty() {
+                    return Ok(Some(status));
+                }
+            }
+            Event::Exec(e) => self.exec(e)?,
+            Event::BufferInit { tid, hook_entry } => self.buffer_init(tid, hook_entry)?,
+            Event::Buffered { tid, records } if buffer::is_output_table(&records) => {
+                self.output_table(tid, &records)?;
+            }
+            Event::Buffered { tid, records } => {
+                let records =
+                    buffer::parse_records(records).map_err(|reason| Error::Malformed {
+                        index: self.index,
+                        reason: format!("buffered records of thread {tid}: {reason}"),
+                    })?;
+                self.buffered
+                    .entry(tid)
+                    .or_default()
+                    .extend(records.into_iter().map(Buffered::Done));
+            }
+            Event::BufferAbort { tid, nr } => {
+                self.buffered
+                    .entry(tid)
+                    .or_default()
+                    .push_back(Buffered::Aborted { nr });
+            }
+            Event::Patch(p) => self.patch(p)?,
+            Event::Unsupported { what, .. } => return Err(Error::NotReplayable(vec![what]).into()),
+        }
+        Ok(None)
+    }
+
+    /// Waits until thread `real` has exited; returns how.
+    fn wait_gone(&mut self, tid: Tid, real: i32) -> Result<ExitStatus, ReplayError> {
+        let state = self.task(tid)?.state;
+        let mut early = None;
+        match state {
+            State::Gone(status) => return Ok(status),
+            // A thread dying of a signal we stopped it for dies once resumed with it.
+            State::Idle { deliver } if deliver != 0 => {
+                ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
+                self.set_state(tid, State::Exiting);
+            }
+            State::Exiting => {}
+            // It died without an exit of its own or a signal it was given: a
+            // sibling's exit_group (then it is already gone or going), or a
+            // SIGKILL from another process, whose kill() replay emulates:
+            // kill it here, where the recording says it died.
+            _ => {
+                let real_pid = self.task(tid)?.real_pid;
+                let group_exiting = self
+                    .tasks
+                    .values()
+                    .any(|t| t.real_pid == real_pid && t.state == State::Exiting);
+                early = ptrace::wait_tid_nohang(real).map_err(perr("waitpid", real))?;
+                if early.is_none() && !group_exiting {
+                    let _ = ptrace::tgkill(real_pid, real, libc::SIGKILL);
+                    self.set_state(tid, State::Exiting);
+                }
+            }
+        }
+        loop {
+            let ev = match early.take() {
+                Some(ev) => ev,
+                None => ptrace::wait_tid(real).map_err(perr("waitpid", real))?,
+            };
+            match ev {
+                WaitEvent::Exited { code, .. } => return Ok(ExitStatus::Exited(code)),
+                WaitEvent::Signaled { signo, core, .. } => {
+                    return Ok(ExitStatus::Signaled { signo, core })
+                }
+                // A thread killed by exit_group reports PTRACE_EVENT_EXIT-like
+                // stops only if asked; anything else is unexpected here.
+                ev => {
+                    if let State::Exiting = self.task(tid)?.state {
+                        ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                        continue;
+                    }
+                    return Err(self.diverged(
+                        tid,
+                        "thread exit",
+                        "the thread to exit",
+                        format!("{ev:?}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Resumes `tid` to its next stop, delivering its pending signal.
+    /// `expect_signal`: the signal the next event says arrives.
+    fn resume_to_stop(
+        &mut self,
+        tid: Tid,
+        expect_signal: Option<i32>,
+    ) -> Result<(i32, WaitEvent), ReplayError> {
+        let task = self.task(tid)?;
+        let (real, real_pid) = (task.real, task.real_pid);
+        let State::Idle { deliver } = task.state else {
+            return Err(Error::Malformed {
+                index: self.index,
+                reason: format!("thread {tid} must run, but is in state {:?}", task.state),
+            }
+            .into());
+        };
+        if let Some(ret) = self
+            .tasks
+            .get_mut(&tid)
+            .and_then(|t| t.restart_pending.take())
+        {
+            // What the kernel's signal code does with no handler to run:
+            // back up to the syscall instruction, and run the syscall again
+            // (or restart_syscall, for -ERESTART_RESTARTBLOCK).
+            let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            regs.rax = if ret == -516 {
+                libc::SYS_restart_syscall as u64
+            } else {
+                regs.orig_rax
+            };
+            regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
+            ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+        }
+        if self.spaces.contains_key(&real_pid) {
+            let none_left = self.buffered.get(&tid).is_none_or(|q| q.is_empty());
+            buffer::reset_for_replay(real, none_left)
+                .map_err(perr("resetting the syscall buffer", real))?;
+            self.load_queue(tid, real)?;
+        }
+        match self.spaces.get(&real_pid).filter(|_| deliver != 0) {
+            // A signal to a thread that may be in a stub: its frame must
+            // not show the stub.
+            Some(space) => {
+                let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                buffer::deliver_signal(real, &regs, deliver, Some(space))
+                    .map_err(perr("delivering a signal", real))?;
+            }
+            None => ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?,
+        }
+        self.set_state(tid, State::Idle { deliver: 0 });
+        let gate = self.gate_stop_ip;
+        loop {
+            let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+            self.sync_loaded_queue(tid, real)?;
+            match ev {
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_SECCOMP,
+                    ..
+                } if self.spaces.contains_key(&real_pid)
+                    && ptrace::getregs(real).map(|r| r.rip).ok() == Some(gate) =>
+                {
+                    // The gate's slow path: the queue region ran out, or
+                    // its next record is not this syscall.
+                    self.replay_buffered(tid, real)?;
+                    self.load_queue(tid, real)?;
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
+                // Signals the replay itself causes (SIGCHLD when a replayed
+                // child really exits): every signal the program got is in the
+                // recording, and replay delivers exactly those, at their events.
+                WaitEvent::Signal { signo, .. }
+                    if Some(signo) != expect_signal && !is_synchronous(signo) =>
+                {
+                    trace!(tid, signo, "discarding a signal the replay caused");
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
+                ev => return Ok((real, ev)),
+            }
+        }
+    }
+
+    fn describe_stop(&self, real: i32, ev: &WaitEvent) -> String {
+        match *ev {
+            WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
+                match ptrace::getregs(real) {
+                    Ok(r) => format!(
+                        "{} at ip {:#x}",
+                        syscalls::describe_entry(r.orig_rax as i64, &ptrace::syscall_args(&r)),
+                        r.rip
+                    ),
+                    Err(_) => "a syscall".into(),
+                }
+            }
+            WaitEvent::Signal { signo, .. } => {
+                let ip = ptrace::getregs(real).map(|r| r.rip).unwrap_or(0);
+                format!("signal {signo} at ip {ip:#x}")
+            }
+            WaitEvent::Exited { code, .. } => format!("the thread exited with {code}"),
+            WaitEvent::Signaled { signo, .. } => format!("the thread was killed by signal {signo}"),
+            ref other => format!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! Processes and threads of the replay: spawning the program and its first
+//! start (its initial stack and auxiliary vector checked and made the
+//! recorded ones),
+//! each `execve` (the trace's copy of the new program, under a name of the
+//! recorded length), and each clone or fork (the new thread registered under
+//! its recorded id, which is written where the program asked for its id);
+//! at the end, wherever replay stopped, killing and reaping every tracee.
+//!
+//! Mirrors the recorder's `session/process.rs`. It must not decide when a
+//! thread runs (the event order does) nor check syscall results (`syscall.rs`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+use super::{perr, Session, State, Task};
+use crate::replayer::exe::ExecDir;
+use crate::replayer::{gate, inject, watchdog};
+use crate::replayer::{Divergence, Error, ReplayError, ReplayOptions};
+use rrtest_sys::ptrace::{self, WaitEvent};
+use rrtest_sys::spawn::{spawn, SpawnSpec};
+use rrtest_sys::{seccomp, RemoteMem};
+use rrtest_syscalls as syscalls;
+use rrtest_trace::{Event, ExecEvent, Tid, TraceReader};
+
+impl Session {
+    /// Spawns the program of the trace in `opts.trace_dir` and replays its
+    /// exec (event 0): the session stops before event 1. The program is
+    /// killed and reaped when the session is dropped.
+    pub(super) fn spawn(opts: &ReplayOptions) -> Result<Session, ReplayError> {
+        // Absolute: the tracee opens the trace's files from its own directory.
+        let dir = std::path::absolute(&opts.trace_dir).unwrap_or_else(|_| opts.trace_dir.clone());
+        let mut reader = TraceReader::open(&dir)?;
+        let header = reader.header().clone();
+        if !header.unreplayable.is_empty() {
+            return Err(Error::NotReplayable(header.unreplayable.clone()).into());
+        }
+        if header.outcome.is_none() {
+            return Err(Error::NotReplayable(vec![
+                "the recording did not finish (the recorder was killed, or failed)".into(),
+            ])
+            .into());
+        }
+        let Some(Event::Exec(exec)) = reader.next_event()? else {
+            return Err(Error::Malformed {
+                index: 0,
+                reason: "the first event is not an exec".into(),
+            }
+            .into());
+        };
+        // The rest is decoded on a thread of its own, off the CPU this thread
+        // and the program will share (started before binding, so it is free).
+        let reader = reader.read_ahead()?;
+        let mut exec_dir = ExecDir::new().map_err(|source| Error::Spawn {
+            program: exec.exe.clone(),
+            source,
+        })?;
+        let name = exec_dir
+            .program(
+                &header,
+                |f| reader.file_path(f),
+                &exec.exe_file,
+                exec.exe.len(),
+            )
+            .map_err(|source| Error::Spawn {
+                program: exec.exe.clone(),
+                source,
+            })?;
+        let spec = SpawnSpec {
+            path: cstr(name.as_bytes()),
+            argv: header.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
+            envp: header.env.iter().map(|a| cstr(a.as_bytes())).collect(),
+            cwd: Some(cstr(exec_dir.path().as_os_str().as_bytes())),
+            // Nothing is untraced: the buffer's syscalls stop, and replay
+            // answers them from the recorded records.
+            filter: seccomp::filter(0),
+            // The recorded one, not ours (a harness that blocks Ctrl-C while it
+            // runs the verifier would otherwise pass its mask on: the program's
+            // sigprocmask results, and so its memory, would differ).
+            sigmask: header.initial_sigmask,
+            // Likewise the signals it started with ignored (`nohup`).
+            ignored: header.initial_ignored,
+            hide: Vec::new(),
+        };
+        // Replay on the CPU the recording ran on, with the program (see the
+        // recorder): `cpuid` tells it, and stops are cheaper.
+        if let Some(c) = header.tracee_cpu {
+            if let Err(e) = rrtest_sys::cpu::bind_to_cpu(0, c as usize) {
+                tracing::warn!(cpu = c, error = %e, "could not bind the replayer to the recorded CPU");
+            }
+        }
+        let pid = spawn(&spec).map_err(|source| Error::Spawn {
+            program: exec.exe.clone(),
+            source,
+        })?;
+        // The CPU the recording ran on: `cpuid` tells it (`cpu::bind_to_cpu`).
+        if let Some(c) = header.tracee_cpu {
+            if let Err(e) = rrtest_sys::cpu::bind_to_cpu(pid, c as usize) {
+                tracing::warn!(cpu = c, error = %e, "could not bind the program to the recorded CPU");
+            }
+        }
+        let mut session = Session {
+            reader,
+            tasks: HashMap::new(),
+            index: 1,
+            echo: opts.echo_output,
+            exec_dir,
+            known_hits: header
+                .verification
+                .as_ref()
+                .filter(|v| v.verified)
+                .map(|v| v.point_hits.iter().map(|&[i, n]| (i, n)).collect())
+                .unwrap_or_default(),
+            point_hits: Vec::new(),
+            watchdog: watchdog::Watchdog::start(),
+            spaces: HashMap::new(),
+            buffered: HashMap::new(),
+            loaded: HashMap::new(),
+            gate_stop_ip: gate::routine().1,
+            upcoming: None,
+        };
+        session.tasks.insert(
+            exec.tid,
+            Task {
+                real: pid,
+                real_pid: pid,
+                state: State::Idle { deliver: 0 },
+                restart_pending: None,
+                mask_after_handler: None,
+            },
+        );
+        session.watchdog.watch(pid, pid);
+        session.watched(|s| s.start(&exec))?;
+        Ok(session)
+    }
+
+    /// Kills every tracee of the replay and reaps it, so that none is left
+    /// behind (a stopped tracee would otherwise live on until this process
+    /// exits). A process's leader is reaped after its other threads: the
+    /// kernel reports it only once they are gone.
+    pub(super) fn kill_all(&mut self) {
+        let mut threads: Vec<(i32, i32)> = Vec::new();
+        for t in self.tasks.values() {
+            if let State::Gone(_) = t.state {
+                continue;
+            }
+            let _ = ptrace::tgkill(t.real_pid, t.real, libc::SIGKILL);
+            threads.push((t.real_pid, t.real));
+        }
+        // Threads of those processes not (yet) registered, such as one whose
+        // clone did not match: the kernel attached them to this tracer too.
+        let pids: BTreeSet<i32> = threads.iter().map(|&(pid, _)| pid).collect();
+        for pid in pids {
+            let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for tid in dir
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            {
+                if !threads.iter().any(|&(_, t)| t == tid) {
+                    threads.push((pid, tid));
+                }
+            }
+        }
+        threads.sort_by_key(|&(pid, tid)| pid == tid);
+        for (_, tid) in threads {
+            reap(tid);
+        }
+        self.tasks.clear();
+    }
+}
+
+/// Waits until killed tracee `tid` is gone (any stop on the way resumed).
+fn reap(tid: i32) {
+    loop {
+        match ptrace::wait_tid(tid) {
+            Ok(WaitEvent::Exited { .. } | WaitEvent::Signaled { .. }) | Err(_) => return,
+            Ok(_) => {
+                let _ = ptrace::cont(tid, 0);
+            }
+        }
+    }
+}
+
+impl Session {
+    /// A successful `execve` of thread `e.tid`, stopped at its entry: run
+    /// the trace's copy of the program under a name of the recorded length.
+    pub(super) fn exec(&mut self, e: ExecEvent) -> Result<(), ReplayError> {
+        // The exec'ing thread stays current while recording, so its entry
+        // is not an event of its own: run it to the entry now.
+        if let State::Idle { .. } = self.task(e.tid)?.state {
+            let (real, ev) = self.resume_to_stop(e.tid, None)?;
+            let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            let nr = regs.orig_rax as i64;
+            let is_exec = matches!(
+                ev,
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_SECCOMP,
+                    ..
+                }
+            ) && (nr == libc::SYS_execve || nr == libc::SYS_execveat);
+            if !is_exec {
+                let seen = self.describe_stop(real, &ev);
+                return Err(self.diverged(e.tid, "execve", format!("execve of {}", e.exe), seen));
+            }
+            self.set_state(
+                e.tid,
+                State::AtEntry {
+                    nr,
+                    args: ptrace::syscall_args(&regs),
+                },
+            );
+        }
+        let task = self.task(e.tid)?;
+        let real = task.real;
+        let State::AtEntry { nr, .. } = task.state else {
+            return Err(Error::Malformed {
+                index: self.index,
+                reason: format!("exec of thread {} outside an execve", e.tid),
+            }
+            .into());
+        };
+        let reader = &self.reader;
+        let name = self
+            .exec_dir
+            .program(
+                reader.header(),
+                |f| reader.file_path(f),
+                &e.exe_file,
+                e.exe.len(),
+            )
+            .map_err(perr("linking the trace's copy of the program", real))?;
+        let mut bytes = name.into_bytes();
+        bytes.push(0);
+        let scratch = rrtest_abi::FIXED_PAGE_ADDR + inject::SCRATCH_OFFSET;
+        RemoteMem::new(real)
+            .write(scratch, &bytes)
+            .map_err(perr("writing the program name", real))?;
+        let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        if nr == libc::SYS_execveat {
+            regs.rsi = scratch;
+        } else {
+            regs.rdi = scratch;
+        }
+        ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+        ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
+        match ptrace::wait_tid(real).map_err(perr("waitpid", real))? {
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_EXEC,
+                ..
+            } => {}
+            ev => {
+                let seen = self.describe_stop(real, &ev);
+                return Err(self.diverged(e.tid, "execve", format!("exec of {}", e.exe), seen));
+            }
+        }
+        inject::run_to_exit(real)?;
+        let real_pid = self.task(e.tid)?.real_pid;
+        self.spaces.remove(&real_pid);
+        self.loaded.remove(&e.tid);
+        self.set_state(e.tid, State::Idle { deliver: 0 });
+        self.start(&e)
+    }
+
+    pub(super) fn start(&mut self, exec: &ExecEvent) -> Result<(), ReplayError> {
+        let real = self.tasks[&exec.tid].real;
+        let facts = crate::tracee::prepare_after_exec(real)
+            .map_err(perr("preparing the tracee after exec", real))?;
+        gate::install(real).map_err(perr("installing the replay gate", real))?;
+        if facts.sp != exec.sp || facts.ip != exec.ip {
+            return Err(Divergence {
+                index: self.index,
+                tid: exec.tid,
+                what: "initial stack and entry point".into(),
+                expected: format!("sp={:#x} ip={:#x}", exec.sp, exec.ip),
+                seen: format!("sp={:#x} ip={:#x}", facts.sp, facts.ip),
+            }
+            .into());
+        }
+        let mem = RemoteMem::new(real);
+        mem.write(facts.at_random_addr, &exec.at_random)
+            .map_err(perr("writing AT_RANDOM", real))?;
+        // The name we exec'd has the recorded name's length, not its bytes:
+        // put those back, so memory is what it was while recording.
+        if facts.execfn_addr != 0 {
+            mem.write(facts.execfn_addr, exec.exe.as_bytes())
+                .map_err(perr("writing AT_EXECFN", real))?;
+        }
+        self.exec_dir
+            .restore_interp(real)
+            .map_err(perr("restoring the recorded loader name", real))?;
+        Ok(())
+    }
+
+    pub(super) fn new_task(
+        &mut self,
+        parent: Tid,
+        child: Tid,
+        flags: u64,
+    ) -> Result<(), ReplayError> {
+        let task = self.task(parent)?;
+        let (real, real_pid) = (task.real, task.real_pid);
+        let State::AtEntry { nr, .. } = task.state else {
+            return Err(Error::Malformed {
+                index: self.index,
+                reason: format!("new task while thread {parent} is not in a clone"),
+            }
+            .into());
+        };
+        ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
+        let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+        let same_process = match ev {
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_CLONE,
+                ..
+            } => true,
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK,
+                ..
+            } => false,
+            ev => {
+                let seen = self.describe_stop(real, &ev);
+                return Err(self.diverged(
+                    parent,
+                    format!("{} creating thread {child}", syscalls::name(nr)),
+                    "a new task",
+                    seen,
+                ));
+            }
+        };
+        let new_real = ptrace::geteventmsg(real).map_err(perr("PTRACE_GETEVENTMSG", real))? as i32;
+        // Its first stop.
+        match ptrace::wait_tid(new_real).map_err(perr("waitpid", new_real))? {
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_STOP,
+                ..
+            } => {}
+            ev => {
+                return Err(self.diverged(
+                    child,
+                    "first stop of a new thread",
+                    "PTRACE_EVENT_STOP",
+                    format!("{ev:?}"),
+                ))
+            }
+        }
+        // The kernel stored the new thread's real id where the program asked
+        // (CLONE_PARENT_SETTID, CLONE_CHILD_SETTID) before either thread
+        // runs again; store the recorded id there instead, right now.
+        let args = match self.task(parent)?.state {
+            State::AtEntry { args, .. } => args,
+            _ => [0; 6],
+        };
+        for (addr, in_child) in tid_fields(real, nr, &args) {
+            let mem = RemoteMem::new(if in_child { new_real } else { real });
+            mem.write(addr, &child.to_le_bytes())
+                .map_err(perr("writing the recorded thread id", real))?;
+        }
+        let pid = if same_process { real_pid } else { new_real };
+        if !same_process {
+            if let Some(space) = self.spaces.get(&real_pid) {
+                let mut copy = space.clone();
+                copy.borrowed = flags & libc::CLONE_VM as u64 != 0;
+                self.spaces.insert(new_real, copy);
+            }
+        }
+        self.watchdog.watch(pid, new_real);
+        self.tasks.insert(
+            child,
+            Task {
+                real: new_real,
+                real_pid: pid,
+                state: State::Idle { deliver: 0 },
+                restart_pending: None,
+                mask_after_handler: None,
+            },
+        );
+        self.set_state(parent, State::InClone { nr });
+        Ok(())
+    }
+}
+
+/// Where a clone-family syscall made the kernel store the new thread's id:
+/// `(address, in the child's address space)`.
+pub(super) fn tid_fields(tid: i32, nr: i64, args: &[u64; 6]) -> Vec<(u64, bool)> {
+    let (flags, child_tid, parent_tid) = match nr {
+        libc::SYS_clone => (args[0], args[3], args[2]),
+        libc::SYS_clone3 => {
+            let mem = RemoteMem::new(tid);
+            let mut raw = [0u8; 32];
+            if mem.read_exact(args[0], &mut raw).is_err() {
+                return Vec::new();
+            }
+            let word =
+                |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            (word(0), word(2), word(3))
+        }
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    if flags & libc::CLONE_PARENT_SETTID as u64 != 0 && parent_tid != 0 {
+        out.push((parent_tid, false));
+    }
+    if flags & libc::CLONE_CHILD_SETTID as u64 != 0 && child_tid != 0 {
+        out.push((child_tid, true));
+    }
+    out
+}
+
+fn cstr(b: &[u8]) -> CString {
+    CString::new(b.iter().copied().filter(|&c| c != 0).collect::<Vec<u8>>()).expect("NULs removed")
+}

@@ -1,0 +1,166 @@
+//! Signals in replay: each recorded signal is delivered at the same place
+//! it was while recording (a syscall's exit, the entry of the syscall it was
+//! held back to, or an execution point: [`Session::run_to_point`] in
+//! `points.rs`), and the temporary signal masks of emulated
+//! `rt_sigsuspend`-like calls are swapped in as the kernel would.
+//!
+//! Mirrors the recorder's `session/signals.rs`. It must not deliver a signal
+//! the recording does not have: signals the replay itself causes are
+//! discarded in [`Session::resume_to_stop`].
+
+use super::{perr, Session, State};
+use crate::replayer::inject;
+use crate::replayer::{Error, ReplayError};
+use rrtest_sys::ptrace::{self, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_syscalls as syscalls;
+use rrtest_trace::{SignalEvent, SignalKind, Tid};
+
+impl Session {
+    pub(super) fn signal(&mut self, s: SignalEvent) -> Result<(), ReplayError> {
+        if s.signo == libc::SIGKILL {
+            // The recorder killed the program here (a timeout, an
+            // interrupt): kill it at the same point.
+            for t in self.tasks.values_mut() {
+                let _ = ptrace::tgkill(t.real_pid, t.real, libc::SIGKILL);
+                t.state = State::Exiting;
+            }
+            return Ok(());
+        }
+        let tid = s.tid;
+        let task = self.task(tid)?;
+        let (real, real_pid) = (task.real, task.real_pid);
+        match s.kind {
+            SignalKind::Synchronous { .. } => {}
+            SignalKind::AtSyscallExit => {
+                // The kernel restarts an interrupted syscall as it delivers.
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.restart_pending = None;
+                }
+                ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
+            }
+            SignalKind::AtPoint(point) => {
+                self.run_to_point(tid, &point)?;
+                ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
+            }
+            SignalKind::BeforeSyscall { nr } => {
+                // Held back to the thread's next syscall: stop it there, skip
+                // the syscall and back up to its instruction, then deliver.
+                let (real, ev) = self.resume_to_stop(tid, None)?;
+                let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                let at_entry = matches!(
+                    ev,
+                    WaitEvent::Event {
+                        event: libc::PTRACE_EVENT_SECCOMP,
+                        ..
+                    }
+                );
+                if !at_entry || regs.orig_rax as i64 != nr {
+                    let seen = self.describe_stop(real, &ev);
+                    return Err(self.diverged(
+                        tid,
+                        format!("signal {} before {}", s.signo, syscalls::name(nr)),
+                        format!("entry of {}", syscalls::name(nr)),
+                        seen,
+                    ));
+                }
+                regs.rip -= rrtest_abi::SYSCALL_INSN_LEN;
+                regs.rax = regs.orig_rax;
+                regs.orig_rax = u64::MAX;
+                ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+                ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
+            }
+            SignalKind::Asynchronous { ip } => {
+                return Err(Error::NotReplayable(vec![format!(
+                    "signal {} delivered asynchronously at {ip:#x} (execution points are issue 4)",
+                    s.signo
+                )])
+                .into())
+            }
+        }
+        let (real, ev) = self.resume_to_stop(tid, Some(s.signo))?;
+        match ev {
+            WaitEvent::Signal { signo, .. } if signo == s.signo => {
+                if let Ok(info) = <[u8; ptrace::SIGINFO_SIZE]>::try_from(s.siginfo.as_slice()) {
+                    ptrace::setsiginfo(real, &info).map_err(perr("PTRACE_SETSIGINFO", real))?;
+                }
+                self.set_state(tid, State::Idle { deliver: s.signo });
+                Ok(())
+            }
+            ev => {
+                let seen = self.describe_stop(real, &ev);
+                Err(self.diverged(tid, "signal", format!("signal {}", s.signo), seen))
+            }
+        }
+    }
+
+    /// An emulated `rt_sigsuspend` (or `ppoll`, `pselect6`, `epoll_pwait`
+    /// with a mask) did not swap in its temporary signal mask,
+    /// but the signal that ended it while recording was delivered under that
+    /// mask (and may be blocked under the thread's own). Swap it in now, at
+    /// the syscall's exit stop, and put the thread's own mask back when the
+    /// handler returns, as the kernel does.
+    pub(super) fn sigsuspend_mask(
+        &mut self,
+        tid: Tid,
+        real: i32,
+        mask_ptr: u64,
+    ) -> Result<(), ReplayError> {
+        let mut raw = [0u8; 8];
+        RemoteMem::new(real)
+            .read_exact(mask_ptr, &mut raw)
+            .map_err(perr("reading sigsuspend's mask", real))?;
+        let old =
+            crate::tracee::blocked_signals(real).map_err(perr("reading the signal mask", real))?;
+        set_signal_mask(real, u64::from_le_bytes(raw))
+            .map_err(perr("setting sigsuspend's mask", real))?;
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.mask_after_handler = Some(old);
+        }
+        Ok(())
+    }
+}
+
+/// Signals raised by the instruction a thread executes: they recur by
+/// themselves in replay and must match the recording.
+pub(super) fn is_synchronous(signo: i32) -> bool {
+    matches!(
+        signo,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS
+    )
+}
+
+/// Where a syscall that waits under a temporary signal mask (its own
+/// argument) has it: `rt_sigsuspend`, `ppoll`, `pselect6`, `epoll_pwait`,
+/// `epoll_pwait2`. None when the call has no mask.
+pub(super) fn temporary_mask(tid: i32, nr: i64, args: &[u64; 6]) -> Option<u64> {
+    let ptr = match nr {
+        libc::SYS_rt_sigsuspend => args[0],
+        libc::SYS_ppoll => args[3],
+        libc::SYS_epoll_pwait | libc::SYS_epoll_pwait2 => args[4],
+        // A pointer to { const sigset_t *ss; size_t ss_len; }.
+        libc::SYS_pselect6 if args[5] != 0 => {
+            let mut raw = [0u8; 8];
+            RemoteMem::new(tid).read_exact(args[5], &mut raw).ok()?;
+            u64::from_le_bytes(raw)
+        }
+        _ => 0,
+    };
+    (ptr != 0).then_some(ptr)
+}
+
+/// Sets stopped thread `tid`'s signal mask with an injected rt_sigprocmask
+/// (the thread must be at a stop other than a syscall entry).
+pub(super) fn set_signal_mask(tid: i32, mask: u64) -> std::io::Result<()> {
+    let scratch = rrtest_abi::FIXED_PAGE_ADDR + inject::SCRATCH_OFFSET;
+    RemoteMem::new(tid).write(scratch, &mask.to_le_bytes())?;
+    let ret = crate::tracee::inject_via_fixed_page(
+        tid,
+        libc::SYS_rt_sigprocmask,
+        [libc::SIG_SETMASK as u64, scratch, 0, 8, 0, 0],
+    )?;
+    if ret < 0 {
+        return Err(std::io::Error::from_raw_os_error(-ret as i32));
+    }
+    Ok(())
+}

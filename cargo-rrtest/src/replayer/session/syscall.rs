@@ -1,0 +1,183 @@
+//! Syscalls in replay: run a thread to the entry of its next recorded
+//! syscall, check number and arguments, and apply the recorded result
+//! (emulate, execute and compare, or map the recorded file), as the
+//! syscall table's `ReplayAction` says.
+//!
+//! Mirrors the recorder's `session/syscall.rs`. It must not have an effect
+//! outside the tracee: only syscalls that shape the address space or create
+//! threads run; the rest are skipped and their results injected.
+
+use tracing::debug;
+
+use super::signals::{set_signal_mask, temporary_mask};
+use super::{perr, Session, State};
+use crate::replayer::inject;
+use crate::replayer::{Error, ReplayError};
+use crate::tracee::syscallbuf;
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_syscalls::{self as syscalls, ReplayAction};
+use rrtest_trace::{SyscallResult, Tid};
+
+impl Session {
+    pub(super) fn run_to_entry(
+        &mut self,
+        tid: Tid,
+        nr: i64,
+        args: &[u64; 6],
+    ) -> Result<Regs, ReplayError> {
+        let (real, ev) = self.resume_to_stop(tid, None)?;
+        let expected = || syscalls::describe_entry(nr, args);
+        match ev {
+            WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
+                let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                let seen_nr = regs.orig_rax as i64;
+                let seen_args = ptrace::syscall_args(&regs);
+                // Only the registers the syscall reads: the others hold
+                // whatever the caller left there.
+                let used = syscalls::arg_count(nr);
+                if seen_nr != nr || seen_args[..used] != args[..used] {
+                    return Err(self.diverged(
+                        tid,
+                        format!("syscall {}", syscalls::name(nr)),
+                        expected(),
+                        syscalls::describe_entry(seen_nr, &seen_args),
+                    ));
+                }
+                debug!(index = self.index, tid, nr, "syscall entry");
+                Ok(regs)
+            }
+            ev => {
+                let seen = self.describe_stop(real, &ev);
+                Err(self.diverged(
+                    tid,
+                    format!("syscall {}", syscalls::name(nr)),
+                    expected(),
+                    seen,
+                ))
+            }
+        }
+    }
+
+    /// Applies a recorded syscall to `tid`, stopped at its entry.
+    pub(super) fn apply(
+        &mut self,
+        tid: Tid,
+        nr: i64,
+        args: &[u64; 6],
+        regs: &mut Regs,
+        result: &SyscallResult,
+        _split: bool,
+    ) -> Result<(), ReplayError> {
+        let real = self.task(tid)?.real;
+        let action = syscalls::lookup(nr)
+            .map(|d| d.replay)
+            .unwrap_or(ReplayAction::Emulate);
+        let name = syscalls::name(nr);
+        match action {
+            ReplayAction::Emulate => {
+                // Replay writes the recorded output; the program must be
+                // writing the same bytes, or it has diverged (its
+                // arguments can match while its data does not).
+                if let rrtest_trace::SyscallExtra::Output { data, .. } = &result.extra {
+                    let mem = RemoteMem::new(real);
+                    let seen = crate::tracee::written_bytes(&mem, nr, args, data.len())
+                        .unwrap_or_default();
+                    if seen != *data {
+                        return Err(self.diverged(
+                            tid,
+                            format!("output of {name}"),
+                            format!("{:?}", String::from_utf8_lossy(data)),
+                            format!("{:?}", String::from_utf8_lossy(&seen)),
+                        ));
+                    }
+                }
+                inject::emulate(real, regs, result, self.echo)?;
+                if (-516..=-512).contains(&result.ret) {
+                    if let Some(t) = self.tasks.get_mut(&tid) {
+                        t.restart_pending = Some(result.ret);
+                    }
+                }
+                if (-516..=-512).contains(&result.ret) || result.ret == -(libc::EINTR as i64) {
+                    if let Some(mask_ptr) = temporary_mask(real, nr, args) {
+                        if result.ret == -(libc::EINTR as i64) {
+                            // Still at the (skipped) entry: injecting needs
+                            // the exit stop.
+                            inject::run_to_exit(real)?;
+                        }
+                        self.sigsuspend_mask(tid, real, mask_ptr)?;
+                    }
+                }
+            }
+            ReplayAction::Execute | ReplayAction::ExecuteUnchecked => {
+                if nr == libc::SYS_rt_sigreturn {
+                    let real_pid = self.task(tid)?.real_pid;
+                    if let Some(space) = self.spaces.get(&real_pid) {
+                        // Best effort, as while recording.
+                        let _ = syscallbuf::fix_sigreturn(real, regs, space);
+                    }
+                }
+                let exit = inject::run_to_exit(real)?;
+                let ret = exit.rax as i64;
+                // The signal mask sigsuspend swapped in lasts until the
+                // handler returns (or the program sets a mask itself).
+                let restore = match nr {
+                    libc::SYS_rt_sigreturn | libc::SYS_rt_sigprocmask => self
+                        .tasks
+                        .get_mut(&tid)
+                        .and_then(|t| t.mask_after_handler.take()),
+                    _ => None,
+                };
+                if let (Some(old), libc::SYS_rt_sigreturn) = (restore, nr) {
+                    set_signal_mask(real, old).map_err(perr("restoring the signal mask", real))?;
+                }
+                if nr == libc::SYS_set_tid_address {
+                    // Returns the caller's thread id: the recorded one, not ours.
+                    inject::set_ret(real, exit, result.ret)?;
+                } else if action == ReplayAction::Execute && ret != result.ret {
+                    return Err(self.diverged(
+                        tid,
+                        format!("result of {name}"),
+                        result.ret.to_string(),
+                        ret.to_string(),
+                    ));
+                }
+            }
+            ReplayAction::Mmap => {
+                let ret = if result.ret < 0 {
+                    inject::emulate(real, regs, result, false)?;
+                    result.ret
+                } else if let rrtest_trace::SyscallExtra::MappedFile { file, .. } = &result.extra {
+                    let mut path = self.reader.file_path(file);
+                    if args[3] as i32 & libc::MAP_SHARED != 0 {
+                        path = self
+                            .exec_dir
+                            .shared_copy(&path, &file.0)
+                            .map_err(perr("copying a shared-mapped file", real))?;
+                    }
+                    inject::mmap_file(real, regs, args, result.ret, &path)?
+                } else {
+                    inject::mmap_anonymous(real, regs, result.ret)?
+                };
+                if ret != result.ret {
+                    return Err(self.diverged(
+                        tid,
+                        "result of mmap",
+                        format!("{:#x}", result.ret),
+                        format!("{ret:#x}"),
+                    ));
+                }
+            }
+            ReplayAction::Execve if result.ret < 0 => inject::emulate(real, regs, result, false)?,
+            ReplayAction::Clone | ReplayAction::Exit | ReplayAction::Execve => {
+                return Err(Error::Malformed {
+                    index: self.index,
+                    reason: format!("{name} recorded as a complete syscall"),
+                }
+                .into())
+            }
+        }
+        self.set_state(tid, State::Idle { deliver: 0 });
+        Ok(())
+    }
+}
