@@ -23,6 +23,7 @@ mod recorder_run;
 mod secrets;
 mod syscallbuf;
 mod trace_files;
+mod trace_integrity;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -36,5 +37,6 @@ fn main() {
     trials.extend(secrets::trials());
     trials.extend(syscallbuf::trials());
     trials.extend(trace_files::trials());
+    trials.extend(trace_integrity::trials());
     libtest_mimic::run(&args, trials).exit();
 }

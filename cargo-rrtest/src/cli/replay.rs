@@ -125,8 +125,25 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
         .report
         .clone()
         .unwrap_or_else(|| rrtest.join("report.json"));
-    // From the report: exact names.
-    if let Ok(report) = Report::read(&report_path) {
+    // From the report: exact names. A report named with `--report` must be
+    // read; the default one may be missing (then the traces are scanned),
+    // and one there that cannot be read is named, then scanned past.
+    let report = match Report::read(&report_path) {
+        Ok(report) => Some(report),
+        Err(e) if args.report.is_some() => {
+            return Err(Error::Usage(format!("--report: {e}")));
+        }
+        Err(crate::report::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(e) => {
+            eprintln!("warning: ignoring the last report: {e}");
+            None
+        }
+    };
+    if let Some(report) = report {
         let found: Vec<(String, PathBuf)> = report
             .tests
             .iter()

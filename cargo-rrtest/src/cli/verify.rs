@@ -37,7 +37,24 @@ pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
 /// Verifies the trace in `dir` and records the result in its header.
 /// Errors only when the trace cannot be read or its header written.
 pub fn verify(dir: &Path) -> Result<Verification> {
-    let verification = replay_check(dir)?;
+    let verification = match replay_check(dir) {
+        Ok(v) => v,
+        Err(Error::Trace(e)) => {
+            // Unreadable now (a changed or cut stream): whatever an earlier
+            // verification said no longer holds. Best effort: the header
+            // itself may be what is unreadable.
+            let failed = Verification {
+                verified: false,
+                reason: Some(e.to_string()),
+                verified_at: crate::util::rfc3339_now(),
+                replay_ms: 0,
+                point_hits: Vec::new(),
+            };
+            let _ = save(dir, &failed);
+            return Err(Error::Trace(e));
+        }
+        Err(e) => return Err(e),
+    };
     save(dir, &verification)?;
     Ok(verification)
 }

@@ -272,6 +272,10 @@ pub struct Panic {
     pub column: u32,
 }
 
+/// The largest report [`Report::read`] reads: a report is a few hundred
+/// bytes per test, so this is millions of tests.
+pub const MAX_REPORT_LEN: u64 = 256 << 20;
+
 impl Report {
     /// A report of `tests` (sorted here), with the summary computed.
     pub fn new(
@@ -311,17 +315,20 @@ impl Report {
         std::fs::write(path, text).map_err(io)
     }
 
-    /// Reads a report, checking its schema version first.
+    /// Reads a report (a regular file of at most [`MAX_REPORT_LEN`] bytes),
+    /// checking its schema version first.
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::trace::read_regular_bounded(path, MAX_REPORT_LEN, "a report").map_err(
+            |source| Error::Io {
+                path: path.to_owned(),
+                source,
+            },
+        )?;
         let parse = |source| Error::Parse {
             path: path.to_owned(),
             source,
         };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(parse)?;
+        let value: serde_json::Value = serde_json::from_slice(&text).map_err(parse)?;
         let found = value.get("schema_version").and_then(|v| v.as_u64());
         match found {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}

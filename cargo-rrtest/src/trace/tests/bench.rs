@@ -116,6 +116,11 @@ fn run(pages: bool) {
     let read = t.elapsed();
     assert_eq!(count, n);
     let decoded = r.stream_offset();
+    // The whole-stream check replay makes before its first event.
+    let r = TraceReader::open(&dir).expect("open");
+    let t = Instant::now();
+    assert_eq!(r.check_stream().expect("check"), n);
+    let check = t.elapsed();
     eprintln!(
         "{n} events, {payload} bytes of memory writes, decoded stream {decoded} bytes, events.zst {size} bytes ({:.1}x)",
         decoded as f64 / size as f64
@@ -126,6 +131,12 @@ fn run(pages: bool) {
         decoded as f64 / write.as_secs_f64() / 1e6,
         read.as_nanos() as f64 / n as f64,
         decoded as f64 / read.as_secs_f64() / 1e6,
+    );
+    eprintln!(
+        "check_stream: {:.0} ms ({:.0} MB/s decoded, {:.0}% of a full read)",
+        check.as_secs_f64() * 1e3,
+        decoded as f64 / check.as_secs_f64() / 1e6,
+        100.0 * check.as_secs_f64() / read.as_secs_f64()
     );
 }
 

@@ -6,6 +6,7 @@ mod corrupt;
 mod files;
 pub(crate) mod gen;
 mod golden;
+mod integrity;
 mod pipeline;
 mod roundtrip;
 mod version;
