@@ -4,6 +4,7 @@
 mod bench;
 mod corrupt;
 mod files;
+mod fuzz;
 pub(crate) mod gen;
 mod golden;
 mod integrity;
