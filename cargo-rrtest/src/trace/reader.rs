@@ -27,10 +27,11 @@ use super::header::Header;
 use super::stream::{StreamError, StreamReader};
 use super::{Error, EVENTS_FILE, FILES_DIR, FORMAT_VERSION, HEADER_FILE};
 
-/// `header.json` larger than this is not a header (a real one is a few
-/// kilobytes, plus a few dozen bytes per execution point of a verified
-/// trace).
-pub const MAX_HEADER_LEN: u64 = 16 << 20;
+/// `header.json` larger than this is not a header. A real one is a few
+/// kilobytes, plus about 50 bytes per execution point a verification
+/// counted (`verification.point_hits`), which the reader must not refuse:
+/// this leaves room for a million of them.
+pub const MAX_HEADER_LEN: u64 = 64 << 20;
 
 type Source = BufReader<zstd::stream::read::Decoder<'static, BufReader<At>>>;
 

@@ -167,3 +167,35 @@ fn bench_add_file() {
         third.as_secs_f64() * 1e3
     );
 }
+
+/// The whole-stream check against a full read, on a real trace:
+/// `RRTEST_BENCH_TRACE=DIR cargo test --release -p cargo-rrtest --lib
+/// trace::tests::bench::bench_check_stream -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run in release with --nocapture"]
+fn bench_check_stream() {
+    let Some(dir) = std::env::var_os("RRTEST_BENCH_TRACE") else {
+        eprintln!("set RRTEST_BENCH_TRACE to a trace directory");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let (mut checks, mut reads) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        let r = TraceReader::open(&dir).expect("open");
+        let t = Instant::now();
+        r.check_stream().expect("check");
+        checks.push(t.elapsed());
+        let mut r = TraceReader::open(&dir).expect("open");
+        let t = Instant::now();
+        while r.next_event().expect("event").is_some() {}
+        reads.push(t.elapsed());
+    }
+    checks.sort();
+    reads.sort();
+    eprintln!(
+        "{}: check_stream median {:.1} ms, full read median {:.1} ms (9 runs)",
+        dir.display(),
+        checks[4].as_secs_f64() * 1e3,
+        reads[4].as_secs_f64() * 1e3
+    );
+}
