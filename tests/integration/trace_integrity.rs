@@ -44,6 +44,17 @@ pub fn trials() -> Vec<Trial> {
         )
         .with_ignored_flag(no_recording || no_gcc),
         Trial::test(
+            "trace_integrity::archive_on_a_full_temp_dir_says_so",
+            archive_on_a_full_temp_dir_says_so,
+        )
+        .with_ignored_flag(
+            no_recording
+                || no_gcc
+                || which("unshare").is_none()
+                || which("tar").is_none()
+                || !is_root(),
+        ),
+        Trial::test(
             "trace_integrity::endless_and_huge_inputs_are_refused",
             endless_and_huge_inputs_are_refused,
         ),
@@ -56,6 +67,13 @@ pub fn trials() -> Vec<Trial> {
 
 const BAD_TRACE: i32 = 104;
 const USAGE: i32 = 2;
+
+/// Whether we are root (mounting a tmpfs, even in a namespace of its own,
+/// needs it): `/proc/self` belongs to the effective user.
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
 
 fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
@@ -328,6 +346,46 @@ fn bad_inputs_get_clear_messages() -> Result<(), Failed> {
         USAGE,
         &["broken.json", "not a cargo-rrtest report"],
     )?;
+    trial.finish();
+    Ok(())
+}
+
+/// Regression: unpacking an archive into a temporary directory without room
+/// said the trace was corrupt. The archive (made by GNU tar, ustar format)
+/// replays; on a 16 MiB file system (a tmpfs mounted in a mount namespace
+/// of the command's own) it is refused as an I/O error that says so.
+fn archive_on_a_full_temp_dir_says_so() -> Result<(), Failed> {
+    let trial = TrialDir::new("trace-integrity-full-tmp")?;
+    let (_, trace) = record_hello(&trial)?;
+    let stage = trial.sub("stage")?;
+    run::copy_tree(&trace, &stage.join("rrtest-trace"))?;
+    let archive = trial.path.join("hello.tar.zst");
+    let tar = run::run(
+        Command::new("tar")
+            .args(["--zstd", "--format=ustar", "-cf"])
+            .arg(&archive)
+            .arg("-C")
+            .arg(&stage)
+            .arg("rrtest-trace"),
+    )?;
+    tar.expect_code(0)?;
+    let replay = rrtest(&[&"replay", &archive])?;
+    replay.expect_code(0)?;
+    let small = trial.sub("small-tmp")?;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o size=16m none "$1" && TMPDIR="$1" exec "$2" replay "$3""#)
+        .arg("sh")
+        .arg(&small)
+        .arg(common::cargo_rrtest())
+        .arg(&archive);
+    let full = run::run(&mut cmd)?;
+    expect(&full, BAD_TRACE, &["not enough free space", "TMPDIR"])?;
+    check!(
+        !full.stderr_text().contains("corrupt"),
+        "a full temporary directory reported as corruption\n{}",
+        full.describe()
+    );
     trial.finish();
     Ok(())
 }

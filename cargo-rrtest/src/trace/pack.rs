@@ -616,13 +616,19 @@ fn unpack_tar(
                 }
                 let free = free_bytes(dest).map_err(io_err(dest))?;
                 if size.saturating_add(limits.keep_free) > free {
-                    return Err(refuse(&format!(
-                        "not enough free space in {}: the file needs {}, {} is free (and {} is kept free); make room, or set TMPDIR to a larger file system",
-                        dest.display(),
-                        super::human_bytes(size),
-                        super::human_bytes(free),
-                        super::human_bytes(limits.keep_free)
-                    )));
+                    // Not the archive's fault: an I/O error, not corruption.
+                    return Err(Error::Io {
+                        path: dest.display().to_string(),
+                        source: io::Error::new(
+                            io::ErrorKind::StorageFull,
+                            format!(
+                                "not enough free space to unpack {archive}: its entry `{name}` needs {}, {} is free (and {} is kept free); make room, or set TMPDIR to a larger file system",
+                                super::human_bytes(size),
+                                super::human_bytes(free),
+                                super::human_bytes(limits.keep_free)
+                            ),
+                        ),
+                    });
                 }
                 if let Some(parent) = target.parent() {
                     DirBuilder::new()
@@ -1068,9 +1074,16 @@ mod tests {
             ..Limits::default()
         };
         let err = unpack_tar(&tar[..], "full", dest.path(), limits, None).unwrap_err();
+        assert!(!dest.path().join(&name).exists(), "written anyway");
+        // Regression: a full disk was reported as a corrupt trace.
+        let err = super::super::Error::from(err);
         let msg = err.to_string();
         assert!(msg.contains("not enough free space"), "{msg}");
-        assert!(!dest.path().join(&name).exists(), "written anyway");
+        assert!(!msg.contains("corrupt"), "{msg}");
+        assert!(
+            matches!(&err, super::super::Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull),
+            "{err:?}"
+        );
     }
 
     /// Writes a `.tar.zst` holding one file of `size` zeros, streamed.
