@@ -13,11 +13,17 @@
 //! destination (which must be a fresh, empty directory: with no links
 //! accepted, nothing inside it can point out), never overwrites (a duplicate
 //! entry is an error), creates files 0600/0700 and directories 0700, verifies
-//! every header checksum, and caps the number of entries and the bytes
-//! written ([`Limits`]). Every error names the archive offset.
+//! every header checksum, and caps the number of entries, the bytes of each
+//! file and of all, and how far the archive may expand, and leaves free
+//! space on the destination ([`Limits`], docs/threat-model.md). It opens
+//! the archive only if it is a regular file. Every error names the archive
+//! offset; a failed write (a full disk) is an I/O error, not corruption.
 //!
 //! The tar writer and reader are ours (ustar is simple, and a reader we wrote
 //! for exactly these two entry types has no surprising features to disable).
+//! The reader also takes the long names of PAX extended headers (`path`,
+//! `size`) and GNU `L` entries, as other tar programs write them; it
+//! ignores other PAX keys and refuses GNU long link names.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
