@@ -148,12 +148,27 @@ pub fn read_header(dir: &Path) -> Result<Header, Error> {
             writer,
         });
     }
-    serde_json::from_value::<Header>(value).map_err(|e| {
+    let header = serde_json::from_value::<Header>(value).map_err(|e| {
         corrupt(
             0,
             format!("not a version {FORMAT_VERSION} trace header: {e}"),
         )
-    })
+    })?;
+    // Names of `files/` entries: a path (`../../bin/sh`) would make replay
+    // run a file from outside the trace.
+    for (i, l) in header.loaders.iter().enumerate() {
+        for (field, id) in [("exe_file", &l.exe_file), ("file", &l.file)] {
+            if super::codec::file_id_bytes(&FileId(id.clone())).is_none() {
+                return Err(corrupt(
+                    0,
+                    format!(
+                        "loaders[{i}].{field} {id:?} is not a file id (32 lowercase hex digits)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(header)
 }
 
 /// Why there is no header in `dir`: it does not exist, is not a
@@ -236,7 +251,20 @@ impl TraceReader {
     /// program, and opening a FIFO would block forever).
     fn check_files(&mut self, event: &Event, at: u64) -> Result<(), Error> {
         let id = match event {
-            Event::Exec(e) => &e.exe_file,
+            Event::Exec(e) => {
+                // And the loader the header keeps for it, which replay runs.
+                let loaders: Vec<FileId> = self
+                    .header
+                    .loaders
+                    .iter()
+                    .filter(|l| l.exe_file == e.exe_file.0)
+                    .map(|l| FileId(l.file.clone()))
+                    .collect();
+                for loader in &loaders {
+                    self.check_file(loader, event, at)?;
+                }
+                &e.exe_file
+            }
             Event::Syscall(SyscallEvent { result, .. }) | Event::SyscallExit { result, .. } => {
                 match &result.extra {
                     SyscallExtra::MappedFile { file, .. } => file,
@@ -245,6 +273,11 @@ impl TraceReader {
             }
             _ => return Ok(()),
         };
+        self.check_file(id, event, at)
+    }
+
+    /// [`TraceReader::check_files`] for one `files/<id>`.
+    fn check_file(&mut self, id: &FileId, event: &Event, at: u64) -> Result<(), Error> {
         if self.files_seen.contains(id) {
             return Ok(());
         }

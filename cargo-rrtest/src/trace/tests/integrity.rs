@@ -245,3 +245,40 @@ fn a_missing_trace_directory_is_named_as_missing() {
     let err = trace::read_header(&file).expect_err("a file");
     assert!(err.to_string().contains("not a directory"), "{err}");
 }
+
+/// The header's `loaders` name `files/` entries: replay runs them. One that
+/// is not a file id (a path out of the trace) is refused; a missing copy is
+/// named when its executable's exec is read.
+#[test]
+fn loader_copies_are_file_ids_and_checked_like_the_executable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("t");
+    let events = trace_with(&dir, b"x");
+    let trace::Event::Exec(exec) = &events[0] else {
+        panic!("the first event is an exec");
+    };
+    let loader = trace::file_id_of(b"a loader");
+    let good = trace::read_header(&dir).expect("header");
+    let with = |file: &str| {
+        let mut h = good.clone();
+        h.loaders = vec![trace::LoaderCopy {
+            exe_file: exec.exe_file.0.clone(),
+            path: "/lib64/ld-linux-x86-64.so.2".into(),
+            file: file.into(),
+        }];
+        trace::rewrite_header(&dir, &h).expect("rewrite");
+    };
+    with("../../../../bin/sh");
+    let err = trace::read_header(&dir).expect_err("a path as a file id");
+    assert!(err.to_string().contains("loaders[0].file"), "{err}");
+    with(&loader.0);
+    let err = read_everything(&dir)
+        .expect_err("a missing loader")
+        .to_string();
+    assert!(
+        err.contains(&format!("files/{} is missing", loader.0)),
+        "{err}"
+    );
+    std::fs::write(dir.join(trace::FILES_DIR).join(&loader.0), b"a loader").expect("write");
+    read_everything(&dir).expect("with its loader");
+}
