@@ -44,8 +44,8 @@ pub fn trials() -> Vec<Trial> {
         )
         .with_ignored_flag(no_recording || no_gcc),
         Trial::test(
-            "trace_integrity::archive_on_a_full_temp_dir_says_so",
-            archive_on_a_full_temp_dir_says_so,
+            "trace_integrity::archives_of_gnu_tar_replay_and_a_full_temp_dir_says_so",
+            archives_of_gnu_tar_replay_and_a_full_temp_dir_says_so,
         )
         .with_ignored_flag(
             no_recording
@@ -350,27 +350,37 @@ fn bad_inputs_get_clear_messages() -> Result<(), Failed> {
     Ok(())
 }
 
-/// Regression: unpacking an archive into a temporary directory without room
-/// said the trace was corrupt. The archive (made by GNU tar, ustar format)
-/// replays; on a 16 MiB file system (a tmpfs mounted in a mount namespace
+/// Regressions: unpacking an archive into a temporary directory without
+/// room said the trace was corrupt, and PAX archives were refused. Archives
+/// made by GNU tar replay; on a 16 MiB file system (a tmpfs mounted in a mount namespace
 /// of the command's own) it is refused as an I/O error that says so.
-fn archive_on_a_full_temp_dir_says_so() -> Result<(), Failed> {
+fn archives_of_gnu_tar_replay_and_a_full_temp_dir_says_so() -> Result<(), Failed> {
     let trial = TrialDir::new("trace-integrity-full-tmp")?;
     let (_, trace) = record_hello(&trial)?;
     let stage = trial.sub("stage")?;
     run::copy_tree(&trace, &stage.join("rrtest-trace"))?;
-    let archive = trial.path.join("hello.tar.zst");
-    let tar = run::run(
-        Command::new("tar")
-            .args(["--zstd", "--format=ustar", "-cf"])
-            .arg(&archive)
-            .arg("-C")
-            .arg(&stage)
-            .arg("rrtest-trace"),
-    )?;
-    tar.expect_code(0)?;
-    let replay = rrtest(&[&"replay", &archive])?;
-    replay.expect_code(0)?;
+    // Archives as GNU tar writes them replay: ustar, PAX (`posix`: an
+    // extended header with times before every entry; refused as an unknown
+    // entry type before) and GNU.
+    for format in ["ustar", "posix", "gnu"] {
+        let archive = trial.path.join(format!("hello-{format}.tar.zst"));
+        let tar = run::run(
+            Command::new("tar")
+                .arg("--zstd")
+                .arg(format!("--format={format}"))
+                .arg("-cf")
+                .arg(&archive)
+                .arg("-C")
+                .arg(&stage)
+                .arg("rrtest-trace"),
+        )?;
+        tar.expect_code(0)?;
+        let replay = rrtest(&[&"replay", &archive])?;
+        replay
+            .expect_code(0)
+            .map_err(|e| format!("{format}: {}", e.message().unwrap_or_default()))?;
+    }
+    let archive = trial.path.join("hello-ustar.tar.zst");
     let small = trial.sub("small-tmp")?;
     let mut cmd = Command::new("unshare");
     cmd.args(["-m", "sh", "-c"])
