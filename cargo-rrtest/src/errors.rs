@@ -41,7 +41,7 @@ pub enum Error {
     Build(String),
     /// A trace could not be read.
     #[error(transparent)]
-    Trace(#[from] crate::trace::Error),
+    Trace(#[from] rrtest_trace::Error),
     /// Replay diverged from the recording.
     #[error(transparent)]
     Divergence(Box<crate::replayer::Divergence>),
@@ -97,5 +97,43 @@ impl Error {
     }
 }
 
+/// Reading or merging report files: bad input files are the user's to fix.
+impl From<rrtest_report::Error> for Error {
+    fn from(e: rrtest_report::Error) -> Self {
+        match e {
+            rrtest_report::Error::Io { path, source } => {
+                Error::io(path.display().to_string(), source)
+            }
+            // Bad input files are the user's to fix: a usage error.
+            other => Error::Usage(other.to_string()),
+        }
+    }
+}
+
 /// Result alias for the command layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trace of another format version is refused by `rrtest-trace`; the
+    /// command layer maps that to BAD_TRACE.
+    #[test]
+    fn a_trace_version_mismatch_exits_with_bad_trace() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("t");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join(rrtest_trace::HEADER_FILE),
+            r#"{"format_version": 2, "recorder_version": "9.9.9"}"#,
+        )
+        .expect("write");
+        let err = rrtest_trace::TraceReader::open(&dir).expect_err("version 2");
+        assert!(
+            matches!(err, rrtest_trace::Error::VersionMismatch { .. }),
+            "{err:?}"
+        );
+        assert_eq!(Error::from(err).exit_code(), exit_codes::BAD_TRACE);
+    }
+}

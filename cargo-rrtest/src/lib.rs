@@ -4,20 +4,28 @@
 //! Subsystems (DESIGN.md §3):
 //! - [`cli`]: one file per verb, clap derive, exit codes;
 //! - [`harness`]: build, list, partition, schedule, run, retry;
-//! - [`report`]: the versioned JSON report, JUnit, GitHub Actions output;
 //! - [`recorder`] and [`replayer`]: mirror images, file for file;
-//! - [`trace`]: the on-disk trace format;
-//! - [`preload`]: the embedded syscall-buffer library and its cache copy;
-//! - [`sys`]: the only module tree with `unsafe` code.
+//! - [`preload`]: the embedded syscall-buffer library and its cache copy.
+//!
+//! Below it, in their own crates (`cargo-rrtest/*/`, docs/design.md
+//! "Layout"):
+//! - `rrtest-sys`: the only crate with `unsafe` code (ptrace, tracee memory,
+//!   spawning, seccomp, perf, CPU);
+//! - `rrtest-syscalls`: the typed syscall table and the syscall-site patcher,
+//!   shared by the recorder, the replayer and [`tracee`];
+//! - `rrtest-trace`: the on-disk trace format;
+//! - `rrtest-report`: the versioned JSON report, JUnit and GitHub Actions
+//!   output (data only).
+
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod errors;
 pub mod harness;
+#[cfg(test)]
+mod layers;
 pub mod preload;
 pub mod recorder;
 pub mod replayer;
-pub mod report;
-pub mod sys;
-pub mod trace;
 pub mod tracee;
 pub mod util;

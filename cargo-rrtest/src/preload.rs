@@ -9,12 +9,12 @@
 //! temp file in the same directory, then a rename), mode 0755, and reuses an
 //! existing copy whose content is right.
 
-use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use rrtest_sys::dirs::{own_uid, user_cache_dirs};
 use sha2::{Digest, Sha256};
 
 /// The preload library's bytes (empty on targets it is not built for).
@@ -36,12 +36,7 @@ pub fn preload_path() -> io::Result<PathBuf> {
             "this cargo-rrtest was built without the preload library (x86_64 Linux only)",
         ));
     }
-    let dirs = cache_dirs(
-        std::env::var_os("XDG_CACHE_HOME"),
-        std::env::var_os("HOME"),
-        &std::env::temp_dir(),
-        own_uid()?,
-    );
+    let dirs = user_cache_dirs()?;
     let mut failures = Vec::new();
     for dir in &dirs {
         match install_in(dir, PRELOAD_SO) {
@@ -53,44 +48,6 @@ pub fn preload_path() -> io::Result<PathBuf> {
         "cannot write the preload library to any cache directory ({})",
         failures.join("; ")
     )))
-}
-
-/// The per-user cache directories, best first (see [`cache_dirs`]).
-pub fn user_cache_dirs() -> io::Result<Vec<PathBuf>> {
-    Ok(cache_dirs(
-        std::env::var_os("XDG_CACHE_HOME"),
-        std::env::var_os("HOME"),
-        &std::env::temp_dir(),
-        own_uid()?,
-    ))
-}
-
-/// This process's effective uid: the owner of its `/proc/self` directory
-/// (no unsafe `getuid` call outside `sys/`).
-fn own_uid() -> io::Result<u32> {
-    Ok(fs::metadata("/proc/self")?.uid())
-}
-
-/// The candidate directories, best first. Relative `XDG_CACHE_HOME` or
-/// `HOME` values are ignored (the XDG spec says so for the former).
-pub fn cache_dirs(
-    xdg_cache_home: Option<OsString>,
-    home: Option<OsString>,
-    temp: &Path,
-    uid: u32,
-) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(xdg) = xdg_cache_home
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-    {
-        dirs.push(xdg.join("cargo-rrtest"));
-    }
-    if let Some(home) = home.map(PathBuf::from).filter(|p| p.is_absolute()) {
-        dirs.push(home.join(".cache").join("cargo-rrtest"));
-    }
-    dirs.push(temp.join(format!("cargo-rrtest-{uid}")));
-    dirs
 }
 
 /// Writes `bytes` into `dir` under [`file_name`], unless an executable file
@@ -193,24 +150,6 @@ mod tests {
         let name = file_name(b"one");
         assert!(name.starts_with("preload-") && name.ends_with(".so"));
         assert_eq!(name.len(), "preload-".len() + 16 + ".so".len());
-    }
-
-    #[test]
-    fn cache_directory_preference() {
-        let tmp = Path::new("/tmp");
-        assert_eq!(
-            cache_dirs(Some("/x/cache".into()), Some("/home/u".into()), tmp, 7),
-            vec![
-                PathBuf::from("/x/cache/cargo-rrtest"),
-                PathBuf::from("/home/u/.cache/cargo-rrtest"),
-                PathBuf::from("/tmp/cargo-rrtest-7"),
-            ]
-        );
-        // Relative values are ignored.
-        assert_eq!(
-            cache_dirs(Some("rel".into()), Some("".into()), tmp, 0),
-            vec![PathBuf::from("/tmp/cargo-rrtest-0")]
-        );
     }
 
     #[test]

@@ -37,6 +37,34 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Whether process `pid` exists (a zombie counts; one of another user's
+/// too). Used to tell a temporary directory left by a dead process.
+pub fn process_alive(pid: i32) -> bool {
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
+}
+
+/// Where the tool's own log lines (`tracing`) go instead of stderr, once set.
+static LOG_FILE: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+/// Sends the tool's log lines to `file` from now on (a recorder server,
+/// whose stderr is each recorded test's, keeps its own messages apart
+/// so). Only the first call has an effect.
+pub fn set_log_file(file: std::fs::File) {
+    let _ = LOG_FILE.set(file);
+}
+
+/// The writer for one log line: the file set by [`set_log_file`], else stderr.
+pub fn log_writer() -> Box<dyn std::io::Write> {
+    match LOG_FILE.get() {
+        Some(file) => Box::new(file),
+        None => Box::new(std::io::stderr()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@
 //! 6. No `memcpy`/`memset` calls can be emitted (they would be imported from
 //!    libc): copies use [`buffer::copy_bytes`].
 #![cfg_attr(not(test), no_std)]
-// The preload is the one crate besides `cargo-rrtest/src/sys/` that must use
+// The preload is the one crate besides `rrtest-sys` (`cargo-rrtest/sys/`) that must use
 // unsafe code: raw syscalls, memory it does not own, a fixed address.
 #![allow(unsafe_code)]
 

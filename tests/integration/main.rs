@@ -12,6 +12,7 @@ macro_rules! check {
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
+mod faults_interrupt;
 mod harness;
 mod portable;
 mod product;
@@ -31,6 +32,7 @@ fn main() {
     // Each area module appends its trials here.
     trials.extend(harness::trials());
     trials.extend(portable::trials());
+    trials.extend(faults_interrupt::trials());
     trials.extend(product::trials());
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());

@@ -14,7 +14,7 @@ use crate::tracee::host;
 /// and returns the exit code to end with; else prints the warnings, and
 /// refuses with the differences unless `force` (then they are warnings).
 pub fn before_replay(dir: &Path, check: bool, force: bool) -> Result<Option<ExitCode>> {
-    let header = crate::trace::read_header(dir)?;
+    let header = rrtest_trace::read_header(dir)?;
     let verdict = host::check(&header);
     if check {
         print!("{}", render(dir, &header, &verdict));
@@ -44,7 +44,7 @@ pub fn before_replay(dir: &Path, check: bool, force: bool) -> Result<Option<Exit
 }
 
 /// `--check`'s report.
-fn render(dir: &Path, header: &crate::trace::Header, verdict: &host::Check) -> String {
+fn render(dir: &Path, header: &rrtest_trace::Header, verdict: &host::Check) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let recorded = match &header.host {

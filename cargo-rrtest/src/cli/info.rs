@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::errors::{Error, Result};
-use crate::trace::{self, Event, Outcome, TraceReader, EVENTS_FILE, FILES_DIR};
+use rrtest_trace::{self as trace, Event, Outcome, TraceReader, EVENTS_FILE, FILES_DIR};
 
 /// Options of `cargo rrtest info`.
 #[derive(Debug, clap::Args)]
@@ -372,7 +372,7 @@ fn render_host(s: &mut String, info: &TraceInfo) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{
+    use rrtest_trace::{
         ExitStatus, Header, Stats, SyscallEvent, SyscallExtra, SyscallResult, TraceWriter,
     };
 

@@ -1,13 +1,13 @@
 //! `cargo rrtest merge-reports A.json B.json ... -o all.json`: merge the JSON
 //! reports of the shards of a partitioned run into one (see
-//! [`crate::report::Report::merge`] for the rules).
+//! [`rrtest_report::Report::merge`] for the rules).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::errors::{exit_codes, Error, Result};
-use crate::report::Report;
+use rrtest_report::Report;
 
 /// Options of `cargo rrtest merge-reports`.
 #[derive(Debug, clap::Args)]

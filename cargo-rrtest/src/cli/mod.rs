@@ -72,7 +72,6 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
-    init_logging();
     let mut args: Vec<OsString> = std::env::args_os().collect();
     // `cargo-rrtest ARGS` (run directly) is `cargo rrtest ARGS`.
     if args.get(1).map(|a| a != "rrtest").unwrap_or(true) {
@@ -85,6 +84,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    // A recorder server's warnings (a timeout's "termination requested", a
+    // file it could not copy) are about one test's recording, which the
+    // report describes; on the run's terminal they would be noise. It logs
+    // errors only, unless RRTEST_LOG asks for more.
+    init_logging(if matches!(cli.command, Some(Command::RecordServer)) {
+        "error"
+    } else {
+        "warn"
+    });
     let result = match cli.command {
         None => run::exec(cli.run),
         Some(Command::Run(args)) => run::exec(args),
@@ -103,14 +111,79 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Refuses an output directory that cannot be created because a part of
+/// its path is an existing file (`-o regular_file/sub`), or that is itself
+/// an existing file, with a message that names that part, instead of the
+/// bare `File exists` or `Not a directory` the creation would give.
+/// `shown` is the path the user gave (the directory, or a file in it).
+pub(crate) fn check_output_dir(
+    flag: &str,
+    shown: &std::path::Path,
+    dir: &std::path::Path,
+) -> crate::errors::Result<()> {
+    for part in dir.ancestors() {
+        match std::fs::metadata(part) {
+            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(_) if part == shown => {
+                return Err(crate::errors::Error::Usage(format!(
+                    "{flag} {}: this is an existing file, not a directory; choose another path",
+                    shown.display()
+                )))
+            }
+            Ok(_) => {
+                return Err(crate::errors::Error::Usage(format!(
+                    "{flag} {}: cannot create it: {} is a file, not a directory",
+                    shown.display(),
+                    part.display()
+                )))
+            }
+            // Not there yet (it will be created), or unreadable (the
+            // creation will say why).
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// One tracing subscriber for the process, filtered by `RRTEST_LOG`
-/// (e.g. `RRTEST_LOG=cargo_rrtest::recorder=debug`), writing to stderr.
-fn init_logging() {
+/// (e.g. `RRTEST_LOG=cargo_rrtest::recorder=debug`; else `default`), writing to stderr (a
+/// recorder server: to its own stderr, not the recorded test's; see
+/// `util::set_log_file`).
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RRTEST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::util::log_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_dir_under_a_file_names_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("regular_file");
+        std::fs::write(&file, b"x").unwrap();
+        let sub = file.join("sub/deeper");
+        let err = check_output_dir("-o", &sub, &sub).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("{} is a file, not a directory", file.display())),
+            "{err}"
+        );
+        let err = check_output_dir("-o", &file, &file)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("existing file, not a directory"), "{err}");
+        let report = file.join("r.json");
+        let err = check_output_dir("--report", &report, &file)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a file, not a directory"), "{err}");
+        let new = tmp.path().join("new/dir");
+        assert!(check_output_dir("-o", &new, &new).is_ok());
+    }
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use crate::errors::{Error, Result};
 use crate::harness::secrets;
 use crate::recorder::{self, RecordOptions};
-use crate::trace::{self, Verification};
+use rrtest_trace::{self as trace, Verification};
 
 /// Options of `cargo rrtest record`.
 #[derive(Debug, clap::Args)]
@@ -113,6 +113,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
     for warning in secrets::argv_warnings(&args.command) {
         eprintln!("cargo-rrtest: warning: {warning}");
     }
+    super::check_output_dir("-o", &trace_dir, &trace_dir)?;
     let opts = RecordOptions {
         program,
         argv: args.command.clone(),
@@ -129,7 +130,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
     let recording = recorder::record(&opts)?;
     // The recording is over: Ctrl-C may end what follows (keeping,
     // verifying) at once.
-    crate::sys::signals::release_termination();
+    rrtest_sys::signals::release_termination();
     // A recording made on its own is kept: made self-contained and durable.
     let verify = !args.no_verify && recording.unreplayable.is_empty();
     let verified = keep_and_verify(&trace_dir, !args.disposable, verify)?;
@@ -187,7 +188,7 @@ fn keep_and_verify(dir: &Path, keep: bool, verify: bool) -> Result<Option<Verifi
             std::thread::Builder::new()
                 .name("rrtest-keep".into())
                 .spawn_scoped(s, || {
-                    let _ = crate::sys::cpu::leave_bound_cpu();
+                    let _ = rrtest_sys::cpu::leave_bound_cpu();
                     trace::keep(dir)
                 })
         });
@@ -279,8 +280,8 @@ fn default_trace_dir(cwd: &Path, program: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::tests::gen::header;
-    use crate::trace::TraceWriter;
+    use rrtest_trace::test_support::header;
+    use rrtest_trace::TraceWriter;
 
     /// Keeping fails (an entry with the wrong bytes) while the trace is
     /// replayed: keeping's error is the one returned, and the header claims

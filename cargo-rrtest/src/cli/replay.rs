@@ -6,23 +6,30 @@
 //! TRACE is, in this order:
 //! - a trace directory;
 //! - a trace archive (`.tar.zst`, as `cargo rrtest` packs kept traces): it is
-//!   unpacked safely ([`crate::trace::pack::unpack`]) into a private
+//!   unpacked safely ([`rrtest_trace::pack::unpack`]) into a private
 //!   temporary directory, removed afterwards, so it replays from anywhere,
 //!   without the workspace or its target directory;
 //! - a test name, `NAME` or `BINARY_ID::NAME`: the test's kept trace from the
 //!   last report of the current workspace (`TARGET_DIR/rrtest/report.json`, or
 //!   `--report`), else found by scanning `TARGET_DIR/rrtest/traces/` (the
 //!   highest attempt). A name that matches several tests lists them.
+//!
+//! SIGINT, SIGTERM and SIGHUP stop a replay at once (`harness::signals`
+//! takes them; `replayer::interrupt` kills the tracees): the temporary
+//! directories are removed and `replay` exits 128 + the signal. Temporary
+//! directories that a killed replay left (its pid is in their names) are
+//! removed by the next one.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::errors::{Error, Result};
 use crate::harness::record::sanitize;
+use crate::harness::signals;
 use crate::recorder::exit_code_of;
 use crate::replayer::{self, ReplayError, ReplayOptions};
-use crate::report::Report;
-use crate::trace::pack;
+use rrtest_report::Report;
+use rrtest_trace::pack;
 
 /// Options of `cargo rrtest replay`.
 #[derive(Debug, clap::Args)]
@@ -69,28 +76,91 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         eprintln!("cargo-rrtest: replaying {}", found.display());
         found
     };
+    // Before any thread starts (see harness::signals).
+    interruptible();
     let mut _unpacked: Option<pack::PrivateTempDir> = None;
     let trace_dir = if target.is_dir() {
         target
     } else {
-        let tmp = pack::PrivateTempDir::new("replay").map_err(crate::trace::Error::from)?;
+        sweep_stale_temp_dirs(&std::env::temp_dir());
+        let tmp = pack::PrivateTempDir::new("replay").map_err(rrtest_trace::Error::from)?;
         let dir = pack::unpack(&target, tmp.path(), pack::Limits::default())
-            .map_err(crate::trace::Error::from)?;
+            .map_err(rrtest_trace::Error::from)?;
         _unpacked = Some(tmp);
         dir
     };
     if let Some(code) = super::host_check::before_replay(&trace_dir, args.check, args.force)? {
         return Ok(code);
     }
+    if signals::cancelled() {
+        return Ok(ExitCode::from(signals::exit_code()));
+    }
     let opts = ReplayOptions {
         trace_dir,
         echo_output: !args.quiet,
     };
-    match replayer::replay(&opts) {
+    let replayed = replayer::replay(&opts);
+    if interrupted(replayed.is_err()) {
+        return Ok(ExitCode::from(signals::exit_code()));
+    }
+    match replayed {
         Ok(done) => Ok(ExitCode::from(exit_code_of(done.status))),
         Err(ReplayError::Divergence(d)) => Err(Error::Divergence(d)),
         Err(ReplayError::Other(replayer::Error::Trace(e))) => Err(Error::Trace(e)),
         Err(ReplayError::Other(e)) => Err(Error::Replayer(e)),
+    }
+}
+
+/// Lets SIGINT, SIGTERM and SIGHUP end replays: taken by the signal
+/// thread, which kills the replay's tracees. Call before any thread starts.
+pub(super) fn interruptible() {
+    signals::cancel_flag();
+    signals::on_cancel(replayer::interrupt);
+}
+
+/// Whether the replay was interrupted by a signal. A terminal's Ctrl-C
+/// reaches the tracee too, which may end the replay with an error before
+/// the signal thread has run: after an error, it gets a moment.
+pub(super) fn interrupted(failed: bool) -> bool {
+    if signals::cancelled() || replayer::interrupted() {
+        return true;
+    }
+    if failed {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        return signals::cancelled();
+    }
+    false
+}
+
+/// Removes the temporary directories of replays and preflights in `base`
+/// (`cargo-rrtest-<what>-<pid>-...`, see `trace::pack::PrivateTempDir`)
+/// whose process is gone: what a replay killed by SIGKILL leaves. Only
+/// our own directories are touched.
+pub(crate) fn sweep_stale_temp_dirs(base: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    // /proc/self belongs to our effective uid.
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = ["replay", "preflight"]
+            .iter()
+            .find_map(|what| name.strip_prefix(&format!("cargo-rrtest-{what}-")))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let ours =
+            std::fs::symlink_metadata(entry.path()).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if ours && !crate::util::process_alive(pid) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -131,7 +201,7 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
     // `--report`, and named in a warning, then scanned past, otherwise.
     let report = match Report::read(&report_path) {
         Ok(report) => Some(report),
-        Err(crate::report::Error::Io { source, .. })
+        Err(rrtest_report::Error::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
             None
@@ -178,7 +248,7 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
             }
             let latest = read_dirs(&test)
                 .into_iter()
-                .filter(|d| d.join(crate::trace::HEADER_FILE).is_file())
+                .filter(|d| d.join(rrtest_trace::HEADER_FILE).is_file())
                 .filter_map(|d| {
                     let n: u32 = file_name(&d)?.strip_prefix("attempt-")?.parse().ok()?;
                     Some((n, d))
@@ -258,8 +328,29 @@ mod tests {
             .join(test)
             .join(format!("attempt-{attempt}"));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(crate::trace::HEADER_FILE), "{}").unwrap();
+        std::fs::write(dir.join(rrtest_trace::HEADER_FILE), "{}").unwrap();
         dir
+    }
+
+    #[test]
+    fn unpacked_archives_of_dead_replays_are_swept() {
+        let base = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let stale = base.path().join(format!("cargo-rrtest-replay-{dead}-1a-0"));
+        let stale_preflight = base
+            .path()
+            .join(format!("cargo-rrtest-preflight-{dead}-1a-0"));
+        let live = base.path().join(format!("cargo-rrtest-replay-{me}-1a-0"));
+        let other = base.path().join(format!("cargo-rrtest-other-{dead}-1a-0"));
+        for d in [&stale, &stale_preflight, &live, &other] {
+            std::fs::create_dir_all(d.join("trace/files")).unwrap();
+        }
+        sweep_stale_temp_dirs(base.path());
+        assert!(!stale.exists() && !stale_preflight.exists());
+        assert!(live.exists() && other.exists());
     }
 
     #[test]

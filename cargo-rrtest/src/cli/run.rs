@@ -56,7 +56,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECONDS", help_heading = "Runner")]
     pub timeout: Option<f64>,
     /// Run a failed or timed-out test again, up to N more times (fail then pass = flaky).
-    #[arg(long, value_name = "N", default_value_t = 0, help_heading = "Runner")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_parser = parse_retries,
+        help_heading = "Runner"
+    )]
     pub retries: u32,
     /// Whether a flaky test passes or fails the run.
     #[arg(long, value_enum, default_value_t = FlakyResult::Pass, help_heading = "Runner")]
@@ -125,6 +132,17 @@ pub enum FlakyResult {
 
 /// Runs `cargo rrtest run`.
 pub fn exec(args: RunArgs) -> Result<ExitCode> {
+    // Before the build: a report that could not be written is known now.
+    for (flag, path) in [("--report", &args.report), ("--junit", &args.junit)] {
+        if let Some(path) = path.as_deref() {
+            match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => {
+                    super::check_output_dir(flag, path, dir)?
+                }
+                _ => {}
+            }
+        }
+    }
     let timeout = match args.timeout {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 => Some(
@@ -197,4 +215,12 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
         artifact_name: args.artifact_name.filter(|n| !n.is_empty()),
     };
     harness::run(&options).map(ExitCode::from)
+}
+
+/// `--retries N`: a whole number >= 0. Negative numbers are parsed (not
+/// taken for a flag, which would suggest `-- -1`, a test filter) and refused.
+fn parse_retries(s: &str) -> std::result::Result<u32, String> {
+    s.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("--retries takes a whole number >= 0, not `{s}`"))
 }

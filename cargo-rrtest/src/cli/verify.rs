@@ -1,14 +1,19 @@
 //! `cargo rrtest verify DIR`: replays a finished trace without echoing its
 //! output, on the machine that recorded it, and writes the result into the
 //! trace's header (`verification`), where `info` and reports read it.
+//!
+//! SIGINT, SIGTERM and SIGHUP stop it at once (as `replay`): the tracees
+//! are killed, nothing is written into the header, and it exits 128 + the
+//! signal.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use crate::errors::{exit_codes, Error, Result};
+use crate::harness::signals;
 use crate::replayer::{self, ReplayError, ReplayOptions};
-use crate::trace::{self, Verification};
+use rrtest_trace::{self as trace, Verification};
 
 /// Options of `cargo rrtest verify`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +24,13 @@ pub struct VerifyArgs {
 
 /// Runs `cargo rrtest verify`.
 pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
-    let v = verify(&args.trace)?;
+    super::replay::interruptible();
+    let verification = replay_check(&args.trace);
+    if super::replay::interrupted(verification.as_ref().map_or(true, |v| !v.verified)) {
+        return Ok(ExitCode::from(signals::exit_code()));
+    }
+    let v = verification?;
+    save(&args.trace, &v)?;
     if v.verified {
         println!(
             "verified: {} replays to its end ({} ms)",

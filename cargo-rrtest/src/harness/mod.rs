@@ -5,7 +5,7 @@
 //! [`filter`] and [`partition`] -> [`runner`] (one process per attempt, a job
 //! pool, timeouts, retries; each attempt recorded as set up by [`record`],
 //! with credentials removed from its environment by [`secrets`]) -> the
-//! report ([`crate::report`]) and the human output ([`output`]).
+//! report ([`rrtest_report`]) and the human output ([`output`]).
 
 pub mod build;
 pub mod filter;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::errors::{exit_codes, Result};
-use crate::report::{self, json::output_tail, Report};
+use rrtest_report::{self as report, json::output_tail, Report};
 
 pub use build::CargoOptions;
 pub use filter::{RunIgnored, TestFilter};
@@ -112,6 +112,31 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     };
     let binaries = built.binaries.len();
+    // One run at a time uses TARGET/rrtest (traces, archives, the default
+    // report); a run that uses none of it (`--no-record` with `--report`
+    // elsewhere) needs no lock.
+    let uses_rrtest_dir = options.record || options.report.is_none();
+    let lock = if uses_rrtest_dir {
+        lock_rrtest_dir(&built.target_dir.join("rrtest"), cancel).map(|l| l.map(Some))
+    } else {
+        Ok(Some(None))
+    };
+    let _lock = match lock {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            if let Some(p) = preflight {
+                let _ = p.join();
+            }
+            return Ok(signals::exit_code());
+        }
+        Err(e) => {
+            eprintln!(
+                "cargo-rrtest: warning: cannot lock {}: {e}; another run in this target directory would interfere",
+                built.target_dir.join("rrtest").display()
+            );
+            None
+        }
+    };
 
     let selected: Vec<(list::TestCase, filter::Selection)> = listed
         .into_iter()
@@ -182,7 +207,8 @@ pub fn run(options: &RunOptions) -> Result<u8> {
 
     let results = runner::run_tests(&to_run, &runner_config, cancel, |e| reporter.event(e));
     let cancelled = cancel.load(std::sync::atomic::Ordering::Relaxed);
-    let results: Vec<runner::TestResult> = results.into_iter().filter(|r| !r.cancelled()).collect();
+    // Tests that were running when a signal came are listed as interrupted.
+    let results: Vec<runner::TestResult> = results;
 
     let replay = ReplayHint {
         artifact_name: options.artifact_name.clone(),
@@ -227,6 +253,10 @@ pub fn run(options: &RunOptions) -> Result<u8> {
             .map(|p| p.display().to_string())
             .collect();
     }
+    if cancelled {
+        report.interrupted = true;
+        report.interrupted_by = signals::received().map(|s| s.as_str().to_string());
+    }
     let report_path = options
         .report
         .clone()
@@ -237,8 +267,7 @@ pub fn run(options: &RunOptions) -> Result<u8> {
             std::fs::create_dir_all(dir)
                 .map_err(|e| crate::errors::Error::io(dir.display().to_string(), e))?;
         }
-        std::fs::write(junit, report::junit::render(&report))
-            .map_err(|e| crate::errors::Error::io(junit.display().to_string(), e))?;
+        report::json::write_atomically(junit, report::junit::render(&report).as_bytes())?;
     }
     reporter.finish(&results, &report, elapsed, cancelled);
     if github {
@@ -267,7 +296,7 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     );
 
     if cancelled {
-        return Ok(signals::INTERRUPTED_EXIT);
+        return Ok(signals::exit_code());
     }
     if report
         .tests
@@ -287,6 +316,44 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     }
     Ok(exit_codes::SUCCESS)
+}
+
+/// Takes the lock of `rrtest` (an exclusive flock on `rrtest/lock`, held
+/// until the returned file is dropped, or the process ends). Another run
+/// holding it is waited for, with a message printed once; None when the
+/// run was cancelled while waiting.
+fn lock_rrtest_dir(
+    rrtest: &Path,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<Option<std::fs::File>> {
+    std::fs::create_dir_all(rrtest)?;
+    let path = rrtest.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    let mut told = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        if !told {
+            eprintln!(
+                "{:>12} waiting for file lock on {} (another cargo rrtest run in this target directory)",
+                "Blocking",
+                path.display()
+            );
+            told = true;
+        }
+        if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn millis(d: Duration) -> u64 {

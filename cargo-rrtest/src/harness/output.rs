@@ -13,7 +13,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::runner::{AttemptResult, RunEvent, TestResult};
-use crate::report::{AttemptOutcome, Outcome, Report};
+use rrtest_report::{AttemptOutcome, Outcome, Report};
 
 /// `--color`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -219,7 +219,7 @@ impl Reporter {
                         r.test.name
                     );
                     let _ =
-                        crate::report::github::write_fenced_group(&mut out, &title, token, &body);
+                        rrtest_report::github::write_fenced_group(&mut out, &title, token, &body);
                 }
                 None => {
                     let _ = out.write_all(body.as_bytes());
@@ -234,6 +234,7 @@ impl Reporter {
             (s.failed, "failed"),
             (s.timed_out, "timed out"),
             (s.recorder_error, "recorder errors"),
+            (s.interrupted, "interrupted"),
             (s.ignored, "ignored"),
         ] {
             if n > 0 {
@@ -342,6 +343,7 @@ fn outcome_word(outcome: Outcome) -> (&'static str, Style) {
         Outcome::TimedOut => ("TIMEOUT", Style::Red),
         Outcome::Ignored => ("IGNORED", Style::Yellow),
         Outcome::RecorderError => ("RECERR", Style::Red),
+        Outcome::Interrupted => ("INTERRUPTED", Style::Yellow),
     }
 }
 
@@ -351,6 +353,7 @@ fn attempt_word(outcome: AttemptOutcome) -> &'static str {
         AttemptOutcome::Failed => "FAIL",
         AttemptOutcome::TimedOut => "TIMEOUT",
         AttemptOutcome::RecorderError => "RECERR",
+        AttemptOutcome::Interrupted => "INTERRUPTED",
     }
 }
 

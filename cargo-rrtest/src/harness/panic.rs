@@ -6,7 +6,7 @@
 //! `thread 'NAME' panicked at 'MESSAGE', FILE:LINE:COL`. The message ends at a
 //! `note:` line, a `stack backtrace:` line, another panic line, or a blank line.
 
-use crate::report::Panic;
+use rrtest_report::Panic;
 
 /// The first panic in `stderr`, if any.
 pub fn parse_first_panic(stderr: &str) -> Option<Panic> {

@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::errors::exit_codes;
-use crate::trace::{self, pack};
+use rrtest_trace::{self as trace, pack};
 
 /// `--keep`: which attempts' traces survive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -401,7 +401,7 @@ pub fn verify_and_pack(
         .process_group(0);
     // Not the runner's mask (Ctrl-C blocked): a trace too old to hold its
     // program's initial mask replays with the verifier's.
-    match crate::sys::spawn::with_empty_signal_mask(&mut cmd).spawn() {
+    match rrtest_sys::spawn::with_empty_signal_mask(&mut cmd).spawn() {
         Err(e) => {
             checked.verified = Some(false);
             checked.failure = Some(format!("could not start {}: {e}", verifier.display()));

@@ -49,8 +49,8 @@ use super::panic::parse_first_panic;
 use super::record::{self, Recording};
 use super::server::{self, RecorderServer, ServerSlot};
 use crate::recorder::server::Reply;
-use crate::report::{AttemptOutcome, Outcome};
-use crate::trace;
+use rrtest_report::{AttemptOutcome, Outcome};
+use rrtest_trace as trace;
 
 /// How much of each stream is kept in memory per attempt (the end of it).
 pub const CAPTURE_LIMIT: usize = 1024 * 1024;
@@ -254,7 +254,7 @@ pub struct AttemptResult {
     /// Its stderr.
     pub stderr: Captured,
     /// The first panic it printed.
-    pub panic: Option<crate::report::Panic>,
+    pub panic: Option<rrtest_report::Panic>,
     /// It was stopped because the run was cancelled (Ctrl-C).
     pub cancelled: bool,
     /// It ran under the recorder.
@@ -591,7 +591,9 @@ fn run_test(
         }
     }
     let last = attempts.last().expect("at least one attempt").outcome;
-    let outcome = if attempts
+    let outcome = if last == AttemptOutcome::Interrupted {
+        Outcome::Interrupted
+    } else if attempts
         .iter()
         .any(|a| a.outcome == AttemptOutcome::RecorderError)
     {
@@ -604,6 +606,7 @@ fn run_test(
             AttemptOutcome::Failed => Outcome::Failed,
             AttemptOutcome::TimedOut => Outcome::TimedOut,
             AttemptOutcome::RecorderError => Outcome::RecorderError,
+            AttemptOutcome::Interrupted => Outcome::Interrupted,
         }
     };
     TestResult {
@@ -685,6 +688,9 @@ pub fn run_attempt_with(
             result.signal = Some(signal_name(sig));
             false
         }
+        // A recorder server that died: `recorder_error` says so (not the
+        // test's stderr).
+        Err(_) if result.recorder_error.is_some() => false,
         Err(e) => {
             result
                 .stderr
@@ -700,6 +706,9 @@ pub fn run_attempt_with(
         AttemptOutcome::Failed
     };
     result.cancelled = killed == Some(Kill::Cancel);
+    if result.cancelled {
+        result.outcome = AttemptOutcome::Interrupted;
+    }
     if let (Some(r), false) = (&spec.record, discarded) {
         settle_recording(r, killed, &mut result);
     }
@@ -728,7 +737,7 @@ fn run_process(
     cancel: &AtomicBool,
     result: &mut AttemptResult,
 ) -> Option<Finished> {
-    let mut child = match crate::sys::spawn::with_empty_signal_mask(&mut spec.to_command()).spawn()
+    let mut child = match rrtest_sys::spawn::with_empty_signal_mask(&mut spec.to_command()).spawn()
     {
         Ok(child) => child,
         Err(e) => {
@@ -747,7 +756,7 @@ fn run_process(
     let out = child.stdout.take().map(|p| File::from(OwnedFd::from(p)));
     let err = child.stderr.take().map(|p| File::from(OwnedFd::from(p)));
     let pid = Pid::from_raw(child.id() as i32);
-    let pidfd = crate::sys::fdpass::pidfd_open(pid.as_raw()).ok();
+    let pidfd = rrtest_sys::fdpass::pidfd_open(pid.as_raw()).ok();
     let killed = watch(
         &mut Running::Process { pid, pidfd },
         out,
@@ -823,9 +832,34 @@ fn run_served(
     };
     let reply =
         reply.unwrap_or_else(|| Err(std::io::Error::other("the recorder server did not answer")));
+    let mut killed = killed;
     if reply.is_err() {
-        // Killed by us at a timeout or cancellation, or died on its own.
-        slot.discard(killed.is_some());
+        // Killed by us (SIGKILL, at the end of a timeout's grace period or
+        // on cancellation), or died on its own: then the attempt is a
+        // recorder error, not a timeout, whatever the time.
+        let status = server_status(slot);
+        let by_us = killed.is_some() && status.is_none_or(|s| s.signal() == Some(libc::SIGKILL));
+        if !by_us {
+            let how = match status {
+                Some(s) => match (s.code(), s.signal()) {
+                    (Some(code), _) => format!("with exit status {code}"),
+                    (_, Some(sig)) => format!("killed by {}", signal_name(sig)),
+                    _ => format!("({s})"),
+                },
+                None => "(its status is unknown)".to_string(),
+            };
+            let said = record::stderr_reason(&result.stderr.text());
+            result.recorder_error = Some(format!(
+                "the recorder server exited during the attempt, {how}{}",
+                if said.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {said}")
+                }
+            ));
+            killed = None;
+        }
+        slot.discard(by_us);
     }
     let status = reply
         .map(|r| {
@@ -835,8 +869,20 @@ fn run_served(
                 Ended::Code(r.code)
             }
         })
-        .map_err(|e| std::io::Error::new(e.kind(), format!("the recorder server: {e}")));
+        .map_err(|e| match killed {
+            // We killed it: say why, not that it "exited".
+            Some(Kill::Timeout) => std::io::Error::other(format!(
+                "the recorder did not end the recording within {} s of the timeout; its server was killed",
+                TERM_GRACE.as_secs()
+            )),
+            _ => std::io::Error::new(e.kind(), format!("the recorder server: {e}")),
+        });
     Some((status, killed))
+}
+
+/// How the worker's recorder server ended, if it did.
+fn server_status(slot: &mut ServerSlot) -> Option<std::process::ExitStatus> {
+    slot.current().and_then(RecorderServer::exit_status)
 }
 
 /// Decides what a recorded attempt's trace says: the test's own exit status
@@ -874,7 +920,9 @@ fn settle_recording(r: &RecordSpec, killed: Option<Kill>, result: &mut AttemptRe
             let _ = record::remove_if_present(&r.trace_dir);
         }
         Err(why) => {
-            let why = if why.starts_with("the recorder failed") {
+            let why = if let Some(server) = result.recorder_error.take() {
+                format!("{server} ({why})")
+            } else if why.starts_with("the recorder failed") {
                 why
             } else {
                 let said = record::stderr_reason(&result.stderr.text());

@@ -10,7 +10,10 @@
 //! is cancelled; a server that died is replaced at the next attempt. A
 //! server that dies on its own (not killed by us) is not started again by
 //! that worker: its attempts fall back to one `record` process each, whose
-//! errors the user can read.
+//! errors the user can read. A server that dies during an attempt, other
+//! than by our SIGKILL, makes the attempt a recorder error that says how it
+//! ended, even past the attempt's deadline: the test did not time out, its
+//! recorder failed.
 
 use std::ffi::OsString;
 use std::io;
@@ -25,7 +28,7 @@ use nix::unistd::Pid;
 
 use crate::recorder::server::{Reply, Request, MAX_REQUEST};
 use crate::recorder::RecordOptions;
-use crate::sys::fdpass;
+use rrtest_sys::fdpass;
 
 /// One running server.
 #[derive(Debug)]
@@ -45,9 +48,11 @@ impl RecorderServer {
         cmd.arg("record-server")
             .stdin(Stdio::from(theirs))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Its own log lines (warnings) reach the user as ours do; the
+            // recorded tests' output goes to their attempts' pipes.
+            .stderr(Stdio::inherit())
             .process_group(0);
-        let child = crate::sys::spawn::with_empty_signal_mask(&mut cmd).spawn()?;
+        let child = rrtest_sys::spawn::with_empty_signal_mask(&mut cmd).spawn()?;
         Ok(RecorderServer {
             child,
             sock: Some(ours),
@@ -107,6 +112,22 @@ impl RecorderServer {
         }
     }
 
+    /// How the server ended, once its socket said it is gone: waits up to
+    /// a second for it to exit (its socket closes as it exits). None if it
+    /// is still running.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Asks the recording in progress to end (the server stays).
     pub fn terminate(&self) {
         let _ = kill(self.pid(), Signal::SIGTERM);
@@ -159,6 +180,11 @@ impl ServerSlot {
                 }
             }
         }
+        self.server.as_mut()
+    }
+
+    /// The server, if one is running (or has died and is not yet discarded).
+    pub fn current(&mut self) -> Option<&mut RecorderServer> {
         self.server.as_mut()
     }
 

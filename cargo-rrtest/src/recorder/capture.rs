@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use crate::recorder::syscalls::{self, Call, Region};
-use crate::sys::RemoteMem;
-use crate::trace::{MemWrite, SyscallExtra, SyscallResult, TraceWriter};
+use rrtest_sys::RemoteMem;
+use rrtest_syscalls::{self as syscalls, Call, Region};
+use rrtest_trace::{MemWrite, SyscallExtra, SyscallResult, TraceWriter};
 
 /// Regions larger than this are refused (a corrupt size would otherwise
 /// make us read gigabytes).

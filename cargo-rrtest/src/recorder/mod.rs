@@ -5,18 +5,17 @@
 //!   at a time; the schedule is the event order);
 //! - [`capture`]: what a finished syscall did (result, memory written,
 //!   program output, mapped files);
-//! - [`syscalls`]: the typed syscall table, shared with the replayer;
-//! - [`patch`]: syscall-site patching for the syscall buffer (pure functions);
 //! - [`server`]: a process that records many programs in turn, for the harness.
+//!
+//! The typed syscall table and the syscall-site patcher, which the replayer
+//! and `tracee/` share, are the crate `rrtest-syscalls` (`cargo-rrtest/syscalls`).
 //!
 //! The replayer mirrors this module file for file (`replayer/session.rs`,
 //! `replayer/inject.rs`).
 
 mod capture;
-pub mod patch;
 pub mod server;
 mod session;
-pub mod syscalls;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -46,7 +45,7 @@ pub enum Error {
     },
     /// Writing the trace failed.
     #[error(transparent)]
-    Trace(#[from] crate::trace::Error),
+    Trace(#[from] rrtest_trace::Error),
 }
 
 /// What to record.
@@ -85,9 +84,9 @@ pub struct RecordOptions {
 
 /// The shell convention for a program's exit status, as `record` exits:
 /// its code, or 128 + N when signal N killed it.
-pub fn exit_code_of(status: crate::trace::ExitStatus) -> u8 {
+pub fn exit_code_of(status: rrtest_trace::ExitStatus) -> u8 {
     match status {
-        crate::trace::ExitStatus::Exited(code) => code as u8,
-        crate::trace::ExitStatus::Signaled { signo, .. } => 128u8.wrapping_add(signo as u8),
+        rrtest_trace::ExitStatus::Exited(code) => code as u8,
+        rrtest_trace::ExitStatus::Signaled { signo, .. } => 128u8.wrapping_add(signo as u8),
     }
 }

@@ -20,7 +20,9 @@
 //!
 //! For each request the server points its own fds 1 and 2 at the attempt's
 //! descriptors (so the program inherits them, its output is known as
-//! output, and the recorder's own messages land in the attempt's stderr),
+//! output, and the recorder's error line lands in the attempt's stderr,
+//! where the harness reads it; its log lines, `tracing`'s, go to the
+//! stderr the server was started with, the harness's own),
 //! records, points them back at /dev/null (the attempt's pipes then reach
 //! end of file), and replies. A SIGTERM while recording ends that recording
 //! cleanly, as it does for `record`, and the server goes on. The server
@@ -43,7 +45,7 @@ use std::path::PathBuf;
 
 use super::RecordOptions;
 use crate::errors::exit_codes;
-use crate::sys::fdpass;
+use rrtest_sys::fdpass;
 
 /// The first bytes of a request.
 pub const REQUEST_MAGIC: &[u8; 4] = b"RRQ2";
@@ -205,9 +207,20 @@ pub fn serve() -> io::Result<()> {
     // traced with PTRACE_O_EXITKILL): a hung test must not outlive it. (Had
     // it died before this, the socket reads as closed below.)
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    // A SIGTERM is meant for a recording (the harness's timeout): one that
+    // comes before the first recording starts, or between two, must not
+    // kill the server (the attempt would look timed out, and the server
+    // gone). It interrupts the wait for a request, which goes on.
+    rrtest_sys::signals::catch_termination();
     // The socket must not reach the programs we record: take it off fd 0
     // (the copy is close-on-exec) and give fd 0 /dev/null.
     let sock = io::stdin().as_fd().try_clone_to_owned()?;
+    // Our own log lines go to the stderr we were started with (the
+    // harness's), never into a recorded test's stderr, where fd 2 points
+    // while recording. (The copy is close-on-exec.)
+    if let Ok(log) = io::stderr().as_fd().try_clone_to_owned() {
+        crate::util::set_log_file(std::fs::File::from(log));
+    }
     let null_in = std::fs::File::open("/dev/null")?;
     nix::unistd::dup2_stdin(&null_in)?;
     drop(null_in);
@@ -266,7 +279,7 @@ fn point_output_at(stdout: &impl AsFd, stderr: &impl AsFd) -> io::Result<()> {
 fn record_one(request: &Request) -> Reply {
     // A termination request that came while we were idle was meant for an
     // attempt that has ended.
-    let _ = crate::sys::signals::take_request();
+    let _ = rrtest_sys::signals::take_request();
     match super::record(&request.opts) {
         Ok(recording) => Reply {
             code: i32::from(super::exit_code_of(recording.status)),

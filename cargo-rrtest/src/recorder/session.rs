@@ -27,17 +27,17 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace, warn};
 
 use super::capture::{self, capture};
-use super::syscalls::{self, Call, MemReader, ReplayAction};
 use super::{Error, RecordOptions};
-use crate::sys::ptrace::{self, Regs, WaitEvent};
-use crate::sys::spawn::{spawn, SpawnSpec};
-use crate::sys::{cpu, seccomp, signals, RemoteMem};
-use crate::trace::{
+use crate::tracee::exec_point;
+use crate::tracee::syscallbuf::{self, Space};
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::spawn::{spawn, SpawnSpec};
+use rrtest_sys::{cpu, seccomp, signals, RemoteMem};
+use rrtest_syscalls::{self as syscalls, Call, MemReader, ReplayAction};
+use rrtest_trace::{
     Event, ExecEvent, ExitStatus, Header, Outcome, SignalEvent, SignalKind, Stats, SyscallEvent,
     SyscallResult, Tid, TraceWriter, FORMAT_VERSION,
 };
-use crate::tracee::exec_point;
-use crate::tracee::syscallbuf::{self, Space};
 
 /// `RF` in rflags: suppresses an instruction breakpoint for one instruction.
 const RESUME_FLAG: u64 = 1 << 16;
@@ -141,7 +141,7 @@ struct Seek {
 enum SeekKind {
     /// Is the thread spinning? `target` is where it was interrupted; it is
     /// if it gets there again in the same state.
-    Probe(crate::trace::ExecPoint),
+    Probe(rrtest_trace::ExecPoint),
     /// `target` is a return address; the frame has returned when the
     /// thread gets there with a stack pointer above `rsp`.
     Return { rsp: u64 },
@@ -439,9 +439,9 @@ fn with_preload(env: &[std::ffi::OsString]) -> Result<Vec<std::ffi::OsString>, E
 /// run), read once per CPU per process: each `cpuid` is a VM exit on a
 /// virtual machine, and a recorder server (`super::server`) records many
 /// programs on its CPU.
-fn cpuid_table_of(cpu: Option<usize>) -> Vec<crate::trace::CpuidLeaf> {
+fn cpuid_table_of(cpu: Option<usize>) -> Vec<rrtest_trace::CpuidLeaf> {
     use std::sync::Mutex;
-    static TABLES: Mutex<Vec<(usize, Vec<crate::trace::CpuidLeaf>)>> = Mutex::new(Vec::new());
+    static TABLES: Mutex<Vec<(usize, Vec<rrtest_trace::CpuidLeaf>)>> = Mutex::new(Vec::new());
     let Some(cpu) = cpu else {
         return cpu::cpuid_table();
     };
@@ -1110,7 +1110,7 @@ impl Session {
     ///   its next stop (`stopped`: one that allows injecting syscalls).
     ///   Only then: the kernel's first per-thread perf event costs several
     ///   milliseconds (it turns its scheduler hooks on, which
-    ///   [`crate::sys::perf::keep_hooks_on`] then keeps on), and most
+    ///   [`rrtest_sys::perf::keep_hooks_on`] then keeps on), and most
     ///   threads of a test never block in a buffered syscall;
     /// - the locals' `desched_fd` names the thread's event while arming is
     ///   wanted ([`Self::desched_wanted`]), else `DESCHED_POLLED`;
@@ -1179,7 +1179,7 @@ impl Session {
 
     /// Opens `tid`'s desched event (`tid` stopped, injectable).
     fn open_desched(&mut self, tid: Tid, pid: Tid) -> Result<(), Error> {
-        crate::sys::perf::keep_hooks_on();
+        rrtest_sys::perf::keep_hooks_on();
         let setup = syscallbuf::open_desched(tid, pid)
             .map_err(ptrace_err("opening a desched event", tid))?;
         let task = self.tasks.get_mut(&tid).expect("task exists");
@@ -1224,7 +1224,7 @@ impl Session {
     fn desched_signal(&mut self, tid: Tid, regs: &Regs) -> Result<(), Error> {
         self.stats.desched_signals += 1;
         if let Some(ev) = self.tasks.get(&tid).and_then(|t| t.desched.as_ref()) {
-            if let Err(e) = crate::sys::perf::disable(&ev.ours) {
+            if let Err(e) = rrtest_sys::perf::disable(&ev.ours) {
                 debug!(tid, error = %e, "could not disable a desched event");
             }
         }

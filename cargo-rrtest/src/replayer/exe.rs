@@ -21,10 +21,12 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::trace::{FileId, Header};
 use crate::tracee::interp::{read_interp, rewrite_interp, Interp};
+use rrtest_trace::{FileId, Header};
 
-/// The directory holding the links; removed on drop.
+/// The directory holding the links (`CACHE/replay/r-<pid>-<random>`);
+/// removed on drop. One a killed replay left is removed by the next
+/// ([`sweep_stale`]).
 #[derive(Debug)]
 pub struct ExecDir {
     dir: tempfile::TempDir,
@@ -39,10 +41,12 @@ impl ExecDir {
     /// no trace in the program's world).
     pub fn new() -> io::Result<Self> {
         let mut last = None;
-        for base in crate::preload::user_cache_dirs()? {
+        for base in rrtest_sys::dirs::user_cache_dirs()? {
             let base = base.join("replay");
+            sweep_stale(&base);
+            let prefix = format!("r-{}-", std::process::id());
             let made = std::fs::create_dir_all(&base)
-                .and_then(|()| tempfile::Builder::new().prefix("r-").tempdir_in(&base));
+                .and_then(|()| tempfile::Builder::new().prefix(&prefix).tempdir_in(&base));
             match made {
                 Ok(dir) => {
                     return Ok(ExecDir {
@@ -137,7 +141,7 @@ impl ExecDir {
         let addr = phdr
             .wrapping_sub(interp.phdr_vaddr)
             .wrapping_add(interp.vaddr);
-        crate::sys::RemoteMem::new(tid).write(addr, &interp.path)
+        rrtest_sys::RemoteMem::new(tid).write(addr, &interp.path)
     }
 
     /// [`ExecDir::link`] with the filler characters of the directories and
@@ -190,6 +194,43 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
+/// How old a directory of the earlier naming (`r-XXXXXX`, no pid) must be
+/// to be taken for a leftover.
+const UNNAMED_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Removes the directories in `base` (`r-<pid>-...`) whose replay process
+/// is gone (killed by SIGKILL, or by a signal with its default action, as
+/// `record`'s verification is), and those of the earlier naming without a
+/// pid (`r-XXXXXX`) untouched for a day.
+pub fn sweep_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("r-") else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let stale = match rest.split_once('-') {
+            Some((pid, _)) => pid
+                .parse::<i32>()
+                .is_ok_and(|pid| !crate::util::process_alive(pid)),
+            None => entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > UNNAMED_STALE_AFTER),
+        };
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +249,34 @@ mod tests {
         let name = dir.link(other, 3).unwrap();
         assert_eq!(std::fs::read_link(dir.path().join(name)).unwrap(), other);
         assert!(dir.link(target, 0).is_err());
+    }
+
+    #[test]
+    fn stale_directories_of_dead_replays_are_swept() {
+        let base = tempfile::tempdir().unwrap();
+        // A process that has exited and been reaped: its pid is free.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = base.path().join(format!("r-{dead}-abc"));
+        let live = base.path().join(format!("r-{}-abc", std::process::id()));
+        let other = base.path().join("unrelated");
+        let old_unnamed = base.path().join("r-AbC123");
+        let new_unnamed = base.path().join("r-XyZ789");
+        for d in [&stale, &live, &other, &old_unnamed, &new_unnamed] {
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        let two_days_ago = std::time::SystemTime::now() - 2 * UNNAMED_STALE_AFTER;
+        std::fs::File::open(&old_unnamed)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        sweep_stale(base.path());
+        assert!(!stale.exists(), "a dead replay's directory stays");
+        assert!(
+            !old_unnamed.exists(),
+            "a day-old directory without a pid stays"
+        );
+        assert!(live.exists() && other.exists() && new_unnamed.exists());
     }
 }

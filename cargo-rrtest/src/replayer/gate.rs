@@ -51,8 +51,8 @@ use iced_x86::code_asm::{
 };
 use rrtest_abi::{header, record_size, FIXED_PAGE_ADDR};
 
-use crate::sys::RemoteMem;
 use crate::tracee::syscallbuf::{Record, BUFFER_ADDR};
+use rrtest_sys::RemoteMem;
 
 /// Where the routine goes in the fixed page (after the replayer's scratch).
 pub const ROUTINE_OFFSET: u64 = 0xc00;

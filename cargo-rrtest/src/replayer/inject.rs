@@ -15,10 +15,10 @@ use std::path::Path;
 use rrtest_abi::FIXED_PAGE_ADDR;
 
 use super::Error;
-use crate::sys::ptrace::{self, Regs, WaitEvent};
-use crate::sys::RemoteMem;
-use crate::trace::{SyscallExtra, SyscallResult};
 use crate::tracee::inject_via_fixed_page;
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{SyscallExtra, SyscallResult};
 
 /// Scratch area in the fixed page for paths passed to injected syscalls.
 pub const SCRATCH_OFFSET: u64 = 0x100;

@@ -20,6 +20,7 @@ mod watchdog;
 use std::path::PathBuf;
 
 pub use session::{replay, Replayed};
+pub use watchdog::{interrupt, interrupted};
 
 /// Errors of the replayer other than divergence.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +64,7 @@ pub enum Error {
     },
     /// Reading the trace failed.
     #[error(transparent)]
-    Trace(#[from] crate::trace::Error),
+    Trace(#[from] rrtest_trace::Error),
 }
 
 /// Replay stopped matching the recording.
@@ -99,8 +100,8 @@ impl From<Divergence> for ReplayError {
     }
 }
 
-impl From<crate::trace::Error> for ReplayError {
-    fn from(e: crate::trace::Error) -> Self {
+impl From<rrtest_trace::Error> for ReplayError {
+    fn from(e: rrtest_trace::Error) -> Self {
         ReplayError::Other(Error::Trace(e))
     }
 }

@@ -15,15 +15,15 @@ use super::exe::ExecDir;
 use super::gate;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
-use crate::recorder::syscalls::{self, ReplayAction};
-use crate::sys::ptrace::{self, Regs, WaitEvent};
-use crate::sys::spawn::{spawn, SpawnSpec};
-use crate::sys::{seccomp, RemoteMem};
-use crate::trace::{
+use crate::tracee::syscallbuf::{self, Space};
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::spawn::{spawn, SpawnSpec};
+use rrtest_sys::{seccomp, RemoteMem};
+use rrtest_syscalls::{self as syscalls, ReplayAction};
+use rrtest_trace::{
     Event, ExecPoint, ExitStatus, PatchEvent, ReadAhead, SignalEvent, SignalKind, SyscallResult,
     Tid, TraceReader,
 };
-use crate::tracee::syscallbuf::{self, Space};
 
 /// A buffered syscall replay will see at the untraced gate.
 #[derive(Debug)]
@@ -168,7 +168,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
     // Replay on the CPU the recording ran on, with the program (see the
     // recorder): `cpuid` tells it, and stops are cheaper.
     if let Some(c) = header.tracee_cpu {
-        if let Err(e) = crate::sys::cpu::bind_to_cpu(0, c as usize) {
+        if let Err(e) = rrtest_sys::cpu::bind_to_cpu(0, c as usize) {
             tracing::warn!(cpu = c, error = %e, "could not bind the replayer to the recorded CPU");
         }
     }
@@ -178,7 +178,7 @@ pub fn replay(opts: &ReplayOptions) -> Result<Replayed, ReplayError> {
     })?;
     // The CPU the recording ran on: `cpuid` tells it (`cpu::bind_to_cpu`).
     if let Some(c) = header.tracee_cpu {
-        if let Err(e) = crate::sys::cpu::bind_to_cpu(pid, c as usize) {
+        if let Err(e) = rrtest_sys::cpu::bind_to_cpu(pid, c as usize) {
             tracing::warn!(cpu = c, error = %e, "could not bind the program to the recorded CPU");
         }
     }
@@ -240,7 +240,7 @@ impl Session {
 
     /// A successful `execve` of thread `e.tid`, stopped at its entry: run
     /// the trace's copy of the program under a name of the recorded length.
-    fn exec(&mut self, e: crate::trace::ExecEvent) -> Result<(), ReplayError> {
+    fn exec(&mut self, e: rrtest_trace::ExecEvent) -> Result<(), ReplayError> {
         // The exec'ing thread stays current while recording, so its entry
         // is not an event of its own: run it to the entry now.
         if let State::Idle { .. } = self.task(e.tid)?.state {
@@ -317,7 +317,7 @@ impl Session {
         self.start(&e)
     }
 
-    fn start(&mut self, exec: &crate::trace::ExecEvent) -> Result<(), ReplayError> {
+    fn start(&mut self, exec: &rrtest_trace::ExecEvent) -> Result<(), ReplayError> {
         let real = self.tasks[&exec.tid].real;
         let facts = crate::tracee::prepare_after_exec(real)
             .map_err(perr("preparing the tracee after exec", real))?;
@@ -737,7 +737,7 @@ impl Session {
                 // Replay writes the recorded output; the program must be
                 // writing the same bytes, or it has diverged (its
                 // arguments can match while its data does not).
-                if let crate::trace::SyscallExtra::Output { data, .. } = &result.extra {
+                if let rrtest_trace::SyscallExtra::Output { data, .. } = &result.extra {
                     let mem = RemoteMem::new(real);
                     let seen = crate::tracee::written_bytes(&mem, nr, args, data.len())
                         .unwrap_or_default();
@@ -805,7 +805,7 @@ impl Session {
                 let ret = if result.ret < 0 {
                     inject::emulate(real, regs, result, false)?;
                     result.ret
-                } else if let crate::trace::SyscallExtra::MappedFile { file, .. } = &result.extra {
+                } else if let rrtest_trace::SyscallExtra::MappedFile { file, .. } = &result.extra {
                     let mut path = self.reader.file_path(file);
                     if args[3] as i32 & libc::MAP_SHARED != 0 {
                         path = self
@@ -1267,7 +1267,7 @@ impl Session {
         let real = self.task(tid)?.real;
         let known = self.known_hits.get(&self.index).copied();
         if let Some(known) = known.filter(|&k| k < point_filter::FILTER_AFTER) {
-            match crate::sys::perf::BreakpointCounter::arm(real, point.ip, known + 1) {
+            match rrtest_sys::perf::BreakpointCounter::arm(real, point.ip, known + 1) {
                 Ok(counter) => return self.run_to_counted_point(tid, point, known, counter),
                 // perf_event_open refused (a container's seccomp policy,
                 // perf_event_paranoid): search instead, one stop per pass.
@@ -1340,12 +1340,12 @@ impl Session {
         tid: Tid,
         point: &ExecPoint,
         hits: u64,
-        counter: crate::sys::perf::BreakpointCounter,
+        counter: rrtest_sys::perf::BreakpointCounter,
     ) -> Result<(), ReplayError> {
-        let (real, ev) = self.resume_to_stop(tid, Some(crate::sys::perf::OVERFLOW_SIGNAL))?;
+        let (real, ev) = self.resume_to_stop(tid, Some(rrtest_sys::perf::OVERFLOW_SIGNAL))?;
         drop(counter);
         let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-        let stopped = matches!(ev, WaitEvent::Signal { signo, .. } if signo == crate::sys::perf::OVERFLOW_SIGNAL);
+        let stopped = matches!(ev, WaitEvent::Signal { signo, .. } if signo == rrtest_sys::perf::OVERFLOW_SIGNAL);
         let matches = stopped
             && regs.rip == point.ip
             && crate::tracee::point_regs(&regs) == point.regs
@@ -1488,7 +1488,7 @@ impl Session {
 /// when it wrote program output and replay echoes.
 fn echo_buffered_output(echo: bool, rec: syscallbuf::Record) {
     if let (true, Some(out)) = (echo, rec.output) {
-        inject::echo_output(&crate::trace::SyscallExtra::Output {
+        inject::echo_output(&rrtest_trace::SyscallExtra::Output {
             fd: out.stream,
             data: rec.data.to_vec(),
         });

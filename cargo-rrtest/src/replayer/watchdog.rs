@@ -7,10 +7,39 @@
 //!
 //! The thread only reads atomics and sends signals: all ptrace requests stay
 //! on the replayer's own thread, as ptrace requires.
+//!
+//! The same thread ends a replay its command was told to stop (Ctrl-C,
+//! SIGTERM, SIGHUP: [`interrupt`], called from the command's signal
+//! thread): it SIGKILLs the tracees of every live replay, at once and again
+//! at each tick (a tracee noted after the signal dies too), and the
+//! replayer's `waitpid` returns an error the command then reports as the
+//! interruption ([`interrupted`]), after its usual clean-up.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+/// Set by [`interrupt`]: every replay of this process is to end.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The watchdogs of the replays in progress.
+static LIVE: Mutex<Vec<Weak<Watchdog>>> = Mutex::new(Vec::new());
+
+/// Ends every replay in progress in this process, and any started later:
+/// their tracees are killed, and each replay returns an error. Only sets a
+/// flag and sends signals (safe to call from a signal-handling thread).
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    let live = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+    for dog in live.iter().filter_map(Weak::upgrade) {
+        dog.kill_all();
+    }
+}
+
+/// Whether [`interrupt`] was called: a replay error is then the interruption.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// How long replay may sit on one event.
 pub const STALL_LIMIT: Duration = Duration::from_secs(60);
@@ -32,15 +61,23 @@ impl Watchdog {
     /// Starts the watchdog thread.
     pub fn start() -> Arc<Watchdog> {
         let dog = Arc::new(Watchdog::default());
+        if let Ok(mut live) = LIVE.lock() {
+            live.retain(|w| w.strong_count() > 0);
+            live.push(Arc::downgrade(&dog));
+        }
         let seen = Arc::clone(&dog);
         let spawned = std::thread::Builder::new()
             .name("rrtest-replay-watchdog".into())
             .spawn(move || {
-                let tick = Duration::from_millis(250);
+                let tick = Duration::from_millis(100);
                 let mut last = u64::MAX;
                 let mut still = Duration::ZERO;
                 while !seen.done.load(Ordering::SeqCst) {
                     std::thread::sleep(tick);
+                    if interrupted() {
+                        seen.kill_all();
+                        continue;
+                    }
                     let now = seen.index.load(Ordering::SeqCst);
                     if now != last {
                         last = now;
@@ -50,10 +87,7 @@ impl Watchdog {
                     still += tick;
                     if still >= STALL_LIMIT {
                         seen.fired.store(true, Ordering::SeqCst);
-                        let tracees = seen.tracees.lock().map(|t| t.clone()).unwrap_or_default();
-                        for (pid, tid) in tracees {
-                            let _ = crate::sys::ptrace::tgkill(pid, tid, libc::SIGKILL);
-                        }
+                        seen.kill_all();
                         return;
                     }
                 }
@@ -68,6 +102,17 @@ impl Watchdog {
     pub fn watch(&self, pid: i32, tid: i32) {
         if let Ok(mut t) = self.tracees.lock() {
             t.push((pid, tid));
+        }
+        if interrupted() {
+            self.kill_all();
+        }
+    }
+
+    /// SIGKILLs every tracee thread noted.
+    fn kill_all(&self) {
+        let tracees = self.tracees.lock().map(|t| t.clone()).unwrap_or_default();
+        for (pid, tid) in tracees {
+            let _ = rrtest_sys::ptrace::tgkill(pid, tid, libc::SIGKILL);
         }
     }
 }

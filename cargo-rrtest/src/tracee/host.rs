@@ -10,7 +10,7 @@
 
 use std::sync::OnceLock;
 
-use crate::trace::{CpuidLeaf, Header, HostFacts};
+use rrtest_trace::{CpuidLeaf, Header, HostFacts};
 
 /// One CPU feature: its name (as `/proc/cpuinfo` and Rust's
 /// `is_x86_feature_detected!` spell it, where they agree), where CPUID
@@ -204,7 +204,7 @@ pub fn xsave_layout(table: &[CpuidLeaf], xcr0: u64) -> (u32, Vec<(u32, u32, u32)
 /// program's too, unless it brings its own: the recorder runs in the
 /// program's root).
 pub fn libc_version() -> String {
-    format!("glibc {}", crate::sys::cpu::glibc_version())
+    format!("glibc {}", rrtest_sys::cpu::glibc_version())
 }
 
 /// This host's facts, read once per process (a recorder server records
@@ -213,15 +213,15 @@ pub fn facts() -> HostFacts {
     static FACTS: OnceLock<HostFacts> = OnceLock::new();
     FACTS
         .get_or_init(|| {
-            let table = crate::sys::cpu::cpuid_table();
-            let xcr0 = crate::sys::cpu::xcr0().unwrap_or(0);
+            let table = rrtest_sys::cpu::cpuid_table();
+            let xcr0 = rrtest_sys::cpu::xcr0().unwrap_or(0);
             HostFacts {
                 cpu_model: model_of(&table),
                 cpu_features: features_of(&table),
                 xcr0,
                 xsave_size: xsave_layout(&table, xcr0).0,
                 libc: libc_version(),
-                cpuid_faulting: crate::sys::cpu::cpuid_faulting().unwrap_or(false),
+                cpuid_faulting: rrtest_sys::cpu::cpuid_faulting().unwrap_or(false),
             }
         })
         .clone()
@@ -263,7 +263,7 @@ impl ThisHost {
     /// The host this process runs on.
     pub fn current(kernel: String) -> ThisHost {
         ThisHost {
-            cpuid: crate::sys::cpu::cpuid_table(),
+            cpuid: rrtest_sys::cpu::cpuid_table(),
             facts: facts(),
             kernel,
         }
@@ -408,7 +408,7 @@ mod tests {
     use super::*;
 
     fn header_from(table: Vec<CpuidLeaf>, facts: Option<HostFacts>, kernel: &str) -> Header {
-        let mut h = crate::trace::tests::gen::header();
+        let mut h = rrtest_trace::test_support::header();
         h.cpuid = table;
         h.host = facts;
         h.kernel = kernel.into();

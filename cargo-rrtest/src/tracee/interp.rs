@@ -12,7 +12,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::trace::{FileId, LoaderCopy, TraceWriter};
+use rrtest_trace::{FileId, LoaderCopy, TraceWriter};
 
 const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;

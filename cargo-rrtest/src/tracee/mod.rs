@@ -9,13 +9,16 @@ pub mod host;
 pub mod interp;
 pub mod syscallbuf;
 
+#[cfg(test)]
+mod patch_exec_tests;
+
 use std::io;
 
 use rrtest_abi::{entry, fixed_page_code, FIXED_PAGE_ADDR, FIXED_PAGE_SIZE};
 
-use crate::sys::ptrace::{self, Regs, WaitEvent};
-use crate::sys::RemoteMem;
-use crate::trace::{ExecPoint, POINT_REGS};
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{ExecPoint, POINT_REGS};
 
 const AT_NULL: u64 = 0;
 const AT_IGNORE: u64 = 1;

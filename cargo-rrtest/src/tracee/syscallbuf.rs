@@ -37,11 +37,11 @@ use rrtest_abi::{
     PROTOCOL_VERSION, THREAD_LOCALS_ADDR, THREAD_LOCALS_SIZE,
 };
 
-use crate::recorder::patch::{self, Anchor, PatchSite, Refusal, Stub, StubIp};
-use crate::sys::perf;
-use crate::sys::ptrace::{self, Regs, WaitEvent};
-use crate::sys::RemoteMem;
-use crate::trace::PatchEvent;
+use rrtest_sys::perf;
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_syscalls::patch::{self, Anchor, PatchSite, Refusal, Stub, StubIp};
+use rrtest_trace::PatchEvent;
 
 /// Buffer slots in the area: one, shared by all threads (see the module doc).
 const SLOTS: u64 = 1;

@@ -62,10 +62,10 @@ use tracing::{debug, trace};
 
 use super::{perr, Session, State, RESUME_FLAG};
 use crate::replayer::ReplayError;
-use crate::sys::ptrace::{self, Regs, WaitEvent};
-use crate::sys::RemoteMem;
-use crate::trace::{ExecPoint, Tid};
 use crate::tracee::inject_via_fixed_page;
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{ExecPoint, Tid};
 
 /// Passes through the point's ip that the stop-per-pass search makes before
 /// it installs the filter (most points are found within a few passes, where

@@ -1,0 +1,136 @@
+//! Reading and writing another process's memory.
+//!
+//! Reads use `process_vm_readv` (one syscall, no file descriptor). Writes try
+//! `process_vm_writev` and fall back to `/proc/PID/mem`, which a ptrace tracer
+//! may use to write read-only pages (code, the fixed page, the vDSO).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
+use nix::unistd::Pid;
+
+/// Reads tracee memory: implemented by [`RemoteMem`] (over
+/// `process_vm_readv`) and by byte buffers in tests. The syscall table
+/// (`rrtest-syscalls`) describes a syscall's outputs through it.
+pub trait MemReader {
+    /// Fills `buf` from tracee address `addr`.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()>;
+
+    /// Reads a little-endian u64 at `addr`.
+    fn read_u64(&self, addr: u64) -> std::io::Result<u64> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian u32 at `addr`.
+    fn read_u32(&self, addr: u64) -> std::io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+}
+
+/// The address space of a stopped tracee, named by one of its thread ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteMem {
+    pid: i32,
+}
+
+impl RemoteMem {
+    /// The address space of thread `tid`.
+    pub fn new(tid: i32) -> Self {
+        RemoteMem { pid: tid }
+    }
+
+    /// Reads exactly `buf.len()` bytes at `addr`.
+    pub fn read_exact(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len: buf.len(),
+        }];
+        let n = process_vm_readv(
+            Pid::from_raw(self.pid),
+            &mut [io::IoSliceMut::new(buf)],
+            &remote,
+        );
+        match n {
+            Ok(n) if n == buf.len() => Ok(()),
+            // A partial read (the range crosses into an unreadable page), or
+            // a page process_vm_readv refuses: /proc/PID/mem can read more.
+            _ => self.proc_mem(false)?.read_exact_at(buf, addr),
+        }
+    }
+
+    /// Reads `len` bytes at `addr` into a new vector.
+    pub fn read_vec(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        self.read_exact(addr, &mut v)?;
+        Ok(v)
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes.
+    pub fn read_cstr(&self, addr: u64, max: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 256];
+        let mut at = addr;
+        while out.len() < max {
+            // Never read across a page boundary in one go: the next page may
+            // be unmapped while the string ends before it.
+            let to_page_end = 4096 - (at as usize % 4096);
+            let n = chunk.len().min(to_page_end);
+            self.read_exact(at, &mut chunk[..n])?;
+            if let Some(end) = chunk[..n].iter().position(|&b| b == 0) {
+                out.extend_from_slice(&chunk[..end]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk[..n]);
+            at += n as u64;
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+
+    /// Writes `data` at `addr`, read-only pages included.
+    pub fn write(&self, addr: u64, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len: data.len(),
+        }];
+        match process_vm_writev(Pid::from_raw(self.pid), &[io::IoSlice::new(data)], &remote) {
+            Ok(n) if n == data.len() => Ok(()),
+            _ => self.proc_mem(true)?.write_all_at(data, addr),
+        }
+    }
+
+    /// Writes each `(addr, data)` into code pages (read-only to
+    /// `process_vm_writev`), through one `/proc/PID/mem` descriptor.
+    pub fn write_code(&self, writes: &[(u64, &[u8])]) -> io::Result<()> {
+        let mem = self.proc_mem(true)?;
+        for &(addr, data) in writes {
+            mem.write_all_at(data, addr)?;
+        }
+        Ok(())
+    }
+
+    fn proc_mem(&self, write: bool) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(format!("/proc/{}/mem", self.pid))
+    }
+}
+
+impl MemReader for RemoteMem {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.read_exact(addr, buf)
+    }
+}

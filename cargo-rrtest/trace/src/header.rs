@@ -1,0 +1,242 @@
+//! The trace header: `header.json` in the trace directory.
+
+use serde::{Deserialize, Serialize};
+
+/// `header.json`: everything about a recording except its events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Header {
+    /// Trace format version ([`super::FORMAT_VERSION`] when written by us).
+    pub format_version: u32,
+    /// Version of the cargo-rrtest that recorded it.
+    pub recorder_version: String,
+    /// The recorder <-> preload protocol version (`rrtest_abi::PROTOCOL_VERSION`).
+    pub protocol_version: u32,
+    /// The command as given: argv[0] is the program as the user named it.
+    pub argv: Vec<String>,
+    /// The executable's absolute path, as exec'd.
+    pub exe: String,
+    /// The environment the program started with, `NAME=value` strings, in order.
+    pub env: Vec<String>,
+    /// The working directory it started in.
+    pub cwd: String,
+    /// `uname -srm` of the recording machine.
+    pub kernel: String,
+    /// The CPUID table of the recording machine.
+    pub cpuid: Vec<CpuidLeaf>,
+    /// When the recording started (RFC 3339, UTC).
+    pub recorded_at: String,
+    /// The CPU the recorded program was bound to (replay binds to it too:
+    /// `cpuid` tells the executing CPU's APIC id, which the loader keeps in
+    /// memory). `None`: not bound (older traces, or binding failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracee_cpu: Option<u32>,
+    /// The signal mask the recorded program started with (bit `n - 1` for
+    /// signal `n`): it inherits it across `execve`, and replay starts it
+    /// with the same one. `None`: not recorded (older traces); replay then
+    /// starts it with the replayer's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_sigmask: Option<u64>,
+    /// The signals the recorded program started with ignored (bit `n - 1`
+    /// for signal `n`): `SIG_IGN` survives `execve` (handlers do not), and
+    /// replay starts the program with the same ones. `None`: not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_ignored: Option<u64>,
+    /// Names of the variables removed from the program's environment
+    /// because they looked like credentials (names only, never values;
+    /// `docs/secrets.md`). Empty: none removed, or an older trace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_removed: Vec<String>,
+    /// Paths the recorded program saw as empty (`--hide-path`). Empty: none
+    /// hidden, or an older trace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden_paths: Vec<String>,
+    /// How the recording ended; `None` while it is being written (a recorder
+    /// that died leaves it so).
+    pub outcome: Option<Outcome>,
+    /// Why the trace cannot be replayed, if it cannot (unknown syscalls etc.).
+    #[serde(default)]
+    pub unreplayable: Vec<String>,
+    /// Counters.
+    #[serde(default)]
+    pub stats: Stats,
+    /// The result of the verification replay (`cargo rrtest verify`), if one ran.
+    #[serde(default)]
+    pub verification: Option<Verification>,
+    /// The ELF interpreters (dynamic loaders) the kernel loaded for the
+    /// recorded executables, kept in `files/`: replay runs them, not the
+    /// replay host's. Empty in older traces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loaders: Vec<LoaderCopy>,
+    /// Facts about the recording host that decide whether another host can
+    /// replay the trace (`tracee::host`). `None` in older traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostFacts>,
+}
+
+/// The loader of one recorded executable.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoaderCopy {
+    /// Content id of the executable (as in its `Exec` event).
+    pub exe_file: String,
+    /// The loader's path as the executable names it (`PT_INTERP`).
+    pub path: String,
+    /// Content id of the loader's copy.
+    pub file: String,
+}
+
+/// The recording host, as `cargo rrtest info` shows it and as
+/// `replay --check` compares it with the replay host.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The CPU's brand string (CPUID 0x80000002..4).
+    pub cpu_model: String,
+    /// The CPU features a program can observe and choose code by
+    /// (`tracee::host::FEATURES` names), present on the host.
+    pub cpu_features: Vec<String>,
+    /// `XCR0`: the register states the kernel enables (`xgetbv`), which
+    /// decide the XSAVE layout together with CPUID leaf 0xd.
+    pub xcr0: u64,
+    /// The size of the XSAVE area for the enabled states (CPUID 0xd.0 ebx).
+    pub xsave_size: u32,
+    /// The C library the recorder ran with (the program's, unless it
+    /// brings its own), e.g. `glibc 2.36`; empty when unknown.
+    pub libc: String,
+    /// Whether the host can make `cpuid` fault (`ARCH_SET_CPUID`), so that
+    /// replay there could answer it from the recorded table.
+    pub cpuid_faulting: bool,
+}
+
+/// The result of replaying a trace right after recording it, on the machine
+/// that recorded it: proof that it replays.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Verification {
+    /// Whether the replay reached the end with the recorded exit status and
+    /// every event matching.
+    pub verified: bool,
+    /// Why not, when `verified` is false.
+    pub reason: Option<String>,
+    /// When it ran (RFC 3339, UTC).
+    pub verified_at: String,
+    /// How long the replay took.
+    pub replay_ms: u64,
+    /// For each execution point (event index, hits): how many times the
+    /// thread executed the point's instruction, since its previous event,
+    /// before the matching time. Later replays stop there at once with a
+    /// counted breakpoint instead of comparing state at every hit.
+    #[serde(default)]
+    pub point_hits: Vec<[u64; 2]>,
+}
+
+/// One CPUID leaf/subleaf and its answer (defined next to the code that
+/// reads it; its serialized shape is part of the format).
+pub use rrtest_sys::cpu::CpuidLeaf;
+
+/// How the recorded program ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Exited with this code.
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
+    /// Killed by this signal.
+    Signaled {
+        /// The signal number.
+        signo: i32,
+    },
+}
+
+/// Counters reported by `cargo rrtest info`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Events in the stream.
+    pub events: u64,
+    /// Syscalls that stopped in the recorder.
+    pub traced_syscalls: u64,
+    /// Syscalls recorded through the in-process buffer.
+    pub buffered_syscalls: u64,
+    /// Syscall sites patched to jump into the buffer.
+    pub patched_sites: u64,
+    /// Of those, the ones patched ahead at the buffer's handshake (sites
+    /// an earlier recording of the same executable patched).
+    #[serde(default)]
+    pub patched_ahead: u64,
+    /// Buffered syscalls the recorder unwound (their records discarded,
+    /// the syscall issued again traced).
+    #[serde(default)]
+    pub aborted_records: u64,
+    /// Of those, the ones unwound because they blocked.
+    #[serde(default)]
+    pub desched_events: u64,
+    /// Signals of desched events (perf context-switch counters) the
+    /// recorder took: a thread switched out inside an armed buffered
+    /// syscall. The ones that found it blocked are in `desched_events`.
+    #[serde(default)]
+    pub desched_signals: u64,
+    /// Signals delivered.
+    pub signals: u64,
+    /// Asynchronous events that need an execution point to replay.
+    pub async_events: u64,
+    /// Threads (and processes) that ever existed.
+    pub threads: u64,
+    /// Emulated rdtsc/rdtscp (traps).
+    pub rdtsc: u64,
+    /// rdtsc executions that went through a patched site (no trap): the
+    /// buffered clock reads of the synthesized TSC, also counted in
+    /// `buffered_syscalls`.
+    #[serde(default)]
+    pub rdtsc_buffered: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `env_removed` and `hidden_paths` are optional: a header without them
+    /// (every trace written before them) reads as empty lists, and empty
+    /// lists are not written, so such headers stay byte-identical.
+    #[test]
+    fn removed_env_and_hidden_paths_are_optional() {
+        let mut h = crate::tests::gen::header();
+        let plain = serde_json::to_value(&h).expect("json");
+        assert!(plain.get("env_removed").is_none() && plain.get("hidden_paths").is_none());
+        let back: Header = serde_json::from_value(plain).expect("reads");
+        assert!(back.env_removed.is_empty() && back.hidden_paths.is_empty());
+        h.env_removed = vec!["DATABASE_URL".into()];
+        h.hidden_paths = vec!["/root/.netrc".into()];
+        let text = serde_json::to_string(&h).expect("json");
+        assert_eq!(serde_json::from_str::<Header>(&text).expect("reads"), h);
+    }
+
+    /// The portability fields survive a write and a read, and a header
+    /// without them (an older recorder's) reads with their defaults.
+    #[test]
+    fn loaders_and_host_are_optional() {
+        let mut h = crate::tests::gen::header();
+        h.loaders = vec![LoaderCopy {
+            exe_file: "00".repeat(16),
+            path: "/lib64/ld-linux-x86-64.so.2".into(),
+            file: "11".repeat(16),
+        }];
+        h.host = Some(HostFacts {
+            cpu_model: "Some CPU".into(),
+            cpu_features: vec!["sse3".into(), "avx2".into()],
+            xcr0: 0xe7,
+            xsave_size: 2432,
+            libc: "glibc 2.36".into(),
+            cpuid_faulting: false,
+        });
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(serde_json::from_value::<Header>(json.clone()).unwrap(), h);
+        let mut old = json;
+        let obj = old.as_object_mut().unwrap();
+        obj.remove("loaders");
+        obj.remove("host");
+        let read: Header = serde_json::from_value(old).unwrap();
+        assert!(read.loaders.is_empty() && read.host.is_none());
+        // Empty and absent ones are not written.
+        let plain = serde_json::to_value(crate::tests::gen::header()).unwrap();
+        assert!(plain.get("loaders").is_none() && plain.get("host").is_none());
+    }
+}

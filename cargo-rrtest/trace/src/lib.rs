@@ -1,0 +1,107 @@
+//! `rrtest-trace`: the on-disk trace format (docs/trace-format.md): its
+//! types, the writer and reader, the event codec and stream, `files/`, and
+//! `.tar.zst` archives (pack/unpack).
+//!
+//! It depends on `rrtest-sys` (the threads of the stream pipeline leave the
+//! recorder's CPU and keep signals away; the per-user cache directories; the
+//! CPUID leaf type) and `rrtest-abi` only: never on the recorder, the
+//! replayer, the harness or the reports, which all build on it.
+//!
+//!
+//! A trace is a directory:
+//! ```text
+//! trace-dir/
+//!   header.json    Header: versions, command, env, cwd, kernel, CPUID, outcome
+//!   events.zst     the event stream: zstd-compressed, versioned binary records
+//!   files/         content-addressed copies of mapped files (hard links until kept)
+//! ```
+//! [`TraceWriter`] writes one while recording; [`TraceReader`] reads it back,
+//! rejecting unknown versions and reporting corruption with its offset.
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+mod event;
+mod files;
+mod header;
+pub mod pack;
+mod pipeline;
+mod reader;
+pub mod stream;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+/// Generators of headers and events for tests: this crate's own (as
+/// `tests::gen`) and other crates' (feature `test-support`).
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+#[path = "tests/gen.rs"]
+pub mod test_support;
+
+pub use event::*;
+pub use files::{file_id_of, IdCache, Kept, Stored};
+pub use header::*;
+pub use pipeline::ZSTD_LEVEL;
+pub use reader::{read_header, ReadAhead, TraceReader};
+pub use writer::{keep, rewrite_header, TraceWriter};
+
+/// The trace format version this build writes and reads (`format_version` in
+/// `header.json`).
+///
+/// Compatibility rule (docs/trace-format.md): a reader accepts only the
+/// versions it knows and rejects any other with [`Error::VersionMismatch`],
+/// which names the version and the cargo-rrtest that wrote the trace. Any
+/// change a version-1 reader would misread (a header field's meaning, a
+/// record layout, a new record tag) needs a new version; fields added to
+/// `header.json` with a default are compatible.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The header's file name in a trace directory.
+pub const HEADER_FILE: &str = "header.json";
+/// The event stream's file name.
+pub const EVENTS_FILE: &str = "events.zst";
+/// The directory of file copies.
+pub const FILES_DIR: &str = "files";
+
+/// Errors reading or writing a trace.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The trace was written by an incompatible version.
+    #[error("trace {path} has format version {found}, but this cargo-rrtest ({ours}) reads version {expected}; replay it with cargo-rrtest {writer} (the version that recorded it)")]
+    VersionMismatch {
+        /// The trace.
+        path: String,
+        /// Its version.
+        found: u32,
+        /// Ours.
+        expected: u32,
+        /// Our tool version.
+        ours: String,
+        /// The recorder version named in the trace.
+        writer: String,
+    },
+    /// The trace is damaged.
+    #[error("trace {path} is corrupt at {what} offset {offset}: {reason}")]
+    Corrupt {
+        /// The file inside the trace.
+        path: String,
+        /// Which part (e.g. "event stream").
+        what: &'static str,
+        /// Byte offset in the (decompressed) stream, or in the file.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An I/O error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+pub use rrtest_sys::bounded::{human_bytes, open_regular, read_regular_bounded};

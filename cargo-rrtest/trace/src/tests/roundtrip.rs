@@ -1,0 +1,284 @@
+//! Round trips: every event variant and field, through the payload codec, the
+//! framed stream, and a whole trace directory.
+
+use super::gen::{header, Rng, KINDS};
+use crate::codec::{self, Record};
+use crate::stream::{StreamReader, StreamWriter};
+use crate::{
+    Event, ExitStatus, Outcome, SyscallEvent, SyscallExtra, SyscallResult, TraceReader, TraceWriter,
+};
+
+/// Encodes `events` as a decoded stream (no compression).
+pub fn encode_stream(events: &[Event]) -> Vec<u8> {
+    let mut w = StreamWriter::new(Vec::new()).expect("writing to a Vec");
+    for e in events {
+        w.push(e).expect("encodable event");
+    }
+    w.finish().expect("writing to a Vec")
+}
+
+/// Decodes a stream to its events and the error that stopped it, if any.
+pub fn decode_stream(bytes: &[u8]) -> (Vec<Event>, Option<crate::stream::StreamError>) {
+    let mut out = Vec::new();
+    let mut r = match StreamReader::new(bytes) {
+        Ok(r) => r,
+        Err(e) => return (out, Some(e)),
+    };
+    loop {
+        match r.next_event() {
+            Ok(Some(e)) => out.push(e),
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+#[test]
+fn every_variant_round_trips_through_the_payload_codec() {
+    let mut rng = Rng::new(1);
+    let mut buf = Vec::new();
+    let mut seen = [0u32; KINDS as usize];
+    for i in 0..2_000 * KINDS {
+        let ev = rng.event_of(i);
+        buf.clear();
+        let tag = codec::encode_payload(&mut buf, &ev).expect("encodable");
+        let back = codec::decode_payload(tag, &buf)
+            .unwrap_or_else(|e| panic!("event {i} {ev:?} does not decode: {e:?}"));
+        assert_eq!(back, Record::Event(ev.clone()), "event {i}");
+        seen[(i % KINDS) as usize] += 1;
+    }
+    assert!(seen.iter().all(|n| *n == 2_000));
+}
+
+#[test]
+fn random_sequences_round_trip_through_the_stream() {
+    for seed in 0..20 {
+        let mut rng = Rng::new(100 + seed);
+        let n = rng.below(500) as usize;
+        let events: Vec<Event> = (0..n).map(|_| rng.event()).collect();
+        let bytes = encode_stream(&events);
+        let (back, err) = decode_stream(&bytes);
+        assert_eq!(err, None, "seed {seed}");
+        assert_eq!(back, events, "seed {seed}");
+    }
+}
+
+#[test]
+fn varint_edges_round_trip() {
+    let mut buf = Vec::new();
+    for shift in 0..64 {
+        for v in [
+            (1u64 << shift).wrapping_sub(1),
+            1u64 << shift,
+            (1u64 << shift) + 1,
+        ] {
+            buf.clear();
+            codec::put_uvarint(&mut buf, v);
+            assert!(buf.len() <= codec::MAX_VARINT_LEN);
+            let mut d = codec::Dec::new(&buf);
+            assert_eq!(d.uvarint("v"), Ok(v));
+            d.finish().expect("whole varint consumed");
+            let mut arr = [0u8; codec::MAX_VARINT_LEN];
+            let n = codec::uvarint_into(&mut arr, v);
+            assert_eq!(&arr[..n], &buf[..]);
+        }
+    }
+    for v in [0i64, -1, 1, i64::MIN, i64::MAX, -64, 63, -65, 64] {
+        assert_eq!(codec::unzigzag(codec::zigzag(v)), v);
+    }
+    assert_eq!(codec::zigzag(-1), 1);
+    assert_eq!(codec::zigzag(1), 2);
+}
+
+#[test]
+fn common_syscalls_encode_compactly() {
+    // getpid(): tid, nr, no args, ret, no writes, no extra.
+    let ev = Event::Syscall(SyscallEvent {
+        tid: 4_000_000,
+        nr: 39,
+        args: [0; 6],
+        result: SyscallResult {
+            ret: 4_000_000,
+            writes: vec![],
+            extra: SyscallExtra::None,
+        },
+    });
+    let mut buf = Vec::new();
+    codec::encode_payload(&mut buf, &ev).expect("encodable");
+    // tid (4) + nr (1) + mask (1) + ret (4) + count (1) + extra (1)
+    assert_eq!(buf.len(), 12, "{buf:02x?}");
+
+    // read(3, buf, 64) = 64: the 64 bytes plus 25 bytes, 14 of them the
+    // two 47-bit addresses (which zstd then finds repeated).
+    let ev = Event::Syscall(SyscallEvent {
+        tid: 1234,
+        nr: 0,
+        args: [3, 0x7ffc_1234_5678, 64, 0, 0, 0],
+        result: SyscallResult {
+            ret: 64,
+            writes: vec![crate::MemWrite {
+                addr: 0x7ffc_1234_5678,
+                data: vec![7; 64],
+            }],
+            extra: SyscallExtra::None,
+        },
+    });
+    buf.clear();
+    codec::encode_payload(&mut buf, &ev).expect("encodable");
+    assert_eq!(buf.len(), 64 + 25, "{buf:02x?}");
+}
+
+#[test]
+fn an_rdtsc_sites_patch_is_flag_bit_2_and_older_patches_read_the_same() {
+    let patch = |rdtsc| {
+        Event::Patch(crate::PatchEvent {
+            tid: 7,
+            nr: 0,
+            new_page: None,
+            stub_addr: 0x1000,
+            stub: vec![0xcc; 3],
+            site: 0x2000,
+            site_bytes: vec![0xe9, 0, 0, 0, 0],
+            resume: 0x1000,
+            ahead: None,
+            rdtsc,
+        })
+    };
+    let mut buf = Vec::new();
+    let tag = codec::encode_payload(&mut buf, &patch(true)).expect("encodable");
+    // tid (1), nr (1), then the flags byte.
+    assert_eq!(buf[2], 0b100, "{buf:02x?}");
+    match codec::decode_payload(tag, &buf).expect("decodable") {
+        Record::Event(e) => assert_eq!(e, patch(true)),
+        other => panic!("{other:?}"),
+    }
+    // A syscall site's patch (what older traces hold): bit 2 clear.
+    buf.clear();
+    codec::encode_payload(&mut buf, &patch(false)).expect("encodable");
+    assert_eq!(buf[2], 0, "{buf:02x?}");
+    match codec::decode_payload(tag, &buf).expect("decodable") {
+        Record::Event(e) => assert_eq!(e, patch(false)),
+        other => panic!("{other:?}"),
+    }
+    // No flag beyond bit 2.
+    buf[2] = 0b1000;
+    assert!(codec::decode_payload(tag, &buf).is_err());
+}
+
+#[test]
+fn a_whole_trace_round_trips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t");
+    let mut rng = Rng::new(7);
+    let events: Vec<Event> = (0..5_000).map(|_| rng.event()).collect();
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    for e in &events {
+        w.push(e).expect("push");
+    }
+    w.header_mut().outcome = Some(Outcome::Exited { code: 3 });
+    w.header_mut()
+        .unreplayable
+        .push("syscall 442 (unknown)".into());
+    w.header_mut().stats.traced_syscalls = 17;
+    w.finish().expect("finish");
+    super::gen::add_file_copies(&trace, &events);
+
+    let mut r = TraceReader::open(&trace).expect("open");
+    let mut expected = header();
+    expected.outcome = Some(Outcome::Exited { code: 3 });
+    expected.unreplayable.push("syscall 442 (unknown)".into());
+    expected.stats.traced_syscalls = 17;
+    expected.stats.events = events.len() as u64;
+    assert_eq!(r.header(), &expected);
+    let mut back = Vec::new();
+    while let Some(e) = r.next_event().expect("event") {
+        back.push(e);
+    }
+    assert_eq!(back, events);
+    assert!(!r.is_truncated());
+    // The end is sticky.
+    assert!(r.next_event().expect("still the end").is_none());
+    // The iterator view gives the same.
+    let again: Vec<Event> = TraceReader::open(&trace)
+        .expect("open")
+        .collect::<Result<_, _>>()
+        .expect("events");
+    assert_eq!(again, events);
+}
+
+#[test]
+fn an_empty_trace_round_trips() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("empty");
+    TraceWriter::create(&trace, header())
+        .expect("create")
+        .finish()
+        .expect("finish");
+    let mut r = TraceReader::open(&trace).expect("open");
+    assert_eq!(r.next_event().expect("end"), None);
+    assert_eq!(r.header().stats.events, 0);
+    assert_eq!(r.header().outcome, None);
+}
+
+#[test]
+fn trace_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("perm");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    w.push(&Event::ThreadExit { tid: 1 }).expect("push");
+    w.finish().expect("finish");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&trace), 0o700);
+    assert_eq!(mode(&trace.join("files")), 0o700);
+    assert_eq!(mode(&trace.join("header.json")), 0o600);
+    assert_eq!(mode(&trace.join("events.zst")), 0o600);
+}
+
+#[test]
+fn create_refuses_a_non_empty_directory_and_accepts_an_empty_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("x"), b"x").expect("write");
+    let err = TraceWriter::create(dir.path(), header()).expect_err("non-empty");
+    assert!(err.to_string().contains("not empty"), "{err}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    TraceWriter::create(&empty, header())
+        .expect("empty dir is fine")
+        .finish()
+        .expect("finish");
+}
+
+#[test]
+fn invalid_events_are_refused_not_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("t");
+    let mut w = TraceWriter::create(&trace, header()).expect("create");
+    let bad = Event::Syscall(SyscallEvent {
+        tid: 1,
+        nr: 9,
+        args: [0; 6],
+        result: SyscallResult {
+            ret: 0,
+            writes: vec![],
+            extra: SyscallExtra::MappedFile {
+                file: crate::FileId("../../etc/passwd".into()),
+                path: "/etc/passwd".into(),
+            },
+        },
+    });
+    let err = w.push(&bad).expect_err("bad file id");
+    assert!(err.to_string().contains("not a file id"), "{err}");
+    let good = Event::ProcessExit {
+        pid: 1,
+        status: ExitStatus::Exited(0),
+    };
+    w.push(&good).expect("push");
+    w.finish().expect("finish");
+    let events: Vec<Event> = TraceReader::open(&trace)
+        .expect("open")
+        .collect::<Result<_, _>>()
+        .expect("events");
+    assert_eq!(events, vec![good]);
+}

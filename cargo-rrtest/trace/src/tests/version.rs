@@ -1,0 +1,94 @@
+//! Versions: a trace from another format version is refused with a message
+//! that names the version and the cargo-rrtest that wrote it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use super::gen::header;
+use crate::{Error, TraceReader, TraceWriter, FORMAT_VERSION};
+
+fn write_header(dir: &Path, json: &str) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::write(dir.join("header.json"), json).expect("write");
+}
+
+#[test]
+fn a_version_2_header_is_a_version_mismatch_naming_the_recorder() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("t");
+    let mut h = serde_json::to_value(header()).expect("json");
+    h["format_version"] = 2.into();
+    h["recorder_version"] = "9.9.9".into();
+    write_header(&dir, &h.to_string());
+    let err = TraceReader::open(&dir).expect_err("version 2");
+    match &err {
+        Error::VersionMismatch {
+            found,
+            expected,
+            writer,
+            ..
+        } => {
+            assert_eq!((*found, *expected), (2, FORMAT_VERSION));
+            assert_eq!(writer, "9.9.9");
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("format version 2"), "{msg}");
+    assert!(msg.contains("reads version 1"), "{msg}");
+    assert!(msg.contains("cargo-rrtest 9.9.9"), "{msg}");
+    assert!(msg.contains(env!("CARGO_PKG_VERSION")), "{msg}");
+    // The command layer maps it to BAD_TRACE: cargo-rrtest's errors.rs.
+}
+
+#[test]
+fn the_version_is_checked_before_the_rest_of_the_header() {
+    // A future header need not have our fields at all.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("t");
+    write_header(
+        &dir,
+        r#"{"format_version": 7, "recorder_version": "3.0.0", "argv": 5}"#,
+    );
+    match TraceReader::open(&dir) {
+        Err(Error::VersionMismatch {
+            found: 7, writer, ..
+        }) => assert_eq!(writer, "3.0.0"),
+        other => panic!("{other:?}"),
+    }
+    // Without a recorder version, the message says it is unknown.
+    write_header(&dir, r#"{"format_version": 0}"#);
+    let err = TraceReader::open(&dir).expect_err("version 0");
+    assert!(
+        matches!(err, Error::VersionMismatch { found: 0, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("unknown"), "{err}");
+}
+
+#[test]
+fn an_event_stream_of_another_version_is_a_version_mismatch() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("t");
+    TraceWriter::create(&dir, header())
+        .expect("create")
+        .finish()
+        .expect("finish");
+    // Decompress, bump the stream version, recompress.
+    let mut raw = Vec::new();
+    zstd::stream::read::Decoder::new(std::fs::File::open(dir.join("events.zst")).expect("open"))
+        .expect("decoder")
+        .read_to_end(&mut raw)
+        .expect("decompress");
+    assert_eq!(&raw[..8], b"RRTEVNT\0");
+    raw[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("encoder");
+    enc.write_all(&raw).expect("compress");
+    std::fs::write(dir.join("events.zst"), enc.finish().expect("finish")).expect("write");
+    match TraceReader::open(&dir) {
+        Err(e @ Error::VersionMismatch { found: 2, .. }) => {
+            assert!(e.to_string().contains(env!("CARGO_PKG_VERSION")), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
