@@ -167,8 +167,8 @@ fn bench_add_file() {
 }
 
 /// The whole-stream check against a full read, on a real trace:
-/// `RRTEST_BENCH_TRACE=DIR cargo test --release -p cargo-rrtest --lib
-/// trace::tests::bench::bench_check_stream -- --ignored --nocapture`.
+/// `RRTEST_BENCH_TRACE=DIR cargo test --release -p rrtest-trace --lib
+/// tests::bench::bench_check_stream -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement; run in release with --nocapture"]
 fn bench_check_stream() {
