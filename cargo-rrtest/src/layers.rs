@@ -46,7 +46,7 @@ const CRATE_DEPS: &[(&str, &[&str])] = &[
     ("sys", &["rrtest-abi"]),
     ("syscalls", &["rrtest-abi", "rrtest-sys"]),
     ("trace", &["rrtest-abi", "rrtest-sys"]),
-    ("report", &[]),
+    ("report", &["rrtest-sys"]),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -26,6 +26,7 @@ mod replayer_api;
 mod secrets;
 mod syscallbuf;
 mod trace_files;
+mod trace_integrity;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -41,5 +42,6 @@ fn main() {
     trials.extend(replayer_api::trials());
     trials.extend(syscallbuf::trials());
     trials.extend(trace_files::trials());
+    trials.extend(trace_integrity::trials());
     libtest_mimic::run(&args, trials).exit();
 }

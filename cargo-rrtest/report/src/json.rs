@@ -290,6 +290,10 @@ pub struct Panic {
     pub column: u32,
 }
 
+/// The largest report [`Report::read`] reads: a report is a few hundred
+/// bytes per test, so this is millions of tests.
+pub const MAX_REPORT_LEN: u64 = 256 << 20;
+
 /// Writes `bytes` to `path` so that a reader sees the old file or the whole
 /// new one, never a part (a full disk, a crash, a kill): into a temporary
 /// file in the same directory (`.NAME.tmp-PID`), synced, then renamed over
@@ -364,17 +368,19 @@ impl Report {
         write_atomically(path, text.as_bytes())
     }
 
-    /// Reads a report, checking its schema version first.
+    /// Reads a report (a regular file of at most [`MAX_REPORT_LEN`] bytes),
+    /// checking its schema version first.
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = rrtest_sys::bounded::read_regular_bounded(path, MAX_REPORT_LEN, "a report")
+            .map_err(|source| Error::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         let parse = |source| Error::Parse {
             path: path.to_owned(),
             source,
         };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(parse)?;
+        let value: serde_json::Value = serde_json::from_slice(&text).map_err(parse)?;
         let found = value.get("schema_version").and_then(|v| v.as_u64());
         match found {
             Some(v) if v == u64::from(SCHEMA_VERSION) => {}

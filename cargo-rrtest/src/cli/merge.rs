@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::errors::{exit_codes, Result};
+use crate::errors::{exit_codes, Error, Result};
 use rrtest_report::Report;
 
 /// Options of `cargo rrtest merge-reports`.
@@ -24,7 +24,10 @@ pub struct MergeArgs {
 pub fn exec(args: MergeArgs) -> Result<ExitCode> {
     let mut reports = Vec::with_capacity(args.reports.len());
     for path in args.reports {
-        let report = Report::read(&path)?;
+        // An input that cannot be read (missing, not a regular file, too
+        // large, not a report) is the caller's to fix: a usage error, as
+        // docs/exit-codes.md says; writing the output is ours (102).
+        let report = Report::read(&path).map_err(|e| Error::Usage(e.to_string()))?;
         reports.push((path, report));
     }
     let merged = Report::merge(reports)?;

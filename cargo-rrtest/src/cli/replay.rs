@@ -195,8 +195,26 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
         .report
         .clone()
         .unwrap_or_else(|| rrtest.join("report.json"));
-    // From the report: exact names.
-    if let Ok(report) = Report::read(&report_path) {
+    // From the report: exact names. A missing report means scanning the
+    // traces; one that is there but cannot be read (not a report, not a
+    // regular file, too large) is an error naming it when given with
+    // `--report`, and named in a warning, then scanned past, otherwise.
+    let report = match Report::read(&report_path) {
+        Ok(report) => Some(report),
+        Err(rrtest_report::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(e) if args.report.is_some() => {
+            return Err(Error::Usage(format!("--report: {e}")));
+        }
+        Err(e) => {
+            eprintln!("warning: ignoring the last report: {e}");
+            None
+        }
+    };
+    if let Some(report) = report {
         let found: Vec<(String, PathBuf)> = report
             .tests
             .iter()

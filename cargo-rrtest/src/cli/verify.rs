@@ -29,7 +29,11 @@ pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
     if super::replay::interrupted(verification.as_ref().map_or(true, |v| !v.verified)) {
         return Ok(ExitCode::from(signals::exit_code()));
     }
-    let v = verification?;
+    let v = match verification {
+        Ok(v) => v,
+        Err(Error::Trace(e)) => return Err(unverified(&args.trace, e)),
+        Err(e) => return Err(e),
+    };
     save(&args.trace, &v)?;
     if v.verified {
         println!(
@@ -48,9 +52,29 @@ pub fn exec(args: VerifyArgs) -> Result<ExitCode> {
 /// Verifies the trace in `dir` and records the result in its header.
 /// Errors only when the trace cannot be read or its header written.
 pub fn verify(dir: &Path) -> Result<Verification> {
-    let verification = replay_check(dir)?;
+    let verification = match replay_check(dir) {
+        Ok(v) => v,
+        Err(Error::Trace(e)) => return Err(unverified(dir, e)),
+        Err(e) => return Err(e),
+    };
     save(dir, &verification)?;
     Ok(verification)
+}
+
+/// The trace in `dir` cannot be read now (a changed or cut stream):
+/// whatever an earlier verification said no longer holds, so its header
+/// says `verified: false` with `e` (best effort: the header itself may be
+/// what is unreadable). Returns `e`.
+fn unverified(dir: &Path, e: trace::Error) -> Error {
+    let failed = Verification {
+        verified: false,
+        reason: Some(e.to_string()),
+        verified_at: crate::util::rfc3339_now(),
+        replay_ms: 0,
+        point_hits: Vec::new(),
+    };
+    let _ = save(dir, &failed);
+    Error::Trace(e)
 }
 
 /// Replays the trace in `dir` without echoing its output: [`verify`]

@@ -1,7 +1,8 @@
 //! `rrtest-sys`: cargo-rrtest's operating-system layer and the only crate
 //! with `unsafe` code: ptrace, tracee memory, process creation with the
 //! recorder's setup, seccomp, perf counters, signal-free threads, CPU
-//! instructions, file-descriptor passing, and the per-user cache directories.
+//! instructions, file-descriptor passing, the per-user cache directories, and
+//! bounded reads of regular files only (`bounded`).
 //!
 //! Everything here is a thin, typed wrapper: policy lives in the recorder and
 //! replayer. docs/unsafe.md lists every unsafe module.
@@ -12,6 +13,7 @@
 //! and [`cpu::CpuidLeaf`], is defined here).
 #![allow(unsafe_code)]
 
+pub mod bounded;
 pub mod cpu;
 pub mod dirs;
 pub mod fdpass;

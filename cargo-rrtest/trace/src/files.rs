@@ -222,7 +222,8 @@ impl IdCache {
     }
 
     fn get(&self, ident: &Identity) -> Option<FileId> {
-        let mut f = File::open(self.dir.join(ident.key())).ok()?;
+        // Only a regular file: a FIFO put there would block the recorder.
+        let mut f = super::open_regular(&self.dir.join(ident.key()), "an id cache entry").ok()?;
         let mut text = [0u8; 2 * FILE_ID_LEN + 1];
         let mut len = 0;
         while len < text.len() {
@@ -1091,6 +1092,30 @@ mod tests {
         let mut s = FileStore::create(dir.join("files")).expect("files/");
         s.set_id_cache(Some(cache.clone()));
         s
+    }
+
+    /// A FIFO in place of a cache entry is a miss, not a recorder blocked
+    /// on it forever.
+    #[test]
+    fn a_fifo_cache_entry_is_a_miss_without_blocking() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = IdCache::open(tmp.path().join("ids")).expect("cache");
+        let src = tmp.path().join("lib.so");
+        fs::write(&src, b"library bytes").expect("write");
+        let ident = identity_of(&src);
+        nix::unistd::mkfifo(
+            &cache.dir().join(ident.key()),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .expect("mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(cache.get(&ident));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reading the cache blocked on a FIFO");
+        assert_eq!(got, None);
     }
 
     #[test]

@@ -103,3 +103,5 @@ pub enum Error {
         source: std::io::Error,
     },
 }
+
+pub use rrtest_sys::bounded::{human_bytes, open_regular, read_regular_bounded};

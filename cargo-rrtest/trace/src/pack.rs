@@ -13,11 +13,17 @@
 //! destination (which must be a fresh, empty directory: with no links
 //! accepted, nothing inside it can point out), never overwrites (a duplicate
 //! entry is an error), creates files 0600/0700 and directories 0700, verifies
-//! every header checksum, and caps the number of entries and the bytes
-//! written ([`Limits`]). Every error names the archive offset.
+//! every header checksum, and caps the number of entries, the bytes of each
+//! file and of all, and how far the archive may expand, and leaves free
+//! space on the destination ([`Limits`], docs/threat-model.md). It opens
+//! the archive only if it is a regular file. Every error names the archive
+//! offset; a failed write (a full disk) is an I/O error, not corruption.
 //!
 //! The tar writer and reader are ours (ustar is simple, and a reader we wrote
 //! for exactly these two entry types has no surprising features to disable).
+//! The reader also takes the long names of PAX extended headers (`path`,
+//! `size`) and GNU `L` entries, as other tar programs write them; it
+//! ignores other PAX keys and refuses GNU long link names.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -320,13 +326,28 @@ fn checksum(h: &[u8; BLOCK]) -> u64 {
         .sum()
 }
 
-/// Caps on what [`unpack`] writes.
+/// Caps on what [`unpack`] writes. An archive is refused, with a message
+/// naming the cap, as soon as it would pass one: nothing after that entry is
+/// extracted (and the caller removes its temporary directory).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Most entries.
     pub max_entries: u64,
     /// Most bytes of file contents in all.
     pub max_total_bytes: u64,
+    /// Most bytes of one file.
+    pub max_file_bytes: u64,
+    /// Most bytes written per byte of the compressed archive read, once
+    /// more than [`Limits::ratio_after`] bytes are written: a trace's event
+    /// stream is compressed already and its executables compress a few
+    /// times, so a far higher ratio is an archive made to fill the disk
+    /// (gigabytes of zeros in a megabyte).
+    pub max_ratio: u64,
+    /// Bytes written before [`Limits::max_ratio`] applies.
+    pub ratio_after: u64,
+    /// Bytes of the destination's file system left free, at least: an
+    /// entry that would leave less is refused before it is written.
+    pub keep_free: u64,
 }
 
 impl Default for Limits {
@@ -334,7 +355,25 @@ impl Default for Limits {
         Limits {
             max_entries: 100_000,
             max_total_bytes: 16 << 30,
+            max_file_bytes: 8 << 30,
+            max_ratio: 200,
+            ratio_after: 64 << 20,
+            keep_free: 64 << 20,
         }
+    }
+}
+
+/// Counts the bytes read through it (the compressed archive's).
+struct Counted<R> {
+    inner: R,
+    count: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
     }
 }
 
@@ -342,10 +381,15 @@ impl Default for Limits {
 /// (make it private: the caller's temporary directory, mode 0700), and
 /// returns the trace directory inside it.
 pub fn unpack(archive: &Path, dest: &Path, limits: Limits) -> Result<PathBuf, Error> {
-    let file = File::open(archive).map_err(io_err(archive))?;
-    let dec = zstd::stream::read::Decoder::new(BufReader::new(file)).map_err(io_err(archive))?;
+    let file = super::open_regular(archive, "a trace archive").map_err(io_err(archive))?;
+    let count = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counted = Counted {
+        inner: file,
+        count: std::rc::Rc::clone(&count),
+    };
+    let dec = zstd::stream::read::Decoder::new(BufReader::new(counted)).map_err(io_err(archive))?;
     let name = archive.display().to_string();
-    unpack_tar(dec, &name, dest, limits)?;
+    unpack_tar(dec, &name, dest, limits, Some(&count))?;
     let root = dest.join(ARCHIVE_ROOT);
     if !root.join(super::HEADER_FILE).is_file() {
         return Err(Error::Corrupt {
@@ -360,12 +404,73 @@ pub fn unpack(archive: &Path, dest: &Path, limits: Limits) -> Result<PathBuf, Er
     Ok(root)
 }
 
-/// Reads a ustar stream, extracting into `dest`.
+/// Bytes free for us on the file system of `dir`.
+fn free_bytes(dir: &Path) -> io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
+    Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}
+
+/// What a PAX or GNU extension header says about the next entry.
+#[derive(Debug, Default)]
+struct Extension {
+    /// Its name (PAX `path`, GNU `L`).
+    name: Option<String>,
+    /// Its size (PAX `size`).
+    size: Option<u64>,
+}
+
+/// The most bytes of a PAX extended header or a GNU long name we read.
+const MAX_EXTENSION: u64 = 64 * 1024;
+
+/// Parses PAX extended header records (`LEN key=value\n`): keeps `path`
+/// and `size`, ignores the rest (times, owners, charsets: nothing we use).
+fn parse_pax(data: &[u8], ext: &mut Extension) -> Result<(), String> {
+    let mut rest = data;
+    while !rest.is_empty() {
+        let space = rest
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("a PAX record without its length")?;
+        let len: usize = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or("a PAX record with an unreadable length")?;
+        if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
+            return Err("a PAX record whose length does not match it".into());
+        }
+        let record = &rest[space + 1..len - 1];
+        let eq = record
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or("a PAX record without `=`")?;
+        let (key, value) = (&record[..eq], &record[eq + 1..]);
+        match key {
+            b"path" => {
+                let v = std::str::from_utf8(value).map_err(|_| "a PAX path that is not UTF-8")?;
+                ext.name = Some(v.to_owned());
+            }
+            b"size" => {
+                let v = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or("an unreadable PAX size")?;
+                ext.size = Some(v);
+            }
+            _ => {}
+        }
+        rest = &rest[len..];
+    }
+    Ok(())
+}
+
+/// Reads a ustar stream, extracting into `dest`. `compressed` counts the
+/// compressed bytes read so far, for [`Limits::max_ratio`].
 fn unpack_tar(
     mut input: impl Read,
     archive: &str,
     dest: &Path,
     limits: Limits,
+    compressed: Option<&std::cell::Cell<u64>>,
 ) -> Result<(), Error> {
     let corrupt = |offset: u64, reason: String| Error::Corrupt {
         archive: archive.to_string(),
@@ -376,6 +481,8 @@ fn unpack_tar(
     let mut entries = 0u64;
     let mut total = 0u64;
     let mut block = [0u8; BLOCK];
+    let mut ext = Extension::default();
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         match read_block(&mut input, &mut block) {
             Ok(true) => {}
@@ -388,6 +495,12 @@ fn unpack_tar(
             Err(e) => return Err(corrupt(offset, format!("reading: {e}"))),
         }
         if block.iter().all(|&b| b == 0) {
+            if ext.name.is_some() || ext.size.is_some() {
+                return Err(corrupt(
+                    offset,
+                    "the archive ends after an extension header, without its entry".into(),
+                ));
+            }
             return Ok(());
         }
         let at = offset;
@@ -398,21 +511,85 @@ fn unpack_tar(
             return Err(corrupt(at, "header checksum mismatch".into()));
         }
         if &block[257..262] != b"ustar" {
-            return Err(corrupt(at, "not a ustar header".into()));
+            return Err(corrupt(
+                at,
+                "not a ustar header (only POSIX ustar archives, with PAX or GNU long names, are read)".into(),
+            ));
         }
-        let name = entry_name(&block);
+        let kind = block[156];
+        let name = match (kind, ext.name.take()) {
+            (b'x' | b'g' | b'L' | b'K', _) => entry_name(&block),
+            (_, Some(long)) => long,
+            (_, None) => entry_name(&block),
+        };
         let refuse = |reason: &str| Error::Unsafe {
             archive: archive.to_string(),
             entry: name.clone(),
             offset: at,
             reason: reason.to_string(),
         };
-        let size = parse_octal(&block[124..136])
-            .ok_or_else(|| corrupt(at, "unreadable entry size".into()))?;
-        let kind = block[156];
+        let header_size = if block[124] & 0x80 != 0 {
+            return Err(refuse(
+                "its size is in GNU base-256 form (a file of 8 GiB or more), larger than a trace's files may be",
+            ));
+        } else {
+            parse_octal(&block[124..136])
+                .ok_or_else(|| corrupt(at, "unreadable entry size".into()))?
+        };
+        let size = match kind {
+            b'x' | b'g' | b'L' | b'K' => header_size,
+            _ => ext.size.take().unwrap_or(header_size),
+        };
         entries += 1;
         if entries > limits.max_entries {
             return Err(refuse(&format!("more than {} entries", limits.max_entries)));
+        }
+        // Extension headers: their data describes the next entry.
+        if matches!(kind, b'x' | b'g' | b'L' | b'K') {
+            let what = match kind {
+                b'x' => "PAX extended header",
+                b'g' => "PAX global header",
+                b'L' => "GNU long name",
+                _ => "GNU long link name",
+            };
+            if kind == b'K' {
+                return Err(refuse(&format!("a {what}: links are not accepted")));
+            }
+            if size > MAX_EXTENSION {
+                return Err(refuse(&format!(
+                    "a {what} of {size} bytes, more than the {MAX_EXTENSION} read"
+                )));
+            }
+            let padded = size.div_ceil(BLOCK as u64) * BLOCK as u64;
+            let mut data = vec![0u8; padded as usize];
+            input
+                .read_exact(&mut data)
+                .map_err(|e| corrupt(offset, format!("reading a {what}: {e}")))?;
+            data.truncate(size as usize);
+            offset += padded;
+            match kind {
+                b'L' => {
+                    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                    let long = std::str::from_utf8(&data[..end])
+                        .map_err(|_| refuse(&format!("a {what} that is not UTF-8")))?;
+                    ext.name = Some(long.to_owned());
+                }
+                b'x' => parse_pax(&data, &mut ext)
+                    .map_err(|why| corrupt(at, format!("in a {what}: {why}")))?,
+                // Global: applies to every entry after it; `path` and
+                // `size` make no sense there, and the rest is unused.
+                _ => {
+                    let mut global = Extension::default();
+                    parse_pax(&data, &mut global)
+                        .map_err(|why| corrupt(at, format!("in a {what}: {why}")))?;
+                    if global.name.is_some() || global.size.is_some() {
+                        return Err(refuse(&format!(
+                            "a {what} that sets a path or size for every entry"
+                        )));
+                    }
+                }
+            }
+            continue;
         }
         let rel = safe_relative(&name).map_err(|why| refuse(&why))?;
         let target = dest.join(&rel);
@@ -428,12 +605,36 @@ fn unpack_tar(
                     .map_err(io_err(&target))?;
             }
             b'0' | 0 => {
+                if size > limits.max_file_bytes {
+                    return Err(refuse(&format!(
+                        "a file of {} ({size} bytes), more than the {} one file of a trace may have",
+                        super::human_bytes(size),
+                        super::human_bytes(limits.max_file_bytes)
+                    )));
+                }
                 total = total.saturating_add(size);
                 if total > limits.max_total_bytes {
                     return Err(refuse(&format!(
-                        "the archive holds more than {} bytes",
-                        limits.max_total_bytes
+                        "the archive holds more than {} bytes ({}) of files",
+                        limits.max_total_bytes,
+                        super::human_bytes(limits.max_total_bytes)
                     )));
+                }
+                let free = free_bytes(dest).map_err(io_err(dest))?;
+                if size.saturating_add(limits.keep_free) > free {
+                    // Not the archive's fault: an I/O error, not corruption.
+                    return Err(Error::Io {
+                        path: dest.display().to_string(),
+                        source: io::Error::new(
+                            io::ErrorKind::StorageFull,
+                            format!(
+                                "not enough free space to unpack {archive}: its entry `{name}` needs {}, {} is free (and {} is kept free); make room, or set TMPDIR to a larger file system",
+                                super::human_bytes(size),
+                                super::human_bytes(free),
+                                super::human_bytes(limits.keep_free)
+                            ),
+                        ),
+                    });
                 }
                 if let Some(parent) = target.parent() {
                     DirBuilder::new()
@@ -455,15 +656,49 @@ fn unpack_tar(
                             io_err(&target)(e)
                         }
                     })?;
-                let copied = io::copy(&mut (&mut input).take(size), &mut out)
-                    .map_err(|e| corrupt(offset, format!("reading contents: {e}")))?;
-                if copied != size {
-                    return Err(corrupt(
-                        offset + copied,
-                        format!("truncated inside `{name}` ({copied} of {size} bytes)"),
-                    ));
+                // Read and write apart: a failed read is a damaged archive,
+                // a failed write (a full disk) is not.
+                let mut left = size;
+                while left > 0 {
+                    let want = left.min(buf.len() as u64) as usize;
+                    let got = match input.read(&mut buf[..want]) {
+                        Ok(0) => {
+                            let copied = size - left;
+                            return Err(corrupt(
+                                offset,
+                                format!("truncated inside `{name}` ({copied} of {size} bytes)"),
+                            ));
+                        }
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            return Err(corrupt(offset, format!("reading contents: {e}")));
+                        }
+                    };
+                    out.write_all(&buf[..got]).map_err(|e| Error::Io {
+                        path: target.display().to_string(),
+                        source: io::Error::new(
+                            e.kind(),
+                            format!("writing the unpacked trace failed: {e}"),
+                        ),
+                    })?;
+                    left -= got as u64;
+                    offset += got as u64;
+                    // Bytes of files written so far, this one's included.
+                    let written = total - left;
+                    if let Some(read) = compressed.map(std::cell::Cell::get) {
+                        if written > limits.ratio_after
+                            && written > limits.max_ratio.saturating_mul(read)
+                        {
+                            return Err(refuse(&format!(
+                                "the archive expands more than {} times: {} of files from {} of it; refusing what looks like a decompression bomb",
+                                limits.max_ratio,
+                                super::human_bytes(written),
+                                super::human_bytes(read)
+                            )));
+                        }
+                    }
                 }
-                offset += size;
                 let pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
                 let mut skip = [0u8; BLOCK];
                 input
@@ -683,13 +918,13 @@ mod tests {
         let name = format!("{ARCHIVE_ROOT}/{}/{}", "d".repeat(80), "f".repeat(90));
         let tar = tar_of(&[(raw(&name, b'0', 3), b"abc")]);
         let dest = scratch();
-        unpack_tar(&tar[..], "x", dest.path(), Limits::default()).expect("unpack");
+        unpack_tar(&tar[..], "x", dest.path(), Limits::default(), None).expect("unpack");
         assert_eq!(std::fs::read(dest.path().join(&name)).unwrap(), b"abc");
     }
 
     fn refused(tar: &[u8]) -> String {
         let dest = scratch();
-        match unpack_tar(tar, "evil.tar", dest.path(), Limits::default()) {
+        match unpack_tar(tar, "evil.tar", dest.path(), Limits::default(), None) {
             Ok(()) => panic!("accepted"),
             Err(e) => e.to_string(),
         }
@@ -708,7 +943,7 @@ mod tests {
             (format!("{root}/hard"), b'1', "links"),
             (format!("{root}/dev"), b'3', "devices"),
             (format!("{root}/fifo"), b'6', "FIFOs"),
-            (format!("{root}/pax"), b'x', "entry type"),
+            (format!("{root}/sparse"), b'S', "entry type"),
         ] {
             let msg = refused(&tar_of(&[(raw(&name, kind, 0), b"")]));
             assert!(msg.contains(why), "{name}: {msg}");
@@ -725,9 +960,10 @@ mod tests {
         let limits = Limits {
             max_entries: 10,
             max_total_bytes: 4,
+            ..Limits::default()
         };
         let big = tar_of(&[(raw(&name, b'0', 5), b"12345")]);
-        let err = unpack_tar(&big[..], "big", dest.path(), limits).unwrap_err();
+        let err = unpack_tar(&big[..], "big", dest.path(), limits, None).unwrap_err();
         assert!(err.to_string().contains("more than 4 bytes"), "{err}");
     }
 
@@ -746,5 +982,168 @@ mod tests {
         assert!(msg.contains("truncated"), "{msg}");
         let msg = refused(&good[..BLOCK * 3]);
         assert!(msg.contains("end-of-archive"), "{msg}");
+    }
+
+    /// A PAX record `LEN key=value\n` (LEN counts itself).
+    fn pax_record(key: &str, value: &str) -> String {
+        let body = format!(" {key}={value}\n");
+        let mut len = body.len() + 1;
+        while format!("{len}{body}").len() != len {
+            len += 1;
+        }
+        format!("{len}{body}")
+    }
+
+    /// Regression: PAX and GNU long-name entries were refused as an
+    /// unknown entry type; a name longer than ustar holds now extracts.
+    #[test]
+    fn pax_and_gnu_long_names_are_read() {
+        // Over ustar's 100 + 155 bytes, and no `/` to split it at.
+        let long = format!("{ARCHIVE_ROOT}/files/{}", "n".repeat(250));
+        let pax = pax_record("path", &long) + &pax_record("mtime", "1700000000.5");
+        let tar = tar_of(&[
+            (
+                raw("././@PaxHeader", b'x', pax.len() as u64),
+                pax.as_bytes(),
+            ),
+            (raw(&format!("{ARCHIVE_ROOT}/short"), b'0', 3), b"pax"),
+        ]);
+        let dest = scratch();
+        unpack_tar(&tar[..], "pax", dest.path(), Limits::default(), None).expect("pax");
+        assert_eq!(std::fs::read(dest.path().join(&long)).unwrap(), b"pax");
+        assert!(!dest.path().join(ARCHIVE_ROOT).join("short").exists());
+
+        let mut gnu_name = long.clone().into_bytes();
+        gnu_name.push(0);
+        let tar = tar_of(&[
+            (raw("././@LongLink", b'L', gnu_name.len() as u64), &gnu_name),
+            (raw(&format!("{ARCHIVE_ROOT}/short"), b'0', 3), b"gnu"),
+        ]);
+        let dest = scratch();
+        unpack_tar(&tar[..], "gnu", dest.path(), Limits::default(), None).expect("gnu");
+        assert_eq!(std::fs::read(dest.path().join(&long)).unwrap(), b"gnu");
+
+        // A PAX size overrides the header's.
+        let pax = pax_record("size", "5");
+        let tar = tar_of(&[
+            (raw("pax", b'x', pax.len() as u64), pax.as_bytes()),
+            (raw(&format!("{ARCHIVE_ROOT}/sized"), b'0', 0), b"12345"),
+        ]);
+        let dest = scratch();
+        unpack_tar(&tar[..], "size", dest.path(), Limits::default(), None).expect("size");
+        let got = std::fs::read(dest.path().join(ARCHIVE_ROOT).join("sized")).unwrap();
+        assert_eq!(got, b"12345");
+
+        // What stays refused says why, plainly; a long name is checked as
+        // any other.
+        let evil = pax_record("path", "../../etc/passwd");
+        let tar = tar_of(&[
+            (raw("pax", b'x', evil.len() as u64), evil.as_bytes()),
+            (raw(&format!("{ARCHIVE_ROOT}/x"), b'0', 0), b""),
+        ]);
+        assert!(refused(&tar).contains("`..`"));
+        let global = pax_record("path", "x");
+        let tar = tar_of(&[(raw("g", b'g', global.len() as u64), global.as_bytes())]);
+        assert!(refused(&tar).contains("for every entry"));
+        let tar = tar_of(&[(raw("k", b'K', 4), b"abc\0")]);
+        assert!(refused(&tar).contains("links are not accepted"));
+        let bad = "9 path=x\n"; // its length says 9, it is 9: fine; now break it
+        let broken = bad.replace('9', "7");
+        let tar = tar_of(&[(raw("pax", b'x', broken.len() as u64), broken.as_bytes())]);
+        assert!(refused(&tar).contains("PAX record"));
+    }
+
+    #[test]
+    fn a_file_over_the_per_file_cap_is_refused() {
+        let name = format!("{ARCHIVE_ROOT}/big");
+        let tar = tar_of(&[(raw(&name, b'0', 10), b"0123456789")]);
+        let dest = scratch();
+        let limits = Limits {
+            max_file_bytes: 9,
+            ..Limits::default()
+        };
+        let err = unpack_tar(&tar[..], "big", dest.path(), limits, None).unwrap_err();
+        assert!(
+            err.to_string().contains("more than the 9 bytes one file"),
+            "{err}"
+        );
+        assert!(!dest.path().join(&name).exists(), "written anyway");
+    }
+
+    #[test]
+    fn a_file_that_would_fill_the_disk_is_refused_before_writing() {
+        let name = format!("{ARCHIVE_ROOT}/f");
+        let tar = tar_of(&[(raw(&name, b'0', 3), b"abc")]);
+        let dest = scratch();
+        let limits = Limits {
+            keep_free: u64::MAX / 4,
+            ..Limits::default()
+        };
+        let err = unpack_tar(&tar[..], "full", dest.path(), limits, None).unwrap_err();
+        assert!(!dest.path().join(&name).exists(), "written anyway");
+        // Regression: a full disk was reported as a corrupt trace.
+        let err = super::super::Error::from(err);
+        let msg = err.to_string();
+        assert!(msg.contains("not enough free space"), "{msg}");
+        assert!(!msg.contains("corrupt"), "{msg}");
+        assert!(
+            matches!(&err, super::super::Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull),
+            "{err:?}"
+        );
+    }
+
+    /// Writes a `.tar.zst` holding one file of `size` zeros, streamed.
+    fn zero_bomb(path: &Path, size: u64) {
+        let file = File::create(path).unwrap();
+        let mut enc = zstd::stream::write::Encoder::new(file, 3).unwrap();
+        let name = format!("{ARCHIVE_ROOT}/events.zst");
+        enc.write_all(&header(&name, 0o600, size, b'0').unwrap())
+            .unwrap();
+        io::copy(&mut io::repeat(0).take(size), &mut enc).unwrap();
+        let pad = (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64;
+        enc.write_all(&vec![0u8; pad as usize + 2 * BLOCK]).unwrap();
+        enc.finish().unwrap();
+    }
+
+    /// Regression: a megabyte-sized archive holding gigabytes of zeros was
+    /// extracted in full. It stops soon after it passes the ratio.
+    #[test]
+    fn a_decompression_bomb_is_refused() {
+        let src = scratch();
+        let archive = src.path().join("bomb.tar.zst");
+        let size = 100 << 20;
+        zero_bomb(&archive, size);
+        assert!(std::fs::metadata(&archive).unwrap().len() < size / 200);
+        let dest = scratch();
+        let err = unpack(&archive, dest.path(), Limits::default()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("decompression bomb"), "{msg}");
+        let written = std::fs::metadata(dest.path().join(ARCHIVE_ROOT).join("events.zst"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(written < size, "{written} bytes written");
+        // With the ratio check off, the same archive extracts: the ratio
+        // is what stopped it.
+        let dest = scratch();
+        let lax = Limits {
+            max_ratio: u64::MAX,
+            ..Limits::default()
+        };
+        unpack(&archive, dest.path(), lax).unwrap_err(); // no header.json
+        let written = std::fs::metadata(dest.path().join(ARCHIVE_ROOT).join("events.zst"))
+            .unwrap()
+            .len();
+        assert_eq!(written, size);
+    }
+
+    /// Regression: a FIFO given as the archive blocked `replay` forever.
+    #[test]
+    fn a_fifo_archive_is_refused_without_blocking() {
+        let src = scratch();
+        let fifo = src.path().join("t.tar.zst");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let dest = scratch();
+        let err = unpack(&fifo, dest.path(), Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
     }
 }

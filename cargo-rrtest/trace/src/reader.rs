@@ -3,30 +3,65 @@
 //! `open` reads and checks `header.json` (its `format_version` first, so a
 //! trace from another version gets [`Error::VersionMismatch`] rather than a
 //! parse error) and the event stream's own magic and version; `next_event`
-//! then streams the events. Every problem is an [`Error`] naming the file,
+//! then streams the events, checking the framing as it goes and the
+//! checksum and end record when it reaches them, and checking that every
+//! `files/<id>` an event names is a regular file of the trace.
+//! [`TraceReader::check_stream`] checks the whole stream (framing, checksum,
+//! end record) without decoding it; [`TraceReader::read_ahead`], which
+//! replay uses, does that before it hands out a single event, because
+//! replay acts on events as they come and stops at the program's exit,
+//! before the end record. Every problem is an [`Error`] naming the file,
 //! the offset and what was wrong; nothing in a trace can make the reader
-//! panic, loop, or allocate much more than the trace holds.
+//! panic, loop, block (only regular files are opened:
+//! [`super::open_regular`]), or allocate much more than the trace holds.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::event::{Event, FileId};
+use super::event::{Event, FileId, SyscallEvent, SyscallExtra};
 use super::header::Header;
 use super::stream::{StreamError, StreamReader};
 use super::{Error, EVENTS_FILE, FILES_DIR, FORMAT_VERSION, HEADER_FILE};
 
-/// `header.json` larger than this is not a header.
-const MAX_HEADER_LEN: u64 = 64 << 20;
+/// `header.json` larger than this is not a header. A real one is a few
+/// kilobytes, plus about 50 bytes per execution point a verification
+/// counted (`verification.point_hits`), which the reader must not refuse:
+/// this leaves room for a million of them.
+pub const MAX_HEADER_LEN: u64 = 64 << 20;
 
-type Source = BufReader<zstd::stream::read::Decoder<'static, BufReader<File>>>;
+type Source = BufReader<zstd::stream::read::Decoder<'static, BufReader<At>>>;
+
+/// Reads a shared open file from an offset of its own (`pread`): the
+/// stream check and the event reader read the same open file, so the file
+/// checked is the file replayed, even if the trace's `events.zst` is
+/// replaced in between.
+#[derive(Debug)]
+struct At {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
 
 /// Reads one trace directory.
 pub struct TraceReader {
     dir: PathBuf,
     events_path: PathBuf,
     header: Header,
+    events_file: Arc<File>,
     stream: StreamReader<Source>,
+    /// The `files/<id>` already found to be regular files.
+    files_seen: HashSet<FileId>,
 }
 
 impl std::fmt::Debug for TraceReader {
@@ -67,30 +102,23 @@ fn offset_of(text: &[u8], line: usize, column: usize) -> u64 {
 pub fn read_header(dir: &Path) -> Result<Header, Error> {
     let path = dir.join(HEADER_FILE);
     let display = path.display().to_string();
-    let file = File::open(&path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            let why = format!("no {HEADER_FILE} here: not a cargo-rrtest trace directory");
-            io_err(dir, io::Error::new(e.kind(), why))
-        } else {
-            io_err(&path, e)
-        }
-    })?;
-    let mut text = Vec::new();
-    file.take(MAX_HEADER_LEN + 1)
-        .read_to_end(&mut text)
-        .map_err(|e| io_err(&path, e))?;
+    let text =
+        super::read_regular_bounded(&path, MAX_HEADER_LEN, "the trace header").map_err(|e| {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) {
+                io_err(dir, missing_header(dir, e.kind()))
+            } else {
+                io_err(&path, e)
+            }
+        })?;
     let corrupt = |offset: u64, reason: String| Error::Corrupt {
         path: display.clone(),
         what: "header",
         offset,
         reason,
     };
-    if text.len() as u64 > MAX_HEADER_LEN {
-        return Err(corrupt(
-            MAX_HEADER_LEN,
-            format!("larger than {MAX_HEADER_LEN} bytes"),
-        ));
-    }
     // The version first, from a generic parse: a future header may not
     // deserialize as ours.
     let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
@@ -120,12 +148,64 @@ pub fn read_header(dir: &Path) -> Result<Header, Error> {
             writer,
         });
     }
-    serde_json::from_value::<Header>(value).map_err(|e| {
+    let header = serde_json::from_value::<Header>(value).map_err(|e| {
         corrupt(
             0,
             format!("not a version {FORMAT_VERSION} trace header: {e}"),
         )
-    })
+    })?;
+    // Names of `files/` entries: a path (`../../bin/sh`) would make replay
+    // run a file from outside the trace.
+    for (i, l) in header.loaders.iter().enumerate() {
+        for (field, id) in [("exe_file", &l.exe_file), ("file", &l.file)] {
+            if super::codec::file_id_bytes(&FileId(id.clone())).is_none() {
+                return Err(corrupt(
+                    0,
+                    format!(
+                        "loaders[{i}].{field} {id:?} is not a file id (32 lowercase hex digits)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(header)
+}
+
+/// Why there is no header in `dir`: it does not exist, is not a
+/// directory, or holds no header.
+fn missing_header(dir: &Path, kind: io::ErrorKind) -> io::Error {
+    let why = match std::fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            "no such directory: the trace directory does not exist".to_owned()
+        }
+        Ok(m) if !m.is_dir() => {
+            "not a directory: give the trace's directory (unpack an archive with `cargo rrtest replay ARCHIVE`)".to_owned()
+        }
+        _ => format!("no {HEADER_FILE} here: not a cargo-rrtest trace directory"),
+    };
+    io::Error::new(kind, why)
+}
+
+/// The event stream of `dir` read from the start of `file`: its header
+/// checked.
+fn stream_of(
+    dir: &Path,
+    events_path: &Path,
+    header: &Header,
+    file: &Arc<File>,
+) -> Result<StreamReader<Source>, Error> {
+    let at = At {
+        file: Arc::clone(file),
+        pos: 0,
+    };
+    let decoder = zstd::stream::read::Decoder::new(at).map_err(|e| Error::Corrupt {
+        path: events_path.display().to_string(),
+        what: "compressed event stream",
+        offset: 0,
+        reason: e.to_string(),
+    })?;
+    let source = BufReader::with_capacity(128 * 1024, decoder);
+    StreamReader::new(source).map_err(|e| map_stream_error(dir, events_path, header, e))
 }
 
 impl TraceReader {
@@ -134,24 +214,99 @@ impl TraceReader {
     pub fn open(dir: &Path) -> Result<TraceReader, Error> {
         let header = read_header(dir)?;
         let events_path = dir.join(EVENTS_FILE);
-        let file = File::open(&events_path).map_err(|e| io_err(&events_path, e))?;
-        let decoder = zstd::stream::read::Decoder::new(file).map_err(|e| Error::Corrupt {
-            path: events_path.display().to_string(),
-            what: "compressed event stream",
-            offset: 0,
-            reason: e.to_string(),
-        })?;
-        let source = BufReader::with_capacity(128 * 1024, decoder);
-        let stream = match StreamReader::new(source) {
-            Ok(s) => s,
-            Err(e) => return Err(map_stream_error(dir, &events_path, &header, e)),
-        };
+        let file = super::open_regular(&events_path, "the event stream")
+            .map_err(|e| io_err(&events_path, e))?;
+        let events_file = Arc::new(file);
+        let stream = stream_of(dir, &events_path, &header, &events_file)?;
         Ok(TraceReader {
             dir: dir.to_owned(),
             events_path,
             header,
+            events_file,
             stream,
+            files_seen: HashSet::new(),
         })
+    }
+
+    /// Checks the whole event stream, from its start, without decoding its
+    /// events: its framing, the checksum of every byte and the end record
+    /// (so a stream edited anywhere, or cut anywhere, even at a zstd frame
+    /// boundary, fails here). Reads the same open file as the events, on
+    /// its own; returns the number of events. Costs a decompression of the
+    /// stream (docs/trace-format.md has the numbers).
+    pub fn check_stream(&self) -> Result<u64, Error> {
+        let mut stream = stream_of(
+            &self.dir,
+            &self.events_path,
+            &self.header,
+            &self.events_file,
+        )?;
+        stream
+            .check_to_end()
+            .map_err(|e| map_stream_error(&self.dir, &self.events_path, &self.header, e))
+    }
+
+    /// Checks that each `files/<id>` that `event` names is a regular file
+    /// (not missing, not a link, FIFO or device: replay maps it into the
+    /// program, and opening a FIFO would block forever).
+    fn check_files(&mut self, event: &Event, at: u64) -> Result<(), Error> {
+        let id = match event {
+            Event::Exec(e) => {
+                // And the loader the header keeps for it, which replay runs.
+                let loaders: Vec<FileId> = self
+                    .header
+                    .loaders
+                    .iter()
+                    .filter(|l| l.exe_file == e.exe_file.0)
+                    .map(|l| FileId(l.file.clone()))
+                    .collect();
+                for loader in &loaders {
+                    self.check_file(loader, event, at)?;
+                }
+                &e.exe_file
+            }
+            Event::Syscall(SyscallEvent { result, .. }) | Event::SyscallExit { result, .. } => {
+                match &result.extra {
+                    SyscallExtra::MappedFile { file, .. } => file,
+                    _ => return Ok(()),
+                }
+            }
+            _ => return Ok(()),
+        };
+        self.check_file(id, event, at)
+    }
+
+    /// [`TraceReader::check_files`] for one `files/<id>`.
+    fn check_file(&mut self, id: &FileId, event: &Event, at: u64) -> Result<(), Error> {
+        if self.files_seen.contains(id) {
+            return Ok(());
+        }
+        let path = self.file_path(id);
+        let problem = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() => None,
+            Ok(m) => Some(format!(
+                "{FILES_DIR}/{} is not a regular file (it is {})",
+                id.0,
+                kind_name(&m.file_type())
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Some(format!("{FILES_DIR}/{} is missing", id.0))
+            }
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        if let Some(problem) = problem {
+            return Err(Error::Corrupt {
+                path: self.dir.display().to_string(),
+                what: "event stream",
+                offset: at,
+                reason: format!(
+                    "{problem}: the event there ({}) needs that copy of a file the program executed or mapped; the trace is incomplete: record it again",
+                    event.kind()
+                ),
+            });
+        }
+        self.files_seen.insert(id.clone());
+        Ok(())
     }
 
     /// The header.
@@ -176,9 +331,15 @@ impl TraceReader {
     /// truncation point, and [`TraceReader::is_truncated`] says so. Once it
     /// has failed, the reader returns the same error again.
     pub fn next_event(&mut self) -> Result<Option<Event>, Error> {
-        self.stream
+        let at = self.stream.offset();
+        let event = self
+            .stream
             .next_event()
-            .map_err(|e| map_stream_error(&self.dir, &self.events_path, &self.header, e))
+            .map_err(|e| map_stream_error(&self.dir, &self.events_path, &self.header, e))?;
+        if let Some(event) = &event {
+            self.check_files(event, at)?;
+        }
+        Ok(event)
     }
 
     /// Offset in the decompressed stream of the next record to read (after an
@@ -217,8 +378,13 @@ const READ_AHEAD: usize = 2;
 
 impl TraceReader {
     /// This reader on a thread of its own, which decompresses, checks and
-    /// decodes the events ahead of their use ([`ReadAhead`]).
+    /// decodes the events ahead of their use ([`ReadAhead`]). First checks
+    /// the whole stream ([`TraceReader::check_stream`]): its user acts on
+    /// each event as it comes and may stop before the end record (replay
+    /// stops at the program's exit), so a changed or cut stream must fail
+    /// before the first event is handed out, not after.
     pub fn read_ahead(mut self) -> Result<ReadAhead, Error> {
+        self.check_stream()?;
         let (dir, events_path, header) = (
             self.dir.clone(),
             self.events_path.clone(),
@@ -372,6 +538,24 @@ fn same_error(e: &Error) -> Error {
             path: path.clone(),
             source: io::Error::new(source.kind(), source.to_string()),
         },
+    }
+}
+
+/// A file type in words, for messages.
+fn kind_name(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
     }
 }
 

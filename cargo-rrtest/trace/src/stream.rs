@@ -410,7 +410,12 @@ impl<R: BufRead> StreamReader<R> {
         }
     }
 
-    fn read_record(&mut self) -> Result<Option<Event>, StreamError> {
+    /// Reads a record's tag and length: `(tag, prefix bytes, prefix
+    /// length, payload length)`.
+    #[allow(clippy::type_complexity)]
+    fn read_prefix(
+        &mut self,
+    ) -> Result<(u8, [u8; 1 + codec::MAX_VARINT_LEN], usize, u64), StreamError> {
         let start = self.offset;
         let mut prefix = [0u8; 1 + codec::MAX_VARINT_LEN];
         // The tag.
@@ -420,7 +425,7 @@ impl<R: BufRead> StreamReader<R> {
                 return Err(self.corrupt(
                     start,
                     format!(
-                        "the stream stops after {} complete events, without its end record (the recording was cut short)",
+                        "the stream stops after {} complete events, without its end record (the recording was cut short, or the file was cut)",
                         self.events
                     ),
                     true,
@@ -476,6 +481,148 @@ impl<R: BufRead> StreamReader<R> {
                 false,
             ));
         }
+        Ok((tag, prefix, n, len))
+    }
+
+    /// Reads the rest of the stream without decoding its events: the
+    /// framing, the checksum and the end record are checked as
+    /// [`StreamReader::next_event`] checks them (the same errors, at the
+    /// same offsets, but for a payload that does not decode), at the cost of
+    /// decompressing and hashing only. Returns the number of events.
+    pub fn check_to_end(&mut self) -> Result<u64, StreamError> {
+        match &self.state {
+            State::Reading => {}
+            State::Ended => return Ok(self.events),
+            State::Failed(e) => return Err(e.clone()),
+        }
+        let result = self.skim();
+        match &result {
+            Ok(_) => self.state = State::Ended,
+            Err(e) => self.state = State::Failed(e.clone()),
+        }
+        result
+    }
+
+    fn skim(&mut self) -> Result<u64, StreamError> {
+        // A multiple of 8: the checksum folds a payload read in pieces of
+        // this size exactly as it folds the whole payload.
+        const PIECE: usize = 64 * 1024;
+        let mut piece = vec![0u8; PIECE];
+        loop {
+            let start = self.offset;
+            let (tag, prefix, n, len) = self.read_prefix()?;
+            let payload_at = start + 1 + n as u64;
+            if tag == codec::tag::END {
+                // The end record is not in the checksum it carries.
+                // Decoded as by `next_event`, which checks it.
+                self.skim_end(start, n, len)?;
+                return Ok(self.events);
+            }
+            self.checksum.update(&prefix[..1 + n]);
+            let mut left = len;
+            while left > 0 {
+                let want = left.min(PIECE as u64) as usize;
+                let got = read_full(&mut self.input, &mut piece[..want])
+                    .map_err(|e| self.source_error(payload_at + (len - left), e))?;
+                if got < want {
+                    return Err(self.corrupt(
+                        payload_at + (len - left) + got as u64,
+                        format!(
+                            "the stream stops inside a {len}-byte record that starts at offset {start}, after {} complete events (the recording was cut short, or the file was cut)",
+                            self.events
+                        ),
+                        true,
+                    ));
+                }
+                self.checksum.update(&piece[..want]);
+                left -= want as u64;
+            }
+            self.offset = payload_at + len;
+            self.events += 1;
+        }
+    }
+
+    /// Checks the end record whose prefix [`Self::skim`] read.
+    fn skim_end(&mut self, start: u64, n: usize, len: u64) -> Result<(), StreamError> {
+        // An end record is a few bytes: a longer one is corrupt, and must
+        // not make us allocate.
+        let payload_at = start + 1 + n as u64;
+        if len > 64 {
+            return Err(self.corrupt(
+                payload_at,
+                format!("an end record of {len} bytes (it has two numbers)"),
+                false,
+            ));
+        }
+        let mut buf = [0u8; 64];
+        let got = read_full(&mut self.input, &mut buf[..len as usize])
+            .map_err(|e| self.source_error(payload_at, e))?;
+        if got < len as usize {
+            return Err(self.corrupt(
+                payload_at + got as u64,
+                "the stream stops inside its end record".into(),
+                true,
+            ));
+        }
+        match codec::decode_payload(codec::tag::END, &buf[..len as usize]) {
+            Ok(Record::End { events, checksum }) => {
+                self.check_end(payload_at, len, events, checksum)
+            }
+            Ok(Record::Event(_)) => Err(self.corrupt(
+                start,
+                "an end record that decodes as an event".into(),
+                false,
+            )),
+            Err(DecodeError { pos, reason }) => Err(self.corrupt(
+                payload_at + pos as u64,
+                format!("in the end record at offset {start}: {reason}"),
+                false,
+            )),
+        }
+    }
+
+    /// The end record's counts against the stream's, and nothing after it.
+    fn check_end(
+        &mut self,
+        payload_at: u64,
+        len: u64,
+        events: u64,
+        checksum: u64,
+    ) -> Result<(), StreamError> {
+        if events != self.events {
+            return Err(self.corrupt(
+                payload_at,
+                format!(
+                    "the end record counts {events} events, but the stream holds {}",
+                    self.events
+                ),
+                false,
+            ));
+        }
+        if checksum != self.checksum.value() {
+            return Err(self.corrupt(
+                payload_at,
+                format!(
+                    "checksum mismatch: the end record says {checksum:#018x}, the stream hashes to {:#018x} (the events were changed after recording)",
+                    self.checksum.value()
+                ),
+                false,
+            ));
+        }
+        self.offset = payload_at + len;
+        // Nothing may follow the end record.
+        match read_byte(&mut self.input) {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => {
+                Err(self.corrupt(self.offset, "data after the end record".into(), false))
+            }
+            Err(e) => Err(self.source_error(self.offset, e)),
+        }
+    }
+
+    fn read_record(&mut self) -> Result<Option<Event>, StreamError> {
+        let start = self.offset;
+        let (tag, prefix, n, len) = self.read_prefix()?;
         let payload_at = start + 1 + n as u64;
         // The payload: straight from the input's buffer when it holds all of
         // it (the common, small record), else a chunk at a time.
@@ -527,35 +674,8 @@ impl<R: BufRead> StreamReader<R> {
                 Ok(Some(ev))
             }
             Record::End { events, checksum } => {
-                if events != self.events {
-                    return Err(self.corrupt(
-                        payload_at,
-                        format!(
-                            "the end record counts {events} events, but the stream holds {}",
-                            self.events
-                        ),
-                        false,
-                    ));
-                }
-                if checksum != self.checksum.value() {
-                    return Err(self.corrupt(
-                        payload_at,
-                        format!(
-                            "checksum mismatch: the end record says {checksum:#018x}, the stream hashes to {:#018x}",
-                            self.checksum.value()
-                        ),
-                        false,
-                    ));
-                }
-                self.offset = payload_at + len;
-                // Nothing may follow the end record.
-                match read_byte(&mut self.input) {
-                    Ok(None) => Ok(None),
-                    Ok(Some(_)) => {
-                        Err(self.corrupt(self.offset, "data after the end record".into(), false))
-                    }
-                    Err(e) => Err(self.source_error(self.offset, e)),
-                }
+                self.check_end(payload_at, len, events, checksum)?;
+                Ok(None)
             }
         }
     }

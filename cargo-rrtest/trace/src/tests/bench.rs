@@ -114,6 +114,11 @@ fn run(pages: bool) {
     let read = t.elapsed();
     assert_eq!(count, n);
     let decoded = r.stream_offset();
+    // The whole-stream check replay makes before its first event.
+    let r = TraceReader::open(&dir).expect("open");
+    let t = Instant::now();
+    assert_eq!(r.check_stream().expect("check"), n);
+    let check = t.elapsed();
     eprintln!(
         "{n} events, {payload} bytes of memory writes, decoded stream {decoded} bytes, events.zst {size} bytes ({:.1}x)",
         decoded as f64 / size as f64
@@ -124,6 +129,12 @@ fn run(pages: bool) {
         decoded as f64 / write.as_secs_f64() / 1e6,
         read.as_nanos() as f64 / n as f64,
         decoded as f64 / read.as_secs_f64() / 1e6,
+    );
+    eprintln!(
+        "check_stream: {:.0} ms ({:.0} MB/s decoded, {:.0}% of a full read)",
+        check.as_secs_f64() * 1e3,
+        decoded as f64 / check.as_secs_f64() / 1e6,
+        100.0 * check.as_secs_f64() / read.as_secs_f64()
     );
 }
 
@@ -152,5 +163,37 @@ fn bench_add_file() {
         64.0 * 1.048576 / first.as_secs_f64(),
         second.as_secs_f64() * 1e3,
         third.as_secs_f64() * 1e3
+    );
+}
+
+/// The whole-stream check against a full read, on a real trace:
+/// `RRTEST_BENCH_TRACE=DIR cargo test --release -p rrtest-trace --lib
+/// tests::bench::bench_check_stream -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run in release with --nocapture"]
+fn bench_check_stream() {
+    let Some(dir) = std::env::var_os("RRTEST_BENCH_TRACE") else {
+        eprintln!("set RRTEST_BENCH_TRACE to a trace directory");
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let (mut checks, mut reads) = (Vec::new(), Vec::new());
+    for _ in 0..9 {
+        let r = TraceReader::open(&dir).expect("open");
+        let t = Instant::now();
+        r.check_stream().expect("check");
+        checks.push(t.elapsed());
+        let mut r = TraceReader::open(&dir).expect("open");
+        let t = Instant::now();
+        while r.next_event().expect("event").is_some() {}
+        reads.push(t.elapsed());
+    }
+    checks.sort();
+    reads.sort();
+    eprintln!(
+        "{}: check_stream median {:.1} ms, full read median {:.1} ms (9 runs)",
+        dir.display(),
+        checks[4].as_secs_f64() * 1e3,
+        reads[4].as_secs_f64() * 1e3
     );
 }

@@ -338,3 +338,23 @@ pub fn header() -> Header {
         host: None,
     }
 }
+
+/// Creates an (empty) `files/<id>` in the trace `dir` for each file that
+/// `events` name: the reader checks that they are there.
+pub fn add_file_copies(dir: &std::path::Path, events: &[Event]) {
+    let files = dir.join(crate::FILES_DIR);
+    std::fs::create_dir_all(&files).expect("mkdir files");
+    for e in events {
+        let id = match e {
+            Event::Exec(e) => &e.exe_file,
+            Event::Syscall(SyscallEvent { result, .. }) | Event::SyscallExit { result, .. } => {
+                match &result.extra {
+                    SyscallExtra::MappedFile { file, .. } => file,
+                    _ => continue,
+                }
+            }
+            _ => continue,
+        };
+        std::fs::write(files.join(&id.0), b"").expect("write a file copy");
+    }
+}

@@ -4,8 +4,10 @@
 mod bench;
 mod corrupt;
 mod files;
+mod fuzz;
 pub(crate) use crate::test_support as gen;
 mod golden;
+mod integrity;
 mod pipeline;
 mod roundtrip;
 mod version;

@@ -181,6 +181,7 @@ fn a_whole_trace_round_trips() {
         .push("syscall 442 (unknown)".into());
     w.header_mut().stats.traced_syscalls = 17;
     w.finish().expect("finish");
+    super::gen::add_file_copies(&trace, &events);
 
     let mut r = TraceReader::open(&trace).expect("open");
     let mut expected = header();
