@@ -251,6 +251,9 @@ pub const C_SPECS: &[Spec] = &[
     Spec::c("exit_live_threads-pie", CBuild::pie("exit_live_threads"))
         .stdout_has(&["3 threads still running"]),
     Spec::c("memory_ops-pie", CBuild::pie("memory_ops")).stdout_has(&["mremap kept contents"]),
+    // A daemon outlives the program: the recording ends with the program.
+    Spec::c("leaky_daemon-pie", CBuild::pie("leaky_daemon"))
+        .stdout_has(&["left a daemon running"]),
     Spec::c("exit_code-pie", CBuild::pie("exit_code"))
         .code(3)
         .stderr_has(&["exit_code: stderr line"]),

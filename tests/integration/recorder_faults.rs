@@ -18,7 +18,11 @@
 //!   syscall buffer's header ends the recording with exit 105 and a message
 //!   that says so, never a huge allocation or read;
 //! - `faults::interrupted_verification`: a SIGINT while `record` verifies the
-//!   trace ends it at once; the trace stays, finished and unverified.
+//!   trace ends it at once; the trace stays, finished and unverified;
+//! - `faults::leaked_daemon_is_killed`: a program that exits and leaves a
+//!   daemon running (20 s of sleep) is recorded to its exit, not the
+//!   daemon's: the recording ends at once, the daemon is killed (none is
+//!   left), the header counts it and `info` says so.
 
 use std::path::{Path, PathBuf};
 
@@ -126,6 +130,9 @@ pub fn trials() -> Vec<Trial> {
             unknown_syscall("recorder::unknown_syscall::unreplayable")
         })
         .with_ignored_flag(skip),
+        Trial::test("recorder::faults::leaked_daemon_is_killed", || {
+            leaked_daemon_is_killed("recorder::faults::leaked_daemon_is_killed")
+        }),
         Trial::test("recorder::initial_signal_mask", || {
             initial_signal_mask("recorder::initial_signal_mask")
         })
@@ -631,6 +638,63 @@ fn interrupted_verification(trial: &str) -> Result<(), Failed> {
             header["outcome"], header["verification"]
         )
         .into());
+    }
+    dir.finish();
+    Ok(())
+}
+
+/// A program that leaves a daemon behind (fixtures/c/leaky_daemon.c): the
+/// recording ends when the program does, plus the grace period, and the
+/// daemon (whose sleep outlasts the trial) is gone. Before, the recorder
+/// waited for the daemon, and a test run reported such a test as timed out.
+fn leaked_daemon_is_killed(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec::new("leaky_daemon", Source::C(CBuild::pie("leaky_daemon")));
+    let exe = build::c_fixture(CBuild::pie("leaky_daemon"))?;
+    let started = std::time::Instant::now();
+    let trace = record_ok(&dir, &spec)?;
+    let took = started.elapsed();
+    // Record and its verification replay; the daemon sleeps 20 s.
+    if took > std::time::Duration::from_secs(15) {
+        return Err(format!("recording took {took:?}: it waited for the daemon").into());
+    }
+    let header: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(trace.join("header.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    if header["stats"]["leaked_processes"].as_u64() != Some(1) {
+        return Err(format!("stats.leaked_processes is not 1\n{:#}", header["stats"]).into());
+    }
+    if header["verification"]["verified"].as_bool() != Some(true) {
+        return Err(format!("the trace did not verify\n{:#}", header["verification"]).into());
+    }
+    let info = run::info(&trace)?;
+    info.expect_code(0)?;
+    if !String::from_utf8_lossy(&info.stdout).contains("leaked:") {
+        return Err(format!(
+            "info does not say a process was killed\n{}",
+            info.describe()
+        )
+        .into());
+    }
+    // No process of the fixture started by this trial is left: this trial's
+    // runs have `TMPDIR` set to its own work directory (the fixture's native
+    // trial leaves its own daemon, elsewhere, for 20 s).
+    let mark = format!("TMPDIR={}", dir.path.join("work").display());
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc")
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let ours = std::fs::read_link(entry.path().join("exe")).is_ok_and(|t| t == exe)
+            && std::fs::read(entry.path().join("environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == mark.as_bytes()));
+        if ours {
+            left.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    if !left.is_empty() {
+        return Err(format!("processes of {} are still running: {left:?}", exe.display()).into());
     }
     dir.finish();
     Ok(())

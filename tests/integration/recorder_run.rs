@@ -270,6 +270,13 @@ pub fn info_json(trace: &Path) -> Result<Run, Failed> {
     run(&mut cmd)
 }
 
+/// `cargo-rrtest info TRACE` (the human form).
+pub fn info(trace: &Path) -> Result<Run, Failed> {
+    let mut cmd = Command::new(common::cargo_rrtest());
+    cmd.arg("info").arg(trace);
+    run(&mut cmd)
+}
+
 /// A fresh, empty directory for one trial: `scratch_dir("recorder-runs")/NAME`.
 /// Left in place when the trial fails, for inspection; [`TrialDir::finish`]
 /// removes it.

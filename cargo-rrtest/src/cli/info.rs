@@ -116,6 +116,9 @@ pub struct InfoStats {
     pub rdtsc_buffered: u64,
     /// Events, as the header counts them.
     pub events: u64,
+    /// Processes the program left running when it exited, killed by the
+    /// recorder after a grace period.
+    pub leaked_processes: u64,
 }
 
 /// Runs `cargo rrtest info`.
@@ -206,6 +209,7 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
             rdtsc: h.stats.rdtsc,
             rdtsc_buffered: h.stats.rdtsc_buffered,
             events: h.stats.events,
+            leaked_processes: h.stats.leaked_processes,
         },
         recording_host: h.host.clone(),
         loaders: h.loaders.iter().map(|l| l.path.clone()).collect(),
@@ -332,6 +336,13 @@ pub fn render_text(info: &TraceInfo) -> String {
         st.rdtsc_buffered,
         st.events
     );
+    if st.leaked_processes > 0 {
+        let _ = writeln!(
+            s,
+            "{:<17} {} process(es) still running when the program exited, killed by the recorder",
+            "leaked:", st.leaked_processes
+        );
+    }
     render_host(&mut s, info);
     s
 }
@@ -516,7 +527,7 @@ mod tests {
                 "traced_syscalls": 2, "buffered_syscalls": 0, "patched_sites": 0,
                 "patched_ahead": 0, "aborted_records": 0, "desched_events": 0, "desched_signals": 0,
                 "signals": 4, "async_events": 0, "rdtsc": 5, "rdtsc_buffered": 0,
-                "events": 6
+                "events": 6, "leaked_processes": 0
             })
         );
         let bytes = &v["bytes"];

@@ -187,6 +187,15 @@ pub struct Stats {
     /// `buffered_syscalls`.
     #[serde(default)]
     pub rdtsc_buffered: u64,
+    /// Processes the program left running when its first process exited,
+    /// which the recorder killed after a grace period (a leaky test).
+    /// Not written when 0, so headers without leaks stay as they were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub leaked_processes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -47,6 +47,11 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Instant;
 
+/// How long the processes a program leaves behind when its first process
+/// exits are recorded before they are killed (cargo-nextest waits 100 ms
+/// for a leaky test's output to close; a recorded program runs slower).
+const LEAK_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
 use tracing::{debug, trace, warn};
 
 use super::capture;
@@ -189,6 +194,9 @@ struct Session {
     /// The recorded program's process id and how it ended.
     leader: Tid,
     leader_status: Option<ExitStatus>,
+    /// When the leader's process exited while others of the program lived
+    /// on: they are killed [`LEAK_GRACE`] later.
+    leader_gone_at: Option<Instant>,
     /// The syscall buffer of each process that has one, by process id.
     spaces: HashMap<Tid, Space>,
     /// Our stdout and stderr: where the program's output goes.
@@ -344,6 +352,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         unreplayable: Vec::new(),
         leader: pid,
         leader_status: None,
+        leader_gone_at: None,
         spaces: HashMap::new(),
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
@@ -464,7 +473,14 @@ impl Session {
     }
 
     fn unsupported(&mut self, tid: Tid, what: String) -> Result<(), Error> {
-        warn!(tid, %what, "unsupported: the trace will not be replayable");
+        // The first problem makes the trace unreplayable; the later ones (a
+        // full disk fails every file still to copy) add nothing a user must
+        // read at once: they are in the header, and counted at the end.
+        if self.unreplayable.is_empty() {
+            warn!(tid, %what, "unsupported: the trace will not be replayable");
+        } else {
+            debug!(tid, %what, "unsupported");
+        }
         if !self.unreplayable.contains(&what) {
             self.unreplayable.push(what.clone());
         }
@@ -487,6 +503,12 @@ impl Session {
                 }
                 if sys_signals::take_tick() {
                     self.tick()?;
+                }
+                if self
+                    .leader_gone_at
+                    .is_some_and(|at| at.elapsed() >= LEAK_GRACE)
+                {
+                    self.kill_leaked()?;
                 }
                 if self.current.is_none() {
                     self.schedule()?;
@@ -569,6 +591,28 @@ impl Session {
     /// their exits.
     fn kill_all(&mut self) -> Result<(), Error> {
         warn!("termination requested: killing the recorded program");
+        self.kill_everything()
+    }
+
+    /// The program's first process exited [`LEAK_GRACE`] ago and left
+    /// others running (a daemon, a child nobody waits for): the recording
+    /// is of the program, which has ended, so they are killed as at a
+    /// termination request, and replay kills them at the same point.
+    fn kill_leaked(&mut self) -> Result<(), Error> {
+        self.leader_gone_at = None;
+        let processes: std::collections::BTreeSet<Tid> =
+            self.tasks.values().map(|t| t.pid).collect();
+        self.stats.leaked_processes = processes.len() as u64;
+        // Said in the header (`info` shows it), not on stderr: the
+        // program's output and ours stay apart.
+        tracing::info!(
+            processes = processes.len(),
+            "the program exited and left processes running: they were killed"
+        );
+        self.kill_everything()
+    }
+
+    fn kill_everything(&mut self) -> Result<(), Error> {
         // Not flushed: the program may be running.
         self.emit_unflushed(Event::Signal(SignalEvent {
             tid: self.leader,
@@ -595,6 +639,9 @@ impl Session {
             self.spaces.remove(&tid);
             if tid == self.leader {
                 self.leader_status = Some(status);
+                if !self.tasks.is_empty() {
+                    self.leader_gone_at = Some(Instant::now());
+                }
             }
             self.emit(Event::ProcessExit { pid: tid, status })
         } else {
@@ -624,6 +671,12 @@ impl Session {
         });
         if let Err(e) = &result {
             self.unreplayable.push(format!("the recorder failed: {e}"));
+        }
+        if self.unreplayable.len() > 1 {
+            warn!(
+                more = self.unreplayable.len() - 1,
+                "more problems make the trace unreplayable: `cargo rrtest info` lists them"
+            );
         }
         header.unreplayable = self.unreplayable.clone();
         let events = header.stats.events;

@@ -128,6 +128,11 @@ struct Session {
     /// The next event, read ahead so that a [`Replay`]'s driver can see
     /// whose it is (or the error reading it, returned when it is replayed).
     upcoming: Option<Result<Event, ReplayError>>,
+    /// The program's first process (recorded id), and how it ended: the
+    /// replay's result, also when processes it left behind end after it
+    /// (killed by the recorder at the end of the recording).
+    leader: Tid,
+    leader_status: Option<ExitStatus>,
 }
 
 impl Drop for Session {
@@ -332,8 +337,11 @@ impl Session {
                         format!("{seen:?}"),
                     ));
                 }
+                if pid == self.leader {
+                    self.leader_status = Some(status);
+                }
                 if self.tasks.is_empty() {
-                    return Ok(Some(status));
+                    return Ok(Some(self.leader_status.unwrap_or(status)));
                 }
             }
             Event::Exec(e) => self.exec(e)?,

@@ -100,6 +100,8 @@ impl Session {
             }
         }
         let mut session = Session {
+            leader: exec.tid,
+            leader_status: None,
             reader,
             tasks: HashMap::new(),
             index: 1,

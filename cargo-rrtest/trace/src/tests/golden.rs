@@ -72,6 +72,7 @@ fn golden_header() -> Header {
             threads: 2,
             rdtsc: 2,
             rdtsc_buffered: 0,
+            leaked_processes: 0,
         },
         verification: None,
         loaders: Vec::new(),
