@@ -485,26 +485,33 @@ fn lock_held(target: &Path) -> bool {
     })
 }
 
-/// Two recorded runs in one target directory: the second waits (saying so
-/// once) and both reports are whole; every kept trace they name is there,
-/// verified, and replays.
-fn concurrent_runs() -> Result<(), Failed> {
-    // A target directory of its own (a copy of the built demo's, fresh for
-    // cargo): other trials' runs of the same tests in the shared one would
-    // replace the traces this one checks.
-    let out = common::scratch_dir("faults-concurrent");
-    let target = &out.join("target");
-    let _ = std::fs::remove_dir_all(target);
+/// A target directory of the trial's own under `out`: a copy of the built
+/// demo's (fresh for cargo), without its `rrtest/` folder. A recorded run
+/// replaces the kept traces of the tests it runs, so trials that record the
+/// demo's tests in the shared target directory would replace the traces
+/// the product trials check (`product::traces_kept_exactly` lost one so).
+fn own_demo_target(out: &Path) -> Result<PathBuf, Failed> {
+    let target = out.join("target");
+    let _ = std::fs::remove_dir_all(&target);
     let copied = Command::new("cp")
         .arg("-a")
         .arg(crate::harness::demo_built())
-        .arg(target)
+        .arg(&target)
         .status()?;
     check!(
         copied.success(),
         "copying the demo's target directory failed"
     );
     let _ = std::fs::remove_dir_all(target.join("rrtest"));
+    Ok(target)
+}
+
+/// Two recorded runs in one target directory: the second waits (saying so
+/// once) and both reports are whole; every kept trace they name is there,
+/// verified, and replays.
+fn concurrent_runs() -> Result<(), Failed> {
+    let out = common::scratch_dir("faults-concurrent");
+    let target = &own_demo_target(&out)?;
     let reports = [out.join("first.json"), out.join("second.json")];
     for r in &reports {
         let _ = std::fs::remove_file(r);
@@ -724,8 +731,8 @@ fn full_disk_report() -> Result<(), Failed> {
 /// the attempt is a `recorder_error` that says the server was killed by
 /// SIGABRT, not a timeout; nothing is left running.
 fn server_death() -> Result<(), Failed> {
-    let target = crate::harness::demo_built();
     let out = common::scratch_dir("faults-server-death");
+    let target = &own_demo_target(&out)?;
     let report = out.join("report.json");
     let _ = std::fs::remove_file(&report);
     let mut cmd = demo_command(target, &report, "4", "server-death");
@@ -843,8 +850,8 @@ fn record_signal_moments(trial: &str) -> Result<(), Failed> {
 /// 100 when it had finished; no process is left; a report, if written, is
 /// whole, and every trace it names is there.
 fn run_signal_moments() -> Result<(), Failed> {
-    let target = crate::harness::demo_built();
     let out = common::scratch_dir("faults-run-moments");
+    let target = &own_demo_target(&out)?;
     let mut moments = Moments(0x2a2a);
     for round in 0..3 {
         let delay = Duration::from_millis(200 + moments.next(4000));
