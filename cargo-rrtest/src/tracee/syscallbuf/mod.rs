@@ -1,0 +1,95 @@
+//! The syscall buffer as the recorder and the replayer drive it, in exactly
+//! the same way (docs/syscall-buffer.md; layouts in `rrtest_abi`).
+//!
+//! - [`init`]: the preload library's handshake. The thread-locals page and
+//!   the buffer area are mapped, with one `mmap`, at their fixed addresses.
+//! - [`Space`]: what the tracer knows of one address space's buffer: the
+//!   hook, the stub pages, and the patched sites with their stubs.
+//! - [`plan_patch`] / [`apply_patch`]: patching a syscall site. The recorder
+//!   plans the patch; replay plans it again from the same code and checks
+//!   that it gets the recorded bytes.
+//! - [`pending_records`], [`read_records`], [`mark_flushed`],
+//!   [`parse_records`]: the buffer's committed records, as the recorder
+//!   flushes them and as replay reads them back.
+//! - [`deliver_signal`], [`fix_sigreturn`]: a signal handler never sees a
+//!   stub address in its frame. A signal delivered to a thread in a stub
+//!   gets the frame's saved ip rewritten to the equivalent original address;
+//!   `rt_sigreturn` maps an original address that lies inside a patched
+//!   region back to the stub.
+//!
+//! - [`open_desched`], [`set_desched_and_flags`]: a thread's desched event (a
+//!   software context-switch counter that signals the thread when it is
+//!   switched out inside a may-block buffered syscall), and the locals'
+//!   `desched_fd` that tells the hook whether to arm it.
+//!
+//! One buffer serves every thread of a process: the recorder runs one thread
+//! at a time and never switches away from a thread inside the buffer code,
+//! and it writes the records before each event of the thread that made
+//! them.
+//!
+//! The code is split by concern, one file each; this file holds only the
+//! buffer's address, the little-endian readers the others share, and the
+//! public names (re-exported, so callers name `syscallbuf::X`):
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `handshake.rs` | [`init`]: mapping the locals page and the area, the header and the reply |
+//! | `space.rs` | [`Space`]: one address space's buffer state, stub lookup, [`Flushed`] |
+//! | `output.rs` | the output table: [`Space`]'s entries, writing it, its trace record |
+//! | `records.rs` | the committed records: flushing them ([`Pending`]), parsing them back ([`Record`]) |
+//! | `control.rs` | words that steer the hook (`force_bail`, `abort_commit`, `desched_fd`), desched events, unwinding a blocked buffered syscall |
+//! | `patching.rs` | planning, re-planning and applying a site's patch |
+//! | `signals.rs` | keeping stub addresses out of signal frames |
+//!
+//! Nothing here decides policy (when to flush, patch or arm a desched
+//! event): the recorder's and the replayer's sessions do; this module
+//! must not keep state of its own beyond [`Space`].
+
+use std::io;
+
+use rrtest_abi::{area, AREA_ADDR};
+use rrtest_sys::RemoteMem;
+
+mod control;
+mod handshake;
+mod output;
+mod patching;
+mod records;
+mod signals;
+mod space;
+
+pub use control::{
+    abort_untraced, blocked_in_untraced, in_interrupted_untraced, open_desched, reset_for_replay,
+    set_abort_commit, set_desched_and_flags, set_force_bail, DeschedEvent, DeschedSetup,
+};
+pub use handshake::init;
+pub use output::{
+    is_output_table, output_table_record, parse_output_table, update_output_table, write_output_fds,
+};
+pub use patching::{
+    apply_ahead, apply_patch, apply_rdtsc, note_patch, plan_ahead, plan_patch, plan_rdtsc, replan,
+    NotPatched, Planned,
+};
+pub use records::{
+    committed_records, mark_flushed, output_asked, parse_records, pending_records, read_records,
+    record_data_address, synthetic_tsc_records, Output, Pending, Record, RecordData,
+};
+pub use signals::{deliver_signal, fix_sigreturn};
+pub use space::{Flushed, Space};
+
+/// The buffer's address.
+pub const BUFFER_ADDR: u64 = area::buffer(AREA_ADDR, 0);
+
+fn read_struct<const N: usize>(mem: &RemoteMem, addr: u64) -> io::Result<[u8; N]> {
+    let mut b = [0u8; N];
+    mem.read_exact(addr, &mut b)?;
+    Ok(b)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}

@@ -1,0 +1,129 @@
+//! [`Space`]: what the tracer knows of one address space's buffer (the
+//! hook, the stub pages, the patched sites with their stubs, and the
+//! recording's bookkeeping), and where an ip lies relative to them: in a
+//! stub, in buffer code, strictly inside a patched region.
+//!
+//! It must not touch the tracee: only the other files read or write its
+//! memory. The output table's methods are in `output.rs`; filling in the
+//! stubs is `patching.rs`'s.
+
+use std::collections::HashSet;
+
+use rrtest_abi::{area, OutputFd, AREA_ADDR, DESCHED_POLLED, FIXED_PAGE_ADDR};
+use rrtest_syscalls::patch::{Stub, StubIp};
+
+/// The buffer state of one address space.
+#[derive(Debug, Clone, Default)]
+pub struct Space {
+    /// The preload library's hook entry (the stubs call it).
+    pub hook_entry: u64,
+    /// The patched sites' stubs, in patching order.
+    pub stubs: Vec<Stub>,
+    /// The stub page being filled: (address, length).
+    pub(super) page: Option<(u64, u64)>,
+    /// Its next free byte.
+    pub(super) next_stub: u64,
+    /// Syscall instructions never to try again (refused, or out of range).
+    pub refused: HashSet<u64>,
+    /// The address space is another process's (a vfork child before its
+    /// exec): use the buffer, never patch.
+    pub borrowed: bool,
+    /// The output table: the descriptors that write to the recorder's
+    /// stdout or stderr, with their stream (recording only; see
+    /// `rrtest_abi::locals::OUTPUT_FDS`).
+    pub output_fds: Vec<OutputFd>,
+    /// The table in the process's memory is not `output_fds`: a vfork
+    /// child, which shares the memory, wrote its own; the recorder writes
+    /// it again when this thread (the one that made the vfork, which the
+    /// child's exec or exit releases) finishes a traced syscall (recording
+    /// only).
+    pub output_fds_stale: Option<i32>,
+    /// The table last written to the process's memory, not yet in the
+    /// trace: the recorder writes it (an output-table record) right after
+    /// the event it changed at (recording only).
+    pub pending_table: Option<Vec<OutputFd>>,
+    /// The buffer's records already in the trace (recording only).
+    pub flushed: Flushed,
+    /// The locals' `desched_fd` as last written (recording only): a
+    /// thread's desched event while it runs with arming on, else
+    /// [`DESCHED_POLLED`].
+    pub desched_now: i32,
+    /// The locals' `flags` as last written (recording only).
+    pub flags_now: u32,
+    /// An rdtsc site is patched: flushed records may hold the synthesized
+    /// TSC's clock reads, which the stats count (recording only).
+    pub rdtsc_sites: bool,
+}
+
+/// How much of a buffer is already in the trace: its first `records`
+/// records, `bytes` bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flushed {
+    /// Bytes.
+    pub bytes: u32,
+    /// Records.
+    pub records: u32,
+}
+
+impl Space {
+    /// A fresh space after the handshake.
+    pub fn new(hook_entry: u64) -> Space {
+        Space {
+            hook_entry,
+            desched_now: DESCHED_POLLED,
+            ..Space::default()
+        }
+    }
+
+    /// The stub whose code contains `ip`.
+    pub fn stub_at(&self, ip: u64) -> Option<&Stub> {
+        self.stubs
+            .iter()
+            .find(|s| ip >= s.addr && ip < s.layout.end)
+    }
+
+    /// Whether a thread at `ip` with stack pointer `rsp` is inside buffer
+    /// code, where it must not be interrupted, preempted or given a signal:
+    /// a stub between its setup and its traced `syscall`, the hook (it runs
+    /// on the alt stack), or the fixed page (the untraced gate).
+    pub fn in_buffer_code(&self, ip: u64, rsp: u64) -> bool {
+        const ALT_STACK: std::ops::Range<u64> =
+            AREA_ADDR + area::GUARD_SIZE..AREA_ADDR + area::ALT_STACK_TOP + 1;
+        if (FIXED_PAGE_ADDR..FIXED_PAGE_ADDR + 0x1000).contains(&ip) || ALT_STACK.contains(&rsp) {
+            return true;
+        }
+        matches!(
+            self.stub_at(ip).map(|s| s.stub_to_original(ip)),
+            Some(StubIp::InBuffer)
+        )
+    }
+
+    /// The stub equivalent of `ip` when it lies strictly inside a patched
+    /// region (where the original code is gone). The region starts at the
+    /// first instruction displaced from before the `syscall` (`mov eax, NR`),
+    /// if any, so the `syscall` itself is then inside.
+    pub fn inside_patched(&self, ip: u64) -> Option<u64> {
+        self.stubs.iter().find_map(|s| {
+            let start = region_start(s);
+            (ip > start && ip < s.return_addr)
+                .then(|| s.original_to_stub(ip))
+                .flatten()
+        })
+    }
+
+    /// Where the next stub of `len` bytes goes, if the current page has room.
+    pub(super) fn room_for(&self, len: u64) -> Option<u64> {
+        let (addr, size) = self.page?;
+        let at = self.next_stub.next_multiple_of(16);
+        (at + len <= addr + size).then_some(at)
+    }
+}
+
+/// Where the patched region of `stub` starts in the original code.
+fn region_start(stub: &Stub) -> u64 {
+    stub.layout
+        .before
+        .first()
+        .map(|&(orig, _)| orig)
+        .unwrap_or(stub.syscall_addr)
+}
