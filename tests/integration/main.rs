@@ -12,6 +12,7 @@ macro_rules! check {
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
+mod ecosystem;
 mod faults_interrupt;
 mod harness;
 mod portable;
@@ -30,6 +31,7 @@ fn main() {
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     // Each area module appends its trials here.
     trials.extend(harness::trials());
+    trials.extend(ecosystem::trials());
     trials.extend(portable::trials());
     trials.extend(faults_interrupt::trials());
     trials.extend(product::trials());

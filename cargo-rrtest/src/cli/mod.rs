@@ -9,12 +9,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod artifact;
 mod host_check;
 mod info;
 mod merge;
 mod record;
 mod replay;
 mod run;
+mod select;
 mod verify;
 
 pub use info::InfoArgs;
