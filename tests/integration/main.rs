@@ -15,6 +15,7 @@ mod common;
 mod ecosystem;
 mod faults_interrupt;
 mod harness;
+mod nextest;
 mod portable;
 mod product;
 mod recorder;
@@ -32,6 +33,7 @@ fn main() {
     // Each area module appends its trials here.
     trials.extend(harness::trials());
     trials.extend(ecosystem::trials());
+    trials.extend(nextest::trials());
     trials.extend(portable::trials());
     trials.extend(faults_interrupt::trials());
     trials.extend(product::trials());
