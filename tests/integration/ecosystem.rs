@@ -4,18 +4,68 @@
 //! `.zip` of the archives, or a folder of them), including zips that must be
 //! refused (an entry escaping the folder, an oversized entry).
 //!
-//! They use the demo run of `product.rs` (its report and kept traces) and
-//! hold its recording lock while they read its target directory.
+//! They share one recorded run of three demo tests (two fail, one is
+//! flaky) with `--retries 1 --artifact-name rrtest-traces-1`, in a target
+//! directory of their own (a copy of the built demo's), which no other
+//! trial records into.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use libtest_mimic::{Failed, Trial};
 
 use crate::common;
-use crate::harness::{demo_built, out_dir, report_of, tests_by_key};
-use crate::product::{product_run, recording_lock};
+use crate::harness::{demo_built, demo_manifest, report_of, rrtest, tests_by_key, RunOutput};
+
+/// This module's target directory.
+fn target() -> PathBuf {
+    common::scratch_dir("ecosystem-target")
+}
+
+/// This module's report.
+fn report_path() -> PathBuf {
+    common::scratch_dir("ecosystem-out").join("report.json")
+}
+
+/// The recorded run the trials share.
+fn ecosystem_run() -> &'static RunOutput {
+    static RUN: OnceLock<RunOutput> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let target = target();
+        let _ = std::fs::remove_dir_all(&target);
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(demo_built())
+            .arg(&target)
+            .status()
+            .expect("cp");
+        assert!(copied.success(), "copying the built demo failed");
+        let _ = std::fs::remove_dir_all(target.join("rrtest"));
+        let manifest = demo_manifest();
+        rrtest(
+            &[
+                "--manifest-path",
+                utf8(&manifest),
+                "--target-dir",
+                utf8(&target),
+                "--retries",
+                "1",
+                "--timeout",
+                "30",
+                "--artifact-name",
+                "rrtest-traces-1",
+                "--cargo-quiet",
+                "checksum_matches",
+                "worker_panics",
+                "flaky_first_attempt",
+            ],
+            &[],
+            &report_path(),
+        )
+    })
+}
 
 /// The trials of this module.
 pub fn trials() -> Vec<Trial> {
@@ -59,18 +109,16 @@ const CHECKSUM_PANIC: &str = "left: 295";
 const WORKER_PANIC: &str = "worker got an empty list";
 
 fn replay_names_as_typed() -> Result<(), Failed> {
-    let run = product_run();
-    let _lock = recording_lock();
-    report_of(run)?;
+    report_of(ecosystem_run())?;
     let demo = common::fixtures_dir().join("demo");
-    let target = demo_built();
-    let report = out_dir().join("product-full.json");
+    let target = target();
+    let report = report_path();
     let with = |name: &str| -> (i32, String) {
         replay(
             &demo,
             &[
                 "--target-dir",
-                utf8(target),
+                utf8(&target),
                 "--report",
                 utf8(&report),
                 name,
@@ -128,18 +176,16 @@ fn replay_names_as_typed() -> Result<(), Failed> {
 }
 
 fn replay_names_by_scanning() -> Result<(), Failed> {
-    let run = product_run();
-    let _lock = recording_lock();
-    report_of(run)?;
+    report_of(ecosystem_run())?;
     let demo = common::fixtures_dir().join("demo");
-    let target = demo_built();
-    let missing = out_dir().join("no-such-report.json");
+    let target = target();
+    let missing = common::scratch_dir("ecosystem-out").join("no-such-report.json");
     let with = |name: &str| -> (i32, String) {
         replay(
             &demo,
             &[
                 "--target-dir",
-                utf8(target),
+                utf8(&target),
                 "--report",
                 utf8(&missing),
                 name,
@@ -171,7 +217,7 @@ fn replay_names_by_scanning() -> Result<(), Failed> {
 /// The archives of the demo run, relative to `archives/`, as the example
 /// workflow uploads them.
 fn demo_archives() -> Result<(PathBuf, Vec<PathBuf>), Failed> {
-    let root = demo_built().join("rrtest/archives");
+    let root = target().join("rrtest/archives");
     let mut out = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
@@ -209,9 +255,7 @@ fn write_zip(zip: &Path, files: &[(String, PathBuf)], deflate: bool) -> Result<(
 }
 
 fn replay_from_zip_and_folder() -> Result<(), Failed> {
-    let run = product_run();
-    let _lock = recording_lock();
-    let tests = tests_by_key(report_of(run)?);
+    let tests = tests_by_key(report_of(ecosystem_run())?);
     let (root, archives) = demo_archives()?;
     check!(
         archives.len() >= 3,

@@ -74,7 +74,15 @@ pub struct ReplayArgs {
 /// Runs `cargo rrtest replay`.
 pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
     let mut _chosen: Option<artifact::Chosen> = None;
-    let is_trace_dir = args.trace.join(rrtest_trace::HEADER_FILE).is_file();
+    // A trace directory, even a damaged one (it is then refused as a bad
+    // trace, 104), has one of these; a folder of archives has none.
+    let is_trace_dir = [
+        rrtest_trace::HEADER_FILE,
+        rrtest_trace::EVENTS_FILE,
+        rrtest_trace::FILES_DIR,
+    ]
+    .iter()
+    .any(|f| args.trace.join(f).exists());
     let gh_folder = args.trace.with_extension("");
     let target = if artifact::is_zip(&args.trace) && args.trace.is_file() {
         let chosen = artifact::from_zip(&args.trace, args.test.as_deref())?;
