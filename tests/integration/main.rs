@@ -13,8 +13,10 @@ macro_rules! check {
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
+mod ecosystem;
 mod faults_interrupt;
 mod harness;
+mod nextest;
 mod portable;
 mod product;
 mod recorder;
@@ -33,6 +35,8 @@ fn main() {
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     // Each area module appends its trials here.
     trials.extend(harness::trials());
+    trials.extend(ecosystem::trials());
+    trials.extend(nextest::trials());
     trials.extend(portable::trials());
     trials.extend(faults_interrupt::trials());
     trials.extend(product::trials());

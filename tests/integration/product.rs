@@ -290,9 +290,9 @@ fn traces_kept_exactly() -> Result<(), Failed> {
                 t["verification_failure"]
             );
             let cmd = t["replay_command"].as_str().unwrap_or("");
+            let (bin, name) = key.split_once(' ').unwrap_or_default();
             check!(
-                cmd.starts_with("cargo rrtest replay rrtest-traces-1/")
-                    && cmd.ends_with(".tar.zst"),
+                cmd == format!("cargo rrtest replay rrtest-traces-1.zip {bin}::{name}"),
                 "{key}: replay command {cmd}"
             );
         } else {
@@ -332,7 +332,7 @@ fn traces_kept_exactly() -> Result<(), Failed> {
         summary.contains("**`rrtest-traces-1`**")
             && summary.contains("gh run download 4242 -R octo/demo -n rrtest-traces-1")
             && summary.contains(
-                "`cargo rrtest replay rrtest-traces-1/demo-core/tests__checksum_matches/attempt-2.tar.zst`"
+                "`cargo rrtest replay rrtest-traces-1.zip demo-core::tests::checksum_matches`"
             ),
         "step summary:\n{summary}"
     );
@@ -348,7 +348,7 @@ fn traces_kept_exactly() -> Result<(), Failed> {
     );
     check!(
         xml.contains("<property name=\"rrtest.verified\" value=\"true\"/>")
-            && xml.contains("<property name=\"rrtest.replay_command\" value=\"cargo rrtest replay rrtest-traces-1/demo-core/tests__checksum_matches/attempt-2.tar.zst\"/>"),
+            && xml.contains("<property name=\"rrtest.replay_command\" value=\"cargo rrtest replay rrtest-traces-1.zip demo-core::tests::checksum_matches\"/>"),
         "JUnit properties missing"
     );
     // Human output lists the kept traces.

@@ -11,8 +11,10 @@
 //!   GitHub's 1 MiB limit (rows are dropped, with a note, when it would not
 //!   fit): the counts, every failed, flaky, timed-out or recorder-error test
 //!   with its location, whether its trace was verified, and the exact command
-//!   that replays it; with `--artifact-name`, the artifact holding the trace
-//!   archives and the `gh` command that downloads it.
+//!   that replays it; with `--artifact-name NAME`, the artifact holding the
+//!   trace archives, as the run page downloads it (`NAME.zip`, which
+//!   `cargo rrtest replay NAME.zip TEST` reads as it is) and the `gh` command
+//!   that downloads it into a folder `NAME` (which the same command reads).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -284,20 +286,24 @@ pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -
         if notable.iter().any(|t| t.archive.is_some()) {
             let _ = write!(
                 head,
-                "Trace archives are in the artifact **`{}`**. Download it into a directory of that name",
-                markdown_cell(name)
+                "Trace archives are in the artifact **`{name}`**. Download **`{name}.zip`** from \
+                 this run's page",
+                name = markdown_cell(name)
             );
             if let (Some(run), Some(repo)) = (&artifact.run_id, &artifact.repository) {
                 let _ = write!(
                     head,
-                    " (`gh run download {} -R {} -n {} -D {}`)",
+                    " or into a folder with `gh run download {} -R {} -n {} -D {}`",
                     markdown_cell(run),
                     markdown_cell(repo),
                     markdown_cell(name),
                     markdown_cell(name)
                 );
             }
-            head.push_str(", then run the replay command there (no checkout or build needed).\n\n");
+            head.push_str(
+                ", then run the replay command where it is: it reads the zip, or the folder of \
+                 that name, as it is (no checkout or build needed).\n\n",
+            );
         }
     }
     head.push_str("| outcome | test | attempts | duration | location | trace | replay |\n");
@@ -470,8 +476,7 @@ mod tests {
         t.trace = Some("/t/rrtest/traces/crate/tests__fails/attempt-1".into());
         t.archive = Some("/t/rrtest/archives/crate/tests__fails/attempt-1.tar.zst".into());
         t.verified = Some(true);
-        t.replay_command =
-            Some("cargo rrtest replay traces-1/crate/tests__fails/attempt-1.tar.zst".into());
+        t.replay_command = Some("cargo rrtest replay traces-1.zip crate::tests::fails".into());
         let report = Report::new(String::new(), 0, None, true, vec![t]);
         let ctx = ArtifactContext {
             name: Some("traces-1".into()),
@@ -479,13 +484,16 @@ mod tests {
             repository: Some("o/r".into()),
         };
         let text = step_summary(&report, 100_000, &ctx);
-        assert!(text.contains("**`traces-1`**"), "{text}");
+        assert!(
+            text.contains("**`traces-1`**") && text.contains("**`traces-1.zip`**"),
+            "{text}"
+        );
         assert!(
             text.contains("`gh run download 42 -R o/r -n traces-1 -D traces-1`"),
             "{text}"
         );
         assert!(
-            text.contains("| verified | `cargo rrtest replay traces-1/crate/tests__fails/attempt-1.tar.zst` |"),
+            text.contains("| verified | `cargo rrtest replay traces-1.zip crate::tests::fails` |"),
             "{text}"
         );
     }

@@ -9,13 +9,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod artifact;
 mod host_check;
 mod info;
 mod merge;
 mod record;
 mod replay;
 mod run;
+mod select;
 mod verify;
+mod wrap;
 
 pub use info::InfoArgs;
 pub use merge::MergeArgs;
@@ -23,6 +26,7 @@ pub use record::RecordArgs;
 pub use replay::ReplayArgs;
 pub use run::RunArgs;
 pub use verify::{verify, VerifyArgs};
+pub use wrap::WrapArgs;
 
 /// `cargo`, as clap sees it when cargo runs us.
 #[derive(Debug, Parser)]
@@ -64,6 +68,9 @@ enum Command {
     Verify(VerifyArgs),
     /// Merge the JSON reports of several shards into one.
     MergeReports(MergeArgs),
+    /// Record one test as a nextest wrapper script, keeping its trace if it
+    /// fails (docs/nextest.md).
+    Wrap(WrapArgs),
     /// Record the programs the harness sends over fd 0, one at a time
     /// (internal: see `recorder::server`).
     #[command(hide = true)]
@@ -101,6 +108,7 @@ pub fn main() -> ExitCode {
         Some(Command::Info(args)) => info::exec(args),
         Some(Command::Verify(args)) => verify::exec(args),
         Some(Command::MergeReports(args)) => merge::exec(args),
+        Some(Command::Wrap(args)) => wrap::exec(args),
         Some(Command::RecordServer) => crate::recorder::server::serve()
             .map(|()| ExitCode::SUCCESS)
             .map_err(|e| crate::errors::Error::io("serving recordings", e)),

@@ -63,6 +63,10 @@ pub struct RecordArgs {
     /// written into the header as removed).
     #[arg(long, hide = true, value_name = "NAME")]
     pub env_removed: Vec<OsString>,
+    /// Write no trace when the program exits 0 (`cargo rrtest wrap`, which
+    /// keeps only failing tests' traces).
+    #[arg(long, hide = true)]
+    pub discard_if_passed: bool,
     /// The program to record and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<OsString>,
@@ -122,7 +126,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         trace_dir: trace_dir.clone(),
         syscallbuf: !args.no_syscallbuf,
         cpu: args.cpu,
-        discard_if_passed: false,
+        discard_if_passed: args.discard_if_passed,
         desched_events: !args.no_desched_events,
         env_removed,
         hide_paths,
@@ -131,6 +135,10 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
     // The recording is over: Ctrl-C may end what follows (keeping,
     // verifying) at once.
     rrtest_sys::signals::release_termination();
+    if args.discard_if_passed && !trace_dir.exists() {
+        // It passed: nothing was written.
+        return Ok(ExitCode::from(recorder::exit_code_of(recording.status)));
+    }
     // A recording made on its own is kept: made self-contained and durable.
     let verify = !args.no_verify && recording.unreplayable.is_empty();
     let verified = keep_and_verify(&trace_dir, !args.disposable, verify)?;

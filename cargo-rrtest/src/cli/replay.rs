@@ -9,10 +9,16 @@
 //!   unpacked safely ([`rrtest_trace::pack::unpack`]) into a private
 //!   temporary directory, removed afterwards, so it replays from anywhere,
 //!   without the workspace or its target directory;
-//! - a test name, `NAME` or `BINARY_ID::NAME`: the test's kept trace from the
-//!   last report of the current workspace (`TARGET_DIR/rrtest/report.json`, or
-//!   `--report`), else found by scanning `TARGET_DIR/rrtest/traces/` (the
-//!   highest attempt). A name that matches several tests lists them.
+//! - a zip artifact as downloaded from a CI run page, or a folder holding
+//!   trace archives (`cli/artifact.rs`), with an optional TEST to pick one;
+//!   `NAME.zip` that is not there but a folder `NAME` is (what
+//!   `gh run download -D NAME` leaves) is read as that folder;
+//! - a test name as users type it (`cli/select.rs`: the exact name,
+//!   `BINARY_ID::NAME`, its last `::` segments, or a unique part): the test's
+//!   kept trace from the last report of the current workspace
+//!   (`TARGET_DIR/rrtest/report.json`, or `--report`), else found by scanning
+//!   `TARGET_DIR/rrtest/traces/` (the highest attempt). A name that matches
+//!   several tests lists them with the command that replays each.
 //!
 //! SIGINT, SIGTERM and SIGHUP stop a replay at once (`harness::signals`
 //! takes them; `replayer::interrupt` kills the tracees): the temporary
@@ -24,20 +30,27 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::errors::{Error, Result};
-use crate::harness::record::sanitize;
-use crate::harness::signals;
+use crate::harness::{shell_word, signals};
 use crate::recorder::exit_code_of;
 use crate::replayer::{self, ReplayError, ReplayOptions};
 use rrtest_report::Report;
 use rrtest_trace::pack;
 
+use super::artifact;
+use super::select::{self, Candidate, Pick};
+
 /// Options of `cargo rrtest replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// A trace directory, a trace archive (.tar.zst), or a test name (`NAME` or
-    /// `BINARY_ID::NAME`: its latest kept trace in this workspace).
-    #[arg(value_name = "TRACE|ARCHIVE|TEST")]
+    /// A trace directory, a trace archive (.tar.zst), a CI artifact (.zip) or a
+    /// folder of archives, or a test name (its name, `BINARY_ID::NAME`, or a
+    /// unique part of it: its latest kept trace in this workspace).
+    #[arg(value_name = "TRACE|ARCHIVE|ARTIFACT|TEST")]
     pub trace: PathBuf,
+    /// With a .zip artifact or a folder of archives: the test to replay
+    /// (as above); without it, the only one, or a list of what is there.
+    #[arg(value_name = "TEST")]
+    pub test: Option<String>,
     /// Do not write the recorded output.
     #[arg(long)]
     pub quiet: bool,
@@ -60,15 +73,55 @@ pub struct ReplayArgs {
 
 /// Runs `cargo rrtest replay`.
 pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
-    let target = if args.trace.exists() {
+    let mut _chosen: Option<artifact::Chosen> = None;
+    // A trace directory, even a damaged one (it is then refused as a bad
+    // trace, 104), has one of these; a folder of archives has none.
+    let is_trace_dir = [
+        rrtest_trace::HEADER_FILE,
+        rrtest_trace::EVENTS_FILE,
+        rrtest_trace::FILES_DIR,
+    ]
+    .iter()
+    .any(|f| args.trace.join(f).exists());
+    let gh_folder = args.trace.with_extension("");
+    let target = if artifact::is_zip(&args.trace) && args.trace.is_file() {
+        let chosen = artifact::from_zip(&args.trace, args.test.as_deref())?;
+        eprintln!("cargo-rrtest: replaying {}", chosen.shown);
+        let archive = chosen.archive.clone();
+        _chosen = Some(chosen);
+        archive
+    } else if artifact::is_zip(&args.trace) && !args.trace.exists() && gh_folder.is_dir() {
+        eprintln!(
+            "cargo-rrtest: {} is not there; reading the folder {} (as `gh run download -D` leaves it)",
+            args.trace.display(),
+            gh_folder.display()
+        );
+        let chosen = artifact::from_folder(&gh_folder, args.test.as_deref())?;
+        eprintln!("cargo-rrtest: replaying {}", chosen.shown);
+        chosen.archive
+    } else if args.trace.is_dir() && !is_trace_dir {
+        let chosen = artifact::from_folder(&args.trace, args.test.as_deref())?;
+        eprintln!("cargo-rrtest: replaying {}", chosen.shown);
+        chosen.archive
+    } else if let Some(test) = &args.test {
+        return Err(Error::Usage(format!(
+            "{}: a test name ({test}) goes only after a .zip artifact or a folder of trace archives;              this is {}",
+            args.trace.display(),
+            if args.trace.exists() {
+                "a trace or an archive: replay it alone"
+            } else {
+                "not there"
+            }
+        )));
+    } else if args.trace.exists() {
         args.trace.clone()
     } else {
         let text = args.trace.to_string_lossy();
         // Binary ids may contain `/` (`crate::bin/name`), paths rarely `::`.
         let path_like = text.contains('/') && !text.contains("::");
-        if path_like || text.ends_with(pack::ARCHIVE_SUFFIX) {
+        if path_like || text.ends_with(pack::ARCHIVE_SUFFIX) || artifact::is_zip(&args.trace) {
             return Err(Error::Usage(format!(
-                "{}: no such trace directory or archive",
+                "{}: no such trace directory, archive or zip artifact",
                 args.trace.display()
             )));
         }
@@ -185,8 +238,8 @@ fn target_dir(args: &ReplayArgs) -> Result<PathBuf> {
     Ok(meta.target_directory.into_std_path_buf())
 }
 
-/// The latest kept trace of the test called `name` (`NAME` or `BINARY_ID::NAME`):
-/// its directory, or its archive when the report names one and the directory
+/// The latest kept trace of the test `name` names (`cli/select.rs`): its
+/// directory, or its archive when the report names one and the directory
 /// is gone.
 fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
     let target = target_dir(args)?;
@@ -195,7 +248,18 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
         .report
         .clone()
         .unwrap_or_else(|| rrtest.join("report.json"));
-    // From the report: exact names. A missing report means scanning the
+    // The flags the user gave, for the listed commands.
+    let mut flags = String::new();
+    for (flag, value) in [
+        ("--manifest-path", &args.manifest_path),
+        ("--target-dir", &args.target_dir),
+        ("--report", &args.report),
+    ] {
+        if let Some(v) = value {
+            flags.push_str(&format!("{flag} {} ", shell_word(&v.to_string_lossy())));
+        }
+    }
+    // From the report: real names. A missing report means scanning the
     // traces; one that is there but cannot be read (not a report, not a
     // regular file, too large) is an error naming it when given with
     // `--report`, and named in a warning, then scanned past, otherwise.
@@ -215,10 +279,9 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
         }
     };
     if let Some(report) = report {
-        let found: Vec<(String, PathBuf)> = report
+        let found: Vec<Candidate> = report
             .tests
             .iter()
-            .filter(|t| t.name == name || format!("{}::{}", t.binary_id, t.name) == name)
             .filter_map(|t| {
                 let trace = PathBuf::from(t.trace.as_ref()?);
                 let archive = t.archive.as_ref().map(PathBuf::from);
@@ -227,25 +290,31 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
                 } else {
                     archive.filter(|a| a.is_file())?
                 };
-                Some((format!("{}::{}", t.binary_id, t.name), usable))
+                Some(Candidate {
+                    binary_id: t.binary_id.clone(),
+                    name: t.name.clone(),
+                    path: usable,
+                    replay_args: format!(
+                        "{flags}{}",
+                        shell_word(&format!("{}::{}", t.binary_id, t.name))
+                    ),
+                    sanitized: false,
+                    aliases: Vec::new(),
+                })
             })
             .collect();
         if let Some(dir) = one_of(name, found)? {
             return Ok(dir);
         }
     }
-    // Else scan the trace directories (names there are sanitized).
+    // Else scan the trace directories (names there are made file-name safe).
     let traces = rrtest.join("traces");
-    let wanted = sanitize(name);
-    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    let mut found: Vec<Candidate> = Vec::new();
     for bin in read_dirs(&traces) {
         for test in read_dirs(&bin) {
             let (Some(b), Some(t)) = (file_name(&bin), file_name(&test)) else {
                 continue;
             };
-            if t != wanted && format!("{b}__{t}") != wanted {
-                continue;
-            }
             let latest = read_dirs(&test)
                 .into_iter()
                 .filter(|d| d.join(rrtest_trace::HEADER_FILE).is_file())
@@ -255,13 +324,20 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
                 })
                 .max_by_key(|(n, _)| *n);
             if let Some((_, dir)) = latest {
-                found.push((format!("{b}/{t}"), dir));
+                found.push(Candidate {
+                    replay_args: shell_word(&dir.to_string_lossy()),
+                    aliases: vec![format!("{b}/{t}")],
+                    binary_id: b,
+                    name: t,
+                    path: dir,
+                    sanitized: true,
+                });
             }
         }
     }
     one_of(name, found)?.ok_or_else(|| {
         Error::Usage(format!(
-            "no kept trace of a test named `{name}` (looked in {} and {}); \
+            "no kept trace of a test named `{name}` or with a name containing it (looked in {} and {}); \
              traces are kept for failed, timed-out and flaky tests (`--keep all` keeps every one)",
             report_path.display(),
             traces.display()
@@ -269,21 +345,17 @@ fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
     })
 }
 
-/// The single candidate, None for none, an error listing them for several.
-fn one_of(name: &str, mut found: Vec<(String, PathBuf)>) -> Result<Option<PathBuf>> {
-    match found.len() {
-        0 => Ok(None),
-        1 => Ok(found.pop().map(|(_, dir)| dir)),
-        _ => {
-            let list: Vec<String> = found
-                .iter()
-                .map(|(id, dir)| format!("  {id}  ({})", dir.display()))
-                .collect();
-            Err(Error::Usage(format!(
-                "`{name}` names several tests with kept traces; give BINARY_ID::NAME:\n{}",
-                list.join("\n")
-            )))
-        }
+/// The single candidate `name` picks, None for none, an error listing them
+/// for several.
+fn one_of(name: &str, found: Vec<Candidate>) -> Result<Option<PathBuf>> {
+    match select::pick(name, found) {
+        Pick::None => Ok(None),
+        Pick::One(c) => Ok(Some(c.path)),
+        Pick::Many(cs) => Err(Error::Usage(format!(
+            "`{name}` matches {} tests with kept traces; name one:\n{}",
+            cs.len(),
+            select::listing(&cs)
+        ))),
     }
 }
 
@@ -311,6 +383,7 @@ mod tests {
     fn args(trace: &str, target: &Path) -> ReplayArgs {
         ReplayArgs {
             trace: trace.into(),
+            test: None,
             quiet: true,
             manifest_path: None,
             target_dir: Some(target.to_path_buf()),
@@ -373,8 +446,11 @@ mod tests {
         fake_trace(tmp.path(), "demo-app", "tests__fails", 1);
         let a = args("tests::fails", tmp.path());
         let err = find_test_trace("tests::fails", &a).unwrap_err().to_string();
-        assert!(err.contains("several tests"), "{err}");
-        assert!(err.contains("demo-app/tests__fails") && err.contains("demo-core/tests__fails"));
+        assert!(err.contains("matches 2 tests"), "{err}");
+        assert!(
+            err.contains("demo-app tests__fails") && err.contains("demo-core tests__fails"),
+            "{err}"
+        );
         let err = find_test_trace("tests::other", &a).unwrap_err().to_string();
         assert!(err.contains("no kept trace"), "{err}");
     }

@@ -460,12 +460,26 @@ fn test_report(r: &runner::TestResult, replay: &ReplayHint) -> report::TestRepor
         );
         match (&replay.artifact_name, &replay.archives_dir, &a.archive) {
             (Some(name), Some(dir), Some(archive)) => {
-                // Relative to the artifact, downloaded into a directory of its name.
-                let rel = Path::new(archive)
-                    .strip_prefix(dir)
-                    .map(|p| format!("{name}/{}", p.display()))
-                    .unwrap_or_else(|_| archive.clone());
-                format!("cargo rrtest replay {}", shell_word(&rel))
+                // The artifact as downloaded (`NAME.zip`, or the folder `NAME`
+                // from `gh run download`: replay reads both), and the test; its
+                // path in the artifact when a later attempt's archive is there
+                // too (the name would pick the latest).
+                let later = attempts
+                    .iter()
+                    .any(|b| b.attempt > a.attempt && b.archive.is_some());
+                let pick = if later {
+                    Path::new(archive)
+                        .strip_prefix(dir)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|_| archive.clone())
+                } else {
+                    format!("{}::{}", r.test.binary.binary_id, r.test.name)
+                };
+                format!(
+                    "cargo rrtest replay {} {}",
+                    shell_word(&format!("{name}.zip")),
+                    shell_word(&pick)
+                )
             }
             _ => local,
         }
