@@ -935,6 +935,19 @@ mod tests {
             crate::errors::exit_codes::BAD_TRACE,
             "{err}"
         );
+        // A file that is no archive.
+        let junk = tmp.path().join("junk.tar.zst");
+        std::fs::write(&junk, b"not zstd").expect("write");
+        let err = exec(InfoArgs {
+            json: false,
+            trace: junk,
+        })
+        .expect_err("junk archive");
+        assert_eq!(
+            err.exit_code(),
+            crate::errors::exit_codes::BAD_TRACE,
+            "{err}"
+        );
         // A directory that is no trace at all.
         let err = exec(InfoArgs {
             json: false,
