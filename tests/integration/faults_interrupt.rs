@@ -485,6 +485,27 @@ fn lock_held(target: &Path) -> bool {
     })
 }
 
+/// `out/target`: a fresh copy of the built demo's target directory without
+/// its `rrtest/`. A recorded run there replaces no trace in the shared one,
+/// where the product trials check what their run kept (a run of
+/// `checksum_matches` here, in the shared directory, removed those traces
+/// whenever it came after that run).
+fn private_target(out: &Path) -> Result<PathBuf, Failed> {
+    let target = out.join("target");
+    let _ = std::fs::remove_dir_all(&target);
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(crate::harness::demo_built())
+        .arg(&target)
+        .status()?;
+    check!(
+        copied.success(),
+        "copying the demo's target directory failed"
+    );
+    let _ = std::fs::remove_dir_all(target.join("rrtest"));
+    Ok(target)
+}
+
 /// Two recorded runs in one target directory: the second waits (saying so
 /// once) and both reports are whole; every kept trace they name is there,
 /// verified, and replays.
@@ -724,8 +745,8 @@ fn full_disk_report() -> Result<(), Failed> {
 /// the attempt is a `recorder_error` that says the server was killed by
 /// SIGABRT, not a timeout; nothing is left running.
 fn server_death() -> Result<(), Failed> {
-    let target = crate::harness::demo_built();
     let out = common::scratch_dir("faults-server-death");
+    let target = &private_target(&out)?;
     let report = out.join("report.json");
     let _ = std::fs::remove_file(&report);
     let mut cmd = demo_command(target, &report, "4", "server-death");
@@ -843,8 +864,8 @@ fn record_signal_moments(trial: &str) -> Result<(), Failed> {
 /// 100 when it had finished; no process is left; a report, if written, is
 /// whole, and every trace it names is there.
 fn run_signal_moments() -> Result<(), Failed> {
-    let target = crate::harness::demo_built();
     let out = common::scratch_dir("faults-run-moments");
+    let target = &private_target(&out)?;
     let mut moments = Moments(0x2a2a);
     for round in 0..3 {
         let delay = Duration::from_millis(200 + moments.next(4000));
