@@ -14,6 +14,13 @@
 //!   replay there, one recorded there replays here, and a failing demo
 //!   test's archive replays there showing the panic. Ignored, with the
 //!   reason printed, when the root is missing.
+//! - A Rust program whose code is chosen by the CPU at run time
+//!   (fixtures/simd: the `memchr` crate's `is_x86_feature_detected!`
+//!   dispatch, glibc's memchr/strlen ifuncs), passing and failing, recorded
+//!   here replays here and there, and recorded there replays here.
+//! - Sizes: the demo run's report and summary give each kept archive's
+//!   size, and `info` breaks an archive down into the event stream, the
+//!   executable, the loader, the libraries and other files.
 //! - The CPU check: `replay --check` and the refusal (exit 106) where the
 //!   recorded CPU features differ, `--force`.
 
@@ -54,6 +61,11 @@ pub fn trials() -> Vec<Trial> {
         )
         .with_ignored_flag(basic),
         Trial::test("portable::cpu::check_and_force", check_and_force).with_ignored_flag(basic),
+        Trial::test(
+            "portable::archive_sizes_are_reported",
+            archive_sizes_are_reported,
+        )
+        .with_ignored_flag(run::recording_unavailable().is_some()),
         Trial::test("portable::old_trace_without_host_facts", old_trace_replays)
             .with_ignored_flag(basic),
         Trial::test(
@@ -69,6 +81,20 @@ pub fn trials() -> Vec<Trial> {
         Trial::test(
             "portable::chroot::recorded_there_replays_here",
             there_to_here,
+        )
+        .with_ignored_flag(chroot),
+        Trial::test("portable::simd::memchr_replays_here", || {
+            simd_here_to_there(false)
+        })
+        .with_ignored_flag(basic),
+        Trial::test(
+            "portable::chroot::simd_memchr_recorded_here_replays_there",
+            || simd_here_to_there(true),
+        )
+        .with_ignored_flag(chroot),
+        Trial::test(
+            "portable::chroot::simd_memchr_recorded_there_replays_here",
+            simd_there_to_here,
         )
         .with_ignored_flag(chroot),
         Trial::test(
@@ -172,17 +198,134 @@ fn work_dir(trial: &str, fixture: &'static str) -> Result<(TrialDir, PathBuf), F
 }
 
 fn record_here(dir: &Path) -> Result<(Run, PathBuf), Failed> {
-    let trace = dir.join("trace");
+    let (rec, trace) = record_here_as(dir, "trace", &[])?;
+    rec.expect_code(0)?;
+    Ok((rec, trace))
+}
+
+/// Records `dir/prog ARGS` into `dir/NAME`, whatever its exit status.
+fn record_here_as(dir: &Path, name: &str, args: &[&str]) -> Result<(Run, PathBuf), Failed> {
+    let trace = dir.join(name);
     let mut cmd = Command::new(common::cargo_rrtest());
     cmd.arg("record")
         .arg("-o")
         .arg(&trace)
         .arg("--")
         .arg(dir.join("prog"))
+        .args(args)
         .current_dir(dir);
     let rec = run::run(&mut cmd)?;
-    rec.expect_code(0)?;
     Ok((rec, trace))
+}
+
+/// fixtures/simd's `simd_memchr`, built once per test run (offline: its
+/// one dependency is the `memchr` that cargo-rrtest itself is built with).
+fn simd_fixture() -> Result<PathBuf, Failed> {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let target = common::scratch_dir("fixture-simd-target");
+        let dir = common::fixtures_dir().join("simd");
+        let out = Command::new(cargo)
+            .current_dir(&dir)
+            .args(["build", "--locked", "--offline", "--target-dir"])
+            .arg(&target)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("running cargo: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "cargo build in {} failed ({}):\n{}",
+                dir.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(target.join("debug/simd_memchr"))
+    });
+    built.clone().map_err(Failed::from)
+}
+
+/// What the simd fixture must print for a run to count: its CPU line, the
+/// crate's and glibc's results, and its verdict.
+fn expect_simd_output(what: &str, run: &Run, pass: bool) -> Result<(), Failed> {
+    let out = run.stdout_text();
+    let verdict = if pass {
+        "all results agree"
+    } else {
+        "1 wrong result(s)"
+    };
+    check!(
+        run.code() == if pass { 0 } else { 1 }
+            && out.starts_with("cpu: sse2=true sse4.2=")
+            && out.contains(" avx2=")
+            && out.contains("memchr::memmem::find: Some(")
+            && out.contains("libc strlen: Some(")
+            && out.contains(verdict),
+        "{what}: not the simd fixture's {} run:\n{}",
+        if pass { "passing" } else { "failing" },
+        run.describe()
+    );
+    Ok(())
+}
+
+/// The simd fixture recorded here (a passing run, and a failing one: a
+/// wrong expected position) replays here, and with `there`, in the other
+/// root too: the same output and exit status each time.
+fn simd_here_to_there(there: bool) -> Result<(), Failed> {
+    let trial = if there {
+        "portable::chroot::simd_here_there"
+    } else {
+        "portable::simd::here"
+    };
+    let dir = TrialDir::new(trial)?;
+    place(common::cargo_rrtest(), &dir.path.join("cargo-rrtest"))?;
+    place(&simd_fixture()?, &dir.path.join("prog"))?;
+    for (name, args, pass) in [("pass", &[][..], true), ("fail", &["5"][..], false)] {
+        let (rec, trace) = record_here_as(&dir.path, name, args)?;
+        expect_simd_output(&format!("recording ({name})"), &rec, pass)?;
+        let here = run::replay_in(&trace, None)?;
+        expect_same_run(&format!("replay here ({name})"), &rec, &here)?;
+        if there {
+            let mnt = format!("/mnt/{name}");
+            let replayed = in_other_root(&dir.path, &["/mnt/cargo-rrtest", "replay", &mnt])?;
+            expect_same_run(
+                &format!("replay in the other root ({name})"),
+                &rec,
+                &replayed,
+            )?;
+        }
+    }
+    dir.finish();
+    Ok(())
+}
+
+/// The simd fixture (built against this host's glibc, run there with
+/// glibc 2.41) recorded in the other root replays here.
+fn simd_there_to_here() -> Result<(), Failed> {
+    let dir = TrialDir::new("portable::chroot::simd_there_here")?;
+    place(common::cargo_rrtest(), &dir.path.join("cargo-rrtest"))?;
+    place(&simd_fixture()?, &dir.path.join("prog"))?;
+    for (name, arg, pass) in [("pass", None, true), ("fail", Some("5"), false)] {
+        let out = format!("/mnt/{name}");
+        let mut cmd = vec!["/mnt/cargo-rrtest", "record", "-o", &out, "--", "/mnt/prog"];
+        cmd.extend(arg);
+        let rec = in_other_root(&dir.path, &cmd)?;
+        expect_simd_output(&format!("recording there ({name})"), &rec, pass)?;
+        let trace = dir.path.join(name);
+        let header: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(trace.join("header.json"))?)?;
+        let libc = header["host"]["libc"].as_str().unwrap_or_default();
+        check!(
+            libc.starts_with("glibc 2.") && libc != this_libc(),
+            "recorded in the other root with {libc:?}, this host has {:?}",
+            this_libc()
+        );
+        let replayed = run::replay_in(&trace, None)?;
+        expect_same_run(&format!("replay here ({name})"), &rec, &replayed)?;
+    }
+    dir.finish();
+    Ok(())
 }
 
 fn expect_same_run(what: &str, recorded: &Run, replayed: &Run) -> Result<(), Failed> {
@@ -375,6 +518,75 @@ fn demo_archive_replays_there() -> Result<(), Failed> {
         "the panic is not shown in the other root:\n{text}"
     );
     dir.finish();
+    Ok(())
+}
+
+fn archive_sizes_are_reported() -> Result<(), Failed> {
+    let run = crate::product::product_run();
+    let _lock = crate::product::recording_lock();
+    let tests = crate::harness::tests_by_key(crate::harness::report_of(run)?);
+    let t = tests
+        .get("demo-core tests::checksum_matches")
+        .ok_or("no checksum_matches in the demo report")?;
+    let archive = t["archive"]
+        .as_str()
+        .ok_or("the demo run kept no archive for tests::checksum_matches")?;
+    let size = std::fs::metadata(archive)
+        .map_err(|e| format!("{archive}: {e}"))?
+        .len();
+    check!(
+        t["archive_bytes"] == size,
+        "report archive_bytes {} for a {size}-byte archive",
+        t["archive_bytes"]
+    );
+    check!(
+        run.stdout
+            .lines()
+            .any(|l| l.contains("Trace demo-core tests::checksum_matches:")
+                && l.contains("(archive "))
+            && run.stdout.lines().any(
+                |l| l.trim_start().starts_with("Archives ") && l.contains(" archives packed, ")
+            ),
+        "the summary does not give archive sizes:\n{}",
+        run.stdout
+    );
+    let info = run::info_json(Path::new(archive))?;
+    info.expect_code(0)?;
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout)?;
+    let b = &v["bytes"];
+    check!(
+        b["archive"] == size,
+        "info's archive size: {}",
+        b["archive"]
+    );
+    let files = v["files"].as_array().ok_or("no files in info")?;
+    let sum = |kind: Option<&str>| -> u64 {
+        files
+            .iter()
+            .filter(|f| kind.is_none_or(|k| f["kind"] == k))
+            .filter_map(|f| f["bytes"].as_u64())
+            .sum()
+    };
+    check!(
+        b["files"] == sum(None)
+            && b["loaders"] == sum(Some("loader"))
+            && b["libraries"] == sum(Some("library"))
+            && b["executables"] == sum(Some("executable")),
+        "the breakdown does not add up:\n{}",
+        info.stdout_text()
+    );
+    let has = |kind: &str, path: &dyn Fn(&str) -> bool| {
+        files
+            .iter()
+            .any(|f| f["kind"] == kind && path(f["path"].as_str().unwrap_or_default()))
+    };
+    check!(
+        has("loader", &|p| p == LOADER)
+            && has("library", &|p| p.ends_with("/libc.so.6"))
+            && has("executable", &|p| p.contains("/deps/demo_core-")),
+        "info does not name the loader, libc and the test binary:\n{}",
+        info.stdout_text()
+    );
     Ok(())
 }
 

@@ -430,6 +430,7 @@ mod tests {
             }],
             trace: None,
             archive: None,
+            archive_bytes: None,
             replay_command: None,
             verified: None,
             verification_failure: None,

@@ -197,6 +197,9 @@ pub struct TestReport {
     /// That trace's archive (`.tar.zst`), or null.
     #[serde(default)]
     pub archive: Option<String>,
+    /// That archive's size in bytes, or null.
+    #[serde(default)]
+    pub archive_bytes: Option<u64>,
     /// The command that replays that trace, or null.
     #[serde(default)]
     pub replay_command: Option<String>,
@@ -502,6 +505,7 @@ mod tests {
             attempts: vec![],
             trace: None,
             archive: None,
+            archive_bytes: None,
             replay_command: None,
             verified: None,
             verification_failure: None,

@@ -17,6 +17,32 @@ pub mod junit;
 
 pub use json::{Attempt, AttemptOutcome, Outcome, Panic, Report, Summary, TestReport};
 
+/// A size for people: `512 B`, `1.5 KiB`, `7.3 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_bytes() {
+        assert_eq!(super::human_bytes(0), "0 B");
+        assert_eq!(super::human_bytes(1023), "1023 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
+        assert_eq!(super::human_bytes(7 * 1024 * 1024 + 300 * 1024), "7.3 MiB");
+    }
+}
+
 /// Errors writing or reading reports.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,12 +1,17 @@
-//! `cargo rrtest info [--json] DIR`: describe a recording.
+//! `cargo rrtest info [--json] TRACE`: describe a recording.
 //!
-//! Reads the header and every event (so a damaged trace is reported here
-//! rather than halfway through a replay), and prints versions, the command,
-//! the outcome, whether the trace can be replayed, thread and event counts,
-//! sizes and the recorder's counters. [`TraceInfo`] is the JSON shape; an
-//! unreadable trace exits with `BAD_TRACE` (104).
+//! `TRACE` is a trace directory or a trace archive (`.tar.zst`, unpacked
+//! into a private temporary directory first, as replay does). Reads the
+//! header and every event (so a damaged trace is reported here rather than
+//! halfway through a replay), and prints versions, the command, the outcome,
+//! whether the trace can be replayed, thread and event counts, the recorder's
+//! counters and the trace's size broken down: the event stream, and every
+//! kept file in `files/` with its size and what it is (the executable, a
+//! dynamic loader, a library, another mapped file), named by the events that
+//! use it; and the archive's size when given one. [`TraceInfo`] is the JSON
+//! shape; an unreadable trace exits with `BAD_TRACE` (104). It only reads.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,7 +20,10 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::errors::{Error, Result};
-use rrtest_trace::{self as trace, Event, Outcome, TraceReader, EVENTS_FILE, FILES_DIR};
+use rrtest_report::human_bytes as human;
+use rrtest_trace::{
+    self as trace, pack, Event, Outcome, SyscallExtra, TraceReader, EVENTS_FILE, FILES_DIR,
+};
 
 /// Options of `cargo rrtest info`.
 #[derive(Debug, clap::Args)]
@@ -23,14 +31,14 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// The trace directory.
+    /// The trace directory or archive (.tar.zst).
     pub trace: PathBuf,
 }
 
 /// What `cargo rrtest info --json` prints.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TraceInfo {
-    /// The trace directory, as given.
+    /// The trace directory or archive, as given.
     pub trace: String,
     /// `header.json`'s `format_version`.
     pub format_version: u32,
@@ -76,9 +84,11 @@ pub struct TraceInfo {
     pub recording_host: Option<trace::HostFacts>,
     /// The dynamic loaders the trace keeps (`PT_INTERP` paths).
     pub loaders: Vec<String>,
+    /// Every entry of `files/`, largest first.
+    pub files: Vec<KeptFile>,
 }
 
-/// Sizes on disk, in bytes.
+/// Sizes on disk, in bytes (of the unpacked trace, for an archive).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Bytes {
     /// Every file in the trace directory.
@@ -87,6 +97,58 @@ pub struct Bytes {
     pub events: u64,
     /// `files/`.
     pub files: u64,
+    /// Of `files`: the executables (each exec's program).
+    pub executables: u64,
+    /// Of `files`: the dynamic loaders (`PT_INTERP`).
+    pub loaders: u64,
+    /// Of `files`: shared libraries the program mapped (`*.so`, `*.so.N`).
+    pub libraries: u64,
+    /// Of `files`: other mapped files, and files no event names.
+    pub other_files: u64,
+    /// The archive (`.tar.zst`) when `info` was given one, else null.
+    pub archive: Option<u64>,
+}
+
+/// What a kept file is to the program.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    /// A program exec'd (an `Exec` event's file).
+    Executable,
+    /// A dynamic loader the header names.
+    Loader,
+    /// A mapped shared library.
+    Library,
+    /// Another mapped file.
+    Mapped,
+    /// A file no event and no header field names.
+    Unreferenced,
+}
+
+impl FileKind {
+    fn word(self) -> &'static str {
+        match self {
+            FileKind::Executable => "executable",
+            FileKind::Loader => "loader",
+            FileKind::Library => "library",
+            FileKind::Mapped => "mapped",
+            FileKind::Unreferenced => "unreferenced",
+        }
+    }
+}
+
+/// One entry of `files/`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KeptFile {
+    /// Its content id (its name in `files/`).
+    pub id: String,
+    /// Its size.
+    pub bytes: u64,
+    /// What it is.
+    pub kind: FileKind,
+    /// The path it had while recording (the first one the trace names), or
+    /// empty when nothing names it.
+    pub path: String,
 }
 
 /// The counters `info` reports.
@@ -123,7 +185,11 @@ pub struct InfoStats {
 
 /// Runs `cargo rrtest info`.
 pub fn exec(args: InfoArgs) -> Result<ExitCode> {
-    let info = collect(&args.trace)?;
+    let info = if args.trace.is_file() {
+        collect_archive(&args.trace)?
+    } else {
+        collect(&args.trace)?
+    };
     let text = if args.json {
         let mut s = serde_json::to_string_pretty(&info)
             .map_err(|e| Error::Other(format!("cannot serialize the trace info: {e}")))?;
@@ -139,11 +205,41 @@ pub fn exec(args: InfoArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Unpacks the archive `archive` privately and reads it like [`collect`],
+/// adding the archive's own size.
+pub fn collect_archive(archive: &Path) -> Result<TraceInfo, trace::Error> {
+    let size = std::fs::metadata(archive)
+        .map_err(|source| trace::Error::Io {
+            path: archive.display().to_string(),
+            source,
+        })?
+        .len();
+    let tmp = pack::PrivateTempDir::new("info")?;
+    let dir = pack::unpack(archive, tmp.path(), pack::Limits::default())?;
+    let mut info = collect(&dir)?;
+    info.trace = archive.display().to_string();
+    info.bytes.archive = Some(size);
+    Ok(info)
+}
+
 /// Reads the trace in `dir` and everything `info` reports about it.
 pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
     let mut reader = TraceReader::open(dir)?;
     let mut tids = BTreeSet::new();
     let mut unsupported = Vec::new();
+    // What each kept file is, by content id: the first path that names it.
+    let mut named: BTreeMap<String, (FileKind, String)> = BTreeMap::new();
+    let mut name = |id: &str, kind: FileKind, path: &str| {
+        let e = named
+            .entry(id.to_owned())
+            .or_insert_with(|| (kind, path.to_owned()));
+        if kind < e.0 {
+            *e = (kind, path.to_owned());
+        }
+    };
+    for l in &reader.header().loaders {
+        name(&l.file, FileKind::Loader, &l.path);
+    }
     while let Some(event) = reader.next_event()? {
         tids.insert(event.tid());
         match event {
@@ -151,6 +247,13 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
                 tids.insert(child);
             }
             Event::Unsupported { what, .. } => unsupported.push(what),
+            Event::Exec(e) => name(&e.exe_file.0, FileKind::Executable, &e.exe),
+            Event::Syscall(trace::SyscallEvent { result, .. })
+            | Event::SyscallExit { result, .. } => {
+                if let SyscallExtra::MappedFile { file, path } = &result.extra {
+                    name(&file.0, library_or_mapped(path), path);
+                }
+            }
             _ => {}
         }
     }
@@ -171,10 +274,23 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
     } else {
         tids.len() as u64
     };
+    let files = kept_files(&dir.join(FILES_DIR), &named)?;
+    let of = |kinds: &[FileKind]| -> u64 {
+        files
+            .iter()
+            .filter(|f| kinds.contains(&f.kind))
+            .map(|f| f.bytes)
+            .sum()
+    };
     let bytes = Bytes {
         total: du(dir)?,
         events: du(&dir.join(EVENTS_FILE))?,
         files: du(&dir.join(FILES_DIR))?,
+        executables: of(&[FileKind::Executable]),
+        loaders: of(&[FileKind::Loader]),
+        libraries: of(&[FileKind::Library]),
+        other_files: of(&[FileKind::Mapped, FileKind::Unreferenced]),
+        archive: None,
     };
     Ok(TraceInfo {
         trace: dir.display().to_string(),
@@ -213,7 +329,60 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
         },
         recording_host: h.host.clone(),
         loaders: h.loaders.iter().map(|l| l.path.clone()).collect(),
+        files,
     })
+}
+
+/// A mapped file's kind by its name: `*.so` and `*.so.N...` are libraries.
+fn library_or_mapped(path: &str) -> FileKind {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let library = name.ends_with(".so")
+        || name.split_once(".so.").is_some_and(|(_, v)| {
+            !v.is_empty() && v.split('.').all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if library {
+        FileKind::Library
+    } else {
+        FileKind::Mapped
+    }
+}
+
+/// Every regular file in `files/` (none if it is missing), with what the
+/// trace says it is; largest first.
+fn kept_files(
+    files_dir: &Path,
+    named: &BTreeMap<String, (FileKind, String)>,
+) -> Result<Vec<KeptFile>, trace::Error> {
+    let io = |source| trace::Error::Io {
+        path: files_dir.display().to_string(),
+        source,
+    };
+    let entries = match std::fs::read_dir(files_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let meta = entry.metadata().map_err(io)?;
+        if !meta.is_file() {
+            continue;
+        }
+        let id = entry.file_name().to_string_lossy().into_owned();
+        let (kind, path) = named
+            .get(&id)
+            .cloned()
+            .unwrap_or((FileKind::Unreferenced, String::new()));
+        out.push(KeptFile {
+            id,
+            bytes: meta.len(),
+            kind,
+            path,
+        });
+    }
+    out.sort_by(|a, b| b.bytes.cmp(&a.bytes).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
 }
 
 /// Bytes of the regular files at or under `path` (symlinks not followed; a
@@ -307,6 +476,7 @@ pub fn render_text(info: &TraceInfo) -> String {
             ),
         ),
     ];
+    let b = &info.bytes;
     for (key, value) in lines {
         let _ = writeln!(s, "{:<17} {value}", format!("{key}:"));
     }
@@ -318,6 +488,40 @@ pub fn render_text(info: &TraceInfo) -> String {
         if !list.is_empty() {
             let _ = writeln!(s, "{key:<17} {}", list.join(", "));
         }
+    }
+    let _ = writeln!(
+        s,
+        "{:<17} {} files/: executables {}, loaders {}, libraries {}, other {}",
+        "files:",
+        info.files.len(),
+        human(b.executables),
+        human(b.loaders),
+        human(b.libraries),
+        human(b.other_files)
+    );
+    for f in &info.files {
+        let path = if f.path.is_empty() {
+            "(named by no event)"
+        } else {
+            &f.path
+        };
+        let _ = writeln!(s, "  {:>10}  {:<12} {path}", human(f.bytes), f.kind.word());
+    }
+    if let Some(archive) = b.archive {
+        let ratio = if b.total == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {:.0}% of the unpacked trace",
+                archive as f64 * 100.0 / b.total as f64
+            )
+        };
+        let _ = writeln!(
+            s,
+            "{:<17} {archive} ({}{ratio})",
+            "archive bytes:",
+            human(archive)
+        );
     }
     let _ = writeln!(
         s,
@@ -384,7 +588,8 @@ fn render_host(s: &mut String, info: &TraceInfo) {
 mod tests {
     use super::*;
     use rrtest_trace::{
-        ExitStatus, Header, Stats, SyscallEvent, SyscallExtra, SyscallResult, TraceWriter,
+        ExecEvent, ExitStatus, Header, LoaderCopy, Stats, SyscallEvent, SyscallExtra,
+        SyscallResult, TraceWriter,
     };
 
     fn header() -> Header {
@@ -429,11 +634,16 @@ mod tests {
         })
     }
 
+    /// A sample trace whose `files/` keeps a 10-byte file no event names.
     fn write_sample(dir: &Path) {
         let src = dir.with_extension("lib");
         std::fs::write(&src, b"0123456789").expect("write");
         let mut w = TraceWriter::create(dir, header()).expect("create");
         w.add_file(&src).expect("add_file");
+        write_events(w);
+    }
+
+    fn write_events(mut w: TraceWriter) {
         for e in [
             syscall(10),
             Event::NewTask {
@@ -499,6 +709,7 @@ mod tests {
             "stats",
             "recording_host",
             "loaders",
+            "files",
         ]
         .into_iter()
         .collect();
@@ -532,6 +743,11 @@ mod tests {
         );
         let bytes = &v["bytes"];
         assert_eq!(bytes["files"], 10);
+        assert_eq!(bytes["other_files"], 10);
+        assert_eq!(bytes["archive"], serde_json::Value::Null);
+        assert_eq!(v["files"][0]["kind"], "unreferenced");
+        assert_eq!(v["files"][0]["bytes"], 10);
+        assert_eq!(v["files"][0]["path"], "");
         let events_len = std::fs::metadata(dir.join("events.zst"))
             .expect("meta")
             .len();
@@ -560,6 +776,138 @@ mod tests {
             "stats:            traced_syscalls 2, buffered_syscalls 0, patched_sites 0 (0 ahead), aborted_records 0, desched_events 0 (0 signals), signals 4, async_events 0, rdtsc 5, rdtsc_buffered 0, events 6\n",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    /// A trace whose files are an executable, its loader, a library and a
+    /// data file, named as the recorder names them.
+    fn write_with_files(dir: &Path) {
+        let src = dir.with_extension("src");
+        std::fs::create_dir_all(&src).expect("mkdir");
+        let add = |name: &str, len: usize| {
+            let p = src.join(name);
+            std::fs::write(&p, name.repeat(len).as_bytes()).expect("write");
+            p
+        };
+        let (prog, ld, libc, data, other) = (
+            add("prog", 100),
+            add("ld.so.2", 30),
+            add("libc.so.6", 50),
+            add("table.dat", 3),
+            add("scratch", 2),
+        );
+        let mut h = header();
+        let id = |p: &Path| trace::file_id_of(&std::fs::read(p).expect("read"));
+        h.loaders.push(LoaderCopy {
+            exe_file: id(&prog).0,
+            path: "/lib64/ld-linux-x86-64.so.2".into(),
+            file: id(&ld).0,
+        });
+        let mut w = TraceWriter::create(dir, h).expect("create");
+        let prog_id = w.add_file(&prog).expect("add");
+        w.add_file(&ld).expect("add");
+        w.add_file(&other).expect("add");
+        let mapped = |w: &mut TraceWriter, p: &Path, shown: &str| {
+            let file = w.add_file(p).expect("add");
+            Event::Syscall(SyscallEvent {
+                tid: 10,
+                nr: 9,
+                args: [0; 6],
+                result: SyscallResult {
+                    ret: 0x7000_0000,
+                    writes: vec![],
+                    extra: SyscallExtra::MappedFile {
+                        file,
+                        path: shown.into(),
+                    },
+                },
+            })
+        };
+        let events = [
+            Event::Exec(ExecEvent {
+                tid: 10,
+                exe: "/work/target/debug/prog".into(),
+                exe_file: prog_id,
+                at_random: [0; 16],
+                sp: 0,
+                ip: 0,
+            }),
+            mapped(&mut w, &libc, "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            mapped(&mut w, &data, "/work/table.dat"),
+        ];
+        for e in events {
+            w.push(&e).expect("push");
+        }
+        write_events(w);
+    }
+
+    #[test]
+    fn sizes_are_broken_down_by_what_each_file_is() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("trace");
+        write_with_files(&dir);
+        let info = collect(&dir).expect("collect");
+        let b = info.bytes;
+        assert_eq!(b.executables, 400);
+        assert_eq!(b.loaders, 210);
+        assert_eq!(b.libraries, 450);
+        assert_eq!(b.other_files, 27 + 14);
+        assert_eq!(b.files, 400 + 210 + 450 + 27 + 14);
+        let kinds: Vec<(FileKind, u64, &str)> = info
+            .files
+            .iter()
+            .map(|f| (f.kind, f.bytes, f.path.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (
+                    FileKind::Library,
+                    450,
+                    "/usr/lib/x86_64-linux-gnu/libc.so.6"
+                ),
+                (FileKind::Executable, 400, "/work/target/debug/prog"),
+                (FileKind::Loader, 210, "/lib64/ld-linux-x86-64.so.2"),
+                (FileKind::Mapped, 27, "/work/table.dat"),
+                (FileKind::Unreferenced, 14, ""),
+            ]
+        );
+        let text = render_text(&info);
+        for want in [
+            "files:            5 files/: executables 400 B, loaders 210 B, libraries 450 B, other 41 B\n",
+            "       450 B  library      /usr/lib/x86_64-linux-gnu/libc.so.6\n",
+            "       210 B  loader       /lib64/ld-linux-x86-64.so.2\n",
+            "        14 B  unreferenced (named by no event)\n",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+        assert!(!text.contains("archive bytes:"), "{text}");
+
+        // The same trace packed: the archive's size too, the rest the same.
+        let archive = tmp.path().join("t.tar.zst");
+        let packed = pack::pack(&dir, &archive).expect("pack");
+        let from_archive = collect_archive(&archive).expect("collect");
+        assert_eq!(from_archive.bytes.archive, Some(packed.archive_bytes));
+        assert_eq!(from_archive.files, info.files);
+        assert_eq!(from_archive.trace, archive.display().to_string());
+        let text = render_text(&from_archive);
+        assert!(
+            text.contains(&format!("archive bytes:    {} (", packed.archive_bytes)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn library_names() {
+        for (path, kind) in [
+            ("/lib/x86_64-linux-gnu/libc.so.6", FileKind::Library),
+            ("/usr/lib/libstdc++.so.6.0.30", FileKind::Library),
+            ("/opt/plugin.so", FileKind::Library),
+            ("/usr/lib/locale/C.utf8/LC_CTYPE", FileKind::Mapped),
+            ("/data/my.so.backup", FileKind::Mapped),
+            ("/data/archive.so.", FileKind::Mapped),
+        ] {
+            assert_eq!(library_or_mapped(path), kind, "{path}");
         }
     }
 
@@ -593,6 +941,19 @@ mod tests {
             trace: dir.clone(),
         })
         .expect_err("damaged");
+        assert_eq!(
+            err.exit_code(),
+            crate::errors::exit_codes::BAD_TRACE,
+            "{err}"
+        );
+        // A file that is no archive.
+        let junk = tmp.path().join("junk.tar.zst");
+        std::fs::write(&junk, b"not zstd").expect("write");
+        let err = exec(InfoArgs {
+            json: false,
+            trace: junk,
+        })
+        .expect_err("junk archive");
         assert_eq!(
             err.exit_code(),
             crate::errors::exit_codes::BAD_TRACE,

@@ -228,6 +228,7 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         attempts: Vec::new(),
         trace: None,
         archive: None,
+        archive_bytes: None,
         replay_command: None,
         verified: None,
         verification_failure: None,
@@ -492,6 +493,10 @@ fn test_report(r: &runner::TestResult, replay: &ReplayHint) -> report::TestRepor
         duration_ms: millis(r.duration()),
         trace: primary.and_then(|a| a.trace.clone()),
         archive: primary.and_then(|a| a.archive.clone()),
+        archive_bytes: primary
+            .and_then(|a| a.archive.as_ref())
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len()),
         replay_command,
         verified: primary.and_then(|a| a.verified),
         verification_failure: primary.and_then(|a| a.verification_failure.clone()),

@@ -271,10 +271,16 @@ impl Reporter {
                 t.name,
                 t.replay_command.as_deref().unwrap_or_default()
             );
+            if let Some(bytes) = t.archive_bytes {
+                text.push_str(&format!(" (archive {})", rrtest_report::human_bytes(bytes)));
+            }
             if let Some(why) = &t.verification_failure {
                 text.push_str(&format!(" (does not replay: {why})"));
             }
             let _ = writeln!(out, "{text}");
+        }
+        if let Some(line) = archives_line(&archive_sizes(&report.tests)) {
+            let _ = writeln!(out, "{} {line}", self.status(Style::Green, "Archives"));
         }
         for r in results.iter() {
             for a in r.attempts.iter().filter(|a| a.recorder_error.is_some()) {
@@ -335,6 +341,33 @@ impl Reporter {
     }
 }
 
+/// The summary's line on the archives the run packed (every kept
+/// attempt's, retries included): how many, their size in all and the
+/// largest; `None` when it packed none. `sizes` are their sizes.
+fn archives_line(sizes: &[u64]) -> Option<String> {
+    let largest = *sizes.iter().max()?;
+    let total: u64 = sizes.iter().sum();
+    Some(format!(
+        "{} {} packed, {} in all (largest {}; `cargo rrtest info ARCHIVE` breaks one down)",
+        sizes.len(),
+        plural(sizes.len(), "archive", "archives"),
+        rrtest_report::human_bytes(total),
+        rrtest_report::human_bytes(largest)
+    ))
+}
+
+/// The sizes of the archives of every attempt in `tests` (the ones still
+/// there).
+fn archive_sizes(tests: &[rrtest_report::TestReport]) -> Vec<u64> {
+    tests
+        .iter()
+        .flat_map(|t| &t.attempts)
+        .filter_map(|a| a.archive.as_ref())
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .collect()
+}
+
 fn outcome_word(outcome: Outcome) -> (&'static str, Style) {
     match outcome {
         Outcome::Passed => ("PASS", Style::Green),
@@ -367,5 +400,22 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
         one
     } else {
         many
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archives_line_sums_the_kept_archives() {
+        assert_eq!(archives_line(&[]), None);
+        assert_eq!(
+            archives_line(&[3 << 20, 1 << 20]).as_deref(),
+            Some("2 archives packed, 4.0 MiB in all (largest 3.0 MiB; `cargo rrtest info ARCHIVE` breaks one down)")
+        );
+        assert!(archives_line(&[512])
+            .unwrap_or_default()
+            .starts_with("1 archive packed, 512 B in all (largest 512 B;"));
     }
 }
