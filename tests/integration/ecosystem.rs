@@ -18,6 +18,7 @@ use libtest_mimic::{Failed, Trial};
 
 use crate::common;
 use crate::harness::{demo_built, demo_manifest, report_of, rrtest, tests_by_key, RunOutput};
+use crate::product::replay;
 
 /// This module's target directory.
 fn target() -> PathBuf {
@@ -81,23 +82,6 @@ pub fn trials() -> Vec<Trial> {
         ),
         Trial::test("ecosystem::hostile_zips_refused", hostile_zips_refused),
     ]
-}
-
-/// Runs `cargo-rrtest replay ARGS` in `cwd`: exit code, stdout + stderr.
-fn replay(cwd: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(common::cargo_rrtest())
-        .arg("replay")
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run cargo-rrtest replay");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }
 
 fn utf8(p: &Path) -> &str {

@@ -13,6 +13,7 @@ use libtest_mimic::{Failed, Trial};
 
 use crate::common;
 use crate::harness::copy_tree;
+use crate::product::replay;
 
 /// The trials of this module.
 pub fn trials() -> Vec<Trial> {
@@ -147,20 +148,4 @@ fn wrapper_keeps_failing_traces() -> Result<(), Failed> {
 
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-fn replay(cwd: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(common::cargo_rrtest())
-        .arg("replay")
-        .args(args)
-        .current_dir(cwd)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run cargo-rrtest replay");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
 }

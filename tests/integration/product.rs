@@ -375,8 +375,8 @@ fn report_matches_schema() -> Result<(), Failed> {
     Ok(())
 }
 
-/// Runs `cargo-rrtest replay ARGS` in `cwd`.
-fn replay(cwd: &Path, args: &[&str]) -> (i32, String) {
+/// Runs `cargo-rrtest replay ARGS` in `cwd`: exit code, stdout + stderr.
+pub(crate) fn replay(cwd: &Path, args: &[&str]) -> (i32, String) {
     let out = Command::new(common::cargo_rrtest())
         .arg("replay")
         .args(args)

@@ -263,7 +263,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .map(|a| a.to_string_lossy().into_owned())
             .collect(),
         cwd: opts.cwd.to_string_lossy().into_owned(),
-        kernel: kernel_string(),
+        kernel: crate::tracee::host::kernel(),
         cpuid: cpuid_table_of(bound_self.as_ref().ok().copied()),
         recorded_at: crate::util::rfc3339_now(),
         tracee_cpu: None,
@@ -416,18 +416,6 @@ fn cpuid_table_of(cpu: Option<usize>) -> Vec<rrtest_trace::CpuidLeaf> {
     let table = cpu::cpuid_table();
     tables.push((cpu, table.clone()));
     table
-}
-
-fn kernel_string() -> String {
-    match nix::sys::utsname::uname() {
-        Ok(u) => format!(
-            "{} {} {}",
-            u.sysname().to_string_lossy(),
-            u.release().to_string_lossy(),
-            u.machine().to_string_lossy()
-        ),
-        Err(_) => "unknown".into(),
-    }
 }
 
 impl Session {
