@@ -12,12 +12,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use rrtest_report::AttemptOutcome;
 
 use super::recorded::{run_served, settle_recording};
-use super::watch::{watch, Kill, Running};
+use super::watch::{signal_name, watch, Ended, Finished, Kill, Running};
 use super::{AttemptResult, AttemptSpec, Captured};
 use crate::harness::panic::parse_first_panic;
 use crate::harness::record;
@@ -123,19 +122,6 @@ pub fn run_attempt_with(
     result
 }
 
-/// How an attempt's process (or recorder server request) ended.
-pub(super) enum Ended {
-    Code(i32),
-    Signal(i32),
-    /// The recorded program exited with status 0 and, as asked, the
-    /// recorder server wrote no trace.
-    Discarded,
-}
-
-/// What [`run_process`] and [`run_served`] return: how it ended (or why we
-/// cannot tell) and whether we killed it.
-pub(super) type Finished = (std::io::Result<Ended>, Option<Kill>);
-
 /// Runs the attempt as a process of its own; None when it could not start
 /// (`result` says why).
 fn run_process(
@@ -178,11 +164,4 @@ fn run_process(
         None => Ended::Code(status.code().unwrap_or(-1)),
     });
     Some((status, killed))
-}
-
-/// `SIGKILL` for 9.
-pub(super) fn signal_name(sig: i32) -> String {
-    Signal::try_from(sig)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("signal {sig}"))
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use rrtest_report::AttemptOutcome;
 use rrtest_trace as trace;
 
-use super::attempt::{signal_name, Ended, Finished};
+use super::watch::{signal_name, Ended, Finished};
 use super::watch::{watch, Kill, Running};
 use super::{AttemptResult, AttemptSpec, RecordSpec, TERM_GRACE};
 use crate::harness::record;

@@ -4,7 +4,8 @@
 //! killing it at the deadline or on cancellation (SIGTERM first to a
 //! recorder at a timeout, then SIGKILL to the whole process group).
 //!
-//! It must not reap the process nor judge the outcome: the caller does.
+//! It must not reap the process nor judge the outcome: the caller does,
+//! with [`Ended`] and [`Finished`] (defined here, for both kinds of attempt).
 
 use std::fs::File;
 use std::io::Read;
@@ -237,4 +238,24 @@ fn drain<R: Read>(pipe: &mut Option<R>, buf: &mut [u8], into: &mut Captured) {
 fn has_exited(pid: Pid) -> bool {
     let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
     !matches!(waitid(Id::Pid(pid), flags), Ok(WaitStatus::StillAlive))
+}
+
+/// How an attempt's process (or recorder server request) ended.
+pub(super) enum Ended {
+    Code(i32),
+    Signal(i32),
+    /// The recorded program exited with status 0 and, as asked, the
+    /// recorder server wrote no trace.
+    Discarded,
+}
+
+/// What [`run_process`] and [`run_served`] return: how it ended (or why we
+/// cannot tell) and whether we killed it.
+pub(super) type Finished = (std::io::Result<Ended>, Option<Kill>);
+
+/// `SIGKILL` for 9.
+pub(super) fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
 }
