@@ -26,6 +26,10 @@
 //! - `faults::full_disk_while_recording`: a full tmpfs under `record`: exit
 //!   105 with one error line, and `replay` refuses the partial trace in one
 //!   line;
+//! - `faults::full_disk_warns_once`: a tmpfs too small for the program's
+//!   libraries: one warning that the trace is unreplayable and one that
+//!   counts the rest, not one per file that could not be copied (there
+//!   were a dozen);
 //! - `faults::unclear_messages`: `record -o FILE/sub` and `--retries -1`.
 //!
 //! Every case also checks that no process of it is left (by a variable in
@@ -84,6 +88,10 @@ pub fn trials() -> Vec<Trial> {
             .with_ignored_flag(run::recording_unavailable().is_some()),
         Trial::test("faults::full_disk_while_recording", || {
             full_disk_recording("faults::full_disk_while_recording")
+        })
+        .with_ignored_flag(run::recording_unavailable().is_some()),
+        Trial::test("faults::full_disk_warns_once", || {
+            full_disk_warns_once("faults::full_disk_warns_once")
         })
         .with_ignored_flag(run::recording_unavailable().is_some()),
         Trial::test("faults::unclear_messages", unclear_messages),
@@ -947,6 +955,46 @@ fn full_disk_recording(trial: &str) -> Result<(), Failed> {
             "want a one-line error\n{}",
             replay.describe()
         );
+        Ok(())
+    })();
+    let _ = Command::new("umount").arg(&mnt).status();
+    result?;
+    dir.finish();
+    Ok(())
+}
+
+fn full_disk_warns_once(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let mnt = dir.path.join("mnt");
+    // Room for the stream's start, not for libc and the others.
+    if !mount_tmpfs(trial, &mnt, "600k") {
+        return Ok(());
+    }
+    let result = (|| -> Result<(), Failed> {
+        let rec = run::run(
+            Command::new(common::cargo_rrtest())
+                .args(["record", "--no-verify", "-o"])
+                .arg(mnt.join("trace"))
+                .args(["--", "/usr/bin/ls", "/"])
+                .env(MARK, trial)
+                .current_dir(&dir.path),
+        )?;
+        let stderr = rec.stderr_text();
+        let warnings = stderr
+            .lines()
+            .filter(|l| l.contains("unsupported: the trace will not be replayable"))
+            .count();
+        check!(
+            warnings == 1,
+            "want one warning that the trace is unreplayable, saw {warnings}\n{}",
+            rec.describe()
+        );
+        check!(
+            stderr.contains("more problems make the trace unreplayable"),
+            "the other problems are not counted\n{}",
+            rec.describe()
+        );
+        none_left(trial)?;
         Ok(())
     })();
     let _ = Command::new("umount").arg(&mnt).status();
