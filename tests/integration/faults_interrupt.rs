@@ -288,7 +288,7 @@ fn kill(pid: u32, sig: nix::sys::signal::Signal) -> Result<(), Failed> {
 }
 
 /// Signals a `replay` (or `verify`) of a long trace once its tracee runs:
-/// it must end within 2 s with 128 + the signal, leaving no tracee and no
+/// it must end within 6 s with 128 + the signal, leaving no tracee and no
 /// directory; `verify` writes no verdict into the header.
 fn replay_stops(trial: &str, verify: bool) -> Result<(), Failed> {
     use nix::sys::signal::Signal;
@@ -326,13 +326,18 @@ fn replay_stops(trial: &str, verify: bool) -> Result<(), Failed> {
             "the replay ended within 300 ms: the trace is too short for this trial"
         );
         kill(pid, sig)?;
-        let (status, took) = wait_for(child, Duration::from_secs(2))?;
+        // The exit status tells a replay that stopped from one that ran on
+        // (it would exit with the program's status). The time is a bound on
+        // promptness, wide enough for this trial's own thread to be starved
+        // on a loaded 2-core machine (it measured 3.8-4 s twice in full
+        // runs; a few ms alone).
+        let (status, took) = wait_for(child, Duration::from_secs(10))?;
         check!(
             status.code() == Some(128 + sig as i32),
             "{sig}: exit {status} (want {})",
             128 + sig as i32
         );
-        check!(took < Duration::from_secs(2), "{sig}: took {took:?}");
+        check!(took < Duration::from_secs(6), "{sig}: took {took:?}");
         none_left(trial)?;
         let left = leftovers(&home);
         check!(left.is_empty(), "{sig}: left behind: {left:?}");
