@@ -11,13 +11,12 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use libtest_mimic::{Failed, Trial};
 
 use crate::common;
-use crate::harness::{demo_built, demo_manifest, report_of, rrtest, tests_by_key, RunOutput};
+use crate::harness::{copy_demo_target, demo_manifest, report_of, rrtest, tests_by_key, RunOutput};
 use crate::product::replay;
 
 /// This module's target directory.
@@ -35,15 +34,7 @@ fn ecosystem_run() -> &'static RunOutput {
     static RUN: OnceLock<RunOutput> = OnceLock::new();
     RUN.get_or_init(|| {
         let target = target();
-        let _ = std::fs::remove_dir_all(&target);
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(demo_built())
-            .arg(&target)
-            .status()
-            .expect("cp");
-        assert!(copied.success(), "copying the built demo failed");
-        let _ = std::fs::remove_dir_all(target.join("rrtest"));
+        copy_demo_target(&target).expect("a copy of the built demo's target directory");
         let manifest = demo_manifest();
         rrtest(
             &[

@@ -131,6 +131,23 @@ fn mount_tmpfs(trial: &str, mnt: &Path, size: &str) -> bool {
     mounted
 }
 
+/// Runs `body` with a tmpfs of `size` mounted at `mnt`, and unmounts it
+/// after, whatever `body` returned; where none can be mounted, skips `body`
+/// with a message ([`mount_tmpfs`]).
+fn in_tmpfs(
+    trial: &str,
+    mnt: &Path,
+    size: &str,
+    body: impl FnOnce() -> Result<(), Failed>,
+) -> Result<(), Failed> {
+    if !mount_tmpfs(trial, mnt, size) {
+        return Ok(());
+    }
+    let result = body();
+    let _ = Command::new("umount").arg(mnt).status();
+    result
+}
+
 /// Rounds of `syscall_loop` recorded without the syscall buffer: every
 /// syscall a stop, so its replay takes seconds.
 const LONG_ROUNDS: &str = "40000";
@@ -498,24 +515,10 @@ fn lock_held(target: &Path) -> bool {
     })
 }
 
-/// A target directory of the trial's own under `out`: a copy of the built
-/// demo's (fresh for cargo), without its `rrtest/` folder. A recorded run
-/// replaces the kept traces of the tests it runs, so trials that record the
-/// demo's tests in the shared target directory would replace the traces
-/// the product trials check (`product::traces_kept_exactly` lost one so).
+/// `out/target`, a copy of the built demo's ([`crate::harness::copy_demo_target`]).
 fn own_demo_target(out: &Path) -> Result<PathBuf, Failed> {
     let target = out.join("target");
-    let _ = std::fs::remove_dir_all(&target);
-    let copied = Command::new("cp")
-        .arg("-a")
-        .arg(crate::harness::demo_built())
-        .arg(&target)
-        .status()?;
-    check!(
-        copied.success(),
-        "copying the demo's target directory failed"
-    );
-    let _ = std::fs::remove_dir_all(target.join("rrtest"));
+    crate::harness::copy_demo_target(&target)?;
     Ok(target)
 }
 
@@ -700,10 +703,7 @@ fn interrupted_report() -> Result<(), Failed> {
 fn full_disk_report() -> Result<(), Failed> {
     let dir = common::scratch_dir("faults-full-disk");
     let mnt = dir.join("mnt");
-    if !mount_tmpfs("faults::full_disk_truncates_report", &mnt, "64k") {
-        return Ok(());
-    }
-    let result = (|| -> Result<(), Failed> {
+    in_tmpfs("faults::full_disk_truncates_report", &mnt, "64k", || {
         let report = mnt.join("report.json");
         std::fs::write(&report, b"{\"old\": true}\n")?;
         // Fill the rest.
@@ -741,9 +741,7 @@ fn full_disk_report() -> Result<(), Failed> {
             "left behind: {names:?}"
         );
         Ok(())
-    })();
-    let _ = Command::new("umount").arg(&mnt).status();
-    result
+    })
 }
 
 /// The recorder server dies (SIGABRT) while it records `hangs_forever`:
@@ -926,10 +924,7 @@ fn run_signal_moments() -> Result<(), Failed> {
 fn full_disk_recording(trial: &str) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let mnt = dir.path.join("mnt");
-    if !mount_tmpfs(trial, &mnt, "1m") {
-        return Ok(());
-    }
-    let result = (|| -> Result<(), Failed> {
+    in_tmpfs(trial, &mnt, "1m", || {
         let trace = mnt.join("trace");
         let rec = run::run(
             Command::new(common::cargo_rrtest())
@@ -961,9 +956,7 @@ fn full_disk_recording(trial: &str) -> Result<(), Failed> {
             replay.describe()
         );
         Ok(())
-    })();
-    let _ = Command::new("umount").arg(&mnt).status();
-    result?;
+    })?;
     dir.finish();
     Ok(())
 }
@@ -972,10 +965,7 @@ fn full_disk_warns_once(trial: &str) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let mnt = dir.path.join("mnt");
     // Room for the stream's start, not for libc and the others.
-    if !mount_tmpfs(trial, &mnt, "600k") {
-        return Ok(());
-    }
-    let result = (|| -> Result<(), Failed> {
+    in_tmpfs(trial, &mnt, "600k", || {
         let rec = run::run(
             Command::new(common::cargo_rrtest())
                 .args(["record", "--no-verify", "-o"])
@@ -1001,9 +991,7 @@ fn full_disk_warns_once(trial: &str) -> Result<(), Failed> {
         );
         none_left(trial)?;
         Ok(())
-    })();
-    let _ = Command::new("umount").arg(&mnt).status();
-    result?;
+    })?;
     dir.finish();
     Ok(())
 }

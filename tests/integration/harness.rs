@@ -82,6 +82,25 @@ pub(crate) fn demo_built() -> &'static Path {
     })
 }
 
+/// Makes `target` a copy of the built demo's target directory (fresh for
+/// cargo) without its `rrtest/` folder. A recorded run replaces the kept
+/// traces of the tests it runs: trials that record the demo's tests do it
+/// in such a copy, so the shared directory keeps what the product trials
+/// check (`product::traces_kept_exactly` lost a trace so).
+pub(crate) fn copy_demo_target(target: &Path) -> Result<(), Failed> {
+    let _ = std::fs::remove_dir_all(target);
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(demo_built())
+        .arg(target)
+        .status()?;
+    if !copied.success() {
+        return Err("copying the demo's target directory failed".into());
+    }
+    let _ = std::fs::remove_dir_all(target.join("rrtest"));
+    Ok(())
+}
+
 /// Runs `cargo-rrtest ARGS` with a clean, deterministic environment (no
 /// GitHub variables unless `env` sets them; no backtraces; no colours).
 pub(crate) fn rrtest(args: &[&str], env: &[(&str, &str)], report: &Path) -> RunOutput {

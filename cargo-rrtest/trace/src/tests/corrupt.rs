@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use super::gen::{add_file_copies, header, Rng};
+use super::gen::{add_file_copies, header, write_trace, Rng};
 use super::roundtrip::{decode_stream, encode_stream};
 use crate::codec::{self, tag};
 use crate::stream::StreamError;
-use crate::{Error, Event, Outcome, TraceReader, TraceWriter};
+use crate::{Error, Event, TraceReader, TraceWriter};
 
 fn random_events(seed: u64, n: usize) -> Vec<Event> {
     let mut rng = Rng::new(seed);
@@ -179,16 +179,6 @@ fn absurd_lengths_and_tags_are_refused_cheaply() {
         matches!(err, Some(StreamError::Corrupt { offset: 0, .. })),
         "{err:?}"
     );
-}
-
-fn write_trace(dir: &Path, events: &[Event]) {
-    let mut w = TraceWriter::create(dir, header()).expect("create");
-    for e in events {
-        w.push(e).expect("push");
-    }
-    w.header_mut().outcome = Some(Outcome::Exited { code: 0 });
-    w.finish().expect("finish");
-    add_file_copies(dir, events);
 }
 
 #[test]

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::gen::{add_file_copies, header, Rng};
+use super::gen::{write_trace, Rng};
 use crate::pack::{self, Limits};
-use crate::{self as trace, Error, Event, Outcome, TraceReader, TraceWriter};
+use crate::{self as trace, Error, Event, TraceReader};
 
 /// How long one case may take: the slowest legitimate case (a few hundred
 /// kilobytes decompressed in a debug build) takes milliseconds.
@@ -53,13 +53,7 @@ struct Corpus {
 fn write_seed_trace(dir: &Path, seed: u64, n: usize) -> Seed {
     let mut rng = Rng::new(seed);
     let events: Vec<Event> = (0..n).map(|_| rng.event()).collect();
-    let mut w = TraceWriter::create(dir, header()).expect("create");
-    for e in &events {
-        w.push(e).expect("push");
-    }
-    w.header_mut().outcome = Some(Outcome::Exited { code: 0 });
-    w.finish().expect("finish");
-    add_file_copies(dir, &events);
+    write_trace(dir, &events);
     read_seed(dir, &format!("generated-{seed}"))
 }
 

@@ -339,6 +339,18 @@ pub fn header() -> Header {
     }
 }
 
+/// Writes a finished trace of `events` (the generated header, exit 0) in
+/// `dir`, with the `files/` copies the events name.
+pub fn write_trace(dir: &std::path::Path, events: &[Event]) {
+    let mut w = crate::TraceWriter::create(dir, header()).expect("create");
+    for e in events {
+        w.push(e).expect("push");
+    }
+    w.header_mut().outcome = Some(crate::Outcome::Exited { code: 0 });
+    w.finish().expect("finish");
+    add_file_copies(dir, events);
+}
+
 /// Creates an (empty) `files/<id>` in the trace `dir` for each file that
 /// `events` name: the reader checks that they are there.
 pub fn add_file_copies(dir: &std::path::Path, events: &[Event]) {

@@ -6,11 +6,10 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::gen::{add_file_copies, header, Rng};
+use super::gen::{write_trace, Rng};
 use super::roundtrip::encode_stream;
 use crate::{
-    self as trace, Error, Event, MemWrite, Outcome, SyscallEvent, SyscallExtra, SyscallResult,
-    TraceReader, TraceWriter,
+    self as trace, Error, Event, MemWrite, SyscallEvent, SyscallExtra, SyscallResult, TraceReader,
 };
 
 /// A trace whose third event's memory write holds `secret`.
@@ -34,13 +33,7 @@ fn trace_with(dir: &Path, secret: &[u8]) -> Vec<Event> {
             },
         }),
     );
-    let mut w = TraceWriter::create(dir, header()).expect("create");
-    for e in &events {
-        w.push(e).expect("push");
-    }
-    w.header_mut().outcome = Some(Outcome::Exited { code: 0 });
-    w.finish().expect("finish");
-    add_file_copies(dir, &events);
+    write_trace(dir, &events);
     events
 }
 
