@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::errors::{Error, Result};
+use crate::harness::shell_word;
 use rrtest_report::human_bytes as human;
 use rrtest_trace::{
     self as trace, pack, Event, Outcome, SyscallExtra, TraceReader, EVENTS_FILE, FILES_DIR,
@@ -411,19 +412,6 @@ fn du(path: &Path) -> Result<u64, trace::Error> {
     Ok(total)
 }
 
-/// `sh`-style quoting of one word, for showing a command.
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
-
 fn describe_outcome(outcome: Option<Outcome>) -> String {
     match outcome {
         Some(Outcome::Exited { code }) => format!("exited with code {code}"),
@@ -438,7 +426,7 @@ fn describe_outcome(outcome: Option<Outcome>) -> String {
 /// The text form of `info`.
 pub fn render_text(info: &TraceInfo) -> String {
     let mut s = String::new();
-    let command: Vec<String> = info.command.iter().map(|w| shell_quote(w)).collect();
+    let command: Vec<String> = info.command.iter().map(|w| shell_word(w)).collect();
     let replayable = if info.replayable {
         "yes".to_owned()
     } else {

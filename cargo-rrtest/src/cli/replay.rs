@@ -105,7 +105,8 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         chosen.archive
     } else if let Some(test) = &args.test {
         return Err(Error::Usage(format!(
-            "{}: a test name ({test}) goes only after a .zip artifact or a folder of trace archives;              this is {}",
+            "{}: a test name ({test}) goes only after a .zip artifact or a folder of trace \
+             archives; this is {}",
             args.trace.display(),
             if args.trace.exists() {
                 "a trace or an archive: replay it alone"
