@@ -348,8 +348,12 @@ pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -
             t.outcome.as_str(),
             markdown_cell(&t.binary_id),
             markdown_cell(&t.name),
-            // A recorder error's native re-run repeats its attempt number.
-            t.attempts.last().map_or(0, |a| a.attempt),
+            // A recorder error's native re-run repeats its attempt number;
+            // under stress: failures/runs.
+            match (t.failures, t.runs) {
+                (Some(f), Some(r)) => format!("{f}/{r} failed"),
+                _ => t.attempts.last().map_or(0, |a| a.attempt).to_string(),
+            },
             t.duration_ms as f64 / 1000.0,
             location,
             trace,
@@ -366,7 +370,59 @@ pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -
         }
         out.push_str(&row);
     }
+    let differences: Vec<String> = notable
+        .iter()
+        .filter_map(|t| {
+            let d = t.first_difference.as_ref()?;
+            Some(format!(
+                "- `{}` `{}`: {}\n",
+                markdown_cell(&t.binary_id),
+                markdown_cell(&t.name),
+                markdown_cell(&first_difference_text(d))
+            ))
+        })
+        .collect();
+    if !differences.is_empty() {
+        let head = "\n**Where the failing and the passing recording first differ:**\n\n";
+        if out.len() + head.len() < limit {
+            out.push_str(head);
+            for line in differences {
+                if out.len() + line.len() > limit {
+                    break;
+                }
+                out.push_str(&line);
+            }
+        }
+    }
     out
+}
+
+/// A test's first difference in a line, for people: the thread, what
+/// differs, the two actions, and the schedule difference.
+pub fn first_difference_text(d: &crate::json::FirstDifference) -> String {
+    let pair = format!(
+        "attempt {} (failing) vs {} (passing)",
+        d.failing_attempt, d.passing_attempt
+    );
+    if let Some(why) = &d.error {
+        return format!("{pair}: not compared: {why}");
+    }
+    let mut text = match (&d.thread, &d.what) {
+        (Some(thread), Some(what)) => format!(
+            "{pair}: thread {thread} first differs in {what}: failing `{}`, passing `{}`",
+            d.failing.as_deref().unwrap_or("(nothing more)"),
+            d.passing.as_deref().unwrap_or("(nothing more)")
+        ),
+        _ if d.identical => format!("{pair}: no meaningful difference"),
+        _ => format!("{pair}: the threads did the same"),
+    };
+    if let Some(s) = &d.schedule {
+        text.push_str(&format!("; schedule: {s}"));
+    }
+    if let Some(c) = &d.diff_command {
+        text.push_str(&format!(" (`{c}`)"));
+    }
+    text
 }
 
 /// Makes text safe inside a Markdown table cell and inline code.
@@ -434,6 +490,9 @@ mod tests {
             replay_command: None,
             verified: None,
             verification_failure: None,
+            runs: None,
+            failures: None,
+            first_difference: None,
         }
     }
 

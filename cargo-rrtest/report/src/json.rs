@@ -63,6 +63,9 @@ pub struct Report {
     /// The signal that stopped the run (`SIGINT`), or null.
     #[serde(default)]
     pub interrupted_by: Option<String>,
+    /// Set by `cargo rrtest stress` (absent in reports of `cargo rrtest run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<StressSettings>,
     /// A count per outcome.
     pub summary: Summary,
     /// Every selected test, sorted by binary id then name.
@@ -209,6 +212,59 @@ pub struct TestReport {
     /// Why it does not, when `verified` is false.
     #[serde(default)]
     pub verification_failure: Option<String>,
+    /// `cargo rrtest stress`: how many times the test ran (absent in
+    /// reports of `cargo rrtest run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<u64>,
+    /// `cargo rrtest stress`: how many of those runs failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u64>,
+    /// Where a failing and a passing recording of this test first part
+    /// ways (a flaky test, or a stress run that kept both), or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_difference: Option<FirstDifference>,
+}
+
+/// The first point where a failing and a passing recording of the same
+/// test part ways (`cargo rrtest diff`, docs/stress-and-diff.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstDifference {
+    /// The failing attempt (or stress run) compared.
+    pub failing_attempt: u32,
+    /// The passing one.
+    pub passing_attempt: u32,
+    /// No meaningful difference and the same schedule.
+    pub identical: bool,
+    /// The thread whose actions first differ (`main`, `main.1`: threads are
+    /// named by their place in the thread tree), or null.
+    pub thread: Option<String>,
+    /// What differs there (`result`, `syscall`, `output`, `signal`, ...), or null.
+    pub what: Option<String>,
+    /// That thread's action in the failing recording, or null (it had none).
+    pub failing: Option<String>,
+    /// In the passing recording.
+    pub passing: Option<String>,
+    /// The first difference in the schedule, in a line, or null.
+    pub schedule: Option<String>,
+    /// The command that shows the whole comparison, or null when the
+    /// passing recording was not kept.
+    #[serde(default)]
+    pub diff_command: Option<String>,
+    /// Why the recordings could not be compared (then the fields above
+    /// are empty), or null.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `cargo rrtest stress`: how the tests were run again and again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StressSettings {
+    /// `--count`: runs per test, or null.
+    pub count: Option<u64>,
+    /// `--duration`, in milliseconds, or null.
+    pub duration_ms: Option<u64>,
+    /// `--keep-going`: a test went on after its first failure.
+    pub keep_going: bool,
 }
 
 /// One attempt (run) of a test.
@@ -358,6 +414,7 @@ impl Report {
             hidden_paths: Vec::new(),
             interrupted: false,
             interrupted_by: None,
+            stress: None,
             summary: Summary::of(&tests),
             tests,
         }
@@ -509,6 +566,9 @@ mod tests {
             replay_command: None,
             verified: None,
             verification_failure: None,
+            runs: None,
+            failures: None,
+            first_difference: None,
         };
         let s = Summary::of(&[t(Outcome::Passed), t(Outcome::Flaky), t(Outcome::Flaky)]);
         assert_eq!((s.total, s.passed, s.flaky, s.failed), (3, 1, 2, 0));
