@@ -497,6 +497,36 @@ mod tests {
     }
 
     #[test]
+    fn the_step_summary_says_where_a_flaky_test_first_differs() {
+        let mut t = test("flaky_one", Outcome::Flaky);
+        t.runs = Some(12);
+        t.failures = Some(1);
+        t.first_difference = Some(crate::json::FirstDifference {
+            failing_attempt: 7,
+            passing_attempt: 1,
+            identical: false,
+            thread: Some("main.1".into()),
+            what: Some("result".into()),
+            failing: Some("futex(0x1, FUTEX_WAIT, 2, NULL) = 0".into()),
+            passing: Some("futex(0x1, FUTEX_WAIT, 2, NULL) = -1 EAGAIN".into()),
+            schedule: Some("after 3 shared stretches: ...".into()),
+            diff_command: Some("cargo rrtest diff a b".into()),
+            error: None,
+        });
+        let report = Report::new(String::new(), 0, None, true, vec![t]);
+        let text = step_summary(&report, 100_000, &ArtifactContext::default());
+        assert!(text.contains("| 1/12 failed |"), "{text}");
+        assert!(
+            text.contains("- `crate` `flaky_one`: attempt 7 (failing) vs 1 (passing): thread main.1 first differs in result: failing 'futex(0x1, FUTEX_WAIT, 2, NULL) = 0'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("schedule: after 3 shared stretches"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn caps_annotations_with_one_summary() {
         let tests = (0..25)
             .map(|i| test(&format!("t{i:02}"), Outcome::Failed))

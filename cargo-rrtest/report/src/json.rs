@@ -463,7 +463,7 @@ impl Report {
     /// longest (shards run side by side), `recording` true if any shard recorded
     /// (else the first shard's `recording_disabled_reason`), `env_removed`
     /// and `hidden_paths` the union of the shards', sorted, `interrupted` if
-    /// any shard was.
+    /// any shard was, `stress` the first shard's that has it.
     pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, Error> {
         let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
         let mut tests = Vec::new();
@@ -474,7 +474,9 @@ impl Report {
         let mut env_removed = std::collections::BTreeSet::new();
         let mut hidden_paths = std::collections::BTreeSet::new();
         let mut interrupted_by: Option<Option<String>> = None;
+        let mut stress: Option<StressSettings> = None;
         for (path, report) in reports {
+            stress = stress.or(report.stress);
             env_removed.extend(report.env_removed);
             hidden_paths.extend(report.hidden_paths);
             if report.interrupted && interrupted_by.is_none() {
@@ -511,6 +513,7 @@ impl Report {
         if !recording {
             merged.recording_disabled_reason = disabled;
         }
+        merged.stress = stress;
         merged.env_removed = env_removed.into_iter().collect();
         merged.hidden_paths = hidden_paths.into_iter().collect();
         // Interrupted if any shard was (the first one's signal).
@@ -572,5 +575,65 @@ mod tests {
         };
         let s = Summary::of(&[t(Outcome::Passed), t(Outcome::Flaky), t(Outcome::Flaky)]);
         assert_eq!((s.total, s.passed, s.flaky, s.failed), (3, 1, 2, 0));
+    }
+
+    fn test(name: &str) -> TestReport {
+        TestReport {
+            binary_id: "b".into(),
+            name: name.into(),
+            package: "p".into(),
+            outcome: Outcome::Flaky,
+            duration_ms: 0,
+            attempts: vec![],
+            trace: None,
+            archive: None,
+            archive_bytes: None,
+            replay_command: None,
+            verified: None,
+            verification_failure: None,
+            runs: None,
+            failures: None,
+            first_difference: None,
+        }
+    }
+
+    #[test]
+    fn stress_fields_are_absent_from_run_reports_and_survive_a_merge() {
+        let plain = Report::new("t".into(), 1, None, true, vec![test("a")]);
+        let text = serde_json::to_string(&plain).unwrap();
+        for field in [
+            "\"stress\"",
+            "\"runs\"",
+            "\"failures\"",
+            "\"first_difference\"",
+        ] {
+            assert!(!text.contains(field), "{field} in {text}");
+        }
+        let mut stressed = test("b");
+        stressed.runs = Some(30);
+        stressed.failures = Some(4);
+        stressed.first_difference = Some(FirstDifference {
+            failing_attempt: 3,
+            passing_attempt: 1,
+            identical: false,
+            thread: Some("main.1".into()),
+            what: Some("output".into()),
+            failing: Some("write(...) = 4".into()),
+            passing: Some("write(...) = 3".into()),
+            schedule: None,
+            diff_command: None,
+            error: None,
+        });
+        let mut shard = Report::new("t".into(), 1, None, true, vec![stressed.clone()]);
+        shard.stress = Some(StressSettings {
+            count: Some(30),
+            duration_ms: None,
+            keep_going: true,
+        });
+        let back: Report = serde_json::from_str(&serde_json::to_string(&shard).unwrap()).unwrap();
+        assert_eq!(back, shard);
+        let merged = Report::merge(vec![("1".into(), plain), ("2".into(), shard.clone())]).unwrap();
+        assert_eq!(merged.stress, shard.stress);
+        assert_eq!(merged.tests[1], stressed);
     }
 }
