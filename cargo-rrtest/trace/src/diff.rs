@@ -219,8 +219,8 @@ pub struct ScheduleDifference {
     pub a: Option<Stretch>,
     /// In the second.
     pub b: Option<Stretch>,
-    /// The events just before the stretches part ways (and its first
-    /// event), in the first recording.
+    /// The last events of the stretch where the schedules part ways and
+    /// the first of the next, in the first recording.
     pub around_a: Vec<Located>,
     /// In the second.
     pub around_b: Vec<Located>,
@@ -905,11 +905,14 @@ fn schedule_difference(ta: &Timeline, tb: &Timeline, ctx: usize) -> Option<Sched
             })
         };
         // The end of the last shared stretch, and the next few entries.
+        // The end of the stretch where they part ways, and the start of
+        // the next one: the switch.
         let around = |s: &[(String, usize, usize)], t: &Timeline| -> Vec<Located> {
-            let cut = s.get(r + 1).map_or(t.entries.len(), |n| n.2);
-            let start = s.get(r).map_or(t.entries.len(), |n| n.2);
-            let from = start.saturating_sub(ctx).min(cut);
-            t.entries[from..cut.min(from + 2 * ctx + 1)].to_vec()
+            let len = t.entries.len();
+            let start = s.get(r).map_or(len, |n| n.2);
+            let cut = s.get(r + 1).map_or(len, |n| n.2);
+            let from = cut.saturating_sub(ctx).max(start);
+            t.entries[from..(cut + ctx + 1).min(len)].to_vec()
         };
         return Some(ScheduleDifference {
             same_runs: r,
@@ -1102,7 +1105,16 @@ mod tests {
         assert_eq!((b.thread.as_str(), b.actions_done), ("main", 4));
         assert_eq!(a.then.as_deref(), Some("main.1"));
         assert_eq!(b.then.as_deref(), Some("main.1"));
-        assert!(!s.around_a.is_empty() && !s.around_b.is_empty());
+        // Around the switch: main's last three actions, then the worker's.
+        let threads = |v: &[Located]| v.iter().map(|l| l.thread.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            threads(&s.around_a),
+            ["main", "main", "main", "main.1", "main", "main.1", "main"]
+        );
+        assert_eq!(
+            threads(&s.around_b)[..4],
+            ["main", "main", "main", "main.1"]
+        );
     }
 
     #[test]
