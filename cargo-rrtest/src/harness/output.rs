@@ -222,7 +222,8 @@ impl Reporter {
                 }
             }
             RunEvent::Started { test } => {
-                if let Some(bar) = &self.bar {
+                // Under stress the message counts failures instead.
+                if let (Some(bar), None) = (&self.bar, &self.stress) {
                     bar.set_message(format!("{} {}", test.binary.binary_id, test.name));
                 }
             }
