@@ -538,5 +538,35 @@ fn flaky_test_reports_its_first_difference() -> Result<(), Failed> {
         text.contains("first differ") && text.contains("thread main.1 first differs in output"),
         "step summary:\n{text}"
     );
+    // With --keep all both traces stay: the command that compares them,
+    // and `diff TEST` finds them in the report.
+    let run = on_fixture(
+        "run",
+        "flaky-all",
+        &["--retries", "2", "--keep", "all", "fails_first_attempt"],
+        &[],
+    );
+    let report = report_of(&run)?;
+    let t = test_named(report, "tests::fails_first_attempt")?;
+    let command = t["first_difference"]["diff_command"]
+        .as_str()
+        .unwrap_or_default();
+    check!(
+        command.starts_with("cargo rrtest diff ") && command.contains("attempt-2"),
+        "diff command {command:?}"
+    );
+    let all = target("flaky-all");
+    let (code, json, err) = diff(&[
+        "fails_first_attempt",
+        "--json",
+        "--target-dir",
+        all.to_str().unwrap_or_default(),
+    ]);
+    check!(code == 0, "exit {code}: {err}");
+    let v: Value = serde_json::from_str(&json)?;
+    check!(
+        v["first_difference"]["what"] == "output" && v["a"]["outcome"] == "exit 101",
+        "by name after --keep all: {v}"
+    );
     Ok(())
 }

@@ -552,11 +552,7 @@ fn stress_difference(r: &runner::TestResult) -> Option<report::FirstDifference> 
         .iter()
         .find(|a| a.trace.is_some() && a.outcome.is_pass())?;
     let (fd, pd) = (failing.trace.as_ref()?, passing.trace.as_ref()?);
-    let command = format!(
-        "cargo rrtest diff {} {}",
-        shell_word(&fd.display().to_string()),
-        shell_word(&pd.display().to_string())
-    );
+    let command = tracediff::diff_command(fd, pd);
     Some(match tracediff::compare(fd, pd) {
         Ok(diff) => tracediff::summary(&diff, failing.attempt, passing.attempt, Some(command)),
         Err(e) => tracediff::failed_summary(failing.attempt, passing.attempt, e.to_string()),

@@ -141,6 +141,15 @@ pub fn schedule_line(s: &ScheduleDifference, a: &str, b: &str) -> String {
     )
 }
 
+/// The command that compares two kept traces.
+pub fn diff_command(failing: &Path, passing: &Path) -> String {
+    format!(
+        "cargo rrtest diff {} {}",
+        super::shell_word(&failing.display().to_string()),
+        super::shell_word(&passing.display().to_string())
+    )
+}
+
 /// The report's condensed form of `diff` (A failing, B passing).
 pub fn summary(
     diff: &Diff,

@@ -17,6 +17,7 @@ use super::{
 use crate::harness::list::TestCase;
 use crate::harness::record;
 use crate::harness::server::ServerSlot;
+use crate::harness::tracediff;
 
 /// Which attempts one call of [`run_test`] makes, and what it keeps.
 #[derive(Debug, Clone, Copy)]
@@ -102,9 +103,13 @@ pub(super) fn run_test(
         if let (Some((failing, failing_dir)), Some(dir), true) =
             (&failed_before, &result.trace, result.outcome.is_pass())
         {
-            first_difference = Some(match super::super::tracediff::compare(failing_dir, dir) {
-                Ok(diff) => super::super::tracediff::summary(&diff, *failing, n, None),
-                Err(e) => super::super::tracediff::failed_summary(*failing, n, e.to_string()),
+            // Both stay only when the keep policy keeps passing traces.
+            let command = recording
+                .is_some_and(|rec| rec.keep.keeps(true))
+                .then(|| tracediff::diff_command(failing_dir, dir));
+            first_difference = Some(match tracediff::compare(failing_dir, dir) {
+                Ok(diff) => tracediff::summary(&diff, *failing, n, command),
+                Err(e) => tracediff::failed_summary(*failing, n, e.to_string()),
             });
         }
         let passing_kept = plan.keep_passing && result.outcome.is_pass();
