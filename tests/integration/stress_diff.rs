@@ -44,6 +44,10 @@ pub fn trials() -> Vec<Trial> {
         ),
         Trial::test("stress_diff::diff_bad_inputs", diff_bad_inputs),
         Trial::test(
+            "stress_diff::diff_names_the_timed_out_wait_of_a_race",
+            diff_names_the_timed_out_wait_of_a_race,
+        ),
+        Trial::test(
             "stress_diff::flaky_test_reports_its_first_difference",
             flaky_test_reports_its_first_difference,
         ),
@@ -413,11 +417,14 @@ fn diff_names_the_differing_write() -> Result<(), Failed> {
 fn diff_by_test_name_and_archive() -> Result<(), Failed> {
     keep_going_run();
     let t = target("keep-going");
+    let report_path = t.join("report.json");
     let (code, json, err) = diff(&[
         "one_in_three",
         "--json",
         "--target-dir",
         t.to_str().unwrap_or_default(),
+        "--report",
+        report_path.to_str().unwrap_or_default(),
     ]);
     check!(code == 0, "exit {code}: {err}");
     let v: Value = serde_json::from_str(&json)?;
@@ -556,17 +563,74 @@ fn flaky_test_reports_its_first_difference() -> Result<(), Failed> {
         "diff command {command:?}"
     );
     let all = target("flaky-all");
+    let report_path = all.join("report.json");
     let (code, json, err) = diff(&[
         "fails_first_attempt",
         "--json",
         "--target-dir",
         all.to_str().unwrap_or_default(),
+        "--report",
+        report_path.to_str().unwrap_or_default(),
     ]);
     check!(code == 0, "exit {code}: {err}");
     let v: Value = serde_json::from_str(&json)?;
     check!(
         v["first_difference"]["what"] == "output" && v["a"]["outcome"] == "exit 101",
         "by name after --keep all: {v}"
+    );
+    Ok(())
+}
+
+/// `reply_within_the_timeout` races a worker's sleep (0, 15 or 30 ms)
+/// against a 20 ms receive timeout: the failing recording's test thread
+/// timed out in its futex wait where the passing one's was woken.
+fn diff_names_the_timed_out_wait_of_a_race() -> Result<(), Failed> {
+    let run = on_fixture(
+        "stress",
+        "race",
+        &[
+            "--count",
+            "30",
+            "--keep-going",
+            "--max-failing-traces",
+            "2",
+            "reply_within_the_timeout",
+        ],
+        &[],
+    );
+    let report = report_of(&run)?;
+    let t = test_named(report, "tests::reply_within_the_timeout")?;
+    check!(
+        t["failures"].as_u64().is_some_and(|f| f > 0),
+        "no failure in {} runs",
+        t["runs"]
+    );
+    let tr = target("race");
+    let report_path = tr.join("report.json");
+    let (code, json, err) = diff(&[
+        "reply_within_the_timeout",
+        "--json",
+        "--target-dir",
+        tr.to_str().unwrap_or_default(),
+        "--report",
+        report_path.to_str().unwrap_or_default(),
+    ]);
+    check!(code == 0, "exit {code}: {err}");
+    let v: Value = serde_json::from_str(&json)?;
+    let f = &v["first_difference"];
+    check!(f["thread"] == "main.1", "first difference {f}");
+    let failing = f["a"]["text"].as_str().unwrap_or_default();
+    check!(
+        f["a"]["action"]["nr"] == 202 && failing.contains("ETIMEDOUT"),
+        "the failing side is not the timed-out futex wait: {failing}"
+    );
+    // The worker is aligned as the test thread's first thread.
+    check!(
+        v["threads"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["thread"] == "main.1.1")),
+        "threads {}",
+        v["threads"]
     );
     Ok(())
 }

@@ -250,12 +250,18 @@ fn find_pair(name: &str, args: &DiffArgs) -> Result<(PathBuf, PathBuf)> {
                     .iter()
                     .filter_map(|a| {
                         let dir = a.trace.as_ref().map(PathBuf::from).filter(|d| d.is_dir());
+                        // A later run may have replaced the directory: its
+                        // header says how this recording ended.
+                        let passed = match &dir {
+                            Some(d) => passed(&rrtest_trace::read_header(d).ok()?),
+                            None => a.outcome.is_pass(),
+                        };
                         let archive = a
                             .archive
                             .as_ref()
                             .map(PathBuf::from)
                             .filter(|p| p.is_file());
-                        Some((a.attempt, dir.or(archive)?, a.outcome.is_pass()))
+                        Some((a.attempt, dir.or(archive)?, passed))
                     })
                     .collect();
                 if kept.is_empty() {

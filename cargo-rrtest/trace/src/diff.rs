@@ -21,7 +21,10 @@
 //!   named but not a difference: times (clock reads, `rdtsc`, file
 //!   timestamps), random bytes (`getrandom`, `AT_RANDOM`), the CPUs a
 //!   thread may run on (`sched_getaffinity`, `getcpu`), thread and
-//!   process ids (compared through the thread alignment), addresses
+//!   process ids (compared through the thread alignment: in any argument
+//!   or result, two values that are ids of the same aligned thread, and
+//!   in the arguments and results that are ids, two ids of processes
+//!   outside the recording), addresses
 //!   (two differing values both in the user address range above 4 GiB,
 //!   as arguments, results or 8-byte words of written memory), and
 //!   numbers inside program output (durations such as `finished in
@@ -605,6 +608,13 @@ fn same_thread(a: u64, b: u64, ta: &Timeline, tb: &Timeline) -> bool {
     }
 }
 
+/// Whether two values are the recorded ids of the same aligned thread
+/// (whatever the syscall: `futex(&tid, FUTEX_WAIT, tid)` in a join).
+fn aligned_ids(a: u64, b: u64, ta: &Timeline, tb: &Timeline) -> bool {
+    let name = |v: u64, t: &Timeline| i32::try_from(v).ok().and_then(|v| t.names.get(&v).cloned());
+    matches!((name(a, ta), name(b, tb)), (Some(x), Some(y)) if x == y)
+}
+
 /// Whether two memory writes of the same length differ only in 8-byte
 /// words that are addresses in both.
 fn only_addresses(a: &[u8], b: &[u8]) -> bool {
@@ -692,7 +702,9 @@ fn compare(a: &Action, b: &Action, ta: &Timeline, tb: &Timeline, opts: &Options<
                     if x == y || (lengths_free && i == 2) {
                         continue;
                     }
-                    if pid_args(nr).contains(&i) && same_thread(x, y, ta, tb) {
+                    if (pid_args(nr).contains(&i) && same_thread(x, y, ta, tb))
+                        || aligned_ids(x, y, ta, tb)
+                    {
                         noise.push("thread id");
                     } else if is_address(x) && is_address(y) {
                         noise.push("address");
@@ -702,7 +714,9 @@ fn compare(a: &Action, b: &Action, ta: &Timeline, tb: &Timeline, opts: &Options<
                 }
             }
             if ra != rb && !lengths_free {
-                if PID_RESULT_CALLS.contains(&nr) && same_thread(*ra as u64, *rb as u64, ta, tb) {
+                if (PID_RESULT_CALLS.contains(&nr) && same_thread(*ra as u64, *rb as u64, ta, tb))
+                    || aligned_ids(*ra as u64, *rb as u64, ta, tb)
+                {
                     noise.push("thread id");
                 } else if is_address(*ra as u64) && is_address(*rb as u64) {
                     noise.push("address");
@@ -1192,6 +1206,34 @@ mod tests {
             .first_difference
             .unwrap();
         assert_eq!(f.what, "argument 1");
+    }
+
+    /// Found on fixtures/flaky: a join's `futex(&tid, FUTEX_WAIT, tid)`
+    /// passes the worker's id as its value.
+    #[test]
+    fn a_thread_id_in_any_argument_is_compared_through_the_alignment() {
+        let join = |base: Tid, val: u64| {
+            vec![
+                exec(base, 0x5555_0000_0000),
+                sys(base, libc::SYS_clone, [0; 6], (base + 1) as i64),
+                new_task(base, base + 1),
+                Event::ThreadExit { tid: base + 1 },
+                sys(
+                    base,
+                    libc::SYS_futex,
+                    [0x7fff_0000_0000, 0, val, 0, 0, 0],
+                    0,
+                ),
+            ]
+        };
+        let d = diff(&join(100, 101), &join(200, 201), &opts());
+        assert!(d.identical, "{d:#?}");
+        assert!(d.ignored.iter().any(|i| i.what == "thread id"));
+        // Not the same thread's id: a difference.
+        let f = diff(&join(100, 101), &join(200, 200), &opts())
+            .first_difference
+            .unwrap();
+        assert_eq!(f.what, "argument 3");
     }
 
     #[test]
