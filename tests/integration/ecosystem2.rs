@@ -45,6 +45,11 @@ pub fn trials() -> Vec<Trial> {
         Trial::test("ecosystem2::action::yaml_reader", yaml_reader),
         Trial::test("ecosystem2::action::matrix_runs_and_uploads", action_matrix)
             .with_ignored_flag(no_recording.is_some()),
+        Trial::test(
+            "ecosystem2::action::installs_the_release_binary",
+            action_installs_release,
+        )
+        .with_ignored_flag(no_recording.is_some()),
         Trial::test("ecosystem2::libtest_json_lines", libtest_json_lines)
             .with_ignored_flag(no_recording.is_some()),
         Trial::test("ecosystem2::nextest_profile", nextest_profile),
@@ -496,6 +501,10 @@ struct Leg<'a> {
     env: &'a [(&'a str, String)],
     job_index: usize,
     job_total: usize,
+    /// `github.*` values other than those of `uses: ./`.
+    github: &'a [(&'a str, String)],
+    /// Stop after the step with this id.
+    stop_after: Option<&'a str>,
 }
 
 fn run_action(action: &Yaml, leg: &Leg<'_>, dir: &Path) -> Result<ActionRun, Failed> {
@@ -533,6 +542,9 @@ fn run_action(action: &Yaml, leg: &Leg<'_>, dir: &Path) -> Result<ActionRun, Fai
     ] {
         ctx.insert(k.to_owned(), v);
     }
+    for (k, v) in leg.github {
+        ctx.insert(format!("github.{k}"), v.clone());
+    }
 
     let runs = action.get("runs").ok_or("no runs")?;
     check!(
@@ -543,7 +555,14 @@ fn run_action(action: &Yaml, leg: &Leg<'_>, dir: &Path) -> Result<ActionRun, Fai
         return Err("no steps".into());
     };
     let mut result = ActionRun::default();
-    let base_path = std::env::var("PATH").unwrap_or_default();
+    // The job's PATH (the leg's, else this process's); GITHUB_PATH lines go
+    // in front of it for the later steps.
+    let base_path = leg
+        .env
+        .iter()
+        .find(|(k, _)| *k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
     for (n, step) in steps.iter().enumerate() {
         let name = step.str("name").unwrap_or("(unnamed)").to_owned();
         if let Some(cond) = step.str("if") {
@@ -603,7 +622,7 @@ fn run_action(action: &Yaml, leg: &Leg<'_>, dir: &Path) -> Result<ActionRun, Fai
                 .env("RUNNER_OS", "Linux")
                 .env("RUST_BACKTRACE", "0")
                 .env("NO_COLOR", "1");
-            for (k, v) in leg.env {
+            for (k, v) in leg.env.iter().filter(|(k, _)| *k != "PATH") {
                 cmd.env(k, v);
             }
             if let Some(env) = step.get("env") {
@@ -656,6 +675,9 @@ fn run_action(action: &Yaml, leg: &Leg<'_>, dir: &Path) -> Result<ActionRun, Fai
         if let Some(id) = step.str("id") {
             for (k, v) in outputs {
                 ctx.insert(format!("steps.{id}.outputs.{k}"), v);
+            }
+            if leg.stop_after == Some(id) {
+                break;
             }
         }
     }
@@ -753,6 +775,8 @@ fn action_matrix() -> Result<(), Failed> {
             env: &env,
             job_index: index,
             job_total: 2,
+            github: &[],
+            stop_after: None,
         };
         let done = run_action(&action, &leg, &leg_dir)?;
         let logs: String = done
@@ -865,6 +889,151 @@ fn action_matrix() -> Result<(), Failed> {
                 "demo-core tests::checksum_matches"
             ],
         "the legs did not split the two tests: {ran_tests:?}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// The action used at a release tag, with no cargo-rrtest on PATH:
+/// it downloads the release archive (served here from a folder, by a
+/// `file://` server URL), checks it against its `.sha256`, installs it and
+/// runs the tests with it. With a checksum that does not match, it installs
+/// nothing and says it falls back to building from source.
+fn action_installs_release() -> Result<(), Failed> {
+    let action = action_yaml()?;
+    let archive = release_archive_path()?;
+    let dir = TrialDir::new("ecosystem2::action_release")?;
+    let version = env!("CARGO_PKG_VERSION");
+    // The release's asset: the host build, under the musl build's names.
+    let unpacked = unpack(&archive)?;
+    let gnu = format!("cargo-rrtest-{version}-x86_64-unknown-linux-gnu");
+    let musl = format!("cargo-rrtest-{version}-x86_64-unknown-linux-musl");
+    let stage = dir.sub("stage")?;
+    std::fs::rename(unpacked.join(&gnu), stage.join(&musl))?;
+    let server = dir.sub("server")?;
+    let release = server.join(format!("owner/cargo-rrtest/releases/download/v{version}"));
+    std::fs::create_dir_all(&release)?;
+    let tarred = Command::new("tar")
+        .arg("-czf")
+        .arg(release.join(format!("{musl}.tar.gz")))
+        .arg("-C")
+        .arg(&stage)
+        .arg(&musl)
+        .status()?;
+    check!(tarred.success(), "tar failed");
+    let sum = Command::new("sha256sum")
+        .arg(format!("{musl}.tar.gz"))
+        .current_dir(&release)
+        .output()?;
+    std::fs::write(release.join(format!("{musl}.tar.gz.sha256")), &sum.stdout)?;
+
+    // PATH: the toolchain and the system, none holding a cargo-rrtest.
+    let cargo = match std::env::var_os("CARGO") {
+        Some(c) => PathBuf::from(c),
+        None => {
+            let sysroot = Command::new("rustc")
+                .args(["--print", "sysroot"])
+                .output()?;
+            PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim()).join("bin/cargo")
+        }
+    };
+    let toolchain = cargo.parent().ok_or("cargo has no directory")?;
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", utf8(toolchain));
+    for d in path.split(':') {
+        check!(
+            !Path::new(d).join("cargo-rrtest").exists(),
+            "{d} holds a cargo-rrtest: this trial needs a PATH without one"
+        );
+    }
+    let target = dir.path.join("target");
+    copy_demo_target(&target)?;
+    let env = [
+        ("CARGO_TARGET_DIR", utf8(&target).to_owned()),
+        ("PATH", path),
+    ];
+    let github = [
+        ("server_url", format!("file://{}", utf8(&server))),
+        ("action_repository", "owner/cargo-rrtest".to_owned()),
+        ("action_ref", format!("v{version}")),
+    ];
+    let inputs = [
+        ("working-directory", "fixtures/demo"),
+        ("args", "--cargo-quiet adds_small_numbers"),
+        ("upload", "false"),
+    ];
+    let leg = Leg {
+        inputs: &inputs,
+        env: &env,
+        job_index: 0,
+        job_total: 1,
+        github: &github,
+        stop_after: None,
+    };
+    let done = run_action(&action, &leg, &dir.sub("good")?)?;
+    let logs: String = done
+        .logs
+        .iter()
+        .map(|(n, l)| format!("--- {n}\n{l}\n"))
+        .collect();
+    check!(
+        logs.contains(&format!(
+            "cargo-rrtest: install: prebuilt (version {version})"
+        )) && logs.contains(&format!("{musl}.tar.gz: OK")),
+        "not installed from the release:\n{logs}"
+    );
+    let installed = dir
+        .path
+        .join("good/runner-temp/cargo-rrtest-install/bin/cargo-rrtest");
+    check!(
+        installed.is_file(),
+        "{} missing:\n{logs}",
+        installed.display()
+    );
+    check!(
+        done.failed.is_none() && done.outputs.get("exit-code").map(String::as_str) == Some("0"),
+        "the run with the installed binary: {:?}:\n{logs}",
+        done.outputs
+    );
+    check!(
+        done.uploads.is_empty(),
+        "upload: false uploaded {:?}",
+        done.uploads
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(
+        done.outputs.get("report").ok_or("no report output")?,
+    )?)?;
+    check!(
+        report["summary"]["passed"] == 1,
+        "report: {}",
+        report["summary"]
+    );
+
+    // A checksum that does not match: nothing installed, the fallback said.
+    std::fs::write(
+        release.join(format!("{musl}.tar.gz.sha256")),
+        format!("{}  {musl}.tar.gz\n", "0".repeat(64)),
+    )?;
+    let leg = Leg {
+        stop_after: Some("prebuilt"),
+        ..leg
+    };
+    let bad = run_action(&action, &leg, &dir.sub("bad")?)?;
+    let logs: String = bad
+        .logs
+        .iter()
+        .map(|(n, l)| format!("--- {n}\n{l}\n"))
+        .collect();
+    check!(
+        logs.contains("FAILED")
+            && logs.contains("no usable prebuilt binary")
+            && logs.contains("building from source"),
+        "a bad checksum was not refused:\n{logs}"
+    );
+    check!(
+        !dir.path
+            .join("bad/runner-temp/cargo-rrtest-install/bin/cargo-rrtest")
+            .exists(),
+        "installed despite the bad checksum"
     );
     dir.finish();
     Ok(())
