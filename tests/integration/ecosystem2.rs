@@ -1047,6 +1047,8 @@ fn libtest_json_lines() -> Result<(), Failed> {
     let target = common::scratch_dir("ecosystem2-json-target");
     copy_demo_target(&target)?;
     let report = common::scratch_dir("ecosystem2-out").join("json.json");
+    let summary = common::scratch_dir("ecosystem2-out").join("json-summary.md");
+    let _ = std::fs::remove_file(&summary);
     let manifest = demo_manifest();
     let out = rrtest(
         &[
@@ -1066,7 +1068,11 @@ fn libtest_json_lines() -> Result<(), Failed> {
             "adds_small_numbers",
             "exhaustive_addition",
         ],
-        &[],
+        // On GitHub Actions too: the annotations must not reach stdout.
+        &[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_STEP_SUMMARY", utf8(&summary)),
+        ],
         &report,
     );
     report_of(&out)?;
@@ -1082,10 +1088,13 @@ fn libtest_json_lines() -> Result<(), Failed> {
         check!(v.is_object(), "not an object: {line}");
         lines.push(v);
     }
-    // The human lines went to stderr.
+    // The human lines and the annotations went to stderr.
     check!(
-        out.stderr.contains("Summary") && out.stderr.contains("Report"),
-        "no human summary on stderr:\n{}",
+        out.stderr.contains("Summary")
+            && out.stderr.contains("Report")
+            && out.stderr.contains("::error file=")
+            && out.stderr.contains("::group::"),
+        "no human summary or annotations on stderr:\n{}",
         out.stderr
     );
     let first = lines.first().ok_or("no lines")?;
