@@ -13,6 +13,7 @@ mod artifact;
 mod host_check;
 mod info;
 mod merge;
+mod nextest_profile;
 mod record;
 mod replay;
 mod run;

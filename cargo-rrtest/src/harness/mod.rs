@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod filter;
+pub mod libtest_json;
 pub mod list;
 pub mod output;
 pub mod panic;
@@ -81,6 +82,8 @@ pub struct RunOptions {
     pub pass_env: Vec<OsString>,
     /// The CI artifact the archives are uploaded as (for replay commands).
     pub artifact_name: Option<String>,
+    /// What stdout carries (`--message-format`).
+    pub message_format: libtest_json::MessageFormat,
 }
 
 /// Runs the tests and returns the exit code.
@@ -138,6 +141,7 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     };
 
+    let listed_count = listed.len();
     let selected: Vec<(list::TestCase, filter::Selection)> = listed
         .into_iter()
         .filter_map(|t| match options.filter.select(&t) {
@@ -155,12 +159,17 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     let (to_run, ignored): (Vec<_>, Vec<_>) = selected
         .into_iter()
         .partition(|(_, s)| *s == filter::Selection::Run);
+    let filtered_out = listed_count - to_run.len() - ignored.len();
     let to_run: Vec<list::TestCase> = to_run.into_iter().map(|(t, _)| t).collect();
     let ignored: Vec<list::TestCase> = ignored.into_iter().map(|(t, _)| t).collect();
 
     let github = report::github::is_github_actions();
     let token = github.then(report::github::stop_token);
     let mut reporter = output::Reporter::new(options.color, token);
+    let json = libtest_json::LibtestJson::new(options.message_format);
+    if json.is_some() {
+        reporter = reporter.on_stderr();
+    }
 
     let mut runner_config = options.runner.clone();
     let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
@@ -204,8 +213,21 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     }
     reporter.start(to_run.len(), binaries, ignored.len());
+    if let Some(json) = &json {
+        json.suite_started(to_run.len() + ignored.len());
+    }
 
-    let results = runner::run_tests(&to_run, &runner_config, cancel, |e| reporter.event(e));
+    let results = runner::run_tests(&to_run, &runner_config, cancel, |e| {
+        if let Some(json) = &json {
+            json.event(&e);
+        }
+        reporter.event(e)
+    });
+    if let Some(json) = &json {
+        for t in &ignored {
+            json.ignored(t);
+        }
+    }
     let cancelled = cancel.load(std::sync::atomic::Ordering::Relaxed);
     // Tests that were running when a signal came are listed as interrupted.
     let results: Vec<runner::TestResult> = results;
@@ -271,16 +293,21 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         report::json::write_atomically(junit, report::junit::render(&report).as_bytes())?;
     }
     reporter.finish(&results, &report, elapsed, cancelled);
+    if let Some(json) = &json {
+        json.suite_finished(&report.summary, filtered_out, elapsed);
+    }
+    // With --message-format, stdout has the JSON lines only.
+    let mut human: Box<dyn std::io::Write> = if json.is_some() {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
     if github {
         let paths = report::github::PathContext {
             workspace_root: built.workspace_root.clone(),
             github_workspace: std::env::var_os("GITHUB_WORKSPACE").map(PathBuf::from),
         };
-        let _ = write!(
-            std::io::stdout(),
-            "{}",
-            report::github::annotations(&report, &paths)
-        );
+        let _ = write!(human, "{}", report::github::annotations(&report, &paths));
         if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
             let summary = PathBuf::from(summary);
             let artifact = report::github::ArtifactContext::from_env(options.artifact_name.clone());
@@ -289,12 +316,7 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     }
     // Writes to a closed stdout (`| head`) are ignored, not a panic.
-    let _ = writeln!(
-        std::io::stdout(),
-        "{:>12} {}",
-        "Report",
-        report_path.display()
-    );
+    let _ = writeln!(human, "{:>12} {}", "Report", report_path.display());
 
     if cancelled {
         return Ok(signals::exit_code());

@@ -55,6 +55,8 @@ pub struct Reporter {
     bar: Option<ProgressBar>,
     /// The `::stop-commands::` token when on GitHub Actions.
     github_token: Option<String>,
+    /// Write the lines to stderr (stdout carries `--message-format` JSON).
+    to_stderr: bool,
 }
 
 impl Reporter {
@@ -64,6 +66,23 @@ impl Reporter {
             color: color.enabled(),
             bar: None,
             github_token,
+            to_stderr: false,
+        }
+    }
+
+    /// Sends the lines that go to stdout to stderr instead, for when
+    /// stdout carries machine-readable events (`--message-format`).
+    pub fn on_stderr(mut self) -> Self {
+        self.to_stderr = true;
+        self
+    }
+
+    /// Where the lines go: stdout, or stderr after [`Reporter::on_stderr`].
+    fn out(&self) -> Box<dyn Write + '_> {
+        if self.to_stderr {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
         }
     }
 
@@ -88,8 +107,7 @@ impl Reporter {
     /// Prints a line above the progress bar.
     fn line(&self, text: &str) {
         let print = || {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
+            let _ = writeln!(self.out(), "{text}");
         };
         match &self.bar {
             Some(bar) => bar.suspend(print),
@@ -204,7 +222,7 @@ impl Reporter {
             .iter()
             .filter(|r| r.outcome.fails_run(false))
             .collect();
-        let mut out = std::io::stdout().lock();
+        let mut out = self.out();
         for r in &failing {
             let Some(last) = r.attempts.last() else {
                 continue;
