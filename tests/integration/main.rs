@@ -14,6 +14,7 @@ macro_rules! check {
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
 mod ecosystem;
+mod ecosystem2;
 mod faults_interrupt;
 mod harness;
 mod nextest;
@@ -37,6 +38,7 @@ fn main() {
     // Each area module appends its trials here.
     trials.extend(harness::trials());
     trials.extend(ecosystem::trials());
+    trials.extend(ecosystem2::trials());
     trials.extend(nextest::trials());
     trials.extend(portable::trials());
     trials.extend(faults_interrupt::trials());

@@ -431,11 +431,10 @@ impl Report {
     /// Reads a report (a regular file of at most [`MAX_REPORT_LEN`] bytes),
     /// checking its schema version first.
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let text = rrtest_sys::bounded::read_regular_bounded(path, MAX_REPORT_LEN, "a report")
-            .map_err(|source| Error::Io {
-                path: path.to_owned(),
-                source,
-            })?;
+        let text = read_regular_bounded(path, MAX_REPORT_LEN).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let parse = |source| Error::Parse {
             path: path.to_owned(),
             source,
@@ -539,6 +538,61 @@ pub fn output_tail(bytes: &[u8], already_omitted: u64) -> (String, u64) {
     )
 }
 
+/// All of the regular file `path`, at most `limit` bytes: a FIFO or a
+/// device in place of a report must not block or stream forever. The open
+/// cannot block (`O_NONBLOCK`, which does nothing to reads of a regular
+/// file), then `fstat` decides; a file over `limit` is refused before it is
+/// read. (cargo-rrtest reads traces the same way, in its own `rrtest-sys`
+/// crate, which this crate does not depend on so that it can be published
+/// alone.)
+fn read_regular_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let is = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("a report must be a regular file, but this is {is}; refusing to read it"),
+        ));
+    }
+    let too_large = |size: u64| {
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "a report is {size} bytes, over the limit of {} MiB; refusing to read it",
+                limit >> 20
+            ),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_large(meta.len()));
+    }
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(too_large(out.len() as u64));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,5 +689,26 @@ mod tests {
         let merged = Report::merge(vec![("1".into(), plain), ("2".into(), shard.clone())]).unwrap();
         assert_eq!(merged.stress, shard.stress);
         assert_eq!(merged.tests[1], stressed);
+    }
+
+    #[test]
+    fn read_refuses_a_fifo_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("rrtest-report-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("report.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("mkfifo unavailable; skipped");
+            return;
+        }
+        let err = Report::read(&fifo).unwrap_err().to_string();
+        assert!(
+            err.contains("must be a regular file, but this is a FIFO"),
+            "{err}"
+        );
+        let err = Report::read(&dir).unwrap_err().to_string();
+        assert!(err.contains("this is a directory"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

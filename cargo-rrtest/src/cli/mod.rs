@@ -14,6 +14,7 @@ mod diff;
 mod host_check;
 mod info;
 mod merge;
+mod nextest_profile;
 mod record;
 mod replay;
 mod run;

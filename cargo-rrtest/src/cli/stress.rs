@@ -54,7 +54,7 @@ pub struct StressArgs {
 /// Runs `cargo rrtest stress`.
 pub fn exec(args: StressArgs) -> Result<ExitCode> {
     let repeat = repeat(&args)?;
-    if args.run.retries != 0 {
+    if args.run.retries.is_some_and(|n| n > 0) {
         return Err(Error::Usage(
             "--retries has no meaning under stress: every test runs again and again anyway \
              (see --count, --keep-going)"

@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod filter;
+pub mod libtest_json;
 pub mod list;
 pub mod output;
 pub mod panic;
@@ -85,6 +86,8 @@ pub struct RunOptions {
     /// `cargo rrtest stress`: run each test again and again
     /// ([`runner::run_repeated`]) instead of once with retries.
     pub stress: Option<runner::Repeat>,
+    /// What stdout carries (`--message-format`).
+    pub message_format: libtest_json::MessageFormat,
 }
 
 /// Runs the tests and returns the exit code.
@@ -142,6 +145,7 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     };
 
+    let listed_count = listed.len();
     let selected: Vec<(list::TestCase, filter::Selection)> = listed
         .into_iter()
         .filter_map(|t| match options.filter.select(&t) {
@@ -159,12 +163,17 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     let (to_run, ignored): (Vec<_>, Vec<_>) = selected
         .into_iter()
         .partition(|(_, s)| *s == filter::Selection::Run);
+    let filtered_out = listed_count - to_run.len() - ignored.len();
     let to_run: Vec<list::TestCase> = to_run.into_iter().map(|(t, _)| t).collect();
     let ignored: Vec<list::TestCase> = ignored.into_iter().map(|(t, _)| t).collect();
 
     let github = report::github::is_github_actions();
     let token = github.then(report::github::stop_token);
     let mut reporter = output::Reporter::new(options.color, token);
+    let json = libtest_json::LibtestJson::new(options.message_format);
+    if json.is_some() {
+        reporter = reporter.on_stderr();
+    }
 
     let mut runner_config = options.runner.clone();
     let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
@@ -211,16 +220,28 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     if let Some(repeat) = &options.stress {
         reporter.start_stress(to_run.len(), repeat);
     }
+    if let Some(json) = &json {
+        json.suite_started(to_run.len() + ignored.len());
+    }
 
+    let on_event = |e: runner::RunEvent<'_>| {
+        if let Some(json) = &json {
+            json.event(&e);
+        }
+        reporter.event(e)
+    };
     let mut results = match options.stress {
-        None => runner::run_tests(&to_run, &runner_config, cancel, |e| reporter.event(e)),
-        Some(repeat) => runner::run_repeated(&to_run, &runner_config, repeat, cancel, |e| {
-            reporter.event(e)
-        }),
+        None => runner::run_tests(&to_run, &runner_config, cancel, on_event),
+        Some(repeat) => runner::run_repeated(&to_run, &runner_config, repeat, cancel, on_event),
     };
     if options.stress.is_some() {
         for r in &mut results {
             r.first_difference = stress_difference(r);
+        }
+    }
+    if let Some(json) = &json {
+        for t in &ignored {
+            json.ignored(t);
         }
     }
     let cancelled = cancel.load(std::sync::atomic::Ordering::Relaxed);
@@ -296,16 +317,21 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         report::json::write_atomically(junit, report::junit::render(&report).as_bytes())?;
     }
     reporter.finish(&results, &report, elapsed, cancelled);
+    if let Some(json) = &json {
+        json.suite_finished(&report.summary, filtered_out, elapsed);
+    }
+    // With --message-format, stdout has the JSON lines only.
+    let mut human: Box<dyn std::io::Write> = if json.is_some() {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
     if github {
         let paths = report::github::PathContext {
             workspace_root: built.workspace_root.clone(),
             github_workspace: std::env::var_os("GITHUB_WORKSPACE").map(PathBuf::from),
         };
-        let _ = write!(
-            std::io::stdout(),
-            "{}",
-            report::github::annotations(&report, &paths)
-        );
+        let _ = write!(human, "{}", report::github::annotations(&report, &paths));
         if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
             let summary = PathBuf::from(summary);
             let artifact = report::github::ArtifactContext::from_env(options.artifact_name.clone());
@@ -314,12 +340,7 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     }
     // Writes to a closed stdout (`| head`) are ignored, not a panic.
-    let _ = writeln!(
-        std::io::stdout(),
-        "{:>12} {}",
-        "Report",
-        report_path.display()
-    );
+    let _ = writeln!(human, "{:>12} {}", "Report", report_path.display());
 
     if cancelled {
         return Ok(signals::exit_code());

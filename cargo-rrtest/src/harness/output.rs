@@ -57,6 +57,8 @@ pub struct Reporter {
     github_token: Option<String>,
     /// Under `cargo rrtest stress`: the progress so far.
     stress: Option<StressProgress>,
+    /// Write the lines to stderr (stdout carries `--message-format` JSON).
+    to_stderr: bool,
 }
 
 /// Progress of a stress run: runs and failures so far; the bar counts
@@ -77,6 +79,23 @@ impl Reporter {
             bar: None,
             github_token,
             stress: None,
+            to_stderr: false,
+        }
+    }
+
+    /// Sends the lines that go to stdout to stderr instead, for when
+    /// stdout carries machine-readable events (`--message-format`).
+    pub fn on_stderr(mut self) -> Self {
+        self.to_stderr = true;
+        self
+    }
+
+    /// Where the lines go: stdout, or stderr after [`Reporter::on_stderr`].
+    fn out(&self) -> Box<dyn Write + '_> {
+        if self.to_stderr {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
         }
     }
 
@@ -101,8 +120,7 @@ impl Reporter {
     /// Prints a line above the progress bar.
     fn line(&self, text: &str) {
         let print = || {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
+            let _ = writeln!(self.out(), "{text}");
         };
         match &self.bar {
             Some(bar) => bar.suspend(print),
@@ -302,7 +320,7 @@ impl Reporter {
             .iter()
             .filter(|r| r.outcome.fails_run(false) || r.runs.is_some_and(|c| c.failures > 0))
             .collect();
-        let mut out = std::io::stdout().lock();
+        let mut out = self.out();
         for r in &failing {
             // The last failing attempt (stress keeps a passing one too).
             let Some(last) = r
