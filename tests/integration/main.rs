@@ -27,6 +27,7 @@ mod recorder_faults;
 mod recorder_run;
 mod replayer_api;
 mod secrets;
+mod stress_diff;
 mod syscallbuf;
 mod trace_files;
 mod trace_integrity;
@@ -45,6 +46,7 @@ fn main() {
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());
     trials.extend(secrets::trials());
+    trials.extend(stress_diff::trials());
     trials.extend(replayer_api::trials());
     trials.extend(syscallbuf::trials());
     trials.extend(trace_files::trials());

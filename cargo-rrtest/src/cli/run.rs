@@ -139,6 +139,12 @@ pub enum FlakyResult {
 
 /// Runs `cargo rrtest run`.
 pub fn exec(args: RunArgs) -> Result<ExitCode> {
+    harness::run(&options(args)?).map(ExitCode::from)
+}
+
+/// The harness's options for `args` (shared with `cargo rrtest stress`,
+/// which sets its own on top).
+pub(super) fn options(args: RunArgs) -> Result<harness::RunOptions> {
     // Before the build: a report that could not be written is known now.
     for (flag, path) in [("--report", &args.report), ("--junit", &args.junit)] {
         if let Some(path) = path.as_deref() {
@@ -263,9 +269,10 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
         no_record_server: args.no_record_server,
         pass_env: args.pass_env,
         artifact_name: args.artifact_name.filter(|n| !n.is_empty()),
+        stress: None,
         message_format: args.message_format,
     };
-    harness::run(&options).map(ExitCode::from)
+    Ok(options)
 }
 
 /// `--retries N`: a whole number >= 0. Negative numbers are parsed (not

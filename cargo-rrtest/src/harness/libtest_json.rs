@@ -64,7 +64,10 @@ impl LibtestJson {
         match event {
             RunEvent::Started { test } => emit(&started(test)),
             RunEvent::Retrying { .. } => {}
-            RunEvent::Finished { result } => emit(&finished(result, self.plus)),
+            // Under stress each run is a test event of its own.
+            RunEvent::Finished { result } | RunEvent::Ran { result } => {
+                emit(&finished(result, self.plus))
+            }
         }
     }
 
@@ -231,6 +234,8 @@ mod tests {
             test: test_case(),
             outcome: Outcome::Failed,
             attempts: vec![attempt(1, AttemptOutcome::Failed, "out\n", "panicked\n")],
+            runs: None,
+            first_difference: None,
         };
         let line = finished(&failed, false);
         assert_eq!(line["type"], "test");
@@ -256,6 +261,8 @@ mod tests {
                 attempt(1, AttemptOutcome::Failed, "", "boom\n"),
                 attempt(2, AttemptOutcome::Passed, "", ""),
             ],
+            runs: None,
+            first_difference: None,
         };
         let plain = finished(&flaky, false);
         assert_eq!(plain["event"], "ok");

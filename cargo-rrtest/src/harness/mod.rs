@@ -19,6 +19,7 @@ pub mod runner;
 pub mod secrets;
 pub mod server;
 pub mod signals;
+pub mod tracediff;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -82,6 +83,9 @@ pub struct RunOptions {
     pub pass_env: Vec<OsString>,
     /// The CI artifact the archives are uploaded as (for replay commands).
     pub artifact_name: Option<String>,
+    /// `cargo rrtest stress`: run each test again and again
+    /// ([`runner::run_repeated`]) instead of once with retries.
+    pub stress: Option<runner::Repeat>,
     /// What stdout carries (`--message-format`).
     pub message_format: libtest_json::MessageFormat,
 }
@@ -213,16 +217,28 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     }
     reporter.start(to_run.len(), binaries, ignored.len());
+    if let Some(repeat) = &options.stress {
+        reporter.start_stress(to_run.len(), repeat);
+    }
     if let Some(json) = &json {
         json.suite_started(to_run.len() + ignored.len());
     }
 
-    let results = runner::run_tests(&to_run, &runner_config, cancel, |e| {
+    let on_event = |e: runner::RunEvent<'_>| {
         if let Some(json) = &json {
             json.event(&e);
         }
         reporter.event(e)
-    });
+    };
+    let mut results = match options.stress {
+        None => runner::run_tests(&to_run, &runner_config, cancel, on_event),
+        Some(repeat) => runner::run_repeated(&to_run, &runner_config, repeat, cancel, on_event),
+    };
+    if options.stress.is_some() {
+        for r in &mut results {
+            r.first_difference = stress_difference(r);
+        }
+    }
     if let Some(json) = &json {
         for t in &ignored {
             json.ignored(t);
@@ -254,6 +270,9 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         replay_command: None,
         verified: None,
         verification_failure: None,
+        runs: None,
+        failures: None,
+        first_difference: None,
     }));
     let elapsed = started.elapsed();
     let mut report = Report::new(
@@ -264,6 +283,11 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         tests,
     );
     report.recording_disabled_reason = disabled_reason;
+    report.stress = options.stress.map(|r| report::StressSettings {
+        count: r.count,
+        duration_ms: r.duration.map(millis),
+        keep_going: r.keep_going,
+    });
     report.env_removed = runner_config
         .env_remove
         .iter()
@@ -321,10 +345,12 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     if cancelled {
         return Ok(signals::exit_code());
     }
+    // A stress run that found a failure fails, flaky or not.
+    let flaky_fails = options.flaky_fails || options.stress.is_some();
     if report
         .tests
         .iter()
-        .any(|t| t.outcome.fails_run(options.flaky_fails))
+        .any(|t| t.outcome.fails_run(flaky_fails))
     {
         return Ok(exit_codes::TESTS_FAILED);
     }
@@ -475,7 +501,13 @@ fn test_report(r: &runner::TestResult, replay: &ReplayHint) -> report::TestRepor
         .iter()
         .rev()
         .find(|a| a.trace.is_some() && !a.outcome.is_pass())
-        .or_else(|| attempts.iter().rev().find(|a| a.trace.is_some()));
+        .or_else(|| {
+            // Under stress a passing trace is kept to compare with, not
+            // as the test's trace.
+            (r.runs.is_none())
+                .then(|| attempts.iter().rev().find(|a| a.trace.is_some()))
+                .flatten()
+        });
     let replay_command = primary.map(|a| {
         let local = format!(
             "cargo rrtest replay {}",
@@ -523,5 +555,27 @@ fn test_report(r: &runner::TestResult, replay: &ReplayHint) -> report::TestRepor
         verified: primary.and_then(|a| a.verified),
         verification_failure: primary.and_then(|a| a.verification_failure.clone()),
         attempts,
+        runs: r.runs.map(|c| c.runs),
+        failures: r.runs.map(|c| c.failures),
+        first_difference: r.first_difference.clone(),
     }
+}
+
+/// Under stress, the first difference between a test's first kept failing
+/// trace and its kept passing one, if it has both.
+fn stress_difference(r: &runner::TestResult) -> Option<report::FirstDifference> {
+    let failing = r
+        .attempts
+        .iter()
+        .find(|a| a.trace.is_some() && !a.outcome.is_pass())?;
+    let passing = r
+        .attempts
+        .iter()
+        .find(|a| a.trace.is_some() && a.outcome.is_pass())?;
+    let (fd, pd) = (failing.trace.as_ref()?, passing.trace.as_ref()?);
+    let command = tracediff::diff_command(fd, pd);
+    Some(match tracediff::compare(fd, pd) {
+        Ok(diff) => tracediff::summary(&diff, failing.attempt, passing.attempt, Some(command)),
+        Err(e) => tracediff::failed_summary(failing.attempt, passing.attempt, e.to_string()),
+    })
 }
