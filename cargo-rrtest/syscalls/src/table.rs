@@ -29,6 +29,9 @@
 //!   kernel overwrote; `waitid`'s whole siginfo; fd_sets sized by `nfds`
 //!   before the kernel clamps it). Recording bytes the kernel left alone is
 //!   harmless: the recorder stores what memory holds at that exit stop.
+//! - `ptrace` never runs: the recorder fails every request with EPERM at
+//!   its entry (the program is traced by us already, as under a debugger),
+//!   so it writes nothing.
 //! - `restart_syscall` is described by the call it resumes, through
 //!   [`restarted_outputs`]; on its own it is unsupported.
 
@@ -183,7 +186,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(98, "getrusage", false, Emulate, fixed::<1, RUSAGE>),
     d(99, "sysinfo", false, Emulate, fixed::<0, SYSINFO>),
     d(100, "times", false, Emulate, fixed::<0, TMS>),
-    d(101, "ptrace", false, Emulate, unsupported),
+    d(101, "ptrace", false, Emulate, none),
     d(102, "getuid", false, Emulate, none),
     d(104, "getgid", false, Emulate, none),
     d(105, "setuid", false, Emulate, none),

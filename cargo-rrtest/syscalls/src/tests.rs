@@ -1112,11 +1112,40 @@ fn unsupported_calls_say_why() {
     )
     .unwrap_err();
     assert_eq!(err.0, "process_vm_readv is not supported");
-    let err = regions(&call(libc::SYS_ptrace, &[0, 0, 0, 0], 0), &m).unwrap_err();
-    assert_eq!(err.0, "ptrace is not supported");
     // Failed probes changed nothing and stay replayable.
     assert!(ok(&call(libc::SYS_io_uring_setup, &[8, 0x100], -38), &m).is_empty());
+}
+
+#[test]
+fn ptrace_writes_nothing_since_the_recorder_refuses_it() {
+    // The recorder answers every ptrace request with EPERM at its entry.
+    let m = FakeMem::default();
     assert!(ok(&call(libc::SYS_ptrace, &[0, 0, 0, 0], -1), &m).is_empty());
+    assert_eq!(
+        crate::lookup(libc::SYS_ptrace).unwrap().replay,
+        ReplayAction::Emulate
+    );
+}
+
+#[test]
+fn compat_numbers_are_not_in_the_table_and_are_named() {
+    let getpid = crate::compat_nr(20);
+    assert!(crate::is_compat(getpid));
+    assert!(crate::lookup(getpid).is_none());
+    assert_eq!(crate::name(getpid), "i386 getpid (int $0x80 #20)");
+    assert_eq!(
+        crate::name(crate::compat_nr(9999)),
+        "i386 syscall (int $0x80 #9999)"
+    );
+    // Only the low 32 bits of orig_rax are the i386 number.
+    assert_eq!(
+        crate::compat_nr(0xffff_ffff_0000_0004),
+        crate::COMPAT_32 | 4
+    );
+    // Invalid 64-bit numbers are not taken for 32-bit ones.
+    for nr in [-1, 1000, 0x7fff_ffff, 0x4000_0027] {
+        assert!(!crate::is_compat(nr), "{nr:#x}");
+    }
 }
 
 #[test]

@@ -31,8 +31,15 @@ impl Session {
         match ev {
             WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
                 let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-                let seen_nr = regs.orig_rax as i64;
-                let seen_args = ptrace::syscall_args(&regs);
+                // As recorded: a 32-bit call under its own number.
+                let (seen_nr, seen_args) = if syscalls::is_compat(nr) && is_int80(real, regs.rip) {
+                    (
+                        syscalls::compat_nr(regs.orig_rax),
+                        syscalls::compat_args(&regs),
+                    )
+                } else {
+                    (regs.orig_rax as i64, ptrace::syscall_args(&regs))
+                };
                 // Only the registers the syscall reads: the others hold
                 // whatever the caller left there.
                 let used = syscalls::arg_count(nr);
@@ -180,4 +187,14 @@ impl Session {
         self.set_state(tid, State::Idle { deliver: 0 });
         Ok(())
     }
+}
+
+/// Whether the syscall `tid` is stopped at the entry of was made with
+/// `int $0x80` (as the recorder tells).
+fn is_int80(tid: Tid, rip: u64) -> bool {
+    let mut insn = [0u8; 2];
+    RemoteMem::new(tid)
+        .read_exact(rip.wrapping_sub(2), &mut insn)
+        .is_ok()
+        && insn == syscalls::INT80
 }
