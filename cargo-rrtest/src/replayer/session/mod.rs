@@ -505,6 +505,17 @@ impl Session {
                     trace!(tid, signo, "discarding a signal the replay caused");
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
+                // A group stop (a replayed SIGSTOP, SIGTSTP, ...): the
+                // recorder let the thread run on through it, and so does
+                // replay (docs/breadth.md, job control).
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_STOP,
+                    sig: libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU,
+                    ..
+                } => {
+                    trace!(tid, "group stop");
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
                 ev => return Ok((real, ev)),
             }
         }
