@@ -77,9 +77,16 @@ impl Session {
         _split: bool,
     ) -> Result<(), ReplayError> {
         let real = self.task(tid)?.real;
-        let action = syscalls::lookup(nr)
-            .map(|d| d.replay)
-            .unwrap_or(ReplayAction::Emulate);
+        let action = if installs_seccomp_filter(nr, args) {
+            // The program's own filter: it decides, in the kernel and with
+            // no stop, what some later syscalls return (EPERM without a
+            // trace of them), so replay must have it too.
+            ReplayAction::Execute
+        } else {
+            syscalls::lookup(nr)
+                .map(|d| d.replay)
+                .unwrap_or(ReplayAction::Emulate)
+        };
         let name = syscalls::name(nr);
         match action {
             ReplayAction::Emulate => {
@@ -197,4 +204,15 @@ fn is_int80(tid: Tid, rip: u64) -> bool {
         .read_exact(rip.wrapping_sub(2), &mut insn)
         .is_ok()
         && insn == syscalls::INT80
+}
+
+/// Whether the syscall `nr` with `args` installs a seccomp filter (or
+/// strict mode) for the calling thread: `prctl(PR_SET_SECCOMP, ...)` or
+/// `seccomp(SECCOMP_SET_MODE_STRICT | SECCOMP_SET_MODE_FILTER, ...)`.
+fn installs_seccomp_filter(nr: i64, args: &[u64; 6]) -> bool {
+    const SECCOMP_SET_MODE_STRICT: u64 = 0;
+    const SECCOMP_SET_MODE_FILTER: u64 = 1;
+    (nr == libc::SYS_prctl && args[0] == libc::PR_SET_SECCOMP as u64)
+        || (nr == libc::SYS_seccomp
+            && matches!(args[0], SECCOMP_SET_MODE_STRICT | SECCOMP_SET_MODE_FILTER))
 }
