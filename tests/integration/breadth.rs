@@ -23,6 +23,9 @@
 //! - `seccomp_self`: the program's own seccomp filters (prctl and
 //!   seccomp(2)) are installed again in replay, where they fail calls
 //!   without a stop as they did while recording;
+//! - `missing_syscalls`: clock discipline, I/O priority, kcmp, keys, POSIX
+//!   message queues, NUMA policy, syslog, sysfs, modify_ldt and acct are in
+//!   the table, with their outputs;
 //! - `ppoll_mask`, `shebang_exec`, `spawn_threads_pipes`: ppoll/pselect
 //!   with a signal mask, exec of a `#!` script, four threads starting
 //!   children with piped stdio (posix_spawn).
@@ -105,6 +108,10 @@ const SPECS: &[Spec] = &[
     Spec {
         stdout_has: &["4 threads started /bin/true 8 times each"],
         ..c("spawn_threads_pipes", CBuild::pie("spawn_threads_pipes"))
+    },
+    Spec {
+        stdout_has: &["adjtimex:", "keyctl READ", "sysfs count:", "acct:"],
+        ..c("missing_syscalls", CBuild::pie("missing_syscalls"))
     },
 ];
 

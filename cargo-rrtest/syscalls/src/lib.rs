@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod compat;
 mod describe;
 mod fdctl;
