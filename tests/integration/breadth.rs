@@ -17,6 +17,8 @@
 //! - `ptrace_traceme_stop_anyway`: a child that stops itself after its
 //!   PTRACE_TRACEME failed: the group stop is run through in recording and
 //!   in replay (replay used to diverge at it);
+//! - `job_control`: SIGSTOP, a WUNTRACED wait, SIGCONT, a WCONTINUED wait:
+//!   replay runs through the group stop and SIGCONT's trap as recording did;
 //! - `sparse_shared_mapping`: a sparse file mapped shared is copied into the
 //!   trace sparsely; one over the cap (100 GiB) is not copied, and that is
 //!   said, at once;
@@ -112,6 +114,14 @@ const SPECS: &[Spec] = &[
     Spec {
         stdout_has: &["adjtimex:", "keyctl READ", "sysfs count:", "acct:"],
         ..c("missing_syscalls", CBuild::pie("missing_syscalls"))
+    },
+    Spec {
+        stdout_has: &[
+            "the child stopped with SIGSTOP",
+            "the child continued",
+            "the child exited with 0",
+        ],
+        ..c("job_control", CBuild::pie("job_control"))
     },
 ];
 

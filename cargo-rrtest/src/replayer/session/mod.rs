@@ -516,6 +516,17 @@ impl Session {
                     trace!(tid, "group stop");
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
+                // The trap a SIGCONT sent to a process that was group-stopped
+                // (and run through) raises before its delivery, as it did
+                // while recording.
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_STOP,
+                    sig: libc::SIGTRAP,
+                    ..
+                } if expect_signal == Some(libc::SIGCONT) => {
+                    trace!(tid, "SIGCONT's trap");
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
                 ev => return Ok((real, ev)),
             }
         }
