@@ -24,7 +24,8 @@
 //!   said, at once;
 //! - `seccomp_self`: the program's own seccomp filters (prctl and
 //!   seccomp(2)) are installed again in replay, where they fail calls
-//!   without a stop as they did while recording;
+//!   without a stop as they did while recording; `seccomp_trap`: a filter's
+//!   SIGSYS (SECCOMP_RET_TRAP) is delivered at the call, with its siginfo;
 //! - `missing_syscalls`: clock discipline, I/O priority, kcmp, keys, POSIX
 //!   message queues, NUMA policy, syslog, sysfs, modify_ldt and acct are in
 //!   the table, with their outputs;
@@ -122,6 +123,10 @@ const SPECS: &[Spec] = &[
             "the child exited with 0",
         ],
         ..c("job_control", CBuild::pie("job_control"))
+    },
+    Spec {
+        stdout_has: &["getppid 2: SIGSYS for syscall 110, si_code 1"],
+        ..c("seccomp_trap", CBuild::pie("seccomp_trap"))
     },
 ];
 
