@@ -25,7 +25,9 @@
 //! - `seccomp_self`: the program's own seccomp filters (prctl and
 //!   seccomp(2)) are installed again in replay, where they fail calls
 //!   without a stop as they did while recording; `seccomp_trap`: a filter's
-//!   SIGSYS (SECCOMP_RET_TRAP) is delivered at the call, with its siginfo;
+//!   SIGSYS (SECCOMP_RET_TRAP) is delivered at the call, with its siginfo,
+//!   and a child its filter kills (SECCOMP_RET_KILL_PROCESS) dies of it in
+//!   replay too;
 //! - `missing_syscalls`: clock discipline, I/O priority, kcmp, keys, POSIX
 //!   message queues, NUMA policy, syslog, sysfs, modify_ldt and acct are in
 //!   the table, with their outputs;
@@ -125,7 +127,10 @@ const SPECS: &[Spec] = &[
         ..c("job_control", CBuild::pie("job_control"))
     },
     Spec {
-        stdout_has: &["getppid 2: SIGSYS for syscall 110, si_code 1"],
+        stdout_has: &[
+            "getppid 2: SIGSYS for syscall 110, si_code 1",
+            "child: killed by signal 31",
+        ],
         ..c("seccomp_trap", CBuild::pie("seccomp_trap"))
     },
 ];

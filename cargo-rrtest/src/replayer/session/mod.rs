@@ -317,6 +317,7 @@ impl Session {
             }
             Event::ProcessExit { pid, status } => {
                 let real = self.task(pid)?.real;
+                self.run_into_filter_kill(pid, real, status)?;
                 let seen = self.wait_gone(pid, real)?;
                 self.tasks.remove(&pid);
                 self.no_buffered_left(pid)?;

@@ -17,7 +17,7 @@ use crate::tracee::syscallbuf;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_syscalls::{self as syscalls, ReplayAction};
-use rrtest_trace::{SyscallResult, Tid};
+use rrtest_trace::{ExitStatus, SyscallResult, Tid};
 
 impl Session {
     pub(super) fn run_to_entry(
@@ -204,6 +204,45 @@ fn is_int80(tid: Tid, rip: u64) -> bool {
         .read_exact(rip.wrapping_sub(2), &mut insn)
         .is_ok()
         && insn == syscalls::INT80
+}
+
+impl Session {
+    /// A process the recording saw die of SIGSYS with no stop for it, whose
+    /// program installed a seccomp filter of its own: its filter killed it
+    /// (`SECCOMP_RET_KILL_*`, which no tracer sees). Replay runs it into
+    /// that death again, rather than killing it where it stands.
+    pub(super) fn run_into_filter_kill(
+        &mut self,
+        pid: Tid,
+        real: i32,
+        status: ExitStatus,
+    ) -> Result<(), ReplayError> {
+        let ExitStatus::Signaled { signo, .. } = status else {
+            return Ok(());
+        };
+        if signo != libc::SIGSYS
+            || self.task(pid)?.state != (State::Idle { deliver: 0 })
+            || seccomp_filters(real) < 2
+        {
+            return Ok(());
+        }
+        ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+        self.set_state(pid, State::Exiting);
+        Ok(())
+    }
+}
+
+/// How many seccomp filters thread `real` has (`Seccomp_filters` in its
+/// /proc status; ours is one), 0 when unknown.
+fn seccomp_filters(real: i32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{real}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Seccomp_filters:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Whether the syscall `nr` with `args` installs a seccomp filter (or
