@@ -12,6 +12,7 @@ macro_rules! check {
 }
 
 #[allow(dead_code)] // not every helper is used by every area module
+mod breadth;
 mod common;
 mod ecosystem;
 mod ecosystem2;
@@ -37,6 +38,7 @@ fn main() {
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     // Each area module appends its trials here.
     trials.extend(harness::trials());
+    trials.extend(breadth::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());
     trials.extend(nextest::trials());
