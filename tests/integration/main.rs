@@ -13,6 +13,7 @@ macro_rules! check {
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
+mod debug_engine;
 mod ecosystem;
 mod faults_interrupt;
 mod harness;
@@ -44,6 +45,7 @@ fn main() {
     trials.extend(recorder_async::trials());
     trials.extend(secrets::trials());
     trials.extend(replayer_api::trials());
+    trials.extend(debug_engine::trials());
     trials.extend(syscallbuf::trials());
     trials.extend(trace_files::trials());
     trials.extend(trace_integrity::trials());

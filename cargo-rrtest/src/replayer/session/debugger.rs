@@ -1,0 +1,694 @@
+//! The debugger engine's session side: the engine thread's loop ([`run`]),
+//! and the stops *inside* an event that [`Session::resume_to_stop`] hands
+//! here (a software breakpoint, a single step, a watchpoint, an interrupt).
+//!
+//! How a stop inside an event works: only the event's thread runs between
+//! two events, always through `resume_to_stop`. When a debugger is attached
+//! ([`Session::debug`]), that function resumes the thread through
+//! [`Session::dbg_go`] (breakpoints written in, watchpoints in the debug
+//! registers, `PTRACE_SINGLESTEP` for a step or to step over a breakpoint
+//! at the ip) and shows every stop to [`Session::dbg_trap`] first. A stop
+//! the debugger caused never reaches the event's logic and is never
+//! delivered to the program: the engine reports it, answers requests
+//! (registers, memory, breakpoint edits) on this same thread, and resumes
+//! the thread as the next command says; the event then goes on as if the
+//! thread had never stopped (gate queue bookkeeping and the execution-point
+//! search happen around `resume_to_stop`, whose loop this stays inside). A
+//! recorded `SIGTRAP` is not the debugger's (not at an inserted `int3`, not
+//! a step or watch trap) and goes to the event as before.
+//!
+//! Breakpoints (`int3`) are in memory only while the thread runs: removed
+//! at every stop before anything reads memory, so the program's view, the
+//! execution-point digest, patch planning and the debugger's reads never
+//! see them. Watchpoints use debug registers 1-3; register 0 stays the
+//! execution-point search's ([`Session::point_breakpoint`]).
+//!
+//! A single step that enters a syscall-buffer stub (a patched syscall or
+//! `rdtsc` site) runs on to the site's return address with a temporary
+//! breakpoint: stepping over a patched site is one step, and no stop is
+//! ever reported inside a stub, the hook or the gate. A step whose
+//! instruction is a traced `syscall` (or a trapping `rdtsc`) ends at that
+//! event's stop: the engine reports it once the event is replayed.
+//!
+//! It must not change what the replay does: only when threads stop, never
+//! which events happen or what they write.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
+
+use super::{perr, Session};
+use crate::replayer::debug::{Answer, FpRegs, Link, Request, Resume, Started, Stop, Watch};
+use crate::replayer::debug::{Direction, WatchKind};
+use crate::replayer::{Error, ReplayError, ReplayOptions, Thread};
+use rrtest_sys::ptrace::{self, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{ExitStatus, Tid};
+
+/// `si_code` of a `SIGTRAP` from `int3` (the kernel's `SI_KERNEL`).
+const SI_KERNEL: i32 = 0x80;
+/// `si_code` of a single-step trap.
+const TRAP_TRACE: i32 = 2;
+/// The `int3` instruction.
+const INT3: u8 = 0xcc;
+/// Debug registers the watchpoints use (0 is the point search's).
+const WATCH_SLOTS: [usize; 3] = [1, 2, 3];
+
+/// The debugger's state inside a [`Session`].
+pub(super) struct DebugCtl {
+    link: Link,
+    /// Software breakpoints, by address in the debugged process.
+    breakpoints: BTreeSet<u64>,
+    /// Watchpoints, at most one per slot of [`WATCH_SLOTS`].
+    watches: Vec<Watch>,
+    /// `int3`s in memory now: (real pid, address, original byte).
+    inserted: Vec<(i32, u64, u8)>,
+    /// The debugged process (real pid).
+    debugged: i32,
+    /// The thread of the last stop.
+    current: Tid,
+    /// A single step asked for this thread, not yet done.
+    step: Option<Tid>,
+    /// The thread is single-stepped over the breakpoint at its ip (not a
+    /// step of the user's: it goes on once the breakpoint is behind it).
+    stepping_over: bool,
+    /// A step entered a stub: run to this return address, then report.
+    skip_to: Option<u64>,
+    /// The asked step ended at the stop of an event (a `syscall`): report
+    /// it once the event is replayed.
+    step_landed: Option<Tid>,
+    /// DR7 as last written, per real thread.
+    dr7: HashMap<i32, u64>,
+    /// A command the engine's loop must carry out after unwinding the
+    /// event in progress (a reverse resume, or the end of the session).
+    abandon: Option<Abandon>,
+}
+
+/// Why an event in progress is abandoned.
+#[derive(Debug, Clone, Copy)]
+enum Abandon {
+    /// The debugger is gone.
+    Quit,
+    /// A reverse resume: the engine re-runs the replay.
+    Reverse(Resume),
+}
+
+/// What [`Session::serve`] returns: the next resume, or the end.
+enum Command {
+    Forward(Resume),
+    Reverse(Resume),
+    Quit,
+}
+
+/// The engine thread: starts the replay, tells the [`crate::replayer::Debugger`]
+/// it started (or why not), and serves its requests until it is dropped.
+pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Started, ReplayError>>) {
+    let mut session = match Session::spawn(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    session.peek();
+    let real_pid = session.tasks[&session.leader].real_pid;
+    let exe =
+        std::fs::read_link(format!("/proc/{real_pid}/exe")).unwrap_or_else(|_| PathBuf::new());
+    let current = session.leader;
+    session.debug = Some(Box::new(DebugCtl {
+        link,
+        breakpoints: BTreeSet::new(),
+        watches: Vec::new(),
+        inserted: Vec::new(),
+        debugged: real_pid,
+        current,
+        step: None,
+        stepping_over: false,
+        skip_to: None,
+        step_landed: None,
+        dr7: HashMap::new(),
+        abandon: None,
+    }));
+    if started.send(Ok(Started { real_pid, exe })).is_err() {
+        return;
+    }
+    let mut ended: Option<ExitStatus> = None;
+    let mut failed = false;
+    loop {
+        let command = session.serve();
+        let stop = match command {
+            Command::Quit => return,
+            Command::Forward(_) if failed => Err(ended_error(&session, "the replay failed")),
+            Command::Forward(_) if ended.is_some() => {
+                Err(ended_error(&session, "the program exited"))
+            }
+            Command::Forward(how) => {
+                let r = session.forward(how);
+                match &r {
+                    Ok(Stop::Exited(status)) => ended = Some(*status),
+                    Err(_) => match session.ctl().abandon.take() {
+                        Some(Abandon::Quit) => return,
+                        Some(Abandon::Reverse(how)) => {
+                            failed = true;
+                            session.answer(Answer::Stopped(Err(Error::Debugger(format!(
+                                "reverse execution ({how:?}) is not implemented yet"
+                            ))
+                            .into())));
+                            continue;
+                        }
+                        None => failed = true,
+                    },
+                    Ok(_) => {}
+                }
+                r
+            }
+            Command::Reverse(how) => Err(Error::Debugger(format!(
+                "reverse execution ({how:?}) is not implemented yet"
+            ))
+            .into()),
+        };
+        session.answer(Answer::Stopped(stop));
+    }
+}
+
+fn ended_error(session: &Session, why: &str) -> ReplayError {
+    Error::Ended {
+        index: session.index,
+        why: why.into(),
+    }
+    .into()
+}
+
+impl Session {
+    fn ctl(&mut self) -> &mut DebugCtl {
+        self.debug
+            .as_mut()
+            .expect("debugger state: set before the engine serves")
+    }
+
+    fn answer(&mut self, a: Answer) {
+        let _ = self.ctl().link.answers.send(a);
+    }
+
+    /// Answers requests at a stop until the next resume (or the end).
+    fn serve(&mut self) -> Command {
+        self.watchdog.busy.store(false, Ordering::SeqCst);
+        let command = loop {
+            let Ok(req) = self.ctl().link.requests.recv() else {
+                break Command::Quit;
+            };
+            let answer = match req {
+                Request::Resume(how, Direction::Forward) => break Command::Forward(how),
+                Request::Resume(how, Direction::Reverse) => break Command::Reverse(how),
+                Request::Threads => Answer::Threads(self.debug_threads()),
+                Request::Current => Answer::Current(self.ctl().current),
+                Request::Registers(tid) => {
+                    Answer::Registers(self.thread_real(tid).and_then(|real| {
+                        ptrace::getregs(real).map_err(|e| perr("PTRACE_GETREGS", real)(e).into())
+                    }))
+                }
+                Request::FpRegisters(tid) => {
+                    Answer::FpRegisters(self.thread_real(tid).and_then(fp_registers).map(Box::new))
+                }
+                Request::Read { tid, addr, len } => {
+                    Answer::Memory(self.thread_real(tid).and_then(|real| {
+                        RemoteMem::new(real)
+                            .read_vec(addr, len)
+                            .map_err(|e| perr("reading the program's memory", real)(e).into())
+                    }))
+                }
+                Request::SetBreakpoint(addr) => {
+                    self.ctl().breakpoints.insert(addr);
+                    Answer::Done(Ok(()))
+                }
+                Request::RemoveBreakpoint(addr) => {
+                    Answer::Done(if self.ctl().breakpoints.remove(&addr) {
+                        Ok(())
+                    } else {
+                        Err(bad_request(format!("no breakpoint at {addr:#x}")))
+                    })
+                }
+                Request::SetWatchpoint(w) => Answer::Done(self.ctl().add_watch(w)),
+                Request::RemoveWatchpoint(w) => {
+                    let ctl = self.ctl();
+                    let before = ctl.watches.len();
+                    ctl.watches.retain(|x| *x != w);
+                    Answer::Done(if ctl.watches.len() < before {
+                        Ok(())
+                    } else {
+                        Err(bad_request(format!(
+                            "no {:?} watchpoint of {} bytes at {:#x}",
+                            w.kind, w.len, w.addr
+                        )))
+                    })
+                }
+            };
+            self.answer(answer);
+        };
+        self.watchdog.busy.store(true, Ordering::SeqCst);
+        command
+    }
+
+    /// The live threads, stopped, by recorded id.
+    fn debug_threads(&self) -> Vec<Thread> {
+        let mut out: Vec<Thread> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| {
+                super::handle::is_stopped(t.state)
+                    && super::handle::in_trace_stop(t.real_pid, t.real)
+            })
+            .map(|(&recorded, t)| Thread {
+                recorded,
+                real: t.real,
+                real_pid: t.real_pid,
+            })
+            .collect();
+        out.sort_by_key(|t| t.recorded);
+        out
+    }
+
+    fn thread_real(&self, tid: Tid) -> Result<i32, ReplayError> {
+        let threads = self.debug_threads();
+        match threads.iter().find(|t| t.recorded == tid) {
+            Some(t) => Ok(t.real),
+            None => Err(Error::NoSuchThread {
+                tid,
+                live: threads.iter().map(|t| t.recorded).collect(),
+            }
+            .into()),
+        }
+    }
+
+    /// Replays forward from a stop between events until the next stop.
+    fn forward(&mut self, how: Resume) -> Result<Stop, ReplayError> {
+        self.ctl().set_resume(how);
+        loop {
+            let ctl = self.ctl();
+            if ctl.link.shared.interrupt.swap(false, Ordering::SeqCst) {
+                return Ok(Stop::Interrupted { tid: ctl.current });
+            }
+            let done = self.replay_next();
+            self.peek();
+            match done? {
+                Some(status) => return Ok(Stop::Exited(status)),
+                None => {
+                    let ctl = self.ctl();
+                    if let Some(tid) = ctl.step_landed.take() {
+                        ctl.step = None;
+                        ctl.current = tid;
+                        return Ok(Stop::Stepped { tid });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resumes thread `tid` (real `real`, of process `real_pid`), stopped in
+    /// `resume_to_stop`, as the debugger's state says: breakpoints written
+    /// in, watchpoints armed, single-stepped for a step of the user's or
+    /// over a breakpoint at its ip, `deliver` delivered.
+    pub(super) fn dbg_go(
+        &mut self,
+        tid: Tid,
+        real: i32,
+        real_pid: i32,
+        deliver: i32,
+    ) -> Result<(), ReplayError> {
+        let space_has_stub = {
+            let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            (
+                regs,
+                self.spaces
+                    .get(&real_pid)
+                    .is_some_and(|s| s.stub_at(regs.rip).is_some()),
+            )
+        };
+        let (regs, in_stub) = space_has_stub;
+        let ctl = self.ctl();
+        let ours = real_pid == ctl.debugged;
+        let over = ours && ctl.breakpoints.contains(&regs.rip);
+        let user_step = ctl.step == Some(tid) && ctl.skip_to.is_none();
+        if ours {
+            ctl.insert_breakpoints(real, real_pid, over.then_some(regs.rip))?;
+            ctl.arm_watches(real)?;
+        }
+        ctl.stepping_over = over && !user_step;
+        ctl.link.shared.running.store(
+            (i64::from(real_pid) << 32) | i64::from(real as u32),
+            Ordering::SeqCst,
+        );
+        if user_step || over {
+            ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
+        } else if deliver != 0 && in_stub {
+            let space = self.spaces.get(&real_pid);
+            crate::tracee::syscallbuf::deliver_signal(real, &regs, deliver, space)
+                .map_err(perr("delivering a signal", real))?;
+        } else {
+            ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
+        }
+        Ok(())
+    }
+
+    /// Looks at a stop of `tid` in `resume_to_stop` first: a stop the
+    /// debugger caused is handled here (reported, and the thread resumed
+    /// as the next command says) and `true` returned; any other stop is
+    /// the event's (`false`), with the breakpoints out of memory.
+    pub(super) fn dbg_trap(
+        &mut self,
+        tid: Tid,
+        real: i32,
+        real_pid: i32,
+        ev: &WaitEvent,
+    ) -> Result<bool, ReplayError> {
+        self.ctl().link.shared.running.store(0, Ordering::SeqCst);
+        let stop = match *ev {
+            WaitEvent::Signal {
+                signo: libc::SIGSTOP,
+                ..
+            } if self.ctl().link.shared.stops_sent.load(Ordering::SeqCst) > 0 => {
+                let shared = &self.ctl().link.shared;
+                shared.stops_sent.fetch_sub(1, Ordering::SeqCst);
+                if shared.interrupt.swap(false, Ordering::SeqCst) {
+                    Some(Stop::Interrupted { tid })
+                } else {
+                    None
+                }
+            }
+            WaitEvent::Signal {
+                signo: libc::SIGTRAP,
+                ..
+            } => match self.classify_trap(tid, real, real_pid)? {
+                Trap::Report(stop) => Some(stop),
+                Trap::Resume => None,
+                Trap::NotOurs => {
+                    self.ctl().lift_breakpoints();
+                    return Ok(false);
+                }
+            },
+            _ => {
+                let ctl = self.ctl();
+                ctl.lift_breakpoints();
+                if ctl.step == Some(tid) && ctl.skip_to.is_none() && !ctl.stepping_over {
+                    // A step into a syscall (or a trapping rdtsc): done
+                    // once its event is.
+                    ctl.step_landed = Some(tid);
+                }
+                return Ok(false);
+            }
+        };
+        if let Some(stop) = stop {
+            self.report(tid, stop)?;
+        }
+        self.dbg_go(tid, real, real_pid, 0)?;
+        Ok(true)
+    }
+
+    fn classify_trap(&mut self, tid: Tid, real: i32, real_pid: i32) -> Result<Trap, ReplayError> {
+        let info = ptrace::getsiginfo(real).map_err(perr("PTRACE_GETSIGINFO", real))?;
+        let code = ptrace::siginfo_code(&info);
+        let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        if code == SI_KERNEL {
+            let addr = regs.rip.wrapping_sub(1);
+            let ctl = self.ctl();
+            if !ctl
+                .inserted
+                .iter()
+                .any(|&(p, a, _)| p == real_pid && a == addr)
+            {
+                return Ok(Trap::NotOurs);
+            }
+            ctl.lift_breakpoints();
+            regs.rip = addr;
+            ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+            if ctl.skip_to == Some(addr) {
+                ctl.skip_to = None;
+                if ctl.step == Some(tid) {
+                    return Ok(Trap::Report(Stop::Stepped { tid }));
+                }
+                if !ctl.breakpoints.contains(&addr) {
+                    return Ok(Trap::Resume);
+                }
+            }
+            return Ok(Trap::Report(Stop::Breakpoint { tid, addr }));
+        }
+        let ctl = self.ctl();
+        let dr6 = if ctl.watches.is_empty() {
+            0
+        } else {
+            let v = ptrace::get_debugreg(real, 6).map_err(perr("reading DR6", real))?;
+            ptrace::set_debugreg(real, 6, 0).map_err(perr("clearing DR6", real))?;
+            v
+        };
+        let hit = WATCH_SLOTS
+            .iter()
+            .zip(ctl.watches.iter())
+            .find(|(&slot, _)| dr6 & (1 << slot) != 0)
+            .map(|(_, w)| *w);
+        if let Some(w) = hit {
+            ctl.lift_breakpoints();
+            ctl.stepping_over = false;
+            return Ok(Trap::Report(Stop::Watchpoint {
+                tid,
+                addr: w.addr,
+                kind: w.kind,
+            }));
+        }
+        if code != TRAP_TRACE {
+            return Ok(Trap::NotOurs);
+        }
+        if ctl.stepping_over {
+            ctl.stepping_over = false;
+            return Ok(Trap::Resume);
+        }
+        if ctl.step != Some(tid) || ctl.skip_to.is_some() {
+            return Ok(Trap::NotOurs);
+        }
+        // A step of the user's. Into a stub: run on to its site's return.
+        if let Some(space) = self.spaces.get(&real_pid) {
+            if let Some(stub) = space.stub_at(regs.rip) {
+                let back = stub.return_addr;
+                self.ctl().skip_to = Some(back);
+                return Ok(Trap::Resume);
+            }
+            if space.in_buffer_code(regs.rip, regs.rsp) {
+                return Ok(Trap::Resume);
+            }
+        }
+        self.ctl().lift_breakpoints();
+        Ok(Trap::Report(Stop::Stepped { tid }))
+    }
+
+    /// Reports `stop` of `tid` and waits for the next command; an `Err`
+    /// when the event in progress must be abandoned (see [`Abandon`]).
+    fn report(&mut self, tid: Tid, stop: Stop) -> Result<(), ReplayError> {
+        let ctl = self.ctl();
+        ctl.lift_breakpoints();
+        ctl.current = tid;
+        if matches!(stop, Stop::Stepped { .. }) {
+            ctl.step = None;
+        }
+        self.answer(Answer::Stopped(Ok(stop)));
+        match self.serve() {
+            Command::Forward(how) => {
+                self.ctl().set_resume(how);
+                Ok(())
+            }
+            Command::Reverse(how) => {
+                self.ctl().abandon = Some(Abandon::Reverse(how));
+                Err(ended_error(self, "a reverse resume re-runs the replay"))
+            }
+            Command::Quit => {
+                self.ctl().abandon = Some(Abandon::Quit);
+                Err(ended_error(self, "the debugger ended the session"))
+            }
+        }
+    }
+
+    /// Arms (`Some`) or disarms the execution-point search's breakpoint in
+    /// debug register 0 of `real`, keeping the debugger's watchpoints.
+    pub(super) fn point_breakpoint(&mut self, real: i32, ip: Option<u64>) -> std::io::Result<()> {
+        let Some(ctl) = self.debug.as_mut() else {
+            return ptrace::exec_breakpoint(real, ip);
+        };
+        let old = ctl.dr7.get(&real).copied().unwrap_or(0);
+        let mut dr7 = old & !ptrace::dr7_slot_mask(0);
+        if let Some(ip) = ip {
+            ptrace::set_debugreg(real, 0, ip)?;
+            dr7 |= ptrace::dr7_slot(0, 0, 1);
+        }
+        ptrace::set_debugreg(real, 7, dr7)?;
+        ctl.dr7.insert(real, dr7);
+        Ok(())
+    }
+
+    /// Whether the fast execution-point searches (a perf counter, the
+    /// in-program filter) may run: they resume the thread without
+    /// `resume_to_stop`, where no debugger stop can happen.
+    pub(super) fn fast_point_search(&self) -> bool {
+        self.debug
+            .as_ref()
+            .is_none_or(|c| c.breakpoints.is_empty() && c.watches.is_empty() && c.step.is_none())
+    }
+}
+
+/// What a `SIGTRAP` was.
+enum Trap {
+    /// The debugger's: report this.
+    Report(Stop),
+    /// The debugger's, nothing to report: resume.
+    Resume,
+    /// The program's (or the point search's).
+    NotOurs,
+}
+
+impl DebugCtl {
+    fn set_resume(&mut self, how: Resume) {
+        self.step = match how {
+            Resume::Continue => None,
+            Resume::Step(tid) => Some(tid),
+        };
+        self.skip_to = None;
+        self.step_landed = None;
+    }
+
+    fn add_watch(&mut self, w: Watch) -> Result<(), ReplayError> {
+        if ![1, 2, 4, 8].contains(&w.len) || !w.addr.is_multiple_of(w.len) {
+            return Err(bad_request(format!(
+                "a hardware watchpoint covers 1, 2, 4 or 8 bytes aligned to its length, not {} bytes at {:#x}",
+                w.len, w.addr
+            )));
+        }
+        if self.watches.contains(&w) {
+            return Ok(());
+        }
+        if self.watches.len() >= WATCH_SLOTS.len() {
+            return Err(bad_request(format!(
+                "at most {} hardware watchpoints at once",
+                WATCH_SLOTS.len()
+            )));
+        }
+        self.watches.push(w);
+        Ok(())
+    }
+
+    /// Writes `int3` at every breakpoint (and the temporary one) in process
+    /// `real_pid`, through thread `real`, except at `skip`.
+    fn insert_breakpoints(
+        &mut self,
+        real: i32,
+        real_pid: i32,
+        skip: Option<u64>,
+    ) -> Result<(), ReplayError> {
+        let mem = RemoteMem::new(real);
+        let wanted: Vec<u64> = self
+            .breakpoints
+            .iter()
+            .copied()
+            .chain(self.skip_to)
+            .filter(|&a| Some(a) != skip)
+            .collect();
+        // One out of place (the one at the ip being stepped over): back.
+        let mut i = 0;
+        while i < self.inserted.len() {
+            let (p, a, orig) = self.inserted[i];
+            if p == real_pid && !wanted.contains(&a) {
+                let _ = mem.write_code(&[(a, &[orig])]);
+                self.inserted.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        for a in wanted {
+            if self
+                .inserted
+                .iter()
+                .any(|&(p, x, _)| p == real_pid && x == a)
+            {
+                continue;
+            }
+            let mut orig = [0u8];
+            // An address that is not mapped (yet): the breakpoint waits.
+            if mem.read_exact(a, &mut orig).is_err() {
+                continue;
+            }
+            if mem.write_code(&[(a, &[INT3])]).is_ok() {
+                self.inserted.push((real_pid, a, orig[0]));
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back the original bytes of every inserted `int3`.
+    fn lift_breakpoints(&mut self) {
+        for (pid, a, orig) in self.inserted.drain(..) {
+            let _ = RemoteMem::new(pid).write_code(&[(a, &[orig])]);
+        }
+    }
+
+    /// Writes the watchpoints into `real`'s debug registers 1-3 (when they
+    /// changed since the last time), keeping register 0's breakpoint.
+    fn arm_watches(&mut self, real: i32) -> Result<(), ReplayError> {
+        let old = self.dr7.get(&real).copied().unwrap_or(0);
+        let mut dr7 = old;
+        for (i, &slot) in WATCH_SLOTS.iter().enumerate() {
+            dr7 &= !ptrace::dr7_slot_mask(slot);
+            if let Some(w) = self.watches.get(i) {
+                let rw = match w.kind {
+                    WatchKind::Write => 1,
+                    WatchKind::Read | WatchKind::Access => 3,
+                };
+                dr7 |= ptrace::dr7_slot(slot, rw, w.len);
+            }
+        }
+        if dr7 == old && (self.watches.is_empty() || self.dr7.contains_key(&real)) {
+            if dr7 == old && !self.watches.is_empty() {
+                // Same control bits; the addresses may have changed.
+                for (i, &slot) in WATCH_SLOTS.iter().enumerate() {
+                    if let Some(w) = self.watches.get(i) {
+                        ptrace::set_debugreg(real, slot, w.addr)
+                            .map_err(perr("setting a watchpoint", real))?;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        // Disable first: the kernel checks each address against DR7.
+        ptrace::set_debugreg(real, 7, old & ptrace::dr7_slot_mask(0))
+            .map_err(perr("setting a watchpoint", real))?;
+        for (i, &slot) in WATCH_SLOTS.iter().enumerate() {
+            if let Some(w) = self.watches.get(i) {
+                ptrace::set_debugreg(real, slot, w.addr)
+                    .map_err(perr("setting a watchpoint", real))?;
+            }
+        }
+        ptrace::set_debugreg(real, 7, dr7).map_err(perr("setting a watchpoint", real))?;
+        self.dr7.insert(real, dr7);
+        Ok(())
+    }
+}
+
+/// The FPU/SSE registers of `real`, with the AVX upper halves when the
+/// kernel gives the XSAVE state.
+fn fp_registers(real: i32) -> Result<FpRegs, ReplayError> {
+    let fxsave = ptrace::getfpregs(real).map_err(perr("PTRACE_GETFPREGS", real))?;
+    // XSAVE header at 512: XSTATE_BV bit 2 says the AVX state is live;
+    // the upper halves are at 576 in the standard (non-compacted) format.
+    let ymm_hi = ptrace::getxstate(real).ok().and_then(|x| {
+        let bv = u64::from_le_bytes(x.get(512..520)?.try_into().ok()?);
+        let area = x.get(576..576 + 256)?;
+        let mut out = [[0u8; 16]; 16];
+        if bv & 4 != 0 {
+            for (i, r) in out.iter_mut().enumerate() {
+                r.copy_from_slice(&area[16 * i..16 * i + 16]);
+            }
+        }
+        Some(out)
+    });
+    Ok(FpRegs { fxsave, ymm_hi })
+}
+
+fn bad_request(reason: String) -> ReplayError {
+    Error::Debugger(reason).into()
+}

@@ -1,0 +1,474 @@
+//! Trials of the replay debugger engine, `cargo_rrtest::replayer::Debugger`:
+//! C fixtures (`fixtures/c/dbg_*.c`, built `-no-pie` so that `nm` gives
+//! run-time addresses) are recorded by the real `cargo-rrtest record`, then
+//! debugged here with real ptrace: breakpoints, single steps, watchpoints,
+//! reverse execution, threads, the end, and a trace that diverges.
+//!
+//! - `debug::engine::breakpoint_in_a_loop`: a breakpoint at `step_fn`
+//!   stops five times, with `rdi` = 0..4 and `rip` at the function, then
+//!   the replay runs to the recorded exit status;
+//! - `debug::engine::single_step`: from the breakpoint, each step moves
+//!   `rip` forward by one instruction inside `step_fn`, and a step never
+//!   skips a breakpoint's hit count (continuing reaches the next round);
+//! - `debug::engine::write_watchpoint`: a write watchpoint on `watched`
+//!   stops after each store, with the new value (0, 3, 6, 9, 12) in memory;
+//! - `debug::engine::threads_listed`: at `in_thread` in `dbg_threads`, all
+//!   four threads are listed with registers;
+//! - `debug::engine::step_over_buffered_syscalls`: stepping through a late
+//!   `io_round` of `dbg_buffered` (its write and read sites patched) never
+//!   shows an ip outside the program and libc;
+//! - `debug::engine::divergence_is_an_error`: a trace whose program was
+//!   swapped for one printing other bytes fails a resume with the
+//!   divergence, within a bound, and the session refuses to go on;
+//! - `debug::engine::reverse_continue` and `reverse_step`: going back lands
+//!   on the earlier stop with the registers of the forward visit, and going
+//!   forward again reaches the same states.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cargo_rrtest::replayer::{Debugger, Direction, ReplayOptions, Resume, Stop, WatchKind};
+use libtest_mimic::{Failed, Trial};
+use rrtest_trace::ExitStatus;
+
+use crate::recorder_build::{self as build, CBuild, Link};
+use crate::recorder_run::{self as run, Invocation, TrialDir};
+
+pub fn trials() -> Vec<Trial> {
+    let why_not = build::gcc_missing().or(run::recording_unavailable());
+    let list: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
+        ("breakpoint_in_a_loop", breakpoint_in_a_loop),
+        ("single_step", single_step),
+        ("write_watchpoint", write_watchpoint),
+        ("threads_listed", threads_listed),
+        ("step_over_buffered_syscalls", step_over_buffered_syscalls),
+        ("divergence_is_an_error", divergence_is_an_error),
+    ];
+    list.into_iter()
+        .map(|(name, f)| {
+            Trial::test(format!("debug::engine::{name}"), f).with_ignored_flag(why_not.is_some())
+        })
+        .collect()
+}
+
+const fn no_pie(name: &'static str) -> CBuild {
+    CBuild {
+        name,
+        link: Link::NoPie,
+        defines: &[],
+    }
+}
+
+/// A recorded fixture: the trace, its binary, and the trial directory
+/// (removed when the trial passes).
+struct Recorded {
+    trace: PathBuf,
+    exe: PathBuf,
+    _dir: TrialDir,
+}
+
+fn record(trial: &str, build: CBuild) -> Result<Recorded, Failed> {
+    let exe = build::c_fixture(build)?;
+    let dir = TrialDir::new(trial)?;
+    let inv = Invocation {
+        exe: exe.clone(),
+        args: Vec::new(),
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    check!(
+        trace.join("header.json").exists(),
+        "recording {} wrote no trace: {}",
+        build.name,
+        rec.describe()
+    );
+    Ok(Recorded {
+        trace,
+        exe,
+        _dir: dir,
+    })
+}
+
+fn start(trace: &Path) -> Result<Debugger, Failed> {
+    Debugger::start(&ReplayOptions {
+        trace_dir: trace.to_path_buf(),
+        echo_output: false,
+    })
+    .map_err(|e| format!("starting the debugger: {e}").into())
+}
+
+/// The address of symbol `name` in `exe`, from `nm`.
+fn symbol(exe: &Path, name: &str) -> Result<u64, Failed> {
+    symbol_range(exe, name).map(|r| r.start)
+}
+
+/// The addresses symbol `name` covers in `exe`, from `nm -S`.
+fn symbol_range(exe: &Path, name: &str) -> Result<std::ops::Range<u64>, Failed> {
+    let out = Command::new("nm")
+        .arg("-S")
+        .arg(exe)
+        .output()
+        .map_err(|e| format!("running nm: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f[..] {
+                [addr, size, _kind, sym] if sym == name => {
+                    let a = u64::from_str_radix(addr, 16).ok()?;
+                    Some(a..a + u64::from_str_radix(size, 16).ok()?)
+                }
+                _ => None,
+            }
+        })
+        .ok_or_else(|| format!("no symbol {name} in {}", exe.display()).into())
+}
+
+fn forward(dbg: &mut Debugger, how: Resume) -> Result<Stop, Failed> {
+    dbg.resume(how, Direction::Forward)
+        .map_err(|e| format!("resume {how:?}: {e}").into())
+}
+
+fn reverse(dbg: &mut Debugger, how: Resume) -> Result<Stop, Failed> {
+    dbg.resume(how, Direction::Reverse)
+        .map_err(|e| format!("reverse {how:?}: {e}").into())
+}
+
+fn regs(dbg: &Debugger, tid: i32) -> Result<cargo_rrtest::replayer::debug::Regs, Failed> {
+    dbg.registers(tid)
+        .map_err(|e| format!("registers of {tid}: {e}").into())
+}
+
+/// Continues until the end; the exit status.
+fn to_the_end(dbg: &mut Debugger) -> Result<ExitStatus, Failed> {
+    for _ in 0..1000 {
+        if let Stop::Exited(status) = forward(dbg, Resume::Continue)? {
+            return Ok(status);
+        }
+    }
+    Err("no end after 1000 stops".into())
+}
+
+fn breakpoint_in_a_loop() -> Result<(), Failed> {
+    let rec = record("debug-engine-breakpoint", no_pie("dbg_loop"))?;
+    let step_fn = symbol(&rec.exe, "step_fn")?;
+    let mut dbg = start(&rec.trace)?;
+    let first = dbg.current_thread();
+    let at_start = regs(&dbg, first)?;
+    check!(
+        dbg.threads().len() == 1,
+        "{} threads at the start",
+        dbg.threads().len()
+    );
+    dbg.set_breakpoint(step_fn)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    for i in 0..5u64 {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        let Stop::Breakpoint { tid, addr } = stop else {
+            return Err(format!("round {i}: stopped with {stop:?}, not at the breakpoint").into());
+        };
+        check!(addr == step_fn, "round {i}: breakpoint at {addr:#x}");
+        check!(tid == first, "round {i}: stopped in thread {tid}");
+        let r = regs(&dbg, tid)?;
+        check!(r.rip == step_fn, "round {i}: rip {:#x}", r.rip);
+        check!(r.rdi == i, "round {i}: step_fn's argument is {}", r.rdi);
+        // The breakpoint is hidden from memory reads.
+        let code = dbg
+            .read_memory(tid, step_fn, 1)
+            .map_err(|e| format!("read: {e}"))?;
+        check!(code[0] != 0xcc, "the int3 shows in a memory read");
+    }
+    check!(at_start.rip != step_fn, "the start is already at step_fn");
+    let status = to_the_end(&mut dbg)?;
+    check!(
+        status == ExitStatus::Exited(0),
+        "the replay ended with {status:?}"
+    );
+    check!(
+        forward(&mut dbg, Resume::Continue).is_err(),
+        "a resume after the end did not fail"
+    );
+    Ok(())
+}
+
+fn single_step() -> Result<(), Failed> {
+    let rec = record("debug-engine-step", no_pie("dbg_loop"))?;
+    let body = symbol_range(&rec.exe, "step_fn")?;
+    let step_fn = body.start;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_breakpoint(step_fn)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    let Stop::Breakpoint { tid, .. } = forward(&mut dbg, Resume::Continue)? else {
+        return Err("no breakpoint stop".into());
+    };
+    // Step out of step_fn, one instruction at a time.
+    let mut ip = regs(&dbg, tid)?.rip;
+    let mut steps = 0;
+    while body.contains(&ip) && steps < 50 {
+        let stop = forward(&mut dbg, Resume::Step(tid))?;
+        check!(
+            stop == Stop::Stepped { tid },
+            "step {steps}: stopped with {stop:?}"
+        );
+        let now = regs(&dbg, tid)?.rip;
+        check!(now != ip, "step {steps}: rip stayed at {ip:#x}");
+        if body.contains(&now) {
+            check!(
+                now > ip && now - ip <= 15,
+                "step {steps} inside step_fn went from {ip:#x} to {now:#x}"
+            );
+        }
+        ip = now;
+        steps += 1;
+    }
+    check!(
+        steps >= 3,
+        "step_fn was left after {steps} steps (it has at least 4 instructions)"
+    );
+    check!(
+        !body.contains(&ip),
+        "50 steps did not leave step_fn: at {ip:#x}"
+    );
+    // The next round still stops at the breakpoint, with its argument.
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    check!(
+        matches!(stop, Stop::Breakpoint { addr, .. } if addr == step_fn),
+        "after the steps: {stop:?}"
+    );
+    check!(regs(&dbg, tid)?.rdi == 1, "the second round's argument");
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    Ok(())
+}
+
+fn write_watchpoint() -> Result<(), Failed> {
+    let rec = record("debug-engine-watch", no_pie("dbg_loop"))?;
+    let watched = symbol(&rec.exe, "watched")?;
+    let body = symbol_range(&rec.exe, "step_fn")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_watchpoint(watched, 8, WatchKind::Write)
+        .map_err(|e| format!("set_watchpoint: {e}"))?;
+    check!(
+        dbg.set_watchpoint(watched + 1, 8, WatchKind::Write)
+            .is_err(),
+        "a misaligned watchpoint was accepted"
+    );
+    for i in 0..5i64 {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        let Stop::Watchpoint { tid, addr, kind } = stop else {
+            return Err(format!("round {i}: stopped with {stop:?}, not at the watchpoint").into());
+        };
+        check!(
+            addr == watched && kind == WatchKind::Write,
+            "round {i}: {stop:?}"
+        );
+        let bytes = dbg
+            .read_memory(tid, watched, 8)
+            .map_err(|e| format!("read: {e}"))?;
+        let value = i64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+        check!(value == i * 3, "round {i}: watched holds {value}");
+        let ip = regs(&dbg, tid)?.rip;
+        check!(
+            body.contains(&ip),
+            "round {i}: the write stopped at {ip:#x}, outside step_fn"
+        );
+    }
+    dbg.remove_watchpoint(watched, 8, WatchKind::Write)
+        .map_err(|e| format!("remove_watchpoint: {e}"))?;
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    Ok(())
+}
+
+fn threads_listed() -> Result<(), Failed> {
+    let rec = record("debug-engine-threads", no_pie("dbg_threads"))?;
+    let in_thread = symbol(&rec.exe, "in_thread")?;
+    let mut dbg = start(&rec.trace)?;
+    let main_tid = dbg.current_thread();
+    dbg.set_breakpoint(in_thread)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        let Stop::Breakpoint { tid, .. } = stop else {
+            return Err(format!("stopped with {stop:?}").into());
+        };
+        check!(tid != main_tid, "the main thread stopped in in_thread");
+        let threads = dbg.threads();
+        check!(
+            threads.len() == 4,
+            "{} threads listed at in_thread: {threads:?}",
+            threads.len()
+        );
+        for t in &threads {
+            let r = regs(&dbg, t.recorded)?;
+            check!(r.rsp != 0, "thread {} has no stack pointer", t.recorded);
+        }
+        seen.push((tid, regs(&dbg, tid)?.rdi));
+    }
+    let mut ids: Vec<u64> = seen.iter().map(|&(_, id)| id).collect();
+    ids.sort_unstable();
+    check!(ids == [1, 2, 3], "in_thread's arguments were {seen:?}");
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    Ok(())
+}
+
+/// Whether `ip` lies in a mapping of the program or of the C library (or
+/// the dynamic loader) in process `pid`: not a stub page, the preload
+/// library, or the replay's fixed page.
+fn in_program_or_libc(pid: i32, exe: &Path, ip: u64) -> Result<bool, Failed> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map_err(|e| format!("reading maps: {e}"))?;
+    let exe = exe.to_string_lossy();
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(path)) = (f.next(), f.nth(4)) else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (a, b) = (
+            u64::from_str_radix(a, 16).unwrap_or(0),
+            u64::from_str_radix(b, 16).unwrap_or(0),
+        );
+        if (a..b).contains(&ip) {
+            let base = path.rsplit('/').next().unwrap_or("");
+            return Ok(base.starts_with("libc.so") || base.starts_with("ld-linux") || path == exe);
+        }
+    }
+    Ok(false)
+}
+
+fn step_over_buffered_syscalls() -> Result<(), Failed> {
+    let rec = record("debug-engine-buffered", no_pie("dbg_buffered"))?;
+    let body = symbol_range(&rec.exe, "io_round")?;
+    let io_round = body.start;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_breakpoint(io_round)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    // Round 10: both sites were patched rounds ago.
+    let mut tid = 0;
+    for _ in 0..10 {
+        match forward(&mut dbg, Resume::Continue)? {
+            Stop::Breakpoint { tid: t, .. } => tid = t,
+            other => return Err(format!("stopped with {other:?}").into()),
+        }
+    }
+    dbg.remove_breakpoint(io_round)
+        .map_err(|e| format!("remove_breakpoint: {e}"))?;
+    let pid = dbg.real_pid();
+    let ret = {
+        let r = regs(&dbg, tid)?;
+        let bytes = dbg
+            .read_memory(tid, r.rsp, 8)
+            .map_err(|e| format!("read: {e}"))?;
+        u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]))
+    };
+    let (mut steps, mut in_libc) = (0, 0);
+    loop {
+        let stop = forward(&mut dbg, Resume::Step(tid))?;
+        check!(stop == Stop::Stepped { tid }, "step {steps}: {stop:?}");
+        let ip = regs(&dbg, tid)?.rip;
+        check!(
+            in_program_or_libc(pid, dbg.exe(), ip)?,
+            "step {steps} stopped at {ip:#x}, outside the program and libc"
+        );
+        if !body.contains(&ip) {
+            in_libc += 1;
+        }
+        steps += 1;
+        if ip == ret {
+            break;
+        }
+        check!(steps < 5000, "5000 steps did not return from io_round");
+    }
+    check!(
+        in_libc > 2,
+        "the steps never went into libc's write and read ({steps} steps)"
+    );
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    Ok(())
+}
+
+fn divergence_is_an_error() -> Result<(), Failed> {
+    let rec = record("debug-engine-diverge", no_pie("dbg_loop"))?;
+    let other = build::c_fixture(CBuild {
+        name: "dbg_loop",
+        link: Link::NoPie,
+        defines: &["DIVERGE"],
+    })?;
+    let plain = std::fs::read(&rec.exe).map_err(|e| format!("{e}"))?;
+    let swapped = std::fs::read(&other).map_err(|e| format!("{e}"))?;
+    let mut replaced = 0;
+    for copy in files_under(&rec.trace.join("files"))? {
+        if std::fs::read(&copy).map(|b| b == plain).unwrap_or(false) {
+            let perms = std::fs::metadata(&copy)
+                .map(|m| m.permissions())
+                .map_err(|e| format!("{e}"))?;
+            // Unlink first: the copy may be a hard link to the fixture.
+            std::fs::remove_file(&copy).map_err(|e| format!("{e}"))?;
+            std::fs::write(&copy, &swapped).map_err(|e| format!("{e}"))?;
+            std::fs::set_permissions(&copy, perms).map_err(|e| format!("{e}"))?;
+            replaced += 1;
+        }
+    }
+    check!(replaced > 0, "no copy of the program in the trace");
+    let step_fn = symbol(&rec.exe, "step_fn")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_breakpoint(step_fn)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    let started = Instant::now();
+    let mut result = Ok(Stop::ReplayStart);
+    for _ in 0..10 {
+        result = dbg.resume(Resume::Continue, Direction::Forward);
+        if result.is_err() {
+            break;
+        }
+    }
+    check!(
+        started.elapsed() < Duration::from_secs(30),
+        "the divergence took {:?}",
+        started.elapsed()
+    );
+    match result {
+        Err(e) => {
+            let msg = e.to_string();
+            check!(
+                msg.contains("diverged"),
+                "the error is not a divergence: {msg}"
+            );
+        }
+        Ok(stop) => return Err(format!("no divergence; last stop {stop:?}").into()),
+    }
+    check!(
+        dbg.resume(Resume::Continue, Direction::Forward).is_err(),
+        "the session went on after the divergence"
+    );
+    Ok(())
+}
+
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>, Failed> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+            let p = e.map_err(|e| format!("{e}"))?.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[allow(dead_code)]
+fn unused_reverse(dbg: &mut Debugger) -> Result<Stop, Failed> {
+    reverse(dbg, Resume::Continue)
+}
