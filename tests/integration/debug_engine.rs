@@ -35,9 +35,11 @@ use rrtest_trace::ExitStatus;
 use crate::recorder_build::{self as build, CBuild, Link};
 use crate::recorder_run::{self as run, Invocation, TrialDir};
 
+type TrialFn = fn() -> Result<(), Failed>;
+
 pub fn trials() -> Vec<Trial> {
     let why_not = build::gcc_missing().or(run::recording_unavailable());
-    let list: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
+    let list: Vec<(&str, TrialFn)> = vec![
         ("breakpoint_in_a_loop", breakpoint_in_a_loop),
         ("single_step", single_step),
         ("write_watchpoint", write_watchpoint),
