@@ -320,8 +320,16 @@ fn threads_listed() -> Result<(), Failed> {
 
 /// Whether `ip` lies in a mapping of the program or of the C library (or
 /// the dynamic loader) in process `pid`: not a stub page, the preload
-/// library, or the replay's fixed page.
+/// library, or the replay's fixed page. The replay maps the libraries from
+/// the trace's copies, which have the sizes of this process's own.
 fn in_program_or_libc(pid: i32, exe: &Path, ip: u64) -> Result<bool, Failed> {
+    let ours = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let lib_sizes: Vec<u64> = ours
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.contains("/libc.so") || p.contains("/ld-linux"))
+        .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.len()))
+        .collect();
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .map_err(|e| format!("reading maps: {e}"))?;
     let exe = exe.to_string_lossy();
@@ -338,8 +346,8 @@ fn in_program_or_libc(pid: i32, exe: &Path, ip: u64) -> Result<bool, Failed> {
             u64::from_str_radix(b, 16).unwrap_or(0),
         );
         if (a..b).contains(&ip) {
-            let base = path.rsplit('/').next().unwrap_or("");
-            return Ok(base.starts_with("libc.so") || base.starts_with("ld-linux") || path == exe);
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            return Ok(path == exe || lib_sizes.contains(&size));
         }
     }
     Ok(false)
@@ -377,7 +385,8 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
         let ip = regs(&dbg, tid)?.rip;
         check!(
             in_program_or_libc(pid, dbg.exe(), ip)?,
-            "step {steps} stopped at {ip:#x}, outside the program and libc"
+            "step {steps} stopped at {ip:#x}, outside the program and libc:\n{}",
+            std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default()
         );
         if !body.contains(&ip) {
             in_libc += 1;
