@@ -50,6 +50,9 @@ pub fn trials() -> Vec<Trial> {
         ("reverse_continue", reverse_continue),
         ("reverse_step", reverse_step),
         ("reverse_watchpoint", reverse_watchpoint),
+        ("fp_registers", fp_registers),
+        ("interrupt", interrupt),
+        ("program_sigtraps_delivered", program_sigtraps_delivered),
     ];
     list.into_iter()
         .map(|(name, f)| {
@@ -657,4 +660,117 @@ fn reverse_watchpoint() -> Result<(), Failed> {
         value(&dbg)?
     );
     Ok(())
+}
+
+fn fp_registers() -> Result<(), Failed> {
+    let rec = record("debug-engine-fp", no_pie("dbg_loop"))?;
+    let fp_fn = symbol(&rec.exe, "fp_fn")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_breakpoint(fp_fn)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    let Stop::Breakpoint { tid, .. } = stop else {
+        return Err(format!("{stop:?}").into());
+    };
+    let fp = dbg
+        .fp_registers(tid)
+        .map_err(|e| format!("fp_registers: {e}"))?;
+    let xmm0 = f64::from_le_bytes(fp.xmm(0)[..8].try_into().unwrap_or([0; 8]));
+    check!(xmm0 == 2.5, "fp_fn's argument in xmm0 reads {xmm0}");
+    check!(
+        fp.mxcsr() & 0xffc0 == 0x1f80,
+        "mxcsr {:#x} is not the default's masks",
+        fp.mxcsr()
+    );
+    check!(regs(&dbg, tid)?.fs_base != 0, "fs_base reads 0");
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    Ok(())
+}
+
+fn interrupt() -> Result<(), Failed> {
+    let rec = record("debug-engine-interrupt", no_pie("dbg_spin"))?;
+    let spin = symbol_range(&rec.exe, "spin")?;
+    let mut dbg = start(&rec.trace)?;
+    let stopper = dbg.interrupter();
+    let asked = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        stopper.interrupt();
+        Instant::now()
+    });
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    let stopped = Instant::now();
+    let asked = asked
+        .join()
+        .map_err(|_| "the interrupting thread panicked")?;
+    let Stop::Interrupted { tid } = stop else {
+        return Err(format!("the resume ended with {stop:?}, not the interrupt").into());
+    };
+    check!(
+        stopped.duration_since(asked) < Duration::from_secs(2),
+        "the interrupt took {:?}",
+        stopped.duration_since(asked)
+    );
+    let ip = regs(&dbg, tid)?.rip;
+    check!(spin.contains(&ip), "interrupted at {ip:#x}, not in spin");
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    Ok(())
+}
+
+fn program_sigtraps_delivered() -> Result<(), Failed> {
+    let rec = record("debug-engine-sigtrap", no_pie("dbg_sigtrap"))?;
+    let on_trap = symbol(&rec.exe, "on_trap")?;
+    // With a breakpoint in the handler: both SIGTRAPs reach it.
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_breakpoint(on_trap)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    for i in 0..2 {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        check!(
+            matches!(stop, Stop::Breakpoint { addr, .. } if addr == on_trap),
+            "SIGTRAP {i}: {stop:?}, not the handler's breakpoint"
+        );
+        check!(
+            regs(&dbg, dbg.current_thread())?.rdi == libc_sigtrap(),
+            "the handler's argument is not SIGTRAP"
+        );
+    }
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    drop(dbg);
+    // Stepping over the program's own int3 delivers it too.
+    let mut dbg = start(&rec.trace)?;
+    let tid = dbg.current_thread();
+    let main = symbol(&rec.exe, "main")?;
+    dbg.set_breakpoint(main)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    forward(&mut dbg, Resume::Continue)?;
+    dbg.remove_breakpoint(main)
+        .map_err(|e| format!("remove_breakpoint: {e}"))?;
+    let mut in_handler = 0;
+    for _ in 0..20000 {
+        match forward(&mut dbg, Resume::Step(tid))? {
+            Stop::Stepped { .. } => {
+                if regs(&dbg, tid)?.rip == on_trap {
+                    in_handler += 1;
+                }
+            }
+            Stop::Exited(status) => {
+                check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+                check!(
+                    in_handler == 2,
+                    "stepping entered the handler {in_handler} times, not 2"
+                );
+                return Ok(());
+            }
+            other => return Err(format!("stepping stopped with {other:?}").into()),
+        }
+    }
+    Err("20000 steps did not reach the end".into())
+}
+
+/// SIGTRAP's number.
+fn libc_sigtrap() -> u64 {
+    5
 }
