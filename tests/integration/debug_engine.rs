@@ -54,11 +54,15 @@ pub fn trials() -> Vec<Trial> {
         ("interrupt", interrupt),
         ("program_sigtraps_delivered", program_sigtraps_delivered),
     ];
-    list.into_iter()
+    let mut trials: Vec<Trial> = list
+        .into_iter()
         .map(|(name, f)| {
             Trial::test(format!("debug::engine::{name}"), f).with_ignored_flag(why_not.is_some())
         })
-        .collect()
+        .collect();
+    // A benchmark, not a test: run by scripts/bench-debug.sh.
+    trials.push(Trial::test("debug::bench::engine_vs_replay", bench).with_ignored_flag(true));
+    trials
 }
 
 const fn no_pie(name: &'static str) -> CBuild {
@@ -773,4 +777,85 @@ fn program_sigtraps_delivered() -> Result<(), Failed> {
 /// SIGTRAP's number.
 fn libc_sigtrap() -> u64 {
     5
+}
+
+/// The median of `runs` timings of `f`.
+fn median_secs(runs: usize, mut f: impl FnMut() -> Result<(), Failed>) -> Result<f64, Failed> {
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// scripts/bench-debug.sh: for `syscall_loop` (many events) and `dbg_spin`
+/// (a second of compute in one event), the median wall time of a plain
+/// replay and of the debugger's continue to the end (no breakpoint, then
+/// one breakpoint hit once), the time to the first stop, and, on
+/// `dbg_spin`, a reverse-continue from the end back to the breakpoint at
+/// `spin` (across the whole second). Prints one line per number.
+fn bench() -> Result<(), Failed> {
+    let runs: usize = std::env::var("RRTEST_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    for (name, bp) in [("syscall_loop", "main"), ("dbg_spin", "spin")] {
+        let rec = record(&format!("debug-bench-{name}"), no_pie(name))?;
+        let opts = ReplayOptions {
+            trace_dir: rec.trace.clone(),
+            echo_output: false,
+        };
+        let addr = symbol(&rec.exe, bp)?;
+        let plain = median_secs(runs, || {
+            cargo_rrtest::replayer::replay(&opts)
+                .map(drop)
+                .map_err(|e| format!("replay: {e}").into())
+        })?;
+        let first_stop = median_secs(runs, || start(&rec.trace).map(drop))?;
+        let engine = median_secs(runs, || {
+            let mut dbg = start(&rec.trace)?;
+            to_the_end(&mut dbg).map(drop)
+        })?;
+        let engine_bp = median_secs(runs, || {
+            let mut dbg = start(&rec.trace)?;
+            dbg.set_breakpoint(addr)
+                .map_err(|e| format!("set_breakpoint: {e}"))?;
+            to_the_end(&mut dbg).map(drop)
+        })?;
+        println!("{name}: plain replay {plain:.3} s");
+        println!("{name}: debugger start (first stop) {first_stop:.3} s");
+        println!(
+            "{name}: debugger continue to the end {engine:.3} s ({:.2}x plain)",
+            engine / plain
+        );
+        println!(
+            "{name}: with a breakpoint at {bp} {engine_bp:.3} s ({:.2}x plain)",
+            engine_bp / plain
+        );
+        if name == "dbg_spin" {
+            let mut reverse_times = Vec::new();
+            for _ in 0..runs {
+                let mut dbg = start(&rec.trace)?;
+                dbg.set_breakpoint(addr)
+                    .map_err(|e| format!("set_breakpoint: {e}"))?;
+                to_the_end(&mut dbg)?;
+                let t = Instant::now();
+                let stop = reverse(&mut dbg, Resume::Continue)?;
+                reverse_times.push(t.elapsed().as_secs_f64());
+                check!(
+                    matches!(stop, Stop::Breakpoint { addr: a, .. } if a == addr),
+                    "reverse-continue: {stop:?}"
+                );
+            }
+            reverse_times.sort_by(f64::total_cmp);
+            println!(
+                "{name}: reverse-continue from the end to {bp} {:.3} s",
+                reverse_times[reverse_times.len() / 2]
+            );
+        }
+    }
+    Ok(())
 }
