@@ -13,10 +13,12 @@
 //! - `debug::engine::write_watchpoint`: a write watchpoint on `watched`
 //!   stops after each store, with the new value (0, 3, 6, 9, 12) in memory;
 //! - `debug::engine::threads_listed`: at `in_thread` in `dbg_threads`, all
-//!   four threads are listed with registers;
+//!   four threads are listed with registers; reverse-continue goes back to
+//!   the previous thread's stop there, and forward again to the next;
 //! - `debug::engine::step_over_buffered_syscalls`: stepping through a late
 //!   `io_round` of `dbg_buffered` (its write and read sites patched) never
-//!   shows an ip outside the program and libc;
+//!   shows an ip outside the program and libc, and steps over its (trapped)
+//!   `rdtsc` as one instruction;
 //! - `debug::engine::divergence_is_an_error`: a trace whose program was
 //!   swapped for one printing other bytes fails a resume with the
 //!   divergence, within a bound, and the session refuses to go on;
@@ -303,6 +305,7 @@ fn threads_listed() -> Result<(), Failed> {
     dbg.set_breakpoint(in_thread)
         .map_err(|e| format!("set_breakpoint: {e}"))?;
     let mut seen = Vec::new();
+    let mut visits = Vec::new();
     for _ in 0..3 {
         let stop = forward(&mut dbg, Resume::Continue)?;
         let Stop::Breakpoint { tid, .. } = stop else {
@@ -320,7 +323,30 @@ fn threads_listed() -> Result<(), Failed> {
             check!(r.rsp != 0, "thread {} has no stack pointer", t.recorded);
         }
         seen.push((tid, regs(&dbg, tid)?.rdi));
+        visits.push((stop, state(&regs(&dbg, tid)?)));
     }
+    // Back to the second thread's stop, and forward to the third's: the
+    // same threads and registers.
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == visits[1].0,
+        "reverse-continue stopped with {stop:?}, not {:?}",
+        visits[1].0
+    );
+    check!(
+        state(&regs(&dbg, dbg.current_thread())?) == visits[1].1,
+        "the second stop reached backwards has other registers"
+    );
+    check!(
+        dbg.threads().len() == 4,
+        "{} threads listed after reverse-continue",
+        dbg.threads().len()
+    );
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == visits[2].0 && state(&regs(&dbg, dbg.current_thread())?) == visits[2].1,
+        "forward again: {stop:?}, not the third stop as before"
+    );
     let mut ids: Vec<u64> = seen.iter().map(|&(_, id)| id).collect();
     ids.sort_unstable();
     check!(ids == [1, 2, 3], "in_thread's arguments were {seen:?}");
@@ -392,11 +418,24 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
             .map_err(|e| format!("read: {e}"))?;
         u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]))
     };
-    let (mut steps, mut in_libc) = (0, 0);
+    let (mut steps, mut in_libc, mut over_rdtsc) = (0, 0, 0);
+    let mut prev = regs(&dbg, tid)?.rip;
     loop {
+        let at_rdtsc = dbg
+            .read_memory(tid, prev, 2)
+            .map_err(|e| format!("read: {e}"))?
+            == [0x0f, 0x31];
         let stop = forward(&mut dbg, Resume::Step(tid))?;
         check!(stop == Stop::Stepped { tid }, "step {steps}: {stop:?}");
         let ip = regs(&dbg, tid)?.rip;
+        if at_rdtsc {
+            check!(
+                ip == prev + 2,
+                "a step over the rdtsc at {prev:#x} went to {ip:#x}"
+            );
+            over_rdtsc += 1;
+        }
+        prev = ip;
         check!(
             in_program_or_libc(pid, &running_exe, ip)?,
             "step {steps} stopped at {ip:#x}, outside the program and libc:\n{}",
@@ -414,6 +453,10 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
     check!(
         in_libc > 2,
         "the steps never went into libc's write and read ({steps} steps)"
+    );
+    check!(
+        over_rdtsc == 1,
+        "{over_rdtsc} steps over io_round's rdtsc, not 1"
     );
     let status = to_the_end(&mut dbg)?;
     check!(status == ExitStatus::Exited(0), "ended with {status:?}");
