@@ -19,6 +19,9 @@
 //!   `io_round` of `dbg_buffered` (its write and read sites patched) never
 //!   shows an ip outside the program and libc, and steps over its (trapped)
 //!   `rdtsc` as one instruction;
+//! - `debug::engine::watchpoint_in_the_hook`: a watchpoint on the buffer a
+//!   buffered `read` fills (the hook copies into it) stops outside the hook,
+//!   in the program or libc, with the value read;
 //! - `debug::engine::divergence_is_an_error`: a trace whose program was
 //!   swapped for one printing other bytes fails a resume with the
 //!   divergence, within a bound, and the session refuses to go on;
@@ -48,6 +51,7 @@ pub fn trials() -> Vec<Trial> {
         ("write_watchpoint", write_watchpoint),
         ("threads_listed", threads_listed),
         ("step_over_buffered_syscalls", step_over_buffered_syscalls),
+        ("watchpoint_in_the_hook", watchpoint_in_the_hook),
         ("divergence_is_an_error", divergence_is_an_error),
         ("reverse_continue", reverse_continue),
         ("reverse_step", reverse_step),
@@ -741,7 +745,7 @@ fn interrupt() -> Result<(), Failed> {
     let mut dbg = start(&rec.trace)?;
     let stopper = dbg.interrupter();
     let asked = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(100));
         stopper.interrupt();
         Instant::now()
     });
@@ -900,5 +904,50 @@ fn bench() -> Result<(), Failed> {
             );
         }
     }
+    Ok(())
+}
+
+fn watchpoint_in_the_hook() -> Result<(), Failed> {
+    let rec = record("debug-engine-watch-hook", no_pie("dbg_buffered"))?;
+    let landed = symbol(&rec.exe, "landed")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_watchpoint(landed, 8, WatchKind::Write)
+        .map_err(|e| format!("set_watchpoint: {e}"))?;
+    let pid = dbg.real_pid();
+    let running_exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|e| format!("reading the program's name: {e}"))?;
+    let mut values = Vec::new();
+    loop {
+        match forward(&mut dbg, Resume::Continue)? {
+            Stop::Watchpoint { tid, addr, .. } => {
+                check!(addr == landed, "watchpoint at {addr:#x}");
+                let ip = regs(&dbg, tid)?.rip;
+                check!(
+                    in_program_or_libc(pid, &running_exe, ip)?,
+                    "the watchpoint stopped at {ip:#x}, outside the program and libc"
+                );
+                let b = dbg
+                    .read_memory(tid, landed, 8)
+                    .map_err(|e| format!("read: {e}"))?;
+                values.push(i64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+            }
+            Stop::Exited(status) => {
+                check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+                break;
+            }
+            other => return Err(format!("stopped with {other:?}").into()),
+        }
+    }
+    // The first rounds' reads are traced (their results injected, which no
+    // watchpoint sees); the later ones go through the hook.
+    check!(
+        values.len() >= 10,
+        "{} watchpoint stops over 20 buffered-or-traced reads: {values:?}",
+        values.len()
+    );
+    check!(
+        values.iter().all(|v| v % 11 == 0) && values.windows(2).all(|w| w[0] < w[1]),
+        "the values read at the stops: {values:?}"
+    );
     Ok(())
 }

@@ -54,6 +54,8 @@ const SI_KERNEL: i32 = 0x80;
 const TRAP_TRACE: i32 = 2;
 /// `si_code` of the trap at the exit of a single-stepped syscall.
 const TRAP_BRKPT: i32 = 1;
+/// EFLAGS.TF.
+const TRAP_FLAG: u64 = 0x100;
 /// The `int3` instruction.
 const INT3: u8 = 0xcc;
 /// Debug registers the watchpoints use (0 is the point search's).
@@ -79,6 +81,9 @@ pub(super) struct DebugCtl {
     stepping_over: bool,
     /// A step entered a stub: run to this return address, then report.
     skip_to: Option<u64>,
+    /// A watchpoint hit inside buffer code (the hook copying a buffered
+    /// syscall's output): reported once single steps take the thread out.
+    deferred: Option<Stop>,
     /// ... or to this one, the caller's, when the stub's displaced code
     /// ends with the wrapper's `ret`.
     skip_alt: Option<u64>,
@@ -154,6 +159,7 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         stepping_over: false,
         skip_to: None,
         skip_alt: None,
+        deferred: None,
         step_landed: None,
         dr7: HashMap::new(),
         abandon: None,
@@ -490,7 +496,7 @@ impl Session {
             ctl.insert_breakpoints(real, real_pid, over.then_some(regs.rip))?;
             ctl.arm_watches(real)?;
         }
-        ctl.stepping_over = over && !user_step;
+        ctl.stepping_over = over && !user_step && ctl.deferred.is_none();
         if ours && (user_step || over || !ctl.inserted.is_empty() || !ctl.watches.is_empty()) {
             ctl.unblock_sigtrap(real);
         }
@@ -514,8 +520,16 @@ impl Session {
             ctl.stepping_over = false;
             ctl.entering_handler = true;
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
-        } else if user_step || over {
+        } else if user_step || over || ctl.deferred.is_some() {
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
+        } else if regs.eflags & TRAP_FLAG != 0 {
+            // Single steps through a stub's `pushf`/`popf` (a deferred
+            // watchpoint) leave the trap flag set: clear it, or the thread
+            // traps after every instruction.
+            let mut regs = regs;
+            regs.eflags &= !TRAP_FLAG;
+            ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+            ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
         } else if deliver != 0 && in_stub {
             let space = self.spaces.get(&real_pid);
             crate::tracee::syscallbuf::deliver_signal(real, &regs, deliver, space)
@@ -646,20 +660,47 @@ impl Session {
             .zip(ctl.watches.iter())
             .find(|(&slot, _)| dr6 & (1 << slot) != 0)
             .map(|(_, w)| *w);
+        let in_buffer = |s: &Self| {
+            s.spaces.get(&real_pid).is_some_and(|space| {
+                space.stub_at(regs.rip).is_some()
+                    || space.in_buffer_code(regs.rip, regs.rsp)
+                    || same_file_mapping(real, space.hook_entry, regs.rip)
+            })
+        };
         if let Some(w) = hit {
-            ctl.lift_breakpoints();
-            ctl.stepping_over = false;
-            return Ok(Trap::Report(Stop::Watchpoint {
+            let stop = Stop::Watchpoint {
                 tid,
                 addr: w.addr,
                 kind: w.kind,
-            }));
+            };
+            if in_buffer(self) {
+                // Not in the hook: out of it first.
+                let ctl = self.ctl();
+                ctl.deferred = Some(stop);
+                ctl.stepping_over = false;
+                return Ok(Trap::Resume);
+            }
+            let ctl = self.ctl();
+            ctl.lift_breakpoints();
+            ctl.stepping_over = false;
+            return Ok(Trap::Report(stop));
         }
         // A step over a syscall the filter lets through ends with a
         // TRAP_BRKPT trap at its exit instead.
         if code != TRAP_TRACE && code != TRAP_BRKPT {
             return Ok(Trap::NotOurs);
         }
+        if self.ctl().deferred.is_some() {
+            if in_buffer(self) {
+                return Ok(Trap::Resume);
+            }
+            let ctl = self.ctl();
+            ctl.lift_breakpoints();
+            return Ok(Trap::Report(
+                ctl.deferred.take().unwrap_or(Stop::Stepped { tid }),
+            ));
+        }
+        let ctl = self.ctl();
         if ctl.stepping_over {
             ctl.stepping_over = false;
             return Ok(Trap::Resume);
@@ -981,6 +1022,30 @@ fn stub_exits(stub: &rrtest_syscalls::patch::Stub, real: i32, rsp: u64) -> (u64,
         })
         .flatten();
     (stub.return_addr, alt)
+}
+
+/// Whether `ip` lies in a mapping of the file mapped at `at` (the preload
+/// library, for the hook's entry) in thread `real`'s address space.
+fn same_file_mapping(real: i32, at: u64, ip: u64) -> bool {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{real}/maps")) else {
+        return false;
+    };
+    let entries: Vec<(std::ops::Range<u64>, &str)> = maps
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (a, b) = f.next()?.split_once('-')?;
+            let path = f.nth(4)?;
+            let range = u64::from_str_radix(a, 16).ok()?..u64::from_str_radix(b, 16).ok()?;
+            Some((range, path))
+        })
+        .collect();
+    let file = entries.iter().find(|(r, _)| r.contains(&at)).map(|e| e.1);
+    file.is_some_and(|file| {
+        entries
+            .iter()
+            .any(|(r, path)| *path == file && r.contains(&ip))
+    })
 }
 
 /// The FPU/SSE registers of `real`, with the AVX upper halves when the
