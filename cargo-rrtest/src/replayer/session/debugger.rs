@@ -81,6 +81,9 @@ pub(super) struct DebugCtl {
     stepping_over: bool,
     /// A step entered a stub: run to this return address, then report.
     skip_to: Option<u64>,
+    /// Single steps went through a stub's `pushf`/`popf`: the thread's
+    /// flags may hold the trap flag (cleared at its next continue).
+    flags_dirty: bool,
     /// A watchpoint hit inside buffer code (the hook copying a buffered
     /// syscall's output): reported once single steps take the thread out.
     deferred: Option<Stop>,
@@ -160,6 +163,7 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         skip_to: None,
         skip_alt: None,
         deferred: None,
+        flags_dirty: false,
         step_landed: None,
         dr7: HashMap::new(),
         abandon: None,
@@ -418,6 +422,8 @@ impl Session {
         ctl.stepping_over = false;
         ctl.skip_to = None;
         ctl.skip_alt = None;
+        ctl.deferred = None;
+        ctl.flags_dirty = false;
         ctl.step_landed = None;
         ctl.counts.clear();
         ctl.counted_in = 0;
@@ -472,6 +478,27 @@ impl Session {
         real_pid: i32,
         deliver: i32,
     ) -> Result<(), ReplayError> {
+        // Nothing armed, nothing to deliver: a plain resume (what a
+        // continue to the end costs over a plain replay).
+        let ctl = self.ctl();
+        let quiet = deliver == 0
+            && ctl.breakpoints.is_empty()
+            && ctl.probes.is_empty()
+            && ctl.watches.is_empty()
+            && ctl.step.is_none()
+            && ctl.skip_to.is_none()
+            && ctl.deferred.is_none()
+            && !ctl.flags_dirty
+            && ctl
+                .dr7
+                .get(&real)
+                .is_none_or(|d| d & !ptrace::dr7_slot_mask(0) == 0);
+        if quiet {
+            ctl.stepping_over = false;
+            ctl.note_running(real_pid, real);
+            ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+            return Ok(());
+        }
         let space_has_stub = {
             let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
             (
@@ -500,18 +527,7 @@ impl Session {
         if ours && (user_step || over || !ctl.inserted.is_empty() || !ctl.watches.is_empty()) {
             ctl.unblock_sigtrap(real);
         }
-        let shared = &ctl.link.shared;
-        shared.running.store(
-            (i64::from(real_pid) << 32) | i64::from(real as u32),
-            Ordering::SeqCst,
-        );
-        // An interrupt asked while no thread ran: stop this one at once.
-        if shared.interrupt.load(Ordering::SeqCst) {
-            shared.stops_sent.fetch_add(1, Ordering::SeqCst);
-            if ptrace::tgkill(real_pid, real, libc::SIGSTOP).is_err() {
-                shared.stops_sent.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        ctl.note_running(real_pid, real);
         let armed = user_step || over || !ctl.inserted.is_empty() || !ctl.watches.is_empty();
         if deliver != 0 && ours && armed && !in_stub {
             // Into the handler first, one stop: its frame blocks signals
@@ -522,7 +538,7 @@ impl Session {
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
         } else if user_step || over || ctl.deferred.is_some() {
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
-        } else if regs.eflags & TRAP_FLAG != 0 {
+        } else if std::mem::take(&mut ctl.flags_dirty) && regs.eflags & TRAP_FLAG != 0 {
             // Single steps through a stub's `pushf`/`popf` (a deferred
             // watchpoint) leave the trap flag set: clear it, or the thread
             // traps after every instruction.
@@ -696,6 +712,7 @@ impl Session {
             }
             let ctl = self.ctl();
             ctl.lift_breakpoints();
+            ctl.flags_dirty = true;
             return Ok(Trap::Report(
                 ctl.deferred.take().unwrap_or(Stop::Stepped { tid }),
             ));
@@ -825,6 +842,22 @@ enum Trap {
 }
 
 impl DebugCtl {
+    /// Notes that thread `real` of `real_pid` runs (for an interrupt), and
+    /// stops it at once when an interrupt was asked while none ran.
+    fn note_running(&mut self, real_pid: i32, real: i32) {
+        let shared = &self.link.shared;
+        shared.running.store(
+            (i64::from(real_pid) << 32) | i64::from(real as u32),
+            Ordering::SeqCst,
+        );
+        if shared.interrupt.load(Ordering::SeqCst) {
+            shared.stops_sent.fetch_add(1, Ordering::SeqCst);
+            if ptrace::tgkill(real_pid, real, libc::SIGSTOP).is_err() {
+                shared.stops_sent.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
     /// A trap of ours (`int3`, a step, a watchpoint) raises `SIGTRAP` the
     /// kernel forces on the thread: when the program has `SIGTRAP` blocked
     /// (inside its own `SIGTRAP` handler), forcing it resets the program's
