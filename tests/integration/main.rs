@@ -14,6 +14,7 @@ macro_rules! check {
 #[allow(dead_code)] // not every helper is used by every area module
 mod breadth;
 mod common;
+mod debug_engine;
 mod ecosystem;
 mod ecosystem2;
 mod faults_interrupt;
@@ -50,6 +51,7 @@ fn main() {
     trials.extend(secrets::trials());
     trials.extend(stress_diff::trials());
     trials.extend(replayer_api::trials());
+    trials.extend(debug_engine::trials());
     trials.extend(syscallbuf::trials());
     trials.extend(trace_files::trials());
     trials.extend(trace_integrity::trials());

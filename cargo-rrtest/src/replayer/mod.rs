@@ -29,6 +29,7 @@
 //! expose the session's internals: drivers see positions, threads,
 //! registers and memory, never the per-thread replay states.
 
+pub mod debug;
 mod exe;
 mod gate;
 mod inject;
@@ -37,6 +38,7 @@ mod watchdog;
 
 use std::path::PathBuf;
 
+pub use debug::{Debugger, Direction, FpRegs, Interrupter, Resume, Stop, WatchKind};
 pub use session::{replay, Position, Replay, Replayed, Step, Thread};
 pub use watchdog::{interrupt, interrupted};
 
@@ -98,6 +100,10 @@ pub enum Error {
         /// The recorded ids of the live threads.
         live: Vec<rrtest_trace::Tid>,
     },
+    /// A debugger's request that cannot be done (a watchpoint of a length
+    /// the hardware has not, a breakpoint that is not set, ...).
+    #[error("{0}")]
+    Debugger(String),
     /// Reading the trace failed.
     #[error(transparent)]
     Trace(#[from] rrtest_trace::Error),

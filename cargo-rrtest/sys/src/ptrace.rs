@@ -306,3 +306,74 @@ pub fn exec_breakpoint(tid: i32, ip: Option<u64>) -> io::Result<()> {
         None => set_debugreg(tid, 7, 0),
     }
 }
+
+/// Reads hardware debug register `n` (0-3 addresses, 6 status, 7 control).
+pub fn get_debugreg(tid: i32, n: usize) -> io::Result<u64> {
+    // PTRACE_PEEKUSER returns the word itself; `req` tells a -1 word from
+    // an error by errno.
+    req(libc::PTRACE_PEEKUSER, tid, DEBUGREG_OFFSET + n * 8, 0).map(|w| w as u64)
+}
+
+/// DR7 bits for slot `n`: enabled locally, with condition `rw` (0 execute,
+/// 1 write, 3 read or write) over `len` bytes (1, 2, 4 or 8).
+pub fn dr7_slot(n: usize, rw: u64, len: u64) -> u64 {
+    let len_bits = match len {
+        1 => 0,
+        2 => 1,
+        8 => 2,
+        _ => 3,
+    };
+    (1 << (2 * n)) | (((rw & 3) | (len_bits << 2)) << (16 + 4 * n))
+}
+
+/// The DR7 bits that belong to slot `n` (enable bits and condition).
+pub fn dr7_slot_mask(n: usize) -> u64 {
+    (3 << (2 * n)) | (0xf << (16 + 4 * n))
+}
+
+/// The size of the x86 XSAVE area `PTRACE_GETREGSET` reads at most.
+pub const XSTATE_MAX: usize = 4096;
+
+/// Reads the thread's extended state (`NT_X86_XSTATE`: the XSAVE layout,
+/// whose first 512 bytes are the legacy FPU/SSE area and whose AVX upper
+/// halves follow at the offset `cpuid` gives, 576 on every x86-64 CPU).
+pub fn getxstate(tid: i32) -> io::Result<Vec<u8>> {
+    const NT_X86_XSTATE: usize = 0x202;
+    let mut buf = vec![0u8; XSTATE_MAX];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    req(
+        libc::PTRACE_GETREGSET,
+        tid,
+        NT_X86_XSTATE,
+        &mut iov as *mut libc::iovec as usize,
+    )?;
+    buf.truncate(iov.iov_len);
+    Ok(buf)
+}
+
+/// The thread's blocked-signal mask (`PTRACE_GETSIGMASK`), bit `n - 1`
+/// for signal `n`.
+pub fn getsigmask(tid: i32) -> io::Result<u64> {
+    let mut mask: u64 = 0;
+    req(
+        libc::PTRACE_GETSIGMASK,
+        tid,
+        8,
+        &mut mask as *mut u64 as usize,
+    )?;
+    Ok(mask)
+}
+
+/// Replaces the thread's blocked-signal mask (`PTRACE_SETSIGMASK`).
+pub fn setsigmask(tid: i32, mask: u64) -> io::Result<()> {
+    req(
+        libc::PTRACE_SETSIGMASK,
+        tid,
+        8,
+        &mask as *const u64 as usize,
+    )
+    .map(drop)
+}

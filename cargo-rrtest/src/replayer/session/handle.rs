@@ -280,7 +280,7 @@ impl Replay {
 }
 
 /// Whether a thread in `state` is stopped (so its registers can be read).
-fn is_stopped(state: State) -> bool {
+pub(super) fn is_stopped(state: State) -> bool {
     matches!(
         state,
         State::Idle { .. } | State::AtEntry { .. } | State::InClone { .. }
@@ -290,7 +290,7 @@ fn is_stopped(state: State) -> bool {
 /// Whether thread `tid` of process `pid` is in a ptrace stop, as the kernel
 /// says (`t` in `/proc/PID/task/TID/stat`): not a thread that a sibling's
 /// `exit_group` has killed while the session still holds it stopped.
-fn in_trace_stop(pid: i32, tid: i32) -> bool {
+pub(super) fn in_trace_stop(pid: i32, tid: i32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
         return false;
     };

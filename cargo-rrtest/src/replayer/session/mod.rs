@@ -55,6 +55,8 @@ mod signals;
 mod syscall;
 mod syscallbuf;
 
+mod debug_reverse;
+pub(super) mod debugger;
 mod handle;
 pub use handle::{Position, Replay, Step, Thread};
 
@@ -133,6 +135,9 @@ struct Session {
     /// (killed by the recorder at the end of the recording).
     leader: Tid,
     leader_status: Option<ExitStatus>,
+    /// The debugger's state, when a [`crate::replayer::Debugger`] drives
+    /// this session (`debugger.rs`).
+    debug: Option<Box<debugger::DebugCtl>>,
 }
 
 impl Drop for Session {
@@ -470,6 +475,8 @@ impl Session {
             self.load_queue(tid, real)?;
         }
         match self.spaces.get(&real_pid).filter(|_| deliver != 0) {
+            // A debugger decides how the thread runs (`debugger.rs`).
+            _ if self.debug.is_some() => self.dbg_go(tid, real, real_pid, deliver)?,
             // A signal to a thread that may be in a stub: its frame must
             // not show the stub.
             Some(space) => {
@@ -484,6 +491,11 @@ impl Session {
         loop {
             let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
             self.sync_loaded_queue(tid, real)?;
+            // A stop the debugger caused is handled (and the thread
+            // resumed) there, never seen here.
+            if self.debug.is_some() && self.dbg_trap(tid, real, real_pid, &ev)? {
+                continue;
+            }
             match ev {
                 WaitEvent::Event {
                     event: libc::PTRACE_EVENT_SECCOMP,
@@ -495,7 +507,7 @@ impl Session {
                     // its next record is not this syscall.
                     self.replay_buffered(tid, real)?;
                     self.load_queue(tid, real)?;
-                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                    self.resume_again(tid, real, real_pid)?;
                 }
                 // Signals the replay itself causes (SIGCHLD when a replayed
                 // child really exits): every signal the program got is in the
@@ -504,7 +516,7 @@ impl Session {
                     if Some(signo) != expect_signal && !is_synchronous(signo) =>
                 {
                     trace!(tid, signo, "discarding a signal the replay caused");
-                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                    self.resume_again(tid, real, real_pid)?;
                 }
                 // A group stop (a replayed SIGSTOP, SIGTSTP, ...): the
                 // recorder let the thread run on through it, and so does
@@ -531,6 +543,16 @@ impl Session {
                 ev => return Ok((real, ev)),
             }
         }
+    }
+
+    /// Resumes `tid` again after a stop [`Session::resume_to_stop`] handled
+    /// itself (as the debugger says, when there is one).
+    fn resume_again(&mut self, tid: Tid, real: i32, real_pid: i32) -> Result<(), ReplayError> {
+        if self.debug.is_some() {
+            return self.dbg_go(tid, real, real_pid, 0);
+        }
+        ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+        Ok(())
     }
 
     fn describe_stop(&self, real: i32, ev: &WaitEvent) -> String {

@@ -404,7 +404,8 @@ impl Session {
         mem.write(tramp.page, &bytes)
             .and_then(|()| mem.write(point.ip, &tramp.patch))
             .map_err(perr("writing the filter", real))?;
-        ptrace::exec_breakpoint(real, None).map_err(perr("clearing a breakpoint", real))?;
+        self.point_breakpoint(real, None)
+            .map_err(perr("clearing a breakpoint", real))?;
         // This pass was already compared: go on past it without counting it again.
         let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
         regs.rip = tramp.resume_ip;

@@ -29,7 +29,9 @@ impl Session {
         let started = std::time::Instant::now();
         let real = self.task(tid)?.real;
         let known = self.known_hits.get(&self.index).copied();
-        if let Some(known) = known.filter(|&k| k < point_filter::FILTER_AFTER) {
+        if let Some(known) =
+            known.filter(|&k| k < point_filter::FILTER_AFTER && self.fast_point_search())
+        {
             match rrtest_sys::perf::BreakpointCounter::arm(real, point.ip, known + 1) {
                 Ok(counter) => return self.run_to_counted_point(tid, point, known, counter),
                 // perf_event_open refused (a container's seccomp policy,
@@ -37,14 +39,14 @@ impl Session {
                 Err(e) => debug!(tid, error = %e, "no counted breakpoint: searching"),
             }
         }
-        ptrace::exec_breakpoint(real, Some(point.ip))
+        self.point_breakpoint(real, Some(point.ip))
             .map_err(perr("setting a breakpoint", real))?;
         let mut hits = 0u64;
         loop {
             let (real, ev) = self.resume_to_stop(tid, Some(libc::SIGTRAP))?;
             let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
             if !trapped_at(&ev, &regs, point.ip) {
-                let _ = ptrace::exec_breakpoint(real, None);
+                let _ = self.point_breakpoint(real, None);
                 let seen = self.describe_stop(real, &ev);
                 return Err(self.diverged(
                     tid,
@@ -58,7 +60,8 @@ impl Session {
                     .map_err(perr("reading an execution point", real))?
                     == *point
             {
-                ptrace::exec_breakpoint(real, None).map_err(perr("clearing a breakpoint", real))?;
+                self.point_breakpoint(real, None)
+                    .map_err(perr("clearing a breakpoint", real))?;
                 self.set_state(tid, State::Idle { deliver: 0 });
                 trace!(tid, hits, "reached the execution point");
                 self.point_hits.push([self.index, hits]);
@@ -68,12 +71,13 @@ impl Session {
             // Many passes: a hot loop. Search on inside the program, then
             // check a count known from the verification.
             if hits == point_filter::FILTER_AFTER
+                && self.fast_point_search()
                 && self.filtered_search(tid, point, hits, started + SEARCH_LIMIT)?
             {
                 return self.check_known_hits(tid, point, known);
             }
             if hits.is_multiple_of(1024) && started.elapsed() >= SEARCH_LIMIT {
-                let _ = ptrace::exec_breakpoint(real, None);
+                let _ = self.point_breakpoint(real, None);
                 return Err(self.diverged(
                     tid,
                     "execution point",

@@ -120,6 +120,7 @@ impl Session {
             loaded: HashMap::new(),
             gate_stop_ip: gate::routine().1,
             upcoming: None,
+            debug: None,
         };
         session.tasks.insert(
             exec.tid,
