@@ -27,6 +27,7 @@ mod recorder_run;
 mod replayer_api;
 mod secrets;
 mod syscallbuf;
+mod threads;
 mod trace_files;
 mod trace_integrity;
 
@@ -45,6 +46,7 @@ fn main() {
     trials.extend(secrets::trials());
     trials.extend(replayer_api::trials());
     trials.extend(syscallbuf::trials());
+    trials.extend(threads::trials());
     trials.extend(trace_files::trials());
     trials.extend(trace_integrity::trials());
     libtest_mimic::run(&args, trials).exit();

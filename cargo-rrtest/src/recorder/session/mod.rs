@@ -140,6 +140,11 @@ struct Task {
     seeking: Option<Seek>,
     /// A `PTRACE_INTERRUPT` was sent; its stop has not been seen.
     interrupt_requested: bool,
+    /// It was interrupted because it made no syscall for a while as others
+    /// waited ([`schedule::SPIN_SLICE`]): it is preempted only if it spins
+    /// (the probe for a spin loop finds one); else its search for a point
+    /// is dropped and it keeps running.
+    spin_check: bool,
     /// The file an `execve` in progress executes: (the filename as passed,
     /// a path to it the recorder can open).
     exec_file: Option<(String, std::path::PathBuf)>,
@@ -174,6 +179,7 @@ impl Task {
             pending_since: None,
             seeking: None,
             interrupt_requested: false,
+            spin_check: false,
             bail_requested: None,
             bailed: None,
             blocked_buffered: false,
@@ -210,6 +216,10 @@ struct Session {
     exe: Option<ExeKey>,
     /// Desched events, recording-wide (each thread's is in its `Task`).
     desched: Desched,
+    /// When the recording started (`stats.schedule.wall_ms`).
+    started: Instant,
+    /// How long no thread ran (`stats.schedule.idle_ms`).
+    idle: std::time::Duration,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -358,6 +368,8 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         mapped: capture::MappedMemo::default(),
         exe: exe_key(&opts.program),
         desched: Desched::new(opts.desched_events),
+        started: Instant::now(),
+        idle: std::time::Duration::ZERO,
     };
     session
         .tasks
@@ -501,9 +513,14 @@ impl Session {
                 if self.current.is_none() {
                     self.schedule()?;
                 }
-                if let Some(ev) =
-                    ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))?
-                {
+                // No thread runs: all wait in the kernel (or for the tick).
+                let idle_since = self.current.is_none().then(Instant::now);
+                let ev = ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))?;
+                if let Some(since) = idle_since {
+                    self.idle += since.elapsed();
+                }
+                if let Some(ev) = ev {
+                    self.stats.schedule.stops += 1;
                     self.handle(ev)?;
                     for (tid, signo, info) in crate::tracee::take_stashed_signals() {
                         if !self.is_desched_signal(tid, signo, &info) {
@@ -645,6 +662,8 @@ impl Session {
         discard_if_passed: bool,
     ) -> Result<Recording, Error> {
         sys_signals::stop_ticks();
+        self.stats.schedule.wall_ms = self.started.elapsed().as_millis() as u64;
+        self.stats.schedule.idle_ms = self.idle.as_millis() as u64;
         // Reap anything left (after an error).
         while let Ok(Some(_)) = ptrace::wait_any_nohang() {}
         self.stats.events = 0; // the writer counts events itself

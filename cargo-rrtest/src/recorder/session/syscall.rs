@@ -28,7 +28,9 @@ impl Session {
             if task.seeking.take().is_some() {
                 ptrace::exec_breakpoint(tid, None)
                     .map_err(ptrace_err("clearing a breakpoint", tid))?;
-                seek_ended = true;
+                // A thread checked for a spin that makes a syscall does
+                // not spin: it stops here only if it would have anyway.
+                seek_ended = !std::mem::take(&mut task.spin_check);
             }
         }
         if let Some((signo, info)) = self.take_deliverable(tid) {
@@ -118,6 +120,9 @@ impl Session {
             .sched
             .switch_at_syscall(nr, seek_ended || bailed, others)
             && self.others_ready(tid);
+        if yield_now && nr == libc::SYS_sched_yield {
+            self.stats.schedule.yields += 1;
+        }
         // A write to our stdout/stderr is never split either: replay echoes
         // output at the syscall's exit event, so the exit must follow the
         // entry before another thread writes, or the echoed order would
