@@ -9,6 +9,10 @@
 //! - `threads::schedule_counters`: the trace's header counts where the
 //!   recording's time went (`stats.schedule`: wall time, stops, switches),
 //!   and `info` prints them;
+//! - `threads::timeout_only_under_recording`: a test that hangs only
+//!   under a tracer times out in `cargo rrtest`; the report's attempt has
+//!   an `unrecorded_rerun` that passed, and the summary says "timed out
+//!   under recording; passed in N s unrecorded";
 //! - `threads::spin_handoff_cut_short`: regression for two threads that
 //!   wait for each other by spinning without a syscall. Each hand-off took
 //!   a whole timeslice (20 ms: 300 rounds took 13 s, native well under
@@ -181,6 +185,61 @@ fn spin_handoff_cut_short(trial: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+fn timeout_only_under_recording(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let report = dir.path.join("report.json");
+    let target = common::scratch_dir("fixture-threads-target");
+    let mut cmd = Command::new(common::cargo_rrtest());
+    cmd.arg("rrtest")
+        .arg("--manifest-path")
+        .arg(common::fixtures_dir().join("threads").join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .args([
+            "--color",
+            "never",
+            "--ignored",
+            "--timeout",
+            "3",
+            "--report",
+        ])
+        .arg(&report)
+        .args(["tests::hangs_only_when_traced", "--exact"]);
+    let r = run::run(&mut cmd)?;
+    check!(
+        r.code() != 0,
+        "a timed-out test must fail the run\n{}",
+        r.describe()
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&report).map_err(|e| format!("reading {}: {e}", report.display()))?,
+    )
+    .map_err(|e| format!("the report is no JSON: {e}"))?;
+    let test = &json["tests"][0];
+    let attempt = &test["attempts"][0];
+    check!(
+        test["outcome"] == "timed_out"
+            && attempt["recorded"] == true
+            && attempt["outcome"] == "timed_out"
+            && attempt["unrecorded_rerun"]["outcome"] == "passed"
+            && attempt["unrecorded_rerun"]["duration_ms"]
+                .as_u64()
+                .is_some_and(|ms| ms < 3000),
+        "the report does not say the test passed unrecorded: {test}"
+    );
+    let out = r.stdout_text() + &r.stderr_text();
+    check!(
+        out.lines()
+            .any(|l| l.contains("tests::hangs_only_when_traced")
+                && l.contains("timed out under recording; passed in")
+                && l.contains("s unrecorded")),
+        "no summary line saying the test passed unrecorded\n{}",
+        r.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
 /// This module's trials.
 pub fn trials() -> Vec<Trial> {
     let cannot_record = run::recording_unavailable();
@@ -202,6 +261,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("threads::spin_handoff_cut_short", || {
             spin_handoff_cut_short("threads::spin_handoff_cut_short")
+        })
+        .with_ignored_flag(cannot_record.is_some()),
+    );
+    trials.push(
+        Trial::test("threads::timeout_only_under_recording", || {
+            timeout_only_under_recording("threads::timeout_only_under_recording")
         })
         .with_ignored_flag(cannot_record.is_some()),
     );

@@ -15,7 +15,9 @@ pub mod github;
 pub mod json;
 pub mod junit;
 
-pub use json::{Attempt, AttemptOutcome, Outcome, Panic, Report, Summary, TestReport};
+pub use json::{
+    Attempt, AttemptOutcome, Outcome, Panic, Report, Summary, TestReport, UnrecordedRerun,
+};
 
 /// A size for people: `512 B`, `1.5 KiB`, `7.3 MiB`.
 pub fn human_bytes(bytes: u64) -> String {
