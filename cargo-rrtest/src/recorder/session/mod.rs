@@ -145,6 +145,8 @@ struct Task {
     /// (the probe for a spin loop finds one); else its search for a point
     /// is dropped and it keeps running.
     spin_check: bool,
+    /// Its last spin check found it spinning: it is checked sooner.
+    spun: bool,
     /// The file an `execve` in progress executes: (the filename as passed,
     /// a path to it the recorder can open).
     exec_file: Option<(String, std::path::PathBuf)>,
@@ -180,6 +182,7 @@ impl Task {
             seeking: None,
             interrupt_requested: false,
             spin_check: false,
+            spun: false,
             bail_requested: None,
             bailed: None,
             blocked_buffered: false,

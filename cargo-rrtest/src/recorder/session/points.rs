@@ -197,10 +197,10 @@ impl Session {
             self.stats.async_events += 1;
             return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
         }
-        let spin_checked = self
-            .tasks
-            .get_mut(&tid)
-            .is_some_and(|t| std::mem::take(&mut t.spin_check));
+        let spin_checked = self.tasks.get_mut(&tid).is_some_and(|t| {
+            t.spun |= t.spin_check;
+            std::mem::take(&mut t.spin_check)
+        });
         if !self.others_ready(tid) {
             self.sched.restart_slice();
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
@@ -226,6 +226,7 @@ impl Session {
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.seeking = None;
         task.spin_check = false;
+        task.spun = false;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 

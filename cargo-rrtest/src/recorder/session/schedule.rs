@@ -63,6 +63,11 @@ const MIN_TIMESLICE: Duration = Duration::from_millis(5);
 /// slice, and is checked again after another `SPIN_SLICE`.
 pub(super) const SPIN_SLICE: Duration = Duration::from_millis(2);
 
+/// [`SPIN_SLICE`] for a thread whose last check found it spinning: one that
+/// waits by spinning is likely to again (a hand-off back and forth), and a
+/// check that finds it computing puts it back to `SPIN_SLICE`.
+const SPIN_SLICE_AGAIN: Duration = Duration::from_micros(500);
+
 /// Makes the scheduling decisions; the session carries them out. Called
 /// once per decision (never per buffered syscall), and only with
 /// something to decide: `pick` when no thread runs, `switch_at_syscall`
@@ -433,7 +438,12 @@ impl Session {
             task.interrupt_requested = true;
             return ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid));
         }
-        if others_wait && !signal_due && idle_for >= SPIN_SLICE {
+        let spin_after = if task.spun {
+            SPIN_SLICE_AGAIN
+        } else {
+            SPIN_SLICE
+        };
+        if others_wait && !signal_due && idle_for >= spin_after {
             // No syscall for a while, and others wait: if it spins, waiting
             // for one of them, preempt it now rather than at the slice's
             // end (`points` decides, see `Task::spin_check`).
