@@ -353,6 +353,10 @@ impl Session {
         task.state = State::Running;
         task.resumed_at = from_exit;
         task.spin_check = false;
+        // A new slice: an interrupt sent in its last one is moot, and must
+        // not keep the tick from looking at it. (Its stop, if it still
+        // comes, is taken as a stray one and the thread goes on.)
+        task.interrupt_requested = false;
         self.update_desched(tid, true)?;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
