@@ -31,6 +31,7 @@ mod replayer_api;
 mod secrets;
 mod stress_diff;
 mod syscallbuf;
+mod threads;
 mod trace_files;
 mod trace_integrity;
 
@@ -53,6 +54,7 @@ fn main() {
     trials.extend(replayer_api::trials());
     trials.extend(debug_engine::trials());
     trials.extend(syscallbuf::trials());
+    trials.extend(threads::trials());
     trials.extend(trace_files::trials());
     trials.extend(trace_integrity::trials());
     libtest_mimic::run(&args, trials).exit();

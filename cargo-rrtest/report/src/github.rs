@@ -318,7 +318,7 @@ pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -
             .map(|p| format!("`{}:{}:{}`", markdown_cell(&p.file), p.line, p.column))
             .unwrap_or_default();
         let recorder_error = t.attempts.iter().find_map(|a| a.recorder_error.as_deref());
-        let trace = match (&t.trace, t.verified) {
+        let mut trace = match (&t.trace, t.verified) {
             (None, _) if recorder_error.is_some() => format!(
                 "recorder failed: {}; {} without recording",
                 markdown_cell(recorder_error.unwrap_or_default()),
@@ -338,6 +338,12 @@ pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -
             ),
             (Some(_), None) => "not verified".to_string(),
         };
+        if let Some(rerun) = t.attempts.iter().rev().find_map(|a| a.unrecorded_rerun) {
+            if !trace.is_empty() {
+                trace.push_str("; ");
+            }
+            trace.push_str(&rerun.summary());
+        }
         let replay = t
             .replay_command
             .as_deref()
@@ -479,6 +485,7 @@ mod tests {
                 panic: None,
                 recorded: false,
                 recorder_error: None,
+                unrecorded_rerun: None,
                 trace: None,
                 archive: None,
                 verified: None,

@@ -296,6 +296,11 @@ pub struct Attempt {
     /// Why the recorder failed (outcome `recorder_error`), or null.
     #[serde(default)]
     pub recorder_error: Option<String>,
+    /// For a recorded attempt that timed out (the test's last): how the
+    /// same attempt ran again without recording, to tell a slow recording
+    /// from a test that hangs. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrecorded_rerun: Option<UnrecordedRerun>,
     /// This attempt's kept trace directory, or null.
     #[serde(default)]
     pub trace: Option<String>,
@@ -308,6 +313,37 @@ pub struct Attempt {
     /// Why it does not, when `verified` is false.
     #[serde(default)]
     pub verification_failure: Option<String>,
+}
+
+/// A timed-out recorded attempt run again without recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnrecordedRerun {
+    /// How the rerun ended (`passed`: the timeout was the recording's).
+    pub outcome: AttemptOutcome,
+    /// Its wall time, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl UnrecordedRerun {
+    /// What the summary says of a test whose recorded attempt timed out
+    /// and was rerun so.
+    pub fn summary(&self) -> String {
+        let secs = self.duration_ms as f64 / 1000.0;
+        match self.outcome {
+            AttemptOutcome::Passed => {
+                format!("timed out under recording; passed in {secs:.1} s unrecorded")
+            }
+            AttemptOutcome::TimedOut => {
+                "timed out under recording, and unrecorded too (the test hangs or is slow)".into()
+            }
+            AttemptOutcome::Failed => {
+                format!("timed out under recording; failed in {secs:.1} s unrecorded")
+            }
+            AttemptOutcome::RecorderError | AttemptOutcome::Interrupted => {
+                "timed out under recording; the unrecorded rerun was interrupted".into()
+            }
+        }
+    }
 }
 
 /// How one attempt ended.
@@ -710,5 +746,32 @@ mod tests {
         let err = Report::read(&dir).unwrap_err().to_string();
         assert!(err.contains("this is a directory"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unrecorded_rerun_says_whether_the_timeout_was_the_recordings() {
+        let rerun = |outcome, duration_ms| UnrecordedRerun {
+            outcome,
+            duration_ms,
+        };
+        assert_eq!(
+            rerun(AttemptOutcome::Passed, 14_300).summary(),
+            "timed out under recording; passed in 14.3 s unrecorded"
+        );
+        assert_eq!(
+            rerun(AttemptOutcome::Failed, 300).summary(),
+            "timed out under recording; failed in 0.3 s unrecorded"
+        );
+        assert!(rerun(AttemptOutcome::TimedOut, 120_000)
+            .summary()
+            .contains("unrecorded too"));
+        // Absent unless set: reports without it read, and stay as they were.
+        let json = r#"{"attempt": 1, "outcome": "timed_out", "duration_ms": 5,
+            "exit_code": null, "signal": "SIGKILL", "stdout": "", "stdout_omitted_bytes": 0,
+            "stderr": "", "stderr_omitted_bytes": 0, "panic": null}"#;
+        let a: Attempt = serde_json::from_str(json).expect("an attempt without the field");
+        assert_eq!(a.unrecorded_rerun, None);
+        let back = serde_json::to_value(&a).expect("serialize");
+        assert!(back.get("unrecorded_rerun").is_none());
     }
 }

@@ -17,7 +17,7 @@ pub mod junit;
 
 pub use json::{
     Attempt, AttemptOutcome, FirstDifference, Outcome, Panic, Report, StressSettings, Summary,
-    TestReport,
+    TestReport, UnrecordedRerun,
 };
 
 /// A size for people: `512 B`, `1.5 KiB`, `7.3 MiB`.

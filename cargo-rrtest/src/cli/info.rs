@@ -23,7 +23,8 @@ use crate::errors::{Error, Result};
 use crate::harness::shell_word;
 use rrtest_report::human_bytes as human;
 use rrtest_trace::{
-    self as trace, pack, Event, Outcome, SyscallExtra, TraceReader, EVENTS_FILE, FILES_DIR,
+    self as trace, pack, Event, Outcome, ScheduleStats, SyscallExtra, TraceReader, EVENTS_FILE,
+    FILES_DIR,
 };
 
 /// Options of `cargo rrtest info`.
@@ -182,6 +183,8 @@ pub struct InfoStats {
     /// Processes the program left running when it exited, killed by the
     /// recorder after a grace period.
     pub leaked_processes: u64,
+    /// The scheduler's counters (all 0 in traces from before them).
+    pub schedule: ScheduleStats,
 }
 
 /// Runs `cargo rrtest info`.
@@ -327,6 +330,7 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
             rdtsc_buffered: h.stats.rdtsc_buffered,
             events: h.stats.events,
             leaked_processes: h.stats.leaked_processes,
+            schedule: h.stats.schedule,
         },
         recording_host: h.host.clone(),
         loaders: h.loaders.iter().map(|l| l.path.clone()).collect(),
@@ -528,6 +532,9 @@ pub fn render_text(info: &TraceInfo) -> String {
         st.rdtsc_buffered,
         st.events
     );
+    if !st.schedule.is_empty() {
+        let _ = writeln!(s, "{:<17} {}", "schedule:", schedule_line(&st.schedule));
+    }
     if st.leaked_processes > 0 {
         let _ = writeln!(
             s,
@@ -540,6 +547,35 @@ pub fn render_text(info: &TraceInfo) -> String {
 }
 
 /// The recording host's lines of `info`'s text.
+/// The scheduler's counters in one line: where the recording's wall time
+/// went (idle: every thread waited in the kernel), how often the recorder
+/// stopped and switched threads, and the slices that ended without
+/// progress.
+fn schedule_line(st: &ScheduleStats) -> String {
+    let per_s = st
+        .stops
+        .saturating_mul(1000)
+        .checked_div(st.wall_ms)
+        .unwrap_or(0);
+    format!(
+        "wall {} ms (idle {} ms), stops {} ({per_s}/s), switches {} ({} at sched_yield), \
+         slices expired {} ({} spins cut short), bail requests {}, \
+         points {} spin / {} return / {} anywhere, ticks {}",
+        st.wall_ms,
+        st.idle_ms,
+        st.stops,
+        st.switches,
+        st.yields,
+        st.slices_expired,
+        st.spins_cut,
+        st.bail_requests,
+        st.points_spin,
+        st.points_return,
+        st.points_anywhere,
+        st.ticks
+    )
+}
+
 fn render_host(s: &mut String, info: &TraceInfo) {
     let loaders = if info.loaders.is_empty() {
         "none kept (replay uses the replay host's)".to_owned()
@@ -726,7 +762,12 @@ mod tests {
                 "traced_syscalls": 2, "buffered_syscalls": 0, "patched_sites": 0,
                 "patched_ahead": 0, "aborted_records": 0, "desched_events": 0, "desched_signals": 0,
                 "signals": 4, "async_events": 0, "rdtsc": 5, "rdtsc_buffered": 0,
-                "events": 6, "leaked_processes": 0
+                "events": 6, "leaked_processes": 0,
+                "schedule": {
+                    "wall_ms": 0, "idle_ms": 0, "stops": 0, "switches": 0, "yields": 0,
+                    "slices_expired": 0, "spins_cut": 0, "bail_requests": 0,
+                    "points_spin": 0, "points_return": 0, "points_anywhere": 0, "ticks": 0
+                }
             })
         );
         let bytes = &v["bytes"];
@@ -744,6 +785,36 @@ mod tests {
             .len();
         assert_eq!(bytes["events"], events_len);
         assert_eq!(bytes["total"], events_len + header_len + 10);
+    }
+
+    #[test]
+    fn schedule_line_gives_stops_per_second_and_is_left_out_of_older_traces() {
+        let st = ScheduleStats {
+            wall_ms: 2000,
+            idle_ms: 150,
+            stops: 9000,
+            switches: 300,
+            yields: 20,
+            slices_expired: 7,
+            spins_cut: 5,
+            bail_requests: 6,
+            points_spin: 4,
+            points_return: 2,
+            points_anywhere: 1,
+            ticks: 1900,
+        };
+        assert_eq!(
+            schedule_line(&st),
+            "wall 2000 ms (idle 150 ms), stops 9000 (4500/s), switches 300 (20 at sched_yield), \
+             slices expired 7 (5 spins cut short), bail requests 6, \
+             points 4 spin / 2 return / 1 anywhere, ticks 1900"
+        );
+        // The sample trace has no schedule counters (as traces before them).
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("trace");
+        write_sample(&dir);
+        let text = render_text(&collect(&dir).expect("collect"));
+        assert!(!text.contains("schedule:"), "{text}");
     }
 
     #[test]

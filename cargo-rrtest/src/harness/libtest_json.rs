@@ -225,6 +225,7 @@ mod tests {
                 .then(|| PathBuf::from(format!("/t/attempt-{n}"))),
             recorder_error: None,
             checked: None,
+            unrecorded_rerun: None,
         }
     }
 

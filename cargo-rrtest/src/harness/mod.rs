@@ -489,6 +489,7 @@ fn test_report(r: &runner::TestResult, replay: &ReplayHint) -> report::TestRepor
                 panic: a.panic.clone(),
                 recorded: a.recorded,
                 recorder_error: a.recorder_error.clone(),
+                unrecorded_rerun: a.unrecorded_rerun,
                 trace: path(&a.trace),
                 archive: path(&checked.archive),
                 verified: a.trace.as_ref().and(checked.verified),

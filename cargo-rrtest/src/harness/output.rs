@@ -302,6 +302,9 @@ impl Reporter {
                 ));
             }
         }
+        if let Some(rerun) = result.attempts.last().and_then(|a| a.unrecorded_rerun) {
+            line.push_str(&format!(" ({})", rerun.summary()));
+        }
         line
     }
 

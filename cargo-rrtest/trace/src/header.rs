@@ -192,6 +192,54 @@ pub struct Stats {
     /// Not written when 0, so headers without leaks stay as they were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub leaked_processes: u64,
+    /// Where the recording's wall time went: the scheduler's counters.
+    /// Absent in older traces (read as all 0), and not written when all 0.
+    #[serde(default, skip_serializing_if = "ScheduleStats::is_empty")]
+    pub schedule: ScheduleStats,
+}
+
+/// The scheduler's counters: how the recorder shared the program's one CPU
+/// among its threads, to judge where a slow recording's time goes.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct ScheduleStats {
+    /// The recording's wall time, in milliseconds.
+    pub wall_ms: u64,
+    /// Of that, time no thread ran user code: every thread was blocked in
+    /// the kernel (or stopped between events) and the recorder waited.
+    pub idle_ms: u64,
+    /// Stops of the program's threads the recorder handled.
+    pub stops: u64,
+    /// Times a thread other than the last one was resumed.
+    pub switches: u64,
+    /// Of those, switches at a `sched_yield` while another thread was ready.
+    pub yields: u64,
+    /// Slices that ended without progress: a thread ran user code for its
+    /// whole slice while another waited, and the recorder stopped it.
+    pub slices_expired: u64,
+    /// Of those, ended early: the thread spun (no syscall) while others
+    /// waited, so its slice was cut short.
+    pub spins_cut: u64,
+    /// Requests to a thread's syscall-buffer hook to stop at its next
+    /// syscall (to end its slice, or deliver a held-back signal).
+    pub bail_requests: u64,
+    /// Execution points found (a preemption or a signal delivered in user
+    /// code): at a spin loop's head, at a return address, or where the
+    /// thread was when the search gave up.
+    pub points_spin: u64,
+    /// See `points_spin`.
+    pub points_return: u64,
+    /// See `points_spin`.
+    pub points_anywhere: u64,
+    /// Timer ticks the recorder took (each wakes it on the program's CPU).
+    pub ticks: u64,
+}
+
+impl ScheduleStats {
+    /// All 0: a trace from before these counters (or nothing recorded).
+    pub fn is_empty(&self) -> bool {
+        *self == ScheduleStats::default()
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -55,6 +55,7 @@ pub fn run_attempt_with(
         recorded: spec.record.is_some(),
         trace: None,
         recorder_error: None,
+        unrecorded_rerun: None,
         checked: None,
     };
     if let Some(r) = &spec.record {

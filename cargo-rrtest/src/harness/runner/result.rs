@@ -64,6 +64,9 @@ pub struct AttemptResult {
     pub trace: Option<PathBuf>,
     /// Why the recorder failed, for a `recorder_error` attempt.
     pub recorder_error: Option<String>,
+    /// A recorded attempt that timed out (the test's last), run again
+    /// without recording: how that ended.
+    pub unrecorded_rerun: Option<rrtest_report::UnrecordedRerun>,
     /// Verification and packing of the kept trace (filled after the test).
     pub checked: Option<record::Checked>,
 }

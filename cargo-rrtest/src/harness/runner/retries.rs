@@ -1,6 +1,7 @@
 //! One test's attempts ([`run_test`]): up to `retries + 1` of them until
 //! one passes; after a recorder error the same attempt again, natively, so
-//! the verdict is known; each attempt's trace kept or dropped by the keep
+//! the verdict is known; after a last recorded attempt that timed out, the
+//! same again natively, so the report tells a slow recording from a hang; each attempt's trace kept or dropped by the keep
 //! policy; and the test's outcome from its attempts (a pass after a
 //! failure is flaky).
 //!
@@ -9,7 +10,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use rrtest_report::{AttemptOutcome, Outcome};
+use rrtest_report::{AttemptOutcome, Outcome, UnrecordedRerun};
 
 use super::{
     run_attempt, run_attempt_with, AttemptResult, AttemptSpec, RecordSpec, RunnerConfig, TestResult,
@@ -127,6 +128,19 @@ pub(super) fn run_test(
             }
         }
         let done = result.outcome.is_pass() || result.cancelled || n == plan.last;
+        if done && result.recorded && result.outcome == AttemptOutcome::TimedOut {
+            // The timeout may be the recording's (threads that wait for
+            // each other record slower): the same attempt without it tells
+            // the user whether the test itself hangs.
+            spec.record = None;
+            let native = run_attempt(&spec, config.timeout, cancel);
+            if !native.cancelled {
+                result.unrecorded_rerun = Some(UnrecordedRerun {
+                    outcome: native.outcome,
+                    duration_ms: u64::try_from(native.duration.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+        }
         if !done {
             on_retry(&result);
         }

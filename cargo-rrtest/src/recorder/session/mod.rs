@@ -142,6 +142,13 @@ struct Task {
     seeking: Option<Seek>,
     /// A `PTRACE_INTERRUPT` was sent; its stop has not been seen.
     interrupt_requested: bool,
+    /// It was interrupted because it made no syscall for a while as others
+    /// waited ([`schedule::SPIN_SLICE`]): it is preempted only if it spins
+    /// (the probe for a spin loop finds one); else its search for a point
+    /// is dropped and it keeps running.
+    spin_check: bool,
+    /// Its last spin check found it spinning: it is checked sooner.
+    spun: bool,
     /// The file an `execve` in progress executes: (the filename as passed,
     /// a path to it the recorder can open).
     exec_file: Option<(String, std::path::PathBuf)>,
@@ -176,6 +183,8 @@ impl Task {
             pending_since: None,
             seeking: None,
             interrupt_requested: false,
+            spin_check: false,
+            spun: false,
             bail_requested: None,
             bailed: None,
             blocked_buffered: false,
@@ -214,6 +223,10 @@ struct Session {
     desched: Desched,
     /// When the last tracee stop was handled ([`watchdog`]).
     last_stop: Instant,
+    /// When the recording started (`stats.schedule.wall_ms`).
+    started: Instant,
+    /// How long no thread ran (`stats.schedule.idle_ms`).
+    idle: std::time::Duration,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -363,6 +376,8 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         exe: exe_key(&opts.program),
         desched: Desched::new(opts.desched_events),
         last_stop: Instant::now(),
+        started: Instant::now(),
+        idle: std::time::Duration::ZERO,
     };
     session
         .tasks
@@ -507,10 +522,15 @@ impl Session {
                 if self.current.is_none() {
                     self.schedule()?;
                 }
-                if let Some(ev) =
-                    ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))?
-                {
+                // No thread runs: all wait in the kernel (or for the tick).
+                let idle_since = self.current.is_none().then(Instant::now);
+                let ev = ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))?;
+                if let Some(since) = idle_since {
+                    self.idle += since.elapsed();
+                }
+                if let Some(ev) = ev {
                     self.last_stop = Instant::now();
+                    self.stats.schedule.stops += 1;
                     self.handle(ev)?;
                     for (tid, signo, info) in crate::tracee::take_stashed_signals() {
                         if !self.is_desched_signal(tid, signo, &info) {
@@ -652,6 +672,8 @@ impl Session {
         discard_if_passed: bool,
     ) -> Result<Recording, Error> {
         sys_signals::stop_ticks();
+        self.stats.schedule.wall_ms = self.started.elapsed().as_millis() as u64;
+        self.stats.schedule.idle_ms = self.idle.as_millis() as u64;
         // Reap anything left (after an error).
         while let Ok(Some(_)) = ptrace::wait_any_nohang() {}
         self.stats.events = 0; // the writer counts events itself

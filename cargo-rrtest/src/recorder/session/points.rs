@@ -79,6 +79,7 @@ impl Session {
                 debug!(tid, nr, "unwound a blocked buffered syscall");
                 if let Some(task) = self.tasks.get_mut(&tid) {
                     task.blocked_buffered = true;
+                    task.spin_check = false;
                 }
                 self.stats.aborted_records += 1;
                 self.stats.desched_events += 1;
@@ -98,12 +99,20 @@ impl Session {
                         .map_err(ptrace_err("clearing a breakpoint", tid))?;
                     self.tasks.get_mut(&tid).expect("task exists").seeking = None;
                 }
+                self.tasks.get_mut(&tid).expect("task exists").spin_check = false;
                 return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
             }
         }
         let task = self.tasks.get_mut(&tid).expect("task exists");
         if task.seeking.take().is_some() {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+            if task.spin_check {
+                // Checked for a spin, it did not come round a loop in time:
+                // it computes; let it run.
+                return self.drop_spin_check(tid);
+            }
+            // The search ran out of time: act where the thread is.
+            self.stats.schedule.points_anywhere += 1;
             return self.act_at_point(tid, &regs);
         }
         trace!(tid, ip = regs.rip, "probing for a spin loop");
@@ -135,9 +144,21 @@ impl Session {
         if found {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
             self.tasks.get_mut(&tid).expect("task exists").seeking = None;
+            match seek.kind {
+                SeekKind::Probe(_) => self.stats.schedule.points_spin += 1,
+                SeekKind::Return { .. } => self.stats.schedule.points_return += 1,
+            }
             return self.act_at_point(tid, regs);
         }
         if let SeekKind::Probe(_) = seek.kind {
+            if self.tasks[&tid].spin_check {
+                // Checked for a spin: it came round in another state (it
+                // computes, or spins with a changing count, which a
+                // return address would take long to end). Let it run.
+                ptrace::exec_breakpoint(tid, None)
+                    .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                return self.drop_spin_check(tid);
+            }
             // Not a spin loop: try the return address.
             let task = self.tasks.get_mut(&tid).expect("task exists");
             match find_return_address(tid, regs) {
@@ -159,6 +180,7 @@ impl Session {
                     task.seeking = None;
                     ptrace::exec_breakpoint(tid, None)
                         .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                    self.stats.schedule.points_anywhere += 1;
                     return self.act_at_point(tid, regs);
                 }
             }
@@ -175,9 +197,16 @@ impl Session {
             self.stats.async_events += 1;
             return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
         }
+        let spin_checked = self.tasks.get_mut(&tid).is_some_and(|t| {
+            t.spun |= t.spin_check;
+            std::mem::take(&mut t.spin_check)
+        });
         if !self.others_ready(tid) {
             self.sched.restart_slice();
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+        }
+        if spin_checked {
+            self.stats.schedule.spins_cut += 1;
         }
         self.stats.async_events += 1;
         self.emit(Event::Preempt { tid, point })?;
@@ -186,6 +215,19 @@ impl Session {
         task.resumed_at = None;
         self.current = None;
         Ok(())
+    }
+
+    /// A thread checked for a spin does not spin: it runs on, its slice
+    /// unchanged (its breakpoint is cleared), and is checked again after
+    /// another [`super::schedule::SPIN_SLICE`] without a syscall.
+    fn drop_spin_check(&mut self, tid: Tid) -> Result<(), Error> {
+        trace!(tid, "not spinning: it keeps its slice");
+        self.sched.spin_check_failed();
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.seeking = None;
+        task.spin_check = false;
+        task.spun = false;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
     /// Steps one instruction with the breakpoint off, re-arms it at

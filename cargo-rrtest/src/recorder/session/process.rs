@@ -108,8 +108,15 @@ impl Session {
                         t.state = State::Ready(Pending::Nothing);
                         Ok(())
                     }
+                    Some(t) if matches!(t.state, State::InSyscall { .. }) => {
+                        // A stray stop (a group-stop, or a moot interrupt's)
+                        // inside a syscall: its exit stop is still wanted.
+                        trace!(tid, sig, "stop inside a syscall");
+                        ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
+                    }
                     Some(_) => {
-                        // A group-stop (SIGSTOP and friends): keep running.
+                        // A group-stop (SIGSTOP and friends), or a moot
+                        // interrupt's stop: keep running.
                         trace!(tid, sig, "group stop");
                         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
                     }

@@ -49,6 +49,25 @@ const TIMESLICE: Duration = Duration::from_millis(20);
 /// its next syscall, a cheap place; the buffer hides its syscalls).
 const BAIL_SLICE: Duration = Duration::from_millis(5);
 
+/// The shortest [`Slice::run`] [`DefaultPolicy`] gives when many threads
+/// wait (each preemption costs an execution point, in recording and in
+/// replay).
+const MIN_TIMESLICE: Duration = Duration::from_millis(5);
+
+/// How long a thread may run user code without making a syscall (traced or
+/// buffered) while another waits before the recorder checks whether it
+/// spins: it interrupts it and probes for a spin loop (the thread comes
+/// back to the same instruction in the same state, a point replay finds at
+/// its first turn). A spinning thread is preempted at once, since it waits
+/// for a thread that cannot run until it does; one that computes keeps its
+/// slice, and is checked again after another `SPIN_SLICE`.
+pub(super) const SPIN_SLICE: Duration = Duration::from_millis(2);
+
+/// [`SPIN_SLICE`] for a thread whose last check found it spinning: one that
+/// waits by spinning is likely to again (a hand-off back and forth), and a
+/// check that finds it computing puts it back to `SPIN_SLICE`.
+const SPIN_SLICE_AGAIN: Duration = Duration::from_micros(500);
+
 /// Makes the scheduling decisions; the session carries them out. Called
 /// once per decision (never per buffered syscall), and only with
 /// something to decide: `pick` when no thread runs, `switch_at_syscall`
@@ -62,6 +81,12 @@ pub(super) trait SchedulePolicy {
     fn pick(&mut self, threads: &Threads<'_>) -> Option<Tid>;
     /// The slice of a thread being scheduled.
     fn slice(&mut self) -> Slice;
+    /// The slice of a thread being scheduled while `waiting` other threads
+    /// are ready (they wait for it). By default, [`Self::slice`].
+    fn slice_for(&mut self, waiting: usize) -> Slice {
+        let _ = waiting;
+        self.slice()
+    }
     /// Whether the current thread, at a traced syscall's entry, lets
     /// another thread run (if one is ready; the session checks).
     fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool;
@@ -114,10 +139,12 @@ impl Threads<'_> {
     }
 }
 
-/// The recorder's policy: round robin in the order threads joined, fixed
-/// slices ([`TIMESLICE`], [`BAIL_SLICE`], [`SLICE_SYSCALLS`]), a switch
-/// at `sched_yield`, at a syscall the recorder stopped the thread for, and
-/// after [`SLICE_SYSCALLS`] traced syscalls.
+/// The recorder's policy: round robin in the order threads joined, slices
+/// ([`TIMESLICE`], [`BAIL_SLICE`]) shared among the threads that wait (down
+/// to [`MIN_TIMESLICE`] and [`TICK`]), a switch at `sched_yield`, at a
+/// syscall the recorder stopped the thread for, and after
+/// [`SLICE_SYSCALLS`] traced syscalls. (A syscall that may block, a futex
+/// wait, always lets others run: the session splits it.)
 #[derive(Debug, Default)]
 pub(super) struct DefaultPolicy {
     run_queue: VecDeque<Tid>,
@@ -152,6 +179,18 @@ impl SchedulePolicy for DefaultPolicy {
         }
     }
 
+    fn slice_for(&mut self, waiting: usize) -> Slice {
+        // With n threads waiting, each waits n slices for its turn: share
+        // the slice among them, so that a thread that holds what the
+        // others wait for (a lock) comes round again soon.
+        let n = u32::try_from(waiting.max(1)).unwrap_or(u32::MAX);
+        Slice {
+            run: (TIMESLICE / n).max(MIN_TIMESLICE),
+            bail_after: (BAIL_SLICE / n).max(TICK),
+            syscalls: SLICE_SYSCALLS,
+        }
+    }
+
     fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool {
         // Give others a turn: at sched_yield, and after a long run of quick
         // syscalls (a thread polling with non-blocking calls must not starve
@@ -171,6 +210,15 @@ pub(super) struct Scheduler {
     slice_started: Instant,
     /// The tick period the timer runs with.
     tick: Duration,
+    /// The thread resumed last (to count switches).
+    last_resumed: Option<Tid>,
+    /// The current slice's expiry was counted (`slices_expired`).
+    slice_expired: bool,
+    /// The current thread's syscalls when last looked at (traced ones this
+    /// slice, records in its buffer), and since when they are so: it made
+    /// no progress since then.
+    progress_mark: (u32, u32),
+    progress_at: Instant,
 }
 
 impl Scheduler {
@@ -181,6 +229,10 @@ impl Scheduler {
             slice_syscalls: 0,
             slice_started: Instant::now(),
             tick: TICK,
+            last_resumed: None,
+            slice_expired: false,
+            progress_mark: (0, 0),
+            progress_at: Instant::now(),
         }
     }
 
@@ -193,6 +245,29 @@ impl Scheduler {
     /// from now).
     pub(super) fn restart_slice(&mut self) {
         self.slice_started = Instant::now();
+        self.slice_expired = false;
+        self.progress_mark = (self.slice_syscalls, 0);
+        self.progress_at = self.slice_started;
+    }
+
+    /// The current thread was checked for a spin and does not spin: the
+    /// next check comes after another [`SPIN_SLICE`] without a syscall.
+    pub(super) fn spin_check_failed(&mut self) {
+        self.progress_at = Instant::now();
+    }
+
+    /// How long the current thread has made no syscall, given the records
+    /// in its buffer now (`committed`; None: not known, or no buffer).
+    fn without_progress(&mut self, committed: Option<u32>) -> Duration {
+        let mark = (
+            self.slice_syscalls,
+            committed.unwrap_or(self.progress_mark.1),
+        );
+        if mark != self.progress_mark {
+            self.progress_mark = mark;
+            self.progress_at = Instant::now();
+        }
+        self.progress_at.elapsed()
     }
 
     /// Counts a traced syscall of the current thread and asks the policy
@@ -245,9 +320,17 @@ impl Session {
     /// stopped in, if any.
     fn resume(&mut self, tid: Tid, pending: Pending) -> Result<(), Error> {
         self.current = Some(tid);
-        self.sched.slice = self.sched.policy.slice();
+        let waiting = self
+            .tasks
+            .iter()
+            .filter(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)))
+            .count();
+        self.sched.slice = self.sched.policy.slice_for(waiting);
         self.sched.slice_syscalls = 0;
-        self.sched.slice_started = Instant::now();
+        self.sched.restart_slice();
+        if self.sched.last_resumed.replace(tid) != Some(tid) {
+            self.stats.schedule.switches += 1;
+        }
         let from_exit;
         if let Pending::Exit(entered) = pending {
             let regs = self.finish_syscall_regs(tid, entered.forced_ret)?;
@@ -269,6 +352,11 @@ impl Session {
         let task = self.tasks.get_mut(&tid).expect("scheduled task exists");
         task.state = State::Running;
         task.resumed_at = from_exit;
+        task.spin_check = false;
+        // A new slice: an interrupt sent in its last one is moot, and must
+        // not keep the tick from looking at it. (Its stop, if it still
+        // comes, is taken as a stray one and the thread goes on.)
+        task.interrupt_requested = false;
         self.update_desched(tid, true)?;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
@@ -298,6 +386,7 @@ impl Session {
     /// Checks on the running thread: preempts it, or stops it to deliver a
     /// held-back signal, when it has run user code for too long.
     pub(super) fn tick(&mut self) -> Result<(), Error> {
+        self.stats.schedule.ticks += 1;
         let Some(tid) = self.current else {
             return Ok(());
         };
@@ -331,13 +420,19 @@ impl Session {
         } else {
             slice.run
         };
+        // The records in its buffer: its buffered syscalls since its last
+        // event (only worth reading when others wait).
+        let committed = if buffered && others_wait {
+            syscallbuf::committed_records(tid).ok()
+        } else {
+            None
+        };
         // A run of quick buffered syscalls counts like one of traced ones
         // (`slice.syscalls`): a thread polling through its buffer must not
         // keep the thread it waits for from running for a whole slice.
-        let busy_polling = buffered
-            && others_wait
-            && task.bail_requested.is_none()
-            && syscallbuf::committed_records(tid).is_ok_and(|n| n >= slice.syscalls);
+        let busy_polling =
+            task.bail_requested.is_none() && committed.is_some_and(|n| n >= slice.syscalls);
+        let idle_for = self.sched.without_progress(committed);
         if buffered && (others_wait || signal_due) && syscallbuf::blocked_in_untraced(tid) {
             // A buffered syscall blocked while others could run (or a signal
             // waits): unwind it (it is issued again, traced, and may block as
@@ -347,7 +442,28 @@ impl Session {
             task.interrupt_requested = true;
             return ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid));
         }
+        let spin_after = if task.spun {
+            SPIN_SLICE_AGAIN
+        } else {
+            SPIN_SLICE
+        };
+        if others_wait && !signal_due && idle_for >= spin_after {
+            // No syscall for a while, and others wait: if it spins, waiting
+            // for one of them, preempt it now rather than at the slice's
+            // end (`points` decides, see `Task::spin_check`).
+            debug!(
+                tid,
+                ?idle_for,
+                "no syscall while others wait: checking for a spin"
+            );
+            task.spin_check = true;
+            task.interrupt_requested = true;
+            return ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid));
+        }
         if signal_due || busy_polling || (others_wait && elapsed >= run_for) {
+            if !signal_due && !std::mem::replace(&mut self.sched.slice_expired, true) {
+                self.stats.schedule.slices_expired += 1;
+            }
             if buffered {
                 // First ask the hook to bail: the thread then stops at its
                 // next syscall, a cheaper place than an execution point.
@@ -356,6 +472,7 @@ impl Session {
                 match task.bail_requested {
                     None => {
                         task.bail_requested = Some(Instant::now());
+                        self.stats.schedule.bail_requests += 1;
                         return syscallbuf::set_force_bail(tid, true)
                             .map_err(ptrace_err("setting the buffer's force_bail", tid));
                     }
@@ -366,6 +483,7 @@ impl Session {
             }
             debug!(tid, signal_due, ?elapsed, "interrupting the running thread");
             task.interrupt_requested = true;
+            task.spin_check = false;
             ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
         }
         Ok(())
@@ -421,6 +539,41 @@ mod tests {
         assert!(at(libc::SYS_write, 1, true));
         assert!(!at(libc::SYS_write, SLICE_SYSCALLS - 1, false));
         assert!(at(libc::SYS_write, SLICE_SYSCALLS, false));
+    }
+
+    #[test]
+    fn default_policy_shares_the_slice_among_waiting_threads() {
+        let mut policy = DefaultPolicy::default();
+        assert_eq!(policy.slice_for(0), policy.slice());
+        assert_eq!(policy.slice_for(1), policy.slice());
+        let two = policy.slice_for(2);
+        assert_eq!((two.run, two.bail_after), (TIMESLICE / 2, BAIL_SLICE / 2));
+        // Never below the floors: a preemption costs an execution point.
+        let many = policy.slice_for(50);
+        assert_eq!((many.run, many.bail_after), (MIN_TIMESLICE, TICK));
+        assert_eq!(many.syscalls, SLICE_SYSCALLS);
+    }
+
+    #[test]
+    fn scheduler_measures_time_without_a_syscall() {
+        let mut sched = Scheduler::new(Box::new(DefaultPolicy::default()));
+        sched.restart_slice();
+        std::thread::sleep(Duration::from_millis(3));
+        // No traced syscall, no new buffered record: no progress since the
+        // slice began.
+        assert!(sched.without_progress(Some(0)) >= Duration::from_millis(3));
+        assert!(sched.without_progress(None) >= Duration::from_millis(3));
+        // A buffered syscall is progress: the count starts again.
+        assert!(sched.without_progress(Some(1)) < Duration::from_millis(3));
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(sched.without_progress(Some(1)) >= Duration::from_millis(3));
+        // So is a traced one.
+        sched.switch_at_syscall(libc::SYS_write, false, true);
+        assert!(sched.without_progress(Some(1)) < Duration::from_millis(3));
+        // A failed spin check starts it again too.
+        std::thread::sleep(Duration::from_millis(3));
+        sched.spin_check_failed();
+        assert!(sched.without_progress(Some(1)) < Duration::from_millis(3));
     }
 
     #[test]

@@ -109,6 +109,7 @@ impl Session {
             && syscallbuf::set_force_bail(tid, true).is_ok()
         {
             task.bail_requested = Some(Instant::now());
+            self.stats.schedule.bail_requests += 1;
         }
     }
 

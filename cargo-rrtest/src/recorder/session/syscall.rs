@@ -34,10 +34,18 @@ impl Session {
         // A syscall is a better point than the return address being sought.
         let mut seek_ended = false;
         if let Some(task) = self.tasks.get_mut(&tid) {
+            // A thread checked for a spin that makes a syscall does not
+            // spin: the check is over, unless its interrupt's stop is still
+            // to come (it is a spin check there too).
+            let spin_check = task.spin_check;
+            if !task.interrupt_requested {
+                task.spin_check = false;
+            }
             if task.seeking.take().is_some() {
                 ptrace::exec_breakpoint(tid, None)
                     .map_err(ptrace_err("clearing a breakpoint", tid))?;
-                seek_ended = true;
+                // It stops here only if it would have anyway.
+                seek_ended = !spin_check;
             }
         }
         if let Some((signo, info)) = self.take_deliverable(tid) {
@@ -136,6 +144,9 @@ impl Session {
             .sched
             .switch_at_syscall(nr, seek_ended || bailed, others)
             && self.others_ready(tid);
+        if yield_now && nr == libc::SYS_sched_yield {
+            self.stats.schedule.yields += 1;
+        }
         // A write to our stdout/stderr is never split either: replay echoes
         // output at the syscall's exit event, so the exit must follow the
         // entry before another thread writes, or the echoed order would

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use super::roundtrip::encode_stream;
 use crate::{
     file_id_of, CpuidLeaf, Event, ExecEvent, ExitStatus, FileId, Header, MemWrite, Outcome,
-    SignalEvent, SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, TraceReader,
-    TraceWriter,
+    ScheduleStats, SignalEvent, SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult,
+    TraceReader, TraceWriter,
 };
 
 fn golden_dir() -> PathBuf {
@@ -73,6 +73,7 @@ fn golden_header() -> Header {
             rdtsc: 2,
             rdtsc_buffered: 0,
             leaked_processes: 0,
+            schedule: ScheduleStats::default(),
         },
         verification: None,
         loaders: Vec::new(),

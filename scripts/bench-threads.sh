@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Thread-heavy workloads benchmark (issue 19): what recording costs where
+# threads wait for each other. The workloads are the tests of
+# fixtures/threads (a one-slot Mutex/Condvar queue with ten producers and
+# ten consumers, a rendezvous-channel stress and ping-pong, a hand-off by
+# spinning on `try_recv`, a spin-then-park lock under contention, a scoped-thread join tree, an async executor with
+# timers), each run the way the harness runs one test
+# (`<test-binary> --exact tests::NAME`).
+#
+# Per workload, RUNS rounds (default 5), interleaved: native, then
+# `cargo-rrtest record --no-verify`; medians and recorded/native, with the
+# scheduler's counters of the first trace (`info --json`: stops per second,
+# switches, slices that ended without progress, spins cut short, execution
+# points, idle time). Each first trace is then verified
+# (`cargo-rrtest verify`), and the result printed. Then the whole suite:
+# `cargo rrtest` vs `cargo nextest run` (both prebuilt, RUNS interleaved
+# runs each), and recorded/nextest.
+# Goals (issue 19): each workload recorded within 2x of native; the suite
+# within 1.5x of nextest. A benchmark, not a test: it fails only when a run
+# fails.
+# Results: target/rrtest-bench/threads-<UTC time>.json and
+# threads-latest.json.
+#
+# Usage: scripts/bench-threads.sh [--runs N] [--only NAME]
+# Env:   RRTEST_BIN=path  use this cargo-rrtest instead of building
+#        target/release/cargo-rrtest.
+set -euo pipefail
+
+RUNS=5
+ONLY=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --runs) RUNS="$2"; shift 2 ;;
+    --only) ONLY="$2"; shift 2 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    *) echo "bench-threads: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+OUT="$TARGET/rrtest-bench"
+WORK="$OUT/threads-work"
+FIX_TARGET="$OUT/threads-target"
+MANIFEST="$ROOT/fixtures/threads/Cargo.toml"
+mkdir -p "$OUT" "$WORK"
+command -v python3 >/dev/null || { echo "bench-threads: needs python3" >&2; exit 2; }
+[[ -n "${EPOCHREALTIME:-}" ]] || { echo "bench-threads: needs bash >= 5 (EPOCHREALTIME)" >&2; exit 2; }
+
+if [[ -n "${RRTEST_BIN:-}" ]]; then
+  RR="$RRTEST_BIN"
+else
+  echo "bench-threads: building cargo-rrtest (release)" >&2
+  cargo build --quiet --release -p cargo-rrtest --bin cargo-rrtest
+  RR="$TARGET/release/cargo-rrtest"
+fi
+RR="$(cd "$(dirname "$RR")" && pwd)/$(basename "$RR")"
+[[ -x "$RR" ]] || { echo "bench-threads: $RR is not executable" >&2; exit 2; }
+
+echo "bench-threads: building fixtures/threads tests" >&2
+TEST_BIN="$(cargo test --quiet --no-run --lib --offline --manifest-path "$MANIFEST" \
+    --target-dir "$FIX_TARGET" --message-format json |
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])
+')"
+[[ -x "$TEST_BIN" ]] || { echo "bench-threads: no test binary built" >&2; exit 2; }
+
+WORKLOADS=(one_slot_ten_producers_ten_consumers rendezvous_channel_stress
+  rendezvous_channel_ping_pong spin_handoff_try_recv spin_then_park_lock_contention scoped_join_tree
+  async_executor_with_timers)
+if [[ -n "$ONLY" ]]; then
+  WORKLOADS=("$ONLY")
+fi
+
+export RUST_BACKTRACE=0
+SAMPLES="$WORK/samples.txt"
+: > "$SAMPLES"
+# timed NAME MODE CMD...: one run, "NAME MODE ns" appended to $SAMPLES.
+timed() {
+  local name="$1" mode="$2"; shift 2
+  local t0 t1 rc
+  t0=${EPOCHREALTIME/[.,]/}
+  set +e
+  "$@" >/dev/null 2>"$WORK/last-stderr"
+  rc=$?
+  set -e
+  t1=${EPOCHREALTIME/[.,]/}
+  if [[ $rc -ne 0 ]]; then
+    echo "bench-threads: $name/$mode failed (exit $rc):" >&2
+    tail -20 "$WORK/last-stderr" >&2
+    exit 1
+  fi
+  echo "$name $mode $(((t1 - t0) * 1000))" >> "$SAMPLES"
+}
+
+echo "bench-threads: $RUNS rounds of ${#WORKLOADS[@]} workloads, native and recorded, interleaved" >&2
+for ((r = 0; r < RUNS; r++)); do
+  for w in "${WORKLOADS[@]}"; do
+    rm -rf "$WORK/$w-$r"
+    timed "$w" native "$TEST_BIN" --exact "tests::$w"
+    timed "$w" record "$RR" record --no-verify -o "$WORK/$w-$r" -- "$TEST_BIN" --exact "tests::$w"
+    if [[ $r -gt 0 ]]; then rm -rf "$WORK/$w-$r"; fi
+  done
+done
+for w in "${WORKLOADS[@]}"; do
+  "$RR" info --json "$WORK/$w-0" > "$WORK/$w-info.json"
+  if "$RR" verify "$WORK/$w-0" >"$WORK/$w-verify.txt" 2>&1; then
+    echo "verified" > "$WORK/$w-verified"
+  else
+    echo "FAILED" > "$WORK/$w-verified"
+    tail -5 "$WORK/$w-verify.txt" >&2
+  fi
+done
+
+SUITE=0
+if [[ -z "$ONLY" ]] && cargo nextest --version >/dev/null 2>&1; then
+  SUITE=1
+  echo "bench-threads: the suite: cargo rrtest vs cargo nextest run, $RUNS runs each" >&2
+  REPORT="$WORK/suite-report.json"
+  cargo test --no-run --quiet --offline --manifest-path "$MANIFEST" --target-dir "$FIX_TARGET"
+  for ((r = 0; r < RUNS; r++)); do
+    timed suite rrtest "$RR" rrtest --manifest-path "$MANIFEST" --target-dir "$FIX_TARGET" \
+      --cargo-quiet --color never --report "$REPORT"
+    timed suite nextest cargo nextest run --manifest-path "$MANIFEST" --target-dir "$FIX_TARGET" \
+      --cargo-quiet --color never --no-fail-fast
+  done
+  grep -q '"recording": true' "$REPORT" || { echo "bench-threads: cargo rrtest did not record" >&2; exit 1; }
+else
+  [[ -n "$ONLY" ]] || echo "bench-threads: cargo-nextest is not installed: no suite comparison" >&2
+fi
+
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+RESULT="$OUT/threads-$STAMP.json"
+python3 - "$SAMPLES" "$WORK" "$RESULT" "$RUNS" "$SUITE" "$(uname -srm)" "$(nproc)" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" "${WORKLOADS[@]}" <<'PY'
+import json, statistics, sys
+samples, work, result, runs, suite, kernel, cpus, load, *names = sys.argv[1:]
+times = {}
+for line in open(samples):
+    name, mode, ns = line.split()
+    times.setdefault(name, {}).setdefault(mode, []).append(int(ns))
+report = {"runs": int(runs), "kernel": kernel, "cpus": int(cpus), "load": load,
+          "workloads": {}}
+print(f"{'workload':<38} {'native':>9} {'recorded':>9} {'rec/nat':>7} {'stops/s':>8} "
+      f"{'switches':>8} {'yields':>6} {'expired':>7} {'cut':>5} {'points s/r/a':>13} "
+      f"{'idle%':>5} verify")
+for name in names:
+    info = json.load(open(f"{work}/{name}-info.json"))
+    st = info.get("stats", {})
+    sch = st.get("schedule", {})
+    med = {m: statistics.median(v) / 1e6 for m, v in times[name].items()}
+    wall = sch.get("wall_ms", 0)
+    w = {
+        "native_ms": med["native"],
+        "recorded_ms": med["record"],
+        "ratio_recorded_native": med["record"] / med["native"],
+        "traced_syscalls": st.get("traced_syscalls", 0),
+        "buffered_syscalls": st.get("buffered_syscalls", 0),
+        "desched_events": st.get("desched_events", 0),
+        "schedule": sch,
+        "stops_per_s": sch.get("stops", 0) * 1000 / wall if wall else None,
+        "idle_percent": 100 * sch.get("idle_ms", 0) / wall if wall else None,
+        "verified": open(f"{work}/{name}-verified").read().strip(),
+        "samples_ns": times[name],
+    }
+    report["workloads"][name] = w
+    pts = f"{sch.get('points_spin', 0)}/{sch.get('points_return', 0)}/{sch.get('points_anywhere', 0)}"
+    print(f"{name:<38} {w['native_ms']:>7.1f}ms {w['recorded_ms']:>7.1f}ms "
+          f"{w['ratio_recorded_native']:>6.2f}x {w['stops_per_s'] or 0:>8.0f} "
+          f"{sch.get('switches', 0):>8} {sch.get('yields', 0):>6} "
+          f"{sch.get('slices_expired', 0):>7} {sch.get('spins_cut', 0):>5} {pts:>13} "
+          f"{w['idle_percent'] or 0:>5.0f} {w['verified']}")
+if suite == "1":
+    med = {m: statistics.median(v) / 1e6 for m, v in times["suite"].items()}
+    report["suite"] = {
+        "rrtest_ms": med["rrtest"],
+        "nextest_ms": med["nextest"],
+        "ratio_rrtest_nextest": med["rrtest"] / med["nextest"],
+        "samples_ns": times["suite"],
+    }
+    s = report["suite"]
+    print(f"suite (fixtures/threads): cargo rrtest {s['rrtest_ms']:.0f}ms, "
+          f"cargo nextest run {s['nextest_ms']:.0f}ms: recorded/nextest "
+          f"{s['ratio_rrtest_nextest']:.2f}x (goal <= 1.5x)")
+print(f"({cpus} CPUs, load {load})")
+with open(result, "w") as f:
+    json.dump(report, f, indent=2)
+    f.write("\n")
+PY
+cp "$RESULT" "$OUT/threads-latest.json"
+echo "bench-threads: wrote $RESULT" >&2

@@ -1,0 +1,274 @@
+//! Thread-heavy workloads (issue 19, fixtures/threads), recorded the way the
+//! harness records one test (`<test-binary> --exact tests::NAME`):
+//!
+//! - `threads::NAME::record_replay`: each workload (a one-slot queue with
+//!   ten producers and ten consumers, rendezvous channels, a hand-off by
+//!   spinning on `try_recv`, a spin-then-park lock, a scoped join tree, an
+//!   async executor with timers) records with its test passing, verifies,
+//!   and replays with the same status and output byte for byte;
+//! - `threads::schedule_counters`: the trace's header counts where the
+//!   recording's time went (`stats.schedule`: wall time, stops, switches),
+//!   and `info` prints them;
+//! - `threads::timeout_only_under_recording`: a test that hangs only
+//!   under a tracer times out in `cargo rrtest`; the report's attempt has
+//!   an `unrecorded_rerun` that passed, and the summary says "timed out
+//!   under recording; passed in N s unrecorded";
+//! - `threads::spin_handoff_cut_short`: regression for two threads that
+//!   wait for each other by spinning without a syscall. Each hand-off took
+//!   a whole timeslice (20 ms: 300 rounds took 13 s, native well under
+//!   1 s); a thread found spinning while another waits is now preempted at
+//!   once (`spins_cut`).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::common;
+use crate::recorder::expect_verified;
+use crate::recorder_run::{self as run, Invocation, TrialDir};
+
+/// The fixture's tests, each a workload.
+const WORKLOADS: &[&str] = &[
+    "one_slot_ten_producers_ten_consumers",
+    "rendezvous_channel_stress",
+    "rendezvous_channel_ping_pong",
+    "spin_handoff_try_recv",
+    "spin_then_park_lock_contention",
+    "scoped_join_tree",
+    "async_executor_with_timers",
+];
+
+/// Builds the fixture's test binary once per test run.
+fn test_binary() -> Result<&'static PathBuf, Failed> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(build)
+        .as_ref()
+        .map_err(|e| Failed::from(e.clone()))
+}
+
+fn build() -> Result<PathBuf, String> {
+    let dir = common::fixtures_dir().join("threads");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .current_dir(&dir)
+        .args(["test", "--no-run", "--lib", "--locked", "--offline"])
+        .args(["--message-format", "json", "--target-dir"])
+        .arg(common::scratch_dir("fixture-threads-target"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo test --no-run in {} failed ({}):\n{}",
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact" && v["profile"]["test"] == true)
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| "cargo test --no-run reported no test binary".to_string())
+}
+
+fn invocation(name: &str, work: PathBuf) -> Result<Invocation, Failed> {
+    Ok(Invocation {
+        exe: test_binary()?.clone(),
+        args: vec!["--exact".into(), format!("tests::{name}").into()],
+        work,
+    })
+}
+
+/// The test passed: exit 0 and libtest's line for it.
+fn expect_passed(name: &str, r: &run::Run) -> Result<(), Failed> {
+    r.expect_code(0)?;
+    let want = format!("test tests::{name} ... ok");
+    check!(
+        r.stdout_text().contains(&want),
+        "no {want:?} in the output\n{}",
+        r.describe()
+    );
+    Ok(())
+}
+
+fn record_replay(trial: &str, name: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let trace = dir.path.join("trace");
+    let inv = invocation(name, dir.sub("work")?)?;
+    let rec = inv.record(&trace)?;
+    expect_passed(name, &rec).map_err(|e| format!("recording: {}", e.message().unwrap_or("")))?;
+    expect_verified(&trace)?;
+    let rep = inv.replay(&trace)?;
+    check!(
+        rep.code() == rec.code(),
+        "replay exited with {}, the recording with {}\n{}",
+        rep.code(),
+        rec.code(),
+        rep.describe()
+    );
+    run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
+    run::expect_same_bytes("stderr", &rec.stderr, &rep.stderr)?;
+    dir.finish();
+    Ok(())
+}
+
+/// The `stats` object of `info --json TRACE`.
+fn stats(trace: &std::path::Path) -> Result<serde_json::Value, Failed> {
+    let info = run::info_json(trace)?;
+    info.expect_code(0)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    Ok(json["stats"].clone())
+}
+
+fn count(v: &serde_json::Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or(0)
+}
+
+fn schedule_counters(trial: &str) -> Result<(), Failed> {
+    let name = "rendezvous_channel_ping_pong";
+    let dir = TrialDir::new(trial)?;
+    let trace = dir.path.join("trace");
+    let inv = invocation(name, dir.sub("work")?)?;
+    let rec = inv.record_with(&trace, &["--no-verify"])?;
+    expect_passed(name, &rec)?;
+    let st = stats(&trace)?;
+    let sch = &st["schedule"];
+    // 5000 round trips, each a wake-up of a thread blocked in a futex wait
+    // or a switch at sched_yield: thousands of stops and switches.
+    check!(
+        count(sch, "wall_ms") > 0
+            && count(sch, "idle_ms") <= count(sch, "wall_ms")
+            && count(sch, "stops") >= 5000
+            && count(sch, "switches") >= 5000
+            && count(sch, "stops") >= count(&st, "traced_syscalls"),
+        "implausible schedule counters: {sch}"
+    );
+    let text = run::info(&trace)?;
+    text.expect_code(0)?;
+    let line = format!("stops {} (", count(sch, "stops"));
+    check!(
+        text.stdout_text()
+            .lines()
+            .any(|l| l.starts_with("schedule:") && l.contains(&line)),
+        "info prints no schedule line with {line:?}\n{}",
+        text.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn spin_handoff_cut_short(trial: &str) -> Result<(), Failed> {
+    let name = "spin_handoff_try_recv";
+    let dir = TrialDir::new(trial)?;
+    let trace = dir.path.join("trace");
+    let inv = invocation(name, dir.sub("work")?)?;
+    let rec = inv.record_with(&trace, &["--no-verify"])?;
+    expect_passed(name, &rec)?;
+    let st = stats(&trace)?;
+    let sch = &st["schedule"];
+    // 300 rounds: 600 hand-offs, each needs the spinning thread preempted.
+    // Most must be cut short as spins, not wait out a slice.
+    let cut = count(sch, "spins_cut");
+    let preempted = count(&st, "async_events");
+    check!(
+        cut >= 300 && cut * 4 >= preempted * 3,
+        "{cut} spins cut short of {preempted} preemptions (recording took {:?}): {sch}",
+        rec.elapsed
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn timeout_only_under_recording(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let report = dir.path.join("report.json");
+    let target = common::scratch_dir("fixture-threads-target");
+    let mut cmd = Command::new(common::cargo_rrtest());
+    cmd.arg("rrtest")
+        .arg("--manifest-path")
+        .arg(common::fixtures_dir().join("threads").join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .args([
+            "--color",
+            "never",
+            "--ignored",
+            "--timeout",
+            "3",
+            "--report",
+        ])
+        .arg(&report)
+        .args(["tests::hangs_only_when_traced", "--exact"]);
+    let r = run::run(&mut cmd)?;
+    check!(
+        r.code() != 0,
+        "a timed-out test must fail the run\n{}",
+        r.describe()
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&report).map_err(|e| format!("reading {}: {e}", report.display()))?,
+    )
+    .map_err(|e| format!("the report is no JSON: {e}"))?;
+    let test = &json["tests"][0];
+    let attempt = &test["attempts"][0];
+    check!(
+        test["outcome"] == "timed_out"
+            && attempt["recorded"] == true
+            && attempt["outcome"] == "timed_out"
+            && attempt["unrecorded_rerun"]["outcome"] == "passed"
+            && attempt["unrecorded_rerun"]["duration_ms"]
+                .as_u64()
+                .is_some_and(|ms| ms < 3000),
+        "the report does not say the test passed unrecorded: {test}"
+    );
+    let out = r.stdout_text() + &r.stderr_text();
+    check!(
+        out.lines()
+            .any(|l| l.contains("tests::hangs_only_when_traced")
+                && l.contains("timed out under recording; passed in")
+                && l.contains("s unrecorded")),
+        "no summary line saying the test passed unrecorded\n{}",
+        r.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// This module's trials.
+pub fn trials() -> Vec<Trial> {
+    let cannot_record = run::recording_unavailable();
+    let mut trials = Vec::new();
+    for &name in WORKLOADS {
+        let trial = format!("threads::{name}::record_replay");
+        let t = trial.clone();
+        trials.push(
+            Trial::test(trial, move || record_replay(&t, name))
+                .with_ignored_flag(cannot_record.is_some()),
+        );
+    }
+    trials.push(
+        Trial::test("threads::schedule_counters", || {
+            schedule_counters("threads::schedule_counters")
+        })
+        .with_ignored_flag(cannot_record.is_some()),
+    );
+    trials.push(
+        Trial::test("threads::spin_handoff_cut_short", || {
+            spin_handoff_cut_short("threads::spin_handoff_cut_short")
+        })
+        .with_ignored_flag(cannot_record.is_some()),
+    );
+    trials.push(
+        Trial::test("threads::timeout_only_under_recording", || {
+            timeout_only_under_recording("threads::timeout_only_under_recording")
+        })
+        .with_ignored_flag(cannot_record.is_some()),
+    );
+    trials
+}
