@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod artifact;
+mod gdb;
 mod host_check;
 mod info;
 mod merge;
