@@ -16,6 +16,7 @@ mod common;
 mod debug_engine;
 mod ecosystem;
 mod faults_interrupt;
+mod gdb;
 mod harness;
 mod nextest;
 mod portable;
@@ -40,6 +41,7 @@ fn main() {
     trials.extend(nextest::trials());
     trials.extend(portable::trials());
     trials.extend(faults_interrupt::trials());
+    trials.extend(gdb::trials());
     trials.extend(product::trials());
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());
