@@ -76,6 +76,11 @@ pub fn trials() -> Vec<Trial> {
             "protocol::malformed_packets_get_errors",
             malformed_packets_get_errors,
         ),
+        t("protocol::interrupt_and_hang_up", interrupt_and_hang_up),
+        t(
+            "protocol::files_come_from_the_trace",
+            files_come_from_the_trace,
+        ),
         t(
             "protocol::second_connection_refused",
             second_connection_refused,
@@ -758,6 +763,179 @@ fn malformed_packets_get_errors() -> Result<(), Failed> {
         err.contains("malformed packet"),
         "the server did not say what it answered:\n{err}"
     );
+    dir.finish();
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Ctrl-C (0x03) while `continue` runs stops the replay (a SIGINT stop
+/// reply), after which it goes on to the recorded exit; a connection closed
+/// while `continue` runs ends the replay at once, leaving no process.
+fn interrupt_and_hang_up() -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie("syscall_loop"))?;
+    let dir = TrialDir::new("gdb-protocol-interrupt")?;
+    // About 9 s of replay on an idle machine.
+    let inv = Invocation {
+        exe,
+        args: vec!["3000000".into()],
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record_with(&trace, &["--no-verify"])?;
+    check!(rec.code() == 0, "recording: {}", rec.describe());
+    let connect = |server: &Server| -> Result<Raw, Failed> {
+        let mut raw = Raw::connect(&server.addr)?;
+        raw.send(b"+")?;
+        raw.send(&Raw::packet("qSupported:multiprocess+"))?;
+        raw.reply()?;
+        raw.send(&Raw::packet("QStartNoAckMode"))?;
+        raw.reply()?;
+        Ok(raw)
+    };
+
+    let server = Server::start(&trace)?;
+    let mut raw = connect(&server)?;
+    raw.send(&Raw::packet("vCont;c"))?;
+    std::thread::sleep(Duration::from_millis(300));
+    raw.send(&[0x03])?;
+    let (_, stop) = raw.reply()?;
+    check!(stop.starts_with("T02"), "Ctrl-C gave {stop}");
+    raw.send(&Raw::packet("vCont;c"))?;
+    let (_, end) = raw.reply()?;
+    check!(end.starts_with("W00"), "after the interrupt: {end}");
+    drop(raw);
+    let (code, err) = server.finish()?;
+    check!(code == 0, "server exit {code}:\n{err}");
+
+    let server = Server::start(&trace)?;
+    let tracees = server.children();
+    let mut raw = connect(&server)?;
+    raw.send(&Raw::packet("vCont;c"))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let hung_up = Instant::now();
+    drop(raw);
+    let (code, err) = server.finish()?;
+    let took = hung_up.elapsed();
+    check!(code == 0, "server exit {code}:\n{err}");
+    check!(
+        took < Duration::from_secs(5),
+        "the replay ran on for {took:?} after gdb hung up"
+    );
+    for pid in tracees {
+        check!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} of the replay is still there"
+        );
+    }
+    dir.finish();
+    Ok(())
+}
+
+/// A `vFile` reply `F<result>[,<errno>][;<data>]`: (result, errno), hex.
+fn f_reply(reply: &str) -> (i64, Option<i64>) {
+    let head = reply
+        .strip_prefix('F')
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("");
+    let (result, errno) = match head.split_once(',') {
+        Some((r, e)) => (r, i64::from_str_radix(e, 16).ok()),
+        None => (head, None),
+    };
+    let value = match result.strip_prefix('-') {
+        Some(r) => i64::from_str_radix(r, 16).map(|v| -v),
+        None => i64::from_str_radix(result, 16),
+    };
+    (value.unwrap_or(i64::MIN), errno)
+}
+
+/// `vFile:open` of `path` read-only, then a `vFile:pread` of `len` bytes at
+/// 0: the reply's body (`F<n>;<data>` or `F-1,<errno>`).
+fn read_through_vfile(raw: &mut Raw, path: &str, len: usize) -> Result<String, Failed> {
+    raw.send(&Raw::packet(&format!(
+        "vFile:open:{},0,0",
+        hex(path.as_bytes())
+    )))?;
+    let (_, opened) = raw.reply()?;
+    let Some(fd) = opened.strip_prefix('F').filter(|f| !f.starts_with('-')) else {
+        return Ok(opened);
+    };
+    raw.send(&Raw::packet(&format!("vFile:pread:{fd},{len:x},0")))?;
+    let (_, data) = raw.reply()?;
+    raw.send(&Raw::packet(&format!("vFile:close:{fd}")))?;
+    raw.reply()?;
+    Ok(data)
+}
+
+/// gdb reads the program through `vFile:` by the path it had while
+/// recording: the server serves the trace's copy, so a program deleted
+/// since (or a library that differs on this machine) is still the one that
+/// ran; and `/proc/PID` of the recorded pid is the replay's.
+fn files_come_from_the_trace() -> Result<(), Failed> {
+    let built = build::c_fixture(CBuild::pie("gdb_target"))?;
+    let dir = TrialDir::new("gdb-protocol-files")?;
+    let exe = dir.path.join("gone-after-recording");
+    std::fs::copy(&built, &exe)?;
+    let inv = Invocation {
+        exe: exe.clone(),
+        args: Vec::new(),
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    check!(rec.code() == 3, "recording: {}", rec.describe());
+    std::fs::remove_file(&exe)?;
+    let server = Server::start(&trace)?;
+    let mut raw = Raw::connect(&server.addr)?;
+    raw.send(b"+")?;
+    raw.send(&Raw::packet("qSupported:multiprocess+"))?;
+    raw.reply()?;
+    raw.send(&Raw::packet("QStartNoAckMode"))?;
+    raw.reply()?;
+    let exe_name = exe.to_str().ok_or("utf-8")?;
+    let head = read_through_vfile(&mut raw, exe_name, 4)?;
+    check!(
+        f_reply(&head) == (4, None) && head.ends_with(";\x7fELF"),
+        "the deleted program through vFile: {head:?}"
+    );
+    let missing = read_through_vfile(&mut raw, &format!("{exe_name}.not-recorded"), 4)?;
+    check!(
+        f_reply(&missing) == (-1, Some(2)),
+        "a path never recorded: {missing:?}"
+    );
+    // The recorded pid, from the stop reply (`T05thread:pPID.TID;`).
+    raw.send(&Raw::packet("?"))?;
+    let (_, stop) = raw.reply()?;
+    let pid = stop
+        .split("thread:p")
+        .nth(1)
+        .and_then(|t| t.split('.').next())
+        .and_then(|p| i64::from_str_radix(p, 16).ok())
+        .ok_or_else(|| format!("no pid in {stop}"))?;
+    let maps = read_through_vfile(&mut raw, &format!("/proc/{pid}/maps"), 65536)?;
+    check!(
+        maps.starts_with('F') && maps.contains("[stack]"),
+        "/proc/{pid}/maps: {maps}"
+    );
+    // Files are read-only: opening for writing is refused with EROFS (30).
+    raw.send(&Raw::packet(&format!(
+        "vFile:open:{},1,1a4",
+        hex(exe_name.as_bytes())
+    )))?;
+    let (_, refused) = raw.reply()?;
+    check!(
+        f_reply(&refused) == (-1, Some(30)),
+        "open for writing: {refused}"
+    );
+    raw.send(&Raw::packet("D"))?;
+    let _ = raw.reply();
+    drop(raw);
+    let (code, err) = server.finish()?;
+    check!(code == 0, "server exit {code}:\n{err}");
     dir.finish();
     Ok(())
 }

@@ -4,6 +4,7 @@
 //!
 //! This file must not add behaviour: every method is one call.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use rrtest_trace::Tid;
@@ -14,11 +15,16 @@ use crate::replayer::debug::{self, Debugger};
 use crate::replayer::{ReplayError, ReplayOptions};
 
 /// A debugger, with the recorded pid of the debugged process (the
-/// program's first thread: its main thread).
+/// program's first thread: its main thread) and the program file gdb reads.
 #[derive(Debug)]
 pub struct Debugged {
     debugger: Debugger,
     pid: Tid,
+    exe: PathBuf,
+    trace_dir: PathBuf,
+    /// Recorded path -> the trace's copy, read from the trace when gdb
+    /// first asks for a file.
+    files: std::cell::OnceCell<HashMap<String, PathBuf>>,
 }
 
 /// Starts the replay of `opts` under a debugger, stopped at the program's
@@ -26,7 +32,57 @@ pub struct Debugged {
 pub fn start(opts: &ReplayOptions) -> Result<Debugged, ReplayError> {
     let debugger = Debugger::start(opts)?;
     let pid = debugger.current_thread();
-    Ok(Debugged { debugger, pid })
+    let exe = recorded_program(&opts.trace_dir).unwrap_or_else(|| debugger.exe().to_path_buf());
+    Ok(Debugged {
+        debugger,
+        pid,
+        exe,
+        trace_dir: opts.trace_dir.clone(),
+        files: std::cell::OnceCell::new(),
+    })
+}
+
+/// Every file the recording mapped, by the path it had while recording:
+/// the program (its exec), its loader (the header's `loaders`), and each
+/// file-backed `mmap` (libraries). A trace that cannot be read gives what
+/// was read before the error: gdb then reads the rest from this machine.
+fn recorded_files(trace_dir: &std::path::Path) -> HashMap<String, PathBuf> {
+    use rrtest_trace::{Event, SyscallExtra};
+    let mut files = HashMap::new();
+    let Ok(mut reader) = rrtest_trace::TraceReader::open(trace_dir) else {
+        return files;
+    };
+    for loader in &reader.header().loaders {
+        let copy = reader.file_path(&rrtest_trace::FileId(loader.file.clone()));
+        files.insert(loader.path.clone(), copy);
+    }
+    while let Ok(Some(event)) = reader.next_event() {
+        let (path, id) = match event {
+            Event::Exec(exec) => (exec.exe, exec.exe_file),
+            Event::Syscall(rrtest_trace::SyscallEvent { result, .. })
+            | Event::SyscallExit { result, .. } => match result.extra {
+                SyscallExtra::MappedFile { file, path } => (path, file),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let copy = reader.file_path(&id);
+        files.insert(path, copy);
+    }
+    files
+}
+
+/// The trace's copy of the program as exec'd (event 0), byte for byte.
+/// The replay runs a private copy whose loader name (`PT_INTERP`) is
+/// rewritten to a relative one (`replayer/exe.rs`); gdb, given that copy,
+/// looks for a loader by that name and finds none, so it is given this
+/// one, which names the recorded loader.
+fn recorded_program(trace_dir: &std::path::Path) -> Option<PathBuf> {
+    let mut reader = rrtest_trace::TraceReader::open(trace_dir).ok()?;
+    match reader.next_event().ok()?? {
+        rrtest_trace::Event::Exec(exec) => Some(reader.file_path(&exec.exe_file)),
+        _ => None,
+    }
 }
 
 fn watch(kind: WatchKind) -> debug::WatchKind {
@@ -132,6 +188,13 @@ impl Engine for Debugged {
     }
 
     fn exe(&self) -> PathBuf {
-        self.debugger.exe().to_path_buf()
+        self.exe.clone()
+    }
+
+    fn recorded_file(&self, path: &str) -> Option<PathBuf> {
+        self.files
+            .get_or_init(|| recorded_files(&self.trace_dir))
+            .get(path)
+            .cloned()
     }
 }

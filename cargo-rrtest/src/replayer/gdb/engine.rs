@@ -120,4 +120,7 @@ pub trait Engine {
     fn real_tid(&self, tid: Tid) -> Option<i32>;
     /// The debugged program's executable, as it can be read here.
     fn exe(&self) -> PathBuf;
+    /// The trace's copy of a file the recording mapped, by the path it had
+    /// while recording (the program, its loader, its libraries).
+    fn recorded_file(&self, path: &str) -> Option<PathBuf>;
 }

@@ -2,12 +2,15 @@
 //! reads the program's `/proc` files through it (`info proc mappings`
 //! reads `/proc/PID/maps`), and the executable and libraries by path.
 //!
-//! gdb names the replayed process by its recorded pid and threads by their
-//! recorded ids; [`translate`] rewrites `/proc/PID/...` and
-//! `/proc/PID/task/TID/...` to the replay's real ids. Other paths are
-//! opened as they are, read-only, as gdb would open them itself: the
-//! server runs on the machine gdb runs on. Files are never created,
-//! written or removed.
+//! A file the recording mapped (the program, its loader, its libraries) is
+//! served from the trace's copy, by the path it had while recording
+//! (`target.rs` asks the engine): gdb reads the libraries that ran, also
+//! when the trace was recorded on another machine. gdb names the replayed
+//! process by its recorded pid and threads by their recorded ids;
+//! [`translate`] rewrites `/proc/PID/...` and `/proc/PID/task/TID/...` to
+//! the replay's real ids. Other paths are opened as they are, read-only, as
+//! gdb would open them itself: the server runs on the machine gdb runs on.
+//! Files are never created, written or removed.
 //!
 //! This file must not read the tracee's memory or registers.
 

@@ -537,7 +537,12 @@ impl<E: Engine> HostIoOpen for GdbTarget<E> {
         _mode: HostIoOpenMode,
     ) -> HostIoResult<u32, Self> {
         let name = String::from_utf8_lossy(filename);
-        let path = hostio::translate(&name, self);
+        // A file the recording mapped: the trace's copy, the bytes that
+        // ran (this machine's file of that name may differ).
+        let path = match self.engine.recorded_file(&name) {
+            Some(copy) => copy,
+            None => hostio::translate(&name, self),
+        };
         let write = flags.intersects(
             HostIoOpenFlags::O_WRONLY
                 | HostIoOpenFlags::O_RDWR
