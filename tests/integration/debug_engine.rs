@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cargo_rrtest::replayer::debug::Regs;
 use cargo_rrtest::replayer::{Debugger, Direction, ReplayOptions, Resume, Stop, WatchKind};
 use libtest_mimic::{Failed, Trial};
 use rrtest_trace::ExitStatus;
@@ -46,6 +47,9 @@ pub fn trials() -> Vec<Trial> {
         ("threads_listed", threads_listed),
         ("step_over_buffered_syscalls", step_over_buffered_syscalls),
         ("divergence_is_an_error", divergence_is_an_error),
+        ("reverse_continue", reverse_continue),
+        ("reverse_step", reverse_step),
+        ("reverse_watchpoint", reverse_watchpoint),
     ];
     list.into_iter()
         .map(|(name, f)| {
@@ -138,7 +142,7 @@ fn reverse(dbg: &mut Debugger, how: Resume) -> Result<Stop, Failed> {
         .map_err(|e| format!("reverse {how:?}: {e}").into())
 }
 
-fn regs(dbg: &Debugger, tid: i32) -> Result<cargo_rrtest::replayer::debug::Regs, Failed> {
+fn regs(dbg: &Debugger, tid: i32) -> Result<Regs, Failed> {
     dbg.registers(tid)
         .map_err(|e| format!("registers of {tid}: {e}").into())
 }
@@ -371,6 +375,9 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
     dbg.remove_breakpoint(io_round)
         .map_err(|e| format!("remove_breakpoint: {e}"))?;
     let pid = dbg.real_pid();
+    // What the replay runs: the trace's copy under a temporary name.
+    let running_exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|e| format!("reading the program's name: {e}"))?;
     let ret = {
         let r = regs(&dbg, tid)?;
         let bytes = dbg
@@ -384,7 +391,7 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
         check!(stop == Stop::Stepped { tid }, "step {steps}: {stop:?}");
         let ip = regs(&dbg, tid)?.rip;
         check!(
-            in_program_or_libc(pid, dbg.exe(), ip)?,
+            in_program_or_libc(pid, &running_exe, ip)?,
             "step {steps} stopped at {ip:#x}, outside the program and libc:\n{}",
             std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default()
         );
@@ -479,7 +486,175 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>, Failed> {
     Ok(out)
 }
 
-#[allow(dead_code)]
-fn unused_reverse(dbg: &mut Debugger) -> Result<Stop, Failed> {
-    reverse(dbg, Resume::Continue)
+/// The registers that name a state (rflags without the trap and resume
+/// flags the stops set).
+fn state(r: &Regs) -> [u64; 20] {
+    [
+        r.rip,
+        r.rax,
+        r.rbx,
+        r.rcx,
+        r.rdx,
+        r.rsi,
+        r.rdi,
+        r.rbp,
+        r.rsp,
+        r.r8,
+        r.r9,
+        r.r10,
+        r.r11,
+        r.r12,
+        r.r13,
+        r.r14,
+        r.r15,
+        r.eflags & !0x1_0100,
+        r.fs_base,
+        r.gs_base,
+    ]
+}
+
+fn reverse_continue() -> Result<(), Failed> {
+    let rec = record("debug-engine-reverse-continue", no_pie("dbg_loop"))?;
+    let step_fn = symbol(&rec.exe, "step_fn")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_breakpoint(step_fn)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    let mut forward_visits = Vec::new();
+    for i in 0..3 {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        let Stop::Breakpoint { tid, .. } = stop else {
+            return Err(format!("round {i}: {stop:?}").into());
+        };
+        forward_visits.push((stop, state(&regs(&dbg, tid)?)));
+    }
+    // Back from round 2 to round 1, then round 0, then the start.
+    for want in [1usize, 0] {
+        let stop = reverse(&mut dbg, Resume::Continue)?;
+        check!(
+            stop == forward_visits[want].0,
+            "reverse-continue stopped with {stop:?}, not at round {want}'s {:?}",
+            forward_visits[want].0
+        );
+        let tid = dbg.current_thread();
+        let now = state(&regs(&dbg, tid)?);
+        check!(
+            now == forward_visits[want].1,
+            "round {want} reached backwards has other registers:\n{now:x?}\nforward:\n{:x?}",
+            forward_visits[want].1
+        );
+    }
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    check!(stop == Stop::ReplayStart, "before round 0: {stop:?}");
+    // Forward again: the same states.
+    for (i, (want_stop, want_regs)) in forward_visits.iter().enumerate() {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        check!(stop == *want_stop, "forward again, round {i}: {stop:?}");
+        let now = state(&regs(&dbg, dbg.current_thread())?);
+        check!(
+            now == *want_regs,
+            "forward again, round {i}: other registers"
+        );
+    }
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    // From the end back to the last round.
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    check!(
+        matches!(stop, Stop::Breakpoint { addr, .. } if addr == step_fn),
+        "reverse-continue from the end: {stop:?}"
+    );
+    check!(
+        regs(&dbg, dbg.current_thread())?.rdi == 4,
+        "reverse-continue from the end did not stop at the last round"
+    );
+    Ok(())
+}
+
+fn reverse_step() -> Result<(), Failed> {
+    let rec = record("debug-engine-reverse-step", no_pie("dbg_loop"))?;
+    let step_fn = symbol(&rec.exe, "step_fn")?;
+    let main = symbol_range(&rec.exe, "main")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_breakpoint(step_fn)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    forward(&mut dbg, Resume::Continue)?;
+    let Stop::Breakpoint { tid, .. } = forward(&mut dbg, Resume::Continue)? else {
+        return Err("no second breakpoint stop".into());
+    };
+    let mut visits = vec![state(&regs(&dbg, tid)?)];
+    for _ in 0..3 {
+        forward(&mut dbg, Resume::Step(tid))?;
+        visits.push(state(&regs(&dbg, tid)?));
+    }
+    // Back two, forward one, back two: each state is the forward one.
+    for (dir, want) in [
+        (Direction::Reverse, 2),
+        (Direction::Reverse, 1),
+        (Direction::Forward, 2),
+        (Direction::Reverse, 1),
+        (Direction::Reverse, 0),
+    ] {
+        let stop = dbg
+            .resume(Resume::Step(tid), dir)
+            .map_err(|e| format!("{dir:?} step to state {want}: {e}"))?;
+        check!(
+            stop == Stop::Stepped { tid },
+            "{dir:?} step to state {want}: {stop:?}"
+        );
+        let now = state(&regs(&dbg, tid)?);
+        check!(
+            now == visits[want],
+            "{dir:?} step should reach state {want}:\n{now:x?}\nforward:\n{:x?}",
+            visits[want]
+        );
+    }
+    // One more back: the call in main.
+    reverse(&mut dbg, Resume::Step(tid))?;
+    let ip = regs(&dbg, tid)?.rip;
+    check!(
+        main.contains(&ip),
+        "a reverse step from step_fn's entry went to {ip:#x}, not into main"
+    );
+    let stop = forward(&mut dbg, Resume::Step(tid))?;
+    check!(stop == Stop::Stepped { tid }, "{stop:?}");
+    check!(
+        state(&regs(&dbg, tid)?) == visits[0],
+        "stepping the call again did not reach step_fn's entry state"
+    );
+    Ok(())
+}
+
+fn reverse_watchpoint() -> Result<(), Failed> {
+    let rec = record("debug-engine-reverse-watch", no_pie("dbg_loop"))?;
+    let watched = symbol(&rec.exe, "watched")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_watchpoint(watched, 8, WatchKind::Write)
+        .map_err(|e| format!("set_watchpoint: {e}"))?;
+    for _ in 0..4 {
+        forward(&mut dbg, Resume::Continue)?;
+    }
+    let value = |dbg: &Debugger| -> Result<i64, Failed> {
+        let b = dbg
+            .read_memory(dbg.current_thread(), watched, 8)
+            .map_err(|e| format!("read: {e}"))?;
+        Ok(i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    check!(value(&dbg)? == 9, "the fourth write left {}", value(&dbg)?);
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    check!(
+        matches!(stop, Stop::Watchpoint { addr, kind: WatchKind::Write, .. } if addr == watched),
+        "reverse-continue stopped with {stop:?}"
+    );
+    check!(
+        value(&dbg)? == 6,
+        "reverse-continue reached the write of {}, not of 6",
+        value(&dbg)?
+    );
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    check!(
+        matches!(stop, Stop::Watchpoint { .. }) && value(&dbg)? == 9,
+        "forward again: {stop:?}, value {}",
+        value(&dbg)?
+    );
+    Ok(())
 }

@@ -155,6 +155,7 @@ impl FpRegs {
 pub(crate) enum Request {
     Threads,
     Current,
+    RealPid,
     Registers(Tid),
     FpRegisters(Tid),
     Read { tid: Tid, addr: u64, len: usize },
@@ -405,11 +406,16 @@ impl Debugger {
     }
 
     /// The real pid of the debugged process (for `/proc/PID/maps`, `auxv`).
+    /// A reverse resume re-runs the replay: the pid changes then.
     pub fn real_pid(&self) -> i32 {
-        self.real_pid
+        match self.ask(Request::RealPid) {
+            Ok(Answer::Current(pid)) => pid,
+            _ => self.real_pid,
+        }
     }
 
-    /// The program file gdb should load symbols from (the trace's copy of it).
+    /// The program file gdb should load symbols from: the trace's copy of
+    /// the program the recording started with.
     pub fn exe(&self) -> &Path {
         &self.exe
     }

@@ -38,13 +38,15 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 
+use super::debug_reverse::{Anchor, Goal, Here};
+
 use super::{perr, Session};
 use crate::replayer::debug::{Answer, FpRegs, Link, Request, Resume, Started, Stop, Watch};
 use crate::replayer::debug::{Direction, WatchKind};
 use crate::replayer::{Error, ReplayError, ReplayOptions, Thread};
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
-use rrtest_trace::{ExitStatus, Tid};
+use rrtest_trace::Tid;
 
 /// `si_code` of a `SIGTRAP` from `int3` (the kernel's `SI_KERNEL`).
 const SI_KERNEL: i32 = 0x80;
@@ -67,9 +69,9 @@ pub(super) struct DebugCtl {
     /// The debugged process (real pid).
     debugged: i32,
     /// The thread of the last stop.
-    current: Tid,
+    pub(super) current: Tid,
     /// A single step asked for this thread, not yet done.
-    step: Option<Tid>,
+    pub(super) step: Option<Tid>,
     /// The thread is single-stepped over the breakpoint at its ip (not a
     /// step of the user's: it goes on once the breakpoint is behind it).
     stepping_over: bool,
@@ -82,20 +84,37 @@ pub(super) struct DebugCtl {
     dr7: HashMap<i32, u64>,
     /// A command the engine's loop must carry out after unwinding the
     /// event in progress (a reverse resume, or the end of the session).
-    abandon: Option<Abandon>,
+    pub(super) abandon: Option<Abandon>,
+    /// What to replay again (reverse execution re-runs it).
+    pub(super) opts: ReplayOptions,
+    /// Where the last stop is (`debug_reverse.rs`).
+    pub(super) here: Here,
+    /// Internal breakpoints of a re-run (`debug_reverse.rs`), besides the
+    /// user's.
+    pub(super) probes: BTreeSet<u64>,
+    /// A re-run's goal; `None` while the user drives.
+    pub(super) goal: Option<Goal>,
+    /// The last stop was the trap of our `int3` at this address.
+    trapped_at: Option<u64>,
+    /// Traps per anchor of the event in progress (`counted_in`): how
+    /// positions are named across re-runs.
+    counts: HashMap<Anchor, u64>,
+    counted_in: u64,
 }
 
 /// Why an event in progress is abandoned.
 #[derive(Debug, Clone, Copy)]
-enum Abandon {
+pub(super) enum Abandon {
     /// The debugger is gone.
     Quit,
     /// A reverse resume: the engine re-runs the replay.
     Reverse(Resume),
+    /// A re-run reached its goal (`debug_reverse.rs`).
+    GoalDone,
 }
 
 /// What [`Session::serve`] returns: the next resume, or the end.
-enum Command {
+pub(super) enum Command {
     Forward(Resume),
     Reverse(Resume),
     Quit,
@@ -112,63 +131,82 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         }
     };
     session.peek();
-    let real_pid = session.tasks[&session.leader].real_pid;
-    let exe =
-        std::fs::read_link(format!("/proc/{real_pid}/exe")).unwrap_or_else(|_| PathBuf::new());
-    let current = session.leader;
+    let exe = trace_exe(&opts).unwrap_or_default();
     session.debug = Some(Box::new(DebugCtl {
         link,
         breakpoints: BTreeSet::new(),
         watches: Vec::new(),
         inserted: Vec::new(),
-        debugged: real_pid,
-        current,
+        debugged: 0,
+        current: 0,
         step: None,
         stepping_over: false,
         skip_to: None,
         step_landed: None,
         dr7: HashMap::new(),
         abandon: None,
+        opts,
+        here: Here::Boundary(1),
+        probes: BTreeSet::new(),
+        goal: None,
+        counts: HashMap::new(),
+        counted_in: 0,
+        trapped_at: None,
     }));
+    session.reset_debug_run();
+    let real_pid = session.ctl().debugged;
     if started.send(Ok(Started { real_pid, exe })).is_err() {
         return;
     }
-    let mut ended: Option<ExitStatus> = None;
+    let mut ended = false;
     let mut failed = false;
+    let mut pending = None;
     loop {
-        let command = session.serve();
-        let stop = match command {
+        let command = pending.take().unwrap_or_else(|| session.serve());
+        let result = match command {
             Command::Quit => return,
             Command::Forward(_) if failed => Err(ended_error(&session, "the replay failed")),
-            Command::Forward(_) if ended.is_some() => {
-                Err(ended_error(&session, "the program exited"))
-            }
-            Command::Forward(how) => {
-                let r = session.forward(how);
-                match &r {
-                    Ok(Stop::Exited(status)) => ended = Some(*status),
-                    Err(_) => match session.ctl().abandon.take() {
-                        Some(Abandon::Quit) => return,
-                        Some(Abandon::Reverse(how)) => {
-                            failed = true;
-                            session.answer(Answer::Stopped(Err(Error::Debugger(format!(
-                                "reverse execution ({how:?}) is not implemented yet"
-                            ))
-                            .into())));
-                            continue;
-                        }
-                        None => failed = true,
-                    },
-                    Ok(_) => {}
-                }
-                r
-            }
-            Command::Reverse(how) => Err(Error::Debugger(format!(
-                "reverse execution ({how:?}) is not implemented yet"
-            ))
-            .into()),
+            Command::Forward(_) if ended => Err(ended_error(&session, "the program exited")),
+            Command::Reverse(_) if failed => Err(ended_error(&session, "the replay failed")),
+            Command::Forward(how) => session.forward(Some(how)),
+            Command::Reverse(how) => session.reverse(how),
         };
-        session.answer(Answer::Stopped(stop));
+        match result {
+            Ok(stop) => {
+                ended = matches!(stop, Stop::Exited(_));
+                if ended {
+                    session.ctl().here = Here::End;
+                }
+                session.answer(Answer::Stopped(Ok(stop)));
+            }
+            Err(e) => match session.debug.as_mut().and_then(|c| c.abandon.take()) {
+                Some(Abandon::Quit) => return,
+                // Asked at a stop inside an event: answered by the re-run.
+                Some(Abandon::Reverse(how)) => {
+                    ended = false;
+                    pending = Some(Command::Reverse(how));
+                }
+                Some(Abandon::GoalDone) | None => {
+                    failed = true;
+                    if session.debug.is_none() {
+                        // A re-run that could not start: nothing to serve.
+                        return;
+                    }
+                    session.answer(Answer::Stopped(Err(e)));
+                }
+            },
+        }
+    }
+}
+
+/// The trace's copy of the program the recording started with: what gdb
+/// loads symbols from (the replay runs it under a temporary name, new at
+/// every re-run).
+fn trace_exe(opts: &ReplayOptions) -> Option<PathBuf> {
+    let mut reader = rrtest_trace::TraceReader::open(&opts.trace_dir).ok()?;
+    match reader.next_event().ok()?? {
+        rrtest_trace::Event::Exec(e) => Some(reader.file_path(&e.exe_file)),
+        _ => None,
     }
 }
 
@@ -181,18 +219,18 @@ fn ended_error(session: &Session, why: &str) -> ReplayError {
 }
 
 impl Session {
-    fn ctl(&mut self) -> &mut DebugCtl {
+    pub(super) fn ctl(&mut self) -> &mut DebugCtl {
         self.debug
             .as_mut()
             .expect("debugger state: set before the engine serves")
     }
 
-    fn answer(&mut self, a: Answer) {
+    pub(super) fn answer(&mut self, a: Answer) {
         let _ = self.ctl().link.answers.send(a);
     }
 
     /// Answers requests at a stop until the next resume (or the end).
-    fn serve(&mut self) -> Command {
+    pub(super) fn serve(&mut self) -> Command {
         self.watchdog.busy.store(false, Ordering::SeqCst);
         let command = loop {
             let Ok(req) = self.ctl().link.requests.recv() else {
@@ -203,6 +241,7 @@ impl Session {
                 Request::Resume(how, Direction::Reverse) => break Command::Reverse(how),
                 Request::Threads => Answer::Threads(self.debug_threads()),
                 Request::Current => Answer::Current(self.ctl().current),
+                Request::RealPid => Answer::Current(self.ctl().debugged),
                 Request::Registers(tid) => {
                     Answer::Registers(self.thread_real(tid).and_then(|real| {
                         ptrace::getregs(real).map_err(|e| perr("PTRACE_GETREGS", real)(e).into())
@@ -281,28 +320,80 @@ impl Session {
         }
     }
 
-    /// Replays forward from a stop between events until the next stop.
-    fn forward(&mut self, how: Resume) -> Result<Stop, ReplayError> {
-        self.ctl().set_resume(how);
+    /// Replays forward from a stop between events until the next stop
+    /// (`how`: the user's resume; `None` in a re-run, which its goal drives).
+    pub(super) fn forward(&mut self, how: Option<Resume>) -> Result<Stop, ReplayError> {
+        if let Some(how) = how {
+            self.ctl().set_resume(how);
+        }
         loop {
-            let ctl = self.ctl();
-            if ctl.link.shared.interrupt.swap(false, Ordering::SeqCst) {
-                return Ok(Stop::Interrupted { tid: ctl.current });
+            if self.ctl().goal.is_some() {
+                match self.goal_at_boundary()? {
+                    Act::Resume => {}
+                    Act::Serve(stop) => return Ok(stop),
+                    Act::Abandon => return Err(self.abandon(Abandon::GoalDone)),
+                }
+            } else if self
+                .ctl()
+                .link
+                .shared
+                .interrupt
+                .swap(false, Ordering::SeqCst)
+            {
+                let tid = self.ctl().current;
+                self.ctl().here = Here::Boundary(self.index);
+                return Ok(Stop::Interrupted { tid });
             }
             let done = self.replay_next();
             self.peek();
-            match done? {
-                Some(status) => return Ok(Stop::Exited(status)),
-                None => {
-                    let ctl = self.ctl();
-                    if let Some(tid) = ctl.step_landed.take() {
-                        ctl.step = None;
-                        ctl.current = tid;
-                        return Ok(Stop::Stepped { tid });
-                    }
+            if let Some(status) = done? {
+                return Ok(Stop::Exited(status));
+            }
+            let Some(tid) = self.ctl().step_landed.take() else {
+                continue;
+            };
+            if self.ctl().goal.is_some() {
+                match self.goal_step(tid)? {
+                    Act::Resume => continue,
+                    Act::Serve(stop) => return Ok(stop),
+                    Act::Abandon => return Err(self.abandon(Abandon::GoalDone)),
                 }
             }
+            let index = self.index;
+            let ctl = self.ctl();
+            ctl.step = None;
+            ctl.current = tid;
+            ctl.here = Here::Boundary(index);
+            return Ok(Stop::Stepped { tid });
         }
+    }
+
+    /// A fresh run's debugger state: the leader is current and debugged,
+    /// nothing in memory or debug registers yet.
+    pub(super) fn reset_debug_run(&mut self) {
+        let leader = self.leader;
+        let pid = self.tasks.get(&leader).map_or(0, |t| t.real_pid);
+        let index = self.index;
+        let ctl = self.ctl();
+        ctl.debugged = pid;
+        ctl.current = leader;
+        ctl.inserted.clear();
+        ctl.dr7.clear();
+        ctl.step = None;
+        ctl.stepping_over = false;
+        ctl.skip_to = None;
+        ctl.step_landed = None;
+        ctl.counts.clear();
+        ctl.counted_in = 0;
+        ctl.trapped_at = None;
+        ctl.abandon = None;
+        ctl.here = Here::Boundary(index);
+    }
+
+    /// Unwinds the event in progress: the engine's loop does `why`.
+    pub(super) fn abandon(&mut self, why: Abandon) -> ReplayError {
+        self.ctl().abandon = Some(why);
+        ended_error(self, "the debugger re-runs the replay")
     }
 
     /// Resumes thread `tid` (real `real`, of process `real_pid`), stopped in
@@ -328,7 +419,13 @@ impl Session {
         let (regs, in_stub) = space_has_stub;
         let ctl = self.ctl();
         let ours = real_pid == ctl.debugged;
-        let over = ours && ctl.breakpoints.contains(&regs.rip);
+        // An `int3` of ours at the ip is stepped over, or the thread would
+        // trap there again at once. In a re-run, only one that just
+        // trapped: a thread that stopped there otherwise (a step, a
+        // watchpoint) traps on it first, so that every pass through an
+        // anchor counts, however the thread arrived (`debug_reverse.rs`).
+        let at_int3 = ctl.breakpoints.contains(&regs.rip) || ctl.probes.contains(&regs.rip);
+        let over = ours && at_int3 && (ctl.goal.is_none() || ctl.trapped_at == Some(regs.rip));
         let user_step = ctl.step == Some(tid) && ctl.skip_to.is_none();
         if ours {
             ctl.insert_breakpoints(real, real_pid, over.then_some(regs.rip))?;
@@ -362,7 +459,9 @@ impl Session {
         real_pid: i32,
         ev: &WaitEvent,
     ) -> Result<bool, ReplayError> {
-        self.ctl().link.shared.running.store(0, Ordering::SeqCst);
+        let ctl = self.ctl();
+        ctl.link.shared.running.store(0, Ordering::SeqCst);
+        ctl.trapped_at = None;
         let stop = match *ev {
             WaitEvent::Signal {
                 signo: libc::SIGSTOP,
@@ -399,7 +498,7 @@ impl Session {
             }
         };
         if let Some(stop) = stop {
-            self.report(tid, stop)?;
+            self.report(tid, real, stop)?;
         }
         self.dbg_go(tid, real, real_pid, 0)?;
         Ok(true)
@@ -420,6 +519,7 @@ impl Session {
                 return Ok(Trap::NotOurs);
             }
             ctl.lift_breakpoints();
+            ctl.trapped_at = Some(addr);
             regs.rip = addr;
             ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
             if ctl.skip_to == Some(addr) {
@@ -427,7 +527,7 @@ impl Session {
                 if ctl.step == Some(tid) {
                     return Ok(Trap::Report(Stop::Stepped { tid }));
                 }
-                if !ctl.breakpoints.contains(&addr) {
+                if !ctl.breakpoints.contains(&addr) && !ctl.probes.contains(&addr) {
                     return Ok(Trap::Resume);
                 }
             }
@@ -480,12 +580,44 @@ impl Session {
         Ok(Trap::Report(Stop::Stepped { tid }))
     }
 
-    /// Reports `stop` of `tid` and waits for the next command; an `Err`
-    /// when the event in progress must be abandoned (see [`Abandon`]).
-    fn report(&mut self, tid: Tid, stop: Stop) -> Result<(), ReplayError> {
+    /// A stop of `tid` inside an event: counted (its anchor), given to
+    /// a re-run's goal, or reported to the user, who sends the next
+    /// command. An `Err` when the event in progress must be abandoned (see
+    /// [`Abandon`]).
+    fn report(&mut self, tid: Tid, real: i32, stop: Stop) -> Result<(), ReplayError> {
+        let anchor = match stop {
+            Stop::Breakpoint { addr, .. } => Some(Anchor::Breakpoint(addr)),
+            Stop::Watchpoint { addr, kind, .. } => {
+                let ctl = self.ctl();
+                ctl.watches
+                    .iter()
+                    .find(|w| w.addr == addr && w.kind == kind)
+                    .map(|w| Anchor::Watch(*w))
+            }
+            _ => None,
+        };
+        let index = self.index;
         let ctl = self.ctl();
         ctl.lift_breakpoints();
+        let nth = anchor.map(|a| ctl.count(index, a));
+        let stop = if ctl.goal.is_some() {
+            match self.goal_trap(tid, real, stop, anchor.zip(nth))? {
+                Act::Resume => return Ok(()),
+                Act::Abandon => return Err(self.abandon(Abandon::GoalDone)),
+                Act::Serve(stop) => stop,
+            }
+        } else {
+            stop
+        };
+        // A breakpoint the user removed while a re-run used it: not a stop.
+        if let Stop::Breakpoint { addr, .. } = stop {
+            if !self.ctl().breakpoints.contains(&addr) && self.ctl().goal.is_none() {
+                return Ok(());
+            }
+        }
+        let ctl = self.ctl();
         ctl.current = tid;
+        ctl.here = Here::Inside { event: index, tid };
         if matches!(stop, Stop::Stepped { .. }) {
             ctl.step = None;
         }
@@ -495,14 +627,8 @@ impl Session {
                 self.ctl().set_resume(how);
                 Ok(())
             }
-            Command::Reverse(how) => {
-                self.ctl().abandon = Some(Abandon::Reverse(how));
-                Err(ended_error(self, "a reverse resume re-runs the replay"))
-            }
-            Command::Quit => {
-                self.ctl().abandon = Some(Abandon::Quit);
-                Err(ended_error(self, "the debugger ended the session"))
-            }
+            Command::Reverse(how) => Err(self.abandon(Abandon::Reverse(how))),
+            Command::Quit => Err(self.abandon(Abandon::Quit)),
         }
     }
 
@@ -533,6 +659,16 @@ impl Session {
     }
 }
 
+/// What a re-run's goal says about a stop.
+pub(super) enum Act {
+    /// Not the goal: go on.
+    Resume,
+    /// The goal: report this stop to the user.
+    Serve(Stop),
+    /// The goal of a scan: unwind the re-run.
+    Abandon,
+}
+
 /// What a `SIGTRAP` was.
 enum Trap {
     /// The debugger's: report this.
@@ -544,7 +680,30 @@ enum Trap {
 }
 
 impl DebugCtl {
-    fn set_resume(&mut self, how: Resume) {
+    /// Forgets the inserted `int3`s without writing (their process is
+    /// about to be killed).
+    pub(super) fn forget_inserted(&mut self) {
+        self.inserted.clear();
+    }
+
+    /// Whether `addr` is a breakpoint of the user's (not a probe).
+    pub(super) fn is_user_breakpoint(&self, addr: u64) -> bool {
+        self.breakpoints.contains(&addr)
+    }
+
+    /// Counts one trap of `anchor` in event `index`; returns its number
+    /// (1 for the first in the event).
+    fn count(&mut self, index: u64, anchor: Anchor) -> u64 {
+        if self.counted_in != index {
+            self.counts.clear();
+            self.counted_in = index;
+        }
+        let n = self.counts.entry(anchor).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    pub(super) fn set_resume(&mut self, how: Resume) {
         self.step = match how {
             Resume::Continue => None,
             Resume::Step(tid) => Some(tid),
@@ -586,6 +745,7 @@ impl DebugCtl {
             .breakpoints
             .iter()
             .copied()
+            .chain(self.probes.iter().copied())
             .chain(self.skip_to)
             .filter(|&a| Some(a) != skip)
             .collect();

@@ -55,6 +55,7 @@ mod signals;
 mod syscall;
 mod syscallbuf;
 
+mod debug_reverse;
 pub(super) mod debugger;
 mod handle;
 pub use handle::{Position, Replay, Step, Thread};

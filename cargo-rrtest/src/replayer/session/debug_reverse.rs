@@ -1,0 +1,560 @@
+//! Reverse execution for the debugger engine, without an instruction
+//! counter (DESIGN.md §8): going back re-runs the deterministic replay from
+//! the start, with a *goal* that decides at each stop whether it is the one
+//! wanted.
+//!
+//! Positions. Only an event's thread runs between two events, so inside an
+//! event the stops of that thread are totally ordered. A position is named:
+//! - between events: the index of the next event ([`Here::Boundary`]);
+//! - at a stop inside event `e` of thread `t`, first by its state (the
+//!   execution point: ip, registers, digest, as the recorder names
+//!   preemption points) and, once a re-run has found it, by an *anchor*: the
+//!   `n`-th trap of one breakpoint address or one watchpoint in that event
+//!   ([`Mark`]), which every later re-run with that anchor armed from the
+//!   start meets again;
+//! - a base (either of the above) plus `k` single steps of its thread.
+//!
+//! Reverse-continue: a *scan* re-run (the user's breakpoints and
+//! watchpoints armed, and a probe breakpoint at the current ip) notes the
+//! last user stop before the current position, stops when it reaches that
+//! position, and a *reach* re-run goes to the noted stop, where the user
+//! drives again; with no stop before, the replay restarts at its first
+//! instruction ([`Stop::ReplayStart`]). Reverse-step: the scan notes the
+//! thread's last anchor in the event (an earlier pass through the current
+//! ip, or the start of the event), a counting re-run single-steps from it
+//! to the current position (`k` steps), and a reach re-run stops `k - 1`
+//! steps after it. Going forward after going back runs the same replay on,
+//! so it reaches the same states.
+//!
+//! Known limits: a position's state is assumed unique among the passes of
+//! its thread through its ip in its event (the same assumption execution
+//! points make); each reverse resume costs two or three replays up to the
+//! position (no fork checkpoints yet).
+//!
+//! It must not decide anything about the replay itself: it only says which
+//! stop of a re-run is the one to report.
+
+use std::collections::BTreeSet;
+
+use super::debugger::{Abandon, Act};
+use super::{perr, Session};
+use crate::replayer::debug::{Resume, Stop, Watch};
+use crate::replayer::{Error, ReplayError};
+use rrtest_sys::ptrace;
+use rrtest_trace::{Event, ExecPoint, Tid};
+
+/// What a trap is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Anchor {
+    /// An `int3` at this address (a user's breakpoint or a probe).
+    Breakpoint(u64),
+    /// A watchpoint.
+    Watch(Watch),
+}
+
+/// The `nth` trap of `anchor` in event `event` (whose thread is `tid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Mark {
+    event: u64,
+    tid: Tid,
+    anchor: Anchor,
+    nth: u64,
+}
+
+/// Where the last stop is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Here {
+    /// Between events, before event `.0`.
+    Boundary(u64),
+    /// Inside `event`, at a stop of its thread `tid`.
+    Inside { event: u64, tid: Tid },
+    /// The program ended.
+    End,
+}
+
+/// A position a re-run looks for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target {
+    Boundary(u64),
+    Inside {
+        event: u64,
+        tid: Tid,
+        point: ExecPoint,
+    },
+    End,
+}
+
+/// Where a reach re-run starts stepping from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Base {
+    Boundary(u64),
+    Hit(Mark),
+}
+
+/// What a scan found before its target: the last user stop, and the last
+/// anchor of the target's thread in the target's event.
+type Scanned = (Option<(Mark, Stop)>, Option<Mark>);
+
+/// A re-run's goal.
+#[derive(Debug, Clone)]
+pub(super) enum Goal {
+    /// Run to `target`, noting the last user stop and the last anchor of
+    /// the target's thread in its event before it.
+    Scan {
+        target: Target,
+        last_user: Option<(Mark, Stop)>,
+        last_anchor: Option<Mark>,
+        reached: bool,
+    },
+    /// Run to `base`, then single-step `tid`: `steps` times and report
+    /// (`count_to` none), or until `count_to`, counting the steps.
+    Reach {
+        base: Base,
+        reached: bool,
+        tid: Option<Tid>,
+        steps: u64,
+        count_to: Option<Target>,
+        counted: u64,
+        arrived: bool,
+        stop: Stop,
+    },
+}
+
+impl Session {
+    /// A reverse resume from the current stop; the stop it reaches (or,
+    /// when that stop is inside an event, the result of the commands the
+    /// user gave from there: they are served inside the re-run).
+    pub(super) fn reverse(&mut self, how: Resume) -> Result<Stop, ReplayError> {
+        let here = self.ctl().here;
+        let target = self.target_of(here)?;
+        match how {
+            Resume::Continue => match self.scan(target)?.0 {
+                None => self.restart(),
+                Some((mark, stop)) => self.reach(Base::Hit(mark), Some(mark.tid), 0, stop),
+            },
+            Resume::Step(_) => self.reverse_step(target),
+        }
+    }
+
+    fn reverse_step(&mut self, target: Target) -> Result<Stop, ReplayError> {
+        let mut next = match target {
+            Target::Inside { event, tid, .. } => {
+                let base = match self.scan(target)?.1 {
+                    Some(mark) => Base::Hit(mark),
+                    None => Base::Boundary(event),
+                };
+                let k = self.count_steps(base, Some(tid), target)?;
+                if k > 0 {
+                    return self.reach(base, Some(tid), k - 1, Stop::Stepped { tid });
+                }
+                // Not one step from the event's start: the position is
+                // the event's first instruction; go on before it.
+                event
+            }
+            Target::Boundary(i) => i,
+            Target::End => self.index,
+        };
+        // Before the start of event `next`: the last instruction of the
+        // latest earlier event that ran one.
+        while next > 1 {
+            let base = Base::Boundary(next - 1);
+            let k = self.count_steps(base, None, Target::Boundary(next))?;
+            if k > 0 {
+                return self.reach(base, None, k - 1, Stop::ReplayStart);
+            }
+            next -= 1;
+        }
+        self.restart()
+    }
+
+    /// The current position as a re-run looks for it.
+    fn target_of(&mut self, here: Here) -> Result<Target, ReplayError> {
+        Ok(match here {
+            Here::Boundary(i) => Target::Boundary(i),
+            Here::End => Target::End,
+            Here::Inside { event, tid } => {
+                let real = self.task(tid)?.real;
+                let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                let point = crate::tracee::exec_point(real, &regs)
+                    .map_err(perr("reading an execution point", real))?;
+                Target::Inside { event, tid, point }
+            }
+        })
+    }
+
+    /// A fresh replay of the trace, stopped at its start, the debugger's
+    /// breakpoints and watchpoints kept, with `goal` and `probes`.
+    fn respawn(&mut self, goal: Option<Goal>, probes: BTreeSet<u64>) -> Result<(), ReplayError> {
+        let Some(mut ctl) = self.debug.take() else {
+            return Err(Error::Debugger("no debugger state to re-run with".into()).into());
+        };
+        ctl.forget_inserted();
+        self.kill_all();
+        let fresh = match Session::spawn(&ctl.opts) {
+            Ok(s) => s,
+            Err(e) => {
+                self.debug = Some(ctl);
+                return Err(e);
+            }
+        };
+        *self = fresh;
+        self.peek();
+        ctl.goal = goal;
+        ctl.probes = probes;
+        self.debug = Some(ctl);
+        self.reset_debug_run();
+        self.ctl().set_resume(Resume::Continue);
+        Ok(())
+    }
+
+    /// Re-runs to the start: [`Stop::ReplayStart`].
+    fn restart(&mut self) -> Result<Stop, ReplayError> {
+        self.respawn(None, BTreeSet::new())?;
+        Ok(Stop::ReplayStart)
+    }
+
+    /// Runs a re-run whose goal ends it; the goal as it ended.
+    fn run_goal(&mut self) -> Result<Goal, ReplayError> {
+        let r = self.forward(None);
+        let goal = self.ctl().goal.take();
+        self.ctl().probes.clear();
+        if let Err(e) = r {
+            match self.ctl().abandon.take() {
+                Some(Abandon::GoalDone) => {}
+                other => {
+                    self.ctl().abandon = other;
+                    return Err(e);
+                }
+            }
+        }
+        goal.ok_or_else(|| Error::Debugger("a re-run lost its goal".into()).into())
+    }
+
+    /// A scan re-run to `target`: the last user stop and the last anchor
+    /// of the target's thread in its event before it.
+    fn scan(&mut self, target: Target) -> Result<Scanned, ReplayError> {
+        let probes = match target {
+            Target::Inside { point, .. } => BTreeSet::from([point.ip]),
+            _ => BTreeSet::new(),
+        };
+        self.respawn(
+            Some(Goal::Scan {
+                target,
+                last_user: None,
+                last_anchor: None,
+                reached: false,
+            }),
+            probes,
+        )?;
+        match self.run_goal()? {
+            Goal::Scan {
+                last_user,
+                last_anchor,
+                reached,
+                ..
+            } if reached || matches!(target, Target::End) => Ok((last_user, last_anchor)),
+            _ => Err(lost(target)),
+        }
+    }
+
+    /// Steps from `base` to `target`: how many single steps of the thread.
+    fn count_steps(
+        &mut self,
+        base: Base,
+        tid: Option<Tid>,
+        target: Target,
+    ) -> Result<u64, ReplayError> {
+        self.respawn(
+            Some(Goal::Reach {
+                base,
+                reached: false,
+                tid,
+                steps: 0,
+                count_to: Some(target),
+                counted: 0,
+                arrived: false,
+                stop: Stop::ReplayStart,
+            }),
+            probes_for(base),
+        )?;
+        match self.run_goal()? {
+            Goal::Reach {
+                arrived: true,
+                counted,
+                ..
+            } => Ok(counted),
+            _ => Err(lost(target)),
+        }
+    }
+
+    /// A reach re-run: to `base`, `steps` single steps of its thread, and
+    /// the user drives from there (`stop` is reported at `base` itself).
+    fn reach(
+        &mut self,
+        base: Base,
+        tid: Option<Tid>,
+        steps: u64,
+        stop: Stop,
+    ) -> Result<Stop, ReplayError> {
+        self.respawn(
+            Some(Goal::Reach {
+                base,
+                reached: false,
+                tid,
+                steps,
+                count_to: None,
+                counted: 0,
+                arrived: false,
+                stop,
+            }),
+            probes_for(base),
+        )?;
+        let r = self.forward(None);
+        if self.ctl().goal.is_some() {
+            // The run ended before its goal.
+            self.ctl().goal = None;
+            self.ctl().probes.clear();
+            return match r {
+                Err(e) => Err(e),
+                Ok(_) => Err(Error::Debugger(format!(
+                    "reverse execution did not find its stop again ({base:?})"
+                ))
+                .into()),
+            };
+        }
+        r
+    }
+
+    /// A re-run's goal between events (before event `self.index`).
+    pub(super) fn goal_at_boundary(&mut self) -> Result<Act, ReplayError> {
+        let index = self.index;
+        let upcoming = self.upcoming().map(Event::tid);
+        match self.ctl().goal.as_mut() {
+            Some(Goal::Scan {
+                target: Target::Boundary(i),
+                reached,
+                ..
+            }) if *i == index => {
+                *reached = true;
+                return Ok(Act::Abandon);
+            }
+            Some(Goal::Reach {
+                base,
+                reached,
+                tid,
+                count_to,
+                arrived,
+                ..
+            }) => {
+                if !*reached && *base == Base::Boundary(index) {
+                    *reached = true;
+                    *tid = tid.or(upcoming);
+                } else if *reached && matches!(count_to, Some(Target::Boundary(i)) if *i == index) {
+                    *arrived = true;
+                    return Ok(Act::Abandon);
+                } else {
+                    return Ok(Act::Resume);
+                }
+            }
+            _ => return Ok(Act::Resume),
+        }
+        let act = self.goal_progress(false, None)?;
+        if let Act::Serve(stop) = act {
+            self.note_served(stop, Here::Boundary(index));
+        }
+        Ok(act)
+    }
+
+    /// A re-run's goal after a step of `tid` that ended at an event's stop.
+    pub(super) fn goal_step(&mut self, tid: Tid) -> Result<Act, ReplayError> {
+        let ours = matches!(self.ctl().goal, Some(Goal::Reach { reached: true, tid: Some(t), .. }) if t == tid);
+        if !ours {
+            return Ok(Act::Resume);
+        }
+        let act = self.goal_progress(true, None)?;
+        if let Act::Serve(stop) = act {
+            self.note_served(stop, Here::Boundary(self.index));
+        }
+        Ok(act)
+    }
+
+    /// A re-run's goal at a stop of `tid` inside an event: `anchor` and
+    /// its count when the stop is a breakpoint or watchpoint trap.
+    pub(super) fn goal_trap(
+        &mut self,
+        tid: Tid,
+        real: i32,
+        stop: Stop,
+        anchor: Option<(Anchor, u64)>,
+    ) -> Result<Act, ReplayError> {
+        let index = self.index;
+        let mark = anchor.map(|(anchor, nth)| Mark {
+            event: index,
+            tid,
+            anchor,
+            nth,
+        });
+        let user_stop = match stop {
+            Stop::Breakpoint { addr, .. } => self.ctl().is_user_breakpoint(addr),
+            Stop::Watchpoint { .. } => true,
+            _ => false,
+        };
+        let at_target = match &self.ctl().goal {
+            Some(Goal::Scan {
+                target:
+                    Target::Inside {
+                        event,
+                        tid: t,
+                        point,
+                    },
+                ..
+            }) if *event == index && *t == tid => {
+                // Any stop there: the user's stop at the position may
+                // have been a watchpoint's, or a step's, at the same state
+                // as the probe's trap that follows.
+                let point = *point;
+                Some(self.at_point(real, &point)?)
+            }
+            _ => None,
+        };
+        match self.ctl().goal.as_mut() {
+            Some(Goal::Scan {
+                last_user,
+                last_anchor,
+                reached,
+                ..
+            }) => {
+                if at_target == Some(true) {
+                    *reached = true;
+                    return Ok(Act::Abandon);
+                }
+                if at_target.is_some() && mark.is_some() {
+                    *last_anchor = mark;
+                }
+                if let (true, Some(m)) = (user_stop, mark) {
+                    *last_user = Some((m, stop));
+                }
+                Ok(Act::Resume)
+            }
+            Some(Goal::Reach {
+                base,
+                reached,
+                tid: step_tid,
+                ..
+            }) => {
+                if !*reached {
+                    if matches!(base, Base::Hit(m) if Some(*m) == mark) {
+                        *reached = true;
+                        *step_tid = Some(tid);
+                        return self.goal_progress(false, Some(real));
+                    }
+                    return Ok(Act::Resume);
+                }
+                if matches!(stop, Stop::Stepped { tid: s } if Some(s) == *step_tid) {
+                    return self.goal_progress(true, Some(real));
+                }
+                Ok(Act::Resume)
+            }
+            None => Ok(Act::Serve(stop)),
+        }
+    }
+
+    /// A reach goal at its base (`stepped` false) or after one more step
+    /// of its thread (`real`, when stopped inside an event).
+    fn goal_progress(&mut self, stepped: bool, real: Option<i32>) -> Result<Act, ReplayError> {
+        let index = self.index;
+        let Some(Goal::Reach {
+            tid,
+            steps,
+            count_to,
+            counted,
+            stop,
+            ..
+        }) = self.ctl().goal.clone()
+        else {
+            return Ok(Act::Resume);
+        };
+        let counted = counted + u64::from(stepped);
+        if let Some(Goal::Reach { counted: c, .. }) = self.ctl().goal.as_mut() {
+            *c = counted;
+        }
+        if let Some(target) = count_to {
+            let arrived = match (target, real) {
+                (Target::Inside { point, .. }, Some(real)) => {
+                    ptrace::getregs(real).map(|r| r.rip).ok() == Some(point.ip)
+                        && self.at_point(real, &point)?
+                }
+                (Target::Boundary(i), _) => i == index,
+                _ => false,
+            };
+            if arrived {
+                if let Some(Goal::Reach { arrived: a, .. }) = self.ctl().goal.as_mut() {
+                    *a = true;
+                }
+                return Ok(Act::Abandon);
+            }
+            self.ctl().step = tid;
+            return Ok(Act::Resume);
+        }
+        if counted >= steps {
+            let ctl = self.ctl();
+            ctl.goal = None;
+            ctl.probes.clear();
+            ctl.step = None;
+            let stop = match (steps, tid) {
+                (0, _) if !matches!(stop, Stop::ReplayStart) => stop,
+                (_, Some(tid)) => Stop::Stepped { tid },
+                _ => Stop::ReplayStart,
+            };
+            return Ok(Act::Serve(stop));
+        }
+        self.ctl().step = tid;
+        Ok(Act::Resume)
+    }
+
+    /// Notes a stop a re-run serves between events.
+    fn note_served(&mut self, stop: Stop, here: Here) {
+        let ctl = self.ctl();
+        if let Stop::Stepped { tid } = stop {
+            ctl.current = tid;
+        }
+        ctl.here = here;
+    }
+
+    /// Whether thread `real`, stopped, is at execution point `point`.
+    fn at_point(&self, real: i32, point: &ExecPoint) -> Result<bool, ReplayError> {
+        let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        if regs.rip != point.ip || crate::tracee::point_regs(&regs) != point.regs {
+            return Ok(false);
+        }
+        let seen = crate::tracee::exec_point(real, &regs)
+            .map_err(perr("reading an execution point", real))?;
+        Ok(seen == *point)
+    }
+}
+
+/// The probe a re-run to `base` needs: its anchor's address (a user's
+/// breakpoint there is armed anyway).
+fn probes_for(base: Base) -> BTreeSet<u64> {
+    match base {
+        Base::Hit(Mark {
+            anchor: Anchor::Breakpoint(a),
+            ..
+        }) => BTreeSet::from([a]),
+        _ => BTreeSet::new(),
+    }
+}
+
+fn lost(target: Target) -> ReplayError {
+    let what = match target {
+        Target::Boundary(i) => format!("the stop before event {i}"),
+        Target::Inside { event, tid, point } => {
+            format!("thread {tid}'s stop at {:#x} in event {event}", point.ip)
+        }
+        Target::End => "the end".into(),
+    };
+    Error::Debugger(format!(
+        "reverse execution re-ran the replay but did not find {what} again"
+    ))
+    .into()
+}
