@@ -346,6 +346,7 @@ fn registers_memory_and_mappings() -> Result<(), Failed> {
             "p/x $sp",
             "x/gx $sp",
             "p $xmm0.uint128",
+            "p $ymm0.v4_int64",
             "info proc mappings",
         ],
     )?;
@@ -361,6 +362,12 @@ fn registers_memory_and_mappings() -> Result<(), Failed> {
         "argc is not at the stack pointer:\n{out}"
     );
     check!(out.contains("$2 = 0"), "xmm0 not read:\n{out}");
+    if cpu_has_avx() {
+        check!(
+            out.contains("$3 = {0, 0, 0, 0}"),
+            "ymm0 not shown on an AVX CPU:\n{out}"
+        );
+    }
     check!(
         out.contains("Mapped address spaces") && out.contains("[stack]"),
         "no mappings:\n{out}\nserver:\n{err}"
@@ -817,12 +824,22 @@ fn unrle(body: &str) -> String {
     out
 }
 
+/// Whether this CPU has AVX (then the server shows the ymm registers).
+fn cpu_has_avx() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
+        c.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "avx"))
+    })
+}
+
 /// A `g` reply holds every register of the target description: 560
-/// bytes (docs/debugging.md), as hex.
+/// bytes, 816 with the AVX upper halves (docs/debugging.md), as hex.
 fn check_registers(reply: &str, when: &str) -> Result<(), Failed> {
     let regs = unrle(reply);
+    let bytes = if cpu_has_avx() { 816 } else { 560 };
     check!(
-        regs.len() == 2 * 560 && regs.bytes().all(|b| b.is_ascii_hexdigit()),
+        regs.len() == 2 * bytes && regs.bytes().all(|b| b.is_ascii_hexdigit()),
         "registers {when}: {reply} ({} hex digits)",
         regs.len()
     );

@@ -108,7 +108,9 @@ impl Engine for Debugged {
 
     fn registers(&self, tid: Tid) -> Result<GdbRegs, ReplayError> {
         let mut regs = GdbRegs::from_user_regs(&self.debugger.registers(tid)?);
-        regs.set_fxsave(&self.debugger.fp_registers(tid)?.fxsave);
+        let fp = self.debugger.fp_registers(tid)?;
+        regs.set_fxsave(&fp.fxsave);
+        regs.ymm_hi = fp.ymm_hi;
         Ok(regs)
     }
 

@@ -15,7 +15,12 @@
 //!  56    mxcsr                                       4
 //!  57    orig_rax                                    8
 //!  58-59 fs_base gs_base                             8 each
+//!  60-75 ymm0h..ymm15h (only with AVX)              16 each
 //! ```
+//!
+//! The AVX upper halves are there when the replayed thread has AVX state
+//! (the engine reads the XSAVE area): the session then serves
+//! [`target_xml`]`(true)`, and every register set it sends has them.
 //!
 //! The x87 and SSE registers come from the 512-byte FXSAVE area that
 //! `PTRACE_GETFPREGS` returns ([`GdbRegs::set_fxsave`]). This file only
@@ -36,7 +41,8 @@ impl Arch for X86_64 {
     type RegId = RegId;
 
     fn target_description_xml() -> Option<&'static str> {
-        Some(TARGET_XML)
+        // Served by the target (`target.rs`), with or without AVX.
+        None
     }
 }
 
@@ -55,8 +61,11 @@ impl gdbstub::arch::RegId for RegId {
     }
 }
 
-/// The number of registers in [`TARGET_XML`].
+/// The number of registers in [`target_xml`]`(false)`.
 pub const REG_COUNT: usize = 60;
+
+/// The number of registers with the AVX upper halves.
+pub const REG_COUNT_AVX: usize = 76;
 
 /// The size in bytes of register `id`, or None past the last one.
 pub fn reg_size(id: usize) -> Option<usize> {
@@ -68,6 +77,7 @@ pub fn reg_size(id: usize) -> Option<usize> {
         40..=55 => 16,
         56 => 4,
         57..=59 => 8,
+        60..=75 => 16,
         _ => return None,
     })
 }
@@ -97,6 +107,8 @@ pub struct GdbRegs {
     pub fs_base: u64,
     /// The gs segment base.
     pub gs_base: u64,
+    /// ymm0..ymm15's upper halves, when the session shows AVX.
+    pub ymm_hi: Option<[[u8; 16]; 16]>,
 }
 
 impl GdbRegs {
@@ -201,13 +213,21 @@ impl Registers for GdbRegs {
         put(&self.orig_rax.to_le_bytes());
         put(&self.fs_base.to_le_bytes());
         put(&self.gs_base.to_le_bytes());
+        for y in self.ymm_hi.iter().flatten() {
+            put(y);
+        }
     }
 
     fn gdb_deserialize(&mut self, bytes: &[u8]) -> Result<(), ()> {
         // Parsed so that a `G` packet is understood; the server refuses to
         // apply it (a replay's registers are the recording's).
-        let total: usize = (0..REG_COUNT).filter_map(reg_size).sum();
-        if bytes.len() != total {
+        // gdbstub parses into a default value: the length says the layout.
+        let total = |count: usize| (0..count).filter_map(reg_size).sum::<usize>();
+        if bytes.len() == total(REG_COUNT_AVX) {
+            self.ymm_hi.get_or_insert([[0; 16]; 16]);
+        } else if bytes.len() == total(REG_COUNT) {
+            self.ymm_hi = None;
+        } else {
             return Err(());
         }
         let mut at = 0;
@@ -239,6 +259,11 @@ impl Registers for GdbRegs {
         self.orig_rax = u64_of(take(8));
         self.fs_base = u64_of(take(8));
         self.gs_base = u64_of(take(8));
+        if let Some(ymm) = self.ymm_hi.as_mut() {
+            for y in ymm.iter_mut() {
+                y.copy_from_slice(take(16));
+            }
+        }
         Ok(())
     }
 }
@@ -254,10 +279,32 @@ impl GdbRegs {
     }
 }
 
-/// The target description: gdb's amd64 Linux features, with the segment
-/// bases. Register numbers are implicit (document order), as in the table
-/// of the module doc.
-pub const TARGET_XML: &str = r#"<?xml version="1.0"?>
+/// The target description, with the AVX feature or without.
+pub fn target_xml(avx: bool) -> String {
+    let mut xml = TARGET_XML.to_owned();
+    if avx {
+        let at = xml.rfind("</target>").unwrap_or(xml.len());
+        xml.insert_str(at, &avx_feature());
+    }
+    xml
+}
+
+/// gdb's `org.gnu.gdb.i386.avx` feature: ymm0h..ymm15h.
+fn avx_feature() -> String {
+    let mut f = String::from("  <feature name=\"org.gnu.gdb.i386.avx\">\n");
+    for i in 0..16 {
+        f.push_str(&format!(
+            "    <reg name=\"ymm{i}h\" bitsize=\"128\" type=\"uint128\"/>\n"
+        ));
+    }
+    f.push_str("  </feature>\n");
+    f
+}
+
+/// The target description without AVX: gdb's amd64 Linux features, with
+/// the segment bases. Register numbers are implicit (document order), as
+/// in the table of the module doc.
+const TARGET_XML: &str = r#"<?xml version="1.0"?>
 <!DOCTYPE target SYSTEM "gdb-target.dtd">
 <target version="1.0">
   <architecture>i386:x86-64</architecture>
@@ -393,6 +440,16 @@ mod tests {
 
     #[test]
     fn the_xml_names_every_register_in_the_table_order() {
+        let with_avx = target_xml(true);
+        let avx_names: Vec<&str> = with_avx
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("<reg name=\""))
+            .filter_map(|l| l.split('"').next())
+            .collect();
+        assert_eq!(avx_names.len(), REG_COUNT_AVX);
+        assert_eq!([avx_names[60], avx_names[75]], ["ymm0h", "ymm15h"]);
+        assert!(with_avx.trim_end().ends_with("</target>"));
+        assert_eq!(target_xml(false), TARGET_XML);
         let names: Vec<&str> = TARGET_XML
             .lines()
             .filter_map(|l| l.trim().strip_prefix("<reg name=\""))
@@ -447,6 +504,15 @@ mod tests {
         back.gdb_deserialize(&bytes).unwrap();
         assert_eq!(back, r);
         assert!(back.gdb_deserialize(&bytes[1..]).is_err());
+        // With AVX: the upper halves follow gs_base.
+        r.ymm_hi = Some([[9; 16]; 16]);
+        let mut avx = Vec::new();
+        r.gdb_serialize(|b| avx.push(b.unwrap()));
+        assert_eq!(avx.len(), bytes.len() + 256);
+        assert_eq!(r.register_bytes(75).unwrap(), vec![9; 16]);
+        let mut back = GdbRegs::default();
+        back.gdb_deserialize(&avx).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

@@ -33,6 +33,9 @@ use gdbstub::target::ext::host_io::{
     HostIoOpenFlags, HostIoOpenMode, HostIoOpenOps, HostIoOps, HostIoPread, HostIoPreadOps,
     HostIoResult, HostIoStat,
 };
+use gdbstub::target::ext::target_description_xml_override::{
+    TargetDescriptionXmlOverride, TargetDescriptionXmlOverrideOps,
+};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use rrtest_trace::{ExitStatus, Tid};
 
@@ -71,6 +74,9 @@ pub struct GdbTarget<E: Engine> {
     notes: Vec<String>,
     auxv: Vec<u8>,
     files: Files,
+    /// Whether registers include the AVX upper halves (the first thread
+    /// had AVX state at the start): one register layout for the session.
+    avx: bool,
 }
 
 impl<E: Engine> std::fmt::Debug for GdbTarget<E> {
@@ -95,7 +101,11 @@ impl<E: Engine> GdbTarget<E> {
     /// (`/proc/PID/auxv`), read once: it does not change after exec.
     pub fn new(engine: E) -> GdbTarget<E> {
         let auxv = std::fs::read(format!("/proc/{}/auxv", engine.real_pid())).unwrap_or_default();
+        let avx = engine
+            .registers(engine.current_thread())
+            .is_ok_and(|r| r.ymm_hi.is_some());
         GdbTarget {
+            avx,
             pid: engine.recorded_pid(),
             engine,
             step: None,
@@ -194,6 +204,12 @@ impl<E: Engine> Target for GdbTarget<E> {
         Some(self)
     }
 
+    fn support_target_description_xml_override(
+        &mut self,
+    ) -> Option<TargetDescriptionXmlOverrideOps<'_, Self>> {
+        Some(self)
+    }
+
     fn support_host_io(&mut self) -> Option<HostIoOps<'_, Self>> {
         Some(self)
     }
@@ -209,7 +225,13 @@ impl<E: Engine> MultiThreadBase for GdbTarget<E> {
     fn read_registers(&mut self, regs: &mut GdbRegs, tid: NonZeroUsize) -> TargetResult<(), Self> {
         let tid = self.live(tid);
         match self.engine.registers(tid) {
-            Ok(r) => {
+            Ok(mut r) => {
+                // The session's layout: zeros for a thread without AVX
+                // state (its initial state), none if the session has none.
+                r.ymm_hi = match (self.avx, r.ymm_hi) {
+                    (true, hi) => Some(hi.unwrap_or([[0; 16]; 16])),
+                    (false, _) => None,
+                };
                 *regs = r;
                 Ok(())
             }
@@ -475,6 +497,22 @@ fn xfer(data: &[u8], offset: u64, length: usize, buf: &mut [u8]) -> usize {
     let n = length.min(buf.len()).min(data.len() - start);
     buf[..n].copy_from_slice(&data[start..start + n]);
     n
+}
+
+impl<E: Engine> TargetDescriptionXmlOverride for GdbTarget<E> {
+    fn target_description_xml(
+        &self,
+        annex: &[u8],
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        if annex != b"target.xml" {
+            return Err(TargetError::NonFatal);
+        }
+        let xml = super::arch::target_xml(self.avx);
+        Ok(xfer(xml.as_bytes(), offset, length, buf))
+    }
 }
 
 impl<E: Engine> gdbstub::target::ext::auxv::Auxv for GdbTarget<E> {
