@@ -13,10 +13,15 @@
 //! - `debug::engine::write_watchpoint`: a write watchpoint on `watched`
 //!   stops after each store, with the new value (0, 3, 6, 9, 12) in memory;
 //! - `debug::engine::threads_listed`: at `in_thread` in `dbg_threads`, all
-//!   four threads are listed with registers;
+//!   four threads are listed with registers; reverse-continue goes back to
+//!   the previous thread's stop there, and forward again to the next;
 //! - `debug::engine::step_over_buffered_syscalls`: stepping through a late
 //!   `io_round` of `dbg_buffered` (its write and read sites patched) never
-//!   shows an ip outside the program and libc;
+//!   shows an ip outside the program and libc, and steps over its (trapped)
+//!   `rdtsc` as one instruction;
+//! - `debug::engine::watchpoint_in_the_hook`: a watchpoint on the buffer a
+//!   buffered `read` fills (the hook copies into it) stops outside the hook,
+//!   in the program or libc, with the value read;
 //! - `debug::engine::divergence_is_an_error`: a trace whose program was
 //!   swapped for one printing other bytes fails a resume with the
 //!   divergence, within a bound, and the session refuses to go on;
@@ -46,16 +51,24 @@ pub fn trials() -> Vec<Trial> {
         ("write_watchpoint", write_watchpoint),
         ("threads_listed", threads_listed),
         ("step_over_buffered_syscalls", step_over_buffered_syscalls),
+        ("watchpoint_in_the_hook", watchpoint_in_the_hook),
         ("divergence_is_an_error", divergence_is_an_error),
         ("reverse_continue", reverse_continue),
         ("reverse_step", reverse_step),
         ("reverse_watchpoint", reverse_watchpoint),
+        ("fp_registers", fp_registers),
+        ("interrupt", interrupt),
+        ("program_sigtraps_delivered", program_sigtraps_delivered),
     ];
-    list.into_iter()
+    let mut trials: Vec<Trial> = list
+        .into_iter()
         .map(|(name, f)| {
             Trial::test(format!("debug::engine::{name}"), f).with_ignored_flag(why_not.is_some())
         })
-        .collect()
+        .collect();
+    // A benchmark, not a test: run by scripts/bench-debug.sh.
+    trials.push(Trial::test("debug::bench::engine_vs_replay", bench).with_ignored_flag(true));
+    trials
 }
 
 const fn no_pie(name: &'static str) -> CBuild {
@@ -296,6 +309,7 @@ fn threads_listed() -> Result<(), Failed> {
     dbg.set_breakpoint(in_thread)
         .map_err(|e| format!("set_breakpoint: {e}"))?;
     let mut seen = Vec::new();
+    let mut visits = Vec::new();
     for _ in 0..3 {
         let stop = forward(&mut dbg, Resume::Continue)?;
         let Stop::Breakpoint { tid, .. } = stop else {
@@ -313,7 +327,30 @@ fn threads_listed() -> Result<(), Failed> {
             check!(r.rsp != 0, "thread {} has no stack pointer", t.recorded);
         }
         seen.push((tid, regs(&dbg, tid)?.rdi));
+        visits.push((stop, state(&regs(&dbg, tid)?)));
     }
+    // Back to the second thread's stop, and forward to the third's: the
+    // same threads and registers.
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == visits[1].0,
+        "reverse-continue stopped with {stop:?}, not {:?}",
+        visits[1].0
+    );
+    check!(
+        state(&regs(&dbg, dbg.current_thread())?) == visits[1].1,
+        "the second stop reached backwards has other registers"
+    );
+    check!(
+        dbg.threads().len() == 4,
+        "{} threads listed after reverse-continue",
+        dbg.threads().len()
+    );
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == visits[2].0 && state(&regs(&dbg, dbg.current_thread())?) == visits[2].1,
+        "forward again: {stop:?}, not the third stop as before"
+    );
     let mut ids: Vec<u64> = seen.iter().map(|&(_, id)| id).collect();
     ids.sort_unstable();
     check!(ids == [1, 2, 3], "in_thread's arguments were {seen:?}");
@@ -385,11 +422,24 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
             .map_err(|e| format!("read: {e}"))?;
         u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]))
     };
-    let (mut steps, mut in_libc) = (0, 0);
+    let (mut steps, mut in_libc, mut over_rdtsc) = (0, 0, 0);
+    let mut prev = regs(&dbg, tid)?.rip;
     loop {
+        let at_rdtsc = dbg
+            .read_memory(tid, prev, 2)
+            .map_err(|e| format!("read: {e}"))?
+            == [0x0f, 0x31];
         let stop = forward(&mut dbg, Resume::Step(tid))?;
         check!(stop == Stop::Stepped { tid }, "step {steps}: {stop:?}");
         let ip = regs(&dbg, tid)?.rip;
+        if at_rdtsc {
+            check!(
+                ip == prev + 2,
+                "a step over the rdtsc at {prev:#x} went to {ip:#x}"
+            );
+            over_rdtsc += 1;
+        }
+        prev = ip;
         check!(
             in_program_or_libc(pid, &running_exe, ip)?,
             "step {steps} stopped at {ip:#x}, outside the program and libc:\n{}",
@@ -407,6 +457,10 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
     check!(
         in_libc > 2,
         "the steps never went into libc's write and read ({steps} steps)"
+    );
+    check!(
+        over_rdtsc == 1,
+        "{over_rdtsc} steps over io_round's rdtsc, not 1"
     );
     let status = to_the_end(&mut dbg)?;
     check!(status == ExitStatus::Exited(0), "ended with {status:?}");
@@ -655,6 +709,245 @@ fn reverse_watchpoint() -> Result<(), Failed> {
         matches!(stop, Stop::Watchpoint { .. }) && value(&dbg)? == 9,
         "forward again: {stop:?}, value {}",
         value(&dbg)?
+    );
+    Ok(())
+}
+
+fn fp_registers() -> Result<(), Failed> {
+    let rec = record("debug-engine-fp", no_pie("dbg_loop"))?;
+    let fp_fn = symbol(&rec.exe, "fp_fn")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_breakpoint(fp_fn)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    let Stop::Breakpoint { tid, .. } = stop else {
+        return Err(format!("{stop:?}").into());
+    };
+    let fp = dbg
+        .fp_registers(tid)
+        .map_err(|e| format!("fp_registers: {e}"))?;
+    let xmm0 = f64::from_le_bytes(fp.xmm(0)[..8].try_into().unwrap_or([0; 8]));
+    check!(xmm0 == 2.5, "fp_fn's argument in xmm0 reads {xmm0}");
+    check!(
+        fp.mxcsr() & 0xffc0 == 0x1f80,
+        "mxcsr {:#x} is not the default's masks",
+        fp.mxcsr()
+    );
+    check!(regs(&dbg, tid)?.fs_base != 0, "fs_base reads 0");
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    Ok(())
+}
+
+fn interrupt() -> Result<(), Failed> {
+    let rec = record("debug-engine-interrupt", no_pie("dbg_spin"))?;
+    let spin = symbol_range(&rec.exe, "spin")?;
+    let mut dbg = start(&rec.trace)?;
+    let stopper = dbg.interrupter();
+    let asked = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        stopper.interrupt();
+        Instant::now()
+    });
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    let stopped = Instant::now();
+    let asked = asked
+        .join()
+        .map_err(|_| "the interrupting thread panicked")?;
+    let Stop::Interrupted { tid } = stop else {
+        return Err(format!("the resume ended with {stop:?}, not the interrupt").into());
+    };
+    check!(
+        stopped.duration_since(asked) < Duration::from_secs(2),
+        "the interrupt took {:?}",
+        stopped.duration_since(asked)
+    );
+    let ip = regs(&dbg, tid)?.rip;
+    check!(spin.contains(&ip), "interrupted at {ip:#x}, not in spin");
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    Ok(())
+}
+
+fn program_sigtraps_delivered() -> Result<(), Failed> {
+    let rec = record("debug-engine-sigtrap", no_pie("dbg_sigtrap"))?;
+    let on_trap = symbol(&rec.exe, "on_trap")?;
+    // With a breakpoint in the handler: both SIGTRAPs reach it.
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_breakpoint(on_trap)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    for i in 0..2 {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        check!(
+            matches!(stop, Stop::Breakpoint { addr, .. } if addr == on_trap),
+            "SIGTRAP {i}: {stop:?}, not the handler's breakpoint"
+        );
+        check!(
+            regs(&dbg, dbg.current_thread())?.rdi == libc_sigtrap(),
+            "the handler's argument is not SIGTRAP"
+        );
+    }
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+    drop(dbg);
+    // Stepping over the program's own int3 delivers it too.
+    let mut dbg = start(&rec.trace)?;
+    let tid = dbg.current_thread();
+    let main = symbol(&rec.exe, "main")?;
+    dbg.set_breakpoint(main)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    forward(&mut dbg, Resume::Continue)?;
+    dbg.remove_breakpoint(main)
+        .map_err(|e| format!("remove_breakpoint: {e}"))?;
+    let mut in_handler = 0;
+    for _ in 0..20000 {
+        match forward(&mut dbg, Resume::Step(tid))? {
+            Stop::Stepped { .. } => {
+                if regs(&dbg, tid)?.rip == on_trap {
+                    in_handler += 1;
+                }
+            }
+            Stop::Exited(status) => {
+                check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+                check!(
+                    in_handler == 2,
+                    "stepping entered the handler {in_handler} times, not 2"
+                );
+                return Ok(());
+            }
+            other => return Err(format!("stepping stopped with {other:?}").into()),
+        }
+    }
+    Err("20000 steps did not reach the end".into())
+}
+
+/// SIGTRAP's number.
+fn libc_sigtrap() -> u64 {
+    5
+}
+
+/// The median of `runs` timings of `f`.
+fn median_secs(runs: usize, mut f: impl FnMut() -> Result<(), Failed>) -> Result<f64, Failed> {
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// scripts/bench-debug.sh: for `syscall_loop` (many events) and `dbg_spin`
+/// (a second of compute in one event), the median wall time of a plain
+/// replay and of the debugger's continue to the end (no breakpoint, then
+/// one breakpoint hit once), the time to the first stop, and, on
+/// `dbg_spin`, a reverse-continue from the end back to the breakpoint at
+/// `spin` (across the whole second). Prints one line per number.
+fn bench() -> Result<(), Failed> {
+    let runs: usize = std::env::var("RRTEST_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    for (name, bp) in [("syscall_loop", "main"), ("dbg_spin", "spin")] {
+        let rec = record(&format!("debug-bench-{name}"), no_pie(name))?;
+        let opts = ReplayOptions {
+            trace_dir: rec.trace.clone(),
+            echo_output: false,
+        };
+        let addr = symbol(&rec.exe, bp)?;
+        let plain = median_secs(runs, || {
+            cargo_rrtest::replayer::replay(&opts)
+                .map(drop)
+                .map_err(|e| format!("replay: {e}").into())
+        })?;
+        let first_stop = median_secs(runs, || start(&rec.trace).map(drop))?;
+        let engine = median_secs(runs, || {
+            let mut dbg = start(&rec.trace)?;
+            to_the_end(&mut dbg).map(drop)
+        })?;
+        let engine_bp = median_secs(runs, || {
+            let mut dbg = start(&rec.trace)?;
+            dbg.set_breakpoint(addr)
+                .map_err(|e| format!("set_breakpoint: {e}"))?;
+            to_the_end(&mut dbg).map(drop)
+        })?;
+        println!("{name}: plain replay {plain:.3} s");
+        println!("{name}: debugger start (first stop) {first_stop:.3} s");
+        println!(
+            "{name}: debugger continue to the end {engine:.3} s ({:.2}x plain)",
+            engine / plain
+        );
+        println!(
+            "{name}: with a breakpoint at {bp} {engine_bp:.3} s ({:.2}x plain)",
+            engine_bp / plain
+        );
+        if name == "dbg_spin" {
+            let mut reverse_times = Vec::new();
+            for _ in 0..runs {
+                let mut dbg = start(&rec.trace)?;
+                dbg.set_breakpoint(addr)
+                    .map_err(|e| format!("set_breakpoint: {e}"))?;
+                to_the_end(&mut dbg)?;
+                let t = Instant::now();
+                let stop = reverse(&mut dbg, Resume::Continue)?;
+                reverse_times.push(t.elapsed().as_secs_f64());
+                check!(
+                    matches!(stop, Stop::Breakpoint { addr: a, .. } if a == addr),
+                    "reverse-continue: {stop:?}"
+                );
+            }
+            reverse_times.sort_by(f64::total_cmp);
+            println!(
+                "{name}: reverse-continue from the end to {bp} {:.3} s",
+                reverse_times[reverse_times.len() / 2]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn watchpoint_in_the_hook() -> Result<(), Failed> {
+    let rec = record("debug-engine-watch-hook", no_pie("dbg_buffered"))?;
+    let landed = symbol(&rec.exe, "landed")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_watchpoint(landed, 8, WatchKind::Write)
+        .map_err(|e| format!("set_watchpoint: {e}"))?;
+    let pid = dbg.real_pid();
+    let running_exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|e| format!("reading the program's name: {e}"))?;
+    let mut values = Vec::new();
+    loop {
+        match forward(&mut dbg, Resume::Continue)? {
+            Stop::Watchpoint { tid, addr, .. } => {
+                check!(addr == landed, "watchpoint at {addr:#x}");
+                let ip = regs(&dbg, tid)?.rip;
+                check!(
+                    in_program_or_libc(pid, &running_exe, ip)?,
+                    "the watchpoint stopped at {ip:#x}, outside the program and libc"
+                );
+                let b = dbg
+                    .read_memory(tid, landed, 8)
+                    .map_err(|e| format!("read: {e}"))?;
+                values.push(i64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+            }
+            Stop::Exited(status) => {
+                check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+                break;
+            }
+            other => return Err(format!("stopped with {other:?}").into()),
+        }
+    }
+    // The first rounds' reads are traced (their results injected, which no
+    // watchpoint sees); the later ones go through the hook.
+    check!(
+        values.len() >= 10,
+        "{} watchpoint stops over 20 buffered-or-traced reads: {values:?}",
+        values.len()
+    );
+    check!(
+        values.iter().all(|v| v % 11 == 0) && values.windows(2).all(|w| w[0] < w[1]),
+        "the values read at the stops: {values:?}"
     );
     Ok(())
 }

@@ -353,3 +353,27 @@ pub fn getxstate(tid: i32) -> io::Result<Vec<u8>> {
     buf.truncate(iov.iov_len);
     Ok(buf)
 }
+
+/// The thread's blocked-signal mask (`PTRACE_GETSIGMASK`), bit `n - 1`
+/// for signal `n`.
+pub fn getsigmask(tid: i32) -> io::Result<u64> {
+    let mut mask: u64 = 0;
+    req(
+        libc::PTRACE_GETSIGMASK,
+        tid,
+        8,
+        &mut mask as *mut u64 as usize,
+    )?;
+    Ok(mask)
+}
+
+/// Replaces the thread's blocked-signal mask (`PTRACE_SETSIGMASK`).
+pub fn setsigmask(tid: i32, mask: u64) -> io::Result<()> {
+    req(
+        libc::PTRACE_SETSIGMASK,
+        tid,
+        8,
+        &mask as *const u64 as usize,
+    )
+    .map(drop)
+}

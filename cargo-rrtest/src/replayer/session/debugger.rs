@@ -52,6 +52,10 @@ use rrtest_trace::Tid;
 const SI_KERNEL: i32 = 0x80;
 /// `si_code` of a single-step trap.
 const TRAP_TRACE: i32 = 2;
+/// `si_code` of the trap at the exit of a single-stepped syscall.
+const TRAP_BRKPT: i32 = 1;
+/// EFLAGS.TF.
+const TRAP_FLAG: u64 = 0x100;
 /// The `int3` instruction.
 const INT3: u8 = 0xcc;
 /// Debug registers the watchpoints use (0 is the point search's).
@@ -77,6 +81,15 @@ pub(super) struct DebugCtl {
     stepping_over: bool,
     /// A step entered a stub: run to this return address, then report.
     skip_to: Option<u64>,
+    /// Single steps went through a stub's `pushf`/`popf`: the thread's
+    /// flags may hold the trap flag (cleared at its next continue).
+    flags_dirty: bool,
+    /// A watchpoint hit inside buffer code (the hook copying a buffered
+    /// syscall's output): reported once single steps take the thread out.
+    deferred: Option<Stop>,
+    /// ... or to this one, the caller's, when the stub's displaced code
+    /// ends with the wrapper's `ret`.
+    skip_alt: Option<u64>,
     /// The asked step ended at the stop of an event (a `syscall`): report
     /// it once the event is replayed.
     step_landed: Option<Tid>,
@@ -96,6 +109,12 @@ pub(super) struct DebugCtl {
     pub(super) goal: Option<Goal>,
     /// The last stop was the trap of our `int3` at this address.
     trapped_at: Option<u64>,
+    /// The thread was single-stepped into a signal handler (the stop at
+    /// the handler's first instruction is ours).
+    entering_handler: bool,
+    /// The thread whose blocked `SIGTRAP` was unblocked while it runs
+    /// ([`DebugCtl::unblock_sigtrap`]).
+    unblocked_trap: Option<i32>,
     /// Traps per anchor of the event in progress (`counted_in`): how
     /// positions are named across re-runs.
     counts: HashMap<Anchor, u64>,
@@ -142,6 +161,9 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         step: None,
         stepping_over: false,
         skip_to: None,
+        skip_alt: None,
+        deferred: None,
+        flags_dirty: false,
         step_landed: None,
         dr7: HashMap::new(),
         abandon: None,
@@ -152,6 +174,8 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         counts: HashMap::new(),
         counted_in: 0,
         trapped_at: None,
+        entering_handler: false,
+        unblocked_trap: None,
     }));
     session.reset_debug_run();
     let real_pid = session.ctl().debugged;
@@ -352,6 +376,21 @@ impl Session {
             let Some(tid) = self.ctl().step_landed.take() else {
                 continue;
             };
+            // A step into the thread's exit: no stop to show (the end,
+            // or other threads, come next).
+            if !self
+                .tasks
+                .get(&tid)
+                .is_some_and(|t| super::handle::is_stopped(t.state))
+            {
+                self.ctl().step = None;
+                continue;
+            }
+            // The event may have moved the thread into a stub (a syscall
+            // site patched there): the step ends at the site's return.
+            if self.step_lands_in_stub(tid)? {
+                continue;
+            }
             if self.ctl().goal.is_some() {
                 match self.goal_step(tid)? {
                     Act::Resume => continue,
@@ -382,12 +421,44 @@ impl Session {
         ctl.step = None;
         ctl.stepping_over = false;
         ctl.skip_to = None;
+        ctl.skip_alt = None;
+        ctl.deferred = None;
+        ctl.flags_dirty = false;
         ctl.step_landed = None;
         ctl.counts.clear();
         ctl.counted_in = 0;
         ctl.trapped_at = None;
+        ctl.unblocked_trap = None;
+        ctl.entering_handler = false;
         ctl.abandon = None;
         ctl.here = Here::Boundary(index);
+    }
+
+    /// Whether thread `tid`, whose step ended at an event, is in a stub or
+    /// other buffer code now; then its step goes on to the patched site's
+    /// return (or, outside a stub, on by single steps).
+    fn step_lands_in_stub(&mut self, tid: Tid) -> Result<bool, ReplayError> {
+        let Some(task) = self.tasks.get(&tid) else {
+            return Ok(false);
+        };
+        let (real, real_pid) = (task.real, task.real_pid);
+        let Some(space) = self.spaces.get(&real_pid) else {
+            return Ok(false);
+        };
+        let Ok(regs) = ptrace::getregs(real) else {
+            return Ok(false);
+        };
+        let exits = space
+            .stub_at(regs.rip)
+            .map(|s| stub_exits(s, real, regs.rsp));
+        if exits.is_none() && !space.in_buffer_code(regs.rip, regs.rsp) {
+            return Ok(false);
+        }
+        let ctl = self.ctl();
+        ctl.skip_to = exits.map(|e| e.0);
+        ctl.skip_alt = exits.and_then(|e| e.1);
+        ctl.step = Some(tid);
+        Ok(true)
     }
 
     /// Unwinds the event in progress: the engine's loop does `why`.
@@ -407,6 +478,27 @@ impl Session {
         real_pid: i32,
         deliver: i32,
     ) -> Result<(), ReplayError> {
+        // Nothing armed, nothing to deliver: a plain resume (what a
+        // continue to the end costs over a plain replay).
+        let ctl = self.ctl();
+        let quiet = deliver == 0
+            && ctl.breakpoints.is_empty()
+            && ctl.probes.is_empty()
+            && ctl.watches.is_empty()
+            && ctl.step.is_none()
+            && ctl.skip_to.is_none()
+            && ctl.deferred.is_none()
+            && !ctl.flags_dirty
+            && ctl
+                .dr7
+                .get(&real)
+                .is_none_or(|d| d & !ptrace::dr7_slot_mask(0) == 0);
+        if quiet {
+            ctl.stepping_over = false;
+            ctl.note_running(real_pid, real);
+            ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+            return Ok(());
+        }
         let space_has_stub = {
             let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
             (
@@ -431,13 +523,29 @@ impl Session {
             ctl.insert_breakpoints(real, real_pid, over.then_some(regs.rip))?;
             ctl.arm_watches(real)?;
         }
-        ctl.stepping_over = over && !user_step;
-        ctl.link.shared.running.store(
-            (i64::from(real_pid) << 32) | i64::from(real as u32),
-            Ordering::SeqCst,
-        );
-        if user_step || over {
+        ctl.stepping_over = over && !user_step && ctl.deferred.is_none();
+        if ours && (user_step || over || !ctl.inserted.is_empty() || !ctl.watches.is_empty()) {
+            ctl.unblock_sigtrap(real);
+        }
+        ctl.note_running(real_pid, real);
+        let armed = user_step || over || !ctl.inserted.is_empty() || !ctl.watches.is_empty();
+        if deliver != 0 && ours && armed && !in_stub {
+            // Into the handler first, one stop: its frame blocks signals
+            // (`SIGTRAP` among them, in a `SIGTRAP` handler) that the
+            // next resume unblocks while traps are armed.
+            ctl.stepping_over = false;
+            ctl.entering_handler = true;
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
+        } else if user_step || over || ctl.deferred.is_some() {
+            ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
+        } else if std::mem::take(&mut ctl.flags_dirty) && regs.eflags & TRAP_FLAG != 0 {
+            // Single steps through a stub's `pushf`/`popf` (a deferred
+            // watchpoint) leave the trap flag set: clear it, or the thread
+            // traps after every instruction.
+            let mut regs = regs;
+            regs.eflags &= !TRAP_FLAG;
+            ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+            ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
         } else if deliver != 0 && in_stub {
             let space = self.spaces.get(&real_pid);
             crate::tracee::syscallbuf::deliver_signal(real, &regs, deliver, space)
@@ -459,6 +567,7 @@ impl Session {
         real_pid: i32,
         ev: &WaitEvent,
     ) -> Result<bool, ReplayError> {
+        self.ctl().reblock_sigtrap(real);
         let ctl = self.ctl();
         ctl.link.shared.running.store(0, Ordering::SeqCst);
         ctl.trapped_at = None;
@@ -488,6 +597,7 @@ impl Session {
             },
             _ => {
                 let ctl = self.ctl();
+                ctl.entering_handler = false;
                 ctl.lift_breakpoints();
                 if ctl.step == Some(tid) && ctl.skip_to.is_none() && !ctl.stepping_over {
                     // A step into a syscall (or a trapping rdtsc): done
@@ -505,6 +615,25 @@ impl Session {
     }
 
     fn classify_trap(&mut self, tid: Tid, real: i32, real_pid: i32) -> Result<Trap, ReplayError> {
+        if std::mem::take(&mut self.ctl().entering_handler) {
+            let rip = ptrace::getregs(real)
+                .map_err(perr("PTRACE_GETREGS", real))?
+                .rip;
+            let ctl = self.ctl();
+            if real_pid == ctl.debugged
+                && (ctl.breakpoints.contains(&rip) || ctl.probes.contains(&rip))
+            {
+                // At a breakpoint, not yet trapped: as if it had.
+                ctl.lift_breakpoints();
+                ctl.trapped_at = Some(rip);
+                return Ok(Trap::Report(Stop::Breakpoint { tid, addr: rip }));
+            }
+            if ctl.step == Some(tid) && ctl.skip_to.is_none() {
+                ctl.lift_breakpoints();
+                return Ok(Trap::Report(Stop::Stepped { tid }));
+            }
+            return Ok(Trap::Resume);
+        }
         let info = ptrace::getsiginfo(real).map_err(perr("PTRACE_GETSIGINFO", real))?;
         let code = ptrace::siginfo_code(&info);
         let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
@@ -522,8 +651,9 @@ impl Session {
             ctl.trapped_at = Some(addr);
             regs.rip = addr;
             ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
-            if ctl.skip_to == Some(addr) {
+            if ctl.skip_to.is_some() && (ctl.skip_to == Some(addr) || ctl.skip_alt == Some(addr)) {
                 ctl.skip_to = None;
+                ctl.skip_alt = None;
                 if ctl.step == Some(tid) {
                     return Ok(Trap::Report(Stop::Stepped { tid }));
                 }
@@ -546,18 +676,48 @@ impl Session {
             .zip(ctl.watches.iter())
             .find(|(&slot, _)| dr6 & (1 << slot) != 0)
             .map(|(_, w)| *w);
+        let in_buffer = |s: &Self| {
+            s.spaces.get(&real_pid).is_some_and(|space| {
+                space.stub_at(regs.rip).is_some()
+                    || space.in_buffer_code(regs.rip, regs.rsp)
+                    || same_file_mapping(real, space.hook_entry, regs.rip)
+            })
+        };
         if let Some(w) = hit {
-            ctl.lift_breakpoints();
-            ctl.stepping_over = false;
-            return Ok(Trap::Report(Stop::Watchpoint {
+            let stop = Stop::Watchpoint {
                 tid,
                 addr: w.addr,
                 kind: w.kind,
-            }));
+            };
+            if in_buffer(self) {
+                // Not in the hook: out of it first.
+                let ctl = self.ctl();
+                ctl.deferred = Some(stop);
+                ctl.stepping_over = false;
+                return Ok(Trap::Resume);
+            }
+            let ctl = self.ctl();
+            ctl.lift_breakpoints();
+            ctl.stepping_over = false;
+            return Ok(Trap::Report(stop));
         }
-        if code != TRAP_TRACE {
+        // A step over a syscall the filter lets through ends with a
+        // TRAP_BRKPT trap at its exit instead.
+        if code != TRAP_TRACE && code != TRAP_BRKPT {
             return Ok(Trap::NotOurs);
         }
+        if self.ctl().deferred.is_some() {
+            if in_buffer(self) {
+                return Ok(Trap::Resume);
+            }
+            let ctl = self.ctl();
+            ctl.lift_breakpoints();
+            ctl.flags_dirty = true;
+            return Ok(Trap::Report(
+                ctl.deferred.take().unwrap_or(Stop::Stepped { tid }),
+            ));
+        }
+        let ctl = self.ctl();
         if ctl.stepping_over {
             ctl.stepping_over = false;
             return Ok(Trap::Resume);
@@ -568,8 +728,10 @@ impl Session {
         // A step of the user's. Into a stub: run on to its site's return.
         if let Some(space) = self.spaces.get(&real_pid) {
             if let Some(stub) = space.stub_at(regs.rip) {
-                let back = stub.return_addr;
-                self.ctl().skip_to = Some(back);
+                let (back, alt) = stub_exits(stub, real, regs.rsp);
+                let ctl = self.ctl();
+                ctl.skip_to = Some(back);
+                ctl.skip_alt = alt;
                 return Ok(Trap::Resume);
             }
             if space.in_buffer_code(regs.rip, regs.rsp) {
@@ -680,6 +842,49 @@ enum Trap {
 }
 
 impl DebugCtl {
+    /// Notes that thread `real` of `real_pid` runs (for an interrupt), and
+    /// stops it at once when an interrupt was asked while none ran.
+    fn note_running(&mut self, real_pid: i32, real: i32) {
+        let shared = &self.link.shared;
+        shared.running.store(
+            (i64::from(real_pid) << 32) | i64::from(real as u32),
+            Ordering::SeqCst,
+        );
+        if shared.interrupt.load(Ordering::SeqCst) {
+            shared.stops_sent.fetch_add(1, Ordering::SeqCst);
+            if ptrace::tgkill(real_pid, real, libc::SIGSTOP).is_err() {
+                shared.stops_sent.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// A trap of ours (`int3`, a step, a watchpoint) raises `SIGTRAP` the
+    /// kernel forces on the thread: when the program has `SIGTRAP` blocked
+    /// (inside its own `SIGTRAP` handler), forcing it resets the program's
+    /// handler to the default, and its next recorded `SIGTRAP` would kill
+    /// it. So `SIGTRAP` is unblocked while the thread runs with traps armed
+    /// and blocked again at its next stop ([`DebugCtl::reblock_sigtrap`]).
+    fn unblock_sigtrap(&mut self, real: i32) {
+        const BIT: u64 = 1 << (libc::SIGTRAP - 1);
+        if let Ok(mask) = ptrace::getsigmask(real) {
+            if mask & BIT != 0 && ptrace::setsigmask(real, mask & !BIT).is_ok() {
+                self.unblocked_trap = Some(real);
+            }
+        }
+    }
+
+    /// Blocks `SIGTRAP` again in `real`, stopped, when
+    /// [`DebugCtl::unblock_sigtrap`] unblocked it.
+    fn reblock_sigtrap(&mut self, real: i32) {
+        const BIT: u64 = 1 << (libc::SIGTRAP - 1);
+        if self.unblocked_trap == Some(real) {
+            self.unblocked_trap = None;
+            if let Ok(mask) = ptrace::getsigmask(real) {
+                let _ = ptrace::setsigmask(real, mask | BIT);
+            }
+        }
+    }
+
     /// Forgets the inserted `int3`s without writing (their process is
     /// about to be killed).
     pub(super) fn forget_inserted(&mut self) {
@@ -709,6 +914,7 @@ impl DebugCtl {
             Resume::Step(tid) => Some(tid),
         };
         self.skip_to = None;
+        self.skip_alt = None;
         self.step_landed = None;
     }
 
@@ -747,6 +953,7 @@ impl DebugCtl {
             .copied()
             .chain(self.probes.iter().copied())
             .chain(self.skip_to)
+            .chain(self.skip_alt)
             .filter(|&a| Some(a) != skip)
             .collect();
         // One out of place (the one at the ip being stepped over): back.
@@ -827,6 +1034,51 @@ impl DebugCtl {
         self.dr7.insert(real, dr7);
         Ok(())
     }
+}
+
+/// Where a thread in `stub` (with stack pointer `rsp`, before the stub
+/// switched stacks) comes back to the original code: the patched site's
+/// return address, and, when the displaced code after the syscall holds a
+/// `ret` (a whole syscall wrapper was displaced), the caller's return
+/// address on the stack.
+fn stub_exits(stub: &rrtest_syscalls::patch::Stub, real: i32, rsp: u64) -> (u64, Option<u64>) {
+    let has_ret = stub
+        .layout
+        .after
+        .iter()
+        .any(|&(_, at)| stub.code.get(at.wrapping_sub(stub.addr) as usize) == Some(&0xc3));
+    let alt = has_ret
+        .then(|| {
+            let mut b = [0u8; 8];
+            RemoteMem::new(real).read_exact(rsp, &mut b).ok()?;
+            Some(u64::from_le_bytes(b))
+        })
+        .flatten();
+    (stub.return_addr, alt)
+}
+
+/// Whether `ip` lies in a mapping of the file mapped at `at` (the preload
+/// library, for the hook's entry) in thread `real`'s address space.
+fn same_file_mapping(real: i32, at: u64, ip: u64) -> bool {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{real}/maps")) else {
+        return false;
+    };
+    let entries: Vec<(std::ops::Range<u64>, &str)> = maps
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (a, b) = f.next()?.split_once('-')?;
+            let path = f.nth(4)?;
+            let range = u64::from_str_radix(a, 16).ok()?..u64::from_str_radix(b, 16).ok()?;
+            Some((range, path))
+        })
+        .collect();
+    let file = entries.iter().find(|(r, _)| r.contains(&at)).map(|e| e.1);
+    file.is_some_and(|file| {
+        entries
+            .iter()
+            .any(|(r, path)| *path == file && r.contains(&ip))
+    })
 }
 
 /// The FPU/SSE registers of `real`, with the AVX upper halves when the
