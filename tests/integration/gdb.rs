@@ -82,10 +82,10 @@ pub fn trials() -> Vec<Trial> {
             "rust::reverse_continue_from_the_panic_into_the_test",
             rust_reverse_continue,
         ),
-        // Written against the engine's contract; the engine does not meet
-        // it yet (see ENGINE_NOT_READY).
+        // Written against gdb's reverse-watchpoint semantics; the engine
+        // does not meet them yet (see ENGINE_NOT_READY).
         t("c::reverse_watch_finds_the_write", c_reverse_watch).with_ignored_flag(true),
-        t("rust::reverse_finish_out_of_the_panic", rust_reverse_finish).with_ignored_flag(true),
+        t("rust::reverse_finish_out_of_the_panic", rust_reverse_finish),
         t(
             "protocol::malformed_packets_get_errors",
             malformed_packets_get_errors,
@@ -121,13 +121,12 @@ fn gdb_missing() -> Option<&'static str> {
     })
 }
 
-/// Why two reverse trials are ignored: what the debugger engine
+/// Why a reverse trial is ignored: what the debugger engine
 /// (`replayer/debug`) does not do yet.
-const ENGINE_NOT_READY: &str = "gdb::c::reverse_watch_finds_the_write and \
-     gdb::rust::reverse_finish_out_of_the_panic are ignored: the debugger engine's \
-     reverse-continue with a watchpoint stops at an earlier write than the last one, \
-     and reverse-step / reverse-finish end in a divergence (a SIGTRAP of the engine's \
-     own seen as the program's)";
+const ENGINE_NOT_READY: &str = "gdb::c::reverse_watch_finds_the_write is ignored: the \
+     debugger engine's reverse-continue with a watchpoint stops at an earlier write \
+     than the last one (the main thread's, not the worker's), after the writing \
+     instruction rather than at it, and a reverse step from there ends the replay";
 
 /// How long one gdb session may take (the machine is shared and slow).
 const SESSION_LIMIT: Duration = Duration::from_secs(120);
