@@ -11,11 +11,12 @@
 //!   recorded exit status;
 //! - `gdb::c::writes_are_refused`: register and memory writes get errors,
 //!   and the replay still ends as recorded;
-//! - `gdb::c::break_bt_print`, `info_threads`, `stepi_and_step`: a
+//! - `gdb::c::break_bt_print`, `info_threads`, `stepi_and_next`: a
 //!   breakpoint in `area`, the backtrace to `main`, a struct field and a
 //!   parameter; both threads at a breakpoint in the second; single steps;
-//! - `gdb::c::reverse_watch_finds_the_write`: `watch -l watched` then
-//!   `reverse-continue` stops on the line that wrote it;
+//! - `gdb::c::reverse_watch_finds_the_write` (ignored until the engine
+//!   meets it: `ENGINE_NOT_READY`): `watch -l watched` then
+//!   `reverse-continue` stops on the line that wrote it last;
 //! - `gdb::c::same_script_same_output`: one gdb script, two sessions,
 //!   identical output;
 //! - `gdb::c::reverse_continue_to_a_breakpoint`: back to the previous
@@ -28,11 +29,19 @@
 //! - `gdb::protocol::malformed_packets_get_errors`: raw packets over TCP:
 //!   a bad checksum, a malformed command, junk between packets, an
 //!   oversized packet are answered and the session goes on;
+//! - `gdb::protocol::files_come_from_the_trace`: `vFile:` serves the
+//!   trace's copy of a program deleted since, `/proc/PID` of the recorded
+//!   pid, and refuses writes;
+//! - `gdb::protocol::interrupt_and_hang_up`: Ctrl-C during `continue`,
+//!   then on to the recorded exit; a hang-up during `continue` ends the
+//!   replay at once;
 //! - `gdb::protocol::second_connection_refused`;
 //! - `gdb::protocol::killed_gdb_leaves_no_tracee`: gdb killed with
 //!   SIGKILL: the server ends, and no process of the replay is left;
 //! - `gdb::cli::launches_gdb`: `replay --gdb TRACE -- -batch ...` starts
-//!   gdb itself, connected, with the program's symbols.
+//!   gdb itself, connected, with the program's symbols;
+//! - `gdb::cli::bad_gdb_flags`: a port in use, gdb-only flags without
+//!   `--gdb`, a gdb that cannot run: exit 2 with one line.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -104,6 +113,7 @@ pub fn trials() -> Vec<Trial> {
             killed_gdb_leaves_no_tracee,
         ),
         t("cli::launches_gdb", launches_gdb),
+        t("cli::bad_gdb_flags", bad_gdb_flags),
     ]
 }
 
@@ -1193,6 +1203,54 @@ fn launches_gdb() -> Result<(), Failed> {
     // The program's symbols are loaded: the main executable is named by
     // gdb (its mapping, with symbols, not "No symbol table").
     check!(!stdout.contains("No symbol table is loaded"), "{stdout}");
+    dir.finish();
+    Ok(())
+}
+
+/// Flags (gdb arguments after `--`), environment, and what stderr says.
+type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+/// Bad uses of the gdb flags: exit 2 and one error line that says what
+/// to do (a port in use, flags without --gdb, a gdb that cannot run).
+fn bad_gdb_flags() -> Result<(), Failed> {
+    let (trace, _exe, dir) = recorded_c("gdb-cli-bad")?;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = busy.local_addr()?.port().to_string();
+    let cases: [BadCase; 4] = [
+        (&["--break-on-panic"], &[], "--break-on-panic needs --gdb"),
+        (&["--gdb-port", &port], &[], "cannot listen on 127.0.0.1"),
+        (
+            &["--gdb-port", "0", "--", "-batch"],
+            &[],
+            "arguments after `--` are for the gdb that --gdb starts",
+        ),
+        (
+            &["--gdb"],
+            &[("RRTEST_GDB", "/nonexistent/gdb")],
+            "--gdb: cannot run /nonexistent/gdb",
+        ),
+    ];
+    for (flags, env, want) in cases {
+        let out = Command::new(common::cargo_rrtest())
+            .args(["replay", "--quiet"])
+            .args(flags.iter().take_while(|f| **f != "--"))
+            .arg(&trace)
+            .args(flags.iter().skip_while(|f| **f != "--"))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        check!(
+            out.status.code() == Some(2) && stderr.contains(want),
+            "{flags:?}: exit {:?}, want 2 and {want:?}:\n{stderr}",
+            out.status
+        );
+        check!(
+            stderr.lines().filter(|l| l.starts_with("error")).count() == 1,
+            "{flags:?}: not one error line:\n{stderr}"
+        );
+    }
+    drop(busy);
     dir.finish();
     Ok(())
 }
