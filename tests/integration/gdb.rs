@@ -677,6 +677,7 @@ fn rust_break_bt_print() -> Result<(), Failed> {
             "p data.length",
             "info threads",
             "finish",
+            "info sharedlibrary",
         ],
     )?;
     check!(
@@ -695,6 +696,12 @@ fn rust_break_bt_print() -> Result<(), Failed> {
     );
     // The recorded bug: the checksum is one too high.
     check!(out.contains("Value returned is $3 = 295"), "{out}");
+    // The libraries, symbols read (from the trace's copies).
+    check!(
+        out.lines()
+            .any(|l| l.contains("Yes") && l.ends_with("/libc.so.6")),
+        "libc is not among the shared libraries with symbols:\n{out}"
+    );
     dir.finish();
     Ok(())
 }
