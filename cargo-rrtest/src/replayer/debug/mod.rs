@@ -211,7 +211,9 @@ pub(crate) struct Link {
     pub shared: Arc<Shared>,
 }
 
-/// A debugger over a replay. See the module doc.
+/// A debugger over a replay. See the module doc. It is `Send` (the
+/// tracees belong to its engine thread, not to the caller's) but not `Sync`:
+/// one caller at a time.
 pub struct Debugger {
     requests: Option<Sender<Request>>,
     answers: Receiver<Answer>,
