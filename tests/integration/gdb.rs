@@ -20,7 +20,8 @@
 //! - `gdb::c::same_script_same_output`: one gdb script, two sessions,
 //!   identical output;
 //! - `gdb::c::reverse_continue_to_a_breakpoint`: back to the previous
-//!   breakpoint hit, and forward again to the same state;
+//!   breakpoint hit, and forward again to the same state; without
+//!   breakpoints back to the start, then forward to the recorded exit;
 //! - `gdb::rust::break_bt_print`, `break_on_panic`,
 //!   `reverse_continue_from_the_panic_into_the_test`,
 //!   `reverse_finish_out_of_the_panic`: the demo's failing test: a
@@ -573,10 +574,22 @@ fn c_reverse_continue() -> Result<(), Failed> {
             "p scale",
             "continue",
             "p scale",
+            "delete",
+            "reverse-continue",
+            "p/x $pc",
+            "continue",
         ],
     )?;
     // Forward: main's call (scale 1), then the thread's (scale 2); back:
     // main's call again; forward again: the thread's, the same state.
+    // Without breakpoints, back to the start (the loader's entry), and
+    // forward to the recorded end.
+    check!(
+        out.contains("No more reverse-execution history.")
+            && out.contains("in _start () from")
+            && out.contains("exited with code 03]"),
+        "reverse-continue to the start and on to the end:\n{out}\nserver:\n{err}"
+    );
     check!(
         out.contains("Thread 2 hit Breakpoint 1, area (")
             && out.contains("$1 = 2")
