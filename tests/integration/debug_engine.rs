@@ -18,7 +18,8 @@
 //! - `debug::engine::step_over_buffered_syscalls`: stepping through a late
 //!   `io_round` of `dbg_buffered` (its write and read sites patched) never
 //!   shows an ip outside the program and libc, and steps over its (trapped)
-//!   `rdtsc` as one instruction;
+//!   `rdtsc` as one instruction; a breakpoint then set inside a patched
+//!   site's jump does not break it;
 //! - `debug::engine::watchpoint_in_the_hook`: a watchpoint on the buffer a
 //!   buffered `read` fills (the hook copies into it) stops outside the hook,
 //!   in the program or libc, with the value read;
@@ -423,12 +424,18 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
         u64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]))
     };
     let (mut steps, mut in_libc, mut over_rdtsc) = (0, 0, 0);
+    let mut patched_site = None;
     let mut prev = regs(&dbg, tid)?.rip;
     loop {
-        let at_rdtsc = dbg
-            .read_memory(tid, prev, 2)
-            .map_err(|e| format!("read: {e}"))?
-            == [0x0f, 0x31];
+        let code = dbg
+            .read_memory(tid, prev, 5)
+            .map_err(|e| format!("read: {e}"))?;
+        let at_rdtsc = code[..2] == [0x0f, 0x31];
+        // `jmp rel32`, and where it jumps.
+        let jump_to = (code[0] == 0xe9).then(|| {
+            let rel = i32::from_le_bytes([code[1], code[2], code[3], code[4]]);
+            (prev + 5).wrapping_add(rel as i64 as u64)
+        });
         let stop = forward(&mut dbg, Resume::Step(tid))?;
         check!(stop == Stop::Stepped { tid }, "step {steps}: {stop:?}");
         let ip = regs(&dbg, tid)?.rip;
@@ -438,6 +445,12 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
                 "a step over the rdtsc at {prev:#x} went to {ip:#x}"
             );
             over_rdtsc += 1;
+        }
+        // A patched site: its jump to the stub (not where the step went),
+        // stepped over as one instruction to the code after the displaced
+        // syscall.
+        if jump_to.is_some_and(|t| t != ip) && ip > prev && ip - prev <= 16 {
+            patched_site.get_or_insert(prev);
         }
         prev = ip;
         check!(
@@ -462,6 +475,14 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
         over_rdtsc == 1,
         "{over_rdtsc} steps over io_round's rdtsc, not 1"
     );
+    // A breakpoint strictly inside the patched region (the jump's
+    // displacement) must not break the jump: the replay goes on as
+    // recorded.
+    let Some(site) = patched_site else {
+        return Err("no step over a patched site's jump".into());
+    };
+    dbg.set_breakpoint(site + 1)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
     let status = to_the_end(&mut dbg)?;
     check!(status == ExitStatus::Exited(0), "ended with {status:?}");
     Ok(())

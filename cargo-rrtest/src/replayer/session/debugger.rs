@@ -509,6 +509,18 @@ impl Session {
             )
         };
         let (regs, in_stub) = space_has_stub;
+        // Addresses strictly inside a patched syscall region hold the jump
+        // to the stub: an `int3` there would break it.
+        let inside_patched: Vec<u64> = match (self.spaces.get(&real_pid), self.debug.as_ref()) {
+            (Some(space), Some(ctl)) => ctl
+                .breakpoints
+                .iter()
+                .chain(ctl.probes.iter())
+                .copied()
+                .filter(|&a| inside_patched_region(space, a))
+                .collect(),
+            _ => Vec::new(),
+        };
         let ctl = self.ctl();
         let ours = real_pid == ctl.debugged;
         // An `int3` of ours at the ip is stepped over, or the thread would
@@ -520,7 +532,7 @@ impl Session {
         let over = ours && at_int3 && (ctl.goal.is_none() || ctl.trapped_at == Some(regs.rip));
         let user_step = ctl.step == Some(tid) && ctl.skip_to.is_none();
         if ours {
-            ctl.insert_breakpoints(real, real_pid, over.then_some(regs.rip))?;
+            ctl.insert_breakpoints(real, real_pid, over.then_some(regs.rip), &inside_patched)?;
             ctl.arm_watches(real)?;
         }
         ctl.stepping_over = over && !user_step && ctl.deferred.is_none();
@@ -939,12 +951,15 @@ impl DebugCtl {
     }
 
     /// Writes `int3` at every breakpoint (and the temporary one) in process
-    /// `real_pid`, through thread `real`, except at `skip`.
+    /// `real_pid`, through thread `real`, except at `skip` and at the
+    /// addresses in `never` (inside patched syscall regions, where the
+    /// original code is gone: such a breakpoint is never hit).
     fn insert_breakpoints(
         &mut self,
         real: i32,
         real_pid: i32,
         skip: Option<u64>,
+        never: &[u64],
     ) -> Result<(), ReplayError> {
         let mem = RemoteMem::new(real);
         let wanted: Vec<u64> = self
@@ -954,7 +969,7 @@ impl DebugCtl {
             .chain(self.probes.iter().copied())
             .chain(self.skip_to)
             .chain(self.skip_alt)
-            .filter(|&a| Some(a) != skip)
+            .filter(|&a| Some(a) != skip && !never.contains(&a))
             .collect();
         // One out of place (the one at the ip being stepped over): back.
         let mut i = 0;
@@ -1078,6 +1093,21 @@ fn same_file_mapping(real: i32, at: u64, ip: u64) -> bool {
         entries
             .iter()
             .any(|(r, path)| *path == file && r.contains(&ip))
+    })
+}
+
+/// Whether `addr` lies strictly inside a patched syscall region of
+/// `space`: after its first byte (the jump to the stub), before the
+/// site's return address. (`Space::inside_patched` answers for
+/// instruction boundaries of the original code only.)
+fn inside_patched_region(space: &crate::tracee::syscallbuf::Space, addr: u64) -> bool {
+    space.stubs.iter().any(|s| {
+        let start = s
+            .layout
+            .before
+            .first()
+            .map_or(s.syscall_addr, |&(orig, _)| orig);
+        addr > start && addr < s.return_addr
     })
 }
 
