@@ -426,7 +426,9 @@ fn writes_are_refused() -> Result<(), Failed> {
         "the replay did not end as recorded after refused writes:\n{out}"
     );
     check!(
-        err.contains("refused a register write") && err.contains("refused a write of 8 bytes"),
+        err.contains("refused a register write")
+            && err.contains("refused a write to memory at 0x")
+            && err.contains("(length 8)"),
         "the server did not say what it refused:\n{err}"
     );
     dir.finish();

@@ -287,7 +287,7 @@ impl<E: Engine> MultiThreadBase for GdbTarget<E> {
             return Err(TargetError::Errno(REFUSED));
         }
         self.refuse(&format!(
-            "a write of {} bytes to memory at {start:#x}",
+            "a write to memory at {start:#x} (length {})",
             data.len()
         ))
     }
