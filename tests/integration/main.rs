@@ -18,6 +18,7 @@ mod debug_engine;
 mod ecosystem;
 mod ecosystem2;
 mod faults_interrupt;
+mod gdb;
 mod harness;
 mod nextest;
 mod portable;
@@ -46,6 +47,7 @@ fn main() {
     trials.extend(nextest::trials());
     trials.extend(portable::trials());
     trials.extend(faults_interrupt::trials());
+    trials.extend(gdb::trials());
     trials.extend(product::trials());
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());

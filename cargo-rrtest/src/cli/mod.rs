@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod artifact;
 mod diff;
+mod gdb;
 mod host_check;
 mod info;
 mod merge;

@@ -69,6 +69,23 @@ pub struct ReplayArgs {
     /// Replay even where the CPUs differ in what the program can observe.
     #[arg(long)]
     pub force: bool,
+    /// Debug the replay in gdb: starts rust-gdb (else gdb; RRTEST_GDB
+    /// overrides) with the program's symbols, connected to the replay and
+    /// stopped at its first instruction. Reverse execution works.
+    #[arg(long, conflicts_with = "check")]
+    pub gdb: bool,
+    /// Serve the gdb remote protocol on 127.0.0.1:PORT and wait for a
+    /// debugger (an IDE, a script); prints the gdb commands that connect.
+    /// 0 picks a free port. With --gdb: the port gdb connects to.
+    #[arg(long, value_name = "PORT", conflicts_with = "check")]
+    pub gdb_port: Option<u16>,
+    /// With --gdb: stop at the test's panic (`break rust_panic`, `continue`).
+    /// With --gdb-port: print those commands too.
+    #[arg(long)]
+    pub break_on_panic: bool,
+    /// With --gdb: more arguments for gdb, after `--` (e.g. `-batch -ex bt`).
+    #[arg(last = true, value_name = "GDB_ARGS")]
+    pub gdb_args: Vec<String>,
 }
 
 /// Runs `cargo rrtest replay`.
@@ -130,8 +147,30 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         eprintln!("cargo-rrtest: replaying {}", found.display());
         found
     };
-    // Before any thread starts (see harness::signals).
-    interruptible();
+    let debugging = args.gdb || args.gdb_port.is_some();
+    if (args.break_on_panic || !args.gdb_args.is_empty()) && !debugging {
+        return Err(Error::Usage(format!(
+            "{} needs --gdb (or --gdb-port): it tells gdb what to do",
+            if args.break_on_panic {
+                "--break-on-panic"
+            } else {
+                "arguments after `--`"
+            }
+        )));
+    }
+    if !args.gdb_args.is_empty() && !args.gdb {
+        return Err(Error::Usage(
+            "arguments after `--` are for the gdb that --gdb starts; with --gdb-port alone, \
+             give them to your debugger"
+                .into(),
+        ));
+    }
+    // Before any thread starts (see harness::signals). While debugging,
+    // Ctrl-C belongs to gdb (it interrupts the replay through the
+    // protocol): it is left to its default (see cli/gdb.rs).
+    if !debugging {
+        interruptible();
+    }
     let mut _unpacked: Option<pack::PrivateTempDir> = None;
     let trace_dir = if target.is_dir() {
         target
@@ -153,6 +192,9 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         trace_dir,
         echo_output: !args.quiet,
     };
+    if debugging {
+        return super::gdb::exec(&args, opts);
+    }
     let replayed = replayer::replay(&opts);
     if interrupted(replayed.is_err()) {
         return Ok(ExitCode::from(signals::exit_code()));
@@ -391,6 +433,10 @@ mod tests {
             report: Some(target.join("no-report.json")),
             check: false,
             force: false,
+            gdb: false,
+            gdb_port: None,
+            break_on_panic: false,
+            gdb_args: Vec::new(),
         }
     }
 

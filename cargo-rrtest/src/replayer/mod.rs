@@ -32,6 +32,7 @@
 pub mod debug;
 mod exe;
 mod gate;
+pub mod gdb;
 mod inject;
 mod session;
 mod watchdog;

@@ -1,0 +1,1278 @@
+//! `cargo rrtest replay --gdb-port` / `--gdb` driven by real gdb in batch
+//! mode (`gdb -batch -nx`) over real recordings: the C fixture
+//! `gdb_target` (a struct passed to a function that writes a global, two
+//! threads, exit status 3) and the demo workspace's failing Rust test
+//! `tests::checksum_matches`, recorded by `cargo-rrtest record`.
+//!
+//! - `gdb::c::registers_memory_and_mappings`: at the first instruction
+//!   gdb reads `rip`, `fs_base`, an SSE register and memory, and `info
+//!   proc mappings` shows the program's mappings;
+//! - `gdb::c::continue_to_the_recorded_exit`: `continue` ends with the
+//!   recorded exit status;
+//! - `gdb::c::writes_are_refused`: register and memory writes get errors,
+//!   and the replay still ends as recorded;
+//! - `gdb::c::break_bt_print`, `info_threads`, `stepi_and_next`: a
+//!   breakpoint in `area`, the backtrace to `main`, a struct field and a
+//!   parameter; both threads at a breakpoint in the second; single steps;
+//! - `gdb::c::reverse_watch_finds_the_write` (ignored until the engine
+//!   meets it: `ENGINE_NOT_READY`): `watch -l watched` then
+//!   `reverse-continue` stops on the line that wrote it last;
+//! - `gdb::c::same_script_same_output`: one gdb script, two sessions,
+//!   identical output;
+//! - `gdb::c::reverse_continue_to_a_breakpoint`: back to the previous
+//!   breakpoint hit, and forward again to the same state; without
+//!   breakpoints back to the start, then forward to the recorded exit;
+//! - `gdb::rust::break_bt_print`, `break_on_panic`,
+//!   `reverse_continue_from_the_panic_into_the_test`,
+//!   `reverse_finish_out_of_the_panic`: the demo's failing test: a
+//!   breakpoint in `demo_core::checksum`, Rust frames in `bt`, a slice,
+//!   `finish`'s value; `rust_panic`, then back into the test body;
+//! - `gdb::protocol::malformed_packets_get_errors`: raw packets over TCP:
+//!   a bad checksum, a malformed command, junk between packets, an
+//!   oversized packet are answered and the session goes on;
+//! - `gdb::protocol::files_come_from_the_trace`: `vFile:` serves the
+//!   trace's copy of a program deleted since, `/proc/PID` of the recorded
+//!   pid, and refuses writes;
+//! - `gdb::protocol::interrupt_and_hang_up`: Ctrl-C during `continue`,
+//!   then on to the recorded exit; a hang-up during `continue` ends the
+//!   replay at once;
+//! - `gdb::protocol::second_connection_refused`;
+//! - `gdb::protocol::killed_gdb_leaves_no_tracee`: gdb killed with
+//!   SIGKILL: the server ends, and no process of the replay is left;
+//! - `gdb::cli::launches_gdb`: `replay --gdb TRACE -- -batch ...` starts
+//!   gdb itself, connected, with the program's symbols;
+//! - `gdb::cli::bad_gdb_flags`: a port in use, gdb-only flags without
+//!   `--gdb`, a gdb that cannot run: exit 2 with one line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::common;
+use crate::recorder_build::{self as build, CBuild};
+use crate::recorder_run::{self as run, Invocation, TrialDir};
+
+/// The trials of this module.
+pub fn trials() -> Vec<Trial> {
+    let why_not = build::gcc_missing()
+        .or(run::recording_unavailable())
+        .or(gdb_missing());
+    let ignored = why_not.is_some();
+    if let Some(why) = why_not {
+        eprintln!("gdb trials ignored: {why}");
+    } else {
+        eprintln!("gdb trials: {ENGINE_NOT_READY}");
+    }
+    let t = |name: &str, f: fn() -> Result<(), Failed>| {
+        Trial::test(format!("gdb::{name}"), f).with_ignored_flag(ignored)
+    };
+    vec![
+        t(
+            "c::registers_memory_and_mappings",
+            registers_memory_and_mappings,
+        ),
+        t(
+            "c::continue_to_the_recorded_exit",
+            continue_to_the_recorded_exit,
+        ),
+        t("c::writes_are_refused", writes_are_refused),
+        t("c::same_script_same_output", same_script_same_output),
+        t("c::break_bt_print", c_break_bt_print),
+        t("c::info_threads", c_info_threads),
+        t("c::stepi_and_next", c_stepi_and_next),
+        t("c::reverse_continue_to_a_breakpoint", c_reverse_continue),
+        t("rust::break_bt_print", rust_break_bt_print),
+        t("rust::break_on_panic", rust_break_on_panic),
+        t(
+            "rust::reverse_continue_from_the_panic_into_the_test",
+            rust_reverse_continue,
+        ),
+        // Written against gdb's reverse-watchpoint semantics; the engine
+        // does not meet them yet (see ENGINE_NOT_READY).
+        t("c::reverse_watch_finds_the_write", c_reverse_watch).with_ignored_flag(true),
+        t("rust::reverse_finish_out_of_the_panic", rust_reverse_finish),
+        t(
+            "protocol::malformed_packets_get_errors",
+            malformed_packets_get_errors,
+        ),
+        t("protocol::interrupt_and_hang_up", interrupt_and_hang_up),
+        t(
+            "protocol::files_come_from_the_trace",
+            files_come_from_the_trace,
+        ),
+        t(
+            "protocol::second_connection_refused",
+            second_connection_refused,
+        ),
+        t(
+            "protocol::killed_gdb_leaves_no_tracee",
+            killed_gdb_leaves_no_tracee,
+        ),
+        t("cli::launches_gdb", launches_gdb),
+        t("cli::bad_gdb_flags", bad_gdb_flags),
+    ]
+}
+
+/// Why gdb trials cannot run here, if they cannot.
+fn gdb_missing() -> Option<&'static str> {
+    static MISSING: OnceLock<Option<&'static str>> = OnceLock::new();
+    *MISSING.get_or_init(|| {
+        let ok = Command::new("gdb")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        (!ok).then_some("gdb is not installed")
+    })
+}
+
+/// Why a reverse trial is ignored: what the debugger engine
+/// (`replayer/debug`) does not do yet.
+const ENGINE_NOT_READY: &str = "gdb::c::reverse_watch_finds_the_write is ignored: the \
+     debugger engine's reverse-continue with a watchpoint stops at an earlier write \
+     than the last one (the main thread's, not the worker's), after the writing \
+     instruction rather than at it, and a reverse step from there ends the replay";
+
+/// How long one gdb session may take (the machine is shared and slow).
+const SESSION_LIMIT: Duration = Duration::from_secs(120);
+
+/// The C fixture's source, for line numbers.
+fn c_source() -> PathBuf {
+    build::c_source_dir().join("gdb_target.c")
+}
+
+/// The line of the C fixture that holds `marker`.
+fn c_line(marker: &str) -> Result<usize, Failed> {
+    let text = std::fs::read_to_string(c_source())?;
+    text.lines()
+        .position(|l| l.contains(marker))
+        .map(|i| i + 1)
+        .ok_or_else(|| format!("no line with {marker} in gdb_target.c").into())
+}
+
+/// The recorded C fixture: (trace, binary, trial directory).
+fn recorded_c(trial: &str) -> Result<(PathBuf, PathBuf, TrialDir), Failed> {
+    let exe = build::c_fixture(CBuild::pie("gdb_target"))?;
+    let dir = TrialDir::new(trial)?;
+    let inv = Invocation {
+        exe: exe.clone(),
+        args: Vec::new(),
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    check!(
+        rec.code() == 3 && trace.join("header.json").exists(),
+        "recording gdb_target: {}",
+        rec.describe()
+    );
+    Ok((trace, exe, dir))
+}
+
+/// A `cargo-rrtest replay --gdb-port 0` process, once it listens.
+struct Server {
+    child: Child,
+    addr: String,
+    /// The program file the server named for `file`.
+    exe: PathBuf,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(trace: &Path) -> Result<Server, Failed> {
+        let mut child = Command::new(common::cargo_rrtest())
+            .args(["replay", "--quiet", "--gdb-port", "0"])
+            .arg(trace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().ok_or("no stderr pipe")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = tx.send(line.clone());
+                let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let (mut addr, mut exe) = (None, None);
+        let deadline = Instant::now() + SESSION_LIMIT;
+        while addr.is_none() || exe.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = rx.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                let text = stderr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                return Err(format!("the server did not start listening:\n{text}").into());
+            };
+            if let Some(a) = line.split("listening on ").nth(1) {
+                addr = a.split(';').next().map(str::to_owned);
+            }
+            if let Some(f) = line.trim().strip_prefix("file ") {
+                exe = Some(PathBuf::from(f));
+            }
+        }
+        Ok(Server {
+            child,
+            addr: addr.unwrap_or_default(),
+            exe: exe.unwrap_or_default(),
+            stderr,
+        })
+    }
+
+    /// Waits for the server to exit (it must, once gdb is gone).
+    fn finish(mut self) -> Result<(i32, String), Failed> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                // The reader thread sees the pipe close with the process.
+                std::thread::sleep(Duration::from_millis(100));
+                let text = self
+                    .stderr
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                return Ok((status.code().unwrap_or(-1), text));
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let text = self
+                    .stderr
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                return Err(format!("the server did not end after gdb did:\n{text}").into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The processes the server started (the replay's tracees).
+    fn children(&self) -> Vec<i32> {
+        children_of(self.child.id() as i32)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The children of every thread of process `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    out
+}
+
+/// Runs gdb in batch mode with `file EXE`, the connection, then `cmds`;
+/// returns its stdout and stderr together.
+fn gdb_batch(exe: &Path, addr: &str, cmds: &[&str]) -> Result<String, Failed> {
+    let mut cmd = Command::new("gdb");
+    cmd.args(["-batch", "-nx", "-ex", "set width 0", "-ex", "set height 0"])
+        .arg("-ex")
+        .arg(format!("file {}", exe.display()))
+        .arg("-ex")
+        .arg(format!("target extended-remote {addr}"));
+    for c in cmds {
+        cmd.arg("-ex").arg(c);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut out_pipe = child.stdout.take().ok_or("no stdout")?;
+    let mut err_pipe = child.stderr.take().ok_or("no stderr")?;
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + SESSION_LIMIT;
+    while child.try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("gdb ran over {SESSION_LIMIT:?}: {cmds:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = out_reader.join().unwrap_or_default();
+    let err = err_reader.join().unwrap_or_default();
+    Ok(format!("{out}{err}"))
+}
+
+/// A whole session: a server on `trace`, gdb with `cmds`, the server's end.
+/// Returns (gdb's output, the server's stderr).
+fn session(trace: &Path, exe: &Path, cmds: &[&str]) -> Result<(String, String), Failed> {
+    let server = Server::start(trace)?;
+    let addr = server.addr.clone();
+    let out = gdb_batch(exe, &addr, cmds)?;
+    let (code, err) = server.finish()?;
+    check!(
+        code == 0,
+        "the server exited {code} after the session:\n{err}\ngdb:\n{out}"
+    );
+    Ok((out, err))
+}
+
+fn registers_memory_and_mappings() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-c-registers")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "info registers rip fs_base",
+            "p/x $sp",
+            "x/gx $sp",
+            "p $xmm0.uint128",
+            "p $ymm0.v4_int64",
+            "info proc mappings",
+        ],
+    )?;
+    // The first instruction is the dynamic loader's entry.
+    check!(
+        out.contains("in _start () from /lib64/ld-linux-x86-64.so.2") || out.contains("_start ()"),
+        "not stopped at the loader's entry:\n{out}"
+    );
+    check!(out.contains("fs_base"), "no fs_base:\n{out}");
+    // argc (0 arguments: 1) is at the initial stack pointer.
+    check!(
+        out.contains(":\t0x0000000000000001"),
+        "argc is not at the stack pointer:\n{out}"
+    );
+    check!(out.contains("$2 = 0"), "xmm0 not read:\n{out}");
+    if cpu_has_avx() {
+        check!(
+            out.contains("$3 = {0, 0, 0, 0}"),
+            "ymm0 not shown on an AVX CPU:\n{out}"
+        );
+    }
+    check!(
+        out.contains("Mapped address spaces") && out.contains("[stack]"),
+        "no mappings:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn continue_to_the_recorded_exit() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-c-exit")?;
+    let (out, err) = session(&trace, &exe, &["continue"])?;
+    check!(
+        out.contains("exited with code 03]"),
+        "no recorded exit:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn writes_are_refused() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-c-writes")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "set var $rax = 12345",
+            "set {long}$sp = 7",
+            "x/gx $sp",
+            "continue",
+        ],
+    )?;
+    check!(
+        out.contains("Could not write register"),
+        "a register write was not refused:\n{out}"
+    );
+    check!(
+        out.contains("Cannot access memory at address"),
+        "a memory write was not refused:\n{out}"
+    );
+    check!(
+        out.contains(":\t0x0000000000000001"),
+        "memory changed after a refused write:\n{out}"
+    );
+    check!(
+        out.contains("exited with code 03]"),
+        "the replay did not end as recorded after refused writes:\n{out}"
+    );
+    check!(
+        err.contains("refused a register write")
+            && err.contains("refused a write to memory at 0x")
+            && err.contains("(length 8)"),
+        "the server did not say what it refused:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// Output of a session with what differs between sessions by design (the
+/// port, the private copy's path) replaced.
+fn redacted(out: &str, addr: &str) -> String {
+    out.replace(addr, "ADDR")
+}
+
+fn same_script_same_output() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-c-twice")?;
+    let script = [
+        "info registers rip rsp",
+        "x/4gx $sp",
+        "info threads",
+        "continue",
+    ];
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let server = Server::start(&trace)?;
+        let addr = server.addr.clone();
+        let out = gdb_batch(&exe, &addr, &script)?;
+        server.finish()?;
+        outputs.push(redacted(&out, &addr));
+    }
+    check!(
+        outputs[0] == outputs[1],
+        "two sessions differ:\n--- first\n{}\n--- second\n{}",
+        outputs[0],
+        outputs[1]
+    );
+    check!(
+        outputs[0].contains("exited with code 03]"),
+        "{}",
+        outputs[0]
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn c_break_bt_print() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-c-break")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &["break area", "continue", "bt", "p p->x", "p *p", "p scale"],
+    )?;
+    let call = c_line("long a = area(&p, 1);")?;
+    check!(
+        out.contains("Breakpoint 1, area (p=")
+            && out.contains(&format!("in main () at {}:{call}", c_source().display())),
+        "no breakpoint in area called from main:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.contains("$1 = 6") && out.contains("$2 = {x = 6, y = 7}") && out.contains("$3 = 1"),
+        "a parameter or struct field reads wrong:\n{out}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn c_info_threads() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-c-threads")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break area",
+            "continue",
+            "continue",
+            "info threads",
+            "bt",
+            "p scale",
+            "p *p",
+        ],
+    )?;
+    check!(
+        out.contains("Thread 2 hit Breakpoint 1, area ("),
+        "the second thread did not stop at the breakpoint:\n{out}\nserver:\n{err}"
+    );
+    let listed = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with(['1', '2', '*']) && l.contains("Thread "))
+        .count();
+    check!(
+        listed == 2,
+        "`info threads` does not list both threads:\n{out}"
+    );
+    check!(
+        out.contains("in worker (")
+            && out.contains("$1 = 2")
+            && out.contains("$2 = {x = 7, y = 6}"),
+        "the second thread's frame reads wrong:\n{out}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn c_stepi_and_next() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-c-step")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break area",
+            "continue",
+            "p/x $pc",
+            "stepi",
+            "p/x $pc",
+            "next",
+            "next",
+        ],
+    )?;
+    let pcs: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("$1 = ").or_else(|| l.strip_prefix("$2 = ")))
+        .collect();
+    check!(
+        pcs.len() == 2 && pcs[0] != pcs[1],
+        "stepi did not move the pc ({pcs:?}):\n{out}\nserver:\n{err}"
+    );
+    let write = c_line("watched = result;")?;
+    check!(
+        out.lines().any(|l| l.starts_with(&format!("{write}\t"))),
+        "`next` did not reach line {write}:\n{out}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn c_reverse_continue() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-c-reverse")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break area",
+            "continue",
+            "continue",
+            "p scale",
+            "reverse-continue",
+            "p scale",
+            "continue",
+            "p scale",
+            "delete",
+            "reverse-continue",
+            "p/x $pc",
+            "continue",
+        ],
+    )?;
+    // Forward: main's call (scale 1), then the thread's (scale 2); back:
+    // main's call again; forward again: the thread's, the same state.
+    // Without breakpoints, back to the start (the loader's entry), and
+    // forward to the recorded end.
+    check!(
+        out.contains("No more reverse-execution history.")
+            && out.contains("in _start () from")
+            && out.contains("exited with code 03]"),
+        "reverse-continue to the start and on to the end:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.contains("Thread 2 hit Breakpoint 1, area (")
+            && out.contains("$1 = 2")
+            && out.contains("Thread 1 hit Breakpoint 1, area (")
+            && out.contains("$2 = 1")
+            && out.contains("$3 = 2"),
+        "reverse-continue did not go back to the previous breakpoint hit:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `watch -l watched` at the end of main, then `reverse-continue`: the
+/// last write, the worker thread's, on the line that writes.
+fn c_reverse_watch() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-c-reverse-watch")?;
+    let end = c_line("out(\"worker")?;
+    let write = c_line("watched = result;")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            &format!("break gdb_target.c:{end}"),
+            "continue",
+            "watch -l watched",
+            "reverse-continue",
+            "p scale",
+        ],
+    )?;
+    check!(
+        out.contains("Old value = 84") && out.contains("$1 = 2"),
+        "reverse-continue did not stop at the worker's write:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.lines().any(|l| l.starts_with(&format!("{write}\t"))),
+        "not on line {write}, the write:\n{out}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// The demo's unit-test binary of demo-core (built once per run).
+fn demo_core_tests() -> Result<PathBuf, Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    let deps = crate::harness::demo_built().join("debug").join("deps");
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&deps)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            name.is_some_and(|n| n.starts_with("demo_core-") && !n.contains('.'))
+        })
+        .filter_map(|p| {
+            let m = std::fs::metadata(&p).ok()?;
+            (m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .then(|| Some((m.modified().ok()?, p)))
+                .flatten()
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, p)| p)
+        .ok_or_else(|| format!("no demo_core test binary in {}", deps.display()).into())
+}
+
+/// The demo's failing `tests::checksum_matches`, recorded.
+fn recorded_rust(trial: &str) -> Result<(PathBuf, PathBuf, TrialDir), Failed> {
+    let exe = demo_core_tests()?;
+    let dir = TrialDir::new(trial)?;
+    let inv = Invocation {
+        exe: exe.clone(),
+        args: ["--exact", "tests::checksum_matches", "--nocapture"]
+            .map(Into::into)
+            .to_vec(),
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    check!(
+        rec.code() == 101 && trace.join("header.json").exists(),
+        "recording the failing demo test: {}",
+        rec.describe()
+    );
+    Ok((trace, exe, dir))
+}
+
+fn rust_break_bt_print() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_rust("gdb-rust-break")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break demo_core::checksum",
+            "continue",
+            "bt 3",
+            "p data",
+            "p data.length",
+            "info threads",
+            "finish",
+            "info sharedlibrary",
+        ],
+    )?;
+    check!(
+        out.contains("hit Breakpoint 1, demo_core::checksum (data=")
+            && out.contains("in demo_core::tests::checksum_matches () at demo-core/src/lib.rs:"),
+        "no Rust breakpoint and frames:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.contains("$1 = &[u8] [97, 98, 99]") && out.contains("$2 = 3"),
+        "the slice reads wrong:\n{out}"
+    );
+    // The test runs on a thread of its own: two threads.
+    check!(
+        out.contains("* 2    Thread "),
+        "the test's thread is not the second of two:\n{out}"
+    );
+    // The recorded bug: the checksum is one too high.
+    check!(out.contains("Value returned is $3 = 295"), "{out}");
+    // The libraries, symbols read (from the trace's copies).
+    check!(
+        out.lines()
+            .any(|l| l.contains("Yes") && l.ends_with("/libc.so.6")),
+        "libc is not among the shared libraries with symbols:\n{out}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn rust_break_on_panic() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_rust("gdb-rust-panic")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &["break rust_panic", "continue", "bt", "continue"],
+    )?;
+    check!(
+        out.contains("hit Breakpoint 1, std::panicking::rust_panic ()")
+            && out.contains("in demo_core::tests::checksum_matches () at demo-core/src/lib.rs:47"),
+        "no stop at the panic with the test in the backtrace:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.contains("exited with code 0145]"),
+        "the test did not end with 101:\n{out}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn rust_reverse_continue() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_rust("gdb-rust-reverse")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break rust_panic",
+            "continue",
+            "break demo_core::tests::checksum_matches",
+            "reverse-continue",
+            "bt 1",
+        ],
+    )?;
+    check!(
+        out.contains(
+            "hit Breakpoint 2, demo_core::tests::checksum_matches () at demo-core/src/lib.rs:46"
+        ),
+        "reverse-continue from the panic did not reach the test body:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// From `rust_panic`, `reverse-finish` frame by frame (eight frames up,
+/// as `bt` shows them) leads back into the test body, to the assertion's
+/// line.
+fn rust_reverse_finish() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_rust("gdb-rust-reverse-finish")?;
+    let mut cmds = vec!["break rust_panic", "continue"];
+    cmds.extend(["reverse-finish"; 8]);
+    cmds.push("bt 1");
+    let (out, err) = session(&trace, &exe, &cmds)?;
+    check!(
+        out.contains("#0  ")
+            && out.contains("demo_core::tests::checksum_matches () at demo-core/src/lib.rs:47"),
+        "reverse-finish from the panic did not reach the test body:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// A raw protocol client.
+struct Raw {
+    stream: TcpStream,
+}
+
+impl Raw {
+    fn connect(addr: &str) -> Result<Raw, Failed> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(Raw { stream })
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), Failed> {
+        self.stream.write_all(bytes)?;
+        Ok(())
+    }
+
+    fn packet(body: &str) -> Vec<u8> {
+        let sum = body.bytes().fold(0u8, |s, b| s.wrapping_add(b));
+        format!("${body}#{sum:02x}").into_bytes()
+    }
+
+    /// Reads until a whole `$...#cc` packet arrived; returns the bytes
+    /// before it (acks) and its body.
+    fn reply(&mut self) -> Result<(String, String), Failed> {
+        let mut got = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            let n = self.stream.read(&mut byte)?;
+            if n == 0 {
+                return Err(format!(
+                    "connection closed after {:?}",
+                    String::from_utf8_lossy(&got)
+                )
+                .into());
+            }
+            got.push(byte[0]);
+            if let Some(hash) = got.iter().rposition(|b| *b == b'#') {
+                if got.len() == hash + 3 {
+                    let text = String::from_utf8_lossy(&got).into_owned();
+                    let dollar = text.find('$').ok_or("no $")?;
+                    let body = text[dollar + 1..text.len() - 3].to_owned();
+                    return Ok((text[..dollar].to_owned(), body));
+                }
+            }
+        }
+    }
+
+    /// Reads exactly one byte.
+    fn byte(&mut self) -> Result<u8, Failed> {
+        let mut byte = [0u8; 1];
+        self.stream.read_exact(&mut byte)?;
+        Ok(byte[0])
+    }
+}
+
+/// Undoes the protocol's run-length encoding: `c*n` is `c` and then
+/// `n - 29` more copies of it.
+fn unrle(body: &str) -> String {
+    let mut out = String::new();
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c == '*' {
+            let n = chars.next().map_or(0, |n| n as usize - 29);
+            let last = out.chars().last().unwrap_or('0');
+            out.extend(std::iter::repeat_n(last, n));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether this CPU has AVX (then the server shows the ymm registers).
+fn cpu_has_avx() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| {
+        c.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "avx"))
+    })
+}
+
+/// A `g` reply holds every register of the target description: 560
+/// bytes, 816 with the AVX upper halves (docs/debugging.md), as hex.
+fn check_registers(reply: &str, when: &str) -> Result<(), Failed> {
+    let regs = unrle(reply);
+    let bytes = if cpu_has_avx() { 816 } else { 560 };
+    check!(
+        regs.len() == 2 * bytes && regs.bytes().all(|b| b.is_ascii_hexdigit()),
+        "registers {when}: {reply} ({} hex digits)",
+        regs.len()
+    );
+    Ok(())
+}
+
+fn malformed_packets_get_errors() -> Result<(), Failed> {
+    let (trace, _exe, dir) = recorded_c("gdb-protocol-malformed")?;
+    let server = Server::start(&trace)?;
+    let mut raw = Raw::connect(&server.addr)?;
+    raw.send(b"+")?;
+    // gdbstub cannot parse a bare `qSupported`: an error reply, and the
+    // session goes on.
+    raw.send(&Raw::packet("qSupported"))?;
+    let (_, reply) = raw.reply()?;
+    check!(reply.starts_with('E'), "bare qSupported: {reply}");
+    raw.send(&Raw::packet("qSupported:multiprocess+;swbreak+"))?;
+    let (_, supported) = raw.reply()?;
+    check!(supported.contains("PacketSize"), "qSupported: {supported}");
+    // A bad checksum: asked again.
+    raw.send(b"$g#00")?;
+    let nack = raw.byte()?;
+    check!(
+        nack == b'-',
+        "bad checksum answered with {:?}",
+        nack as char
+    );
+    // A malformed memory read: an error reply.
+    raw.send(&Raw::packet("mZZZ,QQ"))?;
+    let (_, reply) = raw.reply()?;
+    check!(reply.starts_with('E'), "malformed `m`: {reply}");
+    // Junk between packets is skipped; a register read still works.
+    raw.send(b"junk\x7f")?;
+    raw.send(&Raw::packet("g"))?;
+    let (_, regs) = raw.reply()?;
+    check_registers(&regs, "after junk")?;
+    // An oversized packet: an error, and the session goes on.
+    let mut big = b"$X0,1:".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 70 * 1024));
+    big.extend_from_slice(b"#00");
+    raw.send(&big)?;
+    let (_, reply) = raw.reply()?;
+    check!(reply.starts_with('E'), "oversized packet: {reply}");
+    // A memory write: refused.
+    raw.send(&Raw::packet("M1000,1:00"))?;
+    let (_, reply) = raw.reply()?;
+    check!(reply.starts_with('E'), "memory write: {reply}");
+    raw.send(&Raw::packet("?"))?;
+    let (_, stop) = raw.reply()?;
+    check!(
+        stop.starts_with('T') || stop.starts_with('S'),
+        "`?`: {stop}"
+    );
+    raw.send(&Raw::packet("D"))?;
+    let _ = raw.reply();
+    drop(raw);
+    let (code, err) = server.finish()?;
+    check!(code == 0, "server exit {code}:\n{err}");
+    check!(
+        err.contains("malformed packet"),
+        "the server did not say what it answered:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Ctrl-C (0x03) while `continue` runs stops the replay (a SIGINT stop
+/// reply), after which it goes on to the recorded exit; a connection closed
+/// while `continue` runs ends the replay at once, leaving no process.
+fn interrupt_and_hang_up() -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie("syscall_loop"))?;
+    let dir = TrialDir::new("gdb-protocol-interrupt")?;
+    // About 9 s of replay on an idle machine.
+    let inv = Invocation {
+        exe,
+        args: vec!["3000000".into()],
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record_with(&trace, &["--no-verify"])?;
+    check!(rec.code() == 0, "recording: {}", rec.describe());
+    let connect = |server: &Server| -> Result<Raw, Failed> {
+        let mut raw = Raw::connect(&server.addr)?;
+        raw.send(b"+")?;
+        raw.send(&Raw::packet("qSupported:multiprocess+"))?;
+        raw.reply()?;
+        raw.send(&Raw::packet("QStartNoAckMode"))?;
+        raw.reply()?;
+        Ok(raw)
+    };
+
+    let server = Server::start(&trace)?;
+    let mut raw = connect(&server)?;
+    raw.send(&Raw::packet("vCont;c"))?;
+    std::thread::sleep(Duration::from_millis(300));
+    raw.send(&[0x03])?;
+    let (_, stop) = raw.reply()?;
+    check!(stop.starts_with("T02"), "Ctrl-C gave {stop}");
+    raw.send(&Raw::packet("vCont;c"))?;
+    let (_, end) = raw.reply()?;
+    check!(end.starts_with("W00"), "after the interrupt: {end}");
+    drop(raw);
+    let (code, err) = server.finish()?;
+    check!(code == 0, "server exit {code}:\n{err}");
+
+    let server = Server::start(&trace)?;
+    let tracees = server.children();
+    let mut raw = connect(&server)?;
+    raw.send(&Raw::packet("vCont;c"))?;
+    std::thread::sleep(Duration::from_millis(300));
+    let hung_up = Instant::now();
+    drop(raw);
+    let (code, err) = server.finish()?;
+    let took = hung_up.elapsed();
+    check!(code == 0, "server exit {code}:\n{err}");
+    check!(
+        took < Duration::from_secs(5),
+        "the replay ran on for {took:?} after gdb hung up"
+    );
+    for pid in tracees {
+        check!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} of the replay is still there"
+        );
+    }
+    dir.finish();
+    Ok(())
+}
+
+/// A `vFile` reply `F<result>[,<errno>][;<data>]`: (result, errno), hex.
+fn f_reply(reply: &str) -> (i64, Option<i64>) {
+    let head = reply
+        .strip_prefix('F')
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("");
+    let (result, errno) = match head.split_once(',') {
+        Some((r, e)) => (r, i64::from_str_radix(e, 16).ok()),
+        None => (head, None),
+    };
+    let value = match result.strip_prefix('-') {
+        Some(r) => i64::from_str_radix(r, 16).map(|v| -v),
+        None => i64::from_str_radix(result, 16),
+    };
+    (value.unwrap_or(i64::MIN), errno)
+}
+
+/// `vFile:open` of `path` read-only, then a `vFile:pread` of `len` bytes at
+/// 0: the reply's body (`F<n>;<data>` or `F-1,<errno>`).
+fn read_through_vfile(raw: &mut Raw, path: &str, len: usize) -> Result<String, Failed> {
+    raw.send(&Raw::packet(&format!(
+        "vFile:open:{},0,0",
+        hex(path.as_bytes())
+    )))?;
+    let (_, opened) = raw.reply()?;
+    let Some(fd) = opened.strip_prefix('F').filter(|f| !f.starts_with('-')) else {
+        return Ok(opened);
+    };
+    raw.send(&Raw::packet(&format!("vFile:pread:{fd},{len:x},0")))?;
+    let (_, data) = raw.reply()?;
+    raw.send(&Raw::packet(&format!("vFile:close:{fd}")))?;
+    raw.reply()?;
+    Ok(data)
+}
+
+/// gdb reads the program through `vFile:` by the path it had while
+/// recording: the server serves the trace's copy, so a program deleted
+/// since (or a library that differs on this machine) is still the one that
+/// ran; and `/proc/PID` of the recorded pid is the replay's.
+fn files_come_from_the_trace() -> Result<(), Failed> {
+    let built = build::c_fixture(CBuild::pie("gdb_target"))?;
+    let dir = TrialDir::new("gdb-protocol-files")?;
+    let exe = dir.path.join("gone-after-recording");
+    std::fs::copy(&built, &exe)?;
+    let inv = Invocation {
+        exe: exe.clone(),
+        args: Vec::new(),
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    check!(rec.code() == 3, "recording: {}", rec.describe());
+    std::fs::remove_file(&exe)?;
+    let server = Server::start(&trace)?;
+    let mut raw = Raw::connect(&server.addr)?;
+    raw.send(b"+")?;
+    raw.send(&Raw::packet("qSupported:multiprocess+"))?;
+    raw.reply()?;
+    raw.send(&Raw::packet("QStartNoAckMode"))?;
+    raw.reply()?;
+    let exe_name = exe.to_str().ok_or("utf-8")?;
+    let head = read_through_vfile(&mut raw, exe_name, 4)?;
+    check!(
+        f_reply(&head) == (4, None) && head.ends_with(";\x7fELF"),
+        "the deleted program through vFile: {head:?}"
+    );
+    let missing = read_through_vfile(&mut raw, &format!("{exe_name}.not-recorded"), 4)?;
+    check!(
+        f_reply(&missing) == (-1, Some(2)),
+        "a path never recorded: {missing:?}"
+    );
+    // The recorded pid, from the stop reply (`T05thread:pPID.TID;`).
+    raw.send(&Raw::packet("?"))?;
+    let (_, stop) = raw.reply()?;
+    let pid = stop
+        .split("thread:p")
+        .nth(1)
+        .and_then(|t| t.split('.').next())
+        .and_then(|p| i64::from_str_radix(p, 16).ok())
+        .ok_or_else(|| format!("no pid in {stop}"))?;
+    let maps = read_through_vfile(&mut raw, &format!("/proc/{pid}/maps"), 65536)?;
+    check!(
+        maps.starts_with('F') && maps.contains("[stack]"),
+        "/proc/{pid}/maps: {maps}"
+    );
+    // Files are read-only: opening for writing is refused with EROFS (30).
+    raw.send(&Raw::packet(&format!(
+        "vFile:open:{},1,1a4",
+        hex(exe_name.as_bytes())
+    )))?;
+    let (_, refused) = raw.reply()?;
+    check!(
+        f_reply(&refused) == (-1, Some(30)),
+        "open for writing: {refused}"
+    );
+    raw.send(&Raw::packet("D"))?;
+    let _ = raw.reply();
+    drop(raw);
+    let (code, err) = server.finish()?;
+    check!(code == 0, "server exit {code}:\n{err}");
+    dir.finish();
+    Ok(())
+}
+
+fn second_connection_refused() -> Result<(), Failed> {
+    let (trace, _exe, dir) = recorded_c("gdb-protocol-second")?;
+    let server = Server::start(&trace)?;
+    let mut first = Raw::connect(&server.addr)?;
+    first.send(b"+")?;
+    first.send(&Raw::packet("qSupported:multiprocess+"))?;
+    first.reply()?;
+    let mut second = Raw::connect(&server.addr)?;
+    let (_, refusal) = second.reply()?;
+    check!(
+        refusal.starts_with("E.") && refusal.contains("already has a debugger attached"),
+        "second connection: {refusal}"
+    );
+    let mut rest = Vec::new();
+    let _ = second.stream.read_to_end(&mut rest);
+    // The first connection still works.
+    first.send(&Raw::packet("g"))?;
+    let (_, regs) = first.reply()?;
+    check_registers(&regs, "on the first connection after the second")?;
+    first.send(&Raw::packet("k"))?;
+    drop(first);
+    let (code, err) = server.finish()?;
+    check!(code == 0, "server exit {code}:\n{err}");
+    check!(
+        err.contains("refused a second debugger connection"),
+        "{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn killed_gdb_leaves_no_tracee() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_c("gdb-protocol-killed")?;
+    let server = Server::start(&trace)?;
+    // The `file` line names the replay's copy of the program (the same
+    // file but for the loader's name, rewritten to one of equal length).
+    check!(
+        std::fs::metadata(&server.exe)?.len() == std::fs::metadata(&exe)?.len(),
+        "{} is not a copy of the recorded program",
+        server.exe.display()
+    );
+    let tracees = server.children();
+    check!(!tracees.is_empty(), "the replay has no process");
+    let mut gdb = Command::new("gdb")
+        .args(["-batch", "-nx"])
+        .arg("-ex")
+        .arg(format!("file {}", exe.display()))
+        .arg("-ex")
+        .arg(format!("target extended-remote {}", server.addr))
+        .args(["-ex", "info registers rip", "-ex", "shell sleep 60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut out = BufReader::new(gdb.stdout.take().ok_or("no stdout")?);
+    let mut line = String::new();
+    // gdb is connected once it printed the register.
+    let deadline = Instant::now() + SESSION_LIMIT;
+    while !line.starts_with("rip") {
+        line.clear();
+        if out.read_line(&mut line)? == 0 || Instant::now() > deadline {
+            let _ = gdb.kill();
+            return Err("gdb did not print rip".into());
+        }
+    }
+    gdb.kill()?;
+    gdb.wait()?;
+    let (code, err) = server.finish()?;
+    check!(code == 0, "server exit {code}:\n{err}");
+    for pid in tracees {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        check!(
+            stat.is_empty(),
+            "process {pid} of the replay is still there: {stat}"
+        );
+    }
+    dir.finish();
+    Ok(())
+}
+
+fn launches_gdb() -> Result<(), Failed> {
+    let (trace, _exe, dir) = recorded_c("gdb-cli-launch")?;
+    let out = Command::new(common::cargo_rrtest())
+        .args(["replay", "--quiet", "--gdb"])
+        .arg(&trace)
+        .args([
+            "--",
+            "-batch",
+            "-nx",
+            "-ex",
+            "info registers rip",
+            "-ex",
+            "continue",
+        ])
+        .env("RRTEST_GDB", "gdb")
+        .stdin(Stdio::null())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    check!(
+        out.status.code() == Some(0),
+        "replay --gdb exited {:?}:\n{stdout}\n{stderr}",
+        out.status
+    );
+    check!(
+        stderr.contains("is attached to the replay") && stderr.contains("break rust_panic"),
+        "no hint:\n{stderr}"
+    );
+    check!(
+        stdout.contains("rip") && stdout.contains("exited with code 03]"),
+        "gdb did not run the replay:\n{stdout}\n{stderr}"
+    );
+    // The program's symbols are loaded: the main executable is named by
+    // gdb (its mapping, with symbols, not "No symbol table").
+    check!(!stdout.contains("No symbol table is loaded"), "{stdout}");
+    dir.finish();
+    Ok(())
+}
+
+/// Flags (gdb arguments after `--`), environment, and what stderr says.
+type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+/// Bad uses of the gdb flags: exit 2 and one error line that says what
+/// to do (a port in use, flags without --gdb, a gdb that cannot run).
+fn bad_gdb_flags() -> Result<(), Failed> {
+    let (trace, _exe, dir) = recorded_c("gdb-cli-bad")?;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = busy.local_addr()?.port().to_string();
+    let cases: [BadCase; 4] = [
+        (&["--break-on-panic"], &[], "--break-on-panic needs --gdb"),
+        (&["--gdb-port", &port], &[], "cannot listen on 127.0.0.1"),
+        (
+            &["--gdb-port", "0", "--", "-batch"],
+            &[],
+            "arguments after `--` are for the gdb that --gdb starts",
+        ),
+        (
+            &["--gdb"],
+            &[("RRTEST_GDB", "/nonexistent/gdb")],
+            "--gdb: cannot run /nonexistent/gdb",
+        ),
+    ];
+    for (flags, env, want) in cases {
+        let out = Command::new(common::cargo_rrtest())
+            .args(["replay", "--quiet"])
+            .args(flags.iter().take_while(|f| **f != "--"))
+            .arg(&trace)
+            .args(flags.iter().skip_while(|f| **f != "--"))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        check!(
+            out.status.code() == Some(2) && stderr.contains(want),
+            "{flags:?}: exit {:?}, want 2 and {want:?}:\n{stderr}",
+            out.status
+        );
+        check!(
+            stderr.lines().filter(|l| l.starts_with("error")).count() == 1,
+            "{flags:?}: not one error line:\n{stderr}"
+        );
+    }
+    drop(busy);
+    dir.finish();
+    Ok(())
+}
