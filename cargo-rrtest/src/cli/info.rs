@@ -78,6 +78,9 @@ pub struct TraceInfo {
     pub env_removed: Vec<String>,
     /// Paths the program saw as empty (`--hide-path`).
     pub hidden_paths: Vec<String>,
+    /// The chaos scheduler it was recorded under (`--chaos`): seed,
+    /// decisions, digest; `null` without.
+    pub chaos: Option<trace::Chaos>,
     /// The recorder's counters.
     pub stats: InfoStats,
     /// The recording host (CPU, XSAVE, C library, CPUID faulting);
@@ -313,6 +316,7 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
         bytes,
         env_removed: h.env_removed.clone(),
         hidden_paths: h.hidden_paths.clone(),
+        chaos: h.chaos.clone(),
         stats: InfoStats {
             traced_syscalls: h.stats.traced_syscalls,
             buffered_syscalls: h.stats.buffered_syscalls,
@@ -477,6 +481,13 @@ pub fn render_text(info: &TraceInfo) -> String {
             let _ = writeln!(s, "{key:<17} {}", list.join(", "));
         }
     }
+    if let Some(c) = &info.chaos {
+        let _ = writeln!(
+            s,
+            "{:<17} seed {} ({} decisions, digest {}; --chaos --seed {} schedules the same)",
+            "chaos:", c.seed, c.decisions, c.digest, c.seed
+        );
+    }
     let _ = writeln!(
         s,
         "{:<17} {} files/: executables {}, loaders {}, libraries {}, other {}",
@@ -603,6 +614,7 @@ mod tests {
             verification: None,
             loaders: Vec::new(),
             host: None,
+            chaos: None,
         }
     }
 

@@ -56,6 +56,7 @@ pub fn run_attempt_with(
         trace: None,
         recorder_error: None,
         checked: None,
+        chaos_seed: spec.record.as_ref().and_then(|r| r.chaos),
     };
     if let Some(r) = &spec.record {
         // A trace directory left by an earlier run must not be mistaken for this one.

@@ -66,6 +66,8 @@ pub struct AttemptResult {
     pub recorder_error: Option<String>,
     /// Verification and packing of the kept trace (filled after the test).
     pub checked: Option<record::Checked>,
+    /// The chaos seed it was recorded with (`--chaos`).
+    pub chaos_seed: Option<u64>,
 }
 
 /// A test's result: its final outcome and every attempt.

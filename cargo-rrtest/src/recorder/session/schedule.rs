@@ -65,6 +65,17 @@ pub(super) trait SchedulePolicy {
     /// Whether the current thread, at a traced syscall's entry, lets
     /// another thread run (if one is ready; the session checks).
     fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool;
+    /// Asked after `slice` when the recording has more than one thread:
+    /// preempt the thread after exactly this many instructions, where it
+    /// is then (the session single-steps it), or None (the slice's time
+    /// decides).
+    fn steps(&mut self) -> Option<u32> {
+        None
+    }
+    /// What a chaos policy decided, for the trace header.
+    fn summary(&self) -> Option<super::chaos::Summary> {
+        None
+    }
 }
 
 /// How long the current thread may run while another waits.
@@ -218,6 +229,11 @@ impl Scheduler {
     pub(super) fn split(&mut self) {
         self.slice_syscalls = 0;
     }
+
+    /// What a chaos policy decided (None for the default policy).
+    pub(super) fn summary(&self) -> Option<super::chaos::Summary> {
+        self.policy.summary()
+    }
 }
 
 impl Session {
@@ -246,6 +262,9 @@ impl Session {
     fn resume(&mut self, tid: Tid, pending: Pending) -> Result<(), Error> {
         self.current = Some(tid);
         self.sched.slice = self.sched.policy.slice();
+        let steps = (self.tasks.len() > 1)
+            .then(|| self.sched.policy.steps())
+            .flatten();
         self.sched.slice_syscalls = 0;
         self.sched.slice_started = Instant::now();
         let from_exit;
@@ -270,7 +289,10 @@ impl Session {
         task.state = State::Running;
         task.resumed_at = from_exit;
         self.update_desched(tid, true)?;
-        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+        match steps {
+            Some(steps) => self.run_steps(tid, steps),
+            None => ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid)),
+        }
     }
 
     /// Whether a thread other than `tid` is ready to run (waits for it).
@@ -369,6 +391,23 @@ impl Session {
             ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
         }
         Ok(())
+    }
+}
+
+/// For the policies' tests: runs `f` on a view of threads in `states`.
+#[cfg(test)]
+pub(super) mod tests_support {
+    use super::*;
+
+    pub(in crate::recorder::session) fn threads_of<R>(
+        states: &[(Tid, State)],
+        f: impl FnOnce(&Threads<'_>) -> R,
+    ) -> R {
+        let tasks: BTreeMap<Tid, Task> = states
+            .iter()
+            .map(|&(tid, state)| (tid, Task::new(tid, state)))
+            .collect();
+        f(&Threads { tasks: &tasks })
     }
 }
 
