@@ -10,7 +10,7 @@
 //!   at the next pick (before its creator goes on).
 //! - among ready threads of the top priority, a random one, passing over
 //!   the one that just ran where there is a choice;
-//! - the slice: a time slice of 1 to 20 ms, a run of 1 to 64 traced
+//! - the slice: a time slice of 5 to 50 ms, a run of 1 to 64 traced
 //!   syscalls, and, for a thread drawn fine or coarse grained for the
 //!   epoch (with its priority), an exact number of instructions (1 to 48,
 //!   or 48 to 2048) after which it is preempted where it is (the session
@@ -29,6 +29,8 @@
 
 use std::time::{Duration, Instant};
 
+use tracing::trace;
+
 use super::schedule::{AtSyscall, SchedulePolicy, Slice, Threads};
 use rrtest_trace::Tid;
 
@@ -38,6 +40,11 @@ const MAX_EPOCH_PICKS: u32 = 32;
 const PAUSE_ONE_IN: u64 = 50;
 /// The longest pause.
 const MAX_PAUSE_MS: u64 = 20;
+/// Time slices, log-uniform between these. Long enough that a thread's
+/// slice seldom ends by the clock where it could end by steps or at a
+/// syscall: those decisions repeat with the seed, the clock's do not.
+const MIN_SLICE_MS: u64 = 5;
+const MAX_SLICE_MS: u64 = 50;
 /// One traced syscall in this many switches besides the default's reasons.
 const SWITCH_ONE_IN: u64 = 4;
 /// Fine-grained instruction budgets: 1 to this.
@@ -175,6 +182,7 @@ impl ChaosPolicy {
     }
 
     fn note(&mut self, kind: Decision, thread: u64, value: u64) {
+        trace!(?kind, thread, value, "chaos decision");
         self.summary.decisions += 1;
         for word in [kind as u64, thread, value] {
             for byte in word.to_le_bytes() {
@@ -282,7 +290,7 @@ impl SchedulePolicy for ChaosPolicy {
     }
 
     fn slice(&mut self) -> Slice {
-        let run_ms = self.rng.log_range(1, 20);
+        let run_ms = self.rng.log_range(MIN_SLICE_MS, MAX_SLICE_MS);
         let syscalls = self.rng.range(1, 64) as u32;
         self.slice_syscalls = syscalls;
         let thread = self.last.map(|t| self.index_of(t)).unwrap_or(0);
@@ -290,7 +298,7 @@ impl SchedulePolicy for ChaosPolicy {
         let run = Duration::from_millis(run_ms);
         Slice {
             run,
-            bail_after: (run / 4).max(Duration::from_millis(1)),
+            bail_after: run / 2,
             syscalls,
         }
     }
@@ -318,6 +326,10 @@ impl SchedulePolicy for ChaosPolicy {
         let thread = self.last.map(|t| self.index_of(t)).unwrap_or(0);
         self.note(Decision::Switch, thread, u64::from(switch));
         switch
+    }
+
+    fn settles(&self) -> bool {
+        true
     }
 
     fn summary(&self) -> Option<Summary> {

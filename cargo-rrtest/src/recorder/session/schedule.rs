@@ -72,6 +72,14 @@ pub(super) trait SchedulePolicy {
     fn steps(&mut self) -> Option<u32> {
         None
     }
+    /// Whether, before each pick, the session waits for the stops that
+    /// are due without any thread running (a new thread's first stop, the
+    /// exit of a syscall that does not wait for others): then which
+    /// threads are ready does not depend on timing, and neither do the
+    /// policy's decisions.
+    fn settles(&self) -> bool {
+        false
+    }
     /// What a chaos policy decided, for the trace header.
     fn summary(&self) -> Option<super::chaos::Summary> {
         None
@@ -240,6 +248,9 @@ impl Session {
     /// Resumes the next runnable thread, as the policy picks it (round
     /// robin by default).
     pub(super) fn schedule(&mut self) -> Result<(), Error> {
+        if self.sched.policy.settles() {
+            self.settle()?;
+        }
         let threads = Threads { tasks: &self.tasks };
         let Some(tid) = self.sched.policy.pick(&threads) else {
             return Ok(());

@@ -9,6 +9,10 @@
 //! thread we hold), and one that starts there (after a stub's traced
 //! syscall) is stepped out of it first, uncounted.
 //!
+//! Also [`Session::settle`]: before a chaos pick, waiting for the stops
+//! that come without any thread running, so that the threads ready at a
+//! decision do not depend on timing.
+//!
 //! Must not: decide how many instructions (the policy does) or handle a
 //! stop other than a step's own (anything else goes to the session's
 //! dispatch, and the stepping ends).
@@ -22,6 +26,9 @@ use rrtest_trace::{Event, Tid};
 
 /// The trap flag (rflags bit 8), set while a thread is single-stepped.
 const TRAP_FLAG: u64 = 0x100;
+
+/// The longest [`Session::settle`] waits for due stops.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Steps taken inside the buffer code before giving up on a preemption.
 const MAX_BUFFER_STEPS: u32 = 4096;
@@ -157,6 +164,35 @@ impl Session {
         Ok(())
     }
 
+    /// Waits (up to [`SETTLE_LIMIT`]) for the stops that are due with no
+    /// thread running: a new thread's first stop, the exit of a split
+    /// syscall that waits for no other thread (a `clone` that is not a
+    /// vfork, or a syscall the policy switched at).
+    pub(super) fn settle(&mut self) -> Result<(), Error> {
+        if self.current.is_some() {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + SETTLE_LIMIT;
+        while self.tasks.iter().any(|(&tid, t)| due_soon(tid, t.state)) {
+            if std::time::Instant::now() >= deadline {
+                trace!("settling: a due stop did not come in time");
+                break;
+            }
+            if let Some(ev) = ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))? {
+                self.handle(ev)?;
+                for (tid, signo, info) in crate::tracee::take_stashed_signals() {
+                    if !self.is_desched_signal(tid, signo, &info) {
+                        self.hold_back(tid, signo, info);
+                    }
+                }
+            }
+            if self.current.is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `tid`'s ip is in its process's syscall-buffer code.
     fn in_buffer_code(&self, tid: Tid) -> Result<bool, Error> {
         let Some(space) = self.tasks.get(&tid).and_then(|t| self.spaces.get(&t.pid)) else {
@@ -200,4 +236,30 @@ fn leaks_flags(tid: Tid) -> Option<FlagLeak> {
         }
     }
     None
+}
+
+/// Whether a thread in `state` will stop soon by itself, without another
+/// thread running (see [`Session::settle`]).
+fn due_soon(tid: Tid, state: State) -> bool {
+    const CLONE_VFORK: u64 = 0x4000;
+    match state {
+        State::Unborn => true,
+        State::InSyscall {
+            entered,
+            split: true,
+        } => match entered.nr {
+            libc::SYS_fork => true,
+            libc::SYS_vfork => false,
+            libc::SYS_clone => entered.args[0] & CLONE_VFORK == 0,
+            libc::SYS_clone3 => {
+                // `struct clone_args` starts with the flags.
+                let mut flags = [0u8; 8];
+                RemoteMem::new(tid)
+                    .read_exact(entered.args[0], &mut flags)
+                    .is_ok_and(|()| u64::from_le_bytes(flags) & CLONE_VFORK == 0)
+            }
+            nr => rrtest_syscalls::lookup(nr).is_some_and(|d| !d.may_block),
+        },
+        _ => false,
+    }
 }
