@@ -16,6 +16,9 @@
 //!   or 48 to 2048) after which it is preempted where it is (the session
 //!   single-steps it there: [`super::steps`]), so a thread can be switched
 //!   out between a load and its store;
+//!   or, for a thread drawn counted, a few steps and then the N-th (1 to
+//!   2000) arrival at one of the addresses stepped through, found at full
+//!   speed with a breakpoint: a preemption deep inside a loop;
 //! - a switch at a quarter of traced syscalls besides the default's;
 //! - now and then a pause: nothing is scheduled for 1 to 20 ms, while
 //!   blocked syscalls (timeouts) go on in the kernel.
@@ -51,6 +54,11 @@ const SWITCH_ONE_IN: u64 = 4;
 const FINE_STEPS: u64 = 48;
 /// Coarse budgets: log-uniform from [`FINE_STEPS`] to this.
 const COARSE_STEPS: u64 = 2048;
+
+/// Instructions stepped to find addresses for a counted slice.
+const SAMPLE_STEPS: u32 = 24;
+/// The most arrivals a counted slice waits for.
+const MAX_ARRIVALS: u64 = 2000;
 
 /// SplitMix64: small, fast, and fixed here (a crate's generator could
 /// change between versions and with it every seed's schedule).
@@ -89,6 +97,19 @@ impl SplitMix64 {
     }
 }
 
+/// Where a thread's slice ends, short of its time slice (see
+/// [`SchedulePolicy::steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Steps {
+    /// Instructions to single-step.
+    pub(crate) steps: u32,
+    /// Then, rather than preempting there: run on to the `hits`-th arrival
+    /// at one of the addresses just stepped through (the `pick`-th, modulo
+    /// how many there were), at full speed with a breakpoint, and preempt
+    /// there. A slice deep into a loop at the cost of a stop per arrival.
+    pub(crate) count: Option<(u32, u32)>,
+}
+
 /// What chaos did in one recording, for the trace header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Summary {
@@ -118,6 +139,9 @@ enum Grain {
     Fine,
     /// After [`FINE_STEPS`] to [`COARSE_STEPS`] instructions.
     Coarse,
+    /// After [`SAMPLE_STEPS`] instructions and then up to
+    /// [`MAX_ARRIVALS`] arrivals at one of their addresses.
+    Counted,
     /// At a syscall or when its time slice is over.
     Time,
 }
@@ -126,7 +150,8 @@ impl Grain {
     fn draw(rng: &mut SplitMix64) -> Grain {
         match rng.range(0, 9) {
             0..4 => Grain::Fine,
-            4..7 => Grain::Coarse,
+            4..6 => Grain::Coarse,
+            6..8 => Grain::Counted,
             _ => Grain::Time,
         }
     }
@@ -303,18 +328,35 @@ impl SchedulePolicy for ChaosPolicy {
         }
     }
 
-    fn steps(&mut self) -> Option<u32> {
+    fn steps(&mut self) -> Option<Steps> {
         let thread = self
             .last
             .and_then(|t| self.threads.iter().find(|x| x.tid == t));
         let (thread, grain) = thread.map_or((0, Grain::Time), |t| (t.index, t.grain));
         let steps = match grain {
-            Grain::Fine => Some(self.rng.range(1, FINE_STEPS)),
-            Grain::Coarse => Some(self.rng.log_range(FINE_STEPS, COARSE_STEPS)),
+            Grain::Fine => Some(Steps {
+                steps: self.rng.range(1, FINE_STEPS) as u32,
+                count: None,
+            }),
+            Grain::Coarse => Some(Steps {
+                steps: self.rng.log_range(FINE_STEPS, COARSE_STEPS) as u32,
+                count: None,
+            }),
+            Grain::Counted => Some(Steps {
+                steps: SAMPLE_STEPS,
+                count: Some((
+                    self.rng.range(0, u64::from(SAMPLE_STEPS) - 1) as u32,
+                    self.rng.log_range(1, MAX_ARRIVALS) as u32,
+                )),
+            }),
             Grain::Time => None,
         };
-        self.note(Decision::Steps, thread, steps.unwrap_or(0));
-        steps.map(|s| s as u32)
+        let value = steps.map_or(0, |s| {
+            let (pick, hits) = s.count.unwrap_or((0, 0));
+            u64::from(s.steps) | u64::from(pick) << 16 | u64::from(hits) << 32
+        });
+        self.note(Decision::Steps, thread, value);
+        steps
     }
 
     fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool {
@@ -345,7 +387,7 @@ mod tests {
 
     const READY: State = State::Ready(Pending::Nothing);
 
-    type Answer = (Option<Tid>, Slice, Option<u32>, bool);
+    type Answer = (Option<Tid>, Slice, Option<Steps>, bool);
 
     /// Drives a policy through a fixed sequence of queries and returns its
     /// answers.
@@ -392,7 +434,14 @@ mod tests {
                 "thread {tid} never picked: {answers:?}"
             );
         }
-        let steps: Vec<u32> = answers.iter().filter_map(|a| a.2).collect();
+        let steps: Vec<u32> = answers
+            .iter()
+            .filter_map(|a| a.2.filter(|s| s.count.is_none()))
+            .map(|s| s.steps)
+            .collect();
+        let counted: Vec<(u32, u32)> = answers.iter().filter_map(|a| a.2?.count).collect();
+        assert!(counted.iter().any(|&(_, hits)| hits == 1), "{counted:?}");
+        assert!(counted.iter().any(|&(_, hits)| hits > 100), "{counted:?}");
         assert!(steps.iter().any(|&s| s <= 4), "{steps:?}");
         assert!(
             steps.iter().any(|&s| u64::from(s) > FINE_STEPS),

@@ -66,10 +66,10 @@ pub(super) trait SchedulePolicy {
     /// another thread run (if one is ready; the session checks).
     fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool;
     /// Asked after `slice` when the recording has more than one thread:
-    /// preempt the thread after exactly this many instructions, where it
+    /// preempt the thread after an exact number of instructions, where it
     /// is then (the session single-steps it), or None (the slice's time
     /// decides).
-    fn steps(&mut self) -> Option<u32> {
+    fn steps(&mut self) -> Option<super::chaos::Steps> {
         None
     }
     /// Whether, before each pick, the session waits for the stops that

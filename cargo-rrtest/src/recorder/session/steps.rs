@@ -19,6 +19,8 @@
 
 use tracing::trace;
 
+use super::chaos::Steps;
+use super::points::Seek;
 use super::{ptrace_err, Error, Pending, Session, State};
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
@@ -26,6 +28,10 @@ use rrtest_trace::{Event, Tid};
 
 /// The trap flag (rflags bit 8), set while a thread is single-stepped.
 const TRAP_FLAG: u64 = 0x100;
+
+/// How long a counted slice may run before the recorder interrupts it
+/// where it is.
+const COUNT_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The longest [`Session::settle`] waits for due stops.
 const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
@@ -36,8 +42,10 @@ const MAX_BUFFER_STEPS: u32 = 4096;
 impl Session {
     /// Runs `tid` (just made current, stopped) for `steps` instructions and
     /// preempts it there, if another thread is then ready.
-    pub(super) fn run_steps(&mut self, tid: Tid, steps: u32) -> Result<(), Error> {
+    pub(super) fn run_steps(&mut self, tid: Tid, plan: Steps) -> Result<(), Error> {
+        let steps = plan.steps;
         let mut left = steps;
+        let mut sampled: Vec<u64> = Vec::new();
         let mut in_buffer_steps = 0;
         let mut was_in_buffer = self.in_buffer_code(tid)?;
         loop {
@@ -94,8 +102,31 @@ impl Session {
             was_in_buffer = in_buffer;
             if !in_buffer {
                 left = left.saturating_sub(1);
+                if plan.count.is_some() {
+                    let ip = ptrace::getregs(tid)
+                        .map_err(ptrace_err("PTRACE_GETREGS", tid))?
+                        .rip;
+                    sampled.push(ip);
+                }
             }
         }
+        if let Some((pick, hits)) = plan.count.filter(|_| !sampled.is_empty()) {
+            let target = sampled[pick as usize % sampled.len()];
+            trace!(tid, target, hits, "counting arrivals");
+            let task = self.tasks.get_mut(&tid).expect("task exists");
+            task.seeking = Some(Seek::count(
+                target,
+                hits,
+                std::time::Instant::now() + COUNT_LIMIT,
+            ));
+            return self.step_then_continue(tid, target);
+        }
+        self.preempt_here(tid)
+    }
+
+    /// Preempts the current thread `tid`, stopped outside the buffer code,
+    /// where it is, if another thread is ready; else lets it run.
+    fn preempt_here(&mut self, tid: Tid) -> Result<(), Error> {
         if !self.others_ready(tid) {
             // Another thread may have stopped meanwhile (its syscall's
             // exit, a new thread's first stop): take those stops first.
@@ -110,7 +141,7 @@ impl Session {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let point = crate::tracee::exec_point(tid, &regs)
             .map_err(ptrace_err("reading an execution point", tid))?;
-        trace!(tid, ip = regs.rip, steps, "preempted after its steps");
+        trace!(tid, ip = regs.rip, "preempted where chaos cut its slice");
         self.stats.async_events += 1;
         self.emit(Event::Preempt { tid, point })?;
         let task = self.tasks.get_mut(&tid).expect("task exists");
