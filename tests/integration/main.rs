@@ -11,6 +11,7 @@ macro_rules! check {
     };
 }
 
+mod chaos;
 #[allow(dead_code)] // not every helper is used by every area module
 mod common;
 mod ecosystem;
@@ -35,6 +36,7 @@ fn main() {
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     // Each area module appends its trials here.
     trials.extend(harness::trials());
+    trials.extend(chaos::trials());
     trials.extend(ecosystem::trials());
     trials.extend(nextest::trials());
     trials.extend(portable::trials());

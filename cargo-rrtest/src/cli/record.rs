@@ -88,7 +88,13 @@ pub struct ChaosArgs {
     /// The chaos scheduler's seed (decimal, or hex with 0x; default: a
     /// random one, written into the trace and the report). The same seed
     /// makes the same scheduling decisions on the same program and input.
-    #[arg(long, value_name = "SEED", requires = "chaos", value_parser = parse_seed)]
+    #[arg(
+        long,
+        value_name = "SEED",
+        requires = "chaos",
+        allow_negative_numbers = true,
+        value_parser = parse_seed
+    )]
     pub seed: Option<u64>,
 }
 

@@ -45,12 +45,24 @@ impl Session {
     pub(super) fn run_steps(&mut self, tid: Tid, plan: Steps) -> Result<(), Error> {
         let steps = plan.steps;
         let mut left = steps;
+        // Where the thread's last event left it: never its next point. A
+        // point at the ip a thread resumes at is found by replay's counted
+        // breakpoint one pass late (the resume skips the breakpoint there).
+        let start_ip = ptrace::getregs(tid)
+            .map_err(ptrace_err("PTRACE_GETREGS", tid))?
+            .rip;
         let mut sampled: Vec<u64> = Vec::new();
         let mut in_buffer_steps = 0;
         let mut was_in_buffer = self.in_buffer_code(tid)?;
         loop {
             if left == 0 && !was_in_buffer {
-                break;
+                let ip = ptrace::getregs(tid)
+                    .map_err(ptrace_err("PTRACE_GETREGS", tid))?
+                    .rip;
+                if ip != start_ip || plan.count.is_some() {
+                    break;
+                }
+                left = 1;
             }
             if was_in_buffer {
                 in_buffer_steps += 1;
@@ -106,7 +118,9 @@ impl Session {
                     let ip = ptrace::getregs(tid)
                         .map_err(ptrace_err("PTRACE_GETREGS", tid))?
                         .rip;
-                    sampled.push(ip);
+                    if ip != start_ip {
+                        sampled.push(ip);
+                    }
                 }
             }
         }
