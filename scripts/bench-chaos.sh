@@ -33,7 +33,9 @@ out_dir="$root/target/rrtest-bench"
 work="$root/target/rrtest-bench/chaos-work"
 mkdir -p "$out_dir" "$work/bin" "$work/files"
 cargo build --quiet -p cargo-rrtest --bin cargo-rrtest
-rr="$root/target/debug/cargo-rrtest"
+# A copy: a rebuild while the benchmark runs must not change it.
+cp "$root/target/debug/cargo-rrtest" "$work/cargo-rrtest"
+rr="$work/cargo-rrtest"
 
 for f in counter publish file timeout order; do
   gcc -O1 -g -pthread -Wall -Wextra -fPIE -pie -o "$work/bin/race_$f" \
@@ -51,43 +53,49 @@ for line in sys.stdin:
             and "test" in m["target"]["kind"] and m.get("executable"):
         print(m["executable"])')
 
-# name|command (words; DIR is a scratch directory)
+# name|the exit status of the race's failure|command (words)
 fixtures=(
-  "race_counter|$work/bin/race_counter"
-  "race_publish|$work/bin/race_publish"
-  "race_file|$work/bin/race_file $work/files"
-  "race_timeout|$work/bin/race_timeout"
-  "race_order|$work/bin/race_order"
-  "races::lost_update|$races_bin --exact lost_update --nocapture"
-  "races::relaxed_publication|$races_bin --exact relaxed_publication --nocapture"
-  "races::check_then_create|$races_bin --exact check_then_create --nocapture"
-  "races::recv_timeout|$races_bin --exact recv_timeout --nocapture"
-  "races::start_order|$races_bin --exact start_order --nocapture"
+  "race_counter|1|$work/bin/race_counter"
+  "race_publish|1|$work/bin/race_publish"
+  "race_file|1|$work/bin/race_file $work/files"
+  "race_timeout|1|$work/bin/race_timeout"
+  "race_order|1|$work/bin/race_order"
+  "races::lost_update|101|$races_bin --exact lost_update --nocapture"
+  "races::relaxed_publication|101|$races_bin --exact relaxed_publication --nocapture"
+  "races::check_then_create|101|$races_bin --exact check_then_create --nocapture"
+  "races::recv_timeout|101|$races_bin --exact recv_timeout --nocapture"
+  "races::start_order|101|$races_bin --exact start_order --nocapture"
 )
 
 now_ns() { date +%s%N; }
 
-# search MODE CAP REPEAT CMD...: prints "RUNS MS_PER_RUN" (RUNS = 0: none
-# failed within CAP).
+# search MODE CAP REPEAT FAIL_CODE CMD...: prints "RUNS MS_PER_RUN" (RUNS =
+# 0: none failed within CAP). Only FAIL_CODE is the race's failure; any
+# other status (a recorder error) stops the benchmark.
 search() {
-  local mode=$1 cap=$2 rep=$3
-  shift 3
+  local mode=$1 cap=$2 rep=$3 fail=$4
+  shift 4
   local n=0 found=0 start end
   start=$(now_ns)
   while [ "$n" -lt "$cap" ]; do
     n=$((n + 1))
-    local ok=0
+    local code=0
     case $mode in
-      native) "$@" >/dev/null 2>&1 || ok=1 ;;
+      native) "$@" >/dev/null 2>"$work/stderr" || code=$? ;;
       record)
         rm -rf "$work/trace"
-        "$rr" record --no-verify -o "$work/trace" -- "$@" >/dev/null 2>&1 || ok=1 ;;
+        "$rr" record --no-verify -o "$work/trace" -- "$@" >/dev/null 2>"$work/stderr" || code=$? ;;
       chaos)
         rm -rf "$work/trace"
         "$rr" record --no-verify --chaos --seed $((1000 * rep + n)) -o "$work/trace" \
-          -- "$@" >/dev/null 2>&1 || ok=1 ;;
+          -- "$@" >/dev/null 2>"$work/stderr" || code=$? ;;
     esac
-    if [ "$ok" = 1 ]; then
+    if [ "$code" != 0 ] && [ "$code" != "$fail" ]; then
+      echo "bench-chaos: $mode run $n of $*: exit $code, not the race's $fail:" >&2
+      tail -3 "$work/stderr" >&2
+      exit 1
+    fi
+    if [ "$code" = "$fail" ]; then
       found=$n
       break
     fi
@@ -116,7 +124,9 @@ printf '%-28s %10s %8s %10s %8s %10s %8s\n' fixture native ms/run record ms/run 
 first=1
 for entry in "${fixtures[@]}"; do
   name=${entry%%|*}
-  read -r -a cmd <<<"${entry#*|}"
+  rest=${entry#*|}
+  fail=${rest%%|*}
+  read -r -a cmd <<<"${rest#*|}"
   if [ -n "$only" ] && [[ $name != *"$only"* ]]; then
     continue
   fi
@@ -125,7 +135,8 @@ for entry in "${fixtures[@]}"; do
     case $mode in native) cap=$NATIVE_CAP ;; record) cap=$RECORD_CAP ;; chaos) cap=$CHAOS_CAP ;; esac
     rs="" ts=""
     for rep in $(seq "$REPEATS"); do
-      read -r r t < <(search "$mode" "$cap" "$rep" "${cmd[@]}")
+      out=$(search "$mode" "$cap" "$rep" "$fail" "${cmd[@]}") || exit 1
+      read -r r t <<<"$out"
       rs="$rs $r"
       ts="$ts $t"
     done
