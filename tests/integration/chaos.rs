@@ -89,9 +89,8 @@ fn info(trace: &Path) -> Result<Value, Failed> {
 
 /// Records the fixture under `--chaos --seed 1, 2, ...` until it fails with
 /// its race's message (within [`MAX_SEEDS`]); that recording verifies (its
-/// verification replay runs to the failure) and names its seed. (A later
-/// `replay` of such a trace can diverge at a chaos point: see docs/chaos.md,
-/// "Known problems".)
+/// verification replay runs to the failure), replays to the failure again,
+/// and names its seed.
 fn finds_race(name: &str, race: &Race) -> Result<(), Failed> {
     let exe = build::c_fixture(race.build)?;
     let dir = TrialDir::new(name)?;
@@ -128,6 +127,15 @@ fn finds_race(name: &str, race: &Race) -> Result<(), Failed> {
             verify.code() == 0,
             "the failing chaos recording (seed {seed}) does not verify\n{}",
             verify.describe()
+        );
+        // A replay that uses the verification's pass counts shows it too
+        // (a regression: points where the program blocked every signal
+        // were found by the search, and missed by the counted breakpoint).
+        let replay = run::replay_in(&trace, None)?;
+        check!(
+            replay.code() == 1 && replay.stderr_text().contains(race.failure),
+            "the replay does not show the failure again\n{}",
+            replay.describe()
         );
         let header = info(&trace)?;
         check!(

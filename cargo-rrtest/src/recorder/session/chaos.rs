@@ -129,10 +129,6 @@ struct Thread {
     high: bool,
     /// How its slices end, until priorities are drawn again.
     grain: Grain,
-    /// Whether it was picked before: a thread's first slice runs to its
-    /// first event without a cut (a point as a new thread's first event
-    /// is not found by replay's counted breakpoints).
-    ran: bool,
 }
 
 /// How a thread's slices end during one epoch.
@@ -269,7 +265,6 @@ impl SchedulePolicy for ChaosPolicy {
             index,
             high: first || index == 0,
             grain,
-            ran: false,
         });
     }
 
@@ -336,11 +331,8 @@ impl SchedulePolicy for ChaosPolicy {
     fn steps(&mut self) -> Option<Steps> {
         let thread = self
             .last
-            .and_then(|t| self.threads.iter_mut().find(|x| x.tid == t));
-        let (thread, grain) = thread.map_or((0, Grain::Time), |t| {
-            let first = !std::mem::replace(&mut t.ran, true);
-            (t.index, if first { Grain::Time } else { t.grain })
-        });
+            .and_then(|t| self.threads.iter().find(|x| x.tid == t));
+        let (thread, grain) = thread.map_or((0, Grain::Time), |t| (t.index, t.grain));
         let steps = match grain {
             Grain::Fine => Some(Steps {
                 steps: self.rng.range(1, FINE_STEPS) as u32,

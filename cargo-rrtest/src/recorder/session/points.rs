@@ -147,10 +147,14 @@ impl Session {
             }
             SeekKind::Return { rsp } => regs.rsp > rsp,
             SeekKind::Count { left } => {
-                if left > 1 {
+                // At the last arrival, only where replay can find it (else
+                // the next arrival, until the seek is given up).
+                if left > 1 || !super::steps::point_findable(tid) {
                     let task = self.tasks.get_mut(&tid).expect("task exists");
                     task.seeking = Some(Seek {
-                        kind: SeekKind::Count { left: left - 1 },
+                        kind: SeekKind::Count {
+                            left: left.saturating_sub(1).max(1),
+                        },
                         ..seek
                     });
                     return self.step_then_continue(tid, seek.target);

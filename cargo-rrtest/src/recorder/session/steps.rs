@@ -59,7 +59,7 @@ impl Session {
                 let ip = ptrace::getregs(tid)
                     .map_err(ptrace_err("PTRACE_GETREGS", tid))?
                     .rip;
-                if ip != start_ip || plan.count.is_some() {
+                if (ip != start_ip || plan.count.is_some()) && point_findable(tid) {
                     break;
                 }
                 left = 1;
@@ -307,4 +307,13 @@ fn due_soon(tid: Tid, state: State) -> bool {
         },
         _ => false,
     }
+}
+
+/// Whether replay can find a point where `tid` now is with a counted
+/// breakpoint: its overflow signal must not be blocked (glibc blocks every
+/// signal around `clone` in `pthread_create` and early in a new thread),
+/// or the counter's signal waits and the thread runs past the point.
+pub(super) fn point_findable(tid: Tid) -> bool {
+    let bit = 1u64 << (rrtest_sys::perf::OVERFLOW_SIGNAL - 1);
+    crate::tracee::blocked_signals(tid).is_ok_and(|mask| mask & bit == 0)
 }
