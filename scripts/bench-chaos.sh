@@ -34,7 +34,8 @@ work="$root/target/rrtest-bench/chaos-work"
 mkdir -p "$out_dir" "$work/bin" "$work/files"
 cargo build --quiet -p cargo-rrtest --bin cargo-rrtest
 # A copy: a rebuild while the benchmark runs must not change it.
-cp "$root/target/debug/cargo-rrtest" "$work/cargo-rrtest"
+cp "$root/target/debug/cargo-rrtest" "$work/cargo-rrtest.new"
+mv -f "$work/cargo-rrtest.new" "$work/cargo-rrtest"
 rr="$work/cargo-rrtest"
 
 for f in counter publish file timeout order; do
