@@ -706,6 +706,7 @@ mod tests {
             "bytes",
             "env_removed",
             "hidden_paths",
+            "chaos",
             "stats",
             "recording_host",
             "loaders",
@@ -715,6 +716,7 @@ mod tests {
         .collect();
         assert_eq!(keys, want);
         assert_eq!(v["format_version"], 1);
+        assert_eq!(v["chaos"], serde_json::Value::Null);
         assert_eq!(v["recorder_version"], "0.1.0");
         assert_eq!(v["command"], serde_json::json!(["./prog", "it's here"]));
         assert_eq!(v["outcome"], serde_json::json!({"exited": {"code": 3}}));
