@@ -374,6 +374,10 @@ impl SchedulePolicy for ChaosPolicy {
         true
     }
 
+    fn cpu_time_slices(&self) -> bool {
+        true
+    }
+
     fn summary(&self) -> Option<Summary> {
         Some(self.summary)
     }

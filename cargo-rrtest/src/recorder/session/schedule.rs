@@ -80,6 +80,13 @@ pub(super) trait SchedulePolicy {
     fn settles(&self) -> bool {
         false
     }
+    /// Whether a slice's time is the thread's CPU time rather than the
+    /// wall clock's (a thread the machine's load keeps off the CPU does not
+    /// use up its slice: the slice ends where the program is, not where the
+    /// load was).
+    fn cpu_time_slices(&self) -> bool {
+        false
+    }
     /// What a chaos policy decided, for the trace header.
     fn summary(&self) -> Option<super::chaos::Summary> {
         None
@@ -190,6 +197,9 @@ pub(super) struct Scheduler {
     slice_started: Instant,
     /// The tick period the timer runs with.
     tick: Duration,
+    /// With CPU-time slices: the current thread's CPU time when its slice
+    /// started (taken at the first tick of the slice).
+    cpu_mark: Option<Duration>,
 }
 
 impl Scheduler {
@@ -200,6 +210,7 @@ impl Scheduler {
             slice_syscalls: 0,
             slice_started: Instant::now(),
             tick: TICK,
+            cpu_mark: None,
         }
     }
 
@@ -212,6 +223,7 @@ impl Scheduler {
     /// from now).
     pub(super) fn restart_slice(&mut self) {
         self.slice_started = Instant::now();
+        self.cpu_mark = None;
     }
 
     /// Counts a traced syscall of the current thread and asks the policy
@@ -278,6 +290,7 @@ impl Session {
             .flatten();
         self.sched.slice_syscalls = 0;
         self.sched.slice_started = Instant::now();
+        self.sched.cpu_mark = None;
         let from_exit;
         if let Pending::Exit(entered) = pending {
             let regs = self.finish_syscall_regs(tid, entered.forced_ret)?;
@@ -335,7 +348,12 @@ impl Session {
             return Ok(());
         };
         let others_wait = self.others_ready(tid);
-        let elapsed = self.sched.slice_started.elapsed();
+        let mut elapsed = self.sched.slice_started.elapsed();
+        if self.sched.policy.cpu_time_slices() {
+            if let Some(now) = cpu_time(tid) {
+                elapsed = now.saturating_sub(*self.sched.cpu_mark.get_or_insert(now));
+            }
+        }
         let slice = self.sched.slice;
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
@@ -403,6 +421,13 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The CPU time thread `tid` has run (`/proc/TID/schedstat`), if readable.
+fn cpu_time(tid: Tid) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/schedstat")).ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// For the policies' tests: runs `f` on a view of threads in `states`.
