@@ -50,6 +50,15 @@ fn run() -> Result<(), String> {
         return std::fs::write(&output, []).map_err(|e| format!("{}: {e}", output.display()));
     }
 
+    // The library uses no libc (it has no DT_NEEDED entries) and is loaded
+    // into the tests' processes, whatever their libc; a static musl
+    // cargo-rrtest (the release build) embeds the same gnu-target build:
+    // musl targets link statically by default and make no cdylibs.
+    let preload_target = if target.ends_with("-linux-musl") {
+        "x86_64-unknown-linux-gnu"
+    } else {
+        target.as_str()
+    };
     let common = |crate_type: &str, name: &str| {
         let mut cmd = Command::new(&rustc);
         cmd.args([
@@ -60,7 +69,7 @@ fn run() -> Result<(), String> {
             "--crate-name",
             name,
         ])
-        .args(["--target", &target])
+        .args(["--target", preload_target])
         .args([
             "-C",
             "panic=abort",

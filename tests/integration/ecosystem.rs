@@ -211,7 +211,11 @@ fn demo_archives() -> Result<(PathBuf, Vec<PathBuf>), Failed> {
 
 /// Writes a zip of `files` (name in the zip, path on disk), stored as
 /// `compression-level: 0` uploads are, or deflated.
-fn write_zip(zip: &Path, files: &[(String, PathBuf)], deflate: bool) -> Result<(), Failed> {
+pub(crate) fn write_zip(
+    zip: &Path,
+    files: &[(String, PathBuf)],
+    deflate: bool,
+) -> Result<(), Failed> {
     let method = if deflate {
         zip::CompressionMethod::Deflated
     } else {

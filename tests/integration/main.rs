@@ -13,8 +13,10 @@ macro_rules! check {
 
 mod chaos;
 #[allow(dead_code)] // not every helper is used by every area module
+mod breadth;
 mod common;
 mod ecosystem;
+mod ecosystem2;
 mod faults_interrupt;
 mod harness;
 mod nextest;
@@ -27,6 +29,7 @@ mod recorder_faults;
 mod recorder_run;
 mod replayer_api;
 mod secrets;
+mod stress_diff;
 mod syscallbuf;
 mod trace_files;
 mod trace_integrity;
@@ -37,7 +40,9 @@ fn main() {
     // Each area module appends its trials here.
     trials.extend(harness::trials());
     trials.extend(chaos::trials());
+    trials.extend(breadth::trials());
     trials.extend(ecosystem::trials());
+    trials.extend(ecosystem2::trials());
     trials.extend(nextest::trials());
     trials.extend(portable::trials());
     trials.extend(faults_interrupt::trials());
@@ -45,6 +50,7 @@ fn main() {
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());
     trials.extend(secrets::trials());
+    trials.extend(stress_diff::trials());
     trials.extend(replayer_api::trials());
     trials.extend(syscallbuf::trials());
     trials.extend(trace_files::trials());

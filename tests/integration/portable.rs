@@ -158,9 +158,21 @@ fn in_namespace(setup: &str, args: &[&Path], cmd: &[&str]) -> Result<Run, Failed
     run::run(&mut c)
 }
 
+/// Why the chroot trials cannot run here, if they cannot (for other
+/// modules' trials in the other root).
+pub(crate) fn chroot_unavailable() -> Option<String> {
+    if let Some(why) = run::recording_unavailable() {
+        return Some(why.to_owned());
+    }
+    if !is_root() {
+        return Some("not root (mount namespaces and chroot need it)".into());
+    }
+    other_root_missing()
+}
+
 /// `cmd` run inside the other root, whose `/mnt` is `work` (a directory of
 /// this host's).
-fn in_other_root(work: &Path, cmd: &[&str]) -> Result<Run, Failed> {
+pub(crate) fn in_other_root(work: &Path, cmd: &[&str]) -> Result<Run, Failed> {
     let root = other_root();
     let setup = "mount --bind /proc \"$1/proc\"\nmount --bind /dev \"$1/dev\"\nmount --bind \"$2\" \"$1/mnt\"";
     let root_s = root.to_str().ok_or("root path not UTF-8")?.to_owned();

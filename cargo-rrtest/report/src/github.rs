@@ -348,8 +348,12 @@ pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -
             t.outcome.as_str(),
             markdown_cell(&t.binary_id),
             markdown_cell(&t.name),
-            // A recorder error's native re-run repeats its attempt number.
-            t.attempts.last().map_or(0, |a| a.attempt),
+            // A recorder error's native re-run repeats its attempt number;
+            // under stress: failures/runs.
+            match (t.failures, t.runs) {
+                (Some(f), Some(r)) => format!("{f}/{r} failed"),
+                _ => t.attempts.last().map_or(0, |a| a.attempt).to_string(),
+            },
             t.duration_ms as f64 / 1000.0,
             location,
             trace,
@@ -366,7 +370,59 @@ pub fn step_summary(report: &Report, limit: usize, artifact: &ArtifactContext) -
         }
         out.push_str(&row);
     }
+    let differences: Vec<String> = notable
+        .iter()
+        .filter_map(|t| {
+            let d = t.first_difference.as_ref()?;
+            Some(format!(
+                "- `{}` `{}`: {}\n",
+                markdown_cell(&t.binary_id),
+                markdown_cell(&t.name),
+                markdown_cell(&first_difference_text(d))
+            ))
+        })
+        .collect();
+    if !differences.is_empty() {
+        let head = "\n**Where the failing and the passing recording first differ:**\n\n";
+        if out.len() + head.len() < limit {
+            out.push_str(head);
+            for line in differences {
+                if out.len() + line.len() > limit {
+                    break;
+                }
+                out.push_str(&line);
+            }
+        }
+    }
     out
+}
+
+/// A test's first difference in a line, for people: the thread, what
+/// differs, the two actions, and the schedule difference.
+pub fn first_difference_text(d: &crate::json::FirstDifference) -> String {
+    let pair = format!(
+        "attempt {} (failing) vs {} (passing)",
+        d.failing_attempt, d.passing_attempt
+    );
+    if let Some(why) = &d.error {
+        return format!("{pair}: not compared: {why}");
+    }
+    let mut text = match (&d.thread, &d.what) {
+        (Some(thread), Some(what)) => format!(
+            "{pair}: thread {thread} first differs in {what}: failing `{}`, passing `{}`",
+            d.failing.as_deref().unwrap_or("(nothing more)"),
+            d.passing.as_deref().unwrap_or("(nothing more)")
+        ),
+        _ if d.identical => format!("{pair}: no meaningful difference"),
+        _ => format!("{pair}: the threads did the same"),
+    };
+    if let Some(s) = &d.schedule {
+        text.push_str(&format!("; schedule: {s}"));
+    }
+    if let Some(c) = &d.diff_command {
+        text.push_str(&format!(" (`{c}`)"));
+    }
+    text
 }
 
 /// Makes text safe inside a Markdown table cell and inline code.
@@ -435,7 +491,40 @@ mod tests {
             replay_command: None,
             verified: None,
             verification_failure: None,
+            runs: None,
+            failures: None,
+            first_difference: None,
         }
+    }
+
+    #[test]
+    fn the_step_summary_says_where_a_flaky_test_first_differs() {
+        let mut t = test("flaky_one", Outcome::Flaky);
+        t.runs = Some(12);
+        t.failures = Some(1);
+        t.first_difference = Some(crate::json::FirstDifference {
+            failing_attempt: 7,
+            passing_attempt: 1,
+            identical: false,
+            thread: Some("main.1".into()),
+            what: Some("result".into()),
+            failing: Some("futex(0x1, FUTEX_WAIT, 2, NULL) = 0".into()),
+            passing: Some("futex(0x1, FUTEX_WAIT, 2, NULL) = -1 EAGAIN".into()),
+            schedule: Some("after 3 shared stretches: ...".into()),
+            diff_command: Some("cargo rrtest diff a b".into()),
+            error: None,
+        });
+        let report = Report::new(String::new(), 0, None, true, vec![t]);
+        let text = step_summary(&report, 100_000, &ArtifactContext::default());
+        assert!(text.contains("| 1/12 failed |"), "{text}");
+        assert!(
+            text.contains("- `crate` `flaky_one`: attempt 7 (failing) vs 1 (passing): thread main.1 first differs in result: failing 'futex(0x1, FUTEX_WAIT, 2, NULL) = 0'"),
+            "{text}"
+        );
+        assert!(
+            text.contains("schedule: after 3 shared stretches"),
+            "{text}"
+        );
     }
 
     #[test]

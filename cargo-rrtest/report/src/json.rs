@@ -63,6 +63,9 @@ pub struct Report {
     /// The signal that stopped the run (`SIGINT`), or null.
     #[serde(default)]
     pub interrupted_by: Option<String>,
+    /// Set by `cargo rrtest stress` (absent in reports of `cargo rrtest run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stress: Option<StressSettings>,
     /// A count per outcome.
     pub summary: Summary,
     /// Every selected test, sorted by binary id then name.
@@ -209,6 +212,59 @@ pub struct TestReport {
     /// Why it does not, when `verified` is false.
     #[serde(default)]
     pub verification_failure: Option<String>,
+    /// `cargo rrtest stress`: how many times the test ran (absent in
+    /// reports of `cargo rrtest run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<u64>,
+    /// `cargo rrtest stress`: how many of those runs failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u64>,
+    /// Where a failing and a passing recording of this test first part
+    /// ways (a flaky test, or a stress run that kept both), or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_difference: Option<FirstDifference>,
+}
+
+/// The first point where a failing and a passing recording of the same
+/// test part ways (`cargo rrtest diff`, docs/stress-and-diff.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstDifference {
+    /// The failing attempt (or stress run) compared.
+    pub failing_attempt: u32,
+    /// The passing one.
+    pub passing_attempt: u32,
+    /// No meaningful difference and the same schedule.
+    pub identical: bool,
+    /// The thread whose actions first differ (`main`, `main.1`: threads are
+    /// named by their place in the thread tree), or null.
+    pub thread: Option<String>,
+    /// What differs there (`result`, `syscall`, `output`, `signal`, ...), or null.
+    pub what: Option<String>,
+    /// That thread's action in the failing recording, or null (it had none).
+    pub failing: Option<String>,
+    /// In the passing recording.
+    pub passing: Option<String>,
+    /// The first difference in the schedule, in a line, or null.
+    pub schedule: Option<String>,
+    /// The command that shows the whole comparison, or null when the
+    /// passing recording was not kept.
+    #[serde(default)]
+    pub diff_command: Option<String>,
+    /// Why the recordings could not be compared (then the fields above
+    /// are empty), or null.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `cargo rrtest stress`: how the tests were run again and again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StressSettings {
+    /// `--count`: runs per test, or null.
+    pub count: Option<u64>,
+    /// `--duration`, in milliseconds, or null.
+    pub duration_ms: Option<u64>,
+    /// `--keep-going`: a test went on after its first failure.
+    pub keep_going: bool,
 }
 
 /// One attempt (run) of a test.
@@ -362,6 +418,7 @@ impl Report {
             hidden_paths: Vec::new(),
             interrupted: false,
             interrupted_by: None,
+            stress: None,
             summary: Summary::of(&tests),
             tests,
         }
@@ -378,11 +435,10 @@ impl Report {
     /// Reads a report (a regular file of at most [`MAX_REPORT_LEN`] bytes),
     /// checking its schema version first.
     pub fn read(path: &Path) -> Result<Self, Error> {
-        let text = rrtest_sys::bounded::read_regular_bounded(path, MAX_REPORT_LEN, "a report")
-            .map_err(|source| Error::Io {
-                path: path.to_owned(),
-                source,
-            })?;
+        let text = read_regular_bounded(path, MAX_REPORT_LEN).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let parse = |source| Error::Parse {
             path: path.to_owned(),
             source,
@@ -410,7 +466,7 @@ impl Report {
     /// longest (shards run side by side), `recording` true if any shard recorded
     /// (else the first shard's `recording_disabled_reason`), `env_removed`
     /// and `hidden_paths` the union of the shards', sorted, `interrupted` if
-    /// any shard was.
+    /// any shard was, `stress` the first shard's that has it.
     pub fn merge(reports: Vec<(PathBuf, Report)>) -> Result<Report, Error> {
         let mut seen: BTreeMap<(String, String), PathBuf> = BTreeMap::new();
         let mut tests = Vec::new();
@@ -421,7 +477,9 @@ impl Report {
         let mut env_removed = std::collections::BTreeSet::new();
         let mut hidden_paths = std::collections::BTreeSet::new();
         let mut interrupted_by: Option<Option<String>> = None;
+        let mut stress: Option<StressSettings> = None;
         for (path, report) in reports {
+            stress = stress.or(report.stress);
             env_removed.extend(report.env_removed);
             hidden_paths.extend(report.hidden_paths);
             if report.interrupted && interrupted_by.is_none() {
@@ -458,6 +516,7 @@ impl Report {
         if !recording {
             merged.recording_disabled_reason = disabled;
         }
+        merged.stress = stress;
         merged.env_removed = env_removed.into_iter().collect();
         merged.hidden_paths = hidden_paths.into_iter().collect();
         // Interrupted if any shard was (the first one's signal).
@@ -481,6 +540,61 @@ pub fn output_tail(bytes: &[u8], already_omitted: u64) -> (String, u64) {
         String::from_utf8_lossy(&bytes[start..]).into_owned(),
         already_omitted + start as u64,
     )
+}
+
+/// All of the regular file `path`, at most `limit` bytes: a FIFO or a
+/// device in place of a report must not block or stream forever. The open
+/// cannot block (`O_NONBLOCK`, which does nothing to reads of a regular
+/// file), then `fstat` decides; a file over `limit` is refused before it is
+/// read. (cargo-rrtest reads traces the same way, in its own `rrtest-sys`
+/// crate, which this crate does not depend on so that it can be published
+/// alone.)
+fn read_regular_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let is = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("a report must be a regular file, but this is {is}; refusing to read it"),
+        ));
+    }
+    let too_large = |size: u64| {
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "a report is {size} bytes, over the limit of {} MiB; refusing to read it",
+                limit >> 20
+            ),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_large(meta.len()));
+    }
+    let mut out = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(too_large(out.len() as u64));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -513,8 +627,92 @@ mod tests {
             replay_command: None,
             verified: None,
             verification_failure: None,
+            runs: None,
+            failures: None,
+            first_difference: None,
         };
         let s = Summary::of(&[t(Outcome::Passed), t(Outcome::Flaky), t(Outcome::Flaky)]);
         assert_eq!((s.total, s.passed, s.flaky, s.failed), (3, 1, 2, 0));
+    }
+
+    fn test(name: &str) -> TestReport {
+        TestReport {
+            binary_id: "b".into(),
+            name: name.into(),
+            package: "p".into(),
+            outcome: Outcome::Flaky,
+            duration_ms: 0,
+            attempts: vec![],
+            trace: None,
+            archive: None,
+            archive_bytes: None,
+            replay_command: None,
+            verified: None,
+            verification_failure: None,
+            runs: None,
+            failures: None,
+            first_difference: None,
+        }
+    }
+
+    #[test]
+    fn stress_fields_are_absent_from_run_reports_and_survive_a_merge() {
+        let plain = Report::new("t".into(), 1, None, true, vec![test("a")]);
+        let text = serde_json::to_string(&plain).unwrap();
+        for field in [
+            "\"stress\"",
+            "\"runs\"",
+            "\"failures\"",
+            "\"first_difference\"",
+        ] {
+            assert!(!text.contains(field), "{field} in {text}");
+        }
+        let mut stressed = test("b");
+        stressed.runs = Some(30);
+        stressed.failures = Some(4);
+        stressed.first_difference = Some(FirstDifference {
+            failing_attempt: 3,
+            passing_attempt: 1,
+            identical: false,
+            thread: Some("main.1".into()),
+            what: Some("output".into()),
+            failing: Some("write(...) = 4".into()),
+            passing: Some("write(...) = 3".into()),
+            schedule: None,
+            diff_command: None,
+            error: None,
+        });
+        let mut shard = Report::new("t".into(), 1, None, true, vec![stressed.clone()]);
+        shard.stress = Some(StressSettings {
+            count: Some(30),
+            duration_ms: None,
+            keep_going: true,
+        });
+        let back: Report = serde_json::from_str(&serde_json::to_string(&shard).unwrap()).unwrap();
+        assert_eq!(back, shard);
+        let merged = Report::merge(vec![("1".into(), plain), ("2".into(), shard.clone())]).unwrap();
+        assert_eq!(merged.stress, shard.stress);
+        assert_eq!(merged.tests[1], stressed);
+    }
+
+    #[test]
+    fn read_refuses_a_fifo_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("rrtest-report-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("report.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("mkfifo unavailable; skipped");
+            return;
+        }
+        let err = Report::read(&fifo).unwrap_err().to_string();
+        assert!(
+            err.contains("must be a regular file, but this is a FIFO"),
+            "{err}"
+        );
+        let err = Report::read(&dir).unwrap_err().to_string();
+        assert!(err.contains("this is a directory"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

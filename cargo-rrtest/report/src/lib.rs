@@ -15,7 +15,10 @@ pub mod github;
 pub mod json;
 pub mod junit;
 
-pub use json::{Attempt, AttemptOutcome, Outcome, Panic, Report, Summary, TestReport};
+pub use json::{
+    Attempt, AttemptOutcome, FirstDifference, Outcome, Panic, Report, StressSettings, Summary,
+    TestReport,
+};
 
 /// A size for people: `512 B`, `1.5 KiB`, `7.3 MiB`.
 pub fn human_bytes(bytes: u64) -> String {

@@ -10,21 +10,26 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod artifact;
+mod diff;
 mod host_check;
 mod info;
 mod merge;
+mod nextest_profile;
 mod record;
 mod replay;
 mod run;
 mod select;
+mod stress;
 mod verify;
 mod wrap;
 
+pub use diff::DiffArgs;
 pub use info::InfoArgs;
 pub use merge::MergeArgs;
 pub use record::RecordArgs;
 pub use replay::ReplayArgs;
 pub use run::RunArgs;
+pub use stress::StressArgs;
 pub use verify::{verify, VerifyArgs};
 pub use wrap::WrapArgs;
 
@@ -58,6 +63,11 @@ pub struct RrtestCli {
 enum Command {
     /// Build and run the workspace's tests (the default verb).
     Run(RunArgs),
+    /// Run tests again and again, each run recorded; keep the failures' traces and one passing
+    /// trace per test.
+    Stress(StressArgs),
+    /// Where two recordings of the same test part ways.
+    Diff(DiffArgs),
     /// Record any command, like `rr record`.
     Record(RecordArgs),
     /// Replay a recording deterministically.
@@ -103,6 +113,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => run::exec(cli.run),
         Some(Command::Run(args)) => run::exec(args),
+        Some(Command::Stress(args)) => stress::exec(args),
+        Some(Command::Diff(args)) => diff::exec(args),
         Some(Command::Record(args)) => record::exec(args),
         Some(Command::Replay(args)) => replay::exec(args),
         Some(Command::Info(args)) => info::exec(args),

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::errors::{Error, Result};
 use crate::harness::{
-    self, output::ColorChoice, runner::RunnerConfig, KeepPolicy, NoTests, Partition, RunIgnored,
-    TestFilter,
+    self, libtest_json::MessageFormat, output::ColorChoice, runner::RunnerConfig, KeepPolicy,
+    NoTests, Partition, RunIgnored, TestFilter,
 };
 
 /// Options of `cargo rrtest run`.
@@ -55,16 +55,19 @@ pub struct RunArgs {
     /// Kill a test (its whole process group) still running after SECONDS; it is reported `timed_out`.
     #[arg(long, value_name = "SECONDS", help_heading = "Runner")]
     pub timeout: Option<f64>,
-    /// Run a failed or timed-out test again, up to N more times (fail then pass = flaky).
+    /// Run a failed or timed-out test again, up to N more times (fail then pass = flaky) [default: 0].
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 0,
         allow_negative_numbers = true,
         value_parser = parse_retries,
         help_heading = "Runner"
     )]
-    pub retries: u32,
+    pub retries: Option<u32>,
+    /// Take retries, the terminating slow-timeout and test-threads from this profile of
+    /// .config/nextest.toml (flags given here win; docs/nextest.md).
+    #[arg(long, value_name = "NAME", help_heading = "Runner")]
+    pub nextest_profile: Option<String>,
     /// Whether a flaky test passes or fails the run.
     #[arg(long, value_enum, default_value_t = FlakyResult::Pass, help_heading = "Runner")]
     pub flaky_result: FlakyResult,
@@ -119,6 +122,10 @@ pub struct RunArgs {
     /// Colour the output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, help_heading = "Reports")]
     pub color: ColorChoice,
+    /// What stdout carries: the human lines, or test events as libtest's JSON lines for IDEs
+    /// and tools (the human lines then go to stderr; docs/harness.md).
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human, help_heading = "Reports")]
+    pub message_format: MessageFormat,
 
     #[command(flatten)]
     pub cargo: harness::CargoOptions,
@@ -135,6 +142,12 @@ pub enum FlakyResult {
 
 /// Runs `cargo rrtest run`.
 pub fn exec(args: RunArgs) -> Result<ExitCode> {
+    harness::run(&options(args)?).map(ExitCode::from)
+}
+
+/// The harness's options for `args` (shared with `cargo rrtest stress`,
+/// which sets its own on top).
+pub(super) fn options(args: RunArgs) -> Result<harness::RunOptions> {
     // Before the build: a report that could not be written is known now.
     for (flag, path) in [("--report", &args.report), ("--junit", &args.junit)] {
         if let Some(path) = path.as_deref() {
@@ -146,8 +159,51 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
             }
         }
     }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Command line > the nextest profile > cargo rrtest's defaults.
+    let profile = match &args.nextest_profile {
+        None => super::nextest_profile::ProfileSettings::default(),
+        Some(name) => {
+            let root = super::nextest_profile::workspace_root(args.cargo.manifest_path.as_deref())?;
+            let path = super::nextest_profile::config_path(&root);
+            let settings = super::nextest_profile::load(&path, name, cpus)?;
+            // What the profile decides: what the command line leaves open.
+            let used: Vec<&str> = [
+                settings
+                    .retries
+                    .as_ref()
+                    .filter(|_| args.retries.is_none())
+                    .map(|s| &s.shown),
+                settings
+                    .timeout
+                    .as_ref()
+                    .filter(|_| args.timeout.is_none())
+                    .map(|s| &s.shown),
+                settings
+                    .jobs
+                    .as_ref()
+                    .filter(|_| args.jobs.is_none())
+                    .map(|s| &s.shown),
+            ]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+            eprintln!(
+                "{:>12} nextest profile {name} ({}): {}",
+                "Config",
+                path.display(),
+                if used.is_empty() {
+                    "nothing the command line does not set".to_string()
+                } else {
+                    used.join(", ")
+                }
+            );
+            settings
+        }
+    };
     let timeout = match args.timeout {
-        None => None,
+        None => profile.timeout(),
         Some(s) if s.is_finite() && s > 0.0 => Some(
             Duration::try_from_secs_f64(s)
                 .map_err(|_| Error::Usage(format!("--timeout {s}: out of range")))?,
@@ -170,7 +226,7 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
     let jobs = match args.jobs {
         Some(0) => return Err(Error::Usage("--jobs must be at least 1".into())),
         Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        None => profile.jobs().unwrap_or(cpus),
     };
     let cwd = std::env::current_dir().map_err(|e| Error::io("current directory", e))?;
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
@@ -206,7 +262,7 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
         runner: RunnerConfig {
             jobs,
             timeout,
-            retries: args.retries,
+            retries: args.retries.or(profile.retries()).unwrap_or(0),
             recording: None,
             env_remove: Vec::new(),
             hide_paths,
@@ -226,8 +282,10 @@ pub fn exec(args: RunArgs) -> Result<ExitCode> {
         pass_env: args.pass_env,
         artifact_name: args.artifact_name.filter(|n| !n.is_empty()),
         chaos,
+        stress: None,
+        message_format: args.message_format,
     };
-    harness::run(&options).map(ExitCode::from)
+    Ok(options)
 }
 
 /// `--retries N`: a whole number >= 0. Negative numbers are parsed (not

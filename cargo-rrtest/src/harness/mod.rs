@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod filter;
+pub mod libtest_json;
 pub mod list;
 pub mod output;
 pub mod panic;
@@ -18,6 +19,7 @@ pub mod runner;
 pub mod secrets;
 pub mod server;
 pub mod signals;
+pub mod tracediff;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -84,6 +86,11 @@ pub struct RunOptions {
     /// Record under the chaos scheduler, each attempt with a seed derived
     /// from this one (`--chaos`, `--seed`; `record::attempt_seed`).
     pub chaos: Option<u64>,
+    /// `cargo rrtest stress`: run each test again and again
+    /// ([`runner::run_repeated`]) instead of once with retries.
+    pub stress: Option<runner::Repeat>,
+    /// What stdout carries (`--message-format`).
+    pub message_format: libtest_json::MessageFormat,
 }
 
 /// Runs the tests and returns the exit code.
@@ -141,6 +148,7 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     };
 
+    let listed_count = listed.len();
     let selected: Vec<(list::TestCase, filter::Selection)> = listed
         .into_iter()
         .filter_map(|t| match options.filter.select(&t) {
@@ -158,12 +166,17 @@ pub fn run(options: &RunOptions) -> Result<u8> {
     let (to_run, ignored): (Vec<_>, Vec<_>) = selected
         .into_iter()
         .partition(|(_, s)| *s == filter::Selection::Run);
+    let filtered_out = listed_count - to_run.len() - ignored.len();
     let to_run: Vec<list::TestCase> = to_run.into_iter().map(|(t, _)| t).collect();
     let ignored: Vec<list::TestCase> = ignored.into_iter().map(|(t, _)| t).collect();
 
     let github = report::github::is_github_actions();
     let token = github.then(report::github::stop_token);
     let mut reporter = output::Reporter::new(options.color, token);
+    let json = libtest_json::LibtestJson::new(options.message_format);
+    if json.is_some() {
+        reporter = reporter.on_stderr();
+    }
 
     let mut runner_config = options.runner.clone();
     let inherited: Vec<(OsString, OsString)> = std::env::vars_os().collect();
@@ -207,8 +220,33 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     }
     reporter.start(to_run.len(), binaries, ignored.len());
+    if let Some(repeat) = &options.stress {
+        reporter.start_stress(to_run.len(), repeat);
+    }
+    if let Some(json) = &json {
+        json.suite_started(to_run.len() + ignored.len());
+    }
 
-    let results = runner::run_tests(&to_run, &runner_config, cancel, |e| reporter.event(e));
+    let on_event = |e: runner::RunEvent<'_>| {
+        if let Some(json) = &json {
+            json.event(&e);
+        }
+        reporter.event(e)
+    };
+    let mut results = match options.stress {
+        None => runner::run_tests(&to_run, &runner_config, cancel, on_event),
+        Some(repeat) => runner::run_repeated(&to_run, &runner_config, repeat, cancel, on_event),
+    };
+    if options.stress.is_some() {
+        for r in &mut results {
+            r.first_difference = stress_difference(r);
+        }
+    }
+    if let Some(json) = &json {
+        for t in &ignored {
+            json.ignored(t);
+        }
+    }
     let cancelled = cancel.load(std::sync::atomic::Ordering::Relaxed);
     // Tests that were running when a signal came are listed as interrupted.
     let results: Vec<runner::TestResult> = results;
@@ -235,6 +273,9 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         replay_command: None,
         verified: None,
         verification_failure: None,
+        runs: None,
+        failures: None,
+        first_difference: None,
     }));
     let elapsed = started.elapsed();
     let mut report = Report::new(
@@ -245,6 +286,11 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         tests,
     );
     report.recording_disabled_reason = disabled_reason;
+    report.stress = options.stress.map(|r| report::StressSettings {
+        count: r.count,
+        duration_ms: r.duration.map(millis),
+        keep_going: r.keep_going,
+    });
     report.env_removed = runner_config
         .env_remove
         .iter()
@@ -274,16 +320,21 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         report::json::write_atomically(junit, report::junit::render(&report).as_bytes())?;
     }
     reporter.finish(&results, &report, elapsed, cancelled);
+    if let Some(json) = &json {
+        json.suite_finished(&report.summary, filtered_out, elapsed);
+    }
+    // With --message-format, stdout has the JSON lines only.
+    let mut human: Box<dyn std::io::Write> = if json.is_some() {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
     if github {
         let paths = report::github::PathContext {
             workspace_root: built.workspace_root.clone(),
             github_workspace: std::env::var_os("GITHUB_WORKSPACE").map(PathBuf::from),
         };
-        let _ = write!(
-            std::io::stdout(),
-            "{}",
-            report::github::annotations(&report, &paths)
-        );
+        let _ = write!(human, "{}", report::github::annotations(&report, &paths));
         if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
             let summary = PathBuf::from(summary);
             let artifact = report::github::ArtifactContext::from_env(options.artifact_name.clone());
@@ -292,20 +343,17 @@ pub fn run(options: &RunOptions) -> Result<u8> {
         }
     }
     // Writes to a closed stdout (`| head`) are ignored, not a panic.
-    let _ = writeln!(
-        std::io::stdout(),
-        "{:>12} {}",
-        "Report",
-        report_path.display()
-    );
+    let _ = writeln!(human, "{:>12} {}", "Report", report_path.display());
 
     if cancelled {
         return Ok(signals::exit_code());
     }
+    // A stress run that found a failure fails, flaky or not.
+    let flaky_fails = options.flaky_fails || options.stress.is_some();
     if report
         .tests
         .iter()
-        .any(|t| t.outcome.fails_run(options.flaky_fails))
+        .any(|t| t.outcome.fails_run(flaky_fails))
     {
         return Ok(exit_codes::TESTS_FAILED);
     }
@@ -458,7 +506,13 @@ fn test_report(r: &runner::TestResult, replay: &ReplayHint) -> report::TestRepor
         .iter()
         .rev()
         .find(|a| a.trace.is_some() && !a.outcome.is_pass())
-        .or_else(|| attempts.iter().rev().find(|a| a.trace.is_some()));
+        .or_else(|| {
+            // Under stress a passing trace is kept to compare with, not
+            // as the test's trace.
+            (r.runs.is_none())
+                .then(|| attempts.iter().rev().find(|a| a.trace.is_some()))
+                .flatten()
+        });
     let replay_command = primary.map(|a| {
         let local = format!(
             "cargo rrtest replay {}",
@@ -506,5 +560,27 @@ fn test_report(r: &runner::TestResult, replay: &ReplayHint) -> report::TestRepor
         verified: primary.and_then(|a| a.verified),
         verification_failure: primary.and_then(|a| a.verification_failure.clone()),
         attempts,
+        runs: r.runs.map(|c| c.runs),
+        failures: r.runs.map(|c| c.failures),
+        first_difference: r.first_difference.clone(),
     }
+}
+
+/// Under stress, the first difference between a test's first kept failing
+/// trace and its kept passing one, if it has both.
+fn stress_difference(r: &runner::TestResult) -> Option<report::FirstDifference> {
+    let failing = r
+        .attempts
+        .iter()
+        .find(|a| a.trace.is_some() && !a.outcome.is_pass())?;
+    let passing = r
+        .attempts
+        .iter()
+        .find(|a| a.trace.is_some() && a.outcome.is_pass())?;
+    let (fd, pd) = (failing.trace.as_ref()?, passing.trace.as_ref()?);
+    let command = tracediff::diff_command(fd, pd);
+    Some(match tracediff::compare(fd, pd) {
+        Ok(diff) => tracediff::summary(&diff, failing.attempt, passing.attempt, Some(command)),
+        Err(e) => tracediff::failed_summary(failing.attempt, passing.attempt, e.to_string()),
+    })
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::runner::{AttemptResult, RunEvent, TestResult};
+use super::runner::{AttemptResult, Repeat, RunEvent, TestResult};
 use rrtest_report::{AttemptOutcome, Outcome, Report};
 
 /// `--color`.
@@ -55,6 +55,20 @@ pub struct Reporter {
     bar: Option<ProgressBar>,
     /// The `::stop-commands::` token when on GitHub Actions.
     github_token: Option<String>,
+    /// Under `cargo rrtest stress`: the progress so far.
+    stress: Option<StressProgress>,
+    /// Write the lines to stderr (stdout carries `--message-format` JSON).
+    to_stderr: bool,
+}
+
+/// Progress of a stress run: runs and failures so far; the bar counts
+/// runs (`--count`) or seconds (`--duration`).
+#[derive(Debug)]
+struct StressProgress {
+    started: std::time::Instant,
+    by_time: bool,
+    runs: u64,
+    failures: u64,
 }
 
 impl Reporter {
@@ -64,6 +78,24 @@ impl Reporter {
             color: color.enabled(),
             bar: None,
             github_token,
+            stress: None,
+            to_stderr: false,
+        }
+    }
+
+    /// Sends the lines that go to stdout to stderr instead, for when
+    /// stdout carries machine-readable events (`--message-format`).
+    pub fn on_stderr(mut self) -> Self {
+        self.to_stderr = true;
+        self
+    }
+
+    /// Where the lines go: stdout, or stderr after [`Reporter::on_stderr`].
+    fn out(&self) -> Box<dyn Write + '_> {
+        if self.to_stderr {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
         }
     }
 
@@ -88,8 +120,7 @@ impl Reporter {
     /// Prints a line above the progress bar.
     fn line(&self, text: &str) {
         let print = || {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
+            let _ = writeln!(self.out(), "{text}");
         };
         match &self.bar {
             Some(bar) => bar.suspend(print),
@@ -123,11 +154,94 @@ impl Reporter {
         }
     }
 
+    /// Turns the progress bar into a stress run's (after [`Self::start`]):
+    /// runs done of `count` per test, or seconds of the duration, with an
+    /// estimate of the time left.
+    pub fn start_stress(&mut self, tests: usize, repeat: &Repeat) {
+        let mut what = Vec::new();
+        if let Some(n) = repeat.count {
+            what.push(format!("{n} {}", plural(n as usize, "run", "runs")));
+        }
+        if let Some(d) = repeat.duration {
+            what.push(format!("for {:.0}s", d.as_secs_f64()));
+        }
+        self.line(&format!(
+            "{} each test {}, {}",
+            self.status(Style::Green, "Stressing"),
+            what.join(" or "),
+            if repeat.keep_going {
+                "counting failures (--keep-going)"
+            } else {
+                "until its first failure"
+            }
+        ));
+        let by_time = repeat.count.is_none();
+        if let Some(bar) = &self.bar {
+            let len = match (repeat.count, repeat.duration) {
+                (Some(n), _) => n.saturating_mul(tests as u64),
+                (None, Some(d)) => d.as_secs().max(1),
+                (None, None) => 0,
+            };
+            bar.set_length(len);
+            bar.set_position(0);
+            let unit = if by_time { "s" } else { " runs" };
+            let style = ProgressStyle::with_template(&format!(
+                "{{prefix:>12.green.bold}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}}{unit} (ETA {{eta}}): {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style.progress_chars("=> "));
+            bar.set_prefix("Stressing");
+        }
+        self.stress = Some(StressProgress {
+            started: std::time::Instant::now(),
+            by_time,
+            runs: 0,
+            failures: 0,
+        });
+    }
+
     /// Handles one runner event.
     pub fn event(&mut self, event: RunEvent<'_>) {
         match event {
+            RunEvent::Ran { result } => {
+                let Some(last) = result.attempts.last() else {
+                    return;
+                };
+                let failed = matches!(
+                    last.outcome,
+                    AttemptOutcome::Failed | AttemptOutcome::TimedOut
+                );
+                if let Some(p) = self.stress.as_mut() {
+                    if !last.cancelled {
+                        p.runs += 1;
+                        p.failures += u64::from(failed);
+                    }
+                    if let Some(bar) = &self.bar {
+                        if p.by_time {
+                            bar.set_position(p.started.elapsed().as_secs());
+                        } else {
+                            bar.inc(1);
+                        }
+                        bar.set_message(format!("{} failed of {} runs", p.failures, p.runs));
+                    }
+                }
+                if failed {
+                    let text = format!(
+                        "{} [{}] {} {}",
+                        self.status(
+                            Style::Red,
+                            &format!("RUN {} {}", last.attempt, attempt_word(last.outcome))
+                        ),
+                        duration(last.duration),
+                        result.test.binary.binary_id,
+                        result.test.name
+                    );
+                    self.line(&text);
+                }
+            }
             RunEvent::Started { test } => {
-                if let Some(bar) = &self.bar {
+                // Under stress the message counts failures instead.
+                if let (Some(bar), None) = (&self.bar, &self.stress) {
                     bar.set_message(format!("{} {}", test.binary.binary_id, test.name));
                 }
             }
@@ -164,7 +278,9 @@ impl Reporter {
         };
         // A recorder error's native re-run has the same attempt number.
         let runs = result.attempts.last().map_or(0, |a| a.attempt);
-        let tries = if runs > 1 {
+        let tries = if let Some(c) = result.runs {
+            format!(" {}/{}", c.failures, c.runs)
+        } else if runs > 1 {
             format!(" {runs}/{runs}")
         } else {
             String::new()
@@ -202,11 +318,18 @@ impl Reporter {
         }
         let failing: Vec<&TestResult> = results
             .iter()
-            .filter(|r| r.outcome.fails_run(false))
+            .filter(|r| r.outcome.fails_run(false) || r.runs.is_some_and(|c| c.failures > 0))
             .collect();
-        let mut out = std::io::stdout().lock();
+        let mut out = self.out();
         for r in &failing {
-            let Some(last) = r.attempts.last() else {
+            // The last failing attempt (stress keeps a passing one too).
+            let Some(last) = r
+                .attempts
+                .iter()
+                .rev()
+                .find(|a| !a.outcome.is_pass())
+                .or(r.attempts.last())
+            else {
                 continue;
             };
             let body = self.failure_output(r, last);
@@ -252,7 +375,11 @@ impl Reporter {
             parts.join(", "),
             if cancelled { " (cancelled)" } else { "" }
         );
-        for r in results.iter().filter(|r| r.outcome != Outcome::Passed) {
+        // Under stress every test's line: its failures of its runs.
+        for r in results
+            .iter()
+            .filter(|r| r.outcome != Outcome::Passed || r.runs.is_some())
+        {
             if r.outcome == Outcome::Ignored {
                 continue;
             }
@@ -278,6 +405,18 @@ impl Reporter {
                 text.push_str(&format!(" (does not replay: {why})"));
             }
             let _ = writeln!(out, "{text}");
+        }
+        for t in &report.tests {
+            if let Some(d) = &t.first_difference {
+                let _ = writeln!(
+                    out,
+                    "{} {} {}: {}",
+                    self.status(Style::Yellow, "Differs"),
+                    t.binary_id,
+                    t.name,
+                    rrtest_report::github::first_difference_text(d)
+                );
+            }
         }
         if let Some(line) = archives_line(&archive_sizes(&report.tests)) {
             let _ = writeln!(out, "{} {line}", self.status(Style::Green, "Archives"));

@@ -8,6 +8,12 @@ use rrtest_sys::RemoteMem;
 use rrtest_syscalls::{self as syscalls, Call, Region};
 use rrtest_trace::{MemWrite, SyscallExtra, SyscallResult, TraceWriter};
 
+/// Mapped files larger than this (their size, holes included) are not
+/// copied into the trace, which is then unreplayable. Copies keep holes
+/// (`rrtest_trace::files`), but replay makes a dense copy of a file mapped
+/// shared, and hashes all of it.
+pub const MAX_MAPPED_FILE: u64 = 1 << 30;
+
 /// Regions larger than this are refused (a corrupt size would otherwise
 /// make us read gigabytes).
 const MAX_REGION: usize = 1 << 30;
@@ -32,10 +38,16 @@ pub fn capture(
         ret: call.ret,
         ..SyscallResult::default()
     };
+    let desc = syscalls::lookup(call.nr);
+    if desc.is_none() && call.ret != -(libc::ENOSYS as i64) {
+        // Not an invalid number (those get ENOSYS and did nothing): a call
+        // the table cannot describe did something.
+        unsupported.push(unknown_call(call));
+    }
     if call.ret < 0 && !syscalls::writes_on_failure(call.nr) {
         return result;
     }
-    let Some(desc) = syscalls::lookup(call.nr) else {
+    let Some(desc) = desc else {
         return result;
     };
     let mut regions: Vec<Region> = Vec::new();
@@ -69,6 +81,25 @@ pub fn capture(
     }
     result.extra = extra(tid, call, output, &mem, writer, memo, unsupported);
     result
+}
+
+/// Why an unknown syscall that did not fail with ENOSYS makes the trace
+/// unreplayable: what it was, what it returned, what the user can do.
+fn unknown_call(call: &Call) -> String {
+    if syscalls::is_compat(call.nr) {
+        format!(
+            "the 32-bit syscall {} returned {}: 32-bit syscalls are not recorded \
+             (make the call with the x86-64 `syscall` instruction)",
+            syscalls::name(call.nr),
+            call.ret
+        )
+    } else {
+        format!(
+            "unknown syscall {} returned {}: the recorder does not know what it \
+             did (only an invalid number, answered with ENOSYS, is recorded)",
+            call.nr, call.ret
+        )
+    }
 }
 
 fn extra(
@@ -246,6 +277,21 @@ fn mapped_file(
     let link = std::fs::read_link(&proc_path)
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if let Some(size) = meta
+        .as_ref()
+        .map(|m| m.size())
+        .filter(|&s| s > MAX_MAPPED_FILE)
+    {
+        // A trace must not grow by a whole disk for one mapping (a sparse
+        // 100 GiB file mapped for its first page): not copied, said.
+        unsupported.push(format!(
+            "mmap of {link}: the file is {} MiB, over the {} MiB a trace copies \
+             of a mapped file (it was not copied)",
+            size >> 20,
+            MAX_MAPPED_FILE >> 20
+        ));
+        return SyscallExtra::None;
+    }
     let same = |p: &Path| match (std::fs::metadata(p), &meta) {
         (Ok(a), Some(b)) => a.dev() == b.dev() && a.ino() == b.ino() && a.is_file(),
         _ => false,

@@ -52,6 +52,18 @@ pub enum Error {
     /// Writing the trace failed.
     #[error(transparent)]
     Trace(#[from] rrtest_trace::Error),
+    /// The recording stalled: no tracee stop for `secs` seconds while a
+    /// thread waited on the recorder (a recorder bug, never the program's).
+    #[error(
+        "the recorder stalled (a bug in cargo-rrtest; please report it with this message): \
+         no tracee stop for {secs} s while a thread waited on the recorder: {state}"
+    )]
+    Stalled {
+        /// Seconds without a stop.
+        secs: u64,
+        /// Every thread's state.
+        state: String,
+    },
 }
 
 /// What to record.

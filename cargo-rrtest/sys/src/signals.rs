@@ -117,6 +117,15 @@ pub fn take_request() -> Option<i32> {
     }
 }
 
+/// The termination signal received and not yet taken, if any (it stays
+/// for [`take_request`]): long work polls it to stop early.
+pub fn pending_request() -> Option<i32> {
+    match REQUEST.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
+
 /// The calling thread's signal mask (bit `n - 1` for signal `n`): what a
 /// process it forks starts with, and keeps across `execve`.
 pub fn current_mask() -> u64 {

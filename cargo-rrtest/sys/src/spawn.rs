@@ -8,9 +8,14 @@
 //! 1. `personality(ADDR_NO_RANDOMIZE)`, `PR_SET_NO_NEW_PRIVS`,
 //!    `PR_SET_TSC(PR_TSC_SIGSEGV)` (rdtsc traps), `RLIMIT_STACK` = 8 MiB (the
 //!    stack limit decides the mmap layout, so record and replay fix it);
-//! 2. waits on a pipe until the parent has seized it (`PTRACE_O_EXITKILL`, so a
+//! 2. leaves our process group for one of its own (so that the program's
+//!    `kill(0, sig)` or `killpg(getpgrp(), sig)` does not reach us), unless
+//!    our stdin is a terminal whose foreground group is ours: there it stays
+//!    in it, for the terminal's Ctrl-C to reach it and its reads of the
+//!    terminal not to stop it;
+//! 3. waits on a pipe until the parent has seized it (`PTRACE_O_EXITKILL`, so a
 //!    dying recorder takes its tracees along);
-//! 3. installs the seccomp filter and execs. A failed exec reports its errno
+//! 4. installs the seccomp filter and execs. A failed exec reports its errno
 //!    through a close-on-exec pipe.
 
 use std::ffi::CString;
@@ -72,6 +77,10 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
         rlim_cur: 8 << 20,
         rlim_max: libc::RLIM_INFINITY,
     };
+
+    // SAFETY: plain queries of our own process and descriptor 0 (-1 when
+    // it is not a terminal).
+    let own_group = unsafe { libc::tcgetpgrp(0) != libc::getpgrp() };
 
     // SAFETY: the process may have other threads (a replay's watchdog, a
     // trace's compression or keeping thread), which the child does not
@@ -179,6 +188,9 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
                     std::ptr::null_mut::<u64>(),
                     8usize,
                 );
+            }
+            if own_group {
+                libc::setpgid(0, 0);
             }
             let mut b = 0u8;
             // Returns 0 when the parent closes its end, after seizing us.

@@ -20,6 +20,8 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
+mod compat;
 mod describe;
 mod fdctl;
 mod ipc;
@@ -33,6 +35,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use compat::{compat_args, compat_nr, is_compat, COMPAT_32, INT80};
 pub use describe::{arg_count, describe, describe_entry};
 pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
 pub use table::{lookup, restarted_outputs, writes_on_failure, TABLE};
@@ -107,10 +110,12 @@ pub struct SyscallDesc {
     pub outputs: OutputsFn,
 }
 
-/// The name of syscall `nr`, or `syscall_<nr>`.
+/// The name of syscall `nr`, or `syscall_<nr>` (a 32-bit call made with
+/// `int $0x80`: its i386 name, see [`COMPAT_32`]).
 pub fn name(nr: i64) -> std::borrow::Cow<'static, str> {
     match lookup(nr) {
         Some(d) => d.name.into(),
+        None if is_compat(nr) => compat::compat_name(nr).into(),
         None => format!("syscall_{nr}").into(),
     }
 }

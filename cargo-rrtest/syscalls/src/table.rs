@@ -29,9 +29,20 @@
 //!   kernel overwrote; `waitid`'s whole siginfo; fd_sets sized by `nfds`
 //!   before the kernel clamps it). Recording bytes the kernel left alone is
 //!   harmless: the recorder stores what memory holds at that exit stop.
+//! - `ptrace` never runs: the recorder fails every request with EPERM at
+//!   its entry (the program is traced by us already, as under a debugger),
+//!   so it writes nothing.
+//! - `modify_ldt` is executed: the LDT it writes is task state later
+//!   segment loads use; the rest of the administration calls (`acct`,
+//!   `iopl`/`ioperm`, `quotactl`, NUMA policy, `ioprio_*`, clock discipline)
+//!   are emulated: what they change is outside the recording, or invisible
+//!   to the program but through calls that are recorded themselves.
 //! - `restart_syscall` is described by the call it resumes, through
 //!   [`restarted_outputs`]; on its own it is unsupported.
 
+use super::admin::{
+    get_mempolicy, keyctl, modify_ldt, mq_timedreceive, quotactl, sysfs, syslog, MQ_ATTR, TIMEX,
+};
 use super::fdctl::{fcntl, ioctl};
 use super::ipc::{msgctl, msgrcv, semctl};
 use super::layout::{
@@ -183,8 +194,9 @@ pub static TABLE: &[SyscallDesc] = &[
     d(98, "getrusage", false, Emulate, fixed::<1, RUSAGE>),
     d(99, "sysinfo", false, Emulate, fixed::<0, SYSINFO>),
     d(100, "times", false, Emulate, fixed::<0, TMS>),
-    d(101, "ptrace", false, Emulate, unsupported),
+    d(101, "ptrace", false, Emulate, none),
     d(102, "getuid", false, Emulate, none),
+    d(103, "syslog", false, Emulate, syslog),
     d(104, "getgid", false, Emulate, none),
     d(105, "setuid", false, Emulate, none),
     d(106, "setgid", false, Emulate, none),
@@ -218,6 +230,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(135, "personality", false, Execute, none),
     d(137, "statfs", false, Emulate, fixed::<1, STATFS>),
     d(138, "fstatfs", false, Emulate, fixed::<1, STATFS>),
+    d(139, "sysfs", false, Emulate, sysfs),
     d(140, "getpriority", false, Emulate, none),
     d(141, "setpriority", false, Emulate, none),
     d(142, "sched_setparam", false, Emulate, none),
@@ -243,10 +256,16 @@ pub static TABLE: &[SyscallDesc] = &[
     d(150, "munlock", false, Emulate, none),
     d(151, "mlockall", false, Emulate, none),
     d(152, "munlockall", false, Emulate, none),
+    d(154, "modify_ldt", false, Execute, modify_ldt),
     d(157, "prctl", false, Emulate, prctl),
     d(158, "arch_prctl", false, Execute, arch_prctl),
+    d(159, "adjtimex", false, Emulate, fixed::<0, TIMEX>),
     d(160, "setrlimit", false, Emulate, none),
     d(162, "sync", false, Emulate, none),
+    d(163, "acct", false, Emulate, none),
+    d(172, "iopl", false, Emulate, none),
+    d(173, "ioperm", false, Emulate, none),
+    d(179, "quotactl", false, Emulate, quotactl),
     d(186, "gettid", false, Emulate, none),
     d(187, "readahead", false, Emulate, none),
     d(188, "setxattr", false, Emulate, none),
@@ -297,7 +316,21 @@ pub static TABLE: &[SyscallDesc] = &[
     d(233, "epoll_ctl", false, Emulate, none),
     d(234, "tgkill", false, Emulate, none),
     d(235, "utimes", false, Emulate, none),
+    d(237, "mbind", false, Emulate, none),
+    d(238, "set_mempolicy", false, Emulate, none),
+    d(239, "get_mempolicy", false, Emulate, get_mempolicy),
+    d(240, "mq_open", false, Emulate, none),
+    d(241, "mq_unlink", false, Emulate, none),
+    d(242, "mq_timedsend", true, Emulate, none),
+    d(243, "mq_timedreceive", true, Emulate, mq_timedreceive),
+    d(244, "mq_notify", false, Emulate, none),
+    d(245, "mq_getsetattr", false, Emulate, fixed::<2, MQ_ATTR>),
     d(247, "waitid", true, Emulate, waitid),
+    d(248, "add_key", false, Emulate, none),
+    d(249, "request_key", true, Emulate, none),
+    d(250, "keyctl", true, Emulate, keyctl),
+    d(251, "ioprio_set", false, Emulate, none),
+    d(252, "ioprio_get", false, Emulate, none),
     d(253, "inotify_init", false, Emulate, none),
     d(254, "inotify_add_watch", false, Emulate, none),
     d(255, "inotify_rm_watch", false, Emulate, none),
@@ -360,12 +393,16 @@ pub static TABLE: &[SyscallDesc] = &[
     d(297, "rt_tgsigqueueinfo", false, Emulate, none),
     d(298, "perf_event_open", false, Emulate, unsupported),
     d(299, "recvmmsg", true, Emulate, recvmmsg),
+    d(300, "fanotify_init", false, Emulate, none),
+    d(301, "fanotify_mark", false, Emulate, none),
     d(302, "prlimit64", false, Emulate, fixed::<3, RLIMIT>),
+    d(305, "clock_adjtime", false, Emulate, fixed::<1, TIMEX>),
     d(306, "syncfs", false, Emulate, none),
     d(307, "sendmmsg", true, Emulate, sendmmsg),
     d(309, "getcpu", false, Emulate, fixed2::<0, 4, 1, 4>),
     d(310, "process_vm_readv", false, Emulate, unsupported),
     d(311, "process_vm_writev", false, Emulate, unsupported),
+    d(312, "kcmp", false, Emulate, none),
     d(314, "sched_setattr", false, Emulate, sched_setattr),
     d(315, "sched_getattr", false, Emulate, sized_by_arg::<1, 2>),
     d(316, "renameat2", false, Emulate, none),
@@ -389,6 +426,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(425, "io_uring_setup", false, Emulate, io_uring),
     d(426, "io_uring_enter", true, Emulate, io_uring),
     d(427, "io_uring_register", false, Emulate, io_uring),
+    d(428, "open_tree", false, Emulate, none),
     d(434, "pidfd_open", false, Emulate, none),
     d(435, "clone3", true, Clone, clone3),
     d(436, "close_range", false, Emulate, none),

@@ -366,6 +366,33 @@ fn numbers_match_libc() {
         SYS_futex_waitv,
         SYS_fchmodat2,
         SYS_mseal,
+        SYS_syslog,
+        SYS_sysfs,
+        SYS_modify_ldt,
+        SYS_adjtimex,
+        SYS_acct,
+        SYS_iopl,
+        SYS_ioperm,
+        SYS_quotactl,
+        SYS_mbind,
+        SYS_set_mempolicy,
+        SYS_get_mempolicy,
+        SYS_mq_open,
+        SYS_mq_unlink,
+        SYS_mq_timedsend,
+        SYS_mq_timedreceive,
+        SYS_mq_notify,
+        SYS_mq_getsetattr,
+        SYS_add_key,
+        SYS_request_key,
+        SYS_keyctl,
+        SYS_ioprio_set,
+        SYS_ioprio_get,
+        SYS_fanotify_init,
+        SYS_fanotify_mark,
+        SYS_clock_adjtime,
+        SYS_kcmp,
+        SYS_open_tree,
     );
     let distinct: std::collections::HashSet<_> = expected.iter().map(|&(n, _)| n).collect();
     assert_eq!(distinct.len(), expected.len(), "a name twice in the list");
@@ -1112,11 +1139,40 @@ fn unsupported_calls_say_why() {
     )
     .unwrap_err();
     assert_eq!(err.0, "process_vm_readv is not supported");
-    let err = regions(&call(libc::SYS_ptrace, &[0, 0, 0, 0], 0), &m).unwrap_err();
-    assert_eq!(err.0, "ptrace is not supported");
     // Failed probes changed nothing and stay replayable.
     assert!(ok(&call(libc::SYS_io_uring_setup, &[8, 0x100], -38), &m).is_empty());
+}
+
+#[test]
+fn ptrace_writes_nothing_since_the_recorder_refuses_it() {
+    // The recorder answers every ptrace request with EPERM at its entry.
+    let m = FakeMem::default();
     assert!(ok(&call(libc::SYS_ptrace, &[0, 0, 0, 0], -1), &m).is_empty());
+    assert_eq!(
+        crate::lookup(libc::SYS_ptrace).unwrap().replay,
+        ReplayAction::Emulate
+    );
+}
+
+#[test]
+fn compat_numbers_are_not_in_the_table_and_are_named() {
+    let getpid = crate::compat_nr(20);
+    assert!(crate::is_compat(getpid));
+    assert!(crate::lookup(getpid).is_none());
+    assert_eq!(crate::name(getpid), "i386 getpid (int $0x80 #20)");
+    assert_eq!(
+        crate::name(crate::compat_nr(9999)),
+        "i386 syscall (int $0x80 #9999)"
+    );
+    // Only the low 32 bits of orig_rax are the i386 number.
+    assert_eq!(
+        crate::compat_nr(0xffff_ffff_0000_0004),
+        crate::COMPAT_32 | 4
+    );
+    // Invalid 64-bit numbers are not taken for 32-bit ones.
+    for nr in [-1, 1000, 0x7fff_ffff, 0x4000_0027] {
+        assert!(!crate::is_compat(nr), "{nr:#x}");
+    }
 }
 
 #[test]
@@ -1213,4 +1269,87 @@ fn sysv_message_queues_and_semaphores() {
         &m
     )
     .is_err());
+}
+
+#[test]
+fn administration_calls_write_what_their_man_pages_say() {
+    let mut m = FakeMem::default();
+    // syslog: only the read actions write, as many bytes as they return.
+    assert_eq!(
+        ok(&call(libc::SYS_syslog, &[3, 0x100, 4096], 77), &m),
+        [(0x100, 77)]
+    );
+    assert!(ok(&call(libc::SYS_syslog, &[10, 0, 0], 4096), &m).is_empty());
+    // sysfs(2, index, buf): the name up to its NUL.
+    m.put(0x200, b"ext4\0garbage");
+    assert_eq!(
+        ok(&call(libc::SYS_sysfs, &[2, 3, 0x200], 0), &m),
+        [(0x200, 5)]
+    );
+    assert!(ok(&call(libc::SYS_sysfs, &[1, 0x300], 5), &m).is_empty());
+    // modify_ldt: reads write; it runs again in replay.
+    assert_eq!(
+        ok(&call(libc::SYS_modify_ldt, &[0, 0x400, 64], 16), &m),
+        [(0x400, 16)]
+    );
+    assert!(ok(&call(libc::SYS_modify_ldt, &[1, 0x400, 16], 0), &m).is_empty());
+    assert_eq!(
+        crate::lookup(libc::SYS_modify_ldt).unwrap().replay,
+        ReplayAction::Execute
+    );
+    // adjtimex / clock_adjtime: a struct timex.
+    assert_eq!(
+        ok(&call(libc::SYS_adjtimex, &[0x500], 0), &m),
+        [(0x500, 208)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_clock_adjtime, &[0, 0x500], 5), &m),
+        [(0x500, 208)]
+    );
+    // keyctl(READ, key, buf, buflen): no more than the buffer holds.
+    assert_eq!(
+        ok(&call(libc::SYS_keyctl, &[11, 5, 0x600, 8], 20), &m),
+        [(0x600, 8)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_keyctl, &[6, 5, 0x600, 64], 20), &m),
+        [(0x600, 20)]
+    );
+    assert!(ok(&call(libc::SYS_keyctl, &[0, 5], 3), &m).is_empty()); // GET_KEYRING_ID
+    assert!(regions(&call(libc::SYS_keyctl, &[26, 0, 0, 0, 0], 0), &m).is_err());
+    // mq_timedreceive: the message and its priority; mq_getsetattr: mq_attr.
+    assert_eq!(
+        ok(
+            &call(libc::SYS_mq_timedreceive, &[3, 0x700, 8192, 0x800, 0], 12),
+            &m
+        ),
+        [(0x700, 12), (0x800, 4)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_mq_getsetattr, &[3, 0, 0x900], 0), &m),
+        [(0x900, 64)]
+    );
+    // get_mempolicy: the mode and maxnode bits in whole longs.
+    assert_eq!(
+        ok(
+            &call(libc::SYS_get_mempolicy, &[0xa00, 0xb00, 65, 0, 0], 0),
+            &m
+        ),
+        [(0xa00, 4), (0xb00, 16)]
+    );
+    // quotactl: Q_GETQUOTA of user quotas writes an if_dqblk; XFS refused.
+    assert_eq!(
+        ok(
+            &call(libc::SYS_quotactl, &[0x80_0007 << 8, 0, 1000, 0xc00], 0),
+            &m
+        ),
+        [(0xc00, 72)]
+    );
+    assert!(regions(
+        &call(libc::SYS_quotactl, &[0x5803 << 8, 0, 0, 0xc00], 0),
+        &m
+    )
+    .is_err());
+    // Failures write nothing.
+    assert!(ok(&call(libc::SYS_keyctl, &[11, 5, 0x600, 8], -126), &m).is_empty());
 }

@@ -948,8 +948,8 @@ fn check_entry<'s>(
             next_tmp_number()
         ));
         let copied = create_copy(&tmp, meta.mode() & 0o111 != 0).and_then(|mut out| {
-            // In the kernel where it can (`copy_file_range`).
-            io::copy(&mut file, &mut out)?;
+            // Holes stay holes.
+            hash_reader(&mut file, buf, Some(&mut out))?;
             Ok(out)
         });
         let copy = match copied {
@@ -1045,6 +1045,13 @@ fn copy_unchanged(file: &mut File, tmp: &Path, executable: bool, ident: &Identit
 
 /// Hashes everything `input` yields (copying it to `copy` if given); returns
 /// the id and the byte count.
+///
+/// Holes stay holes: the holes `input` reports (`SEEK_DATA`/`SEEK_HOLE`) are
+/// hashed as the zeros they read as without being read, and neither they nor
+/// any other all-zero 4 KiB block of data are written to `copy` (which gets
+/// its length at the end), so a sparse file's copy takes the disk its data
+/// takes. A termination request to this process
+/// ([`rrtest_sys::signals::pending_request`]) stops it with an error.
 fn hash_reader(
     input: &mut File,
     buf: &mut [u8],
@@ -1052,8 +1059,42 @@ fn hash_reader(
 ) -> io::Result<(FileId, u64)> {
     let mut hasher = Sha256::new();
     let mut total = 0u64;
+    let start = input.stream_position()?;
+    // The end of the data run being read: past it, ask where data resumes.
+    let mut data_end = start;
     loop {
-        let n = match input.read(buf) {
+        if let Some(sig) = rrtest_sys::signals::pending_request() {
+            return Err(io::Error::other(format!(
+                "stopped by a termination request (signal {sig})"
+            )));
+        }
+        let pos = start + total;
+        if pos >= data_end {
+            match next_data(input, pos)? {
+                Some((data, hole)) => {
+                    if data > pos {
+                        hash_zeros(&mut hasher, buf, data - pos);
+                        total = data - start;
+                    }
+                    // (Asking moved the file's position.)
+                    input.seek(io::SeekFrom::Start(data))?;
+                    data_end = hole;
+                }
+                None => {
+                    // A hole up to the end of the file (or no data at all);
+                    // the position does not matter any more.
+                    let len = input.metadata()?.len();
+                    if len > pos {
+                        hash_zeros(&mut hasher, buf, len - pos);
+                        total = len - start;
+                    }
+                    break;
+                }
+            }
+        }
+        let left = data_end - (start + total);
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match input.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -1061,11 +1102,65 @@ fn hash_reader(
         };
         hasher.update(&buf[..n]);
         if let Some(out) = copy.as_deref_mut() {
-            out.write_all(&buf[..n])?;
+            write_sparse(out, total, &buf[..n])?;
         }
         total += n as u64;
     }
+    if let Some(out) = copy {
+        // Trailing holes (and zero blocks) were not written.
+        out.set_len(total)?;
+    }
     Ok((file_id_of_digest(&hasher.finalize()), total))
+}
+
+/// Where the data at or after `pos` starts and ends (the next hole), or
+/// None when there is none. A file system without `SEEK_DATA` reports all
+/// of the file as data. Moves the file's position.
+fn next_data(file: &File, pos: u64) -> io::Result<Option<(u64, u64)>> {
+    use nix::unistd::{lseek, Whence};
+    let Ok(at) = i64::try_from(pos) else {
+        return Ok(None);
+    };
+    let data = match lseek(file, at, Whence::SeekData) {
+        Ok(d) => d as u64,
+        Err(nix::errno::Errno::ENXIO) => return Ok(None),
+        Err(nix::errno::Errno::EINVAL) => return Ok(Some((pos, u64::MAX))),
+        Err(e) => return Err(e.into()),
+    };
+    let hole = match lseek(file, data as i64, Whence::SeekHole) {
+        Ok(h) => h as u64,
+        Err(_) => u64::MAX,
+    };
+    Ok(Some((data, hole.max(data + 1))))
+}
+
+/// Feeds `len` zero bytes to `hasher`.
+fn hash_zeros(hasher: &mut Sha256, buf: &mut [u8], mut len: u64) {
+    buf.fill(0);
+    while len > 0 {
+        let n = buf.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+        hasher.update(&buf[..n]);
+        len -= n as u64;
+    }
+}
+
+/// Writes `data` at offset `at` of `out`, leaving all-zero 4 KiB blocks
+/// (aligned to the file) unwritten, so they stay holes.
+fn write_sparse(out: &mut File, at: u64, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: u64 = 4096;
+    let mut i = 0usize;
+    while i < data.len() {
+        let off = at + i as u64;
+        let block_end = ((off / BLOCK + 1) * BLOCK - at) as usize;
+        let end = block_end.min(data.len());
+        let chunk = &data[i..end];
+        if chunk.iter().any(|&b| b != 0) {
+            out.write_all_at(chunk, off)?;
+        }
+        i = end;
+    }
+    Ok(())
 }
 
 fn file_id_of_digest(digest: &[u8]) -> FileId {
@@ -1082,6 +1177,82 @@ pub fn file_id_of(content: &[u8]) -> FileId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file of `size` bytes, holes but for `data` at each offset.
+    fn sparse_file(path: &Path, size: u64, data: &[(u64, &[u8])]) {
+        use std::os::unix::fs::FileExt;
+        let f = File::create(path).expect("create");
+        f.set_len(size).expect("set_len");
+        for (at, bytes) in data {
+            f.write_all_at(bytes, *at).expect("write");
+        }
+    }
+
+    #[test]
+    fn a_sparse_file_is_copied_sparsely_with_the_id_of_its_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("sparse");
+        let size = 32u64 << 20;
+        sparse_file(
+            &src,
+            size,
+            &[(0, b"head"), (20 << 20, b"middle"), (size - 3, b"end")],
+        );
+        let mut content = vec![0u8; size as usize];
+        content[..4].copy_from_slice(b"head");
+        content[20 << 20..(20 << 20) + 6].copy_from_slice(b"middle");
+        content[size as usize - 3..].copy_from_slice(b"end");
+
+        let mut store = FileStore::create(dir.path().join("files")).expect("store");
+        let (id, _) = store.add_copy(&src).expect("add_copy");
+        assert_eq!(id, file_id_of(&content));
+        let copy = dir.path().join("files").join(&id.0);
+        let meta = fs::metadata(&copy).expect("copy");
+        assert_eq!(meta.len(), size);
+        assert!(
+            meta.blocks() * 512 < 1 << 20,
+            "the copy takes {} bytes of disk",
+            meta.blocks() * 512
+        );
+        assert_eq!(fs::read(&copy).expect("read"), content);
+    }
+
+    #[test]
+    fn a_linked_sparse_file_is_kept_sparsely() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("sparse");
+        let size = 8u64 << 20;
+        sparse_file(&src, size, &[(4096 * 3, b"data")]);
+        let mut store = FileStore::create(dir.path().join("files")).expect("store");
+        let (id, how) = store.add(&src).expect("add");
+        assert_eq!(how, Stored::Linked);
+        keep(&dir.path().join("files"), &[]).expect("keep");
+        let kept = dir.path().join("files").join(&id.0);
+        let meta = fs::metadata(&kept).expect("kept");
+        assert_eq!(meta.nlink(), 1, "keep made a private copy");
+        assert_eq!(meta.len(), size);
+        assert!(
+            meta.blocks() * 512 < 1 << 20,
+            "{} bytes of disk",
+            meta.blocks() * 512
+        );
+        let mut content = vec![0u8; size as usize];
+        content[4096 * 3..4096 * 3 + 4].copy_from_slice(b"data");
+        assert_eq!(id, file_id_of(&content));
+    }
+
+    #[test]
+    fn a_dense_file_and_an_empty_one_hash_as_before() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dense = dir.path().join("dense");
+        let content: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&dense, &content).expect("write");
+        let empty = dir.path().join("empty");
+        fs::write(&empty, b"").expect("write");
+        let mut store = FileStore::create(dir.path().join("files")).expect("store");
+        assert_eq!(store.add_copy(&dense).expect("add").0, file_id_of(&content));
+        assert_eq!(store.add_copy(&empty).expect("add").0, file_id_of(b""));
+    }
 
     fn identity_of(path: &Path) -> Identity {
         Identity::of(&fs::metadata(path).expect("stat"))

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod diff;
 mod event;
 mod files;
 mod header;

@@ -66,8 +66,8 @@ mod watch;
 mod tests;
 
 pub use attempt::{run_attempt, run_attempt_with};
-pub use pool::{run_tests, RunEvent};
-pub use result::{AttemptResult, Captured, TestResult};
+pub use pool::{run_repeated, run_tests, Repeat, RunEvent};
+pub use result::{AttemptResult, Captured, RunCounts, TestResult};
 pub use spec::{AttemptSpec, RecordSpec};
 
 /// How much of each stream is kept in memory per attempt (the end of it).

@@ -77,8 +77,23 @@ pub struct TestResult {
     pub test: TestCase,
     /// The final outcome.
     pub outcome: Outcome,
-    /// The attempts, in order.
+    /// The attempts, in order (with [`super::Repeat`]: only the failing
+    /// runs' and the run whose passing trace was kept).
     pub attempts: Vec<AttemptResult>,
+    /// With [`super::Repeat`]: how many runs there were, and failed.
+    pub runs: Option<RunCounts>,
+    /// Where the failing and the passing recording first part ways, when
+    /// both were recorded.
+    pub first_difference: Option<rrtest_report::FirstDifference>,
+}
+
+/// How many times a test ran under [`super::Repeat`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    /// Runs that ended (passed, failed or timed out).
+    pub runs: u64,
+    /// Of which failed or timed out.
+    pub failures: u64,
 }
 
 impl TestResult {

@@ -17,6 +17,34 @@ use super::{
 use crate::harness::list::TestCase;
 use crate::harness::record;
 use crate::harness::server::ServerSlot;
+use crate::harness::tracediff;
+
+/// Which attempts one call of [`run_test`] makes, and what it keeps.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TestPlan {
+    /// The first attempt's number.
+    pub first: u32,
+    /// The last attempt's number (a pass ends earlier).
+    pub last: u32,
+    /// Empty the test's trace directories before, and remove them after
+    /// if empty: false when other workers run the same test at once (the
+    /// pool prepares them then).
+    pub own_dirs: bool,
+    /// Keep the trace of a passing attempt too (stress keeps one).
+    pub keep_passing: bool,
+}
+
+impl TestPlan {
+    /// A test's attempts in `cargo rrtest run`: 1 to `total`.
+    pub(super) fn retries(total: u32) -> Self {
+        TestPlan {
+            first: 1,
+            last: total,
+            own_dirs: true,
+            keep_passing: false,
+        }
+    }
+}
 
 /// Runs every attempt of one test.
 pub(super) fn run_test(
@@ -24,14 +52,16 @@ pub(super) fn run_test(
     config: &RunnerConfig,
     cpu: Option<usize>,
     servers: &mut ServerSlot,
-    total_attempts: u32,
+    plan: TestPlan,
     cancel: &AtomicBool,
     mut on_retry: impl FnMut(&AttemptResult),
 ) -> TestResult {
+    let total_attempts = plan.last;
     let mut attempts: Vec<AttemptResult> = Vec::new();
+    let mut first_difference = None;
     let binary_id = &test.binary.binary_id;
     let mut recording = config.recording.as_deref();
-    if let Some(rec) = recording {
+    if let (Some(rec), true) = (recording, plan.own_dirs) {
         if let Err(e) = rec.prepare_test(binary_id, &test.name) {
             eprintln!(
                 "cargo-rrtest: warning: cannot prepare the trace directory of {binary_id} {}: {e}; running it without recording",
@@ -40,7 +70,15 @@ pub(super) fn run_test(
             recording = None;
         }
     }
-    for n in 1..=total_attempts {
+    for n in plan.first..=plan.last {
+        // A retry after a failure with a kept trace is recorded to the
+        // end even if it passes, to compare with that trace (and then
+        // deleted, unless kept anyway).
+        let failed_before = attempts
+            .iter()
+            .rev()
+            .find(|a| a.trace.is_some() && !a.outcome.is_pass())
+            .map(|a| (a.attempt, a.trace.clone().unwrap_or_default()));
         let mut spec = AttemptSpec::new(test, n, total_attempts);
         spec.env_remove = config.env_remove.clone();
         spec.record = recording.map(|rec| RecordSpec {
@@ -49,7 +87,9 @@ pub(super) fn run_test(
             syscallbuf: rec.syscallbuf,
             cpu,
             serve: rec.serve,
-            discard_if_passed: !rec.keep.keeps(true),
+            discard_if_passed: !rec.keep.keeps(true)
+                && !plan.keep_passing
+                && failed_before.is_none(),
             hide_paths: config.hide_paths.clone(),
             chaos: rec
                 .chaos
@@ -63,8 +103,21 @@ pub(super) fn run_test(
             attempts.push(result);
             result = native;
         }
+        if let (Some((failing, failing_dir)), Some(dir), true) =
+            (&failed_before, &result.trace, result.outcome.is_pass())
+        {
+            // Both stay only when the keep policy keeps passing traces.
+            let command = recording
+                .is_some_and(|rec| rec.keep.keeps(true))
+                .then(|| tracediff::diff_command(failing_dir, dir));
+            first_difference = Some(match tracediff::compare(failing_dir, dir) {
+                Ok(diff) => tracediff::summary(&diff, *failing, n, command),
+                Err(e) => tracediff::failed_summary(*failing, n, e.to_string()),
+            });
+        }
+        let passing_kept = plan.keep_passing && result.outcome.is_pass();
         if let (Some(rec), Some(dir)) = (recording, &result.trace) {
-            if result.cancelled || !rec.keep.keeps(result.outcome.is_pass()) {
+            if result.cancelled || !(rec.keep.keeps(result.outcome.is_pass()) || passing_kept) {
                 let _ = record::remove_if_present(dir);
                 result.trace = None;
             } else if let Err(why) = record::keep_trace(dir) {
@@ -76,7 +129,7 @@ pub(super) fn run_test(
                 });
             }
         }
-        let done = result.outcome.is_pass() || result.cancelled || n == total_attempts;
+        let done = result.outcome.is_pass() || result.cancelled || n == plan.last;
         if !done {
             on_retry(&result);
         }
@@ -85,7 +138,7 @@ pub(super) fn run_test(
             break;
         }
     }
-    if let Some(rec) = recording {
+    if let (Some(rec), true) = (recording, plan.own_dirs) {
         // An empty directory is no kept trace (remove_dir leaves non-empty ones).
         let dir = rec.test_traces(binary_id, &test.name);
         if std::fs::remove_dir(&dir).is_ok() {
@@ -117,5 +170,7 @@ pub(super) fn run_test(
         test: test.clone(),
         outcome,
         attempts,
+        runs: None,
+        first_difference,
     }
 }

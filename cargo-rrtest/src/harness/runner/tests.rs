@@ -231,3 +231,138 @@ fn recorded_timeout_asks_the_recorder_first() {
     // No finished trace after a timeout: dropped, not a recorder error.
     assert!(r.trace.is_none() && r.recorder_error.is_none());
 }
+
+/// A "test binary" that is a shell script failing on the runs `fails`
+/// says (by `RRTEST_ATTEMPT`, the run's number under [`Repeat`]).
+fn script_test(dir: &std::path::Path, fails: &str) -> TestCase {
+    use crate::harness::build::{BinaryKind, TestBinary};
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("t.sh");
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\ncase \"$RRTEST_ATTEMPT\" in {fails}) exit 1;; esac\nexit 0\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    TestCase {
+        binary: std::sync::Arc::new(TestBinary {
+            binary_id: "demo".into(),
+            path,
+            kind: BinaryKind::Test,
+            target_name: "demo".into(),
+            manifest_dir: dir.to_path_buf(),
+            manifest_path: dir.join("Cargo.toml"),
+            env: vec![],
+            package: "demo".into(),
+        }),
+        name: "t".into(),
+        ignored: false,
+    }
+}
+
+fn repeat(count: u64, keep_going: bool) -> Repeat {
+    Repeat {
+        count: Some(count),
+        duration: None,
+        keep_going,
+        max_failing_traces: 10,
+    }
+}
+
+fn config(jobs: usize) -> RunnerConfig {
+    RunnerConfig {
+        jobs,
+        timeout: None,
+        retries: 0,
+        recording: None,
+        env_remove: vec![],
+        hide_paths: vec![],
+    }
+}
+
+#[test]
+fn repeated_runs_count_failures_with_keep_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = [script_test(dir.path(), "1|3|5|7|9")];
+    let mut ran = 0;
+    let results = run_repeated(
+        &tests,
+        &config(3),
+        repeat(10, true),
+        &AtomicBool::new(false),
+        |e| ran += usize::from(matches!(e, RunEvent::Ran { .. })),
+    );
+    assert_eq!(ran, 10);
+    let r = &results[0];
+    assert_eq!(
+        r.runs,
+        Some(RunCounts {
+            runs: 10,
+            failures: 5
+        })
+    );
+    assert_eq!(r.outcome, rrtest_report::Outcome::Flaky);
+    // Only the failing runs' attempts are kept (nothing recorded here).
+    let failed: Vec<u32> = r.attempts.iter().map(|a| a.attempt).collect();
+    assert_eq!(failed, [1, 3, 5, 7, 9]);
+}
+
+#[test]
+fn repeated_runs_stop_a_test_at_its_first_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = [script_test(dir.path(), "4")];
+    let results = run_repeated(
+        &tests,
+        &config(1),
+        repeat(10, false),
+        &AtomicBool::new(false),
+        |_| {},
+    );
+    assert_eq!(
+        results[0].runs,
+        Some(RunCounts {
+            runs: 4,
+            failures: 1
+        })
+    );
+    let dir2 = tempfile::tempdir().unwrap();
+    let never = [script_test(dir2.path(), "never")];
+    let results = run_repeated(
+        &never,
+        &config(2),
+        repeat(7, false),
+        &AtomicBool::new(false),
+        |_| {},
+    );
+    assert_eq!(
+        results[0].runs,
+        Some(RunCounts {
+            runs: 7,
+            failures: 0
+        })
+    );
+    assert_eq!(results[0].outcome, rrtest_report::Outcome::Passed);
+    assert!(results[0].attempts.is_empty());
+}
+
+#[test]
+fn repeated_runs_end_at_the_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    let tests = [script_test(dir.path(), "never")];
+    let started = Instant::now();
+    let results = run_repeated(
+        &tests,
+        &config(1),
+        Repeat {
+            count: None,
+            duration: Some(Duration::from_millis(300)),
+            keep_going: false,
+            max_failing_traces: 10,
+        },
+        &AtomicBool::new(false),
+        |_| {},
+    );
+    let runs = results[0].runs.map_or(0, |c| c.runs);
+    assert!(runs >= 1, "{runs}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -32,7 +32,8 @@
 //! - [`patching`]: syscall- and rdtsc-site patching;
 //! - [`rdtsc`]: trapped rdtsc emulation;
 //! - [`process`]: clone/fork/vfork/exec and the process tree;
-//! - [`syscall`]: traced syscall entry and exit.
+//! - [`syscall`]: traced syscall entry and exit;
+//! - [`watchdog`]: a stalled recording ends in an error, not a hang.
 
 mod chaos;
 mod patching;
@@ -44,6 +45,7 @@ mod signals;
 mod steps;
 mod syscall;
 mod syscallbuf;
+mod watchdog;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::CString;
@@ -214,6 +216,8 @@ struct Session {
     exe: Option<ExeKey>,
     /// Desched events, recording-wide (each thread's is in its `Task`).
     desched: Desched,
+    /// When the last tracee stop was handled ([`watchdog`]).
+    last_stop: Instant,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -370,6 +374,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         mapped: capture::MappedMemo::default(),
         exe: exe_key(&opts.program),
         desched: Desched::new(opts.desched_events),
+        last_stop: Instant::now(),
     };
     session
         .tasks
@@ -503,6 +508,7 @@ impl Session {
                 }
                 if sys_signals::take_tick() {
                     self.tick()?;
+                    self.check_stall()?;
                 }
                 if self
                     .leader_gone_at
@@ -516,6 +522,7 @@ impl Session {
                 if let Some(ev) =
                     ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))?
                 {
+                    self.last_stop = Instant::now();
                     self.handle(ev)?;
                     for (tid, signo, info) in crate::tracee::take_stashed_signals() {
                         if !self.is_desched_signal(tid, signo, &info) {

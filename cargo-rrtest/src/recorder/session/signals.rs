@@ -65,7 +65,13 @@ impl Session {
         } else if code > 0
             && matches!(
                 signo,
-                libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP
+                // SIGSYS: a seccomp filter's SECCOMP_RET_TRAP (SYS_SECCOMP).
+                libc::SIGSEGV
+                    | libc::SIGBUS
+                    | libc::SIGILL
+                    | libc::SIGFPE
+                    | libc::SIGTRAP
+                    | libc::SIGSYS
             )
         {
             SignalKind::Synchronous { ip: regs.rip }

@@ -20,8 +20,17 @@ impl Session {
     /// A traced syscall's entry (its seccomp stop).
     pub(super) fn syscall_entry(&mut self, tid: Tid) -> Result<(), Error> {
         let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
-        let nr = regs.orig_rax as i64;
-        let args = ptrace::syscall_args(&regs);
+        // A 32-bit call (`int $0x80`) is carried under a number of its own,
+        // with the i386 argument registers (see `rrtest_syscalls::compat`).
+        let compat = is_int80(tid, regs.rip);
+        let (nr, args) = if compat {
+            (
+                syscalls::compat_nr(regs.orig_rax),
+                syscalls::compat_args(&regs),
+            )
+        } else {
+            (regs.orig_rax as i64, ptrace::syscall_args(&regs))
+        };
         // A syscall is a better point than the return address being sought.
         let mut seek_ended = false;
         if let Some(task) = self.tasks.get_mut(&tid) {
@@ -45,7 +54,7 @@ impl Session {
         if regs.orig_rax == rrtest_abi::magic::INIT {
             return self.buffer_init(tid, pid, &regs);
         }
-        if let Some(space) = self.spaces.get(&pid) {
+        if let (Some(space), false) = (self.spaces.get(&pid), compat) {
             if nr == libc::SYS_rt_sigreturn {
                 // Best effort: a frame we cannot read, the kernel cannot
                 // either (the program gets its SIGSEGV from rt_sigreturn).
@@ -59,10 +68,10 @@ impl Session {
         if self.current != Some(tid) {
             warn!(tid, current = ?self.current, nr, "syscall entry of a thread that is not current");
         }
+        // A number the table lacks runs as it is: the kernel answers an
+        // invalid one with ENOSYS, which is recorded and replayed like any
+        // result; any other result makes the trace unreplayable (`capture`).
         let desc = syscalls::lookup(nr);
-        if desc.is_none() {
-            self.unsupported(tid, format!("unknown syscall {nr}"))?;
-        }
         // rseq: the kernel would write the rseq area behind our back; make
         // registration fail as if the kernel lacked it.
         let mut forced_ret = None;
@@ -70,6 +79,15 @@ impl Session {
             regs.orig_rax = u64::MAX;
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
             forced_ret = Some(-(libc::ENOSYS as i64));
+        } else if nr == libc::SYS_ptrace {
+            // The program is traced already (by us): the kernel refuses
+            // PTRACE_TRACEME, and attaching to a process of the recording,
+            // with EPERM, as under a debugger. Attaching to a process outside
+            // it could succeed and change what that process does, unseen:
+            // every request fails with EPERM, recorded, and so in replay.
+            regs.orig_rax = u64::MAX;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+            forced_ret = Some(-(libc::EPERM as i64));
         } else if nr == libc::SYS_sched_setaffinity
             && self.writer.header_mut().tracee_cpu.is_some()
             && (args[0] == 0 || self.tasks.contains_key(&(args[0] as Tid)))
@@ -275,4 +293,15 @@ impl Session {
         }
         Ok(regs)
     }
+}
+
+/// Whether the syscall `tid` is stopped at the entry of (`rip` right after
+/// its instruction) was made with `int $0x80`, the 32-bit entry. A site we
+/// cannot read is taken for a `syscall` instruction (the kernel just ran it).
+pub(super) fn is_int80(tid: Tid, rip: u64) -> bool {
+    let mut insn = [0u8; 2];
+    rrtest_sys::RemoteMem::new(tid)
+        .read_exact(rip.wrapping_sub(2), &mut insn)
+        .is_ok()
+        && insn == syscalls::INT80
 }

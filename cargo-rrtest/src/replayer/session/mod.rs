@@ -317,6 +317,7 @@ impl Session {
             }
             Event::ProcessExit { pid, status } => {
                 let real = self.task(pid)?.real;
+                self.run_into_filter_kill(pid, real, status)?;
                 let seen = self.wait_gone(pid, real)?;
                 self.tasks.remove(&pid);
                 self.no_buffered_left(pid)?;
@@ -503,6 +504,28 @@ impl Session {
                     if Some(signo) != expect_signal && !is_synchronous(signo) =>
                 {
                     trace!(tid, signo, "discarding a signal the replay caused");
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
+                // A group stop (a replayed SIGSTOP, SIGTSTP, ...): the
+                // recorder let the thread run on through it, and so does
+                // replay (docs/breadth.md, job control).
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_STOP,
+                    sig: libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU,
+                    ..
+                } => {
+                    trace!(tid, "group stop");
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
+                // The trap a SIGCONT sent to a process that was group-stopped
+                // (and run through) raises before its delivery, as it did
+                // while recording.
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_STOP,
+                    sig: libc::SIGTRAP,
+                    ..
+                } if expect_signal == Some(libc::SIGCONT) => {
+                    trace!(tid, "SIGCONT's trap");
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
                 ev => return Ok((real, ev)),

@@ -17,7 +17,7 @@ use crate::tracee::syscallbuf;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_syscalls::{self as syscalls, ReplayAction};
-use rrtest_trace::{SyscallResult, Tid};
+use rrtest_trace::{ExitStatus, SyscallResult, Tid};
 
 impl Session {
     pub(super) fn run_to_entry(
@@ -31,8 +31,15 @@ impl Session {
         match ev {
             WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
                 let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-                let seen_nr = regs.orig_rax as i64;
-                let seen_args = ptrace::syscall_args(&regs);
+                // As recorded: a 32-bit call under its own number.
+                let (seen_nr, seen_args) = if syscalls::is_compat(nr) && is_int80(real, regs.rip) {
+                    (
+                        syscalls::compat_nr(regs.orig_rax),
+                        syscalls::compat_args(&regs),
+                    )
+                } else {
+                    (regs.orig_rax as i64, ptrace::syscall_args(&regs))
+                };
                 // Only the registers the syscall reads: the others hold
                 // whatever the caller left there.
                 let used = syscalls::arg_count(nr);
@@ -70,9 +77,16 @@ impl Session {
         _split: bool,
     ) -> Result<(), ReplayError> {
         let real = self.task(tid)?.real;
-        let action = syscalls::lookup(nr)
-            .map(|d| d.replay)
-            .unwrap_or(ReplayAction::Emulate);
+        let action = if installs_seccomp_filter(nr, args) {
+            // The program's own filter: it decides, in the kernel and with
+            // no stop, what some later syscalls return (EPERM without a
+            // trace of them), so replay must have it too.
+            ReplayAction::Execute
+        } else {
+            syscalls::lookup(nr)
+                .map(|d| d.replay)
+                .unwrap_or(ReplayAction::Emulate)
+        };
         let name = syscalls::name(nr);
         match action {
             ReplayAction::Emulate => {
@@ -180,4 +194,64 @@ impl Session {
         self.set_state(tid, State::Idle { deliver: 0 });
         Ok(())
     }
+}
+
+/// Whether the syscall `tid` is stopped at the entry of was made with
+/// `int $0x80` (as the recorder tells).
+fn is_int80(tid: Tid, rip: u64) -> bool {
+    let mut insn = [0u8; 2];
+    RemoteMem::new(tid)
+        .read_exact(rip.wrapping_sub(2), &mut insn)
+        .is_ok()
+        && insn == syscalls::INT80
+}
+
+impl Session {
+    /// A process the recording saw die of SIGSYS with no stop for it, whose
+    /// program installed a seccomp filter of its own: its filter killed it
+    /// (`SECCOMP_RET_KILL_*`, which no tracer sees). Replay runs it into
+    /// that death again, rather than killing it where it stands.
+    pub(super) fn run_into_filter_kill(
+        &mut self,
+        pid: Tid,
+        real: i32,
+        status: ExitStatus,
+    ) -> Result<(), ReplayError> {
+        let ExitStatus::Signaled { signo, .. } = status else {
+            return Ok(());
+        };
+        if signo != libc::SIGSYS
+            || self.task(pid)?.state != (State::Idle { deliver: 0 })
+            || seccomp_filters(real) < 2
+        {
+            return Ok(());
+        }
+        ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+        self.set_state(pid, State::Exiting);
+        Ok(())
+    }
+}
+
+/// How many seccomp filters thread `real` has (`Seccomp_filters` in its
+/// /proc status; ours is one), 0 when unknown.
+fn seccomp_filters(real: i32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{real}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Seccomp_filters:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Whether the syscall `nr` with `args` installs a seccomp filter (or
+/// strict mode) for the calling thread: `prctl(PR_SET_SECCOMP, ...)` or
+/// `seccomp(SECCOMP_SET_MODE_STRICT | SECCOMP_SET_MODE_FILTER, ...)`.
+fn installs_seccomp_filter(nr: i64, args: &[u64; 6]) -> bool {
+    const SECCOMP_SET_MODE_STRICT: u64 = 0;
+    const SECCOMP_SET_MODE_FILTER: u64 = 1;
+    (nr == libc::SYS_prctl && args[0] == libc::PR_SET_SECCOMP as u64)
+        || (nr == libc::SYS_seccomp
+            && matches!(args[0], SECCOMP_SET_MODE_STRICT | SECCOMP_SET_MODE_FILTER))
 }

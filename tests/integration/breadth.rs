@@ -1,0 +1,371 @@
+//! Breadth trials: one C fixture per class of program behaviour that real
+//! test suites show and that a recorder must either record, verify and
+//! replay identically, or refuse up front with a clear message (never a
+//! hang, a huge trace or a silent divergence). docs/breadth.md lists the
+//! classes and what happens to each.
+//!
+//! - `invalid_syscall`: numbers the kernel does not implement get ENOSYS,
+//!   recorded and replayed;
+//! - `ptrace_traceme`, `ptrace_attach`: a program that uses ptrace itself
+//!   gets EPERM, as under a debugger, in recording and replay, and ends at
+//!   once;
+//! - `kill_process_group`: `kill(0, sig)` and `killpg` reach the program,
+//!   not the recorder;
+//! - `int80_syscall`: 32-bit calls (`int $0x80`) are told from 64-bit ones:
+//!   an invalid one replays; a real one is refused, named, and replay says
+//!   why it cannot run;
+//! - `ptrace_traceme_stop_anyway`: a child that stops itself after its
+//!   PTRACE_TRACEME failed: the group stop is run through in recording and
+//!   in replay (replay used to diverge at it);
+//! - `job_control`: SIGSTOP, a WUNTRACED wait, SIGCONT, a WCONTINUED wait:
+//!   replay runs through the group stop and SIGCONT's trap as recording did;
+//! - `sparse_shared_mapping`: a sparse file mapped shared is copied into the
+//!   trace sparsely; one over the cap (100 GiB) is not copied, and that is
+//!   said, at once;
+//! - `seccomp_self`: the program's own seccomp filters (prctl and
+//!   seccomp(2)) are installed again in replay, where they fail calls
+//!   without a stop as they did while recording; `seccomp_trap`: a filter's
+//!   SIGSYS (SECCOMP_RET_TRAP) is delivered at the call, with its siginfo,
+//!   and a child its filter kills (SECCOMP_RET_KILL_PROCESS) dies of it in
+//!   replay too;
+//! - `missing_syscalls`: clock discipline, I/O priority, kcmp, keys, POSIX
+//!   message queues, NUMA policy, syslog, sysfs, modify_ldt and acct are in
+//!   the table, with their outputs;
+//! - `ppoll_mask`, `shebang_exec`, `spawn_threads_pipes`: ppoll/pselect
+//!   with a signal mask, exec of a `#!` script, four threads starting
+//!   children with piped stdio (posix_spawn).
+
+use std::time::Duration;
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::recorder::{self, invocation, Args, Source, Spec};
+use crate::recorder_build::{self as build, CBuild, Link};
+use crate::recorder_run::{self as run, TrialDir};
+
+/// `replay`'s exit status for an unreplayable or unreadable trace
+/// (docs/exit-codes.md).
+const EXIT_BAD_TRACE: i32 = 104;
+
+const fn c(name: &'static str, build: CBuild) -> Spec {
+    Spec::new(name, Source::C(build))
+}
+
+const fn with_defines(name: &'static str, defines: &'static [&'static str]) -> CBuild {
+    CBuild {
+        name,
+        link: Link::Pie,
+        defines,
+    }
+}
+
+/// The fixtures that record, verify and replay identically.
+const SPECS: &[Spec] = &[
+    Spec {
+        stdout_has: &["syscall(-1) returned -1, errno 38", "syscall(1073741863)"],
+        ..c("invalid_syscall", CBuild::pie("invalid_syscall"))
+    },
+    c("ptrace_traceme", CBuild::pie("ptrace_traceme")),
+    c("ptrace_attach", CBuild::pie("ptrace_attach")),
+    Spec {
+        stdout_has: &["got SIGUSR1 2 times"],
+        ..c("kill_process_group", CBuild::pie("kill_process_group"))
+    },
+    Spec {
+        stdout_has: &["i386 syscall 5000 returned -38"],
+        ..c(
+            "int80_syscall_invalid",
+            with_defines("int80_syscall", &["ONLY_INVALID"]),
+        )
+    },
+    Spec {
+        args: Args::WorkDir,
+        stdout_has: &["mapped: head", "read back: written"],
+        ..c(
+            "sparse_shared_mapping",
+            CBuild::pie("sparse_shared_mapping"),
+        )
+    },
+    Spec {
+        stdout_has: &["parent: the child"],
+        ..c(
+            "ptrace_traceme_stop_anyway",
+            with_defines("ptrace_traceme", &["STOP_ANYWAY"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "getppid under the filter: -1, errno 1",
+            "getuid under the second filter: -1, errno 13",
+        ],
+        ..c("seccomp_self", CBuild::pie("seccomp_self"))
+    },
+    Spec {
+        stdout_has: &["ppoll returned -1, errno 4", "pselect returned -1, errno 4"],
+        ..c("ppoll_mask", CBuild::pie("ppoll_mask"))
+    },
+    Spec {
+        args: Args::WorkDir,
+        stdout_has: &["script ran with 1 arguments: one"],
+        leaves_files: true,
+        ..c("shebang_exec", CBuild::pie("shebang_exec"))
+    },
+    Spec {
+        stdout_has: &["4 threads started /bin/true 8 times each"],
+        ..c("spawn_threads_pipes", CBuild::pie("spawn_threads_pipes"))
+    },
+    Spec {
+        stdout_has: &["adjtimex:", "keyctl READ", "sysfs count:", "acct:"],
+        ..c("missing_syscalls", CBuild::pie("missing_syscalls"))
+    },
+    Spec {
+        stdout_has: &[
+            "the child stopped with SIGSTOP",
+            "the child continued",
+            "the child exited with 0",
+        ],
+        ..c("job_control", CBuild::pie("job_control"))
+    },
+    Spec {
+        stdout_has: &[
+            "getppid 2: SIGSYS for syscall 110, si_code 1",
+            "child: killed by signal 31",
+        ],
+        ..c("seccomp_trap", CBuild::pie("seccomp_trap"))
+    },
+];
+
+/// What a recorded ptrace fixture must print: the program saw EPERM.
+const PTRACE_EPERM: &[(&str, &str)] = &[
+    ("ptrace_traceme", "PTRACE_TRACEME returned -1, errno 1"),
+    ("ptrace_attach", "PTRACE_ATTACH returned -1, errno 1"),
+    (
+        "ptrace_traceme_stop_anyway",
+        "the child could not be traced (EPERM",
+    ),
+];
+
+/// The breadth trials.
+pub fn trials() -> Vec<Trial> {
+    let gcc = build::gcc_missing();
+    let cannot_record = run::recording_unavailable();
+    let skip = gcc.is_some() || cannot_record.is_some();
+    let mut trials = Vec::new();
+    for spec in SPECS {
+        let s = *spec;
+        let native = format!("breadth::{}::native", s.name);
+        let n = native.clone();
+        trials.push(
+            Trial::test(native, move || recorder::native(&n, &s)).with_ignored_flag(gcc.is_some()),
+        );
+        let rr = format!("breadth::{}::record_replay", s.name);
+        let r = rr.clone();
+        trials.push(
+            Trial::test(rr, move || {
+                recorder::record_replay(&r, &s)?;
+                ptrace_saw_eperm(&r, &s)
+            })
+            .with_ignored_flag(skip),
+        );
+    }
+    trials.push(
+        Trial::test("breadth::int80_syscall::refused_named", || {
+            int80_refused("breadth::int80_syscall::refused_named")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::kill_process_group::recorder_survives", || {
+            kill_group_recorder_survives("breadth::kill_process_group::recorder_survives")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::sparse_shared_mapping::copied_sparsely", || {
+            sparse_copy("breadth::sparse_shared_mapping::copied_sparsely")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::huge_sparse_mapping::refused_at_once", || {
+            huge_mapping_refused("breadth::huge_sparse_mapping::refused_at_once")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials
+}
+
+/// Disk blocks (in bytes) the files of `dir` take, and the largest size of
+/// one of them.
+fn disk_use(dir: &std::path::Path) -> Result<(u64, u64), Failed> {
+    use std::os::unix::fs::MetadataExt;
+    let mut blocks = 0;
+    let mut largest = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let meta = entry
+            .and_then(|e| e.metadata())
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        blocks += meta.blocks() * 512;
+        largest = largest.max(meta.size());
+    }
+    Ok((blocks, largest))
+}
+
+/// Regression (a sparse file mapped shared was copied densely into the
+/// trace): the 16 MiB sparse file's copy is in the trace at its full size
+/// but takes well under 1 MiB of disk.
+fn sparse_copy(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = SPECS
+        .iter()
+        .find(|s| s.name == "sparse_shared_mapping")
+        .expect("listed");
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    recorder::expect_verified(&trace)?;
+    let (_, largest) = disk_use(&trace.join("files"))?;
+    check!(
+        largest == 16 << 20,
+        "no 16 MiB file in the trace (largest: {largest} bytes)"
+    );
+    // Everything else is the program, libc and the loader: ~2 MiB.
+    let (blocks, _) = disk_use(&trace.join("files"))?;
+    check!(
+        blocks < 8 << 20,
+        "the trace's files take {blocks} bytes of disk: the sparse file was copied densely"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// Regression (a sparse 100 GiB file mapped shared was copied into the
+/// trace, 66 GB in 9 minutes): the recording ends at once, the trace stays
+/// small and names the file and the cap, and replay refuses it.
+fn huge_mapping_refused(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec {
+        args: Args::WorkDir,
+        ..c(
+            "huge_sparse_mapping",
+            with_defines("sparse_shared_mapping", &["HUGE"]),
+        )
+    };
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text().lines().last() == Some("EXIT-SUCCESS"),
+        "the program did not run to its end\n{}",
+        rec.describe()
+    );
+    check!(
+        rec.elapsed < Duration::from_secs(60),
+        "recording took {:?}",
+        rec.elapsed
+    );
+    let (blocks, largest) = disk_use(&trace.join("files"))?;
+    check!(
+        blocks < 16 << 20 && largest < 1 << 30,
+        "the trace's files take {blocks} bytes of disk (largest {largest})"
+    );
+    let info = run::info_json(&trace)?;
+    info.expect_code(0)?;
+    let reasons = String::from_utf8_lossy(&info.stdout).into_owned();
+    check!(
+        reasons.contains("sparse.bin: the file is 102400 MiB, over the 1024 MiB"),
+        "the unreplayable reason does not name the file and the cap\n{reasons}"
+    );
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(EXIT_BAD_TRACE)?;
+    dir.finish();
+    Ok(())
+}
+
+/// For a ptrace fixture: the recorded run printed the EPERM the recorder
+/// gives (its record_replay trial already compared it with the replay).
+fn ptrace_saw_eperm(trial: &str, spec: &Spec) -> Result<(), Failed> {
+    let Some((_, want)) = PTRACE_EPERM.iter().find(|(n, _)| *n == spec.name) else {
+        return Ok(());
+    };
+    let dir = TrialDir::new(&format!("{trial}-eperm"))?;
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text().contains(want),
+        "the recorded program did not see EPERM ({want:?})\n{}",
+        rec.describe()
+    );
+    check!(
+        rec.elapsed < Duration::from_secs(30),
+        "recording took {:?}",
+        rec.elapsed
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// A real 32-bit call (i386 getpid through `int $0x80`): the program runs
+/// to its end, the trace is unreplayable and names the call, and replay
+/// refuses it with that reason (exit 104).
+fn int80_refused(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = c("int80_syscall", CBuild::pie("int80_syscall"));
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text().lines().last() == Some("EXIT-SUCCESS")
+            && rec
+                .stdout_text()
+                .contains("returned the 64-bit getpid: yes"),
+        "the recorded program did not run to its end with the right getpid\n{}",
+        rec.describe()
+    );
+    let info = run::info_json(&trace)?;
+    info.expect_code(0)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let reasons = json["unreplayable"].to_string();
+    check!(
+        reasons.contains("i386 getpid (int $0x80 #20)"),
+        "the unreplayable reasons do not name the 32-bit getpid: {reasons}"
+    );
+    check!(
+        !reasons.contains("5000"),
+        "the invalid 32-bit call (ENOSYS) made the trace unreplayable: {reasons}"
+    );
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(EXIT_BAD_TRACE)?;
+    check!(
+        rep.stderr_text().contains("i386 getpid") && rep.stdout.is_empty(),
+        "replay did not refuse with the reason before running\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// Regression (`kill(0, sig)` killed the recorder, which shared the
+/// program's process group): the recorder, run as a shell runs it, exits
+/// with the program's status and writes a whole trace.
+fn kill_group_recorder_survives(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = c("kill_process_group", CBuild::pie("kill_process_group"));
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    check!(
+        rec.code() == 0,
+        "the recorder did not exit 0 (138 is SIGUSR1's death)\n{}",
+        rec.describe()
+    );
+    recorder::expect_verified(&trace)?;
+    dir.finish();
+    Ok(())
+}
