@@ -11,9 +11,9 @@ macro_rules! check {
     };
 }
 
-mod chaos;
 #[allow(dead_code)] // not every helper is used by every area module
 mod breadth;
+mod chaos;
 mod common;
 mod ecosystem;
 mod ecosystem2;
