@@ -13,6 +13,7 @@ macro_rules! check {
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod breadth;
+mod chaos;
 mod common;
 mod debug_engine;
 mod ecosystem;
@@ -41,6 +42,7 @@ fn main() {
     let mut trials: Vec<libtest_mimic::Trial> = Vec::new();
     // Each area module appends its trials here.
     trials.extend(harness::trials());
+    trials.extend(chaos::trials());
     trials.extend(breadth::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());

@@ -490,6 +490,7 @@ mod tests {
                 archive: None,
                 verified: None,
                 verification_failure: None,
+                chaos_seed: None,
             }],
             trace: None,
             archive: None,

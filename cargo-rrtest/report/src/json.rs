@@ -313,6 +313,10 @@ pub struct Attempt {
     /// Why it does not, when `verified` is false.
     #[serde(default)]
     pub verification_failure: Option<String>,
+    /// The chaos scheduler's seed this attempt was recorded with
+    /// (`--chaos`); absent without chaos.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chaos_seed: Option<u64>,
 }
 
 /// A timed-out recorded attempt run again without recording.

@@ -79,6 +79,9 @@ pub struct TraceInfo {
     pub env_removed: Vec<String>,
     /// Paths the program saw as empty (`--hide-path`).
     pub hidden_paths: Vec<String>,
+    /// The chaos scheduler it was recorded under (`--chaos`): seed,
+    /// decisions, digest; `null` without.
+    pub chaos: Option<trace::Chaos>,
     /// The recorder's counters.
     pub stats: InfoStats,
     /// The recording host (CPU, XSAVE, C library, CPUID faulting);
@@ -316,6 +319,7 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
         bytes,
         env_removed: h.env_removed.clone(),
         hidden_paths: h.hidden_paths.clone(),
+        chaos: h.chaos.clone(),
         stats: InfoStats {
             traced_syscalls: h.stats.traced_syscalls,
             buffered_syscalls: h.stats.buffered_syscalls,
@@ -481,6 +485,13 @@ pub fn render_text(info: &TraceInfo) -> String {
             let _ = writeln!(s, "{key:<17} {}", list.join(", "));
         }
     }
+    if let Some(c) = &info.chaos {
+        let _ = writeln!(
+            s,
+            "{:<17} seed {} ({} decisions, digest {}; --chaos --seed {} schedules the same)",
+            "chaos:", c.seed, c.decisions, c.digest, c.seed
+        );
+    }
     let _ = writeln!(
         s,
         "{:<17} {} files/: executables {}, loaders {}, libraries {}, other {}",
@@ -639,6 +650,7 @@ mod tests {
             verification: None,
             loaders: Vec::new(),
             host: None,
+            chaos: None,
         }
     }
 
@@ -730,6 +742,7 @@ mod tests {
             "bytes",
             "env_removed",
             "hidden_paths",
+            "chaos",
             "stats",
             "recording_host",
             "loaders",
@@ -739,6 +752,7 @@ mod tests {
         .collect();
         assert_eq!(keys, want);
         assert_eq!(v["format_version"], 1);
+        assert_eq!(v["chaos"], serde_json::Value::Null);
         assert_eq!(v["recorder_version"], "0.1.0");
         assert_eq!(v["command"], serde_json::json!(["./prog", "it's here"]));
         assert_eq!(v["outcome"], serde_json::json!({"exited": {"code": 3}}));

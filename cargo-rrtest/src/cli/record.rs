@@ -67,9 +67,75 @@ pub struct RecordArgs {
     /// keeps only failing tests' traces).
     #[arg(long, hide = true)]
     pub discard_if_passed: bool,
+    /// The chaos scheduler (`--chaos`, `--seed`).
+    #[command(flatten)]
+    pub chaos: ChaosArgs,
     /// The program to record and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<OsString>,
+}
+
+/// `--chaos [--seed SEED]`: record under the chaos scheduler, a seeded
+/// random schedule that makes races show (docs/chaos.md). Shared by the
+/// verbs that record (flattened into their arguments).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ChaosArgs {
+    /// Record under the chaos scheduler: random time slices (some of a few
+    /// instructions), thread priorities and switch points, seeded, so races
+    /// that a plain recording hides show up (docs/chaos.md).
+    #[arg(long)]
+    pub chaos: bool,
+    /// The chaos scheduler's seed (decimal, or hex with 0x; default: a
+    /// random one, written into the trace and the report). The same seed
+    /// makes the same scheduling decisions on the same program and input.
+    #[arg(
+        long,
+        value_name = "SEED",
+        requires = "chaos",
+        allow_negative_numbers = true,
+        value_parser = parse_seed
+    )]
+    pub seed: Option<u64>,
+}
+
+impl ChaosArgs {
+    /// The seed to record with: the one given, a random one with `--chaos`
+    /// alone, or None without `--chaos`.
+    pub fn seed(&self) -> Option<u64> {
+        self.chaos.then(|| self.seed.unwrap_or_else(random_seed))
+    }
+}
+
+/// A seed as a user types it: decimal, or hexadecimal after `0x`.
+fn parse_seed(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => t.parse::<u64>(),
+    };
+    parsed.map_err(|_| {
+        format!(
+            "`{s}` is not a seed: give a whole number from 0 to 2^64-1 (decimal, or hex after 0x)"
+        )
+    })
+}
+
+/// A fresh seed, below 2^48 (short to type, and exact in any JSON reader).
+pub fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    let from_kernel = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_ok();
+    let raw = if from_kernel {
+        u64::from_le_bytes(bytes)
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        now ^ u64::from(std::process::id()).rotate_left(32)
+    };
+    raw & ((1 << 48) - 1)
 }
 
 /// Runs `cargo rrtest record`.
@@ -130,6 +196,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         desched_events: !args.no_desched_events,
         env_removed,
         hide_paths,
+        chaos: args.chaos.seed(),
     };
     let recording = recorder::record(&opts)?;
     // The recording is over: Ctrl-C may end what follows (keeping,
@@ -163,6 +230,9 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
                 "cargo-rrtest: removed from the program's environment as credentials: {} (--pass-env NAME keeps one, --keep-env all)",
                 names.join(", ")
             );
+        }
+        if let Some(seed) = opts.chaos {
+            eprintln!("cargo-rrtest: recorded under the chaos scheduler, seed {seed} (--chaos --seed {seed} makes the same decisions)");
         }
         eprintln!("cargo-rrtest: trace saved to {}", trace_dir.display());
         for why in &recording.unreplayable {

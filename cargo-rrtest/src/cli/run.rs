@@ -90,6 +90,9 @@ pub struct RunArgs {
     /// (~/.netrc, ~/.git-credentials, ~/.aws, ~/.ssh, ...; needs root; see docs/secrets.md).
     #[arg(long, help_heading = "Recording")]
     pub hide_credential_files: bool,
+    /// The chaos scheduler (`--chaos [--seed SEED]`).
+    #[command(flatten, next_help_heading = "Recording")]
+    pub chaos: super::record::ChaosArgs,
     /// Name of the CI artifact the archives are uploaded as; replay commands in the report and the
     /// GitHub step summary then refer to it.
     #[arg(
@@ -211,6 +214,15 @@ pub(super) fn options(args: RunArgs) -> Result<harness::RunOptions> {
             )))
         }
     };
+    if args.chaos.chaos && args.no_record {
+        return Err(Error::Usage(
+            "--chaos schedules recorded tests: drop --no-record (or --chaos)".into(),
+        ));
+    }
+    let chaos = args.chaos.seed();
+    if let Some(seed) = chaos {
+        eprintln!("cargo-rrtest: recording under the chaos scheduler, seed {seed} (--chaos --seed {seed} runs the same schedules again)");
+    }
     let jobs = match args.jobs {
         Some(0) => return Err(Error::Usage("--jobs must be at least 1".into())),
         Some(n) => n,
@@ -269,6 +281,7 @@ pub(super) fn options(args: RunArgs) -> Result<harness::RunOptions> {
         no_record_server: args.no_record_server,
         pass_env: args.pass_env,
         artifact_name: args.artifact_name.filter(|n| !n.is_empty()),
+        chaos,
         stress: None,
         message_format: args.message_format,
     };

@@ -120,6 +120,7 @@ pub fn exec(args: WrapArgs) -> Result<ExitCode> {
         hide_credential_files: false,
         env_removed: Vec::new(),
         discard_if_passed: true,
+        chaos: Default::default(),
         command: args.command,
     })?;
     if trace_dir.join(rrtest_trace::HEADER_FILE).is_file() {

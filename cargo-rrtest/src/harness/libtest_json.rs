@@ -226,6 +226,7 @@ mod tests {
             recorder_error: None,
             checked: None,
             unrecorded_rerun: None,
+            chaos_seed: None,
         }
     }
 

@@ -83,6 +83,9 @@ pub struct RunOptions {
     pub pass_env: Vec<OsString>,
     /// The CI artifact the archives are uploaded as (for replay commands).
     pub artifact_name: Option<String>,
+    /// Record under the chaos scheduler, each attempt with a seed derived
+    /// from this one (`--chaos`, `--seed`; `record::attempt_seed`).
+    pub chaos: Option<u64>,
     /// `cargo rrtest stress`: run each test again and again
     /// ([`runner::run_repeated`]) instead of once with retries.
     pub stress: Option<runner::Repeat>,
@@ -436,6 +439,7 @@ fn setup_recording(
         syscallbuf: options.syscallbuf,
         // A stand-in recorder (`--recorder-path`) speaks only `record`.
         serve: options.recorder_path.is_none() && !options.no_record_server,
+        chaos: options.chaos,
     };
     for dir in [&recording.traces_dir, &recording.archives_dir] {
         record::create_private_dir(dir)
@@ -494,6 +498,7 @@ fn test_report(r: &runner::TestResult, replay: &ReplayHint) -> report::TestRepor
                 archive: path(&checked.archive),
                 verified: a.trace.as_ref().and(checked.verified),
                 verification_failure: checked.failure,
+                chaos_seed: a.chaos_seed,
             }
         })
         .collect();

@@ -80,6 +80,25 @@ pub struct Recording {
     /// Record through one recorder server per worker (`super::server`)
     /// rather than a `record` process per attempt.
     pub serve: bool,
+    /// The run's chaos seed (`--chaos`): each attempt records under the
+    /// chaos scheduler with [`attempt_seed`] of it.
+    pub chaos: Option<u64>,
+}
+
+/// The chaos seed of one attempt: the run's seed mixed with the test's
+/// binary and name and the attempt number, so that tests and retries get
+/// different schedules, and `--chaos --seed S` gives each the same again.
+pub fn attempt_seed(run_seed: u64, binary_id: &str, test: &str, attempt: u32) -> u64 {
+    // FNV-1a of the names, then SplitMix64's finalizer over the mix.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in binary_id.bytes().chain([0]).chain(test.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = run_seed ^ h ^ u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    // Below 2^48, like drawn seeds: exact in any JSON reader.
+    (z ^ (z >> 31)) & ((1 << 48) - 1)
 }
 
 /// A name made safe as one path component: ASCII letters, digits, `-`, `_`

@@ -98,6 +98,9 @@ pub struct RecordOptions {
     /// empty read-only directory or `/dev/null` is bind-mounted over each,
     /// in a mount namespace of the program's own.
     pub hide_paths: Vec<PathBuf>,
+    /// Record under the chaos scheduler with this seed (`--chaos`): a
+    /// seeded random schedule that makes races show (docs/chaos.md).
+    pub chaos: Option<u64>,
 }
 
 /// The shell convention for a program's exit status, as `record` exits:

@@ -31,7 +31,9 @@
 //!
 //! Request fields, all integers little-endian: `u8` flags (bit 0: record with
 //! the syscall buffer; bit 1: write no trace if the program exits with
-//! status 0, see `RecordOptions::discard_if_passed`), `u32` CPU + 1 (0: none), then byte strings (`u32`
+//! status 0, see `RecordOptions::discard_if_passed`; bit 2: record under
+//! the chaos scheduler), `u32` CPU + 1 (0: none), `u64` the chaos seed
+//! (0 without bit 2), then byte strings (`u32`
 //! length, bytes): trace directory, program, working directory; then `u32`
 //! argc and argc strings; then `u32` envc and envc `NAME=value` strings;
 //! then the same way the names removed from the environment as credentials
@@ -48,7 +50,7 @@ use crate::errors::exit_codes;
 use rrtest_sys::fdpass;
 
 /// The first bytes of a request.
-pub const REQUEST_MAGIC: &[u8; 4] = b"RRQ2";
+pub const REQUEST_MAGIC: &[u8; 4] = b"RRQ3";
 /// The first bytes of a reply.
 pub const REPLY_MAGIC: &[u8; 4] = b"RRA1";
 /// The largest request (the socket's send buffer is about 200 KiB): a
@@ -73,9 +75,14 @@ impl Request {
         let o = &self.opts;
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(REQUEST_MAGIC);
-        out.push(u8::from(o.syscallbuf) | u8::from(o.discard_if_passed) << 1);
+        out.push(
+            u8::from(o.syscallbuf)
+                | u8::from(o.discard_if_passed) << 1
+                | u8::from(o.chaos.is_some()) << 2,
+        );
         let cpu = o.cpu.and_then(|c| u32::try_from(c + 1).ok()).unwrap_or(0);
         out.extend_from_slice(&cpu.to_le_bytes());
+        out.extend_from_slice(&o.chaos.unwrap_or(0).to_le_bytes());
         put_bytes(&mut out, o.trace_dir.as_os_str().as_bytes());
         put_bytes(&mut out, o.program.as_os_str().as_bytes());
         put_bytes(&mut out, o.cwd.as_os_str().as_bytes());
@@ -97,6 +104,8 @@ impl Request {
         }
         let flags = r.take(1)?[0];
         let cpu = r.u32()?;
+        let seed = r.take(8)?;
+        let seed = u64::from_le_bytes(seed.try_into().expect("8 bytes"));
         let path = |r: &mut Reader<'_>| r.bytes().map(|b| PathBuf::from(os(b)));
         let trace_dir = path(&mut r)?;
         let program = path(&mut r)?;
@@ -132,6 +141,7 @@ impl Request {
                 desched_events: true,
                 env_removed,
                 hide_paths,
+                chaos: (flags & 4 != 0).then_some(seed),
             },
         })
     }
@@ -313,6 +323,7 @@ mod tests {
                 desched_events: true,
                 env_removed: vec!["DATABASE_URL".into()],
                 hide_paths: vec!["/root/.netrc".into()],
+                chaos: Some(u64::MAX - 1),
             },
         }
     }
@@ -325,6 +336,7 @@ mod tests {
         none.opts.cpu = None;
         none.opts.syscallbuf = false;
         none.opts.discard_if_passed = false;
+        none.opts.chaos = None;
         assert_eq!(Request::decode(&none.encode()).unwrap(), none);
     }
 

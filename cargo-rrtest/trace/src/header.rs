@@ -71,6 +71,25 @@ pub struct Header {
     /// replay the trace (`tracee::host`). `None` in older traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostFacts>,
+    /// The chaos scheduler the program was recorded under (`--chaos`).
+    /// `None`: the default scheduler, or an older trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<Chaos>,
+}
+
+/// The chaos scheduler of a recording: its seed, and what it decided.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Chaos {
+    /// The seed: `--chaos --seed SEED` makes the same decisions again on
+    /// the same program and input.
+    pub seed: u64,
+    /// How many decisions it made (0 while recording).
+    #[serde(default)]
+    pub decisions: u64,
+    /// A digest of the decisions in order (16 hex digits; empty while
+    /// recording): equal for equal schedules.
+    #[serde(default)]
+    pub digest: String,
 }
 
 /// The loader of one recorded executable.

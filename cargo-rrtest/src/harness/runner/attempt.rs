@@ -57,6 +57,7 @@ pub fn run_attempt_with(
         recorder_error: None,
         unrecorded_rerun: None,
         checked: None,
+        chaos_seed: spec.record.as_ref().and_then(|r| r.chaos),
     };
     if let Some(r) = &spec.record {
         // A trace directory left by an earlier run must not be mistaken for this one.

@@ -49,6 +49,7 @@ pub(super) fn run_served(
         desched_events: true,
         env_removed: spec.env_remove.clone(),
         hide_paths: r.hide_paths.clone(),
+        chaos: r.chaos,
     };
     match server.submit(&opts, out_w.as_fd(), err_w.as_fd()) {
         Ok(()) => {}

@@ -69,6 +69,8 @@ pub struct AttemptResult {
     pub unrecorded_rerun: Option<rrtest_report::UnrecordedRerun>,
     /// Verification and packing of the kept trace (filled after the test).
     pub checked: Option<record::Checked>,
+    /// The chaos seed it was recorded with (`--chaos`).
+    pub chaos_seed: Option<u64>,
 }
 
 /// A test's result: its final outcome and every attempt.

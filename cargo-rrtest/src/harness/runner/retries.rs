@@ -92,6 +92,9 @@ pub(super) fn run_test(
                 && !plan.keep_passing
                 && failed_before.is_none(),
             hide_paths: config.hide_paths.clone(),
+            chaos: rec
+                .chaos
+                .map(|seed| record::attempt_seed(seed, binary_id, &test.name, n)),
         });
         let mut result = run_attempt_with(&spec, config.timeout, cancel, Some(&mut *servers));
         if result.outcome == AttemptOutcome::RecorderError && !result.cancelled {

@@ -30,6 +30,8 @@ pub struct RecordSpec {
     pub discard_if_passed: bool,
     /// Paths the test is to see as empty (`--hide-path`).
     pub hide_paths: Vec<PathBuf>,
+    /// The chaos scheduler's seed for this attempt (`--chaos`).
+    pub chaos: Option<u64>,
 }
 
 /// One attempt of one test, as a value: what to execute, where, with what.
@@ -114,6 +116,11 @@ impl AttemptSpec {
                     )
                     .args((!r.syscallbuf).then_some("--no-syscallbuf"))
                     .args(r.cpu.map(|c| format!("--cpu={c}")))
+                    .args(
+                        r.chaos
+                            .into_iter()
+                            .flat_map(|s| ["--chaos".to_string(), format!("--seed={s}")]),
+                    )
                     .arg("-o")
                     .arg(&r.trace_dir)
                     .arg("--")

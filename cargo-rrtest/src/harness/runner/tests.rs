@@ -120,6 +120,7 @@ fn recorded(recorder: PathBuf, trace_dir: PathBuf) -> AttemptSpec {
         serve: false,
         discard_if_passed: false,
         hide_paths: Vec::new(),
+        chaos: None,
     });
     s
 }

@@ -24,6 +24,8 @@
 //! exit, the end of the recording). It must not grow the concerns' logic
 //! back: each is an `impl Session` block in its own file,
 //! - [`schedule`]: who runs next and for how long (the policy seam);
+//!   [`chaos`]: the seeded random policy (`--chaos`); [`steps`]: preempting
+//!   a thread after an exact number of instructions (chaos's short slices);
 //! - [`signals`]: signals, held-back signals and their delivery;
 //! - [`points`]: execution points (moving an interruption to a cheap one);
 //! - [`syscallbuf`]: the syscall buffer (flushing, handshake, desched);
@@ -33,12 +35,14 @@
 //! - [`syscall`]: traced syscall entry and exit;
 //! - [`watchdog`]: a stalled recording ends in an error, not a hang.
 
+mod chaos;
 mod patching;
 mod points;
 mod process;
 mod rdtsc;
 mod schedule;
 mod signals;
+mod steps;
 mod syscall;
 mod syscallbuf;
 mod watchdog;
@@ -300,6 +304,11 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .collect(),
         loaders: Vec::new(),
         host: Some(crate::tracee::host::facts()),
+        chaos: opts.chaos.map(|seed| rrtest_trace::Chaos {
+            seed,
+            decisions: 0,
+            digest: String::new(),
+        }),
         outcome: None,
         unreplayable: Vec::new(),
         stats: Stats::default(),
@@ -361,7 +370,10 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         writer,
         tasks: BTreeMap::new(),
         current: None,
-        sched: Scheduler::new(Box::new(DefaultPolicy::default())),
+        sched: Scheduler::new(match opts.chaos {
+            Some(seed) => Box::new(chaos::ChaosPolicy::new(seed)),
+            None => Box::new(DefaultPolicy::default()),
+        }),
         stats: Stats {
             threads: 1,
             ..Stats::default()
@@ -696,6 +708,10 @@ impl Session {
             );
         }
         header.unreplayable = self.unreplayable.clone();
+        if let (Some(chaos), Some(summary)) = (header.chaos.as_mut(), self.sched.summary()) {
+            chaos.decisions = summary.decisions;
+            chaos.digest = format!("{:016x}", summary.digest);
+        }
         let events = header.stats.events;
         header.stats = Stats {
             events,

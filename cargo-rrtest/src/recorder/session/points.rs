@@ -46,6 +46,21 @@ enum SeekKind {
     /// `target` is a return address; the frame has returned when the
     /// thread gets there with a stack pointer above `rsp`.
     Return { rsp: u64 },
+    /// Chaos: preempt the thread at its `left`-th arrival at `target` (an
+    /// address it was just stepped through), where it is then.
+    Count { left: u32 },
+}
+
+impl Seek {
+    /// A [`SeekKind::Count`] seek: the `hits`-th arrival at `target`,
+    /// given up at `deadline`.
+    pub(super) fn count(target: u64, hits: u32, deadline: Instant) -> Self {
+        Seek {
+            target,
+            kind: SeekKind::Count { left: hits.max(1) },
+            deadline,
+        }
+    }
 }
 
 impl Session {
@@ -140,6 +155,21 @@ impl Session {
                         == first
             }
             SeekKind::Return { rsp } => regs.rsp > rsp,
+            SeekKind::Count { left } => {
+                // At the last arrival, only where replay can find it (else
+                // the next arrival, until the seek is given up).
+                if left > 1 || !super::steps::point_findable(tid) {
+                    let task = self.tasks.get_mut(&tid).expect("task exists");
+                    task.seeking = Some(Seek {
+                        kind: SeekKind::Count {
+                            left: left.saturating_sub(1).max(1),
+                        },
+                        ..seek
+                    });
+                    return self.step_then_continue(tid, seek.target);
+                }
+                true
+            }
         };
         if found {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
@@ -147,6 +177,8 @@ impl Session {
             match seek.kind {
                 SeekKind::Probe(_) => self.stats.schedule.points_spin += 1,
                 SeekKind::Return { .. } => self.stats.schedule.points_return += 1,
+                // A chaos cut: where the policy's count ended, anywhere.
+                SeekKind::Count { .. } => self.stats.schedule.points_anywhere += 1,
             }
             return self.act_at_point(tid, regs);
         }
@@ -232,7 +264,7 @@ impl Session {
 
     /// Steps one instruction with the breakpoint off, re-arms it at
     /// `target`, and lets the thread run.
-    fn step_then_continue(&mut self, tid: Tid, target: u64) -> Result<(), Error> {
+    pub(super) fn step_then_continue(&mut self, tid: Tid, target: u64) -> Result<(), Error> {
         ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
         loop {
             ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;

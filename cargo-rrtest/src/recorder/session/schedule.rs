@@ -90,6 +90,32 @@ pub(super) trait SchedulePolicy {
     /// Whether the current thread, at a traced syscall's entry, lets
     /// another thread run (if one is ready; the session checks).
     fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool;
+    /// Asked after `slice` when the recording has more than one thread:
+    /// preempt the thread after an exact number of instructions, where it
+    /// is then (the session single-steps it), or None (the slice's time
+    /// decides).
+    fn steps(&mut self) -> Option<super::chaos::Steps> {
+        None
+    }
+    /// Whether, before each pick, the session waits for the stops that
+    /// are due without any thread running (a new thread's first stop, the
+    /// exit of a syscall that does not wait for others): then which
+    /// threads are ready does not depend on timing, and neither do the
+    /// policy's decisions.
+    fn settles(&self) -> bool {
+        false
+    }
+    /// Whether a slice's time is the thread's CPU time rather than the
+    /// wall clock's (a thread the machine's load keeps off the CPU does not
+    /// use up its slice: the slice ends where the program is, not where the
+    /// load was).
+    fn cpu_time_slices(&self) -> bool {
+        false
+    }
+    /// What a chaos policy decided, for the trace header.
+    fn summary(&self) -> Option<super::chaos::Summary> {
+        None
+    }
 }
 
 /// How long the current thread may run while another waits.
@@ -219,6 +245,9 @@ pub(super) struct Scheduler {
     /// no progress since then.
     progress_mark: (u32, u32),
     progress_at: Instant,
+    /// With CPU-time slices: the current thread's CPU time when its slice
+    /// started (taken at the first tick of the slice).
+    cpu_mark: Option<Duration>,
 }
 
 impl Scheduler {
@@ -233,6 +262,7 @@ impl Scheduler {
             slice_expired: false,
             progress_mark: (0, 0),
             progress_at: Instant::now(),
+            cpu_mark: None,
         }
     }
 
@@ -248,6 +278,7 @@ impl Scheduler {
         self.slice_expired = false;
         self.progress_mark = (self.slice_syscalls, 0);
         self.progress_at = self.slice_started;
+        self.cpu_mark = None;
     }
 
     /// The current thread was checked for a spin and does not spin: the
@@ -293,12 +324,20 @@ impl Scheduler {
     pub(super) fn split(&mut self) {
         self.slice_syscalls = 0;
     }
+
+    /// What a chaos policy decided (None for the default policy).
+    pub(super) fn summary(&self) -> Option<super::chaos::Summary> {
+        self.policy.summary()
+    }
 }
 
 impl Session {
     /// Resumes the next runnable thread, as the policy picks it (round
     /// robin by default).
     pub(super) fn schedule(&mut self) -> Result<(), Error> {
+        if self.sched.policy.settles() {
+            self.settle()?;
+        }
         let threads = Threads { tasks: &self.tasks };
         let Some(tid) = self.sched.policy.pick(&threads) else {
             return Ok(());
@@ -326,6 +365,9 @@ impl Session {
             .filter(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)))
             .count();
         self.sched.slice = self.sched.policy.slice_for(waiting);
+        let steps = (self.tasks.len() > 1)
+            .then(|| self.sched.policy.steps())
+            .flatten();
         self.sched.slice_syscalls = 0;
         self.sched.restart_slice();
         if self.sched.last_resumed.replace(tid) != Some(tid) {
@@ -358,7 +400,10 @@ impl Session {
         // comes, is taken as a stray one and the thread goes on.)
         task.interrupt_requested = false;
         self.update_desched(tid, true)?;
-        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+        match steps {
+            Some(steps) => self.run_steps(tid, steps),
+            None => ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid)),
+        }
     }
 
     /// Whether a thread other than `tid` is ready to run (waits for it).
@@ -391,7 +436,12 @@ impl Session {
             return Ok(());
         };
         let others_wait = self.others_ready(tid);
-        let elapsed = self.sched.slice_started.elapsed();
+        let mut elapsed = self.sched.slice_started.elapsed();
+        if self.sched.policy.cpu_time_slices() {
+            if let Some(now) = cpu_time(tid) {
+                elapsed = now.saturating_sub(*self.sched.cpu_mark.get_or_insert(now));
+            }
+        }
         let slice = self.sched.slice;
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
@@ -487,6 +537,30 @@ impl Session {
             ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid))?;
         }
         Ok(())
+    }
+}
+
+/// The CPU time thread `tid` has run (`/proc/TID/schedstat`), if readable.
+fn cpu_time(tid: Tid) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/schedstat")).ok()?;
+    let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// For the policies' tests: runs `f` on a view of threads in `states`.
+#[cfg(test)]
+pub(super) mod tests_support {
+    use super::*;
+
+    pub(in crate::recorder::session) fn threads_of<R>(
+        states: &[(Tid, State)],
+        f: impl FnOnce(&Threads<'_>) -> R,
+    ) -> R {
+        let tasks: BTreeMap<Tid, Task> = states
+            .iter()
+            .map(|&(tid, state)| (tid, Task::new(tid, state)))
+            .collect();
+        f(&Threads { tasks: &tasks })
     }
 }
 

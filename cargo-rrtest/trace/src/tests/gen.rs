@@ -336,6 +336,7 @@ pub fn header() -> Header {
         verification: None,
         loaders: Vec::new(),
         host: None,
+        chaos: None,
     }
 }
 

@@ -78,6 +78,7 @@ fn golden_header() -> Header {
         verification: None,
         loaders: Vec::new(),
         host: None,
+        chaos: None,
     }
 }
 

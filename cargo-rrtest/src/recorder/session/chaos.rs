@@ -1,0 +1,519 @@
+//! The chaos scheduling policy (`--chaos`): a seeded random
+//! [`SchedulePolicy`] that makes the interleavings a plain recording
+//! hides happen (rr's chaos mode, without a branch counter).
+//!
+//! What it decides, each draw from one seeded generator:
+//! - priorities: every thread is high or low; a low one runs only when no
+//!   high one is ready, so it starves for a while. All are drawn again
+//!   every few picks (so no starvation lasts).
+//! - thread start order: a new thread is, half the time, made high and run
+//!   at the next pick (before its creator goes on).
+//! - among ready threads of the top priority, a random one, passing over
+//!   the one that just ran where there is a choice;
+//! - the slice: a time slice of 5 to 50 ms, a run of 1 to 64 traced
+//!   syscalls, and, for a thread drawn fine or coarse grained for the
+//!   epoch (with its priority), an exact number of instructions (1 to 48,
+//!   or 48 to 2048) after which it is preempted where it is (the session
+//!   single-steps it there: [`super::steps`]), so a thread can be switched
+//!   out between a load and its store;
+//!   or, for a thread drawn counted, a few steps and then the N-th (1 to
+//!   2000) arrival at one of the addresses stepped through, found at full
+//!   speed with a breakpoint: a preemption deep inside a loop;
+//! - a switch at a quarter of traced syscalls besides the default's;
+//! - now and then a pause: nothing is scheduled for 1 to 20 ms, while
+//!   blocked syscalls (timeouts) go on in the kernel.
+//!
+//! Every decision is also folded into a digest ([`ChaosPolicy::summary`]),
+//! written into the trace header: the same seed on the same program and
+//! input makes the same decisions, and so the same digest.
+//!
+//! Must not: see or drive ptrace, or read the clock for anything but the
+//! end of a pause (time-based preemption is the session's, from the slice).
+
+use std::time::{Duration, Instant};
+
+use tracing::trace;
+
+use super::schedule::{AtSyscall, SchedulePolicy, Slice, Threads};
+use rrtest_trace::Tid;
+
+/// Picks between two draws of all threads' priorities: from 4 to this.
+const MAX_EPOCH_PICKS: u32 = 32;
+/// One pick in this many starts a pause.
+const PAUSE_ONE_IN: u64 = 50;
+/// The longest pause.
+const MAX_PAUSE_MS: u64 = 20;
+/// Time slices, log-uniform between these. Long enough that a thread's
+/// slice seldom ends by the clock where it could end by steps or at a
+/// syscall: those decisions repeat with the seed, the clock's do not.
+const MIN_SLICE_MS: u64 = 5;
+const MAX_SLICE_MS: u64 = 50;
+/// One traced syscall in this many switches besides the default's reasons.
+const SWITCH_ONE_IN: u64 = 4;
+/// Fine-grained instruction budgets: 1 to this.
+const FINE_STEPS: u64 = 48;
+/// Coarse budgets: log-uniform from [`FINE_STEPS`] to this.
+const COARSE_STEPS: u64 = 2048;
+
+/// Instructions stepped to find addresses for a counted slice.
+const SAMPLE_STEPS: u32 = 24;
+/// The most arrivals a counted slice waits for.
+const MAX_ARRIVALS: u64 = 2000;
+
+/// SplitMix64: small, fast, and fixed here (a crate's generator could
+/// change between versions and with it every seed's schedule).
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub(crate) fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+
+    /// True one time in `n`.
+    fn one_in(&mut self, n: u64) -> bool {
+        self.next_u64().is_multiple_of(n)
+    }
+
+    /// Log-uniform in `lo..=hi` (`lo` >= 1): short values as likely per
+    /// octave as long ones.
+    fn log_range(&mut self, lo: u64, hi: u64) -> u64 {
+        let (a, b) = ((lo as f64).ln(), ((hi + 1) as f64).ln());
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ((a + (b - a) * unit).exp() as u64).clamp(lo, hi)
+    }
+}
+
+/// Where a thread's slice ends, short of its time slice (see
+/// [`SchedulePolicy::steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Steps {
+    /// Instructions to single-step.
+    pub(crate) steps: u32,
+    /// Then, rather than preempting there: run on to the `hits`-th arrival
+    /// at one of the addresses just stepped through (the `pick`-th, modulo
+    /// how many there were), at full speed with a breakpoint, and preempt
+    /// there. A slice deep into a loop at the cost of a stop per arrival.
+    pub(crate) count: Option<(u32, u32)>,
+}
+
+/// What chaos did in one recording, for the trace header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Summary {
+    /// Decisions made.
+    pub(super) decisions: u64,
+    /// FNV-1a over every decision (its kind, the thread by join order, the
+    /// value drawn).
+    pub(super) digest: u64,
+}
+
+#[derive(Debug)]
+struct Thread {
+    tid: Tid,
+    /// Its place in join order (what the digest names it by: thread ids
+    /// differ between runs).
+    index: u64,
+    high: bool,
+    /// How its slices end, until priorities are drawn again.
+    grain: Grain,
+}
+
+/// How a thread's slices end during one epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grain {
+    /// After 1 to [`FINE_STEPS`] instructions: chopped fine, so that a
+    /// switch lands between a load and its store.
+    Fine,
+    /// After [`FINE_STEPS`] to [`COARSE_STEPS`] instructions.
+    Coarse,
+    /// After [`SAMPLE_STEPS`] instructions and then up to
+    /// [`MAX_ARRIVALS`] arrivals at one of their addresses.
+    Counted,
+    /// At a syscall or when its time slice is over.
+    Time,
+}
+
+impl Grain {
+    fn draw(rng: &mut SplitMix64) -> Grain {
+        match rng.range(0, 9) {
+            0..4 => Grain::Fine,
+            4..6 => Grain::Coarse,
+            6..8 => Grain::Counted,
+            _ => Grain::Time,
+        }
+    }
+}
+
+/// The chaos policy (see the module comment).
+#[derive(Debug)]
+pub(super) struct ChaosPolicy {
+    rng: SplitMix64,
+    threads: Vec<Thread>,
+    joined: u64,
+    /// The thread picked last.
+    last: Option<Tid>,
+    /// A new thread to run at the next pick, if ready.
+    first: Option<Tid>,
+    /// Picks left until priorities are drawn again.
+    epoch_left: u32,
+    /// Nothing is picked before this.
+    paused_until: Option<Instant>,
+    /// The current slice's syscall budget.
+    slice_syscalls: u32,
+    summary: Summary,
+}
+
+/// Kinds of decisions, as the digest names them.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Priority = 1,
+    First = 2,
+    Pick = 3,
+    Pause = 4,
+    Slice = 5,
+    Steps = 6,
+    Switch = 7,
+}
+
+impl ChaosPolicy {
+    pub(super) fn new(seed: u64) -> Self {
+        ChaosPolicy {
+            rng: SplitMix64::new(seed),
+            threads: Vec::new(),
+            joined: 0,
+            last: None,
+            first: None,
+            epoch_left: 0,
+            paused_until: None,
+            slice_syscalls: 1,
+            summary: Summary {
+                decisions: 0,
+                digest: 0xcbf2_9ce4_8422_2325,
+            },
+        }
+    }
+
+    fn note(&mut self, kind: Decision, thread: u64, value: u64) {
+        trace!(?kind, thread, value, "chaos decision");
+        self.summary.decisions += 1;
+        for word in [kind as u64, thread, value] {
+            for byte in word.to_le_bytes() {
+                self.summary.digest ^= u64::from(byte);
+                self.summary.digest = self.summary.digest.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+
+    fn index_of(&self, tid: Tid) -> u64 {
+        self.threads
+            .iter()
+            .find(|t| t.tid == tid)
+            .map(|t| t.index)
+            .unwrap_or(u64::MAX)
+    }
+
+    fn redraw_priorities(&mut self) {
+        for i in 0..self.threads.len() {
+            let high = self.rng.one_in(2);
+            let grain = Grain::draw(&mut self.rng);
+            self.threads[i].high = high;
+            self.threads[i].grain = grain;
+            let index = self.threads[i].index;
+            self.note(
+                Decision::Priority,
+                index,
+                u64::from(high) | (grain as u64) << 1,
+            );
+        }
+        self.epoch_left = self.rng.range(4, u64::from(MAX_EPOCH_PICKS)) as u32;
+    }
+}
+
+impl SchedulePolicy for ChaosPolicy {
+    fn add(&mut self, tid: Tid) {
+        if self.threads.iter().any(|t| t.tid == tid) {
+            return;
+        }
+        let index = self.joined;
+        self.joined += 1;
+        // The first thread has nothing to go before.
+        let first = index > 0 && self.rng.one_in(2);
+        let grain = Grain::draw(&mut self.rng);
+        self.note(
+            Decision::First,
+            index,
+            u64::from(first) | (grain as u64) << 1,
+        );
+        if first {
+            self.first = Some(tid);
+        }
+        self.threads.push(Thread {
+            tid,
+            index,
+            high: first || index == 0,
+            grain,
+        });
+    }
+
+    fn pick(&mut self, threads: &Threads<'_>) -> Option<Tid> {
+        self.threads.retain(|t| threads.exists(t.tid));
+        if let Some(until) = self.paused_until {
+            if Instant::now() < until {
+                return None;
+            }
+            self.paused_until = None;
+        }
+        if !self.threads.iter().any(|t| threads.is_ready(t.tid)) {
+            return None;
+        }
+        if self.rng.one_in(PAUSE_ONE_IN) {
+            let ms = self.rng.log_range(1, MAX_PAUSE_MS);
+            self.note(Decision::Pause, 0, ms);
+            self.paused_until = Some(Instant::now() + Duration::from_millis(ms));
+            return None;
+        }
+        if let Some(tid) = self.first.take() {
+            if threads.is_ready(tid) {
+                self.last = Some(tid);
+                let index = self.index_of(tid);
+                self.note(Decision::Pick, index, 1);
+                return Some(tid);
+            }
+        }
+        if self.epoch_left == 0 {
+            self.redraw_priorities();
+        }
+        self.epoch_left -= 1;
+        let ready: Vec<&Thread> = self
+            .threads
+            .iter()
+            .filter(|t| threads.is_ready(t.tid))
+            .collect();
+        let top = ready.iter().any(|t| t.high);
+        let mut candidates: Vec<&Thread> = ready.into_iter().filter(|t| t.high == top).collect();
+        if candidates.len() > 1 {
+            candidates.retain(|t| Some(t.tid) != self.last);
+        }
+        let i = self.rng.range(0, candidates.len() as u64 - 1) as usize;
+        let (tid, index) = (candidates[i].tid, candidates[i].index);
+        self.note(Decision::Pick, index, 0);
+        self.last = Some(tid);
+        Some(tid)
+    }
+
+    fn slice(&mut self) -> Slice {
+        let run_ms = self.rng.log_range(MIN_SLICE_MS, MAX_SLICE_MS);
+        let syscalls = self.rng.range(1, 64) as u32;
+        self.slice_syscalls = syscalls;
+        let thread = self.last.map(|t| self.index_of(t)).unwrap_or(0);
+        self.note(Decision::Slice, thread, run_ms << 8 | u64::from(syscalls));
+        let run = Duration::from_millis(run_ms);
+        Slice {
+            run,
+            bail_after: run / 2,
+            syscalls,
+        }
+    }
+
+    fn steps(&mut self) -> Option<Steps> {
+        let thread = self
+            .last
+            .and_then(|t| self.threads.iter().find(|x| x.tid == t));
+        let (thread, grain) = thread.map_or((0, Grain::Time), |t| (t.index, t.grain));
+        let steps = match grain {
+            Grain::Fine => Some(Steps {
+                steps: self.rng.range(1, FINE_STEPS) as u32,
+                count: None,
+            }),
+            Grain::Coarse => Some(Steps {
+                steps: self.rng.log_range(FINE_STEPS, COARSE_STEPS) as u32,
+                count: None,
+            }),
+            Grain::Counted => Some(Steps {
+                steps: SAMPLE_STEPS,
+                count: Some((
+                    self.rng.range(0, u64::from(SAMPLE_STEPS) - 1) as u32,
+                    self.rng.log_range(1, MAX_ARRIVALS) as u32,
+                )),
+            }),
+            Grain::Time => None,
+        };
+        let value = steps.map_or(0, |s| {
+            let (pick, hits) = s.count.unwrap_or((0, 0));
+            u64::from(s.steps) | u64::from(pick) << 16 | u64::from(hits) << 32
+        });
+        self.note(Decision::Steps, thread, value);
+        steps
+    }
+
+    fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool {
+        if at.stop_requested || at.nr == libc::SYS_sched_yield || at.syscalls >= self.slice_syscalls
+        {
+            return true;
+        }
+        let switch = self.rng.one_in(SWITCH_ONE_IN);
+        let thread = self.last.map(|t| self.index_of(t)).unwrap_or(0);
+        self.note(Decision::Switch, thread, u64::from(switch));
+        switch
+    }
+
+    fn settles(&self) -> bool {
+        true
+    }
+
+    fn cpu_time_slices(&self) -> bool {
+        true
+    }
+
+    fn summary(&self) -> Option<Summary> {
+        Some(self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::session::schedule::tests_support::threads_of;
+    use crate::recorder::session::{Pending, State};
+
+    const READY: State = State::Ready(Pending::Nothing);
+
+    type Answer = (Option<Tid>, Slice, Option<Steps>, bool);
+
+    /// Drives a policy through a fixed sequence of queries and returns its
+    /// answers.
+    fn drive(seed: u64) -> (Vec<Answer>, Summary) {
+        let mut p = ChaosPolicy::new(seed);
+        let mut out = Vec::new();
+        for tid in [10, 11, 12] {
+            p.add(tid);
+        }
+        let tasks = [(10, READY), (11, READY), (12, READY)];
+        for _ in 0..200 {
+            // No pause is waited out: a test must not sleep.
+            p.paused_until = None;
+            let picked = threads_of(&tasks, |t| p.pick(t));
+            let slice = p.slice();
+            let steps = p.steps();
+            let switch = p.switch_at_syscall(&AtSyscall {
+                nr: libc::SYS_write,
+                syscalls: 1,
+                stop_requested: false,
+            });
+            out.push((picked, slice, steps, switch));
+        }
+        (out, p.summary)
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_decisions_and_another_seed_others() {
+        let (a, sa) = drive(7);
+        let (b, sb) = drive(7);
+        assert_eq!(a, b);
+        assert_eq!(sa, sb);
+        let (c, sc) = drive(8);
+        assert_ne!(a, c);
+        assert_ne!(sa.digest, sc.digest);
+    }
+
+    #[test]
+    fn chaos_picks_every_thread_preempts_after_short_runs_and_pauses() {
+        let (answers, _) = drive(1);
+        for tid in [10, 11, 12] {
+            assert!(
+                answers.iter().any(|a| a.0 == Some(tid)),
+                "thread {tid} never picked: {answers:?}"
+            );
+        }
+        let steps: Vec<u32> = answers
+            .iter()
+            .filter_map(|a| a.2.filter(|s| s.count.is_none()))
+            .map(|s| s.steps)
+            .collect();
+        let counted: Vec<(u32, u32)> = answers.iter().filter_map(|a| a.2?.count).collect();
+        assert!(counted.iter().any(|&(_, hits)| hits == 1), "{counted:?}");
+        assert!(counted.iter().any(|&(_, hits)| hits > 100), "{counted:?}");
+        assert!(steps.iter().any(|&s| s <= 4), "{steps:?}");
+        assert!(
+            steps.iter().any(|&s| u64::from(s) > FINE_STEPS),
+            "{steps:?}"
+        );
+        assert!(answers.iter().any(|a| a.2.is_none()));
+        assert!(answers.iter().any(|a| a.3) && answers.iter().any(|a| !a.3));
+        let runs: Vec<Duration> = answers.iter().map(|a| a.1.run).collect();
+        assert!(
+            runs.contains(&Duration::from_millis(MIN_SLICE_MS)),
+            "{runs:?}"
+        );
+        assert!(
+            runs.iter().any(|&r| r >= Duration::from_millis(30)),
+            "{runs:?}"
+        );
+        // Some picks are pauses (None) although every thread is ready.
+        assert!(answers.iter().any(|a| a.0.is_none()));
+    }
+
+    #[test]
+    fn a_pause_holds_every_thread_until_it_ends() {
+        let mut p = ChaosPolicy::new(3);
+        p.add(1);
+        p.paused_until = Some(Instant::now() + Duration::from_secs(60));
+        assert_eq!(threads_of(&[(1, READY)], |t| p.pick(t)), None);
+        p.paused_until = Some(Instant::now() - Duration::from_millis(1));
+        // Over: the lone ready thread runs (unless a new pause is drawn).
+        let picked = (0..10)
+            .map(|_| {
+                p.paused_until = None;
+                threads_of(&[(1, READY)], |t| p.pick(t))
+            })
+            .collect::<Vec<_>>();
+        assert!(picked.contains(&Some(1)), "{picked:?}");
+    }
+
+    #[test]
+    fn a_low_priority_thread_waits_while_a_high_one_is_ready() {
+        let mut p = ChaosPolicy::new(5);
+        p.add(1);
+        p.add(2);
+        p.first = None;
+        p.redraw_priorities();
+        p.threads[0].high = true;
+        p.threads[1].high = false;
+        p.epoch_left = 1000;
+        for _ in 0..50 {
+            p.paused_until = None;
+            let got = threads_of(&[(1, READY), (2, READY)], |t| p.pick(t));
+            assert_ne!(got, Some(2));
+        }
+        // Only the low one ready: it runs.
+        p.paused_until = None;
+        let got = (0..5)
+            .map(|_| {
+                p.paused_until = None;
+                threads_of(&[(1, State::Running), (2, READY)], |t| p.pick(t))
+            })
+            .collect::<Vec<_>>();
+        assert!(got.contains(&Some(2)), "{got:?}");
+    }
+
+    #[test]
+    fn log_range_stays_in_bounds_and_reaches_both_ends() {
+        let mut r = SplitMix64::new(9);
+        let v: Vec<u64> = (0..5000).map(|_| r.log_range(1, 20)).collect();
+        assert!(v.iter().all(|&x| (1..=20).contains(&x)));
+        assert!(v.contains(&1) && v.contains(&20));
+    }
+}

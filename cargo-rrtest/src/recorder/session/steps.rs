@@ -1,0 +1,319 @@
+//! Preemption after an exact number of instructions (the chaos policy's
+//! short slices, [`super::schedule::SchedulePolicy::steps`]): the thread
+//! is single-stepped that many instructions and preempted where it then
+//! is, an execution point recorded as it stands (not moved to a cheaper
+//! one: the point is the race window). Replay finds it like any other.
+//!
+//! Never inside the syscall-buffer code (DESIGN.md §5): a thread that
+//! steps into it is let run instead (its untraced syscall could block on a
+//! thread we hold), and one that starts there (after a stub's traced
+//! syscall) is stepped out of it first, uncounted.
+//!
+//! Also [`Session::settle`]: before a chaos pick, waiting for the stops
+//! that come without any thread running, so that the threads ready at a
+//! decision do not depend on timing.
+//!
+//! Must not: decide how many instructions (the policy does) or handle a
+//! stop other than a step's own (anything else goes to the session's
+//! dispatch, and the stepping ends).
+
+use tracing::trace;
+
+use super::chaos::Steps;
+use super::points::Seek;
+use super::{ptrace_err, Error, Pending, Session, State};
+use rrtest_sys::ptrace::{self, WaitEvent};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{Event, Tid};
+
+/// The trap flag (rflags bit 8), set while a thread is single-stepped.
+const TRAP_FLAG: u64 = 0x100;
+
+/// How long a counted slice may run before the recorder interrupts it
+/// where it is.
+const COUNT_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The longest [`Session::settle`] waits for due stops.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Steps taken inside the buffer code before giving up on a preemption.
+const MAX_BUFFER_STEPS: u32 = 4096;
+
+impl Session {
+    /// Runs `tid` (just made current, stopped) for `steps` instructions and
+    /// preempts it there, if another thread is then ready.
+    pub(super) fn run_steps(&mut self, tid: Tid, plan: Steps) -> Result<(), Error> {
+        let steps = plan.steps;
+        let mut left = steps;
+        // Where the thread's last event left it: never its next point. A
+        // point at the ip a thread resumes at is found by replay's counted
+        // breakpoint one pass late (the resume skips the breakpoint there).
+        let start_ip = ptrace::getregs(tid)
+            .map_err(ptrace_err("PTRACE_GETREGS", tid))?
+            .rip;
+        let mut sampled: Vec<u64> = Vec::new();
+        let mut in_buffer_steps = 0;
+        let mut was_in_buffer = self.in_buffer_code(tid)?;
+        loop {
+            if left == 0 && !was_in_buffer {
+                let ip = ptrace::getregs(tid)
+                    .map_err(ptrace_err("PTRACE_GETREGS", tid))?
+                    .rip;
+                if (ip != start_ip || plan.count.is_some()) && point_findable(tid) {
+                    break;
+                }
+                left = 1;
+            }
+            if was_in_buffer {
+                in_buffer_steps += 1;
+                if in_buffer_steps > MAX_BUFFER_STEPS {
+                    return self.let_run(tid);
+                }
+            }
+            let leak = leaks_flags(tid);
+            ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
+            match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+                WaitEvent::Signal {
+                    signo: libc::SIGTRAP,
+                    ..
+                } => match leak {
+                    Some(FlagLeak::Pushf) => self.clear_pushed_trap_flag(tid)?,
+                    Some(FlagLeak::Syscall) => self.clear_trap_flag_in_r11(tid)?,
+                    None => {}
+                },
+                // A trapped rdtsc: emulated, which completes the step.
+                WaitEvent::Signal {
+                    signo: libc::SIGSEGV,
+                    ..
+                } if self.emulate_trapped_rdtsc(tid)? => {}
+                ev if self.took_late_interrupt(tid, &ev) => continue,
+                // A syscall entered while stepping: the `syscall`
+                // instruction copied rflags, trap flag included, into r11,
+                // where the program can see it (and a clone's child
+                // inherits it). Replay runs it without the flag.
+                ev @ WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_SECCOMP,
+                    ..
+                } => {
+                    self.clear_trap_flag_in_r11(tid)?;
+                    trace!(tid, left, "a syscall ended the steps");
+                    return self.handle(ev);
+                }
+                // A syscall, a signal, an exit: the session handles it as
+                // at any stop, and the thread goes on from there.
+                ev => {
+                    trace!(tid, ?ev, left, "a stop ended the steps");
+                    return self.handle(ev);
+                }
+            }
+            let in_buffer = self.in_buffer_code(tid)?;
+            if in_buffer && !was_in_buffer {
+                trace!(tid, "stepped into the buffer code: letting it run");
+                return self.let_run(tid);
+            }
+            was_in_buffer = in_buffer;
+            if !in_buffer {
+                left = left.saturating_sub(1);
+                if plan.count.is_some() {
+                    let ip = ptrace::getregs(tid)
+                        .map_err(ptrace_err("PTRACE_GETREGS", tid))?
+                        .rip;
+                    if ip != start_ip {
+                        sampled.push(ip);
+                    }
+                }
+            }
+        }
+        if let Some((pick, hits)) = plan.count.filter(|_| !sampled.is_empty()) {
+            let target = sampled[pick as usize % sampled.len()];
+            trace!(tid, target, hits, "counting arrivals");
+            let task = self.tasks.get_mut(&tid).expect("task exists");
+            task.seeking = Some(Seek::count(
+                target,
+                hits,
+                std::time::Instant::now() + COUNT_LIMIT,
+            ));
+            return self.step_then_continue(tid, target);
+        }
+        self.preempt_here(tid)
+    }
+
+    /// Preempts the current thread `tid`, stopped outside the buffer code,
+    /// where it is, if another thread is ready; else lets it run.
+    fn preempt_here(&mut self, tid: Tid) -> Result<(), Error> {
+        if !self.others_ready(tid) {
+            // Another thread may have stopped meanwhile (its syscall's
+            // exit, a new thread's first stop): take those stops first.
+            self.take_waiting_stops()?;
+            if self.current != Some(tid) {
+                return Ok(());
+            }
+        }
+        if !self.others_ready(tid) {
+            return self.let_run(tid);
+        }
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let point = crate::tracee::exec_point(tid, &regs)
+            .map_err(ptrace_err("reading an execution point", tid))?;
+        trace!(tid, ip = regs.rip, "preempted where chaos cut its slice");
+        self.stats.async_events += 1;
+        self.emit(Event::Preempt { tid, point })?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::Ready(Pending::Nothing);
+        task.resumed_at = None;
+        self.current = None;
+        Ok(())
+    }
+
+    /// Handles the stops of other threads that are already there, without
+    /// waiting (the current thread is stopped: none of them is its).
+    fn take_waiting_stops(&mut self) -> Result<(), Error> {
+        while let Some(ev) = ptrace::wait_any_nohang().map_err(ptrace_err("waitpid", -1))? {
+            self.handle(ev)?;
+            for (tid, signo, info) in crate::tracee::take_stashed_signals() {
+                if !self.is_desched_signal(tid, signo, &info) {
+                    self.hold_back(tid, signo, info);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a stepped `pushf`: the flags it pushed carry the trap flag,
+    /// which the program would not have seen unstepped (nor in replay).
+    fn clear_pushed_trap_flag(&mut self, tid: Tid) -> Result<(), Error> {
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let mem = RemoteMem::new(tid);
+        let mut low = [0u8; 2];
+        mem.read_exact(regs.rsp, &mut low)
+            .map_err(ptrace_err("reading pushed flags", tid))?;
+        let flags = u16::from_le_bytes(low);
+        if u64::from(flags) & TRAP_FLAG != 0 {
+            let fixed = (flags & !(TRAP_FLAG as u16)).to_le_bytes();
+            mem.write(regs.rsp, &fixed)
+                .map_err(ptrace_err("writing pushed flags", tid))?;
+        }
+        Ok(())
+    }
+
+    /// After a stepped `syscall` (one the filter lets through untraced, or
+    /// at the entry stop of a traced one): the instruction copied rflags,
+    /// trap flag included, into r11, where the program can see it (and a
+    /// clone's child inherits it); replay runs it without the flag.
+    fn clear_trap_flag_in_r11(&mut self, tid: Tid) -> Result<(), Error> {
+        let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        if regs.r11 & TRAP_FLAG != 0 {
+            regs.r11 &= !TRAP_FLAG;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+        }
+        Ok(())
+    }
+
+    /// Waits (up to [`SETTLE_LIMIT`]) for the stops that are due with no
+    /// thread running: a new thread's first stop, the exit of a split
+    /// syscall that waits for no other thread (a `clone` that is not a
+    /// vfork, or a syscall the policy switched at).
+    pub(super) fn settle(&mut self) -> Result<(), Error> {
+        if self.current.is_some() {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + SETTLE_LIMIT;
+        while self.tasks.iter().any(|(&tid, t)| due_soon(tid, t.state)) {
+            if std::time::Instant::now() >= deadline {
+                trace!("settling: a due stop did not come in time");
+                break;
+            }
+            if let Some(ev) = ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))? {
+                self.handle(ev)?;
+                for (tid, signo, info) in crate::tracee::take_stashed_signals() {
+                    if !self.is_desched_signal(tid, signo, &info) {
+                        self.hold_back(tid, signo, info);
+                    }
+                }
+            }
+            if self.current.is_some() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `tid`'s ip is in its process's syscall-buffer code.
+    fn in_buffer_code(&self, tid: Tid) -> Result<bool, Error> {
+        let Some(space) = self.tasks.get(&tid).and_then(|t| self.spaces.get(&t.pid)) else {
+            return Ok(false);
+        };
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        Ok(space.in_buffer_code(regs.rip, regs.rsp))
+    }
+
+    /// The stepped thread runs on as usual (its slice from now).
+    fn let_run(&mut self, tid: Tid) -> Result<(), Error> {
+        self.sched.restart_slice();
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+}
+
+/// An instruction that lets the program see the trap flag of stepping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlagLeak {
+    /// `pushf`: the flags on the stack (the low 16 bits hold the flag
+    /// whatever the operand size).
+    Pushf,
+    /// `syscall`: the flags in r11.
+    Syscall,
+}
+
+/// Whether the instruction at `tid`'s ip leaks the trap flag. Prefixes
+/// other than operand size and REX are not expected before either.
+fn leaks_flags(tid: Tid) -> Option<FlagLeak> {
+    let regs = ptrace::getregs(tid).ok()?;
+    let mut code = [0u8; 4];
+    RemoteMem::new(tid).read_exact(regs.rip, &mut code).ok()?;
+    if let [0x0f, 0x05, ..] = code {
+        return Some(FlagLeak::Syscall);
+    }
+    for b in code {
+        match b {
+            0x66 | 0x40..=0x4f => {}
+            0x9c => return Some(FlagLeak::Pushf),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Whether a thread in `state` will stop soon by itself, without another
+/// thread running (see [`Session::settle`]).
+fn due_soon(tid: Tid, state: State) -> bool {
+    const CLONE_VFORK: u64 = 0x4000;
+    match state {
+        State::Unborn => true,
+        State::InSyscall {
+            entered,
+            split: true,
+        } => match entered.nr {
+            libc::SYS_fork => true,
+            libc::SYS_vfork => false,
+            libc::SYS_clone => entered.args[0] & CLONE_VFORK == 0,
+            libc::SYS_clone3 => {
+                // `struct clone_args` starts with the flags.
+                let mut flags = [0u8; 8];
+                RemoteMem::new(tid)
+                    .read_exact(entered.args[0], &mut flags)
+                    .is_ok_and(|()| u64::from_le_bytes(flags) & CLONE_VFORK == 0)
+            }
+            nr => rrtest_syscalls::lookup(nr).is_some_and(|d| !d.may_block),
+        },
+        _ => false,
+    }
+}
+
+/// Whether replay can find a point where `tid` now is with a counted
+/// breakpoint: its overflow signal must not be blocked (glibc blocks every
+/// signal around `clone` in `pthread_create` and early in a new thread),
+/// or the counter's signal waits and the thread runs past the point.
+pub(super) fn point_findable(tid: Tid) -> bool {
+    let bit = 1u64 << (rrtest_sys::perf::OVERFLOW_SIGNAL - 1);
+    crate::tracee::blocked_signals(tid).is_ok_and(|mask| mask & bit == 0)
+}

@@ -1,0 +1,326 @@
+//! Chaos trials (`--chaos`, docs/chaos.md): the chaos scheduler makes each
+//! race fixture fail within 50 seeds, the failing recording verifies and
+//! names its seed; the same seed makes the same decisions on the same
+//! program; the flags refuse bad input; and `cargo rrtest --chaos` gives
+//! every recorded attempt a seed in the report, the same seeds again for
+//! the same run seed.
+
+use std::path::Path;
+use std::process::Command;
+
+use libtest_mimic::{Failed, Trial};
+use serde_json::Value;
+
+use crate::common;
+use crate::recorder_build::{self as build, CBuild};
+use crate::recorder_run::{self as run, Run, TrialDir};
+
+/// The most seeds a race may take (issue 15's goal).
+const MAX_SEEDS: u64 = 50;
+
+/// A C race fixture: its build, extra arguments (`DIR`: the trial's
+/// directory) and what its failure says on stderr. (race_file is not here:
+/// chaos does not find its race within 50 seeds reliably yet, see
+/// docs/chaos.md.)
+struct Race {
+    build: CBuild,
+    dir_arg: bool,
+    failure: &'static str,
+}
+
+const RACES: &[Race] = &[
+    Race {
+        build: CBuild::pie("race_counter"),
+        dir_arg: false,
+        failure: "lost ",
+    },
+    Race {
+        build: CBuild::pie("race_publish"),
+        dir_arg: false,
+        failure: "the flag was set before the data",
+    },
+    Race {
+        build: CBuild::pie("race_timeout"),
+        dir_arg: false,
+        failure: "no message within",
+    },
+    Race {
+        build: CBuild::pie("race_order"),
+        dir_arg: false,
+        failure: "B started before A",
+    },
+];
+
+pub fn trials() -> Vec<Trial> {
+    let mut trials: Vec<Trial> = RACES
+        .iter()
+        .map(|race| {
+            let name = format!("chaos::finds::{}", race.build.name);
+            Trial::test(name.clone(), move || finds_race(&name, race))
+        })
+        .collect();
+    trials.push(Trial::test("chaos::same_seed_same_decisions", || {
+        same_seed_same_decisions()
+    }));
+    trials.push(Trial::test("chaos::flags_and_header", flags_and_header));
+    trials.push(Trial::test("chaos::harness_seeds_in_report", || {
+        harness_seeds_in_report()
+    }));
+    trials
+}
+
+fn record(exe: &Path, args: &[&Path], trace: &Path, flags: &[&str]) -> Result<Run, Failed> {
+    let mut cmd = Command::new(common::cargo_rrtest());
+    cmd.arg("record")
+        .args(flags)
+        .arg("-o")
+        .arg(trace)
+        .arg("--")
+        .arg(exe)
+        .args(args);
+    run::run(&mut cmd)
+}
+
+fn info(trace: &Path) -> Result<Value, Failed> {
+    let out = run::info_json(trace)?;
+    out.expect_code(0)?;
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("info --json: {e}").into())
+}
+
+/// Records the fixture under `--chaos --seed 1, 2, ...` until it fails with
+/// its race's message (within [`MAX_SEEDS`]); that recording verifies (its
+/// verification replay runs to the failure), replays to the failure again,
+/// and names its seed.
+fn finds_race(name: &str, race: &Race) -> Result<(), Failed> {
+    let exe = build::c_fixture(race.build)?;
+    let dir = TrialDir::new(name)?;
+    let work = dir.sub("work")?;
+    let args: Vec<&Path> = if race.dir_arg {
+        vec![work.as_path()]
+    } else {
+        Vec::new()
+    };
+    for seed in 1..=MAX_SEEDS {
+        let trace = dir.path.join(format!("seed-{seed}"));
+        let s = seed.to_string();
+        let out = record(
+            &exe,
+            &args,
+            &trace,
+            &["--no-verify", "--chaos", "--seed", &s],
+        )?;
+        if out.code() == 0 {
+            let _ = std::fs::remove_dir_all(&trace);
+            continue;
+        }
+        check!(
+            out.code() == 1 && out.stderr_text().contains(race.failure),
+            "seed {seed}: not the race's failure\n{}",
+            out.describe()
+        );
+        let verify = run::run(
+            Command::new(common::cargo_rrtest())
+                .arg("verify")
+                .arg(&trace),
+        )?;
+        check!(
+            verify.code() == 0,
+            "the failing chaos recording (seed {seed}) does not verify\n{}",
+            verify.describe()
+        );
+        // A replay that uses the verification's pass counts shows it too
+        // (a regression: points where the program blocked every signal
+        // were found by the search, and missed by the counted breakpoint).
+        let replay = run::replay_in(&trace, None)?;
+        check!(
+            replay.code() == 1 && replay.stderr_text().contains(race.failure),
+            "the replay does not show the failure again\n{}",
+            replay.describe()
+        );
+        let header = info(&trace)?;
+        check!(
+            header["chaos"]["seed"] == seed && header["chaos"]["decisions"].as_u64() > Some(0),
+            "info --json does not name seed {seed}: {}",
+            header["chaos"]
+        );
+        dir.finish();
+        return Ok(());
+    }
+    Err(format!("no failure in {MAX_SEEDS} chaos seeds").into())
+}
+
+/// The chaos digest (decisions made, in order) of `race_counter` recorded
+/// under `seed`, and how it ended.
+fn decisions(dir: &TrialDir, exe: &Path, seed: u64, n: u32) -> Result<(String, u64, i32), Failed> {
+    let trace = dir.path.join(format!("seed-{seed}-{n}"));
+    let s = seed.to_string();
+    let out = record(exe, &[], &trace, &["--no-verify", "--chaos", "--seed", &s])?;
+    let header = info(&trace)?;
+    let digest = header["chaos"]["digest"].as_str().unwrap_or("").to_string();
+    let count = header["chaos"]["decisions"].as_u64().unwrap_or(0);
+    check!(
+        digest.len() == 16 && count > 0,
+        "seed {seed}: no decisions in the header: {}",
+        header["chaos"]
+    );
+    Ok((digest, count, out.code()))
+}
+
+/// Regression for decisions that depended on timing (a clone's parent and
+/// child stopping in either order; 1 ms slices ending by the clock): the
+/// same seed on the same program makes the same decisions, another seed
+/// other ones. A slice still ends by the clock when the machine is so
+/// loaded that a thread gets no CPU for 5 ms (docs/chaos.md), so a seed
+/// passes when two of up to four recordings agree; alone, all do.
+fn same_seed_same_decisions() -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie("race_counter"))?;
+    let dir = TrialDir::new("chaos::same_seed_same_decisions")?;
+    for seed in [5, 9] {
+        let mut seen = Vec::new();
+        let mut agreed = false;
+        for n in 1..=4 {
+            let run = decisions(&dir, &exe, seed, n)?;
+            agreed = seen.contains(&run);
+            seen.push(run);
+            if agreed {
+                break;
+            }
+        }
+        check!(
+            agreed,
+            "seed {seed}: four recordings, four schedules: {seen:?}"
+        );
+    }
+    let five = decisions(&dir, &exe, 5, 5)?;
+    let six = decisions(&dir, &exe, 6, 1)?;
+    check!(five.0 != six.0, "seeds 5 and 6 made the same decisions");
+    dir.finish();
+    Ok(())
+}
+
+fn flags_and_header() -> Result<(), Failed> {
+    let dir = TrialDir::new("chaos::flags_and_header")?;
+    let exe = Path::new("/bin/true");
+    let bad = [
+        (vec!["--seed", "5"], "--chaos"),
+        (vec!["--chaos", "--seed", "abc"], "is not a seed"),
+        (vec!["--chaos", "--seed", "-1"], "is not a seed"),
+    ];
+    for (flags, says) in bad {
+        let out = record(exe, &[], &dir.path.join("bad"), &flags)?;
+        check!(
+            out.code() == 2 && out.stderr_text().contains(says),
+            "{flags:?}: expected a usage error naming {says}\n{}",
+            out.describe()
+        );
+    }
+    let no_record = run::run(
+        Command::new(common::cargo_rrtest())
+            .args(["--no-record", "--chaos", "--manifest-path"])
+            .arg(common::fixtures_dir().join("races").join("Cargo.toml")),
+    )?;
+    check!(
+        no_record.code() == 2 && no_record.stderr_text().contains("drop --no-record"),
+        "--no-record --chaos: expected a usage error\n{}",
+        no_record.describe()
+    );
+    // A drawn seed is written down; no chaos, no chaos field.
+    let drawn = dir.path.join("drawn");
+    record(exe, &[], &drawn, &["--no-verify", "--chaos"])?.expect_code(0)?;
+    let seed = info(&drawn)?["chaos"]["seed"].as_u64();
+    check!(seed.is_some_and(|s| s < 1 << 48), "drawn seed: {seed:?}");
+    let hex = dir.path.join("hex");
+    record(
+        exe,
+        &[],
+        &hex,
+        &["--no-verify", "--chaos", "--seed", "0x10"],
+    )?
+    .expect_code(0)?;
+    check!(info(&hex)?["chaos"]["seed"] == 16, "--seed 0x10 is not 16");
+    let plain = dir.path.join("plain");
+    record(exe, &[], &plain, &["--no-verify"])?.expect_code(0)?;
+    check!(
+        info(&plain)?["chaos"].is_null(),
+        "a plain recording has chaos"
+    );
+    let human = run::info(&hex)?.stdout_text();
+    check!(
+        human.contains("chaos:            seed 16 ("),
+        "info does not show the seed:\n{human}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `cargo rrtest --chaos --seed 7` on fixtures/races: each recorded attempt
+/// has a seed in the report, different per test, the same in a second run;
+/// the publication race (found by every seed so far) fails with a kept,
+/// verified trace whose header has its attempt's seed.
+fn harness_seeds_in_report() -> Result<(), Failed> {
+    let dir = TrialDir::new("chaos::harness_seeds_in_report")?;
+    let manifest = common::fixtures_dir().join("races").join("Cargo.toml");
+    let target = common::scratch_dir("races-target");
+    let seeds_of = |n: u32| -> Result<(Vec<(String, u64)>, Value), Failed> {
+        let report = dir.path.join(format!("report-{n}.json"));
+        let out = crate::harness::rrtest(
+            &[
+                "--chaos",
+                "--seed",
+                "7",
+                "--manifest-path",
+                manifest.to_str().expect("utf-8 path"),
+                "--target-dir",
+                target.to_str().expect("utf-8 path"),
+                "--jobs",
+                "2",
+                "relaxed_publication",
+                "start_order",
+            ],
+            &[],
+            &report,
+        );
+        let report = out.report.ok_or_else(|| {
+            Failed::from(format!(
+                "no report (exit {}):\n{}\n{}",
+                out.code, out.stdout, out.stderr
+            ))
+        })?;
+        let mut seeds = Vec::new();
+        for t in report["tests"].as_array().into_iter().flatten() {
+            for a in t["attempts"].as_array().into_iter().flatten() {
+                let seed = a["chaos_seed"]
+                    .as_u64()
+                    .ok_or_else(|| Failed::from(format!("an attempt without chaos_seed: {a}")))?;
+                seeds.push((t["name"].as_str().unwrap_or("").to_string(), seed));
+            }
+        }
+        seeds.sort();
+        Ok((seeds, report))
+    };
+    let (first, report) = seeds_of(1)?;
+    check!(first.len() == 2, "expected two attempts: {first:?}");
+    check!(first[0].1 != first[1].1, "two tests, one seed: {first:?}");
+    let (again, _) = seeds_of(2)?;
+    check!(again == first, "seed 7 gave {again:?}, then {first:?}");
+    let publication = report["tests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == "relaxed_publication")
+        .ok_or("no relaxed_publication in the report")?;
+    check!(
+        publication["outcome"] == "failed" && publication["verified"] == true,
+        "relaxed_publication under chaos: {publication}"
+    );
+    let trace = publication["trace"].as_str().ok_or("no kept trace")?;
+    let header = info(Path::new(trace))?;
+    let seed = publication["attempts"][0]["chaos_seed"].clone();
+    check!(
+        header["chaos"]["seed"] == seed,
+        "the trace has seed {}, the report {seed}",
+        header["chaos"]["seed"]
+    );
+    dir.finish();
+    Ok(())
+}
