@@ -28,7 +28,15 @@
 //!   divergence, within a bound, and the session refuses to go on;
 //! - `debug::engine::reverse_continue` and `reverse_step`: going back lands
 //!   on the earlier stop with the registers of the forward visit, and going
-//!   forward again reaches the same states.
+//!   forward again reaches the same states;
+//! - `debug::engine::reverse_watchpoint`: reverse-continue with a write
+//!   watchpoint stops at the writing instruction before it executes (the
+//!   old value in memory), and forward again at the forward stop;
+//! - `debug::engine::reverse_watchpoint_finds_the_other_threads_write`:
+//!   in `gdb_target`, from main after the worker thread exited, back to the
+//!   worker's write (before it), a reverse step and a step from there, on
+//!   back to main's write, forward again through the same states; from the
+//!   end, back to the worker's write.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,6 +65,10 @@ pub fn trials() -> Vec<Trial> {
         ("reverse_continue", reverse_continue),
         ("reverse_step", reverse_step),
         ("reverse_watchpoint", reverse_watchpoint),
+        (
+            "reverse_watchpoint_finds_the_other_threads_write",
+            reverse_watchpoint_finds_the_other_threads_write,
+        ),
         ("fp_registers", fp_registers),
         ("interrupt", interrupt),
         ("program_sigtraps_delivered", program_sigtraps_delivered),
@@ -702,12 +714,14 @@ fn reverse_step() -> Result<(), Failed> {
 fn reverse_watchpoint() -> Result<(), Failed> {
     let rec = record("debug-engine-reverse-watch", no_pie("dbg_loop"))?;
     let watched = symbol(&rec.exe, "watched")?;
+    let body = symbol_range(&rec.exe, "step_fn")?;
     let mut dbg = start(&rec.trace)?;
     dbg.set_watchpoint(watched, 8, WatchKind::Write)
         .map_err(|e| format!("set_watchpoint: {e}"))?;
     for _ in 0..4 {
         forward(&mut dbg, Resume::Continue)?;
     }
+    let fourth = state(&regs(&dbg, dbg.current_thread())?);
     let value = |dbg: &Debugger| -> Result<i64, Failed> {
         let b = dbg
             .read_memory(dbg.current_thread(), watched, 8)
@@ -720,16 +734,160 @@ fn reverse_watchpoint() -> Result<(), Failed> {
         matches!(stop, Stop::Watchpoint { addr, kind: WatchKind::Write, .. } if addr == watched),
         "reverse-continue stopped with {stop:?}"
     );
+    // The fourth write itself, undone: at its instruction, which has
+    // not written yet (as gdb expects a reverse watchpoint stop).
+    let back = regs(&dbg, dbg.current_thread())?;
     check!(
-        value(&dbg)? == 6,
-        "reverse-continue reached the write of {}, not of 6",
-        value(&dbg)?
+        value(&dbg)? == 6 && back.rdi == 3,
+        "reverse-continue reached watched = {} in round {}, not the fourth write before it",
+        value(&dbg)?,
+        back.rdi
+    );
+    check!(
+        body.contains(&back.rip) && back.rip < fourth[0],
+        "reverse-continue stopped at {:#x}, not at the writing instruction before {:#x}",
+        back.rip,
+        fourth[0]
     );
     let stop = forward(&mut dbg, Resume::Continue)?;
     check!(
-        matches!(stop, Stop::Watchpoint { .. }) && value(&dbg)? == 9,
-        "forward again: {stop:?}, value {}",
+        matches!(stop, Stop::Watchpoint { .. })
+            && value(&dbg)? == 9
+            && state(&regs(&dbg, dbg.current_thread())?) == fourth,
+        "forward again: {stop:?}, value {}, not the fourth write's stop",
         value(&dbg)?
+    );
+    // Back twice: the third write, before it.
+    reverse(&mut dbg, Resume::Continue)?;
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    let r = regs(&dbg, dbg.current_thread())?;
+    check!(
+        matches!(stop, Stop::Watchpoint { .. }) && value(&dbg)? == 3 && r.rdi == 2,
+        "two reverse-continues: {stop:?}, watched = {} in round {}",
+        value(&dbg)?,
+        r.rdi
+    );
+    Ok(())
+}
+
+/// `gdb_target`: main's `area()` writes 42 to `watched`, then a worker
+/// thread's writes 84; main then calls `out()` to print it. Stopped at
+/// that call (after the worker exited), reverse-continue with a write
+/// watchpoint stops at the worker's write (the last one, in whatever
+/// thread), at the writing instruction before it executes (memory still
+/// 42), as gdb expects; a reverse step from there goes one instruction
+/// further back and a step forward returns. Going back on reaches main's
+/// write (memory still 0); forward again reaches the same states as the
+/// first forward run, and the end; from the end, back to the worker's
+/// write again.
+fn reverse_watchpoint_finds_the_other_threads_write() -> Result<(), Failed> {
+    let rec = record("debug-engine-reverse-watch-threads", no_pie("gdb_target"))?;
+    let watched = symbol(&rec.exe, "watched")?;
+    let area = symbol_range(&rec.exe, "area")?;
+    let out = symbol(&rec.exe, "out")?;
+    let mut dbg = start(&rec.trace)?;
+    let main_tid = dbg.current_thread();
+    let value = |dbg: &Debugger, tid: i32| -> Result<i64, Failed> {
+        let b = dbg
+            .read_memory(tid, watched, 8)
+            .map_err(|e| format!("read: {e}"))?;
+        Ok(i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    // Forward: main's write, its out(), the worker's write, main's out()
+    // of the result: each stop with its registers.
+    dbg.set_watchpoint(watched, 8, WatchKind::Write)
+        .map_err(|e| format!("set_watchpoint: {e}"))?;
+    dbg.set_breakpoint(out)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    let mut visits = Vec::new();
+    for i in 0..4 {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        let tid = dbg.current_thread();
+        let ok = match (i, stop) {
+            (0 | 2, Stop::Watchpoint { tid: t, addr, .. }) => t == tid && addr == watched,
+            (1 | 3, Stop::Breakpoint { tid: t, addr }) => t == main_tid && addr == out,
+            _ => false,
+        };
+        check!(ok, "forward stop {i}: {stop:?} in thread {tid}");
+        visits.push((stop, tid, state(&regs(&dbg, tid)?), value(&dbg, tid)?));
+    }
+    let worker = visits[2].1;
+    check!(
+        worker != main_tid && visits[0].1 == main_tid,
+        "the writes were in threads {} and {worker}, main is {main_tid}",
+        visits[0].1
+    );
+    check!(
+        visits[0].3 == 42 && visits[2].3 == 84,
+        "the writes left {} and {}",
+        visits[0].3,
+        visits[2].3
+    );
+    // A reverse watchpoint stop: the thread, at the writing instruction
+    // (before the forward stop's ip, in area), the old value in memory.
+    let before_write = |dbg: &mut Debugger, visit: usize, old: i64| -> Result<[u64; 20], Failed> {
+        let (fwd_stop, tid, fwd_state, _) = visits[visit];
+        let stop = reverse(dbg, Resume::Continue)?;
+        check!(
+            stop == fwd_stop && dbg.current_thread() == tid,
+            "reverse-continue to the write by {tid}: {stop:?} in thread {}, not {fwd_stop:?}",
+            dbg.current_thread()
+        );
+        let now = value(dbg, tid)?;
+        check!(
+            now == old,
+            "reverse-continue to the write by {tid}: watched holds {now}, not {old}: not before the write"
+        );
+        let r = regs(dbg, tid)?;
+        check!(
+            area.contains(&r.rip) && r.rip < fwd_state[0],
+            "reverse-continue to the write by {tid} stopped at {:#x}, not at the writing instruction before {:#x}",
+            r.rip,
+            fwd_state[0]
+        );
+        Ok(state(&r))
+    };
+    let at_worker_write = before_write(&mut dbg, 2, 42)?;
+    // One instruction further back, and forward to the same state.
+    let stop = reverse(&mut dbg, Resume::Step(worker))?;
+    let r = regs(&dbg, worker)?;
+    check!(
+        stop == Stop::Stepped { tid: worker }
+            && area.contains(&r.rip)
+            && r.rip < at_worker_write[0],
+        "reverse step from the write: {stop:?} at {:#x}",
+        r.rip
+    );
+    let stop = forward(&mut dbg, Resume::Step(worker))?;
+    check!(
+        stop == Stop::Stepped { tid: worker } && state(&regs(&dbg, worker)?) == at_worker_write,
+        "a step forward from there: {stop:?}, not back at the write's state"
+    );
+    // On back: main's out(), then main's write.
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == visits[1].0 && state(&regs(&dbg, main_tid)?) == visits[1].2,
+        "reverse-continue to main's out(): {stop:?}"
+    );
+    before_write(&mut dbg, 0, 0)?;
+    // Forward again: the same stops and states, then the end.
+    for (i, (fwd_stop, tid, fwd_state, fwd_value)) in visits.iter().enumerate() {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        check!(stop == *fwd_stop, "forward again, stop {i}: {stop:?}");
+        check!(
+            state(&regs(&dbg, *tid)?) == *fwd_state && value(&dbg, *tid)? == *fwd_value,
+            "forward again, stop {i}: other registers or value than the first time"
+        );
+    }
+    dbg.remove_breakpoint(out)
+        .map_err(|e| format!("remove_breakpoint: {e}"))?;
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(3), "ended with {status:?}");
+    // From the end: the worker's write again.
+    let again = before_write(&mut dbg, 2, 42)?;
+    check!(
+        again == at_worker_write,
+        "the worker's write reached from the end has other registers"
     );
     Ok(())
 }
