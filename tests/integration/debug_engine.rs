@@ -23,6 +23,10 @@
 //! - `debug::engine::watchpoint_in_the_hook`: a watchpoint on the buffer a
 //!   buffered `read` fills (the hook copies into it) stops outside the hook,
 //!   in the program or libc, with the value read;
+//! - `debug::engine::reverse_watchpoint_in_the_hook`: from the end, back
+//!   to the last such write: before the buffered `read` that made it (the
+//!   earlier value in memory), in the program or libc, and forward again to
+//!   the same stop as before;
 //! - `debug::engine::divergence_is_an_error`: a trace whose program was
 //!   swapped for one printing other bytes fails a resume with the
 //!   divergence, within a bound, and the session refuses to go on;
@@ -61,6 +65,10 @@ pub fn trials() -> Vec<Trial> {
         ("threads_listed", threads_listed),
         ("step_over_buffered_syscalls", step_over_buffered_syscalls),
         ("watchpoint_in_the_hook", watchpoint_in_the_hook),
+        (
+            "reverse_watchpoint_in_the_hook",
+            reverse_watchpoint_in_the_hook,
+        ),
         ("divergence_is_an_error", divergence_is_an_error),
         ("reverse_continue", reverse_continue),
         ("reverse_step", reverse_step),
@@ -1127,6 +1135,65 @@ fn watchpoint_in_the_hook() -> Result<(), Failed> {
     check!(
         values.iter().all(|v| v % 11 == 0) && values.windows(2).all(|w| w[0] < w[1]),
         "the values read at the stops: {values:?}"
+    );
+    Ok(())
+}
+
+fn reverse_watchpoint_in_the_hook() -> Result<(), Failed> {
+    let rec = record("debug-engine-reverse-watch-hook", no_pie("dbg_buffered"))?;
+    let landed = symbol(&rec.exe, "landed")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_watchpoint(landed, 8, WatchKind::Write)
+        .map_err(|e| format!("set_watchpoint: {e}"))?;
+    let value = |dbg: &Debugger, tid: i32| -> Result<i64, Failed> {
+        let b = dbg
+            .read_memory(tid, landed, 8)
+            .map_err(|e| format!("read: {e}"))?;
+        Ok(i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    let mut last = None;
+    loop {
+        match forward(&mut dbg, Resume::Continue)? {
+            stop @ Stop::Watchpoint { tid, .. } => {
+                last = Some((stop, state(&regs(&dbg, tid)?), value(&dbg, tid)?));
+            }
+            Stop::Exited(status) => {
+                check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+                break;
+            }
+            other => return Err(format!("stopped with {other:?}").into()),
+        }
+    }
+    let Some((last_stop, last_state, last_value)) = last else {
+        return Err("no watchpoint stop".into());
+    };
+    check!(last_value == 19 * 11, "the last read left {last_value}");
+    let pid = dbg.real_pid();
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == last_stop,
+        "reverse-continue from the end: {stop:?}, not {last_stop:?}"
+    );
+    let tid = dbg.current_thread();
+    check!(
+        value(&dbg, tid)? == 18 * 11,
+        "reverse-continue to the last read: landed holds {}, not the value before it",
+        value(&dbg, tid)?
+    );
+    let pid_now = dbg.real_pid();
+    let running_exe = std::fs::read_link(format!("/proc/{pid_now}/exe"))
+        .map_err(|e| format!("reading the program's name: {e}"))?;
+    let ip = regs(&dbg, tid)?.rip;
+    check!(
+        in_program_or_libc(pid_now, &running_exe, ip)?,
+        "the reverse watchpoint stop is at {ip:#x}, outside the program and libc (pid {pid} then {pid_now})"
+    );
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == last_stop
+            && value(&dbg, tid)? == last_value
+            && state(&regs(&dbg, tid)?) == last_state,
+        "forward again: {stop:?}, not the last read's stop as before"
     );
     Ok(())
 }
