@@ -14,6 +14,11 @@
 //! - `gdb::c::break_bt_print`, `info_threads`, `stepi_and_next`: a
 //!   breakpoint in `area`, the backtrace to `main`, a struct field and a
 //!   parameter; both threads at a breakpoint in the second; single steps;
+//! - `gdb::c::threads_in_a_buffered_syscall_show_no_stub`: in
+//!   `pipe_pingpong`, at a breakpoint of the main thread while the other
+//!   blocks in a buffered `read` (its site patched), `info threads` and
+//!   `thread apply all bt` show the program's frames (`read` called from
+//!   `echo`), never a stub as `?? ()`;
 //! - `gdb::c::reverse_watch_finds_the_write`: `watch -l watched` then
 //!   `reverse-continue` stops at the last write (the worker thread's), on
 //!   the line that wrote it, before the write (gdb shows the old value as
@@ -84,6 +89,10 @@ pub fn trials() -> Vec<Trial> {
         t("c::same_script_same_output", same_script_same_output),
         t("c::break_bt_print", c_break_bt_print),
         t("c::info_threads", c_info_threads),
+        t(
+            "c::threads_in_a_buffered_syscall_show_no_stub",
+            c_threads_in_buffered_syscall,
+        ),
         t("c::stepi_and_next", c_stepi_and_next),
         t("c::reverse_continue_to_a_breakpoint", c_reverse_continue),
         t("rust::break_bt_print", rust_break_bt_print),
@@ -516,6 +525,56 @@ fn c_info_threads() -> Result<(), Failed> {
             && out.contains("$1 = 2")
             && out.contains("$2 = {x = 7, y = 6}"),
         "the second thread's frame reads wrong:\n{out}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `pipe_pingpong 20` (two threads passing a counter over pipes): at the
+/// main thread's 11th call of `compute`, the echo thread waits in a
+/// buffered `read` whose site is patched; gdb shows it in `read`, called
+/// from `echo`, not at a stub address.
+fn c_threads_in_buffered_syscall() -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie("pipe_pingpong"))?;
+    let dir = TrialDir::new("gdb-c-threads-buffered")?;
+    let inv = Invocation {
+        exe: exe.clone(),
+        args: vec!["20".into()],
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    check!(
+        rec.code() == 0 && trace.join("header.json").exists(),
+        "recording pipe_pingpong: {}",
+        rec.describe()
+    );
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break compute",
+            "ignore 1 10",
+            "continue",
+            "info threads",
+            "thread apply all bt",
+        ],
+    )?;
+    check!(
+        out.contains("Thread 1 hit Breakpoint 1, compute ("),
+        "the main thread did not stop in compute:\n{out}\nserver:\n{err}"
+    );
+    let other: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with('2') && l.contains("Thread "))
+        .collect();
+    check!(
+        other.len() == 1 && other[0].contains("read ("),
+        "`info threads` does not show the echo thread in read:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        !out.contains("??") && out.contains(" in echo ("),
+        "a backtrace shows an unknown frame, or not echo:\n{out}\nserver:\n{err}"
     );
     dir.finish();
     Ok(())

@@ -274,11 +274,7 @@ impl Session {
                 Request::Threads => Answer::Threads(self.debug_threads()),
                 Request::Current => Answer::Current(self.ctl().current),
                 Request::RealPid => Answer::Current(self.ctl().debugged),
-                Request::Registers(tid) => {
-                    Answer::Registers(self.thread_real(tid).and_then(|real| {
-                        ptrace::getregs(real).map_err(|e| perr("PTRACE_GETREGS", real)(e).into())
-                    }))
-                }
+                Request::Registers(tid) => Answer::Registers(self.shown_registers(tid)),
                 Request::FpRegisters(tid) => {
                     Answer::FpRegisters(self.thread_real(tid).and_then(fp_registers).map(Box::new))
                 }
@@ -338,6 +334,29 @@ impl Session {
             .collect();
         out.sort_by_key(|t| t.recorded);
         out
+    }
+
+    /// The registers of `tid` as the debugger shows them: a thread stopped
+    /// in a syscall-buffer stub at a point equivalent to one of the
+    /// original code (its traced `syscall`, displaced code, the jump back;
+    /// the stack is the original one there) is shown at that original
+    /// address, so that backtraces and `info threads` show the program's
+    /// frames, never a stub. (A thread stopped only ever stops there
+    /// between events: steps never end in a stub.)
+    fn shown_registers(&self, tid: Tid) -> Result<rrtest_sys::ptrace::Regs, ReplayError> {
+        let real = self.thread_real(tid)?;
+        let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let space = self
+            .tasks
+            .get(&tid)
+            .and_then(|t| self.spaces.get(&t.real_pid));
+        if let Some(stub) = space.and_then(|s| s.stub_at(regs.rip)) {
+            if let rrtest_syscalls::patch::StubIp::Original(orig) = stub.stub_to_original(regs.rip)
+            {
+                regs.rip = orig;
+            }
+        }
+        Ok(regs)
     }
 
     fn thread_real(&self, tid: Tid) -> Result<i32, ReplayError> {
