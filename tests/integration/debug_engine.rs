@@ -23,12 +23,24 @@
 //! - `debug::engine::watchpoint_in_the_hook`: a watchpoint on the buffer a
 //!   buffered `read` fills (the hook copies into it) stops outside the hook,
 //!   in the program or libc, with the value read;
+//! - `debug::engine::reverse_watchpoint_in_the_hook`: from the end, back
+//!   to the last such write: before the buffered `read` that made it (the
+//!   earlier value in memory), in the program or libc, and forward again to
+//!   the same stop as before;
 //! - `debug::engine::divergence_is_an_error`: a trace whose program was
 //!   swapped for one printing other bytes fails a resume with the
 //!   divergence, within a bound, and the session refuses to go on;
 //! - `debug::engine::reverse_continue` and `reverse_step`: going back lands
 //!   on the earlier stop with the registers of the forward visit, and going
-//!   forward again reaches the same states.
+//!   forward again reaches the same states;
+//! - `debug::engine::reverse_watchpoint`: reverse-continue with a write
+//!   watchpoint stops at the writing instruction before it executes (the
+//!   old value in memory), and forward again at the forward stop;
+//! - `debug::engine::reverse_watchpoint_finds_the_other_threads_write`:
+//!   in `gdb_target`, from main after the worker thread exited, back to the
+//!   worker's write (before it), a reverse step and a step from there, on
+//!   back to main's write, forward again through the same states; from the
+//!   end, back to the worker's write.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -53,10 +65,18 @@ pub fn trials() -> Vec<Trial> {
         ("threads_listed", threads_listed),
         ("step_over_buffered_syscalls", step_over_buffered_syscalls),
         ("watchpoint_in_the_hook", watchpoint_in_the_hook),
+        (
+            "reverse_watchpoint_in_the_hook",
+            reverse_watchpoint_in_the_hook,
+        ),
         ("divergence_is_an_error", divergence_is_an_error),
         ("reverse_continue", reverse_continue),
         ("reverse_step", reverse_step),
         ("reverse_watchpoint", reverse_watchpoint),
+        (
+            "reverse_watchpoint_finds_the_other_threads_write",
+            reverse_watchpoint_finds_the_other_threads_write,
+        ),
         ("fp_registers", fp_registers),
         ("interrupt", interrupt),
         ("program_sigtraps_delivered", program_sigtraps_delivered),
@@ -702,12 +722,14 @@ fn reverse_step() -> Result<(), Failed> {
 fn reverse_watchpoint() -> Result<(), Failed> {
     let rec = record("debug-engine-reverse-watch", no_pie("dbg_loop"))?;
     let watched = symbol(&rec.exe, "watched")?;
+    let body = symbol_range(&rec.exe, "step_fn")?;
     let mut dbg = start(&rec.trace)?;
     dbg.set_watchpoint(watched, 8, WatchKind::Write)
         .map_err(|e| format!("set_watchpoint: {e}"))?;
     for _ in 0..4 {
         forward(&mut dbg, Resume::Continue)?;
     }
+    let fourth = state(&regs(&dbg, dbg.current_thread())?);
     let value = |dbg: &Debugger| -> Result<i64, Failed> {
         let b = dbg
             .read_memory(dbg.current_thread(), watched, 8)
@@ -720,16 +742,160 @@ fn reverse_watchpoint() -> Result<(), Failed> {
         matches!(stop, Stop::Watchpoint { addr, kind: WatchKind::Write, .. } if addr == watched),
         "reverse-continue stopped with {stop:?}"
     );
+    // The fourth write itself, undone: at its instruction, which has
+    // not written yet (as gdb expects a reverse watchpoint stop).
+    let back = regs(&dbg, dbg.current_thread())?;
     check!(
-        value(&dbg)? == 6,
-        "reverse-continue reached the write of {}, not of 6",
-        value(&dbg)?
+        value(&dbg)? == 6 && back.rdi == 3,
+        "reverse-continue reached watched = {} in round {}, not the fourth write before it",
+        value(&dbg)?,
+        back.rdi
+    );
+    check!(
+        body.contains(&back.rip) && back.rip < fourth[0],
+        "reverse-continue stopped at {:#x}, not at the writing instruction before {:#x}",
+        back.rip,
+        fourth[0]
     );
     let stop = forward(&mut dbg, Resume::Continue)?;
     check!(
-        matches!(stop, Stop::Watchpoint { .. }) && value(&dbg)? == 9,
-        "forward again: {stop:?}, value {}",
+        matches!(stop, Stop::Watchpoint { .. })
+            && value(&dbg)? == 9
+            && state(&regs(&dbg, dbg.current_thread())?) == fourth,
+        "forward again: {stop:?}, value {}, not the fourth write's stop",
         value(&dbg)?
+    );
+    // Back twice: the third write, before it.
+    reverse(&mut dbg, Resume::Continue)?;
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    let r = regs(&dbg, dbg.current_thread())?;
+    check!(
+        matches!(stop, Stop::Watchpoint { .. }) && value(&dbg)? == 3 && r.rdi == 2,
+        "two reverse-continues: {stop:?}, watched = {} in round {}",
+        value(&dbg)?,
+        r.rdi
+    );
+    Ok(())
+}
+
+/// `gdb_target`: main's `area()` writes 42 to `watched`, then a worker
+/// thread's writes 84; main then calls `out()` to print it. Stopped at
+/// that call (after the worker exited), reverse-continue with a write
+/// watchpoint stops at the worker's write (the last one, in whatever
+/// thread), at the writing instruction before it executes (memory still
+/// 42), as gdb expects; a reverse step from there goes one instruction
+/// further back and a step forward returns. Going back on reaches main's
+/// write (memory still 0); forward again reaches the same states as the
+/// first forward run, and the end; from the end, back to the worker's
+/// write again.
+fn reverse_watchpoint_finds_the_other_threads_write() -> Result<(), Failed> {
+    let rec = record("debug-engine-reverse-watch-threads", no_pie("gdb_target"))?;
+    let watched = symbol(&rec.exe, "watched")?;
+    let area = symbol_range(&rec.exe, "area")?;
+    let out = symbol(&rec.exe, "out")?;
+    let mut dbg = start(&rec.trace)?;
+    let main_tid = dbg.current_thread();
+    let value = |dbg: &Debugger, tid: i32| -> Result<i64, Failed> {
+        let b = dbg
+            .read_memory(tid, watched, 8)
+            .map_err(|e| format!("read: {e}"))?;
+        Ok(i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    // Forward: main's write, its out(), the worker's write, main's out()
+    // of the result: each stop with its registers.
+    dbg.set_watchpoint(watched, 8, WatchKind::Write)
+        .map_err(|e| format!("set_watchpoint: {e}"))?;
+    dbg.set_breakpoint(out)
+        .map_err(|e| format!("set_breakpoint: {e}"))?;
+    let mut visits = Vec::new();
+    for i in 0..4 {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        let tid = dbg.current_thread();
+        let ok = match (i, stop) {
+            (0 | 2, Stop::Watchpoint { tid: t, addr, .. }) => t == tid && addr == watched,
+            (1 | 3, Stop::Breakpoint { tid: t, addr }) => t == main_tid && addr == out,
+            _ => false,
+        };
+        check!(ok, "forward stop {i}: {stop:?} in thread {tid}");
+        visits.push((stop, tid, state(&regs(&dbg, tid)?), value(&dbg, tid)?));
+    }
+    let worker = visits[2].1;
+    check!(
+        worker != main_tid && visits[0].1 == main_tid,
+        "the writes were in threads {} and {worker}, main is {main_tid}",
+        visits[0].1
+    );
+    check!(
+        visits[0].3 == 42 && visits[2].3 == 84,
+        "the writes left {} and {}",
+        visits[0].3,
+        visits[2].3
+    );
+    // A reverse watchpoint stop: the thread, at the writing instruction
+    // (before the forward stop's ip, in area), the old value in memory.
+    let before_write = |dbg: &mut Debugger, visit: usize, old: i64| -> Result<[u64; 20], Failed> {
+        let (fwd_stop, tid, fwd_state, _) = visits[visit];
+        let stop = reverse(dbg, Resume::Continue)?;
+        check!(
+            stop == fwd_stop && dbg.current_thread() == tid,
+            "reverse-continue to the write by {tid}: {stop:?} in thread {}, not {fwd_stop:?}",
+            dbg.current_thread()
+        );
+        let now = value(dbg, tid)?;
+        check!(
+            now == old,
+            "reverse-continue to the write by {tid}: watched holds {now}, not {old}: not before the write"
+        );
+        let r = regs(dbg, tid)?;
+        check!(
+            area.contains(&r.rip) && r.rip < fwd_state[0],
+            "reverse-continue to the write by {tid} stopped at {:#x}, not at the writing instruction before {:#x}",
+            r.rip,
+            fwd_state[0]
+        );
+        Ok(state(&r))
+    };
+    let at_worker_write = before_write(&mut dbg, 2, 42)?;
+    // One instruction further back, and forward to the same state.
+    let stop = reverse(&mut dbg, Resume::Step(worker))?;
+    let r = regs(&dbg, worker)?;
+    check!(
+        stop == Stop::Stepped { tid: worker }
+            && area.contains(&r.rip)
+            && r.rip < at_worker_write[0],
+        "reverse step from the write: {stop:?} at {:#x}",
+        r.rip
+    );
+    let stop = forward(&mut dbg, Resume::Step(worker))?;
+    check!(
+        stop == Stop::Stepped { tid: worker } && state(&regs(&dbg, worker)?) == at_worker_write,
+        "a step forward from there: {stop:?}, not back at the write's state"
+    );
+    // On back: main's out(), then main's write.
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == visits[1].0 && state(&regs(&dbg, main_tid)?) == visits[1].2,
+        "reverse-continue to main's out(): {stop:?}"
+    );
+    before_write(&mut dbg, 0, 0)?;
+    // Forward again: the same stops and states, then the end.
+    for (i, (fwd_stop, tid, fwd_state, fwd_value)) in visits.iter().enumerate() {
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        check!(stop == *fwd_stop, "forward again, stop {i}: {stop:?}");
+        check!(
+            state(&regs(&dbg, *tid)?) == *fwd_state && value(&dbg, *tid)? == *fwd_value,
+            "forward again, stop {i}: other registers or value than the first time"
+        );
+    }
+    dbg.remove_breakpoint(out)
+        .map_err(|e| format!("remove_breakpoint: {e}"))?;
+    let status = to_the_end(&mut dbg)?;
+    check!(status == ExitStatus::Exited(3), "ended with {status:?}");
+    // From the end: the worker's write again.
+    let again = before_write(&mut dbg, 2, 42)?;
+    check!(
+        again == at_worker_write,
+        "the worker's write reached from the end has other registers"
     );
     Ok(())
 }
@@ -969,6 +1135,65 @@ fn watchpoint_in_the_hook() -> Result<(), Failed> {
     check!(
         values.iter().all(|v| v % 11 == 0) && values.windows(2).all(|w| w[0] < w[1]),
         "the values read at the stops: {values:?}"
+    );
+    Ok(())
+}
+
+fn reverse_watchpoint_in_the_hook() -> Result<(), Failed> {
+    let rec = record("debug-engine-reverse-watch-hook", no_pie("dbg_buffered"))?;
+    let landed = symbol(&rec.exe, "landed")?;
+    let mut dbg = start(&rec.trace)?;
+    dbg.set_watchpoint(landed, 8, WatchKind::Write)
+        .map_err(|e| format!("set_watchpoint: {e}"))?;
+    let value = |dbg: &Debugger, tid: i32| -> Result<i64, Failed> {
+        let b = dbg
+            .read_memory(tid, landed, 8)
+            .map_err(|e| format!("read: {e}"))?;
+        Ok(i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    };
+    let mut last = None;
+    loop {
+        match forward(&mut dbg, Resume::Continue)? {
+            stop @ Stop::Watchpoint { tid, .. } => {
+                last = Some((stop, state(&regs(&dbg, tid)?), value(&dbg, tid)?));
+            }
+            Stop::Exited(status) => {
+                check!(status == ExitStatus::Exited(0), "ended with {status:?}");
+                break;
+            }
+            other => return Err(format!("stopped with {other:?}").into()),
+        }
+    }
+    let Some((last_stop, last_state, last_value)) = last else {
+        return Err("no watchpoint stop".into());
+    };
+    check!(last_value == 19 * 11, "the last read left {last_value}");
+    let pid = dbg.real_pid();
+    let stop = reverse(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == last_stop,
+        "reverse-continue from the end: {stop:?}, not {last_stop:?}"
+    );
+    let tid = dbg.current_thread();
+    check!(
+        value(&dbg, tid)? == 18 * 11,
+        "reverse-continue to the last read: landed holds {}, not the value before it",
+        value(&dbg, tid)?
+    );
+    let pid_now = dbg.real_pid();
+    let running_exe = std::fs::read_link(format!("/proc/{pid_now}/exe"))
+        .map_err(|e| format!("reading the program's name: {e}"))?;
+    let ip = regs(&dbg, tid)?.rip;
+    check!(
+        in_program_or_libc(pid_now, &running_exe, ip)?,
+        "the reverse watchpoint stop is at {ip:#x}, outside the program and libc (pid {pid} then {pid_now})"
+    );
+    let stop = forward(&mut dbg, Resume::Continue)?;
+    check!(
+        stop == last_stop
+            && value(&dbg, tid)? == last_value
+            && state(&regs(&dbg, tid)?) == last_state,
+        "forward again: {stop:?}, not the last read's stop as before"
     );
     Ok(())
 }

@@ -14,9 +14,16 @@
 //! - `gdb::c::break_bt_print`, `info_threads`, `stepi_and_next`: a
 //!   breakpoint in `area`, the backtrace to `main`, a struct field and a
 //!   parameter; both threads at a breakpoint in the second; single steps;
-//! - `gdb::c::reverse_watch_finds_the_write` (ignored until the engine
-//!   meets it: `ENGINE_NOT_READY`): `watch -l watched` then
-//!   `reverse-continue` stops on the line that wrote it last;
+//! - `gdb::c::threads_in_a_buffered_syscall_show_no_stub`: in
+//!   `pipe_pingpong`, at a breakpoint of the main thread while the other
+//!   blocks in a buffered `read` (its site patched), `info threads` and
+//!   `thread apply all bt` show the program's frames (`read` called from
+//!   `echo`), never a stub as `?? ()`;
+//! - `gdb::c::reverse_watch_finds_the_write`: `watch -l watched` then
+//!   `reverse-continue` stops at the last write (the worker thread's), on
+//!   the line that wrote it, before the write (gdb shows the old value as
+//!   the new); `reverse-stepi` and `stepi` from there, then `continue`
+//!   writes it again and reaches the breakpoint again;
 //! - `gdb::c::same_script_same_output`: one gdb script, two sessions,
 //!   identical output;
 //! - `gdb::c::reverse_continue_to_a_breakpoint`: back to the previous
@@ -65,8 +72,6 @@ pub fn trials() -> Vec<Trial> {
     let ignored = why_not.is_some();
     if let Some(why) = why_not {
         eprintln!("gdb trials ignored: {why}");
-    } else {
-        eprintln!("gdb trials: {ENGINE_NOT_READY}");
     }
     let t = |name: &str, f: fn() -> Result<(), Failed>| {
         Trial::test(format!("gdb::{name}"), f).with_ignored_flag(ignored)
@@ -84,6 +89,10 @@ pub fn trials() -> Vec<Trial> {
         t("c::same_script_same_output", same_script_same_output),
         t("c::break_bt_print", c_break_bt_print),
         t("c::info_threads", c_info_threads),
+        t(
+            "c::threads_in_a_buffered_syscall_show_no_stub",
+            c_threads_in_buffered_syscall,
+        ),
         t("c::stepi_and_next", c_stepi_and_next),
         t("c::reverse_continue_to_a_breakpoint", c_reverse_continue),
         t("rust::break_bt_print", rust_break_bt_print),
@@ -92,9 +101,7 @@ pub fn trials() -> Vec<Trial> {
             "rust::reverse_continue_from_the_panic_into_the_test",
             rust_reverse_continue,
         ),
-        // Written against gdb's reverse-watchpoint semantics; the engine
-        // does not meet them yet (see ENGINE_NOT_READY).
-        t("c::reverse_watch_finds_the_write", c_reverse_watch).with_ignored_flag(true),
+        t("c::reverse_watch_finds_the_write", c_reverse_watch),
         t("rust::reverse_finish_out_of_the_panic", rust_reverse_finish),
         t(
             "protocol::malformed_packets_get_errors",
@@ -131,13 +138,6 @@ fn gdb_missing() -> Option<&'static str> {
         (!ok).then_some("gdb is not installed")
     })
 }
-
-/// Why a reverse trial is ignored: what the debugger engine
-/// (`replayer/debug`) does not do yet.
-const ENGINE_NOT_READY: &str = "gdb::c::reverse_watch_finds_the_write is ignored: the \
-     debugger engine's reverse-continue with a watchpoint stops at an earlier write \
-     than the last one (the main thread's, not the worker's), after the writing \
-     instruction rather than at it, and a reverse step from there ends the replay";
 
 /// How long one gdb session may take (the machine is shared and slow).
 const SESSION_LIMIT: Duration = Duration::from_secs(120);
@@ -530,6 +530,56 @@ fn c_info_threads() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `pipe_pingpong 20` (two threads passing a counter over pipes): at the
+/// main thread's 11th call of `compute`, the echo thread waits in a
+/// buffered `read` whose site is patched; gdb shows it in `read`, called
+/// from `echo`, not at a stub address.
+fn c_threads_in_buffered_syscall() -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie("pipe_pingpong"))?;
+    let dir = TrialDir::new("gdb-c-threads-buffered")?;
+    let inv = Invocation {
+        exe: exe.clone(),
+        args: vec!["20".into()],
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    check!(
+        rec.code() == 0 && trace.join("header.json").exists(),
+        "recording pipe_pingpong: {}",
+        rec.describe()
+    );
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break compute",
+            "ignore 1 10",
+            "continue",
+            "info threads",
+            "thread apply all bt",
+        ],
+    )?;
+    check!(
+        out.contains("Thread 1 hit Breakpoint 1, compute ("),
+        "the main thread did not stop in compute:\n{out}\nserver:\n{err}"
+    );
+    let other: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with('2') && l.contains("Thread "))
+        .collect();
+    check!(
+        other.len() == 1 && other[0].contains("read ("),
+        "`info threads` does not show the echo thread in read:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        !out.contains("??") && out.contains(" in echo ("),
+        "a backtrace shows an unknown frame, or not echo:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
 fn c_stepi_and_next() -> Result<(), Failed> {
     let (trace, exe, dir) = recorded_c("gdb-c-step")?;
     let (out, err) = session(
@@ -605,11 +655,15 @@ fn c_reverse_continue() -> Result<(), Failed> {
 }
 
 /// `watch -l watched` at the end of main, then `reverse-continue`: the
-/// last write, the worker thread's, on the line that writes.
+/// last write, the worker thread's, on the line that writes, before it
+/// (as rr shows it: "Old value = 84 / New value = 42"); one instruction
+/// back and forward again; `continue` then writes 84 again and reaches
+/// the breakpoint again.
 fn c_reverse_watch() -> Result<(), Failed> {
     let (trace, exe, dir) = recorded_c("gdb-c-reverse-watch")?;
     let end = c_line("out(\"worker")?;
     let write = c_line("watched = result;")?;
+    let product = c_line("long result = p->x")?;
     let (out, err) = session(
         &trace,
         &exe,
@@ -619,15 +673,56 @@ fn c_reverse_watch() -> Result<(), Failed> {
             "watch -l watched",
             "reverse-continue",
             "p scale",
+            "reverse-stepi",
+            "stepi",
+            "continue",
+            "p scale",
+            "continue",
         ],
     )?;
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |from: usize, want: &dyn Fn(&str) -> bool| {
+        lines[from.min(lines.len())..]
+            .iter()
+            .position(|l| want(l))
+            .map(|i| from + i + 1)
+    };
+    let back = at(0, &|l| l.starts_with("Thread 2 hit Hardware watchpoint 2"));
+    let values = back.and_then(|i| {
+        let i = at(i, &|l| l == "Old value = 84")?;
+        at(i, &|l| l == "New value = 42")
+    });
+    let on_write = values.and_then(|i| {
+        let i = at(i, &|l| {
+            l.starts_with("area (") && l.contains("scale=scale@entry=2")
+        })?;
+        at(i, &|l| l.starts_with(&format!("{write}\t")))
+    });
+    let scale = on_write.and_then(|i| at(i, &|l| l == "$1 = 2"));
     check!(
-        out.contains("Old value = 84") && out.contains("$1 = 2"),
-        "reverse-continue did not stop at the worker's write:\n{out}\nserver:\n{err}"
+        scale.is_some(),
+        "reverse-continue did not stop at the worker's write, before it, on line {write}:\n{out}\nserver:\n{err}"
     );
+    let stepped = scale.and_then(|i| {
+        let i = at(i, &|l| {
+            l.starts_with("0x") && l.contains(&format!("\t{product}\t"))
+        })?;
+        at(i, &|l| l.starts_with(&format!("{write}\t")))
+    });
     check!(
-        out.lines().any(|l| l.starts_with(&format!("{write}\t"))),
-        "not on line {write}, the write:\n{out}"
+        stepped.is_some(),
+        "reverse-stepi did not go back to line {product}, or stepi not forward to {write}:\n{out}\nserver:\n{err}"
+    );
+    let again = stepped.and_then(|i| {
+        let i = at(i, &|l| l.starts_with("Thread 2 hit Hardware watchpoint 2"))?;
+        let i = at(i, &|l| l == "Old value = 42")?;
+        let i = at(i, &|l| l == "New value = 84")?;
+        let i = at(i, &|l| l == "$2 = 2")?;
+        at(i, &|l| l.starts_with("Thread 1 hit Breakpoint 1, main ()"))
+    });
+    check!(
+        again.is_some(),
+        "continue after going back did not write 84 again and reach the breakpoint again:\n{out}\nserver:\n{err}"
     );
     dir.finish();
     Ok(())

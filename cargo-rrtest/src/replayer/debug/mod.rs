@@ -69,8 +69,11 @@ pub enum Stop {
         /// The breakpoint's address (the thread's ip).
         addr: u64,
     },
-    /// Thread `tid` just accessed watched memory (the instruction that did
-    /// is complete; the memory holds the new value).
+    /// Thread `tid` accessed watched memory. Forward: just after (the
+    /// instruction that did is complete; the memory holds the new value).
+    /// Reverse: at that instruction, before it executes (the memory holds
+    /// the value from before; a forward resume executes it and stops after
+    /// it again), as gdb expects of a reverse watchpoint stop.
     Watchpoint {
         /// The thread (recorded id).
         tid: Tid,

@@ -19,7 +19,14 @@
 //! last user stop before the current position, stops when it reaches that
 //! position, and a *reach* re-run goes to the noted stop, where the user
 //! drives again; with no stop before, the replay restarts at its first
-//! instruction ([`Stop::ReplayStart`]). Reverse-step: the scan notes the
+//! instruction ([`Stop::ReplayStart`]). A watchpoint trap at the current
+//! position itself counts as before it (the access that led there). When
+//! the noted stop is a watchpoint's, the stop is moved to the accessing
+//! instruction, before it executes, as gdb expects going backwards: a
+//! counting re-run single-steps the thread from the trap before the hit in
+//! its event (or the event's start) to the hit, `k` steps not counting the
+//! accessing one, and the reach re-run stops `k` steps after that base.
+//! Reverse-step: the scan notes the
 //! thread's last anchor in the event (an earlier pass through the current
 //! ip, or the start of the event), a counting re-run single-steps from it
 //! to the current position (`k` steps), and a reach re-run stops `k - 1`
@@ -29,7 +36,8 @@
 //! Known limits: a position's state is assumed unique among the passes of
 //! its thread through its ip in its event (the same assumption execution
 //! points make); each reverse resume costs two or three replays up to the
-//! position (no fork checkpoints yet).
+//! position (no fork checkpoints yet), and a reverse watchpoint stop
+//! single-steps its thread twice from the last trap before it in its event.
 //!
 //! It must not decide anything about the replay itself: it only says which
 //! stop of a re-run is the one to report.
@@ -84,6 +92,16 @@ pub(super) enum Target {
     End,
 }
 
+/// Where a counting re-run stops counting.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CountTo {
+    /// At this position (after the step that reaches it).
+    Target(Target),
+    /// At this trap, not counting the step that caused it: the count is
+    /// the steps *before* the instruction that hit the watchpoint.
+    Hit(Mark),
+}
+
 /// Where a reach re-run starts stepping from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Base {
@@ -91,19 +109,30 @@ pub(super) enum Base {
     Hit(Mark),
 }
 
+/// A user stop a scan noted: its mark, the stop, and the trap of its
+/// thread just before it in its event (any anchor), if any.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Noted {
+    mark: Mark,
+    stop: Stop,
+    before: Option<Mark>,
+}
+
 /// What a scan found before its target: the last user stop, and the last
 /// anchor of the target's thread in the target's event.
-type Scanned = (Option<(Mark, Stop)>, Option<Mark>);
+type Scanned = (Option<Noted>, Option<Mark>);
 
 /// A re-run's goal.
 #[derive(Debug, Clone)]
 pub(super) enum Goal {
     /// Run to `target`, noting the last user stop and the last anchor of
-    /// the target's thread in its event before it.
+    /// the target's thread in its event before it (`prev`: the last trap
+    /// of the event in progress).
     Scan {
         target: Target,
-        last_user: Option<(Mark, Stop)>,
+        last_user: Option<Noted>,
         last_anchor: Option<Mark>,
+        prev: Option<Mark>,
         reached: bool,
     },
     /// Run to `base`, then single-step `tid`: `steps` times and report
@@ -113,7 +142,7 @@ pub(super) enum Goal {
         reached: bool,
         tid: Option<Tid>,
         steps: u64,
-        count_to: Option<Target>,
+        count_to: Option<CountTo>,
         counted: u64,
         arrived: bool,
         stop: Stop,
@@ -130,10 +159,34 @@ impl Session {
         match how {
             Resume::Continue => match self.scan(target)?.0 {
                 None => self.restart(),
-                Some((mark, stop)) => self.reach(Base::Hit(mark), Some(mark.tid), 0, stop),
+                Some(
+                    noted @ Noted {
+                        stop: Stop::Watchpoint { .. },
+                        ..
+                    },
+                ) => self.before_access(noted),
+                Some(Noted { mark, stop, .. }) => {
+                    self.reach(Base::Hit(mark), Some(mark.tid), 0, stop)
+                }
             },
             Resume::Step(_) => self.reverse_step(target),
         }
+    }
+
+    /// A watchpoint stop reached backwards: at the instruction that
+    /// accessed the memory, before it executes (as gdb expects going
+    /// backwards: the memory holds the value from before the access). A
+    /// counting re-run single-steps the thread from the trap before it in
+    /// its event (or the event's start) to the watchpoint's trap: `k`
+    /// steps before the accessing instruction; a reach re-run stops there.
+    fn before_access(&mut self, noted: Noted) -> Result<Stop, ReplayError> {
+        let Noted { mark, stop, before } = noted;
+        let base = match before {
+            Some(m) if m.event == mark.event => Base::Hit(m),
+            _ => Base::Boundary(mark.event),
+        };
+        let k = self.count(base, Some(mark.tid), CountTo::Hit(mark))?;
+        self.reach(base, Some(mark.tid), k, stop)
     }
 
     fn reverse_step(&mut self, target: Target) -> Result<Stop, ReplayError> {
@@ -143,7 +196,7 @@ impl Session {
                     Some(mark) => Base::Hit(mark),
                     None => Base::Boundary(event),
                 };
-                let k = self.count_steps(base, Some(tid), target)?;
+                let k = self.count(base, Some(tid), CountTo::Target(target))?;
                 if k > 0 {
                     return self.reach(base, Some(tid), k - 1, Stop::Stepped { tid });
                 }
@@ -158,7 +211,7 @@ impl Session {
         // latest earlier event that ran one.
         while next > 1 {
             let base = Base::Boundary(next - 1);
-            let k = self.count_steps(base, None, Target::Boundary(next))?;
+            let k = self.count(base, None, CountTo::Target(Target::Boundary(next)))?;
             if k > 0 {
                 return self.reach(base, None, k - 1, Stop::ReplayStart);
             }
@@ -242,6 +295,7 @@ impl Session {
                 target,
                 last_user: None,
                 last_anchor: None,
+                prev: None,
                 reached: false,
             }),
             probes,
@@ -257,20 +311,15 @@ impl Session {
         }
     }
 
-    /// Steps from `base` to `target`: how many single steps of the thread.
-    fn count_steps(
-        &mut self,
-        base: Base,
-        tid: Option<Tid>,
-        target: Target,
-    ) -> Result<u64, ReplayError> {
+    /// Steps from `base` to `to`: how many single steps of the thread.
+    fn count(&mut self, base: Base, tid: Option<Tid>, to: CountTo) -> Result<u64, ReplayError> {
         self.respawn(
             Some(Goal::Reach {
                 base,
                 reached: false,
                 tid,
                 steps: 0,
-                count_to: Some(target),
+                count_to: Some(to),
                 counted: 0,
                 arrived: false,
                 stop: Stop::ReplayStart,
@@ -283,7 +332,15 @@ impl Session {
                 counted,
                 ..
             } => Ok(counted),
-            _ => Err(lost(target)),
+            _ => Err(match to {
+                CountTo::Target(target) => lost(target),
+                CountTo::Hit(mark) => Error::Debugger(format!(
+                    "reverse execution re-ran the replay but did not find thread {}'s \
+                     watchpoint trap {} in event {} again",
+                    mark.tid, mark.nth, mark.event
+                ))
+                .into(),
+            }),
         }
     }
 
@@ -349,7 +406,9 @@ impl Session {
                 if !*reached && *base == Base::Boundary(index) {
                     *reached = true;
                     *tid = tid.or(upcoming);
-                } else if *reached && matches!(count_to, Some(Target::Boundary(i)) if *i == index) {
+                } else if *reached
+                    && matches!(count_to, Some(CountTo::Target(Target::Boundary(i))) if *i == index)
+                {
                     *arrived = true;
                     return Ok(Act::Abandon);
                 } else {
@@ -379,13 +438,16 @@ impl Session {
     }
 
     /// A re-run's goal at a stop of `tid` inside an event: `anchor` and
-    /// its count when the stop is a breakpoint or watchpoint trap.
+    /// its count when the stop is a breakpoint or watchpoint trap;
+    /// `stepped` when the stop is (also) the end of a single step of the
+    /// thread (a step whose instruction hit a watchpoint).
     pub(super) fn goal_trap(
         &mut self,
         tid: Tid,
         real: i32,
         stop: Stop,
         anchor: Option<(Anchor, u64)>,
+        stepped: bool,
     ) -> Result<Act, ReplayError> {
         let index = self.index;
         let mark = anchor.map(|(anchor, nth)| Mark {
@@ -421,10 +483,15 @@ impl Session {
             Some(Goal::Scan {
                 last_user,
                 last_anchor,
+                prev,
                 reached,
                 ..
             }) => {
-                if at_target == Some(true) {
+                // A watchpoint trap at the position is the access that
+                // led to it: going backwards, it comes first. A breakpoint
+                // trap there is the position itself.
+                let watch = matches!(stop, Stop::Watchpoint { .. });
+                if at_target == Some(true) && !watch {
                     *reached = true;
                     return Ok(Act::Abandon);
                 }
@@ -432,7 +499,18 @@ impl Session {
                     *last_anchor = mark;
                 }
                 if let (true, Some(m)) = (user_stop, mark) {
-                    *last_user = Some((m, stop));
+                    *last_user = Some(Noted {
+                        mark: m,
+                        stop,
+                        before: prev.filter(|p| p.event == index),
+                    });
+                }
+                if mark.is_some() {
+                    *prev = mark;
+                }
+                if at_target == Some(true) {
+                    *reached = true;
+                    return Ok(Act::Abandon);
                 }
                 Ok(Act::Resume)
             }
@@ -440,6 +518,8 @@ impl Session {
                 base,
                 reached,
                 tid: step_tid,
+                count_to,
+                arrived,
                 ..
             }) => {
                 if !*reached {
@@ -450,7 +530,17 @@ impl Session {
                     }
                     return Ok(Act::Resume);
                 }
-                if matches!(stop, Stop::Stepped { tid: s } if Some(s) == *step_tid) {
+                if matches!(count_to, Some(CountTo::Hit(h)) if Some(*h) == mark) {
+                    // The steps before the one that hit: counted already.
+                    *arrived = true;
+                    return Ok(Act::Abandon);
+                }
+                let step = match stop {
+                    Stop::Stepped { tid: s } => Some(s) == *step_tid,
+                    Stop::Watchpoint { tid: s, .. } => stepped && Some(s) == *step_tid,
+                    _ => false,
+                };
+                if step {
                     return self.goal_progress(true, Some(real));
                 }
                 Ok(Act::Resume)
@@ -478,13 +568,15 @@ impl Session {
         if let Some(Goal::Reach { counted: c, .. }) = self.ctl().goal.as_mut() {
             *c = counted;
         }
-        if let Some(target) = count_to {
-            let arrived = match (target, real) {
-                (Target::Inside { point, .. }, Some(real)) => {
+        if let Some(to) = count_to {
+            let arrived = match (to, real) {
+                (CountTo::Target(Target::Inside { point, .. }), Some(real)) => {
                     ptrace::getregs(real).map(|r| r.rip).ok() == Some(point.ip)
                         && self.at_point(real, &point)?
                 }
-                (Target::Boundary(i), _) => i == index,
+                (CountTo::Target(Target::Boundary(i)), _) => i == index,
+                // Arrives at its trap (`goal_trap`).
+                (CountTo::Hit(_), _) => false,
                 _ => false,
             };
             if arrived {
@@ -501,10 +593,11 @@ impl Session {
             ctl.goal = None;
             ctl.probes.clear();
             ctl.step = None;
-            let stop = match (steps, tid) {
-                (0, _) if !matches!(stop, Stop::ReplayStart) => stop,
-                (_, Some(tid)) => Stop::Stepped { tid },
-                _ => Stop::ReplayStart,
+            // A reverse step's stop is the step of the thread (known only
+            // here when it starts from a boundary); any other is as given.
+            let stop = match (stop, tid) {
+                (Stop::ReplayStart, Some(tid)) => Stop::Stepped { tid },
+                (stop, _) => stop,
             };
             return Ok(Act::Serve(stop));
         }
@@ -515,8 +608,11 @@ impl Session {
     /// Notes a stop a re-run serves between events.
     fn note_served(&mut self, stop: Stop, here: Here) {
         let ctl = self.ctl();
-        if let Stop::Stepped { tid } = stop {
-            ctl.current = tid;
+        match stop {
+            Stop::Stepped { tid } | Stop::Watchpoint { tid, .. } | Stop::Breakpoint { tid, .. } => {
+                ctl.current = tid;
+            }
+            _ => {}
         }
         ctl.here = here;
     }

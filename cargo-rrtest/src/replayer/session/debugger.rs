@@ -79,6 +79,12 @@ pub(super) struct DebugCtl {
     /// The thread is single-stepped over the breakpoint at its ip (not a
     /// step of the user's: it goes on once the breakpoint is behind it).
     stepping_over: bool,
+    /// The running thread was resumed by one single step of a step asked
+    /// for (the user's, or a re-run's).
+    stepping: bool,
+    /// The watchpoint stop being reported is also the end of such a step
+    /// (its instruction hit the watchpoint).
+    watch_by_step: bool,
     /// A step entered a stub: run to this return address, then report.
     skip_to: Option<u64>,
     /// Single steps went through a stub's `pushf`/`popf`: the thread's
@@ -160,6 +166,8 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         current: 0,
         step: None,
         stepping_over: false,
+        stepping: false,
+        watch_by_step: false,
         skip_to: None,
         skip_alt: None,
         deferred: None,
@@ -266,11 +274,7 @@ impl Session {
                 Request::Threads => Answer::Threads(self.debug_threads()),
                 Request::Current => Answer::Current(self.ctl().current),
                 Request::RealPid => Answer::Current(self.ctl().debugged),
-                Request::Registers(tid) => {
-                    Answer::Registers(self.thread_real(tid).and_then(|real| {
-                        ptrace::getregs(real).map_err(|e| perr("PTRACE_GETREGS", real)(e).into())
-                    }))
-                }
+                Request::Registers(tid) => Answer::Registers(self.shown_registers(tid)),
                 Request::FpRegisters(tid) => {
                     Answer::FpRegisters(self.thread_real(tid).and_then(fp_registers).map(Box::new))
                 }
@@ -330,6 +334,29 @@ impl Session {
             .collect();
         out.sort_by_key(|t| t.recorded);
         out
+    }
+
+    /// The registers of `tid` as the debugger shows them: a thread stopped
+    /// in a syscall-buffer stub at a point equivalent to one of the
+    /// original code (its traced `syscall`, displaced code, the jump back;
+    /// the stack is the original one there) is shown at that original
+    /// address, so that backtraces and `info threads` show the program's
+    /// frames, never a stub. (A thread stopped only ever stops there
+    /// between events: steps never end in a stub.)
+    fn shown_registers(&self, tid: Tid) -> Result<rrtest_sys::ptrace::Regs, ReplayError> {
+        let real = self.thread_real(tid)?;
+        let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let space = self
+            .tasks
+            .get(&tid)
+            .and_then(|t| self.spaces.get(&t.real_pid));
+        if let Some(stub) = space.and_then(|s| s.stub_at(regs.rip)) {
+            if let rrtest_syscalls::patch::StubIp::Original(orig) = stub.stub_to_original(regs.rip)
+            {
+                regs.rip = orig;
+            }
+        }
+        Ok(regs)
     }
 
     fn thread_real(&self, tid: Tid) -> Result<i32, ReplayError> {
@@ -420,6 +447,8 @@ impl Session {
         ctl.dr7.clear();
         ctl.step = None;
         ctl.stepping_over = false;
+        ctl.stepping = false;
+        ctl.watch_by_step = false;
         ctl.skip_to = None;
         ctl.skip_alt = None;
         ctl.deferred = None;
@@ -493,6 +522,7 @@ impl Session {
                 .dr7
                 .get(&real)
                 .is_none_or(|d| d & !ptrace::dr7_slot_mask(0) == 0);
+        ctl.stepping = false;
         if quiet {
             ctl.stepping_over = false;
             ctl.note_running(real_pid, real);
@@ -549,6 +579,7 @@ impl Session {
             ctl.entering_handler = true;
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
         } else if user_step || over || ctl.deferred.is_some() {
+            ctl.stepping = user_step;
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
         } else if std::mem::take(&mut ctl.flags_dirty) && regs.eflags & TRAP_FLAG != 0 {
             // Single steps through a stub's `pushf`/`popf` (a deferred
@@ -711,6 +742,7 @@ impl Session {
             let ctl = self.ctl();
             ctl.lift_breakpoints();
             ctl.stepping_over = false;
+            ctl.watch_by_step = ctl.stepping;
             return Ok(Trap::Report(stop));
         }
         // A step over a syscall the filter lets through ends with a
@@ -774,8 +806,9 @@ impl Session {
         let ctl = self.ctl();
         ctl.lift_breakpoints();
         let nth = anchor.map(|a| ctl.count(index, a));
+        let stepped = std::mem::take(&mut ctl.watch_by_step);
         let stop = if ctl.goal.is_some() {
-            match self.goal_trap(tid, real, stop, anchor.zip(nth))? {
+            match self.goal_trap(tid, real, stop, anchor.zip(nth), stepped)? {
                 Act::Resume => return Ok(()),
                 Act::Abandon => return Err(self.abandon(Abandon::GoalDone)),
                 Act::Serve(stop) => stop,
