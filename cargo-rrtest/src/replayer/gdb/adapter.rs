@@ -11,7 +11,7 @@ use rrtest_trace::Tid;
 
 use super::arch::GdbRegs;
 use super::engine::{Direction, Engine, Resume, Stop, WatchKind};
-use crate::replayer::debug::{self, Debugger};
+use crate::replayer::debug::Debugger;
 use crate::replayer::{ReplayError, ReplayOptions};
 
 /// A debugger, with the recorded pid of the debugged process (the
@@ -85,14 +85,6 @@ fn recorded_program(trace_dir: &std::path::Path) -> Option<PathBuf> {
     }
 }
 
-fn watch(kind: WatchKind) -> debug::WatchKind {
-    match kind {
-        WatchKind::Write => debug::WatchKind::Write,
-        WatchKind::Read => debug::WatchKind::Read,
-        WatchKind::Access => debug::WatchKind::Access,
-    }
-}
-
 impl Engine for Debugged {
     fn threads(&self) -> Vec<Tid> {
         self.debugger
@@ -127,7 +119,7 @@ impl Engine for Debugged {
     }
 
     fn set_watchpoint(&mut self, addr: u64, len: u64, kind: WatchKind) -> Result<(), ReplayError> {
-        self.debugger.set_watchpoint(addr, len, watch(kind))
+        self.debugger.set_watchpoint(addr, len, kind)
     }
 
     fn remove_watchpoint(
@@ -136,36 +128,11 @@ impl Engine for Debugged {
         len: u64,
         kind: WatchKind,
     ) -> Result<(), ReplayError> {
-        self.debugger.remove_watchpoint(addr, len, watch(kind))
+        self.debugger.remove_watchpoint(addr, len, kind)
     }
 
     fn resume(&mut self, how: Resume, direction: Direction) -> Result<Stop, ReplayError> {
-        let how = match how {
-            Resume::Continue => debug::Resume::Continue,
-            Resume::Step(tid) => debug::Resume::Step(tid),
-        };
-        let direction = match direction {
-            Direction::Forward => debug::Direction::Forward,
-            Direction::Reverse => debug::Direction::Reverse,
-        };
-        let kind = |k: debug::WatchKind| match k {
-            debug::WatchKind::Write => WatchKind::Write,
-            debug::WatchKind::Read => WatchKind::Read,
-            debug::WatchKind::Access => WatchKind::Access,
-        };
-        Ok(match self.debugger.resume(how, direction)? {
-            debug::Stop::Breakpoint { tid, addr } => Stop::Breakpoint { tid, addr },
-            debug::Stop::Watchpoint { tid, addr, kind: k } => Stop::Watchpoint {
-                tid,
-                addr,
-                kind: kind(k),
-            },
-            debug::Stop::Stepped { tid } => Stop::Stepped { tid },
-            debug::Stop::Signal { tid, signo } => Stop::Signal { tid, signo },
-            debug::Stop::Exited(status) => Stop::Exited(status),
-            debug::Stop::ReplayStart => Stop::ReplayStart,
-            debug::Stop::Interrupted { tid } => Stop::Interrupted { tid },
-        })
+        self.debugger.resume(how, direction)
     }
 
     fn interrupter(&self) -> Box<dyn Fn() + Send> {

@@ -1,6 +1,6 @@
 //! What the gdb server needs from a debugger engine, as a trait
-//! ([`Engine`]) with its own small vocabulary ([`Resume`], [`Direction`],
-//! [`Stop`], [`WatchKind`]). The replayer's debugger implements it in
+//! ([`Engine`]) in the debugger's vocabulary ([`Resume`], [`Direction`],
+//! [`Stop`], [`WatchKind`], from `replayer::debug`). The replayer's debugger implements it in
 //! `adapter.rs`; the protocol side (`target.rs`) sees only this, so that
 //! it can be read (and tried) without a replay.
 //!
@@ -8,81 +8,14 @@
 
 use std::path::PathBuf;
 
-use rrtest_trace::{ExitStatus, Tid};
+use rrtest_trace::Tid;
 
 use super::arch::GdbRegs;
 use crate::replayer::ReplayError;
 
-/// How to resume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resume {
-    /// Every thread, in the recorded order, until something stops it.
-    Continue,
-    /// One instruction of this thread.
-    Step(Tid),
-}
-
-/// Which way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Towards the end of the recording.
-    Forward,
-    /// Towards its start.
-    Reverse,
-}
-
-/// A watchpoint's trigger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WatchKind {
-    /// A write.
-    Write,
-    /// A read.
-    Read,
-    /// A read or a write.
-    Access,
-}
-
-/// Why a resume stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// A thread reached a breakpoint.
-    Breakpoint {
-        /// The thread.
-        tid: Tid,
-        /// The breakpoint's address.
-        addr: u64,
-    },
-    /// A thread touched a watched location.
-    Watchpoint {
-        /// The thread.
-        tid: Tid,
-        /// The watched address.
-        addr: u64,
-        /// What it did.
-        kind: WatchKind,
-    },
-    /// The single step is done.
-    Stepped {
-        /// The thread.
-        tid: Tid,
-    },
-    /// A signal reached the program, as recorded.
-    Signal {
-        /// The thread.
-        tid: Tid,
-        /// The signal.
-        signo: i32,
-    },
-    /// The program ended, as recorded.
-    Exited(ExitStatus),
-    /// Reverse execution reached the start of the recording.
-    ReplayStart,
-    /// The interrupter stopped it.
-    Interrupted {
-        /// The thread it stopped in.
-        tid: Tid,
-    },
-}
+/// The engine's own vocabulary, shared with the replayer's debugger
+/// (one definition: the server speaks it, the engine answers in it).
+pub use crate::replayer::debug::{Direction, Resume, Stop, WatchKind};
 
 /// The operations the gdb server drives. Thread ids are the recorded ones.
 pub trait Engine {
