@@ -1,6 +1,6 @@
-//! [`Engine`] for the replayer's [`Debugger`]: the two vocabularies mapped
-//! onto each other, and the registers of both register sets merged into
-//! gdb's one.
+//! [`Engine`] for the replayer's [`Debugger`]: its calls passed through,
+//! the registers of both register sets merged into gdb's one, and the
+//! trace's copies of the recorded files found by their recorded paths.
 //!
 //! This file must not add behaviour: every method is one call.
 
