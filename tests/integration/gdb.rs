@@ -14,6 +14,11 @@
 //! - `gdb::c::break_bt_print`, `info_threads`, `stepi_and_next`: a
 //!   breakpoint in `area`, the backtrace to `main`, a struct field and a
 //!   parameter; both threads at a breakpoint in the second; single steps;
+//! - `gdb::c::break_in_a_signal_handler`: `getpid_signals` (timer
+//!   signals while the main thread loops on a buffered `getpid`): a
+//!   breakpoint in the handler is hit, `bt` goes through the signal frame
+//!   back to `main` with no stub frame, and the replay then ends as
+//!   recorded;
 //! - `gdb::c::threads_in_a_buffered_syscall_show_no_stub`: in
 //!   `pipe_pingpong`, at a breakpoint of the main thread while the other
 //!   blocks in a buffered `read` (its site patched), `info threads` and
@@ -93,6 +98,7 @@ pub fn trials() -> Vec<Trial> {
             "c::threads_in_a_buffered_syscall_show_no_stub",
             c_threads_in_buffered_syscall,
         ),
+        t("c::break_in_a_signal_handler", c_break_in_signal_handler),
         t("c::stepi_and_next", c_stepi_and_next),
         t("c::reverse_continue_to_a_breakpoint", c_reverse_continue),
         t("rust::break_bt_print", rust_break_bt_print),
@@ -525,6 +531,64 @@ fn c_info_threads() -> Result<(), Failed> {
             && out.contains("$1 = 2")
             && out.contains("$2 = {x = 7, y = 6}"),
         "the second thread's frame reads wrong:\n{out}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `getpid_signals`: SIGALRM every 200 us while the main thread calls a
+/// buffered (patched) `getpid` in a loop, so many signals arrive inside
+/// the syscall buffer's stub. A breakpoint in the handler stops there; the
+/// backtrace runs through the kernel's signal frame to `main`, and no frame
+/// is a stub's (`??`); deleting the breakpoint, the replay reaches the
+/// recorded exit.
+fn c_break_in_signal_handler() -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie("getpid_signals"))?;
+    let dir = TrialDir::new("gdb-c-signal-handler")?;
+    let inv = Invocation {
+        exe: exe.clone(),
+        args: Vec::new(),
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    check!(
+        rec.code() == 0 && trace.join("header.json").exists(),
+        "recording getpid_signals: {}",
+        rec.describe()
+    );
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break on_alarm",
+            "ignore 1 20",
+            "continue",
+            "bt",
+            "p ticks",
+            "delete",
+            "continue",
+        ],
+    )?;
+    check!(
+        out.contains("Breakpoint 1, on_alarm ("),
+        "the handler's breakpoint was not hit:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.contains("<signal handler called>") && out.contains(" in main ("),
+        "the backtrace does not go through the signal frame to main:\n{out}"
+    );
+    check!(
+        !out.lines().any(|l| l.starts_with('#') && l.contains("?? ")),
+        "a frame without a symbol (a stub?) in the backtrace:\n{out}"
+    );
+    check!(
+        out.contains("$1 = 20"),
+        "not the 21st signal (ticks should be 20):\n{out}"
+    );
+    check!(
+        out.contains("exited normally"),
+        "the replay did not reach the recorded exit:\n{out}\nserver:\n{err}"
     );
     dir.finish();
     Ok(())
