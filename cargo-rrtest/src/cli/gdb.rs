@@ -21,8 +21,6 @@ use crate::harness::shell_word;
 use crate::replayer::gdb::{self, End, Engine, Listener};
 use crate::replayer::{ReplayError, ReplayOptions};
 
-use super::replay::ReplayArgs;
-
 /// The hint printed when gdb starts.
 pub const HINT: &str =
     "stopped at the program's first instruction; try: break rust_panic / continue / reverse-step";
@@ -56,8 +54,30 @@ fn connect_command(addr: SocketAddr) -> String {
     format!("target extended-remote {addr}")
 }
 
+/// The gdb options of `cargo rrtest replay` (flattened into its arguments).
+#[derive(Debug, Default, clap::Args)]
+pub struct GdbArgs {
+    /// Debug the replay in gdb: starts rust-gdb (else gdb; RRTEST_GDB
+    /// overrides) with the program's symbols, connected to the replay and
+    /// stopped at its first instruction. Reverse execution works.
+    #[arg(long, conflicts_with = "check")]
+    pub gdb: bool,
+    /// Serve the gdb remote protocol on 127.0.0.1:PORT and wait for a
+    /// debugger (an IDE, a script); prints the gdb commands that connect.
+    /// 0 picks a free port. With --gdb: the port gdb connects to.
+    #[arg(long, value_name = "PORT", conflicts_with = "check")]
+    pub gdb_port: Option<u16>,
+    /// With --gdb: stop at the test's panic (`break rust_panic`, `continue`).
+    /// With --gdb-port: print those commands too.
+    #[arg(long)]
+    pub break_on_panic: bool,
+    /// With --gdb: more arguments for gdb, after `--` (e.g. `-batch -ex bt`).
+    #[arg(last = true, value_name = "GDB_ARGS")]
+    pub gdb_args: Vec<String>,
+}
+
 /// Runs the replay under the gdb server.
-pub(super) fn exec(args: &ReplayArgs, opts: ReplayOptions) -> Result<ExitCode> {
+pub(super) fn exec(args: &GdbArgs, opts: ReplayOptions) -> Result<ExitCode> {
     let program = if args.gdb {
         Some(debugger_program().ok_or_else(|| {
             Error::Usage(
@@ -146,7 +166,7 @@ fn serve_until<E: Engine>(
 }
 
 /// Starts gdb on `exe`, connected to `addr`.
-fn launch(program: &Path, exe: &Path, addr: SocketAddr, args: &ReplayArgs) -> Result<Child> {
+fn launch(program: &Path, exe: &Path, addr: SocketAddr, args: &GdbArgs) -> Result<Child> {
     let mut cmd = Command::new(program);
     cmd.arg("-q").arg(exe).arg("-ex").arg(connect_command(addr));
     if args.break_on_panic {

@@ -37,6 +37,7 @@ use rrtest_report::Report;
 use rrtest_trace::pack;
 
 use super::artifact;
+use super::gdb::GdbArgs;
 use super::select::{self, Candidate, Pick};
 
 /// Options of `cargo rrtest replay`.
@@ -69,23 +70,9 @@ pub struct ReplayArgs {
     /// Replay even where the CPUs differ in what the program can observe.
     #[arg(long)]
     pub force: bool,
-    /// Debug the replay in gdb: starts rust-gdb (else gdb; RRTEST_GDB
-    /// overrides) with the program's symbols, connected to the replay and
-    /// stopped at its first instruction. Reverse execution works.
-    #[arg(long, conflicts_with = "check")]
-    pub gdb: bool,
-    /// Serve the gdb remote protocol on 127.0.0.1:PORT and wait for a
-    /// debugger (an IDE, a script); prints the gdb commands that connect.
-    /// 0 picks a free port. With --gdb: the port gdb connects to.
-    #[arg(long, value_name = "PORT", conflicts_with = "check")]
-    pub gdb_port: Option<u16>,
-    /// With --gdb: stop at the test's panic (`break rust_panic`, `continue`).
-    /// With --gdb-port: print those commands too.
-    #[arg(long)]
-    pub break_on_panic: bool,
-    /// With --gdb: more arguments for gdb, after `--` (e.g. `-batch -ex bt`).
-    #[arg(last = true, value_name = "GDB_ARGS")]
-    pub gdb_args: Vec<String>,
+    /// The gdb options (`--gdb`, `--gdb-port`, ...).
+    #[command(flatten)]
+    pub debug: GdbArgs,
 }
 
 /// Runs `cargo rrtest replay`.
@@ -147,18 +134,18 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         eprintln!("cargo-rrtest: replaying {}", found.display());
         found
     };
-    let debugging = args.gdb || args.gdb_port.is_some();
-    if (args.break_on_panic || !args.gdb_args.is_empty()) && !debugging {
+    let debugging = args.debug.gdb || args.debug.gdb_port.is_some();
+    if (args.debug.break_on_panic || !args.debug.gdb_args.is_empty()) && !debugging {
         return Err(Error::Usage(format!(
             "{} needs --gdb (or --gdb-port): it tells gdb what to do",
-            if args.break_on_panic {
+            if args.debug.break_on_panic {
                 "--break-on-panic"
             } else {
                 "arguments after `--`"
             }
         )));
     }
-    if !args.gdb_args.is_empty() && !args.gdb {
+    if !args.debug.gdb_args.is_empty() && !args.debug.gdb {
         return Err(Error::Usage(
             "arguments after `--` are for the gdb that --gdb starts; with --gdb-port alone, \
              give them to your debugger"
@@ -193,7 +180,7 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         echo_output: !args.quiet,
     };
     if debugging {
-        return super::gdb::exec(&args, opts);
+        return super::gdb::exec(&args.debug, opts);
     }
     let replayed = replayer::replay(&opts);
     if interrupted(replayed.is_err()) {
@@ -433,10 +420,7 @@ mod tests {
             report: Some(target.join("no-report.json")),
             check: false,
             force: false,
-            gdb: false,
-            gdb_port: None,
-            break_on_panic: false,
-            gdb_args: Vec::new(),
+            debug: GdbArgs::default(),
         }
     }
 
