@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use tracing::trace;
 
-use super::schedule::{AtSyscall, SchedulePolicy, Slice, Threads};
+use super::schedule::{AtSyscall, SchedulePolicy, Slice, Steps, Summary, Threads};
 use rrtest_trace::Tid;
 
 /// Picks between two draws of all threads' priorities: from 4 to this.
@@ -95,29 +95,6 @@ impl SplitMix64 {
         let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         ((a + (b - a) * unit).exp() as u64).clamp(lo, hi)
     }
-}
-
-/// Where a thread's slice ends, short of its time slice (see
-/// [`SchedulePolicy::steps`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Steps {
-    /// Instructions to single-step.
-    pub(crate) steps: u32,
-    /// Then, rather than preempting there: run on to the `hits`-th arrival
-    /// at one of the addresses just stepped through (the `pick`-th, modulo
-    /// how many there were), at full speed with a breakpoint, and preempt
-    /// there. A slice deep into a loop at the cost of a stop per arrival.
-    pub(crate) count: Option<(u32, u32)>,
-}
-
-/// What chaos did in one recording, for the trace header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Summary {
-    /// Decisions made.
-    pub(super) decisions: u64,
-    /// FNV-1a over every decision (its kind, the thread by join order, the
-    /// value drawn).
-    pub(super) digest: u64,
 }
 
 #[derive(Debug)]

@@ -68,6 +68,30 @@ pub(super) const SPIN_SLICE: Duration = Duration::from_millis(2);
 /// check that finds it computing puts it back to `SPIN_SLICE`.
 const SPIN_SLICE_AGAIN: Duration = Duration::from_micros(500);
 
+/// Where a thread's slice ends, short of its time slice (see
+/// [`SchedulePolicy::steps`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Steps {
+    /// Instructions to single-step.
+    pub(crate) steps: u32,
+    /// Then, rather than preempting there: run on to the `hits`-th arrival
+    /// at one of the addresses just stepped through (the `pick`-th, modulo
+    /// how many there were), at full speed with a breakpoint, and preempt
+    /// there. A slice deep into a loop at the cost of a stop per arrival.
+    pub(crate) count: Option<(u32, u32)>,
+}
+
+/// What a policy's decisions were in one recording, for the trace header
+/// (chaos's; [`DefaultPolicy`] has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Summary {
+    /// Decisions made.
+    pub(crate) decisions: u64,
+    /// FNV-1a over every decision (its kind, the thread by join order, the
+    /// value drawn).
+    pub(crate) digest: u64,
+}
+
 /// Makes the scheduling decisions; the session carries them out. Called
 /// once per decision (never per buffered syscall), and only with
 /// something to decide: `pick` when no thread runs, `switch_at_syscall`
@@ -94,7 +118,7 @@ pub(super) trait SchedulePolicy {
     /// preempt the thread after an exact number of instructions, where it
     /// is then (the session single-steps it), or None (the slice's time
     /// decides).
-    fn steps(&mut self) -> Option<super::chaos::Steps> {
+    fn steps(&mut self) -> Option<Steps> {
         None
     }
     /// Whether, before each pick, the session waits for the stops that
@@ -113,7 +137,7 @@ pub(super) trait SchedulePolicy {
         false
     }
     /// What a chaos policy decided, for the trace header.
-    fn summary(&self) -> Option<super::chaos::Summary> {
+    fn summary(&self) -> Option<Summary> {
         None
     }
 }
@@ -326,7 +350,7 @@ impl Scheduler {
     }
 
     /// What a chaos policy decided (None for the default policy).
-    pub(super) fn summary(&self) -> Option<super::chaos::Summary> {
+    pub(super) fn summary(&self) -> Option<Summary> {
         self.policy.summary()
     }
 }

@@ -19,8 +19,8 @@
 
 use tracing::trace;
 
-use super::chaos::Steps;
 use super::points::Seek;
+use super::schedule::Steps;
 use super::{ptrace_err, Error, Pending, Session, State};
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
