@@ -362,7 +362,7 @@ impl FileStore {
     /// program starts: its creation time is the recording's start.
     #[cfg(test)]
     pub fn create(dir: PathBuf) -> Result<Self, PathError> {
-        at(&dir, super::writer::create_private_dir(&dir))?;
+        at(&dir, create_private_dir(&dir))?;
         Ok(FileStore::new(dir, None))
     }
 
@@ -459,7 +459,7 @@ impl FileStore {
         let Some(pending) = self.pending.take() else {
             return Ok(());
         };
-        at(&self.dir, super::writer::create_private_dir(&self.dir))?;
+        at(&self.dir, create_private_dir(&self.dir))?;
         for mut p in pending {
             let stored = self.store_known(&mut p.file, &p.ident, &p.id, p.executable)?;
             if stored.is_none() {
@@ -1172,6 +1172,26 @@ fn file_id_of_digest(digest: &[u8]) -> FileId {
 /// The [`FileId`] of some bytes.
 pub fn file_id_of(content: &[u8]) -> FileId {
     file_id_of_digest(&Sha256::digest(content))
+}
+
+/// Creates `dir` with mode 0700; an existing empty directory is accepted.
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if !dir.is_dir() {
+                return Err(e);
+            }
+            if fs::read_dir(dir)?.next().is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "the directory exists and is not empty",
+                ));
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

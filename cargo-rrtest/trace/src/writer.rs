@@ -31,7 +31,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::event::{Event, FileId, Tid};
-use super::files::{self, FileStore, IdCache, KeepError, Kept, Stored};
+use super::files::{self, create_private_dir, FileStore, IdCache, KeepError, Kept, Stored};
 use super::header::Header;
 use super::pipeline::{Pipeline, Spill};
 use super::stream::PushError;
@@ -69,26 +69,6 @@ fn io_err(path: &Path, source: io::Error) -> Error {
     Error::Io {
         path: path.display().to_string(),
         source,
-    }
-}
-
-/// Creates `dir` with mode 0700; an existing empty directory is accepted.
-pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
-    match DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if !dir.is_dir() {
-                return Err(e);
-            }
-            if fs::read_dir(dir)?.next().is_some() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    "the directory exists and is not empty",
-                ));
-            }
-            Ok(())
-        }
-        Err(e) => Err(e),
     }
 }
 
