@@ -46,7 +46,7 @@ use std::collections::BTreeSet;
 
 use super::debugger::{Abandon, Act};
 use super::{perr, Session};
-use crate::replayer::debug::{Resume, Stop, Watch};
+use crate::replayer::debug::protocol::{Resume, Stop, Watch};
 use crate::replayer::{Error, ReplayError};
 use rrtest_sys::ptrace;
 use rrtest_trace::{Event, ExecPoint, Tid};

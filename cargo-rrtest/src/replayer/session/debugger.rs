@@ -41,8 +41,10 @@ use std::sync::mpsc::Sender;
 use super::debug_reverse::{Anchor, Goal, Here};
 
 use super::{perr, Session};
-use crate::replayer::debug::{Answer, FpRegs, Link, Request, Resume, Started, Stop, Watch};
-use crate::replayer::debug::{Direction, WatchKind};
+use crate::replayer::debug::protocol::{
+    Answer, FpRegs, Link, Request, Resume, Started, Stop, Watch,
+};
+use crate::replayer::debug::protocol::{Direction, WatchKind};
 use crate::replayer::{Error, ReplayError, ReplayOptions, Thread};
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
