@@ -63,6 +63,15 @@ impl Seek {
     }
 }
 
+/// Whether replay can find a point where `tid` now is with a counted
+/// breakpoint: its overflow signal must not be blocked (glibc blocks every
+/// signal around `clone` in `pthread_create` and early in a new thread),
+/// or the counter's signal waits and the thread runs past the point.
+pub(super) fn point_findable(tid: Tid) -> bool {
+    let bit = 1u64 << (rrtest_sys::perf::OVERFLOW_SIGNAL - 1);
+    crate::tracee::blocked_signals(tid).is_ok_and(|mask| mask & bit == 0)
+}
+
 impl Session {
     /// The running thread stopped where we interrupted it: deliver a
     /// held-back signal there, or let another thread run. Either way the
@@ -158,7 +167,7 @@ impl Session {
             SeekKind::Count { left } => {
                 // At the last arrival, only where replay can find it (else
                 // the next arrival, until the seek is given up).
-                if left > 1 || !super::steps::point_findable(tid) {
+                if left > 1 || !point_findable(tid) {
                     let task = self.tasks.get_mut(&tid).expect("task exists");
                     task.seeking = Some(Seek {
                         kind: SeekKind::Count {

@@ -19,7 +19,7 @@
 
 use tracing::trace;
 
-use super::points::Seek;
+use super::points::{point_findable, Seek};
 use super::schedule::Steps;
 use super::{ptrace_err, Error, Pending, Session, State};
 use rrtest_sys::ptrace::{self, WaitEvent};
@@ -307,13 +307,4 @@ fn due_soon(tid: Tid, state: State) -> bool {
         },
         _ => false,
     }
-}
-
-/// Whether replay can find a point where `tid` now is with a counted
-/// breakpoint: its overflow signal must not be blocked (glibc blocks every
-/// signal around `clone` in `pthread_create` and early in a new thread),
-/// or the counter's signal waits and the thread runs past the point.
-pub(super) fn point_findable(tid: Tid) -> bool {
-    let bit = 1u64 << (rrtest_sys::perf::OVERFLOW_SIGNAL - 1);
-    crate::tracee::blocked_signals(tid).is_ok_and(|mask| mask & bit == 0)
 }
