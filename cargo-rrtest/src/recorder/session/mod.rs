@@ -507,6 +507,25 @@ impl Session {
         self.emit(Event::Unsupported { tid, what })
     }
 
+    /// A first SIGINT that reached us: the program gets it too. It does
+    /// by itself where it shares our process group (a terminal's Ctrl-C);
+    /// where it leads a group of its own (`rrtest_sys::spawn`: its stdin
+    /// was not our terminal), a Ctrl-C or `kill -INT` sent to our group
+    /// would stop at us, so we pass it on to the program's group, as it
+    /// would have been delivered had the program stayed in ours.
+    fn pass_on_interrupt(&self) {
+        use nix::sys::signal::{killpg, Signal};
+        use nix::unistd::{getpgid, getpgrp, Pid};
+        let Ok(group) = getpgid(Some(Pid::from_raw(self.leader))) else {
+            return; // The leader is gone: nothing left to tell.
+        };
+        if group != getpgrp() {
+            if let Err(e) = killpg(group, Signal::SIGINT) {
+                debug!(%e, "passing SIGINT on to the program's process group");
+            }
+        }
+    }
+
     /// The wait loop: until no task is left, takes the recorder's own
     /// signals (termination, the tick), schedules a thread when none runs,
     /// and handles the next stop.
@@ -517,7 +536,10 @@ impl Session {
                 match sys_signals::take_request() {
                     // The terminal's Ctrl-C reaches the program too: let it
                     // handle it; a second one ends the recording.
-                    Some(libc::SIGINT) if interrupts == 0 => interrupts += 1,
+                    Some(libc::SIGINT) if interrupts == 0 => {
+                        interrupts += 1;
+                        self.pass_on_interrupt();
+                    }
                     Some(_) => self.kill_all()?,
                     None => {}
                 }
