@@ -164,18 +164,29 @@ fn c_line(marker: &str) -> Result<usize, Failed> {
 
 /// The recorded C fixture: (trace, binary, trial directory).
 fn recorded_c(trial: &str) -> Result<(PathBuf, PathBuf, TrialDir), Failed> {
-    let exe = build::c_fixture(CBuild::pie("gdb_target"))?;
+    recorded_fixture("gdb_target", &[], 3, trial)
+}
+
+/// C fixture `name` built as a PIE and recorded with `args` in a trial
+/// directory, exiting with `code`: (trace, binary, trial directory).
+fn recorded_fixture(
+    name: &'static str,
+    args: &[&str],
+    code: i32,
+    trial: &str,
+) -> Result<(PathBuf, PathBuf, TrialDir), Failed> {
+    let exe = build::c_fixture(CBuild::pie(name))?;
     let dir = TrialDir::new(trial)?;
     let inv = Invocation {
         exe: exe.clone(),
-        args: Vec::new(),
+        args: args.iter().map(std::ffi::OsString::from).collect(),
         work: dir.sub("work")?,
     };
     let trace = dir.path.join("trace");
     let rec = inv.record(&trace)?;
     check!(
-        rec.code() == 3 && trace.join("header.json").exists(),
-        "recording gdb_target: {}",
+        rec.code() == code && trace.join("header.json").exists(),
+        "recording {name}: {}",
         rec.describe()
     );
     Ok((trace, exe, dir))
@@ -543,20 +554,7 @@ fn c_info_threads() -> Result<(), Failed> {
 /// is a stub's (`??`); deleting the breakpoint, the replay reaches the
 /// recorded exit.
 fn c_break_in_signal_handler() -> Result<(), Failed> {
-    let exe = build::c_fixture(CBuild::pie("getpid_signals"))?;
-    let dir = TrialDir::new("gdb-c-signal-handler")?;
-    let inv = Invocation {
-        exe: exe.clone(),
-        args: Vec::new(),
-        work: dir.sub("work")?,
-    };
-    let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    check!(
-        rec.code() == 0 && trace.join("header.json").exists(),
-        "recording getpid_signals: {}",
-        rec.describe()
-    );
+    let (trace, exe, dir) = recorded_fixture("getpid_signals", &[], 0, "gdb-c-signal-handler")?;
     let (out, err) = session(
         &trace,
         &exe,
@@ -599,20 +597,8 @@ fn c_break_in_signal_handler() -> Result<(), Failed> {
 /// buffered `read` whose site is patched; gdb shows it in `read`, called
 /// from `echo`, not at a stub address.
 fn c_threads_in_buffered_syscall() -> Result<(), Failed> {
-    let exe = build::c_fixture(CBuild::pie("pipe_pingpong"))?;
-    let dir = TrialDir::new("gdb-c-threads-buffered")?;
-    let inv = Invocation {
-        exe: exe.clone(),
-        args: vec!["20".into()],
-        work: dir.sub("work")?,
-    };
-    let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    check!(
-        rec.code() == 0 && trace.join("header.json").exists(),
-        "recording pipe_pingpong: {}",
-        rec.describe()
-    );
+    let (trace, exe, dir) =
+        recorded_fixture("pipe_pingpong", &["20"], 0, "gdb-c-threads-buffered")?;
     let (out, err) = session(
         &trace,
         &exe,
