@@ -44,12 +44,32 @@
 
 use std::collections::BTreeSet;
 
-use super::debugger::{Abandon, Act};
 use super::{perr, Session};
 use crate::replayer::debug::protocol::{Resume, Stop, Watch};
 use crate::replayer::{Error, ReplayError};
 use rrtest_sys::ptrace;
 use rrtest_trace::{Event, ExecPoint, Tid};
+
+/// Why an event in progress is abandoned.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Abandon {
+    /// The debugger is gone.
+    Quit,
+    /// A reverse resume: the engine re-runs the replay.
+    Reverse(Resume),
+    /// A re-run reached its goal (below).
+    GoalDone,
+}
+
+/// What a re-run's goal says about a stop.
+pub(super) enum Act {
+    /// Not the goal: go on.
+    Resume,
+    /// The goal: report this stop to the user.
+    Serve(Stop),
+    /// The goal of a scan: unwind the re-run.
+    Abandon,
+}
 
 /// What a trap is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 
-use super::debug_reverse::{Anchor, Goal, Here};
+use super::debug_reverse::{Abandon, Act, Anchor, Goal, Here};
 
 use super::{perr, Session};
 use crate::replayer::debug::protocol::{
@@ -127,17 +127,6 @@ pub(super) struct DebugCtl {
     /// positions are named across re-runs.
     counts: HashMap<Anchor, u64>,
     counted_in: u64,
-}
-
-/// Why an event in progress is abandoned.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Abandon {
-    /// The debugger is gone.
-    Quit,
-    /// A reverse resume: the engine re-runs the replay.
-    Reverse(Resume),
-    /// A re-run reached its goal (`debug_reverse.rs`).
-    GoalDone,
 }
 
 /// What [`Session::serve`] returns: the next resume, or the end.
@@ -866,16 +855,6 @@ impl Session {
             .as_ref()
             .is_none_or(|c| c.breakpoints.is_empty() && c.watches.is_empty() && c.step.is_none())
     }
-}
-
-/// What a re-run's goal says about a stop.
-pub(super) enum Act {
-    /// Not the goal: go on.
-    Resume,
-    /// The goal: report this stop to the user.
-    Serve(Stop),
-    /// The goal of a scan: unwind the re-run.
-    Abandon,
 }
 
 /// What a `SIGTRAP` was.
