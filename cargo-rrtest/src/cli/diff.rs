@@ -198,7 +198,7 @@ fn outcome(h: &Header) -> String {
     match h.outcome {
         Some(rrtest_trace::Outcome::Exited { code }) => format!("exit {code}"),
         Some(rrtest_trace::Outcome::Signaled { signo }) => {
-            format!("killed by {}", tracediff::signal_name(signo))
+            format!("killed by {}", crate::harness::signals::signal_name(signo))
         }
         None => "unfinished".into(),
     }

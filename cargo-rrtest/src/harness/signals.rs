@@ -14,6 +14,9 @@
 //! start with nothing blocked, as under `cargo test`. (A replay tracee
 //! starts with the mask its recording says.)
 //!
+//! It also names signals for people ([`signal_name`]: reports, summaries,
+//! `diff`).
+//!
 //! This module must not do more than note the signal and call the hook:
 //! what to kill and what to clean up is the command's business.
 
@@ -101,6 +104,13 @@ pub fn cancelled() -> bool {
 /// SIGINT, 143 for SIGTERM, 129 for SIGHUP); 130 when none was recorded.
 pub fn exit_code() -> u8 {
     code_of(SIGNAL.load(Ordering::SeqCst))
+}
+
+/// A signal's name (`SIGKILL` for 9), or `signal N` for a number with none.
+pub fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
 }
 
 fn code_of(sig: i32) -> u8 {

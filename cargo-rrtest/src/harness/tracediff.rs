@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use super::signals::signal_name;
 use rrtest_report::FirstDifference;
 use rrtest_trace::diff::{self, Action, Diff, ScheduleDifference};
 use rrtest_trace::{Event, TraceReader};
@@ -39,13 +40,6 @@ pub fn options(context: usize) -> diff::Options<'static> {
 pub fn compare(a: &Path, b: &Path) -> Result<Diff, rrtest_trace::Error> {
     let (ea, eb) = (load(a)?, load(b)?);
     Ok(diff::diff(&ea, &eb, &options(diff::DEFAULT_CONTEXT)))
-}
-
-/// A signal's name (`SIGSEGV`), or its number.
-pub fn signal_name(signo: i32) -> String {
-    nix::sys::signal::Signal::try_from(signo)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("signal {signo}"))
 }
 
 /// One action, for people: `futex(0x7f.., FUTEX_WAIT, 2, NULL) = 0`.

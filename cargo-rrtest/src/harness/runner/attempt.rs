@@ -16,11 +16,12 @@ use nix::unistd::Pid;
 use rrtest_report::AttemptOutcome;
 
 use super::recorded::{run_served, settle_recording};
-use super::watch::{signal_name, watch, Ended, Finished, Kill, Running};
+use super::watch::{watch, Ended, Finished, Kill, Running};
 use super::{AttemptResult, AttemptSpec, Captured};
 use crate::harness::panic::parse_first_panic;
 use crate::harness::record;
 use crate::harness::server::ServerSlot;
+use crate::harness::signals::signal_name;
 
 /// Runs one attempt to completion, timeout, or cancellation. A recorded
 /// attempt takes its exit status from the trace's header; a recorder failure

@@ -15,11 +15,12 @@ use std::time::Instant;
 use rrtest_report::AttemptOutcome;
 use rrtest_trace as trace;
 
-use super::watch::{signal_name, Ended, Finished};
 use super::watch::{watch, Kill, Running};
+use super::watch::{Ended, Finished};
 use super::{AttemptResult, AttemptSpec, RecordSpec, TERM_GRACE};
 use crate::harness::record;
 use crate::harness::server::{self, RecorderServer, ServerSlot};
+use crate::harness::signals::signal_name;
 
 /// Sends the recorded attempt to the worker's recorder server; None when
 /// no server can take it (then it runs as a process of its own).

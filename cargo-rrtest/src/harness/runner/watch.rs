@@ -252,10 +252,3 @@ pub(super) enum Ended {
 /// What [`run_process`] and [`run_served`] return: how it ended (or why we
 /// cannot tell) and whether we killed it.
 pub(super) type Finished = (std::io::Result<Ended>, Option<Kill>);
-
-/// `SIGKILL` for 9.
-pub(super) fn signal_name(sig: i32) -> String {
-    Signal::try_from(sig)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("signal {sig}"))
-}
