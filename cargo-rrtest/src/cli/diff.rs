@@ -208,34 +208,17 @@ fn passed(h: &Header) -> bool {
     h.outcome == Some(rrtest_trace::Outcome::Exited { code: 0 })
 }
 
-/// The target directory of the workspace around the current directory.
-fn target_dir(args: &DiffArgs) -> Result<PathBuf> {
-    if let Some(dir) = &args.target_dir {
-        return Ok(dir.clone());
-    }
-    let mut cmd = cargo_metadata::MetadataCommand::new();
-    cmd.cargo_path(crate::harness::build::cargo_path())
-        .no_deps();
-    if let Some(p) = &args.manifest_path {
-        cmd.manifest_path(p);
-    }
-    let meta = cmd.exec().map_err(|e| {
-        Error::Usage(format!(
-            "`{}` is not a trace directory or archive, and looking it up as a test name needs a \
-             cargo workspace (run this in one, or pass --manifest-path / --target-dir): {e}",
-            args.a
-        ))
-    })?;
-    Ok(meta.target_directory.into_std_path_buf())
-}
-
 /// A test's kept traces: (attempt, path, passed).
 type Kept = Vec<(u32, PathBuf, bool)>;
 
 /// The failing and the passing trace of the test `name` names: from the
 /// last report, else from the traces directory.
 fn find_pair(name: &str, args: &DiffArgs) -> Result<(PathBuf, PathBuf)> {
-    let target = target_dir(args)?;
+    let target = select::target_dir(
+        args.target_dir.as_deref(),
+        args.manifest_path.as_deref(),
+        &args.a,
+    )?;
     let rrtest = target.join("rrtest");
     let report_path = args
         .report

@@ -247,32 +247,15 @@ pub(crate) fn sweep_stale_temp_dirs(base: &Path) {
     }
 }
 
-/// The target directory of the workspace around the current directory.
-fn target_dir(args: &ReplayArgs) -> Result<PathBuf> {
-    if let Some(dir) = &args.target_dir {
-        return Ok(dir.clone());
-    }
-    let mut cmd = cargo_metadata::MetadataCommand::new();
-    cmd.cargo_path(crate::harness::build::cargo_path())
-        .no_deps();
-    if let Some(p) = &args.manifest_path {
-        cmd.manifest_path(p);
-    }
-    let meta = cmd.exec().map_err(|e| {
-        Error::Usage(format!(
-            "`{}` is not a trace directory or archive, and looking it up as a test name needs a cargo workspace \
-             (run this in one, or pass --manifest-path / --target-dir): {e}",
-            args.trace.display()
-        ))
-    })?;
-    Ok(meta.target_directory.into_std_path_buf())
-}
-
 /// The latest kept trace of the test `name` names (`cli/select.rs`): its
 /// directory, or its archive when the report names one and the directory
 /// is gone.
 fn find_test_trace(name: &str, args: &ReplayArgs) -> Result<PathBuf> {
-    let target = target_dir(args)?;
+    let target = select::target_dir(
+        args.target_dir.as_deref(),
+        args.manifest_path.as_deref(),
+        &args.trace.display().to_string(),
+    )?;
     let rrtest = target.join("rrtest");
     let report_path = args
         .report

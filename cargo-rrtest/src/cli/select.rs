@@ -13,8 +13,9 @@
 //! tier are ambiguous: the caller lists them, each with a command that picks
 //! it alone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::errors::{Error, Result};
 use crate::harness::record::sanitize;
 
 /// One kept trace that a name can pick.
@@ -115,6 +116,33 @@ pub(super) fn listing(candidates: &[Candidate]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The target directory the tests ran in, to look a test name up in:
+/// `target_dir` when given, else the one of the workspace around the
+/// current directory (or of `manifest_path`). `what` is the argument that
+/// was not a trace, for the error.
+pub(super) fn target_dir(
+    target_dir: Option<&Path>,
+    manifest_path: Option<&Path>,
+    what: &str,
+) -> Result<PathBuf> {
+    if let Some(dir) = target_dir {
+        return Ok(dir.to_path_buf());
+    }
+    let mut cmd = cargo_metadata::MetadataCommand::new();
+    cmd.cargo_path(crate::harness::build::cargo_path())
+        .no_deps();
+    if let Some(p) = manifest_path {
+        cmd.manifest_path(p);
+    }
+    let meta = cmd.exec().map_err(|e| {
+        Error::Usage(format!(
+            "`{what}` is not a trace directory or archive, and looking it up as a test name needs a \
+             cargo workspace (run this in one, or pass --manifest-path / --target-dir): {e}"
+        ))
+    })?;
+    Ok(meta.target_directory.into_std_path_buf())
 }
 
 #[cfg(test)]
