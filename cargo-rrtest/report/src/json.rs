@@ -651,21 +651,8 @@ mod tests {
     #[test]
     fn summary_counts_outcomes() {
         let t = |outcome| TestReport {
-            binary_id: "b".into(),
-            name: "n".into(),
-            package: "p".into(),
             outcome,
-            duration_ms: 0,
-            attempts: vec![],
-            trace: None,
-            archive: None,
-            archive_bytes: None,
-            replay_command: None,
-            verified: None,
-            verification_failure: None,
-            runs: None,
-            failures: None,
-            first_difference: None,
+            ..test("n")
         };
         let s = Summary::of(&[t(Outcome::Passed), t(Outcome::Flaky), t(Outcome::Flaky)]);
         assert_eq!((s.total, s.passed, s.flaky, s.failed), (3, 1, 2, 0));
