@@ -59,9 +59,57 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// How many times [`spawn`] tries an exec that fails with `ETXTBSY`, and how
+/// long it waits before the first retry (doubling each time, about 0.6 s in
+/// all).
+const TEXT_BUSY_TRIES: u32 = 8;
+const TEXT_BUSY_FIRST_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Forks and prepares the tracee, seizes it, lets it exec, and returns its
 /// pid once it is stopped at the exit of its `execve`.
+///
+/// An exec that fails with `ETXTBSY` is tried again a few times: the file
+/// was open for writing somewhere when the child exec'd it. In a process
+/// with several threads that is usually a passing state that is nobody's
+/// fault: a file this process wrote and closed (replay's private copy of an
+/// executable) is still open in a child that another thread forked before
+/// the close and that has not exec'd yet, which keeps its descriptors.
 pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
+    let mut wait = TEXT_BUSY_FIRST_WAIT;
+    let mut tries = 1;
+    loop {
+        match spawn_once(spec) {
+            Err(Failure::TextBusy(_)) if tries < TEXT_BUSY_TRIES => {
+                std::thread::sleep(wait);
+                wait *= 2;
+                tries += 1;
+            }
+            Err(Failure::TextBusy(e)) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{e} (tried {tries} times: the executable stayed open for writing)"),
+                ))
+            }
+            Err(Failure::Other(e)) => return Err(e),
+            Ok(pid) => return Ok(pid),
+        }
+    }
+}
+
+/// Why [`spawn_once`] failed: `execve` said `ETXTBSY` (worth another try),
+/// or anything else.
+enum Failure {
+    TextBusy(io::Error),
+    Other(io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Other(e)
+    }
+}
+
+fn spawn_once(spec: &SpawnSpec) -> Result<i32, Failure> {
     let (sync_r, sync_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
@@ -88,7 +136,7 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
     // async-signal-safe raw syscalls on memory prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(io::Error::last_os_error().into());
     }
     if pid == 0 {
         // SAFETY: child side of fork; see the module docs. Every pointer
@@ -229,7 +277,7 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
             libc::kill(pid, libc::SIGKILL);
             libc::waitpid(pid, std::ptr::null_mut(), 0);
         }
-        return Err(io::Error::new(e.kind(), format!("ptrace(PTRACE_SEIZE) failed: {e} (is ptrace allowed here? see /proc/sys/kernel/yama/ptrace_scope)")));
+        return Err(io::Error::new(e.kind(), format!("ptrace(PTRACE_SEIZE) failed: {e} (is ptrace allowed here? see /proc/sys/kernel/yama/ptrace_scope)")).into());
     }
     loop {
         match ptrace::wait_tid(pid)? {
@@ -239,9 +287,9 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
                 ptrace::syscall(pid, 0)?;
                 return match ptrace::wait_tid(pid)? {
                     WaitEvent::SyscallStop { .. } => Ok(pid),
-                    ev => Err(io::Error::other(format!(
-                        "unexpected stop after exec: {ev:?}"
-                    ))),
+                    ev => {
+                        Err(io::Error::other(format!("unexpected stop after exec: {ev:?}")).into())
+                    }
                 };
             }
             WaitEvent::Event { .. } | WaitEvent::SyscallStop { .. } => ptrace::cont(pid, 0)?,
@@ -258,10 +306,15 @@ pub fn spawn(spec: &SpawnSpec) -> io::Result<i32> {
                     b'H' if n == 4 => "mounting over a path to hide failed",
                     _ => "the child exited before exec",
                 };
-                return Err(io::Error::new(
+                let e = io::Error::new(
                     io::Error::from_raw_os_error(errno).kind(),
                     format!("{what}: {}", io::Error::from_raw_os_error(errno)),
-                ));
+                );
+                return Err(if buf[0] == b'E' && n == 4 && errno == libc::ETXTBSY {
+                    Failure::TextBusy(e)
+                } else {
+                    Failure::Other(e)
+                });
             }
         }
     }
@@ -284,5 +337,80 @@ pub fn with_empty_signal_mask(cmd: &mut std::process::Command) -> &mut std::proc
             }
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    fn spec(path: &std::path::Path) -> SpawnSpec {
+        let path = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        SpawnSpec {
+            argv: vec![path.clone()],
+            path,
+            envp: Vec::new(),
+            cwd: None,
+            filter: crate::seccomp::filter(0),
+            sigmask: None,
+            ignored: None,
+            hide: Vec::new(),
+        }
+    }
+
+    fn kill_and_reap(pid: i32) {
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
+        }
+    }
+
+    /// Regression: a verification replay failed at random under load with
+    /// "execve failed: Text file busy": the replay's private copy of the
+    /// executable, written and closed by one thread, was still open in a
+    /// child another thread had forked. The exec is now tried again.
+    #[test]
+    fn exec_of_a_file_briefly_open_for_writing_is_retried() {
+        let dir = std::env::temp_dir().join(format!("rrtest-sys-txtbsy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("true-copy");
+        std::fs::copy("/bin/true", &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let writer = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
+        let started = Instant::now();
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(60));
+            drop(writer);
+        });
+        let pid = spawn(&spec(&exe)).expect("the exec succeeds once the writer is gone");
+        assert!(
+            started.elapsed() >= Duration::from_millis(50),
+            "the first exec met the writer"
+        );
+        kill_and_reap(pid);
+        closer.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn exec_of_a_file_kept_open_for_writing_fails_naming_the_tries() {
+        let dir = std::env::temp_dir().join(format!("rrtest-sys-txtbsy2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let exe = dir.join("true-copy");
+        std::fs::copy("/bin/true", &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let writer = std::fs::OpenOptions::new().write(true).open(&exe).unwrap();
+        let err = spawn(&spec(&exe)).expect_err("the file stays open for writing");
+        let text = err.to_string();
+        assert!(text.contains("Text file busy"), "{text}");
+        assert!(
+            text.contains(&format!("tried {TEXT_BUSY_TRIES} times")),
+            "{text}"
+        );
+        drop(writer);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
