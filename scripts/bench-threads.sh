@@ -21,18 +21,29 @@
 # Results: target/rrtest-bench/threads-<UTC time>.json and
 # threads-latest.json.
 #
-# Usage: scripts/bench-threads.sh [--runs N] [--only NAME]
+# With --suite DIR: a real crate's suite instead (DIR holds its Cargo.toml,
+# dependencies fetched or vendored: the runs pass cargo's flags through
+# unchanged): built once, then RUNS interleaved runs of `cargo rrtest` and
+# `cargo nextest run --no-fail-fast`, medians and recorded/nextest, the
+# tests' outcomes under recording and the slowest recorded tests (from the
+# report). A run whose tests fail is timed all the same (its exit status is
+# printed). Results: target/rrtest-bench/threads-suite-<crate>-<UTC
+# time>.json.
+#
+# Usage: scripts/bench-threads.sh [--runs N] [--only NAME | --suite DIR]
 # Env:   RRTEST_BIN=path  use this cargo-rrtest instead of building
 #        target/release/cargo-rrtest.
 set -euo pipefail
 
 RUNS=5
 ONLY=""
+SUITE_DIR=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) RUNS="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    --suite) SUITE_DIR="$2"; shift 2 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "bench-threads: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -58,6 +69,78 @@ fi
 RR="$(cd "$(dirname "$RR")" && pwd)/$(basename "$RR")"
 [[ -x "$RR" ]] || { echo "bench-threads: $RR is not executable" >&2; exit 2; }
 
+if [[ -n "$SUITE_DIR" ]]; then
+  SUITE_DIR="$(cd "$SUITE_DIR" && pwd)"
+  SUITE_MANIFEST="$SUITE_DIR/Cargo.toml"
+  [[ -f "$SUITE_MANIFEST" ]] || { echo "bench-threads: no Cargo.toml in $SUITE_DIR" >&2; exit 2; }
+  cargo nextest --version >/dev/null 2>&1 || { echo "bench-threads: --suite needs cargo-nextest" >&2; exit 2; }
+  CRATE="$(basename "$SUITE_DIR")"
+  SAMPLES="$WORK/suite-$CRATE-samples.txt"
+  REPORT="$WORK/suite-$CRATE-report.json"
+  : > "$SAMPLES"
+  echo "bench-threads: building the tests of $SUITE_DIR" >&2
+  cargo test --quiet --no-run --manifest-path "$SUITE_MANIFEST" >&2
+  echo "bench-threads: $RUNS runs each of cargo rrtest and cargo nextest run, interleaved" >&2
+  for ((r = 0; r < RUNS; r++)); do
+    for mode in rrtest nextest; do
+      if [[ $mode == rrtest ]]; then
+        cmd=("$RR" rrtest --manifest-path "$SUITE_MANIFEST" --cargo-quiet --color never
+          --report "$REPORT.$r")
+      else
+        cmd=(cargo nextest run --manifest-path "$SUITE_MANIFEST" --cargo-quiet --color never
+          --no-fail-fast)
+      fi
+      t0=${EPOCHREALTIME/[.,]/}
+      set +e
+      "${cmd[@]}" >"$WORK/suite-$CRATE-$mode-$r.out" 2>&1
+      rc=$?
+      set -e
+      t1=${EPOCHREALTIME/[.,]/}
+      echo "$mode $(((t1 - t0) * 1000)) $rc" >> "$SAMPLES"
+      echo "bench-threads: run $r, $mode: $(((t1 - t0) / 1000)) ms, exit $rc" >&2
+    done
+  done
+  STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+  RESULT="$OUT/threads-suite-$CRATE-$STAMP.json"
+  python3 - "$SAMPLES" "$REPORT" "$RESULT" "$RUNS" "$SUITE_DIR" "$(nproc)" \
+      "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
+import json, os, statistics, sys
+samples, report, result, runs, suite_dir, cpus, load = sys.argv[1:]
+times, codes = {}, {}
+for line in open(samples):
+    mode, ns, rc = line.split()
+    times.setdefault(mode, []).append(int(ns))
+    codes.setdefault(mode, []).append(int(rc))
+med = {m: statistics.median(v) / 1e6 for m, v in times.items()}
+out = {"suite": suite_dir, "runs": int(runs), "cpus": int(cpus), "load": load,
+       "rrtest_ms": med["rrtest"], "nextest_ms": med["nextest"],
+       "ratio_rrtest_nextest": med["rrtest"] / med["nextest"],
+       "exit_codes": codes, "samples_ns": times, "runs_detail": []}
+print(f"suite {suite_dir}: cargo rrtest {med['rrtest'] / 1000:.1f} s, cargo nextest run "
+      f"{med['nextest'] / 1000:.1f} s (medians of {runs}): recorded/nextest "
+      f"{out['ratio_rrtest_nextest']:.2f}x (goal <= 1.5x); exit codes {codes}")
+for r in range(int(runs)):
+    path = f"{report}.{r}"
+    if not os.path.exists(path):
+        continue
+    rep = json.load(open(path))
+    slow = sorted(rep.get("tests", []), key=lambda t: -(t.get("duration_ms") or 0))[:5]
+    detail = {"summary": rep.get("summary"),
+              "slowest": [[t["name"], t.get("duration_ms"), t.get("outcome")] for t in slow]}
+    out["runs_detail"].append(detail)
+    if r == 0:
+        print(f"  recorded outcomes: {detail['summary']}")
+        for name, ms, outcome in detail["slowest"]:
+            print(f"  slowest recorded: {name} {ms} ms ({outcome})")
+print(f"({cpus} CPUs, load {load})")
+with open(result, "w") as f:
+    json.dump(out, f, indent=2)
+    f.write("\n")
+PY
+  echo "bench-threads: wrote $RESULT" >&2
+  exit 0
+fi
+
 echo "bench-threads: building fixtures/threads tests" >&2
 TEST_BIN="$(cargo test --quiet --no-run --lib --offline --manifest-path "$MANIFEST" \
     --target-dir "$FIX_TARGET" --message-format json |
@@ -73,9 +156,9 @@ for line in sys.stdin:
 ')"
 [[ -x "$TEST_BIN" ]] || { echo "bench-threads: no test binary built" >&2; exit 2; }
 
-WORKLOADS=(one_slot_ten_producers_ten_consumers rendezvous_channel_stress
-  rendezvous_channel_ping_pong spin_handoff_try_recv spin_then_park_lock_contention scoped_join_tree
-  async_executor_with_timers)
+WORKLOADS=(one_slot_ten_producers_ten_consumers one_slot_notify_all_herd rendezvous_channel_stress
+  rendezvous_channel_ping_pong spin_handoff_try_recv spin_try_send_rendezvous
+  spin_then_park_lock_contention scoped_join_tree async_executor_with_timers)
 if [[ -n "$ONLY" ]]; then
   WORKLOADS=("$ONLY")
 fi
