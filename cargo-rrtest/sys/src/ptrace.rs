@@ -260,6 +260,10 @@ pub fn tgkill(pid: i32, tid: i32, sig: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// `si_code` of a `SIGTRAP` raised by a debug-register breakpoint or
+/// watchpoint.
+pub const TRAP_HWBKPT: i32 = 4;
+
 /// `si_code` of a raw siginfo.
 pub fn siginfo_code(info: &[u8; SIGINFO_SIZE]) -> i32 {
     i32::from_ne_bytes([info[8], info[9], info[10], info[11]])

@@ -173,6 +173,9 @@ struct Task {
     desched: Option<crate::tracee::syscallbuf::DeschedEvent>,
     /// Opening one failed for this thread (out of descriptors): it polls.
     desched_refused: bool,
+    /// When it last became ready (see [`Task::set_ready`]): the default
+    /// policy runs the thread woken last first (`schedule::DefaultPolicy`).
+    ready_since: Option<Instant>,
 }
 
 impl Task {
@@ -194,7 +197,15 @@ impl Task {
             blocked_buffered: false,
             desched: None,
             desched_refused: false,
+            ready_since: matches!(state, State::Ready(_)).then(Instant::now),
         }
+    }
+
+    /// The thread is stopped and may run, `pending` what its resume owes:
+    /// it became ready now.
+    fn set_ready(&mut self, pending: Pending) {
+        self.state = State::Ready(pending);
+        self.ready_since = Some(Instant::now());
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, trace};
 
-use super::{ptrace_err, Error, Pending, Session, State};
+use super::{ptrace_err, Error, Pending, Session};
 use crate::tracee::exec_point;
 use crate::tracee::syscallbuf;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
@@ -26,6 +26,58 @@ const PROBE_LIMIT: Duration = Duration::from_millis(20);
 /// return address it chose as a cheaper execution point.
 const SEEK_LIMIT: Duration = Duration::from_millis(1000);
 
+/// How many states of passes through a probed address a [`SpinProbe`]
+/// keeps: a loop that passes it up to this many times per turn is told
+/// from one that computes.
+const PROBE_STATES: usize = 4;
+
+/// What a probe for a spin loop has seen: the state of the thread at each
+/// pass through the address it was interrupted at, since it was. A loop
+/// that waits by spinning comes back to a state it was in once per turn;
+/// when its turn goes through shared code (a channel's `try_recv` and
+/// `try_send` both taking one lock, a helper called from two places), the
+/// address is passed in other states in between, so the first pass is not
+/// enough to tell: a pass in any state already seen is a spin. A buffered
+/// syscall between passes is progress: the probe starts again from there.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SpinProbe {
+    states: [Option<rrtest_trace::ExecPoint>; PROBE_STATES],
+    /// The records in the thread's syscall buffer when the states were
+    /// taken (None: it has no buffer).
+    committed: Option<u32>,
+}
+
+impl SpinProbe {
+    fn new(first: rrtest_trace::ExecPoint, committed: Option<u32>) -> Self {
+        let mut states = [None; PROBE_STATES];
+        states[0] = Some(first);
+        SpinProbe { states, committed }
+    }
+
+    /// Whether some state seen has registers `regs` (then the whole
+    /// state is worth reading and comparing).
+    fn regs_seen(&self, regs: &[u64; rrtest_trace::POINT_REGS]) -> bool {
+        self.states.iter().flatten().any(|p| &p.regs == regs)
+    }
+
+    /// Whether `point` is a state seen.
+    fn seen(&self, point: &rrtest_trace::ExecPoint) -> bool {
+        self.states.iter().flatten().any(|p| p == point)
+    }
+
+    /// Remembers another pass's state; false when the probe is full (the
+    /// thread passed [`PROBE_STATES`] times in new states: it computes).
+    fn push(&mut self, point: rrtest_trace::ExecPoint) -> bool {
+        match self.states.iter_mut().find(|p| p.is_none()) {
+            Some(slot) => {
+                *slot = Some(point);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// An interruption being moved to an execution point that replay can find
 /// cheaply (see [`Session::interrupted`]).
 #[derive(Debug, Clone, Copy)]
@@ -38,11 +90,14 @@ pub(super) struct Seek {
     pub(super) deadline: Instant,
 }
 
+// A probe's states make `Probe` the large variant (about 700 bytes): one
+// search per thread at most, copied at its stops, which cost far more.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy)]
 enum SeekKind {
     /// Is the thread spinning? `target` is where it was interrupted; it is
-    /// if it gets there again in the same state.
-    Probe(rrtest_trace::ExecPoint),
+    /// if it gets there again in a state it was in there.
+    Probe(SpinProbe),
     /// `target` is a return address; the frame has returned when the
     /// thread gets there with a stack pointer above `rsp`.
     Return { rsp: u64 },
@@ -142,11 +197,13 @@ impl Session {
         trace!(tid, ip = regs.rip, "probing for a spin loop");
         ptrace::exec_breakpoint(tid, Some(regs.rip))
             .map_err(ptrace_err("setting a breakpoint", tid))?;
+        let first =
+            exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
+        let committed = self.committed(tid);
+        let task = self.tasks.get_mut(&tid).expect("task exists");
         task.seeking = Some(Seek {
             target: regs.rip,
-            kind: SeekKind::Probe(
-                exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?,
-            ),
+            kind: SeekKind::Probe(SpinProbe::new(first, committed)),
             deadline: Instant::now() + PROBE_LIMIT,
         });
         // The breakpoint would fire at once on the current instruction:
@@ -154,15 +211,67 @@ impl Session {
         self.step_then_continue(tid, regs.rip)
     }
 
+    /// The records in `tid`'s syscall buffer now (None: it has none, or
+    /// they cannot be read).
+    fn committed(&self, tid: Tid) -> Option<u32> {
+        let pid = self.tasks.get(&tid)?.pid;
+        self.spaces
+            .contains_key(&pid)
+            .then(|| syscallbuf::committed_records(tid).ok())
+            .flatten()
+    }
+
+    /// A thread probed for a spin loop passed the probed address again, in
+    /// the state `regs` shows: whether that is a state it was in there
+    /// (it spins). Else the state is remembered and the probe goes on (the
+    /// thread is let run: `Ok(None)`), or the probe is full (`Ok(Some(false))`).
+    fn probe_pass(
+        &mut self,
+        tid: Tid,
+        regs: &Regs,
+        seek: Seek,
+        mut probe: SpinProbe,
+    ) -> Result<Option<bool>, Error> {
+        let committed = self.committed(tid);
+        let point = || exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid));
+        if committed != probe.committed {
+            // Buffered syscalls since the probe began: progress. A thread
+            // checked for a spin does not spin; else the probe starts
+            // again here.
+            if self.tasks[&tid].spin_check {
+                return Ok(Some(false));
+            }
+            probe = SpinProbe::new(point()?, committed);
+        } else {
+            let here = if probe.regs_seen(&crate::tracee::point_regs(regs)) {
+                let here = point()?;
+                if probe.seen(&here) {
+                    return Ok(Some(true));
+                }
+                here
+            } else {
+                point()?
+            };
+            if Instant::now() >= seek.deadline || !probe.push(here) {
+                return Ok(Some(false));
+            }
+        }
+        trace!(tid, ip = regs.rip, "probing on: a pass in a new state");
+        self.tasks.get_mut(&tid).expect("task exists").seeking = Some(Seek {
+            kind: SeekKind::Probe(probe),
+            ..seek
+        });
+        self.step_then_continue(tid, seek.target)?;
+        Ok(None)
+    }
+
     /// A thread searching for a cheap execution point stopped at its breakpoint.
     pub(super) fn seek_hit(&mut self, tid: Tid, regs: &Regs, seek: Seek) -> Result<(), Error> {
         let found = match seek.kind {
-            SeekKind::Probe(first) => {
-                crate::tracee::point_regs(regs) == first.regs
-                    && exec_point(tid, regs)
-                        .map_err(ptrace_err("reading an execution point", tid))?
-                        == first
-            }
+            SeekKind::Probe(probe) => match self.probe_pass(tid, regs, seek, probe)? {
+                Some(spins) => spins,
+                None => return Ok(()),
+            },
             SeekKind::Return { rsp } => regs.rsp > rsp,
             SeekKind::Count { left } => {
                 // At the last arrival, only where replay can find it (else
@@ -252,7 +361,7 @@ impl Session {
         self.stats.async_events += 1;
         self.emit(Event::Preempt { tid, point })?;
         let task = self.tasks.get_mut(&tid).expect("task exists");
-        task.state = State::Ready(Pending::Nothing);
+        task.set_ready(Pending::Nothing);
         task.resumed_at = None;
         self.current = None;
         Ok(())
@@ -363,4 +472,47 @@ fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
             || (before[0] == 0xff && before[1] & 0x38 == 0x10);
         is_call.then_some(v)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rrtest_trace::{ExecPoint, POINT_REGS};
+
+    fn point(rax: u64, digest: u64) -> ExecPoint {
+        let mut regs = [0u64; POINT_REGS];
+        regs[0] = rax;
+        ExecPoint {
+            ip: 0x1000,
+            regs,
+            digest,
+        }
+    }
+
+    #[test]
+    fn spin_probe_finds_a_loop_that_passes_the_address_in_other_states_first() {
+        // A turn passes the address twice, in states a and b (a lock taken
+        // for two channels): the third pass, in a again, is a spin.
+        let (a, b) = (point(1, 7), point(2, 7));
+        let mut probe = SpinProbe::new(a, Some(3));
+        assert!(!probe.regs_seen(&b.regs) && !probe.seen(&b));
+        assert!(probe.push(b));
+        assert!(probe.regs_seen(&a.regs) && probe.seen(&a));
+        assert!(probe.seen(&b));
+        // Same registers, other memory: not a state seen.
+        let a_changed = point(1, 8);
+        assert!(probe.regs_seen(&a_changed.regs) && !probe.seen(&a_changed));
+    }
+
+    #[test]
+    fn spin_probe_is_full_after_its_states() {
+        let mut probe = SpinProbe::new(point(0, 0), None);
+        for i in 1..PROBE_STATES as u64 {
+            assert!(probe.push(point(i, 0)));
+        }
+        // A computing loop: every pass new, and the probe gives up.
+        assert!(!probe.push(point(PROBE_STATES as u64, 0)));
+        assert!(!probe.seen(&point(PROBE_STATES as u64, 0)));
+        assert!((0..PROBE_STATES as u64).all(|i| probe.seen(&point(i, 0))));
+    }
 }

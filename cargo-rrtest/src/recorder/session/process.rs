@@ -105,7 +105,7 @@ impl Session {
             libc::PTRACE_EVENT_STOP => {
                 match self.tasks.get_mut(&tid) {
                     Some(t) if t.state == State::Unborn => {
-                        t.state = State::Ready(Pending::Nothing);
+                        t.set_ready(Pending::Nothing);
                         Ok(())
                     }
                     Some(t) if matches!(t.state, State::InSyscall { .. }) => {

@@ -5,7 +5,7 @@
 
 use tracing::debug;
 
-use super::{ptrace_err, Error, Pending, Session, State};
+use super::{ptrace_err, Error, Pending, Session};
 use rrtest_sys::ptrace::{self, Regs};
 use rrtest_sys::{cpu, RemoteMem};
 use rrtest_trace::{Event, Tid};
@@ -32,7 +32,7 @@ impl Session {
         // This stop cleared `force_bail` (`note_stop`): the request is served.
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.bailed = None;
-        task.state = State::Ready(Pending::Nothing);
+        task.set_ready(Pending::Nothing);
         task.resumed_at = None;
         if self.current == Some(tid) {
             self.current = None;

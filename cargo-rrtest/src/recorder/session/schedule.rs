@@ -14,7 +14,7 @@
 //! (it asks `signals`, `points` and `syscallbuf`), write events other than
 //! a resumed thread's `SyscallExit`, or let a policy see or drive ptrace.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
@@ -187,38 +187,89 @@ impl Threads<'_> {
             .get(&tid)
             .is_some_and(|t| matches!(t.state, State::Ready(_)))
     }
+
+    /// When ready thread `tid` became ready (None: not ready, or not
+    /// known).
+    pub(super) fn ready_since(&self, tid: Tid) -> Option<Instant> {
+        self.tasks
+            .get(&tid)
+            .filter(|t| matches!(t.state, State::Ready(_)))
+            .and_then(|t| t.ready_since)
+    }
 }
 
-/// The recorder's policy: round robin in the order threads joined, slices
-/// ([`TIMESLICE`], [`BAIL_SLICE`]) shared among the threads that wait (down
-/// to [`MIN_TIMESLICE`] and [`TICK`]), a switch at `sched_yield`, at a
-/// syscall the recorder stopped the thread for, and after
-/// [`SLICE_SYSCALLS`] traced syscalls. (A syscall that may block, a futex
-/// wait, always lets others run: the session splits it.)
+/// How long a ready thread may wait while threads woken after it run
+/// first ([`DefaultPolicy`]): then it runs next.
+const HANDOFF_WAIT: Duration = Duration::from_millis(10);
+
+/// The recorder's policy. Who runs next: of the ready threads other than
+/// the one that just ran (it goes behind them), the one that became ready
+/// last, unless one has waited [`HANDOFF_WAIT`] or more (then the one
+/// that waited longest). The thread woken last is the one a hand-off was
+/// for (a consumer a producer just notified, the waiter a lock was just
+/// passed to): running it at once completes the hand-off, where running
+/// an older one (woken in a herd, or preempted spinning for the very
+/// thing the hand-off brings) only lets it find nothing and wait again.
+/// Slices ([`TIMESLICE`], [`BAIL_SLICE`]) are shared among the threads
+/// that wait (down to [`MIN_TIMESLICE`] and [`TICK`]); a switch at
+/// `sched_yield`, at a syscall the recorder stopped the thread for, and
+/// after [`SLICE_SYSCALLS`] traced syscalls. (A syscall that may block, a
+/// futex wait, always lets others run: the session splits it.)
 #[derive(Debug, Default)]
 pub(super) struct DefaultPolicy {
-    run_queue: VecDeque<Tid>,
+    /// The threads in the order they joined.
+    threads: Vec<Tid>,
+    /// The thread picked last.
+    last: Option<Tid>,
 }
 
 impl SchedulePolicy for DefaultPolicy {
     fn add(&mut self, tid: Tid) {
-        if !self.run_queue.contains(&tid) {
-            self.run_queue.push_back(tid);
+        if !self.threads.contains(&tid) {
+            self.threads.push(tid);
         }
     }
 
     fn pick(&mut self, threads: &Threads<'_>) -> Option<Tid> {
-        for _ in 0..self.run_queue.len() {
-            let tid = self.run_queue.pop_front()?;
-            if !threads.exists(tid) {
-                continue;
-            }
-            self.run_queue.push_back(tid);
-            if threads.is_ready(tid) {
-                return Some(tid);
-            }
-        }
-        None
+        self.threads.retain(|&t| threads.exists(t));
+        let now = Instant::now();
+        // How long each ready thread has waited (one whose start is not
+        // known counts as waiting long).
+        let ready = || {
+            self.threads
+                .iter()
+                .filter(|&&t| threads.is_ready(t))
+                .map(|&t| {
+                    let waited = threads
+                        .ready_since(t)
+                        .map_or(Duration::MAX, |since| now.saturating_duration_since(since));
+                    (t, waited)
+                })
+        };
+        let last = self.last;
+        let others = || ready().filter(move |&(t, _)| Some(t) != last);
+        let pool: Vec<(Tid, Duration)> = if others().next().is_some() {
+            others().collect()
+        } else {
+            ready().collect()
+        };
+        // Equal waits go to the thread that joined first (`pool` is in
+        // join order).
+        let longest = pool
+            .iter()
+            .enumerate()
+            .max_by_key(|&(i, &(_, waited))| (waited, std::cmp::Reverse(i)))
+            .map(|(_, &p)| p)?;
+        let tid = if longest.1 >= HANDOFF_WAIT {
+            longest.0
+        } else {
+            pool.iter()
+                .enumerate()
+                .min_by_key(|&(i, &(_, waited))| (waited, i))
+                .map(|(_, &(t, _))| t)?
+        };
+        self.last = Some(tid);
+        Some(tid)
     }
 
     fn slice(&mut self) -> Slice {
@@ -592,35 +643,96 @@ pub(super) mod tests_support {
 mod tests {
     use super::*;
 
-    fn tasks(states: &[(Tid, State)]) -> BTreeMap<Tid, Task> {
+    const READY: State = State::Ready(Pending::Nothing);
+
+    /// Tasks in `states`, each ready one ready for the given time.
+    fn waited(states: &[(Tid, State, u64)]) -> BTreeMap<Tid, Task> {
+        let now = Instant::now();
         states
             .iter()
-            .map(|&(tid, state)| (tid, Task::new(tid, state)))
+            .map(|&(tid, state, ms)| {
+                let mut task = Task::new(tid, state);
+                task.ready_since = now.checked_sub(Duration::from_millis(ms));
+                (tid, task)
+            })
             .collect()
     }
 
-    const READY: State = State::Ready(Pending::Nothing);
-
     #[test]
-    fn default_policy_is_round_robin_over_ready_threads_in_join_order() {
+    fn default_policy_runs_the_thread_woken_last_and_not_the_one_that_just_ran() {
         let mut policy = DefaultPolicy::default();
         for tid in [1, 2, 3, 2] {
             policy.add(tid);
         }
-        let mut pick = |states: &[(Tid, State)]| {
-            let tasks = tasks(states);
+        let mut pick = |states: &[(Tid, State, u64)]| {
+            let tasks = waited(states);
             policy.pick(&Threads { tasks: &tasks })
         };
-        let all = [(1, READY), (2, State::Running), (3, READY)];
-        assert_eq!(pick(&all), Some(1));
-        // 2 is not ready: passed over, and 3 runs.
-        assert_eq!(pick(&all), Some(3));
-        assert_eq!(pick(&all), Some(1));
-        // 3 is gone (dropped from the queue); 2 is ready now.
-        assert_eq!(pick(&[(1, State::Running), (2, READY)]), Some(2));
-        assert_eq!(pick(&[(1, READY), (2, State::Running)]), Some(1));
-        assert_eq!(pick(&[(1, State::Unborn), (2, State::Running)]), None);
-        assert_eq!(pick(&[(1, READY), (2, READY)]), Some(2));
+        // 3 became ready last (it was just woken): it runs first.
+        assert_eq!(
+            pick(&[(1, READY, 3), (2, READY, 2), (3, READY, 1)]),
+            Some(3)
+        );
+        // 3 just ran and is ready again, newest of all: it goes behind the
+        // others, and 2 (newer than 1) runs.
+        assert_eq!(
+            pick(&[(1, READY, 3), (2, READY, 2), (3, READY, 0)]),
+            Some(2)
+        );
+        // Not ready threads are passed over.
+        assert_eq!(
+            pick(&[(1, READY, 4), (2, State::Running, 0), (3, READY, 1)]),
+            Some(3)
+        );
+        // The thread that just ran runs again when it is the only one ready.
+        assert_eq!(
+            pick(&[(1, State::Unborn, 0), (2, State::Running, 0), (3, READY, 0)]),
+            Some(3)
+        );
+        assert_eq!(
+            pick(&[
+                (1, State::Unborn, 0),
+                (2, State::Running, 0),
+                (3, State::Running, 0)
+            ]),
+            None
+        );
+        // Equal waits: the one that joined first.
+        assert_eq!(
+            pick(&[(1, READY, 5), (2, READY, 5), (3, State::Running, 0)]),
+            Some(1)
+        );
+        // A thread that is gone is dropped (and 1, which ran last, is
+        // gone: 3, woken last, runs).
+        assert_eq!(pick(&[(2, READY, 1), (3, READY, 0)]), Some(3));
+        assert_eq!(policy.threads, vec![2, 3]);
+    }
+
+    #[test]
+    fn default_policy_runs_a_thread_that_waited_too_long_first() {
+        let mut policy = DefaultPolicy::default();
+        for tid in [1, 2, 3] {
+            policy.add(tid);
+        }
+        let mut pick = |states: &[(Tid, State, u64)]| {
+            let tasks = waited(states);
+            policy.pick(&Threads { tasks: &tasks })
+        };
+        let long = HANDOFF_WAIT.as_millis() as u64;
+        // 1 waited past the limit: it runs before 3, woken last.
+        assert_eq!(
+            pick(&[(1, READY, long + 5), (2, READY, long + 1), (3, READY, 0)]),
+            Some(1)
+        );
+        // Then 2, the longest waiting of the others.
+        assert_eq!(
+            pick(&[(1, READY, 0), (2, READY, long + 2), (3, READY, 1)]),
+            Some(2)
+        );
+        // A ready thread whose start is not known counts as waiting long.
+        let mut tasks = waited(&[(1, READY, 0), (2, State::Running, 0), (3, READY, 1)]);
+        tasks.get_mut(&1).expect("task 1").ready_since = None;
+        assert_eq!(policy.pick(&Threads { tasks: &tasks }), Some(1));
     }
 
     #[test]

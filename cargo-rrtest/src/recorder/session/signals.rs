@@ -37,6 +37,14 @@ impl Session {
                     return self.seek_hit(tid, &regs, seek);
                 }
             }
+            if code == ptrace::TRAP_HWBKPT {
+                // A debug-register breakpoint's trap with no search there
+                // (a search that just ended, its hit already pending): the
+                // recorder's, never the program's (it cannot set debug
+                // registers), so never delivered.
+                trace!(tid, ip = regs.rip, "a stray breakpoint trap: ignored");
+                return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            }
         }
         let mem = RemoteMem::new(tid);
         if signo == libc::SIGSEGV && code == 0x80 {

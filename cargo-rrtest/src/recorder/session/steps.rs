@@ -159,7 +159,7 @@ impl Session {
         self.stats.async_events += 1;
         self.emit(Event::Preempt { tid, point })?;
         let task = self.tasks.get_mut(&tid).expect("task exists");
-        task.state = State::Ready(Pending::Nothing);
+        task.set_ready(Pending::Nothing);
         task.resumed_at = None;
         self.current = None;
         Ok(())

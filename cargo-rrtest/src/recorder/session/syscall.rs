@@ -189,7 +189,7 @@ impl Session {
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         };
         if split || self.current != Some(tid) {
-            task.state = State::Ready(Pending::Exit(entered));
+            task.set_ready(Pending::Exit(entered));
             if self.current == Some(tid) {
                 self.current = None;
             }
