@@ -509,6 +509,20 @@ impl Session {
                     self.load_queue(tid, real)?;
                     self.resume_again(tid, real, real_pid)?;
                 }
+                // A debug-register breakpoint's trap no search waits for
+                // (one that ended as its hit was pending): replay's own,
+                // never the program's (it cannot set debug registers, and
+                // the recorder never delivers such a trap).
+                WaitEvent::Signal {
+                    signo: libc::SIGTRAP,
+                    ..
+                } if expect_signal != Some(libc::SIGTRAP)
+                    && ptrace::getsiginfo(real)
+                        .is_ok_and(|i| ptrace::siginfo_code(&i) == ptrace::TRAP_HWBKPT) =>
+                {
+                    trace!(tid, "discarding a stray breakpoint trap");
+                    self.resume_again(tid, real, real_pid)?;
+                }
                 // Signals the replay itself causes (SIGCHLD when a replayed
                 // child really exits): every signal the program got is in the
                 // recording, and replay delivers exactly those, at their events.

@@ -503,6 +503,7 @@ impl Session {
             let hits = u64::from_le_bytes(pass).saturating_sub(1);
             regs.rip = point.ip;
             if crate::tracee::point_regs(&regs) == point.regs
+                && self.buffered_drained(tid)
                 && crate::tracee::exec_point(real, &regs)
                     .map_err(perr("reading an execution point", real))?
                     == *point

@@ -1,7 +1,8 @@
 //! Execution points in replay: running a thread to the place the recorder
 //! interrupted it (a `Preempt` event, or a signal held back to a point),
 //! the first time since its last event that it is about to execute the
-//! point's ip with the point's registers and memory digest. A debug-register
+//! point's ip with the point's registers and memory digest, having
+//! consumed its buffered syscalls (they all came before the point). A debug-register
 //! breakpoint and a comparison at each pass; a perf counter when a
 //! verification already knows the pass count; `point_filter.rs` for hot
 //! loops.
@@ -56,6 +57,7 @@ impl Session {
                 ));
             }
             if crate::tracee::point_regs(&regs) == point.regs
+                && self.buffered_drained(tid)
                 && crate::tracee::exec_point(real, &regs)
                     .map_err(perr("reading an execution point", real))?
                     == *point
@@ -115,6 +117,7 @@ impl Session {
         let stopped = matches!(ev, WaitEvent::Signal { signo, .. } if signo == rrtest_sys::perf::OVERFLOW_SIGNAL);
         let matches = stopped
             && regs.rip == point.ip
+            && self.buffered_drained(tid)
             && crate::tracee::point_regs(&regs) == point.regs
             && crate::tracee::exec_point(real, &regs)
                 .map_err(perr("reading an execution point", real))?

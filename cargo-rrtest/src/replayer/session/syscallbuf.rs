@@ -44,6 +44,17 @@ impl Session {
         Ok(())
     }
 
+    /// Whether `tid` has consumed every buffered syscall queued for it (as
+    /// of its last stop's [`Session::sync_loaded_queue`]). An execution
+    /// point comes after all of them: the recorder wrote the thread's
+    /// records before the point's event. A pass through the point's state
+    /// with some left (a state the digest cannot tell from the point's,
+    /// before buffered syscalls whose results lie outside it) is not the
+    /// point.
+    pub(super) fn buffered_drained(&self, tid: Tid) -> bool {
+        self.buffered.get(&tid).is_none_or(|q| q.is_empty())
+    }
+
     /// [`Session::sync_queue`] when `tid` has a queue loaded: after every
     /// stop of a thread that ran with one, whichever way it was resumed
     /// (the next resume loads what is left, so a stop that is not synced
