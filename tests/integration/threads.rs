@@ -13,6 +13,11 @@
 //!   under a tracer times out in `cargo rrtest`; the report's attempt has
 //!   an `unrecorded_rerun` that passed, and the summary says "timed out
 //!   under recording; passed in N s unrecorded";
+//! - `threads::herd_stays_asleep`: the one-slot queue that wakes every
+//!   waiter at each hand-off (`notify_all`): the thread woken last runs
+//!   first, and the rest of the herd stays ready without running, so the
+//!   recording switches a few times per item (round robin ran the whole
+//!   herd at each hand-off: about ten switches per item);
 //! - `threads::spin_handoff_cut_short`: regression for two threads that
 //!   wait for each other by spinning without a syscall. Each hand-off took
 //!   a whole timeslice (20 ms: 300 rounds took 13 s, native well under
@@ -187,6 +192,29 @@ fn spin_handoff_cut_short(trial: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+fn herd_stays_asleep(trial: &str) -> Result<(), Failed> {
+    let name = "one_slot_notify_all_herd";
+    // The fixture's test: 10 producers and 10 consumers, 500 items each.
+    let items = 10 * 500;
+    let dir = TrialDir::new(trial)?;
+    let trace = dir.path.join("trace");
+    let inv = invocation(name, dir.sub("work")?)?;
+    let rec = inv.record_with(&trace, &["--no-verify"])?;
+    expect_passed(name, &rec)?;
+    let st = stats(&trace)?;
+    let sch = &st["schedule"];
+    // An item is two hand-offs (put, take), each a wake-up and a switch
+    // or two; waking the whole herd each time costs about ten per item.
+    let switches = count(sch, "switches");
+    check!(
+        switches >= items && switches <= 5 * items,
+        "{switches} switches for {items} items (recording took {:?}): {sch}",
+        rec.elapsed
+    );
+    dir.finish();
+    Ok(())
+}
+
 fn timeout_only_under_recording(trial: &str) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let report = dir.path.join("report.json");
@@ -257,6 +285,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("threads::schedule_counters", || {
             schedule_counters("threads::schedule_counters")
+        })
+        .with_ignored_flag(cannot_record.is_some()),
+    );
+    trials.push(
+        Trial::test("threads::herd_stays_asleep", || {
+            herd_stays_asleep("threads::herd_stays_asleep")
         })
         .with_ignored_flag(cannot_record.is_some()),
     );
