@@ -101,6 +101,29 @@ pub struct RecordOptions {
     /// Record under the chaos scheduler with this seed (`--chaos`): a
     /// seeded random schedule that makes races show (docs/chaos.md).
     pub chaos: Option<u64>,
+    /// Record under a prescribed schedule (`cargo rrtest diff --minimize`'s
+    /// live re-runs): the chaos decisions of a seed, only some of them kept.
+    /// Takes the place of `chaos`.
+    pub prescribed: Option<Prescribed>,
+}
+
+/// A prescribed schedule (`recorder/session/prescribed.rs`): the chaos
+/// scheduler of `seed` makes its draws as always, but of the decisions that
+/// make a switch the default scheduler would not make (a preemption after
+/// a count of instructions, a switch at a syscall, a new thread run before
+/// its creator, a pause), numbered in the order they come, only those in
+/// `keep` are carried out; the default scheduler's answer stands for the
+/// others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prescribed {
+    /// The chaos seed the decisions come from.
+    pub seed: u64,
+    /// The decisions carried out, by number (None: all of them).
+    pub keep: Option<Vec<u64>>,
+    /// Where to write, as JSON lines, the threads, the decisions (kept or
+    /// not) and every switch between threads with where the thread switched
+    /// out was (docs/chaos.md).
+    pub log: Option<PathBuf>,
 }
 
 /// The shell convention for a program's exit status, as `record` exits:

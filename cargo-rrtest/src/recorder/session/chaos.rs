@@ -10,8 +10,8 @@
 //!   at the next pick (before its creator goes on).
 //! - among ready threads of the top priority, a random one, passing over
 //!   the one that just ran where there is a choice;
-//! - the slice: a time slice of 5 to 50 ms, a run of 1 to 64 traced
-//!   syscalls, and, for a thread drawn fine or coarse grained for the
+//! - the slice: a run of 1 to 64 traced syscalls, and, for a thread drawn
+//!   fine or coarse grained for the
 //!   epoch (with its priority), an exact number of instructions (1 to 48,
 //!   or 48 to 2048) after which it is preempted where it is (the session
 //!   single-steps it there: [`super::steps`]), so a thread can be switched
@@ -23,9 +23,13 @@
 //! - now and then a pause: nothing is scheduled for 1 to 20 ms, while
 //!   blocked syscalls (timeouts) go on in the kernel.
 //!
-//! Every decision is also folded into a digest ([`ChaosPolicy::summary`]),
-//! written into the trace header: the same seed on the same program and
-//! input makes the same decisions, and so the same digest.
+//! No slice ends by the clock: a thread runs until its instruction count,
+//! its arrival count or its syscall budget is spent (or it blocks), so the
+//! same seed on the same program and input makes the same decisions, and
+//! so the same digest ([`ChaosPolicy::summary`], written into the trace
+//! header). The time slice is only a safety net ([`SAFETY_SLICE`] of the
+//! thread's CPU time) for a thread drawn to end at a syscall that makes
+//! none.
 //!
 //! Must not: see or drive ptrace, or read the clock for anything but the
 //! end of a pause (time-based preemption is the session's, from the slice).
@@ -43,11 +47,10 @@ const MAX_EPOCH_PICKS: u32 = 32;
 const PAUSE_ONE_IN: u64 = 50;
 /// The longest pause.
 const MAX_PAUSE_MS: u64 = 20;
-/// Time slices, log-uniform between these. Long enough that a thread's
-/// slice seldom ends by the clock where it could end by steps or at a
-/// syscall: those decisions repeat with the seed, the clock's do not.
-const MIN_SLICE_MS: u64 = 5;
-const MAX_SLICE_MS: u64 = 50;
+/// The time slice (CPU time): a safety net only. Slices end by counts
+/// (instructions, arrivals, syscalls), which repeat with the seed; the
+/// clock's ends do not.
+const SAFETY_SLICE: Duration = Duration::from_millis(250);
 /// One traced syscall in this many switches besides the default's reasons.
 const SWITCH_ONE_IN: u64 = 4;
 /// Fine-grained instruction budgets: 1 to this.
@@ -202,6 +205,34 @@ impl ChaosPolicy {
             .unwrap_or(u64::MAX)
     }
 
+    /// The thread picked last (the one a slice or a syscall switch is
+    /// about).
+    pub(super) fn last(&self) -> Option<Tid> {
+        self.last
+    }
+
+    /// The new thread that runs at the next pick, if any.
+    pub(super) fn runs_first(&self) -> Option<Tid> {
+        self.first
+    }
+
+    /// Lets the new thread wait its turn after all (a prescribed schedule
+    /// that does not keep that decision).
+    pub(super) fn cancel_first(&mut self) {
+        self.first = None;
+    }
+
+    /// Whether a pause is under way.
+    pub(super) fn paused(&self) -> bool {
+        self.paused_until.is_some()
+    }
+
+    /// Ends the pause under way (a prescribed schedule that does not keep
+    /// it).
+    pub(super) fn cancel_pause(&mut self) {
+        self.paused_until = None;
+    }
+
     fn redraw_priorities(&mut self) {
         for i in 0..self.threads.len() {
             let high = self.rng.one_in(2);
@@ -292,15 +323,13 @@ impl SchedulePolicy for ChaosPolicy {
     }
 
     fn slice(&mut self) -> Slice {
-        let run_ms = self.rng.log_range(MIN_SLICE_MS, MAX_SLICE_MS);
         let syscalls = self.rng.range(1, 64) as u32;
         self.slice_syscalls = syscalls;
         let thread = self.last.map(|t| self.index_of(t)).unwrap_or(0);
-        self.note(Decision::Slice, thread, run_ms << 8 | u64::from(syscalls));
-        let run = Duration::from_millis(run_ms);
+        self.note(Decision::Slice, thread, u64::from(syscalls));
         Slice {
-            run,
-            bail_after: run / 2,
+            run: SAFETY_SLICE,
+            bail_after: SAFETY_SLICE / 2,
             syscalls,
         }
     }
@@ -408,7 +437,7 @@ mod tests {
 
     #[test]
     fn chaos_picks_every_thread_preempts_after_short_runs_and_pauses() {
-        let (answers, _) = drive(1);
+        let answers: Vec<Answer> = (1..=3).flat_map(|seed| drive(seed).0).collect();
         for tid in [10, 11, 12] {
             assert!(
                 answers.iter().any(|a| a.0 == Some(tid)),
@@ -430,15 +459,10 @@ mod tests {
         );
         assert!(answers.iter().any(|a| a.2.is_none()));
         assert!(answers.iter().any(|a| a.3) && answers.iter().any(|a| !a.3));
-        let runs: Vec<Duration> = answers.iter().map(|a| a.1.run).collect();
-        assert!(
-            runs.contains(&Duration::from_millis(MIN_SLICE_MS)),
-            "{runs:?}"
-        );
-        assert!(
-            runs.iter().any(|&r| r >= Duration::from_millis(30)),
-            "{runs:?}"
-        );
+        // No slice ends by the clock (only the safety net's).
+        assert!(answers.iter().all(|a| a.1.run == SAFETY_SLICE));
+        let budgets: Vec<u32> = answers.iter().map(|a| a.1.syscalls).collect();
+        assert!(budgets.iter().any(|&b| b <= 4) && budgets.iter().any(|&b| b > 32));
         // Some picks are pauses (None) although every thread is ready.
         assert!(answers.iter().any(|a| a.0.is_none()));
     }
