@@ -74,8 +74,8 @@ pub struct RecordArgs {
     /// re-runs; recorder/session/prescribed.rs).
     #[arg(long, hide = true, value_name = "SEED", conflicts_with = "chaos")]
     pub prescribe_seed: Option<u64>,
-    /// With --prescribe-seed: the decisions kept, by number (`1,5,9`; empty:
-    /// none; default: all).
+    /// With --prescribe-seed: the decisions kept, each with the thread to run
+    /// at it (`DECISION[:THREAD],...`; empty: none; default: all).
     #[arg(long, hide = true, value_name = "LIST", requires = "prescribe_seed", value_parser = parse_keep)]
     pub prescribe_keep: Option<Keep>,
     /// With --prescribe-seed: where to write the schedule's log.
@@ -117,19 +117,25 @@ impl ChaosArgs {
     }
 }
 
-/// `--prescribe-keep`'s list of decision numbers.
+/// `--prescribe-keep`'s list: `DECISION[:THREAD],...`.
 #[derive(Debug, Clone)]
-pub struct Keep(pub Vec<u64>);
+pub struct Keep(pub Vec<recorder::Kept>);
 
 fn parse_keep(s: &str) -> std::result::Result<Keep, String> {
     s.split(',')
         .filter(|n| !n.trim().is_empty())
-        .map(|n| {
-            n.trim()
-                .parse()
-                .map_err(|_| format!("`{n}` is not a decision number"))
+        .map(|item| {
+            let bad = || format!("`{item}` is not DECISION[:THREAD]");
+            let (d, next) = match item.trim().split_once(':') {
+                Some((d, t)) => (d, Some(t.parse().map_err(|_| bad())?)),
+                None => (item.trim(), None),
+            };
+            Ok(recorder::Kept {
+                decision: d.parse().map_err(|_| bad())?,
+                next,
+            })
         })
-        .collect::<std::result::Result<Vec<u64>, String>>()
+        .collect::<std::result::Result<Vec<_>, String>>()
         .map(Keep)
 }
 

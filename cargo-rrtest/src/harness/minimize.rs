@@ -53,8 +53,9 @@ pub struct Minimized {
     pub failing_exit: i32,
     /// Decisions the seed's schedule made (that the default would not).
     pub decisions: u64,
-    /// The decisions kept, by number.
-    pub kept: Vec<u64>,
+    /// The decisions kept, by name (`THREAD.STOP`: the thread's stop
+    /// number; `THREAD.first`; `pause.N`).
+    pub kept: Vec<String>,
     /// Whether the search finished (dropping any one kept decision makes a
     /// run pass); false when a cap stopped it first.
     pub minimal: bool,
@@ -73,8 +74,8 @@ pub struct Minimized {
 /// One kept decision, as it took effect in the last failing re-run.
 #[derive(Debug, Serialize)]
 pub struct Cut {
-    /// Its number.
-    pub decision: u64,
+    /// Its name (see [`Minimized::kept`]).
+    pub decision: String,
     /// `preempt`, `switch`, `first` or `pause`.
     pub kind: String,
     /// The thread it was about (1: the first, in the order they started).
@@ -234,9 +235,11 @@ struct Runner<'a> {
     scratch: tempfile::TempDir,
     runs: u32,
     started: Instant,
-    /// Each candidate tried: whether it failed, and the log of its first
-    /// failing run.
+    /// Each candidate tried (sorted): whether it failed, and the log of
+    /// its first failing run.
     tried: BTreeMap<Vec<u64>, Option<PathBuf>>,
+    /// The thread the failing run ran at each decision.
+    next: BTreeMap<u64, Option<u32>>,
 }
 
 impl Runner<'_> {
@@ -263,7 +266,10 @@ impl Runner<'_> {
         let err = self.scratch.path().join(format!("run-{n}.err"));
         let list = keep.map(|k| {
             k.iter()
-                .map(|d| d.to_string())
+                .map(|d| match self.next.get(d).copied().flatten() {
+                    Some(t) => format!("{d}:{t}"),
+                    None => d.to_string(),
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         });
@@ -330,19 +336,21 @@ impl Runner<'_> {
     /// Whether the candidate `keep` fails on every check run (stopping at
     /// the first that passes), remembered per candidate.
     fn fails(&mut self, keep: &[u64]) -> std::result::Result<bool, Stop> {
-        if let Some(known) = self.tried.get(keep) {
+        let mut key = keep.to_vec();
+        key.sort_unstable();
+        if let Some(known) = self.tried.get(&key) {
             return Ok(known.is_some());
         }
         let mut first_log = None;
         for _ in 0..self.limits.check_runs {
             let (failed, log) = self.run_once(Some(keep))?;
             if !failed {
-                self.tried.insert(keep.to_vec(), None);
+                self.tried.insert(key, None);
                 return Ok(false);
             }
             first_log.get_or_insert(log);
         }
-        self.tried.insert(keep.to_vec(), first_log);
+        self.tried.insert(key, first_log);
         Ok(true)
     }
 }
@@ -363,6 +371,7 @@ pub fn minimize(target: &Target, limits: Limits) -> Result<Minimized> {
         runs: 0,
         started: Instant::now(),
         tried: BTreeMap::new(),
+        next: BTreeMap::new(),
     };
     let fatal = |s: Stop| match s {
         Stop::Failed(e) => e,
@@ -389,12 +398,15 @@ pub fn minimize(target: &Target, limits: Limits) -> Result<Minimized> {
         )));
     };
     let entries = read_log(&full_log);
-    let decisions = entries
+    r.next = next_threads(&entries);
+    let all: Vec<u64> = entries
         .iter()
-        .filter(|e| e.get("decision").is_some())
-        .count() as u64;
-    let all: Vec<u64> = (0..decisions).collect();
-    r.tried.insert(all.clone(), Some(full_log));
+        .filter_map(|e| e["decision"].as_u64())
+        .collect();
+    let decisions = all.len() as u64;
+    let mut sorted = all.clone();
+    sorted.sort_unstable();
+    r.tried.insert(sorted, Some(full_log));
     // Without any decision it must pass (else the schedule is not what
     // makes it fail).
     let (none_fails, _) = r.run_once(Some(&[])).map_err(fatal)?;
@@ -412,13 +424,24 @@ pub fn minimize(target: &Target, limits: Limits) -> Result<Minimized> {
         Some(Stop::Cap(why)) => Some(why),
         None => None,
     };
+    let mut key = kept.clone();
+    key.sort_unstable();
     let log = r
         .tried
-        .get(&kept)
+        .get(&key)
         .cloned()
         .flatten()
         .ok_or_else(|| Error::Other("no log of the minimal schedule's failing run".into()))?;
-    let (cuts, note) = cuts(&read_log(&log), &kept);
+    let entries = read_log(&log);
+    let (cuts, note) = cuts(&entries, &kept);
+    let label = |d: &u64| {
+        entries
+            .iter()
+            .find(|e| e["decision"].as_u64() == Some(*d))
+            .and_then(|e| e["label"].as_str())
+            .map_or_else(|| d.to_string(), String::from)
+    };
+    let kept = kept.iter().map(label).collect();
     Ok(Minimized {
         seed: target.seed,
         failing_exit: target.fail_code,
@@ -483,6 +506,32 @@ pub(crate) fn ddmin<E>(
     (c, None)
 }
 
+/// For each decision of a log, the thread that ran next (by number) when
+/// its thread stopped there and another ran: the failing run's answer.
+fn next_threads(entries: &[Value]) -> BTreeMap<u64, Option<u32>> {
+    let mut numbers: BTreeMap<i64, u32> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let (Some(n), Some(tid)) = (e["thread"].as_u64(), e["tid"].as_i64()) {
+            numbers.insert(tid, n as u32);
+        }
+        let Some(d) = e["decision"].as_u64() else {
+            continue;
+        };
+        let tid = e["tid"].as_i64();
+        let stop = matches!(e["kind"].as_str(), Some("preempt" | "switch"));
+        let next = entries[i + 1..]
+            .iter()
+            .take_while(|x| !(x.get("decision").is_some() && x["tid"].as_i64() == tid))
+            .find(|x| x.get("switch").is_some() && x["switch"].as_i64() == tid)
+            .and_then(|x| x["to"].as_i64())
+            .filter(|_| stop);
+        // Threads are announced before they run: every `to` is numbered.
+        out.insert(d, next.and_then(|t| numbers.get(&t).copied()));
+    }
+    out
+}
+
 fn read_log(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -517,7 +566,9 @@ fn cuts(entries: &[Value], kept: &[u64]) -> (Vec<Cut>, Option<String>) {
         let after = &entries[i + 1..];
         let switches = after.iter().filter(|x| x.get("switch").is_some());
         let mut cut = Cut {
-            decision: d,
+            decision: e["label"]
+                .as_str()
+                .map_or_else(|| d.to_string(), String::from),
             kind: kind.clone(),
             thread: tid.and_then(|t| threads.get(&t).copied()),
             switched_out_at: None,

@@ -2,7 +2,12 @@
 //! [`SchedulePolicy`] that makes the interleavings a plain recording
 //! hides happen (rr's chaos mode, without a branch counter).
 //!
-//! What it decides, each draw from one seeded generator:
+//! What it decides, each draw from a seeded generator: the recording's
+//! for who runs (priorities, start order, picks, pauses), and each
+//! thread's own (seeded from the seed and its place in join order) for
+//! where its slices end (grain, budgets, steps, syscall switches), so that
+//! a thread's slices end at the same places in its run whatever the other
+//! threads did (what `diff --minimize`'s prescribed schedules rely on):
 //! - priorities: every thread is high or low; a low one runs only when no
 //!   high one is ready, so it starves for a while. All are drawn again
 //!   every few picks (so no starvation lasts).
@@ -11,8 +16,8 @@
 //! - among ready threads of the top priority, a random one, passing over
 //!   the one that just ran where there is a choice;
 //! - the slice: a run of 1 to 64 traced syscalls, and, for a thread drawn
-//!   fine or coarse grained for the
-//!   epoch (with its priority), an exact number of instructions (1 to 48,
+//!   fine or coarse grained (drawn again every 4 to 32 of its slices), an
+//!   exact number of instructions (1 to 48,
 //!   or 48 to 2048) after which it is preempted where it is (the session
 //!   single-steps it there: [`super::steps`]), so a thread can be switched
 //!   out between a load and its store;
@@ -107,11 +112,30 @@ struct Thread {
     /// differ between runs).
     index: u64,
     high: bool,
-    /// How its slices end, until priorities are drawn again.
+    /// How its slices end, for `grain_left` more slices.
     grain: Grain,
+    grain_left: u32,
+    /// Its own generator: where its slices end.
+    rng: SplitMix64,
 }
 
-/// How a thread's slices end during one epoch.
+impl Thread {
+    fn new(seed: u64, tid: Tid, index: u64) -> Thread {
+        let mut rng = SplitMix64::new(seed ^ (index + 1).wrapping_mul(0xd605_bbb5_8c8a_bb4d));
+        let grain = Grain::draw(&mut rng);
+        let grain_left = rng.range(4, u64::from(MAX_EPOCH_PICKS)) as u32;
+        Thread {
+            tid,
+            index,
+            high: false,
+            grain,
+            grain_left,
+            rng,
+        }
+    }
+}
+
+/// How a thread's slices end for a while.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grain {
     /// After 1 to [`FINE_STEPS`] instructions: chopped fine, so that a
@@ -140,6 +164,8 @@ impl Grain {
 /// The chaos policy (see the module comment).
 #[derive(Debug)]
 pub(super) struct ChaosPolicy {
+    seed: u64,
+    /// Who runs: priorities, start order, picks, pauses.
     rng: SplitMix64,
     threads: Vec<Thread>,
     joined: u64,
@@ -171,6 +197,7 @@ enum Decision {
 impl ChaosPolicy {
     pub(super) fn new(seed: u64) -> Self {
         ChaosPolicy {
+            seed,
             rng: SplitMix64::new(seed),
             threads: Vec::new(),
             joined: 0,
@@ -211,6 +238,18 @@ impl ChaosPolicy {
         self.last
     }
 
+    /// `tid` runs next, picked by another (a prescribed schedule): the
+    /// slice and the syscall switches that follow are its.
+    pub(super) fn picked(&mut self, tid: Tid) {
+        self.last = Some(tid);
+    }
+
+    /// The thread picked last, if it is still there.
+    fn current(&mut self) -> Option<&mut Thread> {
+        let last = self.last?;
+        self.threads.iter_mut().find(|t| t.tid == last)
+    }
+
     /// The new thread that runs at the next pick, if any.
     pub(super) fn runs_first(&self) -> Option<Tid> {
         self.first
@@ -236,15 +275,9 @@ impl ChaosPolicy {
     fn redraw_priorities(&mut self) {
         for i in 0..self.threads.len() {
             let high = self.rng.one_in(2);
-            let grain = Grain::draw(&mut self.rng);
             self.threads[i].high = high;
-            self.threads[i].grain = grain;
             let index = self.threads[i].index;
-            self.note(
-                Decision::Priority,
-                index,
-                u64::from(high) | (grain as u64) << 1,
-            );
+            self.note(Decision::Priority, index, u64::from(high));
         }
         self.epoch_left = self.rng.range(4, u64::from(MAX_EPOCH_PICKS)) as u32;
     }
@@ -259,21 +292,17 @@ impl SchedulePolicy for ChaosPolicy {
         self.joined += 1;
         // The first thread has nothing to go before.
         let first = index > 0 && self.rng.one_in(2);
-        let grain = Grain::draw(&mut self.rng);
+        let mut thread = Thread::new(self.seed, tid, index);
+        thread.high = first || index == 0;
         self.note(
             Decision::First,
             index,
-            u64::from(first) | (grain as u64) << 1,
+            u64::from(first) | (thread.grain as u64) << 1,
         );
         if first {
             self.first = Some(tid);
         }
-        self.threads.push(Thread {
-            tid,
-            index,
-            high: first || index == 0,
-            grain,
-        });
+        self.threads.push(thread);
     }
 
     fn pick(&mut self, threads: &Threads<'_>) -> Option<Tid> {
@@ -323,9 +352,18 @@ impl SchedulePolicy for ChaosPolicy {
     }
 
     fn slice(&mut self) -> Slice {
-        let syscalls = self.rng.range(1, 64) as u32;
+        let (thread, syscalls) = match self.current() {
+            Some(t) => {
+                if t.grain_left == 0 {
+                    t.grain = Grain::draw(&mut t.rng);
+                    t.grain_left = t.rng.range(4, u64::from(MAX_EPOCH_PICKS)) as u32;
+                }
+                t.grain_left -= 1;
+                (t.index, t.rng.range(1, 64) as u32)
+            }
+            None => (0, self.rng.range(1, 64) as u32),
+        };
         self.slice_syscalls = syscalls;
-        let thread = self.last.map(|t| self.index_of(t)).unwrap_or(0);
         self.note(Decision::Slice, thread, u64::from(syscalls));
         Slice {
             run: SAFETY_SLICE,
@@ -335,24 +373,25 @@ impl SchedulePolicy for ChaosPolicy {
     }
 
     fn steps(&mut self) -> Option<Steps> {
-        let thread = self
-            .last
-            .and_then(|t| self.threads.iter().find(|x| x.tid == t));
-        let (thread, grain) = thread.map_or((0, Grain::Time), |t| (t.index, t.grain));
-        let steps = match grain {
+        let Some(t) = self.current() else {
+            self.note(Decision::Steps, 0, 0);
+            return None;
+        };
+        let (thread, rng) = (t.index, &mut t.rng);
+        let steps = match t.grain {
             Grain::Fine => Some(Steps {
-                steps: self.rng.range(1, FINE_STEPS) as u32,
+                steps: rng.range(1, FINE_STEPS) as u32,
                 count: None,
             }),
             Grain::Coarse => Some(Steps {
-                steps: self.rng.log_range(FINE_STEPS, COARSE_STEPS) as u32,
+                steps: rng.log_range(FINE_STEPS, COARSE_STEPS) as u32,
                 count: None,
             }),
             Grain::Counted => Some(Steps {
                 steps: SAMPLE_STEPS,
                 count: Some((
-                    self.rng.range(0, u64::from(SAMPLE_STEPS) - 1) as u32,
-                    self.rng.log_range(1, MAX_ARRIVALS) as u32,
+                    rng.range(0, u64::from(SAMPLE_STEPS) - 1) as u32,
+                    rng.log_range(1, MAX_ARRIVALS) as u32,
                 )),
             }),
             Grain::Time => None,
@@ -370,8 +409,10 @@ impl SchedulePolicy for ChaosPolicy {
         {
             return true;
         }
-        let switch = self.rng.one_in(SWITCH_ONE_IN);
-        let thread = self.last.map(|t| self.index_of(t)).unwrap_or(0);
+        let (thread, switch) = match self.current() {
+            Some(t) => (t.index, t.rng.one_in(SWITCH_ONE_IN)),
+            None => (0, self.rng.one_in(SWITCH_ONE_IN)),
+        };
         self.note(Decision::Switch, thread, u64::from(switch));
         switch
     }
