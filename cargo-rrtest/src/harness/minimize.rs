@@ -113,6 +113,10 @@ pub struct Place {
     /// `addr2line`'s function and `file:line` (the file's full path).
     pub function: Option<String>,
     pub source: Option<String>,
+    /// Where the function was inlined, innermost first: `function at
+    /// file:line`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inlined_in: Vec<String>,
 }
 
 impl Place {
@@ -128,7 +132,15 @@ impl Place {
         let at = match (&self.source, &self.object, self.addr) {
             (Some(src), _, _) => {
                 let f = self.function.as_deref().unwrap_or("?");
-                Some(format!("{} ({f})", base(src)))
+                let inlined: String = self
+                    .inlined_in
+                    .iter()
+                    .map(|i| match i.split_once(" at ") {
+                        Some((f, at)) => format!(", inlined in {f} at {}", base(at)),
+                        None => format!(", inlined in {i}"),
+                    })
+                    .collect();
+                Some(format!("{} ({f}{inlined})", base(src)))
             }
             (None, Some(obj), Some(addr)) => Some(format!("{}+{addr:#x}", base(obj))),
             _ => None,
@@ -137,6 +149,7 @@ impl Place {
             ("exited", _, _) => "its end".into(),
             ("blocked", Some(s), _) => format!("a blocking {s} call"),
             ("syscall", Some(s), Some(at)) => format!("its {s} call at {at}"),
+            ("syscall", Some(s), None) => format!("its {s} call"),
             (_, _, Some(at)) => at,
             _ => "an unknown place".into(),
         }
@@ -158,14 +171,6 @@ pub struct Target {
 impl Target {
     /// The failing recording `h` (its path `shown`, for messages).
     pub fn of(h: &Header, shown: &Path) -> Result<Target> {
-        let Some(chaos) = &h.chaos else {
-            return Err(Error::Usage(format!(
-                "{} was not recorded under the chaos scheduler: --minimize re-runs the test \
-                 under a chaos recording's decisions (record one with --chaos, or find one with \
-                 `cargo rrtest stress --chaos`)",
-                shown.display()
-            )));
-        };
         let fail_code = match h.outcome {
             Some(Outcome::Exited { code: 0 }) => {
                 return Err(Error::Usage(format!(
@@ -181,6 +186,14 @@ impl Target {
                     shown.display()
                 )))
             }
+        };
+        let Some(chaos) = &h.chaos else {
+            return Err(Error::Usage(format!(
+                "{} was not recorded under the chaos scheduler: --minimize re-runs the test \
+                 under a chaos recording's decisions (record one with --chaos, or find one with \
+                 `cargo rrtest stress --chaos`)",
+                shown.display()
+            )));
         };
         let exe = PathBuf::from(&h.exe);
         if !exe.is_file() {
@@ -624,7 +637,12 @@ fn cuts(entries: &[Value], kept: &[u64]) -> (Vec<Cut>, Option<String>) {
                             }
                         }
                         let between = if ran.is_empty() {
-                            "it did not run again".to_string()
+                            // No switch after: the thread switched to ran
+                            // until the program ended.
+                            match out_of["to"].as_i64().and_then(|t| threads.get(&t)) {
+                                Some(n) => format!("thread {n} ran until the program ended"),
+                                None => "it did not run again".to_string(),
+                            }
                         } else {
                             let mut parts: Vec<String> = Vec::new();
                             for r in &ran {
@@ -680,10 +698,21 @@ impl Resolver {
     fn place(&self, e: &Value) -> Place {
         let object = e["file"].as_str().map(String::from);
         let addr = e["addr"].as_u64();
-        let (function, source) = match (&self.tool, &object, addr) {
+        let frames = match (&self.tool, &object, addr) {
             (Some(tool), Some(obj), Some(addr)) => addr2line(tool, obj, addr),
-            _ => (None, None),
+            _ => Vec::new(),
         };
+        let mut frames = frames.into_iter();
+        let (function, source) = frames.next().unwrap_or((None, None));
+        let inlined_in = frames
+            .map(|(f, at)| {
+                format!(
+                    "{} at {}",
+                    f.as_deref().unwrap_or("?"),
+                    at.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
         Place {
             state: e["state"].as_str().unwrap_or("?").to_string(),
             syscall: e["syscall"]
@@ -694,33 +723,43 @@ impl Resolver {
             addr,
             function,
             source,
+            inlined_in,
         }
     }
 }
 
-/// `addr2line -f -C -e OBJ ADDR`: the function and `file:line`, each None
-/// where it answers `??`.
-fn addr2line(tool: &Path, obj: &str, addr: u64) -> (Option<String>, Option<String>) {
+/// A function and its `file:line`, each None where `addr2line` answers
+/// `??`.
+type Frame = (Option<String>, Option<String>);
+
+/// `addr2line -f -C -i -e OBJ ADDR`: the frames at `addr`, the innermost
+/// first and then each function it was inlined in.
+fn addr2line(tool: &Path, obj: &str, addr: u64) -> Vec<Frame> {
     let Ok(out) = Command::new(tool)
-        .args(["-f", "-C", "-e", obj, &format!("{addr:#x}")])
+        .args(["-f", "-C", "-i", "-e", obj, &format!("{addr:#x}")])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
     else {
-        return (None, None);
+        return Vec::new();
     };
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let function = lines
-        .next()
-        .filter(|f| !f.starts_with("??"))
-        .map(String::from);
-    let source = lines
-        .next()
-        .map(|l| l.split(" (discriminator").next().unwrap_or(l).trim())
-        .filter(|l| !l.starts_with("??") && !l.ends_with(":0") && !l.ends_with(":?"))
-        .map(String::from);
-    (function, source)
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .chunks(2)
+        .map(|pair| {
+            let function = pair
+                .first()
+                .filter(|f| !f.starts_with("??"))
+                .map(|f| f.to_string());
+            let source = pair
+                .get(1)
+                .map(|l| l.split(" (discriminator").next().unwrap_or(l).trim())
+                .filter(|l| !l.starts_with("??") && !l.ends_with(":0") && !l.ends_with(":?"))
+                .map(String::from);
+            (function, source)
+        })
+        .collect()
 }
 
 #[cfg(test)]
