@@ -143,13 +143,17 @@ impl Place {
                 Some(format!("{} ({f}{inlined})", base(src)))
             }
             (None, Some(obj), Some(addr)) => Some(format!("{}+{addr:#x}", base(obj))),
+            // Code no file holds: the recorder's syscall stubs, JIT code.
+            (None, None, _) => self.ip.map(|ip| format!("{ip:#x} (no file mapped)")),
             _ => None,
         };
         match (self.state.as_str(), &self.syscall, at) {
             ("exited", _, _) => "its end".into(),
             ("blocked", Some(s), _) => format!("a blocking {s} call"),
-            ("syscall", Some(s), Some(at)) => format!("its {s} call at {at}"),
-            ("syscall", Some(s), None) => format!("its {s} call"),
+            ("syscall", Some(s), Some(at)) if self.object.is_some() => {
+                format!("its {s} call at {at}")
+            }
+            ("syscall", Some(s), _) => format!("its {s} call"),
             (_, _, Some(at)) => at,
             _ => "an unknown place".into(),
         }
