@@ -7,7 +7,10 @@
 //! traces directory. It owns finding and opening the two recordings, the
 //! check that they record the same test, and the human and JSON output;
 //! the comparison is `rrtest_trace::diff`'s (through
-//! [`crate::harness::tracediff`]). It must not run or replay anything.
+//! [`crate::harness::tracediff`]). It must not run or replay anything
+//! itself: `--minimize` hands the checked pair to
+//! [`crate::harness::minimize`], which re-runs the test, and prints what it
+//! found.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -20,7 +23,7 @@ use serde::Serialize;
 
 use super::select::{self, Candidate, Pick};
 use crate::errors::{Error, Result};
-use crate::harness::{record::sanitize, shell_word, tracediff};
+use crate::harness::{minimize, record::sanitize, shell_word, tracediff};
 
 /// The version of `diff --json`'s output (bumped when a field is removed
 /// or changes meaning; fields are added without a bump).
@@ -58,6 +61,24 @@ pub struct DiffArgs {
     /// With a test name: the report to look it up in [default: TARGET_DIR/rrtest/report.json].
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
+    /// Narrow the failing chaos recording's scheduling decisions to the fewest that still make
+    /// the test fail, re-running it live (delta debugging), and show where they switched
+    /// threads, as file:line (docs/stress-and-diff.md).
+    #[arg(long)]
+    pub minimize: bool,
+    /// With --minimize: re-runs of each candidate schedule; it fails only if every one does.
+    #[arg(long, value_name = "N", default_value_t = 3, requires = "minimize",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub check_runs: u32,
+    /// With --minimize: the most re-runs in all (then the smallest failing schedule found is
+    /// shown, marked not minimal).
+    #[arg(long, value_name = "N", default_value_t = 80, requires = "minimize",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_runs: u32,
+    /// With --minimize: the most time in all (`90s`, `5m`).
+    #[arg(long, value_name = "DURATION", default_value = "5m", requires = "minimize",
+          value_parser = super::stress::parse_duration)]
+    pub budget: std::time::Duration,
 }
 
 /// One side of the comparison, opened.
@@ -111,6 +132,9 @@ pub fn exec(args: DiffArgs) -> Result<ExitCode> {
         }
     };
     same_test(&a, &b)?;
+    if args.minimize {
+        return minimize(&a, &b, &args);
+    }
     let ea = tracediff::load(&a.dir)?;
     let eb = tracediff::load(&b.dir)?;
     let diff = tdiff::diff(&ea, &eb, &tracediff::options(args.context));
@@ -131,6 +155,107 @@ pub fn exec(args: DiffArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--minimize --json`'s description of one recording.
+#[derive(Debug, Serialize)]
+struct SideBrief {
+    path: String,
+    outcome: String,
+}
+
+/// `--minimize --json`'s output.
+#[derive(Debug, Serialize)]
+struct MinimizeJson<'a> {
+    version: u32,
+    failing: SideBrief,
+    passing: SideBrief,
+    #[serde(flatten)]
+    found: &'a minimize::Minimized,
+}
+
+/// `--minimize`: the failing recording `a` must be a chaos one and fail,
+/// the passing one `b` pass.
+fn minimize(a: &Side, b: &Side, args: &DiffArgs) -> Result<ExitCode> {
+    let target = minimize::Target::of(&a.header, &a.shown)?;
+    if !passed(&b.header) {
+        return Err(Error::Usage(format!(
+            "{} did not pass ({}): --minimize takes a failing recording and then a passing one",
+            b.shown.display(),
+            outcome(&b.header)
+        )));
+    }
+    let limits = minimize::Limits {
+        check_runs: args.check_runs,
+        max_runs: args.max_runs,
+        budget: args.budget,
+    };
+    let found = minimize::minimize(&target, limits)?;
+    let text = if args.json {
+        let out = MinimizeJson {
+            version: JSON_VERSION,
+            failing: SideBrief {
+                path: a.shown.display().to_string(),
+                outcome: outcome(&a.header),
+            },
+            passing: SideBrief {
+                path: b.shown.display().to_string(),
+                outcome: outcome(&b.header),
+            },
+            found: &found,
+        };
+        let mut s = serde_json::to_string_pretty(&out)
+            .map_err(|e| Error::Other(format!("cannot serialize the result: {e}")))?;
+        s.push('\n');
+        s
+    } else {
+        render_minimized(a, b, &found)
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--minimize`'s human output.
+fn render_minimized(a: &Side, b: &Side, m: &minimize::Minimized) -> String {
+    let mut s = format!(
+        "Failing: {} ({}), chaos seed {}\nPassing: {} ({})\n",
+        a.shown.display(),
+        outcome(&a.header),
+        m.seed,
+        b.shown.display(),
+        outcome(&b.header)
+    );
+    let how = if m.minimal {
+        "dropping any one of them makes it pass".to_string()
+    } else {
+        format!(
+            "not minimal: {}",
+            m.stopped.as_deref().unwrap_or("stopped early")
+        )
+    };
+    s.push_str(&format!(
+        "{} of the seed's {} scheduling decisions still make the test fail (exit {}) on every \
+         re-run; {how}.\n",
+        m.kept.len(),
+        m.decisions,
+        m.failing_exit
+    ));
+    s.push_str(&format!(
+        "Re-runs: {} in {:.1} s.\n",
+        m.runs,
+        m.elapsed_ms as f64 / 1000.0
+    ));
+    for c in &m.cuts {
+        s.push_str(&format!(
+            "  decision {} ({}): {}\n",
+            c.decision, c.kind, c.text
+        ));
+    }
+    if let Some(note) = &m.note {
+        s.push_str(&format!("Note: {note}\n"));
+    }
+    s
 }
 
 fn side_json(s: &Side, events: usize) -> SideJson {

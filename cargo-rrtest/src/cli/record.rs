@@ -70,6 +70,17 @@ pub struct RecordArgs {
     /// The chaos scheduler (`--chaos`, `--seed`).
     #[command(flatten)]
     pub chaos: ChaosArgs,
+    /// Record under some of this seed's chaos decisions (`diff --minimize`'s
+    /// re-runs; recorder/session/prescribed.rs).
+    #[arg(long, hide = true, value_name = "SEED", conflicts_with = "chaos")]
+    pub prescribe_seed: Option<u64>,
+    /// With --prescribe-seed: the decisions kept, each with the thread to run
+    /// at it (`DECISION[:THREAD],...`; empty: none; default: all).
+    #[arg(long, hide = true, value_name = "LIST", requires = "prescribe_seed", value_parser = parse_keep)]
+    pub prescribe_keep: Option<Keep>,
+    /// With --prescribe-seed: where to write the schedule's log.
+    #[arg(long, hide = true, value_name = "PATH", requires = "prescribe_seed")]
+    pub prescribe_log: Option<PathBuf>,
     /// The program to record and its arguments.
     #[arg(required = true, last = true)]
     pub command: Vec<OsString>,
@@ -104,6 +115,28 @@ impl ChaosArgs {
     pub fn seed(&self) -> Option<u64> {
         self.chaos.then(|| self.seed.unwrap_or_else(random_seed))
     }
+}
+
+/// `--prescribe-keep`'s list: `DECISION[:THREAD],...`.
+#[derive(Debug, Clone)]
+pub struct Keep(pub Vec<recorder::Kept>);
+
+fn parse_keep(s: &str) -> std::result::Result<Keep, String> {
+    s.split(',')
+        .filter(|n| !n.trim().is_empty())
+        .map(|item| {
+            let bad = || format!("`{item}` is not DECISION[:THREAD]");
+            let (d, next) = match item.trim().split_once(':') {
+                Some((d, t)) => (d, Some(t.parse().map_err(|_| bad())?)),
+                None => (item.trim(), None),
+            };
+            Ok(recorder::Kept {
+                decision: d.parse().map_err(|_| bad())?,
+                next,
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()
+        .map(Keep)
 }
 
 /// A seed as a user types it: decimal, or hexadecimal after `0x`.
@@ -188,7 +221,7 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         program,
         argv: args.command.clone(),
         env,
-        cwd,
+        cwd: cwd.clone(),
         trace_dir: trace_dir.clone(),
         syscallbuf: !args.no_syscallbuf,
         cpu: args.cpu,
@@ -197,6 +230,11 @@ pub fn exec(args: RecordArgs) -> Result<ExitCode> {
         env_removed,
         hide_paths,
         chaos: args.chaos.seed(),
+        prescribed: args.prescribe_seed.map(|seed| recorder::Prescribed {
+            seed,
+            keep: args.prescribe_keep.clone().map(|k| k.0),
+            log: args.prescribe_log.as_ref().map(|l| cwd.join(l)),
+        }),
     };
     let recording = recorder::record(&opts)?;
     // The recording is over: Ctrl-C may end what follows (keeping,

@@ -97,7 +97,7 @@ fn repeat(args: &StressArgs) -> Result<Repeat> {
 
 /// `--duration`: a number with an optional unit (`s`, `m`, `h`; seconds
 /// without one), more than zero.
-fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let t = s.trim();
     let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
         Some(i) => t.split_at(i),

@@ -121,6 +121,9 @@ pub fn exec(args: WrapArgs) -> Result<ExitCode> {
         env_removed: Vec::new(),
         discard_if_passed: true,
         chaos: Default::default(),
+        prescribe_seed: None,
+        prescribe_keep: None,
+        prescribe_log: None,
         command: args.command,
     })?;
     if trace_dir.join(rrtest_trace::HEADER_FILE).is_file() {

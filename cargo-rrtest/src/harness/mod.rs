@@ -11,6 +11,7 @@ pub mod build;
 pub mod filter;
 pub mod libtest_json;
 pub mod list;
+pub mod minimize;
 pub mod output;
 pub mod panic;
 pub mod partition;

@@ -101,6 +101,41 @@ pub struct RecordOptions {
     /// Record under the chaos scheduler with this seed (`--chaos`): a
     /// seeded random schedule that makes races show (docs/chaos.md).
     pub chaos: Option<u64>,
+    /// Record under a prescribed schedule (`cargo rrtest diff --minimize`'s
+    /// live re-runs): the chaos decisions of a seed, only some of them kept.
+    /// Takes the place of `chaos`.
+    pub prescribed: Option<Prescribed>,
+}
+
+/// A prescribed schedule (`recorder/session/prescribed.rs`): the chaos
+/// scheduler of `seed` stops each thread where it would, but of its
+/// decisions that make a switch the default scheduler would not make (a
+/// thread stopped after a count of instructions or at a syscall so that
+/// another runs, a new thread run before its creator, a pause), only those
+/// in `keep` are carried out; at the others the thread goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prescribed {
+    /// The chaos seed the decisions come from.
+    pub seed: u64,
+    /// The decisions carried out (None: all of them).
+    pub keep: Option<Vec<Kept>>,
+    /// Where to write, as JSON lines, the threads, the decisions (kept or
+    /// not) and every switch between threads with where the thread switched
+    /// out was (docs/chaos.md).
+    pub log: Option<PathBuf>,
+}
+
+/// A decision a prescribed schedule carries out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    /// Its identity: for a thread's stop, the thread's number (1: the
+    /// first, in join order) in the high 32 bits and its stop's number
+    /// among that thread's in the low ones; for a new thread run first,
+    /// its number and all ones; for a pause, the pause's number.
+    pub decision: u64,
+    /// The thread (by number) to run at it, if it is ready then (None:
+    /// the chaos scheduler's pick).
+    pub next: Option<u32>,
 }
 
 /// The shell convention for a program's exit status, as `record` exits:

@@ -142,6 +142,7 @@ impl Request {
                 env_removed,
                 hide_paths,
                 chaos: (flags & 4 != 0).then_some(seed),
+                prescribed: None,
             },
         })
     }
@@ -324,6 +325,7 @@ mod tests {
                 env_removed: vec!["DATABASE_URL".into()],
                 hide_paths: vec!["/root/.netrc".into()],
                 chaos: Some(u64::MAX - 1),
+                prescribed: None,
             },
         }
     }

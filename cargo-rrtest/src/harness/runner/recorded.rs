@@ -51,6 +51,7 @@ pub(super) fn run_served(
         env_removed: spec.env_remove.clone(),
         hide_paths: r.hide_paths.clone(),
         chaos: r.chaos,
+        prescribed: None,
     };
     match server.submit(&opts, out_w.as_fd(), err_w.as_fd()) {
         Ok(()) => {}

@@ -2,7 +2,12 @@
 //! [`SchedulePolicy`] that makes the interleavings a plain recording
 //! hides happen (rr's chaos mode, without a branch counter).
 //!
-//! What it decides, each draw from one seeded generator:
+//! What it decides, each draw from a seeded generator: the recording's
+//! for who runs (priorities, start order, picks, pauses), and each
+//! thread's own (seeded from the seed and its place in join order) for
+//! where its slices end (grain, budgets, steps, syscall switches), so that
+//! a thread's slices end at the same places in its run whatever the other
+//! threads did (what `diff --minimize`'s prescribed schedules rely on):
 //! - priorities: every thread is high or low; a low one runs only when no
 //!   high one is ready, so it starves for a while. All are drawn again
 //!   every few picks (so no starvation lasts).
@@ -10,9 +15,9 @@
 //!   at the next pick (before its creator goes on).
 //! - among ready threads of the top priority, a random one, passing over
 //!   the one that just ran where there is a choice;
-//! - the slice: a time slice of 5 to 50 ms, a run of 1 to 64 traced
-//!   syscalls, and, for a thread drawn fine or coarse grained for the
-//!   epoch (with its priority), an exact number of instructions (1 to 48,
+//! - the slice: a run of 1 to 64 traced syscalls, and, for a thread drawn
+//!   fine or coarse grained (drawn again every 4 to 32 of its slices), an
+//!   exact number of instructions (1 to 48,
 //!   or 48 to 2048) after which it is preempted where it is (the session
 //!   single-steps it there: [`super::steps`]), so a thread can be switched
 //!   out between a load and its store;
@@ -23,9 +28,13 @@
 //! - now and then a pause: nothing is scheduled for 1 to 20 ms, while
 //!   blocked syscalls (timeouts) go on in the kernel.
 //!
-//! Every decision is also folded into a digest ([`ChaosPolicy::summary`]),
-//! written into the trace header: the same seed on the same program and
-//! input makes the same decisions, and so the same digest.
+//! No slice ends by the clock: a thread runs until its instruction count,
+//! its arrival count or its syscall budget is spent (or it blocks), so the
+//! same seed on the same program and input makes the same decisions, and
+//! so the same digest ([`ChaosPolicy::summary`], written into the trace
+//! header). The time slice is only a safety net ([`SAFETY_SLICE`] of the
+//! thread's CPU time) for a thread drawn to end at a syscall that makes
+//! none.
 //!
 //! Must not: see or drive ptrace, or read the clock for anything but the
 //! end of a pause (time-based preemption is the session's, from the slice).
@@ -43,11 +52,10 @@ const MAX_EPOCH_PICKS: u32 = 32;
 const PAUSE_ONE_IN: u64 = 50;
 /// The longest pause.
 const MAX_PAUSE_MS: u64 = 20;
-/// Time slices, log-uniform between these. Long enough that a thread's
-/// slice seldom ends by the clock where it could end by steps or at a
-/// syscall: those decisions repeat with the seed, the clock's do not.
-const MIN_SLICE_MS: u64 = 5;
-const MAX_SLICE_MS: u64 = 50;
+/// The time slice (CPU time): a safety net only. Slices end by counts
+/// (instructions, arrivals, syscalls), which repeat with the seed; the
+/// clock's ends do not.
+const SAFETY_SLICE: Duration = Duration::from_millis(250);
 /// One traced syscall in this many switches besides the default's reasons.
 const SWITCH_ONE_IN: u64 = 4;
 /// Fine-grained instruction budgets: 1 to this.
@@ -104,11 +112,30 @@ struct Thread {
     /// differ between runs).
     index: u64,
     high: bool,
-    /// How its slices end, until priorities are drawn again.
+    /// How its slices end, for `grain_left` more slices.
     grain: Grain,
+    grain_left: u32,
+    /// Its own generator: where its slices end.
+    rng: SplitMix64,
 }
 
-/// How a thread's slices end during one epoch.
+impl Thread {
+    fn new(seed: u64, tid: Tid, index: u64) -> Thread {
+        let mut rng = SplitMix64::new(seed ^ (index + 1).wrapping_mul(0xd605_bbb5_8c8a_bb4d));
+        let grain = Grain::draw(&mut rng);
+        let grain_left = rng.range(4, u64::from(MAX_EPOCH_PICKS)) as u32;
+        Thread {
+            tid,
+            index,
+            high: false,
+            grain,
+            grain_left,
+            rng,
+        }
+    }
+}
+
+/// How a thread's slices end for a while.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grain {
     /// After 1 to [`FINE_STEPS`] instructions: chopped fine, so that a
@@ -137,6 +164,8 @@ impl Grain {
 /// The chaos policy (see the module comment).
 #[derive(Debug)]
 pub(super) struct ChaosPolicy {
+    seed: u64,
+    /// Who runs: priorities, start order, picks, pauses.
     rng: SplitMix64,
     threads: Vec<Thread>,
     joined: u64,
@@ -168,6 +197,7 @@ enum Decision {
 impl ChaosPolicy {
     pub(super) fn new(seed: u64) -> Self {
         ChaosPolicy {
+            seed,
             rng: SplitMix64::new(seed),
             threads: Vec::new(),
             joined: 0,
@@ -202,18 +232,52 @@ impl ChaosPolicy {
             .unwrap_or(u64::MAX)
     }
 
+    /// The thread picked last (the one a slice or a syscall switch is
+    /// about).
+    pub(super) fn last(&self) -> Option<Tid> {
+        self.last
+    }
+
+    /// `tid` runs next, picked by another (a prescribed schedule): the
+    /// slice and the syscall switches that follow are its.
+    pub(super) fn picked(&mut self, tid: Tid) {
+        self.last = Some(tid);
+    }
+
+    /// The thread picked last, if it is still there.
+    fn current(&mut self) -> Option<&mut Thread> {
+        let last = self.last?;
+        self.threads.iter_mut().find(|t| t.tid == last)
+    }
+
+    /// The new thread that runs at the next pick, if any.
+    pub(super) fn runs_first(&self) -> Option<Tid> {
+        self.first
+    }
+
+    /// Lets the new thread wait its turn after all (a prescribed schedule
+    /// that does not keep that decision).
+    pub(super) fn cancel_first(&mut self) {
+        self.first = None;
+    }
+
+    /// Whether a pause is under way.
+    pub(super) fn paused(&self) -> bool {
+        self.paused_until.is_some()
+    }
+
+    /// Ends the pause under way (a prescribed schedule that does not keep
+    /// it).
+    pub(super) fn cancel_pause(&mut self) {
+        self.paused_until = None;
+    }
+
     fn redraw_priorities(&mut self) {
         for i in 0..self.threads.len() {
             let high = self.rng.one_in(2);
-            let grain = Grain::draw(&mut self.rng);
             self.threads[i].high = high;
-            self.threads[i].grain = grain;
             let index = self.threads[i].index;
-            self.note(
-                Decision::Priority,
-                index,
-                u64::from(high) | (grain as u64) << 1,
-            );
+            self.note(Decision::Priority, index, u64::from(high));
         }
         self.epoch_left = self.rng.range(4, u64::from(MAX_EPOCH_PICKS)) as u32;
     }
@@ -228,21 +292,17 @@ impl SchedulePolicy for ChaosPolicy {
         self.joined += 1;
         // The first thread has nothing to go before.
         let first = index > 0 && self.rng.one_in(2);
-        let grain = Grain::draw(&mut self.rng);
+        let mut thread = Thread::new(self.seed, tid, index);
+        thread.high = first || index == 0;
         self.note(
             Decision::First,
             index,
-            u64::from(first) | (grain as u64) << 1,
+            u64::from(first) | (thread.grain as u64) << 1,
         );
         if first {
             self.first = Some(tid);
         }
-        self.threads.push(Thread {
-            tid,
-            index,
-            high: first || index == 0,
-            grain,
-        });
+        self.threads.push(thread);
     }
 
     fn pick(&mut self, threads: &Threads<'_>) -> Option<Tid> {
@@ -292,38 +352,46 @@ impl SchedulePolicy for ChaosPolicy {
     }
 
     fn slice(&mut self) -> Slice {
-        let run_ms = self.rng.log_range(MIN_SLICE_MS, MAX_SLICE_MS);
-        let syscalls = self.rng.range(1, 64) as u32;
+        let (thread, syscalls) = match self.current() {
+            Some(t) => {
+                if t.grain_left == 0 {
+                    t.grain = Grain::draw(&mut t.rng);
+                    t.grain_left = t.rng.range(4, u64::from(MAX_EPOCH_PICKS)) as u32;
+                }
+                t.grain_left -= 1;
+                (t.index, t.rng.range(1, 64) as u32)
+            }
+            None => (0, self.rng.range(1, 64) as u32),
+        };
         self.slice_syscalls = syscalls;
-        let thread = self.last.map(|t| self.index_of(t)).unwrap_or(0);
-        self.note(Decision::Slice, thread, run_ms << 8 | u64::from(syscalls));
-        let run = Duration::from_millis(run_ms);
+        self.note(Decision::Slice, thread, u64::from(syscalls));
         Slice {
-            run,
-            bail_after: run / 2,
+            run: SAFETY_SLICE,
+            bail_after: SAFETY_SLICE / 2,
             syscalls,
         }
     }
 
     fn steps(&mut self) -> Option<Steps> {
-        let thread = self
-            .last
-            .and_then(|t| self.threads.iter().find(|x| x.tid == t));
-        let (thread, grain) = thread.map_or((0, Grain::Time), |t| (t.index, t.grain));
-        let steps = match grain {
+        let Some(t) = self.current() else {
+            self.note(Decision::Steps, 0, 0);
+            return None;
+        };
+        let (thread, rng) = (t.index, &mut t.rng);
+        let steps = match t.grain {
             Grain::Fine => Some(Steps {
-                steps: self.rng.range(1, FINE_STEPS) as u32,
+                steps: rng.range(1, FINE_STEPS) as u32,
                 count: None,
             }),
             Grain::Coarse => Some(Steps {
-                steps: self.rng.log_range(FINE_STEPS, COARSE_STEPS) as u32,
+                steps: rng.log_range(FINE_STEPS, COARSE_STEPS) as u32,
                 count: None,
             }),
             Grain::Counted => Some(Steps {
                 steps: SAMPLE_STEPS,
                 count: Some((
-                    self.rng.range(0, u64::from(SAMPLE_STEPS) - 1) as u32,
-                    self.rng.log_range(1, MAX_ARRIVALS) as u32,
+                    rng.range(0, u64::from(SAMPLE_STEPS) - 1) as u32,
+                    rng.log_range(1, MAX_ARRIVALS) as u32,
                 )),
             }),
             Grain::Time => None,
@@ -341,8 +409,10 @@ impl SchedulePolicy for ChaosPolicy {
         {
             return true;
         }
-        let switch = self.rng.one_in(SWITCH_ONE_IN);
-        let thread = self.last.map(|t| self.index_of(t)).unwrap_or(0);
+        let (thread, switch) = match self.current() {
+            Some(t) => (t.index, t.rng.one_in(SWITCH_ONE_IN)),
+            None => (0, self.rng.one_in(SWITCH_ONE_IN)),
+        };
         self.note(Decision::Switch, thread, u64::from(switch));
         switch
     }
@@ -408,7 +478,7 @@ mod tests {
 
     #[test]
     fn chaos_picks_every_thread_preempts_after_short_runs_and_pauses() {
-        let (answers, _) = drive(1);
+        let answers: Vec<Answer> = (1..=3).flat_map(|seed| drive(seed).0).collect();
         for tid in [10, 11, 12] {
             assert!(
                 answers.iter().any(|a| a.0 == Some(tid)),
@@ -430,15 +500,10 @@ mod tests {
         );
         assert!(answers.iter().any(|a| a.2.is_none()));
         assert!(answers.iter().any(|a| a.3) && answers.iter().any(|a| !a.3));
-        let runs: Vec<Duration> = answers.iter().map(|a| a.1.run).collect();
-        assert!(
-            runs.contains(&Duration::from_millis(MIN_SLICE_MS)),
-            "{runs:?}"
-        );
-        assert!(
-            runs.iter().any(|&r| r >= Duration::from_millis(30)),
-            "{runs:?}"
-        );
+        // No slice ends by the clock (only the safety net's).
+        assert!(answers.iter().all(|a| a.1.run == SAFETY_SLICE));
+        let budgets: Vec<u32> = answers.iter().map(|a| a.1.syscalls).collect();
+        assert!(budgets.iter().any(|&b| b <= 4) && budgets.iter().any(|&b| b > 32));
         // Some picks are pauses (None) although every thread is ready.
         assert!(answers.iter().any(|a| a.0.is_none()));
     }

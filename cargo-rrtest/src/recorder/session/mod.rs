@@ -24,7 +24,8 @@
 //! exit, the end of the recording). It must not grow the concerns' logic
 //! back: each is an `impl Session` block in its own file,
 //! - [`schedule`]: who runs next and for how long (the policy seam);
-//!   [`chaos`]: the seeded random policy (`--chaos`); [`steps`]: preempting
+//!   [`chaos`]: the seeded random policy (`--chaos`); [`prescribed`]: some
+//!   of a seed's chaos decisions (`diff --minimize`); [`steps`]: preempting
 //!   a thread after an exact number of instructions (chaos's short slices);
 //! - [`signals`]: signals, held-back signals and their delivery;
 //! - [`points`]: execution points (moving an interruption to a cheap one);
@@ -38,6 +39,7 @@
 mod chaos;
 mod patching;
 mod points;
+mod prescribed;
 mod process;
 mod rdtsc;
 mod schedule;
@@ -242,6 +244,9 @@ struct Session {
     started: Instant,
     /// How long no thread ran (`stats.schedule.idle_ms`).
     idle: std::time::Duration,
+    /// A prescribed schedule's log ([`prescribed`]): switches are written
+    /// to it.
+    switch_log: Option<prescribed::Log>,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -377,13 +382,23 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         ip: facts.ip,
     }))?;
 
+    let switch_log = match opts.prescribed.as_ref().and_then(|p| p.log.as_ref()) {
+        Some(path) => Some(prescribed::Log::create(path).map_err(|e| {
+            Error::Trace(rrtest_trace::Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })
+        })?),
+        None => None,
+    };
     let mut session = Session {
         writer,
         tasks: BTreeMap::new(),
         current: None,
-        sched: Scheduler::new(match opts.chaos {
-            Some(seed) => Box::new(chaos::ChaosPolicy::new(seed)),
-            None => Box::new(DefaultPolicy::default()),
+        sched: Scheduler::new(match (&opts.prescribed, opts.chaos) {
+            (Some(p), _) => Box::new(prescribed::PrescribedPolicy::new(p, switch_log.clone())),
+            (None, Some(seed)) => Box::new(chaos::ChaosPolicy::new(seed)),
+            (None, None) => Box::new(DefaultPolicy::default()),
         }),
         stats: Stats {
             threads: 1,
@@ -401,6 +416,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         last_stop: Instant::now(),
         started: Instant::now(),
         idle: std::time::Duration::ZERO,
+        switch_log,
     };
     session
         .tasks

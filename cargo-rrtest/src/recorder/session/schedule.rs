@@ -445,8 +445,12 @@ impl Session {
             .flatten();
         self.sched.slice_syscalls = 0;
         self.sched.restart_slice();
-        if self.sched.last_resumed.replace(tid) != Some(tid) {
+        let last = self.sched.last_resumed.replace(tid);
+        if last != Some(tid) {
             self.stats.schedule.switches += 1;
+            if let Some(from) = last {
+                self.note_switch(from, tid);
+            }
         }
         let from_exit;
         if let Pending::Exit(entered) = pending {
