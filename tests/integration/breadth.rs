@@ -192,6 +192,7 @@ pub fn trials() -> Vec<Trial> {
         })
         .with_ignored_flag(skip),
     );
+    trials.extend(kernel_trials(gcc.is_some(), skip));
     trials
 }
 
@@ -368,4 +369,34 @@ fn kill_group_recorder_survives(trial: &str) -> Result<(), Failed> {
     recorder::expect_verified(&trace)?;
     dir.finish();
     Ok(())
+}
+
+// Kernel features (issue #20, the kernel block): O_DIRECT reads, SysV IPC,
+// perf_event_open, bpf and process_vm_*, namespaces, a signal inside a
+// blocked buffered syscall, and newer syscalls. Each fixture records,
+// verifies and replays identically (`recorder::record_replay`).
+
+/// The kernel block's fixtures.
+const KERNEL_SPECS: &[Spec] = &[Spec {
+    args: Args::WorkDir,
+    stdout_has: &["opened with O_DIRECT", "read 65536 bytes"],
+    ..c("o_direct_read", CBuild::pie("o_direct_read"))
+}];
+
+/// The kernel block's trials: native and record_replay for each fixture.
+fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for spec in KERNEL_SPECS {
+        let s = *spec;
+        let native = format!("breadth::{}::native", s.name);
+        let n = native.clone();
+        trials.push(
+            Trial::test(native, move || recorder::native(&n, &s)).with_ignored_flag(gcc_missing),
+        );
+        let rr = format!("breadth::{}::record_replay", s.name);
+        let r = rr.clone();
+        trials
+            .push(Trial::test(rr, move || recorder::record_replay(&r, &s)).with_ignored_flag(skip));
+    }
+    trials
 }
