@@ -377,11 +377,25 @@ fn kill_group_recorder_survives(trial: &str) -> Result<(), Failed> {
 // verifies and replays identically (`recorder::record_replay`).
 
 /// The kernel block's fixtures.
-const KERNEL_SPECS: &[Spec] = &[Spec {
-    args: Args::WorkDir,
-    stdout_has: &["opened with O_DIRECT", "read 65536 bytes"],
-    ..c("o_direct_read", CBuild::pie("o_direct_read"))
-}];
+const KERNEL_SPECS: &[Spec] = &[
+    Spec {
+        args: Args::WorkDir,
+        stdout_has: &["opened with O_DIRECT", "read 65536 bytes"],
+        ..c("o_direct_read", CBuild::pie("o_direct_read"))
+    },
+    Spec {
+        args: Args::WorkDir,
+        stdout_has: &[
+            "cachestat: 4 pages cached",
+            "futex_waitv: woken on the second futex",
+            "move_pages: the page is on node",
+            "process_madvise: 1",
+            "mounts, ids sum",
+            "mnt_id matches 1",
+        ],
+        ..c("newer_syscalls", CBuild::pie("newer_syscalls"))
+    },
+];
 
 /// The kernel block's trials: native and record_replay for each fixture.
 fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {

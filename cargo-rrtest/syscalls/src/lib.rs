@@ -27,6 +27,7 @@ mod fdctl;
 mod ipc;
 mod layout;
 mod net;
+mod newer;
 mod outputs;
 pub mod patch;
 mod poll;

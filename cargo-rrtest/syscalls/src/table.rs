@@ -50,6 +50,7 @@ use super::layout::{
     STAT, STATFS, STATX, SYSINFO, TIMESPEC, TIMEVAL, TIMEZONE, TMS, UTSNAME,
 };
 use super::net::{getsockopt, recvfrom, recvmmsg, recvmsg, sendmmsg, sockaddr_out};
+use super::newer::{move_pages, process_madvise, statmount, CACHESTAT};
 use super::outputs::{
     fixed, fixed2, getgroups, io_uring, iov_ret, mincore, none, ret_bytes, ret_bytes_sized,
     ret_elems, sched_setattr, sized_by_arg, three_u32, unsupported,
@@ -355,6 +356,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(276, "tee", true, Emulate, none),
     d(277, "sync_file_range", false, Emulate, none),
     d(278, "vmsplice", true, Emulate, iov_ret::<1, 2>),
+    d(279, "move_pages", false, Emulate, move_pages),
     d(280, "utimensat", false, Emulate, none),
     d(
         281,
@@ -433,6 +435,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(437, "openat2", true, Emulate, none),
     d(438, "pidfd_getfd", false, Emulate, none),
     d(439, "faccessat2", false, Emulate, none),
+    d(440, "process_madvise", false, Emulate, process_madvise),
     d(
         441,
         "epoll_pwait2",
@@ -445,7 +448,10 @@ pub static TABLE: &[SyscallDesc] = &[
     d(446, "landlock_restrict_self", false, Emulate, none),
     d(447, "memfd_secret", false, Emulate, unsupported),
     d(449, "futex_waitv", true, Emulate, none),
+    d(451, "cachestat", false, Emulate, fixed::<2, CACHESTAT>),
     d(452, "fchmodat2", false, Emulate, none),
+    d(457, "statmount", false, Emulate, statmount),
+    d(458, "listmount", false, Emulate, ret_elems::<1, 8>),
     d(462, "mseal", false, Execute, none),
 ];
 

@@ -393,7 +393,16 @@ fn numbers_match_libc() {
         SYS_clock_adjtime,
         SYS_kcmp,
         SYS_open_tree,
+        SYS_move_pages,
+        SYS_process_madvise,
     );
+    // Newer than the libc crate's list.
+    let newer: &[(&str, i64)] = &[
+        ("SYS_cachestat", 451),
+        ("SYS_statmount", 457),
+        ("SYS_listmount", 458),
+    ];
+    let expected: Vec<(&str, i64)> = expected.iter().chain(newer).copied().collect();
     let distinct: std::collections::HashSet<_> = expected.iter().map(|&(n, _)| n).collect();
     assert_eq!(distinct.len(), expected.len(), "a name twice in the list");
     assert_eq!(
@@ -401,7 +410,7 @@ fn numbers_match_libc() {
         TABLE.len(),
         "the list below and the table differ"
     );
-    for &(sys, nr) in expected {
+    for &(sys, nr) in &expected {
         let name = sys.strip_prefix("SYS_").expect("a SYS_ constant");
         let d = lookup(nr).unwrap_or_else(|| panic!("{name} ({nr}) missing"));
         assert_eq!(d.name, name, "number {nr}");
@@ -1352,4 +1361,49 @@ fn administration_calls_write_what_their_man_pages_say() {
     .is_err());
     // Failures write nothing.
     assert!(ok(&call(libc::SYS_keyctl, &[11, 5, 0x600, 8], -126), &m).is_empty());
+}
+
+#[test]
+fn newer_calls_describe_their_outputs() {
+    let mut mem = FakeMem::default();
+    // cachestat: five counters at its third argument.
+    assert_eq!(
+        ok(&call(451, &[3, 0x1000, 0x2000, 0], 0), &mem),
+        vec![(0x2000, 40)]
+    );
+    // move_pages: one int per page in `status`.
+    assert_eq!(
+        ok(
+            &call(libc::SYS_move_pages, &[0, 3, 0x1000, 0, 0x3000, 0], 0),
+            &mem
+        ),
+        vec![(0x3000, 12)]
+    );
+    // listmount: the ids it returned.
+    assert_eq!(
+        ok(&call(458, &[0x1000, 0x4000, 64, 0], 5), &mem),
+        vec![(0x4000, 40)]
+    );
+    // statmount: the size the kernel stored, at most the buffer's.
+    mem.put_u32(0x5000, 300);
+    assert_eq!(
+        ok(&call(457, &[0x1000, 0x5000, 4096, 0], 0), &mem),
+        vec![(0x5000, 300)]
+    );
+    assert_eq!(
+        ok(&call(457, &[0x1000, 0x5000, 100, 0], 0), &mem),
+        vec![(0x5000, 100)]
+    );
+    // process_madvise: MADV_COLD writes nothing; MADV_DONTNEED is refused.
+    assert!(ok(
+        &call(libc::SYS_process_madvise, &[3, 0x1000, 1, 20, 0], 4096),
+        &mem
+    )
+    .is_empty());
+    let err = regions(
+        &call(libc::SYS_process_madvise, &[3, 0x1000, 1, 4, 0], 4096),
+        &mem,
+    )
+    .unwrap_err();
+    assert!(err.0.contains("advice 4"), "{}", err.0);
 }
