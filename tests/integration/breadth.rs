@@ -395,6 +395,18 @@ const KERNEL_SPECS: &[Spec] = &[
         ],
         ..c("newer_syscalls", CBuild::pie("newer_syscalls"))
     },
+    Spec {
+        stdout_has: &[
+            "perf task clock: counted, id set",
+            "bpf lookup of 2: value-2",
+            "bpf walk: 3 keys, sum 6",
+            "bpf info: type 1, key 4, value 12, max 8",
+            "process_vm_readv: 64 bytes: written by the child 42",
+            "process_vm_writev: 32 bytes: written by process_vm_writev",
+        ],
+        differs: true,
+        ..c("observe_self", CBuild::pie("observe_self"))
+    },
 ];
 
 /// The kernel block's trials: native and record_replay for each fixture.

@@ -31,6 +31,13 @@ pub trait MemReader {
         self.read(addr, &mut b)?;
         Ok(u32::from_le_bytes(b))
     }
+
+    /// The text of the tracee's `/proc/TID/fdinfo/FD` (for a bpf map its
+    /// key and value sizes), or `None` when it has no such descriptor or
+    /// this reader is no tracee.
+    fn fd_info(&self, _fd: i32) -> Option<String> {
+        None
+    }
 }
 
 /// The address space of a stopped tracee, named by one of its thread ids.
@@ -132,5 +139,9 @@ impl RemoteMem {
 impl MemReader for RemoteMem {
     fn read(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
         self.read_exact(addr, buf)
+    }
+
+    fn fd_info(&self, fd: i32) -> Option<String> {
+        std::fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", self.pid)).ok()
     }
 }

@@ -28,6 +28,7 @@ mod ipc;
 mod layout;
 mod net;
 mod newer;
+mod observe;
 mod outputs;
 pub mod patch;
 mod poll;

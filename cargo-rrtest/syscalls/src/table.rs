@@ -51,6 +51,7 @@ use super::layout::{
 };
 use super::net::{getsockopt, recvfrom, recvmmsg, recvmsg, sendmmsg, sockaddr_out};
 use super::newer::{move_pages, process_madvise, statmount, CACHESTAT};
+use super::observe::{bpf, perf_event_open, process_vm_readv, process_vm_writev};
 use super::outputs::{
     fixed, fixed2, getgroups, io_uring, iov_ret, mincore, none, ret_bytes, ret_bytes_sized,
     ret_elems, sched_setattr, sized_by_arg, three_u32, unsupported,
@@ -393,7 +394,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(295, "preadv", false, Emulate, iov_ret::<1, 2>),
     d(296, "pwritev", false, Emulate, none),
     d(297, "rt_tgsigqueueinfo", false, Emulate, none),
-    d(298, "perf_event_open", false, Emulate, unsupported),
+    d(298, "perf_event_open", false, Emulate, perf_event_open),
     d(299, "recvmmsg", true, Emulate, recvmmsg),
     d(300, "fanotify_init", false, Emulate, none),
     d(301, "fanotify_mark", false, Emulate, none),
@@ -402,8 +403,8 @@ pub static TABLE: &[SyscallDesc] = &[
     d(306, "syncfs", false, Emulate, none),
     d(307, "sendmmsg", true, Emulate, sendmmsg),
     d(309, "getcpu", false, Emulate, fixed2::<0, 4, 1, 4>),
-    d(310, "process_vm_readv", false, Emulate, unsupported),
-    d(311, "process_vm_writev", false, Emulate, unsupported),
+    d(310, "process_vm_readv", false, Emulate, process_vm_readv),
+    d(311, "process_vm_writev", false, Emulate, process_vm_writev),
     d(312, "kcmp", false, Emulate, none),
     d(314, "sched_setattr", false, Emulate, sched_setattr),
     d(315, "sched_getattr", false, Emulate, sized_by_arg::<1, 2>),
@@ -411,7 +412,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(317, "seccomp", false, Emulate, seccomp),
     d(318, "getrandom", false, Emulate, ret_bytes::<0, 1>),
     d(319, "memfd_create", false, Emulate, none),
-    d(321, "bpf", false, Emulate, unsupported),
+    d(321, "bpf", false, Emulate, bpf),
     d(322, "execveat", true, Execve, none),
     d(323, "userfaultfd", false, Emulate, unsupported),
     d(324, "membarrier", false, Emulate, none),
@@ -470,8 +471,8 @@ pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
 /// pselect6 and ppoll store the remaining time on the way out of nearly every
 /// failure (`EBADF`, `EINVAL`); `capget` stores the version it prefers on
 /// `EINVAL`; `waitid` fills the siginfo even when it fails with `ECHILD`;
-/// getsockopt stores the length it needs on `ERANGE`; sched_setattr stores
-/// the kernel's structure size on `E2BIG`.
+/// getsockopt stores the length it needs on `ERANGE`; sched_setattr and
+/// perf_event_open store the kernel's structure size on `E2BIG`.
 const WRITES_ON_FAILURE: &[i64] = &[
     7,   // poll
     23,  // select
@@ -482,6 +483,7 @@ const WRITES_ON_FAILURE: &[i64] = &[
     247, // waitid
     270, // pselect6
     271, // ppoll
+    298, // perf_event_open
     314, // sched_setattr
 ];
 

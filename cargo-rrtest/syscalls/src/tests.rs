@@ -965,6 +965,14 @@ fn ioctl_table_matches_libc() {
         ("TCSETSF2", libc::TCSETSF2),
         ("TIOCGPTN", libc::TIOCGPTN),
         ("TCGETS2", libc::TCGETS2),
+        // linux/perf_event.h (not in the libc crate).
+        ("PERF_EVENT_IOC_ENABLE", 0x2400),
+        ("PERF_EVENT_IOC_DISABLE", 0x2401),
+        ("PERF_EVENT_IOC_REFRESH", 0x2402),
+        ("PERF_EVENT_IOC_RESET", 0x2403),
+        ("PERF_EVENT_IOC_SET_OUTPUT", 0x2405),
+        ("PERF_EVENT_IOC_PERIOD", 0x4008_2404),
+        ("PERF_EVENT_IOC_ID", 0x8008_2407),
     ];
     assert_eq!(libc_values.len(), IOCTLS.len());
     for &(name, value) in libc_values {
@@ -1142,12 +1150,8 @@ fn unsupported_calls_say_why() {
     let m = FakeMem::default();
     let err = regions(&call(libc::SYS_io_uring_setup, &[8, 0x100], 3), &m).unwrap_err();
     assert_eq!(err.0, "io_uring is not supported");
-    let err = regions(
-        &call(libc::SYS_process_vm_readv, &[1, 2, 3, 4, 5, 0], 3),
-        &m,
-    )
-    .unwrap_err();
-    assert_eq!(err.0, "process_vm_readv is not supported");
+    let err = regions(&call(libc::SYS_bpf, &[5, 0x100, 128], 3), &m).unwrap_err();
+    assert_eq!(err.0, "bpf command 5 is not supported");
     // Failed probes changed nothing and stay replayable.
     assert!(ok(&call(libc::SYS_io_uring_setup, &[8, 0x100], -38), &m).is_empty());
 }
@@ -1406,4 +1410,56 @@ fn newer_calls_describe_their_outputs() {
     )
     .unwrap_err();
     assert!(err.0.contains("advice 4"), "{}", err.0);
+}
+
+/// A fake tracee whose descriptor 7 is a bpf hash map (4-byte keys,
+/// 12-byte values) and 8 a per-CPU array.
+struct MapFds(FakeMem);
+
+impl MemReader for MapFds {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0.read(addr, buf)
+    }
+    fn fd_info(&self, fd: i32) -> Option<String> {
+        match fd {
+            7 => Some("pos:\t0\nmap_type:\t1\nkey_size:\t4\nvalue_size:\t12\n".into()),
+            8 => Some("map_type:\t6\nkey_size:\t4\nvalue_size:\t8\n".into()),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn observing_calls_describe_their_outputs() {
+    let mut m = MapFds(FakeMem::default());
+    // bpf lookup: the value, of the map's value size, at attr->value.
+    m.0.put_u32(0x100, 7);
+    m.0.put_u64(0x110, 0x2000);
+    let bpf = |cmd: u64| call(libc::SYS_bpf, &[cmd, 0x100, 32], 0);
+    let got = |c: &Call, m: &MapFds| {
+        let mut out = Vec::new();
+        (lookup(c.nr).expect("in the table").outputs)(c, m, &mut out)
+            .map(|()| out.into_iter().map(|r| (r.addr, r.len)).collect::<Vec<_>>())
+    };
+    assert_eq!(got(&bpf(1), &m), Ok(vec![(0x2000, 12)]));
+    assert_eq!(got(&bpf(4), &m), Ok(vec![(0x2000, 4)]));
+    assert_eq!(got(&bpf(2), &m), Ok(vec![]));
+    m.0.put_u32(0x100, 8);
+    assert!(got(&bpf(1), &m).unwrap_err().0.contains("per-CPU"));
+    m.0.put_u32(0x100, 9);
+    assert!(got(&bpf(1), &m).unwrap_err().0.contains("no bpf map"));
+    // process_vm_readv: over the local iovecs; _writev: the remote ones.
+    m.0.put_iovs(0x300, &[(0x3000, 4), (0x4000, 100)]);
+    m.0.put_iovs(0x400, &[(0x5000, 10)]);
+    let readv = call(libc::SYS_process_vm_readv, &[9, 0x300, 2, 0x400, 1, 0], 10);
+    assert_eq!(got(&readv, &m), Ok(vec![(0x3000, 4), (0x4000, 6)]));
+    let writev = call(libc::SYS_process_vm_writev, &[9, 0x300, 2, 0x400, 1, 0], 10);
+    assert_eq!(got(&writev, &m), Ok(vec![(0x5000, 10)]));
+    // perf_event_open: the size the kernel knows, on E2BIG only.
+    let e2big = call(
+        libc::SYS_perf_event_open,
+        &[0x600, 0, u64::MAX, u64::MAX, 0],
+        -7,
+    );
+    assert_eq!(ok(&e2big, &m.0), vec![(0x604, 4)]);
 }

@@ -240,6 +240,17 @@ impl Session {
         }
         self.track_output_fds(tid, call)?;
         let mut problems = Vec::new();
+        if call.nr == libc::SYS_process_vm_writev
+            && call.ret > 0
+            && call.args[0] as Tid != self.tasks[&tid].pid
+        {
+            // The table describes a write into the caller's own memory;
+            // another process's would need replay to write it there.
+            problems.push(format!(
+                "process_vm_writev into another process (pid {}) is not recorded",
+                call.args[0] as i32
+            ));
+        }
         let result = capture(
             tid,
             call,
