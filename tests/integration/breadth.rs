@@ -407,6 +407,15 @@ const KERNEL_SPECS: &[Spec] = &[
         differs: true,
         ..c("observe_self", CBuild::pie("observe_self"))
     },
+    Spec {
+        stdout_has: &[
+            "1: read returned -1, errno 4, handler ran 1",
+            "2: read returned 1 (h), handler ran 1",
+            "thread read returned -1, errno 4, handler ran 1",
+            "4: nanosleep returned -1, errno 4, over 3 s left, handler ran 1",
+        ],
+        ..c("signal_in_buffered", CBuild::pie("signal_in_buffered"))
+    },
 ];
 
 /// The kernel block's trials: native and record_replay for each fixture.

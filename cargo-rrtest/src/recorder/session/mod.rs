@@ -173,6 +173,13 @@ struct Task {
     desched: Option<crate::tracee::syscallbuf::DeschedEvent>,
     /// Opening one failed for this thread (out of descriptors): it polls.
     desched_refused: bool,
+    /// A held-back signal that interrupted a blocked buffered syscall: it
+    /// is sent again at the entry of the traced call the stub then makes,
+    /// so that it interrupts that call as it did the buffered one.
+    signal_in_syscall: Option<i32>,
+    /// That signal, sent again, with the siginfo it came with (restored at
+    /// its delivery stop).
+    redeliver: Option<(i32, [u8; rrtest_sys::ptrace::SIGINFO_SIZE])>,
 }
 
 impl Task {
@@ -194,6 +201,8 @@ impl Task {
             blocked_buffered: false,
             desched: None,
             desched_refused: false,
+            signal_in_syscall: None,
+            redeliver: None,
         }
     }
 }

@@ -48,7 +48,21 @@ impl Session {
                 seek_ended = !spin_check;
             }
         }
-        if let Some((signo, info)) = self.take_deliverable(tid) {
+        let inside = self
+            .tasks
+            .get_mut(&tid)
+            .and_then(|t| t.signal_in_syscall.take())
+            .and_then(|signo| self.take_pending(tid, signo));
+        if let Some((signo, info)) = inside {
+            // The call a signal interrupted while it was buffered, made
+            // again traced: the signal is sent again now, pending when the
+            // call starts, so that the kernel interrupts it (or completes
+            // it) and delivers the signal at its exit, with the original
+            // siginfo (`signal`).
+            let pid = self.tasks[&tid].pid;
+            ptrace::tgkill(pid, tid, signo).map_err(ptrace_err("tgkill", tid))?;
+            self.tasks.get_mut(&tid).expect("task exists").redeliver = Some((signo, info));
+        } else if let Some((signo, info)) = self.take_deliverable(tid) {
             // Deliver a held-back signal as if it came just before this
             // syscall: skip the syscall, back up to its instruction (it runs
             // again after the handler), and deliver.
