@@ -418,9 +418,58 @@ const KERNEL_SPECS: &[Spec] = &[
     },
 ];
 
+/// The namespaces fixture (root only: the UTS, mount, pivot_root, IPC, net
+/// and PID namespaces need it).
+const NAMESPACES: Spec = Spec {
+    args: Args::WorkDir,
+    stdout_has: &[
+        "user: uid 65534, gid 65534 in the new namespace",
+        "uts: host name rrtest-namespace",
+        "uts: back in the first namespace: yes",
+        "mount: read back on tmpfs",
+        "mount: after umount2 the file is gone",
+        "pivot_root: /old is there",
+        "pivot_root: after umount2 /old is empty",
+        "ipc: a queue in the new namespace, 0 messages",
+        "net: sending to the loopback: Network is unreachable",
+        "pid: the child is pid 1, its parent 0",
+        "pid: the parent saw a pid other than 1: yes",
+    ],
+    ..c("namespaces", CBuild::pie("namespaces"))
+};
+
+/// Why the namespace trials cannot run here, if they cannot.
+fn not_root() -> Option<&'static str> {
+    (!crate::portable::is_root())
+        .then_some("not root: the mount, UTS, IPC, net and PID namespaces need it")
+}
+
 /// The kernel block's trials: native and record_replay for each fixture.
 fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
     let mut trials = Vec::new();
+    let not_root = not_root();
+    if let Some(why) = not_root {
+        eprintln!("breadth::namespaces trials are ignored: {why}");
+    }
+    let ns = NAMESPACES;
+    trials.push(
+        Trial::test("breadth::namespaces::native", move || {
+            recorder::native("breadth::namespaces::native", &ns)
+        })
+        .with_ignored_flag(gcc_missing || not_root.is_some()),
+    );
+    trials.push(
+        Trial::test("breadth::namespaces::record_replay", move || {
+            recorder::record_replay("breadth::namespaces::record_replay", &ns)
+        })
+        .with_ignored_flag(skip || not_root.is_some()),
+    );
+    trials.push(
+        Trial::test("breadth::namespaces::replay_unprivileged", || {
+            replay_unprivileged("breadth::namespaces::replay_unprivileged")
+        })
+        .with_ignored_flag(skip || not_root.is_some()),
+    );
     for spec in KERNEL_SPECS {
         let s = *spec;
         let native = format!("breadth::{}::native", s.name);
@@ -434,4 +483,74 @@ fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
             .push(Trial::test(rr, move || recorder::record_replay(&r, &s)).with_ignored_flag(skip));
     }
     trials
+}
+
+/// Copies directory `from` to `to` (files and subdirectories), readable by
+/// everyone (and executable by everyone where the owner could execute).
+fn copy_readable(from: &std::path::Path, to: &std::path::Path) -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", to.display()))?;
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let entry = entry.map_err(|e| format!("{}: {e}", from.display()))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry
+            .file_type()
+            .map_err(|e| format!("{}: {e}", src.display()))?
+            .is_dir()
+        {
+            copy_readable(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
+            let mode = std::fs::metadata(&dst)
+                .map_err(|e| format!("{}: {e}", dst.display()))?
+                .permissions()
+                .mode();
+            let everyone = if mode & 0o100 != 0 { 0o555 } else { 0o444 };
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode | everyone))
+                .map_err(|e| format!("{}: {e}", dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The namespaces recording, replayed by an unprivileged user (uid and gid
+/// 65534): replay makes none of the namespace calls (they are emulated, and
+/// a `clone` is made without its `CLONE_NEW*` flags), so it needs no
+/// privilege, and prints what the recording printed.
+fn replay_unprivileged(trial: &str) -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(&NAMESPACES, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    recorder::expect_verified(&trace)?;
+    // Somewhere the unprivileged user can read the trace and write its
+    // cache (the preload library).
+    let open = dir.sub("unprivileged")?;
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777))
+        .map_err(|e| format!("{}: {e}", open.display()))?;
+    let copy = open.join("trace");
+    copy_readable(&trace, &copy)?;
+    let mut cmd = std::process::Command::new(crate::common::cargo_rrtest());
+    cmd.arg("replay")
+        .arg(&copy)
+        .current_dir("/")
+        .env("HOME", &open)
+        .env("XDG_CACHE_HOME", open.join("cache"))
+        .uid(65534)
+        // (std drops root's supplementary groups with the uid.)
+        .gid(65534);
+    let rep = run::run(&mut cmd)?;
+    check!(
+        rep.code() == 0 && rep.stdout == rec.stdout,
+        "the unprivileged replay did not print what the recording did (recorded: {} bytes)\n{}",
+        rec.stdout.len(),
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
 }

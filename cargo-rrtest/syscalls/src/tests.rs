@@ -395,6 +395,20 @@ fn numbers_match_libc() {
         SYS_open_tree,
         SYS_move_pages,
         SYS_process_madvise,
+        SYS_pivot_root,
+        SYS_chroot,
+        SYS_mount,
+        SYS_umount2,
+        SYS_sethostname,
+        SYS_setdomainname,
+        SYS_unshare,
+        SYS_setns,
+        SYS_move_mount,
+        SYS_fsopen,
+        SYS_fsconfig,
+        SYS_fsmount,
+        SYS_fspick,
+        SYS_mount_setattr,
     );
     // Newer than the libc crate's list.
     let newer: &[(&str, i64)] = &[
