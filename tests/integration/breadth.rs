@@ -416,6 +416,15 @@ const KERNEL_SPECS: &[Spec] = &[
         ],
         ..c("signal_in_buffered", CBuild::pie("signal_in_buffered"))
     },
+    Spec {
+        stdout_has: &[
+            "semaphores: 1 2 8 4, the third by GETVAL 8",
+            "attached after the child: \"filled by the child 7\", 100 bytes of z",
+            "after the child: the child saw \"written by the parent\" and wrote this",
+            "IPC_STAT: 65536 bytes, 1 attached",
+        ],
+        ..c("sysv_ipc", CBuild::pie("sysv_ipc"))
+    },
 ];
 
 /// The namespaces fixture (root only: the UTS, mount, pivot_root, IPC, net
@@ -463,6 +472,12 @@ fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
             recorder::record_replay("breadth::namespaces::record_replay", &ns)
         })
         .with_ignored_flag(skip || not_root.is_some()),
+    );
+    trials.push(
+        Trial::test("breadth::sysv_ipc::refused_named", || {
+            sysv_refused("breadth::sysv_ipc::refused_named")
+        })
+        .with_ignored_flag(skip),
     );
     trials.push(
         Trial::test("breadth::namespaces::replay_unprivileged", || {
@@ -552,5 +567,47 @@ fn replay_unprivileged(trial: &str) -> Result<(), Failed> {
         rep.describe()
     );
     dir.finish();
+    Ok(())
+}
+
+/// What System V shared memory the recorder does not handle is refused by
+/// name: one segment attached twice at once, a segment over 256 MiB (not
+/// copied: the trace stays small). The program runs to its end, the trace
+/// is unreplayable with the reason, and replay refuses it (exit 104).
+fn sysv_refused(trial: &str) -> Result<(), Failed> {
+    let cases: [(&'static str, &'static [&'static str], &str); 2] = [
+        ("sysv_attach_twice", &["ATTACH_TWICE"], "shmat: segment"),
+        ("sysv_huge", &["HUGE"], "shmat of a segment of 300 MiB"),
+    ];
+    for (name, defines, reason) in cases {
+        let dir = TrialDir::new(&format!("{trial}-{name}"))?;
+        let spec = c(name, with_defines("sysv_ipc", defines));
+        let inv = invocation(&spec, dir.sub("work")?)?;
+        let trace = dir.path.join("trace");
+        let rec = inv.record(&trace)?;
+        rec.expect_code(0)?;
+        check!(
+            rec.stdout_text().lines().last() == Some("EXIT-SUCCESS"),
+            "{name}: the program did not run to its end\n{}",
+            rec.describe()
+        );
+        let info = run::info_json(&trace)?;
+        info.expect_code(0)?;
+        let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+            .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+        let reasons = json["unreplayable"].to_string();
+        check!(
+            reasons.contains(reason),
+            "{name}: the unreplayable reasons do not say {reason:?}: {reasons}"
+        );
+        let (blocks, _) = disk_use(&trace.join("files"))?;
+        check!(
+            blocks < 16 << 20,
+            "{name}: the trace's files take {blocks} bytes"
+        );
+        let rep = inv.replay(&trace)?;
+        rep.expect_code(EXIT_BAD_TRACE)?;
+        dir.finish();
+    }
     Ok(())
 }

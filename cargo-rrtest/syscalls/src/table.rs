@@ -44,7 +44,7 @@ use super::admin::{
     get_mempolicy, keyctl, modify_ldt, mq_timedreceive, quotactl, sysfs, syslog, MQ_ATTR, TIMEX,
 };
 use super::fdctl::{fcntl, ioctl};
-use super::ipc::{msgctl, msgrcv, semctl};
+use super::ipc::{msgctl, msgrcv, semctl, shmat, shmctl};
 use super::layout::{
     EPOLL_EVENT, ITIMERSPEC, ITIMERVAL, KERNEL_SIGACTION, RLIMIT, RUSAGE, SCHED_PARAM, STACK_T,
     STAT, STATFS, STATX, SYSINFO, TIMESPEC, TIMEVAL, TIMEZONE, TMS, UTSNAME,
@@ -118,9 +118,9 @@ pub static TABLE: &[SyscallDesc] = &[
     d(26, "msync", false, Emulate, none),
     d(27, "mincore", false, Emulate, mincore),
     d(28, "madvise", false, Execute, none),
-    d(29, "shmget", false, Emulate, unsupported),
-    d(30, "shmat", false, Emulate, unsupported),
-    d(31, "shmctl", false, Emulate, unsupported),
+    d(29, "shmget", false, Emulate, none),
+    d(30, "shmat", false, Emulate, shmat),
+    d(31, "shmctl", false, Emulate, shmctl),
     d(32, "dup", false, Emulate, none),
     d(33, "dup2", false, Emulate, none),
     d(34, "pause", true, Emulate, none),
@@ -156,7 +156,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(64, "semget", false, Emulate, none),
     d(65, "semop", true, Emulate, none),
     d(66, "semctl", false, Emulate, semctl),
-    d(67, "shmdt", false, Emulate, unsupported),
+    d(67, "shmdt", false, Emulate, none),
     d(68, "msgget", false, Emulate, none),
     d(69, "msgsnd", true, Emulate, none),
     d(70, "msgrcv", true, Emulate, msgrcv),

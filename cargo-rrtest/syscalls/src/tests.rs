@@ -1291,11 +1291,73 @@ fn sysv_message_queues_and_semaphores() {
         &m
     )
     .is_empty());
-    assert!(regions(
+    // GETALL without /proc/sysvipc (another IPC namespace): refused.
+    let err = regions(
         &call(libc::SYS_semctl, &[3, 0, libc::GETALL as u64, 0x100], 0),
-        &m
+        &m,
     )
-    .is_err());
+    .unwrap_err();
+    assert!(err.0.contains("IPC namespace"), "{}", err.0);
+}
+
+/// A fake tracee with a System V semaphore set 5 of 3 semaphores and
+/// segments 7 (8 KiB) and 8 (300 MiB).
+struct SysvTables(FakeMem);
+
+impl MemReader for SysvTables {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0.read(addr, buf)
+    }
+    fn sysv_ipc(&self, kind: &str) -> Option<String> {
+        match kind {
+            "sem" => Some(
+                "       key      semid perms      nsems   uid\n         0          5   600          3     0\n"
+                    .into(),
+            ),
+            "shm" => Some(
+                "       key      shmid perms                  size  cpid\n         0          7   600                  8192   10\n         0          8   600             314572800   10\n"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn sysv_sizes_come_from_proc_sysvipc() {
+    let m = SysvTables(FakeMem::default());
+    let got = |c: &Call| {
+        let mut out = Vec::new();
+        (lookup(c.nr).expect("in the table").outputs)(c, &m, &mut out)
+            .map(|()| out.into_iter().map(|r| (r.addr, r.len)).collect::<Vec<_>>())
+    };
+    let getall = call(libc::SYS_semctl, &[5, 0, libc::GETALL as u64, 0x100], 0);
+    assert_eq!(got(&getall), Ok(vec![(0x100, 6)]));
+    let setall = call(libc::SYS_semctl, &[5, 0, libc::SETALL as u64, 0x100], 0);
+    assert_eq!(got(&setall), Ok(vec![]));
+    // shmat: the segment's contents at the address returned.
+    assert_eq!(
+        got(&call(libc::SYS_shmat, &[7, 0, 0], 0x7000_0000)),
+        Ok(vec![(0x7000_0000, 8192)])
+    );
+    let big = got(&call(libc::SYS_shmat, &[8, 0, 0], 0x7000_0000)).unwrap_err();
+    assert!(big.0.contains("300 MiB"), "{}", big.0);
+    let ro = got(&call(
+        libc::SYS_shmat,
+        &[7, 0, libc::SHM_RDONLY as u64],
+        0x7000_0000,
+    ));
+    assert!(ro.unwrap_err().0.contains("SHM_RDONLY"));
+    let unknown = got(&call(libc::SYS_shmat, &[9, 0, 0], 0x7000_0000)).unwrap_err();
+    assert!(unknown.0.contains("no shm object 9"), "{}", unknown.0);
+    assert_eq!(
+        got(&call(
+            libc::SYS_shmctl,
+            &[7, libc::IPC_STAT as u64, 0x200],
+            0
+        )),
+        Ok(vec![(0x200, 112)])
+    );
 }
 
 #[test]

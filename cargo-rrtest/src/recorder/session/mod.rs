@@ -227,6 +227,9 @@ struct Session {
     outputs: capture::OurOutputs,
     /// The last mapped file stored.
     mapped: capture::MappedMemo,
+    /// System V shared memory segments attached now: segment id to the
+    /// process and address of its one attach (a second is refused).
+    shm_attached: std::collections::HashMap<u64, (Tid, u64)>,
     /// The recorded executable's identity while the program's first
     /// process still runs it (no execve yet): the key of the sites it
     /// patches, which later recordings patch ahead
@@ -394,6 +397,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         spaces: HashMap::new(),
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
+        shm_attached: std::collections::HashMap::new(),
         exe: exe_key(&opts.program),
         desched: Desched::new(opts.desched_events),
         last_stop: Instant::now(),

@@ -265,6 +265,7 @@ impl Session {
                 call.args[0] as i32
             ));
         }
+        self.track_shm(tid, call, &mut problems);
         let result = capture(
             tid,
             call,
@@ -278,6 +279,33 @@ impl Session {
             self.unsupported(tid, p)?;
         }
         Ok(result)
+    }
+
+    /// Keeps [`Session::shm_attached`] across a finished `shmat` or
+    /// `shmdt`, and refuses a segment attached while it is attached
+    /// already (in this process or another one of the recording, not by
+    /// inheritance): replay maps each attach as memory of its own, so two
+    /// would not see each other's writes.
+    fn track_shm(&mut self, tid: Tid, call: &Call, problems: &mut Vec<String>) {
+        let pid = self.tasks[&tid].pid;
+        match call.nr {
+            libc::SYS_shmat if call.ret >= 0 => {
+                let shmid = call.args[0];
+                if let Some(&(p, addr)) = self.shm_attached.get(&shmid) {
+                    if self.tasks.values().any(|t| t.pid == p) {
+                        problems.push(format!(
+                            "shmat: segment {shmid} attached again (it is at {addr:#x} in process {p}): two attaches of one segment are not recorded"
+                        ));
+                    }
+                }
+                self.shm_attached.insert(shmid, (pid, call.ret as u64));
+            }
+            libc::SYS_shmdt if call.ret == 0 => {
+                self.shm_attached
+                    .retain(|_, &mut (p, addr)| (p, addr) != (pid, call.args[0]));
+            }
+            _ => {}
+        }
     }
 
     /// Keeps the output table of `tid`'s process (which descriptors write
