@@ -59,6 +59,12 @@ pub enum BailReason {
     Full,
     /// The recorder aborted the record (unwinding).
     Aborted,
+    /// A read into the record failed with EINVAL: a descriptor opened with
+    /// `O_DIRECT` needs the buffer aligned as the program's is and the
+    /// record's is not. The failed attempt is committed (replay's gate
+    /// answers it the same way), and the stub issues the call again, traced,
+    /// on the program's own buffer.
+    Misaligned,
 }
 
 /// The hook's verdict.
@@ -315,7 +321,20 @@ pub fn buffer_syscall_with<K: Kernel>(
         }
     }
     commit(buf, used, copied);
+    if result == -EINVAL && redirects_read(nr) {
+        return Outcome::Bail(BailReason::Misaligned);
+    }
     Outcome::Done(result)
+}
+
+/// `EINVAL`, as a syscall returns it negated.
+const EINVAL: i64 = 22;
+
+/// Whether the hook reads into its record rather than the program's
+/// buffer for `nr`: a file read, which `O_DIRECT` refuses with EINVAL when
+/// the record is not aligned as the device needs.
+fn redirects_read(nr: u64) -> bool {
+    matches!(nr, nr::READ | nr::PREAD64 | nr::READV)
 }
 
 /// If the recorder set `abort_commit` (it unwound the thread while in the
@@ -772,6 +791,30 @@ mod tests {
         assert_eq!(ts, [0xff; 16]);
         let (r, _) = m.record(0);
         assert_eq!((r.out_len, r.out_addr, r.result), (0, 0, -22));
+    }
+
+    #[test]
+    fn a_read_failing_with_einval_is_committed_and_bails() {
+        // O_DIRECT: the kernel refuses the record's alignment.
+        let mut m = Mem::new(4096);
+        let mut user = [0xffu8; 512];
+        let mut k = fake(|_, _| -22);
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::PREAD64,
+            [3, user.as_mut_ptr() as u64, 512, 0, 0, 0],
+            &mut k,
+            -1,
+        );
+        assert_eq!(out, Outcome::Bail(BailReason::Misaligned));
+        assert_eq!(user, [0xff; 512]);
+        let (r, _) = m.record(0);
+        assert_eq!((r.nr, r.out_len, r.result), (17, 0, -22));
+        assert_eq!((m.hdr().num_records, m.hdr().in_flight), (1, 0));
+        // Another call failing with EINVAL is not retried.
+        let mut k = fake(|_, _| -22);
+        let out = buffer_syscall(&m.buffer(), nr::LSEEK, [3, 0, 99, 0, 0, 0], &mut k, -1);
+        assert_eq!(out, Outcome::Done(-22));
     }
 
     #[test]

@@ -192,6 +192,7 @@ pub fn trials() -> Vec<Trial> {
         })
         .with_ignored_flag(skip),
     );
+    trials.extend(kernel_trials(gcc.is_some(), skip));
     trials
 }
 
@@ -367,5 +368,246 @@ fn kill_group_recorder_survives(trial: &str) -> Result<(), Failed> {
     );
     recorder::expect_verified(&trace)?;
     dir.finish();
+    Ok(())
+}
+
+// Kernel features (issue #20, the kernel block): O_DIRECT reads, SysV IPC,
+// perf_event_open, bpf and process_vm_*, namespaces, a signal inside a
+// blocked buffered syscall, and newer syscalls. Each fixture records,
+// verifies and replays identically (`recorder::record_replay`).
+
+/// The kernel block's fixtures.
+const KERNEL_SPECS: &[Spec] = &[
+    Spec {
+        args: Args::WorkDir,
+        stdout_has: &["opened with O_DIRECT", "read 65536 bytes"],
+        ..c("o_direct_read", CBuild::pie("o_direct_read"))
+    },
+    Spec {
+        args: Args::WorkDir,
+        stdout_has: &[
+            "cachestat: 4 pages cached",
+            "futex_waitv: woken on the second futex",
+            "move_pages: the page is on node",
+            "process_madvise: 1",
+            "mounts, ids sum",
+            "mnt_id matches 1",
+        ],
+        ..c("newer_syscalls", CBuild::pie("newer_syscalls"))
+    },
+    Spec {
+        stdout_has: &[
+            "perf task clock: counted, id set",
+            "bpf lookup of 2: value-2",
+            "bpf walk: 3 keys, sum 6",
+            "bpf info: type 1, key 4, value 12, max 8",
+            "process_vm_readv: 64 bytes: written by the child 42",
+            "process_vm_writev: 32 bytes: written by process_vm_writev",
+        ],
+        differs: true,
+        ..c("observe_self", CBuild::pie("observe_self"))
+    },
+    Spec {
+        stdout_has: &[
+            "1: read returned -1, errno 4, handler ran 1",
+            "2: read returned 1 (h), handler ran 1",
+            "thread read returned -1, errno 4, handler ran 1",
+            "4: nanosleep returned -1, errno 4, over 3 s left, handler ran 1",
+        ],
+        ..c("signal_in_buffered", CBuild::pie("signal_in_buffered"))
+    },
+    Spec {
+        stdout_has: &[
+            "semaphores: 1 2 8 4, the third by GETVAL 8",
+            "attached after the child: \"filled by the child 7\", 100 bytes of z",
+            "after the child: the child saw \"written by the parent\" and wrote this",
+            "IPC_STAT: 65536 bytes, 1 attached",
+        ],
+        ..c("sysv_ipc", CBuild::pie("sysv_ipc"))
+    },
+];
+
+/// The namespaces fixture (root only: the UTS, mount, pivot_root, IPC, net
+/// and PID namespaces need it).
+const NAMESPACES: Spec = Spec {
+    args: Args::WorkDir,
+    stdout_has: &[
+        "user: uid 65534, gid 65534 in the new namespace",
+        "uts: host name rrtest-namespace",
+        "uts: back in the first namespace: yes",
+        "mount: read back on tmpfs",
+        "mount: after umount2 the file is gone",
+        "pivot_root: /old is there",
+        "pivot_root: after umount2 /old is empty",
+        "ipc: a queue in the new namespace, 0 messages",
+        "net: sending to the loopback: Network is unreachable",
+        "pid: the child is pid 1, its parent 0",
+        "pid: the parent saw a pid other than 1: yes",
+    ],
+    ..c("namespaces", CBuild::pie("namespaces"))
+};
+
+/// Why the namespace trials cannot run here, if they cannot.
+fn not_root() -> Option<&'static str> {
+    (!crate::portable::is_root())
+        .then_some("not root: the mount, UTS, IPC, net and PID namespaces need it")
+}
+
+/// The kernel block's trials: native and record_replay for each fixture.
+fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    let not_root = not_root();
+    if let Some(why) = not_root {
+        eprintln!("breadth::namespaces trials are ignored: {why}");
+    }
+    let ns = NAMESPACES;
+    trials.push(
+        Trial::test("breadth::namespaces::native", move || {
+            recorder::native("breadth::namespaces::native", &ns)
+        })
+        .with_ignored_flag(gcc_missing || not_root.is_some()),
+    );
+    trials.push(
+        Trial::test("breadth::namespaces::record_replay", move || {
+            recorder::record_replay("breadth::namespaces::record_replay", &ns)
+        })
+        .with_ignored_flag(skip || not_root.is_some()),
+    );
+    trials.push(
+        Trial::test("breadth::sysv_ipc::refused_named", || {
+            sysv_refused("breadth::sysv_ipc::refused_named")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::namespaces::replay_unprivileged", || {
+            replay_unprivileged("breadth::namespaces::replay_unprivileged")
+        })
+        .with_ignored_flag(skip || not_root.is_some()),
+    );
+    for spec in KERNEL_SPECS {
+        let s = *spec;
+        let native = format!("breadth::{}::native", s.name);
+        let n = native.clone();
+        trials.push(
+            Trial::test(native, move || recorder::native(&n, &s)).with_ignored_flag(gcc_missing),
+        );
+        let rr = format!("breadth::{}::record_replay", s.name);
+        let r = rr.clone();
+        trials
+            .push(Trial::test(rr, move || recorder::record_replay(&r, &s)).with_ignored_flag(skip));
+    }
+    trials
+}
+
+/// Copies directory `from` to `to` (files and subdirectories), readable by
+/// everyone (and executable by everyone where the owner could execute).
+fn copy_readable(from: &std::path::Path, to: &std::path::Path) -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", to.display()))?;
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let entry = entry.map_err(|e| format!("{}: {e}", from.display()))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry
+            .file_type()
+            .map_err(|e| format!("{}: {e}", src.display()))?
+            .is_dir()
+        {
+            copy_readable(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
+            let mode = std::fs::metadata(&dst)
+                .map_err(|e| format!("{}: {e}", dst.display()))?
+                .permissions()
+                .mode();
+            let everyone = if mode & 0o100 != 0 { 0o555 } else { 0o444 };
+            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode | everyone))
+                .map_err(|e| format!("{}: {e}", dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The namespaces recording, replayed by an unprivileged user (uid and gid
+/// 65534): replay makes none of the namespace calls (they are emulated, and
+/// a `clone` is made without its `CLONE_NEW*` flags), so it needs no
+/// privilege, and prints what the recording printed.
+fn replay_unprivileged(trial: &str) -> Result<(), Failed> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(&NAMESPACES, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    recorder::expect_verified(&trace)?;
+    // Somewhere the unprivileged user can read the trace and write its
+    // cache (the preload library).
+    let open = dir.sub("unprivileged")?;
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777))
+        .map_err(|e| format!("{}: {e}", open.display()))?;
+    let copy = open.join("trace");
+    copy_readable(&trace, &copy)?;
+    let mut cmd = std::process::Command::new(crate::common::cargo_rrtest());
+    cmd.arg("replay")
+        .arg(&copy)
+        .current_dir("/")
+        .env("HOME", &open)
+        .env("XDG_CACHE_HOME", open.join("cache"))
+        .uid(65534)
+        // (std drops root's supplementary groups with the uid.)
+        .gid(65534);
+    let rep = run::run(&mut cmd)?;
+    check!(
+        rep.code() == 0 && rep.stdout == rec.stdout,
+        "the unprivileged replay did not print what the recording did (recorded: {} bytes)\n{}",
+        rec.stdout.len(),
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// What System V shared memory the recorder does not handle is refused by
+/// name: one segment attached twice at once, a segment over 256 MiB (not
+/// copied: the trace stays small). The program runs to its end, the trace
+/// is unreplayable with the reason, and replay refuses it (exit 104).
+fn sysv_refused(trial: &str) -> Result<(), Failed> {
+    let cases: [(&'static str, &'static [&'static str], &str); 2] = [
+        ("sysv_attach_twice", &["ATTACH_TWICE"], "shmat: segment"),
+        ("sysv_huge", &["HUGE"], "shmat of a segment of 300 MiB"),
+    ];
+    for (name, defines, reason) in cases {
+        let dir = TrialDir::new(&format!("{trial}-{name}"))?;
+        let spec = c(name, with_defines("sysv_ipc", defines));
+        let inv = invocation(&spec, dir.sub("work")?)?;
+        let trace = dir.path.join("trace");
+        let rec = inv.record(&trace)?;
+        rec.expect_code(0)?;
+        check!(
+            rec.stdout_text().lines().last() == Some("EXIT-SUCCESS"),
+            "{name}: the program did not run to its end\n{}",
+            rec.describe()
+        );
+        let info = run::info_json(&trace)?;
+        info.expect_code(0)?;
+        let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+            .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+        let reasons = json["unreplayable"].to_string();
+        check!(
+            reasons.contains(reason),
+            "{name}: the unreplayable reasons do not say {reason:?}: {reasons}"
+        );
+        let (blocks, _) = disk_use(&trace.join("files"))?;
+        check!(
+            blocks < 16 << 20,
+            "{name}: the trace's files take {blocks} bytes"
+        );
+        let rep = inv.replay(&trace)?;
+        rep.expect_code(EXIT_BAD_TRACE)?;
+        dir.finish();
+    }
     Ok(())
 }

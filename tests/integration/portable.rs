@@ -105,7 +105,7 @@ pub fn trials() -> Vec<Trial> {
     ]
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()

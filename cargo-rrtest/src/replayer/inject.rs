@@ -8,6 +8,10 @@
 //! - An anonymous `mmap` runs at the recorded address (`MAP_FIXED_NOREPLACE`
 //!   unless the program asked for `MAP_FIXED`), so a layout difference is a
 //!   divergence, not a silent overlap.
+//! - A System V `shmat` becomes a shared anonymous `mmap` at the recorded
+//!   address (a child forked after it shares it, as it shared the segment),
+//!   filled with the segment's recorded contents; its `shmdt` becomes the
+//!   `munmap` of that mapping.
 
 use std::io::Write;
 use std::path::Path;
@@ -198,4 +202,78 @@ pub fn mmap_anonymous(tid: i32, regs: &mut Regs, recorded_ret: i64) -> Result<i6
         ptrace::setregs(tid, &exit).map_err(perr("PTRACE_SETREGS", tid))?;
     }
     Ok(exit.rax as i64)
+}
+
+/// Runs syscall `nr` with `args` instead of the one `tid` is stopped at
+/// the entry of, to its exit; puts back the registers the program had
+/// (the argument registers and `orig_rax`) with `ret` in `rax`. Returns what
+/// the substitute returned.
+fn substitute(tid: i32, regs: &Regs, nr: i64, args: [u64; 6], ret: i64) -> Result<i64, Error> {
+    let mut r = *regs;
+    r.orig_rax = nr as u64;
+    r.rdi = args[0];
+    r.rsi = args[1];
+    r.rdx = args[2];
+    r.r10 = args[3];
+    r.r8 = args[4];
+    r.r9 = args[5];
+    ptrace::setregs(tid, &r).map_err(perr("PTRACE_SETREGS", tid))?;
+    let mut exit = run_to_exit(tid)?;
+    let got = exit.rax as i64;
+    exit.orig_rax = regs.orig_rax;
+    exit.rdi = regs.rdi;
+    exit.rsi = regs.rsi;
+    exit.rdx = regs.rdx;
+    exit.r10 = regs.r10;
+    exit.r8 = regs.r8;
+    exit.r9 = regs.r9;
+    exit.rax = ret as u64;
+    ptrace::setregs(tid, &exit).map_err(perr("PTRACE_SETREGS", tid))?;
+    Ok(got)
+}
+
+/// Replays a successful `shmat`: a shared anonymous mapping at the
+/// recorded address, as long as the recorded contents (page-rounded),
+/// which are then written into it. Returns the mapping's address (the
+/// recorded one, or the divergence).
+pub fn shm_attach(tid: i32, regs: &Regs, result: &SyscallResult) -> Result<i64, Error> {
+    let len = result
+        .writes
+        .iter()
+        .find(|w| w.addr == result.ret as u64)
+        .map_or(0, |w| w.data.len() as u64)
+        .next_multiple_of(4096)
+        .max(4096);
+    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let flags = (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+    let args = [result.ret as u64, len, prot, flags, u64::MAX, 0];
+    let got = substitute(tid, regs, libc::SYS_mmap, args, result.ret)?;
+    if got == result.ret {
+        write_back(tid, result)?;
+    }
+    Ok(got)
+}
+
+/// Replays a successful `shmdt(addr)`: unmaps the mapping [`shm_attach`]
+/// made at `addr` (its length from the thread's /proc maps). Returns
+/// `munmap`'s result.
+pub fn shm_detach(tid: i32, regs: &Regs, addr: u64) -> Result<i64, Error> {
+    let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))
+        .map_err(perr("reading /proc/TID/maps", tid))?;
+    let end = maps.lines().find_map(|l| {
+        let (range, _) = l.split_once(' ')?;
+        let (start, end) = range.split_once('-')?;
+        (u64::from_str_radix(start, 16).ok()? == addr).then(|| u64::from_str_radix(end, 16).ok())?
+    });
+    let Some(end) = end else {
+        // No mapping there: as the kernel would say.
+        return Ok(-(libc::EINVAL as i64));
+    };
+    substitute(
+        tid,
+        regs,
+        libc::SYS_munmap,
+        [addr, end - addr, 0, 0, 0, 0],
+        0,
+    )
 }

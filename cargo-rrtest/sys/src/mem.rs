@@ -31,6 +31,20 @@ pub trait MemReader {
         self.read(addr, &mut b)?;
         Ok(u32::from_le_bytes(b))
     }
+
+    /// The text of the tracee's `/proc/TID/fdinfo/FD` (for a bpf map its
+    /// key and value sizes), or `None` when it has no such descriptor or
+    /// this reader is no tracee.
+    fn fd_info(&self, _fd: i32) -> Option<String> {
+        None
+    }
+
+    /// The text of `/proc/sysvipc/KIND` (`shm`, `sem`, `msg`) as the
+    /// tracee sees it, or `None` when the tracee has an IPC namespace of
+    /// its own (that file shows the reader's) or this reader is no tracee.
+    fn sysv_ipc(&self, _kind: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The address space of a stopped tracee, named by one of its thread ids.
@@ -132,5 +146,18 @@ impl RemoteMem {
 impl MemReader for RemoteMem {
     fn read(&self, addr: u64, buf: &mut [u8]) -> io::Result<()> {
         self.read_exact(addr, buf)
+    }
+
+    fn fd_info(&self, fd: i32) -> Option<String> {
+        std::fs::read_to_string(format!("/proc/{}/fdinfo/{fd}", self.pid)).ok()
+    }
+
+    fn sysv_ipc(&self, kind: &str) -> Option<String> {
+        let theirs = std::fs::read_link(format!("/proc/{}/ns/ipc", self.pid)).ok()?;
+        let ours = std::fs::read_link("/proc/self/ns/ipc").ok()?;
+        if theirs != ours {
+            return None;
+        }
+        std::fs::read_to_string(format!("/proc/sysvipc/{kind}")).ok()
     }
 }

@@ -28,6 +28,12 @@ const fn io(request: u32, name: &'static str, writes: u64) -> IoctlDesc {
 /// Every ioctl request the recorder knows, sorted by number (x86-64 values,
 /// from `asm-generic/ioctls.h`; the sizes are the kernel's structures).
 pub static IOCTLS: &[IoctlDesc] = &[
+    // A program's own perf events (`linux/perf_event.h`).
+    io(0x2400, "PERF_EVENT_IOC_ENABLE", 0),
+    io(0x2401, "PERF_EVENT_IOC_DISABLE", 0),
+    io(0x2402, "PERF_EVENT_IOC_REFRESH", 0),
+    io(0x2403, "PERF_EVENT_IOC_RESET", 0),
+    io(0x2405, "PERF_EVENT_IOC_SET_OUTPUT", 0),
     io(0x5401, "TCGETS", layout::KERNEL_TERMIOS),
     io(0x5402, "TCSETS", 0),
     io(0x5403, "TCSETSW", 0),
@@ -57,11 +63,13 @@ pub static IOCTLS: &[IoctlDesc] = &[
     io(0x5452, "FIOASYNC", 0),
     io(0x5460, "FIOQSIZE", 8),
     io(0x4004_5431, "TIOCSPTLCK", 0),
+    io(0x4008_2404, "PERF_EVENT_IOC_PERIOD", 0),
     io(0x402C_542B, "TCSETS2", 0),
     io(0x402C_542C, "TCSETSW2", 0),
     io(0x402C_542D, "TCSETSF2", 0),
     io(0x8004_5430, "TIOCGPTN", 4),
     io(0x8004_5439, "TIOCGPTLCK", 4),
+    io(0x8008_2407, "PERF_EVENT_IOC_ID", 8),
     io(0x802C_542A, "TCGETS2", layout::KERNEL_TERMIOS2),
 ];
 

@@ -1,7 +1,15 @@
-//! System V message queues and semaphores. Their objects live in the kernel,
-//! outside the recording; replay skips every call and injects what the
-//! recording saw. (System V shared memory is unsupported: the kernel would
-//! change mapped memory behind our back.)
+//! System V message queues, semaphores and shared memory. Their objects
+//! live in the kernel, outside the recording; replay skips every call and
+//! injects what the recording saw. An attached shared memory segment is
+//! recorded as a mapping whose contents are captured at the attach
+//! ([`shmat`]); replay maps shared anonymous memory there and writes them
+//! (`replayer/inject.rs`). The recorder refuses a segment attached twice at
+//! once (`recorder/session/syscall.rs`): two mappings of one segment would
+//! not share their memory in replay.
+//!
+//! The sizes the calls do not tell (a semaphore set's, a segment's) come
+//! from `/proc/sysvipc`, as the tracee's IPC namespace sees it; a program
+//! with an IPC namespace of its own gets those calls refused.
 
 use super::layout;
 use super::outputs::{push, ret_len};
@@ -25,6 +33,90 @@ const SETALL: i32 = 17;
 const SEM_STAT: i32 = 18;
 const SEM_INFO: i32 = 19;
 const SEM_STAT_ANY: i32 = 20;
+const SHM_LOCK: i32 = 11;
+const SHM_UNLOCK: i32 = 12;
+const SHM_STAT: i32 = 13;
+const SHM_INFO: i32 = 14;
+const SHM_STAT_ANY: i32 = 15;
+/// `shmat` flags replay does not reproduce: a read-only or executable
+/// attach (replay maps the segment read-write to write its contents).
+const SHM_RDONLY: u64 = 0o10000;
+const SHM_EXEC: u64 = 0o100000;
+/// Segments larger than this are not copied into the trace.
+pub(crate) const MAX_SHM: u64 = 256 << 20;
+
+/// Column `col` (0-based) of the line of `/proc/sysvipc/KIND` whose id
+/// (column 1) is `id`.
+fn sysv_column(
+    c: &Call,
+    mem: &dyn MemReader,
+    kind: &str,
+    id: u64,
+    col: usize,
+) -> Result<u64, Unsupported> {
+    let name = super::name(c.nr);
+    let table = mem.sysv_ipc(kind).ok_or_else(|| {
+        Unsupported(format!(
+            "{name} in an IPC namespace of the program's own is not recorded"
+        ))
+    })?;
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1).and_then(|v| v.parse::<u64>().ok()) == Some(id))
+        .and_then(|f| f.get(col)?.parse().ok())
+        .ok_or_else(|| Unsupported(format!("{name}: no {kind} object {id} in /proc/sysvipc")))
+}
+
+/// `shmat(shmid, addr, flags)`: the segment, mapped at the result. Its
+/// contents at the attach are its output (its size from
+/// `/proc/sysvipc/shm`); read-only and executable attaches, and segments
+/// over [`MAX_SHM`], are unsupported.
+pub(crate) fn shmat(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    if c.args[2] & (SHM_RDONLY | SHM_EXEC) != 0 {
+        return Err(Unsupported(
+            "shmat with SHM_RDONLY or SHM_EXEC is not recorded".into(),
+        ));
+    }
+    let size = sysv_column(c, mem, "shm", c.args[0], 3)?;
+    if size > MAX_SHM {
+        return Err(Unsupported(format!(
+            "shmat of a segment of {} MiB: over the {} MiB a trace copies",
+            size >> 20,
+            MAX_SHM >> 20
+        )));
+    }
+    push(out, c.ret as u64, size);
+    Ok(())
+}
+
+/// `shmctl(shmid, cmd, buf)`: the stat commands fill a `struct shmid_ds`,
+/// `IPC_INFO` a `struct shminfo`, `SHM_INFO` a `struct shm_info`.
+pub(crate) fn shmctl(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    match c.args[1] as i32 {
+        IPC_STAT | SHM_STAT | SHM_STAT_ANY => push(out, c.args[2], layout::SHMID_DS),
+        IPC_INFO => push(out, c.args[2], layout::SHMINFO),
+        SHM_INFO => push(out, c.args[2], layout::SHM_INFO),
+        IPC_SET | IPC_RMID | SHM_LOCK | SHM_UNLOCK => {}
+        cmd => return Err(Unsupported(format!("shmctl command {cmd}"))),
+    }
+    Ok(())
+}
 
 /// `msgrcv(msqid, msgp, msgsz, msgtyp, msgflg)`: the message's `long mtype`
 /// and `ret` bytes of `mtext` after it.
@@ -60,11 +152,11 @@ pub(crate) fn msgctl(
 
 /// `semctl(semid, semnum, cmd, arg)`: `arg` is a `union semun` passed by
 /// value, a pointer for the commands that copy out. `GETALL` writes one
-/// `unsigned short` per semaphore of a set whose size the call does not
-/// tell, so it is unsupported.
+/// `unsigned short` per semaphore of the set (its size from
+/// `/proc/sysvipc/sem`); `SETALL` only reads.
 pub(crate) fn semctl(
     c: &Call,
-    _: &dyn MemReader,
+    mem: &dyn MemReader,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
     if c.ret < 0 {
@@ -74,7 +166,10 @@ pub(crate) fn semctl(
         IPC_STAT | SEM_STAT | SEM_STAT_ANY => push(out, c.args[3], layout::SEMID_DS),
         IPC_INFO | SEM_INFO => push(out, c.args[3], layout::SEMINFO),
         IPC_SET | IPC_RMID | GETPID | GETVAL | GETNCNT | GETZCNT | SETVAL | SETALL => {}
-        GETALL => return Err(Unsupported("semctl(GETALL) is not supported".into())),
+        GETALL => {
+            let nsems = sysv_column(c, mem, "sem", c.args[0], 3)?;
+            push(out, c.args[3], nsems.saturating_mul(2));
+        }
         cmd => return Err(Unsupported(format!("semctl command {cmd}"))),
     }
     Ok(())
@@ -101,5 +196,9 @@ mod tests {
         assert_eq!(SETALL, libc::SETALL);
         assert_eq!(SEM_STAT, libc::SEM_STAT);
         assert_eq!(SEM_INFO, libc::SEM_INFO);
+        assert_eq!(SHM_LOCK, libc::SHM_LOCK);
+        assert_eq!(SHM_UNLOCK, libc::SHM_UNLOCK);
+        assert_eq!(SHM_RDONLY, libc::SHM_RDONLY as u64);
+        assert_eq!(SHM_EXEC, libc::SHM_EXEC as u64);
     }
 }

@@ -73,6 +73,12 @@ pub const MSQID_DS: u64 = 120;
 pub const MSGINFO: u64 = 32;
 /// `struct semid_ds` (the kernel's `semid64_ds`).
 pub const SEMID_DS: u64 = 104;
+/// `sizeof(struct shmid_ds)`.
+pub const SHMID_DS: u64 = 112;
+/// `sizeof(struct shminfo)` (five longs and four unused).
+pub const SHMINFO: u64 = 72;
+/// `sizeof(struct shm_info)`.
+pub const SHM_INFO: u64 = 48;
 /// `struct seminfo`: ten ints.
 pub const SEMINFO: u64 = 40;
 /// Page size on x86-64 (mincore reports one byte per page).
@@ -161,6 +167,7 @@ mod tests {
         assert_eq!(MSQID_DS as usize, size_of::<libc::msqid_ds>());
         assert_eq!(MSGINFO as usize, size_of::<libc::msginfo>());
         assert_eq!(SEMID_DS as usize, size_of::<libc::semid_ds>());
+        assert_eq!(SHMID_DS as usize, size_of::<libc::shmid_ds>());
         assert_eq!(SEMINFO as usize, size_of::<libc::seminfo>());
         assert_eq!(KERNEL_TERMIOS2 as usize, size_of::<libc::termios2>());
         // termios2 = termios + c_ispeed + c_ospeed.

@@ -27,6 +27,8 @@ mod fdctl;
 mod ipc;
 mod layout;
 mod net;
+mod newer;
+mod observe;
 mod outputs;
 pub mod patch;
 mod poll;

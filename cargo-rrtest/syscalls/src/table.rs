@@ -44,12 +44,14 @@ use super::admin::{
     get_mempolicy, keyctl, modify_ldt, mq_timedreceive, quotactl, sysfs, syslog, MQ_ATTR, TIMEX,
 };
 use super::fdctl::{fcntl, ioctl};
-use super::ipc::{msgctl, msgrcv, semctl};
+use super::ipc::{msgctl, msgrcv, semctl, shmat, shmctl};
 use super::layout::{
     EPOLL_EVENT, ITIMERSPEC, ITIMERVAL, KERNEL_SIGACTION, RLIMIT, RUSAGE, SCHED_PARAM, STACK_T,
     STAT, STATFS, STATX, SYSINFO, TIMESPEC, TIMEVAL, TIMEZONE, TMS, UTSNAME,
 };
 use super::net::{getsockopt, recvfrom, recvmmsg, recvmsg, sendmmsg, sockaddr_out};
+use super::newer::{move_pages, process_madvise, statmount, CACHESTAT};
+use super::observe::{bpf, perf_event_open, process_vm_readv, process_vm_writev};
 use super::outputs::{
     fixed, fixed2, getgroups, io_uring, iov_ret, mincore, none, ret_bytes, ret_bytes_sized,
     ret_elems, sched_setattr, sized_by_arg, three_u32, unsupported,
@@ -116,9 +118,9 @@ pub static TABLE: &[SyscallDesc] = &[
     d(26, "msync", false, Emulate, none),
     d(27, "mincore", false, Emulate, mincore),
     d(28, "madvise", false, Execute, none),
-    d(29, "shmget", false, Emulate, unsupported),
-    d(30, "shmat", false, Emulate, unsupported),
-    d(31, "shmctl", false, Emulate, unsupported),
+    d(29, "shmget", false, Emulate, none),
+    d(30, "shmat", false, Emulate, shmat),
+    d(31, "shmctl", false, Emulate, shmctl),
     d(32, "dup", false, Emulate, none),
     d(33, "dup2", false, Emulate, none),
     d(34, "pause", true, Emulate, none),
@@ -154,7 +156,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(64, "semget", false, Emulate, none),
     d(65, "semop", true, Emulate, none),
     d(66, "semctl", false, Emulate, semctl),
-    d(67, "shmdt", false, Emulate, unsupported),
+    d(67, "shmdt", false, Emulate, none),
     d(68, "msgget", false, Emulate, none),
     d(69, "msgsnd", true, Emulate, none),
     d(70, "msgrcv", true, Emulate, msgrcv),
@@ -257,12 +259,18 @@ pub static TABLE: &[SyscallDesc] = &[
     d(151, "mlockall", false, Emulate, none),
     d(152, "munlockall", false, Emulate, none),
     d(154, "modify_ldt", false, Execute, modify_ldt),
+    d(155, "pivot_root", false, Emulate, none),
     d(157, "prctl", false, Emulate, prctl),
     d(158, "arch_prctl", false, Execute, arch_prctl),
     d(159, "adjtimex", false, Emulate, fixed::<0, TIMEX>),
     d(160, "setrlimit", false, Emulate, none),
+    d(161, "chroot", false, Emulate, none),
     d(162, "sync", false, Emulate, none),
     d(163, "acct", false, Emulate, none),
+    d(165, "mount", false, Emulate, none),
+    d(166, "umount2", false, Emulate, none),
+    d(170, "sethostname", false, Emulate, none),
+    d(171, "setdomainname", false, Emulate, none),
     d(172, "iopl", false, Emulate, none),
     d(173, "ioperm", false, Emulate, none),
     d(179, "quotactl", false, Emulate, quotactl),
@@ -349,12 +357,14 @@ pub static TABLE: &[SyscallDesc] = &[
     d(269, "faccessat", false, Emulate, none),
     d(270, "pselect6", true, Emulate, select),
     d(271, "ppoll", true, Emulate, ppoll),
+    d(272, "unshare", false, Emulate, none),
     d(273, "set_robust_list", false, Execute, none),
     d(274, "get_robust_list", false, Emulate, fixed2::<1, 8, 2, 8>),
     d(275, "splice", true, Emulate, fixed2::<1, 8, 3, 8>),
     d(276, "tee", true, Emulate, none),
     d(277, "sync_file_range", false, Emulate, none),
     d(278, "vmsplice", true, Emulate, iov_ret::<1, 2>),
+    d(279, "move_pages", false, Emulate, move_pages),
     d(280, "utimensat", false, Emulate, none),
     d(
         281,
@@ -391,7 +401,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(295, "preadv", false, Emulate, iov_ret::<1, 2>),
     d(296, "pwritev", false, Emulate, none),
     d(297, "rt_tgsigqueueinfo", false, Emulate, none),
-    d(298, "perf_event_open", false, Emulate, unsupported),
+    d(298, "perf_event_open", false, Emulate, perf_event_open),
     d(299, "recvmmsg", true, Emulate, recvmmsg),
     d(300, "fanotify_init", false, Emulate, none),
     d(301, "fanotify_mark", false, Emulate, none),
@@ -399,9 +409,10 @@ pub static TABLE: &[SyscallDesc] = &[
     d(305, "clock_adjtime", false, Emulate, fixed::<1, TIMEX>),
     d(306, "syncfs", false, Emulate, none),
     d(307, "sendmmsg", true, Emulate, sendmmsg),
+    d(308, "setns", false, Emulate, none),
     d(309, "getcpu", false, Emulate, fixed2::<0, 4, 1, 4>),
-    d(310, "process_vm_readv", false, Emulate, unsupported),
-    d(311, "process_vm_writev", false, Emulate, unsupported),
+    d(310, "process_vm_readv", false, Emulate, process_vm_readv),
+    d(311, "process_vm_writev", false, Emulate, process_vm_writev),
     d(312, "kcmp", false, Emulate, none),
     d(314, "sched_setattr", false, Emulate, sched_setattr),
     d(315, "sched_getattr", false, Emulate, sized_by_arg::<1, 2>),
@@ -409,7 +420,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(317, "seccomp", false, Emulate, seccomp),
     d(318, "getrandom", false, Emulate, ret_bytes::<0, 1>),
     d(319, "memfd_create", false, Emulate, none),
-    d(321, "bpf", false, Emulate, unsupported),
+    d(321, "bpf", false, Emulate, bpf),
     d(322, "execveat", true, Execve, none),
     d(323, "userfaultfd", false, Emulate, unsupported),
     d(324, "membarrier", false, Emulate, none),
@@ -427,12 +438,18 @@ pub static TABLE: &[SyscallDesc] = &[
     d(426, "io_uring_enter", true, Emulate, io_uring),
     d(427, "io_uring_register", false, Emulate, io_uring),
     d(428, "open_tree", false, Emulate, none),
+    d(429, "move_mount", false, Emulate, none),
+    d(430, "fsopen", false, Emulate, none),
+    d(431, "fsconfig", false, Emulate, none),
+    d(432, "fsmount", false, Emulate, none),
+    d(433, "fspick", false, Emulate, none),
     d(434, "pidfd_open", false, Emulate, none),
     d(435, "clone3", true, Clone, clone3),
     d(436, "close_range", false, Emulate, none),
     d(437, "openat2", true, Emulate, none),
     d(438, "pidfd_getfd", false, Emulate, none),
     d(439, "faccessat2", false, Emulate, none),
+    d(440, "process_madvise", false, Emulate, process_madvise),
     d(
         441,
         "epoll_pwait2",
@@ -440,12 +457,16 @@ pub static TABLE: &[SyscallDesc] = &[
         Emulate,
         ret_elems::<1, EPOLL_EVENT>,
     ),
+    d(442, "mount_setattr", false, Emulate, none),
     d(444, "landlock_create_ruleset", false, Emulate, none),
     d(445, "landlock_add_rule", false, Emulate, none),
     d(446, "landlock_restrict_self", false, Emulate, none),
     d(447, "memfd_secret", false, Emulate, unsupported),
     d(449, "futex_waitv", true, Emulate, none),
+    d(451, "cachestat", false, Emulate, fixed::<2, CACHESTAT>),
     d(452, "fchmodat2", false, Emulate, none),
+    d(457, "statmount", false, Emulate, statmount),
+    d(458, "listmount", false, Emulate, ret_elems::<1, 8>),
     d(462, "mseal", false, Execute, none),
 ];
 
@@ -464,8 +485,8 @@ pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
 /// pselect6 and ppoll store the remaining time on the way out of nearly every
 /// failure (`EBADF`, `EINVAL`); `capget` stores the version it prefers on
 /// `EINVAL`; `waitid` fills the siginfo even when it fails with `ECHILD`;
-/// getsockopt stores the length it needs on `ERANGE`; sched_setattr stores
-/// the kernel's structure size on `E2BIG`.
+/// getsockopt stores the length it needs on `ERANGE`; sched_setattr and
+/// perf_event_open store the kernel's structure size on `E2BIG`.
 const WRITES_ON_FAILURE: &[i64] = &[
     7,   // poll
     23,  // select
@@ -476,6 +497,7 @@ const WRITES_ON_FAILURE: &[i64] = &[
     247, // waitid
     270, // pselect6
     271, // ppoll
+    298, // perf_event_open
     314, // sched_setattr
 ];
 

@@ -393,7 +393,30 @@ fn numbers_match_libc() {
         SYS_clock_adjtime,
         SYS_kcmp,
         SYS_open_tree,
+        SYS_move_pages,
+        SYS_process_madvise,
+        SYS_pivot_root,
+        SYS_chroot,
+        SYS_mount,
+        SYS_umount2,
+        SYS_sethostname,
+        SYS_setdomainname,
+        SYS_unshare,
+        SYS_setns,
+        SYS_move_mount,
+        SYS_fsopen,
+        SYS_fsconfig,
+        SYS_fsmount,
+        SYS_fspick,
+        SYS_mount_setattr,
     );
+    // Newer than the libc crate's list.
+    let newer: &[(&str, i64)] = &[
+        ("SYS_cachestat", 451),
+        ("SYS_statmount", 457),
+        ("SYS_listmount", 458),
+    ];
+    let expected: Vec<(&str, i64)> = expected.iter().chain(newer).copied().collect();
     let distinct: std::collections::HashSet<_> = expected.iter().map(|&(n, _)| n).collect();
     assert_eq!(distinct.len(), expected.len(), "a name twice in the list");
     assert_eq!(
@@ -401,7 +424,7 @@ fn numbers_match_libc() {
         TABLE.len(),
         "the list below and the table differ"
     );
-    for &(sys, nr) in expected {
+    for &(sys, nr) in &expected {
         let name = sys.strip_prefix("SYS_").expect("a SYS_ constant");
         let d = lookup(nr).unwrap_or_else(|| panic!("{name} ({nr}) missing"));
         assert_eq!(d.name, name, "number {nr}");
@@ -956,6 +979,14 @@ fn ioctl_table_matches_libc() {
         ("TCSETSF2", libc::TCSETSF2),
         ("TIOCGPTN", libc::TIOCGPTN),
         ("TCGETS2", libc::TCGETS2),
+        // linux/perf_event.h (not in the libc crate).
+        ("PERF_EVENT_IOC_ENABLE", 0x2400),
+        ("PERF_EVENT_IOC_DISABLE", 0x2401),
+        ("PERF_EVENT_IOC_REFRESH", 0x2402),
+        ("PERF_EVENT_IOC_RESET", 0x2403),
+        ("PERF_EVENT_IOC_SET_OUTPUT", 0x2405),
+        ("PERF_EVENT_IOC_PERIOD", 0x4008_2404),
+        ("PERF_EVENT_IOC_ID", 0x8008_2407),
     ];
     assert_eq!(libc_values.len(), IOCTLS.len());
     for &(name, value) in libc_values {
@@ -1133,12 +1164,8 @@ fn unsupported_calls_say_why() {
     let m = FakeMem::default();
     let err = regions(&call(libc::SYS_io_uring_setup, &[8, 0x100], 3), &m).unwrap_err();
     assert_eq!(err.0, "io_uring is not supported");
-    let err = regions(
-        &call(libc::SYS_process_vm_readv, &[1, 2, 3, 4, 5, 0], 3),
-        &m,
-    )
-    .unwrap_err();
-    assert_eq!(err.0, "process_vm_readv is not supported");
+    let err = regions(&call(libc::SYS_bpf, &[5, 0x100, 128], 3), &m).unwrap_err();
+    assert_eq!(err.0, "bpf command 5 is not supported");
     // Failed probes changed nothing and stay replayable.
     assert!(ok(&call(libc::SYS_io_uring_setup, &[8, 0x100], -38), &m).is_empty());
 }
@@ -1264,11 +1291,73 @@ fn sysv_message_queues_and_semaphores() {
         &m
     )
     .is_empty());
-    assert!(regions(
+    // GETALL without /proc/sysvipc (another IPC namespace): refused.
+    let err = regions(
         &call(libc::SYS_semctl, &[3, 0, libc::GETALL as u64, 0x100], 0),
-        &m
+        &m,
     )
-    .is_err());
+    .unwrap_err();
+    assert!(err.0.contains("IPC namespace"), "{}", err.0);
+}
+
+/// A fake tracee with a System V semaphore set 5 of 3 semaphores and
+/// segments 7 (8 KiB) and 8 (300 MiB).
+struct SysvTables(FakeMem);
+
+impl MemReader for SysvTables {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0.read(addr, buf)
+    }
+    fn sysv_ipc(&self, kind: &str) -> Option<String> {
+        match kind {
+            "sem" => Some(
+                "       key      semid perms      nsems   uid\n         0          5   600          3     0\n"
+                    .into(),
+            ),
+            "shm" => Some(
+                "       key      shmid perms                  size  cpid\n         0          7   600                  8192   10\n         0          8   600             314572800   10\n"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn sysv_sizes_come_from_proc_sysvipc() {
+    let m = SysvTables(FakeMem::default());
+    let got = |c: &Call| {
+        let mut out = Vec::new();
+        (lookup(c.nr).expect("in the table").outputs)(c, &m, &mut out)
+            .map(|()| out.into_iter().map(|r| (r.addr, r.len)).collect::<Vec<_>>())
+    };
+    let getall = call(libc::SYS_semctl, &[5, 0, libc::GETALL as u64, 0x100], 0);
+    assert_eq!(got(&getall), Ok(vec![(0x100, 6)]));
+    let setall = call(libc::SYS_semctl, &[5, 0, libc::SETALL as u64, 0x100], 0);
+    assert_eq!(got(&setall), Ok(vec![]));
+    // shmat: the segment's contents at the address returned.
+    assert_eq!(
+        got(&call(libc::SYS_shmat, &[7, 0, 0], 0x7000_0000)),
+        Ok(vec![(0x7000_0000, 8192)])
+    );
+    let big = got(&call(libc::SYS_shmat, &[8, 0, 0], 0x7000_0000)).unwrap_err();
+    assert!(big.0.contains("300 MiB"), "{}", big.0);
+    let ro = got(&call(
+        libc::SYS_shmat,
+        &[7, 0, libc::SHM_RDONLY as u64],
+        0x7000_0000,
+    ));
+    assert!(ro.unwrap_err().0.contains("SHM_RDONLY"));
+    let unknown = got(&call(libc::SYS_shmat, &[9, 0, 0], 0x7000_0000)).unwrap_err();
+    assert!(unknown.0.contains("no shm object 9"), "{}", unknown.0);
+    assert_eq!(
+        got(&call(
+            libc::SYS_shmctl,
+            &[7, libc::IPC_STAT as u64, 0x200],
+            0
+        )),
+        Ok(vec![(0x200, 112)])
+    );
 }
 
 #[test]
@@ -1352,4 +1441,101 @@ fn administration_calls_write_what_their_man_pages_say() {
     .is_err());
     // Failures write nothing.
     assert!(ok(&call(libc::SYS_keyctl, &[11, 5, 0x600, 8], -126), &m).is_empty());
+}
+
+#[test]
+fn newer_calls_describe_their_outputs() {
+    let mut mem = FakeMem::default();
+    // cachestat: five counters at its third argument.
+    assert_eq!(
+        ok(&call(451, &[3, 0x1000, 0x2000, 0], 0), &mem),
+        vec![(0x2000, 40)]
+    );
+    // move_pages: one int per page in `status`.
+    assert_eq!(
+        ok(
+            &call(libc::SYS_move_pages, &[0, 3, 0x1000, 0, 0x3000, 0], 0),
+            &mem
+        ),
+        vec![(0x3000, 12)]
+    );
+    // listmount: the ids it returned.
+    assert_eq!(
+        ok(&call(458, &[0x1000, 0x4000, 64, 0], 5), &mem),
+        vec![(0x4000, 40)]
+    );
+    // statmount: the size the kernel stored, at most the buffer's.
+    mem.put_u32(0x5000, 300);
+    assert_eq!(
+        ok(&call(457, &[0x1000, 0x5000, 4096, 0], 0), &mem),
+        vec![(0x5000, 300)]
+    );
+    assert_eq!(
+        ok(&call(457, &[0x1000, 0x5000, 100, 0], 0), &mem),
+        vec![(0x5000, 100)]
+    );
+    // process_madvise: MADV_COLD writes nothing; MADV_DONTNEED is refused.
+    assert!(ok(
+        &call(libc::SYS_process_madvise, &[3, 0x1000, 1, 20, 0], 4096),
+        &mem
+    )
+    .is_empty());
+    let err = regions(
+        &call(libc::SYS_process_madvise, &[3, 0x1000, 1, 4, 0], 4096),
+        &mem,
+    )
+    .unwrap_err();
+    assert!(err.0.contains("advice 4"), "{}", err.0);
+}
+
+/// A fake tracee whose descriptor 7 is a bpf hash map (4-byte keys,
+/// 12-byte values) and 8 a per-CPU array.
+struct MapFds(FakeMem);
+
+impl MemReader for MapFds {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.0.read(addr, buf)
+    }
+    fn fd_info(&self, fd: i32) -> Option<String> {
+        match fd {
+            7 => Some("pos:\t0\nmap_type:\t1\nkey_size:\t4\nvalue_size:\t12\n".into()),
+            8 => Some("map_type:\t6\nkey_size:\t4\nvalue_size:\t8\n".into()),
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn observing_calls_describe_their_outputs() {
+    let mut m = MapFds(FakeMem::default());
+    // bpf lookup: the value, of the map's value size, at attr->value.
+    m.0.put_u32(0x100, 7);
+    m.0.put_u64(0x110, 0x2000);
+    let bpf = |cmd: u64| call(libc::SYS_bpf, &[cmd, 0x100, 32], 0);
+    let got = |c: &Call, m: &MapFds| {
+        let mut out = Vec::new();
+        (lookup(c.nr).expect("in the table").outputs)(c, m, &mut out)
+            .map(|()| out.into_iter().map(|r| (r.addr, r.len)).collect::<Vec<_>>())
+    };
+    assert_eq!(got(&bpf(1), &m), Ok(vec![(0x2000, 12)]));
+    assert_eq!(got(&bpf(4), &m), Ok(vec![(0x2000, 4)]));
+    assert_eq!(got(&bpf(2), &m), Ok(vec![]));
+    m.0.put_u32(0x100, 8);
+    assert!(got(&bpf(1), &m).unwrap_err().0.contains("per-CPU"));
+    m.0.put_u32(0x100, 9);
+    assert!(got(&bpf(1), &m).unwrap_err().0.contains("no bpf map"));
+    // process_vm_readv: over the local iovecs; _writev: the remote ones.
+    m.0.put_iovs(0x300, &[(0x3000, 4), (0x4000, 100)]);
+    m.0.put_iovs(0x400, &[(0x5000, 10)]);
+    let readv = call(libc::SYS_process_vm_readv, &[9, 0x300, 2, 0x400, 1, 0], 10);
+    assert_eq!(got(&readv, &m), Ok(vec![(0x3000, 4), (0x4000, 6)]));
+    let writev = call(libc::SYS_process_vm_writev, &[9, 0x300, 2, 0x400, 1, 0], 10);
+    assert_eq!(got(&writev, &m), Ok(vec![(0x5000, 10)]));
+    // perf_event_open: the size the kernel knows, on E2BIG only.
+    let e2big = call(
+        libc::SYS_perf_event_open,
+        &[0x600, 0, u64::MAX, u64::MAX, 0],
+        -7,
+    );
+    assert_eq!(ok(&e2big, &m.0), vec![(0x604, 4)]);
 }

@@ -178,6 +178,13 @@ struct Task {
     /// When it last became ready (see [`Task::set_ready`]): the default
     /// policy runs the thread woken last first (`schedule::DefaultPolicy`).
     ready_since: Option<Instant>,
+    /// A held-back signal that interrupted a blocked buffered syscall: it
+    /// is sent again at the entry of the traced call the stub then makes,
+    /// so that it interrupts that call as it did the buffered one.
+    signal_in_syscall: Option<i32>,
+    /// That signal, sent again, with the siginfo it came with (restored at
+    /// its delivery stop).
+    redeliver: Option<(i32, [u8; rrtest_sys::ptrace::SIGINFO_SIZE])>,
 }
 
 impl Task {
@@ -200,6 +207,8 @@ impl Task {
             desched: None,
             desched_refused: false,
             ready_since: matches!(state, State::Ready(_)).then(Instant::now),
+            signal_in_syscall: None,
+            redeliver: None,
         }
     }
 
@@ -231,6 +240,9 @@ struct Session {
     outputs: capture::OurOutputs,
     /// The last mapped file stored.
     mapped: capture::MappedMemo,
+    /// System V shared memory segments attached now: segment id to the
+    /// process and address of its one attach (a second is refused).
+    shm_attached: std::collections::HashMap<u64, (Tid, u64)>,
     /// The recorded executable's identity while the program's first
     /// process still runs it (no execve yet): the key of the sites it
     /// patches, which later recordings patch ahead
@@ -411,6 +423,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         spaces: HashMap::new(),
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
+        shm_attached: std::collections::HashMap::new(),
         exe: exe_key(&opts.program),
         desched: Desched::new(opts.desched_events),
         last_stop: Instant::now(),

@@ -26,9 +26,19 @@ impl Session {
     /// is classified (DESIGN.md §6) and delivered or held back.
     pub(super) fn signal(&mut self, tid: Tid, signo: i32) -> Result<(), Error> {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
-        let info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+        let mut info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
         if self.is_desched_signal(tid, signo, &info) {
             return self.desched_signal(tid, &regs);
+        }
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            if task.redeliver.is_some_and(|(s, _)| s == signo) {
+                // A signal that interrupted a buffered syscall, sent again
+                // into the traced call (see `syscall_entry`): it comes with
+                // the siginfo it first had.
+                let (_, original) = task.redeliver.take().expect("checked");
+                ptrace::setsiginfo(tid, &original).map_err(ptrace_err("PTRACE_SETSIGINFO", tid))?;
+                info = original;
+            }
         }
         let code = ptrace::siginfo_code(&info);
         if signo == libc::SIGTRAP {
@@ -87,14 +97,34 @@ impl Session {
             SignalKind::Asynchronous { ip: regs.rip }
         };
         task.resumed_at = None;
+        let pid = task.pid;
         if let SignalKind::Asynchronous { .. } = kind {
+            if self.spaces.contains_key(&pid) && syscallbuf::in_interrupted_untraced(&regs) {
+                // It interrupted a blocked buffered syscall. Holding it back
+                // would let the kernel restart that call, which may then
+                // wait for ever for what the handler was to do. Unwind the
+                // call now (the stub issues it again, traced) and send the
+                // signal again at that call's entry (`syscall_entry`), so
+                // that it interrupts it as it did this one: `EINTR`, or a
+                // restart under `SA_RESTART`, as the kernel decides.
+                let nr = regs.orig_rax as i64;
+                syscallbuf::abort_untraced(tid, &regs)
+                    .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+                trace!(tid, signo, nr, "a signal interrupted a buffered syscall");
+                self.stats.aborted_records += 1;
+                self.emit(Event::BufferAbort { tid, nr })?;
+                self.hold_back(tid, signo, info);
+                if let Some(task) = self.tasks.get_mut(&tid) {
+                    task.signal_in_syscall = Some(signo);
+                }
+                return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            }
             // Hold it back: deliver it at the thread's next syscall, or at an
             // execution point if none comes soon (DESIGN.md §6).
             self.hold_back(tid, signo, info);
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
         self.emit_signal(tid, signo, &info, kind)?;
-        let pid = self.tasks.get(&tid).map(|t| t.pid).unwrap_or(tid);
         syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
             .map_err(ptrace_err("delivering a signal", tid))
     }
@@ -119,6 +149,26 @@ impl Session {
             task.bail_requested = Some(Instant::now());
             self.stats.schedule.bail_requests += 1;
         }
+    }
+
+    /// Takes held-back signal `signo` (the first of them) if the thread
+    /// does not block it now.
+    pub(super) fn take_pending(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+    ) -> Option<(i32, [u8; ptrace::SIGINFO_SIZE])> {
+        let blocked = crate::tracee::blocked_signals(tid).unwrap_or(u64::MAX);
+        if blocked & (1u64 << (signo - 1)) != 0 {
+            return None;
+        }
+        let task = self.tasks.get_mut(&tid)?;
+        let i = task.pending_signals.iter().position(|&(s, _)| s == signo)?;
+        let taken = task.pending_signals.remove(i);
+        if task.pending_signals.is_empty() {
+            task.pending_since = None;
+        }
+        Some(taken)
     }
 
     /// Takes the first held-back signal the thread does not block now.

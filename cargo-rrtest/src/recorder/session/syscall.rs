@@ -48,7 +48,21 @@ impl Session {
                 seek_ended = !spin_check;
             }
         }
-        if let Some((signo, info)) = self.take_deliverable(tid) {
+        let inside = self
+            .tasks
+            .get_mut(&tid)
+            .and_then(|t| t.signal_in_syscall.take())
+            .and_then(|signo| self.take_pending(tid, signo));
+        if let Some((signo, info)) = inside {
+            // The call a signal interrupted while it was buffered, made
+            // again traced: the signal is sent again now, pending when the
+            // call starts, so that the kernel interrupts it (or completes
+            // it) and delivers the signal at its exit, with the original
+            // siginfo (`signal`).
+            let pid = self.tasks[&tid].pid;
+            ptrace::tgkill(pid, tid, signo).map_err(ptrace_err("tgkill", tid))?;
+            self.tasks.get_mut(&tid).expect("task exists").redeliver = Some((signo, info));
+        } else if let Some((signo, info)) = self.take_deliverable(tid) {
             // Deliver a held-back signal as if it came just before this
             // syscall: skip the syscall, back up to its instruction (it runs
             // again after the handler), and deliver.
@@ -240,6 +254,18 @@ impl Session {
         }
         self.track_output_fds(tid, call)?;
         let mut problems = Vec::new();
+        if call.nr == libc::SYS_process_vm_writev
+            && call.ret > 0
+            && call.args[0] as Tid != self.tasks[&tid].pid
+        {
+            // The table describes a write into the caller's own memory;
+            // another process's would need replay to write it there.
+            problems.push(format!(
+                "process_vm_writev into another process (pid {}) is not recorded",
+                call.args[0] as i32
+            ));
+        }
+        self.track_shm(tid, call, &mut problems);
         let result = capture(
             tid,
             call,
@@ -253,6 +279,33 @@ impl Session {
             self.unsupported(tid, p)?;
         }
         Ok(result)
+    }
+
+    /// Keeps [`Session::shm_attached`] across a finished `shmat` or
+    /// `shmdt`, and refuses a segment attached while it is attached
+    /// already (in this process or another one of the recording, not by
+    /// inheritance): replay maps each attach as memory of its own, so two
+    /// would not see each other's writes.
+    fn track_shm(&mut self, tid: Tid, call: &Call, problems: &mut Vec<String>) {
+        let pid = self.tasks[&tid].pid;
+        match call.nr {
+            libc::SYS_shmat if call.ret >= 0 => {
+                let shmid = call.args[0];
+                if let Some(&(p, addr)) = self.shm_attached.get(&shmid) {
+                    if self.tasks.values().any(|t| t.pid == p) {
+                        problems.push(format!(
+                            "shmat: segment {shmid} attached again (it is at {addr:#x} in process {p}): two attaches of one segment are not recorded"
+                        ));
+                    }
+                }
+                self.shm_attached.insert(shmid, (pid, call.ret as u64));
+            }
+            libc::SYS_shmdt if call.ret == 0 => {
+                self.shm_attached
+                    .retain(|_, &mut (p, addr)| (p, addr) != (pid, call.args[0]));
+            }
+            _ => {}
+        }
     }
 
     /// Keeps the output table of `tid`'s process (which descriptors write

@@ -82,8 +82,10 @@ enum State {
     Idle { deliver: i32 },
     /// Stopped at a syscall entry, the rest of the syscall comes later.
     AtEntry { nr: i64, args: [u64; 6] },
-    /// A clone-family syscall stopped at its clone event.
-    InClone { nr: i64 },
+    /// A clone-family syscall stopped at its clone event; `flags` is the
+    /// recorded flags argument of a `clone` that replay made without its
+    /// namespace flags (`process::without_namespaces`), put back at the exit.
+    InClone { nr: i64, flags: Option<u64> },
     /// In an exit syscall: it will not stop again.
     Exiting,
     /// A thread other than its process's leader that made `exit`: already
@@ -261,8 +263,9 @@ impl Session {
                 self.apply(e.tid, e.nr, &e.args, &mut regs, &e.result, false)?;
             }
             Event::SyscallEntry { tid, nr, args } => {
-                let _regs = self.run_to_entry(tid, nr, &args)?;
+                let regs = self.run_to_entry(tid, nr, &args)?;
                 let real = self.task(tid)?.real;
+                process::without_namespaces(real, nr, regs)?;
                 if syscalls::lookup(nr).map(|d| d.replay) == Some(ReplayAction::Exit) {
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                     self.set_state(tid, State::Exiting);
@@ -288,8 +291,11 @@ impl Session {
                             ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
                         self.apply(tid, nr, &args, &mut regs, &result, true)?;
                     }
-                    State::InClone { nr: entered } if entered == nr => {
-                        let regs = inject::run_to_exit(real)?;
+                    State::InClone { nr: entered, flags } if entered == nr => {
+                        let mut regs = inject::run_to_exit(real)?;
+                        if let Some(flags) = flags {
+                            regs.rdi = flags;
+                        }
                         inject::write_back(real, &result)?;
                         inject::set_ret(real, regs, result.ret)?;
                         self.set_state(tid, State::Idle { deliver: 0 });

@@ -17,7 +17,7 @@ use super::{perr, Session, State, Task};
 use crate::replayer::exe::ExecDir;
 use crate::replayer::{gate, inject, watchdog};
 use crate::replayer::{Divergence, Error, ReplayError, ReplayOptions};
-use rrtest_sys::ptrace::{self, WaitEvent};
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::spawn::{spawn, SpawnSpec};
 use rrtest_sys::{seccomp, RemoteMem};
 use rrtest_syscalls as syscalls;
@@ -360,6 +360,15 @@ impl Session {
             mem.write(addr, &child.to_le_bytes())
                 .map_err(perr("writing the recorded thread id", real))?;
         }
+        // A clone made without its namespace flags: the child's registers
+        // are the parent's at the call; put the recorded flags back.
+        let recorded_flags =
+            (nr == libc::SYS_clone && args[0] & NAMESPACE_FLAGS != 0).then_some(args[0]);
+        if let Some(recorded) = recorded_flags {
+            let mut regs = ptrace::getregs(new_real).map_err(perr("PTRACE_GETREGS", new_real))?;
+            regs.rdi = recorded;
+            ptrace::setregs(new_real, &regs).map_err(perr("PTRACE_SETREGS", new_real))?;
+        }
         let pid = if same_process { real_pid } else { new_real };
         if !same_process {
             if let Some(space) = self.spaces.get(&real_pid) {
@@ -379,9 +388,33 @@ impl Session {
                 mask_after_handler: None,
             },
         );
-        self.set_state(parent, State::InClone { nr });
+        self.set_state(
+            parent,
+            State::InClone {
+                nr,
+                flags: recorded_flags,
+            },
+        );
         Ok(())
     }
+}
+
+/// `CLONE_NEWNS`, `CLONE_NEWCGROUP`, `CLONE_NEWUTS`, `CLONE_NEWIPC`,
+/// `CLONE_NEWUSER`, `CLONE_NEWPID`, `CLONE_NEWNET`.
+pub(super) const NAMESPACE_FLAGS: u64 = 0x0002_0000 | 0x7e00_0000;
+
+/// A `clone` whose flags ask for new namespaces, stopped at its entry:
+/// replay makes it without them (needing no privilege; what the program saw
+/// of its namespaces came from emulated calls: `getpid` 1 in a new PID
+/// namespace, a new host name). `new_task` and the exit put the recorded
+/// flags back in `rdi`. (`clone3` keeps its flags in memory: not done.)
+pub(super) fn without_namespaces(real: i32, nr: i64, mut regs: Regs) -> Result<(), ReplayError> {
+    if nr != libc::SYS_clone || regs.rdi & NAMESPACE_FLAGS == 0 {
+        return Ok(());
+    }
+    regs.rdi &= !NAMESPACE_FLAGS;
+    ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+    Ok(())
 }
 
 /// Where a clone-family syscall made the kernel store the new thread's id:

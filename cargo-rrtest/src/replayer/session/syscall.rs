@@ -89,6 +89,28 @@ impl Session {
         };
         let name = syscalls::name(nr);
         match action {
+            ReplayAction::Emulate if nr == libc::SYS_shmat && result.ret >= 0 => {
+                let got = inject::shm_attach(real, regs, result)?;
+                if got != result.ret {
+                    return Err(self.diverged(
+                        tid,
+                        "the mapping of shmat",
+                        format!("{:#x}", result.ret),
+                        format!("{got:#x}"),
+                    ));
+                }
+            }
+            ReplayAction::Emulate if nr == libc::SYS_shmdt && result.ret == 0 => {
+                let got = inject::shm_detach(real, regs, args[0])?;
+                if got != 0 {
+                    return Err(self.diverged(
+                        tid,
+                        "the unmapping of shmdt",
+                        "0".to_string(),
+                        got.to_string(),
+                    ));
+                }
+            }
             ReplayAction::Emulate => {
                 // Replay writes the recorded output; the program must be
                 // writing the same bytes, or it has diverged (its
