@@ -113,6 +113,7 @@ pub fn trials() -> Vec<Trial> {
         t("c::stepi_and_next", c_stepi_and_next),
         t("c::reverse_continue_to_a_breakpoint", c_reverse_continue),
         t("c::signal_stop_in_gdbs_numbering", c_signal_stop),
+        t("c::process_picks_the_forked_child", c_process_child),
         t(
             "c::breakpoint_inside_a_patched_syscall_site",
             c_breakpoint_in_patched_site,
@@ -227,8 +228,14 @@ struct Server {
 
 impl Server {
     fn start(trace: &Path) -> Result<Server, Failed> {
+        Server::start_with(trace, &[])
+    }
+
+    /// A server with more `replay` options.
+    fn start_with(trace: &Path, options: &[&str]) -> Result<Server, Failed> {
         let mut child = Command::new(common::cargo_rrtest())
             .args(["replay", "--quiet", "--gdb-port", "0"])
+            .args(options)
             .arg(trace)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -269,6 +276,14 @@ impl Server {
             exe: exe.unwrap_or_default(),
             stderr,
         })
+    }
+
+    /// The lines the server printed so far.
+    fn printed(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits for the server to exit (it must, once gdb is gone).
@@ -333,12 +348,19 @@ fn children_of(pid: i32) -> Vec<i32> {
 /// Runs gdb in batch mode with `file EXE`, the connection, then `cmds`;
 /// returns its stdout and stderr together.
 fn gdb_batch(exe: &Path, addr: &str, cmds: &[&str]) -> Result<String, Failed> {
+    gdb_batch_with(exe, &[], addr, cmds)
+}
+
+/// [`gdb_batch`] with commands before the connection (`set sysroot`).
+fn gdb_batch_with(exe: &Path, pre: &[&str], addr: &str, cmds: &[&str]) -> Result<String, Failed> {
     let mut cmd = Command::new("gdb");
     cmd.args(["-batch", "-nx", "-ex", "set width 0", "-ex", "set height 0"])
         .arg("-ex")
-        .arg(format!("file {}", exe.display()))
-        .arg("-ex")
-        .arg(format!("target extended-remote {addr}"));
+        .arg(format!("file {}", exe.display()));
+    for c in pre {
+        cmd.arg("-ex").arg(c);
+    }
+    cmd.arg("-ex").arg(format!("target extended-remote {addr}"));
     for c in cmds {
         cmd.arg("-ex").arg(c);
     }
@@ -723,6 +745,98 @@ fn c_reverse_continue() -> Result<(), Failed> {
             && out.contains("$2 = 1")
             && out.contains("$3 = 2"),
         "reverse-continue did not go back to the previous breakpoint hit:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `gdb_fork`: `--process 2` debugs the forked child. The server names
+/// it and prints a `set sysroot` line; with it, gdb reads the libraries
+/// from the session's sysroot (links to the trace's copies); a breakpoint
+/// in `child_work`, which only the child runs, is hit; `bt` shows it
+/// called from `main`; `continue` ends with the child's exit status (42).
+/// `--process PID` with the child's recorded pid does the same; the
+/// sysroot is gone after the session; a process the recording lacks is
+/// refused with the list of its processes.
+fn c_process_child() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_fixture("gdb_fork", &[], 0, "gdb-c-process")?;
+    let mut child_pid = None;
+    for spec in ["2".to_string(), String::new()] {
+        let spec = if spec.is_empty() {
+            match child_pid {
+                Some(pid) => format!("{pid}"),
+                None => break,
+            }
+        } else {
+            spec
+        };
+        let server = Server::start_with(&trace, &["--process", &spec])?;
+        let printed = server.printed();
+        let sysroot = printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("set sysroot "))
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("no `set sysroot` line:\n{printed}"))?;
+        let named = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("cargo-rrtest: debugging process "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse::<i32>().ok());
+        check!(
+            named.is_some(),
+            "--process {spec}: the server did not name the process:\n{printed}"
+        );
+        child_pid = named;
+        let set_root = format!("set sysroot {}", sysroot.display());
+        let out = gdb_batch_with(
+            &exe,
+            &[&set_root],
+            &server.addr.clone(),
+            &[
+                "break child_work",
+                "continue",
+                "bt",
+                "info sharedlibrary",
+                "continue",
+            ],
+        )?;
+        let (code, err) = server.finish()?;
+        check!(
+            code == 0,
+            "--process {spec}: server exit {code}:\n{err}\ngdb:\n{out}"
+        );
+        check!(
+            out.contains("Breakpoint 1, child_work (seed=")
+                && out.contains("27)")
+                && out.contains(" in main ("),
+            "--process {spec}: the child's breakpoint and backtrace:\n{out}\nserver:\n{err}"
+        );
+        let root = sysroot.display().to_string();
+        check!(
+            out.lines()
+                .any(|l| l.contains(&format!("{root}/lib")) && l.contains("libc.so.6")),
+            "--process {spec}: libc is not read from the sysroot {root}:\n{out}"
+        );
+        check!(
+            out.contains("exited with code 052]"),
+            "--process {spec}: not the child's exit status:\n{out}\nserver:\n{err}"
+        );
+        check!(
+            !sysroot.exists(),
+            "the sysroot {root} is still there after the session"
+        );
+    }
+    check!(child_pid.is_some(), "no child pid to try by pid");
+    let bad = Command::new(common::cargo_rrtest())
+        .args(["replay", "--quiet", "--gdb-port", "0", "--process", "7"])
+        .arg(&trace)
+        .stdin(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&bad.stderr);
+    check!(
+        bad.status.code() == Some(2) && text.contains("no process 7") && text.contains("2: pid "),
+        "--process 7 of two processes: {:?}\n{text}",
+        bad.status
     );
     dir.finish();
     Ok(())

@@ -244,7 +244,7 @@ impl Session {
         };
         // Before the start of event `next`: the last instruction of the
         // latest earlier event that ran one.
-        while next > 1 {
+        while next > self.ctl().start_index {
             let base = Base::Boundary(next - 1);
             let k = or_served!(self.count(base, None, CountTo::Target(Target::Boundary(next))));
             if k > 0 {
@@ -295,9 +295,11 @@ impl Session {
         Ok(())
     }
 
-    /// Re-runs to the start: [`Stop::ReplayStart`].
+    /// Re-runs to the start (of the debugged process: its first
+    /// instruction): [`Stop::ReplayStart`].
     fn restart(&mut self) -> Result<Stop, ReplayError> {
         self.respawn(None, BTreeSet::new())?;
+        self.run_to_debugged()?;
         Ok(Stop::ReplayStart)
     }
 

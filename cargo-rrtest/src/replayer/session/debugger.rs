@@ -72,8 +72,17 @@ pub(super) struct DebugCtl {
     watches: Vec<Watch>,
     /// `int3`s in memory now: (real pid, address, original byte).
     inserted: Vec<(i32, u64, u8)>,
-    /// The debugged process (real pid).
+    /// The debugged process (recorded pid): the program's first, or the
+    /// one `--process` names.
+    process: Tid,
+    /// How the last thread or process that exited ended (the debugged
+    /// process's end, when it is not the program's first).
+    pub(super) exited: Option<rrtest_trace::ExitStatus>,
+    /// The debugged process (real pid; 0 before it exists).
     debugged: i32,
+    /// The index of the first event after the debugged process exists
+    /// (1 for the program's first): where reverse execution stops.
+    pub(super) start_index: u64,
     /// The thread of the last stop.
     pub(super) current: Tid,
     /// A single step asked for this thread, not yet done.
@@ -142,7 +151,12 @@ pub(super) enum Command {
 
 /// The engine thread: starts the replay, tells the [`crate::replayer::Debugger`]
 /// it started (or why not), and serves its requests until it is dropped.
-pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Started, ReplayError>>) {
+pub(crate) fn run(
+    opts: ReplayOptions,
+    process: Option<Tid>,
+    link: Link,
+    started: Sender<Result<Started, ReplayError>>,
+) {
     let mut session = match Session::spawn(&opts) {
         Ok(s) => s,
         Err(e) => {
@@ -151,13 +165,17 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         }
     };
     session.peek();
+    let process = process.unwrap_or(session.leader);
     let exe = trace_exe(&opts).unwrap_or_default();
     session.debug = Some(Box::new(DebugCtl {
         link,
         breakpoints: BTreeSet::new(),
         watches: Vec::new(),
         inserted: Vec::new(),
+        process,
+        exited: None,
         debugged: 0,
+        start_index: 1,
         current: 0,
         step: None,
         stepping_over: false,
@@ -182,6 +200,10 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         unblocked_trap: None,
     }));
     session.reset_debug_run();
+    if let Err(e) = session.run_to_debugged() {
+        let _ = started.send(Err(e));
+        return;
+    }
     let real_pid = session.ctl().debugged;
     if started.send(Ok(Started { real_pid, exe })).is_err() {
         return;
@@ -319,7 +341,8 @@ impl Session {
             .tasks
             .iter()
             .filter(|(_, t)| {
-                super::handle::is_stopped(t.state)
+                Some(t.real_pid) == self.debug.as_ref().map(|c| c.debugged)
+                    && super::handle::is_stopped(t.state)
                     && super::handle::in_trace_stop(t.real_pid, t.real)
             })
             .map(|(&recorded, t)| Thread {
@@ -399,6 +422,13 @@ impl Session {
             if let Some(status) = done? {
                 return Ok(Stop::Exited(status));
             }
+            if self.debugged_ended() {
+                let status = self
+                    .ctl()
+                    .exited
+                    .unwrap_or(rrtest_trace::ExitStatus::Exited(0));
+                return Ok(Stop::Exited(status));
+            }
             if let Some((tid, signo)) = signal.filter(|&(tid, signo)| self.signal_stops(tid, signo))
             {
                 // A recorded signal is about to be delivered to a thread of
@@ -446,6 +476,42 @@ impl Session {
         }
     }
 
+    /// Replays (nothing armed: the process is not there yet) until the
+    /// debugged process exists; it stops at its first instruction. For
+    /// the program's first process, at once.
+    pub(super) fn run_to_debugged(&mut self) -> Result<(), ReplayError> {
+        let process = self.ctl().process;
+        while !self.tasks.contains_key(&process) {
+            let done = self.replay_next();
+            self.peek();
+            if done?.is_some() {
+                return Err(Error::Debugger(format!(
+                    "the recording has no process {process} (the replay ended without it)"
+                ))
+                .into());
+            }
+        }
+        let pid = self.tasks.get(&process).map_or(0, |t| t.real_pid);
+        let index = self.index;
+        let ctl = self.ctl();
+        ctl.debugged = pid;
+        ctl.current = process;
+        ctl.here = Here::Boundary(index);
+        ctl.start_index = index;
+        Ok(())
+    }
+
+    /// Whether the debugged process, not the program's first, has just
+    /// ended (its last thread exited): the end of the session's program.
+    fn debugged_ended(&self) -> bool {
+        let Some(ctl) = self.debug.as_ref() else {
+            return false;
+        };
+        ctl.process != self.leader
+            && ctl.debugged != 0
+            && !self.tasks.values().any(|t| t.real_pid == ctl.debugged)
+    }
+
     /// Takes the interrupt asked for (Ctrl-C), if any.
     fn take_interrupt(&mut self) -> bool {
         let ctl = self.ctl();
@@ -490,12 +556,13 @@ impl Session {
     /// A fresh run's debugger state: the leader is current and debugged,
     /// nothing in memory or debug registers yet.
     pub(super) fn reset_debug_run(&mut self) {
-        let leader = self.leader;
-        let pid = self.tasks.get(&leader).map_or(0, |t| t.real_pid);
+        let process = self.ctl().process;
+        let pid = self.tasks.get(&process).map_or(0, |t| t.real_pid);
         let index = self.index;
         let ctl = self.ctl();
         ctl.debugged = pid;
-        ctl.current = leader;
+        ctl.current = process;
+        ctl.exited = None;
         ctl.inserted.clear();
         ctl.dr7.clear();
         ctl.step = None;
@@ -681,6 +748,11 @@ impl Session {
                 let shared = &self.ctl().link.shared;
                 shared.stops_sent.fetch_sub(1, Ordering::SeqCst);
                 if !shared.interrupt.swap(false, Ordering::SeqCst) {
+                    None
+                } else if real_pid != self.ctl().debugged {
+                    // Another process's thread: gdb does not know it. The
+                    // interrupt is reported at the next boundary.
+                    self.ctl().interrupt_at_boundary = true;
                     None
                 } else if self.in_buffer_code(real, real_pid)? {
                     // Inside the syscall buffer's code (the hook, the
