@@ -12,12 +12,16 @@
 #   - reverse_continue: on that trace, `break main`, `continue`, `break
 #     _exit`, `continue`, then `reverse-continue` back to main: the session
 #     with the reverse-continue minus the same session without it.
+# gdb is given the server's `set sysroot` line (what `--gdb` does), so it
+# reads the recorded libraries locally; SYSROOT=0 leaves it out (gdb then
+# reads them through the connection, `vFile:`).
 # Results go to target/rrtest-bench/gdb-<UTC time>.json (and gdb-latest.json).
 # A benchmark, not a test: it asserts nothing about speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 N=${N:-300000}
+SYSROOT=${SYSROOT:-1}
 cargo build --quiet -p cargo-rrtest
 BIN=$PWD/target/debug/cargo-rrtest
 OUT=$PWD/target/rrtest-bench
@@ -34,8 +38,12 @@ serve() {
   : >"$WORK/server.err"
   "$BIN" replay --quiet --gdb-port 0 "$1" >/dev/null 2>"$WORK/server.err" &
   SERVER=$!
-  until grep -q 'listening on' "$WORK/server.err"; do sleep 0.01; done
+  until grep -q 'target extended-remote' "$WORK/server.err"; do sleep 0.01; done
   ADDR=$(grep -o '127.0.0.1:[0-9]*' "$WORK/server.err" | head -1)
+  ROOT=()
+  if [ "$SYSROOT" = 1 ]; then
+    ROOT=(-ex "$(grep -o 'set sysroot .*' "$WORK/server.err" | head -1)")
+  fi
 }
 
 # One timed session: gdb on FILE with the commands after it; sets $TOOK.
@@ -46,7 +54,7 @@ session() {
   local t0
   t0=$(now)
   serve "$trace"
-  gdb -batch -nx -ex "file $file" -ex "target extended-remote $ADDR" "${args[@]}" >"$WORK/gdb.out" 2>&1
+  gdb -batch -nx -ex "file $file" "${ROOT[@]}" -ex "target extended-remote $ADDR" "${args[@]}" >"$WORK/gdb.out" 2>&1
   wait "$SERVER"
   TOOK=$(echo "$(now) - $t0" | bc -l)
 }
@@ -78,7 +86,7 @@ reverse=$(echo "$m_rev - $m_plain" | bc -l)
 ratio=$(echo "$m_cont / $m_replay" | bc -l)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 cat >"$OUT/gdb-$stamp.json" <<EOF
-{"runs": $RUNS, "n": $N,
+{"runs": $RUNS, "n": $N, "sysroot": $SYSROOT,
  "first_prompt_s": $m_first,
  "replay_s": $m_replay, "gdb_continue_s": $m_cont, "continue_over_replay": $ratio,
  "reverse_continue_s": $reverse}

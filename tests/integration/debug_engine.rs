@@ -964,6 +964,13 @@ fn program_sigtraps_delivered() -> Result<(), Failed> {
     dbg.set_breakpoint(on_trap)
         .map_err(|e| format!("set_breakpoint: {e}"))?;
     for i in 0..2 {
+        // The recorded SIGTRAP is a signal stop first (before delivery),
+        // then its handler's breakpoint.
+        let stop = forward(&mut dbg, Resume::Continue)?;
+        check!(
+            matches!(stop, Stop::Signal { signo: 5, .. }),
+            "SIGTRAP {i}: {stop:?}, not a SIGTRAP stop"
+        );
         let stop = forward(&mut dbg, Resume::Continue)?;
         check!(
             matches!(stop, Stop::Breakpoint { addr, .. } if addr == on_trap),
@@ -986,9 +993,12 @@ fn program_sigtraps_delivered() -> Result<(), Failed> {
     forward(&mut dbg, Resume::Continue)?;
     dbg.remove_breakpoint(main)
         .map_err(|e| format!("remove_breakpoint: {e}"))?;
-    let mut in_handler = 0;
+    let (mut in_handler, mut signals) = (0, 0);
     for _ in 0..20000 {
         match forward(&mut dbg, Resume::Step(tid))? {
+            // Each SIGTRAP stops first as a signal; the next step enters
+            // its handler.
+            Stop::Signal { signo: 5, .. } => signals += 1,
             Stop::Stepped { .. } => {
                 if regs(&dbg, tid)?.rip == on_trap {
                     in_handler += 1;
@@ -997,8 +1007,8 @@ fn program_sigtraps_delivered() -> Result<(), Failed> {
             Stop::Exited(status) => {
                 check!(status == ExitStatus::Exited(0), "ended with {status:?}");
                 check!(
-                    in_handler == 2,
-                    "stepping entered the handler {in_handler} times, not 2"
+                    in_handler == 2 && signals == 2,
+                    "stepping entered the handler {in_handler} times, not 2 ({signals} SIGTRAP stops)"
                 );
                 return Ok(());
             }

@@ -29,6 +29,17 @@
 //!   the line that wrote it, before the write (gdb shows the old value as
 //!   the new); `reverse-stepi` and `stepi` from there, then `continue`
 //!   writes it again and reaches the breakpoint again;
+//! - `gdb::c::signal_stop_in_gdbs_numbering`: `gdb_signal`'s SIGUSR1s
+//!   stop as SIGUSR1 (gdb's 30, not Linux's 10), before the handler runs;
+//!   `continue` delivers them as recorded; `handle ... nostop` runs on;
+//! - `gdb::c::breakpoint_inside_a_patched_syscall_site`: a breakpoint on
+//!   glibc getpid's `syscall`, inside the patched region, is hit at all 50
+//!   calls (moved to the stub's copy after the patch);
+//! - `gdb::c::interrupt_in_buffered_syscalls_shows_original_code`: three
+//!   Ctrl-Cs (SIGINT to gdb) during `continue` in `syscall_loop` stop in
+//!   libc or the program, never in a stub or the preload;
+//! - `gdb::c::interrupt_stops_a_reverse_continue`: Ctrl-C during a
+//!   `reverse-continue` stops it; forward again reaches the same breakpoint;
 //! - `gdb::c::same_script_same_output`: one gdb script, two sessions,
 //!   identical output;
 //! - `gdb::c::reverse_continue_to_a_breakpoint`: back to the previous
@@ -101,6 +112,20 @@ pub fn trials() -> Vec<Trial> {
         t("c::break_in_a_signal_handler", c_break_in_signal_handler),
         t("c::stepi_and_next", c_stepi_and_next),
         t("c::reverse_continue_to_a_breakpoint", c_reverse_continue),
+        t("c::signal_stop_in_gdbs_numbering", c_signal_stop),
+        t("c::process_picks_the_forked_child", c_process_child),
+        t(
+            "c::breakpoint_inside_a_patched_syscall_site",
+            c_breakpoint_in_patched_site,
+        ),
+        t(
+            "c::interrupt_in_buffered_syscalls_shows_original_code",
+            c_interrupt_not_in_buffer_code,
+        ),
+        t(
+            "c::interrupt_stops_a_reverse_continue",
+            c_interrupt_reverse_continue,
+        ),
         t("rust::break_bt_print", rust_break_bt_print),
         t("rust::break_on_panic", rust_break_on_panic),
         t(
@@ -203,8 +228,14 @@ struct Server {
 
 impl Server {
     fn start(trace: &Path) -> Result<Server, Failed> {
+        Server::start_with(trace, &[])
+    }
+
+    /// A server with more `replay` options.
+    fn start_with(trace: &Path, options: &[&str]) -> Result<Server, Failed> {
         let mut child = Command::new(common::cargo_rrtest())
             .args(["replay", "--quiet", "--gdb-port", "0"])
+            .args(options)
             .arg(trace)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -245,6 +276,14 @@ impl Server {
             exe: exe.unwrap_or_default(),
             stderr,
         })
+    }
+
+    /// The lines the server printed so far.
+    fn printed(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits for the server to exit (it must, once gdb is gone).
@@ -309,12 +348,19 @@ fn children_of(pid: i32) -> Vec<i32> {
 /// Runs gdb in batch mode with `file EXE`, the connection, then `cmds`;
 /// returns its stdout and stderr together.
 fn gdb_batch(exe: &Path, addr: &str, cmds: &[&str]) -> Result<String, Failed> {
+    gdb_batch_with(exe, &[], addr, cmds)
+}
+
+/// [`gdb_batch`] with commands before the connection (`set sysroot`).
+fn gdb_batch_with(exe: &Path, pre: &[&str], addr: &str, cmds: &[&str]) -> Result<String, Failed> {
     let mut cmd = Command::new("gdb");
     cmd.args(["-batch", "-nx", "-ex", "set width 0", "-ex", "set height 0"])
         .arg("-ex")
-        .arg(format!("file {}", exe.display()))
-        .arg("-ex")
-        .arg(format!("target extended-remote {addr}"));
+        .arg(format!("file {}", exe.display()));
+    for c in pre {
+        cmd.arg("-ex").arg(c);
+    }
+    cmd.arg("-ex").arg(format!("target extended-remote {addr}"));
     for c in cmds {
         cmd.arg("-ex").arg(c);
     }
@@ -699,6 +745,297 @@ fn c_reverse_continue() -> Result<(), Failed> {
             && out.contains("$2 = 1")
             && out.contains("$3 = 2"),
         "reverse-continue did not go back to the previous breakpoint hit:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `gdb_fork`: `--process 2` debugs the forked child. The server names
+/// it and prints a `set sysroot` line; with it, gdb reads the libraries
+/// from the session's sysroot (links to the trace's copies); a breakpoint
+/// in `child_work`, which only the child runs, is hit; `bt` shows it
+/// called from `main`; `continue` ends with the child's exit status (42).
+/// `--process PID` with the child's recorded pid does the same; the
+/// sysroot is gone after the session; a process the recording lacks is
+/// refused with the list of its processes.
+fn c_process_child() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_fixture("gdb_fork", &[], 0, "gdb-c-process")?;
+    let mut child_pid = None;
+    for spec in ["2".to_string(), String::new()] {
+        let spec = if spec.is_empty() {
+            match child_pid {
+                Some(pid) => format!("{pid}"),
+                None => break,
+            }
+        } else {
+            spec
+        };
+        let server = Server::start_with(&trace, &["--process", &spec])?;
+        let printed = server.printed();
+        let sysroot = printed
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("set sysroot "))
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("no `set sysroot` line:\n{printed}"))?;
+        let named = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("cargo-rrtest: debugging process "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse::<i32>().ok());
+        check!(
+            named.is_some(),
+            "--process {spec}: the server did not name the process:\n{printed}"
+        );
+        child_pid = named;
+        let set_root = format!("set sysroot {}", sysroot.display());
+        let out = gdb_batch_with(
+            &exe,
+            &[&set_root],
+            &server.addr.clone(),
+            &[
+                "break child_work",
+                "continue",
+                "bt",
+                "info sharedlibrary",
+                "continue",
+            ],
+        )?;
+        let (code, err) = server.finish()?;
+        check!(
+            code == 0,
+            "--process {spec}: server exit {code}:\n{err}\ngdb:\n{out}"
+        );
+        check!(
+            out.contains("Breakpoint 1, child_work (seed=")
+                && out.contains("27)")
+                && out.contains(" in main ("),
+            "--process {spec}: the child's breakpoint and backtrace:\n{out}\nserver:\n{err}"
+        );
+        let root = sysroot.display().to_string();
+        check!(
+            out.lines()
+                .any(|l| l.contains(&format!("{root}/lib")) && l.contains("libc.so.6")),
+            "--process {spec}: libc is not read from the sysroot {root}:\n{out}"
+        );
+        check!(
+            out.contains("exited with code 052]"),
+            "--process {spec}: not the child's exit status:\n{out}\nserver:\n{err}"
+        );
+        check!(
+            !sysroot.exists(),
+            "the sysroot {root} is still there after the session"
+        );
+    }
+    check!(child_pid.is_some(), "no child pid to try by pid");
+    let bad = Command::new(common::cargo_rrtest())
+        .args(["replay", "--quiet", "--gdb-port", "0", "--process", "7"])
+        .arg(&trace)
+        .stdin(Stdio::null())
+        .output()?;
+    let text = String::from_utf8_lossy(&bad.stderr);
+    check!(
+        bad.status.code() == Some(2) && text.contains("no process 7") && text.contains("2: pid "),
+        "--process 7 of two processes: {:?}\n{text}",
+        bad.status
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `gdb_signal` raises SIGUSR1 three times: gdb (which stops at SIGUSR1
+/// by default) reports the first as SIGUSR1 in its own numbering (30 on
+/// the wire, not Linux's 10, which gdb would call SIGBUS), before the
+/// handler ran; `continue` delivers it as recorded (the handler counts
+/// it) and stops at the second; with `handle SIGUSR1 nostop noprint` the
+/// replay runs on to the recorded exit.
+fn c_signal_stop() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_fixture("gdb_signal", &[], 0, "gdb-c-signal-stop")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "continue",
+            "p handled",
+            "continue",
+            "p handled",
+            "handle SIGUSR1 nostop noprint",
+            "continue",
+        ],
+    )?;
+    let stops = out
+        .matches("Program received signal SIGUSR1, User defined signal 1.")
+        .count();
+    check!(
+        stops == 2 && !out.contains("SIGBUS"),
+        "not two SIGUSR1 stops ({stops}):\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.contains("$1 = 0") && out.contains("$2 = 1"),
+        "the handler did not run between the stops as recorded:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.contains("exited normally"),
+        "the replay did not reach the recorded exit:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `gdb_patched_site` calls glibc's getpid 50 times; the syscall buffer
+/// patches its site from the `mov` before the `syscall`, which is then
+/// strictly inside the patched region (its bytes are the jump's). A
+/// breakpoint on that `syscall` is moved to the stub's copy: it is hit at
+/// every call, before and after the patch, shown at the original address
+/// in `getpid` called from `main`.
+fn c_breakpoint_in_patched_site() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_fixture("gdb_patched_site", &[], 0, "gdb-c-patched-site")?;
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break main",
+            "continue",
+            "x/2i getpid_fn",
+            "break *((char *) getpid_fn + 5)",
+            "ignore 2 20",
+            "continue",
+            "x/i $pc",
+            "bt",
+            "ignore 2 1000",
+            "continue",
+            "info breakpoints",
+        ],
+    )?;
+    check!(
+        out.lines()
+            .any(|l| l.contains("getpid+5>:") && l.contains("syscall")),
+        "getpid+5 is not its syscall here (the trial assumes glibc's `mov eax, 39; syscall`):\n{out}"
+    );
+    check!(
+        out.contains("Breakpoint 2, ") && out.contains(" in main ("),
+        "the breakpoint in the patched getpid was not hit at its 21st call, from main:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        !out.lines().any(|l| l.starts_with('#') && l.contains("?? ")),
+        "a frame without a symbol (a stub?) in the backtrace:\n{out}"
+    );
+    check!(
+        out.contains("breakpoint already hit 50 times"),
+        "the breakpoint was not hit at every one of the 50 calls:\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.contains("exited normally"),
+        "the replay did not reach the recorded exit:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// gdb commands that send gdb itself SIGINT (what a terminal's Ctrl-C
+/// does) `secs` seconds later, from a timer thread: run them right before
+/// a resume to interrupt it.
+fn ctrl_c_after(secs: f64) -> String {
+    format!(
+        "python import threading, os, signal; \
+         threading.Timer({secs}, lambda: os.kill(os.getpid(), signal.SIGINT)).start()"
+    )
+}
+
+/// `syscall_loop` spends most of its replay in buffered `write` and
+/// `pread` (their sites patched). Three Ctrl-Cs during `continue` each
+/// stop the replay in the program's or libc's code, never in a stub or
+/// the preload library: `info symbol $pc` names a symbol not of the
+/// preload, `bt` has no unknown frame; then the replay runs on to the
+/// recorded exit. (Here the interrupts land at the stubs' traced
+/// `syscall`, which maps to the original site; one landing inside the
+/// hook, which the engine steps out of first, was not seen on this host.)
+fn c_interrupt_not_in_buffer_code() -> Result<(), Failed> {
+    let (trace, exe, dir) =
+        recorded_fixture("syscall_loop", &["2000000"], 0, "gdb-c-interrupt-buffer")?;
+    // About 6 s of replay: three interrupts half a second apart fit.
+    let timer = ctrl_c_after(0.5);
+    let mut cmds: Vec<&str> = Vec::new();
+    for _ in 0..3 {
+        cmds.extend([timer.as_str(), "continue", "info symbol $pc", "bt"]);
+    }
+    cmds.push("continue");
+    let (out, err) = session(&trace, &exe, &cmds)?;
+    let stops = out.matches("received signal SIGINT").count();
+    check!(
+        stops == 3,
+        "not three interrupts ({stops}):\n{out}\nserver:\n{err}"
+    );
+    let symbols: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" in section ") || l.starts_with("No symbol matches"))
+        .collect();
+    check!(
+        symbols.len() == 3
+            && symbols
+                .iter()
+                .all(|l| l.contains(" in section ") && !l.contains("preload")),
+        "an interrupt stopped outside the program's code ({symbols:?}):\n{out}\nserver:\n{err}"
+    );
+    check!(
+        !out.lines()
+            .any(|l| l.starts_with('#') && (l.contains("?? ") || l.contains("preload"))),
+        "a backtrace shows a stub or the preload:\n{out}"
+    );
+    check!(
+        out.contains("exited normally"),
+        "the replay did not reach the recorded exit:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// Ctrl-C during a `reverse-continue` (no breakpoint before: it would go
+/// back to the start, re-running the replay to the current position
+/// first) stops it where the re-run is, before the position it started
+/// from; `continue` from there reaches the same breakpoint again, then the
+/// recorded exit.
+fn c_interrupt_reverse_continue() -> Result<(), Failed> {
+    let (trace, exe, dir) =
+        recorded_fixture("syscall_loop", &["600000"], 0, "gdb-c-interrupt-reverse")?;
+    let timer = ctrl_c_after(1.0);
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "set breakpoint pending on",
+            "break _exit",
+            "continue",
+            timer.as_str(),
+            "reverse-continue",
+            "bt",
+            "continue",
+            "continue",
+        ],
+    )?;
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |from: usize, want: &dyn Fn(&str) -> bool| {
+        lines[from.min(lines.len())..]
+            .iter()
+            .position(|l| want(l))
+            .map(|i| from + i + 1)
+    };
+    let first = at(0, &|l| {
+        l.starts_with("Breakpoint 1") && l.contains("_exit (")
+    });
+    let stopped = first.and_then(|i| at(i, &|l| l.contains("received signal SIGINT")));
+    check!(
+        stopped.is_some() && !out.contains("No more reverse-execution history"),
+        "Ctrl-C did not stop the reverse-continue:\n{out}\nserver:\n{err}"
+    );
+    let again = stopped.and_then(|i| {
+        let i = at(i, &|l| {
+            l.starts_with("Breakpoint 1") && l.contains("_exit (")
+        })?;
+        at(i, &|l| l.contains("exited normally"))
+    });
+    check!(
+        again.is_some(),
+        "continue after the interrupted reverse-continue did not reach _exit again and the end:\n{out}\nserver:\n{err}"
     );
     dir.finish();
     Ok(())

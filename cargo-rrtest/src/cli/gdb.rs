@@ -18,7 +18,7 @@ use std::process::{Child, Command, ExitCode};
 
 use crate::errors::{Error, Result};
 use crate::harness::shell_word;
-use crate::replayer::gdb::{self, End, Engine, Listener};
+use crate::replayer::gdb::{self, End, Engine, Listener, Sysroot};
 use crate::replayer::{ReplayError, ReplayOptions};
 
 /// The hint printed when gdb starts.
@@ -71,6 +71,12 @@ pub struct GdbArgs {
     /// With --gdb-port: print those commands too.
     #[arg(long)]
     pub break_on_panic: bool,
+    /// Debug this process of a recorded tree: its recorded pid, or N for
+    /// the N-th process the recording created (1: the test process, the
+    /// default). The replay runs until it exists and stops at its first
+    /// instruction (for a fork, the child's return from fork).
+    #[arg(long, value_name = "PID|N")]
+    pub process: Option<u32>,
     /// With --gdb: more arguments for gdb, after `--` (e.g. `-batch -ex bt`).
     #[arg(last = true, value_name = "GDB_ARGS")]
     pub gdb_args: Vec<String>,
@@ -99,15 +105,43 @@ pub(super) fn exec(args: &GdbArgs, opts: ReplayOptions) -> Result<ExitCode> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the gdb server's address", e))?;
+    let procs;
+    let process = match args.process {
+        Some(spec) => {
+            procs = gdb::processes(&opts.trace_dir);
+            Some(gdb::pick(&procs, spec).map_err(|e| Error::Usage(format!("--process: {e}")))?)
+        }
+        None => None,
+    };
     if program.is_some() {
         leave_foreground_group();
     }
     // The replay starts (and refuses a trace it cannot replay) before gdb does.
-    let engine = gdb::start(&opts).map_err(replay_error)?;
+    let engine = gdb::start(&opts, process).map_err(replay_error)?;
     let exe = engine.exe();
+    // gdb reads the recorded files locally; they live as long as the session.
+    super::replay::sweep_stale_temp_dirs(&std::env::temp_dir());
+    let sysroot = match Sysroot::build(engine.files()) {
+        Ok(root) => Some(root),
+        Err(e) => {
+            eprintln!(
+                "cargo-rrtest: warning: no sysroot for gdb ({e}); it reads the recorded files \
+                 through the connection instead"
+            );
+            None
+        }
+    };
+    let sysroot_path = sysroot.as_ref().map(|s| s.path().to_path_buf());
+    if let Some(p) = process.filter(|p| p.parent.is_some()) {
+        eprintln!(
+            "cargo-rrtest: debugging process {} (created by {}), stopped at its first instruction",
+            p.pid,
+            p.parent.unwrap_or_default()
+        );
+    }
     let mut child = match program {
         Some(program) => {
-            let child = launch(&program, &exe, addr, args)?;
+            let child = launch(&program, &exe, sysroot_path.as_deref(), addr, args)?;
             eprintln!(
                 "cargo-rrtest: {} is attached to the replay; {HINT}",
                 program.file_name().unwrap_or_default().to_string_lossy()
@@ -117,6 +151,9 @@ pub(super) fn exec(args: &GdbArgs, opts: ReplayOptions) -> Result<ExitCode> {
         None => {
             eprintln!("cargo-rrtest: gdb server listening on {addr}; in gdb:");
             eprintln!("  file {}", shell_word(&exe.to_string_lossy()));
+            if let Some(root) = &sysroot_path {
+                eprintln!("  set sysroot {}", shell_word(&root.to_string_lossy()));
+            }
             eprintln!("  {}", connect_command(addr));
             if args.break_on_panic {
                 eprintln!("  break rust_panic");
@@ -128,6 +165,7 @@ pub(super) fn exec(args: &GdbArgs, opts: ReplayOptions) -> Result<ExitCode> {
     let mut log = |line: &str| eprintln!("{line}");
     let end = serve_until(engine, listener, &mut child, &mut log);
     let gdb_status = child.as_mut().map(Child::wait);
+    drop(sysroot);
     match end? {
         End::Failed(e) => Err(replay_error(e)),
         End::Detached | End::Killed | End::Closed => match gdb_status {
@@ -165,10 +203,21 @@ fn serve_until<E: Engine>(
     }
 }
 
-/// Starts gdb on `exe`, connected to `addr`.
-fn launch(program: &Path, exe: &Path, addr: SocketAddr, args: &GdbArgs) -> Result<Child> {
+/// Starts gdb on `exe`, with `sysroot`, connected to `addr`.
+fn launch(
+    program: &Path,
+    exe: &Path,
+    sysroot: Option<&Path>,
+    addr: SocketAddr,
+    args: &GdbArgs,
+) -> Result<Child> {
     let mut cmd = Command::new(program);
-    cmd.arg("-q").arg(exe).arg("-ex").arg(connect_command(addr));
+    cmd.arg("-q").arg(exe);
+    if let Some(root) = sysroot {
+        cmd.arg("-ex")
+            .arg(format!("set sysroot {}", root.display()));
+    }
+    cmd.arg("-ex").arg(connect_command(addr));
     if args.break_on_panic {
         cmd.args(["-ex", "break rust_panic", "-ex", "continue"]);
     }

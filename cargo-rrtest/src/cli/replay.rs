@@ -135,11 +135,17 @@ pub fn exec(args: ReplayArgs) -> Result<ExitCode> {
         found
     };
     let debugging = args.debug.gdb || args.debug.gdb_port.is_some();
-    if (args.debug.break_on_panic || !args.debug.gdb_args.is_empty()) && !debugging {
+    if (args.debug.break_on_panic
+        || args.debug.process.is_some()
+        || !args.debug.gdb_args.is_empty())
+        && !debugging
+    {
         return Err(Error::Usage(format!(
             "{} needs --gdb (or --gdb-port): it tells gdb what to do",
             if args.debug.break_on_panic {
                 "--break-on-panic"
+            } else if args.debug.process.is_some() {
+                "--process"
             } else {
                 "arguments after `--`"
             }
@@ -215,10 +221,11 @@ pub(super) fn interrupted(failed: bool) -> bool {
     false
 }
 
-/// Removes the temporary directories of replays and preflights in `base`
-/// (`cargo-rrtest-<what>-<pid>-...`, see `trace::pack::PrivateTempDir`)
-/// whose process is gone: what a replay killed by SIGKILL leaves. Only
-/// our own directories are touched.
+/// Removes the temporary directories of replays, preflights and gdb
+/// sysroots in `base` (`cargo-rrtest-<what>-<pid>-...`, see
+/// `trace::pack::PrivateTempDir`, `replayer::gdb::Sysroot`) whose process
+/// is gone: what a replay killed by SIGKILL leaves. Only our own
+/// directories are touched.
 pub(crate) fn sweep_stale_temp_dirs(base: &Path) {
     use std::os::unix::fs::MetadataExt;
     let Ok(entries) = std::fs::read_dir(base) else {
@@ -230,7 +237,7 @@ pub(crate) fn sweep_stale_temp_dirs(base: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = ["replay", "preflight"]
+        let Some(rest) = ["replay", "preflight", "sysroot"]
             .iter()
             .find_map(|what| name.strip_prefix(&format!("cargo-rrtest-{what}-")))
         else {
@@ -430,13 +437,16 @@ mod tests {
         let stale_preflight = base
             .path()
             .join(format!("cargo-rrtest-preflight-{dead}-1a-0"));
+        let stale_sysroot = base
+            .path()
+            .join(format!("cargo-rrtest-sysroot-{dead}-1a-0"));
         let live = base.path().join(format!("cargo-rrtest-replay-{me}-1a-0"));
         let other = base.path().join(format!("cargo-rrtest-other-{dead}-1a-0"));
-        for d in [&stale, &stale_preflight, &live, &other] {
+        for d in [&stale, &stale_preflight, &stale_sysroot, &live, &other] {
             std::fs::create_dir_all(d.join("trace/files")).unwrap();
         }
         sweep_stale_temp_dirs(base.path());
-        assert!(!stale.exists() && !stale_preflight.exists());
+        assert!(!stale.exists() && !stale_preflight.exists() && !stale_sysroot.exists());
         assert!(live.exists() && other.exists());
     }
 

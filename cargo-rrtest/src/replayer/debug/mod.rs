@@ -81,6 +81,20 @@ impl Debugger {
     /// Starts the replay of the trace in `opts.trace_dir`, stopped at the
     /// program's first instruction after its exec (before event 1).
     pub fn start(opts: &ReplayOptions) -> Result<Debugger, ReplayError> {
+        Debugger::start_process(opts, None)
+    }
+
+    /// [`Debugger::start`], debugging the recorded process `process` (its
+    /// recorded pid; `None`: the program's first process) of a recorded
+    /// tree: the replay runs (unstopped) until that process exists, and
+    /// stops at its first instruction (for a forked one, the return from
+    /// `fork` in the child). Breakpoints, watchpoints, steps, threads and
+    /// signal stops are that process's; the others run through them. A
+    /// reverse resume back to the start stops there again.
+    pub fn start_process(
+        opts: &ReplayOptions,
+        process: Option<Tid>,
+    ) -> Result<Debugger, ReplayError> {
         let (req_tx, req_rx) = channel();
         let (ans_tx, ans_rx) = channel();
         let (start_tx, start_rx) = channel();
@@ -93,7 +107,7 @@ impl Debugger {
         let opts = opts.clone();
         let engine = std::thread::Builder::new()
             .name("rrtest-debug-engine".into())
-            .spawn(move || super::session::debugger::run(opts, link, start_tx))
+            .spawn(move || super::session::debugger::run(opts, process, link, start_tx))
             .map_err(|source| Error::Spawn {
                 program: "the replay debugger's engine thread".into(),
                 source,

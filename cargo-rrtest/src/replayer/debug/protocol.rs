@@ -76,8 +76,9 @@ pub enum Stop {
         /// The thread (recorded id).
         tid: Tid,
     },
-    /// A recorded signal is about to be delivered to `tid`. (Not reported
-    /// yet: signals are delivered as recorded without a stop.)
+    /// A recorded signal is about to be delivered to `tid` (between
+    /// events, before its handler runs; the next forward resume delivers
+    /// it). Reported while the user drives, not by reverse re-runs.
     Signal {
         /// The thread (recorded id).
         tid: Tid,
@@ -88,7 +89,10 @@ pub enum Stop {
     Exited(ExitStatus),
     /// Reverse: the start of the replay (the first instruction after exec).
     ReplayStart,
-    /// [`Interrupter::interrupt`](super::Interrupter::interrupt) stopped the replay.
+    /// [`Interrupter::interrupt`](super::Interrupter::interrupt) stopped the
+    /// replay (a reverse resume too: then where its re-run was). Never
+    /// inside the syscall buffer's code: a thread interrupted there is
+    /// single-stepped out first.
     Interrupted {
         /// The thread that was running (or the current one, between events).
         tid: Tid,

@@ -11,6 +11,7 @@ use rrtest_trace::Tid;
 
 use super::arch::GdbRegs;
 use super::engine::{Direction, Engine, Resume, Stop, WatchKind};
+use super::processes::RecordedProcess;
 use crate::replayer::debug::Debugger;
 use crate::replayer::{ReplayError, ReplayOptions};
 
@@ -28,11 +29,17 @@ pub struct Debugged {
 }
 
 /// Starts the replay of `opts` under a debugger, stopped at the program's
-/// first instruction.
-pub fn start(opts: &ReplayOptions) -> Result<Debugged, ReplayError> {
-    let debugger = Debugger::start(opts)?;
+/// first instruction, or, with `process`, at that recorded process's.
+pub fn start(
+    opts: &ReplayOptions,
+    process: Option<&RecordedProcess>,
+) -> Result<Debugged, ReplayError> {
+    let debugger = Debugger::start_process(opts, process.map(|p| p.pid))?;
     let pid = debugger.current_thread();
-    let exe = recorded_program(&opts.trace_dir).unwrap_or_else(|| debugger.exe().to_path_buf());
+    let exe = match process {
+        Some(p) => p.exe_copy.clone(),
+        None => recorded_program(&opts.trace_dir).unwrap_or_else(|| debugger.exe().to_path_buf()),
+    };
     Ok(Debugged {
         debugger,
         pid,
@@ -82,6 +89,14 @@ fn recorded_program(trace_dir: &std::path::Path) -> Option<PathBuf> {
     match reader.next_event().ok()?? {
         rrtest_trace::Event::Exec(exec) => Some(reader.file_path(&exec.exe_file)),
         _ => None,
+    }
+}
+
+impl Debugged {
+    /// Every file the recording mapped: recorded path -> the trace's copy
+    /// (for the session's sysroot).
+    pub fn files(&self) -> &HashMap<String, PathBuf> {
+        self.files.get_or_init(|| recorded_files(&self.trace_dir))
     }
 }
 

@@ -12,6 +12,8 @@
 //! | `arch.rs`    | x86-64 registers in gdb's order, and the target description |
 //! | `engine.rs`  | the operations the server needs from a debugger ([`Engine`]) |
 //! | `adapter.rs` | [`Engine`] for the replayer's debugger |
+//! | `processes.rs` | the recorded processes, and which one `--process` names |
+//! | `sysroot.rs` | the session's sysroot: the recorded files by their recorded paths |
 //!
 //! The server never changes the replayed program: memory and register
 //! writes, `run` and `attach` get error replies (and a line on the
@@ -25,13 +27,17 @@ mod adapter;
 mod arch;
 mod engine;
 mod hostio;
+mod processes;
 mod session;
+mod sysroot;
 mod target;
 mod wire;
 
 pub use adapter::{start, Debugged};
 pub use engine::{Direction, Engine, Resume, Stop, WatchKind};
+pub use processes::{pick, processes, RecordedProcess};
 pub use session::End;
+pub use sysroot::Sysroot;
 pub use wire::{Listener, BUSY_MESSAGE};
 
 use std::sync::atomic::{AtomicBool, Ordering};

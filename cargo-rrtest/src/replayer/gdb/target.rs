@@ -88,6 +88,39 @@ impl<E: Engine> std::fmt::Debug for GdbTarget<E> {
     }
 }
 
+/// A Linux x86-64 signal number in gdb's own numbering, which the remote
+/// protocol speaks (`enum gdb_signal`: SIGUSR1 is 30 there, SIGBUS 10,
+/// SIGCHLD 20), not the host's. Real-time signals: 32 is gdb's 77, 33-63
+/// are 45-75, 64 is 78. One gdb has no name for is `UNKNOWN` (143).
+pub(crate) fn gdb_signal(linux: i32) -> Signal {
+    let n = match linux {
+        1..=6 | 8 | 9 | 11 | 13 | 14 | 15 => linux as u8, // the same numbers
+        libc::SIGBUS => 10,
+        libc::SIGUSR1 => 30,
+        libc::SIGUSR2 => 31,
+        libc::SIGCHLD => 20,
+        libc::SIGCONT => 19,
+        libc::SIGSTOP => 17,
+        libc::SIGTSTP => 18,
+        libc::SIGTTIN => 21,
+        libc::SIGTTOU => 22,
+        libc::SIGURG => 16,
+        libc::SIGXCPU => 24,
+        libc::SIGXFSZ => 25,
+        libc::SIGVTALRM => 26,
+        libc::SIGPROF => 27,
+        libc::SIGWINCH => 28,
+        libc::SIGIO => 23,
+        libc::SIGPWR => 32,
+        libc::SIGSYS => 12,
+        32 => 77,
+        33..=63 => (linux - 33 + 45) as u8,
+        64 => 78,
+        _ => return Signal::UNKNOWN,
+    };
+    Signal(n)
+}
+
 fn gdb_tid(tid: Tid) -> Option<NonZeroUsize> {
     usize::try_from(tid).ok().and_then(NonZeroUsize::new)
 }
@@ -146,11 +179,11 @@ impl<E: Engine> GdbTarget<E> {
             },
             Stop::Signal { tid, signo } => MultiThreadStopReason::SignalWithThread {
                 tid: t(tid),
-                signal: Signal(u8::try_from(signo).unwrap_or(0)),
+                signal: gdb_signal(signo),
             },
             Stop::Exited(ExitStatus::Exited(code)) => MultiThreadStopReason::Exited(code as u8),
             Stop::Exited(ExitStatus::Signaled { signo, .. }) => {
-                MultiThreadStopReason::Terminated(Signal(u8::try_from(signo).unwrap_or(0)))
+                MultiThreadStopReason::Terminated(gdb_signal(signo))
             }
             Stop::ReplayStart => MultiThreadStopReason::ReplayLog {
                 tid: gdb_tid(self.engine.current_thread()),
@@ -638,5 +671,31 @@ mod tests {
         assert_eq!(&buf[..2], b"89");
         assert_eq!(xfer(data, 10, 4, &mut buf), 0);
         assert_eq!(xfer(data, u64::MAX, 4, &mut buf), 0);
+    }
+
+    #[test]
+    fn signals_in_gdbs_numbering() {
+        for (linux, gdb) in [
+            (libc::SIGINT, Signal::SIGINT),
+            (libc::SIGTRAP, Signal::SIGTRAP),
+            (libc::SIGABRT, Signal::SIGABRT),
+            (libc::SIGSEGV, Signal::SIGSEGV),
+            (libc::SIGBUS, Signal::SIGBUS),
+            (libc::SIGUSR1, Signal::SIGUSR1),
+            (libc::SIGUSR2, Signal::SIGUSR2),
+            (libc::SIGCHLD, Signal::SIGCHLD),
+            (libc::SIGALRM, Signal::SIGALRM),
+            (libc::SIGSYS, Signal::SIGSYS),
+            (libc::SIGSTOP, Signal::SIGSTOP),
+            (libc::SIGCONT, Signal::SIGCONT),
+            (libc::SIGWINCH, Signal::SIGWINCH),
+            (34, Signal::SIG34),
+            (libc::SIGSTKFLT, Signal::UNKNOWN),
+        ] {
+            assert_eq!(gdb_signal(linux), gdb, "Linux signal {linux}");
+        }
+        assert_eq!(gdb_signal(32), Signal(77));
+        assert_eq!(gdb_signal(64), Signal(78));
+        assert_eq!(gdb_signal(63), Signal(75));
     }
 }

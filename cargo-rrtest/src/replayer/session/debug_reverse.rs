@@ -169,6 +169,21 @@ pub(super) enum Goal {
     },
 }
 
+/// A re-run's result, or (`Err`) the stop it ended at instead when the
+/// user took it over (Ctrl-C during a reverse resume): the answer to the
+/// reverse resume.
+type Ran<T> = Result<T, Stop>;
+
+/// The value of a re-run's [`Ran`], or return its stop as the answer.
+macro_rules! or_served {
+    ($ran:expr) => {
+        match $ran? {
+            Ok(v) => v,
+            Err(stop) => return Ok(stop),
+        }
+    };
+}
+
 impl Session {
     /// A reverse resume from the current stop; the stop it reaches (or,
     /// when that stop is inside an event, the result of the commands the
@@ -177,7 +192,7 @@ impl Session {
         let here = self.ctl().here;
         let target = self.target_of(here)?;
         match how {
-            Resume::Continue => match self.scan(target)?.0 {
+            Resume::Continue => match or_served!(self.scan(target)).0 {
                 None => self.restart(),
                 Some(
                     noted @ Noted {
@@ -205,18 +220,18 @@ impl Session {
             Some(m) if m.event == mark.event => Base::Hit(m),
             _ => Base::Boundary(mark.event),
         };
-        let k = self.count(base, Some(mark.tid), CountTo::Hit(mark))?;
+        let k = or_served!(self.count(base, Some(mark.tid), CountTo::Hit(mark)));
         self.reach(base, Some(mark.tid), k, stop)
     }
 
     fn reverse_step(&mut self, target: Target) -> Result<Stop, ReplayError> {
         let mut next = match target {
             Target::Inside { event, tid, .. } => {
-                let base = match self.scan(target)?.1 {
+                let base = match or_served!(self.scan(target)).1 {
                     Some(mark) => Base::Hit(mark),
                     None => Base::Boundary(event),
                 };
-                let k = self.count(base, Some(tid), CountTo::Target(target))?;
+                let k = or_served!(self.count(base, Some(tid), CountTo::Target(target)));
                 if k > 0 {
                     return self.reach(base, Some(tid), k - 1, Stop::Stepped { tid });
                 }
@@ -229,9 +244,9 @@ impl Session {
         };
         // Before the start of event `next`: the last instruction of the
         // latest earlier event that ran one.
-        while next > 1 {
+        while next > self.ctl().start_index {
             let base = Base::Boundary(next - 1);
-            let k = self.count(base, None, CountTo::Target(Target::Boundary(next)))?;
+            let k = or_served!(self.count(base, None, CountTo::Target(Target::Boundary(next))));
             if k > 0 {
                 return self.reach(base, None, k - 1, Stop::ReplayStart);
             }
@@ -280,32 +295,38 @@ impl Session {
         Ok(())
     }
 
-    /// Re-runs to the start: [`Stop::ReplayStart`].
+    /// Re-runs to the start (of the debugged process: its first
+    /// instruction): [`Stop::ReplayStart`].
     fn restart(&mut self) -> Result<Stop, ReplayError> {
         self.respawn(None, BTreeSet::new())?;
+        self.run_to_debugged()?;
         Ok(Stop::ReplayStart)
     }
 
-    /// Runs a re-run whose goal ends it; the goal as it ended.
-    fn run_goal(&mut self) -> Result<Goal, ReplayError> {
+    /// Runs a re-run whose goal ends it; the goal as it ended, or the
+    /// user's stop when an interrupt ended the goal (see [`Ran`]).
+    fn run_goal(&mut self) -> Result<Ran<Goal>, ReplayError> {
         let r = self.forward(None);
         let goal = self.ctl().goal.take();
         self.ctl().probes.clear();
-        if let Err(e) = r {
-            match self.ctl().abandon.take() {
+        match r {
+            Err(e) => match self.ctl().abandon.take() {
                 Some(Abandon::GoalDone) => {}
                 other => {
                     self.ctl().abandon = other;
                     return Err(e);
                 }
-            }
+            },
+            Ok(stop) if goal.is_none() => return Ok(Err(stop)),
+            Ok(_) => {}
         }
-        goal.ok_or_else(|| Error::Debugger("a re-run lost its goal".into()).into())
+        goal.map(Ok)
+            .ok_or_else(|| Error::Debugger("a re-run lost its goal".into()).into())
     }
 
     /// A scan re-run to `target`: the last user stop and the last anchor
     /// of the target's thread in its event before it.
-    fn scan(&mut self, target: Target) -> Result<Scanned, ReplayError> {
+    fn scan(&mut self, target: Target) -> Result<Ran<Scanned>, ReplayError> {
         let probes = match target {
             Target::Inside { point, .. } => BTreeSet::from([point.ip]),
             _ => BTreeSet::new(),
@@ -320,19 +341,28 @@ impl Session {
             }),
             probes,
         )?;
-        match self.run_goal()? {
+        let goal = match self.run_goal()? {
+            Ok(goal) => goal,
+            Err(stop) => return Ok(Err(stop)),
+        };
+        match goal {
             Goal::Scan {
                 last_user,
                 last_anchor,
                 reached,
                 ..
-            } if reached || matches!(target, Target::End) => Ok((last_user, last_anchor)),
+            } if reached || matches!(target, Target::End) => Ok(Ok((last_user, last_anchor))),
             _ => Err(lost(target)),
         }
     }
 
     /// Steps from `base` to `to`: how many single steps of the thread.
-    fn count(&mut self, base: Base, tid: Option<Tid>, to: CountTo) -> Result<u64, ReplayError> {
+    fn count(
+        &mut self,
+        base: Base,
+        tid: Option<Tid>,
+        to: CountTo,
+    ) -> Result<Ran<u64>, ReplayError> {
         self.respawn(
             Some(Goal::Reach {
                 base,
@@ -346,12 +376,16 @@ impl Session {
             }),
             probes_for(base),
         )?;
-        match self.run_goal()? {
+        let goal = match self.run_goal()? {
+            Ok(goal) => goal,
+            Err(stop) => return Ok(Err(stop)),
+        };
+        match goal {
             Goal::Reach {
                 arrived: true,
                 counted,
                 ..
-            } => Ok(counted),
+            } => Ok(Ok(counted)),
             _ => Err(match to {
                 CountTo::Target(target) => lost(target),
                 CountTo::Hit(mark) => Error::Debugger(format!(

@@ -72,8 +72,17 @@ pub(super) struct DebugCtl {
     watches: Vec<Watch>,
     /// `int3`s in memory now: (real pid, address, original byte).
     inserted: Vec<(i32, u64, u8)>,
-    /// The debugged process (real pid).
+    /// The debugged process (recorded pid): the program's first, or the
+    /// one `--process` names.
+    process: Tid,
+    /// How the last thread or process that exited ended (the debugged
+    /// process's end, when it is not the program's first).
+    pub(super) exited: Option<rrtest_trace::ExitStatus>,
+    /// The debugged process (real pid; 0 before it exists).
     debugged: i32,
+    /// The index of the first event after the debugged process exists
+    /// (1 for the program's first): where reverse execution stops.
+    pub(super) start_index: u64,
     /// The thread of the last stop.
     pub(super) current: Tid,
     /// A single step asked for this thread, not yet done.
@@ -92,12 +101,16 @@ pub(super) struct DebugCtl {
     /// Single steps went through a stub's `pushf`/`popf`: the thread's
     /// flags may hold the trap flag (cleared at its next continue).
     flags_dirty: bool,
-    /// A watchpoint hit inside buffer code (the hook copying a buffered
-    /// syscall's output): reported once single steps take the thread out.
+    /// A watchpoint hit (the hook copying a buffered syscall's output) or
+    /// an interrupt inside buffer code: reported once single steps take
+    /// the thread out.
     deferred: Option<Stop>,
     /// ... or to this one, the caller's, when the stub's displaced code
     /// ends with the wrapper's `ret`.
     skip_alt: Option<u64>,
+    /// An interrupt deferred out of buffer code met an event's stop
+    /// first: reported at the next boundary.
+    interrupt_at_boundary: bool,
     /// The asked step ended at the stop of an event (a `syscall`): report
     /// it once the event is replayed.
     step_landed: Option<Tid>,
@@ -138,7 +151,12 @@ pub(super) enum Command {
 
 /// The engine thread: starts the replay, tells the [`crate::replayer::Debugger`]
 /// it started (or why not), and serves its requests until it is dropped.
-pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Started, ReplayError>>) {
+pub(crate) fn run(
+    opts: ReplayOptions,
+    process: Option<Tid>,
+    link: Link,
+    started: Sender<Result<Started, ReplayError>>,
+) {
     let mut session = match Session::spawn(&opts) {
         Ok(s) => s,
         Err(e) => {
@@ -147,13 +165,17 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         }
     };
     session.peek();
+    let process = process.unwrap_or(session.leader);
     let exe = trace_exe(&opts).unwrap_or_default();
     session.debug = Some(Box::new(DebugCtl {
         link,
         breakpoints: BTreeSet::new(),
         watches: Vec::new(),
         inserted: Vec::new(),
+        process,
+        exited: None,
         debugged: 0,
+        start_index: 1,
         current: 0,
         step: None,
         stepping_over: false,
@@ -162,6 +184,7 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         skip_to: None,
         skip_alt: None,
         deferred: None,
+        interrupt_at_boundary: false,
         flags_dirty: false,
         step_landed: None,
         dr7: HashMap::new(),
@@ -177,6 +200,10 @@ pub(crate) fn run(opts: ReplayOptions, link: Link, started: Sender<Result<Starte
         unblocked_trap: None,
     }));
     session.reset_debug_run();
+    if let Err(e) = session.run_to_debugged() {
+        let _ = started.send(Err(e));
+        return;
+    }
     let real_pid = session.ctl().debugged;
     if started.send(Ok(Started { real_pid, exe })).is_err() {
         return;
@@ -314,7 +341,8 @@ impl Session {
             .tasks
             .iter()
             .filter(|(_, t)| {
-                super::handle::is_stopped(t.state)
+                Some(t.real_pid) == self.debug.as_ref().map(|c| c.debugged)
+                    && super::handle::is_stopped(t.state)
                     && super::handle::in_trace_stop(t.real_pid, t.real)
             })
             .map(|(&recorded, t)| Thread {
@@ -369,27 +397,50 @@ impl Session {
             self.ctl().set_resume(how);
         }
         loop {
+            if self.ctl().goal.is_some() && self.take_interrupt() {
+                // Ctrl-C during a reverse resume: the re-run stops here,
+                // an earlier position than the one it started from.
+                self.drop_goal();
+                let tid = self.ctl().current;
+                self.ctl().here = Here::Boundary(self.index);
+                return Ok(Stop::Interrupted { tid });
+            }
             if self.ctl().goal.is_some() {
                 match self.goal_at_boundary()? {
                     Act::Resume => {}
                     Act::Serve(stop) => return Ok(stop),
                     Act::Abandon => return Err(self.abandon(Abandon::GoalDone)),
                 }
-            } else if self
-                .ctl()
-                .link
-                .shared
-                .interrupt
-                .swap(false, Ordering::SeqCst)
-            {
+            } else if self.take_interrupt() {
                 let tid = self.ctl().current;
                 self.ctl().here = Here::Boundary(self.index);
                 return Ok(Stop::Interrupted { tid });
             }
+            let signal = self.upcoming_signal();
             let done = self.replay_next();
             self.peek();
             if let Some(status) = done? {
                 return Ok(Stop::Exited(status));
+            }
+            if self.debugged_ended() {
+                let status = self
+                    .ctl()
+                    .exited
+                    .unwrap_or(rrtest_trace::ExitStatus::Exited(0));
+                return Ok(Stop::Exited(status));
+            }
+            if let Some((tid, signo)) = signal.filter(|&(tid, signo)| self.signal_stops(tid, signo))
+            {
+                // A recorded signal is about to be delivered to a thread of
+                // the debugged process: gdb decides whether it stops
+                // (`handle`); the next resume delivers it, as recorded.
+                let index = self.index;
+                let ctl = self.ctl();
+                ctl.step = None;
+                ctl.step_landed = None;
+                ctl.current = tid;
+                ctl.here = Here::Boundary(index);
+                return Ok(Stop::Signal { tid, signo });
             }
             let Some(tid) = self.ctl().step_landed.take() else {
                 continue;
@@ -425,15 +476,93 @@ impl Session {
         }
     }
 
-    /// A fresh run's debugger state: the leader is current and debugged,
-    /// nothing in memory or debug registers yet.
-    pub(super) fn reset_debug_run(&mut self) {
-        let leader = self.leader;
-        let pid = self.tasks.get(&leader).map_or(0, |t| t.real_pid);
+    /// Replays (nothing armed: the process is not there yet) until the
+    /// debugged process exists; it stops at its first instruction. For
+    /// the program's first process, at once.
+    pub(super) fn run_to_debugged(&mut self) -> Result<(), ReplayError> {
+        let process = self.ctl().process;
+        while !self.tasks.contains_key(&process) {
+            let done = self.replay_next();
+            self.peek();
+            if done?.is_some() {
+                return Err(Error::Debugger(format!(
+                    "the recording has no process {process} (the replay ended without it)"
+                ))
+                .into());
+            }
+        }
+        let pid = self.tasks.get(&process).map_or(0, |t| t.real_pid);
         let index = self.index;
         let ctl = self.ctl();
         ctl.debugged = pid;
-        ctl.current = leader;
+        ctl.current = process;
+        ctl.here = Here::Boundary(index);
+        ctl.start_index = index;
+        Ok(())
+    }
+
+    /// Whether the debugged process, not the program's first, has just
+    /// ended (its last thread exited): the end of the session's program.
+    fn debugged_ended(&self) -> bool {
+        let Some(ctl) = self.debug.as_ref() else {
+            return false;
+        };
+        ctl.process != self.leader
+            && ctl.debugged != 0
+            && !self.tasks.values().any(|t| t.real_pid == ctl.debugged)
+    }
+
+    /// Takes the interrupt asked for (Ctrl-C), if any.
+    fn take_interrupt(&mut self) -> bool {
+        let ctl = self.ctl();
+        std::mem::take(&mut ctl.interrupt_at_boundary)
+            | ctl.link.shared.interrupt.swap(false, Ordering::SeqCst)
+    }
+
+    /// Ends the re-run in progress: the user drives from its next stop.
+    pub(super) fn drop_goal(&mut self) {
+        let ctl = self.ctl();
+        ctl.goal = None;
+        ctl.probes.clear();
+        ctl.step = None;
+        ctl.skip_to = None;
+        ctl.skip_alt = None;
+    }
+
+    /// The thread and signal of the next event when it is a signal's
+    /// delivery (not the recorder's final `SIGKILL`).
+    fn upcoming_signal(&self) -> Option<(Tid, i32)> {
+        match self.upcoming() {
+            Some(rrtest_trace::Event::Signal(s)) if s.signo != libc::SIGKILL => {
+                Some((s.tid, s.signo))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the delivery of `signo` to `tid`, just replayed up to its
+    /// delivery, is a stop to report: the user drives (not a re-run), and
+    /// the thread is the debugged process's, waiting to be given it.
+    fn signal_stops(&self, tid: Tid, signo: i32) -> bool {
+        let Some(ctl) = self.debug.as_ref() else {
+            return false;
+        };
+        ctl.goal.is_none()
+            && self.tasks.get(&tid).is_some_and(|t| {
+                t.real_pid == ctl.debugged && t.state == super::State::Idle { deliver: signo }
+            })
+    }
+
+    /// A fresh run's debugger state: the leader is current and debugged,
+    /// nothing in memory or debug registers yet.
+    pub(super) fn reset_debug_run(&mut self) {
+        let process = self.ctl().process;
+        let pid = self.tasks.get(&process).map_or(0, |t| t.real_pid);
+        let index = self.index;
+        let ctl = self.ctl();
+        ctl.debugged = pid;
+        ctl.current = process;
+        ctl.exited = None;
         ctl.inserted.clear();
         ctl.dr7.clear();
         ctl.step = None;
@@ -443,6 +572,7 @@ impl Session {
         ctl.skip_to = None;
         ctl.skip_alt = None;
         ctl.deferred = None;
+        ctl.interrupt_at_boundary = false;
         ctl.flags_dirty = false;
         ctl.step_landed = None;
         ctl.counts.clear();
@@ -531,17 +661,22 @@ impl Session {
         };
         let (regs, in_stub) = space_has_stub;
         // Addresses strictly inside a patched syscall region hold the jump
-        // to the stub: an `int3` there would break it.
-        let inside_patched: Vec<u64> = match (self.spaces.get(&real_pid), self.debug.as_ref()) {
+        // to the stub: an `int3` there would break it, and the original
+        // instruction there never runs. Its copy in the stub does: the
+        // breakpoint goes there (none when no copy is equivalent).
+        let moved: Vec<(u64, Option<u64>)> = match (self.spaces.get(&real_pid), self.debug.as_ref())
+        {
             (Some(space), Some(ctl)) => ctl
                 .breakpoints
                 .iter()
                 .chain(ctl.probes.iter())
                 .copied()
                 .filter(|&a| inside_patched_region(space, a))
+                .map(|a| (a, space.inside_patched(a)))
                 .collect(),
             _ => Vec::new(),
         };
+        let key = self.breakpoint_key(real_pid, regs.rip);
         let ctl = self.ctl();
         let ours = real_pid == ctl.debugged;
         // An `int3` of ours at the ip is stepped over, or the thread would
@@ -549,11 +684,11 @@ impl Session {
         // trapped: a thread that stopped there otherwise (a step, a
         // watchpoint) traps on it first, so that every pass through an
         // anchor counts, however the thread arrived (`debug_reverse.rs`).
-        let at_int3 = ctl.breakpoints.contains(&regs.rip) || ctl.probes.contains(&regs.rip);
-        let over = ours && at_int3 && (ctl.goal.is_none() || ctl.trapped_at == Some(regs.rip));
+        let at_int3 = ctl.breakpoints.contains(&key) || ctl.probes.contains(&key);
+        let over = ours && at_int3 && (ctl.goal.is_none() || ctl.trapped_at == Some(key));
         let user_step = ctl.step == Some(tid) && ctl.skip_to.is_none();
         if ours {
-            ctl.insert_breakpoints(real, real_pid, over.then_some(regs.rip), &inside_patched)?;
+            ctl.insert_breakpoints(real, real_pid, over.then_some(key), &moved)?;
             ctl.arm_watches(real)?;
         }
         ctl.stepping_over = over && !user_step && ctl.deferred.is_none();
@@ -612,10 +747,24 @@ impl Session {
             } if self.ctl().link.shared.stops_sent.load(Ordering::SeqCst) > 0 => {
                 let shared = &self.ctl().link.shared;
                 shared.stops_sent.fetch_sub(1, Ordering::SeqCst);
-                if shared.interrupt.swap(false, Ordering::SeqCst) {
-                    Some(Stop::Interrupted { tid })
-                } else {
+                if !shared.interrupt.swap(false, Ordering::SeqCst) {
                     None
+                } else if real_pid != self.ctl().debugged {
+                    // Another process's thread: gdb does not know it. The
+                    // interrupt is reported at the next boundary.
+                    self.ctl().interrupt_at_boundary = true;
+                    None
+                } else if self.in_buffer_code(real, real_pid)? {
+                    // Inside the syscall buffer's code (the hook, the
+                    // gate, a stub on the alternate stack): gdb must not
+                    // see it. Single steps take the thread out, to the
+                    // original code, where the interrupt is reported.
+                    let ctl = self.ctl();
+                    ctl.deferred = Some(Stop::Interrupted { tid });
+                    ctl.stepping_over = false;
+                    None
+                } else {
+                    Some(Stop::Interrupted { tid })
                 }
             }
             WaitEvent::Signal {
@@ -633,6 +782,13 @@ impl Session {
                 let ctl = self.ctl();
                 ctl.entering_handler = false;
                 ctl.lift_breakpoints();
+                if let Some(Stop::Interrupted { .. }) = ctl.deferred {
+                    // Stepping out of buffer code reached an event's stop
+                    // (a traced syscall): the interrupt is reported at the
+                    // next boundary instead, where no thread shows a stub.
+                    ctl.deferred = None;
+                    ctl.interrupt_at_boundary = true;
+                }
                 if ctl.step == Some(tid) && ctl.skip_to.is_none() && !ctl.stepping_over {
                     // A step into a syscall (or a trapping rdtsc): done
                     // once its event is.
@@ -646,6 +802,47 @@ impl Session {
         }
         self.dbg_go(tid, real, real_pid, 0)?;
         Ok(true)
+    }
+
+    /// The breakpoint an `int3` at `at` in process `real_pid` stands for:
+    /// `at` itself, or, at a stub's copy of an instruction from inside its
+    /// patched region, that instruction's original address when a
+    /// breakpoint (or probe) is set there.
+    fn breakpoint_key(&self, real_pid: i32, at: u64) -> u64 {
+        let (Some(space), Some(ctl)) = (self.spaces.get(&real_pid), self.debug.as_ref()) else {
+            return at;
+        };
+        let Some(stub) = space.stub_at(at) else {
+            return at;
+        };
+        match stub.stub_to_original(at) {
+            rrtest_syscalls::patch::StubIp::Original(orig)
+                if space.inside_patched(orig) == Some(at)
+                    && (ctl.breakpoints.contains(&orig) || ctl.probes.contains(&orig)) =>
+            {
+                orig
+            }
+            _ => at,
+        }
+    }
+
+    /// Whether thread `real` of `real_pid`, stopped, is where gdb must not
+    /// see it: in the syscall buffer's hook, its gate, or a stub at a
+    /// point that is not equivalent to one of the original code.
+    fn in_buffer_code(&self, real: i32, real_pid: i32) -> Result<bool, ReplayError> {
+        let Some(space) = self.spaces.get(&real_pid) else {
+            return Ok(false);
+        };
+        let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let stub_only = space.stub_at(regs.rip).is_some_and(|s| {
+            !matches!(
+                s.stub_to_original(regs.rip),
+                rrtest_syscalls::patch::StubIp::Original(_)
+            )
+        });
+        Ok(stub_only
+            || space.in_buffer_code(regs.rip, regs.rsp)
+            || same_file_mapping(real, space.hook_entry, regs.rip))
     }
 
     fn classify_trap(&mut self, tid: Tid, real: i32, real_pid: i32) -> Result<Trap, ReplayError> {
@@ -672,20 +869,24 @@ impl Session {
         let code = ptrace::siginfo_code(&info);
         let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
         if code == SI_KERNEL {
-            let addr = regs.rip.wrapping_sub(1);
+            let at = regs.rip.wrapping_sub(1);
+            // A breakpoint moved into a stub traps at the copy: it is the
+            // original address's (the thread shows there, see
+            // `shown_registers`).
+            let addr = self.breakpoint_key(real_pid, at);
             let ctl = self.ctl();
             if !ctl
                 .inserted
                 .iter()
-                .any(|&(p, a, _)| p == real_pid && a == addr)
+                .any(|&(p, a, _)| p == real_pid && a == at)
             {
                 return Ok(Trap::NotOurs);
             }
             ctl.lift_breakpoints();
             ctl.trapped_at = Some(addr);
-            regs.rip = addr;
+            regs.rip = at;
             ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
-            if ctl.skip_to.is_some() && (ctl.skip_to == Some(addr) || ctl.skip_alt == Some(addr)) {
+            if ctl.skip_to.is_some() && (ctl.skip_to == Some(at) || ctl.skip_alt == Some(at)) {
                 ctl.skip_to = None;
                 ctl.skip_alt = None;
                 if ctl.step == Some(tid) {
@@ -798,7 +999,12 @@ impl Session {
         ctl.lift_breakpoints();
         let nth = anchor.map(|a| ctl.count(index, a));
         let stepped = std::mem::take(&mut ctl.watch_by_step);
-        let stop = if ctl.goal.is_some() {
+        if matches!(stop, Stop::Interrupted { .. }) && ctl.goal.is_some() {
+            // Ctrl-C during a reverse resume: the re-run stops here (see
+            // `forward`), and the user drives from this stop.
+            self.drop_goal();
+        }
+        let stop = if self.ctl().goal.is_some() {
             match self.goal_trap(tid, real, stop, anchor.zip(nth), stepped)? {
                 Act::Resume => return Ok(()),
                 Act::Abandon => return Err(self.abandon(Abandon::GoalDone)),
@@ -965,15 +1171,16 @@ impl DebugCtl {
     }
 
     /// Writes `int3` at every breakpoint (and the temporary one) in process
-    /// `real_pid`, through thread `real`, except at `skip` and at the
-    /// addresses in `never` (inside patched syscall regions, where the
-    /// original code is gone: such a breakpoint is never hit).
+    /// `real_pid`, through thread `real`, except at `skip`. A breakpoint
+    /// in `moved` (inside a patched syscall region, where the original code
+    /// is gone) is written at its stub copy instead, or nowhere when it
+    /// has none.
     fn insert_breakpoints(
         &mut self,
         real: i32,
         real_pid: i32,
         skip: Option<u64>,
-        never: &[u64],
+        moved: &[(u64, Option<u64>)],
     ) -> Result<(), ReplayError> {
         let mem = RemoteMem::new(real);
         let wanted: Vec<u64> = self
@@ -983,7 +1190,11 @@ impl DebugCtl {
             .chain(self.probes.iter().copied())
             .chain(self.skip_to)
             .chain(self.skip_alt)
-            .filter(|&a| Some(a) != skip && !never.contains(&a))
+            .filter(|&a| Some(a) != skip)
+            .filter_map(|a| match moved.iter().find(|m| m.0 == a) {
+                Some(&(_, to)) => to,
+                None => Some(a),
+            })
             .collect();
         // One out of place (the one at the ip being stepped over): back.
         let mut i = 0;

@@ -322,7 +322,10 @@ impl Session {
             Event::Signal(s) => self.signal(s)?,
             Event::ThreadExit { tid } => {
                 let real = self.task(tid)?.real;
-                self.wait_gone(tid, real)?;
+                let status = self.wait_gone(tid, real)?;
+                if let Some(ctl) = self.debug.as_mut() {
+                    ctl.exited = Some(status);
+                }
                 self.tasks.remove(&tid);
                 self.no_buffered_left(tid)?;
             }
@@ -351,6 +354,9 @@ impl Session {
                 }
                 if pid == self.leader {
                     self.leader_status = Some(status);
+                }
+                if let Some(ctl) = self.debug.as_mut() {
+                    ctl.exited = Some(status);
                 }
                 if self.tasks.is_empty() {
                     return Ok(Some(self.leader_status.unwrap_or(status)));
