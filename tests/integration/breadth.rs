@@ -33,7 +33,11 @@
 //!   the table, with their outputs;
 //! - `ppoll_mask`, `shebang_exec`, `spawn_threads_pipes`: ppoll/pselect
 //!   with a signal mask, exec of a `#!` script, four threads starting
-//!   children with piped stdio (posix_spawn).
+//!   children with piped stdio (posix_spawn);
+//! - `spawn_threads_pipes_fork`, `rust_spawn_threads`: processes that fork
+//!   while their other threads run (fork + execve from four threads; std's
+//!   `Command` from eight threads, half of them forced to fork by a
+//!   `pre_exec` hook), each recorded, verified and replayed four times.
 
 use std::time::Duration;
 
@@ -115,6 +119,17 @@ const SPECS: &[Spec] = &[
         ..c("spawn_threads_pipes", CBuild::pie("spawn_threads_pipes"))
     },
     Spec {
+        stdout_has: &["4 threads started /bin/true 20 times each"],
+        ..c(
+            "spawn_threads_pipes_fork",
+            with_defines("spawn_threads_pipes", &["USE_FORK", "ROUNDS=20"]),
+        )
+    },
+    Spec {
+        stdout_has: &["8 threads ran 48 children with piped stdio"],
+        ..Spec::new("rust_spawn_threads", Source::RustBin("rust_spawn_threads"))
+    },
+    Spec {
         stdout_has: &["adjtimex:", "keyctl READ", "sysfs count:", "acct:"],
         ..c("missing_syscalls", CBuild::pie("missing_syscalls"))
     },
@@ -134,6 +149,10 @@ const SPECS: &[Spec] = &[
         ..c("seccomp_trap", CBuild::pie("seccomp_trap"))
     },
 ];
+
+/// How many more times the `repeated` trials record, verify and replay a
+/// fixture whose recording used to diverge now and then.
+const REPEATS: usize = 3;
 
 /// What a recorded ptrace fixture must print: the program saw EPERM.
 const PTRACE_EPERM: &[(&str, &str)] = &[
@@ -164,6 +183,23 @@ pub fn trials() -> Vec<Trial> {
             Trial::test(rr, move || {
                 recorder::record_replay(&r, &s)?;
                 ptrace_saw_eperm(&r, &s)
+            })
+            .with_ignored_flag(skip),
+        );
+    }
+    // Forks while other threads run diverged in most recordings: a few
+    // rounds each, so that a race that a single recording misses shows.
+    for name in ["spawn_threads_pipes_fork", "rust_spawn_threads"] {
+        let trial = format!("breadth::{name}::repeated");
+        let t = trial.clone();
+        trials.push(
+            Trial::test(trial, move || {
+                let spec = SPECS.iter().find(|s| s.name == name).expect("listed");
+                for round in 0..REPEATS {
+                    recorder::record_replay(&format!("{t}-{round}"), spec)
+                        .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
+                }
+                Ok(())
             })
             .with_ignored_flag(skip),
         );

@@ -221,7 +221,7 @@ impl Session {
 
 /// The clone flags of a clone-family syscall, and whether the new task joins
 /// the caller's thread group.
-fn clone_flags(tid: Tid, nr: i64, args: &[u64; 6]) -> (u64, bool) {
+pub(super) fn clone_flags(tid: Tid, nr: i64, args: &[u64; 6]) -> (u64, bool) {
     let flags = match nr {
         libc::SYS_clone => args[0],
         libc::SYS_clone3 => RemoteMem::new(tid).read_u64(args[0]).unwrap_or(0),

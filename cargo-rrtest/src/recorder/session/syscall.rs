@@ -178,7 +178,15 @@ impl Session {
         if split {
             self.sched.split();
             self.emit(Event::SyscallEntry { tid, nr, args })?;
-            self.current = None;
+            // A fork copies the process's memory while the kernel runs it:
+            // no other thread of the process may run (and write) until the
+            // copy is taken, or replay's child, forked with the others
+            // held, would start from other memory. The thread stays current
+            // until its exit stop (the copy is done by its fork event). A
+            // vfork or a thread shares the memory and waits on others.
+            if action != Some(ReplayAction::Clone) || !copies_memory(tid, nr, &args) {
+                self.current = None;
+            }
         }
         let entered = Entered {
             nr,
@@ -357,6 +365,14 @@ impl Session {
         }
         Ok(regs)
     }
+}
+
+/// Whether the clone-family syscall `tid` entered makes a process with a
+/// copy of the caller's memory (a fork), which the caller does not wait
+/// on (not `CLONE_VFORK`).
+fn copies_memory(tid: Tid, nr: i64, args: &[u64; 6]) -> bool {
+    let (flags, _) = super::process::clone_flags(tid, nr, args);
+    flags & (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_THREAD) as u64 == 0
 }
 
 /// Whether the syscall `tid` is stopped at the entry of (`rip` right after

@@ -230,10 +230,22 @@ impl Session {
         };
         let space = self.spaces.get_mut(&pid).expect("checked above");
         if (space.desched_now, space.flags_now) != (fd, flags) {
-            syscallbuf::set_desched_and_flags(tid, fd, flags)
-                .map_err(ptrace_err("writing the desched descriptor", tid))?;
-            space.desched_now = fd;
-            space.flags_now = flags;
+            match syscallbuf::set_desched_and_flags(tid, fd, flags) {
+                Ok(()) => {
+                    space.desched_now = fd;
+                    space.flags_now = flags;
+                }
+                // The thread runs on, but its address space is no longer
+                // the one with the buffer: it is inside an `execve` past
+                // the point of no return (the new image has no fixed page
+                // until its exec stop), or its process is being torn down.
+                // Its exec or exit stop comes next, and drops the space.
+                Err(e) if address_space_gone(&e) => {
+                    debug!(tid, error = %e, "the thread's buffer is gone: it execs or exits");
+                    return Ok(());
+                }
+                Err(e) => return Err(ptrace_err("writing the desched descriptor", tid)(e)),
+            }
         }
         if check_blocked && syscallbuf::blocked_in_untraced(tid) {
             debug!(
@@ -316,4 +328,13 @@ impl Session {
         }
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
+}
+
+/// Whether writing a thread's locals failed because its address space no
+/// longer holds them: EIO (the fixed page is not mapped there: an exec
+/// replaced the memory), or nothing written (the memory was released: the
+/// process exits). ESRCH (the thread is gone) is the run loop's: it marks
+/// the thread dying.
+fn address_space_gone(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EIO) || e.kind() == io::ErrorKind::WriteZero
 }
