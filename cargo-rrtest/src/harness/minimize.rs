@@ -117,6 +117,11 @@ pub struct Place {
     /// file:line`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inlined_in: Vec<String>,
+    /// The calls found on the thread's stack that `addr2line` places,
+    /// innermost first: `function at file:line` (a scan, not an unwind:
+    /// docs/stress-and-diff.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub called_from: Vec<String>,
 }
 
 impl Place {
@@ -129,6 +134,12 @@ impl Place {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| p.to_string())
         };
+        let caller = self
+            .called_from
+            .first()
+            .and_then(|c| c.split_once(" at "))
+            .map(|(f, at)| format!(", called from {} ({f})", base(at)))
+            .unwrap_or_default();
         let at = match (&self.source, &self.object, self.addr) {
             (Some(src), _, _) => {
                 let f = self.function.as_deref().unwrap_or("?");
@@ -140,7 +151,7 @@ impl Place {
                         None => format!(", inlined in {i}"),
                     })
                     .collect();
-                Some(format!("{} ({f}{inlined})", base(src)))
+                Some(format!("{} ({f}{inlined}){caller}", base(src)))
             }
             (None, Some(obj), Some(addr)) => Some(format!("{}+{addr:#x}", base(obj))),
             // Code no file holds: the recorder's syscall stubs, JIT code.
@@ -153,7 +164,7 @@ impl Place {
             ("syscall", Some(s), Some(at)) if self.object.is_some() => {
                 format!("its {s} call at {at}")
             }
-            ("syscall", Some(s), _) => format!("its {s} call"),
+            ("syscall", Some(s), _) => format!("its {s} call{caller}"),
             (_, _, Some(at)) => at,
             _ => "an unknown place".into(),
         }
@@ -717,6 +728,23 @@ impl Resolver {
                 )
             })
             .collect();
+        let called_from = match &self.tool {
+            Some(tool) => e["stack"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| {
+                    let frames = addr2line(tool, f["file"].as_str()?, f["addr"].as_u64()?);
+                    match frames.into_iter().next()? {
+                        (func, Some(src)) => {
+                            Some(format!("{} at {src}", func.as_deref().unwrap_or("?")))
+                        }
+                        _ => None,
+                    }
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         Place {
             state: e["state"].as_str().unwrap_or("?").to_string(),
             syscall: e["syscall"]
@@ -728,6 +756,7 @@ impl Resolver {
             function,
             source,
             inlined_in,
+            called_from,
         }
     }
 }

@@ -27,8 +27,9 @@
 //! (`{"decision":ID,"label":"N.K","kind":K,"tid":T,"kept":B}`), and, from
 //! the session, each switch between threads with where the thread switched
 //! out was (`{"switch":T,"to":U,"state":S,"ip":..,"file":..,"addr":..,
-//! "syscall":..}`: `file` and `addr` name the mapped file and the address
-//! in it that `addr2line` takes).
+//! "syscall":..,"stack":[{"file":..,"addr":..}]}`: `file` and `addr` name
+//! the mapped file and the address in it that `addr2line` takes; `stack`
+//! the calls found on its stack, innermost first).
 //!
 //! Must not: see or drive ptrace (the session reads the switched-out
 //! thread's registers and maps for the log).
@@ -278,7 +279,7 @@ impl SchedulePolicy for PrescribedPolicy {
 impl Session {
     /// With a prescribed schedule's log: writes the switch from thread
     /// `from` to `to`, with where `from` is (its registers, if it is
-    /// stopped; the file mapped there).
+    /// stopped; the file mapped there; the return addresses on its stack).
     pub(super) fn note_switch(&mut self, from: Tid, to: Tid) {
         let Some(log) = &self.switch_log else {
             return;
@@ -290,58 +291,134 @@ impl Session {
             Some(State::InSyscall { entered, .. }) => ("blocked", Some(entered.nr)),
             Some(_) => ("other", None),
         };
-        let ip = match state {
-            "ready" | "syscall" => ptrace::getregs(from).ok().map(|r| r.rip),
+        let regs = match state {
+            "ready" | "syscall" => ptrace::getregs(from).ok(),
             _ => None,
         };
-        let place = ip.and_then(|ip| file_address(from, ip));
+        let maps = regs.and_then(|_| Maps::of(from));
+        let place = regs
+            .zip(maps.as_ref())
+            .and_then(|(r, m)| m.file_address(r.rip));
+        let stack: Vec<Value> = match (regs, &maps) {
+            (Some(r), Some(m)) => m
+                .return_addresses(from, r.rsp)
+                .into_iter()
+                .map(|(file, addr)| json!({"file": file, "addr": addr}))
+                .collect(),
+            _ => Vec::new(),
+        };
         log.line(json!({
             "switch": from,
             "to": to,
             "state": state,
             "syscall": syscall,
-            "ip": ip,
+            "ip": regs.map(|r| r.rip),
             "file": place.as_ref().map(|p| p.0.clone()),
             "addr": place.map(|p| p.1),
+            "stack": stack,
         }));
     }
 }
 
-/// The file mapped at `ip` in thread `tid`'s address space and the address
-/// in that file as its symbols name it (`addr2line`'s): `ip` itself in a
-/// fixed-address executable, the offset from the file's lowest mapping in
-/// a position-independent one (whose first loadable segment is at 0).
-fn file_address(tid: Tid, ip: u64) -> Option<(String, u64)> {
-    let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
-    let mut rows = Vec::new();
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let range = f.next()?;
-        let path = f.nth(4).unwrap_or("");
-        let (lo, hi) = range.split_once('-')?;
-        let (lo, hi) = (
-            u64::from_str_radix(lo, 16).ok()?,
-            u64::from_str_radix(hi, 16).ok()?,
-        );
-        rows.push((lo, hi, path));
+/// How much of a stack [`Maps::return_addresses`] looks at.
+const STACK_SCAN: u64 = 8192;
+/// The most return addresses it gives.
+const STACK_FRAMES: usize = 8;
+
+/// A thread's memory mappings (`/proc/TID/maps`): start, end, whether
+/// executable, path.
+struct Maps(Vec<(u64, u64, bool, String)>);
+
+impl Maps {
+    fn of(tid: Tid) -> Option<Maps> {
+        let text = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
+        let mut rows = Vec::new();
+        for line in text.lines() {
+            let mut f = line.split_whitespace();
+            let (range, perms) = (f.next()?, f.next()?);
+            let path = f.nth(3).unwrap_or("");
+            let (lo, hi) = range.split_once('-')?;
+            rows.push((
+                u64::from_str_radix(lo, 16).ok()?,
+                u64::from_str_radix(hi, 16).ok()?,
+                perms.contains('x'),
+                path.to_string(),
+            ));
+        }
+        Some(Maps(rows))
     }
-    let &(_, _, path) = rows
-        .iter()
-        .find(|(lo, hi, p)| (*lo..*hi).contains(&ip) && p.starts_with('/'))?;
-    let base = rows
-        .iter()
-        .filter(|(_, _, p)| *p == path)
-        .map(|r| r.0)
-        .min()?;
-    let mut head = [0u8; 18];
-    std::io::Read::read_exact(&mut std::fs::File::open(path).ok()?, &mut head).ok()?;
-    const ET_DYN: u16 = 3;
-    let addr = if u16::from_le_bytes([head[16], head[17]]) == ET_DYN {
-        ip - base
-    } else {
-        ip
-    };
-    Some((path.to_string(), addr))
+
+    /// The file mapped at `ip` and the address in that file as its symbols
+    /// name it (`addr2line`'s): `ip` itself in a fixed-address executable,
+    /// the offset from the file's lowest mapping in a position-independent
+    /// one (whose first loadable segment is at 0).
+    fn file_address(&self, ip: u64) -> Option<(String, u64)> {
+        let (_, _, _, path) = self
+            .0
+            .iter()
+            .find(|(lo, hi, _, p)| (*lo..*hi).contains(&ip) && p.starts_with('/'))?;
+        let base = self.0.iter().filter(|r| r.3 == *path).map(|r| r.0).min()?;
+        let mut head = [0u8; 18];
+        std::io::Read::read_exact(&mut std::fs::File::open(path).ok()?, &mut head).ok()?;
+        const ET_DYN: u16 = 3;
+        let addr = if u16::from_le_bytes([head[16], head[17]]) == ET_DYN {
+            ip - base
+        } else {
+            ip
+        };
+        Some((path.clone(), addr))
+    }
+
+    /// Return addresses on the stack above `sp`, as (file, address of the
+    /// call): a scan for words that point just after a call instruction in
+    /// a file's executable mapping. There are no unwind tables here, so a
+    /// frame can be missing (a tail call) or stale (an old return address
+    /// left in a local); good enough to name the caller of the function a
+    /// thread was stopped in.
+    fn return_addresses(&self, tid: Tid, sp: u64) -> Vec<(String, u64)> {
+        let mem = rrtest_sys::RemoteMem::new(tid);
+        let Some(&(_, end, _, _)) = self
+            .0
+            .iter()
+            .find(|(lo, hi, _, _)| (*lo..*hi).contains(&sp))
+        else {
+            return Vec::new();
+        };
+        let Ok(words) = mem.read_vec(sp, (end - sp).min(STACK_SCAN) as usize) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for w in words.chunks_exact(8) {
+            let ret = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+            let code = self
+                .0
+                .iter()
+                .any(|(lo, hi, x, p)| *x && p.starts_with('/') && (*lo + 8..*hi).contains(&ret));
+            if !code {
+                continue;
+            }
+            let Ok(before) = mem.read_vec(ret - 7, 7) else {
+                continue;
+            };
+            // call rel32 (e8), or call r/m64 (ff /2) of 2, 3, 6 or 7 bytes.
+            let reg2 = |modrm: u8| modrm & 0x38 == 0x10;
+            let is_call = before[2] == 0xe8
+                || (before[5] == 0xff && reg2(before[6]))
+                || (before[4] == 0xff && reg2(before[5]))
+                || (before[1] == 0xff && reg2(before[2]))
+                || (before[0] == 0xff && reg2(before[1]));
+            if !is_call {
+                continue;
+            }
+            if let Some((file, addr)) = self.file_address(ret - 1) {
+                out.push((file, addr));
+                if out.len() == STACK_FRAMES {
+                    break;
+                }
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
