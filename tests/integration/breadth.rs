@@ -34,6 +34,19 @@
 //! - `ppoll_mask`, `shebang_exec`, `spawn_threads_pipes`: ppoll/pselect
 //!   with a signal mask, exec of a `#!` script, four threads starting
 //!   children with piped stdio (posix_spawn).
+//!
+//! The kernel block, at the end of the file:
+//! - `o_direct_read`: an O_DIRECT read that the syscall buffer's record
+//!   cannot serve is made again traced;
+//! - `newer_syscalls`: cachestat, futex_waitv, move_pages,
+//!   process_madvise, listmount, statmount;
+//! - `observe_self`: perf_event_open, bpf maps, process_vm_readv/writev
+//!   (and a write into another process, refused by name);
+//! - `signal_in_buffered`: a signal interrupting a blocked buffered
+//!   syscall is delivered inside it (EINTR, or a restart);
+//! - `sysv_ipc`: semaphores and shared memory (and what is refused);
+//! - `namespaces` (root only): user, UTS, mount, pivot_root, IPC, net and
+//!   PID namespaces, replayed also by an unprivileged user.
 
 use std::time::Duration;
 
@@ -480,6 +493,12 @@ fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
         .with_ignored_flag(skip),
     );
     trials.push(
+        Trial::test("breadth::observe_self::write_other_refused", || {
+            vm_write_refused("breadth::observe_self::write_other_refused")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
         Trial::test("breadth::namespaces::replay_unprivileged", || {
             replay_unprivileged("breadth::namespaces::replay_unprivileged")
         })
@@ -579,9 +598,31 @@ fn sysv_refused(trial: &str) -> Result<(), Failed> {
         ("sysv_attach_twice", &["ATTACH_TWICE"], "shmat: segment"),
         ("sysv_huge", &["HUGE"], "shmat of a segment of 300 MiB"),
     ];
-    for (name, defines, reason) in cases {
+    refused_cases(trial, "sysv_ipc", &cases)
+}
+
+/// A `process_vm_writev` into another process of the recording is refused
+/// by name (the table describes a write into the caller's own memory).
+fn vm_write_refused(trial: &str) -> Result<(), Failed> {
+    let cases: [(&'static str, &'static [&'static str], &str); 1] = [(
+        "observe_write_other",
+        &["WRITE_OTHER"],
+        "process_vm_writev into another process",
+    )];
+    refused_cases(trial, "observe_self", &cases)
+}
+
+/// Records each of `cases` (a name, the defines that build `fixture` so,
+/// the reason the trace must give): the program runs to its end, the
+/// trace is unreplayable with the reason and small, replay refuses it.
+fn refused_cases(
+    trial: &str,
+    fixture: &'static str,
+    cases: &[(&'static str, &'static [&'static str], &str)],
+) -> Result<(), Failed> {
+    for &(name, defines, reason) in cases {
         let dir = TrialDir::new(&format!("{trial}-{name}"))?;
-        let spec = c(name, with_defines("sysv_ipc", defines));
+        let spec = c(name, with_defines(fixture, defines));
         let inv = invocation(&spec, dir.sub("work")?)?;
         let trace = dir.path.join("trace");
         let rec = inv.record(&trace)?;
