@@ -456,6 +456,8 @@ const NAMESPACES: Spec = Spec {
         "net: sending to the loopback: Network is unreachable",
         "pid: the child is pid 1, its parent 0",
         "pid: the parent saw a pid other than 1: yes",
+        "clone3: the child is pid 1, host rrtest-clone3",
+        "clone3: its flags are as the program set them: yes",
     ],
     ..c("namespaces", CBuild::pie("namespaces"))
 };
