@@ -495,6 +495,21 @@ fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
         .with_ignored_flag(skip),
     );
     trials.push(
+        Trial::test("breadth::namespaces::shm_in_ipc_namespace_refused", || {
+            let cases: [(&'static str, &'static [&'static str], &str); 1] = [(
+                "namespaces_shm",
+                &["SHM_IN_IPC_NS"],
+                "shmat in an IPC namespace of the program's own is not recorded",
+            )];
+            refused_cases(
+                "breadth::namespaces::shm_in_ipc_namespace_refused",
+                "namespaces",
+                &cases,
+            )
+        })
+        .with_ignored_flag(skip || not_root.is_some()),
+    );
+    trials.push(
         Trial::test("breadth::observe_self::write_other_refused", || {
             vm_write_refused("breadth::observe_self::write_other_refused")
         })
