@@ -38,6 +38,19 @@
 //!   while their other threads run (fork + execve from four threads; std's
 //!   `Command` from eight threads, half of them forced to fork by a
 //!   `pre_exec` hook), each recorded, verified and replayed four times.
+//!
+//! The kernel block, at the end of the file:
+//! - `o_direct_read`: an O_DIRECT read that the syscall buffer's record
+//!   cannot serve is made again traced;
+//! - `newer_syscalls`: cachestat, futex_waitv, move_pages,
+//!   process_madvise, listmount, statmount;
+//! - `observe_self`: perf_event_open, bpf maps, process_vm_readv/writev
+//!   (and a write into another process, refused by name);
+//! - `signal_in_buffered`: a signal interrupting a blocked buffered
+//!   syscall is delivered inside it (EINTR, or a restart);
+//! - `sysv_ipc`: semaphores and shared memory (and what is refused);
+//! - `namespaces` (root only): user, UTS, mount, pivot_root, IPC, net and
+//!   PID namespaces, replayed also by an unprivileged user.
 
 use std::time::Duration;
 
@@ -479,6 +492,8 @@ const NAMESPACES: Spec = Spec {
         "net: sending to the loopback: Network is unreachable",
         "pid: the child is pid 1, its parent 0",
         "pid: the parent saw a pid other than 1: yes",
+        "clone3: the child is pid 1, host rrtest-clone3",
+        "clone3: its flags are as the program set them: yes",
     ],
     ..c("namespaces", CBuild::pie("namespaces"))
 };
@@ -512,6 +527,27 @@ fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
     trials.push(
         Trial::test("breadth::sysv_ipc::refused_named", || {
             sysv_refused("breadth::sysv_ipc::refused_named")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::namespaces::shm_in_ipc_namespace_refused", || {
+            let cases: [(&'static str, &'static [&'static str], &str); 1] = [(
+                "namespaces_shm",
+                &["SHM_IN_IPC_NS"],
+                "shmat in an IPC namespace of the program's own is not recorded",
+            )];
+            refused_cases(
+                "breadth::namespaces::shm_in_ipc_namespace_refused",
+                "namespaces",
+                &cases,
+            )
+        })
+        .with_ignored_flag(skip || not_root.is_some()),
+    );
+    trials.push(
+        Trial::test("breadth::observe_self::write_other_refused", || {
+            vm_write_refused("breadth::observe_self::write_other_refused")
         })
         .with_ignored_flag(skip),
     );
@@ -615,9 +651,31 @@ fn sysv_refused(trial: &str) -> Result<(), Failed> {
         ("sysv_attach_twice", &["ATTACH_TWICE"], "shmat: segment"),
         ("sysv_huge", &["HUGE"], "shmat of a segment of 300 MiB"),
     ];
-    for (name, defines, reason) in cases {
+    refused_cases(trial, "sysv_ipc", &cases)
+}
+
+/// A `process_vm_writev` into another process of the recording is refused
+/// by name (the table describes a write into the caller's own memory).
+fn vm_write_refused(trial: &str) -> Result<(), Failed> {
+    let cases: [(&'static str, &'static [&'static str], &str); 1] = [(
+        "observe_write_other",
+        &["WRITE_OTHER"],
+        "process_vm_writev into another process",
+    )];
+    refused_cases(trial, "observe_self", &cases)
+}
+
+/// Records each of `cases` (a name, the defines that build `fixture` so,
+/// the reason the trace must give): the program runs to its end, the
+/// trace is unreplayable with the reason and small, replay refuses it.
+fn refused_cases(
+    trial: &str,
+    fixture: &'static str,
+    cases: &[(&'static str, &'static [&'static str], &str)],
+) -> Result<(), Failed> {
+    for &(name, defines, reason) in cases {
         let dir = TrialDir::new(&format!("{trial}-{name}"))?;
-        let spec = c(name, with_defines("sysv_ipc", defines));
+        let spec = c(name, with_defines(fixture, defines));
         let inv = invocation(&spec, dir.sub("work")?)?;
         let trace = dir.path.join("trace");
         let rec = inv.record(&trace)?;

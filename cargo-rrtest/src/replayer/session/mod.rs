@@ -125,6 +125,10 @@ struct Session {
     spaces: HashMap<i32, Space>,
     /// Each thread's buffered syscalls still to come, in order.
     buffered: HashMap<Tid, VecDeque<Buffered>>,
+    /// A thread in a `clone3` that replay makes without its namespace
+    /// flags: the address of its `clone_args` and the recorded flags, put
+    /// back when the new task appears (`process::without_namespaces`).
+    clone3_flags: HashMap<Tid, (u64, u64)>,
     /// Threads whose queue region holds records: where each record ends.
     loaded: HashMap<Tid, VecDeque<usize>>,
     /// The ip of a stop in the gate routine's slow path.
@@ -265,7 +269,9 @@ impl Session {
             Event::SyscallEntry { tid, nr, args } => {
                 let regs = self.run_to_entry(tid, nr, &args)?;
                 let real = self.task(tid)?.real;
-                process::without_namespaces(real, nr, regs)?;
+                if let Some(stripped) = process::without_namespaces(real, nr, regs)? {
+                    self.clone3_flags.insert(tid, stripped);
+                }
                 if syscalls::lookup(nr).map(|d| d.replay) == Some(ReplayAction::Exit) {
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                     self.set_state(tid, State::Exiting);

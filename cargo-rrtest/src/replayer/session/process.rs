@@ -117,6 +117,7 @@ impl Session {
             watchdog: watchdog::Watchdog::start(),
             spaces: HashMap::new(),
             buffered: HashMap::new(),
+            clone3_flags: HashMap::new(),
             loaded: HashMap::new(),
             gate_stop_ip: gate::routine().1,
             upcoming: None,
@@ -369,6 +370,19 @@ impl Session {
             regs.rdi = recorded;
             ptrace::setregs(new_real, &regs).map_err(perr("PTRACE_SETREGS", new_real))?;
         }
+        // A clone3 made without them: its clone_args in memory (the
+        // child's copy too, when it has one).
+        if let Some((at, recorded)) = self.clone3_flags.remove(&parent) {
+            let mut whose = vec![real];
+            if !same_process && flags & libc::CLONE_VM as u64 == 0 {
+                whose.push(new_real);
+            }
+            for t in whose {
+                RemoteMem::new(t)
+                    .write(at, &recorded.to_le_bytes())
+                    .map_err(perr("restoring clone3's flags", t))?;
+            }
+        }
         let pid = if same_process { real_pid } else { new_real };
         if !same_process {
             if let Some(space) = self.spaces.get(&real_pid) {
@@ -403,18 +417,37 @@ impl Session {
 /// `CLONE_NEWUSER`, `CLONE_NEWPID`, `CLONE_NEWNET`.
 pub(super) const NAMESPACE_FLAGS: u64 = 0x0002_0000 | 0x7e00_0000;
 
-/// A `clone` whose flags ask for new namespaces, stopped at its entry:
-/// replay makes it without them (needing no privilege; what the program saw
-/// of its namespaces came from emulated calls: `getpid` 1 in a new PID
-/// namespace, a new host name). `new_task` and the exit put the recorded
-/// flags back in `rdi`. (`clone3` keeps its flags in memory: not done.)
-pub(super) fn without_namespaces(real: i32, nr: i64, mut regs: Regs) -> Result<(), ReplayError> {
-    if nr != libc::SYS_clone || regs.rdi & NAMESPACE_FLAGS == 0 {
-        return Ok(());
+/// A `clone` or `clone3` whose flags ask for new namespaces, stopped at
+/// its entry: replay makes it without them (needing no privilege; what the
+/// program saw of its namespaces came from emulated calls: `getpid` 1 in a
+/// new PID namespace, a new host name). For `clone`, `new_task` and the
+/// exit put the recorded flags back in `rdi`; for `clone3`, whose flags are
+/// the first word of its `clone_args`, this returns that word's address and
+/// recorded value, which `new_task` writes back.
+pub(super) fn without_namespaces(
+    real: i32,
+    nr: i64,
+    mut regs: Regs,
+) -> Result<Option<(u64, u64)>, ReplayError> {
+    if nr == libc::SYS_clone && regs.rdi & NAMESPACE_FLAGS != 0 {
+        regs.rdi &= !NAMESPACE_FLAGS;
+        ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
     }
-    regs.rdi &= !NAMESPACE_FLAGS;
-    ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
-    Ok(())
+    if nr != libc::SYS_clone3 {
+        return Ok(None);
+    }
+    let mem = RemoteMem::new(real);
+    let mut word = [0u8; 8];
+    if mem.read_exact(regs.rdi, &mut word).is_err() {
+        return Ok(None);
+    }
+    let flags = u64::from_le_bytes(word);
+    if flags & NAMESPACE_FLAGS == 0 {
+        return Ok(None);
+    }
+    mem.write(regs.rdi, &(flags & !NAMESPACE_FLAGS).to_le_bytes())
+        .map_err(perr("writing clone3's flags", real))?;
+    Ok(Some((regs.rdi, flags)))
 }
 
 /// Where a clone-family syscall made the kernel store the new thread's id:
