@@ -253,9 +253,10 @@ impl Server {
                 s.push('\n');
             }
         });
-        let (mut addr, mut exe) = (None, None);
+        let (mut addr, mut exe, mut connect) = (None, None, false);
         let deadline = Instant::now() + SESSION_LIMIT;
-        while addr.is_none() || exe.is_none() {
+        // The `target` line comes last (after `file` and `set sysroot`).
+        while addr.is_none() || exe.is_none() || !connect {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
@@ -269,6 +270,7 @@ impl Server {
             if let Some(f) = line.trim().strip_prefix("file ") {
                 exe = Some(PathBuf::from(f));
             }
+            connect |= line.trim().starts_with("target extended-remote ");
         }
         Ok(Server {
             child,
