@@ -759,9 +759,19 @@ fn c_reverse_continue() -> Result<(), Failed> {
 /// called from `main`; `continue` ends with the child's exit status (42).
 /// `--process PID` with the child's recorded pid does the same; the
 /// sysroot is gone after the session; a process the recording lacks is
-/// refused with the list of its processes.
+/// refused with the list of its processes. Reverse execution in the
+/// child: from the third pass through the loop's body, `reverse-continue`
+/// goes back to the second (`acc` is 27, not 28), and forward again.
 fn c_process_child() -> Result<(), Failed> {
     let (trace, exe, dir) = recorded_fixture("gdb_fork", &[], 0, "gdb-c-process")?;
+    let source = build::c_source_dir().join("gdb_fork.c");
+    let text = std::fs::read_to_string(&source)?;
+    let line = text
+        .lines()
+        .position(|l| l.contains("CHILD-WORK"))
+        .map(|i| i + 1)
+        .ok_or("no CHILD-WORK line in gdb_fork.c")?;
+    let in_loop = format!("break gdb_fork.c:{line}");
     let mut child_pid = None;
     for spec in ["2".to_string(), String::new()] {
         let spec = if spec.is_empty() {
@@ -799,6 +809,16 @@ fn c_process_child() -> Result<(), Failed> {
                 "continue",
                 "bt",
                 "info sharedlibrary",
+                &in_loop,
+                "continue",
+                "continue",
+                "continue",
+                "p acc",
+                "reverse-continue",
+                "p acc",
+                "continue",
+                "p acc",
+                "delete",
                 "continue",
             ],
         )?;
@@ -806,6 +826,10 @@ fn c_process_child() -> Result<(), Failed> {
         check!(
             code == 0,
             "--process {spec}: server exit {code}:\n{err}\ngdb:\n{out}"
+        );
+        check!(
+            out.contains("$1 = 28") && out.contains("$2 = 27") && out.contains("$3 = 28"),
+            "--process {spec}: reverse-continue in the child did not go back one pass and forward again:\n{out}\nserver:\n{err}"
         );
         check!(
             out.contains("Breakpoint 1, child_work (seed=")
