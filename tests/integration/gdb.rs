@@ -1741,13 +1741,20 @@ fn launches_gdb() -> Result<(), Failed> {
 type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
 /// Bad uses of the gdb flags: exit 2 and one error line that says what
-/// to do (a port in use, flags without --gdb, a gdb that cannot run).
+/// to do (a port in use, flags without --gdb, a process the recording
+/// lacks, a gdb that cannot run).
 fn bad_gdb_flags() -> Result<(), Failed> {
     let (trace, _exe, dir) = recorded_c("gdb-cli-bad")?;
     let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = busy.local_addr()?.port().to_string();
-    let cases: [BadCase; 4] = [
+    let cases: [BadCase; 6] = [
         (&["--break-on-panic"], &[], "--break-on-panic needs --gdb"),
+        (&["--process", "2"], &[], "--process needs --gdb"),
+        (
+            &["--gdb-port", "0", "--process", "5"],
+            &[],
+            "--process: the recording has no process 5",
+        ),
         (&["--gdb-port", &port], &[], "cannot listen on 127.0.0.1"),
         (
             &["--gdb-port", "0", "--", "-batch"],
