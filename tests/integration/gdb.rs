@@ -253,9 +253,10 @@ impl Server {
                 s.push('\n');
             }
         });
-        let (mut addr, mut exe) = (None, None);
+        let (mut addr, mut exe, mut connect) = (None, None, false);
         let deadline = Instant::now() + SESSION_LIMIT;
-        while addr.is_none() || exe.is_none() {
+        // The `target` line comes last (after `file` and `set sysroot`).
+        while addr.is_none() || exe.is_none() || !connect {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 let _ = child.kill();
@@ -269,6 +270,7 @@ impl Server {
             if let Some(f) = line.trim().strip_prefix("file ") {
                 exe = Some(PathBuf::from(f));
             }
+            connect |= line.trim().starts_with("target extended-remote ");
         }
         Ok(Server {
             child,
@@ -757,9 +759,19 @@ fn c_reverse_continue() -> Result<(), Failed> {
 /// called from `main`; `continue` ends with the child's exit status (42).
 /// `--process PID` with the child's recorded pid does the same; the
 /// sysroot is gone after the session; a process the recording lacks is
-/// refused with the list of its processes.
+/// refused with the list of its processes. Reverse execution in the
+/// child: from the third pass through the loop's body, `reverse-continue`
+/// goes back to the second (`acc` is 27, not 28), and forward again.
 fn c_process_child() -> Result<(), Failed> {
     let (trace, exe, dir) = recorded_fixture("gdb_fork", &[], 0, "gdb-c-process")?;
+    let source = build::c_source_dir().join("gdb_fork.c");
+    let text = std::fs::read_to_string(&source)?;
+    let line = text
+        .lines()
+        .position(|l| l.contains("CHILD-WORK"))
+        .map(|i| i + 1)
+        .ok_or("no CHILD-WORK line in gdb_fork.c")?;
+    let in_loop = format!("break gdb_fork.c:{line}");
     let mut child_pid = None;
     for spec in ["2".to_string(), String::new()] {
         let spec = if spec.is_empty() {
@@ -797,6 +809,16 @@ fn c_process_child() -> Result<(), Failed> {
                 "continue",
                 "bt",
                 "info sharedlibrary",
+                &in_loop,
+                "continue",
+                "continue",
+                "continue",
+                "p acc",
+                "reverse-continue",
+                "p acc",
+                "continue",
+                "p acc",
+                "delete",
                 "continue",
             ],
         )?;
@@ -804,6 +826,10 @@ fn c_process_child() -> Result<(), Failed> {
         check!(
             code == 0,
             "--process {spec}: server exit {code}:\n{err}\ngdb:\n{out}"
+        );
+        check!(
+            out.contains("$1 = 28") && out.contains("$2 = 27") && out.contains("$3 = 28"),
+            "--process {spec}: reverse-continue in the child did not go back one pass and forward again:\n{out}\nserver:\n{err}"
         );
         check!(
             out.contains("Breakpoint 1, child_work (seed=")
@@ -1715,13 +1741,20 @@ fn launches_gdb() -> Result<(), Failed> {
 type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 
 /// Bad uses of the gdb flags: exit 2 and one error line that says what
-/// to do (a port in use, flags without --gdb, a gdb that cannot run).
+/// to do (a port in use, flags without --gdb, a process the recording
+/// lacks, a gdb that cannot run).
 fn bad_gdb_flags() -> Result<(), Failed> {
     let (trace, _exe, dir) = recorded_c("gdb-cli-bad")?;
     let busy = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = busy.local_addr()?.port().to_string();
-    let cases: [BadCase; 4] = [
+    let cases: [BadCase; 6] = [
         (&["--break-on-panic"], &[], "--break-on-panic needs --gdb"),
+        (&["--process", "2"], &[], "--process needs --gdb"),
+        (
+            &["--gdb-port", "0", "--process", "5"],
+            &[],
+            "--process: the recording has no process 5",
+        ),
         (&["--gdb-port", &port], &[], "cannot listen on 127.0.0.1"),
         (
             &["--gdb-port", "0", "--", "-batch"],

@@ -132,7 +132,8 @@ pub(super) fn exec(args: &GdbArgs, opts: ReplayOptions) -> Result<ExitCode> {
         }
     };
     let sysroot_path = sysroot.as_ref().map(|s| s.path().to_path_buf());
-    if let Some(p) = process.filter(|p| p.parent.is_some()) {
+    let forked = process.filter(|p| p.parent.is_some());
+    if let Some(p) = forked {
         eprintln!(
             "cargo-rrtest: debugging process {} (created by {}), stopped at its first instruction",
             p.pid,
@@ -142,10 +143,14 @@ pub(super) fn exec(args: &GdbArgs, opts: ReplayOptions) -> Result<ExitCode> {
     let mut child = match program {
         Some(program) => {
             let child = launch(&program, &exe, sysroot_path.as_deref(), addr, args)?;
-            eprintln!(
-                "cargo-rrtest: {} is attached to the replay; {HINT}",
-                program.file_name().unwrap_or_default().to_string_lossy()
-            );
+            let name = program.file_name().unwrap_or_default().to_string_lossy();
+            match forked {
+                Some(p) => eprintln!(
+                    "cargo-rrtest: {name} is attached to process {} of the replay; try: break FUNCTION / continue / reverse-continue",
+                    p.pid
+                ),
+                None => eprintln!("cargo-rrtest: {name} is attached to the replay; {HINT}"),
+            }
             Some(child)
         }
         None => {

@@ -422,6 +422,7 @@ impl Session {
             if let Some(status) = done? {
                 return Ok(Stop::Exited(status));
             }
+            self.sync_debugged();
             if self.debugged_ended() {
                 let status = self
                     .ctl()
@@ -499,6 +500,20 @@ impl Session {
         ctl.here = Here::Boundary(index);
         ctl.start_index = index;
         Ok(())
+    }
+
+    /// In a re-run, the debugged process (not the program's first) gets
+    /// its real pid once it exists: from then on its breakpoints and
+    /// watchpoints are armed, as in the run the positions were named in.
+    fn sync_debugged(&mut self) {
+        let ctl = self.ctl();
+        if ctl.debugged != 0 {
+            return;
+        }
+        let process = ctl.process;
+        if let Some(pid) = self.tasks.get(&process).map(|t| t.real_pid) {
+            self.ctl().debugged = pid;
+        }
     }
 
     /// Whether the debugged process, not the program's first, has just
