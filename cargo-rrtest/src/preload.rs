@@ -28,6 +28,17 @@ pub fn file_name(bytes: &[u8]) -> String {
     format!("preload-{hex}.so")
 }
 
+/// Whether `path` names a library [`file_name`] could have made: this build's
+/// or another build's preload, as a recorded `LD_PRELOAD` holds it.
+pub fn is_preload_file(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name.strip_prefix("preload-")
+        .and_then(|rest| rest.strip_suffix(".so"))
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The path of the embedded library on disk, writing it first if needed.
 pub fn preload_path() -> io::Result<PathBuf> {
     if PRELOAD_SO.is_empty() {
@@ -150,6 +161,16 @@ mod tests {
         let name = file_name(b"one");
         assert!(name.starts_with("preload-") && name.ends_with(".so"));
         assert_eq!(name.len(), "preload-".len() + 16 + ".so".len());
+    }
+
+    #[test]
+    fn preload_file_names_are_recognised() {
+        assert!(is_preload_file(&Path::new("/c").join(file_name(b"x"))));
+        assert!(!is_preload_file(Path::new("/opt/rrtest-tools/libfoo.so")));
+        assert!(!is_preload_file(Path::new("/c/preload-xyz.so")));
+        assert!(!is_preload_file(Path::new(
+            "/c/preload-0123456789abcdef.so.1"
+        )));
     }
 
     #[test]

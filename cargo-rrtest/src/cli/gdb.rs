@@ -120,7 +120,7 @@ pub(super) fn exec(args: &GdbArgs, opts: ReplayOptions) -> Result<ExitCode> {
     let engine = gdb::start(&opts, process).map_err(replay_error)?;
     let exe = engine.exe();
     // gdb reads the recorded files locally; they live as long as the session.
-    super::replay::sweep_stale_temp_dirs(&std::env::temp_dir());
+    super::tempdirs::sweep_stale(&std::env::temp_dir());
     let sysroot = match Sysroot::build(engine.files()) {
         Ok(root) => Some(root),
         Err(e) => {

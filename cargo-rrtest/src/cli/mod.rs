@@ -21,6 +21,7 @@ mod replay;
 mod run;
 mod select;
 mod stress;
+mod tempdirs;
 mod verify;
 mod wrap;
 

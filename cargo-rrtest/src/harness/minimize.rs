@@ -231,8 +231,11 @@ impl Target {
                 // The recorder put its library in front: it does so again.
                 let rest: Vec<&str> = v
                     .split(':')
-                    .filter(|p| !p.is_empty() && ours.as_deref() != Some(Path::new(p)))
-                    .filter(|p| !p.contains("rrtest"))
+                    .filter(|p| {
+                        !p.is_empty()
+                            && ours.as_deref() != Some(Path::new(p))
+                            && !crate::preload::is_preload_file(Path::new(p))
+                    })
                     .collect();
                 (!rest.is_empty()).then(|| (k.into(), rest.join(":").into()))
             })

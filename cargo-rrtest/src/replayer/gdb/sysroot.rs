@@ -14,7 +14,7 @@
 //!
 //! The directory is `$TMPDIR/cargo-rrtest-sysroot-<pid>-...`, removed when
 //! the [`Sysroot`] is dropped; one a killed session left is removed by the
-//! next replay (`cli/replay.rs`, `sweep_stale_temp_dirs`).
+//! next replay (`cli/tempdirs.rs`).
 //!
 //! This file must not read the trace: it is given the files.
 
