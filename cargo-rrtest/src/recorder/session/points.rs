@@ -43,7 +43,10 @@ const PROBE_STATES: usize = 4;
 /// The memory digest of a state (a hash of the heap, the data and the
 /// stack: the costly part) is read only for a pass whose registers match a
 /// state seen, and for the first: a pass in new registers is remembered by
-/// them alone, and its digest read when they come round again.
+/// them alone, and its digest read when they come round again. A pass in
+/// registers seen with another digest is another state (a loop may toggle
+/// a flag in memory with the same registers), and takes a slot: a probe
+/// ends after at most twice [`PROBE_STATES`] passes.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SpinProbe {
     /// The registers of each state seen, with its digest once read.
@@ -78,20 +81,37 @@ impl SpinProbe {
         regs: &[u64; rrtest_trace::POINT_REGS],
         digest: impl FnOnce() -> Result<u64, E>,
     ) -> Result<Pass, E> {
-        let seen = self.states.iter_mut().flatten().find(|(r, _)| r == regs);
-        if let Some((_, known)) = seen {
-            let now = digest()?;
-            if *known == Some(now) {
-                return Ok(Pass::Spins);
+        let seen = self.states.iter().flatten().any(|(r, _)| r == regs);
+        let unread = self
+            .states
+            .iter_mut()
+            .flatten()
+            .find(|(r, d)| r == regs && d.is_none());
+        let new = match unread {
+            // Seen once, by its registers: read its digest now (the state
+            // to come back to is this pass's).
+            Some((_, unread)) => {
+                *unread = Some(digest()?);
+                return Ok(Pass::New);
             }
-            // Same registers, other memory (or not read before): the
-            // state to come back to is this one.
-            *known = Some(now);
-            return Ok(Pass::New);
-        }
+            None if seen => {
+                let now = digest()?;
+                if self
+                    .states
+                    .iter()
+                    .flatten()
+                    .any(|(r, d)| r == regs && *d == Some(now))
+                {
+                    return Ok(Pass::Spins);
+                }
+                // Same registers, other memory: another state.
+                (*regs, Some(now))
+            }
+            None => (*regs, None),
+        };
         match self.states.iter_mut().find(|s| s.is_none()) {
             Some(slot) => {
-                *slot = Some((*regs, None));
+                *slot = Some(new);
                 Ok(Pass::New)
             }
             None => Ok(Pass::Full),
@@ -559,22 +579,38 @@ mod tests {
     #[test]
     fn spin_probe_reads_a_digest_only_for_registers_seen() {
         let mut probe = SpinProbe::new(&point(1, 7), None);
-        let mut read = 0;
-        let mut pass_counting = |probe: &mut SpinProbe, p: ExecPoint| {
+        let read = std::cell::Cell::new(0);
+        let pass_counting = |probe: &mut SpinProbe, p: ExecPoint| {
             probe
                 .pass(&p.regs, || {
-                    read += 1;
+                    read.set(read.get() + 1);
                     Ok::<_, ()>(p.digest)
                 })
                 .expect("no error")
         };
         assert_eq!(pass_counting(&mut probe, point(2, 7)), Pass::New);
         assert_eq!(pass_counting(&mut probe, point(3, 7)), Pass::New);
-        // Same registers as the first, other memory (a counter the loop
-        // moves): not a spin, and the state to match is the new one.
+        // Same registers as the first, other memory (a flag the loop
+        // toggles): another state, and either matches when it comes back.
         assert_eq!(pass_counting(&mut probe, point(1, 8)), Pass::New);
-        assert_eq!(pass_counting(&mut probe, point(1, 8)), Pass::Spins);
-        assert_eq!(read, 2);
+        assert_eq!(pass_counting(&mut probe, point(1, 7)), Pass::Spins);
+        assert_eq!(read.get(), 2);
+        // A pass in registers seen once reads its digest; the next pass
+        // in that state matches.
+        assert_eq!(pass_counting(&mut probe, point(2, 5)), Pass::New);
+        assert_eq!(pass_counting(&mut probe, point(2, 5)), Pass::Spins);
+        assert_eq!(read.get(), 4);
+    }
+
+    #[test]
+    fn spin_probe_is_full_after_its_states_whatever_changes() {
+        // Same registers, memory changing at every pass (a counter): each
+        // pass takes a state, and the probe ends.
+        let mut probe = SpinProbe::new(&point(1, 0), None);
+        for i in 1..PROBE_STATES as u64 {
+            assert_eq!(pass(&mut probe, point(1, i)), Pass::New);
+        }
+        assert_eq!(pass(&mut probe, point(1, 99)), Pass::Full);
     }
 
     #[test]
