@@ -39,43 +39,94 @@ const PROBE_STATES: usize = 4;
 /// address is passed in other states in between, so the first pass is not
 /// enough to tell: a pass in any state already seen is a spin. A buffered
 /// syscall between passes is progress: the probe starts again from there.
+///
+/// The memory digest of a state (a hash of the heap, the data and the
+/// stack: the costly part) is read only for a pass whose registers match a
+/// state seen, and for the first: a pass in new registers is remembered by
+/// them alone, and its digest read when they come round again. A pass in
+/// registers seen with another digest is another state (a loop may toggle
+/// a flag in memory with the same registers), and takes a slot: a probe
+/// ends after at most twice [`PROBE_STATES`] passes.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SpinProbe {
-    states: [Option<rrtest_trace::ExecPoint>; PROBE_STATES],
-    /// The records in the thread's syscall buffer when the states were
-    /// taken (None: it has no buffer).
+    /// The registers of each state seen, with its digest once read.
+    states: [Option<([u64; rrtest_trace::POINT_REGS], Option<u64>)>; PROBE_STATES],
+    /// The records in the thread's syscall buffer when the probe began
+    /// (None: it has no buffer).
     committed: Option<u32>,
 }
 
+/// What a pass through a probed address shows (see [`SpinProbe::pass`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// A state seen: the thread spins.
+    Spins,
+    /// A state not seen (or whose digest was not read yet): remembered.
+    New,
+    /// A state not seen and no room left: the thread computes.
+    Full,
+}
+
 impl SpinProbe {
-    fn new(first: rrtest_trace::ExecPoint, committed: Option<u32>) -> Self {
+    fn new(first: &rrtest_trace::ExecPoint, committed: Option<u32>) -> Self {
         let mut states = [None; PROBE_STATES];
-        states[0] = Some(first);
+        states[0] = Some((first.regs, Some(first.digest)));
         SpinProbe { states, committed }
     }
 
-    /// Whether some state seen has registers `regs` (then the whole
-    /// state is worth reading and comparing).
-    fn regs_seen(&self, regs: &[u64; rrtest_trace::POINT_REGS]) -> bool {
-        self.states.iter().flatten().any(|p| &p.regs == regs)
-    }
-
-    /// Whether `point` is a state seen.
-    fn seen(&self, point: &rrtest_trace::ExecPoint) -> bool {
-        self.states.iter().flatten().any(|p| p == point)
-    }
-
-    /// Remembers another pass's state; false when the probe is full (the
-    /// thread passed [`PROBE_STATES`] times in new states: it computes).
-    fn push(&mut self, point: rrtest_trace::ExecPoint) -> bool {
-        match self.states.iter_mut().find(|p| p.is_none()) {
-            Some(slot) => {
-                *slot = Some(point);
-                true
+    /// A pass in registers `regs`; `digest` reads the state's digest (only
+    /// called when a state seen has these registers).
+    fn pass<E>(
+        &mut self,
+        regs: &[u64; rrtest_trace::POINT_REGS],
+        digest: impl FnOnce() -> Result<u64, E>,
+    ) -> Result<Pass, E> {
+        let seen = self.states.iter().flatten().any(|(r, _)| r == regs);
+        let unread = self
+            .states
+            .iter_mut()
+            .flatten()
+            .find(|(r, d)| r == regs && d.is_none());
+        let new = match unread {
+            // Seen once, by its registers: read its digest now (the state
+            // to come back to is this pass's).
+            Some((_, unread)) => {
+                *unread = Some(digest()?);
+                return Ok(Pass::New);
             }
-            None => false,
+            None if seen => {
+                let now = digest()?;
+                if self
+                    .states
+                    .iter()
+                    .flatten()
+                    .any(|(r, d)| r == regs && *d == Some(now))
+                {
+                    return Ok(Pass::Spins);
+                }
+                // Same registers, other memory: another state.
+                (*regs, Some(now))
+            }
+            None => (*regs, None),
+        };
+        match self.states.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => {
+                *slot = Some(new);
+                Ok(Pass::New)
+            }
+            None => Ok(Pass::Full),
         }
     }
+}
+
+/// What [`Session::probe_pass`] made of a pass.
+enum ProbeVerdict {
+    /// A spin: the point the thread is at.
+    Spins(rrtest_trace::ExecPoint),
+    /// It computes (or made a buffered syscall): the probe is over.
+    Computes,
+    /// The probe goes on; the thread was let run.
+    Continued,
 }
 
 /// An interruption being moved to an execution point that replay can find
@@ -203,7 +254,7 @@ impl Session {
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.seeking = Some(Seek {
             target: regs.rip,
-            kind: SeekKind::Probe(SpinProbe::new(first, committed)),
+            kind: SeekKind::Probe(SpinProbe::new(&first, committed)),
             deadline: Instant::now() + PROBE_LIMIT,
         });
         // The breakpoint would fire at once on the current instruction:
@@ -222,38 +273,42 @@ impl Session {
     }
 
     /// A thread probed for a spin loop passed the probed address again, in
-    /// the state `regs` shows: whether that is a state it was in there
-    /// (it spins). Else the state is remembered and the probe goes on (the
-    /// thread is let run: `Ok(None)`), or the probe is full (`Ok(Some(false))`).
+    /// the state `regs` shows: a spin if it is a state it was in there;
+    /// else the state is remembered and the probe goes on, or the probe is
+    /// over (full, out of time, or a buffered syscall came between).
     fn probe_pass(
         &mut self,
         tid: Tid,
         regs: &Regs,
         seek: Seek,
         mut probe: SpinProbe,
-    ) -> Result<Option<bool>, Error> {
+    ) -> Result<ProbeVerdict, Error> {
         let committed = self.committed(tid);
-        let point = || exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid));
+        let mut point = None;
         if committed != probe.committed {
             // Buffered syscalls since the probe began: progress. A thread
             // checked for a spin does not spin; else the probe starts
             // again here.
             if self.tasks[&tid].spin_check {
-                return Ok(Some(false));
+                return Ok(ProbeVerdict::Computes);
             }
-            probe = SpinProbe::new(point()?, committed);
+            let here =
+                exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
+            probe = SpinProbe::new(&here, committed);
         } else {
-            let here = if probe.regs_seen(&crate::tracee::point_regs(regs)) {
-                let here = point()?;
-                if probe.seen(&here) {
-                    return Ok(Some(true));
+            let pass = probe.pass(&crate::tracee::point_regs(regs), || {
+                let here =
+                    exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
+                point = Some(here);
+                Ok::<_, Error>(here.digest)
+            })?;
+            match (pass, point) {
+                (Pass::Spins, Some(here)) => return Ok(ProbeVerdict::Spins(here)),
+                (Pass::Spins | Pass::Full, _) => return Ok(ProbeVerdict::Computes),
+                (Pass::New, _) if Instant::now() >= seek.deadline => {
+                    return Ok(ProbeVerdict::Computes)
                 }
-                here
-            } else {
-                point()?
-            };
-            if Instant::now() >= seek.deadline || !probe.push(here) {
-                return Ok(Some(false));
+                (Pass::New, _) => {}
             }
         }
         trace!(tid, ip = regs.rip, "probing on: a pass in a new state");
@@ -262,15 +317,22 @@ impl Session {
             ..seek
         });
         self.step_then_continue(tid, seek.target)?;
-        Ok(None)
+        Ok(ProbeVerdict::Continued)
     }
 
     /// A thread searching for a cheap execution point stopped at its breakpoint.
     pub(super) fn seek_hit(&mut self, tid: Tid, regs: &Regs, seek: Seek) -> Result<(), Error> {
         let found = match seek.kind {
             SeekKind::Probe(probe) => match self.probe_pass(tid, regs, seek, probe)? {
-                Some(spins) => spins,
-                None => return Ok(()),
+                ProbeVerdict::Spins(point) => {
+                    ptrace::exec_breakpoint(tid, None)
+                        .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                    self.tasks.get_mut(&tid).expect("task exists").seeking = None;
+                    self.stats.schedule.points_spin += 1;
+                    return self.act_at(tid, point);
+                }
+                ProbeVerdict::Computes => false,
+                ProbeVerdict::Continued => return Ok(()),
             },
             SeekKind::Return { rsp } => regs.rsp > rsp,
             SeekKind::Count { left } => {
@@ -343,6 +405,11 @@ impl Session {
     /// point it is stopped at.
     fn act_at_point(&mut self, tid: Tid, regs: &Regs) -> Result<(), Error> {
         let point = exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
+        self.act_at(tid, point)
+    }
+
+    /// [`Session::act_at_point`] with the point read already.
+    fn act_at(&mut self, tid: Tid, point: rrtest_trace::ExecPoint) -> Result<(), Error> {
         if let Some((signo, info)) = self.take_deliverable(tid) {
             self.stats.async_events += 1;
             return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
@@ -489,30 +556,70 @@ mod tests {
         }
     }
 
+    fn pass(probe: &mut SpinProbe, p: ExecPoint) -> Pass {
+        probe
+            .pass(&p.regs, || Ok::<_, ()>(p.digest))
+            .expect("no error")
+    }
+
     #[test]
     fn spin_probe_finds_a_loop_that_passes_the_address_in_other_states_first() {
         // A turn passes the address twice, in states a and b (a lock taken
         // for two channels): the third pass, in a again, is a spin.
         let (a, b) = (point(1, 7), point(2, 7));
-        let mut probe = SpinProbe::new(a, Some(3));
-        assert!(!probe.regs_seen(&b.regs) && !probe.seen(&b));
-        assert!(probe.push(b));
-        assert!(probe.regs_seen(&a.regs) && probe.seen(&a));
-        assert!(probe.seen(&b));
-        // Same registers, other memory: not a state seen.
-        let a_changed = point(1, 8);
-        assert!(probe.regs_seen(&a_changed.regs) && !probe.seen(&a_changed));
+        let mut probe = SpinProbe::new(&a, Some(3));
+        assert_eq!(pass(&mut probe, b), Pass::New);
+        assert_eq!(pass(&mut probe, a), Pass::Spins);
+        // b's digest was not read at its first pass: its second one reads
+        // it, its third matches.
+        assert_eq!(pass(&mut probe, b), Pass::New);
+        assert_eq!(pass(&mut probe, b), Pass::Spins);
+    }
+
+    #[test]
+    fn spin_probe_reads_a_digest_only_for_registers_seen() {
+        let mut probe = SpinProbe::new(&point(1, 7), None);
+        let read = std::cell::Cell::new(0);
+        let pass_counting = |probe: &mut SpinProbe, p: ExecPoint| {
+            probe
+                .pass(&p.regs, || {
+                    read.set(read.get() + 1);
+                    Ok::<_, ()>(p.digest)
+                })
+                .expect("no error")
+        };
+        assert_eq!(pass_counting(&mut probe, point(2, 7)), Pass::New);
+        assert_eq!(pass_counting(&mut probe, point(3, 7)), Pass::New);
+        // Same registers as the first, other memory (a flag the loop
+        // toggles): another state, and either matches when it comes back.
+        assert_eq!(pass_counting(&mut probe, point(1, 8)), Pass::New);
+        assert_eq!(pass_counting(&mut probe, point(1, 7)), Pass::Spins);
+        assert_eq!(read.get(), 2);
+        // A pass in registers seen once reads its digest; the next pass
+        // in that state matches.
+        assert_eq!(pass_counting(&mut probe, point(2, 5)), Pass::New);
+        assert_eq!(pass_counting(&mut probe, point(2, 5)), Pass::Spins);
+        assert_eq!(read.get(), 4);
+    }
+
+    #[test]
+    fn spin_probe_is_full_after_its_states_whatever_changes() {
+        // Same registers, memory changing at every pass (a counter): each
+        // pass takes a state, and the probe ends.
+        let mut probe = SpinProbe::new(&point(1, 0), None);
+        for i in 1..PROBE_STATES as u64 {
+            assert_eq!(pass(&mut probe, point(1, i)), Pass::New);
+        }
+        assert_eq!(pass(&mut probe, point(1, 99)), Pass::Full);
     }
 
     #[test]
     fn spin_probe_is_full_after_its_states() {
-        let mut probe = SpinProbe::new(point(0, 0), None);
+        let mut probe = SpinProbe::new(&point(0, 0), None);
         for i in 1..PROBE_STATES as u64 {
-            assert!(probe.push(point(i, 0)));
+            assert_eq!(pass(&mut probe, point(i, 0)), Pass::New);
         }
         // A computing loop: every pass new, and the probe gives up.
-        assert!(!probe.push(point(PROBE_STATES as u64, 0)));
-        assert!(!probe.seen(&point(PROBE_STATES as u64, 0)));
-        assert!((0..PROBE_STATES as u64).all(|i| probe.seen(&point(i, 0))));
+        assert_eq!(pass(&mut probe, point(PROBE_STATES as u64, 0)), Pass::Full);
     }
 }
