@@ -153,9 +153,9 @@ struct Task {
     spin_check: bool,
     /// Its last spin check found it spinning: it is checked sooner.
     spun: bool,
-    /// The file an `execve` in progress executes: (the filename as passed,
-    /// a path to it the recorder can open).
-    exec_file: Option<(String, std::path::PathBuf)>,
+    /// The file an `execve` in progress executes, opened at its entry as
+    /// the thread saw it (`process::ExecFile`).
+    exec_file: Option<process::ExecFile>,
     /// The last syscall that returned `-ERESTART_RESTARTBLOCK`: what a
     /// following `restart_syscall` resumes.
     restart_block: Option<Call>,
@@ -231,6 +231,10 @@ struct Session {
     started: Instant,
     /// How long no thread ran (`stats.schedule.idle_ms`).
     idle: std::time::Duration,
+    /// Threads that died while a sibling was inside an `execve` (the exec
+    /// kills them): their `ThreadExit` is written after the `Exec`, which
+    /// replay must run before they can die there.
+    killed_by_exec: Vec<Tid>,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -303,6 +307,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
         loaders: Vec::new(),
+        interpreters: Vec::new(),
         host: Some(crate::tracee::host::facts()),
         chaos: opts.chaos.map(|seed| rrtest_trace::Chaos {
             seed,
@@ -356,7 +361,15 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     let facts = crate::tracee::prepare_after_exec(pid)
         .map_err(ptrace_err("preparing the tracee after exec", pid))?;
     let exe_file = writer.add_file(&opts.program)?;
-    crate::tracee::interp::keep_loader(&mut writer, &opts.program, &exe_file);
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    crate::tracee::interp::keep_loader(&mut writer, &opts.program, &exe_file, &root);
+    crate::tracee::interp::keep_script_interpreter(
+        &mut writer,
+        &opts.program,
+        &exe_file,
+        std::path::Path::new(&format!("/proc/{pid}/exe")),
+        &root,
+    );
     writer.push(&Event::Exec(ExecEvent {
         tid: pid,
         exe: opts.program.to_string_lossy().into_owned(),
@@ -390,6 +403,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         last_stop: Instant::now(),
         started: Instant::now(),
         idle: std::time::Duration::ZERO,
+        killed_by_exec: Vec::new(),
     };
     session
         .tasks
@@ -610,6 +624,10 @@ impl Session {
             self.note_stop(tid)?;
         }
         match ev {
+            WaitEvent::Exited { .. } if self.sibling_in_execve(tid) => {
+                self.killed_by_exec.push(tid);
+                Ok(())
+            }
             WaitEvent::Exited { code, .. } => self.task_gone(tid, ExitStatus::Exited(code)),
             WaitEvent::Signaled { signo, core, .. } => {
                 self.task_gone(tid, ExitStatus::Signaled { signo, core })
