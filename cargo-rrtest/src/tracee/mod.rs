@@ -194,6 +194,19 @@ pub fn decode_rdtsc(mem: &RemoteMem, ip: u64) -> Option<(bool, u64)> {
     (b == [0x0f, 0x01, 0xf9]).then_some((true, 3))
 }
 
+/// Whether the 7 bytes before a return address end with a call
+/// instruction: `call rel32` (e8), or `call r/m64` (ff /2) of 2, 3, 6 or 7
+/// bytes. How a word on a stack is told to be a return address without
+/// unwind tables.
+pub fn ends_with_call(before: &[u8; 7]) -> bool {
+    let reg2 = |modrm: u8| modrm & 0x38 == 0x10;
+    before[2] == 0xe8
+        || (before[5] == 0xff && reg2(before[6]))
+        || (before[4] == 0xff && reg2(before[5]))
+        || (before[1] == 0xff && reg2(before[2]))
+        || (before[0] == 0xff && reg2(before[1]))
+}
+
 /// The registers of an execution point, in [`ExecPoint::regs`] order
 /// (rflags without the trap and resume flags, which the stops set).
 pub fn point_regs(r: &Regs) -> [u64; POINT_REGS] {
@@ -335,4 +348,22 @@ pub fn blocked_signals(tid: i32) -> io::Result<u64> {
         .find_map(|l| l.strip_prefix("SigBlk:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         .ok_or_else(|| io::Error::other("no SigBlk line in /proc/TID/status"))
+}
+
+#[cfg(test)]
+mod call_tests {
+    use super::ends_with_call;
+
+    #[test]
+    fn the_call_forms_before_a_return_address_are_recognised() {
+        // call rel32: e8 and four bytes.
+        assert!(ends_with_call(&[0x90, 0x90, 0xe8, 1, 2, 3, 4]));
+        // call *%rax (ff d0), call *0x8(%rax) (ff 50 08), call *disp32(%rip) (ff 15 + 4).
+        assert!(ends_with_call(&[0, 0, 0, 0, 0, 0xff, 0xd0]));
+        assert!(ends_with_call(&[0, 0, 0, 0, 0xff, 0x50, 0x08]));
+        assert!(ends_with_call(&[0, 0xff, 0x15, 1, 2, 3, 4]));
+        // jmp *%rax (ff e0, /4) and plain data are not calls.
+        assert!(!ends_with_call(&[0, 0, 0, 0, 0, 0xff, 0xe0]));
+        assert!(!ends_with_call(&[0; 7]));
+    }
 }

@@ -531,13 +531,7 @@ fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
         }
         let mut before = [0u8; 7];
         mem.read_exact(v - 7, &mut before).ok()?;
-        // call rel32 (e8), or call r/m (ff /2) of 2, 3, 6 or 7 bytes.
-        let is_call = before[2] == 0xe8
-            || (before[5] == 0xff && before[6] & 0x38 == 0x10)
-            || (before[4] == 0xff && before[5] & 0x38 == 0x10)
-            || (before[1] == 0xff && before[2] & 0x38 == 0x10)
-            || (before[0] == 0xff && before[1] & 0x38 == 0x10);
-        is_call.then_some(v)
+        crate::tracee::ends_with_call(&before).then_some(v)
     })
 }
 

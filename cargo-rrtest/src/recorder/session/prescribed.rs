@@ -397,17 +397,10 @@ impl Maps {
             if !code {
                 continue;
             }
-            let Ok(before) = mem.read_vec(ret - 7, 7) else {
-                continue;
-            };
-            // call rel32 (e8), or call r/m64 (ff /2) of 2, 3, 6 or 7 bytes.
-            let reg2 = |modrm: u8| modrm & 0x38 == 0x10;
-            let is_call = before[2] == 0xe8
-                || (before[5] == 0xff && reg2(before[6]))
-                || (before[4] == 0xff && reg2(before[5]))
-                || (before[1] == 0xff && reg2(before[2]))
-                || (before[0] == 0xff && reg2(before[1]));
-            if !is_call {
+            let mut before = [0u8; 7];
+            if mem.read_exact(ret - 7, &mut before).is_err()
+                || !crate::tracee::ends_with_call(&before)
+            {
                 continue;
             }
             if let Some((file, addr)) = self.file_address(ret - 1) {

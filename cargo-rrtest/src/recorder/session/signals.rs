@@ -158,17 +158,7 @@ impl Session {
         tid: Tid,
         signo: i32,
     ) -> Option<(i32, [u8; ptrace::SIGINFO_SIZE])> {
-        let blocked = crate::tracee::blocked_signals(tid).unwrap_or(u64::MAX);
-        if blocked & (1u64 << (signo - 1)) != 0 {
-            return None;
-        }
-        let task = self.tasks.get_mut(&tid)?;
-        let i = task.pending_signals.iter().position(|&(s, _)| s == signo)?;
-        let taken = task.pending_signals.remove(i);
-        if task.pending_signals.is_empty() {
-            task.pending_since = None;
-        }
-        Some(taken)
+        self.take_first_unblocked(tid, |s| s == signo)
     }
 
     /// Takes the first held-back signal the thread does not block now.
@@ -176,8 +166,18 @@ impl Session {
         &mut self,
         tid: Tid,
     ) -> Option<(i32, [u8; ptrace::SIGINFO_SIZE])> {
+        self.take_first_unblocked(tid, |_| true)
+    }
+
+    /// Takes the first held-back signal `wanted` accepts that the thread
+    /// does not block now.
+    fn take_first_unblocked(
+        &mut self,
+        tid: Tid,
+        wanted: impl Fn(i32) -> bool,
+    ) -> Option<(i32, [u8; ptrace::SIGINFO_SIZE])> {
         let task = self.tasks.get_mut(&tid)?;
-        if task.pending_signals.is_empty() {
+        if !task.pending_signals.iter().any(|&(signo, _)| wanted(signo)) {
             return None;
         }
         // Unknown: treat everything as blocked, so that nothing is delivered
@@ -186,7 +186,7 @@ impl Session {
         let i = task
             .pending_signals
             .iter()
-            .position(|&(signo, _)| blocked & (1u64 << (signo - 1)) == 0)?;
+            .position(|&(signo, _)| wanted(signo) && blocked & (1u64 << (signo - 1)) == 0)?;
         let taken = task.pending_signals.remove(i);
         if task.pending_signals.is_empty() {
             task.pending_since = None;
