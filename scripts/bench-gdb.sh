@@ -9,6 +9,11 @@
 #     N write+pread pairs (N = 300000 by default: about 1 s of replay here);
 #   - gdb_continue: the same trace, `continue` to the end under gdb (the
 #     session's fixed cost included); the ratio gdb_continue / replay;
+#   - continue_command: in that session, the `continue` command alone, timed
+#     by gdb's python from the prompt at the first instruction to the exit
+#     (gdb's own start, the connection and the symbol reads left out); the
+#     ratio continue_command / replay (the plain replay's own start-up stays
+#     in its figure, so this ratio does not flatter the debugger);
 #   - reverse_continue: on that trace, `break main`, `continue`, `break
 #     _exit`, `continue`, then `reverse-continue` back to main: the session
 #     with the reverse-continue minus the same session without it.
@@ -68,11 +73,16 @@ DEMO=$(ls -t "$DEMO_TARGET"/debug/deps/demo_core-* | grep -v '\.' | head -1)
 gcc -O1 -g -o "$WORK/syscall_loop" fixtures/c/syscall_loop.c
 "$BIN" record --no-verify -o "$WORK/loop" -- "$WORK/syscall_loop" "$N" >/dev/null
 
-first=() replay=() cont=() plain=() rev=()
+first=() replay=() cont=() cmd=() plain=() rev=()
 for _ in $(seq "$RUNS"); do
   session "$WORK/demo" "$DEMO" 'info registers rip'; first+=("$TOOK")
   t0=$(now); "$BIN" replay --quiet "$WORK/loop"; replay+=("$(echo "$(now) - $t0" | bc -l)")
-  session "$WORK/loop" "$WORK/syscall_loop" continue; cont+=("$TOOK")
+  session "$WORK/loop" "$WORK/syscall_loop" 'python import time; t0 = time.time()' continue \
+    'python print("continue_command_s", time.time() - t0)'
+  cont+=("$TOOK")
+  took=$(awk '/^continue_command_s/ {print $2}' "$WORK/gdb.out")
+  [ -n "$took" ] || { echo "gdb printed no continue time:"; cat "$WORK/gdb.out"; exit 1; }
+  cmd+=("$took")
   session "$WORK/loop" "$WORK/syscall_loop" 'break main' continue 'break _exit' continue; plain+=("$TOOK")
   session "$WORK/loop" "$WORK/syscall_loop" 'break main' continue 'break _exit' continue reverse-continue; rev+=("$TOOK")
   grep -q 'Breakpoint 1, main' "$WORK/gdb.out" || { echo "reverse-continue did not reach main:"; cat "$WORK/gdb.out"; }
@@ -80,19 +90,23 @@ done
 m_first=$(printf '%s\n' "${first[@]}" | median)
 m_replay=$(printf '%s\n' "${replay[@]}" | median)
 m_cont=$(printf '%s\n' "${cont[@]}" | median)
+m_cmd=$(printf '%s\n' "${cmd[@]}" | median)
 m_plain=$(printf '%s\n' "${plain[@]}" | median)
 m_rev=$(printf '%s\n' "${rev[@]}" | median)
 reverse=$(echo "$m_rev - $m_plain" | bc -l)
 ratio=$(echo "$m_cont / $m_replay" | bc -l)
+cmd_ratio=$(echo "$m_cmd / $m_replay" | bc -l)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 cat >"$OUT/gdb-$stamp.json" <<EOF
 {"runs": $RUNS, "n": $N, "sysroot": $SYSROOT,
  "first_prompt_s": $m_first,
  "replay_s": $m_replay, "gdb_continue_s": $m_cont, "continue_over_replay": $ratio,
+ "continue_command_s": $m_cmd, "continue_command_over_replay": $cmd_ratio,
  "reverse_continue_s": $reverse}
 EOF
 cp "$OUT/gdb-$stamp.json" "$OUT/gdb-latest.json"
 printf 'first prompt (demo test)      %.3f s\n' "$m_first"
 printf 'plain replay (N=%s)       %.3f s\n' "$N" "$m_replay"
-printf 'continue to the end in gdb    %.3f s  (%.2fx the plain replay)\n' "$m_cont" "$ratio"
+printf 'continue to the end in gdb    %.3f s  (%.2fx the plain replay; whole session)\n' "$m_cont" "$ratio"
+printf '  the continue command alone  %.3f s  (%.2fx the plain replay)\n' "$m_cmd" "$cmd_ratio"
 printf 'reverse-continue to main      %.3f s\n' "$reverse"
