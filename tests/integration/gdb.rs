@@ -24,6 +24,18 @@
 //!   blocks in a buffered `read` (its site patched), `info threads` and
 //!   `thread apply all bt` show the program's frames (`read` called from
 //!   `echo`), never a stub as `?? ()`;
+//! - `gdb::c::step_over_buffered_syscalls_and_rdtsc`: in a late round of
+//!   `dbg_buffered`'s `io_round` (its `write`, `read` and `rdtsc` sites
+//!   patched), `next` goes line by line over the buffered calls and the
+//!   `rdtsc`, and `stepi` from the breakpoint back to `main` (through
+//!   `write` and `read` in libc) never stops at an address without a
+//!   symbol (a stub or the hook);
+//! - `gdb::rust::reverse_step_back_from_a_panic_with_a_backtrace`: the demo's
+//!   failing test recorded with `RUST_BACKTRACE=1` (the panic symbolizes
+//!   the backtrace, millions of instructions since the last event):
+//!   `reverse-stepi` and `reverse-step` from `rust_panic` step back into
+//!   its caller within the session's limit, `stepi` goes forward again,
+//!   and `reverse-continue` reaches the test body;
 //! - `gdb::c::reverse_watch_finds_the_write`: `watch -l watched` then
 //!   `reverse-continue` stops at the last write (the worker thread's), on
 //!   the line that wrote it, before the write (gdb shows the old value as
@@ -134,6 +146,14 @@ pub fn trials() -> Vec<Trial> {
         ),
         t("c::reverse_watch_finds_the_write", c_reverse_watch),
         t("rust::reverse_finish_out_of_the_panic", rust_reverse_finish),
+        t(
+            "c::step_over_buffered_syscalls_and_rdtsc",
+            c_step_over_buffered,
+        ),
+        t(
+            "rust::reverse_step_back_from_a_panic_with_a_backtrace",
+            rust_reverse_step_backtrace,
+        ),
         t(
             "protocol::malformed_packets_get_errors",
             malformed_packets_get_errors,
@@ -710,6 +730,78 @@ fn c_stepi_and_next() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `dbg_buffered`: by its 16th round `io_round`'s `write`, `read` and
+/// `rdtsc` sites are patched. `next` over each line, then (in the 17th
+/// round) `stepi` until back in `main`: every stop is at an address gdb
+/// names (the program, libc), never in a stub or the hook.
+fn c_step_over_buffered() -> Result<(), Failed> {
+    let (trace, exe, dir) = recorded_fixture("dbg_buffered", &[], 0, "gdb-c-step-buffered")?;
+    let source = std::fs::read_to_string(build::c_source_dir().join("dbg_buffered.c"))?;
+    let line = |marker: &str| -> Result<usize, Failed> {
+        source
+            .lines()
+            .position(|l| l.contains(marker))
+            .map(|i| i + 1)
+            .ok_or_else(|| format!("no line with {marker} in dbg_buffered.c").into())
+    };
+    // gdb's python, one line: stepi until `main`, noting unnamed stops.
+    let sweep = "python exec(\"unnamed = []\\nn = 0\\nwhile n < 2000:\\n  \
+                 gdb.execute('stepi', to_string=True)\\n  n += 1\\n  \
+                 f = gdb.selected_frame()\\n  \
+                 if f.name() is None: unnamed.append(hex(f.pc()))\\n  \
+                 if f.name() == 'main': break\\n\
+                 print('SWEEP', n, 'UNNAMED', len(unnamed), unnamed[:5])\")";
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break io_round if i == 15",
+            "continue",
+            "next",
+            "next",
+            "next",
+            "next",
+            "next",
+            "delete",
+            "break io_round if i == 16",
+            "continue",
+            sweep,
+            "continue",
+        ],
+    )?;
+    // Each `next` printed its line, in order: the write, the read, the
+    // load of what the buffered read wrote, the rdtsc.
+    let printed: Vec<usize> = out
+        .lines()
+        .filter_map(|l| l.split_once('\t')?.0.parse().ok())
+        .collect();
+    let want = [
+        line("CHECK(write(")?,
+        line("CHECK(read(")?,
+        line("long back = landed")?,
+        line("__rdtsc()")?,
+    ];
+    let mut rest = printed.iter();
+    check!(
+        want.iter().all(|w| rest.any(|p| p == w)),
+        "`next` did not go line by line over {want:?} (printed {printed:?}):\n{out}\nserver:\n{err}"
+    );
+    let sweep_line = out.lines().find(|l| l.starts_with("SWEEP "));
+    let steps: Option<u64> = sweep_line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+    check!(
+        sweep_line.is_some_and(|l| l.contains("UNNAMED 0 "))
+            && steps.is_some_and(|n| (10..2000).contains(&n)),
+        "stepi from io_round back to main stopped somewhere unnamed or never got there \
+         ({sweep_line:?}):\n{out}\nserver:\n{err}"
+    );
+    check!(
+        out.contains("exited normally"),
+        "the replay did not end as recorded after the steps:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
 fn c_reverse_continue() -> Result<(), Failed> {
     let (trace, exe, dir) = recorded_c("gdb-c-reverse")?;
     let (out, err) = session(
@@ -980,7 +1072,10 @@ fn c_interrupt_not_in_buffer_code() -> Result<(), Failed> {
         recorded_fixture("syscall_loop", &["2000000"], 0, "gdb-c-interrupt-buffer")?;
     // About 6 s of replay: three interrupts half a second apart fit.
     let timer = ctrl_c_after(0.5);
-    let mut cmds: Vec<&str> = Vec::new();
+    // To `main` first: gdb reads the libraries over the connection at
+    // their load, which under load took longer than the first timer (the
+    // interrupt then fell into that and the loop ran to its end).
+    let mut cmds: Vec<&str> = vec!["break main", "continue", "delete"];
     for _ in 0..3 {
         cmds.extend([timer.as_str(), "continue", "info symbol $pc", "bt"]);
     }
@@ -1285,6 +1380,76 @@ fn rust_reverse_finish() -> Result<(), Failed> {
         out.contains("#0  ")
             && out.contains("demo_core::tests::checksum_matches () at demo-core/src/lib.rs:47"),
         "reverse-finish from the panic did not reach the test body:\n{out}\nserver:\n{err}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// The demo's failing test recorded with `RUST_BACKTRACE=1`: between the
+/// last event and `rust_panic` the panic hook symbolized a backtrace. A
+/// reverse step counts single steps from an anchor before the position;
+/// from the event's start that took longer than any session (the replay
+/// watchdog killed it at 60 s). From the call into the function it is a
+/// few steps.
+fn rust_reverse_step_backtrace() -> Result<(), Failed> {
+    let exe = demo_core_tests()?;
+    let dir = TrialDir::new("gdb-rust-reverse-step-backtrace")?;
+    let inv = Invocation {
+        exe: exe.clone(),
+        args: ["--exact", "tests::checksum_matches", "--nocapture"]
+            .map(Into::into)
+            .to_vec(),
+        work: dir.sub("work")?,
+    };
+    let trace = dir.path.join("trace");
+    let rec = inv.record_wrapped(&["env", "RUST_BACKTRACE=1"], &trace, &[])?;
+    check!(
+        rec.code() == 101 && String::from_utf8_lossy(&rec.stderr).contains("stack backtrace"),
+        "recording the failing demo test with a backtrace: {}",
+        rec.describe()
+    );
+    let (out, err) = session(
+        &trace,
+        &exe,
+        &[
+            "break rust_panic",
+            "continue",
+            "p/x $pc",
+            "reverse-stepi",
+            "p/x $pc",
+            "bt 1",
+            "reverse-step",
+            "reverse-step",
+            "bt 1",
+            "stepi",
+            "bt 1",
+            "break demo_core::tests::checksum_matches",
+            "reverse-continue",
+            "bt 1",
+        ],
+    )?;
+    let pc = |n: u32| -> Option<u64> {
+        let l = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("${n} = 0x")))?;
+        u64::from_str_radix(l.trim(), 16).ok()
+    };
+    check!(
+        matches!((pc(1), pc(2)), (Some(a), Some(b)) if b < a),
+        "reverse-stepi in rust_panic did not go back ({:?} then {:?}):\n{out}\nserver:\n{err}",
+        pc(1),
+        pc(2)
+    );
+    let frames: Vec<&str> = out.lines().filter(|l| l.starts_with("#0  ")).collect();
+    check!(
+        frames.len() == 4
+            && frames[0].contains("rust_panic")
+            && frames[1].contains("panic_with_hook")
+            && frames[2].contains("panic_with_hook")
+            && frames[3]
+                .contains("demo_core::tests::checksum_matches () at demo-core/src/lib.rs:4"),
+        "reverse-step from rust_panic did not go back into its caller, or reverse-continue \
+         not on to the test body ({frames:?}):\n{out}\nserver:\n{err}"
     );
     dir.finish();
     Ok(())

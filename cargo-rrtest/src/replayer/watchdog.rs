@@ -1,7 +1,7 @@
 //! A replay that stops making progress (a tracee blocked where the recording
 //! says it ran on: a bug, or a trace we cannot reproduce) must end with an
 //! error, never hang `verify`, `replay` or a test run. A watchdog thread
-//! watches the replayed event index; when it has not moved for
+//! watches the replayed event index (and the debugger's single steps); when neither has moved for
 //! [`STALL_LIMIT`] while the replayer was busy replaying, it SIGKILLs the replay's tracees, and the replayer, whose
 //! `waitpid` then returns, reports the stall.
 //!
@@ -54,6 +54,9 @@ pub struct Watchdog {
     /// Set while the replayer replays an event: only that time counts
     /// (a driver of `Replay` may look at a stop for as long as it likes).
     pub busy: AtomicBool,
+    /// Single steps the debugger made: progress inside one event (a
+    /// reverse step's counting re-run), so the stall clock restarts.
+    pub steps: AtomicU64,
     /// Set when the watchdog fired.
     pub fired: AtomicBool,
     /// Set when the replay ended; the thread exits.
@@ -73,7 +76,7 @@ impl Watchdog {
             .name("rrtest-replay-watchdog".into())
             .spawn(move || {
                 let tick = Duration::from_millis(100);
-                let mut last = u64::MAX;
+                let mut last = (u64::MAX, 0);
                 let mut still = Duration::ZERO;
                 while !seen.done.load(Ordering::SeqCst) {
                     std::thread::sleep(tick);
@@ -81,7 +84,10 @@ impl Watchdog {
                         seen.kill_all();
                         continue;
                     }
-                    let now = seen.index.load(Ordering::SeqCst);
+                    let now = (
+                        seen.index.load(Ordering::SeqCst),
+                        seen.steps.load(Ordering::Relaxed),
+                    );
                     if now != last || !seen.busy.load(Ordering::SeqCst) {
                         last = now;
                         still = Duration::ZERO;

@@ -129,6 +129,13 @@ pub(super) enum Base {
     Hit(Mark),
 }
 
+/// How far after a function's entry [`Session::step_back_probes`] looks
+/// for the call that entered it.
+const ENTRY_REACH: u64 = 4096;
+
+/// How many of the instructions before the ip are probes of a reverse step.
+const FALLTHROUGH_PROBES: usize = 8;
+
 /// A user stop a scan noted: its mark, the stop, and the trap of its
 /// thread just before it in its event (any anchor), if any.
 #[derive(Debug, Clone, Copy)]
@@ -192,7 +199,7 @@ impl Session {
         let here = self.ctl().here;
         let target = self.target_of(here)?;
         match how {
-            Resume::Continue => match or_served!(self.scan(target)).0 {
+            Resume::Continue => match or_served!(self.scan(target, BTreeSet::new())).0 {
                 None => self.restart(),
                 Some(
                     noted @ Noted {
@@ -226,8 +233,9 @@ impl Session {
 
     fn reverse_step(&mut self, target: Target) -> Result<Stop, ReplayError> {
         let mut next = match target {
-            Target::Inside { event, tid, .. } => {
-                let base = match or_served!(self.scan(target)).1 {
+            Target::Inside { event, tid, point } => {
+                let probes = self.step_back_probes(tid, &point)?;
+                let base = match or_served!(self.scan(target, probes)).1 {
                     Some(mark) => Base::Hit(mark),
                     None => Base::Boundary(event),
                 };
@@ -324,13 +332,62 @@ impl Session {
             .ok_or_else(|| Error::Debugger("a re-run lost its goal".into()).into())
     }
 
-    /// A scan re-run to `target`: the last user stop and the last anchor
-    /// of the target's thread in its event before it.
-    fn scan(&mut self, target: Target) -> Result<Ran<Scanned>, ReplayError> {
-        let probes = match target {
-            Target::Inside { point, .. } => BTreeSet::from([point.ip]),
-            _ => BTreeSet::new(),
+    /// Probes for a reverse step from `point` of thread `tid`: places that
+    /// ran shortly before it in the thread, so that the count of single
+    /// steps starts near the position and not at its event's start, which
+    /// may be millions of steps back (a panic that printed a backtrace ran
+    /// its symbolization since the last event). Any pass through a probe
+    /// before the position in the event is a valid anchor (a poor one only
+    /// costs steps); every probe is a known instruction boundary, so its
+    /// breakpoint cannot change the code the program runs:
+    /// - the call that entered the function (the innermost return address
+    ///   on the stack whose `call rel32` or `call *disp32(%rip)` targets an
+    ///   address at most [`ENTRY_REACH`] bytes before the ip; a breakpoint
+    ///   stops after a function's prologue, not at its entry);
+    /// - the last [`FALLTHROUGH_PROBES`] instructions before the ip, found
+    ///   by decoding from that function's entry up to the ip (none when
+    ///   the decoding does not land on the ip).
+    fn step_back_probes(
+        &mut self,
+        tid: Tid,
+        point: &ExecPoint,
+    ) -> Result<BTreeSet<u64>, ReplayError> {
+        let real = self.task(tid)?.real;
+        let mem = rrtest_sys::RemoteMem::new(real);
+        let mut probes = BTreeSet::new();
+        let Some((site, entry)) = entering_call(&mem, point) else {
+            return Ok(probes);
         };
+        probes.insert(site);
+        let mut code = vec![0u8; (point.ip - entry) as usize];
+        if mem.read_exact(entry, &mut code).is_ok() {
+            let mut decoder =
+                iced_x86::Decoder::with_ip(64, &code, entry, iced_x86::DecoderOptions::NONE);
+            let mut starts = Vec::new();
+            while decoder.can_decode() {
+                let insn = decoder.decode();
+                if insn.is_invalid() {
+                    starts.clear();
+                    break;
+                }
+                starts.push(insn.ip());
+            }
+            // The decoding must end exactly at the ip.
+            if decoder.ip() == point.ip {
+                probes.extend(starts.iter().rev().take(FALLTHROUGH_PROBES));
+            }
+        }
+        Ok(probes)
+    }
+
+    /// A scan re-run to `target`: the last user stop and the last anchor
+    /// of the target's thread in its event before it (a trap of a
+    /// breakpoint, of a probe at the target's ip, or of one in `extra`).
+    fn scan(&mut self, target: Target, extra: BTreeSet<u64>) -> Result<Ran<Scanned>, ReplayError> {
+        let mut probes = extra;
+        if let Target::Inside { point, .. } = target {
+            probes.insert(point.ip);
+        }
         self.respawn(
             Some(Goal::Scan {
                 target,
@@ -681,6 +738,46 @@ impl Session {
             .map_err(perr("reading an execution point", real))?;
         Ok(seen == *point)
     }
+}
+
+/// The call that most likely entered the function a thread is in at
+/// `point`, and that function's entry: see [`Session::step_back_probes`].
+fn entering_call(mem: &rrtest_sys::RemoteMem, point: &ExecPoint) -> Option<(u64, u64)> {
+    const RSP: usize = 7;
+    const WORDS: usize = 64;
+    let mut stack = [0u8; WORDS * 8];
+    // The stack may end within the window: read what there is.
+    let mut have = stack.len();
+    while have > 0 && mem.read_exact(point.regs[RSP], &mut stack[..have]).is_err() {
+        have -= 64;
+    }
+    let near = |callee: u64| callee <= point.ip && point.ip - callee <= ENTRY_REACH;
+    for word in stack[..have].chunks_exact(8) {
+        let ret = u64::from_le_bytes(word.try_into().ok()?);
+        let Some(site) = ret.checked_sub(6) else {
+            continue;
+        };
+        let mut call = [0u8; 6];
+        if mem.read_exact(site, &mut call).is_err() {
+            continue;
+        }
+        let rel = i64::from(i32::from_le_bytes([call[2], call[3], call[4], call[5]]));
+        // `call rel32`: e8 and the displacement from the return address.
+        let callee = ret.wrapping_add_signed(rel);
+        if call[1] == 0xe8 && near(callee) {
+            return Some((site + 1, callee));
+        }
+        // `call *disp32(%rip)` (ff 15): through a pointer in memory (the
+        // GOT), read now: the same as at the call, short of a lazily bound
+        // entry, whose guess is only dearer.
+        if call[..2] == [0xff, 0x15] {
+            let mut slot = [0u8; 8];
+            if mem.read_exact(callee, &mut slot).is_ok() && near(u64::from_le_bytes(slot)) {
+                return Some((site, u64::from_le_bytes(slot)));
+            }
+        }
+    }
+    None
 }
 
 /// The probe a re-run to `base` needs: its anchor's address (a user's

@@ -692,6 +692,7 @@ impl Session {
             _ => Vec::new(),
         };
         let key = self.breakpoint_key(real_pid, regs.rip);
+        let dog = std::sync::Arc::clone(&self.watchdog);
         let ctl = self.ctl();
         let ours = real_pid == ctl.debugged;
         // An `int3` of ours at the ip is stepped over, or the thread would
@@ -721,6 +722,9 @@ impl Session {
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
         } else if user_step || over || ctl.deferred.is_some() {
             ctl.stepping = user_step;
+            // A reverse step's counting re-run may single-step one event
+            // for minutes: progress, not a stall.
+            dog.steps.fetch_add(1, Ordering::Relaxed);
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
         } else if std::mem::take(&mut ctl.flags_dirty) && regs.eflags & TRAP_FLAG != 0 {
             // Single steps through a stub's `pushf`/`popf` (a deferred
