@@ -21,7 +21,9 @@
 //! site assumes they survive; rcx and r11 are clobbered, as by `syscall`),
 //! then either returns to the stub's bail label with rax = nr, or restores
 //! rflags and rsp itself and jumps to the resume label
-//! (`bail + stub::BAIL_TO_RESUME`) with rax = the result.
+//! (`bail + stub::BAIL_TO_RESUME`) with rax = the result, rcx = that label
+//! and r11 = the flags at the call (as `syscall` sets them: nothing of the
+//! hook's own computation, which may differ in replay, reaches the program).
 //!
 //! An rdtsc site's stub calls the same entry; the entry knows it by the
 //! `rdtsc` at `bail + stub::BAIL_TO_TRAP` (a syscall site's stub has its
@@ -141,6 +143,11 @@ core::arch::global_asm!(
     ".cfi_def_cfa_offset 0",
     ".cfi_register rip, rcx",
     "add rcx, {bail_to_resume}",
+    // r11 as `syscall` leaves it: the flags at the call. Not whatever the
+    // hook left there (a pointer into the buffer: where the record went,
+    // which replay, resetting the buffer at each resume, does not repeat;
+    // an execution point in a loop after the syscall shows r11).
+    "mov r11, [rsp]",
     "popfq",
     "mov rsp, [{saved_rsp}]",
     ".cfi_undefined rip",

@@ -172,6 +172,11 @@ pub const C_SPECS: &[Spec] = &[
     // syscall: replay must leave rcx and r11 as the syscall did.
     Spec::c("syscall_then_spin-pie", CBuild::pie("syscall_then_spin"))
         .stdout_has(&["the alarm ended the spin"]),
+    // The same after two buffered syscalls with a pass through the loop
+    // between them (replay stops there and resumes the thread): the
+    // point's r11 must not say where the second one's record went.
+    Spec::c("syscall_pass_spin-pie", CBuild::pie("syscall_pass_spin"))
+        .stdout_has(&["the alarm ended the spin after two buffered syscalls"]),
     Spec::c("pipe_pingpong-pie", CBuild::pie("pipe_pingpong"))
         .args(Args::Fixed(&["200", "20000"]))
         .stdout_has(&["rounds 200 checksum"]),

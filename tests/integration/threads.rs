@@ -51,12 +51,7 @@ const WORKLOADS: &[&str] = &[
 /// divergence; their `record_replay` trials are ignored (run them with
 /// `--ignored`) until it is fixed. docs/design.md ("Execution points")
 /// describes the cause as far as it is known.
-const KNOWN_DIVERGENT: &[(&str, &str)] = &[(
-    "spin_try_send_rendezvous",
-    "in about 1 of 2 runs among other trials (never alone in 8 runs), the \
-     verification replay does not find an execution point in the poller's \
-     try_recv/try_send loop (`saw no pass through ip with them`)",
-)];
+const KNOWN_DIVERGENT: &[(&str, &str)] = &[];
 
 /// Builds the fixture's test binary once per test run.
 fn test_binary() -> Result<&'static PathBuf, Failed> {

@@ -107,10 +107,8 @@ fn assemble(base: u64) -> Result<(Vec<u8>, u64), iced_x86::IcedError> {
     // The registers leave the routine as the recording's `syscall` left
     // them: rax the result, rcx the address after the gate's `syscall`,
     // r11 the flags at the call, the flags themselves and every other
-    // register unchanged. (The hook entry keeps whatever rcx and r11 the
-    // hook ends with, as a `syscall` site expects them clobbered; a
-    // difference there would show at an execution point the program
-    // reaches before it writes them.) The flags and the registers the fast
+    // register unchanged. (The hook entry sets rcx and r11 again as it
+    // returns to the program, so those two are kept only to be faithful.) The flags and the registers the fast
     // path uses go on the stack first; every jump to the slow path comes
     // from this depth, and the slow path restores them, so that its stop
     // shows the syscall's own arguments.

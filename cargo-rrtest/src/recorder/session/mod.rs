@@ -595,6 +595,7 @@ impl Session {
                 }
                 if self.current.is_none() {
                     self.schedule()?;
+                    self.update_tick();
                 }
                 // No thread runs: all wait in the kernel (or for the tick).
                 let idle_since = self.current.is_none().then(Instant::now);

@@ -251,6 +251,7 @@ impl Session {
         let first =
             exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
         let committed = self.committed(tid);
+        trace!(tid, ?committed, ?first, "a probe's first pass");
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.seeking = Some(Seek {
             target: regs.rip,
@@ -284,6 +285,7 @@ impl Session {
         mut probe: SpinProbe,
     ) -> Result<ProbeVerdict, Error> {
         let committed = self.committed(tid);
+        trace!(tid, ?committed, regs = ?crate::tracee::point_regs(regs), "a probe's pass");
         let mut point = None;
         if committed != probe.committed {
             // Buffered syscalls since the probe began: progress. A thread

@@ -65,8 +65,16 @@ pub(super) const SPIN_SLICE: Duration = Duration::from_millis(2);
 
 /// [`SPIN_SLICE`] for a thread whose last check found it spinning: one that
 /// waits by spinning is likely to again (a hand-off back and forth), and a
-/// check that finds it computing puts it back to `SPIN_SLICE`.
-const SPIN_SLICE_AGAIN: Duration = Duration::from_micros(500);
+/// check that finds it computing puts it back to `SPIN_SLICE`. Its time
+/// is wasted while the thread it waits for cannot run: each hand-off of a
+/// spin-waiting pair costs this, the tick's delay and a probe.
+const SPIN_SLICE_AGAIN: Duration = Duration::from_micros(200);
+
+/// The tick while the running thread's last check found it spinning and
+/// another thread waits: at [`TICK`] the check came up to a whole tick
+/// after [`SPIN_SLICE_AGAIN`] (the recorder, not the program, takes these
+/// ticks; only while a known spinner runs).
+const SPIN_TICK: Duration = Duration::from_micros(100);
 
 /// Where a thread's slice ends, short of its time slice (see
 /// [`SchedulePolicy::steps`]).
@@ -493,14 +501,25 @@ impl Session {
     }
 
     /// Runs the timer at [`LONE_TICK`] while the recording has one thread
-    /// and no signal is held back, at [`TICK`] otherwise.
+    /// and no signal is held back, at [`SPIN_TICK`] while a thread found
+    /// spinning at its last check runs and another waits, at [`TICK`]
+    /// otherwise.
     pub(super) fn update_tick(&mut self) {
         let lone = self.tasks.len() == 1
             && self
                 .tasks
                 .values()
                 .all(|t| t.pending_signals.is_empty() && t.seeking.is_none());
-        let want = if lone { LONE_TICK } else { TICK };
+        let spinner_runs = self.current.is_some_and(|tid| {
+            self.tasks.get(&tid).is_some_and(|t| t.spun) && self.others_ready(tid)
+        });
+        let want = if lone {
+            LONE_TICK
+        } else if spinner_runs {
+            SPIN_TICK
+        } else {
+            TICK
+        };
         if want != self.sched.tick {
             self.sched.tick = want;
             sys_signals::start_ticks(want);

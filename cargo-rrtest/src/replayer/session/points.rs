@@ -56,6 +56,7 @@ impl Session {
                     seen,
                 ));
             }
+            trace!(tid, hits, regs = ?crate::tracee::point_regs(&regs), "a pass through the point's ip");
             if crate::tracee::point_regs(&regs) == point.regs
                 && self.buffered_drained(tid)
                 && crate::tracee::exec_point(real, &regs)
