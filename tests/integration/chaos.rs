@@ -51,6 +51,11 @@ const RACES: &[Race] = &[
     },
 ];
 
+/// Tests of fixtures/races (a debug build, run as the harness runs one
+/// test) that chaos finds within [`MAX_SEEDS`], and what their failure
+/// says. (The others are not found reliably yet, see docs/chaos.md.)
+const RUST_RACES: &[(&str, &str)] = &[("lost_update", "hits were lost")];
+
 pub fn trials() -> Vec<Trial> {
     let mut trials: Vec<Trial> = RACES
         .iter()
@@ -59,6 +64,12 @@ pub fn trials() -> Vec<Trial> {
             Trial::test(name.clone(), move || finds_race(&name, race))
         })
         .collect();
+    for (test, failure) in RUST_RACES {
+        let name = format!("chaos::finds::races::{test}");
+        trials.push(Trial::test(name.clone(), move || {
+            finds_rust_race(&name, test, failure)
+        }));
+    }
     trials.push(Trial::test("chaos::same_seed_same_decisions", || {
         same_seed_same_decisions()
     }));
@@ -101,21 +112,87 @@ fn finds_race(name: &str, race: &Race) -> Result<(), Failed> {
     } else {
         Vec::new()
     };
+    finds(&dir, &exe, &args, 1, race.failure)?;
+    dir.finish();
+    Ok(())
+}
+
+/// [`finds_race`] for the test `test` of fixtures/races: its failure is a
+/// panic (exit 101) that says `failure`.
+fn finds_rust_race(name: &str, test: &str, failure: &str) -> Result<(), Failed> {
+    let exe = races_test_binary()?;
+    let dir = TrialDir::new(name)?;
+    let args = [
+        Path::new("--exact"),
+        Path::new(test),
+        Path::new("--nocapture"),
+    ];
+    finds(&dir, exe, &args, 101, failure)?;
+    dir.finish();
+    Ok(())
+}
+
+/// The test binary of fixtures/races (`cargo test --no-run`, a debug
+/// build), built once per test run.
+fn races_test_binary() -> Result<&'static Path, Failed> {
+    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["test", "--no-run", "--offline", "--message-format", "json"])
+                .arg("--manifest-path")
+                .arg(common::fixtures_dir().join("races").join("Cargo.toml"))
+                .arg("--target-dir")
+                .arg(common::scratch_dir("races-bin-target"))
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("running cargo: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "cargo test --no-run on fixtures/races failed ({}):\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|m| {
+                    m["reason"] == "compiler-artifact"
+                        && m["target"]["name"] == "races"
+                        && m["target"]["kind"]
+                            .as_array()
+                            .is_some_and(|k| k.iter().any(|k| k == "test"))
+                })
+                .and_then(|m| m["executable"].as_str().map(PathBuf::from))
+                .ok_or_else(|| "cargo test --no-run named no races test binary".to_string())
+        })
+        .as_deref()
+        .map_err(|e| Failed::from(e.clone()))
+}
+
+/// Records `exe ARGS` under `--chaos --seed 1, 2, ...` until it exits with
+/// `code` and says `failure` (within [`MAX_SEEDS`]): that recording
+/// verifies (its verification replay runs to the failure), replays to the
+/// failure again, and names its seed.
+fn finds(
+    dir: &TrialDir,
+    exe: &Path,
+    args: &[&Path],
+    code: i32,
+    failure: &str,
+) -> Result<(), Failed> {
     for seed in 1..=MAX_SEEDS {
         let trace = dir.path.join(format!("seed-{seed}"));
         let s = seed.to_string();
-        let out = record(
-            &exe,
-            &args,
-            &trace,
-            &["--no-verify", "--chaos", "--seed", &s],
-        )?;
+        let out = record(exe, args, &trace, &["--no-verify", "--chaos", "--seed", &s])?;
         if out.code() == 0 {
             let _ = std::fs::remove_dir_all(&trace);
             continue;
         }
         check!(
-            out.code() == 1 && out.stderr_text().contains(race.failure),
+            out.code() == code && out.stderr_text().contains(failure),
             "seed {seed}: not the race's failure\n{}",
             out.describe()
         );
@@ -134,7 +211,7 @@ fn finds_race(name: &str, race: &Race) -> Result<(), Failed> {
         // were found by the search, and missed by the counted breakpoint).
         let replay = run::replay_in(&trace, None)?;
         check!(
-            replay.code() == 1 && replay.stderr_text().contains(race.failure),
+            replay.code() == code && replay.stderr_text().contains(failure),
             "the replay does not show the failure again\n{}",
             replay.describe()
         );
@@ -144,7 +221,6 @@ fn finds_race(name: &str, race: &Race) -> Result<(), Failed> {
             "info --json does not name seed {seed}: {}",
             header["chaos"]
         );
-        dir.finish();
         return Ok(());
     }
     Err(format!("no failure in {MAX_SEEDS} chaos seeds").into())
