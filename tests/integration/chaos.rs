@@ -54,7 +54,11 @@ const RACES: &[Race] = &[
 /// Tests of fixtures/races (a debug build, run as the harness runs one
 /// test) that chaos finds within [`MAX_SEEDS`], and what their failure
 /// says. (The others are not found reliably yet, see docs/chaos.md.)
-const RUST_RACES: &[(&str, &str)] = &[("lost_update", "hits were lost")];
+const RUST_RACES: &[(&str, &str)] = &[
+    ("lost_update", "hits were lost"),
+    ("check_then_create", "both threads saw no lock file"),
+    ("start_order", "B ran first"),
+];
 
 pub fn trials() -> Vec<Trial> {
     let mut trials: Vec<Trial> = RACES
