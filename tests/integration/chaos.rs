@@ -414,7 +414,115 @@ mod minimize {
                 names_the_line("race_publish", "race_publish.c:30")
             }),
             Trial::test("chaos::minimize::bad_inputs", bad_inputs),
+            Trial::test("chaos::minimize::by_test_name", by_test_name),
         ]
+    }
+
+    /// `cargo rrtest diff --minimize TEST` (the form whose report holds
+    /// both): `stress --chaos --keep-going` on fixtures/races's
+    /// `lost_update` keeps failing chaos traces and a passing one; the
+    /// minimized schedule of the report's pair is a proper subset of the
+    /// failing seed's decisions, and a kept one switches a thread out
+    /// between the counter's load and its store (lib.rs:15-16).
+    fn by_test_name() -> Result<(), Failed> {
+        let dir = TrialDir::new("chaos::minimize::by_test_name")?;
+        let manifest = common::fixtures_dir().join("races").join("Cargo.toml");
+        let target = common::scratch_dir("races-minimize-target");
+        let report_path = dir.path.join("report.json");
+        let (m, t, r) = (
+            manifest.to_str().expect("utf-8 path"),
+            target.to_str().expect("utf-8 path"),
+            report_path.to_str().expect("utf-8 path"),
+        );
+        let stress = crate::harness::rrtest(
+            &[
+                "stress",
+                "--chaos",
+                "--seed",
+                "3",
+                "--count",
+                "6",
+                "--keep-going",
+                "-j",
+                "2",
+                "--manifest-path",
+                m,
+                "--target-dir",
+                t,
+                "lost_update",
+            ],
+            &[],
+            &report_path,
+        );
+        let report = stress.report.ok_or_else(|| {
+            Failed::from(format!(
+                "no report (exit {}):\n{}\n{}",
+                stress.code, stress.stdout, stress.stderr
+            ))
+        })?;
+        let test = report["tests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["name"] == "lost_update")
+            .ok_or("no lost_update in the report")?;
+        let kept = |outcome: &str| -> Vec<String> {
+            test["attempts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["outcome"] == outcome)
+                .filter_map(|a| a["trace"].as_str().map(String::from))
+                .collect()
+        };
+        let (failed, passed) = (kept("failed"), kept("passed"));
+        check!(
+            !failed.is_empty() && !passed.is_empty(),
+            "stress kept no failing and passing pair: {test}"
+        );
+        // Each re-run records the 4 threads' 1200 hits under chaos (2 to
+        // 10 s here): 31 re-runs, 137 s alone for seed 3's pair.
+        let mut diff = Command::new(common::cargo_rrtest());
+        diff.args([
+            "diff",
+            "--minimize",
+            "lost_update",
+            "--json",
+            "--budget",
+            "4m",
+            "--manifest-path",
+            m,
+            "--target-dir",
+            t,
+            "--report",
+            r,
+        ]);
+        let out = run::run_within(&mut diff, std::time::Duration::from_secs(360))?;
+        out.expect_code(0)?;
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("diff --minimize --json: {e}\n{}", out.describe()))?;
+        let path = |side: &str| v[side]["path"].as_str().unwrap_or("").to_string();
+        check!(
+            failed.contains(&path("failing")) && passed.contains(&path("passing")),
+            "not the report's pair: {} / {}; kept {failed:?} / {passed:?}",
+            path("failing"),
+            path("passing")
+        );
+        let kept = v["kept"].as_array().map_or(0, |k| k.len());
+        let decisions = v["decisions"].as_u64().unwrap_or(0);
+        check!(
+            kept >= 1 && (kept as u64) < decisions,
+            "not a proper subset: {kept} of {decisions}\n{v:#}"
+        );
+        let cuts = v["cuts"].as_array().cloned().unwrap_or_default();
+        check!(
+            cuts.iter().any(|c| c["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("lib.rs:15") || t.contains("lib.rs:16"))),
+            "no kept decision switches a thread out at the counter's load or store\n{v:#}"
+        );
+        dir.finish();
+        Ok(())
     }
 
     fn diff(args: &[&Path], flags: &[&str]) -> Result<Run, Failed> {
