@@ -18,7 +18,7 @@
 #
 # Results go to target/rrtest-bench/chaos-<UTC time>.json (and
 # chaos-latest.json). A benchmark, not a test: it asserts nothing.
-# Usage: scripts/bench-chaos.sh [FIXTURE-NAME-SUBSTRING]
+# Usage: [MODES=chaos] [REPEATS=N] scripts/bench-chaos.sh [FIXTURE-NAME-SUBSTRING]
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +27,8 @@ NATIVE_CAP=${NATIVE_CAP:-500}
 RECORD_CAP=${RECORD_CAP:-50}
 CHAOS_CAP=${CHAOS_CAP:-50}
 REPEATS=${REPEATS:-3}
+# The modes to run (a subset of "native record chaos"; the others show "-").
+MODES=${MODES:-native record chaos}
 only=${1:-}
 
 out_dir="$root/target/rrtest-bench"
@@ -133,6 +135,10 @@ for entry in "${fixtures[@]}"; do
   fi
   declare -A runs=() ms=() raw=()
   for mode in native record chaos; do
+    if [[ " $MODES " != *" $mode "* ]]; then
+      runs[$mode]="-" ms[$mode]=0 raw[$mode]=""
+      continue
+    fi
     case $mode in native) cap=$NATIVE_CAP ;; record) cap=$RECORD_CAP ;; chaos) cap=$CHAOS_CAP ;; esac
     rs="" ts=""
     for rep in $(seq "$REPEATS"); do

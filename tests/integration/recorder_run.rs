@@ -102,6 +102,11 @@ fn tail(bytes: &[u8]) -> String {
 /// Runs `cmd` to completion (null stdin, captured stdout/stderr, its own
 /// process group, killed with the group after [`DEADLINE`]).
 pub fn run(cmd: &mut Command) -> Result<Run, Failed> {
+    run_within(cmd, DEADLINE)
+}
+
+/// [`run`], killed after `deadline` instead.
+pub fn run_within(cmd: &mut Command, deadline: Duration) -> Result<Run, Failed> {
     let what = describe_command(cmd);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -126,14 +131,14 @@ pub fn run(cmd: &mut Command) -> Result<Run, Failed> {
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() > DEADLINE => {
+            Ok(None) if start.elapsed() > deadline => {
                 // The whole group: a recorder and its tracees.
                 let _ = Command::new("kill")
                     .args(["-KILL", "--", &format!("-{}", child.id())])
                     .status();
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("`{what}` ran for more than {DEADLINE:?}; killed").into());
+                return Err(format!("`{what}` ran for more than {deadline:?}; killed").into());
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(2)),
             Err(e) => return Err(format!("waiting for `{what}`: {e}").into()),

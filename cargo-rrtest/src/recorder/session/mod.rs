@@ -37,6 +37,7 @@
 //! - [`watchdog`]: a stalled recording ends in an error, not a hang.
 
 mod chaos;
+mod code;
 mod patching;
 mod points;
 mod prescribed;
@@ -146,6 +147,10 @@ struct Task {
     /// Moving an interruption to a cheaper execution point: the return
     /// address the thread is running towards (see [`Session::interrupted`]).
     seeking: Option<Seek>,
+    /// Chaos: what is left of the slice's steps when a traced syscall
+    /// interrupted them; they go on at its exit, if the thread goes on
+    /// there (see [`Session::run_steps`]).
+    steps_left: Option<schedule::Steps>,
     /// A `PTRACE_INTERRUPT` was sent; its stop has not been seen.
     interrupt_requested: bool,
     /// It was interrupted because it made no syscall for a while as others
@@ -198,6 +203,7 @@ impl Task {
             pending_signals: Vec::new(),
             pending_since: None,
             seeking: None,
+            steps_left: None,
             interrupt_requested: false,
             spin_check: false,
             spun: false,
@@ -259,6 +265,9 @@ struct Session {
     /// A prescribed schedule's log ([`prescribed`]): switches are written
     /// to it.
     switch_log: Option<prescribed::Log>,
+    /// Whose code each process's executable mappings hold (chaos steps
+    /// count the program's only).
+    code: code::CodeMaps,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -430,6 +439,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         started: Instant::now(),
         idle: std::time::Duration::ZERO,
         switch_log,
+        code: code::CodeMaps::default(),
     };
     session
         .tasks

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, trace};
 
+use super::schedule::Steps;
 use super::{ptrace_err, Error, Pending, Session};
 use crate::tracee::exec_point;
 use crate::tracee::syscallbuf;
@@ -155,6 +156,10 @@ enum SeekKind {
     /// Chaos: preempt the thread at its `left`-th arrival at `target` (an
     /// address it was just stepped through), where it is then.
     Count { left: u32 },
+    /// Chaos: a stepped thread went into the buffer code (a buffered
+    /// syscall); `target` is where the stub returns to the program, and
+    /// there the slice's stepping goes on with what is `left` of it.
+    Resume { left: Steps },
 }
 
 impl Seek {
@@ -165,6 +170,23 @@ impl Seek {
             target,
             kind: SeekKind::Count { left: hits.max(1) },
             deadline,
+        }
+    }
+
+    /// A [`SeekKind::Resume`] seek: at `target`, step on with `left`.
+    pub(super) fn resume(target: u64, left: Steps, deadline: Instant) -> Self {
+        Seek {
+            target,
+            kind: SeekKind::Resume { left },
+            deadline,
+        }
+    }
+
+    /// The steps left to take where a [`SeekKind::Resume`] seek ends.
+    pub(super) fn steps_left(&self) -> Option<Steps> {
+        match self.kind {
+            SeekKind::Resume { left } => Some(left),
+            _ => None,
         }
     }
 }
@@ -234,8 +256,14 @@ impl Session {
             }
         }
         let task = self.tasks.get_mut(&tid).expect("task exists");
-        if task.seeking.take().is_some() {
+        if let Some(seek) = task.seeking.take() {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+            if seek.steps_left().is_some() && !task.spin_check {
+                // Out of the buffer code too late (a slow buffered
+                // syscall): the slice's stepping is given up; it runs on.
+                trace!(tid, ip = regs.rip, "no return from the buffer code in time");
+                return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            }
             if task.spin_check {
                 // Checked for a spin, it did not come round a loop in time:
                 // it computes; let it run.
@@ -325,6 +353,14 @@ impl Session {
     /// A thread searching for a cheap execution point stopped at its breakpoint.
     pub(super) fn seek_hit(&mut self, tid: Tid, regs: &Regs, seek: Seek) -> Result<(), Error> {
         let found = match seek.kind {
+            SeekKind::Resume { left } => {
+                // Back in the program from the buffer code: the slice's
+                // stepping goes on.
+                ptrace::exec_breakpoint(tid, None)
+                    .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                self.tasks.get_mut(&tid).expect("task exists").seeking = None;
+                return self.run_steps(tid, left);
+            }
             SeekKind::Probe(probe) => match self.probe_pass(tid, regs, seek, probe)? {
                 ProbeVerdict::Spins(point) => {
                     ptrace::exec_breakpoint(tid, None)
@@ -361,6 +397,7 @@ impl Session {
                 SeekKind::Return { .. } => self.stats.schedule.points_return += 1,
                 // A chaos cut: where the policy's count ended, anywhere.
                 SeekKind::Count { .. } => self.stats.schedule.points_anywhere += 1,
+                SeekKind::Resume { .. } => {}
             }
             return self.act_at_point(tid, regs);
         }

@@ -139,6 +139,9 @@ impl Session {
             // Another executable: its sites are not the recorded one's.
             self.exe = None;
         }
+        if let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) {
+            self.code.forget(pid);
+        }
         let former =
             ptrace::geteventmsg(tid).map_err(ptrace_err("PTRACE_GETEVENTMSG", tid))? as Tid;
         if former != tid {

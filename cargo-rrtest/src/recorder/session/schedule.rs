@@ -481,6 +481,8 @@ impl Session {
         let task = self.tasks.get_mut(&tid).expect("scheduled task exists");
         task.state = State::Running;
         task.resumed_at = from_exit;
+        // A new slice: the last one's steps are moot.
+        task.steps_left = None;
         task.spin_check = false;
         // A new slice: an interrupt sent in its last one is moot, and must
         // not keep the tick from looking at it. (Its stop, if it still
@@ -548,6 +550,20 @@ impl Session {
             return Ok(());
         }
         if let Some(seek) = task.seeking {
+            if seek.steps_left().is_some()
+                && self.spaces.contains_key(&task.pid)
+                && others_wait
+                && syscallbuf::blocked_in_untraced(tid)
+            {
+                // Stepping waits for it to leave the buffer code, and it
+                // blocked in a buffered syscall: unwind it, as below.
+                debug!(
+                    tid,
+                    "blocked in a buffered syscall while stepped: unwinding it"
+                );
+                task.interrupt_requested = true;
+                return ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid));
+            }
             if Instant::now() >= seek.deadline {
                 debug!(
                     tid,

@@ -39,23 +39,42 @@ const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Steps taken inside the buffer code before giving up on a preemption.
 const MAX_BUFFER_STEPS: u32 = 4096;
 
+/// Steps taken, uncounted, in the system's code on the way to the
+/// program's (no return address into it on the stack) before the thread
+/// is let run instead.
+const MAX_SYSTEM_STEPS: u32 = 2048;
+
 impl Session {
     /// Runs `tid` (just made current, stopped) for `steps` instructions and
     /// preempts it there, if another thread is then ready.
     pub(super) fn run_steps(&mut self, tid: Tid, plan: Steps) -> Result<(), Error> {
-        let steps = plan.steps;
-        let mut left = steps;
+        let mut left = plan.steps;
+        let rest = |left: u32| Steps {
+            steps: left.max(1),
+            count: plan.count,
+        };
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         // Where the thread's last event left it: never its next point. A
         // point at the ip a thread resumes at is found by replay's counted
         // breakpoint one pass late (the resume skips the breakpoint there).
-        let start_ip = ptrace::getregs(tid)
-            .map_err(ptrace_err("PTRACE_GETREGS", tid))?
-            .rip;
+        let start_ip = regs.rip;
+        let pid = self.tasks.get(&tid).map_or(tid, |t| t.pid);
         let mut sampled: Vec<u64> = Vec::new();
         let mut in_buffer_steps = 0;
         let mut was_in_buffer = self.in_buffer_code(tid)?;
+        // Only the program's instructions count, and a cut never lands in
+        // the system's code (`code`): a thread there runs at full speed
+        // back to the program where its stack shows a return address into
+        // it, or is stepped, uncounted, until it gets there.
+        let mut system_steps = 0;
+        let mut was_system = !was_in_buffer && self.code.is_system(pid, tid, regs.rip);
+        if was_system {
+            if let Some(back) = self.code.return_into_program(pid, tid, regs.rsp) {
+                return self.run_to(tid, back, rest(left));
+            }
+        }
         loop {
-            if left == 0 && !was_in_buffer {
+            if left == 0 && !was_in_buffer && !was_system {
                 let ip = ptrace::getregs(tid)
                     .map_err(ptrace_err("PTRACE_GETREGS", tid))?
                     .rip;
@@ -67,6 +86,13 @@ impl Session {
             if was_in_buffer {
                 in_buffer_steps += 1;
                 if in_buffer_steps > MAX_BUFFER_STEPS {
+                    return self.let_run(tid);
+                }
+            }
+            if was_system {
+                system_steps += 1;
+                if system_steps > MAX_SYSTEM_STEPS {
+                    trace!(tid, "long in the system's code: letting it run");
                     return self.let_run(tid);
                 }
             }
@@ -96,7 +122,12 @@ impl Session {
                     ..
                 } => {
                     self.clear_trap_flag_in_r11(tid)?;
-                    trace!(tid, left, "a syscall ended the steps");
+                    trace!(tid, left, "a syscall interrupted the steps");
+                    // If the thread goes on after it, so do the steps (a
+                    // syscall the policy does not switch at is no end of a
+                    // slice): else a thread past its last syscall would
+                    // run to its end unpreempted.
+                    self.tasks.get_mut(&tid).expect("task exists").steps_left = Some(rest(left));
                     return self.handle(ev);
                 }
                 // A syscall, a signal, an exit: the session handles it as
@@ -108,20 +139,28 @@ impl Session {
             }
             let in_buffer = self.in_buffer_code(tid)?;
             if in_buffer && !was_in_buffer {
-                trace!(tid, "stepped into the buffer code: letting it run");
-                return self.let_run(tid);
+                return self.run_through_buffer(tid, rest(left));
             }
             was_in_buffer = in_buffer;
-            if !in_buffer {
-                left = left.saturating_sub(1);
-                if plan.count.is_some() {
-                    let ip = ptrace::getregs(tid)
-                        .map_err(ptrace_err("PTRACE_GETREGS", tid))?
-                        .rip;
-                    if ip != start_ip {
-                        sampled.push(ip);
-                    }
+            if in_buffer {
+                continue;
+            }
+            let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+            let system = self.code.is_system(pid, tid, regs.rip);
+            if system && !was_system {
+                // A call into the system's code: at full speed to its
+                // return.
+                if let Some(back) = self.code.return_into_program(pid, tid, regs.rsp) {
+                    return self.run_to(tid, back, rest(left));
                 }
+            }
+            was_system = system;
+            if system {
+                continue;
+            }
+            left = left.saturating_sub(1);
+            if plan.count.is_some() && regs.rip != start_ip {
+                sampled.push(regs.rip);
             }
         }
         if let Some((pick, hits)) = plan.count.filter(|_| !sampled.is_empty()) {
@@ -245,6 +284,44 @@ impl Session {
         };
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         Ok(space.in_buffer_code(regs.rip, regs.rsp))
+    }
+
+    /// A stepped thread went into the buffer code (a patched site's stub):
+    /// it runs at full speed through it (its untraced syscall could block
+    /// on a thread we hold) to where the stub returns to the program, and
+    /// the steps `left` go on from there ([`Seek::resume`]). Entered any
+    /// other way, it runs on unstepped.
+    fn run_through_buffer(&mut self, tid: Tid, left: Steps) -> Result<(), Error> {
+        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let back = self
+            .tasks
+            .get(&tid)
+            .and_then(|t| self.spaces.get(&t.pid))
+            .and_then(|space| space.stub_at(regs.rip))
+            .map(|stub| stub.return_addr);
+        let Some(target) = back else {
+            trace!(tid, "stepped into the buffer code: letting it run");
+            return self.let_run(tid);
+        };
+        trace!(
+            tid,
+            target,
+            "stepped into a stub: stepping on at its return"
+        );
+        self.run_to(tid, target, left)
+    }
+
+    /// Lets `tid` run at full speed to `target` (a return address), where
+    /// the steps `left` go on ([`Seek::resume`]).
+    fn run_to(&mut self, tid: Tid, target: u64, left: Steps) -> Result<(), Error> {
+        ptrace::exec_breakpoint(tid, Some(target))
+            .map_err(ptrace_err("setting a breakpoint", tid))?;
+        self.tasks.get_mut(&tid).expect("task exists").seeking = Some(Seek::resume(
+            target,
+            left,
+            std::time::Instant::now() + COUNT_LIMIT,
+        ));
+        self.let_run(tid)
     }
 
     /// The stepped thread runs on as usual (its slice from now).

@@ -33,7 +33,10 @@ impl Session {
         };
         // A syscall is a better point than the return address being sought.
         let mut seek_ended = false;
+        // Chaos steps that go on at its exit, if the thread goes on there.
+        let mut steps_left = None;
         if let Some(task) = self.tasks.get_mut(&tid) {
+            steps_left = task.steps_left.take();
             // A thread checked for a spin that makes a syscall does not
             // spin: the check is over, unless its interrupt's stop is still
             // to come (it is a spin check there too).
@@ -41,11 +44,15 @@ impl Session {
             if !task.interrupt_requested {
                 task.spin_check = false;
             }
-            if task.seeking.take().is_some() {
+            if let Some(seek) = task.seeking.take() {
                 ptrace::exec_breakpoint(tid, None)
                     .map_err(ptrace_err("clearing a breakpoint", tid))?;
-                // It stops here only if it would have anyway.
-                seek_ended = !spin_check;
+                match seek.steps_left() {
+                    // A stub's traced syscall, on the way back to stepping.
+                    Some(left) => steps_left = Some(left),
+                    // It stops here only if it would have anyway.
+                    None => seek_ended = !spin_check,
+                }
             }
         }
         let inside = self
@@ -195,7 +202,9 @@ impl Session {
             output,
             ip: regs.rip,
         };
-        self.tasks.get_mut(&tid).expect("task exists").state = State::InSyscall { entered, split };
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::InSyscall { entered, split };
+        task.steps_left = steps_left.filter(|_| !split);
         ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
     }
 
@@ -240,6 +249,9 @@ impl Session {
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::Running;
         task.resumed_at = Some(regs);
+        if let Some(left) = task.steps_left.take() {
+            return self.run_steps(tid, left);
+        }
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
