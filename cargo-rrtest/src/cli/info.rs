@@ -649,6 +649,7 @@ mod tests {
             stats: Stats::default(),
             verification: None,
             loaders: Vec::new(),
+            interpreters: Vec::new(),
             host: None,
             chaos: None,
         }

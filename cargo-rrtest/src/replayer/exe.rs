@@ -21,7 +21,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::tracee::interp::{read_interp, rewrite_interp, Interp};
+use crate::tracee::interp::{read_interp, read_shebang, rewrite_interp, Interp, Shebang};
+use rrtest_syscalls::MemReader;
 use rrtest_trace::{FileId, Header};
 
 /// The directory holding the links (`CACHE/replay/r-<pid>-<random>`);
@@ -33,6 +34,10 @@ pub struct ExecDir {
     /// The `PT_INTERP` of the program the next exec runs, when it was
     /// rewritten: [`ExecDir::restore_interp`] puts the recorded name back.
     pending_interp: Option<Interp>,
+    /// The `#!` line of the script the next exec runs, when its interpreter
+    /// was renamed: [`ExecDir::restore_script_args`] puts the recorded
+    /// names back into its arguments.
+    pending_script: Option<Shebang>,
 }
 
 impl ExecDir {
@@ -52,6 +57,7 @@ impl ExecDir {
                     return Ok(ExecDir {
                         dir,
                         pending_interp: None,
+                        pending_script: None,
                     })
                 }
                 Err(e) => last = Some(e),
@@ -100,6 +106,10 @@ impl ExecDir {
         len: usize,
     ) -> io::Result<String> {
         self.pending_interp = None;
+        self.pending_script = None;
+        if let Some(kept) = header.interpreters.iter().find(|i| i.script_file == exe.0) {
+            return self.script(header, &file_path, exe, &kept.file, len);
+        }
         let source = file_path(exe);
         let Some(loader) = header.loaders.iter().find(|l| l.exe_file == exe.0) else {
             return self.link(&source, len);
@@ -126,6 +136,63 @@ impl ExecDir {
         let name = self.link(&copy, len)?;
         self.pending_interp = Some(interp);
         Ok(name)
+    }
+
+    /// What replay execs for the trace's `#!` script `exe` (recorded name
+    /// `len` bytes long) whose interpreter the trace keeps (`interp`): a
+    /// private copy of the script whose `#!` line names, under a name as
+    /// long as the recorded one, what [`ExecDir::program`] makes of the
+    /// interpreter (so its loader is the trace's too). The kernel passes
+    /// the interpreter's name and the script's to the interpreter as its
+    /// first arguments: [`ExecDir::restore_script_args`] then writes the
+    /// recorded ones back.
+    fn script(
+        &mut self,
+        header: &Header,
+        file_path: &dyn Fn(&FileId) -> PathBuf,
+        exe: &FileId,
+        interp: &str,
+        len: usize,
+    ) -> io::Result<String> {
+        let source = file_path(exe);
+        let Some(shebang) = read_shebang(&source)? else {
+            return Err(io::Error::other(format!(
+                "the trace keeps an interpreter for {}, but the trace's copy of it is no script",
+                exe.0
+            )));
+        };
+        let interp_name = self.program(
+            header,
+            file_path,
+            &FileId(interp.to_string()),
+            shebang.interp.len(),
+        )?;
+        let copy = self.dir.path().join(format!("script-{}", exe.0));
+        let mut bytes = std::fs::read(&source)?;
+        bytes[shebang.offset..shebang.offset + shebang.interp.len()]
+            .copy_from_slice(interp_name.as_bytes());
+        let part = self.dir.path().join(format!("script-{}.part", exe.0));
+        std::fs::write(&part, &bytes)?;
+        set_mode(&part, 0o700)?;
+        std::fs::rename(&part, &copy)?;
+        let name = self.link_named(&copy, len, ('s', 't'))?;
+        self.pending_script = Some(shebang);
+        Ok(name)
+    }
+
+    /// Right after the exec of a script made by [`ExecDir::script`], before
+    /// the interpreter runs: writes the recorded interpreter name and
+    /// script name `exe` over the renamed ones in its arguments (`argv[0]`,
+    /// and `argv[1]` or, after the `#!` line's argument, `argv[2]`) in
+    /// thread `tid`'s memory, its stack pointer at `sp`.
+    pub fn restore_script_args(&mut self, tid: i32, sp: u64, exe: &[u8]) -> io::Result<()> {
+        let Some(shebang) = self.pending_script.take() else {
+            return Ok(());
+        };
+        let mem = rrtest_sys::RemoteMem::new(tid);
+        let argv = |i: u64| mem.read_u64(sp + 8 + 8 * i);
+        mem.write(argv(0)?, &shebang.interp)?;
+        mem.write(argv(1 + u64::from(shebang.has_arg))?, exe)
     }
 
     /// Right after the exec of a [`ExecDir::program`] with a rewritten

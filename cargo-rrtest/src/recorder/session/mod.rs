@@ -155,9 +155,9 @@ struct Task {
     spin_check: bool,
     /// Its last spin check found it spinning: it is checked sooner.
     spun: bool,
-    /// The file an `execve` in progress executes: (the filename as passed,
-    /// a path to it the recorder can open).
-    exec_file: Option<(String, std::path::PathBuf)>,
+    /// The file an `execve` in progress executes, opened at its entry as
+    /// the thread saw it (`process::ExecFile`).
+    exec_file: Option<process::ExecFile>,
     /// The last syscall that returned `-ERESTART_RESTARTBLOCK`: what a
     /// following `restart_syscall` resumes.
     restart_block: Option<Call>,
@@ -259,6 +259,10 @@ struct Session {
     /// A prescribed schedule's log ([`prescribed`]): switches are written
     /// to it.
     switch_log: Option<prescribed::Log>,
+    /// Threads that died while a sibling was inside an `execve` (the exec
+    /// kills them): their `ThreadExit` is written after the `Exec`, which
+    /// replay must run before they can die there.
+    killed_by_exec: Vec<Tid>,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -331,6 +335,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
         loaders: Vec::new(),
+        interpreters: Vec::new(),
         host: Some(crate::tracee::host::facts()),
         chaos: opts.chaos.map(|seed| rrtest_trace::Chaos {
             seed,
@@ -384,7 +389,15 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     let facts = crate::tracee::prepare_after_exec(pid)
         .map_err(ptrace_err("preparing the tracee after exec", pid))?;
     let exe_file = writer.add_file(&opts.program)?;
-    crate::tracee::interp::keep_loader(&mut writer, &opts.program, &exe_file);
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    crate::tracee::interp::keep_loader(&mut writer, &opts.program, &exe_file, &root);
+    crate::tracee::interp::keep_script_interpreter(
+        &mut writer,
+        &opts.program,
+        &exe_file,
+        std::path::Path::new(&format!("/proc/{pid}/exe")),
+        &root,
+    );
     writer.push(&Event::Exec(ExecEvent {
         tid: pid,
         exe: opts.program.to_string_lossy().into_owned(),
@@ -430,6 +443,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         started: Instant::now(),
         idle: std::time::Duration::ZERO,
         switch_log,
+        killed_by_exec: Vec::new(),
     };
     session
         .tasks
@@ -650,6 +664,10 @@ impl Session {
             self.note_stop(tid)?;
         }
         match ev {
+            WaitEvent::Exited { .. } if self.sibling_in_execve(tid) => {
+                self.killed_by_exec.push(tid);
+                Ok(())
+            }
             WaitEvent::Exited { code, .. } => self.task_gone(tid, ExitStatus::Exited(code)),
             WaitEvent::Signaled { signo, core, .. } => {
                 self.task_gone(tid, ExitStatus::Signaled { signo, core })

@@ -230,6 +230,9 @@ impl Session {
             args,
             ret: regs.rax as i64,
         };
+        if syscalls::lookup(nr).map(|d| d.replay) == Some(ReplayAction::Execve) {
+            self.exec_failed(tid);
+        }
         let result = self.capture(tid, &call, output)?;
         self.emit(Event::Syscall(SyscallEvent {
             tid,

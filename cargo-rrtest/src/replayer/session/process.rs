@@ -191,10 +191,14 @@ impl Session {
     /// A successful `execve` of thread `e.tid`, stopped at its entry: run
     /// the trace's copy of the program under a name of the recorded length.
     pub(super) fn exec(&mut self, e: ExecEvent) -> Result<(), ReplayError> {
+        // An `execve` by a thread other than the main one (the recording
+        // wrote its entry under its own id): the kernel gives it the
+        // process id, which the `Exec` names.
+        let execer = self.execing_thread(e.tid)?;
         // The exec'ing thread stays current while recording, so its entry
         // is not an event of its own: run it to the entry now.
-        if let State::Idle { .. } = self.task(e.tid)?.state {
-            let (real, ev) = self.resume_to_stop(e.tid, None)?;
+        if let State::Idle { .. } = self.task(execer)?.state {
+            let (real, ev) = self.resume_to_stop(execer, None)?;
             let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
             let nr = regs.orig_rax as i64;
             let is_exec = matches!(
@@ -206,18 +210,19 @@ impl Session {
             ) && (nr == libc::SYS_execve || nr == libc::SYS_execveat);
             if !is_exec {
                 let seen = self.describe_stop(real, &ev);
-                return Err(self.diverged(e.tid, "execve", format!("execve of {}", e.exe), seen));
+                return Err(self.diverged(execer, "execve", format!("execve of {}", e.exe), seen));
             }
             self.set_state(
-                e.tid,
+                execer,
                 State::AtEntry {
                     nr,
                     args: ptrace::syscall_args(&regs),
                 },
             );
         }
-        let task = self.task(e.tid)?;
+        let task = self.task(execer)?;
         let real = task.real;
+        let real_pid = task.real_pid;
         let State::AtEntry { nr, .. } = task.state else {
             return Err(Error::Malformed {
                 index: self.index,
@@ -243,12 +248,24 @@ impl Session {
             .map_err(perr("writing the program name", real))?;
         let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
         if nr == libc::SYS_execveat {
+            // Our name is relative to the working directory, and a link:
+            // not to the recorded descriptor, and followed.
+            regs.rdi = libc::AT_FDCWD as u64;
             regs.rsi = scratch;
+            regs.r8 = 0;
         } else {
             regs.rdi = scratch;
         }
         ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
         ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
+        if execer != e.tid {
+            // The old main thread is gone; the exec'ing one now has its id.
+            let mut task = self.tasks.remove(&execer).expect("checked above");
+            task.real = real_pid;
+            self.tasks.insert(e.tid, task);
+            self.loaded.remove(&execer);
+        }
+        let real = real_pid;
         match ptrace::wait_tid(real).map_err(perr("waitpid", real))? {
             WaitEvent::Event {
                 event: libc::PTRACE_EVENT_EXEC,
@@ -294,7 +311,27 @@ impl Session {
         self.exec_dir
             .restore_interp(real)
             .map_err(perr("restoring the recorded loader name", real))?;
+        self.exec_dir
+            .restore_script_args(real, facts.sp, exec.exe.as_bytes())
+            .map_err(perr("restoring the recorded script arguments", real))?;
         Ok(())
+    }
+
+    /// The thread that runs the exec of `Exec` event of thread `tid`: `tid`
+    /// itself, or the thread of its process stopped at an `execve`'s entry
+    /// (an exec by a thread other than the main one).
+    fn execing_thread(&self, tid: Tid) -> Result<Tid, ReplayError> {
+        let task = self.task(tid)?;
+        let in_exec = |s: State| matches!(s, State::AtEntry { nr, .. } if nr == libc::SYS_execve || nr == libc::SYS_execveat);
+        if in_exec(task.state) {
+            return Ok(tid);
+        }
+        let pid = task.real_pid;
+        Ok(self
+            .tasks
+            .iter()
+            .find(|(&t, other)| t != tid && other.real_pid == pid && in_exec(other.state))
+            .map_or(tid, |(&t, _)| t))
     }
 
     pub(super) fn new_task(
