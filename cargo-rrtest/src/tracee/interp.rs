@@ -207,10 +207,7 @@ pub fn parse_shebang(buf: &[u8]) -> Option<Shebang> {
         .position(|b| is_blank(b) || *b == 0)
         .unwrap_or(line.len() - start);
     let after = &line[start + len..];
-    let has_arg = after
-        .iter()
-        .take_while(|&&b| b != 0)
-        .any(|b| !is_blank(b) && *b != b'\r');
+    let has_arg = after.iter().take_while(|&&b| b != 0).any(|b| !is_blank(b));
     (len > 0).then(|| Shebang {
         interp: line[start..start + len].to_vec(),
         offset: 2 + start,
@@ -288,6 +285,32 @@ fn bad(path: &Path, what: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `#!` line as the kernel's binfmt_script reads it: the
+    /// interpreter ends at a blank, a NUL or the line's end; anything but
+    /// blanks after it is one argument.
+    #[test]
+    fn parses_shebang_lines() {
+        let s = parse_shebang(b"#!/bin/sh\necho hi\n").unwrap();
+        assert_eq!(
+            (s.interp.as_slice(), s.offset, s.has_arg),
+            (&b"/bin/sh"[..], 2, false)
+        );
+        let s = parse_shebang(b"#! \t/usr/bin/env python3 -u\n").unwrap();
+        assert_eq!(
+            (s.interp.as_slice(), s.offset, s.has_arg),
+            (&b"/usr/bin/env"[..], 4, true)
+        );
+        let s = parse_shebang(b"#!/bin/sh \t \n").unwrap();
+        assert!(!s.has_arg);
+        // No newline within what the kernel reads: the line ends there.
+        let s = parse_shebang(b"#!/bin/bash").unwrap();
+        assert_eq!(s.interp, b"/bin/bash");
+        assert_eq!(parse_shebang(b"#!\n/bin/sh\n"), None);
+        assert_eq!(parse_shebang(b"#!   \n"), None);
+        assert_eq!(parse_shebang(b"\x7fELF\x02\x01"), None);
+        assert_eq!(parse_shebang(b""), None);
+    }
 
     /// The running test binary is a dynamically linked PIE with a loader.
     #[test]
