@@ -32,7 +32,8 @@
 //!   message queues, NUMA policy, syslog, sysfs, modify_ldt and acct are in
 //!   the table, with their outputs;
 //! - `ppoll_mask`, `shebang_exec`, `spawn_threads_pipes`: ppoll/pselect
-//!   with a signal mask, exec of a `#!` script, four threads starting
+//!   with a signal mask, exec of a `#!` script (`shebang_exec_nested`: one
+//!   whose interpreter is a script), four threads starting
 //!   children with piped stdio (posix_spawn);
 //! - `spawn_threads_pipes_fork`, `rust_spawn_threads`: processes that fork
 //!   while their other threads run (fork + execve from four threads; std's
@@ -131,6 +132,15 @@ const SPECS: &[Spec] = &[
         stdout_has: &["script ran with 1 arguments: one"],
         leaves_files: true,
         ..c("shebang_exec", CBuild::pie("shebang_exec"))
+    },
+    Spec {
+        args: Args::WorkDir,
+        stdout_has: &["inner script ran with 2 arguments: outer.sh one"],
+        leaves_files: true,
+        ..c(
+            "shebang_exec_nested",
+            with_defines("shebang_exec", &["NESTED"]),
+        )
     },
     Spec {
         stdout_has: &[

@@ -217,16 +217,33 @@ pub fn parse_shebang(buf: &[u8]) -> Option<Shebang> {
 
 /// For a `#!` script exec'd as `script` (content `script_file` in the
 /// trace), keeps the interpreter the kernel ran (the exec'd thread's
-/// `proc_exe`) and that interpreter's loader (looked up under `root`), so
-/// that replay runs them and not the replay host's. An interpreter that is
-/// a script itself (the kernel follows a few) is not kept: replay then
-/// runs the replay host's, with a warning now.
+/// `proc_exe`) and that interpreter's loader (looked up under `root`, the
+/// thread's `/proc/TID/root`), so that replay runs them and not the replay
+/// host's. An interpreter that is a script itself (the kernel follows up
+/// to 4) is kept too, with its own interpreter, down to the program.
 pub fn keep_script_interpreter(
     writer: &mut TraceWriter,
     script: &Path,
     script_file: &FileId,
     proc_exe: &Path,
     root: &Path,
+) {
+    keep_chain(writer, script, script_file, proc_exe, root, 0);
+}
+
+/// The kernel's limit on interpreters that are scripts
+/// (`BINPRM_MAX_RECURSION`): a chain of this many scripts and more fails to
+/// exec.
+const MAX_SCRIPT_CHAIN: usize = 5;
+
+/// [`keep_script_interpreter`] for the script at `depth` in the chain.
+fn keep_chain(
+    writer: &mut TraceWriter,
+    script: &Path,
+    script_file: &FileId,
+    proc_exe: &Path,
+    root: &Path,
+    depth: usize,
 ) {
     let shebang = match read_shebang(script) {
         Ok(Some(s)) => s,
@@ -245,16 +262,26 @@ pub fn keep_script_interpreter(
         return;
     }
     let named = Path::new(std::ffi::OsStr::from_bytes(&shebang.interp));
-    if matches!(read_shebang(&under_root(root, named)), Ok(Some(_))) {
-        tracing::warn!(
-            interpreter = %named.display(),
-            "the script's interpreter is a script: replay will use the replay host's"
-        );
-        return;
+    // A relative name is the thread's working directory's (a sibling of
+    // its root in /proc/TID).
+    let found = if named.is_absolute() {
+        under_root(root, named)
+    } else {
+        root.with_file_name("cwd").join(named)
+    };
+    let is_script = matches!(read_shebang(&found), Ok(Some(_)));
+    if is_script && depth + 1 >= MAX_SCRIPT_CHAIN {
+        return; // The exec failed (ELOOP): nothing ran.
     }
-    match writer.add_file(proc_exe) {
+    // The program at the chain's end is what the kernel ran.
+    let source = if is_script { found.as_path() } else { proc_exe };
+    match writer.add_file(source) {
         Ok(file) => {
-            keep_loader(writer, proc_exe, &file, root);
+            if is_script {
+                keep_chain(writer, &found, &file, proc_exe, root, depth + 1);
+            } else {
+                keep_loader(writer, proc_exe, &file, root);
+            }
             writer.header_mut().interpreters.push(InterpreterCopy {
                 script_file: script_file.0.clone(),
                 path: named.to_string_lossy().into_owned(),
