@@ -41,7 +41,8 @@
 //!   `pre_exec` hook), each recorded, verified and replayed four times;
 //! - `exec_from_thread`, `exec_dying_sibling`, `execveat_dirfd`,
 //!   `fexecve_memfd`: an exec by a thread other than the main one (it takes
-//!   the process id, the others vanish), an exec while a sibling exits and
+//!   the process id, the others vanish; `exec_from_thread_leader_exited`:
+//!   after the main thread's `pthread_exit`), an exec while a sibling exits and
 //!   another blocks, `execveat` relative to a directory descriptor and
 //!   with `AT_EMPTY_PATH`, `fexecve` of a memfd; four times each.
 //!
@@ -149,6 +150,15 @@ const SPECS: &[Spec] = &[
         ..c("exec_from_thread", CBuild::pie("exec_from_thread"))
     },
     Spec {
+        stdout_has: &[
+            "after the exec from a thread: the same program, pid kept, main thread is us",
+        ],
+        ..c(
+            "exec_from_thread_leader_exited",
+            with_defines("exec_from_thread", &["LEADER_EXITS"]),
+        )
+    },
+    Spec {
         stdout_has: &["after the exec with a dying sibling"],
         ..c("exec_dying_sibling", CBuild::pie("exec_dying_sibling"))
     },
@@ -244,6 +254,7 @@ pub fn trials() -> Vec<Trial> {
         "spawn_threads_pipes_fork",
         "rust_spawn_threads",
         "exec_from_thread",
+        "exec_from_thread_leader_exited",
         "exec_dying_sibling",
         "execveat_dirfd",
         "fexecve_memfd",

@@ -338,12 +338,22 @@ impl ExecFile {
 fn exec_target(tid: Tid, dirfd: i32, path: String) -> (String, std::path::PathBuf) {
     use std::path::PathBuf;
     if path.starts_with('/') {
-        let source = PathBuf::from(format!("/proc/{tid}/root")).join(path.trim_start_matches('/'));
-        // `/proc/self/...` names the tracee's own /proc entry, not ours.
-        let source = match path.strip_prefix("/proc/self/") {
-            Some(rest) => PathBuf::from(format!("/proc/{tid}/{rest}")),
-            None => source,
-        };
+        // Names of the caller's own /proc entries, which opened by us would
+        // be ours (the recorder's executable, descriptors, threads).
+        let own = [
+            ("/proc/self/", format!("/proc/{tid}/")),
+            ("/proc/thread-self/", format!("/proc/{tid}/task/{tid}/")),
+            ("/dev/fd/", format!("/proc/{tid}/fd/")),
+        ];
+        let source = own
+            .iter()
+            .find_map(|(prefix, ours)| {
+                path.strip_prefix(prefix)
+                    .map(|rest| PathBuf::from(format!("{ours}{rest}")))
+            })
+            .unwrap_or_else(|| {
+                PathBuf::from(format!("/proc/{tid}/root")).join(path.trim_start_matches('/'))
+            });
         (path, source)
     } else if dirfd == libc::AT_FDCWD {
         let source = PathBuf::from(format!("/proc/{tid}/cwd")).join(&path);
@@ -393,4 +403,43 @@ pub(super) fn inherited_output_fds(
         space.set_output_fd(fd, outputs.stream(tid, fd));
     }
     space.output_fds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exec_target;
+
+    /// The file an exec runs, as thread 42 sees it: its own /proc entries
+    /// (not the recorder's), its root, working directory and descriptors;
+    /// the name is the kernel's `AT_EXECFN`.
+    #[test]
+    fn exec_targets_are_the_tracee_view() {
+        let t = |dirfd: i32, path: &str| {
+            let (name, source) = exec_target(42, dirfd, path.to_owned());
+            (name, source.to_string_lossy().into_owned())
+        };
+        let cwd = libc::AT_FDCWD;
+        let same = |p: &str, s: &str| (p.to_owned(), s.to_owned());
+        assert_eq!(
+            t(cwd, "/proc/self/exe"),
+            same("/proc/self/exe", "/proc/42/exe")
+        );
+        assert_eq!(
+            t(cwd, "/proc/thread-self/exe"),
+            same("/proc/thread-self/exe", "/proc/42/task/42/exe")
+        );
+        assert_eq!(t(cwd, "/dev/fd/3"), same("/dev/fd/3", "/proc/42/fd/3"));
+        assert_eq!(
+            t(cwd, "/usr/bin/env"),
+            same("/usr/bin/env", "/proc/42/root/usr/bin/env")
+        );
+        assert_eq!(
+            t(cwd, "bin/prog"),
+            same("bin/prog", "/proc/42/cwd/bin/prog")
+        );
+        assert_eq!(t(5, ""), same("/dev/fd/5", "/proc/42/fd/5"));
+        assert_eq!(t(5, "prog"), same("/dev/fd/5/prog", "/proc/42/fd/5/prog"));
+        // An absolute name ignores the descriptor.
+        assert_eq!(t(5, "/bin/sh"), same("/bin/sh", "/proc/42/root/bin/sh"));
+    }
 }
