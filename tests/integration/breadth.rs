@@ -32,12 +32,19 @@
 //!   message queues, NUMA policy, syslog, sysfs, modify_ldt and acct are in
 //!   the table, with their outputs;
 //! - `ppoll_mask`, `shebang_exec`, `spawn_threads_pipes`: ppoll/pselect
-//!   with a signal mask, exec of a `#!` script, four threads starting
+//!   with a signal mask, exec of a `#!` script (`shebang_exec_nested`: one
+//!   whose interpreter is a script), four threads starting
 //!   children with piped stdio (posix_spawn);
 //! - `spawn_threads_pipes_fork`, `rust_spawn_threads`: processes that fork
 //!   while their other threads run (fork + execve from four threads; std's
 //!   `Command` from eight threads, half of them forced to fork by a
-//!   `pre_exec` hook), each recorded, verified and replayed four times.
+//!   `pre_exec` hook), each recorded, verified and replayed four times;
+//! - `exec_from_thread`, `exec_dying_sibling`, `execveat_dirfd`,
+//!   `fexecve_memfd`: an exec by a thread other than the main one (it takes
+//!   the process id, the others vanish; `exec_from_thread_leader_exited`:
+//!   after the main thread's `pthread_exit`), an exec while a sibling exits and
+//!   another blocks, `execveat` relative to a directory descriptor and
+//!   with `AT_EMPTY_PATH`, `fexecve` of a memfd; four times each.
 //!
 //! The kernel block, at the end of the file:
 //! - `o_direct_read`: an O_DIRECT read that the syscall buffer's record
@@ -128,6 +135,45 @@ const SPECS: &[Spec] = &[
         ..c("shebang_exec", CBuild::pie("shebang_exec"))
     },
     Spec {
+        args: Args::WorkDir,
+        stdout_has: &["inner script ran with 2 arguments: outer.sh one"],
+        leaves_files: true,
+        ..c(
+            "shebang_exec_nested",
+            with_defines("shebang_exec", &["NESTED"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "after the exec from a thread: the same program, pid kept, main thread is us",
+        ],
+        ..c("exec_from_thread", CBuild::pie("exec_from_thread"))
+    },
+    Spec {
+        stdout_has: &[
+            "after the exec from a thread: the same program, pid kept, main thread is us",
+        ],
+        ..c(
+            "exec_from_thread_leader_exited",
+            with_defines("exec_from_thread", &["LEADER_EXITS"]),
+        )
+    },
+    Spec {
+        stdout_has: &["after the exec with a dying sibling"],
+        ..c("exec_dying_sibling", CBuild::pie("exec_dying_sibling"))
+    },
+    Spec {
+        stdout_has: &[
+            "stage 1, AT_EXECFN /dev/fd/3/execveat_dirfd",
+            "stage 2, AT_EXECFN /dev/fd/3\n",
+        ],
+        ..c("execveat_dirfd", CBuild::pie("execveat_dirfd"))
+    },
+    Spec {
+        stdout_has: &["running from a memfd"],
+        ..c("fexecve_memfd", CBuild::pie("fexecve_memfd"))
+    },
+    Spec {
         stdout_has: &["4 threads started /bin/true 8 times each"],
         ..c("spawn_threads_pipes", CBuild::pie("spawn_threads_pipes"))
     },
@@ -202,7 +248,17 @@ pub fn trials() -> Vec<Trial> {
     }
     // Forks while other threads run diverged in most recordings: a few
     // rounds each, so that a race that a single recording misses shows.
-    for name in ["spawn_threads_pipes_fork", "rust_spawn_threads"] {
+    // Execs that kill other threads (the replay used to hang at them), and
+    // execs through descriptors.
+    for name in [
+        "spawn_threads_pipes_fork",
+        "rust_spawn_threads",
+        "exec_from_thread",
+        "exec_from_thread_leader_exited",
+        "exec_dying_sibling",
+        "execveat_dirfd",
+        "fexecve_memfd",
+    ] {
         let trial = format!("breadth::{name}::repeated");
         let t = trial.clone();
         trials.push(

@@ -23,6 +23,13 @@
 //!   executable, the loader, the libraries and other files.
 //! - The CPU check: `replay --check` and the refusal (exit 106) where the
 //!   recorded CPU features differ, `--force`.
+//! - `#!` scripts (fixtures/c/shebang_exec: a program execs a `#!/bin/sh`
+//!   script): the trace keeps the interpreter the kernel ran and its
+//!   loader, and replay runs those: simulated (another program bind-mounted
+//!   over this host's `/bin/sh` in a mount namespace) and in the other
+//!   root (whose `/bin/sh` is Debian 13's dash). In both, the same trace
+//!   with its `interpreters` dropped from the header (as an older
+//!   cargo-rrtest wrote it) diverges, proving the host's was not used.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -100,6 +107,16 @@ pub fn trials() -> Vec<Trial> {
         Trial::test(
             "portable::chroot::demo_archive_replays_there",
             demo_archive_replays_there,
+        )
+        .with_ignored_flag(chroot),
+        Trial::test(
+            "portable::shebang::simulated_other_interpreter",
+            simulated_other_interpreter,
+        )
+        .with_ignored_flag(basic),
+        Trial::test(
+            "portable::chroot::shebang_recorded_here_replays_there",
+            shebang_here_to_there,
         )
         .with_ignored_flag(chroot),
     ]
@@ -686,6 +703,106 @@ fn old_trace_replays() -> Result<(), Failed> {
         "--check of an old trace:\n{}",
         check.describe()
     );
+    dir.finish();
+    Ok(())
+}
+
+/// Records fixtures/c/shebang_exec here (it writes a `#!/bin/sh` script
+/// into `dir/work` and execs it): the trace keeps `/bin/sh`'s program and
+/// its loader. Returns the recording and the trace.
+fn record_script(dir: &TrialDir) -> Result<(Run, PathBuf), Failed> {
+    let work = dir.sub("work")?;
+    let (rec, trace) = record_here_as(&dir.path, "trace", &[work.to_str().ok_or("utf-8")?])?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text()
+            .contains("script ran with 1 arguments: one"),
+        "the script did not run while recording:\n{}",
+        rec.describe()
+    );
+    let header: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(trace.join("header.json"))?)?;
+    let kept = &header["interpreters"][0];
+    check!(
+        kept["path"] == "/bin/sh",
+        "the trace does not keep the script's interpreter: {}",
+        header["interpreters"]
+    );
+    // Its loader too (keyed by the interpreter's copy).
+    check!(
+        header["loaders"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l["exe_file"] == kept["file"])),
+        "the trace does not keep the interpreter's loader: {}",
+        header["loaders"]
+    );
+    Ok((rec, trace))
+}
+
+/// The control of the `#!` trials: the trace without its kept
+/// interpreters replays with the replay host's `/bin/sh`, and diverges
+/// before the script's line is written: at the exec (another loader's
+/// entry point, in the other root) or in the loader (the same loader,
+/// here, fails to load Debian 13's dash and writes why).
+fn expect_host_interpreter_diverges(what: &str, replayed: &Run) -> Result<(), Failed> {
+    check!(
+        replayed.code() == EXIT_DIVERGENCE
+            && replayed.stderr_text().contains("replay diverged")
+            && !replayed.stdout_text().contains("script ran"),
+        "{what}: without the kept interpreter, replay should diverge in the script's exec:\n{}",
+        replayed.describe()
+    );
+    Ok(())
+}
+
+fn simulated_other_interpreter() -> Result<(), Failed> {
+    let (dir, _) = work_dir(
+        "portable::shebang::simulated_other_interpreter",
+        "shebang_exec",
+    )?;
+    let (rec, trace) = record_script(&dir)?;
+    // Another program where this host's /bin/sh is: the other root's dash,
+    // else `true` (no shell at all).
+    let root_dash = other_root().join("usr/bin/dash");
+    let other = if root_dash.exists() {
+        root_dash
+    } else {
+        PathBuf::from("/usr/bin/true")
+    };
+    let substitute = dir.path.join("other-sh");
+    std::fs::copy(&other, &substitute)?;
+    let host_sh = std::fs::canonicalize("/bin/sh")?;
+    check!(
+        std::fs::read(&substitute)? != std::fs::read(&host_sh)?,
+        "{} is this host's /bin/sh",
+        other.display()
+    );
+    let setup = "mount --bind \"$1\" /bin/sh";
+    let bin = dir.path.join("cargo-rrtest");
+    let replay = |trace: &Path| -> Result<Run, Failed> {
+        let args = [
+            bin.to_str().ok_or("utf-8")?,
+            "replay",
+            trace.to_str().ok_or("utf-8")?,
+        ];
+        in_namespace(setup, &[&substitute], &args)
+    };
+    let replayed = replay(&trace)?;
+    expect_same_run("replay under another /bin/sh", &rec, &replayed)?;
+    drop_header_keys(&trace, &["interpreters"])?;
+    expect_host_interpreter_diverges("replay under another /bin/sh", &replay(&trace)?)?;
+    dir.finish();
+    Ok(())
+}
+
+fn shebang_here_to_there() -> Result<(), Failed> {
+    let (dir, _) = work_dir("portable::chroot::shebang_here_there", "shebang_exec")?;
+    let (rec, _) = record_script(&dir)?;
+    let replay = || in_other_root(&dir.path, &["/mnt/cargo-rrtest", "replay", "/mnt/trace"]);
+    let replayed = replay()?;
+    expect_same_run("replay of a script in the other root", &rec, &replayed)?;
+    drop_header_keys(&dir.path.join("trace"), &["interpreters"])?;
+    expect_host_interpreter_diverges("replay of a script in the other root", &replay()?)?;
     dir.finish();
     Ok(())
 }

@@ -247,6 +247,10 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
     for l in &reader.header().loaders {
         name(&l.file, FileKind::Loader, &l.path);
     }
+    // A `#!` script's interpreter: a program the kernel ran.
+    for i in &reader.header().interpreters {
+        name(&i.file, FileKind::Executable, &i.path);
+    }
     while let Some(event) = reader.next_event()? {
         tids.insert(event.tid());
         match event {
@@ -337,7 +341,12 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
             schedule: h.stats.schedule,
         },
         recording_host: h.host.clone(),
-        loaders: h.loaders.iter().map(|l| l.path.clone()).collect(),
+        loaders: h.loaders.iter().fold(Vec::new(), |mut v, l| {
+            if !v.contains(&l.path) {
+                v.push(l.path.clone());
+            }
+            v
+        }),
         files,
     })
 }
@@ -649,6 +658,7 @@ mod tests {
             stats: Stats::default(),
             verification: None,
             loaders: Vec::new(),
+            interpreters: Vec::new(),
             host: None,
             chaos: None,
         }

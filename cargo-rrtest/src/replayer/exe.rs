@@ -21,7 +21,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::tracee::interp::{read_interp, rewrite_interp, Interp};
+use crate::tracee::interp::{read_interp, read_shebang, rewrite_interp, Interp};
+use rrtest_syscalls::MemReader;
 use rrtest_trace::{FileId, Header};
 
 /// The directory holding the links (`CACHE/replay/r-<pid>-<random>`);
@@ -33,7 +34,21 @@ pub struct ExecDir {
     /// The `PT_INTERP` of the program the next exec runs, when it was
     /// rewritten: [`ExecDir::restore_interp`] puts the recorded name back.
     pending_interp: Option<Interp>,
+    /// When the next exec runs a `#!` script (its interpreter kept or
+    /// not): the names the kernel passes to the interpreter that are ours
+    /// (the script's link, the kept interpreters' links), each with the
+    /// recorded name (`None`: the exec's own, the `Exec` event's),
+    /// which [`ExecDir::restore_script_args`] writes back.
+    pending_script_names: Vec<(String, Option<Vec<u8>>)>,
 }
+
+/// The fill characters of the links to the scripts of a chain (a script
+/// whose interpreter is a script...), by depth: links of one length at
+/// different depths must differ. The kernel follows at most 4
+/// interpreters (`BINPRM_MAX_RECURSION`), and a chain of 5 scripts fails
+/// to exec.
+const SCRIPT_FILLS: [(char, char); 5] =
+    [('s', 't'), ('u', 'v'), ('w', 'y'), ('g', 'h'), ('i', 'j')];
 
 impl ExecDir {
     /// Creates the directory, in the user's cache directory (not in
@@ -52,6 +67,7 @@ impl ExecDir {
                     return Ok(ExecDir {
                         dir,
                         pending_interp: None,
+                        pending_script_names: Vec::new(),
                     })
                 }
                 Err(e) => last = Some(e),
@@ -100,9 +116,36 @@ impl ExecDir {
         len: usize,
     ) -> io::Result<String> {
         self.pending_interp = None;
+        self.pending_script_names.clear();
+        let name = self.program_at(header, &file_path, exe, len, 0)?;
+        if header.interpreters.iter().any(|i| i.script_file == exe.0) {
+            self.pending_script_names.push((name.clone(), None));
+        }
+        Ok(name)
+    }
+
+    /// [`ExecDir::program`] of `exe`, an interpreter at `depth` in a chain
+    /// of scripts (0: the exec'd file).
+    fn program_at(
+        &mut self,
+        header: &Header,
+        file_path: &dyn Fn(&FileId) -> PathBuf,
+        exe: &FileId,
+        len: usize,
+        depth: usize,
+    ) -> io::Result<String> {
+        if let Some(kept) = header.interpreters.iter().find(|i| i.script_file == exe.0) {
+            return self.script(header, file_path, exe, &kept.file, len, depth);
+        }
         let source = file_path(exe);
         let Some(loader) = header.loaders.iter().find(|l| l.exe_file == exe.0) else {
-            return self.link(&source, len);
+            let name = self.link(&source, len)?;
+            // A script whose interpreter the trace does not keep (an older
+            // trace): the host's runs it, and is passed our name.
+            if depth == 0 && matches!(read_shebang(&source), Ok(Some(_))) {
+                self.pending_script_names.push((name.clone(), None));
+            }
+            return Ok(name);
         };
         let Some(interp) = read_interp(&source)? else {
             return Err(io::Error::other(format!(
@@ -126,6 +169,92 @@ impl ExecDir {
         let name = self.link(&copy, len)?;
         self.pending_interp = Some(interp);
         Ok(name)
+    }
+
+    /// What replay execs for the trace's `#!` script `exe` (recorded name
+    /// `len` bytes long, at `depth` in a chain of scripts) whose
+    /// interpreter the trace keeps (`interp`): a private copy of the script
+    /// whose `#!` line names, under a name as long as the recorded one,
+    /// what [`ExecDir::program_at`] makes of the interpreter (a script
+    /// again, or a program whose loader is the trace's too). The kernel
+    /// passes those names to the final interpreter as its first arguments:
+    /// [`ExecDir::restore_script_args`] then writes the recorded ones back.
+    fn script(
+        &mut self,
+        header: &Header,
+        file_path: &dyn Fn(&FileId) -> PathBuf,
+        exe: &FileId,
+        interp: &str,
+        len: usize,
+        depth: usize,
+    ) -> io::Result<String> {
+        let Some(&fill) = SCRIPT_FILLS.get(depth) else {
+            return Err(io::Error::other(format!(
+                "the trace's chain of #! interpreters for {} is over {} scripts long",
+                exe.0,
+                SCRIPT_FILLS.len()
+            )));
+        };
+        let source = file_path(exe);
+        let Some(shebang) = read_shebang(&source)? else {
+            return Err(io::Error::other(format!(
+                "the trace keeps an interpreter for {}, but the trace's copy of it is no script",
+                exe.0
+            )));
+        };
+        let interp_name = self.program_at(
+            header,
+            file_path,
+            &FileId(interp.to_string()),
+            shebang.interp.len(),
+            depth + 1,
+        )?;
+        self.pending_script_names
+            .push((interp_name.clone(), Some(shebang.interp.clone())));
+        let copy = self.dir.path().join(format!("script-{}-{depth}", exe.0));
+        let mut bytes = std::fs::read(&source)?;
+        bytes[shebang.offset..shebang.offset + shebang.interp.len()]
+            .copy_from_slice(interp_name.as_bytes());
+        let part = self
+            .dir
+            .path()
+            .join(format!("script-{}-{depth}.part", exe.0));
+        std::fs::write(&part, &bytes)?;
+        set_mode(&part, 0o700)?;
+        std::fs::rename(&part, &copy)?;
+        self.link_named(&copy, len, fill)
+    }
+
+    /// Right after the exec of a `#!` script, before the interpreter runs:
+    /// writes the recorded names back over ours in its arguments, in
+    /// thread `tid`'s memory (its stack pointer at `sp`). The kernel passes
+    /// the final interpreter its name as the last `#!` line gives it
+    /// (`argv[0]`), that line's argument if any, then the name of each
+    /// script of the chain, innermost first, the exec'd one (`exe`) last;
+    /// [`ExecDir::script`] renamed the interpreters, [`ExecDir::program`]
+    /// the exec'd file, each to a name as long as the recorded one.
+    pub fn restore_script_args(&mut self, tid: i32, sp: u64, exe: &[u8]) -> io::Result<()> {
+        let mut names = std::mem::take(&mut self.pending_script_names);
+        if names.is_empty() {
+            return Ok(());
+        }
+        let longest = names.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        let mem = rrtest_sys::RemoteMem::new(tid);
+        let argc = mem.read_u64(sp)?;
+        let argv = |i: u64| mem.read_u64(sp + 8 + 8 * i);
+        // The kernel puts them first, before the exec's own arguments.
+        for i in 0..argc.min(2 * SCRIPT_FILLS.len() as u64 + 1) {
+            let at = argv(i)?;
+            let arg = mem.read_cstr(at, longest + 1)?;
+            if let Some(k) = names.iter().position(|(n, _)| n.as_bytes() == arg) {
+                let (_, recorded) = names.swap_remove(k);
+                mem.write(at, recorded.as_deref().unwrap_or(exe))?;
+                if names.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Right after the exec of a [`ExecDir::program`] with a rewritten

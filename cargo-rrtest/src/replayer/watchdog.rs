@@ -1,12 +1,16 @@
 //! A replay that stops making progress (a tracee blocked where the recording
 //! says it ran on: a bug, or a trace we cannot reproduce) must end with an
 //! error, never hang `verify`, `replay` or a test run. A watchdog thread
-//! watches the replayed event index (and the debugger's single steps); when neither has moved for
-//! [`STALL_LIMIT`] while the replayer was busy replaying, it SIGKILLs the replay's tracees, and the replayer, whose
-//! `waitpid` then returns, reports the stall.
+//! watches the replayed event index (and the debugger's single steps);
+//! when neither has moved for [`STALL_LIMIT`] while the replayer was busy
+//! replaying, it SIGKILLs the replay's tracees (again at each tick, reaping
+//! the dead ones that are not a process's main thread, see
+//! [`Watchdog::kill_all`]), and the replayer, whose `waitpid` then returns,
+//! reports the stall.
 //!
-//! The thread only reads atomics and sends signals: all ptrace requests stay
-//! on the replayer's own thread, as ptrace requires.
+//! The thread only reads atomics, sends signals and reaps dead tracees
+//! (`waitpid`, which any thread of the tracer may call): all ptrace
+//! requests stay on the replayer's own thread, as ptrace requires.
 //!
 //! The same thread ends a replay its command was told to stop (Ctrl-C,
 //! SIGTERM, SIGHUP: [`interrupt`], called from the command's signal
@@ -71,16 +75,24 @@ impl Watchdog {
             live.retain(|w| w.strong_count() > 0);
             live.push(Arc::downgrade(&dog));
         }
-        let seen = Arc::clone(&dog);
+        // A weak reference: the replay's end drops the watchdog, and the
+        // thread sees that at its next tick (a strong one kept it, and the
+        // thread, alive for ever, and a fired one would go on killing the
+        // ids it noted).
+        let weak = Arc::downgrade(&dog);
         let spawned = std::thread::Builder::new()
             .name("rrtest-replay-watchdog".into())
             .spawn(move || {
                 let tick = Duration::from_millis(100);
                 let mut last = (u64::MAX, 0);
                 let mut still = Duration::ZERO;
-                while !seen.done.load(Ordering::SeqCst) {
+                loop {
                     std::thread::sleep(tick);
-                    if interrupted() {
+                    let Some(seen) = weak.upgrade() else { return };
+                    if seen.done.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if interrupted() || seen.fired.load(Ordering::SeqCst) {
                         seen.kill_all();
                         continue;
                     }
@@ -97,7 +109,6 @@ impl Watchdog {
                     if still >= STALL_LIMIT {
                         seen.fired.store(true, Ordering::SeqCst);
                         seen.kill_all();
-                        return;
                     }
                 }
             });
@@ -117,11 +128,21 @@ impl Watchdog {
         }
     }
 
-    /// SIGKILLs every tracee thread noted.
+    /// SIGKILLs every tracee thread noted, and reaps those that are dead
+    /// and not their process's main thread. A traced thread stays a zombie
+    /// until its tracer reaps it, and the kernel holds back the main
+    /// thread's death (and an `execve` in progress) until its other
+    /// threads are reaped: the replayer, blocked waiting for one thread,
+    /// would wait for ever. Any thread of the tracer may reap its tracees.
     fn kill_all(&self) {
         let tracees = self.tracees.lock().map(|t| t.clone()).unwrap_or_default();
-        for (pid, tid) in tracees {
+        for &(pid, tid) in &tracees {
             let _ = rrtest_sys::ptrace::tgkill(pid, tid, libc::SIGKILL);
+        }
+        for &(pid, tid) in &tracees {
+            if pid != tid {
+                let _ = rrtest_sys::ptrace::wait_tid_nohang(tid);
+            }
         }
     }
 }

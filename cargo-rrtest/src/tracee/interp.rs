@@ -12,7 +12,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rrtest_trace::{FileId, LoaderCopy, TraceWriter};
+use rrtest_trace::{FileId, InterpreterCopy, LoaderCopy, TraceWriter};
 
 const PT_LOAD: u32 = 1;
 const PT_INTERP: u32 = 3;
@@ -123,11 +123,12 @@ pub fn rewrite_interp(path: &Path, interp: &Interp, name: &[u8]) -> io::Result<(
 
 /// Keeps, in the trace being written, the loader the program at `exe`
 /// (content `exe_file` in the trace) names: the kernel maps it at exec, so
-/// no `mmap` brings it into the trace. A program without one (static, a
-/// script) or a loader that cannot be read leaves the header as it is
-/// (replay then uses the host's, as older traces do), with a warning for
-/// the latter.
-pub fn keep_loader(writer: &mut TraceWriter, exe: &Path, exe_file: &FileId) {
+/// no `mmap` brings it into the trace. The loader's path is looked up under
+/// `root` (the tracee's root directory, `/proc/TID/root`). A program
+/// without one (static, a script) or a loader that cannot be read leaves
+/// the header as it is (replay then uses the host's, as older traces do),
+/// with a warning for the latter.
+pub fn keep_loader(writer: &mut TraceWriter, exe: &Path, exe_file: &FileId, root: &Path) {
     if writer
         .header_mut()
         .loaders
@@ -145,7 +146,7 @@ pub fn keep_loader(writer: &mut TraceWriter, exe: &Path, exe_file: &FileId) {
         }
     };
     let loader = Path::new(std::ffi::OsStr::from_bytes(&interp.path));
-    match writer.add_file(loader) {
+    match writer.add_file(&under_root(root, loader)) {
         Ok(file) => writer.header_mut().loaders.push(LoaderCopy {
             exe_file: exe_file.0.clone(),
             path: loader.to_string_lossy().into_owned(),
@@ -155,6 +156,142 @@ pub fn keep_loader(writer: &mut TraceWriter, exe: &Path, exe_file: &FileId) {
             loader = %loader.display(),
             error = %e,
             "cannot keep the program's loader in the trace: replay will use the replay host's"
+        ),
+    }
+}
+
+/// `path` (absolute) as seen from the root directory `root`.
+fn under_root(root: &Path, path: &Path) -> std::path::PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// A `#!` script's first line, as the kernel reads it (`binfmt_script`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shebang {
+    /// The interpreter's path.
+    pub interp: Vec<u8>,
+    /// Where it starts in the file.
+    pub offset: usize,
+    /// Whether an argument follows it (the kernel passes it as one).
+    pub has_arg: bool,
+}
+
+/// The kernel reads this much of a file to recognise its format.
+const BINPRM_BUF_SIZE: usize = 256;
+
+/// Reads the `#!` line of the file at `path`: `Ok(None)` when it is not a
+/// script.
+pub fn read_shebang(path: &Path) -> io::Result<Option<Shebang>> {
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; BINPRM_BUF_SIZE];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    buf.truncate(n);
+    Ok(parse_shebang(&buf))
+}
+
+/// [`read_shebang`] of the file's first bytes.
+pub fn parse_shebang(buf: &[u8]) -> Option<Shebang> {
+    let rest = buf.strip_prefix(b"#!")?;
+    let line_end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    let line = &rest[..line_end];
+    let is_blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = line.iter().position(|b| !is_blank(b))?;
+    let len = line[start..]
+        .iter()
+        .position(|b| is_blank(b) || *b == 0)
+        .unwrap_or(line.len() - start);
+    let after = &line[start + len..];
+    let has_arg = after.iter().take_while(|&&b| b != 0).any(|b| !is_blank(b));
+    (len > 0).then(|| Shebang {
+        interp: line[start..start + len].to_vec(),
+        offset: 2 + start,
+        has_arg,
+    })
+}
+
+/// For a `#!` script exec'd as `script` (content `script_file` in the
+/// trace), keeps the interpreter the kernel ran (the exec'd thread's
+/// `proc_exe`) and that interpreter's loader (looked up under `root`, the
+/// thread's `/proc/TID/root`), so that replay runs them and not the replay
+/// host's. An interpreter that is a script itself (the kernel follows up
+/// to 4) is kept too, with its own interpreter, down to the program.
+pub fn keep_script_interpreter(
+    writer: &mut TraceWriter,
+    script: &Path,
+    script_file: &FileId,
+    proc_exe: &Path,
+    root: &Path,
+) {
+    keep_chain(writer, script, script_file, proc_exe, root, 0);
+}
+
+/// The kernel's limit on interpreters that are scripts
+/// (`BINPRM_MAX_RECURSION`): a chain of this many scripts and more fails to
+/// exec.
+const MAX_SCRIPT_CHAIN: usize = 5;
+
+/// [`keep_script_interpreter`] for the script at `depth` in the chain.
+fn keep_chain(
+    writer: &mut TraceWriter,
+    script: &Path,
+    script_file: &FileId,
+    proc_exe: &Path,
+    root: &Path,
+    depth: usize,
+) {
+    let shebang = match read_shebang(script) {
+        Ok(Some(s)) => s,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(script = %script.display(), error = %e, "cannot read the script's #! line");
+            return;
+        }
+    };
+    if writer
+        .header_mut()
+        .interpreters
+        .iter()
+        .any(|i| i.script_file == script_file.0)
+    {
+        return;
+    }
+    let named = Path::new(std::ffi::OsStr::from_bytes(&shebang.interp));
+    // A relative name is the thread's working directory's (a sibling of
+    // its root in /proc/TID).
+    let found = if named.is_absolute() {
+        under_root(root, named)
+    } else {
+        root.with_file_name("cwd").join(named)
+    };
+    let is_script = matches!(read_shebang(&found), Ok(Some(_)));
+    if is_script && depth + 1 >= MAX_SCRIPT_CHAIN {
+        return; // The exec failed (ELOOP): nothing ran.
+    }
+    // The program at the chain's end is what the kernel ran.
+    let source = if is_script { found.as_path() } else { proc_exe };
+    match writer.add_file(source) {
+        Ok(file) => {
+            if is_script {
+                keep_chain(writer, &found, &file, proc_exe, root, depth + 1);
+            } else {
+                keep_loader(writer, proc_exe, &file, root);
+            }
+            writer.header_mut().interpreters.push(InterpreterCopy {
+                script_file: script_file.0.clone(),
+                path: named.to_string_lossy().into_owned(),
+                file: file.0,
+            });
+        }
+        Err(e) => tracing::warn!(
+            interpreter = %named.display(),
+            error = %e,
+            "cannot keep the script's interpreter in the trace: replay will use the replay host's"
         ),
     }
 }
@@ -175,6 +312,32 @@ fn bad(path: &Path, what: &str) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `#!` line as the kernel's binfmt_script reads it: the
+    /// interpreter ends at a blank, a NUL or the line's end; anything but
+    /// blanks after it is one argument.
+    #[test]
+    fn parses_shebang_lines() {
+        let s = parse_shebang(b"#!/bin/sh\necho hi\n").unwrap();
+        assert_eq!(
+            (s.interp.as_slice(), s.offset, s.has_arg),
+            (&b"/bin/sh"[..], 2, false)
+        );
+        let s = parse_shebang(b"#! \t/usr/bin/env python3 -u\n").unwrap();
+        assert_eq!(
+            (s.interp.as_slice(), s.offset, s.has_arg),
+            (&b"/usr/bin/env"[..], 4, true)
+        );
+        let s = parse_shebang(b"#!/bin/sh \t \n").unwrap();
+        assert!(!s.has_arg);
+        // No newline within what the kernel reads: the line ends there.
+        let s = parse_shebang(b"#!/bin/bash").unwrap();
+        assert_eq!(s.interp, b"/bin/bash");
+        assert_eq!(parse_shebang(b"#!\n/bin/sh\n"), None);
+        assert_eq!(parse_shebang(b"#!   \n"), None);
+        assert_eq!(parse_shebang(b"\x7fELF\x02\x01"), None);
+        assert_eq!(parse_shebang(b""), None);
+    }
 
     /// The running test binary is a dynamically linked PIE with a loader.
     #[test]

@@ -67,6 +67,11 @@ pub struct Header {
     /// replay host's. Empty in older traces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loaders: Vec<LoaderCopy>,
+    /// The interpreters the kernel ran for recorded `#!` scripts, kept in
+    /// `files/` (their own loaders are in `loaders`): replay runs them, not
+    /// the replay host's. Empty in older traces.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interpreters: Vec<InterpreterCopy>,
     /// Facts about the recording host that decide whether another host can
     /// replay the trace (`tracee::host`). `None` in older traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +95,17 @@ pub struct Chaos {
     /// recording): equal for equal schedules.
     #[serde(default)]
     pub digest: String,
+}
+
+/// The interpreter of one recorded `#!` script.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InterpreterCopy {
+    /// Content id of the script (as in its `Exec` event).
+    pub script_file: String,
+    /// The interpreter's path as the script's `#!` line names it.
+    pub path: String,
+    /// Content id of the interpreter's copy (an ELF executable).
+    pub file: String,
 }
 
 /// The loader of one recorded executable.

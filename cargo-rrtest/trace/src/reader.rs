@@ -156,16 +156,24 @@ pub fn read_header(dir: &Path) -> Result<Header, Error> {
     })?;
     // Names of `files/` entries: a path (`../../bin/sh`) would make replay
     // run a file from outside the trace.
-    for (i, l) in header.loaders.iter().enumerate() {
-        for (field, id) in [("exe_file", &l.exe_file), ("file", &l.file)] {
-            if super::codec::file_id_bytes(&FileId(id.clone())).is_none() {
-                return Err(corrupt(
-                    0,
-                    format!(
-                        "loaders[{i}].{field} {id:?} is not a file id (32 lowercase hex digits)"
-                    ),
-                ));
-            }
+    let loaders = header.loaders.iter().enumerate().flat_map(|(i, l)| {
+        [
+            ("loaders", i, "exe_file", &l.exe_file),
+            ("loaders", i, "file", &l.file),
+        ]
+    });
+    let interpreters = header.interpreters.iter().enumerate().flat_map(|(i, c)| {
+        [
+            ("interpreters", i, "script_file", &c.script_file),
+            ("interpreters", i, "file", &c.file),
+        ]
+    });
+    for (list, i, field, id) in loaders.chain(interpreters) {
+        if super::codec::file_id_bytes(&FileId(id.clone())).is_none() {
+            return Err(corrupt(
+                0,
+                format!("{list}[{i}].{field} {id:?} is not a file id (32 lowercase hex digits)"),
+            ));
         }
     }
     Ok(header)
@@ -252,16 +260,36 @@ impl TraceReader {
     fn check_files(&mut self, event: &Event, at: u64) -> Result<(), Error> {
         let id = match event {
             Event::Exec(e) => {
-                // And the loader the header keeps for it, which replay runs.
-                let loaders: Vec<FileId> = self
-                    .header
-                    .loaders
+                // And what the header keeps for it, which replay runs: a
+                // script's interpreters (a chain: the kernel follows at most
+                // 4 that are scripts), and the loader of each.
+                let mut programs = vec![e.exe_file.0.clone()];
+                while programs.len() <= 5 {
+                    let last = programs.last().expect("not empty");
+                    match self
+                        .header
+                        .interpreters
+                        .iter()
+                        .find(|i| &i.script_file == last)
+                    {
+                        Some(i) => programs.push(i.file.clone()),
+                        None => break,
+                    }
+                }
+                let kept: Vec<FileId> = programs[1..]
                     .iter()
-                    .filter(|l| l.exe_file == e.exe_file.0)
-                    .map(|l| FileId(l.file.clone()))
+                    .cloned()
+                    .chain(
+                        self.header
+                            .loaders
+                            .iter()
+                            .filter(|l| programs.contains(&l.exe_file))
+                            .map(|l| l.file.clone()),
+                    )
+                    .map(FileId)
                     .collect();
-                for loader in &loaders {
-                    self.check_file(loader, event, at)?;
+                for file in &kept {
+                    self.check_file(file, event, at)?;
                 }
                 &e.exe_file
             }

@@ -160,9 +160,9 @@ struct Task {
     spin_check: bool,
     /// Its last spin check found it spinning: it is checked sooner.
     spun: bool,
-    /// The file an `execve` in progress executes: (the filename as passed,
-    /// a path to it the recorder can open).
-    exec_file: Option<(String, std::path::PathBuf)>,
+    /// The file an `execve` in progress executes, opened at its entry as
+    /// the thread saw it (`process::ExecFile`).
+    exec_file: Option<process::ExecFile>,
     /// The last syscall that returned `-ERESTART_RESTARTBLOCK`: what a
     /// following `restart_syscall` resumes.
     restart_block: Option<Call>,
@@ -268,6 +268,10 @@ struct Session {
     /// Whose code each process's executable mappings hold (chaos steps
     /// count the program's only).
     code: code::CodeMaps,
+    /// Threads that died while a sibling was inside an `execve` (the exec
+    /// kills them): their `ThreadExit` is written after the `Exec`, which
+    /// replay must run before they can die there.
+    killed_by_exec: Vec<Tid>,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -340,6 +344,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
         loaders: Vec::new(),
+        interpreters: Vec::new(),
         host: Some(crate::tracee::host::facts()),
         chaos: opts.chaos.map(|seed| rrtest_trace::Chaos {
             seed,
@@ -393,7 +398,15 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     let facts = crate::tracee::prepare_after_exec(pid)
         .map_err(ptrace_err("preparing the tracee after exec", pid))?;
     let exe_file = writer.add_file(&opts.program)?;
-    crate::tracee::interp::keep_loader(&mut writer, &opts.program, &exe_file);
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    crate::tracee::interp::keep_loader(&mut writer, &opts.program, &exe_file, &root);
+    crate::tracee::interp::keep_script_interpreter(
+        &mut writer,
+        &opts.program,
+        &exe_file,
+        std::path::Path::new(&format!("/proc/{pid}/exe")),
+        &root,
+    );
     writer.push(&Event::Exec(ExecEvent {
         tid: pid,
         exe: opts.program.to_string_lossy().into_owned(),
@@ -440,6 +453,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         idle: std::time::Duration::ZERO,
         switch_log,
         code: code::CodeMaps::default(),
+        killed_by_exec: Vec::new(),
     };
     session
         .tasks
@@ -661,6 +675,10 @@ impl Session {
             self.note_stop(tid)?;
         }
         match ev {
+            WaitEvent::Exited { .. } if self.sibling_in_execve(tid) => {
+                self.killed_by_exec.push(tid);
+                Ok(())
+            }
             WaitEvent::Exited { code, .. } => self.task_gone(tid, ExitStatus::Exited(code)),
             WaitEvent::Signaled { signo, core, .. } => {
                 self.task_gone(tid, ExitStatus::Signaled { signo, core })

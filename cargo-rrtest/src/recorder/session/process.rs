@@ -134,6 +134,13 @@ impl Session {
 
     /// A successful `execve`: let it return, prepare the new image exactly as
     /// at the start, and write an `Exec` event (which also ends the syscall).
+    ///
+    /// An `execve` by a thread other than its process's main thread: the
+    /// kernel kills the other threads and gives the exec'ing thread the
+    /// process id as its thread id (`tid` here; the old id is the event's
+    /// message). Its entry is written first (`SyscallEntry` under the old
+    /// id: replay runs that thread into it), and the `ThreadExit` of each
+    /// killed thread after the `Exec`.
     fn exec(&mut self, tid: Tid) -> Result<(), Error> {
         if self.tasks.get(&tid).is_some_and(|t| t.pid == self.leader) {
             // Another executable: its sites are not the recorded one's.
@@ -145,10 +152,7 @@ impl Session {
         let former =
             ptrace::geteventmsg(tid).map_err(ptrace_err("PTRACE_GETEVENTMSG", tid))? as Tid;
         if former != tid {
-            self.unsupported(
-                tid,
-                format!("execve by thread {former}, not its process's main thread"),
-            )?;
+            self.exec_from_thread(tid, former)?;
         }
         ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))?;
         match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
@@ -170,14 +174,29 @@ impl Session {
         // dropping our copy ends the counter.
         task.desched = None;
         task.desched_refused = false;
-        let (exe, source) = task.exec_file.take().unwrap_or_else(|| {
-            let p = std::path::PathBuf::from(format!("/proc/{tid}/exe"));
-            (String::new(), p)
-        });
+        let exec_file = task.exec_file.take();
         task.state = State::Running;
         task.resumed_at = ptrace::getregs(tid).ok();
+        // What the kernel ran: the file opened at the entry, as the thread
+        // saw it (a `#!` script stays the script), else its exe link now.
+        let proc_exe = std::path::PathBuf::from(format!("/proc/{tid}/exe"));
+        let (exe, source) = match &exec_file {
+            Some(f) => (
+                f.name.clone(),
+                f.source().unwrap_or_else(|| proc_exe.clone()),
+            ),
+            None => (String::new(), proc_exe.clone()),
+        };
+        let root = std::path::PathBuf::from(format!("/proc/{tid}/root"));
         let exe_file = self.writer.add_file(&source)?;
-        crate::tracee::interp::keep_loader(&mut self.writer, &source, &exe_file);
+        crate::tracee::interp::keep_loader(&mut self.writer, &source, &exe_file, &root);
+        crate::tracee::interp::keep_script_interpreter(
+            &mut self.writer,
+            &source,
+            &exe_file,
+            &proc_exe,
+            &root,
+        );
         self.emit(Event::Exec(ExecEvent {
             tid,
             exe,
@@ -186,39 +205,173 @@ impl Session {
             sp: facts.sp,
             ip: facts.ip,
         }))?;
+        for gone in std::mem::take(&mut self.killed_by_exec) {
+            self.task_gone(gone, rrtest_trace::ExitStatus::Exited(0))?;
+        }
         self.current = Some(tid);
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
+    /// The exec stop of thread `former`, which took the process id `tid`:
+    /// writes its entry under the old id, makes its task the process's main
+    /// one (the old main thread is gone, unreported), and collects the
+    /// other threads' deaths, whose events follow the `Exec`.
+    fn exec_from_thread(&mut self, tid: Tid, former: Tid) -> Result<(), Error> {
+        let Some(mut task) = self.tasks.remove(&former) else {
+            return Err(Error::Ptrace {
+                op: "execve from a thread",
+                tid,
+                source: io::Error::other(format!("thread {former} is not known")),
+            });
+        };
+        debug!(tid, former, "execve by a thread other than the main one");
+        if let State::InSyscall { entered, .. } = task.state {
+            self.emit(Event::SyscallEntry {
+                tid: former,
+                nr: entered.nr,
+                args: entered.args,
+            })?;
+        }
+        task.pid = tid;
+        self.tasks.insert(tid, task);
+        if self.current == Some(former) {
+            self.current = Some(tid);
+        }
+        self.sched.add(tid);
+        // The kernel killed every other thread before this stop: reap those
+        // it has not reported yet (their deaths are plain exits).
+        let siblings: Vec<Tid> = self
+            .tasks
+            .iter()
+            .filter(|&(&t, task)| task.pid == tid && t != tid)
+            .map(|(&t, _)| t)
+            .collect();
+        for t in siblings {
+            loop {
+                match ptrace::wait_tid(t) {
+                    Ok(WaitEvent::Exited { .. } | WaitEvent::Signaled { .. }) | Err(_) => break,
+                    Ok(_) => {
+                        let _ = ptrace::cont(t, 0);
+                    }
+                }
+            }
+            if !self.killed_by_exec.contains(&t) {
+                self.killed_by_exec.push(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a thread of `tid`'s process other than `tid` is inside an
+    /// `execve` (its exit is then the exec's doing).
+    pub(super) fn sibling_in_execve(&self, tid: Tid) -> bool {
+        let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) else {
+            return false;
+        };
+        self.tasks
+            .iter()
+            .any(|(&t, task)| t != tid && task.pid == pid && task.exec_file.is_some())
+    }
+
     /// Remembers which file an `execve` runs, to copy it into the trace if
-    /// the exec succeeds.
+    /// the exec succeeds: opened now, as the thread sees it (its root, its
+    /// working directory, its descriptor table: a close-on-exec descriptor
+    /// is gone by the exec stop), with the name the kernel gives the new
+    /// image (`AT_EXECFN`).
     pub(super) fn note_exec_file(
         &mut self,
         tid: Tid,
         nr: i64,
         args: &[u64; 6],
     ) -> Result<(), Error> {
-        let path_arg = if nr == libc::SYS_execveat {
-            if args[0] as i32 != libc::AT_FDCWD || args[4] != 0 {
-                return self.unsupported(tid, "execveat with a directory fd or flags".into());
-            }
-            args[1]
+        let (dirfd, path_arg) = if nr == libc::SYS_execveat {
+            (args[0] as i32, args[1])
         } else {
-            args[0]
+            (libc::AT_FDCWD, args[0])
         };
         let Ok(raw) = RemoteMem::new(tid).read_cstr(path_arg, 4096) else {
             return Ok(()); // The kernel will fail it with EFAULT.
         };
         let name = String::from_utf8_lossy(&raw).into_owned();
-        let source = if name.starts_with('/') {
-            std::path::PathBuf::from(&name)
-        } else {
-            std::path::PathBuf::from(format!("/proc/{tid}/cwd")).join(&name)
-        };
+        let (name, source) = exec_target(tid, dirfd, name);
+        let file = std::fs::File::open(&source).ok();
         if let Some(task) = self.tasks.get_mut(&tid) {
-            task.exec_file = Some((name, source));
+            task.exec_file = Some(ExecFile { name, file, source });
         }
         Ok(())
+    }
+
+    /// A failed `execve` returned: it runs nothing.
+    pub(super) fn exec_failed(&mut self, tid: Tid) {
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.exec_file = None;
+        }
+    }
+}
+
+/// The file an `execve` in progress runs.
+#[derive(Debug)]
+pub(super) struct ExecFile {
+    /// The name the kernel gives the new image (`AT_EXECFN`): the path as
+    /// passed, or `/dev/fd/N[/PATH]` for `execveat` relative to a
+    /// descriptor.
+    name: String,
+    /// The file, opened at the entry (None: it could not be; `source`
+    /// then, at the exec stop).
+    file: Option<std::fs::File>,
+    /// Where the recorder found it (through `/proc/TID/...`).
+    source: std::path::PathBuf,
+}
+
+impl ExecFile {
+    /// A path that opens the file noted at the entry.
+    fn source(&self) -> Option<std::path::PathBuf> {
+        use std::os::fd::AsRawFd;
+        match &self.file {
+            Some(f) => Some(format!("/proc/self/fd/{}", f.as_raw_fd()).into()),
+            None => Some(self.source.clone()),
+        }
+    }
+}
+
+/// For `execve(path)` or `execveat(dirfd, path)` by thread `tid`: the name
+/// the kernel gives the new image, and where the recorder opens the file as
+/// the thread sees it (not as the recorder would: the thread's root and
+/// working directory may differ, and `dirfd` is the thread's).
+fn exec_target(tid: Tid, dirfd: i32, path: String) -> (String, std::path::PathBuf) {
+    use std::path::PathBuf;
+    if path.starts_with('/') {
+        // Names of the caller's own /proc entries, which opened by us would
+        // be ours (the recorder's executable, descriptors, threads).
+        let own = [
+            ("/proc/self/", format!("/proc/{tid}/")),
+            ("/proc/thread-self/", format!("/proc/{tid}/task/{tid}/")),
+            ("/dev/fd/", format!("/proc/{tid}/fd/")),
+        ];
+        let source = own
+            .iter()
+            .find_map(|(prefix, ours)| {
+                path.strip_prefix(prefix)
+                    .map(|rest| PathBuf::from(format!("{ours}{rest}")))
+            })
+            .unwrap_or_else(|| {
+                PathBuf::from(format!("/proc/{tid}/root")).join(path.trim_start_matches('/'))
+            });
+        (path, source)
+    } else if dirfd == libc::AT_FDCWD {
+        let source = PathBuf::from(format!("/proc/{tid}/cwd")).join(&path);
+        (path, source)
+    } else if path.is_empty() {
+        // `AT_EMPTY_PATH` (fexecve): the descriptor is the file.
+        (
+            format!("/dev/fd/{dirfd}"),
+            PathBuf::from(format!("/proc/{tid}/fd/{dirfd}")),
+        )
+    } else {
+        (
+            format!("/dev/fd/{dirfd}/{path}"),
+            PathBuf::from(format!("/proc/{tid}/fd/{dirfd}")).join(&path),
+        )
     }
 }
 
@@ -253,4 +406,43 @@ pub(super) fn inherited_output_fds(
         space.set_output_fd(fd, outputs.stream(tid, fd));
     }
     space.output_fds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exec_target;
+
+    /// The file an exec runs, as thread 42 sees it: its own /proc entries
+    /// (not the recorder's), its root, working directory and descriptors;
+    /// the name is the kernel's `AT_EXECFN`.
+    #[test]
+    fn exec_targets_are_the_tracee_view() {
+        let t = |dirfd: i32, path: &str| {
+            let (name, source) = exec_target(42, dirfd, path.to_owned());
+            (name, source.to_string_lossy().into_owned())
+        };
+        let cwd = libc::AT_FDCWD;
+        let same = |p: &str, s: &str| (p.to_owned(), s.to_owned());
+        assert_eq!(
+            t(cwd, "/proc/self/exe"),
+            same("/proc/self/exe", "/proc/42/exe")
+        );
+        assert_eq!(
+            t(cwd, "/proc/thread-self/exe"),
+            same("/proc/thread-self/exe", "/proc/42/task/42/exe")
+        );
+        assert_eq!(t(cwd, "/dev/fd/3"), same("/dev/fd/3", "/proc/42/fd/3"));
+        assert_eq!(
+            t(cwd, "/usr/bin/env"),
+            same("/usr/bin/env", "/proc/42/root/usr/bin/env")
+        );
+        assert_eq!(
+            t(cwd, "bin/prog"),
+            same("bin/prog", "/proc/42/cwd/bin/prog")
+        );
+        assert_eq!(t(5, ""), same("/dev/fd/5", "/proc/42/fd/5"));
+        assert_eq!(t(5, "prog"), same("/dev/fd/5/prog", "/proc/42/fd/5/prog"));
+        // An absolute name ignores the descriptor.
+        assert_eq!(t(5, "/bin/sh"), same("/bin/sh", "/proc/42/root/bin/sh"));
+    }
 }

@@ -155,6 +155,34 @@ impl Session {
                     }),
                 };
             }
+            if nr == libc::SYS_exit
+                && self
+                    .tasks
+                    .iter()
+                    .any(|(&t, task)| t != tid && task.pid == pid)
+            {
+                // The main thread's own exit while others of its process
+                // live: a zombie the kernel reports when the process ends
+                // (or never, when another thread execs and takes its id).
+                // It will not stop again: the others run meanwhile. (It
+                // stayed the current thread, and a thread waiting for it,
+                // such as one about to exec, never ran: a stall.)
+                if let Some(task) = self.tasks.get_mut(&tid) {
+                    task.state = State::InSyscall {
+                        entered: Entered {
+                            nr,
+                            args,
+                            forced_ret: None,
+                            output: None,
+                            ip: regs.rip,
+                        },
+                        split: true,
+                    };
+                }
+                if self.current == Some(tid) {
+                    self.current = None;
+                }
+            }
             return Ok(());
         }
         let others = self.tasks.len() > 1;
@@ -239,6 +267,9 @@ impl Session {
             args,
             ret: regs.rax as i64,
         };
+        if syscalls::lookup(nr).map(|d| d.replay) == Some(ReplayAction::Execve) {
+            self.exec_failed(tid);
+        }
         let result = self.capture(tid, &call, output)?;
         self.emit(Event::Syscall(SyscallEvent {
             tid,

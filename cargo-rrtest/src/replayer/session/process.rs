@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 
 use super::{perr, Session, State, Task};
@@ -21,7 +22,7 @@ use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::spawn::{spawn, SpawnSpec};
 use rrtest_sys::{seccomp, RemoteMem};
 use rrtest_syscalls as syscalls;
-use rrtest_trace::{Event, ExecEvent, Tid, TraceReader};
+use rrtest_trace::{Event, ExecEvent, ExitStatus, Tid, TraceReader};
 
 impl Session {
     /// Spawns the program of the trace in `opts.trace_dir` and replays its
@@ -191,10 +192,14 @@ impl Session {
     /// A successful `execve` of thread `e.tid`, stopped at its entry: run
     /// the trace's copy of the program under a name of the recorded length.
     pub(super) fn exec(&mut self, e: ExecEvent) -> Result<(), ReplayError> {
+        // An `execve` by a thread other than the main one (the recording
+        // wrote its entry under its own id): the kernel gives it the
+        // process id, which the `Exec` names.
+        let execer = self.execing_thread(e.tid)?;
         // The exec'ing thread stays current while recording, so its entry
         // is not an event of its own: run it to the entry now.
-        if let State::Idle { .. } = self.task(e.tid)?.state {
-            let (real, ev) = self.resume_to_stop(e.tid, None)?;
+        if let State::Idle { .. } = self.task(execer)?.state {
+            let (real, ev) = self.resume_to_stop(execer, None)?;
             let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
             let nr = regs.orig_rax as i64;
             let is_exec = matches!(
@@ -206,18 +211,19 @@ impl Session {
             ) && (nr == libc::SYS_execve || nr == libc::SYS_execveat);
             if !is_exec {
                 let seen = self.describe_stop(real, &ev);
-                return Err(self.diverged(e.tid, "execve", format!("execve of {}", e.exe), seen));
+                return Err(self.diverged(execer, "execve", format!("execve of {}", e.exe), seen));
             }
             self.set_state(
-                e.tid,
+                execer,
                 State::AtEntry {
                     nr,
                     args: ptrace::syscall_args(&regs),
                 },
             );
         }
-        let task = self.task(e.tid)?;
+        let task = self.task(execer)?;
         let real = task.real;
+        let real_pid = task.real_pid;
         let State::AtEntry { nr, .. } = task.state else {
             return Err(Error::Malformed {
                 index: self.index,
@@ -243,13 +249,37 @@ impl Session {
             .map_err(perr("writing the program name", real))?;
         let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
         if nr == libc::SYS_execveat {
+            // Our name is relative to the working directory, and a link:
+            // not to the recorded descriptor, and followed.
+            regs.rdi = libc::AT_FDCWD as u64;
             regs.rsi = scratch;
+            regs.r8 = 0;
         } else {
             regs.rdi = scratch;
         }
         ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+        // The process's other threads, which the exec kills.
+        let siblings: Vec<(Tid, i32)> = self
+            .tasks
+            .iter()
+            .filter(|&(&t, task)| {
+                t != execer && task.real_pid == real_pid && !matches!(task.state, State::Gone(_))
+            })
+            .map(|(&t, task)| (t, task.real))
+            .collect();
         ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
-        match ptrace::wait_tid(real).map_err(perr("waitpid", real))? {
+        let ev = self.reap_for_exec(real, real_pid, &siblings)?;
+        if execer != e.tid {
+            // The old main thread is gone; the exec'ing one now has its id.
+            let mut task = self.tasks.remove(&execer).expect("checked above");
+            task.real = real_pid;
+            self.tasks.insert(e.tid, task);
+            self.loaded.remove(&execer);
+            self.buffered.remove(&execer);
+            self.watchdog.watch(real_pid, real_pid);
+        }
+        let real = real_pid;
+        match ev {
             WaitEvent::Event {
                 event: libc::PTRACE_EVENT_EXEC,
                 ..
@@ -294,7 +324,126 @@ impl Session {
         self.exec_dir
             .restore_interp(real)
             .map_err(perr("restoring the recorded loader name", real))?;
+        self.exec_dir
+            .restore_script_args(real, facts.sp, exec.exe.as_bytes())
+            .map_err(perr("restoring the recorded script arguments", real))?;
         Ok(())
+    }
+
+    /// While an `execve` of process `real_pid` runs: the kernel kills its
+    /// other threads (`siblings`: recorded id, real id) and waits until
+    /// their tracer, us, has reaped them (a traced thread stays a zombie
+    /// until then), so they are reaped here as they die (their
+    /// `ThreadExit`s, after the `Exec`, find them gone). Returns the next
+    /// stop of the process id, the exec'ing thread's id once the exec
+    /// succeeded (a thread other than the main one takes it): the exec
+    /// event, or what came instead (also the death of `execer`, the
+    /// exec'ing thread's own id). A main thread that is not the exec'ing
+    /// one is never reported: it vanishes. Polls (the stops come from
+    /// several threads, and a blocking wait for one of them is what hung):
+    /// a replay killed meanwhile (the watchdog, an interruption) ends here
+    /// too.
+    fn reap_for_exec(
+        &mut self,
+        execer: i32,
+        real_pid: i32,
+        siblings: &[(Tid, i32)],
+    ) -> Result<WaitEvent, ReplayError> {
+        let mut left: Vec<(Tid, i32)> = siblings
+            .iter()
+            .copied()
+            .filter(|&(_, real)| real != real_pid)
+            .collect();
+        let mut pause = std::time::Duration::from_micros(50);
+        loop {
+            let mut progress = false;
+            let mut i = 0;
+            while i < left.len() {
+                let (tid, real) = left[i];
+                let status = match ptrace::wait_tid_nohang(real) {
+                    Ok(None) => {
+                        i += 1;
+                        continue;
+                    }
+                    Ok(Some(WaitEvent::Exited { code, .. })) => ExitStatus::Exited(code),
+                    Ok(Some(WaitEvent::Signaled { signo, core, .. })) => {
+                        ExitStatus::Signaled { signo, core }
+                    }
+                    // A stop on its way out: let it go on.
+                    Ok(Some(_)) => {
+                        let _ = ptrace::cont(real, 0);
+                        progress = true;
+                        i += 1;
+                        continue;
+                    }
+                    // Reaped already (or not ours): gone.
+                    Err(_) => ExitStatus::Exited(0),
+                };
+                self.set_state(tid, State::Gone(status));
+                left.swap_remove(i);
+                progress = true;
+            }
+            match ptrace::wait_tid_nohang(real_pid).map_err(perr("waitpid", real_pid))? {
+                // The old main thread's stop on its way out (not the
+                // exec'ing one): let it go on.
+                Some(WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_EXIT,
+                    ..
+                }) => {
+                    let _ = ptrace::cont(real_pid, 0);
+                    progress = true;
+                }
+                Some(ev) => return Ok(ev),
+                None => {}
+            }
+            if execer != real_pid {
+                match ptrace::wait_tid_nohang(execer) {
+                    Ok(Some(ev @ (WaitEvent::Exited { .. } | WaitEvent::Signaled { .. }))) => {
+                        return Ok(ev)
+                    }
+                    Ok(Some(_)) => {
+                        let _ = ptrace::cont(execer, 0);
+                        progress = true;
+                    }
+                    // Gone under this id: it took the process id.
+                    Ok(None) | Err(_) => {}
+                }
+            }
+            if self
+                .watchdog
+                .fired
+                .load(std::sync::atomic::Ordering::SeqCst)
+                || watchdog::interrupted()
+            {
+                return Err(perr("waiting for the exec", real_pid)(io::Error::other(
+                    "the replay was stopped",
+                ))
+                .into());
+            }
+            if progress {
+                pause = std::time::Duration::from_micros(50);
+            } else {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// The thread that runs the exec of `Exec` event of thread `tid`: `tid`
+    /// itself, or the thread of its process stopped at an `execve`'s entry
+    /// (an exec by a thread other than the main one).
+    fn execing_thread(&self, tid: Tid) -> Result<Tid, ReplayError> {
+        let task = self.task(tid)?;
+        let in_exec = |s: State| matches!(s, State::AtEntry { nr, .. } if nr == libc::SYS_execve || nr == libc::SYS_execveat);
+        if in_exec(task.state) {
+            return Ok(tid);
+        }
+        let pid = task.real_pid;
+        Ok(self
+            .tasks
+            .iter()
+            .find(|(&t, other)| t != tid && other.real_pid == pid && in_exec(other.state))
+            .map_or(tid, |(&t, _)| t))
     }
 
     pub(super) fn new_task(

@@ -335,6 +335,7 @@ pub fn header() -> Header {
         stats: Stats::default(),
         verification: None,
         loaders: Vec::new(),
+        interpreters: Vec::new(),
         host: None,
         chaos: None,
     }

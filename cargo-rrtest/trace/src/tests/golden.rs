@@ -77,6 +77,7 @@ fn golden_header() -> Header {
         },
         verification: None,
         loaders: Vec::new(),
+        interpreters: Vec::new(),
         host: None,
         chaos: None,
     }

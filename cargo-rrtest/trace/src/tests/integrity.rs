@@ -275,3 +275,49 @@ fn loader_copies_are_file_ids_and_checked_like_the_executable() {
     std::fs::write(dir.join(trace::FILES_DIR).join(&loader.0), b"a loader").expect("write");
     read_everything(&dir).expect("with its loader");
 }
+
+/// The header's `interpreters` name `files/` entries too (replay runs a
+/// script's kept interpreter): the same checks as for `loaders`, along the
+/// chain of a script whose interpreter is a script.
+#[test]
+fn interpreter_copies_are_file_ids_and_checked_like_the_executable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("t");
+    let events = trace_with(&dir, b"x");
+    let trace::Event::Exec(exec) = &events[0] else {
+        panic!("the first event is an exec");
+    };
+    let inner = trace::file_id_of(b"#!/bin/sh\n");
+    let shell = trace::file_id_of(b"a shell");
+    let good = trace::read_header(&dir).expect("header");
+    let with = |first: &str| {
+        let mut h = good.clone();
+        h.interpreters = vec![
+            trace::InterpreterCopy {
+                script_file: exec.exe_file.0.clone(),
+                path: "/inner.sh".into(),
+                file: first.into(),
+            },
+            trace::InterpreterCopy {
+                script_file: inner.0.clone(),
+                path: "/bin/sh".into(),
+                file: shell.0.clone(),
+            },
+        ];
+        trace::rewrite_header(&dir, &h).expect("rewrite");
+    };
+    with("../../../../bin/sh");
+    let err = trace::read_header(&dir).expect_err("a path as a file id");
+    assert!(err.to_string().contains("interpreters[0].file"), "{err}");
+    with(&inner.0);
+    std::fs::write(dir.join(trace::FILES_DIR).join(&inner.0), b"#!/bin/sh\n").expect("write");
+    let err = read_everything(&dir)
+        .expect_err("a missing interpreter")
+        .to_string();
+    assert!(
+        err.contains(&format!("files/{} is missing", shell.0)),
+        "{err}"
+    );
+    std::fs::write(dir.join(trace::FILES_DIR).join(&shell.0), b"a shell").expect("write");
+    read_everything(&dir).expect("with its interpreters");
+}
