@@ -183,6 +183,10 @@ impl Session {
             sp: facts.sp,
             ip: facts.ip,
         }))?;
+        if self.exec_stop(tid) {
+            // Traced: it stops for its tracer (ptrace emulated).
+            return Ok(());
+        }
         self.current = Some(tid);
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }

@@ -124,6 +124,10 @@ impl Session {
             self.hold_back(tid, signo, info);
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
+        if kind == SignalKind::AtSyscallExit && self.signal_stop(tid, signo, &info, kind) {
+            // A tracee's signal: its tracer sees it (ptrace emulated).
+            return Ok(());
+        }
         self.emit_signal(tid, signo, &info, kind)?;
         syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
             .map_err(ptrace_err("delivering a signal", tid))
@@ -200,6 +204,27 @@ impl Session {
     /// will run before the delivery: queue it, resume, and at its delivery
     /// stop restore the original siginfo and record the event.
     pub(super) fn deliver_now(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: [u8; ptrace::SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> Result<(), Error> {
+        if matches!(
+            kind,
+            SignalKind::BeforeSyscall { .. } | SignalKind::AtSyscallExit
+        ) && self.signal_stop(tid, signo, &info, kind)
+        {
+            // A tracee's signal: its tracer sees it (ptrace emulated); the
+            // thread stays where it is, ready to deliver it if resumed
+            // with it.
+            return Ok(());
+        }
+        self.deliver_signal_now(tid, signo, info, kind)
+    }
+
+    /// [`Session::deliver_now`], to a tracee too.
+    pub(super) fn deliver_signal_now(
         &mut self,
         tid: Tid,
         signo: i32,
