@@ -27,16 +27,12 @@ use super::event::{
 pub const STREAM_MAGIC: [u8; 8] = *b"RRTEVNT\0";
 /// The event stream's own version, after the magic (u32, little endian).
 ///
-/// Compatibility rule: a reader accepts exactly the versions it knows (1 and
-/// 2 today, [`OLDEST_STREAM_VERSION`] up to this one) and rejects any other
-/// with [`super::Error::VersionMismatch`]. Any change to a record's layout,
-/// a new tag, or a new variant byte value needs a new version; unknown tags
-/// are corruption, not something to skip. Version 2 added the
-/// [`Event::TraceeWrite`](crate::Event::TraceeWrite) record: a version 1
-/// stream is a version 2 stream without it, and reads as one.
-pub const STREAM_VERSION: u32 = 2;
-/// The oldest event stream version a reader accepts.
-pub const OLDEST_STREAM_VERSION: u32 = 1;
+/// Compatibility rule: a reader accepts exactly the versions it knows (only 1
+/// today) and rejects any other with [`super::Error::VersionMismatch`]. Any
+/// change to a record's layout, a new tag, or a new variant byte value
+/// needs a new version; unknown tags are corruption, not something to skip.
+/// (Version 1 is not released: tags 0x0c-0x10 were added to it.)
+pub const STREAM_VERSION: u32 = 1;
 /// Bytes of the stream header: magic and version.
 pub const STREAM_HEADER_LEN: usize = 12;
 
@@ -73,7 +69,7 @@ pub mod tag {
     pub const BUFFER_ABORT: u8 = 0x0e;
     /// [`Event::Patch`](crate::Event::Patch).
     pub const PATCH: u8 = 0x0f;
-    /// [`Event::TraceeWrite`](crate::Event::TraceeWrite) (version 2).
+    /// [`Event::TraceeWrite`](crate::Event::TraceeWrite).
     pub const TRACEE_WRITE: u8 = 0x10;
     /// The end record: the event count and the stream checksum. Written by
     /// `TraceWriter::finish`; a stream without it was cut short.

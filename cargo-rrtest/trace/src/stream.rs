@@ -35,15 +35,8 @@ pub enum PushError {
 
 impl<W: Write> StreamWriter<W> {
     /// Writes the stream header to `out`.
-    pub fn new(out: W) -> io::Result<Self> {
-        Self::with_version(out, codec::STREAM_VERSION)
-    }
-
-    /// A writer that says it writes stream version `version` (the golden
-    /// test: today's records of the kinds version 1 has are version 1's).
-    pub(crate) fn with_version(mut out: W, version: u32) -> io::Result<Self> {
-        let mut header = codec::stream_header();
-        header[8..].copy_from_slice(&version.to_le_bytes());
+    pub fn new(mut out: W) -> io::Result<Self> {
+        let header = codec::stream_header();
         out.write_all(&header)?;
         let mut checksum = Checksum::default();
         checksum.update(&header);
@@ -346,7 +339,7 @@ impl<R: BufRead> StreamReader<R> {
             });
         }
         let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if !(codec::OLDEST_STREAM_VERSION..=codec::STREAM_VERSION).contains(&version) {
+        if version != codec::STREAM_VERSION {
             return Err(StreamError::Version(version));
         }
         let mut checksum = Checksum::default();

@@ -33,6 +33,8 @@
 //! - [`patching`]: syscall- and rdtsc-site patching;
 //! - [`rdtsc`]: trapped rdtsc emulation;
 //! - [`process`]: clone/fork/vfork/exec and the process tree;
+//! - [`tracer`]: the program's own ptrace, emulated (tracees held in
+//!   emulated stops, the tracer's requests and waits);
 //! - [`syscall`]: traced syscall entry and exit;
 //! - [`watchdog`]: a stalled recording ends in an error, not a hang.
 

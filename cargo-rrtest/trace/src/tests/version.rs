@@ -81,12 +81,12 @@ fn an_event_stream_of_another_version_is_a_version_mismatch() {
         .read_to_end(&mut raw)
         .expect("decompress");
     assert_eq!(&raw[..8], b"RRTEVNT\0");
-    raw[8..12].copy_from_slice(&3u32.to_le_bytes());
+    raw[8..12].copy_from_slice(&2u32.to_le_bytes());
     let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).expect("encoder");
     enc.write_all(&raw).expect("compress");
     std::fs::write(dir.join("events.zst"), enc.finish().expect("finish")).expect("write");
     match TraceReader::open(&dir) {
-        Err(e @ Error::VersionMismatch { found: 3, .. }) => {
+        Err(e @ Error::VersionMismatch { found: 2, .. }) => {
             assert!(e.to_string().contains(env!("CARGO_PKG_VERSION")), "{e}")
         }
         other => panic!("{other:?}"),
