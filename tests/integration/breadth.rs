@@ -11,7 +11,10 @@
 //!   and a signal passed on, the SIGTRAP after an exec, PTRACE_ATTACH and
 //!   PTRACE_SEIZE + PTRACE_INTERRUPT, peeks, pokes, registers) gets the
 //!   ptrace the recorder emulates, and replays it: each recorded, verified
-//!   and replayed several times (`::repeated`);
+//!   and replayed several times (`::repeated`); the tracer's wait as
+//!   `waitid` and as a `WNOHANG` poll (`ptrace_traceme_waitid`,
+//!   `_wnohang`); `ptrace_exitkill`: a tracer's exit kills its tracee with
+//!   PTRACE_O_EXITKILL and lets it go without;
 //! - `kill_process_group`: `kill(0, sig)` and `killpg` reach the program,
 //!   not the recorder;
 //! - `int80_syscall`: 32-bit calls (`int $0x80`) are told from 64-bit ones:
@@ -113,6 +116,27 @@ const SPECS: &[Spec] = &[
             "parent: set its flag and detached; the child exited with 0",
         ],
         ..c("ptrace_seize", CBuild::pie("ptrace_seize"))
+    },
+    Spec {
+        stdout_has: &["parent: resumed with SIGUSR1, the child stopped with SIGSTOP"],
+        ..c(
+            "ptrace_traceme_waitid",
+            with_defines("ptrace_traceme", &["USE_WAITID"]),
+        )
+    },
+    Spec {
+        stdout_has: &["parent: resumed with SIGUSR1, the child stopped with SIGSTOP"],
+        ..c(
+            "ptrace_traceme_wnohang",
+            with_defines("ptrace_traceme", &["USE_WNOHANG"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "with PTRACE_O_EXITKILL: the tracer exited, its tracee is gone",
+            "without it: the tracer exited, its tracee is gone",
+        ],
+        ..c("ptrace_exitkill", CBuild::pie("ptrace_exitkill"))
     },
     Spec {
         stdout_has: &["got SIGUSR1 2 times"],
@@ -219,6 +243,7 @@ pub fn trials() -> Vec<Trial> {
         "ptrace_exec",
         "ptrace_attach",
         "ptrace_seize",
+        "ptrace_exitkill",
     ] {
         let trial = format!("breadth::{name}::repeated");
         let t = trial.clone();
