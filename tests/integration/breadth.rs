@@ -14,7 +14,9 @@
 //!   and replayed several times (`::repeated`); the tracer's wait as
 //!   `waitid` and as a `WNOHANG` poll (`ptrace_traceme_waitid`,
 //!   `_wnohang`); `ptrace_exitkill`: a tracer's exit kills its tracee with
-//!   PTRACE_O_EXITKILL and lets it go without;
+//!   PTRACE_O_EXITKILL and lets it go without; `ptrace_fault`: a traced
+//!   child's SIGSEGV is a stop at the faulting instruction (moved past
+//!   with PTRACE_SETREGS, passed on to a handler, passed on to kill);
 //! - `kill_process_group`: `kill(0, sig)` and `killpg` reach the program,
 //!   not the recorder;
 //! - `int80_syscall`: 32-bit calls (`int $0x80`) are told from 64-bit ones:
@@ -139,6 +141,14 @@ const SPECS: &[Spec] = &[
         ..c("ptrace_exitkill", CBuild::pie("ptrace_exitkill"))
     },
     Spec {
+        stdout_has: &[
+            "child 0: faulted, moved past the fault, exited with 0",
+            "child 1: faulted, its handler ran, exited with 5",
+            "child 2: faulted, the SIGSEGV passed on killed it",
+        ],
+        ..c("ptrace_fault", CBuild::pie("ptrace_fault"))
+    },
+    Spec {
         stdout_has: &["got SIGUSR1 2 times"],
         ..c("kill_process_group", CBuild::pie("kill_process_group"))
     },
@@ -244,6 +254,7 @@ pub fn trials() -> Vec<Trial> {
         "ptrace_attach",
         "ptrace_seize",
         "ptrace_exitkill",
+        "ptrace_fault",
     ] {
         let trial = format!("breadth::{name}::repeated");
         let t = trial.clone();

@@ -128,6 +128,20 @@ impl Session {
             // A tracee's signal: its tracer sees it (ptrace emulated).
             return Ok(());
         }
+        if matches!(kind, SignalKind::Synchronous { .. })
+            && signo != libc::SIGKILL
+            && self.is_emulated_tracee(tid)
+        {
+            // A tracee's fault: it stops before the faulting instruction
+            // for its tracer (ptrace emulated), a point replay runs it to
+            // (the fault does not change the registers); a signal its
+            // tracer resumes it with is delivered there.
+            let point = crate::tracee::exec_point(tid, &regs)
+                .map_err(ptrace_err("reading an execution point", tid))?;
+            self.emit(Event::Preempt { tid, point })?;
+            self.signal_stop(tid, signo, &info, SignalKind::AtSyscallExit);
+            return Ok(());
+        }
         self.emit_signal(tid, signo, &info, kind)?;
         syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
             .map_err(ptrace_err("delivering a signal", tid))

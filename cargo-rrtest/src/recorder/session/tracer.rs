@@ -17,8 +17,9 @@
 //! Stops: `PTRACE_ATTACH`'s SIGSTOP, `PTRACE_INTERRUPT`'s event stop, the
 //! SIGTRAP after an exec (or `PTRACE_EVENT_EXEC` with
 //! `PTRACE_O_TRACEEXEC`), and a signal that reaches a tracee at a point
-//! replay finds again (at a syscall's exit, or held back to a syscall's
-//! entry): the signal is not delivered but reported; the tracer's
+//! replay finds again (at a syscall's exit, held back to a syscall's entry
+//! or to an execution point, or a fault, whose instruction is made a
+//! `Preempt` point): the signal is not delivered but reported; the tracer's
 //! `PTRACE_CONT`/`PTRACE_DETACH` signal, if any, is delivered when the
 //! tracee next runs. A stop becomes visible to the tracer once the tracee
 //! is stopped by the recorder (a tracee blocked in a syscall is interrupted
