@@ -9,6 +9,59 @@ use std::io;
 /// The tracee's general registers (`struct user_regs_struct`).
 pub type Regs = libc::user_regs_struct;
 
+/// The fields of [`Regs`] in the kernel's order (`struct user_regs_struct`).
+macro_rules! regs_fields {
+    ($m:ident) => {
+        $m!(
+            r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip,
+            cs, eflags, rsp, ss, fs_base, gs_base, ds, es, fs, gs
+        )
+    };
+}
+
+/// Bytes of a `struct user_regs_struct`.
+pub const REGS_SIZE: usize = std::mem::size_of::<Regs>();
+
+/// The registers as the kernel lays them out (what `PTRACE_GETREGS`
+/// stores).
+pub fn regs_to_bytes(regs: &Regs) -> [u8; REGS_SIZE] {
+    let mut out = [0u8; REGS_SIZE];
+    let mut at = 0;
+    macro_rules! put {
+        ($($f:ident),*) => {
+            $(
+                out[at..at + 8].copy_from_slice(&regs.$f.to_ne_bytes());
+                at += 8;
+            )*
+        };
+    }
+    regs_fields!(put);
+    debug_assert_eq!(at, REGS_SIZE);
+    out
+}
+
+/// Registers from their kernel layout (what `PTRACE_SETREGS` reads); None
+/// when `bytes` is not [`REGS_SIZE`] long.
+pub fn regs_from_bytes(bytes: &[u8]) -> Option<Regs> {
+    if bytes.len() != REGS_SIZE {
+        return None;
+    }
+    // SAFETY: user_regs_struct is plain integers; all-zero is valid.
+    let mut regs: Regs = unsafe { std::mem::zeroed() };
+    let mut at = 0;
+    macro_rules! get {
+        ($($f:ident),*) => {
+            $(
+                regs.$f = u64::from_ne_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+                at += 8;
+            )*
+        };
+    }
+    regs_fields!(get);
+    debug_assert_eq!(at, REGS_SIZE);
+    Some(regs)
+}
+
 /// Size of a raw `siginfo_t`.
 pub const SIGINFO_SIZE: usize = 128;
 

@@ -70,6 +70,30 @@ pub(crate) fn wait4(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Resul
     Ok(())
 }
 
+/// `ptrace(request, pid, addr, data)`, which the recorder emulates: a
+/// successful request that reads the tracee stores at `data` (the raw
+/// call: `PTRACE_PEEK*` the word, `PTRACE_GETREGS` the registers,
+/// `PTRACE_GETSIGINFO` the siginfo, `PTRACE_GETEVENTMSG` the message).
+pub(crate) fn ptrace(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret != 0 {
+        return Ok(());
+    }
+    // PTRACE_PEEKTEXT, _PEEKDATA, _PEEKUSER, _GETREGS, _GETEVENTMSG,
+    // _GETSIGINFO (<sys/ptrace.h>).
+    let len = match c.args[0] as u32 {
+        1..=3 | 0x4201 => 8,
+        12 => std::mem::size_of::<libc::user_regs_struct>() as u64,
+        0x4202 => layout::SIGINFO,
+        _ => 0,
+    };
+    push(out, c.args[3], len);
+    Ok(())
+}
+
 /// `waitid(idtype, id, infop, options, rusage)`: the kernel fills the
 /// siginfo's leading fields whatever the outcome (zeroed with `WNOHANG` and
 /// nothing to report, and on failures such as `ECHILD`), except when `infop`

@@ -29,9 +29,10 @@
 //!   kernel overwrote; `waitid`'s whole siginfo; fd_sets sized by `nfds`
 //!   before the kernel clamps it). Recording bytes the kernel left alone is
 //!   harmless: the recorder stores what memory holds at that exit stop.
-//! - `ptrace` never runs: the recorder fails every request with EPERM at
-//!   its entry (the program is traced by us already, as under a debugger),
-//!   so it writes nothing.
+//! - `ptrace` never runs: the recorder emulates it between processes of the
+//!   recording and fails the rest with EPERM at its entry (the program is
+//!   traced by us already); a request that reads the tracee stores at
+//!   `data` ([`ptrace`](super::process::ptrace)).
 //! - `modify_ldt` is executed: the LDT it writes is task state later
 //!   segment loads use; the rest of the administration calls (`acct`,
 //!   `iopl`/`ioperm`, `quotactl`, NUMA policy, `ioprio_*`, clock discipline)
@@ -58,8 +59,8 @@ use super::outputs::{
 };
 use super::poll::{poll, ppoll, select};
 use super::process::{
-    arch_prctl, capget, clock_nanosleep, clone, clone3, futex, nanosleep, prctl, restart_syscall,
-    rt_sigtimedwait, seccomp, wait4, waitid,
+    arch_prctl, capget, clock_nanosleep, clone, clone3, futex, nanosleep, prctl, ptrace,
+    restart_syscall, rt_sigtimedwait, seccomp, wait4, waitid,
 };
 use super::{Call, MemReader, OutputsFn, Region, ReplayAction, SyscallDesc, Unsupported};
 
@@ -196,7 +197,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(98, "getrusage", false, Emulate, fixed::<1, RUSAGE>),
     d(99, "sysinfo", false, Emulate, fixed::<0, SYSINFO>),
     d(100, "times", false, Emulate, fixed::<0, TMS>),
-    d(101, "ptrace", false, Emulate, none),
+    d(101, "ptrace", false, Emulate, ptrace),
     d(102, "getuid", false, Emulate, none),
     d(103, "syslog", false, Emulate, syslog),
     d(104, "getgid", false, Emulate, none),

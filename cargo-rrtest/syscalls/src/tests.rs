@@ -1171,10 +1171,28 @@ fn unsupported_calls_say_why() {
 }
 
 #[test]
-fn ptrace_writes_nothing_since_the_recorder_refuses_it() {
-    // The recorder answers every ptrace request with EPERM at its entry.
+fn ptrace_writes_what_a_reading_request_returns() {
+    // The recorder emulates ptrace: a request that reads the tracee stores
+    // at `data`; a failed one, or one that changes the tracee, nothing.
     let m = FakeMem::default();
-    assert!(ok(&call(libc::SYS_ptrace, &[0, 0, 0, 0], -1), &m).is_empty());
+    let peek = libc::PTRACE_PEEKDATA as u64;
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[peek, 7, 0x10, 0x200], 0), &m),
+        vec![(0x200, 8)]
+    );
+    let regs = libc::PTRACE_GETREGS as u64;
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[regs, 7, 0, 0x300], 0), &m),
+        vec![(0x300, 216)]
+    );
+    let info = libc::PTRACE_GETSIGINFO as u64;
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[info, 7, 0, 0x400], 0), &m),
+        vec![(0x400, 128)]
+    );
+    assert!(ok(&call(libc::SYS_ptrace, &[peek, 7, 0x10, 0x200], -1), &m).is_empty());
+    let poke = libc::PTRACE_POKEDATA as u64;
+    assert!(ok(&call(libc::SYS_ptrace, &[poke, 7, 0x10, 0x200], 0), &m).is_empty());
     assert_eq!(
         crate::lookup(libc::SYS_ptrace).unwrap().replay,
         ReplayAction::Emulate

@@ -31,6 +31,7 @@ pub const STREAM_MAGIC: [u8; 8] = *b"RRTEVNT\0";
 /// today) and rejects any other with [`super::Error::VersionMismatch`]. Any
 /// change to a record's layout, a new tag, or a new variant byte value
 /// needs a new version; unknown tags are corruption, not something to skip.
+/// (Version 1 is not released: tags 0x0c-0x10 were added to it.)
 pub const STREAM_VERSION: u32 = 1;
 /// Bytes of the stream header: magic and version.
 pub const STREAM_HEADER_LEN: usize = 12;
@@ -68,6 +69,8 @@ pub mod tag {
     pub const BUFFER_ABORT: u8 = 0x0e;
     /// [`Event::Patch`](crate::Event::Patch).
     pub const PATCH: u8 = 0x0f;
+    /// [`Event::TraceeWrite`](crate::Event::TraceeWrite).
+    pub const TRACEE_WRITE: u8 = 0x10;
     /// The end record: the event count and the stream checksum. Written by
     /// `TraceWriter::finish`; a stream without it was cut short.
     pub const END: u8 = 0xff;
@@ -406,6 +409,20 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
             put_bytes(e.buf, &p.site_bytes);
             put_uvarint(e.buf, p.resume);
             tag::PATCH
+        }
+        Event::TraceeWrite {
+            tid,
+            target,
+            regs,
+            addr,
+            bytes,
+        } => {
+            put_ivarint(e.buf, i64::from(*tid));
+            put_ivarint(e.buf, i64::from(*target));
+            e.buf.push(u8::from(*regs));
+            put_uvarint(e.buf, *addr);
+            put_bytes(e.buf, bytes);
+            tag::TRACEE_WRITE
         }
         Event::NewTask {
             parent,
@@ -795,6 +812,13 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
                 rdtsc: flags & 4 != 0,
             }))
         }
+        tag::TRACEE_WRITE => Record::Event(Event::TraceeWrite {
+            tid: d.i32("tid")?,
+            target: d.i32("target tid")?,
+            regs: d.bool("registers flag")?,
+            addr: d.uvarint("address")?,
+            bytes: d.bytes("bytes written", MAX_PATCH_LEN)?.to_vec(),
+        }),
         tag::NEW_TASK => Record::Event(Event::NewTask {
             parent: d.i32("parent tid")?,
             child: d.i32("child tid")?,
@@ -832,7 +856,7 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
 
 /// Whether `tag` is a record tag of this version.
 pub fn is_known_tag(t: u8) -> bool {
-    matches!(t, tag::EXEC..=tag::PATCH | tag::END)
+    matches!(t, tag::EXEC..=tag::TRACEE_WRITE | tag::END)
 }
 
 // ---------------------------------------------------------------------------

@@ -398,8 +398,12 @@ impl Timeline {
                 Event::Unsupported { what, .. } => {
                     push(&mut t, Action::Unsupported { what: what.clone() })
                 }
-                // The recorder's machinery, not the program's.
-                Event::BufferInit { .. } | Event::BufferAbort { .. } | Event::Patch(_) => {}
+                // The recorder's machinery, or (a tracee write) a change the
+                // program's tracer made, seen in the tracer's ptrace call.
+                Event::BufferInit { .. }
+                | Event::BufferAbort { .. }
+                | Event::Patch(_)
+                | Event::TraceeWrite { .. } => {}
             }
         }
         t

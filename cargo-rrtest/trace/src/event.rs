@@ -110,6 +110,25 @@ pub enum Event {
     /// `stub_addr` (mapping `new_page` first, when set), `site_bytes` at
     /// `site`, and moved the thread to `resume` with `rax` = `nr`.
     Patch(PatchEvent),
+    /// Thread `tid`'s emulated ptrace changed thread `target`, which it
+    /// holds stopped as its tracer: `PTRACE_POKEDATA`/`PTRACE_POKETEXT`
+    /// wrote `bytes` at `addr` in its memory (`regs` false), or
+    /// `PTRACE_SETREGS` set its general registers to `bytes` (a
+    /// `user_regs_struct`; `regs` true, `addr` 0). Written at the request,
+    /// before the tracer's `ptrace` syscall event; replay makes the same
+    /// change there.
+    TraceeWrite {
+        /// The tracer thread.
+        tid: Tid,
+        /// The thread changed.
+        target: Tid,
+        /// Registers (true) or memory (false).
+        regs: bool,
+        /// Where in memory.
+        addr: u64,
+        /// What was written.
+        bytes: Vec<u8>,
+    },
     /// A thread exited (it will produce no more events).
     ThreadExit {
         /// The thread.
@@ -148,6 +167,7 @@ impl Event {
             | Event::Buffered { tid, .. }
             | Event::BufferAbort { tid, .. } => *tid,
             Event::Patch(p) => p.tid,
+            Event::TraceeWrite { tid, .. } => *tid,
             Event::ThreadExit { tid } => *tid,
             Event::ProcessExit { pid, .. } => *pid,
             Event::Unsupported { tid, .. } => *tid,
@@ -169,6 +189,7 @@ impl Event {
             Event::Buffered { .. } => "buffered",
             Event::BufferAbort { .. } => "buffer-abort",
             Event::Patch(_) => "patch",
+            Event::TraceeWrite { .. } => "tracee-write",
             Event::ThreadExit { .. } => "thread-exit",
             Event::ProcessExit { .. } => "process-exit",
             Event::Unsupported { .. } => "unsupported",

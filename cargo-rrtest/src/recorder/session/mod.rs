@@ -33,6 +33,8 @@
 //! - [`patching`]: syscall- and rdtsc-site patching;
 //! - [`rdtsc`]: trapped rdtsc emulation;
 //! - [`process`]: clone/fork/vfork/exec and the process tree;
+//! - [`tracer`]: the program's own ptrace, emulated (tracees held in
+//!   emulated stops, the tracer's requests and waits);
 //! - [`syscall`]: traced syscall entry and exit;
 //! - [`watchdog`]: a stalled recording ends in an error, not a hang.
 
@@ -48,6 +50,7 @@ mod signals;
 mod steps;
 mod syscall;
 mod syscallbuf;
+mod tracer;
 mod watchdog;
 
 use std::collections::{BTreeMap, HashMap};
@@ -190,6 +193,14 @@ struct Task {
     /// That signal, sent again, with the siginfo it came with (restored at
     /// its delivery stop).
     redeliver: Option<(i32, [u8; rrtest_sys::ptrace::SIGINFO_SIZE])>,
+    /// Traced by another process of the recording (ptrace emulated,
+    /// [`tracer`]).
+    traced: Option<tracer::Traced>,
+    /// A signal its tracer resumed it with, delivered when it next runs.
+    resume_signal: Option<tracer::Resumption>,
+    /// A tracer blocked in a wait that was interrupted for an emulated
+    /// stop ([`Session::kick_tracers`]); cleared at its next syscall.
+    kicked: bool,
 }
 
 impl Task {
@@ -215,7 +226,16 @@ impl Task {
             ready_since: matches!(state, State::Ready(_)).then(Instant::now),
             signal_in_syscall: None,
             redeliver: None,
+            traced: None,
+            resume_signal: None,
+            kicked: false,
         }
+    }
+
+    /// Stopped by us and free to run: ready, and not held in a stop by
+    /// its (emulated) tracer.
+    fn runnable(&self) -> bool {
+        matches!(self.state, State::Ready(_)) && !self.traced.as_ref().is_some_and(|t| t.stopped())
     }
 
     /// The thread is stopped and may run, `pending` what its resume owes:
@@ -534,6 +554,8 @@ impl Session {
             | Event::NewTask { .. }
             | Event::ThreadExit { .. }
             | Event::ProcessExit { .. }
+            // Another thread's change, at the tracer's ptrace entry.
+            | Event::TraceeWrite { .. }
             // The trace will not replay anyway (and one comes at an exec,
             // where the old image's buffer is gone).
             | Event::Unsupported { .. } => None,
@@ -631,6 +653,7 @@ impl Session {
                     self.last_stop = Instant::now();
                     self.stats.schedule.stops += 1;
                     self.handle(ev)?;
+                    self.kick_tracers()?;
                     for (tid, signo, info) in crate::tracee::take_stashed_signals() {
                         if !self.is_desched_signal(tid, signo, &info) {
                             self.hold_back(tid, signo, info);
@@ -754,6 +777,7 @@ impl Session {
             self.current = None;
         }
         if task.pid == tid {
+            self.tracer_gone(tid);
             self.spaces.remove(&tid);
             if tid == self.leader {
                 self.leader_status = Some(status);

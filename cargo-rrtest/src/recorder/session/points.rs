@@ -451,6 +451,17 @@ impl Session {
     fn act_at(&mut self, tid: Tid, point: rrtest_trace::ExecPoint) -> Result<(), Error> {
         if let Some((signo, info)) = self.take_deliverable(tid) {
             self.stats.async_events += 1;
+            if self.is_emulated_tracee(tid) && signo != libc::SIGKILL {
+                // A tracee's signal: it stops here for its tracer (ptrace
+                // emulated), a point replay runs it to; a signal its tracer
+                // resumes it with is delivered where it stands.
+                self.emit(Event::Preempt { tid, point })?;
+                if let Some(task) = self.tasks.get_mut(&tid) {
+                    task.resumed_at = None;
+                }
+                self.signal_stop(tid, signo, &info, SignalKind::AtSyscallExit);
+                return Ok(());
+            }
             return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
         }
         let spin_checked = self.tasks.get_mut(&tid).is_some_and(|t| {

@@ -208,6 +208,10 @@ impl Session {
         for gone in std::mem::take(&mut self.killed_by_exec) {
             self.task_gone(gone, rrtest_trace::ExitStatus::Exited(0))?;
         }
+        if self.exec_stop(tid) {
+            // Traced: it stops for its tracer (ptrace emulated).
+            return Ok(());
+        }
         self.current = Some(tid);
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }

@@ -191,9 +191,7 @@ impl Threads<'_> {
 
     /// Whether `tid` is stopped by the recorder and may run.
     pub(super) fn is_ready(&self, tid: Tid) -> bool {
-        self.tasks
-            .get(&tid)
-            .is_some_and(|t| matches!(t.state, State::Ready(_)))
+        self.tasks.get(&tid).is_some_and(|t| t.runnable())
     }
 
     /// When ready thread `tid` became ready (None: not ready, or not
@@ -201,7 +199,7 @@ impl Threads<'_> {
     pub(super) fn ready_since(&self, tid: Tid) -> Option<Instant> {
         self.tasks
             .get(&tid)
-            .filter(|t| matches!(t.state, State::Ready(_)))
+            .filter(|t| t.runnable())
             .and_then(|t| t.ready_since)
     }
 }
@@ -445,7 +443,7 @@ impl Session {
         let waiting = self
             .tasks
             .iter()
-            .filter(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)))
+            .filter(|(&t, task)| t != tid && task.runnable())
             .count();
         self.sched.slice = self.sched.policy.slice_for(waiting);
         let steps = (self.tasks.len() > 1)
@@ -489,6 +487,14 @@ impl Session {
         // comes, is taken as a stray one and the thread goes on.)
         task.interrupt_requested = false;
         self.update_desched(tid, true)?;
+        if let Some((signo, info, kind)) = self
+            .tasks
+            .get_mut(&tid)
+            .and_then(|t| t.resume_signal.take())
+        {
+            // Its tracer resumed it with a signal (ptrace emulated).
+            return self.deliver_signal_now(tid, signo, info, kind);
+        }
         match steps {
             Some(steps) => self.run_steps(tid, steps),
             None => ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid)),
@@ -499,7 +505,7 @@ impl Session {
     pub(super) fn others_ready(&self, tid: Tid) -> bool {
         self.tasks
             .iter()
-            .any(|(&t, task)| t != tid && matches!(task.state, State::Ready(_)))
+            .any(|(&t, task)| t != tid && task.runnable())
     }
 
     /// Runs the timer at [`LONE_TICK`] while the recording has one thread

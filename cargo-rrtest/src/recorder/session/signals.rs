@@ -124,6 +124,24 @@ impl Session {
             self.hold_back(tid, signo, info);
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
+        if kind == SignalKind::AtSyscallExit && self.signal_stop(tid, signo, &info, kind) {
+            // A tracee's signal: its tracer sees it (ptrace emulated).
+            return Ok(());
+        }
+        if matches!(kind, SignalKind::Synchronous { .. })
+            && signo != libc::SIGKILL
+            && self.is_emulated_tracee(tid)
+        {
+            // A tracee's fault: it stops before the faulting instruction
+            // for its tracer (ptrace emulated), a point replay runs it to
+            // (the fault does not change the registers); a signal its
+            // tracer resumes it with is delivered there.
+            let point = crate::tracee::exec_point(tid, &regs)
+                .map_err(ptrace_err("reading an execution point", tid))?;
+            self.emit(Event::Preempt { tid, point })?;
+            self.signal_stop(tid, signo, &info, SignalKind::AtSyscallExit);
+            return Ok(());
+        }
         self.emit_signal(tid, signo, &info, kind)?;
         syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
             .map_err(ptrace_err("delivering a signal", tid))
@@ -200,6 +218,27 @@ impl Session {
     /// will run before the delivery: queue it, resume, and at its delivery
     /// stop restore the original siginfo and record the event.
     pub(super) fn deliver_now(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: [u8; ptrace::SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> Result<(), Error> {
+        if matches!(
+            kind,
+            SignalKind::BeforeSyscall { .. } | SignalKind::AtSyscallExit
+        ) && self.signal_stop(tid, signo, &info, kind)
+        {
+            // A tracee's signal: its tracer sees it (ptrace emulated); the
+            // thread stays where it is, ready to deliver it if resumed
+            // with it.
+            return Ok(());
+        }
+        self.deliver_signal_now(tid, signo, info, kind)
+    }
+
+    /// [`Session::deliver_now`], to a tracee too.
+    pub(super) fn deliver_signal_now(
         &mut self,
         tid: Tid,
         signo: i32,

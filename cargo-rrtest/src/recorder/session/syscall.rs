@@ -40,6 +40,7 @@ impl Session {
             // A thread checked for a spin that makes a syscall does not
             // spin: the check is over, unless its interrupt's stop is still
             // to come (it is a spin check there too).
+            task.kicked = false;
             let spin_check = task.spin_check;
             if !task.interrupt_requested {
                 task.spin_check = false;
@@ -109,14 +110,19 @@ impl Session {
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
             forced_ret = Some(-(libc::ENOSYS as i64));
         } else if nr == libc::SYS_ptrace {
-            // The program is traced already (by us): the kernel refuses
-            // PTRACE_TRACEME, and attaching to a process of the recording,
-            // with EPERM, as under a debugger. Attaching to a process outside
-            // it could succeed and change what that process does, unseen:
-            // every request fails with EPERM, recorded, and so in replay.
+            // The program is traced already (by us): the kernel would
+            // refuse its requests. Between processes of the recording they
+            // are emulated (`tracer`); one naming a process outside it
+            // fails with EPERM (it could change what that process does,
+            // unseen). Recorded, and so in replay.
             regs.orig_rax = u64::MAX;
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
-            forced_ret = Some(-(libc::EPERM as i64));
+            forced_ret = Some(self.emulate_ptrace(tid, pid, &args)?);
+        } else if let Some(ret) = self.emulated_wait(tid, pid, nr, &args)? {
+            // A tracer's wait for the emulated stop of its tracee.
+            regs.orig_rax = u64::MAX;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+            forced_ret = Some(ret);
         } else if nr == libc::SYS_sched_setaffinity
             && self.writer.header_mut().tracee_cpu.is_some()
             && (args[0] == 0 || self.tasks.contains_key(&(args[0] as Tid)))

@@ -41,11 +41,16 @@ fn waits_on_us(task: &Task) -> bool {
     match task.state {
         State::InSyscall { .. } => false,
         State::Running => task.interrupt_requested,
-        State::Ready(_) | State::Unborn | State::Dying => true,
+        // Held by its tracer: it waits on the program.
+        State::Ready(_) => !task.traced.as_ref().is_some_and(|t| t.stopped()),
+        State::Unborn | State::Dying => true,
     }
 }
 
 fn describe(task: &Task) -> String {
+    if let Some(t) = task.traced.as_ref().filter(|t| t.stopped()) {
+        return t.describe();
+    }
     match task.state {
         State::Ready(Pending::Nothing) => "stopped by the recorder, ready to run".into(),
         State::Ready(Pending::Exit(e)) => format!(

@@ -43,6 +43,7 @@ use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
 use crate::tracee::syscallbuf::{self as buffer, Space};
 use rrtest_sys::ptrace::{self, WaitEvent};
+use rrtest_sys::RemoteMem;
 use rrtest_syscalls::{self as syscalls, ReplayAction};
 use rrtest_trace::{Event, ExitStatus, ReadAhead, Tid};
 
@@ -391,9 +392,44 @@ impl Session {
                     .push_back(Buffered::Aborted { nr });
             }
             Event::Patch(p) => self.patch(p)?,
+            Event::TraceeWrite {
+                target,
+                regs,
+                addr,
+                bytes,
+                ..
+            } => self.tracee_write(target, regs, addr, &bytes)?,
             Event::Unsupported { what, .. } => return Err(Error::NotReplayable(vec![what]).into()),
         }
         Ok(None)
+    }
+
+    /// What the program's emulated ptrace changed in a thread its tracer
+    /// holds stopped (`PTRACE_POKEDATA`, `PTRACE_SETREGS`): the same change,
+    /// at the same point.
+    fn tracee_write(
+        &mut self,
+        target: Tid,
+        regs: bool,
+        addr: u64,
+        bytes: &[u8],
+    ) -> Result<(), ReplayError> {
+        let real = self.task(target)?.real;
+        if regs {
+            let Some(new) = ptrace::regs_from_bytes(bytes) else {
+                return Err(Error::Malformed {
+                    index: self.index,
+                    reason: format!("tracee registers of {} bytes", bytes.len()),
+                }
+                .into());
+            };
+            ptrace::setregs(real, &new).map_err(perr("PTRACE_SETREGS", real))?;
+        } else {
+            RemoteMem::new(real)
+                .write(addr, bytes)
+                .map_err(perr("writing a tracee's memory", real))?;
+        }
+        Ok(())
     }
 
     /// Waits until thread `real` has exited; returns how.

@@ -279,6 +279,13 @@ impl Rng {
                 tid: self.i32(),
                 nr: self.i64(),
             },
+            14 => Event::TraceeWrite {
+                tid: self.i32(),
+                target: self.i32(),
+                regs: self.bool(),
+                addr: self.u64(),
+                bytes: self.bytes(216),
+            },
             _ => Event::Patch(PatchEvent {
                 tid: self.i32(),
                 nr: self.i64(),
@@ -306,7 +313,7 @@ impl Rng {
 }
 
 /// Number of event kinds [`Rng::event_of`] produces.
-pub const KINDS: u64 = 15;
+pub const KINDS: u64 = 16;
 
 /// A header as a recorder would write it.
 pub fn header() -> Header {

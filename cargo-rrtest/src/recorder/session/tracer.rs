@@ -1,0 +1,667 @@
+//! The program's own ptrace, emulated between processes of the recording.
+//!
+//! The recorder is the real tracer of every thread, so the kernel would
+//! refuse the program's requests; where tracer and tracee are both
+//! processes of the recording (the tracee a child of the tracer), the
+//! recorder plays the kernel's part: it keeps who traces whom
+//! ([`Traced`]), holds a tracee in an emulated stop (it is not scheduled
+//! until its tracer resumes it), answers the tracer's requests from the
+//! real tracee, and answers the tracer's `wait4`/`waitid` with the stop.
+//! Everything the tracer sees is a syscall result (recorded and replayed
+//! as any); what it changes in the tracee (`PTRACE_POKEDATA`,
+//! `PTRACE_SETREGS`) is a [`Event::TraceeWrite`], which replay applies at
+//! the same point. A request naming a process outside the recording, or
+//! one not emulated, fails at once (EPERM, or EIO/EINVAL with a warning
+//! naming it).
+//!
+//! Stops: `PTRACE_ATTACH`'s SIGSTOP, `PTRACE_INTERRUPT`'s event stop, the
+//! SIGTRAP after an exec (or `PTRACE_EVENT_EXEC` with
+//! `PTRACE_O_TRACEEXEC`), and a signal that reaches a tracee at a point
+//! replay finds again (at a syscall's exit, held back to a syscall's entry
+//! or to an execution point, or a fault, whose instruction is made a
+//! `Preempt` point): the signal is not delivered but reported; the tracer's
+//! `PTRACE_CONT`/`PTRACE_DETACH` signal, if any, is delivered when the
+//! tracee next runs. A stop becomes visible to the tracer once the tracee
+//! is stopped by the recorder (a tracee blocked in a syscall is interrupted
+//! first: the syscall restarts, as under a real SIGSTOP); a tracer blocked
+//! in the kernel's wait by then is interrupted so that its wait starts
+//! again and finds the stop.
+//!
+//! Must not: pick threads (`schedule`) or classify signals (`signals`).
+
+use tracing::warn;
+
+use super::{ptrace_err, Error, Pending, Session, State};
+use rrtest_sys::ptrace::{self, SIGINFO_SIZE};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{Event, SignalKind, Tid};
+
+/// Requests, from `<sys/ptrace.h>`.
+mod req {
+    pub const TRACEME: i32 = 0;
+    pub const PEEKTEXT: i32 = 1;
+    pub const PEEKDATA: i32 = 2;
+    pub const PEEKUSER: i32 = 3;
+    pub const POKETEXT: i32 = 4;
+    pub const POKEDATA: i32 = 5;
+    pub const CONT: i32 = 7;
+    pub const KILL: i32 = 8;
+    pub const GETREGS: i32 = 12;
+    pub const SETREGS: i32 = 13;
+    pub const ATTACH: i32 = 16;
+    pub const DETACH: i32 = 17;
+    pub const SETOPTIONS: i32 = 0x4200;
+    pub const GETEVENTMSG: i32 = 0x4201;
+    pub const GETSIGINFO: i32 = 0x4202;
+    pub const SEIZE: i32 = 0x4206;
+    pub const INTERRUPT: i32 = 0x4207;
+}
+
+/// A request's name, for messages.
+fn request_name(r: i32) -> String {
+    let name = match r {
+        0 => "PTRACE_TRACEME",
+        1 => "PTRACE_PEEKTEXT",
+        2 => "PTRACE_PEEKDATA",
+        3 => "PTRACE_PEEKUSER",
+        4 => "PTRACE_POKETEXT",
+        5 => "PTRACE_POKEDATA",
+        6 => "PTRACE_POKEUSER",
+        7 => "PTRACE_CONT",
+        8 => "PTRACE_KILL",
+        9 => "PTRACE_SINGLESTEP",
+        12 => "PTRACE_GETREGS",
+        13 => "PTRACE_SETREGS",
+        14 => "PTRACE_GETFPREGS",
+        15 => "PTRACE_SETFPREGS",
+        16 => "PTRACE_ATTACH",
+        17 => "PTRACE_DETACH",
+        24 => "PTRACE_SYSCALL",
+        0x4200 => "PTRACE_SETOPTIONS",
+        0x4201 => "PTRACE_GETEVENTMSG",
+        0x4202 => "PTRACE_GETSIGINFO",
+        0x4203 => "PTRACE_SETSIGINFO",
+        0x4206 => "PTRACE_SEIZE",
+        0x4207 => "PTRACE_INTERRUPT",
+        0x4208 => "PTRACE_LISTEN",
+        _ => return format!("ptrace request {r:#x}"),
+    };
+    name.into()
+}
+
+/// The options emulated: `PTRACE_O_TRACESYSGOOD` (it only changes
+/// syscall stops, which are not emulated), `PTRACE_O_TRACEEXEC`,
+/// `PTRACE_O_EXITKILL`.
+const OPTIONS_EMULATED: u64 = 0x1 | 0x10 | 0x10_0000;
+
+/// The name of the first option in `options` that is not emulated.
+fn unemulated_option(options: u64) -> Option<String> {
+    const NAMES: [(u64, &str); 8] = [
+        (0x2, "PTRACE_O_TRACEFORK"),
+        (0x4, "PTRACE_O_TRACEVFORK"),
+        (0x8, "PTRACE_O_TRACECLONE"),
+        (0x20, "PTRACE_O_TRACEVFORKDONE"),
+        (0x40, "PTRACE_O_TRACEEXIT"),
+        (0x80, "PTRACE_O_TRACESECCOMP"),
+        (0x20_0000, "PTRACE_O_SUSPEND_SECCOMP"),
+        (0, ""),
+    ];
+    let extra = options & !OPTIONS_EMULATED;
+    if extra == 0 {
+        return None;
+    }
+    Some(
+        NAMES
+            .iter()
+            .find(|&&(bit, _)| bit != 0 && extra & bit != 0)
+            .map_or_else(|| format!("option bits {extra:#x}"), |(_, n)| n.to_string()),
+    )
+}
+
+const PTRACE_O_TRACEEXEC: u64 = 0x10;
+const PTRACE_O_EXITKILL: u64 = 0x10_0000;
+/// `si_code` of a signal sent by `kill`.
+const SI_USER: i32 = 0;
+/// `si_code` of `SIGCHLD` for a traced child's stop.
+const CLD_TRAPPED: i32 = 4;
+
+/// A thread traced by another process of the recording.
+#[derive(Debug, Clone)]
+pub(super) struct Traced {
+    /// The tracer's process id.
+    tracer: Tid,
+    /// Attached with `PTRACE_SEIZE` (`PTRACE_INTERRUPT` allowed).
+    seized: bool,
+    /// `PTRACE_O_*` set.
+    options: u64,
+    /// The emulated stop it is held in.
+    stop: Option<EmuStop>,
+}
+
+/// A tracee's emulated stop.
+#[derive(Debug, Clone)]
+struct EmuStop {
+    /// What `wait4` reports (`(sig << 8) | 0x7f`, with an event above).
+    status: i32,
+    /// What `PTRACE_GETSIGINFO` answers.
+    info: [u8; SIGINFO_SIZE],
+    /// A wait returned it already.
+    reported: bool,
+    /// Where the stop is, as a signal delivered there is recorded.
+    kind: SignalKind,
+}
+
+/// A signal to deliver when a tracee next runs (its tracer resumed it with
+/// one): number, siginfo, where.
+pub(super) type Resumption = (i32, [u8; SIGINFO_SIZE], SignalKind);
+
+impl Traced {
+    /// Held in an emulated stop.
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.is_some()
+    }
+
+    /// What the watchdog says of a thread held by its tracer.
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "stopped by its tracer, process {} (ptrace emulated)",
+            self.tracer
+        )
+    }
+}
+
+/// A siginfo for `signo` sent by process `pid` with `kill`.
+fn user_siginfo(signo: i32, pid: Tid) -> [u8; SIGINFO_SIZE] {
+    let mut info = [0u8; SIGINFO_SIZE];
+    info[0..4].copy_from_slice(&signo.to_ne_bytes());
+    info[8..12].copy_from_slice(&SI_USER.to_ne_bytes());
+    info[16..20].copy_from_slice(&pid.to_ne_bytes());
+    info
+}
+
+/// The parent process of `pid` (`/proc/PID/status`).
+fn parent_of(pid: Tid) -> Option<Tid> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn neg(errno: i32) -> i64 {
+    -i64::from(errno)
+}
+
+impl Session {
+    /// Whether `tid` is traced by a process of the recording.
+    pub(super) fn is_emulated_tracee(&self, tid: Tid) -> bool {
+        self.tasks.get(&tid).is_some_and(|t| t.traced.is_some())
+    }
+
+    /// The program's `ptrace(request, pid, addr, data)` from thread `tid`
+    /// of process `pid` (stopped at its entry, which is skipped): does it
+    /// and returns the result the call gets.
+    pub(super) fn emulate_ptrace(
+        &mut self,
+        tid: Tid,
+        pid: Tid,
+        args: &[u64; 6],
+    ) -> Result<i64, Error> {
+        let request = args[0] as u32 as i32;
+        let target = args[1] as i32;
+        let (addr, data) = (args[2], args[3]);
+        match request {
+            req::TRACEME => {
+                let parent = parent_of(pid).filter(|p| self.tasks.values().any(|t| t.pid == *p));
+                let task = self.tasks.get_mut(&tid).expect("task exists");
+                match parent {
+                    Some(parent) if task.traced.is_none() => {
+                        task.traced = Some(Traced {
+                            tracer: parent,
+                            seized: false,
+                            options: 0,
+                            stop: None,
+                        });
+                        Ok(0)
+                    }
+                    // Traced already, or the parent is outside the
+                    // recording (the recorder itself): as under a debugger.
+                    _ => Ok(neg(libc::EPERM)),
+                }
+            }
+            req::ATTACH | req::SEIZE => {
+                let Some(t) = self.tasks.get(&target) else {
+                    // Outside the recording: refused, as before.
+                    return Ok(neg(libc::EPERM));
+                };
+                if t.pid != target || target == pid || t.traced.is_some() {
+                    return Ok(neg(libc::EPERM));
+                }
+                if parent_of(target) != Some(pid) {
+                    warn!(
+                        tracer = pid,
+                        target,
+                        "{}: only a child of the tracer is traced under the recorder",
+                        request_name(request)
+                    );
+                    return Ok(neg(libc::EPERM));
+                }
+                let seized = request == req::SEIZE;
+                if seized {
+                    if let Some(option) = unemulated_option(data) {
+                        warn!("PTRACE_SEIZE: the recorder does not emulate {option}");
+                        return Ok(neg(libc::EINVAL));
+                    }
+                }
+                self.tasks.get_mut(&target).expect("checked").traced = Some(Traced {
+                    tracer: pid,
+                    seized,
+                    options: if seized { data } else { 0 },
+                    stop: None,
+                });
+                if !seized {
+                    let status = (libc::SIGSTOP << 8) | 0x7f;
+                    let info = user_siginfo(libc::SIGSTOP, pid);
+                    self.emu_stop(target, status, info, SignalKind::AtSyscallExit)?;
+                }
+                Ok(0)
+            }
+            _ => self.tracee_request(tid, pid, request, target, addr, data),
+        }
+    }
+
+    /// A request about tracee `target` of process `pid`.
+    fn tracee_request(
+        &mut self,
+        tid: Tid,
+        pid: Tid,
+        request: i32,
+        target: Tid,
+        addr: u64,
+        data: u64,
+    ) -> Result<i64, Error> {
+        let Some(traced) = self
+            .tasks
+            .get(&target)
+            .and_then(|t| t.traced.as_ref())
+            .filter(|t| t.tracer == pid)
+            .cloned()
+        else {
+            return Ok(neg(libc::ESRCH));
+        };
+        let stopped = traced.stop.is_some()
+            && self
+                .tasks
+                .get(&target)
+                .is_some_and(|t| matches!(t.state, State::Ready(_)));
+        match request {
+            req::INTERRUPT => {
+                if !traced.seized {
+                    return Ok(neg(libc::EIO));
+                }
+                if traced.stop.is_none() {
+                    let event = libc::SIGTRAP | (libc::PTRACE_EVENT_STOP << 8);
+                    let info = user_siginfo(libc::SIGTRAP, pid);
+                    self.emu_stop(target, (event << 8) | 0x7f, info, SignalKind::AtSyscallExit)?;
+                }
+                return Ok(0);
+            }
+            req::KILL => {
+                // It dies where it is; replay kills it where its exit is.
+                let tgid = self.tasks[&target].pid;
+                let _ = ptrace::tgkill(tgid, target, libc::SIGKILL);
+                return Ok(0);
+            }
+            req::SETOPTIONS => {
+                if let Some(option) = unemulated_option(data) {
+                    warn!("PTRACE_SETOPTIONS: the recorder does not emulate {option}");
+                    return Ok(neg(libc::EINVAL));
+                }
+                if let Some(t) = self.traced_mut(target) {
+                    t.options = data;
+                }
+                return Ok(0);
+            }
+            _ => {}
+        }
+        if !stopped {
+            return Ok(neg(libc::ESRCH));
+        }
+        let stop = traced.stop.clone().expect("stopped");
+        let mem = RemoteMem::new(target);
+        let tracer_mem = RemoteMem::new(tid);
+        match request {
+            req::CONT | req::DETACH => {
+                let signo = data as i64;
+                if !(0..=64).contains(&signo) {
+                    return Ok(neg(libc::EIO));
+                }
+                let signo = signo as i32;
+                let task = self.tasks.get_mut(&target).expect("checked");
+                if signo != 0 {
+                    let info = if signo == stop.status >> 8 {
+                        stop.info
+                    } else {
+                        user_siginfo(signo, pid)
+                    };
+                    task.resume_signal = Some((signo, info, stop.kind));
+                }
+                if request == req::DETACH {
+                    task.traced = None;
+                } else if let Some(t) = task.traced.as_mut() {
+                    t.stop = None;
+                }
+                task.ready_since = Some(std::time::Instant::now());
+                Ok(0)
+            }
+            req::PEEKTEXT | req::PEEKDATA => {
+                let Ok(word) = mem.read_vec(addr, 8) else {
+                    return Ok(neg(libc::EIO));
+                };
+                Ok(store(&tracer_mem, data, &word))
+            }
+            req::PEEKUSER => {
+                let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                let bytes = ptrace::regs_to_bytes(&regs);
+                let at = addr as usize;
+                let word = if !at.is_multiple_of(8) {
+                    return Ok(neg(libc::EIO));
+                } else if at + 8 <= bytes.len() {
+                    bytes[at..at + 8].to_vec()
+                } else if (848..848 + 64).contains(&at) {
+                    // Debug registers: the program set none (the recorder's
+                    // own are not its).
+                    vec![0; 8]
+                } else {
+                    warn!(offset = at, "PTRACE_PEEKUSER: this offset is not emulated");
+                    return Ok(neg(libc::EIO));
+                };
+                Ok(store(&tracer_mem, data, &word))
+            }
+            req::POKETEXT | req::POKEDATA => {
+                let bytes = data.to_ne_bytes().to_vec();
+                if mem.write(addr, &bytes).is_err() {
+                    return Ok(neg(libc::EIO));
+                }
+                self.emit(Event::TraceeWrite {
+                    tid,
+                    target,
+                    regs: false,
+                    addr,
+                    bytes,
+                })?;
+                Ok(0)
+            }
+            req::GETREGS => {
+                let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                Ok(store(&tracer_mem, data, &ptrace::regs_to_bytes(&regs)))
+            }
+            req::SETREGS => {
+                let Ok(bytes) = tracer_mem.read_vec(data, ptrace::REGS_SIZE) else {
+                    return Ok(neg(libc::EFAULT));
+                };
+                let regs = ptrace::regs_from_bytes(&bytes).expect("REGS_SIZE bytes");
+                ptrace::setregs(target, &regs).map_err(ptrace_err("PTRACE_SETREGS", target))?;
+                self.emit(Event::TraceeWrite {
+                    tid,
+                    target,
+                    regs: true,
+                    addr: 0,
+                    bytes,
+                })?;
+                Ok(0)
+            }
+            req::GETSIGINFO => Ok(store(&tracer_mem, data, &stop.info)),
+            req::GETEVENTMSG => {
+                // After an exec: the thread that exec'd (it, here).
+                let msg = u64::try_from(target).unwrap_or(0);
+                Ok(store(&tracer_mem, data, &msg.to_ne_bytes()))
+            }
+            other => {
+                warn!(
+                    "{}: the recorder does not emulate this request (the program gets EIO)",
+                    request_name(other)
+                );
+                Ok(neg(libc::EIO))
+            }
+        }
+    }
+
+    fn traced_mut(&mut self, tid: Tid) -> Option<&mut Traced> {
+        self.tasks.get_mut(&tid)?.traced.as_mut()
+    }
+
+    /// Puts tracee `tid` in an emulated stop. One blocked in a syscall is
+    /// interrupted, so that it stops (the syscall restarts when it goes
+    /// on); the stop shows once it is stopped by the recorder.
+    fn emu_stop(
+        &mut self,
+        tid: Tid,
+        status: i32,
+        info: [u8; SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if let Some(t) = task.traced.as_mut() {
+            t.stop = Some(EmuStop {
+                status,
+                info,
+                reported: false,
+                kind,
+            });
+        }
+        if matches!(task.state, State::InSyscall { .. }) {
+            match ptrace::interrupt(tid) {
+                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                    return Err(ptrace_err("PTRACE_INTERRUPT", tid)(e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A signal reaching a tracee (stopped at its delivery, or held back
+    /// to a syscall's entry): not delivered, but a stop its tracer sees.
+    /// Returns false when `tid` is not an emulated tracee, or the signal
+    /// is one its tracer resumed it with.
+    pub(super) fn signal_stop(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: &[u8; SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> bool {
+        if signo == libc::SIGKILL || !self.is_emulated_tracee(tid) {
+            return false;
+        }
+        let task = self.tasks.get_mut(&tid).expect("checked");
+        if let Some(t) = task.traced.as_mut() {
+            t.stop = Some(EmuStop {
+                status: (signo << 8) | 0x7f,
+                info: *info,
+                reported: false,
+                kind,
+            });
+        }
+        task.set_ready(Pending::Nothing);
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+        true
+    }
+
+    /// After a successful exec of `tid`: a traced thread stops (SIGTRAP,
+    /// or `PTRACE_EVENT_EXEC` with `PTRACE_O_TRACEEXEC`). Returns whether
+    /// it did (then it is held, not current).
+    pub(super) fn exec_stop(&mut self, tid: Tid) -> bool {
+        let Some(t) = self.tasks.get(&tid).and_then(|t| t.traced.as_ref()) else {
+            return false;
+        };
+        let status = if t.options & PTRACE_O_TRACEEXEC != 0 {
+            ((libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8)) << 8) | 0x7f
+        } else {
+            (libc::SIGTRAP << 8) | 0x7f
+        };
+        let info = user_siginfo(libc::SIGTRAP, self.tasks[&tid].pid);
+        let task = self.tasks.get_mut(&tid).expect("checked");
+        if let Some(t) = task.traced.as_mut() {
+            t.stop = Some(EmuStop {
+                status,
+                info,
+                reported: false,
+                kind: SignalKind::AtSyscallExit,
+            });
+        }
+        task.set_ready(Pending::Nothing);
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+        true
+    }
+
+    /// A tracer's `wait4`/`waitid` entry: when a stop of one of its
+    /// tracees it waits for is there, writes what the call returns (status,
+    /// or siginfo) and returns its result; None: the call runs (a child's
+    /// exit, `WNOHANG`, or a wait the kernel ends when a stop comes, see
+    /// [`Session::kick_tracers`]).
+    pub(super) fn emulated_wait(
+        &mut self,
+        tid: Tid,
+        pid: Tid,
+        nr: i64,
+        args: &[u64; 6],
+    ) -> Result<Option<i64>, Error> {
+        if nr != libc::SYS_wait4 && nr != libc::SYS_waitid {
+            return Ok(None);
+        }
+        let found = self.tasks.iter().find_map(|(&t, task)| {
+            let tr = task.traced.as_ref()?;
+            let stop = tr.stop.as_ref()?;
+            (tr.tracer == pid
+                && !stop.reported
+                && matches!(task.state, State::Ready(_))
+                && waits_for(nr, args, t))
+            .then_some((t, stop.status))
+        });
+        let Some((tracee, status)) = found else {
+            return Ok(None);
+        };
+        let mem = RemoteMem::new(tid);
+        let nowait;
+        if nr == libc::SYS_wait4 {
+            nowait = false;
+            if args[1] != 0 && mem.write(args[1], &status.to_ne_bytes()).is_err() {
+                return Ok(Some(neg(libc::EFAULT)));
+            }
+            if args[3] != 0 {
+                let _ = mem.write(args[3], &[0u8; 144]);
+            }
+        } else {
+            nowait = args[3] & libc::WNOWAIT as u64 != 0;
+            let mut info = [0u8; SIGINFO_SIZE];
+            info[0..4].copy_from_slice(&libc::SIGCHLD.to_ne_bytes());
+            info[8..12].copy_from_slice(&CLD_TRAPPED.to_ne_bytes());
+            info[16..20].copy_from_slice(&tracee.to_ne_bytes());
+            info[24..28].copy_from_slice(&(status >> 8).to_ne_bytes());
+            if args[2] != 0 && mem.write(args[2], &info).is_err() {
+                return Ok(Some(neg(libc::EFAULT)));
+            }
+            if args[4] != 0 {
+                let _ = mem.write(args[4], &[0u8; 144]);
+            }
+        }
+        if !nowait {
+            if let Some(stop) = self.traced_mut(tracee).and_then(|t| t.stop.as_mut()) {
+                stop.reported = true;
+            }
+        }
+        Ok(Some(if nr == libc::SYS_wait4 {
+            i64::from(tracee)
+        } else {
+            0
+        }))
+    }
+
+    /// Interrupts each tracer thread blocked in the kernel's wait for a
+    /// tracee whose stop is now there: its wait returns to be restarted,
+    /// and the restarted one finds the stop ([`Session::emulated_wait`]).
+    pub(super) fn kick_tracers(&mut self) -> Result<(), Error> {
+        let stops: Vec<(Tid, Tid)> = self
+            .tasks
+            .iter()
+            .filter_map(|(&t, task)| {
+                let tr = task.traced.as_ref()?;
+                let stop = tr.stop.as_ref()?;
+                (!stop.reported && matches!(task.state, State::Ready(_))).then_some((t, tr.tracer))
+            })
+            .collect();
+        for (tracee, tracer) in stops {
+            let waiting: Vec<Tid> = self
+                .tasks
+                .iter()
+                .filter(|(_, w)| {
+                    w.pid == tracer
+                        && !w.kicked
+                        && matches!(w.state, State::InSyscall { entered, split: true }
+                            if entered.forced_ret.is_none()
+                                && waits_for(entered.nr, &entered.args, tracee))
+                })
+                .map(|(&w, _)| w)
+                .collect();
+            for w in waiting {
+                match ptrace::interrupt(w) {
+                    Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                        return Err(ptrace_err("PTRACE_INTERRUPT", w)(e))
+                    }
+                    _ => {}
+                }
+                self.tasks.get_mut(&w).expect("listed").kicked = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Process `pid`, a tracer, is gone: its tracees are let go (killed,
+    /// with `PTRACE_O_EXITKILL`).
+    pub(super) fn tracer_gone(&mut self, pid: Tid) {
+        for (&tid, task) in self.tasks.iter_mut() {
+            let Some(tr) = task.traced.as_ref().filter(|t| t.tracer == pid) else {
+                continue;
+            };
+            if tr.options & PTRACE_O_EXITKILL != 0 {
+                let _ = ptrace::tgkill(task.pid, tid, libc::SIGKILL);
+            }
+            task.traced = None;
+            task.ready_since = Some(std::time::Instant::now());
+        }
+    }
+}
+
+/// Writes `bytes` at `addr` in the tracer's memory: the request's result
+/// (0, or EFAULT).
+fn store(mem: &RemoteMem, addr: u64, bytes: &[u8]) -> i64 {
+    match mem.write(addr, bytes) {
+        Ok(()) => 0,
+        Err(_) => neg(libc::EFAULT),
+    }
+}
+
+/// Whether wait call `nr` with `args` waits for child `tracee` (a process
+/// group counts as any child).
+fn waits_for(nr: i64, args: &[u64; 6], tracee: Tid) -> bool {
+    if nr == libc::SYS_wait4 {
+        let pid = args[0] as i32;
+        pid <= 0 || pid == tracee
+    } else if nr == libc::SYS_waitid {
+        let (idtype, id) = (args[0] as u32, args[1] as i32);
+        match idtype {
+            libc::P_ALL | libc::P_PGID => true,
+            libc::P_PID => id == tracee,
+            _ => false,
+        }
+    } else {
+        false
+    }
+}
