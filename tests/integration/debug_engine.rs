@@ -17,9 +17,10 @@
 //!   the previous thread's stop there, and forward again to the next;
 //! - `debug::engine::step_over_buffered_syscalls`: stepping through a late
 //!   `io_round` of `dbg_buffered` (its write and read sites patched) never
-//!   shows an ip outside the program and libc, and steps over its (trapped)
-//!   `rdtsc` as one instruction; a breakpoint then set inside a patched
-//!   site's jump does not break it;
+//!   shows an ip outside the program and libc, steps over its `rdtsc`
+//!   (patched) as one step, reads each patched site as the original code
+//!   (not the jump /proc/PID/mem holds); a breakpoint then set inside a
+//!   patched site's jump does not break it;
 //! - `debug::engine::watchpoint_in_the_hook`: a watchpoint on the buffer a
 //!   buffered `read` fills (the hook copies into it) stops outside the hook,
 //!   in the program or libc, with the value read;
@@ -451,24 +452,39 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
             .read_memory(tid, prev, 5)
             .map_err(|e| format!("read: {e}"))?;
         let at_rdtsc = code[..2] == [0x0f, 0x31];
-        // `jmp rel32`, and where it jumps.
-        let jump_to = (code[0] == 0xe9).then(|| {
-            let rel = i32::from_le_bytes([code[1], code[2], code[3], code[4]]);
+        // The memory as it is (the debugger shows the original code): a
+        // `jmp rel32` to a stub, and where it jumps.
+        let mut raw = [0u8; 5];
+        {
+            use std::os::unix::fs::FileExt;
+            std::fs::File::open(format!("/proc/{pid}/mem"))
+                .and_then(|f| f.read_exact_at(&mut raw, prev))
+                .map_err(|e| format!("reading /proc/{pid}/mem at {prev:#x}: {e}"))?;
+        }
+        let jump_to = (raw[0] == 0xe9).then(|| {
+            let rel = i32::from_le_bytes([raw[1], raw[2], raw[3], raw[4]]);
             (prev + 5).wrapping_add(rel as i64 as u64)
         });
+        check!(
+            jump_to.is_none() || code[0] != 0xe9,
+            "the debugger's read of the patched site at {prev:#x} shows the patch's jump: {code:02x?}"
+        );
         let stop = forward(&mut dbg, Resume::Step(tid))?;
         check!(stop == Stop::Stepped { tid }, "step {steps}: {stop:?}");
         let ip = regs(&dbg, tid)?.rip;
+        // Over an rdtsc: to the next instruction, or, patched, to the end
+        // of the region its jump replaced (the patch displaced the next
+        // instruction too, and its stub runs both).
         if at_rdtsc {
             check!(
-                ip == prev + 2,
+                ip == prev + 2 || (jump_to.is_some() && ip > prev + 2 && ip - prev <= 16),
                 "a step over the rdtsc at {prev:#x} went to {ip:#x}"
             );
             over_rdtsc += 1;
         }
         // A patched site: its jump to the stub (not where the step went),
-        // stepped over as one instruction to the code after the displaced
-        // syscall.
+        // stepped over as one instruction to the code after the syscall
+        // (or rdtsc).
         if jump_to.is_some_and(|t| t != ip) && ip > prev && ip - prev <= 16 {
             patched_site.get_or_insert(prev);
         }

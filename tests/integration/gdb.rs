@@ -29,7 +29,8 @@
 //!   patched), `next` goes line by line over the buffered calls and the
 //!   `rdtsc`, and `stepi` from the breakpoint back to `main` (through
 //!   `write` and `read` in libc) never stops at an address without a
-//!   symbol (a stub or the hook);
+//!   symbol (a stub or the hook); the disassembly shows the `rdtsc`, not
+//!   the patch's jump;
 //! - `gdb::rust::reverse_step_back_from_a_panic_with_a_backtrace`: the demo's
 //!   failing test recorded with `RUST_BACKTRACE=1` (the panic symbolizes
 //!   the backtrace, millions of instructions since the last event):
@@ -745,12 +746,23 @@ fn c_step_over_buffered() -> Result<(), Failed> {
             .ok_or_else(|| format!("no line with {marker} in dbg_buffered.c").into())
     };
     // gdb's python, one line: stepi until `main`, noting unnamed stops.
-    let sweep = "python exec(\"unnamed = []\\nn = 0\\nwhile n < 2000:\\n  \
-                 gdb.execute('stepi', to_string=True)\\n  n += 1\\n  \
-                 f = gdb.selected_frame()\\n  \
-                 if f.name() is None: unnamed.append(hex(f.pc()))\\n  \
-                 if f.name() == 'main': break\\n\
-                 print('SWEEP', n, 'UNNAMED', len(unnamed), unnamed[:5])\")";
+    // gdb's python, one line: stepi until `main`, noting unnamed stops,
+    // and whether the disassembly shows the original code (`rdtsc`, not
+    // the patch's jump) and a stop right after it (not yet: the step
+    // takes the instruction its patch displaced along).
+    let sweep = concat!(
+        r#"python exec("unnamed = []\nseen = set()\nn = 0\nwhile n < 2000:\n  "#,
+        r#"gdb.execute('stepi', to_string=True)\n  n += 1\n  f = gdb.selected_frame()\n  "#,
+        r#"seen.add(f.pc())\n  if f.name() is None: unnamed.append(hex(f.pc()))\n  "#,
+        r#"if f.name() == 'main': break\n"#,
+        r#"d = [l.split()[0] for l in gdb.execute('disassemble io_round', to_string=True)"#,
+        r#".splitlines() if l.strip().startswith('0x')]\n"#,
+        r#"t = [l for l in gdb.execute('disassemble io_round', to_string=True).splitlines()"#,
+        r#" if l.strip().startswith('0x')]\n"#,
+        r#"i = [k for k, l in enumerate(t) if l.endswith('rdtsc')]\n"#,
+        r#"after = bool(i) and int(d[i[0] + 1], 16) in seen\n"#,
+        r#"print('SWEEP', n, 'UNNAMED', len(unnamed), unnamed[:5], 'RDTSC', bool(i), 'AFTER', after)")"#
+    );
     let (out, err) = session(
         &trace,
         &exe,
@@ -793,6 +805,11 @@ fn c_step_over_buffered() -> Result<(), Failed> {
             && steps.is_some_and(|n| (10..2000).contains(&n)),
         "stepi from io_round back to main stopped somewhere unnamed or never got there \
          ({sweep_line:?}):\n{out}\nserver:\n{err}"
+    );
+    // The patched rdtsc reads as `rdtsc` (not the patch's jump).
+    check!(
+        sweep_line.is_some_and(|l| l.contains("RDTSC True")),
+        "io_round's disassembly shows no rdtsc ({sweep_line:?}):\n{out}\nserver:\n{err}"
     );
     check!(
         out.contains("exited normally"),

@@ -352,7 +352,8 @@ impl Session {
         tid: Tid,
         point: &ExecPoint,
     ) -> Result<BTreeSet<u64>, ReplayError> {
-        let real = self.task(tid)?.real;
+        let task = self.task(tid)?;
+        let (real, real_pid) = (task.real, task.real_pid);
         let mem = rrtest_sys::RemoteMem::new(real);
         let mut probes = BTreeSet::new();
         let Some((site, entry)) = entering_call(&mem, point) else {
@@ -361,6 +362,10 @@ impl Session {
         probes.insert(site);
         let mut code = vec![0u8; (point.ip - entry) as usize];
         if mem.read_exact(entry, &mut code).is_ok() {
+            // Decoded as the original code, not the patches' jumps.
+            if let Some(space) = self.spaces.get(&real_pid) {
+                space.unpatch(entry, &mut code);
+            }
             let mut decoder =
                 iced_x86::Decoder::with_ip(64, &code, entry, iced_x86::DecoderOptions::NONE);
             let mut starts = Vec::new();

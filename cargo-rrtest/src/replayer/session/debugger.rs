@@ -298,9 +298,19 @@ impl Session {
                 }
                 Request::Read { tid, addr, len } => {
                     Answer::Memory(self.thread_real(tid).and_then(|real| {
-                        RemoteMem::new(real)
+                        let mut bytes = RemoteMem::new(real)
                             .read_vec(addr, len)
-                            .map_err(|e| perr("reading the program's memory", real)(e).into())
+                            .map_err(perr("reading the program's memory", real))?;
+                        // Patched sites read as the original code.
+                        let pid = self
+                            .tasks
+                            .values()
+                            .find(|t| t.real == real)
+                            .map(|t| t.real_pid);
+                        if let Some(space) = pid.and_then(|p| self.spaces.get(&p)) {
+                            space.unpatch(addr, &mut bytes);
+                        }
+                        Ok(bytes)
                     }))
                 }
                 Request::SetBreakpoint(addr) => {

@@ -111,6 +111,22 @@ impl Space {
         })
     }
 
+    /// Puts the original bytes of every patched region back into `buf`, a
+    /// copy of the memory at `addr`: what the program's code was before
+    /// its sites were patched (a debugger reading code sees that, never
+    /// the jumps to the stubs).
+    pub fn unpatch(&self, addr: u64, buf: &mut [u8]) {
+        let end = addr.saturating_add(buf.len() as u64);
+        for (start, bytes) in self.stubs.iter().map(|s| &s.original) {
+            let stop = start.saturating_add(bytes.len() as u64);
+            let (from, to) = ((*start).max(addr), stop.min(end));
+            if from < to {
+                buf[(from - addr) as usize..(to - addr) as usize]
+                    .copy_from_slice(&bytes[(from - start) as usize..(to - start) as usize]);
+            }
+        }
+    }
+
     /// Where the next stub of `len` bytes goes, if the current page has room.
     pub(super) fn room_for(&self, len: u64) -> Option<u64> {
         let (addr, size) = self.page?;

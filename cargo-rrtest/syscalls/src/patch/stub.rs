@@ -78,6 +78,9 @@ pub struct Stub {
     pub anchor: Anchor,
     /// Where the stub returns in the original code.
     pub return_addr: u64,
+    /// The patched region's first byte and its original bytes (what a
+    /// debugger is shown there: the jump and its padding are ours).
+    pub original: (u64, Vec<u8>),
 }
 
 /// What a stub instruction pointer means.
@@ -241,6 +244,7 @@ pub fn build_stub(
         syscall_addr: site.syscall_addr,
         anchor: site.anchor,
         return_addr,
+        original: (site.start, site.original.clone()),
     })
 }
 
