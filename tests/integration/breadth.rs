@@ -49,7 +49,10 @@
 //!   the process id, the others vanish; `exec_from_thread_leader_exited`:
 //!   after the main thread's `pthread_exit`), an exec while a sibling exits and
 //!   another blocks, `execveat` relative to a directory descriptor and
-//!   with `AT_EMPTY_PATH`, `fexecve` of a memfd; four times each.
+//!   with `AT_EMPTY_PATH`, `fexecve` of a memfd; four times each;
+//! - `daemon_threads`: a double-forked daemon running two threads when the
+//!   program exits: killed after the grace period, four times, and
+//!   `killed_after_grace` checks the count and that nothing is left.
 //!
 //! The kernel block, at the end of the file:
 //! - `o_direct_read`: an O_DIRECT read that the syscall buffer's record
@@ -231,6 +234,10 @@ const SPECS: &[Spec] = &[
         ..c("fexecve_memfd", CBuild::pie("fexecve_memfd"))
     },
     Spec {
+        stdout_has: &["the middle process exited; the daemon runs two threads"],
+        ..c("daemon_threads", CBuild::pie("daemon_threads"))
+    },
+    Spec {
         stdout_has: &["4 threads started /bin/true 8 times each"],
         ..c("spawn_threads_pipes", CBuild::pie("spawn_threads_pipes"))
     },
@@ -308,6 +315,7 @@ pub fn trials() -> Vec<Trial> {
         "ptrace_seize",
         "ptrace_exitkill",
         "ptrace_fault",
+        "daemon_threads",
     ] {
         let trial = format!("breadth::{name}::repeated");
         let t = trial.clone();
@@ -323,6 +331,12 @@ pub fn trials() -> Vec<Trial> {
             .with_ignored_flag(skip),
         );
     }
+    trials.push(
+        Trial::test("breadth::daemon_threads::killed_after_grace", || {
+            daemon_killed("breadth::daemon_threads::killed_after_grace")
+        })
+        .with_ignored_flag(skip),
+    );
     trials.push(
         Trial::test("breadth::int80_syscall::refused_named", || {
             int80_refused("breadth::int80_syscall::refused_named")
@@ -436,6 +450,51 @@ fn huge_mapping_refused(trial: &str) -> Result<(), Failed> {
     );
     let rep = inv.replay(&trace)?;
     rep.expect_code(EXIT_BAD_TRACE)?;
+    dir.finish();
+    Ok(())
+}
+
+/// A daemon made the classic way (double fork: its parent exits at once,
+/// so it is no child of the program) running two threads when the program
+/// exits: the recording ends after the grace period (the daemon lives 20 s),
+/// the header counts the one process killed, the trace verifies, and no
+/// process of the trial is left.
+fn daemon_killed(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = SPECS
+        .iter()
+        .find(|s| s.name == "daemon_threads")
+        .expect("listed");
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.elapsed < Duration::from_secs(15),
+        "recording took {:?}: it waited for the daemon",
+        rec.elapsed
+    );
+    recorder::expect_verified(&trace)?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(trace.join("header.json"))?)?;
+    check!(
+        header["stats"]["leaked_processes"].as_u64() == Some(1),
+        "stats.leaked_processes is not 1: {}",
+        header["stats"]
+    );
+    // The trial's runs have `TMPDIR` set to its work directory.
+    let exe = build::c_fixture(CBuild::pie("daemon_threads"))?;
+    let mark = format!("TMPDIR={}", dir.path.join("work").display());
+    let left: Vec<String> = std::fs::read_dir("/proc")?
+        .flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path().join("exe")).is_ok_and(|p| p == exe)
+                && std::fs::read(e.path().join("environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == mark.as_bytes()))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    check!(left.is_empty(), "the daemon is still running: {left:?}");
     dir.finish();
     Ok(())
 }

@@ -30,7 +30,11 @@
 //!   libraries: one warning that the trace is unreplayable and one that
 //!   counts the rest, not one per file that could not be copied (there
 //!   were a dozen);
-//! - `faults::unclear_messages`: `record -o FILE/sub` and `--retries -1`.
+//! - `faults::unclear_messages`: `record -o FILE/sub` and `--retries -1`;
+//! - `faults::stuck_replay_ends_on_sigterm`: a replay blocked waiting for a
+//!   process's main thread, whose death the kernel holds back until its
+//!   other (dead, traced) threads are reaped, ends on SIGTERM with 143 and
+//!   leaves nothing (it waited for ever: an exec from a thread hung so).
 //!
 //! Every case also checks that no process of it is left (by a variable in
 //! the environment of everything it starts) and no temporary directory.
@@ -95,6 +99,10 @@ pub fn trials() -> Vec<Trial> {
         })
         .with_ignored_flag(run::recording_unavailable().is_some()),
         Trial::test("faults::unclear_messages", unclear_messages),
+        Trial::test("faults::stuck_replay_ends_on_sigterm", || {
+            stuck_replay_ends("faults::stuck_replay_ends_on_sigterm")
+        })
+        .with_ignored_flag(skip),
     ]
 }
 
@@ -1031,5 +1039,81 @@ fn unclear_messages() -> Result<(), Failed> {
         "{}",
         retries.describe()
     );
+    Ok(())
+}
+
+/// A trace whose replay blocks for good in a wait for a process's main
+/// thread: `daemon_threads` (a daemon with two threads, killed after the
+/// program exits) with the daemon's `ThreadExit`s moved after its
+/// `ProcessExit`. Replay waits for the main thread, which the kernel
+/// reports only once the two dead threads are reaped, and they are reaped
+/// only at their events, after it. SIGTERM must end it at once (the
+/// watchdog's kill reaps them), and the watchdog's 60 s must not be needed.
+fn stuck_replay_ends(trial: &str) -> Result<(), Failed> {
+    use rrtest_trace::{Event, TraceReader, TraceWriter};
+    let dir = TrialDir::new(trial)?;
+    let exe = build::c_fixture(CBuild::pie("daemon_threads"))?;
+    let recorded = dir.path.join("recorded");
+    let rec = run::run(
+        Command::new(common::cargo_rrtest())
+            .args(["record", "--no-verify", "-o"])
+            .arg(&recorded)
+            .arg("--")
+            .arg(&exe)
+            .env(MARK, trial)
+            .current_dir(&dir.path),
+    )?;
+    rec.expect_code(0)?;
+    let mut reader = TraceReader::open(&recorded)?;
+    let header = reader.header().clone();
+    let mut events = Vec::new();
+    while let Some(e) = reader.next_event()? {
+        events.push(e);
+    }
+    let last_exit = events
+        .iter()
+        .rposition(|e| matches!(e, Event::ProcessExit { .. }))
+        .ok_or("no process exit in the trace")?;
+    let mut first = last_exit;
+    while first > 0 && matches!(events[first - 1], Event::ThreadExit { .. }) {
+        first -= 1;
+    }
+    check!(
+        last_exit - first == 2,
+        "the daemon's exit is not preceded by its two threads' exits: {:?}",
+        &events[first.saturating_sub(3)..=last_exit]
+    );
+    let threads: Vec<Event> = events.drain(first..last_exit).collect();
+    events.extend(threads);
+    let trace = dir.path.join("trace");
+    let mut writer = TraceWriter::create(&trace, header)?;
+    for e in &events {
+        writer.push(e)?;
+    }
+    writer.finish()?;
+    for f in std::fs::read_dir(recorded.join("files"))? {
+        let f = f?;
+        std::fs::hard_link(f.path(), trace.join("files").join(f.file_name()))?;
+    }
+    let home = dir.sub("home")?;
+    let mut reaped = Reaped(spawn_replay("replay", &trace, &home, trial)?);
+    let child = &mut reaped.0;
+    // Blocked: still running after 2 s (the whole replay takes well under 1 s).
+    std::thread::sleep(Duration::from_secs(2));
+    check!(
+        child.try_wait()?.is_none(),
+        "the replay ended by itself: the trace does not block it"
+    );
+    kill(child.id(), nix::sys::signal::Signal::SIGTERM)?;
+    let (status, took) = wait_for(child, Duration::from_secs(20))?;
+    check!(
+        status.code() == Some(143),
+        "exit {status} after SIGTERM (want 143)"
+    );
+    check!(took < Duration::from_secs(6), "SIGTERM took {took:?}");
+    none_left(trial)?;
+    let left = leftovers(&home);
+    check!(left.is_empty(), "left behind: {left:?}");
+    dir.finish();
     Ok(())
 }

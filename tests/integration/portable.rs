@@ -798,6 +798,18 @@ fn simulated_other_interpreter() -> Result<(), Failed> {
 fn shebang_here_to_there() -> Result<(), Failed> {
     let (dir, _) = work_dir("portable::chroot::shebang_here_there", "shebang_exec")?;
     let (rec, _) = record_script(&dir)?;
+    let check = in_other_root(
+        &dir.path,
+        &["/mnt/cargo-rrtest", "replay", "--check", "/mnt/trace"],
+    )?;
+    check!(
+        check.code() == 0
+            && check
+                .stdout_text()
+                .contains("#! script interpreters: from the trace (/bin/sh)"),
+        "replay --check in the other root:\n{}",
+        check.describe()
+    );
     let replay = || in_other_root(&dir.path, &["/mnt/cargo-rrtest", "replay", "/mnt/trace"]);
     let replayed = replay()?;
     expect_same_run("replay of a script in the other root", &rec, &replayed)?;

@@ -371,9 +371,28 @@ pub fn compare(header: &Header, this: &ThisHost) -> Check {
                 .into(),
         );
     } else {
-        let paths: Vec<&str> = header.loaders.iter().map(|l| l.path.as_str()).collect();
+        // Each once (a script's interpreter usually has the program's).
+        let mut paths: Vec<&str> = Vec::new();
+        for l in &header.loaders {
+            if !paths.contains(&l.path.as_str()) {
+                paths.push(&l.path);
+            }
+        }
         c.notes.push(format!(
             "dynamic loader: from the trace ({}); libraries: from the trace",
+            paths.join(", ")
+        ));
+    }
+    if !header.interpreters.is_empty() {
+        let mut paths: Vec<&str> = header
+            .interpreters
+            .iter()
+            .map(|i| i.path.as_str())
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        c.notes.push(format!(
+            "#! script interpreters: from the trace ({})",
             paths.join(", ")
         ));
     }

@@ -311,6 +311,11 @@ mod tests {
             path: "/lib64/ld-linux-x86-64.so.2".into(),
             file: "11".repeat(16),
         }];
+        h.interpreters = vec![InterpreterCopy {
+            script_file: "22".repeat(16),
+            path: "/bin/sh".into(),
+            file: "00".repeat(16),
+        }];
         h.host = Some(HostFacts {
             cpu_model: "Some CPU".into(),
             cpu_features: vec!["sse3".into(), "avx2".into()],
@@ -324,11 +329,16 @@ mod tests {
         let mut old = json;
         let obj = old.as_object_mut().unwrap();
         obj.remove("loaders");
+        obj.remove("interpreters");
         obj.remove("host");
         let read: Header = serde_json::from_value(old).unwrap();
-        assert!(read.loaders.is_empty() && read.host.is_none());
+        assert!(read.loaders.is_empty() && read.interpreters.is_empty() && read.host.is_none());
         // Empty and absent ones are not written.
         let plain = serde_json::to_value(crate::tests::gen::header()).unwrap();
-        assert!(plain.get("loaders").is_none() && plain.get("host").is_none());
+        assert!(
+            plain.get("loaders").is_none()
+                && plain.get("interpreters").is_none()
+                && plain.get("host").is_none()
+        );
     }
 }
