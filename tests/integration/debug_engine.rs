@@ -18,7 +18,7 @@
 //! - `debug::engine::step_over_buffered_syscalls`: stepping through a late
 //!   `io_round` of `dbg_buffered` (its write and read sites patched) never
 //!   shows an ip outside the program and libc, steps over its `rdtsc`
-//!   (patched) as one step, reads each patched site as the original code
+//!   (patched) to the next instruction, reads each patched site as the original code
 //!   (not the jump /proc/PID/mem holds); a breakpoint then set inside a
 //!   patched site's jump does not break it;
 //! - `debug::engine::watchpoint_in_the_hook`: a watchpoint on the buffer a
@@ -472,12 +472,11 @@ fn step_over_buffered_syscalls() -> Result<(), Failed> {
         let stop = forward(&mut dbg, Resume::Step(tid))?;
         check!(stop == Stop::Stepped { tid }, "step {steps}: {stop:?}");
         let ip = regs(&dbg, tid)?.rip;
-        // Over an rdtsc: to the next instruction, or, patched, to the end
-        // of the region its jump replaced (the patch displaced the next
-        // instruction too, and its stub runs both).
+        // Over an rdtsc, patched or not: to the next instruction (not over
+        // the one a patch displaced with it).
         if at_rdtsc {
             check!(
-                ip == prev + 2 || (jump_to.is_some() && ip > prev + 2 && ip - prev <= 16),
+                ip == prev + 2,
                 "a step over the rdtsc at {prev:#x} went to {ip:#x}"
             );
             over_rdtsc += 1;

@@ -29,8 +29,8 @@
 //!   patched), `next` goes line by line over the buffered calls and the
 //!   `rdtsc`, and `stepi` from the breakpoint back to `main` (through
 //!   `write` and `read` in libc) never stops at an address without a
-//!   symbol (a stub or the hook); the disassembly shows the `rdtsc`, not
-//!   the patch's jump;
+//!   symbol (a stub or the hook) and stops right after the `rdtsc`, which
+//!   the disassembly shows (not the patch's jump);
 //! - `gdb::rust::reverse_step_back_from_a_panic_with_a_backtrace`: the demo's
 //!   failing test recorded with `RUST_BACKTRACE=1` (the panic symbolizes
 //!   the backtrace, millions of instructions since the last event):
@@ -748,8 +748,7 @@ fn c_step_over_buffered() -> Result<(), Failed> {
     // gdb's python, one line: stepi until `main`, noting unnamed stops.
     // gdb's python, one line: stepi until `main`, noting unnamed stops,
     // and whether the disassembly shows the original code (`rdtsc`, not
-    // the patch's jump) and a stop right after it (not yet: the step
-    // takes the instruction its patch displaced along).
+    // the patch's jump) and a stop right after it.
     let sweep = concat!(
         r#"python exec("unnamed = []\nseen = set()\nn = 0\nwhile n < 2000:\n  "#,
         r#"gdb.execute('stepi', to_string=True)\n  n += 1\n  f = gdb.selected_frame()\n  "#,
@@ -806,10 +805,13 @@ fn c_step_over_buffered() -> Result<(), Failed> {
         "stepi from io_round back to main stopped somewhere unnamed or never got there \
          ({sweep_line:?}):\n{out}\nserver:\n{err}"
     );
-    // The patched rdtsc reads as `rdtsc` (not the patch's jump).
+    // The patched rdtsc reads as `rdtsc` (not the patch's jump), and a
+    // stepi over it stops at the next instruction (not after the one its
+    // patch displaced too).
     check!(
-        sweep_line.is_some_and(|l| l.contains("RDTSC True")),
-        "io_round's disassembly shows no rdtsc ({sweep_line:?}):\n{out}\nserver:\n{err}"
+        sweep_line.is_some_and(|l| l.contains("RDTSC True AFTER True")),
+        "io_round's disassembly shows no rdtsc, or no stepi stopped right after it \
+         ({sweep_line:?}):\n{out}\nserver:\n{err}"
     );
     check!(
         out.contains("exited normally"),

@@ -990,10 +990,24 @@ impl Session {
         if ctl.step != Some(tid) || ctl.skip_to.is_some() {
             return Ok(Trap::NotOurs);
         }
-        // A step of the user's. Into a stub: run on to its site's return.
+        // A step of the user's. Into a stub: run on to its site's return;
+        // from a patched `rdtsc` itself (the region's jump is at the rdtsc,
+        // nothing displaced before it) to the copy of the first instruction
+        // displaced after it, shown at its original address: one step over
+        // the original instruction, not over those the patch displaced with
+        // it. Only the user's steps: a re-run's counted steps keep the
+        // whole region as one (a reverse step over it goes back to the
+        // rdtsc; forward again reaches the same states).
+        let user = self.ctl().goal.is_none();
         if let Some(space) = self.spaces.get(&real_pid) {
             if let Some(stub) = space.stub_at(regs.rip) {
-                let (back, alt) = stub_exits(stub, real, regs.rsp);
+                let l = &stub.layout;
+                let rdtsc_alone = l.done.is_some() && l.before.is_empty() && !l.after.is_empty();
+                let (back, alt) = if user && rdtsc_alone && regs.rip == l.setup {
+                    (l.resume, None)
+                } else {
+                    stub_exits(stub, real, regs.rsp)
+                };
                 let ctl = self.ctl();
                 ctl.skip_to = Some(back);
                 ctl.skip_alt = alt;
