@@ -991,19 +991,19 @@ impl Session {
             return Ok(Trap::NotOurs);
         }
         // A step of the user's. Into a stub: run on to its site's return;
-        // from a patched `rdtsc` itself (the region's jump is at the rdtsc,
-        // nothing displaced before it) to the copy of the first instruction
-        // displaced after it, shown at its original address: one step over
-        // the original instruction, not over those the patch displaced with
-        // it. Only the user's steps: a re-run's counted steps keep the
-        // whole region as one (a reverse step over it goes back to the
-        // rdtsc; forward again reaches the same states).
+        // from a patched `syscall` or `rdtsc` itself (the region's jump is
+        // there, nothing displaced before it) to the copy of the first
+        // instruction displaced after it, shown at its original address:
+        // one step over the original instruction, not over those the patch
+        // displaced with it. Only the user's steps: a re-run's counted
+        // steps keep the whole region as one (applied to them, a reverse
+        // watchpoint stop in the hook landed after the write).
         let user = self.ctl().goal.is_none();
         if let Some(space) = self.spaces.get(&real_pid) {
             if let Some(stub) = space.stub_at(regs.rip) {
                 let l = &stub.layout;
-                let rdtsc_alone = l.done.is_some() && l.before.is_empty() && !l.after.is_empty();
-                let (back, alt) = if user && rdtsc_alone && regs.rip == l.setup {
+                let at_site = l.before.is_empty() && !l.after.is_empty();
+                let (back, alt) = if user && at_site && regs.rip == l.setup {
                     (l.resume, None)
                 } else {
                     stub_exits(stub, real, regs.rsp)
