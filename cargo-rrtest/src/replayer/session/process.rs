@@ -14,6 +14,8 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
+use tracing::{debug, trace};
+
 use super::{perr, Session, State, Task};
 use crate::replayer::exe::ExecDir;
 use crate::replayer::{gate, inject, watchdog};
@@ -461,8 +463,7 @@ impl Session {
             }
             .into());
         };
-        ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
-        let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+        let ev = run_clone(real)?;
         let same_process = match ev {
             WaitEvent::Event {
                 event: libc::PTRACE_EVENT_CLONE,
@@ -561,6 +562,66 @@ impl Session {
         Ok(())
     }
 }
+
+/// Runs the clone-family syscall thread `real` is stopped at the entry of
+/// to its `PTRACE_EVENT_CLONE`, `_FORK` or `_VFORK` stop (or to whatever
+/// other stop it makes instead: a divergence the caller reports).
+///
+/// A clone gives up before it creates anything when a signal is pending
+/// as it begins (`-ERESTARTNOINTR`), and the kernel runs it again once the
+/// signal is handled. While recording, a signal that arrived later than
+/// the clone's start did not stop it; replay writes the events of other
+/// processes in the recorded order, but the clone only starts in the
+/// kernel at its `NewTask` event, so a signal the replay itself raised in
+/// between (SIGCHLD, when a child whose exit is written between the
+/// clone's entry and its new task really exits) is pending already. That
+/// signal is replay's own and is discarded, as `resume_to_stop` does, and
+/// the clone runs again: its exit stop with `-ERESTARTNOINTR`, the
+/// signal's stops, the entry stop of the same syscall made again (and its
+/// seccomp stop), then the event.
+fn run_clone(real: i32) -> Result<WaitEvent, ReplayError> {
+    /// The syscall stop of the restarted clone's entry comes next.
+    #[derive(PartialEq)]
+    enum Phase {
+        Running,
+        Restarting,
+        Entered,
+    }
+    let mut phase = Phase::Running;
+    // A signal again at each start could keep it restarting forever.
+    let mut restarts = 0;
+    loop {
+        ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
+        let ev = ptrace::wait_tid(real).map_err(perr("waitpid", real))?;
+        match ev {
+            WaitEvent::SyscallStop { .. } if phase != Phase::Restarting && restarts < 16 => {
+                let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                if regs.rax as i64 != -(ERESTARTNOINTR as i64) {
+                    return Ok(ev);
+                }
+                debug!(real, "the clone restarts for a signal the replay raised");
+                restarts += 1;
+                phase = Phase::Restarting;
+            }
+            // Ours: discarded (the recorded ones come at their events).
+            WaitEvent::Signal { signo, .. }
+                if phase == Phase::Restarting && !super::signals::is_synchronous(signo) =>
+            {
+                trace!(real, signo, "discarding a signal the replay caused");
+            }
+            WaitEvent::SyscallStop { .. } if phase == Phase::Restarting => phase = Phase::Entered,
+            WaitEvent::Event {
+                event: libc::PTRACE_EVENT_SECCOMP,
+                ..
+            } if phase == Phase::Entered => {}
+            ev => return Ok(ev),
+        }
+    }
+}
+
+/// The kernel's restart code for a syscall that must be made again as it
+/// was once a signal is handled (not part of the user-space ABI).
+const ERESTARTNOINTR: i32 = 513;
 
 /// `CLONE_NEWNS`, `CLONE_NEWCGROUP`, `CLONE_NEWUTS`, `CLONE_NEWIPC`,
 /// `CLONE_NEWUSER`, `CLONE_NEWPID`, `CLONE_NEWNET`.

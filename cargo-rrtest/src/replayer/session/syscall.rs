@@ -205,6 +205,18 @@ impl Session {
                 }
             }
             ReplayAction::Execve if result.ret < 0 => inject::emulate(real, regs, result, false)?,
+            // A clone that failed while recording made no task: its error
+            // is emulated. `-ERESTARTNOINTR` (a signal was pending as it
+            // began) is restarted as any syscall's restart code is: the
+            // thread makes the same clone again, its next recorded entry.
+            ReplayAction::Clone if result.ret < 0 => {
+                inject::emulate(real, regs, result, false)?;
+                if (-516..=-512).contains(&result.ret) {
+                    if let Some(t) = self.tasks.get_mut(&tid) {
+                        t.restart_pending = Some(result.ret);
+                    }
+                }
+            }
             ReplayAction::Clone | ReplayAction::Exit | ReplayAction::Execve => {
                 return Err(Error::Malformed {
                     index: self.index,
