@@ -30,7 +30,73 @@ pub fn trials() -> Vec<Trial> {
             read_only_data_is_linked_unless_modified,
         )
         .with_ignored_flag(ignored),
+        Trial::test("trace_files::info_lists_events", info_lists_events).with_ignored_flag(ignored),
     ]
+}
+
+/// `cargo rrtest info --events`: the greeting's `write` with its result,
+/// the program's exit last; `--around` keeps only the events near one;
+/// `--json` is an array of the same; `--around` without `--events` is a
+/// usage error.
+fn info_lists_events() -> Result<(), Failed> {
+    let built = build::c_fixture(CBuild::pie("hello"))?;
+    let trial = TrialDir::new("trace-files-info-events")?;
+    let inv = Invocation {
+        exe: built,
+        args: Vec::new(),
+        work: trial.sub("work")?,
+    };
+    let trace = trial.path.join("trace");
+    inv.record(&trace)?.expect_code(0)?;
+    let info = |args: &[&str]| -> Result<(i32, String), Failed> {
+        let out = std::process::Command::new(crate::common::cargo_rrtest())
+            .arg("info")
+            .args(args)
+            .arg(&trace)
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    };
+    let (code, all) = info(&["--events"])?;
+    let lines: Vec<&str> = all.lines().collect();
+    let index = |l: &str| l.split_whitespace().next()?.parse::<u64>().ok();
+    let greeting = lines
+        .iter()
+        .position(|l| l.contains("write(") && l.contains(&format!("= {}", GREETING.len() + 1)));
+    check!(
+        code == 0
+            && lines.len() > 10
+            && lines.iter().all(|l| index(l).is_some())
+            && greeting.is_some()
+            && lines.last().is_some_and(|l| l.contains("process exit 0")),
+        "info --events (exit {code}) lacks the greeting's write or the exit:\n{all}"
+    );
+    let at = greeting.and_then(|g| index(lines[g])).unwrap_or(0);
+    let (code, near) = info(&["--events", "--around", &at.to_string(), "--context", "2"])?;
+    let near_idx: Vec<u64> = near.lines().filter_map(index).collect();
+    check!(
+        code == 0
+            && near_idx.contains(&at)
+            && near_idx.iter().all(|&i| i + 2 >= at && i <= at + 2)
+            && near.lines().count() < lines.len(),
+        "info --events --around {at} --context 2 (exit {code}):\n{near}"
+    );
+    let (code, json) = info(&["--events", "--json"])?;
+    let parsed: serde_json::Value = serde_json::from_str(&json)?;
+    check!(
+        code == 0 && parsed.as_array().is_some_and(|a| a.len() == lines.len()),
+        "info --events --json (exit {code}) is not an array of {} actions:\n{json}",
+        lines.len()
+    );
+    let (code, _) = info(&["--around", "3"])?;
+    check!(
+        code == 2,
+        "info --around without --events exited {code}, not 2"
+    );
+    trial.finish();
+    Ok(())
 }
 
 const GREETING: &str = "hello from a recorded program";

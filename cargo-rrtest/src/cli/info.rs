@@ -1,4 +1,6 @@
-//! `cargo rrtest info [--json] TRACE`: describe a recording.
+//! `cargo rrtest info [--json] TRACE`: describe a recording; with
+//! `--events [--around EVENT [--context N]]`, list the program's actions
+//! event by event instead (the rendering `diff` uses).
 //!
 //! `TRACE` is a trace directory or a trace archive (`.tar.zst`, unpacked
 //! into a private temporary directory first, as replay does). Reads the
@@ -33,6 +35,18 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// List the program's actions event by event (syscalls with their
+    /// arguments and results, signals, new threads and processes,
+    /// preemptions, exits) instead of the summary.
+    #[arg(long)]
+    pub events: bool,
+    /// With --events: only the events near this index (the one a
+    /// divergence names, say).
+    #[arg(long, value_name = "EVENT", requires = "events")]
+    pub around: Option<u64>,
+    /// With --around: how many events before and after it.
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "around")]
+    pub context: u64,
     /// The trace directory or archive (.tar.zst).
     pub trace: PathBuf,
 }
@@ -192,6 +206,9 @@ pub struct InfoStats {
 
 /// Runs `cargo rrtest info`.
 pub fn exec(args: InfoArgs) -> Result<ExitCode> {
+    if args.events {
+        return list_events(&args);
+    }
     let info = if args.trace.is_file() {
         collect_archive(&args.trace)?
     } else {
@@ -204,6 +221,61 @@ pub fn exec(args: InfoArgs) -> Result<ExitCode> {
         s
     } else {
         render_text(&info)
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing to stdout", e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cargo rrtest info --events`: the program's actions, one a line
+/// (`EVENT  THREAD(TID)  ACTION`; buffered syscalls share the index of the
+/// event that carried them), or as JSON.
+fn list_events(args: &InfoArgs) -> Result<ExitCode> {
+    let events = (|| -> std::result::Result<Vec<Event>, trace::Error> {
+        if args.trace.is_file() {
+            let tmp = pack::PrivateTempDir::new("info")?;
+            let dir = pack::unpack(&args.trace, tmp.path(), pack::Limits::default())?;
+            crate::harness::tracediff::load(&dir)
+        } else {
+            crate::harness::tracediff::load(&args.trace)
+        }
+    })()?;
+    let mut actions = trace::diff::actions(&events, &crate::harness::tracediff::options(0));
+    if let Some(at) = args.around {
+        let (from, to) = (
+            at.saturating_sub(args.context),
+            at.saturating_add(args.context),
+        );
+        actions.retain(|a| (from..=to).contains(&a.event));
+    }
+    let text = if args.json {
+        let mut s = serde_json::to_string_pretty(&actions)
+            .map_err(|e| Error::Other(format!("cannot serialize the events: {e}")))?;
+        s.push('\n');
+        s
+    } else {
+        let mut s = String::new();
+        for a in &actions {
+            let who = format!("{}({})", a.thread, a.tid);
+            let _ = writeln!(s, "{:>7}  {who:<16} {}", a.event, a.text);
+        }
+        if actions.is_empty() {
+            let _ = writeln!(
+                s,
+                "no events{}",
+                match args.around {
+                    Some(at) => format!(
+                        " within {} of event {at} (the trace has {})",
+                        args.context,
+                        events.len()
+                    ),
+                    None => String::new(),
+                }
+            );
+        }
+        s
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
@@ -1021,9 +1093,26 @@ mod tests {
         std::fs::write(dir.join("events.zst"), data).expect("write");
         let err = exec(InfoArgs {
             json: true,
+            events: false,
+            around: None,
+            context: 10,
             trace: dir.clone(),
         })
         .expect_err("damaged");
+        assert_eq!(
+            err.exit_code(),
+            crate::errors::exit_codes::BAD_TRACE,
+            "{err}"
+        );
+        // Listing its events reads them all: the same error.
+        let err = exec(InfoArgs {
+            json: false,
+            events: true,
+            around: None,
+            context: 10,
+            trace: dir.clone(),
+        })
+        .expect_err("damaged, events");
         assert_eq!(
             err.exit_code(),
             crate::errors::exit_codes::BAD_TRACE,
@@ -1034,6 +1123,9 @@ mod tests {
         std::fs::write(&junk, b"not zstd").expect("write");
         let err = exec(InfoArgs {
             json: false,
+            events: false,
+            around: None,
+            context: 10,
             trace: junk,
         })
         .expect_err("junk archive");
@@ -1045,6 +1137,9 @@ mod tests {
         // A directory that is no trace at all.
         let err = exec(InfoArgs {
             json: false,
+            events: false,
+            around: None,
+            context: 10,
             trace: tmp.path().join("missing"),
         })
         .expect_err("missing");

@@ -785,6 +785,13 @@ fn compare(a: &Action, b: &Action, ta: &Timeline, tb: &Timeline, opts: &Options<
 }
 
 /// Compares two recordings' event streams (see the module comment).
+/// The program's actions in `events`, in stream order, each with its event
+/// index, thread and rendering (the recorder's own bookkeeping events, such
+/// as buffer set-up and patches, have none).
+pub fn actions(events: &[Event], opts: &Options<'_>) -> Vec<Located> {
+    Timeline::build(events, opts).entries
+}
+
 pub fn diff(a: &[Event], b: &[Event], opts: &Options<'_>) -> Diff {
     let ta = Timeline::build(a, opts);
     let tb = Timeline::build(b, opts);
