@@ -17,6 +17,7 @@
 //!   PTRACE_O_EXITKILL and lets it go without; `ptrace_fault`: a traced
 //!   child's SIGSEGV is a stop at the faulting instruction (moved past
 //!   with PTRACE_SETREGS, passed on to a handler, passed on to kill);
+//!   `ptrace_step`: PTRACE_SINGLESTEP through a loop and over a syscall;
 //! - `kill_process_group`: `kill(0, sig)` and `killpg` reach the program,
 //!   not the recorder;
 //! - `int80_syscall`: 32-bit calls (`int $0x80`) are told from 64-bit ones:
@@ -149,6 +150,13 @@ const SPECS: &[Spec] = &[
         ..c("ptrace_fault", CBuild::pie("ptrace_fault"))
     },
     Spec {
+        stdout_has: &[
+            "parent: stepped more than 20 instructions, each moved the child, through a syscall: 1",
+            "parent: the child exited with 0",
+        ],
+        ..c("ptrace_step", CBuild::pie("ptrace_step"))
+    },
+    Spec {
         stdout_has: &["got SIGUSR1 2 times"],
         ..c("kill_process_group", CBuild::pie("kill_process_group"))
     },
@@ -255,6 +263,7 @@ pub fn trials() -> Vec<Trial> {
         "ptrace_seize",
         "ptrace_exitkill",
         "ptrace_fault",
+        "ptrace_step",
     ] {
         let trial = format!("breadth::{name}::repeated");
         let t = trial.clone();

@@ -196,6 +196,8 @@ struct Task {
     /// A tracer blocked in a wait that was interrupted for an emulated
     /// stop ([`Session::kick_tracers`]); cleared at its next syscall.
     kicked: bool,
+    /// Its tracer asked for one instruction (`PTRACE_SINGLESTEP`).
+    step: tracer::Step,
 }
 
 impl Task {
@@ -223,6 +225,7 @@ impl Task {
             traced: None,
             resume_signal: None,
             kicked: false,
+            step: tracer::Step::No,
         }
     }
 

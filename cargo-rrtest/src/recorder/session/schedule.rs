@@ -465,6 +465,10 @@ impl Session {
                 result,
             })?;
             from_exit = Some(regs);
+            if self.step_over_syscall_done(tid) {
+                // A tracee stepped over it: it stops for its tracer.
+                return Ok(());
+            }
         } else {
             from_exit = ptrace::getregs(tid).ok();
         }
@@ -484,6 +488,10 @@ impl Session {
         {
             // Its tracer resumed it with a signal (ptrace emulated).
             return self.deliver_signal_now(tid, signo, info, kind);
+        }
+        if self.steps_now(tid) {
+            // Its tracer asked for one instruction (ptrace emulated).
+            return ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid));
         }
         match steps {
             Some(steps) => self.run_steps(tid, steps),

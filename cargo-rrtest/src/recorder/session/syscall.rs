@@ -38,6 +38,9 @@ impl Session {
             // spin: the check is over, unless its interrupt's stop is still
             // to come (it is a spin check there too).
             task.kicked = false;
+            if task.step == super::tracer::Step::Asked {
+                task.step = super::tracer::Step::InSyscall;
+            }
             let spin_check = task.spin_check;
             if !task.interrupt_requested {
                 task.spin_check = false;
@@ -82,7 +85,14 @@ impl Session {
                 // Best effort: a frame we cannot read, the kernel cannot
                 // either (the program gets its SIGSEGV from rt_sigreturn).
                 let _ = syscallbuf::fix_sigreturn(tid, &regs, space);
-            } else if self.try_patch(tid, pid, &regs)? {
+            } else if !self
+                .tasks
+                .get(&tid)
+                .is_some_and(|t| t.step != super::tracer::Step::No)
+                && self.try_patch(tid, pid, &regs)?
+            {
+                // (Not under a tracee's single step: the stub would run
+                // its syscall untraced, and the step would end unseen.)
                 return Ok(());
             }
         }
@@ -243,6 +253,10 @@ impl Session {
             args,
             result,
         }))?;
+        if self.step_over_syscall_done(tid) {
+            // A tracee stepped over it: it stops for its tracer.
+            return Ok(());
+        }
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::Running;
         task.resumed_at = Some(regs);

@@ -19,7 +19,9 @@
 //! `PTRACE_O_TRACEEXEC`), and a signal that reaches a tracee at a point
 //! replay finds again (at a syscall's exit, held back to a syscall's entry
 //! or to an execution point, or a fault, whose instruction is made a
-//! `Preempt` point): the signal is not delivered but reported; the tracer's
+//! `Preempt` point): the signal is not delivered but reported;
+//! `PTRACE_SINGLESTEP` runs one instruction, its trap a stop as a fault's
+//! (a step over a syscall stops at the syscall's exit); the tracer's
 //! `PTRACE_CONT`/`PTRACE_DETACH` signal, if any, is delivered when the
 //! tracee next runs. A stop becomes visible to the tracer once the tracee
 //! is stopped by the recorder (a tracee blocked in a syscall is interrupted
@@ -45,6 +47,7 @@ mod req {
     pub const POKETEXT: i32 = 4;
     pub const POKEDATA: i32 = 5;
     pub const CONT: i32 = 7;
+    pub const SINGLESTEP: i32 = 9;
     pub const KILL: i32 = 8;
     pub const GETREGS: i32 = 12;
     pub const SETREGS: i32 = 13;
@@ -150,6 +153,20 @@ struct EmuStop {
     /// Where the stop is, as a signal delivered there is recorded.
     kind: SignalKind,
 }
+
+/// Where a tracee's `PTRACE_SINGLESTEP` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Not stepping.
+    No,
+    /// Asked for: it runs one instruction when it next runs.
+    Asked,
+    /// Its instruction was a syscall: it stops at the syscall's exit.
+    InSyscall,
+}
+
+/// `si_code` of a single step's `SIGTRAP`.
+const TRAP_TRACE: i32 = 2;
 
 /// A signal to deliver when a tracee next runs (its tracer resumed it with
 /// one): number, siginfo, where.
@@ -330,6 +347,19 @@ impl Session {
         let mem = RemoteMem::new(target);
         let tracer_mem = RemoteMem::new(tid);
         match request {
+            req::SINGLESTEP => {
+                if data != 0 {
+                    warn!("PTRACE_SINGLESTEP with a signal: the recorder does not emulate it (the program gets EIO)");
+                    return Ok(neg(libc::EIO));
+                }
+                let task = self.tasks.get_mut(&target).expect("checked");
+                if let Some(t) = task.traced.as_mut() {
+                    t.stop = None;
+                }
+                task.step = Step::Asked;
+                task.ready_since = Some(std::time::Instant::now());
+                Ok(0)
+            }
             req::CONT | req::DETACH => {
                 let signo = data as i64;
                 if !(0..=64).contains(&signo) {
@@ -423,6 +453,35 @@ impl Session {
                 );
                 Ok(neg(libc::EIO))
             }
+        }
+    }
+
+    /// At a syscall's exit, its event written: a tracee that stepped over
+    /// it stops (its `SIGTRAP`) and is held. Returns whether it did.
+    pub(super) fn step_over_syscall_done(&mut self, tid: Tid) -> bool {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        if task.step != Step::InSyscall {
+            return false;
+        }
+        task.step = Step::No;
+        let mut info = user_siginfo(libc::SIGTRAP, 0);
+        info[8..12].copy_from_slice(&TRAP_TRACE.to_ne_bytes());
+        info[16..20].copy_from_slice(&[0; 4]);
+        self.signal_stop(tid, libc::SIGTRAP, &info, SignalKind::AtSyscallExit)
+    }
+
+    /// Whether a tracee is to run one instruction now (it then stops with
+    /// a `SIGTRAP`, [`Session::signal`] makes that a stop).
+    pub(super) fn steps_now(&self, tid: Tid) -> bool {
+        self.tasks.get(&tid).is_some_and(|t| t.step == Step::Asked)
+    }
+
+    /// A synchronous signal (a step's trap among them) ends a step.
+    pub(super) fn end_step(&mut self, tid: Tid) {
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.step = Step::No;
         }
     }
 
