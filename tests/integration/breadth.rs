@@ -18,6 +18,7 @@
 //!   child's SIGSEGV is a stop at the faulting instruction (moved past
 //!   with PTRACE_SETREGS, passed on to a handler, passed on to kill);
 //!   `ptrace_step`: PTRACE_SINGLESTEP through a loop and over a syscall;
+//!   `ptrace_syscall`: PTRACE_SYSCALL entry and exit stops counted;
 //! - `kill_process_group`: `kill(0, sig)` and `killpg` reach the program,
 //!   not the recorder;
 //! - `int80_syscall`: 32-bit calls (`int $0x80`) are told from 64-bit ones:
@@ -157,6 +158,13 @@ const SPECS: &[Spec] = &[
         ..c("ptrace_step", CBuild::pie("ptrace_step"))
     },
     Spec {
+        stdout_has: &[
+            "parent: getppid stops: 5 entries, 5 exits, 5 results right",
+            "parent: the child exited with 0",
+        ],
+        ..c("ptrace_syscall", CBuild::pie("ptrace_syscall"))
+    },
+    Spec {
         stdout_has: &["got SIGUSR1 2 times"],
         ..c("kill_process_group", CBuild::pie("kill_process_group"))
     },
@@ -264,6 +272,7 @@ pub fn trials() -> Vec<Trial> {
         "ptrace_exitkill",
         "ptrace_fault",
         "ptrace_step",
+        "ptrace_syscall",
     ] {
         let trial = format!("breadth::{name}::repeated");
         let t = trial.clone();

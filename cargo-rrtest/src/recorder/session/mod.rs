@@ -198,6 +198,12 @@ struct Task {
     kicked: bool,
     /// Its tracer asked for one instruction (`PTRACE_SINGLESTEP`).
     step: tracer::Step,
+    /// Its tracer resumed it with `PTRACE_SYSCALL`: it stops at its next
+    /// syscall's entry or exit.
+    syscall_stops: bool,
+    /// Held at an emulated syscall-entry stop: stopped at the syscall's
+    /// seccomp stop, which is handled when it runs again.
+    at_entry_stop: bool,
 }
 
 impl Task {
@@ -226,6 +232,8 @@ impl Task {
             resume_signal: None,
             kicked: false,
             step: tracer::Step::No,
+            syscall_stops: false,
+            at_entry_stop: false,
         }
     }
 

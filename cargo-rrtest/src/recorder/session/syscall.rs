@@ -80,19 +80,18 @@ impl Session {
         if regs.orig_rax == rrtest_abi::magic::INIT {
             return self.buffer_init(tid, pid, &regs);
         }
+        if self.syscall_entry_stop(tid) {
+            // PTRACE_SYSCALL: its tracer sees the entry first.
+            return Ok(());
+        }
         if let (Some(space), false) = (self.spaces.get(&pid), compat) {
             if nr == libc::SYS_rt_sigreturn {
                 // Best effort: a frame we cannot read, the kernel cannot
                 // either (the program gets its SIGSEGV from rt_sigreturn).
                 let _ = syscallbuf::fix_sigreturn(tid, &regs, space);
-            } else if !self
-                .tasks
-                .get(&tid)
-                .is_some_and(|t| t.step != super::tracer::Step::No)
-                && self.try_patch(tid, pid, &regs)?
-            {
-                // (Not under a tracee's single step: the stub would run
-                // its syscall untraced, and the step would end unseen.)
+            } else if !self.watches_syscalls(tid) && self.try_patch(tid, pid, &regs)? {
+                // (Not under a tracee's single step or PTRACE_SYSCALL: the
+                // stub would run its syscall untraced, unseen.)
                 return Ok(());
             }
         }

@@ -21,7 +21,9 @@
 //! or to an execution point, or a fault, whose instruction is made a
 //! `Preempt` point): the signal is not delivered but reported;
 //! `PTRACE_SINGLESTEP` runs one instruction, its trap a stop as a fault's
-//! (a step over a syscall stops at the syscall's exit); the tracer's
+//! (a step over a syscall stops at the syscall's exit); `PTRACE_SYSCALL`
+//! stops it at its next traced syscall's entry (held at the seccomp stop,
+//! handled when it goes on) and exit; the tracer's
 //! `PTRACE_CONT`/`PTRACE_DETACH` signal, if any, is delivered when the
 //! tracee next runs. A stop becomes visible to the tracer once the tracee
 //! is stopped by the recorder (a tracee blocked in a syscall is interrupted
@@ -50,6 +52,7 @@ mod req {
     pub const SINGLESTEP: i32 = 9;
     pub const KILL: i32 = 8;
     pub const GETREGS: i32 = 12;
+    pub const SYSCALL: i32 = 24;
     pub const SETREGS: i32 = 13;
     pub const ATTACH: i32 = 16;
     pub const DETACH: i32 = 17;
@@ -121,6 +124,7 @@ fn unemulated_option(options: u64) -> Option<String> {
     )
 }
 
+const PTRACE_O_TRACESYSGOOD: u64 = 0x1;
 const PTRACE_O_TRACEEXEC: u64 = 0x10;
 const PTRACE_O_EXITKILL: u64 = 0x10_0000;
 /// `si_code` of a signal sent by `kill`.
@@ -152,6 +156,9 @@ struct EmuStop {
     reported: bool,
     /// Where the stop is, as a signal delivered there is recorded.
     kind: SignalKind,
+    /// A syscall-entry or -exit stop (a signal to resume it with is
+    /// ignored).
+    syscall: bool,
 }
 
 /// Where a tracee's `PTRACE_SINGLESTEP` is.
@@ -347,6 +354,12 @@ impl Session {
         let mem = RemoteMem::new(target);
         let tracer_mem = RemoteMem::new(tid);
         match request {
+            req::SINGLESTEP | req::SYSCALL
+                if request == req::SYSCALL && data != 0 && !stop.syscall =>
+            {
+                warn!("PTRACE_SYSCALL with a signal: the recorder does not emulate it (the program gets EIO)");
+                Ok(neg(libc::EIO))
+            }
             req::SINGLESTEP => {
                 if data != 0 {
                     warn!("PTRACE_SINGLESTEP with a signal: the recorder does not emulate it (the program gets EIO)");
@@ -357,17 +370,20 @@ impl Session {
                     t.stop = None;
                 }
                 task.step = Step::Asked;
+                task.syscall_stops = false;
                 task.ready_since = Some(std::time::Instant::now());
                 Ok(0)
             }
-            req::CONT | req::DETACH => {
+            req::CONT | req::DETACH | req::SYSCALL => {
                 let signo = data as i64;
                 if !(0..=64).contains(&signo) {
                     return Ok(neg(libc::EIO));
                 }
                 let signo = signo as i32;
                 let task = self.tasks.get_mut(&target).expect("checked");
-                if signo != 0 {
+                task.syscall_stops = request == req::SYSCALL;
+                task.step = Step::No;
+                if signo != 0 && !stop.syscall {
                     let info = if signo == stop.status >> 8 {
                         stop.info
                     } else {
@@ -406,6 +422,14 @@ impl Session {
                     return Ok(neg(libc::EIO));
                 };
                 Ok(store(&tracer_mem, data, &word))
+            }
+            req::POKETEXT | req::POKEDATA | req::SETREGS if self.tasks[&target].at_entry_stop => {
+                // Replay's tracee is not at the syscall's entry yet.
+                warn!(
+                    "{} at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)",
+                    request_name(request)
+                );
+                Ok(neg(libc::EIO))
             }
             req::POKETEXT | req::POKEDATA => {
                 let bytes = data.to_ne_bytes().to_vec();
@@ -462,6 +486,13 @@ impl Session {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return false;
         };
+        if task.syscall_stops {
+            // PTRACE_SYSCALL: its syscall-exit stop.
+            task.syscall_stops = false;
+            task.step = Step::No;
+            self.syscall_stop(tid);
+            return true;
+        }
         if task.step != Step::InSyscall {
             return false;
         }
@@ -470,6 +501,70 @@ impl Session {
         info[8..12].copy_from_slice(&TRAP_TRACE.to_ne_bytes());
         info[16..20].copy_from_slice(&[0; 4]);
         self.signal_stop(tid, libc::SIGTRAP, &info, SignalKind::AtSyscallExit)
+    }
+
+    /// At a syscall's entry (its seccomp stop, nothing done yet): a
+    /// tracee resumed with `PTRACE_SYSCALL` stops there, held; the entry
+    /// is handled when it runs again ([`Session::resume_at_entry`]).
+    /// Returns whether it stopped.
+    pub(super) fn syscall_entry_stop(&mut self, tid: Tid) -> bool {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        if task.at_entry_stop {
+            // Resumed from that stop: the entry goes on.
+            task.at_entry_stop = false;
+            return false;
+        }
+        if !task.syscall_stops || task.traced.is_none() {
+            return false;
+        }
+        task.syscall_stops = false;
+        task.at_entry_stop = true;
+        self.syscall_stop(tid);
+        true
+    }
+
+    /// Holds `tid` in a syscall stop (entry or exit).
+    fn syscall_stop(&mut self, tid: Tid) {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        let good = task
+            .traced
+            .as_ref()
+            .is_some_and(|t| t.options & PTRACE_O_TRACESYSGOOD != 0);
+        let sig = libc::SIGTRAP | if good { 0x80 } else { 0 };
+        let mut info = user_siginfo(libc::SIGTRAP, 0);
+        info[8..12].copy_from_slice(&sig.to_ne_bytes());
+        if let Some(t) = task.traced.as_mut() {
+            t.stop = Some(EmuStop {
+                status: (sig << 8) | 0x7f,
+                info,
+                reported: false,
+                kind: SignalKind::AtSyscallExit,
+                syscall: true,
+            });
+        }
+        task.set_ready(Pending::Nothing);
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+    }
+
+    /// Whether `tid`, resumed now, is held at a syscall-entry stop (its
+    /// entry is then handled, [`Session::syscall_entry`]).
+    pub(super) fn resumes_at_entry(&self, tid: Tid) -> bool {
+        self.tasks.get(&tid).is_some_and(|t| t.at_entry_stop)
+    }
+
+    /// Whether `tid` is resumed under `PTRACE_SYSCALL` or a step: its
+    /// syscall sites are not patched (a stub's call is untraced), and its
+    /// buffered syscalls are made traced.
+    pub(super) fn watches_syscalls(&self, tid: Tid) -> bool {
+        self.tasks
+            .get(&tid)
+            .is_some_and(|t| t.syscall_stops || t.step != Step::No)
     }
 
     /// Whether a tracee is to run one instruction now (it then stops with
@@ -508,6 +603,7 @@ impl Session {
                 info,
                 reported: false,
                 kind,
+                syscall: false,
             });
         }
         if matches!(task.state, State::InSyscall { .. }) {
@@ -542,6 +638,7 @@ impl Session {
                 info: *info,
                 reported: false,
                 kind,
+                syscall: false,
             });
         }
         task.set_ready(Pending::Nothing);
@@ -571,6 +668,7 @@ impl Session {
                 info,
                 reported: false,
                 kind: SignalKind::AtSyscallExit,
+                syscall: false,
             });
         }
         task.set_ready(Pending::Nothing);
