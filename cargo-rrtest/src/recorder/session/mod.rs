@@ -290,6 +290,9 @@ struct Session {
     /// A prescribed schedule's log ([`prescribed`]): switches are written
     /// to it.
     switch_log: Option<prescribed::Log>,
+    /// Some thread was traced by another (ptrace emulated, [`tracer`]):
+    /// until then the per-stop checks of `tracer` are skipped.
+    emulating_ptrace: bool,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -461,6 +464,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         started: Instant::now(),
         idle: std::time::Duration::ZERO,
         switch_log,
+        emulating_ptrace: false,
     };
     session
         .tasks

@@ -239,6 +239,7 @@ impl Session {
                 let task = self.tasks.get_mut(&tid).expect("task exists");
                 match parent {
                     Some(parent) if task.traced.is_none() => {
+                        self.emulating_ptrace = true;
                         task.traced = Some(Traced {
                             tracer: parent,
                             seized: false,
@@ -276,6 +277,7 @@ impl Session {
                         return Ok(neg(libc::EINVAL));
                     }
                 }
+                self.emulating_ptrace = true;
                 self.tasks.get_mut(&target).expect("checked").traced = Some(Traced {
                     tracer: pid,
                     seized,
@@ -690,7 +692,7 @@ impl Session {
         nr: i64,
         args: &[u64; 6],
     ) -> Result<Option<i64>, Error> {
-        if nr != libc::SYS_wait4 && nr != libc::SYS_waitid {
+        if !self.emulating_ptrace || (nr != libc::SYS_wait4 && nr != libc::SYS_waitid) {
             return Ok(None);
         }
         let found = self.tasks.iter().find_map(|(&t, task)| {
@@ -745,6 +747,9 @@ impl Session {
     /// tracee whose stop is now there: its wait returns to be restarted,
     /// and the restarted one finds the stop ([`Session::emulated_wait`]).
     pub(super) fn kick_tracers(&mut self) -> Result<(), Error> {
+        if !self.emulating_ptrace {
+            return Ok(());
+        }
         let stops: Vec<(Tid, Tid)> = self
             .tasks
             .iter()
