@@ -19,6 +19,7 @@
 //!   with PTRACE_SETREGS, passed on to a handler, passed on to kill);
 //!   `ptrace_step`: PTRACE_SINGLESTEP through a loop and over a syscall;
 //!   `ptrace_syscall`: PTRACE_SYSCALL entry and exit stops counted;
+//!   `ptrace_refused`: requests not emulated fail at once, named;
 //! - `kill_process_group`: `kill(0, sig)` and `killpg` reach the program,
 //!   not the recorder;
 //! - `int80_syscall`: 32-bit calls (`int $0x80`) are told from 64-bit ones:
@@ -295,6 +296,12 @@ pub fn trials() -> Vec<Trial> {
         .with_ignored_flag(skip),
     );
     trials.push(
+        Trial::test("breadth::ptrace_refused::named_at_once", || {
+            ptrace_refused("breadth::ptrace_refused::named_at_once")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
         Trial::test("breadth::kill_process_group::recorder_survives", || {
             kill_group_recorder_survives("breadth::kill_process_group::recorder_survives")
         })
@@ -441,6 +448,55 @@ fn int80_refused(trial: &str) -> Result<(), Failed> {
     check!(
         rep.stderr_text().contains("i386 getpid") && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// Requests the emulated ptrace does not do (a debug register, the exit
+/// event option, the FPU registers) fail at once with EIO or EINVAL, each
+/// named in a warning of the recorder; the program goes on to its end, and
+/// the trace verifies and replays the same output.
+fn ptrace_refused(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = c("ptrace_refused", CBuild::pie("ptrace_refused"));
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    let out = rec.stdout_text();
+    for want in [
+        "PTRACE_POKEUSER returned -1, errno 5\n",
+        "PTRACE_SETOPTIONS(PTRACE_O_TRACEEXIT) returned -1, errno 22\n",
+        "PTRACE_GETFPREGS returned -1, errno 5\n",
+        "parent: the child exited with 0\nEXIT-SUCCESS\n",
+    ] {
+        check!(
+            out.contains(want),
+            "the recorded program did not print {want:?}\n{}",
+            rec.describe()
+        );
+    }
+    let err = rec.stderr_text();
+    for name in ["PTRACE_POKEUSER", "PTRACE_O_TRACEEXIT", "PTRACE_GETFPREGS"] {
+        check!(
+            err.contains(name),
+            "the recorder did not name {name}\n{}",
+            rec.describe()
+        );
+    }
+    check!(
+        rec.elapsed < Duration::from_secs(30),
+        "recording took {:?}",
+        rec.elapsed
+    );
+    recorder::expect_verified(&trace)?;
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(0)?;
+    check!(
+        rep.stdout_text() == out,
+        "replay printed other output\n{}",
         rep.describe()
     );
     dir.finish();
