@@ -54,6 +54,7 @@ mod req {
     pub const GETREGS: i32 = 12;
     pub const SYSCALL: i32 = 24;
     pub const SETREGS: i32 = 13;
+    pub const GETFPREGS: i32 = 14;
     pub const ATTACH: i32 = 16;
     pub const DETACH: i32 = 17;
     pub const SETOPTIONS: i32 = 0x4200;
@@ -450,6 +451,11 @@ impl Session {
             req::GETREGS => {
                 let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
                 Ok(store(&tracer_mem, data, &ptrace::regs_to_bytes(&regs)))
+            }
+            req::GETFPREGS => {
+                let fp =
+                    ptrace::getfpregs(target).map_err(ptrace_err("PTRACE_GETFPREGS", target))?;
+                Ok(store(&tracer_mem, data, &fp))
             }
             req::SETREGS => {
                 let Ok(bytes) = tracer_mem.read_vec(data, ptrace::REGS_SIZE) else {
