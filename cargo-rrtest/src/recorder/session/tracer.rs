@@ -833,3 +833,63 @@ fn waits_for(nr: i64, args: &[u64; 6], tracee: Tid) -> bool {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_waits_for_the_child_it_names_or_any() {
+        let wait4 = |pid: i32| [pid as u64, 0, 0, 0, 0, 0];
+        assert!(waits_for(libc::SYS_wait4, &wait4(-1), 42));
+        assert!(waits_for(libc::SYS_wait4, &wait4(42), 42));
+        assert!(!waits_for(libc::SYS_wait4, &wait4(43), 42));
+        // A process group counts as any child.
+        assert!(waits_for(libc::SYS_wait4, &wait4(0), 42));
+        assert!(waits_for(libc::SYS_wait4, &wait4(-7), 42));
+        let waitid = |idtype: u32, id: i32| [u64::from(idtype), id as u64, 0, 0, 0, 0];
+        assert!(waits_for(libc::SYS_waitid, &waitid(libc::P_ALL, 0), 42));
+        assert!(waits_for(libc::SYS_waitid, &waitid(libc::P_PID, 42), 42));
+        assert!(!waits_for(libc::SYS_waitid, &waitid(libc::P_PID, 43), 42));
+        // A pidfd is not followed.
+        assert!(!waits_for(libc::SYS_waitid, &waitid(3, 5), 42));
+        assert!(!waits_for(libc::SYS_read, &wait4(-1), 42));
+    }
+
+    #[test]
+    fn options_not_emulated_are_named() {
+        assert_eq!(unemulated_option(0), None);
+        assert_eq!(unemulated_option(0x1 | 0x10 | 0x10_0000), None);
+        assert_eq!(
+            unemulated_option(0x40).as_deref(),
+            Some("PTRACE_O_TRACEEXIT")
+        );
+        assert_eq!(
+            unemulated_option(0x10 | 0x8).as_deref(),
+            Some("PTRACE_O_TRACECLONE")
+        );
+        assert_eq!(
+            unemulated_option(1 << 40).as_deref(),
+            Some("option bits 0x10000000000")
+        );
+    }
+
+    #[test]
+    fn requests_are_named() {
+        assert_eq!(request_name(req::TRACEME), "PTRACE_TRACEME");
+        assert_eq!(request_name(req::SEIZE), "PTRACE_SEIZE");
+        assert_eq!(request_name(6), "PTRACE_POKEUSER");
+        assert_eq!(request_name(0x4299), "ptrace request 0x4299");
+    }
+
+    #[test]
+    fn a_kill_siginfo_names_the_signal_and_the_sender() {
+        let info = user_siginfo(libc::SIGSTOP, 1234);
+        assert_eq!(
+            i32::from_ne_bytes(info[0..4].try_into().unwrap()),
+            libc::SIGSTOP
+        );
+        assert_eq!(ptrace::siginfo_code(&info), SI_USER);
+        assert_eq!(i32::from_ne_bytes(info[16..20].try_into().unwrap()), 1234);
+    }
+}
