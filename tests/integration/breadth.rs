@@ -13,7 +13,8 @@
 //!   ptrace the recorder emulates, and replays it: each recorded, verified
 //!   and replayed several times (`::repeated`); the tracer's wait as
 //!   `waitid` and as a `WNOHANG` poll (`ptrace_traceme_waitid`,
-//!   `_wnohang`); `ptrace_exitkill`: a tracer's exit kills its tracee with
+//!   `_wnohang`), after the SIGCHLD of each stop (`_sigchld`,
+//!   CLD_TRAPPED); `ptrace_exitkill`: a tracer's exit kills its tracee with
 //!   PTRACE_O_EXITKILL and lets it go without; `ptrace_fault`: a traced
 //!   child's SIGSEGV is a stop at the faulting instruction (moved past
 //!   with PTRACE_SETREGS, passed on to a handler, passed on to kill);
@@ -134,6 +135,15 @@ const SPECS: &[Spec] = &[
         ..c(
             "ptrace_traceme_wnohang",
             with_defines("ptrace_traceme", &["USE_WNOHANG"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "parent: SIGCHLD before each wait; CLD_TRAPPED 2 times, from the child each time",
+        ],
+        ..c(
+            "ptrace_traceme_sigchld",
+            with_defines("ptrace_traceme", &["USE_SIGCHLD"]),
         )
     },
     Spec {
@@ -267,6 +277,7 @@ pub fn trials() -> Vec<Trial> {
         "spawn_threads_pipes_fork",
         "rust_spawn_threads",
         "ptrace_traceme",
+        "ptrace_traceme_sigchld",
         "ptrace_exec",
         "ptrace_attach",
         "ptrace_seize",

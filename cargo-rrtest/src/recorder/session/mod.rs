@@ -293,6 +293,9 @@ struct Session {
     /// Some thread was traced by another (ptrace emulated, [`tracer`]):
     /// until then the per-stop checks of `tracer` are skipped.
     emulating_ptrace: bool,
+    /// The siginfo of the `SIGCHLD` sent to each tracer process for an
+    /// emulated stop, until it is delivered ([`tracer`]).
+    chld_infos: HashMap<Tid, [u8; ptrace::SIGINFO_SIZE]>,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -465,6 +468,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         idle: std::time::Duration::ZERO,
         switch_log,
         emulating_ptrace: false,
+        chld_infos: HashMap::new(),
     };
     session
         .tasks

@@ -30,6 +30,12 @@ impl Session {
         if self.is_desched_signal(tid, signo, &info) {
             return self.desched_signal(tid, &regs);
         }
+        if let Some(chld) = self.sigchld_info(tid, signo, &info) {
+            // A tracer's SIGCHLD for its tracee's emulated stop: with the
+            // siginfo the kernel would give it.
+            ptrace::setsiginfo(tid, &chld).map_err(ptrace_err("PTRACE_SETSIGINFO", tid))?;
+            info = chld;
+        }
         if let Some(task) = self.tasks.get_mut(&tid) {
             if task.redeliver.is_some_and(|(s, _)| s == signo) {
                 // A signal that interrupted a buffered syscall, sent again

@@ -29,7 +29,8 @@
 //! is stopped by the recorder (a tracee blocked in a syscall is interrupted
 //! first: the syscall restarts, as under a real SIGSTOP); a tracer blocked
 //! in the kernel's wait by then is interrupted so that its wait starts
-//! again and finds the stop.
+//! again and finds the stop. The tracer is sent the stop's `SIGCHLD`
+//! (`CLD_TRAPPED`), as from the kernel.
 //!
 //! Must not: pick threads (`schedule`) or classify signals (`signals`).
 
@@ -60,6 +61,7 @@ mod req {
     pub const SETOPTIONS: i32 = 0x4200;
     pub const GETEVENTMSG: i32 = 0x4201;
     pub const GETSIGINFO: i32 = 0x4202;
+    pub const SETSIGINFO: i32 = 0x4203;
     pub const SEIZE: i32 = 0x4206;
     pub const INTERRUPT: i32 = 0x4207;
 }
@@ -160,6 +162,8 @@ struct EmuStop {
     /// A syscall-entry or -exit stop (a signal to resume it with is
     /// ignored).
     syscall: bool,
+    /// Its tracer was sent its `SIGCHLD`.
+    notified: bool,
 }
 
 /// Where a tracee's `PTRACE_SINGLESTEP` is.
@@ -473,6 +477,16 @@ impl Session {
                 Ok(0)
             }
             req::GETSIGINFO => Ok(store(&tracer_mem, data, &stop.info)),
+            req::SETSIGINFO => {
+                // What a signal the tracer resumes it with carries.
+                let Ok(bytes) = tracer_mem.read_vec(data, SIGINFO_SIZE) else {
+                    return Ok(neg(libc::EFAULT));
+                };
+                if let Some(s) = self.traced_mut(target).and_then(|t| t.stop.as_mut()) {
+                    s.info.copy_from_slice(&bytes);
+                }
+                Ok(0)
+            }
             req::GETEVENTMSG => {
                 // After an exec: the thread that exec'd (it, here).
                 let msg = u64::try_from(target).unwrap_or(0);
@@ -552,6 +566,7 @@ impl Session {
                 reported: false,
                 kind: SignalKind::AtSyscallExit,
                 syscall: true,
+                notified: false,
             });
         }
         task.set_ready(Pending::Nothing);
@@ -612,6 +627,7 @@ impl Session {
                 reported: false,
                 kind,
                 syscall: false,
+                notified: false,
             });
         }
         if matches!(task.state, State::InSyscall { .. }) {
@@ -647,6 +663,7 @@ impl Session {
                 reported: false,
                 kind,
                 syscall: false,
+                notified: false,
             });
         }
         task.set_ready(Pending::Nothing);
@@ -677,6 +694,7 @@ impl Session {
                 reported: false,
                 kind: SignalKind::AtSyscallExit,
                 syscall: false,
+                notified: false,
             });
         }
         task.set_ready(Pending::Nothing);
@@ -765,6 +783,9 @@ impl Session {
                 (!stop.reported && matches!(task.state, State::Ready(_))).then_some((t, tr.tracer))
             })
             .collect();
+        for &(tracee, tracer) in &stops {
+            self.notify_tracer(tracee, tracer);
+        }
         for (tracee, tracer) in stops {
             let waiting: Vec<Tid> = self
                 .tasks
@@ -789,6 +810,57 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// The `SIGCHLD` the kernel sends a tracer when its tracee stops
+    /// (`CLD_TRAPPED`), once per stop: sent from here (a signal like any,
+    /// recorded where it is delivered), its siginfo put in at its delivery
+    /// ([`Session::sigchld_info`]).
+    fn notify_tracer(&mut self, tracee: Tid, tracer: Tid) {
+        let Some(stop) = self.traced_mut(tracee).and_then(|t| t.stop.as_mut()) else {
+            return;
+        };
+        if stop.notified {
+            return;
+        }
+        stop.notified = true;
+        let status = stop.status >> 8;
+        let mut info = [0u8; SIGINFO_SIZE];
+        info[0..4].copy_from_slice(&libc::SIGCHLD.to_ne_bytes());
+        info[8..12].copy_from_slice(&CLD_TRAPPED.to_ne_bytes());
+        info[16..20].copy_from_slice(&tracee.to_ne_bytes());
+        // The tracee's uid (its /proc directory is owned by it).
+        let uid = std::fs::metadata(format!("/proc/{tracee}"))
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap_or(0);
+        info[20..24].copy_from_slice(&uid.to_ne_bytes());
+        info[24..28].copy_from_slice(&(status & 0x7f).to_ne_bytes());
+        self.chld_infos.insert(tracer, info);
+        if let Err(e) = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(tracer),
+            nix::sys::signal::Signal::SIGCHLD,
+        ) {
+            tracing::debug!(tracer, %e, "sending a tracer its SIGCHLD");
+        }
+    }
+
+    /// The siginfo of the `SIGCHLD` `tid` stops for, when the recorder
+    /// sent it for an emulated stop ([`Session::notify_tracer`]).
+    pub(super) fn sigchld_info(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: &[u8; SIGINFO_SIZE],
+    ) -> Option<[u8; SIGINFO_SIZE]> {
+        if signo != libc::SIGCHLD || !self.emulating_ptrace {
+            return None;
+        }
+        let sender = i32::from_ne_bytes(info[16..20].try_into().expect("4 bytes"));
+        if ptrace::siginfo_code(info) != SI_USER || sender != std::process::id() as i32 {
+            return None;
+        }
+        let pid = self.tasks.get(&tid)?.pid;
+        self.chld_infos.remove(&pid)
     }
 
     /// Process `pid`, a tracer, is gone: its tracees are let go (killed,
