@@ -11,7 +11,8 @@
 //!   and a signal passed on, the SIGTRAP after an exec, PTRACE_ATTACH and
 //!   PTRACE_SEIZE + PTRACE_INTERRUPT, peeks, pokes, registers) gets the
 //!   ptrace the recorder emulates, and replays it: each recorded, verified
-//!   and replayed several times (`::repeated`); the tracer's wait as
+//!   and replayed several times (`::repeated`); `ptrace_exec_event`: the
+//!   exec stop as PTRACE_EVENT_EXEC under PTRACE_O_TRACEEXEC; the tracer's wait as
 //!   `waitid` and as a `WNOHANG` poll (`ptrace_traceme_waitid`,
 //!   `_wnohang`), after the SIGCHLD of each stop (`_sigchld`,
 //!   CLD_TRAPPED); `ptrace_exitkill`: a tracer's exit kills its tracee with
@@ -106,6 +107,16 @@ const SPECS: &[Spec] = &[
             "parent: the child exited with 7",
         ],
         ..c("ptrace_exec", CBuild::pie("ptrace_exec"))
+    },
+    Spec {
+        stdout_has: &[
+            "parent: PTRACE_EVENT_EXEC stop, its message the child's pid",
+            "parent: the child exited with 7",
+        ],
+        ..c(
+            "ptrace_exec_event",
+            with_defines("ptrace_exec", &["USE_TRACEEXEC"]),
+        )
     },
     Spec {
         stdout_has: &[
@@ -279,6 +290,7 @@ pub fn trials() -> Vec<Trial> {
         "ptrace_traceme",
         "ptrace_traceme_sigchld",
         "ptrace_exec",
+        "ptrace_exec_event",
         "ptrace_attach",
         "ptrace_seize",
         "ptrace_exitkill",

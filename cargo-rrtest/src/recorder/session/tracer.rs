@@ -674,7 +674,8 @@ impl Session {
     }
 
     /// After a successful exec of `tid`: a traced thread stops (SIGTRAP,
-    /// or `PTRACE_EVENT_EXEC` with `PTRACE_O_TRACEEXEC`). Returns whether
+    /// or `PTRACE_EVENT_EXEC` with `PTRACE_O_TRACEEXEC`; a seized one only
+    /// with the option). Returns whether
     /// it did (then it is held, not current).
     pub(super) fn exec_stop(&mut self, tid: Tid) -> bool {
         let Some(t) = self.tasks.get(&tid).and_then(|t| t.traced.as_ref()) else {
@@ -682,6 +683,10 @@ impl Session {
         };
         let status = if t.options & PTRACE_O_TRACEEXEC != 0 {
             ((libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8)) << 8) | 0x7f
+        } else if t.seized {
+            // A seized tracee without the option gets no SIGTRAP (the
+            // legacy one is for PTRACE_TRACEME and PTRACE_ATTACH).
+            return false;
         } else {
             (libc::SIGTRAP << 8) | 0x7f
         };
