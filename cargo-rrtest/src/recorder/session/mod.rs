@@ -636,6 +636,10 @@ impl Session {
                 }
                 if self.current.is_none() {
                     self.schedule()?;
+                    // Resuming a thread may stop it for its tracer (a step
+                    // over a syscall, chaos steps into a syscall-entry
+                    // stop): its tracer is to hear of it before we wait.
+                    self.kick_tracers()?;
                 }
                 // No thread runs: all wait in the kernel (or for the tick).
                 let idle_since = self.current.is_none().then(Instant::now);

@@ -504,9 +504,9 @@ impl Session {
                 }
             }
         }
-        if self.steps_now(tid) {
+        if self.step_now(tid)? {
             // Its tracer asked for one instruction (ptrace emulated).
-            return ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid));
+            return Ok(());
         }
         match steps {
             Some(steps) => self.run_steps(tid, steps),

@@ -142,7 +142,7 @@ impl Session {
             // for its tracer (ptrace emulated), a point replay runs it to
             // (the fault does not change the registers); a signal its
             // tracer resumes it with is delivered there.
-            self.end_step(tid);
+            self.end_step(tid, signo)?;
             let point = crate::tracee::exec_point(tid, &regs)
                 .map_err(ptrace_err("reading an execution point", tid))?;
             self.emit(Event::Preempt { tid, point })?;

@@ -38,9 +38,6 @@ impl Session {
             // spin: the check is over, unless its interrupt's stop is still
             // to come (it is a spin check there too).
             task.kicked = false;
-            if task.step == super::tracer::Step::Asked {
-                task.step = super::tracer::Step::InSyscall;
-            }
             let spin_check = task.spin_check;
             if !task.interrupt_requested {
                 task.spin_check = false;
@@ -52,6 +49,7 @@ impl Session {
                 seek_ended = !spin_check;
             }
         }
+        self.step_into_syscall(tid)?;
         let inside = self
             .tasks
             .get_mut(&tid)

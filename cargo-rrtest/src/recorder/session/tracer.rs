@@ -173,6 +173,10 @@ pub(super) enum Step {
     No,
     /// Asked for: it runs one instruction when it next runs.
     Asked,
+    /// Running its instruction; `pushf`: the instruction pushes the flags
+    /// (the trap flag with them, cleared at the step's trap: replay runs
+    /// the instruction without it).
+    Running { pushf: bool },
     /// Its instruction was a syscall: it stops at the syscall's exit.
     InSyscall,
 }
@@ -590,17 +594,51 @@ impl Session {
             .is_some_and(|t| t.syscall_stops || t.step != Step::No)
     }
 
-    /// Whether a tracee is to run one instruction now (it then stops with
-    /// a `SIGTRAP`, [`Session::signal`] makes that a stop).
-    pub(super) fn steps_now(&self, tid: Tid) -> bool {
-        self.tasks.get(&tid).is_some_and(|t| t.step == Step::Asked)
+    /// Runs one instruction of a tracee whose tracer asked for a step
+    /// (it then stops with a `SIGTRAP`, which [`Session::signal`] makes a
+    /// stop). Returns false when none was asked for.
+    pub(super) fn step_now(&mut self, tid: Tid) -> Result<bool, Error> {
+        if !self.tasks.get(&tid).is_some_and(|t| t.step == Step::Asked) {
+            return Ok(false);
+        }
+        let pushf = matches!(
+            super::steps::leaks_flags(tid),
+            Some(super::steps::FlagLeak::Pushf)
+        );
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.step = Step::Running { pushf };
+        }
+        ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
+        Ok(true)
     }
 
-    /// A synchronous signal (a step's trap among them) ends a step.
-    pub(super) fn end_step(&mut self, tid: Tid) {
-        if let Some(task) = self.tasks.get_mut(&tid) {
-            task.step = Step::No;
+    /// A synchronous signal (a step's trap among them) ends a step; a
+    /// step's trap after a `pushf` takes the trap flag out of the pushed
+    /// flags.
+    pub(super) fn end_step(&mut self, tid: Tid, signo: i32) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        let pushf = task.step == Step::Running { pushf: true };
+        task.step = Step::No;
+        if pushf && signo == libc::SIGTRAP {
+            self.clear_pushed_trap_flag(tid)?;
         }
+        Ok(())
+    }
+
+    /// At a syscall's entry: a tracee stepping is stepping over this
+    /// syscall, whose instruction copied the trap flag into r11 (taken
+    /// out: replay runs the syscall without it).
+    pub(super) fn step_into_syscall(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if !matches!(task.step, Step::Asked | Step::Running { .. }) {
+            return Ok(());
+        }
+        task.step = Step::InSyscall;
+        self.clear_trap_flag_in_r11(tid)
     }
 
     fn traced_mut(&mut self, tid: Tid) -> Option<&mut Traced> {
