@@ -420,9 +420,11 @@ impl Session {
                 let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
                 let bytes = ptrace::regs_to_bytes(&regs);
                 let at = addr as usize;
+                // (Any offset the program gives: aligned and below the
+                // registers' size, so `at + 8` cannot overflow.)
                 let word = if !at.is_multiple_of(8) {
                     return Ok(neg(libc::EIO));
-                } else if at + 8 <= bytes.len() {
+                } else if at < bytes.len() {
                     bytes[at..at + 8].to_vec()
                 } else if (848..848 + 64).contains(&at) {
                     // Debug registers: the program set none (the recorder's
