@@ -434,3 +434,25 @@ pub fn setsigmask(tid: i32, mask: u64) -> io::Result<()> {
     )
     .map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_go_to_the_kernel_layout_and_back() {
+        // SAFETY: user_regs_struct is plain integers; all-zero is valid.
+        let mut regs: Regs = unsafe { std::mem::zeroed() };
+        regs.r15 = 1;
+        regs.rip = 0x1234;
+        regs.gs = 27;
+        let bytes = regs_to_bytes(&regs);
+        assert_eq!(bytes[..8], 1u64.to_ne_bytes());
+        // rip is the 17th word, gs the last.
+        assert_eq!(bytes[16 * 8..17 * 8], 0x1234u64.to_ne_bytes());
+        assert_eq!(bytes[REGS_SIZE - 8..], 27u64.to_ne_bytes());
+        let back = regs_from_bytes(&bytes).expect("216 bytes");
+        assert_eq!(regs_to_bytes(&back), bytes);
+        assert!(regs_from_bytes(&bytes[1..]).is_none());
+    }
+}

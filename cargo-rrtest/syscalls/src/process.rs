@@ -73,7 +73,8 @@ pub(crate) fn wait4(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Resul
 /// `ptrace(request, pid, addr, data)`, which the recorder emulates: a
 /// successful request that reads the tracee stores at `data` (the raw
 /// call: `PTRACE_PEEK*` the word, `PTRACE_GETREGS` the registers,
-/// `PTRACE_GETSIGINFO` the siginfo, `PTRACE_GETEVENTMSG` the message).
+/// `PTRACE_GETSIGINFO` the siginfo, `PTRACE_GETEVENTMSG` the message,
+/// `PTRACE_GETFPREGS` the 512-byte FXSAVE area).
 pub(crate) fn ptrace(
     c: &Call,
     _: &dyn MemReader,
@@ -82,11 +83,12 @@ pub(crate) fn ptrace(
     if c.ret != 0 {
         return Ok(());
     }
-    // PTRACE_PEEKTEXT, _PEEKDATA, _PEEKUSER, _GETREGS, _GETEVENTMSG,
-    // _GETSIGINFO (<sys/ptrace.h>).
+    // PTRACE_PEEKTEXT, _PEEKDATA, _PEEKUSER, _GETREGS, _GETFPREGS,
+    // _GETEVENTMSG, _GETSIGINFO (<sys/ptrace.h>).
     let len = match c.args[0] as u32 {
         1..=3 | 0x4201 => 8,
         12 => std::mem::size_of::<libc::user_regs_struct>() as u64,
+        14 => 512,
         0x4202 => layout::SIGINFO,
         _ => 0,
     };

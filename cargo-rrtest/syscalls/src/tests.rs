@@ -1190,6 +1190,11 @@ fn ptrace_writes_what_a_reading_request_returns() {
         ok(&call(libc::SYS_ptrace, &[info, 7, 0, 0x400], 0), &m),
         vec![(0x400, 128)]
     );
+    let fp = libc::PTRACE_GETFPREGS as u64;
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[fp, 7, 0, 0x500], 0), &m),
+        vec![(0x500, 512)]
+    );
     assert!(ok(&call(libc::SYS_ptrace, &[peek, 7, 0x10, 0x200], -1), &m).is_empty());
     let poke = libc::PTRACE_POKEDATA as u64;
     assert!(ok(&call(libc::SYS_ptrace, &[poke, 7, 0x10, 0x200], 0), &m).is_empty());

@@ -66,7 +66,9 @@ pub enum Event {
     },
     /// The recorder stopped the thread at an execution point in user code
     /// (it ran too long without a syscall while others waited) and let
-    /// other threads run. Replay runs the thread to the same point.
+    /// other threads run, or the thread stopped there for the program's
+    /// own tracer (emulated ptrace: a fault, a single step, a held-back
+    /// signal). Replay runs the thread to the same point.
     Preempt {
         /// The thread.
         tid: Tid,

@@ -201,6 +201,14 @@ struct Task {
     /// A tracer blocked in a wait that was interrupted for an emulated
     /// stop ([`Session::kick_tracers`]); cleared at its next syscall.
     kicked: bool,
+    /// Its tracer asked for one instruction (`PTRACE_SINGLESTEP`).
+    step: tracer::Step,
+    /// Its tracer resumed it with `PTRACE_SYSCALL`: it stops at its next
+    /// syscall's entry or exit.
+    syscall_stops: bool,
+    /// Held at an emulated syscall-entry stop: stopped at the syscall's
+    /// seccomp stop, which is handled when it runs again.
+    at_entry_stop: bool,
 }
 
 impl Task {
@@ -229,6 +237,9 @@ impl Task {
             traced: None,
             resume_signal: None,
             kicked: false,
+            step: tracer::Step::No,
+            syscall_stops: false,
+            at_entry_stop: false,
         }
     }
 
@@ -292,6 +303,12 @@ struct Session {
     /// kills them): their `ThreadExit` is written after the `Exec`, which
     /// replay must run before they can die there.
     killed_by_exec: Vec<Tid>,
+    /// Some thread was traced by another (ptrace emulated, [`tracer`]):
+    /// until then the per-stop checks of `tracer` are skipped.
+    emulating_ptrace: bool,
+    /// The siginfo of the `SIGCHLD` sent to each tracer process for an
+    /// emulated stop, until it is delivered ([`tracer`]).
+    chld_infos: HashMap<Tid, [u8; ptrace::SIGINFO_SIZE]>,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -474,6 +491,8 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         switch_log,
         code: code::CodeMaps::default(),
         killed_by_exec: Vec::new(),
+        emulating_ptrace: false,
+        chld_infos: HashMap::new(),
     };
     session
         .tasks
@@ -642,6 +661,10 @@ impl Session {
                 if self.current.is_none() {
                     self.schedule()?;
                     self.update_tick();
+                    // Resuming a thread may stop it for its tracer (a step
+                    // over a syscall, chaos steps into a syscall-entry
+                    // stop): its tracer is to hear of it before we wait.
+                    self.kick_tracers()?;
                 }
                 // No thread runs: all wait in the kernel (or for the tick).
                 let idle_since = self.current.is_none().then(Instant::now);

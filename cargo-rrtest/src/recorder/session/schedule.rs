@@ -473,6 +473,10 @@ impl Session {
                 result,
             })?;
             from_exit = Some(regs);
+            if self.step_over_syscall_done(tid) {
+                // A tracee stepped over it: it stops for its tracer.
+                return Ok(());
+            }
         } else {
             from_exit = ptrace::getregs(tid).ok();
         }
@@ -494,6 +498,25 @@ impl Session {
         {
             // Its tracer resumed it with a signal (ptrace emulated).
             return self.deliver_signal_now(tid, signo, info, kind);
+        }
+        if self.resumes_at_entry(tid) {
+            // Held at a syscall-entry stop: the entry is handled now.
+            return self.syscall_entry(tid);
+        }
+        if self.watches_syscalls(tid) && self.spaces.contains_key(&self.tasks[&tid].pid) {
+            // Under PTRACE_SYSCALL or a step: its buffered syscalls bail
+            // to traced ones, which stop.
+            if let Some(task) = self.tasks.get_mut(&tid) {
+                if task.bail_requested.is_none()
+                    && crate::tracee::syscallbuf::set_force_bail(tid, true).is_ok()
+                {
+                    task.bail_requested = Some(Instant::now());
+                }
+            }
+        }
+        if self.step_now(tid)? {
+            // Its tracer asked for one instruction (ptrace emulated).
+            return Ok(());
         }
         match steps {
             Some(steps) => self.run_steps(tid, steps),

@@ -30,6 +30,12 @@ impl Session {
         if self.is_desched_signal(tid, signo, &info) {
             return self.desched_signal(tid, &regs);
         }
+        if let Some(chld) = self.sigchld_info(tid, signo, &info) {
+            // A tracer's SIGCHLD for its tracee's emulated stop: with the
+            // siginfo the kernel would give it.
+            ptrace::setsiginfo(tid, &chld).map_err(ptrace_err("PTRACE_SETSIGINFO", tid))?;
+            info = chld;
+        }
         if let Some(task) = self.tasks.get_mut(&tid) {
             if task.redeliver.is_some_and(|(s, _)| s == signo) {
                 // A signal that interrupted a buffered syscall, sent again
@@ -136,6 +142,7 @@ impl Session {
             // for its tracer (ptrace emulated), a point replay runs it to
             // (the fault does not change the registers); a signal its
             // tracer resumes it with is delivered there.
+            self.end_step(tid, signo)?;
             let point = crate::tracee::exec_point(tid, &regs)
                 .map_err(ptrace_err("reading an execution point", tid))?;
             self.emit(Event::Preempt { tid, point })?;

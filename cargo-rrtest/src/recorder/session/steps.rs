@@ -220,7 +220,7 @@ impl Session {
 
     /// After a stepped `pushf`: the flags it pushed carry the trap flag,
     /// which the program would not have seen unstepped (nor in replay).
-    fn clear_pushed_trap_flag(&mut self, tid: Tid) -> Result<(), Error> {
+    pub(super) fn clear_pushed_trap_flag(&mut self, tid: Tid) -> Result<(), Error> {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let mem = RemoteMem::new(tid);
         let mut low = [0u8; 2];
@@ -239,7 +239,7 @@ impl Session {
     /// at the entry stop of a traced one): the instruction copied rflags,
     /// trap flag included, into r11, where the program can see it (and a
     /// clone's child inherits it); replay runs it without the flag.
-    fn clear_trap_flag_in_r11(&mut self, tid: Tid) -> Result<(), Error> {
+    pub(super) fn clear_trap_flag_in_r11(&mut self, tid: Tid) -> Result<(), Error> {
         let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         if regs.r11 & TRAP_FLAG != 0 {
             regs.r11 &= !TRAP_FLAG;
@@ -333,7 +333,7 @@ impl Session {
 
 /// An instruction that lets the program see the trap flag of stepping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FlagLeak {
+pub(super) enum FlagLeak {
     /// `pushf`: the flags on the stack (the low 16 bits hold the flag
     /// whatever the operand size).
     Pushf,
@@ -343,7 +343,7 @@ enum FlagLeak {
 
 /// Whether the instruction at `tid`'s ip leaks the trap flag. Prefixes
 /// other than operand size and REX are not expected before either.
-fn leaks_flags(tid: Tid) -> Option<FlagLeak> {
+pub(super) fn leaks_flags(tid: Tid) -> Option<FlagLeak> {
     let regs = ptrace::getregs(tid).ok()?;
     let mut code = [0u8; 4];
     RemoteMem::new(tid).read_exact(regs.rip, &mut code).ok()?;

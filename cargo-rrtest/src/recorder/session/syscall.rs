@@ -56,6 +56,7 @@ impl Session {
                 }
             }
         }
+        self.step_into_syscall(tid)?;
         let inside = self
             .tasks
             .get_mut(&tid)
@@ -84,12 +85,18 @@ impl Session {
         if regs.orig_rax == rrtest_abi::magic::INIT {
             return self.buffer_init(tid, pid, &regs);
         }
+        if self.syscall_entry_stop(tid) {
+            // PTRACE_SYSCALL: its tracer sees the entry first.
+            return Ok(());
+        }
         if let (Some(space), false) = (self.spaces.get(&pid), compat) {
             if nr == libc::SYS_rt_sigreturn {
                 // Best effort: a frame we cannot read, the kernel cannot
                 // either (the program gets its SIGSEGV from rt_sigreturn).
                 let _ = syscallbuf::fix_sigreturn(tid, &regs, space);
-            } else if self.try_patch(tid, pid, &regs)? {
+            } else if !self.watches_syscalls(tid) && self.try_patch(tid, pid, &regs)? {
+                // (Not under a tracee's single step or PTRACE_SYSCALL: the
+                // stub would run its syscall untraced, unseen.)
                 return Ok(());
             }
         }
@@ -283,6 +290,10 @@ impl Session {
             args,
             result,
         }))?;
+        if self.step_over_syscall_done(tid) {
+            // A tracee stepped over it: it stops for its tracer.
+            return Ok(());
+        }
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::Running;
         task.resumed_at = Some(regs);

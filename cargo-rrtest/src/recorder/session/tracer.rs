@@ -19,13 +19,18 @@
 //! `PTRACE_O_TRACEEXEC`), and a signal that reaches a tracee at a point
 //! replay finds again (at a syscall's exit, held back to a syscall's entry
 //! or to an execution point, or a fault, whose instruction is made a
-//! `Preempt` point): the signal is not delivered but reported; the tracer's
+//! `Preempt` point): the signal is not delivered but reported;
+//! `PTRACE_SINGLESTEP` runs one instruction, its trap a stop as a fault's
+//! (a step over a syscall stops at the syscall's exit); `PTRACE_SYSCALL`
+//! stops it at its next traced syscall's entry (held at the seccomp stop,
+//! handled when it goes on) and exit; the tracer's
 //! `PTRACE_CONT`/`PTRACE_DETACH` signal, if any, is delivered when the
 //! tracee next runs. A stop becomes visible to the tracer once the tracee
 //! is stopped by the recorder (a tracee blocked in a syscall is interrupted
 //! first: the syscall restarts, as under a real SIGSTOP); a tracer blocked
 //! in the kernel's wait by then is interrupted so that its wait starts
-//! again and finds the stop.
+//! again and finds the stop. The tracer is sent the stop's `SIGCHLD`
+//! (`CLD_TRAPPED`), as from the kernel.
 //!
 //! Must not: pick threads (`schedule`) or classify signals (`signals`).
 
@@ -45,14 +50,18 @@ mod req {
     pub const POKETEXT: i32 = 4;
     pub const POKEDATA: i32 = 5;
     pub const CONT: i32 = 7;
+    pub const SINGLESTEP: i32 = 9;
     pub const KILL: i32 = 8;
     pub const GETREGS: i32 = 12;
+    pub const SYSCALL: i32 = 24;
     pub const SETREGS: i32 = 13;
+    pub const GETFPREGS: i32 = 14;
     pub const ATTACH: i32 = 16;
     pub const DETACH: i32 = 17;
     pub const SETOPTIONS: i32 = 0x4200;
     pub const GETEVENTMSG: i32 = 0x4201;
     pub const GETSIGINFO: i32 = 0x4202;
+    pub const SETSIGINFO: i32 = 0x4203;
     pub const SEIZE: i32 = 0x4206;
     pub const INTERRUPT: i32 = 0x4207;
 }
@@ -118,6 +127,7 @@ fn unemulated_option(options: u64) -> Option<String> {
     )
 }
 
+const PTRACE_O_TRACESYSGOOD: u64 = 0x1;
 const PTRACE_O_TRACEEXEC: u64 = 0x10;
 const PTRACE_O_EXITKILL: u64 = 0x10_0000;
 /// `si_code` of a signal sent by `kill`.
@@ -149,7 +159,30 @@ struct EmuStop {
     reported: bool,
     /// Where the stop is, as a signal delivered there is recorded.
     kind: SignalKind,
+    /// A syscall-entry or -exit stop (a signal to resume it with is
+    /// ignored).
+    syscall: bool,
+    /// Its tracer was sent its `SIGCHLD`.
+    notified: bool,
 }
+
+/// Where a tracee's `PTRACE_SINGLESTEP` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Not stepping.
+    No,
+    /// Asked for: it runs one instruction when it next runs.
+    Asked,
+    /// Running its instruction; `pushf`: the instruction pushes the flags
+    /// (the trap flag with them, cleared at the step's trap: replay runs
+    /// the instruction without it).
+    Running { pushf: bool },
+    /// Its instruction was a syscall: it stops at the syscall's exit.
+    InSyscall,
+}
+
+/// `si_code` of a single step's `SIGTRAP`.
+const TRAP_TRACE: i32 = 2;
 
 /// A signal to deliver when a tracee next runs (its tracer resumed it with
 /// one): number, siginfo, where.
@@ -215,6 +248,7 @@ impl Session {
                 let task = self.tasks.get_mut(&tid).expect("task exists");
                 match parent {
                     Some(parent) if task.traced.is_none() => {
+                        self.emulating_ptrace = true;
                         task.traced = Some(Traced {
                             tracer: parent,
                             seized: false,
@@ -252,6 +286,7 @@ impl Session {
                         return Ok(neg(libc::EINVAL));
                     }
                 }
+                self.emulating_ptrace = true;
                 self.tasks.get_mut(&target).expect("checked").traced = Some(Traced {
                     tracer: pid,
                     seized,
@@ -330,14 +365,36 @@ impl Session {
         let mem = RemoteMem::new(target);
         let tracer_mem = RemoteMem::new(tid);
         match request {
-            req::CONT | req::DETACH => {
+            req::SINGLESTEP | req::SYSCALL
+                if request == req::SYSCALL && data != 0 && !stop.syscall =>
+            {
+                warn!("PTRACE_SYSCALL with a signal: the recorder does not emulate it (the program gets EIO)");
+                Ok(neg(libc::EIO))
+            }
+            req::SINGLESTEP => {
+                if data != 0 {
+                    warn!("PTRACE_SINGLESTEP with a signal: the recorder does not emulate it (the program gets EIO)");
+                    return Ok(neg(libc::EIO));
+                }
+                let task = self.tasks.get_mut(&target).expect("checked");
+                if let Some(t) = task.traced.as_mut() {
+                    t.stop = None;
+                }
+                task.step = Step::Asked;
+                task.syscall_stops = false;
+                task.ready_since = Some(std::time::Instant::now());
+                Ok(0)
+            }
+            req::CONT | req::DETACH | req::SYSCALL => {
                 let signo = data as i64;
                 if !(0..=64).contains(&signo) {
                     return Ok(neg(libc::EIO));
                 }
                 let signo = signo as i32;
                 let task = self.tasks.get_mut(&target).expect("checked");
-                if signo != 0 {
+                task.syscall_stops = request == req::SYSCALL;
+                task.step = Step::No;
+                if signo != 0 && !stop.syscall {
                     let info = if signo == stop.status >> 8 {
                         stop.info
                     } else {
@@ -363,9 +420,11 @@ impl Session {
                 let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
                 let bytes = ptrace::regs_to_bytes(&regs);
                 let at = addr as usize;
+                // (Any offset the program gives: aligned and below the
+                // registers' size, so `at + 8` cannot overflow.)
                 let word = if !at.is_multiple_of(8) {
                     return Ok(neg(libc::EIO));
-                } else if at + 8 <= bytes.len() {
+                } else if at < bytes.len() {
                     bytes[at..at + 8].to_vec()
                 } else if (848..848 + 64).contains(&at) {
                     // Debug registers: the program set none (the recorder's
@@ -376,6 +435,14 @@ impl Session {
                     return Ok(neg(libc::EIO));
                 };
                 Ok(store(&tracer_mem, data, &word))
+            }
+            req::POKETEXT | req::POKEDATA | req::SETREGS if self.tasks[&target].at_entry_stop => {
+                // Replay's tracee is not at the syscall's entry yet.
+                warn!(
+                    "{} at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)",
+                    request_name(request)
+                );
+                Ok(neg(libc::EIO))
             }
             req::POKETEXT | req::POKEDATA => {
                 let bytes = data.to_ne_bytes().to_vec();
@@ -395,6 +462,11 @@ impl Session {
                 let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
                 Ok(store(&tracer_mem, data, &ptrace::regs_to_bytes(&regs)))
             }
+            req::GETFPREGS => {
+                let fp =
+                    ptrace::getfpregs(target).map_err(ptrace_err("PTRACE_GETFPREGS", target))?;
+                Ok(store(&tracer_mem, data, &fp))
+            }
             req::SETREGS => {
                 let Ok(bytes) = tracer_mem.read_vec(data, ptrace::REGS_SIZE) else {
                     return Ok(neg(libc::EFAULT));
@@ -411,6 +483,16 @@ impl Session {
                 Ok(0)
             }
             req::GETSIGINFO => Ok(store(&tracer_mem, data, &stop.info)),
+            req::SETSIGINFO => {
+                // What a signal the tracer resumes it with carries.
+                let Ok(bytes) = tracer_mem.read_vec(data, SIGINFO_SIZE) else {
+                    return Ok(neg(libc::EFAULT));
+                };
+                if let Some(s) = self.traced_mut(target).and_then(|t| t.stop.as_mut()) {
+                    s.info.copy_from_slice(&bytes);
+                }
+                Ok(0)
+            }
             req::GETEVENTMSG => {
                 // After an exec: the thread that exec'd (it, here).
                 let msg = u64::try_from(target).unwrap_or(0);
@@ -424,6 +506,141 @@ impl Session {
                 Ok(neg(libc::EIO))
             }
         }
+    }
+
+    /// At a syscall's exit, its event written: a tracee that stepped over
+    /// it stops (its `SIGTRAP`) and is held. Returns whether it did.
+    pub(super) fn step_over_syscall_done(&mut self, tid: Tid) -> bool {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        if task.syscall_stops {
+            // PTRACE_SYSCALL: its syscall-exit stop.
+            task.syscall_stops = false;
+            task.step = Step::No;
+            self.syscall_stop(tid);
+            return true;
+        }
+        if task.step != Step::InSyscall {
+            return false;
+        }
+        task.step = Step::No;
+        let mut info = user_siginfo(libc::SIGTRAP, 0);
+        info[8..12].copy_from_slice(&TRAP_TRACE.to_ne_bytes());
+        info[16..20].copy_from_slice(&[0; 4]);
+        self.signal_stop(tid, libc::SIGTRAP, &info, SignalKind::AtSyscallExit)
+    }
+
+    /// At a syscall's entry (its seccomp stop, nothing done yet): a
+    /// tracee resumed with `PTRACE_SYSCALL` stops there, held; the entry
+    /// is handled when it runs again ([`Session::resume_at_entry`]).
+    /// Returns whether it stopped.
+    pub(super) fn syscall_entry_stop(&mut self, tid: Tid) -> bool {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        if task.at_entry_stop {
+            // Resumed from that stop: the entry goes on.
+            task.at_entry_stop = false;
+            return false;
+        }
+        if !task.syscall_stops || task.traced.is_none() {
+            return false;
+        }
+        task.syscall_stops = false;
+        task.at_entry_stop = true;
+        self.syscall_stop(tid);
+        true
+    }
+
+    /// Holds `tid` in a syscall stop (entry or exit).
+    fn syscall_stop(&mut self, tid: Tid) {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        let good = task
+            .traced
+            .as_ref()
+            .is_some_and(|t| t.options & PTRACE_O_TRACESYSGOOD != 0);
+        let sig = libc::SIGTRAP | if good { 0x80 } else { 0 };
+        let mut info = user_siginfo(libc::SIGTRAP, 0);
+        info[8..12].copy_from_slice(&sig.to_ne_bytes());
+        if let Some(t) = task.traced.as_mut() {
+            t.stop = Some(EmuStop {
+                status: (sig << 8) | 0x7f,
+                info,
+                reported: false,
+                kind: SignalKind::AtSyscallExit,
+                syscall: true,
+                notified: false,
+            });
+        }
+        task.set_ready(Pending::Nothing);
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+    }
+
+    /// Whether `tid`, resumed now, is held at a syscall-entry stop (its
+    /// entry is then handled, [`Session::syscall_entry`]).
+    pub(super) fn resumes_at_entry(&self, tid: Tid) -> bool {
+        self.tasks.get(&tid).is_some_and(|t| t.at_entry_stop)
+    }
+
+    /// Whether `tid` is resumed under `PTRACE_SYSCALL` or a step: its
+    /// syscall sites are not patched (a stub's call is untraced), and its
+    /// buffered syscalls are made traced.
+    pub(super) fn watches_syscalls(&self, tid: Tid) -> bool {
+        self.tasks
+            .get(&tid)
+            .is_some_and(|t| t.syscall_stops || t.step != Step::No)
+    }
+
+    /// Runs one instruction of a tracee whose tracer asked for a step
+    /// (it then stops with a `SIGTRAP`, which [`Session::signal`] makes a
+    /// stop). Returns false when none was asked for.
+    pub(super) fn step_now(&mut self, tid: Tid) -> Result<bool, Error> {
+        if !self.tasks.get(&tid).is_some_and(|t| t.step == Step::Asked) {
+            return Ok(false);
+        }
+        let pushf = matches!(
+            super::steps::leaks_flags(tid),
+            Some(super::steps::FlagLeak::Pushf)
+        );
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.step = Step::Running { pushf };
+        }
+        ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
+        Ok(true)
+    }
+
+    /// A synchronous signal (a step's trap among them) ends a step; a
+    /// step's trap after a `pushf` takes the trap flag out of the pushed
+    /// flags.
+    pub(super) fn end_step(&mut self, tid: Tid, signo: i32) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        let pushf = task.step == Step::Running { pushf: true };
+        task.step = Step::No;
+        if pushf && signo == libc::SIGTRAP {
+            self.clear_pushed_trap_flag(tid)?;
+        }
+        Ok(())
+    }
+
+    /// At a syscall's entry: a tracee stepping is stepping over this
+    /// syscall, whose instruction copied the trap flag into r11 (taken
+    /// out: replay runs the syscall without it).
+    pub(super) fn step_into_syscall(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if !matches!(task.step, Step::Asked | Step::Running { .. }) {
+            return Ok(());
+        }
+        task.step = Step::InSyscall;
+        self.clear_trap_flag_in_r11(tid)
     }
 
     fn traced_mut(&mut self, tid: Tid) -> Option<&mut Traced> {
@@ -449,6 +666,8 @@ impl Session {
                 info,
                 reported: false,
                 kind,
+                syscall: false,
+                notified: false,
             });
         }
         if matches!(task.state, State::InSyscall { .. }) {
@@ -483,6 +702,8 @@ impl Session {
                 info: *info,
                 reported: false,
                 kind,
+                syscall: false,
+                notified: false,
             });
         }
         task.set_ready(Pending::Nothing);
@@ -493,7 +714,8 @@ impl Session {
     }
 
     /// After a successful exec of `tid`: a traced thread stops (SIGTRAP,
-    /// or `PTRACE_EVENT_EXEC` with `PTRACE_O_TRACEEXEC`). Returns whether
+    /// or `PTRACE_EVENT_EXEC` with `PTRACE_O_TRACEEXEC`; a seized one only
+    /// with the option). Returns whether
     /// it did (then it is held, not current).
     pub(super) fn exec_stop(&mut self, tid: Tid) -> bool {
         let Some(t) = self.tasks.get(&tid).and_then(|t| t.traced.as_ref()) else {
@@ -501,6 +723,10 @@ impl Session {
         };
         let status = if t.options & PTRACE_O_TRACEEXEC != 0 {
             ((libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8)) << 8) | 0x7f
+        } else if t.seized {
+            // A seized tracee without the option gets no SIGTRAP (the
+            // legacy one is for PTRACE_TRACEME and PTRACE_ATTACH).
+            return false;
         } else {
             (libc::SIGTRAP << 8) | 0x7f
         };
@@ -512,6 +738,8 @@ impl Session {
                 info,
                 reported: false,
                 kind: SignalKind::AtSyscallExit,
+                syscall: false,
+                notified: false,
             });
         }
         task.set_ready(Pending::Nothing);
@@ -533,7 +761,7 @@ impl Session {
         nr: i64,
         args: &[u64; 6],
     ) -> Result<Option<i64>, Error> {
-        if nr != libc::SYS_wait4 && nr != libc::SYS_waitid {
+        if !self.emulating_ptrace || (nr != libc::SYS_wait4 && nr != libc::SYS_waitid) {
             return Ok(None);
         }
         let found = self.tasks.iter().find_map(|(&t, task)| {
@@ -588,6 +816,9 @@ impl Session {
     /// tracee whose stop is now there: its wait returns to be restarted,
     /// and the restarted one finds the stop ([`Session::emulated_wait`]).
     pub(super) fn kick_tracers(&mut self) -> Result<(), Error> {
+        if !self.emulating_ptrace {
+            return Ok(());
+        }
         let stops: Vec<(Tid, Tid)> = self
             .tasks
             .iter()
@@ -597,6 +828,9 @@ impl Session {
                 (!stop.reported && matches!(task.state, State::Ready(_))).then_some((t, tr.tracer))
             })
             .collect();
+        for &(tracee, tracer) in &stops {
+            self.notify_tracer(tracee, tracer);
+        }
         for (tracee, tracer) in stops {
             let waiting: Vec<Tid> = self
                 .tasks
@@ -621,6 +855,57 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// The `SIGCHLD` the kernel sends a tracer when its tracee stops
+    /// (`CLD_TRAPPED`), once per stop: sent from here (a signal like any,
+    /// recorded where it is delivered), its siginfo put in at its delivery
+    /// ([`Session::sigchld_info`]).
+    fn notify_tracer(&mut self, tracee: Tid, tracer: Tid) {
+        let Some(stop) = self.traced_mut(tracee).and_then(|t| t.stop.as_mut()) else {
+            return;
+        };
+        if stop.notified {
+            return;
+        }
+        stop.notified = true;
+        let status = stop.status >> 8;
+        let mut info = [0u8; SIGINFO_SIZE];
+        info[0..4].copy_from_slice(&libc::SIGCHLD.to_ne_bytes());
+        info[8..12].copy_from_slice(&CLD_TRAPPED.to_ne_bytes());
+        info[16..20].copy_from_slice(&tracee.to_ne_bytes());
+        // The tracee's uid (its /proc directory is owned by it).
+        let uid = std::fs::metadata(format!("/proc/{tracee}"))
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap_or(0);
+        info[20..24].copy_from_slice(&uid.to_ne_bytes());
+        info[24..28].copy_from_slice(&(status & 0x7f).to_ne_bytes());
+        self.chld_infos.insert(tracer, info);
+        if let Err(e) = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(tracer),
+            nix::sys::signal::Signal::SIGCHLD,
+        ) {
+            tracing::debug!(tracer, %e, "sending a tracer its SIGCHLD");
+        }
+    }
+
+    /// The siginfo of the `SIGCHLD` `tid` stops for, when the recorder
+    /// sent it for an emulated stop ([`Session::notify_tracer`]).
+    pub(super) fn sigchld_info(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: &[u8; SIGINFO_SIZE],
+    ) -> Option<[u8; SIGINFO_SIZE]> {
+        if signo != libc::SIGCHLD || !self.emulating_ptrace {
+            return None;
+        }
+        let sender = i32::from_ne_bytes(info[16..20].try_into().expect("4 bytes"));
+        if ptrace::siginfo_code(info) != SI_USER || sender != std::process::id() as i32 {
+            return None;
+        }
+        let pid = self.tasks.get(&tid)?.pid;
+        self.chld_infos.remove(&pid)
     }
 
     /// Process `pid`, a tracer, is gone: its tracees are let go (killed,
@@ -663,5 +948,65 @@ fn waits_for(nr: i64, args: &[u64; 6], tracee: Tid) -> bool {
         }
     } else {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_waits_for_the_child_it_names_or_any() {
+        let wait4 = |pid: i32| [pid as u64, 0, 0, 0, 0, 0];
+        assert!(waits_for(libc::SYS_wait4, &wait4(-1), 42));
+        assert!(waits_for(libc::SYS_wait4, &wait4(42), 42));
+        assert!(!waits_for(libc::SYS_wait4, &wait4(43), 42));
+        // A process group counts as any child.
+        assert!(waits_for(libc::SYS_wait4, &wait4(0), 42));
+        assert!(waits_for(libc::SYS_wait4, &wait4(-7), 42));
+        let waitid = |idtype: u32, id: i32| [u64::from(idtype), id as u64, 0, 0, 0, 0];
+        assert!(waits_for(libc::SYS_waitid, &waitid(libc::P_ALL, 0), 42));
+        assert!(waits_for(libc::SYS_waitid, &waitid(libc::P_PID, 42), 42));
+        assert!(!waits_for(libc::SYS_waitid, &waitid(libc::P_PID, 43), 42));
+        // A pidfd is not followed.
+        assert!(!waits_for(libc::SYS_waitid, &waitid(3, 5), 42));
+        assert!(!waits_for(libc::SYS_read, &wait4(-1), 42));
+    }
+
+    #[test]
+    fn options_not_emulated_are_named() {
+        assert_eq!(unemulated_option(0), None);
+        assert_eq!(unemulated_option(0x1 | 0x10 | 0x10_0000), None);
+        assert_eq!(
+            unemulated_option(0x40).as_deref(),
+            Some("PTRACE_O_TRACEEXIT")
+        );
+        assert_eq!(
+            unemulated_option(0x10 | 0x8).as_deref(),
+            Some("PTRACE_O_TRACECLONE")
+        );
+        assert_eq!(
+            unemulated_option(1 << 40).as_deref(),
+            Some("option bits 0x10000000000")
+        );
+    }
+
+    #[test]
+    fn requests_are_named() {
+        assert_eq!(request_name(req::TRACEME), "PTRACE_TRACEME");
+        assert_eq!(request_name(req::SEIZE), "PTRACE_SEIZE");
+        assert_eq!(request_name(6), "PTRACE_POKEUSER");
+        assert_eq!(request_name(0x4299), "ptrace request 0x4299");
+    }
+
+    #[test]
+    fn a_kill_siginfo_names_the_signal_and_the_sender() {
+        let info = user_siginfo(libc::SIGSTOP, 1234);
+        assert_eq!(
+            i32::from_ne_bytes(info[0..4].try_into().unwrap()),
+            libc::SIGSTOP
+        );
+        assert_eq!(ptrace::siginfo_code(&info), SI_USER);
+        assert_eq!(i32::from_ne_bytes(info[16..20].try_into().unwrap()), 1234);
     }
 }
