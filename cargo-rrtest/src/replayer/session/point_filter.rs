@@ -44,13 +44,20 @@
 //! deadline.
 //!
 //! Not used (the stop-per-pass search goes on) when a displaced instruction
-//! calls, traps, makes a syscall, or branches into the displaced bytes, when
-//! the site is in writable memory (generated code, which the digest may
-//! cover) or in the fixed page, or when no free page is within reach. Known
-//! limit: code elsewhere that jumps into the middle of the displaced bytes
-//! while the patch is in place would execute the `jmp`'s displacement (or
-//! an `int3`); this shows as a divergence, never as a false match, since a
-//! match is only ever declared by the tracer's full comparison.
+//! calls, traps, makes a syscall, or branches into the displaced bytes, or
+//! follows a jump or return (it is reached only by a branch), when a direct
+//! branch in the code around the site (up to 256 bytes either side, within
+//! its page) targets the inside of the displaced bytes ([`branch_into`]),
+//! when the site is in writable memory (generated code, which the digest
+//! may cover) or in the fixed page, or when no free page is within reach.
+//! Known limit: code farther away (or an indirect jump) that jumps into
+//! the middle of the displaced bytes while the patch is in place would
+//! execute the `jmp`'s displacement (or an `int3`); this shows as a
+//! divergence, never as a false match, since a match is only ever declared
+//! by the tracer's full comparison. (Before the neighbourhood check, a
+//! point on the `jmp` closing `crossbeam_utils::Backoff::spin`'s loop,
+//! right after `pause`, diverged this way: the loop's `je` lands on the
+//! instruction after it, which the patch covered.)
 
 use std::time::{Duration, Instant};
 
@@ -71,6 +78,10 @@ use rrtest_trace::{ExecPoint, Tid};
 /// it installs the filter (most points are found within a few passes, where
 /// the filter's setup would cost more than it saves).
 pub(super) const FILTER_AFTER: u64 = 64;
+
+/// Bytes of code before and after a site searched for branches into its
+/// displaced bytes ([`branch_into`]).
+const NEIGHBOURHOOD: u64 = 256;
 
 /// Offsets in the trampoline page.
 const SAVED_RAX: u64 = 0x00;
@@ -152,6 +163,14 @@ pub(super) fn displaced(code: &[u8], site: u64) -> Result<Vec<Instruction>, Refu
         if matches!(insn.code(), Code::Syscall | Code::Sysenter) {
             return Err(Refusal("a displaced syscall".into()));
         }
+        if let Some(prev) = out.last().filter(|p: &&Instruction| ends_flow(p)) {
+            // Reached only by a branch from elsewhere, into the patch.
+            return Err(Refusal(format!(
+                "the displaced instruction at {:#x} follows a jump or return at {:#x}",
+                insn.ip(),
+                prev.ip()
+            )));
+        }
         len += insn.len() as u64;
         out.push(insn);
     }
@@ -169,6 +188,69 @@ pub(super) fn displaced(code: &[u8], site: u64) -> Result<Vec<Instruction>, Refu
         )));
     }
     Ok(out)
+}
+
+/// Whether execution never falls through `i` (a jump, a return).
+fn ends_flow(i: &Instruction) -> bool {
+    matches!(
+        i.flow_control(),
+        FlowControl::UnconditionalBranch | FlowControl::IndirectBranch | FlowControl::Return
+    )
+}
+
+/// A direct branch near `site` that targets the inside of the displaced
+/// bytes `site + 1 .. site + len`, where the patch's `jmp` would be
+/// executed from its middle: found in `after` (the code from `site` on)
+/// and in `before` (the bytes just before `site`), decoded from each start
+/// offset whose instructions end exactly at `site` (x86 decoding falls into
+/// step within a few instructions, so those are the real ones). Best
+/// effort: a branch from farther away is not seen (the module comment's
+/// known limit).
+pub(super) fn branch_into(before: &[u8], after: &[u8], site: u64, len: u64) -> Option<u64> {
+    let inside = |i: &Instruction| {
+        matches!(
+            i.flow_control(),
+            FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch
+        ) && (site + 1..site + len).contains(&i.near_branch_target())
+    };
+    let mut d = Decoder::with_ip(64, after, site, DecoderOptions::NONE);
+    while d.can_decode() {
+        let i = d.decode();
+        if i.is_invalid() {
+            break;
+        }
+        if inside(&i) {
+            return Some(i.ip());
+        }
+    }
+    let base = site - before.len() as u64;
+    for start in 0..before.len() {
+        let mut d = Decoder::with_ip(
+            64,
+            &before[start..],
+            base + start as u64,
+            DecoderOptions::NONE,
+        );
+        let mut found = None;
+        let mut synced = false;
+        while d.can_decode() {
+            let i = d.decode();
+            if i.is_invalid() {
+                break;
+            }
+            if found.is_none() && inside(&i) {
+                found = Some(i.ip());
+            }
+            if i.next_ip() == site {
+                synced = true;
+                break;
+            }
+        }
+        if synced && found.is_some() {
+            return found;
+        }
+    }
+    None
 }
 
 /// Builds the trampoline for `site`, whose displaced instructions are
@@ -444,6 +526,18 @@ impl Session {
             .or_else(|_| RemoteMem::new(real).read_vec(site, 16))
             .map_err(|e| Refusal(format!("reading the site: {e}")))?;
         let moved = displaced(&code, site)?;
+        let len: u64 = moved.iter().map(|i| i.len() as u64).sum();
+        // The code around the site, as far as it is readable (its page).
+        let mem = RemoteMem::new(real);
+        let back = NEIGHBOURHOOD.min(site % PAGE);
+        let before = mem.read_vec(site - back, back as usize).unwrap_or_default();
+        let ahead = NEIGHBOURHOOD.min(PAGE - site % PAGE).max(code.len() as u64);
+        let after = mem.read_vec(site, ahead as usize).unwrap_or(code);
+        if let Some(at) = branch_into(&before, &after, site, len) {
+            return Err(Refusal(format!(
+                "a branch at {at:#x} targets the inside of the displaced bytes"
+            )));
+        }
         let maps = std::fs::read_to_string(format!("/proc/{real}/maps"))
             .map_err(|e| Refusal(format!("reading the maps: {e}")))?;
         if mapping_is_writable(&maps, site) {
@@ -603,6 +697,31 @@ mod tests {
             displaced(&[0x48, 0x83], SITE).is_err(),
             "code ends too soon"
         );
+    }
+
+    #[test]
+    fn refuses_a_site_that_nearby_code_branches_into() {
+        // crossbeam_utils::Backoff::spin (a debug build): test rax, 1 ;
+        // je +4 ; pause ; jmp back (the site) ; mov rdi, [rsp+8] ;
+        // call [rip+..]. The je lands on the mov, inside the patch.
+        let before = [0x48, 0xa9, 0x01, 0x00, 0x00, 0x00, 0x74, 0x04, 0xf3, 0x90];
+        let after = [
+            0xeb, 0xe7, 0x48, 0x8b, 0x7c, 0x24, 0x08, 0xff, 0x15, 0xf6, 0xa8, 0x11, 0x00,
+        ];
+        // The mov follows a jmp: reached only by a branch.
+        assert!(displaced(&after, SITE).is_err());
+        // And the je before the site is found.
+        assert_eq!(branch_into(&before, &after, SITE, 7), Some(SITE - 4));
+        // One that jumps to the site itself, or past the patch, is fine.
+        let to_site = [0x48, 0xa9, 0x01, 0x00, 0x00, 0x00, 0x74, 0x02, 0xf3, 0x90];
+        assert_eq!(branch_into(&to_site, &after, SITE, 7), None);
+        let past = [0x48, 0xa9, 0x01, 0x00, 0x00, 0x00, 0x74, 0x09, 0xf3, 0x90];
+        assert_eq!(branch_into(&past, &after, SITE, 7), None);
+        // A branch after the site back into it.
+        let code = [
+            0x48, 0x83, 0xc6, 0x01, 0x8b, 0x05, 0x2b, 0x2c, 0x00, 0x00, 0x85, 0xc0, 0x75, 0xf6,
+        ];
+        assert_eq!(branch_into(&[], &code, SITE, 10), Some(SITE + 12));
     }
 
     #[test]
