@@ -120,6 +120,12 @@ impl SpinProbe {
     }
 }
 
+/// The CPU time a thread may run towards a [`SeekKind::Resume`] seek's
+/// return address before its steps are given up (it runs on unstepped).
+const RESUME_CPU: Duration = Duration::from_millis(50);
+/// The wall-clock backstop of such a seek.
+const RESUME_WALL: Duration = Duration::from_secs(10);
+
 /// What [`Session::probe_pass`] made of a pass.
 enum ProbeVerdict {
     /// A spin: the point the thread is at.
@@ -154,38 +160,81 @@ enum SeekKind {
     /// thread gets there with a stack pointer above `rsp`.
     Return { rsp: u64 },
     /// Chaos: preempt the thread at its `left`-th arrival at `target` (an
-    /// address it was just stepped through), where it is then.
-    Count { left: u32 },
+    /// address it was just stepped through), where it is then. Given up
+    /// after [`RESUME_CPU`] of the thread's CPU time since `cpu_from`, as
+    /// a `Resume` seek is.
+    Count {
+        left: u32,
+        cpu_from: Option<Duration>,
+    },
     /// Chaos: a stepped thread went into the buffer code (a buffered
-    /// syscall); `target` is where the stub returns to the program, and
-    /// there the slice's stepping goes on with what is `left` of it.
-    Resume { left: Steps },
+    /// syscall) or the system's code; `target` is where it returns to the
+    /// program, and there the slice's stepping goes on with what is `left`
+    /// of it. Given up after [`RESUME_CPU`] of the thread's CPU time since
+    /// `cpu_from` (not wall time: a loaded machine must not change where
+    /// the same seed's cuts land).
+    Resume {
+        left: Steps,
+        cpu_from: Option<Duration>,
+    },
 }
 
 impl Seek {
-    /// A [`SeekKind::Count`] seek: the `hits`-th arrival at `target`,
-    /// given up at `deadline`.
-    pub(super) fn count(target: u64, hits: u32, deadline: Instant) -> Self {
+    /// A [`SeekKind::Count`] seek: the `hits`-th arrival at `target`; the
+    /// thread's CPU time now is `cpu_from`, and `deadline` the wall-clock
+    /// backstop.
+    pub(super) fn count(
+        target: u64,
+        hits: u32,
+        cpu_from: Option<Duration>,
+        deadline: Instant,
+    ) -> Self {
         Seek {
             target,
-            kind: SeekKind::Count { left: hits.max(1) },
+            kind: SeekKind::Count {
+                left: hits.max(1),
+                cpu_from,
+            },
             deadline,
         }
     }
 
-    /// A [`SeekKind::Resume`] seek: at `target`, step on with `left`.
-    pub(super) fn resume(target: u64, left: Steps, deadline: Instant) -> Self {
+    /// A [`SeekKind::Resume`] seek: at `target`, step on with `left`; the
+    /// thread's CPU time now is `cpu_from`.
+    pub(super) fn resume(target: u64, left: Steps, cpu_from: Option<Duration>) -> Self {
         Seek {
             target,
-            kind: SeekKind::Resume { left },
-            deadline,
+            kind: SeekKind::Resume { left, cpu_from },
+            // A backstop only (the CPU time decides): a thread that cannot
+            // be read.
+            deadline: Instant::now() + RESUME_WALL,
         }
     }
 
     /// The steps left to take where a [`SeekKind::Resume`] seek ends.
     pub(super) fn steps_left(&self) -> Option<Steps> {
         match self.kind {
-            SeekKind::Resume { left } => Some(left),
+            SeekKind::Resume { left, .. } => Some(left),
+            _ => None,
+        }
+    }
+
+    /// Whether the seek is over without reaching its target: its wall-clock
+    /// deadline passed, or for a [`SeekKind::Resume`] seek, `cpu_now` (the
+    /// thread's CPU time, if read) is [`RESUME_CPU`] past its start.
+    pub(super) fn expired(&self, cpu_now: Option<Duration>) -> bool {
+        if let Some(from) = self.cpu_from() {
+            if let Some(now) = cpu_now {
+                return now.saturating_sub(from) >= RESUME_CPU || Instant::now() >= self.deadline;
+            }
+        }
+        Instant::now() >= self.deadline
+    }
+
+    /// The thread's CPU time when a chaos seek (`Count`, `Resume`) began.
+    pub(super) fn cpu_from(&self) -> Option<Duration> {
+        match self.kind {
+            SeekKind::Count { cpu_from, .. } | SeekKind::Resume { cpu_from, .. } => cpu_from,
             _ => None,
         }
     }
@@ -353,7 +402,7 @@ impl Session {
     /// A thread searching for a cheap execution point stopped at its breakpoint.
     pub(super) fn seek_hit(&mut self, tid: Tid, regs: &Regs, seek: Seek) -> Result<(), Error> {
         let found = match seek.kind {
-            SeekKind::Resume { left } => {
+            SeekKind::Resume { left, .. } => {
                 // Back in the program from the buffer code: the slice's
                 // stepping goes on.
                 ptrace::exec_breakpoint(tid, None)
@@ -373,7 +422,7 @@ impl Session {
                 ProbeVerdict::Continued => return Ok(()),
             },
             SeekKind::Return { rsp } => regs.rsp > rsp,
-            SeekKind::Count { left } => {
+            SeekKind::Count { left, cpu_from } => {
                 // At the last arrival, only where replay can find it (else
                 // the next arrival, until the seek is given up).
                 if left > 1 || !point_findable(tid) {
@@ -381,6 +430,7 @@ impl Session {
                     task.seeking = Some(Seek {
                         kind: SeekKind::Count {
                             left: left.saturating_sub(1).max(1),
+                            cpu_from,
                         },
                         ..seek
                     });

@@ -579,13 +579,14 @@ impl Session {
             return Ok(());
         }
         if let Some(seek) = task.seeking {
-            if seek.steps_left().is_some()
+            if seek.cpu_from().is_some()
                 && self.spaces.contains_key(&task.pid)
                 && others_wait
                 && syscallbuf::blocked_in_untraced(tid)
             {
-                // Stepping waits for it to leave the buffer code, and it
-                // blocked in a buffered syscall: unwind it, as below.
+                // A chaos seek (its limit is CPU time, which a blocked
+                // thread does not use) and a buffered syscall that
+                // blocked: unwind it, as below.
                 debug!(
                     tid,
                     "blocked in a buffered syscall while stepped: unwinding it"
@@ -593,7 +594,8 @@ impl Session {
                 task.interrupt_requested = true;
                 return ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid));
             }
-            if Instant::now() >= seek.deadline {
+            let cpu_now = seek.cpu_from().and_then(|_| cpu_time(tid));
+            if seek.expired(cpu_now) {
                 debug!(
                     tid,
                     "no return to the chosen address in time: interrupting where it is"
@@ -684,7 +686,7 @@ impl Session {
 }
 
 /// The CPU time thread `tid` has run (`/proc/TID/schedstat`), if readable.
-fn cpu_time(tid: Tid) -> Option<Duration> {
+pub(super) fn cpu_time(tid: Tid) -> Option<Duration> {
     let text = std::fs::read_to_string(format!("/proc/{tid}/schedstat")).ok()?;
     let ns: u64 = text.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_nanos(ns))

@@ -29,9 +29,10 @@ use rrtest_trace::{Event, Tid};
 /// The trap flag (rflags bit 8), set while a thread is single-stepped.
 const TRAP_FLAG: u64 = 0x100;
 
-/// How long a counted slice may run before the recorder interrupts it
-/// where it is.
-const COUNT_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
+/// The wall-clock backstop of a counted slice (its limit is 50 ms of the
+/// thread's CPU time, `points::RESUME_CPU`: not the clock, which a loaded
+/// machine stretches, so the same seed cuts at the same places).
+const COUNT_WALL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The longest [`Session::settle`] waits for due stops.
 const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
@@ -170,7 +171,8 @@ impl Session {
             task.seeking = Some(Seek::count(
                 target,
                 hits,
-                std::time::Instant::now() + COUNT_LIMIT,
+                super::schedule::cpu_time(tid),
+                std::time::Instant::now() + COUNT_WALL,
             ));
             return self.step_then_continue(tid, target);
         }
@@ -316,11 +318,8 @@ impl Session {
     fn run_to(&mut self, tid: Tid, target: u64, left: Steps) -> Result<(), Error> {
         ptrace::exec_breakpoint(tid, Some(target))
             .map_err(ptrace_err("setting a breakpoint", tid))?;
-        self.tasks.get_mut(&tid).expect("task exists").seeking = Some(Seek::resume(
-            target,
-            left,
-            std::time::Instant::now() + COUNT_LIMIT,
-        ));
+        self.tasks.get_mut(&tid).expect("task exists").seeking =
+            Some(Seek::resume(target, left, super::schedule::cpu_time(tid)));
         self.let_run(tid)
     }
 
