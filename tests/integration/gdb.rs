@@ -1282,6 +1282,15 @@ fn demo_core_tests() -> Result<PathBuf, Failed> {
 
 /// The demo's failing `tests::checksum_matches`, recorded.
 fn recorded_rust(trial: &str) -> Result<(PathBuf, PathBuf, TrialDir), Failed> {
+    recorded_rust_through(trial, &[]).map(|(trace, exe, dir, _)| (trace, exe, dir))
+}
+
+/// [`recorded_rust`], the recorder started through `wrapper` (`env
+/// NAME=VALUE`); also the recording's stderr.
+fn recorded_rust_through(
+    trial: &str,
+    wrapper: &[&str],
+) -> Result<(PathBuf, PathBuf, TrialDir, String), Failed> {
     let exe = demo_core_tests()?;
     let dir = TrialDir::new(trial)?;
     let inv = Invocation {
@@ -1292,13 +1301,14 @@ fn recorded_rust(trial: &str) -> Result<(PathBuf, PathBuf, TrialDir), Failed> {
         work: dir.sub("work")?,
     };
     let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
+    let rec = inv.record_wrapped(wrapper, &trace, &[])?;
     check!(
         rec.code() == 101 && trace.join("header.json").exists(),
         "recording the failing demo test: {}",
         rec.describe()
     );
-    Ok((trace, exe, dir))
+    let stderr = String::from_utf8_lossy(&rec.stderr).into_owned();
+    Ok((trace, exe, dir, stderr))
 }
 
 fn rust_break_bt_print() -> Result<(), Failed> {
@@ -1411,21 +1421,13 @@ fn rust_reverse_finish() -> Result<(), Failed> {
 /// watchdog killed it at 60 s). From the call into the function it is a
 /// few steps.
 fn rust_reverse_step_backtrace() -> Result<(), Failed> {
-    let exe = demo_core_tests()?;
-    let dir = TrialDir::new("gdb-rust-reverse-step-backtrace")?;
-    let inv = Invocation {
-        exe: exe.clone(),
-        args: ["--exact", "tests::checksum_matches", "--nocapture"]
-            .map(Into::into)
-            .to_vec(),
-        work: dir.sub("work")?,
-    };
-    let trace = dir.path.join("trace");
-    let rec = inv.record_wrapped(&["env", "RUST_BACKTRACE=1"], &trace, &[])?;
+    let (trace, exe, dir, stderr) = recorded_rust_through(
+        "gdb-rust-reverse-step-backtrace",
+        &["env", "RUST_BACKTRACE=1"],
+    )?;
     check!(
-        rec.code() == 101 && String::from_utf8_lossy(&rec.stderr).contains("stack backtrace"),
-        "recording the failing demo test with a backtrace: {}",
-        rec.describe()
+        stderr.contains("stack backtrace"),
+        "the recorded panic printed no backtrace:\n{stderr}"
     );
     let (out, err) = session(
         &trace,

@@ -565,15 +565,27 @@ impl Session {
         let sig = libc::SIGTRAP | if good { 0x80 } else { 0 };
         let mut info = user_siginfo(libc::SIGTRAP, 0);
         info[8..12].copy_from_slice(&sig.to_ne_bytes());
-        if let Some(t) = task.traced.as_mut() {
-            t.stop = Some(EmuStop {
+        self.hold_stopped(
+            tid,
+            EmuStop {
                 status: (sig << 8) | 0x7f,
                 info,
                 reported: false,
                 kind: SignalKind::AtSyscallExit,
                 syscall: true,
                 notified: false,
-            });
+            },
+        );
+    }
+
+    /// Holds tracee `tid`, stopped by the recorder, in emulated stop
+    /// `stop`: ready but not run until its tracer resumes it.
+    fn hold_stopped(&mut self, tid: Tid, stop: EmuStop) {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        if let Some(t) = task.traced.as_mut() {
+            t.stop = Some(stop);
         }
         task.set_ready(Pending::Nothing);
         if self.current == Some(tid) {
@@ -695,21 +707,17 @@ impl Session {
         if signo == libc::SIGKILL || !self.is_emulated_tracee(tid) {
             return false;
         }
-        let task = self.tasks.get_mut(&tid).expect("checked");
-        if let Some(t) = task.traced.as_mut() {
-            t.stop = Some(EmuStop {
+        self.hold_stopped(
+            tid,
+            EmuStop {
                 status: (signo << 8) | 0x7f,
                 info: *info,
                 reported: false,
                 kind,
                 syscall: false,
                 notified: false,
-            });
-        }
-        task.set_ready(Pending::Nothing);
-        if self.current == Some(tid) {
-            self.current = None;
-        }
+            },
+        );
         true
     }
 
@@ -731,21 +739,17 @@ impl Session {
             (libc::SIGTRAP << 8) | 0x7f
         };
         let info = user_siginfo(libc::SIGTRAP, self.tasks[&tid].pid);
-        let task = self.tasks.get_mut(&tid).expect("checked");
-        if let Some(t) = task.traced.as_mut() {
-            t.stop = Some(EmuStop {
+        self.hold_stopped(
+            tid,
+            EmuStop {
                 status,
                 info,
                 reported: false,
                 kind: SignalKind::AtSyscallExit,
                 syscall: false,
                 notified: false,
-            });
-        }
-        task.set_ready(Pending::Nothing);
-        if self.current == Some(tid) {
-            self.current = None;
-        }
+            },
+        );
         true
     }
 
