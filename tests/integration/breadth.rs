@@ -620,27 +620,8 @@ fn ptrace_under_chaos(trial: &str) -> Result<(), Failed> {
         "ptrace_seize",
     ] {
         let spec = SPECS.iter().find(|s| s.name == name).expect("listed");
-        let inv = invocation(spec, dir.sub(&format!("work-{name}"))?)?;
-        for seed in ["1", "2", "3"] {
-            let trace = dir.path.join(format!("trace-{name}-{seed}"));
-            let rec = inv.record_with(&trace, &["--chaos", "--seed", seed])?;
-            rec.expect_code(0)
-                .map_err(|e| format!("{name}, seed {seed}: {}", e.message().unwrap_or("")))?;
-            for want in spec.stdout_has {
-                check!(
-                    rec.stdout_text().contains(want),
-                    "{name}, seed {seed}: no {want:?}\n{}",
-                    rec.describe()
-                );
-            }
-            check!(
-                rec.elapsed < Duration::from_secs(60),
-                "{name}, seed {seed}: recording took {:?}",
-                rec.elapsed
-            );
-            recorder::expect_verified(&trace)
-                .map_err(|e| format!("{name}, seed {seed}: {}", e.message().unwrap_or("")))?;
-        }
+        let limit = Some(Duration::from_secs(60));
+        recorded_under_chaos(&dir, spec, &format!("{name}-"), spec.stdout_has, limit)?;
     }
     dir.finish();
     Ok(())
@@ -663,23 +644,46 @@ fn fork_from_threads_under_chaos(trial: &str) -> Result<(), Failed> {
             with_defines("spawn_threads_pipes", &["USE_FORK", "ROUNDS=5"]),
         )
     };
-    let inv = invocation(&spec, dir.sub("work")?)?;
+    let want = [spec.stdout_has[0], "EXIT-SUCCESS"];
+    recorded_under_chaos(&dir, &spec, "", &want, None)?;
+    dir.finish();
+    Ok(())
+}
+
+/// `spec` recorded with --chaos at seeds 1, 2 and 3 (traces `trace-PREFIXSEED`
+/// in `dir`): each ends with status 0, prints `want`, within `limit` when
+/// given, and verifies.
+fn recorded_under_chaos(
+    dir: &TrialDir,
+    spec: &Spec,
+    prefix: &str,
+    want: &[&str],
+    limit: Option<Duration>,
+) -> Result<(), Failed> {
+    let name = spec.name;
+    let inv = invocation(spec, dir.sub(&format!("work-{name}"))?)?;
     for seed in ["1", "2", "3"] {
-        let trace = dir.path.join(format!("trace-{seed}"));
+        let trace = dir.path.join(format!("trace-{prefix}{seed}"));
         let rec = inv.record_with(&trace, &["--chaos", "--seed", seed])?;
         rec.expect_code(0)
-            .map_err(|e| format!("seed {seed}: {}", e.message().unwrap_or("")))?;
-        for want in spec.stdout_has.iter().chain(&["EXIT-SUCCESS"]) {
+            .map_err(|e| format!("{name}, seed {seed}: {}", e.message().unwrap_or("")))?;
+        for w in want {
             check!(
-                rec.stdout_text().contains(want),
-                "seed {seed}: no {want:?}\n{}",
+                rec.stdout_text().contains(w),
+                "{name}, seed {seed}: no {w:?}\n{}",
                 rec.describe()
             );
         }
+        if let Some(limit) = limit {
+            check!(
+                rec.elapsed < limit,
+                "{name}, seed {seed}: recording took {:?}",
+                rec.elapsed
+            );
+        }
         recorder::expect_verified(&trace)
-            .map_err(|e| format!("seed {seed}: {}", e.message().unwrap_or("")))?;
+            .map_err(|e| format!("{name}, seed {seed}: {}", e.message().unwrap_or("")))?;
     }
-    dir.finish();
     Ok(())
 }
 
