@@ -5,6 +5,7 @@
 //! Recorder and replayer each call [`prepare_after_exec`] at the exec stop;
 //! any difference here between record and replay would be a divergence.
 
+pub mod filter_site;
 pub mod host;
 pub mod interp;
 pub mod syscallbuf;

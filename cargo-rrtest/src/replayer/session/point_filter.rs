@@ -43,11 +43,18 @@
 //! limit: the tracer polls for the thread's stop and interrupts it at the
 //! deadline.
 //!
+//! Where the patch goes and what it displaces is `tracee::filter_site`'s
+//! choice: at the point's ip, or, where a branch lands inside the bytes a
+//! patch there would cover, on the straight-line instructions just before
+//! it (a lead-in, run in the trampoline before the comparison). A displaced
+//! direct call is emulated: the original return address pushed, a jump to
+//! the callee.
+//!
 //! Not used (the stop-per-pass search goes on) when a displaced instruction
-//! calls, traps, makes a syscall, or branches into the displaced bytes, or
-//! follows a jump or return (it is reached only by a branch), when a direct
-//! branch in the code around the site (up to 256 bytes either side, within
-//! its page) targets the inside of the displaced bytes ([`branch_into`]),
+//! traps, makes a syscall or another kind of call, or branches into the
+//! patched bytes, or follows a jump or return (it is reached only by a
+//! branch), when a direct branch in the code around the site (up to 256
+//! bytes either side) targets the inside of the patch,
 //! when the site is in writable memory (generated code, which the digest
 //! may cover) or in the fixed page, or when no free page is within reach.
 //! Known limit: code farther away (or an indirect jump) that jumps into
@@ -62,13 +69,13 @@
 use std::time::{Duration, Instant};
 
 use iced_x86::{
-    BlockEncoder, BlockEncoderOptions, Code, Decoder, DecoderOptions, FlowControl, Instruction,
-    InstructionBlock, MemoryOperand, Register,
+    BlockEncoder, BlockEncoderOptions, Code, Instruction, InstructionBlock, MemoryOperand, Register,
 };
 use tracing::{debug, trace};
 
 use super::{perr, Session, State, RESUME_FLAG};
 use crate::replayer::ReplayError;
+use crate::tracee::filter_site::{self, Refusal, Site, JMP_LEN};
 use crate::tracee::inject_via_fixed_page;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
@@ -79,8 +86,8 @@ use rrtest_trace::{ExecPoint, Tid};
 /// the filter's setup would cost more than it saves).
 pub(super) const FILTER_AFTER: u64 = 64;
 
-/// Bytes of code before and after a site searched for branches into its
-/// displaced bytes ([`branch_into`]).
+/// Bytes of code read before and after a site, searched for branches into
+/// its patch and for a lead-in (`tracee::filter_site`).
 const NEIGHBOURHOOD: u64 = 256;
 
 /// Offsets in the trampoline page.
@@ -90,9 +97,6 @@ const PASSES: u64 = 0x10;
 const REGS: u64 = 0x20;
 const CODE: u64 = 0x100;
 const PAGE: u64 = 4096;
-
-/// Length of `jmp rel32`.
-const JMP_LEN: u64 = 5;
 
 /// The point's general-purpose registers, in `ExecPoint::regs` order.
 const GPRS: [Register; 16] = [
@@ -114,10 +118,6 @@ const GPRS: [Register; 16] = [
     Register::R15,
 ];
 
-/// Why the filter is not used here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Refusal(String);
-
 /// A trampoline built for one site.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Trampoline {
@@ -125,7 +125,9 @@ pub(super) struct Trampoline {
     pub page: u64,
     /// The page's contents (data, then code).
     pub bytes: Vec<u8>,
-    /// The bytes to write at the site.
+    /// Where the patch goes (the point's ip, or its lead-in's start).
+    pub patch_at: u64,
+    /// The bytes to write there.
     pub patch: Vec<u8>,
     /// The instruction pointer right after the `int3`.
     pub trap_ip: u64,
@@ -134,134 +136,9 @@ pub(super) struct Trampoline {
     pub resume_ip: u64,
 }
 
-/// Decodes the whole instructions covering at least a `jmp rel32` at `site`.
-pub(super) fn displaced(code: &[u8], site: u64) -> Result<Vec<Instruction>, Refusal> {
-    let mut decoder = Decoder::with_ip(64, code, site, DecoderOptions::NONE);
-    let mut out = Vec::new();
-    let mut len = 0;
-    while len < JMP_LEN {
-        if !decoder.can_decode() {
-            return Err(Refusal("the site's code ends too soon".into()));
-        }
-        let insn = decoder.decode();
-        if insn.is_invalid() {
-            return Err(Refusal(format!("undecodable code at {:#x}", insn.ip())));
-        }
-        match insn.flow_control() {
-            FlowControl::Call
-            | FlowControl::IndirectCall
-            | FlowControl::Interrupt
-            | FlowControl::Exception
-            | FlowControl::XbeginXabortXend => {
-                return Err(Refusal(format!(
-                    "a displaced instruction at {:#x} calls or traps",
-                    insn.ip()
-                )))
-            }
-            _ => {}
-        }
-        if matches!(insn.code(), Code::Syscall | Code::Sysenter) {
-            return Err(Refusal("a displaced syscall".into()));
-        }
-        if let Some(prev) = out.last().filter(|p: &&Instruction| ends_flow(p)) {
-            // Reached only by a branch from elsewhere, into the patch.
-            return Err(Refusal(format!(
-                "the displaced instruction at {:#x} follows a jump or return at {:#x}",
-                insn.ip(),
-                prev.ip()
-            )));
-        }
-        len += insn.len() as u64;
-        out.push(insn);
-    }
-    let branches_in = |i: &Instruction| {
-        // jcc, jmp, loop, jrcxz (near_branch_target is 0 for indirect ones).
-        matches!(
-            i.flow_control(),
-            FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch
-        ) && (site..site + len).contains(&i.near_branch_target())
-    };
-    if let Some(i) = out.iter().find(|i| branches_in(i)) {
-        return Err(Refusal(format!(
-            "a displaced branch at {:#x} targets the displaced bytes",
-            i.ip()
-        )));
-    }
-    Ok(out)
-}
-
-/// Whether execution never falls through `i` (a jump, a return).
-fn ends_flow(i: &Instruction) -> bool {
-    matches!(
-        i.flow_control(),
-        FlowControl::UnconditionalBranch | FlowControl::IndirectBranch | FlowControl::Return
-    )
-}
-
-/// A direct branch near `site` that targets the inside of the displaced
-/// bytes `site + 1 .. site + len`, where the patch's `jmp` would be
-/// executed from its middle: found in `after` (the code from `site` on)
-/// and in `before` (the bytes just before `site`), decoded from each start
-/// offset whose instructions end exactly at `site` (x86 decoding falls into
-/// step within a few instructions, so those are the real ones). Best
-/// effort: a branch from farther away is not seen (the module comment's
-/// known limit).
-pub(super) fn branch_into(before: &[u8], after: &[u8], site: u64, len: u64) -> Option<u64> {
-    let inside = |i: &Instruction| {
-        matches!(
-            i.flow_control(),
-            FlowControl::ConditionalBranch | FlowControl::UnconditionalBranch
-        ) && (site + 1..site + len).contains(&i.near_branch_target())
-    };
-    let mut d = Decoder::with_ip(64, after, site, DecoderOptions::NONE);
-    while d.can_decode() {
-        let i = d.decode();
-        if i.is_invalid() {
-            break;
-        }
-        if inside(&i) {
-            return Some(i.ip());
-        }
-    }
-    let base = site - before.len() as u64;
-    for start in 0..before.len() {
-        let mut d = Decoder::with_ip(
-            64,
-            &before[start..],
-            base + start as u64,
-            DecoderOptions::NONE,
-        );
-        let mut found = None;
-        let mut synced = false;
-        while d.can_decode() {
-            let i = d.decode();
-            if i.is_invalid() {
-                break;
-            }
-            if found.is_none() && inside(&i) {
-                found = Some(i.ip());
-            }
-            if i.next_ip() == site {
-                synced = true;
-                break;
-            }
-        }
-        if synced && found.is_some() {
-            return found;
-        }
-    }
-    None
-}
-
-/// Builds the trampoline for `site`, whose displaced instructions are
-/// `moved`, in the page at `page`, trapping when the general-purpose
-/// registers equal `regs`.
-pub(super) fn build(
-    page: u64,
-    site: u64,
-    moved: &[Instruction],
-    regs: [u64; 16],
-) -> Result<Trampoline, Refusal> {
+/// Builds the trampoline for `site` in the page at `page`, trapping when
+/// the general-purpose registers equal `regs`.
+pub(super) fn build(page: u64, site: &Site, regs: [u64; 16]) -> Result<Trampoline, Refusal> {
     let bad = |e: iced_x86::IcedError| Refusal(format!("encoding the trampoline: {e}"));
     let at = |off: u64| MemoryOperand::with_base_displ(Register::RIP, (page + off) as i64);
     let save_rax = Instruction::with2(Code::Mov_rm64_r64, at(SAVED_RAX), Register::RAX);
@@ -305,13 +182,26 @@ pub(super) fn build(
     }
     generated[miss_index].set_ip(MISS);
 
-    let resume_index = generated.len();
-    let mut code = generated;
-    code.extend_from_slice(moved);
-    let len: u64 = moved.iter().map(|i| i.len() as u64).sum();
-    let mut back = Instruction::with_branch(Code::Jmp_rel32_64, site + len).map_err(bad)?;
-    back.set_ip(MISS - 16);
-    code.push(back);
+    // The lead-in (at its own ips, so that its rip-relative operands keep
+    // their addresses), the comparison, then the displaced instructions
+    // and the jump back.
+    let mut code = site.lead_in.clone();
+    let trap_index = code.len() + trap_index;
+    code.extend_from_slice(&generated);
+    let resume_index = code.len();
+    let mut fake = MISS - 16;
+    for insn in &site.moved {
+        if site.ends_in_call() && insn.ip() == site.moved[site.moved.len() - 1].ip() {
+            code.extend(emulated_call(insn, &mut fake).map_err(bad)?);
+        } else {
+            code.push(*insn);
+        }
+    }
+    if !site.ends_in_call() {
+        let mut back = Instruction::with_branch(Code::Jmp_rel32_64, site.end()).map_err(bad)?;
+        back.set_ip(fake);
+        code.push(back);
+    }
 
     let encoded = BlockEncoder::encode(
         64,
@@ -329,18 +219,58 @@ pub(super) fn build(
     }
     bytes.extend_from_slice(&encoded.code_buffer);
     let offset = |k: usize| u64::from(encoded.new_instruction_offsets[k]);
-    let rel = (page + CODE).wrapping_sub(site + JMP_LEN) as i64;
+    let rel = (page + CODE).wrapping_sub(site.start + JMP_LEN) as i64;
     let rel = i32::try_from(rel).map_err(|_| Refusal("the page is out of jump range".into()))?;
     let mut patch = vec![0xe9];
     patch.extend_from_slice(&rel.to_le_bytes());
-    patch.resize(len.max(JMP_LEN) as usize, 0xcc);
+    patch.resize(site.patch_len().max(JMP_LEN) as usize, 0xcc);
     Ok(Trampoline {
         page,
         bytes,
+        patch_at: site.start,
         patch,
         trap_ip: page + CODE + offset(trap_index) + 1,
-        resume_ip: page + CODE + offset(resume_index),
+        // With nothing displaced from the point, a thread stopped there
+        // goes on in place (the patch is before it).
+        resume_ip: if site.moved.is_empty() {
+            site.point
+        } else {
+            page + CODE + offset(resume_index)
+        },
     })
+}
+
+/// The trampoline's stand-in for a displaced `call`: it pushes the
+/// original return address (as the call would: the same bytes at the same
+/// stack slot, the flags untouched) and jumps to the callee. The new
+/// instructions take fake ips from `fake` down; the jump keeps the call's
+/// own ip, for its rip-relative pointer.
+fn emulated_call(
+    call: &Instruction,
+    fake: &mut u64,
+) -> Result<Vec<Instruction>, iced_x86::IcedError> {
+    let ret = call.next_ip();
+    let rsp = |d: i64| MemoryOperand::with_base_displ(Register::RSP, d);
+    let mut out = vec![
+        Instruction::with2(Code::Lea_r64_m, Register::RSP, rsp(-8))?,
+        Instruction::with2(Code::Mov_rm32_imm32, rsp(0), ret as u32)?,
+        Instruction::with2(Code::Mov_rm32_imm32, rsp(4), (ret >> 32) as u32)?,
+    ];
+    for insn in &mut out {
+        insn.set_ip(*fake);
+        *fake -= 16;
+    }
+    let mut jump = *call;
+    match call.code() {
+        Code::Call_rel32_64 => {
+            jump = Instruction::with_branch(Code::Jmp_rel32_64, call.near_branch_target())?;
+            jump.set_ip(*fake);
+            *fake -= 16;
+        }
+        _ => jump.set_code(Code::Jmp_rm64),
+    }
+    out.push(jump);
+    Ok(out)
 }
 
 impl Session {
@@ -462,7 +392,7 @@ impl Session {
         };
         let mem = RemoteMem::new(real);
         let original = mem
-            .read_vec(point.ip, tramp.patch.len())
+            .read_vec(tramp.patch_at, tramp.patch.len())
             .map_err(perr("reading the point's code", real))?;
         let mapped = inject_via_fixed_page(
             real,
@@ -484,7 +414,7 @@ impl Session {
         let mut bytes = tramp.bytes.clone();
         bytes[PASSES as usize..PASSES as usize + 8].copy_from_slice(&passes.to_le_bytes());
         mem.write(tramp.page, &bytes)
-            .and_then(|()| mem.write(point.ip, &tramp.patch))
+            .and_then(|()| mem.write(tramp.patch_at, &tramp.patch))
             .map_err(perr("writing the filter", real))?;
         self.point_breakpoint(real, None)
             .map_err(perr("clearing a breakpoint", real))?;
@@ -497,6 +427,7 @@ impl Session {
         trace!(
             tid,
             ip = point.ip,
+            patch_at = tramp.patch_at,
             page = tramp.page,
             passes,
             "in-tracee filter installed"
@@ -504,7 +435,7 @@ impl Session {
 
         let result = self.run_filtered(tid, point, &tramp, deadline);
         // Take the filter out whatever happened (a dead thread excepted).
-        let removed = mem.write(point.ip, &original).and_then(|()| {
+        let removed = mem.write(tramp.patch_at, &original).and_then(|()| {
             inject_via_fixed_page(real, libc::SYS_munmap, [tramp.page, PAGE, 0, 0, 0, 0])
                 .map(|_| ())
         });
@@ -517,30 +448,30 @@ impl Session {
 
     /// Checks the site and finds a page for the trampoline.
     fn prepare_filter(&self, real: i32, point: &ExecPoint) -> Result<Trampoline, Refusal> {
-        let site = point.ip;
-        if (rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::FIXED_PAGE_ADDR + PAGE).contains(&site) {
-            return Err(Refusal("the site is in the fixed page".into()));
-        }
-        let code = RemoteMem::new(real)
-            .read_vec(site, 32)
-            .or_else(|_| RemoteMem::new(real).read_vec(site, 16))
-            .map_err(|e| Refusal(format!("reading the site: {e}")))?;
-        let moved = displaced(&code, site)?;
-        let len: u64 = moved.iter().map(|i| i.len() as u64).sum();
-        // The code around the site, as far as it is readable (its page).
+        let ip = point.ip;
         let mem = RemoteMem::new(real);
-        let back = NEIGHBOURHOOD.min(site % PAGE);
-        let before = mem.read_vec(site - back, back as usize).unwrap_or_default();
-        let ahead = NEIGHBOURHOOD.min(PAGE - site % PAGE).max(code.len() as u64);
-        let after = mem.read_vec(site, ahead as usize).unwrap_or(code);
-        if let Some(at) = branch_into(&before, &after, site, len) {
-            return Err(Refusal(format!(
-                "a branch at {at:#x} targets the inside of the displaced bytes"
-            )));
+        // The code around the point: a neighbourhood, or as much of it as
+        // its page holds where the next or previous page is not readable.
+        let before = mem
+            .read_vec(ip.saturating_sub(NEIGHBOURHOOD), NEIGHBOURHOOD as usize)
+            .or_else(|_| {
+                let back = NEIGHBOURHOOD.min(ip % PAGE);
+                mem.read_vec(ip - back, back as usize)
+            })
+            .unwrap_or_default();
+        let after = mem
+            .read_vec(ip, NEIGHBOURHOOD as usize)
+            .or_else(|_| mem.read_vec(ip, (PAGE - ip % PAGE).max(32) as usize))
+            .or_else(|_| mem.read_vec(ip, 16))
+            .map_err(|e| Refusal(format!("reading the site: {e}")))?;
+        let site = filter_site::plan(&before, &after, ip)?;
+        let fixed = rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::FIXED_PAGE_ADDR + PAGE;
+        if fixed.contains(&site.start) || fixed.contains(&ip) {
+            return Err(Refusal("the site is in the fixed page".into()));
         }
         let maps = std::fs::read_to_string(format!("/proc/{real}/maps"))
             .map_err(|e| Refusal(format!("reading the maps: {e}")))?;
-        if mapping_is_writable(&maps, site) {
+        if mapping_is_writable(&maps, site.start) || mapping_is_writable(&maps, site.end()) {
             // Code in writable memory (generated code) may be in the digest.
             return Err(Refusal("the site is in writable memory".into()));
         }
@@ -548,8 +479,8 @@ impl Session {
         regs.copy_from_slice(&point.regs[..16]);
         // A farther page may fail to reach a displaced rip-relative operand.
         let mut last = Refusal("no free page in reach".into());
-        for page in free_pages_near(&maps, site) {
-            match build(page, site, &moved, regs) {
+        for page in free_pages_near(&maps, site.start) {
+            match build(page, &site, regs) {
                 Ok(t) => return Ok(t),
                 Err(e) => last = e,
             }
@@ -651,192 +582,5 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use iced_x86::Mnemonic;
-
-    const SITE: u64 = 0x5555_5555_541f;
-
-    fn decode_all(code: &[u8], ip: u64) -> Vec<Instruction> {
-        let mut d = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
-        let mut out = Vec::new();
-        while d.can_decode() {
-            out.push(d.decode());
-        }
-        out
-    }
-
-    #[test]
-    fn displaces_whole_instructions_covering_a_jump() {
-        // add rsi, 1 ; mov eax, [rip+0x2c2b] ; test eax, eax
-        let code = [
-            0x48, 0x83, 0xc6, 0x01, 0x8b, 0x05, 0x2b, 0x2c, 0x00, 0x00, 0x85, 0xc0,
-        ];
-        let moved = displaced(&code, SITE).expect("displaceable");
-        let mnemonics: Vec<_> = moved.iter().map(|i| i.mnemonic()).collect();
-        assert_eq!(mnemonics, [Mnemonic::Add, Mnemonic::Mov]);
-        assert_eq!(moved[1].ip_rel_memory_address(), SITE + 10 + 0x2c2b);
-    }
-
-    #[test]
-    fn refuses_calls_syscalls_and_branches_into_the_displaced_bytes() {
-        let call = [0xe8, 0, 0, 0, 0, 0x90];
-        assert!(displaced(&call, SITE).is_err());
-        let syscall = [0x0f, 0x05, 0x90, 0x90, 0x90, 0x90];
-        assert!(displaced(&syscall, SITE).is_err());
-        // inc rax ; jne back to the site: a loop smaller than the jump.
-        let tight = [0x48, 0xff, 0xc0, 0x75, 0xfb, 0x90];
-        assert!(displaced(&tight, SITE).is_err());
-        // nop ; je to the third instruction, also displaced.
-        let inner = [0x90, 0x74, 0x01, 0x90, 0x48, 0xff, 0xc0];
-        assert!(displaced(&inner, SITE).is_err());
-        // A branch out of the displaced bytes is fine.
-        let out = [0x48, 0xff, 0xc0, 0x75, 0x10, 0x90];
-        assert!(displaced(&out, SITE).is_ok());
-        assert!(
-            displaced(&[0x48, 0x83], SITE).is_err(),
-            "code ends too soon"
-        );
-    }
-
-    #[test]
-    fn refuses_a_site_that_nearby_code_branches_into() {
-        // crossbeam_utils::Backoff::spin (a debug build): test rax, 1 ;
-        // je +4 ; pause ; jmp back (the site) ; mov rdi, [rsp+8] ;
-        // call [rip+..]. The je lands on the mov, inside the patch.
-        let before = [0x48, 0xa9, 0x01, 0x00, 0x00, 0x00, 0x74, 0x04, 0xf3, 0x90];
-        let after = [
-            0xeb, 0xe7, 0x48, 0x8b, 0x7c, 0x24, 0x08, 0xff, 0x15, 0xf6, 0xa8, 0x11, 0x00,
-        ];
-        // The mov follows a jmp: reached only by a branch.
-        assert!(displaced(&after, SITE).is_err());
-        // And the je before the site is found.
-        assert_eq!(branch_into(&before, &after, SITE, 7), Some(SITE - 4));
-        // One that jumps to the site itself, or past the patch, is fine.
-        let to_site = [0x48, 0xa9, 0x01, 0x00, 0x00, 0x00, 0x74, 0x02, 0xf3, 0x90];
-        assert_eq!(branch_into(&to_site, &after, SITE, 7), None);
-        let past = [0x48, 0xa9, 0x01, 0x00, 0x00, 0x00, 0x74, 0x09, 0xf3, 0x90];
-        assert_eq!(branch_into(&past, &after, SITE, 7), None);
-        // A branch after the site back into it.
-        let code = [
-            0x48, 0x83, 0xc6, 0x01, 0x8b, 0x05, 0x2b, 0x2c, 0x00, 0x00, 0x85, 0xc0, 0x75, 0xf6,
-        ];
-        assert_eq!(branch_into(&[], &code, SITE, 10), Some(SITE + 12));
-    }
-
-    #[test]
-    fn trampoline_counts_compares_traps_and_returns() {
-        let code = [
-            0x48, 0x83, 0xc6, 0x01, 0x8b, 0x05, 0x2b, 0x2c, 0x00, 0x00, 0x85, 0xc0,
-        ];
-        let moved = displaced(&code, SITE).expect("displaceable");
-        let page = (SITE & !0xfff) - (7 << 28);
-        let regs: [u64; 16] = std::array::from_fn(|k| 0x1000 + k as u64);
-        let t = build(page, SITE, &moved, regs).expect("built");
-
-        // The site jumps to the code; the rest of the displaced bytes trap.
-        let patch = decode_all(&t.patch, SITE);
-        assert_eq!(patch[0].mnemonic(), Mnemonic::Jmp);
-        assert_eq!(patch[0].near_branch_target(), page + CODE);
-        assert_eq!(t.patch.len(), 10);
-        assert!(t.patch[5..].iter().all(|&b| b == 0xcc));
-
-        // The data: the point's registers.
-        for (k, v) in regs.iter().enumerate() {
-            let off = (REGS + 8 * k as u64) as usize;
-            assert_eq!(t.bytes[off..off + 8], v.to_le_bytes());
-        }
-        let insns = decode_all(&t.bytes[CODE as usize..], page + CODE);
-        let m: Vec<_> = insns.iter().map(|i| i.mnemonic()).collect();
-        // Save rax and the flags, count the pass.
-        assert_eq!(
-            m[..6],
-            [
-                Mnemonic::Mov,
-                Mnemonic::Lahf,
-                Mnemonic::Seto,
-                Mnemonic::Mov,
-                Mnemonic::Add,
-                Mnemonic::Mov
-            ]
-        );
-        assert_eq!(insns[0].ip_rel_memory_address(), page + SAVED_RAX);
-        assert_eq!(insns[4].ip_rel_memory_address(), page + PASSES);
-        // Sixteen compares, each with a branch to the miss path.
-        let cmps: Vec<_> = insns
-            .iter()
-            .filter(|i| i.mnemonic() == Mnemonic::Cmp)
-            .collect();
-        assert_eq!(cmps.len(), 16);
-        for (k, c) in cmps.iter().enumerate() {
-            assert_eq!(c.op0_register(), GPRS[k]);
-            assert_eq!(c.ip_rel_memory_address(), page + REGS + 8 * k as u64);
-        }
-        let trap = insns
-            .iter()
-            .find(|i| i.mnemonic() == Mnemonic::Int3)
-            .expect("an int3");
-        assert_eq!(trap.ip() + 1, t.trap_ip);
-        let miss_target = insns
-            .iter()
-            .find(|i| i.mnemonic() == Mnemonic::Jne)
-            .expect("a jne")
-            .near_branch_target();
-        assert_eq!(miss_target, t.trap_ip, "the miss path follows the int3");
-        // The miss path restores the flags; then the displaced code, with
-        // its rip-relative operand still reaching the same address, and
-        // the jump back.
-        let resume = insns
-            .iter()
-            .position(|i| i.ip() == t.resume_ip)
-            .expect("resume ip on an instruction");
-        assert_eq!(insns[resume - 2].mnemonic(), Mnemonic::Sahf);
-        assert_eq!(insns[resume].mnemonic(), Mnemonic::Add);
-        assert_eq!(
-            insns[resume + 1].ip_rel_memory_address(),
-            SITE + 10 + 0x2c2b
-        );
-        assert_eq!(insns[resume + 2].mnemonic(), Mnemonic::Jmp);
-        assert_eq!(insns[resume + 2].near_branch_target(), SITE + 10);
-    }
-
-    #[test]
-    fn free_pages_are_far_from_every_mapping_and_within_reach() {
-        let maps = "555555554000-555555559000 r-xp 00000000 08:01 1 /bin/x\n\
-                    7ffff7dd0000-7ffff7ff0000 r-xp 00000000 08:01 2 /lib/libc.so.6\n";
-        let pages = free_pages_near(maps, SITE);
-        assert_eq!(pages[0], (SITE & !0xfff) - (1 << 30), "1 GiB below first");
-        for &page in &pages {
-            assert_eq!(page % PAGE, 0);
-            assert!(
-                page.abs_diff(SITE) < (1 << 31) - PAGE,
-                "reachable with rel32"
-            );
-            assert!(page + PAGE + (16 << 20) <= 0x5555_5555_4000 || page >= 0x5555_5655_9000);
-        }
-        // A mapping where the first choice would be: not offered.
-        let blocked = format!(
-            "{:x}-{:x} rw-p 00000000 00:00 0\n{maps}",
-            pages[0] - PAGE,
-            pages[0] + 2 * PAGE
-        );
-        let others = free_pages_near(&blocked, SITE);
-        assert!(!others.is_empty() && !others.contains(&pages[0]));
-        // Nowhere in reach.
-        assert!(free_pages_near("0-7ffffffff000 rw-p 0 0:0 0\n", SITE).is_empty());
-        // A site in a shared library: below the libraries, above the program.
-        let lib_site = 0x7fff_f7de_1234;
-        let pages = free_pages_near(maps, lib_site);
-        assert_eq!(pages[0], 0x7fff_b7de_1000);
-        assert!(pages.iter().all(|p| p.abs_diff(lib_site) < (1 << 31)));
-    }
-
-    #[test]
-    fn sites_in_writable_or_unknown_memory_are_refused() {
-        let maps = "555555554000-555555559000 r-xp 00000000 08:01 1 /bin/x\n\
-                    555555559000-55555555a000 rwxp 00000000 00:00 0 [heap]\n";
-        assert!(!mapping_is_writable(maps, 0x5555_5555_5000));
-        assert!(mapping_is_writable(maps, 0x5555_5555_9100));
-        assert!(mapping_is_writable(maps, 0x1000));
-    }
-}
+#[path = "point_filter_tests.rs"]
+mod tests;
