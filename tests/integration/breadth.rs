@@ -61,6 +61,9 @@
 //! - `daemon_threads`: a double-forked daemon running two threads when the
 //!   program exits: killed after the grace period, four times, and
 //!   `killed_after_grace` checks the count and that nothing is left.
+//! - `compute_forever_thread`: a thread counting for ever with no call or
+//!   syscall while the main thread sleeps, prints and exits: the recorder
+//!   must take the CPU back from it, and replay find the point in its loop.
 //!
 //! The kernel block, at the end of the file:
 //! - `o_direct_read`: an O_DIRECT read that the syscall buffer's record
@@ -277,6 +280,10 @@ const SPECS: &[Spec] = &[
     Spec {
         stdout_has: &["the middle process exited; the daemon runs two threads"],
         ..c("daemon_threads", CBuild::pie("daemon_threads"))
+    },
+    Spec {
+        stdout_has: &["the counting thread counted: yes"],
+        ..c("compute_forever_thread", CBuild::pie("compute_forever_thread"))
     },
     Spec {
         stdout_has: &["4 threads started /bin/true 8 times each"],

@@ -32,12 +32,21 @@
 //! around them ([`branch_into`]); one from farther away is not seen (the
 //! filter's known limit: it shows as a divergence or a failed search).
 //!
-//! Pure functions of the code bytes: the callers read the tracee's memory.
+//! [`find`] reads a stopped thread's code; the rest are pure functions of
+//! the code bytes.
 
 use iced_x86::{Code, Decoder, DecoderOptions, FlowControl, Instruction};
+use rrtest_sys::RemoteMem;
 
 /// Length of `jmp rel32`.
 pub const JMP_LEN: u64 = 5;
+
+/// Bytes of code read before and after a point, searched for branches into
+/// its patch and for a lead-in.
+const NEIGHBOURHOOD: u64 = 256;
+
+/// The page size.
+const PAGE: u64 = 4096;
 
 /// The most instructions a lead-in holds.
 const MAX_LEAD_IN: usize = 8;
@@ -84,6 +93,55 @@ impl Site {
     pub fn ends_in_call(&self) -> bool {
         self.moved.last().is_some_and(is_call)
     }
+}
+
+/// Where the filter would patch for a point at `ip` in the stopped thread
+/// `tid`: [`plan`] over the code around it, refused also where the code is
+/// in writable memory per `maps` (the text of `/proc/PID/maps`: generated
+/// code, which a digest may cover) or in the fixed page.
+pub fn find(tid: i32, ip: u64, maps: &str) -> Result<Site, Refusal> {
+    let mem = RemoteMem::new(tid);
+    // The code around the point: a neighbourhood, or as much of it as its
+    // page holds where the next or previous page is not readable.
+    let before = mem
+        .read_vec(ip.saturating_sub(NEIGHBOURHOOD), NEIGHBOURHOOD as usize)
+        .or_else(|_| {
+            let back = NEIGHBOURHOOD.min(ip % PAGE);
+            mem.read_vec(ip - back, back as usize)
+        })
+        .unwrap_or_default();
+    let after = mem
+        .read_vec(ip, NEIGHBOURHOOD as usize)
+        .or_else(|_| mem.read_vec(ip, (PAGE - ip % PAGE).max(32) as usize))
+        .or_else(|_| mem.read_vec(ip, 16))
+        .map_err(|e| Refusal(format!("reading the site: {e}")))?;
+    let site = plan(&before, &after, ip)?;
+    let fixed = rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::FIXED_PAGE_ADDR + PAGE;
+    if fixed.contains(&site.start) || fixed.contains(&ip) {
+        return Err(Refusal("the site is in the fixed page".into()));
+    }
+    if mapping_is_writable(maps, site.start) || mapping_is_writable(maps, site.end()) {
+        return Err(Refusal("the site is in writable memory".into()));
+    }
+    Ok(site)
+}
+
+/// Whether the mapping holding `addr` in `maps` (the text of
+/// `/proc/PID/maps`) is writable; unknown counts as writable.
+pub fn mapping_is_writable(maps: &str, addr: u64) -> bool {
+    maps.lines()
+        .find_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (a, b) = parts.next()?.split_once('-')?;
+            let (a, b) = (
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            );
+            (a..b)
+                .contains(&addr)
+                .then(|| parts.next().map(|p| p.contains('w')))?
+        })
+        .unwrap_or(true)
 }
 
 /// Where to patch for a point at `point`: `before` holds the code bytes

@@ -338,3 +338,12 @@ fn a_branch_seen_only_by_a_misaligned_decoding_does_not_refuse_a_site() {
         assert_eq!(site.start, point);
     }
 }
+
+#[test]
+fn sites_in_writable_or_unknown_memory_are_refused() {
+    let maps = "555555554000-555555559000 r-xp 00000000 08:01 1 /bin/x\n\
+                555555559000-55555555a000 rwxp 00000000 00:00 0 [heap]\n";
+    assert!(!mapping_is_writable(maps, 0x5555_5555_5000));
+    assert!(mapping_is_writable(maps, 0x5555_5555_9100));
+    assert!(mapping_is_writable(maps, 0x1000));
+}

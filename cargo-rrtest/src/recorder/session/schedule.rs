@@ -44,6 +44,11 @@ const LONE_TICK: Duration = Duration::from_millis(10);
 /// thread waits, before the recorder preempts it at an execution point.
 const TIMESLICE: Duration = Duration::from_millis(20);
 
+/// The CPU time a thread runs, after its slice's end, before it is
+/// interrupted when stops (spin checks that found it computing) cleared
+/// its request to bail (see `Session::tick`).
+const STUCK_SLICE: Duration = Duration::from_millis(250);
+
 /// How long a thread of a process with a syscall buffer may run while
 /// another waits before the recorder asks its hook to bail (so it yields at
 /// its next syscall, a cheap place; the buffer hides its syscalls).
@@ -329,6 +334,13 @@ pub(super) struct Scheduler {
     /// With CPU-time slices: the current thread's CPU time when its slice
     /// started (taken at the first tick of the slice).
     cpu_mark: Option<Duration>,
+    /// When the current slice first asked its thread to bail (the request
+    /// itself is cleared at each stop), and whether a stop cleared it
+    /// since.
+    bail_since: Option<Instant>,
+    bail_renewed: bool,
+    /// The thread's CPU time when a stop first cleared its request.
+    bail_cpu: Option<Duration>,
 }
 
 impl Scheduler {
@@ -344,6 +356,9 @@ impl Scheduler {
             progress_mark: (0, 0),
             progress_at: Instant::now(),
             cpu_mark: None,
+            bail_since: None,
+            bail_renewed: false,
+            bail_cpu: None,
         }
     }
 
@@ -360,6 +375,9 @@ impl Scheduler {
         self.progress_mark = (self.slice_syscalls, 0);
         self.progress_at = self.slice_started;
         self.cpu_mark = None;
+        self.bail_since = None;
+        self.bail_renewed = false;
+        self.bail_cpu = None;
     }
 
     /// The current thread was checked for a spin and does not spin: the
@@ -663,17 +681,43 @@ impl Session {
                 // First ask the hook to bail: the thread then stops at its
                 // next syscall, a cheaper place than an execution point.
                 // Only a thread that makes none for a whole timeslice (or
-                // keeps a signal waiting) is interrupted.
-                match task.bail_requested {
+                // keeps a signal waiting) is interrupted. Every stop clears
+                // the request (a spin check's too, which lets the thread
+                // go on): it is made again. A thread whose request was
+                // cleared so is interrupted only after [`STUCK_SLICE`] of
+                // its CPU time more (before, never: a thread computing with
+                // no end, checked for a spin every few milliseconds, kept
+                // the others from running for good; interrupting it at its
+                // slice's end instead cut busy lock contenders on a loaded
+                // machine at points replay found too slowly).
+                let renewed = task.bail_requested.is_none() && self.sched.bail_since.is_some();
+                let first = match self.sched.bail_since {
+                    Some(first) => first,
                     None => {
-                        task.bail_requested = Some(Instant::now());
                         self.stats.schedule.bail_requests += 1;
-                        return syscallbuf::set_force_bail(tid, true)
-                            .map_err(ptrace_err("setting the buffer's force_bail", tid));
+                        *self
+                            .sched
+                            .bail_since
+                            .insert(task.bail_requested.unwrap_or_else(Instant::now))
                     }
-                    Some(since) if since.elapsed() < SIGNAL_DELAY => return Ok(()),
-                    Some(_) if !signal_due && elapsed < slice.run => return Ok(()),
-                    Some(_) => {}
+                };
+                if task.bail_requested.is_none() {
+                    task.bail_requested = Some(first);
+                    syscallbuf::set_force_bail(tid, true)
+                        .map_err(ptrace_err("setting the buffer's force_bail", tid))?;
+                }
+                if first.elapsed() < SIGNAL_DELAY || (!signal_due && elapsed < slice.run) {
+                    return Ok(());
+                }
+                if (renewed || self.sched.bail_renewed) && !signal_due {
+                    // Measured in the thread's CPU time, which a loaded
+                    // machine does not stretch.
+                    self.sched.bail_renewed = true;
+                    let now = cpu_time(tid).unwrap_or_default();
+                    let from = *self.sched.bail_cpu.get_or_insert(now);
+                    if now.saturating_sub(from) < STUCK_SLICE {
+                        return Ok(());
+                    }
                 }
             }
             debug!(tid, signal_due, ?elapsed, "interrupting the running thread");

@@ -86,10 +86,6 @@ use rrtest_trace::{ExecPoint, Tid};
 /// the filter's setup would cost more than it saves).
 pub(super) const FILTER_AFTER: u64 = 64;
 
-/// Bytes of code read before and after a site, searched for branches into
-/// its patch and for a lead-in (`tracee::filter_site`).
-const NEIGHBOURHOOD: u64 = 256;
-
 /// Offsets in the trampoline page.
 const SAVED_RAX: u64 = 0x00;
 const SAVED_FLAGS: u64 = 0x08;
@@ -314,24 +310,6 @@ impl Session {
     }
 }
 
-/// Whether the mapping holding `addr` in `maps` (the text of
-/// `/proc/PID/maps`) is writable; unknown counts as writable.
-pub(super) fn mapping_is_writable(maps: &str, addr: u64) -> bool {
-    maps.lines()
-        .find_map(|l| {
-            let mut parts = l.split_whitespace();
-            let (a, b) = parts.next()?.split_once('-')?;
-            let (a, b) = (
-                u64::from_str_radix(a, 16).ok()?,
-                u64::from_str_radix(b, 16).ok()?,
-            );
-            (a..b)
-                .contains(&addr)
-                .then(|| parts.next().map(|p| p.contains('w')))?
-        })
-        .unwrap_or(true)
-}
-
 /// Free page-aligned addresses within `jmp rel32` reach of `site`, at least
 /// 16 MiB from every mapping in `maps` (the text of `/proc/PID/maps`), best
 /// first: 1 GiB below the site, where neither the heap (above the program)
@@ -448,33 +426,9 @@ impl Session {
 
     /// Checks the site and finds a page for the trampoline.
     fn prepare_filter(&self, real: i32, point: &ExecPoint) -> Result<Trampoline, Refusal> {
-        let ip = point.ip;
-        let mem = RemoteMem::new(real);
-        // The code around the point: a neighbourhood, or as much of it as
-        // its page holds where the next or previous page is not readable.
-        let before = mem
-            .read_vec(ip.saturating_sub(NEIGHBOURHOOD), NEIGHBOURHOOD as usize)
-            .or_else(|_| {
-                let back = NEIGHBOURHOOD.min(ip % PAGE);
-                mem.read_vec(ip - back, back as usize)
-            })
-            .unwrap_or_default();
-        let after = mem
-            .read_vec(ip, NEIGHBOURHOOD as usize)
-            .or_else(|_| mem.read_vec(ip, (PAGE - ip % PAGE).max(32) as usize))
-            .or_else(|_| mem.read_vec(ip, 16))
-            .map_err(|e| Refusal(format!("reading the site: {e}")))?;
-        let site = filter_site::plan(&before, &after, ip)?;
-        let fixed = rrtest_abi::FIXED_PAGE_ADDR..rrtest_abi::FIXED_PAGE_ADDR + PAGE;
-        if fixed.contains(&site.start) || fixed.contains(&ip) {
-            return Err(Refusal("the site is in the fixed page".into()));
-        }
         let maps = std::fs::read_to_string(format!("/proc/{real}/maps"))
             .map_err(|e| Refusal(format!("reading the maps: {e}")))?;
-        if mapping_is_writable(&maps, site.start) || mapping_is_writable(&maps, site.end()) {
-            // Code in writable memory (generated code) may be in the digest.
-            return Err(Refusal("the site is in writable memory".into()));
-        }
+        let site = filter_site::find(real, point.ip, &maps)?;
         let mut regs = [0u64; 16];
         regs.copy_from_slice(&point.regs[..16]);
         // A farther page may fail to reach a displaced rip-relative operand.
