@@ -144,7 +144,11 @@ impl CodeMaps {
     fn reload(&mut self, pid: Tid, tid: Tid) -> Option<&[Region]> {
         let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
         let exe = std::fs::read_link(format!("/proc/{tid}/exe")).ok();
-        let regions = parse(&maps, exe.as_deref().and_then(|p| p.to_str()));
+        let regions = parse(
+            &maps,
+            exe.as_deref().and_then(|p| p.to_str()),
+            auxv_entry(tid, AT_BASE),
+        );
         self.asked.entry(pid).or_default().2 += 1;
         self.by_pid.insert(pid, regions);
         self.by_pid.get(&pid).map(Vec::as_slice)
@@ -160,27 +164,65 @@ impl Drop for CodeMaps {
 }
 
 /// The executable mappings in `maps` (the text of `/proc/PID/maps`);
-/// `exe` (the process's executable) is the program's wherever it lies.
-fn parse(maps: &str, exe: Option<&str>) -> Vec<Region> {
-    maps.lines()
+/// `exe` (the process's executable) is the program's wherever it lies, and
+/// the dynamic loader (the file mapped at `loader_base`, the process's
+/// `AT_BASE`, or a file named like one) is the system's wherever it lies:
+/// a cut in its lazy-binding resolver (`_dl_fixup` and what it calls)
+/// does not replay (below).
+fn parse(maps: &str, exe: Option<&str>, loader_base: Option<u64>) -> Vec<Region> {
+    let lines: Vec<(u64, u64, &str, &str)> = maps
+        .lines()
         .filter_map(|line| {
             let mut parts = line.split_whitespace();
             let (a, b) = parts.next()?.split_once('-')?;
             let perms = parts.next()?;
-            if !perms.contains('x') {
-                return None;
-            }
             let path = parts.nth(3).unwrap_or("");
-            Some(Region {
-                start: u64::from_str_radix(a, 16).ok()?,
-                end: u64::from_str_radix(b, 16).ok()?,
-                system: Some(path) != exe && is_system_path(path),
-                exe: Some(path) == exe,
-            })
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+                perms,
+                path,
+            ))
+        })
+        .collect();
+    let loader = loader_base
+        .filter(|&base| base != 0)
+        .and_then(|base| {
+            lines
+                .iter()
+                .find(|&&(start, end, _, _)| (start..end).contains(&base))
+        })
+        .map(|&(_, _, _, path)| path)
+        .filter(|path| path.starts_with('/'));
+    lines
+        .into_iter()
+        .filter(|&(_, _, perms, _)| perms.contains('x'))
+        .map(|(start, end, _, path)| {
+            let is_loader = Some(path) == loader || is_loader_name(path);
+            Region {
+                start,
+                end,
+                system: is_loader || (Some(path) != exe && is_system_path(path)),
+                exe: Some(path) == exe && !is_loader,
+            }
         })
         .collect()
 }
 
+/// Whether `path` names a dynamic loader (glibc's `ld-linux*.so*`,
+/// `ld64.so*`, musl's `ld-musl-*`): the system's even where it lies
+/// outside the system's directories (a private glibc, a Nix store) or is
+/// run as the program (`ld.so ./prog`).
+fn is_loader_name(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or("");
+    path.starts_with('/')
+        && (name.starts_with("ld-linux")
+            || name.starts_with("ld64.so")
+            || name.starts_with("ld-musl-"))
+        && name.contains(".so")
+}
+
+const AT_BASE: u64 = 7;
 const AT_ENTRY: u64 = 9;
 
 /// The value of auxiliary vector entry `key` of thread `tid`'s process.
@@ -218,7 +260,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
 
     #[test]
     fn the_c_library_loader_and_vdso_are_the_systems_the_program_and_its_libraries_not() {
-        let regions = parse(MAPS, Some("/work/target/debug/deps/races-1"));
+        let regions = parse(MAPS, Some("/work/target/debug/deps/races-1"), None);
         let system: Vec<(u64, bool)> = regions.iter().map(|r| (r.start, r.system)).collect();
         assert_eq!(
             system,
@@ -238,9 +280,9 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
     #[test]
     fn an_executable_under_usr_lib_is_the_programs() {
         let maps = "00400000-00500000 r-xp 00000000 fd:01 1 /usr/lib/git-core/git\n";
-        let regions = parse(maps, Some("/usr/lib/git-core/git"));
+        let regions = parse(maps, Some("/usr/lib/git-core/git"), None);
         assert!(!regions[0].system);
-        assert!(parse(maps, None)[0].system);
+        assert!(parse(maps, None, None)[0].system);
     }
 
     #[test]
@@ -250,5 +292,39 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
         assert_eq!(auxv_entry(me, AT_PAGESZ), Some(4096));
         assert!(auxv_entry(me, AT_ENTRY).is_some_and(|e| e != 0));
         assert_eq!(auxv_entry(me, 0xdead), None);
+    }
+
+    /// Regression: a program built against a loader outside the system's
+    /// directories (`-Wl,--dynamic-linker=/opt/...`, a Nix store) had the
+    /// loader counted as its own code, and chaos cut inside its
+    /// lazy-binding resolver: those traces did not replay.
+    #[test]
+    fn the_loader_is_the_systems_wherever_it_lies() {
+        let maps = "\
+555555554000-555555555000 r--p 00000000 fd:01 1 /home/u/prog
+555555555000-555555556000 r-xp 00001000 fd:01 1 /home/u/prog
+7ffff7fca000-7ffff7fcb000 r--p 00000000 fd:01 2 /opt/glibc/lib/ld-2.39.so
+7ffff7fcb000-7ffff7ff0000 r-xp 00001000 fd:01 2 /opt/glibc/lib/ld-2.39.so
+7ffff7d00000-7ffff7e00000 r-xp 00028000 fd:01 3 /opt/glibc/lib/libc.so.6
+";
+        let system = |base| -> Vec<bool> {
+            parse(maps, Some("/home/u/prog"), base)
+                .iter()
+                .map(|r| r.system)
+                .collect()
+        };
+        // Found by AT_BASE (its first mapping), whatever its name.
+        assert_eq!(system(Some(0x7fff_f7fc_a000)), vec![false, true, false]);
+        assert_eq!(system(None), vec![false, false, false]);
+        // By name: glibc's and musl's loaders, also run as the program.
+        for name in [
+            "/nix/store/x-glibc/lib/ld-linux-x86-64.so.2",
+            "/opt/musl/lib/ld-musl-x86_64.so.1",
+        ] {
+            let maps = format!("7ffff7fcb000-7ffff7ff0000 r-xp 00001000 fd:01 2 {name}\n");
+            let r = parse(&maps, Some(name), None)[0];
+            assert!(r.system && !r.exe, "{name}");
+        }
+        assert!(!is_loader_name("/home/u/ld-linux-notes.txt"));
     }
 }
