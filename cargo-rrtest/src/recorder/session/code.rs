@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use rrtest_sys::RemoteMem;
 use rrtest_trace::Tid;
+use tracing::debug;
 
 /// An executable mapping of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ struct Region {
     end: u64,
     /// The system's code (see the module comment).
     system: bool,
+    /// The process's executable.
+    exe: bool,
 }
 
 /// The executable mappings of each process, read from `/proc/TID/maps`
@@ -30,6 +33,16 @@ struct Region {
 #[derive(Debug, Default)]
 pub(super) struct CodeMaps {
     by_pid: HashMap<Tid, Vec<Region>>,
+    /// Per process, how many addresses were asked about, in the
+    /// program's code and in the system's (about one a stepped
+    /// instruction), and how many times its maps were read: a debug log
+    /// at its exec or exit and at the end says where chaos stepping
+    /// spends its time.
+    asked: HashMap<Tid, (u64, u64, u64)>,
+    /// The entry point (`AT_ENTRY`) of each process exec'd and not yet
+    /// seen in its executable's code: the loader runs before it, called
+    /// from nowhere in the program, so no return address leads back.
+    entries: HashMap<Tid, u64>,
 }
 
 impl CodeMaps {
@@ -37,33 +50,80 @@ impl CodeMaps {
     /// code. An address in no mapping (unreadable maps) counts as the
     /// program's.
     pub(super) fn is_system(&mut self, pid: Tid, tid: Tid, ip: u64) -> bool {
-        self.region(pid, tid, ip).is_some_and(|r| r.system)
+        let region = self.region(pid, tid, ip);
+        let system = region.is_some_and(|r| r.system);
+        if region.is_some_and(|r| r.exe) {
+            self.entries.remove(&pid);
+        }
+        let asked = self.asked.entry(pid).or_default();
+        if system {
+            asked.1 += 1;
+        } else {
+            asked.0 += 1;
+        }
+        system
     }
 
-    /// The innermost return address on `tid`'s stack (from `rsp` up, at
-    /// most 2 KiB) into the program's code: where a thread in the
-    /// system's code comes back to the program.
+    /// Where a thread in the system's code comes back to the program: the
+    /// innermost return address on `tid`'s stack (from `rsp` up, at most
+    /// 2 KiB) into the program's code; else, for the main thread of a
+    /// process in its loader after an exec (not yet seen in its
+    /// executable), the executable's entry point, where the loader jumps
+    /// when it is done (single-stepping the loader cost about 10 000
+    /// stops an exec'd child, 2048 after each of its syscalls).
     pub(super) fn return_into_program(&mut self, pid: Tid, tid: Tid, rsp: u64) -> Option<u64> {
+        self.return_address(pid, tid, rsp).or_else(|| {
+            (tid == pid)
+                .then(|| self.entries.get(&pid).copied())
+                .flatten()
+        })
+    }
+
+    fn return_address(&mut self, pid: Tid, tid: Tid, rsp: u64) -> Option<u64> {
         let mem = RemoteMem::new(tid);
         let mut buf = [0u8; 8 * 256];
         // Not across the end of the stack's page run.
         let len = buf.len().min((4096 - (rsp % 4096) as usize) + 4096);
         mem.read_exact(rsp, &mut buf[..len]).ok()?;
-        buf[..len].chunks_exact(8).find_map(|w| {
-            let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-            let r = self.region(pid, tid, v)?;
-            if r.system || v < r.start + 7 {
-                return None;
-            }
-            let mut before = [0u8; 7];
-            mem.read_exact(v - 7, &mut before).ok()?;
-            crate::tracee::ends_with_call(&before).then_some(v)
-        })
+        let scan = |regions: &[Region]| {
+            buf[..len].chunks_exact(8).find_map(|w| {
+                let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                let r = regions.iter().find(|r| (r.start..r.end).contains(&v))?;
+                if r.system || v < r.start + 7 {
+                    return None;
+                }
+                let mut before = [0u8; 7];
+                mem.read_exact(v - 7, &mut before).ok()?;
+                crate::tracee::ends_with_call(&before).then_some(v)
+            })
+        };
+        // The words are looked up in the known mappings, read again once
+        // at most (most words on a stack are no code address: reading the
+        // maps at each made this scan most of a chaos recording's time).
+        if let Some(found) = self.by_pid.get(&pid).and_then(|rs| scan(rs)) {
+            return Some(found);
+        }
+        scan(self.reload(pid, tid)?)
     }
 
-    /// The process's mappings changed wholesale (an exec).
+    /// Process `pid` exec'd (its thread `tid` now the only one): its
+    /// mappings changed wholesale, and its loader runs to the new
+    /// executable's entry point.
+    pub(super) fn exec(&mut self, pid: Tid, tid: Tid) {
+        self.forget(pid);
+        if let Some(entry) = auxv_entry(tid, AT_ENTRY) {
+            self.entries.insert(pid, entry);
+        }
+    }
+
+    /// Process `pid` is gone (or its image is): what is known of it is
+    /// moot, and its id may be reused by another process.
     pub(super) fn forget(&mut self, pid: Tid) {
         self.by_pid.remove(&pid);
+        self.entries.remove(&pid);
+        if let Some((program, system, reads)) = self.asked.remove(&pid) {
+            debug!(pid, program, system, reads, "stepped addresses");
+        }
     }
 
     fn region(&mut self, pid: Tid, tid: Tid, ip: u64) -> Option<Region> {
@@ -76,34 +136,102 @@ impl CodeMaps {
         if let Some(r) = self.by_pid.get(&pid).and_then(|rs| find(rs)) {
             return Some(r);
         }
+        find(self.reload(pid, tid)?)
+    }
+
+    /// Reads process `pid`'s executable mappings (through its thread
+    /// `tid`) again.
+    fn reload(&mut self, pid: Tid, tid: Tid) -> Option<&[Region]> {
         let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
         let exe = std::fs::read_link(format!("/proc/{tid}/exe")).ok();
-        let regions = parse(&maps, exe.as_deref().and_then(|p| p.to_str()));
-        let found = find(&regions);
+        let regions = parse(
+            &maps,
+            exe.as_deref().and_then(|p| p.to_str()),
+            auxv_entry(tid, AT_BASE),
+        );
+        self.asked.entry(pid).or_default().2 += 1;
         self.by_pid.insert(pid, regions);
-        found
+        self.by_pid.get(&pid).map(Vec::as_slice)
+    }
+}
+
+impl Drop for CodeMaps {
+    fn drop(&mut self) {
+        for (pid, (program, system, reads)) in &self.asked {
+            debug!(pid, program, system, reads, "stepped addresses");
+        }
     }
 }
 
 /// The executable mappings in `maps` (the text of `/proc/PID/maps`);
-/// `exe` (the process's executable) is the program's wherever it lies.
-fn parse(maps: &str, exe: Option<&str>) -> Vec<Region> {
-    maps.lines()
+/// `exe` (the process's executable) is the program's wherever it lies, and
+/// the dynamic loader (the file mapped at `loader_base`, the process's
+/// `AT_BASE`, or a file named like one) is the system's wherever it lies:
+/// a cut in its lazy-binding resolver (`_dl_fixup` and what it calls)
+/// does not replay (below).
+fn parse(maps: &str, exe: Option<&str>, loader_base: Option<u64>) -> Vec<Region> {
+    let lines: Vec<(u64, u64, &str, &str)> = maps
+        .lines()
         .filter_map(|line| {
             let mut parts = line.split_whitespace();
             let (a, b) = parts.next()?.split_once('-')?;
             let perms = parts.next()?;
-            if !perms.contains('x') {
-                return None;
-            }
             let path = parts.nth(3).unwrap_or("");
-            Some(Region {
-                start: u64::from_str_radix(a, 16).ok()?,
-                end: u64::from_str_radix(b, 16).ok()?,
-                system: Some(path) != exe && is_system_path(path),
-            })
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+                perms,
+                path,
+            ))
+        })
+        .collect();
+    let loader = loader_base
+        .filter(|&base| base != 0)
+        .and_then(|base| {
+            lines
+                .iter()
+                .find(|&&(start, end, _, _)| (start..end).contains(&base))
+        })
+        .map(|&(_, _, _, path)| path)
+        .filter(|path| path.starts_with('/'));
+    lines
+        .into_iter()
+        .filter(|&(_, _, perms, _)| perms.contains('x'))
+        .map(|(start, end, _, path)| {
+            let is_loader = Some(path) == loader || is_loader_name(path);
+            Region {
+                start,
+                end,
+                system: is_loader || (Some(path) != exe && is_system_path(path)),
+                exe: Some(path) == exe && !is_loader,
+            }
         })
         .collect()
+}
+
+/// Whether `path` names a dynamic loader (glibc's `ld-linux*.so*`,
+/// `ld64.so*`, musl's `ld-musl-*`): the system's even where it lies
+/// outside the system's directories (a private glibc, a Nix store) or is
+/// run as the program (`ld.so ./prog`).
+fn is_loader_name(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or("");
+    path.starts_with('/')
+        && (name.starts_with("ld-linux")
+            || name.starts_with("ld64.so")
+            || name.starts_with("ld-musl-"))
+        && name.contains(".so")
+}
+
+const AT_BASE: u64 = 7;
+const AT_ENTRY: u64 = 9;
+
+/// The value of auxiliary vector entry `key` of thread `tid`'s process.
+fn auxv_entry(tid: Tid, key: u64) -> Option<u64> {
+    let auxv = std::fs::read(format!("/proc/{tid}/auxv")).ok()?;
+    auxv.chunks_exact(16).find_map(|pair| {
+        let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+        (word(&pair[..8]) == key).then(|| word(&pair[8..]))
+    })
 }
 
 /// Whether a mapping of `path` is the system's code.
@@ -132,7 +260,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
 
     #[test]
     fn the_c_library_loader_and_vdso_are_the_systems_the_program_and_its_libraries_not() {
-        let regions = parse(MAPS, Some("/work/target/debug/deps/races-1"));
+        let regions = parse(MAPS, Some("/work/target/debug/deps/races-1"), None);
         let system: Vec<(u64, bool)> = regions.iter().map(|r| (r.start, r.system)).collect();
         assert_eq!(
             system,
@@ -152,8 +280,51 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
     #[test]
     fn an_executable_under_usr_lib_is_the_programs() {
         let maps = "00400000-00500000 r-xp 00000000 fd:01 1 /usr/lib/git-core/git\n";
-        let regions = parse(maps, Some("/usr/lib/git-core/git"));
+        let regions = parse(maps, Some("/usr/lib/git-core/git"), None);
         assert!(!regions[0].system);
-        assert!(parse(maps, None)[0].system);
+        assert!(parse(maps, None, None)[0].system);
+    }
+
+    #[test]
+    fn entries_are_read_from_the_auxiliary_vector() {
+        let me = std::process::id() as Tid;
+        const AT_PAGESZ: u64 = 6;
+        assert_eq!(auxv_entry(me, AT_PAGESZ), Some(4096));
+        assert!(auxv_entry(me, AT_ENTRY).is_some_and(|e| e != 0));
+        assert_eq!(auxv_entry(me, 0xdead), None);
+    }
+
+    /// Regression: a program built against a loader outside the system's
+    /// directories (`-Wl,--dynamic-linker=/opt/...`, a Nix store) had the
+    /// loader counted as its own code, and chaos cut inside its
+    /// lazy-binding resolver: those traces did not replay.
+    #[test]
+    fn the_loader_is_the_systems_wherever_it_lies() {
+        let maps = "\
+555555554000-555555555000 r--p 00000000 fd:01 1 /home/u/prog
+555555555000-555555556000 r-xp 00001000 fd:01 1 /home/u/prog
+7ffff7fca000-7ffff7fcb000 r--p 00000000 fd:01 2 /opt/glibc/lib/ld-2.39.so
+7ffff7fcb000-7ffff7ff0000 r-xp 00001000 fd:01 2 /opt/glibc/lib/ld-2.39.so
+7ffff7d00000-7ffff7e00000 r-xp 00028000 fd:01 3 /opt/glibc/lib/libc.so.6
+";
+        let system = |base| -> Vec<bool> {
+            parse(maps, Some("/home/u/prog"), base)
+                .iter()
+                .map(|r| r.system)
+                .collect()
+        };
+        // Found by AT_BASE (its first mapping), whatever its name.
+        assert_eq!(system(Some(0x7fff_f7fc_a000)), vec![false, true, false]);
+        assert_eq!(system(None), vec![false, false, false]);
+        // By name: glibc's and musl's loaders, also run as the program.
+        for name in [
+            "/nix/store/x-glibc/lib/ld-linux-x86-64.so.2",
+            "/opt/musl/lib/ld-musl-x86_64.so.1",
+        ] {
+            let maps = format!("7ffff7fcb000-7ffff7ff0000 r-xp 00001000 fd:01 2 {name}\n");
+            let r = parse(&maps, Some(name), None)[0];
+            assert!(r.system && !r.exe, "{name}");
+        }
+        assert!(!is_loader_name("/home/u/ld-linux-notes.txt"));
     }
 }

@@ -802,6 +802,8 @@ impl Session {
         if task.pid == tid {
             self.tracer_gone(tid);
             self.spaces.remove(&tid);
+            // Its id may come back as another process's.
+            self.code.forget(tid);
             if tid == self.leader {
                 self.leader_status = Some(status);
                 if !self.tasks.is_empty() {

@@ -147,7 +147,7 @@ impl Session {
             self.exe = None;
         }
         if let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) {
-            self.code.forget(pid);
+            self.code.exec(pid, tid);
         }
         let former =
             ptrace::geteventmsg(tid).map_err(ptrace_err("PTRACE_GETEVENTMSG", tid))? as Tid;
