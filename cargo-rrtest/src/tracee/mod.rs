@@ -18,7 +18,7 @@ use rrtest_abi::{entry, fixed_page_code, FIXED_PAGE_ADDR, FIXED_PAGE_SIZE};
 
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
-use rrtest_trace::{ExecPoint, POINT_REGS};
+use rrtest_trace::{ExecPoint, PointDigest, POINT_REGS};
 
 const AT_NULL: u64 = 0;
 const AT_IGNORE: u64 = 1;
@@ -234,13 +234,35 @@ pub fn point_regs(r: &Regs) -> [u64; POINT_REGS] {
     ]
 }
 
-/// The execution point thread `tid`, stopped with registers `r`, is at.
+/// The execution point thread `tid`, stopped with registers `r`, is at
+/// (its digest of the kind [`point_digest`] says).
 pub fn exec_point(tid: i32, r: &Regs) -> io::Result<ExecPoint> {
     Ok(ExecPoint {
         ip: r.rip,
         regs: point_regs(r),
         digest: state_digest(tid, r.rsp)?,
     })
+}
+
+thread_local! {
+    /// The digest kind [`exec_point`] computes on this OS thread: the
+    /// recorder's ([`PointDigest::CURRENT`]) unless a replay of an older
+    /// trace said otherwise. Per thread because ptrace is: the recorder or
+    /// replay that reads a tracee's points is the one thread tracing it.
+    static POINT_DIGEST: std::cell::Cell<PointDigest> =
+        const { std::cell::Cell::new(PointDigest::CURRENT) };
+}
+
+/// The digest kind [`exec_point`] and [`state_digest`] use on this thread.
+pub fn point_digest() -> PointDigest {
+    POINT_DIGEST.with(std::cell::Cell::get)
+}
+
+/// Makes [`exec_point`] and [`state_digest`] on this thread compute
+/// digests of `kind`: a recording sets [`PointDigest::CURRENT`] (and
+/// writes it in its header), a replay the kind its trace's header names.
+pub fn set_point_digest(kind: PointDigest) {
+    POINT_DIGEST.with(|k| k.set(kind));
 }
 
 /// Bytes of stack hashed above the stack pointer (below it: the 128-byte
@@ -251,17 +273,34 @@ const RED_ZONE: u64 = 128;
 /// A digest of what an execution point's registers do not show: the
 /// FPU/SSE registers, the stack from the red zone to 64 KiB above the
 /// stack pointer, and the writable memory of mapped files (`.data`,
-/// `.bss`) and the heap. Other anonymous memory (thread stacks, large
-/// allocations) is left out to keep the cost bounded; DESIGN.md §6 asks for
-/// all writable memory, and this is the part of it that holds globals and
-/// most of the program's heap.
+/// `.bss`) and the heap ([`digest_ranges`]), hashed as [`point_digest`]
+/// says ([`state_digest_as`]).
 pub fn state_digest(tid: i32, rsp: u64) -> io::Result<u64> {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(ptrace::getfpregs(tid)?);
-    let mem = RemoteMem::new(tid);
+    state_digest_as(point_digest(), tid, rsp)
+}
+
+/// [`state_digest`] with a digest of kind `kind`. Both kinds hash the same
+/// bytes: the FPU area, then for each range that could be read, its start
+/// address (8 bytes, little-endian) and its bytes. A range that cannot be
+/// read (a file mapping past the file's end) is left out, start and all.
+pub fn state_digest_as(kind: PointDigest, tid: i32, rsp: u64) -> io::Result<u64> {
+    let fpregs = ptrace::getfpregs(tid)?;
     let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))?;
+    let ranges = digest_ranges(&maps, rsp);
     let mut buf = Vec::new();
+    let read = read_ranges(tid, &ranges, &mut buf);
+    Ok(hash_state(kind, &fpregs, &read, &buf))
+}
+
+/// The memory ranges a digest covers, in the order of `maps` (the text of
+/// `/proc/TID/maps`) for a thread whose stack pointer is `rsp`: the stack
+/// from the red zone to 64 KiB above `rsp`, and the writable private
+/// mappings of files (`.data`, `.bss`) and `[heap]`. Other anonymous
+/// memory (thread stacks, large allocations) is left out to keep the cost
+/// bounded; DESIGN.md §6 asks for all writable memory, and this is the part
+/// of it that holds globals and most of the program's heap.
+pub fn digest_ranges(maps: &str, rsp: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
     for line in maps.lines() {
         let mut parts = line.split_whitespace();
         let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
@@ -287,14 +326,108 @@ pub fn state_digest(tid: i32, rsp: u64) -> io::Result<u64> {
         } else {
             continue;
         };
-        buf.resize((hi - lo) as usize, 0);
-        if mem.read_exact(lo, &mut buf).is_ok() {
-            h.update(lo.to_le_bytes());
-            h.update(&buf);
+        out.push((lo, hi));
+    }
+    out
+}
+
+/// The most ranges one `process_vm_readv` takes (`IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+/// Reads `ranges` of thread `tid`'s memory into `buf`, back to back, with
+/// one `process_vm_readv` per [`IOV_MAX`] ranges rather than one per
+/// range. Returns each range read, as its start address and where its
+/// bytes are in `buf`. A range the batch stops at (unreadable, in part or
+/// whole) is read alone as [`RemoteMem::read_exact`] reads (which falls
+/// back to `/proc/PID/mem`), and left out if that fails too: the ranges
+/// returned are exactly those a read per range would return.
+pub fn read_ranges(
+    tid: i32,
+    ranges: &[(u64, u64)],
+    buf: &mut Vec<u8>,
+) -> Vec<(u64, std::ops::Range<usize>)> {
+    use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+    let total: usize = ranges.iter().map(|&(lo, hi)| (hi - lo) as usize).sum();
+    buf.clear();
+    buf.resize(total, 0);
+    let mut out = Vec::with_capacity(ranges.len());
+    let (mut i, mut at) = (0, 0);
+    while i < ranges.len() {
+        let batch = &ranges[i..ranges.len().min(i + IOV_MAX)];
+        let len: usize = batch.iter().map(|&(lo, hi)| (hi - lo) as usize).sum();
+        let remote: Vec<RemoteIoVec> = batch
+            .iter()
+            .map(|&(lo, hi)| RemoteIoVec {
+                base: lo as usize,
+                len: (hi - lo) as usize,
+            })
+            .collect();
+        let n = if len == 0 {
+            0
+        } else {
+            process_vm_readv(
+                nix::unistd::Pid::from_raw(tid),
+                &mut [io::IoSliceMut::new(&mut buf[at..at + len])],
+                &remote,
+            )
+            .unwrap_or(0)
+        };
+        let mut done = 0;
+        for &(lo, hi) in batch {
+            let size = (hi - lo) as usize;
+            if done + size > n && size > 0 {
+                break;
+            }
+            out.push((lo, at + done..at + done + size));
+            done += size;
+            i += 1;
+        }
+        at += done;
+        if let Some(&(lo, hi)) = ranges.get(i).filter(|_| done < len) {
+            let size = (hi - lo) as usize;
+            if RemoteMem::new(tid)
+                .read_exact(lo, &mut buf[at..at + size])
+                .is_ok()
+            {
+                out.push((lo, at..at + size));
+            }
+            at += size;
+            i += 1;
         }
     }
-    let out = h.finalize();
-    Ok(u64::from_le_bytes(out[..8].try_into().expect("32 bytes")))
+    out
+}
+
+/// The digest of kind `kind` of the FPU area `fpregs` and the ranges
+/// `read` (start address, bytes in `buf`), in order.
+pub fn hash_state(
+    kind: PointDigest,
+    fpregs: &[u8],
+    read: &[(u64, std::ops::Range<usize>)],
+    buf: &[u8],
+) -> u64 {
+    match kind {
+        PointDigest::Sha256 => {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(fpregs);
+            for (lo, r) in read {
+                h.update(lo.to_le_bytes());
+                h.update(&buf[r.clone()]);
+            }
+            let out = h.finalize();
+            u64::from_le_bytes(out[..8].try_into().expect("32 bytes"))
+        }
+        PointDigest::Xxh3 => {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(fpregs);
+            for (lo, r) in read {
+                h.update(&lo.to_le_bytes());
+                h.update(&buf[r.clone()]);
+            }
+            h.digest()
+        }
+    }
 }
 
 /// The first `len` bytes a write-family syscall (`write`, `pwrite64`,
