@@ -4,8 +4,9 @@
 # recording.
 #
 # 1. The parts (cargo-rrtest/examples/digest_cost.rs, release build): on
-#    the main thread of a fixtures/threads test binary stopped with ptrace
-#    300 ms into a workload, ROUNDS rounds each (median, µs): the FPU
+#    the main thread of the fixtures/threads test binary stopped with ptrace
+#    100 ms into one_slot_ten_producers_ten_consumers (21 threads, about
+#    140 lines of maps), ROUNDS rounds each (median, µs): the FPU
 #    registers, reading and parsing /proc/TID/maps, reading the hashed
 #    memory with one process_vm_readv per range and with one for all,
 #    hashing with SHA-256 and XXH3-64, and a whole digest of each kind.
@@ -64,16 +65,17 @@ for line in sys.stdin:
 ')"
 [[ -x "$TEST_BIN" ]] || { echo "bench-digest: no test binary built" >&2; exit 2; }
 
-WORKLOADS=(one_slot_ten_producers_ten_consumers spin_try_send_rendezvous spin_then_park_lock_contention)
+# The workloads with execution points (preemptions of spinning threads,
+# each two digests), and one without (hand-offs at futex syscalls only).
+WORKLOADS=(spin_try_send_rendezvous spin_handoff_try_recv one_slot_ten_producers_ten_consumers)
+PARTS=one_slot_ten_producers_ten_consumers
 if [[ -n "$ONLY" ]]; then
   WORKLOADS=("$ONLY")
 fi
 export RUST_BACKTRACE=0
 
-for w in "${WORKLOADS[@]}"; do
-  echo "bench-digest: the parts of a digest, $w" >&2
-  "$COST" --rounds "$ROUNDS" -- "$TEST_BIN" --exact "tests::$w" > "$WORK/parts-$w.json"
-done
+echo "bench-digest: the parts of a digest, $PARTS" >&2
+"$COST" --rounds "$ROUNDS" -- "$TEST_BIN" --exact "tests::$PARTS" > "$WORK/parts.json"
 
 SAMPLES="$WORK/ab-samples.txt"
 : > "$SAMPLES"
@@ -117,12 +119,12 @@ fi
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RESULT="$OUT/digest-$STAMP.json"
 python3 - "$WORK" "$SAMPLES" "$RESULT" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" \
-    "${WORKLOADS[@]}" <<'PY'
+    "$PARTS" <<'PY'
 import json, os, statistics, sys
-work, samples, result, cpus, load, *workloads = sys.argv[1:]
+work, samples, result, cpus, load, parts = sys.argv[1:]
 out = {"cpus": int(cpus), "load": load, "parts": {}, "ab": {}}
-for w in workloads:
-    p = json.load(open(f"{work}/parts-{w}.json"))
+for w in [parts]:
+    p = json.load(open(f"{work}/parts.json"))
     out["parts"][w] = p
     m = p["median_us"]
     print(f"{w}: {p['ranges']} ranges, {p['bytes']} bytes ({p['maps_lines']} maps lines); "

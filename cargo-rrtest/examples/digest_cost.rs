@@ -2,7 +2,7 @@
 //! `scripts/bench-digest.sh` runs it (release build) on a thread fixture.
 //!
 //! Usage: `digest_cost [--rounds N] -- COMMAND [ARGS...]`: runs COMMAND,
-//! lets it run for 300 ms (its threads start, its heap grows), stops its
+//! lets it run for 100 ms (its threads start, its heap grows), stops its
 //! main thread with ptrace, and times, N rounds each (median, µs): the
 //! parts of a digest (the FPU registers, reading `/proc/TID/maps`, parsing
 //! it, reading the memory with one `process_vm_readv` per range or with
@@ -59,7 +59,7 @@ fn main() {
             eprintln!("digest_cost: cannot run {}: {e}", cmd[0]);
             std::process::exit(2)
         });
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(100));
     let tid = child.id() as i32;
     let result = measure(tid, rounds);
     let _ = child.kill();

@@ -289,7 +289,76 @@ pub fn state_digest_as(kind: PointDigest, tid: i32, rsp: u64) -> io::Result<u64>
     let ranges = digest_ranges(&maps, rsp);
     let mut buf = Vec::new();
     let read = read_ranges(tid, &ranges, &mut buf);
-    Ok(hash_state(kind, &fpregs, &read, &buf))
+    let digest = hash_state(kind, &fpregs, &read, &buf);
+    KEPT_RANGES.with(|k| {
+        let mut k = k.borrow_mut();
+        k.token += 1;
+        k.kept = Some((tid, rsp, ranges));
+    });
+    Ok(digest)
+}
+
+/// The ranges of the last digest this OS thread computed from
+/// `/proc/TID/maps` ([`state_digest_as`]), for [`exec_point_again`]: the
+/// thread, its stack pointer, the ranges; and a count of such digests.
+#[derive(Default)]
+struct KeptRanges {
+    token: u64,
+    kept: Option<Kept>,
+}
+
+/// A thread, its stack pointer, and the ranges of its digest.
+type Kept = (i32, u64, Vec<(u64, u64)>);
+
+thread_local! {
+    static KEPT_RANGES: std::cell::RefCell<KeptRanges> = std::cell::RefCell::default();
+}
+
+/// A token for the ranges of the digest this OS thread computed last (by
+/// [`exec_point`] or [`state_digest`]): [`exec_point_again`] reads the same
+/// ranges while no other digest came between.
+pub fn ranges_token() -> u64 {
+    KEPT_RANGES.with(|k| k.borrow().token)
+}
+
+/// [`exec_point`] at a later stop of the same thread, reading the memory
+/// ranges of the digest that `token` ([`ranges_token`]) names instead of
+/// reading and parsing `/proc/TID/maps` again (about 70 of a digest's 80
+/// µs): the same digest, provided no mapping of the process changed in
+/// between, which the caller guarantees: no syscall of any of its threads
+/// ran between the two stops (a spin probe's passes, which a syscall, traced
+/// or buffered, ends). Growth of the stack mapping needs no syscall: the
+/// ranges are reused only when the stack range was not cut at the
+/// mapping's start, and for the same stack pointer. Otherwise, or when
+/// another digest came after `token`'s, the maps are read as usual.
+pub fn exec_point_again(tid: i32, r: &Regs, token: u64) -> io::Result<ExecPoint> {
+    let ranges = KEPT_RANGES.with(|k| {
+        let k = k.borrow();
+        match &k.kept {
+            Some((t, rsp, ranges))
+                if k.token == token
+                    && *t == tid
+                    && *rsp == r.rsp
+                    && ranges.iter().any(|&(lo, hi)| {
+                        lo == r.rsp.saturating_sub(RED_ZONE) && (lo..hi).contains(&r.rsp)
+                    }) =>
+            {
+                Some(ranges.clone())
+            }
+            _ => None,
+        }
+    });
+    let Some(ranges) = ranges else {
+        return exec_point(tid, r);
+    };
+    let fpregs = ptrace::getfpregs(tid)?;
+    let mut buf = Vec::new();
+    let read = read_ranges(tid, &ranges, &mut buf);
+    Ok(ExecPoint {
+        ip: r.rip,
+        regs: point_regs(r),
+        digest: hash_state(point_digest(), &fpregs, &read, &buf),
+    })
 }
 
 /// The memory ranges a digest covers, in the order of `maps` (the text of
