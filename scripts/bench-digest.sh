@@ -12,8 +12,9 @@
 #    hashing with SHA-256 and XXH3-64, and a whole digest of each kind.
 # 2. With --ab OLD NEW (two cargo-rrtest binaries): RUNS rounds of
 #    `record --no-verify` of each workload, OLD then NEW, interleaved;
-#    medians of the wall time and of the header's `stats.schedule.wall_ms`,
-#    NEW/OLD, and the execution points of the first trace of each. The
+#    medians of the wall time, of the header's `stats.schedule.wall_ms` and
+#    of the CPU time (user + system, recorder and program: less sensitive to
+#    other load on the machine than wall time), NEW/OLD, and the execution points of the first trace of each. The
 #    first trace of each is then verified with its own binary.
 # Results: target/rrtest-bench/digest-<UTC time>.json.
 #
@@ -31,7 +32,7 @@ while [[ $# -gt 0 ]]; do
     --runs) RUNS="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
     --ab) OLD="$2"; NEW="$3"; shift 3 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "bench-digest: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -91,7 +92,8 @@ if [[ -n "$OLD" ]]; then
         dir="$WORK/$w-$side-$r"
         rm -rf "$dir"
         t0=${EPOCHREALTIME/[.,]/}
-        if ! "$bin" record --no-verify -o "$dir" -- "$TEST_BIN" --exact "tests::$w" \
+        if ! /usr/bin/time -f "%U %S" -o "$WORK/last-cpu" \
+            "$bin" record --no-verify -o "$dir" -- "$TEST_BIN" --exact "tests::$w" \
             >/dev/null 2>"$WORK/last-stderr"; then
           echo "bench-digest: $w/$side failed:" >&2
           tail -20 "$WORK/last-stderr" >&2
@@ -99,7 +101,8 @@ if [[ -n "$OLD" ]]; then
         fi
         t1=${EPOCHREALTIME/[.,]/}
         wall=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stats"].get("schedule",{}).get("wall_ms",0))' "$dir/header.json")
-        echo "$w $side $(((t1 - t0) * 1000)) $wall" >> "$SAMPLES"
+        cpu=$(awk 'END { printf "%d", ($1 + $2) * 1000 }' "$WORK/last-cpu")
+        echo "$w $side $(((t1 - t0) * 1000)) $wall $cpu" >> "$SAMPLES"
         if [[ $r -gt 0 ]]; then rm -rf "$dir"; fi
       done
     done
@@ -136,25 +139,30 @@ for w in [parts]:
           + ("" if p["batched_read_same_bytes"] else "; BATCHED READ DIFFERS"))
 rows = {}
 for line in open(samples):
-    w, side, ns, wall = line.split()
-    rows.setdefault(w, {}).setdefault(side, []).append((int(ns) / 1e6, int(wall)))
+    w, side, ns, wall, cpu = line.split()
+    rows.setdefault(w, {}).setdefault(side, []).append((int(ns) / 1e6, int(wall), int(cpu)))
 for w, sides in rows.items():
     res = {}
     for side, v in sides.items():
         info = json.load(open(f"{work}/{w}-{side}-0/header.json"))["stats"]
         sched = info.get("schedule", {})
-        res[side] = {"wall_ms": statistics.median(t for t, _ in v),
-                     "header_wall_ms": statistics.median(h for _, h in v),
-                     "samples_ms": [t for t, _ in v],
+        res[side] = {"wall_ms": statistics.median(t for t, _, _ in v),
+                     "header_wall_ms": statistics.median(h for _, h, _ in v),
+                     "cpu_ms": statistics.median(c for _, _, c in v),
+                     "samples_ms": [t for t, _, _ in v],
+                     "samples_cpu_ms": [c for _, _, c in v],
                      "points": {k: sched.get(k, 0) for k in
                                 ("points_spin", "points_return", "points_anywhere")},
                      "switches": sched.get("switches", 0),
                      "verified": open(f"{work}/{w}-{side}-verified").read().strip()}
     res["new_over_old"] = res["new"]["wall_ms"] / res["old"]["wall_ms"]
+    res["cpu_new_over_old"] = res["new"]["cpu_ms"] / max(res["old"]["cpu_ms"], 1)
     out["ab"][w] = res
     print(f"{w}: record old {res['old']['wall_ms']:.0f} ms, new {res['new']['wall_ms']:.0f} ms "
           f"(medians of {len(sides['old'])}), new/old {res['new_over_old']:.2f}; header wall "
-          f"{res['old']['header_wall_ms']} / {res['new']['header_wall_ms']} ms; points old "
+          f"{res['old']['header_wall_ms']} / {res['new']['header_wall_ms']} ms; CPU (user+sys, "
+          f"recorder and program) {res['old']['cpu_ms']} / {res['new']['cpu_ms']} ms "
+          f"({res['cpu_new_over_old']:.2f}); points old "
           f"{res['old']['points']}, new {res['new']['points']}; "
           f"{res['old']['verified']} / {res['new']['verified']}")
 print(f"({cpus} CPUs, load {load})")
