@@ -569,3 +569,63 @@ mod call_tests {
         assert!(!ends_with_call(&[0; 7]));
     }
 }
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    /// The SHA-256 digest as recorders before format version 2 computed it:
+    /// one read per range, each hashed after its start address.
+    fn sha256_as_before(tid: i32, rsp: u64) -> u64 {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(ptrace::getfpregs(tid).expect("fpregs"));
+        let mem = RemoteMem::new(tid);
+        let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).expect("maps");
+        for (lo, hi) in digest_ranges(&maps, rsp) {
+            let mut buf = vec![0u8; (hi - lo) as usize];
+            if mem.read_exact(lo, &mut buf).is_ok() {
+                h.update(lo.to_le_bytes());
+                h.update(&buf);
+            }
+        }
+        u64::from_le_bytes(h.finalize()[..8].try_into().expect("32 bytes"))
+    }
+
+    /// On a real stopped process: the batched reads give the SHA-256 digest
+    /// older recorders wrote (so version 1 traces still verify), the XXH3
+    /// digest is another, both are stable while the process stays stopped,
+    /// and `exec_point_again` with the token of the last digest gives the
+    /// digest a fresh read of the maps gives.
+    #[test]
+    fn sha256_digests_are_the_ones_older_recorders_wrote() {
+        let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
+            eprintln!("skipped: no sleep(1) to run");
+            return;
+        };
+        let tid = child.id() as i32;
+        let checked = (|| -> io::Result<()> {
+            ptrace::seize(tid)?;
+            ptrace::interrupt(tid)?;
+            ptrace::wait_tid(tid)?;
+            let regs = ptrace::getregs(tid)?;
+            let sha = state_digest_as(PointDigest::Sha256, tid, regs.rsp)?;
+            assert_eq!(sha, sha256_as_before(tid, regs.rsp));
+            let xxh3 = state_digest_as(PointDigest::Xxh3, tid, regs.rsp)?;
+            assert_ne!(sha, xxh3);
+            assert_eq!(xxh3, state_digest_as(PointDigest::Xxh3, tid, regs.rsp)?);
+
+            set_point_digest(PointDigest::Xxh3);
+            let first = exec_point(tid, &regs)?;
+            let token = ranges_token();
+            assert_eq!(first.digest, xxh3);
+            assert_eq!(exec_point_again(tid, &regs, token)?, first);
+            // Not the token of the last digest: the maps are read again.
+            assert_eq!(exec_point_again(tid, &regs, token + 7)?, first);
+            Ok(())
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        checked.expect("reading the stopped process");
+    }
+}
