@@ -105,6 +105,21 @@ fn measure(tid: i32, rounds: usize) -> std::io::Result<String> {
     let maps_us = median_us(rounds, || {
         let _ = std::fs::read_to_string(format!("/proc/{tid}/maps"));
     });
+    let maps_file = std::fs::File::open(format!("/proc/{tid}/maps"))?;
+    let maps_pread_us = median_us(rounds, || {
+        use std::os::unix::fs::FileExt;
+        let mut text = vec![0u8; 64 << 10];
+        let mut at = 0;
+        while let Ok(n) = maps_file.read_at(&mut text[at..], at as u64) {
+            if n == 0 {
+                break;
+            }
+            at += n;
+            if at == text.len() {
+                text.resize(at * 2, 0);
+            }
+        }
+    });
     let parse_us = median_us(rounds, || {
         let _ = tracee::digest_ranges(&maps, rsp);
     });
@@ -138,6 +153,7 @@ fn measure(tid: i32, rounds: usize) -> std::io::Result<String> {
         "median_us": {
             "fpregs": fp_us,
             "maps_read": maps_us,
+            "maps_pread_open_fd": maps_pread_us,
             "maps_parse": parse_us,
             "read_per_range": read_each_us,
             "read_batched": read_batch_us,
