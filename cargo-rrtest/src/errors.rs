@@ -126,10 +126,13 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(
             dir.join(rrtest_trace::HEADER_FILE),
-            r#"{"format_version": 2, "recorder_version": "9.9.9"}"#,
+            format!(
+                r#"{{"format_version": {}, "recorder_version": "9.9.9"}}"#,
+                rrtest_trace::FORMAT_VERSION + 1
+            ),
         )
         .expect("write");
-        let err = rrtest_trace::TraceReader::open(&dir).expect_err("version 2");
+        let err = rrtest_trace::TraceReader::open(&dir).expect_err("a newer version");
         assert!(
             matches!(err, rrtest_trace::Error::VersionMismatch { .. }),
             "{err:?}"

@@ -18,6 +18,10 @@
 //!   first, and the rest of the herd stays ready without running, so the
 //!   recording switches a few times per item (round robin ran the whole
 //!   herd at each hand-off: about ten switches per item);
+//! - `threads::sha256_trace_replays`: a version 1 trace (SHA-256
+//!   execution-point digests, as older recorders wrote) of a workload with
+//!   hundreds of execution points verifies and replays; claimed to be XXH3
+//!   it does not verify; naming an unknown digest, it is refused;
 //! - `threads::spin_handoff_cut_short`: regression for two threads that
 //!   wait for each other by spinning without a syscall. Each hand-off took
 //!   a whole timeslice (20 ms: 300 rounds took 13 s, native well under
@@ -276,6 +280,103 @@ fn timeout_only_under_recording(trial: &str) -> Result<(), Failed> {
     Ok(())
 }
 
+/// `cargo-rrtest verify TRACE`.
+fn verify(trace: &std::path::Path) -> Result<run::Run, Failed> {
+    let mut cmd = Command::new(common::cargo_rrtest());
+    cmd.arg("verify").arg(trace);
+    run::run(&mut cmd)
+}
+
+/// Edits `trace`'s header.json with `edit`.
+fn edit_header(
+    trace: &std::path::Path,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> Result<(), Failed> {
+    let path = trace.join("header.json");
+    let text = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| format!("header.json is no JSON: {e}"))?;
+    let obj = json.as_object_mut().ok_or("header.json is not an object")?;
+    edit(obj);
+    std::fs::write(&path, json.to_string())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// A version 1 trace, as recorders before `point_digest` wrote it (SHA-256
+/// execution-point digests; `RRTEST_POINT_DIGEST=sha256` makes one), of a
+/// workload with hundreds of preemptions at execution points: it verifies
+/// and replays with the recorded output. The same trace whose header
+/// claims XXH3 digests does not verify (so the digests are checked, with
+/// the kind the header names), and one naming an unknown digest is refused
+/// as a bad trace with a message naming it.
+fn sha256_trace_replays(trial: &str) -> Result<(), Failed> {
+    let name = "spin_handoff_try_recv";
+    let dir = TrialDir::new(trial)?;
+    let trace = dir.path.join("trace");
+    let inv = invocation(name, dir.sub("work")?)?;
+    let rec = inv.record_wrapped(
+        &["env", "RRTEST_POINT_DIGEST=sha256"],
+        &trace,
+        &["--no-verify"],
+    )?;
+    expect_passed(name, &rec)?;
+    let header: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(trace.join("header.json")).map_err(|e| format!("header.json: {e}"))?,
+    )
+    .map_err(|e| format!("header.json is no JSON: {e}"))?;
+    check!(
+        header["format_version"] == 1 && header.get("point_digest").is_none(),
+        "not a version 1 trace: format_version {}, point_digest {}",
+        header["format_version"],
+        header["point_digest"]
+    );
+    let points = count(&header["stats"], "async_events");
+    check!(points >= 100, "only {points} execution points recorded");
+    let pristine =
+        std::fs::read(trace.join("header.json")).map_err(|e| format!("header.json: {e}"))?;
+
+    let v = verify(&trace)?;
+    v.expect_code(0)?;
+    expect_verified(&trace)?;
+    let rep = inv.replay(&trace)?;
+    check!(
+        rep.code() == rec.code(),
+        "replay exited with {}, the recording with {}\n{}",
+        rep.code(),
+        rec.code(),
+        rep.describe()
+    );
+    run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
+
+    // The same events checked as XXH3 digests: the first point diverges.
+    std::fs::write(trace.join("header.json"), &pristine).map_err(|e| format!("{e}"))?;
+    edit_header(&trace, |h| {
+        h.insert("format_version".into(), 2.into());
+        h.insert("point_digest".into(), "xxh3-64".into());
+    })?;
+    let v = verify(&trace)?;
+    check!(
+        v.code() != 0 && v.stderr_text().contains("execution point"),
+        "SHA-256 digests checked as XXH3 verified\n{}",
+        v.describe()
+    );
+
+    // A digest this build does not know: refused before the program runs.
+    edit_header(&trace, |h| {
+        h.insert("point_digest".into(), "blake9-64".into());
+    })?;
+    let r = inv.replay(&trace)?;
+    r.expect_code(104)?;
+    check!(
+        r.stderr_text().contains("\"blake9-64\"") && r.stderr_text().contains("xxh3-64"),
+        "the message does not name the digest and the known ones\n{}",
+        r.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
 /// This module's trials.
 pub fn trials() -> Vec<Trial> {
     let cannot_record = run::recording_unavailable();
@@ -313,6 +414,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("threads::spin_handoff_cut_short", || {
             spin_handoff_cut_short("threads::spin_handoff_cut_short")
+        })
+        .with_ignored_flag(cannot_record.is_some()),
+    );
+    trials.push(
+        Trial::test("threads::sha256_trace_replays", || {
+            sha256_trace_replays("threads::sha256_trace_replays")
         })
         .with_ignored_flag(cannot_record.is_some()),
     );

@@ -62,6 +62,9 @@ pub struct TraceInfo {
     pub recorder_version: String,
     /// The recorder <-> preload protocol version.
     pub protocol_version: u32,
+    /// The hash of its execution points' digests (`header.json`'s
+    /// `point_digest`; `sha256` in version 1 traces).
+    pub point_digest: String,
     /// The recorded command (argv).
     pub command: Vec<String>,
     /// The executable's absolute path.
@@ -380,6 +383,10 @@ pub fn collect(dir: &Path) -> Result<TraceInfo, trace::Error> {
         format_version: h.format_version,
         recorder_version: h.recorder_version.clone(),
         protocol_version: h.protocol_version,
+        point_digest: h
+            .point_digest_kind()
+            .map(|k| k.name().to_owned())
+            .unwrap_or_else(|| h.point_digest.clone().unwrap_or_default()),
         command: h.argv.clone(),
         exe: h.exe.clone(),
         cwd: h.cwd.clone(),
@@ -527,7 +534,7 @@ pub fn render_text(info: &TraceInfo) -> String {
         (Some(true), _) => "yes".to_owned(),
         (Some(false), why) => format!("no: {}", why.as_deref().unwrap_or("unknown reason")),
     };
-    let lines: [(&str, String); 15] = [
+    let lines: [(&str, String); 16] = [
         ("trace", info.trace.clone()),
         ("format version", info.format_version.to_string()),
         (
@@ -535,6 +542,7 @@ pub fn render_text(info: &TraceInfo) -> String {
             format!("cargo-rrtest {}", info.recorder_version),
         ),
         ("protocol version", info.protocol_version.to_string()),
+        ("point digest", info.point_digest.clone()),
         ("command", command.join(" ")),
         ("exe", info.exe.clone()),
         ("cwd", info.cwd.clone()),
@@ -710,7 +718,8 @@ mod tests {
 
     fn header() -> Header {
         Header {
-            format_version: trace::FORMAT_VERSION,
+            // A version 1 trace (still read): what the text and JSON show.
+            format_version: 1,
             recorder_version: "0.1.0".into(),
             protocol_version: 1,
             argv: vec!["./prog".into(), "it's here".into()],
@@ -733,6 +742,7 @@ mod tests {
             interpreters: Vec::new(),
             host: None,
             chaos: None,
+            point_digest: None,
         }
     }
 
@@ -809,6 +819,7 @@ mod tests {
             "format_version",
             "recorder_version",
             "protocol_version",
+            "point_digest",
             "command",
             "exe",
             "cwd",
@@ -921,6 +932,7 @@ mod tests {
         let text = render_text(&collect(&dir).expect("collect"));
         for want in [
             "format version:   1\n",
+            "point digest:     sha256\n",
             "command:          ./prog 'it'\\''s here'\n",
             "outcome:          exited with code 3\n",
             "replayable:       no: ioctl 0x1234 on fd 3\n",

@@ -19,7 +19,7 @@ use rrtest_abi::{entry, fixed_page_code, FIXED_PAGE_ADDR, FIXED_PAGE_SIZE};
 
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
-use rrtest_trace::{ExecPoint, POINT_REGS};
+use rrtest_trace::{ExecPoint, PointDigest, POINT_REGS};
 
 const AT_NULL: u64 = 0;
 const AT_IGNORE: u64 = 1;
@@ -235,13 +235,35 @@ pub fn point_regs(r: &Regs) -> [u64; POINT_REGS] {
     ]
 }
 
-/// The execution point thread `tid`, stopped with registers `r`, is at.
+/// The execution point thread `tid`, stopped with registers `r`, is at
+/// (its digest of the kind [`point_digest`] says).
 pub fn exec_point(tid: i32, r: &Regs) -> io::Result<ExecPoint> {
     Ok(ExecPoint {
         ip: r.rip,
         regs: point_regs(r),
         digest: state_digest(tid, r.rsp)?,
     })
+}
+
+thread_local! {
+    /// The digest kind [`exec_point`] computes on this OS thread: the
+    /// recorder's ([`PointDigest::CURRENT`]) unless a replay of an older
+    /// trace said otherwise. Per thread because ptrace is: the recorder or
+    /// replay that reads a tracee's points is the one thread tracing it.
+    static POINT_DIGEST: std::cell::Cell<PointDigest> =
+        const { std::cell::Cell::new(PointDigest::CURRENT) };
+}
+
+/// The digest kind [`exec_point`] and [`state_digest`] use on this thread.
+pub fn point_digest() -> PointDigest {
+    POINT_DIGEST.with(std::cell::Cell::get)
+}
+
+/// Makes [`exec_point`] and [`state_digest`] on this thread compute
+/// digests of `kind`: a recording sets [`PointDigest::CURRENT`] (and
+/// writes it in its header), a replay the kind its trace's header names.
+pub fn set_point_digest(kind: PointDigest) {
+    POINT_DIGEST.with(|k| k.set(kind));
 }
 
 /// Bytes of stack hashed above the stack pointer (below it: the 128-byte
@@ -252,17 +274,103 @@ const RED_ZONE: u64 = 128;
 /// A digest of what an execution point's registers do not show: the
 /// FPU/SSE registers, the stack from the red zone to 64 KiB above the
 /// stack pointer, and the writable memory of mapped files (`.data`,
-/// `.bss`) and the heap. Other anonymous memory (thread stacks, large
-/// allocations) is left out to keep the cost bounded; DESIGN.md §6 asks for
-/// all writable memory, and this is the part of it that holds globals and
-/// most of the program's heap.
+/// `.bss`) and the heap ([`digest_ranges`]), hashed as [`point_digest`]
+/// says ([`state_digest_as`]).
 pub fn state_digest(tid: i32, rsp: u64) -> io::Result<u64> {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(ptrace::getfpregs(tid)?);
-    let mem = RemoteMem::new(tid);
+    state_digest_as(point_digest(), tid, rsp)
+}
+
+/// [`state_digest`] with a digest of kind `kind`. Both kinds hash the same
+/// bytes: the FPU area, then for each range that could be read, its start
+/// address (8 bytes, little-endian) and its bytes. A range that cannot be
+/// read (a file mapping past the file's end) is left out, start and all.
+pub fn state_digest_as(kind: PointDigest, tid: i32, rsp: u64) -> io::Result<u64> {
+    let fpregs = ptrace::getfpregs(tid)?;
     let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))?;
+    let ranges = digest_ranges(&maps, rsp);
     let mut buf = Vec::new();
+    let read = read_ranges(tid, &ranges, &mut buf);
+    let digest = hash_state(kind, &fpregs, &read, &buf);
+    KEPT_RANGES.with(|k| {
+        let mut k = k.borrow_mut();
+        k.token += 1;
+        k.kept = Some((tid, rsp, ranges));
+    });
+    Ok(digest)
+}
+
+/// The ranges of the last digest this OS thread computed from
+/// `/proc/TID/maps` ([`state_digest_as`]), for [`exec_point_again`]: the
+/// thread, its stack pointer, the ranges; and a count of such digests.
+#[derive(Default)]
+struct KeptRanges {
+    token: u64,
+    kept: Option<Kept>,
+}
+
+/// A thread, its stack pointer, and the ranges of its digest.
+type Kept = (i32, u64, Vec<(u64, u64)>);
+
+thread_local! {
+    static KEPT_RANGES: std::cell::RefCell<KeptRanges> = std::cell::RefCell::default();
+}
+
+/// A token for the ranges of the digest this OS thread computed last (by
+/// [`exec_point`] or [`state_digest`]): [`exec_point_again`] reads the same
+/// ranges while no other digest came between.
+pub fn ranges_token() -> u64 {
+    KEPT_RANGES.with(|k| k.borrow().token)
+}
+
+/// [`exec_point`] at a later stop of the same thread, reading the memory
+/// ranges of the digest that `token` ([`ranges_token`]) names instead of
+/// reading and parsing `/proc/TID/maps` again (about 70 of a digest's 80
+/// µs): the same digest, provided no mapping of the process changed in
+/// between, which the caller guarantees: no syscall of any of its threads
+/// ran between the two stops (a spin probe's passes, which a syscall, traced
+/// or buffered, ends). Growth of the stack mapping needs no syscall: the
+/// ranges are reused only when the stack range was not cut at the
+/// mapping's start, and for the same stack pointer. Otherwise, or when
+/// another digest came after `token`'s, the maps are read as usual.
+pub fn exec_point_again(tid: i32, r: &Regs, token: u64) -> io::Result<ExecPoint> {
+    let ranges = KEPT_RANGES.with(|k| {
+        let k = k.borrow();
+        match &k.kept {
+            Some((t, rsp, ranges))
+                if k.token == token
+                    && *t == tid
+                    && *rsp == r.rsp
+                    && ranges.iter().any(|&(lo, hi)| {
+                        lo == r.rsp.saturating_sub(RED_ZONE) && (lo..hi).contains(&r.rsp)
+                    }) =>
+            {
+                Some(ranges.clone())
+            }
+            _ => None,
+        }
+    });
+    let Some(ranges) = ranges else {
+        return exec_point(tid, r);
+    };
+    let fpregs = ptrace::getfpregs(tid)?;
+    let mut buf = Vec::new();
+    let read = read_ranges(tid, &ranges, &mut buf);
+    Ok(ExecPoint {
+        ip: r.rip,
+        regs: point_regs(r),
+        digest: hash_state(point_digest(), &fpregs, &read, &buf),
+    })
+}
+
+/// The memory ranges a digest covers, in the order of `maps` (the text of
+/// `/proc/TID/maps`) for a thread whose stack pointer is `rsp`: the stack
+/// from the red zone to 64 KiB above `rsp`, and the writable private
+/// mappings of files (`.data`, `.bss`) and `[heap]`. Other anonymous
+/// memory (thread stacks, large allocations) is left out to keep the cost
+/// bounded; DESIGN.md §6 asks for all writable memory, and this is the part
+/// of it that holds globals and most of the program's heap.
+pub fn digest_ranges(maps: &str, rsp: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
     for line in maps.lines() {
         let mut parts = line.split_whitespace();
         let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
@@ -288,14 +396,108 @@ pub fn state_digest(tid: i32, rsp: u64) -> io::Result<u64> {
         } else {
             continue;
         };
-        buf.resize((hi - lo) as usize, 0);
-        if mem.read_exact(lo, &mut buf).is_ok() {
-            h.update(lo.to_le_bytes());
-            h.update(&buf);
+        out.push((lo, hi));
+    }
+    out
+}
+
+/// The most ranges one `process_vm_readv` takes (`IOV_MAX`).
+const IOV_MAX: usize = 1024;
+
+/// Reads `ranges` of thread `tid`'s memory into `buf`, back to back, with
+/// one `process_vm_readv` per [`IOV_MAX`] ranges rather than one per
+/// range. Returns each range read, as its start address and where its
+/// bytes are in `buf`. A range the batch stops at (unreadable, in part or
+/// whole) is read alone as [`RemoteMem::read_exact`] reads (which falls
+/// back to `/proc/PID/mem`), and left out if that fails too: the ranges
+/// returned are exactly those a read per range would return.
+pub fn read_ranges(
+    tid: i32,
+    ranges: &[(u64, u64)],
+    buf: &mut Vec<u8>,
+) -> Vec<(u64, std::ops::Range<usize>)> {
+    use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+    let total: usize = ranges.iter().map(|&(lo, hi)| (hi - lo) as usize).sum();
+    buf.clear();
+    buf.resize(total, 0);
+    let mut out = Vec::with_capacity(ranges.len());
+    let (mut i, mut at) = (0, 0);
+    while i < ranges.len() {
+        let batch = &ranges[i..ranges.len().min(i + IOV_MAX)];
+        let len: usize = batch.iter().map(|&(lo, hi)| (hi - lo) as usize).sum();
+        let remote: Vec<RemoteIoVec> = batch
+            .iter()
+            .map(|&(lo, hi)| RemoteIoVec {
+                base: lo as usize,
+                len: (hi - lo) as usize,
+            })
+            .collect();
+        let n = if len == 0 {
+            0
+        } else {
+            process_vm_readv(
+                nix::unistd::Pid::from_raw(tid),
+                &mut [io::IoSliceMut::new(&mut buf[at..at + len])],
+                &remote,
+            )
+            .unwrap_or(0)
+        };
+        let mut done = 0;
+        for &(lo, hi) in batch {
+            let size = (hi - lo) as usize;
+            if done + size > n && size > 0 {
+                break;
+            }
+            out.push((lo, at + done..at + done + size));
+            done += size;
+            i += 1;
+        }
+        at += done;
+        if let Some(&(lo, hi)) = ranges.get(i).filter(|_| done < len) {
+            let size = (hi - lo) as usize;
+            if RemoteMem::new(tid)
+                .read_exact(lo, &mut buf[at..at + size])
+                .is_ok()
+            {
+                out.push((lo, at..at + size));
+            }
+            at += size;
+            i += 1;
         }
     }
-    let out = h.finalize();
-    Ok(u64::from_le_bytes(out[..8].try_into().expect("32 bytes")))
+    out
+}
+
+/// The digest of kind `kind` of the FPU area `fpregs` and the ranges
+/// `read` (start address, bytes in `buf`), in order.
+pub fn hash_state(
+    kind: PointDigest,
+    fpregs: &[u8],
+    read: &[(u64, std::ops::Range<usize>)],
+    buf: &[u8],
+) -> u64 {
+    match kind {
+        PointDigest::Sha256 => {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(fpregs);
+            for (lo, r) in read {
+                h.update(lo.to_le_bytes());
+                h.update(&buf[r.clone()]);
+            }
+            let out = h.finalize();
+            u64::from_le_bytes(out[..8].try_into().expect("32 bytes"))
+        }
+        PointDigest::Xxh3 => {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(fpregs);
+            for (lo, r) in read {
+                h.update(&lo.to_le_bytes());
+                h.update(&buf[r.clone()]);
+            }
+            h.digest()
+        }
+    }
 }
 
 /// The first `len` bytes a write-family syscall (`write`, `pwrite64`,
@@ -366,5 +568,65 @@ mod call_tests {
         // jmp *%rax (ff e0, /4) and plain data are not calls.
         assert!(!ends_with_call(&[0, 0, 0, 0, 0, 0xff, 0xe0]));
         assert!(!ends_with_call(&[0; 7]));
+    }
+}
+
+#[cfg(test)]
+mod digest_tests {
+    use super::*;
+
+    /// The SHA-256 digest as recorders before format version 2 computed it:
+    /// one read per range, each hashed after its start address.
+    fn sha256_as_before(tid: i32, rsp: u64) -> u64 {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(ptrace::getfpregs(tid).expect("fpregs"));
+        let mem = RemoteMem::new(tid);
+        let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).expect("maps");
+        for (lo, hi) in digest_ranges(&maps, rsp) {
+            let mut buf = vec![0u8; (hi - lo) as usize];
+            if mem.read_exact(lo, &mut buf).is_ok() {
+                h.update(lo.to_le_bytes());
+                h.update(&buf);
+            }
+        }
+        u64::from_le_bytes(h.finalize()[..8].try_into().expect("32 bytes"))
+    }
+
+    /// On a real stopped process: the batched reads give the SHA-256 digest
+    /// older recorders wrote (so version 1 traces still verify), the XXH3
+    /// digest is another, both are stable while the process stays stopped,
+    /// and `exec_point_again` with the token of the last digest gives the
+    /// digest a fresh read of the maps gives.
+    #[test]
+    fn sha256_digests_are_the_ones_older_recorders_wrote() {
+        let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
+            eprintln!("skipped: no sleep(1) to run");
+            return;
+        };
+        let tid = child.id() as i32;
+        let checked = (|| -> io::Result<()> {
+            ptrace::seize(tid)?;
+            ptrace::interrupt(tid)?;
+            ptrace::wait_tid(tid)?;
+            let regs = ptrace::getregs(tid)?;
+            let sha = state_digest_as(PointDigest::Sha256, tid, regs.rsp)?;
+            assert_eq!(sha, sha256_as_before(tid, regs.rsp));
+            let xxh3 = state_digest_as(PointDigest::Xxh3, tid, regs.rsp)?;
+            assert_ne!(sha, xxh3);
+            assert_eq!(xxh3, state_digest_as(PointDigest::Xxh3, tid, regs.rsp)?);
+
+            set_point_digest(PointDigest::Xxh3);
+            let first = exec_point(tid, &regs)?;
+            let token = ranges_token();
+            assert_eq!(first.digest, xxh3);
+            assert_eq!(exec_point_again(tid, &regs, token)?, first);
+            // Not the token of the last digest: the maps are read again.
+            assert_eq!(exec_point_again(tid, &regs, token + 7)?, first);
+            Ok(())
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        checked.expect("reading the stopped process");
     }
 }

@@ -80,6 +80,58 @@ pub struct Header {
     /// `None`: the default scheduler, or an older trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chaos: Option<Chaos>,
+    /// The hash behind every execution point's `digest` ([`PointDigest`]
+    /// names): replay computes the same one to confirm a point. `None`: a
+    /// trace from before the field, whose digests are
+    /// [`PointDigest::Sha256`]. A name this build does not know is refused
+    /// when the trace is opened ([`crate::Error::UnknownDigest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_digest: Option<String>,
+}
+
+impl Header {
+    /// The digest kind of the trace's execution points, or `None` when the
+    /// header names one this build does not know.
+    pub fn point_digest_kind(&self) -> Option<PointDigest> {
+        match &self.point_digest {
+            None => Some(PointDigest::Sha256),
+            Some(name) => PointDigest::from_name(name),
+        }
+    }
+}
+
+/// How an execution point's 64-bit `digest` (of the memory and FPU state
+/// its registers do not show) is computed: which hash, over the same bytes
+/// (`tracee::state_digest` says which bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointDigest {
+    /// The first 8 bytes (little-endian) of SHA-256: every trace without
+    /// `point_digest` in its header (format version 1).
+    Sha256,
+    /// XXH3, 64 bits: not cryptographic, which a digest compared with the
+    /// one recorded at the same place does not need, and about ten times
+    /// faster (docs/trace-format.md).
+    Xxh3,
+}
+
+impl PointDigest {
+    /// The kind this build records with.
+    pub const CURRENT: PointDigest = PointDigest::Xxh3;
+    /// Every kind this build can check, for messages.
+    pub const KNOWN: [PointDigest; 2] = [PointDigest::Sha256, PointDigest::Xxh3];
+
+    /// Its name in `header.json`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PointDigest::Sha256 => "sha256",
+            PointDigest::Xxh3 => "xxh3-64",
+        }
+    }
+
+    /// The kind named `name` in `header.json`, if this build knows it.
+    pub fn from_name(name: &str) -> Option<PointDigest> {
+        PointDigest::KNOWN.into_iter().find(|k| k.name() == name)
+    }
 }
 
 /// The chaos scheduler of a recording: its seed, and what it decided.
@@ -340,5 +392,28 @@ mod tests {
                 && plain.get("interpreters").is_none()
                 && plain.get("host").is_none()
         );
+    }
+
+    /// A header without `point_digest` (every trace before it) has SHA-256
+    /// digests; the current kind is written by name and read back; a name
+    /// this build does not know is no kind.
+    #[test]
+    fn the_point_digest_defaults_to_sha256() {
+        let mut h = crate::tests::gen::header();
+        h.point_digest = None;
+        let old = serde_json::to_value(&h).unwrap();
+        assert!(old.get("point_digest").is_none());
+        let read: Header = serde_json::from_value(old).unwrap();
+        assert_eq!(read.point_digest_kind(), Some(PointDigest::Sha256));
+        h.point_digest = Some(PointDigest::CURRENT.name().into());
+        let json = serde_json::to_value(&h).unwrap();
+        assert_eq!(json["point_digest"], "xxh3-64");
+        let read: Header = serde_json::from_value(json).unwrap();
+        assert_eq!(read.point_digest_kind(), Some(PointDigest::Xxh3));
+        h.point_digest = Some("blake9-64".into());
+        assert_eq!(h.point_digest_kind(), None);
+        for k in PointDigest::KNOWN {
+            assert_eq!(PointDigest::from_name(k.name()), Some(k));
+        }
     }
 }

@@ -48,16 +48,24 @@ pub use pipeline::ZSTD_LEVEL;
 pub use reader::{read_header, ReadAhead, TraceReader};
 pub use writer::{keep, rewrite_header, TraceWriter};
 
-/// The trace format version this build writes and reads (`format_version` in
-/// `header.json`).
+/// The trace format version this build writes (`format_version` in
+/// `header.json`); it reads [`OLDEST_FORMAT_VERSION`] to this.
 ///
 /// Compatibility rule (docs/trace-format.md): a reader accepts only the
 /// versions it knows and rejects any other with [`Error::VersionMismatch`],
 /// which names the version and the cargo-rrtest that wrote the trace. Any
-/// change a version-1 reader would misread (a header field's meaning, a
+/// change an older reader would misread (a header field's meaning, a
 /// record layout, a new record tag) needs a new version; fields added to
 /// `header.json` with a default are compatible.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version 2: execution-point digests are XXH3-64, said by the header's
+/// `point_digest` (version 1: SHA-256, and no such field). A version 1
+/// reader would check them as SHA-256 and report every point as a
+/// divergence, so it must refuse them instead.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest trace format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// The header's file name in a trace directory.
 pub const HEADER_FILE: &str = "header.json";
@@ -70,7 +78,7 @@ pub const FILES_DIR: &str = "files";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The trace was written by an incompatible version.
-    #[error("trace {path} has format version {found}, but this cargo-rrtest ({ours}) reads version {expected}; replay it with cargo-rrtest {writer} (the version that recorded it)")]
+    #[error("trace {path} has format version {found}, but this cargo-rrtest ({ours}) reads versions {OLDEST_FORMAT_VERSION} to {expected}; replay it with cargo-rrtest {writer} (the version that recorded it)")]
     VersionMismatch {
         /// The trace.
         path: String,
@@ -80,6 +88,17 @@ pub enum Error {
         expected: u32,
         /// Our tool version.
         ours: String,
+        /// The recorder version named in the trace.
+        writer: String,
+    },
+    /// The trace's execution points carry a digest this build cannot
+    /// compute (a newer recorder's), so replay could not confirm them.
+    #[error("trace {path} checks its execution points with the digest \"{found}\", which this cargo-rrtest ({ours}) does not know (it knows {known}); replay it with cargo-rrtest {writer} (the version that recorded it)", ours = env!("CARGO_PKG_VERSION"), known = PointDigest::KNOWN.map(|k| k.name()).join(", "))]
+    UnknownDigest {
+        /// The trace.
+        path: String,
+        /// The digest's name in the header.
+        found: String,
         /// The recorder version named in the trace.
         writer: String,
     },

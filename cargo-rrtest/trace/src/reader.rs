@@ -25,7 +25,7 @@ use std::sync::Arc;
 use super::event::{Event, FileId, SyscallEvent, SyscallExtra};
 use super::header::Header;
 use super::stream::{StreamError, StreamReader};
-use super::{Error, EVENTS_FILE, FILES_DIR, FORMAT_VERSION, HEADER_FILE};
+use super::{Error, EVENTS_FILE, FILES_DIR, FORMAT_VERSION, HEADER_FILE, OLDEST_FORMAT_VERSION};
 
 /// `header.json` larger than this is not a header. A real one is a few
 /// kilobytes, plus about 50 bytes per execution point a verification
@@ -134,7 +134,7 @@ pub fn read_header(dir: &Path) -> Result<Header, Error> {
         .get("format_version")
         .and_then(|v| v.as_u64())
         .ok_or_else(|| corrupt(0, "no numeric \"format_version\" field".into()))?;
-    if version != u64::from(FORMAT_VERSION) {
+    if !(u64::from(OLDEST_FORMAT_VERSION)..=u64::from(FORMAT_VERSION)).contains(&version) {
         let writer = obj
             .get("recorder_version")
             .and_then(|v| v.as_str())
@@ -148,12 +148,15 @@ pub fn read_header(dir: &Path) -> Result<Header, Error> {
             writer,
         });
     }
-    let header = serde_json::from_value::<Header>(value).map_err(|e| {
-        corrupt(
-            0,
-            format!("not a version {FORMAT_VERSION} trace header: {e}"),
-        )
-    })?;
+    let header = serde_json::from_value::<Header>(value)
+        .map_err(|e| corrupt(0, format!("not a version {version} trace header: {e}")))?;
+    if header.point_digest_kind().is_none() {
+        return Err(Error::UnknownDigest {
+            path: dir.display().to_string(),
+            found: header.point_digest.clone().unwrap_or_default(),
+            writer: header.recorder_version.clone(),
+        });
+    }
     // Names of `files/` entries: a path (`../../bin/sh`) would make replay
     // run a file from outside the trace.
     let loaders = header.loaders.iter().enumerate().flat_map(|(i, l)| {
@@ -549,6 +552,15 @@ fn same_error(e: &Error) -> Error {
             found: *found,
             expected: *expected,
             ours: ours.clone(),
+            writer: writer.clone(),
+        },
+        Error::UnknownDigest {
+            path,
+            found,
+            writer,
+        } => Error::UnknownDigest {
+            path: path.clone(),
+            found: found.clone(),
             writer: writer.clone(),
         },
         Error::Corrupt {

@@ -77,8 +77,8 @@ use rrtest_sys::spawn::{spawn, SpawnSpec};
 use rrtest_sys::{cpu, seccomp};
 use rrtest_syscalls::Call;
 use rrtest_trace::{
-    Event, ExecEvent, ExitStatus, Header, Outcome, SignalEvent, SignalKind, Stats, Tid,
-    TraceWriter, FORMAT_VERSION,
+    Event, ExecEvent, ExitStatus, Header, Outcome, PointDigest, SignalEvent, SignalKind, Stats,
+    Tid, TraceWriter, FORMAT_VERSION,
 };
 use schedule::{DefaultPolicy, Scheduler, TICK};
 use syscallbuf::Desched;
@@ -326,6 +326,24 @@ fn cstring(s: &std::ffi::OsStr) -> CString {
     .expect("NULs were removed")
 }
 
+/// The digest kind of a new recording's execution points: the current
+/// one, unless `RRTEST_POINT_DIGEST` names another (`sha256` records a
+/// version 1 trace as older recorders did, so that tests can check that
+/// such traces still replay; not meant for users).
+fn point_digest_to_record() -> PointDigest {
+    match std::env::var("RRTEST_POINT_DIGEST") {
+        Ok(name) => PointDigest::from_name(&name).unwrap_or_else(|| {
+            warn!(
+                name,
+                "RRTEST_POINT_DIGEST names no digest this cargo-rrtest knows: recording with {}",
+                PointDigest::CURRENT.name()
+            );
+            PointDigest::CURRENT
+        }),
+        Err(_) => PointDigest::CURRENT,
+    }
+}
+
 /// Records `opts.program` into `opts.trace_dir`.
 pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     let env = match opts.syscallbuf.then(|| with_preload(&opts.env)) {
@@ -347,8 +365,15 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     if let Err(e) = &bound_self {
         warn!(error = %e, "could not bind the recorder to one CPU");
     }
+    let digest = point_digest_to_record();
     let header = Header {
-        format_version: FORMAT_VERSION,
+        // SHA-256 digests: a version 1 trace, exactly as older recorders
+        // wrote it (no `point_digest`).
+        format_version: if digest == PointDigest::Sha256 {
+            1
+        } else {
+            FORMAT_VERSION
+        },
         recorder_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_version: rrtest_abi::PROTOCOL_VERSION,
         argv: opts
@@ -388,11 +413,15 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             decisions: 0,
             digest: String::new(),
         }),
+        point_digest: (digest != PointDigest::Sha256).then(|| digest.name().to_owned()),
         outcome: None,
         unreplayable: Vec::new(),
         stats: Stats::default(),
         verification: None,
     };
+    // This thread reads the program's execution points: with the kind the
+    // header names (a replay of an older trace on it may have set another).
+    crate::tracee::set_point_digest(digest);
     let mut writer = if opts.discard_if_passed {
         TraceWriter::create_deferred(&opts.trace_dir, header)?
     } else {

@@ -55,6 +55,10 @@ pub(super) struct SpinProbe {
     /// The records in the thread's syscall buffer when the probe began
     /// (None: it has no buffer).
     committed: Option<u32>,
+    /// The first pass's digest ranges (`tracee::ranges_token`): the passes
+    /// after it read the same memory without reading the maps again (no
+    /// syscall comes between passes: one ends the probe, or starts it anew).
+    maps: u64,
 }
 
 /// What a pass through a probed address shows (see [`SpinProbe::pass`]).
@@ -72,7 +76,11 @@ impl SpinProbe {
     fn new(first: &rrtest_trace::ExecPoint, committed: Option<u32>) -> Self {
         let mut states = [None; PROBE_STATES];
         states[0] = Some((first.regs, Some(first.digest)));
-        SpinProbe { states, committed }
+        SpinProbe {
+            states,
+            committed,
+            maps: crate::tracee::ranges_token(),
+        }
     }
 
     /// A pass in registers `regs`; `digest` reads the state's digest (only
@@ -375,9 +383,10 @@ impl Session {
                 exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
             probe = SpinProbe::new(&here, committed);
         } else {
+            let maps = probe.maps;
             let pass = probe.pass(&crate::tracee::point_regs(regs), || {
-                let here =
-                    exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
+                let here = crate::tracee::exec_point_again(tid, regs, maps)
+                    .map_err(ptrace_err("reading an execution point", tid))?;
                 point = Some(here);
                 Ok::<_, Error>(here.digest)
             })?;

@@ -145,6 +145,11 @@ struct Session {
     /// The debugger's state, when a [`crate::replayer::Debugger`] drives
     /// this session (`debugger.rs`).
     debug: Option<Box<debugger::DebugCtl>>,
+    /// The digest of the trace's execution points (its header's
+    /// `point_digest`): what `tracee::exec_point` computes on this thread
+    /// while the session replays (set again at each event, for a thread
+    /// that drives more than one replay).
+    point_digest: rrtest_trace::PointDigest,
 }
 
 impl Drop for Session {
@@ -195,6 +200,7 @@ impl Session {
             None => self.read_next()?,
         };
         trace!(index = self.index, ?ev, "replay");
+        crate::tracee::set_point_digest(self.point_digest);
         self.watchdog.index.store(self.index, Ordering::SeqCst);
         let stepped = self.watched(|s| s.step(ev));
         if self.watchdog.fired.load(Ordering::SeqCst) {

@@ -24,7 +24,7 @@ use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::spawn::{spawn, SpawnSpec};
 use rrtest_sys::{seccomp, RemoteMem};
 use rrtest_syscalls as syscalls;
-use rrtest_trace::{Event, ExecEvent, ExitStatus, Tid, TraceReader};
+use rrtest_trace::{Event, ExecEvent, ExitStatus, PointDigest, Tid, TraceReader};
 
 impl Session {
     /// Spawns the program of the trace in `opts.trace_dir` and replays its
@@ -125,7 +125,10 @@ impl Session {
             gate_stop_ip: gate::routine().1,
             upcoming: None,
             debug: None,
+            // Checked when the trace was opened: a kind this build knows.
+            point_digest: header.point_digest_kind().unwrap_or(PointDigest::Sha256),
         };
+        crate::tracee::set_point_digest(session.point_digest);
         session.tasks.insert(
             exec.tid,
             Task {

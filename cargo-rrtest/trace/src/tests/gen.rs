@@ -337,6 +337,7 @@ pub fn header() -> Header {
         initial_ignored: None,
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
+        point_digest: None,
         outcome: None,
         unreplayable: vec![],
         stats: Stats::default(),

@@ -56,6 +56,7 @@ fn golden_header() -> Header {
         initial_ignored: None,
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
+        point_digest: None,
         outcome: Some(Outcome::Exited { code: 101 }),
         unreplayable: vec!["syscall 451 (unknown)".into()],
         stats: Stats {

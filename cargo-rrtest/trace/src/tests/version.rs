@@ -13,14 +13,15 @@ fn write_header(dir: &Path, json: &str) {
 }
 
 #[test]
-fn a_version_2_header_is_a_version_mismatch_naming_the_recorder() {
+fn a_newer_version_header_is_a_version_mismatch_naming_the_recorder() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("t");
+    let newer = FORMAT_VERSION + 1;
     let mut h = serde_json::to_value(header()).expect("json");
-    h["format_version"] = 2.into();
+    h["format_version"] = newer.into();
     h["recorder_version"] = "9.9.9".into();
     write_header(&dir, &h.to_string());
-    let err = TraceReader::open(&dir).expect_err("version 2");
+    let err = TraceReader::open(&dir).expect_err("a newer version");
     match &err {
         Error::VersionMismatch {
             found,
@@ -28,17 +29,61 @@ fn a_version_2_header_is_a_version_mismatch_naming_the_recorder() {
             writer,
             ..
         } => {
-            assert_eq!((*found, *expected), (2, FORMAT_VERSION));
+            assert_eq!((*found, *expected), (newer, FORMAT_VERSION));
             assert_eq!(writer, "9.9.9");
         }
         other => panic!("{other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("format version 2"), "{msg}");
-    assert!(msg.contains("reads version 1"), "{msg}");
+    assert!(msg.contains(&format!("format version {newer}")), "{msg}");
+    assert!(
+        msg.contains(&format!("reads versions 1 to {FORMAT_VERSION}")),
+        "{msg}"
+    );
     assert!(msg.contains("cargo-rrtest 9.9.9"), "{msg}");
     assert!(msg.contains(env!("CARGO_PKG_VERSION")), "{msg}");
     // The command layer maps it to BAD_TRACE: cargo-rrtest's errors.rs.
+}
+
+/// A version 1 trace (SHA-256 point digests, no `point_digest` field)
+/// still opens, and says SHA-256; a trace naming a digest this build does
+/// not know is refused, naming it and the recorder to use.
+#[test]
+fn version_1_traces_open_and_unknown_digests_are_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("t");
+    let mut h = header();
+    h.format_version = 1;
+    h.point_digest = None;
+    TraceWriter::create(&dir, h)
+        .expect("create")
+        .finish()
+        .expect("finish");
+    let read = TraceReader::open(&dir).expect("a version 1 trace opens");
+    assert_eq!(read.header().format_version, 1);
+    assert_eq!(
+        read.header().point_digest_kind(),
+        Some(crate::PointDigest::Sha256)
+    );
+    drop(read);
+
+    let path = dir.join("header.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    json["format_version"] = FORMAT_VERSION.into();
+    json["point_digest"] = "blake9-64".into();
+    json["recorder_version"] = "9.9.9".into();
+    std::fs::write(&path, json.to_string()).expect("write");
+    let err = TraceReader::open(&dir).expect_err("an unknown digest");
+    assert!(
+        matches!(&err, Error::UnknownDigest { found, .. } if found == "blake9-64"),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("\"blake9-64\""), "{msg}");
+    assert!(msg.contains("sha256, xxh3-64"), "{msg}");
+    assert!(msg.contains("cargo-rrtest 9.9.9"), "{msg}");
+    assert!(crate::read_header(&dir).is_err());
 }
 
 #[test]
