@@ -78,6 +78,9 @@ pub fn trials() -> Vec<Trial> {
         same_seed_same_decisions()
     }));
     trials.push(Trial::test("chaos::flags_and_header", flags_and_header));
+    trials.push(Trial::test("chaos::steps_keep_a_blocked_sigtrap", || {
+        steps_keep_a_blocked_sigtrap()
+    }));
     trials.push(Trial::test("chaos::harness_seeds_in_report", || {
         harness_seeds_in_report()
     }));
@@ -268,6 +271,33 @@ fn same_seed_same_decisions() -> Result<(), Failed> {
     let five = decisions(&dir, &exe, 5, 5)?;
     let six = decisions(&dir, &exe, 6, 1)?;
     check!(five.0 != six.0, "seeds 5 and 6 made the same decisions");
+    dir.finish();
+    Ok(())
+}
+
+/// Regression (`rust_spawn_threads --chaos --seed 1` did not verify): a
+/// chaos step's trap, or a breakpoint's, in a thread that blocks SIGTRAP
+/// made the kernel unblock it, and the program saw its mask change (there:
+/// posix_spawn's child wrote it into memory replay then differed in).
+/// `masked_steps` computes with every signal blocked and checks its mask:
+/// recorded under three seeds, it ends with status 0, says the mask held,
+/// and verifies. Before the fix every seed failed (exit 1, unverified).
+fn steps_keep_a_blocked_sigtrap() -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie("masked_steps"))?;
+    let dir = TrialDir::new("chaos::steps_keep_a_blocked_sigtrap")?;
+    for seed in ["1", "2", "3"] {
+        let trace = dir.path.join(format!("seed-{seed}"));
+        let rec = record(&exe, &[], &trace, &["--chaos", "--seed", seed])?;
+        rec.expect_code(0)
+            .map_err(|e| format!("seed {seed}: {}", e.message().unwrap_or("")))?;
+        check!(
+            rec.stdout_text().contains("the mask held\nEXIT-SUCCESS\n"),
+            "seed {seed}: the program saw its mask change\n{}",
+            rec.describe()
+        );
+        crate::recorder::expect_verified(&trace)
+            .map_err(|e| format!("seed {seed}: {}", e.message().unwrap_or("")))?;
+    }
     dir.finish();
     Ok(())
 }

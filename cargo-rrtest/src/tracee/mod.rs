@@ -8,6 +8,7 @@
 pub mod host;
 pub mod interp;
 pub mod syscallbuf;
+pub mod trap_mask;
 
 #[cfg(test)]
 mod patch_exec_tests;
