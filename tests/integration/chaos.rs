@@ -78,6 +78,13 @@ pub fn trials() -> Vec<Trial> {
         same_seed_same_decisions()
     }));
     trials.push(Trial::test("chaos::flags_and_header", flags_and_header));
+    trials.push(Trial::test("chaos::steps_keep_a_blocked_sigtrap", || {
+        steps_keep_a_blocked_sigtrap()
+    }));
+    trials.push(Trial::test(
+        "chaos::switch_after_a_syscall_that_does_not_block",
+        switch_after_a_syscall_that_does_not_block,
+    ));
     trials.push(Trial::test("chaos::harness_seeds_in_report", || {
         harness_seeds_in_report()
     }));
@@ -268,6 +275,59 @@ fn same_seed_same_decisions() -> Result<(), Failed> {
     let five = decisions(&dir, &exe, 5, 5)?;
     let six = decisions(&dir, &exe, 6, 1)?;
     check!(five.0 != six.0, "seeds 5 and 6 made the same decisions");
+    dir.finish();
+    Ok(())
+}
+
+/// Regression (`rust_spawn_threads --chaos --seed 1` did not verify): a
+/// chaos step's trap, or a breakpoint's, in a thread that blocks SIGTRAP
+/// made the kernel unblock it, and the program saw its mask change (there:
+/// posix_spawn's child wrote it into memory replay then differed in).
+/// `masked_steps` computes with every signal blocked and checks its mask:
+/// recorded under three seeds, it ends with status 0, says the mask held,
+/// and verifies. Before the fix every seed failed (exit 1, unverified).
+fn steps_keep_a_blocked_sigtrap() -> Result<(), Failed> {
+    verified_at_seeds(
+        "chaos::steps_keep_a_blocked_sigtrap",
+        "masked_steps",
+        "the mask held\nEXIT-SUCCESS\n",
+    )
+}
+
+/// Regression (`rust_spawn_threads --chaos --seed 1`, once the above was
+/// fixed, diverged later): a chaos switch at a syscall that does not block
+/// split it, the kernel wrote its output while another thread ran and was
+/// preempted (an execution point hashing that memory), and replay applies
+/// the write at the syscall's exit event, after the point. `sigmask_reads`
+/// reads its mask into .bss 200 times while another thread computes:
+/// before the fix seeds 1 to 3 did not verify; now the switch is made at
+/// the syscall's exit and each verifies.
+fn switch_after_a_syscall_that_does_not_block() -> Result<(), Failed> {
+    verified_at_seeds(
+        "chaos::switch_after_a_syscall_that_does_not_block",
+        "sigmask_reads",
+        "200 mask reads\nEXIT-SUCCESS\n",
+    )
+}
+
+/// The C fixture `fixture` recorded with --chaos at seeds 1 to 3: each
+/// ends with status 0, prints `want`, and verifies.
+fn verified_at_seeds(trial: &str, fixture: &'static str, want: &str) -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie(fixture))?;
+    let dir = TrialDir::new(trial)?;
+    for seed in ["1", "2", "3"] {
+        let trace = dir.path.join(format!("seed-{seed}"));
+        let rec = record(&exe, &[], &trace, &["--chaos", "--seed", seed])?;
+        rec.expect_code(0)
+            .map_err(|e| format!("seed {seed}: {}", e.message().unwrap_or("")))?;
+        check!(
+            rec.stdout_text().contains(want),
+            "seed {seed}: no {want:?}\n{}",
+            rec.describe()
+        );
+        crate::recorder::expect_verified(&trace)
+            .map_err(|e| format!("seed {seed}: {}", e.message().unwrap_or("")))?;
+    }
     dir.finish();
     Ok(())
 }

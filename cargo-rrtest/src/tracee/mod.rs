@@ -9,6 +9,7 @@ pub mod filter_site;
 pub mod host;
 pub mod interp;
 pub mod syscallbuf;
+pub mod trap_mask;
 
 #[cfg(test)]
 mod patch_exec_tests;

@@ -131,6 +131,12 @@ struct Entered {
     output: Option<i32>,
     /// The instruction pointer at the entry (right after the `syscall`).
     ip: u64,
+    /// The scheduler switches at this syscall, which does not block: at
+    /// its exit, so that its effects are in memory by its event (split at
+    /// the entry, it ran in the kernel while others ran, and another
+    /// thread's execution point could hash memory it wrote before its
+    /// `SyscallExit`, which replay applies only there).
+    switch_after: bool,
 }
 
 #[derive(Debug)]

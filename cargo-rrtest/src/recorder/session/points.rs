@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
 use super::schedule::Steps;
+use super::steps::{blocks_trap, reblock_trap};
 use super::{ptrace_err, Error, Pending, Session};
 use crate::tracee::exec_point;
 use crate::tracee::syscallbuf;
@@ -154,6 +155,10 @@ pub(super) struct Seek {
     kind: SeekKind,
     /// When to give up and act wherever the thread is.
     pub(super) deadline: Instant,
+    /// Whether the thread blocked SIGTRAP when the breakpoint was armed:
+    /// the hit's trap unblocks it, and the hit blocks it again
+    /// (`tracee::trap_mask`).
+    pub(super) trap_blocked: bool,
 }
 
 // A probe's states make `Probe` the large variant (about 700 bytes): one
@@ -204,6 +209,7 @@ impl Seek {
                 cpu_from,
             },
             deadline,
+            trap_blocked: false,
         }
     }
 
@@ -216,6 +222,15 @@ impl Seek {
             // A backstop only (the CPU time decides): a thread that cannot
             // be read.
             deadline: Instant::now() + RESUME_WALL,
+            trap_blocked: false,
+        }
+    }
+
+    /// The seek with [`Seek::trap_blocked`] set to `blocked`.
+    pub(super) fn trap_blocked(self, blocked: bool) -> Self {
+        Seek {
+            trap_blocked: blocked,
+            ..self
         }
     }
 
@@ -342,6 +357,7 @@ impl Session {
             target: regs.rip,
             kind: SeekKind::Probe(SpinProbe::new(&first, committed)),
             deadline: Instant::now() + PROBE_LIMIT,
+            trap_blocked: false,
         });
         // The breakpoint would fire at once on the current instruction:
         // step over it first.
@@ -410,6 +426,9 @@ impl Session {
 
     /// A thread searching for a cheap execution point stopped at its breakpoint.
     pub(super) fn seek_hit(&mut self, tid: Tid, regs: &Regs, seek: Seek) -> Result<(), Error> {
+        if seek.trap_blocked {
+            reblock_trap(tid)?;
+        }
         let found = match seek.kind {
             SeekKind::Resume { left, .. } => {
                 // Back in the program from the buffer code: the slice's
@@ -483,6 +502,7 @@ impl Session {
                         target,
                         kind: SeekKind::Return { rsp: regs.rsp },
                         deadline: Instant::now() + SEEK_LIMIT,
+                        trap_blocked: false,
                     });
                     return self.step_then_continue(tid, target);
                 }
@@ -557,16 +577,23 @@ impl Session {
     }
 
     /// Steps one instruction with the breakpoint off, re-arms it at
-    /// `target`, and lets the thread run.
+    /// `target`, and lets the thread run. The step's trap and the
+    /// breakpoint's leave a blocked SIGTRAP blocked (`tracee::trap_mask`).
     pub(super) fn step_then_continue(&mut self, tid: Tid, target: u64) -> Result<(), Error> {
         ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+        let trap_blocked = blocks_trap(tid)?;
         loop {
             ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
             match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
                 WaitEvent::Signal {
                     signo: libc::SIGTRAP,
                     ..
-                } => break,
+                } => {
+                    if trap_blocked {
+                        reblock_trap(tid)?;
+                    }
+                    break;
+                }
                 // The instruction was a syscall: handle its entry as usual
                 // (the search ends there).
                 WaitEvent::Event {
@@ -601,6 +628,9 @@ impl Session {
         }
         ptrace::exec_breakpoint(tid, Some(target))
             .map_err(ptrace_err("setting a breakpoint", tid))?;
+        if let Some(seek) = self.tasks.get_mut(&tid).and_then(|t| t.seeking.as_mut()) {
+            seek.trap_blocked = trap_blocked;
+        }
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 }

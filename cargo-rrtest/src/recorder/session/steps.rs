@@ -59,6 +59,9 @@ impl Session {
         // point at the ip a thread resumes at is found by replay's counted
         // breakpoint one pass late (the resume skips the breakpoint there).
         let start_ip = regs.rip;
+        // The mask stays as it is while stepping (the steps end at any
+        // syscall or signal), but for what each step's trap does to it.
+        let trap_blocked = blocks_trap(tid)?;
         let pid = self.tasks.get(&tid).map_or(tid, |t| t.pid);
         let mut sampled: Vec<u64> = Vec::new();
         let mut in_buffer_steps = 0;
@@ -103,11 +106,16 @@ impl Session {
                 WaitEvent::Signal {
                     signo: libc::SIGTRAP,
                     ..
-                } => match leak {
-                    Some(FlagLeak::Pushf) => self.clear_pushed_trap_flag(tid)?,
-                    Some(FlagLeak::Syscall) => self.clear_trap_flag_in_r11(tid)?,
-                    None => {}
-                },
+                } => {
+                    if trap_blocked {
+                        reblock_trap(tid)?;
+                    }
+                    match leak {
+                        Some(FlagLeak::Pushf) => self.clear_pushed_trap_flag(tid)?,
+                        Some(FlagLeak::Syscall) => self.clear_trap_flag_in_r11(tid)?,
+                        None => {}
+                    }
+                }
                 // A trapped rdtsc: emulated, which completes the step.
                 WaitEvent::Signal {
                     signo: libc::SIGSEGV,
@@ -318,8 +326,9 @@ impl Session {
     fn run_to(&mut self, tid: Tid, target: u64, left: Steps) -> Result<(), Error> {
         ptrace::exec_breakpoint(tid, Some(target))
             .map_err(ptrace_err("setting a breakpoint", tid))?;
+        let seek = Seek::resume(target, left, super::schedule::cpu_time(tid));
         self.tasks.get_mut(&tid).expect("task exists").seeking =
-            Some(Seek::resume(target, left, super::schedule::cpu_time(tid)));
+            Some(seek.trap_blocked(blocks_trap(tid)?));
         self.let_run(tid)
     }
 
@@ -328,6 +337,18 @@ impl Session {
         self.sched.restart_slice();
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
+}
+
+/// Whether stopped thread `tid` blocks SIGTRAP, which a trap of ours
+/// would unblock (`tracee::trap_mask`).
+pub(super) fn blocks_trap(tid: Tid) -> Result<bool, Error> {
+    crate::tracee::trap_mask::blocks_trap(tid).map_err(ptrace_err("PTRACE_GETSIGMASK", tid))
+}
+
+/// At a trap of ours in `tid`, which blocked SIGTRAP before it: blocks it
+/// again (`tracee::trap_mask`).
+pub(super) fn reblock_trap(tid: Tid) -> Result<(), Error> {
+    crate::tracee::trap_mask::reblock_trap(tid).map_err(ptrace_err("PTRACE_SETSIGMASK", tid))
 }
 
 /// An instruction that lets the program see the trap flag of stepping.

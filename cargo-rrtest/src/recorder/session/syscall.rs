@@ -188,6 +188,7 @@ impl Session {
                             forced_ret: None,
                             output: None,
                             ip: regs.rip,
+                            switch_after: false,
                         },
                         split: true,
                     };
@@ -218,11 +219,12 @@ impl Session {
         // exec event, so a vfork parent the exec releases cannot run (and
         // write its syscall's exit) before the exec is in the trace.
         let output = self.outputs.target(tid, nr, &args);
-        let split = action == Some(ReplayAction::Clone)
-            || (action != Some(ReplayAction::Execve)
-                && output.is_none()
-                && others
-                && (yield_now || desc.map(|d| d.may_block).unwrap_or(true)));
+        let splittable = action != Some(ReplayAction::Execve) && output.is_none() && others;
+        let may_block = desc.map(|d| d.may_block).unwrap_or(true);
+        let split = action == Some(ReplayAction::Clone) || (splittable && may_block);
+        // A switch at a syscall that does not block happens at its exit
+        // (`Entered::switch_after`), not by splitting it.
+        let switch_after = splittable && yield_now && !split;
         if split {
             self.sched.split();
             self.emit(Event::SyscallEntry { tid, nr, args })?;
@@ -242,10 +244,11 @@ impl Session {
             forced_ret,
             output,
             ip: regs.rip,
+            switch_after,
         };
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::InSyscall { entered, split };
-        task.steps_left = steps_left.filter(|_| !split);
+        task.steps_left = steps_left.filter(|_| !split && !switch_after);
         ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
     }
 
@@ -272,6 +275,7 @@ impl Session {
             args,
             forced_ret,
             output,
+            switch_after,
             ..
         } = entered;
         let regs = self.finish_syscall_regs(tid, forced_ret)?;
@@ -292,6 +296,15 @@ impl Session {
         }))?;
         if self.step_over_syscall_done(tid) {
             // A tracee stepped over it: it stops for its tracer.
+            return Ok(());
+        }
+        if switch_after && self.others_ready(tid) {
+            // The scheduler's switch at this syscall: here, its effects
+            // and its event done.
+            let task = self.tasks.get_mut(&tid).expect("task exists");
+            task.set_ready(Pending::Nothing);
+            task.resumed_at = None;
+            self.current = None;
             return Ok(());
         }
         let task = self.tasks.get_mut(&tid).expect("task exists");

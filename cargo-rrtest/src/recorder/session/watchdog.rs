@@ -127,6 +127,7 @@ mod tests {
                 forced_ret: None,
                 output: None,
                 ip: 0,
+                switch_after: false,
             },
             split: true,
         }

@@ -42,13 +42,31 @@ impl Session {
         }
         self.point_breakpoint(real, Some(point.ip))
             .map_err(perr("setting a breakpoint", real))?;
+        // Each pass's trap unblocks a blocked SIGTRAP, which the recorder
+        // did not let happen either: blocked again at each pass (the mask
+        // cannot change between passes: a traced syscall would be an event
+        // before the point).
+        let trap_blocked =
+            crate::tracee::trap_mask::blocks_trap(real).map_err(perr("PTRACE_GETSIGMASK", real))?;
         let mut hits = 0u64;
+        // Passes in the point's registers whose memory differed: the
+        // divergence names them (the state replay got wrong is in memory).
+        let mut other_memory = 0u64;
         loop {
             let (real, ev) = self.resume_to_stop(tid, Some(libc::SIGTRAP))?;
             let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            if trap_blocked && trapped_at(&ev, &regs, point.ip) {
+                crate::tracee::trap_mask::reblock_trap(real)
+                    .map_err(perr("PTRACE_SETSIGMASK", real))?;
+            }
             if !trapped_at(&ev, &regs, point.ip) {
                 let _ = self.point_breakpoint(real, None);
-                let seen = self.describe_stop(real, &ev);
+                let mut seen = self.describe_stop(real, &ev);
+                if hits > 0 {
+                    seen.push_str(&format!(
+                        " after {hits} passes through the ip ({other_memory} in the point's registers with another memory digest)"
+                    ));
+                }
                 return Err(self.diverged(
                     tid,
                     "execution point",
@@ -57,12 +75,30 @@ impl Session {
                 ));
             }
             trace!(tid, hits, regs = ?crate::tracee::point_regs(&regs), "a pass through the point's ip");
-            if crate::tracee::point_regs(&regs) == point.regs
-                && self.buffered_drained(tid)
-                && crate::tracee::exec_point(real, &regs)
-                    .map_err(perr("reading an execution point", real))?
-                    == *point
-            {
+            let regs_equal = crate::tracee::point_regs(&regs) == point.regs;
+            let drained = regs_equal && self.buffered_drained(tid);
+            let digest = if drained {
+                Some(
+                    crate::tracee::state_digest(real, regs.rsp)
+                        .map_err(perr("reading an execution point", real))?,
+                )
+            } else {
+                None
+            };
+            if regs_equal {
+                trace!(
+                    tid,
+                    hits,
+                    drained,
+                    ?digest,
+                    recorded = point.digest,
+                    "a pass in the point's registers"
+                );
+            }
+            if digest.is_some_and(|d| d != point.digest) {
+                other_memory += 1;
+            }
+            if digest == Some(point.digest) {
                 self.point_breakpoint(real, None)
                     .map_err(perr("clearing a breakpoint", real))?;
                 self.set_state(tid, State::Idle { deliver: 0 });
