@@ -657,10 +657,15 @@ fn schedule_line(st: &ScheduleStats) -> String {
         .saturating_mul(1000)
         .checked_div(st.wall_ms)
         .unwrap_or(0);
+    let resent = if st.interrupts_resent > 0 {
+        format!(", interrupts sent again {}", st.interrupts_resent)
+    } else {
+        String::new()
+    };
     format!(
         "wall {} ms (idle {} ms), stops {} ({per_s}/s), switches {} ({} at sched_yield), \
          slices expired {} ({} spins cut short), bail requests {}, \
-         points {} spin / {} return / {} anywhere, ticks {}",
+         points {} spin / {} return / {} anywhere, ticks {}{resent}",
         st.wall_ms,
         st.idle_ms,
         st.stops,
@@ -873,7 +878,8 @@ mod tests {
                 "schedule": {
                     "wall_ms": 0, "idle_ms": 0, "stops": 0, "switches": 0, "yields": 0,
                     "slices_expired": 0, "spins_cut": 0, "bail_requests": 0,
-                    "points_spin": 0, "points_return": 0, "points_anywhere": 0, "ticks": 0
+                    "points_spin": 0, "points_return": 0, "points_anywhere": 0, "ticks": 0,
+                    "interrupts_resent": 0
                 }
             })
         );
@@ -909,12 +915,22 @@ mod tests {
             points_return: 2,
             points_anywhere: 1,
             ticks: 1900,
+            interrupts_resent: 0,
         };
         assert_eq!(
             schedule_line(&st),
             "wall 2000 ms (idle 150 ms), stops 9000 (4500/s), switches 300 (20 at sched_yield), \
              slices expired 7 (5 spins cut short), bail requests 6, \
              points 4 spin / 2 return / 1 anywhere, ticks 1900"
+        );
+        let resent = ScheduleStats {
+            interrupts_resent: 3,
+            ..st
+        };
+        assert!(
+            schedule_line(&resent).ends_with("ticks 1900, interrupts sent again 3"),
+            "{}",
+            schedule_line(&resent)
         );
         // The sample trace has no schedule counters (as traces before them).
         let tmp = tempfile::tempdir().expect("tempdir");

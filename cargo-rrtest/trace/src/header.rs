@@ -320,6 +320,9 @@ pub struct ScheduleStats {
     pub points_anywhere: u64,
     /// Timer ticks the recorder took (each wakes it on the program's CPU).
     pub ticks: u64,
+    /// Interrupts sent again because their stop did not come (another
+    /// stop of the thread swallowed the first).
+    pub interrupts_resent: u64,
 }
 
 impl ScheduleStats {

@@ -162,6 +162,10 @@ struct Task {
     steps_left: Option<schedule::Steps>,
     /// A `PTRACE_INTERRUPT` was sent; its stop has not been seen.
     interrupt_requested: bool,
+    /// Since when a tick has found [`Task::interrupt_requested`] set with
+    /// the thread running: past [`schedule::INTERRUPT_RESEND`] the
+    /// interrupt is sent again (another stop can swallow it).
+    interrupt_outstanding: Option<Instant>,
     /// It was interrupted because it made no syscall for a while as others
     /// waited ([`schedule::SPIN_SLICE`]): it is preempted only if it spins
     /// (the probe for a spin loop finds one); else its search for a point
@@ -230,6 +234,7 @@ impl Task {
             seeking: None,
             steps_left: None,
             interrupt_requested: false,
+            interrupt_outstanding: None,
             spin_check: false,
             spun: false,
             bail_requested: None,

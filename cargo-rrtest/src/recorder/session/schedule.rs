@@ -81,6 +81,20 @@ const SPIN_SLICE_AGAIN: Duration = Duration::from_micros(200);
 /// ticks; only while a known spinner runs).
 const SPIN_TICK: Duration = Duration::from_micros(100);
 
+/// How long a `PTRACE_INTERRUPT` of the running thread may go without its
+/// stop before it is sent again. Any ptrace stop the thread makes between
+/// the request and the interrupt's taking effect (the seccomp stop of a
+/// syscall it was entering, say) clears the kernel's pending stop trap, so
+/// that interrupt's own stop never comes; the recorder cannot tell that
+/// from an interrupt whose stop is still on its way (one sent while the
+/// thread sat in such a stop stays pending), and waited for ever: a thread
+/// whose interrupt was swallowed at a syscall, then blocked in a buffered
+/// read of a child's pipe, kept that child from running (the recording
+/// stalled: 2 of 5 recordings of `rust_spawn_threads` on a loaded
+/// machine). Sent again, it stops the thread either way; a stop that then
+/// comes twice is a moot one, which is let go on.
+pub(super) const INTERRUPT_RESEND: Duration = Duration::from_millis(20);
+
 /// Where a thread's slice ends, short of its time slice (see
 /// [`SchedulePolicy::steps`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -593,7 +607,18 @@ impl Session {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
         };
-        if task.state != State::Running || task.interrupt_requested {
+        if task.state == State::Running && task.interrupt_requested {
+            let since = *task.interrupt_outstanding.get_or_insert_with(Instant::now);
+            if since.elapsed() >= INTERRUPT_RESEND {
+                debug!(tid, "no stop for the interrupt: sending it again");
+                self.stats.schedule.interrupts_resent += 1;
+                task.interrupt_outstanding = Some(Instant::now());
+                return ptrace::interrupt(tid).map_err(ptrace_err("PTRACE_INTERRUPT", tid));
+            }
+            return Ok(());
+        }
+        task.interrupt_outstanding = None;
+        if task.state != State::Running {
             return Ok(());
         }
         if let Some(seek) = task.seeking {
