@@ -12,7 +12,10 @@
 //! - `breadth::maps::shared_mappings::no_syscallbuf`: the same with the
 //!   syscall buffer off (every write traced from the start);
 //! - `breadth::maps::other_process_mem::refused`: a write through
-//!   `/proc/CHILD/mem` into another process is refused by name.
+//!   `/proc/CHILD/mem` into another process is refused by name;
+//! - `breadth::maps::unmirrored_change::reported`: a change of a
+//!   shared-mapped file the recorder does not mirror is a divergence the
+//!   verification replay names, not a silent one.
 
 use libtest_mimic::{Failed, Trial};
 
@@ -82,7 +85,58 @@ pub fn trials() -> Vec<Trial> {
             other_mem_reason("breadth::maps::other_process_mem::reason")
         })
         .with_ignored_flag(skip),
+        Trial::test("breadth::maps::unmirrored_change::reported", || {
+            unmirrored_reported("breadth::maps::unmirrored_change::reported")
+        })
+        .with_ignored_flag(skip),
     ]
+}
+
+/// A change of a shared-mapped file that the recorder does not mirror (a
+/// buffered pwrite while the file's only mapping is a read-only one of a
+/// file older than the recording) is reported by the verification replay
+/// as a divergence, named, when a later shared mapping finds the copy
+/// different while the first still maps it; replay refuses to go past it.
+fn unmirrored_reported(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = c(
+        "maps_unmirrored",
+        with_defines("shared_mappings", &["UNMIRRORED"]),
+    );
+    let inv = invocation(
+        &Spec {
+            args: Args::WorkDir,
+            ..spec
+        },
+        dir.sub("work")?,
+    )?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text().contains("7b: new new"),
+        "the second mapping did not show the change while recording\n{}",
+        rec.describe()
+    );
+    let info = run::info_json(&trace)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let failure = json["verification_failure"].to_string();
+    check!(
+        json["verified"] == false
+            && failure.contains("a file mapped MAP_SHARED")
+            && failure.contains("did not mirror"),
+        "the verification did not report the unmirrored change: verified = {}, {failure}",
+        json["verified"]
+    );
+    let rep = inv.replay(&trace)?;
+    check!(
+        rep.code() != 0 && rep.stderr_text().contains("did not mirror"),
+        "replay did not report the divergence\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
 }
 
 /// Recorded with `--no-syscallbuf`: verified, and replayed with the same
