@@ -156,6 +156,24 @@ pub unsafe extern "C" fn syscall_hook(req: *mut SyscallRequest) -> u32 {
     unsafe { hook_impl(req) }
 }
 
+/// The first bytes of the zero-terminated name at `ptr`, up to 6 (the
+/// zero and what follows it are left 0).
+///
+/// # Safety
+/// `ptr` must point to a zero-terminated string, or to 6 readable bytes.
+unsafe fn name_prefix(ptr: u64) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    for (i, b) in out.iter_mut().enumerate() {
+        // SAFETY: up to and including the terminating zero, per the contract.
+        let c = unsafe { core::ptr::read_volatile((ptr as *const u8).add(i)) };
+        if c == 0 {
+            break;
+        }
+        *b = c;
+    }
+    out
+}
+
 /// What the hook entry calls (a local symbol: no PLT in between).
 ///
 /// # Safety
@@ -167,7 +185,21 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
     let Some(buf) = (unsafe { buffer::Buffer::from_locals(&tl) }) else {
         return HOOK_BAIL;
     };
-    if rrtest_abi::flags_bail(request.nr, tl.flags) {
+    if rrtest_abi::flags_bail(request.nr, tl.flags)
+        || rrtest_abi::open_flags_bail(request.nr, &request.args, tl.flags)
+    {
+        return HOOK_BAIL;
+    }
+    let path = match request.nr {
+        rrtest_abi::buffered::nr::OPEN => request.args[0],
+        rrtest_abi::buffered::nr::OPENAT => request.args[1],
+        _ => 0,
+    };
+    // SAFETY: the program passes the kernel a name there; it is readable
+    // unless the call would fail with EFAULT (a pointer in the first page,
+    // null included, is not read). The name may be shorter than 6 bytes:
+    // reading stops at its terminating zero.
+    if path >= 0x1000 && rrtest_abi::open_bails(unsafe { &name_prefix(path) }) {
         return HOOK_BAIL;
     }
     // Only a write or a close looks at the output table: the others need

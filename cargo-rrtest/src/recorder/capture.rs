@@ -134,10 +134,51 @@ fn extra(
             // loader's cache). Data the program may have written, or may
             // write through this very descriptor, is copied as it is now.
             let exec = call.args[2] as i32 & libc::PROT_EXEC != 0;
-            mapped_file(tid, mfd, exec, writer, memo, unsupported)
+            // A shared mapping is always copied (never linked: a later
+            // change of the file must not show through the trace's copy):
+            // its contents now, which replay's copy of the file takes.
+            let shared = flags & libc::MAP_SHARED != 0;
+            match device_mapping(tid, mfd) {
+                // As anonymous memory (shared: shmem, as the kernel makes
+                // it); replay maps that (`replayer::inject::mmap_anonymous`).
+                Some(Device::Zero) => SyscallExtra::None,
+                Some(Device::Other(link)) => {
+                    unsupported.push(format!(
+                        "mmap of {link}: mappings of devices other than /dev/zero are not recorded"
+                    ));
+                    SyscallExtra::None
+                }
+                None => mapped_file(tid, mfd, exec, shared, writer, memo, unsupported),
+            }
         }
         _ => SyscallExtra::None,
     }
+}
+
+/// A mapped descriptor that is not a regular file.
+enum Device {
+    /// `/dev/zero` (its device number): zeroed memory, like `MAP_ANONYMOUS`.
+    Zero,
+    /// Anything else (its /proc link): refused.
+    Other(String),
+}
+
+/// What the tracee's descriptor `fd` is when it is not a regular file (or
+/// unreadable: then the copy reports it).
+fn device_mapping(tid: i32, fd: i32) -> Option<Device> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let path = format!("/proc/{tid}/fd/{fd}");
+    let meta = std::fs::metadata(&path).ok()?;
+    if meta.is_file() {
+        return None;
+    }
+    if meta.file_type().is_char_device() && meta.rdev() == libc::makedev(1, 5) {
+        return Some(Device::Zero);
+    }
+    let link = std::fs::read_link(&path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or(path);
+    Some(Device::Other(link))
 }
 
 /// The files behind the recorder's own stdout and stderr when a recording
@@ -209,7 +250,7 @@ fn is_write_family(nr: i64) -> bool {
 
 /// Whether the tracee's `fd` is open for writing (`flags:` in fdinfo; true
 /// when that cannot be read, to be safe).
-fn fd_writable(tid: i32, fd: i32) -> bool {
+pub fn fd_writable(tid: i32, fd: i32) -> bool {
     use std::io::Read;
     // One read: `pos:` and `flags:` are the first two lines.
     let mut buf = [0u8; 256];
@@ -252,11 +293,13 @@ struct Memo {
 /// (`add_file_unless_modified`): one modified since may hold bytes the
 /// program wrote, which must not show through a link. The same descriptor
 /// of the same thread, still open read-only on a file of the same identity
-/// as at the last call, gives the last answer again.
+/// as at the last call, gives the last answer again. A `shared` mapping
+/// is always a copy, never from the memo.
 fn mapped_file(
     tid: i32,
     fd: i32,
     allow_link: bool,
+    shared: bool,
     writer: &mut TraceWriter,
     memo: &mut MappedMemo,
     unsupported: &mut Vec<String>,
@@ -267,7 +310,8 @@ fn mapped_file(
     let ident = meta
         .as_ref()
         .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()));
-    let writable = fd_writable(tid, fd);
+    // A shared mapping is copied as it is now, like a writable one.
+    let writable = shared || fd_writable(tid, fd);
     if let (Some(last), Some(ident), false) = (&memo.last, ident, writable) {
         if last.tid == tid && last.fd == fd && last.ident == ident {
             return last.extra.clone();

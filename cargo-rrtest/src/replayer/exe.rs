@@ -40,6 +40,25 @@ pub struct ExecDir {
     /// recorded name (`None`: the exec's own, the `Exec` event's),
     /// which [`ExecDir::restore_script_args`] writes back.
     pending_script_names: Vec<(String, Option<Vec<u8>>)>,
+    /// The copies of the files mapped `MAP_SHARED`, by key
+    /// ([`ExecDir::sync_shared`]).
+    shared: std::collections::HashMap<String, PathBuf>,
+}
+
+/// Reads into `buf` from `off` until it is full or the file ends; returns
+/// how many bytes were read.
+fn read_at_most(file: &std::fs::File, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], off + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// The fill characters of the links to the scripts of a chain (a script
@@ -68,6 +87,7 @@ impl ExecDir {
                         dir,
                         pending_interp: None,
                         pending_script_names: Vec::new(),
+                        shared: std::collections::HashMap::new(),
                     })
                 }
                 Err(e) => last = Some(e),
@@ -81,18 +101,54 @@ impl ExecDir {
         self.dir.path()
     }
 
-    /// A writable copy of `source` (the trace's copy of file `id`) for
-    /// `MAP_SHARED` mappings, made once per replay: every shared mapping of
-    /// the file in this replay shares it, as they shared the file while
-    /// recording, and the trace itself is never written.
-    pub fn shared_copy(&self, source: &Path, id: &str) -> io::Result<PathBuf> {
-        let dest = self.dir.path().join(format!("shared-{id}"));
-        if !dest.exists() {
-            std::fs::copy(source, &dest)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))?;
+    /// The writable copy, for `MAP_SHARED` mappings, of the file the
+    /// recording named `key` (one per file, whatever its contents: every
+    /// shared mapping of the file in this replay maps it, as they shared
+    /// the file while recording, and the trace itself is never written),
+    /// made to hold what `source` (a trace copy of the file) holds: at each
+    /// shared mapping of the file, and after each call that changed it
+    /// (`recorder/session/shared.rs`). It is changed in place, so the
+    /// mappings see the change. Returns its path, and whether its contents
+    /// changed from an earlier copy's (they do not when the recording's
+    /// changes of the file were all mirrored).
+    pub fn sync_shared(&mut self, key: &str, source: &Path) -> io::Result<(PathBuf, bool)> {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+        let next = self.shared.len();
+        let existed = self.shared.contains_key(key);
+        let dest = self
+            .shared
+            .entry(key.to_string())
+            .or_insert_with(|| self.dir.path().join(format!("shared-{next}")))
+            .clone();
+        let mut from = std::fs::File::open(source)?;
+        let to = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&dest)?;
+        let len = from.metadata()?.len();
+        let mut changed = existed && to.metadata()?.len() != len;
+        // Chunk by chunk, writing only what differs: the page cache the
+        // mappings share keeps its pages (and an equal file stays as it is).
+        const CHUNK: usize = 1 << 20;
+        let (mut want, mut have) = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+        let mut off = 0u64;
+        while off < len {
+            let n = CHUNK.min((len - off) as usize);
+            std::io::Read::read_exact(&mut from, &mut want[..n])?;
+            let got = read_at_most(&to, &mut have[..n], off)?;
+            if got != n || want[..n] != have[..n] {
+                to.write_all_at(&want[..n], off)?;
+                changed |= existed;
+            }
+            off += n as u64;
         }
-        Ok(dest)
+        if to.metadata()?.len() != len {
+            to.set_len(len)?;
+        }
+        Ok((dest, changed))
     }
 
     /// Points a relative name of exactly `len` bytes (relative to
@@ -363,6 +419,36 @@ pub fn sweep_stale(base: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_copies_are_one_per_key_and_changed_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let mut dir = ExecDir::new().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let (a, b) = (src.path().join("a"), src.path().join("b"));
+        std::fs::write(&a, vec![7u8; 3 << 20]).unwrap();
+        let (copy, changed) = dir.sync_shared("/f", &a).unwrap();
+        assert!(!changed, "a new copy is no change");
+        let ino = std::fs::metadata(&copy).unwrap().ino();
+        // The same contents again: unchanged.
+        assert_eq!(dir.sync_shared("/f", &a).unwrap(), (copy.clone(), false));
+        // One byte in the second chunk, and a longer file: changed, in place.
+        let mut data = vec![7u8; (3 << 20) + 10];
+        data[(1 << 20) + 5] = 1;
+        std::fs::write(&b, &data).unwrap();
+        assert_eq!(dir.sync_shared("/f", &b).unwrap(), (copy.clone(), true));
+        assert_eq!(std::fs::read(&copy).unwrap(), data);
+        assert_eq!(std::fs::metadata(&copy).unwrap().ino(), ino);
+        // Shorter: truncated.
+        std::fs::write(&b, b"short").unwrap();
+        assert!(dir.sync_shared("/f", &b).unwrap().1);
+        assert_eq!(std::fs::read(&copy).unwrap(), b"short");
+        // Another key: another copy.
+        let (other, changed) = dir.sync_shared("/g", &a).unwrap();
+        assert!(!changed);
+        assert_ne!(other, copy);
+        assert_eq!(std::fs::read(&copy).unwrap(), b"short");
+    }
 
     #[test]
     fn names_have_the_recorded_length() {

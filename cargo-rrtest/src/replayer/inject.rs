@@ -187,11 +187,18 @@ pub fn mmap_file(
 }
 
 /// Runs an anonymous mmap at the recorded address. Returns its result.
+/// A mapping of `/dev/zero` (recorded with no file: its descriptor is not
+/// there in replay) is made anonymous, as the kernel makes it (shared:
+/// shmem, private: zero pages).
 pub fn mmap_anonymous(tid: i32, regs: &mut Regs, recorded_ret: i64) -> Result<i64, Error> {
     let (addr, flags) = (regs.rdi, regs.r10);
+    let mut want = flags as i32 | libc::MAP_ANONYMOUS;
     if flags as i32 & libc::MAP_FIXED == 0 {
         regs.rdi = recorded_ret as u64;
-        regs.r10 = (flags as i32 | libc::MAP_FIXED_NOREPLACE) as u64;
+        want |= libc::MAP_FIXED_NOREPLACE;
+    }
+    if want as u64 != flags || regs.rdi != addr {
+        regs.r10 = want as u64;
         ptrace::setregs(tid, regs).map_err(perr("PTRACE_SETREGS", tid))?;
     }
     let mut exit = run_to_exit(tid)?;

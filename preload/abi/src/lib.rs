@@ -162,11 +162,50 @@ pub mod locals_flags {
     /// processor to other processes). Replay needs no such flag: a bail
     /// comes right after a thread's last record, where replay forces one.
     pub const TRACE_YIELD: u32 = 1;
+    /// A file is mapped `MAP_SHARED` somewhere in the recording, or a
+    /// process opened a `/proc/PID/mem`: the calls that change a file
+    /// (`write`, `pwrite64`, `writev`, `pwritev`, `ftruncate`) bail, so that
+    /// the recorder sees each one and records what it did to mapped memory
+    /// (a write through `/proc/self/mem`, the new contents of a file that a
+    /// shared mapping shows).
+    pub const TRACE_FILE_WRITES: u32 = 2;
 }
 
 /// Whether the hook bails syscall `nr` because of the locals' `flags`.
 pub const fn flags_bail(nr: u64, flags: u32) -> bool {
-    nr == buffered::nr::SCHED_YIELD && flags & locals_flags::TRACE_YIELD != 0
+    use buffered::nr;
+    match nr {
+        nr::SCHED_YIELD => flags & locals_flags::TRACE_YIELD != 0,
+        nr::WRITE | nr::PWRITE64 | nr::WRITEV | nr::PWRITEV | nr::FTRUNCATE => {
+            flags & locals_flags::TRACE_FILE_WRITES != 0
+        }
+        _ => false,
+    }
+}
+
+/// Whether the hook bails `open` or `openat` (`nr`) with `args` because of
+/// the locals' `flags`: one that truncates (`O_TRUNC`) while writes are
+/// traced ([`locals_flags::TRACE_FILE_WRITES`]): it changes a file as a
+/// write does.
+pub const fn open_flags_bail(nr: u64, args: &[u64; 6], flags: u32) -> bool {
+    const O_TRUNC: u64 = 0o1000;
+    if flags & locals_flags::TRACE_FILE_WRITES == 0 {
+        return false;
+    }
+    match nr {
+        buffered::nr::OPEN => args[1] & O_TRUNC != 0,
+        buffered::nr::OPENAT => args[2] & O_TRUNC != 0,
+        _ => false,
+    }
+}
+
+/// Whether the hook bails an `open` or `openat` of `path` (its first
+/// bytes, as many as the caller could read up to 6): a name under
+/// `/proc/`, where `/proc/PID/mem` is, whose writes change memory. The
+/// recorder sees such an open traced, and then traces the process's
+/// writes ([`locals_flags::TRACE_FILE_WRITES`]).
+pub const fn open_bails(path: &[u8]) -> bool {
+    matches!(path, [b'/', b'p', b'r', b'o', b'c', b'/', ..])
 }
 
 /// `desched_fd` value: may-block syscalls are buffered without a perf event;
@@ -604,6 +643,56 @@ mod tests {
         ] {
             assert!(!flags_bail(nr, locals_flags::TRACE_YIELD));
         }
+    }
+
+    #[test]
+    fn trace_file_writes_bails_the_calls_that_change_files() {
+        let f = locals_flags::TRACE_FILE_WRITES;
+        for nr in [
+            buffered::nr::WRITE,
+            buffered::nr::PWRITE64,
+            buffered::nr::WRITEV,
+            buffered::nr::PWRITEV,
+            buffered::nr::FTRUNCATE,
+        ] {
+            assert!(flags_bail(nr, f), "{nr}");
+            assert!(!flags_bail(nr, 0), "{nr}");
+            assert!(!flags_bail(nr, locals_flags::TRACE_YIELD), "{nr}");
+        }
+        for nr in [
+            buffered::nr::READ,
+            buffered::nr::PREAD64,
+            buffered::nr::SCHED_YIELD,
+        ] {
+            assert!(!flags_bail(nr, f), "{nr}");
+        }
+    }
+
+    #[test]
+    fn truncating_opens_bail_while_writes_are_traced() {
+        let f = locals_flags::TRACE_FILE_WRITES;
+        let trunc = 0o1000 | 0o2;
+        let open = [0, trunc, 0, 0, 0, 0];
+        let openat = [0, 0, trunc, 0, 0, 0];
+        assert!(open_flags_bail(buffered::nr::OPEN, &open, f));
+        assert!(open_flags_bail(buffered::nr::OPENAT, &openat, f));
+        assert!(!open_flags_bail(buffered::nr::OPENAT, &openat, 0));
+        assert!(!open_flags_bail(
+            buffered::nr::OPENAT,
+            &[0, 0, 0o2, 0, 0, 0],
+            f
+        ));
+        assert!(!open_flags_bail(buffered::nr::READ, &open, f));
+    }
+
+    #[test]
+    fn opens_under_proc_bail() {
+        assert!(open_bails(b"/proc/"));
+        assert!(open_bails(b"/proc/self/mem"));
+        assert!(!open_bails(b"/proc"));
+        assert!(!open_bails(b"/tmp/x"));
+        assert!(!open_bails(b"proc/s"));
+        assert!(!open_bails(b""));
     }
 
     #[test]

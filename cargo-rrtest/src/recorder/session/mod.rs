@@ -46,6 +46,7 @@ mod prescribed;
 mod process;
 mod rdtsc;
 mod schedule;
+mod shared;
 mod signals;
 mod steps;
 mod syscall;
@@ -291,6 +292,9 @@ struct Session {
     /// System V shared memory segments attached now: segment id to the
     /// process and address of its one attach (a second is refused).
     shm_attached: std::collections::HashMap<u64, (Tid, u64)>,
+    /// Files mapped `MAP_SHARED` and `/proc/PID/mem` writes
+    /// ([`shared::SharedFiles`]).
+    shared: shared::SharedFiles,
     /// The recorded executable's identity while the program's first
     /// process still runs it (no execve yet): the key of the sites it
     /// patches, which later recordings patch ahead
@@ -523,6 +527,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
         shm_attached: std::collections::HashMap::new(),
+        shared: shared::SharedFiles::new(),
         exe: exe_key(&opts.program),
         desched: Desched::new(opts.desched_events),
         last_stop: Instant::now(),

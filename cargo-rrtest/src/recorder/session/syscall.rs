@@ -347,7 +347,7 @@ impl Session {
             ));
         }
         self.track_shm(tid, call, &mut problems);
-        let result = capture(
+        let mut result = capture(
             tid,
             call,
             restarted.as_ref(),
@@ -356,6 +356,7 @@ impl Session {
             &mut self.mapped,
             &mut problems,
         );
+        self.track_shared(tid, call, &mut result, &mut problems)?;
         for p in problems {
             self.unsupported(tid, p)?;
         }

@@ -126,6 +126,10 @@ impl Session {
                 syscallbuf::update_output_table(tid, &mut space)
                     .map_err(ptrace_err("writing the output descriptors", tid))?;
                 self.spaces.insert(pid, space);
+                if self.shared.trace_writes {
+                    // Before its first buffered write.
+                    self.trace_file_writes(tid)?;
+                }
             }
             None => warn!(
                 tid,
@@ -223,11 +227,14 @@ impl Session {
             && !task.interrupt_requested
             && task.seeking.is_none();
         // The same condition makes `sched_yield` bail: someone to yield to.
-        let flags = if wanted {
+        let mut flags = if wanted {
             rrtest_abi::locals_flags::TRACE_YIELD
         } else {
             0
         };
+        if self.shared.trace_writes {
+            flags |= rrtest_abi::locals_flags::TRACE_FILE_WRITES;
+        }
         let space = self.spaces.get_mut(&pid).expect("checked above");
         if (space.desched_now, space.flags_now) != (fd, flags) {
             match syscallbuf::set_desched_and_flags(tid, fd, flags) {

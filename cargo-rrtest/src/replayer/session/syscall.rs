@@ -129,6 +129,14 @@ impl Session {
                     }
                 }
                 inject::emulate(real, regs, result, self.echo)?;
+                // A write or size change of a file mapped shared: the
+                // file's new contents, for the mappings to see.
+                if let rrtest_trace::SyscallExtra::MappedFile { file, path: key } = &result.extra {
+                    let source = self.reader.file_path(file);
+                    self.exec_dir
+                        .sync_shared(key, &source)
+                        .map_err(perr("writing a shared-mapped file's new contents", real))?;
+                }
                 if (-516..=-512).contains(&result.ret) {
                     if let Some(t) = self.tasks.get_mut(&tid) {
                         t.restart_pending = Some(result.ret);
@@ -183,13 +191,34 @@ impl Session {
                 let ret = if result.ret < 0 {
                     inject::emulate(real, regs, result, false)?;
                     result.ret
-                } else if let rrtest_trace::SyscallExtra::MappedFile { file, .. } = &result.extra {
+                } else if let rrtest_trace::SyscallExtra::MappedFile { file, path: key } =
+                    &result.extra
+                {
                     let mut path = self.reader.file_path(file);
                     if args[3] as i32 & libc::MAP_SHARED != 0 {
-                        path = self
+                        let (copy, changed) = self
                             .exec_dir
-                            .shared_copy(&path, &file.0)
+                            .sync_shared(key, &path)
                             .map_err(perr("copying a shared-mapped file", real))?;
+                        if changed {
+                            // Right if nothing mapped the file since its
+                            // last change (a change the recording did not
+                            // mirror then is seen now); a replay mapping that
+                            // still shows the old contents has diverged.
+                            if let Some(p) = self.maps_file(&copy) {
+                                return Err(self.diverged(
+                                    tid,
+                                    format!("contents of {key}, a file mapped MAP_SHARED (mapped by thread {p})"),
+                                    "the recorded contents",
+                                    "other contents, which its mappings show: a change of the file the recording did not mirror",
+                                ));
+                            }
+                            debug!(
+                                tid,
+                                key, "a shared-mapped file's copy took the recorded contents"
+                            );
+                        }
+                        path = copy;
                     }
                     inject::mmap_file(real, regs, args, result.ret, &path)?
                 } else {
@@ -227,6 +256,19 @@ impl Session {
         }
         self.set_state(tid, State::Idle { deliver: 0 });
         Ok(())
+    }
+}
+
+impl Session {
+    /// A replay process (its recorded id) that maps `file` now.
+    fn maps_file(&self, file: &std::path::Path) -> Option<Tid> {
+        let name = file.to_string_lossy();
+        self.tasks.iter().find_map(|(&tid, t)| {
+            let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.real)).ok()?;
+            maps.lines()
+                .any(|l| l.ends_with(name.as_ref()) || l.ends_with(&format!("{name} (deleted)")))
+                .then_some(tid)
+        })
     }
 }
 

@@ -1,0 +1,201 @@
+//! Shared and file mappings (fixtures/c/shared_mappings.c): two `MAP_SHARED`
+//! mappings of one file, the file written with `pwrite`, `write`, `splice`
+//! and an `O_TRUNC` open while mapped, `ftruncate` + `mremap` growing a
+//! shared mapping, shared anonymous memory and a shared file mapping used
+//! with forked children, `/proc/self/mem` reads and writes, `/dev/zero`
+//! mapped private and shared. Each case prints what it saw, so a replay that
+//! sees other memory is caught at the first such line (replay compares the
+//! program's output bytes with the recorded ones).
+//!
+//! - `breadth::maps::shared_mappings::record_replay`: recorded, verified and
+//!   replayed identically, three times (the fork cases' schedule varies);
+//! - `breadth::maps::shared_mappings::no_syscallbuf`: the same with the
+//!   syscall buffer off (every write traced from the start);
+//! - `breadth::maps::other_process_mem::refused`: a write through
+//!   `/proc/CHILD/mem` into another process is refused by name;
+//! - `breadth::maps::unmirrored_change::reported`: a change of a
+//!   shared-mapped file the recorder does not mirror is a divergence the
+//!   verification replay names, not a silent one.
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::breadth::{c, refused_cases, with_defines};
+use crate::recorder::{self, invocation, Args, Spec};
+use crate::recorder_build::{self as build, CBuild};
+use crate::recorder_run::{self as run, TrialDir};
+
+const SPEC: Spec = Spec {
+    args: Args::WorkDir,
+    stdout_has: &[
+        "1a: b reads \"written through a\"",
+        "1c: after pwrite, a reads \"written PWRITEh a\", b reads \"written PWRITEh a\"",
+        "1d: after write(2), c reads \"second WRITE(2)ough b\"",
+        "1g: a reads \"through the new one\"",
+        "1h: a child forked before the mapping wrote \"from the older child\"",
+        "1i: after splice: \"spliced in\"",
+        "1j: after an open with O_TRUNC and a write: \"after O_TRUNC\", byte 300 is 0",
+        "2a: grown mapping reads \"first page\" and \"written past the old end\"",
+        "2b: pread of the grown part: \"written into the grown part\"",
+        "2d: pread of the fifth page: \"fifth page\"",
+        "2e: after shrinking and growing the file, the fifth page reads 0",
+        "3a: the child wrote 42 into shared anonymous memory",
+        "3b: back and forth: 21 63 147 315 651",
+        "3c: the parent reads \"the child's words\" and \"CHILD\" through its mapping",
+        "4b: after pwrite into /proc/self/mem: \"POKEDte data\"",
+        "4c: the read-only page reads \"into read-only\"",
+        "4d: pread through /proc/PID/mem: \"POKED\"",
+        "5a: private /dev/zero: zeros 1, then \"private zero page\"",
+        "5b: shared /dev/zero, the child wrote 42",
+    ],
+    ..c("maps::shared_mappings", CBuild::pie("shared_mappings"))
+};
+
+pub fn trials() -> Vec<Trial> {
+    let gcc = build::gcc_missing();
+    let skip = gcc.is_some() || run::recording_unavailable().is_some();
+    vec![
+        Trial::test("breadth::maps::shared_mappings::native", || {
+            recorder::native("breadth::maps::shared_mappings::native", &SPEC)
+        })
+        .with_ignored_flag(gcc.is_some()),
+        Trial::test("breadth::maps::shared_mappings::record_replay", || {
+            for round in 1..=3 {
+                recorder::record_replay(
+                    &format!("breadth::maps::shared_mappings::record_replay-{round}"),
+                    &SPEC,
+                )
+                .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
+            }
+            Ok(())
+        })
+        .with_ignored_flag(skip),
+        Trial::test("breadth::maps::shared_mappings::no_syscallbuf", || {
+            no_syscallbuf("breadth::maps::shared_mappings::no_syscallbuf")
+        })
+        .with_ignored_flag(skip),
+        Trial::test("breadth::maps::other_process_mem::refused", || {
+            let cases: [(&'static str, &'static [&'static str], &str); 1] =
+                [("maps_other_mem", &["OTHER_MEM"], "a write through /proc/")];
+            refused_cases(
+                "breadth::maps::other_process_mem::refused",
+                "shared_mappings",
+                &cases,
+            )?;
+            // The reason names the other process's memory.
+            other_mem_reason("breadth::maps::other_process_mem::reason")
+        })
+        .with_ignored_flag(skip),
+        Trial::test("breadth::maps::unmirrored_change::reported", || {
+            unmirrored_reported("breadth::maps::unmirrored_change::reported")
+        })
+        .with_ignored_flag(skip),
+    ]
+}
+
+/// A change of a shared-mapped file that the recorder does not mirror (a
+/// buffered pwrite while the file's only mapping is a read-only one of a
+/// file older than the recording) is reported by the verification replay
+/// as a divergence, named, when a later shared mapping finds the copy
+/// different while the first still maps it; replay refuses to go past it.
+fn unmirrored_reported(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = c(
+        "maps_unmirrored",
+        with_defines("shared_mappings", &["UNMIRRORED"]),
+    );
+    let inv = invocation(
+        &Spec {
+            args: Args::WorkDir,
+            ..spec
+        },
+        dir.sub("work")?,
+    )?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text().contains("7b: new new"),
+        "the second mapping did not show the change while recording\n{}",
+        rec.describe()
+    );
+    let info = run::info_json(&trace)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let failure = json["verification_failure"].to_string();
+    check!(
+        json["verified"] == false
+            && failure.contains("a file mapped MAP_SHARED")
+            && failure.contains("did not mirror"),
+        "the verification did not report the unmirrored change: verified = {}, {failure}",
+        json["verified"]
+    );
+    let rep = inv.replay(&trace)?;
+    check!(
+        rep.code() != 0 && rep.stderr_text().contains("did not mirror"),
+        "replay did not report the divergence\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// Recorded with `--no-syscallbuf`: verified, and replayed with the same
+/// output and status.
+fn no_syscallbuf(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(&SPEC, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record_with(&trace, &["--no-syscallbuf"])?;
+    rec.expect_code(0)?;
+    let text = rec.stdout_text();
+    for want in SPEC.stdout_has {
+        check!(
+            text.contains(want),
+            "recorded without the buffer, stdout lacks {want:?}\n{}",
+            rec.describe()
+        );
+    }
+    recorder::expect_verified(&trace)?;
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(0)?;
+    run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
+    dir.finish();
+    Ok(())
+}
+
+/// The refusal's reason says that the write went into another process
+/// (the child's pid in it), and the program's own output shows the write
+/// happened while recording.
+fn other_mem_reason(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = c(
+        "maps_other_mem",
+        with_defines("shared_mappings", &["OTHER_MEM"]),
+    );
+    let inv = invocation(
+        &Spec {
+            args: Args::WorkDir,
+            ..spec
+        },
+        dir.sub("work")?,
+    )?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text()
+            .contains("6: the child reads \"POKEDched\""),
+        "the child did not see the write while recording\n{}",
+        rec.describe()
+    );
+    let info = run::info_json(&trace)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let reasons = json["unreplayable"].to_string();
+    check!(
+        reasons.contains("/mem into another process is not recorded"),
+        "the unreplayable reasons do not name the other process: {reasons}"
+    );
+    dir.finish();
+    Ok(())
+}
