@@ -98,26 +98,13 @@ pub fn trials() -> Vec<Trial> {
 /// as a divergence, named, when a later shared mapping finds the copy
 /// different while the first still maps it; replay refuses to go past it.
 fn unmirrored_reported(trial: &str) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    let spec = c(
+    let (dir, inv, trace) = recorded_variant(
+        trial,
         "maps_unmirrored",
-        with_defines("shared_mappings", &["UNMIRRORED"]),
-    );
-    let inv = invocation(
-        &Spec {
-            args: Args::WorkDir,
-            ..spec
-        },
-        dir.sub("work")?,
+        &["UNMIRRORED"],
+        "7b: new new",
+        "the second mapping did not show the change while recording",
     )?;
-    let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
-    check!(
-        rec.stdout_text().contains("7b: new new"),
-        "the second mapping did not show the change while recording\n{}",
-        rec.describe()
-    );
     let info = run::info_json(&trace)?;
     let json: serde_json::Value = serde_json::from_slice(&info.stdout)
         .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
@@ -167,27 +154,13 @@ fn no_syscallbuf(trial: &str) -> Result<(), Failed> {
 /// (the child's pid in it), and the program's own output shows the write
 /// happened while recording.
 fn other_mem_reason(trial: &str) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    let spec = c(
+    let (dir, _, trace) = recorded_variant(
+        trial,
         "maps_other_mem",
-        with_defines("shared_mappings", &["OTHER_MEM"]),
-    );
-    let inv = invocation(
-        &Spec {
-            args: Args::WorkDir,
-            ..spec
-        },
-        dir.sub("work")?,
+        &["OTHER_MEM"],
+        "6: the child reads \"POKEDched\"",
+        "the child did not see the write while recording",
     )?;
-    let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
-    check!(
-        rec.stdout_text()
-            .contains("6: the child reads \"POKEDched\""),
-        "the child did not see the write while recording\n{}",
-        rec.describe()
-    );
     let info = run::info_json(&trace)?;
     let json: serde_json::Value = serde_json::from_slice(&info.stdout)
         .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
@@ -198,4 +171,31 @@ fn other_mem_reason(trial: &str) -> Result<(), Failed> {
     );
     dir.finish();
     Ok(())
+}
+
+/// Records shared_mappings built with `defines` (exit 0) and checks that its
+/// output has `line` (else fails with `missing`); the trial's directory,
+/// the invocation and the trace.
+fn recorded_variant(
+    trial: &str,
+    name: &'static str,
+    defines: &'static [&'static str],
+    line: &str,
+    missing: &str,
+) -> Result<(TrialDir, run::Invocation, std::path::PathBuf), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec {
+        args: Args::WorkDir,
+        ..c(name, with_defines("shared_mappings", defines))
+    };
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text().contains(line),
+        "{missing}\n{}",
+        rec.describe()
+    );
+    Ok((dir, inv, trace))
 }
