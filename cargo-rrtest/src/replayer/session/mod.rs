@@ -604,13 +604,19 @@ impl Session {
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
                 // The trap a SIGCONT sent to a process that was group-stopped
-                // (and run through) raises before its delivery, as it did
-                // while recording.
+                // (and run through) raises in each of its threads, as it did
+                // while recording: in the one the signal is delivered to,
+                // before the delivery, and in every other one the next time
+                // it runs (replay sends a recorded SIGCONT for real, with
+                // `tgkill`, and the kernel marks every thread of the
+                // process). It changes nothing in the thread;
+                // replay starts no stop of this kind itself (its own
+                // PTRACE_INTERRUPT, in `point_filter`, is waited for there).
                 WaitEvent::Event {
                     event: libc::PTRACE_EVENT_STOP,
                     sig: libc::SIGTRAP,
                     ..
-                } if expect_signal == Some(libc::SIGCONT) => {
+                } => {
                     trace!(tid, "SIGCONT's trap");
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
