@@ -16,7 +16,11 @@
 //!   jobs stopped by `SIGTTOU` (under `TOSTOP`) and `SIGTTIN`, seen, given
 //!   the terminal and continued.
 //!
-//! Each is recorded, verified and replayed [`ROUNDS`] times (stops and
+//! - `stop_self`: a process of two threads stops itself with
+//!   `raise(SIGSTOP)` and is continued from outside the recording (the
+//!   trial sends the `SIGCONT`), `::continued_from_outside`.
+//!
+//! Each of the first two is recorded, verified and replayed [`ROUNDS`] times (stops and
 //! continues race with the schedule), the replay's output and exit compared
 //! with the recording's; `breadth::tty::under_chaos` records both with
 //! --chaos at seeds 1-3 (the chaos steps took a thread's group stop for a
@@ -27,7 +31,7 @@ use libtest_mimic::{Failed, Trial};
 use std::time::Duration;
 
 use crate::breadth::recorded_under_chaos;
-use crate::recorder::{self, Source, Spec};
+use crate::recorder::{self, invocation, Args, Source, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run::{self as run, TrialDir};
 
@@ -85,6 +89,12 @@ pub fn trials() -> Vec<Trial> {
         trials.push(Trial::test(rr, move || rounds(&r, &s)).with_ignored_flag(skip));
     }
     trials.push(
+        Trial::test("breadth::tty::stop_self::continued_from_outside", || {
+            continued_from_outside("breadth::tty::stop_self::continued_from_outside")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
         Trial::test("breadth::tty::under_chaos", || {
             under_chaos("breadth::tty::under_chaos")
         })
@@ -116,6 +126,91 @@ fn under_chaos(trial: &str) -> Result<(), Failed> {
             limit,
         )?;
     }
+    dir.finish();
+    Ok(())
+}
+
+/// `stop_self` recorded while the trial, outside the recording, waits for
+/// it to stop (the pid file it writes, then 300 ms), checks the kernel
+/// shows it stopped (`t`, a tracing stop: the recorder holds it), and
+/// sends the `SIGCONT`, which the recorder sees at a tick. The recording
+/// ends with status 0 within 20 s, the program saw itself stopped for at
+/// least 200 ms (so the stop was not run through), the trace verifies, and
+/// replay, with no `SIGCONT` to wait for, prints the same.
+fn continued_from_outside(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec {
+        args: Args::WorkDir,
+        stdout_has: &[
+            "continued; stopped for at least 200 ms: yes\n",
+            "the blocked thread woke and read its byte\n",
+        ],
+        ..Spec::new("stop_self", Source::C(CBuild::pie("stop_self")))
+    };
+    let work = dir.sub("work")?;
+    let inv = invocation(&spec, work.clone())?;
+    let trace = dir.path.join("trace");
+    let pid_file = work.join("stop_self.pid");
+    let recording = {
+        let inv = inv.clone();
+        let trace = trace.clone();
+        std::thread::spawn(move || inv.record(&trace))
+    };
+    let start = std::time::Instant::now();
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            break pid;
+        }
+        if recording.is_finished() || start.elapsed() > Duration::from_secs(20) {
+            let run = recording
+                .join()
+                .map_err(|_| "the recording thread panicked")??;
+            return Err(format!("no pid file from the program\n{}", run.describe()).into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let state = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("State:"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let sent = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGCONT,
+    );
+    let rec = recording
+        .join()
+        .map_err(|_| "the recording thread panicked")??;
+    check!(
+        state.contains("t (tracing stop)"),
+        "300 ms after its pid file the program was not held stopped: {state:?}\n{}",
+        rec.describe()
+    );
+    check!(sent.is_ok(), "sending SIGCONT to {pid}: {sent:?}");
+    rec.expect_code(0)?;
+    check!(
+        rec.elapsed < Duration::from_secs(20),
+        "the recording took {:?}",
+        rec.elapsed
+    );
+    for want in spec.stdout_has {
+        check!(
+            rec.stdout_text().contains(want),
+            "no {want:?}\n{}",
+            rec.describe()
+        );
+    }
+    recorder::expect_verified(&trace)?;
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(0)?;
+    run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
     dir.finish();
     Ok(())
 }
