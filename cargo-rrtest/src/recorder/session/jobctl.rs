@@ -95,6 +95,7 @@ impl Session {
             return Ok(());
         }
         let mut pids: Vec<Tid> = held.iter().map(|&(_, pid)| pid).collect();
+        pids.sort_unstable();
         pids.dedup();
         for pid in pids {
             let threads: Vec<Tid> = self
