@@ -108,6 +108,10 @@ struct Task {
     /// The mask to restore when the handler of the signal that ended an
     /// emulated `rt_sigsuspend` returns (see [`Session::sigsuspend_mask`]).
     mask_after_handler: Option<u64>,
+    /// A `SIGCONT` was sent to its process: the kernel's notice of it (a
+    /// `PTRACE_EVENT_STOP` with `SIGTRAP`) stops the thread when it next
+    /// runs, and is run through.
+    sigcont_notice: bool,
 }
 
 struct Session {
@@ -609,14 +613,20 @@ impl Session {
                 // before the delivery, and in every other one the next time
                 // it runs (replay sends a recorded SIGCONT for real, with
                 // `tgkill`, and the kernel marks every thread of the
-                // process). It changes nothing in the thread;
-                // replay starts no stop of this kind itself (its own
-                // PTRACE_INTERRUPT, in `point_filter`, is waited for there).
+                // process: `sigcont_notice`). It changes nothing in the
+                // thread. (Any other such stop is returned: a late stop of
+                // replay's own PTRACE_INTERRUPT, in `point_filter`, must
+                // not be run through.)
                 WaitEvent::Event {
                     event: libc::PTRACE_EVENT_STOP,
                     sig: libc::SIGTRAP,
                     ..
-                } => {
+                } if expect_signal == Some(libc::SIGCONT)
+                    || self.tasks.get(&tid).is_some_and(|t| t.sigcont_notice) =>
+                {
+                    if let Some(t) = self.tasks.get_mut(&tid) {
+                        t.sigcont_notice = false;
+                    }
                     trace!(tid, "SIGCONT's trap");
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
