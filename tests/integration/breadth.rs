@@ -757,7 +757,7 @@ fn fork_child_under_chaos(trial: &str) -> Result<(), Failed> {
 /// `spec` recorded with --chaos at seeds 1, 2 and 3 (traces `trace-PREFIXSEED`
 /// in `dir`): each ends with status 0, prints `want`, within `limit` when
 /// given, and verifies.
-fn recorded_under_chaos(
+pub(crate) fn recorded_under_chaos(
     dir: &TrialDir,
     spec: &Spec,
     prefix: &str,

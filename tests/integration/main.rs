@@ -14,6 +14,7 @@ macro_rules! check {
 #[allow(dead_code)] // not every helper is used by every area module
 mod breadth;
 mod breadth_maps;
+mod breadth_tty;
 mod chaos;
 mod common;
 mod debug_engine;
@@ -46,6 +47,7 @@ fn main() {
     trials.extend(chaos::trials());
     trials.extend(breadth::trials());
     trials.extend(breadth_maps::trials());
+    trials.extend(breadth_tty::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());
     trials.extend(nextest::trials());

@@ -40,6 +40,7 @@
 
 mod chaos;
 mod code;
+mod jobctl;
 mod patching;
 mod points;
 mod prescribed;
@@ -110,6 +111,9 @@ enum State {
     Unborn,
     /// Killed while we handled it: only its exit report is still to come.
     Dying,
+    /// Held in its process's group stop (job control) until a `SIGCONT`
+    /// ([`jobctl`]).
+    JobStopped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -696,6 +700,8 @@ impl Session {
                 if sys_signals::take_tick() {
                     self.tick()?;
                     self.check_stall()?;
+                    // A SIGCONT from outside the recording.
+                    self.release_continued()?;
                 }
                 if self
                     .leader_gone_at
@@ -721,6 +727,7 @@ impl Session {
                     self.last_stop = Instant::now();
                     self.stats.schedule.stops += 1;
                     self.handle(ev)?;
+                    self.release_continued()?;
                     self.kick_tracers()?;
                     for (tid, signo, info) in crate::tracee::take_stashed_signals() {
                         if !self.is_desched_signal(tid, signo, &info) {

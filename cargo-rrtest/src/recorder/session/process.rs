@@ -9,7 +9,7 @@ use std::io;
 
 use tracing::{debug, trace};
 
-use super::{ptrace_err, Error, Pending, Session, State, Task};
+use super::{jobctl, ptrace_err, Error, Pending, Session, State, Task};
 use crate::recorder::capture;
 use crate::tracee::syscallbuf::{self, Space};
 use rrtest_sys::ptrace::{self, WaitEvent};
@@ -94,6 +94,10 @@ impl Session {
                 let task = self.tasks.get_mut(&tid).expect("task exists");
                 task.interrupt_requested = false;
                 match task.state {
+                    // A group stop came first (the interrupt is moot).
+                    State::Running if jobctl::is_stop_signal(sig) && task.traced.is_none() => {
+                        self.group_stop(tid, sig)
+                    }
                     State::Running => self.interrupted(tid),
                     // It reached a syscall first: the interrupt came late.
                     State::InSyscall { .. } => {
@@ -114,9 +118,15 @@ impl Session {
                         trace!(tid, sig, "stop inside a syscall");
                         ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
                     }
+                    Some(t) if jobctl::is_stop_signal(sig) && t.traced.is_none() => {
+                        // A group stop (SIGSTOP and friends): held there
+                        // until the process is continued.
+                        self.group_stop(tid, sig)
+                    }
                     Some(_) => {
-                        // A group-stop (SIGSTOP and friends), or a moot
-                        // interrupt's stop: keep running.
+                        // A moot interrupt's stop, the notice of a
+                        // SIGCONT, a group stop of a thread its (emulated)
+                        // tracer holds: keep running.
                         trace!(tid, sig, "group stop");
                         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
                     }

@@ -21,7 +21,7 @@ use tracing::trace;
 
 use super::points::{point_findable, Seek};
 use super::schedule::Steps;
-use super::{ptrace_err, Error, Pending, Session, State};
+use super::{jobctl, ptrace_err, Error, Pending, Session, State};
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_trace::{Event, Tid};
@@ -121,6 +121,18 @@ impl Session {
                     signo: libc::SIGSEGV,
                     ..
                 } if self.emulate_trapped_rdtsc(tid)? => {}
+                // The thread's part in a group stop: held there
+                // (`jobctl`), not taken for a late interrupt and stepped on.
+                ev @ WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_STOP,
+                    sig,
+                    ..
+                } if jobctl::is_stop_signal(sig)
+                    && self.tasks.get(&tid).is_some_and(|t| t.traced.is_none()) =>
+                {
+                    trace!(tid, sig, left, "a group stop ended the steps");
+                    return self.handle(ev);
+                }
                 ev if self.took_late_interrupt(tid, &ev) => continue,
                 // A syscall entered while stepping: the `syscall`
                 // instruction copied rflags, trap flag included, into r11,

@@ -39,7 +39,8 @@ impl Session {
 /// rather than on the kernel or its own code.
 fn waits_on_us(task: &Task) -> bool {
     match task.state {
-        State::InSyscall { .. } => false,
+        // Waits on the kernel, or for a SIGCONT.
+        State::InSyscall { .. } | State::JobStopped => false,
         State::Running => task.interrupt_requested,
         // Held by its tracer: it waits on the program.
         State::Ready(_) => !task.traced.as_ref().is_some_and(|t| t.stopped()),
@@ -68,6 +69,7 @@ fn describe(task: &Task) -> String {
         State::Running => "running".into(),
         State::Unborn => "created, its first stop never seen".into(),
         State::Dying => "killed, its exit never reported".into(),
+        State::JobStopped => "held in a group stop until SIGCONT".into(),
     }
 }
 

@@ -108,6 +108,10 @@ struct Task {
     /// The mask to restore when the handler of the signal that ended an
     /// emulated `rt_sigsuspend` returns (see [`Session::sigsuspend_mask`]).
     mask_after_handler: Option<u64>,
+    /// A `SIGCONT` was sent to its process: the kernel's notice of it (a
+    /// `PTRACE_EVENT_STOP` with `SIGTRAP`) stops the thread when it next
+    /// runs, and is run through.
+    sigcont_notice: bool,
 }
 
 struct Session {
@@ -604,13 +608,25 @@ impl Session {
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
                 // The trap a SIGCONT sent to a process that was group-stopped
-                // (and run through) raises before its delivery, as it did
-                // while recording.
+                // (and run through) raises in each of its threads, as it did
+                // while recording: in the one the signal is delivered to,
+                // before the delivery, and in every other one the next time
+                // it runs (replay sends a recorded SIGCONT for real, with
+                // `tgkill`, and the kernel marks every thread of the
+                // process: `sigcont_notice`). It changes nothing in the
+                // thread. (Any other such stop is returned: a late stop of
+                // replay's own PTRACE_INTERRUPT, in `point_filter`, must
+                // not be run through.)
                 WaitEvent::Event {
                     event: libc::PTRACE_EVENT_STOP,
                     sig: libc::SIGTRAP,
                     ..
-                } if expect_signal == Some(libc::SIGCONT) => {
+                } if expect_signal == Some(libc::SIGCONT)
+                    || self.tasks.get(&tid).is_some_and(|t| t.sigcont_notice) =>
+                {
+                    if let Some(t) = self.tasks.get_mut(&tid) {
+                        t.sigcont_notice = false;
+                    }
                     trace!(tid, "SIGCONT's trap");
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }

@@ -137,6 +137,7 @@ impl Session {
                 state: State::Idle { deliver: 0 },
                 restart_pending: None,
                 mask_after_handler: None,
+                sigcont_notice: false,
             },
         );
         session.watchdog.watch(pid, pid);
@@ -553,6 +554,7 @@ impl Session {
                 state: State::Idle { deliver: 0 },
                 restart_pending: None,
                 mask_after_handler: None,
+                sigcont_notice: false,
             },
         );
         self.set_state(

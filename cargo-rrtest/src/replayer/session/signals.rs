@@ -78,6 +78,13 @@ impl Session {
                 .into())
             }
         }
+        if s.signo == libc::SIGCONT {
+            // Sent for real above: the kernel marks every thread of the
+            // process for its notice of the continue.
+            for t in self.tasks.values_mut().filter(|t| t.real_pid == real_pid) {
+                t.sigcont_notice = true;
+            }
+        }
         let (real, ev) = self.resume_to_stop(tid, Some(s.signo))?;
         match ev {
             WaitEvent::Signal { signo, .. } if signo == s.signo => {
