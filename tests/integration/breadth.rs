@@ -93,13 +93,13 @@ use crate::recorder_run::{self as run, TrialDir};
 
 /// `replay`'s exit status for an unreplayable or unreadable trace
 /// (docs/exit-codes.md).
-const EXIT_BAD_TRACE: i32 = 104;
+pub(crate) const EXIT_BAD_TRACE: i32 = 104;
 
-const fn c(name: &'static str, build: CBuild) -> Spec {
+pub(crate) const fn c(name: &'static str, build: CBuild) -> Spec {
     Spec::new(name, Source::C(build))
 }
 
-const fn with_defines(name: &'static str, defines: &'static [&'static str]) -> CBuild {
+pub(crate) const fn with_defines(name: &'static str, defines: &'static [&'static str]) -> CBuild {
     CBuild {
         name,
         link: Link::Pie,
@@ -1108,7 +1108,7 @@ fn vm_write_refused(trial: &str) -> Result<(), Failed> {
 /// Records each of `cases` (a name, the defines that build `fixture` so,
 /// the reason the trace must give): the program runs to its end, the
 /// trace is unreplayable with the reason and small, replay refuses it.
-fn refused_cases(
+pub(crate) fn refused_cases(
     trial: &str,
     fixture: &'static str,
     cases: &[(&'static str, &'static [&'static str], &str)],

@@ -13,6 +13,7 @@ macro_rules! check {
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod breadth;
+mod breadth_misc;
 mod chaos;
 mod common;
 mod debug_engine;
@@ -44,6 +45,7 @@ fn main() {
     trials.extend(harness::trials());
     trials.extend(chaos::trials());
     trials.extend(breadth::trials());
+    trials.extend(breadth_misc::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());
     trials.extend(nextest::trials());
