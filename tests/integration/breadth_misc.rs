@@ -20,7 +20,11 @@
 //!   SIGSEGV, each depth printed): the same depth in replay;
 //!   `::recorded_limit`: recorded under a 4 MiB hard stack limit, the
 //!   trace replays under our own (8 MiB or more) with the recorded depth,
-//!   and a trace recorded with 8 MiB is refused, named, under 4 MiB.
+//!   and a trace recorded with 8 MiB is refused, named, under 4 MiB;
+//! - `vdso_lookup`: the vDSO's symbols looked up by hand (auxv and an ELF
+//!   walk, dlopen with RTLD_NOLOAD + dlsym) and called natively; under the
+//!   recorder the vDSO is hidden (`::hidden` checks the program is told
+//!   so), and the program's fallback records and replays.
 
 use std::process::Command;
 
@@ -66,6 +70,10 @@ const SPECS: &[Spec] = &[
             "stack_overflow_no_handler",
             with_defines("stack_overflow", &["NO_HANDLER"]),
         )
+    },
+    Spec {
+        stdout_has: &["1000 more calls of clock_gettime(CLOCK_REALTIME)\n"],
+        ..c("vdso_lookup", CBuild::pie("vdso_lookup"))
     },
 ];
 
@@ -125,6 +133,12 @@ pub fn trials() -> Vec<Trial> {
             )
         })
         .with_ignored_flag(skip || not_root.is_some()),
+    );
+    trials.push(
+        Trial::test("breadth::misc::vdso_lookup::hidden", || {
+            vdso_hidden("breadth::misc::vdso_lookup::hidden")
+        })
+        .with_ignored_flag(skip),
     );
     trials.push(
         Trial::test("breadth::misc::stack_overflow::recorded_limit", || {
@@ -268,4 +282,28 @@ fn inv_record(trace: &std::path::Path, exe: &std::path::Path) -> Result<run::Run
     let mut cmd = Command::new(crate::common::cargo_rrtest());
     cmd.arg("record").arg("-o").arg(trace).arg("--").arg(exe);
     run::run(&mut cmd)
+}
+
+/// Under the recorder `vdso_lookup` finds no vDSO (AT_SYSINFO_EHDR is 0,
+/// and the loader has none to dlopen): the recorder hides it so that time
+/// reads are syscalls (docs/design.md). Replay agrees.
+fn vdso_hidden(trial: &str) -> Result<(), Failed> {
+    let spec = SPECS
+        .iter()
+        .find(|s| s.name == "vdso_lookup")
+        .expect("listed");
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text()
+            .contains("no vDSO: AT_SYSINFO_EHDR is 0; dlopen(linux-vdso.so.1, RTLD_NOLOAD): 0\n"),
+        "the recorded program saw a vDSO\n{}",
+        rec.describe()
+    );
+    recorder::expect_verified(&trace)?;
+    dir.finish();
+    Ok(())
 }
