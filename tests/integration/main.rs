@@ -15,6 +15,7 @@ macro_rules! check {
 mod breadth;
 mod breadth_maps;
 mod breadth_tty;
+mod breadth_misc;
 mod chaos;
 mod common;
 mod debug_engine;
@@ -48,6 +49,7 @@ fn main() {
     trials.extend(breadth::trials());
     trials.extend(breadth_maps::trials());
     trials.extend(breadth_tty::trials());
+    trials.extend(breadth_misc::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());
     trials.extend(nextest::trials());

@@ -737,6 +737,7 @@ mod tests {
             tracee_cpu: None,
             initial_sigmask: None,
             initial_ignored: None,
+            stack_limit: None,
             env_removed: vec!["DATABASE_URL".into(), "GITHUB_TOKEN".into()],
             hidden_paths: vec!["/root/.netrc".into()],
             outcome: None,

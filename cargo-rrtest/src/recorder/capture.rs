@@ -79,8 +79,29 @@ pub fn capture(
             )),
         }
     }
+    if matches!(call.nr, libc::SYS_clone | libc::SYS_clone3) && call.ret > 0 {
+        drop_settid_words(tid, call, &mut result.writes);
+    }
     result.extra = extra(tid, call, output, &mem, writer, memo, unsupported);
     result
+}
+
+/// A clone's `CLONE_PARENT_SETTID` and `CLONE_CHILD_SETTID` words are not
+/// part of its exit: the kernel wrote the new id before either thread ran,
+/// and replay writes the recorded one there at the same point, as the new
+/// task appears (`replayer/session/process.rs`). The exit is captured only
+/// when the thread is next scheduled, and a child sharing the memory
+/// (`CLONE_VM`) may have run, and exited, by then, its
+/// `CLONE_CHILD_CLEARTID` zeroing the word: what is there then must not be
+/// written again at the exit (replay wrote that 0 before the child read its
+/// id, or wrote the id back after the child cleared it).
+fn drop_settid_words(tid: i32, call: &Call, writes: &mut Vec<MemWrite>) {
+    let fields = crate::tracee::clone_tid_fields(tid, call.nr, &call.args);
+    writes.retain(|w| {
+        !fields
+            .iter()
+            .any(|&(addr, _)| addr == w.addr && w.data.len() == 4)
+    });
 }
 
 /// Why an unknown syscall that did not fail with ENOSYS makes the trace

@@ -554,6 +554,33 @@ pub fn blocked_signals(tid: i32) -> io::Result<u64> {
         .ok_or_else(|| io::Error::other("no SigBlk line in /proc/TID/status"))
 }
 
+/// Where a clone-family syscall made the kernel store the new thread's id:
+/// `(address, in the child's address space)`.
+pub fn clone_tid_fields(tid: i32, nr: i64, args: &[u64; 6]) -> Vec<(u64, bool)> {
+    let (flags, child_tid, parent_tid) = match nr {
+        libc::SYS_clone => (args[0], args[3], args[2]),
+        libc::SYS_clone3 => {
+            let mem = RemoteMem::new(tid);
+            let mut raw = [0u8; 32];
+            if mem.read_exact(args[0], &mut raw).is_err() {
+                return Vec::new();
+            }
+            let word =
+                |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            (word(0), word(2), word(3))
+        }
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    if flags & libc::CLONE_PARENT_SETTID as u64 != 0 && parent_tid != 0 {
+        out.push((parent_tid, false));
+    }
+    if flags & libc::CLONE_CHILD_SETTID as u64 != 0 && child_tid != 0 {
+        out.push((child_tid, true));
+    }
+    out
+}
+
 #[cfg(test)]
 mod call_tests {
     use super::ends_with_call;

@@ -47,6 +47,32 @@ pub struct SpawnSpec {
     /// Paths the program is to see as empty (needs `CAP_SYS_ADMIN`): each
     /// path (absolute, existing) and whether it is a directory.
     pub hide: Vec<(CString, bool)>,
+    /// The stack size limit to start the program with (`RLIMIT_STACK`'s
+    /// soft limit, bytes): [`program_stack_limit`] when recording, the
+    /// recorded one in replay. Above our hard limit, the hard limit.
+    pub stack_limit: u64,
+}
+
+/// The stack size limit a recorded program starts with: 8 MiB (the usual
+/// default, whatever ours is, so that a program's stack depth does not
+/// depend on the shell it was recorded from), or our hard limit if lower.
+pub fn program_stack_limit() -> u64 {
+    stack_hard_limit().min(8 << 20)
+}
+
+/// Our hard `RLIMIT_STACK` (bytes; `u64::MAX` when unlimited or unknown).
+pub fn stack_hard_limit() -> u64 {
+    let mut cur = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `cur` is a valid out-parameter.
+    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut cur) } != 0
+        || cur.rlim_max == libc::RLIM_INFINITY
+    {
+        return u64::MAX;
+    }
+    cur.rlim_max
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -121,10 +147,7 @@ fn spawn_once(spec: &SpawnSpec) -> Result<i32, Failure> {
         filter: spec.filter.as_ptr() as *mut SockFilter,
     };
     let cwd = spec.cwd.as_ref().map(|c| c.as_ptr());
-    let stack_limit = libc::rlimit {
-        rlim_cur: 8 << 20,
-        rlim_max: libc::RLIM_INFINITY,
-    };
+    let stack_limit = spec.stack_limit;
 
     // SAFETY: plain queries of our own process and descriptor 0 (-1 when
     // it is not a terminal).
@@ -198,7 +221,7 @@ fn spawn_once(spec: &SpawnSpec) -> Result<i32, Failure> {
             };
             if libc::getrlimit(libc::RLIMIT_STACK, &mut cur) == 0 {
                 let lim = libc::rlimit {
-                    rlim_cur: stack_limit.rlim_cur.min(cur.rlim_max),
+                    rlim_cur: stack_limit.min(cur.rlim_max),
                     rlim_max: cur.rlim_max,
                 };
                 libc::setrlimit(libc::RLIMIT_STACK, &lim);
@@ -357,6 +380,7 @@ mod tests {
             sigmask: None,
             ignored: None,
             hide: Vec::new(),
+            stack_limit: program_stack_limit(),
         }
     }
 

@@ -127,6 +127,9 @@ pub mod clone_args {
     pub const PARENT_TID: u64 = 24;
     /// `CLONE_ARGS_SIZE_VER0`: the smallest size the kernel accepts.
     pub const SIZE_VER0: u64 = 64;
+    /// `u64 set_tid_size` (how many ids `set_tid` points to), in
+    /// `CLONE_ARGS_SIZE_VER1` (80 bytes) and later.
+    pub const SET_TID_SIZE: u64 = 72;
 }
 
 #[cfg(test)]

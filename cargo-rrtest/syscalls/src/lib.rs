@@ -40,6 +40,7 @@ mod tests;
 pub use compat::{compat_args, compat_nr, is_compat, COMPAT_32, INT80};
 pub use describe::{arg_count, describe, describe_entry};
 pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
+pub use layout::clone_args;
 pub use table::{lookup, restarted_outputs, writes_on_failure, TABLE};
 
 /// Reads tracee memory (defined in `sys`, next to its implementation over

@@ -41,6 +41,12 @@ pub struct Header {
     /// replay starts the program with the same ones. `None`: not recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_ignored: Option<u64>,
+    /// The stack size limit (`RLIMIT_STACK`'s soft limit, bytes) the
+    /// recorded program started with: how deep its stack may grow before
+    /// it faults, which replay must reproduce. `None`: not recorded (older
+    /// traces: 8 MiB, or the hard limit if lower, as then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_limit: Option<u64>,
     /// Names of the variables removed from the program's environment
     /// because they looked like credentials (names only, never values;
     /// `docs/secrets.md`). Empty: none removed, or an older trace.

@@ -414,6 +414,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         // handlers' signals, before this).
         initial_sigmask: None,
         initial_ignored: None,
+        stack_limit: None,
         env_removed: opts
             .env_removed
             .iter()
@@ -464,7 +465,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .iter()
             .map(|p| (cstring(p.as_os_str()), p.is_dir()))
             .collect(),
+        stack_limit: rrtest_sys::spawn::program_stack_limit(),
     };
+    writer.header_mut().stack_limit = Some(spec.stack_limit);
     writer.header_mut().initial_sigmask = Some(sys_signals::current_mask());
     writer.header_mut().initial_ignored = Some(sys_signals::ignored());
     let pid = spawn(&spec).map_err(|source| Error::Spawn {

@@ -151,7 +151,17 @@ impl Session {
             self.emit(Event::SyscallEntry { tid, nr, args })?;
             ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))?;
             let leader = self.tasks.get(&tid).is_none_or(|t| t.pid == tid);
-            if nr == libc::SYS_exit && !leader {
+            // A process alone in an address space it shares (`CLONE_VM`
+            // without `CLONE_THREAD`, a vfork child) clears its
+            // `CLONE_CHILD_CLEARTID` word in the other's memory as it
+            // goes, like a thread.
+            let alone_sharing = leader
+                && self.spaces.get(&pid).is_some_and(|s| s.borrowed)
+                && !self
+                    .tasks
+                    .iter()
+                    .any(|(&t, task)| t != tid && task.pid == pid);
+            if (nr == libc::SYS_exit && !leader) || alone_sharing {
                 // A thread's exit clears its `CLONE_CHILD_CLEARTID` word and
                 // wakes a thread joining it. Nobody else runs until it is
                 // gone, so that no thread sees it half-exited: replay makes
@@ -331,7 +341,14 @@ impl Session {
             None
         };
         if call.ret == -ERESTART_RESTARTBLOCK {
-            task.restart_block = Some(*call);
+            // A `restart_syscall` interrupted again (a `SIGSTOP` and then
+            // the `SIGCONT` that ends it) leaves the kernel's restart block
+            // as it was: the next one still resumes the original call.
+            task.restart_block = if call.nr == libc::SYS_restart_syscall {
+                restarted
+            } else {
+                Some(*call)
+            };
         }
         self.track_output_fds(tid, call)?;
         let mut problems = Vec::new();
@@ -347,6 +364,16 @@ impl Session {
             ));
         }
         self.track_shm(tid, call, &mut problems);
+        if call.nr == libc::SYS_clone3 && call.ret > 0 {
+            if let Some(n) = clone3_set_tid_size(tid, call) {
+                // Replay makes the clone again: the pid it names may be in
+                // use there, or need a privilege replay does not have.
+                problems.push(format!(
+                    "clone3 with set_tid ({n} chosen id(s); the child got {}) is not recorded: replay cannot give the child the pid it chose",
+                    call.ret
+                ));
+            }
+        }
         let mut result = capture(
             tid,
             call,
@@ -458,4 +485,18 @@ pub(super) fn is_int80(tid: Tid, rip: u64) -> bool {
         .read_exact(rip.wrapping_sub(2), &mut insn)
         .is_ok()
         && insn == syscalls::INT80
+}
+
+/// The `set_tid_size` of a successful `clone3`'s `clone_args`, when it is
+/// there (a struct of 80 bytes or more) and not 0.
+fn clone3_set_tid_size(tid: Tid, call: &Call) -> Option<u64> {
+    use rrtest_syscalls::clone_args;
+    if call.args[1] < clone_args::SET_TID_SIZE + 8 {
+        return None;
+    }
+    let mut word = [0u8; 8];
+    rrtest_sys::RemoteMem::new(tid)
+        .read_exact(call.args[0] + clone_args::SET_TID_SIZE, &mut word)
+        .ok()?;
+    Some(u64::from_le_bytes(word)).filter(|&n| n != 0)
 }

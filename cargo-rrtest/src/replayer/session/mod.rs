@@ -108,9 +108,13 @@ struct Task {
     /// The mask to restore when the handler of the signal that ended an
     /// emulated `rt_sigsuspend` returns (see [`Session::sigsuspend_mask`]).
     mask_after_handler: Option<u64>,
-    /// A `SIGCONT` was sent to its process: the kernel's notice of it (a
-    /// `PTRACE_EVENT_STOP` with `SIGTRAP`) stops the thread when it next
-    /// runs, and is run through.
+    /// A `SIGCONT` that replay sent to another thread of this process
+    /// raises a trap (`PTRACE_EVENT_STOP`, `SIGTRAP`) in every thread of it
+    /// (the kernel notifies each seized thread of a `SIGCONT`); this one's
+    /// has not been seen yet, and is run through when it comes. The
+    /// recorder saw it there too, as a stop that changed nothing but
+    /// interrupting a blocked syscall, which the trace has as that
+    /// syscall's result.
     sigcont_notice: bool,
 }
 
@@ -286,7 +290,16 @@ impl Session {
                 if syscalls::lookup(nr).map(|d| d.replay) == Some(ReplayAction::Exit) {
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                     self.set_state(tid, State::Exiting);
-                    if nr == libc::SYS_exit && real != self.task(tid)?.real_pid {
+                    let real_pid = self.task(tid)?.real_pid;
+                    // As the recorder does: a process alone in an address
+                    // space it shares (`CLONE_VM`, a vfork child) too.
+                    let alone_sharing = real == real_pid
+                        && self.spaces.get(&real_pid).is_some_and(|s| s.borrowed)
+                        && !self
+                            .tasks
+                            .iter()
+                            .any(|(&t, task)| t != tid && task.real_pid == real_pid);
+                    if (nr == libc::SYS_exit && real != real_pid) || alone_sharing {
                         // Gone before anything else runs: its exit clears
                         // its `CLONE_CHILD_CLEARTID` word and wakes the
                         // futex on it, which a thread joining it may meet

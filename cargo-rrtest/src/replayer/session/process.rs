@@ -84,7 +84,26 @@ impl Session {
             // Likewise the signals it started with ignored (`nohup`).
             ignored: header.initial_ignored,
             hide: Vec::new(),
+            // The recorded stack size limit: where the stack ends decides
+            // how deep a recursion goes before it faults.
+            stack_limit: header
+                .stack_limit
+                .unwrap_or_else(rrtest_sys::spawn::program_stack_limit),
         };
+        let hard = rrtest_sys::spawn::stack_hard_limit();
+        if spec.stack_limit > hard {
+            return Err(Error::Spawn {
+                program: exec.exe.clone(),
+                source: std::io::Error::other(format!(
+                    "the program was recorded with a stack size limit of {} KiB, above this \
+                     host's hard limit of {} KiB (`ulimit -Hs`): its stack would end elsewhere \
+                     (raise the hard limit to replay it)",
+                    spec.stack_limit >> 10,
+                    hard >> 10
+                )),
+            }
+            .into());
+        }
         // Replay on the CPU the recording ran on, with the program (see the
         // recorder): `cpuid` tells it, and stops are cheaper.
         if let Some(c) = header.tracee_cpu {
@@ -510,7 +529,7 @@ impl Session {
             State::AtEntry { args, .. } => args,
             _ => [0; 6],
         };
-        for (addr, in_child) in tid_fields(real, nr, &args) {
+        for (addr, in_child) in crate::tracee::clone_tid_fields(real, nr, &args) {
             let mem = RemoteMem::new(if in_child { new_real } else { real });
             mem.write(addr, &child.to_le_bytes())
                 .map_err(perr("writing the recorded thread id", real))?;
@@ -663,33 +682,6 @@ pub(super) fn without_namespaces(
     mem.write(regs.rdi, &(flags & !NAMESPACE_FLAGS).to_le_bytes())
         .map_err(perr("writing clone3's flags", real))?;
     Ok(Some((regs.rdi, flags)))
-}
-
-/// Where a clone-family syscall made the kernel store the new thread's id:
-/// `(address, in the child's address space)`.
-pub(super) fn tid_fields(tid: i32, nr: i64, args: &[u64; 6]) -> Vec<(u64, bool)> {
-    let (flags, child_tid, parent_tid) = match nr {
-        libc::SYS_clone => (args[0], args[3], args[2]),
-        libc::SYS_clone3 => {
-            let mem = RemoteMem::new(tid);
-            let mut raw = [0u8; 32];
-            if mem.read_exact(args[0], &mut raw).is_err() {
-                return Vec::new();
-            }
-            let word =
-                |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-            (word(0), word(2), word(3))
-        }
-        _ => return Vec::new(),
-    };
-    let mut out = Vec::new();
-    if flags & libc::CLONE_PARENT_SETTID as u64 != 0 && parent_tid != 0 {
-        out.push((parent_tid, false));
-    }
-    if flags & libc::CLONE_CHILD_SETTID as u64 != 0 && child_tid != 0 {
-        out.push((child_tid, true));
-    }
-    out
 }
 
 fn cstr(b: &[u8]) -> CString {

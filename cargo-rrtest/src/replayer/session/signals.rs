@@ -37,11 +37,11 @@ impl Session {
                 if let Some(t) = self.tasks.get_mut(&tid) {
                     t.restart_pending = None;
                 }
-                ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
+                self.send(real_pid, real, s.signo)?;
             }
             SignalKind::AtPoint(point) => {
                 self.run_to_point(tid, &point)?;
-                ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
+                self.send(real_pid, real, s.signo)?;
             }
             SignalKind::BeforeSyscall { nr } => {
                 // Held back to the thread's next syscall: stop it there, skip
@@ -68,7 +68,7 @@ impl Session {
                 regs.rax = regs.orig_rax;
                 regs.orig_rax = u64::MAX;
                 ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
-                ptrace::tgkill(real_pid, real, s.signo).map_err(perr("tgkill", real))?;
+                self.send(real_pid, real, s.signo)?;
             }
             SignalKind::Asynchronous { ip } => {
                 return Err(Error::NotReplayable(vec![format!(
@@ -76,13 +76,6 @@ impl Session {
                     s.signo
                 )])
                 .into())
-            }
-        }
-        if s.signo == libc::SIGCONT {
-            // Sent for real above: the kernel marks every thread of the
-            // process for its notice of the continue.
-            for t in self.tasks.values_mut().filter(|t| t.real_pid == real_pid) {
-                t.sigcont_notice = true;
             }
         }
         let (real, ev) = self.resume_to_stop(tid, Some(s.signo))?;
@@ -99,6 +92,21 @@ impl Session {
                 Err(self.diverged(tid, "signal", format!("signal {}", s.signo), seen))
             }
         }
+    }
+
+    /// Sends the recorded signal `signo` to replay's thread `real` of
+    /// process `real_pid`. A `SIGCONT` traps every other thread of the
+    /// process once (see [`super::Task::sigcont_notice`]).
+    fn send(&mut self, real_pid: i32, real: i32, signo: i32) -> Result<(), ReplayError> {
+        if signo == libc::SIGCONT {
+            for t in self.tasks.values_mut() {
+                if t.real_pid == real_pid && t.real != real {
+                    t.sigcont_notice = true;
+                }
+            }
+        }
+        ptrace::tgkill(real_pid, real, signo).map_err(perr("tgkill", real))?;
+        Ok(())
     }
 
     /// An emulated `rt_sigsuspend` (or `ppoll`, `pselect6`, `epoll_pwait`

@@ -335,6 +335,7 @@ pub fn header() -> Header {
         tracee_cpu: Some(3),
         initial_sigmask: None,
         initial_ignored: None,
+        stack_limit: None,
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
         point_digest: None,

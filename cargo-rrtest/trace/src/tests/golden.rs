@@ -54,6 +54,7 @@ fn golden_header() -> Header {
         tracee_cpu: None,
         initial_sigmask: None,
         initial_ignored: None,
+        stack_limit: None,
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
         point_digest: None,

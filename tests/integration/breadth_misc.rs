@@ -1,0 +1,309 @@
+//! Breadth trials for smaller classes of program behaviour (issue #20):
+//! each a C fixture recorded, verified and replayed identically (output
+//! and exit status compared), or refused by name. docs/breadth.md lists
+//! them.
+//!
+//! - `restart_calls`: poll, nanosleep and clock_nanosleep with a timeout,
+//!   interrupted by a handled signal (EINTR, SA_RESTART or not), by an
+//!   unhandled SIGCONT, and by SIGSTOP + SIGCONT while two threads sleep:
+//!   the kernel resumes them through `restart_syscall`
+//!   (`::restarts_recorded` checks the trace has those);
+//! - `clone_flags`: clone and clone3 with CLONE_VM without CLONE_THREAD,
+//!   CLONE_VFORK, CLONE_FILES, CLONE_SIGHAND, CLONE_CHILD_SETTID/CLEARTID,
+//!   CLONE_SETTLS, CLONE_PIDFD, CLONE_PARENT, and clones the kernel
+//!   refuses (`::repeated`: a few rounds, the schedule decides whether a
+//!   CLONE_VM child exits before its parent's clone is written);
+//!   `::set_tid_refused` (root): a clone3 whose set_tid names a free pid
+//!   succeeds, and the trace is unreplayable, named;
+//! - `stack_overflow`: recursion until the stack runs out, caught on a
+//!   sigaltstack (the depth printed), and without a handler (death by
+//!   SIGSEGV, each depth printed): the same depth in replay;
+//!   `::recorded_limit`: recorded under a 4 MiB hard stack limit, the
+//!   trace replays under our own (8 MiB or more) with the recorded depth,
+//!   and a trace recorded with 8 MiB is refused, named, under 4 MiB;
+//! - `vdso_lookup`: the vDSO's symbols looked up by hand (auxv and an ELF
+//!   walk, dlopen with RTLD_NOLOAD + dlsym) and called natively; under the
+//!   recorder the vDSO is hidden (`::hidden` checks the program is told
+//!   so), and the program's fallback records and replays.
+
+use std::process::Command;
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::breadth::{c, refused_cases, with_defines};
+use crate::recorder::{self, invocation, Spec};
+use crate::recorder_build::{self as build, CBuild};
+use crate::recorder_run::{self as run, TrialDir};
+
+/// The fixtures that record, verify and replay identically.
+const SPECS: &[Spec] = &[
+    Spec {
+        stdout_has: &[
+        "step 1: nanosleep interrupted by SIGUSR1 (SA_RESTART): handler ran 1 time(s)",
+        "step 2: clock_nanosleep with a SIGCONT sent returned 0, full time slept: 1",
+        "step 3: second thread's clock_nanosleep returned 0 (error 0), full time slept: 1",
+        "step 3: main thread's poll returned 0, full time slept: 1",
+    ],
+        ..c("restart_calls", CBuild::pie("restart_calls"))
+    },
+    Spec {
+        stdout_has: &[
+            "CLONE_VM: the child's write seen: 42",
+            "CLONE_CHILD_SETTID: the child saw its tid: 1; CLEARTID cleared it: 1",
+            "CLONE_SETTLS: the child ran on its own thread pointer: 1",
+            "CLONE_PIDFD: readable at the child's exit, waitid(P_PIDFD) says exit 9, pid matches: 1",
+            "CLONE_PARENT: the sibling ran, its parent not us: 1; not our child: 1 (errno 10)",
+            "CLONE_THREAD without CLONE_SIGHAND: -1, errno 22",
+            "clone3 with nonzero bytes past the struct: -1, errno 7",
+        ],
+        ..c("clone_flags", CBuild::pie("clone_flags"))
+    },
+    Spec {
+        stdout_has: &["stack limit 8192 KiB\n", "overflow caught at depth "],
+        ..c("stack_overflow", CBuild::pie("stack_overflow"))
+    },
+    Spec {
+        code: 128 + 11, // SIGSEGV
+        success_marker: false,
+        stdout_has: &["stack limit 8192 KiB\n1\n2\n3\n"],
+        ..c(
+            "stack_overflow_no_handler",
+            with_defines("stack_overflow", &["NO_HANDLER"]),
+        )
+    },
+    Spec {
+        stdout_has: &["1000 more calls of clock_gettime(CLOCK_REALTIME)\n"],
+        ..c("vdso_lookup", CBuild::pie("vdso_lookup"))
+    },
+];
+
+/// How many more times `::repeated` records, verifies and replays.
+const REPEATS: usize = 4;
+
+/// The trials.
+pub fn trials() -> Vec<Trial> {
+    let gcc = build::gcc_missing();
+    let skip = gcc.is_some() || run::recording_unavailable().is_some();
+    let mut trials = Vec::new();
+    for spec in SPECS {
+        let s = *spec;
+        let native = format!("breadth::misc::{}::native", s.name);
+        let n = native.clone();
+        trials.push(
+            Trial::test(native, move || recorder::native(&n, &s)).with_ignored_flag(gcc.is_some()),
+        );
+        let rr = format!("breadth::misc::{}::record_replay", s.name);
+        let r = rr.clone();
+        trials
+            .push(Trial::test(rr, move || recorder::record_replay(&r, &s)).with_ignored_flag(skip));
+    }
+    // A CLONE_VM child runs and exits before or after its parent's clone
+    // is written, as the schedule falls: a few rounds.
+    trials.push(
+        Trial::test("breadth::misc::clone_flags::repeated", || {
+            let spec = SPECS
+                .iter()
+                .find(|s| s.name == "clone_flags")
+                .expect("listed");
+            for round in 0..REPEATS {
+                recorder::record_replay(
+                    &format!("breadth::misc::clone_flags::repeated-{round}"),
+                    spec,
+                )
+                .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
+            }
+            Ok(())
+        })
+        .with_ignored_flag(skip),
+    );
+    // A clone3 that chose its child's pid (set_tid) succeeds only with
+    // privilege: refused by name.
+    let not_root = (!crate::portable::is_root()).then_some("not root");
+    trials.push(
+        Trial::test("breadth::misc::clone_flags::set_tid_refused", || {
+            let cases: [(&'static str, &'static [&'static str], &str); 1] = [(
+                "clone_set_tid",
+                &["SET_TID_FREE"],
+                "clone3 with set_tid (1 chosen id(s); the child got",
+            )];
+            refused_cases(
+                "breadth::misc::clone_flags::set_tid_refused",
+                "clone_flags",
+                &cases,
+            )
+        })
+        .with_ignored_flag(skip || not_root.is_some()),
+    );
+    trials.push(
+        Trial::test("breadth::misc::vdso_lookup::hidden", || {
+            vdso_hidden("breadth::misc::vdso_lookup::hidden")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::misc::stack_overflow::recorded_limit", || {
+            stack_limit_recorded("breadth::misc::stack_overflow::recorded_limit")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::misc::restart_calls::restarts_recorded", || {
+            restarts_recorded("breadth::misc::restart_calls::restarts_recorded")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials
+}
+
+/// `info --events` of `trace`, as text.
+fn events(trace: &std::path::Path) -> Result<String, Failed> {
+    let mut cmd = Command::new(crate::common::cargo_rrtest());
+    cmd.arg("info").arg("--events").arg(trace);
+    let info = run::run(&mut cmd)?;
+    info.expect_code(0)?;
+    Ok(info.stdout_text())
+}
+
+/// `restart_calls` records sleeps that the kernel resumed through
+/// `restart_syscall` (one for each sleep of steps 2 and 3: five; a
+/// `restart_syscall` interrupted again by step 3's `SIGCONT` is resumed by
+/// one more), and the
+/// trace verifies: the path the record_replay trial means to cover is
+/// taken, not only a program whose output happens to match.
+fn restarts_recorded(trial: &str) -> Result<(), Failed> {
+    let spec = SPECS
+        .iter()
+        .find(|s| s.name == "restart_calls")
+        .expect("listed");
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    recorder::expect_verified(&trace)?;
+    let text = events(&trace)?;
+    let restarts = text
+        .lines()
+        .filter(|l| l.contains("restart_syscall() = 0"))
+        .count();
+    let interrupted = text
+        .lines()
+        .filter(|l| l.contains("= -1 ERESTART_RESTARTBLOCK"))
+        .count();
+    check!(
+        restarts >= 5 && interrupted >= restarts,
+        "expected at least 5 sleeps resumed by restart_syscall (and as many interrupted), saw {restarts} resumed, {interrupted} interrupted\n{text}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// Runs `script` with `sh -c`, its `$1` the `cargo-rrtest` binary and `$@`
+/// the rest of `args`.
+fn sh(script: &str, args: &[&std::ffi::OsStr]) -> Result<run::Run, Failed> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(crate::common::cargo_rrtest())
+        .args(args);
+    run::run(&mut cmd)
+}
+
+/// How deep `stack_overflow` got, from its output.
+fn depth_of(stdout: &str) -> Option<u64> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("overflow caught at depth "))?;
+    line["overflow caught at depth ".len()..]
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The stack size limit a program is recorded with is in the trace and
+/// replay starts it with that one: recorded under a 4 MiB hard limit (the
+/// program gets 4 MiB), a replay under ours reaches the recorded depth
+/// (with ours, 8 MiB, it went about twice as deep, and diverged at the
+/// handler's output). A trace recorded with 8 MiB, replayed under a 4 MiB
+/// hard limit, is refused before the program starts, naming the limits.
+fn stack_limit_recorded(trial: &str) -> Result<(), Failed> {
+    let exe = build::c_fixture(CBuild::pie("stack_overflow"))?;
+    let dir = TrialDir::new(trial)?;
+    let small = dir.path.join("small");
+    let rec = sh(
+        "ulimit -s 4096 && exec \"$1\" record -o \"$2\" -- \"$3\"",
+        &[small.as_os_str(), exe.as_os_str()],
+    )?;
+    rec.expect_code(0)?;
+    let recorded = depth_of(&rec.stdout_text());
+    check!(
+        rec.stdout_text().contains("stack limit 4096 KiB") && recorded.is_some(),
+        "recorded under a 4 MiB limit:\n{}",
+        rec.describe()
+    );
+    recorder::expect_verified(&small)?;
+    let rep = run::replay_in(&small, None)?;
+    rep.expect_code(0)?;
+    let replayed = depth_of(&rep.stdout_text());
+    check!(
+        replayed == recorded,
+        "replay reached depth {replayed:?}, the recording {recorded:?}\n{}",
+        rep.describe()
+    );
+    let big = dir.path.join("big");
+    let rec = inv_record(&big, &exe)?;
+    rec.expect_code(0)?;
+    let deeper = depth_of(&rec.stdout_text());
+    check!(
+        deeper.zip(recorded).is_some_and(|(d, r)| d > r + r / 2),
+        "with 8 MiB the recursion got to {deeper:?}, with 4 MiB to {recorded:?}"
+    );
+    let rep = sh(
+        "ulimit -s 4096 && exec \"$1\" replay \"$2\"",
+        &[big.as_os_str()],
+    )?;
+    check!(
+        rep.code() != 0
+            && rep.stderr_text().contains(
+                "recorded with a stack size limit of 8192 KiB, above this host's hard limit of 4096 KiB"
+            )
+            && !rep.stdout_text().contains("overflow caught"),
+        "replay under a lower hard limit was not refused up front\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `cargo-rrtest record -o TRACE -- EXE` with our own limits.
+fn inv_record(trace: &std::path::Path, exe: &std::path::Path) -> Result<run::Run, Failed> {
+    let mut cmd = Command::new(crate::common::cargo_rrtest());
+    cmd.arg("record").arg("-o").arg(trace).arg("--").arg(exe);
+    run::run(&mut cmd)
+}
+
+/// Under the recorder `vdso_lookup` finds no vDSO (AT_SYSINFO_EHDR is 0,
+/// and the loader has none to dlopen): the recorder hides it so that time
+/// reads are syscalls (docs/design.md). Replay agrees.
+fn vdso_hidden(trial: &str) -> Result<(), Failed> {
+    let spec = SPECS
+        .iter()
+        .find(|s| s.name == "vdso_lookup")
+        .expect("listed");
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text()
+            .contains("no vDSO: AT_SYSINFO_EHDR is 0; dlopen(linux-vdso.so.1, RTLD_NOLOAD): 0\n"),
+        "the recorded program saw a vDSO\n{}",
+        rec.describe()
+    );
+    recorder::expect_verified(&trace)?;
+    dir.finish();
+    Ok(())
+}
