@@ -14,8 +14,8 @@ macro_rules! check {
 #[allow(dead_code)] // not every helper is used by every area module
 mod breadth;
 mod breadth_maps;
-mod breadth_tty;
 mod breadth_misc;
+mod breadth_tty;
 mod chaos;
 mod common;
 mod debug_engine;
