@@ -182,7 +182,7 @@ impl Session {
             .filter(|&(&t, task)| t != tid && task.pid == pid)
             .filter_map(|(&t, task)| match task.state {
                 State::InSyscall { entered, .. } => Some(entered.ip),
-                State::Ready(_) => ptrace::getregs(t).ok().map(|r| r.rip),
+                State::Ready(_) | State::JobStopped => ptrace::getregs(t).ok().map(|r| r.rip),
                 _ => None,
             })
             .collect()
