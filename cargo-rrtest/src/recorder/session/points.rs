@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use tracing::{debug, trace};
 
 use super::schedule::Steps;
-use super::steps::{blocks_trap, reblock_trap};
 use super::{ptrace_err, Error, Pending, Session};
 use crate::tracee::exec_point;
 use crate::tracee::syscallbuf;
@@ -672,6 +671,18 @@ fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
         mem.read_exact(v - 7, &mut before).ok()?;
         crate::tracee::ends_with_call(&before).then_some(v)
     })
+}
+
+/// Whether stopped thread `tid` blocks SIGTRAP, which a trap of ours
+/// would unblock (`tracee::trap_mask`).
+pub(super) fn blocks_trap(tid: Tid) -> Result<bool, Error> {
+    crate::tracee::trap_mask::blocks_trap(tid).map_err(ptrace_err("PTRACE_GETSIGMASK", tid))
+}
+
+/// At a trap of ours in `tid`, which blocked SIGTRAP before it: blocks it
+/// again (`tracee::trap_mask`).
+pub(super) fn reblock_trap(tid: Tid) -> Result<(), Error> {
+    crate::tracee::trap_mask::reblock_trap(tid).map_err(ptrace_err("PTRACE_SETSIGMASK", tid))
 }
 
 #[cfg(test)]

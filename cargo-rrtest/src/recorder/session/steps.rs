@@ -19,7 +19,7 @@
 
 use tracing::trace;
 
-use super::points::{point_findable, Seek};
+use super::points::{blocks_trap, point_findable, reblock_trap, Seek};
 use super::schedule::Steps;
 use super::{jobctl, ptrace_err, Error, Pending, Session, State};
 use rrtest_sys::ptrace::{self, WaitEvent};
@@ -349,18 +349,6 @@ impl Session {
         self.sched.restart_slice();
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
-}
-
-/// Whether stopped thread `tid` blocks SIGTRAP, which a trap of ours
-/// would unblock (`tracee::trap_mask`).
-pub(super) fn blocks_trap(tid: Tid) -> Result<bool, Error> {
-    crate::tracee::trap_mask::blocks_trap(tid).map_err(ptrace_err("PTRACE_GETSIGMASK", tid))
-}
-
-/// At a trap of ours in `tid`, which blocked SIGTRAP before it: blocks it
-/// again (`tracee::trap_mask`).
-pub(super) fn reblock_trap(tid: Tid) -> Result<(), Error> {
-    crate::tracee::trap_mask::reblock_trap(tid).map_err(ptrace_err("PTRACE_SETSIGMASK", tid))
 }
 
 /// An instruction that lets the program see the trap flag of stepping.
