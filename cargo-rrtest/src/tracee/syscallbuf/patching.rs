@@ -22,6 +22,9 @@ use super::Space;
 const STUB_CHUNK: u64 = 0x1_0000;
 /// Bytes of code read after a syscall to analyze its site.
 const WINDOW: u64 = 64;
+/// Bytes of code on either side of a site scanned for branches into it
+/// before it is patched ([`branch_nearby`]).
+const SCAN: u64 = 1024;
 
 /// Why a site is not patched now.
 #[derive(Debug)]
@@ -100,6 +103,9 @@ fn plan_site(
         Ok(s) => s,
         Err(r) => return Ok(Err(NotPatched::Refused(r.to_string()))),
     };
+    if let Some(r) = branch_nearby(tid, &site) {
+        return Ok(Err(NotPatched::Refused(r.to_string())));
+    }
     if busy.iter().any(|&ip| site.contains_inside(ip)) {
         return Ok(Err(NotPatched::Busy));
     }
@@ -222,6 +228,26 @@ fn read_site(tid: i32, syscall_addr: u64, anchor: Anchor, nr: i64) -> Result<Pat
             anchor,
         },
     )
+}
+
+/// A branch into `site`'s region from the code up to [`SCAN`] bytes on
+/// either side of it (only while recording: replay plans the recorded
+/// patch again from the site's own window, as recorders before this scan
+/// did, so their traces replay alike).
+fn branch_nearby(tid: i32, site: &PatchSite) -> Option<Refusal> {
+    let mem = RemoteMem::new(tid);
+    // The whole span, else only the pages of the region itself (a code
+    // mapping's edge), else nothing more than the site's own window.
+    let spans = [
+        (site.start.saturating_sub(SCAN), site.end() + SCAN),
+        (site.start & !0xfff, (site.end() | 0xfff) + 1),
+    ];
+    spans.into_iter().find_map(|(from, to)| {
+        let mut code = vec![0u8; (to - from) as usize];
+        mem.read_exact(from, &mut code)
+            .ok()
+            .map(|()| patch::branch_into_region(&code, from, site))
+    })?
 }
 
 fn plan_at(

@@ -255,6 +255,27 @@ pub fn analyze_with(
     })
 }
 
+/// A direct branch in `code` (at `code_addr`) that lands strictly inside
+/// `site`'s region: the region's own window covers only the bytes after
+/// the syscall, and compilers share a syscall's tail between paths (glibc
+/// 2.36's `__futex_abstimed_wait_common` jumps from 0x93 bytes after its
+/// first futex `syscall` back to the instruction right after it), so the
+/// recorder scans wider code around a site before patching it. A linear
+/// sweep from the start of `code`, which need not be an instruction
+/// boundary; a spurious branch from a misaligned decode only costs a
+/// refusal.
+pub fn branch_into_region(code: &[u8], code_addr: u64, site: &PatchSite) -> Option<Refusal> {
+    let end = code_addr + code.len() as u64;
+    let insns = sweep(code, code_addr, code_addr, end).ok()?;
+    insns.iter().find_map(|insn| {
+        let target = branch_target(insn)?;
+        (target > site.start && target < site.end()).then(|| Refusal::BranchIntoRegion {
+            from: insn.ip(),
+            target,
+        })
+    })
+}
+
 /// Decodes the instruction at `addr`.
 fn decode_one(code: &[u8], code_addr: u64, addr: u64) -> Result<Instruction, Refusal> {
     let offset = (addr - code_addr) as usize;

@@ -41,7 +41,9 @@ mod stub;
 #[cfg(test)]
 mod tests;
 
-pub use analyze::{analyze, analyze_with, check_syscall, AnalyzeOptions, Anchor, PatchSite};
+pub use analyze::{
+    analyze, analyze_with, branch_into_region, check_syscall, AnalyzeOptions, Anchor, PatchSite,
+};
 pub use stub::{build_stub, patch_bytes, Stub, StubIp, StubLayout};
 
 /// Length of the `jmp rel32` written at a patch site.

@@ -984,3 +984,34 @@ fn first_patch_cost() {
         );
     }
 }
+
+/// glibc 2.36's `__futex_abstimed_wait_common` in miniature: a futex
+/// `syscall` whose region takes the `test`/`jg` after it, and 0x93 bytes
+/// later another path's `jmp` back to that `test`. The site's own window
+/// (from the syscall on) cannot see the branch; the wider scan does.
+#[test]
+fn a_branch_back_into_the_region_from_beyond_the_window_is_found() {
+    let syscall = CODE + 0x94;
+    let mut code = vec![0x90u8; 0x200];
+    let at = (syscall - CODE) as usize;
+    // syscall; test %eax,%eax; jg +0x13; cmp $-22,%eax
+    code[at..at + 9].copy_from_slice(&[0x0f, 0x05, 0x85, 0xc0, 0x7f, 0x13, 0x83, 0xf8, 0xea]);
+    // At syscall + 0x93: jmp rel32 to syscall + 2.
+    let jmp_at = at + 0x93;
+    let rel = (syscall + 2).wrapping_sub(CODE + jmp_at as u64 + 5) as u32;
+    code[jmp_at] = 0xe9;
+    code[jmp_at + 1..jmp_at + 5].copy_from_slice(&rel.to_le_bytes());
+
+    let window = &code[at..at + 64];
+    let site = analyze(window, syscall, syscall).expect("the window alone allows it");
+    assert_eq!((site.start, site.end()), (syscall, syscall + 6));
+    match branch_into_region(&code, CODE, &site) {
+        Some(Refusal::BranchIntoRegion { from, target }) => {
+            assert_eq!((from, target), (CODE + jmp_at as u64, syscall + 2));
+        }
+        other => panic!("the jmp back was not found: {other:?}"),
+    }
+    // Without that jmp the wider scan finds nothing.
+    code[jmp_at..jmp_at + 5].fill(0x90);
+    assert!(branch_into_region(&code, CODE, &site).is_none());
+}
