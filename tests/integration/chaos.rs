@@ -590,13 +590,18 @@ mod minimize {
         Ok(())
     }
 
+    /// `diff --minimize` with `flags` on `args`. Its re-runs are live chaos
+    /// runs: 23 s alone here for race_publish's seed 1 (30 re-runs), past
+    /// the usual 60 s a command in a loaded CI run (it failed so once), so
+    /// a hang is caught at 180 s instead.
     fn diff(args: &[&Path], flags: &[&str]) -> Result<Run, Failed> {
-        run::run(
+        run::run_within(
             Command::new(common::cargo_rrtest())
                 .arg("diff")
                 .arg("--minimize")
                 .args(flags)
                 .args(args),
+            std::time::Duration::from_secs(180),
         )
     }
 
