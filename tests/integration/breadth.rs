@@ -339,19 +339,7 @@ pub fn trials() -> Vec<Trial> {
     let gcc = build::gcc_missing();
     let cannot_record = run::recording_unavailable();
     let skip = gcc.is_some() || cannot_record.is_some();
-    let mut trials = Vec::new();
-    for spec in SPECS {
-        let s = *spec;
-        let native = format!("breadth::{}::native", s.name);
-        let n = native.clone();
-        trials.push(
-            Trial::test(native, move || recorder::native(&n, &s)).with_ignored_flag(gcc.is_some()),
-        );
-        let rr = format!("breadth::{}::record_replay", s.name);
-        let r = rr.clone();
-        trials
-            .push(Trial::test(rr, move || recorder::record_replay(&r, &s)).with_ignored_flag(skip));
-    }
+    let mut trials = spec_trials("breadth", SPECS, recorder::record_replay);
     // Forks while other threads run diverged in most recordings: a few
     // rounds each, so that a race that a single recording misses shows.
     // Execs that kill other threads (the replay used to hang at them), and
@@ -447,6 +435,31 @@ pub fn trials() -> Vec<Trial> {
         .with_ignored_flag(skip),
     );
     trials.extend(kernel_trials(gcc.is_some(), skip));
+    trials
+}
+
+/// `PREFIX::NAME::native` (the program alone) and
+/// `PREFIX::NAME::record_replay` (recorded, verified and replayed by
+/// `record`) for each of `specs`; ignored without gcc, or where recording
+/// is not possible.
+pub(crate) fn spec_trials(
+    prefix: &'static str,
+    specs: &'static [Spec],
+    record: fn(&str, &Spec) -> Result<(), Failed>,
+) -> Vec<Trial> {
+    let gcc = build::gcc_missing();
+    let skip = gcc.is_some() || run::recording_unavailable().is_some();
+    let mut trials = Vec::new();
+    for spec in specs {
+        let s = *spec;
+        let native = format!("{prefix}::{}::native", s.name);
+        let n = native.clone();
+        trials.push(
+            Trial::test(native, move || recorder::native(&n, &s)).with_ignored_flag(gcc.is_some()),
+        );
+        let rr = format!("{prefix}::{}::record_replay", s.name);
+        trials.push(Trial::test(rr.clone(), move || record(&rr, &s)).with_ignored_flag(skip));
+    }
     trials
 }
 

@@ -30,7 +30,7 @@ use std::process::Command;
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::breadth::{c, refused_cases, with_defines};
+use crate::breadth::{c, refused_cases, spec_trials, with_defines};
 use crate::recorder::{self, invocation, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run::{self as run, TrialDir};
@@ -95,19 +95,7 @@ const REPEATS: usize = 4;
 pub fn trials() -> Vec<Trial> {
     let gcc = build::gcc_missing();
     let skip = gcc.is_some() || run::recording_unavailable().is_some();
-    let mut trials = Vec::new();
-    for spec in SPECS {
-        let s = *spec;
-        let native = format!("breadth::misc::{}::native", s.name);
-        let n = native.clone();
-        trials.push(
-            Trial::test(native, move || recorder::native(&n, &s)).with_ignored_flag(gcc.is_some()),
-        );
-        let rr = format!("breadth::misc::{}::record_replay", s.name);
-        let r = rr.clone();
-        trials
-            .push(Trial::test(rr, move || recorder::record_replay(&r, &s)).with_ignored_flag(skip));
-    }
+    let mut trials = spec_trials("breadth::misc", SPECS, recorder::record_replay);
     // A CLONE_VM child runs and exits before or after its parent's clone
     // is written, as the schedule falls: a few rounds.
     trials.push(

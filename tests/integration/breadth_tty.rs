@@ -30,7 +30,7 @@ use libtest_mimic::{Failed, Trial};
 
 use std::time::Duration;
 
-use crate::breadth::recorded_under_chaos;
+use crate::breadth::{recorded_under_chaos, spec_trials};
 use crate::recorder::{self, invocation, Args, Source, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run::{self as run, TrialDir};
@@ -76,18 +76,7 @@ const SPECS: &[Spec] = &[
 pub fn trials() -> Vec<Trial> {
     let gcc = build::gcc_missing();
     let skip = gcc.is_some() || run::recording_unavailable().is_some();
-    let mut trials = Vec::new();
-    for spec in SPECS {
-        let s = *spec;
-        let native = format!("breadth::tty::{}::native", s.name);
-        let n = native.clone();
-        trials.push(
-            Trial::test(native, move || recorder::native(&n, &s)).with_ignored_flag(gcc.is_some()),
-        );
-        let rr = format!("breadth::tty::{}::record_replay", s.name);
-        let r = rr.clone();
-        trials.push(Trial::test(rr, move || rounds(&r, &s)).with_ignored_flag(skip));
-    }
+    let mut trials = spec_trials("breadth::tty", SPECS, rounds);
     trials.push(
         Trial::test("breadth::tty::stop_self::continued_from_outside", || {
             continued_from_outside("breadth::tty::stop_self::continued_from_outside")

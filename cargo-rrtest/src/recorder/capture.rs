@@ -258,7 +258,8 @@ impl OurOutputs {
     }
 }
 
-fn is_write_family(nr: i64) -> bool {
+/// `write`, `pwrite64`, `writev`, `pwritev`, `pwritev2`.
+pub(crate) fn is_write_family(nr: i64) -> bool {
     matches!(
         nr,
         libc::SYS_write

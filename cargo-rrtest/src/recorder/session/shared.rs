@@ -34,6 +34,7 @@ use rrtest_trace::{MemWrite, SyscallExtra, SyscallResult, Tid};
 use tracing::debug;
 
 use super::{ptrace_err, Error, Session};
+use crate::recorder::capture::is_write_family;
 use crate::tracee::syscallbuf;
 
 /// The most bytes the copies of shared-mapped files that writes store may
@@ -132,17 +133,6 @@ fn fd_pos(tid: Tid, fd: i32) -> Option<u64> {
         .trim()
         .parse()
         .ok()
-}
-
-fn is_write(nr: i64) -> bool {
-    matches!(
-        nr,
-        libc::SYS_write
-            | libc::SYS_pwrite64
-            | libc::SYS_writev
-            | libc::SYS_pwritev
-            | libc::SYS_pwritev2
-    )
 }
 
 impl Session {
@@ -248,7 +238,7 @@ impl Session {
                 self.truncated_by_name(tid, call.args[0], result, problems);
                 Ok(())
             }
-            nr if is_write(nr) && call.ret > 0 && self.shared.trace_writes => {
+            nr if is_write_family(nr) && call.ret > 0 && self.shared.trace_writes => {
                 let Some(link) = fd_link(tid, fd) else {
                     return Ok(());
                 };
