@@ -170,15 +170,7 @@ fn events(trace: &std::path::Path) -> Result<String, Failed> {
 /// trace verifies: the path the record_replay trial means to cover is
 /// taken, not only a program whose output happens to match.
 fn restarts_recorded(trial: &str) -> Result<(), Failed> {
-    let spec = SPECS
-        .iter()
-        .find(|s| s.name == "restart_calls")
-        .expect("listed");
-    let dir = TrialDir::new(trial)?;
-    let inv = invocation(spec, dir.sub("work")?)?;
-    let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
+    let (dir, _, trace, _) = record_listed(trial, "restart_calls")?;
     recorder::expect_verified(&trace)?;
     let text = events(&trace)?;
     let restarts = text
@@ -287,15 +279,7 @@ fn inv_record(trace: &std::path::Path, exe: &std::path::Path) -> Result<run::Run
 /// and the loader has none to dlopen): the recorder hides it so that time
 /// reads are syscalls (docs/design.md). Replay agrees.
 fn vdso_hidden(trial: &str) -> Result<(), Failed> {
-    let spec = SPECS
-        .iter()
-        .find(|s| s.name == "vdso_lookup")
-        .expect("listed");
-    let dir = TrialDir::new(trial)?;
-    let inv = invocation(spec, dir.sub("work")?)?;
-    let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
+    let (dir, _, trace, rec) = record_listed(trial, "vdso_lookup")?;
     check!(
         rec.stdout_text()
             .contains("no vDSO: AT_SYSINFO_EHDR is 0; dlopen(linux-vdso.so.1, RTLD_NOLOAD): 0\n"),
@@ -305,4 +289,22 @@ fn vdso_hidden(trial: &str) -> Result<(), Failed> {
     recorder::expect_verified(&trace)?;
     dir.finish();
     Ok(())
+}
+
+/// Records the fixture of `SPECS` named `name` (exit 0) for `trial`: its
+/// directory, the invocation, the trace and the recording.
+fn record_listed(
+    trial: &str,
+    name: &str,
+) -> Result<(TrialDir, run::Invocation, std::path::PathBuf, run::Run), Failed> {
+    let spec = SPECS
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| format!("{name} is not in SPECS"))?;
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    Ok((dir, inv, trace, rec))
 }

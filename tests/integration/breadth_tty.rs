@@ -196,10 +196,7 @@ fn continued_from_outside(trial: &str) -> Result<(), Failed> {
             rec.describe()
         );
     }
-    recorder::expect_verified(&trace)?;
-    let rep = inv.replay(&trace)?;
-    rep.expect_code(0)?;
-    run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
+    recorder::expect_replays_alike(&inv, &trace, &rec)?;
     dir.finish();
     Ok(())
 }

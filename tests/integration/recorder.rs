@@ -558,6 +558,19 @@ pub fn expect_verified(trace: &std::path::Path) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The recording `rec` of `inv` in `trace` verified, and `trace` replays
+/// with exit 0 and the recorded stdout, byte for byte.
+pub fn expect_replays_alike(
+    inv: &run::Invocation,
+    trace: &std::path::Path,
+    rec: &run::Run,
+) -> Result<(), Failed> {
+    expect_verified(trace)?;
+    let rep = inv.replay(trace)?;
+    rep.expect_code(0)?;
+    run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)
+}
+
 /// `record_replay`: record, then replay with identical output and status,
 /// no side effects and no sleeping.
 pub fn record_replay(trial: &str, spec: &Spec) -> Result<(), Failed> {
