@@ -312,7 +312,11 @@ fn switch_after_a_syscall_that_does_not_block() -> Result<(), Failed> {
 
 /// The C fixture `fixture` recorded with --chaos at seeds 1 to 3: each
 /// ends with status 0, prints `want`, and verifies.
-fn verified_at_seeds(trial: &str, fixture: &'static str, want: &str) -> Result<(), Failed> {
+pub(crate) fn verified_at_seeds(
+    trial: &str,
+    fixture: &'static str,
+    want: &str,
+) -> Result<(), Failed> {
     let exe = build::c_fixture(CBuild::pie(fixture))?;
     let dir = TrialDir::new(trial)?;
     for seed in ["1", "2", "3"] {
