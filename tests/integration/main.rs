@@ -36,6 +36,7 @@ mod recorder_run;
 mod replayer_api;
 mod secrets;
 mod stress_diff;
+mod suites;
 mod syscallbuf;
 mod threads;
 mod trace_files;
@@ -63,6 +64,7 @@ fn main() {
     trials.extend(recorder_async::trials());
     trials.extend(secrets::trials());
     trials.extend(stress_diff::trials());
+    trials.extend(suites::trials());
     trials.extend(replayer_api::trials());
     trials.extend(debug_engine::trials());
     trials.extend(syscallbuf::trials());

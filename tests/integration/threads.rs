@@ -135,7 +135,7 @@ fn record_replay(trial: &str, name: &str) -> Result<(), Failed> {
 }
 
 /// The `stats` object of `info --json TRACE`.
-fn stats(trace: &std::path::Path) -> Result<serde_json::Value, Failed> {
+pub(crate) fn stats(trace: &std::path::Path) -> Result<serde_json::Value, Failed> {
     let info = run::info_json(trace)?;
     info.expect_code(0)?;
     let json: serde_json::Value = serde_json::from_slice(&info.stdout)
@@ -143,7 +143,7 @@ fn stats(trace: &std::path::Path) -> Result<serde_json::Value, Failed> {
     Ok(json["stats"].clone())
 }
 
-fn count(v: &serde_json::Value, key: &str) -> u64 {
+pub(crate) fn count(v: &serde_json::Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or(0)
 }
 
