@@ -317,20 +317,42 @@ pub(crate) fn verified_at_seeds(
     fixture: &'static str,
     want: &str,
 ) -> Result<(), Failed> {
+    verified_recordings(
+        trial,
+        fixture,
+        want,
+        &[
+            &["--chaos", "--seed", "1"],
+            &["--chaos", "--seed", "2"],
+            &["--chaos", "--seed", "3"],
+        ],
+    )
+}
+
+/// The C fixture `fixture` recorded once with each set of `record` flags
+/// in `runs`: each recording ends with status 0, prints `want`, and
+/// verifies.
+pub(crate) fn verified_recordings(
+    trial: &str,
+    fixture: &'static str,
+    want: &str,
+    runs: &[&[&str]],
+) -> Result<(), Failed> {
     let exe = build::c_fixture(CBuild::pie(fixture))?;
     let dir = TrialDir::new(trial)?;
-    for seed in ["1", "2", "3"] {
-        let trace = dir.path.join(format!("seed-{seed}"));
-        let rec = record(&exe, &[], &trace, &["--chaos", "--seed", seed])?;
+    for (i, flags) in runs.iter().enumerate() {
+        let what = format!("recording {} ({})", i + 1, flags.join(" "));
+        let trace = dir.path.join(format!("trace-{}", i + 1));
+        let rec = record(&exe, &[], &trace, flags)?;
         rec.expect_code(0)
-            .map_err(|e| format!("seed {seed}: {}", e.message().unwrap_or("")))?;
+            .map_err(|e| format!("{what}: {}", e.message().unwrap_or("")))?;
         check!(
             rec.stdout_text().contains(want),
-            "seed {seed}: no {want:?}\n{}",
+            "{what}: no {want:?}\n{}",
             rec.describe()
         );
         crate::recorder::expect_verified(&trace)
-            .map_err(|e| format!("seed {seed}: {}", e.message().unwrap_or("")))?;
+            .map_err(|e| format!("{what}: {}", e.message().unwrap_or("")))?;
     }
     dir.finish();
     Ok(())

@@ -262,6 +262,11 @@ impl Seek {
     }
 }
 
+/// The wall-clock backstop of a counted slice (its limit is 50 ms of the
+/// thread's CPU time, [`RESUME_CPU`]: not the clock, which a loaded
+/// machine stretches, so the same seed cuts at the same places).
+pub(super) const COUNT_WALL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Whether replay can find a point where `tid` now is with a counted
 /// breakpoint: its overflow signal must not be blocked (glibc blocks every
 /// signal around `clone` in `pthread_create` and early in a new thread),
@@ -269,6 +274,30 @@ impl Seek {
 pub(super) fn point_findable(tid: Tid) -> bool {
     let bit = 1u64 << (rrtest_sys::perf::OVERFLOW_SIGNAL - 1);
     crate::tracee::blocked_signals(tid).is_ok_and(|mask| mask & bit == 0)
+}
+
+/// Where the instruction at `tid`'s `ip` ends, if it is a rep-prefixed
+/// (`rep`, `repe`, `repne`) string instruction (`movs`, `stos`, `cmps`,
+/// `scas`, `lods`, `ins`, `outs`); `None` for any other or unreadable code.
+pub(super) fn rep_string_end(tid: Tid, ip: u64) -> Option<u64> {
+    let mut code = [0u8; 15];
+    // The instruction may end near the end of its mapping: read what can be.
+    let mem = RemoteMem::new(tid);
+    let len = (1..=code.len())
+        .rev()
+        .find(|&n| mem.read_exact(ip, &mut code[..n]).is_ok())?;
+    rep_string_len(&code[..len], ip).map(|n| ip + n)
+}
+
+/// The length of the instruction at the start of `code` (at address `ip`)
+/// if it is a rep-prefixed string instruction.
+fn rep_string_len(code: &[u8], ip: u64) -> Option<u64> {
+    let mut decoder = iced_x86::Decoder::with_ip(64, code, ip, iced_x86::DecoderOptions::NONE);
+    let insn = decoder.decode();
+    (!insn.is_invalid()
+        && insn.is_string_instruction()
+        && (insn.has_rep_prefix() || insn.has_repne_prefix()))
+    .then_some(insn.len() as u64)
 }
 
 impl Session {
@@ -326,6 +355,21 @@ impl Session {
                 return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
             }
         }
+        if let Some(end) = rep_string_end(tid, regs.rip) {
+            // Interrupted at a rep string instruction, perhaps between two
+            // of its iterations (rcx part-way down): a point there is not
+            // one replay can find (its search stops where an instruction
+            // starts), nor are a spin probe's passes. The interruption
+            // moves to where the instruction ends.
+            ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+            let task = self.tasks.get_mut(&tid).expect("task exists");
+            task.seeking = None;
+            if task.spin_check {
+                // Not a spin: a string instruction makes progress.
+                return self.drop_spin_check(tid);
+            }
+            return self.cut_after_rep(tid, regs.rip, end, None);
+        }
         let task = self.tasks.get_mut(&tid).expect("task exists");
         if let Some(seek) = task.seeking.take() {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
@@ -361,6 +405,50 @@ impl Session {
         // The breakpoint would fire at once on the current instruction:
         // step over it first.
         self.step_then_continue(tid, regs.rip)
+    }
+
+    /// A cut that would land on a rep-prefixed string instruction at `ip`
+    /// (at its start or, as a single step stops after each iteration at the
+    /// same ip, inside it) lands where the instruction ends instead: the
+    /// thread runs at full speed to `end` (a debug-register breakpoint, one
+    /// arrival, as a counted slice's) and is preempted there. Replay's point
+    /// search stops where an instruction starts (its breakpoint, its perf
+    /// counter and its hot-loop filter all count instruction starts), so it
+    /// could not find a point between two iterations; the instruction's
+    /// remaining iterations (up to rcx, unbounded) are not stepped one by one.
+    /// An instruction that ends where the thread's chaos slice started
+    /// (`start_ip`: a loop of just the instruction and a jump back) gets no
+    /// cut this slice. An interruption ([`Session::interrupted`]) that
+    /// stopped the thread there moves the same way.
+    pub(super) fn cut_after_rep(
+        &mut self,
+        tid: Tid,
+        ip: u64,
+        end: u64,
+        start_ip: Option<u64>,
+    ) -> Result<(), Error> {
+        if Some(end) == start_ip {
+            trace!(
+                tid,
+                ip,
+                "a cut on a rep string instruction ending at the slice's start: none"
+            );
+            return self.let_run(tid);
+        }
+        trace!(
+            tid,
+            ip,
+            end,
+            "a cut on a rep string instruction: moved to its end"
+        );
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.seeking = Some(Seek::count(
+            end,
+            1,
+            super::schedule::cpu_time(tid),
+            std::time::Instant::now() + COUNT_WALL,
+        ));
+        self.step_then_continue(tid, end)
     }
 
     /// The records in `tid`'s syscall buffer now (None: it has none, or
@@ -765,5 +853,38 @@ mod tests {
         }
         // A computing loop: every pass new, and the probe gives up.
         assert_eq!(pass(&mut probe, point(PROBE_STATES as u64, 0)), Pass::Full);
+    }
+
+    #[test]
+    fn rep_string_instructions_are_told_from_others() {
+        let ip = 0x1000;
+        // rep stosb, rep movsb, rep movsq, repe cmpsb, repne scasb, rep lodsb.
+        for code in [
+            &[0xf3, 0xaa][..],
+            &[0xf3, 0xa4],
+            &[0xf3, 0x48, 0xa5],
+            &[0xf3, 0xa6],
+            &[0xf2, 0xae],
+            &[0xf3, 0xac],
+        ] {
+            assert_eq!(
+                super::rep_string_len(code, ip),
+                Some(code.len() as u64),
+                "{code:x?}"
+            );
+        }
+        // A string instruction without a prefix, `rep ret`, SSE movsd (F2 0F
+        // 10: the mnemonic of a string movsd), a nop, and truncated code.
+        for code in [
+            &[0xaa][..],
+            &[0xa4],
+            &[0xf3, 0xc3],
+            &[0xf2, 0x0f, 0x10, 0xc1],
+            &[0x90],
+            &[0xf3],
+            &[],
+        ] {
+            assert_eq!(super::rep_string_len(code, ip), None, "{code:x?}");
+        }
     }
 }

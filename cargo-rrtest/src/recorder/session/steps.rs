@@ -19,7 +19,7 @@
 
 use tracing::trace;
 
-use super::points::{blocks_trap, point_findable, reblock_trap, Seek};
+use super::points::{blocks_trap, point_findable, reblock_trap, rep_string_end, Seek, COUNT_WALL};
 use super::schedule::Steps;
 use super::{jobctl, ptrace_err, Error, Pending, Session, State};
 use rrtest_sys::ptrace::{self, WaitEvent};
@@ -28,11 +28,6 @@ use rrtest_trace::{Event, Tid};
 
 /// The trap flag (rflags bit 8), set while a thread is single-stepped.
 const TRAP_FLAG: u64 = 0x100;
-
-/// The wall-clock backstop of a counted slice (its limit is 50 ms of the
-/// thread's CPU time, `points::RESUME_CPU`: not the clock, which a loaded
-/// machine stretches, so the same seed cuts at the same places).
-const COUNT_WALL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The longest [`Session::settle`] waits for due stops.
 const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
@@ -84,7 +79,7 @@ impl Session {
                     .rip;
                 if plan.count.is_none() {
                     if let Some(end) = rep_string_end(tid, ip) {
-                        return self.cut_after_rep(tid, ip, end, start_ip);
+                        return self.cut_after_rep(tid, ip, end, Some(start_ip));
                     }
                 }
                 if (ip != start_ip || plan.count.is_some()) && point_findable(tid) {
@@ -212,45 +207,9 @@ impl Session {
             .map_err(ptrace_err("PTRACE_GETREGS", tid))?
             .rip;
         if let Some(end) = rep_string_end(tid, ip) {
-            return self.cut_after_rep(tid, ip, end, start_ip);
+            return self.cut_after_rep(tid, ip, end, Some(start_ip));
         }
         self.preempt_here(tid)
-    }
-
-    /// A cut that would land on a rep-prefixed string instruction at `ip`
-    /// (at its start or, as a single step stops after each iteration at the
-    /// same ip, inside it) lands where the instruction ends instead: the
-    /// thread runs at full speed to `end` (a debug-register breakpoint, one
-    /// arrival, as a counted slice's) and is preempted there. Replay's point
-    /// search stops where an instruction starts (its breakpoint, its perf
-    /// counter and its hot-loop filter all count instruction starts), so it
-    /// could not find a point between two iterations; the instruction's
-    /// remaining iterations (up to rcx, unbounded) are not stepped one by one.
-    /// An instruction that ends where the thread's slice started (a loop of
-    /// just the instruction and a jump back) gets no cut this slice.
-    fn cut_after_rep(&mut self, tid: Tid, ip: u64, end: u64, start_ip: u64) -> Result<(), Error> {
-        if end == start_ip {
-            trace!(
-                tid,
-                ip,
-                "a cut on a rep string instruction ending at the slice's start: none"
-            );
-            return self.let_run(tid);
-        }
-        trace!(
-            tid,
-            ip,
-            end,
-            "a cut on a rep string instruction: moved to its end"
-        );
-        let task = self.tasks.get_mut(&tid).expect("task exists");
-        task.seeking = Some(Seek::count(
-            end,
-            1,
-            super::schedule::cpu_time(tid),
-            std::time::Instant::now() + COUNT_WALL,
-        ));
-        self.step_then_continue(tid, end)
     }
 
     /// Preempts the current thread `tid`, stopped outside the buffer code,
@@ -399,7 +358,7 @@ impl Session {
     }
 
     /// The stepped thread runs on as usual (its slice from now).
-    fn let_run(&mut self, tid: Tid) -> Result<(), Error> {
+    pub(super) fn let_run(&mut self, tid: Tid) -> Result<(), Error> {
         self.sched.restart_slice();
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
@@ -434,30 +393,6 @@ pub(super) fn leaks_flags(tid: Tid) -> Option<FlagLeak> {
     None
 }
 
-/// Where the instruction at `tid`'s `ip` ends, if it is a rep-prefixed
-/// (`rep`, `repe`, `repne`) string instruction (`movs`, `stos`, `cmps`,
-/// `scas`, `lods`, `ins`, `outs`); `None` for any other or unreadable code.
-fn rep_string_end(tid: Tid, ip: u64) -> Option<u64> {
-    let mut code = [0u8; 15];
-    // The instruction may end near the end of its mapping: read what can be.
-    let mem = RemoteMem::new(tid);
-    let len = (1..=code.len())
-        .rev()
-        .find(|&n| mem.read_exact(ip, &mut code[..n]).is_ok())?;
-    rep_string_len(&code[..len], ip).map(|n| ip + n)
-}
-
-/// The length of the instruction at the start of `code` (at address `ip`)
-/// if it is a rep-prefixed string instruction.
-fn rep_string_len(code: &[u8], ip: u64) -> Option<u64> {
-    let mut decoder = iced_x86::Decoder::with_ip(64, code, ip, iced_x86::DecoderOptions::NONE);
-    let insn = decoder.decode();
-    (!insn.is_invalid()
-        && insn.is_string_instruction()
-        && (insn.has_rep_prefix() || insn.has_repne_prefix()))
-    .then_some(insn.len() as u64)
-}
-
 /// Whether a thread in `state` will stop soon by itself, without another
 /// thread running (see [`Session::settle`]).
 fn due_soon(tid: Tid, state: State) -> bool {
@@ -481,43 +416,5 @@ fn due_soon(tid: Tid, state: State) -> bool {
             nr => rrtest_syscalls::lookup(nr).is_some_and(|d| !d.may_block),
         },
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rep_string_len;
-
-    #[test]
-    fn rep_string_instructions_are_told_from_others() {
-        let ip = 0x1000;
-        // rep stosb, rep movsb, rep movsq, repe cmpsb, repne scasb, rep lodsb.
-        for code in [
-            &[0xf3, 0xaa][..],
-            &[0xf3, 0xa4],
-            &[0xf3, 0x48, 0xa5],
-            &[0xf3, 0xa6],
-            &[0xf2, 0xae],
-            &[0xf3, 0xac],
-        ] {
-            assert_eq!(
-                rep_string_len(code, ip),
-                Some(code.len() as u64),
-                "{code:x?}"
-            );
-        }
-        // A string instruction without a prefix, `rep ret`, SSE movsd (F2 0F
-        // 10: the mnemonic of a string movsd), a nop, and truncated code.
-        for code in [
-            &[0xaa][..],
-            &[0xa4],
-            &[0xf3, 0xc3],
-            &[0xf2, 0x0f, 0x10, 0xc1],
-            &[0x90],
-            &[0xf3],
-            &[],
-        ] {
-            assert_eq!(rep_string_len(code, ip), None, "{code:x?}");
-        }
     }
 }
