@@ -178,6 +178,10 @@ struct Task {
     spin_check: bool,
     /// Its last spin check found it spinning: it is checked sooner.
     spun: bool,
+    /// Where that check preempted it (the spin point's address): when it
+    /// is resumed while others wait, a probe is armed there
+    /// ([`Session::arm_spin_point`]).
+    spin_ip: Option<u64>,
     /// The file an `execve` in progress executes, opened at its entry as
     /// the thread saw it (`process::ExecFile`).
     exec_file: Option<process::ExecFile>,
@@ -242,6 +246,7 @@ impl Task {
             interrupt_outstanding: None,
             spin_check: false,
             spun: false,
+            spin_ip: None,
             bail_requested: None,
             bailed: None,
             blocked_buffered: false,
@@ -774,6 +779,10 @@ impl Session {
             || matches!(ev, WaitEvent::Signal { .. })
         {
             self.note_stop(tid)?;
+        }
+        if matches!(ev, WaitEvent::Exited { .. } | WaitEvent::Signaled { .. }) {
+            // Its id may come back as another process's.
+            crate::tracee::mappings_may_change();
         }
         match ev {
             WaitEvent::Exited { .. } if self.sibling_in_execve(tid) => {

@@ -32,6 +32,17 @@ const SEEK_LIMIT: Duration = Duration::from_millis(1000);
 /// from one that computes.
 const PROBE_STATES: usize = 4;
 
+/// How long a probe armed at a spin point as its thread resumed
+/// ([`Session::arm_spin_point`]) waits for the thread's first arrival
+/// there; then the thread is probed where it is, as a spin check from
+/// the tick probes it.
+const ARMED_LIMIT: Duration = Duration::from_millis(1);
+
+/// The most passes an armed probe takes (each a stop) before the thread is
+/// taken to compute: its passes restart the probe at each buffered syscall
+/// between them, which a thread working through the address makes.
+const ARMED_PASSES: u32 = 16;
+
 /// What a probe for a spin loop has seen: the state of the thread at each
 /// pass through the address it was interrupted at, since it was. A loop
 /// that waits by spinning comes back to a state it was in once per turn;
@@ -59,6 +70,17 @@ pub(super) struct SpinProbe {
     /// after it read the same memory without reading the maps again (no
     /// syscall comes between passes: one ends the probe, or starts it anew).
     maps: u64,
+    /// Armed as the thread resumed, at its last spin point's address
+    /// ([`Session::arm_spin_point`]); no state is kept until its first
+    /// pass there.
+    armed: bool,
+    /// Passes seen (the first included).
+    passes: u32,
+    /// When the probe's first pass was seen (the stop it began at, or an
+    /// armed probe's first hit), and the time spent reading digests since:
+    /// for the debug log's account of a hand-off.
+    began: Instant,
+    digest_time: Duration,
 }
 
 /// What a pass through a probed address shows (see [`SpinProbe::pass`]).
@@ -80,6 +102,45 @@ impl SpinProbe {
             states,
             committed,
             maps: crate::tracee::ranges_token(),
+            armed: false,
+            passes: 1,
+            began: Instant::now(),
+            digest_time: Duration::ZERO,
+        }
+    }
+
+    /// A probe armed at a spin point's address, before any pass there.
+    fn armed() -> Self {
+        SpinProbe {
+            states: [None; PROBE_STATES],
+            committed: None,
+            maps: 0,
+            armed: true,
+            passes: 0,
+            began: Instant::now(),
+            digest_time: Duration::ZERO,
+        }
+    }
+
+    /// No pass seen yet (an armed probe before its first hit).
+    fn unhit(&self) -> bool {
+        self.states[0].is_none()
+    }
+
+    /// The probe started again at a pass in state `first` (the records in
+    /// the buffer now: `committed`), keeping its count and times.
+    fn restart(&self, first: &rrtest_trace::ExecPoint, committed: Option<u32>) -> Self {
+        let began = if self.unhit() {
+            Instant::now()
+        } else {
+            self.began
+        };
+        SpinProbe {
+            armed: self.armed,
+            passes: self.passes,
+            began,
+            digest_time: self.digest_time,
+            ..SpinProbe::new(first, committed)
         }
     }
 
@@ -371,7 +432,17 @@ impl Session {
             return self.cut_after_rep(tid, regs.rip, end, None);
         }
         let task = self.tasks.get_mut(&tid).expect("task exists");
-        if let Some(seek) = task.seeking.take() {
+        let armed_unhit = task
+            .seeking
+            .is_some_and(|s| matches!(s.kind, SeekKind::Probe(p) if p.unhit()));
+        if armed_unhit {
+            // A probe armed at its spin point as it resumed, which it did
+            // not reach in time: a spin check where it is instead.
+            ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+            trace!(tid, ip = regs.rip, "no arrival at the armed spin point");
+            task.seeking = None;
+            task.spin_check = true;
+        } else if let Some(seek) = task.seeking.take() {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
             if seek.steps_left().is_some() && !task.spin_check {
                 // Out of the buffer code too late (a slow buffered
@@ -391,8 +462,8 @@ impl Session {
         trace!(tid, ip = regs.rip, "probing for a spin loop");
         ptrace::exec_breakpoint(tid, Some(regs.rip))
             .map_err(ptrace_err("setting a breakpoint", tid))?;
-        let first =
-            exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
+        let first = crate::tracee::exec_point_cached(tid, &regs)
+            .map_err(ptrace_err("reading an execution point", tid))?;
         let committed = self.committed(tid);
         trace!(tid, ?committed, ?first, "a probe's first pass");
         let task = self.tasks.get_mut(&tid).expect("task exists");
@@ -474,30 +545,66 @@ impl Session {
     ) -> Result<ProbeVerdict, Error> {
         let committed = self.committed(tid);
         trace!(tid, ?committed, regs = ?crate::tracee::point_regs(regs), "a probe's pass");
+        probe.passes += 1;
+        let verdict = |probe: &SpinProbe, spins: bool| {
+            debug!(
+                tid,
+                ip = regs.rip,
+                spins,
+                armed = probe.armed,
+                passes = probe.passes,
+                probe_us = probe.began.elapsed().as_micros() as u64,
+                digest_us = probe.digest_time.as_micros() as u64,
+                "spin probe over"
+            );
+        };
+        if probe.armed && probe.passes > ARMED_PASSES {
+            verdict(&probe, false);
+            return Ok(ProbeVerdict::Computes);
+        }
+        let mut seek = seek;
         let mut point = None;
-        if committed != probe.committed {
+        if probe.unhit() || committed != probe.committed {
             // Buffered syscalls since the probe began: progress. A thread
-            // checked for a spin does not spin; else the probe starts
-            // again here.
-            if self.tasks[&tid].spin_check {
+            // checked for a spin does not spin (unless its probe was armed
+            // at its spin point as it resumed: it may make some on its way
+            // there); else the probe starts again here.
+            if !probe.unhit() && !probe.armed && self.tasks[&tid].spin_check {
+                verdict(&probe, false);
                 return Ok(ProbeVerdict::Computes);
             }
-            let here =
-                exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
-            probe = SpinProbe::new(&here, committed);
+            let at = Instant::now();
+            let here = crate::tracee::exec_point_cached(tid, regs)
+                .map_err(ptrace_err("reading an execution point", tid))?;
+            if probe.unhit() {
+                seek.deadline = Instant::now() + PROBE_LIMIT;
+            }
+            probe = probe.restart(&here, committed);
+            probe.digest_time += at.elapsed();
         } else {
             let maps = probe.maps;
+            let at = Instant::now();
             let pass = probe.pass(&crate::tracee::point_regs(regs), || {
                 let here = crate::tracee::exec_point_again(tid, regs, maps)
                     .map_err(ptrace_err("reading an execution point", tid))?;
                 point = Some(here);
                 Ok::<_, Error>(here.digest)
             })?;
+            if point.is_some() {
+                probe.digest_time += at.elapsed();
+            }
             match (pass, point) {
-                (Pass::Spins, Some(here)) => return Ok(ProbeVerdict::Spins(here)),
-                (Pass::Spins | Pass::Full, _) => return Ok(ProbeVerdict::Computes),
+                (Pass::Spins, Some(here)) => {
+                    verdict(&probe, true);
+                    return Ok(ProbeVerdict::Spins(here));
+                }
+                (Pass::Spins | Pass::Full, _) => {
+                    verdict(&probe, false);
+                    return Ok(ProbeVerdict::Computes);
+                }
                 (Pass::New, _) if Instant::now() >= seek.deadline => {
-                    return Ok(ProbeVerdict::Computes)
+                    verdict(&probe, false);
+                    return Ok(ProbeVerdict::Computes);
                 }
                 (Pass::New, _) => {}
             }
@@ -631,7 +738,10 @@ impl Session {
             return self.deliver_now(tid, signo, info, SignalKind::AtPoint(point));
         }
         let spin_checked = self.tasks.get_mut(&tid).is_some_and(|t| {
-            t.spun |= t.spin_check;
+            if t.spin_check {
+                t.spun = true;
+                t.spin_ip = Some(point.ip);
+            }
             std::mem::take(&mut t.spin_check)
         });
         if !self.others_ready(tid) {
@@ -660,6 +770,40 @@ impl Session {
         task.seeking = None;
         task.spin_check = false;
         task.spun = false;
+        task.spin_ip = None;
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Resumes `tid`, last preempted spinning at `ip`, with a probe for a
+    /// spin armed there: it is a spin check from its first arrival at the
+    /// spin point (where it likely spins again, waiting for the next
+    /// hand-off), instead of after the tick finds it 0.2 ms without a
+    /// syscall (`SPIN_SLICE_AGAIN`). A thread that does not arrive
+    /// within [`ARMED_LIMIT`] is probed where it then is; one whose passes
+    /// show it computing runs on, unarmed.
+    pub(super) fn arm_spin_point(&mut self, tid: Tid, ip: u64) -> Result<(), Error> {
+        trace!(tid, ip, "arming the last spin point");
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.spin_check = true;
+        task.seeking = Some(Seek {
+            target: ip,
+            kind: SeekKind::Probe(SpinProbe::armed()),
+            deadline: Instant::now() + ARMED_LIMIT,
+            trap_blocked: false,
+        });
+        let rip = ptrace::getregs(tid)
+            .map_err(ptrace_err("PTRACE_GETREGS", tid))?
+            .rip;
+        if rip == ip {
+            // Resuming at the point itself: that is no pass (never a
+            // point: replay's counted breakpoint skips the resume address).
+            return self.step_then_continue(tid, ip);
+        }
+        let trap_blocked = blocks_trap(tid)?;
+        ptrace::exec_breakpoint(tid, Some(ip)).map_err(ptrace_err("setting a breakpoint", tid))?;
+        if let Some(seek) = self.tasks.get_mut(&tid).and_then(|t| t.seeking.as_mut()) {
+            seek.trap_blocked = trap_blocked;
+        }
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 

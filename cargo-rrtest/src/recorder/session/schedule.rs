@@ -167,6 +167,16 @@ pub(super) trait SchedulePolicy {
     fn summary(&self) -> Option<Summary> {
         None
     }
+    /// Whether a thread last preempted spinning, resumed while others
+    /// wait, is probed for its spin from its first arrival at the spin
+    /// point's address (a breakpoint armed as it resumes) rather than
+    /// after [`SPIN_SLICE_AGAIN`] without a syscall. Where it is preempted
+    /// then depends on the program only, not on the ticks; a policy whose
+    /// decisions must not change with it (chaos, a prescribed schedule)
+    /// keeps the ticks' checks.
+    fn arms_spin_points(&self) -> bool {
+        false
+    }
 }
 
 /// How long the current thread may run while another waits.
@@ -249,6 +259,10 @@ pub(super) struct DefaultPolicy {
 }
 
 impl SchedulePolicy for DefaultPolicy {
+    fn arms_spin_points(&self) -> bool {
+        true
+    }
+
     fn add(&mut self, tid: Tid) {
         if !self.threads.contains(&tid) {
             self.threads.push(tid);
@@ -552,8 +566,26 @@ impl Session {
         }
         match steps {
             Some(steps) => self.run_steps(tid, steps),
-            None => ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid)),
+            None => match self.spin_point_to_arm(tid) {
+                Some(ip) => self.arm_spin_point(tid, ip),
+                None => ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid)),
+            },
         }
+    }
+
+    /// The address to arm a spin probe at as `tid` resumes (see
+    /// [`SchedulePolicy::arms_spin_points`]): its last spin point's, when
+    /// its last check found it spinning, another thread waits for it, and
+    /// no signal is held back for it.
+    fn spin_point_to_arm(&self, tid: Tid) -> Option<u64> {
+        if !self.sched.policy.arms_spin_points() || !self.others_ready(tid) {
+            return None;
+        }
+        let task = self.tasks.get(&tid)?;
+        if !task.spun || task.seeking.is_some() || !task.pending_signals.is_empty() {
+            return None;
+        }
+        task.spin_ip
     }
 
     /// Whether a thread other than `tid` is ready to run (waits for it).
