@@ -54,7 +54,6 @@ pub fn take_stashed_signals() -> Stash {
 /// are restored afterwards. Returns the syscall's result. A signal that
 /// stops the thread first is stashed ([`take_stashed_signals`]).
 pub fn inject_syscall(tid: i32, insn: u64, nr: i64, args: [u64; 6]) -> io::Result<i64> {
-    mappings_may_change();
     let saved = ptrace::getregs(tid)?;
     let mut regs: Regs = saved;
     regs.rip = insn;
@@ -419,86 +418,6 @@ fn ranges_of(mappings: &[(u64, u64, bool)], rsp: u64) -> Vec<(u64, u64)> {
     out
 }
 
-/// The mappings the last digests ([`exec_point_cached`]) read, per
-/// thread, until [`mappings_may_change`].
-#[derive(Default)]
-struct MapsCache {
-    /// (thread, its mappings), oldest first.
-    threads: Vec<(i32, Mappings)>,
-}
-
-/// The most threads [`MapsCache`] keeps the mappings of.
-const MAPS_CACHED: usize = 16;
-
-thread_local! {
-    static MAPS_CACHE: std::cell::RefCell<MapsCache> = std::cell::RefCell::default();
-}
-
-/// Says that the mappings of the traced processes may have changed since
-/// the last digest: a syscall ran (or is to run) in one of them, traced or
-/// injected, or a process came or went. [`exec_point_cached`] then reads
-/// `/proc/TID/maps` again. Whoever traces the processes calls it at every
-/// such stop: the recorder at each syscall entry and exit and each ptrace
-/// event but an interrupt's; [`inject_syscall`] itself.
-pub fn mappings_may_change() {
-    MAPS_CACHE.with(|c| {
-        c.borrow_mut().threads.clear();
-    });
-}
-
-/// [`exec_point`] reading the mappings the last digest of thread `tid`
-/// read (in [`exec_point_cached`]) instead of `/proc/TID/maps` (about 70 of
-/// a digest's 80 µs), when no syscall could have changed them since
-/// ([`mappings_may_change`]): the same digest. A mapping changes without a
-/// syscall only when a stack grows down (on a fault below it): the
-/// mappings are reused only when the stack pointer is inside one of them
-/// and the digest's window of it is not cut at its start. The caller is
-/// the one who calls [`mappings_may_change`] at every syscall of the
-/// processes it traces (the recorder); replay reads the maps at every
-/// digest.
-pub fn exec_point_cached(tid: i32, r: &Regs) -> io::Result<ExecPoint> {
-    let ranges = MAPS_CACHE.with(|c| {
-        let c = c.borrow();
-        let (_, mappings) = c.threads.iter().find(|(t, _)| *t == tid)?;
-        let window = r.rsp.saturating_sub(RED_ZONE);
-        mappings
-            .iter()
-            .any(|&(start, end, _)| (start..end).contains(&r.rsp) && start <= window)
-            .then(|| ranges_of(mappings, r.rsp))
-    });
-    let ranges = match ranges {
-        Some(ranges) => ranges,
-        None => {
-            let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))?;
-            let mappings = digest_mappings(&maps);
-            let ranges = ranges_of(&mappings, r.rsp);
-            MAPS_CACHE.with(|c| {
-                let mut c = c.borrow_mut();
-                c.threads.retain(|(t, _)| *t != tid);
-                if c.threads.len() >= MAPS_CACHED {
-                    c.threads.remove(0);
-                }
-                c.threads.push((tid, mappings));
-            });
-            ranges
-        }
-    };
-    let fpregs = ptrace::getfpregs(tid)?;
-    let mut buf = Vec::new();
-    let read = read_ranges(tid, &ranges, &mut buf);
-    let digest = hash_state(point_digest(), &fpregs, &read, &buf);
-    KEPT_RANGES.with(|k| {
-        let mut k = k.borrow_mut();
-        k.token += 1;
-        k.kept = Some((tid, r.rsp, ranges));
-    });
-    Ok(ExecPoint {
-        ip: r.rip,
-        regs: point_regs(r),
-        digest,
-    })
-}
-
 /// The most ranges one `process_vm_readv` takes (`IOV_MAX`).
 const IOV_MAX: usize = 1024;
 
@@ -721,8 +640,8 @@ mod digest_tests {
     /// On a real stopped process: the batched reads give the SHA-256 digest
     /// older recorders wrote (so version 1 traces still verify), the XXH3
     /// digest is another, both are stable while the process stays stopped,
-    /// and `exec_point_again` with the token of the last digest, like
-    /// `exec_point_cached`, gives the digest a fresh read of the maps gives.
+    /// and `exec_point_again` with the token of the last digest gives the
+    /// digest a fresh read of the maps gives.
     #[test]
     fn sha256_digests_are_the_ones_older_recorders_wrote() {
         let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
@@ -748,12 +667,6 @@ mod digest_tests {
             assert_eq!(exec_point_again(tid, &regs, token)?, first);
             // Not the token of the last digest: the maps are read again.
             assert_eq!(exec_point_again(tid, &regs, token + 7)?, first);
-            // The maps read once, then the mappings kept: the same point;
-            // and again after they were said to change.
-            assert_eq!(exec_point_cached(tid, &regs)?, first);
-            assert_eq!(exec_point_cached(tid, &regs)?, first);
-            mappings_may_change();
-            assert_eq!(exec_point_cached(tid, &regs)?, first);
             Ok(())
         })();
         let _ = child.kill();

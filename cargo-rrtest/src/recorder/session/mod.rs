@@ -780,10 +780,6 @@ impl Session {
         {
             self.note_stop(tid)?;
         }
-        if matches!(ev, WaitEvent::Exited { .. } | WaitEvent::Signaled { .. }) {
-            // Its id may come back as another process's.
-            crate::tracee::mappings_may_change();
-        }
         match ev {
             WaitEvent::Exited { .. } if self.sibling_in_execve(tid) => {
                 self.killed_by_exec.push(tid);

@@ -462,8 +462,8 @@ impl Session {
         trace!(tid, ip = regs.rip, "probing for a spin loop");
         ptrace::exec_breakpoint(tid, Some(regs.rip))
             .map_err(ptrace_err("setting a breakpoint", tid))?;
-        let first = crate::tracee::exec_point_cached(tid, &regs)
-            .map_err(ptrace_err("reading an execution point", tid))?;
+        let first =
+            exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
         let committed = self.committed(tid);
         trace!(tid, ?committed, ?first, "a probe's first pass");
         let task = self.tasks.get_mut(&tid).expect("task exists");
@@ -574,8 +574,8 @@ impl Session {
                 return Ok(ProbeVerdict::Computes);
             }
             let at = Instant::now();
-            let here = crate::tracee::exec_point_cached(tid, regs)
-                .map_err(ptrace_err("reading an execution point", tid))?;
+            let here =
+                exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
             if probe.unhit() {
                 seek.deadline = Instant::now() + PROBE_LIMIT;
             }

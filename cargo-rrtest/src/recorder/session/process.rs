@@ -23,10 +23,6 @@ impl Session {
     /// stop finishes the `execve`; a `PTRACE_EVENT_STOP` is our interrupt, a
     /// new thread's first stop, or a group stop.
     pub(super) fn ptrace_event(&mut self, tid: Tid, event: i32, sig: i32) -> Result<(), Error> {
-        if event != libc::PTRACE_EVENT_STOP {
-            // A new task or image, an exit: the next digest reads the maps.
-            crate::tracee::mappings_may_change();
-        }
         match event {
             libc::PTRACE_EVENT_SECCOMP => self.syscall_entry(tid),
             libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {

@@ -19,8 +19,6 @@ use rrtest_trace::{Event, ExitStatus, SignalKind, SyscallEvent, SyscallResult, T
 impl Session {
     /// A traced syscall's entry (its seccomp stop).
     pub(super) fn syscall_entry(&mut self, tid: Tid) -> Result<(), Error> {
-        // It may map or unmap memory: the next digest reads the maps.
-        crate::tracee::mappings_may_change();
         let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         // A 32-bit call (`int $0x80`) is carried under a number of its own,
         // with the i386 argument registers (see `rrtest_syscalls::compat`).
@@ -268,7 +266,6 @@ impl Session {
     /// split syscall (or one of a thread not current), leaves the thread
     /// ready with its `SyscallExit` pending.
     pub(super) fn syscall_exit(&mut self, tid: Tid) -> Result<(), Error> {
-        crate::tracee::mappings_may_change();
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
         };

@@ -28,7 +28,6 @@ const SLOTS: u64 = 1;
 /// the thread stays at the exit stop with the program's registers restored
 /// from `entry` (the caller sets `rip`/`rax` as it needs).
 pub(super) fn replace_syscall(tid: i32, entry: &Regs, nr: i64, args: [u64; 6]) -> io::Result<i64> {
-    crate::tracee::mappings_may_change();
     let mut regs = *entry;
     regs.orig_rax = nr as u64;
     ptrace::set_syscall_args(&mut regs, &args);
