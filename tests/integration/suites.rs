@@ -3,7 +3,8 @@
 //! docs/testing.md):
 //!
 //! - `suites::yield_handoff::{native,record_replay}`: two threads hand a
-//!   token back and forth, each waiting in a `sched_yield` loop (crossbeam's
+//!   token back and forth (`spin_wait_threads` built with `YIELD`), each
+//!   waiting in a `sched_yield` loop (crossbeam's
 //!   `Backoff::snooze`, `yield_now` spin loops); every yield returns 0, and
 //!   the recording verifies and replays with the same output;
 //! - `suites::yield_handoff::switches_at_yield`: the recording switches at
@@ -13,22 +14,25 @@
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::breadth::{c, spec_trials};
+use crate::breadth::{c, spec_trials, with_defines};
 use crate::recorder::{self, expect_verified, invocation, Spec};
-use crate::recorder_build::{self as build, CBuild};
+use crate::recorder_build as build;
 use crate::recorder_run::{self as run, TrialDir};
 use crate::threads::{count, stats};
 
-/// The hand-offs the fixture makes (`HANDOFFS` in yield_handoff.c, each
-/// way).
+/// The hand-offs the fixture makes (its `HANDOFFS`, each way).
 const HANDOFFS: u64 = 2000;
 
+/// `spin_wait_threads` waiting in `sched_yield` loops (`YIELD`).
 const SPECS: &[Spec] = &[Spec {
     stdout_has: &[
-        "handoffs 2000, sum 13227201400334355840\n",
+        "2000 handoffs each way, sum 14757395258967641292\n",
         "yields that failed: 0\n",
     ],
-    ..c("yield_handoff", CBuild::pie("yield_handoff"))
+    ..c(
+        "yield_handoff",
+        with_defines("spin_wait_threads", &["YIELD", "HANDOFFS=2000"]),
+    )
 }];
 
 /// The trials.
