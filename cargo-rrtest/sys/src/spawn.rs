@@ -13,8 +13,8 @@
 //!    our stdin is a terminal whose foreground group is ours: there it stays
 //!    in it, for the terminal's Ctrl-C to reach it and its reads of the
 //!    terminal not to stop it;
-//! 3. waits on a pipe until the parent has seized it (`PTRACE_O_EXITKILL`, so a
-//!    dying recorder takes its tracees along);
+//! 3. waits on a pipe for the byte the parent writes once it has seized it
+//!    (`PTRACE_O_EXITKILL`, so a dying recorder takes its tracees along);
 //! 4. installs the seccomp filter and execs. A failed exec reports its errno
 //!    through a close-on-exec pipe.
 
@@ -263,13 +263,26 @@ fn spawn_once(spec: &SpawnSpec) -> Result<i32, Failure> {
             if own_group {
                 libc::setpgid(0, 0);
             }
+            // The parent writes a byte once it has seized us. Not the end
+            // of file at its close: a child another thread of the parent
+            // forked meanwhile holds a copy of our pipe's write end until
+            // it execs, and we one of its, and each would wait for the
+            // other (two replays started at once in one process hung so).
+            // Nothing read (the parent died before seizing us): exit.
             let mut b = 0u8;
-            // Returns 0 when the parent closes its end, after seizing us.
-            libc::read(
-                sync_r.as_raw_fd(),
-                &mut b as *mut u8 as *mut libc::c_void,
-                1,
-            );
+            let n = loop {
+                let n = libc::read(
+                    sync_r.as_raw_fd(),
+                    &mut b as *mut u8 as *mut libc::c_void,
+                    1,
+                );
+                if n >= 0 || *libc::__errno_location() != libc::EINTR {
+                    break n;
+                }
+            };
+            if n != 1 {
+                libc::_exit(127);
+            }
             if libc::prctl(
                 libc::PR_SET_SECCOMP,
                 libc::SECCOMP_MODE_FILTER,
@@ -293,7 +306,13 @@ fn spawn_once(spec: &SpawnSpec) -> Result<i32, Failure> {
     drop(sync_r);
     drop(err_w);
     let seized = ptrace::seize(pid);
-    drop(sync_w);
+    if seized.is_ok() {
+        // The go-ahead (see the child's side). A failed write leaves the
+        // child reading nothing: it exits, and the wait below says so.
+        let _ = io::Write::write_all(&mut &std::fs::File::from(sync_w), &[1]);
+    } else {
+        drop(sync_w);
+    }
     if let Err(e) = seized {
         // SAFETY: killing and reaping our own child.
         unsafe {
