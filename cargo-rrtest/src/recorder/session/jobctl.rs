@@ -25,9 +25,8 @@
 use tracing::debug;
 
 use super::{ptrace_err, Error, Session, State};
-use crate::tracee::syscallbuf;
 use rrtest_sys::ptrace;
-use rrtest_trace::{Event, Tid};
+use rrtest_trace::Tid;
 
 /// Whether `sig`, the signal of a `PTRACE_EVENT_STOP`, says a group stop.
 pub(super) fn is_stop_signal(sig: i32) -> bool {
@@ -49,15 +48,14 @@ impl Session {
         };
         let pid = task.pid;
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
-        if let Some(space) = self.spaces.get(&pid) {
-            if syscallbuf::in_interrupted_untraced(&regs) {
-                let nr = regs.orig_rax as i64;
-                syscallbuf::abort_untraced(tid, &regs)
-                    .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+        if let Some(in_buffer_code) = self
+            .spaces
+            .get(&pid)
+            .map(|space| space.in_buffer_code(regs.rip, regs.rsp))
+        {
+            if let Some(nr) = self.unwind_interrupted(tid, &regs)? {
                 debug!(tid, nr, "group stop in a buffered syscall: unwound");
-                self.stats.aborted_records += 1;
-                self.emit(Event::BufferAbort { tid, nr })?;
-            } else if space.in_buffer_code(regs.rip, regs.rsp) {
+            } else if in_buffer_code {
                 debug!(
                     tid,
                     sig,

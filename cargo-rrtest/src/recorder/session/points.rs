@@ -382,24 +382,22 @@ impl Session {
     pub(super) fn interrupted(&mut self, tid: Tid) -> Result<(), Error> {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let pid = self.tasks[&tid].pid;
-        if let Some(space) = self.spaces.get(&pid) {
-            if syscallbuf::in_interrupted_untraced(&regs) {
-                // In a buffered syscall that blocked: unwind it. The hook
-                // discards its record and the stub issues it again, traced.
-                let nr = regs.orig_rax as i64;
-                syscallbuf::abort_untraced(tid, &regs)
-                    .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+        if let Some(in_buffer_code) = self
+            .spaces
+            .get(&pid)
+            .map(|space| space.in_buffer_code(regs.rip, regs.rsp))
+        {
+            // In a buffered syscall that blocked: unwind it.
+            if let Some(nr) = self.unwind_interrupted(tid, &regs)? {
                 debug!(tid, nr, "unwound a blocked buffered syscall");
                 if let Some(task) = self.tasks.get_mut(&tid) {
                     task.blocked_buffered = true;
                     task.spin_check = false;
                 }
-                self.stats.aborted_records += 1;
                 self.stats.desched_events += 1;
-                self.emit(Event::BufferAbort { tid, nr })?;
                 return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
             }
-            if space.in_buffer_code(regs.rip, regs.rsp) {
+            if in_buffer_code {
                 // Never stop a thread here: let it leave the buffer code;
                 // a later tick tries again.
                 trace!(

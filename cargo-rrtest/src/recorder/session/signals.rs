@@ -105,20 +105,20 @@ impl Session {
         task.resumed_at = None;
         let pid = task.pid;
         if let SignalKind::Asynchronous { .. } = kind {
-            if self.spaces.contains_key(&pid) && syscallbuf::in_interrupted_untraced(&regs) {
-                // It interrupted a blocked buffered syscall. Holding it back
-                // would let the kernel restart that call, which may then
-                // wait for ever for what the handler was to do. Unwind the
-                // call now (the stub issues it again, traced) and send the
-                // signal again at that call's entry (`syscall_entry`), so
-                // that it interrupts it as it did this one: `EINTR`, or a
-                // restart under `SA_RESTART`, as the kernel decides.
-                let nr = regs.orig_rax as i64;
-                syscallbuf::abort_untraced(tid, &regs)
-                    .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+            // It interrupted a blocked buffered syscall? Holding it back
+            // would let the kernel restart that call, which may then wait
+            // for ever for what the handler was to do. Unwind the call now
+            // (the stub issues it again, traced) and send the signal again
+            // at that call's entry (`syscall_entry`), so that it interrupts
+            // it as it did this one: `EINTR`, or a restart under
+            // `SA_RESTART`, as the kernel decides.
+            let unwound = if self.spaces.contains_key(&pid) {
+                self.unwind_interrupted(tid, &regs)?
+            } else {
+                None
+            };
+            if let Some(nr) = unwound {
                 trace!(tid, signo, nr, "a signal interrupted a buffered syscall");
-                self.stats.aborted_records += 1;
-                self.emit(Event::BufferAbort { tid, nr })?;
                 self.hold_back(tid, signo, info);
                 if let Some(task) = self.tasks.get_mut(&tid) {
                     task.signal_in_syscall = Some(signo);

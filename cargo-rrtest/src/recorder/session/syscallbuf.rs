@@ -324,16 +324,32 @@ impl Session {
                 debug!(tid, error = %e, "could not disable a desched event");
             }
         }
-        if syscallbuf::in_interrupted_untraced(regs) {
-            let nr = regs.orig_rax as i64;
-            syscallbuf::abort_untraced(tid, regs)
-                .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+        if let Some(nr) = self.unwind_interrupted(tid, regs)? {
             debug!(tid, nr, "desched: unwound a blocked buffered syscall");
-            self.stats.aborted_records += 1;
             self.stats.desched_events += 1;
-            self.emit(Event::BufferAbort { tid, nr })?;
         }
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// If `tid`, stopped with `regs`, is inside a buffered syscall that
+    /// the kernel interrupted (it blocked), unwinds it: the hook discards
+    /// its record and the stub issues it again, traced, when the thread
+    /// goes on. Counted and written as a `BufferAbort`; returns the
+    /// syscall's number (None: not in one).
+    pub(super) fn unwind_interrupted(
+        &mut self,
+        tid: Tid,
+        regs: &Regs,
+    ) -> Result<Option<i64>, Error> {
+        if !syscallbuf::in_interrupted_untraced(regs) {
+            return Ok(None);
+        }
+        let nr = regs.orig_rax as i64;
+        syscallbuf::abort_untraced(tid, regs)
+            .map_err(ptrace_err("unwinding a buffered syscall", tid))?;
+        self.stats.aborted_records += 1;
+        self.emit(Event::BufferAbort { tid, nr })?;
+        Ok(Some(nr))
     }
 }
 
