@@ -740,6 +740,7 @@ mod tests {
             stack_limit: None,
             env_removed: vec!["DATABASE_URL".into(), "GITHUB_TOKEN".into()],
             hidden_paths: vec!["/root/.netrc".into()],
+            signal_traps_cleared: true,
             outcome: None,
             unreplayable: vec![],
             stats: Stats::default(),

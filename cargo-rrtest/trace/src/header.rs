@@ -56,6 +56,13 @@ pub struct Header {
     /// hidden, or an older trace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hidden_paths: Vec<String>,
+    /// Whether the recorder cleared the trap fields (`err`, `trapno`,
+    /// `cr2`) of each signal frame it delivered that no instruction raised
+    /// (they tell only which trap the recorder itself caused last); replay
+    /// clears them too. False: an older trace, whose frames hold the
+    /// kernel's values, which replay leaves as they come.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub signal_traps_cleared: bool,
     /// How the recording ended; `None` while it is being written (a recorder
     /// that died leaves it so).
     pub outcome: Option<Outcome>,

@@ -430,6 +430,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
+        signal_traps_cleared: true,
         loaders: Vec::new(),
         interpreters: Vec::new(),
         host: Some(crate::tracee::host::facts()),

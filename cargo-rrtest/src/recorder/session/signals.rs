@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tracing::trace;
 
 use super::{ptrace_err, Error, Session, State};
-use crate::tracee::syscallbuf;
+use crate::tracee::syscallbuf::{self, FrameFix};
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_trace::{Event, SignalEvent, SignalKind, Tid};
@@ -150,7 +150,9 @@ impl Session {
             return Ok(());
         }
         self.emit_signal(tid, signo, &info, kind)?;
-        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
+        let fix = FrameFix::for_signal(&kind);
+        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid), fix)
+            .map(drop)
             .map_err(ptrace_err("delivering a signal", tid))
     }
 
@@ -282,7 +284,9 @@ impl Session {
         self.sched.restart_slice();
         let pid = task.pid;
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
-        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid))
+        let fix = FrameFix::for_signal(&kind);
+        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid), fix)
+            .map(drop)
             .map_err(ptrace_err("delivering a signal", tid))
     }
 

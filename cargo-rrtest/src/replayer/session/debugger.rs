@@ -46,6 +46,7 @@ use crate::replayer::debug::protocol::{
 };
 use crate::replayer::debug::protocol::{Direction, WatchKind};
 use crate::replayer::{Error, ReplayError, ReplayOptions, Thread};
+use crate::tracee::syscallbuf::{self as buffer, FrameFix};
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_trace::Tid;
@@ -133,6 +134,10 @@ pub(super) struct DebugCtl {
     /// The thread was single-stepped into a signal handler (the stop at
     /// the handler's first instruction is ours).
     entering_handler: bool,
+    /// The thread (real id) single-stepped with a signal to deliver, whose
+    /// next stop, at its handler's first instruction, changes the frame
+    /// there as this says (`resume_to_stop`, [`Session::dbg_frame_at_stop`]).
+    frame_fix_at_stop: Option<(i32, FrameFix)>,
     /// The thread whose blocked `SIGTRAP` was unblocked while it runs
     /// ([`DebugCtl::unblock_sigtrap`]).
     unblocked_trap: Option<i32>,
@@ -197,6 +202,7 @@ pub(crate) fn run(
         counted_in: 0,
         trapped_at: None,
         entering_handler: false,
+        frame_fix_at_stop: None,
         unblocked_trap: None,
     }));
     session.reset_debug_run();
@@ -605,6 +611,7 @@ impl Session {
         ctl.trapped_at = None;
         ctl.unblocked_trap = None;
         ctl.entering_handler = false;
+        ctl.frame_fix_at_stop = None;
         ctl.abandon = None;
         ctl.here = Here::Boundary(index);
     }
@@ -645,13 +652,15 @@ impl Session {
     /// Resumes thread `tid` (real `real`, of process `real_pid`), stopped in
     /// `resume_to_stop`, as the debugger's state says: breakpoints written
     /// in, watchpoints armed, single-stepped for a step of the user's or
-    /// over a breakpoint at its ip, `deliver` delivered.
+    /// over a breakpoint at its ip, `deliver` delivered (its frame changed
+    /// as `fix` says).
     pub(super) fn dbg_go(
         &mut self,
         tid: Tid,
         real: i32,
         real_pid: i32,
         deliver: i32,
+        fix: FrameFix,
     ) -> Result<(), ReplayError> {
         // Nothing armed, nothing to deliver: a plain resume (what a
         // continue to the end costs over a plain replay).
@@ -685,6 +694,10 @@ impl Session {
             )
         };
         let (regs, in_stub) = space_has_stub;
+        let space = self.spaces.get(&real_pid);
+        let frame_at_stop = (deliver != 0
+            && buffer::frame_needs_fix(real, regs.rip, deliver, space, fix))
+        .then_some((real, fix));
         // Addresses strictly inside a patched syscall region hold the jump
         // to the stub: an `int3` there would break it, and the original
         // instruction there never runs. Its copy in the stub does: the
@@ -729,28 +742,61 @@ impl Session {
             // next resume unblocks while traps are armed.
             ctl.stepping_over = false;
             ctl.entering_handler = true;
+            ctl.frame_fix_at_stop = frame_at_stop;
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
         } else if user_step || over || ctl.deferred.is_some() {
             ctl.stepping = user_step;
+            ctl.frame_fix_at_stop = frame_at_stop;
             // A reverse step's counting re-run may single-step one event
             // for minutes: progress, not a stall.
             dog.steps.fetch_add(1, Ordering::Relaxed);
             ptrace::singlestep(real, deliver).map_err(perr("PTRACE_SINGLESTEP", real))?;
-        } else if std::mem::take(&mut ctl.flags_dirty) && regs.eflags & TRAP_FLAG != 0 {
-            // Single steps through a stub's `pushf`/`popf` (a deferred
-            // watchpoint) leave the trap flag set: clear it, or the thread
-            // traps after every instruction.
-            let mut regs = regs;
-            regs.eflags &= !TRAP_FLAG;
-            ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
-            ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
-        } else if deliver != 0 && in_stub {
-            let space = self.spaces.get(&real_pid);
-            crate::tracee::syscallbuf::deliver_signal(real, &regs, deliver, space)
-                .map_err(perr("delivering a signal", real))?;
         } else {
-            ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
+            let mut regs = regs;
+            if std::mem::take(&mut ctl.flags_dirty) && regs.eflags & TRAP_FLAG != 0 {
+                // Single steps through a stub's `pushf`/`popf` (a deferred
+                // watchpoint) leave the trap flag set: clear it, or the
+                // thread traps after every instruction.
+                regs.eflags &= !TRAP_FLAG;
+                ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+            }
+            let space = self.spaces.get(&real_pid);
+            let fixed = buffer::deliver_signal(real, &regs, deliver, space, fix)
+                .map_err(perr("delivering a signal", real))?;
+            if fixed {
+                self.frame_fixed(tid, fix);
+            }
         }
+        Ok(())
+    }
+
+    /// A stop of `real` (`ev`) that ends a single step with a signal to
+    /// deliver ([`Session::dbg_go`]): at the handler's first instruction,
+    /// the frame is changed as the delivery's fix says.
+    pub(super) fn dbg_frame_at_stop(
+        &mut self,
+        tid: Tid,
+        real: i32,
+        real_pid: i32,
+        ev: &WaitEvent,
+    ) -> Result<(), ReplayError> {
+        let Some((at, fix)) = self.ctl().frame_fix_at_stop.take() else {
+            return Ok(());
+        };
+        let into_handler = matches!(
+            ev,
+            WaitEvent::Signal {
+                signo: libc::SIGTRAP,
+                ..
+            }
+        );
+        if at != real || !into_handler {
+            return Ok(());
+        }
+        let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        buffer::fix_frame(real, &regs, self.spaces.get(&real_pid), fix)
+            .map_err(perr("changing a signal frame", real))?;
+        self.frame_fixed(tid, fix);
         Ok(())
     }
 
@@ -829,7 +875,7 @@ impl Session {
         if let Some(stop) = stop {
             self.report(tid, real, stop)?;
         }
-        self.dbg_go(tid, real, real_pid, 0)?;
+        self.dbg_go(tid, real, real_pid, 0, FrameFix::default())?;
         Ok(true)
     }
 

@@ -41,7 +41,7 @@ use tracing::trace;
 use super::exe::ExecDir;
 use super::inject;
 use super::{Divergence, Error, ReplayError, ReplayOptions};
-use crate::tracee::syscallbuf::{self as buffer, Space};
+use crate::tracee::syscallbuf::{self as buffer, FrameFix, Space};
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_syscalls::{self as syscalls, ReplayAction};
@@ -105,9 +105,15 @@ struct Task {
     /// it (another thread took the signal): replay does the restart itself
     /// when the thread next runs, unless a signal is delivered there.
     restart_pending: Option<i64>,
-    /// The mask to restore when the handler of the signal that ended an
-    /// emulated `rt_sigsuspend` returns (see [`Session::sigsuspend_mask`]).
+    /// The mask from before an emulated `rt_sigsuspend` (or `ppoll`...)
+    /// that a signal ended (see [`Session::sigsuspend_mask`]): the frame of
+    /// that signal's handler saves it, so that the handler's return
+    /// restores it; replay restores it itself at the next `rt_sigreturn`
+    /// when no frame took it.
     mask_after_handler: Option<u64>,
+    /// What to change in the frame of the signal `State::Idle`'s
+    /// `deliver` is to deliver, at its handler's entry (taken there).
+    frame_fix: FrameFix,
     /// A `SIGCONT` that replay sent to another thread of this process
     /// raises a trap (`PTRACE_EVENT_STOP`, `SIGTRAP`) in every thread of it
     /// (the kernel notifies each seized thread of a `SIGCONT`); this one's
@@ -158,6 +164,9 @@ struct Session {
     /// while the session replays (set again at each event, for a thread
     /// that drives more than one replay).
     point_digest: rrtest_trace::PointDigest,
+    /// The recorder cleared the trap fields of the frames of the signals it
+    /// sent (the header's `signal_traps_cleared`): replay does too.
+    traps_cleared: bool,
 }
 
 impl Drop for Session {
@@ -551,17 +560,26 @@ impl Session {
                 .map_err(perr("resetting the syscall buffer", real))?;
             self.load_queue(tid, real)?;
         }
-        match self.spaces.get(&real_pid).filter(|_| deliver != 0) {
+        let fix = self
+            .tasks
+            .get_mut(&tid)
+            .map(|t| std::mem::take(&mut t.frame_fix))
+            .unwrap_or_default();
+        if self.debug.is_some() {
             // A debugger decides how the thread runs (`debugger.rs`).
-            _ if self.debug.is_some() => self.dbg_go(tid, real, real_pid, deliver)?,
-            // A signal to a thread that may be in a stub: its frame must
-            // not show the stub.
-            Some(space) => {
-                let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-                buffer::deliver_signal(real, &regs, deliver, Some(space))
-                    .map_err(perr("delivering a signal", real))?;
+            self.dbg_go(tid, real, real_pid, deliver, fix)?;
+        } else if deliver != 0 {
+            // Its frame must not show a stub, and must hold what the
+            // recording's did.
+            let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            let space = self.spaces.get(&real_pid);
+            let fixed = buffer::deliver_signal(real, &regs, deliver, space, fix)
+                .map_err(perr("delivering a signal", real))?;
+            if fixed {
+                self.frame_fixed(tid, fix);
             }
-            None => ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?,
+        } else {
+            ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
         }
         self.set_state(tid, State::Idle { deliver: 0 });
         let gate = self.gate_stop_ip;
@@ -570,6 +588,9 @@ impl Session {
             self.sync_loaded_queue(tid, real)?;
             // A stop the debugger caused is handled (and the thread
             // resumed) there, never seen here.
+            if self.debug.is_some() {
+                self.dbg_frame_at_stop(tid, real, real_pid, &ev)?;
+            }
             if self.debug.is_some() && self.dbg_trap(tid, real, real_pid, &ev)? {
                 continue;
             }
@@ -652,7 +673,7 @@ impl Session {
     /// itself (as the debugger says, when there is one).
     fn resume_again(&mut self, tid: Tid, real: i32, real_pid: i32) -> Result<(), ReplayError> {
         if self.debug.is_some() {
-            return self.dbg_go(tid, real, real_pid, 0);
+            return self.dbg_go(tid, real, real_pid, 0, FrameFix::default());
         }
         ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
         Ok(())

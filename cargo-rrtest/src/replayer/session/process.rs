@@ -20,6 +20,7 @@ use super::{perr, Session, State, Task};
 use crate::replayer::exe::ExecDir;
 use crate::replayer::{gate, inject, watchdog};
 use crate::replayer::{Divergence, Error, ReplayError, ReplayOptions};
+use crate::tracee::syscallbuf::FrameFix;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::spawn::{spawn, SpawnSpec};
 use rrtest_sys::{seccomp, RemoteMem};
@@ -146,6 +147,7 @@ impl Session {
             debug: None,
             // Checked when the trace was opened: a kind this build knows.
             point_digest: header.point_digest_kind().unwrap_or(PointDigest::Sha256),
+            traps_cleared: header.signal_traps_cleared,
         };
         crate::tracee::set_point_digest(session.point_digest);
         session.tasks.insert(
@@ -156,6 +158,7 @@ impl Session {
                 state: State::Idle { deliver: 0 },
                 restart_pending: None,
                 mask_after_handler: None,
+                frame_fix: FrameFix::default(),
                 sigcont_notice: false,
             },
         );
@@ -573,6 +576,7 @@ impl Session {
                 state: State::Idle { deliver: 0 },
                 restart_pending: None,
                 mask_after_handler: None,
+                frame_fix: FrameFix::default(),
                 sigcont_notice: false,
             },
         );

@@ -11,6 +11,7 @@
 use super::{perr, Session, State};
 use crate::replayer::inject;
 use crate::replayer::{Error, ReplayError};
+use crate::tracee::syscallbuf::FrameFix;
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_syscalls as syscalls;
@@ -85,6 +86,13 @@ impl Session {
                     ptrace::setsiginfo(real, &info).map_err(perr("PTRACE_SETSIGINFO", real))?;
                 }
                 self.set_state(tid, State::Idle { deliver: s.signo });
+                let clear = self.traps_cleared;
+                if let Some(t) = self.tasks.get_mut(&tid) {
+                    t.frame_fix = FrameFix {
+                        clear_trap: clear && !matches!(s.kind, SignalKind::Synchronous { .. }),
+                        saved_mask: t.mask_after_handler,
+                    };
+                }
                 Ok(())
             }
             ev => {
@@ -109,12 +117,24 @@ impl Session {
         Ok(())
     }
 
+    /// The frame of the signal delivered to `tid` was changed as `fix`
+    /// says, at its handler's entry: a mask it saves is the one
+    /// `rt_sigreturn` restores, which replay need not restore itself.
+    pub(super) fn frame_fixed(&mut self, tid: Tid, fix: FrameFix) {
+        if fix.saved_mask.is_some() {
+            if let Some(t) = self.tasks.get_mut(&tid) {
+                t.mask_after_handler = None;
+            }
+        }
+    }
+
     /// An emulated `rt_sigsuspend` (or `ppoll`, `pselect6`, `epoll_pwait`
     /// with a mask) did not swap in its temporary signal mask,
     /// but the signal that ended it while recording was delivered under that
     /// mask (and may be blocked under the thread's own). Swap it in now, at
-    /// the syscall's exit stop, and put the thread's own mask back when the
-    /// handler returns, as the kernel does.
+    /// the syscall's exit stop; the thread's own mask goes into the frame of
+    /// the signal's handler ([`Session::frame_fixed`]), whose return puts it
+    /// back, as the kernel's does.
     pub(super) fn sigsuspend_mask(
         &mut self,
         tid: Tid,

@@ -11,11 +11,14 @@
 //! - [`pending_records`], [`read_records`], [`mark_flushed`],
 //!   [`parse_records`]: the buffer's committed records, as the recorder
 //!   flushes them and as replay reads them back.
-//! - [`deliver_signal`], [`fix_sigreturn`]: a signal handler never sees a
-//!   stub address in its frame. A signal delivered to a thread in a stub
-//!   gets the frame's saved ip rewritten to the equivalent original address;
+//! - [`deliver_signal`], [`fix_frame`], [`fix_sigreturn`]: a signal
+//!   handler's frame holds what the recording's held. It never shows a
+//!   stub address: a signal delivered to a thread in a stub gets the
+//!   frame's saved ip rewritten to the equivalent original address, and
 //!   `rt_sigreturn` maps an original address that lies inside a patched
-//!   region back to the stub.
+//!   region back to the stub. The trap fields of a sent signal's frame are
+//!   cleared, and replay writes the mask the frame saves where it swapped
+//!   a call's temporary mask in itself ([`FrameFix`]).
 //!
 //! - [`open_desched`], [`set_desched_and_flags`]: a thread's desched event (a
 //!   software context-switch counter that signals the thread when it is
@@ -39,7 +42,7 @@
 //! | `records.rs` | the committed records: flushing them ([`Pending`]), parsing them back ([`Record`]) |
 //! | `control.rs` | words that steer the hook (`force_bail`, `abort_commit`, `desched_fd`), desched events, unwinding a blocked buffered syscall |
 //! | `patching.rs` | planning, re-planning and applying a site's patch |
-//! | `signals.rs` | keeping stub addresses out of signal frames |
+//! | `signals.rs` | signal frames as the recording had them: no stub address, the trap fields, the saved mask |
 //!
 //! Nothing here decides policy (when to flush, patch or arm a desched
 //! event): the recorder's and the replayer's sessions do; this module
@@ -74,7 +77,7 @@ pub use records::{
     committed_records, mark_flushed, output_asked, parse_records, pending_records, read_records,
     record_data_address, synthetic_tsc_records, Output, Pending, Record, RecordData,
 };
-pub use signals::{deliver_signal, fix_sigreturn};
+pub use signals::{catches, deliver_signal, fix_frame, fix_sigreturn, frame_needs_fix, FrameFix};
 pub use space::{Flushed, Space};
 
 /// The buffer's address.

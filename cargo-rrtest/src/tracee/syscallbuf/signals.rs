@@ -1,8 +1,17 @@
-//! A signal handler never sees a stub address in its frame: a signal
-//! delivered to a thread in a stub gets the frame's saved ip rewritten to
-//! the equivalent original address ([`deliver_signal`]); `rt_sigreturn`
-//! maps an original address that lies inside a patched region back to the
-//! stub ([`fix_sigreturn`]).
+//! Signal frames, which the kernel writes at each delivery while recording
+//! and again in replay, must hold the same bytes in both:
+//!
+//! - a signal handler never sees a stub address in its frame: a signal
+//!   delivered to a thread in a stub gets the frame's saved ip rewritten to
+//!   the equivalent original address ([`deliver_signal`]); `rt_sigreturn`
+//!   maps an original address that lies inside a patched region back to the
+//!   stub ([`fix_sigreturn`]);
+//! - the fields that tell the thread's last trap (`err`, `trapno`, `cr2`)
+//!   are cleared in the frame of a signal no instruction raised: they hold
+//!   whatever trap the tracer caused last (a single step, a breakpoint, a
+//!   trapped `rdtsc`), which differs between recording and replay; and the
+//!   mask the frame saves is set to the one the recording's kernel saved
+//!   where replay made the thread's mask itself ([`FrameFix`]).
 //!
 //! It must not decide whether or when a signal is delivered: the
 //! recorder's and the replayer's sessions do.
@@ -12,16 +21,65 @@ use std::io;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_syscalls::patch::StubIp;
+use rrtest_trace::SignalKind;
 
 use super::{read_struct, Space};
 
+/// Offset of the `ucontext` in a signal frame from the stack pointer at
+/// the handler's entry (past the return address the kernel pushed).
+const UCONTEXT_AT_HANDLER: u64 = 8;
+/// Offset of `uc_mcontext` (the `sigcontext`) in the `ucontext`, past
+/// `uc_flags`, `uc_link` and `uc_stack`.
+const MCONTEXT: u64 = 40;
+/// Offsets in the `sigcontext`: the saved `rip` (the 17th word), the trap
+/// fields `err`, `trapno`, and `oldmask` then `cr2`.
+const SC_RIP: u64 = 16 * 8;
+const SC_ERR: u64 = 19 * 8;
+const SC_TRAPNO: u64 = 20 * 8;
+const SC_OLDMASK: u64 = 21 * 8;
+const SC_CR2: u64 = 22 * 8;
+/// Offset of `uc_sigmask` in the `ucontext`: past the 256-byte `sigcontext`.
+const UC_SIGMASK: u64 = MCONTEXT + 256;
+
 /// Offset of the saved `rip` in a signal frame, from the stack pointer at
-/// `rt_sigreturn`'s entry (which points at the `ucontext`): `uc_mcontext`
-/// is at 40, and `rip` is the 17th word of the `sigcontext`.
-const FRAME_RIP_AT_SIGRETURN: u64 = 40 + 16 * 8;
+/// `rt_sigreturn`'s entry (which points at the `ucontext`).
+const FRAME_RIP_AT_SIGRETURN: u64 = MCONTEXT + SC_RIP;
+
+/// What [`deliver_signal`] writes into a handler's frame besides the stub
+/// address, so that it holds what the recording's did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameFix {
+    /// Clear `err`, `trapno` and `cr2`: the signal was sent (by a thread,
+    /// a process, the kernel's timer), not raised by the instruction at
+    /// the thread's ip, so those fields tell only which trap the tracer
+    /// last caused. A fault's frame keeps them: the fault recurs in
+    /// replay, with the same values.
+    pub clear_trap: bool,
+    /// The signal mask the frame saves (`uc_sigmask`, and its first word in
+    /// `oldmask`), which `rt_sigreturn` restores. Replay sets it where it
+    /// swapped in a call's temporary mask itself (an emulated `ppoll` or
+    /// `rt_sigsuspend` that a signal ended), whose frame must save the mask
+    /// from before the call, as the kernel's did while recording.
+    pub saved_mask: Option<u64>,
+}
+
+impl FrameFix {
+    /// The fix for a signal delivered as `kind` says: the trap fields are
+    /// cleared unless the thread's instruction raised it.
+    pub fn for_signal(kind: &SignalKind) -> FrameFix {
+        FrameFix {
+            clear_trap: !matches!(kind, SignalKind::Synchronous { .. }),
+            saved_mask: None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.clear_trap && self.saved_mask.is_none()
+    }
+}
 
 /// Whether thread `tid` has a handler for `signo` (its `SigCgt` mask).
-fn catches(tid: i32, signo: i32) -> bool {
+pub fn catches(tid: i32, signo: i32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
         return false;
     };
@@ -29,19 +87,36 @@ fn catches(tid: i32, signo: i32) -> bool {
         .lines()
         .find_map(|l| l.strip_prefix("SigCgt:"))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .is_some_and(|m| m & (1u64 << (signo - 1)) != 0)
+        .is_some_and(|m| signo > 0 && m & (1u64 << (signo - 1)) != 0)
 }
 
-/// Resumes thread `tid`, stopped with `regs`, delivering `signo`. When the
-/// thread is in a stub and has a handler, steps into the handler first and
-/// rewrites the frame's saved ip to the original code's equivalent, so that
-/// no unwinder sees a stub.
-pub fn deliver_signal(tid: i32, regs: &Regs, signo: i32, space: Option<&Space>) -> io::Result<()> {
-    let Some(space) = space.filter(|s| s.stub_at(regs.rip).is_some()) else {
-        return ptrace::cont(tid, signo);
-    };
-    if signo == 0 || !catches(tid, signo) {
-        return ptrace::cont(tid, signo);
+/// Whether delivering `signo` to thread `tid`, stopped at `ip`, needs a
+/// stop at its handler's entry to change the frame there: the thread has
+/// a handler, and is in a stub or `fix` asks for a change.
+pub fn frame_needs_fix(
+    tid: i32,
+    ip: u64,
+    signo: i32,
+    space: Option<&Space>,
+    fix: FrameFix,
+) -> bool {
+    let in_stub = space.is_some_and(|s| s.stub_at(ip).is_some());
+    signo != 0 && (in_stub || !fix.is_empty()) && catches(tid, signo)
+}
+
+/// Resumes thread `tid`, stopped with `regs`, delivering `signo`. When
+/// the frame needs a change ([`frame_needs_fix`]), steps into the handler
+/// first and makes it there ([`fix_frame`]). Returns whether it did.
+pub fn deliver_signal(
+    tid: i32,
+    regs: &Regs,
+    signo: i32,
+    space: Option<&Space>,
+    fix: FrameFix,
+) -> io::Result<bool> {
+    if !frame_needs_fix(tid, regs.rip, signo, space, fix) {
+        ptrace::cont(tid, signo)?;
+        return Ok(false);
     }
     ptrace::singlestep(tid, signo)?;
     match ptrace::wait_tid(tid)? {
@@ -56,19 +131,41 @@ pub fn deliver_signal(tid: i32, regs: &Regs, signo: i32, space: Option<&Space>) 
         }
     }
     let handler = ptrace::getregs(tid)?;
-    // At the handler's entry the return address is at rsp; the ucontext
-    // follows. The saved ip is where the thread stopped, or, for a syscall
-    // the kernel restarts after the handler, its `syscall` instruction.
-    let slot = handler.rsp + 8 + FRAME_RIP_AT_SIGRETURN;
+    fix_frame(tid, &handler, space, fix)?;
+    ptrace::cont(tid, 0)?;
+    Ok(true)
+}
+
+/// At a signal handler's first instruction (`handler`: the thread's
+/// registers there, the kernel's frame just written above the stack
+/// pointer), rewrites a stub address saved in the frame to the original
+/// code's equivalent and makes the changes `fix` asks for.
+pub fn fix_frame(tid: i32, handler: &Regs, space: Option<&Space>, fix: FrameFix) -> io::Result<()> {
     let mem = RemoteMem::new(tid);
-    let saved = u64::from_le_bytes(read_struct(&mem, slot)?);
-    let original = space
-        .stub_at(saved)
-        .map(|stub| stub.stub_to_original(saved));
-    if let Some(StubIp::Original(orig)) = original {
-        mem.write(slot, &orig.to_le_bytes())?;
+    let uc = handler.rsp + UCONTEXT_AT_HANDLER;
+    let sc = uc + MCONTEXT;
+    if let Some(space) = space {
+        // The saved ip is where the thread stopped, or, for a syscall the
+        // kernel restarts after the handler, its `syscall` instruction.
+        let slot = sc + SC_RIP;
+        let saved = u64::from_le_bytes(read_struct(&mem, slot)?);
+        let original = space
+            .stub_at(saved)
+            .map(|stub| stub.stub_to_original(saved));
+        if let Some(StubIp::Original(orig)) = original {
+            mem.write(slot, &orig.to_le_bytes())?;
+        }
     }
-    ptrace::cont(tid, 0)
+    if fix.clear_trap {
+        const _: () = assert!(SC_TRAPNO == SC_ERR + 8, "err and trapno are adjacent");
+        mem.write(sc + SC_ERR, &[0; 16])?;
+        mem.write(sc + SC_CR2, &[0; 8])?;
+    }
+    if let Some(mask) = fix.saved_mask {
+        mem.write(sc + SC_OLDMASK, &mask.to_le_bytes())?;
+        mem.write(uc + UC_SIGMASK, &mask.to_le_bytes())?;
+    }
+    Ok(())
 }
 
 /// At `rt_sigreturn`'s entry (`regs`): when the frame returns strictly
@@ -82,4 +179,40 @@ pub fn fix_sigreturn(tid: i32, regs: &Regs, space: &Space) -> io::Result<()> {
         mem.write(slot, &stub_ip.to_le_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::offset_of;
+
+    /// The frame's offsets are the C library's `ucontext_t`'s (which
+    /// mirrors the kernel's frame): its `uc_mcontext.gregs` and
+    /// `uc_sigmask`, and the `REG_*` indexes of the fields changed.
+    #[test]
+    fn frame_offsets_are_the_c_librarys() {
+        assert_eq!(offset_of!(libc::ucontext_t, uc_mcontext) as u64, MCONTEXT);
+        assert_eq!(offset_of!(libc::mcontext_t, gregs), 0);
+        assert_eq!(offset_of!(libc::ucontext_t, uc_sigmask) as u64, UC_SIGMASK);
+        let reg = |r: libc::c_int| r as u64 * 8;
+        assert_eq!(reg(libc::REG_RIP), SC_RIP);
+        assert_eq!(reg(libc::REG_ERR), SC_ERR);
+        assert_eq!(reg(libc::REG_TRAPNO), SC_TRAPNO);
+        assert_eq!(reg(libc::REG_OLDMASK), SC_OLDMASK);
+        assert_eq!(reg(libc::REG_CR2), SC_CR2);
+    }
+
+    #[test]
+    fn only_sent_signals_clear_the_trap_fields() {
+        let sent = [
+            SignalKind::AtSyscallExit,
+            SignalKind::BeforeSyscall { nr: 0 },
+            SignalKind::Asynchronous { ip: 1 },
+        ];
+        for kind in sent {
+            assert!(FrameFix::for_signal(&kind).clear_trap, "{kind:?}");
+        }
+        let fault = FrameFix::for_signal(&SignalKind::Synchronous { ip: 1 });
+        assert!(fault.is_empty());
+    }
 }

@@ -338,6 +338,7 @@ pub fn header() -> Header {
         stack_limit: None,
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
+        signal_traps_cleared: false,
         point_digest: None,
         outcome: None,
         unreplayable: vec![],

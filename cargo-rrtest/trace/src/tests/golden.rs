@@ -57,6 +57,7 @@ fn golden_header() -> Header {
         stack_limit: None,
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
+        signal_traps_cleared: false,
         point_digest: None,
         outcome: Some(Outcome::Exited { code: 101 }),
         unreplayable: vec!["syscall 451 (unknown)".into()],
