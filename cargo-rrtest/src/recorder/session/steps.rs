@@ -490,3 +490,50 @@ fn due_soon(tid: Tid, state: State) -> Due {
         _ => Due::No,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::session::Entered;
+
+    fn in_syscall(nr: i64, arg0: u64, split: bool) -> State {
+        State::InSyscall {
+            entered: Entered {
+                nr,
+                args: [arg0, 0, 0, 0, 0, 0],
+                forced_ret: None,
+                output: None,
+                ip: 0,
+                switch_after: false,
+            },
+            split,
+        }
+    }
+
+    #[test]
+    fn due_stops_are_a_new_thread_a_call_that_does_not_wait_and_a_woken_one() {
+        // (The tid is only read for clone3's flags.)
+        let tid = std::process::id() as Tid;
+        let due = |state| due_soon(tid, state);
+        assert_eq!(due(State::Unborn), Due::Yes);
+        // A split call that does not wait for others ends by itself.
+        assert_eq!(due(in_syscall(libc::SYS_getpid, 0, true)), Due::Yes);
+        assert_eq!(due(in_syscall(libc::SYS_fork, 0, true)), Due::Yes);
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(due(in_syscall(libc::SYS_clone, thread, true)), Due::Yes);
+        // One that waits: once the kernel runs its thread again.
+        assert_eq!(due(in_syscall(libc::SYS_futex, 0, true)), Due::IfRunning);
+        assert_eq!(due(in_syscall(libc::SYS_read, 0, true)), Due::IfRunning);
+        assert_eq!(due(in_syscall(libc::SYS_vfork, 0, true)), Due::IfRunning);
+        let vfork = (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
+        assert_eq!(
+            due(in_syscall(libc::SYS_clone, vfork, true)),
+            Due::IfRunning
+        );
+        // Not split (its thread is the current one), or not in the kernel.
+        assert_eq!(due(in_syscall(libc::SYS_futex, 0, false)), Due::No);
+        assert_eq!(due(State::Ready(Pending::Nothing)), Due::No);
+        assert_eq!(due(State::Running), Due::No);
+        assert_eq!(due(State::JobStopped), Due::No);
+    }
+}
