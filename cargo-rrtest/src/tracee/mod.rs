@@ -547,9 +547,38 @@ pub fn written_bytes(mem: &RemoteMem, nr: i64, args: &[u64; 6], len: usize) -> i
 /// take that signal out of the way).
 pub fn quiet_for_injection(tid: i32) -> io::Result<bool> {
     let ret = ptrace::getregs(tid)?.rax as i64;
-    if (-516..=-512).contains(&ret) {
+    if is_restart_code(ret) {
         return Ok(false);
     }
+    no_signal_pending(tid)
+}
+
+/// Whether `ret` is one of the kernel's restart codes (`-ERESTARTSYS`,
+/// `-ERESTARTNOINTR`, `-ERESTARTNOHAND`, `-ERESTART_RESTARTBLOCK`; 515 is
+/// unused): a syscall interrupted by a pending signal or stop, which the
+/// kernel restarts on the way out unless a handler runs.
+pub fn is_restart_code(ret: i64) -> bool {
+    (-516..=-512).contains(&ret)
+}
+
+/// Thread `tid`'s scheduling state as /proc shows it (`R` running or
+/// runnable, `S` sleeping, `D` in an uninterruptible wait, `t` in a ptrace
+/// stop, ...), or None if it cannot be read.
+pub fn kernel_state(tid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{tid}/stat")).ok()?;
+    stat_state(&stat)
+}
+
+/// The state field of a /proc `stat` line: `TID (COMM) STATE ...`, where
+/// COMM may hold anything but ends at the last `)`.
+fn stat_state(stat: &str) -> Option<char> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().next()?.chars().next()
+}
+
+/// Whether no signal is pending for thread `tid` or its process (its
+/// `SigPnd` and `ShdPnd` sets in /proc are empty).
+pub fn no_signal_pending(tid: i32) -> io::Result<bool> {
     let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
     let pending = |key: &str| {
         status
@@ -612,6 +641,40 @@ mod call_tests {
         // jmp *%rax (ff e0, /4) and plain data are not calls.
         assert!(!ends_with_call(&[0, 0, 0, 0, 0, 0xff, 0xe0]));
         assert!(!ends_with_call(&[0; 7]));
+    }
+}
+
+#[cfg(test)]
+mod stat_tests {
+    use super::{is_restart_code, kernel_state, stat_state};
+
+    #[test]
+    fn the_state_follows_the_last_parenthesis() {
+        assert_eq!(stat_state("42 (race) R 1 42 42 0"), Some('R'));
+        // A command name with spaces and parentheses of its own.
+        assert_eq!(stat_state("43 (a) t (b)) t 1 43"), Some('t'));
+        assert_eq!(stat_state("44 (x"), None);
+        assert_eq!(stat_state("45 (x)"), None);
+        // A child asleep in the kernel (once it got there), and one gone.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawning sleep");
+        let pid = child.id() as i32;
+        let asleep = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            kernel_state(pid) == Some('S')
+        });
+        child.kill().expect("killing sleep");
+        child.wait().expect("reaping sleep");
+        assert!(asleep, "sleep never seen sleeping: {:?}", kernel_state(pid));
+        assert_eq!(kernel_state(pid), None);
+    }
+
+    #[test]
+    fn restart_codes_are_512_to_516() {
+        assert!(is_restart_code(-512) && is_restart_code(-514) && is_restart_code(-516));
+        assert!(!is_restart_code(-4) && !is_restart_code(-517) && !is_restart_code(512));
     }
 }
 

@@ -228,6 +228,11 @@ struct Task {
     /// Held at an emulated syscall-entry stop: stopped at the syscall's
     /// seccomp stop, which is handled when it runs again.
     at_entry_stop: bool,
+    /// The traced syscall it is in was broken by the recorder's own
+    /// `PTRACE_INTERRUPT` (a restart code at its exit, no signal pending):
+    /// the kernel restarts it, and that entry stop is not a new syscall
+    /// (`Session::syscall_exit`).
+    restarting: bool,
 }
 
 impl Task {
@@ -261,6 +266,7 @@ impl Task {
             step: tracer::Step::No,
             syscall_stops: false,
             at_entry_stop: false,
+            restarting: false,
         }
     }
 
@@ -725,6 +731,10 @@ impl Session {
                     // over a syscall, chaos steps into a syscall-entry
                     // stop): its tracer is to hear of it before we wait.
                     self.kick_tracers()?;
+                }
+                if self.tasks.is_empty() {
+                    // Settling before the pick took the last exit.
+                    return Ok(());
                 }
                 // No thread runs: all wait in the kernel (or for the tick).
                 let idle_since = self.current.is_none().then(Instant::now);

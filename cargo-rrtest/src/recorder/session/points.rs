@@ -405,7 +405,15 @@ impl Session {
                     ip = regs.rip,
                     "interrupted in buffer code: not a point"
                 );
-                if self.tasks[&tid].seeking.is_some() {
+                // A chaos seek whose time is not up goes on to its target
+                // (the interrupt was for a blocked buffered syscall that
+                // its desched event unwound first, say): dropped here, the
+                // slice ended at the thread's next syscall or not as a
+                // tick came.
+                let expired = self.tasks[&tid].seeking.is_some_and(|seek| {
+                    seek.cpu_from().is_none() || seek.expired(super::schedule::cpu_time(tid))
+                });
+                if expired {
                     ptrace::exec_breakpoint(tid, None)
                         .map_err(ptrace_err("clearing a breakpoint", tid))?;
                     self.tasks.get_mut(&tid).expect("task exists").seeking = None;

@@ -100,9 +100,7 @@ impl Session {
                     }
                     State::Running => self.interrupted(tid),
                     // It reached a syscall first: the interrupt came late.
-                    State::InSyscall { .. } => {
-                        ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
-                    }
+                    State::InSyscall { .. } => self.resume_in_syscall(tid),
                     _ => Ok(()),
                 }
             }
@@ -116,7 +114,7 @@ impl Session {
                         // A stray stop (a group-stop, or a moot interrupt's)
                         // inside a syscall: its exit stop is still wanted.
                         trace!(tid, sig, "stop inside a syscall");
-                        ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
+                        self.resume_in_syscall(tid)
                     }
                     Some(t) if jobctl::is_stop_signal(sig) && t.traced.is_none() => {
                         // A group stop (SIGSTOP and friends): held there

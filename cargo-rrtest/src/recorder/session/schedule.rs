@@ -452,6 +452,12 @@ impl Scheduler {
         self.slice_syscalls = 0;
     }
 
+    /// Whether the policy wants the due stops taken before its decisions
+    /// ([`SchedulePolicy::settles`]).
+    pub(super) fn settles(&self) -> bool {
+        self.policy.settles()
+    }
+
     /// What a chaos policy decided (None for the default policy).
     pub(super) fn summary(&self) -> Option<Summary> {
         self.policy.summary()

@@ -215,6 +215,12 @@ impl Session {
     /// Preempts the current thread `tid`, stopped outside the buffer code,
     /// where it is, if another thread is ready; else lets it run.
     fn preempt_here(&mut self, tid: Tid) -> Result<(), Error> {
+        if self.sched.settles() {
+            self.settle()?;
+            if self.current != Some(tid) {
+                return Ok(());
+            }
+        }
         if !self.others_ready(tid) {
             // Another thread may have stopped meanwhile (its syscall's
             // exit, a new thread's first stop): take those stops first.
@@ -283,30 +289,75 @@ impl Session {
         Ok(())
     }
 
-    /// Waits (up to [`SETTLE_LIMIT`]) for the stops that are due with no
-    /// thread running: a new thread's first stop, the exit of a split
-    /// syscall that waits for no other thread (a `clone` that is not a
-    /// vfork, or a syscall the policy switched at).
+    /// Waits (up to [`SETTLE_LIMIT`]) for the stops that are due while no
+    /// thread runs the program's code (none, or the current one stopped
+    /// where the recorder decides): a new thread's first stop, the exit of
+    /// a split syscall that waits for no other thread (a `clone` that is
+    /// not a vfork, or a syscall the policy switched at), and the exit of
+    /// one that waited and is waiting no more: its thread is running in
+    /// the kernel (woken by a thread that ran before this decision: a
+    /// futex wake, a thread's exit that a join waits for, a write to a
+    /// pipe it reads). Then which threads are ready at a decision does not
+    /// depend on how soon the kernel ran the woken one.
     pub(super) fn settle(&mut self) -> Result<(), Error> {
-        if self.current.is_some() {
-            return Ok(());
-        }
+        let current = self.current;
         let deadline = std::time::Instant::now() + SETTLE_LIMIT;
-        while self.tasks.iter().any(|(&tid, t)| due_soon(tid, t.state)) {
-            if std::time::Instant::now() >= deadline {
-                trace!("settling: a due stop did not come in time");
-                break;
-            }
-            if let Some(ev) = ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))? {
-                self.handle(ev)?;
-                for (tid, signo, info) in crate::tracee::take_stashed_signals() {
-                    if !self.is_desched_signal(tid, signo, &info) {
-                        self.hold_back(tid, signo, info);
+        loop {
+            // Looked at before the queue is: a thread stopped ('t') then
+            // has its stop in the queue (the kernel queues it as the thread
+            // stops), so only one seen running may still be on its way.
+            let due = self.tasks.iter().any(|(&tid, t)| {
+                Some(tid) != current
+                    && match due_soon(tid, t.state) {
+                        Due::Yes => true,
+                        Due::IfRunning => crate::tracee::kernel_state(tid) == Some('R'),
+                        Due::No => false,
                     }
+            });
+            let mut took = false;
+            while let Some(ev) = queued_stop()? {
+                self.handle_settling(ev)?;
+                took = true;
+                if self.current != current {
+                    return Ok(());
                 }
             }
-            if self.current.is_some() {
-                break;
+            if took {
+                continue;
+            }
+            if !due {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                trace!("settling: a due stop did not come in time");
+                return Ok(());
+            }
+            if let Some(ev) = ptrace::wait_any_interruptible().map_err(ptrace_err("waitpid", -1))? {
+                self.handle_settling(ev)?;
+                if self.current != current {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Whether a thread other than the current one `tid` is ready, once
+    /// the stops due are taken when the policy settles (see
+    /// [`Session::settle`]): what a switch or a preemption of `tid` by the
+    /// policy depends on.
+    pub(super) fn others_ready_settled(&mut self, tid: Tid) -> Result<bool, Error> {
+        if self.sched.settles() {
+            self.settle()?;
+        }
+        Ok(self.others_ready(tid))
+    }
+
+    /// Handles a stop taken while settling, and the signals it stashed.
+    fn handle_settling(&mut self, ev: WaitEvent) -> Result<(), Error> {
+        self.handle(ev)?;
+        for (tid, signo, info) in crate::tracee::take_stashed_signals() {
+            if !self.is_desched_signal(tid, signo, &info) {
+                self.hold_back(tid, signo, info);
             }
         }
         Ok(())
@@ -393,28 +444,96 @@ pub(super) fn leaks_flags(tid: Tid) -> Option<FlagLeak> {
     None
 }
 
-/// Whether a thread in `state` will stop soon by itself, without another
-/// thread running (see [`Session::settle`]).
-fn due_soon(tid: Tid, state: State) -> bool {
+/// A stop already queued, if any (none either when no tracee is left: the
+/// recording's last thread is gone).
+fn queued_stop() -> Result<Option<WaitEvent>, Error> {
+    match ptrace::wait_any_nohang() {
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
+        other => other.map_err(ptrace_err("waitpid", -1)),
+    }
+}
+
+/// Whether a thread will stop by itself, with no other thread running
+/// (see [`Session::settle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Yes,
+    /// If the kernel runs it (its /proc state is `R`): a syscall that may
+    /// block, which then no longer waits.
+    IfRunning,
+    No,
+}
+
+/// Whether thread `tid`, in `state`, will stop soon by itself.
+fn due_soon(tid: Tid, state: State) -> Due {
     const CLONE_VFORK: u64 = 0x4000;
+    let due = |yes: bool| if yes { Due::Yes } else { Due::IfRunning };
     match state {
-        State::Unborn => true,
+        State::Unborn => Due::Yes,
         State::InSyscall {
             entered,
             split: true,
         } => match entered.nr {
-            libc::SYS_fork => true,
-            libc::SYS_vfork => false,
-            libc::SYS_clone => entered.args[0] & CLONE_VFORK == 0,
+            libc::SYS_fork => Due::Yes,
+            // The parent waits for its child's exec or exit.
+            libc::SYS_vfork => Due::IfRunning,
+            libc::SYS_clone => due(entered.args[0] & CLONE_VFORK == 0),
             libc::SYS_clone3 => {
                 // `struct clone_args` starts with the flags.
                 let mut flags = [0u8; 8];
-                RemoteMem::new(tid)
+                due(RemoteMem::new(tid)
                     .read_exact(entered.args[0], &mut flags)
-                    .is_ok_and(|()| u64::from_le_bytes(flags) & CLONE_VFORK == 0)
+                    .is_ok_and(|()| u64::from_le_bytes(flags) & CLONE_VFORK == 0))
             }
-            nr => rrtest_syscalls::lookup(nr).is_some_and(|d| !d.may_block),
+            nr => due(rrtest_syscalls::lookup(nr).is_some_and(|d| !d.may_block)),
         },
-        _ => false,
+        _ => Due::No,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::session::Entered;
+
+    fn in_syscall(nr: i64, arg0: u64, split: bool) -> State {
+        State::InSyscall {
+            entered: Entered {
+                nr,
+                args: [arg0, 0, 0, 0, 0, 0],
+                forced_ret: None,
+                output: None,
+                ip: 0,
+                switch_after: false,
+            },
+            split,
+        }
+    }
+
+    #[test]
+    fn due_stops_are_a_new_thread_a_call_that_does_not_wait_and_a_woken_one() {
+        // (The tid is only read for clone3's flags.)
+        let tid = std::process::id() as Tid;
+        let due = |state| due_soon(tid, state);
+        assert_eq!(due(State::Unborn), Due::Yes);
+        // A split call that does not wait for others ends by itself.
+        assert_eq!(due(in_syscall(libc::SYS_getpid, 0, true)), Due::Yes);
+        assert_eq!(due(in_syscall(libc::SYS_fork, 0, true)), Due::Yes);
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(due(in_syscall(libc::SYS_clone, thread, true)), Due::Yes);
+        // One that waits: once the kernel runs its thread again.
+        assert_eq!(due(in_syscall(libc::SYS_futex, 0, true)), Due::IfRunning);
+        assert_eq!(due(in_syscall(libc::SYS_read, 0, true)), Due::IfRunning);
+        assert_eq!(due(in_syscall(libc::SYS_vfork, 0, true)), Due::IfRunning);
+        let vfork = (libc::CLONE_VM | libc::CLONE_VFORK) as u64;
+        assert_eq!(
+            due(in_syscall(libc::SYS_clone, vfork, true)),
+            Due::IfRunning
+        );
+        // Not split (its thread is the current one), or not in the kernel.
+        assert_eq!(due(in_syscall(libc::SYS_futex, 0, false)), Due::No);
+        assert_eq!(due(State::Ready(Pending::Nothing)), Due::No);
+        assert_eq!(due(State::Running), Due::No);
+        assert_eq!(due(State::JobStopped), Due::No);
     }
 }

@@ -7,7 +7,7 @@
 
 use std::io;
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{ptrace_err, Entered, Error, Pending, Session, State};
 use crate::recorder::capture::capture;
@@ -31,6 +31,11 @@ impl Session {
         } else {
             (regs.orig_rax as i64, ptrace::syscall_args(&regs))
         };
+        if self.restarts(tid, nr, regs.rip) {
+            // The kernel restarting the call our interrupt broke
+            // (`syscall_exit`): the same call goes on.
+            return ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid));
+        }
         // A syscall is a better point than the return address being sought.
         let mut seek_ended = false;
         // Chaos steps that go on at its exit, if the thread goes on there.
@@ -216,7 +221,7 @@ impl Session {
         let yield_now = self
             .sched
             .switch_at_syscall(nr, seek_ended || bailed, others)
-            && self.others_ready(tid);
+            && self.others_ready_settled(tid)?;
         if yield_now && nr == libc::SYS_sched_yield {
             self.stats.schedule.yields += 1;
         }
@@ -273,6 +278,35 @@ impl Session {
             warn!(tid, state = ?task.state, "syscall stop outside a syscall");
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         };
+        task.restarting = false;
+        if task.interrupt_requested && task.traced.is_none() && entered.forced_ret.is_none() {
+            let ret = ptrace::getregs(tid)
+                .map_err(ptrace_err("PTRACE_GETREGS", tid))?
+                .rax as i64;
+            if crate::tracee::is_restart_code(ret)
+                && crate::tracee::no_signal_pending(tid).unwrap_or(false)
+            {
+                // Our interrupt (a tick's, sent as the thread sat in this
+                // call's entry stop, still pending when it went into the
+                // kernel) broke a call that waits: with no signal to
+                // deliver, the kernel restarts it. Not its exit: the call
+                // goes on, its restart's entry stop is not a new syscall
+                // (`syscall_entry`), and the interrupt is spent (this stop
+                // cleared it). Taken for an exit, it made the thread ready
+                // early and the schedule depend on when the tick came.
+                debug!(
+                    tid,
+                    nr = entered.nr,
+                    ret,
+                    "our interrupt broke the call: it restarts"
+                );
+                task.interrupt_requested = false;
+                task.interrupt_outstanding = None;
+                task.spin_check = false;
+                task.restarting = true;
+                return self.resume_in_syscall(tid);
+            }
+        }
         if split || self.current != Some(tid) {
             task.set_ready(Pending::Exit(entered));
             if self.current == Some(tid) {
@@ -308,7 +342,7 @@ impl Session {
             // A tracee stepped over it: it stops for its tracer.
             return Ok(());
         }
-        if switch_after && self.others_ready(tid) {
+        if switch_after && self.others_ready_settled(tid)? {
             // The scheduler's switch at this syscall: here, its effects
             // and its event done.
             let task = self.tasks.get_mut(&tid).expect("task exists");
@@ -324,6 +358,45 @@ impl Session {
             return self.run_steps(tid, left);
         }
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Resumes `tid`, stopped inside a traced syscall (not at its entry),
+    /// towards the syscall's exit stop: with `PTRACE_SYSCALL`, or, when the
+    /// kernel is to restart the call, with `PTRACE_CONT` (its restart then
+    /// stops at its seccomp stop only, not also at a syscall-entry stop
+    /// that would be taken for its exit).
+    pub(super) fn resume_in_syscall(&mut self, tid: Tid) -> Result<(), Error> {
+        if self.tasks.get(&tid).is_some_and(|t| t.restarting) {
+            ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+        } else {
+            ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
+        }
+    }
+
+    /// Whether `tid`, at the entry stop of syscall `nr` made at `ip`, is the
+    /// kernel restarting the call it is in (see `Task::restarting`): the
+    /// same call, or `restart_syscall`, made at the same place.
+    fn restarts(&mut self, tid: Tid, nr: i64, ip: u64) -> bool {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        if !std::mem::take(&mut task.restarting) {
+            return false;
+        }
+        let State::InSyscall { entered, .. } = task.state else {
+            return false;
+        };
+        let same = ip == entered.ip && (nr == entered.nr || nr == libc::SYS_restart_syscall);
+        if !same {
+            warn!(
+                tid,
+                nr,
+                ip,
+                entered = entered.nr,
+                "a restarted call was not made again"
+            );
+        }
+        same
     }
 
     /// Captures a finished syscall's effects, tracking restart blocks.
