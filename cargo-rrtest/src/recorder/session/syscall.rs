@@ -271,6 +271,7 @@ impl Session {
     /// split syscall (or one of a thread not current), leaves the thread
     /// ready with its `SyscallExit` pending.
     pub(super) fn syscall_exit(&mut self, tid: Tid) -> Result<(), Error> {
+        let settles = self.sched.settles();
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
         };
@@ -279,7 +280,17 @@ impl Session {
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         };
         task.restarting = false;
-        if task.interrupt_requested && task.traced.is_none() && entered.forced_ret.is_none() {
+        // Only where the schedule must not depend on the clock (chaos,
+        // prescribed): a signal that comes between this stop and the
+        // restart is held back, and the restarted call, not seen as a new
+        // one, is not where it is delivered (a `pause` would wait on).
+        // The default policy records the restart as a call of its own.
+        if settles
+            && task.interrupt_requested
+            && task.pending_signals.is_empty()
+            && task.traced.is_none()
+            && entered.forced_ret.is_none()
+        {
             let ret = ptrace::getregs(tid)
                 .map_err(ptrace_err("PTRACE_GETREGS", tid))?
                 .rax as i64;
