@@ -482,4 +482,23 @@ mod tests {
         assert_eq!(regs_to_bytes(&back), bytes);
         assert!(regs_from_bytes(&bytes[1..]).is_none());
     }
+
+    #[test]
+    fn last_event_is_the_time_of_the_last_wait_that_returned_one() {
+        let before = Instant::now();
+        // SAFETY: the child only calls `_exit`, which is async-signal-safe.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: ends the forked child at once.
+            unsafe { libc::_exit(7) };
+        }
+        assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+        let ev = wait_tid(pid).expect("waitpid");
+        assert!(
+            matches!(ev, WaitEvent::Exited { code: 7, .. }),
+            "unexpected {ev:?}"
+        );
+        let at = last_event().expect("an event was waited for");
+        assert!(at >= before && at <= Instant::now());
+    }
 }
