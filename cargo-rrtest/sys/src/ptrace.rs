@@ -172,7 +172,8 @@ fn note_event() {
 /// whichever wait it was (None: none yet). A tracer that takes some stops
 /// in loops of its own (single steps, injected syscalls) as well as in its
 /// main wait sees all of them here, for a watchdog that must tell a
-/// stalled tracer from a busy one.
+/// stalled tracer from a busy one. Process-wide: meant for a process with
+/// one tracer at a time (`record` runs one recording session).
 pub fn last_event() -> Option<Instant> {
     let ns = LAST_EVENT_NS.load(Ordering::Relaxed);
     let epoch = EVENT_EPOCH.get()?;
