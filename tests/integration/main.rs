@@ -17,6 +17,7 @@ mod breadth_maps;
 mod breadth_misc;
 mod breadth_tty;
 mod chaos;
+mod chaos_stall;
 mod chaos_sweep;
 mod common;
 mod debug_engine;
@@ -48,6 +49,7 @@ fn main() {
     // Each area module appends its trials here.
     trials.extend(harness::trials());
     trials.extend(chaos::trials());
+    trials.extend(chaos_stall::trials());
     trials.extend(chaos_sweep::trials());
     trials.extend(breadth::trials());
     trials.extend(breadth_maps::trials());

@@ -5,6 +5,9 @@
 //! numbers instead.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 /// The tracee's general registers (`struct user_regs_struct`).
 pub type Regs = libc::user_regs_struct;
@@ -154,12 +157,36 @@ fn decode(tid: i32, status: libc::c_int) -> WaitEvent {
     }
 }
 
+/// Nanoseconds from [`EVENT_EPOCH`] to the last event a wait returned
+/// (0: none yet).
+static LAST_EVENT_NS: AtomicU64 = AtomicU64::new(0);
+static EVENT_EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn note_event() {
+    let epoch = *EVENT_EPOCH.get_or_init(Instant::now);
+    let ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    LAST_EVENT_NS.store(ns.max(1), Ordering::Relaxed);
+}
+
+/// When one of this module's waits last returned an event of a tracee,
+/// whichever wait it was (None: none yet). A tracer that takes some stops
+/// in loops of its own (single steps, injected syscalls) as well as in its
+/// main wait sees all of them here, for a watchdog that must tell a
+/// stalled tracer from a busy one. Process-wide: meant for a process with
+/// one tracer at a time (`record` runs one recording session).
+pub fn last_event() -> Option<Instant> {
+    let ns = LAST_EVENT_NS.load(Ordering::Relaxed);
+    let epoch = EVENT_EPOCH.get()?;
+    (ns != 0).then(|| *epoch + std::time::Duration::from_nanos(ns))
+}
+
 fn wait_raw(pid: i32, flags: libc::c_int) -> io::Result<Option<WaitEvent>> {
     let mut status = 0;
     loop {
         // SAFETY: `status` is a valid out-pointer for the duration of the call.
         let r = unsafe { libc::waitpid(pid, &mut status, flags | libc::__WALL) };
         if r > 0 {
+            note_event();
             return Ok(Some(decode(r, status)));
         }
         if r == 0 {
@@ -179,6 +206,7 @@ pub fn wait_any_interruptible() -> io::Result<Option<WaitEvent>> {
     // SAFETY: `status` is a valid out-pointer for the duration of the call.
     let r = unsafe { libc::waitpid(-1, &mut status, libc::__WALL) };
     if r > 0 {
+        note_event();
         return Ok(Some(decode(r, status)));
     }
     let e = io::Error::last_os_error();
@@ -454,5 +482,24 @@ mod tests {
         let back = regs_from_bytes(&bytes).expect("216 bytes");
         assert_eq!(regs_to_bytes(&back), bytes);
         assert!(regs_from_bytes(&bytes[1..]).is_none());
+    }
+
+    #[test]
+    fn last_event_is_the_time_of_the_last_wait_that_returned_one() {
+        let before = Instant::now();
+        // SAFETY: the child only calls `_exit`, which is async-signal-safe.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: ends the forked child at once.
+            unsafe { libc::_exit(7) };
+        }
+        assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+        let ev = wait_tid(pid).expect("waitpid");
+        assert!(
+            matches!(ev, WaitEvent::Exited { code: 7, .. }),
+            "unexpected {ev:?}"
+        );
+        let at = last_event().expect("an event was waited for");
+        assert!(at >= before && at <= Instant::now());
     }
 }

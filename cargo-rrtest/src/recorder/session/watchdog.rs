@@ -3,7 +3,11 @@
 //! never scheduled, announced and never seen, killed and never reported
 //! gone, or asked to stop by a tick and never stopping) is a recorder bug:
 //! it ends with [`Error::Stalled`], which describes every thread's state,
-//! instead of hanging.
+//! instead of hanging. A stop counts wherever the recorder waited for it
+//! (`ptrace::last_event`), in its main loop or in one of its own (single
+//! steps): a recorder busy with a thread is not stalled. It is checked at
+//! the main loop's ticks, so a recorder blocked in a wait of its own (for
+//! one thread's stop) is not seen by it.
 //!
 //! A program that waits on its own (threads blocked in syscalls, or one
 //! computing without syscalls) is not stalled, however long it takes. This
@@ -13,16 +17,38 @@ use std::time::Duration;
 
 use super::{Pending, Session, State, Task};
 use crate::recorder::Error;
+use rrtest_sys::ptrace;
 use rrtest_trace::Tid;
 
 /// How long no tracee stop may come while a thread waits on the recorder.
 pub(super) const STALL_LIMIT: Duration = Duration::from_secs(30);
 
+/// [`STALL_LIMIT`], unless `RRTEST_RECORD_STALL_MS` sets another (in
+/// milliseconds; for tests, which provoke a stall in seconds rather than
+/// half a minute; not meant for users).
+fn stall_limit() -> Duration {
+    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("RRTEST_RECORD_STALL_MS")
+            .ok()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .filter(|&ms| ms > 0)
+            .map_or(STALL_LIMIT, Duration::from_millis)
+    })
+}
+
 impl Session {
     /// Ends the recording with [`Error::Stalled`] when it has stalled.
     pub(super) fn check_stall(&self) -> Result<(), Error> {
-        let quiet = self.last_stop.elapsed();
-        if quiet < STALL_LIMIT {
+        // The last stop of any tracee, wherever the recorder waited for it:
+        // not only in its main loop (`last_stop`) but in the loops of its
+        // own too (chaos's single steps, a settle, an injected syscall).
+        // Counting the main loop's alone took a recorder busy stepping a
+        // thread for seconds (a slice cut where no point can be, stepped
+        // on to where one can) for a stalled one.
+        let last = ptrace::last_event().map_or(self.last_stop, |at| at.max(self.last_stop));
+        let quiet = last.elapsed();
+        if quiet < stall_limit() {
             return Ok(());
         }
         match stuck_state(&self.tasks, self.current) {
