@@ -435,8 +435,9 @@ pub fn read_ranges(
 ) -> Vec<(u64, std::ops::Range<usize>)> {
     use nix::sys::uio::{process_vm_readv, RemoteIoVec};
     let total: usize = ranges.iter().map(|&(lo, hi)| (hi - lo) as usize).sum();
-    buf.clear();
-    buf.resize(total, 0);
+    // Zeroed by the allocator (`calloc`): a `resize` writes the bytes one
+    // by one in an unoptimized build, about 1 ms for a digest's 170 KB.
+    *buf = vec![0; total];
     let mut out = Vec::with_capacity(ranges.len());
     let (mut i, mut at) = (0, 0);
     while i < ranges.len() {

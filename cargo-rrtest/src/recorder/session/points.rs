@@ -900,7 +900,7 @@ fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
     // Up to 2 KiB, not across the end of the stack's page run.
     let len = words.len().min((4096 - (regs.rsp % 4096) as usize) + 4096);
     mem.read_exact(regs.rsp, &mut words[..len]).ok()?;
-    words[..len].chunks_exact(8).find_map(|w| {
+    let mut candidates = words[..len].chunks_exact(8).filter_map(|w| {
         let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
         if !in_exec(v) {
             return None;
@@ -908,8 +908,35 @@ fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
         let mut before = [0u8; 7];
         mem.read_exact(v - 7, &mut before).ok()?;
         crate::tracee::ends_with_call(&before).then_some(v)
-    })
+    });
+    let first = candidates.next()?;
+    // Replay searches a point in a hot loop with an in-program filter
+    // (`replayer/session/point_filter.rs`) that traps only where the
+    // registers match; where it cannot patch the site (a `pop; ret` right
+    // after the call: the patch would cover the `ret`), it stops at every
+    // pass. A return address there is passed once per call of a hot
+    // iterator's `next`, and replay took more than its 30 s search limit
+    // (`threads::spin_then_park_lock_contention`, debug build): take the
+    // first caller's return address the filter can patch instead, if any
+    // within the words read.
+    let patchable = |v: u64| crate::tracee::filter_site::find(tid, v, &maps).is_ok();
+    if patchable(first) {
+        return Some(first);
+    }
+    let chosen = candidates
+        .take(FILTER_CANDIDATES)
+        .find(|&v| patchable(v))
+        .unwrap_or(first);
+    debug!(
+        tid,
+        first, chosen, "return address: replay's filter cannot patch the first"
+    );
+    Some(chosen)
 }
+
+/// How many return addresses after the first [`find_return_address`]
+/// looks at for one that replay's filter can patch.
+const FILTER_CANDIDATES: usize = 4;
 
 /// Whether stopped thread `tid` blocks SIGTRAP, which a trap of ours
 /// would unblock (`tracee::trap_mask`).
