@@ -359,7 +359,7 @@ impl Session {
             .filter(|(_, t)| {
                 Some(t.real_pid) == self.debug.as_ref().map(|c| c.debugged)
                     && super::handle::is_stopped(t.state)
-                    && super::handle::in_trace_stop(t.real_pid, t.real)
+                    && super::handle::in_trace_stop(t.real)
             })
             .map(|(&recorded, t)| Thread {
                 recorded,

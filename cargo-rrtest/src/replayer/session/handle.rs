@@ -201,9 +201,7 @@ impl Replay {
             .tasks
             .iter()
             .filter(|(_, t)| {
-                self.phase == Phase::Stopped
-                    && is_stopped(t.state)
-                    && in_trace_stop(t.real_pid, t.real)
+                self.phase == Phase::Stopped && is_stopped(t.state) && in_trace_stop(t.real)
             })
             .map(|(&recorded, t)| Thread {
                 recorded,
@@ -287,15 +285,9 @@ pub(super) fn is_stopped(state: State) -> bool {
     )
 }
 
-/// Whether thread `tid` of process `pid` is in a ptrace stop, as the kernel
-/// says (`t` in `/proc/PID/task/TID/stat`): not a thread that a sibling's
-/// `exit_group` has killed while the session still holds it stopped.
-pub(super) fn in_trace_stop(pid: i32, tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
-        return false;
-    };
-    // `TID (COMM) STATE ...`, where COMM may hold anything but ends at the last ')'.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        == Some("t")
+/// Whether thread `tid` is in a ptrace stop, as the kernel says (`t` in its
+/// /proc `stat`): not a thread that a sibling's `exit_group` has killed
+/// while the session still holds it stopped.
+pub(super) fn in_trace_stop(tid: i32) -> bool {
+    crate::tracee::kernel_state(tid) == Some('t')
 }

@@ -88,8 +88,9 @@ impl Session {
                 self.set_state(tid, State::Idle { deliver: s.signo });
                 let clear = self.traps_cleared;
                 if let Some(t) = self.tasks.get_mut(&tid) {
+                    let recorded = FrameFix::for_signal(&s.kind);
                     t.frame_fix = FrameFix {
-                        clear_trap: clear && !matches!(s.kind, SignalKind::Synchronous { .. }),
+                        clear_trap: clear && recorded.clear_trap,
                         saved_mask: t.mask_after_handler,
                     };
                 }
