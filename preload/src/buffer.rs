@@ -109,6 +109,15 @@ impl Buffer {
         Some(Buffer { header, capacity })
     }
 
+    /// Whether the locals' `bail_after` budget (0: none) is spent: the
+    /// buffer holds that many records (the thread's buffered syscalls
+    /// since its last event). Then every syscall bails.
+    pub fn budget_spent(&self, bail_after: u32) -> bool {
+        // SAFETY: `Buffer` guarantees the header is valid memory.
+        let n = unsafe { read_volatile(addr_of_mut!((*self.header).num_records)) };
+        rrtest_abi::budget_spent(n, bail_after)
+    }
+
     fn records(&self) -> *mut u8 {
         // SAFETY (of later uses): records follow the header.
         (self.header as *mut u8).wrapping_add(HEADER_SIZE as usize)
@@ -1002,6 +1011,26 @@ mod tests {
         let out = buffer_syscall(&m.buffer(), nr::GETRANDOM, [0, 8, 0, 0, 0, 0], &mut k, -1);
         assert_eq!(out, Outcome::Done(-14));
         assert_eq!(m.hdr().num_records, 2);
+    }
+
+    #[test]
+    fn the_budget_is_spent_at_its_count_of_records() {
+        let mut m = Mem::new(4096);
+        let mut k = fake(|_, _| 5);
+        let buf = m.buffer();
+        for budget in [0, 1, 2] {
+            assert!(!buf.budget_spent(budget), "no record yet");
+        }
+        for _ in 0..2 {
+            assert_eq!(
+                buffer_syscall(&buf, nr::GETPID, [0; 6], &mut k, -1),
+                Outcome::Done(5)
+            );
+        }
+        assert!(buf.budget_spent(1));
+        assert!(buf.budget_spent(2));
+        assert!(!buf.budget_spent(3));
+        assert!(!buf.budget_spent(0), "0 is no budget");
     }
 
     #[test]

@@ -185,7 +185,10 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
     let Some(buf) = (unsafe { buffer::Buffer::from_locals(&tl) }) else {
         return HOOK_BAIL;
     };
-    if rrtest_abi::flags_bail(request.nr, tl.flags)
+    // The budget: a slice that ends after a count of buffered syscalls
+    // (chaos) ends at that count, not where a timer saw it spent.
+    if buf.budget_spent(tl.bail_after)
+        || rrtest_abi::flags_bail(request.nr, tl.flags)
         || rrtest_abi::open_flags_bail(request.nr, &request.args, tl.flags)
     {
         return HOOK_BAIL;

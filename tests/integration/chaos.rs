@@ -276,7 +276,8 @@ impl Recorded {
 
 /// `race_counter` recorded under `seed` (trace `seed-SEED-N`).
 fn decisions(dir: &TrialDir, exe: &Path, seed: u64, n: u32) -> Result<Recorded, Failed> {
-    let trace = dir.path.join(format!("seed-{seed}-{n}"));
+    let name = exe.file_name().unwrap_or_default().to_string_lossy();
+    let trace = dir.path.join(format!("{name}-seed-{seed}-{n}"));
     let s = seed.to_string();
     let out = record(exe, &[], &trace, &["--no-verify", "--chaos", "--seed", &s])?;
     let header = info(&trace)?;
@@ -345,19 +346,22 @@ fn schedule_entry(line: &str) -> Option<String> {
 /// child stopping in either order; time slices ending by the clock; a
 /// tick's interrupt that broke a futex wait, whose early exit made the
 /// waiter ready; a woken waiter counted ready or not as the kernel ran it
-/// before the pick or after): the same seed on the same program makes the
-/// same decisions and the same schedule, another seed other ones. Three
-/// recordings of each seed run at once (the load they make is what showed
-/// the races: before the fixes, seeds 1, 2 and 9 each made two schedules
-/// among 10 recordings made four at a time).
+/// before the pick or after; a buffered syscall budget seen spent by a
+/// tick): the same seed on the same program makes the same decisions and
+/// the same schedule, another seed other ones. Three recordings of each
+/// seed run at once (the load they make is what showed the races: before
+/// the fixes, `race_counter`'s seeds 1, 2 and 9 each made two schedules
+/// among 10 recordings made four at a time, and `condvar`'s seed 1 six and
+/// four in two batches of six).
 fn same_seed_same_decisions() -> Result<(), Failed> {
     let exe = build::c_fixture(CBuild::pie("race_counter"))?;
+    let condvar = build::c_fixture(CBuild::pie("condvar"))?;
     let dir = TrialDir::new("chaos::same_seed_same_decisions")?;
-    for seed in [1, 2, 9] {
+    for (exe, seed) in [(&exe, 1), (&exe, 2), (&exe, 9), (&condvar, 1)] {
         let seen: Vec<Result<Recorded, Failed>> = std::thread::scope(|s| {
             let runs: Vec<_> = (1..=3)
                 .map(|n| {
-                    let (dir, exe) = (&dir, &exe);
+                    let dir = &dir;
                     s.spawn(move || decisions(dir, exe, seed, n))
                 })
                 .collect();
@@ -372,7 +376,8 @@ fn same_seed_same_decisions() -> Result<(), Failed> {
         for (n, other) in seen.iter().enumerate().skip(1) {
             check!(
                 *other == seen[0],
-                "seed {seed}: recordings 1 and {} differ: {}",
+                "{} seed {seed}: recordings 1 and {} differ: {}",
+                exe.display(),
                 n + 1,
                 seen[0].differs(other)
             );

@@ -127,8 +127,14 @@ pub const fn syscall_ip(offset: u64) -> u64 {
 ///                              event here only while arming is worth its
 ///                              cost (another thread waits to run), else
 ///                              DESCHED_POLLED
-///  +0x24  flags          u32   locals_flags: TRACE_YIELD
-///  +0x28  reserved       [u64; 3]
+///  +0x24  flags          u32   locals_flags: TRACE_YIELD, TRACE_FILE_WRITES
+///  +0x28  bail_after     u32   the hook bails once the buffer holds this
+///                              many records (buffered syscalls since the
+///                              thread's last event); 0: no such limit.
+///                              Written with desched_fd and flags, under a
+///                              policy whose slices end by counts (chaos)
+///  +0x2c  reserved32     u32
+///  +0x30  reserved       [u64; 2]
 /// ```
 ///
 /// Invariant the recorder keeps: once any site is patched, every thread's
@@ -149,8 +155,17 @@ pub struct ThreadLocals {
     pub desched_fd: i32,
     /// [`locals_flags`] bits, written by the recorder.
     pub flags: u32,
+    /// The records the buffer may hold before every syscall bails
+    /// ([`budget_spent`]); 0: no limit. The recorder writes it for a
+    /// thread whose slice ends after a count of syscalls, so that the
+    /// count, not the moment a timer looks, decides where the slice ends.
+    /// Replay leaves it 0: a bail comes right after a thread's last
+    /// record, where replay forces one.
+    pub bail_after: u32,
     /// Reserved, 0.
-    pub reserved: [u64; 3],
+    pub reserved32: u32,
+    /// Reserved, 0.
+    pub reserved: [u64; 2],
 }
 const _: () = assert!(core::mem::size_of::<ThreadLocals>() == 64);
 
@@ -169,6 +184,12 @@ pub mod locals_flags {
     /// (a write through `/proc/self/mem`, the new contents of a file that a
     /// shared mapping shows).
     pub const TRACE_FILE_WRITES: u32 = 2;
+}
+
+/// Whether a buffer holding `num_records` records has spent the locals'
+/// `bail_after` budget (0: no budget): then every syscall bails.
+pub const fn budget_spent(num_records: u32, bail_after: u32) -> bool {
+    bail_after != 0 && num_records >= bail_after
 }
 
 /// Whether the hook bails syscall `nr` because of the locals' `flags`.
@@ -233,6 +254,8 @@ pub mod locals {
     /// `ThreadLocals::flags` (right after `desched_fd`: the recorder writes
     /// both at once).
     pub const FLAGS: u64 = 0x24;
+    /// `ThreadLocals::bail_after` (right after `flags`: written with them).
+    pub const BAIL_AFTER: u64 = 0x28;
     /// After the [`super::ThreadLocals`]: `[OutputFd; OUTPUT_FDS_MAX]`
     /// (see [`super::OutputFd`]), the output table: the descriptors that
     /// write to the recorder's own stdout or stderr, fd 1 and 2 included
@@ -295,6 +318,7 @@ const _: () =
     assert!(core::mem::offset_of!(ThreadLocals, buffer_size) as u64 == locals::BUFFER_SIZE);
 const _: () = assert!(core::mem::offset_of!(ThreadLocals, desched_fd) as u64 == locals::DESCHED_FD);
 const _: () = assert!(core::mem::offset_of!(ThreadLocals, flags) as u64 == locals::FLAGS);
+const _: () = assert!(core::mem::offset_of!(ThreadLocals, bail_after) as u64 == locals::BAIL_AFTER);
 
 /// Magic syscall numbers: far above any real syscall, so a kernel that sees
 /// one (no recorder) answers `-ENOSYS`; the recorder intercepts them (they

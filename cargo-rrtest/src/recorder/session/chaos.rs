@@ -421,6 +421,10 @@ impl SchedulePolicy for ChaosPolicy {
         true
     }
 
+    fn counts_buffered(&self) -> bool {
+        true
+    }
+
     fn cpu_time_slices(&self) -> bool {
         true
     }

@@ -267,6 +267,10 @@ impl SchedulePolicy for PrescribedPolicy {
         self.chaos.settles()
     }
 
+    fn counts_buffered(&self) -> bool {
+        self.chaos.counts_buffered()
+    }
+
     fn cpu_time_slices(&self) -> bool {
         self.chaos.cpu_time_slices()
     }

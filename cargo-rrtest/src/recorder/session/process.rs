@@ -44,17 +44,19 @@ impl Session {
                     if let Some(space) = self.spaces.get_mut(&self.tasks[&tid].pid) {
                         let mut copy = space.clone();
                         copy.borrowed = flags & libc::CLONE_VM as u64 != 0;
-                        if copy.borrowed && space.desched_now != rrtest_abi::DESCHED_POLLED {
+                        if copy.borrowed
+                            && space.controls_now.desched_fd != rrtest_abi::DESCHED_POLLED
+                        {
                             // The child runs on the parent's locals: it
                             // must not arm the parent's event.
-                            syscallbuf::set_desched_and_flags(
-                                tid,
-                                rrtest_abi::DESCHED_POLLED,
-                                space.flags_now,
-                            )
-                            .map_err(ptrace_err("writing the desched descriptor", tid))?;
-                            space.desched_now = rrtest_abi::DESCHED_POLLED;
-                            copy.desched_now = rrtest_abi::DESCHED_POLLED;
+                            let controls = syscallbuf::Controls {
+                                desched_fd: rrtest_abi::DESCHED_POLLED,
+                                ..space.controls_now
+                            };
+                            syscallbuf::write_controls(tid, controls)
+                                .map_err(ptrace_err("writing the desched descriptor", tid))?;
+                            space.controls_now = controls;
+                            copy.controls_now = controls;
                         }
                         if copy.borrowed && !copy.output_fds.is_empty() {
                             // The child shares the table: until the vfork

@@ -156,6 +156,14 @@ pub(super) trait SchedulePolicy {
     fn settles(&self) -> bool {
         false
     }
+    /// Whether a slice's budget of buffered syscalls ([`Slice::syscalls`])
+    /// is counted by the thread's hook, which bails at that count (the
+    /// locals' `bail_after`), rather than seen by a tick (cheaper: a lone
+    /// thread polling through its buffer never stops; but where the slice
+    /// ends depends on when the tick looked).
+    fn counts_buffered(&self) -> bool {
+        false
+    }
     /// Whether a slice's time is the thread's CPU time rather than the
     /// wall clock's (a thread the machine's load keeps off the CPU does not
     /// use up its slice: the slice ends where the program is, not where the
@@ -458,6 +466,18 @@ impl Scheduler {
         self.policy.settles()
     }
 
+    /// Whether the hook counts a slice's buffered syscalls
+    /// ([`SchedulePolicy::counts_buffered`]).
+    pub(super) fn counts_buffered(&self) -> bool {
+        self.policy.counts_buffered()
+    }
+
+    /// The current slice's budget of buffered syscalls for the hook to
+    /// count, if it counts them (at least 1).
+    pub(super) fn hook_budget(&self) -> Option<u32> {
+        self.counts_buffered().then(|| self.slice.syscalls.max(1))
+    }
+
     /// What a chaos policy decided (None for the default policy).
     pub(super) fn summary(&self) -> Option<Summary> {
         self.policy.summary()
@@ -706,8 +726,10 @@ impl Session {
         // A run of quick buffered syscalls counts like one of traced ones
         // (`slice.syscalls`): a thread polling through its buffer must not
         // keep the thread it waits for from running for a whole slice.
-        let busy_polling =
-            task.bail_requested.is_none() && committed.is_some_and(|n| n >= slice.syscalls);
+        // (Unless the hook counts them itself: `counts_buffered`.)
+        let busy_polling = !self.sched.counts_buffered()
+            && task.bail_requested.is_none()
+            && committed.is_some_and(|n| n >= slice.syscalls);
         let idle_for = self.sched.without_progress(committed);
         if buffered && (others_wait || signal_due) && syscallbuf::blocked_in_untraced(tid) {
             // A buffered syscall blocked while others could run (or a signal

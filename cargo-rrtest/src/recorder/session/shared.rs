@@ -148,11 +148,14 @@ impl Session {
         let Some(space) = self.spaces.get_mut(&pid) else {
             return Ok(());
         };
-        let flags = space.flags_now | rrtest_abi::locals_flags::TRACE_FILE_WRITES;
-        if flags != space.flags_now {
-            syscallbuf::set_desched_and_flags(tid, space.desched_now, flags)
+        let controls = syscallbuf::Controls {
+            flags: space.controls_now.flags | rrtest_abi::locals_flags::TRACE_FILE_WRITES,
+            ..space.controls_now
+        };
+        if controls != space.controls_now {
+            syscallbuf::write_controls(tid, controls)
                 .map_err(ptrace_err("writing the locals' flags", tid))?;
-            space.flags_now = flags;
+            space.controls_now = controls;
         }
         Ok(())
     }

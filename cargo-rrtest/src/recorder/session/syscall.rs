@@ -105,7 +105,10 @@ impl Session {
                 return Ok(());
             }
         }
-        let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some());
+        // Asked to bail (`force_bail`), or its hook bailed because the
+        // slice's budget of buffered syscalls is spent.
+        let bailed =
+            self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some()) || self.budget_spent(tid, pid);
         self.stats.traced_syscalls += 1;
         if self.current != Some(tid) {
             warn!(tid, current = ?self.current, nr, "syscall entry of a thread that is not current");

@@ -178,9 +178,36 @@ impl Session {
             || self.others_ready(tid)
     }
 
+    /// The running thread's budget of buffered syscalls, for its hook to
+    /// count (the locals' `bail_after`; 0: none): the slice's, under a
+    /// policy whose slices end by counts, while the recording has other
+    /// threads (that one of them may run where the budget is spent).
+    /// Counted by a timer instead (the tick's `busy_polling`), where the
+    /// slice ended would depend on when the timer looked.
+    fn hook_budget(&self) -> u32 {
+        match self.sched.hook_budget() {
+            Some(budget) if self.tasks.len() > 1 => budget,
+            _ => 0,
+        }
+    }
+
+    /// Whether thread `tid` of process `pid`, at a traced syscall's entry,
+    /// spent the budget its hook counts ([`Self::hook_budget`]): then its
+    /// hook bailed this syscall, and the slice ends here, as the tick's
+    /// `force_bail` would have ended it.
+    pub(super) fn budget_spent(&self, tid: Tid, pid: Tid) -> bool {
+        let Some(space) = self.spaces.get(&pid) else {
+            return false;
+        };
+        let budget = space.controls_now.bail_after;
+        budget != 0
+            && syscallbuf::committed_records(tid).is_ok_and(|n| rrtest_abi::budget_spent(n, budget))
+    }
+
     /// Keeps the running thread `tid` unwindable while others wait for it
     /// to block, and its `sched_yield` a stop only then (the locals'
-    /// `TRACE_YIELD` flag):
+    /// `TRACE_YIELD` flag), and gives its hook its budget
+    /// ([`Self::hook_budget`]):
     /// - a thread of a process with a buffer that was once found blocked
     ///   in a buffered syscall while others waited gets a desched event at
     ///   its next stop (`stopped`: one that allows injecting syscalls).
@@ -235,13 +262,15 @@ impl Session {
         if self.shared.trace_writes {
             flags |= rrtest_abi::locals_flags::TRACE_FILE_WRITES;
         }
+        let controls = syscallbuf::Controls {
+            desched_fd: fd,
+            flags,
+            bail_after: self.hook_budget(),
+        };
         let space = self.spaces.get_mut(&pid).expect("checked above");
-        if (space.desched_now, space.flags_now) != (fd, flags) {
-            match syscallbuf::set_desched_and_flags(tid, fd, flags) {
-                Ok(()) => {
-                    space.desched_now = fd;
-                    space.flags_now = flags;
-                }
+        if space.controls_now != controls {
+            match syscallbuf::write_controls(tid, controls) {
+                Ok(()) => space.controls_now = controls,
                 // The thread runs on, but its address space is no longer
                 // the one with the buffer: it is inside an `execve` past
                 // the point of no return (the new image has no fixed page

@@ -1,5 +1,5 @@
 //! The words the tracer writes to steer the hook (the header's
-//! `force_bail` and `abort_commit`, the locals' `desched_fd` and `flags`),
+//! `force_bail` and `abort_commit`, the locals' [`Controls`]),
 //! a thread's desched event, and spotting and unwinding a buffered syscall
 //! that blocked in the untraced gate.
 //!
@@ -9,7 +9,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use rrtest_abi::{header, locals, THREAD_LOCALS_ADDR};
+use rrtest_abi::{header, locals, DESCHED_POLLED, THREAD_LOCALS_ADDR};
 use rrtest_sys::perf;
 use rrtest_sys::ptrace::{self, Regs};
 use rrtest_sys::RemoteMem;
@@ -25,14 +25,40 @@ pub fn set_force_bail(tid: i32, on: bool) -> io::Result<()> {
     )
 }
 
-/// Writes the locals' `desched_fd` (the running thread's desched event,
-/// which the hook arms around may-block syscalls, or
-/// [`DESCHED_POLLED`](rrtest_abi::DESCHED_POLLED)) and `flags`, adjacent,
-/// at once.
-pub fn set_desched_and_flags(tid: i32, fd: i32, flags: u32) -> io::Result<()> {
-    let mut words = [0u8; 8];
-    words[..4].copy_from_slice(&fd.to_le_bytes());
-    words[4..].copy_from_slice(&flags.to_le_bytes());
+/// What the recorder tells the running thread's hook through the locals:
+/// their `desched_fd`, `flags` and `bail_after`, adjacent, written at once
+/// ([`write_controls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Controls {
+    /// The running thread's desched event, which the hook arms around
+    /// may-block syscalls, or [`DESCHED_POLLED`].
+    pub desched_fd: i32,
+    /// [`rrtest_abi::locals_flags`] bits.
+    pub flags: u32,
+    /// The records the buffer may hold before every syscall bails (0: no
+    /// limit; see [`rrtest_abi::budget_spent`]).
+    pub bail_after: u32,
+}
+
+impl Default for Controls {
+    /// What a new buffer's locals hold.
+    fn default() -> Self {
+        Controls {
+            desched_fd: DESCHED_POLLED,
+            flags: 0,
+            bail_after: 0,
+        }
+    }
+}
+
+/// Writes `controls` into the locals of `tid`'s address space.
+pub fn write_controls(tid: i32, controls: Controls) -> io::Result<()> {
+    const _: () = assert!(locals::FLAGS == locals::DESCHED_FD + 4);
+    const _: () = assert!(locals::BAIL_AFTER == locals::FLAGS + 4);
+    let mut words = [0u8; 12];
+    words[..4].copy_from_slice(&controls.desched_fd.to_le_bytes());
+    words[4..8].copy_from_slice(&controls.flags.to_le_bytes());
+    words[8..].copy_from_slice(&controls.bail_after.to_le_bytes());
     RemoteMem::new(tid).write(THREAD_LOCALS_ADDR + locals::DESCHED_FD, &words)
 }
 

@@ -20,10 +20,11 @@
 //!   cleared, and replay writes the mask the frame saves where it swapped
 //!   a call's temporary mask in itself ([`FrameFix`]).
 //!
-//! - [`open_desched`], [`set_desched_and_flags`]: a thread's desched event (a
+//! - [`open_desched`], [`write_controls`]: a thread's desched event (a
 //!   software context-switch counter that signals the thread when it is
 //!   switched out inside a may-block buffered syscall), and the locals'
-//!   `desched_fd` that tells the hook whether to arm it.
+//!   [`Controls`]: the `desched_fd` that tells the hook whether to arm it,
+//!   the flags, and the budget of buffered syscalls.
 //!
 //! One buffer serves every thread of a process: the recorder runs one thread
 //! at a time and never switches away from a thread inside the buffer code,
@@ -63,7 +64,7 @@ mod space;
 
 pub use control::{
     abort_untraced, blocked_in_untraced, in_interrupted_untraced, open_desched, reset_for_replay,
-    set_abort_commit, set_desched_and_flags, set_force_bail, DeschedEvent, DeschedSetup,
+    set_abort_commit, set_force_bail, write_controls, Controls, DeschedEvent, DeschedSetup,
 };
 pub use handshake::init;
 pub use output::{

@@ -9,8 +9,10 @@
 
 use std::collections::HashSet;
 
-use rrtest_abi::{area, OutputFd, AREA_ADDR, DESCHED_POLLED, FIXED_PAGE_ADDR};
+use rrtest_abi::{area, OutputFd, AREA_ADDR, FIXED_PAGE_ADDR};
 use rrtest_syscalls::patch::{Stub, StubIp};
+
+use super::control::Controls;
 
 /// The buffer state of one address space.
 #[derive(Debug, Clone, Default)]
@@ -44,12 +46,10 @@ pub struct Space {
     pub pending_table: Option<Vec<OutputFd>>,
     /// The buffer's records already in the trace (recording only).
     pub flushed: Flushed,
-    /// The locals' `desched_fd` as last written (recording only): a
-    /// thread's desched event while it runs with arming on, else
-    /// [`DESCHED_POLLED`].
-    pub desched_now: i32,
-    /// The locals' `flags` as last written (recording only).
-    pub flags_now: u32,
+    /// The locals' controls as last written (recording only): among them
+    /// `desched_fd`, a thread's desched event while it runs with arming
+    /// on, else [`rrtest_abi::DESCHED_POLLED`].
+    pub controls_now: Controls,
     /// An rdtsc site is patched: flushed records may hold the synthesized
     /// TSC's clock reads, which the stats count (recording only).
     pub rdtsc_sites: bool,
@@ -70,7 +70,6 @@ impl Space {
     pub fn new(hook_entry: u64) -> Space {
         Space {
             hook_entry,
-            desched_now: DESCHED_POLLED,
             ..Space::default()
         }
     }
