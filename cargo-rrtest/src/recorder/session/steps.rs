@@ -22,7 +22,7 @@ use tracing::trace;
 use super::points::{blocks_trap, point_findable, reblock_trap, rep_string_end, Seek, COUNT_WALL};
 use super::schedule::Steps;
 use super::{jobctl, ptrace_err, Error, Pending, Session, State};
-use rrtest_sys::ptrace::{self, WaitEvent};
+use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_trace::{Event, Tid};
 
@@ -49,7 +49,9 @@ impl Session {
             steps: left.max(1),
             count: plan.count,
         };
-        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        // The thread's registers as it stands: read once per step (each
+        // step is a stop, and each read a syscall of ours).
+        let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         // Where the thread's last event left it: never its next point. A
         // point at the ip a thread resumes at is found by replay's counted
         // breakpoint one pass late (the resume skips the breakpoint there).
@@ -60,7 +62,7 @@ impl Session {
         let pid = self.tasks.get(&tid).map_or(tid, |t| t.pid);
         let mut sampled: Vec<u64> = Vec::new();
         let mut in_buffer_steps = 0;
-        let mut was_in_buffer = self.in_buffer_code(tid)?;
+        let mut was_in_buffer = self.in_buffer_code(tid, &regs);
         // Only the program's instructions count, and a cut never lands in
         // the system's code (`code`): a thread there runs at full speed
         // back to the program where its stack shows a return address into
@@ -74,9 +76,7 @@ impl Session {
         }
         loop {
             if left == 0 && !was_in_buffer && !was_system {
-                let ip = ptrace::getregs(tid)
-                    .map_err(ptrace_err("PTRACE_GETREGS", tid))?
-                    .rip;
+                let ip = regs.rip;
                 if plan.count.is_none() {
                     if let Some(end) = rep_string_end(tid, ip) {
                         return self.cut_after_rep(tid, ip, end, Some(start_ip));
@@ -100,7 +100,7 @@ impl Session {
                     return self.let_run(tid);
                 }
             }
-            let leak = leaks_flags(tid);
+            let leak = leaks_flags(tid, &regs);
             ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
             match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
                 WaitEvent::Signal {
@@ -133,7 +133,10 @@ impl Session {
                     trace!(tid, sig, left, "a group stop ended the steps");
                     return self.handle(ev);
                 }
-                ev if self.took_late_interrupt(tid, &ev) => continue,
+                ev if self.took_late_interrupt(tid, &ev) => {
+                    regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+                    continue;
+                }
                 // A syscall entered while stepping: the `syscall`
                 // instruction copied rflags, trap flag included, into r11,
                 // where the program can see it (and a clone's child
@@ -158,7 +161,8 @@ impl Session {
                     return self.handle(ev);
                 }
             }
-            let in_buffer = self.in_buffer_code(tid)?;
+            regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+            let in_buffer = self.in_buffer_code(tid, &regs);
             if in_buffer && !was_in_buffer {
                 return self.run_through_buffer(tid, rest(left));
             }
@@ -166,7 +170,6 @@ impl Session {
             if in_buffer {
                 continue;
             }
-            let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
             let system = self.code.is_system(pid, tid, regs.rip);
             if system && !was_system {
                 // A call into the system's code: at full speed to its
@@ -203,11 +206,8 @@ impl Session {
             ));
             return self.step_then_continue(tid, target);
         }
-        let ip = ptrace::getregs(tid)
-            .map_err(ptrace_err("PTRACE_GETREGS", tid))?
-            .rip;
-        if let Some(end) = rep_string_end(tid, ip) {
-            return self.cut_after_rep(tid, ip, end, Some(start_ip));
+        if let Some(end) = rep_string_end(tid, regs.rip) {
+            return self.cut_after_rep(tid, regs.rip, end, Some(start_ip));
         }
         self.preempt_here(tid)
     }
@@ -363,13 +363,13 @@ impl Session {
         Ok(())
     }
 
-    /// Whether `tid`'s ip is in its process's syscall-buffer code.
-    fn in_buffer_code(&self, tid: Tid) -> Result<bool, Error> {
-        let Some(space) = self.tasks.get(&tid).and_then(|t| self.spaces.get(&t.pid)) else {
-            return Ok(false);
-        };
-        let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
-        Ok(space.in_buffer_code(regs.rip, regs.rsp))
+    /// Whether `tid`, stopped with `regs`, is in its process's
+    /// syscall-buffer code.
+    fn in_buffer_code(&self, tid: Tid, regs: &Regs) -> bool {
+        self.tasks
+            .get(&tid)
+            .and_then(|t| self.spaces.get(&t.pid))
+            .is_some_and(|space| space.in_buffer_code(regs.rip, regs.rsp))
     }
 
     /// A stepped thread went into the buffer code (a patched site's stub):
@@ -425,10 +425,10 @@ pub(super) enum FlagLeak {
     Syscall,
 }
 
-/// Whether the instruction at `tid`'s ip leaks the trap flag. Prefixes
+/// Whether the instruction at the ip of `tid` (stopped with `regs`) leaks
+/// the trap flag. Prefixes
 /// other than operand size and REX are not expected before either.
-pub(super) fn leaks_flags(tid: Tid) -> Option<FlagLeak> {
-    let regs = ptrace::getregs(tid).ok()?;
+pub(super) fn leaks_flags(tid: Tid, regs: &Regs) -> Option<FlagLeak> {
     let mut code = [0u8; 4];
     RemoteMem::new(tid).read_exact(regs.rip, &mut code).ok()?;
     if let [0x0f, 0x05, ..] = code {

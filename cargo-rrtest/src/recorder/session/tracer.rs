@@ -616,7 +616,9 @@ impl Session {
             return Ok(false);
         }
         let pushf = matches!(
-            super::steps::leaks_flags(tid),
+            ptrace::getregs(tid)
+                .ok()
+                .and_then(|regs| super::steps::leaks_flags(tid, &regs)),
             Some(super::steps::FlagLeak::Pushf)
         );
         if let Some(task) = self.tasks.get_mut(&tid) {
