@@ -109,8 +109,9 @@ fn drop_settid_words(tid: i32, call: &Call, writes: &mut Vec<MemWrite>) {
 fn unknown_call(call: &Call) -> String {
     if syscalls::is_compat(call.nr) {
         format!(
-            "the 32-bit syscall {} returned {}: 32-bit syscalls are not recorded \
-             (make the call with the x86-64 `syscall` instruction)",
+            "the 32-bit syscall {} returned {}: what it wrote is not described (of the \
+             32-bit calls, only those that mean an x86-64 call are recorded; make the \
+             call with the x86-64 `syscall` instruction)",
             syscalls::name(call.nr),
             call.ret
         )

@@ -6,10 +6,13 @@
 //! in the x86-64 table (4 is `write` for i386 and `stat` for x86-64), so a
 //! 32-bit call is carried in the trace as [`COMPAT_32`] `|` its i386 number:
 //! a number no row of [`crate::TABLE`] has. The recorder records its result
-//! (a call the kernel answers with ENOSYS replays like any invalid number)
-//! and marks the trace unreplayable for any other result, naming the call:
-//! the memory a 32-bit call writes is not described here. This module must
-//! not describe outputs.
+//! (a call the kernel answers with ENOSYS replays like any invalid number).
+//! The calls of [`EQUIVALENTS`] take the same arguments in the same order as
+//! an x86-64 call, and write the same memory (none, or `read`'s buffer):
+//! they are described by that call's row ([`x86_64_equivalent`]). Any other
+//! 32-bit call that does not fail with ENOSYS marks the trace unreplayable,
+//! named: the memory it writes is not described (the i386 layouts differ).
+//! This module must not describe outputs.
 
 /// Marks a syscall number as an i386 one made through `int $0x80`.
 pub const COMPAT_32: i64 = 1 << 32;
@@ -34,6 +37,48 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
     [regs.rbx, regs.rcx, regs.rdx, regs.rsi, regs.rdi, regs.rbp].map(|r| u64::from(r as u32))
 }
 
+/// i386 calls that mean what an x86-64 call means, with the same
+/// arguments in the same registers' order and the same memory written
+/// (32-bit pointers, which the kernel zero-extends as [`compat_args`]
+/// does): (i386 number, x86-64 number). The 16-bit id calls return what
+/// the kernel returns, recorded as any result. Not here: calls whose i386
+/// structures differ (`time`, `uname`, `stat`, the `timespec` ones), calls
+/// that change the address space or start or end threads (`brk`, `mmap`,
+/// `exit` of one thread, `clone`), signal calls the recorder handles
+/// itself (`kill`, `rt_sigaction`, ...), and writes and `close`, which the
+/// recorder follows by their x86-64 numbers (the program's output, the
+/// output table).
+const EQUIVALENTS: &[(u32, i64)] = &[
+    (3, 0),     // read
+    (20, 39),   // getpid
+    (24, 102),  // getuid (16-bit ids)
+    (47, 104),  // getgid
+    (49, 107),  // geteuid
+    (50, 108),  // getegid
+    (60, 95),   // umask
+    (64, 110),  // getppid
+    (65, 111),  // getpgrp
+    (132, 121), // getpgid
+    (147, 124), // getsid
+    (158, 24),  // sched_yield
+    (199, 102), // getuid32
+    (200, 104), // getgid32
+    (201, 107), // geteuid32
+    (202, 108), // getegid32
+    (224, 186), // gettid
+    (252, 231), // exit_group
+];
+
+/// The x86-64 syscall whose table row describes the 32-bit call `nr` (made
+/// by [`compat_nr`]), if it is one of [`EQUIVALENTS`].
+pub fn x86_64_equivalent(nr: i64) -> Option<i64> {
+    if !is_compat(nr) {
+        return None;
+    }
+    let n = nr as u32;
+    EQUIVALENTS.iter().find(|&&(k, _)| k == n).map(|&(_, x)| x)
+}
+
 /// i386 names of the calls programs make through `int $0x80` most often
 /// (hand-written startup code, old inline assembly); others are named by
 /// number.
@@ -45,15 +90,29 @@ const I386_NAMES: &[(u32, &str)] = &[
     (6, "close"),
     (13, "time"),
     (20, "getpid"),
+    (24, "getuid"),
     (37, "kill"),
     (45, "brk"),
+    (47, "getgid"),
+    (49, "geteuid"),
+    (50, "getegid"),
+    (60, "umask"),
+    (64, "getppid"),
+    (65, "getpgrp"),
     (90, "mmap"),
     (91, "munmap"),
     (122, "uname"),
     (125, "mprotect"),
+    (132, "getpgid"),
+    (147, "getsid"),
+    (158, "sched_yield"),
     (174, "rt_sigaction"),
     (175, "rt_sigprocmask"),
     (192, "mmap2"),
+    (199, "getuid32"),
+    (200, "getgid32"),
+    (201, "geteuid32"),
+    (202, "getegid32"),
     (224, "gettid"),
     (243, "set_thread_area"),
     (252, "exit_group"),

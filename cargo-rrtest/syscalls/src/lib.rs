@@ -37,7 +37,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use compat::{compat_args, compat_nr, is_compat, COMPAT_32, INT80};
+pub use compat::{compat_args, compat_nr, is_compat, x86_64_equivalent, COMPAT_32, INT80};
 pub use describe::{arg_count, describe, describe_entry};
 pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
 pub use layout::clone_args;
@@ -116,9 +116,11 @@ pub struct SyscallDesc {
 /// The name of syscall `nr`, or `syscall_<nr>` (a 32-bit call made with
 /// `int $0x80`: its i386 name, see [`COMPAT_32`]).
 pub fn name(nr: i64) -> std::borrow::Cow<'static, str> {
+    if is_compat(nr) {
+        return compat::compat_name(nr).into();
+    }
     match lookup(nr) {
         Some(d) => d.name.into(),
-        None if is_compat(nr) => compat::compat_name(nr).into(),
         None => format!("syscall_{nr}").into(),
     }
 }

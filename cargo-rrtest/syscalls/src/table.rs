@@ -471,8 +471,10 @@ pub static TABLE: &[SyscallDesc] = &[
     d(462, "mseal", false, Execute, none),
 ];
 
-/// Looks up syscall `nr`.
+/// Looks up syscall `nr` (a 32-bit call by its x86-64 equivalent's row,
+/// if it has one: [`crate::compat::x86_64_equivalent`]).
 pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
+    let nr = crate::compat::x86_64_equivalent(nr).unwrap_or(nr);
     TABLE
         .binary_search_by_key(&nr, |d| d.nr)
         .ok()

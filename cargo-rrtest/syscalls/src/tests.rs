@@ -1205,11 +1205,28 @@ fn ptrace_writes_what_a_reading_request_returns() {
 }
 
 #[test]
-fn compat_numbers_are_not_in_the_table_and_are_named() {
+fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
     let getpid = crate::compat_nr(20);
     assert!(crate::is_compat(getpid));
-    assert!(crate::lookup(getpid).is_none());
     assert_eq!(crate::name(getpid), "i386 getpid (int $0x80 #20)");
+    // Described by the x86-64 row of the same call, named as i386 calls.
+    assert_eq!(crate::lookup(getpid).map(|d| d.nr), Some(libc::SYS_getpid));
+    let read = crate::compat_nr(3);
+    assert_eq!(crate::lookup(read).map(|d| d.nr), Some(libc::SYS_read));
+    assert_eq!(crate::name(read), "i386 read (int $0x80 #3)");
+    let m = FakeMem::default();
+    assert_eq!(ok(&call(read, &[0, 0x1000, 64], 5), &m), [(0x1000, 5)]);
+    assert_eq!(
+        crate::lookup(crate::compat_nr(252)).map(|d| d.replay),
+        Some(ReplayAction::Exit)
+    );
+    // Not described: structures of their own (uname, time), the address
+    // space (brk), calls the recorder follows by number (write, close,
+    // kill), and i386 numbers that are x86-64 calls' (4 is stat there).
+    for n in [122, 13, 45, 4, 6, 37, 1, 9999] {
+        assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
+    }
+    assert_eq!(crate::x86_64_equivalent(libc::SYS_getpid), None);
     assert_eq!(
         crate::name(crate::compat_nr(9999)),
         "i386 syscall (int $0x80 #9999)"
