@@ -249,6 +249,14 @@ const SPECS: &[Spec] = &[
     },
     Spec {
         args: Args::WorkDir,
+        stdout_has: &[
+            "SIGIO after a create: 1",
+            "F_SETSIG's signal after a create: 1, si_fd the directory's: yes",
+        ],
+        ..c("dnotify", CBuild::pie("dnotify"))
+    },
+    Spec {
+        args: Args::WorkDir,
         stdout_has: &["script ran with 1 arguments: one"],
         leaves_files: true,
         ..c("shebang_exec", CBuild::pie("shebang_exec"))
