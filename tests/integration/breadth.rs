@@ -16,7 +16,8 @@
 //!   `waitid` and as a `WNOHANG` poll (`ptrace_traceme_waitid`,
 //!   `_wnohang`), after the SIGCHLD of each stop (`_sigchld`,
 //!   CLD_TRAPPED); `ptrace_exitkill`: a tracer's exit kills its tracee with
-//!   PTRACE_O_EXITKILL and lets it go without; `ptrace_fault`: a traced
+//!   PTRACE_O_EXITKILL and lets it go without; `ptrace_trace_exit`: the
+//!   PTRACE_EVENT_EXIT stop of PTRACE_O_TRACEEXIT; `ptrace_fault`: a traced
 //!   child's SIGSEGV is a stop at the faulting instruction (moved past
 //!   with PTRACE_SETREGS, passed on to a handler, passed on to kill);
 //!   `ptrace_step`: PTRACE_SINGLESTEP through a loop and over a syscall;
@@ -185,6 +186,15 @@ const SPECS: &[Spec] = &[
             "without it: the tracer exited, its tracee is gone",
         ],
         ..c("ptrace_exitkill", CBuild::pie("ptrace_exitkill"))
+    },
+    Spec {
+        stdout_has: &[
+            "traceme: stop PTRACE_EVENT_EXIT, signal SIGTRAP, event message 768 (exit status 3), marker 43",
+            "traceme: then exited with 3",
+            "seized: stop PTRACE_EVENT_EXIT, signal SIGTRAP, event message 1280 (exit status 5), marker 45",
+            "seized: then exited with 5",
+        ],
+        ..c("ptrace_trace_exit", CBuild::pie("ptrace_trace_exit"))
     },
     Spec {
         stdout_has: &[
@@ -841,7 +851,7 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
     let out = rec.stdout_text();
     for want in [
         "PTRACE_POKEUSER returned -1, errno 5\n",
-        "PTRACE_SETOPTIONS(PTRACE_O_TRACEEXIT) returned -1, errno 22\n",
+        "PTRACE_SETOPTIONS(PTRACE_O_TRACECLONE) returned -1, errno 22\n",
         "PTRACE_GETFPREGS returned 0, errno 0\n",
         "PTRACE_SETFPREGS returned -1, errno 5\n",
         "parent: the child exited with 0\nEXIT-SUCCESS\n",
@@ -853,7 +863,7 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
         );
     }
     let err = rec.stderr_text();
-    for name in ["PTRACE_POKEUSER", "PTRACE_O_TRACEEXIT", "PTRACE_SETFPREGS"] {
+    for name in ["PTRACE_POKEUSER", "PTRACE_O_TRACECLONE", "PTRACE_SETFPREGS"] {
         check!(
             err.contains(name),
             "the recorder did not name {name}\n{}",

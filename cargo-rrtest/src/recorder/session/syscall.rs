@@ -90,7 +90,7 @@ impl Session {
         if regs.orig_rax == rrtest_abi::magic::INIT {
             return self.buffer_init(tid, pid, &regs);
         }
-        if self.syscall_entry_stop(tid) {
+        if self.syscall_entry_stop(tid, nr, &args) {
             // PTRACE_SYSCALL: its tracer sees the entry first.
             return Ok(());
         }

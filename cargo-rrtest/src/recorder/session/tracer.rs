@@ -16,7 +16,8 @@
 //!
 //! Stops: `PTRACE_ATTACH`'s SIGSTOP, `PTRACE_INTERRUPT`'s event stop, the
 //! SIGTRAP after an exec (or `PTRACE_EVENT_EXEC` with
-//! `PTRACE_O_TRACEEXEC`), and a signal that reaches a tracee at a point
+//! `PTRACE_O_TRACEEXEC`), `PTRACE_EVENT_EXIT` at an `exit` or `exit_group`
+//! call with `PTRACE_O_TRACEEXIT`, and a signal that reaches a tracee at a point
 //! replay finds again (at a syscall's exit, held back to a syscall's entry
 //! or to an execution point, or a fault, whose instruction is made a
 //! `Preempt` point): the signal is not delivered but reported;
@@ -100,8 +101,10 @@ fn request_name(r: i32) -> String {
 
 /// The options emulated: `PTRACE_O_TRACESYSGOOD` (it only changes
 /// syscall stops, which are not emulated), `PTRACE_O_TRACEEXEC`,
+/// `PTRACE_O_TRACEEXIT` (at an `exit` or `exit_group` call; not at a death
+/// by a signal, nor for the other threads an `exit_group` ends),
 /// `PTRACE_O_EXITKILL`.
-const OPTIONS_EMULATED: u64 = 0x1 | 0x10 | 0x10_0000;
+const OPTIONS_EMULATED: u64 = 0x1 | 0x10 | 0x40 | 0x10_0000;
 
 /// The name of the first option in `options` that is not emulated.
 fn unemulated_option(options: u64) -> Option<String> {
@@ -129,6 +132,7 @@ fn unemulated_option(options: u64) -> Option<String> {
 
 const PTRACE_O_TRACESYSGOOD: u64 = 0x1;
 const PTRACE_O_TRACEEXEC: u64 = 0x10;
+const PTRACE_O_TRACEEXIT: u64 = 0x40;
 const PTRACE_O_EXITKILL: u64 = 0x10_0000;
 /// `si_code` of a signal sent by `kill`.
 const SI_USER: i32 = 0;
@@ -146,6 +150,9 @@ pub(super) struct Traced {
     options: u64,
     /// The emulated stop it is held in.
     stop: Option<EmuStop>,
+    /// It stopped at its exit already (`PTRACE_O_TRACEEXIT`): the exit
+    /// goes on when resumed.
+    exit_stopped: bool,
 }
 
 /// A tracee's emulated stop.
@@ -164,6 +171,9 @@ struct EmuStop {
     syscall: bool,
     /// Its tracer was sent its `SIGCHLD`.
     notified: bool,
+    /// What `PTRACE_GETEVENTMSG` answers at an event stop (None: the
+    /// traced thread's id, as after an exec).
+    msg: Option<u64>,
 }
 
 /// Where a tracee's `PTRACE_SINGLESTEP` is.
@@ -254,6 +264,7 @@ impl Session {
                             seized: false,
                             options: 0,
                             stop: None,
+                            exit_stopped: false,
                         });
                         Ok(0)
                     }
@@ -292,6 +303,7 @@ impl Session {
                     seized,
                     options: if seized { data } else { 0 },
                     stop: None,
+                    exit_stopped: false,
                 });
                 if !seized {
                     let status = (libc::SIGSTOP << 8) | 0x7f;
@@ -494,8 +506,13 @@ impl Session {
                 Ok(0)
             }
             req::GETEVENTMSG => {
-                // After an exec: the thread that exec'd (it, here).
-                let msg = u64::try_from(target).unwrap_or(0);
+                // At an exit stop, the status to come; after an exec, the
+                // thread that exec'd (it, here).
+                let msg = traced
+                    .stop
+                    .as_ref()
+                    .and_then(|s| s.msg)
+                    .unwrap_or(u64::try_from(target).unwrap_or(0));
                 Ok(store(&tracer_mem, data, &msg.to_ne_bytes()))
             }
             other => {
@@ -531,25 +548,51 @@ impl Session {
         self.signal_stop(tid, libc::SIGTRAP, &info, SignalKind::AtSyscallExit)
     }
 
-    /// At a syscall's entry (its seccomp stop, nothing done yet): a
-    /// tracee resumed with `PTRACE_SYSCALL` stops there, held; the entry
-    /// is handled when it runs again ([`Session::resume_at_entry`]).
+    /// At the entry of syscall `nr` with `args` (its seccomp stop, nothing
+    /// done yet): a tracee resumed with `PTRACE_SYSCALL` stops there, held;
+    /// then, at an `exit` or `exit_group`, one with `PTRACE_O_TRACEEXIT`
+    /// stops at its exit (`PTRACE_EVENT_EXIT`, the status to come its event
+    /// message), as the kernel stops it before the exit does anything. The
+    /// entry is handled when it runs again ([`Session::resume_at_entry`]).
     /// Returns whether it stopped.
-    pub(super) fn syscall_entry_stop(&mut self, tid: Tid) -> bool {
+    pub(super) fn syscall_entry_stop(&mut self, tid: Tid, nr: i64, args: &[u64; 6]) -> bool {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return false;
         };
-        if task.at_entry_stop {
-            // Resumed from that stop: the entry goes on.
-            task.at_entry_stop = false;
+        // Resumed from a stop here: the entry goes on, or stops again at
+        // the exit.
+        let resumed = std::mem::take(&mut task.at_entry_stop);
+        let Some(traced) = task.traced.as_mut() else {
+            return false;
+        };
+        if !resumed && task.syscall_stops {
+            task.syscall_stops = false;
+            task.at_entry_stop = true;
+            self.syscall_stop(tid);
+            return true;
+        }
+        let exits = nr == libc::SYS_exit || nr == libc::SYS_exit_group;
+        if !exits || traced.options & PTRACE_O_TRACEEXIT == 0 || traced.exit_stopped {
             return false;
         }
-        if !task.syscall_stops || task.traced.is_none() {
-            return false;
-        }
-        task.syscall_stops = false;
+        traced.exit_stopped = true;
         task.at_entry_stop = true;
-        self.syscall_stop(tid);
+        let pid = task.pid;
+        let mut info = user_siginfo(libc::SIGTRAP, pid);
+        let code = libc::SIGTRAP | (libc::PTRACE_EVENT_EXIT << 8);
+        info[8..12].copy_from_slice(&code.to_ne_bytes());
+        self.hold_stopped(
+            tid,
+            EmuStop {
+                status: (code << 8) | 0x7f,
+                info,
+                reported: false,
+                kind: SignalKind::AtSyscallExit,
+                syscall: true,
+                notified: false,
+                msg: Some((args[0] & 0xff) << 8),
+            },
+        );
         true
     }
 
@@ -574,6 +617,7 @@ impl Session {
                 kind: SignalKind::AtSyscallExit,
                 syscall: true,
                 notified: false,
+                msg: None,
             },
         );
     }
@@ -682,6 +726,7 @@ impl Session {
                 kind,
                 syscall: false,
                 notified: false,
+                msg: None,
             });
         }
         if matches!(task.state, State::InSyscall { .. }) {
@@ -718,6 +763,7 @@ impl Session {
                 kind,
                 syscall: false,
                 notified: false,
+                msg: None,
             },
         );
         true
@@ -750,6 +796,7 @@ impl Session {
                 kind: SignalKind::AtSyscallExit,
                 syscall: false,
                 notified: false,
+                msg: None,
             },
         );
         true
@@ -982,10 +1029,10 @@ mod tests {
     #[test]
     fn options_not_emulated_are_named() {
         assert_eq!(unemulated_option(0), None);
-        assert_eq!(unemulated_option(0x1 | 0x10 | 0x10_0000), None);
+        assert_eq!(unemulated_option(0x1 | 0x10 | 0x40 | 0x10_0000), None);
         assert_eq!(
-            unemulated_option(0x40).as_deref(),
-            Some("PTRACE_O_TRACEEXIT")
+            unemulated_option(0x40 | 0x2).as_deref(),
+            Some("PTRACE_O_TRACEFORK")
         );
         assert_eq!(
             unemulated_option(0x10 | 0x8).as_deref(),
