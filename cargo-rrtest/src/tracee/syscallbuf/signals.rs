@@ -78,6 +78,37 @@ impl FrameFix {
     }
 }
 
+/// A fault of the preload's fault-tolerant copy (`rrtest_abi::copy`): the
+/// program passed a syscall a pointer the kernel would answer with
+/// `EFAULT`, and the hook's copy met it. Not the program's signal: when
+/// `signo` is `SIGSEGV` or `SIGBUS` raised by an instruction (`si_code` >
+/// 0: not sent by a process) and the thread, stopped with `regs`, is at
+/// the routine's `rep movsb`, its ip is moved past that instruction, where
+/// the routine answers the bytes left (`rcx`), and true is returned: the
+/// caller resumes the thread without the signal and records nothing. The
+/// recorder and the replayer apply this same rule at the same stop (the
+/// fault recurs in replay: the same copy of the same memory).
+pub fn copy_fault_fixup(
+    tid: i32,
+    regs: &Regs,
+    signo: i32,
+    info: &[u8; ptrace::SIGINFO_SIZE],
+) -> io::Result<bool> {
+    if !is_copy_fault(regs.rip, signo, ptrace::siginfo_code(info)) {
+        return Ok(false);
+    }
+    let mut fixed = *regs;
+    fixed.rip = rrtest_abi::copy::RESUME_IP;
+    ptrace::setregs(tid, &fixed)?;
+    Ok(true)
+}
+
+/// The rule of [`copy_fault_fixup`], on the ip, the signal and its
+/// `si_code`.
+fn is_copy_fault(ip: u64, signo: i32, code: i32) -> bool {
+    matches!(signo, libc::SIGSEGV | libc::SIGBUS) && code > 0 && ip == rrtest_abi::copy::FAULT_IP
+}
+
 /// Whether thread `tid` has a handler for `signo` (its `SigCgt` mask).
 pub fn catches(tid: i32, signo: i32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
@@ -185,6 +216,34 @@ pub fn fix_sigreturn(tid: i32, regs: &Regs, space: &Space) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::mem::offset_of;
+
+    #[test]
+    fn only_a_fault_at_the_copy_routine_is_fixed_up() {
+        let at = rrtest_abi::copy::FAULT_IP;
+        // SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR, and SI_KERNEL (a general
+        // protection fault: a non-canonical address).
+        for (signo, code) in [
+            (libc::SIGSEGV, 1),
+            (libc::SIGSEGV, 2),
+            (libc::SIGBUS, 2),
+            (libc::SIGSEGV, 0x80),
+        ] {
+            assert!(is_copy_fault(at, signo, code), "{signo} {code}");
+        }
+        // Sent by a process (SI_USER, SI_TKILL, SI_QUEUE): the program's.
+        for code in [0, -6, -1] {
+            assert!(!is_copy_fault(at, libc::SIGSEGV, code));
+        }
+        assert!(!is_copy_fault(at, libc::SIGILL, 2));
+        assert!(!is_copy_fault(at, libc::SIGTRAP, 1));
+        for ip in [
+            rrtest_abi::copy::RESUME_IP,
+            rrtest_abi::FIXED_PAGE_ADDR + rrtest_abi::entry::COPY,
+            0x40_1000,
+        ] {
+            assert!(!is_copy_fault(ip, libc::SIGSEGV, 1), "{ip:#x}");
+        }
+    }
 
     /// The frame's offsets are the C library's `ucontext_t`'s (which
     /// mirrors the kernel's frame): its `uc_mcontext.gregs` and
