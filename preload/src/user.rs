@@ -5,10 +5,10 @@
 //! bad one is `EFAULT`, and the program goes on. The hook reads some of
 //! that memory itself (a name, `poll`'s array, iovecs, a message header)
 //! and writes the output back, so it must not trust them either. Every
-//! such access goes through [`copy`], the fixed page's routine
-//! ([`rrtest_abi::copy`]): a fault there is fixed up by the tracer (the
-//! recorder, and replay at the same point), and the routine answers how
-//! many bytes it did not copy.
+//! such access goes through [`copy`] or [`writable`], the fixed page's
+//! routines ([`rrtest_abi::copy`]): a fault there is fixed up by the
+//! tracer (the recorder, and replay at the same point), and the routine
+//! answers the failure (the bytes it did not copy; not writable).
 //!
 //! Unit tests have no fixed page and no tracer: there the copy is a plain
 //! loop that stops at the addresses a test declares bad
@@ -54,13 +54,28 @@ pub unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) -> usize {
     0
 }
 
-/// Whether the program's byte at `addr` can be written (and read): it is
-/// copied onto itself. The value does not change; only one thread of the
-/// program runs at a time under the recorder and in replay, so nothing
-/// can write it in between.
+/// Whether the program's byte at `addr` can be written (and read): the
+/// fixed page's probe reads it and writes it back. The value does not
+/// change; only one thread of the program runs at a time under the
+/// recorder and in replay, so nothing can write it in between.
+#[cfg(not(test))]
+pub fn writable(addr: u64) -> bool {
+    type ProbeFn = unsafe extern "C" fn(*mut u8) -> u32;
+    let at = (rrtest_abi::FIXED_PAGE_ADDR + rrtest_abi::entry::PROBE) as usize;
+    // SAFETY: as in `copy`: the routine is at this entry in every process
+    // that loads the preload, a SysV function of this type; a fault in it
+    // is the tracer's to fix up (it answers 1).
+    unsafe {
+        let probe = core::mem::transmute::<usize, ProbeFn>(at);
+        probe(addr as *mut u8) == 0
+    }
+}
+
+/// The unit tests' [`writable`]: the byte is copied onto itself.
+#[cfg(test)]
 pub fn writable(addr: u64) -> bool {
     let p = addr as *mut u8;
-    // SAFETY: one byte onto itself; `copy` tolerates a bad address.
+    // SAFETY: one byte onto itself; the tests' `copy` stops at a bad one.
     unsafe { copy(p, p, 1) == 0 }
 }
 
