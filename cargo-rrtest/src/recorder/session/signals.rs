@@ -35,6 +35,11 @@ impl Session {
             .map_err(ptrace_err("fixing up a fault of the hook's copy", tid))?
         {
             debug!(tid, signo, "a fault in the hook's copy: fixed up");
+            // It ran since any syscall exit it resumed from: a signal at
+            // its next stop is not one at that exit.
+            if let Some(task) = self.tasks.get_mut(&tid) {
+                task.resumed_at = None;
+            }
             return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
         if self.is_desched_signal(tid, signo, &info) {
