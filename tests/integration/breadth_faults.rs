@@ -7,7 +7,8 @@
 //! - `bad_pointers`: open, read, readv, poll, clock_gettime, fstat,
 //!   getrandom, recvmsg and writev to stdout given an unmapped page, then
 //!   a PROT_NONE page (and buffers that end in one); a poll whose array has
-//!   a read-only page in its middle. Recorded, verified and replayed
+//!   a read-only page in its middle; with a SIGSEGV and SIGBUS handler
+//!   installed, which no fault may reach. Recorded, verified and replayed
 //!   identically (`::record_replay`);
 //! - `bad_pointers::as_native`: the recording prints what the program
 //!   prints natively, byte for byte (the results, the errnos, and the data
@@ -50,6 +51,7 @@ const SPECS: &[Spec] = &[Spec {
         "PROT_NONE: writev(1, BAD iovecs, 1)=-1 EFAULT\n",
         "read-only middle: poll(514 entries, 0)=-1 EFAULT\n",
         "read-only middle: first entry's revents 1\n",
+        "no fault reached the program's SIGSEGV or SIGBUS handler\n",
     ],
     ..c("bad_pointers", CBuild::pie("bad_pointers"))
 }];
