@@ -30,6 +30,7 @@ use crate::gate::Kernel;
 use crate::table::{
     args_ok, nr, output_write, plan_for, writes_to_fd, OutputWrite, OUTPUT_WRITE_MAX,
 };
+use crate::user;
 
 /// `PERF_EVENT_IOC_ENABLE`.
 pub const PERF_EVENT_IOC_ENABLE: u64 = 0x2400;
@@ -65,6 +66,11 @@ pub enum BailReason {
     /// answers it the same way), and the stub issues the call again, traced,
     /// on the program's own buffer.
     Misaligned,
+    /// Memory the program named cannot be read (a name, an array, iovecs,
+    /// a message header) or its output cannot be written (its first or
+    /// last byte): the kernel answers `EFAULT`, traced, doing exactly what
+    /// it would have done natively (a pipe's bytes are not consumed).
+    BadAddress,
 }
 
 /// The hook's verdict.
@@ -200,25 +206,26 @@ pub fn buffer_syscall_with<K: Kernel>(
     // (for recvmsg, a message header of ours at the record's start, whose
     // flags the kernel fills), and the hook scatters the bytes.
     let vectored = match nr {
-        nr::READV => iovec_total(args[1], args[2]).map(|total| Vectored {
-            iov: args[1],
-            cnt: args[2],
-            total,
-            prefix: 0,
-        }),
-        nr::RECVMSG => recvmsg_iovecs(args[1]).map(|(iov, cnt, total)| Vectored {
-            iov,
-            cnt,
-            total,
-            prefix: MSG_PREFIX,
-        }),
+        nr::READV => match Iovecs::read(args[1], args[2]) {
+            Ok(iovecs) => Some(Vectored {
+                iovecs,
+                prefix: 0,
+                msg: 0,
+            }),
+            Err(why) => return Outcome::Bail(why),
+        },
+        nr::RECVMSG => match recvmsg_iovecs(args[1]) {
+            Ok(iovecs) => Some(Vectored {
+                iovecs,
+                prefix: MSG_PREFIX,
+                msg: args[1],
+            }),
+            Err(why) => return Outcome::Bail(why),
+        },
         _ => None,
     };
-    if (nr == nr::READV || nr == nr::RECVMSG) && vectored.is_none() {
-        return Outcome::Bail(BailReason::NotBuffered);
-    }
     let (max_out, user_ptr) = match (output, vectored) {
-        (None, Some(v)) => (v.prefix.saturating_add(v.total), args[1]),
+        (None, Some(v)) => (v.prefix.saturating_add(v.iovecs.total), args[1]),
         (output, _) => match output {
             None => (0u64, 0u64),
             Some(o) => {
@@ -240,11 +247,36 @@ pub fn buffer_syscall_with<K: Kernel>(
     let record = buf.records().wrapping_add(used as usize) as *mut RecordHeader;
     let data = (record as *mut u8).wrapping_add(RECORD_HEADER_SIZE as usize);
 
+    // Where the kernel would fail to read or write the program's memory,
+    // it answers EFAULT: traced, so that it does exactly what it would have
+    // done (consumes nothing, changes nothing).
+    if let Some(o) = output {
+        // SAFETY: the record has room for `max_out` bytes (checked above);
+        // the program's array may be bad.
+        if o.in_out && unsafe { user::copy(data, user_ptr as *const u8, max_out as usize) } != 0 {
+            return Outcome::Bail(BailReason::BadAddress);
+        }
+        if !user::ends_writable(user_ptr, max_out) {
+            return Outcome::Bail(BailReason::BadAddress);
+        }
+    }
+    if let Some(v) = &vectored {
+        // recvmsg writes its header's flags and control length back.
+        let header_ok = v.msg == 0
+            || user::ends_writable(
+                v.msg.wrapping_add(MSG_CONTROLLEN as u64),
+                (MSG_FLAGS + 4 - MSG_CONTROLLEN) as u64,
+            );
+        if !header_ok || !v.iovecs.ends_writable() {
+            return Outcome::Bail(BailReason::BadAddress);
+        }
+    }
+
     // SAFETY: header fields of a valid buffer.
     unsafe { write_volatile(addr_of_mut!((*h).in_flight), 1) };
     let mut sys_args = args;
     let ours: [u64; 2] = [data as u64, max_out];
-    match vectored {
+    match &vectored {
         Some(v) if v.prefix == 0 => {
             sys_args[1] = ours.as_ptr() as u64;
             sys_args[2] = 1;
@@ -252,7 +284,7 @@ pub fn buffer_syscall_with<K: Kernel>(
         Some(v) => {
             // SAFETY: the record has room for the prefix (reserved and
             // checked above: `max_out` includes it).
-            unsafe { write_msg_prefix(data, v.total) };
+            unsafe { write_msg_prefix(data, v.iovecs.total) };
             sys_args[1] = data as u64;
         }
         None => {}
@@ -260,12 +292,6 @@ pub fn buffer_syscall_with<K: Kernel>(
     if let Some(o) = output {
         if let Some(slot) = sys_args.get_mut(o.ptr_arg) {
             *slot = data as u64;
-        }
-        if o.in_out {
-            // SAFETY: the record has room for `max_out` bytes (checked
-            // above); the user's array is the program's own argument, which
-            // the kernel would have read.
-            unsafe { copy_bytes(data, user_ptr as *const u8, max_out as usize) };
         }
     }
     let fd = desched_fd as u64;
@@ -282,18 +308,17 @@ pub fn buffer_syscall_with<K: Kernel>(
         return Outcome::Bail(BailReason::Aborted);
     }
 
-    let copied = match (output, vectored) {
+    let copied = match (output, &vectored) {
         // readv: the bytes read; recvmsg: the header (with its flags) too,
         // even for an empty message.
         (None, Some(v)) if result > 0 || (result == 0 && v.prefix > 0) => {
-            v.prefix + (result as u64).min(v.total)
+            v.prefix + (result as u64).min(v.iovecs.total)
         }
         (None, _) => 0,
         (Some(o), _) => o.len.written(result, max_out),
     };
     // SAFETY: the record lies within the reserved space (`need` bytes at
-    // `record`, checked above); the user pointer is the program's own output
-    // argument, which the syscall it asked for would have written.
+    // `record`, checked above).
     unsafe {
         write_volatile(
             record,
@@ -305,36 +330,50 @@ pub fn buffer_syscall_with<K: Kernel>(
                 out_addr: if copied > 0 { user_ptr } else { 0 },
             },
         );
-        if let (Some(v), true) = (vectored, copied > 0) {
+    }
+    // The output to the program's memory. A fault (a hole between its first
+    // and last byte, which the checks above passed) makes the answer
+    // EFAULT, as the kernel's failed copy to the user would; the bytes
+    // before the fault are written. The record keeps the kernel's result
+    // and output: replay's hook gets them again, makes the same copy, meets
+    // the same fault and answers the same.
+    let delivered = match (&vectored, copied > 0) {
+        (_, false) => true,
+        (Some(v), true) => {
+            let mut ok = true;
             if v.prefix > 0 {
                 // The flags the kernel wrote in our header, and no control
                 // data, as it would have written them in the program's.
-                let flags = read_volatile(data.wrapping_add(MSG_FLAGS) as *const u32);
-                write_volatile(
-                    (user_ptr as *mut u8).wrapping_add(MSG_FLAGS) as *mut u32,
-                    flags,
-                );
-                write_volatile(
-                    (user_ptr as *mut u8).wrapping_add(MSG_CONTROLLEN) as *mut u64,
-                    0,
+                // SAFETY: the prefix lies within the record.
+                let flags = unsafe { read_volatile(data.wrapping_add(MSG_FLAGS) as *const u32) };
+                ok = user::write_bytes(
+                    user_ptr.wrapping_add(MSG_FLAGS as u64),
+                    &flags.to_le_bytes(),
+                ) && user::write_bytes(
+                    user_ptr.wrapping_add(MSG_CONTROLLEN as u64),
+                    &0u64.to_le_bytes(),
                 );
             }
-            scatter_bytes(
-                v.iov,
-                v.cnt,
-                data.wrapping_add(v.prefix as usize),
-                copied - v.prefix,
-            );
-        } else if copied > 0 {
-            copy_bytes(user_ptr as *mut u8, data, copied as usize);
+            ok && v
+                .iovecs
+                .scatter(data.wrapping_add(v.prefix as usize), copied - v.prefix)
         }
-    }
+        // SAFETY: the record holds `copied` bytes at `data`; the program's
+        // side may be bad.
+        (None, true) => unsafe { user::copy(user_ptr as *mut u8, data, copied as usize) == 0 },
+    };
     commit(buf, used, copied);
+    if !delivered {
+        return Outcome::Done(-EFAULT);
+    }
     if result == -EINVAL && redirects_read(nr) {
         return Outcome::Bail(BailReason::Misaligned);
     }
     Outcome::Done(result)
 }
+
+/// `EFAULT`, as a syscall returns it negated.
+const EFAULT: i64 = 14;
 
 /// `EINVAL`, as a syscall returns it negated.
 const EINVAL: i64 = 22;
@@ -408,13 +447,15 @@ fn buffer_output<K: Kernel>(
     desched_fd: i32,
     out: OutputTarget,
 ) -> Outcome {
-    let total = match out.shape {
-        OutputWrite::Contiguous => args[2],
-        OutputWrite::Vectored => match iovec_total(args[1], args[2]) {
-            Some(t) => t,
-            None => return Outcome::Bail(BailReason::ProgramOutput),
+    let iovecs = match out.shape {
+        OutputWrite::Contiguous => None,
+        OutputWrite::Vectored => match Iovecs::read(args[1], args[2]) {
+            Ok(iovecs) => Some(iovecs),
+            Err(BailReason::NotBuffered) => return Outcome::Bail(BailReason::ProgramOutput),
+            Err(why) => return Outcome::Bail(why),
         },
     };
+    let total = iovecs.as_ref().map_or(args[2], |v| v.total);
     if total > OUTPUT_WRITE_MAX || total > buf.capacity.saturating_sub(RECORD_HEADER_SIZE) {
         return Outcome::Bail(BailReason::TooLarge);
     }
@@ -450,9 +491,9 @@ fn buffer_output<K: Kernel>(
     // `record`, checked above, `written` <= `total`); the program's buffers
     // hold at least `written` readable bytes: the kernel just read them.
     unsafe {
-        match out.shape {
-            OutputWrite::Contiguous => copy_bytes(data, args[1] as *const u8, written as usize),
-            OutputWrite::Vectored => gather_bytes(args[1], args[2], data, written),
+        match &iovecs {
+            None => copy_bytes(data, args[1] as *const u8, written as usize),
+            Some(v) => v.gather(data, written),
         }
         write_volatile(
             record,
@@ -469,20 +510,108 @@ fn buffer_output<K: Kernel>(
     Outcome::Done(result)
 }
 
-/// Most iovecs a buffered `readv` or `recvmsg` may have.
+/// Most iovecs a buffered `readv`, `recvmsg` or output `writev` may have.
 const MAX_IOVECS: u64 = 64;
 
 /// A `readv` or `recvmsg` whose bytes the hook scatters.
 #[derive(Debug, Clone, Copy)]
 struct Vectored {
     /// The program's iovecs.
+    iovecs: Iovecs,
+    /// Bytes of the record before the data: recvmsg's header and iovec.
+    prefix: u64,
+    /// recvmsg: the program's message header (0 for readv).
+    msg: u64,
+}
+
+/// The program's iovecs. Every read of them goes through the
+/// fault-tolerant copy, one iovec at a time (no large array on the alt
+/// stack: copying one would need `memcpy`).
+#[derive(Debug, Clone, Copy)]
+struct Iovecs {
+    /// Where they are.
     iov: u64,
     /// How many.
     cnt: u64,
     /// Their total length.
     total: u64,
-    /// Bytes of the record before the data: recvmsg's header and iovec.
-    prefix: u64,
+}
+
+impl Iovecs {
+    /// The `cnt` iovecs at `iov`. `NotBuffered`: none, too many, or an
+    /// absurd total; `BadAddress`: the array cannot be read (the kernel's
+    /// EFAULT).
+    fn read(iov: u64, cnt: u64) -> Result<Iovecs, BailReason> {
+        if iov == 0 || cnt == 0 || cnt > MAX_IOVECS {
+            return Err(BailReason::NotBuffered);
+        }
+        let mut total: u64 = 0;
+        for i in 0..cnt {
+            let [_, len] =
+                user::read_words::<2>(iov.wrapping_add(16 * i)).ok_or(BailReason::BadAddress)?;
+            total = total.checked_add(len).ok_or(BailReason::NotBuffered)?;
+        }
+        Ok(Iovecs { iov, cnt, total })
+    }
+
+    /// Calls `piece(base, offset, n)` for each iovec in order over their
+    /// first `len` bytes, while it answers true: `n` bytes at the iovec's
+    /// `base` are bytes `offset..offset + n` of the whole. False: a piece
+    /// answered false, or an iovec could not be read.
+    fn each_piece(&self, len: u64, mut piece: impl FnMut(u64, u64, u64) -> bool) -> bool {
+        let mut done = 0u64;
+        for i in 0..self.cnt {
+            if done >= len {
+                break;
+            }
+            let Some([base, size]) = user::read_words::<2>(self.iov.wrapping_add(16 * i)) else {
+                return false;
+            };
+            let n = size.min(len - done);
+            if !piece(base, done, n) {
+                return false;
+            }
+            done += n;
+        }
+        true
+    }
+
+    /// Whether the first and last byte of every non-empty iovec can be
+    /// written ([`user::ends_writable`]).
+    fn ends_writable(&self) -> bool {
+        self.each_piece(self.total, |base, _, n| user::ends_writable(base, n))
+    }
+
+    /// Copies `len` bytes from `data` over the iovecs, in order; false if
+    /// the program's memory faulted (the bytes before the fault are
+    /// copied).
+    fn scatter(&self, data: *const u8, len: u64) -> bool {
+        self.each_piece(len, |base, at, n| {
+            // SAFETY: `data` holds `len` bytes (the record's output); the
+            // program's side may be bad.
+            unsafe { user::copy(base as *mut u8, data.wrapping_add(at as usize), n as usize) == 0 }
+        })
+    }
+
+    /// Copies the first `len` bytes of the iovecs, in order, to `data`.
+    ///
+    /// # Safety
+    /// The iovecs' first `len` bytes are readable (the kernel just read
+    /// them for a writev), and `data` has room for `len` bytes.
+    unsafe fn gather(&self, data: *mut u8, len: u64) {
+        self.each_piece(len, |base, at, n| {
+            // SAFETY: forwarded contract; each piece lies in an iovec's
+            // buffer and within `data`'s `len` bytes.
+            unsafe {
+                copy_bytes(
+                    data.wrapping_add(at as usize),
+                    base as *const u8,
+                    n as usize,
+                )
+            };
+            true
+        });
+    }
 }
 
 /// `struct msghdr` (56 bytes) and one `struct iovec` (16) at the start of
@@ -496,22 +625,19 @@ const MSG_CONTROL: usize = 32;
 const MSG_CONTROLLEN: usize = 40;
 const MSG_FLAGS: usize = 48;
 
-/// The iovecs of the program's `recvmsg` header at `msg` (iovecs, count,
-/// total length), when the hook takes it: no address and no control data.
-fn recvmsg_iovecs(msg: u64) -> Option<(u64, u64, u64)> {
+/// The iovecs of the program's `recvmsg` header at `msg`, when the hook
+/// takes it: no address and no control data (`NotBuffered` otherwise;
+/// `BadAddress` if the header or its iovecs cannot be read).
+fn recvmsg_iovecs(msg: u64) -> Result<Iovecs, BailReason> {
     if msg == 0 {
-        return None;
+        return Err(BailReason::NotBuffered);
     }
-    let word = |off: usize| {
-        // SAFETY: the program passed its message header to recvmsg, which
-        // would have read it.
-        unsafe { read_volatile((msg as *const u8).wrapping_add(off) as *const u64) }
-    };
+    let header = user::read_words::<7>(msg).ok_or(BailReason::BadAddress)?;
+    let word = |off: usize| header.get(off / 8).copied().unwrap_or(0);
     if word(MSG_NAME) != 0 || (word(MSG_CONTROL) != 0 && word(MSG_CONTROLLEN) != 0) {
-        return None;
+        return Err(BailReason::NotBuffered);
     }
-    let (iov, cnt) = (word(MSG_IOV), word(MSG_IOVLEN));
-    iovec_total(iov, cnt).map(|total| (iov, cnt, total))
+    Iovecs::read(word(MSG_IOV), word(MSG_IOVLEN))
 }
 
 /// Writes, at `data`, a message header with one iovec (right after it)
@@ -534,80 +660,6 @@ unsafe fn write_msg_prefix(data: *mut u8, total: u64) {
     for (i, w) in words.iter().enumerate() {
         // SAFETY: forwarded contract.
         unsafe { write_volatile((data as *mut u64).wrapping_add(i), *w) };
-    }
-}
-
-/// The total length of `cnt` iovecs at `iov` (None: too many, none, or
-/// absurd).
-fn iovec_total(iov: u64, cnt: u64) -> Option<u64> {
-    if iov == 0 || cnt == 0 || cnt > MAX_IOVECS {
-        return None;
-    }
-    let mut total: u64 = 0;
-    for i in 0..cnt {
-        // SAFETY: the program passed `cnt` iovecs at `iov` to readv, which
-        // would have read them.
-        let len = unsafe { read_volatile((iov as *const u64).wrapping_add(2 * i as usize + 1)) };
-        total = total.checked_add(len)?;
-    }
-    Some(total)
-}
-
-/// Calls `piece(base, offset, n)` for each of the `cnt` iovecs at `iov`
-/// in order, over their first `len` bytes: `n` bytes at the iovec's `base`
-/// are bytes `offset..offset + n` of the whole.
-///
-/// # Safety
-/// The `cnt` iovecs at `iov` are readable (the program's own readv or
-/// writev arguments).
-unsafe fn each_iovec_piece(iov: u64, cnt: u64, len: u64, mut piece: impl FnMut(u64, u64, u64)) {
-    let mut done = 0u64;
-    for i in 0..cnt {
-        if done >= len {
-            break;
-        }
-        let entry = (iov as *const u64).wrapping_add(2 * i as usize);
-        // SAFETY: forwarded contract.
-        let (base, size) = unsafe { (read_volatile(entry), read_volatile(entry.wrapping_add(1))) };
-        let n = size.min(len - done);
-        piece(base, done, n);
-        done += n;
-    }
-}
-
-/// Copies `len` bytes from `data` over the `cnt` iovecs at `iov`, in order.
-///
-/// # Safety
-/// The iovecs are the program's readv arguments (their buffers as writable
-/// as readv would have found them), `data` holds `len` bytes, and `len` is
-/// at most their total length.
-unsafe fn scatter_bytes(iov: u64, cnt: u64, data: *const u8, len: u64) {
-    // SAFETY: forwarded contract; each piece lies in an iovec's buffer and
-    // within `data`'s `len` bytes.
-    unsafe {
-        each_iovec_piece(iov, cnt, len, |base, at, n| {
-            copy_bytes(base as *mut u8, data.wrapping_add(at as usize), n as usize)
-        })
-    }
-}
-
-/// Copies the first `len` bytes of the `cnt` iovecs at `iov`, in order, to
-/// `data`.
-///
-/// # Safety
-/// The iovecs are the program's writev arguments, their first `len` bytes
-/// readable (the kernel read them), and `data` has room for `len` bytes.
-unsafe fn gather_bytes(iov: u64, cnt: u64, data: *mut u8, len: u64) {
-    // SAFETY: forwarded contract; each piece lies in an iovec's buffer and
-    // within `data`'s `len` bytes.
-    unsafe {
-        each_iovec_piece(iov, cnt, len, |base, at, n| {
-            copy_bytes(
-                data.wrapping_add(at as usize),
-                base as *const u8,
-                n as usize,
-            )
-        })
     }
 }
 
@@ -974,6 +1026,180 @@ mod tests {
             -2,
         );
         assert_eq!(out, Outcome::Bail(BailReason::NotBuffered));
+    }
+
+    use crate::user::tests_support::{clear_bad, set_bad};
+
+    /// `[at, at + len)` as a bad range.
+    fn bad(at: *const u8, len: u64) -> core::ops::Range<u64> {
+        at as u64..at as u64 + len
+    }
+
+    #[test]
+    fn unreadable_arguments_bail_before_the_call() {
+        let mut m = Mem::new(4096);
+        let mut k = fake(|_, _| 0);
+        let pollfds = [0u8; 16];
+        let mut buf = [0u8; 8];
+        let iov: [u64; 2] = [buf.as_mut_ptr() as u64, 8];
+        let msg: [u64; 7] = [0, 0, iov.as_ptr() as u64, 1, 0, 0, 0];
+        let cases: [(u64, [u64; 6], core::ops::Range<u64>); 5] = [
+            // poll's array, the last entry's last byte unreadable.
+            (
+                nr::POLL,
+                [pollfds.as_ptr() as u64, 2, 0, 0, 0, 0],
+                bad(pollfds.as_ptr().wrapping_add(15), 1),
+            ),
+            // readv's iovecs: the second word (a length).
+            (
+                nr::READV,
+                [3, iov.as_ptr() as u64, 1, 0, 0, 0],
+                bad(iov.as_ptr().wrapping_add(1) as *const u8, 1),
+            ),
+            // recvmsg's header, and its iovecs.
+            (
+                nr::RECVMSG,
+                [3, msg.as_ptr() as u64, 0, 0, 0, 0],
+                bad(msg.as_ptr() as *const u8, 1),
+            ),
+            (
+                nr::RECVMSG,
+                [3, msg.as_ptr() as u64, 0, 0, 0, 0],
+                bad(iov.as_ptr() as *const u8, 16),
+            ),
+            // An output writev's iovecs.
+            (
+                nr::WRITEV,
+                [1, iov.as_ptr() as u64, 1, 0, 0, 0],
+                bad(iov.as_ptr() as *const u8, 16),
+            ),
+        ];
+        for (n, args, range) in cases {
+            set_bad(range);
+            assert_eq!(
+                buffer_syscall_with(&m.buffer(), n, args, &mut k, -2, &STDOUT_1),
+                Outcome::Bail(BailReason::BadAddress),
+                "syscall {n}"
+            );
+        }
+        clear_bad();
+        assert!(k.calls.is_empty(), "no call made");
+        let h = m.hdr();
+        assert_eq!((h.used, h.num_records, h.in_flight), (0, 0, 0));
+    }
+
+    #[test]
+    fn unwritable_output_ends_bail_before_the_call() {
+        let mut m = Mem::new(4096);
+        let mut k = fake(|_, _| 8);
+        let mut out = [0u8; 16];
+        let mut base = [0u8; 8];
+        let iov: [u64; 2] = [base.as_mut_ptr() as u64, 8];
+        let mut msg: [u64; 7] = [0, 0, iov.as_ptr() as u64, 1, 0, 0, 0];
+        let msg_flags = (msg.as_mut_ptr() as *const u8).wrapping_add(MSG_FLAGS);
+        let cases: [(u64, [u64; 6], core::ops::Range<u64>); 6] = [
+            // read: its first byte, its last.
+            (
+                nr::READ,
+                [3, out.as_mut_ptr() as u64, 16, 0, 0, 0],
+                bad(out.as_ptr(), 1),
+            ),
+            (
+                nr::READ,
+                [3, out.as_mut_ptr() as u64, 16, 0, 0, 0],
+                bad(out.as_ptr().wrapping_add(15), 1),
+            ),
+            // clock_gettime's timespec.
+            (
+                nr::CLOCK_GETTIME,
+                [1, out.as_mut_ptr() as u64, 0, 0, 0, 0],
+                bad(out.as_ptr().wrapping_add(8), 8),
+            ),
+            // readv's base, recvmsg's base and its header's flags.
+            (
+                nr::READV,
+                [3, iov.as_ptr() as u64, 1, 0, 0, 0],
+                bad(base.as_ptr(), 1),
+            ),
+            (
+                nr::RECVMSG,
+                [3, msg.as_mut_ptr() as u64, 0, 0, 0, 0],
+                bad(base.as_ptr().wrapping_add(7), 1),
+            ),
+            (
+                nr::RECVMSG,
+                [3, msg.as_mut_ptr() as u64, 0, 0, 0, 0],
+                bad(msg_flags, 4),
+            ),
+        ];
+        for (n, args, range) in cases {
+            set_bad(range);
+            assert_eq!(
+                buffer_syscall(&m.buffer(), n, args, &mut k, -2),
+                Outcome::Bail(BailReason::BadAddress),
+                "syscall {n}"
+            );
+        }
+        clear_bad();
+        assert!(k.calls.is_empty(), "no call made");
+        assert_eq!(out, [0; 16], "the probes change nothing");
+        assert_eq!(m.hdr().num_records, 0);
+    }
+
+    #[test]
+    fn an_output_copy_that_faults_answers_efault_and_keeps_the_record() {
+        let mut m = Mem::new(4096);
+        let mut user = [0u8; 10];
+        let user_ptr = user.as_mut_ptr() as u64;
+        let mut k = fake(|_, a| {
+            // SAFETY: a[1] points into the reserved record.
+            unsafe { core::ptr::copy_nonoverlapping(b"abcdefghij".as_ptr(), a[1] as *mut u8, 10) };
+            10
+        });
+        // A hole in the middle: the first and last bytes are writable.
+        set_bad(bad(user.as_ptr().wrapping_add(4), 2));
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::READ,
+            [3, user_ptr, 10, 0, 0, 0],
+            &mut k,
+            -2,
+        );
+        clear_bad();
+        assert_eq!(out, Outcome::Done(-EFAULT));
+        assert_eq!(k.calls.len(), 1);
+        assert_eq!(&user, b"abcd\0\0\0\0\0\0", "copied up to the fault");
+        // The record keeps what the kernel answered: replay's hook gets
+        // it again and meets the same fault.
+        let (r, data) = m.record(0);
+        assert_eq!((r.result, r.out_len, r.out_addr), (10, 10, user_ptr));
+        assert_eq!(data, b"abcdefghij");
+        let h = m.hdr();
+        assert_eq!((h.num_records, h.in_flight), (1, 0));
+
+        // readv: a hole in the second iovec's middle.
+        let (mut a, mut b) = ([0u8; 2], [0u8; 6]);
+        let iov: [u64; 4] = [a.as_mut_ptr() as u64, 2, b.as_mut_ptr() as u64, 6];
+        let mut k = fake(|_, args| {
+            // SAFETY: args[1] points at the hook's iovec over the record.
+            unsafe {
+                let ours = args[1] as *const u64;
+                core::ptr::copy_nonoverlapping(b"12345678".as_ptr(), *ours as *mut u8, 8);
+            }
+            8
+        });
+        set_bad(bad(b.as_ptr().wrapping_add(3), 1));
+        let out = buffer_syscall(
+            &m.buffer(),
+            nr::READV,
+            [3, iov.as_ptr() as u64, 2, 0, 0, 0],
+            &mut k,
+            -2,
+        );
+        clear_bad();
+        assert_eq!(out, Outcome::Done(-EFAULT));
+        assert_eq!((&a, &b), (b"12", b"345\0\0\0"));
+        assert_eq!(m.hdr().num_records, 2);
     }
 
     #[test]

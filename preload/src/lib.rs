@@ -27,6 +27,9 @@
 //!    built object for panic machinery (`scripts/check-preload.sh`).
 //! 6. No `memcpy`/`memset` calls can be emitted (they would be imported from
 //!    libc): copies use [`buffer::copy_bytes`].
+//! 7. Memory the program named (a syscall's pointer arguments) is touched
+//!    only through [`user`]'s fault-tolerant copy: a bad pointer is the
+//!    kernel's `EFAULT`, never a crash in the hook.
 #![cfg_attr(not(test), no_std)]
 // The preload is the one crate besides `rrtest-sys` (`cargo-rrtest/sys/`) that must use
 // unsafe code: raw syscalls, memory it does not own, a fixed address.
@@ -34,6 +37,7 @@
 
 pub mod buffer;
 pub mod gate;
+pub mod user;
 pub use rrtest_abi::buffered as table;
 
 use core::cell::UnsafeCell;
@@ -157,21 +161,26 @@ pub unsafe extern "C" fn syscall_hook(req: *mut SyscallRequest) -> u32 {
 }
 
 /// The first bytes of the zero-terminated name at `ptr`, up to 6 (the
-/// zero and what follows it are left 0).
-///
-/// # Safety
-/// `ptr` must point to a zero-terminated string, or to 6 readable bytes.
-unsafe fn name_prefix(ptr: u64) -> [u8; 6] {
+/// zero and what follows it are left 0); `None` when the program's memory
+/// there cannot be read before the name ends (the kernel's `EFAULT`).
+fn name_prefix(ptr: u64) -> Option<[u8; 6]> {
     let mut out = [0u8; 6];
-    for (i, b) in out.iter_mut().enumerate() {
-        // SAFETY: up to and including the terminating zero, per the contract.
-        let c = unsafe { core::ptr::read_volatile((ptr as *const u8).add(i)) };
-        if c == 0 {
-            break;
+    // SAFETY: `out` is ours; the program's side may be bad: the copy stops
+    // at a fault, which may lie after the name's end.
+    let left = unsafe { user::copy(out.as_mut_ptr(), ptr as *const u8, out.len()) };
+    let read = out.len() - left;
+    match out.iter().take(read).position(|&c| c == 0) {
+        Some(end) => {
+            // The bytes from the zero on cleared, as one word (a loop
+            // would become a `memset` call, rule 6).
+            let [a, b, c, d, e, f] = out;
+            let word = u64::from_le_bytes([a, b, c, d, e, f, 0, 0]) & ((1u64 << (8 * end)) - 1);
+            let [a, b, c, d, e, f, _, _] = word.to_le_bytes();
+            Some([a, b, c, d, e, f])
         }
-        *b = c;
+        None if left == 0 => Some(out),
+        None => None,
     }
-    out
 }
 
 /// What the hook entry calls (a local symbol: no PLT in between).
@@ -198,12 +207,14 @@ unsafe extern "C" fn hook_impl(req: *mut SyscallRequest) -> u32 {
         rrtest_abi::buffered::nr::OPENAT => request.args[1],
         _ => 0,
     };
-    // SAFETY: the program passes the kernel a name there; it is readable
-    // unless the call would fail with EFAULT (a pointer in the first page,
-    // null included, is not read). The name may be shorter than 6 bytes:
-    // reading stops at its terminating zero.
-    if path >= 0x1000 && rrtest_abi::open_bails(unsafe { &name_prefix(path) }) {
-        return HOOK_BAIL;
+    // A pointer in the first page (null included) is not read: the kernel
+    // answers EFAULT. A name that cannot be read is the kernel's EFAULT
+    // too: traced.
+    if path >= 0x1000 {
+        match name_prefix(path) {
+            Some(prefix) if !rrtest_abi::open_bails(&prefix) => {}
+            _ => return HOOK_BAIL,
+        }
     }
     // Only a write or a close looks at the output table: the others need
     // not copy it.
@@ -270,4 +281,30 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     // unwinding machinery.
     // SAFETY: ud2 raises SIGILL; it touches no memory.
     unsafe { core::arch::asm!("ud2", options(noreturn, nomem, nostack)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_prefix;
+    use crate::user::tests_support::{clear_bad, set_bad};
+
+    #[test]
+    fn a_name_is_read_up_to_its_end_or_a_fault() {
+        let name = *b"/proc/self\0";
+        let at = name.as_ptr() as u64;
+        assert_eq!(name_prefix(at), Some(*b"/proc/"));
+        // A short name: the zero and what follows are 0.
+        let short = *b"ab\0xyz";
+        assert_eq!(name_prefix(short.as_ptr() as u64), Some(*b"ab\0\0\0\0"));
+        // A fault after the name's end does not matter; one before it is
+        // the kernel's EFAULT.
+        let s = short.as_ptr() as u64;
+        set_bad(s + 3..s + 6);
+        assert_eq!(name_prefix(s), Some(*b"ab\0\0\0\0"));
+        set_bad(s + 1..s + 6);
+        assert_eq!(name_prefix(s), None);
+        set_bad(at..at + 1);
+        assert_eq!(name_prefix(at), None);
+        clear_bad();
+    }
 }

@@ -93,7 +93,7 @@ pub fn trials() -> Vec<Trial> {
     trials
 }
 
-const fn no_pie(name: &'static str) -> CBuild {
+pub(crate) const fn no_pie(name: &'static str) -> CBuild {
     CBuild {
         name,
         link: Link::NoPie,
@@ -103,13 +103,13 @@ const fn no_pie(name: &'static str) -> CBuild {
 
 /// A recorded fixture: the trace, its binary, and the trial directory
 /// (removed when the trial passes).
-struct Recorded {
-    trace: PathBuf,
-    exe: PathBuf,
+pub(crate) struct Recorded {
+    pub(crate) trace: PathBuf,
+    pub(crate) exe: PathBuf,
     _dir: TrialDir,
 }
 
-fn record(trial: &str, build: CBuild) -> Result<Recorded, Failed> {
+pub(crate) fn record(trial: &str, build: CBuild) -> Result<Recorded, Failed> {
     let exe = build::c_fixture(build)?;
     let dir = TrialDir::new(trial)?;
     let inv = Invocation {
@@ -132,7 +132,7 @@ fn record(trial: &str, build: CBuild) -> Result<Recorded, Failed> {
     })
 }
 
-fn start(trace: &Path) -> Result<Debugger, Failed> {
+pub(crate) fn start(trace: &Path) -> Result<Debugger, Failed> {
     Debugger::start(&ReplayOptions {
         trace_dir: trace.to_path_buf(),
         echo_output: false,
@@ -141,7 +141,7 @@ fn start(trace: &Path) -> Result<Debugger, Failed> {
 }
 
 /// The address of symbol `name` in `exe`, from `nm`.
-fn symbol(exe: &Path, name: &str) -> Result<u64, Failed> {
+pub(crate) fn symbol(exe: &Path, name: &str) -> Result<u64, Failed> {
     symbol_range(exe, name).map(|r| r.start)
 }
 
@@ -167,7 +167,7 @@ fn symbol_range(exe: &Path, name: &str) -> Result<std::ops::Range<u64>, Failed> 
         .ok_or_else(|| format!("no symbol {name} in {}", exe.display()).into())
 }
 
-fn forward(dbg: &mut Debugger, how: Resume) -> Result<Stop, Failed> {
+pub(crate) fn forward(dbg: &mut Debugger, how: Resume) -> Result<Stop, Failed> {
     dbg.resume(how, Direction::Forward)
         .map_err(|e| format!("resume {how:?}: {e}").into())
 }
@@ -177,7 +177,7 @@ fn reverse(dbg: &mut Debugger, how: Resume) -> Result<Stop, Failed> {
         .map_err(|e| format!("reverse {how:?}: {e}").into())
 }
 
-fn regs(dbg: &Debugger, tid: i32) -> Result<Regs, Failed> {
+pub(crate) fn regs(dbg: &Debugger, tid: i32) -> Result<Regs, Failed> {
     dbg.registers(tid)
         .map_err(|e| format!("registers of {tid}: {e}").into())
 }

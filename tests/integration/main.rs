@@ -13,6 +13,7 @@ macro_rules! check {
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod breadth;
+mod breadth_faults;
 mod breadth_maps;
 mod breadth_misc;
 mod breadth_tty;
@@ -52,6 +53,7 @@ fn main() {
     trials.extend(chaos_stall::trials());
     trials.extend(chaos_sweep::trials());
     trials.extend(breadth::trials());
+    trials.extend(breadth_faults::trials());
     trials.extend(breadth_maps::trials());
     trials.extend(breadth_tty::trials());
     trials.extend(breadth_misc::trials());

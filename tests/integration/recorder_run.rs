@@ -197,7 +197,7 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    fn env(&self, cmd: &mut Command) {
+    pub(crate) fn env(&self, cmd: &mut Command) {
         cmd.current_dir(&self.work)
             .env("TMPDIR", &self.work)
             // Backtraces read debug info: slow, noisy, and not the point.

@@ -27,6 +27,15 @@
 //!  +0x020  0f 05 c3   syscall; ret        entry::PRIVILEGED (recorder-injected
 //!                                         syscalls; traced so the recorder sees them)
 //!  +0x030  cc         int3                entry::TRAP
+//!  +0x040  48 89 d1   mov rcx, rdx        entry::COPY: the preload's copy of
+//!          f3 a4      rep movsb           program memory (`copy`); a fault at
+//!          48 89 c8   mov rax, rcx        the `rep movsb` resumes after it
+//!          c3         ret                 (`copy::FAULT_IP`, `copy::RESUME_IP`)
+//!  +0x050  0f b6 07   movzx eax, [rdi]    entry::PROBE: whether a byte of the
+//!          88 07      mov [rdi], al       program's can be written (`copy`); a
+//!          31 c0      xor eax, eax        fault at either access resumes at
+//!          c3         ret                 the `mov eax, 1`: 1, it cannot
+//!          b8 01 00 00 00 c3  mov eax, 1; ret
 //!
 //!  THREAD_LOCALS_ADDR = FIXED_PAGE_ADDR + 0x1000   (read-write, one page)
 //!  +0x000  ThreadLocals of the thread that runs now (the recorder swaps the
@@ -63,6 +72,78 @@ pub mod entry {
     pub const PRIVILEGED: u64 = 0x020;
     /// `int3`: a return address for injected calls.
     pub const TRAP: u64 = 0x030;
+    /// The fault-tolerant copy ([`copy`](super::copy)): every access of the
+    /// preload to memory the program named goes through it.
+    pub const COPY: u64 = 0x040;
+    /// The fault-tolerant probe of a byte's writability ([`copy`](super::copy)).
+    pub const PROBE: u64 = 0x050;
+}
+
+/// The fault-tolerant copy at [`entry::COPY`], with which the preload
+/// touches the program's memory (a name, an array the kernel reads, the
+/// output it copies back), as the kernel's `copy_from_user` does: a
+/// pointer the kernel would answer with `EFAULT` must not kill the program.
+///
+/// A SysV function `fn(dst, src, len) -> usize` answering the bytes it did
+/// NOT copy (0: all). A fault (`SIGSEGV` or `SIGBUS` raised by the
+/// instruction, `si_code` > 0) with the ip at [`copy::FAULT_IP`] is the
+/// tracer's to fix up, never the program's: it moves the ip to
+/// [`copy::RESUME_IP`] and resumes the thread without the signal. `rcx`
+/// then holds the bytes left, as `rep movsb` leaves it at a fault. The
+/// recorder and the replayer do the same at the same point (the memory is
+/// the same), so the fault is not recorded.
+///
+/// Its sibling at [`entry::PROBE`], `fn(addr) -> u32`, reads the byte at
+/// `addr` and writes it back: 0, or 1 when either access faulted (the
+/// tracer moves the ip from [`copy::PROBE_LOAD_IP`] or
+/// [`copy::PROBE_STORE_IP`] to [`copy::PROBE_FAILED_IP`]). Two plain moves
+/// cost a few cycles where a one-byte `rep movsb` costs its start-up
+/// (about 13 ns here). [`copy::resume_ip`] is the whole rule.
+pub mod copy {
+    use super::{entry, FIXED_PAGE_ADDR};
+
+    /// The routine's bytes.
+    pub const CODE: [u8; 11] = [
+        0x48, 0x89, 0xd1, // mov rcx, rdx
+        0xf3, 0xa4, // rep movsb
+        0x48, 0x89, 0xc8, // mov rax, rcx
+        0xc3, // ret
+        0xcc, 0xcc,
+    ];
+    /// Offset of its `rep movsb` in [`CODE`].
+    pub const FAULT_OFFSET: u64 = 3;
+    /// Length of `rep movsb`.
+    pub const FAULT_INSN_LEN: u64 = 2;
+    /// Where the routine's `rep movsb` is in every tracee.
+    pub const FAULT_IP: u64 = FIXED_PAGE_ADDR + entry::COPY + FAULT_OFFSET;
+    /// Where a thread that faulted at [`FAULT_IP`] goes on.
+    pub const RESUME_IP: u64 = FAULT_IP + FAULT_INSN_LEN;
+
+    /// The probe's bytes.
+    pub const PROBE_CODE: [u8; 14] = [
+        0x0f, 0xb6, 0x07, // movzx eax, byte ptr [rdi]
+        0x88, 0x07, // mov [rdi], al
+        0x31, 0xc0, // xor eax, eax
+        0xc3, // ret
+        0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax, 1
+        0xc3, // ret
+    ];
+    /// The probe's load, its store, and where a fault at either goes on.
+    pub const PROBE_LOAD_IP: u64 = FIXED_PAGE_ADDR + entry::PROBE;
+    /// See [`PROBE_LOAD_IP`].
+    pub const PROBE_STORE_IP: u64 = PROBE_LOAD_IP + 3;
+    /// See [`PROBE_LOAD_IP`].
+    pub const PROBE_FAILED_IP: u64 = PROBE_LOAD_IP + 8;
+
+    /// Where a thread that faulted at `ip` goes on, when `ip` is one of the
+    /// routines' accesses of the program's memory.
+    pub const fn resume_ip(ip: u64) -> Option<u64> {
+        match ip {
+            FAULT_IP => Some(RESUME_IP),
+            PROBE_LOAD_IP | PROBE_STORE_IP => Some(PROBE_FAILED_IP),
+            _ => None,
+        }
+    }
 }
 
 /// Offset of the per-thread locals area from [`FIXED_PAGE_ADDR`]: its own
@@ -84,8 +165,8 @@ const _: () = assert!(THREAD_LOCALS_ADDR + THREAD_LOCALS_SIZE <= 0x8000_0000);
 pub const SYSCALL_RET: [u8; 3] = [0x0f, 0x05, 0xc3];
 
 /// Builds the fixed page's contents (code only; the rest is zero).
-pub const fn fixed_page_code() -> [u8; 0x40] {
-    let mut page = [0xccu8; 0x40];
+pub const fn fixed_page_code() -> [u8; 0x60] {
+    let mut page = [0xccu8; 0x60];
     let entries = [entry::TRACED, entry::UNTRACED, entry::PRIVILEGED];
     let mut i = 0;
     while i < entries.len() {
@@ -94,6 +175,16 @@ pub const fn fixed_page_code() -> [u8; 0x40] {
         page[at + 1] = SYSCALL_RET[1];
         page[at + 2] = SYSCALL_RET[2];
         i += 1;
+    }
+    let mut j = 0;
+    while j < copy::CODE.len() {
+        page[entry::COPY as usize + j] = copy::CODE[j];
+        j += 1;
+    }
+    let mut k = 0;
+    while k < copy::PROBE_CODE.len() {
+        page[entry::PROBE as usize + k] = copy::PROBE_CODE[k];
+        k += 1;
     }
     page
 }
@@ -726,6 +817,21 @@ mod tests {
             assert_eq!(&code[off as usize..off as usize + 3], &SYSCALL_RET);
         }
         assert_eq!(code[entry::TRAP as usize], 0xcc);
+        let at = entry::COPY as usize;
+        assert_eq!(&code[at..at + copy::CODE.len()], &copy::CODE);
+        let rep = at + copy::FAULT_OFFSET as usize;
+        assert_eq!(&code[rep..rep + 2], &[0xf3, 0xa4], "rep movsb");
+        assert_eq!(copy::FAULT_IP, 0x7000_0043);
+        assert_eq!(copy::RESUME_IP, 0x7000_0045);
+        let probe = entry::PROBE as usize;
+        assert_eq!(&code[probe..probe + 14], &copy::PROBE_CODE);
+        assert_eq!(code[probe + 3], 0x88, "the store");
+        assert_eq!(code[probe + 8], 0xb8, "mov eax, 1");
+        assert_eq!(copy::resume_ip(0x7000_0043), Some(0x7000_0045));
+        assert_eq!(copy::resume_ip(0x7000_0050), Some(0x7000_0058));
+        assert_eq!(copy::resume_ip(0x7000_0053), Some(0x7000_0058));
+        assert_eq!(copy::resume_ip(0x7000_0055), None);
+        assert_eq!(copy::resume_ip(0x7000_0040), None);
         assert_eq!(syscall_ip(entry::UNTRACED), 0x7000_0012);
     }
 

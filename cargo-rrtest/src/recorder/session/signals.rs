@@ -8,7 +8,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use tracing::trace;
+use tracing::{debug, trace};
 
 use super::{ptrace_err, Error, Session, State};
 use crate::tracee::syscallbuf::{self, FrameFix};
@@ -21,12 +21,27 @@ use rrtest_trace::{Event, SignalEvent, SignalKind, Tid};
 pub(super) const SIGNAL_DELAY: Duration = Duration::from_millis(5);
 
 impl Session {
-    /// A signal-delivery stop: a desched event's signal, a breakpoint of
-    /// an execution-point search, a trapped rdtsc, or a real signal, which
+    /// A signal-delivery stop: a fault of the hook's copy, a desched
+    /// event's signal, a breakpoint of an execution-point search, a trapped
+    /// rdtsc, or a real signal, which
     /// is classified (DESIGN.md §6) and delivered or held back.
     pub(super) fn signal(&mut self, tid: Tid, signo: i32) -> Result<(), Error> {
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let mut info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+        // The hook's copy met a bad pointer of the program's: not a
+        // signal of the program's; it recurs in replay at the same point,
+        // so nothing is recorded.
+        if syscallbuf::copy_fault_fixup(tid, &regs, signo, &info)
+            .map_err(ptrace_err("fixing up a fault of the hook's copy", tid))?
+        {
+            debug!(tid, signo, "a fault in the hook's copy: fixed up");
+            // It ran since any syscall exit it resumed from: a signal at
+            // its next stop is not one at that exit.
+            if let Some(task) = self.tasks.get_mut(&tid) {
+                task.resumed_at = None;
+            }
+            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+        }
         if self.is_desched_signal(tid, signo, &info) {
             return self.desched_signal(tid, &regs);
         }

@@ -621,6 +621,13 @@ impl Session {
                     trace!(tid, "discarding a stray breakpoint trap");
                     self.resume_again(tid, real, real_pid)?;
                 }
+                // The hook's copy met a bad pointer of the program's, as
+                // it did while recording, where nothing was recorded
+                // either: fixed up the same way.
+                WaitEvent::Signal { signo, .. } if self.copy_fault(real, signo)? => {
+                    trace!(tid, signo, "a fault in the hook's copy: fixed up");
+                    self.resume_again(tid, real, real_pid)?;
+                }
                 // Signals the replay itself causes (SIGCHLD when a replayed
                 // child really exits): every signal the program got is in the
                 // recording, and replay delivers exactly those, at their events.
@@ -667,6 +674,19 @@ impl Session {
                 ev => return Ok((real, ev)),
             }
         }
+    }
+
+    /// Whether `real`'s stop with `signo` was a fault of the hook's copy,
+    /// which is then fixed up ([`buffer::copy_fault_fixup`], the recorder's
+    /// rule) for the caller to resume the thread without it.
+    pub(super) fn copy_fault(&self, real: i32, signo: i32) -> Result<bool, ReplayError> {
+        if !matches!(signo, libc::SIGSEGV | libc::SIGBUS) {
+            return Ok(false);
+        }
+        let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let info = ptrace::getsiginfo(real).map_err(perr("PTRACE_GETSIGINFO", real))?;
+        Ok(buffer::copy_fault_fixup(real, &regs, signo, &info)
+            .map_err(perr("fixing up a fault of the hook's copy", real))?)
     }
 
     /// Resumes `tid` again after a stop [`Session::resume_to_stop`] handled

@@ -291,6 +291,11 @@ impl Session {
                     trace!(tid, signo, "discarding a signal the replay caused");
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
                 }
+                // A fault of the hook's copy, as while recording.
+                Some(WaitEvent::Signal { signo, .. }) if self.copy_fault(real, signo)? => {
+                    trace!(tid, signo, "a fault in the hook's copy: fixed up");
+                    ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                }
                 Some(ev) => {
                     self.sync_loaded_queue(tid, real)?;
                     return Ok(Some((real, ev)));

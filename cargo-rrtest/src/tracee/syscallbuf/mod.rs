@@ -43,7 +43,7 @@
 //! | `records.rs` | the committed records: flushing them ([`Pending`]), parsing them back ([`Record`]) |
 //! | `control.rs` | words that steer the hook (`force_bail`, `abort_commit`, `desched_fd`), desched events, unwinding a blocked buffered syscall |
 //! | `patching.rs` | planning, re-planning and applying a site's patch |
-//! | `signals.rs` | signal frames as the recording had them: no stub address, the trap fields, the saved mask |
+//! | `signals.rs` | signal frames as the recording had them: no stub address, the trap fields, the saved mask; the copy routine's faults ([`copy_fault_fixup`]) |
 //!
 //! Nothing here decides policy (when to flush, patch or arm a desched
 //! event): the recorder's and the replayer's sessions do; this module
@@ -78,7 +78,9 @@ pub use records::{
     committed_records, mark_flushed, output_asked, parse_records, pending_records, read_records,
     record_data_address, synthetic_tsc_records, Output, Pending, Record, RecordData,
 };
-pub use signals::{catches, deliver_signal, fix_frame, fix_sigreturn, frame_needs_fix, FrameFix};
+pub use signals::{
+    catches, copy_fault_fixup, deliver_signal, fix_frame, fix_sigreturn, frame_needs_fix, FrameFix,
+};
 pub use space::{Flushed, Space};
 
 /// The buffer's address.

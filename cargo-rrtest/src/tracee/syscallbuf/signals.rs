@@ -78,6 +78,42 @@ impl FrameFix {
     }
 }
 
+/// A fault of the preload's fault-tolerant copy or probe
+/// (`rrtest_abi::copy`): the program passed a syscall a pointer the kernel
+/// would answer with `EFAULT`, and the hook met it. Not the program's
+/// signal: when `signo` is `SIGSEGV` or `SIGBUS` raised by an instruction
+/// (`si_code` > 0: not sent by a process) and the thread, stopped with
+/// `regs`, is at one of the routines' accesses of memory, its ip is moved
+/// where the routine answers the failure (past the copy's `rep movsb`,
+/// where `rcx` holds the bytes left; to the probe's `mov eax, 1`), and
+/// true is returned: the caller resumes the thread without the signal and
+/// records nothing. The recorder and the replayer apply this same rule at
+/// the same stop (the fault recurs in replay: the same access of the same
+/// memory).
+pub fn copy_fault_fixup(
+    tid: i32,
+    regs: &Regs,
+    signo: i32,
+    info: &[u8; ptrace::SIGINFO_SIZE],
+) -> io::Result<bool> {
+    let Some(resume) = copy_fault_resume(regs.rip, signo, ptrace::siginfo_code(info)) else {
+        return Ok(false);
+    };
+    let mut fixed = *regs;
+    fixed.rip = resume;
+    ptrace::setregs(tid, &fixed)?;
+    Ok(true)
+}
+
+/// The rule of [`copy_fault_fixup`], on the ip, the signal and its
+/// `si_code`: where the thread goes on, if it is such a fault.
+fn copy_fault_resume(ip: u64, signo: i32, code: i32) -> Option<u64> {
+    if !matches!(signo, libc::SIGSEGV | libc::SIGBUS) || code <= 0 {
+        return None;
+    }
+    rrtest_abi::copy::resume_ip(ip)
+}
+
 /// Whether thread `tid` has a handler for `signo` (its `SigCgt` mask).
 pub fn catches(tid: i32, signo: i32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
@@ -185,6 +221,50 @@ pub fn fix_sigreturn(tid: i32, regs: &Regs, space: &Space) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::mem::offset_of;
+
+    #[test]
+    fn only_a_fault_at_the_copy_routine_is_fixed_up() {
+        use rrtest_abi::copy::{
+            FAULT_IP, PROBE_FAILED_IP, PROBE_LOAD_IP, PROBE_STORE_IP, RESUME_IP,
+        };
+        let at = FAULT_IP;
+        // SEGV_MAPERR, SEGV_ACCERR, BUS_ADRERR, and SI_KERNEL (a general
+        // protection fault: a non-canonical address).
+        for (signo, code) in [
+            (libc::SIGSEGV, 1),
+            (libc::SIGSEGV, 2),
+            (libc::SIGBUS, 2),
+            (libc::SIGSEGV, 0x80),
+        ] {
+            assert_eq!(
+                copy_fault_resume(at, signo, code),
+                Some(RESUME_IP),
+                "{signo} {code}"
+            );
+        }
+        // Sent by a process (SI_USER, SI_TKILL, SI_QUEUE): the program's.
+        for code in [0, -6, -1] {
+            assert_eq!(copy_fault_resume(at, libc::SIGSEGV, code), None);
+        }
+        assert_eq!(copy_fault_resume(at, libc::SIGILL, 2), None);
+        assert_eq!(copy_fault_resume(at, libc::SIGTRAP, 1), None);
+        // The probe's load and store.
+        for ip in [PROBE_LOAD_IP, PROBE_STORE_IP] {
+            assert_eq!(
+                copy_fault_resume(ip, libc::SIGSEGV, 2),
+                Some(PROBE_FAILED_IP)
+            );
+            assert_eq!(copy_fault_resume(ip, libc::SIGSEGV, 0), None);
+        }
+        for ip in [
+            RESUME_IP,
+            rrtest_abi::FIXED_PAGE_ADDR + rrtest_abi::entry::COPY,
+            PROBE_FAILED_IP,
+            0x40_1000,
+        ] {
+            assert_eq!(copy_fault_resume(ip, libc::SIGSEGV, 1), None, "{ip:#x}");
+        }
+    }
 
     /// The frame's offsets are the C library's `ucontext_t`'s (which
     /// mirrors the kernel's frame): its `uc_mcontext.gregs` and

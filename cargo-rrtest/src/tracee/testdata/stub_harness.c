@@ -246,8 +246,14 @@ int main(int argc, char **argv) {
     uint8_t *page = mmap((void *)FIXED, 0x2000, PROT_READ | PROT_WRITE | PROT_EXEC,
                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     CHECK(page == (void *)FIXED);
-    memset(page, 0xcc, 0x40);
+    memset(page, 0xcc, 0x60);
     for (int e = 0; e <= 0x20; e += 0x10) { page[e] = 0x0f; page[e + 1] = 0x05; page[e + 2] = 0xc3; }
+    /* entry::COPY: mov rcx, rdx; rep movsb; mov rax, rcx; ret; entry::PROBE:
+     * movzx eax, [rdi]; mov [rdi], al; xor eax, eax; ret; mov eax, 1; ret
+     * (rrtest_abi::copy; no tracer here to fix up a fault: the hook is only
+     * given good pointers). */
+    memcpy(page + 0x40, "\x48\x89\xd1\xf3\xa4\x48\x89\xc8\xc3", 9);
+    memcpy(page + 0x50, "\x0f\xb6\x07\x88\x07\x31\xc0\xc3\xb8\x01\x00\x00\x00\xc3", 14);
     uint8_t *alt = mmap(NULL, 0x10000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     CHECK(alt != MAP_FAILED);
     struct locals *tl = (struct locals *)(FIXED + 0x1000);
