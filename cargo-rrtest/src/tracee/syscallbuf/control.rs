@@ -153,8 +153,9 @@ const SYSCALL_FILE_MAX: usize = 256;
 const SYSCALL_FILES_KEPT: usize = 16;
 
 thread_local! {
-    /// The `/proc/TID/syscall` files of the threads looked at last (most
-    /// recent last), kept open: the ticks look at the running thread every
+    /// The `/proc/TID/syscall` files of the last threads looked at, kept
+    /// open (in the order opened: the first goes when a seventeenth thread
+    /// is looked at): the ticks look at the running thread every
     /// millisecond while others wait, and a `pread` at 0 is one syscall
     /// where opening, reading to the end and closing were five or six.
     /// The kernel makes the text again at each read from offset 0. A
