@@ -13,6 +13,7 @@ use super::{ptrace_err, Entered, Error, Pending, Session, State};
 use crate::recorder::capture::capture;
 use crate::tracee::syscallbuf;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
+use rrtest_syscalls::patch::Anchor;
 use rrtest_syscalls::{self as syscalls, Call, ReplayAction};
 use rrtest_trace::{Event, ExitStatus, SignalKind, SyscallEvent, SyscallResult, Tid};
 
@@ -22,7 +23,7 @@ impl Session {
         let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         // A 32-bit call (`int $0x80`) is carried under a number of its own,
         // with the i386 argument registers (see `rrtest_syscalls::compat`).
-        let compat = is_int80(tid, regs.rip);
+        let compat = !self.made_by_our_syscall(tid, regs.rip) && is_int80(tid, regs.rip);
         let (nr, args) = if compat {
             (
                 syscalls::compat_nr(regs.orig_rax),
@@ -561,6 +562,30 @@ impl Session {
 fn copies_memory(tid: Tid, nr: i64, args: &[u64; 6]) -> bool {
     let (flags, _) = super::process::clone_flags(tid, nr, args);
     flags & (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_THREAD) as u64 == 0
+}
+
+impl Session {
+    /// Whether the syscall `tid` is stopped at the entry of (`rip` right
+    /// after its instruction) was made by a `syscall` instruction the
+    /// recorder wrote itself: a gate of the fixed page or a patched site's
+    /// stub, in a process with a syscall buffer. Most traced syscalls of
+    /// such a process are, and need no look at their instruction
+    /// ([`is_int80`], one `process_vm_readv` a stop).
+    fn made_by_our_syscall(&self, tid: Tid, rip: u64) -> bool {
+        let Some(space) = self.tasks.get(&tid).and_then(|t| self.spaces.get(&t.pid)) else {
+            return false;
+        };
+        let gates = [
+            rrtest_abi::entry::TRACED,
+            rrtest_abi::entry::UNTRACED,
+            rrtest_abi::entry::PRIVILEGED,
+        ];
+        gates.iter().any(|&g| rrtest_abi::syscall_ip(g) == rip)
+            || space.stubs.iter().any(|s| {
+                s.anchor == Anchor::Syscall
+                    && s.layout.syscall + rrtest_abi::SYSCALL_INSN_LEN == rip
+            })
+    }
 }
 
 /// Whether the syscall `tid` is stopped at the entry of (`rip` right after

@@ -164,13 +164,64 @@ pub fn reset_for_replay(tid: i32, force_bail: bool) -> io::Result<()> {
 /// untraced gate (a buffered syscall that blocked): `/proc/TID/syscall`
 /// names the gate as its user-space pc.
 pub fn blocked_in_untraced(tid: i32) -> bool {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/syscall")) else {
+    let mut buf = [0u8; SYSCALL_FILE_MAX];
+    let Some(n) = read_syscall_file(tid, &mut buf) else {
         return false;
     };
-    s.split_whitespace()
-        .last()
-        .and_then(|pc| u64::from_str_radix(pc.trim_start_matches("0x"), 16).ok())
-        == Some(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED))
+    syscall_file_pc(&buf[..n]) == Some(rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED))
+}
+
+/// More than `/proc/TID/syscall` ever holds: a number and eight words in
+/// hex, about 170 bytes.
+const SYSCALL_FILE_MAX: usize = 256;
+
+/// How many `/proc/TID/syscall` descriptors a recording thread keeps open.
+const SYSCALL_FILES_KEPT: usize = 16;
+
+thread_local! {
+    /// The `/proc/TID/syscall` files of the last threads looked at, kept
+    /// open (in the order opened: the first goes when a seventeenth thread
+    /// is looked at): the ticks look at the running thread every
+    /// millisecond while others wait, and a `pread` at 0 is one syscall
+    /// where opening, reading to the end and closing were five or six.
+    /// The kernel makes the text again at each read from offset 0. A
+    /// descriptor pins its thread, not its number: once that thread is
+    /// gone (its id perhaps another thread's now) reading fails, and the
+    /// file is opened again.
+    static SYSCALL_FILES: std::cell::RefCell<Vec<(i32, std::fs::File)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads `/proc/TID/syscall` into `buf`: its length, `None` when it cannot
+/// be read (no such thread) or does not fit.
+fn read_syscall_file(tid: i32, buf: &mut [u8; SYSCALL_FILE_MAX]) -> Option<usize> {
+    use std::os::unix::fs::FileExt;
+    let whole = |n: usize| n > 0 && n < SYSCALL_FILE_MAX;
+    SYSCALL_FILES.with_borrow_mut(|files| {
+        if let Some(i) = files.iter().position(|&(t, _)| t == tid) {
+            match files[i].1.read_at(buf, 0) {
+                Ok(n) if whole(n) => return Some(n),
+                _ => drop(files.remove(i)),
+            }
+        }
+        let file = std::fs::File::open(format!("/proc/{tid}/syscall")).ok()?;
+        let n = file.read_at(buf, 0).ok().filter(|&n| whole(n))?;
+        if files.len() >= SYSCALL_FILES_KEPT {
+            files.remove(0);
+        }
+        files.push((tid, file));
+        Some(n)
+    })
+}
+
+/// The user-space pc `/proc/TID/syscall`'s text names (its last word), if
+/// the thread is in a syscall (not `running`).
+fn syscall_file_pc(text: &[u8]) -> Option<u64> {
+    let last = text
+        .split(|b| b.is_ascii_whitespace())
+        .rfind(|w| !w.is_empty())?;
+    let word = std::str::from_utf8(last).ok()?;
+    u64::from_str_radix(word.trim_start_matches("0x"), 16).ok()
 }
 
 /// Sets `abort_commit`: the hook discards the record in flight and bails.
@@ -201,4 +252,71 @@ pub fn abort_untraced(tid: i32, regs: &Regs) -> io::Result<()> {
     r.rax = -(libc::EINTR as i64) as u64;
     r.orig_rax = u64::MAX;
     ptrace::setregs(tid, &r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_pc_is_the_syscall_files_last_word() {
+        let gate = rrtest_abi::syscall_ip(rrtest_abi::entry::UNTRACED);
+        let line = format!("202 0x7f0 0x80 0x0 0x0 0x0 0x0 0x7ffd8 {gate:#x}\n");
+        assert_eq!(syscall_file_pc(line.as_bytes()), Some(gate));
+        assert_eq!(syscall_file_pc(b"-1 0x7ffd8 0x401000\n"), Some(0x401000));
+        assert_eq!(syscall_file_pc(b"running\n"), None);
+        assert_eq!(syscall_file_pc(b""), None);
+    }
+
+    /// The syscall number `/proc/TID/syscall` names, as read through the
+    /// kept descriptor.
+    fn syscall_nr(tid: i32) -> Option<i64> {
+        let mut buf = [0u8; SYSCALL_FILE_MAX];
+        let n = read_syscall_file(tid, &mut buf)?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Waits until `tid` sleeps in syscall `nr` (as the kept descriptor
+    /// reads it).
+    fn wait_for_nr(tid: i32, nr: i64) {
+        let start = Instant::now();
+        while syscall_nr(tid) != Some(nr) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "thread {tid} never sleeps in syscall {nr}: {:?}",
+                syscall_nr(tid)
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_kept_syscall_file_reads_the_threads_state_now() {
+        let (mut ours, mut theirs) = UnixStream::pair().expect("socketpair");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            tx.send(nix::unistd::gettid().as_raw()).expect("send");
+            let mut byte = [0u8; 1];
+            // Blocks in `recvfrom` (a socket's read), then in `futex`.
+            theirs.read_exact(&mut byte).expect("read");
+            go_rx.recv().expect("recv");
+        });
+        let tid = rx.recv().expect("tid");
+        wait_for_nr(tid, libc::SYS_recvfrom);
+        ours.write_all(b"x").expect("write");
+        // The same descriptor, read again, says where the thread is now.
+        wait_for_nr(tid, libc::SYS_futex);
+        let kept = |tid| SYSCALL_FILES.with_borrow(|f| f.iter().filter(|(t, _)| *t == tid).count());
+        assert_eq!(kept(tid), 1);
+        go_tx.send(()).expect("send");
+        thread.join().expect("join");
+        // A thread that is gone: its kept file fails, and is let go.
+        assert_eq!(syscall_nr(tid), None);
+        assert_eq!(kept(tid), 0);
+    }
 }

@@ -20,10 +20,17 @@ use super::{read_struct, u32_at, u64_at, Flushed, BUFFER_ADDR};
 pub(super) const RECORDS_CAPACITY: u64 =
     area::BUFFER_SIZE - std::mem::size_of::<BufferHeader>() as u64;
 
+/// Bytes at the buffer's start read with its header, in one
+/// `process_vm_readv`: the records of most flushes (the few syscalls a
+/// thread buffered since its last event) come with it, and need no read
+/// of their own. A page: the buffer is page-aligned, and always larger.
+const HEAD_READ: usize = 4096;
+const _: () = assert!(HEAD_READ as u64 <= area::BUFFER_SIZE);
+
 /// The committed records of the buffer in `tid`'s address space that are
 /// not in the trace yet ([`pending_records`]); [`read_records`] reads them,
 /// [`mark_flushed`] notes them written.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Pending {
     /// Where their bytes start.
     pub addr: u64,
@@ -34,15 +41,30 @@ pub struct Pending {
     /// The buffer header's `used` and `num_records` now.
     used: u32,
     num: u32,
+    /// The buffer's first [`HEAD_READ`] bytes, header included, as read
+    /// with the header.
+    head: [u8; HEAD_READ],
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("addr", &self.addr)
+            .field("len", &self.len)
+            .field("records", &self.records)
+            .field("used", &self.used)
+            .field("num", &self.num)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads the buffer header in `tid`'s address space: which committed
 /// records are not in the trace yet (`flushed` says how many are).
 pub fn pending_records(tid: i32, flushed: &mut Flushed) -> io::Result<Pending> {
-    let h: [u8; 32] = read_struct(&RemoteMem::new(tid), BUFFER_ADDR)?;
+    let head: [u8; HEAD_READ] = read_struct(&RemoteMem::new(tid), BUFFER_ADDR)?;
     let (used, num) = (
-        u32_at(&h, header::USED as usize),
-        u32_at(&h, header::NUM_RECORDS as usize),
+        u32_at(&head, header::USED as usize),
+        u32_at(&head, header::NUM_RECORDS as usize),
     );
     // The program can write over its buffer's header like over any of its
     // memory: never trust it for a size.
@@ -62,13 +84,24 @@ pub fn pending_records(tid: i32, flushed: &mut Flushed) -> io::Result<Pending> {
         records: num - flushed.records,
         used,
         num,
+        head,
     })
 }
 
 /// Reads the bytes of `pending`'s records into `out` (`pending.len`
-/// bytes).
+/// bytes): from what was read with the header where they all lie in it.
 pub fn read_records(tid: i32, pending: &Pending, out: &mut [u8]) -> io::Result<()> {
-    RemoteMem::new(tid).read_exact(pending.addr, out)
+    let start = pending.addr.wrapping_sub(BUFFER_ADDR) as usize;
+    match start
+        .checked_add(out.len())
+        .and_then(|end| pending.head.get(start..end))
+    {
+        Some(bytes) => {
+            out.copy_from_slice(bytes);
+            Ok(())
+        }
+        None => RemoteMem::new(tid).read_exact(pending.addr, out),
+    }
 }
 
 /// Notes `pending`'s records written to the trace; `reset`: and empties
@@ -297,6 +330,35 @@ pub(super) mod tests {
             b.push(0);
         }
         b
+    }
+
+    #[test]
+    fn records_read_with_the_header_come_from_it() {
+        // No such thread: only what was read with the header can answer.
+        let nobody = i32::MAX - 7;
+        let mut head = [0u8; HEAD_READ];
+        let first = BUFFER_ADDR + std::mem::size_of::<BufferHeader>() as u64;
+        let rec = record(202, 0, &[5; 8]);
+        head[32..32 + rec.len()].copy_from_slice(&rec);
+        let pending = Pending {
+            addr: first,
+            len: rec.len(),
+            records: 1,
+            used: rec.len() as u32,
+            num: 1,
+            head,
+        };
+        let mut out = vec![0u8; rec.len()];
+        read_records(nobody, &pending, &mut out).expect("from the header's read");
+        assert_eq!(out, rec);
+        // Records reaching past it are read from the thread's memory.
+        let past = Pending {
+            addr: BUFFER_ADDR + HEAD_READ as u64 - 8,
+            len: 16,
+            ..pending
+        };
+        let mut out = vec![0u8; 16];
+        assert!(read_records(nobody, &past, &mut out).is_err());
     }
 
     #[test]
