@@ -176,6 +176,27 @@ struct EmuStop {
     msg: Option<u64>,
 }
 
+impl EmuStop {
+    /// A stop the kernel reports through `ptrace_notify`, at a syscall: a
+    /// syscall stop (`SIGTRAP`, with `0x80` under `PTRACE_O_TRACESYSGOOD`)
+    /// or an event stop (`SIGTRAP | EVENT << 8`). `code` is its status's
+    /// stop signal and its `si_code`, `pid` the tracee's (`si_pid`), `msg`
+    /// its event message. A signal to resume it with is ignored.
+    fn notify(code: i32, pid: Tid, msg: Option<u64>) -> EmuStop {
+        let mut info = user_siginfo(libc::SIGTRAP, pid);
+        info[8..12].copy_from_slice(&code.to_ne_bytes());
+        EmuStop {
+            status: (code << 8) | 0x7f,
+            info,
+            reported: false,
+            kind: SignalKind::AtSyscallExit,
+            syscall: true,
+            notified: false,
+            msg,
+        }
+    }
+}
+
 /// Where a tracee's `PTRACE_SINGLESTEP` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Step {
@@ -577,22 +598,9 @@ impl Session {
         }
         traced.exit_stopped = true;
         task.at_entry_stop = true;
-        let pid = task.pid;
-        let mut info = user_siginfo(libc::SIGTRAP, pid);
         let code = libc::SIGTRAP | (libc::PTRACE_EVENT_EXIT << 8);
-        info[8..12].copy_from_slice(&code.to_ne_bytes());
-        self.hold_stopped(
-            tid,
-            EmuStop {
-                status: (code << 8) | 0x7f,
-                info,
-                reported: false,
-                kind: SignalKind::AtSyscallExit,
-                syscall: true,
-                notified: false,
-                msg: Some((args[0] & 0xff) << 8),
-            },
-        );
+        let stop = EmuStop::notify(code, task.pid, Some((args[0] & 0xff) << 8));
+        self.hold_stopped(tid, stop);
         true
     }
 
@@ -606,20 +614,8 @@ impl Session {
             .as_ref()
             .is_some_and(|t| t.options & PTRACE_O_TRACESYSGOOD != 0);
         let sig = libc::SIGTRAP | if good { 0x80 } else { 0 };
-        let mut info = user_siginfo(libc::SIGTRAP, 0);
-        info[8..12].copy_from_slice(&sig.to_ne_bytes());
-        self.hold_stopped(
-            tid,
-            EmuStop {
-                status: (sig << 8) | 0x7f,
-                info,
-                reported: false,
-                kind: SignalKind::AtSyscallExit,
-                syscall: true,
-                notified: false,
-                msg: None,
-            },
-        );
+        let stop = EmuStop::notify(sig, task.pid, None);
+        self.hold_stopped(tid, stop);
     }
 
     /// Holds tracee `tid`, stopped by the recorder, in emulated stop
