@@ -13,7 +13,6 @@ use super::{ptrace_err, Entered, Error, Pending, Session, State};
 use crate::recorder::capture::capture;
 use crate::tracee::syscallbuf;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
-use rrtest_syscalls::patch::Anchor;
 use rrtest_syscalls::{self as syscalls, Call, ReplayAction};
 use rrtest_trace::{Event, ExitStatus, SignalKind, SyscallEvent, SyscallResult, Tid};
 
@@ -572,19 +571,10 @@ impl Session {
     /// such a process are, and need no look at their instruction
     /// ([`is_int80`], one `process_vm_readv` a stop).
     fn made_by_our_syscall(&self, tid: Tid, rip: u64) -> bool {
-        let Some(space) = self.tasks.get(&tid).and_then(|t| self.spaces.get(&t.pid)) else {
-            return false;
-        };
-        let gates = [
-            rrtest_abi::entry::TRACED,
-            rrtest_abi::entry::UNTRACED,
-            rrtest_abi::entry::PRIVILEGED,
-        ];
-        gates.iter().any(|&g| rrtest_abi::syscall_ip(g) == rip)
-            || space.stubs.iter().any(|s| {
-                s.anchor == Anchor::Syscall
-                    && s.layout.syscall + rrtest_abi::SYSCALL_INSN_LEN == rip
-            })
+        self.tasks
+            .get(&tid)
+            .and_then(|t| self.spaces.get(&t.pid))
+            .is_some_and(|space| space.our_syscall_before(rip))
     }
 }
 

@@ -9,8 +9,8 @@
 
 use std::collections::HashSet;
 
-use rrtest_abi::{area, OutputFd, AREA_ADDR, FIXED_PAGE_ADDR};
-use rrtest_syscalls::patch::{Stub, StubIp};
+use rrtest_abi::{area, entry, syscall_ip, OutputFd, AREA_ADDR, FIXED_PAGE_ADDR, SYSCALL_INSN_LEN};
+use rrtest_syscalls::patch::{Anchor, Stub, StubIp};
 
 use super::control::Controls;
 
@@ -79,6 +79,19 @@ impl Space {
         self.stubs
             .iter()
             .find(|s| ip >= s.addr && ip < s.layout.end)
+    }
+
+    /// Whether the instruction right before `ip` is a `syscall` the tracer
+    /// wrote: a gate of the fixed page, or a patched site's stub's (not
+    /// `int $0x80`, whatever the bytes there would say).
+    pub fn our_syscall_before(&self, ip: u64) -> bool {
+        let gates = [entry::TRACED, entry::UNTRACED, entry::PRIVILEGED];
+        if gates.iter().any(|&g| syscall_ip(g) == ip) {
+            return true;
+        }
+        let insn = ip.wrapping_sub(SYSCALL_INSN_LEN);
+        self.stub_at(insn)
+            .is_some_and(|s| s.anchor == Anchor::Syscall && s.layout.syscall == insn)
     }
 
     /// Whether a thread at `ip` with stack pointer `rsp` is inside buffer
