@@ -83,6 +83,9 @@ impl Session {
                     child,
                     flags,
                 })?;
+                if flags & libc::CLONE_CHILD_SETTID as u64 != 0 {
+                    self.await_first_stop(child)?;
+                }
                 ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
             }
             libc::PTRACE_EVENT_EXEC => self.exec(tid),
@@ -140,6 +143,23 @@ impl Session {
             }
             _ => ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid)),
         }
+    }
+
+    /// Takes the first stop of the new thread `child` now, unless it came
+    /// already.
+    ///
+    /// The kernel writes a `CLONE_CHILD_SETTID` child's id into its memory
+    /// only as the child first runs, just before that stop: a parent that
+    /// shares the memory (or a shared mapping) would otherwise see the word
+    /// still zero, or not, as the machine's scheduler fell, while replay
+    /// always writes it at the clone event (a `CLONE_VM` parent's loop on
+    /// the word took another path there and diverged).
+    fn await_first_stop(&mut self, child: Tid) -> Result<(), Error> {
+        if self.tasks.get(&child).map(|t| t.state) != Some(State::Unborn) {
+            return Ok(());
+        }
+        let ev = ptrace::wait_tid(child).map_err(ptrace_err("waitpid", child))?;
+        self.handle(ev)
     }
 
     /// A successful `execve`: let it return, prepare the new image exactly as
