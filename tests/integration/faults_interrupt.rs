@@ -409,7 +409,12 @@ fn replay_signal_moments(trial: &str) -> Result<(), Failed> {
         let child = &mut reaped.0;
         std::thread::sleep(delay);
         kill(child.id(), sig)?;
-        let (status, _) = wait_for(child, Duration::from_secs(3))?;
+        let (status, _) = wait_for(child, Duration::from_secs(3)).map_err(|e| {
+            format!(
+                "round {round} ({sig} after {delay:?}): {}",
+                e.message().unwrap_or("")
+            )
+        })?;
         let code = status.code().or(status.signal().map(|s| 128 + s));
         check!(
             code == Some(128 + sig as i32) || code == Some(0),
