@@ -7,7 +7,8 @@
 //! result with PTRACE_SETREGSET and PTRACE_POKEUSER (and the offsets and
 //! values the kernel refuses), each checked by the fixture; run natively,
 //! and recorded, verified and replayed (`::repeated`: a few more times, as
-//! the other ptrace trials). `ptrace_regset_refused::named_at_once`: the
+//! the other ptrace trials; `::under_chaos`: recorded with --chaos at three
+//! seeds). `ptrace_regset_refused::named_at_once`: the
 //! register and mask writes not emulated (at a syscall's entry, the FPU
 //! set, the mask) fail at once, named. docs/breadth.md lists what is
 //! emulated.
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::breadth::{c, spec_trials};
+use crate::breadth::{c, recorded_under_chaos, spec_trials};
 use crate::recorder::{self, invocation, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run::{self as run, TrialDir};
@@ -27,6 +28,7 @@ const SPECS: &[Spec] = &[Spec {
     stdout_has: &[
         "GETREGSET NT_PRSTATUS: 216 bytes, equal to GETREGS: 1\n",
         "GETREGSET NT_PRSTATUS of 16 bytes: 16 written, the rest untouched: 1\n",
+        "GETREGSET NT_PRSTATUS of 0 bytes: 0, length 0\n",
         "GETREGSET NT_PRSTATUS of 12 bytes: -1, errno 22\n",
         "GETREGSET of note type 0x999: -1, errno 22\n",
         "GETREGSET NT_PRFPREG: 512 bytes, equal to GETFPREGS: 1\n",
@@ -41,6 +43,7 @@ const SPECS: &[Spec] = &[Spec {
         "GET_SYSCALL_INFO at getppid's entry: 80, op 1, nr and the six arguments right: 1\n",
         "GET_SYSCALL_INFO at getppid's exit: 33, op 2, the parent's pid, no error: 1\n",
         "SETREGSET NT_PRSTATUS at getppid's exit: 216 bytes\n",
+        "SETREGSET NT_PRSTATUS of 0 bytes: 0, length 0\n",
         "SETREGSET NT_PRSTATUS of 12 bytes: -1, errno 22\n",
         "GET_SYSCALL_INFO at close's exit: op 2, rval -9, is_error 1\n",
         "POKEUSER at a misaligned offset: -1, errno 5\n",
@@ -67,6 +70,12 @@ pub fn trials() -> Vec<Trial> {
         trials.push(Trial::test(trial, move || repeated(&t, spec)).with_ignored_flag(skip));
     }
     trials.push(
+        Trial::test("breadth::ptrace_regset::under_chaos", || {
+            under_chaos("breadth::ptrace_regset::under_chaos")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
         Trial::test("breadth::ptrace_regset_refused::named_at_once", || {
             refused("breadth::ptrace_regset_refused::named_at_once")
         })
@@ -82,6 +91,25 @@ fn repeated(trial: &str, spec: &Spec) -> Result<(), Failed> {
         recorder::record_replay(&format!("{trial}-{round}"), spec)
             .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
     }
+    Ok(())
+}
+
+/// `ptrace_regset` recorded with --chaos at three seeds: each recording
+/// ends within 60 s, prints what the program prints natively, and
+/// verifies.
+fn under_chaos(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    for spec in SPECS {
+        let limit = Some(Duration::from_secs(60));
+        recorded_under_chaos(
+            &dir,
+            spec,
+            &format!("{}-", spec.name),
+            spec.stdout_has,
+            limit,
+        )?;
+    }
+    dir.finish();
     Ok(())
 }
 
