@@ -96,13 +96,14 @@ pub(crate) fn ptrace(
         return Ok(());
     }
     if request == GETREGSET || request == SETREGSET {
-        // The iovec's length, as the kernel left it.
-        push(out, data + 8, 8);
         if request == GETREGSET {
             let base = read_u64(c, mem, data, "the iovec's base")?;
             let len = read_u64(c, mem, data + 8, "the iovec's length")?;
             push(out, base, len);
         }
+        // Then the iovec's length, as the kernel left it (it writes that
+        // last).
+        push(out, data + 8, 8);
         return Ok(());
     }
     // PTRACE_PEEKTEXT, _PEEKDATA, _PEEKUSER, _GETREGS, _GETFPREGS,

@@ -1213,7 +1213,7 @@ fn ptrace_writes_what_a_regset_or_syscall_info_request_returns() {
     let getregset = 0x4204;
     assert_eq!(
         ok(&call(libc::SYS_ptrace, &[getregset, 7, 1, 0x100], 0), &m),
-        vec![(0x108, 8), (0x1000, 216)]
+        vec![(0x1000, 216), (0x108, 8)]
     );
     m.put_iovs(0x100, &[(0x1000, 0)]);
     assert_eq!(
