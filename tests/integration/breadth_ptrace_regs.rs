@@ -32,6 +32,7 @@ const SPECS: &[Spec] = &[Spec {
         "GETREGSET NT_PRSTATUS of 12 bytes: -1, errno 22\n",
         "GETREGSET of note type 0x999: -1, errno 22\n",
         "GETREGSET NT_PRFPREG: 512 bytes, equal to GETFPREGS: 1\n",
+        "GETREGSET NT_X86_XSTATE of 1 MiB - 4 bytes: -1, errno 22\n",
         "GETREGSET NT_X86_XSTATE: more than 576 bytes, its legacy area equal to GETFPREGS: 1\n",
         "GETREGSET NT_X86_XSTATE: the child's ymm0 read back (or no AVX): 1\n",
         "GETREGSET NT_X86_XSTATE of 520 bytes: 520, the first 416 equal: 1\n",
