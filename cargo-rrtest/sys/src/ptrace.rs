@@ -439,6 +439,26 @@ pub fn getxstate(tid: i32) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// `PTRACE_GETREGSET` of note type `note` into a buffer of `len` bytes:
+/// the bytes the kernel wrote (it shortens the length to its register
+/// set's size; EINVAL for a note type it lacks, or a length that is not a
+/// multiple of the set's unit).
+pub fn getregset(tid: i32, note: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    req(
+        libc::PTRACE_GETREGSET,
+        tid,
+        note as usize,
+        &mut iov as *mut libc::iovec as usize,
+    )?;
+    buf.truncate(iov.iov_len.min(len));
+    Ok(buf)
+}
+
 /// The thread's blocked-signal mask (`PTRACE_GETSIGMASK`), bit `n - 1`
 /// for signal `n`.
 pub fn getsigmask(tid: i32) -> io::Result<u64> {

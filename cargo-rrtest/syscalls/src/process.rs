@@ -74,25 +74,48 @@ pub(crate) fn wait4(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Resul
 /// successful request that reads the tracee stores at `data` (the raw
 /// call: `PTRACE_PEEK*` the word, `PTRACE_GETREGS` the registers,
 /// `PTRACE_GETSIGINFO` the siginfo, `PTRACE_GETEVENTMSG` the message,
-/// `PTRACE_GETFPREGS` the 512-byte FXSAVE area).
+/// `PTRACE_GETFPREGS` the 512-byte FXSAVE area, `PTRACE_GETSIGMASK` the
+/// mask); `PTRACE_GETREGSET` stores the set where `data`'s iovec points
+/// and the length it wrote in the iovec (`PTRACE_SETREGSET` that length
+/// only); `PTRACE_GET_SYSCALL_INFO` returns the size of its struct and
+/// stores as much of it as `addr` says.
 pub(crate) fn ptrace(
     c: &Call,
-    _: &dyn MemReader,
+    mem: &dyn MemReader,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
+    const GETREGSET: u32 = 0x4204;
+    const SETREGSET: u32 = 0x4205;
+    const GET_SYSCALL_INFO: u32 = 0x420e;
+    let (request, addr, data) = (c.args[0] as u32, c.args[2], c.args[3]);
+    if request == GET_SYSCALL_INFO && c.ret > 0 {
+        push(out, data, addr.min(c.ret as u64));
+        return Ok(());
+    }
     if c.ret != 0 {
         return Ok(());
     }
+    if request == GETREGSET || request == SETREGSET {
+        if request == GETREGSET {
+            let base = read_u64(c, mem, data, "the iovec's base")?;
+            let len = read_u64(c, mem, data + 8, "the iovec's length")?;
+            push(out, base, len);
+        }
+        // Then the iovec's length, as the kernel left it (it writes that
+        // last).
+        push(out, data + 8, 8);
+        return Ok(());
+    }
     // PTRACE_PEEKTEXT, _PEEKDATA, _PEEKUSER, _GETREGS, _GETFPREGS,
-    // _GETEVENTMSG, _GETSIGINFO (<sys/ptrace.h>).
-    let len = match c.args[0] as u32 {
-        1..=3 | 0x4201 => 8,
+    // _GETEVENTMSG, _GETSIGINFO, _GETSIGMASK (<sys/ptrace.h>).
+    let len = match request {
+        1..=3 | 0x4201 | 0x420a => 8,
         12 => std::mem::size_of::<libc::user_regs_struct>() as u64,
         14 => 512,
         0x4202 => layout::SIGINFO,
         _ => 0,
     };
-    push(out, c.args[3], len);
+    push(out, data, len);
     Ok(())
 }
 

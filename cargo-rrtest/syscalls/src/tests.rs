@@ -1205,6 +1205,49 @@ fn ptrace_writes_what_a_reading_request_returns() {
 }
 
 #[test]
+fn ptrace_writes_what_a_regset_or_syscall_info_request_returns() {
+    let mut m = FakeMem::default();
+    // GETREGSET: the set where the iovec points, as long as the kernel
+    // left the iovec's length, and that length.
+    m.put_iovs(0x100, &[(0x1000, 216)]);
+    let getregset = 0x4204;
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[getregset, 7, 1, 0x100], 0), &m),
+        vec![(0x1000, 216), (0x108, 8)]
+    );
+    m.put_iovs(0x100, &[(0x1000, 0)]);
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[getregset, 7, 1, 0x100], 0), &m),
+        vec![(0x108, 8)]
+    );
+    // Failed (EINVAL): nothing.
+    assert!(ok(&call(libc::SYS_ptrace, &[getregset, 7, 9, 0x100], -22), &m).is_empty());
+    // SETREGSET: the length only.
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[0x4205, 7, 1, 0x100], 0), &m),
+        vec![(0x108, 8)]
+    );
+    // GETSIGMASK: the 8-byte mask.
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[0x420a, 7, 8, 0x300], 0), &m),
+        vec![(0x300, 8)]
+    );
+    // GET_SYSCALL_INFO returns the struct's size and stores at most the
+    // buffer's size of it.
+    let info = 0x420e;
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[info, 7, 88, 0x400], 80), &m),
+        vec![(0x400, 80)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[info, 7, 4, 0x400], 24), &m),
+        vec![(0x400, 4)]
+    );
+    assert!(ok(&call(libc::SYS_ptrace, &[info, 7, 0, 0x400], 33), &m).is_empty());
+    assert!(ok(&call(libc::SYS_ptrace, &[info, 7, 88, 0x400], -14), &m).is_empty());
+}
+
+#[test]
 fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
     let getpid = crate::compat_nr(20);
     assert!(crate::is_compat(getpid));

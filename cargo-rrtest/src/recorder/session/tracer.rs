@@ -9,10 +9,23 @@
 //! real tracee, and answers the tracer's `wait4`/`waitid` with the stop.
 //! Everything the tracer sees is a syscall result (recorded and replayed
 //! as any); what it changes in the tracee (`PTRACE_POKEDATA`,
-//! `PTRACE_SETREGS`) is a [`Event::TraceeWrite`], which replay applies at
-//! the same point. A request naming a process outside the recording, or
-//! one not emulated, fails at once (EPERM, or EIO/EINVAL with a warning
-//! naming it).
+//! `PTRACE_SETREGS`, `PTRACE_SETREGSET` of `NT_PRSTATUS`,
+//! `PTRACE_POKEUSER` of a general register) is a [`Event::TraceeWrite`],
+//! which replay applies at the same point. A request naming a process
+//! outside the recording, or one not emulated, fails at once (EPERM, or
+//! EIO/EINVAL with a warning naming it).
+//!
+//! Reads: `PTRACE_PEEK*`, `PTRACE_GETREGS`, `PTRACE_GETFPREGS`,
+//! `PTRACE_GETREGSET` (any note type, asked of the kernel on the real
+//! tracee with the program's length, so its checks and lengths are the
+//! answer), `PTRACE_GETSIGMASK` (the real tracee's), `PTRACE_GETSIGINFO`,
+//! `PTRACE_GETEVENTMSG` and `PTRACE_GET_SYSCALL_INFO` (built from the
+//! registers as `<linux/ptrace.h>` lays it out; ENTRY or EXIT at a
+//! `PTRACE_SYSCALL` stop whose si_code is `SIGTRAP | 0x80`, as the kernel
+//! tells them, else NONE). Not emulated, named: register writes at a
+//! syscall-entry stop (replay's tracee is not at the entry yet), debug
+//! registers, the FPU and extended sets, `PTRACE_SETSIGMASK` (replay has
+//! no event for them).
 //!
 //! Stops: `PTRACE_ATTACH`'s SIGSTOP, `PTRACE_INTERRUPT`'s event stop, the
 //! SIGTRAP after an exec (or `PTRACE_EVENT_EXEC` with
@@ -50,6 +63,7 @@ mod req {
     pub const PEEKUSER: i32 = 3;
     pub const POKETEXT: i32 = 4;
     pub const POKEDATA: i32 = 5;
+    pub const POKEUSER: i32 = 6;
     pub const CONT: i32 = 7;
     pub const SINGLESTEP: i32 = 9;
     pub const KILL: i32 = 8;
@@ -63,8 +77,13 @@ mod req {
     pub const GETEVENTMSG: i32 = 0x4201;
     pub const GETSIGINFO: i32 = 0x4202;
     pub const SETSIGINFO: i32 = 0x4203;
+    pub const GETREGSET: i32 = 0x4204;
+    pub const SETREGSET: i32 = 0x4205;
     pub const SEIZE: i32 = 0x4206;
     pub const INTERRUPT: i32 = 0x4207;
+    pub const GETSIGMASK: i32 = 0x420a;
+    pub const SETSIGMASK: i32 = 0x420b;
+    pub const GET_SYSCALL_INFO: i32 = 0x420e;
 }
 
 /// A request's name, for messages.
@@ -91,9 +110,21 @@ fn request_name(r: i32) -> String {
         0x4201 => "PTRACE_GETEVENTMSG",
         0x4202 => "PTRACE_GETSIGINFO",
         0x4203 => "PTRACE_SETSIGINFO",
+        0x4204 => "PTRACE_GETREGSET",
+        0x4205 => "PTRACE_SETREGSET",
         0x4206 => "PTRACE_SEIZE",
         0x4207 => "PTRACE_INTERRUPT",
         0x4208 => "PTRACE_LISTEN",
+        0x4209 => "PTRACE_PEEKSIGINFO",
+        0x420a => "PTRACE_GETSIGMASK",
+        0x420b => "PTRACE_SETSIGMASK",
+        0x420c => "PTRACE_SECCOMP_GET_FILTER",
+        0x420d => "PTRACE_SECCOMP_GET_METADATA",
+        0x420e => "PTRACE_GET_SYSCALL_INFO",
+        0x420f => "PTRACE_GET_RSEQ_CONFIGURATION",
+        0x4210 => "PTRACE_SET_SYSCALL_USER_DISPATCH_CONFIG",
+        0x4211 => "PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG",
+        0x4212 => "PTRACE_SET_SYSCALL_INFO",
         _ => return format!("ptrace request {r:#x}"),
     };
     name.into()
@@ -516,6 +547,45 @@ impl Session {
                 Ok(0)
             }
             req::GETSIGINFO => Ok(store(&tracer_mem, data, &stop.info)),
+            req::GETREGSET => Ok(get_regset(target, &tracer_mem, addr, data)),
+            req::SETREGSET => self.set_regset(tid, target, &tracer_mem, addr, data),
+            req::POKEUSER => self.poke_user(tid, target, addr, data),
+            req::GETSIGMASK => {
+                if addr != SIGSET_SIZE {
+                    return Ok(neg(libc::EINVAL));
+                }
+                Ok(match ptrace::getsigmask(target) {
+                    Ok(mask) => store(&tracer_mem, data, &mask.to_ne_bytes()),
+                    Err(e) => neg(e.raw_os_error().unwrap_or(libc::EIO)),
+                })
+            }
+            req::SETSIGMASK => {
+                // Replay has no way to set a tracee's mask (a `TraceeWrite`
+                // is memory or registers).
+                warn!("PTRACE_SETSIGMASK: the recorder does not emulate it (the program gets EIO)");
+                Ok(neg(libc::EIO))
+            }
+            req::GET_SYSCALL_INFO => {
+                let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                // The kernel tells syscall stops by their si_code, which
+                // has 0x80 only under PTRACE_O_TRACESYSGOOD.
+                let op = if stop.syscall && ptrace::siginfo_code(&stop.info) == libc::SIGTRAP | 0x80
+                {
+                    if self.tasks[&target].at_entry_stop {
+                        InfoOp::Entry
+                    } else {
+                        InfoOp::Exit
+                    }
+                } else {
+                    InfoOp::None
+                };
+                let (info, size) = syscall_info(op, &regs);
+                let n = usize::try_from(addr).unwrap_or(usize::MAX).min(size);
+                if n > 0 && store(&tracer_mem, data, &info[..n]) != 0 {
+                    return Ok(neg(libc::EFAULT));
+                }
+                Ok(size as i64)
+            }
             req::SETSIGINFO => {
                 // What a signal the tracer resumes it with carries.
                 let Ok(bytes) = tracer_mem.read_vec(data, SIGINFO_SIZE) else {
@@ -556,7 +626,7 @@ impl Session {
             // PTRACE_SYSCALL: its syscall-exit stop.
             task.syscall_stops = false;
             task.step = Step::No;
-            self.syscall_stop(tid);
+            self.syscall_stop(tid, false);
             return true;
         }
         if task.step != Step::InSyscall {
@@ -589,7 +659,7 @@ impl Session {
         if !resumed && task.syscall_stops {
             task.syscall_stops = false;
             task.at_entry_stop = true;
-            self.syscall_stop(tid);
+            self.syscall_stop(tid, true);
             return true;
         }
         let exits = nr == libc::SYS_exit || nr == libc::SYS_exit_group;
@@ -604,8 +674,10 @@ impl Session {
         true
     }
 
-    /// Holds `tid` in a syscall stop (entry or exit).
-    fn syscall_stop(&mut self, tid: Tid) {
+    /// Holds `tid` in a syscall stop, at the entry or the exit (its event
+    /// message `PTRACE_EVENTMSG_SYSCALL_ENTRY` or `_EXIT`, 1 or 2, as the
+    /// kernel sets it).
+    fn syscall_stop(&mut self, tid: Tid, entry: bool) {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return;
         };
@@ -614,7 +686,7 @@ impl Session {
             .as_ref()
             .is_some_and(|t| t.options & PTRACE_O_TRACESYSGOOD != 0);
         let sig = libc::SIGTRAP | if good { 0x80 } else { 0 };
-        let stop = EmuStop::notify(sig, task.pid, None);
+        let stop = EmuStop::notify(sig, task.pid, Some(if entry { 1 } else { 2 }));
         self.hold_stopped(tid, stop);
     }
 
@@ -1000,6 +1072,258 @@ fn waits_for(nr: i64, args: &[u64; 6], tracee: Tid) -> bool {
     }
 }
 
+/// `sizeof(sigset_t)` for the kernel: the size `PTRACE_GETSIGMASK` wants.
+const SIGSET_SIZE: u64 = 8;
+
+/// Register set note types (`<linux/elf.h>`) of an x86-64 tracee.
+const NT_PRSTATUS: u64 = 1;
+const NT_PRFPREG: u64 = 2;
+const NT_386_IOPERM: u64 = 0x201;
+const NT_X86_XSTATE: u64 = 0x202;
+const NT_X86_SHSTK: u64 = 0x204;
+
+/// The most bytes a `PTRACE_GETREGSET` is asked of the kernel: more than
+/// any x86-64 register set (the XSAVE area with AMX is about 11 KiB, the
+/// I/O bitmap 8 KiB).
+const REGSET_MAX: u64 = 64 * 1024;
+
+/// The length to ask the kernel for when the program's iovec says
+/// `iov_len`: the same, or, past [`REGSET_MAX`], as much as that with the
+/// same remainder in 8 (the kernel checks it is a multiple of its set's
+/// unit, 8 bytes for every x86-64 set, before it shortens it).
+fn regset_ask_len(iov_len: u64) -> usize {
+    let len = if iov_len > REGSET_MAX {
+        REGSET_MAX + iov_len % 8
+    } else {
+        iov_len
+    };
+    len as usize
+}
+
+/// The program's `struct iovec` at `addr`: base and length.
+fn read_iov(mem: &RemoteMem, addr: u64) -> Option<(u64, u64)> {
+    let raw = mem.read_vec(addr, 16).ok()?;
+    let word = |at: usize| u64::from_ne_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
+    Some((word(0), word(8)))
+}
+
+/// `PTRACE_GETREGSET` of note type `note` into the program's iovec at
+/// `iov`: read from the real tracee (its registers are the program's), so
+/// the kernel's checks and lengths are the answer: it writes what it read
+/// and the length into the iovec. The request's result.
+fn get_regset(target: Tid, tracer_mem: &RemoteMem, note: u64, iov: u64) -> i64 {
+    let Some((base, len)) = read_iov(tracer_mem, iov) else {
+        return neg(libc::EFAULT);
+    };
+    let bytes = match ptrace::getregset(target, note, regset_ask_len(len)) {
+        Ok(bytes) => bytes,
+        Err(e) => return neg(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    if store(tracer_mem, base, &bytes) != 0 {
+        return neg(libc::EFAULT);
+    }
+    store(tracer_mem, iov + 8, &(bytes.len() as u64).to_ne_bytes())
+}
+
+/// Where a `PTRACE_POKEUSER` offset writes in `struct user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserWord {
+    /// A general register: its offset in `struct user_regs_struct`.
+    Reg(usize),
+    /// Debug register `n` (`u_debugreg[n]`, offsets 848..912).
+    DebugReg(usize),
+    /// Misaligned, past `struct user`, or a field the kernel does not
+    /// let the tracer write: EIO.
+    Invalid,
+}
+
+/// Offset of `u_debugreg` in `struct user`, and the struct's size.
+const USER_DEBUGREG: u64 = 848;
+const USER_SIZE: u64 = 912;
+
+/// Which word offset `addr` of `struct user` names, with the kernel's
+/// checks: 8-byte aligned, inside the struct, a register or a debug
+/// register.
+fn user_word(addr: u64) -> UserWord {
+    if !addr.is_multiple_of(8) || addr >= USER_SIZE {
+        UserWord::Invalid
+    } else if addr < ptrace::REGS_SIZE as u64 {
+        UserWord::Reg(addr as usize)
+    } else if addr >= USER_DEBUGREG {
+        UserWord::DebugReg(((addr - USER_DEBUGREG) / 8) as usize)
+    } else {
+        UserWord::Invalid
+    }
+}
+
+/// The stop a `PTRACE_GET_SYSCALL_INFO` describes (`op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InfoOp {
+    /// Not a syscall stop (`PTRACE_SYSCALL_INFO_NONE`).
+    None,
+    /// A syscall-entry stop (`PTRACE_SYSCALL_INFO_ENTRY`).
+    Entry,
+    /// A syscall-exit stop (`PTRACE_SYSCALL_INFO_EXIT`).
+    Exit,
+}
+
+/// `AUDIT_ARCH_X86_64` (`<linux/audit.h>`).
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// `sizeof(struct ptrace_syscall_info)` (`<linux/ptrace.h>`: the seccomp
+/// member, the union's largest, padded to 8).
+const SYSCALL_INFO_SIZE: usize = 88;
+
+/// `struct ptrace_syscall_info` (`<linux/ptrace.h>`) at stop `op` with
+/// registers `regs`, and the size the kernel answers (how much of it means
+/// something): `op` (u8) at 0, `arch` (u32) at 4, `instruction_pointer` at
+/// 8, `stack_pointer` at 16, then the union at 24: `entry` {`nr`,
+/// `args[6]`} (size 80), `exit` {`rval` (s64), `is_error` (u8)} (size 33);
+/// op NONE ends at the union (24). The rest is zero.
+fn syscall_info(op: InfoOp, regs: &ptrace::Regs) -> ([u8; SYSCALL_INFO_SIZE], usize) {
+    let mut info = [0u8; SYSCALL_INFO_SIZE];
+    let mut put = |at: usize, v: u64| info[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    put(8, regs.rip);
+    put(16, regs.rsp);
+    let size = match op {
+        InfoOp::None => 24,
+        InfoOp::Entry => {
+            put(24, regs.orig_rax);
+            for (i, arg) in ptrace::syscall_args(regs).into_iter().enumerate() {
+                put(32 + 8 * i, arg);
+            }
+            80
+        }
+        InfoOp::Exit => {
+            put(24, regs.rax);
+            // An error is -4095..=-1 (the kernel's IS_ERR_VALUE).
+            info[32] = u8::from(regs.rax >= 4095u64.wrapping_neg());
+            33
+        }
+    };
+    info[0] = match op {
+        InfoOp::None => 0,
+        InfoOp::Entry => 1,
+        InfoOp::Exit => 2,
+    };
+    info[4..8].copy_from_slice(&AUDIT_ARCH_X86_64.to_ne_bytes());
+    (info, size)
+}
+
+impl Session {
+    /// `PTRACE_SETREGSET` of note type `note` from the program's iovec at
+    /// `iov`. `NT_PRSTATUS` (the general registers, all or the first
+    /// `iov_len` bytes) is emulated as `PTRACE_SETREGS`; the other sets
+    /// the kernel has are refused, named (replay could not apply them:
+    /// a [`Event::TraceeWrite`] is memory or the general registers);
+    /// another note type: EINVAL, as from the kernel.
+    fn set_regset(
+        &mut self,
+        tid: Tid,
+        target: Tid,
+        tracer_mem: &RemoteMem,
+        note: u64,
+        iov: u64,
+    ) -> Result<i64, Error> {
+        let Some((base, len)) = read_iov(tracer_mem, iov) else {
+            return Ok(neg(libc::EFAULT));
+        };
+        let name = match note {
+            NT_PRSTATUS => "NT_PRSTATUS",
+            NT_PRFPREG => "NT_PRFPREG",
+            NT_X86_XSTATE => "NT_X86_XSTATE",
+            NT_386_IOPERM => "NT_386_IOPERM",
+            NT_X86_SHSTK => "NT_X86_SHSTK",
+            _ => return Ok(neg(libc::EINVAL)),
+        };
+        if note != NT_PRSTATUS {
+            warn!("PTRACE_SETREGSET of {name}: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        if !len.is_multiple_of(8) {
+            return Ok(neg(libc::EINVAL));
+        }
+        let n = len.min(ptrace::REGS_SIZE as u64) as usize;
+        if self.tasks[&target].at_entry_stop {
+            warn!("PTRACE_SETREGSET at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        let Ok(new) = tracer_mem.read_vec(base, n) else {
+            return Ok(neg(libc::EFAULT));
+        };
+        let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+        let before = ptrace::regs_to_bytes(&regs);
+        let mut bytes = before;
+        bytes[..n].copy_from_slice(&new);
+        let r = self.set_tracee_regs(tid, target, &before, &bytes)?;
+        if r != 0 {
+            return Ok(r);
+        }
+        Ok(store(tracer_mem, iov + 8, &(n as u64).to_ne_bytes()))
+    }
+
+    /// `PTRACE_POKEUSER` of `value` at offset `addr` of `struct user`: a
+    /// general register is set as by `PTRACE_SETREGS` (all of them, one
+    /// changed); a debug register is refused, named (the program's
+    /// hardware breakpoints are not emulated); another offset gets the
+    /// kernel's EIO.
+    fn poke_user(&mut self, tid: Tid, target: Tid, addr: u64, value: u64) -> Result<i64, Error> {
+        let at = match user_word(addr) {
+            UserWord::Reg(at) => at,
+            UserWord::DebugReg(n) => {
+                warn!("PTRACE_POKEUSER of debug register {n}: the recorder does not emulate the program's hardware breakpoints (the program gets EIO)");
+                return Ok(neg(libc::EIO));
+            }
+            UserWord::Invalid => return Ok(neg(libc::EIO)),
+        };
+        if self.tasks[&target].at_entry_stop {
+            warn!("PTRACE_POKEUSER at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+        let before = ptrace::regs_to_bytes(&regs);
+        let mut bytes = before;
+        bytes[at..at + 8].copy_from_slice(&value.to_ne_bytes());
+        self.set_tracee_regs(tid, target, &before, &bytes)
+    }
+
+    /// Sets tracee `target`'s general registers, `before` now, to `bytes`
+    /// (their kernel layout) for tracer thread `tid`, and records the
+    /// change for replay. A value the kernel refuses (a null code segment,
+    /// a base past user space) fails the request with its error (EIO);
+    /// the kernel set the registers before that one already, so what it
+    /// did set, if anything, is recorded.
+    fn set_tracee_regs(
+        &mut self,
+        tid: Tid,
+        target: Tid,
+        before: &[u8; ptrace::REGS_SIZE],
+        bytes: &[u8; ptrace::REGS_SIZE],
+    ) -> Result<i64, Error> {
+        let regs = ptrace::regs_from_bytes(bytes).expect("REGS_SIZE bytes");
+        let (set, result) = match ptrace::setregs(target, &regs) {
+            Ok(()) => (*bytes, 0),
+            Err(e) => {
+                let now = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                (
+                    ptrace::regs_to_bytes(&now),
+                    neg(e.raw_os_error().unwrap_or(libc::EIO)),
+                )
+            }
+        };
+        if set != *before {
+            self.emit(Event::TraceeWrite {
+                tid,
+                target,
+                regs: true,
+                addr: 0,
+                bytes: set.to_vec(),
+            })?;
+        }
+        Ok(result)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1045,7 +1369,99 @@ mod tests {
         assert_eq!(request_name(req::TRACEME), "PTRACE_TRACEME");
         assert_eq!(request_name(req::SEIZE), "PTRACE_SEIZE");
         assert_eq!(request_name(6), "PTRACE_POKEUSER");
+        assert_eq!(request_name(req::GETREGSET), "PTRACE_GETREGSET");
+        assert_eq!(
+            request_name(req::GET_SYSCALL_INFO),
+            "PTRACE_GET_SYSCALL_INFO"
+        );
+        assert_eq!(request_name(0x4212), "PTRACE_SET_SYSCALL_INFO");
         assert_eq!(request_name(0x4299), "ptrace request 0x4299");
+    }
+
+    #[test]
+    fn user_area_offsets_are_checked_as_the_kernel_does() {
+        // rax (offset 80 in struct user_regs_struct), the first and the
+        // last register.
+        assert_eq!(user_word(80), UserWord::Reg(80));
+        assert_eq!(user_word(0), UserWord::Reg(0));
+        assert_eq!(user_word(208), UserWord::Reg(208));
+        // Misaligned, past the registers (u_fpvalid, the FPU area...),
+        // past struct user (912 bytes), a wrapped offset.
+        assert_eq!(user_word(81), UserWord::Invalid);
+        assert_eq!(user_word(216), UserWord::Invalid);
+        assert_eq!(user_word(840), UserWord::Invalid);
+        assert_eq!(user_word(912), UserWord::Invalid);
+        assert_eq!(user_word(u64::MAX - 7), UserWord::Invalid);
+        // u_debugreg[0..8].
+        assert_eq!(user_word(848), UserWord::DebugReg(0));
+        assert_eq!(user_word(904), UserWord::DebugReg(7));
+        assert_eq!(ptrace::REGS_SIZE, 216);
+    }
+
+    #[test]
+    fn a_regset_length_is_asked_of_the_kernel_capped_keeping_its_remainder() {
+        assert_eq!(regset_ask_len(0), 0);
+        assert_eq!(regset_ask_len(216), 216);
+        assert_eq!(regset_ask_len(12), 12);
+        assert_eq!(regset_ask_len(64 * 1024), 64 * 1024);
+        assert_eq!(regset_ask_len(1 << 40), 64 * 1024);
+        assert_eq!(regset_ask_len((1 << 40) + 4), 64 * 1024 + 4);
+        assert_eq!(regset_ask_len(u64::MAX), 64 * 1024 + 7);
+    }
+
+    fn regs() -> ptrace::Regs {
+        let mut bytes = [0u8; ptrace::REGS_SIZE];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let mut regs = ptrace::regs_from_bytes(&bytes).unwrap();
+        regs.rip = 0x5555_0000_1234;
+        regs.rsp = 0x7ffc_0000_0ff0;
+        regs.orig_rax = 110; // getppid
+        (regs.rdi, regs.rsi, regs.rdx) = (11, 22, 33);
+        (regs.r10, regs.r8, regs.r9) = (44, 55, 66);
+        regs
+    }
+
+    fn word(info: &[u8], at: usize) -> u64 {
+        u64::from_ne_bytes(info[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn syscall_info_is_laid_out_as_linux_ptrace_h() {
+        let mut r = regs();
+        let (info, size) = syscall_info(InfoOp::None, &r);
+        assert_eq!(size, 24);
+        assert_eq!(info[0], 0);
+        assert_eq!(&info[1..4], &[0, 0, 0]);
+        assert_eq!(
+            u32::from_ne_bytes(info[4..8].try_into().unwrap()),
+            0xc000_003e
+        );
+        assert_eq!(word(&info, 8), 0x5555_0000_1234);
+        assert_eq!(word(&info, 16), 0x7ffc_0000_0ff0);
+        assert!(info[24..].iter().all(|&b| b == 0));
+
+        let (info, size) = syscall_info(InfoOp::Entry, &r);
+        assert_eq!((info[0], size), (1, 80));
+        assert_eq!(word(&info, 24), 110);
+        let args: Vec<u64> = (0..6).map(|i| word(&info, 32 + 8 * i)).collect();
+        assert_eq!(args, [11, 22, 33, 44, 55, 66]);
+        assert!(info[80..].iter().all(|&b| b == 0));
+
+        r.rax = 4242;
+        let (info, size) = syscall_info(InfoOp::Exit, &r);
+        assert_eq!((info[0], size), (2, 33));
+        assert_eq!(word(&info, 24), 4242);
+        assert_eq!(info[32], 0);
+        assert!(info[33..].iter().all(|&b| b == 0));
+        // -EBADF, and the ends of the error range.
+        for (rax, error) in [(-9i64, 1), (-4095, 1), (-1, 1), (-4096, 0), (0, 0)] {
+            r.rax = rax as u64;
+            let (info, _) = syscall_info(InfoOp::Exit, &r);
+            assert_eq!(word(&info, 24) as i64, rax);
+            assert_eq!(info[32], error, "rax {rax}");
+        }
     }
 
     #[test]

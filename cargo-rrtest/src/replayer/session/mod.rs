@@ -448,13 +448,20 @@ impl Session {
     ) -> Result<(), ReplayError> {
         let real = self.task(target)?.real;
         if regs {
-            let Some(new) = ptrace::regs_from_bytes(bytes) else {
+            let Some(mut new) = ptrace::regs_from_bytes(bytes) else {
                 return Err(Error::Malformed {
                     index: self.index,
                     reason: format!("tracee registers of {} bytes", bytes.len()),
                 }
                 .into());
             };
+            // A syscall replay emulates waits at its entry with the number
+            // -1, which makes the kernel skip it: the recorded number (the
+            // tracee was at the syscall's exit) would run it again.
+            let now = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            if now.orig_rax == u64::MAX {
+                new.orig_rax = u64::MAX;
+            }
             ptrace::setregs(real, &new).map_err(perr("PTRACE_SETREGS", real))?;
         } else {
             RemoteMem::new(real)

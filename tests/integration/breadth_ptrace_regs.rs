@@ -1,0 +1,174 @@
+//! Breadth trials for the program's own ptrace requests that modern
+//! tracers and debuggers use (issue #20): `ptrace_regset` reads registers
+//! with PTRACE_GETREGSET (NT_PRSTATUS, NT_PRFPREG, NT_X86_XSTATE, whole and
+//! cut short, and the kernel's EINVALs), the blocked mask with
+//! PTRACE_GETSIGMASK, the stop with PTRACE_GET_SYSCALL_INFO (none, entry
+//! with the arguments, exit with a result and an error), changes a syscall's
+//! result with PTRACE_SETREGSET and PTRACE_POKEUSER (and the offsets and
+//! values the kernel refuses), each checked by the fixture; run natively,
+//! and recorded, verified and replayed (`::repeated`: a few more times, as
+//! the other ptrace trials; `::under_chaos`: recorded with --chaos at three
+//! seeds). `ptrace_regset_refused::named_at_once`: the
+//! register and mask writes not emulated (at a syscall's entry, the FPU
+//! set, the mask) fail at once, named. docs/breadth.md lists what is
+//! emulated.
+
+use std::time::Duration;
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::breadth::{c, recorded_under_chaos, spec_trials};
+use crate::recorder::{self, invocation, Spec};
+use crate::recorder_build::{self as build, CBuild};
+use crate::recorder_run::{self as run, TrialDir};
+
+/// The fixtures that record, verify and replay identically (and print the
+/// same lines natively).
+const SPECS: &[Spec] = &[Spec {
+    stdout_has: &[
+        "GETREGSET NT_PRSTATUS: 216 bytes, equal to GETREGS: 1\n",
+        "GETREGSET NT_PRSTATUS of 16 bytes: 16 written, the rest untouched: 1\n",
+        "GETREGSET NT_PRSTATUS of 0 bytes: 0, length 0\n",
+        "GETREGSET NT_PRSTATUS of 12 bytes: -1, errno 22\n",
+        "GETREGSET of note type 0x999: -1, errno 22\n",
+        "GETREGSET NT_PRFPREG: 512 bytes, equal to GETFPREGS: 1\n",
+        "GETREGSET NT_X86_XSTATE of 1 MiB - 4 bytes: -1, errno 22\n",
+        "GETREGSET NT_X86_XSTATE: more than 576 bytes, its legacy area equal to GETFPREGS: 1\n",
+        "GETREGSET NT_X86_XSTATE: the child's ymm0 read back (or no AVX): 1\n",
+        "GETREGSET NT_X86_XSTATE of 520 bytes: 520, the first 416 equal: 1\n",
+        "GETSIGMASK: SIGUSR1 and SIGUSR2 blocked, nothing else: 1\n",
+        "GETSIGMASK of 4 bytes: -1, errno 22\n",
+        "GET_SYSCALL_INFO at the signal stop: 24, op 0, arch, ip and sp right: 1\n",
+        "GET_SYSCALL_INFO of 4 bytes: 24, only 4 written: 1\n",
+        "without TRACESYSGOOD, at getppid's entry: 24, op 0, event message 1\n",
+        "without TRACESYSGOOD, at getppid's exit: 24, op 0, event message 2\n",
+        "GET_SYSCALL_INFO at getppid's entry: 80, op 1, nr and the six arguments right: 1\n",
+        "GET_SYSCALL_INFO at getppid's exit: 33, op 2, the parent's pid, no error: 1\n",
+        "SETREGSET NT_PRSTATUS at getppid's exit: 216 bytes\n",
+        "SETREGSET NT_PRSTATUS of 0 bytes: 0, length 0\n",
+        "SETREGSET NT_PRSTATUS of 12 bytes: -1, errno 22\n",
+        "GET_SYSCALL_INFO at close's exit: op 2, rval -9, is_error 1\n",
+        "POKEUSER at a misaligned offset: -1, errno 5\n",
+        "POKEUSER at past the registers: -1, errno 5\n",
+        "POKEUSER at past struct user: -1, errno 5\n",
+        "POKEUSER at a null code segment: -1, errno 5\n",
+        "after the POKEUSERs: rax 777, cs not null: 1\n",
+        "child: getppid returned the parent 1, then 4242; close(-1) returned 777\n",
+        "parent: the child exited with 0\n",
+    ],
+    ..c("ptrace_regset", CBuild::pie("ptrace_regset"))
+}];
+
+/// How many times `::repeated` records, verifies and replays a fixture.
+const REPEATS: usize = 3;
+
+/// The trials.
+pub fn trials() -> Vec<Trial> {
+    let skip = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
+    let mut trials = spec_trials("breadth", SPECS, recorder::record_replay);
+    for spec in SPECS {
+        let trial = format!("breadth::{}::repeated", spec.name);
+        let t = trial.clone();
+        trials.push(Trial::test(trial, move || repeated(&t, spec)).with_ignored_flag(skip));
+    }
+    trials.push(
+        Trial::test("breadth::ptrace_regset::under_chaos", || {
+            under_chaos("breadth::ptrace_regset::under_chaos")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::ptrace_regset_refused::named_at_once", || {
+            refused("breadth::ptrace_regset_refused::named_at_once")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials
+}
+
+/// Records, verifies and replays `spec` [`REPEATS`] times: its stops and
+/// waits depend on the schedule.
+fn repeated(trial: &str, spec: &Spec) -> Result<(), Failed> {
+    for round in 0..REPEATS {
+        recorder::record_replay(&format!("{trial}-{round}"), spec)
+            .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
+    }
+    Ok(())
+}
+
+/// `ptrace_regset` recorded with --chaos at three seeds: each recording
+/// ends within 60 s, prints what the program prints natively, and
+/// verifies.
+fn under_chaos(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    for spec in SPECS {
+        let limit = Some(Duration::from_secs(60));
+        recorded_under_chaos(
+            &dir,
+            spec,
+            &format!("{}-", spec.name),
+            spec.stdout_has,
+            limit,
+        )?;
+    }
+    dir.finish();
+    Ok(())
+}
+
+/// Register and mask writes the emulated ptrace does not do (at a
+/// syscall-entry stop, the FPU registers, the blocked mask) fail at once
+/// with EIO, each named in a warning of the recorder; the program goes on
+/// to its end, and the trace verifies and replays the same output.
+fn refused(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = c(
+        "ptrace_regset_refused",
+        CBuild::pie("ptrace_regset_refused"),
+    );
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    let out = rec.stdout_text();
+    for want in [
+        "PTRACE_POKEUSER at a syscall entry returned -1, errno 5\n",
+        "PTRACE_SETREGSET(NT_PRSTATUS) at a syscall entry returned -1, errno 5\n",
+        "PTRACE_SETREGSET(NT_PRFPREG) returned -1, errno 5\n",
+        "PTRACE_SETSIGMASK returned -1, errno 5\n",
+        "parent: the child exited with 0\nEXIT-SUCCESS\n",
+    ] {
+        check!(
+            out.contains(want),
+            "the recorded program did not print {want:?}\n{}",
+            rec.describe()
+        );
+    }
+    let err = rec.stderr_text();
+    for name in [
+        "PTRACE_POKEUSER at a syscall-entry stop",
+        "PTRACE_SETREGSET at a syscall-entry stop",
+        "PTRACE_SETREGSET of NT_PRFPREG",
+        "PTRACE_SETSIGMASK",
+    ] {
+        check!(
+            err.contains(name),
+            "the recorder did not name {name}\n{}",
+            rec.describe()
+        );
+    }
+    check!(
+        rec.elapsed < Duration::from_secs(30),
+        "recording took {:?}",
+        rec.elapsed
+    );
+    recorder::expect_verified(&trace)?;
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(0)?;
+    check!(
+        rep.stdout_text() == out,
+        "replay printed other output\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
+}
