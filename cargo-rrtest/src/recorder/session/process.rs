@@ -83,7 +83,11 @@ impl Session {
                     child,
                     flags,
                 })?;
-                if flags & libc::CLONE_CHILD_SETTID as u64 != 0 {
+                // A tracee's new thread or process, auto-attached to its
+                // tracer (ptrace emulated), starts held in a stop of its
+                // own, which its tracer's wait finds once it is taken.
+                let traced = self.traced_clone(tid, child, flags);
+                if traced || flags & libc::CLONE_CHILD_SETTID as u64 != 0 {
                     self.await_first_stop(child)?;
                 }
                 ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
