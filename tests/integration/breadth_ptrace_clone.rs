@@ -13,14 +13,18 @@
 //!   PTRACE_EVENT_STOP);
 //! - `ptrace_traceclone_syscall`, `_seize_syscall`: the child resumed with
 //!   PTRACE_SYSCALL throughout, as strace -f: each event stop is followed
-//!   by the call's syscall-exit stop returning the new id.
+//!   by the call's syscall-exit stop returning the new id;
+//! - `ptrace_traceclone::under_chaos`: the four recorded under the chaos
+//!   scheduler at three seeds each, verified.
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::breadth::{c, spec_trials, with_defines, REPEATS};
+use std::time::Duration;
+
+use crate::breadth::{c, recorded_under_chaos, spec_trials, with_defines, REPEATS};
 use crate::recorder::{self, Spec};
 use crate::recorder_build::{self as build, CBuild};
-use crate::recorder_run as run;
+use crate::recorder_run::{self as run, TrialDir};
 
 /// Lines every variant prints.
 const COMMON: [&str; 5] = [
@@ -100,7 +104,26 @@ pub fn trials() -> Vec<Trial> {
         let t = trial.clone();
         trials.push(Trial::test(trial, move || repeated(&t, spec)).with_ignored_flag(skip));
     }
+    trials.push(
+        Trial::test("breadth::ptrace_traceclone::under_chaos", || {
+            under_chaos("breadth::ptrace_traceclone::under_chaos")
+        })
+        .with_ignored_flag(skip),
+    );
     trials
+}
+
+/// Each variant recorded with --chaos at three seeds: its output as
+/// natively, within a minute, and the trace verifies.
+fn under_chaos(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    for spec in SPECS {
+        let limit = Some(Duration::from_secs(60));
+        let prefix = format!("{}-", spec.name);
+        recorded_under_chaos(&dir, spec, &prefix, spec.stdout_has, limit)?;
+    }
+    dir.finish();
+    Ok(())
 }
 
 /// Records, verifies and replays `spec` [`REPEATS`] times.

@@ -232,6 +232,10 @@ struct Task {
     /// tracee the kernel's wait does not know of, with nothing to report
     /// yet: held at its entry until something is ([`Session::park_wait`]).
     parked: Option<(i64, [u64; 6])>,
+    /// Its first stop came before its parent's clone event, while the
+    /// program uses ptrace: not run until that event, which may make it a
+    /// tracee held in a first stop of its own ([`Session::traced_clone`]).
+    awaits_clone_event: bool,
     /// The traced syscall it is in was broken by the recorder's own
     /// `PTRACE_INTERRUPT` (a restart code at its exit, no signal pending):
     /// the kernel restarts it, and that entry stop is not a new syscall
@@ -271,6 +275,7 @@ impl Task {
             syscall_stops: false,
             at_entry_stop: false,
             parked: None,
+            awaits_clone_event: false,
             restarting: false,
         }
     }
@@ -281,6 +286,7 @@ impl Task {
         matches!(self.state, State::Ready(_))
             && !self.traced.as_ref().is_some_and(|t| t.stopped())
             && self.parked.is_none()
+            && !self.awaits_clone_event
     }
 
     /// The thread is stopped and may run, `pending` what its resume owes:

@@ -72,7 +72,10 @@ impl Session {
                 self.stats.threads += 1;
                 match self.tasks.get_mut(&child) {
                     // Its first stop came before our clone event.
-                    Some(t) => t.pid = pid,
+                    Some(t) => {
+                        t.pid = pid;
+                        t.awaits_clone_event = false;
+                    }
                     None => {
                         self.tasks.insert(child, Task::new(pid, State::Unborn));
                     }
@@ -139,8 +142,11 @@ impl Session {
                     }
                     None => {
                         // A new thread's first stop, before its parent's clone event.
-                        self.tasks
-                            .insert(tid, Task::new(tid, State::Ready(Pending::Nothing)));
+                        let mut task = Task::new(tid, State::Ready(Pending::Nothing));
+                        // Where the program traces, the event may make it a
+                        // tracee, stopped before it runs: it waits for it.
+                        task.awaits_clone_event = self.emulating_ptrace;
+                        self.tasks.insert(tid, task);
                         Ok(())
                     }
                 }

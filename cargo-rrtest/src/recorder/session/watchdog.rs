@@ -82,6 +82,9 @@ fn describe(task: &Task) -> String {
     if let Some(t) = task.traced.as_ref().filter(|t| t.stopped()) {
         return t.describe();
     }
+    if task.awaits_clone_event {
+        return "created, its first stop seen, its parent's clone event never seen".into();
+    }
     if let Some((nr, _)) = task.parked {
         return format!(
             "in {}, waiting for its tracees (ptrace emulated)",
