@@ -14,7 +14,10 @@
 //! - `ptrace_traceclone_syscall`, `_seize_syscall`: the child resumed with
 //!   PTRACE_SYSCALL throughout, as strace -f: each event stop is followed
 //!   by the call's syscall-exit stop returning the new id;
-//! - `ptrace_traceclone::under_chaos`: the four recorded under the chaos
+//! - `ptrace_traceclone_waitid`: the new tracees followed with
+//!   `waitid(P_PID, WEXITED)`, the grandchild killed by SIGKILL
+//!   (CLD_KILLED, WIFSIGNALED for its parent's wait);
+//! - `ptrace_traceclone::under_chaos`: the five recorded under the chaos
 //!   scheduler at three seeds each, verified.
 
 use libtest_mimic::{Failed, Trial};
@@ -26,7 +29,7 @@ use crate::recorder::{self, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run::{self as run, TrialDir};
 
-/// Lines every variant prints.
+/// Lines every variant prints (the last but `_waitid`).
 const COMMON: [&str; 5] = [
     "tracer: a last wait got ECHILD\n",
     "tracer: PTRACE_EVENT_CLONE's message is the thread's id: 1\n",
@@ -91,6 +94,20 @@ const SPECS: &[Spec] = &[
         ..c(
             "ptrace_traceclone_seize_syscall",
             with_defines("ptrace_traceclone", &["USE_SEIZE", "USE_SYSCALL"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "tracer: the child stopped after PTRACE_TRACEME; options set\n",
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            "tracer: the thread exited with 11, the grandchild with -9, the child with 3\n",
+        ],
+        ..c(
+            "ptrace_traceclone_waitid",
+            with_defines("ptrace_traceclone", &["USE_WAITID"]),
         )
     },
 ];
