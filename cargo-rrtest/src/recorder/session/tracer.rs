@@ -896,7 +896,8 @@ impl Session {
     /// `WNOHANG`, or a wait the kernel ends when a stop comes, see
     /// [`Session::kick_tracers`]); [`WaitAnswer::Park`]: it waits for a
     /// tracee the kernel's wait does not know of (a thread, a grandchild),
-    /// and the kernel would not wait.
+    /// and the kernel would not wait (a `WNOHANG` poll for one gets 0,
+    /// nothing yet, where the kernel would say ECHILD).
     pub(super) fn emulated_wait(
         &mut self,
         tid: Tid,
@@ -908,11 +909,21 @@ impl Session {
             return Ok(WaitAnswer::Kernel);
         }
         let Some(report) = self.report_for(pid, nr, args) else {
-            return Ok(if self.must_park(pid, nr, args) {
-                WaitAnswer::Park
-            } else {
-                WaitAnswer::Kernel
-            });
+            if !self.waits_on_emulation(pid, nr, args) {
+                return Ok(WaitAnswer::Kernel);
+            }
+            if wait_options(nr, args) & libc::WNOHANG as u64 == 0 {
+                return Ok(WaitAnswer::Park);
+            }
+            // A poll: nothing yet (0), where the kernel would say ECHILD.
+            if nr == libc::SYS_waitid && args[2] != 0 {
+                // The kernel's waitid clears the fields it reports.
+                let cleared = [0u8; 28];
+                if RemoteMem::new(tid).write(args[2], &cleared).is_err() {
+                    return Ok(WaitAnswer::Now(neg(libc::EFAULT)));
+                }
+            }
+            return Ok(WaitAnswer::Now(0));
         };
         let (tracee, status, code) = match report {
             Report::Stop(tracee, status) => (tracee, status, CLD_TRAPPED),
@@ -1012,21 +1023,13 @@ impl Session {
     }
 
     /// Whether wait call `nr` with `args` by tracer process `pid`, with
-    /// nothing to report, is to wait for the emulation: it may block (no
-    /// `WNOHANG`), it waits for a live tracee the kernel's wait does not
-    /// know of (a thread, a grandchild), and for no child of the tracer's,
-    /// so that the kernel would fail it with ECHILD at once (with a child
-    /// it waits for, the kernel waits, and the emulation interrupts it when
-    /// a report is due: [`Session::kick_tracers`]).
-    fn must_park(&self, pid: Tid, nr: i64, args: &[u64; 6]) -> bool {
-        let options = if nr == libc::SYS_wait4 {
-            args[2]
-        } else {
-            args[3]
-        };
-        if options & libc::WNOHANG as u64 != 0 {
-            return false;
-        }
+    /// nothing to report, is the emulation's to answer: it waits for a live
+    /// tracee the kernel's wait does not know of (a thread, a grandchild),
+    /// and for no child of the tracer's, so that the kernel would fail it
+    /// with ECHILD at once. (With a child it waits for, the kernel's wait
+    /// blocks, or polls, as it would natively; blocked, it is interrupted
+    /// when a report is due: [`Session::kick_tracers`].)
+    fn waits_on_emulation(&self, pid: Tid, nr: i64, args: &[u64; 6]) -> bool {
         let covers = self.tasks.iter().any(|(&t, task)| {
             task.traced
                 .as_ref()
@@ -1196,7 +1199,8 @@ impl Session {
             .filter_map(|(&w, task)| task.parked.map(|(nr, args)| (w, task.pid, nr, args)))
             .collect();
         for (w, pid, nr, args) in parked {
-            if self.report_for(pid, nr, &args).is_some() || !self.must_park(pid, nr, &args) {
+            if self.report_for(pid, nr, &args).is_some() || !self.waits_on_emulation(pid, nr, &args)
+            {
                 if let Some(task) = self.tasks.get_mut(&w) {
                     task.parked = None;
                     task.ready_since = Some(std::time::Instant::now());
@@ -1297,6 +1301,15 @@ enum Report {
 /// stop whose parent's event stop is still to come (`unannounced`).
 fn shows(t: Tid, task: &super::Task, unannounced: &[Tid]) -> bool {
     matches!(task.state, State::Ready(_)) && !unannounced.contains(&t)
+}
+
+/// The options of wait call `nr` with `args` (`wait4`'s or `waitid`'s).
+fn wait_options(nr: i64, args: &[u64; 6]) -> u64 {
+    if nr == libc::SYS_wait4 {
+        args[2]
+    } else {
+        args[3]
+    }
 }
 
 /// Whether wait call `nr` with `args` reports exits: `wait4` always,
