@@ -1036,7 +1036,10 @@ impl Session {
                 .is_some_and(|tr| tr.tracer == pid && !tr.child)
                 && waits_for(nr, args, t)
         });
-        covers && !children_of(pid).into_iter().any(|c| waits_for(nr, args, c))
+        // (Children unknown: the kernel's wait answers, as before.)
+        covers
+            && children_of(pid)
+                .is_some_and(|children| !children.into_iter().any(|c| waits_for(nr, args, c)))
     }
 
     /// Holds tracer thread `tid` at the entry of its wait call `nr` with
@@ -1328,19 +1331,23 @@ fn exit_status(status: ExitStatus) -> (i32, i32) {
 }
 
 /// The children of process `pid`, zombies among them (the
-/// `/proc/PID/task/TID/children` of its threads).
-fn children_of(pid: Tid) -> Vec<Tid> {
-    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    threads
+/// `/proc/PID/task/TID/children` of its threads); None when none of those
+/// can be read (a kernel without `CONFIG_PROC_CHILDREN`). A thread gone
+/// meanwhile is passed over.
+fn children_of(pid: Tid) -> Option<Vec<Tid>> {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let lists: Vec<String> = threads
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
-        .flat_map(|text| {
-            text.split_whitespace()
-                .filter_map(|c| c.parse().ok())
-                .collect::<Vec<Tid>>()
-        })
-        .collect()
+        .collect();
+    if lists.is_empty() {
+        return None;
+    }
+    Some(
+        lists
+            .iter()
+            .flat_map(|text| text.split_whitespace().filter_map(|c| c.parse().ok()))
+            .collect(),
+    )
 }
 
 /// Writes `bytes` at `addr` in the tracer's memory: the request's result
@@ -1425,6 +1432,22 @@ mod tests {
         assert!(wants_exits(libc::SYS_waitid, &waitid(libc::WEXITED)));
         assert!(!wants_exits(libc::SYS_waitid, &waitid(libc::WSTOPPED)));
         assert!(!wants_exits(libc::SYS_read, &any));
+    }
+
+    #[test]
+    fn a_process_children_are_listed() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep runs");
+        let me = std::process::id() as Tid;
+        let listed = children_of(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(listed
+            .expect("children readable")
+            .contains(&(child.id() as Tid)));
+        assert_eq!(children_of(-1), None);
     }
 
     #[test]
