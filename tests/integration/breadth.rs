@@ -360,7 +360,7 @@ const SPECS: &[Spec] = &[
 
 /// How many more times the `repeated` trials record, verify and replay a
 /// fixture whose recording used to diverge now and then.
-const REPEATS: usize = 3;
+pub(crate) const REPEATS: usize = 3;
 
 /// The breadth trials.
 pub fn trials() -> Vec<Trial> {
@@ -837,9 +837,9 @@ pub(crate) fn recorded_under_chaos(
     Ok(())
 }
 
-/// Requests the emulated ptrace does not do (a debug register, the exit
-/// event option, writing the FPU registers) fail at once with EIO or EINVAL, each
-/// named in a warning of the recorder; the program goes on to its end, and
+/// Requests the emulated ptrace does not do (a debug register, the
+/// seccomp event option, writing the FPU registers) fail at once with EIO
+/// or EINVAL, each named in a warning of the recorder; the program goes on to its end, and
 /// the trace verifies and replays the same output.
 fn ptrace_refused(trial: &str) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
@@ -851,7 +851,7 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
     let out = rec.stdout_text();
     for want in [
         "PTRACE_POKEUSER returned -1, errno 5\n",
-        "PTRACE_SETOPTIONS(PTRACE_O_TRACECLONE) returned -1, errno 22\n",
+        "PTRACE_SETOPTIONS(PTRACE_O_TRACESECCOMP) returned -1, errno 22\n",
         "PTRACE_GETFPREGS returned 0, errno 0\n",
         "PTRACE_SETFPREGS returned -1, errno 5\n",
         "parent: the child exited with 0\nEXIT-SUCCESS\n",
@@ -863,7 +863,11 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
         );
     }
     let err = rec.stderr_text();
-    for name in ["PTRACE_POKEUSER", "PTRACE_O_TRACECLONE", "PTRACE_SETFPREGS"] {
+    for name in [
+        "PTRACE_POKEUSER",
+        "PTRACE_O_TRACESECCOMP",
+        "PTRACE_SETFPREGS",
+    ] {
         check!(
             err.contains(name),
             "the recorder did not name {name}\n{}",

@@ -16,6 +16,7 @@ mod breadth;
 mod breadth_faults;
 mod breadth_maps;
 mod breadth_misc;
+mod breadth_ptrace_clone;
 mod breadth_ptrace_regs;
 mod breadth_tty;
 mod chaos;
@@ -59,6 +60,7 @@ fn main() {
     trials.extend(breadth_tty::trials());
     trials.extend(breadth_misc::trials());
     trials.extend(breadth_ptrace_regs::trials());
+    trials.extend(breadth_ptrace_clone::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());
     trials.extend(nextest::trials());

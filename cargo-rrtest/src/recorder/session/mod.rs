@@ -228,6 +228,14 @@ struct Task {
     /// Held at an emulated syscall-entry stop: stopped at the syscall's
     /// seccomp stop, which is handled when it runs again.
     at_entry_stop: bool,
+    /// A tracer's wait (the call's number and arguments) that waits for a
+    /// tracee the kernel's wait does not know of, with nothing to report
+    /// yet: held at its entry until something is ([`Session::park_wait`]).
+    parked: Option<(i64, [u64; 6])>,
+    /// Its first stop came before its parent's clone event, while the
+    /// program uses ptrace: not run until that event, which may make it a
+    /// tracee held in a first stop of its own ([`Session::traced_clone`]).
+    awaits_clone_event: bool,
     /// The traced syscall it is in was broken by the recorder's own
     /// `PTRACE_INTERRUPT` (a restart code at its exit, no signal pending):
     /// the kernel restarts it, and that entry stop is not a new syscall
@@ -266,14 +274,19 @@ impl Task {
             step: tracer::Step::No,
             syscall_stops: false,
             at_entry_stop: false,
+            parked: None,
+            awaits_clone_event: false,
             restarting: false,
         }
     }
 
-    /// Stopped by us and free to run: ready, and not held in a stop by
-    /// its (emulated) tracer.
+    /// Stopped by us and free to run: ready, not held in a stop by its
+    /// (emulated) tracer, nor in a wait for its own tracees.
     fn runnable(&self) -> bool {
-        matches!(self.state, State::Ready(_)) && !self.traced.as_ref().is_some_and(|t| t.stopped())
+        matches!(self.state, State::Ready(_))
+            && !self.traced.as_ref().is_some_and(|t| t.stopped())
+            && self.parked.is_none()
+            && !self.awaits_clone_event
     }
 
     /// The thread is stopped and may run, `pending` what its resume owes:
@@ -339,6 +352,10 @@ struct Session {
     /// The siginfo of the `SIGCHLD` sent to each tracer process for an
     /// emulated stop, until it is delivered ([`tracer`]).
     chld_infos: HashMap<Tid, [u8; ptrace::SIGINFO_SIZE]>,
+    /// Exits of tracees that are not their tracer's children, which the
+    /// kernel's wait would not report to it: reported by the emulated wait
+    /// ([`tracer`]).
+    emu_exits: Vec<tracer::EmuExit>,
 }
 
 fn ptrace_err(op: &'static str, tid: Tid) -> impl FnOnce(io::Error) -> Error {
@@ -557,6 +574,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         killed_by_exec: Vec::new(),
         emulating_ptrace: false,
         chld_infos: HashMap::new(),
+        emu_exits: Vec::new(),
     };
     session
         .tasks
@@ -870,6 +888,7 @@ impl Session {
         if self.current == Some(tid) {
             self.current = None;
         }
+        self.tracee_gone(tid, &task, status);
         if task.pid == tid {
             self.tracer_gone(tid);
             self.spaces.remove(&tid);

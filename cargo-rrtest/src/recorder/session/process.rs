@@ -72,7 +72,10 @@ impl Session {
                 self.stats.threads += 1;
                 match self.tasks.get_mut(&child) {
                     // Its first stop came before our clone event.
-                    Some(t) => t.pid = pid,
+                    Some(t) => {
+                        t.pid = pid;
+                        t.awaits_clone_event = false;
+                    }
                     None => {
                         self.tasks.insert(child, Task::new(pid, State::Unborn));
                     }
@@ -83,7 +86,11 @@ impl Session {
                     child,
                     flags,
                 })?;
-                if flags & libc::CLONE_CHILD_SETTID as u64 != 0 {
+                // A tracee's new thread or process, auto-attached to its
+                // tracer (ptrace emulated), starts held in a stop of its
+                // own, which its tracer's wait finds once it is taken.
+                let traced = self.traced_clone(tid, child, flags);
+                if traced || flags & libc::CLONE_CHILD_SETTID as u64 != 0 {
                     self.await_first_stop(child)?;
                 }
                 ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
@@ -135,8 +142,11 @@ impl Session {
                     }
                     None => {
                         // A new thread's first stop, before its parent's clone event.
-                        self.tasks
-                            .insert(tid, Task::new(tid, State::Ready(Pending::Nothing)));
+                        let mut task = Task::new(tid, State::Ready(Pending::Nothing));
+                        // Where the program traces, the event may make it a
+                        // tracee, stopped before it runs: it waits for it.
+                        task.awaits_clone_event = self.emulating_ptrace;
+                        self.tasks.insert(tid, task);
                         Ok(())
                     }
                 }

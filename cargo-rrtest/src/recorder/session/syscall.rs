@@ -9,6 +9,7 @@ use std::io;
 
 use tracing::{debug, warn};
 
+use super::tracer::WaitAnswer;
 use super::{ptrace_err, Entered, Error, Pending, Session, State};
 use crate::recorder::capture::capture;
 use crate::tracee::syscallbuf;
@@ -120,6 +121,13 @@ impl Session {
         // rseq: the kernel would write the rseq area behind our back; make
         // registration fail as if the kernel lacked it.
         let mut forced_ret = None;
+        let wait = self.emulated_wait(tid, pid, nr, &args)?;
+        if wait == WaitAnswer::Park {
+            // A tracer's wait for a tracee the kernel's wait does not know
+            // of: held here until something is to report.
+            self.park_wait(tid, nr, args);
+            return Ok(());
+        }
         if nr == libc::SYS_rseq {
             regs.orig_rax = u64::MAX;
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
@@ -133,7 +141,7 @@ impl Session {
             regs.orig_rax = u64::MAX;
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
             forced_ret = Some(self.emulate_ptrace(tid, pid, &args)?);
-        } else if let Some(ret) = self.emulated_wait(tid, pid, nr, &args)? {
+        } else if let WaitAnswer::Now(ret) = wait {
             // A tracer's wait for the emulated stop of its tracee.
             regs.orig_rax = u64::MAX;
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;

@@ -46,6 +46,24 @@
 //! again and finds the stop. The tracer is sent the stop's `SIGCHLD`
 //! (`CLD_TRAPPED`), as from the kernel.
 //!
+//! Clones and forks (`PTRACE_O_TRACECLONE`, `PTRACE_O_TRACEFORK`): at a
+//! tracee's clone event ([`Session::traced_clone`]) the new thread or
+//! process is traced by the same tracer with the same options and held in
+//! its first stop (`SIGSTOP`; `PTRACE_EVENT_STOP` when seized), taken at
+//! once; the tracee owes the event stop, which it makes at the syscall's
+//! exit (the new id its message; resumed with `PTRACE_SYSCALL`, the exit
+//! stop follows at once). The new tracee's stop shows once its parent's
+//! event stop is there. Such a tracee is not the tracer's child (a thread,
+//! a grandchild), so the kernel's wait knows nothing of it: its exit is
+//! kept ([`EmuExit`], at [`Session::tracee_gone`]) and reported by the
+//! emulated wait, and a wait for it with nothing to report, which the
+//! kernel would fail with ECHILD, is held at its entry
+//! ([`Session::park_wait`]) until [`Session::kick_tracers`] finds a report
+//! due. Not emulated: `PTRACE_O_TRACEVFORK` (the event stop at the exit
+//! would come only after the child released its parent, which a tracer may
+//! wait for first), `PTRACE_O_TRACEVFORKDONE`, `PTRACE_O_TRACESECCOMP`:
+//! EINVAL, named.
+//!
 //! Must not: pick threads (`schedule`) or classify signals (`signals`).
 
 use tracing::warn;
@@ -53,7 +71,7 @@ use tracing::warn;
 use super::{ptrace_err, Error, Pending, Session, State};
 use rrtest_sys::ptrace::{self, SIGINFO_SIZE};
 use rrtest_sys::RemoteMem;
-use rrtest_trace::{Event, SignalKind, Tid};
+use rrtest_trace::{Event, ExitStatus, SignalKind, Tid};
 
 /// Requests, from `<sys/ptrace.h>`.
 mod req {
@@ -130,12 +148,16 @@ fn request_name(r: i32) -> String {
     name.into()
 }
 
-/// The options emulated: `PTRACE_O_TRACESYSGOOD` (it only changes
-/// syscall stops, which are not emulated), `PTRACE_O_TRACEEXEC`,
+/// The options emulated: `PTRACE_O_TRACESYSGOOD`, `PTRACE_O_TRACEFORK`,
+/// `PTRACE_O_TRACECLONE` (the event stop at the syscall's exit, the new
+/// thread or process auto-attached), `PTRACE_O_TRACEEXEC`,
 /// `PTRACE_O_TRACEEXIT` (at an `exit` or `exit_group` call; not at a death
 /// by a signal, nor for the other threads an `exit_group` ends),
-/// `PTRACE_O_EXITKILL`.
-const OPTIONS_EMULATED: u64 = 0x1 | 0x10 | 0x40 | 0x10_0000;
+/// `PTRACE_O_EXITKILL`. Not `PTRACE_O_TRACEVFORK`: the vfork parent is
+/// blocked in the kernel until its child execs or exits, and its event stop
+/// is shown at the syscall's exit, so a tracer that waits for it before
+/// resuming the child (held in its first stop) would never get it.
+const OPTIONS_EMULATED: u64 = 0x1 | 0x2 | 0x8 | 0x10 | 0x40 | 0x10_0000;
 
 /// The name of the first option in `options` that is not emulated.
 fn unemulated_option(options: u64) -> Option<String> {
@@ -162,6 +184,9 @@ fn unemulated_option(options: u64) -> Option<String> {
 }
 
 const PTRACE_O_TRACESYSGOOD: u64 = 0x1;
+const PTRACE_O_TRACEFORK: u64 = 0x2;
+const PTRACE_O_TRACEVFORK: u64 = 0x4;
+const PTRACE_O_TRACECLONE: u64 = 0x8;
 const PTRACE_O_TRACEEXEC: u64 = 0x10;
 const PTRACE_O_TRACEEXIT: u64 = 0x40;
 const PTRACE_O_EXITKILL: u64 = 0x10_0000;
@@ -169,6 +194,11 @@ const PTRACE_O_EXITKILL: u64 = 0x10_0000;
 const SI_USER: i32 = 0;
 /// `si_code` of `SIGCHLD` for a traced child's stop.
 const CLD_TRAPPED: i32 = 4;
+/// `si_code`s of `SIGCHLD` for a child's exit, death by a signal, and
+/// death with a core dump.
+const CLD_EXITED: i32 = 1;
+const CLD_KILLED: i32 = 2;
+const CLD_DUMPED: i32 = 3;
 
 /// A thread traced by another process of the recording.
 #[derive(Debug, Clone)]
@@ -184,6 +214,36 @@ pub(super) struct Traced {
     /// It stopped at its exit already (`PTRACE_O_TRACEEXIT`): the exit
     /// goes on when resumed.
     exit_stopped: bool,
+    /// A process that is its tracer's child: the kernel's wait reports its
+    /// exit. (Otherwise, a thread or a grandchild auto-attached at a clone
+    /// or fork, the emulated wait does: [`EmuExit`].)
+    child: bool,
+    /// A clone or fork whose event stop (`PTRACE_EVENT_CLONE`, `_FORK`) is
+    /// due at the syscall's exit: the event and the new thread's id.
+    clone_event: Option<(i32, Tid)>,
+}
+
+/// The exit of a tracee that is not its tracer's child, until the tracer's
+/// wait reports it (as the kernel's wait reports a traced thread's or
+/// grandchild's exit to the tracer).
+#[derive(Debug, Clone)]
+pub(super) struct EmuExit {
+    tracer: Tid,
+    tracee: Tid,
+    status: ExitStatus,
+}
+
+/// What a tracer's wait gets from the emulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WaitAnswer {
+    /// Nothing emulated to report: the kernel's wait runs.
+    Kernel,
+    /// A stop or exit reported: the call's result.
+    Now(i64),
+    /// Nothing to report yet, and the kernel would not wait (no child of
+    /// the tracer is waited for): held at the entry until something is
+    /// ([`Session::park_wait`]).
+    Park,
 }
 
 /// A tracee's emulated stop.
@@ -205,6 +265,9 @@ struct EmuStop {
     /// What `PTRACE_GETEVENTMSG` answers at an event stop (None: the
     /// traced thread's id, as after an exec).
     msg: Option<u64>,
+    /// A stop inside a syscall (a clone's event stop): resumed with
+    /// `PTRACE_SYSCALL`, the tracee stops at once at the syscall's exit.
+    exit_next: bool,
 }
 
 impl EmuStop {
@@ -224,6 +287,7 @@ impl EmuStop {
             syscall: true,
             notified: false,
             msg,
+            exit_next: false,
         }
     }
 }
@@ -317,6 +381,10 @@ impl Session {
                             options: 0,
                             stop: None,
                             exit_stopped: false,
+                            // (The kernel's wait reports a process, not
+                            // another of its threads.)
+                            child: tid == pid,
+                            clone_event: None,
                         });
                         Ok(0)
                     }
@@ -356,6 +424,8 @@ impl Session {
                     options: if seized { data } else { 0 },
                     stop: None,
                     exit_stopped: false,
+                    child: true,
+                    clone_event: None,
                 });
                 if !seized {
                     let status = (libc::SIGSTOP << 8) | 0x7f;
@@ -455,6 +525,12 @@ impl Session {
                     return Ok(neg(libc::EIO));
                 }
                 let signo = signo as i32;
+                if request == req::SYSCALL && stop.exit_next {
+                    // At a clone's event stop, inside the syscall: its
+                    // exit stop comes at once.
+                    self.syscall_stop(target, false);
+                    return Ok(0);
+                }
                 let task = self.tasks.get_mut(&target).expect("checked");
                 task.syscall_stops = request == req::SYSCALL;
                 task.step = Step::No;
@@ -622,6 +698,18 @@ impl Session {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return false;
         };
+        if let Some((event, child)) = task.traced.as_mut().and_then(|t| t.clone_event.take()) {
+            // A clone or fork under PTRACE_O_TRACECLONE/_TRACEFORK: its
+            // event stop, the new thread's id its message. A syscall-exit
+            // stop (PTRACE_SYSCALL) comes after it, if resumed so.
+            task.syscall_stops = false;
+            task.step = Step::No;
+            let code = libc::SIGTRAP | (event << 8);
+            let mut stop = EmuStop::notify(code, task.pid, u64::try_from(child).ok());
+            stop.exit_next = true;
+            self.hold_stopped(tid, stop);
+            return true;
+        }
         if task.syscall_stops {
             // PTRACE_SYSCALL: its syscall-exit stop.
             task.syscall_stops = false;
@@ -795,6 +883,7 @@ impl Session {
                 syscall: false,
                 notified: false,
                 msg: None,
+                exit_next: false,
             });
         }
         if matches!(task.state, State::InSyscall { .. }) {
@@ -832,6 +921,7 @@ impl Session {
                 syscall: false,
                 notified: false,
                 msg: None,
+                exit_next: false,
             },
         );
         true
@@ -865,94 +955,296 @@ impl Session {
                 syscall: false,
                 notified: false,
                 msg: None,
+                exit_next: false,
             },
         );
         true
     }
 
     /// A tracer's `wait4`/`waitid` entry: when a stop of one of its
-    /// tracees it waits for is there, writes what the call returns (status,
-    /// or siginfo) and returns its result; None: the call runs (a child's
-    /// exit, `WNOHANG`, or a wait the kernel ends when a stop comes, see
-    /// [`Session::kick_tracers`]).
+    /// tracees it waits for is there, or the exit of one that is not its
+    /// child, writes what the call returns (status, or siginfo) and returns
+    /// its result; [`WaitAnswer::Kernel`]: the call runs (a child's exit,
+    /// `WNOHANG`, or a wait the kernel ends when a stop comes, see
+    /// [`Session::kick_tracers`]); [`WaitAnswer::Park`]: it waits for a
+    /// tracee the kernel's wait does not know of (a thread, a grandchild),
+    /// and the kernel would not wait (a `WNOHANG` poll for one gets 0,
+    /// nothing yet, where the kernel would say ECHILD).
     pub(super) fn emulated_wait(
         &mut self,
         tid: Tid,
         pid: Tid,
         nr: i64,
         args: &[u64; 6],
-    ) -> Result<Option<i64>, Error> {
+    ) -> Result<WaitAnswer, Error> {
         if !self.emulating_ptrace || (nr != libc::SYS_wait4 && nr != libc::SYS_waitid) {
-            return Ok(None);
+            return Ok(WaitAnswer::Kernel);
         }
-        let found = self.tasks.iter().find_map(|(&t, task)| {
-            let tr = task.traced.as_ref()?;
-            let stop = tr.stop.as_ref()?;
-            (tr.tracer == pid
-                && !stop.reported
-                && matches!(task.state, State::Ready(_))
-                && waits_for(nr, args, t))
-            .then_some((t, stop.status))
-        });
-        let Some((tracee, status)) = found else {
-            return Ok(None);
+        let Some(report) = self.report_for(pid, nr, args) else {
+            if !self.waits_on_emulation(pid, nr, args) {
+                return Ok(WaitAnswer::Kernel);
+            }
+            if wait_options(nr, args) & libc::WNOHANG as u64 == 0 {
+                return Ok(WaitAnswer::Park);
+            }
+            // A poll: nothing yet (0), where the kernel would say ECHILD.
+            if nr == libc::SYS_waitid && args[2] != 0 {
+                // The kernel's waitid clears the fields it reports.
+                let cleared = [0u8; 28];
+                if RemoteMem::new(tid).write(args[2], &cleared).is_err() {
+                    return Ok(WaitAnswer::Now(neg(libc::EFAULT)));
+                }
+            }
+            return Ok(WaitAnswer::Now(0));
+        };
+        let (tracee, status, code) = match report {
+            Report::Stop(tracee, status) => (tracee, status, CLD_TRAPPED),
+            Report::Exit(i) => {
+                let e = &self.emu_exits[i];
+                let (status, code) = exit_status(e.status);
+                (e.tracee, status, code)
+            }
         };
         let mem = RemoteMem::new(tid);
         let nowait;
         if nr == libc::SYS_wait4 {
             nowait = false;
             if args[1] != 0 && mem.write(args[1], &status.to_ne_bytes()).is_err() {
-                return Ok(Some(neg(libc::EFAULT)));
+                return Ok(WaitAnswer::Now(neg(libc::EFAULT)));
             }
             if args[3] != 0 {
                 let _ = mem.write(args[3], &[0u8; 144]);
             }
         } else {
             nowait = args[3] & libc::WNOWAIT as u64 != 0;
+            let si_status = if code == CLD_TRAPPED {
+                status >> 8
+            } else if code == CLD_EXITED {
+                (status >> 8) & 0xff
+            } else {
+                status & 0x7f
+            };
             let mut info = [0u8; SIGINFO_SIZE];
             info[0..4].copy_from_slice(&libc::SIGCHLD.to_ne_bytes());
-            info[8..12].copy_from_slice(&CLD_TRAPPED.to_ne_bytes());
+            info[8..12].copy_from_slice(&code.to_ne_bytes());
             info[16..20].copy_from_slice(&tracee.to_ne_bytes());
-            info[24..28].copy_from_slice(&(status >> 8).to_ne_bytes());
+            info[24..28].copy_from_slice(&si_status.to_ne_bytes());
             if args[2] != 0 && mem.write(args[2], &info).is_err() {
-                return Ok(Some(neg(libc::EFAULT)));
+                return Ok(WaitAnswer::Now(neg(libc::EFAULT)));
             }
             if args[4] != 0 {
                 let _ = mem.write(args[4], &[0u8; 144]);
             }
         }
         if !nowait {
-            if let Some(stop) = self.traced_mut(tracee).and_then(|t| t.stop.as_mut()) {
-                stop.reported = true;
+            match report {
+                Report::Stop(..) => {
+                    if let Some(stop) = self.traced_mut(tracee).and_then(|t| t.stop.as_mut()) {
+                        stop.reported = true;
+                    }
+                }
+                Report::Exit(i) => {
+                    self.emu_exits.remove(i);
+                }
             }
         }
-        Ok(Some(if nr == libc::SYS_wait4 {
+        Ok(WaitAnswer::Now(if nr == libc::SYS_wait4 {
             i64::from(tracee)
         } else {
             0
         }))
     }
 
+    /// What wait call `nr` with `args` by tracer process `pid` reports now
+    /// from the emulation: an unreported stop of a tracee it waits for,
+    /// else the exit of one that is not its child (`waitid` only with
+    /// `WEXITED`, which `wait4` implies).
+    fn report_for(&self, pid: Tid, nr: i64, args: &[u64; 6]) -> Option<Report> {
+        let unannounced = self.unannounced();
+        let stop = self.tasks.iter().find_map(|(&t, task)| {
+            let tr = task.traced.as_ref()?;
+            let stop = tr.stop.as_ref()?;
+            (tr.tracer == pid
+                && !stop.reported
+                && shows(t, task, &unannounced)
+                && waits_for(nr, args, t))
+            .then_some(Report::Stop(t, stop.status))
+        });
+        if stop.is_some() {
+            return stop;
+        }
+        if !wants_exits(nr, args) {
+            return None;
+        }
+        self.emu_exits
+            .iter()
+            .position(|e| e.tracer == pid && waits_for(nr, args, e.tracee))
+            .map(Report::Exit)
+    }
+
+    /// The new tracees whose parent's event stop is still to come: their
+    /// first stops do not show yet (as the kernel stops the parent at once
+    /// in the clone, where the emulation stops it at the syscall's exit, a
+    /// tracer would otherwise see the new tracee's stop, and even its exit,
+    /// well before its parent's event).
+    fn unannounced(&self) -> Vec<Tid> {
+        self.tasks
+            .values()
+            .filter_map(|p| p.traced.as_ref()?.clone_event.map(|(_, c)| c))
+            .collect()
+    }
+
+    /// Whether wait call `nr` with `args` by tracer process `pid`, with
+    /// nothing to report, is the emulation's to answer: it waits for a live
+    /// tracee the kernel's wait does not know of (a thread, a grandchild),
+    /// and for no child of the tracer's, so that the kernel would fail it
+    /// with ECHILD at once. (With a child it waits for, the kernel's wait
+    /// blocks, or polls, as it would natively; blocked, it is interrupted
+    /// when a report is due: [`Session::kick_tracers`].)
+    fn waits_on_emulation(&self, pid: Tid, nr: i64, args: &[u64; 6]) -> bool {
+        let covers = self.tasks.iter().any(|(&t, task)| {
+            task.traced
+                .as_ref()
+                .is_some_and(|tr| tr.tracer == pid && !tr.child)
+                && waits_for(nr, args, t)
+        });
+        // (Children unknown: the kernel's wait answers, as before.)
+        covers
+            && children_of(pid)
+                .is_some_and(|children| !children.into_iter().any(|c| waits_for(nr, args, c)))
+    }
+
+    /// Holds tracer thread `tid` at the entry of its wait call `nr` with
+    /// `args` ([`WaitAnswer::Park`]): not run until a report is due for it
+    /// or it no longer waits on the emulation ([`Session::kick_tracers`]);
+    /// then its entry is handled again. Nothing of the call is written
+    /// yet, so replay sees one wait.
+    pub(super) fn park_wait(&mut self, tid: Tid, nr: i64, args: [u64; 6]) {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        tracing::debug!(tid, nr, "a tracer's wait held for its tracees");
+        task.parked = Some((nr, args));
+        task.at_entry_stop = true;
+        task.set_ready(Pending::Nothing);
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+    }
+
+    /// At a clone, fork or vfork event of `parent` (new thread or process
+    /// `child`, clone `flags`): when `parent` is a tracee whose options ask
+    /// for this kind of event (the kernel's rule: `CLONE_VFORK` is a
+    /// vfork, an exit signal other than `SIGCHLD` a clone, else a fork;
+    /// none with `CLONE_UNTRACED`), `child` is traced by the same tracer
+    /// with the same options, starts held in its first stop (`SIGSTOP`, or
+    /// `PTRACE_EVENT_STOP` when seized), and `parent` owes the event stop
+    /// at the syscall's exit ([`Session::step_over_syscall_done`]). Returns
+    /// whether `child` is traced.
+    pub(super) fn traced_clone(&mut self, parent: Tid, child: Tid, flags: u64) -> bool {
+        let Some(tr) = self.tasks.get(&parent).and_then(|t| t.traced.clone()) else {
+            return false;
+        };
+        if flags & libc::CLONE_UNTRACED as u64 != 0 {
+            return false;
+        }
+        let (event, option) = if flags & libc::CLONE_VFORK as u64 != 0 {
+            (libc::PTRACE_EVENT_VFORK, PTRACE_O_TRACEVFORK)
+        } else if flags & 0xff != libc::SIGCHLD as u64 {
+            (libc::PTRACE_EVENT_CLONE, PTRACE_O_TRACECLONE)
+        } else {
+            (libc::PTRACE_EVENT_FORK, PTRACE_O_TRACEFORK)
+        };
+        if tr.options & option == 0 {
+            return false;
+        }
+        let thread = flags & libc::CLONE_THREAD as u64 != 0;
+        // A process made with CLONE_PARENT is the tracer's own child.
+        let child_of_tracer = !thread && parent_of(child) == Some(tr.tracer);
+        let first = if tr.seized {
+            EmuStop::notify(libc::SIGTRAP | (libc::PTRACE_EVENT_STOP << 8), child, None)
+        } else {
+            EmuStop {
+                status: (libc::SIGSTOP << 8) | 0x7f,
+                // A SIGSTOP the kernel queued, without a sender.
+                info: user_siginfo(libc::SIGSTOP, 0),
+                reported: false,
+                kind: SignalKind::AtSyscallExit,
+                syscall: false,
+                notified: false,
+                msg: None,
+                exit_next: false,
+            }
+        };
+        tracing::debug!(parent, child, event, tracer = tr.tracer, "a new tracee");
+        if let Some(task) = self.tasks.get_mut(&child) {
+            task.traced = Some(Traced {
+                tracer: tr.tracer,
+                seized: tr.seized,
+                options: tr.options,
+                stop: Some(first),
+                exit_stopped: false,
+                child: child_of_tracer,
+                clone_event: None,
+            });
+        }
+        if let Some(t) = self.traced_mut(parent) {
+            t.clone_event = Some((event, child));
+        }
+        true
+    }
+
+    /// Thread `tid` (its task `task`, removed) is gone with `status`: a
+    /// tracee that is not its tracer's child has its exit reported by the
+    /// emulated wait, and its tracer is sent the `SIGCHLD`.
+    pub(super) fn tracee_gone(&mut self, tid: Tid, task: &super::Task, status: ExitStatus) {
+        let Some(tr) = task.traced.as_ref().filter(|t| !t.child) else {
+            return;
+        };
+        if !self.tasks.values().any(|t| t.pid == tr.tracer) {
+            return;
+        }
+        self.emu_exits.push(EmuExit {
+            tracer: tr.tracer,
+            tracee: tid,
+            status,
+        });
+        let (wstatus, code) = exit_status(status);
+        let si_status = if code == CLD_EXITED {
+            (wstatus >> 8) & 0xff
+        } else {
+            wstatus & 0x7f
+        };
+        self.send_sigchld(tr.tracer, tid, code, si_status);
+    }
+
     /// Interrupts each tracer thread blocked in the kernel's wait for a
-    /// tracee whose stop is now there: its wait returns to be restarted,
-    /// and the restarted one finds the stop ([`Session::emulated_wait`]).
+    /// tracee whose stop (or emulated exit) is now there: its wait returns
+    /// to be restarted, and the restarted one finds it
+    /// ([`Session::emulated_wait`]). A wait held by the emulation
+    /// ([`Session::park_wait`]) is let go when a report is due for it, or
+    /// when it no longer waits on the emulation (its entry is then handled
+    /// again: the report, or the kernel's wait).
     pub(super) fn kick_tracers(&mut self) -> Result<(), Error> {
         if !self.emulating_ptrace {
             return Ok(());
         }
-        let stops: Vec<(Tid, Tid)> = self
+        let unannounced = self.unannounced();
+        // (Tracee, tracer, an exit.)
+        let mut due: Vec<(Tid, Tid, bool)> = self
             .tasks
             .iter()
             .filter_map(|(&t, task)| {
                 let tr = task.traced.as_ref()?;
                 let stop = tr.stop.as_ref()?;
-                (!stop.reported && matches!(task.state, State::Ready(_))).then_some((t, tr.tracer))
+                (!stop.reported && shows(t, task, &unannounced)).then_some((t, tr.tracer, false))
             })
             .collect();
-        for &(tracee, tracer) in &stops {
+        for &(tracee, tracer, _) in &due {
             self.notify_tracer(tracee, tracer);
         }
-        for (tracee, tracer) in stops {
+        due.extend(self.emu_exits.iter().map(|e| (e.tracee, e.tracer, true)));
+        for (tracee, tracer, exit) in due {
             let waiting: Vec<Tid> = self
                 .tasks
                 .iter()
@@ -961,7 +1253,8 @@ impl Session {
                         && !w.kicked
                         && matches!(w.state, State::InSyscall { entered, split: true }
                             if entered.forced_ret.is_none()
-                                && waits_for(entered.nr, &entered.args, tracee))
+                                && waits_for(entered.nr, &entered.args, tracee)
+                                && (!exit || wants_exits(entered.nr, &entered.args)))
                 })
                 .map(|(&w, _)| w)
                 .collect();
@@ -975,13 +1268,25 @@ impl Session {
                 self.tasks.get_mut(&w).expect("listed").kicked = true;
             }
         }
+        let parked: Vec<(Tid, Tid, i64, [u64; 6])> = self
+            .tasks
+            .iter()
+            .filter_map(|(&w, task)| task.parked.map(|(nr, args)| (w, task.pid, nr, args)))
+            .collect();
+        for (w, pid, nr, args) in parked {
+            if self.report_for(pid, nr, &args).is_some() || !self.waits_on_emulation(pid, nr, &args)
+            {
+                if let Some(task) = self.tasks.get_mut(&w) {
+                    task.parked = None;
+                    task.ready_since = Some(std::time::Instant::now());
+                }
+            }
+        }
         Ok(())
     }
 
     /// The `SIGCHLD` the kernel sends a tracer when its tracee stops
-    /// (`CLD_TRAPPED`), once per stop: sent from here (a signal like any,
-    /// recorded where it is delivered), its siginfo put in at its delivery
-    /// ([`Session::sigchld_info`]).
+    /// (`CLD_TRAPPED`), once per stop ([`Session::send_sigchld`]).
     fn notify_tracer(&mut self, tracee: Tid, tracer: Tid) {
         let Some(stop) = self.traced_mut(tracee).and_then(|t| t.stop.as_mut()) else {
             return;
@@ -990,17 +1295,27 @@ impl Session {
             return;
         }
         stop.notified = true;
-        let status = stop.status >> 8;
+        let status = (stop.status >> 8) & 0x7f;
+        self.send_sigchld(tracer, tracee, CLD_TRAPPED, status);
+    }
+
+    /// Sends tracer process `tracer` the `SIGCHLD` of a change of `tracee`
+    /// (`code`, `CLD_*`, and `status`, its `si_status`): sent from here (a
+    /// signal like any, recorded where it is delivered), its siginfo put in
+    /// at its delivery ([`Session::sigchld_info`]).
+    fn send_sigchld(&mut self, tracer: Tid, tracee: Tid, code: i32, status: i32) {
         let mut info = [0u8; SIGINFO_SIZE];
         info[0..4].copy_from_slice(&libc::SIGCHLD.to_ne_bytes());
-        info[8..12].copy_from_slice(&CLD_TRAPPED.to_ne_bytes());
+        info[8..12].copy_from_slice(&code.to_ne_bytes());
         info[16..20].copy_from_slice(&tracee.to_ne_bytes());
-        // The tracee's uid (its /proc directory is owned by it).
+        // The tracee's uid (its /proc directory is owned by it; the
+        // recorder's own for one gone).
         let uid = std::fs::metadata(format!("/proc/{tracee}"))
+            .or_else(|_| std::fs::metadata("/proc/self"))
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
             .unwrap_or(0);
         info[20..24].copy_from_slice(&uid.to_ne_bytes());
-        info[24..28].copy_from_slice(&(status & 0x7f).to_ne_bytes());
+        info[24..28].copy_from_slice(&status.to_ne_bytes());
         self.chld_infos.insert(tracer, info);
         if let Err(e) = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(tracer),
@@ -1030,8 +1345,10 @@ impl Session {
     }
 
     /// Process `pid`, a tracer, is gone: its tracees are let go (killed,
-    /// with `PTRACE_O_EXITKILL`).
+    /// with `PTRACE_O_EXITKILL`), and the exits it was to hear of are
+    /// dropped.
     pub(super) fn tracer_gone(&mut self, pid: Tid) {
+        self.emu_exits.retain(|e| e.tracer != pid);
         for (&tid, task) in self.tasks.iter_mut() {
             let Some(tr) = task.traced.as_ref().filter(|t| t.tracer == pid) else {
                 continue;
@@ -1043,6 +1360,66 @@ impl Session {
             task.ready_since = Some(std::time::Instant::now());
         }
     }
+}
+
+/// What an emulated wait reports.
+#[derive(Debug, Clone, Copy)]
+enum Report {
+    /// A tracee's stop: its id and status.
+    Stop(Tid, i32),
+    /// The exit at this index of `Session::emu_exits`.
+    Exit(usize),
+}
+
+/// Whether the emulated stop of tracee `t` (its task `task`) shows to its
+/// tracer: the recorder has it stopped, and it is not a new tracee's first
+/// stop whose parent's event stop is still to come (`unannounced`).
+fn shows(t: Tid, task: &super::Task, unannounced: &[Tid]) -> bool {
+    matches!(task.state, State::Ready(_)) && !unannounced.contains(&t)
+}
+
+/// The options of wait call `nr` with `args` (`wait4`'s or `waitid`'s).
+fn wait_options(nr: i64, args: &[u64; 6]) -> u64 {
+    if nr == libc::SYS_wait4 {
+        args[2]
+    } else {
+        args[3]
+    }
+}
+
+/// Whether wait call `nr` with `args` reports exits: `wait4` always,
+/// `waitid` with `WEXITED`.
+fn wants_exits(nr: i64, args: &[u64; 6]) -> bool {
+    nr == libc::SYS_wait4 || (nr == libc::SYS_waitid && args[3] & libc::WEXITED as u64 != 0)
+}
+
+/// A wait status for an exit (`wait4`'s), and its `SIGCHLD` code.
+fn exit_status(status: ExitStatus) -> (i32, i32) {
+    match status {
+        ExitStatus::Exited(code) => ((code & 0xff) << 8, CLD_EXITED),
+        ExitStatus::Signaled { signo, core: true } => (signo | 0x80, CLD_DUMPED),
+        ExitStatus::Signaled { signo, core: false } => (signo, CLD_KILLED),
+    }
+}
+
+/// The children of process `pid`, zombies among them (the
+/// `/proc/PID/task/TID/children` of its threads); None when none of those
+/// can be read (a kernel without `CONFIG_PROC_CHILDREN`). A thread gone
+/// meanwhile is passed over.
+fn children_of(pid: Tid) -> Option<Vec<Tid>> {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let lists: Vec<String> = threads
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .collect();
+    if lists.is_empty() {
+        return None;
+    }
+    Some(
+        lists
+            .iter()
+            .flat_map(|text| text.split_whitespace().filter_map(|c| c.parse().ok()))
+            .collect(),
+    )
 }
 
 /// Writes `bytes` at `addr` in the tracer's memory: the request's result
@@ -1349,19 +1726,69 @@ mod tests {
     #[test]
     fn options_not_emulated_are_named() {
         assert_eq!(unemulated_option(0), None);
-        assert_eq!(unemulated_option(0x1 | 0x10 | 0x40 | 0x10_0000), None);
         assert_eq!(
-            unemulated_option(0x40 | 0x2).as_deref(),
-            Some("PTRACE_O_TRACEFORK")
+            unemulated_option(0x1 | 0x2 | 0x8 | 0x10 | 0x40 | 0x10_0000),
+            None
         );
         assert_eq!(
-            unemulated_option(0x10 | 0x8).as_deref(),
-            Some("PTRACE_O_TRACECLONE")
+            unemulated_option(0x8 | 0x4).as_deref(),
+            Some("PTRACE_O_TRACEVFORK")
+        );
+        assert_eq!(
+            unemulated_option(0x2 | 0x20).as_deref(),
+            Some("PTRACE_O_TRACEVFORKDONE")
+        );
+        assert_eq!(
+            unemulated_option(0x10 | 0x80).as_deref(),
+            Some("PTRACE_O_TRACESECCOMP")
         );
         assert_eq!(
             unemulated_option(1 << 40).as_deref(),
             Some("option bits 0x10000000000")
         );
+    }
+
+    #[test]
+    fn wait4_reports_exits_and_waitid_with_wexited() {
+        let any = [u64::MAX, 0, 0, 0, 0, 0];
+        assert!(wants_exits(libc::SYS_wait4, &any));
+        let waitid = |options: i32| [u64::from(libc::P_ALL), 0, 0, options as u64, 0, 0];
+        assert!(wants_exits(libc::SYS_waitid, &waitid(libc::WEXITED)));
+        assert!(!wants_exits(libc::SYS_waitid, &waitid(libc::WSTOPPED)));
+        assert!(!wants_exits(libc::SYS_read, &any));
+    }
+
+    #[test]
+    fn a_process_children_are_listed() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep runs");
+        let me = std::process::id() as Tid;
+        let listed = children_of(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(listed
+            .expect("children readable")
+            .contains(&(child.id() as Tid)));
+        assert_eq!(children_of(-1), None);
+    }
+
+    #[test]
+    fn exits_are_wait_statuses_and_sigchld_codes() {
+        assert_eq!(exit_status(ExitStatus::Exited(11)), (11 << 8, CLD_EXITED));
+        // Only the low byte of the code is the status's.
+        assert_eq!(exit_status(ExitStatus::Exited(0x105)), (5 << 8, CLD_EXITED));
+        let killed = ExitStatus::Signaled {
+            signo: libc::SIGKILL,
+            core: false,
+        };
+        assert_eq!(exit_status(killed), (libc::SIGKILL, CLD_KILLED));
+        let dumped = ExitStatus::Signaled {
+            signo: libc::SIGSEGV,
+            core: true,
+        };
+        assert_eq!(exit_status(dumped), (libc::SIGSEGV | 0x80, CLD_DUMPED));
     }
 
     #[test]

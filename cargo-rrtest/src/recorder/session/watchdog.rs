@@ -69,7 +69,11 @@ fn waits_on_us(task: &Task) -> bool {
         State::InSyscall { .. } | State::JobStopped => false,
         State::Running => task.interrupt_requested,
         // Held by its tracer: it waits on the program.
-        State::Ready(_) => !task.traced.as_ref().is_some_and(|t| t.stopped()),
+        // Held by its tracer, or waiting for its tracees: it waits on the
+        // program.
+        State::Ready(_) => {
+            !task.traced.as_ref().is_some_and(|t| t.stopped()) && task.parked.is_none()
+        }
         State::Unborn | State::Dying => true,
     }
 }
@@ -77,6 +81,15 @@ fn waits_on_us(task: &Task) -> bool {
 fn describe(task: &Task) -> String {
     if let Some(t) = task.traced.as_ref().filter(|t| t.stopped()) {
         return t.describe();
+    }
+    if task.awaits_clone_event {
+        return "created, its first stop seen, its parent's clone event never seen".into();
+    }
+    if let Some((nr, _)) = task.parked {
+        return format!(
+            "in {}, waiting for its tracees (ptrace emulated)",
+            rrtest_syscalls::name(nr)
+        );
     }
     match task.state {
         State::Ready(Pending::Nothing) => "stopped by the recorder, ready to run".into(),

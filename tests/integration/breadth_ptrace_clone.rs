@@ -1,0 +1,153 @@
+//! Breadth trials for the program's own ptrace following clones and forks
+//! (issue #20): PTRACE_O_TRACECLONE and PTRACE_O_TRACEFORK, emulated. Each
+//! `ptrace_traceclone` variant runs natively, and is recorded, verified and
+//! replayed identically (output and exit status compared), once and a few
+//! times more (`::repeated`: the order of stops, exits and waits depends on
+//! the schedule).
+//!
+//! - `ptrace_traceclone`: a tracer (PTRACE_TRACEME) follows its child's
+//!   thread and forked grandchild: the event stops and their messages, the
+//!   new tracees' first stops (SIGSTOP), waits by their ids (not the
+//!   tracer's children) to their exits, and ECHILD once none is left;
+//! - `ptrace_traceclone_seize`: the same, seized (first stops are
+//!   PTRACE_EVENT_STOP);
+//! - `ptrace_traceclone_syscall`, `_seize_syscall`: the child resumed with
+//!   PTRACE_SYSCALL throughout, as strace -f: each event stop is followed
+//!   by the call's syscall-exit stop returning the new id;
+//! - `ptrace_traceclone_waitid`: the new tracees followed with
+//!   `waitid(P_PID, WEXITED)`, the grandchild killed by SIGKILL
+//!   (CLD_KILLED, WIFSIGNALED for its parent's wait);
+//! - `ptrace_traceclone::under_chaos`: the five recorded under the chaos
+//!   scheduler at three seeds each, verified.
+
+use libtest_mimic::{Failed, Trial};
+
+use std::time::Duration;
+
+use crate::breadth::{c, recorded_under_chaos, spec_trials, with_defines, REPEATS};
+use crate::recorder::{self, Spec};
+use crate::recorder_build::{self as build, CBuild};
+use crate::recorder_run::{self as run, TrialDir};
+
+/// Lines every variant prints (the last but `_waitid`).
+const COMMON: [&str; 5] = [
+    "tracer: a last wait got ECHILD\n",
+    "tracer: PTRACE_EVENT_CLONE's message is the thread's id: 1\n",
+    "tracer: PTRACE_EVENT_FORK's message is the grandchild's id: 1\n",
+    "tracer: the thread's and the grandchild's first stops seen: 1 1\n",
+    "tracer: the thread exited with 11, the grandchild with 5, the child with 3\n",
+];
+
+const SYSCALL_LINE: &str = "tracer: each event stop followed by the call's exit stop: 2\n";
+
+const SPECS: &[Spec] = &[
+    Spec {
+        stdout_has: &[
+            "tracer: the child stopped after PTRACE_TRACEME; options set\n",
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            COMMON[4],
+        ],
+        ..c("ptrace_traceclone", CBuild::pie("ptrace_traceclone"))
+    },
+    Spec {
+        stdout_has: &[
+            "tracer: seized the child\n",
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            COMMON[4],
+        ],
+        ..c(
+            "ptrace_traceclone_seize",
+            with_defines("ptrace_traceclone", &["USE_SEIZE"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "tracer: the child stopped after PTRACE_TRACEME; options set\n",
+            SYSCALL_LINE,
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            COMMON[4],
+        ],
+        ..c(
+            "ptrace_traceclone_syscall",
+            with_defines("ptrace_traceclone", &["USE_SYSCALL"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "tracer: seized the child\n",
+            SYSCALL_LINE,
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            COMMON[4],
+        ],
+        ..c(
+            "ptrace_traceclone_seize_syscall",
+            with_defines("ptrace_traceclone", &["USE_SEIZE", "USE_SYSCALL"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "tracer: the child stopped after PTRACE_TRACEME; options set\n",
+            COMMON[0],
+            COMMON[1],
+            COMMON[2],
+            COMMON[3],
+            "tracer: the thread exited with 11, the grandchild with -9, the child with 3\n",
+        ],
+        ..c(
+            "ptrace_traceclone_waitid",
+            with_defines("ptrace_traceclone", &["USE_WAITID"]),
+        )
+    },
+];
+
+/// The trials.
+pub fn trials() -> Vec<Trial> {
+    let skip = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
+    let mut trials = spec_trials("breadth", SPECS, recorder::record_replay);
+    for spec in SPECS {
+        let trial = format!("breadth::{}::repeated", spec.name);
+        let t = trial.clone();
+        trials.push(Trial::test(trial, move || repeated(&t, spec)).with_ignored_flag(skip));
+    }
+    trials.push(
+        Trial::test("breadth::ptrace_traceclone::under_chaos", || {
+            under_chaos("breadth::ptrace_traceclone::under_chaos")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials
+}
+
+/// Each variant recorded with --chaos at three seeds: its output as
+/// natively, within a minute, and the trace verifies.
+fn under_chaos(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    for spec in SPECS {
+        let limit = Some(Duration::from_secs(60));
+        let prefix = format!("{}-", spec.name);
+        recorded_under_chaos(&dir, spec, &prefix, spec.stdout_has, limit)?;
+    }
+    dir.finish();
+    Ok(())
+}
+
+/// Records, verifies and replays `spec` [`REPEATS`] times.
+fn repeated(trial: &str, spec: &Spec) -> Result<(), Failed> {
+    for round in 0..REPEATS {
+        recorder::record_replay(&format!("{trial}-{round}"), spec)
+            .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
+    }
+    Ok(())
+}
