@@ -25,6 +25,11 @@
 //!   walk, dlopen with RTLD_NOLOAD + dlsym) and called natively; under the
 //!   recorder the vDSO is hidden (`::hidden` checks the program is told
 //!   so), and the program's fallback records and replays.
+//! - `group_stop_kill`: SIGKILL to a child held in a group stop (stopped
+//!   by itself, with three threads, stopped by its parent) and SIGTERM to
+//!   a stopped child (pending until the SIGCONT): replay kills the child
+//!   where the recording saw it die, instead of waiting for it for ever
+//!   (`::repeated`: a few rounds).
 
 use std::process::Command;
 
@@ -86,6 +91,17 @@ const SPECS: &[Spec] = &[
         ],
         ..c("rwlock_threads", CBuild::pie("rwlock_threads"))
     },
+    // The recorder holds a group-stopped child; its parent's kill() of it
+    // is emulated in replay, which kills it at its recorded death.
+    Spec {
+        stdout_has: &[
+            "case 1: SIGKILL to a child that stopped itself\n  wait (WUNTRACED): stopped by signal 19\n  wait after SIGKILL: killed by signal 9\n",
+            "case 2: SIGKILL to a stopped child of three threads\n  wait (WUNTRACED): stopped by signal 19\n  wait after SIGKILL: killed by signal 9\n",
+            "case 3: SIGKILL to a child stopped by its parent\n  wait (WUNTRACED): stopped by signal 19\n  wait after SIGKILL: killed by signal 9\n",
+            "  the stopped child took SIGTERM before SIGCONT: no\n  wait after SIGCONT: killed by signal 15\n",
+        ],
+        ..c("group_stop_kill", CBuild::pie("group_stop_kill"))
+    },
 ];
 
 /// How many more times `::repeated` records, verifies and replays.
@@ -97,24 +113,24 @@ pub fn trials() -> Vec<Trial> {
     let skip = gcc.is_some() || run::recording_unavailable().is_some();
     let mut trials = spec_trials("breadth::misc", SPECS, recorder::record_replay);
     // A CLONE_VM child runs and exits before or after its parent's clone
-    // is written, as the schedule falls: a few rounds.
-    trials.push(
-        Trial::test("breadth::misc::clone_flags::repeated", || {
-            let spec = SPECS
-                .iter()
-                .find(|s| s.name == "clone_flags")
-                .expect("listed");
-            for round in 0..REPEATS {
-                recorder::record_replay(
-                    &format!("breadth::misc::clone_flags::repeated-{round}"),
-                    spec,
-                )
-                .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
-            }
-            Ok(())
-        })
-        .with_ignored_flag(skip),
-    );
+    // is written, as the schedule falls; a killed child's threads reach
+    // their group stop (and their death) in either order: a few rounds.
+    for name in ["clone_flags", "group_stop_kill"] {
+        trials.push(
+            Trial::test(format!("breadth::misc::{name}::repeated"), move || {
+                let spec = SPECS.iter().find(|s| s.name == name).expect("listed");
+                for round in 0..REPEATS {
+                    recorder::record_replay(
+                        &format!("breadth::misc::{name}::repeated-{round}"),
+                        spec,
+                    )
+                    .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
+                }
+                Ok(())
+            })
+            .with_ignored_flag(skip),
+        );
+    }
     // A clone3 that chose its child's pid (set_tid) succeeds only with
     // privilege: refused by name.
     let not_root = (!crate::portable::is_root()).then_some("not root");

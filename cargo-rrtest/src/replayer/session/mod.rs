@@ -87,8 +87,11 @@ enum State {
     /// recorded flags argument of a `clone` that replay made without its
     /// namespace flags (`process::without_namespaces`), put back at the exit.
     InClone { nr: i64, flags: Option<u64> },
-    /// In an exit syscall: it will not stop again.
-    Exiting,
+    /// Going to its death: in an exit syscall, resumed with a signal that
+    /// ends it, or (`killed`) sent a `SIGKILL` by replay. It will not stop
+    /// again for anything of its own; unless `killed`, a stop that shows it
+    /// living on (a group stop, a syscall, an exec, a clone) is a divergence.
+    Exiting { killed: bool },
     /// A thread other than its process's leader that made `exit`: already
     /// gone, reaped at its syscall entry, with this status.
     Gone(ExitStatus),
@@ -177,6 +180,24 @@ impl Drop for Session {
 
 fn perr(op: &'static str, tid: i32) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Ptrace { op, tid, source }
+}
+
+/// Whether stop `ev` of a thread that should be dying shows it living on:
+/// a group stop, a traced syscall, an exec, a clone or fork.
+fn lives_on(ev: &WaitEvent) -> bool {
+    matches!(
+        ev,
+        WaitEvent::SyscallStop { .. }
+            | WaitEvent::Event {
+                event: libc::PTRACE_EVENT_STOP
+                    | libc::PTRACE_EVENT_SECCOMP
+                    | libc::PTRACE_EVENT_EXEC
+                    | libc::PTRACE_EVENT_CLONE
+                    | libc::PTRACE_EVENT_FORK
+                    | libc::PTRACE_EVENT_VFORK,
+                ..
+            }
+    )
 }
 
 /// Replays the trace in `opts.trace_dir` to its end: a [`Replay`] started,
@@ -298,7 +319,7 @@ impl Session {
                 }
                 if syscalls::lookup(nr).map(|d| d.replay) == Some(ReplayAction::Exit) {
                     ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
-                    self.set_state(tid, State::Exiting);
+                    self.set_state(tid, State::Exiting { killed: false });
                     let real_pid = self.task(tid)?.real_pid;
                     // As the recorder does: a process alone in an address
                     // space it shares (`CLONE_VM`, a vfork child) too.
@@ -314,7 +335,7 @@ impl Session {
                         // futex on it, which a thread joining it may meet
                         // at its very next step (it did while recording:
                         // the recorder resumed no one in between).
-                        let status = self.wait_gone(tid, real)?;
+                        let status = self.wait_gone(tid, real, None)?;
                         self.set_state(tid, State::Gone(status));
                     }
                 } else {
@@ -361,7 +382,7 @@ impl Session {
             Event::Signal(s) => self.signal(s)?,
             Event::ThreadExit { tid } => {
                 let real = self.task(tid)?.real;
-                let status = self.wait_gone(tid, real)?;
+                let status = self.wait_gone(tid, real, None)?;
                 if let Some(ctl) = self.debug.as_mut() {
                     ctl.exited = Some(status);
                 }
@@ -371,7 +392,7 @@ impl Session {
             Event::ProcessExit { pid, status } => {
                 let real = self.task(pid)?.real;
                 self.run_into_filter_kill(pid, real, status)?;
-                let seen = self.wait_gone(pid, real)?;
+                let seen = self.wait_gone(pid, real, Some(status))?;
                 self.tasks.remove(&pid);
                 self.no_buffered_left(pid)?;
                 self.spaces.remove(&real);
@@ -471,32 +492,54 @@ impl Session {
         Ok(())
     }
 
-    /// Waits until thread `real` has exited; returns how.
-    fn wait_gone(&mut self, tid: Tid, real: i32) -> Result<ExitStatus, ReplayError> {
+    /// Waits until thread `real` has exited; returns how. `recorded`: the
+    /// recorded exit status of its process, at the main thread's
+    /// `ProcessExit`.
+    ///
+    /// The rule (docs/design.md, "Deaths in replay"): the thread dies here,
+    /// where the recording says it did. One stopped with a signal to take
+    /// is resumed with it when that signal ends it
+    /// ([`signals::signal_ends`]); one already on its way out (an exit
+    /// syscall, its process's exit) is waited for; any other (one held in a
+    /// group stop, or stopped to take a signal that would stop it, be
+    /// handled or ignored) died of a `SIGKILL` from another process, whose
+    /// `kill()` replay emulates: replay sends that `SIGKILL`. A thread that
+    /// shows it lives on meanwhile is a divergence, reported at once.
+    fn wait_gone(
+        &mut self,
+        tid: Tid,
+        real: i32,
+        recorded: Option<ExitStatus>,
+    ) -> Result<ExitStatus, ReplayError> {
         let state = self.task(tid)?.state;
         let mut early = None;
         match state {
             State::Gone(status) => return Ok(status),
             // A thread dying of a signal we stopped it for dies once resumed with it.
-            State::Idle { deliver } if deliver != 0 => {
+            State::Idle { deliver }
+                if deliver != 0 && signals::signal_ends(real, deliver, recorded) =>
+            {
                 ptrace::cont(real, deliver).map_err(perr("PTRACE_CONT", real))?;
-                self.set_state(tid, State::Exiting);
+                self.set_state(tid, State::Exiting { killed: false });
             }
-            State::Exiting => {}
-            // It died without an exit of its own or a signal it was given: a
-            // sibling's exit_group (then it is already gone or going), or a
-            // SIGKILL from another process, whose kill() replay emulates:
+            State::Exiting { .. } => {}
+            // It died without an exit of its own or a signal that ends it:
+            // a sibling's exit_group (then it is already gone or going), or
+            // a SIGKILL from another process, whose kill() replay emulates
+            // (also one that came while the recorder held the thread in a
+            // group stop, or before it took a signal it was stopped for):
             // kill it here, where the recording says it died.
             _ => {
                 let real_pid = self.task(tid)?.real_pid;
                 let group_exiting = self
                     .tasks
                     .values()
-                    .any(|t| t.real_pid == real_pid && t.state == State::Exiting);
+                    .any(|t| t.real_pid == real_pid && matches!(t.state, State::Exiting { .. }));
                 early = ptrace::wait_tid_nohang(real).map_err(perr("waitpid", real))?;
                 if early.is_none() && !group_exiting {
+                    trace!(tid, ?state, "recorded death: killing it");
                     let _ = ptrace::tgkill(real_pid, real, libc::SIGKILL);
-                    self.set_state(tid, State::Exiting);
+                    self.set_state(tid, State::Exiting { killed: true });
                 }
             }
         }
@@ -510,19 +553,22 @@ impl Session {
                 WaitEvent::Signaled { signo, core, .. } => {
                     return Ok(ExitStatus::Signaled { signo, core })
                 }
-                // A thread killed by exit_group reports PTRACE_EVENT_EXIT-like
-                // stops only if asked; anything else is unexpected here.
+                // A stop that came before its death (a signal the replay
+                // caused, one from before a SIGKILL): run through. Anything
+                // else, for a thread not killed by replay, shows it lives on.
                 ev => {
-                    if let State::Exiting = self.task(tid)?.state {
-                        ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
-                        continue;
+                    if let State::Exiting { killed } = self.task(tid)?.state {
+                        if killed || !lives_on(&ev) {
+                            ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+                            continue;
+                        }
                     }
-                    return Err(self.diverged(
-                        tid,
-                        "thread exit",
-                        "the thread to exit",
-                        format!("{ev:?}"),
-                    ));
+                    let seen = self.describe_stop(real, &ev);
+                    // Not left running: it is not in the recording any more.
+                    let real_pid = self.task(tid)?.real_pid;
+                    let _ = ptrace::tgkill(real_pid, real, libc::SIGKILL);
+                    self.set_state(tid, State::Exiting { killed: true });
+                    return Err(self.diverged(tid, "thread exit", "the thread to exit", seen));
                 }
             }
         }

@@ -15,7 +15,7 @@ use crate::tracee::syscallbuf::FrameFix;
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_syscalls as syscalls;
-use rrtest_trace::{SignalEvent, SignalKind, Tid};
+use rrtest_trace::{ExitStatus, SignalEvent, SignalKind, Tid};
 
 impl Session {
     pub(super) fn signal(&mut self, s: SignalEvent) -> Result<(), ReplayError> {
@@ -24,7 +24,7 @@ impl Session {
             // interrupt): kill it at the same point.
             for t in self.tasks.values_mut() {
                 let _ = ptrace::tgkill(t.real_pid, t.real, libc::SIGKILL);
-                t.state = State::Exiting;
+                t.state = State::Exiting { killed: true };
             }
             return Ok(());
         }
@@ -199,4 +199,114 @@ pub(super) fn set_signal_mask(tid: i32, mask: u64) -> std::io::Result<()> {
         return Err(std::io::Error::from_raw_os_error(-ret as i32));
     }
     Ok(())
+}
+
+/// Whether delivering `signo` to replay's thread `real` ends its process,
+/// at a recorded death whose status, for a process, is `recorded`: the
+/// signal the process is recorded dying of; for a thread alone (a
+/// `ThreadExit`), a signal whose action is death (its default action
+/// terminates or dumps core, and the process neither catches nor ignores
+/// it: `SigCgt`, `SigIgn` in its /proc status, which replay's real
+/// `rt_sigaction`s set as the recording's did). A stop signal, one handled
+/// or ignored does not end it.
+pub(super) fn signal_ends(real: i32, signo: i32, recorded: Option<ExitStatus>) -> bool {
+    match recorded {
+        Some(ExitStatus::Signaled { signo: died, .. }) => died == signo,
+        Some(ExitStatus::Exited(_)) => false,
+        None => {
+            if signo == libc::SIGKILL {
+                return true;
+            }
+            let default_not_fatal = matches!(
+                signo,
+                libc::SIGCHLD
+                    | libc::SIGCONT
+                    | libc::SIGURG
+                    | libc::SIGWINCH
+                    | libc::SIGSTOP
+                    | libc::SIGTSTP
+                    | libc::SIGTTIN
+                    | libc::SIGTTOU
+            );
+            let status =
+                std::fs::read_to_string(format!("/proc/{real}/status")).unwrap_or_default();
+            !default_not_fatal
+                && !in_signal_set(&status, "SigCgt:", signo)
+                && !in_signal_set(&status, "SigIgn:", signo)
+        }
+    }
+}
+
+/// Whether `signo` is in the set of line `field` (`SigCgt:`, ...) of a
+/// /proc status text (64 bits in hex; false when the line is missing).
+fn in_signal_set(status: &str, field: &str, signo: i32) -> bool {
+    (1..=64).contains(&signo)
+        && status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .is_some_and(|set| set & (1u64 << (signo - 1)) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_sets_are_read_from_status_text() {
+        // SIGINT (2) and SIGTERM (15) caught, SIGPIPE (13) ignored.
+        let status = "Name:\tx\nSigIgn:\t0000000000001000\nSigCgt:\t0000000000004002\n";
+        assert!(in_signal_set(status, "SigCgt:", libc::SIGINT));
+        assert!(in_signal_set(status, "SigCgt:", libc::SIGTERM));
+        assert!(!in_signal_set(status, "SigCgt:", libc::SIGPIPE));
+        assert!(in_signal_set(status, "SigIgn:", libc::SIGPIPE));
+        assert!(!in_signal_set(status, "SigIgn:", 0));
+        assert!(!in_signal_set(status, "SigIgn:", 65));
+        assert!(!in_signal_set("Name:\tx\n", "SigCgt:", libc::SIGINT));
+    }
+
+    #[test]
+    fn a_recorded_status_says_which_signal_ends_the_process() {
+        let killed = |signo| Some(ExitStatus::Signaled { signo, core: false });
+        // The thread is only read when the status is not known.
+        assert!(signal_ends(-1, libc::SIGTERM, killed(libc::SIGTERM)));
+        assert!(!signal_ends(-1, libc::SIGSTOP, killed(libc::SIGKILL)));
+        assert!(!signal_ends(-1, libc::SIGTERM, Some(ExitStatus::Exited(0))));
+    }
+
+    #[test]
+    fn stop_handled_and_ignored_signals_do_not_end_a_thread() {
+        // A shell that handles SIGUSR1, ignores SIGUSR2 and leaves SIGTERM
+        // to its default action, waiting in a sleep.
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "trap 'exit 3' USR1; trap '' USR2; sleep 10"])
+            .spawn()
+            .expect("sh runs");
+        let pid = sh.id() as i32;
+        let usr1 = |s: &str| in_signal_set(s, "SigCgt:", libc::SIGUSR1);
+        let mut ready = false;
+        for _ in 0..200 {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if usr1(&status) {
+                ready = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let ends = |signo| signal_ends(pid, signo, None);
+        let seen = [
+            ends(libc::SIGUSR1),
+            ends(libc::SIGUSR2),
+            ends(libc::SIGSTOP),
+            ends(libc::SIGTSTP),
+            ends(libc::SIGCHLD),
+            ends(libc::SIGCONT),
+            ends(libc::SIGTERM),
+            ends(libc::SIGKILL),
+        ];
+        let _ = sh.kill();
+        let _ = sh.wait();
+        assert!(ready, "the shell never set its SIGUSR1 trap");
+        assert_eq!(seen, [false, false, false, false, false, false, true, true]);
+    }
 }

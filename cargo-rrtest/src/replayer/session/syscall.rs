@@ -303,7 +303,7 @@ impl Session {
             return Ok(());
         }
         ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
-        self.set_state(pid, State::Exiting);
+        self.set_state(pid, State::Exiting { killed: false });
         Ok(())
     }
 }
