@@ -842,20 +842,41 @@ pub(crate) fn recorded_under_chaos(
 /// or EINVAL, each named in a warning of the recorder; the program goes on to its end, and
 /// the trace verifies and replays the same output.
 fn ptrace_refused(trial: &str) -> Result<(), Failed> {
+    refused_named(
+        trial,
+        &c("ptrace_refused", CBuild::pie("ptrace_refused")),
+        &[
+            "PTRACE_POKEUSER returned -1, errno 5\n",
+            "PTRACE_SETOPTIONS(PTRACE_O_TRACESECCOMP) returned -1, errno 22\n",
+            "PTRACE_GETFPREGS returned 0, errno 0\n",
+            "PTRACE_SETFPREGS returned -1, errno 5\n",
+            "parent: the child exited with 0\nEXIT-SUCCESS\n",
+        ],
+        &[
+            "PTRACE_POKEUSER",
+            "PTRACE_O_TRACESECCOMP",
+            "PTRACE_SETFPREGS",
+        ],
+    )
+}
+
+/// `spec`'s program, whose requests the recorder does not emulate, recorded:
+/// it exits 0 printing each of `want` (the errors it got), within 30 s;
+/// the recorder's warnings name each of `named`; the trace verifies, and
+/// replays to the same output.
+pub(crate) fn refused_named(
+    trial: &str,
+    spec: &Spec,
+    want: &[&str],
+    named: &[&str],
+) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
-    let spec = c("ptrace_refused", CBuild::pie("ptrace_refused"));
-    let inv = invocation(&spec, dir.sub("work")?)?;
+    let inv = invocation(spec, dir.sub("work")?)?;
     let trace = dir.path.join("trace");
     let rec = inv.record(&trace)?;
     rec.expect_code(0)?;
     let out = rec.stdout_text();
-    for want in [
-        "PTRACE_POKEUSER returned -1, errno 5\n",
-        "PTRACE_SETOPTIONS(PTRACE_O_TRACESECCOMP) returned -1, errno 22\n",
-        "PTRACE_GETFPREGS returned 0, errno 0\n",
-        "PTRACE_SETFPREGS returned -1, errno 5\n",
-        "parent: the child exited with 0\nEXIT-SUCCESS\n",
-    ] {
+    for want in want {
         check!(
             out.contains(want),
             "the recorded program did not print {want:?}\n{}",
@@ -863,11 +884,7 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
         );
     }
     let err = rec.stderr_text();
-    for name in [
-        "PTRACE_POKEUSER",
-        "PTRACE_O_TRACESECCOMP",
-        "PTRACE_SETFPREGS",
-    ] {
+    for name in named {
         check!(
             err.contains(name),
             "the recorder did not name {name}\n{}",

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::breadth::{c, recorded_under_chaos, spec_trials};
-use crate::recorder::{self, invocation, Spec};
+use crate::breadth::{c, recorded_under_chaos, refused_named, spec_trials};
+use crate::recorder::{self, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run::{self as run, TrialDir};
 
@@ -120,55 +120,24 @@ fn under_chaos(trial: &str) -> Result<(), Failed> {
 /// with EIO, each named in a warning of the recorder; the program goes on
 /// to its end, and the trace verifies and replays the same output.
 fn refused(trial: &str) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    let spec = c(
-        "ptrace_regset_refused",
-        CBuild::pie("ptrace_regset_refused"),
-    );
-    let inv = invocation(&spec, dir.sub("work")?)?;
-    let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
-    let out = rec.stdout_text();
-    for want in [
-        "PTRACE_POKEUSER at a syscall entry returned -1, errno 5\n",
-        "PTRACE_SETREGSET(NT_PRSTATUS) at a syscall entry returned -1, errno 5\n",
-        "PTRACE_SETREGSET(NT_PRFPREG) returned -1, errno 5\n",
-        "PTRACE_SETSIGMASK returned -1, errno 5\n",
-        "parent: the child exited with 0\nEXIT-SUCCESS\n",
-    ] {
-        check!(
-            out.contains(want),
-            "the recorded program did not print {want:?}\n{}",
-            rec.describe()
-        );
-    }
-    let err = rec.stderr_text();
-    for name in [
-        "PTRACE_POKEUSER at a syscall-entry stop",
-        "PTRACE_SETREGSET at a syscall-entry stop",
-        "PTRACE_SETREGSET of NT_PRFPREG",
-        "PTRACE_SETSIGMASK",
-    ] {
-        check!(
-            err.contains(name),
-            "the recorder did not name {name}\n{}",
-            rec.describe()
-        );
-    }
-    check!(
-        rec.elapsed < Duration::from_secs(30),
-        "recording took {:?}",
-        rec.elapsed
-    );
-    recorder::expect_verified(&trace)?;
-    let rep = inv.replay(&trace)?;
-    rep.expect_code(0)?;
-    check!(
-        rep.stdout_text() == out,
-        "replay printed other output\n{}",
-        rep.describe()
-    );
-    dir.finish();
-    Ok(())
+    refused_named(
+        trial,
+        &c(
+            "ptrace_regset_refused",
+            CBuild::pie("ptrace_regset_refused"),
+        ),
+        &[
+            "PTRACE_POKEUSER at a syscall entry returned -1, errno 5\n",
+            "PTRACE_SETREGSET(NT_PRSTATUS) at a syscall entry returned -1, errno 5\n",
+            "PTRACE_SETREGSET(NT_PRFPREG) returned -1, errno 5\n",
+            "PTRACE_SETSIGMASK returned -1, errno 5\n",
+            "parent: the child exited with 0\nEXIT-SUCCESS\n",
+        ],
+        &[
+            "PTRACE_POKEUSER at a syscall-entry stop",
+            "PTRACE_SETREGSET at a syscall-entry stop",
+            "PTRACE_SETREGSET of NT_PRFPREG",
+            "PTRACE_SETSIGMASK",
+        ],
+    )
 }

@@ -423,20 +423,8 @@ pub const XSTATE_MAX: usize = 4096;
 /// whose first 512 bytes are the legacy FPU/SSE area and whose AVX upper
 /// halves follow at the offset `cpuid` gives, 576 on every x86-64 CPU).
 pub fn getxstate(tid: i32) -> io::Result<Vec<u8>> {
-    const NT_X86_XSTATE: usize = 0x202;
-    let mut buf = vec![0u8; XSTATE_MAX];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    req(
-        libc::PTRACE_GETREGSET,
-        tid,
-        NT_X86_XSTATE,
-        &mut iov as *mut libc::iovec as usize,
-    )?;
-    buf.truncate(iov.iov_len);
-    Ok(buf)
+    const NT_X86_XSTATE: u64 = 0x202;
+    getregset(tid, NT_X86_XSTATE, XSTATE_MAX)
 }
 
 /// `PTRACE_GETREGSET` of note type `note` into a buffer of `len` bytes:
