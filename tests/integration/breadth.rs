@@ -399,11 +399,7 @@ pub fn trials() -> Vec<Trial> {
         trials.push(
             Trial::test(trial, move || {
                 let spec = SPECS.iter().find(|s| s.name == name).expect("listed");
-                for round in 0..REPEATS {
-                    recorder::record_replay(&format!("{t}-{round}"), spec)
-                        .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
-                }
-                Ok(())
+                repeated(&t, spec, REPEATS)
             })
             .with_ignored_flag(skip),
         );
@@ -834,6 +830,30 @@ pub(crate) fn recorded_under_chaos(
         recorder::expect_verified(&trace)
             .map_err(|e| format!("{name}, seed {seed}: {}", e.message().unwrap_or("")))?;
     }
+    Ok(())
+}
+
+/// Records, verifies and replays `spec` `rounds` times (trials named
+/// `trial-N`): for programs whose stops and waits fall as the schedule
+/// does.
+pub(crate) fn repeated(trial: &str, spec: &Spec, rounds: usize) -> Result<(), Failed> {
+    for round in 0..rounds {
+        recorder::record_replay(&format!("{trial}-{round}"), spec)
+            .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
+    }
+    Ok(())
+}
+
+/// Each of `specs` recorded with --chaos at three seeds
+/// ([`recorded_under_chaos`]): each recording ends within `limit`, prints
+/// what the program prints natively, and verifies.
+pub(crate) fn all_under_chaos(trial: &str, specs: &[Spec], limit: Duration) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    for spec in specs {
+        let prefix = format!("{}-", spec.name);
+        recorded_under_chaos(&dir, spec, &prefix, spec.stdout_has, Some(limit))?;
+    }
+    dir.finish();
     Ok(())
 }
 

@@ -35,7 +35,7 @@ use std::process::Command;
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::breadth::{c, refused_cases, spec_trials, with_defines};
+use crate::breadth::{c, refused_cases, repeated, spec_trials, with_defines};
 use crate::recorder::{self, invocation, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run::{self as run, TrialDir};
@@ -119,14 +119,7 @@ pub fn trials() -> Vec<Trial> {
         trials.push(
             Trial::test(format!("breadth::misc::{name}::repeated"), move || {
                 let spec = SPECS.iter().find(|s| s.name == name).expect("listed");
-                for round in 0..REPEATS {
-                    recorder::record_replay(
-                        &format!("breadth::misc::{name}::repeated-{round}"),
-                        spec,
-                    )
-                    .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
-                }
-                Ok(())
+                repeated(&format!("breadth::misc::{name}::repeated"), spec, REPEATS)
             })
             .with_ignored_flag(skip),
         );

@@ -20,14 +20,14 @@
 //! - `ptrace_traceclone::under_chaos`: the five recorded under the chaos
 //!   scheduler at three seeds each, verified.
 
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Trial;
 
 use std::time::Duration;
 
-use crate::breadth::{c, recorded_under_chaos, spec_trials, with_defines, REPEATS};
+use crate::breadth::{all_under_chaos, c, repeated, spec_trials, with_defines, REPEATS};
 use crate::recorder::{self, Spec};
 use crate::recorder_build::{self as build, CBuild};
-use crate::recorder_run::{self as run, TrialDir};
+use crate::recorder_run as run;
 
 /// Lines every variant prints (the last but `_waitid`).
 const COMMON: [&str; 5] = [
@@ -119,35 +119,18 @@ pub fn trials() -> Vec<Trial> {
     for spec in SPECS {
         let trial = format!("breadth::{}::repeated", spec.name);
         let t = trial.clone();
-        trials.push(Trial::test(trial, move || repeated(&t, spec)).with_ignored_flag(skip));
+        trials
+            .push(Trial::test(trial, move || repeated(&t, spec, REPEATS)).with_ignored_flag(skip));
     }
     trials.push(
         Trial::test("breadth::ptrace_traceclone::under_chaos", || {
-            under_chaos("breadth::ptrace_traceclone::under_chaos")
+            all_under_chaos(
+                "breadth::ptrace_traceclone::under_chaos",
+                SPECS,
+                Duration::from_secs(60),
+            )
         })
         .with_ignored_flag(skip),
     );
     trials
-}
-
-/// Each variant recorded with --chaos at three seeds: its output as
-/// natively, within a minute, and the trace verifies.
-fn under_chaos(trial: &str) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    for spec in SPECS {
-        let limit = Some(Duration::from_secs(60));
-        let prefix = format!("{}-", spec.name);
-        recorded_under_chaos(&dir, spec, &prefix, spec.stdout_has, limit)?;
-    }
-    dir.finish();
-    Ok(())
-}
-
-/// Records, verifies and replays `spec` [`REPEATS`] times.
-fn repeated(trial: &str, spec: &Spec) -> Result<(), Failed> {
-    for round in 0..REPEATS {
-        recorder::record_replay(&format!("{trial}-{round}"), spec)
-            .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
-    }
-    Ok(())
 }

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::breadth::{c, recorded_under_chaos, refused_named, spec_trials};
+use crate::breadth::{all_under_chaos, c, refused_named, repeated, spec_trials};
 use crate::recorder::{self, Spec};
 use crate::recorder_build::{self as build, CBuild};
-use crate::recorder_run::{self as run, TrialDir};
+use crate::recorder_run as run;
 
 /// The fixtures that record, verify and replay identically (and print the
 /// same lines natively).
@@ -69,11 +69,16 @@ pub fn trials() -> Vec<Trial> {
     for spec in SPECS {
         let trial = format!("breadth::{}::repeated", spec.name);
         let t = trial.clone();
-        trials.push(Trial::test(trial, move || repeated(&t, spec)).with_ignored_flag(skip));
+        trials
+            .push(Trial::test(trial, move || repeated(&t, spec, REPEATS)).with_ignored_flag(skip));
     }
     trials.push(
         Trial::test("breadth::ptrace_regset::under_chaos", || {
-            under_chaos("breadth::ptrace_regset::under_chaos")
+            all_under_chaos(
+                "breadth::ptrace_regset::under_chaos",
+                SPECS,
+                Duration::from_secs(60),
+            )
         })
         .with_ignored_flag(skip),
     );
@@ -84,35 +89,6 @@ pub fn trials() -> Vec<Trial> {
         .with_ignored_flag(skip),
     );
     trials
-}
-
-/// Records, verifies and replays `spec` [`REPEATS`] times: its stops and
-/// waits depend on the schedule.
-fn repeated(trial: &str, spec: &Spec) -> Result<(), Failed> {
-    for round in 0..REPEATS {
-        recorder::record_replay(&format!("{trial}-{round}"), spec)
-            .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
-    }
-    Ok(())
-}
-
-/// `ptrace_regset` recorded with --chaos at three seeds: each recording
-/// ends within 60 s, prints what the program prints natively, and
-/// verifies.
-fn under_chaos(trial: &str) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    for spec in SPECS {
-        let limit = Some(Duration::from_secs(60));
-        recorded_under_chaos(
-            &dir,
-            spec,
-            &format!("{}-", spec.name),
-            spec.stdout_has,
-            limit,
-        )?;
-    }
-    dir.finish();
-    Ok(())
 }
 
 /// Register and mask writes the emulated ptrace does not do (at a

@@ -30,7 +30,7 @@ use libtest_mimic::{Failed, Trial};
 
 use std::time::Duration;
 
-use crate::breadth::{recorded_under_chaos, spec_trials};
+use crate::breadth::{all_under_chaos, repeated, spec_trials};
 use crate::recorder::{self, invocation, Args, Source, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run::{self as run, TrialDir};
@@ -76,7 +76,7 @@ const SPECS: &[Spec] = &[
 pub fn trials() -> Vec<Trial> {
     let gcc = build::gcc_missing();
     let skip = gcc.is_some() || run::recording_unavailable().is_some();
-    let mut trials = spec_trials("breadth::tty", SPECS, rounds);
+    let mut trials = spec_trials("breadth::tty", SPECS, |t, s| repeated(t, s, ROUNDS));
     trials.push(
         Trial::test("breadth::tty::stop_self::continued_from_outside", || {
             continued_from_outside("breadth::tty::stop_self::continued_from_outside")
@@ -85,38 +85,11 @@ pub fn trials() -> Vec<Trial> {
     );
     trials.push(
         Trial::test("breadth::tty::under_chaos", || {
-            under_chaos("breadth::tty::under_chaos")
+            all_under_chaos("breadth::tty::under_chaos", SPECS, Duration::from_secs(60))
         })
         .with_ignored_flag(skip),
     );
     trials
-}
-
-fn rounds(trial: &str, spec: &Spec) -> Result<(), Failed> {
-    for round in 0..ROUNDS {
-        recorder::record_replay(&format!("{trial}-{round}"), spec)
-            .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
-    }
-    Ok(())
-}
-
-/// Both fixtures recorded with --chaos at seeds 1, 2 and 3: each ends with
-/// status 0, prints what it prints natively (the stops were real: the
-/// fixtures check it), within 60 s, and verifies.
-fn under_chaos(trial: &str) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    for spec in SPECS {
-        let limit = Some(Duration::from_secs(60));
-        recorded_under_chaos(
-            &dir,
-            spec,
-            &format!("{}-", spec.name),
-            spec.stdout_has,
-            limit,
-        )?;
-    }
-    dir.finish();
-    Ok(())
 }
 
 /// `stop_self` recorded while the trial, outside the recording, waits for
