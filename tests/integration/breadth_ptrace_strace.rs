@@ -16,7 +16,10 @@
 //!   SIGUSR1, which the kernel ignores at an event stop;
 //! - `ptrace_mini_strace_getregs`: as the first, the syscall numbers and
 //!   results read with PTRACE_GETREGS (orig_rax, rax);
-//! - `ptrace_mini_strace::under_chaos`: the three recorded under the chaos
+//! - `ptrace_mini_strace_detach`: the tracer detaches at getpid's exit
+//!   stop with SIGUSR1, which the kernel sends: the child, untraced, runs
+//!   its handler (it exits 3 unless its handler ran twice) and execs;
+//! - `ptrace_mini_strace::under_chaos`: the four recorded under the chaos
 //!   scheduler at three seeds each, verified.
 
 use libtest_mimic::{Failed, Trial};
@@ -99,6 +102,19 @@ const SPECS: &[Spec] = &[
         ..c(
             "ptrace_mini_strace_getregs",
             with_defines("ptrace_mini_strace", &["USE_GETREGS"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            BEFORE_EXEC[0],
+            BEFORE_EXEC[1],
+            BEFORE_EXEC[2],
+            "tracer: detached at getpid's exit with SIGUSR1\n",
+            EXEC_EXIT[3],
+        ],
+        ..c(
+            "ptrace_mini_strace_detach",
+            with_defines("ptrace_mini_strace", &["USE_DETACH"]),
         )
     },
 ];
