@@ -600,10 +600,11 @@ impl Session {
                 } else {
                     Step::No
                 };
-                // The kernel delivers the signal only at a signal-delivery
-                // stop; at a syscall or event stop it is ignored. Detached
-                // at an exec's exit stop, the exec's SIGTRAP is still
-                // delivered.
+                // The signal, delivered when it next runs: at a
+                // signal-delivery stop the one asked for (ignored at an
+                // event stop); detached at a syscall-exit stop, the one
+                // sent there, or at an exec's exit stop the exec's
+                // SIGTRAP, delivered untraced.
                 let resumption = if stop.trap_next {
                     let tracee_pid = task.pid;
                     Some((
