@@ -18,6 +18,7 @@ mod breadth_maps;
 mod breadth_misc;
 mod breadth_ptrace_clone;
 mod breadth_ptrace_regs;
+mod breadth_ptrace_strace;
 mod breadth_tty;
 mod chaos;
 mod chaos_stall;
@@ -61,6 +62,7 @@ fn main() {
     trials.extend(breadth_misc::trials());
     trials.extend(breadth_ptrace_regs::trials());
     trials.extend(breadth_ptrace_clone::trials());
+    trials.extend(breadth_ptrace_strace::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());
     trials.extend(nextest::trials());

@@ -37,9 +37,15 @@
 //! `PTRACE_SINGLESTEP` runs one instruction, its trap a stop as a fault's
 //! (a step over a syscall stops at the syscall's exit); `PTRACE_SYSCALL`
 //! stops it at its next traced syscall's entry (held at the seccomp stop,
-//! handled when it goes on) and exit; the tracer's
-//! `PTRACE_CONT`/`PTRACE_DETACH` signal, if any, is delivered when the
-//! tracee next runs. A stop becomes visible to the tracer once the tracee
+//! handled when it goes on) and exit; a successful `execve` under it makes
+//! its exit stop too, in the kernel's order ([`Session::exec_stop`]). The
+//! signal a resume request carries is treated as the kernel does: at a
+//! signal-delivery stop it is delivered when the tracee next runs; at an
+//! event stop it is ignored; at a syscall-exit stop it is sent anew
+//! (`SI_KERNEL`), a signal-delivery stop at once. Not emulated (EIO,
+//! named): a signal at a syscall-entry stop (pending while the call runs)
+//! or at an exec's exit stop the legacy `SIGTRAP` follows, and
+//! `PTRACE_SINGLESTEP` with a signal at a signal-delivery stop. A stop becomes visible to the tracer once the tracee
 //! is stopped by the recorder (a tracee blocked in a syscall is interrupted
 //! first: the syscall restarts, as under a real SIGSTOP); a tracer blocked
 //! in the kernel's wait by then is interrupted so that its wait starts
@@ -257,8 +263,8 @@ struct EmuStop {
     reported: bool,
     /// Where the stop is, as a signal delivered there is recorded.
     kind: SignalKind,
-    /// A syscall-entry or -exit stop (a signal to resume it with is
-    /// ignored).
+    /// A syscall-entry or -exit stop, or an event stop (a signal to resume
+    /// it with is sent anew at a syscall stop, ignored at an event stop).
     syscall: bool,
     /// Its tracer was sent its `SIGCHLD`.
     notified: bool,
@@ -268,6 +274,10 @@ struct EmuStop {
     /// A stop inside a syscall (a clone's event stop): resumed with
     /// `PTRACE_SYSCALL`, the tracee stops at once at the syscall's exit.
     exit_next: bool,
+    /// The exit stop of an exec without `PTRACE_O_TRACEEXEC` (legacy
+    /// tracee): however resumed, the exec's `SIGTRAP` is delivered first, a
+    /// signal-delivery stop.
+    trap_next: bool,
 }
 
 impl EmuStop {
@@ -275,7 +285,7 @@ impl EmuStop {
     /// syscall stop (`SIGTRAP`, with `0x80` under `PTRACE_O_TRACESYSGOOD`)
     /// or an event stop (`SIGTRAP | EVENT << 8`). `code` is its status's
     /// stop signal and its `si_code`, `pid` the tracee's (`si_pid`), `msg`
-    /// its event message. A signal to resume it with is ignored.
+    /// its event message.
     fn notify(code: i32, pid: Tid, msg: Option<u64>) -> EmuStop {
         let mut info = user_siginfo(libc::SIGTRAP, pid);
         info[8..12].copy_from_slice(&code.to_ne_bytes());
@@ -288,7 +298,32 @@ impl EmuStop {
             notified: false,
             msg,
             exit_next: false,
+            trap_next: false,
         }
+    }
+
+    /// A signal-delivery stop of `signo` with `info` (a signal to resume
+    /// it with is delivered).
+    fn delivery(signo: i32, info: [u8; SIGINFO_SIZE]) -> EmuStop {
+        EmuStop {
+            status: (signo << 8) | 0x7f,
+            info,
+            reported: false,
+            kind: SignalKind::AtSyscallExit,
+            syscall: false,
+            notified: false,
+            msg: None,
+            exit_next: false,
+            trap_next: false,
+        }
+    }
+
+    /// Whether a signal its tracer resumes it with is delivered as such:
+    /// only at a signal-delivery stop (the kernel ignores it at an event
+    /// stop, `PTRACE_EVENT_STOP` among them, and sends it anew at a
+    /// syscall stop).
+    fn takes_signal(&self) -> bool {
+        !self.syscall && self.status >> 16 == 0
     }
 }
 
@@ -327,6 +362,15 @@ impl Traced {
             self.tracer
         )
     }
+}
+
+/// A siginfo for `signo` sent by the kernel (`SI_KERNEL`, no sender), as
+/// `send_sig` with a private sender fills it.
+fn kernel_siginfo(signo: i32) -> [u8; SIGINFO_SIZE] {
+    let mut info = [0u8; SIGINFO_SIZE];
+    info[0..4].copy_from_slice(&signo.to_ne_bytes());
+    info[8..12].copy_from_slice(&libc::SI_KERNEL.to_ne_bytes());
+    info
 }
 
 /// A siginfo for `signo` sent by process `pid` with `kill`.
@@ -499,48 +543,92 @@ impl Session {
         let mem = RemoteMem::new(target);
         let tracer_mem = RemoteMem::new(tid);
         match request {
-            req::SINGLESTEP | req::SYSCALL
-                if request == req::SYSCALL && data != 0 && !stop.syscall =>
-            {
-                warn!("PTRACE_SYSCALL with a signal: the recorder does not emulate it (the program gets EIO)");
+            req::SINGLESTEP if data != 0 && stop.takes_signal() => {
+                // The signal would be delivered and its handler's frame
+                // stepped into: not emulated.
+                warn!("PTRACE_SINGLESTEP with a signal at a signal-delivery stop: the recorder does not emulate it (the program gets EIO)");
                 Ok(neg(libc::EIO))
             }
-            req::SINGLESTEP => {
-                if data != 0 {
-                    warn!("PTRACE_SINGLESTEP with a signal: the recorder does not emulate it (the program gets EIO)");
-                    return Ok(neg(libc::EIO));
-                }
-                let task = self.tasks.get_mut(&target).expect("checked");
-                if let Some(t) = task.traced.as_mut() {
-                    t.stop = None;
-                }
-                task.step = Step::Asked;
-                task.syscall_stops = false;
-                task.ready_since = Some(std::time::Instant::now());
-                Ok(0)
-            }
-            req::CONT | req::DETACH | req::SYSCALL => {
+            req::CONT | req::DETACH | req::SYSCALL | req::SINGLESTEP => {
                 let signo = data as i64;
                 if !(0..=64).contains(&signo) {
                     return Ok(neg(libc::EIO));
                 }
-                let signo = signo as i32;
+                let at_syscall_stop = stop.syscall && stop.status >> 16 == 0;
+                if signo != 0
+                    && at_syscall_stop
+                    && (stop.trap_next || self.tasks[&target].at_entry_stop)
+                {
+                    // Sent at a syscall-entry stop, the signal is pending
+                    // while the call runs (it may interrupt it); at an
+                    // exec's exit stop, after the exec's SIGTRAP.
+                    warn!(
+                        "{} with a signal at a syscall-entry stop or an exec's exit stop: the recorder does not emulate it (the program gets EIO)",
+                        request_name(request)
+                    );
+                    return Ok(neg(libc::EIO));
+                }
+                if signo != 0 && at_syscall_stop && request != req::DETACH {
+                    // At a syscall-exit stop the kernel sends the signal to
+                    // the tracee (`send_sig`, si_code SI_KERNEL), which
+                    // makes a signal-delivery stop on its way back to user
+                    // code; that stop's own resume request then applies.
+                    let info = kernel_siginfo(signo as i32);
+                    self.hold_stopped(target, EmuStop::delivery(signo as i32, info));
+                    return Ok(0);
+                }
+                if request != req::DETACH && stop.trap_next {
+                    // The exit stop of an exec (legacy, no
+                    // PTRACE_O_TRACEEXEC): the exec's SIGTRAP, queued
+                    // then, is delivered now, a signal-delivery stop.
+                    let tracee_pid = self.tasks[&target].pid;
+                    let trap =
+                        EmuStop::delivery(libc::SIGTRAP, user_siginfo(libc::SIGTRAP, tracee_pid));
+                    self.hold_stopped(target, trap);
+                    return Ok(0);
+                }
                 if request == req::SYSCALL && stop.exit_next {
-                    // At a clone's event stop, inside the syscall: its
-                    // exit stop comes at once.
+                    // At an event stop inside a syscall (a clone's, an
+                    // exec's): its exit stop comes at once.
                     self.syscall_stop(target, false);
                     return Ok(0);
                 }
                 let task = self.tasks.get_mut(&target).expect("checked");
                 task.syscall_stops = request == req::SYSCALL;
-                task.step = Step::No;
-                if signo != 0 && !stop.syscall {
+                task.step = if request == req::SINGLESTEP {
+                    Step::Asked
+                } else {
+                    Step::No
+                };
+                // The signal, delivered when it next runs: at a
+                // signal-delivery stop the one asked for (ignored at an
+                // event stop); detached at a syscall-exit stop, the one
+                // sent there, or at an exec's exit stop the exec's
+                // SIGTRAP, delivered untraced.
+                let resumption = if stop.trap_next {
+                    let tracee_pid = task.pid;
+                    Some((
+                        libc::SIGTRAP,
+                        user_siginfo(libc::SIGTRAP, tracee_pid),
+                        stop.kind,
+                    ))
+                } else if signo != 0 && at_syscall_stop {
+                    // Detached at a syscall-exit stop: sent, and delivered
+                    // untraced.
+                    Some((signo as i32, kernel_siginfo(signo as i32), stop.kind))
+                } else if signo != 0 && stop.takes_signal() {
+                    let signo = signo as i32;
                     let info = if signo == stop.status >> 8 {
                         stop.info
                     } else {
                         user_siginfo(signo, pid)
                     };
-                    task.resume_signal = Some((signo, info, stop.kind));
+                    Some((signo, info, stop.kind))
+                } else {
+                    None
+                };
+                if resumption.is_some() {
+                    task.resume_signal = resumption;
                 }
                 if request == req::DETACH {
                     task.traced = None;
@@ -884,6 +972,7 @@ impl Session {
                 notified: false,
                 msg: None,
                 exit_next: false,
+                trap_next: false,
             });
         }
         if matches!(task.state, State::InSyscall { .. }) {
@@ -922,42 +1011,57 @@ impl Session {
                 notified: false,
                 msg: None,
                 exit_next: false,
+                trap_next: false,
             },
         );
         true
     }
 
-    /// After a successful exec of `tid`: a traced thread stops (SIGTRAP,
-    /// or `PTRACE_EVENT_EXEC` with `PTRACE_O_TRACEEXEC`; a seized one only
-    /// with the option). Returns whether
-    /// it did (then it is held, not current).
+    /// After a successful exec of `tid`: a traced thread stops, in the
+    /// kernel's order. With `PTRACE_O_TRACEEXEC`, `PTRACE_EVENT_EXEC`
+    /// (then, resumed with `PTRACE_SYSCALL` from the execve's entry, the
+    /// syscall-exit stop at once when resumed so again). Without it, a
+    /// thread resumed with `PTRACE_SYSCALL` stops at the execve's exit (the
+    /// new image's registers, rax 0), and a legacy tracee (`PTRACE_TRACEME`,
+    /// `PTRACE_ATTACH`) gets the exec's `SIGTRAP`, a signal queued in the
+    /// exec, delivered after that exit stop (a signal-delivery stop; a seized
+    /// one gets none). Returns whether it stopped (then it is held, not
+    /// current).
     pub(super) fn exec_stop(&mut self, tid: Tid) -> bool {
-        let Some(t) = self.tasks.get(&tid).and_then(|t| t.traced.as_ref()) else {
+        let Some(task) = self.tasks.get_mut(&tid) else {
             return false;
         };
-        let status = if t.options & PTRACE_O_TRACEEXEC != 0 {
-            ((libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8)) << 8) | 0x7f
-        } else if t.seized {
+        let Some(t) = task.traced.as_ref() else {
+            return false;
+        };
+        let (options, seized) = (t.options, t.seized);
+        let pid = task.pid;
+        let syscall_exit = std::mem::take(&mut task.syscall_stops);
+        task.step = Step::No;
+        if options & PTRACE_O_TRACEEXEC != 0 {
+            let code = libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8);
+            let mut stop = EmuStop::notify(code, pid, None);
+            // Its message: the thread that exec'd (this one).
+            stop.exit_next = syscall_exit;
+            self.hold_stopped(tid, stop);
+            return true;
+        }
+        if syscall_exit {
+            self.syscall_stop(tid, false);
+            if !seized {
+                if let Some(s) = self.traced_mut(tid).and_then(|t| t.stop.as_mut()) {
+                    s.trap_next = true;
+                }
+            }
+            return true;
+        }
+        if seized {
             // A seized tracee without the option gets no SIGTRAP (the
             // legacy one is for PTRACE_TRACEME and PTRACE_ATTACH).
             return false;
-        } else {
-            (libc::SIGTRAP << 8) | 0x7f
-        };
-        let info = user_siginfo(libc::SIGTRAP, self.tasks[&tid].pid);
-        self.hold_stopped(
-            tid,
-            EmuStop {
-                status,
-                info,
-                reported: false,
-                kind: SignalKind::AtSyscallExit,
-                syscall: false,
-                notified: false,
-                msg: None,
-                exit_next: false,
-            },
-        );
+        }
+        let stop = EmuStop::delivery(libc::SIGTRAP, user_siginfo(libc::SIGTRAP, pid));
+        self.hold_stopped(tid, stop);
         true
     }
 
@@ -1174,6 +1278,7 @@ impl Session {
                 notified: false,
                 msg: None,
                 exit_next: false,
+                trap_next: false,
             }
         };
         tracing::debug!(parent, child, event, tracer = tr.tracer, "a new tracee");
