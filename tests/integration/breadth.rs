@@ -487,6 +487,31 @@ pub(crate) fn spec_trials(
     trials
 }
 
+/// The trials of a table of variants of one fixture whose stops fall as
+/// the schedule does: [`spec_trials`] under `breadth`, each variant's
+/// `::repeated` ([`repeated`], `rounds` times), and `chaos_trial`, every
+/// variant under the chaos scheduler ([`all_under_chaos`], a minute each).
+pub(crate) fn variant_trials(
+    specs: &'static [Spec],
+    rounds: usize,
+    chaos_trial: &'static str,
+) -> Vec<Trial> {
+    let skip = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
+    let mut trials = spec_trials("breadth", specs, recorder::record_replay);
+    for spec in specs {
+        let trial = format!("breadth::{}::repeated", spec.name);
+        let t = trial.clone();
+        trials.push(Trial::test(trial, move || repeated(&t, spec, rounds)).with_ignored_flag(skip));
+    }
+    trials.push(
+        Trial::test(chaos_trial, move || {
+            all_under_chaos(chaos_trial, specs, Duration::from_secs(60))
+        })
+        .with_ignored_flag(skip),
+    );
+    trials
+}
+
 /// Disk blocks (in bytes) the files of `dir` take, and the largest size of
 /// one of them.
 fn disk_use(dir: &std::path::Path) -> Result<(u64, u64), Failed> {

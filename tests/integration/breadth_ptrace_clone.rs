@@ -22,12 +22,9 @@
 
 use libtest_mimic::Trial;
 
-use std::time::Duration;
-
-use crate::breadth::{all_under_chaos, c, repeated, spec_trials, with_defines, REPEATS};
-use crate::recorder::{self, Spec};
-use crate::recorder_build::{self as build, CBuild};
-use crate::recorder_run as run;
+use crate::breadth::{c, variant_trials, with_defines, REPEATS};
+use crate::recorder::Spec;
+use crate::recorder_build::CBuild;
 
 /// Lines every variant prints (the last but `_waitid`).
 const COMMON: [&str; 5] = [
@@ -114,23 +111,5 @@ const SPECS: &[Spec] = &[
 
 /// The trials.
 pub fn trials() -> Vec<Trial> {
-    let skip = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
-    let mut trials = spec_trials("breadth", SPECS, recorder::record_replay);
-    for spec in SPECS {
-        let trial = format!("breadth::{}::repeated", spec.name);
-        let t = trial.clone();
-        trials
-            .push(Trial::test(trial, move || repeated(&t, spec, REPEATS)).with_ignored_flag(skip));
-    }
-    trials.push(
-        Trial::test("breadth::ptrace_traceclone::under_chaos", || {
-            all_under_chaos(
-                "breadth::ptrace_traceclone::under_chaos",
-                SPECS,
-                Duration::from_secs(60),
-            )
-        })
-        .with_ignored_flag(skip),
-    );
-    trials
+    variant_trials(SPECS, REPEATS, "breadth::ptrace_traceclone::under_chaos")
 }

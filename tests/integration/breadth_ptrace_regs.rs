@@ -13,12 +13,10 @@
 //! set, the mask) fail at once, named. docs/breadth.md lists what is
 //! emulated.
 
-use std::time::Duration;
-
 use libtest_mimic::{Failed, Trial};
 
-use crate::breadth::{all_under_chaos, c, refused_named, repeated, spec_trials};
-use crate::recorder::{self, Spec};
+use crate::breadth::{c, refused_named, variant_trials};
+use crate::recorder::Spec;
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run as run;
 
@@ -64,24 +62,8 @@ const REPEATS: usize = 3;
 
 /// The trials.
 pub fn trials() -> Vec<Trial> {
+    let mut trials = variant_trials(SPECS, REPEATS, "breadth::ptrace_regset::under_chaos");
     let skip = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
-    let mut trials = spec_trials("breadth", SPECS, recorder::record_replay);
-    for spec in SPECS {
-        let trial = format!("breadth::{}::repeated", spec.name);
-        let t = trial.clone();
-        trials
-            .push(Trial::test(trial, move || repeated(&t, spec, REPEATS)).with_ignored_flag(skip));
-    }
-    trials.push(
-        Trial::test("breadth::ptrace_regset::under_chaos", || {
-            all_under_chaos(
-                "breadth::ptrace_regset::under_chaos",
-                SPECS,
-                Duration::from_secs(60),
-            )
-        })
-        .with_ignored_flag(skip),
-    );
     trials.push(
         Trial::test("breadth::ptrace_regset_refused::named_at_once", || {
             refused("breadth::ptrace_regset_refused::named_at_once")

@@ -22,14 +22,11 @@
 //! - `ptrace_mini_strace::under_chaos`: the four recorded under the chaos
 //!   scheduler at three seeds each, verified.
 
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::Trial;
 
-use std::time::Duration;
-
-use crate::breadth::{c, recorded_under_chaos, spec_trials, with_defines, REPEATS};
-use crate::recorder::{self, Spec};
-use crate::recorder_build::{self as build, CBuild};
-use crate::recorder_run::{self as run, TrialDir};
+use crate::breadth::{c, variant_trials, with_defines, REPEATS};
+use crate::recorder::Spec;
+use crate::recorder_build::CBuild;
 
 /// What the tracer prints up to the exec, in every variant.
 const BEFORE_EXEC: [&str; 18] = [
@@ -121,40 +118,5 @@ const SPECS: &[Spec] = &[
 
 /// The trials.
 pub fn trials() -> Vec<Trial> {
-    let skip = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
-    let mut trials = spec_trials("breadth", SPECS, recorder::record_replay);
-    for spec in SPECS {
-        let trial = format!("breadth::{}::repeated", spec.name);
-        let t = trial.clone();
-        trials.push(Trial::test(trial, move || repeated(&t, spec)).with_ignored_flag(skip));
-    }
-    trials.push(
-        Trial::test("breadth::ptrace_mini_strace::under_chaos", || {
-            under_chaos("breadth::ptrace_mini_strace::under_chaos")
-        })
-        .with_ignored_flag(skip),
-    );
-    trials
-}
-
-/// Each variant recorded with --chaos at three seeds: its output as
-/// natively, within a minute, and the trace verifies.
-fn under_chaos(trial: &str) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    for spec in SPECS {
-        let limit = Some(Duration::from_secs(60));
-        let prefix = format!("{}-", spec.name);
-        recorded_under_chaos(&dir, spec, &prefix, spec.stdout_has, limit)?;
-    }
-    dir.finish();
-    Ok(())
-}
-
-/// Records, verifies and replays `spec` [`REPEATS`] times.
-fn repeated(trial: &str, spec: &Spec) -> Result<(), Failed> {
-    for round in 0..REPEATS {
-        recorder::record_replay(&format!("{trial}-{round}"), spec)
-            .map_err(|e| format!("round {round}: {}", e.message().unwrap_or("")))?;
-    }
-    Ok(())
+    variant_trials(SPECS, REPEATS, "breadth::ptrace_mini_strace::under_chaos")
 }

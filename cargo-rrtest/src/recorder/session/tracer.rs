@@ -302,20 +302,27 @@ impl EmuStop {
         }
     }
 
-    /// A signal-delivery stop of `signo` with `info` (a signal to resume
-    /// it with is delivered).
-    fn delivery(signo: i32, info: [u8; SIGINFO_SIZE]) -> EmuStop {
+    /// A stop with wait status `status` and siginfo `info` that is not a
+    /// syscall stop: a signal-delivery stop, or `PTRACE_INTERRUPT`'s event
+    /// stop; `kind`: where it is, as a signal delivered there is recorded.
+    fn new(status: i32, info: [u8; SIGINFO_SIZE], kind: SignalKind) -> EmuStop {
         EmuStop {
-            status: (signo << 8) | 0x7f,
+            status,
             info,
             reported: false,
-            kind: SignalKind::AtSyscallExit,
+            kind,
             syscall: false,
             notified: false,
             msg: None,
             exit_next: false,
             trap_next: false,
         }
+    }
+
+    /// A signal-delivery stop of `signo` with `info` (a signal to resume
+    /// it with is delivered).
+    fn delivery(signo: i32, info: [u8; SIGINFO_SIZE]) -> EmuStop {
+        EmuStop::new((signo << 8) | 0x7f, info, SignalKind::AtSyscallExit)
     }
 
     /// Whether a signal its tracer resumes it with is delivered as such:
@@ -963,17 +970,7 @@ impl Session {
             return Ok(());
         };
         if let Some(t) = task.traced.as_mut() {
-            t.stop = Some(EmuStop {
-                status,
-                info,
-                reported: false,
-                kind,
-                syscall: false,
-                notified: false,
-                msg: None,
-                exit_next: false,
-                trap_next: false,
-            });
+            t.stop = Some(EmuStop::new(status, info, kind));
         }
         if matches!(task.state, State::InSyscall { .. }) {
             match ptrace::interrupt(tid) {
@@ -1000,20 +997,7 @@ impl Session {
         if signo == libc::SIGKILL || !self.is_emulated_tracee(tid) {
             return false;
         }
-        self.hold_stopped(
-            tid,
-            EmuStop {
-                status: (signo << 8) | 0x7f,
-                info: *info,
-                reported: false,
-                kind,
-                syscall: false,
-                notified: false,
-                msg: None,
-                exit_next: false,
-                trap_next: false,
-            },
-        );
+        self.hold_stopped(tid, EmuStop::new((signo << 8) | 0x7f, *info, kind));
         true
     }
 
@@ -1268,18 +1252,8 @@ impl Session {
         let first = if tr.seized {
             EmuStop::notify(libc::SIGTRAP | (libc::PTRACE_EVENT_STOP << 8), child, None)
         } else {
-            EmuStop {
-                status: (libc::SIGSTOP << 8) | 0x7f,
-                // A SIGSTOP the kernel queued, without a sender.
-                info: user_siginfo(libc::SIGSTOP, 0),
-                reported: false,
-                kind: SignalKind::AtSyscallExit,
-                syscall: false,
-                notified: false,
-                msg: None,
-                exit_next: false,
-                trap_next: false,
-            }
+            // A SIGSTOP the kernel queued, without a sender.
+            EmuStop::delivery(libc::SIGSTOP, user_siginfo(libc::SIGSTOP, 0))
         };
         tracing::debug!(parent, child, event, tracer = tr.tracer, "a new tracee");
         if let Some(task) = self.tasks.get_mut(&child) {
