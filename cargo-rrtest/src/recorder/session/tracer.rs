@@ -905,9 +905,17 @@ impl Session {
 
     /// Runs one instruction of a tracee whose tracer asked for a step
     /// (it then stops with a `SIGTRAP`, which [`Session::signal`] makes a
-    /// stop). Returns false when none was asked for.
+    /// stop). Returns false when none was asked for. A step whose trap has
+    /// not come yet (the recorder stopped the thread first: a slice's end,
+    /// an interrupt) is made again: the trap flag lasts one resume, and
+    /// resumed without it the tracee would run on for several
+    /// instructions before its tracer saw a stop.
     pub(super) fn step_now(&mut self, tid: Tid) -> Result<bool, Error> {
-        if !self.tasks.get(&tid).is_some_and(|t| t.step == Step::Asked) {
+        if !self
+            .tasks
+            .get(&tid)
+            .is_some_and(|t| matches!(t.step, Step::Asked | Step::Running { .. }))
+        {
             return Ok(false);
         }
         let pushf = matches!(
