@@ -522,8 +522,10 @@ impl Session {
         let Some(space) = self.spaces.get_mut(&self.tasks[&tid].pid) else {
             return Ok(());
         };
-        let dup = matches!(call.nr, libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3)
-            || (call.nr == libc::SYS_fcntl
+        // A 32-bit `dup`, `dup2` or `close` by its x86-64 number.
+        let nr = syscalls::row_nr(call.nr);
+        let dup = matches!(nr, libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3)
+            || (nr == libc::SYS_fcntl
                 && matches!(call.args[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC));
         let mut changed = space.output_fds_stale == Some(tid) && !space.borrowed;
         if changed {
@@ -532,9 +534,9 @@ impl Session {
         if dup && call.ret >= 0 {
             let fd = call.ret as i32;
             changed |= space.set_output_fd(fd, self.outputs.stream(tid, fd));
-        } else if call.nr == libc::SYS_close && call.ret != -(libc::EBADF as i64) {
+        } else if nr == libc::SYS_close && call.ret != -(libc::EBADF as i64) {
             changed |= space.forget_output_fd(call.args[0] as i32);
-        } else if call.nr == libc::SYS_close_range
+        } else if nr == libc::SYS_close_range
             && call.ret == 0
             && call.args[2] & libc::CLOSE_RANGE_CLOEXEC as u64 == 0
         {
