@@ -79,7 +79,8 @@
 //! - `newer_syscalls`: cachestat, futex_waitv, move_pages,
 //!   process_madvise, listmount, statmount;
 //! - `observe_self`: perf_event_open, bpf maps, process_vm_readv/writev
-//!   (and a write into another process, refused by name);
+//!   (`observe_self_write_other`: a write into its child's memory, which
+//!   the child prints, replayed into the child at the same point);
 //! - `signal_in_buffered`: a signal interrupting a blocked buffered
 //!   syscall is delivered inside it (EINTR, or a restart);
 //! - `sysv_ipc`: semaphores and shared memory (and what is refused);
@@ -1020,6 +1021,18 @@ const KERNEL_SPECS: &[Spec] = &[
     },
     Spec {
         stdout_has: &[
+            "process_vm_readv: 64 bytes: written by the child 42",
+            "process_vm_writev into the child: 8",
+            "the child reads \"parent\"",
+        ],
+        differs: true,
+        ..c(
+            "observe_self_write_other",
+            with_defines("observe_self", &["WRITE_OTHER"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
             "1: read returned -1, errno 4, handler ran 1",
             "2: read returned 1 (h), handler ran 1",
             "thread read returned -1, errno 4, handler ran 1",
@@ -1106,12 +1119,6 @@ fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
             )
         })
         .with_ignored_flag(skip || not_root.is_some()),
-    );
-    trials.push(
-        Trial::test("breadth::observe_self::write_other_refused", || {
-            vm_write_refused("breadth::observe_self::write_other_refused")
-        })
-        .with_ignored_flag(skip),
     );
     trials.push(
         Trial::test("breadth::namespaces::replay_unprivileged", || {
@@ -1214,17 +1221,6 @@ fn sysv_refused(trial: &str) -> Result<(), Failed> {
         ("sysv_huge", &["HUGE"], "shmat of a segment of 300 MiB"),
     ];
     refused_cases(trial, "sysv_ipc", &cases)
-}
-
-/// A `process_vm_writev` into another process of the recording is refused
-/// by name (the table describes a write into the caller's own memory).
-fn vm_write_refused(trial: &str) -> Result<(), Failed> {
-    let cases: [(&'static str, &'static [&'static str], &str); 1] = [(
-        "observe_write_other",
-        &["WRITE_OTHER"],
-        "process_vm_writev into another process",
-    )];
-    refused_cases(trial, "observe_self", &cases)
 }
 
 /// Records each of `cases` (a name, the defines that build `fixture` so,
