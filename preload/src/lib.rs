@@ -132,9 +132,44 @@ fn traced_init_handshake() -> i64 {
 /// The `.init_array` constructor. The recorder maps the fixed page before
 /// the dynamic loader runs, so the gate is usable here.
 extern "C" fn rrtest_preload_init() {
+    // Under Valgrind the program's code runs on Valgrind's synthetic CPU,
+    // which knows nothing of the pages the recorder mapped: a call into the
+    // fixed page is a jump to an address it takes for unmapped (SIGSEGV).
+    // No buffer then: every syscall Valgrind makes for it stops in the
+    // recorder, as with `--no-syscallbuf`.
+    if under_valgrind() {
+        return;
+    }
     // The result needs no handling here: on success the recorder has filled
     // the thread locals; on failure every stub call bails (no buffer).
     let _ = traced_init_handshake();
+}
+
+/// Whether the program runs under Valgrind: Valgrind's client request
+/// `RUNNING_ON_VALGRIND` (0x1001), made with its marker sequence (`rdi`
+/// rotated by 3, 13, 61 and 51 bits, 128 in all, then `xchg rbx, rbx`: no
+/// effect on a real CPU, which leaves the default 0 in `rdx`), answers how
+/// many Valgrinds the program runs under.
+fn under_valgrind() -> bool {
+    const RUNNING_ON_VALGRIND: u64 = 0x1001;
+    let request: [u64; 6] = [RUNNING_ON_VALGRIND, 0, 0, 0, 0, 0];
+    let answer: u64;
+    // SAFETY: rotations of rdi that restore it and an exchange of rbx with
+    // itself; Valgrind reads the six words at rax and writes rdx only.
+    unsafe {
+        core::arch::asm!(
+            "rol rdi, 3",
+            "rol rdi, 13",
+            "rol rdi, 61",
+            "rol rdi, 51",
+            "xchg rbx, rbx",
+            in("rax") request.as_ptr(),
+            inout("rdx") 0u64 => answer,
+            inout("rdi") 0u64 => _,
+            options(nostack, readonly),
+        );
+    }
+    answer != 0
 }
 
 #[cfg(not(test))]

@@ -1,5 +1,6 @@
-//! Breadth trials for debuggers run as the program under test (issue #20):
-//! software breakpoints written into a tracee and a real gdb session.
+//! Breadth trials for debuggers and other tools that run a program, run as
+//! the program under test (issue #20): software breakpoints written into a
+//! tracee, a real gdb session, Valgrind.
 //!
 //! - `ptrace_breakpoint`: a tracer writes an int3 over a function of its
 //!   child with PTRACE_POKETEXT, continues it, and at each of three SIGTRAP
@@ -17,7 +18,12 @@
 //! - `debugger::gdb_batch`: gdb itself (`gdb -batch`: a breakpoint, `run`,
 //!   a backtrace, prints, `continue` to the end) on the `gdb_target`
 //!   fixture, recorded, verified and replayed twice with the same output
-//!   and exit status. Needs gdb (skipped, said, without it).
+//!   and exit status. Needs gdb (skipped, said, without it);
+//! - `debugger::valgrind`: `valgrind -q` running the `hello` fixture,
+//!   recorded, verified and replayed twice (the program's code runs on
+//!   Valgrind's synthetic CPU, where the syscall buffer's fixed page is
+//!   out of reach: the preload library sees Valgrind and stays off). Needs
+//!   Valgrind (skipped without it; `.ci/run` installs it).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -69,18 +75,80 @@ pub fn trials() -> Vec<Trial> {
         })
         .with_ignored_flag(skip),
     );
+    let skip_valgrind = build::gcc_missing().is_some()
+        || run::recording_unavailable().is_some()
+        || installed("valgrind").is_none();
+    if installed("valgrind").is_none() {
+        eprintln!("breadth::debugger::valgrind is ignored: valgrind is not installed");
+    }
+    trials.push(
+        Trial::test("breadth::debugger::valgrind", || {
+            valgrind("breadth::debugger::valgrind")
+        })
+        .with_ignored_flag(skip_valgrind),
+    );
     trials
 }
 
 /// gdb's path, if it is installed.
 fn gdb() -> Option<PathBuf> {
-    let ok = Command::new("gdb")
+    installed("gdb")
+}
+
+/// `tool`, if `tool --version` runs.
+fn installed(tool: &str) -> Option<PathBuf> {
+    let ok = Command::new(tool)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    ok.then(|| PathBuf::from("gdb"))
+    ok.then(|| PathBuf::from(tool))
+}
+
+/// `valgrind -q` running `hello`, natively and recorded: the same output
+/// and status, the trace verified, and two replays to the same bytes.
+fn valgrind(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let hello = build::c_fixture(CBuild::pie("hello"))?;
+    let inv = Invocation {
+        exe: installed("valgrind").ok_or("valgrind is not installed")?,
+        args: vec![
+            "-q".into(),
+            "--error-exitcode=9".into(),
+            hello.into_os_string(),
+        ],
+        work: dir.sub("work")?,
+    };
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    run::expect_same_bytes("stdout", &native.stdout, &rec.stdout)?;
+    if rec.stdout_text().lines().last() != Some("EXIT-SUCCESS") {
+        return Err(format!(
+            "hello did not run to its end under Valgrind\n{}",
+            rec.describe()
+        )
+        .into());
+    }
+    recorder::expect_verified(&trace)?;
+    for round in 1..=2 {
+        let rep = inv.replay(&trace)?;
+        if rep.code() != rec.code() {
+            return Err(format!(
+                "replay {round} exited with {}, the recording with {}\n{}",
+                rep.code(),
+                rec.code(),
+                rep.describe()
+            )
+            .into());
+        }
+        run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
+    }
+    dir.finish();
+    Ok(())
 }
 
 /// gdb debugging `gdb_target` (breakpoint in `area`, run, backtrace,
