@@ -15,6 +15,10 @@
 //!   the recording, recorded as a tracee write;
 //! - `ptrace_breakpoint_vm_writev`: the variable set with
 //!   `process_vm_writev` into the child;
+//! - `ptrace_fault_refault`: `ptrace_fault` with a fourth child that its
+//!   tracer resumes where it faulted, without a signal: it faults again at
+//!   the same instruction (a second stop with the same registers, which
+//!   replay must find as a second point), then is moved past it;
 //! - `debugger::gdb_batch`: gdb itself (`gdb -batch`: a breakpoint, `run`,
 //!   a backtrace, prints, `continue` to the end) on the `gdb_target`
 //!   fixture, recorded, verified and replayed twice with the same output
@@ -60,6 +64,17 @@ const SPECS: &[Spec] = &[
         ..c(
             "ptrace_breakpoint_vm_writev",
             with_defines("ptrace_breakpoint", &["VM_WRITEV"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "child 0: faulted, moved past the fault, exited with 0\n",
+            "child 3: resumed in place, faulted again at the same instruction\n",
+            "child 3: faulted, moved past the fault, exited with 0\n",
+        ],
+        ..c(
+            "ptrace_fault_refault",
+            with_defines("ptrace_fault", &["REFAULT"]),
         )
     },
 ];
