@@ -148,20 +148,7 @@ fn valgrind(trial: &str) -> Result<(), Failed> {
         )
         .into());
     }
-    recorder::expect_verified(&trace)?;
-    for round in 1..=2 {
-        let rep = inv.replay(&trace)?;
-        if rep.code() != rec.code() {
-            return Err(format!(
-                "replay {round} exited with {}, the recording with {}\n{}",
-                rep.code(),
-                rec.code(),
-                rep.describe()
-            )
-            .into());
-        }
-        run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
-    }
+    verified_and_replayed_twice(&inv, &trace, &rec)?;
     dir.finish();
     Ok(())
 }
@@ -216,9 +203,22 @@ fn gdb_batch(trial: &str) -> Result<(), Failed> {
             );
         }
     }
-    recorder::expect_verified(&trace)?;
+    verified_and_replayed_twice(&inv, &trace, &rec)?;
+    dir.finish();
+    Ok(())
+}
+
+/// The trace of `rec` verified, and two replays exiting as it did with
+/// its stdout, byte for byte (the second replay counts its way to each
+/// point with what the verification stored).
+fn verified_and_replayed_twice(
+    inv: &Invocation,
+    trace: &std::path::Path,
+    rec: &run::Run,
+) -> Result<(), Failed> {
+    recorder::expect_verified(trace)?;
     for round in 1..=2 {
-        let rep = inv.replay(&trace)?;
+        let rep = inv.replay(trace)?;
         if rep.code() != rec.code() {
             return Err(format!(
                 "replay {round} exited with {}, the recording with {}\n{}",
@@ -230,6 +230,5 @@ fn gdb_batch(trial: &str) -> Result<(), Failed> {
         }
         run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
     }
-    dir.finish();
     Ok(())
 }
