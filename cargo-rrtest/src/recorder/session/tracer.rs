@@ -1856,11 +1856,15 @@ impl Session {
     /// `PTRACE_POKEUSER` of `value` at offset `addr` of `struct user`: a
     /// general register is set as by `PTRACE_SETREGS` (all of them, one
     /// changed); a debug register is refused, named (the program's
-    /// hardware breakpoints are not emulated); another offset gets the
-    /// kernel's EIO.
+    /// hardware breakpoints are not emulated), unless the value is 0, what
+    /// it reads already; another offset gets the kernel's EIO.
     fn poke_user(&mut self, tid: Tid, target: Tid, addr: u64, value: u64) -> Result<i64, Error> {
         let at = match user_word(addr) {
             UserWord::Reg(at) => at,
+            // The program's debug registers read 0 (`PTRACE_PEEKUSER`): a
+            // write of 0 (gdb clears them in a child it detaches from, a
+            // vfork's among them) leaves them so, and changes nothing.
+            UserWord::DebugReg(_) if value == 0 => return Ok(0),
             UserWord::DebugReg(n) => {
                 warn!("PTRACE_POKEUSER of debug register {n}: the recorder does not emulate the program's hardware breakpoints (the program gets EIO)");
                 return Ok(neg(libc::EIO));
