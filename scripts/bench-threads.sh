@@ -11,7 +11,11 @@
 # `cargo-rrtest record --no-verify`; medians and recorded/native, with the
 # scheduler's counters of the first trace (`info --json`: stops per second,
 # switches, slices that ended without progress, spins cut short, execution
-# points, idle time). Each first trace is then verified
+# points, idle time) and the recording's microseconds per stop (its wall
+# time over its stops) against the floor: the least a ptrace stop costs on
+# this machine (scripts/ptrace-floor.c: wait, PTRACE_GETREGS and resume,
+# tracer and tracee on one CPU, nothing else; run once per round, median).
+# Each first trace is then verified
 # (`cargo-rrtest verify`), and the result printed. Then the whole suite:
 # `cargo rrtest` vs `cargo nextest run` (both prebuilt, RUNS interleaved
 # runs each), and recorded/nextest.
@@ -163,6 +167,10 @@ if [[ -n "$ONLY" ]]; then
   WORKLOADS=("$ONLY")
 fi
 
+command -v gcc >/dev/null || { echo "bench-threads: needs gcc (scripts/ptrace-floor.c)" >&2; exit 2; }
+FLOOR_BIN="$WORK/ptrace-floor"
+gcc -O2 -Wall -o "$FLOOR_BIN" "$ROOT/scripts/ptrace-floor.c"
+
 export RUST_BACKTRACE=0
 SAMPLES="$WORK/samples.txt"
 : > "$SAMPLES"
@@ -185,7 +193,10 @@ timed() {
 }
 
 echo "bench-threads: $RUNS rounds of ${#WORKLOADS[@]} workloads, native and recorded, interleaved" >&2
+FLOORS="$WORK/floor.txt"
+: > "$FLOORS"
 for ((r = 0; r < RUNS; r++)); do
+  "$FLOOR_BIN" 100000 >> "$FLOORS"
   for w in "${WORKLOADS[@]}"; do
     rm -rf "$WORK/$w-$r"
     timed "$w" native "$TEST_BIN" --exact "tests::$w"
@@ -223,16 +234,21 @@ fi
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RESULT="$OUT/threads-$STAMP.json"
 python3 - "$SAMPLES" "$WORK" "$RESULT" "$RUNS" "$SUITE" "$(uname -srm)" "$(nproc)" \
-    "$(cut -d' ' -f1-3 /proc/loadavg)" "${WORKLOADS[@]}" <<'PY'
+    "$(cut -d' ' -f1-3 /proc/loadavg)" "$FLOORS" "${WORKLOADS[@]}" <<'PY'
 import json, statistics, sys
-samples, work, result, runs, suite, kernel, cpus, load, *names = sys.argv[1:]
+samples, work, result, runs, suite, kernel, cpus, load, floors, *names = sys.argv[1:]
 times = {}
 for line in open(samples):
     name, mode, ns = line.split()
     times.setdefault(name, {}).setdefault(mode, []).append(int(ns))
+# "N stops in S s: U us per stop"
+floor_us = [float(line.split()[-4]) for line in open(floors) if line.strip()]
+floor = statistics.median(floor_us)
 report = {"runs": int(runs), "kernel": kernel, "cpus": int(cpus), "load": load,
+          "ptrace_floor_us_per_stop": floor, "ptrace_floor_samples_us": floor_us,
           "workloads": {}}
 print(f"{'workload':<38} {'native':>9} {'recorded':>9} {'rec/nat':>7} {'stops/s':>8} "
+      f"{'us/stop':>7} {'/floor':>6} "
       f"{'switches':>8} {'yields':>6} {'expired':>7} {'cut':>5} {'points s/r/a':>13} "
       f"{'idle%':>5} verify")
 for name in names:
@@ -250,6 +266,7 @@ for name in names:
         "desched_events": st.get("desched_events", 0),
         "schedule": sch,
         "stops_per_s": sch.get("stops", 0) * 1000 / wall if wall else None,
+        "us_per_stop": wall * 1000 / sch["stops"] if sch.get("stops") else None,
         "idle_percent": 100 * sch.get("idle_ms", 0) / wall if wall else None,
         "verified": open(f"{work}/{name}-verified").read().strip(),
         "samples_ns": times[name],
@@ -258,6 +275,7 @@ for name in names:
     pts = f"{sch.get('points_spin', 0)}/{sch.get('points_return', 0)}/{sch.get('points_anywhere', 0)}"
     print(f"{name:<38} {w['native_ms']:>7.1f}ms {w['recorded_ms']:>7.1f}ms "
           f"{w['ratio_recorded_native']:>6.2f}x {w['stops_per_s'] or 0:>8.0f} "
+          f"{w['us_per_stop'] or 0:>7.1f} {(w['us_per_stop'] or 0) / floor:>5.1f}x "
           f"{sch.get('switches', 0):>8} {sch.get('yields', 0):>6} "
           f"{sch.get('slices_expired', 0):>7} {sch.get('spins_cut', 0):>5} {pts:>13} "
           f"{w['idle_percent'] or 0:>5.0f} {w['verified']}")
@@ -273,6 +291,9 @@ if suite == "1":
     print(f"suite (fixtures/threads): cargo rrtest {s['rrtest_ms']:.0f}ms, "
           f"cargo nextest run {s['nextest_ms']:.0f}ms: recorded/nextest "
           f"{s['ratio_rrtest_nextest']:.2f}x (goal <= 1.5x)")
+print(f"floor: a bare ptrace stop (wait, PTRACE_GETREGS, resume; one CPU) takes "
+      f"{floor:.1f} us here (median of {len(floor_us)}); us/stop is a recording's wall "
+      f"time over its stops")
 print(f"({cpus} CPUs, load {load})")
 with open(result, "w") as f:
     json.dump(report, f, indent=2)

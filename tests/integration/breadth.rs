@@ -28,8 +28,9 @@
 //!   not the recorder;
 //! - `int80_syscall`: 32-bit calls (`int $0x80`) are told from 64-bit ones:
 //!   an invalid one replays, and so do those that mean an x86-64 call (the
-//!   ids, `umask`, `read` into a low buffer); another one (`uname`) is
-//!   refused, named, and replay says why it cannot run;
+//!   ids, `umask`, `read` into a low buffer, `uname`, `write` to a pipe and
+//!   to the program's output, `dup`, `dup2`, `close`); another one (`time`)
+//!   is refused, named, and replay says why it cannot run;
 //! - `job_control`: SIGSTOP, a WUNTRACED wait, SIGCONT, a WCONTINUED wait:
 //!   replay runs through the group stop and SIGCONT's trap as recording did;
 //! - `sparse_shared_mapping`: a sparse file mapped shared is copied into the
@@ -78,7 +79,8 @@
 //! - `newer_syscalls`: cachestat, futex_waitv, move_pages,
 //!   process_madvise, listmount, statmount;
 //! - `observe_self`: perf_event_open, bpf maps, process_vm_readv/writev
-//!   (and a write into another process, refused by name);
+//!   (`observe_self_write_other`: a write into its child's memory, which
+//!   the child prints, replayed into the child at the same point);
 //! - `signal_in_buffered`: a signal interrupting a blocked buffered
 //!   syscall is delivered inside it (EINTR, or a restart);
 //! - `sysv_ipc`: semaphores and shared memory (and what is refused);
@@ -235,6 +237,12 @@ const SPECS: &[Spec] = &[
             "i386 getpid returned the 64-bit value: yes",
             "i386 umask again returned the 64-bit value: yes",
             "i386 read returned 16: through int 0x80",
+            "i386 uname's fields are the 64-bit call's: yes",
+            "i386 write returned 20, read back: i386 write to a pipe",
+            "i386 write to stdout\n",
+            "i386 write through an i386 dup of stdout\n",
+            "64-bit write through an i386 dup2 of stdout\n",
+            "64-bit write after the i386 close: EBADF",
         ],
         ..c("int80_syscall", CBuild::pie("int80_syscall"))
     },
@@ -665,7 +673,7 @@ fn int80_refused(trial: &str) -> Result<(), Failed> {
             && rec
                 .stdout_text()
                 .contains("i386 getpid returned the 64-bit value: yes")
-            && rec.stdout_text().contains("i386 uname returned 0"),
+            && rec.stdout_text().contains("i386 time returned a time: yes"),
         "the recorded program did not run to its end with the right getpid\n{}",
         rec.describe()
     );
@@ -675,17 +683,20 @@ fn int80_refused(trial: &str) -> Result<(), Failed> {
         .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
     let reasons = json["unreplayable"].to_string();
     check!(
-        reasons.contains("i386 uname (int $0x80 #122)"),
-        "the unreplayable reasons do not name the 32-bit uname: {reasons}"
+        reasons.contains("i386 time (int $0x80 #13)"),
+        "the unreplayable reasons do not name the 32-bit time: {reasons}"
     );
     check!(
-        !reasons.contains("5000") && !reasons.contains("getpid") && !reasons.contains("read"),
+        !reasons.contains("5000")
+            && ["getpid", "read", "uname", "write", "close", "dup"]
+                .iter()
+                .all(|call| !reasons.contains(&format!("i386 {call} "))),
         "a described 32-bit call (or the invalid one) made the trace unreplayable: {reasons}"
     );
     let rep = inv.replay(&trace)?;
     rep.expect_code(EXIT_BAD_TRACE)?;
     check!(
-        rep.stderr_text().contains("i386 uname") && rep.stdout.is_empty(),
+        rep.stderr_text().contains("i386 time") && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
         rep.describe()
     );
@@ -1011,6 +1022,18 @@ const KERNEL_SPECS: &[Spec] = &[
     },
     Spec {
         stdout_has: &[
+            "process_vm_readv: 64 bytes: written by the child 42",
+            "process_vm_writev into the child: 8",
+            "the child reads \"parent\"",
+        ],
+        differs: true,
+        ..c(
+            "observe_self_write_other",
+            with_defines("observe_self", &["WRITE_OTHER"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
             "1: read returned -1, errno 4, handler ran 1",
             "2: read returned 1 (h), handler ran 1",
             "thread read returned -1, errno 4, handler ran 1",
@@ -1097,12 +1120,6 @@ fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
             )
         })
         .with_ignored_flag(skip || not_root.is_some()),
-    );
-    trials.push(
-        Trial::test("breadth::observe_self::write_other_refused", || {
-            vm_write_refused("breadth::observe_self::write_other_refused")
-        })
-        .with_ignored_flag(skip),
     );
     trials.push(
         Trial::test("breadth::namespaces::replay_unprivileged", || {
@@ -1205,17 +1222,6 @@ fn sysv_refused(trial: &str) -> Result<(), Failed> {
         ("sysv_huge", &["HUGE"], "shmat of a segment of 300 MiB"),
     ];
     refused_cases(trial, "sysv_ipc", &cases)
-}
-
-/// A `process_vm_writev` into another process of the recording is refused
-/// by name (the table describes a write into the caller's own memory).
-fn vm_write_refused(trial: &str) -> Result<(), Failed> {
-    let cases: [(&'static str, &'static [&'static str], &str); 1] = [(
-        "observe_write_other",
-        &["WRITE_OTHER"],
-        "process_vm_writev into another process",
-    )];
-    refused_cases(trial, "observe_self", &cases)
 }
 
 /// Records each of `cases` (a name, the defines that build `fixture` so,

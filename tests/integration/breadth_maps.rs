@@ -11,15 +11,21 @@
 //!   replayed identically, three times (the fork cases' schedule varies);
 //! - `breadth::maps::shared_mappings::no_syscallbuf`: the same with the
 //!   syscall buffer off (every write traced from the start);
-//! - `breadth::maps::other_process_mem::refused`: a write through
-//!   `/proc/CHILD/mem` into another process is refused by name;
+//! - `breadth::maps::other_process_mem::record_replay`: writes into a
+//!   child's memory through `/proc/CHILD/mem` and with
+//!   `process_vm_writev` (recorded as writes into the child, which replay
+//!   makes at the same point): the child reads them, and replay is
+//!   identical;
+//! - `breadth::maps::outside_process_mem::refused`: a `process_vm_writev`
+//!   into a process outside the recording (a `sleep` the trial starts) is
+//!   refused by name;
 //! - `breadth::maps::unmirrored_change::reported`: a change of a
 //!   shared-mapped file the recorder does not mirror is a divergence the
 //!   verification replay names, not a silent one.
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::breadth::{c, refused_cases, with_defines};
+use crate::breadth::{c, with_defines};
 use crate::recorder::{self, invocation, Args, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run::{self as run, TrialDir};
@@ -73,16 +79,15 @@ pub fn trials() -> Vec<Trial> {
             no_syscallbuf("breadth::maps::shared_mappings::no_syscallbuf")
         })
         .with_ignored_flag(skip),
-        Trial::test("breadth::maps::other_process_mem::refused", || {
-            let cases: [(&'static str, &'static [&'static str], &str); 1] =
-                [("maps_other_mem", &["OTHER_MEM"], "a write through /proc/")];
-            refused_cases(
-                "breadth::maps::other_process_mem::refused",
-                "shared_mappings",
-                &cases,
-            )?;
-            // The reason names the other process's memory.
-            other_mem_reason("breadth::maps::other_process_mem::reason")
+        Trial::test("breadth::maps::other_process_mem::record_replay", || {
+            recorder::record_replay(
+                "breadth::maps::other_process_mem::record_replay",
+                &OTHER_MEM,
+            )
+        })
+        .with_ignored_flag(skip),
+        Trial::test("breadth::maps::outside_process_mem::refused", || {
+            outside_mem_refused("breadth::maps::outside_process_mem::refused")
         })
         .with_ignored_flag(skip),
         Trial::test("breadth::maps::unmirrored_change::reported", || {
@@ -150,25 +155,70 @@ fn no_syscallbuf(trial: &str) -> Result<(), Failed> {
 /// The refusal's reason says that the write went into another process
 /// (the child's pid in it), and the program's own output shows the write
 /// happened while recording.
-fn other_mem_reason(trial: &str) -> Result<(), Failed> {
-    let (dir, _, trace) = recorded_variant(
-        trial,
-        "maps_other_mem",
-        &["OTHER_MEM"],
-        "6: the child reads \"POKEDched\"",
-        "the child did not see the write while recording",
-    )?;
+fn outside_mem_refused(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = c(
+        "maps_outside_mem",
+        with_defines("shared_mappings", &["OUTSIDE_MEM"]),
+    );
+    let mut inv = invocation(&spec, dir.sub("work")?)?;
+    // A process outside the recording, killed when the trial ends.
+    struct Outside(std::process::Child);
+    impl Drop for Outside {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let outside = Outside(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .map_err(|e| format!("starting sleep: {e}"))?,
+    );
+    inv.args = vec![
+        inv.work.clone().into_os_string(),
+        outside.0.id().to_string().into(),
+    ];
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text()
+            .contains("6b: wrote a byte of an outside process back onto itself")
+            && rec.stdout_text().lines().last() == Some("EXIT-SUCCESS"),
+        "the program did not run to its end\n{}",
+        rec.describe()
+    );
     let info = run::info_json(&trace)?;
     let json: serde_json::Value = serde_json::from_slice(&info.stdout)
         .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
     let reasons = json["unreplayable"].to_string();
+    let want = format!(
+        "process_vm_writev into process {}, which is not one of the recording, is not recorded",
+        outside.0.id()
+    );
     check!(
-        reasons.contains("/mem into another process is not recorded"),
-        "the unreplayable reasons do not name the other process: {reasons}"
+        reasons.contains(&want),
+        "the unreplayable reasons do not name the outside process: {reasons}"
+    );
+    check!(
+        !reasons.contains("cannot read its output"),
+        "the remote iovecs were taken for the writer's own memory: {reasons}"
     );
     dir.finish();
     Ok(())
 }
+
+/// The shared mappings with writes into a child's memory (`OTHER_MEM`).
+const OTHER_MEM: Spec = Spec {
+    args: Args::WorkDir,
+    stdout_has: &["6: the child reads \"POKEDchVM\""],
+    ..c(
+        "maps_other_mem",
+        with_defines("shared_mappings", &["OTHER_MEM"]),
+    )
+};
 
 /// Records shared_mappings built with `defines` (exit 0) and checks that its
 /// output has `line` (else fails with `missing`); the trial's directory,

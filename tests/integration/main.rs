@@ -13,6 +13,7 @@ macro_rules! check {
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod breadth;
+mod breadth_debugger;
 mod breadth_faults;
 mod breadth_maps;
 mod breadth_misc;
@@ -65,6 +66,7 @@ fn main() {
     trials.extend(breadth_ptrace_clone::trials());
     trials.extend(breadth_ptrace_strace::trials());
     trials.extend(breadth_ptrace_vfork::trials());
+    trials.extend(breadth_debugger::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());
     trials.extend(nextest::trials());

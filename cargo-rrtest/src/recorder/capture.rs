@@ -259,10 +259,11 @@ impl OurOutputs {
     }
 }
 
-/// `write`, `pwrite64`, `writev`, `pwritev`, `pwritev2`.
+/// `write`, `pwrite64`, `writev`, `pwritev`, `pwritev2` (and the 32-bit
+/// `write`: [`syscalls::row_nr`]).
 pub(crate) fn is_write_family(nr: i64) -> bool {
     matches!(
-        nr,
+        syscalls::row_nr(nr),
         libc::SYS_write
             | libc::SYS_pwrite64
             | libc::SYS_writev

@@ -523,6 +523,7 @@ pub fn hash_state(
 /// recorder keeps them as the program's output, and the replayer checks
 /// that the replayed program writes the same.
 pub fn written_bytes(mem: &RemoteMem, nr: i64, args: &[u64; 6], len: usize) -> io::Result<Vec<u8>> {
+    let nr = rrtest_syscalls::row_nr(nr);
     if nr == libc::SYS_write || nr == libc::SYS_pwrite64 {
         return mem.read_vec(args[1], len);
     }

@@ -8,7 +8,7 @@
 //! a number no row of [`crate::TABLE`] has. The recorder records its result
 //! (a call the kernel answers with ENOSYS replays like any invalid number).
 //! The calls of [`EQUIVALENTS`] take the same arguments in the same order as
-//! an x86-64 call, and write the same memory (none, or `read`'s buffer):
+//! an x86-64 call, and write the same memory (none, `read`'s buffer, `uname`'s):
 //! they are described by that call's row ([`x86_64_equivalent`]). Any other
 //! 32-bit call that does not fail with ENOSYS marks the trace unreplayable,
 //! named: the memory it writes is not described (the i386 layouts differ).
@@ -41,15 +41,23 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// arguments in the same registers' order and the same memory written
 /// (32-bit pointers, which the kernel zero-extends as [`compat_args`]
 /// does): (i386 number, x86-64 number). The 16-bit id calls return what
-/// the kernel returns, recorded as any result. Not here: calls whose i386
-/// structures differ (`time`, `uname`, `stat`, the `timespec` ones), calls
-/// that change the address space or start or end threads (`brk`, `mmap`,
-/// `exit` of one thread, `clone`), signal calls the recorder handles
-/// itself (`kill`, `rt_sigaction`, ...), and writes and `close`, which the
-/// recorder follows by their x86-64 numbers (the program's output, the
-/// output table).
+/// the kernel returns, recorded as any result. `uname` (122, the kernel's
+/// `newuname`) fills the same `struct new_utsname` of characters only.
+/// The recorder follows `write`, `close`, `dup` and `dup2` (the program's
+/// output, the output table) by [`row_nr`], so these are followed too.
+/// Not here: calls whose i386 structures differ (`time`, `olduname`,
+/// `stat`, `writev`'s iovecs, the `timespec` ones), calls whose arguments
+/// differ (`pwrite64`'s split offset), calls that change the address space
+/// or start or end threads (`brk`, `mmap`, `exit` of one thread, `clone`),
+/// and signal calls the recorder handles itself (`kill`, `rt_sigaction`,
+/// ...).
 const EQUIVALENTS: &[(u32, i64)] = &[
     (3, 0),     // read
+    (4, 1),     // write
+    (6, 3),     // close
+    (41, 32),   // dup
+    (63, 33),   // dup2
+    (122, 63),  // uname (newuname)
     (20, 39),   // getpid
     (24, 102),  // getuid (16-bit ids)
     (47, 104),  // getgid
@@ -79,6 +87,14 @@ pub fn x86_64_equivalent(nr: i64) -> Option<i64> {
     EQUIVALENTS.iter().find(|&&(k, _)| k == n).map(|&(_, x)| x)
 }
 
+/// The number whose x86-64 meaning `nr` has: its [`x86_64_equivalent`] for
+/// a 32-bit call that has one, else `nr` itself. Code that follows a call
+/// by what it does (a write to the program's output, a `close` of an
+/// output descriptor) matches on this, not on the trace's number.
+pub fn row_nr(nr: i64) -> i64 {
+    x86_64_equivalent(nr).unwrap_or(nr)
+}
+
 /// i386 names of the calls programs make through `int $0x80` most often
 /// (hand-written startup code, old inline assembly); others are named by
 /// number.
@@ -92,11 +108,13 @@ const I386_NAMES: &[(u32, &str)] = &[
     (20, "getpid"),
     (24, "getuid"),
     (37, "kill"),
+    (41, "dup"),
     (45, "brk"),
     (47, "getgid"),
     (49, "geteuid"),
     (50, "getegid"),
     (60, "umask"),
+    (63, "dup2"),
     (64, "getppid"),
     (65, "getpgrp"),
     (90, "mmap"),

@@ -37,7 +37,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use compat::{compat_args, compat_nr, is_compat, x86_64_equivalent, COMPAT_32, INT80};
+pub use compat::{compat_args, compat_nr, is_compat, row_nr, x86_64_equivalent, COMPAT_32, INT80};
 pub use describe::{arg_count, describe, describe_entry};
 pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
 pub use layout::clone_args;

@@ -114,8 +114,9 @@ pub(crate) fn process_vm_readv(
 
 /// `process_vm_writev(pid, local_iov, liovcnt, remote_iov, riovcnt,
 /// flags)`: the bytes written, scattered over the remote iovecs. Those are
-/// this process's memory only when `pid` is its own: the recorder refuses
-/// a write into another process (`recorder/session/syscall.rs`).
+/// this process's memory only when `pid` is its own: the recorder
+/// describes a write into another process without them
+/// (`recorder/session/syscall.rs`: a tracee write of the other process).
 pub(crate) fn process_vm_writev(
     c: &Call,
     mem: &dyn MemReader,

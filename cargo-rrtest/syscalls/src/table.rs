@@ -474,7 +474,7 @@ pub static TABLE: &[SyscallDesc] = &[
 /// Looks up syscall `nr` (a 32-bit call by its x86-64 equivalent's row,
 /// if it has one: [`crate::compat::x86_64_equivalent`]).
 pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
-    let nr = crate::compat::x86_64_equivalent(nr).unwrap_or(nr);
+    let nr = crate::compat::row_nr(nr);
     TABLE
         .binary_search_by_key(&nr, |d| d.nr)
         .ok()

@@ -1263,11 +1263,31 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         crate::lookup(crate::compat_nr(252)).map(|d| d.replay),
         Some(ReplayAction::Exit)
     );
-    // Not described: structures of their own (uname, time), the address
-    // space (brk), calls the recorder follows by number (write, close,
-    // kill), and i386 numbers that are x86-64 calls' (4 is stat there).
-    for n in [122, 13, 45, 4, 6, 37, 1, 9999] {
+    // uname (newuname) fills the x86-64 structure; write, close, dup and
+    // dup2 are followed by their x86-64 numbers (row_nr), not by the i386
+    // ones (4 is stat there, 6 lstat).
+    let uname = crate::compat_nr(122);
+    assert_eq!(crate::lookup(uname).map(|d| d.nr), Some(libc::SYS_uname));
+    assert_eq!(ok(&call(uname, &[0x2000], 0), &m), [(0x2000, 390)]);
+    for (i386, x86_64) in [
+        (4, libc::SYS_write),
+        (6, libc::SYS_close),
+        (41, libc::SYS_dup),
+        (63, libc::SYS_dup2),
+    ] {
+        assert_eq!(crate::row_nr(crate::compat_nr(i386)), x86_64, "{i386}");
+    }
+    assert_eq!(crate::row_nr(libc::SYS_stat), libc::SYS_stat);
+    assert_eq!(
+        crate::name(crate::compat_nr(63)),
+        "i386 dup2 (int $0x80 #63)"
+    );
+    // Not described: structures of their own (time, olduname, writev's
+    // iovecs), the address space (brk), a thread's exit, signal calls the
+    // recorder handles (kill), and numbers the i386 table lacks.
+    for n in [13, 109, 146, 45, 1, 37, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
+        assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
     assert_eq!(crate::x86_64_equivalent(libc::SYS_getpid), None);
     assert_eq!(

@@ -70,7 +70,7 @@ use tracing::{debug, trace, warn};
 
 use super::capture;
 use super::{Error, RecordOptions};
-use crate::tracee::syscallbuf::Space;
+use crate::tracee::syscallbuf::{HeadBuf, Space};
 use patching::{exe_key, ExeKey};
 use points::Seek;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
@@ -313,6 +313,9 @@ struct Session {
     leader_gone_at: Option<Instant>,
     /// The syscall buffer of each process that has one, by process id.
     spaces: HashMap<Tid, Space>,
+    /// Where a flush reads a buffer's first page (kept: a flush comes at
+    /// nearly every stop).
+    head: HeadBuf,
     /// Our stdout and stderr: where the program's output goes.
     outputs: capture::OurOutputs,
     /// The last mapped file stored.
@@ -560,6 +563,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         leader_status: None,
         leader_gone_at: None,
         spaces: HashMap::new(),
+        head: HeadBuf::default(),
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
         shm_attached: std::collections::HashMap::new(),

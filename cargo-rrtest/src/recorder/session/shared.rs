@@ -18,11 +18,16 @@
 //! program that sets a locale); its file's changes are mirrored only while
 //! some other mapping has turned tracing on.
 //!
-//! A write through `/proc/PID/mem` changes memory: one into the writer's
-//! own process is recorded as the memory it wrote (read back after the
-//! call, replayed as any syscall output); one into another process is
-//! refused, named. Opens under `/proc/` bail in the hook, so the recorder
-//! sees a `/proc/PID/mem` opened and traces writes from then on.
+//! A write through `/proc/PID/mem` (or `/proc/PID/task/TID/mem`) changes
+//! memory: one into the writer's own process is recorded as the memory it
+//! wrote (read back after the call, replayed as any syscall output); one
+//! into another process of the recording (a debugger's breakpoint in its
+//! inferior) as an `Event::TraceeWrite` of the bytes now there, which
+//! replay writes into that process at the same point
+//! ([`Session::foreign_write`]; `process_vm_writev` likewise); one into a
+//! process outside the recording is refused, named. Opens under `/proc/`
+//! bail in the hook, so the recorder sees a `/proc/PID/mem` opened and
+//! traces writes from then on.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,7 +35,7 @@ use std::time::{Duration, SystemTime};
 
 use rrtest_sys::RemoteMem;
 use rrtest_syscalls::Call;
-use rrtest_trace::{MemWrite, SyscallExtra, SyscallResult, Tid};
+use rrtest_trace::{Event, MemWrite, SyscallExtra, SyscallResult, Tid};
 use tracing::debug;
 
 use super::{ptrace_err, Error, Session};
@@ -117,12 +122,18 @@ fn fd_link(tid: Tid, fd: i32) -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// The process id in a `/proc/PID/mem` name.
+/// The process or thread whose memory a `/proc/PID/mem` or
+/// `/proc/PID/task/TID/mem` name is: PID, or TID.
 pub fn proc_mem_pid(link: &str) -> Option<i32> {
-    link.strip_prefix("/proc/")?
-        .strip_suffix("/mem")?
-        .parse()
-        .ok()
+    let id = link.strip_prefix("/proc/")?.strip_suffix("/mem")?;
+    let id = match id.split_once("/task/") {
+        Some((pid, tid)) => {
+            pid.parse::<i32>().ok()?;
+            tid
+        }
+        None => id,
+    };
+    id.parse().ok()
 }
 
 /// The file position of the tracee's descriptor `fd` (fdinfo's `pos:`).
@@ -246,8 +257,7 @@ impl Session {
                     return Ok(());
                 };
                 if let Some(target) = proc_mem_pid(&link) {
-                    self.mem_write(tid, call, target, result, problems);
-                    return Ok(());
+                    return self.mem_write(tid, call, target, result, problems);
                 }
                 self.resync(tid, fd, &link, result, problems);
                 Ok(())
@@ -264,8 +274,10 @@ impl Session {
         }
     }
 
-    /// A write of `call.ret` bytes through `/proc/TARGET/mem`: into the
-    /// writer's own process, the bytes now there become the call's output.
+    /// A write of `call.ret` bytes through `/proc/TARGET/mem` (TARGET a
+    /// process or a thread): into the writer's own process, the bytes now
+    /// there become the call's output; into another one of the recording, a
+    /// [`Session::foreign_write`].
     fn mem_write(
         &mut self,
         tid: Tid,
@@ -273,15 +285,9 @@ impl Session {
         target: i32,
         result: &mut SyscallResult,
         problems: &mut Vec<String>,
-    ) {
+    ) -> Result<(), Error> {
         let pid = self.tasks[&tid].pid;
-        if target != pid {
-            problems.push(format!(
-                "a write through /proc/{target}/mem into another process is not recorded \
-                 (only a process's writes into its own memory are)"
-            ));
-            return;
-        }
+        let foreign = self.tasks.get(&target).map_or(target, |t| t.pid) != pid;
         let len = call.ret as u64;
         let explicit = matches!(call.nr, libc::SYS_pwrite64 | libc::SYS_pwritev)
             || (call.nr == libc::SYS_pwritev2 && call.args[3] as i64 != -1);
@@ -295,14 +301,72 @@ impl Session {
             problems.push(format!(
                 "a write through /proc/{target}/mem: cannot tell where it wrote"
             ));
-            return;
+            return Ok(());
         };
+        if foreign {
+            let via = format!("a write through /proc/{target}/mem");
+            return self.foreign_write(tid, target, &[(addr, len)], &via, problems);
+        }
         match RemoteMem::new(tid).read_vec(addr, len as usize) {
             Ok(data) => result.writes.push(MemWrite { addr, data }),
             Err(e) => problems.push(format!(
                 "a write through /proc/{target}/mem at {addr:#x}+{len}: cannot read it back: {e}"
             )),
         }
+        Ok(())
+    }
+
+    /// Thread `tid` wrote `ranges` (address, length) of the memory of
+    /// `target` (a process or a thread id), another process than its own,
+    /// `via` a `/proc/PID/mem` write or `process_vm_writev` that has just
+    /// returned: into a process of the recording, the bytes now there are
+    /// an [`Event::TraceeWrite`] each (before the call's exit event), which
+    /// replay writes into the same process at the same point; the target
+    /// runs only when the recorder lets it, so they are the bytes written.
+    /// Into a process outside the recording: refused, named (replay has no
+    /// such process to write into).
+    pub(super) fn foreign_write(
+        &mut self,
+        tid: Tid,
+        target: i32,
+        ranges: &[(u64, u64)],
+        via: &str,
+        problems: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        // The thread itself, or its process's first thread still there.
+        let thread = if self.tasks.contains_key(&target) {
+            Some(target)
+        } else {
+            self.tasks
+                .iter()
+                .find(|(_, t)| t.pid == target)
+                .map(|(&t, _)| t)
+        };
+        let Some(thread) = thread else {
+            problems.push(format!(
+                "{via} into process {target}, which is not one of the recording, is not \
+                 recorded (only writes into the recording's own processes are)"
+            ));
+            return Ok(());
+        };
+        for &(addr, len) in ranges.iter().filter(|&&(_, len)| len > 0) {
+            match RemoteMem::new(thread).read_vec(addr, len as usize) {
+                Ok(bytes) => {
+                    debug!(tid, target = thread, addr, len, "{via}: a tracee write");
+                    self.emit(Event::TraceeWrite {
+                        tid,
+                        target: thread,
+                        regs: false,
+                        addr,
+                        bytes,
+                    })?;
+                }
+                Err(e) => problems.push(format!(
+                    "{via} into process {target} at {addr:#x}+{len}: cannot read it back: {e}"
+                )),
+            }
+        }
+        Ok(())
     }
 
     /// A `truncate(name)`: when `name` (as the thread sees it) is a file
@@ -393,6 +457,10 @@ mod tests {
     #[test]
     fn proc_mem_names() {
         assert_eq!(proc_mem_pid("/proc/123/mem"), Some(123));
+        // gdb writes its breakpoints through the thread's name.
+        assert_eq!(proc_mem_pid("/proc/123/task/125/mem"), Some(125));
+        assert_eq!(proc_mem_pid("/proc/x/task/125/mem"), None);
+        assert_eq!(proc_mem_pid("/proc/123/task/mem"), None);
         assert_eq!(proc_mem_pid("/proc/self/mem"), None);
         assert_eq!(proc_mem_pid("/proc/123/maps"), None);
         assert_eq!(proc_mem_pid("/tmp/proc/1/mem"), None);

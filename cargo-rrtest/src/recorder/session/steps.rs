@@ -103,6 +103,15 @@ impl Session {
             let leak = leaks_flags(tid, &regs);
             ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
             match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+                // The program's own int3 (a debugger's breakpoint, written
+                // by its emulated ptrace): its signal, not the step's trap.
+                ev @ WaitEvent::Signal {
+                    signo: libc::SIGTRAP,
+                    ..
+                } if self.trapped_by_int3(tid, regs.rip)? => {
+                    trace!(tid, left, "the program's int3 ended the steps");
+                    return self.handle(ev);
+                }
                 WaitEvent::Signal {
                     signo: libc::SIGTRAP,
                     ..
@@ -412,6 +421,21 @@ impl Session {
     pub(super) fn let_run(&mut self, tid: Tid) -> Result<(), Error> {
         self.sched.restart_slice();
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+}
+
+impl Session {
+    /// Whether `tid`, stopped by a `SIGTRAP` after a single step from
+    /// `from`, executed an `int3` (`SI_KERNEL`) rather than stepped: an
+    /// int3 leaves the ip one byte on, as a one-byte instruction's step
+    /// does, so only then is the siginfo read (a syscall per such step).
+    fn trapped_by_int3(&self, tid: Tid, from: u64) -> Result<bool, Error> {
+        let now = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        if now.rip != from.wrapping_add(1) {
+            return Ok(false);
+        }
+        let info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+        Ok(ptrace::siginfo_code(&info) == libc::SI_KERNEL)
     }
 }
 

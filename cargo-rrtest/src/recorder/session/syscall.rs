@@ -447,16 +447,29 @@ impl Session {
         }
         self.track_output_fds(tid, call)?;
         let mut problems = Vec::new();
-        if call.nr == libc::SYS_process_vm_writev
+        let foreign_vm_write = call.nr == libc::SYS_process_vm_writev
             && call.ret > 0
-            && call.args[0] as Tid != self.tasks[&tid].pid
-        {
+            && self
+                .tasks
+                .get(&(call.args[0] as Tid))
+                .map_or(call.args[0] as Tid, |t| t.pid)
+                != self.tasks[&tid].pid;
+        if foreign_vm_write {
             // The table describes a write into the caller's own memory;
-            // another process's would need replay to write it there.
-            problems.push(format!(
-                "process_vm_writev into another process (pid {}) is not recorded",
-                call.args[0] as i32
-            ));
+            // another process's is written there by replay.
+            match remote_ranges(tid, call) {
+                Ok(ranges) => self.foreign_write(
+                    tid,
+                    call.args[0] as i32,
+                    &ranges,
+                    "process_vm_writev",
+                    &mut problems,
+                )?,
+                Err(e) => problems.push(format!(
+                    "process_vm_writev into process {}: its remote iovecs cannot be read: {e}",
+                    call.args[0] as i32
+                )),
+            }
         }
         self.track_shm(tid, call, &mut problems);
         if call.nr == libc::SYS_clone3 && call.ret > 0 {
@@ -469,9 +482,18 @@ impl Session {
                 ));
             }
         }
+        // The table's outputs of a `process_vm_writev` are the caller's own
+        // memory at the remote iovecs: another process's are none of its.
+        let described = if foreign_vm_write {
+            let mut args = call.args;
+            args[4] = 0;
+            Call { args, ..*call }
+        } else {
+            *call
+        };
         let mut result = capture(
             tid,
-            call,
+            &described,
             restarted.as_ref(),
             output,
             &mut self.writer,
@@ -522,8 +544,10 @@ impl Session {
         let Some(space) = self.spaces.get_mut(&self.tasks[&tid].pid) else {
             return Ok(());
         };
-        let dup = matches!(call.nr, libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3)
-            || (call.nr == libc::SYS_fcntl
+        // A 32-bit `dup`, `dup2` or `close` by its x86-64 number.
+        let nr = syscalls::row_nr(call.nr);
+        let dup = matches!(nr, libc::SYS_dup | libc::SYS_dup2 | libc::SYS_dup3)
+            || (nr == libc::SYS_fcntl
                 && matches!(call.args[1] as i32, libc::F_DUPFD | libc::F_DUPFD_CLOEXEC));
         let mut changed = space.output_fds_stale == Some(tid) && !space.borrowed;
         if changed {
@@ -532,9 +556,9 @@ impl Session {
         if dup && call.ret >= 0 {
             let fd = call.ret as i32;
             changed |= space.set_output_fd(fd, self.outputs.stream(tid, fd));
-        } else if call.nr == libc::SYS_close && call.ret != -(libc::EBADF as i64) {
+        } else if nr == libc::SYS_close && call.ret != -(libc::EBADF as i64) {
             changed |= space.forget_output_fd(call.args[0] as i32);
-        } else if call.nr == libc::SYS_close_range
+        } else if nr == libc::SYS_close_range
             && call.ret == 0
             && call.args[2] & libc::CLOSE_RANGE_CLOEXEC as u64 == 0
         {
@@ -589,6 +613,26 @@ impl Session {
 /// Whether the syscall `tid` is stopped at the entry of (`rip` right after
 /// its instruction) was made with `int $0x80`, the 32-bit entry. A site we
 /// cannot read is taken for a `syscall` instruction (the kernel just ran it).
+/// The (address, length) ranges of the other process's memory that a
+/// `process_vm_writev` (`call`, made by `tid`) wrote: its remote iovecs in
+/// order, up to the `call.ret` bytes it wrote.
+fn remote_ranges(tid: Tid, call: &Call) -> io::Result<Vec<(u64, u64)>> {
+    let (iov, count) = (call.args[3], call.args[4].min(1024));
+    let bytes = rrtest_sys::RemoteMem::new(tid).read_vec(iov, count as usize * 16)?;
+    let mut left = call.ret as u64;
+    let mut ranges = Vec::new();
+    for pair in bytes.chunks_exact(16) {
+        if left == 0 {
+            break;
+        }
+        let word = |i: usize| u64::from_ne_bytes(pair[i..i + 8].try_into().expect("8 bytes"));
+        let take = word(8).min(left);
+        ranges.push((word(0), take));
+        left -= take;
+    }
+    Ok(ranges)
+}
+
 pub(super) fn is_int80(tid: Tid, rip: u64) -> bool {
     let mut insn = [0u8; 2];
     rrtest_sys::RemoteMem::new(tid)

@@ -51,7 +51,7 @@ impl Session {
         let Some(space) = self.spaces.get_mut(&task.pid) else {
             return Ok(());
         };
-        let pending = syscallbuf::pending_records(tid, &mut space.flushed)
+        let pending = syscallbuf::pending_records(tid, &mut space.flushed, &mut self.head)
             .map_err(ptrace_err("reading the syscall buffer", tid))?;
         if pending.records > 0 {
             // The records go from the program's memory into the trace's

@@ -151,7 +151,13 @@ impl Session {
         let (real, ev) = self.resume_to_stop(tid, Some(rrtest_sys::perf::OVERFLOW_SIGNAL))?;
         drop(counter);
         let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-        let stopped = matches!(ev, WaitEvent::Signal { signo, .. } if signo == rrtest_sys::perf::OVERFLOW_SIGNAL);
+        // The counter's stop; or the program's own trap instruction right
+        // before the ip (a debugger's int3, written by its emulated
+        // ptrace), which stops the thread there before the ip runs again:
+        // the recording stopped it there for its tracer, and the search
+        // without a count takes that trap for its breakpoint's as well.
+        let stopped = matches!(ev, WaitEvent::Signal { signo, .. } if signo == rrtest_sys::perf::OVERFLOW_SIGNAL)
+            || trapped_at(&ev, &regs, point.ip);
         let matches = stopped
             && regs.rip == point.ip
             && self.buffered_drained(tid)

@@ -76,7 +76,7 @@ pub use patching::{
 };
 pub use records::{
     committed_records, mark_flushed, output_asked, parse_records, pending_records, read_records,
-    record_data_address, synthetic_tsc_records, Output, Pending, Record, RecordData,
+    record_data_address, synthetic_tsc_records, HeadBuf, Output, Pending, Record, RecordData,
 };
 pub use signals::{
     catches, copy_fault_fixup, deliver_signal, fix_frame, fix_sigreturn, frame_needs_fix, FrameFix,

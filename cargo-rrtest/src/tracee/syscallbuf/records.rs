@@ -27,11 +27,29 @@ pub(super) const RECORDS_CAPACITY: u64 =
 const HEAD_READ: usize = 4096;
 const _: () = assert!(HEAD_READ as u64 <= area::BUFFER_SIZE);
 
+/// Room for a buffer's first [`HEAD_READ`] bytes, which
+/// [`pending_records`] reads into: the caller keeps it from one flush to
+/// the next, so that a flush (one at nearly every stop) neither clears nor
+/// copies a page of its own.
+pub struct HeadBuf(Box<[u8; HEAD_READ]>);
+
+impl Default for HeadBuf {
+    fn default() -> Self {
+        HeadBuf(Box::new([0; HEAD_READ]))
+    }
+}
+
+impl std::fmt::Debug for HeadBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeadBuf")
+    }
+}
+
 /// The committed records of the buffer in `tid`'s address space that are
 /// not in the trace yet ([`pending_records`]); [`read_records`] reads them,
 /// [`mark_flushed`] notes them written.
 #[derive(Clone)]
-pub struct Pending {
+pub struct Pending<'a> {
     /// Where their bytes start.
     pub addr: u64,
     /// Their bytes.
@@ -43,10 +61,10 @@ pub struct Pending {
     num: u32,
     /// The buffer's first [`HEAD_READ`] bytes, header included, as read
     /// with the header.
-    head: [u8; HEAD_READ],
+    head: &'a [u8; HEAD_READ],
 }
 
-impl std::fmt::Debug for Pending {
+impl std::fmt::Debug for Pending<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending")
             .field("addr", &self.addr)
@@ -59,12 +77,18 @@ impl std::fmt::Debug for Pending {
 }
 
 /// Reads the buffer header in `tid`'s address space: which committed
-/// records are not in the trace yet (`flushed` says how many are).
-pub fn pending_records(tid: i32, flushed: &mut Flushed) -> io::Result<Pending> {
-    let head: [u8; HEAD_READ] = read_struct(&RemoteMem::new(tid), BUFFER_ADDR)?;
+/// records are not in the trace yet (`flushed` says how many are), with
+/// the buffer's first bytes read into `head`.
+pub fn pending_records<'a>(
+    tid: i32,
+    flushed: &mut Flushed,
+    head: &'a mut HeadBuf,
+) -> io::Result<Pending<'a>> {
+    RemoteMem::new(tid).read_exact(BUFFER_ADDR, &mut head.0[..])?;
+    let head = &*head.0;
     let (used, num) = (
-        u32_at(&head, header::USED as usize),
-        u32_at(&head, header::NUM_RECORDS as usize),
+        u32_at(head, header::USED as usize),
+        u32_at(head, header::NUM_RECORDS as usize),
     );
     // The program can write over its buffer's header like over any of its
     // memory: never trust it for a size.
@@ -346,7 +370,7 @@ pub(super) mod tests {
             records: 1,
             used: rec.len() as u32,
             num: 1,
-            head,
+            head: &head,
         };
         let mut out = vec![0u8; rec.len()];
         read_records(nobody, &pending, &mut out).expect("from the header's read");

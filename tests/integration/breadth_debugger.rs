@@ -1,0 +1,152 @@
+//! Breadth trials for debuggers run as the program under test (issue #20):
+//! software breakpoints written into a tracee and a real gdb session.
+//!
+//! - `ptrace_breakpoint`: a tracer writes an int3 over a function of its
+//!   child with PTRACE_POKETEXT, continues it, and at each of three SIGTRAP
+//!   stops puts the byte back, steps over it and writes it again, as gdb's
+//!   `break`/`continue` do; it also sets a variable of the child's. Replay
+//!   must stop the child at the trap where the recording did, and twice
+//!   over: the second replay reaches that point with the hit count the
+//!   verification stored (a counted breakpoint), where the program's own
+//!   trap comes first;
+//! - `ptrace_breakpoint_proc_mem`: the same through
+//!   `/proc/PID/task/TID/mem` (gdb's way), a write into another process of
+//!   the recording, recorded as a tracee write;
+//! - `ptrace_breakpoint_vm_writev`: the variable set with
+//!   `process_vm_writev` into the child;
+//! - `debugger::gdb_batch`: gdb itself (`gdb -batch`: a breakpoint, `run`,
+//!   a backtrace, prints, `continue` to the end) on the `gdb_target`
+//!   fixture, recorded, verified and replayed twice with the same output
+//!   and exit status. Needs gdb (skipped, said, without it).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use libtest_mimic::{Failed, Trial};
+
+use crate::breadth::{c, variant_trials, with_defines, REPEATS};
+use crate::recorder::{self, Spec};
+use crate::recorder_build::{self as build, CBuild};
+use crate::recorder_run::{self as run, Invocation, TrialDir};
+
+const HITS: [&str; 4] = [
+    "hit 1: rip right after the int3, argument 1\n",
+    "hit 2: rip right after the int3, argument 2\n",
+    "hit 3: rip right after the int3, argument 3\n",
+    "hits: 3, child exit 0\n",
+];
+
+const SPECS: &[Spec] = &[
+    Spec {
+        stdout_has: &HITS,
+        ..c("ptrace_breakpoint", CBuild::pie("ptrace_breakpoint"))
+    },
+    Spec {
+        stdout_has: &HITS,
+        ..c(
+            "ptrace_breakpoint_proc_mem",
+            with_defines("ptrace_breakpoint", &["PROC_MEM"]),
+        )
+    },
+    Spec {
+        stdout_has: &HITS,
+        ..c(
+            "ptrace_breakpoint_vm_writev",
+            with_defines("ptrace_breakpoint", &["VM_WRITEV"]),
+        )
+    },
+];
+
+/// The trials.
+pub fn trials() -> Vec<Trial> {
+    let mut trials = variant_trials(SPECS, REPEATS, "breadth::ptrace_breakpoint::under_chaos");
+    let skip =
+        build::gcc_missing().is_some() || run::recording_unavailable().is_some() || gdb().is_none();
+    trials.push(
+        Trial::test("breadth::debugger::gdb_batch", || {
+            gdb_batch("breadth::debugger::gdb_batch")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials
+}
+
+/// gdb's path, if it is installed.
+fn gdb() -> Option<PathBuf> {
+    let ok = Command::new("gdb")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then(|| PathBuf::from("gdb"))
+}
+
+/// gdb debugging `gdb_target` (breakpoint in `area`, run, backtrace,
+/// prints, continue to its exit with status 3) natively and recorded:
+/// the recorded session says what the native one says, and replays twice
+/// to the same bytes and exit status.
+fn gdb_batch(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let target = build::c_fixture(CBuild::pie("gdb_target"))?;
+    let mut args: Vec<OsString> = ["-batch", "-nx"].map(OsString::from).to_vec();
+    for cmd in [
+        "break area",
+        "run",
+        "bt",
+        "p *p",
+        "p scale",
+        "delete",
+        "continue",
+    ] {
+        args.push("-ex".into());
+        args.push(cmd.into());
+    }
+    args.push("--args".into());
+    args.push(target.into_os_string());
+    let inv = Invocation {
+        exe: gdb().ok_or("gdb is not installed")?,
+        args,
+        work: dir.sub("work")?,
+    };
+    let want = [
+        "Breakpoint 1, area (p=",
+        "scale=scale@entry=1) at ",
+        "#1  0x",
+        " in main () at ",
+        "$1 = {x = 6, y = 7}\n$2 = 1\n",
+        "area 42\n",
+        "worker 84, watched 84\nEXIT-SUCCESS\n",
+        "exited with code 03]",
+    ];
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    for (what, run) in [("natively", &native), ("recorded", &rec)] {
+        let text = run.stdout_text();
+        if let Some(missing) = want.iter().find(|w| !text.contains(*w)) {
+            return Err(
+                format!("gdb's session {what} lacks {missing:?}\n{}", run.describe()).into(),
+            );
+        }
+    }
+    recorder::expect_verified(&trace)?;
+    for round in 1..=2 {
+        let rep = inv.replay(&trace)?;
+        if rep.code() != rec.code() {
+            return Err(format!(
+                "replay {round} exited with {}, the recording with {}\n{}",
+                rep.code(),
+                rec.code(),
+                rep.describe()
+            )
+            .into());
+        }
+        run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)?;
+    }
+    dir.finish();
+    Ok(())
+}
