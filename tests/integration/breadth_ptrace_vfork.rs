@@ -24,12 +24,19 @@
 //! - `ptrace_vfork_done_only`: PTRACE_O_TRACEVFORKDONE alone: no
 //!   PTRACE_EVENT_VFORK, the grandchild not traced, the VFORK_DONE stop
 //!   all the same (the kernel's rule);
+//! - `ptrace_vfork::gdb_thread_breakpoint`: gdb (which asks
+//!   PTRACE_O_TRACEVFORK, and without it runs with none of its options)
+//!   with a breakpoint that `gdb_target`'s second thread hits too: both
+//!   hits shown, the program's exit 3, natively and recorded; the trace
+//!   verifies and replays (before, the second thread's hit killed the
+//!   program with SIGTRAP under the recorder). Needs gdb;
 //! - `ptrace_vfork::under_chaos`: the six recorded under the chaos
 //!   scheduler at three seeds each, verified.
 
 use libtest_mimic::Trial;
 
 use crate::breadth::{c, variant_trials, with_defines, REPEATS};
+use crate::breadth_debugger::{gdb, gdb_session};
 use crate::recorder::Spec;
 use crate::recorder_build::CBuild;
 
@@ -102,5 +109,27 @@ const SPECS: &[Spec] = &[
 
 /// The trials.
 pub fn trials() -> Vec<Trial> {
-    variant_trials(SPECS, REPEATS, "breadth::ptrace_vfork::under_chaos")
+    let mut trials = variant_trials(SPECS, REPEATS, "breadth::ptrace_vfork::under_chaos");
+    let skip = crate::recorder_build::gcc_missing().is_some()
+        || crate::recorder_run::recording_unavailable().is_some()
+        || gdb().is_none();
+    trials.push(
+        Trial::test("breadth::ptrace_vfork::gdb_thread_breakpoint", || {
+            gdb_session(
+                "breadth::ptrace_vfork::gdb_thread_breakpoint",
+                &["break area", "run", "continue", "continue"],
+                &[
+                    "Breakpoint 1, area (p=",
+                    "scale=scale@entry=1) at ",
+                    "area 42\n",
+                    "Thread 2 \"gdb_target-pie\" hit Breakpoint 1, area (p=",
+                    "scale=scale@entry=2) at ",
+                    "worker 84, watched 84\nEXIT-SUCCESS\n",
+                    "exited with code 03]",
+                ],
+            )
+        })
+        .with_ignored_flag(skip),
+    );
+    trials
 }
