@@ -893,7 +893,7 @@ pub(crate) fn all_under_chaos(trial: &str, specs: &[Spec], limit: Duration) -> R
     Ok(())
 }
 
-/// Requests the emulated ptrace does not do (a debug register, the
+/// Requests the emulated ptrace does not do (a debug register set, the
 /// seccomp event option, writing the FPU registers) fail at once with EIO
 /// or EINVAL, each named in a warning of the recorder; the program goes on to its end, and
 /// the trace verifies and replays the same output.
@@ -902,6 +902,7 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
         trial,
         &c("ptrace_refused", CBuild::pie("ptrace_refused")),
         &[
+            "PTRACE_POKEUSER of 0 returned 0, errno 0\n",
             "PTRACE_POKEUSER returned -1, errno 5\n",
             "PTRACE_SETOPTIONS(PTRACE_O_TRACESECCOMP) returned -1, errno 22\n",
             "PTRACE_GETFPREGS returned 0, errno 0\n",

@@ -106,7 +106,7 @@ pub fn trials() -> Vec<Trial> {
 }
 
 /// gdb's path, if it is installed.
-fn gdb() -> Option<PathBuf> {
+pub(crate) fn gdb() -> Option<PathBuf> {
     installed("gdb")
 }
 
@@ -158,18 +158,38 @@ fn valgrind(trial: &str) -> Result<(), Failed> {
 /// the recorded session says what the native one says, and replays twice
 /// to the same bytes and exit status.
 fn gdb_batch(trial: &str) -> Result<(), Failed> {
+    gdb_session(
+        trial,
+        &[
+            "break area",
+            "run",
+            "bt",
+            "p *p",
+            "p scale",
+            "delete",
+            "continue",
+        ],
+        &[
+            "Breakpoint 1, area (p=",
+            "scale=scale@entry=1) at ",
+            "#1  0x",
+            " in main () at ",
+            "$1 = {x = 6, y = 7}\n$2 = 1\n",
+            "area 42\n",
+            "worker 84, watched 84\nEXIT-SUCCESS\n",
+            "exited with code 03]",
+        ],
+    )
+}
+
+/// `gdb -batch` running `cmds` on `gdb_target` natively and recorded: both
+/// sessions print each of `want`, gdb exits 0, and the trace verifies and
+/// replays twice to the same bytes and exit status.
+pub(crate) fn gdb_session(trial: &str, cmds: &[&str], want: &[&str]) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let target = build::c_fixture(CBuild::pie("gdb_target"))?;
     let mut args: Vec<OsString> = ["-batch", "-nx"].map(OsString::from).to_vec();
-    for cmd in [
-        "break area",
-        "run",
-        "bt",
-        "p *p",
-        "p scale",
-        "delete",
-        "continue",
-    ] {
+    for cmd in cmds {
         args.push("-ex".into());
         args.push(cmd.into());
     }
@@ -180,16 +200,6 @@ fn gdb_batch(trial: &str) -> Result<(), Failed> {
         args,
         work: dir.sub("work")?,
     };
-    let want = [
-        "Breakpoint 1, area (p=",
-        "scale=scale@entry=1) at ",
-        "#1  0x",
-        " in main () at ",
-        "$1 = {x = 6, y = 7}\n$2 = 1\n",
-        "area 42\n",
-        "worker 84, watched 84\nEXIT-SUCCESS\n",
-        "exited with code 03]",
-    ];
     let native = inv.native()?;
     native.expect_code(0)?;
     let trace = dir.path.join("trace");

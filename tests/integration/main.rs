@@ -20,6 +20,7 @@ mod breadth_misc;
 mod breadth_ptrace_clone;
 mod breadth_ptrace_regs;
 mod breadth_ptrace_strace;
+mod breadth_ptrace_vfork;
 mod breadth_tty;
 mod chaos;
 mod chaos_stall;
@@ -64,6 +65,7 @@ fn main() {
     trials.extend(breadth_ptrace_regs::trials());
     trials.extend(breadth_ptrace_clone::trials());
     trials.extend(breadth_ptrace_strace::trials());
+    trials.extend(breadth_ptrace_vfork::trials());
     trials.extend(breadth_debugger::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());

@@ -93,6 +93,11 @@ impl Session {
                 if traced || flags & libc::CLONE_CHILD_SETTID as u64 != 0 {
                     self.await_first_stop(child)?;
                 }
+                if self.held_in_vfork(tid) {
+                    // A traced vfork parent stays in this stop, its
+                    // tracer's PTRACE_EVENT_VFORK, until resumed by it.
+                    return Ok(());
+                }
                 ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
             }
             libc::PTRACE_EVENT_EXEC => self.exec(tid),

@@ -65,10 +65,24 @@
 //! emulated wait, and a wait for it with nothing to report, which the
 //! kernel would fail with ECHILD, is held at its entry
 //! ([`Session::park_wait`]) until [`Session::kick_tracers`] finds a report
-//! due. Not emulated: `PTRACE_O_TRACEVFORK` (the event stop at the exit
-//! would come only after the child released its parent, which a tracer may
-//! wait for first), `PTRACE_O_TRACEVFORKDONE`, `PTRACE_O_TRACESECCOMP`:
-//! EINVAL, named.
+//! due.
+//!
+//! Vforks (`PTRACE_O_TRACEVFORK`, `PTRACE_O_TRACEVFORKDONE`): the vfork
+//! parent's event stop cannot wait for the syscall's exit, which comes only
+//! once the child released the parent (exec or exit), and a tracer may hold
+//! the child in its first stop until it saw the parent's event. So the
+//! parent is held where the recorder's own `PTRACE_EVENT_VFORK` stops it,
+//! inside the call, before the kernel waits for the child: its task stays
+//! in the syscall (`Traced::vfork_held`), and its stop shows to the tracer
+//! as `PTRACE_EVENT_VFORK` (message: the child's id; its registers the real
+//! ones there, `rax` -ENOSYS as natively). Resumed, it goes on into the
+//! kernel's wait for the child, blocked as in any syscall; register writes
+//! there are refused (EIO, named: replay's parent is in the kernel by
+//! then). With `PTRACE_O_TRACEVFORKDONE` (with or without the other, as
+//! the kernel), `PTRACE_EVENT_VFORK_DONE` (message: the child's id) is
+//! shown at the syscall's exit, before its syscall-exit stop; there its
+//! registers hold the call's result, where natively `rax` is still
+//! -ENOSYS. Not emulated: `PTRACE_O_TRACESECCOMP`: EINVAL, named.
 //!
 //! Must not: pick threads (`schedule`) or classify signals (`signals`).
 
@@ -159,11 +173,11 @@ fn request_name(r: i32) -> String {
 /// thread or process auto-attached), `PTRACE_O_TRACEEXEC`,
 /// `PTRACE_O_TRACEEXIT` (at an `exit` or `exit_group` call; not at a death
 /// by a signal, nor for the other threads an `exit_group` ends),
-/// `PTRACE_O_EXITKILL`. Not `PTRACE_O_TRACEVFORK`: the vfork parent is
-/// blocked in the kernel until its child execs or exits, and its event stop
-/// is shown at the syscall's exit, so a tracer that waits for it before
-/// resuming the child (held in its first stop) would never get it.
-const OPTIONS_EMULATED: u64 = 0x1 | 0x2 | 0x8 | 0x10 | 0x40 | 0x10_0000;
+/// `PTRACE_O_EXITKILL`, `PTRACE_O_TRACEVFORK` (the parent held at the
+/// recorder's own vfork event stop, before the kernel waits for the
+/// child), `PTRACE_O_TRACEVFORKDONE` (at the syscall's exit). Not
+/// `PTRACE_O_TRACESECCOMP`.
+const OPTIONS_EMULATED: u64 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x10_0000;
 
 /// The name of the first option in `options` that is not emulated.
 fn unemulated_option(options: u64) -> Option<String> {
@@ -194,6 +208,7 @@ const PTRACE_O_TRACEFORK: u64 = 0x2;
 const PTRACE_O_TRACEVFORK: u64 = 0x4;
 const PTRACE_O_TRACECLONE: u64 = 0x8;
 const PTRACE_O_TRACEEXEC: u64 = 0x10;
+const PTRACE_O_TRACEVFORKDONE: u64 = 0x20;
 const PTRACE_O_TRACEEXIT: u64 = 0x40;
 const PTRACE_O_EXITKILL: u64 = 0x10_0000;
 /// `si_code` of a signal sent by `kill`.
@@ -227,6 +242,14 @@ pub(super) struct Traced {
     /// A clone or fork whose event stop (`PTRACE_EVENT_CLONE`, `_FORK`) is
     /// due at the syscall's exit: the event and the new thread's id.
     clone_event: Option<(i32, Tid)>,
+    /// Held in its vfork's `PTRACE_EVENT_VFORK` stop, which is the
+    /// recorder's own event stop inside the call (its task is in the
+    /// syscall, not ready): resumed, it goes on into the kernel's wait for
+    /// the child ([`Session::traced_clone`]).
+    vfork_held: bool,
+    /// In a vfork that made child process `Tid`: at the syscall's exit,
+    /// with `PTRACE_O_TRACEVFORKDONE` set then, `PTRACE_EVENT_VFORK_DONE`.
+    vfork_child: Option<Tid>,
 }
 
 /// The exit of a tracee that is not its tracer's child, until the tracer's
@@ -436,6 +459,8 @@ impl Session {
                             // another of its threads.)
                             child: tid == pid,
                             clone_event: None,
+                            vfork_held: false,
+                            vfork_child: None,
                         });
                         Ok(0)
                     }
@@ -477,6 +502,8 @@ impl Session {
                     exit_stopped: false,
                     child: true,
                     clone_event: None,
+                    vfork_held: false,
+                    vfork_child: None,
                 });
                 if !seized {
                     let status = (libc::SIGSTOP << 8) | 0x7f;
@@ -508,11 +535,14 @@ impl Session {
         else {
             return Ok(neg(libc::ESRCH));
         };
+        // (A vfork parent held in its event stop is stopped inside the
+        // call: its task is in the syscall.)
         let stopped = traced.stop.is_some()
-            && self
-                .tasks
-                .get(&target)
-                .is_some_and(|t| matches!(t.state, State::Ready(_)));
+            && (traced.vfork_held
+                || self
+                    .tasks
+                    .get(&target)
+                    .is_some_and(|t| matches!(t.state, State::Ready(_))));
         match request {
             req::INTERRUPT => {
                 if !traced.seized {
@@ -600,12 +630,14 @@ impl Session {
                     self.syscall_stop(target, false);
                     return Ok(0);
                 }
+                let in_vfork = traced.vfork_held;
                 let task = self.tasks.get_mut(&target).expect("checked");
                 task.syscall_stops = request == req::SYSCALL;
-                task.step = if request == req::SINGLESTEP {
-                    Step::Asked
-                } else {
-                    Step::No
+                task.step = match request {
+                    // Inside the vfork: its step ends at the call's exit.
+                    req::SINGLESTEP if in_vfork => Step::InSyscall,
+                    req::SINGLESTEP => Step::Asked,
+                    _ => Step::No,
                 };
                 // The signal, delivered when it next runs: at a
                 // signal-delivery stop the one asked for (ignored at an
@@ -641,8 +673,15 @@ impl Session {
                     task.traced = None;
                 } else if let Some(t) = task.traced.as_mut() {
                     t.stop = None;
+                    t.vfork_held = false;
                 }
                 task.ready_since = Some(std::time::Instant::now());
+                if in_vfork {
+                    // Held in its vfork event stop: it goes on into the
+                    // kernel's wait for the child (its exit stop comes when
+                    // the child execs or exits).
+                    self.release_vfork_parent(target)?;
+                }
                 Ok(0)
             }
             req::PEEKTEXT | req::PEEKDATA => {
@@ -677,6 +716,10 @@ impl Session {
                     "{} at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)",
                     request_name(request)
                 );
+                Ok(neg(libc::EIO))
+            }
+            req::SETREGS if traced.vfork_held => {
+                warn!("PTRACE_SETREGS at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
                 Ok(neg(libc::EIO))
             }
             req::POKETEXT | req::POKEDATA => {
@@ -793,6 +836,22 @@ impl Session {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return false;
         };
+        let vfork_done = task.traced.as_mut().and_then(|t| {
+            let child = t.vfork_child.take()?;
+            (t.options & PTRACE_O_TRACEVFORKDONE != 0).then_some(child)
+        });
+        if let Some(child) = vfork_done {
+            // A vfork under PTRACE_O_TRACEVFORKDONE, the child gone or
+            // exec'd: the event stop before the call returns, the child's
+            // id its message; a syscall-exit stop follows if resumed so.
+            task.syscall_stops = false;
+            task.step = Step::No;
+            let code = libc::SIGTRAP | (libc::PTRACE_EVENT_VFORK_DONE << 8);
+            let mut stop = EmuStop::notify(code, task.pid, u64::try_from(child).ok());
+            stop.exit_next = true;
+            self.hold_stopped(tid, stop);
+            return true;
+        }
         if let Some((event, child)) = task.traced.as_mut().and_then(|t| t.clone_event.take()) {
             // A clone or fork under PTRACE_O_TRACECLONE/_TRACEFORK: its
             // event stop, the new thread's id its message. A syscall-exit
@@ -1235,16 +1294,27 @@ impl Session {
     /// none with `CLONE_UNTRACED`), `child` is traced by the same tracer
     /// with the same options, starts held in its first stop (`SIGSTOP`, or
     /// `PTRACE_EVENT_STOP` when seized), and `parent` owes the event stop
-    /// at the syscall's exit ([`Session::step_over_syscall_done`]). Returns
-    /// whether `child` is traced.
+    /// at the syscall's exit ([`Session::step_over_syscall_done`]); a
+    /// vfork's parent is held in its event stop now, here, at the
+    /// recorder's own event stop ([`Session::held_in_vfork`]: it is not
+    /// resumed until its tracer resumes it). A traced vfork parent owes
+    /// `PTRACE_EVENT_VFORK_DONE` at the exit, if its options ask for it
+    /// then. Returns whether `child` is traced.
     pub(super) fn traced_clone(&mut self, parent: Tid, child: Tid, flags: u64) -> bool {
         let Some(tr) = self.tasks.get(&parent).and_then(|t| t.traced.clone()) else {
             return false;
         };
+        let vfork = flags & libc::CLONE_VFORK as u64 != 0;
+        if vfork {
+            // (The kernel reports VFORK_DONE whatever CLONE_UNTRACED says.)
+            if let Some(t) = self.traced_mut(parent) {
+                t.vfork_child = Some(child);
+            }
+        }
         if flags & libc::CLONE_UNTRACED as u64 != 0 {
             return false;
         }
-        let (event, option) = if flags & libc::CLONE_VFORK as u64 != 0 {
+        let (event, option) = if vfork {
             (libc::PTRACE_EVENT_VFORK, PTRACE_O_TRACEVFORK)
         } else if flags & 0xff != libc::SIGCHLD as u64 {
             (libc::PTRACE_EVENT_CLONE, PTRACE_O_TRACECLONE)
@@ -1273,12 +1343,51 @@ impl Session {
                 exit_stopped: false,
                 child: child_of_tracer,
                 clone_event: None,
+                vfork_held: false,
+                vfork_child: None,
             });
         }
-        if let Some(t) = self.traced_mut(parent) {
+        if vfork {
+            // Held at the recorder's event stop, inside the call, before
+            // the kernel waits for the child: the tracer sees it stopped
+            // there, and may resume the child first.
+            let tgid = self.tasks.get(&parent).map_or(parent, |t| t.pid);
+            let code = libc::SIGTRAP | (event << 8);
+            let stop = EmuStop::notify(code, tgid, u64::try_from(child).ok());
+            if let Some(t) = self.traced_mut(parent) {
+                t.stop = Some(stop);
+                t.vfork_held = true;
+            }
+            if self.current == Some(parent) {
+                self.current = None;
+            }
+        } else if let Some(t) = self.traced_mut(parent) {
             t.clone_event = Some((event, child));
         }
         true
+    }
+
+    /// Whether `tid` is held in its vfork's event stop (at the recorder's
+    /// own event stop, not resumed: [`Session::traced_clone`]).
+    pub(super) fn held_in_vfork(&self, tid: Tid) -> bool {
+        self.tasks
+            .get(&tid)
+            .and_then(|t| t.traced.as_ref())
+            .is_some_and(|t| t.vfork_held)
+    }
+
+    /// Resumes vfork parent `tid`, let go from its event stop (by its
+    /// tracer, or as its tracer is gone), into the kernel's wait for its
+    /// child: it is in the syscall, and its exit stop comes when the child
+    /// execs or exits. One killed meanwhile is passed over (its exit is
+    /// reported).
+    fn release_vfork_parent(&mut self, tid: Tid) -> Result<(), Error> {
+        match self.resume_in_syscall(tid) {
+            Err(Error::Ptrace { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Thread `tid` (its task `task`, removed) is gone with `status`: a
@@ -1432,10 +1541,12 @@ impl Session {
     }
 
     /// Process `pid`, a tracer, is gone: its tracees are let go (killed,
-    /// with `PTRACE_O_EXITKILL`), and the exits it was to hear of are
+    /// with `PTRACE_O_EXITKILL`; a vfork parent held in its event stop
+    /// goes on into its vfork), and the exits it was to hear of are
     /// dropped.
     pub(super) fn tracer_gone(&mut self, pid: Tid) {
         self.emu_exits.retain(|e| e.tracer != pid);
+        let mut in_vfork = Vec::new();
         for (&tid, task) in self.tasks.iter_mut() {
             let Some(tr) = task.traced.as_ref().filter(|t| t.tracer == pid) else {
                 continue;
@@ -1443,8 +1554,17 @@ impl Session {
             if tr.options & PTRACE_O_EXITKILL != 0 {
                 let _ = ptrace::tgkill(task.pid, tid, libc::SIGKILL);
             }
+            if tr.vfork_held {
+                in_vfork.push(tid);
+            }
             task.traced = None;
             task.ready_since = Some(std::time::Instant::now());
+        }
+        for tid in in_vfork {
+            if let Err(e) = self.release_vfork_parent(tid) {
+                // (Its stall is then the watchdog's to report.)
+                warn!(tid, %e, "resuming a vfork parent whose tracer is gone");
+            }
         }
     }
 }
@@ -1459,10 +1579,13 @@ enum Report {
 }
 
 /// Whether the emulated stop of tracee `t` (its task `task`) shows to its
-/// tracer: the recorder has it stopped, and it is not a new tracee's first
+/// tracer: the recorder has it stopped (ready, or held at its vfork event
+/// stop), and it is not a new tracee's first
 /// stop whose parent's event stop is still to come (`unannounced`).
 fn shows(t: Tid, task: &super::Task, unannounced: &[Tid]) -> bool {
-    matches!(task.state, State::Ready(_)) && !unannounced.contains(&t)
+    let held = matches!(task.state, State::Ready(_))
+        || task.traced.as_ref().is_some_and(|tr| tr.vfork_held);
+    held && !unannounced.contains(&t)
 }
 
 /// The options of wait call `nr` with `args` (`wait4`'s or `waitid`'s).
@@ -1712,6 +1835,10 @@ impl Session {
             warn!("PTRACE_SETREGSET at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
             return Ok(neg(libc::EIO));
         }
+        if self.held_in_vfork(target) {
+            warn!("PTRACE_SETREGSET at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
         let Ok(new) = tracer_mem.read_vec(base, n) else {
             return Ok(neg(libc::EFAULT));
         };
@@ -1729,11 +1856,15 @@ impl Session {
     /// `PTRACE_POKEUSER` of `value` at offset `addr` of `struct user`: a
     /// general register is set as by `PTRACE_SETREGS` (all of them, one
     /// changed); a debug register is refused, named (the program's
-    /// hardware breakpoints are not emulated); another offset gets the
-    /// kernel's EIO.
+    /// hardware breakpoints are not emulated), unless the value is 0, what
+    /// it reads already; another offset gets the kernel's EIO.
     fn poke_user(&mut self, tid: Tid, target: Tid, addr: u64, value: u64) -> Result<i64, Error> {
         let at = match user_word(addr) {
             UserWord::Reg(at) => at,
+            // The program's debug registers read 0 (`PTRACE_PEEKUSER`): a
+            // write of 0 (gdb clears them in a child it detaches from, a
+            // vfork's among them) leaves them so, and changes nothing.
+            UserWord::DebugReg(_) if value == 0 => return Ok(0),
             UserWord::DebugReg(n) => {
                 warn!("PTRACE_POKEUSER of debug register {n}: the recorder does not emulate the program's hardware breakpoints (the program gets EIO)");
                 return Ok(neg(libc::EIO));
@@ -1742,6 +1873,10 @@ impl Session {
         };
         if self.tasks[&target].at_entry_stop {
             warn!("PTRACE_POKEUSER at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        if self.held_in_vfork(target) {
+            warn!("PTRACE_POKEUSER at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
             return Ok(neg(libc::EIO));
         }
         let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
@@ -1813,21 +1948,19 @@ mod tests {
     #[test]
     fn options_not_emulated_are_named() {
         assert_eq!(unemulated_option(0), None);
+        // strace -f's options, and gdb's.
         assert_eq!(
-            unemulated_option(0x1 | 0x2 | 0x8 | 0x10 | 0x40 | 0x10_0000),
+            unemulated_option(0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x40 | 0x10_0000),
             None
         );
+        assert_eq!(unemulated_option(0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20), None);
         assert_eq!(
-            unemulated_option(0x8 | 0x4).as_deref(),
-            Some("PTRACE_O_TRACEVFORK")
-        );
-        assert_eq!(
-            unemulated_option(0x2 | 0x20).as_deref(),
-            Some("PTRACE_O_TRACEVFORKDONE")
-        );
-        assert_eq!(
-            unemulated_option(0x10 | 0x80).as_deref(),
+            unemulated_option(0x4 | 0x80).as_deref(),
             Some("PTRACE_O_TRACESECCOMP")
+        );
+        assert_eq!(
+            unemulated_option(0x20 | 0x20_0000).as_deref(),
+            Some("PTRACE_O_SUSPEND_SECCOMP")
         );
         assert_eq!(
             unemulated_option(1 << 40).as_deref(),
