@@ -85,7 +85,7 @@ impl Session {
                     return self.yield_at_rdtsc(tid, regs, is_rdtscp, len);
                 }
                 self.keep_bail_request(tid)?;
-                if !is_rdtscp && self.try_patch_rdtsc(tid, &regs)? {
+                if !is_rdtscp && !self.has_tracer(tid) && self.try_patch_rdtsc(tid, &regs)? {
                     return Ok(());
                 }
                 return self.emulate_rdtsc(tid, regs, is_rdtscp, len);

@@ -100,9 +100,13 @@ impl Session {
                 // Best effort: a frame we cannot read, the kernel cannot
                 // either (the program gets its SIGSEGV from rt_sigreturn).
                 let _ = syscallbuf::fix_sigreturn(tid, &regs, space);
-            } else if !self.watches_syscalls(tid) && self.try_patch(tid, pid, &regs)? {
+            } else if !self.watches_syscalls(tid)
+                && !self.has_tracer(tid)
+                && self.try_patch(tid, pid, &regs)?
+            {
                 // (Not under a tracee's single step or PTRACE_SYSCALL: the
-                // stub would run its syscall untraced, unseen.)
+                // stub would run its syscall untraced, unseen. Not in a
+                // tracee at all: see `has_tracer`.)
                 return Ok(());
             }
         }

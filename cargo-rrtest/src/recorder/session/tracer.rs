@@ -953,6 +953,17 @@ impl Session {
         self.tasks.get(&tid).is_some_and(|t| t.at_entry_stop)
     }
 
+    /// Whether `tid` is traced by a process of the recording (emulated
+    /// ptrace). Its code is not patched (syscall or rdtsc sites) while it
+    /// is: its tracer writes into that code (a debugger's breakpoints,
+    /// through pokes or `/proc/PID/mem`) and puts back the bytes it saw
+    /// there, which would land in the middle of a patch written meanwhile
+    /// (gdb's inferior died of `SIGSEGV` at a wild address in about one
+    /// recording in fifteen).
+    pub(super) fn has_tracer(&self, tid: Tid) -> bool {
+        self.tasks.get(&tid).is_some_and(|t| t.traced.is_some())
+    }
+
     /// Whether `tid` is resumed under `PTRACE_SYSCALL` or a step: its
     /// syscall sites are not patched (a stub's call is untraced), and its
     /// buffered syscalls are made traced.
