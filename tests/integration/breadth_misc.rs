@@ -24,8 +24,9 @@
 //! - `vdso_lookup`: the vDSO's symbols looked up by hand (auxv and an ELF
 //!   walk, dlopen with RTLD_NOLOAD + dlsym + dlvsym) and called; under the
 //!   recorder the vDSO is the recorder's own, at its fixed address
-//!   (`::exposed`: the program prints what it prints natively, sees no
-//!   kernel vDSO or vvar mapping, its calls through the vDSO are buffered,
+//!   (`::exposed`: the program prints what it prints natively, also
+//!   through the vDSO `/proc/self/auxv` names, sees no kernel vDSO or vvar
+//!   mapping, its calls through the vDSO are buffered,
 //!   and the trace verifies and replays alike); `::hidden_trace`: a trace
 //!   as recorders before the own vDSO wrote it (format version 2, the
 //!   vDSO hidden) still verifies and replays alike.
@@ -302,8 +303,9 @@ const OWN_VDSO_SEEN: &str = "AT_SYSINFO_EHDR 0x6fffc000; maps name [vdso]: 0, [v
 /// Under the recorder `vdso_lookup` finds the recorder's own vDSO and
 /// everything in it it finds natively: its stdout is the native run's,
 /// byte for byte, with all five functions found by the ELF walk, dlsym
-/// and dlvsym (version LINUX_2.6) agreeing. The kernel's vDSO and vvar
-/// pages are gone; its 1000 calls through `__vdso_clock_gettime` are
+/// and dlvsym (version LINUX_2.6) agreeing, and a vDSO with the same
+/// symbols where `/proc/self/auxv` says (rustix reads it there). The
+/// kernel's vDSO and vvar pages are gone; its 1000 calls through `__vdso_clock_gettime` are
 /// buffered (the site in the vDSO patched); the trace verifies and the
 /// replay prints the same, on stdout and stderr.
 fn vdso_exposed(trial: &str) -> Result<(), Failed> {
@@ -322,6 +324,9 @@ fn vdso_exposed(trial: &str) -> Result<(), Failed> {
         "dlsym agrees with the walk: 1\n",
         "dlvsym(LINUX_2.6) agrees: 1; another version: 0\n",
         "__vdso_clock_getres(CLOCK_MONOTONIC) is libc's: 1\n",
+        // The kernel's copy of the auxv names the kernel's vDSO's place,
+        // where the recorder maps a copy of its own (rustix looks there).
+        "/proc/self/auxv's vDSO has __vdso_clock_gettime: 1\nand it reads the clock: 1\n",
     ] {
         check!(
             rec.stdout_text().contains(line),

@@ -201,12 +201,16 @@ fn replace_vdso(tid: i32) -> io::Result<u64> {
         }
     }
     ranges.sort_unstable();
+    let mut reserved = None;
     if let Some(&(lo, _)) = ranges.first() {
         let contiguous = ranges.windows(2).all(|w| w[0].1 == w[1].0);
         let hi = ranges.last().map_or(lo, |r| r.1);
         if contiguous && hi - lo <= KERNEL_VDSO_HOLE {
-            reserve_hole(tid, lo, hi)?;
+            reserved = reserve_hole(tid, lo, hi)?;
         }
+    }
+    if let Some(at) = kernel_vdso_start(&maps) {
+        map_image_copy(tid, at, reserved)?;
     }
     let len = vdso::mapped_len();
     let mapped = inject_via_fixed_page(
@@ -248,7 +252,8 @@ pub fn auxv_as_seen(kernel: &[u8]) -> Vec<u8> {
 /// right below the loader, whose place replay checks), else starting at
 /// `lo` if the space above is (bottom-up, right above the loader); else
 /// nothing. Later mappings then fall where they fall on any kernel.
-fn reserve_hole(tid: i32, lo: u64, hi: u64) -> io::Result<()> {
+/// Returns the range reserved.
+fn reserve_hole(tid: i32, lo: u64, hi: u64) -> io::Result<Option<(u64, u64)>> {
     for at in [hi - KERNEL_VDSO_HOLE, lo] {
         let r = inject_via_fixed_page(
             tid,
@@ -256,8 +261,45 @@ fn reserve_hole(tid: i32, lo: u64, hi: u64) -> io::Result<()> {
             anon_mmap_args(at, KERNEL_VDSO_HOLE, libc::PROT_NONE),
         )?;
         if r as u64 == at {
-            return Ok(());
+            return Ok(Some((at, at + KERNEL_VDSO_HOLE)));
         }
+    }
+    Ok(None)
+}
+
+/// Where the kernel's `[vdso]` mapping starts in `maps` (the text of
+/// `/proc/PID/maps`).
+pub fn kernel_vdso_start(maps: &str) -> Option<u64> {
+    let line = maps
+        .lines()
+        .find(|l| l.split_whitespace().nth(5) == Some("[vdso]"))?;
+    u64::from_str_radix(line.split('-').next()?, 16).ok()
+}
+
+/// Maps a copy of the recorder's vDSO image (read-only, executable) at
+/// `at`, where the kernel's vDSO was, over the recorder's own reservation
+/// `reserved` when it covers it, else only where nothing is mapped. The
+/// kernel's copy of the auxiliary vector (`/proc/self/auxv`, and
+/// `prctl(PR_GET_AUXV)`) still names that address: rustix, with its
+/// default features, reads it there and looks at the ELF header it points
+/// to, which it would find unmapped (`SIGSEGV`); it finds this copy, whose
+/// functions are recorded syscalls like the image's at `VDSO_ADDR`. The
+/// address is the kernel's, so a replay on another kernel puts the copy
+/// elsewhere; a program that reads the recorded auxiliary vector there and
+/// calls into the copy then diverges (docs/portability.md). If the copy
+/// cannot be mapped (a kernel vDSO smaller than the image, with a mapping
+/// right after it), nothing is done.
+fn map_image_copy(tid: i32, at: u64, reserved: Option<(u64, u64)>) -> io::Result<()> {
+    let len = vdso::mapped_len();
+    let inside = reserved.is_some_and(|(lo, hi)| lo <= at && at + len <= hi);
+    let mut args = anon_mmap_args(at, len, libc::PROT_READ | libc::PROT_EXEC);
+    if inside {
+        // Over our own PROT_NONE reservation, which nothing else uses.
+        args[3] = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
+    }
+    let r = inject_via_fixed_page(tid, libc::SYS_mmap, args)?;
+    if r as u64 == at {
+        RemoteMem::new(tid).write(at, vdso::image())?;
     }
     Ok(())
 }

@@ -281,4 +281,12 @@ fn the_kernels_vdso_and_vvar_lines_are_found() {
             (0x7fff_f7fc_3000, 0x7fff_f7fc_5000),
         ]
     );
+    assert_eq!(
+        crate::tracee::kernel_vdso_start(maps),
+        Some(0x7fff_f7fc_3000)
+    );
+    assert_eq!(
+        crate::tracee::kernel_vdso_start("1000-2000 r-xp 0 0:0 0 /x\n"),
+        None
+    );
 }
