@@ -119,7 +119,8 @@ pub enum VdsoMode {
     /// The kernel's vDSO and vvar pages are unmapped and the recorder's
     /// own ([`vdso`]) is mapped at [`vdso::VDSO_ADDR`]; `AT_SYSINFO_EHDR`
     /// names it. Its functions make ordinary syscalls, which are recorded,
-    /// and the address space is the same on any kernel.
+    /// and the address space is the same on any kernel, but for a copy of
+    /// the image where the kernel's vDSO was ([`map_image_copy`]).
     Own,
     /// Traces from before the recorder's own vDSO: the kernel's stays
     /// mapped, and `AT_SYSINFO_EHDR` becomes `AT_IGNORE`, so the program
@@ -159,7 +160,8 @@ pub fn vdso_mode() -> VdsoMode {
 
 /// The kernel's vDSO and vvar mappings in `maps` (the text of
 /// `/proc/PID/maps`): start and end of each line named `[vdso]`, `[vvar]`
-/// or `[vvar_vclock]` (kernels from 6.13 split the vvar pages in two).
+/// or `[vvar_vclock]` (newer kernels split the vvar pages in two: 6.18
+/// does).
 pub fn kernel_vdso_ranges(maps: &str) -> Vec<(u64, u64)> {
     maps.lines()
         .filter(|l| {
@@ -178,9 +180,11 @@ pub fn kernel_vdso_ranges(maps: &str) -> Vec<(u64, u64)> {
 }
 
 /// The bytes [`replace_vdso`] reserves where the kernel's vDSO and vvar
-/// pages were: their size differs between kernels (24 KiB to 32 KiB on
-/// 5.x and 6.x kernels), and the hole they leave, next to the loader, is
-/// where the loader's first small mappings would go, kernel by kernel.
+/// pages were: their size differs between kernels (32 KiB on this 6.18
+/// kernel: `[vvar]` 16 KiB, `[vvar_vclock]` and `[vdso]` 8 KiB each; less
+/// where there is no `[vvar_vclock]`), and the hole they leave, next to
+/// the loader, is where the loader's first small mappings would go,
+/// kernel by kernel.
 pub const KERNEL_VDSO_HOLE: u64 = 0x1_0000;
 
 /// Replaces the kernel's vDSO in thread `tid`'s fresh image (at its exec
