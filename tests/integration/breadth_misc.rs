@@ -326,7 +326,7 @@ fn vdso_exposed(trial: &str) -> Result<(), Failed> {
         "__vdso_clock_getres(CLOCK_MONOTONIC) is libc's: 1\n",
         // The kernel's copy of the auxv names the kernel's vDSO's place,
         // where the recorder maps a copy of its own (rustix looks there).
-        "/proc/self/auxv's vDSO has __vdso_clock_gettime: 1\nand it reads the clock: 1\n",
+        "PR_GET_AUXV agrees with /proc/self/auxv: 1\n/proc/self/auxv's vDSO has __vdso_clock_gettime: 1\nand it reads the clock: 1\n",
     ] {
         check!(
             rec.stdout_text().contains(line),
