@@ -100,7 +100,8 @@ impl Session {
                     return self.let_run(tid);
                 }
             }
-            let leak = leaks_flags(tid, &regs);
+            let code = next_code(tid, &regs);
+            let leak = code.as_ref().and_then(leak_of);
             ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
             match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
                 // The program's own int3 (a debugger's breakpoint, written
@@ -108,7 +109,7 @@ impl Session {
                 ev @ WaitEvent::Signal {
                     signo: libc::SIGTRAP,
                     ..
-                } if self.trapped_by_int3(tid, regs.rip)? => {
+                } if code.is_some_and(|c| c[0] == INT3) => {
                     trace!(tid, left, "the program's int3 ended the steps");
                     return self.handle(ev);
                 }
@@ -424,21 +425,6 @@ impl Session {
     }
 }
 
-impl Session {
-    /// Whether `tid`, stopped by a `SIGTRAP` after a single step from
-    /// `from`, executed an `int3` (`SI_KERNEL`) rather than stepped: an
-    /// int3 leaves the ip one byte on, as a one-byte instruction's step
-    /// does, so only then is the siginfo read (a syscall per such step).
-    fn trapped_by_int3(&self, tid: Tid, from: u64) -> Result<bool, Error> {
-        let now = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
-        if now.rip != from.wrapping_add(1) {
-            return Ok(false);
-        }
-        let info = ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
-        Ok(ptrace::siginfo_code(&info) == libc::SI_KERNEL)
-    }
-}
-
 /// An instruction that lets the program see the trap flag of stepping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FlagLeak {
@@ -453,12 +439,27 @@ pub(super) enum FlagLeak {
 /// the trap flag. Prefixes
 /// other than operand size and REX are not expected before either.
 pub(super) fn leaks_flags(tid: Tid, regs: &Regs) -> Option<FlagLeak> {
+    next_code(tid, regs).as_ref().and_then(leak_of)
+}
+
+/// `int3`: executed while stepped, it traps as the program's own
+/// breakpoint (`SI_KERNEL`), not as the step.
+const INT3: u8 = 0xcc;
+
+/// The first bytes of the instruction `tid` executes next (fewer may be
+/// mapped: then none).
+fn next_code(tid: Tid, regs: &Regs) -> Option<[u8; 4]> {
     let mut code = [0u8; 4];
     RemoteMem::new(tid).read_exact(regs.rip, &mut code).ok()?;
+    Some(code)
+}
+
+/// [`leaks_flags`] of the instruction that starts with `code`.
+fn leak_of(code: &[u8; 4]) -> Option<FlagLeak> {
     if let [0x0f, 0x05, ..] = code {
         return Some(FlagLeak::Syscall);
     }
-    for b in code {
+    for &b in code {
         match b {
             0x66 | 0x40..=0x4f => {}
             0x9c => return Some(FlagLeak::Pushf),
