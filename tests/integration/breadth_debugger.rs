@@ -176,7 +176,8 @@ fn gdb_batch(trial: &str) -> Result<(), Failed> {
             " in main () at ",
             "$1 = {x = 6, y = 7}\n$2 = 1\n",
             "area 42\n",
-            "worker 84, watched 84\nEXIT-SUCCESS\n",
+            "worker 84, watched 84\n",
+            "EXIT-SUCCESS\n",
             "exited with code 03]",
         ],
     )

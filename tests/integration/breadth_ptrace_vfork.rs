@@ -124,7 +124,8 @@ pub fn trials() -> Vec<Trial> {
                     "area 42\n",
                     "Thread 2 \"gdb_target-pie\" hit Breakpoint 1, area (p=",
                     "scale=scale@entry=2) at ",
-                    "worker 84, watched 84\nEXIT-SUCCESS\n",
+                    "worker 84, watched 84\n",
+                    "EXIT-SUCCESS\n",
                     "exited with code 03]",
                 ],
             )
