@@ -23,6 +23,12 @@
 //!   a backtrace, prints, `continue` to the end) on the `gdb_target`
 //!   fixture, recorded, verified and replayed twice with the same output
 //!   and exit status. Needs gdb (skipped, said, without it);
+//! - `debugger::gdb_shell_vfork`: gdb running `/bin/sh -c 'echo hi;
+//!   /bin/true'` (dash vforks for `/bin/true`; gdb single-steps the vfork
+//!   child once before it detaches from it, while the child still blocks
+//!   every signal): replayed twice after its verification, the second
+//!   counting its way to that step's point (a counter whose signal the
+//!   child blocked never stopped it: every second replay diverged);
 //! - `debugger::valgrind`: `valgrind -q` running the `hello` fixture,
 //!   recorded, verified and replayed twice (the program's code runs on
 //!   Valgrind's synthetic CPU, where the syscall buffer's fixed page is
@@ -87,6 +93,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("breadth::debugger::gdb_batch", || {
             gdb_batch("breadth::debugger::gdb_batch")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::debugger::gdb_shell_vfork", || {
+            gdb_shell_vfork("breadth::debugger::gdb_shell_vfork")
         })
         .with_ignored_flag(skip),
     );
@@ -183,6 +195,56 @@ fn gdb_batch(trial: &str) -> Result<(), Failed> {
     )
 }
 
+/// `gdb -batch -ex run` on a shell that vforks, natively and recorded: both
+/// print the shell's line and gdb's vfork detach and normal exit; the trace
+/// verifies and replays twice to the same bytes.
+fn gdb_shell_vfork(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let inv = Invocation {
+        exe: gdb().ok_or("gdb is not installed")?,
+        args: [
+            "-batch",
+            "-nx",
+            "-ex",
+            "run",
+            "--args",
+            "/bin/sh",
+            "-c",
+            "echo hi; /bin/true",
+        ]
+        .map(OsString::from)
+        .to_vec(),
+        work: dir.sub("work")?,
+    };
+    let want = [
+        "hi\n",
+        "Detaching after vfork from child process",
+        "exited normally]",
+    ];
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    expect_lines(&want, &native, &rec)?;
+    verified_and_replayed_twice(&inv, &trace, &rec)?;
+    dir.finish();
+    Ok(())
+}
+
+/// Each of `want` in the stdout of both `native` and `rec`.
+fn expect_lines(want: &[&str], native: &run::Run, rec: &run::Run) -> Result<(), Failed> {
+    for (what, run) in [("natively", native), ("recorded", rec)] {
+        let text = run.stdout_text();
+        if let Some(missing) = want.iter().find(|w| !text.contains(*w)) {
+            return Err(
+                format!("gdb's session {what} lacks {missing:?}\n{}", run.describe()).into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `gdb -batch` running `cmds` on `gdb_target` natively and recorded: both
 /// sessions print each of `want`, gdb exits 0, and the trace verifies and
 /// replays twice to the same bytes and exit status.
@@ -206,14 +268,7 @@ pub(crate) fn gdb_session(trial: &str, cmds: &[&str], want: &[&str]) -> Result<(
     let trace = dir.path.join("trace");
     let rec = inv.record(&trace)?;
     rec.expect_code(0)?;
-    for (what, run) in [("natively", &native), ("recorded", &rec)] {
-        let text = run.stdout_text();
-        if let Some(missing) = want.iter().find(|w| !text.contains(*w)) {
-            return Err(
-                format!("gdb's session {what} lacks {missing:?}\n{}", run.describe()).into(),
-            );
-        }
-    }
+    expect_lines(want, &native, &rec)?;
     verified_and_replayed_twice(&inv, &trace, &rec)?;
     dir.finish();
     Ok(())

@@ -11,6 +11,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// for its time slices; programs do not use it).
 pub const OVERFLOW_SIGNAL: i32 = libc::SIGSTKFLT;
 
+/// Whether a thread that blocks the signals of `mask` is stopped by a
+/// counter: its overflow signal must not be blocked, or it waits pending
+/// and the thread runs on past the address (glibc blocks every signal
+/// around `clone` in `pthread_create`, a shell around `vfork`).
+pub fn counter_stops(mask: u64) -> bool {
+    mask & (1 << (OVERFLOW_SIGNAL - 1)) == 0
+}
+
 const PERF_TYPE_BREAKPOINT: u32 = 5;
 const HW_BREAKPOINT_X: u32 = 4;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;

@@ -329,12 +329,9 @@ impl Seek {
 pub(super) const COUNT_WALL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Whether replay can find a point where `tid` now is with a counted
-/// breakpoint: its overflow signal must not be blocked (glibc blocks every
-/// signal around `clone` in `pthread_create` and early in a new thread),
-/// or the counter's signal waits and the thread runs past the point.
+/// breakpoint ([`rrtest_sys::perf::counter_stops`]).
 pub(super) fn point_findable(tid: Tid) -> bool {
-    let bit = 1u64 << (rrtest_sys::perf::OVERFLOW_SIGNAL - 1);
-    crate::tracee::blocked_signals(tid).is_ok_and(|mask| mask & bit == 0)
+    crate::tracee::blocked_signals(tid).is_ok_and(rrtest_sys::perf::counter_stops)
 }
 
 /// Where the instruction at `tid`'s `ip` ends, if it is a rep-prefixed

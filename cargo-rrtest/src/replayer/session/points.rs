@@ -33,10 +33,22 @@ impl Session {
         if let Some(known) =
             known.filter(|&k| k < point_filter::FILTER_AFTER && self.fast_point_search())
         {
-            match rrtest_sys::perf::BreakpointCounter::arm(real, point.ip, known + 1) {
+            // The mask cannot change before the point (a call that changes
+            // it is an event). A thread that blocks the counter's signal
+            // (a shell's vfork child, before it unblocks them) is searched.
+            let mask = ptrace::getsigmask(real).map_err(perr("PTRACE_GETSIGMASK", real))?;
+            let armed = if rrtest_sys::perf::counter_stops(mask) {
+                rrtest_sys::perf::BreakpointCounter::arm(real, point.ip, known + 1)
+            } else {
+                Err(std::io::Error::other(
+                    "the thread blocks the counter's signal",
+                ))
+            };
+            match armed {
                 Ok(counter) => return self.run_to_counted_point(tid, point, known, counter),
                 // perf_event_open refused (a container's seccomp policy,
-                // perf_event_paranoid): search instead, one stop per pass.
+                // perf_event_paranoid), or the signal blocked: search
+                // instead, one stop per pass.
                 Err(e) => debug!(tid, error = %e, "no counted breakpoint: searching"),
             }
         }
