@@ -1,0 +1,887 @@
+//! The program's own ptrace, emulated between processes of the recording.
+//!
+//! The recorder is the real tracer of every thread, so the kernel would
+//! refuse the program's requests; where tracer and tracee are both
+//! processes of the recording (the tracee a child of the tracer), the
+//! recorder plays the kernel's part: it keeps who traces whom
+//! ([`Traced`]), holds a tracee in an emulated stop (it is not scheduled
+//! until its tracer resumes it), answers the tracer's requests from the
+//! real tracee, and answers the tracer's `wait4`/`waitid` with the stop.
+//! Everything the tracer sees is a syscall result (recorded and replayed
+//! as any); what it changes in the tracee (`PTRACE_POKEDATA`,
+//! `PTRACE_SETREGS`, `PTRACE_SETREGSET` of `NT_PRSTATUS`,
+//! `PTRACE_POKEUSER` of a general register) is a [`Event::TraceeWrite`],
+//! which replay applies at the same point. A request naming a process
+//! outside the recording, or one not emulated, fails at once (EPERM, or
+//! EIO/EINVAL with a warning naming it).
+//!
+//! Reads: `PTRACE_PEEK*`, `PTRACE_GETREGS`, `PTRACE_GETFPREGS`,
+//! `PTRACE_GETREGSET` (any note type, asked of the kernel on the real
+//! tracee with the program's length, so its checks and lengths are the
+//! answer), `PTRACE_GETSIGMASK` (the real tracee's), `PTRACE_GETSIGINFO`,
+//! `PTRACE_GETEVENTMSG` and `PTRACE_GET_SYSCALL_INFO` (built from the
+//! registers as `<linux/ptrace.h>` lays it out; ENTRY or EXIT at a
+//! `PTRACE_SYSCALL` stop whose si_code is `SIGTRAP | 0x80`, as the kernel
+//! tells them, else NONE). Not emulated, named: register writes at a
+//! syscall-entry stop (replay's tracee is not at the entry yet), debug
+//! registers, the FPU and extended sets, `PTRACE_SETSIGMASK` (replay has
+//! no event for them).
+//!
+//! Stops: `PTRACE_ATTACH`'s SIGSTOP, `PTRACE_INTERRUPT`'s event stop, the
+//! SIGTRAP after an exec (or `PTRACE_EVENT_EXEC` with
+//! `PTRACE_O_TRACEEXEC`), `PTRACE_EVENT_EXIT` at an `exit` or `exit_group`
+//! call with `PTRACE_O_TRACEEXIT`, and a signal that reaches a tracee at a point
+//! replay finds again (at a syscall's exit, held back to a syscall's entry
+//! or to an execution point, or a fault, whose instruction is made a
+//! `Preempt` point): the signal is not delivered but reported;
+//! `PTRACE_SINGLESTEP` runs one instruction, its trap a stop as a fault's
+//! (a step over a syscall stops at the syscall's exit); `PTRACE_SYSCALL`
+//! stops it at its next traced syscall's entry (held at the seccomp stop,
+//! handled when it goes on) and exit; a successful `execve` under it makes
+//! its exit stop too, in the kernel's order ([`Session::exec_stop`]). The
+//! signal a resume request carries is treated as the kernel does: at a
+//! signal-delivery stop it is delivered when the tracee next runs; at an
+//! event stop it is ignored; at a syscall-exit stop it is sent anew
+//! (`SI_KERNEL`), a signal-delivery stop at once. Not emulated (EIO,
+//! named): a signal at a syscall-entry stop (pending while the call runs)
+//! or at an exec's exit stop the legacy `SIGTRAP` follows, and
+//! `PTRACE_SINGLESTEP` with a signal at a signal-delivery stop. A stop becomes visible to the tracer once the tracee
+//! is stopped by the recorder (a tracee blocked in a syscall is interrupted
+//! first: the syscall restarts, as under a real SIGSTOP); a tracer blocked
+//! in the kernel's wait by then is interrupted so that its wait starts
+//! again and finds the stop. The tracer is sent the stop's `SIGCHLD`
+//! (`CLD_TRAPPED`), as from the kernel.
+//!
+//! Clones and forks (`PTRACE_O_TRACECLONE`, `PTRACE_O_TRACEFORK`): at a
+//! tracee's clone event ([`Session::traced_clone`]) the new thread or
+//! process is traced by the same tracer with the same options and held in
+//! its first stop (`SIGSTOP`; `PTRACE_EVENT_STOP` when seized), taken at
+//! once; the tracee owes the event stop, which it makes at the syscall's
+//! exit (the new id its message; resumed with `PTRACE_SYSCALL`, the exit
+//! stop follows at once). The new tracee's stop shows once its parent's
+//! event stop is there. Such a tracee is not the tracer's child (a thread,
+//! a grandchild), so the kernel's wait knows nothing of it: its exit is
+//! kept ([`EmuExit`], at [`Session::tracee_gone`]) and reported by the
+//! emulated wait, and a wait for it with nothing to report, which the
+//! kernel would fail with ECHILD, is held at its entry
+//! ([`Session::park_wait`]) until [`Session::kick_tracers`] finds a report
+//! due.
+//!
+//! Vforks (`PTRACE_O_TRACEVFORK`, `PTRACE_O_TRACEVFORKDONE`): the vfork
+//! parent's event stop cannot wait for the syscall's exit, which comes only
+//! once the child released the parent (exec or exit), and a tracer may hold
+//! the child in its first stop until it saw the parent's event. So the
+//! parent is held where the recorder's own `PTRACE_EVENT_VFORK` stops it,
+//! inside the call, before the kernel waits for the child: its task stays
+//! in the syscall (`Traced::vfork_held`), and its stop shows to the tracer
+//! as `PTRACE_EVENT_VFORK` (message: the child's id; its registers the real
+//! ones there, `rax` -ENOSYS as natively). Resumed, it goes on into the
+//! kernel's wait for the child, blocked as in any syscall; register writes
+//! there are refused (EIO, named: replay's parent is in the kernel by
+//! then). With `PTRACE_O_TRACEVFORKDONE` (with or without the other, as
+//! the kernel), `PTRACE_EVENT_VFORK_DONE` (message: the child's id) is
+//! shown at the syscall's exit, before its syscall-exit stop; there its
+//! registers hold the call's result, where natively `rax` is still
+//! -ENOSYS. Not emulated: `PTRACE_O_TRACESECCOMP`: EINVAL, named.
+//!
+//! The requests are answered in `requests.rs`, the tracer's waits and the
+//! `SIGCHLD`s it is sent in `wait.rs`, a tracee's clones, forks and vforks
+//! in `clones.rs`; this file keeps who traces whom and the stops.
+//!
+//! Must not: pick threads (`schedule`) or classify signals (`signals`).
+
+mod clones;
+mod requests;
+mod wait;
+
+use tracing::warn;
+
+use super::{ptrace_err, Error, Pending, Session, State};
+use rrtest_sys::ptrace::{self, SIGINFO_SIZE};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{Event, ExitStatus, SignalKind, Tid};
+
+/// Requests, from `<sys/ptrace.h>`.
+mod req {
+    pub const TRACEME: i32 = 0;
+    pub const PEEKTEXT: i32 = 1;
+    pub const PEEKDATA: i32 = 2;
+    pub const PEEKUSER: i32 = 3;
+    pub const POKETEXT: i32 = 4;
+    pub const POKEDATA: i32 = 5;
+    pub const POKEUSER: i32 = 6;
+    pub const CONT: i32 = 7;
+    pub const SINGLESTEP: i32 = 9;
+    pub const KILL: i32 = 8;
+    pub const GETREGS: i32 = 12;
+    pub const SYSCALL: i32 = 24;
+    pub const SETREGS: i32 = 13;
+    pub const GETFPREGS: i32 = 14;
+    pub const ATTACH: i32 = 16;
+    pub const DETACH: i32 = 17;
+    pub const SETOPTIONS: i32 = 0x4200;
+    pub const GETEVENTMSG: i32 = 0x4201;
+    pub const GETSIGINFO: i32 = 0x4202;
+    pub const SETSIGINFO: i32 = 0x4203;
+    pub const GETREGSET: i32 = 0x4204;
+    pub const SETREGSET: i32 = 0x4205;
+    pub const SEIZE: i32 = 0x4206;
+    pub const INTERRUPT: i32 = 0x4207;
+    pub const GETSIGMASK: i32 = 0x420a;
+    pub const SETSIGMASK: i32 = 0x420b;
+    pub const GET_SYSCALL_INFO: i32 = 0x420e;
+}
+
+/// A request's name, for messages.
+fn request_name(r: i32) -> String {
+    let name = match r {
+        0 => "PTRACE_TRACEME",
+        1 => "PTRACE_PEEKTEXT",
+        2 => "PTRACE_PEEKDATA",
+        3 => "PTRACE_PEEKUSER",
+        4 => "PTRACE_POKETEXT",
+        5 => "PTRACE_POKEDATA",
+        6 => "PTRACE_POKEUSER",
+        7 => "PTRACE_CONT",
+        8 => "PTRACE_KILL",
+        9 => "PTRACE_SINGLESTEP",
+        12 => "PTRACE_GETREGS",
+        13 => "PTRACE_SETREGS",
+        14 => "PTRACE_GETFPREGS",
+        15 => "PTRACE_SETFPREGS",
+        16 => "PTRACE_ATTACH",
+        17 => "PTRACE_DETACH",
+        24 => "PTRACE_SYSCALL",
+        0x4200 => "PTRACE_SETOPTIONS",
+        0x4201 => "PTRACE_GETEVENTMSG",
+        0x4202 => "PTRACE_GETSIGINFO",
+        0x4203 => "PTRACE_SETSIGINFO",
+        0x4204 => "PTRACE_GETREGSET",
+        0x4205 => "PTRACE_SETREGSET",
+        0x4206 => "PTRACE_SEIZE",
+        0x4207 => "PTRACE_INTERRUPT",
+        0x4208 => "PTRACE_LISTEN",
+        0x4209 => "PTRACE_PEEKSIGINFO",
+        0x420a => "PTRACE_GETSIGMASK",
+        0x420b => "PTRACE_SETSIGMASK",
+        0x420c => "PTRACE_SECCOMP_GET_FILTER",
+        0x420d => "PTRACE_SECCOMP_GET_METADATA",
+        0x420e => "PTRACE_GET_SYSCALL_INFO",
+        0x420f => "PTRACE_GET_RSEQ_CONFIGURATION",
+        0x4210 => "PTRACE_SET_SYSCALL_USER_DISPATCH_CONFIG",
+        0x4211 => "PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG",
+        0x4212 => "PTRACE_SET_SYSCALL_INFO",
+        _ => return format!("ptrace request {r:#x}"),
+    };
+    name.into()
+}
+
+/// The options emulated: `PTRACE_O_TRACESYSGOOD`, `PTRACE_O_TRACEFORK`,
+/// `PTRACE_O_TRACECLONE` (the event stop at the syscall's exit, the new
+/// thread or process auto-attached), `PTRACE_O_TRACEEXEC`,
+/// `PTRACE_O_TRACEEXIT` (at an `exit` or `exit_group` call; not at a death
+/// by a signal, nor for the other threads an `exit_group` ends),
+/// `PTRACE_O_EXITKILL`, `PTRACE_O_TRACEVFORK` (the parent held at the
+/// recorder's own vfork event stop, before the kernel waits for the
+/// child), `PTRACE_O_TRACEVFORKDONE` (at the syscall's exit). Not
+/// `PTRACE_O_TRACESECCOMP`.
+const OPTIONS_EMULATED: u64 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x10_0000;
+
+/// The name of the first option in `options` that is not emulated.
+fn unemulated_option(options: u64) -> Option<String> {
+    const NAMES: [(u64, &str); 8] = [
+        (0x2, "PTRACE_O_TRACEFORK"),
+        (0x4, "PTRACE_O_TRACEVFORK"),
+        (0x8, "PTRACE_O_TRACECLONE"),
+        (0x20, "PTRACE_O_TRACEVFORKDONE"),
+        (0x40, "PTRACE_O_TRACEEXIT"),
+        (0x80, "PTRACE_O_TRACESECCOMP"),
+        (0x20_0000, "PTRACE_O_SUSPEND_SECCOMP"),
+        (0, ""),
+    ];
+    let extra = options & !OPTIONS_EMULATED;
+    if extra == 0 {
+        return None;
+    }
+    Some(
+        NAMES
+            .iter()
+            .find(|&&(bit, _)| bit != 0 && extra & bit != 0)
+            .map_or_else(|| format!("option bits {extra:#x}"), |(_, n)| n.to_string()),
+    )
+}
+
+const PTRACE_O_TRACESYSGOOD: u64 = 0x1;
+const PTRACE_O_TRACEFORK: u64 = 0x2;
+const PTRACE_O_TRACEVFORK: u64 = 0x4;
+const PTRACE_O_TRACECLONE: u64 = 0x8;
+const PTRACE_O_TRACEEXEC: u64 = 0x10;
+const PTRACE_O_TRACEVFORKDONE: u64 = 0x20;
+const PTRACE_O_TRACEEXIT: u64 = 0x40;
+const PTRACE_O_EXITKILL: u64 = 0x10_0000;
+/// `si_code` of a signal sent by `kill`.
+const SI_USER: i32 = 0;
+/// `si_code` of `SIGCHLD` for a traced child's stop.
+const CLD_TRAPPED: i32 = 4;
+/// `si_code`s of `SIGCHLD` for a child's exit, death by a signal, and
+/// death with a core dump.
+const CLD_EXITED: i32 = 1;
+const CLD_KILLED: i32 = 2;
+const CLD_DUMPED: i32 = 3;
+
+/// A thread traced by another process of the recording.
+#[derive(Debug, Clone)]
+pub(super) struct Traced {
+    /// The tracer's process id.
+    tracer: Tid,
+    /// Attached with `PTRACE_SEIZE` (`PTRACE_INTERRUPT` allowed).
+    seized: bool,
+    /// `PTRACE_O_*` set.
+    options: u64,
+    /// The emulated stop it is held in.
+    stop: Option<EmuStop>,
+    /// It stopped at its exit already (`PTRACE_O_TRACEEXIT`): the exit
+    /// goes on when resumed.
+    exit_stopped: bool,
+    /// A process that is its tracer's child: the kernel's wait reports its
+    /// exit. (Otherwise, a thread or a grandchild auto-attached at a clone
+    /// or fork, the emulated wait does: [`EmuExit`].)
+    child: bool,
+    /// A clone or fork whose event stop (`PTRACE_EVENT_CLONE`, `_FORK`) is
+    /// due at the syscall's exit: the event and the new thread's id.
+    clone_event: Option<(i32, Tid)>,
+    /// Held in its vfork's `PTRACE_EVENT_VFORK` stop, which is the
+    /// recorder's own event stop inside the call (its task is in the
+    /// syscall, not ready): resumed, it goes on into the kernel's wait for
+    /// the child ([`Session::traced_clone`]).
+    vfork_held: bool,
+    /// In a vfork that made child process `Tid`: at the syscall's exit,
+    /// with `PTRACE_O_TRACEVFORKDONE` set then, `PTRACE_EVENT_VFORK_DONE`.
+    vfork_child: Option<Tid>,
+}
+
+/// The exit of a tracee that is not its tracer's child, until the tracer's
+/// wait reports it (as the kernel's wait reports a traced thread's or
+/// grandchild's exit to the tracer).
+#[derive(Debug, Clone)]
+pub(super) struct EmuExit {
+    tracer: Tid,
+    tracee: Tid,
+    status: ExitStatus,
+}
+
+/// What a tracer's wait gets from the emulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WaitAnswer {
+    /// Nothing emulated to report: the kernel's wait runs.
+    Kernel,
+    /// A stop or exit reported: the call's result.
+    Now(i64),
+    /// Nothing to report yet, and the kernel would not wait (no child of
+    /// the tracer is waited for): held at the entry until something is
+    /// ([`Session::park_wait`]).
+    Park,
+}
+
+/// A tracee's emulated stop.
+#[derive(Debug, Clone)]
+struct EmuStop {
+    /// What `wait4` reports (`(sig << 8) | 0x7f`, with an event above).
+    status: i32,
+    /// What `PTRACE_GETSIGINFO` answers.
+    info: [u8; SIGINFO_SIZE],
+    /// A wait returned it already.
+    reported: bool,
+    /// Where the stop is, as a signal delivered there is recorded.
+    kind: SignalKind,
+    /// A syscall-entry or -exit stop, or an event stop (a signal to resume
+    /// it with is sent anew at a syscall stop, ignored at an event stop).
+    syscall: bool,
+    /// Its tracer was sent its `SIGCHLD`.
+    notified: bool,
+    /// What `PTRACE_GETEVENTMSG` answers at an event stop (None: the
+    /// traced thread's id, as after an exec).
+    msg: Option<u64>,
+    /// A stop inside a syscall (a clone's event stop): resumed with
+    /// `PTRACE_SYSCALL`, the tracee stops at once at the syscall's exit.
+    exit_next: bool,
+    /// The exit stop of an exec without `PTRACE_O_TRACEEXEC` (legacy
+    /// tracee): however resumed, the exec's `SIGTRAP` is delivered first, a
+    /// signal-delivery stop.
+    trap_next: bool,
+}
+
+impl EmuStop {
+    /// A stop the kernel reports through `ptrace_notify`, at a syscall: a
+    /// syscall stop (`SIGTRAP`, with `0x80` under `PTRACE_O_TRACESYSGOOD`)
+    /// or an event stop (`SIGTRAP | EVENT << 8`). `code` is its status's
+    /// stop signal and its `si_code`, `pid` the tracee's (`si_pid`), `msg`
+    /// its event message.
+    fn notify(code: i32, pid: Tid, msg: Option<u64>) -> EmuStop {
+        let mut info = user_siginfo(libc::SIGTRAP, pid);
+        info[8..12].copy_from_slice(&code.to_ne_bytes());
+        EmuStop {
+            status: (code << 8) | 0x7f,
+            info,
+            reported: false,
+            kind: SignalKind::AtSyscallExit,
+            syscall: true,
+            notified: false,
+            msg,
+            exit_next: false,
+            trap_next: false,
+        }
+    }
+
+    /// A stop with wait status `status` and siginfo `info` that is not a
+    /// syscall stop: a signal-delivery stop, or `PTRACE_INTERRUPT`'s event
+    /// stop; `kind`: where it is, as a signal delivered there is recorded.
+    fn new(status: i32, info: [u8; SIGINFO_SIZE], kind: SignalKind) -> EmuStop {
+        EmuStop {
+            status,
+            info,
+            reported: false,
+            kind,
+            syscall: false,
+            notified: false,
+            msg: None,
+            exit_next: false,
+            trap_next: false,
+        }
+    }
+
+    /// A signal-delivery stop of `signo` with `info` (a signal to resume
+    /// it with is delivered).
+    fn delivery(signo: i32, info: [u8; SIGINFO_SIZE]) -> EmuStop {
+        EmuStop::new((signo << 8) | 0x7f, info, SignalKind::AtSyscallExit)
+    }
+
+    /// Whether a signal its tracer resumes it with is delivered as such:
+    /// only at a signal-delivery stop (the kernel ignores it at an event
+    /// stop, `PTRACE_EVENT_STOP` among them, and sends it anew at a
+    /// syscall stop).
+    fn takes_signal(&self) -> bool {
+        !self.syscall && self.status >> 16 == 0
+    }
+}
+
+/// Where a tracee's `PTRACE_SINGLESTEP` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// Not stepping.
+    No,
+    /// Asked for: it runs one instruction when it next runs.
+    Asked,
+    /// Running its instruction; `pushf`: the instruction pushes the flags
+    /// (the trap flag with them, cleared at the step's trap: replay runs
+    /// the instruction without it).
+    Running { pushf: bool },
+    /// Its instruction was a syscall: it stops at the syscall's exit.
+    InSyscall,
+}
+
+/// `si_code` of a single step's `SIGTRAP`.
+const TRAP_TRACE: i32 = 2;
+
+/// A signal to deliver when a tracee next runs (its tracer resumed it with
+/// one): number, siginfo, where.
+pub(super) type Resumption = (i32, [u8; SIGINFO_SIZE], SignalKind);
+
+impl Traced {
+    /// Held in an emulated stop.
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.is_some()
+    }
+
+    /// What the watchdog says of a thread held by its tracer.
+    pub(super) fn describe(&self) -> String {
+        format!(
+            "stopped by its tracer, process {} (ptrace emulated)",
+            self.tracer
+        )
+    }
+}
+
+/// A siginfo for `signo` sent by the kernel (`SI_KERNEL`, no sender), as
+/// `send_sig` with a private sender fills it.
+fn kernel_siginfo(signo: i32) -> [u8; SIGINFO_SIZE] {
+    let mut info = [0u8; SIGINFO_SIZE];
+    info[0..4].copy_from_slice(&signo.to_ne_bytes());
+    info[8..12].copy_from_slice(&libc::SI_KERNEL.to_ne_bytes());
+    info
+}
+
+/// A siginfo for `signo` sent by process `pid` with `kill`.
+fn user_siginfo(signo: i32, pid: Tid) -> [u8; SIGINFO_SIZE] {
+    let mut info = [0u8; SIGINFO_SIZE];
+    info[0..4].copy_from_slice(&signo.to_ne_bytes());
+    info[8..12].copy_from_slice(&SI_USER.to_ne_bytes());
+    info[16..20].copy_from_slice(&pid.to_ne_bytes());
+    info
+}
+
+/// The parent process of `pid` (`/proc/PID/status`).
+fn parent_of(pid: Tid) -> Option<Tid> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn neg(errno: i32) -> i64 {
+    -i64::from(errno)
+}
+
+impl Session {
+    /// Whether `tid` is traced by a process of the recording.
+    pub(super) fn is_emulated_tracee(&self, tid: Tid) -> bool {
+        self.tasks.get(&tid).is_some_and(|t| t.traced.is_some())
+    }
+
+    /// The program's `ptrace(request, pid, addr, data)` from thread `tid`
+    /// of process `pid` (stopped at its entry, which is skipped): does it
+    /// and returns the result the call gets.
+    pub(super) fn emulate_ptrace(
+        &mut self,
+        tid: Tid,
+        pid: Tid,
+        args: &[u64; 6],
+    ) -> Result<i64, Error> {
+        let request = args[0] as u32 as i32;
+        let target = args[1] as i32;
+        let (addr, data) = (args[2], args[3]);
+        match request {
+            req::TRACEME => {
+                let parent = parent_of(pid).filter(|p| self.tasks.values().any(|t| t.pid == *p));
+                let task = self.tasks.get_mut(&tid).expect("task exists");
+                match parent {
+                    Some(parent) if task.traced.is_none() => {
+                        self.emulating_ptrace = true;
+                        task.traced = Some(Traced {
+                            tracer: parent,
+                            seized: false,
+                            options: 0,
+                            stop: None,
+                            exit_stopped: false,
+                            // (The kernel's wait reports a process, not
+                            // another of its threads.)
+                            child: tid == pid,
+                            clone_event: None,
+                            vfork_held: false,
+                            vfork_child: None,
+                        });
+                        Ok(0)
+                    }
+                    // Traced already, or the parent is outside the
+                    // recording (the recorder itself): as under a debugger.
+                    _ => Ok(neg(libc::EPERM)),
+                }
+            }
+            req::ATTACH | req::SEIZE => {
+                let Some(t) = self.tasks.get(&target) else {
+                    // Outside the recording: refused, as before.
+                    return Ok(neg(libc::EPERM));
+                };
+                if t.pid != target || target == pid || t.traced.is_some() {
+                    return Ok(neg(libc::EPERM));
+                }
+                if parent_of(target) != Some(pid) {
+                    warn!(
+                        tracer = pid,
+                        target,
+                        "{}: only a child of the tracer is traced under the recorder",
+                        request_name(request)
+                    );
+                    return Ok(neg(libc::EPERM));
+                }
+                let seized = request == req::SEIZE;
+                if seized {
+                    if let Some(option) = unemulated_option(data) {
+                        warn!("PTRACE_SEIZE: the recorder does not emulate {option}");
+                        return Ok(neg(libc::EINVAL));
+                    }
+                }
+                self.emulating_ptrace = true;
+                self.tasks.get_mut(&target).expect("checked").traced = Some(Traced {
+                    tracer: pid,
+                    seized,
+                    options: if seized { data } else { 0 },
+                    stop: None,
+                    exit_stopped: false,
+                    child: true,
+                    clone_event: None,
+                    vfork_held: false,
+                    vfork_child: None,
+                });
+                if !seized {
+                    let status = (libc::SIGSTOP << 8) | 0x7f;
+                    let info = user_siginfo(libc::SIGSTOP, pid);
+                    self.emu_stop(target, status, info, SignalKind::AtSyscallExit)?;
+                }
+                Ok(0)
+            }
+            _ => self.tracee_request(tid, pid, request, target, addr, data),
+        }
+    }
+}
+
+impl Session {
+    /// At a syscall's exit, its event written: a tracee that stepped over
+    /// it stops (its `SIGTRAP`) and is held. Returns whether it did.
+    pub(super) fn step_over_syscall_done(&mut self, tid: Tid) -> bool {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        let vfork_done = task.traced.as_mut().and_then(|t| {
+            let child = t.vfork_child.take()?;
+            (t.options & PTRACE_O_TRACEVFORKDONE != 0).then_some(child)
+        });
+        if let Some(child) = vfork_done {
+            // A vfork under PTRACE_O_TRACEVFORKDONE, the child gone or
+            // exec'd: the event stop before the call returns, the child's
+            // id its message; a syscall-exit stop follows if resumed so.
+            task.syscall_stops = false;
+            task.step = Step::No;
+            let code = libc::SIGTRAP | (libc::PTRACE_EVENT_VFORK_DONE << 8);
+            let mut stop = EmuStop::notify(code, task.pid, u64::try_from(child).ok());
+            stop.exit_next = true;
+            self.hold_stopped(tid, stop);
+            return true;
+        }
+        if let Some((event, child)) = task.traced.as_mut().and_then(|t| t.clone_event.take()) {
+            // A clone or fork under PTRACE_O_TRACECLONE/_TRACEFORK: its
+            // event stop, the new thread's id its message. A syscall-exit
+            // stop (PTRACE_SYSCALL) comes after it, if resumed so.
+            task.syscall_stops = false;
+            task.step = Step::No;
+            let code = libc::SIGTRAP | (event << 8);
+            let mut stop = EmuStop::notify(code, task.pid, u64::try_from(child).ok());
+            stop.exit_next = true;
+            self.hold_stopped(tid, stop);
+            return true;
+        }
+        if task.syscall_stops {
+            // PTRACE_SYSCALL: its syscall-exit stop.
+            task.syscall_stops = false;
+            task.step = Step::No;
+            self.syscall_stop(tid, false);
+            return true;
+        }
+        if task.step != Step::InSyscall {
+            return false;
+        }
+        task.step = Step::No;
+        let mut info = user_siginfo(libc::SIGTRAP, 0);
+        info[8..12].copy_from_slice(&TRAP_TRACE.to_ne_bytes());
+        info[16..20].copy_from_slice(&[0; 4]);
+        self.signal_stop(tid, libc::SIGTRAP, &info, SignalKind::AtSyscallExit)
+    }
+
+    /// At the entry of syscall `nr` with `args` (its seccomp stop, nothing
+    /// done yet): a tracee resumed with `PTRACE_SYSCALL` stops there, held;
+    /// then, at an `exit` or `exit_group`, one with `PTRACE_O_TRACEEXIT`
+    /// stops at its exit (`PTRACE_EVENT_EXIT`, the status to come its event
+    /// message), as the kernel stops it before the exit does anything. The
+    /// entry is handled when it runs again ([`Session::resume_at_entry`]).
+    /// Returns whether it stopped.
+    pub(super) fn syscall_entry_stop(&mut self, tid: Tid, nr: i64, args: &[u64; 6]) -> bool {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        // Resumed from a stop here: the entry goes on, or stops again at
+        // the exit.
+        let resumed = std::mem::take(&mut task.at_entry_stop);
+        let Some(traced) = task.traced.as_mut() else {
+            return false;
+        };
+        if !resumed && task.syscall_stops {
+            task.syscall_stops = false;
+            task.at_entry_stop = true;
+            self.syscall_stop(tid, true);
+            return true;
+        }
+        let exits = nr == libc::SYS_exit || nr == libc::SYS_exit_group;
+        if !exits || traced.options & PTRACE_O_TRACEEXIT == 0 || traced.exit_stopped {
+            return false;
+        }
+        traced.exit_stopped = true;
+        task.at_entry_stop = true;
+        let code = libc::SIGTRAP | (libc::PTRACE_EVENT_EXIT << 8);
+        let stop = EmuStop::notify(code, task.pid, Some((args[0] & 0xff) << 8));
+        self.hold_stopped(tid, stop);
+        true
+    }
+
+    /// Holds `tid` in a syscall stop, at the entry or the exit (its event
+    /// message `PTRACE_EVENTMSG_SYSCALL_ENTRY` or `_EXIT`, 1 or 2, as the
+    /// kernel sets it).
+    fn syscall_stop(&mut self, tid: Tid, entry: bool) {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        let good = task
+            .traced
+            .as_ref()
+            .is_some_and(|t| t.options & PTRACE_O_TRACESYSGOOD != 0);
+        let sig = libc::SIGTRAP | if good { 0x80 } else { 0 };
+        let stop = EmuStop::notify(sig, task.pid, Some(if entry { 1 } else { 2 }));
+        self.hold_stopped(tid, stop);
+    }
+
+    /// Holds tracee `tid`, stopped by the recorder, in emulated stop
+    /// `stop`: ready but not run until its tracer resumes it.
+    fn hold_stopped(&mut self, tid: Tid, stop: EmuStop) {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return;
+        };
+        if let Some(t) = task.traced.as_mut() {
+            t.stop = Some(stop);
+        }
+        task.set_ready(Pending::Nothing);
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+    }
+
+    /// Whether `tid`, resumed now, is held at a syscall-entry stop (its
+    /// entry is then handled, [`Session::syscall_entry`]).
+    pub(super) fn resumes_at_entry(&self, tid: Tid) -> bool {
+        self.tasks.get(&tid).is_some_and(|t| t.at_entry_stop)
+    }
+
+    /// Whether `tid` is traced by a process of the recording (emulated
+    /// ptrace). Its code is not patched (syscall or rdtsc sites) while it
+    /// is: its tracer writes into that code (a debugger's breakpoints,
+    /// through pokes or `/proc/PID/mem`) and puts back the bytes it saw
+    /// there, which would land in the middle of a patch written meanwhile
+    /// (gdb's inferior died of `SIGSEGV` at a wild address in about one
+    /// recording in fifteen).
+    pub(super) fn has_tracer(&self, tid: Tid) -> bool {
+        self.tasks.get(&tid).is_some_and(|t| t.traced.is_some())
+    }
+
+    /// Whether `tid` is resumed under `PTRACE_SYSCALL` or a step: its
+    /// syscall sites are not patched (a stub's call is untraced), and its
+    /// buffered syscalls are made traced.
+    pub(super) fn watches_syscalls(&self, tid: Tid) -> bool {
+        self.tasks
+            .get(&tid)
+            .is_some_and(|t| t.syscall_stops || t.step != Step::No)
+    }
+
+    /// Runs one instruction of a tracee whose tracer asked for a step
+    /// (it then stops with a `SIGTRAP`, which [`Session::signal`] makes a
+    /// stop). Returns false when none was asked for. A step whose trap has
+    /// not come yet (the recorder stopped the thread first: a slice's end,
+    /// an interrupt) is made again: the trap flag lasts one resume, and
+    /// resumed without it the tracee would run on for several
+    /// instructions before its tracer saw a stop.
+    pub(super) fn step_now(&mut self, tid: Tid) -> Result<bool, Error> {
+        if !self
+            .tasks
+            .get(&tid)
+            .is_some_and(|t| matches!(t.step, Step::Asked | Step::Running { .. }))
+        {
+            return Ok(false);
+        }
+        let pushf = matches!(
+            ptrace::getregs(tid)
+                .ok()
+                .and_then(|regs| super::steps::leaks_flags(tid, &regs)),
+            Some(super::steps::FlagLeak::Pushf)
+        );
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.step = Step::Running { pushf };
+        }
+        ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
+        Ok(true)
+    }
+
+    /// A synchronous signal (a step's trap among them) ends a step; a
+    /// step's trap after a `pushf` takes the trap flag out of the pushed
+    /// flags.
+    pub(super) fn end_step(&mut self, tid: Tid, signo: i32) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        let pushf = task.step == Step::Running { pushf: true };
+        task.step = Step::No;
+        if pushf && signo == libc::SIGTRAP {
+            self.clear_pushed_trap_flag(tid)?;
+        }
+        Ok(())
+    }
+
+    /// At a syscall's entry: a tracee stepping is stepping over this
+    /// syscall, whose instruction copied the trap flag into r11 (taken
+    /// out: replay runs the syscall without it).
+    pub(super) fn step_into_syscall(&mut self, tid: Tid) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if !matches!(task.step, Step::Asked | Step::Running { .. }) {
+            return Ok(());
+        }
+        task.step = Step::InSyscall;
+        self.clear_trap_flag_in_r11(tid)
+    }
+
+    fn traced_mut(&mut self, tid: Tid) -> Option<&mut Traced> {
+        self.tasks.get_mut(&tid)?.traced.as_mut()
+    }
+
+    /// Puts tracee `tid` in an emulated stop. One blocked in a syscall is
+    /// interrupted, so that it stops (the syscall restarts when it goes
+    /// on); the stop shows once it is stopped by the recorder.
+    fn emu_stop(
+        &mut self,
+        tid: Tid,
+        status: i32,
+        info: [u8; SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        if let Some(t) = task.traced.as_mut() {
+            t.stop = Some(EmuStop::new(status, info, kind));
+        }
+        if matches!(task.state, State::InSyscall { .. }) {
+            match ptrace::interrupt(tid) {
+                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                    return Err(ptrace_err("PTRACE_INTERRUPT", tid)(e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A signal reaching a tracee (stopped at its delivery, or held back
+    /// to a syscall's entry): not delivered, but a stop its tracer sees.
+    /// Returns false when `tid` is not an emulated tracee, or the signal
+    /// is one its tracer resumed it with.
+    pub(super) fn signal_stop(
+        &mut self,
+        tid: Tid,
+        signo: i32,
+        info: &[u8; SIGINFO_SIZE],
+        kind: SignalKind,
+    ) -> bool {
+        if signo == libc::SIGKILL || !self.is_emulated_tracee(tid) {
+            return false;
+        }
+        self.hold_stopped(tid, EmuStop::new((signo << 8) | 0x7f, *info, kind));
+        true
+    }
+
+    /// After a successful exec of `tid`: a traced thread stops, in the
+    /// kernel's order. With `PTRACE_O_TRACEEXEC`, `PTRACE_EVENT_EXEC`
+    /// (then, resumed with `PTRACE_SYSCALL` from the execve's entry, the
+    /// syscall-exit stop at once when resumed so again). Without it, a
+    /// thread resumed with `PTRACE_SYSCALL` stops at the execve's exit (the
+    /// new image's registers, rax 0), and a legacy tracee (`PTRACE_TRACEME`,
+    /// `PTRACE_ATTACH`) gets the exec's `SIGTRAP`, a signal queued in the
+    /// exec, delivered after that exit stop (a signal-delivery stop; a seized
+    /// one gets none). Returns whether it stopped (then it is held, not
+    /// current).
+    pub(super) fn exec_stop(&mut self, tid: Tid) -> bool {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        let Some(t) = task.traced.as_ref() else {
+            return false;
+        };
+        let (options, seized) = (t.options, t.seized);
+        let pid = task.pid;
+        let syscall_exit = std::mem::take(&mut task.syscall_stops);
+        task.step = Step::No;
+        if options & PTRACE_O_TRACEEXEC != 0 {
+            let code = libc::SIGTRAP | (libc::PTRACE_EVENT_EXEC << 8);
+            let mut stop = EmuStop::notify(code, pid, None);
+            // Its message: the thread that exec'd (this one).
+            stop.exit_next = syscall_exit;
+            self.hold_stopped(tid, stop);
+            return true;
+        }
+        if syscall_exit {
+            self.syscall_stop(tid, false);
+            if !seized {
+                if let Some(s) = self.traced_mut(tid).and_then(|t| t.stop.as_mut()) {
+                    s.trap_next = true;
+                }
+            }
+            return true;
+        }
+        if seized {
+            // A seized tracee without the option gets no SIGTRAP (the
+            // legacy one is for PTRACE_TRACEME and PTRACE_ATTACH).
+            return false;
+        }
+        let stop = EmuStop::delivery(libc::SIGTRAP, user_siginfo(libc::SIGTRAP, pid));
+        self.hold_stopped(tid, stop);
+        true
+    }
+}
+
+/// Writes `bytes` at `addr` in the tracer's memory: the request's result
+/// (0, or EFAULT).
+fn store(mem: &RemoteMem, addr: u64, bytes: &[u8]) -> i64 {
+    match mem.write(addr, bytes) {
+        Ok(()) => 0,
+        Err(_) => neg(libc::EFAULT),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_not_emulated_are_named() {
+        assert_eq!(unemulated_option(0), None);
+        // strace -f's options, and gdb's.
+        assert_eq!(
+            unemulated_option(0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x40 | 0x10_0000),
+            None
+        );
+        assert_eq!(unemulated_option(0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20), None);
+        assert_eq!(
+            unemulated_option(0x4 | 0x80).as_deref(),
+            Some("PTRACE_O_TRACESECCOMP")
+        );
+        assert_eq!(
+            unemulated_option(0x20 | 0x20_0000).as_deref(),
+            Some("PTRACE_O_SUSPEND_SECCOMP")
+        );
+        assert_eq!(
+            unemulated_option(1 << 40).as_deref(),
+            Some("option bits 0x10000000000")
+        );
+    }
+
+    #[test]
+    fn requests_are_named() {
+        assert_eq!(request_name(req::TRACEME), "PTRACE_TRACEME");
+        assert_eq!(request_name(req::SEIZE), "PTRACE_SEIZE");
+        assert_eq!(request_name(6), "PTRACE_POKEUSER");
+        assert_eq!(request_name(req::GETREGSET), "PTRACE_GETREGSET");
+        assert_eq!(
+            request_name(req::GET_SYSCALL_INFO),
+            "PTRACE_GET_SYSCALL_INFO"
+        );
+        assert_eq!(request_name(0x4212), "PTRACE_SET_SYSCALL_INFO");
+        assert_eq!(request_name(0x4299), "ptrace request 0x4299");
+    }
+
+    #[test]
+    fn a_kill_siginfo_names_the_signal_and_the_sender() {
+        let info = user_siginfo(libc::SIGSTOP, 1234);
+        assert_eq!(
+            i32::from_ne_bytes(info[0..4].try_into().unwrap()),
+            libc::SIGSTOP
+        );
+        assert_eq!(ptrace::siginfo_code(&info), SI_USER);
+        assert_eq!(i32::from_ne_bytes(info[16..20].try_into().unwrap()), 1234);
+    }
+}

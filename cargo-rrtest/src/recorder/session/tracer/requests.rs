@@ -1,0 +1,679 @@
+//! The tracer's requests about a tracee ([`Session::tracee_request`]): the
+//! reads answered from the real tracee, the writes made into it and
+//! recorded as tracee writes, and what the kernel's checks of them are
+//! (the user area's offsets, register sets, `PTRACE_GET_SYSCALL_INFO`'s
+//! layout). Must not: hold or release stops (`mod.rs`), answer waits
+//! (`wait.rs`).
+
+use super::*;
+
+impl Session {
+    /// A request about tracee `target` of process `pid`.
+    pub(super) fn tracee_request(
+        &mut self,
+        tid: Tid,
+        pid: Tid,
+        request: i32,
+        target: Tid,
+        addr: u64,
+        data: u64,
+    ) -> Result<i64, Error> {
+        let Some(traced) = self
+            .tasks
+            .get(&target)
+            .and_then(|t| t.traced.as_ref())
+            .filter(|t| t.tracer == pid)
+            .cloned()
+        else {
+            return Ok(neg(libc::ESRCH));
+        };
+        // (A vfork parent held in its event stop is stopped inside the
+        // call: its task is in the syscall.)
+        let stopped = traced.stop.is_some()
+            && (traced.vfork_held
+                || self
+                    .tasks
+                    .get(&target)
+                    .is_some_and(|t| matches!(t.state, State::Ready(_))));
+        match request {
+            req::INTERRUPT => {
+                if !traced.seized {
+                    return Ok(neg(libc::EIO));
+                }
+                if traced.stop.is_none() {
+                    let event = libc::SIGTRAP | (libc::PTRACE_EVENT_STOP << 8);
+                    let info = user_siginfo(libc::SIGTRAP, pid);
+                    self.emu_stop(target, (event << 8) | 0x7f, info, SignalKind::AtSyscallExit)?;
+                }
+                return Ok(0);
+            }
+            req::KILL => {
+                // It dies where it is; replay kills it where its exit is.
+                let tgid = self.tasks[&target].pid;
+                let _ = ptrace::tgkill(tgid, target, libc::SIGKILL);
+                return Ok(0);
+            }
+            req::SETOPTIONS => {
+                if let Some(option) = unemulated_option(data) {
+                    warn!("PTRACE_SETOPTIONS: the recorder does not emulate {option}");
+                    return Ok(neg(libc::EINVAL));
+                }
+                if let Some(t) = self.traced_mut(target) {
+                    t.options = data;
+                }
+                return Ok(0);
+            }
+            _ => {}
+        }
+        if !stopped {
+            return Ok(neg(libc::ESRCH));
+        }
+        let stop = traced.stop.clone().expect("stopped");
+        let mem = RemoteMem::new(target);
+        let tracer_mem = RemoteMem::new(tid);
+        match request {
+            req::SINGLESTEP if data != 0 && stop.takes_signal() => {
+                // The signal would be delivered and its handler's frame
+                // stepped into: not emulated.
+                warn!("PTRACE_SINGLESTEP with a signal at a signal-delivery stop: the recorder does not emulate it (the program gets EIO)");
+                Ok(neg(libc::EIO))
+            }
+            req::CONT | req::DETACH | req::SYSCALL | req::SINGLESTEP => {
+                let signo = data as i64;
+                if !(0..=64).contains(&signo) {
+                    return Ok(neg(libc::EIO));
+                }
+                let at_syscall_stop = stop.syscall && stop.status >> 16 == 0;
+                if signo != 0
+                    && at_syscall_stop
+                    && (stop.trap_next || self.tasks[&target].at_entry_stop)
+                {
+                    // Sent at a syscall-entry stop, the signal is pending
+                    // while the call runs (it may interrupt it); at an
+                    // exec's exit stop, after the exec's SIGTRAP.
+                    warn!(
+                        "{} with a signal at a syscall-entry stop or an exec's exit stop: the recorder does not emulate it (the program gets EIO)",
+                        request_name(request)
+                    );
+                    return Ok(neg(libc::EIO));
+                }
+                if signo != 0 && at_syscall_stop && request != req::DETACH {
+                    // At a syscall-exit stop the kernel sends the signal to
+                    // the tracee (`send_sig`, si_code SI_KERNEL), which
+                    // makes a signal-delivery stop on its way back to user
+                    // code; that stop's own resume request then applies.
+                    let info = kernel_siginfo(signo as i32);
+                    self.hold_stopped(target, EmuStop::delivery(signo as i32, info));
+                    return Ok(0);
+                }
+                if request != req::DETACH && stop.trap_next {
+                    // The exit stop of an exec (legacy, no
+                    // PTRACE_O_TRACEEXEC): the exec's SIGTRAP, queued
+                    // then, is delivered now, a signal-delivery stop.
+                    let tracee_pid = self.tasks[&target].pid;
+                    let trap =
+                        EmuStop::delivery(libc::SIGTRAP, user_siginfo(libc::SIGTRAP, tracee_pid));
+                    self.hold_stopped(target, trap);
+                    return Ok(0);
+                }
+                if request == req::SYSCALL && stop.exit_next {
+                    // At an event stop inside a syscall (a clone's, an
+                    // exec's): its exit stop comes at once.
+                    self.syscall_stop(target, false);
+                    return Ok(0);
+                }
+                let in_vfork = traced.vfork_held;
+                let task = self.tasks.get_mut(&target).expect("checked");
+                task.syscall_stops = request == req::SYSCALL;
+                task.step = match request {
+                    // Inside the vfork: its step ends at the call's exit.
+                    req::SINGLESTEP if in_vfork => Step::InSyscall,
+                    req::SINGLESTEP => Step::Asked,
+                    _ => Step::No,
+                };
+                // The signal, delivered when it next runs: at a
+                // signal-delivery stop the one asked for (ignored at an
+                // event stop); detached at a syscall-exit stop, the one
+                // sent there, or at an exec's exit stop the exec's
+                // SIGTRAP, delivered untraced.
+                let resumption = if stop.trap_next {
+                    let tracee_pid = task.pid;
+                    Some((
+                        libc::SIGTRAP,
+                        user_siginfo(libc::SIGTRAP, tracee_pid),
+                        stop.kind,
+                    ))
+                } else if signo != 0 && at_syscall_stop {
+                    // Detached at a syscall-exit stop: sent, and delivered
+                    // untraced.
+                    Some((signo as i32, kernel_siginfo(signo as i32), stop.kind))
+                } else if signo != 0 && stop.takes_signal() {
+                    let signo = signo as i32;
+                    let info = if signo == stop.status >> 8 {
+                        stop.info
+                    } else {
+                        user_siginfo(signo, pid)
+                    };
+                    Some((signo, info, stop.kind))
+                } else {
+                    None
+                };
+                if resumption.is_some() {
+                    task.resume_signal = resumption;
+                }
+                if request == req::DETACH {
+                    task.traced = None;
+                } else if let Some(t) = task.traced.as_mut() {
+                    t.stop = None;
+                    t.vfork_held = false;
+                }
+                task.ready_since = Some(std::time::Instant::now());
+                if in_vfork {
+                    // Held in its vfork event stop: it goes on into the
+                    // kernel's wait for the child (its exit stop comes when
+                    // the child execs or exits).
+                    self.release_vfork_parent(target)?;
+                }
+                Ok(0)
+            }
+            req::PEEKTEXT | req::PEEKDATA => {
+                let Ok(word) = mem.read_vec(addr, 8) else {
+                    return Ok(neg(libc::EIO));
+                };
+                Ok(store(&tracer_mem, data, &word))
+            }
+            req::PEEKUSER => {
+                let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                let bytes = ptrace::regs_to_bytes(&regs);
+                let at = addr as usize;
+                // (Any offset the program gives: aligned and below the
+                // registers' size, so `at + 8` cannot overflow.)
+                let word = if !at.is_multiple_of(8) {
+                    return Ok(neg(libc::EIO));
+                } else if at < bytes.len() {
+                    bytes[at..at + 8].to_vec()
+                } else if (848..848 + 64).contains(&at) {
+                    // Debug registers: the program set none (the recorder's
+                    // own are not its).
+                    vec![0; 8]
+                } else {
+                    warn!(offset = at, "PTRACE_PEEKUSER: this offset is not emulated");
+                    return Ok(neg(libc::EIO));
+                };
+                Ok(store(&tracer_mem, data, &word))
+            }
+            req::POKETEXT | req::POKEDATA | req::SETREGS if self.tasks[&target].at_entry_stop => {
+                // Replay's tracee is not at the syscall's entry yet.
+                warn!(
+                    "{} at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)",
+                    request_name(request)
+                );
+                Ok(neg(libc::EIO))
+            }
+            req::SETREGS if traced.vfork_held => {
+                warn!("PTRACE_SETREGS at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
+                Ok(neg(libc::EIO))
+            }
+            req::POKETEXT | req::POKEDATA => {
+                let bytes = data.to_ne_bytes().to_vec();
+                if mem.write(addr, &bytes).is_err() {
+                    return Ok(neg(libc::EIO));
+                }
+                self.emit(Event::TraceeWrite {
+                    tid,
+                    target,
+                    regs: false,
+                    addr,
+                    bytes,
+                })?;
+                Ok(0)
+            }
+            req::GETREGS => {
+                let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                Ok(store(&tracer_mem, data, &ptrace::regs_to_bytes(&regs)))
+            }
+            req::GETFPREGS => {
+                let fp =
+                    ptrace::getfpregs(target).map_err(ptrace_err("PTRACE_GETFPREGS", target))?;
+                Ok(store(&tracer_mem, data, &fp))
+            }
+            req::SETREGS => {
+                let Ok(bytes) = tracer_mem.read_vec(data, ptrace::REGS_SIZE) else {
+                    return Ok(neg(libc::EFAULT));
+                };
+                let regs = ptrace::regs_from_bytes(&bytes).expect("REGS_SIZE bytes");
+                ptrace::setregs(target, &regs).map_err(ptrace_err("PTRACE_SETREGS", target))?;
+                self.emit(Event::TraceeWrite {
+                    tid,
+                    target,
+                    regs: true,
+                    addr: 0,
+                    bytes,
+                })?;
+                Ok(0)
+            }
+            req::GETSIGINFO => Ok(store(&tracer_mem, data, &stop.info)),
+            req::GETREGSET => Ok(get_regset(target, &tracer_mem, addr, data)),
+            req::SETREGSET => self.set_regset(tid, target, &tracer_mem, addr, data),
+            req::POKEUSER => self.poke_user(tid, target, addr, data),
+            req::GETSIGMASK => {
+                if addr != SIGSET_SIZE {
+                    return Ok(neg(libc::EINVAL));
+                }
+                Ok(match ptrace::getsigmask(target) {
+                    Ok(mask) => store(&tracer_mem, data, &mask.to_ne_bytes()),
+                    Err(e) => neg(e.raw_os_error().unwrap_or(libc::EIO)),
+                })
+            }
+            req::SETSIGMASK => {
+                // Replay has no way to set a tracee's mask (a `TraceeWrite`
+                // is memory or registers).
+                warn!("PTRACE_SETSIGMASK: the recorder does not emulate it (the program gets EIO)");
+                Ok(neg(libc::EIO))
+            }
+            req::GET_SYSCALL_INFO => {
+                let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                // The kernel tells syscall stops by their si_code, which
+                // has 0x80 only under PTRACE_O_TRACESYSGOOD.
+                let op = if stop.syscall && ptrace::siginfo_code(&stop.info) == libc::SIGTRAP | 0x80
+                {
+                    if self.tasks[&target].at_entry_stop {
+                        InfoOp::Entry
+                    } else {
+                        InfoOp::Exit
+                    }
+                } else {
+                    InfoOp::None
+                };
+                let (info, size) = syscall_info(op, &regs);
+                let n = usize::try_from(addr).unwrap_or(usize::MAX).min(size);
+                if n > 0 && store(&tracer_mem, data, &info[..n]) != 0 {
+                    return Ok(neg(libc::EFAULT));
+                }
+                Ok(size as i64)
+            }
+            req::SETSIGINFO => {
+                // What a signal the tracer resumes it with carries.
+                let Ok(bytes) = tracer_mem.read_vec(data, SIGINFO_SIZE) else {
+                    return Ok(neg(libc::EFAULT));
+                };
+                if let Some(s) = self.traced_mut(target).and_then(|t| t.stop.as_mut()) {
+                    s.info.copy_from_slice(&bytes);
+                }
+                Ok(0)
+            }
+            req::GETEVENTMSG => {
+                // At an exit stop, the status to come; after an exec, the
+                // thread that exec'd (it, here).
+                let msg = traced
+                    .stop
+                    .as_ref()
+                    .and_then(|s| s.msg)
+                    .unwrap_or(u64::try_from(target).unwrap_or(0));
+                Ok(store(&tracer_mem, data, &msg.to_ne_bytes()))
+            }
+            other => {
+                warn!(
+                    "{}: the recorder does not emulate this request (the program gets EIO)",
+                    request_name(other)
+                );
+                Ok(neg(libc::EIO))
+            }
+        }
+    }
+}
+
+/// `sizeof(sigset_t)` for the kernel: the size `PTRACE_GETSIGMASK` wants.
+const SIGSET_SIZE: u64 = 8;
+
+/// Register set note types (`<linux/elf.h>`) of an x86-64 tracee.
+const NT_PRSTATUS: u64 = 1;
+const NT_PRFPREG: u64 = 2;
+const NT_386_IOPERM: u64 = 0x201;
+const NT_X86_XSTATE: u64 = 0x202;
+const NT_X86_SHSTK: u64 = 0x204;
+
+/// The most bytes a `PTRACE_GETREGSET` is asked of the kernel: more than
+/// any x86-64 register set (the XSAVE area with AMX is about 11 KiB, the
+/// I/O bitmap 8 KiB).
+const REGSET_MAX: u64 = 64 * 1024;
+
+/// The length to ask the kernel for when the program's iovec says
+/// `iov_len`: the same, or, past [`REGSET_MAX`], as much as that with the
+/// same remainder in 8 (the kernel checks it is a multiple of its set's
+/// unit, 8 bytes for every x86-64 set, before it shortens it).
+fn regset_ask_len(iov_len: u64) -> usize {
+    let len = if iov_len > REGSET_MAX {
+        REGSET_MAX + iov_len % 8
+    } else {
+        iov_len
+    };
+    len as usize
+}
+
+/// The program's `struct iovec` at `addr`: base and length.
+fn read_iov(mem: &RemoteMem, addr: u64) -> Option<(u64, u64)> {
+    let raw = mem.read_vec(addr, 16).ok()?;
+    let word = |at: usize| u64::from_ne_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
+    Some((word(0), word(8)))
+}
+
+/// `PTRACE_GETREGSET` of note type `note` into the program's iovec at
+/// `iov`: read from the real tracee (its registers are the program's), so
+/// the kernel's checks and lengths are the answer: it writes what it read
+/// and the length into the iovec. The request's result.
+fn get_regset(target: Tid, tracer_mem: &RemoteMem, note: u64, iov: u64) -> i64 {
+    let Some((base, len)) = read_iov(tracer_mem, iov) else {
+        return neg(libc::EFAULT);
+    };
+    let bytes = match ptrace::getregset(target, note, regset_ask_len(len)) {
+        Ok(bytes) => bytes,
+        Err(e) => return neg(e.raw_os_error().unwrap_or(libc::EIO)),
+    };
+    if store(tracer_mem, base, &bytes) != 0 {
+        return neg(libc::EFAULT);
+    }
+    store(tracer_mem, iov + 8, &(bytes.len() as u64).to_ne_bytes())
+}
+
+/// Where a `PTRACE_POKEUSER` offset writes in `struct user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserWord {
+    /// A general register: its offset in `struct user_regs_struct`.
+    Reg(usize),
+    /// Debug register `n` (`u_debugreg[n]`, offsets 848..912).
+    DebugReg(usize),
+    /// Misaligned, past `struct user`, or a field the kernel does not
+    /// let the tracer write: EIO.
+    Invalid,
+}
+
+/// Offset of `u_debugreg` in `struct user`, and the struct's size.
+const USER_DEBUGREG: u64 = 848;
+const USER_SIZE: u64 = 912;
+
+/// Which word offset `addr` of `struct user` names, with the kernel's
+/// checks: 8-byte aligned, inside the struct, a register or a debug
+/// register.
+fn user_word(addr: u64) -> UserWord {
+    if !addr.is_multiple_of(8) || addr >= USER_SIZE {
+        UserWord::Invalid
+    } else if addr < ptrace::REGS_SIZE as u64 {
+        UserWord::Reg(addr as usize)
+    } else if addr >= USER_DEBUGREG {
+        UserWord::DebugReg(((addr - USER_DEBUGREG) / 8) as usize)
+    } else {
+        UserWord::Invalid
+    }
+}
+
+/// The stop a `PTRACE_GET_SYSCALL_INFO` describes (`op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InfoOp {
+    /// Not a syscall stop (`PTRACE_SYSCALL_INFO_NONE`).
+    None,
+    /// A syscall-entry stop (`PTRACE_SYSCALL_INFO_ENTRY`).
+    Entry,
+    /// A syscall-exit stop (`PTRACE_SYSCALL_INFO_EXIT`).
+    Exit,
+}
+
+/// `AUDIT_ARCH_X86_64` (`<linux/audit.h>`).
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// `sizeof(struct ptrace_syscall_info)` (`<linux/ptrace.h>`: the seccomp
+/// member, the union's largest, padded to 8).
+const SYSCALL_INFO_SIZE: usize = 88;
+
+/// `struct ptrace_syscall_info` (`<linux/ptrace.h>`) at stop `op` with
+/// registers `regs`, and the size the kernel answers (how much of it means
+/// something): `op` (u8) at 0, `arch` (u32) at 4, `instruction_pointer` at
+/// 8, `stack_pointer` at 16, then the union at 24: `entry` {`nr`,
+/// `args[6]`} (size 80), `exit` {`rval` (s64), `is_error` (u8)} (size 33);
+/// op NONE ends at the union (24). The rest is zero.
+fn syscall_info(op: InfoOp, regs: &ptrace::Regs) -> ([u8; SYSCALL_INFO_SIZE], usize) {
+    let mut info = [0u8; SYSCALL_INFO_SIZE];
+    let mut put = |at: usize, v: u64| info[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+    put(8, regs.rip);
+    put(16, regs.rsp);
+    let size = match op {
+        InfoOp::None => 24,
+        InfoOp::Entry => {
+            put(24, regs.orig_rax);
+            for (i, arg) in ptrace::syscall_args(regs).into_iter().enumerate() {
+                put(32 + 8 * i, arg);
+            }
+            80
+        }
+        InfoOp::Exit => {
+            put(24, regs.rax);
+            // An error is -4095..=-1 (the kernel's IS_ERR_VALUE).
+            info[32] = u8::from(regs.rax >= 4095u64.wrapping_neg());
+            33
+        }
+    };
+    info[0] = match op {
+        InfoOp::None => 0,
+        InfoOp::Entry => 1,
+        InfoOp::Exit => 2,
+    };
+    info[4..8].copy_from_slice(&AUDIT_ARCH_X86_64.to_ne_bytes());
+    (info, size)
+}
+
+impl Session {
+    /// `PTRACE_SETREGSET` of note type `note` from the program's iovec at
+    /// `iov`. `NT_PRSTATUS` (the general registers, all or the first
+    /// `iov_len` bytes) is emulated as `PTRACE_SETREGS`; the other sets
+    /// the kernel has are refused, named (replay could not apply them:
+    /// a [`Event::TraceeWrite`] is memory or the general registers);
+    /// another note type: EINVAL, as from the kernel.
+    fn set_regset(
+        &mut self,
+        tid: Tid,
+        target: Tid,
+        tracer_mem: &RemoteMem,
+        note: u64,
+        iov: u64,
+    ) -> Result<i64, Error> {
+        let Some((base, len)) = read_iov(tracer_mem, iov) else {
+            return Ok(neg(libc::EFAULT));
+        };
+        let name = match note {
+            NT_PRSTATUS => "NT_PRSTATUS",
+            NT_PRFPREG => "NT_PRFPREG",
+            NT_X86_XSTATE => "NT_X86_XSTATE",
+            NT_386_IOPERM => "NT_386_IOPERM",
+            NT_X86_SHSTK => "NT_X86_SHSTK",
+            _ => return Ok(neg(libc::EINVAL)),
+        };
+        if note != NT_PRSTATUS {
+            warn!("PTRACE_SETREGSET of {name}: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        if !len.is_multiple_of(8) {
+            return Ok(neg(libc::EINVAL));
+        }
+        let n = len.min(ptrace::REGS_SIZE as u64) as usize;
+        if self.tasks[&target].at_entry_stop {
+            warn!("PTRACE_SETREGSET at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        if self.held_in_vfork(target) {
+            warn!("PTRACE_SETREGSET at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        let Ok(new) = tracer_mem.read_vec(base, n) else {
+            return Ok(neg(libc::EFAULT));
+        };
+        let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+        let before = ptrace::regs_to_bytes(&regs);
+        let mut bytes = before;
+        bytes[..n].copy_from_slice(&new);
+        let r = self.set_tracee_regs(tid, target, &before, &bytes)?;
+        if r != 0 {
+            return Ok(r);
+        }
+        Ok(store(tracer_mem, iov + 8, &(n as u64).to_ne_bytes()))
+    }
+
+    /// `PTRACE_POKEUSER` of `value` at offset `addr` of `struct user`: a
+    /// general register is set as by `PTRACE_SETREGS` (all of them, one
+    /// changed); a debug register is refused, named (the program's
+    /// hardware breakpoints are not emulated), unless the value is 0, what
+    /// it reads already; another offset gets the kernel's EIO.
+    fn poke_user(&mut self, tid: Tid, target: Tid, addr: u64, value: u64) -> Result<i64, Error> {
+        let at = match user_word(addr) {
+            UserWord::Reg(at) => at,
+            // The program's debug registers read 0 (`PTRACE_PEEKUSER`): a
+            // write of 0 (gdb clears them in a child it detaches from, a
+            // vfork's among them) leaves them so, and changes nothing.
+            UserWord::DebugReg(_) if value == 0 => return Ok(0),
+            UserWord::DebugReg(n) => {
+                warn!("PTRACE_POKEUSER of debug register {n}: the recorder does not emulate the program's hardware breakpoints (the program gets EIO)");
+                return Ok(neg(libc::EIO));
+            }
+            UserWord::Invalid => return Ok(neg(libc::EIO)),
+        };
+        if self.tasks[&target].at_entry_stop {
+            warn!("PTRACE_POKEUSER at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        if self.held_in_vfork(target) {
+            warn!("PTRACE_POKEUSER at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+        let before = ptrace::regs_to_bytes(&regs);
+        let mut bytes = before;
+        bytes[at..at + 8].copy_from_slice(&value.to_ne_bytes());
+        self.set_tracee_regs(tid, target, &before, &bytes)
+    }
+
+    /// Sets tracee `target`'s general registers, `before` now, to `bytes`
+    /// (their kernel layout) for tracer thread `tid`, and records the
+    /// change for replay. A value the kernel refuses (a null code segment,
+    /// a base past user space) fails the request with its error (EIO);
+    /// the kernel set the registers before that one already, so what it
+    /// did set, if anything, is recorded.
+    fn set_tracee_regs(
+        &mut self,
+        tid: Tid,
+        target: Tid,
+        before: &[u8; ptrace::REGS_SIZE],
+        bytes: &[u8; ptrace::REGS_SIZE],
+    ) -> Result<i64, Error> {
+        let regs = ptrace::regs_from_bytes(bytes).expect("REGS_SIZE bytes");
+        let (set, result) = match ptrace::setregs(target, &regs) {
+            Ok(()) => (*bytes, 0),
+            Err(e) => {
+                let now = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                (
+                    ptrace::regs_to_bytes(&now),
+                    neg(e.raw_os_error().unwrap_or(libc::EIO)),
+                )
+            }
+        };
+        if set != *before {
+            self.emit(Event::TraceeWrite {
+                tid,
+                target,
+                regs: true,
+                addr: 0,
+                bytes: set.to_vec(),
+            })?;
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_area_offsets_are_checked_as_the_kernel_does() {
+        // rax (offset 80 in struct user_regs_struct), the first and the
+        // last register.
+        assert_eq!(user_word(80), UserWord::Reg(80));
+        assert_eq!(user_word(0), UserWord::Reg(0));
+        assert_eq!(user_word(208), UserWord::Reg(208));
+        // Misaligned, past the registers (u_fpvalid, the FPU area...),
+        // past struct user (912 bytes), a wrapped offset.
+        assert_eq!(user_word(81), UserWord::Invalid);
+        assert_eq!(user_word(216), UserWord::Invalid);
+        assert_eq!(user_word(840), UserWord::Invalid);
+        assert_eq!(user_word(912), UserWord::Invalid);
+        assert_eq!(user_word(u64::MAX - 7), UserWord::Invalid);
+        // u_debugreg[0..8].
+        assert_eq!(user_word(848), UserWord::DebugReg(0));
+        assert_eq!(user_word(904), UserWord::DebugReg(7));
+        assert_eq!(ptrace::REGS_SIZE, 216);
+    }
+
+    #[test]
+    fn a_regset_length_is_asked_of_the_kernel_capped_keeping_its_remainder() {
+        assert_eq!(regset_ask_len(0), 0);
+        assert_eq!(regset_ask_len(216), 216);
+        assert_eq!(regset_ask_len(12), 12);
+        assert_eq!(regset_ask_len(64 * 1024), 64 * 1024);
+        assert_eq!(regset_ask_len(1 << 40), 64 * 1024);
+        assert_eq!(regset_ask_len((1 << 40) + 4), 64 * 1024 + 4);
+        assert_eq!(regset_ask_len(u64::MAX), 64 * 1024 + 7);
+    }
+
+    fn regs() -> ptrace::Regs {
+        let mut bytes = [0u8; ptrace::REGS_SIZE];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let mut regs = ptrace::regs_from_bytes(&bytes).unwrap();
+        regs.rip = 0x5555_0000_1234;
+        regs.rsp = 0x7ffc_0000_0ff0;
+        regs.orig_rax = 110; // getppid
+        (regs.rdi, regs.rsi, regs.rdx) = (11, 22, 33);
+        (regs.r10, regs.r8, regs.r9) = (44, 55, 66);
+        regs
+    }
+
+    fn word(info: &[u8], at: usize) -> u64 {
+        u64::from_ne_bytes(info[at..at + 8].try_into().unwrap())
+    }
+
+    #[test]
+    fn syscall_info_is_laid_out_as_linux_ptrace_h() {
+        let mut r = regs();
+        let (info, size) = syscall_info(InfoOp::None, &r);
+        assert_eq!(size, 24);
+        assert_eq!(info[0], 0);
+        assert_eq!(&info[1..4], &[0, 0, 0]);
+        assert_eq!(
+            u32::from_ne_bytes(info[4..8].try_into().unwrap()),
+            0xc000_003e
+        );
+        assert_eq!(word(&info, 8), 0x5555_0000_1234);
+        assert_eq!(word(&info, 16), 0x7ffc_0000_0ff0);
+        assert!(info[24..].iter().all(|&b| b == 0));
+
+        let (info, size) = syscall_info(InfoOp::Entry, &r);
+        assert_eq!((info[0], size), (1, 80));
+        assert_eq!(word(&info, 24), 110);
+        let args: Vec<u64> = (0..6).map(|i| word(&info, 32 + 8 * i)).collect();
+        assert_eq!(args, [11, 22, 33, 44, 55, 66]);
+        assert!(info[80..].iter().all(|&b| b == 0));
+
+        r.rax = 4242;
+        let (info, size) = syscall_info(InfoOp::Exit, &r);
+        assert_eq!((info[0], size), (2, 33));
+        assert_eq!(word(&info, 24), 4242);
+        assert_eq!(info[32], 0);
+        assert!(info[33..].iter().all(|&b| b == 0));
+        // -EBADF, and the ends of the error range.
+        for (rax, error) in [(-9i64, 1), (-4095, 1), (-1, 1), (-4096, 0), (0, 0)] {
+            r.rax = rax as u64;
+            let (info, _) = syscall_info(InfoOp::Exit, &r);
+            assert_eq!(word(&info, 24) as i64, rax);
+            assert_eq!(info[32], error, "rax {rax}");
+        }
+    }
+}
