@@ -4,9 +4,12 @@
 //! buffer), makes the i386 calls that mean an x86-64 call (`brk`,
 //! `mprotect`, `munmap`, a thread's `exit`, `kill`, `tkill`, `tgkill`,
 //! `getrandom`, `getcwd`, `pipe`, `pipe2`, `open`, `openat`, `dup3`,
-//! `prlimit64`, `clock_gettime64`, `clock_getres_time64`) and those with
+//! `prlimit64`, `clock_gettime64`, `clock_getres_time64`, `mkdir`,
+//! `access`, `fsync`, `fdatasync`, `getdents64`, `chdir`, `fchdir`,
+//! `unlink`, `rmdir`, `madvise`, `mremap`, `getcpu`, `eventfd2`) and those with
 //! i386 layouts of their own (`time`, `gettimeofday`, `clock_gettime`,
-//! `clock_getres`, `mmap2` anonymous and of a file at a page offset), each
+//! `clock_getres`, `mmap2` anonymous and of a file at a page offset,
+//! `lseek`, `_llseek`, `getrlimit`, `ugetrlimit`), each
 //! result checked in the program against the 64-bit call's or the value it
 //! must have.
 //!
@@ -17,7 +20,8 @@
 //!   times (the thread's exit and the child's death fall as the schedule
 //!   does): replay performs the address-space calls again (a write to the
 //!   page the i386 `mprotect` made read-only faults there too, the break
-//!   the i386 `brk` grew is written), ends the thread at its i386 `exit`,
+//!   the i386 `brk` grew is written, the page `madvise` dropped reads
+//!   zero, the page `mremap` moved is there), ends the thread at its i386 `exit`,
 //!   delivers the signals the i386 `kill`s sent, maps what `mmap2` mapped;
 //! - `breadth::int80::under_chaos`: both recorded with --chaos at seeds
 //!   1-3, each verified.
@@ -58,6 +62,14 @@ const WANT: &[&str] = &[
     "i386 clock_getres is the 64-bit call's: yes\n",
     "the i386 mmap2's memory is zero-filled then written: yes\n",
     "i386 mmap2 mapped the program's file at page 1 below 4 GiB: yes\n",
+    "i386 _llseek stored the 64-bit position 200, which the 64-bit call sees: yes\n",
+    "i386 ugetrlimit's soft stack limit is the 64-bit call's: yes\n",
+    "i386 getrlimit's open-files limits are the 64-bit call's: yes\n",
+    "i386 getdents64 read the 64-bit call's records (but for their d_off): yes\n",
+    "the working directory after the i386 fchdir is the old one: yes\n",
+    "the page is zero again after the i386 madvise: yes\n",
+    "i386 mremap grew the page, its contents kept, the new end writable: yes\n",
+    "the i386 eventfd2 counted 5, with FD_CLOEXEC: yes\n",
 ];
 
 const fn more(name: &'static str, link: Link) -> Spec {

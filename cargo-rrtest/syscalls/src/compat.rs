@@ -55,11 +55,13 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// kernel's `newuname`) fills the same `struct new_utsname` of characters
 /// only; `pipe`/`pipe2` two ints; `getrandom` and `getcwd` bytes;
 /// `clock_gettime64`/`clock_getres_time64` (403, 406) the 64-bit `timespec`;
-/// `prlimit64` two u64s. What the recorder and the replayer do with a
+/// `prlimit64` two u64s; `getdents64` the same `linux_dirent64` records;
+/// `getcpu` two unsigned ints. What the recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
 /// (`close`, `dup`, `dup2`, `dup3`), the address space replay changes again
-/// (`brk`, `munmap`, `mprotect`, executed there), a thread's `exit` (the
+/// (`brk`, `munmap`, `mprotect`, `mremap`, `madvise`, executed there),
+/// a thread's `exit` (the
 /// recorder waits for the thread to be gone before anything else runs, in
 /// recording and replay), signals sent (`kill`, `tkill`, `tgkill`, delivered
 /// and recorded as the kernel delivers them; replay skips the call and
@@ -76,9 +78,14 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (4, 1),     // write
     (5, 2),     // open (compat_sys_open: no forced O_LARGEFILE)
     (6, 3),     // close
+    (10, 87),   // unlink
+    (12, 80),   // chdir
     (20, 39),   // getpid
     (24, 102),  // getuid (16-bit ids)
+    (33, 21),   // access
     (37, 62),   // kill
+    (39, 83),   // mkdir
+    (40, 84),   // rmdir
     (41, 32),   // dup
     (42, 22),   // pipe
     (45, 12),   // brk
@@ -90,21 +97,29 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (64, 110),  // getppid
     (65, 111),  // getpgrp
     (91, 11),   // munmap
+    (118, 74),  // fsync
     (122, 63),  // uname (newuname)
     (125, 10),  // mprotect
     (132, 121), // getpgid
+    (133, 81),  // fchdir
     (147, 124), // getsid
+    (148, 75),  // fdatasync
     (158, 24),  // sched_yield
+    (163, 25),  // mremap
     (183, 79),  // getcwd
     (199, 102), // getuid32
     (200, 104), // getgid32
     (201, 107), // geteuid32
     (202, 108), // getegid32
+    (219, 28),  // madvise
+    (220, 217), // getdents64
     (224, 186), // gettid
     (238, 200), // tkill
     (252, 231), // exit_group
     (270, 234), // tgkill
     (295, 257), // openat (compat_sys_openat: no forced O_LARGEFILE)
+    (318, 309), // getcpu
+    (328, 290), // eventfd2
     (330, 292), // dup3
     (331, 293), // pipe2
     (340, 302), // prlimit64
@@ -169,10 +184,16 @@ const I386_NAMES: &[(u32, &str)] = &[
     (4, "write"),
     (5, "open"),
     (6, "close"),
+    (10, "unlink"),
+    (12, "chdir"),
     (13, "time"),
+    (19, "lseek"),
     (20, "getpid"),
     (24, "getuid"),
+    (33, "access"),
     (37, "kill"),
+    (39, "mkdir"),
+    (40, "rmdir"),
     (41, "dup"),
     (42, "pipe"),
     (45, "brk"),
@@ -183,27 +204,36 @@ const I386_NAMES: &[(u32, &str)] = &[
     (63, "dup2"),
     (64, "getppid"),
     (65, "getpgrp"),
+    (76, "getrlimit"),
     (78, "gettimeofday"),
     (90, "mmap"),
     (91, "munmap"),
     (109, "olduname"),
+    (118, "fsync"),
     (122, "uname"),
     (125, "mprotect"),
     (126, "sigprocmask"),
     (132, "getpgid"),
+    (133, "fchdir"),
+    (140, "_llseek"),
     (146, "writev"),
     (147, "getsid"),
+    (148, "fdatasync"),
     (158, "sched_yield"),
     (162, "nanosleep"),
+    (163, "mremap"),
     (174, "rt_sigaction"),
     (175, "rt_sigprocmask"),
     (183, "getcwd"),
+    (191, "ugetrlimit"),
     (192, "mmap2"),
     (195, "stat64"),
     (199, "getuid32"),
     (200, "getgid32"),
     (201, "geteuid32"),
     (202, "getegid32"),
+    (219, "madvise"),
+    (220, "getdents64"),
     (224, "gettid"),
     (238, "tkill"),
     (243, "set_thread_area"),
@@ -212,6 +242,8 @@ const I386_NAMES: &[(u32, &str)] = &[
     (266, "clock_getres"),
     (270, "tgkill"),
     (295, "openat"),
+    (318, "getcpu"),
+    (328, "eventfd2"),
     (330, "dup3"),
     (331, "pipe2"),
     (340, "prlimit64"),

@@ -1,7 +1,8 @@
 //! Rows of their own for 32-bit calls (`int $0x80`) that mean no x86-64
 //! call with the same memory written, but whose i386 layouts are simple:
 //! the 32-bit time calls (a 4-byte `time_t`, the 8-byte `old_timespec32`
-//! and `old_timeval32` of two 32-bit fields) and `mmap2`, replayed like
+//! and `old_timeval32` of two 32-bit fields), the seeks, the 32-bit
+//! resource limits and `mmap2`, replayed like
 //! `mmap` through [`crate::x86_64_call`]. Looked up by their trace
 //! numbers (`COMPAT_32 | i386 number`, [`crate::compat_nr`]), named by
 //! [`crate::name`] as the other 32-bit calls.
@@ -14,7 +15,13 @@
 //! and `clock_getres` are `sys_clock_gettime32` and
 //! `sys_clock_getres_time32`, an `old_timespec32` at their second
 //! argument (for `clock_getres`, when not null); `mmap2` is
-//! `sys_mmap_pgoff`, writing no memory.
+//! `sys_mmap_pgoff`, writing no memory; `lseek` is `compat_sys_lseek`
+//! (its offset a signed 32-bit value), writing none; `_llseek` is
+//! `sys_llseek`, the offset split in two registers and the new position
+//! stored as a 64-bit `loff_t` at its fourth argument; `getrlimit` and
+//! `ugetrlimit` are `compat_sys_old_getrlimit` and `compat_sys_getrlimit`,
+//! a `compat_rlimit` of two 32-bit values (infinite limits clamped) at
+//! their second argument.
 
 use super::layout::TIMEZONE;
 use super::outputs::{fixed, fixed2, none};
@@ -26,6 +33,10 @@ pub const OLD_TIME32: u64 = 4;
 pub const OLD_TIMESPEC32: u64 = 8;
 /// An i386 `struct old_timeval32` (`tv_sec`, `tv_usec`: 32 bits each).
 pub const OLD_TIMEVAL32: u64 = 8;
+/// An i386 `struct compat_rlimit` (`rlim_cur`, `rlim_max`: 32 bits each).
+pub const COMPAT_RLIMIT: u64 = 8;
+/// The `loff_t` `_llseek` stores the new position in.
+pub const LOFF_T: u64 = 8;
 
 const fn d(
     i386: i64,
@@ -45,11 +56,25 @@ const fn d(
 /// The rows, sorted by number.
 pub static COMPAT_ROWS: &[SyscallDesc] = &[
     d(13, "time", ReplayAction::Emulate, fixed::<0, OLD_TIME32>),
+    d(19, "lseek", ReplayAction::Emulate, none),
+    d(
+        76,
+        "getrlimit",
+        ReplayAction::Emulate,
+        fixed::<1, COMPAT_RLIMIT>,
+    ),
     d(
         78,
         "gettimeofday",
         ReplayAction::Emulate,
         fixed2::<0, OLD_TIMEVAL32, 1, TIMEZONE>,
+    ),
+    d(140, "_llseek", ReplayAction::Emulate, fixed::<3, LOFF_T>),
+    d(
+        191,
+        "ugetrlimit",
+        ReplayAction::Emulate,
+        fixed::<1, COMPAT_RLIMIT>,
     ),
     d(192, "mmap2", ReplayAction::Mmap, none),
     d(

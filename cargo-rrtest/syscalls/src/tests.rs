@@ -1667,6 +1667,19 @@ fn compat_equivalents_are_the_x86_64_calls_the_kernel_serves() {
         (355, libc::SYS_getrandom),
         (403, libc::SYS_clock_gettime),
         (406, libc::SYS_clock_getres),
+        (10, libc::SYS_unlink),
+        (12, libc::SYS_chdir),
+        (33, libc::SYS_access),
+        (39, libc::SYS_mkdir),
+        (40, libc::SYS_rmdir),
+        (118, libc::SYS_fsync),
+        (133, libc::SYS_fchdir),
+        (148, libc::SYS_fdatasync),
+        (163, libc::SYS_mremap),
+        (219, libc::SYS_madvise),
+        (220, libc::SYS_getdents64),
+        (318, libc::SYS_getcpu),
+        (328, libc::SYS_eventfd2),
     ] {
         let nr = crate::compat_nr(i386);
         assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
@@ -1681,7 +1694,7 @@ fn compat_equivalents_are_the_x86_64_calls_the_kernel_serves() {
     // The address space calls are executed in replay, a thread's exit
     // ends it there, the signal calls are skipped (the signal is replayed).
     let action = |n: u64| lookup(crate::compat_nr(n)).map(|d| d.replay);
-    for n in [45, 91, 125] {
+    for n in [45, 91, 125, 163, 219] {
         assert_eq!(action(n), Some(ReplayAction::Execute), "{n}");
     }
     assert_eq!(action(1), Some(ReplayAction::Exit));
@@ -1716,6 +1729,15 @@ fn compat_equivalents_are_the_x86_64_calls_the_kernel_serves() {
         [(0x1000, 16)]
     );
     assert!(ok(&call(crate::compat_nr(403), &[1, 0x1000], -14), &m).is_empty());
+    // getdents64's records, getcpu's two unsigned ints.
+    assert_eq!(
+        ok(&call(crate::compat_nr(220), &[3, 0x1000, 4096], 48), &m),
+        [(0x1000, 48)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(318), &[0x1000, 0x2000, 0], 0), &m),
+        [(0x1000, 4), (0x2000, 4)]
+    );
 }
 
 #[test]
@@ -1789,7 +1811,28 @@ fn compat_rows_describe_the_i386_layouts() {
     );
     let native = call(libc::SYS_mmap, &[0, 4096, 3, 0x22, u64::MAX, 0], 0x1000);
     assert_eq!(crate::x86_64_call(&native), native);
+    // lseek writes nothing; _llseek the 64-bit position at its fourth
+    // argument; getrlimit and ugetrlimit two 32-bit limits.
+    assert!(ok(&call(crate::compat_nr(19), &[3, 100, 0], 100), &m).is_empty());
+    assert_eq!(
+        ok(&call(crate::compat_nr(140), &[3, 0, 200, 0x1000, 0], 0), &m),
+        [(0x1000, 8)]
+    );
+    assert!(ok(
+        &call(crate::compat_nr(140), &[3, 0, 200, 0x1000, 9], -22),
+        &m
+    )
+    .is_empty());
+    for n in [76, 191] {
+        assert_eq!(
+            ok(&call(crate::compat_nr(n), &[7, 0x1000], 0), &m),
+            [(0x1000, 8)],
+            "{n}"
+        );
+    }
     // Their sizes are the i386 kernel's: two 32-bit fields.
+    assert_eq!(crate::compat_rows::COMPAT_RLIMIT, 2 * 4);
+    assert_eq!(crate::compat_rows::LOFF_T, 8);
     assert_eq!(crate::compat_rows::OLD_TIMESPEC32, 2 * 4);
     assert_eq!(crate::compat_rows::OLD_TIMEVAL32, 2 * 4);
     assert_eq!(crate::compat_rows::OLD_TIME32, 4);
