@@ -129,7 +129,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 ];
 
 /// The x86-64 syscall whose table row describes the 32-bit call `nr` (made
-/// by [`compat_nr`]), if it is one of [`EQUIVALENTS`].
+/// by [`compat_nr`]), if it is one of the module's `EQUIVALENTS`.
 pub fn x86_64_equivalent(nr: i64) -> Option<i64> {
     if !is_compat(nr) {
         return None;
@@ -151,7 +151,7 @@ pub fn row_nr(nr: i64) -> i64 {
 const MMAP2: u32 = 192;
 
 /// The x86-64 call that `call` means, with the arguments the x86-64 call
-/// takes: a 32-bit call of [`EQUIVALENTS`] under its x86-64 number, an
+/// takes: a 32-bit call with an [`x86_64_equivalent`] under that number, an
 /// i386 `mmap2` as the `mmap` of the same mapping (the descriptor
 /// sign-extended from 32 bits, the offset in bytes); any other call as it
 /// is. Code that acts on a call by its meaning with its arguments (the

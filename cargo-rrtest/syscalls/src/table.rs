@@ -473,7 +473,7 @@ pub static TABLE: &[SyscallDesc] = &[
 
 /// Looks up syscall `nr` (a 32-bit call by its x86-64 equivalent's row,
 /// if it has one: [`crate::compat::x86_64_equivalent`], else by a row of
-/// its own, [`crate::compat_rows`], if it has one).
+/// its own, [`crate::COMPAT_ROWS`], if it has one).
 pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
     if let Some(d) = crate::compat_rows::lookup(nr) {
         return Some(d);
