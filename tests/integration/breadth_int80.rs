@@ -9,7 +9,7 @@
 //! `unlink`, `rmdir`, `madvise`, `mremap`, `getcpu`, `eventfd2`) and those with
 //! i386 layouts of their own (`time`, `gettimeofday`, `clock_gettime`,
 //! `clock_getres`, `mmap2` anonymous and of a file at a page offset,
-//! `lseek`, `_llseek`, `getrlimit`, `ugetrlimit`), each
+//! `lseek`, `_llseek`, `getrlimit`, `ugetrlimit`, `getrusage`), each
 //! result checked in the program against the 64-bit call's or the value it
 //! must have.
 //!
@@ -65,6 +65,7 @@ const WANT: &[&str] = &[
     "i386 _llseek stored the 64-bit position 200, which the 64-bit call sees: yes\n",
     "i386 ugetrlimit's soft stack limit is the 64-bit call's: yes\n",
     "i386 getrlimit's open-files limits are the 64-bit call's: yes\n",
+    "i386 getrusage's max RSS lies between two 64-bit reads, its user time no later: yes\n",
     "i386 getdents64 read the 64-bit call's records (but for their d_off): yes\n",
     "the working directory after the i386 fchdir is the old one: yes\n",
     "the page is zero again after the i386 madvise: yes\n",

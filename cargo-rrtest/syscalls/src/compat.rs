@@ -205,6 +205,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (64, "getppid"),
     (65, "getpgrp"),
     (76, "getrlimit"),
+    (77, "getrusage"),
     (78, "gettimeofday"),
     (90, "mmap"),
     (91, "munmap"),

@@ -2,7 +2,7 @@
 //! call with the same memory written, but whose i386 layouts are simple:
 //! the 32-bit time calls (a 4-byte `time_t`, the 8-byte `old_timespec32`
 //! and `old_timeval32` of two 32-bit fields), the seeks, the 32-bit
-//! resource limits and `mmap2`, replayed like
+//! resource limits and usage, and `mmap2`, replayed like
 //! `mmap` through [`crate::x86_64_call`]. Looked up by their trace
 //! numbers (`COMPAT_32 | i386 number`, [`crate::compat_nr`]), named by
 //! [`crate::name`] as the other 32-bit calls.
@@ -21,7 +21,9 @@
 //! stored as a 64-bit `loff_t` at its fourth argument; `getrlimit` and
 //! `ugetrlimit` are `compat_sys_old_getrlimit` and `compat_sys_getrlimit`,
 //! a `compat_rlimit` of two 32-bit values (infinite limits clamped) at
-//! their second argument.
+//! their second argument; `getrusage` is `compat_sys_getrusage`, a
+//! `compat_rusage` (two `old_timeval32`s, fourteen 32-bit counters) at its
+//! second argument.
 
 use super::layout::TIMEZONE;
 use super::outputs::{fixed, fixed2, none};
@@ -35,6 +37,9 @@ pub const OLD_TIMESPEC32: u64 = 8;
 pub const OLD_TIMEVAL32: u64 = 8;
 /// An i386 `struct compat_rlimit` (`rlim_cur`, `rlim_max`: 32 bits each).
 pub const COMPAT_RLIMIT: u64 = 8;
+/// An i386 `struct compat_rusage`: two `old_timeval32`s and fourteen
+/// 32-bit counters.
+pub const COMPAT_RUSAGE: u64 = 2 * OLD_TIMEVAL32 + 14 * 4;
 /// The `loff_t` `_llseek` stores the new position in.
 pub const LOFF_T: u64 = 8;
 
@@ -62,6 +67,12 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         "getrlimit",
         ReplayAction::Emulate,
         fixed::<1, COMPAT_RLIMIT>,
+    ),
+    d(
+        77,
+        "getrusage",
+        ReplayAction::Emulate,
+        fixed::<1, COMPAT_RUSAGE>,
     ),
     d(
         78,

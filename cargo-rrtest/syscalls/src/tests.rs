@@ -1831,7 +1831,12 @@ fn compat_rows_describe_the_i386_layouts() {
         );
     }
     // Their sizes are the i386 kernel's: two 32-bit fields.
+    assert_eq!(
+        ok(&call(crate::compat_nr(77), &[0, 0x1000], 0), &m),
+        [(0x1000, 72)]
+    );
     assert_eq!(crate::compat_rows::COMPAT_RLIMIT, 2 * 4);
+    assert_eq!(crate::compat_rows::COMPAT_RUSAGE, 72);
     assert_eq!(crate::compat_rows::LOFF_T, 8);
     assert_eq!(crate::compat_rows::OLD_TIMESPEC32, 2 * 4);
     assert_eq!(crate::compat_rows::OLD_TIMEVAL32, 2 * 4);
