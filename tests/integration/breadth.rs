@@ -29,8 +29,9 @@
 //! - `int80_syscall`: 32-bit calls (`int $0x80`) are told from 64-bit ones:
 //!   an invalid one replays, and so do those that mean an x86-64 call (the
 //!   ids, `umask`, `read` into a low buffer, `uname`, `write` to a pipe and
-//!   to the program's output, `dup`, `dup2`, `close`); another one (`time`)
-//!   is refused, named, and replay says why it cannot run;
+//!   to the program's output, `dup`, `dup2`, `close`); another one (the
+//!   old `sigprocmask`, signal state) is refused, named, and replay says why
+//!   it cannot run (more 32-bit calls: `breadth_int80`);
 //! - `job_control`: SIGSTOP, a WUNTRACED wait, SIGCONT, a WCONTINUED wait:
 //!   replay runs through the group stop and SIGCONT's trap as recording did;
 //! - `sparse_shared_mapping`: a sparse file mapped shared is copied into the
@@ -673,7 +674,9 @@ fn int80_refused(trial: &str) -> Result<(), Failed> {
             && rec
                 .stdout_text()
                 .contains("i386 getpid returned the 64-bit value: yes")
-            && rec.stdout_text().contains("i386 time returned a time: yes"),
+            && rec
+                .stdout_text()
+                .contains("i386 sigprocmask read the signal mask: yes"),
         "the recorded program did not run to its end with the right getpid\n{}",
         rec.describe()
     );
@@ -683,8 +686,8 @@ fn int80_refused(trial: &str) -> Result<(), Failed> {
         .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
     let reasons = json["unreplayable"].to_string();
     check!(
-        reasons.contains("i386 time (int $0x80 #13)"),
-        "the unreplayable reasons do not name the 32-bit time: {reasons}"
+        reasons.contains("i386 sigprocmask (int $0x80 #126)"),
+        "the unreplayable reasons do not name the 32-bit sigprocmask: {reasons}"
     );
     check!(
         !reasons.contains("5000")
@@ -696,7 +699,7 @@ fn int80_refused(trial: &str) -> Result<(), Failed> {
     let rep = inv.replay(&trace)?;
     rep.expect_code(EXIT_BAD_TRACE)?;
     check!(
-        rep.stderr_text().contains("i386 time") && rep.stdout.is_empty(),
+        rep.stderr_text().contains("i386 sigprocmask") && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
         rep.describe()
     );

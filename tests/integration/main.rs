@@ -15,6 +15,7 @@ macro_rules! check {
 mod breadth;
 mod breadth_debugger;
 mod breadth_faults;
+mod breadth_int80;
 mod breadth_maps;
 mod breadth_misc;
 mod breadth_ptrace_clone;
@@ -59,6 +60,7 @@ fn main() {
     trials.extend(chaos_sweep::trials());
     trials.extend(breadth::trials());
     trials.extend(breadth_faults::trials());
+    trials.extend(breadth_int80::trials());
     trials.extend(breadth_maps::trials());
     trials.extend(breadth_tty::trials());
     trials.extend(breadth_misc::trials());

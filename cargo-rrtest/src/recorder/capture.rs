@@ -109,8 +109,8 @@ fn drop_settid_words(tid: i32, call: &Call, writes: &mut Vec<MemWrite>) {
 fn unknown_call(call: &Call) -> String {
     if syscalls::is_compat(call.nr) {
         format!(
-            "the 32-bit syscall {} returned {}: what it wrote is not described (of the \
-             32-bit calls, only those that mean an x86-64 call are recorded; make the \
+            "the 32-bit syscall {} returned {}: what it did is not described (of the \
+             32-bit calls, only those listed in docs/breadth.md are recorded; make the \
              call with the x86-64 `syscall` instruction)",
             syscalls::name(call.nr),
             call.ret
@@ -133,6 +133,8 @@ fn extra(
     memo: &mut MappedMemo,
     unsupported: &mut Vec<String>,
 ) -> SyscallExtra {
+    // A 32-bit `mmap2` as the `mmap` it means.
+    let call = &syscalls::x86_64_call(call);
     if let (Some(out), true) = (output, call.ret > 0) {
         let data = crate::tracee::written_bytes(mem, call.nr, &call.args, call.ret as usize);
         return match data {

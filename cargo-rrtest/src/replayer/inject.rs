@@ -211,6 +211,40 @@ pub fn mmap_anonymous(tid: i32, regs: &mut Regs, recorded_ret: i64) -> Result<i6
     Ok(exit.rax as i64)
 }
 
+/// Replays an anonymous mapping made by a call whose registers are not
+/// `mmap`'s (a 32-bit `mmap2`, `args` the x86-64 `mmap` it means): the
+/// call is skipped, and an x86-64 `mmap` through the fixed page maps at
+/// the recorded address (`MAP_FIXED_NOREPLACE` unless the program asked
+/// for `MAP_FIXED`, as [`mmap_anonymous`] does). Returns its result,
+/// which the program sees.
+pub fn mmap_anonymous_injected(
+    tid: i32,
+    regs: &mut Regs,
+    args: &[u64; 6],
+    recorded_ret: i64,
+) -> Result<i64, Error> {
+    let exit_regs = skip_syscall(tid, regs)?;
+    let mut flags = args[3] as i32 | libc::MAP_ANONYMOUS;
+    if flags & libc::MAP_FIXED == 0 {
+        flags |= libc::MAP_FIXED_NOREPLACE;
+    }
+    let mapped = inject_via_fixed_page(
+        tid,
+        libc::SYS_mmap,
+        [
+            recorded_ret as u64,
+            args[1],
+            args[2],
+            flags as u64,
+            u64::MAX,
+            0,
+        ],
+    )
+    .map_err(perr("mapping anonymous memory", tid))?;
+    set_ret(tid, exit_regs, mapped)?;
+    Ok(mapped)
+}
+
 /// Runs syscall `nr` with `args` instead of the one `tid` is stopped at
 /// the entry of, to its exit; puts back the registers the program had
 /// (the argument registers and `orig_rax`) with `ret` in `rax`. Returns what

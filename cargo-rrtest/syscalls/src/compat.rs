@@ -8,11 +8,18 @@
 //! a number no row of [`crate::TABLE`] has. The recorder records its result
 //! (a call the kernel answers with ENOSYS replays like any invalid number).
 //! The calls of [`EQUIVALENTS`] take the same arguments in the same order as
-//! an x86-64 call, and write the same memory (none, `read`'s buffer, `uname`'s):
-//! they are described by that call's row ([`x86_64_equivalent`]). Any other
-//! 32-bit call that does not fail with ENOSYS marks the trace unreplayable,
-//! named: the memory it writes is not described (the i386 layouts differ).
-//! This module must not describe outputs.
+//! an x86-64 call, and write the same memory: they are described by that
+//! call's row ([`x86_64_equivalent`]), and what the recorder and the
+//! replayer do with a call by its meaning (follow the program's output,
+//! wait for a thread's exit, execute a `brk`) they match by [`row_nr`], its
+//! x86-64 number. A few calls whose i386 layouts differ simply (`time`,
+//! `gettimeofday`, the 32-bit `clock_gettime` and `clock_getres`, `mmap2`)
+//! have rows of their own ([`crate::compat_rows`]); `mmap2` is recorded and
+//! replayed as the `mmap` it means ([`x86_64_call`]). Any other 32-bit call
+//! that does not fail with ENOSYS marks the trace unreplayable, named: the
+//! memory it writes is not described (the i386 layouts differ), or it
+//! changes state the recorder keeps itself (signal handlers and masks,
+//! threads). This module must not describe outputs.
 
 /// Marks a syscall number as an i386 one made through `int $0x80`.
 pub const COMPAT_32: i64 = 1 << 32;
@@ -40,45 +47,89 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// i386 calls that mean what an x86-64 call means, with the same
 /// arguments in the same registers' order and the same memory written
 /// (32-bit pointers, which the kernel zero-extends as [`compat_args`]
-/// does): (i386 number, x86-64 number). The 16-bit id calls return what
-/// the kernel returns, recorded as any result. `uname` (122, the kernel's
-/// `newuname`) fills the same `struct new_utsname` of characters only.
-/// The recorder follows `write`, `close`, `dup` and `dup2` (the program's
-/// output, the output table) by [`row_nr`], so these are followed too.
+/// does): (i386 number, x86-64 number). Each is served by the kernel's
+/// `sys_*` entry of the x86-64 call (no `compat_sys_*` entry of its own),
+/// except `open` and `openat`, whose compat entries differ only in not
+/// adding `O_LARGEFILE` (they write no memory). The 16-bit id calls return
+/// what the kernel returns, recorded as any result. `uname` (122, the
+/// kernel's `newuname`) fills the same `struct new_utsname` of characters
+/// only; `pipe`/`pipe2` two ints; `getrandom` and `getcwd` bytes;
+/// `clock_gettime64`/`clock_getres_time64` (403, 406) the 64-bit `timespec`;
+/// `prlimit64` two u64s; `getdents64` the same `linux_dirent64` records;
+/// `getcpu` two unsigned ints. What the recorder and the replayer do with a
+/// call by its meaning they match by [`row_nr`], so these are followed as
+/// the x86-64 calls are: the program's output (`write`), the output table
+/// (`close`, `dup`, `dup2`, `dup3`), the address space replay changes again
+/// (`brk`, `munmap`, `mprotect`, `mremap`, `madvise`, executed there),
+/// a thread's `exit` (the
+/// recorder waits for the thread to be gone before anything else runs, in
+/// recording and replay), signals sent (`kill`, `tkill`, `tgkill`, delivered
+/// and recorded as the kernel delivers them; replay skips the call and
+/// delivers the recorded signal), files opened with `O_TRUNC`.
 /// Not here: calls whose i386 structures differ (`time`, `olduname`,
-/// `stat`, `writev`'s iovecs, the `timespec` ones), calls whose arguments
-/// differ (`pwrite64`'s split offset), calls that change the address space
-/// or start or end threads (`brk`, `mmap`, `exit` of one thread, `clone`),
-/// and signal calls the recorder handles itself (`kill`, `rt_sigaction`,
-/// ...).
+/// `stat`, `writev`'s iovecs, the 32-bit `timespec`/`timeval` ones: those
+/// with a simple layout have rows of their own, [`crate::compat_rows`]),
+/// calls whose arguments differ (`pwrite64`'s split offset, `mmap2`'s page
+/// offset), and calls that start threads or change signal state (`clone`,
+/// `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, ...).
 const EQUIVALENTS: &[(u32, i64)] = &[
+    (1, 60),    // exit (of one thread)
     (3, 0),     // read
     (4, 1),     // write
+    (5, 2),     // open (compat_sys_open: no forced O_LARGEFILE)
     (6, 3),     // close
-    (41, 32),   // dup
-    (63, 33),   // dup2
-    (122, 63),  // uname (newuname)
+    (10, 87),   // unlink
+    (12, 80),   // chdir
     (20, 39),   // getpid
     (24, 102),  // getuid (16-bit ids)
+    (33, 21),   // access
+    (37, 62),   // kill
+    (39, 83),   // mkdir
+    (40, 84),   // rmdir
+    (41, 32),   // dup
+    (42, 22),   // pipe
+    (45, 12),   // brk
     (47, 104),  // getgid
     (49, 107),  // geteuid
     (50, 108),  // getegid
     (60, 95),   // umask
+    (63, 33),   // dup2
     (64, 110),  // getppid
     (65, 111),  // getpgrp
+    (91, 11),   // munmap
+    (118, 74),  // fsync
+    (122, 63),  // uname (newuname)
+    (125, 10),  // mprotect
     (132, 121), // getpgid
+    (133, 81),  // fchdir
     (147, 124), // getsid
+    (148, 75),  // fdatasync
     (158, 24),  // sched_yield
+    (163, 25),  // mremap
+    (183, 79),  // getcwd
     (199, 102), // getuid32
     (200, 104), // getgid32
     (201, 107), // geteuid32
     (202, 108), // getegid32
+    (219, 28),  // madvise
+    (220, 217), // getdents64
     (224, 186), // gettid
+    (238, 200), // tkill
     (252, 231), // exit_group
+    (270, 234), // tgkill
+    (295, 257), // openat (compat_sys_openat: no forced O_LARGEFILE)
+    (318, 309), // getcpu
+    (328, 290), // eventfd2
+    (330, 292), // dup3
+    (331, 293), // pipe2
+    (340, 302), // prlimit64
+    (355, 318), // getrandom
+    (403, 228), // clock_gettime64
+    (406, 229), // clock_getres_time64
 ];
 
 /// The x86-64 syscall whose table row describes the 32-bit call `nr` (made
-/// by [`compat_nr`]), if it is one of [`EQUIVALENTS`].
+/// by [`compat_nr`]), if it is one of the module's `EQUIVALENTS`.
 pub fn x86_64_equivalent(nr: i64) -> Option<i64> {
     if !is_compat(nr) {
         return None;
@@ -95,6 +146,35 @@ pub fn row_nr(nr: i64) -> i64 {
     x86_64_equivalent(nr).unwrap_or(nr)
 }
 
+/// The i386 `mmap2` (192): `mmap`'s arguments, the offset in 4096-byte
+/// pages (the kernel's `sys_mmap_pgoff`, whatever the page size).
+const MMAP2: u32 = 192;
+
+/// The x86-64 call that `call` means, with the arguments the x86-64 call
+/// takes: a 32-bit call with an [`x86_64_equivalent`] under that number, an
+/// i386 `mmap2` as the `mmap` of the same mapping (the descriptor
+/// sign-extended from 32 bits, the offset in bytes); any other call as it
+/// is. Code that acts on a call by its meaning with its arguments (the
+/// file a mapping maps, a file opened with `O_TRUNC`) reads this.
+pub fn x86_64_call(call: &crate::Call) -> crate::Call {
+    if !is_compat(call.nr) {
+        return *call;
+    }
+    if call.nr as u32 == MMAP2 {
+        let a = call.args;
+        let fd = i64::from(a[4] as u32 as i32) as u64;
+        return crate::Call {
+            nr: libc::SYS_mmap,
+            args: [a[0], a[1], a[2], a[3], fd, a[5] << 12],
+            ret: call.ret,
+        };
+    }
+    crate::Call {
+        nr: row_nr(call.nr),
+        ..*call
+    }
+}
+
 /// i386 names of the calls programs make through `int $0x80` most often
 /// (hand-written startup code, old inline assembly); others are named by
 /// number.
@@ -104,11 +184,18 @@ const I386_NAMES: &[(u32, &str)] = &[
     (4, "write"),
     (5, "open"),
     (6, "close"),
+    (10, "unlink"),
+    (12, "chdir"),
     (13, "time"),
+    (19, "lseek"),
     (20, "getpid"),
     (24, "getuid"),
+    (33, "access"),
     (37, "kill"),
+    (39, "mkdir"),
+    (40, "rmdir"),
     (41, "dup"),
+    (42, "pipe"),
     (45, "brk"),
     (47, "getgid"),
     (49, "geteuid"),
@@ -117,23 +204,53 @@ const I386_NAMES: &[(u32, &str)] = &[
     (63, "dup2"),
     (64, "getppid"),
     (65, "getpgrp"),
+    (76, "getrlimit"),
+    (77, "getrusage"),
+    (78, "gettimeofday"),
     (90, "mmap"),
     (91, "munmap"),
+    (109, "olduname"),
+    (118, "fsync"),
     (122, "uname"),
     (125, "mprotect"),
+    (126, "sigprocmask"),
     (132, "getpgid"),
+    (133, "fchdir"),
+    (140, "_llseek"),
+    (146, "writev"),
     (147, "getsid"),
+    (148, "fdatasync"),
     (158, "sched_yield"),
+    (162, "nanosleep"),
+    (163, "mremap"),
     (174, "rt_sigaction"),
     (175, "rt_sigprocmask"),
+    (183, "getcwd"),
+    (191, "ugetrlimit"),
     (192, "mmap2"),
+    (195, "stat64"),
     (199, "getuid32"),
     (200, "getgid32"),
     (201, "geteuid32"),
     (202, "getegid32"),
+    (219, "madvise"),
+    (220, "getdents64"),
     (224, "gettid"),
+    (238, "tkill"),
     (243, "set_thread_area"),
     (252, "exit_group"),
+    (265, "clock_gettime"),
+    (266, "clock_getres"),
+    (270, "tgkill"),
+    (295, "openat"),
+    (318, "getcpu"),
+    (328, "eventfd2"),
+    (330, "dup3"),
+    (331, "pipe2"),
+    (340, "prlimit64"),
+    (355, "getrandom"),
+    (403, "clock_gettime64"),
+    (406, "clock_getres_time64"),
 ];
 
 /// The name of a 32-bit call made by [`compat_nr`], e.g.

@@ -22,6 +22,7 @@
 
 mod admin;
 mod compat;
+mod compat_rows;
 mod describe;
 mod fdctl;
 mod ipc;
@@ -37,7 +38,10 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use compat::{compat_args, compat_nr, is_compat, row_nr, x86_64_equivalent, COMPAT_32, INT80};
+pub use compat::{
+    compat_args, compat_nr, is_compat, row_nr, x86_64_call, x86_64_equivalent, COMPAT_32, INT80,
+};
+pub use compat_rows::COMPAT_ROWS;
 pub use describe::{arg_count, describe, describe_entry};
 pub use fdctl::{lookup_ioctl, IoctlDesc, IOCTLS};
 pub use layout::clone_args;

@@ -472,8 +472,12 @@ pub static TABLE: &[SyscallDesc] = &[
 ];
 
 /// Looks up syscall `nr` (a 32-bit call by its x86-64 equivalent's row,
-/// if it has one: [`crate::compat::x86_64_equivalent`]).
+/// if it has one: [`crate::compat::x86_64_equivalent`], else by a row of
+/// its own, [`crate::COMPAT_ROWS`], if it has one).
 pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
+    if let Some(d) = crate::compat_rows::lookup(nr) {
+        return Some(d);
+    }
     let nr = crate::compat::row_nr(nr);
     TABLE
         .binary_search_by_key(&nr, |d| d.nr)

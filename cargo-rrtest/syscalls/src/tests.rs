@@ -1282,10 +1282,11 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         crate::name(crate::compat_nr(63)),
         "i386 dup2 (int $0x80 #63)"
     );
-    // Not described: structures of their own (time, olduname, writev's
-    // iovecs), the address space (brk), a thread's exit, signal calls the
-    // recorder handles (kill), and numbers the i386 table lacks.
-    for n in [13, 109, 146, 45, 1, 37, 9999] {
+    // Not described: structures of their own (olduname, writev's iovecs,
+    // stat64, the 32-bit nanosleep), the old mmap (its arguments in
+    // memory), signal state the recorder keeps (rt_sigaction), and numbers
+    // the i386 table lacks.
+    for n in [109, 146, 195, 162, 90, 174, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -1641,4 +1642,203 @@ fn observing_calls_describe_their_outputs() {
         -7,
     );
     assert_eq!(ok(&e2big, &m.0), vec![(0x604, 4)]);
+}
+
+#[test]
+fn compat_equivalents_are_the_x86_64_calls_the_kernel_serves() {
+    // i386 numbers and the x86-64 calls the kernel's i386 table serves
+    // them with (the same sys_* entry, or a compat one that writes no
+    // memory: open, openat).
+    for (i386, x86_64) in [
+        (1, libc::SYS_exit),
+        (5, libc::SYS_open),
+        (37, libc::SYS_kill),
+        (42, libc::SYS_pipe),
+        (45, libc::SYS_brk),
+        (91, libc::SYS_munmap),
+        (125, libc::SYS_mprotect),
+        (183, libc::SYS_getcwd),
+        (238, libc::SYS_tkill),
+        (270, libc::SYS_tgkill),
+        (295, libc::SYS_openat),
+        (330, libc::SYS_dup3),
+        (331, libc::SYS_pipe2),
+        (340, libc::SYS_prlimit64),
+        (355, libc::SYS_getrandom),
+        (403, libc::SYS_clock_gettime),
+        (406, libc::SYS_clock_getres),
+        (10, libc::SYS_unlink),
+        (12, libc::SYS_chdir),
+        (33, libc::SYS_access),
+        (39, libc::SYS_mkdir),
+        (40, libc::SYS_rmdir),
+        (118, libc::SYS_fsync),
+        (133, libc::SYS_fchdir),
+        (148, libc::SYS_fdatasync),
+        (163, libc::SYS_mremap),
+        (219, libc::SYS_madvise),
+        (220, libc::SYS_getdents64),
+        (318, libc::SYS_getcpu),
+        (328, libc::SYS_eventfd2),
+    ] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
+        assert_eq!(crate::row_nr(nr), x86_64, "{i386}");
+        assert_eq!(lookup(nr).map(|d| d.nr), Some(x86_64), "{i386}");
+        assert!(
+            crate::name(nr).starts_with("i386 ") && !crate::name(nr).contains("i386 syscall"),
+            "{i386} is named: {}",
+            crate::name(nr)
+        );
+    }
+    // The address space calls are executed in replay, a thread's exit
+    // ends it there, the signal calls are skipped (the signal is replayed).
+    let action = |n: u64| lookup(crate::compat_nr(n)).map(|d| d.replay);
+    for n in [45, 91, 125, 163, 219] {
+        assert_eq!(action(n), Some(ReplayAction::Execute), "{n}");
+    }
+    assert_eq!(action(1), Some(ReplayAction::Exit));
+    for n in [37, 238, 270] {
+        assert_eq!(action(n), Some(ReplayAction::Emulate), "{n}");
+    }
+    let m = FakeMem::default();
+    // pipe's two ints; getrandom's and getcwd's bytes; clock_gettime64's
+    // 16-byte timespec; prlimit64's old limits.
+    assert_eq!(
+        ok(&call(crate::compat_nr(42), &[0x1000], 0), &m),
+        [(0x1000, 8)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(331), &[0x1000, 0], 0), &m),
+        [(0x1000, 8)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(355), &[0x1000, 32, 0], 16), &m),
+        [(0x1000, 16)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(183), &[0x1000, 256], 9), &m),
+        [(0x1000, 9)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(403), &[1, 0x1000], 0), &m),
+        [(0x1000, 16)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(340), &[0, 7, 0, 0x1000], 0), &m),
+        [(0x1000, 16)]
+    );
+    assert!(ok(&call(crate::compat_nr(403), &[1, 0x1000], -14), &m).is_empty());
+    // getdents64's records, getcpu's two unsigned ints.
+    assert_eq!(
+        ok(&call(crate::compat_nr(220), &[3, 0x1000, 4096], 48), &m),
+        [(0x1000, 48)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(318), &[0x1000, 0x2000, 0], 0), &m),
+        [(0x1000, 4), (0x2000, 4)]
+    );
+}
+
+#[test]
+fn compat_rows_describe_the_i386_layouts() {
+    for w in crate::COMPAT_ROWS.windows(2) {
+        assert!(w[0].nr < w[1].nr, "{} before {}", w[0].name, w[1].name);
+    }
+    for d in crate::COMPAT_ROWS {
+        assert!(crate::is_compat(d.nr), "{}", d.name);
+        assert_eq!(crate::x86_64_equivalent(d.nr), None, "{}", d.name);
+        assert_eq!(
+            crate::name(d.nr),
+            format!("i386 {} (int $0x80 #{})", d.name, d.nr as u32)
+        );
+    }
+    let m = FakeMem::default();
+    // time: a 32-bit time_t at its pointer, when not null.
+    let time = crate::compat_nr(13);
+    assert_eq!(ok(&call(time, &[0x1000], 1_796_454_460), &m), [(0x1000, 4)]);
+    assert!(ok(&call(time, &[0], 1_796_454_460), &m).is_empty());
+    assert!(ok(&call(time, &[0x1000], -14), &m).is_empty());
+    // gettimeofday: an 8-byte old_timeval32 and the 8-byte timezone.
+    let gtod = crate::compat_nr(78);
+    assert_eq!(
+        ok(&call(gtod, &[0x1000, 0x2000], 0), &m),
+        [(0x1000, 8), (0x2000, 8)]
+    );
+    assert_eq!(ok(&call(gtod, &[0x1000, 0], 0), &m), [(0x1000, 8)]);
+    assert_eq!(ok(&call(gtod, &[0, 0x2000], 0), &m), [(0x2000, 8)]);
+    // clock_gettime and clock_getres: an 8-byte old_timespec32.
+    for n in [265, 266] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(ok(&call(nr, &[1, 0x1000], 0), &m), [(0x1000, 8)], "{n}");
+        assert!(ok(&call(nr, &[99, 0x1000], -22), &m).is_empty(), "{n}");
+    }
+    assert!(ok(&call(crate::compat_nr(266), &[1, 0], 0), &m).is_empty());
+    // mmap2 writes nothing, is replayed as mmap, and means the mmap of
+    // the same mapping: the descriptor sign-extended, the offset in bytes.
+    let mmap2 = crate::compat_nr(192);
+    assert!(ok(
+        &call(mmap2, &[0, 4096, 3, 0x22, 0xffff_ffff, 0], 0x1000_0000),
+        &m
+    )
+    .is_empty());
+    assert_eq!(lookup(mmap2).map(|d| d.replay), Some(ReplayAction::Mmap));
+    let anon = crate::x86_64_call(&call(
+        mmap2,
+        &[0, 4096, 3, 0x22, 0xffff_ffff, 0],
+        0x1000_0000,
+    ));
+    assert_eq!(
+        anon,
+        call(
+            libc::SYS_mmap,
+            &[0, 4096, 3, 0x22, u64::MAX, 0],
+            0x1000_0000
+        )
+    );
+    let file = crate::x86_64_call(&call(mmap2, &[0, 8192, 1, 2, 5, 3], 0x1000_0000));
+    assert_eq!(file.args, [0, 8192, 1, 2, 5, 3 * 4096]);
+    // The others keep their arguments, under the x86-64 number if they
+    // have one.
+    let read = call(crate::compat_nr(3), &[4, 0x1000, 64], 5);
+    assert_eq!(
+        crate::x86_64_call(&read),
+        call(libc::SYS_read, &[4, 0x1000, 64], 5)
+    );
+    assert_eq!(
+        crate::x86_64_call(&call(time, &[0], 5)),
+        call(time, &[0], 5)
+    );
+    let native = call(libc::SYS_mmap, &[0, 4096, 3, 0x22, u64::MAX, 0], 0x1000);
+    assert_eq!(crate::x86_64_call(&native), native);
+    // lseek writes nothing; _llseek the 64-bit position at its fourth
+    // argument; getrlimit and ugetrlimit two 32-bit limits.
+    assert!(ok(&call(crate::compat_nr(19), &[3, 100, 0], 100), &m).is_empty());
+    assert_eq!(
+        ok(&call(crate::compat_nr(140), &[3, 0, 200, 0x1000, 0], 0), &m),
+        [(0x1000, 8)]
+    );
+    assert!(ok(
+        &call(crate::compat_nr(140), &[3, 0, 200, 0x1000, 9], -22),
+        &m
+    )
+    .is_empty());
+    for n in [76, 191] {
+        assert_eq!(
+            ok(&call(crate::compat_nr(n), &[7, 0x1000], 0), &m),
+            [(0x1000, 8)],
+            "{n}"
+        );
+    }
+    // Their sizes are the i386 kernel's: two 32-bit fields.
+    assert_eq!(
+        ok(&call(crate::compat_nr(77), &[0, 0x1000], 0), &m),
+        [(0x1000, 72)]
+    );
+    assert_eq!(crate::compat_rows::COMPAT_RLIMIT, 2 * 4);
+    assert_eq!(crate::compat_rows::COMPAT_RUSAGE, 72);
+    assert_eq!(crate::compat_rows::LOFF_T, 8);
+    assert_eq!(crate::compat_rows::OLD_TIMESPEC32, 2 * 4);
+    assert_eq!(crate::compat_rows::OLD_TIMEVAL32, 2 * 4);
+    assert_eq!(crate::compat_rows::OLD_TIME32, 4);
 }

@@ -91,7 +91,8 @@ impl Session {
         if regs.orig_rax == rrtest_abi::magic::INIT {
             return self.buffer_init(tid, pid, &regs);
         }
-        if self.syscall_entry_stop(tid, nr, &args) {
+        // (A 32-bit exit or exit_group by its x86-64 number.)
+        if self.syscall_entry_stop(tid, syscalls::row_nr(nr), &args) {
             // PTRACE_SYSCALL: its tracer sees the entry first.
             return Ok(());
         }
@@ -181,7 +182,9 @@ impl Session {
                     .tasks
                     .iter()
                     .any(|(&t, task)| t != tid && task.pid == pid);
-            if (nr == libc::SYS_exit && !leader) || alone_sharing {
+            // A thread's exit: the x86-64 call's or the i386 one's.
+            let thread_exit = syscalls::row_nr(nr) == libc::SYS_exit;
+            if (thread_exit && !leader) || alone_sharing {
                 // A thread's exit clears its `CLONE_CHILD_CLEARTID` word and
                 // wakes a thread joining it. Nobody else runs until it is
                 // gone, so that no thread sees it half-exited: replay makes
@@ -198,7 +201,7 @@ impl Session {
                     }),
                 };
             }
-            if nr == libc::SYS_exit
+            if thread_exit
                 && self
                     .tasks
                     .iter()
@@ -233,11 +236,11 @@ impl Session {
         // Give others a turn where the policy says (at sched_yield, after a
         // long run of quick syscalls, where the recorder wanted the thread
         // stopped).
-        let yield_now = self
-            .sched
-            .switch_at_syscall(nr, seek_ended || bailed, others)
-            && self.others_ready_settled(tid)?;
-        if yield_now && nr == libc::SYS_sched_yield {
+        let yield_now =
+            self.sched
+                .switch_at_syscall(syscalls::row_nr(nr), seek_ended || bailed, others)
+                && self.others_ready_settled(tid)?;
+        if yield_now && syscalls::row_nr(nr) == libc::SYS_sched_yield {
             self.stats.schedule.yields += 1;
         }
         // A write to our stdout/stderr is never split either: replay echoes
@@ -504,7 +507,13 @@ impl Session {
             &mut self.mapped,
             &mut problems,
         );
-        self.track_shared(tid, call, &mut result, &mut problems)?;
+        // A 32-bit `open` or `mmap2` as the x86-64 call it means.
+        self.track_shared(
+            tid,
+            &syscalls::x86_64_call(call),
+            &mut result,
+            &mut problems,
+        )?;
         for p in problems {
             self.unsupported(tid, p)?;
         }

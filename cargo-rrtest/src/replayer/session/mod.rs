@@ -329,7 +329,9 @@ impl Session {
                             .tasks
                             .iter()
                             .any(|(&t, task)| t != tid && task.real_pid == real_pid);
-                    if (nr == libc::SYS_exit && real != real_pid) || alone_sharing {
+                    // (A 32-bit thread exit by its x86-64 number.)
+                    let thread_exit = syscalls::row_nr(nr) == libc::SYS_exit;
+                    if (thread_exit && real != real_pid) || alone_sharing {
                         // Gone before anything else runs: its exit clears
                         // its `CLONE_CHILD_CLEARTID` word and wakes the
                         // futex on it, which a thread joining it may meet

@@ -188,6 +188,16 @@ impl Session {
                 }
             }
             ReplayAction::Mmap => {
+                // A 32-bit `mmap2` as the `mmap` it means: its registers
+                // are the i386 ones, so what it maps is mapped by an
+                // injected x86-64 call instead.
+                let compat = syscalls::is_compat(nr);
+                let args = &syscalls::x86_64_call(&syscalls::Call {
+                    nr,
+                    args: *args,
+                    ret: result.ret,
+                })
+                .args;
                 let ret = if result.ret < 0 {
                     inject::emulate(real, regs, result, false)?;
                     result.ret
@@ -221,6 +231,8 @@ impl Session {
                         path = copy;
                     }
                     inject::mmap_file(real, regs, args, result.ret, &path)?
+                } else if compat {
+                    inject::mmap_anonymous_injected(real, regs, args, result.ret)?
                 } else {
                     inject::mmap_anonymous(real, regs, result.ret)?
                 };

@@ -1,0 +1,112 @@
+//! More 32-bit syscalls (`int $0x80`) from a 64-bit program
+//! (docs/breadth.md): `int80_more`, built without PIE (its buffers and its
+//! break below 4 GiB) and statically (every call traced, no syscall
+//! buffer), makes the i386 calls that mean an x86-64 call (`brk`,
+//! `mprotect`, `munmap`, a thread's `exit`, `kill`, `tkill`, `tgkill`,
+//! `getrandom`, `getcwd`, `pipe`, `pipe2`, `open`, `openat`, `dup3`,
+//! `prlimit64`, `clock_gettime64`, `clock_getres_time64`, `mkdir`,
+//! `access`, `fsync`, `fdatasync`, `getdents64`, `chdir`, `fchdir`,
+//! `unlink`, `rmdir`, `madvise`, `mremap`, `getcpu`, `eventfd2`) and those with
+//! i386 layouts of their own (`time`, `gettimeofday`, `clock_gettime`,
+//! `clock_getres`, `mmap2` anonymous and of a file at a page offset,
+//! `lseek`, `_llseek`, `getrlimit`, `ugetrlimit`, `getrusage`), each
+//! result checked in the program against the 64-bit call's or the value it
+//! must have.
+//!
+//! - `breadth::int80::NAME::native`: the program alone prints every check
+//!   passed (and another hash of getrandom's bytes each run);
+//! - `breadth::int80::NAME::record_replay`: recorded (the same checks
+//!   pass), verified, and replayed to the same output and exit [`ROUNDS`]
+//!   times (the thread's exit and the child's death fall as the schedule
+//!   does): replay performs the address-space calls again (a write to the
+//!   page the i386 `mprotect` made read-only faults there too, the break
+//!   the i386 `brk` grew is written, the page `madvise` dropped reads
+//!   zero, the page `mremap` moved is there), ends the thread at its i386 `exit`,
+//!   delivers the signals the i386 `kill`s sent, maps what `mmap2` mapped;
+//! - `breadth::int80::under_chaos`: both recorded with --chaos at seeds
+//!   1-3, each verified.
+
+use std::time::Duration;
+
+use libtest_mimic::Trial;
+
+use crate::breadth::{all_under_chaos, repeated, spec_trials};
+use crate::recorder::{Source, Spec};
+use crate::recorder_build::{self as build, CBuild, Link};
+use crate::recorder_run as run;
+
+/// How many times each build is recorded, verified and replayed.
+const ROUNDS: usize = 3;
+
+/// Lines the program prints when its checks pass (every check prints
+/// `yes` or exits 1; these name one call of each kind).
+const WANT: &[&str] = &[
+    "i386 brk grown by 64 KiB returned the expected value: yes\n",
+    "a write after the i386 mprotect to PROT_READ faults: yes\n",
+    "a write after the i386 munmap faults: yes\n",
+    "a thread ended by an i386 exit was joined, its code after the exit not run: yes\n",
+    "SIGUSR1 from the i386 kill was handled at the call: yes\n",
+    "SIGUSR2 from the i386 tkill was handled at the call: yes\n",
+    "SIGUSR1 from the i386 tgkill was handled at the call: yes\n",
+    "the child died of the i386 kill's SIGTERM: yes\n",
+    "i386 getrandom returned the expected value: yes\n",
+    "i386 getcwd's directory is the 64-bit call's: yes\n",
+    "the i386 pipe2 carries a byte, with FD_CLOEXEC: yes\n",
+    "i386 openat opened /dev/null: yes\n",
+    "64-bit write through an i386 dup3 of stdout\n",
+    "i386 prlimit64's limits are the 64-bit call's: yes\n",
+    "i386 clock_gettime64 lies between two 64-bit reads: yes\n",
+    "i386 time returned the seconds it stored, between two 64-bit reads: yes\n",
+    "i386 gettimeofday lies between two 64-bit reads, its timezone the 64-bit call's: yes\n",
+    "i386 clock_gettime lies between two 64-bit reads: yes\n",
+    "i386 clock_getres is the 64-bit call's: yes\n",
+    "the i386 mmap2's memory is zero-filled then written: yes\n",
+    "i386 mmap2 mapped the program's file at page 1 below 4 GiB: yes\n",
+    "i386 _llseek stored the 64-bit position 200, which the 64-bit call sees: yes\n",
+    "i386 ugetrlimit's soft stack limit is the 64-bit call's: yes\n",
+    "i386 getrlimit's open-files limits are the 64-bit call's: yes\n",
+    "i386 getrusage's max RSS lies between two 64-bit reads, its user time no later: yes\n",
+    "i386 getdents64 read the 64-bit call's records (but for their d_off): yes\n",
+    "the working directory after the i386 fchdir is the old one: yes\n",
+    "the page is zero again after the i386 madvise: yes\n",
+    "i386 mremap grew the page, its contents kept, the new end writable: yes\n",
+    "the i386 eventfd2 counted 5, with FD_CLOEXEC: yes\n",
+];
+
+const fn more(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT,
+        // getrandom's bytes, hashed.
+        differs: true,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_more",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
+const SPECS: &[Spec] = &[
+    more("int80_more-nopie", Link::NoPie),
+    more("int80_more-static", Link::Static),
+];
+
+/// The trials (see the module's comment).
+pub fn trials() -> Vec<Trial> {
+    let skip = build::gcc_missing().is_some() || run::recording_unavailable().is_some();
+    let mut trials = spec_trials("breadth::int80", SPECS, |t, s| repeated(t, s, ROUNDS));
+    trials.push(
+        Trial::test("breadth::int80::under_chaos", || {
+            all_under_chaos(
+                "breadth::int80::under_chaos",
+                SPECS,
+                Duration::from_secs(60),
+            )
+        })
+        .with_ignored_flag(skip),
+    );
+    trials
+}
