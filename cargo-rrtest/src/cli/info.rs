@@ -741,6 +741,7 @@ mod tests {
             env_removed: vec!["DATABASE_URL".into(), "GITHUB_TOKEN".into()],
             hidden_paths: vec!["/root/.netrc".into()],
             signal_traps_cleared: true,
+            own_vdso: true,
             outcome: None,
             unreplayable: vec![],
             stats: Stats::default(),

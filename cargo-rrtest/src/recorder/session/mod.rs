@@ -71,6 +71,7 @@ use tracing::{debug, trace, warn};
 use super::capture;
 use super::{Error, RecordOptions};
 use crate::tracee::syscallbuf::{HeadBuf, Space};
+use crate::tracee::VdsoMode;
 use patching::{exe_key, ExeKey};
 use points::Seek;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
@@ -394,6 +395,26 @@ fn point_digest_to_record() -> PointDigest {
     }
 }
 
+/// What a new recording does with the vDSO: the recorder's own, unless
+/// `RRTEST_VDSO=hidden` (or a version 1 trace: `RRTEST_POINT_DIGEST=sha256`)
+/// asks for a trace as recorders before format version 3 wrote it, whose
+/// program keeps the kernel's vDSO, hidden, so that tests can check that
+/// such traces still replay; not meant for users.
+fn vdso_mode_to_record(digest: PointDigest) -> VdsoMode {
+    match std::env::var("RRTEST_VDSO").as_deref() {
+        Ok("hidden") => VdsoMode::Hidden,
+        _ if digest == PointDigest::Sha256 => VdsoMode::Hidden,
+        Ok("own") | Err(_) => VdsoMode::Own,
+        Ok(other) => {
+            warn!(
+                other,
+                "RRTEST_VDSO is neither `own` nor `hidden`: recording with the recorder's own vDSO"
+            );
+            VdsoMode::Own
+        }
+    }
+}
+
 /// Records `opts.program` into `opts.trace_dir`.
 pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     let env = match opts.syscallbuf.then(|| with_preload(&opts.env)) {
@@ -416,13 +437,15 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         warn!(error = %e, "could not bind the recorder to one CPU");
     }
     let digest = point_digest_to_record();
+    let vdso = vdso_mode_to_record(digest);
     let header = Header {
         // SHA-256 digests: a version 1 trace, exactly as older recorders
-        // wrote it (no `point_digest`).
-        format_version: if digest == PointDigest::Sha256 {
-            1
-        } else {
-            FORMAT_VERSION
+        // wrote it (no `point_digest`, the vDSO hidden); the vDSO hidden: a
+        // version 2 trace.
+        format_version: match (digest, vdso) {
+            (PointDigest::Sha256, _) => 1,
+            (_, VdsoMode::Hidden) => 2,
+            (_, VdsoMode::Own) => FORMAT_VERSION,
         },
         recorder_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_version: rrtest_abi::PROTOCOL_VERSION,
@@ -457,6 +480,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
         signal_traps_cleared: true,
+        own_vdso: vdso == VdsoMode::Own,
         loaders: Vec::new(),
         interpreters: Vec::new(),
         host: Some(crate::tracee::host::facts()),
@@ -474,6 +498,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     // This thread reads the program's execution points: with the kind the
     // header names (a replay of an older trace on it may have set another).
     crate::tracee::set_point_digest(digest);
+    crate::tracee::set_vdso_mode(vdso);
     let mut writer = if opts.discard_if_passed {
         TraceWriter::create_deferred(&opts.trace_dir, header)?
     } else {

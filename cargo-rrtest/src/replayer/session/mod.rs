@@ -170,6 +170,11 @@ struct Session {
     /// The recorder cleared the trap fields of the frames of the signals it
     /// sent (the header's `signal_traps_cleared`): replay does too.
     traps_cleared: bool,
+    /// What the recorder did with the vDSO at each exec (the header's
+    /// `own_vdso`): what `tracee::prepare_after_exec` does on this thread
+    /// while the session replays (set again at each event, as
+    /// `point_digest` is).
+    vdso: crate::tracee::VdsoMode,
 }
 
 impl Drop for Session {
@@ -239,6 +244,7 @@ impl Session {
         };
         trace!(index = self.index, ?ev, "replay");
         crate::tracee::set_point_digest(self.point_digest);
+        crate::tracee::set_vdso_mode(self.vdso);
         self.watchdog.index.store(self.index, Ordering::SeqCst);
         let stepped = self.watched(|s| s.step(ev));
         if self.watchdog.fired.load(Ordering::SeqCst) {

@@ -148,8 +148,10 @@ impl Session {
             // Checked when the trace was opened: a kind this build knows.
             point_digest: header.point_digest_kind().unwrap_or(PointDigest::Sha256),
             traps_cleared: header.signal_traps_cleared,
+            vdso: crate::tracee::VdsoMode::of_trace(header.own_vdso),
         };
         crate::tracee::set_point_digest(session.point_digest);
+        crate::tracee::set_vdso_mode(session.vdso);
         session.tasks.insert(
             exec.tid,
             Task {

@@ -275,6 +275,14 @@ fn in_range(a: u64, b: u64) -> bool {
 fn find_stub_page(tid: i32, site: u64) -> io::Result<Option<u64>> {
     const LOW: u64 = 0x1_0000_0000;
     const HIGH: u64 = 0x7fff_f000_0000;
+    // The recorder's own vDSO lies below LOW, out of its reach: its sites'
+    // stubs go above the recorder's fixed areas (mapped by now, and found
+    // in the maps), next to it.
+    let low = if crate::tracee::vdso::contains(site) {
+        rrtest_abi::AREA_ADDR
+    } else {
+        LOW
+    };
     let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))?;
     let mut ranges: Vec<(u64, u64)> = maps
         .lines()
@@ -296,11 +304,11 @@ fn find_stub_page(tid: i32, site: u64) -> io::Result<Option<u64>> {
             best = Some(at);
         }
     };
-    let mut prev_end = LOW;
+    let mut prev_end = low;
     // A guard page on either side of the stub page.
     for &(start, end) in ranges.iter().chain(std::iter::once(&(HIGH, HIGH))) {
         let (lo, hi) = (
-            prev_end.max(LOW) + 0x1000,
+            prev_end.max(low) + 0x1000,
             start.min(HIGH).saturating_sub(0x1000),
         );
         if hi > lo && hi - lo >= STUB_CHUNK {

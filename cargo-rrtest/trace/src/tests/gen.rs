@@ -339,6 +339,7 @@ pub fn header() -> Header {
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
         signal_traps_cleared: false,
+        own_vdso: false,
         point_digest: None,
         outcome: None,
         unreplayable: vec![],

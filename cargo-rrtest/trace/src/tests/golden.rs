@@ -58,6 +58,7 @@ fn golden_header() -> Header {
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
         signal_traps_cleared: false,
+        own_vdso: false,
         point_digest: None,
         outcome: Some(Outcome::Exited { code: 101 }),
         unreplayable: vec!["syscall 451 (unknown)".into()],
