@@ -351,7 +351,7 @@ fn vdso_exposed(trial: &str) -> Result<(), Failed> {
     );
     let header = header_json(&trace)?;
     check!(
-        header["format_version"] == 3 && header["own_vdso"] == true,
+        header["format_version"] == 4 && header["own_vdso"] == true,
         "the header does not say the vDSO was the recorder's: format_version {}, own_vdso {}",
         header["format_version"],
         header["own_vdso"]
@@ -401,7 +401,7 @@ fn vdso_hidden_trace(trial: &str) -> Result<(), Failed> {
 }
 
 /// The trace's `header.json`.
-fn header_json(trace: &std::path::Path) -> Result<serde_json::Value, Failed> {
+pub(crate) fn header_json(trace: &std::path::Path) -> Result<serde_json::Value, Failed> {
     let bytes =
         std::fs::read(trace.join("header.json")).map_err(|e| format!("header.json: {e}"))?;
     Ok(serde_json::from_slice(&bytes).map_err(|e| format!("header.json is no JSON: {e}"))?)

@@ -1,6 +1,20 @@
-//! The recorder's own vDSO under gdb (issue #20; docs/design.md, the vDSO
-//! row):
+//! The recorder's own vDSO (issue #20; docs/design.md, "The vDSO"):
 //!
+//! - `breadth::vdso::first_call_maps::{libc,auxv}`: `vdso_lookup maps`
+//!   (`maps-auxv`) lists `/proc/self/maps` in one thread before and after
+//!   another thread's first call through the vDSO (libc's
+//!   `clock_gettime`; `__vdso_clock_gettime` of the vDSO `/proc/self/auxv`
+//!   names, as rustix calls it). Natively and recorded the two lists are
+//!   the same (the stub page for the vDSO's sites is mapped at exec, with
+//!   the image, not at the first patch); the recorded list shows the own
+//!   vDSO's one mapping (stub page and image) and no kernel vDSO; the
+//!   trace (format version 4) verifies and its replay prints the same
+//!   lists, byte for byte.
+//! - `breadth::vdso::first_call_maps::v3_trace`: the same recorded as
+//!   format version 3 traces were (`RRTEST_VDSO=own-v3`: the stub page
+//!   mapped at the first patch of a site in the vDSO): the lists differ
+//!   (a new executable mapping appears), which is what the fixture exists
+//!   to catch, and such a trace still verifies and replays alike.
 //! - `gdb::vdso::symbols_and_backtrace`: in a replay of `vdso_lookup`, gdb
 //!   reads the vDSO the gdb server's auxiliary vector names (the
 //!   recorder's, at `0x6fffc000`) from memory: a breakpoint on
@@ -10,20 +24,150 @@
 
 use libtest_mimic::{Failed, Trial};
 
+use crate::breadth::c;
+use crate::breadth_misc::header_json;
 use crate::gdb::{gdb_missing, recorded_fixture, session};
-use crate::recorder_build as build;
-use crate::recorder_run as run;
+use crate::recorder::{self, invocation, Args, Spec};
+use crate::recorder_build::{self as build, CBuild};
+use crate::recorder_run::{self as run, TrialDir};
 
 /// The trials.
 pub fn trials() -> Vec<Trial> {
-    let skip = build::gcc_missing()
-        .or(run::recording_unavailable())
-        .or(gdb_missing())
-        .is_some();
-    vec![Trial::test("gdb::vdso::symbols_and_backtrace", || {
+    let no_recording = build::gcc_missing().or(run::recording_unavailable());
+    let skip = no_recording.or(gdb_missing()).is_some();
+    let mut trials = vec![Trial::test("gdb::vdso::symbols_and_backtrace", || {
         symbols_and_backtrace("gdb::vdso::symbols_and_backtrace")
     })
-    .with_ignored_flag(skip)]
+    .with_ignored_flag(skip)];
+    for (name, arg) in [("libc", "maps"), ("auxv", "maps-auxv")] {
+        let trial = format!("breadth::vdso::first_call_maps::{name}");
+        trials.push(
+            Trial::test(trial.clone(), move || first_call_maps(&trial, arg))
+                .with_ignored_flag(no_recording.is_some()),
+        );
+    }
+    trials.push(
+        Trial::test("breadth::vdso::first_call_maps::v3_trace", || {
+            first_call_maps_v3("breadth::vdso::first_call_maps::v3_trace")
+        })
+        .with_ignored_flag(no_recording.is_some()),
+    );
+    trials
+}
+
+/// `vdso_lookup` with argument `arg` (`maps` or `maps-auxv`).
+fn maps_spec(arg: &'static str) -> Spec {
+    let args: &'static [&'static str] = if arg == "maps" {
+        &["maps"]
+    } else {
+        &["maps-auxv"]
+    };
+    Spec {
+        args: Args::Fixed(args),
+        ..c("vdso_lookup", CBuild::pie("vdso_lookup"))
+    }
+}
+
+/// What the fixture prints when its two lists are the same.
+const SAME: &str = "the maps are the same: 1\n";
+
+/// The mapping of the recorder's own vDSO as `/proc/self/maps` shows it:
+/// the two pages of the image at `rrtest_abi::VDSO_ADDR` (`0x6fffc000`),
+/// then its stub page, one anonymous r-x mapping.
+const OWN_VDSO_LINE: &str = "  6fffc000-6ffff000 r-xp 00000000 00:00 0";
+
+/// The first list `vdso_lookup maps` printed.
+fn first_list(out: &str) -> &str {
+    let start = out.find("maps before").unwrap_or(0);
+    let end = out.find("maps after").unwrap_or(out.len());
+    &out[start..end]
+}
+
+fn first_call_maps(trial: &str, arg: &'static str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(&maps_spec(arg), dir.sub("work")?)?;
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    check!(
+        native.stdout_text().contains(SAME),
+        "natively the maps changed at the first call through the vDSO\n{}",
+        native.describe()
+    );
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    let out = rec.stdout_text();
+    check!(
+        out.contains(SAME) && out.lines().last() == Some("EXIT-SUCCESS"),
+        "recorded, the maps changed at the first call through the vDSO\n{}",
+        rec.describe()
+    );
+    let listed = first_list(&out);
+    check!(
+        listed
+            .lines()
+            .any(|l| l.trim_end() == OWN_VDSO_LINE.trim_end())
+            && !listed.contains("[vdso]")
+            && !listed.contains("[vvar"),
+        "the recorded maps do not show the own vDSO with its stub page alone\n{}",
+        rec.describe()
+    );
+    let header = header_json(&trace)?;
+    check!(
+        header["format_version"] == 4 && header["own_vdso"] == true,
+        "not a version 4 trace with the own vDSO: format_version {}, own_vdso {}",
+        header["format_version"],
+        header["own_vdso"]
+    );
+    // The call through the vDSO was buffered (its site patched, its stub
+    // in the page mapped at exec): the maps stayed the same all the same.
+    let info = run::info_json(&trace)?;
+    info.expect_code(0)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    check!(
+        json["stats"]["patched_sites"].as_u64().unwrap_or(0) > 0,
+        "no site patched: {}",
+        json["stats"]
+    );
+    recorder::expect_replays_alike(&inv, &trace, &rec)?;
+    dir.finish();
+    Ok(())
+}
+
+/// As [`first_call_maps`] with `maps`, recorded as a format version 3
+/// trace: the stub page of the vDSO's site appears at its first patch, so
+/// the lists differ; the trace verifies and replays alike.
+fn first_call_maps_v3(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(&maps_spec("maps"), dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record_wrapped(&["env", "RRTEST_VDSO=own-v3"], &trace, &[])?;
+    rec.expect_code(0)?;
+    let out = rec.stdout_text();
+    check!(
+        out.contains("the maps are the same: 0\n"),
+        "recorded as version 3 traces were, the maps did not change at the first call \
+         through the vDSO (the fixture no longer sees what it is for)\n{}",
+        rec.describe()
+    );
+    check!(
+        first_list(&out)
+            .lines()
+            .any(|l| l.trim_end() == "  6fffc000-6fffe000 r-xp 00000000 00:00 0"),
+        "the version 3 trace's program does not show the own vDSO without a stub page\n{}",
+        rec.describe()
+    );
+    let header = header_json(&trace)?;
+    check!(
+        header["format_version"] == 3 && header["own_vdso"] == true,
+        "not a version 3 trace: format_version {}, own_vdso {}",
+        header["format_version"],
+        header["own_vdso"]
+    );
+    recorder::expect_replays_alike(&inv, &trace, &rec)?;
+    dir.finish();
+    Ok(())
 }
 
 fn symbols_and_backtrace(trial: &str) -> Result<(), Failed> {

@@ -1017,6 +1017,7 @@ mod tests {
                 at_random: [0; 16],
                 sp: 0,
                 ip: 0,
+                vdso_copy: rrtest_trace::VdsoCopy::Unrecorded,
             }),
             mapped(&mut w, &libc, "/usr/lib/x86_64-linux-gnu/libc.so.6"),
             mapped(&mut w, &data, "/work/table.dat"),

@@ -111,17 +111,42 @@ pub struct ExecFacts {
     pub at_random: [u8; 16],
     /// Address of the filename string the program was exec'd with.
     pub execfn_addr: u64,
+    /// Where the copy of the recorder's vDSO was mapped ([`map_image_copy`]),
+    /// if one was.
+    pub vdso_copy: Option<u64>,
+}
+
+impl ExecFacts {
+    /// The images of the recorder's own vDSO mapped with a stub page for
+    /// their sites ([`vdso::Placed`]) by [`prepare_after_exec`] under this
+    /// thread's [`VdsoMode`]: the syscall buffer's space puts their stubs
+    /// there (`syscallbuf::Space::new`).
+    pub fn vdso_images(&self) -> Vec<vdso::Placed> {
+        if vdso_mode() != VdsoMode::Own {
+            return Vec::new();
+        }
+        std::iter::once(vdso::Placed::main())
+            .chain(self.vdso_copy.map(vdso::Placed::copy))
+            .collect()
+    }
 }
 
 /// What [`prepare_after_exec`] does with the vDSO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VdsoMode {
     /// The kernel's vDSO and vvar pages are unmapped and the recorder's
-    /// own ([`vdso`]) is mapped at [`vdso::VDSO_ADDR`]; `AT_SYSINFO_EHDR`
+    /// own ([`vdso`]) is mapped at [`vdso::VDSO_ADDR`], with the stub page
+    /// for its sites right after it ([`vdso::Placed`]); `AT_SYSINFO_EHDR`
     /// names it. Its functions make ordinary syscalls, which are recorded,
     /// and the address space is the same on any kernel, but for a copy of
-    /// the image where the kernel's vDSO was ([`map_image_copy`]).
+    /// the image (and its stub page) where the recording kernel's vDSO was
+    /// ([`map_image_copy`]).
     Own,
+    /// Format version 3 traces: as [`VdsoMode::Own`], but the images are
+    /// mapped without their stub pages (the first patch of a site in one
+    /// mapped a stub page of its own, recorded with the patch), and the
+    /// copy goes where the replaying kernel's vDSO is.
+    OwnV3,
     /// Traces from before the recorder's own vDSO: the kernel's stays
     /// mapped, and `AT_SYSINFO_EHDR` becomes `AT_IGNORE`, so the program
     /// finds no vDSO and makes real syscalls.
@@ -129,13 +154,57 @@ pub enum VdsoMode {
 }
 
 impl VdsoMode {
-    /// The mode of a trace whose header's `own_vdso` is `own`.
-    pub fn of_trace(own: bool) -> VdsoMode {
-        if own {
-            VdsoMode::Own
-        } else {
-            VdsoMode::Hidden
+    /// The mode of a trace of format version `version` whose header's
+    /// `own_vdso` is `own`.
+    pub fn of_trace(own: bool, version: u32) -> VdsoMode {
+        match (own, version) {
+            (false, _) => VdsoMode::Hidden,
+            (true, ..=3) => VdsoMode::OwnV3,
+            (true, _) => VdsoMode::Own,
         }
+    }
+
+    /// Whether the recorder's own vDSO replaces the kernel's.
+    pub fn own(self) -> bool {
+        self != VdsoMode::Hidden
+    }
+}
+
+/// Where [`prepare_after_exec`] maps the copy of the recorder's vDSO for
+/// programs that read the kernel's copy of the auxiliary vector
+/// ([`map_image_copy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VdsoCopyAt {
+    /// Where this kernel put its `[vdso]`, if that place can take it: a
+    /// recording, and a replay of a trace that did not record the place
+    /// (format version 3).
+    Kernel,
+    /// At this address, the recording's (a replay): an error if it
+    /// cannot be mapped there.
+    Recorded(u64),
+    /// Nowhere: a replay of a recording that mapped none.
+    Nowhere,
+}
+
+impl VdsoCopyAt {
+    /// Where a replay maps the copy for an exec recorded with `copy`.
+    pub fn replaying(copy: rrtest_trace::VdsoCopy) -> VdsoCopyAt {
+        match copy {
+            rrtest_trace::VdsoCopy::Unrecorded => VdsoCopyAt::Kernel,
+            rrtest_trace::VdsoCopy::Absent => VdsoCopyAt::Nowhere,
+            rrtest_trace::VdsoCopy::At(addr) => VdsoCopyAt::Recorded(addr),
+        }
+    }
+}
+
+/// How an exec's copy of the vDSO goes into its trace: where it was
+/// mapped, under this thread's [`VdsoMode`] (only [`VdsoMode::Own`]
+/// records it; the older modes write what older recorders wrote).
+pub fn vdso_copy_to_record(facts: &ExecFacts) -> rrtest_trace::VdsoCopy {
+    match (vdso_mode(), facts.vdso_copy) {
+        (VdsoMode::Own, Some(addr)) => rrtest_trace::VdsoCopy::At(addr),
+        (VdsoMode::Own, None) => rrtest_trace::VdsoCopy::Absent,
+        _ => rrtest_trace::VdsoCopy::Unrecorded,
     }
 }
 
@@ -187,13 +256,25 @@ pub fn kernel_vdso_ranges(maps: &str) -> Vec<(u64, u64)> {
 /// kernel by kernel.
 pub const KERNEL_VDSO_HOLE: u64 = 0x1_0000;
 
+/// The mapping of `placed`, a copy of the vDSO image, under `mode`: with
+/// its stub page ([`VdsoMode::Own`]), or the image alone.
+fn image_mapping(placed: vdso::Placed, mode: VdsoMode) -> (u64, u64) {
+    if mode == VdsoMode::Own {
+        placed.mapping()
+    } else {
+        (placed.base, vdso::mapped_len())
+    }
+}
+
 /// Replaces the kernel's vDSO in thread `tid`'s fresh image (at its exec
-/// stop, the fixed page mapped) by the recorder's own: unmaps the kernel's
-/// vDSO and vvar pages, reserves the place they took as
-/// [`KERNEL_VDSO_HOLE`] bytes of `PROT_NONE` ([`reserve_hole`]), maps
-/// [`vdso::image`] at [`vdso::VDSO_ADDR`] (read-only and executable).
-/// Returns the address for `AT_SYSINFO_EHDR`.
-fn replace_vdso(tid: i32) -> io::Result<u64> {
+/// stop, the fixed page mapped) by the recorder's own, as `mode` says:
+/// unmaps the kernel's vDSO and vvar pages, reserves the place they took
+/// as [`KERNEL_VDSO_HOLE`] bytes of `PROT_NONE` ([`reserve_hole`]), maps a
+/// copy of the image where `copy_at` says ([`map_image_copy`]), and maps
+/// [`vdso::image`] at [`vdso::VDSO_ADDR`] (read-only and executable; with
+/// its stub page after it under [`VdsoMode::Own`]). Returns the address
+/// for `AT_SYSINFO_EHDR` and where the copy went.
+fn replace_vdso(tid: i32, mode: VdsoMode, copy_at: VdsoCopyAt) -> io::Result<(u64, Option<u64>)> {
     let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))?;
     let mut ranges = kernel_vdso_ranges(&maps);
     for &(start, end) in &ranges {
@@ -213,23 +294,38 @@ fn replace_vdso(tid: i32) -> io::Result<u64> {
             reserved = reserve_hole(tid, lo, hi)?;
         }
     }
-    if let Some(at) = kernel_vdso_start(&maps) {
-        map_image_copy(tid, at, reserved)?;
-    }
-    let len = vdso::mapped_len();
+    let copy = match copy_at {
+        VdsoCopyAt::Kernel => match kernel_vdso_start(&maps) {
+            Some(at) => map_image_copy(tid, at, reserved, mode)?,
+            None => None,
+        },
+        VdsoCopyAt::Recorded(at) => match map_image_copy(tid, at, reserved, mode)? {
+            Some(at) => Some(at),
+            None => {
+                let (start, len) = image_mapping(vdso::Placed::copy(at), mode);
+                return Err(io::Error::other(format!(
+                    "the recording mapped its copy of the vDSO at {at:#x} (where the \
+                     recording kernel's vDSO was), but {start:#x}-{:#x} is taken here: this \
+                     kernel lays out the program's memory otherwise (docs/portability.md)",
+                    start + len
+                )));
+            }
+        },
+        VdsoCopyAt::Nowhere => None,
+    };
+    let (start, len) = image_mapping(vdso::Placed::main(), mode);
     let mapped = inject_via_fixed_page(
         tid,
         libc::SYS_mmap,
-        anon_mmap_args(vdso::VDSO_ADDR, len, libc::PROT_READ | libc::PROT_EXEC),
+        anon_mmap_args(start, len, libc::PROT_READ | libc::PROT_EXEC),
     )?;
-    if mapped as u64 != vdso::VDSO_ADDR {
+    if mapped as u64 != start {
         return Err(io::Error::other(format!(
-            "could not map the recorder's vDSO at {:#x} ({len} bytes): mmap returned {mapped}",
-            vdso::VDSO_ADDR
+            "could not map the recorder's vDSO at {start:#x} ({len} bytes): mmap returned {mapped}"
         )));
     }
     RemoteMem::new(tid).write(vdso::VDSO_ADDR, vdso::image())?;
-    Ok(vdso::VDSO_ADDR)
+    Ok((vdso::VDSO_ADDR, copy))
 }
 
 /// The auxiliary vector as [`prepare_after_exec`] left it for the program,
@@ -240,7 +336,7 @@ fn replace_vdso(tid: i32) -> io::Result<u64> {
 /// kernel's vDSO stays mapped there, and a debugger may read it.
 pub fn auxv_as_seen(kernel: &[u8]) -> Vec<u8> {
     let mut auxv = kernel.to_vec();
-    if vdso_mode() == VdsoMode::Own {
+    if vdso_mode().own() {
         for pair in auxv.chunks_exact_mut(16) {
             if pair[..8] == AT_SYSINFO_EHDR.to_le_bytes() {
                 pair[8..].copy_from_slice(&vdso::VDSO_ADDR.to_le_bytes());
@@ -281,38 +377,44 @@ pub fn kernel_vdso_start(maps: &str) -> Option<u64> {
 }
 
 /// Maps a copy of the recorder's vDSO image (read-only, executable) at
-/// `at`, where the kernel's vDSO was, over the recorder's own reservation
-/// `reserved` when it covers it, else only where nothing is mapped. The
-/// kernel's copy of the auxiliary vector (`/proc/self/auxv`, and
-/// `prctl(PR_GET_AUXV)`) still names that address: rustix, with its
-/// default features, reads it there and looks at the ELF header it points
-/// to, which it would find unmapped (`SIGSEGV`); it finds this copy, whose
-/// functions are recorded syscalls like the image's at `VDSO_ADDR`. The
-/// address is the kernel's, so a replay on another kernel puts the copy
-/// elsewhere; a program that reads the recorded auxiliary vector there and
-/// calls into the copy then diverges (docs/portability.md). If the copy
-/// cannot be mapped (a kernel vDSO smaller than the image, with a mapping
-/// right after it), nothing is done.
-fn map_image_copy(tid: i32, at: u64, reserved: Option<(u64, u64)>) -> io::Result<()> {
-    let len = vdso::mapped_len();
-    let inside = reserved.is_some_and(|(lo, hi)| lo <= at && at + len <= hi);
-    let mut args = anon_mmap_args(at, len, libc::PROT_READ | libc::PROT_EXEC);
+/// `at`, where the recording kernel's vDSO was, with its stub page right
+/// below it under [`VdsoMode::Own`] (where the kernel's vvar pages were),
+/// over the recorder's own reservation `reserved` when it covers the
+/// mapping, else only where nothing is mapped. The kernel's copy of the
+/// auxiliary vector (`/proc/self/auxv`, and `prctl(PR_GET_AUXV)`) still
+/// names that address: rustix, with its default features, reads it there
+/// and looks at the ELF header it points to, which it would find unmapped
+/// (`SIGSEGV`); it finds this copy, whose functions are recorded syscalls
+/// like the image's at `VDSO_ADDR`. Replay maps it at the recorded address
+/// (`VdsoCopyAt::Recorded`) whatever its kernel's layout, and says so if
+/// it cannot. Returns `at`, or `None` if the place is taken (a kernel vDSO
+/// smaller than the image, with a mapping right after it).
+fn map_image_copy(
+    tid: i32,
+    at: u64,
+    reserved: Option<(u64, u64)>,
+    mode: VdsoMode,
+) -> io::Result<Option<u64>> {
+    let (start, len) = image_mapping(vdso::Placed::copy(at), mode);
+    let inside = reserved.is_some_and(|(lo, hi)| lo <= start && start + len <= hi);
+    let mut args = anon_mmap_args(start, len, libc::PROT_READ | libc::PROT_EXEC);
     if inside {
         // Over our own PROT_NONE reservation, which nothing else uses.
         args[3] = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
     }
     let r = inject_via_fixed_page(tid, libc::SYS_mmap, args)?;
-    if r as u64 == at {
-        RemoteMem::new(tid).write(at, vdso::image())?;
+    if r as u64 != start {
+        return Ok(None);
     }
-    Ok(())
+    RemoteMem::new(tid).write(at, vdso::image())?;
+    Ok(Some(at))
 }
 
 /// Prepares a thread stopped at its exec stop: maps the fixed page, and
-/// replaces the kernel's vDSO by the recorder's own or hides it, as this
-/// thread's [`VdsoMode`] says (either way time reads are syscalls, which
-/// are recorded).
-pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
+/// replaces the kernel's vDSO by the recorder's own (its copy where
+/// `copy_at` says) or hides it, as this thread's [`VdsoMode`] says (either
+/// way time reads are syscalls, which are recorded).
+pub fn prepare_after_exec(tid: i32, copy_at: VdsoCopyAt) -> io::Result<ExecFacts> {
     let regs = ptrace::getregs(tid)?;
     let mem = RemoteMem::new(tid);
 
@@ -339,9 +441,12 @@ pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
         )));
     }
     mem.write(FIXED_PAGE_ADDR, &fixed_page_code())?;
-    let own_vdso = match vdso_mode() {
-        VdsoMode::Own => Some(replace_vdso(tid)?),
-        VdsoMode::Hidden => None,
+    let (own_vdso, vdso_copy) = match vdso_mode() {
+        VdsoMode::Hidden => (None, None),
+        mode => {
+            let (ehdr, copy) = replace_vdso(tid, mode, copy_at)?;
+            (Some(ehdr), copy)
+        }
     };
 
     // Walk the initial stack to the auxiliary vector.
@@ -380,6 +485,7 @@ pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
         at_random_addr,
         at_random,
         execfn_addr,
+        vdso_copy,
     })
 }
 

@@ -99,9 +99,67 @@ pub fn mapped_len() -> u64 {
     (image().len() as u64).div_ceil(0x1000) * 0x1000
 }
 
-/// Whether `addr` lies in the recorder's own vDSO.
+/// Bytes of the stub page mapped next to each copy of the image, in the
+/// same mapping (docs/design.md, "The vDSO"): the stubs of the image's
+/// patched syscall sites go there, so that patching one maps nothing. Its
+/// sites are out of `rel32` reach of the stub pages the patcher maps for
+/// other code (the image at [`VDSO_ADDR`] lies below 4 GiB); a stub page
+/// mapped at the first patch of one of them would make the program's
+/// memory map depend on which thread called first. One page holds the
+/// stubs of all [`FUNCTIONS`] (a unit test checks it).
+pub const STUB_PAGE_LEN: u64 = 0x1000;
+
+/// A copy of the image in a program and its stub page, mapped together
+/// (one anonymous r-x mapping) at exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    /// The image's address.
+    pub base: u64,
+    /// The stub page's.
+    pub stub_page: u64,
+}
+
+impl Placed {
+    /// The image at [`VDSO_ADDR`], which `AT_SYSINFO_EHDR` names: its stub
+    /// page right after it, in the [`VDSO_MAX_SIZE`] bytes below the fixed
+    /// page, so that the mapping starts where the image does (gdb takes
+    /// the vDSO's extent from the line of `/proc/PID/maps` that starts at
+    /// `AT_SYSINFO_EHDR`, and finds no vDSO without one).
+    pub fn main() -> Placed {
+        Placed {
+            base: VDSO_ADDR,
+            stub_page: VDSO_ADDR + mapped_len(),
+        }
+    }
+
+    /// The copy at `at`, where the kernel's vDSO was: its stub page right
+    /// below it, where the kernel's vvar pages were (the dynamic loader
+    /// follows the kernel's vDSO).
+    pub fn copy(at: u64) -> Placed {
+        Placed {
+            base: at,
+            stub_page: at - STUB_PAGE_LEN,
+        }
+    }
+
+    /// The mapping: start and length.
+    pub fn mapping(&self) -> (u64, u64) {
+        (self.base.min(self.stub_page), STUB_PAGE_LEN + mapped_len())
+    }
+
+    /// The image's code: start and end.
+    pub fn image(&self) -> (u64, u64) {
+        (self.base, self.base + mapped_len())
+    }
+}
+
+const _: () = assert!(0x2000 + STUB_PAGE_LEN <= VDSO_MAX_SIZE);
+
+/// Whether `addr` lies in the mapping of the recorder's own vDSO at
+/// [`VDSO_ADDR`], its stub page included.
 pub fn contains(addr: u64) -> bool {
-    (VDSO_ADDR..VDSO_ADDR + mapped_len()).contains(&addr)
+    let (start, len) = Placed::main().mapping();
+    (start..start + len).contains(&addr)
 }
 
 /// The SysV ELF hash (`DT_HASH`, and the versions' `vd_hash`).

@@ -187,8 +187,59 @@ fn the_image_is_the_same_every_time() {
     assert_eq!(image(), build().as_slice());
     assert_eq!(mapped_len() % 0x1000, 0);
     assert!(contains(VDSO_ADDR) && contains(VDSO_ADDR + image().len() as u64 - 1));
-    assert!(!contains(VDSO_ADDR - 1) && !contains(VDSO_ADDR + mapped_len()));
+    assert!(!contains(VDSO_ADDR - 1) && contains(VDSO_ADDR + mapped_len()));
     const { assert!(VDSO_ADDR + VDSO_MAX_SIZE <= rrtest_abi::FIXED_PAGE_ADDR) };
+}
+
+/// Each function's `syscall` site, analyzed as the patcher analyzes it
+/// (the `mov eax, NR` before it starts the region), gets a stub in the
+/// stub page right below the image, one after another as the patcher puts
+/// them (16-byte aligned, 32 bytes to spare each): all of them fit, the
+/// jumps between site and stub reach, and the page lies inside the
+/// mapping, which ends where the image does.
+#[test]
+fn the_stubs_of_all_sites_fit_in_the_stub_page() {
+    use rrtest_syscalls::patch::{self, AnalyzeOptions, Anchor};
+    let img = image();
+    for placed in [Placed::main(), Placed::copy(0x7fff_f7fc_8000)] {
+        let (base, page, len) = (placed.base, placed.stub_page, STUB_PAGE_LEN);
+        let (start, mapped) = placed.mapping();
+        assert_eq!(mapped, len + mapped_len());
+        // Image and stub page fill the mapping.
+        assert!(start == page.min(base) && (page + len == base || base + mapped_len() == page));
+        let mut next = page;
+        for (i, (name, _)) in FUNCTIONS.iter().enumerate() {
+            let mov = TEXT_AT + i * SLOT;
+            let options = AnalyzeOptions {
+                boundary: Some(base + mov as u64),
+                anchor: Anchor::Syscall,
+            };
+            let site = patch::analyze_with(
+                &img[mov..mov + 64],
+                base + mov as u64,
+                base + mov as u64 + 5,
+                &options,
+            )
+            .unwrap_or_else(|r| panic!("{name}: {r}"));
+            let at = next.next_multiple_of(16);
+            let stub = patch::build_stub(&site, at, rrtest_abi::FIXED_PAGE_ADDR, site.end())
+                .unwrap_or_else(|r| panic!("{name}: {r}"));
+            patch::patch_bytes(&site, at).unwrap_or_else(|r| panic!("{name}: {r}"));
+            next = at + stub.code.len() as u64;
+            assert!(
+                next + 32 <= page + len,
+                "{name}: the stub ends at {next:#x}, past the page ({page:#x}, {len} bytes)"
+            );
+        }
+    }
+    // The main image's mapping starts at the image (gdb looks for a line of
+    // the maps that starts at AT_SYSINFO_EHDR), its stub page after it,
+    // below the fixed page.
+    assert_eq!(Placed::main().mapping().0, VDSO_ADDR);
+    assert!(
+        contains(VDSO_ADDR + mapped_len()) && !contains(VDSO_ADDR + mapped_len() + STUB_PAGE_LEN)
+    );
+    assert!(VDSO_ADDR + mapped_len() + STUB_PAGE_LEN <= rrtest_abi::FIXED_PAGE_ADDR);
 }
 
 #[test]

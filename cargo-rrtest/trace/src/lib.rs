@@ -68,7 +68,16 @@ pub use writer::{keep, rewrite_header, TraceWriter};
 /// the program with the vDSO hidden instead, and the program would take
 /// other paths than it took while recording (a divergence, not a clear
 /// refusal), so it must refuse them instead.
-pub const FORMAT_VERSION: u32 = 3;
+///
+/// Version 4: the own vDSO's image is mapped with a stub page for its
+/// sites right below it, and each `Exec` record ends with the address of
+/// the copy of the image mapped where the recording kernel's vDSO was
+/// ([`VdsoCopy`]); replay maps both the same way. Version 3 traces (the
+/// stub page mapped at the first patch of a site in the image, the copy
+/// where the replaying kernel's vDSO is) are still replayed so. A
+/// version 3 reader would find bytes after an `Exec` record's last field
+/// (corruption to it, not a clear refusal).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The oldest trace format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

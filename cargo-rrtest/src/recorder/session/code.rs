@@ -165,8 +165,8 @@ impl Drop for CodeMaps {
 
 /// The executable mappings in `maps` (the text of `/proc/PID/maps`);
 /// `exe` (the process's executable) is the program's wherever it lies, the
-/// recorder's own vDSO (anonymous, at its fixed address) is the system's
-/// as the kernel's is, and
+/// recorder's own vDSO (anonymous, at its fixed address, with the stub
+/// page of its sites) is the system's as the kernel's is, and
 /// the dynamic loader (the file mapped at `loader_base`, the process's
 /// `AT_BASE`, or a file named like one) is the system's wherever it lies:
 /// a cut in its lazy-binding resolver (`_dl_fixup` and what it calls)
@@ -252,7 +252,7 @@ mod tests {
     use super::*;
 
     const MAPS: &str = "\
-6fffc000-6fffd000 r-xp 00000000 00:00 0
+6fffc000-6ffff000 r-xp 00000000 00:00 0
 70000000-70001000 r-xp 00000000 00:00 0
 555555554000-555555560000 r--p 00000000 fd:01 123 /work/target/debug/deps/races-1
 555555560000-5555556a0000 r-xp 0000c000 fd:01 123 /work/target/debug/deps/races-1
@@ -271,7 +271,8 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
         assert_eq!(
             system,
             vec![
-                // The recorder's own vDSO is the system's; its fixed page
+                // The recorder's own vDSO (the image, then its stub page)
+                // is the system's; its fixed page
                 // is nobody's code the program calls (anonymous).
                 (0x6fff_c000, true),
                 (0x7000_0000, false),

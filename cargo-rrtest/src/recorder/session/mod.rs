@@ -314,6 +314,10 @@ struct Session {
     leader_gone_at: Option<Instant>,
     /// The syscall buffer of each process that has one, by process id.
     spaces: HashMap<Tid, Space>,
+    /// The images of the recorder's own vDSO with their stub pages
+    /// (`tracee::ExecFacts::vdso_images`) of each process exec'd and not
+    /// yet through the buffer's handshake, which gives them to its space.
+    vdso_images: HashMap<Tid, Vec<crate::tracee::vdso::Placed>>,
     /// Where a flush reads a buffer's first page (kept: a flush comes at
     /// nearly every stop).
     head: HeadBuf,
@@ -398,17 +402,20 @@ fn point_digest_to_record() -> PointDigest {
 /// What a new recording does with the vDSO: the recorder's own, unless
 /// `RRTEST_VDSO=hidden` (or a version 1 trace: `RRTEST_POINT_DIGEST=sha256`)
 /// asks for a trace as recorders before format version 3 wrote it, whose
-/// program keeps the kernel's vDSO, hidden, so that tests can check that
-/// such traces still replay; not meant for users.
+/// program keeps the kernel's vDSO, hidden, or `RRTEST_VDSO=own-v3` for
+/// one as recorders of format version 3 wrote it (no stub page mapped
+/// with the vDSO), so that tests can check that such traces still replay;
+/// not meant for users.
 fn vdso_mode_to_record(digest: PointDigest) -> VdsoMode {
     match std::env::var("RRTEST_VDSO").as_deref() {
         Ok("hidden") => VdsoMode::Hidden,
         _ if digest == PointDigest::Sha256 => VdsoMode::Hidden,
+        Ok("own-v3") => VdsoMode::OwnV3,
         Ok("own") | Err(_) => VdsoMode::Own,
         Ok(other) => {
             warn!(
                 other,
-                "RRTEST_VDSO is neither `own` nor `hidden`: recording with the recorder's own vDSO"
+                "RRTEST_VDSO is not `own`, `own-v3` or `hidden`: recording with the recorder's own vDSO"
             );
             VdsoMode::Own
         }
@@ -445,6 +452,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         format_version: match (digest, vdso) {
             (PointDigest::Sha256, _) => 1,
             (_, VdsoMode::Hidden) => 2,
+            (_, VdsoMode::OwnV3) => 3,
             (_, VdsoMode::Own) => FORMAT_VERSION,
         },
         recorder_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -480,7 +488,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
         signal_traps_cleared: true,
-        own_vdso: vdso == VdsoMode::Own,
+        own_vdso: vdso.own(),
         loaders: Vec::new(),
         interpreters: Vec::new(),
         host: Some(crate::tracee::host::facts()),
@@ -540,7 +548,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         Ok(c) => writer.header_mut().tracee_cpu = u32::try_from(c).ok(),
         Err(e) => warn!(error = %e, "could not bind the program to one CPU: replay may diverge"),
     }
-    let facts = crate::tracee::prepare_after_exec(pid)
+    let facts = crate::tracee::prepare_after_exec(pid, crate::tracee::VdsoCopyAt::Kernel)
         .map_err(ptrace_err("preparing the tracee after exec", pid))?;
     let exe_file = writer.add_file(&opts.program)?;
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
@@ -559,6 +567,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         at_random: facts.at_random,
         sp: facts.sp,
         ip: facts.ip,
+        vdso_copy: crate::tracee::vdso_copy_to_record(&facts),
     }))?;
 
     let switch_log = match opts.prescribed.as_ref().and_then(|p| p.log.as_ref()) {
@@ -588,6 +597,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         leader_status: None,
         leader_gone_at: None,
         spaces: HashMap::new(),
+        vdso_images: HashMap::from([(pid, facts.vdso_images())]),
         head: HeadBuf::default(),
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
@@ -921,6 +931,7 @@ impl Session {
         if task.pid == tid {
             self.tracer_gone(tid);
             self.spaces.remove(&tid);
+            self.vdso_images.remove(&tid);
             // Its id may come back as another process's.
             self.code.forget(tid);
             if tid == self.leader {

@@ -141,6 +141,10 @@ struct Session {
     watchdog: std::sync::Arc<super::watchdog::Watchdog>,
     /// The syscall buffer of each replayed process that has one, by real pid.
     spaces: HashMap<i32, Space>,
+    /// The images of the recorder's own vDSO with their stub pages
+    /// (`tracee::ExecFacts::vdso_images`) of each process exec'd and not
+    /// yet through the buffer's handshake, by real process id.
+    vdso_images: HashMap<i32, Vec<crate::tracee::vdso::Placed>>,
     /// Each thread's buffered syscalls still to come, in order.
     buffered: HashMap<Tid, VecDeque<Buffered>>,
     /// A thread in a `clone3` that replay makes without its namespace
@@ -402,6 +406,7 @@ impl Session {
                 self.tasks.remove(&pid);
                 self.no_buffered_left(pid)?;
                 self.spaces.remove(&real);
+                self.vdso_images.remove(&real);
                 // Whether a core was dumped depends on the machine, not the program.
                 let same = match (seen, status) {
                     (

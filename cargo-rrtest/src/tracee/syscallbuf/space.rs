@@ -13,6 +13,7 @@ use rrtest_abi::{area, entry, syscall_ip, OutputFd, AREA_ADDR, FIXED_PAGE_ADDR, 
 use rrtest_syscalls::patch::{Anchor, Stub, StubIp};
 
 use super::control::Controls;
+use crate::tracee::vdso;
 
 /// The buffer state of one address space.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +26,10 @@ pub struct Space {
     pub(super) page: Option<(u64, u64)>,
     /// Its next free byte.
     pub(super) next_stub: u64,
+    /// The stub pages mapped at exec with the images of the recorder's own
+    /// vDSO: the stubs of those images' sites go there, never in
+    /// [`Space::page`], and never in a page mapped for them.
+    pub(super) vdso_pages: Vec<VdsoStubPage>,
     /// Syscall instructions never to try again (refused, or out of range).
     pub refused: HashSet<u64>,
     /// The address space is another process's (a vfork child before its
@@ -55,6 +60,27 @@ pub struct Space {
     pub rdtsc_sites: bool,
 }
 
+/// The stub page of an image of the recorder's own vDSO
+/// (`tracee::vdso::Placed`), mapped with it at exec, and how much of it
+/// is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct VdsoStubPage {
+    /// The image's code: start and end.
+    image: (u64, u64),
+    /// The page: start and end.
+    page: (u64, u64),
+    /// Its next free byte.
+    next: u64,
+}
+
+impl VdsoStubPage {
+    /// Where the next stub of `len` bytes goes, if the page has room.
+    pub(super) fn room_for(&self, len: u64) -> Option<u64> {
+        let at = self.next.next_multiple_of(16);
+        (at + len <= self.page.1).then_some(at)
+    }
+}
+
 /// How much of a buffer is already in the trace: its first `records`
 /// records, `bytes` bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,10 +92,20 @@ pub struct Flushed {
 }
 
 impl Space {
-    /// A fresh space after the handshake.
-    pub fn new(hook_entry: u64) -> Space {
+    /// A fresh space after the handshake, in a process whose images of
+    /// the recorder's own vDSO with their stub pages are `vdso_images`.
+    pub fn new(hook_entry: u64, vdso_images: &[vdso::Placed]) -> Space {
+        let vdso_pages = vdso_images
+            .iter()
+            .map(|placed| VdsoStubPage {
+                image: placed.image(),
+                page: (placed.stub_page, placed.stub_page + vdso::STUB_PAGE_LEN),
+                next: placed.stub_page,
+            })
+            .collect();
         Space {
             hook_entry,
+            vdso_pages,
             ..Space::default()
         }
     }
@@ -144,6 +180,32 @@ impl Space {
         let (addr, size) = self.page?;
         let at = self.next_stub.next_multiple_of(16);
         (at + len <= addr + size).then_some(at)
+    }
+
+    /// The stub page of the image of the recorder's own vDSO that `site`
+    /// lies in, if it lies in one.
+    pub(super) fn vdso_page_of(&self, site: u64) -> Option<&VdsoStubPage> {
+        self.vdso_pages
+            .iter()
+            .find(|p| (p.image.0..p.image.1).contains(&site))
+    }
+
+    /// Notes a stub of `len` bytes written at `addr`: the next stub of its
+    /// page goes after it. `new_page`: the page the patch mapped first, if
+    /// any (never a vDSO image's stub page, which is mapped at exec).
+    pub(super) fn note_stub(&mut self, addr: u64, len: u64, new_page: Option<(u64, u64)>) {
+        if let Some(p) = self
+            .vdso_pages
+            .iter_mut()
+            .find(|p| (p.page.0..p.page.1).contains(&addr))
+        {
+            p.next = addr + len;
+            return;
+        }
+        if let Some(page) = new_page {
+            self.page = Some(page);
+        }
+        self.next_stub = addr + len;
     }
 }
 
