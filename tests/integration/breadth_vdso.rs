@@ -15,6 +15,11 @@
 //!   mapped at the first patch of a site in the vDSO): the lists differ
 //!   (a new executable mapping appears), which is what the fixture exists
 //!   to catch, and such a trace still verifies and replays alike.
+//! - `breadth::vdso::copy_place_taken`: a trace whose `Exec` record puts
+//!   the copy of the vDSO (for `/proc/self/auxv` readers) where replay
+//!   finds the dynamic loader (as a replay kernel with another layout
+//!   would): replay fails at that exec with an error naming the address,
+//!   the program printing nothing; the trace as recorded replays.
 //! - `gdb::vdso::symbols_and_backtrace`: in a replay of `vdso_lookup`, gdb
 //!   reads the vDSO the gdb server's auxiliary vector names (the
 //!   recorder's, at `0x6fffc000`) from memory: a breakpoint on
@@ -46,6 +51,12 @@ pub fn trials() -> Vec<Trial> {
                 .with_ignored_flag(no_recording.is_some()),
         );
     }
+    trials.push(
+        Trial::test("breadth::vdso::copy_place_taken", || {
+            copy_place_taken("breadth::vdso::copy_place_taken")
+        })
+        .with_ignored_flag(no_recording.is_some()),
+    );
     trials.push(
         Trial::test("breadth::vdso::first_call_maps::v3_trace", || {
             first_call_maps_v3("breadth::vdso::first_call_maps::v3_trace")
@@ -131,6 +142,63 @@ fn first_call_maps(trial: &str, arg: &'static str) -> Result<(), Failed> {
         json["stats"]
     );
     recorder::expect_replays_alike(&inv, &trace, &rec)?;
+    dir.finish();
+    Ok(())
+}
+
+/// `vdso_lookup maps-auxv` recorded, then its trace written again with
+/// the first `Exec` record's copy of the vDSO moved to the page of the
+/// program's entry point (the loader's code, mapped before the recorder
+/// maps anything): replay must refuse to go on, naming the address.
+fn copy_place_taken(trial: &str) -> Result<(), Failed> {
+    use rrtest_trace::{Event, TraceReader, TraceWriter, VdsoCopy};
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(&maps_spec("maps-auxv"), dir.sub("work")?)?;
+    let recorded = dir.path.join("recorded");
+    let rec = inv.record(&recorded)?;
+    rec.expect_code(0)?;
+    let mut reader = TraceReader::open(&recorded)?;
+    let header = reader.header().clone();
+    let mut events = Vec::new();
+    while let Some(e) = reader.next_event()? {
+        events.push(e);
+    }
+    let Some(Event::Exec(exec)) = events.first_mut() else {
+        return Err("the trace does not start with an exec".into());
+    };
+    check!(
+        matches!(exec.vdso_copy, VdsoCopy::At(_)),
+        "the recording mapped no copy of the vDSO: {:?}",
+        exec.vdso_copy
+    );
+    let taken = exec.ip & !0xfff;
+    exec.vdso_copy = VdsoCopy::At(taken);
+    let trace = dir.path.join("trace");
+    let mut writer = TraceWriter::create(&trace, header)?;
+    for e in &events {
+        writer.push(e)?;
+    }
+    writer.finish()?;
+    for f in std::fs::read_dir(recorded.join("files"))? {
+        let f = f?;
+        std::fs::hard_link(f.path(), trace.join("files").join(f.file_name()))?;
+    }
+    let rep = inv.replay(&trace)?;
+    let err = rep.stderr_text();
+    check!(
+        !rep.status.success()
+            && err.contains(&format!("copy of the vDSO at {taken:#x}"))
+            && err.contains("is taken here"),
+        "replay did not refuse a copy of the vDSO where the loader is\n{}",
+        rep.describe()
+    );
+    check!(
+        !rep.stdout_text().contains("maps before"),
+        "the program ran on\n{}",
+        rep.describe()
+    );
+    let again = inv.replay(&recorded)?;
+    run::expect_same_bytes("stdout (recorded, replayed)", &rec.stdout, &again.stdout)?;
     dir.finish();
     Ok(())
 }
