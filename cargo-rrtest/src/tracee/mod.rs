@@ -296,17 +296,18 @@ fn replace_vdso(tid: i32, mode: VdsoMode, copy_at: VdsoCopyAt) -> io::Result<(u6
     }
     let copy = match copy_at {
         VdsoCopyAt::Kernel => match kernel_vdso_start(&maps) {
-            Some(at) => map_image_copy(tid, at, reserved, mode)?,
+            Some(at) => map_image_copy(tid, at, reserved, mode)?.ok(),
             None => None,
         },
         VdsoCopyAt::Recorded(at) => match map_image_copy(tid, at, reserved, mode)? {
-            Some(at) => Some(at),
-            None => {
+            Ok(at) => Some(at),
+            Err(got) => {
                 let (start, len) = image_mapping(vdso::Placed::copy(at), mode);
                 return Err(io::Error::other(format!(
                     "the recording mapped its copy of the vDSO at {at:#x} (where the \
-                     recording kernel's vDSO was), but {start:#x}-{:#x} is taken here: this \
-                     kernel lays out the program's memory otherwise (docs/portability.md)",
+                     recording kernel's vDSO was), but {start:#x}-{:#x} is taken here (mmap \
+                     returned {got}): this kernel lays out the program's memory otherwise \
+                     (docs/portability.md)",
                     start + len
                 )));
             }
@@ -387,14 +388,14 @@ pub fn kernel_vdso_start(maps: &str) -> Option<u64> {
 /// (`SIGSEGV`); it finds this copy, whose functions are recorded syscalls
 /// like the image's at `VDSO_ADDR`. Replay maps it at the recorded address
 /// (`VdsoCopyAt::Recorded`) whatever its kernel's layout, and says so if
-/// it cannot. Returns `at`, or `None` if the place is taken (a kernel vDSO
-/// smaller than the image, with a mapping right after it).
+/// it cannot. Returns `at`, or what `mmap` returned if the place is taken
+/// (a kernel vDSO smaller than the image, with a mapping right after it).
 fn map_image_copy(
     tid: i32,
     at: u64,
     reserved: Option<(u64, u64)>,
     mode: VdsoMode,
-) -> io::Result<Option<u64>> {
+) -> io::Result<Result<u64, i64>> {
     let (start, len) = image_mapping(vdso::Placed::copy(at), mode);
     let inside = reserved.is_some_and(|(lo, hi)| lo <= start && start + len <= hi);
     let mut args = anon_mmap_args(start, len, libc::PROT_READ | libc::PROT_EXEC);
@@ -404,10 +405,10 @@ fn map_image_copy(
     }
     let r = inject_via_fixed_page(tid, libc::SYS_mmap, args)?;
     if r as u64 != start {
-        return Ok(None);
+        return Ok(Err(r));
     }
     RemoteMem::new(tid).write(at, vdso::image())?;
-    Ok(Some(at))
+    Ok(Ok(at))
 }
 
 /// Prepares a thread stopped at its exec stop: maps the fixed page, and

@@ -217,3 +217,47 @@ fn region_start(stub: &Stub) -> u64 {
         .map(|&(orig, _)| orig)
         .unwrap_or(stub.syscall_addr)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stub in the vDSO's stub page moves that page's cursor only: the
+    /// next stub of another site still goes in the page mapped for the
+    /// others, right after its last stub. Each image's sites find their
+    /// own page, and nothing else does.
+    #[test]
+    fn vdso_stubs_keep_their_own_cursor() {
+        let main = vdso::Placed::main();
+        let copy = vdso::Placed::copy(0x7fff_f7fc_8000);
+        let mut space = Space::new(0x7fff_f7fb_4000, &[main, copy]);
+        let page = (0x7fff_effe_f000, 0x1_0000);
+        // A libc site's stub maps the first stub page.
+        space.note_stub(page.0, 0x50, Some(page));
+        assert_eq!(space.room_for(0x60), Some(page.0 + 0x50));
+        // A site in the vDSO at 0x6fffc000.
+        let site = vdso::VDSO_ADDR + 0x1405;
+        let vpage = space.vdso_page_of(site).expect("the main image's page");
+        assert_eq!(vpage.room_for(0x60), Some(main.stub_page));
+        space.note_stub(main.stub_page, 0x58, None);
+        // The libc page is where it was.
+        assert_eq!(space.room_for(0x60), Some(page.0 + 0x50));
+        let vpage = space.vdso_page_of(site).expect("the main image's page");
+        assert_eq!(vpage.room_for(0x60), Some(main.stub_page + 0x60));
+        // The copy's sites go to the copy's page, below it.
+        let in_copy = space
+            .vdso_page_of(copy.base + 0x1415)
+            .expect("the copy's page");
+        assert_eq!(
+            in_copy.room_for(0x60),
+            Some(copy.base - vdso::STUB_PAGE_LEN)
+        );
+        // A full page has no room; other code has no vDSO page.
+        assert_eq!(vpage.room_for(vdso::STUB_PAGE_LEN), None);
+        assert!(space.vdso_page_of(0x7fff_f7dd_0000).is_none());
+        assert!(space.vdso_page_of(main.stub_page).is_none());
+        // A space of a process without the own vDSO's stub pages (format
+        // version 3, or the vDSO hidden) has none.
+        assert!(Space::new(1, &[]).vdso_page_of(site).is_none());
+    }
+}
