@@ -22,9 +22,14 @@
 //!   trace replays under our own (8 MiB or more) with the recorded depth,
 //!   and a trace recorded with 8 MiB is refused, named, under 4 MiB;
 //! - `vdso_lookup`: the vDSO's symbols looked up by hand (auxv and an ELF
-//!   walk, dlopen with RTLD_NOLOAD + dlsym) and called natively; under the
-//!   recorder the vDSO is hidden (`::hidden` checks the program is told
-//!   so), and the program's fallback records and replays.
+//!   walk, dlopen with RTLD_NOLOAD + dlsym + dlvsym) and called; under the
+//!   recorder the vDSO is the recorder's own, at its fixed address
+//!   (`::exposed`: the program prints what it prints natively, also
+//!   through the vDSO `/proc/self/auxv` names, sees no kernel vDSO or vvar
+//!   mapping, its calls through the vDSO are buffered,
+//!   and the trace verifies and replays alike); `::hidden_trace`: a trace
+//!   as recorders before the own vDSO wrote it (format version 2, the
+//!   vDSO hidden) still verifies and replays alike.
 //! - `group_stop_kill`: SIGKILL to a child held in a group stop (stopped
 //!   by itself, with three threads, stopped by its parent) and SIGTERM to
 //!   a stopped child (pending until the SIGCONT): replay kills the child
@@ -143,8 +148,14 @@ pub fn trials() -> Vec<Trial> {
         .with_ignored_flag(skip || not_root.is_some()),
     );
     trials.push(
-        Trial::test("breadth::misc::vdso_lookup::hidden", || {
-            vdso_hidden("breadth::misc::vdso_lookup::hidden")
+        Trial::test("breadth::misc::vdso_lookup::exposed", || {
+            vdso_exposed("breadth::misc::vdso_lookup::exposed")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::misc::vdso_lookup::hidden_trace", || {
+            vdso_hidden_trace("breadth::misc::vdso_lookup::hidden_trace")
         })
         .with_ignored_flag(skip),
     );
@@ -284,20 +295,116 @@ fn inv_record(trace: &std::path::Path, exe: &std::path::Path) -> Result<run::Run
     run::run(&mut cmd)
 }
 
-/// Under the recorder `vdso_lookup` finds no vDSO (AT_SYSINFO_EHDR is 0,
-/// and the loader has none to dlopen): the recorder hides it so that time
-/// reads are syscalls (docs/design.md). Replay agrees.
-fn vdso_hidden(trial: &str) -> Result<(), Failed> {
-    let (dir, _, trace, rec) = record_listed(trial, "vdso_lookup")?;
+/// What `vdso_lookup` says on stderr under the recorder: the vDSO at the
+/// recorder's fixed address (`rrtest_abi::VDSO_ADDR`), and no mapping
+/// named `[vdso]` or `[vvar]` (the kernel's are gone).
+const OWN_VDSO_SEEN: &str = "AT_SYSINFO_EHDR 0x6fffc000; maps name [vdso]: 0, [vvar]: 0\n";
+
+/// Under the recorder `vdso_lookup` finds the recorder's own vDSO and
+/// everything in it it finds natively: its stdout is the native run's,
+/// byte for byte, with all five functions found by the ELF walk, dlsym
+/// and dlvsym (version LINUX_2.6) agreeing, and a vDSO with the same
+/// symbols where `/proc/self/auxv` says (rustix reads it there). The
+/// kernel's vDSO and vvar pages are gone; its 1000 calls through `__vdso_clock_gettime` are
+/// buffered (the site in the vDSO patched); the trace verifies and the
+/// replay prints the same, on stdout and stderr.
+fn vdso_exposed(trial: &str) -> Result<(), Failed> {
+    let (dir, inv, trace, rec) = record_listed(trial, "vdso_lookup")?;
+    let native = inv.native()?;
+    native.expect_code(0)?;
     check!(
-        rec.stdout_text()
-            .contains("no vDSO: AT_SYSINFO_EHDR is 0; dlopen(linux-vdso.so.1, RTLD_NOLOAD): 0\n"),
-        "the recorded program saw a vDSO\n{}",
+        native.stdout_text().contains(
+            "found by an ELF walk: clock_gettime 1, gettimeofday 1, time 1, getcpu 1, clock_getres 1\n"
+        ),
+        "the program found no vDSO natively (a kernel without one?)\n{}",
+        native.describe()
+    );
+    run::expect_same_bytes("stdout (native, recorded)", &native.stdout, &rec.stdout)?;
+    for line in [
+        "dlsym agrees with the walk: 1\n",
+        "dlvsym(LINUX_2.6) agrees: 1; another version: 0\n",
+        "__vdso_clock_getres(CLOCK_MONOTONIC) is libc's: 1\n",
+        // The kernel's copy of the auxv names the kernel's vDSO's place,
+        // where the recorder maps a copy of its own (rustix looks there).
+        "PR_GET_AUXV agrees with /proc/self/auxv: 1\n/proc/self/auxv's vDSO has __vdso_clock_gettime: 1\nand it reads the clock: 1\n",
+    ] {
+        check!(
+            rec.stdout_text().contains(line),
+            "no {line:?}\n{}",
+            rec.describe()
+        );
+    }
+    check!(
+        rec.stderr_text().contains(OWN_VDSO_SEEN),
+        "the recorded program did not see the recorder's vDSO alone\n{}",
         rec.describe()
     );
-    recorder::expect_verified(&trace)?;
+    let info = run::info_json(&trace)?;
+    info.expect_code(0)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let buffered = json["stats"]["buffered_syscalls"].as_u64().unwrap_or(0);
+    check!(
+        buffered >= 1000,
+        "the calls through the vDSO were not buffered: {}",
+        json["stats"]
+    );
+    let header = header_json(&trace)?;
+    check!(
+        header["format_version"] == 4 && header["own_vdso"] == true,
+        "the header does not say the vDSO was the recorder's: format_version {}, own_vdso {}",
+        header["format_version"],
+        header["own_vdso"]
+    );
+    recorder::expect_replays_alike(&inv, &trace, &rec)?;
+    let rep = inv.replay(&trace)?;
+    check!(
+        rep.stderr_text().contains(OWN_VDSO_SEEN),
+        "the replayed program did not see the recorder's vDSO alone\n{}",
+        rep.describe()
+    );
     dir.finish();
     Ok(())
+}
+
+/// A trace as recorders before the own vDSO wrote it (`RRTEST_VDSO=hidden`:
+/// format version 2, no `own_vdso`): the program found no vDSO (the
+/// kernel's stays mapped, hidden), and replay does the same again: the
+/// trace verifies and replays alike.
+fn vdso_hidden_trace(trial: &str) -> Result<(), Failed> {
+    let spec = SPECS
+        .iter()
+        .find(|s| s.name == "vdso_lookup")
+        .ok_or("vdso_lookup is not in SPECS")?;
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record_wrapped(&["env", "RRTEST_VDSO=hidden"], &trace, &[])?;
+    rec.expect_code(0)?;
+    check!(
+        rec.stdout_text()
+            .contains("no vDSO: AT_SYSINFO_EHDR is 0; dlopen(linux-vdso.so.1, RTLD_NOLOAD): 0\n")
+            && rec.stderr_text().contains("maps name [vdso]: 1"),
+        "the program did not find the kernel's vDSO mapped and hidden\n{}",
+        rec.describe()
+    );
+    let header = header_json(&trace)?;
+    check!(
+        header["format_version"] == 2 && header.get("own_vdso").is_none(),
+        "not a version 2 trace: format_version {}, own_vdso {}",
+        header["format_version"],
+        header["own_vdso"]
+    );
+    recorder::expect_replays_alike(&inv, &trace, &rec)?;
+    dir.finish();
+    Ok(())
+}
+
+/// The trace's `header.json`.
+pub(crate) fn header_json(trace: &std::path::Path) -> Result<serde_json::Value, Failed> {
+    let bytes =
+        std::fs::read(trace.join("header.json")).map_err(|e| format!("header.json: {e}"))?;
+    Ok(serde_json::from_slice(&bytes).map_err(|e| format!("header.json is no JSON: {e}"))?)
 }
 
 /// Records the fixture of `SPECS` named `name` (exit 0) for `trial`: its

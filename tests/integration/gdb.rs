@@ -178,7 +178,7 @@ pub fn trials() -> Vec<Trial> {
 }
 
 /// Why gdb trials cannot run here, if they cannot.
-fn gdb_missing() -> Option<&'static str> {
+pub(crate) fn gdb_missing() -> Option<&'static str> {
     static MISSING: OnceLock<Option<&'static str>> = OnceLock::new();
     *MISSING.get_or_init(|| {
         let ok = Command::new("gdb")
@@ -215,7 +215,7 @@ fn recorded_c(trial: &str) -> Result<(PathBuf, PathBuf, TrialDir), Failed> {
 
 /// C fixture `name` built as a PIE and recorded with `args` in a trial
 /// directory, exiting with `code`: (trace, binary, trial directory).
-fn recorded_fixture(
+pub(crate) fn recorded_fixture(
     name: &'static str,
     args: &[&str],
     code: i32,
@@ -420,7 +420,7 @@ fn gdb_batch_with(exe: &Path, pre: &[&str], addr: &str, cmds: &[&str]) -> Result
 
 /// A whole session: a server on `trace`, gdb with `cmds`, the server's end.
 /// Returns (gdb's output, the server's stderr).
-fn session(trace: &Path, exe: &Path, cmds: &[&str]) -> Result<(String, String), Failed> {
+pub(crate) fn session(trace: &Path, exe: &Path, cmds: &[&str]) -> Result<(String, String), Failed> {
     let server = Server::start(trace)?;
     let addr = server.addr.clone();
     let out = gdb_batch(exe, &addr, cmds)?;

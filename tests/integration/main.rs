@@ -23,6 +23,7 @@ mod breadth_ptrace_regs;
 mod breadth_ptrace_strace;
 mod breadth_ptrace_vfork;
 mod breadth_tty;
+mod breadth_vdso;
 mod chaos;
 mod chaos_stall;
 mod chaos_sweep;
@@ -75,6 +76,7 @@ fn main() {
     trials.extend(portable::trials());
     trials.extend(faults_interrupt::trials());
     trials.extend(gdb::trials());
+    trials.extend(breadth_vdso::trials());
     trials.extend(product::trials());
     trials.extend(recorder::trials());
     trials.extend(recorder_async::trials());

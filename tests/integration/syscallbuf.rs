@@ -1,7 +1,7 @@
 //! The syscall buffer (issue 5), judged on real recordings:
 //!
-//! - `syscallbuf::loop::*`: syscall loops (glibc's wrappers, the vDSO's
-//!   fallback, raw `syscall` instructions in Rust code, a mix of every kind
+//! - `syscallbuf::loop::*`: syscall loops (glibc's wrappers, the
+//!   recorder's own vDSO, raw `syscall` instructions in Rust code, a mix of every kind
 //!   of buffered syscall) record with at least
 //!   95% of their syscalls buffered through patched sites, verify, and
 //!   replay the same output; with `--no-syscallbuf` nothing is buffered and
@@ -539,7 +539,8 @@ pub fn trials() -> Vec<Trial> {
         // 200 rounds of 22 identity, permission and file-system syscalls,
         // and a sched_yield.
         ("buffered_more-pie", 4600),
-        // 2000 clock_gettime: glibc's vDSO fallback.
+        // 2000 clock_gettime: glibc calls the recorder's own vDSO, whose
+        // one syscall site is patched.
         ("clock_loop-pie", 2000),
         // 1000 getpid + write through a raw site in Rust code.
         ("rust::rust_raw_syscalls", 2000),

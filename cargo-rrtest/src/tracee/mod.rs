@@ -10,6 +10,7 @@ pub mod host;
 pub mod interp;
 pub mod syscallbuf;
 pub mod trap_mask;
+pub mod vdso;
 
 #[cfg(test)]
 mod patch_exec_tests;
@@ -110,11 +111,311 @@ pub struct ExecFacts {
     pub at_random: [u8; 16],
     /// Address of the filename string the program was exec'd with.
     pub execfn_addr: u64,
+    /// Where the copy of the recorder's vDSO was mapped ([`map_image_copy`]),
+    /// if one was.
+    pub vdso_copy: Option<u64>,
 }
 
-/// Prepares a thread stopped at its exec stop: maps the fixed page and hides
-/// the vDSO from the program (so time reads are syscalls, which are recorded).
-pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
+impl ExecFacts {
+    /// The images of the recorder's own vDSO mapped with a stub page for
+    /// their sites ([`vdso::Placed`]) by [`prepare_after_exec`] under this
+    /// thread's [`VdsoMode`]: the syscall buffer's space puts their stubs
+    /// there (`syscallbuf::Space::new`).
+    pub fn vdso_images(&self) -> Vec<vdso::Placed> {
+        if vdso_mode() != VdsoMode::Own {
+            return Vec::new();
+        }
+        std::iter::once(vdso::Placed::main())
+            .chain(self.vdso_copy.map(vdso::Placed::copy))
+            .collect()
+    }
+}
+
+/// What [`prepare_after_exec`] does with the vDSO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VdsoMode {
+    /// The kernel's vDSO and vvar pages are unmapped and the recorder's
+    /// own ([`vdso`]) is mapped at [`vdso::VDSO_ADDR`], with the stub page
+    /// for its sites right after it ([`vdso::Placed`]); `AT_SYSINFO_EHDR`
+    /// names it. Its functions make ordinary syscalls, which are recorded,
+    /// and the address space is the same on any kernel, but for a copy of
+    /// the image (and its stub page) where the recording kernel's vDSO was
+    /// ([`map_image_copy`]).
+    Own,
+    /// Format version 3 traces: as [`VdsoMode::Own`], but the images are
+    /// mapped without their stub pages (the first patch of a site in one
+    /// mapped a stub page of its own, recorded with the patch), and the
+    /// copy goes where the replaying kernel's vDSO is.
+    OwnV3,
+    /// Traces from before the recorder's own vDSO: the kernel's stays
+    /// mapped, and `AT_SYSINFO_EHDR` becomes `AT_IGNORE`, so the program
+    /// finds no vDSO and makes real syscalls.
+    Hidden,
+}
+
+impl VdsoMode {
+    /// The mode of a trace of format version `version` whose header's
+    /// `own_vdso` is `own`.
+    pub fn of_trace(own: bool, version: u32) -> VdsoMode {
+        match (own, version) {
+            (false, _) => VdsoMode::Hidden,
+            (true, ..=3) => VdsoMode::OwnV3,
+            (true, _) => VdsoMode::Own,
+        }
+    }
+
+    /// Whether the recorder's own vDSO replaces the kernel's.
+    pub fn own(self) -> bool {
+        self != VdsoMode::Hidden
+    }
+}
+
+/// Where [`prepare_after_exec`] maps the copy of the recorder's vDSO for
+/// programs that read the kernel's copy of the auxiliary vector
+/// ([`map_image_copy`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VdsoCopyAt {
+    /// Where this kernel put its `[vdso]`, if that place can take it: a
+    /// recording, and a replay of a trace that did not record the place
+    /// (format version 3).
+    Kernel,
+    /// At this address, the recording's (a replay): an error if it
+    /// cannot be mapped there.
+    Recorded(u64),
+    /// Nowhere: a replay of a recording that mapped none.
+    Nowhere,
+}
+
+impl VdsoCopyAt {
+    /// Where a replay maps the copy for an exec recorded with `copy`.
+    pub fn replaying(copy: rrtest_trace::VdsoCopy) -> VdsoCopyAt {
+        match copy {
+            rrtest_trace::VdsoCopy::Unrecorded => VdsoCopyAt::Kernel,
+            rrtest_trace::VdsoCopy::Absent => VdsoCopyAt::Nowhere,
+            rrtest_trace::VdsoCopy::At(addr) => VdsoCopyAt::Recorded(addr),
+        }
+    }
+}
+
+/// How an exec's copy of the vDSO goes into its trace: where it was
+/// mapped, under this thread's [`VdsoMode`] (only [`VdsoMode::Own`]
+/// records it; the older modes write what older recorders wrote).
+pub fn vdso_copy_to_record(facts: &ExecFacts) -> rrtest_trace::VdsoCopy {
+    match (vdso_mode(), facts.vdso_copy) {
+        (VdsoMode::Own, Some(addr)) => rrtest_trace::VdsoCopy::At(addr),
+        (VdsoMode::Own, None) => rrtest_trace::VdsoCopy::Absent,
+        _ => rrtest_trace::VdsoCopy::Unrecorded,
+    }
+}
+
+thread_local! {
+    /// The vDSO mode [`prepare_after_exec`] applies on this OS thread: the
+    /// recorder's ([`VdsoMode::Own`]) unless a replay of an older trace
+    /// said otherwise (per thread, like [`POINT_DIGEST`]).
+    static VDSO_MODE: std::cell::Cell<VdsoMode> = const { std::cell::Cell::new(VdsoMode::Own) };
+}
+
+/// Makes [`prepare_after_exec`] on this thread treat the vDSO as `mode`
+/// says: a recording sets [`VdsoMode::Own`] (and says so in its header), a
+/// replay the mode its trace's header names.
+pub fn set_vdso_mode(mode: VdsoMode) {
+    VDSO_MODE.with(|m| m.set(mode));
+}
+
+/// The vDSO mode of this thread ([`set_vdso_mode`]).
+pub fn vdso_mode() -> VdsoMode {
+    VDSO_MODE.with(std::cell::Cell::get)
+}
+
+/// The kernel's vDSO and vvar mappings in `maps` (the text of
+/// `/proc/PID/maps`): start and end of each line named `[vdso]`, `[vvar]`
+/// or `[vvar_vclock]` (newer kernels split the vvar pages in two: 6.18
+/// does).
+pub fn kernel_vdso_ranges(maps: &str) -> Vec<(u64, u64)> {
+    maps.lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(5)
+                .is_some_and(|name| matches!(name, "[vdso]" | "[vvar]" | "[vvar_vclock]"))
+        })
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The bytes [`replace_vdso`] reserves where the kernel's vDSO and vvar
+/// pages were: their size differs between kernels (32 KiB on this 6.18
+/// kernel: `[vvar]` 16 KiB, `[vvar_vclock]` and `[vdso]` 8 KiB each; less
+/// where there is no `[vvar_vclock]`), and the hole they leave, next to
+/// the loader, is where the loader's first small mappings would go,
+/// kernel by kernel.
+pub const KERNEL_VDSO_HOLE: u64 = 0x1_0000;
+
+/// The mapping of `placed`, a copy of the vDSO image, under `mode`: with
+/// its stub page ([`VdsoMode::Own`]), or the image alone.
+fn image_mapping(placed: vdso::Placed, mode: VdsoMode) -> (u64, u64) {
+    if mode == VdsoMode::Own {
+        placed.mapping()
+    } else {
+        (placed.base, vdso::mapped_len())
+    }
+}
+
+/// Replaces the kernel's vDSO in thread `tid`'s fresh image (at its exec
+/// stop, the fixed page mapped) by the recorder's own, as `mode` says:
+/// unmaps the kernel's vDSO and vvar pages, reserves the place they took
+/// as [`KERNEL_VDSO_HOLE`] bytes of `PROT_NONE` ([`reserve_hole`]), maps a
+/// copy of the image where `copy_at` says ([`map_image_copy`]), and maps
+/// [`vdso::image`] at [`vdso::VDSO_ADDR`] (read-only and executable; with
+/// its stub page after it under [`VdsoMode::Own`]). Returns the address
+/// for `AT_SYSINFO_EHDR` and where the copy went.
+fn replace_vdso(tid: i32, mode: VdsoMode, copy_at: VdsoCopyAt) -> io::Result<(u64, Option<u64>)> {
+    let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))?;
+    let mut ranges = kernel_vdso_ranges(&maps);
+    for &(start, end) in &ranges {
+        let r = inject_via_fixed_page(tid, libc::SYS_munmap, [start, end - start, 0, 0, 0, 0])?;
+        if r != 0 {
+            return Err(io::Error::other(format!(
+                "could not unmap the kernel's vDSO or vvar pages at {start:#x}-{end:#x}: munmap returned {r}"
+            )));
+        }
+    }
+    ranges.sort_unstable();
+    let mut reserved = None;
+    if let Some(&(lo, _)) = ranges.first() {
+        let contiguous = ranges.windows(2).all(|w| w[0].1 == w[1].0);
+        let hi = ranges.last().map_or(lo, |r| r.1);
+        if contiguous && hi - lo <= KERNEL_VDSO_HOLE {
+            reserved = reserve_hole(tid, lo, hi)?;
+        }
+    }
+    let copy = match copy_at {
+        VdsoCopyAt::Kernel => match kernel_vdso_start(&maps) {
+            Some(at) => map_image_copy(tid, at, reserved, mode)?.ok(),
+            None => None,
+        },
+        VdsoCopyAt::Recorded(at) => match map_image_copy(tid, at, reserved, mode)? {
+            Ok(at) => Some(at),
+            Err(got) => {
+                let (start, len) = image_mapping(vdso::Placed::copy(at), mode);
+                return Err(io::Error::other(format!(
+                    "the recording mapped its copy of the vDSO at {at:#x} (where the \
+                     recording kernel's vDSO was), but {start:#x}-{:#x} is taken here (mmap \
+                     returned {got}): this kernel lays out the program's memory otherwise \
+                     (docs/portability.md)",
+                    start + len
+                )));
+            }
+        },
+        VdsoCopyAt::Nowhere => None,
+    };
+    let (start, len) = image_mapping(vdso::Placed::main(), mode);
+    let mapped = inject_via_fixed_page(
+        tid,
+        libc::SYS_mmap,
+        anon_mmap_args(start, len, libc::PROT_READ | libc::PROT_EXEC),
+    )?;
+    if mapped as u64 != start {
+        return Err(io::Error::other(format!(
+            "could not map the recorder's vDSO at {start:#x} ({len} bytes): mmap returned {mapped}"
+        )));
+    }
+    RemoteMem::new(tid).write(vdso::VDSO_ADDR, vdso::image())?;
+    Ok((vdso::VDSO_ADDR, copy))
+}
+
+/// The auxiliary vector as [`prepare_after_exec`] left it for the program,
+/// from the kernel's copy `kernel` (`/proc/PID/auxv`, which keeps what the
+/// kernel wrote): under [`VdsoMode::Own`] (this thread's), the
+/// `AT_SYSINFO_EHDR` entry names the recorder's own vDSO, the kernel's
+/// being gone. Under [`VdsoMode::Hidden`] it is left as it is: the
+/// kernel's vDSO stays mapped there, and a debugger may read it.
+pub fn auxv_as_seen(kernel: &[u8]) -> Vec<u8> {
+    let mut auxv = kernel.to_vec();
+    if vdso_mode().own() {
+        for pair in auxv.chunks_exact_mut(16) {
+            if pair[..8] == AT_SYSINFO_EHDR.to_le_bytes() {
+                pair[8..].copy_from_slice(&vdso::VDSO_ADDR.to_le_bytes());
+            }
+        }
+    }
+    auxv
+}
+
+/// Reserves [`KERNEL_VDSO_HOLE`] bytes (`PROT_NONE`) over the place
+/// `lo..hi` the kernel's vDSO and vvar pages took, now free: ending at `hi`
+/// if the space below is free (the kernel maps top-down, and put them
+/// right below the loader, whose place replay checks), else starting at
+/// `lo` if the space above is (bottom-up, right above the loader); else
+/// nothing. Later mappings then fall where they fall on any kernel.
+/// Returns the range reserved.
+fn reserve_hole(tid: i32, lo: u64, hi: u64) -> io::Result<Option<(u64, u64)>> {
+    for at in [hi - KERNEL_VDSO_HOLE, lo] {
+        let r = inject_via_fixed_page(
+            tid,
+            libc::SYS_mmap,
+            anon_mmap_args(at, KERNEL_VDSO_HOLE, libc::PROT_NONE),
+        )?;
+        if r as u64 == at {
+            return Ok(Some((at, at + KERNEL_VDSO_HOLE)));
+        }
+    }
+    Ok(None)
+}
+
+/// Where the kernel's `[vdso]` mapping starts in `maps` (the text of
+/// `/proc/PID/maps`).
+pub fn kernel_vdso_start(maps: &str) -> Option<u64> {
+    let line = maps
+        .lines()
+        .find(|l| l.split_whitespace().nth(5) == Some("[vdso]"))?;
+    u64::from_str_radix(line.split('-').next()?, 16).ok()
+}
+
+/// Maps a copy of the recorder's vDSO image (read-only, executable) at
+/// `at`, where the recording kernel's vDSO was, with its stub page right
+/// below it under [`VdsoMode::Own`] (where the kernel's vvar pages were),
+/// over the recorder's own reservation `reserved` when it covers the
+/// mapping, else only where nothing is mapped. The kernel's copy of the
+/// auxiliary vector (`/proc/self/auxv`, and `prctl(PR_GET_AUXV)`) still
+/// names that address: rustix, with its default features, reads it there
+/// and looks at the ELF header it points to, which it would find unmapped
+/// (`SIGSEGV`); it finds this copy, whose functions are recorded syscalls
+/// like the image's at `VDSO_ADDR`. Replay maps it at the recorded address
+/// (`VdsoCopyAt::Recorded`) whatever its kernel's layout, and says so if
+/// it cannot. Returns `at`, or what `mmap` returned if the place is taken
+/// (a kernel vDSO smaller than the image, with a mapping right after it).
+fn map_image_copy(
+    tid: i32,
+    at: u64,
+    reserved: Option<(u64, u64)>,
+    mode: VdsoMode,
+) -> io::Result<Result<u64, i64>> {
+    let (start, len) = image_mapping(vdso::Placed::copy(at), mode);
+    let inside = reserved.is_some_and(|(lo, hi)| lo <= start && start + len <= hi);
+    let mut args = anon_mmap_args(start, len, libc::PROT_READ | libc::PROT_EXEC);
+    if inside {
+        // Over our own PROT_NONE reservation, which nothing else uses.
+        args[3] = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
+    }
+    let r = inject_via_fixed_page(tid, libc::SYS_mmap, args)?;
+    if r as u64 != start {
+        return Ok(Err(r));
+    }
+    RemoteMem::new(tid).write(at, vdso::image())?;
+    Ok(Ok(at))
+}
+
+/// Prepares a thread stopped at its exec stop: maps the fixed page, and
+/// replaces the kernel's vDSO by the recorder's own (its copy where
+/// `copy_at` says) or hides it, as this thread's [`VdsoMode`] says (either
+/// way time reads are syscalls, which are recorded).
+pub fn prepare_after_exec(tid: i32, copy_at: VdsoCopyAt) -> io::Result<ExecFacts> {
     let regs = ptrace::getregs(tid)?;
     let mem = RemoteMem::new(tid);
 
@@ -141,6 +442,13 @@ pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
         )));
     }
     mem.write(FIXED_PAGE_ADDR, &fixed_page_code())?;
+    let (own_vdso, vdso_copy) = match vdso_mode() {
+        VdsoMode::Hidden => (None, None),
+        mode => {
+            let (ehdr, copy) = replace_vdso(tid, mode, copy_at)?;
+            (Some(ehdr), copy)
+        }
+    };
 
     // Walk the initial stack to the auxiliary vector.
     let sp = regs.rsp;
@@ -158,7 +466,10 @@ pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
             break;
         }
         match key {
-            AT_SYSINFO_EHDR => mem.write(p, &AT_IGNORE.to_le_bytes())?,
+            AT_SYSINFO_EHDR => match own_vdso {
+                Some(addr) => mem.write(p + 8, &addr.to_le_bytes())?,
+                None => mem.write(p, &AT_IGNORE.to_le_bytes())?,
+            },
             AT_RANDOM => at_random_addr = read_u64(&mem, p + 8)?,
             AT_EXECFN => execfn_addr = read_u64(&mem, p + 8)?,
             _ => {}
@@ -175,6 +486,7 @@ pub fn prepare_after_exec(tid: i32) -> io::Result<ExecFacts> {
         at_random_addr,
         at_random,
         execfn_addr,
+        vdso_copy,
     })
 }
 

@@ -20,7 +20,7 @@
 
 use super::event::{
     Event, ExecEvent, ExecPoint, ExitStatus, FileId, MemWrite, PatchEvent, SignalEvent, SignalKind,
-    SyscallEvent, SyscallExtra, SyscallResult, POINT_REGS,
+    SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, POINT_REGS,
 };
 
 /// The first 8 bytes of the decompressed event stream.
@@ -301,6 +301,15 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
             e.buf.extend_from_slice(&x.at_random);
             put_uvarint(e.buf, x.sp);
             put_uvarint(e.buf, x.ip);
+            // Format version 4: the copy's address last, 0 for none;
+            // absent in older records (and for traces written as older
+            // recorders wrote them).
+            match x.vdso_copy {
+                VdsoCopy::Unrecorded => {}
+                VdsoCopy::Absent => put_uvarint(e.buf, 0),
+                VdsoCopy::At(0) => return Err(e.err("a vDSO copy at address 0")),
+                VdsoCopy::At(addr) => put_uvarint(e.buf, addr),
+            }
             tag::EXEC
         }
         Event::Syscall(x) => {
@@ -724,6 +733,14 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
             at_random: d.fixed::<16>("AT_RANDOM bytes")?,
             sp: d.uvarint("sp")?,
             ip: d.uvarint("ip")?,
+            vdso_copy: if d.left() == 0 {
+                VdsoCopy::Unrecorded
+            } else {
+                match d.uvarint("vDSO copy address")? {
+                    0 => VdsoCopy::Absent,
+                    addr => VdsoCopy::At(addr),
+                }
+            },
         })),
         tag::SYSCALL => Record::Event(Event::Syscall(SyscallEvent {
             tid: d.i32("tid")?,

@@ -971,6 +971,7 @@ mod tests {
             at_random: [tid as u8; 16],
             sp: ip + 0x1000,
             ip,
+            vdso_copy: crate::VdsoCopy::Unrecorded,
         })
     }
 

@@ -214,6 +214,25 @@ pub struct ExecEvent {
     pub sp: u64,
     /// The initial instruction pointer, for checking.
     pub ip: u64,
+    /// Where the recorder mapped the copy of its own vDSO for programs
+    /// that read the kernel's copy of the auxiliary vector (the place of
+    /// the recording kernel's vDSO); replay maps it there too.
+    pub vdso_copy: VdsoCopy,
+}
+
+/// Where an exec's copy of the recorder's own vDSO was mapped (see
+/// [`ExecEvent::vdso_copy`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VdsoCopy {
+    /// Not recorded: traces of format versions before 4, whose replay maps
+    /// the copy where the replaying kernel's vDSO is (version 3) or none
+    /// (versions 1 and 2, the vDSO hidden).
+    #[default]
+    Unrecorded,
+    /// None was mapped (the kernel mapped no vDSO, or its place was taken).
+    Absent,
+    /// At this address (page-aligned, not 0).
+    At(u64),
 }
 
 /// A complete syscall.

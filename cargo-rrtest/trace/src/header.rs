@@ -63,6 +63,13 @@ pub struct Header {
     /// kernel's values, which replay leaves as they come.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub signal_traps_cleared: bool,
+    /// Whether the recorder replaced the kernel's vDSO (and vvar pages) in
+    /// the program by its own, at a fixed address, after each exec; replay
+    /// does the same. False: an older trace (format version 2 or 1), whose
+    /// program kept the kernel's vDSO mapped but hidden from it
+    /// (`AT_SYSINFO_EHDR` made `AT_IGNORE`), which replay does too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_vdso: bool,
     /// How the recording ended; `None` while it is being written (a recorder
     /// that died leaves it so).
     pub outcome: Option<Outcome>,

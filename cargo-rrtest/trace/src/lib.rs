@@ -62,7 +62,22 @@ pub use writer::{keep, rewrite_header, TraceWriter};
 /// `point_digest` (version 1: SHA-256, and no such field). A version 1
 /// reader would check them as SHA-256 and report every point as a
 /// divergence, so it must refuse them instead.
-pub const FORMAT_VERSION: u32 = 2;
+///
+/// Version 3: the recorder replaces the kernel's vDSO by its own at each
+/// exec, said by the header's `own_vdso`. A version 2 reader would replay
+/// the program with the vDSO hidden instead, and the program would take
+/// other paths than it took while recording (a divergence, not a clear
+/// refusal), so it must refuse them instead.
+///
+/// Version 4: the own vDSO's image is mapped with a stub page for its
+/// sites right below it, and each `Exec` record ends with the address of
+/// the copy of the image mapped where the recording kernel's vDSO was
+/// ([`VdsoCopy`]); replay maps both the same way. Version 3 traces (the
+/// stub page mapped at the first patch of a site in the image, the copy
+/// where the replaying kernel's vDSO is) are still replayed so. A
+/// version 3 reader would find bytes after an `Exec` record's last field
+/// (corruption to it, not a clear refusal).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The oldest trace format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

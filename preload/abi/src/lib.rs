@@ -58,6 +58,16 @@ pub const FIXED_PAGE_ADDR: u64 = 0x7000_0000;
 /// Size of the fixed page.
 pub const FIXED_PAGE_SIZE: u64 = 0x1000;
 
+/// Address of the recorder's own vDSO in every tracee (it replaces the
+/// kernel's: `cargo-rrtest`'s `tracee::vdso`): right below the fixed page,
+/// in the [`VDSO_MAX_SIZE`] bytes reserved for it. The page right after
+/// its image, mapped with it, holds the stubs of its patched syscall sites.
+pub const VDSO_ADDR: u64 = FIXED_PAGE_ADDR - VDSO_MAX_SIZE;
+
+/// The most bytes the recorder's own vDSO may take (it maps its image
+/// rounded up to pages).
+pub const VDSO_MAX_SIZE: u64 = 0x4000;
+
 /// Length of the x86-64 `syscall` instruction (`0f 05`).
 pub const SYSCALL_INSN_LEN: u64 = 2;
 

@@ -164,7 +164,9 @@ impl Drop for CodeMaps {
 }
 
 /// The executable mappings in `maps` (the text of `/proc/PID/maps`);
-/// `exe` (the process's executable) is the program's wherever it lies, and
+/// `exe` (the process's executable) is the program's wherever it lies, the
+/// recorder's own vDSO (anonymous, at its fixed address, with the stub
+/// page of its sites) is the system's as the kernel's is, and
 /// the dynamic loader (the file mapped at `loader_base`, the process's
 /// `AT_BASE`, or a file named like one) is the system's wherever it lies:
 /// a cut in its lazy-binding resolver (`_dl_fixup` and what it calls)
@@ -202,7 +204,9 @@ fn parse(maps: &str, exe: Option<&str>, loader_base: Option<u64>) -> Vec<Region>
             Region {
                 start,
                 end,
-                system: is_loader || (Some(path) != exe && is_system_path(path)),
+                system: is_loader
+                    || (Some(path) != exe && is_system_path(path))
+                    || (path.is_empty() && crate::tracee::vdso::contains(start)),
                 exe: Some(path) == exe && !is_loader,
             }
         })
@@ -248,6 +252,8 @@ mod tests {
     use super::*;
 
     const MAPS: &str = "\
+6fffc000-6ffff000 r-xp 00000000 00:00 0
+70000000-70001000 r-xp 00000000 00:00 0
 555555554000-555555560000 r--p 00000000 fd:01 123 /work/target/debug/deps/races-1
 555555560000-5555556a0000 r-xp 0000c000 fd:01 123 /work/target/debug/deps/races-1
 7ffff7c28000-7ffff7dbd000 r-xp 00028000 fd:01 456 /usr/lib/x86_64-linux-gnu/libc.so.6
@@ -265,6 +271,11 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0 [vsyscall]
         assert_eq!(
             system,
             vec![
+                // The recorder's own vDSO (the image, then its stub page)
+                // is the system's; its fixed page
+                // is nobody's code the program calls (anonymous).
+                (0x6fff_c000, true),
+                (0x7000_0000, false),
                 (0x5555_5556_0000, false),
                 (0x7fff_f7c2_8000, true),
                 (0x7fff_f7fc_3000, true),

@@ -71,6 +71,7 @@ use tracing::{debug, trace, warn};
 use super::capture;
 use super::{Error, RecordOptions};
 use crate::tracee::syscallbuf::{HeadBuf, Space};
+use crate::tracee::VdsoMode;
 use patching::{exe_key, ExeKey};
 use points::Seek;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
@@ -313,6 +314,10 @@ struct Session {
     leader_gone_at: Option<Instant>,
     /// The syscall buffer of each process that has one, by process id.
     spaces: HashMap<Tid, Space>,
+    /// The images of the recorder's own vDSO with their stub pages
+    /// (`tracee::ExecFacts::vdso_images`) of each process exec'd and not
+    /// yet through the buffer's handshake, which gives them to its space.
+    vdso_images: HashMap<Tid, Vec<crate::tracee::vdso::Placed>>,
     /// Where a flush reads a buffer's first page (kept: a flush comes at
     /// nearly every stop).
     head: HeadBuf,
@@ -394,6 +399,29 @@ fn point_digest_to_record() -> PointDigest {
     }
 }
 
+/// What a new recording does with the vDSO: the recorder's own, unless
+/// `RRTEST_VDSO=hidden` (or a version 1 trace: `RRTEST_POINT_DIGEST=sha256`)
+/// asks for a trace as recorders before format version 3 wrote it, whose
+/// program keeps the kernel's vDSO, hidden, or `RRTEST_VDSO=own-v3` for
+/// one as recorders of format version 3 wrote it (no stub page mapped
+/// with the vDSO), so that tests can check that such traces still replay;
+/// not meant for users.
+fn vdso_mode_to_record(digest: PointDigest) -> VdsoMode {
+    match std::env::var("RRTEST_VDSO").as_deref() {
+        Ok("hidden") => VdsoMode::Hidden,
+        _ if digest == PointDigest::Sha256 => VdsoMode::Hidden,
+        Ok("own-v3") => VdsoMode::OwnV3,
+        Ok("own") | Err(_) => VdsoMode::Own,
+        Ok(other) => {
+            warn!(
+                other,
+                "RRTEST_VDSO is not `own`, `own-v3` or `hidden`: recording with the recorder's own vDSO"
+            );
+            VdsoMode::Own
+        }
+    }
+}
+
 /// Records `opts.program` into `opts.trace_dir`.
 pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     let env = match opts.syscallbuf.then(|| with_preload(&opts.env)) {
@@ -416,13 +444,16 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         warn!(error = %e, "could not bind the recorder to one CPU");
     }
     let digest = point_digest_to_record();
+    let vdso = vdso_mode_to_record(digest);
     let header = Header {
         // SHA-256 digests: a version 1 trace, exactly as older recorders
-        // wrote it (no `point_digest`).
-        format_version: if digest == PointDigest::Sha256 {
-            1
-        } else {
-            FORMAT_VERSION
+        // wrote it (no `point_digest`, the vDSO hidden); the vDSO hidden: a
+        // version 2 trace.
+        format_version: match (digest, vdso) {
+            (PointDigest::Sha256, _) => 1,
+            (_, VdsoMode::Hidden) => 2,
+            (_, VdsoMode::OwnV3) => 3,
+            (_, VdsoMode::Own) => FORMAT_VERSION,
         },
         recorder_version: env!("CARGO_PKG_VERSION").to_string(),
         protocol_version: rrtest_abi::PROTOCOL_VERSION,
@@ -457,6 +488,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
         signal_traps_cleared: true,
+        own_vdso: vdso.own(),
         loaders: Vec::new(),
         interpreters: Vec::new(),
         host: Some(crate::tracee::host::facts()),
@@ -474,6 +506,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
     // This thread reads the program's execution points: with the kind the
     // header names (a replay of an older trace on it may have set another).
     crate::tracee::set_point_digest(digest);
+    crate::tracee::set_vdso_mode(vdso);
     let mut writer = if opts.discard_if_passed {
         TraceWriter::create_deferred(&opts.trace_dir, header)?
     } else {
@@ -515,7 +548,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         Ok(c) => writer.header_mut().tracee_cpu = u32::try_from(c).ok(),
         Err(e) => warn!(error = %e, "could not bind the program to one CPU: replay may diverge"),
     }
-    let facts = crate::tracee::prepare_after_exec(pid)
+    let facts = crate::tracee::prepare_after_exec(pid, crate::tracee::VdsoCopyAt::Kernel)
         .map_err(ptrace_err("preparing the tracee after exec", pid))?;
     let exe_file = writer.add_file(&opts.program)?;
     let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
@@ -534,6 +567,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         at_random: facts.at_random,
         sp: facts.sp,
         ip: facts.ip,
+        vdso_copy: crate::tracee::vdso_copy_to_record(&facts),
     }))?;
 
     let switch_log = match opts.prescribed.as_ref().and_then(|p| p.log.as_ref()) {
@@ -563,6 +597,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         leader_status: None,
         leader_gone_at: None,
         spaces: HashMap::new(),
+        vdso_images: HashMap::from([(pid, facts.vdso_images())]),
         head: HeadBuf::default(),
         outputs: capture::OurOutputs::current(),
         mapped: capture::MappedMemo::default(),
@@ -896,6 +931,7 @@ impl Session {
         if task.pid == tid {
             self.tracer_gone(tid);
             self.spaces.remove(&tid);
+            self.vdso_images.remove(&tid);
             // Its id may come back as another process's.
             self.code.forget(tid);
             if tid == self.leader {

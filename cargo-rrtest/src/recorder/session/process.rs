@@ -210,10 +210,11 @@ impl Session {
                 })
             }
         }
-        let facts = crate::tracee::prepare_after_exec(tid)
+        let facts = crate::tracee::prepare_after_exec(tid, crate::tracee::VdsoCopyAt::Kernel)
             .map_err(ptrace_err("preparing the tracee after exec", tid))?;
         let pid = self.tasks[&tid].pid;
         self.spaces.remove(&pid);
+        self.vdso_images.insert(pid, facts.vdso_images());
         let task = self.tasks.get_mut(&tid).expect("task exists");
         // Its event's descriptor closed with the exec (close-on-exec);
         // dropping our copy ends the counter.
@@ -249,6 +250,7 @@ impl Session {
             at_random: facts.at_random,
             sp: facts.sp,
             ip: facts.ip,
+            vdso_copy: crate::tracee::vdso_copy_to_record(&facts),
         }))?;
         for gone in std::mem::take(&mut self.killed_by_exec) {
             self.task_gone(gone, rrtest_trace::ExitStatus::Exited(0))?;

@@ -121,7 +121,8 @@ impl Session {
         match hook {
             Some(h) => {
                 debug!(tid, hook = h, "syscall buffer on");
-                let mut space = Space::new(h);
+                let images = self.vdso_images.remove(&pid).unwrap_or_default();
+                let mut space = Space::new(h, &images);
                 space.output_fds = inherited_output_fds(tid, &self.outputs);
                 syscallbuf::update_output_table(tid, &mut space)
                     .map_err(ptrace_err("writing the output descriptors", tid))?;

@@ -131,9 +131,12 @@ fn rec_tid(tid: NonZeroUsize) -> Tid {
 
 impl<E: Engine> GdbTarget<E> {
     /// Serves `engine`. The auxiliary vector is the replayed process's own
-    /// (`/proc/PID/auxv`), read once: it does not change after exec.
+    /// (`/proc/PID/auxv`, read once: it does not change after exec) as the
+    /// program saw it: `AT_SYSINFO_EHDR` names the recorder's own vDSO
+    /// (`tracee::auxv_as_seen`; this is the replay's thread).
     pub fn new(engine: E) -> GdbTarget<E> {
-        let auxv = std::fs::read(format!("/proc/{}/auxv", engine.real_pid())).unwrap_or_default();
+        let kernel = std::fs::read(format!("/proc/{}/auxv", engine.real_pid())).unwrap_or_default();
+        let auxv = crate::tracee::auxv_as_seen(&kernel);
         let avx = engine
             .registers(engine.current_thread())
             .is_ok_and(|r| r.ymm_hi.is_some());

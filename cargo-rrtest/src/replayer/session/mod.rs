@@ -141,6 +141,10 @@ struct Session {
     watchdog: std::sync::Arc<super::watchdog::Watchdog>,
     /// The syscall buffer of each replayed process that has one, by real pid.
     spaces: HashMap<i32, Space>,
+    /// The images of the recorder's own vDSO with their stub pages
+    /// (`tracee::ExecFacts::vdso_images`) of each process exec'd and not
+    /// yet through the buffer's handshake, by real process id.
+    vdso_images: HashMap<i32, Vec<crate::tracee::vdso::Placed>>,
     /// Each thread's buffered syscalls still to come, in order.
     buffered: HashMap<Tid, VecDeque<Buffered>>,
     /// A thread in a `clone3` that replay makes without its namespace
@@ -170,6 +174,11 @@ struct Session {
     /// The recorder cleared the trap fields of the frames of the signals it
     /// sent (the header's `signal_traps_cleared`): replay does too.
     traps_cleared: bool,
+    /// What the recorder did with the vDSO at each exec (the header's
+    /// `own_vdso`): what `tracee::prepare_after_exec` does on this thread
+    /// while the session replays (set again at each event, as
+    /// `point_digest` is).
+    vdso: crate::tracee::VdsoMode,
 }
 
 impl Drop for Session {
@@ -239,6 +248,7 @@ impl Session {
         };
         trace!(index = self.index, ?ev, "replay");
         crate::tracee::set_point_digest(self.point_digest);
+        crate::tracee::set_vdso_mode(self.vdso);
         self.watchdog.index.store(self.index, Ordering::SeqCst);
         let stepped = self.watched(|s| s.step(ev));
         if self.watchdog.fired.load(Ordering::SeqCst) {
@@ -398,6 +408,7 @@ impl Session {
                 self.tasks.remove(&pid);
                 self.no_buffered_left(pid)?;
                 self.spaces.remove(&real);
+                self.vdso_images.remove(&real);
                 // Whether a core was dumped depends on the machine, not the program.
                 let same = match (seen, status) {
                     (

@@ -139,6 +139,7 @@ impl Session {
             point_hits: Vec::new(),
             watchdog: watchdog::Watchdog::start(),
             spaces: HashMap::new(),
+            vdso_images: HashMap::new(),
             buffered: HashMap::new(),
             clone3_flags: HashMap::new(),
             loaded: HashMap::new(),
@@ -148,8 +149,10 @@ impl Session {
             // Checked when the trace was opened: a kind this build knows.
             point_digest: header.point_digest_kind().unwrap_or(PointDigest::Sha256),
             traps_cleared: header.signal_traps_cleared,
+            vdso: crate::tracee::VdsoMode::of_trace(header.own_vdso, header.format_version),
         };
         crate::tracee::set_point_digest(session.point_digest);
+        crate::tracee::set_vdso_mode(session.vdso);
         session.tasks.insert(
             exec.tid,
             Task {
@@ -327,8 +330,11 @@ impl Session {
 
     pub(super) fn start(&mut self, exec: &ExecEvent) -> Result<(), ReplayError> {
         let real = self.tasks[&exec.tid].real;
-        let facts = crate::tracee::prepare_after_exec(real)
+        let copy_at = crate::tracee::VdsoCopyAt::replaying(exec.vdso_copy);
+        let facts = crate::tracee::prepare_after_exec(real, copy_at)
             .map_err(perr("preparing the tracee after exec", real))?;
+        let real_pid = self.tasks[&exec.tid].real_pid;
+        self.vdso_images.insert(real_pid, facts.vdso_images());
         gate::install(real).map_err(perr("installing the replay gate", real))?;
         if facts.sp != exec.sp || facts.ip != exec.ip {
             return Err(Divergence {

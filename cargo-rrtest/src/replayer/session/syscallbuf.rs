@@ -167,7 +167,8 @@ impl Session {
                 }
                 .into());
             }
-            self.spaces.insert(real_pid, Space::new(h));
+            let images = self.vdso_images.remove(&real_pid).unwrap_or_default();
+            self.spaces.insert(real_pid, Space::new(h, &images));
         }
         self.set_state(tid, State::Idle { deliver: 0 });
         Ok(())

@@ -116,15 +116,29 @@ fn plan_site(
         Err(r) => return Ok(Err(NotPatched::Refused(r.to_string()))),
     };
     let need = probe.code.len() as u64 + 32;
-    let (stub_addr, new_page) = match space.room_for(need) {
-        Some(at) if in_range(at, syscall_addr) => (at, None),
-        _ => match find_stub_page(tid, syscall_addr)? {
-            Some(page) => (page, Some((page, STUB_CHUNK))),
+    // A site in an image of the recorder's vDSO: its stub goes in the stub
+    // page mapped with the image at exec, so that patching it maps nothing
+    // (the program's memory map would otherwise depend on which thread
+    // first called through the vDSO).
+    let (stub_addr, new_page) = match space.vdso_page_of(syscall_addr) {
+        Some(page) => match page.room_for(need) {
+            Some(at) => (at, None),
             None => {
                 return Ok(Err(NotPatched::Refused(
-                    "no free address for a stub within ±2 GiB".into(),
+                    "no room left in the stub page of the recorder's vDSO".into(),
                 )))
             }
+        },
+        None => match space.room_for(need) {
+            Some(at) if in_range(at, syscall_addr) => (at, None),
+            _ => match find_stub_page(tid, syscall_addr)? {
+                Some(page) => (page, Some((page, STUB_CHUNK))),
+                None => {
+                    return Ok(Err(NotPatched::Refused(
+                        "no free address for a stub within ±2 GiB".into(),
+                    )))
+                }
+            },
         },
     };
     let planned = match plan_at(&site, space.hook_entry, stub_addr) {
@@ -275,6 +289,15 @@ fn in_range(a: u64, b: u64) -> bool {
 fn find_stub_page(tid: i32, site: u64) -> io::Result<Option<u64>> {
     const LOW: u64 = 0x1_0000_0000;
     const HIGH: u64 = 0x7fff_f000_0000;
+    // The recorder's own vDSO lies below LOW, out of its reach. Its sites'
+    // stubs go in the stub page mapped with it; only recordings written as
+    // format version 3 (`VdsoMode::OwnV3`) map none, and put them above
+    // the recorder's fixed areas (mapped by now, and found in the maps).
+    let low = if crate::tracee::vdso::contains(site) {
+        rrtest_abi::AREA_ADDR
+    } else {
+        LOW
+    };
     let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))?;
     let mut ranges: Vec<(u64, u64)> = maps
         .lines()
@@ -296,11 +319,11 @@ fn find_stub_page(tid: i32, site: u64) -> io::Result<Option<u64>> {
             best = Some(at);
         }
     };
-    let mut prev_end = LOW;
+    let mut prev_end = low;
     // A guard page on either side of the stub page.
     for &(start, end) in ranges.iter().chain(std::iter::once(&(HIGH, HIGH))) {
         let (lo, hi) = (
-            prev_end.max(LOW) + 0x1000,
+            prev_end.max(low) + 0x1000,
             start.min(HIGH).saturating_sub(0x1000),
         );
         if hi > lo && hi - lo >= STUB_CHUNK {
@@ -389,12 +412,12 @@ fn write_patch(mem: &RemoteMem, e: &PatchEvent) -> io::Result<()> {
     mem.write_code(&[(e.stub_addr, &e.stub), (e.site, &e.site_bytes)])
 }
 
-/// Records a planned patch in `space`.
+/// Records a planned patch in `space`: the next stub of its page goes
+/// after its stub (a vDSO image's stub page keeps a cursor of its own, so
+/// a patch there leaves the current page of the other sites' stubs as it
+/// is).
 pub fn note_patch(space: &mut Space, e: &PatchEvent, stub: Stub) {
-    if let Some(page) = e.new_page {
-        space.page = Some(page);
-    }
-    space.next_stub = e.stub_addr + e.stub.len() as u64;
+    space.note_stub(e.stub_addr, e.stub.len() as u64, e.new_page);
     space.rdtsc_sites |= e.rdtsc;
     space.stubs.push(stub);
 }

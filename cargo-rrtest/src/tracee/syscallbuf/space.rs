@@ -13,6 +13,7 @@ use rrtest_abi::{area, entry, syscall_ip, OutputFd, AREA_ADDR, FIXED_PAGE_ADDR, 
 use rrtest_syscalls::patch::{Anchor, Stub, StubIp};
 
 use super::control::Controls;
+use crate::tracee::vdso;
 
 /// The buffer state of one address space.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +26,10 @@ pub struct Space {
     pub(super) page: Option<(u64, u64)>,
     /// Its next free byte.
     pub(super) next_stub: u64,
+    /// The stub pages mapped at exec with the images of the recorder's own
+    /// vDSO: the stubs of those images' sites go there, never in
+    /// [`Space::page`], and never in a page mapped for them.
+    pub(super) vdso_pages: Vec<VdsoStubPage>,
     /// Syscall instructions never to try again (refused, or out of range).
     pub refused: HashSet<u64>,
     /// The address space is another process's (a vfork child before its
@@ -55,6 +60,27 @@ pub struct Space {
     pub rdtsc_sites: bool,
 }
 
+/// The stub page of an image of the recorder's own vDSO
+/// (`tracee::vdso::Placed`), mapped with it at exec, and how much of it
+/// is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct VdsoStubPage {
+    /// The image's code: start and end.
+    image: (u64, u64),
+    /// The page: start and end.
+    page: (u64, u64),
+    /// Its next free byte.
+    next: u64,
+}
+
+impl VdsoStubPage {
+    /// Where the next stub of `len` bytes goes, if the page has room.
+    pub(super) fn room_for(&self, len: u64) -> Option<u64> {
+        let at = self.next.next_multiple_of(16);
+        (at + len <= self.page.1).then_some(at)
+    }
+}
+
 /// How much of a buffer is already in the trace: its first `records`
 /// records, `bytes` bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,10 +92,20 @@ pub struct Flushed {
 }
 
 impl Space {
-    /// A fresh space after the handshake.
-    pub fn new(hook_entry: u64) -> Space {
+    /// A fresh space after the handshake, in a process whose images of
+    /// the recorder's own vDSO with their stub pages are `vdso_images`.
+    pub fn new(hook_entry: u64, vdso_images: &[vdso::Placed]) -> Space {
+        let vdso_pages = vdso_images
+            .iter()
+            .map(|placed| VdsoStubPage {
+                image: placed.image(),
+                page: (placed.stub_page, placed.stub_page + vdso::STUB_PAGE_LEN),
+                next: placed.stub_page,
+            })
+            .collect();
         Space {
             hook_entry,
+            vdso_pages,
             ..Space::default()
         }
     }
@@ -145,6 +181,32 @@ impl Space {
         let at = self.next_stub.next_multiple_of(16);
         (at + len <= addr + size).then_some(at)
     }
+
+    /// The stub page of the image of the recorder's own vDSO that `site`
+    /// lies in, if it lies in one.
+    pub(super) fn vdso_page_of(&self, site: u64) -> Option<&VdsoStubPage> {
+        self.vdso_pages
+            .iter()
+            .find(|p| (p.image.0..p.image.1).contains(&site))
+    }
+
+    /// Notes a stub of `len` bytes written at `addr`: the next stub of its
+    /// page goes after it. `new_page`: the page the patch mapped first, if
+    /// any (never a vDSO image's stub page, which is mapped at exec).
+    pub(super) fn note_stub(&mut self, addr: u64, len: u64, new_page: Option<(u64, u64)>) {
+        if let Some(p) = self
+            .vdso_pages
+            .iter_mut()
+            .find(|p| (p.page.0..p.page.1).contains(&addr))
+        {
+            p.next = addr + len;
+            return;
+        }
+        if let Some(page) = new_page {
+            self.page = Some(page);
+        }
+        self.next_stub = addr + len;
+    }
 }
 
 /// Where the patched region of `stub` starts in the original code.
@@ -154,4 +216,48 @@ fn region_start(stub: &Stub) -> u64 {
         .first()
         .map(|&(orig, _)| orig)
         .unwrap_or(stub.syscall_addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stub in the vDSO's stub page moves that page's cursor only: the
+    /// next stub of another site still goes in the page mapped for the
+    /// others, right after its last stub. Each image's sites find their
+    /// own page, and nothing else does.
+    #[test]
+    fn vdso_stubs_keep_their_own_cursor() {
+        let main = vdso::Placed::main();
+        let copy = vdso::Placed::copy(0x7fff_f7fc_8000);
+        let mut space = Space::new(0x7fff_f7fb_4000, &[main, copy]);
+        let page = (0x7fff_effe_f000, 0x1_0000);
+        // A libc site's stub maps the first stub page.
+        space.note_stub(page.0, 0x50, Some(page));
+        assert_eq!(space.room_for(0x60), Some(page.0 + 0x50));
+        // A site in the vDSO at 0x6fffc000.
+        let site = vdso::VDSO_ADDR + 0x1405;
+        let vpage = space.vdso_page_of(site).expect("the main image's page");
+        assert_eq!(vpage.room_for(0x60), Some(main.stub_page));
+        space.note_stub(main.stub_page, 0x58, None);
+        // The libc page is where it was.
+        assert_eq!(space.room_for(0x60), Some(page.0 + 0x50));
+        let vpage = space.vdso_page_of(site).expect("the main image's page");
+        assert_eq!(vpage.room_for(0x60), Some(main.stub_page + 0x60));
+        // The copy's sites go to the copy's page, below it.
+        let in_copy = space
+            .vdso_page_of(copy.base + 0x1415)
+            .expect("the copy's page");
+        assert_eq!(
+            in_copy.room_for(0x60),
+            Some(copy.base - vdso::STUB_PAGE_LEN)
+        );
+        // A full page has no room; other code has no vDSO page.
+        assert_eq!(vpage.room_for(vdso::STUB_PAGE_LEN), None);
+        assert!(space.vdso_page_of(0x7fff_f7dd_0000).is_none());
+        assert!(space.vdso_page_of(main.stub_page).is_none());
+        // A space of a process without the own vDSO's stub pages (format
+        // version 3, or the vDSO hidden) has none.
+        assert!(Space::new(1, &[]).vdso_page_of(site).is_none());
+    }
 }

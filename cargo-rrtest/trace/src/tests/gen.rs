@@ -3,7 +3,8 @@
 
 use crate::{
     Event, ExecEvent, ExecPoint, ExitStatus, FileId, Header, MemWrite, PatchEvent, SignalEvent,
-    SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, FORMAT_VERSION, POINT_REGS,
+    SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, FORMAT_VERSION,
+    POINT_REGS,
 };
 
 /// xoshiro256** seeded through splitmix64: small, fast, reproducible.
@@ -207,6 +208,11 @@ impl Rng {
                 },
                 sp: self.u64(),
                 ip: self.u64(),
+                vdso_copy: match self.next_u64() % 3 {
+                    0 => VdsoCopy::Unrecorded,
+                    1 => VdsoCopy::Absent,
+                    _ => VdsoCopy::At(self.u64().max(1)),
+                },
             }),
             1 => Event::Syscall(SyscallEvent {
                 tid: self.i32(),
@@ -339,6 +345,7 @@ pub fn header() -> Header {
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
         signal_traps_cleared: false,
+        own_vdso: false,
         point_digest: None,
         outcome: None,
         unreplayable: vec![],

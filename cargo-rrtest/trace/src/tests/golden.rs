@@ -14,7 +14,7 @@ use super::roundtrip::encode_stream;
 use crate::{
     file_id_of, CpuidLeaf, Event, ExecEvent, ExitStatus, FileId, Header, MemWrite, Outcome,
     ScheduleStats, SignalEvent, SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult,
-    TraceReader, TraceWriter,
+    TraceReader, TraceWriter, VdsoCopy,
 };
 
 fn golden_dir() -> PathBuf {
@@ -58,6 +58,7 @@ fn golden_header() -> Header {
         env_removed: Vec::new(),
         hidden_paths: Vec::new(),
         signal_traps_cleared: false,
+        own_vdso: false,
         point_digest: None,
         outcome: Some(Outcome::Exited { code: 101 }),
         unreplayable: vec!["syscall 451 (unknown)".into()],
@@ -95,6 +96,7 @@ fn golden_events() -> Vec<Event> {
             at_random: *b"0123456789abcdef",
             sp: 0x7fff_ffff_e3a0,
             ip: 0x7fff_f7fe_3290,
+            vdso_copy: VdsoCopy::Unrecorded,
         }),
         Event::Syscall(SyscallEvent {
             tid: 4242,

@@ -165,6 +165,52 @@ fn an_rdtsc_sites_patch_is_flag_bit_2_and_older_patches_read_the_same() {
     assert!(codec::decode_payload(tag, &buf).is_err());
 }
 
+/// An `Exec` record of format version 4 ends with the vDSO copy's address
+/// (0: none); one of an older version ends at `ip` and reads as
+/// `Unrecorded`; an address of 0 cannot be written, and nothing may follow
+/// the address.
+#[test]
+fn an_execs_vdso_copy_is_last_and_older_execs_read_as_unrecorded() {
+    let exec = |vdso_copy| {
+        Event::Exec(crate::ExecEvent {
+            tid: 7,
+            exe: "/x".into(),
+            exe_file: crate::FileId("0123456789abcdef0123456789abcdef".into()),
+            at_random: [1; 16],
+            sp: 0x10,
+            ip: 0x20,
+            vdso_copy,
+        })
+    };
+    let encoded = |e: &Event| {
+        let mut buf = Vec::new();
+        let tag = codec::encode_payload(&mut buf, e).expect("encodable");
+        (tag, buf)
+    };
+    let (tag, older) = encoded(&exec(crate::VdsoCopy::Unrecorded));
+    let (_, absent) = encoded(&exec(crate::VdsoCopy::Absent));
+    let (_, at) = encoded(&exec(crate::VdsoCopy::At(0x7fff_f7fc_7000)));
+    // The same record with one field more: 0, or the address's varint.
+    assert_eq!(absent, [older.as_slice(), &[0]].concat());
+    assert_eq!(&at[..older.len()], older.as_slice());
+    assert_eq!(at.len(), older.len() + 7);
+    for (bytes, copy) in [
+        (&older, crate::VdsoCopy::Unrecorded),
+        (&absent, crate::VdsoCopy::Absent),
+        (&at, crate::VdsoCopy::At(0x7fff_f7fc_7000)),
+    ] {
+        assert_eq!(
+            codec::decode_payload(tag, bytes).expect("decodable"),
+            Record::Event(exec(copy))
+        );
+    }
+    let mut more = at.clone();
+    more.push(0);
+    assert!(codec::decode_payload(tag, &more).is_err());
+    let mut buf = Vec::new();
+    assert!(codec::encode_payload(&mut buf, &exec(crate::VdsoCopy::At(0))).is_err());
+}
+
 #[test]
 fn a_whole_trace_round_trips() {
     let dir = tempfile::tempdir().expect("tempdir");
