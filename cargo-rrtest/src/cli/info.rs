@@ -662,10 +662,18 @@ fn schedule_line(st: &ScheduleStats) -> String {
     } else {
         String::new()
     };
+    let futex = if st.futex_parked > 0 {
+        format!(
+            ", futex waits held {} ({} let go as their word changed)",
+            st.futex_parked, st.futex_changed
+        )
+    } else {
+        String::new()
+    };
     format!(
         "wall {} ms (idle {} ms), stops {} ({per_s}/s), switches {} ({} at sched_yield), \
          slices expired {} ({} spins cut short), bail requests {}, \
-         points {} spin / {} return / {} anywhere, ticks {}{resent}",
+         points {} spin / {} return / {} anywhere, ticks {}{resent}{futex}",
         st.wall_ms,
         st.idle_ms,
         st.stops,
@@ -882,7 +890,7 @@ mod tests {
                     "wall_ms": 0, "idle_ms": 0, "stops": 0, "switches": 0, "yields": 0,
                     "slices_expired": 0, "spins_cut": 0, "bail_requests": 0,
                     "points_spin": 0, "points_return": 0, "points_anywhere": 0, "ticks": 0,
-                    "interrupts_resent": 0
+                    "interrupts_resent": 0, "futex_parked": 0, "futex_changed": 0
                 }
             })
         );
@@ -919,6 +927,8 @@ mod tests {
             points_anywhere: 1,
             ticks: 1900,
             interrupts_resent: 0,
+            futex_parked: 0,
+            futex_changed: 0,
         };
         assert_eq!(
             schedule_line(&st),
@@ -934,6 +944,17 @@ mod tests {
             schedule_line(&resent).ends_with("ticks 1900, interrupts sent again 3"),
             "{}",
             schedule_line(&resent)
+        );
+        let held = ScheduleStats {
+            futex_parked: 40,
+            futex_changed: 38,
+            ..st
+        };
+        assert!(
+            schedule_line(&held)
+                .ends_with("ticks 1900, futex waits held 40 (38 let go as their word changed)"),
+            "{}",
+            schedule_line(&held)
         );
         // The sample trace has no schedule counters (as traces before them).
         let tmp = tempfile::tempdir().expect("tempdir");

@@ -81,6 +81,30 @@ impl RemoteMem {
         }
     }
 
+    /// Reads the 4-byte words at `addrs` (4-aligned: none crosses a page)
+    /// in one `process_vm_readv`; one by one when that falls short (an
+    /// unreadable one fails then).
+    pub fn read_words(&self, addrs: &[u64]) -> io::Result<Vec<u32>> {
+        let mut words = vec![[0u8; 4]; addrs.len()];
+        let remote: Vec<RemoteIoVec> = addrs
+            .iter()
+            .map(|&a| RemoteIoVec {
+                base: a as usize,
+                len: 4,
+            })
+            .collect();
+        let mut local: Vec<io::IoSliceMut> =
+            words.iter_mut().map(|w| io::IoSliceMut::new(w)).collect();
+        let n = process_vm_readv(Pid::from_raw(self.pid), &mut local, &remote);
+        drop(local);
+        if n.ok() != Some(4 * addrs.len()) {
+            for (w, &a) in words.iter_mut().zip(addrs) {
+                self.read_exact(a, w)?;
+            }
+        }
+        Ok(words.into_iter().map(u32::from_ne_bytes).collect())
+    }
+
     /// Reads `len` bytes at `addr` into a new vector.
     pub fn read_vec(&self, addr: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut v = vec![0u8; len];

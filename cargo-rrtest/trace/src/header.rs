@@ -343,6 +343,12 @@ pub struct ScheduleStats {
     /// Interrupts sent again because their stop did not come (another
     /// stop of the thread swallowed the first).
     pub interrupts_resent: u64,
+    /// Private futex waits held at their entry while another thread could
+    /// run, instead of blocking in the kernel.
+    pub futex_parked: u64,
+    /// Of those, let go because their word changed: answered `EAGAIN` at
+    /// the entry (one stop for the wait).
+    pub futex_changed: u64,
 }
 
 impl ScheduleStats {

@@ -40,6 +40,7 @@
 
 mod chaos;
 mod code;
+mod futex;
 mod jobctl;
 mod patching;
 mod points;
@@ -55,7 +56,7 @@ mod syscallbuf;
 mod tracer;
 mod watchdog;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -242,6 +243,12 @@ struct Task {
     /// the kernel restarts it, and that entry stop is not a new syscall
     /// (`Session::syscall_exit`).
     restarting: bool,
+    /// A private futex wait held at its entry stop ([`futex`]).
+    futex: Option<futex::Parked>,
+    /// Ready at the entry stop of a call it skips (a held futex wait let
+    /// go), with the registers it stopped with: its exit is written with
+    /// the call's number cleared.
+    skip_at_entry: Option<Regs>,
 }
 
 impl Task {
@@ -278,6 +285,8 @@ impl Task {
             parked: None,
             awaits_clone_event: false,
             restarting: false,
+            futex: None,
+            skip_at_entry: None,
         }
     }
 
@@ -357,6 +366,12 @@ struct Session {
     /// Some thread was traced by another (ptrace emulated, [`tracer`]):
     /// until then the per-stop checks of `tracer` are skipped.
     emulating_ptrace: bool,
+    /// Private futex waits are held at their entry ([`futex`]; off with
+    /// `RRTEST_FUTEX_PARK=0`, to measure).
+    futex_parking: bool,
+    /// Processes where a wake may have come since the held waits' words
+    /// were last read ([`Session::futex_woken`]).
+    futex_due: HashSet<Tid>,
     /// The siginfo of the `SIGCHLD` sent to each tracer process for an
     /// emulated stop, until it is delivered ([`tracer`]).
     chld_infos: HashMap<Tid, [u8; ptrace::SIGINFO_SIZE]>,
@@ -612,6 +627,8 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         code: code::CodeMaps::default(),
         killed_by_exec: Vec::new(),
         emulating_ptrace: false,
+        futex_parking: std::env::var_os("RRTEST_FUTEX_PARK").is_none_or(|v| v != "0"),
+        futex_due: HashSet::new(),
         chld_infos: HashMap::new(),
         emu_exits: Vec::new(),
     };
@@ -770,6 +787,7 @@ impl Session {
                     None => {}
                 }
                 if sys_signals::take_tick() {
+                    self.release_futex_waits(false)?;
                     self.tick()?;
                     self.check_stall()?;
                     // A SIGCONT from outside the recording.
@@ -928,6 +946,8 @@ impl Session {
             self.current = None;
         }
         self.tracee_gone(tid, &task, status);
+        // Its `CLONE_CHILD_CLEARTID` word cleared, a joiner woken.
+        self.futex_woken(task.pid);
         if task.pid == tid {
             self.tracer_gone(tid);
             self.spaces.remove(&tid);

@@ -185,6 +185,15 @@ pub(super) trait SchedulePolicy {
     fn arms_spin_points(&self) -> bool {
         false
     }
+
+    /// Whether a private futex wait is held at its entry while another
+    /// thread can run (`futex.rs`): which calls return `EAGAIN` then
+    /// depends on when the recorder looks at their words, so a policy
+    /// whose decisions must not change with the clock (chaos, a prescribed
+    /// schedule) runs them as any traced wait.
+    fn parks_futex_waits(&self) -> bool {
+        false
+    }
 }
 
 /// How long the current thread may run while another waits.
@@ -268,6 +277,10 @@ pub(super) struct DefaultPolicy {
 
 impl SchedulePolicy for DefaultPolicy {
     fn arms_spin_points(&self) -> bool {
+        true
+    }
+
+    fn parks_futex_waits(&self) -> bool {
         true
     }
 
@@ -466,6 +479,11 @@ impl Scheduler {
         self.policy.settles()
     }
 
+    /// [`SchedulePolicy::parks_futex_waits`].
+    pub(super) fn parks_futex_waits(&self) -> bool {
+        self.policy.parks_futex_waits()
+    }
+
     /// Whether the hook counts a slice's buffered syscalls
     /// ([`SchedulePolicy::counts_buffered`]).
     pub(super) fn counts_buffered(&self) -> bool {
@@ -491,6 +509,7 @@ impl Session {
         if self.sched.policy.settles() {
             self.settle()?;
         }
+        self.release_futex_waits(true)?;
         let threads = Threads { tasks: &self.tasks };
         let Some(tid) = self.sched.policy.pick(&threads) else {
             return Ok(());
@@ -531,6 +550,11 @@ impl Session {
             }
         }
         let from_exit;
+        // At the entry stop of a call it skips (a held futex wait let go).
+        let skips_call = self
+            .tasks
+            .get(&tid)
+            .is_some_and(|t| t.skip_at_entry.is_some());
         if let Pending::Exit(entered) = pending {
             let regs = self.finish_syscall_regs(tid, entered.forced_ret)?;
             let call = Call {
@@ -570,6 +594,14 @@ impl Session {
         {
             // Its tracer resumed it with a signal (ptrace emulated).
             return self.deliver_signal_now(tid, signo, info, kind);
+        }
+        if skips_call {
+            // It leaves that stop with PTRACE_CONT: a step or
+            // PTRACE_SYSCALL would stop it at the skipped call's exit.
+            if let Some(task) = self.tasks.get_mut(&tid) {
+                task.skip_at_entry = None;
+            }
+            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
         }
         if self.resumes_at_entry(tid) {
             // Held at a syscall-entry stop: the entry is handled now.

@@ -9,6 +9,7 @@ use std::io;
 
 use tracing::{debug, warn};
 
+use super::futex;
 use super::tracer::WaitAnswer;
 use super::{ptrace_err, Entered, Error, Pending, Session, State};
 use crate::recorder::capture::capture;
@@ -115,6 +116,13 @@ impl Session {
         // slice's budget of buffered syscalls is spent.
         let bailed =
             self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some()) || self.budget_spent(tid, pid);
+        if self.futex_entry(tid, nr, &args, compat, &regs)? {
+            return Ok(());
+        }
+        if nr == libc::SYS_futex && !compat && futex::private_wait(nr, &args).is_none() {
+            // A wake, a requeue, ...: a held wait's word may change.
+            self.futex_woken(pid);
+        }
         self.stats.traced_syscalls += 1;
         if self.current != Some(tid) {
             warn!(tid, current = ?self.current, nr, "syscall entry of a thread that is not current");
@@ -591,7 +599,17 @@ impl Session {
         tid: Tid,
         forced_ret: Option<i64>,
     ) -> Result<Regs, Error> {
-        let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        // (Cleared when it leaves the stop: `resume`.)
+        let skipped = self.tasks.get(&tid).and_then(|t| t.skip_at_entry);
+        let mut regs = match skipped {
+            // Still at its entry stop (nothing changed its registers since):
+            // the kernel skips the call.
+            Some(mut at_entry) => {
+                at_entry.orig_rax = u64::MAX;
+                at_entry
+            }
+            None => ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?,
+        };
         if let Some(ret) = forced_ret {
             regs.rax = ret as u64;
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;

@@ -48,7 +48,14 @@ impl Session {
         if task.state == State::Unborn {
             return Ok(());
         }
-        let Some(space) = self.spaces.get_mut(&task.pid) else {
+        let pid = task.pid;
+        // A buffered futex call (a wake) matters to the held waits.
+        let watch_futex = self
+            .tasks
+            .values()
+            .any(|t| t.pid == pid && t.futex.is_some());
+        let mut futex_call = false;
+        let Some(space) = self.spaces.get_mut(&pid) else {
             return Ok(());
         };
         let pending = syscallbuf::pending_records(tid, &mut space.flushed, &mut self.head)
@@ -67,6 +74,10 @@ impl Session {
                         Ok(()) => {
                             if count_rdtsc {
                                 rdtsc = syscallbuf::synthetic_tsc_records(out);
+                            }
+                            if watch_futex {
+                                futex_call =
+                                    syscallbuf::has_record(out, rrtest_abi::buffered::nr::FUTEX);
                             }
                             true
                         }
@@ -89,8 +100,13 @@ impl Session {
             self.stats.buffered_syscalls += u64::from(pending.records);
             self.stats.rdtsc_buffered += rdtsc;
         }
+        let space = self.spaces.get_mut(&pid).expect("looked up above");
         syscallbuf::mark_flushed(tid, &mut space.flushed, &pending, reset)
-            .map_err(ptrace_err("emptying the syscall buffer", tid))
+            .map_err(ptrace_err("emptying the syscall buffer", tid))?;
+        if futex_call {
+            self.futex_woken(pid);
+        }
+        Ok(())
     }
 
     /// Writes the output table the process of `tid` got since its last
@@ -236,6 +252,9 @@ impl Session {
             && task.desched.is_none()
             && !task.desched_refused
             && self.desched.refused.is_none()
+            // At the entry stop of a call it skips (a held futex wait let
+            // go): an injected call would make that call again. Later.
+            && task.skip_at_entry.is_none()
             // Unreadable (a thread killed under our feet): not now.
             && crate::tracee::quiet_for_injection(tid).unwrap_or(false)
         {

@@ -75,8 +75,9 @@ pub use patching::{
     NotPatched, Planned,
 };
 pub use records::{
-    committed_records, mark_flushed, output_asked, parse_records, pending_records, read_records,
-    record_data_address, synthetic_tsc_records, HeadBuf, Output, Pending, Record, RecordData,
+    committed_records, has_record, mark_flushed, output_asked, parse_records, pending_records,
+    read_records, record_data_address, synthetic_tsc_records, HeadBuf, Output, Pending, Record,
+    RecordData,
 };
 pub use signals::{
     catches, copy_fault_fixup, deliver_signal, fix_frame, fix_sigreturn, frame_needs_fix, FrameFix,

@@ -270,6 +270,24 @@ pub fn synthetic_tsc_records(bytes: &[u8]) -> u64 {
     n
 }
 
+/// Whether record bytes (as read from a buffer) hold a record of syscall
+/// `nr`.
+pub fn has_record(bytes: &[u8], nr: u64) -> bool {
+    const HDR: usize = std::mem::size_of::<RecordHeader>();
+    let mut at = 0;
+    while bytes.len().saturating_sub(at) >= HDR {
+        if u64::from(u16::from_le_bytes([bytes[at], bytes[at + 1]])) == nr {
+            return true;
+        }
+        let out_len = u32_at(bytes, at + 4);
+        if out_len as usize > bytes.len() - at - HDR {
+            break;
+        }
+        at += record_size(out_len) as usize;
+    }
+    false
+}
+
 /// Splits record bytes (an `Event::Buffered` payload) into records, which
 /// share them.
 pub fn parse_records(records: Vec<u8>) -> Result<Vec<Record>, String> {

@@ -1,0 +1,300 @@
+//! Private futex waits held at their entry (issue #19: hand-offs cheap).
+//!
+//! A thread that waits on a futex while another thread can run would block
+//! in the kernel, be woken there by the other's `FUTEX_WAKE` (buffered,
+//! unseen by the recorder), run to its syscall-exit stop at once (taking the
+//! CPU from its waker) and then wait there for its turn: two stops and two
+//! needless switches per wait. Instead, under the default policy, a private
+//! `FUTEX_WAIT`/`FUTEX_WAIT_BITSET` without a timeout is held at its entry
+//! stop ([`Session::futex_entry`]): its `SyscallEntry` is written as for
+//! any wait that may block (a split syscall), but the thread is not resumed
+//! into the kernel. For the program the call has not reached the kernel
+//! yet; it does when it is let go ([`Session::release_futex_waits`]):
+//! - the futex word no longer holds the value it waits on: the call returns
+//!   `EAGAIN`, as the kernel's would made at that moment, skipped at its
+//!   entry stop (its `SyscallExit` written when the thread runs again): one
+//!   stop for the wait instead of two;
+//! - the word still holds it after [`KERNEL_AFTER`], or no thread is left to
+//!   run: the call goes into the kernel as any traced wait (for a wake that
+//!   does not change the word, a signal, the end of the process).
+//!
+//! A wait whose word differs already at its entry is let go at once.
+//!
+//! The words are read when a wake may have come (a buffered or traced futex
+//! call, a thread exit, in the waiter's process: [`Session::futex_woken`])
+//! and at each tick. A wait is not held while a thread found spinning can
+//! run: its wake (buffered, no stop) would show only at a tick. The waker's `FUTEX_WAKE` returns the
+//! kernel's count, without the held waiters: as if they had not reached
+//! the kernel yet, which the futex contract allows (a waiter rechecks its
+//! condition). Replay sees a split syscall and its result, as for any
+//! wait: the holding is the recorder's schedule only.
+//!
+//! Must not: pick threads (`schedule`), or hold a thread that its tracer,
+//! a held-back signal or a chaos policy has a claim on.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rrtest_sys::ptrace::{self, Regs};
+use rrtest_sys::RemoteMem;
+use rrtest_trace::{Event, Tid};
+use tracing::trace;
+
+use super::{ptrace_err, Entered, Error, Pending, Session, State};
+
+/// How long a held wait whose word keeps its value waits before it goes
+/// into the kernel (a wake that left the word as it was, or none yet).
+pub(super) const KERNEL_AFTER: Duration = Duration::from_millis(20);
+
+/// A wait held at its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Parked {
+    /// The futex word.
+    uaddr: u64,
+    /// The value the call waits on.
+    val: u32,
+    /// When it was held.
+    since: Instant,
+    /// Its registers at the entry stop.
+    regs: Regs,
+}
+
+/// How a held wait goes on once let go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// The word changed: the call returns `EAGAIN`.
+    Changed,
+    /// Into the kernel, as any traced wait.
+    Kernel,
+}
+
+/// The word and value of `futex(args)` when it is a private wait without a
+/// timeout (`FUTEX_WAIT` or `FUTEX_WAIT_BITSET`, `FUTEX_PRIVATE_FLAG`).
+pub(super) fn private_wait(nr: i64, args: &[u64; 6]) -> Option<(u64, u32)> {
+    // The command: without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME.
+    const CMD: u64 = 0x7f;
+    let op = args[1];
+    let cmd = op & CMD;
+    let wait = cmd == libc::FUTEX_WAIT as u64 || cmd == libc::FUTEX_WAIT_BITSET as u64;
+    (nr == libc::SYS_futex
+        && wait
+        && op & libc::FUTEX_PRIVATE_FLAG as u64 != 0
+        && args[3] == 0
+        && (cmd != libc::FUTEX_WAIT_BITSET as u64 || args[5] as u32 != 0))
+        .then_some((args[0], args[2] as u32))
+}
+
+impl Session {
+    /// At the entry stop of syscall `nr` (`compat`: an `int $0x80` one) of
+    /// `tid`, current, its registers `regs`: holds a private futex wait
+    /// while another thread can run. Its word is read at the next pick,
+    /// right after (a wait whose word differs already is let go then).
+    /// Returns whether it held it.
+    pub(super) fn futex_entry(
+        &mut self,
+        tid: Tid,
+        nr: i64,
+        args: &[u64; 6],
+        compat: bool,
+        regs: &Regs,
+    ) -> Result<bool, Error> {
+        let Some((uaddr, val)) = private_wait(nr, args).filter(|_| !compat) else {
+            return Ok(false);
+        };
+        let Some(task) = self.tasks.get(&tid) else {
+            return Ok(false);
+        };
+        if !self.futex_parking
+            || !self.sched.parks_futex_waits()
+            || task.traced.is_some()
+            || !task.pending_signals.is_empty()
+            || task.seeking.is_some()
+            || !self.others_ready(tid)
+            || self
+                .tasks
+                .iter()
+                .any(|(&t, other)| t != tid && other.runnable() && other.spun)
+        {
+            // (A thread found spinning would wake it without a stop: the
+            // wait goes into the kernel, which shows the wake at once.)
+            return Ok(false);
+        }
+        let pid = task.pid;
+        self.sched.split();
+        self.emit(Event::SyscallEntry {
+            tid,
+            nr,
+            args: *args,
+        })?;
+        let at = Instant::now();
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        task.state = State::InSyscall {
+            entered: Entered {
+                nr,
+                args: *args,
+                forced_ret: None,
+                output: None,
+                ip: regs.rip,
+                switch_after: false,
+            },
+            split: true,
+        };
+        task.futex = Some(Parked {
+            uaddr,
+            val,
+            since: at,
+            regs: *regs,
+        });
+        self.futex_due.insert(pid);
+        self.stats.schedule.futex_parked += 1;
+        self.stats.traced_syscalls += 1;
+        if self.current == Some(tid) {
+            self.current = None;
+        }
+        trace!(tid, uaddr, val, "futex wait held at its entry");
+        Ok(true)
+    }
+
+    /// A wake may have come in process `pid` (a futex call of one of its
+    /// threads, buffered or traced, or a thread's exit): its held waits'
+    /// words are read at the next look.
+    pub(super) fn futex_woken(&mut self, pid: Tid) {
+        if self
+            .tasks
+            .values()
+            .any(|t| t.pid == pid && t.futex.is_some())
+        {
+            self.futex_due.insert(pid);
+        }
+    }
+
+    /// Lets held waits go: those whose word changed, and into the kernel
+    /// those held for [`KERNEL_AFTER`]. At a pick (`at_pick`) it reads the
+    /// words in the processes where a wake may have come, and lets all go
+    /// into the kernel when no thread can run; at a tick it reads them all
+    /// (a thread that wakes another and runs on, spinning, makes no stop
+    /// that would show its buffered wake).
+    pub(super) fn release_futex_waits(&mut self, at_pick: bool) -> Result<(), Error> {
+        let every = !at_pick;
+        if !self.tasks.values().any(|t| t.futex.is_some()) {
+            self.futex_due.clear();
+            return Ok(());
+        }
+        let due = std::mem::take(&mut self.futex_due);
+        let now = Instant::now();
+        // The words to read, one read per process.
+        let mut looks: HashMap<Tid, (Tid, Vec<u64>)> = HashMap::new();
+        for (&tid, task) in &self.tasks {
+            if let Some(p) = task.futex.filter(|_| every || due.contains(&task.pid)) {
+                let (_, addrs) = looks.entry(task.pid).or_insert((tid, Vec::new()));
+                if !addrs.contains(&p.uaddr) {
+                    addrs.push(p.uaddr);
+                }
+            }
+        }
+        let mut words: HashMap<(Tid, u64), u32> = HashMap::new();
+        for (pid, (tid, addrs)) in looks {
+            if let Ok(w) = RemoteMem::new(tid).read_words(&addrs) {
+                words.extend(addrs.into_iter().map(|a| (pid, a)).zip(w));
+            }
+        }
+        let mut releases = Vec::new();
+        for (&tid, task) in self.tasks.iter_mut() {
+            let Some(parked) = task.futex.as_mut() else {
+                continue;
+            };
+            if !every && !due.contains(&task.pid) {
+                continue;
+            }
+            match words.get(&(task.pid, parked.uaddr)) {
+                Some(&w) if w != parked.val => releases.push((tid, Release::Changed)),
+                Some(_) if now.duration_since(parked.since) < KERNEL_AFTER => {}
+                _ => releases.push((tid, Release::Kernel)),
+            }
+        }
+        for (tid, how) in releases {
+            self.release_futex_wait(tid, how)?;
+        }
+        if at_pick && !self.tasks.values().any(|t| t.runnable()) {
+            let held: Vec<Tid> = self
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.futex.is_some())
+                .map(|(&t, _)| t)
+                .collect();
+            for tid in held {
+                self.release_futex_wait(tid, Release::Kernel)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets held wait `tid` go, `how`.
+    fn release_futex_wait(&mut self, tid: Tid, how: Release) -> Result<(), Error> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        let Some(parked) = task.futex.take() else {
+            return Ok(());
+        };
+        let State::InSyscall { entered, .. } = task.state else {
+            return Ok(());
+        };
+        trace!(tid, ?how, "held futex wait let go");
+        match how {
+            Release::Changed => {
+                // Skipped at its entry stop, where it stays: its exit is
+                // written when it runs (`finish_syscall_regs`).
+                let ret = -(libc::EAGAIN as i64);
+                task.skip_at_entry = Some(parked.regs);
+                task.set_ready(Pending::Exit(Entered {
+                    forced_ret: Some(ret),
+                    ..entered
+                }));
+                self.stats.schedule.futex_changed += 1;
+                Ok(())
+            }
+            Release::Kernel => ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_private_waits_without_a_timeout_are_held() {
+        let wait = |op: i32, timeout: u64, val3: u64| {
+            private_wait(libc::SYS_futex, &[0x1000, op as u64, 7, timeout, 0, val3])
+        };
+        let private = libc::FUTEX_PRIVATE_FLAG;
+        assert_eq!(wait(libc::FUTEX_WAIT | private, 0, 0), Some((0x1000, 7)));
+        assert_eq!(
+            wait(libc::FUTEX_WAIT_BITSET | private, 0, u32::MAX as u64),
+            Some((0x1000, 7))
+        );
+        // With FUTEX_CLOCK_REALTIME (meaningful with a timeout only).
+        assert_eq!(
+            wait(
+                libc::FUTEX_WAIT_BITSET | private | libc::FUTEX_CLOCK_REALTIME,
+                0,
+                1
+            ),
+            Some((0x1000, 7))
+        );
+        // Shared: a process outside may wake it.
+        assert_eq!(wait(libc::FUTEX_WAIT, 0, 0), None);
+        // A timeout: the kernel keeps the time.
+        assert_eq!(wait(libc::FUTEX_WAIT | private, 0x7000, 0), None);
+        // An empty bitset is EINVAL: the kernel says so.
+        assert_eq!(wait(libc::FUTEX_WAIT_BITSET | private, 0, 0), None);
+        // Not waits.
+        assert_eq!(wait(libc::FUTEX_WAKE | private, 0, 0), None);
+        assert_eq!(wait(libc::FUTEX_LOCK_PI | private, 0, 0), None);
+        assert_eq!(
+            private_wait(libc::SYS_read, &[0x1000, 128, 7, 0, 0, 0]),
+            None
+        );
+    }
+}
