@@ -151,18 +151,13 @@ fn first_call_maps(trial: &str, arg: &'static str) -> Result<(), Failed> {
 /// program's entry point (the loader's code, mapped before the recorder
 /// maps anything): replay must refuse to go on, naming the address.
 fn copy_place_taken(trial: &str) -> Result<(), Failed> {
-    use rrtest_trace::{Event, TraceReader, TraceWriter, VdsoCopy};
+    use rrtest_trace::{Event, VdsoCopy};
     let dir = TrialDir::new(trial)?;
     let inv = invocation(&maps_spec("maps-auxv"), dir.sub("work")?)?;
     let recorded = dir.path.join("recorded");
     let rec = inv.record(&recorded)?;
     rec.expect_code(0)?;
-    let mut reader = TraceReader::open(&recorded)?;
-    let header = reader.header().clone();
-    let mut events = Vec::new();
-    while let Some(e) = reader.next_event()? {
-        events.push(e);
-    }
+    let (header, mut events) = run::read_trace(&recorded)?;
     let Some(Event::Exec(exec)) = events.first_mut() else {
         return Err("the trace does not start with an exec".into());
     };
@@ -174,15 +169,7 @@ fn copy_place_taken(trial: &str) -> Result<(), Failed> {
     let taken = exec.ip & !0xfff;
     exec.vdso_copy = VdsoCopy::At(taken);
     let trace = dir.path.join("trace");
-    let mut writer = TraceWriter::create(&trace, header)?;
-    for e in &events {
-        writer.push(e)?;
-    }
-    writer.finish()?;
-    for f in std::fs::read_dir(recorded.join("files"))? {
-        let f = f?;
-        std::fs::hard_link(f.path(), trace.join("files").join(f.file_name()))?;
-    }
+    run::write_edited_trace(&recorded, &trace, header, &events)?;
     let rep = inv.replay(&trace)?;
     let err = rep.stderr_text();
     check!(

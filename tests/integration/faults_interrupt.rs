@@ -1055,7 +1055,7 @@ fn unclear_messages() -> Result<(), Failed> {
 /// only at their events, after it. SIGTERM must end it at once (the
 /// watchdog's kill reaps them), and the watchdog's 60 s must not be needed.
 fn stuck_replay_ends(trial: &str) -> Result<(), Failed> {
-    use rrtest_trace::{Event, TraceReader, TraceWriter};
+    use rrtest_trace::Event;
     let dir = TrialDir::new(trial)?;
     let exe = build::c_fixture(CBuild::pie("daemon_threads"))?;
     let recorded = dir.path.join("recorded");
@@ -1069,12 +1069,7 @@ fn stuck_replay_ends(trial: &str) -> Result<(), Failed> {
             .current_dir(&dir.path),
     )?;
     rec.expect_code(0)?;
-    let mut reader = TraceReader::open(&recorded)?;
-    let header = reader.header().clone();
-    let mut events = Vec::new();
-    while let Some(e) = reader.next_event()? {
-        events.push(e);
-    }
+    let (header, mut events) = run::read_trace(&recorded)?;
     let last_exit = events
         .iter()
         .rposition(|e| matches!(e, Event::ProcessExit { .. }))
@@ -1091,15 +1086,7 @@ fn stuck_replay_ends(trial: &str) -> Result<(), Failed> {
     let threads: Vec<Event> = events.drain(first..last_exit).collect();
     events.extend(threads);
     let trace = dir.path.join("trace");
-    let mut writer = TraceWriter::create(&trace, header)?;
-    for e in &events {
-        writer.push(e)?;
-    }
-    writer.finish()?;
-    for f in std::fs::read_dir(recorded.join("files"))? {
-        let f = f?;
-        std::fs::hard_link(f.path(), trace.join("files").join(f.file_name()))?;
-    }
+    run::write_edited_trace(&recorded, &trace, header, &events)?;
     let home = dir.sub("home")?;
     let mut reaped = Reaped(spawn_replay("replay", &trace, &home, trial)?);
     let child = &mut reaped.0;

@@ -439,3 +439,36 @@ pub fn names_event_index(text: &str) -> bool {
         .match_indices("event")
         .any(|(i, _)| lower[i + 5..].chars().take(10).any(|c| c.is_ascii_digit()))
 }
+
+/// A trace's header and events, read whole (for trials that edit a trace).
+pub fn read_trace(
+    trace: &Path,
+) -> Result<(rrtest_trace::Header, Vec<rrtest_trace::Event>), Failed> {
+    let mut reader = rrtest_trace::TraceReader::open(trace)?;
+    let header = reader.header().clone();
+    let mut events = Vec::new();
+    while let Some(e) = reader.next_event()? {
+        events.push(e);
+    }
+    Ok((header, events))
+}
+
+/// Writes `events` under `header` as a new trace at `to`, its `files/`
+/// those of trace `from` (hard links): an edited copy of `from`.
+pub fn write_edited_trace(
+    from: &Path,
+    to: &Path,
+    header: rrtest_trace::Header,
+    events: &[rrtest_trace::Event],
+) -> Result<(), Failed> {
+    let mut writer = rrtest_trace::TraceWriter::create(to, header)?;
+    for e in events {
+        writer.push(e)?;
+    }
+    writer.finish()?;
+    for f in std::fs::read_dir(from.join("files"))? {
+        let f = f?;
+        std::fs::hard_link(f.path(), to.join("files").join(f.file_name()))?;
+    }
+    Ok(())
+}
