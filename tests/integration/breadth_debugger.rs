@@ -147,11 +147,8 @@ fn valgrind(trial: &str) -> Result<(), Failed> {
         ],
         work: dir.sub("work")?,
     };
-    let native = inv.native()?;
-    native.expect_code(0)?;
     let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
+    let (native, rec) = native_and_recorded(&inv, &trace)?;
     run::expect_same_bytes("stdout", &native.stdout, &rec.stdout)?;
     if rec.stdout_text().lines().last() != Some("EXIT-SUCCESS") {
         return Err(format!(
@@ -221,11 +218,8 @@ fn gdb_shell_vfork(trial: &str) -> Result<(), Failed> {
         "Detaching after vfork from child process",
         "exited normally]",
     ];
-    let native = inv.native()?;
-    native.expect_code(0)?;
     let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
+    let (native, rec) = native_and_recorded(&inv, &trace)?;
     expect_lines(&want, &native, &rec)?;
     verified_and_replayed_twice(&inv, &trace, &rec)?;
     dir.finish();
@@ -263,15 +257,24 @@ pub(crate) fn gdb_session(trial: &str, cmds: &[&str], want: &[&str]) -> Result<(
         args,
         work: dir.sub("work")?,
     };
-    let native = inv.native()?;
-    native.expect_code(0)?;
     let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
+    let (native, rec) = native_and_recorded(&inv, &trace)?;
     expect_lines(want, &native, &rec)?;
     verified_and_replayed_twice(&inv, &trace, &rec)?;
     dir.finish();
     Ok(())
+}
+
+/// `inv` run natively and recorded into `trace`, each exiting 0.
+fn native_and_recorded(
+    inv: &Invocation,
+    trace: &std::path::Path,
+) -> Result<(run::Run, run::Run), Failed> {
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let rec = inv.record(trace)?;
+    rec.expect_code(0)?;
+    Ok((native, rec))
 }
 
 /// The trace of `rec` verified, and two replays exiting as it did with
