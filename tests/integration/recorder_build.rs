@@ -133,7 +133,6 @@ fn compile(build: CBuild) -> Result<PathBuf, String> {
     }
     let src_dir = c_source_dir();
     let source = src_dir.join(format!("{}.c", build.name));
-    let header = src_dir.join("fixture.h");
     let out_dir = common::scratch_dir("c-fixtures");
     let out = out_dir.join(build.binary_name());
 
@@ -149,7 +148,16 @@ fn compile(build: CBuild) -> Result<PathBuf, String> {
     let recipe = format!("gcc {} {}\n", args.join(" "), source.display());
     let recipe_file = out_dir.join(format!("{}.cmd", build.binary_name()));
 
-    let newest_input = [&source, &header]
+    // The headers (`fixture.h`, and those some fixtures share) are inputs
+    // of every fixture.
+    let mut inputs = vec![source.clone()];
+    inputs.extend(
+        std::fs::read_dir(&src_dir)
+            .map_err(|e| format!("{}: {e}", src_dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "h")),
+    );
+    let newest_input = inputs
         .iter()
         .map(|p| mtime(p))
         .collect::<Result<Vec<_>, _>>()?
