@@ -32,7 +32,14 @@
 //!   (`RRTEST_FUTEX_PARK=0`): both verify; held, the header counts the
 //!   waits held and those let go as their word changed, and the recording
 //!   makes at most three quarters of the stops it makes without (about
-//!   half, measured: one stop per hand-off's wait instead of two).
+//!   half, measured: one stop per hand-off's wait instead of two);
+//! - `threads::lock_handed_off`: two threads poll in a loop, each taking a
+//!   lock on every turn, while a third needs one of those locks
+//!   (crossbeam-channel's `select_macro::loop_try`): recorded, it gets the
+//!   lock through hand-offs (the header counts them) and the trace
+//!   verifies. Before hand-offs, the poller was preempted at a spin point
+//!   inside its critical section every time, and the third thread waited
+//!   seconds for each round's lock, or for good (killed at 60 s).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -52,6 +59,7 @@ const WORKLOADS: &[&str] = &[
     "rendezvous_channel_ping_pong",
     "spin_handoff_try_recv",
     "spin_try_send_rendezvous",
+    "lock_retaken_by_pollers",
     "spin_then_park_lock_contention",
     "scoped_join_tree",
     "async_executor_with_timers",
@@ -209,6 +217,26 @@ fn futex_waits_held(trial: &str) -> Result<(), Failed> {
     check!(
         4 * count(son, "stops") <= 3 * count(soff, "stops"),
         "holding the waits did not save stops: held {son}, not held {soff}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+fn lock_handed_off(trial: &str) -> Result<(), Failed> {
+    let name = "lock_retaken_by_pollers";
+    let dir = TrialDir::new(trial)?;
+    let trace = dir.path.join("trace");
+    let inv = invocation(name, dir.sub("work")?)?;
+    let rec = inv.record(&trace)?;
+    expect_passed(name, &rec)?;
+    expect_verified(&trace)?;
+    let sch = &stats(&trace)?["schedule"];
+    // 20 rounds; each hand-off is one wait lost and made again.
+    check!(
+        count(sch, "futex_handoffs") >= 1,
+        "no hand-off counted in 20 rounds (recording took {:?}): {sch}\n{}",
+        rec.elapsed,
+        rec.stdout_text()
     );
     dir.finish();
     Ok(())
@@ -448,6 +476,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("threads::spin_handoff_cut_short", || {
             spin_handoff_cut_short("threads::spin_handoff_cut_short")
+        })
+        .with_ignored_flag(cannot_record.is_some()),
+    );
+    trials.push(
+        Trial::test("threads::lock_handed_off", || {
+            lock_handed_off("threads::lock_handed_off")
         })
         .with_ignored_flag(cannot_record.is_some()),
     );

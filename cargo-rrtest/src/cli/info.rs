@@ -662,10 +662,10 @@ fn schedule_line(st: &ScheduleStats) -> String {
     } else {
         String::new()
     };
-    let futex = if st.futex_parked > 0 {
+    let futex = if st.futex_parked > 0 || st.futex_handoffs > 0 {
         format!(
-            ", futex waits held {} ({} let go as their word changed)",
-            st.futex_parked, st.futex_changed
+            ", futex waits held {} ({} let go as their word changed, {} hand-offs)",
+            st.futex_parked, st.futex_changed, st.futex_handoffs
         )
     } else {
         String::new()
@@ -890,7 +890,8 @@ mod tests {
                     "wall_ms": 0, "idle_ms": 0, "stops": 0, "switches": 0, "yields": 0,
                     "slices_expired": 0, "spins_cut": 0, "bail_requests": 0,
                     "points_spin": 0, "points_return": 0, "points_anywhere": 0, "ticks": 0,
-                    "interrupts_resent": 0, "futex_parked": 0, "futex_changed": 0
+                    "interrupts_resent": 0, "futex_parked": 0, "futex_changed": 0,
+                    "futex_handoffs": 0
                 }
             })
         );
@@ -929,6 +930,7 @@ mod tests {
             interrupts_resent: 0,
             futex_parked: 0,
             futex_changed: 0,
+            futex_handoffs: 0,
         };
         assert_eq!(
             schedule_line(&st),
@@ -948,11 +950,13 @@ mod tests {
         let held = ScheduleStats {
             futex_parked: 40,
             futex_changed: 38,
+            futex_handoffs: 2,
             ..st
         };
         assert!(
-            schedule_line(&held)
-                .ends_with("ticks 1900, futex waits held 40 (38 let go as their word changed)"),
+            schedule_line(&held).ends_with(
+                "ticks 1900, futex waits held 40 (38 let go as their word changed, 2 hand-offs)"
+            ),
             "{}",
             schedule_line(&held)
         );

@@ -349,6 +349,11 @@ pub struct ScheduleStats {
     /// Of those, let go because their word changed: answered `EAGAIN` at
     /// the entry (one stop for the wait).
     pub futex_changed: u64,
+    /// Futex waits made again on the word a thread was just let go from
+    /// (it lost the word to a thread that took it back before it ran):
+    /// the other threads were then stopped at their next syscall, the
+    /// release's wake, so that it ran with the word free.
+    pub futex_handoffs: u64,
 }
 
 impl ScheduleStats {

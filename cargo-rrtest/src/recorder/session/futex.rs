@@ -29,6 +29,24 @@
 //! condition). Replay sees a split syscall and its result, as for any
 //! wait: the holding is the recorder's schedule only.
 //!
+//! A thread let go from a wait (woken, or `EAGAIN`) that waits again on
+//! the same word for the same value at its next traced syscall lost the
+//! word: another thread took it back before this one ran (a lock its holder releases and takes
+//! again in a loop, preempted each time while holding it: a spinning
+//! thread is preempted at the same spin point each turn, which may lie
+//! inside its critical section). (A condition variable's waiter that
+//! finds nothing after a wake waits again on the same word, but for the
+//! sequence value the wake's notify moved on: not a lost word.) Natively the waiter runs beside the
+//! holder and gets the word when it is released; here it could lose it
+//! for ever (crossbeam-channel's `select_macro::loop_try` failed so every
+//! recording). Such a wait asks for a hand-off ([`HandOff`]): it is held
+//! at its entry even while a spinning thread can run, and every other
+//! thread of its process resumed before it runs again (for at most
+//! [`HANDOFF_FOR`]) stops at its next traced syscall (its syscall buffer
+//! asked to bail) and is not preempted at its spin point: the holder's
+//! next syscall is the release's wake, where it stops with the word
+//! released, and the waiter, let go as its word changed, runs next.
+//!
 //! Must not: pick threads (`schedule`), or hold a thread that its tracer,
 //! a held-back signal or a chaos policy has a claim on.
 
@@ -45,6 +63,23 @@ use super::{ptrace_err, Entered, Error, Pending, Session, State};
 /// How long a held wait whose word keeps its value waits before it goes
 /// into the kernel (a wake that left the word as it was, or none yet).
 pub(super) const KERNEL_AFTER: Duration = Duration::from_millis(20);
+
+/// How long the other threads stop at their next syscall for a thread that
+/// lost its futex word ([`HandOff`]) while it has not run again.
+const HANDOFF_FOR: Duration = Duration::from_millis(20);
+
+/// A thread that waits again on the futex word it was just let go from:
+/// the other threads of its process stop at their next syscall until it
+/// runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct HandOff {
+    /// The thread that lost its word.
+    waiter: Tid,
+    /// Its process.
+    pid: Tid,
+    /// When it lost it.
+    since: Instant,
+}
 
 /// A wait held at its entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +119,74 @@ pub(super) fn private_wait(nr: i64, args: &[u64; 6]) -> Option<(u64, u32)> {
         .then_some((args[0], args[2] as u32))
 }
 
+/// The word and value of `futex(args)` when it is a wait (`FUTEX_WAIT` or
+/// `FUTEX_WAIT_BITSET`, private or not, with a timeout or without).
+pub(super) fn wait_word(nr: i64, args: &[u64; 6]) -> Option<(u64, u32)> {
+    const CMD: u64 = 0x7f;
+    let cmd = args[1] & CMD;
+    (nr == libc::SYS_futex
+        && (cmd == libc::FUTEX_WAIT as u64 || cmd == libc::FUTEX_WAIT_BITSET as u64))
+        .then_some((args[0], args[2] as u32))
+}
+
 impl Session {
+    /// At the entry stop of syscall `nr` of `tid`: whether it is a futex
+    /// wait on the word, for the value, the thread was let go from at its
+    /// last traced syscall (it lost the word): then a hand-off is asked for
+    /// ([`HandOff`]).
+    fn lost_word(&mut self, tid: Tid, nr: i64, args: &[u64; 6], compat: bool) -> bool {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return false;
+        };
+        let last = task.last_wait.take();
+        let pid = task.pid;
+        if !self.futex_parking
+            || !self.sched.parks_futex_waits()
+            || compat
+            || last.is_none()
+            || wait_word(nr, args) != last
+            || self.tasks.len() < 2
+        {
+            return false;
+        }
+        self.handoff = Some(HandOff {
+            waiter: tid,
+            pid,
+            since: Instant::now(),
+        });
+        self.stats.schedule.futex_handoffs += 1;
+        trace!(tid, uaddr = args[0], "futex word lost again: a hand-off");
+        true
+    }
+
+    /// The exit of `tid`'s syscall `entered`, which returned `ret`, as it
+    /// is written: a futex wait let go (woken, or `EAGAIN`) is remembered
+    /// until the thread's next traced syscall ([`Session::lost_word`]).
+    pub(super) fn note_wait_exit(&mut self, tid: Tid, entered: &Entered, ret: i64) {
+        let word = wait_word(entered.nr, &entered.args)
+            .filter(|_| ret == 0 || ret == -(libc::EAGAIN as i64));
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.last_wait = word;
+        }
+    }
+
+    /// As `tid` resumes: whether it is to stop at its next traced syscall
+    /// for a hand-off to another thread of its process. The hand-off ends
+    /// when its waiter runs (or is gone), or after [`HANDOFF_FOR`].
+    pub(super) fn hands_off(&mut self, tid: Tid) -> bool {
+        let Some(h) = self.handoff else {
+            return false;
+        };
+        if h.waiter == tid
+            || h.since.elapsed() >= HANDOFF_FOR
+            || !self.tasks.contains_key(&h.waiter)
+        {
+            self.handoff = None;
+            return false;
+        }
+        self.tasks.get(&tid).is_some_and(|t| t.pid == h.pid)
+    }
+
     /// At the entry stop of syscall `nr` (`compat`: an `int $0x80` one) of
     /// `tid`, current, its registers `regs`: holds a private futex wait
     /// while another thread can run. Its word is read at the next pick,
@@ -98,6 +200,7 @@ impl Session {
         compat: bool,
         regs: &Regs,
     ) -> Result<bool, Error> {
+        let lost = self.lost_word(tid, nr, args, compat);
         let Some((uaddr, val)) = private_wait(nr, args).filter(|_| !compat) else {
             return Ok(false);
         };
@@ -110,13 +213,15 @@ impl Session {
             || !task.pending_signals.is_empty()
             || task.seeking.is_some()
             || !self.others_ready(tid)
-            || self
-                .tasks
-                .iter()
-                .any(|(&t, other)| t != tid && other.runnable() && other.spun)
+            || (!lost
+                && self
+                    .tasks
+                    .iter()
+                    .any(|(&t, other)| t != tid && other.runnable() && other.spun))
         {
             // (A thread found spinning would wake it without a stop: the
-            // wait goes into the kernel, which shows the wake at once.)
+            // wait goes into the kernel, which shows the wake at once. Not
+            // in a hand-off: the others stop at their next syscall.)
             return Ok(false);
         }
         let pid = task.pid;
@@ -296,5 +401,24 @@ mod tests {
             private_wait(libc::SYS_read, &[0x1000, 128, 7, 0, 0, 0]),
             None
         );
+    }
+
+    #[test]
+    fn any_wait_names_its_word_for_a_hand_off() {
+        let word = |op: i32, timeout: u64| {
+            wait_word(libc::SYS_futex, &[0x2000, op as u64, 2, timeout, 0, 0])
+        };
+        let private = libc::FUTEX_PRIVATE_FLAG;
+        assert_eq!(word(libc::FUTEX_WAIT | private, 0), Some((0x2000, 2)));
+        // Shared, or with a timeout (a parker's `park_timeout`): a word
+        // lost all the same.
+        assert_eq!(word(libc::FUTEX_WAIT, 0), Some((0x2000, 2)));
+        assert_eq!(
+            word(libc::FUTEX_WAIT_BITSET | private, 0x7000),
+            Some((0x2000, 2))
+        );
+        assert_eq!(word(libc::FUTEX_WAKE | private, 0), None);
+        assert_eq!(word(libc::FUTEX_LOCK_PI | private, 0), None);
+        assert_eq!(wait_word(libc::SYS_read, &[0x2000, 0, 2, 0, 0, 0]), None);
     }
 }

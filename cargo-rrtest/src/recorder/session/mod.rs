@@ -249,6 +249,13 @@ struct Task {
     /// go), with the registers it stopped with: its exit is written with
     /// the call's number cleared.
     skip_at_entry: Option<Regs>,
+    /// The word and value of the futex wait it was last let go from
+    /// (woken, or `EAGAIN`), until its next traced syscall ([`futex`]'s
+    /// hand-offs).
+    last_wait: Option<(u64, u32)>,
+    /// Resumed while another thread waits for a hand-off ([`futex`]): its
+    /// next traced syscall lets others run.
+    handoff_stop: bool,
 }
 
 impl Task {
@@ -286,6 +293,8 @@ impl Task {
             awaits_clone_event: false,
             restarting: false,
             futex: None,
+            last_wait: None,
+            handoff_stop: false,
             skip_at_entry: None,
         }
     }
@@ -372,6 +381,9 @@ struct Session {
     /// Processes where a wake may have come since the held waits' words
     /// were last read ([`Session::futex_woken`]).
     futex_due: HashSet<Tid>,
+    /// A thread that lost its futex word again, for which the others stop
+    /// at their next syscall ([`futex`]).
+    handoff: Option<futex::HandOff>,
     /// The siginfo of the `SIGCHLD` sent to each tracer process for an
     /// emulated stop, until it is delivered ([`tracer`]).
     chld_infos: HashMap<Tid, [u8; ptrace::SIGINFO_SIZE]>,
@@ -629,6 +641,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         emulating_ptrace: false,
         futex_parking: std::env::var_os("RRTEST_FUTEX_PARK").is_none_or(|v| v != "0"),
         futex_due: HashSet::new(),
+        handoff: None,
         chld_infos: HashMap::new(),
         emu_exits: Vec::new(),
     };

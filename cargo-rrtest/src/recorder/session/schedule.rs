@@ -562,6 +562,7 @@ impl Session {
                 args: entered.args,
                 ret: regs.rax as i64,
             };
+            self.note_wait_exit(tid, &entered, call.ret);
             let result = self.capture(tid, &call, entered.output)?;
             self.emit(Event::SyscallExit {
                 tid,
@@ -576,9 +577,21 @@ impl Session {
         } else {
             from_exit = ptrace::getregs(tid).ok();
         }
+        let handoff = self.hands_off(tid);
+        let buffered = self.spaces.contains_key(&self.tasks[&tid].pid);
         let task = self.tasks.get_mut(&tid).expect("scheduled task exists");
         task.state = State::Running;
         task.resumed_at = from_exit;
+        task.handoff_stop = handoff;
+        if handoff
+            && buffered
+            && task.bail_requested.is_none()
+            && crate::tracee::syscallbuf::set_force_bail(tid, true).is_ok()
+        {
+            // Its next syscall, buffered or not, stops (a hand-off:
+            // `futex`).
+            task.bail_requested = Some(Instant::now());
+        }
         // A new slice: the last one's steps are moot.
         task.steps_left = None;
         task.spin_check = false;
@@ -624,7 +637,9 @@ impl Session {
         }
         match steps {
             Some(steps) => self.run_steps(tid, steps),
-            None => match self.spin_point_to_arm(tid) {
+            // (Not at its spin point in a hand-off: it may lie where the
+            // thread holds the word another waits for.)
+            None => match self.spin_point_to_arm(tid).filter(|_| !handoff) {
                 Some(ip) => self.arm_spin_point(tid, ip),
                 None => ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid)),
             },

@@ -114,8 +114,15 @@ impl Session {
         }
         // Asked to bail (`force_bail`), or its hook bailed because the
         // slice's budget of buffered syscalls is spent.
-        let bailed =
-            self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some()) || self.budget_spent(tid, pid);
+        // Or resumed in a hand-off (`futex`): any traced syscall lets
+        // others run.
+        let handoff_stop = self
+            .tasks
+            .get_mut(&tid)
+            .is_some_and(|t| std::mem::take(&mut t.handoff_stop));
+        let bailed = handoff_stop
+            || self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some())
+            || self.budget_spent(tid, pid);
         if self.futex_entry(tid, nr, &args, compat, &regs)? {
             return Ok(());
         }
