@@ -12,7 +12,8 @@
 //!   with i386 layouts of their own (`time`, `gettimeofday`,
 //!   `clock_gettime`, `clock_getres`, `mmap2` anonymous and of a file at a
 //!   page offset, `lseek`, `_llseek`, `getrlimit`, `ugetrlimit`,
-//!   `getrusage`);
+//!   `getrusage`, `times`, `sysinfo`, `nanosleep` slept and interrupted by
+//!   a signal);
 //! - `int80_files` makes the i386 file calls: the `stat64` family
 //!   (`stat64`, `lstat64`, `fstat64`, `fstatat64`), `statfs64`,
 //!   `fstatfs64`, `statx`, the iovec calls (`readv`, `writev` into a file
@@ -85,6 +86,11 @@ const WANT: &[&str] = &[
     "the page is zero again after the i386 madvise: yes\n",
     "i386 mremap grew the page, its contents kept, the new end writable: yes\n",
     "the i386 eventfd2 counted 5, with FD_CLOEXEC: yes\n",
+    "i386 times returned the 64-bit ticks cut to 32 bits, between two 64-bit reads: yes\n",
+    "i386 times's four 32-bit times lie between two 64-bit reads: yes\n",
+    "i386 sysinfo's uptime lies between two 64-bit reads, its total memory and swap the 64-bit call's: yes\n",
+    "i386 nanosleep slept at least 20 ms: yes\n",
+    "SIGALRM was handled, and the i386 nanosleep stored the time left, under 5 s: yes\n",
 ];
 
 /// Lines `int80_files` prints when its checks pass (every check prints

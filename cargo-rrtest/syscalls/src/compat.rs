@@ -288,6 +288,7 @@ pub fn x86_64_call(call: &crate::Call) -> crate::Call {
 /// (hand-written startup code, old inline assembly); others are named by
 /// number.
 const I386_NAMES: &[(u32, &str)] = &[
+    (0, "restart_syscall"),
     (1, "exit"),
     (3, "read"),
     (4, "write"),

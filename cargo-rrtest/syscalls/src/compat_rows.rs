@@ -2,7 +2,8 @@
 //! call with the same memory written, but whose i386 layouts are simple:
 //! the 32-bit time calls (a 4-byte `time_t`, the 8-byte `old_timespec32`
 //! and `old_timeval32` of two 32-bit fields), the seeks, the 32-bit
-//! resource limits and usage, the i386 `struct stat64` and
+//! resource limits and usage, `times`, `sysinfo` and `nanosleep`, the
+//! i386 `struct stat64` and
 //! `compat_statfs64`, the calls of 32-bit iovecs and of split offsets,
 //! and `mmap2`, replayed like `mmap` through [`crate::x86_64_call`].
 //! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
@@ -44,10 +45,22 @@
 //! (fd, buffer, count, then the offset's low and high halves): `pread64`
 //! fills its buffer with as many bytes as it returns; `truncate64` and
 //! `ftruncate64` the `compat_sys_x86_*` wrappers of `truncate` and
-//! `ftruncate`, the length split likewise, writing no memory.
+//! `ftruncate`, the length split likewise, writing no memory. `times` is
+//! `compat_sys_times`, a 16-byte `compat_tms` (four 32-bit clock ticks) at
+//! its pointer when not null, and it returns the ticks since boot cut to
+//! a signed 32-bit value, which may look negative: the only failure is
+//! EFAULT, so any other result wrote the structure ([`WRITES_ON_FAILURE`]).
+//! `sysinfo` is `compat_sys_sysinfo`, a 64-byte `compat_sysinfo` (memory
+//! sizes in 32 bits, rescaled by `mem_unit` when they do not fit).
+//! `nanosleep` is `sys_nanosleep_time32`: it blocks, and stores the time
+//! left as an `old_timespec32` at its second pointer when a signal
+//! interrupts it (`-EINTR`, or a restart code at the exit stop), as the
+//! x86-64 row records. The kernel resumes one interrupted without a
+//! handler with the i386 `restart_syscall` (0), which is not described:
+//! such a trace is refused, named.
 
 use super::layout::{TIMEZONE, UIO_MAXIOV};
-use super::outputs::{fixed, fixed2, none, push, ret_bytes, ret_len};
+use super::outputs::{fixed, fixed2, interrupted, none, push, ret_bytes, ret_len};
 use super::{Call, MemReader, Region, ReplayAction, SyscallDesc, Unsupported, COMPAT_32};
 
 /// An i386 `old_time32_t`.
@@ -63,6 +76,18 @@ pub const COMPAT_RLIMIT: u64 = 8;
 pub const COMPAT_RUSAGE: u64 = 2 * OLD_TIMEVAL32 + 14 * 4;
 /// The `loff_t` `_llseek` stores the new position in.
 pub const LOFF_T: u64 = 8;
+/// An i386 `struct compat_tms`: four 32-bit `compat_clock_t`s.
+pub const COMPAT_TMS: u64 = 4 * 4;
+/// An i386 `struct compat_sysinfo`: the 32-bit uptime, three loads, six
+/// memory sizes, `procs` and its padding (two u16), two high-memory sizes,
+/// `mem_unit` and 8 bytes of padding.
+pub const COMPAT_SYSINFO: u64 = 4 + 3 * 4 + 6 * 4 + 2 * 2 + 2 * 4 + 4 + 8;
+
+/// The rows whose outputs are recorded whatever the result (the recorder
+/// asks [`crate::writes_on_failure`]): `times`, whose result may look
+/// negative, and `nanosleep`, which stores the time left when interrupted.
+pub(crate) const WRITES_ON_FAILURE: &[i64] = &[COMPAT_32 | 43, COMPAT_32 | 162];
+
 /// The i386 `struct stat64` (packed): `st_dev` (8), 4 bytes of padding,
 /// the 32-bit `__st_ino`, `st_mode`, `st_nlink`, `st_uid`, `st_gid` (4
 /// each), `st_rdev` (8), 4 bytes of padding, `st_size` (8), `st_blksize`
@@ -100,6 +125,25 @@ const fn d(
         replay,
         outputs,
     }
+}
+
+/// `times(buf)`: the `compat_tms` at `buf` unless it failed with EFAULT
+/// (its only failure; any other result is ticks, which may look negative
+/// in 32 bits).
+fn times32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret != -i64::from(libc::EFAULT) {
+        push(out, c.args[0], COMPAT_TMS);
+    }
+    Ok(())
+}
+
+/// `nanosleep(req, rem)`: the time left, an `old_timespec32` at `rem`,
+/// when a signal interrupted it.
+fn nanosleep32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if interrupted(c.ret) {
+        push(out, c.args[1], OLD_TIMESPEC32);
+    }
+    Ok(())
 }
 
 /// `readv`, `preadv`, `preadv2` of a 32-bit caller: the `compat_iovec`
@@ -148,6 +192,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         fixed::<0, OLD_TIME32>,
     ),
     d(19, "lseek", false, ReplayAction::Emulate, none),
+    d(43, "times", false, ReplayAction::Emulate, times32),
     d(
         76,
         "getrlimit",
@@ -170,6 +215,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         fixed2::<0, OLD_TIMEVAL32, 1, TIMEZONE>,
     ),
     d(
+        116,
+        "sysinfo",
+        false,
+        ReplayAction::Emulate,
+        fixed::<0, COMPAT_SYSINFO>,
+    ),
+    d(
         140,
         "_llseek",
         false,
@@ -184,6 +236,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         compat_iov_ret::<1, 2>,
     ),
     d(146, "writev", true, ReplayAction::Emulate, none),
+    d(162, "nanosleep", true, ReplayAction::Emulate, nanosleep32),
     d(
         180,
         "pread64",

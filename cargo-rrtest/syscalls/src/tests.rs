@@ -1282,11 +1282,11 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         crate::name(crate::compat_nr(63)),
         "i386 dup2 (int $0x80 #63)"
     );
-    // Not described: structures of their own (olduname, the 32-bit
-    // nanosleep, fcntl64's locks), the old mmap (its arguments in memory),
-    // signal state the recorder keeps (rt_sigaction), and numbers the i386
-    // table lacks.
-    for n in [109, 162, 221, 90, 174, 9999] {
+    // Not described: structures of their own (olduname, fcntl64's
+    // locks), the i386 restart_syscall, the old mmap (its arguments in
+    // memory), signal state the recorder keeps (rt_sigaction), and numbers
+    // the i386 table lacks.
+    for n in [109, 221, 0, 90, 174, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -2041,4 +2041,55 @@ fn compat_rows_describe_stat64_statfs64_iovecs_and_split_offsets() {
     // The stat calls mean no x86-64 call of their own layout, and keep
     // their number.
     assert_eq!(crate::row_nr(crate::compat_nr(195)), crate::compat_nr(195));
+}
+
+#[test]
+fn compat_rows_describe_times_sysinfo_and_nanosleep() {
+    let m = FakeMem::default();
+    // times: a 16-byte compat_tms (four 32-bit ticks) whatever the result
+    // but EFAULT, the ticks since boot cut to 32 bits looking negative at
+    // times; nothing for a null pointer.
+    assert_eq!(crate::compat_rows::COMPAT_TMS, 16);
+    let times = crate::compat_nr(43);
+    assert!(crate::writes_on_failure(times));
+    assert!(!crate::writes_on_failure(libc::SYS_times));
+    assert_eq!(ok(&call(times, &[0x1000], 429_496_729), &m), [(0x1000, 16)]);
+    assert_eq!(
+        ok(&call(times, &[0x1000], -2_000_000_000), &m),
+        [(0x1000, 16)]
+    );
+    assert!(ok(&call(times, &[0x1000], -14), &m).is_empty());
+    assert!(ok(&call(times, &[0], 12345), &m).is_empty());
+    // sysinfo: a 64-byte compat_sysinfo.
+    assert_eq!(crate::compat_rows::COMPAT_SYSINFO, 64);
+    assert_eq!(
+        ok(&call(crate::compat_nr(116), &[0x1000], 0), &m),
+        [(0x1000, 64)]
+    );
+    assert!(ok(&call(crate::compat_nr(116), &[0x1000], -14), &m).is_empty());
+    // nanosleep: blocks; the time left, an 8-byte old_timespec32 at its
+    // second pointer, only when a signal interrupted it.
+    let nanosleep = crate::compat_nr(162);
+    let row = lookup(nanosleep).expect("a row");
+    assert!(row.may_block && row.replay == ReplayAction::Emulate);
+    assert!(crate::writes_on_failure(nanosleep));
+    assert!(ok(&call(nanosleep, &[0x2000, 0x1000], 0), &m).is_empty());
+    for ret in [-4, -516] {
+        assert_eq!(
+            ok(&call(nanosleep, &[0x2000, 0x1000], ret), &m),
+            [(0x1000, 8)],
+            "{ret}"
+        );
+    }
+    assert!(ok(&call(nanosleep, &[0x2000, 0], -4), &m).is_empty());
+    assert!(ok(&call(nanosleep, &[0x2000, 0x1000], -22), &m).is_empty());
+    // The i386 restart_syscall that resumes one interrupted without a
+    // handler is not described (refused, named).
+    assert!(lookup(crate::compat_nr(0)).is_none());
+    assert_eq!(
+        crate::name(crate::compat_nr(0)),
+        "i386 restart_syscall (int $0x80 #0)"
+    );
+    // Other 32-bit calls are not recorded on failure.
+    assert!(!crate::writes_on_failure(crate::compat_nr(195)));
 }
