@@ -1,20 +1,32 @@
 //! More 32-bit syscalls (`int $0x80`) from a 64-bit program
-//! (docs/breadth.md): `int80_more`, built without PIE (its buffers and its
+//! (docs/breadth.md), each fixture built without PIE (its buffers and its
 //! break below 4 GiB) and statically (every call traced, no syscall
-//! buffer), makes the i386 calls that mean an x86-64 call (`brk`,
-//! `mprotect`, `munmap`, a thread's `exit`, `kill`, `tkill`, `tgkill`,
-//! `getrandom`, `getcwd`, `pipe`, `pipe2`, `open`, `openat`, `dup3`,
-//! `prlimit64`, `clock_gettime64`, `clock_getres_time64`, `mkdir`,
-//! `access`, `fsync`, `fdatasync`, `getdents64`, `chdir`, `fchdir`,
-//! `unlink`, `rmdir`, `madvise`, `mremap`, `getcpu`, `eventfd2`) and those with
-//! i386 layouts of their own (`time`, `gettimeofday`, `clock_gettime`,
-//! `clock_getres`, `mmap2` anonymous and of a file at a page offset,
-//! `lseek`, `_llseek`, `getrlimit`, `ugetrlimit`, `getrusage`), each
-//! result checked in the program against the 64-bit call's or the value it
-//! must have.
+//! buffer):
+//!
+//! - `int80_more` makes the i386 calls that mean an x86-64 call (`brk`,
+//!   `mprotect`, `munmap`, a thread's `exit`, `kill`, `tkill`, `tgkill`,
+//!   `getrandom`, `getcwd`, `pipe`, `pipe2`, `open`, `openat`, `dup3`,
+//!   `prlimit64`, `clock_gettime64`, `clock_getres_time64`, `mkdir`,
+//!   `access`, `fsync`, `fdatasync`, `getdents64`, `chdir`, `fchdir`,
+//!   `unlink`, `rmdir`, `madvise`, `mremap`, `getcpu`, `eventfd2`) and those
+//!   with i386 layouts of their own (`time`, `gettimeofday`,
+//!   `clock_gettime`, `clock_getres`, `mmap2` anonymous and of a file at a
+//!   page offset, `lseek`, `_llseek`, `getrlimit`, `ugetrlimit`,
+//!   `getrusage`, `times`, `sysinfo`, `nanosleep` slept and interrupted by
+//!   a signal);
+//! - `int80_files` makes the i386 file calls: the `stat64` family
+//!   (`stat64`, `lstat64`, `fstat64`, `fstatat64`), `statfs64`,
+//!   `fstatfs64`, `statx`, the iovec calls (`readv`, `writev` into a file
+//!   and to stdout, `preadv`, `pwritev`, `preadv2`, `pwritev2`), the split
+//!   offsets (`pread64`, `pwrite64`, `ftruncate64`, `truncate64`, above
+//!   4 GiB in a sparse file), `readlink`, `symlink`, `link`, `rename`,
+//!   `chmod`, `fchmod`, `flock`, `fchown32`;
+//!
+//! each result checked in the program against the 64-bit call's or the
+//! value it must have.
 //!
 //! - `breadth::int80::NAME::native`: the program alone prints every check
-//!   passed (and another hash of getrandom's bytes each run);
+//!   passed (`int80_more` another hash of getrandom's bytes each run);
 //! - `breadth::int80::NAME::record_replay`: recorded (the same checks
 //!   pass), verified, and replayed to the same output and exit [`ROUNDS`]
 //!   times (the thread's exit and the child's death fall as the schedule
@@ -22,8 +34,11 @@
 //!   page the i386 `mprotect` made read-only faults there too, the break
 //!   the i386 `brk` grew is written, the page `madvise` dropped reads
 //!   zero, the page `mremap` moved is there), ends the thread at its i386 `exit`,
-//!   delivers the signals the i386 `kill`s sent, maps what `mmap2` mapped;
-//! - `breadth::int80::under_chaos`: both recorded with --chaos at seeds
+//!   delivers the signals the i386 `kill`s sent, maps what `mmap2` mapped,
+//!   writes the bytes the i386 reads read (scattered over 32-bit iovecs
+//!   for `readv`/`preadv`/`preadv2`) and the structures the `stat64` calls
+//!   filled, and prints the line the i386 `writev` wrote to stdout;
+//! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified.
 
 use std::time::Duration;
@@ -71,7 +86,58 @@ const WANT: &[&str] = &[
     "the page is zero again after the i386 madvise: yes\n",
     "i386 mremap grew the page, its contents kept, the new end writable: yes\n",
     "the i386 eventfd2 counted 5, with FD_CLOEXEC: yes\n",
+    "i386 times returned the 64-bit ticks cut to 32 bits, between two 64-bit reads: yes\n",
+    "i386 times's four 32-bit times lie between two 64-bit reads: yes\n",
+    "i386 sysinfo's uptime lies between two 64-bit reads, its total memory and swap the 64-bit call's: yes\n",
+    "i386 nanosleep slept at least 20 ms: yes\n",
+    "SIGALRM was handled, and the i386 nanosleep stored the time left, under 5 s: yes\n",
 ];
+
+/// Lines `int80_files` prints when its checks pass (every check prints
+/// `yes` or exits 1; these name one call of each kind, and the line the
+/// i386 `writev` writes to stdout in three pieces).
+const WANT_FILES: &[&str] = &[
+    "i386 stat64's device, inodes, mode, links, ids, size and blocks are the 64-bit stat's: yes\n",
+    "i386 fstatat64's fields are the 64-bit stat's: yes\n",
+    "i386 readlink read the link's target: yes\n",
+    "i386 lstat64 saw the link itself, its fields the 64-bit lstat's: yes\n",
+    "i386 statfs64's type, block size, block count and name length are the 64-bit statfs's: yes\n",
+    "i386 fstatfs64's type, block size and block count are the 64-bit statfs's: yes\n",
+    "i386 statfs64 with the 64-bit size returned the expected value: yes\n",
+    "i386 statx's inode, mode, size and blocks are the 64-bit call's: yes\n",
+    "the bytes i386 readv scattered are the 64-bit pread's, in order: yes\n",
+    "i386 readv's short read filled its first iovec: yes\n",
+    "the bytes i386 writev wrote are there for the 64-bit pread: yes\n",
+    "i386 writev: a line in three pieces, written to stdout in order\n",
+    "i386 fstat64's 64-bit size and blocks are the 64-bit fstat's: yes\n",
+    "the bytes i386 pwrite64 wrote are at 4 GiB + 100 for the 64-bit pread: yes\n",
+    "the bytes i386 pread64 read at 4 GiB + 50 are the 64-bit pread's: yes\n",
+    "the bytes i386 pwritev wrote are at 4 GiB + 1000 for the 64-bit pread: yes\n",
+    "the bytes i386 preadv scattered are the 64-bit pread's: yes\n",
+    "the bytes i386 pwritev2 wrote are at 77: yes\n",
+    "the bytes i386 preadv2 read are the 64-bit pread's, the position moved to 110: yes\n",
+    "the size after the i386 truncate64 is 5000: yes\n",
+    "the mode after the i386 chmod is 0604: yes\n",
+    "the mode after the i386 fchmod is 0640: yes\n",
+    "i386 fchown32 to its own owner returned the expected value: yes\n",
+    "another open file's LOCK_EX|LOCK_NB fails while the i386 lock is held: yes\n",
+    "the file has 2 links after the i386 link: yes\n",
+    "after the i386 rename the old name is gone and the new one is the file: yes\n",
+];
+
+const fn files(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_FILES,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_files",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
 
 const fn more(name: &'static str, link: Link) -> Spec {
     Spec {
@@ -92,6 +158,8 @@ const fn more(name: &'static str, link: Link) -> Spec {
 const SPECS: &[Spec] = &[
     more("int80_more-nopie", Link::NoPie),
     more("int80_more-static", Link::Static),
+    files("int80_files-nopie", Link::NoPie),
+    files("int80_files-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).

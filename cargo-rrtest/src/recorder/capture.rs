@@ -133,8 +133,8 @@ fn extra(
     memo: &mut MappedMemo,
     unsupported: &mut Vec<String>,
 ) -> SyscallExtra {
-    // A 32-bit `mmap2` as the `mmap` it means.
-    let call = &syscalls::x86_64_call(call);
+    // By the trace's number and arguments: a 32-bit `writev`'s iovecs
+    // are 32-bit ones.
     if let (Some(out), true) = (output, call.ret > 0) {
         let data = crate::tracee::written_bytes(mem, call.nr, &call.args, call.ret as usize);
         return match data {
@@ -142,6 +142,8 @@ fn extra(
             Err(_) => SyscallExtra::None,
         };
     }
+    // A 32-bit `mmap2` as the `mmap` it means.
+    let call = &syscalls::x86_64_call(call);
     match call.nr {
         _ if call.ret < 0 => SyscallExtra::None,
         libc::SYS_mmap => {

@@ -833,8 +833,10 @@ pub fn hash_state(
 /// The first `len` bytes a write-family syscall (`write`, `pwrite64`,
 /// `writev`, `pwritev`, `pwritev2`) with arguments `args` writes: the
 /// recorder keeps them as the program's output, and the replayer checks
-/// that the replayed program writes the same.
+/// that the replayed program writes the same. `nr` is the trace's number:
+/// a 32-bit call's iovecs are 32-bit ones (`rrtest_syscalls::read_iovec`).
 pub fn written_bytes(mem: &RemoteMem, nr: i64, args: &[u64; 6], len: usize) -> io::Result<Vec<u8>> {
+    let traced = nr;
     let nr = rrtest_syscalls::row_nr(nr);
     if nr == libc::SYS_write || nr == libc::SYS_pwrite64 {
         return mem.read_vec(args[1], len);
@@ -845,9 +847,8 @@ pub fn written_bytes(mem: &RemoteMem, nr: i64, args: &[u64; 6], len: usize) -> i
         if out.len() >= len {
             break;
         }
-        let base = read_u64(mem, iov + i * 16)?;
-        let n = read_u64(mem, iov + i * 16 + 8)? as usize;
-        let take = n.min(len - out.len());
+        let (base, n) = rrtest_syscalls::read_iovec(mem, traced, iov, i)?;
+        let take = (n as usize).min(len - out.len());
         out.extend(mem.read_vec(base, take)?);
     }
     Ok(out)

@@ -12,14 +12,19 @@
 //! call's row ([`x86_64_equivalent`]), and what the recorder and the
 //! replayer do with a call by its meaning (follow the program's output,
 //! wait for a thread's exit, execute a `brk`) they match by [`row_nr`], its
-//! x86-64 number. A few calls whose i386 layouts differ simply (`time`,
-//! `gettimeofday`, the 32-bit `clock_gettime` and `clock_getres`, `mmap2`)
-//! have rows of their own ([`crate::compat_rows`]); `mmap2` is recorded and
-//! replayed as the `mmap` it means ([`x86_64_call`]). Any other 32-bit call
-//! that does not fail with ENOSYS marks the trace unreplayable, named: the
-//! memory it writes is not described (the i386 layouts differ), or it
-//! changes state the recorder keeps itself (signal handlers and masks,
-//! threads). This module must not describe outputs.
+//! x86-64 number. Calls whose i386 layouts differ simply (`time`,
+//! `gettimeofday`, the 32-bit `clock_gettime` and `clock_getres`, `mmap2`,
+//! the `stat64` family, the iovec calls, the split-offset calls, ...) have
+//! rows of their own ([`crate::compat_rows`]); those of them that still
+//! mean an x86-64 call ([`MEANINGS`]: `writev`, `pwrite64`, `ftruncate64`,
+//! ...) are matched by that call's number too, and [`x86_64_call`] gives
+//! the x86-64 call's arguments (`mmap2` is recorded and replayed as the
+//! `mmap` it means; a split offset is joined). An iovec array a 32-bit
+//! call reads or fills is one of 8-byte `compat_iovec`s ([`read_iovec`]).
+//! Any other 32-bit call that does not fail with ENOSYS marks the trace
+//! unreplayable, named: the memory it writes is not described (the i386
+//! layouts differ), or it changes state the recorder keeps itself (signal
+//! handlers and masks, threads). This module must not describe outputs.
 
 /// Marks a syscall number as an i386 one made through `int $0x80`.
 pub const COMPAT_32: i64 = 1 << 32;
@@ -56,7 +61,11 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// only; `pipe`/`pipe2` two ints; `getrandom` and `getcwd` bytes;
 /// `clock_gettime64`/`clock_getres_time64` (403, 406) the 64-bit `timespec`;
 /// `prlimit64` two u64s; `getdents64` the same `linux_dirent64` records;
-/// `getcpu` two unsigned ints. What the recorder and the replayer do with a
+/// `getcpu` two unsigned ints; `readlink` the link's bytes (as many as it
+/// returns); `statx` the same `struct statx` (one layout for every ABI).
+/// `link`, `rename`, `symlink`, `chmod`, `fchmod`, `flock` and `fchown32`
+/// (the kernel's `fchown` with 32-bit ids) write no memory. What the
+/// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
 /// (`close`, `dup`, `dup2`, `dup3`), the address space replay changes again
@@ -67,23 +76,27 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// and recorded as the kernel delivers them; replay skips the call and
 /// delivers the recorded signal), files opened with `O_TRUNC`.
 /// Not here: calls whose i386 structures differ (`time`, `olduname`,
-/// `stat`, `writev`'s iovecs, the 32-bit `timespec`/`timeval` ones: those
+/// `stat64`, `writev`'s iovecs, the 32-bit `timespec`/`timeval` ones: those
 /// with a simple layout have rows of their own, [`crate::compat_rows`]),
 /// calls whose arguments differ (`pwrite64`'s split offset, `mmap2`'s page
-/// offset), and calls that start threads or change signal state (`clone`,
-/// `rt_sigaction`, `rt_sigprocmask`, `sigaltstack`, ...).
+/// offset: rows of their own too, see [`MEANINGS`]), and calls that start
+/// threads or change signal state (`clone`, `rt_sigaction`,
+/// `rt_sigprocmask`, `sigaltstack`, ...).
 const EQUIVALENTS: &[(u32, i64)] = &[
     (1, 60),    // exit (of one thread)
     (3, 0),     // read
     (4, 1),     // write
     (5, 2),     // open (compat_sys_open: no forced O_LARGEFILE)
     (6, 3),     // close
+    (9, 86),    // link
     (10, 87),   // unlink
     (12, 80),   // chdir
+    (15, 90),   // chmod
     (20, 39),   // getpid
     (24, 102),  // getuid (16-bit ids)
     (33, 21),   // access
     (37, 62),   // kill
+    (38, 82),   // rename
     (39, 83),   // mkdir
     (40, 84),   // rmdir
     (41, 32),   // dup
@@ -96,12 +109,16 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (63, 33),   // dup2
     (64, 110),  // getppid
     (65, 111),  // getpgrp
+    (83, 88),   // symlink
+    (85, 89),   // readlink
     (91, 11),   // munmap
+    (94, 91),   // fchmod
     (118, 74),  // fsync
     (122, 63),  // uname (newuname)
     (125, 10),  // mprotect
     (132, 121), // getpgid
     (133, 81),  // fchdir
+    (143, 73),  // flock
     (147, 124), // getsid
     (148, 75),  // fdatasync
     (158, 24),  // sched_yield
@@ -111,6 +128,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (200, 104), // getgid32
     (201, 107), // geteuid32
     (202, 108), // getegid32
+    (207, 93),  // fchown32
     (219, 28),  // madvise
     (220, 217), // getdents64
     (224, 186), // gettid
@@ -124,8 +142,38 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (331, 293), // pipe2
     (340, 302), // prlimit64
     (355, 318), // getrandom
+    (383, 332), // statx
     (403, 228), // clock_gettime64
     (406, 229), // clock_getres_time64
+];
+
+/// i386 calls with rows of their own ([`crate::compat_rows`]: the memory
+/// they read or write, or their arguments, differ from the x86-64 call's)
+/// that still mean an x86-64 call: (i386 number, x86-64 number). Their
+/// kernel entries: `readv` and `writev` are `sys_readv`/`sys_writev`
+/// (`compat_sys_*` in older kernels), reading 8-byte `compat_iovec`s for a
+/// 32-bit caller; `preadv`, `pwritev`, `preadv2`, `pwritev2` are
+/// `compat_sys_*`, the same iovecs, the offset split in two registers (low
+/// half first; all ones for `preadv2`'s "current position"); `pread64`,
+/// `pwrite64`, `truncate64` and `ftruncate64` are the `ia32_*` wrappers of
+/// the x86-64 calls, the offset or length split likewise. [`row_nr`] gives
+/// the x86-64 number, so that what follows a call by its meaning follows
+/// these too: a 32-bit `writev`, `pwrite64` or `pwritev` to stdout is the
+/// program's output, a 32-bit write or `ftruncate64` of a file mapped
+/// shared stores the file again. [`x86_64_call`] joins their split values
+/// into the x86-64 call's arguments; an iovec array stays the i386 one
+/// ([`read_iovec`] reads it by the trace's number).
+const MEANINGS: &[(u32, i64)] = &[
+    (145, 19),  // readv
+    (146, 20),  // writev
+    (180, 17),  // pread64
+    (181, 18),  // pwrite64
+    (193, 76),  // truncate64
+    (194, 77),  // ftruncate64
+    (333, 295), // preadv
+    (334, 296), // pwritev
+    (378, 327), // preadv2
+    (379, 328), // pwritev2
 ];
 
 /// The x86-64 syscall whose table row describes the 32-bit call `nr` (made
@@ -139,11 +187,53 @@ pub fn x86_64_equivalent(nr: i64) -> Option<i64> {
 }
 
 /// The number whose x86-64 meaning `nr` has: its [`x86_64_equivalent`] for
-/// a 32-bit call that has one, else `nr` itself. Code that follows a call
-/// by what it does (a write to the program's output, a `close` of an
-/// output descriptor) matches on this, not on the trace's number.
+/// a 32-bit call that has one, the x86-64 call one of [`MEANINGS`] means,
+/// else `nr` itself. Code that follows a call by what it does (a write to
+/// the program's output, a `close` of an output descriptor) matches on
+/// this, not on the trace's number.
 pub fn row_nr(nr: i64) -> i64 {
-    x86_64_equivalent(nr).unwrap_or(nr)
+    x86_64_equivalent(nr).or_else(|| meaning(nr)).unwrap_or(nr)
+}
+
+/// The x86-64 call one of the 32-bit calls of [`MEANINGS`] means.
+fn meaning(nr: i64) -> Option<i64> {
+    if !is_compat(nr) {
+        return None;
+    }
+    let n = nr as u32;
+    MEANINGS.iter().find(|&&(k, _)| k == n).map(|&(_, x)| x)
+}
+
+/// A `struct compat_iovec`: a 32-bit base and a 32-bit length.
+pub const COMPAT_IOVEC: u64 = 8;
+/// A 64-bit `struct iovec`: a 64-bit base and a 64-bit length.
+const IOVEC: u64 = 16;
+
+/// Entry `i` of the iovec array at `iov` that call `nr` (the trace's
+/// number) reads or fills, as (base, length): a 32-bit call's are
+/// [`COMPAT_IOVEC`]s (the kernel reads them so for any call made in
+/// compat mode), a 64-bit call's `struct iovec`s.
+pub fn read_iovec(
+    mem: &dyn crate::MemReader,
+    nr: i64,
+    iov: u64,
+    i: u64,
+) -> std::io::Result<(u64, u64)> {
+    if is_compat(nr) {
+        let at = iov + i * COMPAT_IOVEC;
+        Ok((
+            u64::from(mem.read_u32(at)?),
+            u64::from(mem.read_u32(at + 4)?),
+        ))
+    } else {
+        let at = iov + i * IOVEC;
+        Ok((mem.read_u64(at)?, mem.read_u64(at + 8)?))
+    }
+}
+
+/// A 64-bit value an i386 call passes in two registers, low half first.
+fn joined(lo: u64, hi: u64) -> u64 {
+    (hi << 32) | (lo & 0xffff_ffff)
 }
 
 /// The i386 `mmap2` (192): `mmap`'s arguments, the offset in 4096-byte
@@ -153,25 +243,44 @@ const MMAP2: u32 = 192;
 /// The x86-64 call that `call` means, with the arguments the x86-64 call
 /// takes: a 32-bit call with an [`x86_64_equivalent`] under that number, an
 /// i386 `mmap2` as the `mmap` of the same mapping (the descriptor
-/// sign-extended from 32 bits, the offset in bytes); any other call as it
-/// is. Code that acts on a call by its meaning with its arguments (the
-/// file a mapping maps, a file opened with `O_TRUNC`) reads this.
+/// sign-extended from 32 bits, the offset in bytes), a call of
+/// [`MEANINGS`] under the x86-64 number with its split offset or length
+/// joined (`pread64(fd, buf, count, lo, hi)` as `pread64(fd, buf, count,
+/// hi << 32 | lo)`, `ftruncate64(fd, lo, hi)` as `ftruncate(fd, hi << 32 |
+/// lo)`, `preadv(fd, iov, cnt, lo, hi)` as `preadv(fd, iov, cnt, hi << 32
+/// | lo, 0)`; an iovec array stays the i386 one, see [`read_iovec`]); any
+/// other call as it is. Code that acts on a call by its meaning with its
+/// arguments (the file a mapping maps, a file opened with `O_TRUNC`, the
+/// offset a `pwrite64` wrote at) reads this.
 pub fn x86_64_call(call: &crate::Call) -> crate::Call {
     if !is_compat(call.nr) {
         return *call;
     }
-    if call.nr as u32 == MMAP2 {
-        let a = call.args;
-        let fd = i64::from(a[4] as u32 as i32) as u64;
-        return crate::Call {
-            nr: libc::SYS_mmap,
-            args: [a[0], a[1], a[2], a[3], fd, a[5] << 12],
-            ret: call.ret,
-        };
-    }
+    let a = call.args;
+    let args = match call.nr as u32 {
+        MMAP2 => {
+            let fd = i64::from(a[4] as u32 as i32) as u64;
+            return crate::Call {
+                nr: libc::SYS_mmap,
+                args: [a[0], a[1], a[2], a[3], fd, a[5] << 12],
+                ret: call.ret,
+            };
+        }
+        // pread64, pwrite64: (fd, buf, count, lo, hi).
+        180 | 181 => [a[0], a[1], a[2], joined(a[3], a[4]), 0, 0],
+        // truncate64, ftruncate64: (path or fd, lo, hi).
+        193 | 194 => [a[0], joined(a[1], a[2]), 0, 0, 0, 0],
+        // preadv, pwritev: (fd, iov, cnt, lo, hi); the x86-64 calls take
+        // the whole offset in their fourth argument, 0 in their fifth.
+        333 | 334 => [a[0], a[1], a[2], joined(a[3], a[4]), 0, 0],
+        // preadv2, pwritev2: the same, and the flags.
+        378 | 379 => [a[0], a[1], a[2], joined(a[3], a[4]), 0, a[5]],
+        _ => a,
+    };
     crate::Call {
         nr: row_nr(call.nr),
-        ..*call
+        args,
+        ret: call.ret,
     }
 }
 
@@ -179,23 +288,28 @@ pub fn x86_64_call(call: &crate::Call) -> crate::Call {
 /// (hand-written startup code, old inline assembly); others are named by
 /// number.
 const I386_NAMES: &[(u32, &str)] = &[
+    (0, "restart_syscall"),
     (1, "exit"),
     (3, "read"),
     (4, "write"),
     (5, "open"),
     (6, "close"),
+    (9, "link"),
     (10, "unlink"),
     (12, "chdir"),
     (13, "time"),
+    (15, "chmod"),
     (19, "lseek"),
     (20, "getpid"),
     (24, "getuid"),
     (33, "access"),
     (37, "kill"),
+    (38, "rename"),
     (39, "mkdir"),
     (40, "rmdir"),
     (41, "dup"),
     (42, "pipe"),
+    (43, "times"),
     (45, "brk"),
     (47, "getgid"),
     (49, "geteuid"),
@@ -207,9 +321,13 @@ const I386_NAMES: &[(u32, &str)] = &[
     (76, "getrlimit"),
     (77, "getrusage"),
     (78, "gettimeofday"),
+    (83, "symlink"),
+    (85, "readlink"),
     (90, "mmap"),
     (91, "munmap"),
+    (94, "fchmod"),
     (109, "olduname"),
+    (116, "sysinfo"),
     (118, "fsync"),
     (122, "uname"),
     (125, "mprotect"),
@@ -217,6 +335,8 @@ const I386_NAMES: &[(u32, &str)] = &[
     (132, "getpgid"),
     (133, "fchdir"),
     (140, "_llseek"),
+    (143, "flock"),
+    (145, "readv"),
     (146, "writev"),
     (147, "getsid"),
     (148, "fdatasync"),
@@ -225,14 +345,21 @@ const I386_NAMES: &[(u32, &str)] = &[
     (163, "mremap"),
     (174, "rt_sigaction"),
     (175, "rt_sigprocmask"),
+    (180, "pread64"),
+    (181, "pwrite64"),
     (183, "getcwd"),
     (191, "ugetrlimit"),
     (192, "mmap2"),
+    (193, "truncate64"),
+    (194, "ftruncate64"),
     (195, "stat64"),
+    (196, "lstat64"),
+    (197, "fstat64"),
     (199, "getuid32"),
     (200, "getgid32"),
     (201, "geteuid32"),
     (202, "getegid32"),
+    (207, "fchown32"),
     (219, "madvise"),
     (220, "getdents64"),
     (224, "gettid"),
@@ -241,14 +368,22 @@ const I386_NAMES: &[(u32, &str)] = &[
     (252, "exit_group"),
     (265, "clock_gettime"),
     (266, "clock_getres"),
+    (268, "statfs64"),
+    (269, "fstatfs64"),
     (270, "tgkill"),
     (295, "openat"),
+    (300, "fstatat64"),
     (318, "getcpu"),
     (328, "eventfd2"),
     (330, "dup3"),
     (331, "pipe2"),
+    (333, "preadv"),
+    (334, "pwritev"),
     (340, "prlimit64"),
     (355, "getrandom"),
+    (378, "preadv2"),
+    (379, "pwritev2"),
+    (383, "statx"),
     (403, "clock_gettime64"),
     (406, "clock_getres_time64"),
 ];

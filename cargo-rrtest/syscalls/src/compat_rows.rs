@@ -2,10 +2,16 @@
 //! call with the same memory written, but whose i386 layouts are simple:
 //! the 32-bit time calls (a 4-byte `time_t`, the 8-byte `old_timespec32`
 //! and `old_timeval32` of two 32-bit fields), the seeks, the 32-bit
-//! resource limits and usage, and `mmap2`, replayed like
-//! `mmap` through [`crate::x86_64_call`]. Looked up by their trace
-//! numbers (`COMPAT_32 | i386 number`, [`crate::compat_nr`]), named by
-//! [`crate::name`] as the other 32-bit calls.
+//! resource limits and usage, `times`, `sysinfo` and `nanosleep`, the
+//! i386 `struct stat64` and
+//! `compat_statfs64`, the calls of 32-bit iovecs and of split offsets,
+//! and `mmap2`, replayed like `mmap` through [`crate::x86_64_call`].
+//! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
+//! [`crate::compat_nr`]), named by [`crate::name`] as the other 32-bit
+//! calls; those that mean an x86-64 call (`readv`, `writev`, `pread64`,
+//! `pwrite64`, `truncate64`, `ftruncate64`, `preadv`, `pwritev`,
+//! `preadv2`, `pwritev2`) are followed by its number ([`crate::row_nr`]),
+//! and may block where the x86-64 call's row says it may.
 //!
 //! The entry points (the kernel's i386 table): `time` is `sys_time32`, it
 //! returns the seconds and stores them as a 32-bit value at its pointer
@@ -23,11 +29,39 @@
 //! a `compat_rlimit` of two 32-bit values (infinite limits clamped) at
 //! their second argument; `getrusage` is `compat_sys_getrusage`, a
 //! `compat_rusage` (two `old_timeval32`s, fourteen 32-bit counters) at its
-//! second argument.
+//! second argument. `stat64`, `lstat64`, `fstat64` and `fstatat64` are
+//! `compat_sys_x86_stat64` and its siblings (`compat_sys_x86_fstatat` for
+//! the last), a packed 96-byte i386 `struct stat64` at their second
+//! argument (the third for `fstatat64`) on success; `statfs64` and
+//! `fstatfs64` are `compat_sys_statfs64`/`compat_sys_fstatfs64`, which
+//! fail with EINVAL unless their second argument is 84, the size of the
+//! packed `compat_statfs64` they store at their third. `readv` and
+//! `writev` are `sys_readv`/`sys_writev` (`compat_sys_*` in older
+//! kernels), `preadv`, `pwritev`, `preadv2` and `pwritev2` their
+//! `compat_sys_*` entries (the offset split in two registers): each reads
+//! an array of 8-byte `compat_iovec`s (a 32-bit base and length) for a
+//! 32-bit caller, and the reads scatter their result's bytes over it in
+//! order. `pread64` and `pwrite64` are `compat_sys_x86_pread`/`_pwrite`
+//! (fd, buffer, count, then the offset's low and high halves): `pread64`
+//! fills its buffer with as many bytes as it returns; `truncate64` and
+//! `ftruncate64` the `compat_sys_x86_*` wrappers of `truncate` and
+//! `ftruncate`, the length split likewise, writing no memory. `times` is
+//! `compat_sys_times`, a 16-byte `compat_tms` (four 32-bit clock ticks) at
+//! its pointer when not null, and it returns the ticks since boot cut to
+//! a signed 32-bit value, which may look negative: the only failure is
+//! EFAULT, so any other result wrote the structure ([`WRITES_ON_FAILURE`]).
+//! `sysinfo` is `compat_sys_sysinfo`, a 64-byte `compat_sysinfo` (memory
+//! sizes in 32 bits, rescaled by `mem_unit` when they do not fit).
+//! `nanosleep` is `sys_nanosleep_time32`: it blocks, and stores the time
+//! left as an `old_timespec32` at its second pointer when a signal
+//! interrupts it (`-EINTR`, or a restart code at the exit stop), as the
+//! x86-64 row records. The kernel resumes one interrupted without a
+//! handler with the i386 `restart_syscall` (0), which is not described:
+//! such a trace is refused, named.
 
-use super::layout::TIMEZONE;
-use super::outputs::{fixed, fixed2, none};
-use super::{ReplayAction, SyscallDesc, COMPAT_32};
+use super::layout::{TIMEZONE, UIO_MAXIOV};
+use super::outputs::{fixed, fixed2, interrupted, none, push, ret_bytes, ret_len};
+use super::{Call, MemReader, Region, ReplayAction, SyscallDesc, Unsupported, COMPAT_32};
 
 /// An i386 `old_time32_t`.
 pub const OLD_TIME32: u64 = 4;
@@ -42,64 +76,257 @@ pub const COMPAT_RLIMIT: u64 = 8;
 pub const COMPAT_RUSAGE: u64 = 2 * OLD_TIMEVAL32 + 14 * 4;
 /// The `loff_t` `_llseek` stores the new position in.
 pub const LOFF_T: u64 = 8;
+/// An i386 `struct compat_tms`: four 32-bit `compat_clock_t`s.
+pub const COMPAT_TMS: u64 = 4 * 4;
+/// An i386 `struct compat_sysinfo`: the 32-bit uptime, three loads, six
+/// memory sizes, `procs` and its padding (two u16), two high-memory sizes,
+/// `mem_unit` and 8 bytes of padding.
+pub const COMPAT_SYSINFO: u64 = 4 + 3 * 4 + 6 * 4 + 2 * 2 + 2 * 4 + 4 + 8;
+
+/// The rows whose outputs are recorded whatever the result (the recorder
+/// asks [`crate::writes_on_failure`]): `times`, whose result may look
+/// negative, and `nanosleep`, which stores the time left when interrupted.
+pub(crate) const WRITES_ON_FAILURE: &[i64] = &[COMPAT_32 | 43, COMPAT_32 | 162];
+
+/// The i386 `struct stat64` (packed): `st_dev` (8), 4 bytes of padding,
+/// the 32-bit `__st_ino`, `st_mode`, `st_nlink`, `st_uid`, `st_gid` (4
+/// each), `st_rdev` (8), 4 bytes of padding, `st_size` (8), `st_blksize`
+/// (4), `st_blocks` (8), three times a 32-bit seconds and nanoseconds
+/// pair, and the 64-bit `st_ino`.
+pub const STAT64: u64 = 96;
+/// Offsets in [`STAT64`] the tests check.
+#[cfg_attr(not(test), allow(dead_code))]
+pub mod stat64 {
+    /// `unsigned int st_mode`.
+    pub const MODE: u64 = 16;
+    /// `long long st_size`.
+    pub const SIZE: u64 = 44;
+    /// `long long st_blocks`.
+    pub const BLOCKS: u64 = 56;
+    /// `unsigned long long st_ino`.
+    pub const INO: u64 = 88;
+}
+/// The i386 `struct compat_statfs64` (packed, 4-byte aligned): two u32s,
+/// five u64 counts, the 8-byte `f_fsid`, `f_namelen`, `f_frsize`,
+/// `f_flags` and four spare u32s.
+pub const COMPAT_STATFS64: u64 = 2 * 4 + 5 * 8 + 8 + 3 * 4 + 4 * 4;
 
 const fn d(
     i386: i64,
     name: &'static str,
+    may_block: bool,
     replay: ReplayAction,
     outputs: super::OutputsFn,
 ) -> SyscallDesc {
     SyscallDesc {
         nr: COMPAT_32 | i386,
         name,
-        may_block: false,
+        may_block,
         replay,
         outputs,
     }
 }
 
+/// `times(buf)`: the `compat_tms` at `buf` unless it failed with EFAULT
+/// (its only failure; any other result is ticks, which may look negative
+/// in 32 bits).
+fn times32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret != -i64::from(libc::EFAULT) {
+        push(out, c.args[0], COMPAT_TMS);
+    }
+    Ok(())
+}
+
+/// `nanosleep(req, rem)`: the time left, an `old_timespec32` at `rem`,
+/// when a signal interrupted it.
+fn nanosleep32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if interrupted(c.ret) {
+        push(out, c.args[1], OLD_TIMESPEC32);
+    }
+    Ok(())
+}
+
+/// `readv`, `preadv`, `preadv2` of a 32-bit caller: the `compat_iovec`
+/// array at `args[IOV]` with `args[CNT]` entries holds the `ret` bytes
+/// read, in order.
+fn compat_iov_ret<const IOV: usize, const CNT: usize>(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret <= 0 {
+        return Ok(());
+    }
+    let (iov, cnt) = (c.args[IOV], c.args[CNT]);
+    if cnt > UIO_MAXIOV {
+        return Err(Unsupported(format!(
+            "{}: {cnt} iovecs (the kernel allows {UIO_MAXIOV})",
+            super::name(c.nr)
+        )));
+    }
+    let mut left = ret_len(c);
+    for i in 0..cnt {
+        if left == 0 {
+            break;
+        }
+        let (base, len) = super::read_iovec(mem, c.nr, iov, i).map_err(|e| {
+            Unsupported(format!(
+                "{}: cannot read struct compat_iovec {i} at {iov:#x} after the call: {e}",
+                super::name(c.nr)
+            ))
+        })?;
+        let n = len.min(left);
+        push(out, base, n);
+        left -= n;
+    }
+    Ok(())
+}
+
 /// The rows, sorted by number.
 pub static COMPAT_ROWS: &[SyscallDesc] = &[
-    d(13, "time", ReplayAction::Emulate, fixed::<0, OLD_TIME32>),
-    d(19, "lseek", ReplayAction::Emulate, none),
+    d(
+        13,
+        "time",
+        false,
+        ReplayAction::Emulate,
+        fixed::<0, OLD_TIME32>,
+    ),
+    d(19, "lseek", false, ReplayAction::Emulate, none),
+    d(43, "times", false, ReplayAction::Emulate, times32),
     d(
         76,
         "getrlimit",
+        false,
         ReplayAction::Emulate,
         fixed::<1, COMPAT_RLIMIT>,
     ),
     d(
         77,
         "getrusage",
+        false,
         ReplayAction::Emulate,
         fixed::<1, COMPAT_RUSAGE>,
     ),
     d(
         78,
         "gettimeofday",
+        false,
         ReplayAction::Emulate,
         fixed2::<0, OLD_TIMEVAL32, 1, TIMEZONE>,
     ),
-    d(140, "_llseek", ReplayAction::Emulate, fixed::<3, LOFF_T>),
+    d(
+        116,
+        "sysinfo",
+        false,
+        ReplayAction::Emulate,
+        fixed::<0, COMPAT_SYSINFO>,
+    ),
+    d(
+        140,
+        "_llseek",
+        false,
+        ReplayAction::Emulate,
+        fixed::<3, LOFF_T>,
+    ),
+    d(
+        145,
+        "readv",
+        true,
+        ReplayAction::Emulate,
+        compat_iov_ret::<1, 2>,
+    ),
+    d(146, "writev", true, ReplayAction::Emulate, none),
+    d(162, "nanosleep", true, ReplayAction::Emulate, nanosleep32),
+    d(
+        180,
+        "pread64",
+        false,
+        ReplayAction::Emulate,
+        ret_bytes::<1, 2>,
+    ),
+    d(181, "pwrite64", false, ReplayAction::Emulate, none),
     d(
         191,
         "ugetrlimit",
+        false,
         ReplayAction::Emulate,
         fixed::<1, COMPAT_RLIMIT>,
     ),
-    d(192, "mmap2", ReplayAction::Mmap, none),
+    d(192, "mmap2", false, ReplayAction::Mmap, none),
+    d(193, "truncate64", false, ReplayAction::Emulate, none),
+    d(194, "ftruncate64", false, ReplayAction::Emulate, none),
+    d(
+        195,
+        "stat64",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, STAT64>,
+    ),
+    d(
+        196,
+        "lstat64",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, STAT64>,
+    ),
+    d(
+        197,
+        "fstat64",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, STAT64>,
+    ),
     d(
         265,
         "clock_gettime",
+        false,
         ReplayAction::Emulate,
         fixed::<1, OLD_TIMESPEC32>,
     ),
     d(
         266,
         "clock_getres",
+        false,
         ReplayAction::Emulate,
         fixed::<1, OLD_TIMESPEC32>,
     ),
+    d(
+        268,
+        "statfs64",
+        false,
+        ReplayAction::Emulate,
+        fixed::<2, COMPAT_STATFS64>,
+    ),
+    d(
+        269,
+        "fstatfs64",
+        false,
+        ReplayAction::Emulate,
+        fixed::<2, COMPAT_STATFS64>,
+    ),
+    d(
+        300,
+        "fstatat64",
+        false,
+        ReplayAction::Emulate,
+        fixed::<2, STAT64>,
+    ),
+    d(
+        333,
+        "preadv",
+        false,
+        ReplayAction::Emulate,
+        compat_iov_ret::<1, 2>,
+    ),
+    d(334, "pwritev", false, ReplayAction::Emulate, none),
+    d(
+        378,
+        "preadv2",
+        true,
+        ReplayAction::Emulate,
+        compat_iov_ret::<1, 2>,
+    ),
+    d(379, "pwritev2", true, ReplayAction::Emulate, none),
 ];
 
 /// The row of the 32-bit call `nr` (a trace number), if it has one here.

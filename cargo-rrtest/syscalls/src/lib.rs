@@ -39,7 +39,8 @@ mod table;
 mod tests;
 
 pub use compat::{
-    compat_args, compat_nr, is_compat, row_nr, x86_64_call, x86_64_equivalent, COMPAT_32, INT80,
+    compat_args, compat_nr, is_compat, read_iovec, row_nr, x86_64_call, x86_64_equivalent,
+    COMPAT_32, INT80,
 };
 pub use compat_rows::COMPAT_ROWS;
 pub use describe::{arg_count, describe, describe_entry};

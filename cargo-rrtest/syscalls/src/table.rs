@@ -493,7 +493,8 @@ pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
 /// failure (`EBADF`, `EINVAL`); `capget` stores the version it prefers on
 /// `EINVAL`; `waitid` fills the siginfo even when it fails with `ECHILD`;
 /// getsockopt stores the length it needs on `ERANGE`; sched_setattr and
-/// perf_event_open store the kernel's structure size on `E2BIG`.
+/// perf_event_open store the kernel's structure size on `E2BIG`. (The
+/// 32-bit rows have their own: `compat_rows::WRITES_ON_FAILURE`.)
 const WRITES_ON_FAILURE: &[i64] = &[
     7,   // poll
     23,  // select
@@ -513,7 +514,7 @@ const WRITES_ON_FAILURE: &[i64] = &[
 /// output function is correct for any result, so calling them all
 /// unconditionally is also fine.)
 pub fn writes_on_failure(nr: i64) -> bool {
-    WRITES_ON_FAILURE.contains(&nr)
+    WRITES_ON_FAILURE.contains(&nr) || crate::compat_rows::WRITES_ON_FAILURE.contains(&nr)
 }
 
 /// The memory written by `restart_syscall` when it resumes `original` (the

@@ -1282,11 +1282,11 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         crate::name(crate::compat_nr(63)),
         "i386 dup2 (int $0x80 #63)"
     );
-    // Not described: structures of their own (olduname, writev's iovecs,
-    // stat64, the 32-bit nanosleep), the old mmap (its arguments in
+    // Not described: structures of their own (olduname, fcntl64's
+    // locks), the i386 restart_syscall, the old mmap (its arguments in
     // memory), signal state the recorder keeps (rt_sigaction), and numbers
     // the i386 table lacks.
-    for n in [109, 146, 195, 162, 90, 174, 9999] {
+    for n in [109, 221, 0, 90, 174, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -1680,6 +1680,15 @@ fn compat_equivalents_are_the_x86_64_calls_the_kernel_serves() {
         (220, libc::SYS_getdents64),
         (318, libc::SYS_getcpu),
         (328, libc::SYS_eventfd2),
+        (9, libc::SYS_link),
+        (15, libc::SYS_chmod),
+        (38, libc::SYS_rename),
+        (83, libc::SYS_symlink),
+        (85, libc::SYS_readlink),
+        (94, libc::SYS_fchmod),
+        (143, libc::SYS_flock),
+        (207, libc::SYS_fchown),
+        (383, libc::SYS_statx),
     ] {
         let nr = crate::compat_nr(i386);
         assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
@@ -1729,6 +1738,29 @@ fn compat_equivalents_are_the_x86_64_calls_the_kernel_serves() {
         [(0x1000, 16)]
     );
     assert!(ok(&call(crate::compat_nr(403), &[1, 0x1000], -14), &m).is_empty());
+    // readlink's bytes (as many as it returns), statx's struct statx at
+    // its fifth argument; link, rename, chmod, flock, fchown32 write none.
+    assert_eq!(
+        ok(&call(crate::compat_nr(85), &[0x2000, 0x1000, 256], 7), &m),
+        [(0x1000, 7)]
+    );
+    assert_eq!(
+        ok(
+            &call(
+                crate::compat_nr(383),
+                &[0xffff_ff9c, 0x2000, 0, 0x7ff, 0x1000],
+                0
+            ),
+            &m
+        ),
+        [(0x1000, 256)]
+    );
+    for n in [9, 15, 38, 83, 94, 143, 207] {
+        assert!(
+            ok(&call(crate::compat_nr(n), &[0x1000, 0x2000, 0], 0), &m).is_empty(),
+            "{n}"
+        );
+    }
     // getdents64's records, getcpu's two unsigned ints.
     assert_eq!(
         ok(&call(crate::compat_nr(220), &[3, 0x1000, 4096], 48), &m),
@@ -1841,4 +1873,223 @@ fn compat_rows_describe_the_i386_layouts() {
     assert_eq!(crate::compat_rows::OLD_TIMESPEC32, 2 * 4);
     assert_eq!(crate::compat_rows::OLD_TIMEVAL32, 2 * 4);
     assert_eq!(crate::compat_rows::OLD_TIME32, 4);
+}
+
+#[test]
+fn compat_rows_describe_stat64_statfs64_iovecs_and_split_offsets() {
+    let m = FakeMem::default();
+    // The i386 struct stat64: 96 packed bytes at the second argument
+    // (fstatat64's third), on success only.
+    assert_eq!(crate::compat_rows::STAT64, 96);
+    assert_eq!(crate::compat_rows::stat64::MODE, 16);
+    assert_eq!(crate::compat_rows::stat64::SIZE, 44);
+    assert_eq!(crate::compat_rows::stat64::BLOCKS, 56);
+    assert_eq!(crate::compat_rows::stat64::INO, 88);
+    for n in [195, 196, 197] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(
+            ok(&call(nr, &[0x2000, 0x1000], 0), &m),
+            [(0x1000, 96)],
+            "{n}"
+        );
+        assert!(ok(&call(nr, &[0x2000, 0x1000], -2), &m).is_empty(), "{n}");
+    }
+    let fstatat64 = crate::compat_nr(300);
+    assert_eq!(
+        ok(
+            &call(fstatat64, &[0xffff_ff9c, 0x2000, 0x1000, 0x100], 0),
+            &m
+        ),
+        [(0x1000, 96)]
+    );
+    // compat_statfs64: 84 packed bytes at the third argument; the kernel
+    // takes no other size (EINVAL, nothing written).
+    assert_eq!(crate::compat_rows::COMPAT_STATFS64, 84);
+    for n in [268, 269] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(
+            ok(&call(nr, &[0x2000, 84, 0x1000], 0), &m),
+            [(0x1000, 84)],
+            "{n}"
+        );
+        assert!(
+            ok(&call(nr, &[0x2000, 88, 0x1000], -22), &m).is_empty(),
+            "{n}"
+        );
+    }
+    // readv, preadv, preadv2: the bytes read scattered over 8-byte
+    // compat_iovecs (a 32-bit base and length), in order.
+    let mut iov = FakeMem::default();
+    for (i, (base, len)) in [(0x5000u32, 100u32), (0x6000, 3000), (0x7000, 500)]
+        .into_iter()
+        .enumerate()
+    {
+        iov.put_u32(0x400 + 8 * i as u64, base);
+        iov.put_u32(0x404 + 8 * i as u64, len);
+    }
+    for (n, args) in [
+        (145, [3, 0x400, 3, 0, 0, 0]),
+        (333, [3, 0x400, 3, 990, 1, 0]),
+        (
+            378,
+            [3, 0x400, 3, u64::from(u32::MAX), u64::from(u32::MAX), 0],
+        ),
+    ] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(
+            ok(&call(nr, &args, 3600), &iov),
+            [(0x5000, 100), (0x6000, 3000), (0x7000, 500)],
+            "{n}"
+        );
+        // A short read fills the first iovecs only; a failure none.
+        assert_eq!(
+            ok(&call(nr, &args, 400), &iov),
+            [(0x5000, 100), (0x6000, 300)],
+            "{n}"
+        );
+        assert!(ok(&call(nr, &args, -9), &iov).is_empty(), "{n}");
+        // More iovecs than the kernel takes (UIO_MAXIOV) are named.
+        let mut args = args;
+        args[2] = 1025;
+        assert!(regions(&call(nr, &args, 10), &iov).is_err(), "{n}");
+    }
+    // An iovec array the recorder cannot read is named.
+    let unreadable = regions(&call(crate::compat_nr(145), &[3, 0x900, 1], 5), &iov);
+    assert!(unreadable.unwrap_err().0.contains("compat_iovec"));
+    // crate::read_iovec, by the trace's number: 8-byte entries for a
+    // 32-bit call, 16-byte ones for a 64-bit call.
+    assert_eq!(
+        crate::read_iovec(&iov, crate::compat_nr(146), 0x400, 1).unwrap(),
+        (0x6000, 3000)
+    );
+    let mut iov64 = FakeMem::default();
+    iov64.put_iovs(0x400, &[(0x5000, 1), (0x6000_0000_0000, 2)]);
+    assert_eq!(
+        crate::read_iovec(&iov64, libc::SYS_writev, 0x400, 1).unwrap(),
+        (0x6000_0000_0000, 2)
+    );
+    // The writes write nothing; pread64 fills its buffer with its result.
+    for n in [146, 181, 193, 194, 334, 379] {
+        assert!(
+            ok(&call(crate::compat_nr(n), &[3, 0x400, 3, 0, 1, 0], 7), &iov).is_empty(),
+            "{n}"
+        );
+    }
+    assert_eq!(
+        ok(
+            &call(crate::compat_nr(180), &[3, 0x1000, 400, 50, 1], 10),
+            &m
+        ),
+        [(0x1000, 10)]
+    );
+    // They block where the x86-64 calls do, and are emulated in replay.
+    for (n, x86_64) in [
+        (145, libc::SYS_readv),
+        (146, libc::SYS_writev),
+        (180, libc::SYS_pread64),
+        (181, libc::SYS_pwrite64),
+        (193, libc::SYS_truncate),
+        (194, libc::SYS_ftruncate),
+        (333, libc::SYS_preadv),
+        (334, libc::SYS_pwritev),
+        (378, libc::SYS_preadv2),
+        (379, libc::SYS_pwritev2),
+    ] {
+        let nr = crate::compat_nr(n);
+        let row = lookup(nr).expect("a row");
+        assert_eq!(row.nr, nr, "{n}: a row of its own");
+        assert_eq!(
+            row.may_block,
+            lookup(x86_64).unwrap().may_block,
+            "{n} blocks as the x86-64 call"
+        );
+        assert_eq!(row.replay, ReplayAction::Emulate, "{n}");
+        // Followed by the x86-64 call's number (a 32-bit writev to
+        // stdout is output), though not described by its row.
+        assert_eq!(crate::row_nr(nr), x86_64, "{n}");
+        assert_eq!(crate::x86_64_equivalent(nr), None, "{n}");
+    }
+    // Their split offsets and lengths joined, low half first.
+    let x = |n: u64, args: &[u64]| crate::x86_64_call(&call(crate::compat_nr(n), args, 0));
+    assert_eq!(
+        x(181, &[3, 0x1000, 300, 100, 1]),
+        call(libc::SYS_pwrite64, &[3, 0x1000, 300, (1 << 32) + 100], 0)
+    );
+    assert_eq!(
+        x(180, &[3, 0x1000, 400, 0xffff_fff0, 2]).args,
+        [3, 0x1000, 400, 0x2_ffff_fff0, 0, 0]
+    );
+    assert_eq!(
+        x(194, &[3, 8192, 1]),
+        call(libc::SYS_ftruncate, &[3, (1 << 32) + 8192], 0)
+    );
+    assert_eq!(
+        x(193, &[0x2000, 5000, 0]),
+        call(libc::SYS_truncate, &[0x2000, 5000], 0)
+    );
+    assert_eq!(
+        x(334, &[3, 0x400, 2, 1000, 1]),
+        call(libc::SYS_pwritev, &[3, 0x400, 2, (1 << 32) + 1000, 0], 0)
+    );
+    // preadv2/pwritev2: all ones in both halves is -1, the current
+    // position; the flags stay in the sixth argument.
+    assert_eq!(
+        x(379, &[3, 0x400, 1, 0xffff_ffff, 0xffff_ffff, 8]),
+        call(libc::SYS_pwritev2, &[3, 0x400, 1, u64::MAX, 0, 8], 0)
+    );
+    assert_eq!(x(378, &[3, 0x400, 1, 7, 0, 0]).args[3], 7);
+    // The stat calls mean no x86-64 call of their own layout, and keep
+    // their number.
+    assert_eq!(crate::row_nr(crate::compat_nr(195)), crate::compat_nr(195));
+}
+
+#[test]
+fn compat_rows_describe_times_sysinfo_and_nanosleep() {
+    let m = FakeMem::default();
+    // times: a 16-byte compat_tms (four 32-bit ticks) whatever the result
+    // but EFAULT, the ticks since boot cut to 32 bits looking negative at
+    // times; nothing for a null pointer.
+    assert_eq!(crate::compat_rows::COMPAT_TMS, 16);
+    let times = crate::compat_nr(43);
+    assert!(crate::writes_on_failure(times));
+    assert!(!crate::writes_on_failure(libc::SYS_times));
+    assert_eq!(ok(&call(times, &[0x1000], 429_496_729), &m), [(0x1000, 16)]);
+    assert_eq!(
+        ok(&call(times, &[0x1000], -2_000_000_000), &m),
+        [(0x1000, 16)]
+    );
+    assert!(ok(&call(times, &[0x1000], -14), &m).is_empty());
+    assert!(ok(&call(times, &[0], 12345), &m).is_empty());
+    // sysinfo: a 64-byte compat_sysinfo.
+    assert_eq!(crate::compat_rows::COMPAT_SYSINFO, 64);
+    assert_eq!(
+        ok(&call(crate::compat_nr(116), &[0x1000], 0), &m),
+        [(0x1000, 64)]
+    );
+    assert!(ok(&call(crate::compat_nr(116), &[0x1000], -14), &m).is_empty());
+    // nanosleep: blocks; the time left, an 8-byte old_timespec32 at its
+    // second pointer, only when a signal interrupted it.
+    let nanosleep = crate::compat_nr(162);
+    let row = lookup(nanosleep).expect("a row");
+    assert!(row.may_block && row.replay == ReplayAction::Emulate);
+    assert!(crate::writes_on_failure(nanosleep));
+    assert!(ok(&call(nanosleep, &[0x2000, 0x1000], 0), &m).is_empty());
+    for ret in [-4, -516] {
+        assert_eq!(
+            ok(&call(nanosleep, &[0x2000, 0x1000], ret), &m),
+            [(0x1000, 8)],
+            "{ret}"
+        );
+    }
+    assert!(ok(&call(nanosleep, &[0x2000, 0], -4), &m).is_empty());
+    assert!(ok(&call(nanosleep, &[0x2000, 0x1000], -22), &m).is_empty());
+    // The i386 restart_syscall that resumes one interrupted without a
+    // handler is not described (refused, named).
+    assert!(lookup(crate::compat_nr(0)).is_none());
+    assert_eq!(
+        crate::name(crate::compat_nr(0)),
+        "i386 restart_syscall (int $0x80 #0)"
+    );
+    // Other 32-bit calls are not recorded on failure.
+    assert!(!crate::writes_on_failure(crate::compat_nr(195)));
 }
