@@ -162,7 +162,7 @@ for line in sys.stdin:
 
 WORKLOADS=(one_slot_ten_producers_ten_consumers one_slot_notify_all_herd rendezvous_channel_stress
   rendezvous_channel_ping_pong spin_handoff_try_recv spin_try_send_rendezvous
-  lock_retaken_by_pollers spin_then_park_lock_contention scoped_join_tree async_executor_with_timers)
+  lock_retaken_by_pollers unlock_then_yield spin_then_park_lock_contention scoped_join_tree async_executor_with_timers)
 if [[ -n "$ONLY" ]]; then
   WORKLOADS=("$ONLY")
 fi

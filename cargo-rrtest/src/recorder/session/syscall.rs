@@ -248,6 +248,12 @@ impl Session {
             return Ok(());
         }
         let others = self.tasks.len() > 1;
+        if syscalls::row_nr(nr) == libc::SYS_sched_yield {
+            // A thread that yields waits for another: one held in a futex
+            // wait may be free to go (its word changed by a store, or a
+            // buffered wake, since the last look), and run now.
+            self.release_futex_waits(false)?;
+        }
         // Give others a turn where the policy says (at sched_yield, after a
         // long run of quick syscalls, where the recorder wanted the thread
         // stopped).

@@ -273,8 +273,14 @@ impl Session {
             && task.state == State::Running
             && !task.interrupt_requested
             && task.seeking.is_none();
-        // The same condition makes `sched_yield` bail: someone to yield to.
-        let mut flags = if wanted {
+        // The same condition makes `sched_yield` bail: someone to yield to;
+        // or a futex wait held in its process, which the yield may be
+        // waiting for (its word is read at the yield's stop: `futex`).
+        let held = self
+            .tasks
+            .values()
+            .any(|t| t.pid == pid && t.futex.is_some());
+        let mut flags = if wanted || held {
             rrtest_abi::locals_flags::TRACE_YIELD
         } else {
             0
