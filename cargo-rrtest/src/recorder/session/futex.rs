@@ -24,14 +24,15 @@
 //! call, a thread exit, in the waiter's process: [`Session::futex_woken`]),
 //! at each tick, and at each `sched_yield` (a thread that yields waits for
 //! another, maybe the held one: while a wait is held in its process its
-//! yields are traced, the locals' `TRACE_YIELD`). Before the yields, a
-//! thread that let a held waiter's lock go and then yielded until the
-//! waiter had it yielded, buffered, until the next tick: a slice per hand-off
-//! (crossbeam-channel's `ready::fairness2`, 100000 rounds: 49.9 s recorded). A wait is not held while a thread found spinning can
-//! run: its wake (buffered, no stop) would show only at a tick. The waker's `FUTEX_WAKE` returns the
-//! kernel's count, without the held waiters: as if they had not reached
-//! the kernel yet, which the futex contract allows (a waiter rechecks its
-//! condition). Replay sees a split syscall and its result, as for any
+//! yields are traced, the locals' `TRACE_YIELD`). Before this, a thread
+//! that let a held waiter's lock go and then yielded until the waiter had
+//! it yielded, buffered, until the next tick: a slice per hand-off
+//! (crossbeam-channel's `ready::fairness2`, 100000 rounds: 49.9 s
+//! recorded). A wait is not held while a thread found spinning can run:
+//! its wake (buffered, no stop) would show only at a tick. The waker's
+//! `FUTEX_WAKE` returns the kernel's count, without the held waiters: as
+//! if they had not reached the kernel yet, which the futex contract allows
+//! (a waiter rechecks its condition). Replay sees a split syscall and its result, as for any
 //! wait: the holding is the recorder's schedule only.
 //!
 //! A thread let go from a wait (woken, or `EAGAIN`) that waits again on
