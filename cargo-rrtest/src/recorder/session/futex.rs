@@ -35,23 +35,25 @@
 //! (a waiter rechecks its condition). Replay sees a split syscall and its result, as for any
 //! wait: the holding is the recorder's schedule only.
 //!
-//! A thread let go from a wait (woken, or `EAGAIN`) that waits again on
-//! the same word for the same value at its next traced syscall lost the
-//! word: another thread took it back before this one ran (a lock its holder releases and takes
-//! again in a loop, preempted each time while holding it: a spinning
-//! thread is preempted at the same spin point each turn, which may lie
-//! inside its critical section). (A condition variable's waiter that
-//! finds nothing after a wake waits again on the same word, but for the
-//! sequence value the wake's notify moved on: not a lost word.) Natively the waiter runs beside the
-//! holder and gets the word when it is released; here it could lose it
-//! for ever (crossbeam-channel's `select_macro::loop_try` failed so every
-//! recording). Such a wait asks for a hand-off ([`HandOff`]): it is held
-//! at its entry even while a spinning thread can run, and every other
-//! thread of its process resumed before it runs again (for at most
-//! [`HANDOFF_FOR`]) stops at its next traced syscall (its syscall buffer
-//! asked to bail) and is not preempted at its spin point: the holder's
-//! next syscall is the release's wake, where it stops with the word
-//! released, and the waiter, let go as its word changed, runs next.
+//! A thread let go from a wait (woken, or `EAGAIN`) that waits again on the
+//! same word for the same value at its next traced syscall, with no
+//! buffered syscall in between, lost the word: another thread took it back
+//! before this one ran (a lock its holder releases and takes again in a
+//! loop, preempted each time while holding it: a spinning thread is
+//! preempted at the same spin point each turn, which may lie inside its
+//! critical section). (A condition variable's waiter that finds nothing
+//! after a wake waits again on the same word, but for the sequence value
+//! the wake's notify moved on: not a lost word.) Natively the waiter runs
+//! beside the holder and gets the word when it is released; here it could
+//! lose it for ever (crossbeam-channel's `select_macro::loop_try` failed so
+//! every recording). The [`LOSSES`]th such wait in a row asks for a
+//! hand-off ([`HandOff`]): it is held at its entry even while a spinning
+//! thread can run, and every other thread of its process resumed before it
+//! runs again (for at most [`HANDOFF_FOR`]) stops at its next traced
+//! syscall (its syscall buffer asked to bail) and is not preempted at its
+//! spin point: the holder's next syscall is the release's wake, where it
+//! stops with the word released, and the waiter, let go as its word
+//! changed, runs next.
 //!
 //! Must not: pick threads (`schedule`), or hold a thread that its tracer,
 //! a held-back signal or a chaos policy has a claim on.
@@ -65,10 +67,17 @@ use rrtest_trace::{Event, Tid};
 use tracing::trace;
 
 use super::{ptrace_err, Entered, Error, Pending, Session, State};
+use crate::tracee::syscallbuf;
 
 /// How long a held wait whose word keeps its value waits before it goes
 /// into the kernel (a wake that left the word as it was, or none yet).
 pub(super) const KERNEL_AFTER: Duration = Duration::from_millis(20);
+
+/// How many times in a row a thread loses its futex word before a hand-off
+/// is asked for: a few losses are contention as it comes (parking_lot's
+/// lock, whose waiters park on their own word, loses some each round; a
+/// hand-off at each doubled its stops), a run of them is starvation.
+const LOSSES: u32 = 4;
 
 /// How long the other threads stop at their next syscall for a thread that
 /// lost its futex word ([`HandOff`]) while it has not run again.
@@ -138,13 +147,15 @@ pub(super) fn wait_word(nr: i64, args: &[u64; 6]) -> Option<(u64, u32)> {
 impl Session {
     /// At the entry stop of syscall `nr` of `tid`: whether it is a futex
     /// wait on the word, for the value, the thread was let go from at its
-    /// last traced syscall (it lost the word): then a hand-off is asked for
-    /// ([`HandOff`]).
+    /// last traced syscall, with no buffered syscall since (it lost the
+    /// word), for the [`LOSSES`]th time in a row: then a hand-off is asked
+    /// for ([`HandOff`]).
     fn lost_word(&mut self, tid: Tid, nr: i64, args: &[u64; 6], compat: bool) -> bool {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return false;
         };
         let last = task.last_wait.take();
+        let streak = std::mem::take(&mut task.lost_streak);
         let pid = task.pid;
         if !self.futex_parking
             || !self.sched.parks_futex_waits()
@@ -152,7 +163,16 @@ impl Session {
             || last.is_none()
             || wait_word(nr, args) != last
             || self.tasks.len() < 2
+            // Buffered syscalls since it was let go: it did some work (a
+            // parker's next park, after the items it was woken for).
+            || (self.spaces.contains_key(&pid)
+                && syscallbuf::committed_records(tid).map_or(true, |n| n > 0))
         {
+            return false;
+        }
+        let streak = streak + 1;
+        if streak < LOSSES {
+            self.tasks.get_mut(&tid).expect("task exists").lost_streak = streak;
             return false;
         }
         self.handoff = Some(HandOff {

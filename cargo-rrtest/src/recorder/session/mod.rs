@@ -253,6 +253,8 @@ struct Task {
     /// (woken, or `EAGAIN`), until its next traced syscall ([`futex`]'s
     /// hand-offs).
     last_wait: Option<(u64, u32)>,
+    /// How many times in a row it lost its futex word ([`futex`]).
+    lost_streak: u32,
     /// Resumed while another thread waits for a hand-off ([`futex`]): its
     /// next traced syscall lets others run.
     handoff_stop: bool,
@@ -294,6 +296,7 @@ impl Task {
             restarting: false,
             futex: None,
             last_wait: None,
+            lost_streak: 0,
             handoff_stop: false,
             skip_at_entry: None,
         }
