@@ -8,10 +8,15 @@
 //! values the kernel refuses), each checked by the fixture; run natively,
 //! and recorded, verified and replayed (`::repeated`: a few more times, as
 //! the other ptrace trials; `::under_chaos`: recorded with --chaos at three
-//! seeds). `ptrace_regset_refused::named_at_once`: the
-//! register and mask writes not emulated (at a syscall's entry, the FPU
-//! set, the mask) fail at once, named. docs/breadth.md lists what is
-//! emulated.
+//! seeds). `ptrace_fpregs` writes the child's blocked mask
+//! (PTRACE_SETSIGMASK, and EINVAL for a size other than 8) and its x87/SSE
+//! registers (PTRACE_SETFPREGS, PTRACE_SETREGSET of NT_PRFPREG, and the
+//! kernel's EINVALs), which the child reads right after its stop (xmm0,
+//! xmm1, the control words; its mask, with a signal held pending by it),
+//! run as `ptrace_regset` is. `ptrace_regset_refused::named_at_once`: the
+//! register and mask writes not emulated (at a syscall's entry, the
+//! extended state, a debug register) fail at once, named. docs/breadth.md
+//! lists what is emulated.
 
 use libtest_mimic::{Failed, Trial};
 
@@ -55,6 +60,28 @@ const SPECS: &[Spec] = &[Spec {
         "parent: the child exited with 0\n",
     ],
     ..c("ptrace_regset", CBuild::pie("ptrace_regset"))
+}, Spec {
+    stdout_has: &[
+        "GETSIGMASK at the first stop: SIGUSR1 alone: 1\n",
+        "SETSIGMASK of 4 bytes: -1, errno 22\n",
+        "SETSIGMASK of SIGUSR2, SIGTERM, SIGKILL, SIGSTOP: 0; read back SIGUSR2 and SIGTERM alone: 1\n",
+        "GETFPREGS at the first stop: xmm0 and xmm1 the child's: 1\n",
+        "SETFPREGS of xmm0 and the control word: 0\n",
+        "SETFPREGS with a reserved MXCSR bit: -1, errno 22; nothing changed: 1\n",
+        "child: after the first stop: xmm0 0123456789abcdeffedcba9876543210, xmm1 11111111111111111111111111111111, x87 control word 0x027f\n",
+        "child: blocked: SIGUSR1 0, SIGUSR2 1, SIGTERM 1\n",
+        "child: SIGUSR2 sent: pending 1, handled 0\n",
+        "parent: the child stopped with signal 12, passed on\n",
+        "child: SIGUSR2 unblocked: handled 1\n",
+        "GETREGSET NT_PRFPREG at the second stop: 512 bytes, the control word still 0x027f\n",
+        "SETREGSET NT_PRFPREG of 256 bytes: -1, errno 22\n",
+        "SETREGSET NT_PRFPREG of 12 bytes: -1, errno 22\n",
+        "SETREGSET NT_PRFPREG of 1024 bytes: 0, took 512\n",
+        "child: after the second stop: xmm0 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf, xmm1 5a5a5a5a00010203040506075a5a5a5a, x87 control word 0x037f, MXCSR rounding 0x2000\n",
+        "child: all as its tracer set them: 1\n",
+        "parent: the child exited with 0\n",
+    ],
+    ..c("ptrace_fpregs", CBuild::pie("ptrace_fpregs"))
 }];
 
 /// How many times `::repeated` records, verifies and replays a fixture.
@@ -74,7 +101,7 @@ pub fn trials() -> Vec<Trial> {
 }
 
 /// Register and mask writes the emulated ptrace does not do (at a
-/// syscall-entry stop, the FPU registers, the blocked mask) fail at once
+/// syscall-entry stop, the extended state, a debug register) fail at once
 /// with EIO, each named in a warning of the recorder; the program goes on
 /// to its end, and the trace verifies and replays the same output.
 fn refused(trial: &str) -> Result<(), Failed> {
@@ -87,15 +114,19 @@ fn refused(trial: &str) -> Result<(), Failed> {
         &[
             "PTRACE_POKEUSER at a syscall entry returned -1, errno 5\n",
             "PTRACE_SETREGSET(NT_PRSTATUS) at a syscall entry returned -1, errno 5\n",
-            "PTRACE_SETREGSET(NT_PRFPREG) returned -1, errno 5\n",
-            "PTRACE_SETSIGMASK returned -1, errno 5\n",
+            "PTRACE_SETFPREGS at a syscall entry returned -1, errno 5\n",
+            "PTRACE_SETSIGMASK at a syscall entry returned -1, errno 5\n",
+            "PTRACE_SETREGSET(NT_X86_XSTATE) returned -1, errno 5\n",
+            "PTRACE_POKEUSER of DR0 returned -1, errno 5\n",
             "parent: the child exited with 0\nEXIT-SUCCESS\n",
         ],
         &[
             "PTRACE_POKEUSER at a syscall-entry stop",
             "PTRACE_SETREGSET at a syscall-entry stop",
-            "PTRACE_SETREGSET of NT_PRFPREG",
-            "PTRACE_SETSIGMASK",
+            "PTRACE_SETFPREGS at a syscall-entry stop",
+            "PTRACE_SETSIGMASK at a syscall-entry stop",
+            "PTRACE_SETREGSET of NT_X86_XSTATE",
+            "PTRACE_POKEUSER of debug register 0",
         ],
     )
 }
