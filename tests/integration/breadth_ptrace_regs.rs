@@ -11,11 +11,13 @@
 //! seeds). `ptrace_fpregs` writes the child's blocked mask
 //! (PTRACE_SETSIGMASK, and EINVAL for a size other than 8) and its x87/SSE
 //! registers (PTRACE_SETFPREGS, PTRACE_SETREGSET of NT_PRFPREG, and the
-//! kernel's EINVALs), which the child reads right after its stop (xmm0,
-//! xmm1, the control words; its mask, with a signal held pending by it),
-//! run as `ptrace_regset` is. `ptrace_regset_refused::named_at_once`: the
-//! register and mask writes not emulated (at a syscall's entry, the
-//! extended state, a debug register) fail at once, named. docs/breadth.md
+//! kernel's EINVALs) and its extended state (PTRACE_SETREGSET of
+//! NT_X86_XSTATE: xmm0 and, with AVX, ymm0's upper half; EFAULT for less
+//! than the whole area), which the child reads right after its stop (xmm0,
+//! xmm1, ymm0, the control words; its mask, with a signal held pending by
+//! it), run as `ptrace_regset` is. `ptrace_regset_refused::named_at_once`:
+//! the register and mask writes not emulated (at a syscall's entry, a
+//! debug register) fail at once, named. docs/breadth.md
 //! lists what is emulated.
 
 use libtest_mimic::{Failed, Trial};
@@ -78,6 +80,9 @@ const SPECS: &[Spec] = &[Spec {
         "SETREGSET NT_PRFPREG of 12 bytes: -1, errno 22\n",
         "SETREGSET NT_PRFPREG of 1024 bytes: 0, took 512\n",
         "child: after the second stop: xmm0 a0a1a2a3a4a5a6a7a8a9aaabacadaeaf, xmm1 5a5a5a5a00010203040506075a5a5a5a, x87 control word 0x037f, MXCSR rounding 0x2000\n",
+        "SETREGSET NT_X86_XSTATE of 512 bytes: -1, errno 14\n",
+        "SETREGSET NT_X86_XSTATE of 64 KiB: 0, took the whole area: 1\n",
+        "child: after the third stop: xmm0 333231302f2e2d2c2b2a292827262524, ymm0's upper half as its tracer set it (or no AVX): 1\n",
         "child: all as its tracer set them: 1\n",
         "parent: the child exited with 0\n",
     ],
@@ -101,7 +106,7 @@ pub fn trials() -> Vec<Trial> {
 }
 
 /// Register and mask writes the emulated ptrace does not do (at a
-/// syscall-entry stop, the extended state, a debug register) fail at once
+/// syscall-entry stop, a debug register) fail at once
 /// with EIO, each named in a warning of the recorder; the program goes on
 /// to its end, and the trace verifies and replays the same output.
 fn refused(trial: &str) -> Result<(), Failed> {
@@ -116,7 +121,7 @@ fn refused(trial: &str) -> Result<(), Failed> {
             "PTRACE_SETREGSET(NT_PRSTATUS) at a syscall entry returned -1, errno 5\n",
             "PTRACE_SETFPREGS at a syscall entry returned -1, errno 5\n",
             "PTRACE_SETSIGMASK at a syscall entry returned -1, errno 5\n",
-            "PTRACE_SETREGSET(NT_X86_XSTATE) returned -1, errno 5\n",
+            "PTRACE_SETREGSET(NT_X86_XSTATE) at a syscall entry returned -1, errno 5\n",
             "PTRACE_POKEUSER of DR0 returned -1, errno 5\n",
             "parent: the child exited with 0\nEXIT-SUCCESS\n",
         ],
@@ -125,7 +130,7 @@ fn refused(trial: &str) -> Result<(), Failed> {
             "PTRACE_SETREGSET at a syscall-entry stop",
             "PTRACE_SETFPREGS at a syscall-entry stop",
             "PTRACE_SETSIGMASK at a syscall-entry stop",
-            "PTRACE_SETREGSET of NT_X86_XSTATE",
+            "PTRACE_SETREGSET of NT_X86_XSTATE at a syscall-entry stop",
             "PTRACE_POKEUSER of debug register 0",
         ],
     )

@@ -426,6 +426,17 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
             addr,
             bytes,
         } => {
+            if *kind == WriteKind::XState
+                && !(WriteKind::MIN_XSTATE_LEN..=WriteKind::MAX_XSTATE_LEN).contains(&bytes.len())
+            {
+                return Err(e.err(format!(
+                    "{} of {} bytes, not {} to {}",
+                    kind.name(),
+                    bytes.len(),
+                    WriteKind::MIN_XSTATE_LEN,
+                    WriteKind::MAX_XSTATE_LEN
+                )));
+            }
             if let Some(size) = kind.size().filter(|&n| n != bytes.len()) {
                 return Err(e.err(format!(
                     "{} of {} bytes, not {size}",
@@ -844,7 +855,23 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
                     .expect("a variant below the count");
             let addr = d.uvarint("address")?;
             let at = d.pos;
-            let bytes = d.bytes("bytes written", MAX_PATCH_LEN)?.to_vec();
+            let max = if kind == WriteKind::XState {
+                WriteKind::MAX_XSTATE_LEN
+            } else {
+                MAX_PATCH_LEN
+            };
+            let bytes = d.bytes("bytes written", max)?.to_vec();
+            if kind == WriteKind::XState && bytes.len() < WriteKind::MIN_XSTATE_LEN {
+                return d.err(
+                    at,
+                    format!(
+                        "tracee {} of {} bytes, fewer than {}",
+                        kind.name(),
+                        bytes.len(),
+                        WriteKind::MIN_XSTATE_LEN
+                    ),
+                );
+            }
             if let Some(size) = kind.size().filter(|&n| n != bytes.len()) {
                 return d.err(
                     at,

@@ -440,7 +440,11 @@ impl Timeline {
                             target,
                             what: kind.name(),
                             addr: (*kind == WriteKind::Memory).then_some(*addr),
-                            len: bytes.len(),
+                            // The extended state's XSAVE area, after its XCR0.
+                            len: match kind {
+                                WriteKind::XState => bytes.len().saturating_sub(8),
+                                _ => bytes.len(),
+                            },
                             mask,
                         },
                     )

@@ -119,7 +119,9 @@ pub enum Event {
     /// `user_regs_struct`), its x87/SSE registers (`PTRACE_SETFPREGS`,
     /// `bytes` the 512-byte `user_fpregs_struct`) or its blocked-signal
     /// mask (`PTRACE_SETSIGMASK`, `bytes` the 8-byte mask as the kernel
-    /// set it); `addr` is 0 but for memory. Written at the request, before
+    /// set it), or its extended state (`PTRACE_SETREGSET` of
+    /// `NT_X86_XSTATE`, `bytes` the recording host's `XCR0` and the XSAVE
+    /// area); `addr` is 0 but for memory. Written at the request, before
     /// the tracer's `ptrace` syscall event; replay makes the same change
     /// there.
     TraceeWrite {
@@ -216,16 +218,30 @@ pub enum WriteKind {
     FpRegs = 2,
     /// The blocked-signal mask (8 bytes, bit `n - 1` for signal `n`).
     SigMask = 3,
+    /// The extended state (`PTRACE_SETREGSET` of `NT_X86_XSTATE`): the
+    /// recording host's `XCR0` (8 bytes, little endian), then the whole
+    /// XSAVE area as the kernel took it, whose layout `XCR0` and the CPU
+    /// decide (at least 576 bytes: the legacy area and the XSAVE header).
+    XState = 4,
 }
 
 impl WriteKind {
     /// Every kind, by its byte.
-    pub const ALL: [WriteKind; 4] = [
+    pub const ALL: [WriteKind; 5] = [
         WriteKind::Memory,
         WriteKind::Regs,
         WriteKind::FpRegs,
         WriteKind::SigMask,
+        WriteKind::XState,
     ];
+
+    /// Most bytes of an [`WriteKind::XState`] write: `XCR0` and an XSAVE
+    /// area of up to 64 KiB (with AMX it is about 11 KiB).
+    pub const MAX_XSTATE_LEN: usize = 8 + 64 * 1024;
+
+    /// Fewest bytes of an [`WriteKind::XState`] write: `XCR0`, the
+    /// 512-byte legacy area and the 64-byte XSAVE header.
+    pub const MIN_XSTATE_LEN: usize = 8 + 576;
 
     /// The kind whose stream byte is `b`.
     pub fn from_byte(b: u8) -> Option<WriteKind> {
@@ -239,13 +255,15 @@ impl WriteKind {
             WriteKind::Regs => "registers",
             WriteKind::FpRegs => "fp registers",
             WriteKind::SigMask => "signal mask",
+            WriteKind::XState => "extended state",
         }
     }
 
-    /// The size its bytes must have (any for memory).
+    /// The size its bytes must have (any for memory, a range for the
+    /// extended state).
     pub fn size(self) -> Option<usize> {
         match self {
-            WriteKind::Memory => None,
+            WriteKind::Memory | WriteKind::XState => None,
             WriteKind::Regs => Some(216),
             WriteKind::FpRegs => Some(512),
             WriteKind::SigMask => Some(8),

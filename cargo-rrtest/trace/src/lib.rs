@@ -79,10 +79,11 @@ pub use writer::{keep, rewrite_header, TraceWriter};
 /// (corruption to it, not a clear refusal).
 ///
 /// Version 5: a [`Event::TraceeWrite`]'s kind byte (once a registers
-/// flag, 0 or 1) may also say the x87/SSE registers (2) or the blocked
-/// signal mask (3) ([`WriteKind`]). A version 4 reader would stop at such
-/// a record as corruption (not a clear refusal); traces of versions 1 to
-/// 4 have only the first two kinds and are read as before.
+/// flag, 0 or 1) may also say the x87/SSE registers (2), the blocked
+/// signal mask (3) or the extended state (4) ([`WriteKind`]). A version 4
+/// reader would stop at such a record as corruption (not a clear
+/// refusal); traces of versions 1 to 4 have only the first two kinds and
+/// are read as before.
 pub const FORMAT_VERSION: u32 = 5;
 
 /// The oldest trace format version this build reads.

@@ -55,6 +55,7 @@ mod rdtsc;
 mod signals;
 mod syscall;
 mod syscallbuf;
+mod xstate;
 
 mod debug_reverse;
 pub(super) mod debugger;
@@ -472,8 +473,10 @@ impl Session {
 
     /// What the program's emulated ptrace changed in a thread its tracer
     /// holds stopped (`PTRACE_POKEDATA`, `PTRACE_SETREGS`,
-    /// `PTRACE_SETFPREGS`, `PTRACE_SETSIGMASK`): the same change, at the
-    /// same point, made with the same request on the real thread.
+    /// `PTRACE_SETFPREGS`, `PTRACE_SETSIGMASK`, `PTRACE_SETREGSET` of
+    /// `NT_X86_XSTATE`): the same change, at the same point, made with the
+    /// same request on the real thread (the extended state only where its
+    /// layout is the recording host's, else a clear refusal).
     fn tracee_write(
         &mut self,
         target: Tid,
@@ -515,6 +518,13 @@ impl Session {
                 };
                 ptrace::setsigmask(real, u64::from_ne_bytes(mask))
                     .map_err(perr("PTRACE_SETSIGMASK", real))?;
+            }
+            WriteKind::XState => {
+                // The layout is the CPU's: applied only where it is the
+                // recording host's (xstate.rs).
+                xstate::apply(real, bytes)
+                    .map_err(perr("PTRACE_SETREGSET of NT_X86_XSTATE", real))?
+                    .map_err(|why| Error::NotReplayable(vec![why]))?;
             }
             WriteKind::Memory => {
                 RemoteMem::new(real)

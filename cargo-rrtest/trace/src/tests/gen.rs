@@ -290,6 +290,10 @@ impl Rng {
                 let target = self.i32();
                 let kind = WriteKind::ALL[self.below(WriteKind::ALL.len() as u64) as usize];
                 let (addr, bytes) = match kind.size() {
+                    None if kind == WriteKind::XState => {
+                        let n = WriteKind::MIN_XSTATE_LEN + self.below(3000) as usize;
+                        (0, (0..n).map(|_| self.next_u64() as u8).collect())
+                    }
                     None => (self.u64(), self.bytes(216)),
                     Some(n) => (0, (0..n).map(|_| self.next_u64() as u8).collect()),
                 };

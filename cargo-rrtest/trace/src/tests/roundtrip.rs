@@ -332,8 +332,9 @@ fn invalid_events_are_refused_not_written() {
 
 /// A tracee write's kind is its byte after the two ids: 0 memory and 1
 /// registers as the registers flag of version 4 and older (whose records
-/// read the same), 2 the x87/SSE registers and 3 the blocked mask
-/// (version 5); each kind but memory has its size, checked both ways.
+/// read the same), 2 the x87/SSE registers, 3 the blocked mask and 4 the
+/// extended state (version 5); each kind but memory has its size (a range
+/// for the extended state), checked both ways.
 #[test]
 fn tracee_writes_of_each_kind_round_trip_and_older_ones_read_the_same() {
     let mut buf = Vec::new();
@@ -394,8 +395,34 @@ fn tracee_writes_of_each_kind_round_trip_and_older_ones_read_the_same() {
             bytes: vec![7; 216],
         })
     );
+    // The extended state: XCR0 and an area, at least 576 bytes of it.
+    let xstate = |n: usize| Event::TraceeWrite {
+        tid: 1,
+        target: 2,
+        kind: WriteKind::XState,
+        addr: 0,
+        bytes: (0..8 + n).map(|i| i as u8).collect(),
+    };
+    for n in [576, 2688, 11008] {
+        buf.clear();
+        let tag = codec::encode_payload(&mut buf, &xstate(n)).expect("encodable");
+        assert_eq!(&buf[..3], &[2, 4, 4]);
+        assert_eq!(
+            codec::decode_payload(tag, &buf).expect("decodes"),
+            Record::Event(xstate(n))
+        );
+    }
+    let err = codec::encode_payload(&mut Vec::new(), &xstate(575)).expect_err("short");
+    assert!(err.to_string().contains("extended state"), "{err}");
+    let err = codec::encode_payload(&mut Vec::new(), &xstate(64 * 1024 + 1)).expect_err("long");
+    assert!(err.to_string().contains("extended state"), "{err}");
+    // 583 bytes (a two-byte varint length): one fewer than the least.
+    let mut raw = vec![2, 4, 4, 0, 0xc7, 0x04];
+    raw.extend([0u8; 8 + 575]);
+    let err = codec::decode_payload(codec::tag::TRACEE_WRITE, &raw).expect_err("short");
+    assert!(err.reason.contains("fewer than 584"), "{err:?}");
     // A kind this version does not know is corruption, named.
     let err =
-        codec::decode_payload(codec::tag::TRACEE_WRITE, &[2, 4, 4, 0, 0]).expect_err("kind 4");
-    assert!(err.reason.contains("tracee write kind is 4"), "{err:?}");
+        codec::decode_payload(codec::tag::TRACEE_WRITE, &[2, 4, 5, 0, 0]).expect_err("kind 5");
+    assert!(err.reason.contains("tracee write kind is 5"), "{err:?}");
 }

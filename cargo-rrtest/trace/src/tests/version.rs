@@ -138,8 +138,8 @@ fn an_event_stream_of_another_version_is_a_version_mismatch() {
     }
 }
 
-/// Format version 5 is the one with the x87/SSE and signal-mask tracee
-/// writes: a trace of them written now says 5 and reads back; a version 4
+/// Format version 5 is the one with the x87/SSE, signal-mask and
+/// extended-state tracee writes: a trace of them written now says 5 and reads back; a version 4
 /// trace (memory and register writes only) still opens and reads.
 #[test]
 fn tracee_writes_of_the_new_kinds_are_version_5_and_version_4_traces_still_read() {
@@ -176,6 +176,13 @@ fn tracee_writes_of_the_new_kinds_are_version_5_and_version_4_traces_still_read(
             kind: WriteKind::SigMask,
             addr: 0,
             bytes: 0x4800u64.to_ne_bytes().to_vec(),
+        },
+        Event::TraceeWrite {
+            tid: 10,
+            target: 11,
+            kind: WriteKind::XState,
+            addr: 0,
+            bytes: vec![0xa5; 8 + 2688],
         },
     ];
     let dir = write("v5", FORMAT_VERSION, &new);

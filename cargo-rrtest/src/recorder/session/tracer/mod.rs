@@ -11,10 +11,12 @@
 //! as any); what it changes in the tracee (`PTRACE_POKEDATA`,
 //! `PTRACE_SETREGS`, `PTRACE_SETREGSET` of `NT_PRSTATUS`,
 //! `PTRACE_POKEUSER` of a general register; `PTRACE_SETFPREGS` and
-//! `PTRACE_SETREGSET` of `NT_PRFPREG`; `PTRACE_SETSIGMASK`) is made on the
-//! real tracee and recorded as a [`Event::TraceeWrite`] of its kind
-//! ([`WriteKind`]: memory, registers, x87/SSE registers, signal mask),
-//! which replay applies at the same point. A request naming a process
+//! `PTRACE_SETREGSET` of `NT_PRFPREG`; `PTRACE_SETREGSET` of
+//! `NT_X86_XSTATE`; `PTRACE_SETSIGMASK`) is made on the real tracee and
+//! recorded as a [`Event::TraceeWrite`] of its kind ([`WriteKind`]:
+//! memory, registers, x87/SSE registers, signal mask, extended state with
+//! this host's `XCR0`, whose layout replay must share to apply it), which
+//! replay applies at the same point. A request naming a process
 //! outside the recording, or one not emulated, fails at once (EPERM, or
 //! EIO/EINVAL with a warning naming it).
 //!
@@ -27,9 +29,8 @@
 //! `PTRACE_SYSCALL` stop whose si_code is `SIGTRAP | 0x80`, as the kernel
 //! tells them, else NONE). Not emulated, named: register and mask writes
 //! at a syscall-entry stop (replay's tracee is not at the entry yet) or at
-//! a vfork's event stop, debug registers, `PTRACE_SETREGSET` of the
-//! extended state (`NT_X86_XSTATE`: its layout is the CPU's) and the other
-//! sets. The mask a tracer reads and sets is the real thread's: at a stop
+//! a vfork's event stop, debug registers, `PTRACE_SETREGSET` of the sets
+//! but `NT_PRSTATUS`, `NT_PRFPREG` and `NT_X86_XSTATE`. The mask a tracer reads and sets is the real thread's: at a stop
 //! it is the program's (the recorder's traps that unblock a blocked
 //! `SIGTRAP` block it again at their stop, `tracee::trap_mask`).
 //!

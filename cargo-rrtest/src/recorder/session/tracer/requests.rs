@@ -499,9 +499,10 @@ impl Session {
     /// `iov`. `NT_PRSTATUS` (the general registers, all or the first
     /// `iov_len` bytes) is emulated as `PTRACE_SETREGS`; `NT_PRFPREG`
     /// (all 512 bytes of `struct user_fpregs_struct`) as
-    /// `PTRACE_SETFPREGS`; the other sets the kernel has are refused,
-    /// named (`NT_X86_XSTATE`: its layout is the CPU's, which replay's
-    /// may not share); another note type: EINVAL, as from the kernel.
+    /// `PTRACE_SETFPREGS`; `NT_X86_XSTATE` (the whole XSAVE area) is made
+    /// on the real tracee and recorded with this host's `XCR0`
+    /// (`set_xstate`); the other sets the kernel has are
+    /// refused, named; another note type: EINVAL, as from the kernel.
     fn set_regset(
         &mut self,
         tid: Tid,
@@ -521,12 +522,15 @@ impl Session {
             NT_X86_SHSTK => "NT_X86_SHSTK",
             _ => return Ok(neg(libc::EINVAL)),
         };
-        if note != NT_PRSTATUS && note != NT_PRFPREG {
+        if ![NT_PRSTATUS, NT_PRFPREG, NT_X86_XSTATE].contains(&note) {
             warn!("PTRACE_SETREGSET of {name}: the recorder does not emulate it (the program gets EIO)");
             return Ok(neg(libc::EIO));
         }
         if !len.is_multiple_of(8) {
             return Ok(neg(libc::EINVAL));
+        }
+        if note == NT_X86_XSTATE {
+            return self.set_xstate(tid, target, tracer_mem, base, len, iov);
         }
         if note == NT_PRFPREG {
             // The kernel takes the whole set or nothing (EINVAL for fewer
@@ -636,6 +640,63 @@ impl Session {
             bytes: fp.to_vec(),
         })?;
         Ok(0)
+    }
+
+    /// `PTRACE_SETREGSET` of `NT_X86_XSTATE` from the program's buffer at
+    /// `base` of `len` bytes (its iovec at `iov`), for tracer thread `tid`:
+    /// made on the real tracee, so that the kernel's checks answer (it
+    /// takes the whole XSAVE area or nothing: EFAULT for fewer bytes;
+    /// EINVAL for a header or `MXCSR` it refuses), and recorded with this
+    /// host's `XCR0`, which with the CPU decides the layout: replay applies
+    /// it only where both are the same. Refused, named, where the
+    /// registers are.
+    fn set_xstate(
+        &mut self,
+        tid: Tid,
+        target: Tid,
+        tracer_mem: &RemoteMem,
+        base: u64,
+        len: u64,
+        iov: u64,
+    ) -> Result<i64, Error> {
+        if let Some(r) = self.refuse_write_here(target, "PTRACE_SETREGSET of NT_X86_XSTATE") {
+            return Ok(r);
+        }
+        // The set's size: the kernel shortens a longer iovec to it.
+        let size = match ptrace::getregset(target, NT_X86_XSTATE, REGSET_MAX as usize) {
+            Ok(area) => area.len(),
+            Err(e) => return Ok(neg(e.raw_os_error().unwrap_or(libc::EIO))),
+        };
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(size);
+        if n != size {
+            // Fewer bytes than the whole area: the kernel's answer, before
+            // it reads them.
+            return Ok(neg(libc::EFAULT));
+        }
+        if !(WriteKind::MIN_XSTATE_LEN..=WriteKind::MAX_XSTATE_LEN).contains(&(8 + n)) {
+            // An area no trace can hold: refused before it is made.
+            warn!(
+                bytes = n,
+                "PTRACE_SETREGSET of NT_X86_XSTATE: an XSAVE area of this size cannot be recorded (the program gets EIO)"
+            );
+            return Ok(neg(libc::EIO));
+        }
+        let Ok(area) = tracer_mem.read_vec(base, n) else {
+            return Ok(neg(libc::EFAULT));
+        };
+        if let Err(e) = ptrace::setregset(target, NT_X86_XSTATE, &area) {
+            return Ok(neg(e.raw_os_error().unwrap_or(libc::EIO)));
+        }
+        let mut bytes = crate::tracee::host::facts().xcr0.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&area);
+        self.emit(Event::TraceeWrite {
+            tid,
+            target,
+            kind: WriteKind::XState,
+            addr: 0,
+            bytes,
+        })?;
+        Ok(store(tracer_mem, iov + 8, &(n as u64).to_ne_bytes()))
     }
 
     /// `PTRACE_SETSIGMASK` of `mask` on tracee `target` for tracer thread
