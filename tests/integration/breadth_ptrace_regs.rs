@@ -15,7 +15,9 @@
 //! NT_X86_XSTATE: xmm0 and, with AVX, ymm0's upper half; EFAULT for less
 //! than the whole area), which the child reads right after its stop (xmm0,
 //! xmm1, ymm0, the control words; its mask, with a signal held pending by
-//! it), run as `ptrace_regset` is. `ptrace_regset_refused::named_at_once`:
+//! it), run as `ptrace_regset` is; `::xstate_of_another_layout`: its
+//! extended-state write, edited to another XCR0, stops replay there with
+//! an error naming both layouts. `ptrace_regset_refused::named_at_once`:
 //! the register and mask writes not emulated (at a syscall's entry, a
 //! debug register) fail at once, named. docs/breadth.md
 //! lists what is emulated.
@@ -23,9 +25,9 @@
 use libtest_mimic::{Failed, Trial};
 
 use crate::breadth::{c, refused_named, variant_trials};
-use crate::recorder::Spec;
+use crate::recorder::{invocation, Spec};
 use crate::recorder_build::{self as build, CBuild};
-use crate::recorder_run as run;
+use crate::recorder_run::{self as run, TrialDir};
 
 /// The fixtures that record, verify and replay identically (and print the
 /// same lines natively).
@@ -102,7 +104,67 @@ pub fn trials() -> Vec<Trial> {
         })
         .with_ignored_flag(skip),
     );
+    trials.push(
+        Trial::test("breadth::ptrace_fpregs::xstate_of_another_layout", || {
+            xstate_of_another_layout("breadth::ptrace_fpregs::xstate_of_another_layout")
+        })
+        .with_ignored_flag(skip),
+    );
     trials
+}
+
+/// `ptrace_fpregs` recorded, then its trace written again with the
+/// extended-state write's recorded XCR0 changed (as if recorded on a CPU
+/// with other states enabled): replay must stop at that write with an
+/// error naming both layouts, and not run the child on past it; the
+/// unedited trace replays to the recorded output.
+fn xstate_of_another_layout(trial: &str) -> Result<(), Failed> {
+    use rrtest_trace::{Event, WriteKind};
+    let dir = TrialDir::new(trial)?;
+    let spec = &SPECS[1];
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let recorded = dir.path.join("recorded");
+    let rec = inv.record(&recorded)?;
+    rec.expect_code(0)?;
+    let (header, mut events) = run::read_trace(&recorded)?;
+    let mut edited = 0;
+    for e in &mut events {
+        if let Event::TraceeWrite {
+            kind: WriteKind::XState,
+            bytes,
+            ..
+        } = e
+        {
+            // XCR0 bit 9 (PKRU) flipped: another layout.
+            bytes[1] ^= 0x02;
+            edited += 1;
+        }
+    }
+    check!(
+        edited == 1,
+        "{edited} extended-state writes in the trace, not 1\n{}",
+        rec.describe()
+    );
+    let trace = dir.path.join("trace");
+    run::write_edited_trace(&recorded, &trace, header, &events)?;
+    let rep = inv.replay(&trace)?;
+    let err = rep.stderr_text();
+    check!(
+        !rep.status.success()
+            && err.contains("NT_X86_XSTATE")
+            && err.contains("cannot be replayed here"),
+        "replay did not refuse an extended-state write of another layout\n{}",
+        rep.describe()
+    );
+    check!(
+        !rep.stdout_text().contains("child: after the third stop"),
+        "the child ran on past the refused write\n{}",
+        rep.describe()
+    );
+    let again = inv.replay(&recorded)?;
+    run::expect_same_bytes("stdout (recorded, replayed)", &rec.stdout, &again.stdout)?;
+    dir.finish();
+    Ok(())
 }
 
 /// Register and mask writes the emulated ptrace does not do (at a
