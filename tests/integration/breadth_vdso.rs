@@ -125,8 +125,8 @@ fn first_call_maps(trial: &str, arg: &'static str) -> Result<(), Failed> {
     );
     let header = header_json(&trace)?;
     check!(
-        header["format_version"] == 4 && header["own_vdso"] == true,
-        "not a version 4 trace with the own vDSO: format_version {}, own_vdso {}",
+        header["format_version"].as_u64() >= Some(4) && header["own_vdso"] == true,
+        "not a version 4 (or later) trace with the own vDSO: format_version {}, own_vdso {}",
         header["format_version"],
         header["own_vdso"]
     );

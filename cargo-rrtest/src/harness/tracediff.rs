@@ -100,6 +100,23 @@ pub fn describe(action: &Action) -> String {
         }
         Action::NewTask { child, .. } => format!("new thread {child}"),
         Action::Preempt { ip } => format!("preempted at {ip:#x}"),
+        Action::TraceeWrite {
+            target,
+            what,
+            addr,
+            len,
+            mask,
+        } => {
+            let mut s = format!("ptrace write into {target}: {what}");
+            if let Some(addr) = addr {
+                s.push_str(&format!(" at {addr:#x}"));
+            }
+            match mask {
+                Some(mask) => s.push_str(&format!(" {mask:#x}")),
+                None => s.push_str(&format!(" ({len} bytes)")),
+            }
+            s
+        }
         Action::ThreadExit => "thread exit".into(),
         Action::ProcessExit { code, signal } => match (code, signal) {
             (Some(c), _) => format!("process exit {c}"),

@@ -302,6 +302,31 @@ pub fn getfpregs(tid: i32) -> io::Result<[u8; 512]> {
     Ok(buf)
 }
 
+/// Writes the x87 and SSE registers (`PTRACE_SETFPREGS`: the 512-byte
+/// `struct user_fpregs_struct`, the FXSAVE layout). The kernel refuses an
+/// `mxcsr` with bits the CPU does not have (EINVAL).
+pub fn setfpregs(tid: i32, fp: &[u8; 512]) -> io::Result<()> {
+    req(libc::PTRACE_SETFPREGS, tid, 0, fp.as_ptr() as usize).map(drop)
+}
+
+/// `PTRACE_SETREGSET` of note type `note` from `bytes`: how many bytes the
+/// kernel took (it shortens the length to its register set's size; EINVAL
+/// for a note type it lacks, a length that is not a multiple of the set's
+/// unit, or one its set does not take).
+pub fn setregset(tid: i32, note: u64, bytes: &[u8]) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    req(
+        libc::PTRACE_SETREGSET,
+        tid,
+        note as usize,
+        &mut iov as *mut libc::iovec as usize,
+    )?;
+    Ok(iov.iov_len.min(bytes.len()))
+}
+
 /// Writes the general registers.
 pub fn setregs(tid: i32, regs: &Regs) -> io::Result<()> {
     req(libc::PTRACE_SETREGS, tid, 0, regs as *const Regs as usize).map(drop)

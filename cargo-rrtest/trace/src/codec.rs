@@ -20,7 +20,7 @@
 
 use super::event::{
     Event, ExecEvent, ExecPoint, ExitStatus, FileId, MemWrite, PatchEvent, SignalEvent, SignalKind,
-    SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, POINT_REGS,
+    SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, WriteKind, POINT_REGS,
 };
 
 /// The first 8 bytes of the decompressed event stream.
@@ -422,13 +422,31 @@ pub fn encode_payload(buf: &mut Vec<u8>, event: &Event) -> Result<u8, EncodeErro
         Event::TraceeWrite {
             tid,
             target,
-            regs,
+            kind,
             addr,
             bytes,
         } => {
+            if *kind == WriteKind::XState
+                && !(WriteKind::MIN_XSTATE_LEN..=WriteKind::MAX_XSTATE_LEN).contains(&bytes.len())
+            {
+                return Err(e.err(format!(
+                    "{} of {} bytes, not {} to {}",
+                    kind.name(),
+                    bytes.len(),
+                    WriteKind::MIN_XSTATE_LEN,
+                    WriteKind::MAX_XSTATE_LEN
+                )));
+            }
+            if let Some(size) = kind.size().filter(|&n| n != bytes.len()) {
+                return Err(e.err(format!(
+                    "{} of {} bytes, not {size}",
+                    kind.name(),
+                    bytes.len()
+                )));
+            }
             put_ivarint(e.buf, i64::from(*tid));
             put_ivarint(e.buf, i64::from(*target));
-            e.buf.push(u8::from(*regs));
+            e.buf.push(*kind as u8);
             put_uvarint(e.buf, *addr);
             put_bytes(e.buf, bytes);
             tag::TRACEE_WRITE
@@ -829,13 +847,49 @@ pub fn decode_payload(tag: u8, payload: &[u8]) -> Result<Record, DecodeError> {
                 rdtsc: flags & 4 != 0,
             }))
         }
-        tag::TRACEE_WRITE => Record::Event(Event::TraceeWrite {
-            tid: d.i32("tid")?,
-            target: d.i32("target tid")?,
-            regs: d.bool("registers flag")?,
-            addr: d.uvarint("address")?,
-            bytes: d.bytes("bytes written", MAX_PATCH_LEN)?.to_vec(),
-        }),
+        tag::TRACEE_WRITE => {
+            let tid = d.i32("tid")?;
+            let target = d.i32("target tid")?;
+            let kind =
+                WriteKind::from_byte(d.variant("tracee write kind", WriteKind::ALL.len() as u8)?)
+                    .expect("a variant below the count");
+            let addr = d.uvarint("address")?;
+            let at = d.pos;
+            let max = if kind == WriteKind::XState {
+                WriteKind::MAX_XSTATE_LEN
+            } else {
+                MAX_PATCH_LEN
+            };
+            let bytes = d.bytes("bytes written", max)?.to_vec();
+            if kind == WriteKind::XState && bytes.len() < WriteKind::MIN_XSTATE_LEN {
+                return d.err(
+                    at,
+                    format!(
+                        "tracee {} of {} bytes, fewer than {}",
+                        kind.name(),
+                        bytes.len(),
+                        WriteKind::MIN_XSTATE_LEN
+                    ),
+                );
+            }
+            if let Some(size) = kind.size().filter(|&n| n != bytes.len()) {
+                return d.err(
+                    at,
+                    format!(
+                        "tracee {} of {} bytes, not {size}",
+                        kind.name(),
+                        bytes.len()
+                    ),
+                );
+            }
+            Record::Event(Event::TraceeWrite {
+                tid,
+                target,
+                kind,
+                addr,
+                bytes,
+            })
+        }
         tag::NEW_TASK => Record::Event(Event::NewTask {
             parent: d.i32("parent tid")?,
             child: d.i32("child tid")?,

@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::{Event, ExitStatus, SignalKind, SyscallExtra, SyscallResult, Tid};
+use crate::{Event, ExitStatus, SignalKind, SyscallExtra, SyscallResult, Tid, WriteKind};
 
 /// Values at or above this, below [`USER_TOP`], are taken for addresses.
 pub const ADDRESS_FLOOR: u64 = 1 << 32;
@@ -124,6 +124,23 @@ pub enum Action {
     Preempt {
         /// Where (an address).
         ip: u64,
+    },
+    /// The thread's emulated ptrace changed a tracee it holds stopped
+    /// (a [`Event::TraceeWrite`]: shown, never compared, as the tracer's
+    /// `ptrace` call that made it is).
+    TraceeWrite {
+        /// The tracee's aligned name.
+        target: String,
+        /// What was changed: memory, registers, fp registers, signal mask.
+        what: &'static str,
+        /// Where, for memory.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        addr: Option<u64>,
+        /// How many bytes were written.
+        len: usize,
+        /// The mask set, for a signal mask.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mask: Option<u64>,
     },
     /// The thread exited.
     ThreadExit,
@@ -312,7 +329,8 @@ impl Timeline {
                     .threads
                     .entry(name.clone())
                     .or_insert_with(|| (tid, Vec::new()));
-                let index = if matches!(action, Action::Preempt { .. }) {
+                let index = if matches!(action, Action::Preempt { .. } | Action::TraceeWrite { .. })
+                {
                     thread.1.len()
                 } else {
                     thread.1.push(t.entries.len());
@@ -398,12 +416,41 @@ impl Timeline {
                 Event::Unsupported { what, .. } => {
                     push(&mut t, Action::Unsupported { what: what.clone() })
                 }
-                // The recorder's machinery, or (a tracee write) a change the
-                // program's tracer made, seen in the tracer's ptrace call.
-                Event::BufferInit { .. }
-                | Event::BufferAbort { .. }
-                | Event::Patch(_)
-                | Event::TraceeWrite { .. } => {}
+                // A change the program's tracer made, seen in the tracer's
+                // ptrace call: shown, not compared (as a preemption).
+                Event::TraceeWrite {
+                    target,
+                    kind,
+                    addr,
+                    bytes,
+                    ..
+                } => {
+                    let target = t
+                        .names
+                        .get(target)
+                        .cloned()
+                        .unwrap_or_else(|| format!("tid{target}"));
+                    let mask = match (kind, <[u8; 8]>::try_from(&bytes[..])) {
+                        (WriteKind::SigMask, Ok(raw)) => Some(u64::from_ne_bytes(raw)),
+                        _ => None,
+                    };
+                    push(
+                        &mut t,
+                        Action::TraceeWrite {
+                            target,
+                            what: kind.name(),
+                            addr: (*kind == WriteKind::Memory).then_some(*addr),
+                            // The extended state's XSAVE area, after its XCR0.
+                            len: match kind {
+                                WriteKind::XState => bytes.len().saturating_sub(8),
+                                _ => bytes.len(),
+                            },
+                            mask,
+                        },
+                    )
+                }
+                // The recorder's machinery.
+                Event::BufferInit { .. } | Event::BufferAbort { .. } | Event::Patch(_) => {}
             }
         }
         t
@@ -417,7 +464,10 @@ impl Timeline {
     fn stretches(&self) -> Vec<(String, usize, usize)> {
         let mut out: Vec<(String, usize, usize)> = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
-            let done = if matches!(e.action, Action::Preempt { .. }) {
+            let done = if matches!(
+                e.action,
+                Action::Preempt { .. } | Action::TraceeWrite { .. }
+            ) {
                 e.index
             } else {
                 e.index + 1

@@ -113,19 +113,24 @@ pub enum Event {
     /// `site`, and moved the thread to `resume` with `rax` = `nr`.
     Patch(PatchEvent),
     /// Thread `tid`'s emulated ptrace changed thread `target`, which it
-    /// holds stopped as its tracer: `PTRACE_POKEDATA`/`PTRACE_POKETEXT`
-    /// wrote `bytes` at `addr` in its memory (`regs` false), or
-    /// `PTRACE_SETREGS` set its general registers to `bytes` (a
-    /// `user_regs_struct`; `regs` true, `addr` 0). Written at the request,
-    /// before the tracer's `ptrace` syscall event; replay makes the same
-    /// change there.
+    /// holds stopped as its tracer; `kind` says what: its memory
+    /// (`PTRACE_POKEDATA`/`PTRACE_POKETEXT`, `bytes` written at `addr`),
+    /// its general registers (`PTRACE_SETREGS` and the like, `bytes` a
+    /// `user_regs_struct`), its x87/SSE registers (`PTRACE_SETFPREGS`,
+    /// `bytes` the 512-byte `user_fpregs_struct`) or its blocked-signal
+    /// mask (`PTRACE_SETSIGMASK`, `bytes` the 8-byte mask as the kernel
+    /// set it), or its extended state (`PTRACE_SETREGSET` of
+    /// `NT_X86_XSTATE`, `bytes` the recording host's `XCR0` and the XSAVE
+    /// area); `addr` is 0 but for memory. Written at the request, before
+    /// the tracer's `ptrace` syscall event; replay makes the same change
+    /// there.
     TraceeWrite {
         /// The tracer thread.
         tid: Tid,
         /// The thread changed.
         target: Tid,
-        /// Registers (true) or memory (false).
-        regs: bool,
+        /// What of it.
+        kind: WriteKind,
         /// Where in memory.
         addr: u64,
         /// What was written.
@@ -195,6 +200,73 @@ impl Event {
             Event::ThreadExit { .. } => "thread-exit",
             Event::ProcessExit { .. } => "process-exit",
             Event::Unsupported { .. } => "unsupported",
+        }
+    }
+}
+
+/// What a [`Event::TraceeWrite`] changed in the tracee. Its byte in the
+/// event stream is the discriminant (format version 5; older traces have
+/// only `Memory` (0) and `Regs` (1)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WriteKind {
+    /// Memory at the event's address.
+    Memory = 0,
+    /// The general registers (`struct user_regs_struct`, 216 bytes).
+    Regs = 1,
+    /// The x87 and SSE registers (`struct user_fpregs_struct`, the
+    /// 512-byte FXSAVE layout).
+    FpRegs = 2,
+    /// The blocked-signal mask (8 bytes, bit `n - 1` for signal `n`).
+    SigMask = 3,
+    /// The extended state (`PTRACE_SETREGSET` of `NT_X86_XSTATE`): the
+    /// recording host's `XCR0` (8 bytes, little endian), then the whole
+    /// XSAVE area as the kernel took it, whose layout `XCR0` and the CPU
+    /// decide (at least 576 bytes: the legacy area and the XSAVE header).
+    XState = 4,
+}
+
+impl WriteKind {
+    /// Every kind, by its byte.
+    pub const ALL: [WriteKind; 5] = [
+        WriteKind::Memory,
+        WriteKind::Regs,
+        WriteKind::FpRegs,
+        WriteKind::SigMask,
+        WriteKind::XState,
+    ];
+
+    /// Most bytes of an [`WriteKind::XState`] write: `XCR0` and an XSAVE
+    /// area of up to 64 KiB (with AMX it is about 11 KiB).
+    pub const MAX_XSTATE_LEN: usize = 8 + 64 * 1024;
+
+    /// Fewest bytes of an [`WriteKind::XState`] write: `XCR0`, the
+    /// 512-byte legacy area and the 64-byte XSAVE header.
+    pub const MIN_XSTATE_LEN: usize = 8 + 576;
+
+    /// The kind whose stream byte is `b`.
+    pub fn from_byte(b: u8) -> Option<WriteKind> {
+        WriteKind::ALL.get(usize::from(b)).copied()
+    }
+
+    /// Its name, for messages and listings.
+    pub fn name(self) -> &'static str {
+        match self {
+            WriteKind::Memory => "memory",
+            WriteKind::Regs => "registers",
+            WriteKind::FpRegs => "fp registers",
+            WriteKind::SigMask => "signal mask",
+            WriteKind::XState => "extended state",
+        }
+    }
+
+    /// The size its bytes must have (any for memory, a range for the
+    /// extended state).
+    pub fn size(self) -> Option<usize> {
+        match self {
+            WriteKind::Memory | WriteKind::XState => None,
+            WriteKind::Regs => Some(216),
+            WriteKind::FpRegs => Some(512),
+            WriteKind::SigMask => Some(8),
         }
     }
 }

@@ -77,7 +77,14 @@ pub use writer::{keep, rewrite_header, TraceWriter};
 /// where the replaying kernel's vDSO is) are still replayed so. A
 /// version 3 reader would find bytes after an `Exec` record's last field
 /// (corruption to it, not a clear refusal).
-pub const FORMAT_VERSION: u32 = 4;
+///
+/// Version 5: a [`Event::TraceeWrite`]'s kind byte (once a registers
+/// flag, 0 or 1) may also say the x87/SSE registers (2), the blocked
+/// signal mask (3) or the extended state (4) ([`WriteKind`]). A version 4
+/// reader would stop at such a record as corruption (not a clear
+/// refusal); traces of versions 1 to 4 have only the first two kinds and
+/// are read as before.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The oldest trace format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

@@ -35,7 +35,7 @@ use std::time::{Duration, SystemTime};
 
 use rrtest_sys::RemoteMem;
 use rrtest_syscalls::Call;
-use rrtest_trace::{Event, MemWrite, SyscallExtra, SyscallResult, Tid};
+use rrtest_trace::{Event, MemWrite, SyscallExtra, SyscallResult, Tid, WriteKind};
 use tracing::debug;
 
 use super::{ptrace_err, Error, Session};
@@ -356,7 +356,7 @@ impl Session {
                     self.emit(Event::TraceeWrite {
                         tid,
                         target: thread,
-                        regs: false,
+                        kind: WriteKind::Memory,
                         addr,
                         bytes,
                     })?;

@@ -45,7 +45,7 @@ use crate::tracee::syscallbuf::{self as buffer, FrameFix, Space};
 use rrtest_sys::ptrace::{self, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_syscalls::{self as syscalls, ReplayAction};
-use rrtest_trace::{Event, ExitStatus, ReadAhead, Tid};
+use rrtest_trace::{Event, ExitStatus, ReadAhead, Tid, WriteKind};
 
 mod patching;
 mod point_filter;
@@ -55,6 +55,7 @@ mod rdtsc;
 mod signals;
 mod syscall;
 mod syscallbuf;
+mod xstate;
 
 mod debug_reverse;
 pub(super) mod debugger;
@@ -460,47 +461,76 @@ impl Session {
             Event::Patch(p) => self.patch(p)?,
             Event::TraceeWrite {
                 target,
-                regs,
+                kind,
                 addr,
                 bytes,
                 ..
-            } => self.tracee_write(target, regs, addr, &bytes)?,
+            } => self.tracee_write(target, kind, addr, &bytes)?,
             Event::Unsupported { what, .. } => return Err(Error::NotReplayable(vec![what]).into()),
         }
         Ok(None)
     }
 
     /// What the program's emulated ptrace changed in a thread its tracer
-    /// holds stopped (`PTRACE_POKEDATA`, `PTRACE_SETREGS`): the same change,
-    /// at the same point.
+    /// holds stopped (`PTRACE_POKEDATA`, `PTRACE_SETREGS`,
+    /// `PTRACE_SETFPREGS`, `PTRACE_SETSIGMASK`, `PTRACE_SETREGSET` of
+    /// `NT_X86_XSTATE`): the same change, at the same point, made with the
+    /// same request on the real thread (the extended state only where its
+    /// layout is the recording host's, else a clear refusal).
     fn tracee_write(
         &mut self,
         target: Tid,
-        regs: bool,
+        kind: WriteKind,
         addr: u64,
         bytes: &[u8],
     ) -> Result<(), ReplayError> {
         let real = self.task(target)?.real;
-        if regs {
-            let Some(mut new) = ptrace::regs_from_bytes(bytes) else {
-                return Err(Error::Malformed {
-                    index: self.index,
-                    reason: format!("tracee registers of {} bytes", bytes.len()),
+        let malformed = |index| Error::Malformed {
+            index,
+            reason: format!("tracee {} of {} bytes", kind.name(), bytes.len()),
+        };
+        match kind {
+            WriteKind::Regs => {
+                let Some(mut new) = ptrace::regs_from_bytes(bytes) else {
+                    return Err(malformed(self.index).into());
+                };
+                // A syscall replay emulates waits at its entry with the number
+                // -1, which makes the kernel skip it: the recorded number (the
+                // tracee was at the syscall's exit) would run it again.
+                let now = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                if now.orig_rax == u64::MAX {
+                    new.orig_rax = u64::MAX;
                 }
-                .into());
-            };
-            // A syscall replay emulates waits at its entry with the number
-            // -1, which makes the kernel skip it: the recorded number (the
-            // tracee was at the syscall's exit) would run it again.
-            let now = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-            if now.orig_rax == u64::MAX {
-                new.orig_rax = u64::MAX;
+                ptrace::setregs(real, &new).map_err(perr("PTRACE_SETREGS", real))?;
             }
-            ptrace::setregs(real, &new).map_err(perr("PTRACE_SETREGS", real))?;
-        } else {
-            RemoteMem::new(real)
-                .write(addr, bytes)
-                .map_err(perr("writing a tracee's memory", real))?;
+            WriteKind::FpRegs => {
+                let Ok(fp) = <&[u8; 512]>::try_from(bytes) else {
+                    return Err(malformed(self.index).into());
+                };
+                ptrace::setfpregs(real, fp).map_err(perr("PTRACE_SETFPREGS", real))?;
+            }
+            WriteKind::SigMask => {
+                // The mask as the kernel set it while recording: the
+                // program's, none of replay's own bits (replay blocks
+                // nothing of its own in a thread held stopped).
+                let Ok(mask) = <[u8; 8]>::try_from(bytes) else {
+                    return Err(malformed(self.index).into());
+                };
+                ptrace::setsigmask(real, u64::from_ne_bytes(mask))
+                    .map_err(perr("PTRACE_SETSIGMASK", real))?;
+            }
+            WriteKind::XState => {
+                // The layout is the CPU's: applied only where it is the
+                // recording host's (xstate.rs).
+                xstate::apply(real, bytes)
+                    .map_err(perr("PTRACE_SETREGSET of NT_X86_XSTATE", real))?
+                    .map_err(|why| Error::NotReplayable(vec![why]))?;
+            }
+            WriteKind::Memory => {
+                RemoteMem::new(real)
+                    .write(addr, bytes)
+                    .map_err(perr("writing a tracee's memory", real))?;
+            }
         }
         Ok(())
     }

@@ -3,8 +3,8 @@
 
 use crate::{
     Event, ExecEvent, ExecPoint, ExitStatus, FileId, Header, MemWrite, PatchEvent, SignalEvent,
-    SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, FORMAT_VERSION,
-    POINT_REGS,
+    SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, WriteKind,
+    FORMAT_VERSION, POINT_REGS,
 };
 
 /// xoshiro256** seeded through splitmix64: small, fast, reproducible.
@@ -285,13 +285,26 @@ impl Rng {
                 tid: self.i32(),
                 nr: self.i64(),
             },
-            14 => Event::TraceeWrite {
-                tid: self.i32(),
-                target: self.i32(),
-                regs: self.bool(),
-                addr: self.u64(),
-                bytes: self.bytes(216),
-            },
+            14 => {
+                let tid = self.i32();
+                let target = self.i32();
+                let kind = WriteKind::ALL[self.below(WriteKind::ALL.len() as u64) as usize];
+                let (addr, bytes) = match kind.size() {
+                    None if kind == WriteKind::XState => {
+                        let n = WriteKind::MIN_XSTATE_LEN + self.below(3000) as usize;
+                        (0, (0..n).map(|_| self.next_u64() as u8).collect())
+                    }
+                    None => (self.u64(), self.bytes(216)),
+                    Some(n) => (0, (0..n).map(|_| self.next_u64() as u8).collect()),
+                };
+                Event::TraceeWrite {
+                    tid,
+                    target,
+                    kind,
+                    addr,
+                    bytes,
+                }
+            }
             _ => Event::Patch(PatchEvent {
                 tid: self.i32(),
                 nr: self.i64(),

@@ -5,7 +5,8 @@ use super::gen::{header, Rng, KINDS};
 use crate::codec::{self, Record};
 use crate::stream::{StreamReader, StreamWriter};
 use crate::{
-    Event, ExitStatus, Outcome, SyscallEvent, SyscallExtra, SyscallResult, TraceReader, TraceWriter,
+    Event, ExitStatus, Outcome, SyscallEvent, SyscallExtra, SyscallResult, TraceReader,
+    TraceWriter, WriteKind,
 };
 
 /// Encodes `events` as a decoded stream (no compression).
@@ -327,4 +328,101 @@ fn invalid_events_are_refused_not_written() {
         .collect::<Result<_, _>>()
         .expect("events");
     assert_eq!(events, vec![good]);
+}
+
+/// A tracee write's kind is its byte after the two ids: 0 memory and 1
+/// registers as the registers flag of version 4 and older (whose records
+/// read the same), 2 the x87/SSE registers, 3 the blocked mask and 4 the
+/// extended state (version 5); each kind but memory has its size (a range
+/// for the extended state), checked both ways.
+#[test]
+fn tracee_writes_of_each_kind_round_trip_and_older_ones_read_the_same() {
+    let mut buf = Vec::new();
+    for (kind, byte, len) in [
+        (WriteKind::Memory, 0u8, 3usize),
+        (WriteKind::Regs, 1, 216),
+        (WriteKind::FpRegs, 2, 512),
+        (WriteKind::SigMask, 3, 8),
+    ] {
+        let e = Event::TraceeWrite {
+            tid: 1,
+            target: 2,
+            kind,
+            addr: if kind == WriteKind::Memory { 0x1000 } else { 0 },
+            bytes: (0..len).map(|i| i as u8).collect(),
+        };
+        buf.clear();
+        let tag = codec::encode_payload(&mut buf, &e).expect("encodable");
+        assert_eq!(tag, codec::tag::TRACEE_WRITE);
+        // tid 1 and target 2, zigzag encoded, then the kind.
+        assert_eq!(&buf[..3], &[2, 4, byte], "{kind:?}");
+        assert_eq!(
+            codec::decode_payload(tag, &buf).expect("decodes"),
+            Record::Event(e)
+        );
+        // The wrong size is refused by the writer and by the reader.
+        if let Some(size) = kind.size() {
+            let short = Event::TraceeWrite {
+                tid: 1,
+                target: 2,
+                kind,
+                addr: 0,
+                bytes: vec![0; size - 1],
+            };
+            let err = codec::encode_payload(&mut Vec::new(), &short).expect_err("short");
+            assert!(err.to_string().contains(kind.name()), "{err}");
+            let mut raw = vec![2, 4, byte, 0, (size - 1) as u8];
+            if size > 0x80 {
+                // A two-byte varint length.
+                raw.truncate(4);
+                raw.extend([((size - 1) as u8 & 0x7f) | 0x80, ((size - 1) >> 7) as u8]);
+            }
+            raw.extend(vec![0; size - 1]);
+            let err = codec::decode_payload(tag, &raw).expect_err("short");
+            assert!(err.reason.contains("not"), "{err:?}");
+        }
+    }
+    // A version 4 record: registers flag 1, 216 bytes.
+    let mut v4 = vec![2, 4, 1, 0, 0xd8, 0x01];
+    v4.extend([7u8; 216]);
+    assert_eq!(
+        codec::decode_payload(codec::tag::TRACEE_WRITE, &v4).expect("a version 4 record"),
+        Record::Event(Event::TraceeWrite {
+            tid: 1,
+            target: 2,
+            kind: WriteKind::Regs,
+            addr: 0,
+            bytes: vec![7; 216],
+        })
+    );
+    // The extended state: XCR0 and an area, at least 576 bytes of it.
+    let xstate = |n: usize| Event::TraceeWrite {
+        tid: 1,
+        target: 2,
+        kind: WriteKind::XState,
+        addr: 0,
+        bytes: (0..8 + n).map(|i| i as u8).collect(),
+    };
+    for n in [576, 2688, 11008] {
+        buf.clear();
+        let tag = codec::encode_payload(&mut buf, &xstate(n)).expect("encodable");
+        assert_eq!(&buf[..3], &[2, 4, 4]);
+        assert_eq!(
+            codec::decode_payload(tag, &buf).expect("decodes"),
+            Record::Event(xstate(n))
+        );
+    }
+    let err = codec::encode_payload(&mut Vec::new(), &xstate(575)).expect_err("short");
+    assert!(err.to_string().contains("extended state"), "{err}");
+    let err = codec::encode_payload(&mut Vec::new(), &xstate(64 * 1024 + 1)).expect_err("long");
+    assert!(err.to_string().contains("extended state"), "{err}");
+    // 583 bytes (a two-byte varint length): one fewer than the least.
+    let mut raw = vec![2, 4, 4, 0, 0xc7, 0x04];
+    raw.extend([0u8; 8 + 575]);
+    let err = codec::decode_payload(codec::tag::TRACEE_WRITE, &raw).expect_err("short");
+    assert!(err.reason.contains("fewer than 584"), "{err:?}");
+    // A kind this version does not know is corruption, named.
+    let err =
+        codec::decode_payload(codec::tag::TRACEE_WRITE, &[2, 4, 5, 0, 0]).expect_err("kind 5");
+    assert!(err.reason.contains("tracee write kind is 5"), "{err:?}");
 }

@@ -10,8 +10,13 @@
 //! Everything the tracer sees is a syscall result (recorded and replayed
 //! as any); what it changes in the tracee (`PTRACE_POKEDATA`,
 //! `PTRACE_SETREGS`, `PTRACE_SETREGSET` of `NT_PRSTATUS`,
-//! `PTRACE_POKEUSER` of a general register) is a [`Event::TraceeWrite`],
-//! which replay applies at the same point. A request naming a process
+//! `PTRACE_POKEUSER` of a general register; `PTRACE_SETFPREGS` and
+//! `PTRACE_SETREGSET` of `NT_PRFPREG`; `PTRACE_SETREGSET` of
+//! `NT_X86_XSTATE`; `PTRACE_SETSIGMASK`) is made on the real tracee and
+//! recorded as a [`Event::TraceeWrite`] of its kind ([`WriteKind`]:
+//! memory, registers, x87/SSE registers, signal mask, extended state with
+//! this host's `XCR0`, whose layout replay must share to apply it), which
+//! replay applies at the same point. A request naming a process
 //! outside the recording, or one not emulated, fails at once (EPERM, or
 //! EIO/EINVAL with a warning naming it).
 //!
@@ -22,10 +27,12 @@
 //! `PTRACE_GETEVENTMSG` and `PTRACE_GET_SYSCALL_INFO` (built from the
 //! registers as `<linux/ptrace.h>` lays it out; ENTRY or EXIT at a
 //! `PTRACE_SYSCALL` stop whose si_code is `SIGTRAP | 0x80`, as the kernel
-//! tells them, else NONE). Not emulated, named: register writes at a
-//! syscall-entry stop (replay's tracee is not at the entry yet), debug
-//! registers, the FPU and extended sets, `PTRACE_SETSIGMASK` (replay has
-//! no event for them).
+//! tells them, else NONE). Not emulated, named: register and mask writes
+//! at a syscall-entry stop (replay's tracee is not at the entry yet) or at
+//! a vfork's event stop, debug registers, `PTRACE_SETREGSET` of the sets
+//! but `NT_PRSTATUS`, `NT_PRFPREG` and `NT_X86_XSTATE`. The mask a tracer reads and sets is the real thread's: at a stop
+//! it is the program's (the recorder's traps that unblock a blocked
+//! `SIGTRAP` block it again at their stop, `tracee::trap_mask`).
 //!
 //! Stops: `PTRACE_ATTACH`'s SIGSTOP, `PTRACE_INTERRUPT`'s event stop, the
 //! SIGTRAP after an exec (or `PTRACE_EVENT_EXEC` with
@@ -99,7 +106,7 @@ use tracing::warn;
 use super::{ptrace_err, Error, Pending, Session, State};
 use rrtest_sys::ptrace::{self, SIGINFO_SIZE};
 use rrtest_sys::RemoteMem;
-use rrtest_trace::{Event, ExitStatus, SignalKind, Tid};
+use rrtest_trace::{Event, ExitStatus, SignalKind, Tid, WriteKind};
 
 /// Requests, from `<sys/ptrace.h>`.
 mod req {
@@ -117,6 +124,7 @@ mod req {
     pub const SYSCALL: i32 = 24;
     pub const SETREGS: i32 = 13;
     pub const GETFPREGS: i32 = 14;
+    pub const SETFPREGS: i32 = 15;
     pub const ATTACH: i32 = 16;
     pub const DETACH: i32 = 17;
     pub const SETOPTIONS: i32 = 0x4200;

@@ -222,7 +222,7 @@ impl Session {
                 self.emit(Event::TraceeWrite {
                     tid,
                     target,
-                    regs: false,
+                    kind: WriteKind::Memory,
                     addr,
                     bytes,
                 })?;
@@ -246,7 +246,7 @@ impl Session {
                 self.emit(Event::TraceeWrite {
                     tid,
                     target,
-                    regs: true,
+                    kind: WriteKind::Regs,
                     addr: 0,
                     bytes,
                 })?;
@@ -266,10 +266,21 @@ impl Session {
                 })
             }
             req::SETSIGMASK => {
-                // Replay has no way to set a tracee's mask (a `TraceeWrite`
-                // is memory or registers).
-                warn!("PTRACE_SETSIGMASK: the recorder does not emulate it (the program gets EIO)");
-                Ok(neg(libc::EIO))
+                if addr != SIGSET_SIZE {
+                    return Ok(neg(libc::EINVAL));
+                }
+                let Ok(raw) = tracer_mem.read_vec(data, SIGSET_SIZE as usize) else {
+                    return Ok(neg(libc::EFAULT));
+                };
+                let mask = u64::from_ne_bytes(raw[..8].try_into().expect("8 bytes"));
+                self.set_tracee_mask(tid, target, mask)
+            }
+            req::SETFPREGS => {
+                let Ok(raw) = tracer_mem.read_vec(data, FPREGS_SIZE) else {
+                    return Ok(neg(libc::EFAULT));
+                };
+                let fp: [u8; FPREGS_SIZE] = raw[..].try_into().expect("512 bytes");
+                self.set_tracee_fpregs(tid, target, &fp, FpWrite::SetFpRegs)
             }
             req::GET_SYSCALL_INFO => {
                 let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
@@ -323,8 +334,30 @@ impl Session {
     }
 }
 
-/// `sizeof(sigset_t)` for the kernel: the size `PTRACE_GETSIGMASK` wants.
+/// `sizeof(sigset_t)` for the kernel: the size `PTRACE_GETSIGMASK` and
+/// `PTRACE_SETSIGMASK` want.
 const SIGSET_SIZE: u64 = 8;
+
+/// `sizeof(struct user_fpregs_struct)`: the FXSAVE area.
+const FPREGS_SIZE: usize = 512;
+
+/// Which request writes the x87/SSE registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FpWrite {
+    /// `PTRACE_SETFPREGS`.
+    SetFpRegs,
+    /// `PTRACE_SETREGSET` of `NT_PRFPREG`.
+    SetRegset,
+}
+
+impl FpWrite {
+    fn name(self) -> &'static str {
+        match self {
+            FpWrite::SetFpRegs => "PTRACE_SETFPREGS",
+            FpWrite::SetRegset => "PTRACE_SETREGSET of NT_PRFPREG",
+        }
+    }
+}
 
 /// Register set note types (`<linux/elf.h>`) of an x86-64 tracee.
 const NT_PRSTATUS: u64 = 1;
@@ -464,10 +497,12 @@ fn syscall_info(op: InfoOp, regs: &ptrace::Regs) -> ([u8; SYSCALL_INFO_SIZE], us
 impl Session {
     /// `PTRACE_SETREGSET` of note type `note` from the program's iovec at
     /// `iov`. `NT_PRSTATUS` (the general registers, all or the first
-    /// `iov_len` bytes) is emulated as `PTRACE_SETREGS`; the other sets
-    /// the kernel has are refused, named (replay could not apply them:
-    /// a [`Event::TraceeWrite`] is memory or the general registers);
-    /// another note type: EINVAL, as from the kernel.
+    /// `iov_len` bytes) is emulated as `PTRACE_SETREGS`; `NT_PRFPREG`
+    /// (all 512 bytes of `struct user_fpregs_struct`) as
+    /// `PTRACE_SETFPREGS`; `NT_X86_XSTATE` (the whole XSAVE area) is made
+    /// on the real tracee and recorded with this host's `XCR0`
+    /// (`set_xstate`); the other sets the kernel has are
+    /// refused, named; another note type: EINVAL, as from the kernel.
     fn set_regset(
         &mut self,
         tid: Tid,
@@ -487,12 +522,33 @@ impl Session {
             NT_X86_SHSTK => "NT_X86_SHSTK",
             _ => return Ok(neg(libc::EINVAL)),
         };
-        if note != NT_PRSTATUS {
+        if ![NT_PRSTATUS, NT_PRFPREG, NT_X86_XSTATE].contains(&note) {
             warn!("PTRACE_SETREGSET of {name}: the recorder does not emulate it (the program gets EIO)");
             return Ok(neg(libc::EIO));
         }
         if !len.is_multiple_of(8) {
             return Ok(neg(libc::EINVAL));
+        }
+        if note == NT_X86_XSTATE {
+            return self.set_xstate(tid, target, tracer_mem, base, len, iov);
+        }
+        if note == NT_PRFPREG {
+            // The kernel takes the whole set or nothing (EINVAL for fewer
+            // bytes, before it reads them), and says it took 512 of a
+            // longer iovec.
+            let n = len.min(FPREGS_SIZE as u64) as usize;
+            if n != FPREGS_SIZE {
+                return Ok(neg(libc::EINVAL));
+            }
+            let Ok(raw) = tracer_mem.read_vec(base, n) else {
+                return Ok(neg(libc::EFAULT));
+            };
+            let fp: [u8; FPREGS_SIZE] = raw[..].try_into().expect("512 bytes");
+            let r = self.set_tracee_fpregs(tid, target, &fp, FpWrite::SetRegset)?;
+            if r != 0 {
+                return Ok(r);
+            }
+            return Ok(store(tracer_mem, iov + 8, &(n as u64).to_ne_bytes()));
         }
         let n = len.min(ptrace::REGS_SIZE as u64) as usize;
         if self.tasks[&target].at_entry_stop {
@@ -550,6 +606,140 @@ impl Session {
         self.set_tracee_regs(tid, target, &before, &bytes)
     }
 
+    /// Sets tracee `target`'s x87/SSE registers (`PTRACE_SETFPREGS`, or
+    /// `PTRACE_SETREGSET` of `NT_PRFPREG`: `how`) to `fp` for tracer
+    /// thread `tid`, on the real thread (the kernel's checks, an `mxcsr`
+    /// with bits the CPU lacks: EINVAL), and records them for replay,
+    /// which sets them the same way at the same point. Refused, named, at
+    /// a syscall-entry stop (replay's tracee is not there yet: the code it
+    /// runs to get there may use these registers) and at a vfork's event
+    /// stop (replay's parent is in the kernel then).
+    fn set_tracee_fpregs(
+        &mut self,
+        tid: Tid,
+        target: Tid,
+        fp: &[u8; FPREGS_SIZE],
+        how: FpWrite,
+    ) -> Result<i64, Error> {
+        let name = how.name();
+        if let Some(r) = self.refuse_write_here(target, name) {
+            return Ok(r);
+        }
+        let done = match how {
+            FpWrite::SetFpRegs => ptrace::setfpregs(target, fp),
+            FpWrite::SetRegset => ptrace::setregset(target, NT_PRFPREG, fp).map(drop),
+        };
+        if let Err(e) = done {
+            return Ok(neg(e.raw_os_error().unwrap_or(libc::EIO)));
+        }
+        self.emit(Event::TraceeWrite {
+            tid,
+            target,
+            kind: WriteKind::FpRegs,
+            addr: 0,
+            bytes: fp.to_vec(),
+        })?;
+        Ok(0)
+    }
+
+    /// `PTRACE_SETREGSET` of `NT_X86_XSTATE` from the program's buffer at
+    /// `base` of `len` bytes (its iovec at `iov`), for tracer thread `tid`:
+    /// made on the real tracee, so that the kernel's checks answer (it
+    /// takes the whole XSAVE area or nothing: EFAULT for fewer bytes;
+    /// EINVAL for a header or `MXCSR` it refuses), and recorded with this
+    /// host's `XCR0`, which with the CPU decides the layout: replay applies
+    /// it only where both are the same. Refused, named, where the
+    /// registers are.
+    fn set_xstate(
+        &mut self,
+        tid: Tid,
+        target: Tid,
+        tracer_mem: &RemoteMem,
+        base: u64,
+        len: u64,
+        iov: u64,
+    ) -> Result<i64, Error> {
+        if let Some(r) = self.refuse_write_here(target, "PTRACE_SETREGSET of NT_X86_XSTATE") {
+            return Ok(r);
+        }
+        // The set's size: the kernel shortens a longer iovec to it.
+        let size = match ptrace::getregset(target, NT_X86_XSTATE, REGSET_MAX as usize) {
+            Ok(area) => area.len(),
+            Err(e) => return Ok(neg(e.raw_os_error().unwrap_or(libc::EIO))),
+        };
+        let n = usize::try_from(len).unwrap_or(usize::MAX).min(size);
+        if n != size {
+            // Fewer bytes than the whole area: the kernel's answer, before
+            // it reads them.
+            return Ok(neg(libc::EFAULT));
+        }
+        if !(WriteKind::MIN_XSTATE_LEN..=WriteKind::MAX_XSTATE_LEN).contains(&(8 + n)) {
+            // An area no trace can hold: refused before it is made.
+            warn!(
+                bytes = n,
+                "PTRACE_SETREGSET of NT_X86_XSTATE: an XSAVE area of this size cannot be recorded (the program gets EIO)"
+            );
+            return Ok(neg(libc::EIO));
+        }
+        let Ok(area) = tracer_mem.read_vec(base, n) else {
+            return Ok(neg(libc::EFAULT));
+        };
+        if let Err(e) = ptrace::setregset(target, NT_X86_XSTATE, &area) {
+            return Ok(neg(e.raw_os_error().unwrap_or(libc::EIO)));
+        }
+        let mut bytes = crate::tracee::host::facts().xcr0.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&area);
+        self.emit(Event::TraceeWrite {
+            tid,
+            target,
+            kind: WriteKind::XState,
+            addr: 0,
+            bytes,
+        })?;
+        Ok(store(tracer_mem, iov + 8, &(n as u64).to_ne_bytes()))
+    }
+
+    /// `PTRACE_SETSIGMASK` of `mask` on tracee `target` for tracer thread
+    /// `tid`: set on the real thread (the kernel leaves `SIGKILL` and
+    /// `SIGSTOP` out), and the mask it then has recorded, which replay
+    /// sets at the same point. The program's mask is the real thread's at
+    /// a stop (the recorder's traps that unblock `SIGTRAP` block it again
+    /// at their stop, `tracee::trap_mask`), so the mask set is the
+    /// program's and no bit of the recorder's is lost. Refused, named, at a
+    /// syscall-entry stop and a vfork's event stop, as the registers.
+    fn set_tracee_mask(&mut self, tid: Tid, target: Tid, mask: u64) -> Result<i64, Error> {
+        if let Some(r) = self.refuse_write_here(target, "PTRACE_SETSIGMASK") {
+            return Ok(r);
+        }
+        if let Err(e) = ptrace::setsigmask(target, mask) {
+            return Ok(neg(e.raw_os_error().unwrap_or(libc::EIO)));
+        }
+        let now = ptrace::getsigmask(target).map_err(ptrace_err("PTRACE_GETSIGMASK", target))?;
+        self.emit(Event::TraceeWrite {
+            tid,
+            target,
+            kind: WriteKind::SigMask,
+            addr: 0,
+            bytes: now.to_ne_bytes().to_vec(),
+        })?;
+        Ok(0)
+    }
+
+    /// EIO, with a warning naming request `name`, where a write into
+    /// tracee `target` cannot be replayed: at a syscall-entry stop, or
+    /// held at a vfork's event stop.
+    fn refuse_write_here(&self, target: Tid, name: &str) -> Option<i64> {
+        if self.tasks[&target].at_entry_stop {
+            warn!("{name} at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
+            return Some(neg(libc::EIO));
+        }
+        if self.held_in_vfork(target) {
+            warn!("{name} at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
+            return Some(neg(libc::EIO));
+        }
+        None
+    }
+
     /// Sets tracee `target`'s general registers, `before` now, to `bytes`
     /// (their kernel layout) for tracer thread `tid`, and records the
     /// change for replay. A value the kernel refuses (a null code segment,
@@ -578,7 +768,7 @@ impl Session {
             self.emit(Event::TraceeWrite {
                 tid,
                 target,
-                regs: true,
+                kind: WriteKind::Regs,
                 addr: 0,
                 bytes: set.to_vec(),
             })?;
