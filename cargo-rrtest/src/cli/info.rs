@@ -236,13 +236,18 @@ pub fn exec(args: InfoArgs) -> Result<ExitCode> {
 /// (`EVENT  THREAD(TID)  ACTION`; buffered syscalls share the index of the
 /// event that carried them), or as JSON.
 fn list_events(args: &InfoArgs) -> Result<ExitCode> {
+    // Around an event: nothing after its window is read (a trace of a
+    // program that polls through its buffer holds millions of records).
+    let last = args
+        .around
+        .map_or(u64::MAX, |at| at.saturating_add(args.context));
     let events = (|| -> std::result::Result<Vec<Event>, trace::Error> {
         if args.trace.is_file() {
             let tmp = pack::PrivateTempDir::new("info")?;
             let dir = pack::unpack(&args.trace, tmp.path(), pack::Limits::default())?;
-            crate::harness::tracediff::load(&dir)
+            crate::harness::tracediff::load_until(&dir, last)
         } else {
-            crate::harness::tracediff::load(&args.trace)
+            crate::harness::tracediff::load_until(&args.trace, last)
         }
     })()?;
     let mut actions = trace::diff::actions(&events, &crate::harness::tracediff::options(0));
@@ -269,6 +274,9 @@ fn list_events(args: &InfoArgs) -> Result<ExitCode> {
                 s,
                 "no events{}",
                 match args.around {
+                    Some(at) if events.len() as u64 > last => {
+                        format!(" within {} of event {at}", args.context)
+                    }
                     Some(at) => format!(
                         " within {} of event {at} (the trace has {})",
                         args.context,
@@ -910,6 +918,20 @@ mod tests {
             .len();
         assert_eq!(bytes["events"], events_len);
         assert_eq!(bytes["total"], events_len + header_len + 10);
+    }
+
+    #[test]
+    fn a_listing_around_an_event_reads_no_further_than_its_window() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("trace");
+        write_sample(&dir);
+        let all = crate::harness::tracediff::load(&dir).expect("load");
+        assert_eq!(all.len(), 6);
+        let head = crate::harness::tracediff::load_until(&dir, 2).expect("load_until");
+        assert_eq!(head, all[..3]);
+        // A window past the end reads what there is.
+        let whole = crate::harness::tracediff::load_until(&dir, 100).expect("load_until");
+        assert_eq!(whole, all);
     }
 
     #[test]
