@@ -168,14 +168,28 @@ pub(crate) fn count(v: &serde_json::Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or(0)
 }
 
-fn schedule_counters(trial: &str) -> Result<(), Failed> {
-    let name = "rendezvous_channel_ping_pong";
-    let dir = TrialDir::new(trial)?;
+/// Workload `name` recorded (with `flags`) in `dir`'s `trace`, its test
+/// passing, verified unless `--no-verify` is among the flags: the run and
+/// the trace's `stats`.
+fn recorded(
+    dir: &TrialDir,
+    name: &str,
+    flags: &[&str],
+) -> Result<(run::Run, serde_json::Value), Failed> {
     let trace = dir.path.join("trace");
     let inv = invocation(name, dir.sub("work")?)?;
-    let rec = inv.record_with(&trace, &["--no-verify"])?;
+    let rec = inv.record_with(&trace, flags)?;
     expect_passed(name, &rec)?;
-    let st = stats(&trace)?;
+    if !flags.contains(&"--no-verify") {
+        expect_verified(&trace)?;
+    }
+    Ok((rec, stats(&trace)?))
+}
+
+fn schedule_counters(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let (_, st) = recorded(&dir, "rendezvous_channel_ping_pong", &["--no-verify"])?;
+    let trace = dir.path.join("trace");
     let sch = &st["schedule"];
     // 5000 round trips, each a wake-up of a thread blocked in a futex wait
     // or a switch at sched_yield: thousands of stops and switches.
@@ -230,14 +244,9 @@ fn futex_waits_held(trial: &str) -> Result<(), Failed> {
 }
 
 fn lock_handed_off(trial: &str) -> Result<(), Failed> {
-    let name = "lock_retaken_by_pollers";
     let dir = TrialDir::new(trial)?;
-    let trace = dir.path.join("trace");
-    let inv = invocation(name, dir.sub("work")?)?;
-    let rec = inv.record(&trace)?;
-    expect_passed(name, &rec)?;
-    expect_verified(&trace)?;
-    let sch = &stats(&trace)?["schedule"];
+    let (rec, st) = recorded(&dir, "lock_retaken_by_pollers", &[])?;
+    let sch = &st["schedule"];
     // 20 rounds; each hand-off is one wait lost and made again.
     check!(
         count(sch, "futex_handoffs") >= 1,
@@ -250,14 +259,9 @@ fn lock_handed_off(trial: &str) -> Result<(), Failed> {
 }
 
 fn yield_reads_held_waits(trial: &str) -> Result<(), Failed> {
-    let name = "unlock_then_yield";
     let dir = TrialDir::new(trial)?;
-    let trace = dir.path.join("trace");
-    let inv = invocation(name, dir.sub("work")?)?;
-    let rec = inv.record(&trace)?;
-    expect_passed(name, &rec)?;
-    expect_verified(&trace)?;
-    let sch = &stats(&trace)?["schedule"];
+    let (rec, st) = recorded(&dir, "unlock_then_yield", &[])?;
+    let sch = &st["schedule"];
     // 2000 rounds, each a wait held while the other thread yields.
     check!(
         count(sch, "futex_parked") >= 1000 && count(sch, "slices_expired") < 500,
@@ -269,13 +273,8 @@ fn yield_reads_held_waits(trial: &str) -> Result<(), Failed> {
 }
 
 fn spin_handoff_cut_short(trial: &str) -> Result<(), Failed> {
-    let name = "spin_handoff_try_recv";
     let dir = TrialDir::new(trial)?;
-    let trace = dir.path.join("trace");
-    let inv = invocation(name, dir.sub("work")?)?;
-    let rec = inv.record_with(&trace, &["--no-verify"])?;
-    expect_passed(name, &rec)?;
-    let st = stats(&trace)?;
+    let (rec, st) = recorded(&dir, "spin_handoff_try_recv", &["--no-verify"])?;
     let sch = &st["schedule"];
     // 300 rounds: 600 hand-offs, each needs the spinning thread preempted.
     // Most must be cut short as spins, not wait out a slice.
@@ -291,15 +290,10 @@ fn spin_handoff_cut_short(trial: &str) -> Result<(), Failed> {
 }
 
 fn herd_stays_asleep(trial: &str) -> Result<(), Failed> {
-    let name = "one_slot_notify_all_herd";
     // The fixture's test: 10 producers and 10 consumers, 500 items each.
     let items = 10 * 500;
     let dir = TrialDir::new(trial)?;
-    let trace = dir.path.join("trace");
-    let inv = invocation(name, dir.sub("work")?)?;
-    let rec = inv.record_with(&trace, &["--no-verify"])?;
-    expect_passed(name, &rec)?;
-    let st = stats(&trace)?;
+    let (rec, st) = recorded(&dir, "one_slot_notify_all_herd", &["--no-verify"])?;
     let sch = &st["schedule"];
     // An item is two hand-offs (put, take), each a wake-up and a switch
     // or two; waking the whole herd each time costs about ten per item.
