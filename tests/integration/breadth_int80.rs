@@ -21,6 +21,9 @@
 //!   offsets (`pread64`, `pwrite64`, `ftruncate64`, `truncate64`, above
 //!   4 GiB in a sparse file), `readlink`, `symlink`, `link`, `rename`,
 //!   `chmod`, `fchmod`, `flock`, `fchown32`;
+//! - `int80_at` makes a 200 ms i386 `nanosleep` in two threads that a
+//!   forked child stops and continues, which the kernel resumes with the
+//!   i386 `restart_syscall` (0);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -37,7 +40,9 @@
 //!   delivers the signals the i386 `kill`s sent, maps what `mmap2` mapped,
 //!   writes the bytes the i386 reads read (scattered over 32-bit iovecs
 //!   for `readv`/`preadv`/`preadv2`) and the structures the `stat64` calls
-//!   filled, and prints the line the i386 `writev` wrote to stdout;
+//!   filled, and prints the line the i386 `writev` wrote to stdout, and
+//!   resumes an i386 `nanosleep` a stop interrupted with the i386
+//!   `restart_syscall` (rax 0, not the x86-64 219);
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified.
 
@@ -125,6 +130,29 @@ const WANT_FILES: &[&str] = &[
     "after the i386 rename the old name is gone and the new one is the file: yes\n",
 ];
 
+/// Lines `int80_at` prints when its checks pass (every check prints `yes`
+/// or exits 1; these name one call of each kind).
+const WANT_AT: &[&str] = &[
+    "i386 nanosleep of 200 ms stopped and continued returned the expected value: yes\n",
+    "the i386 nanosleep resumed by restart_syscall slept the whole 200 ms: yes\n",
+    "i386 nanosleep of 200 ms in a second thread, stopped and continued returned the expected value: yes\n",
+    "the second thread's i386 nanosleep slept the whole 200 ms: yes\n",
+];
+
+const fn at(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_AT,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_at",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
 const fn files(name: &'static str, link: Link) -> Spec {
     Spec {
         stdout_has: WANT_FILES,
@@ -160,6 +188,8 @@ const SPECS: &[Spec] = &[
     more("int80_more-static", Link::Static),
     files("int80_files-nopie", Link::NoPie),
     files("int80_files-static", Link::Static),
+    at("int80_at-nopie", Link::NoPie),
+    at("int80_at-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).

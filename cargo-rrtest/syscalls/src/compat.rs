@@ -204,6 +204,29 @@ fn meaning(nr: i64) -> Option<i64> {
     MEANINGS.iter().find(|&&(k, _)| k == n).map(|&(_, x)| x)
 }
 
+/// The i386 `restart_syscall` (0), as the trace numbers it.
+pub const COMPAT_RESTART_SYSCALL: i64 = COMPAT_32;
+
+/// Whether `nr` (a trace number) is `restart_syscall`: the x86-64 one
+/// (219) or the i386 one ([`COMPAT_RESTART_SYSCALL`]), which the kernel
+/// makes a 32-bit call interrupted with `-ERESTART_RESTARTBLOCK` resume
+/// with.
+pub fn is_restart_syscall(nr: i64) -> bool {
+    nr == libc::SYS_restart_syscall || nr == COMPAT_RESTART_SYSCALL
+}
+
+/// What the kernel puts in rax to resume the call `nr` (a trace number)
+/// that returned `-ERESTART_RESTARTBLOCK` with no handler to run: the
+/// `restart_syscall` of the call's own ABI, 0 for a 32-bit call (219 is
+/// the i386 `madvise`).
+pub fn restart_syscall_rax(nr: i64) -> u64 {
+    if is_compat(nr) {
+        0
+    } else {
+        libc::SYS_restart_syscall as u64
+    }
+}
+
 /// A `struct compat_iovec`: a 32-bit base and a 32-bit length.
 pub const COMPAT_IOVEC: u64 = 8;
 /// A 64-bit `struct iovec`: a 64-bit base and a 64-bit length.

@@ -56,8 +56,12 @@
 //! left as an `old_timespec32` at its second pointer when a signal
 //! interrupts it (`-EINTR`, or a restart code at the exit stop), as the
 //! x86-64 row records. The kernel resumes one interrupted without a
-//! handler with the i386 `restart_syscall` (0), which is not described:
-//! such a trace is refused, named.
+//! handler (a `SIGSTOP` and the `SIGCONT` that ends it) with the i386
+//! `restart_syscall` (0), not the x86-64 one (219, the i386 `madvise`):
+//! its row here is the x86-64 row's, described as the call it resumes
+//! ([`crate::restarted_outputs`], the recorder keeping the thread's last
+//! call that returned `-ERESTART_RESTARTBLOCK`), and replay puts 0 in rax
+//! when it resumes a 32-bit call so ([`crate::restart_syscall_rax`]).
 
 use super::layout::{TIMEZONE, UIO_MAXIOV};
 use super::outputs::{fixed, fixed2, interrupted, none, push, ret_bytes, ret_len};
@@ -184,6 +188,15 @@ fn compat_iov_ret<const IOV: usize, const CNT: usize>(
 
 /// The rows, sorted by number.
 pub static COMPAT_ROWS: &[SyscallDesc] = &[
+    // Described as the call it resumes (the recorder keeps the thread's
+    // last call that returned `-ERESTART_RESTARTBLOCK`), as the x86-64 row.
+    d(
+        0,
+        "restart_syscall",
+        true,
+        ReplayAction::Emulate,
+        super::process::restart_syscall,
+    ),
     d(
         13,
         "time",

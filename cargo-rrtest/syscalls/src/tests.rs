@@ -1283,10 +1283,9 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         "i386 dup2 (int $0x80 #63)"
     );
     // Not described: structures of their own (olduname, fcntl64's
-    // locks), the i386 restart_syscall, the old mmap (its arguments in
-    // memory), signal state the recorder keeps (rt_sigaction), and numbers
-    // the i386 table lacks.
-    for n in [109, 221, 0, 90, 174, 9999] {
+    // locks), the old mmap (its arguments in memory), signal state the
+    // recorder keeps (rt_sigaction), and numbers the i386 table lacks.
+    for n in [109, 221, 90, 174, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -2084,12 +2083,24 @@ fn compat_rows_describe_times_sysinfo_and_nanosleep() {
     assert!(ok(&call(nanosleep, &[0x2000, 0], -4), &m).is_empty());
     assert!(ok(&call(nanosleep, &[0x2000, 0x1000], -22), &m).is_empty());
     // The i386 restart_syscall that resumes one interrupted without a
-    // handler is not described (refused, named).
-    assert!(lookup(crate::compat_nr(0)).is_none());
-    assert_eq!(
-        crate::name(crate::compat_nr(0)),
-        "i386 restart_syscall (int $0x80 #0)"
-    );
+    // handler: a row that blocks, described as the call it resumes (its
+    // own outputs refuse), 0 in rax to resume a 32-bit call, 219 (the
+    // i386 madvise) only for a 64-bit one.
+    let restart = crate::compat_nr(0);
+    assert_eq!(restart, crate::COMPAT_RESTART_SYSCALL);
+    let row = lookup(restart).expect("a row");
+    assert!(row.may_block && row.replay == ReplayAction::Emulate);
+    assert!(crate::is_restart_syscall(restart));
+    assert!(crate::is_restart_syscall(libc::SYS_restart_syscall));
+    assert!(!crate::is_restart_syscall(crate::compat_nr(219)));
+    assert_eq!(crate::restart_syscall_rax(nanosleep), 0);
+    assert_eq!(crate::restart_syscall_rax(libc::SYS_nanosleep), 219);
+    assert!((row.outputs)(&call(restart, &[], 0), &m, &mut Vec::new()).is_err());
+    let mut out = Vec::new();
+    crate::restarted_outputs(&call(nanosleep, &[0x2000, 0x1000], -516), -4, &m, &mut out)
+        .expect("described");
+    assert_eq!((out.len(), out[0].addr, out[0].len), (1, 0x1000, 8));
+    assert_eq!(crate::name(restart), "i386 restart_syscall (int $0x80 #0)");
     // Other 32-bit calls are not recorded on failure.
     assert!(!crate::writes_on_failure(crate::compat_nr(195)));
 }
