@@ -23,7 +23,13 @@
 //!   `chmod`, `fchmod`, `flock`, `fchown32`;
 //! - `int80_at` makes a 200 ms i386 `nanosleep` in two threads that a
 //!   forked child stops and continues, which the kernel resumes with the
-//!   i386 `restart_syscall` (0);
+//!   i386 `restart_syscall` (0), the `*at` calls and other file calls the
+//!   kernel serves with the x86-64 entry (`creat`, `mknod`, `mkdirat`,
+//!   `mknodat`, `chown32`, `lchown32`, `fchownat`, `symlinkat`,
+//!   `readlinkat`, `linkat`, `renameat`, `renameat2`, `fchmodat`,
+//!   `faccessat`, `faccessat2`, `unlinkat`), `eventfd` and the epoll calls
+//!   (`epoll_create`, `epoll_create1`, `epoll_ctl`, `epoll_wait`, one wait
+//!   blocking until a child writes);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -137,6 +143,27 @@ const WANT_AT: &[&str] = &[
     "the i386 nanosleep resumed by restart_syscall slept the whole 200 ms: yes\n",
     "i386 nanosleep of 200 ms in a second thread, stopped and continued returned the expected value: yes\n",
     "the second thread's i386 nanosleep slept the whole 200 ms: yes\n",
+    "i386 creat made a file of 0644 (umask 022), open for writing: yes\n",
+    "i386 mknod made a FIFO of 0600: yes\n",
+    "i386 mkdirat made a directory of 0700: yes\n",
+    "i386 mknodat made a FIFO of 0640: yes\n",
+    "i386 readlinkat read the link's target, as the 64-bit readlink: yes\n",
+    "i386 chown32 of a missing file returned the expected value: yes\n",
+    "i386 lchown32 of the link returned the expected value: yes\n",
+    "i386 fchownat without following returned the expected value: yes\n",
+    "the file has 2 links after the i386 linkat: yes\n",
+    "i386 renameat2 with RENAME_NOREPLACE onto a file returned the expected value: yes\n",
+    "after the i386 renameat and renameat2 the link is hard3, the file's inode: yes\n",
+    "the mode after the i386 fchmodat is 0600: yes\n",
+    "i386 faccessat returned the expected value: yes\n",
+    "i386 faccessat2 of the link without following returned the expected value: yes\n",
+    "after the i386 unlinkat calls the link and the directory are gone: yes\n",
+    "the i386 eventfd counts 3 for the 64-bit read: yes\n",
+    "i386 epoll_create made an epoll descriptor: yes\n",
+    "i386 epoll_create1 made an epoll descriptor with FD_CLOEXEC: yes\n",
+    "i386 epoll_ctl of a descriptor already there returned the expected value: yes\n",
+    "i386 epoll_wait's event is the 64-bit epoll_wait's, its data the 64-bit value added: yes\n",
+    "i386 epoll_wait woke for the pipe, its data 7: yes\n",
 ];
 
 const fn at(name: &'static str, link: Link) -> Spec {

@@ -1688,6 +1688,27 @@ fn compat_equivalents_are_the_x86_64_calls_the_kernel_serves() {
         (143, libc::SYS_flock),
         (207, libc::SYS_fchown),
         (383, libc::SYS_statx),
+        (8, libc::SYS_creat),
+        (14, libc::SYS_mknod),
+        (198, libc::SYS_lchown),
+        (212, libc::SYS_chown),
+        (254, libc::SYS_epoll_create),
+        (255, libc::SYS_epoll_ctl),
+        (256, libc::SYS_epoll_wait),
+        (296, libc::SYS_mkdirat),
+        (297, libc::SYS_mknodat),
+        (298, libc::SYS_fchownat),
+        (301, libc::SYS_unlinkat),
+        (302, libc::SYS_renameat),
+        (303, libc::SYS_linkat),
+        (304, libc::SYS_symlinkat),
+        (305, libc::SYS_readlinkat),
+        (306, libc::SYS_fchmodat),
+        (307, libc::SYS_faccessat),
+        (323, libc::SYS_eventfd),
+        (329, libc::SYS_epoll_create1),
+        (353, libc::SYS_renameat2),
+        (439, libc::SYS_faccessat2),
     ] {
         let nr = crate::compat_nr(i386);
         assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
@@ -2045,6 +2066,24 @@ fn compat_rows_describe_stat64_statfs64_iovecs_and_split_offsets() {
 #[test]
 fn compat_rows_describe_times_sysinfo_and_nanosleep() {
     let m = FakeMem::default();
+    // The *at calls and epoll calls described by the x86-64 rows: an i386
+    // epoll_wait fills `ret` packed 12-byte epoll_events (the layout of
+    // both ABIs) and may block; readlinkat the bytes it returns.
+    assert_eq!(std::mem::size_of::<libc::epoll_event>(), 12);
+    let epoll_wait = crate::compat_nr(256);
+    assert!(lookup(epoll_wait).expect("a row").may_block);
+    assert_eq!(
+        ok(&call(epoll_wait, &[4, 0x1000, 4, 0], 2), &m),
+        [(0x1000, 24)]
+    );
+    assert_eq!(
+        ok(
+            &call(crate::compat_nr(305), &[3, 0x2000, 0x1000, 64], 4),
+            &m
+        ),
+        [(0x1000, 4)]
+    );
+    assert!(ok(&call(crate::compat_nr(255), &[4, 1, 5, 0x1000], 0), &m).is_empty());
     // times: a 16-byte compat_tms (four 32-bit ticks) whatever the result
     // but EFAULT, the ticks since boot cut to 32 bits looking negative at
     // times; nothing for a null pointer.
