@@ -14,10 +14,11 @@
 //! wait for a thread's exit, execute a `brk`) they match by [`row_nr`], its
 //! x86-64 number. Calls whose i386 layouts differ simply (`time`,
 //! `gettimeofday`, the 32-bit `clock_gettime` and `clock_getres`, `mmap2`,
-//! the `stat64` family, the iovec calls, the split-offset calls, ...) have
+//! the `stat64` family, the old `stat` calls, `getdents`, `fcntl64`, the
+//! iovec calls, the split-offset calls, ...) have
 //! rows of their own ([`crate::compat_rows`]); those of them that still
 //! mean an x86-64 call ([`MEANINGS`]: `writev`, `pwrite64`, `ftruncate64`,
-//! ...) are matched by that call's number too, and [`x86_64_call`] gives
+//! `fcntl64`, ...) are matched by that call's number too, and [`x86_64_call`] gives
 //! the x86-64 call's arguments (`mmap2` is recorded and replayed as the
 //! `mmap` it means; a split offset is joined). An iovec array a 32-bit
 //! call reads or fills is one of 8-byte `compat_iovec`s ([`read_iovec`]).
@@ -189,7 +190,11 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// program's output, a 32-bit write or `ftruncate64` of a file mapped
 /// shared stores the file again. [`x86_64_call`] joins their split values
 /// into the x86-64 call's arguments; an iovec array stays the i386 one
-/// ([`read_iovec`] reads it by the trace's number).
+/// ([`read_iovec`] reads it by the trace's number). `fcntl64` is
+/// `compat_sys_fcntl64`, which hands every command but the locks to the
+/// kernel's `do_fcntl` as the x86-64 `fcntl` does: its row records only the
+/// commands of an int or none, so a 32-bit `F_DUPFD` of stdout is followed
+/// as the 64-bit one is.
 const MEANINGS: &[(u32, i64)] = &[
     (145, 19),  // readv
     (146, 20),  // writev
@@ -197,6 +202,7 @@ const MEANINGS: &[(u32, i64)] = &[
     (181, 18),  // pwrite64
     (193, 76),  // truncate64
     (194, 77),  // ftruncate64
+    (221, 72),  // fcntl64 (only its int commands are recorded)
     (333, 295), // preadv
     (334, 296), // pwritev
     (378, 327), // preadv2
@@ -378,6 +384,11 @@ const I386_NAMES: &[(u32, &str)] = &[
     (90, "mmap"),
     (91, "munmap"),
     (94, "fchmod"),
+    (99, "statfs"),
+    (100, "fstatfs"),
+    (106, "stat"),
+    (107, "lstat"),
+    (108, "fstat"),
     (109, "olduname"),
     (116, "sysinfo"),
     (118, "fsync"),
@@ -387,6 +398,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (132, "getpgid"),
     (133, "fchdir"),
     (140, "_llseek"),
+    (141, "getdents"),
     (143, "flock"),
     (145, "readv"),
     (146, "writev"),
@@ -416,6 +428,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (212, "chown32"),
     (219, "madvise"),
     (220, "getdents64"),
+    (221, "fcntl64"),
     (224, "gettid"),
     (238, "tkill"),
     (243, "set_thread_area"),

@@ -1282,10 +1282,10 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         crate::name(crate::compat_nr(63)),
         "i386 dup2 (int $0x80 #63)"
     );
-    // Not described: structures of their own (olduname, fcntl64's
-    // locks), the old mmap (its arguments in memory), signal state the
-    // recorder keeps (rt_sigaction), and numbers the i386 table lacks.
-    for n in [109, 221, 90, 174, 9999] {
+    // Not described: structures of their own (olduname), the old mmap
+    // (its arguments in memory), signal state the recorder keeps
+    // (rt_sigaction), and numbers the i386 table lacks.
+    for n in [109, 90, 174, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -2142,4 +2142,117 @@ fn compat_rows_describe_times_sysinfo_and_nanosleep() {
     assert_eq!(crate::name(restart), "i386 restart_syscall (int $0x80 #0)");
     // Other 32-bit calls are not recorded on failure.
     assert!(!crate::writes_on_failure(crate::compat_nr(195)));
+}
+
+#[test]
+fn compat_rows_describe_old_stat_statfs_getdents_and_fcntl64() {
+    let m = FakeMem::default();
+    // The i386 struct compat_stat, laid out as the kernel's compat.h says.
+    #[repr(C)]
+    #[allow(dead_code)]
+    struct CompatStat {
+        dev: u16,
+        pad1: u16,
+        ino: u32,
+        mode: u16,
+        nlink: u16,
+        uid: u16,
+        gid: u16,
+        rdev: u16,
+        pad2: u16,
+        size: u32,
+        blksize: u32,
+        blocks: u32,
+        times: [u32; 6],
+        unused: [u32; 2],
+    }
+    use crate::compat_rows::{compat_stat, COMPAT_STAT, COMPAT_STATFS};
+    assert_eq!(COMPAT_STAT, 64);
+    assert_eq!(std::mem::size_of::<CompatStat>() as u64, COMPAT_STAT);
+    assert_eq!(
+        std::mem::offset_of!(CompatStat, ino) as u64,
+        compat_stat::INO
+    );
+    assert_eq!(
+        std::mem::offset_of!(CompatStat, mode) as u64,
+        compat_stat::MODE
+    );
+    assert_eq!(
+        std::mem::offset_of!(CompatStat, size) as u64,
+        compat_stat::SIZE
+    );
+    assert_eq!(
+        std::mem::offset_of!(CompatStat, times) as u64 + 8,
+        compat_stat::MTIME
+    );
+    // stat, lstat, fstat: the 64 bytes at the second argument on success
+    // (EOVERFLOW, where a value does not fit, writes nothing).
+    for n in [106, 107, 108] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(
+            ok(&call(nr, &[0x2000, 0x1000], 0), &m),
+            [(0x1000, 64)],
+            "{n}"
+        );
+        assert!(crate::name(nr).starts_with("i386 "));
+        assert_eq!(crate::row_nr(nr), nr, "{n} means no x86-64 call");
+    }
+    assert!(!crate::writes_on_failure(crate::compat_nr(106)));
+    // statfs, fstatfs: a 64-byte compat_statfs of 32-bit counts.
+    assert_eq!(COMPAT_STATFS, 64);
+    for n in [99, 100] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(
+            ok(&call(nr, &[0x2000, 0x1000], 0), &m),
+            [(0x1000, 64)],
+            "{n}"
+        );
+    }
+    // getdents: compat_linux_dirent records, as many bytes as it returns.
+    let getdents = crate::compat_nr(141);
+    assert_eq!(
+        ok(&call(getdents, &[3, 0x1000, 4096], 72), &m),
+        [(0x1000, 72)]
+    );
+    assert!(ok(&call(getdents, &[3, 0x1000, 4096], 0), &m).is_empty());
+    // fcntl64: means fcntl; its int commands write nothing, the others
+    // are refused, named (F_GETLK64 with the packed i386 flock64).
+    let fcntl64 = crate::compat_nr(221);
+    assert_eq!(crate::row_nr(fcntl64), libc::SYS_fcntl);
+    assert!(lookup(fcntl64).expect("a row").may_block);
+    for cmd in [
+        libc::F_DUPFD,
+        libc::F_GETFD,
+        libc::F_SETFD,
+        libc::F_GETFL,
+        libc::F_SETFL,
+        libc::F_DUPFD_CLOEXEC,
+    ] {
+        assert!(
+            ok(&call(fcntl64, &[3, cmd as u64, 1], 0), &m).is_empty(),
+            "{cmd}"
+        );
+    }
+    for (cmd, name) in [
+        (12, "F_GETLK64"),
+        (13, "F_SETLK64"),
+        (14, "F_SETLKW64"),
+        (libc::F_GETLK, "F_GETLK"),
+        (libc::F_OFD_GETLK, "F_OFD_GETLK"),
+    ] {
+        let err = regions(&call(fcntl64, &[3, cmd as u64, 0x1000], 0), &m).unwrap_err();
+        assert!(
+            err.0.contains(&format!("command {cmd} ({name})"))
+                && err.0.contains("i386 fcntl64 (int $0x80 #221)"),
+            "{}",
+            err.0
+        );
+    }
+    // A command that failed wrote nothing and is not refused.
+    assert!(ok(&call(fcntl64, &[3, 12, 0x1000], -22), &m).is_empty());
+    let call64 = crate::x86_64_call(&call(fcntl64, &[3, 1, 0], 0));
+    assert_eq!(
+        (call64.nr, call64.args[..3].to_vec()),
+        (libc::SYS_fcntl, vec![3, 1, 0])
+    );
 }
