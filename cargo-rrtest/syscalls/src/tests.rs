@@ -2066,24 +2066,6 @@ fn compat_rows_describe_stat64_statfs64_iovecs_and_split_offsets() {
 #[test]
 fn compat_rows_describe_times_sysinfo_and_nanosleep() {
     let m = FakeMem::default();
-    // The *at calls and epoll calls described by the x86-64 rows: an i386
-    // epoll_wait fills `ret` packed 12-byte epoll_events (the layout of
-    // both ABIs) and may block; readlinkat the bytes it returns.
-    assert_eq!(std::mem::size_of::<libc::epoll_event>(), 12);
-    let epoll_wait = crate::compat_nr(256);
-    assert!(lookup(epoll_wait).expect("a row").may_block);
-    assert_eq!(
-        ok(&call(epoll_wait, &[4, 0x1000, 4, 0], 2), &m),
-        [(0x1000, 24)]
-    );
-    assert_eq!(
-        ok(
-            &call(crate::compat_nr(305), &[3, 0x2000, 0x1000, 64], 4),
-            &m
-        ),
-        [(0x1000, 4)]
-    );
-    assert!(ok(&call(crate::compat_nr(255), &[4, 1, 5, 0x1000], 0), &m).is_empty());
     // times: a 16-byte compat_tms (four 32-bit ticks) whatever the result
     // but EFAULT, the ticks since boot cut to 32 bits looking negative at
     // times; nothing for a null pointer.
@@ -2142,6 +2124,29 @@ fn compat_rows_describe_times_sysinfo_and_nanosleep() {
     assert_eq!(crate::name(restart), "i386 restart_syscall (int $0x80 #0)");
     // Other 32-bit calls are not recorded on failure.
     assert!(!crate::writes_on_failure(crate::compat_nr(195)));
+}
+
+#[test]
+fn compat_at_and_epoll_calls_are_described_by_the_x86_64_rows() {
+    let m = FakeMem::default();
+    // The *at calls and epoll calls described by the x86-64 rows: an i386
+    // epoll_wait fills `ret` packed 12-byte epoll_events (the layout of
+    // both ABIs) and may block; readlinkat the bytes it returns.
+    assert_eq!(std::mem::size_of::<libc::epoll_event>(), 12);
+    let epoll_wait = crate::compat_nr(256);
+    assert!(lookup(epoll_wait).expect("a row").may_block);
+    assert_eq!(
+        ok(&call(epoll_wait, &[4, 0x1000, 4, 0], 2), &m),
+        [(0x1000, 24)]
+    );
+    assert_eq!(
+        ok(
+            &call(crate::compat_nr(305), &[3, 0x2000, 0x1000, 64], 4),
+            &m
+        ),
+        [(0x1000, 4)]
+    );
+    assert!(ok(&call(crate::compat_nr(255), &[4, 1, 5, 0x1000], 0), &m).is_empty());
 }
 
 #[test]
