@@ -21,6 +21,18 @@
 //!   offsets (`pread64`, `pwrite64`, `ftruncate64`, `truncate64`, above
 //!   4 GiB in a sparse file), `readlink`, `symlink`, `link`, `rename`,
 //!   `chmod`, `fchmod`, `flock`, `fchown32`;
+//! - `int80_at` makes a 200 ms i386 `nanosleep` in two threads that a
+//!   forked child stops and continues, which the kernel resumes with the
+//!   i386 `restart_syscall` (0), the `*at` calls and other file calls the
+//!   kernel serves with the x86-64 entry (`creat`, `mknod`, `mkdirat`,
+//!   `mknodat`, `chown32`, `lchown32`, `fchownat`, `symlinkat`,
+//!   `readlinkat`, `linkat`, `renameat`, `renameat2`, `fchmodat`,
+//!   `faccessat`, `faccessat2`, `unlinkat`), `eventfd` and the epoll calls
+//!   (`epoll_create`, `epoll_create1`, `epoll_ctl`, `epoll_wait`, one wait
+//!   blocking until a child writes), the old stat calls (`stat`, `lstat`,
+//!   `fstat` of a 64-byte `compat_stat`, `statfs`, `fstatfs` of a 64-byte
+//!   `compat_statfs`), `getdents` and `fcntl64`'s int commands; built with
+//!   `REFUSED_LOCK` it also makes an `fcntl64` `F_GETLK64`, refused;
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -37,18 +49,25 @@
 //!   delivers the signals the i386 `kill`s sent, maps what `mmap2` mapped,
 //!   writes the bytes the i386 reads read (scattered over 32-bit iovecs
 //!   for `readv`/`preadv`/`preadv2`) and the structures the `stat64` calls
-//!   filled, and prints the line the i386 `writev` wrote to stdout;
+//!   filled, and prints the line the i386 `writev` wrote to stdout, and
+//!   resumes an i386 `nanosleep` a stop interrupted with the i386
+//!   `restart_syscall` (rax 0, not the x86-64 219);
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
-//!   1-3, each verified.
+//!   1-3, each verified;
+//! - `breadth::int80::fcntl64_lock_refused`: `int80_at` with `REFUSED_LOCK`
+//!   runs to its end, the trace is unreplayable and names `fcntl64`'s
+//!   `F_GETLK64`, and replay refuses it with that reason.
 
 use std::time::Duration;
 
 use libtest_mimic::Trial;
 
-use crate::breadth::{all_under_chaos, repeated, spec_trials};
-use crate::recorder::{Source, Spec};
+use libtest_mimic::Failed;
+
+use crate::breadth::{all_under_chaos, repeated, spec_trials, EXIT_BAD_TRACE};
+use crate::recorder::{invocation, Source, Spec};
 use crate::recorder_build::{self as build, CBuild, Link};
-use crate::recorder_run as run;
+use crate::recorder_run::{self as run, TrialDir};
 
 /// How many times each build is recorded, verified and replayed.
 const ROUNDS: usize = 3;
@@ -125,6 +144,62 @@ const WANT_FILES: &[&str] = &[
     "after the i386 rename the old name is gone and the new one is the file: yes\n",
 ];
 
+/// Lines `int80_at` prints when its checks pass (every check prints `yes`
+/// or exits 1; these name one call of each kind).
+const WANT_AT: &[&str] = &[
+    "i386 nanosleep of 200 ms stopped and continued returned the expected value: yes\n",
+    "the i386 nanosleep resumed by restart_syscall slept the whole 200 ms: yes\n",
+    "i386 nanosleep of 200 ms in a second thread, stopped and continued returned the expected value: yes\n",
+    "the second thread's i386 nanosleep slept the whole 200 ms: yes\n",
+    "i386 creat made a file of 0644 (umask 022), open for writing: yes\n",
+    "i386 mknod made a FIFO of 0600: yes\n",
+    "i386 mkdirat made a directory of 0700: yes\n",
+    "i386 mknodat made a FIFO of 0640: yes\n",
+    "i386 readlinkat read the link's target, as the 64-bit readlink: yes\n",
+    "i386 chown32 of a missing file returned the expected value: yes\n",
+    "i386 lchown32 of the link returned the expected value: yes\n",
+    "i386 fchownat without following returned the expected value: yes\n",
+    "the file has 2 links after the i386 linkat: yes\n",
+    "i386 renameat2 with RENAME_NOREPLACE onto a file returned the expected value: yes\n",
+    "after the i386 renameat and renameat2 the link is hard3, the file's inode: yes\n",
+    "the mode after the i386 fchmodat is 0600: yes\n",
+    "i386 faccessat returned the expected value: yes\n",
+    "i386 faccessat2 of the link without following returned the expected value: yes\n",
+    "after the i386 unlinkat calls the link and the directory are gone: yes\n",
+    "the i386 eventfd counts 3 for the 64-bit read: yes\n",
+    "i386 epoll_create made an epoll descriptor: yes\n",
+    "i386 epoll_create1 made an epoll descriptor with FD_CLOEXEC: yes\n",
+    "i386 epoll_ctl of a descriptor already there returned the expected value: yes\n",
+    "i386 epoll_wait's event is the 64-bit epoll_wait's, its data the 64-bit value added: yes\n",
+    "i386 epoll_wait woke for the pipe, its data 7: yes\n",
+    "i386 stat returned what the 64-bit values allow, its fields the 64-bit call's: yes\n",
+    "i386 fstat returned what the 64-bit values allow, its fields the 64-bit call's: yes\n",
+    "i386 lstat of a link returned what the 64-bit values allow, its fields the 64-bit call's: yes\n",
+    "i386 stat of /dev/null saw a character device, 1:3: yes\n",
+    "i386 statfs returned what the 64-bit counts allow, its fields the 64-bit call's: yes\n",
+    "i386 fstatfs returned what the 64-bit counts allow, its fields the 64-bit call's: yes\n",
+    "i386 getdents read the 64-bit getdents64's names (., file, link): yes\n",
+    "i386 getdents at the end returned the expected value: yes\n",
+    "the 64-bit F_GETFD sees the i386 F_SETFD's FD_CLOEXEC: yes\n",
+    "i386 fcntl64 F_DUPFD_CLOEXEC gave 200, with FD_CLOEXEC: yes\n",
+    "i386 fcntl64 F_GETFL is the 64-bit F_GETFL, with O_APPEND: yes\n",
+    "i386 fcntl64 of a closed descriptor returned the expected value: yes\n",
+];
+
+const fn at(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_AT,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_at",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
 const fn files(name: &'static str, link: Link) -> Spec {
     Spec {
         stdout_has: WANT_FILES,
@@ -160,6 +235,8 @@ const SPECS: &[Spec] = &[
     more("int80_more-static", Link::Static),
     files("int80_files-nopie", Link::NoPie),
     files("int80_files-static", Link::Static),
+    at("int80_at-nopie", Link::NoPie),
+    at("int80_at-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).
@@ -176,5 +253,61 @@ pub fn trials() -> Vec<Trial> {
         })
         .with_ignored_flag(skip),
     );
+    trials.push(
+        Trial::test("breadth::int80::fcntl64_lock_refused", || {
+            lock_refused("breadth::int80::fcntl64_lock_refused")
+        })
+        .with_ignored_flag(skip),
+    );
     trials
+}
+
+/// `int80_at` with `REFUSED_LOCK`: an i386 `fcntl64` `F_GETLK64` (the packed
+/// i386 `struct flock64`, not described) after the recorded calls. The
+/// program runs to its end, the trace is unreplayable and names the call
+/// and its command (and no recorded call), and replay refuses it.
+fn lock_refused(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec::new(
+        "int80_at-refused-lock",
+        Source::C(CBuild {
+            name: "int80_at",
+            link: Link::NoPie,
+            defines: &["REFUSED_LOCK"],
+        }),
+    );
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    let out = rec.stdout_text();
+    check!(
+        out.lines().last() == Some("EXIT-SUCCESS")
+            && out.contains("i386 fcntl64 F_GETLK64 returned the expected value: yes")
+            && WANT_AT.iter().all(|w| out.contains(w)),
+        "the recorded program did not run to its end with its checks passed\n{}",
+        rec.describe()
+    );
+    let info = run::info_json(&trace)?;
+    info.expect_code(0)?;
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let reasons = json["unreplayable"].to_string();
+    check!(
+        reasons.contains("i386 fcntl64 (int $0x80 #221): command 12 (F_GETLK64)"),
+        "the unreplayable reasons do not name fcntl64's F_GETLK64: {reasons}"
+    );
+    check!(
+        json["unreplayable"].as_array().map_or(0, Vec::len) == 1,
+        "a recorded 32-bit call made the trace unreplayable too: {reasons}"
+    );
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(EXIT_BAD_TRACE)?;
+    check!(
+        rep.stderr_text().contains("F_GETLK64") && rep.stdout.is_empty(),
+        "replay did not refuse with the reason before running\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
 }

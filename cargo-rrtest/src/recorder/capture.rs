@@ -51,8 +51,8 @@ pub fn capture(
         return result;
     };
     let mut regions: Vec<Region> = Vec::new();
-    let described = match (call.nr, restarted) {
-        (libc::SYS_restart_syscall, Some(original)) => {
+    let described = match restarted {
+        Some(original) if syscalls::is_restart_syscall(call.nr) => {
             syscalls::restarted_outputs(original, call.ret, &mem, &mut regions)
         }
         _ => (desc.outputs)(call, &mem, &mut regions),

@@ -14,10 +14,11 @@
 //! wait for a thread's exit, execute a `brk`) they match by [`row_nr`], its
 //! x86-64 number. Calls whose i386 layouts differ simply (`time`,
 //! `gettimeofday`, the 32-bit `clock_gettime` and `clock_getres`, `mmap2`,
-//! the `stat64` family, the iovec calls, the split-offset calls, ...) have
+//! the `stat64` family, the old `stat` calls, `getdents`, `fcntl64`, the
+//! iovec calls, the split-offset calls, ...) have
 //! rows of their own ([`crate::compat_rows`]); those of them that still
 //! mean an x86-64 call ([`MEANINGS`]: `writev`, `pwrite64`, `ftruncate64`,
-//! ...) are matched by that call's number too, and [`x86_64_call`] gives
+//! `fcntl64`, ...) are matched by that call's number too, and [`x86_64_call`] gives
 //! the x86-64 call's arguments (`mmap2` is recorded and replayed as the
 //! `mmap` it means; a split offset is joined). An iovec array a 32-bit
 //! call reads or fills is one of 8-byte `compat_iovec`s ([`read_iovec`]).
@@ -64,7 +65,13 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// `getcpu` two unsigned ints; `readlink` the link's bytes (as many as it
 /// returns); `statx` the same `struct statx` (one layout for every ABI).
 /// `link`, `rename`, `symlink`, `chmod`, `fchmod`, `flock` and `fchown32`
-/// (the kernel's `fchown` with 32-bit ids) write no memory. What the
+/// (the kernel's `fchown` with 32-bit ids) write no memory, nor do `creat`,
+/// `mknod` (the same `unsigned` device number), `chown32`/`lchown32` (the
+/// kernel's `chown`/`lchown`), the `*at` calls but `readlinkat` (which
+/// fills the link's bytes, as many as it returns), `eventfd`,
+/// `epoll_create`, `epoll_create1` and `epoll_ctl`; `epoll_wait` fills
+/// `struct epoll_event`s, packed 12 bytes on x86-64 as on i386, and
+/// blocks as the x86-64 row says. What the
 /// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
@@ -88,9 +95,11 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (4, 1),     // write
     (5, 2),     // open (compat_sys_open: no forced O_LARGEFILE)
     (6, 3),     // close
+    (8, 85),    // creat
     (9, 86),    // link
     (10, 87),   // unlink
     (12, 80),   // chdir
+    (14, 133),  // mknod
     (15, 90),   // chmod
     (20, 39),   // getpid
     (24, 102),  // getuid (16-bit ids)
@@ -124,27 +133,46 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (158, 24),  // sched_yield
     (163, 25),  // mremap
     (183, 79),  // getcwd
+    (198, 94),  // lchown32 (sys_lchown, 32-bit ids)
     (199, 102), // getuid32
     (200, 104), // getgid32
     (201, 107), // geteuid32
     (202, 108), // getegid32
     (207, 93),  // fchown32
+    (212, 92),  // chown32 (sys_chown)
     (219, 28),  // madvise
     (220, 217), // getdents64
     (224, 186), // gettid
     (238, 200), // tkill
     (252, 231), // exit_group
+    (254, 213), // epoll_create
+    (255, 233), // epoll_ctl (packed 12-byte epoll_event on both)
+    (256, 232), // epoll_wait
     (270, 234), // tgkill
     (295, 257), // openat (compat_sys_openat: no forced O_LARGEFILE)
+    (296, 258), // mkdirat
+    (297, 259), // mknodat
+    (298, 260), // fchownat
+    (301, 263), // unlinkat
+    (302, 264), // renameat
+    (303, 265), // linkat
+    (304, 266), // symlinkat
+    (305, 267), // readlinkat
+    (306, 268), // fchmodat
+    (307, 269), // faccessat
     (318, 309), // getcpu
+    (323, 284), // eventfd
     (328, 290), // eventfd2
+    (329, 291), // epoll_create1
     (330, 292), // dup3
     (331, 293), // pipe2
     (340, 302), // prlimit64
+    (353, 316), // renameat2
     (355, 318), // getrandom
     (383, 332), // statx
     (403, 228), // clock_gettime64
     (406, 229), // clock_getres_time64
+    (439, 439), // faccessat2
 ];
 
 /// i386 calls with rows of their own ([`crate::compat_rows`]: the memory
@@ -162,7 +190,11 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// program's output, a 32-bit write or `ftruncate64` of a file mapped
 /// shared stores the file again. [`x86_64_call`] joins their split values
 /// into the x86-64 call's arguments; an iovec array stays the i386 one
-/// ([`read_iovec`] reads it by the trace's number).
+/// ([`read_iovec`] reads it by the trace's number). `fcntl64` is
+/// `compat_sys_fcntl64`, which hands every command but the locks to the
+/// kernel's `do_fcntl` as the x86-64 `fcntl` does: its row records only the
+/// commands of an int or none, so a 32-bit `F_DUPFD` of stdout is followed
+/// as the 64-bit one is.
 const MEANINGS: &[(u32, i64)] = &[
     (145, 19),  // readv
     (146, 20),  // writev
@@ -170,6 +202,7 @@ const MEANINGS: &[(u32, i64)] = &[
     (181, 18),  // pwrite64
     (193, 76),  // truncate64
     (194, 77),  // ftruncate64
+    (221, 72),  // fcntl64 (only its int commands are recorded)
     (333, 295), // preadv
     (334, 296), // pwritev
     (378, 327), // preadv2
@@ -202,6 +235,29 @@ fn meaning(nr: i64) -> Option<i64> {
     }
     let n = nr as u32;
     MEANINGS.iter().find(|&&(k, _)| k == n).map(|&(_, x)| x)
+}
+
+/// The i386 `restart_syscall` (0), as the trace numbers it.
+pub const COMPAT_RESTART_SYSCALL: i64 = COMPAT_32;
+
+/// Whether `nr` (a trace number) is `restart_syscall`: the x86-64 one
+/// (219) or the i386 one ([`COMPAT_RESTART_SYSCALL`]), which the kernel
+/// makes a 32-bit call interrupted with `-ERESTART_RESTARTBLOCK` resume
+/// with.
+pub fn is_restart_syscall(nr: i64) -> bool {
+    nr == libc::SYS_restart_syscall || nr == COMPAT_RESTART_SYSCALL
+}
+
+/// What the kernel puts in rax to resume the call `nr` (a trace number)
+/// that returned `-ERESTART_RESTARTBLOCK` with no handler to run: the
+/// `restart_syscall` of the call's own ABI, 0 for a 32-bit call (219 is
+/// the i386 `madvise`).
+pub fn restart_syscall_rax(nr: i64) -> u64 {
+    if is_compat(nr) {
+        0
+    } else {
+        libc::SYS_restart_syscall as u64
+    }
 }
 
 /// A `struct compat_iovec`: a 32-bit base and a 32-bit length.
@@ -294,10 +350,12 @@ const I386_NAMES: &[(u32, &str)] = &[
     (4, "write"),
     (5, "open"),
     (6, "close"),
+    (8, "creat"),
     (9, "link"),
     (10, "unlink"),
     (12, "chdir"),
     (13, "time"),
+    (14, "mknod"),
     (15, "chmod"),
     (19, "lseek"),
     (20, "getpid"),
@@ -326,6 +384,11 @@ const I386_NAMES: &[(u32, &str)] = &[
     (90, "mmap"),
     (91, "munmap"),
     (94, "fchmod"),
+    (99, "statfs"),
+    (100, "fstatfs"),
+    (106, "stat"),
+    (107, "lstat"),
+    (108, "fstat"),
     (109, "olduname"),
     (116, "sysinfo"),
     (118, "fsync"),
@@ -335,6 +398,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (132, "getpgid"),
     (133, "fchdir"),
     (140, "_llseek"),
+    (141, "getdents"),
     (143, "flock"),
     (145, "readv"),
     (146, "writev"),
@@ -355,37 +419,57 @@ const I386_NAMES: &[(u32, &str)] = &[
     (195, "stat64"),
     (196, "lstat64"),
     (197, "fstat64"),
+    (198, "lchown32"),
     (199, "getuid32"),
     (200, "getgid32"),
     (201, "geteuid32"),
     (202, "getegid32"),
     (207, "fchown32"),
+    (212, "chown32"),
     (219, "madvise"),
     (220, "getdents64"),
+    (221, "fcntl64"),
     (224, "gettid"),
     (238, "tkill"),
     (243, "set_thread_area"),
     (252, "exit_group"),
+    (254, "epoll_create"),
+    (255, "epoll_ctl"),
+    (256, "epoll_wait"),
     (265, "clock_gettime"),
     (266, "clock_getres"),
     (268, "statfs64"),
     (269, "fstatfs64"),
     (270, "tgkill"),
     (295, "openat"),
+    (296, "mkdirat"),
+    (297, "mknodat"),
+    (298, "fchownat"),
     (300, "fstatat64"),
+    (301, "unlinkat"),
+    (302, "renameat"),
+    (303, "linkat"),
+    (304, "symlinkat"),
+    (305, "readlinkat"),
+    (306, "fchmodat"),
+    (307, "faccessat"),
     (318, "getcpu"),
+    (323, "eventfd"),
     (328, "eventfd2"),
+    (329, "epoll_create1"),
     (330, "dup3"),
     (331, "pipe2"),
     (333, "preadv"),
     (334, "pwritev"),
     (340, "prlimit64"),
+    (353, "renameat2"),
     (355, "getrandom"),
     (378, "preadv2"),
     (379, "pwritev2"),
     (383, "statx"),
     (403, "clock_gettime64"),
     (406, "clock_getres_time64"),
+    (439, "faccessat2"),
 ];
 
 /// The name of a 32-bit call made by [`compat_nr`], e.g.

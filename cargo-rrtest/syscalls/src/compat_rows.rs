@@ -4,13 +4,15 @@
 //! and `old_timeval32` of two 32-bit fields), the seeks, the 32-bit
 //! resource limits and usage, `times`, `sysinfo` and `nanosleep`, the
 //! i386 `struct stat64` and
-//! `compat_statfs64`, the calls of 32-bit iovecs and of split offsets,
-//! and `mmap2`, replayed like `mmap` through [`crate::x86_64_call`].
+//! `compat_statfs64`, the old `compat_stat` and `compat_statfs`,
+//! `getdents`, `fcntl64`'s int commands, the calls of 32-bit iovecs and of
+//! split offsets, the i386 `restart_syscall`, and `mmap2`, replayed like
+//! `mmap` through [`crate::x86_64_call`].
 //! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
 //! [`crate::compat_nr`]), named by [`crate::name`] as the other 32-bit
 //! calls; those that mean an x86-64 call (`readv`, `writev`, `pread64`,
 //! `pwrite64`, `truncate64`, `ftruncate64`, `preadv`, `pwritev`,
-//! `preadv2`, `pwritev2`) are followed by its number ([`crate::row_nr`]),
+//! `preadv2`, `pwritev2`, `fcntl64`) are followed by its number ([`crate::row_nr`]),
 //! and may block where the x86-64 call's row says it may.
 //!
 //! The entry points (the kernel's i386 table): `time` is `sys_time32`, it
@@ -50,14 +52,34 @@
 //! its pointer when not null, and it returns the ticks since boot cut to
 //! a signed 32-bit value, which may look negative: the only failure is
 //! EFAULT, so any other result wrote the structure ([`WRITES_ON_FAILURE`]).
+//! The old `stat`, `lstat` and `fstat` (106-108) are `compat_sys_newstat`
+//! and its siblings: a 64-byte `compat_stat` (16-bit device, mode, link
+//! count and ids, 32-bit inode, size and times) at their second argument
+//! on success, EOVERFLOW (nothing written) where the device, inode, link
+//! count or size does not fit. `statfs` and `fstatfs` (99, 100) are
+//! `compat_sys_statfs`/`compat_sys_fstatfs`: a 64-byte `compat_statfs` of
+//! 32-bit counts at their second argument, EOVERFLOW where one does not
+//! fit. `getdents` (141) is `compat_sys_getdents`: `compat_linux_dirent`
+//! records (32-bit inode and offset, 16-bit length, the name, the type in
+//! the record's last byte) filling as many bytes of its buffer as it
+//! returns. `fcntl64` (221) is `compat_sys_fcntl64`, which hands every
+//! command but the locks to the kernel's `do_fcntl` as the x86-64 `fcntl`
+//! does: the commands of an int or none ([`FCNTL64_RECORDED`]) write no
+//! memory; any other that succeeds is refused, the command named (the
+//! locks of the 32-bit `compat_flock` and the packed `compat_flock64`
+//! are not described).
 //! `sysinfo` is `compat_sys_sysinfo`, a 64-byte `compat_sysinfo` (memory
 //! sizes in 32 bits, rescaled by `mem_unit` when they do not fit).
 //! `nanosleep` is `sys_nanosleep_time32`: it blocks, and stores the time
 //! left as an `old_timespec32` at its second pointer when a signal
 //! interrupts it (`-EINTR`, or a restart code at the exit stop), as the
 //! x86-64 row records. The kernel resumes one interrupted without a
-//! handler with the i386 `restart_syscall` (0), which is not described:
-//! such a trace is refused, named.
+//! handler (a `SIGSTOP` and the `SIGCONT` that ends it) with the i386
+//! `restart_syscall` (0), not the x86-64 one (219, the i386 `madvise`):
+//! its row here is the x86-64 row's, described as the call it resumes
+//! ([`crate::restarted_outputs`], the recorder keeping the thread's last
+//! call that returned `-ERESTART_RESTARTBLOCK`), and replay puts 0 in rax
+//! when it resumes a 32-bit call so ([`crate::restart_syscall_rax`]).
 
 use super::layout::{TIMEZONE, UIO_MAXIOV};
 use super::outputs::{fixed, fixed2, interrupted, none, push, ret_bytes, ret_len};
@@ -110,6 +132,76 @@ pub mod stat64 {
 /// five u64 counts, the 8-byte `f_fsid`, `f_namelen`, `f_frsize`,
 /// `f_flags` and four spare u32s.
 pub const COMPAT_STATFS64: u64 = 2 * 4 + 5 * 8 + 8 + 3 * 4 + 4 * 4;
+
+/// The i386 `struct compat_stat` of the old `stat`, `lstat`, `fstat`:
+/// the 16-bit `st_dev` and its padding, the 32-bit `st_ino`, the 16-bit
+/// `st_mode`, `st_nlink`, `st_uid`, `st_gid`, the 16-bit `st_rdev` and its
+/// padding, the 32-bit `st_size`, `st_blksize`, `st_blocks`, three 32-bit
+/// seconds and nanoseconds pairs and two unused u32s.
+pub const COMPAT_STAT: u64 = 2 + 2 + 4 + 4 * 2 + 2 + 2 + 3 * 4 + 6 * 4 + 2 * 4;
+/// Offsets in [`COMPAT_STAT`] the tests check.
+#[cfg_attr(not(test), allow(dead_code))]
+pub mod compat_stat {
+    /// `u32 st_ino`.
+    pub const INO: u64 = 4;
+    /// `u16 st_mode`.
+    pub const MODE: u64 = 8;
+    /// `u32 st_size`.
+    pub const SIZE: u64 = 20;
+    /// `u32 st_mtime`.
+    pub const MTIME: u64 = 40;
+}
+/// The i386 `struct compat_statfs` of the old `statfs`, `fstatfs`: seven
+/// 32-bit values (type, block size, five counts), the 8-byte `f_fsid`,
+/// `f_namelen`, `f_frsize`, `f_flags` and four spare ints.
+pub const COMPAT_STATFS: u64 = 7 * 4 + 8 + 3 * 4 + 4 * 4;
+
+/// The `fcntl64` commands recorded: those that take an int or nothing and
+/// write no memory (`F_DUPFD`, `F_GETFD`, `F_SETFD`, `F_GETFL`, `F_SETFL`,
+/// `F_DUPFD_CLOEXEC`), the kernel's `do_fcntl` for a 32-bit caller as for
+/// a 64-bit one.
+pub const FCNTL64_RECORDED: &[i32] = &[
+    libc::F_DUPFD,
+    libc::F_GETFD,
+    libc::F_SETFD,
+    libc::F_GETFL,
+    libc::F_SETFL,
+    libc::F_DUPFD_CLOEXEC,
+];
+
+/// `fcntl64(fd, cmd, arg)`: nothing written for the commands of
+/// [`FCNTL64_RECORDED`]; any other that succeeded (the locks of the
+/// 32-bit `struct compat_flock` and the packed `compat_flock64`, the owner
+/// and hint commands) is refused, named.
+fn fcntl64(c: &Call, _: &dyn MemReader, _: &mut Vec<Region>) -> Result<(), Unsupported> {
+    let cmd = c.args[1] as u32 as i32;
+    if c.ret < 0 || FCNTL64_RECORDED.contains(&cmd) {
+        return Ok(());
+    }
+    Err(Unsupported(format!(
+        "{}: command {cmd} ({}) is not described (of its commands only F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL and F_DUPFD_CLOEXEC are recorded)",
+        super::name(c.nr),
+        fcntl64_command_name(cmd)
+    )))
+}
+
+/// The name of an `fcntl64` command the refusal names.
+fn fcntl64_command_name(cmd: i32) -> &'static str {
+    match cmd {
+        libc::F_GETLK => "F_GETLK",
+        libc::F_SETLK => "F_SETLK",
+        libc::F_SETLKW => "F_SETLKW",
+        12 => "F_GETLK64",
+        13 => "F_SETLK64",
+        14 => "F_SETLKW64",
+        libc::F_OFD_GETLK => "F_OFD_GETLK",
+        libc::F_OFD_SETLK => "F_OFD_SETLK",
+        libc::F_OFD_SETLKW => "F_OFD_SETLKW",
+        libc::F_GETOWN => "F_GETOWN",
+        libc::F_SETOWN => "F_SETOWN",
+        _ => "another command",
+    }
+}
 
 const fn d(
     i386: i64,
@@ -184,6 +276,15 @@ fn compat_iov_ret<const IOV: usize, const CNT: usize>(
 
 /// The rows, sorted by number.
 pub static COMPAT_ROWS: &[SyscallDesc] = &[
+    // Described as the call it resumes (the recorder keeps the thread's
+    // last call that returned `-ERESTART_RESTARTBLOCK`), as the x86-64 row.
+    d(
+        0,
+        "restart_syscall",
+        true,
+        ReplayAction::Emulate,
+        super::process::restart_syscall,
+    ),
     d(
         13,
         "time",
@@ -215,6 +316,41 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         fixed2::<0, OLD_TIMEVAL32, 1, TIMEZONE>,
     ),
     d(
+        99,
+        "statfs",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, COMPAT_STATFS>,
+    ),
+    d(
+        100,
+        "fstatfs",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, COMPAT_STATFS>,
+    ),
+    d(
+        106,
+        "stat",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, COMPAT_STAT>,
+    ),
+    d(
+        107,
+        "lstat",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, COMPAT_STAT>,
+    ),
+    d(
+        108,
+        "fstat",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, COMPAT_STAT>,
+    ),
+    d(
         116,
         "sysinfo",
         false,
@@ -227,6 +363,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         false,
         ReplayAction::Emulate,
         fixed::<3, LOFF_T>,
+    ),
+    d(
+        141,
+        "getdents",
+        false,
+        ReplayAction::Emulate,
+        ret_bytes::<1, 2>,
     ),
     d(
         145,
@@ -276,6 +419,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed::<1, STAT64>,
     ),
+    d(221, "fcntl64", true, ReplayAction::Emulate, fcntl64),
     d(
         265,
         "clock_gettime",

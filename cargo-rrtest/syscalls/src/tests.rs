@@ -1282,11 +1282,10 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         crate::name(crate::compat_nr(63)),
         "i386 dup2 (int $0x80 #63)"
     );
-    // Not described: structures of their own (olduname, fcntl64's
-    // locks), the i386 restart_syscall, the old mmap (its arguments in
-    // memory), signal state the recorder keeps (rt_sigaction), and numbers
-    // the i386 table lacks.
-    for n in [109, 221, 0, 90, 174, 9999] {
+    // Not described: structures of their own (olduname), the old mmap
+    // (its arguments in memory), signal state the recorder keeps
+    // (rt_sigaction), and numbers the i386 table lacks.
+    for n in [109, 90, 174, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -1689,6 +1688,27 @@ fn compat_equivalents_are_the_x86_64_calls_the_kernel_serves() {
         (143, libc::SYS_flock),
         (207, libc::SYS_fchown),
         (383, libc::SYS_statx),
+        (8, libc::SYS_creat),
+        (14, libc::SYS_mknod),
+        (198, libc::SYS_lchown),
+        (212, libc::SYS_chown),
+        (254, libc::SYS_epoll_create),
+        (255, libc::SYS_epoll_ctl),
+        (256, libc::SYS_epoll_wait),
+        (296, libc::SYS_mkdirat),
+        (297, libc::SYS_mknodat),
+        (298, libc::SYS_fchownat),
+        (301, libc::SYS_unlinkat),
+        (302, libc::SYS_renameat),
+        (303, libc::SYS_linkat),
+        (304, libc::SYS_symlinkat),
+        (305, libc::SYS_readlinkat),
+        (306, libc::SYS_fchmodat),
+        (307, libc::SYS_faccessat),
+        (323, libc::SYS_eventfd),
+        (329, libc::SYS_epoll_create1),
+        (353, libc::SYS_renameat2),
+        (439, libc::SYS_faccessat2),
     ] {
         let nr = crate::compat_nr(i386);
         assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
@@ -2084,12 +2104,160 @@ fn compat_rows_describe_times_sysinfo_and_nanosleep() {
     assert!(ok(&call(nanosleep, &[0x2000, 0], -4), &m).is_empty());
     assert!(ok(&call(nanosleep, &[0x2000, 0x1000], -22), &m).is_empty());
     // The i386 restart_syscall that resumes one interrupted without a
-    // handler is not described (refused, named).
-    assert!(lookup(crate::compat_nr(0)).is_none());
-    assert_eq!(
-        crate::name(crate::compat_nr(0)),
-        "i386 restart_syscall (int $0x80 #0)"
-    );
+    // handler: a row that blocks, described as the call it resumes (its
+    // own outputs refuse), 0 in rax to resume a 32-bit call, 219 (the
+    // i386 madvise) only for a 64-bit one.
+    let restart = crate::compat_nr(0);
+    assert_eq!(restart, crate::COMPAT_RESTART_SYSCALL);
+    let row = lookup(restart).expect("a row");
+    assert!(row.may_block && row.replay == ReplayAction::Emulate);
+    assert!(crate::is_restart_syscall(restart));
+    assert!(crate::is_restart_syscall(libc::SYS_restart_syscall));
+    assert!(!crate::is_restart_syscall(crate::compat_nr(219)));
+    assert_eq!(crate::restart_syscall_rax(nanosleep), 0);
+    assert_eq!(crate::restart_syscall_rax(libc::SYS_nanosleep), 219);
+    assert!((row.outputs)(&call(restart, &[], 0), &m, &mut Vec::new()).is_err());
+    let mut out = Vec::new();
+    crate::restarted_outputs(&call(nanosleep, &[0x2000, 0x1000], -516), -4, &m, &mut out)
+        .expect("described");
+    assert_eq!((out.len(), out[0].addr, out[0].len), (1, 0x1000, 8));
+    assert_eq!(crate::name(restart), "i386 restart_syscall (int $0x80 #0)");
     // Other 32-bit calls are not recorded on failure.
     assert!(!crate::writes_on_failure(crate::compat_nr(195)));
+}
+
+#[test]
+fn compat_at_and_epoll_calls_are_described_by_the_x86_64_rows() {
+    let m = FakeMem::default();
+    // The *at calls and epoll calls described by the x86-64 rows: an i386
+    // epoll_wait fills `ret` packed 12-byte epoll_events (the layout of
+    // both ABIs) and may block; readlinkat the bytes it returns.
+    assert_eq!(std::mem::size_of::<libc::epoll_event>(), 12);
+    let epoll_wait = crate::compat_nr(256);
+    assert!(lookup(epoll_wait).expect("a row").may_block);
+    assert_eq!(
+        ok(&call(epoll_wait, &[4, 0x1000, 4, 0], 2), &m),
+        [(0x1000, 24)]
+    );
+    assert_eq!(
+        ok(
+            &call(crate::compat_nr(305), &[3, 0x2000, 0x1000, 64], 4),
+            &m
+        ),
+        [(0x1000, 4)]
+    );
+    assert!(ok(&call(crate::compat_nr(255), &[4, 1, 5, 0x1000], 0), &m).is_empty());
+}
+
+#[test]
+fn compat_rows_describe_old_stat_statfs_getdents_and_fcntl64() {
+    let m = FakeMem::default();
+    // The i386 struct compat_stat, laid out as the kernel's compat.h says.
+    #[repr(C)]
+    #[allow(dead_code)]
+    struct CompatStat {
+        dev: u16,
+        pad1: u16,
+        ino: u32,
+        mode: u16,
+        nlink: u16,
+        uid: u16,
+        gid: u16,
+        rdev: u16,
+        pad2: u16,
+        size: u32,
+        blksize: u32,
+        blocks: u32,
+        times: [u32; 6],
+        unused: [u32; 2],
+    }
+    use crate::compat_rows::{compat_stat, COMPAT_STAT, COMPAT_STATFS};
+    assert_eq!(COMPAT_STAT, 64);
+    assert_eq!(std::mem::size_of::<CompatStat>() as u64, COMPAT_STAT);
+    assert_eq!(
+        std::mem::offset_of!(CompatStat, ino) as u64,
+        compat_stat::INO
+    );
+    assert_eq!(
+        std::mem::offset_of!(CompatStat, mode) as u64,
+        compat_stat::MODE
+    );
+    assert_eq!(
+        std::mem::offset_of!(CompatStat, size) as u64,
+        compat_stat::SIZE
+    );
+    assert_eq!(
+        std::mem::offset_of!(CompatStat, times) as u64 + 8,
+        compat_stat::MTIME
+    );
+    // stat, lstat, fstat: the 64 bytes at the second argument on success
+    // (EOVERFLOW, where a value does not fit, writes nothing).
+    for n in [106, 107, 108] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(
+            ok(&call(nr, &[0x2000, 0x1000], 0), &m),
+            [(0x1000, 64)],
+            "{n}"
+        );
+        assert!(crate::name(nr).starts_with("i386 "));
+        assert_eq!(crate::row_nr(nr), nr, "{n} means no x86-64 call");
+    }
+    assert!(!crate::writes_on_failure(crate::compat_nr(106)));
+    // statfs, fstatfs: a 64-byte compat_statfs of 32-bit counts.
+    assert_eq!(COMPAT_STATFS, 64);
+    for n in [99, 100] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(
+            ok(&call(nr, &[0x2000, 0x1000], 0), &m),
+            [(0x1000, 64)],
+            "{n}"
+        );
+    }
+    // getdents: compat_linux_dirent records, as many bytes as it returns.
+    let getdents = crate::compat_nr(141);
+    assert_eq!(
+        ok(&call(getdents, &[3, 0x1000, 4096], 72), &m),
+        [(0x1000, 72)]
+    );
+    assert!(ok(&call(getdents, &[3, 0x1000, 4096], 0), &m).is_empty());
+    // fcntl64: means fcntl; its int commands write nothing, the others
+    // are refused, named (F_GETLK64 with the packed i386 flock64).
+    let fcntl64 = crate::compat_nr(221);
+    assert_eq!(crate::row_nr(fcntl64), libc::SYS_fcntl);
+    assert!(lookup(fcntl64).expect("a row").may_block);
+    for cmd in [
+        libc::F_DUPFD,
+        libc::F_GETFD,
+        libc::F_SETFD,
+        libc::F_GETFL,
+        libc::F_SETFL,
+        libc::F_DUPFD_CLOEXEC,
+    ] {
+        assert!(
+            ok(&call(fcntl64, &[3, cmd as u64, 1], 0), &m).is_empty(),
+            "{cmd}"
+        );
+    }
+    for (cmd, name) in [
+        (12, "F_GETLK64"),
+        (13, "F_SETLK64"),
+        (14, "F_SETLKW64"),
+        (libc::F_GETLK, "F_GETLK"),
+        (libc::F_OFD_GETLK, "F_OFD_GETLK"),
+    ] {
+        let err = regions(&call(fcntl64, &[3, cmd as u64, 0x1000], 0), &m).unwrap_err();
+        assert!(
+            err.0.contains(&format!("command {cmd} ({name})"))
+                && err.0.contains("i386 fcntl64 (int $0x80 #221)"),
+            "{}",
+            err.0
+        );
+    }
+    // A command that failed wrote nothing and is not refused.
+    assert!(ok(&call(fcntl64, &[3, 12, 0x1000], -22), &m).is_empty());
+    let call64 = crate::x86_64_call(&call(fcntl64, &[3, 1, 0], 0));
+    assert_eq!(
+        (call64.nr, call64.args[..3].to_vec()),
+        (libc::SYS_fcntl, vec![3, 1, 0])
+    );
 }

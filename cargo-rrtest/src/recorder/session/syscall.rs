@@ -436,7 +436,7 @@ impl Session {
         let State::InSyscall { entered, .. } = task.state else {
             return false;
         };
-        let same = ip == entered.ip && (nr == entered.nr || nr == libc::SYS_restart_syscall);
+        let same = ip == entered.ip && (nr == entered.nr || syscalls::is_restart_syscall(nr));
         if !same {
             warn!(
                 tid,
@@ -458,7 +458,7 @@ impl Session {
     ) -> Result<SyscallResult, Error> {
         const ERESTART_RESTARTBLOCK: i64 = 516;
         let task = self.tasks.get_mut(&tid).expect("task exists");
-        let restarted = if call.nr == libc::SYS_restart_syscall {
+        let restarted = if syscalls::is_restart_syscall(call.nr) {
             task.restart_block.take()
         } else {
             None
@@ -467,7 +467,7 @@ impl Session {
             // A `restart_syscall` interrupted again (a `SIGSTOP` and then
             // the `SIGCONT` that ends it) leaves the kernel's restart block
             // as it was: the next one still resumes the original call.
-            task.restart_block = if call.nr == libc::SYS_restart_syscall {
+            task.restart_block = if syscalls::is_restart_syscall(call.nr) {
                 restarted
             } else {
                 Some(*call)

@@ -108,7 +108,9 @@ struct Task {
     /// the kernel acted on while recording without delivering a signal to
     /// it (another thread took the signal): replay does the restart itself
     /// when the thread next runs, unless a signal is delivered there.
-    restart_pending: Option<i64>,
+    /// With the result, the call's trace number (a 32-bit call resumes
+    /// with the i386 `restart_syscall`).
+    restart_pending: Option<(i64, i64)>,
     /// The mask from before an emulated `rt_sigsuspend` (or `ppoll`...)
     /// that a signal ended (see [`Session::sigsuspend_mask`]): the frame of
     /// that signal's handler saves it, so that the handler's return
@@ -633,17 +635,18 @@ impl Session {
             }
             .into());
         };
-        if let Some(ret) = self
+        if let Some((ret, nr)) = self
             .tasks
             .get_mut(&tid)
             .and_then(|t| t.restart_pending.take())
         {
             // What the kernel's signal code does with no handler to run:
             // back up to the syscall instruction, and run the syscall again
-            // (or restart_syscall, for -ERESTART_RESTARTBLOCK).
+            // (or restart_syscall, for -ERESTART_RESTARTBLOCK: the i386 one,
+            // 0, after an `int $0x80`).
             let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
             regs.rax = if ret == -516 {
-                libc::SYS_restart_syscall as u64
+                syscalls::restart_syscall_rax(nr)
             } else {
                 regs.orig_rax
             };

@@ -56,7 +56,7 @@ impl Session {
                         ..
                     }
                 );
-                if !at_entry || regs.orig_rax as i64 != nr {
+                if !at_entry || super::syscall::seen_nr(real, &regs, nr) != nr {
                     let seen = self.describe_stop(real, &ev);
                     return Err(self.diverged(
                         tid,
