@@ -680,10 +680,7 @@ fn int80_refused(trial: &str) -> Result<(), Failed> {
         "the recorded program did not run to its end with the right getpid\n{}",
         rec.describe()
     );
-    let info = run::info_json(&trace)?;
-    info.expect_code(0)?;
-    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
-        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let json = run::info_value(&trace)?;
     let reasons = json["unreplayable"].to_string();
     check!(
         reasons.contains("i386 sigprocmask (int $0x80 #126)"),
@@ -1244,10 +1241,7 @@ pub(crate) fn refused_cases(
             "{name}: the program did not run to its end\n{}",
             rec.describe()
         );
-        let info = run::info_json(&trace)?;
-        info.expect_code(0)?;
-        let json: serde_json::Value = serde_json::from_slice(&info.stdout)
-            .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+        let json = run::info_value(&trace)?;
         let reasons = json["unreplayable"].to_string();
         check!(
             reasons.contains(reason),

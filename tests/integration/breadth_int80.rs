@@ -288,10 +288,7 @@ fn lock_refused(trial: &str) -> Result<(), Failed> {
         "the recorded program did not run to its end with its checks passed\n{}",
         rec.describe()
     );
-    let info = run::info_json(&trace)?;
-    info.expect_code(0)?;
-    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
-        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let json = run::info_value(&trace)?;
     let reasons = json["unreplayable"].to_string();
     check!(
         reasons.contains("i386 fcntl64 (int $0x80 #221): command 12 (F_GETLK64)"),

@@ -339,10 +339,7 @@ fn vdso_exposed(trial: &str) -> Result<(), Failed> {
         "the recorded program did not see the recorder's vDSO alone\n{}",
         rec.describe()
     );
-    let info = run::info_json(&trace)?;
-    info.expect_code(0)?;
-    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
-        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let json = run::info_value(&trace)?;
     let buffered = json["stats"]["buffered_syscalls"].as_u64().unwrap_or(0);
     check!(
         buffered >= 1000,

@@ -132,10 +132,7 @@ fn first_call_maps(trial: &str, arg: &'static str) -> Result<(), Failed> {
     );
     // The call through the vDSO was buffered (its site patched, its stub
     // in the page mapped at exec): the maps stayed the same all the same.
-    let info = run::info_json(&trace)?;
-    info.expect_code(0)?;
-    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
-        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let json = run::info_value(&trace)?;
     check!(
         json["stats"]["patched_sites"].as_u64().unwrap_or(0) > 0,
         "no site patched: {}",

@@ -544,10 +544,7 @@ pub fn native(trial: &str, spec: &Spec) -> Result<(), Failed> {
 /// `info --json TRACE` says `verified: true`: the verification replay that
 /// `record` runs by default found every event again.
 pub fn expect_verified(trace: &std::path::Path) -> Result<(), Failed> {
-    let info = run::info_json(trace)?;
-    info.expect_code(0)?;
-    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
-        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let json = run::info_value(trace)?;
     if json["verified"] != true {
         return Err(format!(
             "the trace is not verified: verified = {}, verification_failure = {}",

@@ -387,10 +387,7 @@ fn info_fields(trial: &str) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let trace = record_ok(&dir, &HELLO)?;
     let exe = build::c_fixture(CBuild::pie("hello"))?;
-    let r = run::info_json(&trace)?;
-    r.expect_code(0)?;
-    let json: serde_json::Value = serde_json::from_slice(&r.stdout)
-        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", r.describe()))?;
+    let json = run::info_value(&trace)?;
     let fail = |what: &str| -> Failed { format!("info --json: {what}\n{json:#}").into() };
 
     if json["format_version"].as_u64().is_none_or(|v| v < 1) {

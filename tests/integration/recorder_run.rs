@@ -275,6 +275,14 @@ pub fn info_json(trace: &Path) -> Result<Run, Failed> {
     run(&mut cmd)
 }
 
+/// `cargo-rrtest info --json TRACE`, exiting 0, parsed.
+pub fn info_value(trace: &Path) -> Result<serde_json::Value, Failed> {
+    let info = info_json(trace)?;
+    info.expect_code(0)?;
+    serde_json::from_slice(&info.stdout)
+        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()).into())
+}
+
 /// `cargo-rrtest info TRACE` (the human form).
 pub fn info(trace: &Path) -> Result<Run, Failed> {
     let mut cmd = Command::new(common::cargo_rrtest());

@@ -59,10 +59,7 @@ fn spec(name: &str) -> Spec {
 
 /// `info --json`'s `stats`, and `verified`.
 fn stats(trace: &Path) -> Result<serde_json::Value, Failed> {
-    let info = run::info_json(trace)?;
-    info.expect_code(0)?;
-    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
-        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let json = run::info_value(trace)?;
     check!(
         json["verified"] == true,
         "the trace is not verified: {}",

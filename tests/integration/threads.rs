@@ -157,10 +157,7 @@ fn record_replay(trial: &str, name: &str) -> Result<(), Failed> {
 
 /// The `stats` object of `info --json TRACE`.
 pub(crate) fn stats(trace: &std::path::Path) -> Result<serde_json::Value, Failed> {
-    let info = run::info_json(trace)?;
-    info.expect_code(0)?;
-    let json: serde_json::Value = serde_json::from_slice(&info.stdout)
-        .map_err(|e| format!("info --json printed no JSON ({e})\n{}", info.describe()))?;
+    let json = run::info_value(trace)?;
     Ok(json["stats"].clone())
 }
 
