@@ -147,22 +147,15 @@ fn xstate_of_another_layout(trial: &str) -> Result<(), Failed> {
     );
     let trace = dir.path.join("trace");
     run::write_edited_trace(&recorded, &trace, header, &events)?;
-    let rep = inv.replay(&trace)?;
-    let err = rep.stderr_text();
-    check!(
-        !rep.status.success()
-            && err.contains("NT_X86_XSTATE")
-            && err.contains("cannot be replayed here"),
-        "replay did not refuse an extended-state write of another layout\n{}",
-        rep.describe()
-    );
-    check!(
-        !rep.stdout_text().contains("child: after the third stop"),
-        "the child ran on past the refused write\n{}",
-        rep.describe()
-    );
-    let again = inv.replay(&recorded)?;
-    run::expect_same_bytes("stdout (recorded, replayed)", &rec.stdout, &again.stdout)?;
+    run::expect_edit_refused(
+        &inv,
+        &recorded,
+        &rec,
+        &trace,
+        &["NT_X86_XSTATE", "cannot be replayed here"],
+        "child: after the third stop",
+        "an extended-state write of another layout",
+    )?;
     dir.finish();
     Ok(())
 }

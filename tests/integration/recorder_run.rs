@@ -461,6 +461,36 @@ pub fn read_trace(
     Ok((header, events))
 }
 
+/// Replays `edited`, a copy of trace `recorded` (whose recording is `rec`)
+/// with one record changed: replay must stop with an error whose message
+/// holds each of `says`, before the program prints `not_reached`; the
+/// unedited trace still replays to the recorded output. `what` names the
+/// edit in the failure messages.
+pub fn expect_edit_refused(
+    inv: &Invocation,
+    recorded: &Path,
+    rec: &Run,
+    edited: &Path,
+    says: &[&str],
+    not_reached: &str,
+    what: &str,
+) -> Result<(), Failed> {
+    let rep = inv.replay(edited)?;
+    let err = rep.stderr_text();
+    check!(
+        !rep.status.success() && says.iter().all(|s| err.contains(s)),
+        "replay did not refuse {what}\n{}",
+        rep.describe()
+    );
+    check!(
+        !rep.stdout_text().contains(not_reached),
+        "the program ran on past {what}\n{}",
+        rep.describe()
+    );
+    let again = inv.replay(recorded)?;
+    expect_same_bytes("stdout (recorded, replayed)", &rec.stdout, &again.stdout)
+}
+
 /// Writes `events` under `header` as a new trace at `to`, its `files/`
 /// those of trace `from` (hard links): an edited copy of `from`.
 pub fn write_edited_trace(
