@@ -276,11 +276,13 @@ impl Session {
         // The same condition makes `sched_yield` bail: someone to yield to;
         // or a futex wait held in its process, which the yield may be
         // waiting for (its word is read at the yield's stop: `futex`).
-        let held = self
-            .tasks
-            .values()
-            .any(|t| t.pid == pid && t.futex.is_some());
-        let mut flags = if wanted || held {
+        // (Looked for only when no thread is ready: this runs at every stop.)
+        let yields_stop = wanted
+            || self
+                .tasks
+                .values()
+                .any(|t| t.pid == pid && t.futex.is_some());
+        let mut flags = if yields_stop {
             rrtest_abi::locals_flags::TRACE_YIELD
         } else {
             0
