@@ -3,9 +3,9 @@
 //! the first time since its last event that it is about to execute the
 //! point's ip with the point's registers and memory digest, having
 //! consumed its buffered syscalls (they all came before the point). A debug-register
-//! breakpoint and a comparison at each pass; a perf counter when a
-//! verification already knows the pass count; `point_filter.rs` for hot
-//! loops.
+//! breakpoint and a comparison at each pass; a perf counter first when a
+//! verification already knows the pass count (one stop, or two where the
+//! counter's signal is asynchronous); `point_filter.rs` for hot loops.
 //!
 //! Mirrors the recorder's `session/points.rs`. It must not deliver the
 //! signal (`signals.rs`) nor accept a stop whose state is not exactly the
@@ -14,7 +14,7 @@
 use tracing::{debug, trace};
 
 use super::{perr, point_filter, Session, State};
-use crate::replayer::ReplayError;
+use crate::replayer::{Error, ReplayError};
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_trace::{ExecPoint, Tid};
 
@@ -30,27 +30,14 @@ impl Session {
         let started = std::time::Instant::now();
         let real = self.task(tid)?.real;
         let known = self.known_hits.get(&self.index).copied();
+        // Passes through the ip already made without the point's state,
+        // and whether the thread is stopped about to make another (not
+        // yet compared).
+        let (mut hits, mut at_pass) = (0u64, false);
         if let Some(known) =
-            known.filter(|&k| k < point_filter::FILTER_AFTER && self.fast_point_search())
+            known.filter(|&k| k > 0 && k < point_filter::FILTER_AFTER && self.fast_point_search())
         {
-            // The mask cannot change before the point (a call that changes
-            // it is an event). A thread that blocks the counter's signal
-            // (a shell's vfork child, before it unblocks them) is searched.
-            let mask = ptrace::getsigmask(real).map_err(perr("PTRACE_GETSIGMASK", real))?;
-            let armed = if rrtest_sys::perf::counter_stops(mask) {
-                rrtest_sys::perf::BreakpointCounter::arm(real, point.ip, known + 1)
-            } else {
-                Err(std::io::Error::other(
-                    "the thread blocks the counter's signal",
-                ))
-            };
-            match armed {
-                Ok(counter) => return self.run_to_counted_point(tid, point, known, counter),
-                // perf_event_open refused (a container's seccomp policy,
-                // perf_event_paranoid), or the signal blocked: search
-                // instead, one stop per pass.
-                Err(e) => debug!(tid, error = %e, "no counted breakpoint: searching"),
-            }
+            (hits, at_pass) = self.run_counted(tid, point, known)?;
         }
         self.point_breakpoint(real, Some(point.ip))
             .map_err(perr("setting a breakpoint", real))?;
@@ -60,32 +47,36 @@ impl Session {
         // before the point).
         let trap_blocked =
             crate::tracee::trap_mask::blocks_trap(real).map_err(perr("PTRACE_GETSIGMASK", real))?;
-        let mut hits = 0u64;
         // Passes in the point's registers whose memory differed: the
         // divergence names them (the state replay got wrong is in memory).
         let mut other_memory = 0u64;
         loop {
-            let (real, ev) = self.resume_to_stop(tid, Some(libc::SIGTRAP))?;
-            let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
-            if trap_blocked && trapped_at(&ev, &regs, point.ip) {
-                crate::tracee::trap_mask::reblock_trap(real)
-                    .map_err(perr("PTRACE_SETSIGMASK", real))?;
-            }
-            if !trapped_at(&ev, &regs, point.ip) {
-                let _ = self.point_breakpoint(real, None);
-                let mut seen = self.describe_stop(real, &ev);
-                if hits > 0 {
-                    seen.push_str(&format!(
-                        " after {hits} passes through the ip ({other_memory} in the point's registers with another memory digest)"
+            let regs = if std::mem::take(&mut at_pass) {
+                ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?
+            } else {
+                let (real, ev) = self.resume_to_stop(tid, Some(libc::SIGTRAP))?;
+                let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                if trap_blocked && trapped_at(&ev, &regs, point.ip) {
+                    crate::tracee::trap_mask::reblock_trap(real)
+                        .map_err(perr("PTRACE_SETSIGMASK", real))?;
+                }
+                if !trapped_at(&ev, &regs, point.ip) {
+                    let _ = self.point_breakpoint(real, None);
+                    let mut seen = self.describe_stop(real, &ev);
+                    if hits > 0 {
+                        seen.push_str(&format!(
+                            " after {hits} passes through the ip ({other_memory} in the point's registers with another memory digest)"
+                        ));
+                    }
+                    return Err(self.diverged(
+                        tid,
+                        "execution point",
+                        format!("reaching ip {:#x}", point.ip),
+                        seen,
                     ));
                 }
-                return Err(self.diverged(
-                    tid,
-                    "execution point",
-                    format!("reaching ip {:#x}", point.ip),
-                    seen,
-                ));
-            }
+                regs
+            };
             trace!(tid, hits, regs = ?crate::tracee::point_regs(&regs), "a pass through the point's ip");
             let regs_equal = crate::tracee::point_regs(&regs) == point.regs;
             let drained = regs_equal && self.buffered_drained(tid);
@@ -149,55 +140,101 @@ impl Session {
         }
     }
 
-    /// [`Session::run_to_point`] with the hit count a verification found:
-    /// `counter`, armed by the caller, stops the thread at the `hits + 1`th
-    /// execution of the ip, where the state must match (one stop instead of
-    /// one per hit).
-    pub(super) fn run_to_counted_point(
+    /// The first part of [`Session::run_to_point`] when a verification
+    /// found the point after `known` passes (1 or more): a counter
+    /// (`rrtest_sys::perf`) armed for the pass of the point runs the thread
+    /// there, or near, in one stop. Returns the passes the thread has made
+    /// and whether it is stopped about to make another (at the ip), for
+    /// the search to go on from; none if no counter could be armed.
+    ///
+    /// The counter's count says where the thread is, so a signal that came
+    /// late is seen: if the thread ran past the point, that is an error,
+    /// not a divergence of the program.
+    fn run_counted(
         &mut self,
         tid: Tid,
         point: &ExecPoint,
-        hits: u64,
-        counter: rrtest_sys::perf::BreakpointCounter,
-    ) -> Result<(), ReplayError> {
-        let (real, ev) = self.resume_to_stop(tid, Some(rrtest_sys::perf::OVERFLOW_SIGNAL))?;
+        known: u64,
+    ) -> Result<(u64, bool), ReplayError> {
+        let real = self.task(tid)?.real;
+        // The mask cannot change before the point (a call that changes
+        // it is an event). A thread that blocks the counters' signals
+        // (a shell's vfork child, before it unblocks them) is searched.
+        let mask = ptrace::getsigmask(real).map_err(perr("PTRACE_GETSIGMASK", real))?;
+        // A debugger's session reads every SIGTRAP as its own or the
+        // program's (`debugger.rs`): the asynchronous signal there.
+        let may_trap = self.debug.is_none();
+        let counter = match rrtest_sys::perf::BreakpointCounter::arm(
+            real,
+            point.ip,
+            known + 1,
+            mask,
+            may_trap,
+        ) {
+            Ok(counter) => counter,
+            // perf_event_open refused (a container's seccomp policy,
+            // perf_event_paranoid), or the signals blocked: search
+            // instead, one stop per pass.
+            Err(e) => {
+                debug!(tid, error = %e, "no counted breakpoint: searching");
+                return Ok((0, false));
+            }
+        };
+        let (real, ev) = self.resume_to_stop(tid, Some(counter.signal()))?;
+        let passes = counter
+            .passes()
+            .map_err(perr("reading a breakpoint counter", real))?;
+        let (period, signal, synchronous) =
+            (counter.period(), counter.signal(), counter.synchronous());
         drop(counter);
         let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+        let at_ip = regs.rip == point.ip;
         // The counter's stop; or the program's own trap instruction right
         // before the ip (a debugger's int3, written by its emulated
-        // ptrace), which stops the thread there before the ip runs again:
-        // the recording stopped it there for its tracer, and the search
-        // without a count takes that trap for its breakpoint's as well.
-        let stopped = matches!(ev, WaitEvent::Signal { signo, .. } if signo == rrtest_sys::perf::OVERFLOW_SIGNAL)
-            || trapped_at(&ev, &regs, point.ip);
-        let matches = stopped
-            && regs.rip == point.ip
-            && self.buffered_drained(tid)
-            && crate::tracee::point_regs(&regs) == point.regs
-            && crate::tracee::exec_point(real, &regs)
-                .map_err(perr("reading an execution point", real))?
-                == *point;
-        if !matches {
-            let seen = if stopped {
-                format!(
-                    "ip {:#x} after {} hits with other state",
-                    regs.rip,
-                    hits + 1
-                )
-            } else {
-                self.describe_stop(real, &ev)
-            };
+        // ptrace), which stops the thread there before the pass is
+        // counted: the recording stopped it there for its tracer, and the
+        // search takes that trap for its breakpoint's as well.
+        let counted = matches!(ev, WaitEvent::Signal { signo, .. } if signo == signal)
+            && (!synchronous
+                || ptrace::getsiginfo(real)
+                    .is_ok_and(|i| ptrace::siginfo_code(&i) == ptrace::TRAP_PERF));
+        if !counted && !trapped_at(&ev, &regs, point.ip) {
             return Err(self.diverged(
                 tid,
                 "execution point",
                 format!("reaching ip {:#x}", point.ip),
-                seen,
+                self.describe_stop(real, &ev),
             ));
         }
-        // The overflow signal is not delivered: the thread just stops here.
-        self.set_state(tid, State::Idle { deliver: 0 });
-        self.point_hits.push([self.index, hits]);
-        Ok(())
+        // At the ip, a counter's signal that came with its overflow finds
+        // the thread about to make the pass it counted last; one that came
+        // late, the thread anywhere after.
+        let made = if counted && at_ip && passes == period {
+            passes - 1
+        } else {
+            passes
+        };
+        trace!(
+            tid,
+            known,
+            period,
+            passes,
+            at_ip,
+            synchronous,
+            "a counter's stop"
+        );
+        if made > known {
+            return Err(ReplayError::Other(Error::LateCounter(format!(
+                "thread {tid} ran {} passes past execution point {} (ip {:#x}) before its \
+                 breakpoint counter's signal stopped it (armed for pass {period}, at \
+                 ip {:#x} after {passes} passes)",
+                made - known,
+                self.index,
+                point.ip,
+                regs.rip
+            ))));
+        }
+        Ok((made, at_ip))
     }
 }
 
