@@ -180,7 +180,28 @@ impl Session {
                 return Ok((0, false));
             }
         };
-        let (real, ev) = self.resume_to_stop(tid, Some(counter.signal()))?;
+        let (real, ev) = loop {
+            let (real, ev) = self.resume_to_stop(tid, Some(counter.signal()))?;
+            // A debug-register breakpoint's trap that was pending when its
+            // search ended (the resume discards those where it waits for
+            // another signal than SIGTRAP): not the counter's.
+            let stray = counter.synchronous()
+                && matches!(
+                    ev,
+                    WaitEvent::Signal {
+                        signo: libc::SIGTRAP,
+                        ..
+                    }
+                )
+                && ptrace::getsiginfo(real)
+                    .is_ok_and(|i| ptrace::siginfo_code(&i) == ptrace::TRAP_HWBKPT)
+                && ptrace::getregs(real).is_ok_and(|r| r.rip != point.ip);
+            if !stray {
+                break (real, ev);
+            }
+            trace!(tid, "discarding a stray breakpoint trap");
+            self.set_state(tid, State::Idle { deliver: 0 });
+        };
         let passes = counter
             .passes()
             .map_err(perr("reading a breakpoint counter", real))?;
