@@ -236,63 +236,96 @@ pub fn exec(args: InfoArgs) -> Result<ExitCode> {
 /// (`EVENT  THREAD(TID)  ACTION`; buffered syscalls share the index of the
 /// event that carried them), or as JSON.
 fn list_events(args: &InfoArgs) -> Result<ExitCode> {
-    // Around an event: nothing after its window is read (a trace of a
-    // program that polls through its buffer holds millions of records).
-    let last = args
-        .around
-        .map_or(u64::MAX, |at| at.saturating_add(args.context));
-    let events = (|| -> std::result::Result<Vec<Event>, trace::Error> {
-        if args.trace.is_file() {
-            let tmp = pack::PrivateTempDir::new("info")?;
-            let dir = pack::unpack(&args.trace, tmp.path(), pack::Limits::default())?;
-            crate::harness::tracediff::load_until(&dir, last)
-        } else {
-            crate::harness::tracediff::load_until(&args.trace, last)
-        }
-    })()?;
-    let mut actions = trace::diff::actions(&events, &crate::harness::tracediff::options(0));
-    if let Some(at) = args.around {
-        let (from, to) = (
-            at.saturating_sub(args.context),
-            at.saturating_add(args.context),
-        );
-        actions.retain(|a| (from..=to).contains(&a.event));
-    }
-    let text = if args.json {
-        let mut s = serde_json::to_string_pretty(&actions)
-            .map_err(|e| Error::Other(format!("cannot serialize the events: {e}")))?;
-        s.push('\n');
-        s
+    let tmp;
+    let dir = if args.trace.is_file() {
+        tmp = pack::PrivateTempDir::new("info").map_err(trace::Error::from)?;
+        pack::unpack(&args.trace, tmp.path(), pack::Limits::default())
+            .map_err(trace::Error::from)?
     } else {
-        let mut s = String::new();
-        for a in &actions {
-            let who = format!("{}({})", a.thread, a.tid);
-            let _ = writeln!(s, "{:>7}  {who:<16} {}", a.event, a.text);
-        }
-        if actions.is_empty() {
-            let _ = writeln!(
-                s,
-                "no events{}",
-                match args.around {
-                    Some(at) if events.len() as u64 > last => {
-                        format!(" within {} of event {at}", args.context)
-                    }
-                    Some(at) => format!(
-                        " within {} of event {at} (the trace has {})",
-                        args.context,
-                        events.len()
-                    ),
-                    None => String::new(),
-                }
-            );
-        }
-        s
+        args.trace.clone()
     };
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| Error::io("writing to stdout", e))?;
-    Ok(ExitCode::SUCCESS)
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    list_actions(&dir, args.around, args.context, args.json, &mut out)?;
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("writing to stdout", e))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Writes the listing of [`list_events`] for the trace in `dir` to `out`,
+/// each action as its event is read: a trace of a program that polls
+/// through its buffer holds millions of records, which are not all held at
+/// once. Around an event, nothing after its window is read.
+fn list_actions(
+    dir: &Path,
+    around: Option<u64>,
+    context: u64,
+    json: bool,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    let window = around.map(|at| (at.saturating_sub(context), at.saturating_add(context)));
+    let last = window.map_or(u64::MAX, |(_, to)| to);
+    let mut reader = TraceReader::open(dir)?;
+    let opts = crate::harness::tracediff::options(0);
+    let mut stream = trace::diff::ActionStream::new(&opts);
+    let mut read = 0u64;
+    let mut shown = 0u64;
+    let mut failed = None;
+    while read <= last {
+        let Some(event) = reader.next_event()? else {
+            break;
+        };
+        stream.feed(read, &event, |a| {
+            if failed.is_some() || window.is_some_and(|(from, to)| !(from..=to).contains(&a.event))
+            {
+                return;
+            }
+            let written = if json {
+                // The array `serde_json` would print pretty, an element at
+                // a time.
+                let item = serde_json::to_string_pretty(&a).unwrap_or_default();
+                let sep = if shown == 0 { "[\n" } else { ",\n" };
+                let indented = item.lines().collect::<Vec<_>>().join("\n  ");
+                write!(out, "{sep}  {indented}")
+            } else {
+                let who = format!("{}({})", a.thread, a.tid);
+                writeln!(out, "{:>7}  {who:<16} {}", a.event, a.text)
+            };
+            shown += 1;
+            if let Err(e) = written {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed.take() {
+            // The reader went away (`| head`): nothing more to say.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+            return Err(Error::io("writing to stdout", e));
+        }
+        read += 1;
+    }
+    let end = match (json, shown) {
+        (true, 0) => "[]\n".to_string(),
+        (true, _) => "\n]\n".to_string(),
+        (false, 0) => format!(
+            "no events{}\n",
+            match around {
+                Some(at) if read > last => format!(" within {context} of event {at}"),
+                Some(at) => format!(" within {context} of event {at} (the trace has {read})"),
+                None => String::new(),
+            }
+        ),
+        (false, _) => String::new(),
+    };
+    match out.write_all(end.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("writing to stdout", e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Unpacks the archive `archive` privately and reads it like [`collect`],
@@ -925,13 +958,53 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("trace");
         write_sample(&dir);
+        let list = |around: Option<u64>, context: u64, json: bool| {
+            let mut out = Vec::new();
+            list_actions(&dir, around, context, json, &mut out)
+                .map(|()| String::from_utf8(out).expect("utf-8"))
+        };
+        let whole = list(None, 0, false).expect("the whole listing");
+        assert_eq!(whole.lines().count(), 6, "{whole}");
+        let window = list(Some(1), 1, false).expect("a window");
+        assert_eq!(
+            window
+                .lines()
+                .map(|l| l.split_whitespace().next())
+                .collect::<Vec<_>>(),
+            [Some("0"), Some("1"), Some("2")],
+            "{window}"
+        );
+        // Cut the stream short: a window before the cut is still listed
+        // (nothing after it is read), the whole listing fails.
+        let events = dir.join(EVENTS_FILE);
+        let bytes = std::fs::read(&events).expect("read");
+        std::fs::write(&events, &bytes[..bytes.len() - 4]).expect("write");
+        assert_eq!(
+            list(Some(0), 0, false)
+                .expect("a window before the cut")
+                .lines()
+                .count(),
+            1
+        );
+        assert!(list(None, 0, false).is_err());
+        let past = list(Some(1000), 2, false);
+        assert!(past.is_err(), "{past:?}");
+    }
+
+    #[test]
+    fn the_streamed_json_listing_is_the_array_of_all_actions() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("trace");
+        write_sample(&dir);
         let all = crate::harness::tracediff::load(&dir).expect("load");
-        assert_eq!(all.len(), 6);
-        let head = crate::harness::tracediff::load_until(&dir, 2).expect("load_until");
-        assert_eq!(head, all[..3]);
-        // A window past the end reads what there is.
-        let whole = crate::harness::tracediff::load_until(&dir, 100).expect("load_until");
-        assert_eq!(whole, all);
+        let actions = trace::diff::actions(&all, &crate::harness::tracediff::options(0));
+        let want = serde_json::to_string_pretty(&actions).expect("json") + "\n";
+        let mut out = Vec::new();
+        list_actions(&dir, None, 0, true, &mut out).expect("listing");
+        assert_eq!(String::from_utf8(out).expect("utf-8"), want);
+        let mut none = Vec::new();
+        list_actions(&dir, Some(100), 1, true, &mut none).expect("listing");
+        assert_eq!(none, b"[]\n");
     }
 
     #[test]

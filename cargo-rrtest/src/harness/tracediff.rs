@@ -19,19 +19,9 @@ const OUTPUT_PREVIEW: usize = 100;
 
 /// The events of the trace in `dir`.
 pub fn load(dir: &Path) -> Result<Vec<Event>, rrtest_trace::Error> {
-    load_until(dir, u64::MAX)
-}
-
-/// The events of the recording in `dir` up to index `last` (included):
-/// the rest is not read (a listing around an event of a trace with
-/// millions of buffered syscalls after it).
-pub fn load_until(dir: &Path, last: u64) -> Result<Vec<Event>, rrtest_trace::Error> {
     let mut reader = TraceReader::open(dir)?;
     let mut events = Vec::new();
-    while (events.len() as u64) <= last {
-        let Some(event) = reader.next_event()? else {
-            break;
-        };
+    while let Some(event) = reader.next_event()? {
         events.push(event);
     }
     Ok(events)

@@ -298,6 +298,171 @@ struct Timeline {
     names: BTreeMap<Tid, String>,
 }
 
+/// The program's actions, made one event at a time: what [`actions`] and
+/// the comparison read, for a listing that prints each action as its
+/// event is read instead of holding the whole stream (a trace of a program
+/// that polls through its buffer has millions of records).
+pub struct ActionStream<'o> {
+    opts: &'o Options<'o>,
+    /// Aligned names of every recorded id seen.
+    names: BTreeMap<Tid, String>,
+    /// The threads alive, by id (an id may be reused).
+    live: BTreeMap<Tid, String>,
+    /// Children started per thread name (the next child's suffix).
+    children: BTreeMap<String, usize>,
+    /// Entered syscalls, by thread, waiting for their exit.
+    pending: BTreeMap<Tid, (i64, [u64; 6])>,
+    /// Per thread name: its actions so far (preemptions excluded).
+    counts: BTreeMap<String, usize>,
+}
+
+impl std::fmt::Debug for ActionStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionStream")
+            .field("names", &self.names)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'o> ActionStream<'o> {
+    /// A stream before its first event.
+    pub fn new(opts: &'o Options<'o>) -> Self {
+        ActionStream {
+            opts,
+            names: BTreeMap::new(),
+            live: BTreeMap::new(),
+            children: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// The actions of event `event`, number `i` of the stream, given to
+    /// `out` in order.
+    pub fn feed(&mut self, i: u64, event: &Event, mut out: impl FnMut(Located)) {
+        let tid = event.tid();
+        let name = match self.live.get(&tid) {
+            Some(n) => n.clone(),
+            None => {
+                // The first thread to act is the main one.
+                let n = if self.counts.is_empty() {
+                    "main".to_string()
+                } else {
+                    format!("tid{tid}")
+                };
+                self.live.insert(tid, n.clone());
+                self.names.insert(tid, n.clone());
+                n
+            }
+        };
+        let opts = self.opts;
+        let counts = &mut self.counts;
+        let mut push = |action: Action| {
+            let count = counts.entry(name.clone()).or_insert(0);
+            let index = *count;
+            if !matches!(action, Action::Preempt { .. } | Action::TraceeWrite { .. }) {
+                *count += 1;
+            }
+            let text = (opts.describe)(&action);
+            out(Located {
+                event: i,
+                thread: name.clone(),
+                tid,
+                index,
+                action,
+                text,
+            });
+        };
+        match event {
+            Event::Exec(e) => push(Action::Exec {
+                exe: e.exe.clone(),
+                ip: e.ip,
+            }),
+            Event::Syscall(s) => push(syscall(s.nr, Some(s.args), &s.result, false)),
+            Event::SyscallEntry { tid, nr, args } => {
+                self.pending.insert(*tid, (*nr, *args));
+            }
+            Event::SyscallExit { tid, nr, result } => {
+                let args = self.pending.remove(tid).map(|(_, a)| a);
+                push(syscall(*nr, args, result, true));
+            }
+            Event::Rdtsc { tsc, .. } => push(Action::Rdtsc { tsc: *tsc }),
+            Event::Signal(s) => push(Action::Signal {
+                signo: s.signo,
+                delivery: match s.kind {
+                    SignalKind::Synchronous { .. } => "synchronous",
+                    SignalKind::AtSyscallExit => "at_syscall_exit",
+                    SignalKind::Asynchronous { .. } => "asynchronous",
+                    SignalKind::BeforeSyscall { .. } => "before_syscall",
+                    SignalKind::AtPoint(_) => "at_point",
+                },
+            }),
+            Event::NewTask { child, flags, .. } => {
+                let n = self.children.entry(name.clone()).or_insert(0);
+                *n += 1;
+                let child_name = format!("{name}.{n}");
+                self.live.insert(*child, child_name.clone());
+                self.names.insert(*child, child_name.clone());
+                push(Action::NewTask {
+                    child: child_name,
+                    flags: *flags,
+                });
+            }
+            Event::Preempt { point, .. } => push(Action::Preempt { ip: point.ip }),
+            Event::Buffered { records, .. } => {
+                for action in buffered(records) {
+                    push(action);
+                }
+            }
+            Event::ThreadExit { .. } => push(Action::ThreadExit),
+            Event::ProcessExit { status, .. } => push(match status {
+                ExitStatus::Exited(code) => Action::ProcessExit {
+                    code: Some(*code),
+                    signal: None,
+                },
+                ExitStatus::Signaled { signo, .. } => Action::ProcessExit {
+                    code: None,
+                    signal: Some(*signo),
+                },
+            }),
+            Event::Unsupported { what, .. } => push(Action::Unsupported { what: what.clone() }),
+            // A change the program's tracer made, seen in the tracer's
+            // ptrace call: shown, not compared (as a preemption).
+            Event::TraceeWrite {
+                target,
+                kind,
+                addr,
+                bytes,
+                ..
+            } => {
+                let target = self
+                    .names
+                    .get(target)
+                    .cloned()
+                    .unwrap_or_else(|| format!("tid{target}"));
+                let mask = match (kind, <[u8; 8]>::try_from(&bytes[..])) {
+                    (WriteKind::SigMask, Ok(raw)) => Some(u64::from_ne_bytes(raw)),
+                    _ => None,
+                };
+                push(Action::TraceeWrite {
+                    target,
+                    what: kind.name(),
+                    addr: (*kind == WriteKind::Memory).then_some(*addr),
+                    // The extended state's XSAVE area, after its XCR0.
+                    len: match kind {
+                        WriteKind::XState => bytes.len().saturating_sub(8),
+                        _ => bytes.len(),
+                    },
+                    mask,
+                })
+            }
+            // The recorder's machinery.
+            Event::BufferInit { .. } | Event::BufferAbort { .. } | Event::Patch(_) => {}
+        }
+    }
+}
+
 impl Timeline {
     fn build(events: &[Event], opts: &Options<'_>) -> Timeline {
         let mut t = Timeline {
@@ -306,153 +471,26 @@ impl Timeline {
             order: Vec::new(),
             names: BTreeMap::new(),
         };
-        let mut live: BTreeMap<Tid, String> = BTreeMap::new();
-        let mut children: BTreeMap<String, usize> = BTreeMap::new();
-        let mut pending: BTreeMap<Tid, (i64, [u64; 6])> = BTreeMap::new();
+        let mut stream = ActionStream::new(opts);
         for (i, event) in events.iter().enumerate() {
-            let tid = event.tid();
-            let name = match live.get(&tid) {
-                Some(n) => n.clone(),
-                None => {
-                    let n = if t.threads.is_empty() {
-                        "main".to_string()
-                    } else {
-                        format!("tid{tid}")
-                    };
-                    live.insert(tid, n.clone());
-                    t.names.insert(tid, n.clone());
-                    n
-                }
-            };
-            let push = |t: &mut Timeline, action: Action| {
+            stream.feed(i as u64, event, |located| {
                 let thread = t
                     .threads
-                    .entry(name.clone())
-                    .or_insert_with(|| (tid, Vec::new()));
-                let index = if matches!(action, Action::Preempt { .. } | Action::TraceeWrite { .. })
-                {
-                    thread.1.len()
-                } else {
+                    .entry(located.thread.clone())
+                    .or_insert_with(|| (located.tid, Vec::new()));
+                if !matches!(
+                    located.action,
+                    Action::Preempt { .. } | Action::TraceeWrite { .. }
+                ) {
                     thread.1.push(t.entries.len());
-                    thread.1.len() - 1
-                };
-                if !t.order.contains(&name) {
-                    t.order.push(name.clone());
                 }
-                let text = (opts.describe)(&action);
-                t.entries.push(Located {
-                    event: i as u64,
-                    thread: name.clone(),
-                    tid,
-                    index,
-                    action,
-                    text,
-                });
-            };
-            match event {
-                Event::Exec(e) => push(
-                    &mut t,
-                    Action::Exec {
-                        exe: e.exe.clone(),
-                        ip: e.ip,
-                    },
-                ),
-                Event::Syscall(s) => push(&mut t, syscall(s.nr, Some(s.args), &s.result, false)),
-                Event::SyscallEntry { tid, nr, args } => {
-                    pending.insert(*tid, (*nr, *args));
+                if !t.order.contains(&located.thread) {
+                    t.order.push(located.thread.clone());
                 }
-                Event::SyscallExit { tid, nr, result } => {
-                    let args = pending.remove(tid).map(|(_, a)| a);
-                    push(&mut t, syscall(*nr, args, result, true));
-                }
-                Event::Rdtsc { tsc, .. } => push(&mut t, Action::Rdtsc { tsc: *tsc }),
-                Event::Signal(s) => push(
-                    &mut t,
-                    Action::Signal {
-                        signo: s.signo,
-                        delivery: match s.kind {
-                            SignalKind::Synchronous { .. } => "synchronous",
-                            SignalKind::AtSyscallExit => "at_syscall_exit",
-                            SignalKind::Asynchronous { .. } => "asynchronous",
-                            SignalKind::BeforeSyscall { .. } => "before_syscall",
-                            SignalKind::AtPoint(_) => "at_point",
-                        },
-                    },
-                ),
-                Event::NewTask { child, flags, .. } => {
-                    let n = children.entry(name.clone()).or_insert(0);
-                    *n += 1;
-                    let child_name = format!("{name}.{n}");
-                    live.insert(*child, child_name.clone());
-                    t.names.insert(*child, child_name.clone());
-                    push(
-                        &mut t,
-                        Action::NewTask {
-                            child: child_name,
-                            flags: *flags,
-                        },
-                    );
-                }
-                Event::Preempt { point, .. } => push(&mut t, Action::Preempt { ip: point.ip }),
-                Event::Buffered { records, .. } => {
-                    for action in buffered(records) {
-                        push(&mut t, action);
-                    }
-                }
-                Event::ThreadExit { .. } => push(&mut t, Action::ThreadExit),
-                Event::ProcessExit { status, .. } => push(
-                    &mut t,
-                    match status {
-                        ExitStatus::Exited(code) => Action::ProcessExit {
-                            code: Some(*code),
-                            signal: None,
-                        },
-                        ExitStatus::Signaled { signo, .. } => Action::ProcessExit {
-                            code: None,
-                            signal: Some(*signo),
-                        },
-                    },
-                ),
-                Event::Unsupported { what, .. } => {
-                    push(&mut t, Action::Unsupported { what: what.clone() })
-                }
-                // A change the program's tracer made, seen in the tracer's
-                // ptrace call: shown, not compared (as a preemption).
-                Event::TraceeWrite {
-                    target,
-                    kind,
-                    addr,
-                    bytes,
-                    ..
-                } => {
-                    let target = t
-                        .names
-                        .get(target)
-                        .cloned()
-                        .unwrap_or_else(|| format!("tid{target}"));
-                    let mask = match (kind, <[u8; 8]>::try_from(&bytes[..])) {
-                        (WriteKind::SigMask, Ok(raw)) => Some(u64::from_ne_bytes(raw)),
-                        _ => None,
-                    };
-                    push(
-                        &mut t,
-                        Action::TraceeWrite {
-                            target,
-                            what: kind.name(),
-                            addr: (*kind == WriteKind::Memory).then_some(*addr),
-                            // The extended state's XSAVE area, after its XCR0.
-                            len: match kind {
-                                WriteKind::XState => bytes.len().saturating_sub(8),
-                                _ => bytes.len(),
-                            },
-                            mask,
-                        },
-                    )
-                }
-                // The recorder's machinery.
-                Event::BufferInit { .. } | Event::BufferAbort { .. } | Event::Patch(_) => {}
-            }
+                t.entries.push(located);
+            });
         }
+        t.names = stream.names;
         t
     }
 
