@@ -45,7 +45,12 @@
 //!   child's lock, of the 32-bit `compat_flock`; `F_GETLK64`, `F_SETLK64`,
 //!   `F_SETLKW64`, `F_OFD_GETLK`, `F_OFD_SETLK`, `F_OFD_SETLKW` of the
 //!   packed `compat_flock64`) and owner commands (`F_SETOWN`, `F_GETOWN`,
-//!   `F_SETOWN_EX`, `F_GETOWN_EX`, `F_SETSIG`, `F_GETSIG`); built with
+//!   `F_SETOWN_EX`, `F_GETOWN_EX`, `F_SETSIG`, `F_GETSIG`), and the
+//!   blocking calls of 32-bit timespecs `clock_nanosleep` (stopped and
+//!   continued, resumed with the i386 `restart_syscall`; cut short by a
+//!   handled signal; absolute) and `ppoll` (woken by a child's write;
+//!   stopped and continued; interrupted by a signal only its mask lets
+//!   through), and their `_time64` forms; built with
 //!   `REFUSED_FCNTL` it also makes an `fcntl64` `F_GETPIPE_SZ`, refused;
 //!
 //! each result checked in the program against the 64-bit call's or the
@@ -252,6 +257,17 @@ const WANT_OLD: &[&str] = &[
     "i386 F_GETOWN is this process, as the 64-bit F_GETOWN: yes\n",
     "i386 F_GETOWN_EX stored the owner the 64-bit F_GETOWN_EX reads: yes\n",
     "i386 F_GETSIG is SIGUSR2, as the 64-bit F_GETSIG: yes\n",
+    "the i386 clock_nanosleep resumed by restart_syscall slept the whole 200 ms: yes\n",
+    "SIGUSR2 was handled, and the i386 clock_nanosleep stored the time left, under 5 s: yes\n",
+    "the i386 absolute clock_nanosleep woke after its deadline, storing nothing: yes\n",
+    "i386 clock_nanosleep of a bad clock returned the expected value: yes\n",
+    "the i386 clock_nanosleep_time64 slept 20 ms: yes\n",
+    "the i386 clock_nanosleep_time64 stored the 64-bit time left, under 5 s: yes\n",
+    "i386 ppoll of an empty pipe with a zero timeout returned the expected value: yes\n",
+    "i386 ppoll's revents is POLLIN, the time left stored as a 32-bit timespec under 10 s: yes\n",
+    "the i386 ppoll stopped and continued waited the whole 200 ms, nothing ready: yes\n",
+    "SIGUSR1 was handled during the i386 ppoll, and is blocked again after: yes\n",
+    "i386 ppoll_time64's revents is POLLIN, the 64-bit time left under 10 s: yes\n",
 ];
 
 const fn old(name: &'static str, link: Link) -> Spec {

@@ -74,7 +74,11 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// `epoll_create`, `epoll_create1` and `epoll_ctl`, nor do the inotify
 /// calls (`inotify_init`, `inotify_init1`, `inotify_add_watch`,
 /// `inotify_rm_watch`) and `utimensat_time64` (412, the kernel's
-/// `utimensat` of 64-bit `timespec`s); `epoll_wait` fills
+/// `utimensat` of 64-bit `timespec`s); `clock_nanosleep_time64` (407)
+/// and `ppoll_time64` (414: `compat_sys_ppoll_time64`, the same pollfds,
+/// 16-byte timespec and 8-byte sigset) block and store the time left as
+/// the x86-64 calls do (kept on failure: `compat_rows::WRITES_ON_FAILURE`
+/// has their trace numbers); `epoll_wait` fills
 /// `struct epoll_event`s, packed 12 bytes on x86-64 as on i386, and
 /// blocks as the x86-64 row says; so does `epoll_pwait` (319, the kernel's
 /// `sys_epoll_pwait` for both ABIs), whose signal mask is an 8-byte
@@ -187,7 +191,9 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (383, 332), // statx
     (403, 228), // clock_gettime64
     (406, 229), // clock_getres_time64
+    (407, 230), // clock_nanosleep_time64 (the 64-bit timespecs)
     (412, 280), // utimensat_time64 (the 64-bit timespecs)
+    (414, 271), // ppoll_time64 (compat_sys_ppoll_time64: the same layouts)
     (439, 439), // faccessat2
 ];
 
@@ -212,7 +218,9 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// the 32-bit `compat_flock` and the packed `compat_flock64`: its row
 /// records the commands of an int or none, the locks and the owner
 /// commands, so a 32-bit `F_DUPFD` of stdout is followed as the 64-bit one
-/// is.
+/// is. `ppoll` (309) is `compat_sys_ppoll_time32` (a 32-bit `timespec`,
+/// the same pollfds and 8-byte sigset): replay finds its signal mask as
+/// the x86-64 `ppoll`'s by this number.
 const MEANINGS: &[(u32, i64)] = &[
     (145, 19),  // readv
     (146, 20),  // writev
@@ -221,6 +229,7 @@ const MEANINGS: &[(u32, i64)] = &[
     (193, 76),  // truncate64
     (194, 77),  // ftruncate64
     (221, 72),  // fcntl64 (its int, lock and owner commands are recorded)
+    (309, 271), // ppoll (32-bit timespec: a row of its own)
     (333, 295), // preadv
     (334, 296), // pwritev
     (378, 327), // preadv2
@@ -462,6 +471,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (256, "epoll_wait"),
     (265, "clock_gettime"),
     (266, "clock_getres"),
+    (267, "clock_nanosleep"),
     (268, "statfs64"),
     (269, "fstatfs64"),
     (270, "tgkill"),
@@ -482,6 +492,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (305, "readlinkat"),
     (306, "fchmodat"),
     (307, "faccessat"),
+    (309, "ppoll"),
     (318, "getcpu"),
     (319, "epoll_pwait"),
     (320, "utimensat"),
@@ -501,7 +512,9 @@ const I386_NAMES: &[(u32, &str)] = &[
     (383, "statx"),
     (403, "clock_gettime64"),
     (406, "clock_getres_time64"),
+    (407, "clock_nanosleep_time64"),
     (412, "utimensat_time64"),
+    (414, "ppoll_time64"),
     (439, "faccessat2"),
 ];
 

@@ -2,7 +2,8 @@
 //! call with the same memory written, but whose i386 layouts are simple:
 //! the 32-bit time calls (a 4-byte `time_t`, the 8-byte `old_timespec32`
 //! and `old_timeval32` of two 32-bit fields), the seeks, the 32-bit
-//! resource limits and usage, `times`, `sysinfo` and `nanosleep`, the
+//! resource limits and usage, `times`, `sysinfo`, `nanosleep`,
+//! `clock_nanosleep` and `ppoll`, the
 //! i386 `struct stat64` and
 //! `compat_statfs64`, the old `compat_stat` and `compat_statfs`, the
 //! oldest `__old_kernel_stat`, `getdents`, `readdir`, `olduname` and
@@ -103,8 +104,20 @@
 //! ([`crate::restarted_outputs`], the recorder keeping the thread's last
 //! call that returned `-ERESTART_RESTARTBLOCK`), and replay puts 0 in rax
 //! when it resumes a 32-bit call so ([`crate::restart_syscall_rax`]).
+//! `clock_nanosleep` (267) is `sys_clock_nanosleep_time32`: as
+//! `nanosleep`, the time left stored at its fourth argument for a relative
+//! sleep only (`TIMER_ABSTIME` stores none), resumed likewise. `ppoll`
+//! (309) is `compat_sys_ppoll_time32`: it blocks, stores the `revents` of
+//! its 8-byte `struct pollfd`s (one layout for both ABIs) on success and
+//! when interrupted, and the time left as an `old_timespec32` on the way
+//! out whatever the result but EFAULT; its 8-byte sigset is the x86-64
+//! one, and it means `ppoll` ([`crate::row_nr`]), so replay swaps its mask
+//! in as the x86-64 call's. `pselect6` (its 32-bit `compat_ulong_t`
+//! fd_sets and the pair of 32-bit values its sigset argument points to)
+//! and `futex` (the recorder follows futex waits by the x86-64 number)
+//! stay refused.
 
-use super::layout::{TIMEZONE, UIO_MAXIOV};
+use super::layout::{POLLFD, TIMEZONE, UIO_MAXIOV};
 use super::outputs::{fixed, fixed2, interrupted, none, push, read_u32, ret_bytes, ret_len};
 use super::{Call, MemReader, Region, ReplayAction, SyscallDesc, Unsupported, COMPAT_32};
 
@@ -130,8 +143,20 @@ pub const COMPAT_SYSINFO: u64 = 4 + 3 * 4 + 6 * 4 + 2 * 2 + 2 * 4 + 4 + 8;
 
 /// The rows whose outputs are recorded whatever the result (the recorder
 /// asks [`crate::writes_on_failure`]): `times`, whose result may look
-/// negative, and `nanosleep`, which stores the time left when interrupted.
-pub(crate) const WRITES_ON_FAILURE: &[i64] = &[COMPAT_32 | 43, COMPAT_32 | 162];
+/// negative, `nanosleep` and `clock_nanosleep`, which store the time left
+/// when interrupted, and `ppoll`, which stores the `revents` when
+/// interrupted and the time left whatever its result; and so, by their
+/// trace numbers (the x86-64 list has the x86-64 ones), the calls that
+/// the x86-64 `clock_nanosleep` and `ppoll` rows describe:
+/// `clock_nanosleep_time64` and `ppoll_time64`.
+pub(crate) const WRITES_ON_FAILURE: &[i64] = &[
+    COMPAT_32 | 43,
+    COMPAT_32 | 162,
+    COMPAT_32 | 267,
+    COMPAT_32 | 309,
+    COMPAT_32 | 407,
+    COMPAT_32 | 414,
+];
 
 /// The i386 `struct stat64` (packed): `st_dev` (8), 4 bytes of padding,
 /// the 32-bit `__st_ino`, `st_mode`, `st_nlink`, `st_uid`, `st_gid` (4
@@ -336,6 +361,35 @@ fn times32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Uns
 fn nanosleep32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
     if interrupted(c.ret) {
         push(out, c.args[1], OLD_TIMESPEC32);
+    }
+    Ok(())
+}
+
+/// `clock_nanosleep(clock, flags, req, rem)`: the time left, an
+/// `old_timespec32` at `rem`, when a signal interrupted a relative sleep
+/// (an absolute one, `TIMER_ABSTIME`, stores none).
+fn clock_nanosleep32(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if interrupted(c.ret) && c.args[1] & libc::TIMER_ABSTIME as u64 == 0 {
+        push(out, c.args[3], OLD_TIMESPEC32);
+    }
+    Ok(())
+}
+
+/// `ppoll(fds, nfds, tsp, sigmask, sigsetsize)` of a 32-bit caller: the
+/// `nfds` 8-byte `struct pollfd`s (one layout for both ABIs) on success and
+/// when a signal interrupted it, and the time left, an `old_timespec32` at
+/// `tsp`, unless the timeout itself faulted (the kernel stores it on the
+/// way out whatever the result).
+fn ppoll32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret >= 0 || interrupted(c.ret) {
+        push(out, c.args[0], c.args[1].saturating_mul(POLLFD));
+    }
+    if c.ret != -i64::from(libc::EFAULT) {
+        push(out, c.args[2], OLD_TIMESPEC32);
     }
     Ok(())
 }
@@ -574,6 +628,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         fixed::<1, OLD_TIMESPEC32>,
     ),
     d(
+        267,
+        "clock_nanosleep",
+        true,
+        ReplayAction::Emulate,
+        clock_nanosleep32,
+    ),
+    d(
         268,
         "statfs64",
         false,
@@ -596,6 +657,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed::<2, STAT64>,
     ),
+    d(309, "ppoll", true, ReplayAction::Emulate, ppoll32),
     d(320, "utimensat", false, ReplayAction::Emulate, none),
     d(
         333,

@@ -2399,3 +2399,72 @@ fn compat_rows_describe_old_structures_and_fcntl64_locks() {
         assert!(stored(cmd, 0).is_empty(), "{cmd}");
     }
 }
+
+#[test]
+fn compat_rows_describe_clock_nanosleep_and_ppoll() {
+    let m = FakeMem::default();
+    // clock_nanosleep (267): blocks; the time left, an 8-byte
+    // old_timespec32 at its fourth argument, when a signal interrupted a
+    // relative sleep (EINTR, or a restart code at the exit stop), kept
+    // though the call failed; none for TIMER_ABSTIME.
+    let cn = crate::compat_nr(267);
+    assert!(lookup(cn).expect("a row").may_block);
+    assert!(crate::writes_on_failure(cn));
+    assert!(ok(&call(cn, &[1, 0, 0x1000, 0x2000], 0), &m).is_empty());
+    for ret in [-4, -516] {
+        assert_eq!(
+            ok(&call(cn, &[1, 0, 0x1000, 0x2000], ret), &m),
+            [(0x2000, 8)],
+            "{ret}"
+        );
+    }
+    assert!(ok(&call(cn, &[1, 1, 0x1000, 0x2000], -4), &m).is_empty());
+    // Resumed by the i386 restart_syscall: described as the call it
+    // resumes.
+    let original = call(cn, &[1, 0, 0x1000, 0x2000], -516);
+    let mut out = Vec::new();
+    crate::restarted_outputs(&original, -4, &m, &mut out).expect("described");
+    assert_eq!(
+        out.iter().map(|r| (r.addr, r.len)).collect::<Vec<_>>(),
+        [(0x2000, 8)]
+    );
+    // ppoll (309): means ppoll (the replayer finds its mask so); the
+    // 8-byte pollfds on success or interruption, the old_timespec32 time
+    // left whatever the result but EFAULT.
+    let pp = crate::compat_nr(309);
+    assert_eq!(crate::row_nr(pp), libc::SYS_ppoll);
+    assert!(lookup(pp).expect("a row").may_block);
+    assert!(crate::writes_on_failure(pp));
+    assert_eq!(
+        ok(&call(pp, &[0x1000, 2, 0x2000, 0x3000, 8], 1), &m),
+        [(0x1000, 16), (0x2000, 8)]
+    );
+    assert_eq!(
+        ok(&call(pp, &[0x1000, 2, 0x2000, 0x3000, 8], -4), &m),
+        [(0x1000, 16), (0x2000, 8)]
+    );
+    assert_eq!(
+        ok(&call(pp, &[0x1000, 2, 0x2000, 0, 0], -22), &m),
+        [(0x2000, 8)]
+    );
+    assert!(ok(&call(pp, &[0x1000, 2, 0x2000, 0, 0], -14), &m).is_empty());
+    // Their time64 forms are the x86-64 calls (16-byte timespecs), kept
+    // on failure by their trace numbers.
+    for (i386, x86_64) in [(407, libc::SYS_clock_nanosleep), (414, libc::SYS_ppoll)] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
+        assert!(crate::writes_on_failure(nr), "{i386}");
+    }
+    assert_eq!(
+        ok(
+            &call(crate::compat_nr(407), &[1, 0, 0x1000, 0x2000], -4),
+            &m
+        ),
+        [(0x2000, 16)]
+    );
+    // Still refused: pselect6 (its 32-bit fd_sets and sigset pair) and
+    // futex (the recorder follows futex waits by the x86-64 number).
+    for n in [308, 240] {
+        assert!(lookup(crate::compat_nr(n)).is_none(), "{n}");
+    }
+}
