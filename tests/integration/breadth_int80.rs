@@ -50,6 +50,8 @@
 //!   continued, resumed with the i386 `restart_syscall`; cut short by a
 //!   handled signal; absolute) and `ppoll` (woken by a child's write;
 //!   stopped and continued; interrupted by a signal only its mask lets
+//!   through), `pselect6` (fd_sets of 32-bit words; a zero timeout, woken
+//!   by a child's write, interrupted by a signal only its mask lets
 //!   through), and their `_time64` forms; built with
 //!   `REFUSED_FCNTL` it also makes an `fcntl64` `F_GETPIPE_SZ`, refused;
 //!
@@ -268,6 +270,10 @@ const WANT_OLD: &[&str] = &[
     "the i386 ppoll stopped and continued waited the whole 200 ms, nothing ready: yes\n",
     "SIGUSR1 was handled during the i386 ppoll, and is blocked again after: yes\n",
     "i386 ppoll_time64's revents is POLLIN, the 64-bit time left under 10 s: yes\n",
+    "i386 pselect6's set was cleared, one 32-bit word of it: yes\n",
+    "i386 pselect6's set has the pipe, the time left stored as a 32-bit timespec under 10 s: yes\n",
+    "SIGUSR1 was handled during the i386 pselect6, and is blocked again after: yes\n",
+    "i386 pselect6_time64's set has the pipe, the 64-bit time left under 10 s: yes\n",
 ];
 
 const fn old(name: &'static str, link: Link) -> Spec {

@@ -220,7 +220,11 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// commands, so a 32-bit `F_DUPFD` of stdout is followed as the 64-bit one
 /// is. `ppoll` (309) is `compat_sys_ppoll_time32` (a 32-bit `timespec`,
 /// the same pollfds and 8-byte sigset): replay finds its signal mask as
-/// the x86-64 `ppoll`'s by this number.
+/// the x86-64 `ppoll`'s by this number. `pselect6` and `pselect6_time64`
+/// (308, 413) are `compat_sys_pselect6_time32`/`_time64`: fd_sets of
+/// 32-bit words, and their sixth argument points to two 32-bit values
+/// (the mask's pointer and size), which the replayer reads so for a
+/// 32-bit call.
 const MEANINGS: &[(u32, i64)] = &[
     (145, 19),  // readv
     (146, 20),  // writev
@@ -229,11 +233,13 @@ const MEANINGS: &[(u32, i64)] = &[
     (193, 76),  // truncate64
     (194, 77),  // ftruncate64
     (221, 72),  // fcntl64 (its int, lock and owner commands are recorded)
+    (308, 270), // pselect6 (32-bit fd_sets and timespec: a row of its own)
     (309, 271), // ppoll (32-bit timespec: a row of its own)
     (333, 295), // preadv
     (334, 296), // pwritev
     (378, 327), // preadv2
     (379, 328), // pwritev2
+    (413, 270), // pselect6_time64 (32-bit fd_sets: a row of its own)
 ];
 
 /// The x86-64 syscall whose table row describes the 32-bit call `nr` (made
@@ -492,6 +498,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (305, "readlinkat"),
     (306, "fchmodat"),
     (307, "faccessat"),
+    (308, "pselect6"),
     (309, "ppoll"),
     (318, "getcpu"),
     (319, "epoll_pwait"),
@@ -514,6 +521,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (406, "clock_getres_time64"),
     (407, "clock_nanosleep_time64"),
     (412, "utimensat_time64"),
+    (413, "pselect6_time64"),
     (414, "ppoll_time64"),
     (439, "faccessat2"),
 ];

@@ -3,7 +3,7 @@
 //! the 32-bit time calls (a 4-byte `time_t`, the 8-byte `old_timespec32`
 //! and `old_timeval32` of two 32-bit fields), the seeks, the 32-bit
 //! resource limits and usage, `times`, `sysinfo`, `nanosleep`,
-//! `clock_nanosleep` and `ppoll`, the
+//! `clock_nanosleep`, `ppoll` and `pselect6`, the
 //! i386 `struct stat64` and
 //! `compat_statfs64`, the old `compat_stat` and `compat_statfs`, the
 //! oldest `__old_kernel_stat`, `getdents`, `readdir`, `olduname` and
@@ -112,12 +112,17 @@
 //! when interrupted, and the time left as an `old_timespec32` on the way
 //! out whatever the result but EFAULT; its 8-byte sigset is the x86-64
 //! one, and it means `ppoll` ([`crate::row_nr`]), so replay swaps its mask
-//! in as the x86-64 call's. `pselect6` (its 32-bit `compat_ulong_t`
-//! fd_sets and the pair of 32-bit values its sigset argument points to)
-//! and `futex` (the recorder follows futex waits by the x86-64 number)
-//! stay refused.
+//! in as the x86-64 call's. `pselect6` (308) and `pselect6_time64` (413)
+//! are `compat_sys_pselect6_time32`/`_time64`: they block, store their
+//! fd_sets of 32-bit `compat_ulong_t` words (4 bytes per 32 descriptors,
+//! [`compat_fd_set_bytes`]) on success and the time left (an
+//! `old_timespec32`, or the 16-byte `timespec`) whatever the result but
+//! EFAULT; they mean `pselect6`, and the replayer reads the pointer to
+//! their mask as the first of the two 32-bit values (`struct
+//! compat_sigset_argpack`) their sixth argument points to. `futex` (the
+//! recorder follows futex waits by the x86-64 number) stays refused.
 
-use super::layout::{POLLFD, TIMEZONE, UIO_MAXIOV};
+use super::layout::{POLLFD, TIMESPEC, TIMEZONE, UIO_MAXIOV};
 use super::outputs::{fixed, fixed2, interrupted, none, push, read_u32, ret_bytes, ret_len};
 use super::{Call, MemReader, Region, ReplayAction, SyscallDesc, Unsupported, COMPAT_32};
 
@@ -144,8 +149,10 @@ pub const COMPAT_SYSINFO: u64 = 4 + 3 * 4 + 6 * 4 + 2 * 2 + 2 * 4 + 4 + 8;
 /// The rows whose outputs are recorded whatever the result (the recorder
 /// asks [`crate::writes_on_failure`]): `times`, whose result may look
 /// negative, `nanosleep` and `clock_nanosleep`, which store the time left
-/// when interrupted, and `ppoll`, which stores the `revents` when
-/// interrupted and the time left whatever its result; and so, by their
+/// when interrupted, `ppoll`, which stores the `revents` when
+/// interrupted and the time left whatever its result, `pselect6` and
+/// `pselect6_time64`, which store the time left whatever their result;
+/// and so, by their
 /// trace numbers (the x86-64 list has the x86-64 ones), the calls that
 /// the x86-64 `clock_nanosleep` and `ppoll` rows describe:
 /// `clock_nanosleep_time64` and `ppoll_time64`.
@@ -153,8 +160,10 @@ pub(crate) const WRITES_ON_FAILURE: &[i64] = &[
     COMPAT_32 | 43,
     COMPAT_32 | 162,
     COMPAT_32 | 267,
+    COMPAT_32 | 308,
     COMPAT_32 | 309,
     COMPAT_32 | 407,
+    COMPAT_32 | 413,
     COMPAT_32 | 414,
 ];
 
@@ -390,6 +399,34 @@ fn ppoll32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Uns
     }
     if c.ret != -i64::from(libc::EFAULT) {
         push(out, c.args[2], OLD_TIMESPEC32);
+    }
+    Ok(())
+}
+
+/// Bytes of one of a 32-bit caller's fd_sets for `nfds` descriptors: whole
+/// 32-bit `compat_ulong_t`s (the x86-64 call's are 64-bit words).
+pub fn compat_fd_set_bytes(nfds: u64) -> u64 {
+    nfds.div_ceil(32).saturating_mul(4)
+}
+
+/// `pselect6(nfds, readfds, writefds, exceptfds, tsp, sig)` of a 32-bit
+/// caller (`compat_sys_pselect6_time32`, `compat_sys_pselect6_time64`):
+/// the three fd_sets of 32-bit words on success (zeroed on timeout), and
+/// the time left, `TS` bytes at `tsp` (an `old_timespec32`, or the 64-bit
+/// `timespec` of `pselect6_time64`), whatever the result but EFAULT.
+fn pselect6_32<const TS: u64>(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret >= 0 {
+        let bytes = compat_fd_set_bytes(u64::from(c.args[0] as u32));
+        for &set in &c.args[1..4] {
+            push(out, set, bytes);
+        }
+    }
+    if c.ret != -i64::from(libc::EFAULT) {
+        push(out, c.args[4], TS);
     }
     Ok(())
 }
@@ -657,6 +694,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed::<2, STAT64>,
     ),
+    d(
+        308,
+        "pselect6",
+        true,
+        ReplayAction::Emulate,
+        pselect6_32::<OLD_TIMESPEC32>,
+    ),
     d(309, "ppoll", true, ReplayAction::Emulate, ppoll32),
     d(320, "utimensat", false, ReplayAction::Emulate, none),
     d(
@@ -675,6 +719,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         compat_iov_ret::<1, 2>,
     ),
     d(379, "pwritev2", true, ReplayAction::Emulate, none),
+    d(
+        413,
+        "pselect6_time64",
+        true,
+        ReplayAction::Emulate,
+        pselect6_32::<TIMESPEC>,
+    ),
 ];
 
 /// The row of the 32-bit call `nr` (a trace number), if it has one here.

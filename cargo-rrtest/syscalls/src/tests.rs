@@ -2462,9 +2462,34 @@ fn compat_rows_describe_clock_nanosleep_and_ppoll() {
         ),
         [(0x2000, 16)]
     );
-    // Still refused: pselect6 (its 32-bit fd_sets and sigset pair) and
-    // futex (the recorder follows futex waits by the x86-64 number).
-    for n in [308, 240] {
-        assert!(lookup(crate::compat_nr(n)).is_none(), "{n}");
+    // pselect6 (308) and pselect6_time64 (413): mean pselect6 (the
+    // replayer finds the mask through their pair of 32-bit values); fd_sets
+    // of 32-bit words (4 bytes for up to 32 descriptors, where the x86-64
+    // call's are 8) on success, the time left (an old_timespec32, or a
+    // 16-byte timespec) whatever the result but EFAULT.
+    use crate::compat_rows::compat_fd_set_bytes;
+    assert_eq!(compat_fd_set_bytes(1), 4);
+    assert_eq!(compat_fd_set_bytes(32), 4);
+    assert_eq!(compat_fd_set_bytes(33), 8);
+    assert_eq!(compat_fd_set_bytes(0), 0);
+    for (n, ts) in [(308, 8), (413, 16)] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(crate::row_nr(nr), libc::SYS_pselect6, "{n}");
+        assert!(lookup(nr).expect("a row").may_block, "{n}");
+        assert!(crate::writes_on_failure(nr), "{n}");
+        assert_eq!(
+            ok(&call(nr, &[5, 0x1000, 0, 0x2000, 0x3000, 0x4000], 1), &m),
+            [(0x1000, 4), (0x2000, 4), (0x3000, ts)],
+            "{n}"
+        );
+        assert_eq!(
+            ok(&call(nr, &[40, 0x1000, 0, 0, 0x3000, 0], -4), &m),
+            [(0x3000, ts)],
+            "{n}"
+        );
+        assert!(ok(&call(nr, &[40, 0x1000, 0, 0, 0x3000, 0], -14), &m).is_empty());
     }
+    // Still refused: futex (the recorder follows futex waits by the x86-64
+    // number).
+    assert!(lookup(crate::compat_nr(240)).is_none());
 }

@@ -141,7 +141,7 @@ impl Session {
                     }
                 }
                 if (-516..=-512).contains(&result.ret) || result.ret == -(libc::EINTR as i64) {
-                    if let Some(mask_ptr) = temporary_mask(real, syscalls::row_nr(nr), args) {
+                    if let Some(mask_ptr) = temporary_mask(real, nr, args) {
                         if result.ret == -(libc::EINTR as i64) {
                             // Still at the (skipped) entry: injecting needs
                             // the exit stop.
