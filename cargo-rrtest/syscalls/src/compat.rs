@@ -16,11 +16,12 @@
 //! `gettimeofday`, the 32-bit `clock_gettime` and `clock_getres`, `mmap2`,
 //! the `stat64` family, the old `stat` calls and the oldest ones,
 //! `getdents`, `readdir`, `olduname`, the 32-bit file-time calls,
-//! `fcntl64` and its locks, the iovec calls, the split-offset calls, ...)
-//! have
-//! rows of their own ([`crate::compat_rows`]); those of them that still
-//! mean an x86-64 call ([`MEANINGS`]: `writev`, `pwrite64`, `ftruncate64`,
-//! `fcntl64`, ...) are matched by that call's number too, and [`x86_64_call`] gives
+//! `fcntl64` and its locks, the iovec calls, the split-offset calls, the
+//! blocking `nanosleep`, `clock_nanosleep`, `ppoll` and `pselect6` of
+//! 32-bit timespecs, ...) have rows of their own ([`crate::compat_rows`]);
+//! those of them that still mean an x86-64 call ([`MEANINGS`]: `writev`,
+//! `pwrite64`, `ftruncate64`, `fcntl64`, `ppoll`, `pselect6`, ...) are
+//! matched by that call's number too, and [`x86_64_call`] gives
 //! the x86-64 call's arguments (`mmap2` is recorded and replayed as the
 //! `mmap` it means; a split offset is joined). An iovec array a 32-bit
 //! call reads or fills is one of 8-byte `compat_iovec`s ([`read_iovec`]).
