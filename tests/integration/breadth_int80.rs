@@ -31,8 +31,29 @@
 //!   (`epoll_create`, `epoll_create1`, `epoll_ctl`, `epoll_wait`, one wait
 //!   blocking until a child writes), the old stat calls (`stat`, `lstat`,
 //!   `fstat` of a 64-byte `compat_stat`, `statfs`, `fstatfs` of a 64-byte
-//!   `compat_statfs`), `getdents` and `fcntl64`'s int commands; built with
-//!   `REFUSED_LOCK` it also makes an `fcntl64` `F_GETLK64`, refused;
+//!   `compat_statfs`), `getdents` and `fcntl64`'s int commands;
+//! - `int80_old` makes the file-time calls (`utime`, `utimes`, `futimesat`,
+//!   `utimensat` with `UTIME_OMIT`, `UTIME_NOW` and NULL times,
+//!   `utimensat_time64` past 2038), the inotify calls (`inotify_init`,
+//!   `inotify_init1`, `inotify_add_watch`, `inotify_rm_watch`: the event a
+//!   64-bit read gets), `epoll_pwait` (one interrupted by a child's
+//!   `SIGUSR1` that only its own mask lets through, the handler run),
+//!   `olduname` and `oldolduname`, the oldest stat calls (`oldstat`,
+//!   `oldlstat`, `oldfstat` of a 32-byte `__old_kernel_stat`, EOVERFLOW
+//!   where an inode does not fit 16 bits), `readdir` (one record a call)
+//!   and `fcntl64`'s locks (`F_GETLK`, `F_SETLK`, `F_SETLKW` waiting for a
+//!   child's lock, of the 32-bit `compat_flock`; `F_GETLK64`, `F_SETLK64`,
+//!   `F_SETLKW64`, `F_OFD_GETLK`, `F_OFD_SETLK`, `F_OFD_SETLKW` of the
+//!   packed `compat_flock64`) and owner commands (`F_SETOWN`, `F_GETOWN`,
+//!   `F_SETOWN_EX`, `F_GETOWN_EX`, `F_SETSIG`, `F_GETSIG`), and the
+//!   blocking calls of 32-bit timespecs `clock_nanosleep` (stopped and
+//!   continued, resumed with the i386 `restart_syscall`; cut short by a
+//!   handled signal; absolute) and `ppoll` (woken by a child's write;
+//!   stopped and continued; interrupted by a signal only its mask lets
+//!   through), `pselect6` (fd_sets of 32-bit words; a zero timeout, woken
+//!   by a child's write, interrupted by a signal only its mask lets
+//!   through), and their `_time64` forms; built with
+//!   `REFUSED_FCNTL` it also makes an `fcntl64` `F_GETPIPE_SZ`, refused;
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -51,12 +72,14 @@
 //!   for `readv`/`preadv`/`preadv2`) and the structures the `stat64` calls
 //!   filled, and prints the line the i386 `writev` wrote to stdout, and
 //!   resumes an i386 `nanosleep` a stop interrupted with the i386
-//!   `restart_syscall` (rax 0, not the x86-64 219);
+//!   `restart_syscall` (rax 0, not the x86-64 219), stores the locks
+//!   `F_GETLK`/`F_GETLK64` stored, and swaps in an i386 `epoll_pwait`'s
+//!   own mask when the signal that interrupted it is delivered;
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
-//! - `breadth::int80::fcntl64_lock_refused`: `int80_at` with `REFUSED_LOCK`
-//!   runs to its end, the trace is unreplayable and names `fcntl64`'s
-//!   `F_GETLK64`, and replay refuses it with that reason.
+//! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
+//!   `REFUSED_FCNTL` runs to its end, the trace is unreplayable and names
+//!   `fcntl64`'s `F_GETPIPE_SZ`, and replay refuses it with that reason.
 
 use std::time::Duration;
 
@@ -186,6 +209,87 @@ const WANT_AT: &[&str] = &[
     "i386 fcntl64 of a closed descriptor returned the expected value: yes\n",
 ];
 
+/// Lines `int80_old` prints when its checks pass (every check prints `yes`
+/// or exits 1; these name one call of each kind).
+const WANT_OLD: &[&str] = &[
+    "i386 utime set the 32-bit times the 64-bit stat sees: yes\n",
+    "i386 utime with NULL times set the time now: yes\n",
+    "i386 utimes set the seconds and microseconds the 64-bit stat sees: yes\n",
+    "i386 utimes of a microsecond count out of range returned the expected value: yes\n",
+    "i386 futimesat set the times the 64-bit stat sees: yes\n",
+    "i386 utimensat set the access time and left the modification time: yes\n",
+    "i386 utimensat set the access time now and the 32-bit modification time: yes\n",
+    "i386 utimensat with NULL times set both times now: yes\n",
+    "i386 utimensat of a missing file returned the expected value: yes\n",
+    "i386 utimensat_time64 set a time past 2038, as the 64-bit stat sees: yes\n",
+    "i386 inotify_init made a descriptor: yes\n",
+    "i386 inotify_init1 made a descriptor with FD_CLOEXEC and O_NONBLOCK: yes\n",
+    "i386 inotify_add_watch gave watch 1: yes\n",
+    "the 64-bit read of the i386 watch got IN_CREATE of \"made\" for watch 1: yes\n",
+    "i386 inotify_rm_watch returned the expected value: yes\n",
+    "i386 inotify_rm_watch of a removed watch returned the expected value: yes\n",
+    "i386 epoll_pwait's event is the 64-bit data added: yes\n",
+    "i386 epoll_pwait with a sigset size of 4 returned the expected value: yes\n",
+    "i386 epoll_pwait interrupted by the SIGUSR1 its mask lets through returned the expected value: yes\n",
+    "SIGUSR1 was handled during the i386 epoll_pwait: yes\n",
+    "SIGUSR1 is blocked again after the i386 epoll_pwait: yes\n",
+    "i386 olduname's five strings are the 64-bit uname's: yes\n",
+    "i386 oldolduname's five strings are the 64-bit uname's, cut to 8 bytes: yes\n",
+    "i386 oldstat of /dev/null returned what the 64-bit inode and links allow, its fields the 64-bit call's: yes\n",
+    "i386 oldstat of /dev/null saw a character device, 1:3: yes\n",
+    "i386 oldstat of a file returned what the 64-bit inode and links allow, its fields the 64-bit call's: yes\n",
+    "i386 oldlstat of a link returned what the 64-bit inode and links allow, its fields the 64-bit call's: yes\n",
+    "i386 oldfstat of /dev/null returned what the 64-bit inode and links allow, its fields the 64-bit call's: yes\n",
+    "i386 oldfstat of a closed descriptor returned the expected value: yes\n",
+    "i386 readdir read one record a call, the 64-bit getdents64's four names: yes\n",
+    "each i386 readdir record's length and inode are the name's: yes\n",
+    "i386 readdir at the end returned the expected value: yes\n",
+    "i386 F_GETLK stored the child's write lock of [0, 10) in the 32-bit compat_flock: yes\n",
+    "i386 F_GETLK64 stored the child's lock in the packed compat_flock64: yes\n",
+    "i386 F_OFD_GETLK stored the child's lock in the packed compat_flock64: yes\n",
+    "i386 F_SETLK of a range the child holds failed with EAGAIN or EACCES: yes\n",
+    "i386 fcntl64 F_SETLKW waiting for the child's lock returned the expected value: yes\n",
+    "after the i386 F_SETLKW a child's 64-bit F_GETLK sees the lock, this process's: yes\n",
+    "i386 F_GETLK of a range only this process holds stored F_UNLCK: yes\n",
+    "after the i386 F_SETLK64 a child's 64-bit F_GETLK sees no lock: yes\n",
+    "after the i386 F_SETLKW64 a child's 64-bit F_GETLK sees the lock: yes\n",
+    "the 64-bit F_OFD_GETLK of another open file sees the i386 OFD lock: yes\n",
+    "i386 fcntl64 F_OFD_SETLK conflicting returned the expected value: yes\n",
+    "after it the 64-bit F_OFD_GETLK sees no lock: yes\n",
+    "i386 F_GETOWN is this process, as the 64-bit F_GETOWN: yes\n",
+    "i386 F_GETOWN_EX stored the owner the 64-bit F_GETOWN_EX reads: yes\n",
+    "i386 F_GETSIG is SIGUSR2, as the 64-bit F_GETSIG: yes\n",
+    "the i386 clock_nanosleep resumed by restart_syscall slept the whole 200 ms: yes\n",
+    "SIGUSR2 was handled, and the i386 clock_nanosleep stored the time left, under 5 s: yes\n",
+    "the i386 absolute clock_nanosleep woke after its deadline, storing nothing: yes\n",
+    "i386 clock_nanosleep of a bad clock returned the expected value: yes\n",
+    "the i386 clock_nanosleep_time64 slept 20 ms: yes\n",
+    "the i386 clock_nanosleep_time64 stored the 64-bit time left, under 5 s: yes\n",
+    "i386 ppoll of an empty pipe with a zero timeout returned the expected value: yes\n",
+    "i386 ppoll's revents is POLLIN, the time left stored as a 32-bit timespec under 10 s: yes\n",
+    "the i386 ppoll stopped and continued waited the whole 200 ms, nothing ready: yes\n",
+    "SIGUSR1 was handled during the i386 ppoll, and is blocked again after: yes\n",
+    "i386 ppoll_time64's revents is POLLIN, the 64-bit time left under 10 s: yes\n",
+    "i386 pselect6's set was cleared, one 32-bit word of it: yes\n",
+    "i386 pselect6's set has the pipe, the time left stored as a 32-bit timespec under 10 s: yes\n",
+    "SIGUSR1 was handled during the i386 pselect6, and is blocked again after: yes\n",
+    "i386 pselect6_time64's set has the pipe, the 64-bit time left under 10 s: yes\n",
+];
+
+const fn old(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_OLD,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_old",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
 const fn at(name: &'static str, link: Link) -> Spec {
     Spec {
         stdout_has: WANT_AT,
@@ -237,6 +341,8 @@ const SPECS: &[Spec] = &[
     files("int80_files-static", Link::Static),
     at("int80_at-nopie", Link::NoPie),
     at("int80_at-static", Link::Static),
+    old("int80_old-nopie", Link::NoPie),
+    old("int80_old-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).
@@ -254,26 +360,26 @@ pub fn trials() -> Vec<Trial> {
         .with_ignored_flag(skip),
     );
     trials.push(
-        Trial::test("breadth::int80::fcntl64_lock_refused", || {
-            lock_refused("breadth::int80::fcntl64_lock_refused")
+        Trial::test("breadth::int80::fcntl64_refused_named", || {
+            fcntl_refused("breadth::int80::fcntl64_refused_named")
         })
         .with_ignored_flag(skip),
     );
     trials
 }
 
-/// `int80_at` with `REFUSED_LOCK`: an i386 `fcntl64` `F_GETLK64` (the packed
-/// i386 `struct flock64`, not described) after the recorded calls. The
-/// program runs to its end, the trace is unreplayable and names the call
-/// and its command (and no recorded call), and replay refuses it.
-fn lock_refused(trial: &str) -> Result<(), Failed> {
+/// `int80_old` with `REFUSED_FCNTL`: an i386 `fcntl64` `F_GETPIPE_SZ` (a
+/// command not described) after the recorded calls. The program runs to
+/// its end, the trace is unreplayable and names the call and its command
+/// (and no recorded call), and replay refuses it.
+fn fcntl_refused(trial: &str) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let spec = Spec::new(
-        "int80_at-refused-lock",
+        "int80_old-refused-fcntl",
         Source::C(CBuild {
-            name: "int80_at",
+            name: "int80_old",
             link: Link::NoPie,
-            defines: &["REFUSED_LOCK"],
+            defines: &["REFUSED_FCNTL"],
         }),
     );
     let inv = invocation(&spec, dir.sub("work")?)?;
@@ -283,16 +389,16 @@ fn lock_refused(trial: &str) -> Result<(), Failed> {
     let out = rec.stdout_text();
     check!(
         out.lines().last() == Some("EXIT-SUCCESS")
-            && out.contains("i386 fcntl64 F_GETLK64 returned the expected value: yes")
-            && WANT_AT.iter().all(|w| out.contains(w)),
+            && out.contains("i386 fcntl64 F_GETPIPE_SZ is the 64-bit one: yes")
+            && WANT_OLD.iter().all(|w| out.contains(w)),
         "the recorded program did not run to its end with its checks passed\n{}",
         rec.describe()
     );
     let json = run::info_value(&trace)?;
     let reasons = json["unreplayable"].to_string();
     check!(
-        reasons.contains("i386 fcntl64 (int $0x80 #221): command 12 (F_GETLK64)"),
-        "the unreplayable reasons do not name fcntl64's F_GETLK64: {reasons}"
+        reasons.contains("i386 fcntl64 (int $0x80 #221): command 1032 (F_GETPIPE_SZ)"),
+        "the unreplayable reasons do not name fcntl64's F_GETPIPE_SZ: {reasons}"
     );
     check!(
         json["unreplayable"].as_array().map_or(0, Vec::len) == 1,
@@ -301,7 +407,7 @@ fn lock_refused(trial: &str) -> Result<(), Failed> {
     let rep = inv.replay(&trace)?;
     rep.expect_code(EXIT_BAD_TRACE)?;
     check!(
-        rep.stderr_text().contains("F_GETLK64") && rep.stdout.is_empty(),
+        rep.stderr_text().contains("F_GETPIPE_SZ") && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
         rep.describe()
     );

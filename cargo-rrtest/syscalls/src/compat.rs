@@ -14,11 +14,14 @@
 //! wait for a thread's exit, execute a `brk`) they match by [`row_nr`], its
 //! x86-64 number. Calls whose i386 layouts differ simply (`time`,
 //! `gettimeofday`, the 32-bit `clock_gettime` and `clock_getres`, `mmap2`,
-//! the `stat64` family, the old `stat` calls, `getdents`, `fcntl64`, the
-//! iovec calls, the split-offset calls, ...) have
-//! rows of their own ([`crate::compat_rows`]); those of them that still
-//! mean an x86-64 call ([`MEANINGS`]: `writev`, `pwrite64`, `ftruncate64`,
-//! `fcntl64`, ...) are matched by that call's number too, and [`x86_64_call`] gives
+//! the `stat64` family, the old `stat` calls and the oldest ones,
+//! `getdents`, `readdir`, `olduname`, the 32-bit file-time calls,
+//! `fcntl64` and its locks, the iovec calls, the split-offset calls, the
+//! blocking `nanosleep`, `clock_nanosleep`, `ppoll` and `pselect6` of
+//! 32-bit timespecs, ...) have rows of their own ([`crate::compat_rows`]);
+//! those of them that still mean an x86-64 call ([`MEANINGS`]: `writev`,
+//! `pwrite64`, `ftruncate64`, `fcntl64`, `ppoll`, `pselect6`, ...) are
+//! matched by that call's number too, and [`x86_64_call`] gives
 //! the x86-64 call's arguments (`mmap2` is recorded and replayed as the
 //! `mmap` it means; a split offset is joined). An iovec array a 32-bit
 //! call reads or fills is one of 8-byte `compat_iovec`s ([`read_iovec`]).
@@ -69,9 +72,20 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// `mknod` (the same `unsigned` device number), `chown32`/`lchown32` (the
 /// kernel's `chown`/`lchown`), the `*at` calls but `readlinkat` (which
 /// fills the link's bytes, as many as it returns), `eventfd`,
-/// `epoll_create`, `epoll_create1` and `epoll_ctl`; `epoll_wait` fills
+/// `epoll_create`, `epoll_create1` and `epoll_ctl`, nor do the inotify
+/// calls (`inotify_init`, `inotify_init1`, `inotify_add_watch`,
+/// `inotify_rm_watch`) and `utimensat_time64` (412, the kernel's
+/// `utimensat` of 64-bit `timespec`s); `clock_nanosleep_time64` (407)
+/// and `ppoll_time64` (414: `compat_sys_ppoll_time64`, the same pollfds,
+/// 16-byte timespec and 8-byte sigset) block and store the time left as
+/// the x86-64 calls do (kept on failure: `compat_rows::WRITES_ON_FAILURE`
+/// has their trace numbers); `epoll_wait` fills
 /// `struct epoll_event`s, packed 12 bytes on x86-64 as on i386, and
-/// blocks as the x86-64 row says. What the
+/// blocks as the x86-64 row says; so does `epoll_pwait` (319, the kernel's
+/// `sys_epoll_pwait` for both ABIs), whose signal mask is an 8-byte
+/// sigset on both: replay swaps it in, as for the x86-64 call, when the
+/// signal that interrupted it is delivered (it matches the call by its
+/// [`row_nr`]). What the
 /// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
@@ -83,7 +97,8 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// and recorded as the kernel delivers them; replay skips the call and
 /// delivers the recorded signal), files opened with `O_TRUNC`.
 /// Not here: calls whose i386 structures differ (`time`, `olduname`,
-/// `stat64`, `writev`'s iovecs, the 32-bit `timespec`/`timeval` ones: those
+/// `stat64`, `writev`'s iovecs, `utimes`' 32-bit `timeval`s, the 32-bit
+/// `timespec`/`timeval` ones: those
 /// with a simple layout have rows of their own, [`crate::compat_rows`]),
 /// calls whose arguments differ (`pwrite64`'s split offset, `mmap2`'s page
 /// offset: rows of their own too, see [`MEANINGS`]), and calls that start
@@ -149,6 +164,9 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (255, 233), // epoll_ctl (packed 12-byte epoll_event on both)
     (256, 232), // epoll_wait
     (270, 234), // tgkill
+    (291, 253), // inotify_init
+    (292, 254), // inotify_add_watch
+    (293, 255), // inotify_rm_watch
     (295, 257), // openat (compat_sys_openat: no forced O_LARGEFILE)
     (296, 258), // mkdirat
     (297, 259), // mknodat
@@ -161,17 +179,22 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (306, 268), // fchmodat
     (307, 269), // faccessat
     (318, 309), // getcpu
+    (319, 281), // epoll_pwait (sys_epoll_pwait: the same 8-byte sigset)
     (323, 284), // eventfd
     (328, 290), // eventfd2
     (329, 291), // epoll_create1
     (330, 292), // dup3
     (331, 293), // pipe2
+    (332, 294), // inotify_init1
     (340, 302), // prlimit64
     (353, 316), // renameat2
     (355, 318), // getrandom
     (383, 332), // statx
     (403, 228), // clock_gettime64
     (406, 229), // clock_getres_time64
+    (407, 230), // clock_nanosleep_time64 (the 64-bit timespecs)
+    (412, 280), // utimensat_time64 (the 64-bit timespecs)
+    (414, 271), // ppoll_time64 (compat_sys_ppoll_time64: the same layouts)
     (439, 439), // faccessat2
 ];
 
@@ -192,9 +215,17 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// into the x86-64 call's arguments; an iovec array stays the i386 one
 /// ([`read_iovec`] reads it by the trace's number). `fcntl64` is
 /// `compat_sys_fcntl64`, which hands every command but the locks to the
-/// kernel's `do_fcntl` as the x86-64 `fcntl` does: its row records only the
-/// commands of an int or none, so a 32-bit `F_DUPFD` of stdout is followed
-/// as the 64-bit one is.
+/// kernel's `do_fcntl` as the x86-64 `fcntl` does, and its locks through
+/// the 32-bit `compat_flock` and the packed `compat_flock64`: its row
+/// records the commands of an int or none, the locks and the owner
+/// commands, so a 32-bit `F_DUPFD` of stdout is followed as the 64-bit one
+/// is. `ppoll` (309) is `compat_sys_ppoll_time32` (a 32-bit `timespec`,
+/// the same pollfds and 8-byte sigset): replay finds its signal mask as
+/// the x86-64 `ppoll`'s by this number. `pselect6` and `pselect6_time64`
+/// (308, 413) are `compat_sys_pselect6_time32`/`_time64`: fd_sets of
+/// 32-bit words, and their sixth argument points to two 32-bit values
+/// (the mask's pointer and size), which the replayer reads so for a
+/// 32-bit call.
 const MEANINGS: &[(u32, i64)] = &[
     (145, 19),  // readv
     (146, 20),  // writev
@@ -202,11 +233,14 @@ const MEANINGS: &[(u32, i64)] = &[
     (181, 18),  // pwrite64
     (193, 76),  // truncate64
     (194, 77),  // ftruncate64
-    (221, 72),  // fcntl64 (only its int commands are recorded)
+    (221, 72),  // fcntl64 (its int, lock and owner commands are recorded)
+    (308, 270), // pselect6 (32-bit fd_sets and timespec: a row of its own)
+    (309, 271), // ppoll (32-bit timespec: a row of its own)
     (333, 295), // preadv
     (334, 296), // pwritev
     (378, 327), // preadv2
     (379, 328), // pwritev2
+    (413, 270), // pselect6_time64 (32-bit fd_sets: a row of its own)
 ];
 
 /// The x86-64 syscall whose table row describes the 32-bit call `nr` (made
@@ -357,9 +391,12 @@ const I386_NAMES: &[(u32, &str)] = &[
     (13, "time"),
     (14, "mknod"),
     (15, "chmod"),
+    (18, "oldstat"),
     (19, "lseek"),
     (20, "getpid"),
     (24, "getuid"),
+    (28, "oldfstat"),
+    (30, "utime"),
     (33, "access"),
     (37, "kill"),
     (38, "rename"),
@@ -372,6 +409,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (47, "getgid"),
     (49, "geteuid"),
     (50, "getegid"),
+    (59, "oldolduname"),
     (60, "umask"),
     (63, "dup2"),
     (64, "getppid"),
@@ -380,7 +418,9 @@ const I386_NAMES: &[(u32, &str)] = &[
     (77, "getrusage"),
     (78, "gettimeofday"),
     (83, "symlink"),
+    (84, "oldlstat"),
     (85, "readlink"),
+    (89, "readdir"),
     (90, "mmap"),
     (91, "munmap"),
     (94, "fchmod"),
@@ -438,13 +478,19 @@ const I386_NAMES: &[(u32, &str)] = &[
     (256, "epoll_wait"),
     (265, "clock_gettime"),
     (266, "clock_getres"),
+    (267, "clock_nanosleep"),
     (268, "statfs64"),
     (269, "fstatfs64"),
     (270, "tgkill"),
+    (271, "utimes"),
+    (291, "inotify_init"),
+    (292, "inotify_add_watch"),
+    (293, "inotify_rm_watch"),
     (295, "openat"),
     (296, "mkdirat"),
     (297, "mknodat"),
     (298, "fchownat"),
+    (299, "futimesat"),
     (300, "fstatat64"),
     (301, "unlinkat"),
     (302, "renameat"),
@@ -453,12 +499,17 @@ const I386_NAMES: &[(u32, &str)] = &[
     (305, "readlinkat"),
     (306, "fchmodat"),
     (307, "faccessat"),
+    (308, "pselect6"),
+    (309, "ppoll"),
     (318, "getcpu"),
+    (319, "epoll_pwait"),
+    (320, "utimensat"),
     (323, "eventfd"),
     (328, "eventfd2"),
     (329, "epoll_create1"),
     (330, "dup3"),
     (331, "pipe2"),
+    (332, "inotify_init1"),
     (333, "preadv"),
     (334, "pwritev"),
     (340, "prlimit64"),
@@ -469,6 +520,10 @@ const I386_NAMES: &[(u32, &str)] = &[
     (383, "statx"),
     (403, "clock_gettime64"),
     (406, "clock_getres_time64"),
+    (407, "clock_nanosleep_time64"),
+    (412, "utimensat_time64"),
+    (413, "pselect6_time64"),
+    (414, "ppoll_time64"),
     (439, "faccessat2"),
 ];
 

@@ -2,10 +2,13 @@
 //! call with the same memory written, but whose i386 layouts are simple:
 //! the 32-bit time calls (a 4-byte `time_t`, the 8-byte `old_timespec32`
 //! and `old_timeval32` of two 32-bit fields), the seeks, the 32-bit
-//! resource limits and usage, `times`, `sysinfo` and `nanosleep`, the
+//! resource limits and usage, `times`, `sysinfo`, `nanosleep`,
+//! `clock_nanosleep`, `ppoll` and `pselect6`, the
 //! i386 `struct stat64` and
-//! `compat_statfs64`, the old `compat_stat` and `compat_statfs`,
-//! `getdents`, `fcntl64`'s int commands, the calls of 32-bit iovecs and of
+//! `compat_statfs64`, the old `compat_stat` and `compat_statfs`, the
+//! oldest `__old_kernel_stat`, `getdents`, `readdir`, `olduname` and
+//! `oldolduname`, the file-time calls of 32-bit times, `fcntl64`'s int,
+//! lock and owner commands, the calls of 32-bit iovecs and of
 //! split offsets, the i386 `restart_syscall`, and `mmap2`, replayed like
 //! `mmap` through [`crate::x86_64_call`].
 //! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
@@ -64,10 +67,31 @@
 //! the record's last byte) filling as many bytes of its buffer as it
 //! returns. `fcntl64` (221) is `compat_sys_fcntl64`, which hands every
 //! command but the locks to the kernel's `do_fcntl` as the x86-64 `fcntl`
-//! does: the commands of an int or none ([`FCNTL64_RECORDED`]) write no
-//! memory; any other that succeeds is refused, the command named (the
-//! locks of the 32-bit `compat_flock` and the packed `compat_flock64`
-//! are not described).
+//! does: the commands of an int or none and the owner ones
+//! ([`FCNTL64_RECORDED`]) write no memory but `F_GETOWN_EX`'s 8-byte
+//! `f_owner_ex`; the locks it serves itself: `F_GETLK`, `F_SETLK`,
+//! `F_SETLKW` read a 16-byte `compat_flock` (32-bit start, length and
+//! pid) and `F_GETLK` stores the lock found there (EOVERFLOW, nothing
+//! stored, where it does not fit), `F_GETLK64`, `F_SETLK64`, `F_SETLKW64`
+//! and the `F_OFD_*` commands likewise with the packed 24-byte
+//! `compat_flock64`; the `*LKW` commands wait (the row may block). Any
+//! other command that succeeds is refused, the command named (leases,
+//! notifications, pipe sizes, seals, write hints).
+//! The oldest `stat`, `lstat` and `fstat` (18, 84, 28: `oldstat`,
+//! `oldlstat`, `oldfstat`) are the kernel's `sys_stat` and its siblings:
+//! a 32-byte `__old_kernel_stat` (16-bit device, inode, mode, link count,
+//! ids and rdev, 32-bit size and times) at their second argument on
+//! success, EOVERFLOW (nothing written) where the inode or the link count
+//! does not fit 16 bits. `readdir` (89) is `compat_sys_old_readdir`: one
+//! `compat_old_linux_dirent` (32-bit inode and offset, 16-bit name length,
+//! the name and a zero) and the result 1, or 0 at the end. `olduname`
+//! (109) is the kernel's `sys_uname`, a 325-byte `old_utsname`;
+//! `oldolduname` (59) its `sys_olduname`, a 45-byte `oldold_utsname` of
+//! 9-byte strings. `utime` (30, `sys_utime32`: an `old_utimbuf32` of two
+//! 32-bit times), `utimes` (271) and `futimesat` (299) (two
+//! `old_timeval32`s), `utimensat` (320, two `old_timespec32`s; NULL times,
+//! `UTIME_NOW`, `UTIME_OMIT` as for the x86-64 call) only read their
+//! times: they write no memory.
 //! `sysinfo` is `compat_sys_sysinfo`, a 64-byte `compat_sysinfo` (memory
 //! sizes in 32 bits, rescaled by `mem_unit` when they do not fit).
 //! `nanosleep` is `sys_nanosleep_time32`: it blocks, and stores the time
@@ -80,9 +104,26 @@
 //! ([`crate::restarted_outputs`], the recorder keeping the thread's last
 //! call that returned `-ERESTART_RESTARTBLOCK`), and replay puts 0 in rax
 //! when it resumes a 32-bit call so ([`crate::restart_syscall_rax`]).
+//! `clock_nanosleep` (267) is `sys_clock_nanosleep_time32`: as
+//! `nanosleep`, the time left stored at its fourth argument for a relative
+//! sleep only (`TIMER_ABSTIME` stores none), resumed likewise. `ppoll`
+//! (309) is `compat_sys_ppoll_time32`: it blocks, stores the `revents` of
+//! its 8-byte `struct pollfd`s (one layout for both ABIs) on success and
+//! when interrupted, and the time left as an `old_timespec32` on the way
+//! out whatever the result but EFAULT; its 8-byte sigset is the x86-64
+//! one, and it means `ppoll` ([`crate::row_nr`]), so replay swaps its mask
+//! in as the x86-64 call's. `pselect6` (308) and `pselect6_time64` (413)
+//! are `compat_sys_pselect6_time32`/`_time64`: they block, store their
+//! fd_sets of 32-bit `compat_ulong_t` words (4 bytes per 32 descriptors,
+//! [`compat_fd_set_bytes`]) on success and the time left (an
+//! `old_timespec32`, or the 16-byte `timespec`) whatever the result but
+//! EFAULT; they mean `pselect6`, and the replayer reads the pointer to
+//! their mask as the first of the two 32-bit values (`struct
+//! compat_sigset_argpack`) their sixth argument points to. `futex` (the
+//! recorder follows futex waits by the x86-64 number) stays refused.
 
-use super::layout::{TIMEZONE, UIO_MAXIOV};
-use super::outputs::{fixed, fixed2, interrupted, none, push, ret_bytes, ret_len};
+use super::layout::{POLLFD, TIMESPEC, TIMEZONE, UIO_MAXIOV};
+use super::outputs::{fixed, fixed2, interrupted, none, push, read_u32, ret_bytes, ret_len};
 use super::{Call, MemReader, Region, ReplayAction, SyscallDesc, Unsupported, COMPAT_32};
 
 /// An i386 `old_time32_t`.
@@ -107,8 +148,24 @@ pub const COMPAT_SYSINFO: u64 = 4 + 3 * 4 + 6 * 4 + 2 * 2 + 2 * 4 + 4 + 8;
 
 /// The rows whose outputs are recorded whatever the result (the recorder
 /// asks [`crate::writes_on_failure`]): `times`, whose result may look
-/// negative, and `nanosleep`, which stores the time left when interrupted.
-pub(crate) const WRITES_ON_FAILURE: &[i64] = &[COMPAT_32 | 43, COMPAT_32 | 162];
+/// negative, `nanosleep` and `clock_nanosleep`, which store the time left
+/// when interrupted, `ppoll`, which stores the `revents` when
+/// interrupted and the time left whatever its result, `pselect6` and
+/// `pselect6_time64`, which store the time left whatever their result;
+/// and so, by their
+/// trace numbers (the x86-64 list has the x86-64 ones), the calls that
+/// the x86-64 `clock_nanosleep` and `ppoll` rows describe:
+/// `clock_nanosleep_time64` and `ppoll_time64`.
+pub(crate) const WRITES_ON_FAILURE: &[i64] = &[
+    COMPAT_32 | 43,
+    COMPAT_32 | 162,
+    COMPAT_32 | 267,
+    COMPAT_32 | 308,
+    COMPAT_32 | 309,
+    COMPAT_32 | 407,
+    COMPAT_32 | 413,
+    COMPAT_32 | 414,
+];
 
 /// The i386 `struct stat64` (packed): `st_dev` (8), 4 bytes of padding,
 /// the 32-bit `__st_ino`, `st_mode`, `st_nlink`, `st_uid`, `st_gid` (4
@@ -156,10 +213,53 @@ pub mod compat_stat {
 /// `f_namelen`, `f_frsize`, `f_flags` and four spare ints.
 pub const COMPAT_STATFS: u64 = 7 * 4 + 8 + 3 * 4 + 4 * 4;
 
-/// The `fcntl64` commands recorded: those that take an int or nothing and
-/// write no memory (`F_DUPFD`, `F_GETFD`, `F_SETFD`, `F_GETFL`, `F_SETFL`,
-/// `F_DUPFD_CLOEXEC`), the kernel's `do_fcntl` for a 32-bit caller as for
-/// a 64-bit one.
+/// The i386 `struct __old_kernel_stat` of the oldest `stat`, `lstat` and
+/// `fstat` (18, 84, 28), as the 64-bit kernel's `sys_stat` fills it: seven
+/// 16-bit values (`st_dev`, `st_ino`, `st_mode`, `st_nlink`, `st_uid`,
+/// `st_gid`, `st_rdev`), 2 bytes of padding, then the 32-bit `st_size`,
+/// `st_atime`, `st_mtime`, `st_ctime`.
+pub const OLD_KERNEL_STAT: u64 = 7 * 2 + 2 + 4 * 4;
+/// The `struct old_utsname` of the i386 `olduname` (109, the kernel's
+/// `sys_uname`): five 65-byte strings.
+pub const OLD_UTSNAME: u64 = 5 * 65;
+/// The `struct oldold_utsname` of the i386 `oldolduname` (59, the kernel's
+/// `sys_olduname`): five 9-byte strings.
+pub const OLDOLD_UTSNAME: u64 = 5 * 9;
+/// The fixed part of the i386 `struct compat_old_linux_dirent` `readdir`
+/// (89) fills: the 32-bit `d_ino` and `d_offset`, the 16-bit `d_namlen`;
+/// the name and its terminating zero follow.
+pub const COMPAT_OLD_DIRENT: u64 = 4 + 4 + 2;
+/// The i386 `struct compat_flock` of `fcntl64`'s `F_GETLK`, `F_SETLK`,
+/// `F_SETLKW`: the 16-bit `l_type` and `l_whence`, the 32-bit `l_start`,
+/// `l_len` and `l_pid`.
+pub const COMPAT_FLOCK: u64 = 2 + 2 + 4 + 4 + 4;
+/// The i386 `struct compat_flock64` (packed) of `fcntl64`'s `F_GETLK64`,
+/// `F_SETLK64`, `F_SETLKW64` and the `F_OFD_*` commands: the 16-bit
+/// `l_type` and `l_whence`, the 64-bit `l_start` and `l_len` (at 4 and 12:
+/// no padding), the 32-bit `l_pid`.
+pub const COMPAT_FLOCK64: u64 = 2 + 2 + 8 + 8 + 4;
+/// The `struct f_owner_ex` of `F_GETOWN_EX` and `F_SETOWN_EX`: two ints,
+/// one layout for both ABIs.
+pub const F_OWNER_EX: u64 = 4 + 4;
+
+// fcntl64's signal, packed compat_flock64 and f_owner_ex commands, by
+// the kernel's numbers.
+const F_SETSIG: i32 = 10;
+const F_GETSIG: i32 = 11;
+const F_GETLK64: i32 = 12;
+const F_SETLK64: i32 = 13;
+const F_SETLKW64: i32 = 14;
+const F_SETOWN_EX: i32 = 15;
+const F_GETOWN_EX: i32 = 16;
+
+/// The `fcntl64` commands recorded that write no memory: those that take
+/// an int or nothing (`F_DUPFD`, `F_GETFD`, `F_SETFD`, `F_GETFL`,
+/// `F_SETFL`, `F_DUPFD_CLOEXEC`, `F_GETOWN`, `F_SETOWN`, `F_GETSIG`,
+/// `F_SETSIG`), the kernel's `do_fcntl` for a 32-bit caller as for a
+/// 64-bit one, and those that only read a structure: the lock setters
+/// (`F_SETLK`, `F_SETLKW` of a `compat_flock`; `F_SETLK64`, `F_SETLKW64`,
+/// `F_OFD_SETLK`, `F_OFD_SETLKW` of a packed `compat_flock64`) and
+/// `F_SETOWN_EX`.
 pub const FCNTL64_RECORDED: &[i32] = &[
     libc::F_DUPFD,
     libc::F_GETFD,
@@ -167,40 +267,76 @@ pub const FCNTL64_RECORDED: &[i32] = &[
     libc::F_GETFL,
     libc::F_SETFL,
     libc::F_DUPFD_CLOEXEC,
+    libc::F_GETOWN,
+    libc::F_SETOWN,
+    F_GETSIG,
+    F_SETSIG,
+    libc::F_SETLK,
+    libc::F_SETLKW,
+    F_SETLK64,
+    F_SETLKW64,
+    libc::F_OFD_SETLK,
+    libc::F_OFD_SETLKW,
+    F_SETOWN_EX,
 ];
 
-/// `fcntl64(fd, cmd, arg)`: nothing written for the commands of
-/// [`FCNTL64_RECORDED`]; any other that succeeded (the locks of the
-/// 32-bit `struct compat_flock` and the packed `compat_flock64`, the owner
-/// and hint commands) is refused, named.
-fn fcntl64(c: &Call, _: &dyn MemReader, _: &mut Vec<Region>) -> Result<(), Unsupported> {
+/// `fcntl64(fd, cmd, arg)` that succeeded: the lock `F_GETLK` stores at
+/// `arg` (a [`COMPAT_FLOCK`]; the kernel's `compat_sys_fcntl64` fails
+/// with EOVERFLOW, storing nothing, where the lock's 64-bit start or
+/// length does not fit), the one `F_GETLK64` and `F_OFD_GETLK` store (a
+/// packed [`COMPAT_FLOCK64`]), the `f_owner_ex` of `F_GETOWN_EX`; nothing
+/// for the commands of [`FCNTL64_RECORDED`]. Any other command that
+/// succeeded (leases, notifications, pipe sizes, seals, write hints) is
+/// refused, named. `F_SETLKW`, `F_SETLKW64` and `F_OFD_SETLKW` wait for
+/// the lock: the row may block, as the x86-64 `fcntl`'s.
+fn fcntl64(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
     let cmd = c.args[1] as u32 as i32;
     if c.ret < 0 || FCNTL64_RECORDED.contains(&cmd) {
         return Ok(());
     }
-    Err(Unsupported(format!(
-        "{}: command {cmd} ({}) is not described (of its commands only F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL and F_DUPFD_CLOEXEC are recorded)",
-        super::name(c.nr),
-        fcntl64_command_name(cmd)
-    )))
+    match cmd {
+        libc::F_GETLK => push(out, c.args[2], COMPAT_FLOCK),
+        F_GETLK64 | libc::F_OFD_GETLK => push(out, c.args[2], COMPAT_FLOCK64),
+        F_GETOWN_EX => push(out, c.args[2], F_OWNER_EX),
+        _ => {
+            return Err(Unsupported(format!(
+                "{}: command {cmd} ({}) is not described (of its commands only the int ones, the locks and the owner ones are recorded)",
+                super::name(c.nr),
+                fcntl64_command_name(cmd)
+            )))
+        }
+    }
+    Ok(())
 }
 
 /// The name of an `fcntl64` command the refusal names.
 fn fcntl64_command_name(cmd: i32) -> &'static str {
     match cmd {
-        libc::F_GETLK => "F_GETLK",
-        libc::F_SETLK => "F_SETLK",
-        libc::F_SETLKW => "F_SETLKW",
-        12 => "F_GETLK64",
-        13 => "F_SETLK64",
-        14 => "F_SETLKW64",
-        libc::F_OFD_GETLK => "F_OFD_GETLK",
-        libc::F_OFD_SETLK => "F_OFD_SETLK",
-        libc::F_OFD_SETLKW => "F_OFD_SETLKW",
-        libc::F_GETOWN => "F_GETOWN",
-        libc::F_SETOWN => "F_SETOWN",
+        libc::F_SETLEASE => "F_SETLEASE",
+        libc::F_GETLEASE => "F_GETLEASE",
+        libc::F_NOTIFY => "F_NOTIFY",
+        1031 => "F_SETPIPE_SZ",
+        1032 => "F_GETPIPE_SZ",
+        1033 => "F_ADD_SEALS",
+        1034 => "F_GET_SEALS",
+        1035 => "F_GET_RW_HINT",
+        1036 => "F_SET_RW_HINT",
         _ => "another command",
     }
+}
+
+/// `readdir(fd, dirent, count)`: one `compat_old_linux_dirent` when it
+/// returns 1 (the fixed part, the `d_namlen` bytes of the name and its
+/// zero); nothing at the end (0).
+fn old_readdir(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret != 1 {
+        return Ok(());
+    }
+    let at = c.args[1];
+    // d_namlen: the low half of the u32 at offset 8 (little-endian).
+    let namlen = read_u32(c, mem, at + 8, "struct compat_old_linux_dirent's d_namlen")? & 0xffff;
+    push(out, at, COMPAT_OLD_DIRENT + u64::from(namlen) + 1);
+    Ok(())
 }
 
 const fn d(
@@ -234,6 +370,63 @@ fn times32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Uns
 fn nanosleep32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
     if interrupted(c.ret) {
         push(out, c.args[1], OLD_TIMESPEC32);
+    }
+    Ok(())
+}
+
+/// `clock_nanosleep(clock, flags, req, rem)`: the time left, an
+/// `old_timespec32` at `rem`, when a signal interrupted a relative sleep
+/// (an absolute one, `TIMER_ABSTIME`, stores none).
+fn clock_nanosleep32(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if interrupted(c.ret) && c.args[1] & libc::TIMER_ABSTIME as u64 == 0 {
+        push(out, c.args[3], OLD_TIMESPEC32);
+    }
+    Ok(())
+}
+
+/// `ppoll(fds, nfds, tsp, sigmask, sigsetsize)` of a 32-bit caller: the
+/// `nfds` 8-byte `struct pollfd`s (one layout for both ABIs) on success and
+/// when a signal interrupted it, and the time left, an `old_timespec32` at
+/// `tsp`, unless the timeout itself faulted (the kernel stores it on the
+/// way out whatever the result).
+fn ppoll32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret >= 0 || interrupted(c.ret) {
+        push(out, c.args[0], c.args[1].saturating_mul(POLLFD));
+    }
+    if c.ret != -i64::from(libc::EFAULT) {
+        push(out, c.args[2], OLD_TIMESPEC32);
+    }
+    Ok(())
+}
+
+/// Bytes of one of a 32-bit caller's fd_sets for `nfds` descriptors: whole
+/// 32-bit `compat_ulong_t`s (the x86-64 call's are 64-bit words).
+pub fn compat_fd_set_bytes(nfds: u64) -> u64 {
+    nfds.div_ceil(32).saturating_mul(4)
+}
+
+/// `pselect6(nfds, readfds, writefds, exceptfds, tsp, sig)` of a 32-bit
+/// caller (`compat_sys_pselect6_time32`, `compat_sys_pselect6_time64`):
+/// the three fd_sets of 32-bit words on success (zeroed on timeout), and
+/// the time left, `TS` bytes at `tsp` (an `old_timespec32`, or the 64-bit
+/// `timespec` of `pselect6_time64`), whatever the result but EFAULT.
+fn pselect6_32<const TS: u64>(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret >= 0 {
+        let bytes = compat_fd_set_bytes(u64::from(c.args[0] as u32));
+        for &set in &c.args[1..4] {
+            push(out, set, bytes);
+        }
+    }
+    if c.ret != -i64::from(libc::EFAULT) {
+        push(out, c.args[4], TS);
     }
     Ok(())
 }
@@ -292,8 +485,30 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed::<0, OLD_TIME32>,
     ),
+    d(
+        18,
+        "oldstat",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, OLD_KERNEL_STAT>,
+    ),
     d(19, "lseek", false, ReplayAction::Emulate, none),
+    d(
+        28,
+        "oldfstat",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, OLD_KERNEL_STAT>,
+    ),
+    d(30, "utime", false, ReplayAction::Emulate, none),
     d(43, "times", false, ReplayAction::Emulate, times32),
+    d(
+        59,
+        "oldolduname",
+        false,
+        ReplayAction::Emulate,
+        fixed::<0, OLDOLD_UTSNAME>,
+    ),
     d(
         76,
         "getrlimit",
@@ -315,6 +530,14 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed2::<0, OLD_TIMEVAL32, 1, TIMEZONE>,
     ),
+    d(
+        84,
+        "oldlstat",
+        false,
+        ReplayAction::Emulate,
+        fixed::<1, OLD_KERNEL_STAT>,
+    ),
+    d(89, "readdir", false, ReplayAction::Emulate, old_readdir),
     d(
         99,
         "statfs",
@@ -349,6 +572,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         false,
         ReplayAction::Emulate,
         fixed::<1, COMPAT_STAT>,
+    ),
+    d(
+        109,
+        "olduname",
+        false,
+        ReplayAction::Emulate,
+        fixed::<0, OLD_UTSNAME>,
     ),
     d(
         116,
@@ -435,6 +665,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         fixed::<1, OLD_TIMESPEC32>,
     ),
     d(
+        267,
+        "clock_nanosleep",
+        true,
+        ReplayAction::Emulate,
+        clock_nanosleep32,
+    ),
+    d(
         268,
         "statfs64",
         false,
@@ -448,6 +685,8 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed::<2, COMPAT_STATFS64>,
     ),
+    d(271, "utimes", false, ReplayAction::Emulate, none),
+    d(299, "futimesat", false, ReplayAction::Emulate, none),
     d(
         300,
         "fstatat64",
@@ -455,6 +694,15 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed::<2, STAT64>,
     ),
+    d(
+        308,
+        "pselect6",
+        true,
+        ReplayAction::Emulate,
+        pselect6_32::<OLD_TIMESPEC32>,
+    ),
+    d(309, "ppoll", true, ReplayAction::Emulate, ppoll32),
+    d(320, "utimensat", false, ReplayAction::Emulate, none),
     d(
         333,
         "preadv",
@@ -471,6 +719,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         compat_iov_ret::<1, 2>,
     ),
     d(379, "pwritev2", true, ReplayAction::Emulate, none),
+    d(
+        413,
+        "pselect6_time64",
+        true,
+        ReplayAction::Emulate,
+        pselect6_32::<TIMESPEC>,
+    ),
 ];
 
 /// The row of the 32-bit call `nr` (a trace number), if it has one here.

@@ -1282,10 +1282,9 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         crate::name(crate::compat_nr(63)),
         "i386 dup2 (int $0x80 #63)"
     );
-    // Not described: structures of their own (olduname), the old mmap
-    // (its arguments in memory), signal state the recorder keeps
-    // (rt_sigaction), and numbers the i386 table lacks.
-    for n in [109, 90, 174, 9999] {
+    // Not described: the old mmap (its arguments in memory), signal state
+    // the recorder keeps (rt_sigaction), and numbers the i386 table lacks.
+    for n in [90, 174, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -2220,8 +2219,9 @@ fn compat_rows_describe_old_stat_statfs_getdents_and_fcntl64() {
         [(0x1000, 72)]
     );
     assert!(ok(&call(getdents, &[3, 0x1000, 4096], 0), &m).is_empty());
-    // fcntl64: means fcntl; its int commands write nothing, the others
-    // are refused, named (F_GETLK64 with the packed i386 flock64).
+    // fcntl64: means fcntl; its int commands write nothing, the lock
+    // queries store their lock (compat_rows_describe_old_structures_and_fcntl64_locks),
+    // the others are refused, named.
     let fcntl64 = crate::compat_nr(221);
     assert_eq!(crate::row_nr(fcntl64), libc::SYS_fcntl);
     assert!(lookup(fcntl64).expect("a row").may_block);
@@ -2239,11 +2239,11 @@ fn compat_rows_describe_old_stat_statfs_getdents_and_fcntl64() {
         );
     }
     for (cmd, name) in [
-        (12, "F_GETLK64"),
-        (13, "F_SETLK64"),
-        (14, "F_SETLKW64"),
-        (libc::F_GETLK, "F_GETLK"),
-        (libc::F_OFD_GETLK, "F_OFD_GETLK"),
+        (1032, "F_GETPIPE_SZ"),
+        (1031, "F_SETPIPE_SZ"),
+        (libc::F_GETLEASE, "F_GETLEASE"),
+        (libc::F_NOTIFY, "F_NOTIFY"),
+        (1035, "F_GET_RW_HINT"),
     ] {
         let err = regions(&call(fcntl64, &[3, cmd as u64, 0x1000], 0), &m).unwrap_err();
         assert!(
@@ -2254,10 +2254,242 @@ fn compat_rows_describe_old_stat_statfs_getdents_and_fcntl64() {
         );
     }
     // A command that failed wrote nothing and is not refused.
-    assert!(ok(&call(fcntl64, &[3, 12, 0x1000], -22), &m).is_empty());
+    assert!(ok(&call(fcntl64, &[3, 1032, 0x1000], -22), &m).is_empty());
     let call64 = crate::x86_64_call(&call(fcntl64, &[3, 1, 0], 0));
     assert_eq!(
         (call64.nr, call64.args[..3].to_vec()),
         (libc::SYS_fcntl, vec![3, 1, 0])
     );
+}
+
+#[test]
+fn compat_rows_describe_old_structures_and_fcntl64_locks() {
+    use crate::compat_rows::{
+        COMPAT_FLOCK, COMPAT_FLOCK64, COMPAT_OLD_DIRENT, F_OWNER_EX, OLDOLD_UTSNAME,
+        OLD_KERNEL_STAT, OLD_UTSNAME,
+    };
+    let mut m = FakeMem::default();
+    // The i386 struct __old_kernel_stat as the 64-bit kernel fills it.
+    #[repr(C)]
+    #[allow(dead_code)]
+    struct OldKernelStat {
+        shorts: [u16; 7],
+        pad: u16,
+        size: u32,
+        times: [u32; 3],
+    }
+    assert_eq!(OLD_KERNEL_STAT, 32);
+    assert_eq!(std::mem::size_of::<OldKernelStat>() as u64, OLD_KERNEL_STAT);
+    assert_eq!(std::mem::offset_of!(OldKernelStat, size), 16);
+    // oldstat, oldfstat, oldlstat: 32 bytes at the second argument on
+    // success, nothing for EOVERFLOW.
+    for n in [18, 28, 84] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(
+            ok(&call(nr, &[0x2000, 0x1000], 0), &m),
+            [(0x1000, 32)],
+            "{n}"
+        );
+        assert!(ok(&call(nr, &[0x2000, 0x1000], -75), &m).is_empty());
+        assert!(!crate::name(nr).contains("i386 syscall"), "{n} is named");
+    }
+    // olduname (109, sys_uname): struct old_utsname; oldolduname (59,
+    // sys_olduname): struct oldold_utsname.
+    assert_eq!(OLD_UTSNAME, 325);
+    assert_eq!(OLDOLD_UTSNAME, 45);
+    assert_eq!(
+        ok(&call(crate::compat_nr(109), &[0x1000], 0), &m),
+        [(0x1000, 325)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(59), &[0x1000], 0), &m),
+        [(0x1000, 45)]
+    );
+    // readdir: one compat_old_linux_dirent of d_namlen's name and its zero
+    // when it returns 1; nothing at the end.
+    assert_eq!(COMPAT_OLD_DIRENT, 10);
+    // d_namlen 4, and the bytes after it the name's.
+    m.put_u32(0x3008, 0x6f66_0004);
+    let readdir = crate::compat_nr(89);
+    assert_eq!(
+        ok(&call(readdir, &[3, 0x3000, 1], 1), &m),
+        [(0x3000, 10 + 4 + 1)]
+    );
+    assert!(ok(&call(readdir, &[3, 0x3000, 1], 0), &m).is_empty());
+    assert!(ok(&call(readdir, &[3, 0x3000, 1], -9), &m).is_empty());
+    // The file-time calls only read their 32-bit times.
+    for n in [30, 271, 299, 320] {
+        let nr = crate::compat_nr(n);
+        assert!(
+            ok(&call(nr, &[0x2000, 0x1000, 0x3000], 0), &m).is_empty(),
+            "{n}"
+        );
+        assert_eq!(crate::row_nr(nr), nr, "{n} has a row of its own");
+    }
+    // Served by the x86-64 call's sys_* entry: the inotify calls,
+    // epoll_pwait (the same 12-byte events, an 8-byte sigset),
+    // utimensat_time64.
+    for (i386, x86_64) in [
+        (291, libc::SYS_inotify_init),
+        (292, libc::SYS_inotify_add_watch),
+        (293, libc::SYS_inotify_rm_watch),
+        (319, libc::SYS_epoll_pwait),
+        (332, libc::SYS_inotify_init1),
+        (412, libc::SYS_utimensat),
+    ] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
+        assert_eq!(crate::row_nr(nr), x86_64, "{i386}");
+        assert!(!crate::name(nr).contains("i386 syscall"), "{i386} is named");
+    }
+    let epoll_pwait = crate::compat_nr(319);
+    assert!(lookup(epoll_pwait).expect("a row").may_block);
+    assert_eq!(
+        ok(&call(epoll_pwait, &[4, 0x1000, 4, 100, 0x2000, 8], 2), &m),
+        [(0x1000, 24)]
+    );
+    // fcntl64's locks: the 16-byte compat_flock, the packed 24-byte
+    // compat_flock64 (l_start at 4, l_len at 12, l_pid at 20).
+    #[repr(C)]
+    #[allow(dead_code)]
+    struct CompatFlock {
+        l_type: i16,
+        l_whence: i16,
+        l_start: i32,
+        l_len: i32,
+        l_pid: i32,
+    }
+    #[repr(C, packed(4))]
+    #[allow(dead_code)]
+    struct CompatFlock64 {
+        l_type: i16,
+        l_whence: i16,
+        l_start: i64,
+        l_len: i64,
+        l_pid: i32,
+    }
+    assert_eq!(std::mem::size_of::<CompatFlock>() as u64, COMPAT_FLOCK);
+    assert_eq!(COMPAT_FLOCK, 16);
+    assert_eq!(std::mem::size_of::<CompatFlock64>() as u64, COMPAT_FLOCK64);
+    assert_eq!(COMPAT_FLOCK64, 24);
+    assert_eq!(std::mem::offset_of!(CompatFlock64, l_len), 12);
+    assert_eq!(std::mem::offset_of!(CompatFlock64, l_pid), 20);
+    assert_eq!(F_OWNER_EX, 8);
+    let fcntl64 = crate::compat_nr(221);
+    let stored = |cmd: i32, ret: i64| ok(&call(fcntl64, &[3, cmd as u64, 0x1000], ret), &m);
+    assert_eq!(stored(libc::F_GETLK, 0), [(0x1000, 16)]);
+    assert_eq!(stored(12, 0), [(0x1000, 24)]);
+    assert_eq!(stored(libc::F_OFD_GETLK, 0), [(0x1000, 24)]);
+    assert_eq!(stored(16, 0), [(0x1000, 8)]);
+    // EOVERFLOW (a lock that does not fit compat_flock) stores nothing.
+    assert!(stored(libc::F_GETLK, -75).is_empty());
+    for cmd in [
+        libc::F_SETLK,
+        libc::F_SETLKW,
+        13,
+        14,
+        libc::F_OFD_SETLK,
+        libc::F_OFD_SETLKW,
+        libc::F_GETOWN,
+        libc::F_SETOWN,
+        15,
+        11,
+        10,
+    ] {
+        assert!(stored(cmd, 0).is_empty(), "{cmd}");
+    }
+}
+
+#[test]
+fn compat_rows_describe_clock_nanosleep_and_ppoll() {
+    let m = FakeMem::default();
+    // clock_nanosleep (267): blocks; the time left, an 8-byte
+    // old_timespec32 at its fourth argument, when a signal interrupted a
+    // relative sleep (EINTR, or a restart code at the exit stop), kept
+    // though the call failed; none for TIMER_ABSTIME.
+    let cn = crate::compat_nr(267);
+    assert!(lookup(cn).expect("a row").may_block);
+    assert!(crate::writes_on_failure(cn));
+    assert!(ok(&call(cn, &[1, 0, 0x1000, 0x2000], 0), &m).is_empty());
+    for ret in [-4, -516] {
+        assert_eq!(
+            ok(&call(cn, &[1, 0, 0x1000, 0x2000], ret), &m),
+            [(0x2000, 8)],
+            "{ret}"
+        );
+    }
+    assert!(ok(&call(cn, &[1, 1, 0x1000, 0x2000], -4), &m).is_empty());
+    // Resumed by the i386 restart_syscall: described as the call it
+    // resumes.
+    let original = call(cn, &[1, 0, 0x1000, 0x2000], -516);
+    let mut out = Vec::new();
+    crate::restarted_outputs(&original, -4, &m, &mut out).expect("described");
+    assert_eq!(
+        out.iter().map(|r| (r.addr, r.len)).collect::<Vec<_>>(),
+        [(0x2000, 8)]
+    );
+    // ppoll (309): means ppoll (the replayer finds its mask so); the
+    // 8-byte pollfds on success or interruption, the old_timespec32 time
+    // left whatever the result but EFAULT.
+    let pp = crate::compat_nr(309);
+    assert_eq!(crate::row_nr(pp), libc::SYS_ppoll);
+    assert!(lookup(pp).expect("a row").may_block);
+    assert!(crate::writes_on_failure(pp));
+    assert_eq!(
+        ok(&call(pp, &[0x1000, 2, 0x2000, 0x3000, 8], 1), &m),
+        [(0x1000, 16), (0x2000, 8)]
+    );
+    assert_eq!(
+        ok(&call(pp, &[0x1000, 2, 0x2000, 0x3000, 8], -4), &m),
+        [(0x1000, 16), (0x2000, 8)]
+    );
+    assert_eq!(
+        ok(&call(pp, &[0x1000, 2, 0x2000, 0, 0], -22), &m),
+        [(0x2000, 8)]
+    );
+    assert!(ok(&call(pp, &[0x1000, 2, 0x2000, 0, 0], -14), &m).is_empty());
+    // Their time64 forms are the x86-64 calls (16-byte timespecs), kept
+    // on failure by their trace numbers.
+    for (i386, x86_64) in [(407, libc::SYS_clock_nanosleep), (414, libc::SYS_ppoll)] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
+        assert!(crate::writes_on_failure(nr), "{i386}");
+    }
+    assert_eq!(
+        ok(
+            &call(crate::compat_nr(407), &[1, 0, 0x1000, 0x2000], -4),
+            &m
+        ),
+        [(0x2000, 16)]
+    );
+    // pselect6 (308) and pselect6_time64 (413): mean pselect6 (the
+    // replayer finds the mask through their pair of 32-bit values); fd_sets
+    // of 32-bit words (4 bytes for up to 32 descriptors, where the x86-64
+    // call's are 8) on success, the time left (an old_timespec32, or a
+    // 16-byte timespec) whatever the result but EFAULT.
+    use crate::compat_rows::compat_fd_set_bytes;
+    assert_eq!(compat_fd_set_bytes(1), 4);
+    assert_eq!(compat_fd_set_bytes(32), 4);
+    assert_eq!(compat_fd_set_bytes(33), 8);
+    assert_eq!(compat_fd_set_bytes(0), 0);
+    for (n, ts) in [(308, 8), (413, 16)] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(crate::row_nr(nr), libc::SYS_pselect6, "{n}");
+        assert!(lookup(nr).expect("a row").may_block, "{n}");
+        assert!(crate::writes_on_failure(nr), "{n}");
+        assert_eq!(
+            ok(&call(nr, &[5, 0x1000, 0, 0x2000, 0x3000, 0x4000], 1), &m),
+            [(0x1000, 4), (0x2000, 4), (0x3000, ts)],
+            "{n}"
+        );
+        assert_eq!(
+            ok(&call(nr, &[40, 0x1000, 0, 0, 0x3000, 0], -4), &m),
+            [(0x3000, ts)],
+            "{n}"
+        );
+        assert!(ok(&call(nr, &[40, 0x1000, 0, 0, 0x3000, 0], -14), &m).is_empty());
+    }
+    // Still refused: futex (the recorder follows futex waits by the x86-64
+    // number).
+    assert!(lookup(crate::compat_nr(240)).is_none());
 }
