@@ -274,6 +274,11 @@ const WANT_OLD: &[&str] = &[
     "i386 pselect6's set has the pipe, the time left stored as a 32-bit timespec under 10 s: yes\n",
     "SIGUSR1 was handled during the i386 pselect6, and is blocked again after: yes\n",
     "i386 pselect6_time64's set has the pipe, the 64-bit time left under 10 s: yes\n",
+    "i386 futex wait on a word that changed returned the expected value: yes\n",
+    "i386 futex wait of 20 ms that times out returned the expected value: yes\n",
+    "i386 futex_time64 wait of 20 ms that times out returned the expected value: yes\n",
+    "i386 futex wake with no waiter returned the expected value: yes\n",
+    "futex wait woken by a second thread's i386 futex wake saw the new word: yes\n",
 ];
 
 const fn old(name: &'static str, link: Link) -> Spec {

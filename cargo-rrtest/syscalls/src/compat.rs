@@ -85,7 +85,10 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// `sys_epoll_pwait` for both ABIs), whose signal mask is an 8-byte
 /// sigset on both: replay swaps it in, as for the x86-64 call, when the
 /// signal that interrupted it is delivered (it matches the call by its
-/// [`row_nr`]). What the
+/// [`row_nr`]); `futex` (240) reads its timeout as a 32-bit timespec and
+/// writes what the x86-64 `futex` writes, and `futex_time64` (422) is it
+/// (the recorder holds no 32-bit wait at its entry: those block in the
+/// kernel). What the
 /// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
@@ -159,6 +162,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (220, 217), // getdents64
     (224, 186), // gettid
     (238, 200), // tkill
+    (240, 202), // futex (sys_futex_time32: its timeout, read only, a 32-bit timespec)
     (252, 231), // exit_group
     (254, 213), // epoll_create
     (255, 233), // epoll_ctl (packed 12-byte epoll_event on both)
@@ -195,6 +199,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (407, 230), // clock_nanosleep_time64 (the 64-bit timespecs)
     (412, 280), // utimensat_time64 (the 64-bit timespecs)
     (414, 271), // ppoll_time64 (compat_sys_ppoll_time64: the same layouts)
+    (422, 202), // futex_time64 (sys_futex)
     (439, 439), // faccessat2
 ];
 
@@ -471,6 +476,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (221, "fcntl64"),
     (224, "gettid"),
     (238, "tkill"),
+    (240, "futex"),
     (243, "set_thread_area"),
     (252, "exit_group"),
     (254, "epoll_create"),
@@ -524,6 +530,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (412, "utimensat_time64"),
     (413, "pselect6_time64"),
     (414, "ppoll_time64"),
+    (422, "futex_time64"),
     (439, "faccessat2"),
 ];
 
