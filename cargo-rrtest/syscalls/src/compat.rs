@@ -259,7 +259,7 @@ pub fn x86_64_equivalent(nr: i64) -> Option<i64> {
 }
 
 /// The number whose x86-64 meaning `nr` has: its [`x86_64_equivalent`] for
-/// a 32-bit call that has one, the x86-64 call one of [`MEANINGS`] means,
+/// a 32-bit call that has one, the x86-64 call one of `MEANINGS` means,
 /// else `nr` itself. Code that follows a call by what it does (a write to
 /// the program's output, a `close` of an output descriptor) matches on
 /// this, not on the trace's number.
@@ -306,7 +306,7 @@ const IOVEC: u64 = 16;
 
 /// Entry `i` of the iovec array at `iov` that call `nr` (the trace's
 /// number) reads or fills, as (base, length): a 32-bit call's are
-/// [`COMPAT_IOVEC`]s (the kernel reads them so for any call made in
+/// `COMPAT_IOVEC`s (the kernel reads them so for any call made in
 /// compat mode), a 64-bit call's `struct iovec`s.
 pub fn read_iovec(
     mem: &dyn crate::MemReader,
@@ -339,7 +339,7 @@ const MMAP2: u32 = 192;
 /// takes: a 32-bit call with an [`x86_64_equivalent`] under that number, an
 /// i386 `mmap2` as the `mmap` of the same mapping (the descriptor
 /// sign-extended from 32 bits, the offset in bytes), a call of
-/// [`MEANINGS`] under the x86-64 number with its split offset or length
+/// `MEANINGS` under the x86-64 number with its split offset or length
 /// joined (`pread64(fd, buf, count, lo, hi)` as `pread64(fd, buf, count,
 /// hi << 32 | lo)`, `ftruncate64(fd, lo, hi)` as `ftruncate(fd, hi << 32 |
 /// lo)`, `preadv(fd, iov, cnt, lo, hi)` as `preadv(fd, iov, cnt, hi << 32
@@ -422,6 +422,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (76, "getrlimit"),
     (77, "getrusage"),
     (78, "gettimeofday"),
+    (82, "select"),
     (83, "symlink"),
     (84, "oldlstat"),
     (85, "readlink"),
@@ -444,6 +445,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (133, "fchdir"),
     (140, "_llseek"),
     (141, "getdents"),
+    (142, "_newselect"),
     (143, "flock"),
     (145, "readv"),
     (146, "writev"),

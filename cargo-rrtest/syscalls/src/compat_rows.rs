@@ -119,8 +119,12 @@
 //! `old_timespec32`, or the 16-byte `timespec`) whatever the result but
 //! EFAULT; they mean `pselect6`, and the replayer reads the pointer to
 //! their mask as the first of the two 32-bit values (`struct
-//! compat_sigset_argpack`) their sixth argument points to. `futex` (the
-//! recorder follows futex waits by the x86-64 number) stays refused.
+//! compat_sigset_argpack`) their sixth argument points to. `_newselect`
+//! (142) and the old `select` (82, its arguments a struct of five 32-bit
+//! values in memory, read at the exit) store the same fd_sets and an
+//! 8-byte `old_timeval32` time left. `futex` (240) and `futex_time64`
+//! (422) need no row here: they mean the x86-64 `futex`
+//! ([`crate::compat`]'s equivalents).
 
 use super::layout::{POLLFD, TIMESPEC, TIMEZONE, UIO_MAXIOV};
 use super::outputs::{fixed, fixed2, interrupted, none, push, read_u32, ret_bytes, ret_len};
@@ -150,14 +154,17 @@ pub const COMPAT_SYSINFO: u64 = 4 + 3 * 4 + 6 * 4 + 2 * 2 + 2 * 4 + 4 + 8;
 /// asks [`crate::writes_on_failure`]): `times`, whose result may look
 /// negative, `nanosleep` and `clock_nanosleep`, which store the time left
 /// when interrupted, `ppoll`, which stores the `revents` when
-/// interrupted and the time left whatever its result, `pselect6` and
-/// `pselect6_time64`, which store the time left whatever their result;
+/// interrupted and the time left whatever its result, `pselect6`,
+/// `pselect6_time64` and the two older `select` calls (82, 142), which
+/// store the time left whatever their result;
 /// and so, by their
 /// trace numbers (the x86-64 list has the x86-64 ones), the calls that
 /// the x86-64 `clock_nanosleep` and `ppoll` rows describe:
 /// `clock_nanosleep_time64` and `ppoll_time64`.
 pub(crate) const WRITES_ON_FAILURE: &[i64] = &[
     COMPAT_32 | 43,
+    COMPAT_32 | 82,
+    COMPAT_32 | 142,
     COMPAT_32 | 162,
     COMPAT_32 | 267,
     COMPAT_32 | 308,
@@ -431,6 +438,53 @@ fn pselect6_32<const TS: u64>(
     Ok(())
 }
 
+/// `_newselect(n, inp, outp, exp, tvp)` of a 32-bit caller
+/// (`compat_sys_select`): the three fd_sets of 32-bit words on success
+/// (zeroed on timeout), and the time left, an `old_timeval32` at `tvp`,
+/// whatever the result but EFAULT (as the kernel's `poll_select_finish`).
+fn newselect32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    select32(
+        c,
+        [c.args[0], c.args[1], c.args[2], c.args[3], c.args[4]],
+        out,
+    );
+    Ok(())
+}
+
+/// The old `select(arg)` of a 32-bit caller (82, `compat_sys_old_select`):
+/// its five arguments are a `struct compat_sel_arg_struct` of 32-bit values
+/// at `arg` (`n`, `inp`, `outp`, `exp`, `tvp`), which the kernel only
+/// reads; then as `_newselect`.
+fn old_select32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret == -i64::from(libc::EFAULT) {
+        return Ok(());
+    }
+    let mut args = [0u64; 5];
+    for (i, a) in args.iter_mut().enumerate() {
+        *a = u64::from(read_u32(
+            c,
+            mem,
+            c.args[0] + 4 * i as u64,
+            "struct compat_sel_arg_struct",
+        )?);
+    }
+    select32(c, args, out);
+    Ok(())
+}
+
+/// What a 32-bit `select` of arguments `[n, inp, outp, exp, tvp]` wrote.
+fn select32(c: &Call, [n, sets @ .., tvp]: [u64; 5], out: &mut Vec<Region>) {
+    if c.ret >= 0 {
+        let bytes = compat_fd_set_bytes(u64::from(n as u32));
+        for set in sets {
+            push(out, set, bytes);
+        }
+    }
+    if c.ret != -i64::from(libc::EFAULT) {
+        push(out, tvp, OLD_TIMEVAL32);
+    }
+}
+
 /// `readv`, `preadv`, `preadv2` of a 32-bit caller: the `compat_iovec`
 /// array at `args[IOV]` with `args[CNT]` entries holds the `ret` bytes
 /// read, in order.
@@ -530,6 +584,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed2::<0, OLD_TIMEVAL32, 1, TIMEZONE>,
     ),
+    d(82, "select", true, ReplayAction::Emulate, old_select32),
     d(
         84,
         "oldlstat",
@@ -601,6 +656,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         ret_bytes::<1, 2>,
     ),
+    d(142, "_newselect", true, ReplayAction::Emulate, newselect32),
     d(
         145,
         "readv",

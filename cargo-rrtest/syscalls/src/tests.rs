@@ -2497,3 +2497,38 @@ fn compat_rows_describe_clock_nanosleep_and_ppoll() {
         assert!(lookup(crate::compat_nr(nr)).is_some(), "{nr}");
     }
 }
+
+#[test]
+fn compat_rows_describe_the_32_bit_selects() {
+    let mut m = FakeMem(HashMap::new());
+    // _newselect (142): three fd_sets of 32-bit words for 40 descriptors
+    // (8 bytes each) on success, the 8-byte old_timeval32 always but for
+    // EFAULT; a null set is not written.
+    let args = [40, 0x1000, 0x2000, 0, 0x3000];
+    assert_eq!(
+        ok(&call(crate::compat_nr(142), &args, 1), &m),
+        [(0x1000, 8), (0x2000, 8), (0x3000, 8)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(142), &args, -4), &m),
+        [(0x3000, 8)]
+    );
+    assert!(ok(&call(crate::compat_nr(142), &args, -14), &m).is_empty());
+    // The old select (82): the same, its arguments read from the
+    // struct compat_sel_arg_struct it points to.
+    for (i, v) in [3u32, 0x1000, 0, 0x2000, 0x3000].into_iter().enumerate() {
+        m.put_u32(0x5000 + 4 * i as u64, v);
+    }
+    assert_eq!(
+        ok(&call(crate::compat_nr(82), &[0x5000], 0), &m),
+        [(0x1000, 4), (0x2000, 4), (0x3000, 8)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(82), &[0x5000], -4), &m),
+        [(0x3000, 8)]
+    );
+    // An unreadable struct is named.
+    assert!(regions(&call(crate::compat_nr(82), &[0x9000], 0), &m).is_err());
+    assert!(crate::writes_on_failure(crate::compat_nr(82)));
+    assert!(crate::writes_on_failure(crate::compat_nr(142)));
+}
