@@ -1,0 +1,49 @@
+//! Breadth trials for a tracer that plays the kernel for its child (issue
+//! #20), as user-mode kernels and syscall emulators do: the program's own
+//! `PTRACE_SYSEMU` and `PTRACE_SYSEMU_SINGLESTEP`, emulated. Each fixture
+//! runs natively, and is recorded, verified and replayed identically
+//! (output and exit status compared), once and a few times more
+//! (`::repeated`), and recorded under the chaos scheduler at three seeds
+//! (`breadth::ptrace_sysemu::under_chaos`).
+//!
+//! - `ptrace_sysemu`: the child's syscalls stop at their entry and are not
+//!   run; the tracer answers them: getpid 4242 (`PTRACE_SETREGS`), a write
+//!   to stdout made by the tracer from the child's bytes
+//!   (`PTRACE_PEEKDATA`), a number no kernel has left -ENOSYS (then
+//!   `PTRACE_SYSCALL` shows the skipped call's exit stop), rt_sigprocmask 0
+//!   (`PTRACE_POKEUSER`; the mask left), exit_group 0 (the child goes on),
+//!   then `PTRACE_SYSEMU_SINGLESTEP` steps to the next call; the stops'
+//!   registers (`orig_rax` the call, `rax` -ENOSYS), `PTRACE_PEEKUSER` and
+//!   `PTRACE_GET_SYSCALL_INFO` (an entry) checked by the tracer, the
+//!   results by the child.
+
+use libtest_mimic::Trial;
+
+use crate::breadth::{c, variant_trials, REPEATS};
+use crate::recorder::Spec;
+use crate::recorder_build::CBuild;
+
+/// The fixtures.
+const SPECS: &[Spec] = &[Spec {
+    stdout_has: &[
+        "SYSEMU stop at getpid: SIGTRAP|0x80 1, orig_rax getpid 1, rax -ENOSYS 1\n",
+        "PEEKUSER of orig_rax: getpid 1\n",
+        "GET_SYSCALL_INFO: 80, op 1, nr getpid 1\n",
+        "SYSEMU stop at write: orig_rax write 1, fd 1, 43 bytes\n",
+        "child: this line was written by its tracer\n",
+        "SYSEMU stop at call 999: rax -ENOSYS 1, args 1 2 3\n",
+        "PTRACE_SYSCALL from it: an exit stop 1, orig_rax 999, rax -ENOSYS 1; GET_SYSCALL_INFO: 33, op 2, rval -ENOSYS 1\n",
+        "SYSEMU stop at rt_sigprocmask: 1, SIG_BLOCK 1\n",
+        "PEEKUSER of rax after the POKEUSER: 0 1\n",
+        "SYSEMU stop at exit_group: 1, status 9\n",
+        "SYSEMU_SINGLESTEP: some steps 1, then a stop at the done call 1, rax -ENOSYS 1, arg 0x5eed\n",
+        "child: getpid 4242, write 43, unknown call -1 errno 38, rt_sigprocmask 0, SIGUSR1 blocked 0, exit_group 0, done 7\n",
+        "parent: the child exited with 0\n",
+    ],
+    ..c("ptrace_sysemu", CBuild::pie("ptrace_sysemu"))
+}];
+
+/// The trials.
+pub fn trials() -> Vec<Trial> {
+    variant_trials(SPECS, REPEATS, "breadth::ptrace_sysemu::under_chaos")
+}
