@@ -1,6 +1,8 @@
 //! Breadth trials for a tracer that plays the kernel for its child (issue
 //! #20), as user-mode kernels and syscall emulators do: the program's own
-//! `PTRACE_SYSEMU` and `PTRACE_SYSEMU_SINGLESTEP`, emulated. Each fixture
+//! `PTRACE_SYSEMU` and `PTRACE_SYSEMU_SINGLESTEP`, emulated; and for the
+//! segment bases and TLS descriptors such a tracer reads and sets
+//! (`PTRACE_ARCH_PRCTL`, `PTRACE_GET_THREAD_AREA`). Each fixture
 //! runs natively, and is recorded, verified and replayed identically
 //! (output and exit status compared), once and a few times more
 //! (`::repeated`), and recorded under the chaos scheduler at three seeds
@@ -15,7 +17,14 @@
 //!   then `PTRACE_SYSEMU_SINGLESTEP` steps to the next call; the stops'
 //!   registers (`orig_rax` the call, `rax` -ENOSYS), `PTRACE_PEEKUSER` and
 //!   `PTRACE_GET_SYSCALL_INFO` (an entry) checked by the tracer, the
-//!   results by the child.
+//!   results by the child;
+//! - `ptrace_arch_prctl`: `ARCH_GET_FS` (the child's thread pointer, equal
+//!   to `fs_base`), `ARCH_GET_GS`, EFAULT for an unwritable address;
+//!   `ARCH_SET_GS` to a word of the child's, which the child reads through
+//!   `%gs` after its stop; EPERM for an `ARCH_SET_FS` past user space,
+//!   EINVAL for an unknown code; `PTRACE_GET_THREAD_AREA` of an unused TLS
+//!   entry (the kernel's empty descriptor), EINVAL and EIO for indexes
+//!   outside them.
 
 use libtest_mimic::Trial;
 
@@ -41,6 +50,21 @@ const SPECS: &[Spec] = &[Spec {
         "parent: the child exited with 0\n",
     ],
     ..c("ptrace_sysemu", CBuild::pie("ptrace_sysemu"))
+}, Spec {
+    stdout_has: &[
+        "ARCH_GET_FS: 0, the child's thread pointer 1, equal to fs_base 1\n",
+        "ARCH_GET_GS: 0, base 0, equal to gs_base 1\n",
+        "ARCH_GET_FS to address 8: -1, errno 14\n",
+        "ARCH_SET_GS to the marker: 0, gs_base now the marker's address 1\n",
+        "ARCH_SET_FS past user space: -1, errno 1, fs_base unchanged 1\n",
+        "PTRACE_ARCH_PRCTL of code 0x9999: -1, errno 22\n",
+        "GET_THREAD_AREA of entry 12: 0, entry 12, base 0x0, limit 0x0, flags 0x28\n",
+        "GET_THREAD_AREA of entry 11: -1, errno 22\n",
+        "GET_THREAD_AREA of entry -1: -1, errno 5\n",
+        "child: gs base the marker's address 1, the word through %gs 0x6d61726b6572, fs base unchanged 1\n",
+        "parent: the child exited with 0\n",
+    ],
+    ..c("ptrace_arch_prctl", CBuild::pie("ptrace_arch_prctl"))
 }];
 
 /// The trials.

@@ -488,6 +488,21 @@ pub fn getsigmask(tid: i32) -> io::Result<u64> {
     Ok(mask)
 }
 
+/// The thread's TLS descriptor `idx` in the GDT (`PTRACE_GET_THREAD_AREA`):
+/// a `struct user_desc`, 16 bytes (`entry_number`, `base_addr`, `limit`,
+/// the flags word), as the kernel fills it; EINVAL for an index outside
+/// the TLS entries, EIO for a negative one.
+pub fn get_thread_area(tid: i32, idx: u32) -> io::Result<[u8; 16]> {
+    let mut desc = [0u8; 16];
+    req(
+        25, // PTRACE_GET_THREAD_AREA (<sys/ptrace.h>; not in the libc crate)
+        tid,
+        idx as usize,
+        desc.as_mut_ptr() as usize,
+    )?;
+    Ok(desc)
+}
+
 /// Replaces the thread's blocked-signal mask (`PTRACE_SETSIGMASK`).
 pub fn setsigmask(tid: i32, mask: u64) -> io::Result<()> {
     req(

@@ -27,7 +27,11 @@
 //! `PTRACE_GETEVENTMSG` and `PTRACE_GET_SYSCALL_INFO` (built from the
 //! registers as `<linux/ptrace.h>` lays it out; ENTRY or EXIT at a
 //! `PTRACE_SYSCALL` stop whose si_code is `SIGTRAP | 0x80`, as the kernel
-//! tells them, else NONE). Not emulated, named: register and mask writes
+//! tells them, else NONE), `PTRACE_ARCH_PRCTL` of `ARCH_GET_FS`/`_GS`
+//! (the real tracee's base) and `PTRACE_GET_THREAD_AREA` (asked of the
+//! kernel on the real tracee). `PTRACE_ARCH_PRCTL` of `ARCH_SET_FS`/`_GS`
+//! is a register write (the base in `user_regs_struct`). Not emulated,
+//! named: register and mask writes
 //! at a syscall-entry stop (replay's tracee is not at the entry yet) or at
 //! a vfork's event stop, debug registers, `PTRACE_SETREGSET` of the sets
 //! but `NT_PRSTATUS`, `NT_PRFPREG` and `NT_X86_XSTATE`. The mask a tracer reads and sets is the real thread's: at a stop
@@ -144,6 +148,8 @@ mod req {
     pub const KILL: i32 = 8;
     pub const GETREGS: i32 = 12;
     pub const SYSCALL: i32 = 24;
+    pub const GET_THREAD_AREA: i32 = 25;
+    pub const ARCH_PRCTL: i32 = 30;
     pub const SYSEMU: i32 = 31;
     pub const SYSEMU_SINGLESTEP: i32 = 32;
     pub const SETREGS: i32 = 13;

@@ -266,6 +266,17 @@ impl Session {
                 self.set_tracee_regs(tid, target, &before, &bytes)
             }
             req::GETSIGINFO => Ok(store(&tracer_mem, data, &stop.info)),
+            req::ARCH_PRCTL => self.arch_prctl(tid, target, &tracer_mem, &stop, data, addr),
+            req::GET_THREAD_AREA => {
+                // The kernel takes the index from `addr` as an int.
+                let Ok(idx) = u32::try_from(addr as i32) else {
+                    return Ok(neg(libc::EIO));
+                };
+                Ok(match ptrace::get_thread_area(target, idx) {
+                    Ok(desc) => store(&tracer_mem, data, &desc),
+                    Err(e) => neg(e.raw_os_error().unwrap_or(libc::EIO)),
+                })
+            }
             req::GETREGSET => Ok(get_regset(target, &tracer_mem, addr, data, stop.sysemu)),
             req::SETREGSET => self.set_regset(tid, target, &tracer_mem, addr, data),
             req::POKEUSER => self.poke_user(tid, target, addr, data),
@@ -352,6 +363,34 @@ impl Session {
 /// Offset of `orig_rax` in `struct user_regs_struct`.
 const ORIG_RAX: usize = 120;
 
+/// `arch_prctl` codes (`<asm/prctl.h>`).
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+
+/// The name of an `arch_prctl` code that `PTRACE_ARCH_PRCTL` passes to the
+/// kernel's `do_arch_prctl_64` and the recorder does not emulate (the
+/// vDSO mappings, linear address masking, shadow stacks); None for the
+/// four it does and for a code the kernel does not know there (EINVAL).
+fn unemulated_arch_prctl(code: u64) -> Option<&'static str> {
+    Some(match code {
+        0x2001 => "ARCH_MAP_VDSO_X32",
+        0x2002 => "ARCH_MAP_VDSO_32",
+        0x2003 => "ARCH_MAP_VDSO_64",
+        0x4001 => "ARCH_GET_UNTAG_MASK",
+        0x4002 => "ARCH_ENABLE_TAGGED_ADDR",
+        0x4003 => "ARCH_GET_MAX_TAG_BITS",
+        0x4004 => "ARCH_FORCE_TAGGED_SVA",
+        0x5001 => "ARCH_SHSTK_ENABLE",
+        0x5002 => "ARCH_SHSTK_DISABLE",
+        0x5003 => "ARCH_SHSTK_LOCK",
+        0x5004 => "ARCH_SHSTK_UNLOCK",
+        0x5005 => "ARCH_SHSTK_STATUS",
+        _ => return None,
+    })
+}
+
 /// Tracee `target`'s general registers as its tracer sees them at `stop`:
 /// the real thread's, with at a `PTRACE_SYSEMU` stop the `orig_rax` the
 /// tracer sees (the real one is -1: the call is skipped).
@@ -364,6 +403,71 @@ fn shown_regs(target: Tid, stop: &EmuStop) -> Result<ptrace::Regs, Error> {
 }
 
 impl Session {
+    /// `PTRACE_ARCH_PRCTL` of `code` with argument `arg` on tracee
+    /// `target` for tracer thread `tid` (the kernel passes `data` as the
+    /// code and `addr` as the argument). `ARCH_GET_FS`/`ARCH_GET_GS`
+    /// write the base (the real tracee's `fs_base`/`gs_base`) at `arg` in
+    /// the tracer's memory. `ARCH_SET_FS`/`ARCH_SET_GS` set it to `arg` as
+    /// a register write (the kernel sets the same base either way), made
+    /// on the real tracee and recorded as one; a base the kernel refuses
+    /// (past user space) gets the EPERM `arch_prctl` answers, nothing
+    /// changed. Refused where register writes are. The codes the kernel
+    /// has beside these are refused, named (EIO); another gets its EINVAL.
+    fn arch_prctl(
+        &mut self,
+        tid: Tid,
+        target: Tid,
+        tracer_mem: &RemoteMem,
+        stop: &EmuStop,
+        code: u64,
+        arg: u64,
+    ) -> Result<i64, Error> {
+        match code {
+            ARCH_GET_FS | ARCH_GET_GS => {
+                let regs = shown_regs(target, stop)?;
+                let base = if code == ARCH_GET_FS {
+                    regs.fs_base
+                } else {
+                    regs.gs_base
+                };
+                Ok(store(tracer_mem, arg, &base.to_ne_bytes()))
+            }
+            ARCH_SET_FS | ARCH_SET_GS => {
+                let name = if code == ARCH_SET_FS {
+                    "PTRACE_ARCH_PRCTL of ARCH_SET_FS"
+                } else {
+                    "PTRACE_ARCH_PRCTL of ARCH_SET_GS"
+                };
+                if let Some(r) = self.refuse_write_here(target, name) {
+                    return Ok(r);
+                }
+                let mut regs = self.tracee_regs(target)?;
+                let before = ptrace::regs_to_bytes(&regs);
+                if code == ARCH_SET_FS {
+                    regs.fs_base = arg;
+                } else {
+                    regs.gs_base = arg;
+                }
+                let r =
+                    self.set_tracee_regs(tid, target, &before, &ptrace::regs_to_bytes(&regs))?;
+                // The register write's EIO for a base past user space is
+                // arch_prctl's EPERM.
+                Ok(if r == neg(libc::EIO) {
+                    neg(libc::EPERM)
+                } else {
+                    r
+                })
+            }
+            _ => match unemulated_arch_prctl(code) {
+                Some(name) => {
+                    warn!("PTRACE_ARCH_PRCTL of {name}: the recorder does not emulate it (the program gets EIO)");
+                    Ok(neg(libc::EIO))
+                }
+                None => Ok(neg(libc::EINVAL)),
+            },
+        }
+    }
+
     /// Tracee `target`'s general registers as its tracer sees them in its
     /// stop now ([`shown_regs`]).
     fn tracee_regs(&mut self, target: Tid) -> Result<ptrace::Regs, Error> {
