@@ -8,8 +8,10 @@
 //! (`::repeated`), and recorded under the chaos scheduler at three seeds
 //! (`breadth::ptrace_sysemu::under_chaos`).
 //!
-//! - `ptrace_sysemu`: the child's syscalls stop at their entry and are not
-//!   run; the tracer answers them: getpid 4242 (`PTRACE_SETREGS`), a write
+//! - `ptrace_sysemu`: resumed with `PTRACE_SYSEMU` from a `PTRACE_SYSCALL`
+//!   entry stop, the child's getppid runs with no exit stop; then the
+//!   child's syscalls stop at their entry and are not run; the tracer
+//!   answers them: getpid 4242 (`PTRACE_SETREGS`), a write
 //!   to stdout made by the tracer from the child's bytes
 //!   (`PTRACE_PEEKDATA`), a number no kernel has left -ENOSYS (then
 //!   `PTRACE_SYSCALL` shows the skipped call's exit stop), rt_sigprocmask 0
@@ -35,6 +37,7 @@ use crate::recorder_build::CBuild;
 /// The fixtures.
 const SPECS: &[Spec] = &[Spec {
     stdout_has: &[
+        "PTRACE_SYSCALL: entry stop at getppid 1\n",
         "SYSEMU stop at getpid: SIGTRAP|0x80 1, orig_rax getpid 1, rax -ENOSYS 1\n",
         "PEEKUSER of orig_rax: getpid 1\n",
         "GET_SYSCALL_INFO: 80, op 1, nr getpid 1\n",
@@ -46,6 +49,7 @@ const SPECS: &[Spec] = &[Spec {
         "PEEKUSER of rax after the POKEUSER: 0 1\n",
         "SYSEMU stop at exit_group: 1, status 9\n",
         "SYSEMU_SINGLESTEP: some steps 1, then a stop at the done call 1, rax -ENOSYS 1, arg 0x5eed\n",
+        "child: getppid run: the parent 1\n",
         "child: getpid 4242, write 43, unknown call -1 errno 38, rt_sigprocmask 0, SIGUSR1 blocked 0, exit_group 0, done 7\n",
         "parent: the child exited with 0\n",
     ],

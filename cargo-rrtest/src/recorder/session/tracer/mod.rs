@@ -74,7 +74,10 @@
 //! `PTRACE_GET_SYSCALL_INFO` an entry; resumed with `PTRACE_SYSCALL`, the
 //! skipped call's exit stop follows, as from the kernel. Under
 //! `PTRACE_SYSEMU_SINGLESTEP` a step that is not a syscall stops with the
-//! step's `SIGTRAP`. Calls the recorder's seccomp filter lets through
+//! step's `SIGTRAP`. Resumed so from a `PTRACE_SYSCALL` entry stop or an
+//! event stop inside a call, that call runs and makes no exit stop
+//! ([`Session::step_over_syscall_done`]), as the kernel decided at its
+//! entry. Calls the recorder's seccomp filter lets through
 //! without a stop (`munmap`, `mprotect`, `brk`, an anonymous `mmap`, ...)
 //! are not seen, and run. A stop becomes visible to the tracer once the tracee
 //! is stopped by the recorder (a tracee blocked in a syscall is interrupted
@@ -618,8 +621,12 @@ impl Session {
             self.hold_stopped(tid, stop);
             return true;
         }
-        if task.syscall_stops {
-            // PTRACE_SYSCALL: its syscall-exit stop.
+        let sysemu = task.traced.as_ref().is_some_and(|t| t.sysemu);
+        if task.syscall_stops && !sysemu {
+            // PTRACE_SYSCALL: its syscall-exit stop. (Not under
+            // PTRACE_SYSEMU, resumed from an entry or event stop inside
+            // the call: the call goes on, its exit makes no stop, the next
+            // call stops at its entry.)
             task.syscall_stops = false;
             task.step = Step::No;
             self.syscall_stop(tid, false);
