@@ -101,8 +101,9 @@ impl Session {
                     // Sent at a syscall-entry stop, the signal is pending
                     // while the call runs (it may interrupt it); at an
                     // exec's exit stop, after the exec's SIGTRAP. (At a
-                    // PTRACE_SYSEMU stop the real thread is at a seccomp
-                    // stop, where a signal to resume with is not taken.)
+                    // PTRACE_SYSEMU stop replay's thread is at the skipped
+                    // call's seccomp stop, where a signal to resume with is
+                    // not taken as at the recorder's exit stop.)
                     warn!(
                         "{} with a signal at a syscall-entry stop, a PTRACE_SYSEMU stop or an exec's exit stop: the recorder does not emulate it (the program gets EIO)",
                         request_name(request)
