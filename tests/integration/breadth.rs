@@ -894,7 +894,7 @@ pub(crate) fn all_under_chaos(trial: &str, specs: &[Spec], limit: Duration) -> R
 }
 
 /// Requests the emulated ptrace does not do (a debug register set, the
-/// seccomp event option, `PTRACE_PEEKSIGINFO`, `PTRACE_LISTEN`, an
+/// seccomp event option, `PTRACE_LISTEN`, an
 /// `arch_prctl` code other than the fs and gs bases) fail at once with EIO
 /// or EINVAL, each named in a warning of the recorder; the program goes on to its end, and
 /// the trace verifies and replays the same output.
@@ -906,7 +906,6 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
             "PTRACE_POKEUSER of 0 returned 0, errno 0\n",
             "PTRACE_POKEUSER returned -1, errno 5\n",
             "PTRACE_SETOPTIONS(PTRACE_O_TRACESECCOMP) returned -1, errno 22\n",
-            "PTRACE_PEEKSIGINFO returned -1, errno 5\n",
             "PTRACE_LISTEN returned -1, errno 5\n",
             "PTRACE_ARCH_PRCTL of ARCH_GET_UNTAG_MASK returned -1, errno 5\n",
             "PTRACE_GETFPREGS returned 0, errno 0\n",
@@ -917,7 +916,6 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
         &[
             "PTRACE_POKEUSER",
             "PTRACE_O_TRACESECCOMP",
-            "PTRACE_PEEKSIGINFO",
             "PTRACE_LISTEN",
             "ARCH_GET_UNTAG_MASK",
         ],

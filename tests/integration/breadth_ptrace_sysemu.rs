@@ -2,7 +2,8 @@
 //! #20), as user-mode kernels and syscall emulators do: the program's own
 //! `PTRACE_SYSEMU` and `PTRACE_SYSEMU_SINGLESTEP`, emulated; and for the
 //! segment bases and TLS descriptors such a tracer reads and sets
-//! (`PTRACE_ARCH_PRCTL`, `PTRACE_GET_THREAD_AREA`). Each fixture
+//! (`PTRACE_ARCH_PRCTL`, `PTRACE_GET_THREAD_AREA`), and the pending
+//! signals it reads (`PTRACE_PEEKSIGINFO`). Each fixture
 //! runs natively, and is recorded, verified and replayed identically
 //! (output and exit status compared), once and a few times more
 //! (`::repeated`), and recorded under the chaos scheduler at three seeds
@@ -26,7 +27,12 @@
 //!   `%gs` after its stop; EPERM for an `ARCH_SET_FS` past user space,
 //!   EINVAL for an unknown code; `PTRACE_GET_THREAD_AREA` of an unused TLS
 //!   entry (the kernel's empty descriptor), EINVAL and EIO for indexes
-//!   outside them.
+//!   outside them;
+//! - `ptrace_peeksiginfo`: the child's blocked signals, sent to the thread
+//!   (tgkill) and to the process (kill, sigqueue twice), read from the
+//!   thread's queue and the shared one, from an offset, a few at a time,
+//!   and the kernel's EINVALs and EFAULTs; then passed on as the child
+//!   unblocks them.
 
 use libtest_mimic::Trial;
 
@@ -69,6 +75,23 @@ const SPECS: &[Spec] = &[Spec {
         "parent: the child exited with 0\n",
     ],
     ..c("ptrace_arch_prctl", CBuild::pie("ptrace_arch_prctl"))
+}, Spec {
+    stdout_has: &[
+        "PEEKSIGINFO of the thread's queue: 1, SIGUSR1 SI_TKILL\n",
+        "PEEKSIGINFO of the shared queue: 3, SIGUSR2 SI_USER, SIGRTMIN SI_QUEUE value 11, SIGRTMIN SI_QUEUE value 22\n",
+        "from the second on: 2, SIGRTMIN SI_QUEUE value 11, SIGRTMIN SI_QUEUE value 22\n",
+        "one only: 1, SIGUSR2 SI_USER\n",
+        "nr 0: 0\n",
+        "past the end: 0\n",
+        "an unknown flag: -1, errno 22\n",
+        "a negative nr: -1, errno 22\n",
+        "arguments at address 8: -1, errno 14\n",
+        "a buffer at address 8: -1, errno 14\n",
+        "child: handlers run: 4\n",
+        "parent: signals passed on: 4\n",
+        "parent: the child exited with 0\n",
+    ],
+    ..c("ptrace_peeksiginfo", CBuild::pie("ptrace_peeksiginfo"))
 }];
 
 /// The trials.

@@ -87,9 +87,15 @@ pub(crate) fn ptrace(
     const GETREGSET: u32 = 0x4204;
     const SETREGSET: u32 = 0x4205;
     const GET_SYSCALL_INFO: u32 = 0x420e;
+    const PEEKSIGINFO: u32 = 0x4209;
     let (request, addr, data) = (c.args[0] as u32, c.args[2], c.args[3]);
     if request == GET_SYSCALL_INFO && c.ret > 0 {
         push(out, data, addr.min(c.ret as u64));
+        return Ok(());
+    }
+    if request == PEEKSIGINFO && c.ret > 0 {
+        // The siginfos copied, one after another.
+        push(out, data, c.ret as u64 * layout::SIGINFO);
         return Ok(());
     }
     if c.ret != 0 {

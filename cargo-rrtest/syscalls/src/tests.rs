@@ -1211,6 +1211,12 @@ fn ptrace_writes_what_a_reading_request_returns() {
         vec![(0x700, 8)]
     );
     assert!(ok(&call(libc::SYS_ptrace, &[30, 7, 0x700, 0x1002], 0), &m).is_empty());
+    // PTRACE_PEEKSIGINFO: as many siginfos as it returns, at `data`.
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[0x4209, 7, 0x800, 0x900], 3), &m),
+        vec![(0x900, 3 * 128)]
+    );
+    assert!(ok(&call(libc::SYS_ptrace, &[0x4209, 7, 0x800, 0x900], 0), &m).is_empty());
     assert!(ok(&call(libc::SYS_ptrace, &[peek, 7, 0x10, 0x200], -1), &m).is_empty());
     let poke = libc::PTRACE_POKEDATA as u64;
     assert!(ok(&call(libc::SYS_ptrace, &[poke, 7, 0x10, 0x200], 0), &m).is_empty());

@@ -29,7 +29,10 @@
 //! `PTRACE_SYSCALL` stop whose si_code is `SIGTRAP | 0x80`, as the kernel
 //! tells them, else NONE), `PTRACE_ARCH_PRCTL` of `ARCH_GET_FS`/`_GS`
 //! (the real tracee's base) and `PTRACE_GET_THREAD_AREA` (asked of the
-//! kernel on the real tracee). `PTRACE_ARCH_PRCTL` of `ARCH_SET_FS`/`_GS`
+//! kernel on the real tracee), `PTRACE_PEEKSIGINFO` (the real tracee's
+//! queues, the recorder's desched signal left out; refused while the
+//! recorder holds a signal back for it, whose queue a siginfo does not
+//! tell). `PTRACE_ARCH_PRCTL` of `ARCH_SET_FS`/`_GS`
 //! is a register write (the base in `user_regs_struct`). Not emulated,
 //! named: register and mask writes
 //! at a syscall-entry stop (replay's tracee is not at the entry yet) or at
@@ -168,6 +171,7 @@ mod req {
     pub const SETREGSET: i32 = 0x4205;
     pub const SEIZE: i32 = 0x4206;
     pub const INTERRUPT: i32 = 0x4207;
+    pub const PEEKSIGINFO: i32 = 0x4209;
     pub const GETSIGMASK: i32 = 0x420a;
     pub const SETSIGMASK: i32 = 0x420b;
     pub const GET_SYSCALL_INFO: i32 = 0x420e;

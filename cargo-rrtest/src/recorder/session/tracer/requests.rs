@@ -267,6 +267,7 @@ impl Session {
                 self.set_tracee_regs(tid, target, &before, &bytes)
             }
             req::GETSIGINFO => Ok(store(&tracer_mem, data, &stop.info)),
+            req::PEEKSIGINFO => self.peek_siginfo(target, &tracer_mem, addr, data),
             req::ARCH_PRCTL => self.arch_prctl(tid, target, &tracer_mem, &stop, data, addr),
             req::GET_THREAD_AREA => {
                 // The kernel takes the index from `addr` as an int.
@@ -360,6 +361,11 @@ impl Session {
         }
     }
 }
+
+/// The most pending signals `PTRACE_PEEKSIGINFO` reads of a queue (the
+/// kernel's default `RLIMIT_SIGPENDING` is in the tens of thousands; a
+/// queue that long is not a tracer's case).
+const PEEKSIGINFO_MAX: usize = 4096;
 
 /// Offset of `orig_rax` in `struct user_regs_struct`.
 const ORIG_RAX: usize = 120;
@@ -467,6 +473,86 @@ impl Session {
                 None => Ok(neg(libc::EINVAL)),
             },
         }
+    }
+
+    /// `PTRACE_PEEKSIGINFO` of tracee `target`, its arguments (`struct
+    /// ptrace_peeksiginfo_args`: `off`, `flags`, `nr`) at `args` in the
+    /// tracer's memory, the siginfos to `data`: the real thread's pending
+    /// signals (its own queue, or its process's with
+    /// `PTRACE_PEEKSIGINFO_SHARED`), as the kernel keeps them: signals the
+    /// program blocks, and those that came while it is stopped. The
+    /// recorder's desched signal, if one is pending, is left out. Refused,
+    /// named, while the recorder holds a signal back for the tracee (taken
+    /// out of the kernel's queue at its delivery stop, to deliver it at a
+    /// later point: natively it would be in one of the queues, but which
+    /// one a siginfo does not say). The kernel's checks: EFAULT for
+    /// arguments it cannot read, EINVAL for an unknown flag or a negative
+    /// `nr`; the count copied, EFAULT when not even the first could be.
+    fn peek_siginfo(
+        &mut self,
+        target: Tid,
+        tracer_mem: &RemoteMem,
+        args: u64,
+        data: u64,
+    ) -> Result<i64, Error> {
+        const SHARED: u32 = 1;
+        let Ok(raw) = tracer_mem.read_vec(args, 16) else {
+            return Ok(neg(libc::EFAULT));
+        };
+        let off = u64::from_ne_bytes(raw[0..8].try_into().expect("8 bytes"));
+        let flags = u32::from_ne_bytes(raw[8..12].try_into().expect("4 bytes"));
+        let nr = i32::from_ne_bytes(raw[12..16].try_into().expect("4 bytes"));
+        if flags & !SHARED != 0 || nr < 0 {
+            return Ok(neg(libc::EINVAL));
+        }
+        if self
+            .tasks
+            .get(&target)
+            .is_some_and(|t| !t.pending_signals.is_empty())
+        {
+            warn!("PTRACE_PEEKSIGINFO while the recorder holds a signal back for the tracee: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        // The whole queue, a chunk at a time (the desched signal may be
+        // anywhere in it), up to a bound no real queue reaches.
+        const CHUNK: usize = 64;
+        let mut queue = Vec::new();
+        while queue.len() < PEEKSIGINFO_MAX {
+            let chunk = match ptrace::peek_siginfo(
+                target,
+                queue.len() as u64,
+                flags & SHARED != 0,
+                CHUNK,
+            ) {
+                Ok(chunk) => chunk,
+                Err(e) => return Ok(neg(e.raw_os_error().unwrap_or(libc::EIO))),
+            };
+            let last = chunk.len() < CHUNK;
+            queue.extend(chunk);
+            if last {
+                break;
+            }
+        }
+        queue.retain(|info| {
+            let signo = i32::from_ne_bytes(info[0..4].try_into().expect("4 bytes"));
+            !self.is_desched_signal(target, signo, info)
+        });
+        let want = usize::try_from(off)
+            .ok()
+            .map_or(0, |off| queue.len().saturating_sub(off).min(nr as usize));
+        let mut copied = 0;
+        for info in queue.iter().skip(off as usize).take(want) {
+            let at = data.wrapping_add((copied * SIGINFO_SIZE) as u64);
+            if store(tracer_mem, at, info) != 0 {
+                break;
+            }
+            copied += 1;
+        }
+        Ok(if copied == 0 && want > 0 {
+            neg(libc::EFAULT)
+        } else {
+            copied as i64
+        })
     }
 
     /// Tracee `target`'s general registers as its tracer sees them in its
