@@ -894,7 +894,8 @@ pub(crate) fn all_under_chaos(trial: &str, specs: &[Spec], limit: Duration) -> R
 }
 
 /// Requests the emulated ptrace does not do (a debug register set, the
-/// seccomp event option) fail at once with EIO
+/// seccomp event option, `PTRACE_LISTEN`, an
+/// `arch_prctl` code other than the fs and gs bases) fail at once with EIO
 /// or EINVAL, each named in a warning of the recorder; the program goes on to its end, and
 /// the trace verifies and replays the same output.
 fn ptrace_refused(trial: &str) -> Result<(), Failed> {
@@ -905,12 +906,19 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
             "PTRACE_POKEUSER of 0 returned 0, errno 0\n",
             "PTRACE_POKEUSER returned -1, errno 5\n",
             "PTRACE_SETOPTIONS(PTRACE_O_TRACESECCOMP) returned -1, errno 22\n",
+            "PTRACE_LISTEN returned -1, errno 5\n",
+            "PTRACE_ARCH_PRCTL of ARCH_GET_UNTAG_MASK returned -1, errno 5\n",
             "PTRACE_GETFPREGS returned 0, errno 0\n",
             // Emulated since 2026-12-05 (it writes back what it read).
             "PTRACE_SETFPREGS returned 0, errno 0\n",
             "parent: the child exited with 0\nEXIT-SUCCESS\n",
         ],
-        &["PTRACE_POKEUSER", "PTRACE_O_TRACESECCOMP"],
+        &[
+            "PTRACE_POKEUSER",
+            "PTRACE_O_TRACESECCOMP",
+            "PTRACE_LISTEN",
+            "ARCH_GET_UNTAG_MASK",
+        ],
     )
 }
 

@@ -21,6 +21,7 @@ mod breadth_misc;
 mod breadth_ptrace_clone;
 mod breadth_ptrace_regs;
 mod breadth_ptrace_strace;
+mod breadth_ptrace_sysemu;
 mod breadth_ptrace_vfork;
 mod breadth_tty;
 mod breadth_vdso;
@@ -68,6 +69,7 @@ fn main() {
     trials.extend(breadth_ptrace_regs::trials());
     trials.extend(breadth_ptrace_clone::trials());
     trials.extend(breadth_ptrace_strace::trials());
+    trials.extend(breadth_ptrace_sysemu::trials());
     trials.extend(breadth_ptrace_vfork::trials());
     trials.extend(breadth_debugger::trials());
     trials.extend(ecosystem::trials());

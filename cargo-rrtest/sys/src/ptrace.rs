@@ -488,6 +488,52 @@ pub fn getsigmask(tid: i32) -> io::Result<u64> {
     Ok(mask)
 }
 
+/// Up to `nr` of the thread's pending signals from the `off`th on
+/// (`PTRACE_PEEKSIGINFO`): of its own queue, or with `shared` of its
+/// process's, in the kernel's order.
+pub fn peek_siginfo(
+    tid: i32,
+    off: u64,
+    shared: bool,
+    nr: usize,
+) -> io::Result<Vec<[u8; SIGINFO_SIZE]>> {
+    #[repr(C)]
+    struct Args {
+        off: u64,
+        flags: u32,
+        nr: i32,
+    }
+    let args = Args {
+        off,
+        flags: u32::from(shared),
+        nr: i32::try_from(nr).unwrap_or(i32::MAX),
+    };
+    let mut buf = vec![[0u8; SIGINFO_SIZE]; nr];
+    let n = req(
+        0x4209, // PTRACE_PEEKSIGINFO
+        tid,
+        &args as *const Args as usize,
+        buf.as_mut_ptr() as usize,
+    )?;
+    buf.truncate(usize::try_from(n).unwrap_or(0).min(nr));
+    Ok(buf)
+}
+
+/// The thread's TLS descriptor `idx` in the GDT (`PTRACE_GET_THREAD_AREA`):
+/// a `struct user_desc`, 16 bytes (`entry_number`, `base_addr`, `limit`,
+/// the flags word), as the kernel fills it; EINVAL for an index outside
+/// the TLS entries, EIO for a negative one.
+pub fn get_thread_area(tid: i32, idx: u32) -> io::Result<[u8; 16]> {
+    let mut desc = [0u8; 16];
+    req(
+        25, // PTRACE_GET_THREAD_AREA (<sys/ptrace.h>; not in the libc crate)
+        tid,
+        idx as usize,
+        desc.as_mut_ptr() as usize,
+    )?;
+    Ok(desc)
+}
+
 /// Replaces the thread's blocked-signal mask (`PTRACE_SETSIGMASK`).
 pub fn setsigmask(tid: i32, mask: u64) -> io::Result<()> {
     req(

@@ -87,9 +87,15 @@ pub(crate) fn ptrace(
     const GETREGSET: u32 = 0x4204;
     const SETREGSET: u32 = 0x4205;
     const GET_SYSCALL_INFO: u32 = 0x420e;
+    const PEEKSIGINFO: u32 = 0x4209;
     let (request, addr, data) = (c.args[0] as u32, c.args[2], c.args[3]);
     if request == GET_SYSCALL_INFO && c.ret > 0 {
         push(out, data, addr.min(c.ret as u64));
+        return Ok(());
+    }
+    if request == PEEKSIGINFO && c.ret > 0 {
+        // The siginfos copied, one after another.
+        push(out, data, c.ret as u64 * layout::SIGINFO);
         return Ok(());
     }
     if c.ret != 0 {
@@ -106,12 +112,20 @@ pub(crate) fn ptrace(
         push(out, data + 8, 8);
         return Ok(());
     }
+    // PTRACE_ARCH_PRCTL of ARCH_GET_FS or ARCH_GET_GS: the base, at
+    // `addr` (the kernel takes `data` as the code).
+    if request == 30 && matches!(data, 0x1003 | 0x1004) {
+        push(out, addr, 8);
+        return Ok(());
+    }
     // PTRACE_PEEKTEXT, _PEEKDATA, _PEEKUSER, _GETREGS, _GETFPREGS,
-    // _GETEVENTMSG, _GETSIGINFO, _GETSIGMASK (<sys/ptrace.h>).
+    // _GETEVENTMSG, _GETSIGINFO, _GETSIGMASK, _GET_THREAD_AREA (a
+    // `struct user_desc`) (<sys/ptrace.h>).
     let len = match request {
         1..=3 | 0x4201 | 0x420a => 8,
         12 => std::mem::size_of::<libc::user_regs_struct>() as u64,
         14 => 512,
+        25 => 16,
         0x4202 => layout::SIGINFO,
         _ => 0,
     };

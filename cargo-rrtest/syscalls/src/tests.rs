@@ -1195,6 +1195,28 @@ fn ptrace_writes_what_a_reading_request_returns() {
         ok(&call(libc::SYS_ptrace, &[fp, 7, 0, 0x500], 0), &m),
         vec![(0x500, 512)]
     );
+    // PTRACE_GET_THREAD_AREA: a struct user_desc at `data`;
+    // PTRACE_ARCH_PRCTL of ARCH_GET_FS/_GS: the base at `addr`, and
+    // nothing for ARCH_SET_FS.
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[25, 7, 12, 0x600], 0), &m),
+        vec![(0x600, 16)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[30, 7, 0x700, 0x1003], 0), &m),
+        vec![(0x700, 8)]
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[30, 7, 0x700, 0x1004], 0), &m),
+        vec![(0x700, 8)]
+    );
+    assert!(ok(&call(libc::SYS_ptrace, &[30, 7, 0x700, 0x1002], 0), &m).is_empty());
+    // PTRACE_PEEKSIGINFO: as many siginfos as it returns, at `data`.
+    assert_eq!(
+        ok(&call(libc::SYS_ptrace, &[0x4209, 7, 0x800, 0x900], 3), &m),
+        vec![(0x900, 3 * 128)]
+    );
+    assert!(ok(&call(libc::SYS_ptrace, &[0x4209, 7, 0x800, 0x900], 0), &m).is_empty());
     assert!(ok(&call(libc::SYS_ptrace, &[peek, 7, 0x10, 0x200], -1), &m).is_empty());
     let poke = libc::PTRACE_POKEDATA as u64;
     assert!(ok(&call(libc::SYS_ptrace, &[poke, 7, 0x10, 0x200], 0), &m).is_empty());

@@ -84,7 +84,18 @@ pub use writer::{keep, rewrite_header, TraceWriter};
 /// reader would stop at such a record as corruption (not a clear
 /// refusal); traces of versions 1 to 4 have only the first two kinds and
 /// are read as before.
-pub const FORMAT_VERSION: u32 = 5;
+///
+/// Version 6: a [`Event::Syscall`] whose result is -ENOSYS is a call the
+/// kernel did not run, which replay skips whatever the call: a call a
+/// tracee under the program's own `PTRACE_SYSEMU` had skipped (the
+/// recorder emulates it) may be one replay otherwise runs again
+/// (`rt_sigprocmask`, `exit_group`, `rt_sigreturn`, whose result it does
+/// not even compare). A version 5 reader would run it: a divergence at
+/// best, a silently other replay at worst, not a clear refusal. The
+/// layout is unchanged, and older traces, where such a result only came
+/// from a kernel that lacked the call, are read and replayed under the
+/// same rule.
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The oldest trace format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

@@ -92,6 +92,10 @@ impl Session {
         if regs.orig_rax == rrtest_abi::magic::INIT {
             return self.buffer_init(tid, pid, &regs);
         }
+        if self.sysemu_entry(tid, nr, &args)? {
+            // PTRACE_SYSEMU: skipped, its tracer plays the kernel.
+            return Ok(());
+        }
         // (A 32-bit exit or exit_group by its x86-64 number.)
         if self.syscall_entry_stop(tid, syscalls::row_nr(nr), &args) {
             // PTRACE_SYSCALL: its tracer sees the entry first.

@@ -75,7 +75,12 @@ impl Session {
         _split: bool,
     ) -> Result<(), ReplayError> {
         let real = self.task(tid)?.real;
-        let action = if installs_seccomp_filter(nr, args) {
+        let action = if result.ret == -i64::from(libc::ENOSYS) {
+            // The kernel did not run it (a number it lacks, or a call its
+            // tracer had skipped: PTRACE_SYSEMU, emulated), whatever it
+            // is: skipped here too.
+            ReplayAction::Emulate
+        } else if installs_seccomp_filter(nr, args) {
             // The program's own filter: it decides, in the kernel and with
             // no stop, what some later syscalls return (EPERM without a
             // trace of them), so replay must have it too.

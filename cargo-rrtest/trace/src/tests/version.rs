@@ -138,13 +138,14 @@ fn an_event_stream_of_another_version_is_a_version_mismatch() {
     }
 }
 
-/// Format version 5 is the one with the x87/SSE, signal-mask and
-/// extended-state tracee writes: a trace of them written now says 5 and reads back; a version 4
-/// trace (memory and register writes only) still opens and reads.
+/// Format version 5 brought the x87/SSE, signal-mask and extended-state
+/// tracee writes: a trace of them written now says the current version
+/// and reads back; a version 4 trace (memory and register writes only)
+/// still opens and reads.
 #[test]
 fn tracee_writes_of_the_new_kinds_are_version_5_and_version_4_traces_still_read() {
     use crate::{Event, WriteKind};
-    assert_eq!(FORMAT_VERSION, 5);
+    const { assert!(FORMAT_VERSION >= 5) };
     let tmp = tempfile::tempdir().expect("tempdir");
     let write = |name: &str, version: u32, events: &[Event]| {
         let dir = tmp.path().join(name);
@@ -186,7 +187,7 @@ fn tracee_writes_of_the_new_kinds_are_version_5_and_version_4_traces_still_read(
         },
     ];
     let dir = write("v5", FORMAT_VERSION, &new);
-    assert_eq!(read(&dir), (5, new));
+    assert_eq!(read(&dir), (FORMAT_VERSION, new));
     let old = vec![
         Event::TraceeWrite {
             tid: 10,
@@ -205,4 +206,37 @@ fn tracee_writes_of_the_new_kinds_are_version_5_and_version_4_traces_still_read(
     ];
     let dir = write("v4", 4, &old);
     assert_eq!(read(&dir), (4, old));
+}
+
+/// Format version 6: a `Syscall` record with the result -ENOSYS is a call
+/// the kernel did not run, which replay skips whatever the call (one a
+/// tracee's `PTRACE_SYSEMU` skipped among them). The record's layout is
+/// unchanged: a version 5 trace with such a record still reads, and one
+/// written now says 6.
+#[test]
+fn a_skipped_call_is_version_6_and_version_5_traces_still_read() {
+    use crate::{Event, SyscallEvent, SyscallResult};
+    assert_eq!(FORMAT_VERSION, 6);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let skipped = vec![Event::Syscall(SyscallEvent {
+        tid: 11,
+        nr: libc::SYS_rt_sigreturn,
+        args: [0; 6],
+        result: SyscallResult {
+            ret: -i64::from(libc::ENOSYS),
+            ..Default::default()
+        },
+    })];
+    for version in [5, FORMAT_VERSION] {
+        let dir = tmp.path().join(format!("v{version}"));
+        let mut h = header();
+        h.format_version = version;
+        let mut w = TraceWriter::create(&dir, h).expect("create");
+        w.push(&skipped[0]).expect("push");
+        w.finish().expect("finish");
+        let r = TraceReader::open(&dir).expect("opens");
+        assert_eq!(r.header().format_version, version);
+        let events: Vec<Event> = r.collect::<Result<_, _>>().expect("events");
+        assert_eq!(events, skipped);
+    }
 }

@@ -69,6 +69,7 @@ impl Session {
                 clone_event: None,
                 vfork_held: false,
                 vfork_child: None,
+                sysemu: false,
             });
         }
         if vfork {

@@ -27,7 +27,14 @@
 //! `PTRACE_GETEVENTMSG` and `PTRACE_GET_SYSCALL_INFO` (built from the
 //! registers as `<linux/ptrace.h>` lays it out; ENTRY or EXIT at a
 //! `PTRACE_SYSCALL` stop whose si_code is `SIGTRAP | 0x80`, as the kernel
-//! tells them, else NONE). Not emulated, named: register and mask writes
+//! tells them, else NONE), `PTRACE_ARCH_PRCTL` of `ARCH_GET_FS`/`_GS`
+//! (the real tracee's base) and `PTRACE_GET_THREAD_AREA` (asked of the
+//! kernel on the real tracee), `PTRACE_PEEKSIGINFO` (the real tracee's
+//! queues, the recorder's desched signal left out; refused while the
+//! recorder holds a signal back for it, whose queue a siginfo does not
+//! tell). `PTRACE_ARCH_PRCTL` of `ARCH_SET_FS`/`_GS`
+//! is a register write (the base in `user_regs_struct`). Not emulated,
+//! named: register and mask writes
 //! at a syscall-entry stop (replay's tracee is not at the entry yet) or at
 //! a vfork's event stop, debug registers, `PTRACE_SETREGSET` of the sets
 //! but `NT_PRSTATUS`, `NT_PRFPREG` and `NT_X86_XSTATE`. The mask a tracer reads and sets is the real thread's: at a stop
@@ -50,9 +57,32 @@
 //! signal-delivery stop it is delivered when the tracee next runs; at an
 //! event stop it is ignored; at a syscall-exit stop it is sent anew
 //! (`SI_KERNEL`), a signal-delivery stop at once. Not emulated (EIO,
-//! named): a signal at a syscall-entry stop (pending while the call runs)
-//! or at an exec's exit stop the legacy `SIGTRAP` follows, and
-//! `PTRACE_SINGLESTEP` with a signal at a signal-delivery stop. A stop becomes visible to the tracer once the tracee
+//! named): a signal at a syscall-entry stop (pending while the call runs),
+//! at a `PTRACE_SYSEMU` stop or at an exec's exit stop the legacy `SIGTRAP`
+//! follows, and `PTRACE_SINGLESTEP` with a signal at a signal-delivery
+//! stop.
+//!
+//! `PTRACE_SYSEMU` and `PTRACE_SYSEMU_SINGLESTEP` (a tracer that plays the
+//! kernel for its tracee): the tracee's next traced syscall stops at its
+//! entry, and the call is not run ([`Session::sysemu_entry`]): the recorder
+//! skips it at once (its number -1, `rax` -ENOSYS, run to the skipped
+//! call's exit stop) and records it as a complete call that returned
+//! -ENOSYS, which replay skips whatever the call (format version 6). So
+//! for replay the tracee's stop is after the call, and what its tracer
+//! writes there (the call's result in `rax`, memory) is recorded and
+//! replayed as at a syscall-exit stop. The tracer sees the kernel's
+//! syscall-entry stop: `orig_rax` the call (kept in the stop, `EmuStop::sysemu`,
+//! for the register reads; the real one stays -1, also when the tracer
+//! writes another, which it reads back), `rax` -ENOSYS, event message 1,
+//! `PTRACE_GET_SYSCALL_INFO` an entry; resumed with `PTRACE_SYSCALL`, the
+//! skipped call's exit stop follows, as from the kernel. Under
+//! `PTRACE_SYSEMU_SINGLESTEP` a step that is not a syscall stops with the
+//! step's `SIGTRAP`. Resumed so from a `PTRACE_SYSCALL` entry stop or an
+//! event stop inside a call, that call runs and makes no exit stop
+//! ([`Session::step_over_syscall_done`]), as the kernel decided at its
+//! entry. Calls the recorder's seccomp filter lets through
+//! without a stop (`munmap`, `mprotect`, `brk`, an anonymous `mmap`, ...)
+//! are not seen, and run. A stop becomes visible to the tracer once the tracee
 //! is stopped by the recorder (a tracee blocked in a syscall is interrupted
 //! first: the syscall restarts, as under a real SIGSTOP); a tracer blocked
 //! in the kernel's wait by then is interrupted so that its wait starts
@@ -104,9 +134,11 @@ mod wait;
 use tracing::warn;
 
 use super::{ptrace_err, Error, Pending, Session, State};
-use rrtest_sys::ptrace::{self, SIGINFO_SIZE};
+use rrtest_sys::ptrace::{self, WaitEvent, SIGINFO_SIZE};
 use rrtest_sys::RemoteMem;
-use rrtest_trace::{Event, ExitStatus, SignalKind, Tid, WriteKind};
+use rrtest_trace::{
+    Event, ExitStatus, SignalKind, SyscallEvent, SyscallExtra, SyscallResult, Tid, WriteKind,
+};
 
 /// Requests, from `<sys/ptrace.h>`.
 mod req {
@@ -122,6 +154,10 @@ mod req {
     pub const KILL: i32 = 8;
     pub const GETREGS: i32 = 12;
     pub const SYSCALL: i32 = 24;
+    pub const GET_THREAD_AREA: i32 = 25;
+    pub const ARCH_PRCTL: i32 = 30;
+    pub const SYSEMU: i32 = 31;
+    pub const SYSEMU_SINGLESTEP: i32 = 32;
     pub const SETREGS: i32 = 13;
     pub const GETFPREGS: i32 = 14;
     pub const SETFPREGS: i32 = 15;
@@ -135,6 +171,7 @@ mod req {
     pub const SETREGSET: i32 = 0x4205;
     pub const SEIZE: i32 = 0x4206;
     pub const INTERRUPT: i32 = 0x4207;
+    pub const PEEKSIGINFO: i32 = 0x4209;
     pub const GETSIGMASK: i32 = 0x420a;
     pub const SETSIGMASK: i32 = 0x420b;
     pub const GET_SYSCALL_INFO: i32 = 0x420e;
@@ -160,6 +197,12 @@ fn request_name(r: i32) -> String {
         16 => "PTRACE_ATTACH",
         17 => "PTRACE_DETACH",
         24 => "PTRACE_SYSCALL",
+        25 => "PTRACE_GET_THREAD_AREA",
+        26 => "PTRACE_SET_THREAD_AREA",
+        30 => "PTRACE_ARCH_PRCTL",
+        31 => "PTRACE_SYSEMU",
+        32 => "PTRACE_SYSEMU_SINGLESTEP",
+        33 => "PTRACE_SINGLEBLOCK",
         0x4200 => "PTRACE_SETOPTIONS",
         0x4201 => "PTRACE_GETEVENTMSG",
         0x4202 => "PTRACE_GETSIGINFO",
@@ -266,6 +309,10 @@ pub(super) struct Traced {
     /// In a vfork that made child process `Tid`: at the syscall's exit,
     /// with `PTRACE_O_TRACEVFORKDONE` set then, `PTRACE_EVENT_VFORK_DONE`.
     vfork_child: Option<Tid>,
+    /// Resumed with `PTRACE_SYSEMU` or `PTRACE_SYSEMU_SINGLESTEP`: its
+    /// next syscall stops at its entry and is not run
+    /// ([`Session::sysemu_entry`]).
+    sysemu: bool,
 }
 
 /// The exit of a tracee that is not its tracer's child, until the tracer's
@@ -317,6 +364,12 @@ struct EmuStop {
     /// tracee): however resumed, the exec's `SIGTRAP` is delivered first, a
     /// signal-delivery stop.
     trap_next: bool,
+    /// A `PTRACE_SYSEMU` stop (or the exit stop `PTRACE_SYSCALL` makes
+    /// after one): the call is skipped already, the real thread held at
+    /// its exit stop with `orig_rax` -1, as replay's is -1 once it emulated
+    /// the call; this is the `orig_rax` its tracer sees (the call's number,
+    /// or what the tracer wrote there since).
+    sysemu: Option<u64>,
 }
 
 impl EmuStop {
@@ -338,6 +391,7 @@ impl EmuStop {
             msg,
             exit_next: false,
             trap_next: false,
+            sysemu: None,
         }
     }
 
@@ -355,6 +409,7 @@ impl EmuStop {
             msg: None,
             exit_next: false,
             trap_next: false,
+            sysemu: None,
         }
     }
 
@@ -477,6 +532,7 @@ impl Session {
                             clone_event: None,
                             vfork_held: false,
                             vfork_child: None,
+                            sysemu: false,
                         });
                         Ok(0)
                     }
@@ -520,6 +576,7 @@ impl Session {
                     clone_event: None,
                     vfork_held: false,
                     vfork_child: None,
+                    sysemu: false,
                 });
                 if !seized {
                     let status = (libc::SIGSTOP << 8) | 0x7f;
@@ -568,8 +625,12 @@ impl Session {
             self.hold_stopped(tid, stop);
             return true;
         }
-        if task.syscall_stops {
-            // PTRACE_SYSCALL: its syscall-exit stop.
+        let sysemu = task.traced.as_ref().is_some_and(|t| t.sysemu);
+        if task.syscall_stops && !sysemu {
+            // PTRACE_SYSCALL: its syscall-exit stop. (Not under
+            // PTRACE_SYSEMU, resumed from an entry or event stop inside
+            // the call: the call goes on, its exit makes no stop, the next
+            // call stops at its entry.)
             task.syscall_stops = false;
             task.step = Step::No;
             self.syscall_stop(tid, false);
@@ -618,6 +679,81 @@ impl Session {
         let stop = EmuStop::notify(code, task.pid, Some((args[0] & 0xff) << 8));
         self.hold_stopped(tid, stop);
         true
+    }
+
+    /// At the entry of syscall `nr` with `args` (its seccomp stop, its
+    /// number `nr` as recorded: a 32-bit call's own): a tracee resumed with
+    /// `PTRACE_SYSEMU` or `PTRACE_SYSEMU_SINGLESTEP` stops there, and the
+    /// call is not run. As the kernel does, it is skipped before its tracer
+    /// sees it: its number made -1 on the real thread, which is run to the
+    /// skipped call's exit stop with `rax` -ENOSYS, and the call recorded
+    /// as complete with that result (replay skips a call that returned
+    /// ENOSYS whatever it is, its thread at the skipped entry). So the
+    /// stop is, for replay, after the call: what the tracer writes into the
+    /// tracee here (its result in `rax`) is recorded and replayed as at any
+    /// stop. The tracer sees the syscall-entry stop the kernel makes
+    /// (`SIGTRAP`, with `0x80` under `PTRACE_O_TRACESYSGOOD`; event message
+    /// `PTRACE_EVENTMSG_SYSCALL_ENTRY`), `orig_rax` the call's number and
+    /// `rax` -ENOSYS; no exit stop follows unless it resumes it with
+    /// `PTRACE_SYSCALL`. Returns whether it stopped.
+    pub(super) fn sysemu_entry(
+        &mut self,
+        tid: Tid,
+        nr: i64,
+        args: &[u64; 6],
+    ) -> Result<bool, Error> {
+        let Some(task) = self.tasks.get(&tid) else {
+            return Ok(false);
+        };
+        if !task.syscall_stops
+            || task.at_entry_stop
+            || !task.traced.as_ref().is_some_and(|t| t.sysemu)
+        {
+            return Ok(false);
+        }
+        let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let shown = regs.orig_rax;
+        let ret = neg(libc::ENOSYS);
+        regs.orig_rax = u64::MAX;
+        regs.rax = ret as u64;
+        ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+        // To the skipped call's exit stop, where a thread held at a
+        // syscall's exit stop is (a step from there runs one instruction).
+        ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))?;
+        match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+            WaitEvent::SyscallStop { .. } => {}
+            ev => {
+                return Err(Error::Ptrace {
+                    op: "skipping a syscall under PTRACE_SYSEMU",
+                    tid,
+                    source: std::io::Error::other(format!("unexpected stop {ev:?}")),
+                })
+            }
+        }
+        self.emit(Event::Syscall(SyscallEvent {
+            tid,
+            nr,
+            args: *args,
+            result: SyscallResult {
+                ret,
+                writes: Vec::new(),
+                extra: SyscallExtra::None,
+            },
+        }))?;
+        let task = self.tasks.get_mut(&tid).expect("checked");
+        task.syscall_stops = false;
+        // (PTRACE_SYSEMU_SINGLESTEP: the step ends here.)
+        task.step = Step::No;
+        if let Some(t) = task.traced.as_mut() {
+            t.sysemu = false;
+        }
+        self.syscall_stop(tid, true);
+        if let Some(s) = self.traced_mut(tid).and_then(|t| t.stop.as_mut()) {
+            s.sysemu = Some(shown);
+            // Resumed with PTRACE_SYSCALL, the skipped call's exit stop.
+            s.exit_next = true;
+        }
+        Ok(true)
     }
 
     /// Holds `tid` in a syscall stop, at the entry or the exit (its event
@@ -879,6 +1015,11 @@ mod tests {
             "PTRACE_GET_SYSCALL_INFO"
         );
         assert_eq!(request_name(0x4212), "PTRACE_SET_SYSCALL_INFO");
+        assert_eq!(request_name(req::SYSEMU), "PTRACE_SYSEMU");
+        assert_eq!(
+            request_name(req::SYSEMU_SINGLESTEP),
+            "PTRACE_SYSEMU_SINGLESTEP"
+        );
         assert_eq!(request_name(0x4299), "ptrace request 0x4299");
     }
 

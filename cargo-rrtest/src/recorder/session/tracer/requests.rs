@@ -72,13 +72,21 @@ impl Session {
         let mem = RemoteMem::new(target);
         let tracer_mem = RemoteMem::new(tid);
         match request {
-            req::SINGLESTEP if data != 0 && stop.takes_signal() => {
+            req::SINGLESTEP | req::SYSEMU_SINGLESTEP if data != 0 && stop.takes_signal() => {
                 // The signal would be delivered and its handler's frame
                 // stepped into: not emulated.
-                warn!("PTRACE_SINGLESTEP with a signal at a signal-delivery stop: the recorder does not emulate it (the program gets EIO)");
+                warn!(
+                    "{} with a signal at a signal-delivery stop: the recorder does not emulate it (the program gets EIO)",
+                    request_name(request)
+                );
                 Ok(neg(libc::EIO))
             }
-            req::CONT | req::DETACH | req::SYSCALL | req::SINGLESTEP => {
+            req::CONT
+            | req::DETACH
+            | req::SYSCALL
+            | req::SINGLESTEP
+            | req::SYSEMU
+            | req::SYSEMU_SINGLESTEP => {
                 let signo = data as i64;
                 if !(0..=64).contains(&signo) {
                     return Ok(neg(libc::EIO));
@@ -86,13 +94,18 @@ impl Session {
                 let at_syscall_stop = stop.syscall && stop.status >> 16 == 0;
                 if signo != 0
                     && at_syscall_stop
-                    && (stop.trap_next || self.tasks[&target].at_entry_stop)
+                    && (stop.trap_next
+                        || stop.sysemu.is_some()
+                        || self.tasks[&target].at_entry_stop)
                 {
                     // Sent at a syscall-entry stop, the signal is pending
                     // while the call runs (it may interrupt it); at an
-                    // exec's exit stop, after the exec's SIGTRAP.
+                    // exec's exit stop, after the exec's SIGTRAP. (At a
+                    // PTRACE_SYSEMU stop replay's thread is at the skipped
+                    // call's seccomp stop, where a signal to resume with is
+                    // not taken as at the recorder's exit stop.)
                     warn!(
-                        "{} with a signal at a syscall-entry stop or an exec's exit stop: the recorder does not emulate it (the program gets EIO)",
+                        "{} with a signal at a syscall-entry stop, a PTRACE_SYSEMU stop or an exec's exit stop: the recorder does not emulate it (the program gets EIO)",
                         request_name(request)
                     );
                     return Ok(neg(libc::EIO));
@@ -118,17 +131,24 @@ impl Session {
                 }
                 if request == req::SYSCALL && stop.exit_next {
                     // At an event stop inside a syscall (a clone's, an
-                    // exec's): its exit stop comes at once.
+                    // exec's) or a PTRACE_SYSEMU stop: its exit stop comes
+                    // at once (after PTRACE_SYSEMU, the skipped call's).
                     self.syscall_stop(target, false);
+                    if let Some(s) = self.traced_mut(target).and_then(|t| t.stop.as_mut()) {
+                        s.sysemu = stop.sysemu;
+                    }
                     return Ok(0);
                 }
+                let sysemu = matches!(request, req::SYSEMU | req::SYSEMU_SINGLESTEP);
                 let in_vfork = traced.vfork_held;
                 let task = self.tasks.get_mut(&target).expect("checked");
-                task.syscall_stops = request == req::SYSCALL;
+                // (Under PTRACE_SYSEMU too: its syscalls are traced, and the
+                // next one stops at its entry, `Session::sysemu_entry`.)
+                task.syscall_stops = request == req::SYSCALL || sysemu;
                 task.step = match request {
                     // Inside the vfork: its step ends at the call's exit.
-                    req::SINGLESTEP if in_vfork => Step::InSyscall,
-                    req::SINGLESTEP => Step::Asked,
+                    req::SINGLESTEP | req::SYSEMU_SINGLESTEP if in_vfork => Step::InSyscall,
+                    req::SINGLESTEP | req::SYSEMU_SINGLESTEP => Step::Asked,
                     _ => Step::No,
                 };
                 // The signal, delivered when it next runs: at a
@@ -166,6 +186,7 @@ impl Session {
                 } else if let Some(t) = task.traced.as_mut() {
                     t.stop = None;
                     t.vfork_held = false;
+                    t.sysemu = sysemu;
                 }
                 task.ready_since = Some(std::time::Instant::now());
                 if in_vfork {
@@ -183,7 +204,7 @@ impl Session {
                 Ok(store(&tracer_mem, data, &word))
             }
             req::PEEKUSER => {
-                let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                let regs = shown_regs(target, &stop)?;
                 let bytes = ptrace::regs_to_bytes(&regs);
                 let at = addr as usize;
                 // (Any offset the program gives: aligned and below the
@@ -229,7 +250,7 @@ impl Session {
                 Ok(0)
             }
             req::GETREGS => {
-                let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                let regs = shown_regs(target, &stop)?;
                 Ok(store(&tracer_mem, data, &ptrace::regs_to_bytes(&regs)))
             }
             req::GETFPREGS => {
@@ -241,19 +262,24 @@ impl Session {
                 let Ok(bytes) = tracer_mem.read_vec(data, ptrace::REGS_SIZE) else {
                     return Ok(neg(libc::EFAULT));
                 };
-                let regs = ptrace::regs_from_bytes(&bytes).expect("REGS_SIZE bytes");
-                ptrace::setregs(target, &regs).map_err(ptrace_err("PTRACE_SETREGS", target))?;
-                self.emit(Event::TraceeWrite {
-                    tid,
-                    target,
-                    kind: WriteKind::Regs,
-                    addr: 0,
-                    bytes,
-                })?;
-                Ok(0)
+                let bytes: [u8; ptrace::REGS_SIZE] = bytes[..].try_into().expect("REGS_SIZE");
+                let before = ptrace::regs_to_bytes(&shown_regs(target, &stop)?);
+                self.set_tracee_regs(tid, target, &before, &bytes)
             }
             req::GETSIGINFO => Ok(store(&tracer_mem, data, &stop.info)),
-            req::GETREGSET => Ok(get_regset(target, &tracer_mem, addr, data)),
+            req::PEEKSIGINFO => self.peek_siginfo(target, &tracer_mem, addr, data),
+            req::ARCH_PRCTL => self.arch_prctl(tid, target, &tracer_mem, &stop, data, addr),
+            req::GET_THREAD_AREA => {
+                // The kernel takes the index from `addr` as an int.
+                let Ok(idx) = u32::try_from(addr as i32) else {
+                    return Ok(neg(libc::EIO));
+                };
+                Ok(match ptrace::get_thread_area(target, idx) {
+                    Ok(desc) => store(&tracer_mem, data, &desc),
+                    Err(e) => neg(e.raw_os_error().unwrap_or(libc::EIO)),
+                })
+            }
+            req::GETREGSET => Ok(get_regset(target, &tracer_mem, addr, data, stop.sysemu)),
             req::SETREGSET => self.set_regset(tid, target, &tracer_mem, addr, data),
             req::POKEUSER => self.poke_user(tid, target, addr, data),
             req::GETSIGMASK => {
@@ -283,12 +309,14 @@ impl Session {
                 self.set_tracee_fpregs(tid, target, &fp, FpWrite::SetFpRegs)
             }
             req::GET_SYSCALL_INFO => {
-                let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                let regs = shown_regs(target, &stop)?;
                 // The kernel tells syscall stops by their si_code, which
                 // has 0x80 only under PTRACE_O_TRACESYSGOOD.
                 let op = if stop.syscall && ptrace::siginfo_code(&stop.info) == libc::SIGTRAP | 0x80
                 {
-                    if self.tasks[&target].at_entry_stop {
+                    // (A PTRACE_SYSEMU stop is an entry stop: message 1.)
+                    let sysemu_entry = stop.sysemu.is_some() && stop.msg == Some(1);
+                    if self.tasks[&target].at_entry_stop || sysemu_entry {
                         InfoOp::Entry
                     } else {
                         InfoOp::Exit
@@ -331,6 +359,214 @@ impl Session {
                 Ok(neg(libc::EIO))
             }
         }
+    }
+}
+
+/// The most pending signals `PTRACE_PEEKSIGINFO` reads of a queue (the
+/// kernel's default `RLIMIT_SIGPENDING` is in the tens of thousands; a
+/// queue that long is not a tracer's case).
+const PEEKSIGINFO_MAX: usize = 4096;
+
+/// Offset of `orig_rax` in `struct user_regs_struct`.
+const ORIG_RAX: usize = 120;
+
+/// `arch_prctl` codes (`<asm/prctl.h>`).
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+
+/// The name of an `arch_prctl` code that `PTRACE_ARCH_PRCTL` passes to the
+/// kernel's `do_arch_prctl_64` and the recorder does not emulate (the
+/// vDSO mappings, linear address masking, shadow stacks); None for the
+/// four it does and for a code the kernel does not know there (EINVAL).
+fn unemulated_arch_prctl(code: u64) -> Option<&'static str> {
+    Some(match code {
+        0x2001 => "ARCH_MAP_VDSO_X32",
+        0x2002 => "ARCH_MAP_VDSO_32",
+        0x2003 => "ARCH_MAP_VDSO_64",
+        0x4001 => "ARCH_GET_UNTAG_MASK",
+        0x4002 => "ARCH_ENABLE_TAGGED_ADDR",
+        0x4003 => "ARCH_GET_MAX_TAG_BITS",
+        0x4004 => "ARCH_FORCE_TAGGED_SVA",
+        0x5001 => "ARCH_SHSTK_ENABLE",
+        0x5002 => "ARCH_SHSTK_DISABLE",
+        0x5003 => "ARCH_SHSTK_LOCK",
+        0x5004 => "ARCH_SHSTK_UNLOCK",
+        0x5005 => "ARCH_SHSTK_STATUS",
+        _ => return None,
+    })
+}
+
+/// Tracee `target`'s general registers as its tracer sees them at `stop`:
+/// the real thread's, with at a `PTRACE_SYSEMU` stop the `orig_rax` the
+/// tracer sees (the real one is -1: the call is skipped).
+fn shown_regs(target: Tid, stop: &EmuStop) -> Result<ptrace::Regs, Error> {
+    let mut regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+    if let Some(shown) = stop.sysemu {
+        regs.orig_rax = shown;
+    }
+    Ok(regs)
+}
+
+impl Session {
+    /// `PTRACE_ARCH_PRCTL` of `code` with argument `arg` on tracee
+    /// `target` for tracer thread `tid` (the kernel passes `data` as the
+    /// code and `addr` as the argument). `ARCH_GET_FS`/`ARCH_GET_GS`
+    /// write the base (the real tracee's `fs_base`/`gs_base`) at `arg` in
+    /// the tracer's memory. `ARCH_SET_FS`/`ARCH_SET_GS` set it to `arg` as
+    /// a register write (the kernel sets the same base either way), made
+    /// on the real tracee and recorded as one; a base the kernel refuses
+    /// (past user space) gets the EPERM `arch_prctl` answers, nothing
+    /// changed. Refused where register writes are. The codes the kernel
+    /// has beside these are refused, named (EIO); another gets its EINVAL.
+    fn arch_prctl(
+        &mut self,
+        tid: Tid,
+        target: Tid,
+        tracer_mem: &RemoteMem,
+        stop: &EmuStop,
+        code: u64,
+        arg: u64,
+    ) -> Result<i64, Error> {
+        match code {
+            ARCH_GET_FS | ARCH_GET_GS => {
+                let regs = shown_regs(target, stop)?;
+                let base = if code == ARCH_GET_FS {
+                    regs.fs_base
+                } else {
+                    regs.gs_base
+                };
+                Ok(store(tracer_mem, arg, &base.to_ne_bytes()))
+            }
+            ARCH_SET_FS | ARCH_SET_GS => {
+                let name = if code == ARCH_SET_FS {
+                    "PTRACE_ARCH_PRCTL of ARCH_SET_FS"
+                } else {
+                    "PTRACE_ARCH_PRCTL of ARCH_SET_GS"
+                };
+                if let Some(r) = self.refuse_write_here(target, name) {
+                    return Ok(r);
+                }
+                let mut regs = self.tracee_regs(target)?;
+                let before = ptrace::regs_to_bytes(&regs);
+                if code == ARCH_SET_FS {
+                    regs.fs_base = arg;
+                } else {
+                    regs.gs_base = arg;
+                }
+                let r =
+                    self.set_tracee_regs(tid, target, &before, &ptrace::regs_to_bytes(&regs))?;
+                // The register write's EIO for a base past user space is
+                // arch_prctl's EPERM.
+                Ok(if r == neg(libc::EIO) {
+                    neg(libc::EPERM)
+                } else {
+                    r
+                })
+            }
+            _ => match unemulated_arch_prctl(code) {
+                Some(name) => {
+                    warn!("PTRACE_ARCH_PRCTL of {name}: the recorder does not emulate it (the program gets EIO)");
+                    Ok(neg(libc::EIO))
+                }
+                None => Ok(neg(libc::EINVAL)),
+            },
+        }
+    }
+
+    /// `PTRACE_PEEKSIGINFO` of tracee `target`, its arguments (`struct
+    /// ptrace_peeksiginfo_args`: `off`, `flags`, `nr`) at `args` in the
+    /// tracer's memory, the siginfos to `data`: the real thread's pending
+    /// signals (its own queue, or its process's with
+    /// `PTRACE_PEEKSIGINFO_SHARED`), as the kernel keeps them: signals the
+    /// program blocks, and those that came while it is stopped. The
+    /// recorder's desched signal, if one is pending, is left out. Refused,
+    /// named, while the recorder holds a signal back for the tracee (taken
+    /// out of the kernel's queue at its delivery stop, to deliver it at a
+    /// later point: natively it would be in one of the queues, but which
+    /// one a siginfo does not say). The kernel's checks: EFAULT for
+    /// arguments it cannot read, EINVAL for an unknown flag or a negative
+    /// `nr`; the count copied, EFAULT when not even the first could be.
+    fn peek_siginfo(
+        &mut self,
+        target: Tid,
+        tracer_mem: &RemoteMem,
+        args: u64,
+        data: u64,
+    ) -> Result<i64, Error> {
+        const SHARED: u32 = 1;
+        let Ok(raw) = tracer_mem.read_vec(args, 16) else {
+            return Ok(neg(libc::EFAULT));
+        };
+        let off = u64::from_ne_bytes(raw[0..8].try_into().expect("8 bytes"));
+        let flags = u32::from_ne_bytes(raw[8..12].try_into().expect("4 bytes"));
+        let nr = i32::from_ne_bytes(raw[12..16].try_into().expect("4 bytes"));
+        if flags & !SHARED != 0 || nr < 0 {
+            return Ok(neg(libc::EINVAL));
+        }
+        if self
+            .tasks
+            .get(&target)
+            .is_some_and(|t| !t.pending_signals.is_empty())
+        {
+            warn!("PTRACE_PEEKSIGINFO while the recorder holds a signal back for the tracee: the recorder does not emulate it (the program gets EIO)");
+            return Ok(neg(libc::EIO));
+        }
+        // The whole queue, a chunk at a time (the desched signal may be
+        // anywhere in it), up to a bound no real queue reaches.
+        const CHUNK: usize = 64;
+        let mut queue = Vec::new();
+        while queue.len() < PEEKSIGINFO_MAX {
+            let chunk = match ptrace::peek_siginfo(
+                target,
+                queue.len() as u64,
+                flags & SHARED != 0,
+                CHUNK,
+            ) {
+                Ok(chunk) => chunk,
+                Err(e) => return Ok(neg(e.raw_os_error().unwrap_or(libc::EIO))),
+            };
+            let last = chunk.len() < CHUNK;
+            queue.extend(chunk);
+            if last {
+                break;
+            }
+        }
+        queue.retain(|info| {
+            let signo = i32::from_ne_bytes(info[0..4].try_into().expect("4 bytes"));
+            !self.is_desched_signal(target, signo, info)
+        });
+        let want = usize::try_from(off)
+            .ok()
+            .map_or(0, |off| queue.len().saturating_sub(off).min(nr as usize));
+        let mut copied = 0;
+        for info in queue.iter().skip(off as usize).take(want) {
+            let at = data.wrapping_add((copied * SIGINFO_SIZE) as u64);
+            if store(tracer_mem, at, info) != 0 {
+                break;
+            }
+            copied += 1;
+        }
+        Ok(if copied == 0 && want > 0 {
+            neg(libc::EFAULT)
+        } else {
+            copied as i64
+        })
+    }
+
+    /// Tracee `target`'s general registers as its tracer sees them in its
+    /// stop now ([`shown_regs`]).
+    fn tracee_regs(&mut self, target: Tid) -> Result<ptrace::Regs, Error> {
+        let sysemu = self
+            .traced_mut(target)
+            .and_then(|t| t.stop.as_ref())
+            .and_then(|s| s.sysemu);
+        let mut regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+        if let Some(shown) = sysemu {
+            regs.orig_rax = shown;
+        }
+        Ok(regs)
     }
 }
 
@@ -394,15 +630,29 @@ fn read_iov(mem: &RemoteMem, addr: u64) -> Option<(u64, u64)> {
 /// `PTRACE_GETREGSET` of note type `note` into the program's iovec at
 /// `iov`: read from the real tracee (its registers are the program's), so
 /// the kernel's checks and lengths are the answer: it writes what it read
-/// and the length into the iovec. The request's result.
-fn get_regset(target: Tid, tracer_mem: &RemoteMem, note: u64, iov: u64) -> i64 {
+/// and the length into the iovec (at a `PTRACE_SYSEMU` stop, `sysemu`:
+/// `NT_PRSTATUS` with the `orig_rax` its tracer sees). The request's
+/// result.
+fn get_regset(
+    target: Tid,
+    tracer_mem: &RemoteMem,
+    note: u64,
+    iov: u64,
+    sysemu: Option<u64>,
+) -> i64 {
     let Some((base, len)) = read_iov(tracer_mem, iov) else {
         return neg(libc::EFAULT);
     };
-    let bytes = match ptrace::getregset(target, note, regset_ask_len(len)) {
+    let mut bytes = match ptrace::getregset(target, note, regset_ask_len(len)) {
         Ok(bytes) => bytes,
         Err(e) => return neg(e.raw_os_error().unwrap_or(libc::EIO)),
     };
+    if let (NT_PRSTATUS, Some(shown)) = (note, sysemu) {
+        // At a PTRACE_SYSEMU stop: the orig_rax the tracer sees.
+        if let Some(word) = bytes.get_mut(ORIG_RAX..ORIG_RAX + 8) {
+            word.copy_from_slice(&shown.to_ne_bytes());
+        }
+    }
     if store(tracer_mem, base, &bytes) != 0 {
         return neg(libc::EFAULT);
     }
@@ -562,7 +812,7 @@ impl Session {
         let Ok(new) = tracer_mem.read_vec(base, n) else {
             return Ok(neg(libc::EFAULT));
         };
-        let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+        let regs = self.tracee_regs(target)?;
         let before = ptrace::regs_to_bytes(&regs);
         let mut bytes = before;
         bytes[..n].copy_from_slice(&new);
@@ -599,7 +849,7 @@ impl Session {
             warn!("PTRACE_POKEUSER at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
             return Ok(neg(libc::EIO));
         }
-        let regs = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+        let regs = self.tracee_regs(target)?;
         let before = ptrace::regs_to_bytes(&regs);
         let mut bytes = before;
         bytes[at..at + 8].copy_from_slice(&value.to_ne_bytes());
@@ -753,17 +1003,36 @@ impl Session {
         before: &[u8; ptrace::REGS_SIZE],
         bytes: &[u8; ptrace::REGS_SIZE],
     ) -> Result<i64, Error> {
-        let regs = ptrace::regs_from_bytes(bytes).expect("REGS_SIZE bytes");
+        let mut regs = ptrace::regs_from_bytes(bytes).expect("REGS_SIZE bytes");
+        // At a PTRACE_SYSEMU stop the real thread's number stays -1 (as
+        // replay's, at the skipped entry, where another would run that
+        // call: replay keeps its own -1 so), and the one the tracer wrote
+        // is what it sees from now on.
+        let sysemu = self
+            .traced_mut(target)
+            .and_then(|t| t.stop.as_ref())
+            .is_some_and(|s| s.sysemu.is_some());
+        if sysemu {
+            regs.orig_rax = u64::MAX;
+        }
         let (set, result) = match ptrace::setregs(target, &regs) {
             Ok(()) => (*bytes, 0),
             Err(e) => {
-                let now = ptrace::getregs(target).map_err(ptrace_err("PTRACE_GETREGS", target))?;
+                let now = self.tracee_regs(target)?;
                 (
                     ptrace::regs_to_bytes(&now),
                     neg(e.raw_os_error().unwrap_or(libc::EIO)),
                 )
             }
         };
+        if sysemu {
+            let orig = ptrace::regs_from_bytes(&set)
+                .expect("REGS_SIZE bytes")
+                .orig_rax;
+            if let Some(s) = self.traced_mut(target).and_then(|t| t.stop.as_mut()) {
+                s.sysemu = Some(orig);
+            }
+        }
         if set != *before {
             self.emit(Event::TraceeWrite {
                 tid,
@@ -799,6 +1068,17 @@ mod tests {
         assert_eq!(user_word(848), UserWord::DebugReg(0));
         assert_eq!(user_word(904), UserWord::DebugReg(7));
         assert_eq!(ptrace::REGS_SIZE, 216);
+    }
+
+    #[test]
+    fn orig_rax_is_where_the_kernel_lays_it() {
+        let mut r = regs();
+        r.orig_rax = 0x1122_3344_5566_7788;
+        let bytes = ptrace::regs_to_bytes(&r);
+        assert_eq!(
+            u64::from_ne_bytes(bytes[ORIG_RAX..ORIG_RAX + 8].try_into().unwrap()),
+            0x1122_3344_5566_7788
+        );
     }
 
     #[test]
