@@ -86,12 +86,12 @@ pub use writer::{keep, rewrite_header, TraceWriter};
 /// are read as before.
 ///
 /// Version 6: a [`Event::Syscall`] whose result is -ENOSYS is a call the
-/// kernel did not run, which replay skips whatever the call: a call a
-/// tracee under the program's own `PTRACE_SYSEMU` had skipped (the
-/// recorder emulates it) may be one replay otherwise runs again
-/// (`rt_sigprocmask`, `exit_group`, `rt_sigreturn`, whose result it does
-/// not even compare). A version 5 reader would run it: a divergence at
-/// best, a silently other replay at worst, not a clear refusal. The
+/// kernel did not run, which replay skips whatever the call but
+/// `rt_sigreturn` (whose result is the rax it restores: the recorder
+/// refuses a skipped one): a call a tracee under the program's own
+/// `PTRACE_SYSEMU` had skipped (the recorder emulates it) may be one
+/// replay otherwise runs again (`rt_sigprocmask`, `exit_group`). A
+/// version 5 reader would run it: a divergence, not a clear refusal. The
 /// layout is unchanged, and older traces, where such a result only came
 /// from a kernel that lacked the call, are read and replayed under the
 /// same rule.

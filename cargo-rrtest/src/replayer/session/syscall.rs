@@ -75,10 +75,13 @@ impl Session {
         _split: bool,
     ) -> Result<(), ReplayError> {
         let real = self.task(tid)?.real;
-        let action = if result.ret == -i64::from(libc::ENOSYS) {
+        let action = if result.ret == -i64::from(libc::ENOSYS) && nr != libc::SYS_rt_sigreturn {
             // The kernel did not run it (a number it lacks, or a call its
             // tracer had skipped: PTRACE_SYSEMU, emulated), whatever it
-            // is: skipped here too.
+            // is: skipped here too. Not `rt_sigreturn`, whose result is
+            // the rax it restores, any value the program had (-ENOSYS
+            // too, right after a call the kernel lacks); the recorder
+            // refuses a skipped one.
             ReplayAction::Emulate
         } else if installs_seccomp_filter(nr, args) {
             // The program's own filter: it decides, in the kernel and with

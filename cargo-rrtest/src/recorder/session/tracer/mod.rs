@@ -711,6 +711,16 @@ impl Session {
         {
             return Ok(false);
         }
+        if nr == libc::SYS_rt_sigreturn {
+            // Replay tells a skipped call by its -ENOSYS, but an
+            // `rt_sigreturn`'s result is the rax it restores, which may
+            // be -ENOSYS too: replay runs every one.
+            self.unsupported(
+                tid,
+                "rt_sigreturn skipped by the program's tracer (PTRACE_SYSEMU): replay would run it"
+                    .into(),
+            )?;
+        }
         let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let shown = regs.orig_rax;
         let ret = neg(libc::ENOSYS);
