@@ -92,6 +92,37 @@ pub fn anon_mmap_args(addr: u64, len: u64, prot: i32) -> [u64; 6] {
     [addr, len, prot as u64, flags as u64, u64::MAX, 0]
 }
 
+/// Whether the syscall `tid` is stopped at the entry or exit of (its `rip`
+/// right after the instruction) was made with `int $0x80`: one
+/// `process_vm_readv` of the two bytes before it.
+pub fn is_int80(tid: i32, rip: u64) -> bool {
+    let mut insn = [0u8; 2];
+    RemoteMem::new(tid)
+        .read_exact(rip.wrapping_sub(2), &mut insn)
+        .is_ok()
+        && insn == rrtest_syscalls::INT80
+}
+
+/// The trace's number of the syscall `tid` is stopped at the entry of
+/// (`regs` its registers), where replay expects `nr` (replay's check): as recorded, a
+/// 32-bit call under its own number. The i386 `restart_syscall` that
+/// resumes an emulated 32-bit call may come in with the x86-64 number
+/// (219): the kernel picks the restart number from the restart block the
+/// call would have set, and the emulated call set none, so it is taken
+/// for the i386 `restart_syscall` it stands for (both are emulated).
+pub fn seen_nr(tid: i32, regs: &Regs, nr: i64) -> i64 {
+    if !(rrtest_syscalls::is_compat(nr) && is_int80(tid, regs.rip)) {
+        return regs.orig_rax as i64;
+    }
+    let seen = rrtest_syscalls::compat_nr(regs.orig_rax);
+    if nr == rrtest_syscalls::COMPAT_RESTART_SYSCALL
+        && regs.orig_rax as i64 == libc::SYS_restart_syscall
+    {
+        return nr;
+    }
+    seen
+}
+
 /// Executes a syscall through the fixed page's privileged entry point (the
 /// page must be mapped).
 pub fn inject_via_fixed_page(tid: i32, nr: i64, args: [u64; 6]) -> io::Result<i64> {

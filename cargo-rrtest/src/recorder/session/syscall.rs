@@ -24,7 +24,8 @@ impl Session {
         let mut regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         // A 32-bit call (`int $0x80`) is carried under a number of its own,
         // with the i386 argument registers (see `rrtest_syscalls::compat`).
-        let compat = !self.made_by_our_syscall(tid, regs.rip) && is_int80(tid, regs.rip);
+        let compat =
+            !self.made_by_our_syscall(tid, regs.rip) && crate::tracee::is_int80(tid, regs.rip);
         let (nr, args) = if compat {
             (
                 syscalls::compat_nr(regs.orig_rax),
@@ -649,7 +650,7 @@ impl Session {
     /// recorder wrote itself: a gate of the fixed page or a patched site's
     /// stub, in a process with a syscall buffer. Most traced syscalls of
     /// such a process are, and need no look at their instruction
-    /// ([`is_int80`], one `process_vm_readv` a stop).
+    /// ([`crate::tracee::is_int80`], one `process_vm_readv` a stop).
     fn made_by_our_syscall(&self, tid: Tid, rip: u64) -> bool {
         self.tasks
             .get(&tid)
@@ -679,14 +680,6 @@ fn remote_ranges(tid: Tid, call: &Call) -> io::Result<Vec<(u64, u64)>> {
         left -= take;
     }
     Ok(ranges)
-}
-
-pub(super) fn is_int80(tid: Tid, rip: u64) -> bool {
-    let mut insn = [0u8; 2];
-    rrtest_sys::RemoteMem::new(tid)
-        .read_exact(rip.wrapping_sub(2), &mut insn)
-        .is_ok()
-        && insn == syscalls::INT80
 }
 
 /// The `set_tid_size` of a successful `clone3`'s `clone_args`, when it is

@@ -56,7 +56,7 @@ impl Session {
                         ..
                     }
                 );
-                if !at_entry || super::syscall::seen_nr(real, &regs, nr) != nr {
+                if !at_entry || crate::tracee::seen_nr(real, &regs, nr) != nr {
                     let seen = self.describe_stop(real, &ev);
                     return Err(self.diverged(
                         tid,

@@ -32,7 +32,7 @@ impl Session {
             WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
                 let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
                 // As recorded: a 32-bit call under its own number.
-                let seen_nr = seen_nr(real, &regs, nr);
+                let seen_nr = crate::tracee::seen_nr(real, &regs, nr);
                 let seen_args = if syscalls::is_compat(seen_nr) {
                     syscalls::compat_args(&regs)
                 } else {
@@ -288,34 +288,6 @@ impl Session {
                 .then_some(tid)
         })
     }
-}
-
-/// The trace's number of the syscall `tid` is stopped at the entry of
-/// (`regs` its registers), where replay expects `nr`: as recorded, a
-/// 32-bit call under its own number. The i386 `restart_syscall` that
-/// resumes an emulated 32-bit call may come in with the x86-64 number
-/// (219): the kernel picks the restart number from the restart block the
-/// call would have set, and the emulated call set none, so it is taken
-/// for the i386 `restart_syscall` it stands for (both are emulated).
-pub(super) fn seen_nr(tid: Tid, regs: &Regs, nr: i64) -> i64 {
-    if !(syscalls::is_compat(nr) && is_int80(tid, regs.rip)) {
-        return regs.orig_rax as i64;
-    }
-    let seen = syscalls::compat_nr(regs.orig_rax);
-    if nr == syscalls::COMPAT_RESTART_SYSCALL && regs.orig_rax as i64 == libc::SYS_restart_syscall {
-        return nr;
-    }
-    seen
-}
-
-/// Whether the syscall `tid` is stopped at the entry of was made with
-/// `int $0x80` (as the recorder tells).
-fn is_int80(tid: Tid, rip: u64) -> bool {
-    let mut insn = [0u8; 2];
-    RemoteMem::new(tid)
-        .read_exact(rip.wrapping_sub(2), &mut insn)
-        .is_ok()
-        && insn == syscalls::INT80
 }
 
 impl Session {
