@@ -101,11 +101,6 @@ pub enum Error {
         /// The recorded ids of the live threads.
         live: Vec<rrtest_trace::Tid>,
     },
-    /// A breakpoint counter's signal stopped a thread after the execution
-    /// point it was armed for, which the thread ran past: a failure of
-    /// replay's means, not a divergence of the program.
-    #[error("{0}")]
-    LateCounter(String),
     /// A debugger's request that cannot be done (a watchpoint of a length
     /// the hardware has not, a breakpoint that is not set, ...).
     #[error("{0}")]

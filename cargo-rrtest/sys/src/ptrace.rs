@@ -370,9 +370,6 @@ pub fn tgkill(pid: i32, tid: i32, sig: i32) -> io::Result<()> {
 /// watchpoint.
 pub const TRAP_HWBKPT: i32 = 4;
 
-/// `si_code` of a `SIGTRAP` sent by a perf event's `sigtrap` overflow.
-pub const TRAP_PERF: i32 = 6;
-
 /// `si_code` of a raw siginfo.
 pub fn siginfo_code(info: &[u8; SIGINFO_SIZE]) -> i32 {
     i32::from_ne_bytes([info[8], info[9], info[10], info[11]])

@@ -328,10 +328,16 @@ impl Seek {
 /// machine stretches, so the same seed cuts at the same places).
 pub(super) const COUNT_WALL: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Whether replay can find a point where `tid` now is with a counted
-/// breakpoint ([`rrtest_sys::perf::counter_stops`]).
+/// Whether a counted or stepped slice may end at a point where `tid` now
+/// is: not while it blocks `SIGSTKFLT`. Replay once counted its way to such
+/// points with a perf counter whose signal that was, which a thread
+/// blocking it ran past; replay searches every point now (a blocked
+/// `SIGTRAP` included), but the chaos schedules stay what they were, a
+/// slice in such a thread (a shell's vfork child, glibc's `clone`) going
+/// on to where it unblocks it.
 pub(super) fn point_findable(tid: Tid) -> bool {
-    crate::tracee::blocked_signals(tid).is_ok_and(rrtest_sys::perf::counter_stops)
+    const SIGSTKFLT_BIT: u64 = 1 << (libc::SIGSTKFLT - 1);
+    crate::tracee::blocked_signals(tid).is_ok_and(|mask| mask & SIGSTKFLT_BIT == 0)
 }
 
 /// Where the instruction at `tid`'s `ip` ends, if it is a rep-prefixed
@@ -798,8 +804,8 @@ impl Session {
             .map_err(ptrace_err("PTRACE_GETREGS", tid))?
             .rip;
         if rip == ip {
-            // Resuming at the point itself: that is no pass (never a
-            // point: replay's counted breakpoint skips the resume address).
+            // Resuming at the point itself: that is no pass of the probe
+            // (the resume address is never a point).
             return self.step_then_continue(tid, ip);
         }
         let trap_blocked = blocks_trap(tid)?;

@@ -1142,9 +1142,10 @@ impl Session {
         Ok(())
     }
 
-    /// Whether the fast execution-point searches (a perf counter, the
-    /// in-program filter) may run: they resume the thread without
-    /// `resume_to_stop`, where no debugger stop can happen.
+    /// Whether the fast execution-point search (the in-program filter) may
+    /// run (it resumes the thread without `resume_to_stop`, where no
+    /// debugger stop can happen), and a point's pass is checked against the
+    /// verification's (nothing of the debugger's stops the thread between).
     pub(super) fn fast_point_search(&self) -> bool {
         self.debug
             .as_ref()

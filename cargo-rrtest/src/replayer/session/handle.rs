@@ -28,7 +28,7 @@
 //! the middle of a single-step must be answered, not reported);
 //! (2) execution points (`Preempt`, signals at a point) are found by
 //! counting the passes through an ip *since the thread's last event* (a
-//! debug-register breakpoint, a perf counter armed for a known count, or
+//! debug-register breakpoint, or
 //! the in-program filter of `point_filter.rs`): a driver's stop after some
 //! passes must carry the count over, and a driver's own breakpoint must not
 //! share the debug register the search uses; (3) a stop the driver caused
