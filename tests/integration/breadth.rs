@@ -20,7 +20,8 @@
 //!   PTRACE_EVENT_EXIT stop of PTRACE_O_TRACEEXIT; `ptrace_fault`: a traced
 //!   child's SIGSEGV is a stop at the faulting instruction (moved past
 //!   with PTRACE_SETREGS, passed on to a handler, passed on to kill);
-//!   `ptrace_step`: PTRACE_SINGLESTEP through a loop and over a syscall;
+//!   `ptrace_step`: PTRACE_SINGLESTEP through a loop, over an rdtsc and
+//!   over a syscall;
 //!   `ptrace_syscall`: PTRACE_SYSCALL entry and exit stops counted;
 //!   `ptrace_refused`: requests not emulated fail at once, named;
 //!   `ptrace::under_chaos`: four of them under the chaos scheduler;
@@ -213,7 +214,7 @@ const SPECS: &[Spec] = &[
     },
     Spec {
         stdout_has: &[
-            "parent: stepped more than 20 instructions, each moved the child, through a syscall: 1",
+            "parent: stepped more than 20 instructions, each moved the child, over an rdtsc: 1, through a syscall: 1",
             "parent: the child exited with 0",
         ],
         ..c("ptrace_step", CBuild::pie("ptrace_step"))

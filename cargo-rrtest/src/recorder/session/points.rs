@@ -383,6 +383,11 @@ impl Session {
     ///    signal we hold back), it acts wherever the thread then is, and
     ///    replay pays for the search.
     pub(super) fn interrupted(&mut self, tid: Tid) -> Result<(), Error> {
+        if self.steps_for_tracer(tid) {
+            // A tracee stepping for its tracer stops after one instruction
+            // anyway: no point, no probe; its step goes on.
+            return self.go_on(tid);
+        }
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
         let pid = self.tasks[&tid].pid;
         if let Some(in_buffer_code) = self

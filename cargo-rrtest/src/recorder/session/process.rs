@@ -143,7 +143,7 @@ impl Session {
                         // SIGCONT, a group stop of a thread its (emulated)
                         // tracer holds: keep running.
                         trace!(tid, sig, "group stop");
-                        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+                        self.go_on(tid)
                     }
                     None => {
                         // A new thread's first stop, before its parent's clone event.

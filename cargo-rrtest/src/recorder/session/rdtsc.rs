@@ -71,7 +71,7 @@ impl Session {
 
     /// Emulates the trapped rdtsc (rdtscp) of `len` bytes at `regs.rip` and
     /// records it; the thread stays stopped.
-    fn emulate_rdtsc_here(
+    pub(super) fn emulate_rdtsc_here(
         &mut self,
         tid: Tid,
         mut regs: Regs,

@@ -40,7 +40,7 @@ impl Session {
             if let Some(task) = self.tasks.get_mut(&tid) {
                 task.resumed_at = None;
             }
-            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            return self.go_on(tid);
         }
         if self.is_desched_signal(tid, signo, &info) {
             return self.desched_signal(tid, &regs);
@@ -74,12 +74,18 @@ impl Session {
                 // recorder's, never the program's (it cannot set debug
                 // registers), so never delivered.
                 trace!(tid, ip = regs.rip, "a stray breakpoint trap: ignored");
-                return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+                return self.go_on(tid);
             }
         }
         let mem = RemoteMem::new(tid);
         if signo == libc::SIGSEGV && code == 0x80 {
             if let Some((is_rdtscp, len)) = crate::tracee::decode_rdtsc(&mem, regs.rip) {
+                if self.steps_for_tracer(tid) {
+                    // The instruction its tracer asked to step: emulated,
+                    // the step ends after it.
+                    self.emulate_rdtsc_here(tid, regs, is_rdtscp, len)?;
+                    return self.end_step_emulated(tid, regs.rip + len);
+                }
                 let bailed = self.tasks.get(&tid).is_some_and(|t| t.bailed.is_some());
                 if bailed && self.others_ready(tid) {
                     return self.yield_at_rdtsc(tid, regs, is_rdtscp, len);
@@ -143,7 +149,7 @@ impl Session {
             // Hold it back: deliver it at the thread's next syscall, or at an
             // execution point if none comes soon (DESIGN.md §6).
             self.hold_back(tid, signo, info);
-            return ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid));
+            return self.go_on(tid);
         }
         if kind == SignalKind::AtSyscallExit && self.signal_stop(tid, signo, &info, kind) {
             // A tracee's signal: its tracer sees it (ptrace emulated).

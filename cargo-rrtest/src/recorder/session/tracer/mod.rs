@@ -851,6 +851,45 @@ impl Session {
         Ok(true)
     }
 
+    /// Lets `tid`, stopped by the recorder for a reason of its own (a moot
+    /// interrupt's stop, a signal held back, a stray trap), go on as it
+    /// ran: a tracee whose tracer asked for a single step steps again, any
+    /// other thread continues. Such a stop comes before the step's
+    /// instruction has run, or after it with the step's trap queued, which
+    /// the kernel reports before the tracee runs again; `PTRACE_CONT` would
+    /// drop the trap flag, and the tracee would run on, its tracer never
+    /// seeing the step end (gdb's displaced step of a `ret` ran on to the
+    /// program's entry, where the copy of the instruction gdb had put
+    /// there ran again, and the inferior died of `SIGSEGV`).
+    pub(super) fn go_on(&mut self, tid: Tid) -> Result<(), Error> {
+        if self.step_now(tid)? {
+            return Ok(());
+        }
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+    }
+
+    /// Whether `tid` is to run one instruction for its tracer, or runs it.
+    pub(super) fn steps_for_tracer(&self, tid: Tid) -> bool {
+        self.tasks
+            .get(&tid)
+            .is_some_and(|t| matches!(t.step, Step::Asked | Step::Running { .. }))
+    }
+
+    /// A tracee stepping for its tracer whose instruction the recorder
+    /// emulated (a trapped `rdtsc`, its event written): the step ends
+    /// there, with the trap the instruction's completion raises natively
+    /// (`TRAP_TRACE`, the next instruction's address `next_ip`), a stop at
+    /// that event. Resumed instead, it would run on past the step.
+    pub(super) fn end_step_emulated(&mut self, tid: Tid, next_ip: u64) -> Result<(), Error> {
+        self.end_step(tid, libc::SIGTRAP)?;
+        let mut info = [0u8; SIGINFO_SIZE];
+        info[0..4].copy_from_slice(&libc::SIGTRAP.to_ne_bytes());
+        info[8..12].copy_from_slice(&TRAP_TRACE.to_ne_bytes());
+        info[16..24].copy_from_slice(&next_ip.to_ne_bytes());
+        self.signal_stop(tid, libc::SIGTRAP, &info, SignalKind::AtSyscallExit);
+        Ok(())
+    }
+
     /// A synchronous signal (a step's trap among them) ends a step; a
     /// step's trap after a `pushf` takes the trap flag out of the pushed
     /// flags.
