@@ -58,6 +58,7 @@ const RUST_RACES: &[(&str, &str)] = &[
     ("lost_update", "hits were lost"),
     ("check_then_create", "both threads saw no lock file"),
     ("start_order", "B ran first"),
+    ("recv_timeout", "the message came too late"),
 ];
 
 pub fn trials() -> Vec<Trial> {

@@ -26,7 +26,10 @@
 //!   speed with a breakpoint: a preemption deep inside a loop;
 //! - a switch at a quarter of traced syscalls besides the default's;
 //! - now and then a pause: nothing is scheduled for 1 to 20 ms, while
-//!   blocked syscalls (timeouts) go on in the kernel.
+//!   blocked syscalls (timeouts) go on in the kernel;
+//! - at one wait with a timeout of up to 100 ms in four (a `poll`, a futex
+//!   wait, ...: `timeouts.rs` reads it), a pause that outlasts the timeout,
+//!   so that the wait times out as on a loaded machine.
 //!
 //! No slice ends by the clock: a thread runs until its instruction count,
 //! its arrival count or its syscall budget is spent (or it blocks), so the
@@ -52,6 +55,15 @@ const MAX_EPOCH_PICKS: u32 = 32;
 const PAUSE_ONE_IN: u64 = 50;
 /// The longest pause.
 const MAX_PAUSE_MS: u64 = 20;
+/// One wait with a timeout in this many starts a pause longer than its
+/// timeout.
+const TIMEOUT_PAUSE_ONE_IN: u64 = 4;
+/// The longest timeout a pause outlasts: a longer wait is not a race a
+/// loaded machine makes.
+const MAX_TIMEOUT_PAUSE: Duration = Duration::from_millis(100);
+/// How much longer than the timeout such a pause lasts (and a quarter of
+/// the timeout): the thread enters its wait a little after the decision.
+const TIMEOUT_PAUSE_MARGIN: Duration = Duration::from_millis(5);
 /// The time slice (CPU time): a safety net only. Slices end by counts
 /// (instructions, arrivals, syscalls), which repeat with the seed; the
 /// clock's ends do not.
@@ -192,6 +204,7 @@ enum Decision {
     Slice = 5,
     Steps = 6,
     Switch = 7,
+    TimeoutPause = 8,
 }
 
 impl ChaosPolicy {
@@ -405,6 +418,23 @@ impl SchedulePolicy for ChaosPolicy {
     }
 
     fn switch_at_syscall(&mut self, at: &AtSyscall) -> bool {
+        if let Some(timeout) = at.timeout {
+            // A wait with a timeout: now and then nothing is scheduled for
+            // longer than it, so that it times out (the thread it waits
+            // for is not run in time, as on a loaded machine). Drawn at
+            // every such wait, whatever its length, so that the draws do
+            // not depend on the clock (a deadline's distance does).
+            let (thread, pause) = match self.current() {
+                Some(t) => (t.index, t.rng.one_in(TIMEOUT_PAUSE_ONE_IN)),
+                None => (0, self.rng.one_in(TIMEOUT_PAUSE_ONE_IN)),
+            };
+            self.note(Decision::TimeoutPause, thread, u64::from(pause));
+            if pause && !timeout.is_zero() && timeout <= MAX_TIMEOUT_PAUSE {
+                let margin = TIMEOUT_PAUSE_MARGIN + timeout / 4;
+                self.paused_until = Some(Instant::now() + timeout + margin);
+                return true;
+            }
+        }
         if at.stop_requested || at.nr == libc::SYS_sched_yield || at.syscalls >= self.slice_syscalls
         {
             return true;
@@ -431,6 +461,10 @@ impl SchedulePolicy for ChaosPolicy {
 
     fn summary(&self) -> Option<Summary> {
         Some(self.summary)
+    }
+
+    fn pauses_at_timeouts(&self) -> bool {
+        true
     }
 }
 
@@ -463,6 +497,7 @@ mod tests {
                 nr: libc::SYS_write,
                 syscalls: 1,
                 stop_requested: false,
+                timeout: None,
             });
             out.push((picked, slice, steps, switch));
         }

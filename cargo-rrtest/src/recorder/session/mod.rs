@@ -53,6 +53,7 @@ mod signals;
 mod steps;
 mod syscall;
 mod syscallbuf;
+mod timeouts;
 mod tracer;
 mod watchdog;
 

@@ -271,6 +271,10 @@ impl SchedulePolicy for PrescribedPolicy {
         self.chaos.counts_buffered()
     }
 
+    fn pauses_at_timeouts(&self) -> bool {
+        self.chaos.pauses_at_timeouts()
+    }
+
     fn cpu_time_slices(&self) -> bool {
         self.chaos.cpu_time_slices()
     }
@@ -466,6 +470,7 @@ mod tests {
                 nr: libc::SYS_write,
                 syscalls: 1,
                 stop_requested: false,
+                timeout: None,
             });
             out.push((picked, steps, switch));
         }

@@ -194,6 +194,13 @@ pub(super) trait SchedulePolicy {
     fn parks_futex_waits(&self) -> bool {
         false
     }
+
+    /// Whether [`AtSyscall::timeout`] is wanted: the session reads a wait's
+    /// timeout from the program's memory only for a policy that may pause
+    /// past it (chaos).
+    fn pauses_at_timeouts(&self) -> bool {
+        false
+    }
 }
 
 /// How long the current thread may run while another waits.
@@ -222,6 +229,10 @@ pub(super) struct AtSyscall {
     /// The recorder wanted the thread stopped here (it asked its hook to
     /// bail, or sought an execution point to preempt it at).
     pub(super) stop_requested: bool,
+    /// How long the call waits at most before it returns on its own (a
+    /// `poll`'s or a futex wait's timeout: `timeouts.rs`), where the
+    /// policy asked for it ([`SchedulePolicy::pauses_at_timeouts`]).
+    pub(super) timeout: Option<Duration>,
 }
 
 /// The policy's view of the threads: which exist and which are ready.
@@ -457,6 +468,7 @@ impl Scheduler {
         nr: i64,
         stop_requested: bool,
         others: bool,
+        timeout: Option<Duration>,
     ) -> bool {
         self.slice_syscalls += 1;
         others
@@ -464,7 +476,13 @@ impl Scheduler {
                 nr,
                 syscalls: self.slice_syscalls,
                 stop_requested,
+                timeout,
             })
+    }
+
+    /// Whether the policy wants a wait's timeout ([`AtSyscall::timeout`]).
+    pub(super) fn pauses_at_timeouts(&self) -> bool {
+        self.policy.pauses_at_timeouts()
     }
 
     /// The current thread's syscall was split (others may run while it is
@@ -989,6 +1007,7 @@ mod tests {
                 nr,
                 syscalls,
                 stop_requested,
+                timeout: None,
             })
         };
         assert!(at(libc::SYS_sched_yield, 1, false));
@@ -1024,7 +1043,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(3));
         assert!(sched.without_progress(Some(1)) >= Duration::from_millis(3));
         // So is a traced one.
-        sched.switch_at_syscall(libc::SYS_write, false, true);
+        sched.switch_at_syscall(libc::SYS_write, false, true, None);
         assert!(sched.without_progress(Some(1)) < Duration::from_millis(3));
         // A failed spin check starts it again too.
         std::thread::sleep(Duration::from_millis(3));
@@ -1036,12 +1055,12 @@ mod tests {
     fn scheduler_counts_syscalls_and_asks_the_policy_only_with_others() {
         let mut sched = Scheduler::new(Box::new(DefaultPolicy::default()));
         for _ in 0..SLICE_SYSCALLS - 1 {
-            assert!(!sched.switch_at_syscall(libc::SYS_write, false, true));
+            assert!(!sched.switch_at_syscall(libc::SYS_write, false, true, None));
         }
         // A lone thread never switches, but its syscalls count.
-        assert!(!sched.switch_at_syscall(libc::SYS_sched_yield, false, false));
-        assert!(sched.switch_at_syscall(libc::SYS_write, false, true));
+        assert!(!sched.switch_at_syscall(libc::SYS_sched_yield, false, false, None));
+        assert!(sched.switch_at_syscall(libc::SYS_write, false, true, None));
         sched.split();
-        assert!(!sched.switch_at_syscall(libc::SYS_write, false, true));
+        assert!(!sched.switch_at_syscall(libc::SYS_write, false, true, None));
     }
 }

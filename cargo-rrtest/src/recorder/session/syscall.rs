@@ -262,10 +262,15 @@ impl Session {
         // Give others a turn where the policy says (at sched_yield, after a
         // long run of quick syscalls, where the recorder wanted the thread
         // stopped).
-        let yield_now =
-            self.sched
-                .switch_at_syscall(syscalls::row_nr(nr), seek_ended || bailed, others)
-                && self.others_ready_settled(tid)?;
+        let timeout = (others && self.sched.pauses_at_timeouts())
+            .then(|| super::timeouts::wait_timeout(tid, nr, &args))
+            .flatten();
+        let yield_now = self.sched.switch_at_syscall(
+            syscalls::row_nr(nr),
+            seek_ended || bailed,
+            others,
+            timeout,
+        ) && self.others_ready_settled(tid)?;
         if yield_now && syscalls::row_nr(nr) == libc::SYS_sched_yield {
             self.stats.schedule.yields += 1;
         }
