@@ -64,7 +64,10 @@
 //!   `shutdown`, `socketpair`, `setsockopt`/`getsockopt` of a 32-bit
 //!   `SO_RCVTIMEO_OLD`, `sendmsg`/`recvmsg` of the 28-byte
 //!   `compat_msghdr` with a descriptor passed in a 32-bit control message
-//!   and a datagram's sender address);
+//!   and a datagram's sender address), and `rt_sigtimedwait` and
+//!   `rt_sigtimedwait_time64` (a signal sent by itself, a queued one:
+//!   the 128-byte `compat_siginfo`; one another thread sends while it
+//!   waits, a timeout, a handled signal that interrupts it);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -87,8 +90,8 @@
 //!   `F_GETLK`/`F_GETLK64` stored, and swaps in an i386 `epoll_pwait`'s
 //!   own mask when the signal that interrupted it is delivered, and
 //!   writes what `sendfile`, `vmsplice`, `process_vm_readv`,
-//!   `getsockopt` and `recvmsg` stored (`recvmsg` through the
-//!   `compat_msghdr`);
+//!   `getsockopt`, `recvmsg` and `rt_sigtimedwait` stored (`recvmsg`
+//!   through the `compat_msghdr`);
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
 //! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
@@ -347,6 +350,16 @@ const WANT_IO: &[&str] = &[
     "the descriptor the i386 recvmsg received is the file sent: yes\n",
     "i386 recvmsg stored the sender's address and MSG_TRUNC, 4 bytes of the datagram: yes\n",
     "i386 recvfrom stored the sender's address: yes\n",
+    "i386 rt_sigtimedwait stored the 32-bit compat_siginfo: SIGUSR1, SI_USER, the pid at 12, the uid at 16: yes\n",
+    "i386 rt_sigtimedwait stored SI_QUEUE and the value at 20: yes\n",
+    "i386 rt_sigtimedwait of 20 ms with nothing pending returned the expected value: yes\n",
+    "the i386 rt_sigtimedwait waited 20 ms: yes\n",
+    "i386 rt_sigtimedwait with a sigset size of 4 returned the expected value: yes\n",
+    "i386 rt_sigtimedwait woken by another thread's pthread_kill returned the expected value: yes\n",
+    "i386 rt_sigtimedwait interrupted by a handled SIGALRM returned the expected value: yes\n",
+    "SIGALRM was handled during the i386 rt_sigtimedwait: yes\n",
+    "i386 rt_sigtimedwait_time64 stored SIGUSR2 of SI_TKILL in the compat_siginfo: yes\n",
+    "i386 rt_sigtimedwait without a siginfo returned the expected value: yes\n",
 ];
 
 const fn io(name: &'static str, link: Link) -> Spec {

@@ -21,8 +21,8 @@
 //! `process_vm_readv` too), the split-offset and split-length calls
 //! (`fallocate`, `fadvise64`, `readahead`, `sync_file_range`, ...),
 //! `sendfile`'s 32-bit offset, `recvmsg`'s 28-byte `compat_msghdr`, the
-//! blocking `nanosleep`, `clock_nanosleep`, `ppoll` and `pselect6` of
-//! 32-bit timespecs, ...) have rows of their own ([`crate::compat_rows`]);
+//! blocking `nanosleep`, `clock_nanosleep`, `ppoll`, `pselect6` and
+//! `rt_sigtimedwait` of 32-bit timespecs, ...) have rows of their own ([`crate::compat_rows`]);
 //! those of them that still mean an x86-64 call ([`MEANINGS`]: `writev`,
 //! `pwrite64`, `ftruncate64`, `fcntl64`, `ppoll`, `pselect6`, `sendfile`,
 //! `fallocate`, ...) are
@@ -125,7 +125,7 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// calls whose arguments differ (`pwrite64`'s split offset, `mmap2`'s page
 /// offset: rows of their own too, see [`MEANINGS`]), calls that start
 /// threads or change signal state (`clone`, `rt_sigaction`,
-/// `rt_sigprocmask`, `sigaltstack`, `rt_sigtimedwait`, ...), and
+/// `rt_sigprocmask`, `sigaltstack`, ...), and
 /// `socketcall` (102), whose arguments are an array in memory that the
 /// kernel reads at the entry (the recorder reads a call's memory at its
 /// exit).
@@ -283,11 +283,16 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// recorder follows by the x86-64 number alone. `sendmsg` and `recvmsg`
 /// (370, 372) are `compat_sys_sendmsg`/`compat_sys_recvmsg`, of a 28-byte
 /// `compat_msghdr` (seven 32-bit fields), 32-bit iovecs and 32-bit
-/// control messages (a 12-byte `compat_cmsghdr`).
+/// control messages (a 12-byte `compat_cmsghdr`). `rt_sigtimedwait`
+/// and `rt_sigtimedwait_time64` (177, 421) are
+/// `compat_sys_rt_sigtimedwait_time32`/`_time64`: an 8-byte sigset of
+/// two 32-bit words (the same bits), a 32-bit or 64-bit timespec only
+/// read, and the 128-byte `compat_siginfo` of the signal taken.
 const MEANINGS: &[(u32, i64)] = &[
     (55, 72),   // fcntl (compat_sys_fcntl: fcntl64's commands, no 64-bit locks)
     (145, 19),  // readv
     (146, 20),  // writev
+    (177, 128), // rt_sigtimedwait (a 32-bit timespec, the compat_siginfo)
     (180, 17),  // pread64
     (181, 18),  // pwrite64
     (187, 40),  // sendfile (a 32-bit compat_off_t offset)
@@ -310,6 +315,7 @@ const MEANINGS: &[(u32, i64)] = &[
     (378, 327), // preadv2
     (379, 328), // pwritev2
     (413, 270), // pselect6_time64 (32-bit fd_sets: a row of its own)
+    (421, 128), // rt_sigtimedwait_time64 (the compat_siginfo)
 ];
 
 /// The x86-64 syscall whose table row describes the 32-bit call `nr` (made
@@ -634,6 +640,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (412, "utimensat_time64"),
     (413, "pselect6_time64"),
     (414, "ppoll_time64"),
+    (421, "rt_sigtimedwait_time64"),
     (422, "futex_time64"),
     (439, "faccessat2"),
 ];

@@ -103,7 +103,15 @@
 //! `msg_namelen` when `msg_name` is not null, the data over its 32-bit
 //! iovecs, its 32-bit control messages (12-byte `compat_cmsghdr`s:
 //! descriptors, credentials) and their length `msg_controllen`, and
-//! `msg_flags`.
+//! `msg_flags`. `rt_sigtimedwait` (177) and `rt_sigtimedwait_time64`
+//! (421) are `compat_sys_rt_sigtimedwait_time32`/`_time64`: they block
+//! until a signal of their set (an 8-byte sigset of two 32-bit words) is
+//! pending, the timeout (a 32-bit or 64-bit timespec) passes (EAGAIN) or
+//! a handled signal interrupts them (EINTR, no restart), and store the
+//! signal they took as a 128-byte `compat_siginfo` ([`COMPAT_SIGINFO`]:
+//! 32-bit fields, the union at 12) when `info` is not null. The signal is
+//! taken in the kernel, never delivered: the recorder sees only the
+//! result, as for the x86-64 call.
 //! The oldest `stat`, `lstat` and `fstat` (18, 84, 28: `oldstat`,
 //! `oldlstat`, `oldfstat`) are the kernel's `sys_stat` and its siblings:
 //! a 32-byte `__old_kernel_stat` (16-bit device, inode, mode, link count,
@@ -280,6 +288,10 @@ pub const F_OWNER_EX: u64 = 4 + 4;
 /// The i386 `compat_off_t` the old `sendfile` (187) reads its offset
 /// from and stores the new one in: a signed 32-bit value.
 pub const COMPAT_OFF_T: u64 = 4;
+/// The i386 `compat_siginfo_t` `rt_sigtimedwait` (177, 421) stores: 128
+/// bytes, as the 64-bit `siginfo_t`, but its union at 12 (the 64-bit
+/// one's at 16) and its fields 32-bit.
+pub const COMPAT_SIGINFO: u64 = 128;
 /// The i386 `struct compat_msghdr` of `sendmsg` and `recvmsg` (370, 372):
 /// seven 32-bit fields, at the offsets of [`compat_msghdr`].
 #[cfg_attr(not(test), allow(dead_code))]
@@ -401,6 +413,22 @@ fn recvmsg32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(),
     }
     push(out, hdr + h::CONTROLLEN, 4);
     push(out, hdr + h::FLAGS, 4);
+    Ok(())
+}
+
+/// `rt_sigtimedwait(set, info, timeout, sigsetsize)` of a 32-bit caller
+/// (`compat_sys_rt_sigtimedwait_time32`, `_time64`): the 128-byte
+/// `compat_siginfo` of the signal it took at `info`, when it returns one
+/// and `info` is not null; nothing on a timeout (EAGAIN), an interruption
+/// (EINTR) or another failure.
+fn rt_sigtimedwait32(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret > 0 {
+        push(out, c.args[1], COMPAT_SIGINFO);
+    }
     Ok(())
 }
 
@@ -768,6 +796,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     d(146, "writev", true, ReplayAction::Emulate, none),
     d(162, "nanosleep", true, ReplayAction::Emulate, nanosleep32),
     d(
+        177,
+        "rt_sigtimedwait",
+        true,
+        ReplayAction::Emulate,
+        rt_sigtimedwait32,
+    ),
+    d(
         180,
         "pread64",
         false,
@@ -910,6 +945,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         true,
         ReplayAction::Emulate,
         pselect6_32::<TIMESPEC>,
+    ),
+    d(
+        421,
+        "rt_sigtimedwait_time64",
+        true,
+        ReplayAction::Emulate,
+        rt_sigtimedwait32,
     ),
 ];
 

@@ -2686,10 +2686,40 @@ fn compat_rows_describe_split_values_sendfile_vmsplice_and_fcntl() {
         e.0.contains("i386 fcntl (int $0x80 #55): command 1032 (F_GETPIPE_SZ)"),
         "{e}"
     );
-    // socketcall (102) and rt_sigtimedwait (177) stay refused, named.
-    for (n, name) in [(102, "socketcall"), (177, "rt_sigtimedwait")] {
-        assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
-        assert!(crate::name(crate::compat_nr(n)).contains(name), "{n}");
+    // socketcall (102: its arguments an array the kernel reads at the
+    // entry) stays refused, named.
+    assert!(crate::lookup(crate::compat_nr(102)).is_none());
+    assert_eq!(
+        crate::name(crate::compat_nr(102)),
+        "i386 socketcall (int $0x80 #102)"
+    );
+}
+
+#[test]
+fn compat_rows_describe_rt_sigtimedwait() {
+    let m = FakeMem::default();
+    // rt_sigtimedwait (177, a 32-bit timespec) and rt_sigtimedwait_time64
+    // (421): the 128-byte compat_siginfo at the second argument when a
+    // signal was taken; nothing on EAGAIN, EINTR or EINVAL, nor for a
+    // null siginfo. They mean the x86-64 rt_sigtimedwait and may block.
+    assert_eq!(crate::compat_rows::COMPAT_SIGINFO, 128);
+    for n in [177, 421] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(crate::row_nr(nr), libc::SYS_rt_sigtimedwait, "{n}");
+        assert!(crate::lookup(nr).is_some_and(|d| d.may_block), "{n}");
+        assert!(crate::name(nr).contains("rt_sigtimedwait"), "{n}");
+        assert_eq!(
+            ok(&call(nr, &[0x1000, 0x2000, 0x3000, 8], 10), &m),
+            [(0x2000, 128)],
+            "{n}"
+        );
+        assert!(ok(&call(nr, &[0x1000, 0, 0x3000, 8], 10), &m).is_empty());
+        for err in [-11, -4, -22] {
+            assert!(
+                ok(&call(nr, &[0x1000, 0x2000, 0x3000, 8], err), &m).is_empty(),
+                "{n} {err}"
+            );
+        }
     }
 }
 
