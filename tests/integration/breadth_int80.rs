@@ -342,6 +342,7 @@ const WANT_IO: &[&str] = &[
     "i386 getsockopt stored the 32-bit old_timeval32 of 3.5 s and its length 8: yes\n",
     "i386 getsockopt SO_PEERCRED is the 64-bit call's: yes\n",
     "i386 getsockopt SO_PEERGROUPS stored the length the 64-bit call stores: yes\n",
+    "i386 getsockopt SO_PEERGROUPS stored the 64-bit call's groups: yes\n",
     "i386 recvfrom after the i386 shutdown returned the expected value: yes\n",
     "the i386 socketpair's two descriptors carry a byte: yes\n",
     "i386 sendmsg of two iovecs and a descriptor returned the expected value: yes\n",
