@@ -268,7 +268,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// (the mask's pointer and size), which the replayer reads so for a
 /// 32-bit call. The old `fcntl` (55) is `compat_sys_fcntl64` in the i386
 /// table (the `compat_sys_fcntl` that refuses the 64-bit locks serves
-/// other ABIs), so it is `fcntl64`'s row. `readahead`, `fadvise64`,
+/// other architectures' 32-bit tables), so it is `fcntl64`'s row. `readahead`, `fadvise64`,
 /// `fadvise64_64`, `sync_file_range` and `fallocate` are the `ia32_*`
 /// wrappers of the x86-64 calls (`arch/x86/kernel/sys_ia32.c`), their
 /// 64-bit offsets and lengths split in two registers, low half first

@@ -83,7 +83,7 @@
 //! notifications, pipe sizes, seals, write hints). The old `fcntl` (55)
 //! is the same `compat_sys_fcntl64` in the i386 table (the kernel's
 //! `compat_sys_fcntl`, which fails the 64-bit lock commands with EINVAL,
-//! is other ABIs' entry): `fcntl64`'s row, the 64-bit locks included.
+//! serves other architectures' 32-bit tables): `fcntl64`'s row, the 64-bit locks included.
 //! `readahead` (225), `fadvise64` (250), `fadvise64_64` (272),
 //! `sync_file_range` (314) and `fallocate` (324) are the `ia32_*`
 //! wrappers of the x86-64 calls, their offsets and lengths split in two
