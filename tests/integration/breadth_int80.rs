@@ -54,6 +54,20 @@
 //!   by a child's write, interrupted by a signal only its mask lets
 //!   through), and their `_time64` forms; built with
 //!   `REFUSED_FCNTL` it also makes an `fcntl64` `F_GETPIPE_SZ`, refused;
+//! - `int80_io` makes the calls of split 64-bit values (`fallocate`,
+//!   `fadvise64`, `fadvise64_64`, `readahead`, `sync_file_range`),
+//!   `sendfile` (a 32-bit offset stored back) and `sendfile64`, `vmsplice`
+//!   and `process_vm_readv` of 32-bit iovecs, the old `fcntl` (fcntl64's
+//!   entry: the 32-bit and the packed 64-bit locks), and the socket calls
+//!   of their own numbers (`socket`, `bind`, `listen`, `connect`,
+//!   `accept4`, `getsockname`, `getpeername`, `sendto`, `recvfrom`,
+//!   `shutdown`, `socketpair`, `setsockopt`/`getsockopt` of a 32-bit
+//!   `SO_RCVTIMEO_OLD`, `sendmsg`/`recvmsg` of the 28-byte
+//!   `compat_msghdr` with a descriptor passed in a 32-bit control message
+//!   and a datagram's sender address), and `rt_sigtimedwait` and
+//!   `rt_sigtimedwait_time64` (a signal sent by itself, a queued one:
+//!   the 128-byte `compat_siginfo`; one another thread sends while it
+//!   waits, a timeout, a handled signal that interrupts it);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -74,7 +88,10 @@
 //!   resumes an i386 `nanosleep` a stop interrupted with the i386
 //!   `restart_syscall` (rax 0, not the x86-64 219), stores the locks
 //!   `F_GETLK`/`F_GETLK64` stored, and swaps in an i386 `epoll_pwait`'s
-//!   own mask when the signal that interrupted it is delivered;
+//!   own mask when the signal that interrupted it is delivered, and
+//!   writes what `sendfile`, `vmsplice`, `process_vm_readv`,
+//!   `getsockopt`, `recvmsg` and `rt_sigtimedwait` stored (`recvmsg`
+//!   through the `compat_msghdr`);
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
 //! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
@@ -287,6 +304,79 @@ const WANT_OLD: &[&str] = &[
     "futex wait woken by a second thread's i386 futex wake saw the new word: yes\n",
 ];
 
+/// Lines `int80_io` prints when its checks pass (every check prints `yes`
+/// or exits 1; these name one call of each kind).
+const WANT_IO: &[&str] = &[
+    "i386 fallocate above 4 GiB returned the expected value: yes\n",
+    "the size after the i386 fallocate is the 64-bit one's, 4 GiB + 12 KiB when it succeeds: yes\n",
+    "i386 fallocate of a negative length returned the expected value: yes\n",
+    "i386 fadvise64 returned the expected value: yes\n",
+    "i386 fadvise64_64 of a negative length returned the expected value: yes\n",
+    "i386 readahead returned the expected value: yes\n",
+    "i386 sync_file_range of a negative offset returned the expected value: yes\n",
+    "i386 sendfile copied the bytes at 4, stored the 32-bit offset 10, the next word untouched: yes\n",
+    "i386 sendfile without an offset copied the rest and moved the input's position: yes\n",
+    "i386 sendfile at a 32-bit offset of 2 GiB - 1 returned the expected value: yes\n",
+    "i386 sendfile64 copied the bytes at 3 GiB + 104 and stored the 64-bit offset after them: yes\n",
+    "i386 vmsplice scattered the pipe's bytes over its two 32-bit iovecs: yes\n",
+    "the 64-bit read gets the bytes of the i386 vmsplice's iovecs: yes\n",
+    "i386 process_vm_readv scattered the remote bytes over its two 32-bit iovecs: yes\n",
+    "i386 process_vm_readv read the child's bytes: yes\n",
+    "the 64-bit F_GETFL sees the i386 fcntl's O_APPEND: yes\n",
+    "the i386 fcntl F_DUPFD's descriptor is the file: yes\n",
+    "a child's 64-bit F_GETLK sees the i386 fcntl F_SETLK's lock: yes\n",
+    "i386 fcntl F_GETLK stored the child's lock in the 32-bit compat_flock: yes\n",
+    "i386 fcntl F_GETLK64 stored the child's lock in the packed compat_flock64: yes\n",
+    "i386 fcntl F_OFD_GETLK stored the child's lock in the packed compat_flock64: yes\n",
+    "i386 fcntl F_SETLK64 of a byte the child holds returned the expected value: yes\n",
+    "i386 socket made a socket with FD_CLOEXEC: yes\n",
+    "the i386 bind made the socket file: yes\n",
+    "i386 listen returned the expected value: yes\n",
+    "i386 connect returned the expected value: yes\n",
+    "i386 accept4 gave a descriptor with FD_CLOEXEC, the unnamed client's length 2: yes\n",
+    "i386 getsockname's address is the 64-bit call's: yes\n",
+    "i386 getpeername of the client is the server's path: yes\n",
+    "i386 recvfrom got the bytes the i386 sendto sent: yes\n",
+    "the 64-bit recv after the i386 peek gets the whole message: yes\n",
+    "the 64-bit SO_RCVTIMEO_OLD sees the i386 setsockopt's 3.5 s: yes\n",
+    "i386 getsockopt stored the 32-bit old_timeval32 of 3.5 s and its length 8: yes\n",
+    "i386 getsockopt SO_PEERCRED is the 64-bit call's: yes\n",
+    "i386 getsockopt SO_PEERGROUPS stored the length the 64-bit call stores: yes\n",
+    "i386 getsockopt SO_PEERGROUPS stored the 64-bit call's groups: yes\n",
+    "i386 recvfrom after the i386 shutdown returned the expected value: yes\n",
+    "the i386 socketpair's two descriptors carry a byte: yes\n",
+    "i386 sendmsg of two iovecs and a descriptor returned the expected value: yes\n",
+    "i386 recvmsg scattered the data over its two 32-bit iovecs: yes\n",
+    "i386 recvmsg stored a 16-byte compat control message of SCM_RIGHTS and its length: yes\n",
+    "the descriptor the i386 recvmsg received is the file sent: yes\n",
+    "i386 recvmsg stored the sender's address and MSG_TRUNC, 4 bytes of the datagram: yes\n",
+    "i386 recvfrom stored the sender's address: yes\n",
+    "i386 rt_sigtimedwait stored the 32-bit compat_siginfo: SIGUSR1, SI_USER, the pid at 12, the uid at 16: yes\n",
+    "i386 rt_sigtimedwait stored SI_QUEUE and the value at 20: yes\n",
+    "i386 rt_sigtimedwait of 20 ms with nothing pending returned the expected value: yes\n",
+    "the i386 rt_sigtimedwait waited 20 ms: yes\n",
+    "i386 rt_sigtimedwait with a sigset size of 4 returned the expected value: yes\n",
+    "i386 rt_sigtimedwait woken by another thread's pthread_kill returned the expected value: yes\n",
+    "i386 rt_sigtimedwait interrupted by a handled SIGALRM returned the expected value: yes\n",
+    "SIGALRM was handled during the i386 rt_sigtimedwait: yes\n",
+    "i386 rt_sigtimedwait_time64 stored SIGUSR2 of SI_TKILL in the compat_siginfo: yes\n",
+    "i386 rt_sigtimedwait without a siginfo returned the expected value: yes\n",
+];
+
+const fn io(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_IO,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_io",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
 const fn old(name: &'static str, link: Link) -> Spec {
     Spec {
         stdout_has: WANT_OLD,
@@ -354,6 +444,8 @@ const SPECS: &[Spec] = &[
     at("int80_at-static", Link::Static),
     old("int80_old-nopie", Link::NoPie),
     old("int80_old-static", Link::Static),
+    io("int80_io-nopie", Link::NoPie),
+    io("int80_io-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).

@@ -16,14 +16,19 @@
 //! `gettimeofday`, the 32-bit `clock_gettime` and `clock_getres`, `mmap2`,
 //! the `stat64` family, the old `stat` calls and the oldest ones,
 //! `getdents`, `readdir`, `olduname`, the 32-bit file-time calls,
-//! `fcntl64` and its locks, the iovec calls, the split-offset calls, the
-//! blocking `nanosleep`, `clock_nanosleep`, `ppoll` and `pselect6` of
-//! 32-bit timespecs, ...) have rows of their own ([`crate::compat_rows`]);
+//! `fcntl64` and its locks (and the old `fcntl`, which the i386 table
+//! serves with `fcntl64`'s entry), the iovec calls (`vmsplice` and
+//! `process_vm_readv` too), the split-offset and split-length calls
+//! (`fallocate`, `fadvise64`, `readahead`, `sync_file_range`, ...),
+//! `sendfile`'s 32-bit offset, `recvmsg`'s 28-byte `compat_msghdr`, the
+//! blocking `nanosleep`, `clock_nanosleep`, `ppoll`, `pselect6` and
+//! `rt_sigtimedwait` of 32-bit timespecs, ...) have rows of their own ([`crate::compat_rows`]);
 //! those of them that still mean an x86-64 call ([`MEANINGS`]: `writev`,
-//! `pwrite64`, `ftruncate64`, `fcntl64`, `ppoll`, `pselect6`, ...) are
+//! `pwrite64`, `ftruncate64`, `fcntl64`, `ppoll`, `pselect6`, `sendfile`,
+//! `fallocate`, ...) are
 //! matched by that call's number too, and [`x86_64_call`] gives
 //! the x86-64 call's arguments (`mmap2` is recorded and replayed as the
-//! `mmap` it means; a split offset is joined). An iovec array a 32-bit
+//! `mmap` it means; a split offset or length is joined). An iovec array a 32-bit
 //! call reads or fills is one of 8-byte `compat_iovec`s ([`read_iovec`]).
 //! Any other 32-bit call that does not fail with ENOSYS marks the trace
 //! unreplayable, named: the memory it writes is not described (the i386
@@ -88,7 +93,21 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// [`row_nr`]); `futex` (240) reads its timeout as a 32-bit timespec and
 /// writes what the x86-64 `futex` writes, and `futex_time64` (422) is it
 /// (the recorder holds no 32-bit wait at its entry: those block in the
-/// kernel). What the
+/// kernel). `sendfile64` (239, `sys_sendfile64`) stores the x86-64
+/// `sendfile`'s 8-byte `loff_t`. The socket calls of their own numbers
+/// (359-369, 371, 373) are the x86-64 calls' `sys_*` entries
+/// (`recvfrom`'s compat entry only narrows its length) and write what
+/// they write: `socketpair` two ints, `accept4`, `getsockname`,
+/// `getpeername` and `recvfrom` an address and its 32-bit length,
+/// `recvfrom` the bytes it returns; `getsockopt` stores the value's
+/// length at `*optlen` and that many bytes at `optval` whatever the
+/// option (those the kernel answers a 32-bit caller with a layout of its
+/// own, `SO_RCVTIMEO_OLD`/`SO_SNDTIMEO_OLD` of an 8-byte `old_timeval32`,
+/// `MCAST_MSFILTER`'s `compat_group_filter`, `IP_PKTOPTIONS`' 32-bit
+/// control messages, netfilter's 32-bit tables, store the length of what
+/// they wrote there too), and the length it needs on `ERANGE` (kept on
+/// failure: `compat_rows::WRITES_ON_FAILURE`); `setsockopt` only reads
+/// its value, whatever the option. What the
 /// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
@@ -104,9 +123,12 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// `timespec`/`timeval` ones: those
 /// with a simple layout have rows of their own, [`crate::compat_rows`]),
 /// calls whose arguments differ (`pwrite64`'s split offset, `mmap2`'s page
-/// offset: rows of their own too, see [`MEANINGS`]), and calls that start
+/// offset: rows of their own too, see [`MEANINGS`]), calls that start
 /// threads or change signal state (`clone`, `rt_sigaction`,
-/// `rt_sigprocmask`, `sigaltstack`, ...).
+/// `rt_sigprocmask`, `sigaltstack`, ...), and
+/// `socketcall` (102), whose arguments are an array in memory that the
+/// kernel reads at the entry (the recorder reads a call's memory at its
+/// exit).
 const EQUIVALENTS: &[(u32, i64)] = &[
     (1, 60),    // exit (of one thread)
     (3, 0),     // read
@@ -162,6 +184,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (220, 217), // getdents64
     (224, 186), // gettid
     (238, 200), // tkill
+    (239, 40),  // sendfile64 (sys_sendfile64: the 64-bit loff_t offset)
     (240, 202), // futex (sys_futex_time32: its timeout, read only, a 32-bit timespec)
     (252, 231), // exit_group
     (254, 213), // epoll_create
@@ -193,6 +216,19 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (340, 302), // prlimit64
     (353, 316), // renameat2
     (355, 318), // getrandom
+    (359, 41),  // socket
+    (360, 53),  // socketpair
+    (361, 49),  // bind
+    (362, 42),  // connect
+    (363, 50),  // listen
+    (364, 288), // accept4
+    (365, 55),  // getsockopt (its value and length stored as for x86-64)
+    (366, 54),  // setsockopt (only reads its value)
+    (367, 51),  // getsockname
+    (368, 52),  // getpeername
+    (369, 44),  // sendto
+    (371, 45),  // recvfrom (compat_sys_recvfrom: the same arguments)
+    (373, 48),  // shutdown
     (383, 332), // statx
     (403, 228), // clock_gettime64
     (406, 229), // clock_getres_time64
@@ -230,22 +266,56 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// (308, 413) are `compat_sys_pselect6_time32`/`_time64`: fd_sets of
 /// 32-bit words, and their sixth argument points to two 32-bit values
 /// (the mask's pointer and size), which the replayer reads so for a
-/// 32-bit call.
+/// 32-bit call. The old `fcntl` (55) is `compat_sys_fcntl64` in the i386
+/// table (the `compat_sys_fcntl` that refuses the 64-bit locks serves
+/// other architectures' 32-bit tables), so it is `fcntl64`'s row. `readahead`, `fadvise64`,
+/// `fadvise64_64`, `sync_file_range` and `fallocate` are the `ia32_*`
+/// wrappers of the x86-64 calls (`arch/x86/kernel/sys_ia32.c`), their
+/// 64-bit offsets and lengths split in two registers, low half first
+/// (`fadvise64`'s length a 32-bit one), writing no memory: a 32-bit
+/// `fallocate` of a file mapped shared stores the file again. `sendfile`
+/// (187) is `compat_sys_sendfile`: it reads a 32-bit `compat_off_t` and
+/// stores the new one there; it means the x86-64 `sendfile`, whose output
+/// descriptor is followed as the file it writes. `vmsplice` and
+/// `process_vm_readv` read 32-bit iovecs (`process_vm_readv` both its
+/// local and its remote ones) and fill the local ones; `process_vm_writev`
+/// (348) stays refused: it writes another process's memory, which the
+/// recorder follows by the x86-64 number alone. `sendmsg` and `recvmsg`
+/// (370, 372) are `compat_sys_sendmsg`/`compat_sys_recvmsg`, of a 28-byte
+/// `compat_msghdr` (seven 32-bit fields), 32-bit iovecs and 32-bit
+/// control messages (a 12-byte `compat_cmsghdr`). `rt_sigtimedwait`
+/// and `rt_sigtimedwait_time64` (177, 421) are
+/// `compat_sys_rt_sigtimedwait_time32`/`_time64`: an 8-byte sigset of
+/// two 32-bit words (the same bits), a 32-bit or 64-bit timespec only
+/// read, and the 128-byte `compat_siginfo` of the signal taken.
 const MEANINGS: &[(u32, i64)] = &[
+    (55, 72),   // fcntl (compat_sys_fcntl: fcntl64's commands, no 64-bit locks)
     (145, 19),  // readv
     (146, 20),  // writev
+    (177, 128), // rt_sigtimedwait (a 32-bit timespec, the compat_siginfo)
     (180, 17),  // pread64
     (181, 18),  // pwrite64
+    (187, 40),  // sendfile (a 32-bit compat_off_t offset)
     (193, 76),  // truncate64
     (194, 77),  // ftruncate64
     (221, 72),  // fcntl64 (its int, lock and owner commands are recorded)
+    (225, 187), // readahead (the offset split)
+    (250, 221), // fadvise64 (the offset split, a 32-bit length)
+    (272, 221), // fadvise64_64 (the offset and the length split)
     (308, 270), // pselect6 (32-bit fd_sets and timespec: a row of its own)
     (309, 271), // ppoll (32-bit timespec: a row of its own)
+    (314, 277), // sync_file_range (the offset and the length split)
+    (316, 278), // vmsplice (32-bit iovecs)
+    (324, 285), // fallocate (the offset and the length split)
     (333, 295), // preadv
     (334, 296), // pwritev
+    (347, 310), // process_vm_readv (32-bit iovecs, local and remote)
+    (370, 46),  // sendmsg (a 28-byte compat_msghdr, only read)
+    (372, 47),  // recvmsg (a 28-byte compat_msghdr)
     (378, 327), // preadv2
     (379, 328), // pwritev2
     (413, 270), // pselect6_time64 (32-bit fd_sets: a row of its own)
+    (421, 128), // rt_sigtimedwait_time64 (the compat_siginfo)
 ];
 
 /// The x86-64 syscall whose table row describes the 32-bit call `nr` (made
@@ -370,6 +440,16 @@ pub fn x86_64_call(call: &crate::Call) -> crate::Call {
         333 | 334 => [a[0], a[1], a[2], joined(a[3], a[4]), 0, 0],
         // preadv2, pwritev2: the same, and the flags.
         378 | 379 => [a[0], a[1], a[2], joined(a[3], a[4]), 0, a[5]],
+        // readahead: (fd, lo, hi, count).
+        225 => [a[0], joined(a[1], a[2]), a[3], 0, 0, 0],
+        // fadvise64: (fd, lo, hi, len, advice), a 32-bit length.
+        250 => [a[0], joined(a[1], a[2]), a[3], a[4], 0, 0],
+        // fadvise64_64: (fd, lo, hi, len lo, len hi, advice).
+        272 => [a[0], joined(a[1], a[2]), joined(a[3], a[4]), a[5], 0, 0],
+        // sync_file_range: (fd, lo, hi, n lo, n hi, flags).
+        314 => [a[0], joined(a[1], a[2]), joined(a[3], a[4]), a[5], 0, 0],
+        // fallocate: (fd, mode, lo, hi, len lo, len hi).
+        324 => [a[0], a[1], joined(a[2], a[3]), joined(a[4], a[5]), 0, 0],
         _ => a,
     };
     crate::Call {
@@ -414,6 +494,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (47, "getgid"),
     (49, "geteuid"),
     (50, "getegid"),
+    (55, "fcntl"),
     (59, "oldolduname"),
     (60, "umask"),
     (63, "dup2"),
@@ -432,6 +513,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (94, "fchmod"),
     (99, "statfs"),
     (100, "fstatfs"),
+    (102, "socketcall"),
     (106, "stat"),
     (107, "lstat"),
     (108, "fstat"),
@@ -456,9 +538,11 @@ const I386_NAMES: &[(u32, &str)] = &[
     (163, "mremap"),
     (174, "rt_sigaction"),
     (175, "rt_sigprocmask"),
+    (177, "rt_sigtimedwait"),
     (180, "pread64"),
     (181, "pwrite64"),
     (183, "getcwd"),
+    (187, "sendfile"),
     (191, "ugetrlimit"),
     (192, "mmap2"),
     (193, "truncate64"),
@@ -477,9 +561,12 @@ const I386_NAMES: &[(u32, &str)] = &[
     (220, "getdents64"),
     (221, "fcntl64"),
     (224, "gettid"),
+    (225, "readahead"),
     (238, "tkill"),
+    (239, "sendfile64"),
     (240, "futex"),
     (243, "set_thread_area"),
+    (250, "fadvise64"),
     (252, "exit_group"),
     (254, "epoll_create"),
     (255, "epoll_ctl"),
@@ -491,6 +578,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (269, "fstatfs64"),
     (270, "tgkill"),
     (271, "utimes"),
+    (272, "fadvise64_64"),
     (291, "inotify_init"),
     (292, "inotify_add_watch"),
     (293, "inotify_rm_watch"),
@@ -509,10 +597,13 @@ const I386_NAMES: &[(u32, &str)] = &[
     (307, "faccessat"),
     (308, "pselect6"),
     (309, "ppoll"),
+    (314, "sync_file_range"),
+    (316, "vmsplice"),
     (318, "getcpu"),
     (319, "epoll_pwait"),
     (320, "utimensat"),
     (323, "eventfd"),
+    (324, "fallocate"),
     (328, "eventfd2"),
     (329, "epoll_create1"),
     (330, "dup3"),
@@ -521,8 +612,25 @@ const I386_NAMES: &[(u32, &str)] = &[
     (333, "preadv"),
     (334, "pwritev"),
     (340, "prlimit64"),
+    (347, "process_vm_readv"),
+    (348, "process_vm_writev"),
     (353, "renameat2"),
     (355, "getrandom"),
+    (359, "socket"),
+    (360, "socketpair"),
+    (361, "bind"),
+    (362, "connect"),
+    (363, "listen"),
+    (364, "accept4"),
+    (365, "getsockopt"),
+    (366, "setsockopt"),
+    (367, "getsockname"),
+    (368, "getpeername"),
+    (369, "sendto"),
+    (370, "sendmsg"),
+    (371, "recvfrom"),
+    (372, "recvmsg"),
+    (373, "shutdown"),
     (378, "preadv2"),
     (379, "pwritev2"),
     (383, "statx"),
@@ -532,6 +640,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (412, "utimensat_time64"),
     (413, "pselect6_time64"),
     (414, "ppoll_time64"),
+    (421, "rt_sigtimedwait_time64"),
     (422, "futex_time64"),
     (439, "faccessat2"),
 ];

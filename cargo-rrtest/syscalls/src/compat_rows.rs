@@ -8,15 +8,19 @@
 //! `compat_statfs64`, the old `compat_stat` and `compat_statfs`, the
 //! oldest `__old_kernel_stat`, `getdents`, `readdir`, `olduname` and
 //! `oldolduname`, the file-time calls of 32-bit times, `fcntl64`'s int,
-//! lock and owner commands, the calls of 32-bit iovecs and of
-//! split offsets, the i386 `restart_syscall`, and `mmap2`, replayed like
-//! `mmap` through [`crate::x86_64_call`].
+//! lock and owner commands (and the old `fcntl`'s, the same), the calls
+//! of 32-bit iovecs and of split offsets and lengths, `sendfile`'s 32-bit
+//! offset, `recvmsg`'s `compat_msghdr`, the i386 `restart_syscall`, and
+//! `mmap2`, replayed like `mmap` through [`crate::x86_64_call`].
 //! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
 //! [`crate::compat_nr`]), named by [`crate::name`] as the other 32-bit
 //! calls; those that mean an x86-64 call (`readv`, `writev`, `pread64`,
 //! `pwrite64`, `truncate64`, `ftruncate64`, `preadv`, `pwritev`,
-//! `preadv2`, `pwritev2`, `fcntl64`) are followed by its number ([`crate::row_nr`]),
-//! and may block where the x86-64 call's row says it may.
+//! `preadv2`, `pwritev2`, `fcntl64`, `fcntl`, `sendfile`, `readahead`,
+//! `fadvise64`, `fadvise64_64`, `sync_file_range`, `fallocate`,
+//! `vmsplice`, `process_vm_readv`, `sendmsg`, `recvmsg`) are followed by
+//! its number ([`crate::row_nr`]), and may block where the x86-64 call's
+//! row says it may.
 //!
 //! The entry points (the kernel's i386 table): `time` is `sys_time32`, it
 //! returns the seconds and stores them as a 32-bit value at its pointer
@@ -76,7 +80,38 @@
 //! and the `F_OFD_*` commands likewise with the packed 24-byte
 //! `compat_flock64`; the `*LKW` commands wait (the row may block). Any
 //! other command that succeeds is refused, the command named (leases,
-//! notifications, pipe sizes, seals, write hints).
+//! notifications, pipe sizes, seals, write hints). The old `fcntl` (55)
+//! is the same `compat_sys_fcntl64` in the i386 table (the kernel's
+//! `compat_sys_fcntl`, which fails the 64-bit lock commands with EINVAL,
+//! serves other architectures' 32-bit tables): `fcntl64`'s row, the 64-bit locks included.
+//! `readahead` (225), `fadvise64` (250), `fadvise64_64` (272),
+//! `sync_file_range` (314) and `fallocate` (324) are the `ia32_*`
+//! wrappers of the x86-64 calls, their offsets and lengths split in two
+//! registers (low half first; `fadvise64`'s length one 32-bit value):
+//! no memory written. `sendfile` (187) is `compat_sys_sendfile`: it reads
+//! a 32-bit `compat_off_t` at its third argument when that is not null
+//! and stores the new offset there ([`COMPAT_OFF_T`]; on failure the
+//! value it stores is the one it read, so only a success is recorded),
+//! and fails with EOVERFLOW where its offset is 2 GiB - 1 or past (a
+//! copy that would pass it is cut short).
+//! `vmsplice` (316) and `process_vm_readv` (347) read 32-bit iovecs (the
+//! latter its remote ones too) and fill the local ones with the bytes
+//! they return, in order (a `vmsplice` into a pipe only reads them, as
+//! the x86-64 row records). `sendmsg` (370) only reads its
+//! `compat_msghdr`; `recvmsg` (372, `compat_sys_recvmsg`) stores through
+//! the 28-byte [`COMPAT_MSGHDR`]: the sender's address and
+//! `msg_namelen` when `msg_name` is not null, the data over its 32-bit
+//! iovecs, its 32-bit control messages (12-byte `compat_cmsghdr`s:
+//! descriptors, credentials) and their length `msg_controllen`, and
+//! `msg_flags`. `rt_sigtimedwait` (177) and `rt_sigtimedwait_time64`
+//! (421) are `compat_sys_rt_sigtimedwait_time32`/`_time64`: they block
+//! until a signal of their set (an 8-byte sigset of two 32-bit words) is
+//! pending, the timeout (a 32-bit or 64-bit timespec) passes (EAGAIN) or
+//! a handled signal interrupts them (EINTR, no restart), and store the
+//! signal they took as a 128-byte `compat_siginfo` ([`COMPAT_SIGINFO`]:
+//! 32-bit fields, the union at 12) when `info` is not null. The signal is
+//! taken in the kernel, never delivered: the recorder sees only the
+//! result, as for the x86-64 call.
 //! The oldest `stat`, `lstat` and `fstat` (18, 84, 28: `oldstat`,
 //! `oldlstat`, `oldfstat`) are the kernel's `sys_stat` and its siblings:
 //! a 32-byte `__old_kernel_stat` (16-bit device, inode, mode, link count,
@@ -126,7 +161,7 @@
 //! (422) need no row here: they mean the x86-64 `futex`
 //! ([`crate::compat`]'s equivalents).
 
-use super::layout::{POLLFD, TIMESPEC, TIMEZONE, UIO_MAXIOV};
+use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE, UIO_MAXIOV};
 use super::outputs::{fixed, fixed2, interrupted, none, push, read_u32, ret_bytes, ret_len};
 use super::{Call, MemReader, Region, ReplayAction, SyscallDesc, Unsupported, COMPAT_32};
 
@@ -156,7 +191,8 @@ pub const COMPAT_SYSINFO: u64 = 4 + 3 * 4 + 6 * 4 + 2 * 2 + 2 * 4 + 4 + 8;
 /// when interrupted, `ppoll`, which stores the `revents` when
 /// interrupted and the time left whatever its result, `pselect6`,
 /// `pselect6_time64` and the two older `select` calls (82, 142), which
-/// store the time left whatever their result;
+/// store the time left whatever their result, `getsockopt` (365, the
+/// x86-64 row's), which stores the length it needs on `ERANGE`;
 /// and so, by their
 /// trace numbers (the x86-64 list has the x86-64 ones), the calls that
 /// the x86-64 `clock_nanosleep` and `ppoll` rows describe:
@@ -169,6 +205,7 @@ pub(crate) const WRITES_ON_FAILURE: &[i64] = &[
     COMPAT_32 | 267,
     COMPAT_32 | 308,
     COMPAT_32 | 309,
+    COMPAT_32 | 365,
     COMPAT_32 | 407,
     COMPAT_32 | 413,
     COMPAT_32 | 414,
@@ -248,6 +285,36 @@ pub const COMPAT_FLOCK64: u64 = 2 + 2 + 8 + 8 + 4;
 /// The `struct f_owner_ex` of `F_GETOWN_EX` and `F_SETOWN_EX`: two ints,
 /// one layout for both ABIs.
 pub const F_OWNER_EX: u64 = 4 + 4;
+/// The i386 `compat_off_t` the old `sendfile` (187) reads its offset
+/// from and stores the new one in: a signed 32-bit value.
+pub const COMPAT_OFF_T: u64 = 4;
+/// The i386 `compat_siginfo_t` `rt_sigtimedwait` (177, 421) stores: 128
+/// bytes, as the 64-bit `siginfo_t`, but its union at 12 (the 64-bit
+/// one's at 16) and its fields 32-bit.
+pub const COMPAT_SIGINFO: u64 = 128;
+/// The i386 `struct compat_msghdr` of `sendmsg` and `recvmsg` (370, 372):
+/// seven 32-bit fields, at the offsets of [`compat_msghdr`].
+#[cfg_attr(not(test), allow(dead_code))]
+pub const COMPAT_MSGHDR: u64 = 7 * 4;
+/// Offsets in [`COMPAT_MSGHDR`].
+pub mod compat_msghdr {
+    /// `compat_uptr_t msg_name`.
+    pub const NAME: u64 = 0;
+    /// `compat_int_t msg_namelen` (stored by `recvmsg` when `msg_name` is
+    /// not null).
+    pub const NAMELEN: u64 = 4;
+    /// `compat_uptr_t msg_iov`: an array of 8-byte `compat_iovec`s.
+    pub const IOV: u64 = 8;
+    /// `compat_size_t msg_iovlen`.
+    pub const IOVLEN: u64 = 12;
+    /// `compat_uptr_t msg_control`.
+    pub const CONTROL: u64 = 16;
+    /// `compat_size_t msg_controllen` (stored by `recvmsg`: the bytes of
+    /// 32-bit control messages it wrote).
+    pub const CONTROLLEN: u64 = 20;
+    /// `compat_uint_t msg_flags` (stored by `recvmsg`).
+    pub const FLAGS: u64 = 24;
+}
 
 // fcntl64's signal, packed compat_flock64 and f_owner_ex commands, by
 // the kernel's numbers.
@@ -312,6 +379,55 @@ fn fcntl64(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Uns
                 fcntl64_command_name(cmd)
             )))
         }
+    }
+    Ok(())
+}
+
+/// `recvmsg(fd, msg, flags)` of a 32-bit caller (`compat_sys_recvmsg`):
+/// through the 28-byte `compat_msghdr` at `msg`, read after the call, the
+/// address (`msg_namelen`, and as many bytes of it as that says, at most
+/// a `sockaddr_storage`) when `msg_name` is not null, the `ret` bytes of
+/// data scattered over its 32-bit iovecs, the 32-bit control messages
+/// (`msg_controllen` bytes, the length the kernel stored) when
+/// `msg_control` is not null, and `msg_controllen` and `msg_flags`.
+fn recvmsg32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    use compat_msghdr as h;
+    if c.ret < 0 {
+        return Ok(());
+    }
+    let hdr = c.args[1];
+    let field = |off: u64, what: &str| read_u32(c, mem, hdr + off, what).map(u64::from);
+    let name = field(h::NAME, "compat_msghdr.msg_name")?;
+    let iov = field(h::IOV, "compat_msghdr.msg_iov")?;
+    let iovlen = field(h::IOVLEN, "compat_msghdr.msg_iovlen")?;
+    let control = field(h::CONTROL, "compat_msghdr.msg_control")?;
+    let controllen = field(h::CONTROLLEN, "compat_msghdr.msg_controllen")?;
+    if name != 0 {
+        let namelen = field(h::NAMELEN, "compat_msghdr.msg_namelen")?;
+        push(out, hdr + h::NAMELEN, 4);
+        push(out, name, namelen.min(SOCKADDR_STORAGE));
+    }
+    compat_scatter(c, mem, iov, iovlen, ret_len(c), out)?;
+    if control != 0 {
+        push(out, control, controllen);
+    }
+    push(out, hdr + h::CONTROLLEN, 4);
+    push(out, hdr + h::FLAGS, 4);
+    Ok(())
+}
+
+/// `rt_sigtimedwait(set, info, timeout, sigsetsize)` of a 32-bit caller
+/// (`compat_sys_rt_sigtimedwait_time32`, `_time64`): the 128-byte
+/// `compat_siginfo` of the signal it took at `info`, when it returns one
+/// and `info` is not null; nothing on a timeout (EAGAIN), an interruption
+/// (EINTR) or another failure.
+fn rt_sigtimedwait32(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret > 0 {
+        push(out, c.args[1], COMPAT_SIGINFO);
     }
     Ok(())
 }
@@ -485,9 +601,9 @@ fn select32(c: &Call, [n, sets @ .., tvp]: [u64; 5], out: &mut Vec<Region>) {
     }
 }
 
-/// `readv`, `preadv`, `preadv2` of a 32-bit caller: the `compat_iovec`
-/// array at `args[IOV]` with `args[CNT]` entries holds the `ret` bytes
-/// read, in order.
+/// `readv`, `preadv`, `preadv2`, `vmsplice` and `process_vm_readv` of a
+/// 32-bit caller: the `compat_iovec` array at `args[IOV]` with
+/// `args[CNT]` entries holds the `ret` bytes read, in order.
 fn compat_iov_ret<const IOV: usize, const CNT: usize>(
     c: &Call,
     mem: &dyn MemReader,
@@ -496,14 +612,26 @@ fn compat_iov_ret<const IOV: usize, const CNT: usize>(
     if c.ret <= 0 {
         return Ok(());
     }
-    let (iov, cnt) = (c.args[IOV], c.args[CNT]);
+    compat_scatter(c, mem, c.args[IOV], c.args[CNT], ret_len(c), out)
+}
+
+/// `total` bytes scattered in order over the `cnt` 32-bit `compat_iovec`s
+/// at `iov` (a 32-bit call's, read by [`crate::read_iovec`]).
+fn compat_scatter(
+    c: &Call,
+    mem: &dyn MemReader,
+    iov: u64,
+    cnt: u64,
+    total: u64,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
     if cnt > UIO_MAXIOV {
         return Err(Unsupported(format!(
             "{}: {cnt} iovecs (the kernel allows {UIO_MAXIOV})",
             super::name(c.nr)
         )));
     }
-    let mut left = ret_len(c);
+    let mut left = total;
     for i in 0..cnt {
         if left == 0 {
             break;
@@ -556,6 +684,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     ),
     d(30, "utime", false, ReplayAction::Emulate, none),
     d(43, "times", false, ReplayAction::Emulate, times32),
+    d(55, "fcntl", true, ReplayAction::Emulate, fcntl64),
     d(
         59,
         "oldolduname",
@@ -667,6 +796,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     d(146, "writev", true, ReplayAction::Emulate, none),
     d(162, "nanosleep", true, ReplayAction::Emulate, nanosleep32),
     d(
+        177,
+        "rt_sigtimedwait",
+        true,
+        ReplayAction::Emulate,
+        rt_sigtimedwait32,
+    ),
+    d(
         180,
         "pread64",
         false,
@@ -674,6 +810,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ret_bytes::<1, 2>,
     ),
     d(181, "pwrite64", false, ReplayAction::Emulate, none),
+    d(
+        187,
+        "sendfile",
+        true,
+        ReplayAction::Emulate,
+        fixed::<2, COMPAT_OFF_T>,
+    ),
     d(
         191,
         "ugetrlimit",
@@ -706,6 +849,8 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         fixed::<1, STAT64>,
     ),
     d(221, "fcntl64", true, ReplayAction::Emulate, fcntl64),
+    d(225, "readahead", false, ReplayAction::Emulate, none),
+    d(250, "fadvise64", false, ReplayAction::Emulate, none),
     d(
         265,
         "clock_gettime",
@@ -742,6 +887,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         fixed::<2, COMPAT_STATFS64>,
     ),
     d(271, "utimes", false, ReplayAction::Emulate, none),
+    d(272, "fadvise64_64", false, ReplayAction::Emulate, none),
     d(299, "futimesat", false, ReplayAction::Emulate, none),
     d(
         300,
@@ -758,7 +904,16 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         pselect6_32::<OLD_TIMESPEC32>,
     ),
     d(309, "ppoll", true, ReplayAction::Emulate, ppoll32),
+    d(314, "sync_file_range", false, ReplayAction::Emulate, none),
+    d(
+        316,
+        "vmsplice",
+        true,
+        ReplayAction::Emulate,
+        compat_iov_ret::<1, 2>,
+    ),
     d(320, "utimensat", false, ReplayAction::Emulate, none),
+    d(324, "fallocate", false, ReplayAction::Emulate, none),
     d(
         333,
         "preadv",
@@ -767,6 +922,15 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         compat_iov_ret::<1, 2>,
     ),
     d(334, "pwritev", false, ReplayAction::Emulate, none),
+    d(
+        347,
+        "process_vm_readv",
+        false,
+        ReplayAction::Emulate,
+        compat_iov_ret::<1, 2>,
+    ),
+    d(370, "sendmsg", true, ReplayAction::Emulate, none),
+    d(372, "recvmsg", true, ReplayAction::Emulate, recvmsg32),
     d(
         378,
         "preadv2",
@@ -781,6 +945,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         true,
         ReplayAction::Emulate,
         pselect6_32::<TIMESPEC>,
+    ),
+    d(
+        421,
+        "rt_sigtimedwait_time64",
+        true,
+        ReplayAction::Emulate,
+        rt_sigtimedwait32,
     ),
 ];
 

@@ -2554,3 +2554,279 @@ fn compat_rows_describe_the_32_bit_selects() {
     assert!(crate::writes_on_failure(crate::compat_nr(82)));
     assert!(crate::writes_on_failure(crate::compat_nr(142)));
 }
+
+#[test]
+fn compat_rows_describe_split_values_sendfile_vmsplice_and_fcntl() {
+    let m = FakeMem::default();
+    // The split values (low half first) joined into the x86-64 call's
+    // arguments (arch/x86/kernel/sys_ia32.c's argument order).
+    let hi = |h: u64, l: u64| (h << 32) | l;
+    for (i386, args, x86_64, want) in [
+        // readahead(fd, lo, hi, count)
+        (
+            225,
+            [3, 0x10, 1, 4096, 0, 0],
+            libc::SYS_readahead,
+            [3, hi(1, 0x10), 4096, 0, 0, 0],
+        ),
+        // fadvise64(fd, lo, hi, len, advice)
+        (
+            250,
+            [3, 0x20, 2, 8192, 3, 0],
+            libc::SYS_fadvise64,
+            [3, hi(2, 0x20), 8192, 3, 0, 0],
+        ),
+        // fadvise64_64(fd, lo, hi, len lo, len hi, advice)
+        (
+            272,
+            [3, 0x30, 3, 0x40, 0x8000_0000, 4],
+            libc::SYS_fadvise64,
+            [3, hi(3, 0x30), hi(0x8000_0000, 0x40), 4, 0, 0],
+        ),
+        // sync_file_range(fd, lo, hi, n lo, n hi, flags)
+        (
+            314,
+            [3, 0x50, 1, 0x60, 0, 2],
+            libc::SYS_sync_file_range,
+            [3, hi(1, 0x50), 0x60, 2, 0, 0],
+        ),
+        // fallocate(fd, mode, lo, hi, len lo, len hi)
+        (
+            324,
+            [3, 1, 0x1000, 1, 0x2000, 0],
+            libc::SYS_fallocate,
+            [3, 1, hi(1, 0x1000), 0x2000, 0, 0],
+        ),
+    ] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::row_nr(nr), x86_64, "{i386}");
+        let c = crate::x86_64_call(&call(nr, &args, 0));
+        assert_eq!((c.nr, c.args), (x86_64, want), "{i386}");
+        // They write no memory.
+        assert!(ok(&call(nr, &args, 0), &m).is_empty(), "{i386}");
+        assert!(!crate::name(nr).contains("i386 syscall"), "{i386} is named");
+    }
+    // sendfile (187, compat_sys_sendfile): a 4-byte compat_off_t at its
+    // third argument, stored back; the x86-64 sendfile's meaning (the
+    // output descriptor, first, is the file it writes). sendfile64 (239)
+    // is the x86-64 call, an 8-byte loff_t.
+    assert_eq!(crate::compat_rows::COMPAT_OFF_T, 4);
+    let sendfile = crate::compat_nr(187);
+    assert_eq!(crate::row_nr(sendfile), libc::SYS_sendfile);
+    assert_eq!(
+        ok(&call(sendfile, &[4, 3, 0x1000, 100], 100), &m),
+        [(0x1000, 4)]
+    );
+    assert!(ok(&call(sendfile, &[4, 3, 0x1000, 100], -75), &m).is_empty());
+    let c = crate::x86_64_call(&call(sendfile, &[4, 3, 0x1000, 100], 100));
+    assert_eq!((c.nr, c.args[0]), (libc::SYS_sendfile, 4));
+    let sendfile64 = crate::compat_nr(239);
+    assert_eq!(
+        crate::x86_64_equivalent(sendfile64),
+        Some(libc::SYS_sendfile)
+    );
+    assert_eq!(
+        ok(&call(sendfile64, &[4, 3, 0x1000, 100], 100), &m),
+        [(0x1000, 8)]
+    );
+    // vmsplice (316) and process_vm_readv (347): the bytes read scattered
+    // over 8-byte compat_iovecs (process_vm_readv's local ones, its
+    // second and third arguments); process_vm_writev (348) stays refused
+    // (it writes another process's memory, which the recorder follows by
+    // the x86-64 number only).
+    let mut iov = FakeMem::default();
+    for (i, (base, len)) in [(0x5000u32, 10u32), (0x6000, 20)].into_iter().enumerate() {
+        iov.put_u32(0x400 + 8 * i as u64, base);
+        iov.put_u32(0x404 + 8 * i as u64, len);
+    }
+    let vmsplice = crate::compat_nr(316);
+    assert_eq!(crate::row_nr(vmsplice), libc::SYS_vmsplice);
+    assert_eq!(
+        ok(&call(vmsplice, &[3, 0x400, 2, 0], 25), &iov),
+        [(0x5000, 10), (0x6000, 15)]
+    );
+    assert!(ok(&call(vmsplice, &[3, 0x400, 2, 0], -11), &iov).is_empty());
+    let readv = crate::compat_nr(347);
+    assert_eq!(crate::row_nr(readv), libc::SYS_process_vm_readv);
+    assert_eq!(
+        ok(&call(readv, &[77, 0x400, 2, 0x900, 1, 0], 30), &iov),
+        [(0x5000, 10), (0x6000, 20)]
+    );
+    assert!(crate::lookup(crate::compat_nr(348)).is_none());
+    assert_eq!(
+        crate::name(crate::compat_nr(348)),
+        "i386 process_vm_writev (int $0x80 #348)"
+    );
+    // The old fcntl (55): the i386 table serves it with compat_sys_fcntl64
+    // (not compat_sys_fcntl, which fails the 64-bit locks with EINVAL):
+    // F_GETLK stores the 16-byte compat_flock, F_GETLK64 and F_OFD_GETLK
+    // the packed 24-byte compat_flock64; other commands are refused, named.
+    let fcntl = crate::compat_nr(55);
+    assert_eq!(crate::row_nr(fcntl), libc::SYS_fcntl);
+    assert_eq!(
+        ok(&call(fcntl, &[3, libc::F_GETLK as u64, 0x1000], 0), &m),
+        [(0x1000, 16)]
+    );
+    for cmd in [12, libc::F_OFD_GETLK] {
+        assert_eq!(
+            ok(&call(fcntl, &[3, cmd as u64, 0x1000], 0), &m),
+            [(0x1000, 24)],
+            "{cmd}"
+        );
+    }
+    for cmd in [13, 14, libc::F_OFD_SETLK, libc::F_OFD_SETLKW] {
+        assert!(
+            ok(&call(fcntl, &[3, cmd as u64, 0x1000], 0), &m).is_empty(),
+            "{cmd}"
+        );
+    }
+    assert!(ok(&call(fcntl, &[3, libc::F_DUPFD as u64, 10], 10), &m).is_empty());
+    let e = regions(&call(fcntl, &[3, 1032, 0], 65536), &m).unwrap_err();
+    assert!(
+        e.0.contains("i386 fcntl (int $0x80 #55): command 1032 (F_GETPIPE_SZ)"),
+        "{e}"
+    );
+    // socketcall (102: its arguments an array the kernel reads at the
+    // entry) stays refused, named.
+    assert!(crate::lookup(crate::compat_nr(102)).is_none());
+    assert_eq!(
+        crate::name(crate::compat_nr(102)),
+        "i386 socketcall (int $0x80 #102)"
+    );
+}
+
+#[test]
+fn compat_rows_describe_rt_sigtimedwait() {
+    let m = FakeMem::default();
+    // rt_sigtimedwait (177, a 32-bit timespec) and rt_sigtimedwait_time64
+    // (421): the 128-byte compat_siginfo at the second argument when a
+    // signal was taken; nothing on EAGAIN, EINTR or EINVAL, nor for a
+    // null siginfo. They mean the x86-64 rt_sigtimedwait and may block.
+    assert_eq!(crate::compat_rows::COMPAT_SIGINFO, 128);
+    for n in [177, 421] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(crate::row_nr(nr), libc::SYS_rt_sigtimedwait, "{n}");
+        assert!(crate::lookup(nr).is_some_and(|d| d.may_block), "{n}");
+        assert!(crate::name(nr).contains("rt_sigtimedwait"), "{n}");
+        assert_eq!(
+            ok(&call(nr, &[0x1000, 0x2000, 0x3000, 8], 10), &m),
+            [(0x2000, 128)],
+            "{n}"
+        );
+        assert!(ok(&call(nr, &[0x1000, 0, 0x3000, 8], 10), &m).is_empty());
+        for err in [-11, -4, -22] {
+            assert!(
+                ok(&call(nr, &[0x1000, 0x2000, 0x3000, 8], err), &m).is_empty(),
+                "{n} {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn compat_socket_calls_are_the_x86_64_ones_but_sendmsg_and_recvmsg() {
+    use crate::compat_rows::{compat_msghdr as h, COMPAT_MSGHDR};
+    let mut m = FakeMem::default();
+    // The calls of their own numbers the i386 table serves with the
+    // x86-64 sys_* entries (recvfrom: compat_sys_recvfrom, the same
+    // arguments; getsockopt and setsockopt: the kernel's own compat
+    // handling stores the length of what it wrote at *optlen).
+    for (i386, x86_64) in [
+        (359, libc::SYS_socket),
+        (360, libc::SYS_socketpair),
+        (361, libc::SYS_bind),
+        (362, libc::SYS_connect),
+        (363, libc::SYS_listen),
+        (364, libc::SYS_accept4),
+        (365, libc::SYS_getsockopt),
+        (366, libc::SYS_setsockopt),
+        (367, libc::SYS_getsockname),
+        (368, libc::SYS_getpeername),
+        (369, libc::SYS_sendto),
+        (371, libc::SYS_recvfrom),
+        (373, libc::SYS_shutdown),
+    ] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
+        assert_eq!(crate::lookup(nr).map(|d| d.nr), Some(x86_64), "{i386}");
+    }
+    // socketpair: two ints; accept4: the address and its length.
+    m.put_u32(0x1100, 19);
+    assert_eq!(
+        ok(&call(crate::compat_nr(360), &[1, 1, 0, 0x1000], 0), &m),
+        [(0x1000, 8)]
+    );
+    assert_eq!(
+        ok(&call(crate::compat_nr(364), &[3, 0x1200, 0x1100, 0], 5), &m),
+        [(0x1100, 4), (0x1200, 19)]
+    );
+    // getsockopt: *optlen and that many bytes (an 8-byte old_timeval32 of
+    // SO_RCVTIMEO_OLD for a 32-bit caller), and the length needed on
+    // ERANGE, kept on failure.
+    m.put_u32(0x1300, 8);
+    let getsockopt = crate::compat_nr(365);
+    assert_eq!(
+        ok(&call(getsockopt, &[3, 1, 20, 0x1400, 0x1300], 0), &m),
+        [(0x1300, 4), (0x1400, 8)]
+    );
+    assert!(crate::writes_on_failure(getsockopt));
+    assert_eq!(
+        ok(&call(getsockopt, &[3, 1, 59, 0x1400, 0x1300], -34), &m),
+        [(0x1300, 4)]
+    );
+    // sendmsg reads its compat_msghdr only; recvmsg (compat_sys_recvmsg)
+    // stores through it.
+    assert_eq!(COMPAT_MSGHDR, 28);
+    assert_eq!(
+        (
+            h::NAME,
+            h::NAMELEN,
+            h::IOV,
+            h::IOVLEN,
+            h::CONTROL,
+            h::CONTROLLEN,
+            h::FLAGS
+        ),
+        (0, 4, 8, 12, 16, 20, 24)
+    );
+    assert!(ok(&call(crate::compat_nr(370), &[3, 0x2000, 0], 30), &m).is_empty());
+    assert_eq!(crate::row_nr(crate::compat_nr(370)), libc::SYS_sendmsg);
+    let recvmsg = crate::compat_nr(372);
+    assert_eq!(crate::row_nr(recvmsg), libc::SYS_recvmsg);
+    let hdr = 0x2000;
+    for (off, v) in [
+        (h::NAME, 0x3000u32),
+        (h::NAMELEN, 20),
+        (h::IOV, 0x400),
+        (h::IOVLEN, 2),
+        (h::CONTROL, 0x3800),
+        (h::CONTROLLEN, 16),
+        (h::FLAGS, 0),
+    ] {
+        m.put_u32(hdr + off, v);
+    }
+    for (i, (base, len)) in [(0x5000u32, 10u32), (0x6000, 20)].into_iter().enumerate() {
+        m.put_u32(0x400 + 8 * i as u64, base);
+        m.put_u32(0x404 + 8 * i as u64, len);
+    }
+    assert_eq!(
+        ok(&call(recvmsg, &[3, hdr, 0], 25), &m),
+        [
+            (hdr + 4, 4),
+            (0x3000, 20),
+            (0x5000, 10),
+            (0x6000, 15),
+            (0x3800, 16),
+            (hdr + 20, 4),
+            (hdr + 24, 4)
+        ]
+    );
+    // No name, no control: the data and the two stored fields.
+    m.put_u32(hdr + h::NAME, 0);
+    m.put_u32(hdr + h::CONTROL, 0);
+    assert_eq!(
+        ok(&call(recvmsg, &[3, hdr, 0], 5), &m),
+        [(0x5000, 5), (hdr + 20, 4), (hdr + 24, 4)]
+    );
+    assert!(ok(&call(recvmsg, &[3, hdr, 0], -11), &m).is_empty());
+}
