@@ -814,6 +814,17 @@ impl Session {
                 let ip = ptrace::getregs(real).map(|r| r.rip).unwrap_or(0);
                 format!("signal {signo} at ip {ip:#x}")
             }
+            WaitEvent::SyscallStop { tid } => match ptrace::getregs(real) {
+                // Its number and result: a failed call's error names why
+                // (an exec that failed in replay, say).
+                Ok(r) => format!(
+                    "a syscall stop of thread {tid}: {} returning {} at ip {:#x}",
+                    syscalls::name(r.orig_rax as i64),
+                    r.rax as i64,
+                    r.rip
+                ),
+                Err(_) => format!("a syscall stop of thread {tid}"),
+            },
             WaitEvent::Exited { code, .. } => format!("the thread exited with {code}"),
             WaitEvent::Signaled { signo, .. } => format!("the thread was killed by signal {signo}"),
             ref other => format!("{other:?}"),
