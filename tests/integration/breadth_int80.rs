@@ -68,6 +68,12 @@
 //!   `rt_sigtimedwait_time64` (a signal sent by itself, a queued one:
 //!   the 128-byte `compat_siginfo`; one another thread sends while it
 //!   waits, a timeout, a handled signal that interrupts it);
+//! - `int80_socketcall` makes `socketcall` (102) of each sub-call but
+//!   `SYS_RECVMMSG`/`SYS_SENDMMSG` (those only failing), its argument
+//!   words an array the kernel reads at the entry (a `SYS_RECV` and a
+//!   `SYS_GETSOCKOPT` that store over their own words), and the old
+//!   `mmap` (90) of a `struct mmap_arg_struct32` (anonymous, of a file at
+//!   4096, `MAP_FIXED` over the page that holds its own struct);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -91,7 +97,9 @@
 //!   own mask when the signal that interrupted it is delivered, and
 //!   writes what `sendfile`, `vmsplice`, `process_vm_readv`,
 //!   `getsockopt`, `recvmsg` and `rt_sigtimedwait` stored (`recvmsg`
-//!   through the `compat_msghdr`);
+//!   through the `compat_msghdr`), checks a `socketcall`'s and an old
+//!   `mmap`'s words at their entries as recorded, writes what each
+//!   `socketcall` sub-call stored and maps what the old `mmap` mapped;
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
 //! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
@@ -363,6 +371,60 @@ const WANT_IO: &[&str] = &[
     "i386 rt_sigtimedwait without a siginfo returned the expected value: yes\n",
 ];
 
+/// Lines `int80_socketcall` prints when its checks pass (every check
+/// prints `yes` or exits 1; these name one call of each kind).
+const WANT_SC: &[&str] = &[
+    "socketcall SYS_SOCKET made a socket with FD_CLOEXEC: yes\n",
+    "the 64-bit SO_TYPE of the socketcall socket is SOCK_STREAM: yes\n",
+    "the socketcall SYS_BIND made the socket file: yes\n",
+    "i386 socketcall SYS_LISTEN returned the expected value: yes\n",
+    "i386 socketcall SYS_CONNECT returned the expected value: yes\n",
+    "socketcall SYS_ACCEPT gave a descriptor without FD_CLOEXEC, the unnamed client's length 2: yes\n",
+    "socketcall SYS_ACCEPT4 gave a descriptor with FD_CLOEXEC, the client's length 2: yes\n",
+    "socketcall SYS_GETSOCKNAME's address is the 64-bit call's: yes\n",
+    "socketcall SYS_GETPEERNAME of the client is the server's path: yes\n",
+    "socketcall SYS_RECV got the bytes SYS_SEND sent: yes\n",
+    "i386 socketcall SYS_RECV into its own argument words returned the expected value: yes\n",
+    "the SYS_RECV's bytes are over its argument words: yes\n",
+    "the 64-bit recv after the socketcall peek gets the whole message: yes\n",
+    "the 64-bit SO_RCVTIMEO_OLD sees the socketcall setsockopt's 2.5 s: yes\n",
+    "socketcall SYS_GETSOCKOPT stored the 32-bit old_timeval32 of 2.5 s and its length 8: yes\n",
+    "socketcall SYS_GETSOCKOPT SO_PEERCRED is the 64-bit call's: yes\n",
+    "i386 socketcall SYS_GETSOCKOPT over its own argument words returned the expected value: yes\n",
+    "socketcall SYS_GETSOCKOPT stored SO_RCVTIMEO_OLD over its words 3 and 4, its length 8: yes\n",
+    "i386 socketcall SYS_SHUTDOWN returned the expected value: yes\n",
+    "i386 socketcall SYS_RECV after SYS_SHUTDOWN returned the expected value: yes\n",
+    "the socketcall socketpair's two descriptors carry a byte: yes\n",
+    "i386 socketcall SYS_SENDMSG of two iovecs returned the expected value: yes\n",
+    "socketcall SYS_RECVMSG scattered the data over its two 32-bit iovecs, msg_flags 0: yes\n",
+    "socketcall SYS_RECVFROM stored the datagram and the sender's address: yes\n",
+    "i386 socketcall of no sub-call (0) returned the expected value: yes\n",
+    "i386 socketcall SYS_SOCKET with words it cannot read returned the expected value: yes\n",
+    "i386 socketcall SYS_SENDMMSG on a file returned the expected value: yes\n",
+    "i386 socketcall SYS_RECVMMSG on a bad descriptor returned the expected value: yes\n",
+    "the old i386 mmap mapped anonymous memory below 4 GiB: yes\n",
+    "the old i386 mmap's memory is written: yes\n",
+    "i386 old mmap MAP_FIXED over its own struct's page returned the expected value: yes\n",
+    "the page that held the old mmap's struct is zeros now, the page before it kept: yes\n",
+    "the old i386 mmap mapped the program's file at 4096 below 4 GiB: yes\n",
+    "i386 old mmap of an offset not page-aligned returned the expected value: yes\n",
+    "i386 old mmap of a struct it cannot read returned the expected value: yes\n",
+];
+
+const fn sc(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_SC,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_socketcall",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
 const fn io(name: &'static str, link: Link) -> Spec {
     Spec {
         stdout_has: WANT_IO,
@@ -446,6 +508,8 @@ const SPECS: &[Spec] = &[
     old("int80_old-static", Link::Static),
     io("int80_io-nopie", Link::NoPie),
     io("int80_io-static", Link::Static),
+    sc("int80_socketcall-nopie", Link::NoPie),
+    sc("int80_socketcall-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).

@@ -22,7 +22,8 @@
 //! (`fallocate`, `fadvise64`, `readahead`, `sync_file_range`, ...),
 //! `sendfile`'s 32-bit offset, `recvmsg`'s 28-byte `compat_msghdr`, the
 //! blocking `nanosleep`, `clock_nanosleep`, `ppoll`, `pselect6` and
-//! `rt_sigtimedwait` of 32-bit timespecs, ...) have rows of their own ([`crate::compat_rows`]);
+//! `rt_sigtimedwait` of 32-bit timespecs, `socketcall` and the old `mmap`,
+//! ...) have rows of their own ([`crate::compat_rows`]);
 //! those of them that still mean an x86-64 call ([`MEANINGS`]: `writev`,
 //! `pwrite64`, `ftruncate64`, `fcntl64`, `ppoll`, `pselect6`, `sendfile`,
 //! `fallocate`, ...) are
@@ -30,6 +31,14 @@
 //! the x86-64 call's arguments (`mmap2` is recorded and replayed as the
 //! `mmap` it means; a split offset or length is joined). An iovec array a 32-bit
 //! call reads or fills is one of 8-byte `compat_iovec`s ([`read_iovec`]).
+//! The two calls whose arguments are in memory, which the kernel reads at
+//! the entry (`socketcall`'s array of 32-bit words, the old `mmap`'s
+//! `struct mmap_arg_struct32`), carry the words read there in the argument
+//! registers they do not use ([`entry_args`], in recording and in
+//! replay's check of the entry): the exit describes the call by them
+//! (`socketcall` as the i386 socket call of its sub-call's own number,
+//! [`socketcall_sub`]; the old `mmap` as the `mmap` they mean,
+//! [`x86_64_call`]), whatever the call or the program wrote over them.
 //! Any other 32-bit call that does not fail with ENOSYS marks the trace
 //! unreplayable, named: the memory it writes is not described (the i386
 //! layouts differ), or it changes state the recorder keeps itself (signal
@@ -127,8 +136,8 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// threads or change signal state (`clone`, `rt_sigaction`,
 /// `rt_sigprocmask`, `sigaltstack`, ...), and
 /// `socketcall` (102), whose arguments are an array in memory that the
-/// kernel reads at the entry (the recorder reads a call's memory at its
-/// exit).
+/// kernel reads at the entry: a row of its own, described by the words
+/// read there ([`entry_args`], [`socketcall_sub`]).
 const EQUIVALENTS: &[(u32, i64)] = &[
     (1, 60),    // exit (of one thread)
     (3, 0),     // read
@@ -405,6 +414,168 @@ fn joined(lo: u64, hi: u64) -> u64 {
 /// pages (the kernel's `sys_mmap_pgoff`, whatever the page size).
 const MMAP2: u32 = 192;
 
+/// The i386 `socketcall` (102): `(call, args)`, its sub-call's arguments
+/// an array of 32-bit words at `args` (`compat_sys_socketcall`).
+const SOCKETCALL: u32 = 102;
+/// The old i386 `mmap` (90, `compat_sys_ia32_mmap`): its one argument
+/// points to a `struct mmap_arg_struct32` of six 32-bit words (addr, len,
+/// prot, flags, fd, offset in bytes).
+const OLD_MMAP: u32 = 90;
+/// The words of an old `mmap`'s `struct mmap_arg_struct32`.
+pub const MMAP_ARG_WORDS: u64 = 6;
+
+/// How many 32-bit argument words the kernel copies for each `socketcall`
+/// sub-call (`SYS_SOCKET` 1 to `SYS_SENDMMSG` 20, `include/uapi/linux/net.h`;
+/// the counts of `net/compat.c`'s table); 0 is no sub-call.
+pub const SOCKETCALL_WORDS: [u8; 21] = [
+    0, 3, 3, 3, 2, 3, 3, 3, 4, 4, 4, 6, 6, 2, 5, 5, 3, 3, 4, 5, 4,
+];
+
+/// Up to six 32-bit words packed two to a `u64`, the first in the low half.
+fn pack(words: &[u32]) -> [u64; 3] {
+    let mut packed = [0u64; 3];
+    for (i, &w) in words.iter().enumerate().take(6) {
+        packed[i / 2] |= u64::from(w) << (32 * (i % 2));
+    }
+    packed
+}
+
+/// Word `i` of the words [`entry_args`] packed from argument `first` on.
+fn word(args: &[u64; 6], first: usize, i: usize) -> u64 {
+    (args[first + i / 2] >> (32 * (i % 2))) & 0xffff_ffff
+}
+
+/// The arguments the trace carries for the 32-bit call `nr` made with
+/// argument registers `args` ([`compat_args`]), read at its entry from
+/// `mem` (the caller's memory). The calls whose arguments are in memory,
+/// which the kernel reads at the entry (the program, or the call itself,
+/// may change that memory before the exit, where the recorder describes
+/// a call), carry those words in the registers they do not use, so that
+/// the exit describes the call by what the kernel read, and replay checks
+/// the same words at the same entry:
+/// - `socketcall(call, ptr)`: `[call, ptr, w0 | w1 << 32, w2 | w3 << 32,
+///   w4 | w5 << 32, n]`, the `n` words the kernel copies for that
+///   sub-call ([`SOCKETCALL_WORDS`]); `n` is 0, and the words too, when
+///   the sub-call is not one (EINVAL) or the words cannot be read
+///   (EFAULT);
+/// - the old `mmap(ptr)`: `[ptr, addr | len << 32, prot | flags << 32,
+///   fd | offset << 32, 6, 0]`, or `[ptr, 0, 0, 0, 0, 0]` when the
+///   struct cannot be read (EFAULT).
+///
+/// Any other call's are its registers.
+pub fn entry_args(mem: &dyn crate::MemReader, nr: i64, args: [u64; 6]) -> [u64; 6] {
+    if !is_compat(nr) {
+        return args;
+    }
+    let read = |at: u64, n: u64| -> Option<Vec<u32>> {
+        (0..n).map(|i| mem.read_u32(at + 4 * i).ok()).collect()
+    };
+    match nr as u32 {
+        SOCKETCALL => {
+            let n = SOCKETCALL_WORDS
+                .get(args[0] as usize)
+                .map_or(0, |&n| u64::from(n));
+            match read(args[1], n).filter(|_| n > 0) {
+                Some(words) => {
+                    let [a, b, c] = pack(&words);
+                    [args[0], args[1], a, b, c, n]
+                }
+                None => [args[0], args[1], 0, 0, 0, 0],
+            }
+        }
+        OLD_MMAP => match read(args[0], MMAP_ARG_WORDS) {
+            Some(words) => {
+                let [a, b, c] = pack(&words);
+                [args[0], a, b, c, MMAP_ARG_WORDS, 0]
+            }
+            None => [args[0], 0, 0, 0, 0, 0],
+        },
+        _ => args,
+    }
+}
+
+/// The names of the `socketcall` sub-calls, by number.
+const SOCKETCALL_NAMES: [&str; 21] = [
+    "",
+    "SYS_SOCKET",
+    "SYS_BIND",
+    "SYS_CONNECT",
+    "SYS_LISTEN",
+    "SYS_ACCEPT",
+    "SYS_GETSOCKNAME",
+    "SYS_GETPEERNAME",
+    "SYS_SOCKETPAIR",
+    "SYS_SEND",
+    "SYS_RECV",
+    "SYS_SENDTO",
+    "SYS_RECVFROM",
+    "SYS_SHUTDOWN",
+    "SYS_SETSOCKOPT",
+    "SYS_GETSOCKOPT",
+    "SYS_SENDMSG",
+    "SYS_RECVMSG",
+    "SYS_ACCEPT4",
+    "SYS_RECVMMSG",
+    "SYS_SENDMMSG",
+];
+
+/// The name of `socketcall`'s sub-call `sub` (`SYS_ACCEPT4`), or its
+/// number.
+pub fn socketcall_name(sub: u64) -> String {
+    match SOCKETCALL_NAMES.get(sub as usize) {
+        Some(n) if !n.is_empty() => (*n).to_string(),
+        _ => format!("sub-call {sub}"),
+    }
+}
+
+/// The call a recorded i386 `socketcall` (`call`, its arguments as
+/// [`entry_args`] gives them) made: the i386 socket call of its own
+/// number (359-373) with the words the kernel read at the entry, as
+/// `compat_sys_socketcall` hands them on (`SYS_ACCEPT` as `accept4` with
+/// no flags, `SYS_SEND` and `SYS_RECV` as `sendto` and `recvfrom` with no
+/// address), and the same result. None for any other call, for a
+/// `socketcall` whose words were not read at its entry (no sub-call, or
+/// memory the kernel could not read either: it failed), and for
+/// `SYS_RECVMMSG`/`SYS_SENDMMSG` (19, 20: their 32-bit
+/// `compat_mmsghdr`s are not described).
+pub fn socketcall_sub(call: &crate::Call) -> Option<crate::Call> {
+    if !is_compat(call.nr) || call.nr as u32 != SOCKETCALL {
+        return None;
+    }
+    let a = &call.args;
+    let n = *SOCKETCALL_WORDS.get(a[0] as usize)?;
+    if n == 0 || a[5] != u64::from(n) {
+        return None;
+    }
+    let w = |i: usize| word(a, 2, i);
+    let (i386, args) = match a[0] {
+        1 => (359, [w(0), w(1), w(2), 0, 0, 0]),           // socket
+        2 => (361, [w(0), w(1), w(2), 0, 0, 0]),           // bind
+        3 => (362, [w(0), w(1), w(2), 0, 0, 0]),           // connect
+        4 => (363, [w(0), w(1), 0, 0, 0, 0]),              // listen
+        5 => (364, [w(0), w(1), w(2), 0, 0, 0]),           // accept: accept4, no flags
+        6 => (367, [w(0), w(1), w(2), 0, 0, 0]),           // getsockname
+        7 => (368, [w(0), w(1), w(2), 0, 0, 0]),           // getpeername
+        8 => (360, [w(0), w(1), w(2), w(3), 0, 0]),        // socketpair
+        9 => (369, [w(0), w(1), w(2), w(3), 0, 0]),        // send: sendto, no address
+        10 => (371, [w(0), w(1), w(2), w(3), 0, 0]),       // recv: recvfrom, no address
+        11 => (369, [w(0), w(1), w(2), w(3), w(4), w(5)]), // sendto
+        12 => (371, [w(0), w(1), w(2), w(3), w(4), w(5)]), // recvfrom
+        13 => (373, [w(0), w(1), 0, 0, 0, 0]),             // shutdown
+        14 => (366, [w(0), w(1), w(2), w(3), w(4), 0]),    // setsockopt
+        15 => (365, [w(0), w(1), w(2), w(3), w(4), 0]),    // getsockopt
+        16 => (370, [w(0), w(1), w(2), 0, 0, 0]),          // sendmsg
+        17 => (372, [w(0), w(1), w(2), 0, 0, 0]),          // recvmsg
+        18 => (364, [w(0), w(1), w(2), w(3), 0, 0]),       // accept4
+        _ => return None,                                  // recvmmsg, sendmmsg
+    };
+    Some(crate::Call {
+        nr: COMPAT_32 | i386,
+        args,
+        ret: call.ret,
+    })
+}
+
 /// The x86-64 call that `call` means, with the arguments the x86-64 call
 /// takes: a 32-bit call with an [`x86_64_equivalent`] under that number, an
 /// i386 `mmap2` as the `mmap` of the same mapping (the descriptor
@@ -428,6 +599,17 @@ pub fn x86_64_call(call: &crate::Call) -> crate::Call {
             return crate::Call {
                 nr: libc::SYS_mmap,
                 args: [a[0], a[1], a[2], a[3], fd, a[5] << 12],
+                ret: call.ret,
+            };
+        }
+        // The old mmap: the six words of its struct, read at the entry
+        // ([`entry_args`]), the offset in bytes.
+        OLD_MMAP if a[4] == MMAP_ARG_WORDS => {
+            let w = |i| word(&a, 1, i);
+            let fd = i64::from(w(4) as u32 as i32) as u64;
+            return crate::Call {
+                nr: libc::SYS_mmap,
+                args: [w(0), w(1), w(2), w(3), fd, w(5)],
                 ret: call.ret,
             };
         }

@@ -11,7 +11,8 @@
 //! lock and owner commands (and the old `fcntl`'s, the same), the calls
 //! of 32-bit iovecs and of split offsets and lengths, `sendfile`'s 32-bit
 //! offset, `recvmsg`'s `compat_msghdr`, the i386 `restart_syscall`, and
-//! `mmap2`, replayed like `mmap` through [`crate::x86_64_call`].
+//! `mmap2` and the old `mmap` (90), replayed like `mmap` through
+//! [`crate::x86_64_call`], and `socketcall` (102).
 //! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
 //! [`crate::compat_nr`]), named by [`crate::name`] as the other 32-bit
 //! calls; those that mean an x86-64 call (`readv`, `writev`, `pread64`,
@@ -160,6 +161,23 @@
 //! 8-byte `old_timeval32` time left. `futex` (240) and `futex_time64`
 //! (422) need no row here: they mean the x86-64 `futex`
 //! ([`crate::compat`]'s equivalents).
+//! `socketcall` (102) is `compat_sys_socketcall`: it copies as many
+//! 32-bit words as its sub-call takes (`SYS_SOCKET` 1 to `SYS_SENDMMSG`
+//! 20; EINVAL for any other, EFAULT where they cannot be read) from its
+//! second argument at the entry and hands them to the socket call the
+//! sub-call names (`SYS_ACCEPT` is `accept4` with no flags, `SYS_SEND` and
+//! `SYS_RECV` `sendto` and `recvfrom` with no address); the trace carries
+//! those words in its arguments ([`crate::entry_args`]), and its row
+//! describes what that call writes as the row of the i386 call of its own
+//! number (359-373, [`crate::socketcall_sub`]), kept on failure as that
+//! row keeps it. `SYS_RECVMMSG` and `SYS_SENDMMSG` that succeed are
+//! refused, named (their 32-bit `compat_mmsghdr`s are not described). The
+//! old `mmap` (90) is `compat_sys_ia32_mmap`: it copies a `struct
+//! mmap_arg_struct32` (six 32-bit words: addr, len, prot, flags, fd, and
+//! the offset in bytes, EINVAL unless page-aligned) at the entry and maps
+//! as `mmap`; the trace carries the words ([`crate::entry_args`]) and it
+//! is recorded and replayed as the `mmap` they mean
+//! ([`crate::x86_64_call`]), as `mmap2` is.
 
 use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE, UIO_MAXIOV};
 use super::outputs::{fixed, fixed2, interrupted, none, push, read_u32, ret_bytes, ret_len};
@@ -192,7 +210,8 @@ pub const COMPAT_SYSINFO: u64 = 4 + 3 * 4 + 6 * 4 + 2 * 2 + 2 * 4 + 4 + 8;
 /// interrupted and the time left whatever its result, `pselect6`,
 /// `pselect6_time64` and the two older `select` calls (82, 142), which
 /// store the time left whatever their result, `getsockopt` (365, the
-/// x86-64 row's), which stores the length it needs on `ERANGE`;
+/// x86-64 row's), which stores the length it needs on `ERANGE`,
+/// `socketcall` (102), which keeps what its sub-call's row keeps;
 /// and so, by their
 /// trace numbers (the x86-64 list has the x86-64 ones), the calls that
 /// the x86-64 `clock_nanosleep` and `ppoll` rows describe:
@@ -200,6 +219,7 @@ pub const COMPAT_SYSINFO: u64 = 4 + 3 * 4 + 6 * 4 + 2 * 2 + 2 * 4 + 4 + 8;
 pub(crate) const WRITES_ON_FAILURE: &[i64] = &[
     COMPAT_32 | 43,
     COMPAT_32 | 82,
+    COMPAT_32 | 102,
     COMPAT_32 | 142,
     COMPAT_32 | 162,
     COMPAT_32 | 267,
@@ -428,6 +448,63 @@ fn rt_sigtimedwait32(
 ) -> Result<(), Unsupported> {
     if c.ret > 0 {
         push(out, c.args[1], COMPAT_SIGINFO);
+    }
+    Ok(())
+}
+
+/// `socketcall(call, args)` of a 32-bit caller (`compat_sys_socketcall`):
+/// what the sub-call it made writes ([`crate::socketcall_sub`]: the i386
+/// socket call of its own number, with the words the kernel read at the
+/// entry, which the trace carries in the call's arguments,
+/// [`crate::entry_args`]), kept on failure where that call's row keeps it
+/// (`getsockopt`'s length on `ERANGE`). A sub-call that is none, or whose
+/// words were not there to read, failed (EINVAL, EFAULT) and wrote
+/// nothing; `SYS_RECVMMSG` and `SYS_SENDMMSG` that succeed are refused,
+/// named.
+fn socketcall32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    let Some(sub) = super::socketcall_sub(c) else {
+        if c.ret < 0 {
+            return Ok(());
+        }
+        let read = crate::compat::SOCKETCALL_WORDS
+            .get(c.args[0] as usize)
+            .is_some_and(|&n| n != 0 && c.args[5] == u64::from(n));
+        let why = if read {
+            "is not described (its 32-bit compat_mmsghdrs)"
+        } else {
+            "succeeded with argument words the recorder could not read at its entry"
+        };
+        return Err(Unsupported(format!(
+            "{}: {} {why}",
+            super::name(c.nr),
+            super::socketcall_name(c.args[0])
+        )));
+    };
+    if c.ret < 0 && !super::writes_on_failure(sub.nr) {
+        return Ok(());
+    }
+    let desc = super::lookup(sub.nr).ok_or_else(|| {
+        Unsupported(format!(
+            "{}: {} has no row",
+            super::name(c.nr),
+            super::socketcall_name(c.args[0])
+        ))
+    })?;
+    (desc.outputs)(&sub, mem, out)
+}
+
+/// The old `mmap(arg)` of a 32-bit caller (`compat_sys_ia32_mmap`): no
+/// memory written; replayed as the `mmap` its struct's six words mean
+/// ([`crate::x86_64_call`]), which the trace carries from the entry
+/// ([`crate::entry_args`]). One that succeeded with a struct the recorder
+/// could not read at the entry is refused.
+fn old_mmap(c: &Call, _: &dyn MemReader, _: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret >= 0 && c.args[4] != crate::compat::MMAP_ARG_WORDS {
+        return Err(Unsupported(format!(
+            "{}: its struct mmap_arg_struct32 at {:#x} was not read at its entry",
+            super::name(c.nr),
+            c.args[0]
+        )));
     }
     Ok(())
 }
@@ -722,6 +799,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         fixed::<1, OLD_KERNEL_STAT>,
     ),
     d(89, "readdir", false, ReplayAction::Emulate, old_readdir),
+    d(90, "mmap", false, ReplayAction::Mmap, old_mmap),
     d(
         99,
         "statfs",
@@ -736,6 +814,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed::<1, COMPAT_STATFS>,
     ),
+    d(102, "socketcall", true, ReplayAction::Emulate, socketcall32),
     d(
         106,
         "stat",

@@ -332,6 +332,16 @@ pub fn describe_entry(nr: i64, args: &[u64; 6]) -> String {
         ret: 0,
     };
     let name = name(call.nr);
+    if let Some(sub) = crate::socketcall_sub(&call) {
+        // An i386 socketcall: its sub-call and the call that is, with the
+        // words the kernel read at its entry (`crate::entry_args`).
+        return format!(
+            "{name}({}, {:#x}: {})",
+            crate::socketcall_name(args[0]),
+            args[1],
+            describe_entry(sub.nr, &sub.args)
+        );
+    }
     let mut s = format!("{name}(");
     match signature(&name) {
         Some(sig) => {

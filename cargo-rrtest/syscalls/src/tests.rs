@@ -1304,9 +1304,9 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         crate::name(crate::compat_nr(63)),
         "i386 dup2 (int $0x80 #63)"
     );
-    // Not described: the old mmap (its arguments in memory), signal state
-    // the recorder keeps (rt_sigaction), and numbers the i386 table lacks.
-    for n in [90, 174, 9999] {
+    // Not described: signal state the recorder keeps (rt_sigaction), and
+    // numbers the i386 table lacks.
+    for n in [174, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -2687,8 +2687,9 @@ fn compat_rows_describe_split_values_sendfile_vmsplice_and_fcntl() {
         "{e}"
     );
     // socketcall (102: its arguments an array the kernel reads at the
-    // entry) stays refused, named.
-    assert!(crate::lookup(crate::compat_nr(102)).is_none());
+    // entry) has a row of its own (see
+    // compat_socketcall_is_described_by_the_words_read_at_its_entry).
+    assert!(crate::lookup(crate::compat_nr(102)).is_some());
     assert_eq!(
         crate::name(crate::compat_nr(102)),
         "i386 socketcall (int $0x80 #102)"
@@ -2829,4 +2830,182 @@ fn compat_socket_calls_are_the_x86_64_ones_but_sendmsg_and_recvmsg() {
         [(0x5000, 5), (hdr + 20, 4), (hdr + 24, 4)]
     );
     assert!(ok(&call(recvmsg, &[3, hdr, 0], -11), &m).is_empty());
+}
+
+#[test]
+fn compat_socketcall_is_described_by_the_words_read_at_its_entry() {
+    let socketcall = crate::compat_nr(102);
+    // The kernel's table of words per sub-call (net/compat.c), SYS_SOCKET
+    // 1 to SYS_SENDMMSG 20.
+    assert_eq!(
+        crate::compat::SOCKETCALL_WORDS,
+        [0, 3, 3, 3, 2, 3, 3, 3, 4, 4, 4, 6, 6, 2, 5, 5, 3, 3, 4, 5, 4]
+    );
+    let mut m = FakeMem::default();
+    // SYS_RECVFROM (12): six words at 0x100, packed two to an argument,
+    // the count last; the registers past the pointer are not kept.
+    for (i, w) in [3u32, 0x2000, 64, 0, 0x3000, 0x3100]
+        .into_iter()
+        .enumerate()
+    {
+        m.put_u32(0x100 + 4 * i as u64, w);
+    }
+    let args = crate::entry_args(&m, socketcall, [12, 0x100, 7, 7, 7, 7]);
+    assert_eq!(
+        args,
+        [12, 0x100, 0x2000 << 32 | 3, 64, 0x3100 << 32 | 0x3000, 6]
+    );
+    // Described as the i386 recvfrom (371) of those words: the address's
+    // length and address, the bytes received.
+    m.put_u32(0x3100, 20);
+    let c = Call {
+        nr: socketcall,
+        args,
+        ret: 10,
+    };
+    let sub = crate::socketcall_sub(&c).expect("a sub-call");
+    assert_eq!(
+        (sub.nr, sub.args, sub.ret),
+        (
+            crate::compat_nr(371),
+            [3, 0x2000, 64, 0, 0x3000, 0x3100],
+            10
+        )
+    );
+    let mut want = ok(&sub, &m);
+    want.sort_unstable();
+    let mut got = ok(&c, &m);
+    got.sort_unstable();
+    assert_eq!(got, want);
+    assert_eq!(got, [(0x2000, 10), (0x3000, 20), (0x3100, 4)]);
+    // Words read at the entry, not at the exit: memory changed after the
+    // entry (the call's own output over its words) does not change it.
+    m.put_u32(0x104, 0x4141_4141);
+    assert_eq!(ok(&c, &m).len(), 3);
+    assert!(ok(&c, &m).iter().any(|&(a, _)| a == 0x2000));
+
+    // Described (info --events, replay's divergences) as its sub-call.
+    assert_eq!(
+        crate::describe(&c),
+        "i386 socketcall (int $0x80 #102)(SYS_RECVFROM, 0x100: i386 recvfrom (int $0x80 #371)(0x3, 0x2000, 0x40, 0x0, 0x3000, 0x3100)) = 10"
+    );
+    // Each sub-call as the call of its own number, with its words.
+    let words = |sub: u64, n: usize| {
+        let mut mm = FakeMem::default();
+        for i in 0..n {
+            mm.put_u32(0x100 + 4 * i as u64, 10 + i as u32);
+        }
+        let c = Call {
+            nr: socketcall,
+            args: crate::entry_args(&mm, socketcall, [sub, 0x100, 0, 0, 0, 0]),
+            ret: 0,
+        };
+        crate::socketcall_sub(&c).map(|s| (s.nr as u32, s.args))
+    };
+    assert_eq!(words(1, 3), Some((359, [10, 11, 12, 0, 0, 0])));
+    assert_eq!(words(2, 3), Some((361, [10, 11, 12, 0, 0, 0])));
+    assert_eq!(words(3, 3), Some((362, [10, 11, 12, 0, 0, 0])));
+    assert_eq!(words(4, 2), Some((363, [10, 11, 0, 0, 0, 0])));
+    // SYS_ACCEPT: accept4 with no flags.
+    assert_eq!(words(5, 3), Some((364, [10, 11, 12, 0, 0, 0])));
+    assert_eq!(words(6, 3), Some((367, [10, 11, 12, 0, 0, 0])));
+    assert_eq!(words(7, 3), Some((368, [10, 11, 12, 0, 0, 0])));
+    assert_eq!(words(8, 4), Some((360, [10, 11, 12, 13, 0, 0])));
+    // SYS_SEND, SYS_RECV: sendto and recvfrom with no address.
+    assert_eq!(words(9, 4), Some((369, [10, 11, 12, 13, 0, 0])));
+    assert_eq!(words(10, 4), Some((371, [10, 11, 12, 13, 0, 0])));
+    assert_eq!(words(11, 6), Some((369, [10, 11, 12, 13, 14, 15])));
+    assert_eq!(words(12, 6), Some((371, [10, 11, 12, 13, 14, 15])));
+    assert_eq!(words(13, 2), Some((373, [10, 11, 0, 0, 0, 0])));
+    assert_eq!(words(14, 5), Some((366, [10, 11, 12, 13, 14, 0])));
+    assert_eq!(words(15, 5), Some((365, [10, 11, 12, 13, 14, 0])));
+    assert_eq!(words(16, 3), Some((370, [10, 11, 12, 0, 0, 0])));
+    assert_eq!(words(17, 3), Some((372, [10, 11, 12, 0, 0, 0])));
+    assert_eq!(words(18, 4), Some((364, [10, 11, 12, 13, 0, 0])));
+    // recvmmsg, sendmmsg: not described; no sub-call; words not there.
+    assert_eq!(words(19, 5), None);
+    assert_eq!(words(20, 4), None);
+    assert_eq!(words(0, 6), None);
+    assert_eq!(words(21, 6), None);
+    assert_eq!(words(11, 5), None);
+    assert_eq!(
+        crate::entry_args(&FakeMem::default(), socketcall, [1, 0x100, 5, 5, 5, 5]),
+        [1, 0x100, 0, 0, 0, 0]
+    );
+    // Kept on failure as the sub-call's row keeps it: getsockopt's length
+    // on ERANGE; a failed recv wrote nothing; a failed call of no words
+    // wrote nothing; one that succeeded is refused, named.
+    assert!(crate::writes_on_failure(socketcall));
+    let mut g = FakeMem::default();
+    for (i, w) in [3u32, 1, 59, 0x1400, 0x1300].into_iter().enumerate() {
+        g.put_u32(0x100 + 4 * i as u64, w);
+    }
+    let getsockopt = |ret| Call {
+        nr: socketcall,
+        args: crate::entry_args(&g, socketcall, [15, 0x100, 0, 0, 0, 0]),
+        ret,
+    };
+    assert_eq!(ok(&getsockopt(-34), &g), [(0x1300, 4)]);
+    assert!(ok(&call(socketcall, &[12, 0x100, 0, 0, 0, 6], -11), &m).is_empty());
+    assert!(ok(&call(socketcall, &[0, 0x100], -22), &m).is_empty());
+    let e = regions(&call(socketcall, &[19, 0x100, 0, 0, 0, 5], 1), &m).unwrap_err();
+    assert!(e.0.contains("SYS_RECVMMSG"), "{}", e.0);
+    // A 64-bit call's arguments are its registers.
+    assert_eq!(
+        crate::entry_args(&m, libc::SYS_socket, [1, 0x100, 7, 7, 7, 7]),
+        [1, 0x100, 7, 7, 7, 7]
+    );
+}
+
+#[test]
+fn compat_old_mmap_is_the_mmap_its_struct_read_at_the_entry_means() {
+    let old_mmap = crate::compat_nr(90);
+    assert_eq!(
+        crate::lookup(old_mmap).map(|d| d.replay),
+        Some(ReplayAction::Mmap)
+    );
+    let mut m = FakeMem::default();
+    // struct mmap_arg_struct32: addr, len, prot, flags, fd, offset (bytes).
+    for (i, w) in [0x5000_0000u32, 8192, 3, 2, u32::MAX, 4096]
+        .into_iter()
+        .enumerate()
+    {
+        m.put_u32(0x100 + 4 * i as u64, w);
+    }
+    let args = crate::entry_args(&m, old_mmap, [0x100, 9, 9, 9, 9, 9]);
+    assert_eq!(
+        args,
+        [
+            0x100,
+            8192 << 32 | 0x5000_0000,
+            2 << 32 | 3,
+            4096 << 32 | 0xffff_ffff,
+            6,
+            0
+        ]
+    );
+    let c = Call {
+        nr: old_mmap,
+        args,
+        ret: 0x5000_0000,
+    };
+    let x = crate::x86_64_call(&c);
+    assert_eq!(
+        (x.nr, x.args, x.ret),
+        (
+            libc::SYS_mmap,
+            [0x5000_0000, 8192, 3, 2, u64::MAX, 4096],
+            0x5000_0000
+        )
+    );
+    // No memory written; one that succeeded with no struct read is refused.
+    assert!(ok(&c, &m).is_empty());
+    let unread = crate::entry_args(&FakeMem::default(), old_mmap, [0x100, 9, 9, 9, 9, 9]);
+    assert_eq!(unread, [0x100, 0, 0, 0, 0, 0]);
+    assert!(ok(&call(old_mmap, &unread, -14), &m).is_empty());
+    assert!(regions(&call(old_mmap, &unread, 0x5000_0000), &m).is_err());
+    assert_eq!(
+        crate::x86_64_call(&call(old_mmap, &unread, -14)).nr,
+        old_mmap
+    );
 }

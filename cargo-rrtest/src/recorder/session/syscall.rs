@@ -39,6 +39,14 @@ impl Session {
             // (`syscall_exit`): the same call goes on.
             return ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid));
         }
+        // A 32-bit call whose arguments are in memory (`socketcall`, the
+        // old `mmap`): the words the kernel reads now, kept in its
+        // arguments until its exit describes it.
+        let args = if compat {
+            syscalls::entry_args(&rrtest_sys::RemoteMem::new(tid), nr, args)
+        } else {
+            args
+        };
         // A syscall is a better point than the return address being sought.
         let mut seek_ended = false;
         // Chaos steps that go on at its exit, if the thread goes on there.

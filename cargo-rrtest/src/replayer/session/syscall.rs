@@ -34,7 +34,13 @@ impl Session {
                 // As recorded: a 32-bit call under its own number.
                 let seen_nr = crate::tracee::seen_nr(real, &regs, nr);
                 let seen_args = if syscalls::is_compat(seen_nr) {
-                    syscalls::compat_args(&regs)
+                    // With the words a `socketcall` or an old `mmap`
+                    // reads at its entry, as recorded.
+                    syscalls::entry_args(
+                        &RemoteMem::new(real),
+                        seen_nr,
+                        syscalls::compat_args(&regs),
+                    )
                 } else {
                     ptrace::syscall_args(&regs)
                 };
