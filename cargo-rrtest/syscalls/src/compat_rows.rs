@@ -179,8 +179,10 @@
 //! is recorded and replayed as the `mmap` they mean
 //! ([`crate::x86_64_call`]), as `mmap2` is.
 
-use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE, UIO_MAXIOV};
-use super::outputs::{fixed, fixed2, interrupted, none, push, read_u32, ret_bytes, ret_len};
+use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE};
+use super::outputs::{
+    fixed, fixed2, interrupted, none, push, read_u32, ret_bytes, ret_len, scatter,
+};
 use super::{Call, MemReader, Region, ReplayAction, SyscallDesc, Unsupported, COMPAT_32};
 
 /// An i386 `old_time32_t`.
@@ -427,7 +429,7 @@ fn recvmsg32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(),
         push(out, hdr + h::NAMELEN, 4);
         push(out, name, namelen.min(SOCKADDR_STORAGE));
     }
-    compat_scatter(c, mem, iov, iovlen, ret_len(c), out)?;
+    scatter(c, mem, iov, iovlen, ret_len(c), out)?;
     if control != 0 {
         push(out, control, controllen);
     }
@@ -689,41 +691,7 @@ fn compat_iov_ret<const IOV: usize, const CNT: usize>(
     if c.ret <= 0 {
         return Ok(());
     }
-    compat_scatter(c, mem, c.args[IOV], c.args[CNT], ret_len(c), out)
-}
-
-/// `total` bytes scattered in order over the `cnt` 32-bit `compat_iovec`s
-/// at `iov` (a 32-bit call's, read by [`crate::read_iovec`]).
-fn compat_scatter(
-    c: &Call,
-    mem: &dyn MemReader,
-    iov: u64,
-    cnt: u64,
-    total: u64,
-    out: &mut Vec<Region>,
-) -> Result<(), Unsupported> {
-    if cnt > UIO_MAXIOV {
-        return Err(Unsupported(format!(
-            "{}: {cnt} iovecs (the kernel allows {UIO_MAXIOV})",
-            super::name(c.nr)
-        )));
-    }
-    let mut left = total;
-    for i in 0..cnt {
-        if left == 0 {
-            break;
-        }
-        let (base, len) = super::read_iovec(mem, c.nr, iov, i).map_err(|e| {
-            Unsupported(format!(
-                "{}: cannot read struct compat_iovec {i} at {iov:#x} after the call: {e}",
-                super::name(c.nr)
-            ))
-        })?;
-        let n = len.min(left);
-        push(out, base, n);
-        left -= n;
-    }
-    Ok(())
+    scatter(c, mem, c.args[IOV], c.args[CNT], ret_len(c), out)
 }
 
 /// The rows, sorted by number.

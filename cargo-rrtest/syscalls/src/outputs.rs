@@ -177,7 +177,8 @@ pub(crate) fn ret_elems<const ARG: usize, const SIZE: u64>(
 }
 
 /// Records the bytes the kernel scattered into the iovec array at `iov`
-/// (`cnt` entries), `total` bytes in all, in order.
+/// (`cnt` entries), `total` bytes in all, in order: 16-byte `struct
+/// iovec`s, or a 32-bit call's 8-byte `compat_iovec`s ([`crate::read_iovec`]).
 pub(crate) fn scatter(
     c: &Call,
     mem: &dyn MemReader,
@@ -198,9 +199,14 @@ pub(crate) fn scatter(
         if left == 0 {
             break;
         }
-        let at = iov + i * layout::IOVEC;
-        let base = read_u64(c, mem, at, "struct iovec")?;
-        let len = read_u64(c, mem, at + 8, "struct iovec")?;
+        let (base, len) = crate::read_iovec(mem, c.nr, iov, i).map_err(|e| {
+            let (what, size) = if crate::is_compat(c.nr) {
+                ("struct compat_iovec", 8)
+            } else {
+                ("struct iovec", layout::IOVEC)
+            };
+            unreadable(c, iov + i * size, what, &e)
+        })?;
         let n = len.min(left);
         push(out, base, n);
         left -= n;
