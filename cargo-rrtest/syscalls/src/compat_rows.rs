@@ -181,7 +181,7 @@
 
 use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE};
 use super::outputs::{
-    fixed, fixed2, interrupted, none, push, read_u32, ret_bytes, ret_len, scatter,
+    fixed, fixed2, interrupted, iov_ret, none, push, read_u32, ret_bytes, ret_len, scatter,
 };
 use super::{Call, MemReader, Region, ReplayAction, SyscallDesc, Unsupported, COMPAT_32};
 
@@ -680,20 +680,6 @@ fn select32(c: &Call, [n, sets @ .., tvp]: [u64; 5], out: &mut Vec<Region>) {
     }
 }
 
-/// `readv`, `preadv`, `preadv2`, `vmsplice` and `process_vm_readv` of a
-/// 32-bit caller: the `compat_iovec` array at `args[IOV]` with
-/// `args[CNT]` entries holds the `ret` bytes read, in order.
-fn compat_iov_ret<const IOV: usize, const CNT: usize>(
-    c: &Call,
-    mem: &dyn MemReader,
-    out: &mut Vec<Region>,
-) -> Result<(), Unsupported> {
-    if c.ret <= 0 {
-        return Ok(());
-    }
-    scatter(c, mem, c.args[IOV], c.args[CNT], ret_len(c), out)
-}
-
 /// The rows, sorted by number.
 pub static COMPAT_ROWS: &[SyscallDesc] = &[
     // Described as the call it resumes (the recorder keeps the thread's
@@ -833,13 +819,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ret_bytes::<1, 2>,
     ),
     d(142, "_newselect", true, ReplayAction::Emulate, newselect32),
-    d(
-        145,
-        "readv",
-        true,
-        ReplayAction::Emulate,
-        compat_iov_ret::<1, 2>,
-    ),
+    d(145, "readv", true, ReplayAction::Emulate, iov_ret::<1, 2>),
     d(146, "writev", true, ReplayAction::Emulate, none),
     d(162, "nanosleep", true, ReplayAction::Emulate, nanosleep32),
     d(
@@ -957,34 +937,22 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         "vmsplice",
         true,
         ReplayAction::Emulate,
-        compat_iov_ret::<1, 2>,
+        iov_ret::<1, 2>,
     ),
     d(320, "utimensat", false, ReplayAction::Emulate, none),
     d(324, "fallocate", false, ReplayAction::Emulate, none),
-    d(
-        333,
-        "preadv",
-        false,
-        ReplayAction::Emulate,
-        compat_iov_ret::<1, 2>,
-    ),
+    d(333, "preadv", false, ReplayAction::Emulate, iov_ret::<1, 2>),
     d(334, "pwritev", false, ReplayAction::Emulate, none),
     d(
         347,
         "process_vm_readv",
         false,
         ReplayAction::Emulate,
-        compat_iov_ret::<1, 2>,
+        iov_ret::<1, 2>,
     ),
     d(370, "sendmsg", true, ReplayAction::Emulate, none),
     d(372, "recvmsg", true, ReplayAction::Emulate, recvmsg32),
-    d(
-        378,
-        "preadv2",
-        true,
-        ReplayAction::Emulate,
-        compat_iov_ret::<1, 2>,
-    ),
+    d(378, "preadv2", true, ReplayAction::Emulate, iov_ret::<1, 2>),
     d(379, "pwritev2", true, ReplayAction::Emulate, none),
     d(
         413,

@@ -214,7 +214,8 @@ pub(crate) fn scatter(
     Ok(())
 }
 
-/// readv, preadv, preadv2, vmsplice: the iovec array at `args[IOV]` with
+/// readv, preadv, preadv2, vmsplice (and their 32-bit forms, of
+/// `compat_iovec`s: [`scatter`]): the iovec array at `args[IOV]` with
 /// `args[CNT]` entries holds `ret` bytes.
 pub(crate) fn iov_ret<const IOV: usize, const CNT: usize>(
     c: &Call,
