@@ -23,6 +23,9 @@
 //!   a backtrace, prints, `continue` to the end) on the `gdb_target`
 //!   fixture, recorded, verified and replayed twice with the same output
 //!   and exit status. Needs gdb (skipped, said, without it);
+//! - `debugger::gdb_steps`: gdb stepping the same fixture (`finish`,
+//!   `next`, `stepi`, the registers after them): the same stops natively
+//!   and recorded, verified and replayed twice;
 //! - `debugger::gdb_shell_vfork`: gdb running `/bin/sh -c 'echo hi;
 //!   /bin/true'` (dash vforks for `/bin/true`; gdb single-steps the vfork
 //!   child once before it detaches from it, while the child still blocks
@@ -93,6 +96,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("breadth::debugger::gdb_batch", || {
             gdb_batch("breadth::debugger::gdb_batch")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::debugger::gdb_steps", || {
+            gdb_steps("breadth::debugger::gdb_steps")
         })
         .with_ignored_flag(skip),
     );
@@ -192,6 +201,54 @@ fn gdb_batch(trial: &str) -> Result<(), Failed> {
     )
 }
 
+/// gdb stepping `gdb_target`: `finish` out of `area` (a breakpoint at the
+/// return address, and a displaced step over `area`'s own breakpoint),
+/// `next` over a call, three `stepi`s, the registers read after them:
+/// natively and recorded, the same lines (each `stepi` stops where it
+/// stops natively, at the same address), and the trace verifies and
+/// replays twice to the same bytes.
+fn gdb_steps(trial: &str) -> Result<(), Failed> {
+    let cmds = [
+        "break area",
+        "run",
+        "finish",
+        "next",
+        "next",
+        "stepi",
+        "stepi",
+        "stepi",
+        "info registers rip",
+        "delete",
+        "continue",
+    ];
+    let want = [
+        "Breakpoint 1, area (p=",
+        "Value returned is $1 = 42\n",
+        "area 42\n",
+        "worker 84, watched 84\n",
+        "EXIT-SUCCESS\n",
+        "exited with code 03]",
+    ];
+    let (native, rec) = gdb_session_runs(trial, &cmds, &want)?;
+    // The stops the steps made: gdb prints an address for each `stepi`
+    // that stays on a line, and `rip` itself.
+    let stops = |run: &run::Run| -> Vec<String> {
+        run.stdout_text()
+            .lines()
+            .filter(|l| l.starts_with("0x0000") || l.starts_with("rip "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (n, r) = (stops(&native), stops(&rec));
+    if n.len() < 4 || n != r {
+        return Err(format!(
+            "gdb's steps stopped at {r:?} recorded, at {n:?} natively (at least 4 lines wanted)"
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// `gdb -batch -ex run` on a shell that vforks, natively and recorded: both
 /// print the shell's line and gdb's vfork detach and normal exit; the trace
 /// verifies and replays twice to the same bytes.
@@ -243,6 +300,15 @@ fn expect_lines(want: &[&str], native: &run::Run, rec: &run::Run) -> Result<(), 
 /// sessions print each of `want`, gdb exits 0, and the trace verifies and
 /// replays twice to the same bytes and exit status.
 pub(crate) fn gdb_session(trial: &str, cmds: &[&str], want: &[&str]) -> Result<(), Failed> {
+    gdb_session_runs(trial, cmds, want).map(drop)
+}
+
+/// [`gdb_session`], returning the native and the recorded runs.
+fn gdb_session_runs(
+    trial: &str,
+    cmds: &[&str],
+    want: &[&str],
+) -> Result<(run::Run, run::Run), Failed> {
     let dir = TrialDir::new(trial)?;
     let target = build::c_fixture(CBuild::pie("gdb_target"))?;
     let mut args: Vec<OsString> = ["-batch", "-nx"].map(OsString::from).to_vec();
@@ -262,7 +328,7 @@ pub(crate) fn gdb_session(trial: &str, cmds: &[&str], want: &[&str]) -> Result<(
     expect_lines(want, &native, &rec)?;
     verified_and_replayed_twice(&inv, &trace, &rec)?;
     dir.finish();
-    Ok(())
+    Ok((native, rec))
 }
 
 /// `inv` run natively and recorded into `trace`, each exiting 0.
