@@ -31,7 +31,111 @@ pub fn trials() -> Vec<Trial> {
         )
         .with_ignored_flag(ignored),
         Trial::test("trace_files::info_lists_events", info_lists_events).with_ignored_flag(ignored),
+        Trial::test(
+            "trace_files::busy_program_is_execed_again",
+            busy_program_is_execed_again,
+        )
+        .with_ignored_flag(ignored),
     ]
+}
+
+/// Replay of an `execve` whose program file is open for writing somewhere
+/// (a process another thread forked while replay wrote its copy, say):
+/// the kernel's ETXTBSY, until that writer is gone. `sh -c 'exec HELLO'`
+/// (a static `hello`, so that replay execs a link to the trace's own
+/// copy) is recorded; a process holds that copy open for appending while
+/// the trace replays. Replay makes the `execve` again until the writer is
+/// gone (its log says so, and only then is the writer let go), and
+/// replays to the end. Before, it stopped at the first failure:
+/// `expected exec of ..., saw a syscall stop ...: execve returning -26`.
+fn busy_program_is_execed_again() -> Result<(), Failed> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let hello = build::c_fixture(CBuild {
+        name: "hello",
+        link: build::Link::Static,
+        defines: &[],
+    })?;
+    let trial = TrialDir::new("trace-files-busy-program")?;
+    let inv = Invocation {
+        exe: PathBuf::from("/bin/sh"),
+        args: vec!["-c".into(), format!("exec {}", hello.display()).into()],
+        work: trial.sub("work")?,
+    };
+    let trace = trial.path.join("trace");
+    inv.record(&trace)?.expect_code(0)?;
+    // The trace's copy of hello: the file of files/ with its bytes.
+    let bytes = std::fs::read(&hello)?;
+    let copy = std::fs::read_dir(trace.join("files"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| std::fs::read(p).is_ok_and(|b| b == bytes))
+        .ok_or("the trace keeps no copy of hello")?;
+    let mut writer = Command::new("/bin/sh")
+        .arg("-c")
+        .arg("exec 3>>\"$1\"; echo open; exec sleep 60")
+        .arg("sh")
+        .arg(&copy)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut opened = String::new();
+    BufReader::new(writer.stdout.take().ok_or("no stdout")?).read_line(&mut opened)?;
+    if opened.trim() != "open" {
+        let _ = writer.kill();
+        return Err(format!("the writer did not open {}", copy.display()).into());
+    }
+    let mut replay = Command::new(crate::common::cargo_rrtest())
+        .arg("replay")
+        .arg(&trace)
+        .env(
+            "RRTEST_LOG",
+            "cargo_rrtest::replayer::session::process=trace",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Let the writer go once replay has met the busy copy (or ended). The
+    // log is read to its end on a thread of its own, so that replay never
+    // blocks on it.
+    let stderr = replay.stderr.take().ok_or("no stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    while let Ok(line) = rx.recv() {
+        let busy = line.contains("the program's copy is busy");
+        log.push(line);
+        if busy {
+            break;
+        }
+    }
+    let _ = writer.kill();
+    let _ = writer.wait();
+    let out = replay.wait_with_output()?;
+    let _ = reader.join();
+    log.extend(rx.try_iter());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !log.iter().any(|l| l.contains("the program's copy is busy")) {
+        return Err(format!(
+            "replay never found its copy of hello busy (status {}):\n{}",
+            out.status,
+            log.join("\n")
+        )
+        .into());
+    }
+    if !out.status.success() || !stdout.contains("EXIT-SUCCESS") {
+        return Err(format!(
+            "replay with the copy busy for a while: status {}, stdout {stdout:?}\n{}",
+            out.status,
+            log.join("\n")
+        )
+        .into());
+    }
+    trial.finish();
+    Ok(())
 }
 
 /// `cargo rrtest info --events`: the greeting's `write` with its result,

@@ -219,6 +219,14 @@ fn reap(tid: i32) {
     }
 }
 
+/// How many times replay makes an `execve` again that failed with ETXTBSY
+/// (its copy of the program still open for writing in a process another
+/// thread forked meanwhile), a millisecond apart.
+const EXEC_BUSY_TRIES: u32 = 500;
+
+/// The length of `syscall` (`0f 05`) and of `int $0x80` (`cd 80`).
+const SYSCALL_INSN_LEN: u64 = 2;
+
 impl Session {
     /// A successful `execve` of thread `e.tid`, stopped at its entry: run
     /// the trace's copy of the program under a name of the recorded length.
@@ -299,7 +307,48 @@ impl Session {
             .map(|(&t, task)| (t, task.real))
             .collect();
         ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
-        let ev = self.reap_for_exec(real, real_pid, &siblings)?;
+        let mut ev = self.reap_for_exec(real, real_pid, &siblings)?;
+        let mut busy_tries = 0;
+        while matches!(ev, WaitEvent::SyscallStop { .. }) && busy_tries < EXEC_BUSY_TRIES {
+            // The copy of the program was busy (ETXTBSY): a process forked
+            // by another thread of this one while the copy was being
+            // written holds it open for writing until it execs itself. The
+            // same execve again, a moment later (its entry's registers, the
+            // syscall instruction once more).
+            let now = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            if now.rax as i64 != -i64::from(libc::ETXTBSY) || now.orig_rax != regs.orig_rax {
+                break;
+            }
+            busy_tries += 1;
+            trace!(
+                tid = e.tid,
+                busy_tries,
+                "the program's copy is busy: execve again"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            let mut again = regs;
+            again.rip -= SYSCALL_INSN_LEN;
+            again.rax = regs.orig_rax;
+            ptrace::setregs(real, &again).map_err(perr("PTRACE_SETREGS", real))?;
+            ptrace::cont(real, 0).map_err(perr("PTRACE_CONT", real))?;
+            match ptrace::wait_tid(real).map_err(perr("waitpid", real))? {
+                WaitEvent::Event {
+                    event: libc::PTRACE_EVENT_SECCOMP,
+                    ..
+                } => {}
+                other => {
+                    let seen = self.describe_stop(real, &other);
+                    return Err(self.diverged(
+                        e.tid,
+                        "execve",
+                        format!("execve of {} made again (its copy was busy)", e.exe),
+                        seen,
+                    ));
+                }
+            }
+            ptrace::syscall(real, 0).map_err(perr("PTRACE_SYSCALL", real))?;
+            ev = self.reap_for_exec(real, real_pid, &siblings)?;
+        }
         if execer != e.tid {
             // The old main thread is gone; the exec'ing one now has its id.
             let mut task = self.tasks.remove(&execer).expect("checked above");
