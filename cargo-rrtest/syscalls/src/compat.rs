@@ -467,8 +467,16 @@ pub fn entry_args(mem: &dyn crate::MemReader, nr: i64, args: [u64; 6]) -> [u64; 
     if !is_compat(nr) {
         return args;
     }
+    // The words in one read (a syscall of ours each, at every such call).
     let read = |at: u64, n: u64| -> Option<Vec<u32>> {
-        (0..n).map(|i| mem.read_u32(at + 4 * i).ok()).collect()
+        let mut bytes = vec![0u8; 4 * n as usize];
+        mem.read(at, &mut bytes).ok()?;
+        Some(
+            bytes
+                .chunks_exact(4)
+                .map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes")))
+                .collect(),
+        )
     };
     match nr as u32 {
         SOCKETCALL => {

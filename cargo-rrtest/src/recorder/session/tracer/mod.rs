@@ -483,6 +483,16 @@ fn user_siginfo(signo: i32, pid: Tid) -> [u8; SIGINFO_SIZE] {
     info
 }
 
+/// A single step's `SIGTRAP` siginfo: `TRAP_TRACE`, `addr` its address
+/// (the next instruction's; 0 after a step over a syscall).
+fn step_trap(addr: u64) -> [u8; SIGINFO_SIZE] {
+    let mut info = [0u8; SIGINFO_SIZE];
+    info[0..4].copy_from_slice(&libc::SIGTRAP.to_ne_bytes());
+    info[8..12].copy_from_slice(&TRAP_TRACE.to_ne_bytes());
+    info[16..24].copy_from_slice(&addr.to_ne_bytes());
+    info
+}
+
 /// The parent process of `pid` (`/proc/PID/status`).
 fn parent_of(pid: Tid) -> Option<Tid> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -640,10 +650,7 @@ impl Session {
             return false;
         }
         task.step = Step::No;
-        let mut info = user_siginfo(libc::SIGTRAP, 0);
-        info[8..12].copy_from_slice(&TRAP_TRACE.to_ne_bytes());
-        info[16..20].copy_from_slice(&[0; 4]);
-        self.signal_stop(tid, libc::SIGTRAP, &info, SignalKind::AtSyscallExit)
+        self.signal_stop(tid, libc::SIGTRAP, &step_trap(0), SignalKind::AtSyscallExit)
     }
 
     /// At the entry of syscall `nr` with `args` (its seccomp stop, nothing
@@ -882,11 +889,12 @@ impl Session {
     /// that event. Resumed instead, it would run on past the step.
     pub(super) fn end_step_emulated(&mut self, tid: Tid, next_ip: u64) -> Result<(), Error> {
         self.end_step(tid, libc::SIGTRAP)?;
-        let mut info = [0u8; SIGINFO_SIZE];
-        info[0..4].copy_from_slice(&libc::SIGTRAP.to_ne_bytes());
-        info[8..12].copy_from_slice(&TRAP_TRACE.to_ne_bytes());
-        info[16..24].copy_from_slice(&next_ip.to_ne_bytes());
-        self.signal_stop(tid, libc::SIGTRAP, &info, SignalKind::AtSyscallExit);
+        self.signal_stop(
+            tid,
+            libc::SIGTRAP,
+            &step_trap(next_ip),
+            SignalKind::AtSyscallExit,
+        );
         Ok(())
     }
 
