@@ -125,6 +125,10 @@ enum Pending {
     Nothing,
     /// A syscall's exit stop: its `SyscallExit` is written when scheduled.
     Exit(Entered),
+    /// A syscall's exit stop whose `SyscallExit` is written already (before
+    /// another thread's execution point: [`Session::write_due_exits`]):
+    /// the call's number and the registers it left.
+    ExitWritten(i64, Regs),
 }
 
 /// What the recorder learned at a syscall's entry and needs at its exit.
@@ -717,7 +721,8 @@ impl Session {
     /// (which it does after each of its events), so its buffer never holds
     /// more than the recording's did at the same syscall, and the hook
     /// never finds it full where it had room while recording.
-    fn emit(&mut self, event: Event) -> Result<(), Error> {
+    fn emit(&mut self, mut event: Event) -> Result<(), Error> {
+        self.exits_before_point(&mut event)?;
         let flush = match &event {
             // Nothing new since the thread's last event (a split syscall's
             // exit: the thread was in the kernel since its entry), or no
@@ -744,6 +749,31 @@ impl Session {
         }
         self.emit_unflushed(event)?;
         self.emit_output_table(tid)
+    }
+
+    /// Before `event`, if it is at an execution point of its thread (a
+    /// preemption, a signal delivered there): the exits due before it
+    /// ([`Session::write_due_exits`]), and the point's digest read again
+    /// if one was written (the digest was read before, with their outputs
+    /// in memory already, and must stay the one replay sees after them).
+    fn exits_before_point(&mut self, event: &mut Event) -> Result<(), Error> {
+        let (tid, point) = match event {
+            Event::Preempt { tid, point } => (*tid, point),
+            Event::Signal(SignalEvent {
+                tid,
+                kind: SignalKind::AtPoint(point),
+                ..
+            }) => (*tid, point),
+            _ => return Ok(()),
+        };
+        if self.write_due_exits(tid)? {
+            let rsp = ptrace::getregs(tid)
+                .map_err(ptrace_err("PTRACE_GETREGS", tid))?
+                .rsp;
+            point.digest = crate::tracee::state_digest(tid, rsp)
+                .map_err(ptrace_err("reading an execution point", tid))?;
+        }
+        Ok(())
     }
 
     fn emit_unflushed(&mut self, event: Event) -> Result<(), Error> {

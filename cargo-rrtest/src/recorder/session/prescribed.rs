@@ -295,6 +295,7 @@ impl Session {
         let (state, syscall) = match self.tasks.get(&from).map(|t| t.state) {
             None => ("exited", None),
             Some(State::Ready(super::Pending::Exit(e))) => ("syscall", Some(e.nr)),
+            Some(State::Ready(super::Pending::ExitWritten(nr, _))) => ("syscall", Some(nr)),
             Some(State::Ready(_)) => ("ready", None),
             Some(State::InSyscall { entered, .. }) => ("blocked", Some(entered.nr)),
             Some(_) => ("other", None),

@@ -24,8 +24,7 @@ use super::{ptrace_err, Error, Pending, Session, State, Task};
 use crate::tracee::syscallbuf;
 use rrtest_sys::ptrace;
 use rrtest_sys::signals as sys_signals;
-use rrtest_syscalls::Call;
-use rrtest_trace::{Event, Tid};
+use rrtest_trace::Tid;
 
 /// After this many consecutive syscalls of one thread, the scheduler lets
 /// another runnable thread run.
@@ -573,20 +572,12 @@ impl Session {
             .tasks
             .get(&tid)
             .is_some_and(|t| t.skip_at_entry.is_some());
-        if let Pending::Exit(entered) = pending {
-            let regs = self.finish_syscall_regs(tid, entered.forced_ret)?;
-            let call = Call {
-                nr: entered.nr,
-                args: entered.args,
-                ret: regs.rax as i64,
-            };
-            self.note_wait_exit(tid, &entered, call.ret);
-            let result = self.capture(tid, &call, entered.output)?;
-            self.emit(Event::SyscallExit {
-                tid,
-                nr: entered.nr,
-                result,
-            })?;
+        let exit_regs = match pending {
+            Pending::Exit(entered) => Some(self.write_exit(tid, entered)?),
+            Pending::ExitWritten(_, regs) => Some(regs),
+            Pending::Nothing => None,
+        };
+        if let Some(regs) = exit_regs {
             from_exit = Some(regs);
             if self.step_over_syscall_done(tid) {
                 // A tracee stepped over it: it stops for its tracer.

@@ -623,6 +623,58 @@ impl Session {
         Ok(())
     }
 
+    /// Writes the `SyscallExit` of the call `tid` is stopped at the exit of
+    /// (`entered`): its result and what it wrote. Returns the registers it
+    /// leaves the thread with.
+    pub(super) fn write_exit(&mut self, tid: Tid, entered: Entered) -> Result<Regs, Error> {
+        let regs = self.finish_syscall_regs(tid, entered.forced_ret)?;
+        let call = Call {
+            nr: entered.nr,
+            args: entered.args,
+            ret: regs.rax as i64,
+        };
+        self.note_wait_exit(tid, &entered, call.ret);
+        let result = self.capture(tid, &call, entered.output)?;
+        self.emit(Event::SyscallExit {
+            tid,
+            nr: entered.nr,
+            result,
+        })?;
+        Ok(regs)
+    }
+
+    /// Before an execution point of `tid` (its memory digest): writes the
+    /// exits of the calls other threads of its process are stopped at the
+    /// exit of, not scheduled yet. The kernel wrote what such a call wrote
+    /// (a blocked `read`'s buffer, `rt_sigtimedwait`'s siginfo) as soon as
+    /// the call ended, and the digest hashes it; replay writes it at the
+    /// `SyscallExit`, which must therefore come before the point. Written
+    /// when the thread was scheduled, it came after, and the trace did not
+    /// verify (`blocked_wait_outputs`). A thread whose tracer (ptrace
+    /// emulated) may see the exit stop is left as it is. Returns whether
+    /// it wrote one.
+    pub(super) fn write_due_exits(&mut self, tid: Tid) -> Result<bool, Error> {
+        let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) else {
+            return Ok(false);
+        };
+        let due: Vec<(Tid, Entered)> = self
+            .tasks
+            .iter()
+            .filter(|(&t, task)| t != tid && task.pid == pid && task.traced.is_none())
+            .filter_map(|(&t, task)| match task.state {
+                State::Ready(Pending::Exit(entered)) => Some((t, entered)),
+                _ => None,
+            })
+            .collect();
+        for &(t, entered) in &due {
+            let regs = self.write_exit(t, entered)?;
+            if let Some(task) = self.tasks.get_mut(&t) {
+                task.state = State::Ready(Pending::ExitWritten(entered.nr, regs));
+            }
+        }
+        Ok(!due.is_empty())
+    }
+
     /// The registers at a syscall's exit, with the result the recorder
     /// imposes (`forced_ret`) written in.
     pub(super) fn finish_syscall_regs(

@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use super::{Pending, Session, State, Task};
+use super::{Entered, Pending, Session, State, Task};
 use crate::recorder::Error;
 use rrtest_sys::ptrace;
 use rrtest_trace::Tid;
@@ -93,9 +93,9 @@ fn describe(task: &Task) -> String {
     }
     match task.state {
         State::Ready(Pending::Nothing) => "stopped by the recorder, ready to run".into(),
-        State::Ready(Pending::Exit(e)) => format!(
+        State::Ready(Pending::Exit(Entered { nr, .. }) | Pending::ExitWritten(nr, _)) => format!(
             "stopped at the exit of {}, ready to run",
-            rrtest_syscalls::name(e.nr)
+            rrtest_syscalls::name(nr)
         ),
         State::InSyscall { entered, split } => format!(
             "in {}{}",
