@@ -226,6 +226,35 @@ pub fn wait_tid_nohang(tid: i32) -> io::Result<Option<WaitEvent>> {
     wait_raw(tid, libc::WNOHANG)
 }
 
+/// Whether thread `tid` is in a syscall stop (`SIGTRAP | 0x80`) that was
+/// not reported yet. The report is left where it is (`WNOWAIT`): the next
+/// wait for `tid` takes it.
+pub fn syscall_stop_waiting(tid: i32) -> io::Result<bool> {
+    // SAFETY: an all-zero `siginfo_t` is a valid value of the type.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `info` is a valid out-pointer for the duration of the call.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                tid as libc::id_t,
+                &mut info,
+                libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    // SAFETY: waitid filled the CLD_* fields (or left them zero: no report).
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    Ok(pid == tid && info.si_code == libc::CLD_TRAPPED && status == (libc::SIGTRAP | 0x80))
+}
+
 /// Returns the next event of any tracee, if one is ready.
 pub fn wait_any_nohang() -> io::Result<Option<WaitEvent>> {
     wait_raw(-1, libc::WNOHANG)
@@ -545,6 +574,7 @@ pub fn setsigmask(tid: i32, mask: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn registers_go_to_the_kernel_layout_and_back() {
@@ -561,6 +591,61 @@ mod tests {
         let back = regs_from_bytes(&bytes).expect("216 bytes");
         assert_eq!(regs_to_bytes(&back), bytes);
         assert!(regs_from_bytes(&bytes[1..]).is_none());
+    }
+
+    #[test]
+    fn a_syscall_stop_is_seen_waiting_and_left_to_the_wait() {
+        // SAFETY: the child makes raw syscalls only, all async-signal-safe.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: plain syscalls in the forked child, which then ends.
+            unsafe {
+                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+                libc::raise(libc::SIGSTOP);
+                libc::syscall(libc::SYS_getppid);
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+        let ev = wait_tid(pid).expect("waitpid");
+        assert!(
+            matches!(
+                ev,
+                WaitEvent::Signal {
+                    signo: libc::SIGSTOP,
+                    ..
+                }
+            ),
+            "unexpected {ev:?}"
+        );
+        // A signal-delivery stop, taken: nothing waits.
+        assert!(!syscall_stop_waiting(pid).expect("waitid"));
+        req(
+            libc::PTRACE_SETOPTIONS,
+            pid,
+            0,
+            libc::PTRACE_O_TRACESYSGOOD as usize,
+        )
+        .expect("PTRACE_SETOPTIONS");
+        syscall(pid, 0).expect("PTRACE_SYSCALL");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !syscall_stop_waiting(pid).expect("waitid") {
+            assert!(Instant::now() < deadline, "no syscall stop came");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Seen, not taken: seen again, and the wait gets it.
+        assert!(syscall_stop_waiting(pid).expect("waitid"));
+        let ev = wait_tid(pid).expect("waitpid");
+        assert!(
+            matches!(ev, WaitEvent::SyscallStop { .. }),
+            "unexpected {ev:?}"
+        );
+        assert!(!syscall_stop_waiting(pid).expect("waitid"));
+        // SAFETY: killing and reaping our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
+        }
     }
 
     #[test]

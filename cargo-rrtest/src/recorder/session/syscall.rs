@@ -650,13 +650,39 @@ impl Session {
     /// the call ended, and the digest hashes it; replay writes it at the
     /// `SyscallExit`, which must therefore come before the point. Written
     /// when the thread was scheduled, it came after, and the trace did not
-    /// verify (`blocked_wait_outputs`). A thread whose tracer (ptrace
-    /// emulated) may see the exit stop is left as it is. Returns whether
-    /// it wrote one.
+    /// verify (`blocked_wait_outputs`). An exit stop that came and was not
+    /// taken yet is taken first. A thread whose tracer (ptrace emulated)
+    /// may see the exit stop is left as it is. Returns whether it wrote
+    /// one.
     pub(super) fn write_due_exits(&mut self, tid: Tid) -> Result<bool, Error> {
         let Some(pid) = self.tasks.get(&tid).map(|t| t.pid) else {
             return Ok(false);
         };
+        // Calls that ended, their exit stops not taken yet (the loop takes
+        // one stop at a time): taken now, as the loop would.
+        let ended: Vec<Tid> = self
+            .tasks
+            .iter()
+            .filter(|(&t, task)| {
+                t != tid
+                    && task.pid == pid
+                    && task.traced.is_none()
+                    && matches!(task.state, State::InSyscall { split: true, .. })
+            })
+            .map(|(&t, _)| t)
+            .filter(|&t| ptrace::syscall_stop_waiting(t).unwrap_or(false))
+            .collect();
+        for t in ended {
+            debug!(
+                tid = t,
+                point_of = tid,
+                "an ended call's exit stop taken before a point"
+            );
+            let ev = ptrace::wait_tid(t).map_err(ptrace_err("waitpid", t))?;
+            self.last_stop = std::time::Instant::now();
+            self.stats.schedule.stops += 1;
+            self.handle(ev)?;
+        }
         let due: Vec<(Tid, Entered)> = self
             .tasks
             .iter()
