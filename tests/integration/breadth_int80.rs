@@ -74,6 +74,14 @@
 //!   `SYS_GETSOCKOPT` that store over their own words), and the old
 //!   `mmap` (90) of a `struct mmap_arg_struct32` (anonymous, of a file at
 //!   4096, `MAP_FIXED` over the page that holds its own struct);
+//! - `int80_mq` makes the POSIX message queue calls: `mq_open` of a
+//!   32-byte `compat_mq_attr`, `mq_getsetattr` (the old attributes stored
+//!   in one, `O_NONBLOCK` set through one), `mq_timedsend` (a 32-bit
+//!   timespec) and `mq_timedsend_time64`, `mq_timedreceive` and
+//!   `mq_timedreceive_time64` (the message and its priority; no priority
+//!   pointer; EMSGSIZE; EAGAIN; a 20 ms timeout that expires; one blocked
+//!   until a child's 64-bit send), `mq_notify` of a `compat_sigevent`
+//!   (the signal it raises handled with its value) and `mq_unlink`;
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -99,7 +107,9 @@
 //!   `getsockopt`, `recvmsg` and `rt_sigtimedwait` stored (`recvmsg`
 //!   through the `compat_msghdr`), checks a `socketcall`'s and an old
 //!   `mmap`'s words at their entries as recorded, writes what each
-//!   `socketcall` sub-call stored and maps what the old `mmap` mapped;
+//!   `socketcall` sub-call stored and maps what the old `mmap` mapped,
+//!   and writes the messages, priorities and `compat_mq_attr`s the
+//!   message queue calls stored;
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
 //! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
@@ -411,6 +421,43 @@ const WANT_SC: &[&str] = &[
     "i386 old mmap of a struct it cannot read returned the expected value: yes\n",
 ];
 
+/// Lines `int80_mq` prints when its checks pass (every check prints `yes`
+/// or exits 1; these name one call of each kind).
+const WANT_MQ: &[&str] = &[
+    "the i386 mq_open's queue holds 4 messages of 64 bytes, as the 64-bit mq_getattr sees: yes\n",
+    "i386 mq_open of a compat_mq_attr of no messages returned the expected value: yes\n",
+    "i386 mq_getsetattr stored flags 0, 4 messages of 64 bytes, none queued, zeroed reserved words, the next word untouched: yes\n",
+    "i386 mq_getsetattr counts 2 messages queued: yes\n",
+    "i386 mq_timedreceive stored hello and its priority 7: yes\n",
+    "i386 mq_timedreceive_time64 stored world! and its priority 3: yes\n",
+    "i386 mq_timedreceive into 32 bytes of a 64-byte queue returned the expected value: yes\n",
+    "i386 mq_timedreceive without a priority pointer stored the 64-bit send's bytes: yes\n",
+    "i386 mq_timedreceive of 20 ms on an empty queue returned the expected value: yes\n",
+    "the i386 mq_timedreceive waited 20 ms: yes\n",
+    "the 64-bit mq_getattr sees the i386 O_NONBLOCK, the old flags stored 0: yes\n",
+    "i386 mq_timedreceive on an empty O_NONBLOCK queue returned the expected value: yes\n",
+    "the blocked i386 mq_timedreceive stored the child's message and priority 9: yes\n",
+    "i386 mq_notify while registered returned the expected value: yes\n",
+    "the i386 mq_notify's SIGUSR1 was handled with SI_MESGQ and the value 4242: yes\n",
+    "i386 mq_notify of NULL returned the expected value: yes\n",
+    "i386 mq_unlink returned the expected value: yes\n",
+    "the 64-bit mq_open after the i386 mq_unlink fails with ENOENT: yes\n",
+];
+
+const fn mq(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_MQ,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_mq",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
 const fn sc(name: &'static str, link: Link) -> Spec {
     Spec {
         stdout_has: WANT_SC,
@@ -510,6 +557,8 @@ const SPECS: &[Spec] = &[
     io("int80_io-static", Link::Static),
     sc("int80_socketcall-nopie", Link::NoPie),
     sc("int80_socketcall-static", Link::Static),
+    mq("int80_mq-nopie", Link::NoPie),
+    mq("int80_mq-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).

@@ -116,7 +116,14 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// control messages, netfilter's 32-bit tables, store the length of what
 /// they wrote there too), and the length it needs on `ERANGE` (kept on
 /// failure: `compat_rows::WRITES_ON_FAILURE`); `setsockopt` only reads
-/// its value, whatever the option. What the
+/// its value, whatever the option. The POSIX message queue calls
+/// `mq_unlink` (278) and the `_time64` `mq_timedsend` and
+/// `mq_timedreceive` (418, 419) are the x86-64 calls' `sys_*` entries;
+/// `mq_timedsend` and `mq_timedreceive` (279, 280,
+/// `sys_mq_timed*_time32`) read their absolute timeout as a 32-bit
+/// timespec and write what the x86-64 calls write (the receive the
+/// message, as many bytes as it returns, and its `unsigned int`
+/// priority), and block as the x86-64 rows say. What the
 /// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
@@ -200,6 +207,9 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (255, 233), // epoll_ctl (packed 12-byte epoll_event on both)
     (256, 232), // epoll_wait
     (270, 234), // tgkill
+    (278, 241), // mq_unlink
+    (279, 242), // mq_timedsend (sys_mq_timedsend_time32: its timeout, read only, a 32-bit timespec)
+    (280, 243), // mq_timedreceive (sys_mq_timedreceive_time32: likewise)
     (291, 253), // inotify_init
     (292, 254), // inotify_add_watch
     (293, 255), // inotify_rm_watch
@@ -244,6 +254,8 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (407, 230), // clock_nanosleep_time64 (the 64-bit timespecs)
     (412, 280), // utimensat_time64 (the 64-bit timespecs)
     (414, 271), // ppoll_time64 (compat_sys_ppoll_time64: the same layouts)
+    (418, 242), // mq_timedsend_time64 (sys_mq_timedsend)
+    (419, 243), // mq_timedreceive_time64 (sys_mq_timedreceive)
     (422, 202), // futex_time64 (sys_futex)
     (439, 439), // faccessat2
 ];
@@ -297,6 +309,11 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// `compat_sys_rt_sigtimedwait_time32`/`_time64`: an 8-byte sigset of
 /// two 32-bit words (the same bits), a 32-bit or 64-bit timespec only
 /// read, and the 128-byte `compat_siginfo` of the signal taken.
+/// `mq_open` (277) and `mq_notify` (281) are `compat_sys_mq_open` and
+/// `compat_sys_mq_notify`: they only read their i386 structures (a
+/// `compat_mq_attr`, a `compat_sigevent`), writing no memory;
+/// `mq_getsetattr` (282, `compat_sys_mq_getsetattr`) reads and stores
+/// 32-byte `compat_mq_attr`s of eight 32-bit longs.
 const MEANINGS: &[(u32, i64)] = &[
     (55, 72),   // fcntl (compat_sys_fcntl: fcntl64's commands, no 64-bit locks)
     (145, 19),  // readv
@@ -311,6 +328,9 @@ const MEANINGS: &[(u32, i64)] = &[
     (225, 187), // readahead (the offset split)
     (250, 221), // fadvise64 (the offset split, a 32-bit length)
     (272, 221), // fadvise64_64 (the offset and the length split)
+    (277, 240), // mq_open (a 32-byte compat_mq_attr, only read)
+    (281, 244), // mq_notify (a 64-byte compat_sigevent, only read)
+    (282, 245), // mq_getsetattr (32-byte compat_mq_attrs)
     (308, 270), // pselect6 (32-bit fd_sets and timespec: a row of its own)
     (309, 271), // ppoll (32-bit timespec: a row of its own)
     (314, 277), // sync_file_range (the offset and the length split)
@@ -709,6 +729,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (108, "fstat"),
     (109, "olduname"),
     (116, "sysinfo"),
+    (117, "ipc"),
     (118, "fsync"),
     (122, "uname"),
     (125, "mprotect"),
@@ -769,6 +790,12 @@ const I386_NAMES: &[(u32, &str)] = &[
     (270, "tgkill"),
     (271, "utimes"),
     (272, "fadvise64_64"),
+    (277, "mq_open"),
+    (278, "mq_unlink"),
+    (279, "mq_timedsend"),
+    (280, "mq_timedreceive"),
+    (281, "mq_notify"),
+    (282, "mq_getsetattr"),
     (291, "inotify_init"),
     (292, "inotify_add_watch"),
     (293, "inotify_rm_watch"),
@@ -801,7 +828,9 @@ const I386_NAMES: &[(u32, &str)] = &[
     (332, "inotify_init1"),
     (333, "preadv"),
     (334, "pwritev"),
+    (337, "recvmmsg"),
     (340, "prlimit64"),
+    (345, "sendmmsg"),
     (347, "process_vm_readv"),
     (348, "process_vm_writev"),
     (353, "renameat2"),
@@ -824,12 +853,26 @@ const I386_NAMES: &[(u32, &str)] = &[
     (378, "preadv2"),
     (379, "pwritev2"),
     (383, "statx"),
+    (393, "semget"),
+    (394, "semctl"),
+    (395, "shmget"),
+    (396, "shmctl"),
+    (397, "shmat"),
+    (398, "shmdt"),
+    (399, "msgget"),
+    (400, "msgsnd"),
+    (401, "msgrcv"),
+    (402, "msgctl"),
     (403, "clock_gettime64"),
     (406, "clock_getres_time64"),
     (407, "clock_nanosleep_time64"),
     (412, "utimensat_time64"),
     (413, "pselect6_time64"),
     (414, "ppoll_time64"),
+    (417, "recvmmsg_time64"),
+    (418, "mq_timedsend_time64"),
+    (419, "mq_timedreceive_time64"),
+    (420, "semtimedop_time64"),
     (421, "rt_sigtimedwait_time64"),
     (422, "futex_time64"),
     (439, "faccessat2"),

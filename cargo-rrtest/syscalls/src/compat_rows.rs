@@ -12,14 +12,16 @@
 //! of 32-bit iovecs and of split offsets and lengths, `sendfile`'s 32-bit
 //! offset, `recvmsg`'s `compat_msghdr`, the i386 `restart_syscall`, and
 //! `mmap2` and the old `mmap` (90), replayed like `mmap` through
-//! [`crate::x86_64_call`], and `socketcall` (102).
+//! [`crate::x86_64_call`], `socketcall` (102), and the message queue
+//! calls of i386 structures (`mq_open`, `mq_notify`, `mq_getsetattr`).
 //! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
 //! [`crate::compat_nr`]), named by [`crate::name`] as the other 32-bit
 //! calls; those that mean an x86-64 call (`readv`, `writev`, `pread64`,
 //! `pwrite64`, `truncate64`, `ftruncate64`, `preadv`, `pwritev`,
 //! `preadv2`, `pwritev2`, `fcntl64`, `fcntl`, `sendfile`, `readahead`,
 //! `fadvise64`, `fadvise64_64`, `sync_file_range`, `fallocate`,
-//! `vmsplice`, `process_vm_readv`, `sendmsg`, `recvmsg`) are followed by
+//! `vmsplice`, `process_vm_readv`, `sendmsg`, `recvmsg`, `mq_open`,
+//! `mq_notify`, `mq_getsetattr`) are followed by
 //! its number ([`crate::row_nr`]), and may block where the x86-64 call's
 //! row says it may.
 //!
@@ -178,6 +180,17 @@
 //! as `mmap`; the trace carries the words ([`crate::entry_args`]) and it
 //! is recorded and replayed as the `mmap` they mean
 //! ([`crate::x86_64_call`]), as `mmap2` is.
+//! `mq_open` (277, `compat_sys_mq_open`) reads a 32-byte `compat_mq_attr`
+//! ([`COMPAT_MQ_ATTR`], eight 32-bit longs) when it creates a queue with
+//! one, and `mq_notify` (281, `compat_sys_mq_notify`) a 64-byte
+//! `compat_sigevent` when not null: neither writes memory (a signal the
+//! notification raises later is delivered and recorded as any signal; a
+//! `SIGEV_THREAD` notification is a message on the program's netlink
+//! socket, which its receive records). `mq_getsetattr` (282,
+//! `compat_sys_mq_getsetattr`) reads a `compat_mq_attr` at its second
+//! argument and, on success, stores one at its third when not null (its
+//! reserved words zeroed). The sends and receives of 32-bit and 64-bit
+//! timespecs are the x86-64 rows' ([`crate::compat`]'s equivalents).
 
 use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE};
 use super::outputs::{
@@ -314,6 +327,11 @@ pub const COMPAT_OFF_T: u64 = 4;
 /// bytes, as the 64-bit `siginfo_t`, but its union at 12 (the 64-bit
 /// one's at 16) and its fields 32-bit.
 pub const COMPAT_SIGINFO: u64 = 128;
+/// The i386 `struct compat_mq_attr` of `mq_open` (277) and
+/// `mq_getsetattr` (282): eight 32-bit longs (`mq_flags`, `mq_maxmsg`,
+/// `mq_msgsize`, `mq_curmsgs`, four reserved ones the kernel zeroes when
+/// it stores one).
+pub const COMPAT_MQ_ATTR: u64 = 8 * 4;
 /// The i386 `struct compat_msghdr` of `sendmsg` and `recvmsg` (370, 372):
 /// seven 32-bit fields, at the offsets of [`compat_msghdr`].
 #[cfg_attr(not(test), allow(dead_code))]
@@ -915,6 +933,15 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     ),
     d(271, "utimes", false, ReplayAction::Emulate, none),
     d(272, "fadvise64_64", false, ReplayAction::Emulate, none),
+    d(277, "mq_open", false, ReplayAction::Emulate, none),
+    d(281, "mq_notify", false, ReplayAction::Emulate, none),
+    d(
+        282,
+        "mq_getsetattr",
+        false,
+        ReplayAction::Emulate,
+        fixed::<2, COMPAT_MQ_ATTR>,
+    ),
     d(299, "futimesat", false, ReplayAction::Emulate, none),
     d(
         300,

@@ -3009,3 +3009,66 @@ fn compat_old_mmap_is_the_mmap_its_struct_read_at_the_entry_means() {
         old_mmap
     );
 }
+
+#[test]
+fn compat_message_queue_calls_are_the_x86_64_ones_but_their_structures() {
+    let m = FakeMem::default();
+    // mq_unlink and the _time64 send and receive are the x86-64 sys_*
+    // entries; the send and receive of 32-bit timespecs only read them.
+    for (i386, x86_64) in [
+        (278, libc::SYS_mq_unlink),
+        (279, libc::SYS_mq_timedsend),
+        (280, libc::SYS_mq_timedreceive),
+        (418, libc::SYS_mq_timedsend),
+        (419, libc::SYS_mq_timedreceive),
+    ] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
+        assert_eq!(crate::lookup(nr).map(|d| d.nr), Some(x86_64), "{i386}");
+        assert!(crate::name(nr).starts_with("i386 mq_"), "{i386}");
+    }
+    // The receives: the message (as many bytes as returned) and the
+    // 4-byte priority; nothing on ETIMEDOUT; they may block.
+    for n in [280, 419] {
+        let nr = crate::compat_nr(n);
+        assert!(crate::lookup(nr).is_some_and(|d| d.may_block), "{n}");
+        assert_eq!(
+            ok(&call(nr, &[3, 0x1000, 64, 0x2000, 0x3000], 5), &m),
+            [(0x1000, 5), (0x2000, 4)],
+            "{n}"
+        );
+        assert_eq!(
+            ok(&call(nr, &[3, 0x1000, 64, 0, 0x3000], 4), &m),
+            [(0x1000, 4)]
+        );
+        assert!(ok(&call(nr, &[3, 0x1000, 64, 0x2000, 0x3000], -110), &m).is_empty());
+    }
+    // mq_open and mq_notify only read their i386 structures; mq_getsetattr
+    // stores a 32-byte compat_mq_attr of eight 32-bit longs on success.
+    assert_eq!(crate::compat_rows::COMPAT_MQ_ATTR, 32);
+    for (i386, x86_64) in [
+        (277, libc::SYS_mq_open),
+        (281, libc::SYS_mq_notify),
+        (282, libc::SYS_mq_getsetattr),
+    ] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::x86_64_equivalent(nr), None, "{i386}");
+        assert_eq!(crate::row_nr(nr), x86_64, "{i386}");
+        assert_eq!(crate::lookup(nr).map(|d| d.nr), Some(nr), "{i386}");
+    }
+    let open = crate::compat_nr(277);
+    assert!(ok(&call(open, &[0x1000, 0o102, 0o600, 0x2000], 3), &m).is_empty());
+    let notify = crate::compat_nr(281);
+    assert!(ok(&call(notify, &[3, 0x2000], 0), &m).is_empty());
+    let getsetattr = crate::compat_nr(282);
+    assert_eq!(
+        ok(&call(getsetattr, &[3, 0x1000, 0x2000], 0), &m),
+        [(0x2000, 32)]
+    );
+    assert!(ok(&call(getsetattr, &[3, 0x1000, 0], 0), &m).is_empty());
+    assert!(ok(&call(getsetattr, &[3, 0x1000, 0x2000], -9), &m).is_empty());
+    assert_eq!(
+        crate::name(getsetattr),
+        "i386 mq_getsetattr (int $0x80 #282)"
+    );
+}
