@@ -82,6 +82,17 @@
 //!   pointer; EMSGSIZE; EAGAIN; a 20 ms timeout that expires; one blocked
 //!   until a child's 64-bit send), `mq_notify` of a `compat_sigevent`
 //!   (the signal it raises handled with its value) and `mq_unlink`;
+//! - `int80_ipc` makes the System V semaphore and message calls of their
+//!   own numbers (`semget`, `semctl` of the 64-byte `compat_semid64_ds`,
+//!   `semtimedop_time64`, `msgget`, `msgsnd`, `msgrcv` of a 32-bit
+//!   `mtype`, one blocked until a child's 64-bit send, `msgctl` of the
+//!   88-byte `compat_msqid64_ds`) and through the `ipc` multiplexer
+//!   (117: `SEMGET`, `SEMCTL` of a `union semun` read at the entry, with
+//!   `IPC_64` and the old 44-byte `compat_semid_ds`, `SEMOP`,
+//!   `SEMTIMEDOP` of a 32-bit timespec that expires, `MSGGET`, `MSGSND`,
+//!   `MSGRCV` through a `struct compat_ipc_kludge` read at the entry and
+//!   of version 1, `MSGCTL` with `IPC_64` and the old 56-byte
+//!   `compat_msqid_ds`, no sub-call, EINVAL, EFAULT);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -109,7 +120,8 @@
 //!   `mmap`'s words at their entries as recorded, writes what each
 //!   `socketcall` sub-call stored and maps what the old `mmap` mapped,
 //!   and writes the messages, priorities and `compat_mq_attr`s the
-//!   message queue calls stored;
+//!   message queue calls stored, and the messages and structures the
+//!   System V calls stored (checking `ipc`'s words at its entries);
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
 //! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
@@ -444,6 +456,55 @@ const WANT_MQ: &[&str] = &[
     "the 64-bit mq_open after the i386 mq_unlink fails with ENOENT: yes\n",
 ];
 
+/// Lines `int80_ipc` prints when its checks pass (every check prints
+/// `yes` or exits 1; these name one call of each kind).
+const WANT_IPC: &[&str] = &[
+    "the i386 semget's set has 3 semaphores, mode 0600: yes\n",
+    "the 64-bit GETVAL sees the i386 SETVAL's 5: yes\n",
+    "the 64-bit GETALL sees the i386 SETALL's 1, 2, 3: yes\n",
+    "i386 semctl GETALL stored 1, 2, 3 and left the next value: yes\n",
+    "i386 semctl IPC_STAT stored the 64-bit call's perm, times and 3 semaphores in the compat_semid64_ds: yes\n",
+    "i386 semctl IPC_INFO stored the 64-bit call's seminfo: yes\n",
+    "the i386 semtimedop_time64 waited 20 ms: yes\n",
+    "i386 semctl GETVAL returned the expected value: yes\n",
+    "i386 semtimedop_time64 of a semaphore at 0 with IPC_NOWAIT returned the expected value: yes\n",
+    "i386 msgrcv stored the 32-bit mtype 5 and hello, the next byte untouched: yes\n",
+    "i386 msgrcv with MSG_NOERROR stored the 64-bit send's type 2 and 2 bytes: yes\n",
+    "the blocked i386 msgrcv stored the child's type 9 and late: yes\n",
+    "i386 msgctl IPC_STAT stored the 64-bit call's perm, counts, times and pids in the compat_msqid64_ds: yes\n",
+    "i386 msgctl IPC_INFO stored the 64-bit call's msginfo: yes\n",
+    "the 64-bit IPC_STAT sees the i386 IPC_SET's 4096 bytes: yes\n",
+    "the 64-bit GETVAL sees the ipc SETVAL's 3: yes\n",
+    "ipc SEMCTL GETALL stored 2, 2 and left the next value: yes\n",
+    "ipc SEMCTL IPC_STAT|IPC_64 stored the compat_semid64_ds of 2 semaphores: yes\n",
+    "ipc SEMCTL IPC_STAT stored the old 44-byte compat_semid_ds of 2 semaphores: yes\n",
+    "the ipc SEMTIMEDOP waited 20 ms: yes\n",
+    "ipc MSGRCV of version 0 stored type 4 and defg where its ipc_kludge points: yes\n",
+    "ipc MSGCTL IPC_STAT|IPC_64 stored the compat_msqid64_ds of 1 message of 3 bytes: yes\n",
+    "ipc MSGCTL IPC_STAT stored the old 56-byte compat_msqid_ds of 1 message of 3 bytes: yes\n",
+    "ipc MSGRCV of version 1 stored type 3 and abc: yes\n",
+    "i386 msgrcv into 2 bytes returned the expected value: yes\n",
+    "i386 msgrcv of an empty queue with IPC_NOWAIT returned the expected value: yes\n",
+    "i386 ipc SEMCTL of a pointer it cannot read returned the expected value: yes\n",
+    "i386 ipc of no sub-call (99) returned the expected value: yes\n",
+    "i386 ipc SEMOP returned the expected value: yes\n",
+    "i386 ipc MSGSND returned the expected value: yes\n",
+];
+
+const fn ipc(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_IPC,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_ipc",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
 const fn mq(name: &'static str, link: Link) -> Spec {
     Spec {
         stdout_has: WANT_MQ,
@@ -559,6 +620,8 @@ const SPECS: &[Spec] = &[
     sc("int80_socketcall-static", Link::Static),
     mq("int80_mq-nopie", Link::NoPie),
     mq("int80_mq-static", Link::Static),
+    ipc("int80_ipc-nopie", Link::NoPie),
+    ipc("int80_ipc-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).

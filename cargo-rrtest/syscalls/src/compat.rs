@@ -31,14 +31,17 @@
 //! the x86-64 call's arguments (`mmap2` is recorded and replayed as the
 //! `mmap` it means; a split offset or length is joined). An iovec array a 32-bit
 //! call reads or fills is one of 8-byte `compat_iovec`s ([`read_iovec`]).
-//! The two calls whose arguments are in memory, which the kernel reads at
+//! The calls whose arguments are in memory, which the kernel reads at
 //! the entry (`socketcall`'s array of 32-bit words, the old `mmap`'s
-//! `struct mmap_arg_struct32`), carry the words read there in the argument
+//! `struct mmap_arg_struct32`, the `union semun` and the `struct
+//! compat_ipc_kludge` of the `ipc` multiplexer's `SEMCTL` and `MSGRCV`),
+//! carry the words read there in the argument
 //! registers they do not use ([`entry_args`], in recording and in
 //! replay's check of the entry): the exit describes the call by them
 //! (`socketcall` as the i386 socket call of its sub-call's own number,
 //! [`socketcall_sub`]; the old `mmap` as the `mmap` they mean,
-//! [`x86_64_call`]), whatever the call or the program wrote over them.
+//! [`x86_64_call`]; `ipc` as its System V sub-call), whatever the call
+//! or the program wrote over them.
 //! Any other 32-bit call that does not fail with ENOSYS marks the trace
 //! unreplayable, named: the memory it writes is not described (the i386
 //! layouts differ), or it changes state the recorder keeps itself (signal
@@ -123,7 +126,10 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// `sys_mq_timed*_time32`) read their absolute timeout as a 32-bit
 /// timespec and write what the x86-64 calls write (the receive the
 /// message, as many bytes as it returns, and its `unsigned int`
-/// priority), and block as the x86-64 rows say. What the
+/// priority), and block as the x86-64 rows say. `semget`, `msgget` and
+/// `semtimedop_time64` (393, 399, 420) are the x86-64 calls' `sys_*`
+/// entries (a `struct sembuf` is three shorts on both ABIs, the timeout
+/// a 64-bit timespec). What the
 /// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
@@ -141,10 +147,14 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// calls whose arguments differ (`pwrite64`'s split offset, `mmap2`'s page
 /// offset: rows of their own too, see [`MEANINGS`]), calls that start
 /// threads or change signal state (`clone`, `rt_sigaction`,
-/// `rt_sigprocmask`, `sigaltstack`, ...), and
+/// `rt_sigprocmask`, `sigaltstack`, ...),
 /// `socketcall` (102), whose arguments are an array in memory that the
 /// kernel reads at the entry: a row of its own, described by the words
-/// read there ([`entry_args`], [`socketcall_sub`]).
+/// read there ([`entry_args`], [`socketcall_sub`]), and the `ipc`
+/// multiplexer (117), likewise. The 32-bit shared memory calls (`shmget`,
+/// `shmctl`, `shmat`, `shmdt`, 395-398, and `ipc`'s `SHM*` sub-calls) are
+/// none of these: the recorder follows attached segments by the x86-64
+/// numbers alone, so they stay refused.
 const EQUIVALENTS: &[(u32, i64)] = &[
     (1, 60),    // exit (of one thread)
     (3, 0),     // read
@@ -249,6 +259,8 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (371, 45),  // recvfrom (compat_sys_recvfrom: the same arguments)
     (373, 48),  // shutdown
     (383, 332), // statx
+    (393, 64),  // semget
+    (399, 68),  // msgget
     (403, 228), // clock_gettime64
     (406, 229), // clock_getres_time64
     (407, 230), // clock_nanosleep_time64 (the 64-bit timespecs)
@@ -256,6 +268,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (414, 271), // ppoll_time64 (compat_sys_ppoll_time64: the same layouts)
     (418, 242), // mq_timedsend_time64 (sys_mq_timedsend)
     (419, 243), // mq_timedreceive_time64 (sys_mq_timedreceive)
+    (420, 220), // semtimedop_time64 (sys_semtimedop: the same 6-byte sembufs)
     (422, 202), // futex_time64 (sys_futex)
     (439, 439), // faccessat2
 ];
@@ -313,7 +326,11 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// `compat_sys_mq_notify`: they only read their i386 structures (a
 /// `compat_mq_attr`, a `compat_sigevent`), writing no memory;
 /// `mq_getsetattr` (282, `compat_sys_mq_getsetattr`) reads and stores
-/// 32-byte `compat_mq_attr`s of eight 32-bit longs.
+/// 32-byte `compat_mq_attr`s of eight 32-bit longs. `semctl`, `msgsnd`,
+/// `msgrcv` and `msgctl` (394, 400-402) are `compat_sys_*` entries: a
+/// `compat_msgbuf` of a 32-bit `mtype`, the 64-byte
+/// `compat_semid64_ds` and the 88-byte `compat_msqid64_ds` (the
+/// `IPC_64` bit of a command ignored).
 const MEANINGS: &[(u32, i64)] = &[
     (55, 72),   // fcntl (compat_sys_fcntl: fcntl64's commands, no 64-bit locks)
     (145, 19),  // readv
@@ -341,6 +358,10 @@ const MEANINGS: &[(u32, i64)] = &[
     (347, 310), // process_vm_readv (32-bit iovecs, local and remote)
     (370, 46),  // sendmsg (a 28-byte compat_msghdr, only read)
     (372, 47),  // recvmsg (a 28-byte compat_msghdr)
+    (394, 66),  // semctl (the 64-byte compat_semid64_ds)
+    (400, 69),  // msgsnd (a compat_msgbuf of a 32-bit mtype, only read)
+    (401, 70),  // msgrcv (a compat_msgbuf of a 32-bit mtype)
+    (402, 71),  // msgctl (the 88-byte compat_msqid64_ds)
     (378, 327), // preadv2
     (379, 328), // pwritev2
     (413, 270), // pselect6_time64 (32-bit fd_sets: a row of its own)
@@ -443,6 +464,21 @@ const SOCKETCALL: u32 = 102;
 const OLD_MMAP: u32 = 90;
 /// The words of an old `mmap`'s `struct mmap_arg_struct32`.
 pub const MMAP_ARG_WORDS: u64 = 6;
+/// The i386 `ipc` multiplexer (117, `compat_sys_ipc`): `(call, first,
+/// second, third, ptr, fifth)`, the System V sub-call in the low 16 bits
+/// of `call` and a version in the high 16.
+const IPC: u32 = 117;
+/// `ipc`'s `SEMCTL` and `MSGRCV` sub-calls (`include/uapi/linux/ipc.h`),
+/// the two that read memory at the entry: `SEMCTL`'s `union semun` (a
+/// 32-bit word at `ptr`), `MSGRCV`'s `struct compat_ipc_kludge` (the
+/// 32-bit `msgp` and `msgtyp` at `ptr`) where its version is 0.
+pub const IPC_SEMCTL: u64 = 3;
+/// See [`IPC_SEMCTL`].
+pub const IPC_MSGRCV: u64 = 12;
+/// Set in an `ipc` call's first argument (above its 32 bits) when the
+/// words its sub-call reads at the entry were read there and are in its
+/// sixth ([`entry_args`]).
+pub const IPC_WORDS_READ: u64 = 1 << 32;
 
 /// How many 32-bit argument words the kernel copies for each `socketcall`
 /// sub-call (`SYS_SOCKET` 1 to `SYS_SENDMMSG` 20, `include/uapi/linux/net.h`;
@@ -480,7 +516,15 @@ fn word(args: &[u64; 6], first: usize, i: usize) -> u64 {
 ///   (EFAULT);
 /// - the old `mmap(ptr)`: `[ptr, addr | len << 32, prot | flags << 32,
 ///   fd | offset << 32, 6, 0]`, or `[ptr, 0, 0, 0, 0, 0]` when the
-///   struct cannot be read (EFAULT).
+///   struct cannot be read (EFAULT);
+/// - `ipc(call, first, second, third, ptr, fifth)` of `SEMCTL`:
+///   `[call | IPC_WORDS_READ, first, second, third, ptr, semun]` (the
+///   32-bit word at `ptr`), and of `MSGRCV` of version 0: `[call |
+///   IPC_WORDS_READ, first, second, third, ptr, msgp | msgtyp << 32]`
+///   (the `struct compat_ipc_kludge` at `ptr`), the sixth register those
+///   sub-calls do not use ([`IPC_WORDS_READ`]); its registers as they are
+///   where `ptr` is null or cannot be read (EINVAL, EFAULT), and for the
+///   other sub-calls.
 ///
 /// Any other call's are its registers.
 pub fn entry_args(mem: &dyn crate::MemReader, nr: i64, args: [u64; 6]) -> [u64; 6] {
@@ -518,6 +562,27 @@ pub fn entry_args(mem: &dyn crate::MemReader, nr: i64, args: [u64; 6]) -> [u64; 
             }
             None => [args[0], 0, 0, 0, 0, 0],
         },
+        IPC => {
+            let n = match (args[0] & 0xffff, args[0] >> 16) {
+                (IPC_SEMCTL, _) => 1,
+                (IPC_MSGRCV, 0) => 2,
+                _ => return args,
+            };
+            match read(args[4], n).filter(|_| args[4] != 0) {
+                Some(words) => {
+                    let [w, ..] = pack(&words);
+                    [
+                        args[0] | IPC_WORDS_READ,
+                        args[1],
+                        args[2],
+                        args[3],
+                        args[4],
+                        w,
+                    ]
+                }
+                None => args,
+            }
+        }
         _ => args,
     }
 }

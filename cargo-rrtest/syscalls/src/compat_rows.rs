@@ -332,6 +332,41 @@ pub const COMPAT_SIGINFO: u64 = 128;
 /// `mq_msgsize`, `mq_curmsgs`, four reserved ones the kernel zeroes when
 /// it stores one).
 pub const COMPAT_MQ_ATTR: u64 = 8 * 4;
+/// The i386 `struct compat_ipc64_perm`: the 32-bit key, uid, gid, cuid
+/// and cgid, the 16-bit mode, its padding, the 16-bit seq, its padding,
+/// two unused 32-bit words.
+pub const COMPAT_IPC64_PERM: u64 = 5 * 4 + 4 * 2 + 2 * 4;
+/// The i386 `struct compat_semid64_ds` a 32-bit `semctl`'s stat commands
+/// store (with `IPC_64`, or always for the call of its own number): the
+/// perm, the low and high halves of `sem_otime` and `sem_ctime`,
+/// `sem_nsems` and two unused words, all 32-bit.
+pub const COMPAT_SEMID64_DS: u64 = COMPAT_IPC64_PERM + 7 * 4;
+/// The i386 `struct compat_msqid64_ds` of a 32-bit `msgctl`'s stat
+/// commands: the perm, the halves of the three times, `msg_cbytes`,
+/// `msg_qnum`, `msg_qbytes`, the two pids and two unused words, all
+/// 32-bit.
+pub const COMPAT_MSQID64_DS: u64 = COMPAT_IPC64_PERM + 13 * 4;
+/// The old i386 `struct compat_ipc_perm` (`ipc`'s commands without
+/// `IPC_64`): the 32-bit key, then 16-bit uid, gid, cuid, cgid, mode and
+/// seq.
+pub const COMPAT_IPC_PERM: u64 = 4 + 6 * 2;
+/// The old i386 `struct compat_semid_ds`: the old perm, two 32-bit times,
+/// four 32-bit pointers, the 16-bit `sem_nsems`, padded to 4 bytes.
+pub const COMPAT_SEMID_DS: u64 = (COMPAT_IPC_PERM + 6 * 4 + 2).next_multiple_of(4);
+/// The old i386 `struct compat_msqid_ds`: the old perm, two 32-bit
+/// pointers, three 32-bit times, `msg_lcbytes` and `msg_lqbytes`, then
+/// 16-bit `msg_cbytes`, `msg_qnum`, `msg_qbytes` and pids, padded to 4
+/// bytes.
+pub const COMPAT_MSQID_DS: u64 = (COMPAT_IPC_PERM + 7 * 4 + 5 * 2).next_multiple_of(4);
+/// The i386 `compat_msgbuf`'s `mtype`: a 32-bit long before the text.
+pub const COMPAT_MTYPE: u64 = 4;
+/// The flag of a System V control command asking for the 64-bit
+/// structures (`IPC_64`).
+const IPC_64: u64 = 0x100;
+// The System V commands libc does not name.
+const SEM_STAT_ANY: i32 = 20;
+const MSG_STAT_ANY: i32 = 13;
+
 /// The i386 `struct compat_msghdr` of `sendmsg` and `recvmsg` (370, 372):
 /// seven 32-bit fields, at the offsets of [`compat_msghdr`].
 #[cfg_attr(not(test), allow(dead_code))]
@@ -527,6 +562,192 @@ fn old_mmap(c: &Call, _: &dyn MemReader, _: &mut Vec<Region>) -> Result<(), Unsu
         )));
     }
     Ok(())
+}
+
+/// What a 32-bit `semctl(semid, semnum, cmd, arg)` that returned `c.ret`
+/// stored (`compat_ksys_semctl`, its command's `IPC_64` bit masked off):
+/// the stat commands a [`COMPAT_SEMID64_DS`] at `arg` (`ipc64`) or an
+/// old [`COMPAT_SEMID_DS`], the info ones a `struct seminfo` (ints: one
+/// layout for both ABIs), `GETALL` a `u16` per semaphore of the set (its
+/// size from `/proc/sysvipc/sem`); nothing for the others. A command
+/// not described that succeeded is refused.
+fn sysv_semctl(
+    c: &Call,
+    mem: &dyn MemReader,
+    [semid, cmd, arg]: [u64; 3],
+    ipc64: bool,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    let ds = if ipc64 {
+        COMPAT_SEMID64_DS
+    } else {
+        COMPAT_SEMID_DS
+    };
+    match (cmd & !IPC_64) as u32 as i32 {
+        libc::IPC_STAT | libc::SEM_STAT | SEM_STAT_ANY => push(out, arg, ds),
+        libc::IPC_INFO | libc::SEM_INFO => push(out, arg, super::layout::SEMINFO),
+        libc::IPC_SET
+        | libc::IPC_RMID
+        | libc::GETPID
+        | libc::GETVAL
+        | libc::GETNCNT
+        | libc::GETZCNT
+        | libc::SETVAL
+        | libc::SETALL => {}
+        libc::GETALL => {
+            let nsems = super::ipc::sysv_column(c, mem, "sem", semid, 3)?;
+            push(out, arg, nsems.saturating_mul(2));
+        }
+        other => {
+            return Err(Unsupported(format!(
+                "{}: semctl command {other} is not described",
+                super::name(c.nr)
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// What a 32-bit `msgctl(msqid, cmd, buf)` that returned `c.ret` stored
+/// (`compat_ksys_msgctl`, its command's `IPC_64` bit masked off): the
+/// stat commands a [`COMPAT_MSQID64_DS`] at `buf` (`ipc64`) or an old
+/// [`COMPAT_MSQID_DS`], the info ones a `struct msginfo` (ints); nothing
+/// for `IPC_SET` and `IPC_RMID`.
+fn sysv_msgctl(
+    c: &Call,
+    cmd: u64,
+    buf: u64,
+    ipc64: bool,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    let ds = if ipc64 {
+        COMPAT_MSQID64_DS
+    } else {
+        COMPAT_MSQID_DS
+    };
+    match (cmd & !IPC_64) as u32 as i32 {
+        libc::IPC_STAT | libc::MSG_STAT | MSG_STAT_ANY => push(out, buf, ds),
+        libc::IPC_INFO | libc::MSG_INFO => push(out, buf, super::layout::MSGINFO),
+        libc::IPC_SET | libc::IPC_RMID => {}
+        other => {
+            return Err(Unsupported(format!(
+                "{}: msgctl command {other} is not described",
+                super::name(c.nr)
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// What a 32-bit `msgrcv` that returned `c.ret` stored at `msgp`: the
+/// `compat_msgbuf`'s 32-bit `mtype` and as many bytes of text as it
+/// returned (at most `msgsz`).
+fn sysv_msgrcv(c: &Call, msgp: u64, msgsz: u64, out: &mut Vec<Region>) {
+    if c.ret >= 0 {
+        push(out, msgp, COMPAT_MTYPE + ret_len(c).min(msgsz));
+    }
+}
+
+/// `semctl(semid, semnum, cmd, arg)` of a 32-bit caller (394,
+/// `compat_sys_semctl`): the 64-bit structures whatever `IPC_64` says.
+fn semctl32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    sysv_semctl(c, mem, [c.args[0], c.args[2], c.args[3]], true, out)
+}
+
+/// `msgrcv(msqid, msgp, msgsz, msgtyp, msgflg)` of a 32-bit caller (401,
+/// `compat_sys_msgrcv`).
+fn msgrcv32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    sysv_msgrcv(c, c.args[1], c.args[2], out);
+    Ok(())
+}
+
+/// `msgctl(msqid, cmd, buf)` of a 32-bit caller (402,
+/// `compat_sys_msgctl`): the 64-bit structures whatever `IPC_64` says.
+fn msgctl32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    sysv_msgctl(c, c.args[1], c.args[2], true, out)
+}
+
+/// The names of `ipc`'s sub-calls, by number.
+fn ipc_sub_name(sub: u64) -> String {
+    match sub {
+        1 => "SEMOP".into(),
+        2 => "SEMGET".into(),
+        3 => "SEMCTL".into(),
+        4 => "SEMTIMEDOP".into(),
+        11 => "MSGSND".into(),
+        12 => "MSGRCV".into(),
+        13 => "MSGGET".into(),
+        14 => "MSGCTL".into(),
+        21 => "SHMAT".into(),
+        22 => "SHMDT".into(),
+        23 => "SHMGET".into(),
+        24 => "SHMCTL".into(),
+        _ => format!("sub-call {sub}"),
+    }
+}
+
+/// `ipc(call, first, second, third, ptr, fifth)` of a 32-bit caller
+/// (`compat_sys_ipc`, its arguments as [`crate::entry_args`] gives them):
+/// what its System V sub-call (the low 16 bits of `call`) stored.
+/// `SEMOP`, `SEMTIMEDOP` (a 32-bit timespec), `SEMGET`, `MSGSND` and
+/// `MSGGET` store nothing; `SEMCTL(semid, semnum, cmd, &semun)` what
+/// `semctl` stores with the `union semun` read at the entry, the old
+/// structures unless `cmd` has `IPC_64`; `MSGRCV(msqid, msgsz, msgflg,
+/// ptr, msgtyp)` the message at the `msgp` of the `struct
+/// compat_ipc_kludge` read at the entry (version 0) or at `ptr` (other
+/// versions); `MSGCTL(msqid, cmd, _, buf)` what `msgctl` stores, the old
+/// structures unless `cmd` has `IPC_64`. Nothing when it failed. The
+/// shared memory sub-calls that succeed are refused, named, as the
+/// 32-bit shared memory calls of their own numbers are: the recorder
+/// follows attached segments by the x86-64 numbers alone.
+fn ipc32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    let a = &c.args;
+    let sub = a[0] & 0xffff;
+    let read = a[0] & crate::compat::IPC_WORDS_READ != 0;
+    let unread = || {
+        Unsupported(format!(
+            "{}: {} succeeded with memory the recorder could not read at its entry",
+            super::name(c.nr),
+            ipc_sub_name(sub)
+        ))
+    };
+    match sub {
+        1 | 2 | 4 | 11 | 13 => Ok(()),
+        crate::compat::IPC_SEMCTL => {
+            if !read {
+                return Err(unread());
+            }
+            let semun = a[5] & 0xffff_ffff;
+            sysv_semctl(c, mem, [a[1], a[3], semun], a[3] & IPC_64 != 0, out)
+        }
+        crate::compat::IPC_MSGRCV => {
+            let msgp = if (a[0] & 0xffff_ffff) >> 16 == 0 {
+                if !read {
+                    return Err(unread());
+                }
+                a[5] & 0xffff_ffff
+            } else {
+                a[4]
+            };
+            sysv_msgrcv(c, msgp, a[2], out);
+            Ok(())
+        }
+        14 => sysv_msgctl(c, a[2], a[4], a[2] & IPC_64 != 0, out),
+        _ => Err(Unsupported(format!(
+            "{}: {} is not described (32-bit shared memory is not recorded)",
+            super::name(c.nr),
+            ipc_sub_name(sub)
+        ))),
+    }
 }
 
 /// The name of an `fcntl64` command the refusal names.
@@ -822,6 +1043,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed::<0, COMPAT_SYSINFO>,
     ),
+    d(117, "ipc", true, ReplayAction::Emulate, ipc32),
     d(
         140,
         "_llseek",
@@ -981,6 +1203,10 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     d(372, "recvmsg", true, ReplayAction::Emulate, recvmsg32),
     d(378, "preadv2", true, ReplayAction::Emulate, iov_ret::<1, 2>),
     d(379, "pwritev2", true, ReplayAction::Emulate, none),
+    d(394, "semctl", false, ReplayAction::Emulate, semctl32),
+    d(400, "msgsnd", true, ReplayAction::Emulate, none),
+    d(401, "msgrcv", true, ReplayAction::Emulate, msgrcv32),
+    d(402, "msgctl", false, ReplayAction::Emulate, msgctl32),
     d(
         413,
         "pselect6_time64",
