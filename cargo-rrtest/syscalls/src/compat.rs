@@ -522,7 +522,7 @@ fn word(args: &[u64; 6], first: usize, i: usize) -> u64 {
 ///   32-bit word at `ptr`), and of `MSGRCV` of version 0: `[call |
 ///   IPC_WORDS_READ, first, second, third, ptr, msgp | msgtyp << 32]`
 ///   (the `struct compat_ipc_kludge` at `ptr`), the sixth register those
-///   sub-calls do not use ([`IPC_WORDS_READ`]); its registers as they are
+///   sub-calls do not use (`IPC_WORDS_READ`); its registers as they are
 ///   where `ptr` is null or cannot be read (EINVAL, EFAULT), and for the
 ///   other sub-calls.
 ///

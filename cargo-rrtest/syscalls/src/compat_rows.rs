@@ -12,8 +12,10 @@
 //! of 32-bit iovecs and of split offsets and lengths, `sendfile`'s 32-bit
 //! offset, `recvmsg`'s `compat_msghdr`, the i386 `restart_syscall`, and
 //! `mmap2` and the old `mmap` (90), replayed like `mmap` through
-//! [`crate::x86_64_call`], `socketcall` (102), and the message queue
-//! calls of i386 structures (`mq_open`, `mq_notify`, `mq_getsetattr`).
+//! [`crate::x86_64_call`], `socketcall` (102), the message queue
+//! calls of i386 structures (`mq_open`, `mq_notify`, `mq_getsetattr`),
+//! and the System V calls of i386 structures (`semctl`, `msgsnd`,
+//! `msgrcv`, `msgctl`, 394 and 400-402, and the `ipc` multiplexer, 117).
 //! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
 //! [`crate::compat_nr`]), named by [`crate::name`] as the other 32-bit
 //! calls; those that mean an x86-64 call (`readv`, `writev`, `pread64`,
@@ -21,7 +23,8 @@
 //! `preadv2`, `pwritev2`, `fcntl64`, `fcntl`, `sendfile`, `readahead`,
 //! `fadvise64`, `fadvise64_64`, `sync_file_range`, `fallocate`,
 //! `vmsplice`, `process_vm_readv`, `sendmsg`, `recvmsg`, `mq_open`,
-//! `mq_notify`, `mq_getsetattr`) are followed by
+//! `mq_notify`, `mq_getsetattr`, `semctl`, `msgsnd`, `msgrcv`, `msgctl`)
+//! are followed by
 //! its number ([`crate::row_nr`]), and may block where the x86-64 call's
 //! row says it may.
 //!
@@ -191,6 +194,23 @@
 //! argument and, on success, stores one at its third when not null (its
 //! reserved words zeroed). The sends and receives of 32-bit and 64-bit
 //! timespecs are the x86-64 rows' ([`crate::compat`]'s equivalents).
+//! `semctl` (394) and `msgctl` (402) are `compat_sys_semctl` and
+//! `compat_sys_msgctl`: their stat commands store the i386
+//! [`COMPAT_SEMID64_DS`] and [`COMPAT_MSQID64_DS`] (a 36-byte
+//! [`COMPAT_IPC64_PERM`], 32-bit counts and time halves) whatever the
+//! command's `IPC_64` bit, their info commands the `struct seminfo` and
+//! `msginfo` of ints both ABIs share, `GETALL` a `u16` per semaphore;
+//! `msgsnd` (400) reads and `msgrcv` (401) stores a `compat_msgbuf` of a
+//! 32-bit `mtype` ([`COMPAT_MTYPE`]) and the text. `ipc` (117,
+//! `compat_sys_ipc`) makes the sub-call in the low 16 bits of its first
+//! argument: `SEMCTL` with the `union semun` word at its pointer and
+//! `MSGRCV` of version 0 with the `struct compat_ipc_kludge` there, both
+//! read at the entry, whose words the trace carries in its sixth
+//! argument ([`crate::entry_args`]); its `SEMCTL` and `MSGCTL` store the
+//! old [`COMPAT_SEMID_DS`] and [`COMPAT_MSQID_DS`] (a 16-byte
+//! [`COMPAT_IPC_PERM`] of 16-bit ids) unless the command has `IPC_64`.
+//! Its shared memory sub-calls that succeed are refused, named, as the
+//! 32-bit shared memory calls of their own numbers (395-398) are.
 
 use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE};
 use super::outputs::{
