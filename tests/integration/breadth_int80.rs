@@ -64,12 +64,13 @@
 //!   `shutdown`, `socketpair`, `setsockopt`/`getsockopt` of a 32-bit
 //!   `SO_RCVTIMEO_OLD`, `sendmsg`/`recvmsg` of the 28-byte
 //!   `compat_msghdr` with a descriptor passed in a 32-bit control message
-//!   and a datagram's sender address), and `rt_sigtimedwait` and
+//!   and a datagram's sender address, `sendmmsg`, `recvmmsg` and
+//!   `recvmmsg_time64` of 32-byte `compat_mmsghdr`s, the time left
+//!   stored), and `rt_sigtimedwait` and
 //!   `rt_sigtimedwait_time64` (a signal sent by itself, a queued one:
 //!   the 128-byte `compat_siginfo`; one another thread sends while it
 //!   waits, a timeout, a handled signal that interrupts it);
-//! - `int80_socketcall` makes `socketcall` (102) of each sub-call but
-//!   `SYS_RECVMMSG`/`SYS_SENDMMSG` (those only failing), its argument
+//! - `int80_socketcall` makes `socketcall` (102) of each sub-call, its argument
 //!   words an array the kernel reads at the entry (a `SYS_RECV` and a
 //!   `SYS_GETSOCKOPT` that store over their own words), and the old
 //!   `mmap` (90) of a `struct mmap_arg_struct32` (anonymous, of a file at
@@ -381,6 +382,11 @@ const WANT_IO: &[&str] = &[
     "the descriptor the i386 recvmsg received is the file sent: yes\n",
     "i386 recvmsg stored the sender's address and MSG_TRUNC, 4 bytes of the datagram: yes\n",
     "i386 recvfrom stored the sender's address: yes\n",
+    "i386 sendmmsg stored msg_len 4 and 11 in the 32-byte compat_mmsghdrs: yes\n",
+    "i386 recvmmsg stored the datagrams, msg_len 4 and 11 and msg_flags 0, the third untouched: yes\n",
+    "i386 recvmmsg of an empty socket returned the expected value: yes\n",
+    "i386 recvmmsg stored abc and the time left under 1 s as an old_timespec32: yes\n",
+    "i386 recvmmsg_time64 stored defg and the time left under 1 s as a 64-bit timespec: yes\n",
     "i386 rt_sigtimedwait stored the 32-bit compat_siginfo: SIGUSR1, SI_USER, the pid at 12, the uid at 16: yes\n",
     "i386 rt_sigtimedwait stored SI_QUEUE and the value at 20: yes\n",
     "i386 rt_sigtimedwait of 20 ms with nothing pending returned the expected value: yes\n",
@@ -420,6 +426,8 @@ const WANT_SC: &[&str] = &[
     "i386 socketcall SYS_SENDMSG of two iovecs returned the expected value: yes\n",
     "socketcall SYS_RECVMSG scattered the data over its two 32-bit iovecs, msg_flags 0: yes\n",
     "socketcall SYS_RECVFROM stored the datagram and the sender's address: yes\n",
+    "socketcall SYS_SENDMMSG stored msg_len 6 and 5: yes\n",
+    "socketcall SYS_RECVMMSG stored the datagrams, msg_len 6 and 5, the time left under 1 s: yes\n",
     "i386 socketcall of no sub-call (0) returned the expected value: yes\n",
     "i386 socketcall SYS_SOCKET with words it cannot read returned the expected value: yes\n",
     "i386 socketcall SYS_SENDMMSG on a file returned the expected value: yes\n",

@@ -20,7 +20,8 @@
 //! serves with `fcntl64`'s entry), the iovec calls (`vmsplice` and
 //! `process_vm_readv` too), the split-offset and split-length calls
 //! (`fallocate`, `fadvise64`, `readahead`, `sync_file_range`, ...),
-//! `sendfile`'s 32-bit offset, `recvmsg`'s 28-byte `compat_msghdr`, the
+//! `sendfile`'s 32-bit offset, `recvmsg`'s 28-byte `compat_msghdr`,
+//! `recvmmsg`'s and `sendmmsg`'s 32-byte `compat_mmsghdr`s, the
 //! blocking `nanosleep`, `clock_nanosleep`, `ppoll`, `pselect6` and
 //! `rt_sigtimedwait` of 32-bit timespecs, `socketcall` and the old `mmap`,
 //! ...) have rows of their own ([`crate::compat_rows`]);
@@ -330,7 +331,11 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// `msgrcv` and `msgctl` (394, 400-402) are `compat_sys_*` entries: a
 /// `compat_msgbuf` of a 32-bit `mtype`, the 64-byte
 /// `compat_semid64_ds` and the 88-byte `compat_msqid64_ds` (the
-/// `IPC_64` bit of a command ignored).
+/// `IPC_64` bit of a command ignored). `recvmmsg`, `recvmmsg_time64` and
+/// `sendmmsg` (337, 417, 345) are `compat_sys_recvmmsg_time32`/`_time64`
+/// and `compat_sys_sendmmsg`: arrays of 32-byte `compat_mmsghdr`s (a
+/// `compat_msghdr` and a 32-bit `msg_len`), the receive's timeout a
+/// 32-bit or 64-bit timespec it stores the time left in.
 const MEANINGS: &[(u32, i64)] = &[
     (55, 72),   // fcntl (compat_sys_fcntl: fcntl64's commands, no 64-bit locks)
     (145, 19),  // readv
@@ -357,6 +362,8 @@ const MEANINGS: &[(u32, i64)] = &[
     (334, 296), // pwritev
     (347, 310), // process_vm_readv (32-bit iovecs, local and remote)
     (370, 46),  // sendmsg (a 28-byte compat_msghdr, only read)
+    (337, 299), // recvmmsg (32-byte compat_mmsghdrs, a 32-bit timespec)
+    (345, 307), // sendmmsg (32-byte compat_mmsghdrs)
     (372, 47),  // recvmsg (a 28-byte compat_msghdr)
     (394, 66),  // semctl (the 64-byte compat_semid64_ds)
     (400, 69),  // msgsnd (a compat_msgbuf of a 32-bit mtype, only read)
@@ -365,6 +372,7 @@ const MEANINGS: &[(u32, i64)] = &[
     (378, 327), // preadv2
     (379, 328), // pwritev2
     (413, 270), // pselect6_time64 (32-bit fd_sets: a row of its own)
+    (417, 299), // recvmmsg_time64 (32-byte compat_mmsghdrs)
     (421, 128), // rt_sigtimedwait_time64 (the compat_siginfo)
 ];
 
@@ -626,11 +634,10 @@ pub fn socketcall_name(sub: u64) -> String {
 /// number (359-373) with the words the kernel read at the entry, as
 /// `compat_sys_socketcall` hands them on (`SYS_ACCEPT` as `accept4` with
 /// no flags, `SYS_SEND` and `SYS_RECV` as `sendto` and `recvfrom` with no
-/// address), and the same result. None for any other call, for a
+/// address; `SYS_RECVMMSG` as `recvmmsg` of a 32-bit timespec), and the
+/// same result. None for any other call, and for a
 /// `socketcall` whose words were not read at its entry (no sub-call, or
-/// memory the kernel could not read either: it failed), and for
-/// `SYS_RECVMMSG`/`SYS_SENDMMSG` (19, 20: their 32-bit
-/// `compat_mmsghdr`s are not described).
+/// memory the kernel could not read either: it failed).
 pub fn socketcall_sub(call: &crate::Call) -> Option<crate::Call> {
     if !is_compat(call.nr) || call.nr as u32 != SOCKETCALL {
         return None;
@@ -660,7 +667,9 @@ pub fn socketcall_sub(call: &crate::Call) -> Option<crate::Call> {
         16 => (370, [w(0), w(1), w(2), 0, 0, 0]),          // sendmsg
         17 => (372, [w(0), w(1), w(2), 0, 0, 0]),          // recvmsg
         18 => (364, [w(0), w(1), w(2), w(3), 0, 0]),       // accept4
-        _ => return None,                                  // recvmmsg, sendmmsg
+        19 => (337, [w(0), w(1), w(2), w(3), w(4), 0]),    // recvmmsg (a 32-bit timespec)
+        20 => (345, [w(0), w(1), w(2), w(3), 0, 0]),       // sendmmsg
+        _ => return None,
     };
     Some(crate::Call {
         nr: COMPAT_32 | i386,

@@ -10,7 +10,8 @@
 //! `oldolduname`, the file-time calls of 32-bit times, `fcntl64`'s int,
 //! lock and owner commands (and the old `fcntl`'s, the same), the calls
 //! of 32-bit iovecs and of split offsets and lengths, `sendfile`'s 32-bit
-//! offset, `recvmsg`'s `compat_msghdr`, the i386 `restart_syscall`, and
+//! offset, `recvmsg`'s `compat_msghdr`, `recvmmsg`'s and `sendmmsg`'s
+//! `compat_mmsghdr`s, the i386 `restart_syscall`, and
 //! `mmap2` and the old `mmap` (90), replayed like `mmap` through
 //! [`crate::x86_64_call`], `socketcall` (102), the message queue
 //! calls of i386 structures (`mq_open`, `mq_notify`, `mq_getsetattr`),
@@ -22,7 +23,8 @@
 //! `pwrite64`, `truncate64`, `ftruncate64`, `preadv`, `pwritev`,
 //! `preadv2`, `pwritev2`, `fcntl64`, `fcntl`, `sendfile`, `readahead`,
 //! `fadvise64`, `fadvise64_64`, `sync_file_range`, `fallocate`,
-//! `vmsplice`, `process_vm_readv`, `sendmsg`, `recvmsg`, `mq_open`,
+//! `vmsplice`, `process_vm_readv`, `sendmsg`, `recvmsg`, `recvmmsg`,
+//! `recvmmsg_time64`, `sendmmsg`, `mq_open`,
 //! `mq_notify`, `mq_getsetattr`, `semctl`, `msgsnd`, `msgrcv`, `msgctl`)
 //! are followed by
 //! its number ([`crate::row_nr`]), and may block where the x86-64 call's
@@ -174,9 +176,16 @@
 //! `SYS_RECV` `sendto` and `recvfrom` with no address); the trace carries
 //! those words in its arguments ([`crate::entry_args`]), and its row
 //! describes what that call writes as the row of the i386 call of its own
-//! number (359-373, [`crate::socketcall_sub`]), kept on failure as that
-//! row keeps it. `SYS_RECVMMSG` and `SYS_SENDMMSG` that succeed are
-//! refused, named (their 32-bit `compat_mmsghdr`s are not described). The
+//! number (359-373, and `recvmmsg` of a 32-bit timespec, 337, and
+//! `sendmmsg`, 345, for `SYS_RECVMMSG` and `SYS_SENDMMSG`,
+//! [`crate::socketcall_sub`]), kept on failure as that row keeps it.
+//! `recvmmsg` (337), `recvmmsg_time64` (417) and `sendmmsg` (345) are
+//! `compat_sys_recvmmsg_time32`/`_time64` and `compat_sys_sendmmsg`:
+//! arrays of 32-byte [`COMPAT_MMSGHDR`]s (a `compat_msghdr` and a 32-bit
+//! `msg_len`); `sendmmsg` stores the `msg_len` of each message it sent,
+//! `recvmmsg` what `recvmsg` stores for each message it received (with
+//! `msg_len` bytes of data) and its `msg_len`, and the time left in its
+//! timeout (an `old_timespec32`, or a 64-bit timespec) when one came. The
 //! old `mmap` (90) is `compat_sys_ia32_mmap`: it copies a `struct
 //! mmap_arg_struct32` (six 32-bit words: addr, len, prot, flags, fd, and
 //! the offset in bytes, EINVAL unless page-aligned) at the entry and maps
@@ -389,8 +398,13 @@ const MSG_STAT_ANY: i32 = 13;
 
 /// The i386 `struct compat_msghdr` of `sendmsg` and `recvmsg` (370, 372):
 /// seven 32-bit fields, at the offsets of [`compat_msghdr`].
-#[cfg_attr(not(test), allow(dead_code))]
 pub const COMPAT_MSGHDR: u64 = 7 * 4;
+/// The i386 `struct compat_mmsghdr` of `recvmmsg` and `sendmmsg` (337,
+/// 417, 345): a [`COMPAT_MSGHDR`] and the 32-bit `msg_len` the kernel
+/// stores.
+pub const COMPAT_MMSGHDR: u64 = COMPAT_MSGHDR + 4;
+/// The most messages one `recvmmsg`/`sendmmsg` handles (`UIO_MAXIOV`).
+const MMSG_MAX: u64 = 1024;
 /// Offsets in [`COMPAT_MSGHDR`].
 pub mod compat_msghdr {
     /// `compat_uptr_t msg_name`.
@@ -486,11 +500,22 @@ fn fcntl64(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Uns
 /// (`msg_controllen` bytes, the length the kernel stored) when
 /// `msg_control` is not null, and `msg_controllen` and `msg_flags`.
 fn recvmsg32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
-    use compat_msghdr as h;
     if c.ret < 0 {
         return Ok(());
     }
-    let hdr = c.args[1];
+    received_compat_msghdr(c, mem, c.args[1], ret_len(c), out)
+}
+
+/// What a 32-bit receive stored through the `compat_msghdr` at `hdr`
+/// for a message of `len` bytes (read after the call): see [`recvmsg32`].
+fn received_compat_msghdr(
+    c: &Call,
+    mem: &dyn MemReader,
+    hdr: u64,
+    len: u64,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    use compat_msghdr as h;
     let field = |off: u64, what: &str| read_u32(c, mem, hdr + off, what).map(u64::from);
     let name = field(h::NAME, "compat_msghdr.msg_name")?;
     let iov = field(h::IOV, "compat_msghdr.msg_iov")?;
@@ -502,7 +527,7 @@ fn recvmsg32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(),
         push(out, hdr + h::NAMELEN, 4);
         push(out, name, namelen.min(SOCKADDR_STORAGE));
     }
-    scatter(c, mem, iov, iovlen, ret_len(c), out)?;
+    scatter(c, mem, iov, iovlen, len, out)?;
     if control != 0 {
         push(out, control, controllen);
     }
@@ -534,23 +559,14 @@ fn rt_sigtimedwait32(
 /// [`crate::entry_args`]), kept on failure where that call's row keeps it
 /// (`getsockopt`'s length on `ERANGE`). A sub-call that is none, or whose
 /// words were not there to read, failed (EINVAL, EFAULT) and wrote
-/// nothing; `SYS_RECVMMSG` and `SYS_SENDMMSG` that succeed are refused,
-/// named.
+/// nothing; one that succeeded so is refused, named.
 fn socketcall32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
     let Some(sub) = super::socketcall_sub(c) else {
         if c.ret < 0 {
             return Ok(());
         }
-        let read = crate::compat::SOCKETCALL_WORDS
-            .get(c.args[0] as usize)
-            .is_some_and(|&n| n != 0 && c.args[5] == u64::from(n));
-        let why = if read {
-            "is not described (its 32-bit compat_mmsghdrs)"
-        } else {
-            "succeeded with argument words the recorder could not read at its entry"
-        };
         return Err(Unsupported(format!(
-            "{}: {} {why}",
+            "{}: {} succeeded with argument words the recorder could not read at its entry",
             super::name(c.nr),
             super::socketcall_name(c.args[0])
         )));
@@ -768,6 +784,58 @@ fn ipc32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Uns
             ipc_sub_name(sub)
         ))),
     }
+}
+
+/// The messages a 32-bit `recvmmsg` or `sendmmsg` that returned `c.ret`
+/// handled, checked against its vector's length.
+fn mmsg_count(c: &Call) -> Result<u64, Unsupported> {
+    let n = ret_len(c);
+    if n > MMSG_MAX || n > u64::from(c.args[2] as u32) {
+        return Err(Unsupported(format!(
+            "{}: returned {n} messages for a vector of {}",
+            super::name(c.nr),
+            c.args[2]
+        )));
+    }
+    Ok(n)
+}
+
+/// `recvmmsg(fd, msgvec, vlen, flags, timeout)` of a 32-bit caller
+/// (`compat_sys_recvmmsg_time32`, `_time64`): for each of the `ret`
+/// [`COMPAT_MMSGHDR`]s at `msgvec`, what `recvmsg` stores through its
+/// `compat_msghdr` (with `msg_len` bytes of data) and `msg_len` itself;
+/// the time left, `TS` bytes at `timeout` (an `old_timespec32`, or the
+/// 16-byte timespec of `recvmmsg_time64`), when at least one message
+/// came. Nothing when none came or it failed.
+fn recvmmsg32<const TS: u64>(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret <= 0 {
+        return Ok(());
+    }
+    for i in 0..mmsg_count(c)? {
+        let m = c.args[1] + i * COMPAT_MMSGHDR;
+        let len = read_u32(c, mem, m + COMPAT_MSGHDR, "compat_mmsghdr.msg_len")?;
+        received_compat_msghdr(c, mem, m, u64::from(len), out)?;
+        push(out, m + COMPAT_MSGHDR, 4);
+    }
+    push(out, c.args[4], TS);
+    Ok(())
+}
+
+/// `sendmmsg(fd, msgvec, vlen, flags)` of a 32-bit caller
+/// (`compat_sys_sendmmsg`): the `msg_len` of each message it sent, in
+/// its [`COMPAT_MMSGHDR`].
+fn sendmmsg32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    for i in 0..mmsg_count(c)? {
+        push(out, c.args[1] + i * COMPAT_MMSGHDR + COMPAT_MSGHDR, 4);
+    }
+    Ok(())
 }
 
 /// The name of an `fcntl64` command the refusal names.
@@ -1213,6 +1281,14 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     d(333, "preadv", false, ReplayAction::Emulate, iov_ret::<1, 2>),
     d(334, "pwritev", false, ReplayAction::Emulate, none),
     d(
+        337,
+        "recvmmsg",
+        true,
+        ReplayAction::Emulate,
+        recvmmsg32::<OLD_TIMESPEC32>,
+    ),
+    d(345, "sendmmsg", true, ReplayAction::Emulate, sendmmsg32),
+    d(
         347,
         "process_vm_readv",
         false,
@@ -1233,6 +1309,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         true,
         ReplayAction::Emulate,
         pselect6_32::<TIMESPEC>,
+    ),
+    d(
+        417,
+        "recvmmsg_time64",
+        true,
+        ReplayAction::Emulate,
+        recvmmsg32::<TIMESPEC>,
     ),
     d(
         421,

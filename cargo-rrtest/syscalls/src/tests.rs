@@ -2922,9 +2922,10 @@ fn compat_socketcall_is_described_by_the_words_read_at_its_entry() {
     assert_eq!(words(16, 3), Some((370, [10, 11, 12, 0, 0, 0])));
     assert_eq!(words(17, 3), Some((372, [10, 11, 12, 0, 0, 0])));
     assert_eq!(words(18, 4), Some((364, [10, 11, 12, 13, 0, 0])));
-    // recvmmsg, sendmmsg: not described; no sub-call; words not there.
-    assert_eq!(words(19, 5), None);
-    assert_eq!(words(20, 4), None);
+    // recvmmsg (a 32-bit timespec), sendmmsg; no sub-call; words not
+    // there.
+    assert_eq!(words(19, 5), Some((337, [10, 11, 12, 13, 14, 0])));
+    assert_eq!(words(20, 4), Some((345, [10, 11, 12, 13, 0, 0])));
     assert_eq!(words(0, 6), None);
     assert_eq!(words(21, 6), None);
     assert_eq!(words(11, 5), None);
@@ -2948,8 +2949,8 @@ fn compat_socketcall_is_described_by_the_words_read_at_its_entry() {
     assert_eq!(ok(&getsockopt(-34), &g), [(0x1300, 4)]);
     assert!(ok(&call(socketcall, &[12, 0x100, 0, 0, 0, 6], -11), &m).is_empty());
     assert!(ok(&call(socketcall, &[0, 0x100], -22), &m).is_empty());
-    let e = regions(&call(socketcall, &[19, 0x100, 0, 0, 0, 5], 1), &m).unwrap_err();
-    assert!(e.0.contains("SYS_RECVMMSG"), "{}", e.0);
+    let e = regions(&call(socketcall, &[19, 0x100, 0, 0, 0, 0], 1), &m).unwrap_err();
+    assert!(e.0.contains("SYS_RECVMMSG succeeded"), "{}", e.0);
     // A 64-bit call's arguments are its registers.
     assert_eq!(
         crate::entry_args(&m, libc::SYS_socket, [1, 0x100, 7, 7, 7, 7]),
@@ -3231,4 +3232,60 @@ fn compat_ipc_is_described_by_its_sub_call_and_the_words_read_at_its_entry() {
         assert!(err.0.contains(name), "{}", err.0);
         assert!(ok(&call(ipc, &[sub, 5, 0, 0, 0x100, 0], -22)).is_empty());
     }
+}
+
+#[test]
+fn compat_mmsg_calls_have_32_byte_compat_mmsghdrs() {
+    use crate::compat_rows::{compat_msghdr as h, COMPAT_MMSGHDR, COMPAT_MSGHDR};
+    assert_eq!(COMPAT_MMSGHDR, 32);
+    let mut m = FakeMem::default();
+    // Two compat_mmsghdrs at 0x1000: no name, one 8-byte compat_iovec
+    // each, no control; msg_len 4 and 11.
+    for (i, (buf, cap, len)) in [(0x3000u32, 16u32, 4u32), (0x4000, 16, 11)]
+        .into_iter()
+        .enumerate()
+    {
+        let hdr = 0x1000 + i as u64 * COMPAT_MMSGHDR;
+        let iov = 0x2000 + 8 * i as u64;
+        for f in [h::NAME, h::NAMELEN, h::CONTROL, h::CONTROLLEN, h::FLAGS] {
+            m.put_u32(hdr + f, 0);
+        }
+        m.put_u32(hdr + h::IOV, iov as u32);
+        m.put_u32(hdr + h::IOVLEN, 1);
+        m.put_u32(hdr + COMPAT_MSGHDR, len);
+        m.put_u32(iov, buf);
+        m.put_u32(iov + 4, cap);
+    }
+    for (n, ts) in [(337, 8), (417, 16)] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(crate::row_nr(nr), libc::SYS_recvmmsg, "{n}");
+        assert!(crate::lookup(nr).is_some_and(|d| d.may_block));
+        let got = ok(&call(nr, &[3, 0x1000, 3, 0, 0x5000], 2), &m);
+        assert_eq!(
+            got,
+            [
+                (0x3000, 4),
+                (0x1000 + h::CONTROLLEN, 4),
+                (0x1000 + h::FLAGS, 4),
+                (0x1000 + 28, 4),
+                (0x4000, 11),
+                (0x1020 + h::CONTROLLEN, 4),
+                (0x1020 + h::FLAGS, 4),
+                (0x1020 + 28, 4),
+                (0x5000, ts),
+            ],
+            "{n}"
+        );
+        // None received, a failure: nothing; more than the vector: refused.
+        assert!(ok(&call(nr, &[3, 0x1000, 3, 0, 0x5000], 0), &m).is_empty());
+        assert!(ok(&call(nr, &[3, 0x1000, 3, 0, 0x5000], -11), &m).is_empty());
+        assert!(regions(&call(nr, &[3, 0x1000, 1, 0, 0], 2), &m).is_err());
+    }
+    let send = crate::compat_nr(345);
+    assert_eq!(crate::row_nr(send), libc::SYS_sendmmsg);
+    assert_eq!(
+        ok(&call(send, &[3, 0x1000, 3, 0], 2), &m),
+        [(0x1000 + 28, 4), (0x1020 + 28, 4)]
+    );
+    assert!(ok(&call(send, &[3, 0x1000, 3, 0], -9), &m).is_empty());
 }
