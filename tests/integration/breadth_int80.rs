@@ -125,6 +125,9 @@
 //!   System V calls stored (checking `ipc`'s words at its entries);
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
+//! - `breadth::int80::shm_refused_named`: `int80_ipc` with `REFUSED_SHM`
+//!   (an `ipc` `SHMGET` and an i386 `shmget`) runs to its end, the trace
+//!   is unreplayable and names both, and replay refuses it;
 //! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
 //!   `REFUSED_FCNTL` runs to its end, the trace is unreplayable and names
 //!   `fcntl64`'s `F_GETPIPE_SZ`, and replay refuses it with that reason.
@@ -652,7 +655,61 @@ pub fn trials() -> Vec<Trial> {
         })
         .with_ignored_flag(skip),
     );
+    trials.push(
+        Trial::test("breadth::int80::shm_refused_named", || {
+            shm_refused("breadth::int80::shm_refused_named")
+        })
+        .with_ignored_flag(skip),
+    );
     trials
+}
+
+/// `int80_ipc` with `REFUSED_SHM`: an `ipc` `SHMGET` and an i386 `shmget`
+/// (395) after the recorded calls (32-bit shared memory is not
+/// recorded). The program runs to its end, the trace is unreplayable and
+/// names both calls (and no recorded call), and replay refuses it.
+fn shm_refused(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec::new(
+        "int80_ipc-refused-shm",
+        Source::C(CBuild {
+            name: "int80_ipc",
+            link: Link::NoPie,
+            defines: &["REFUSED_SHM"],
+        }),
+    );
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    let out = rec.stdout_text();
+    check!(
+        out.lines().last() == Some("EXIT-SUCCESS")
+            && out.contains("the ipc SHMGET and the i386 shmget made segments: yes")
+            && WANT_IPC.iter().all(|w| out.contains(w)),
+        "the recorded program did not run to its end with its checks passed\n{}",
+        rec.describe()
+    );
+    let json = run::info_value(&trace)?;
+    let reasons = json["unreplayable"].to_string();
+    check!(
+        reasons.contains("i386 ipc (int $0x80 #117): SHMGET is not described")
+            && reasons.contains("i386 shmget (int $0x80 #395)"),
+        "the unreplayable reasons do not name ipc's SHMGET and shmget: {reasons}"
+    );
+    check!(
+        json["unreplayable"].as_array().map_or(0, Vec::len) == 2,
+        "a recorded 32-bit call made the trace unreplayable too: {reasons}"
+    );
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(EXIT_BAD_TRACE)?;
+    check!(
+        rep.stderr_text().contains("SHMGET") && rep.stdout.is_empty(),
+        "replay did not refuse with the reason before running\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
 }
 
 /// `int80_old` with `REFUSED_FCNTL`: an i386 `fcntl64` `F_GETPIPE_SZ` (a
