@@ -64,16 +64,36 @@
 //!   `shutdown`, `socketpair`, `setsockopt`/`getsockopt` of a 32-bit
 //!   `SO_RCVTIMEO_OLD`, `sendmsg`/`recvmsg` of the 28-byte
 //!   `compat_msghdr` with a descriptor passed in a 32-bit control message
-//!   and a datagram's sender address), and `rt_sigtimedwait` and
+//!   and a datagram's sender address, `sendmmsg`, `recvmmsg` and
+//!   `recvmmsg_time64` of 32-byte `compat_mmsghdr`s, the time left
+//!   stored), and `rt_sigtimedwait` and
 //!   `rt_sigtimedwait_time64` (a signal sent by itself, a queued one:
 //!   the 128-byte `compat_siginfo`; one another thread sends while it
 //!   waits, a timeout, a handled signal that interrupts it);
-//! - `int80_socketcall` makes `socketcall` (102) of each sub-call but
-//!   `SYS_RECVMMSG`/`SYS_SENDMMSG` (those only failing), its argument
+//! - `int80_socketcall` makes `socketcall` (102) of each sub-call, its argument
 //!   words an array the kernel reads at the entry (a `SYS_RECV` and a
 //!   `SYS_GETSOCKOPT` that store over their own words), and the old
 //!   `mmap` (90) of a `struct mmap_arg_struct32` (anonymous, of a file at
 //!   4096, `MAP_FIXED` over the page that holds its own struct);
+//! - `int80_mq` makes the POSIX message queue calls: `mq_open` of a
+//!   32-byte `compat_mq_attr`, `mq_getsetattr` (the old attributes stored
+//!   in one, `O_NONBLOCK` set through one), `mq_timedsend` (a 32-bit
+//!   timespec) and `mq_timedsend_time64`, `mq_timedreceive` and
+//!   `mq_timedreceive_time64` (the message and its priority; no priority
+//!   pointer; EMSGSIZE; EAGAIN; a 20 ms timeout that expires; one blocked
+//!   until a child's 64-bit send), `mq_notify` of a `compat_sigevent`
+//!   (the signal it raises handled with its value) and `mq_unlink`;
+//! - `int80_ipc` makes the System V semaphore and message calls of their
+//!   own numbers (`semget`, `semctl` of the 64-byte `compat_semid64_ds`,
+//!   `semtimedop_time64`, `msgget`, `msgsnd`, `msgrcv` of a 32-bit
+//!   `mtype`, one blocked until a child's 64-bit send, `msgctl` of the
+//!   88-byte `compat_msqid64_ds`) and through the `ipc` multiplexer
+//!   (117: `SEMGET`, `SEMCTL` of a `union semun` read at the entry, with
+//!   `IPC_64` and the old 44-byte `compat_semid_ds`, `SEMOP`,
+//!   `SEMTIMEDOP` of a 32-bit timespec that expires, `MSGGET`, `MSGSND`,
+//!   `MSGRCV` through a `struct compat_ipc_kludge` read at the entry and
+//!   of version 1, `MSGCTL` with `IPC_64` and the old 56-byte
+//!   `compat_msqid_ds`, no sub-call, EINVAL, EFAULT);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -99,9 +119,15 @@
 //!   `getsockopt`, `recvmsg` and `rt_sigtimedwait` stored (`recvmsg`
 //!   through the `compat_msghdr`), checks a `socketcall`'s and an old
 //!   `mmap`'s words at their entries as recorded, writes what each
-//!   `socketcall` sub-call stored and maps what the old `mmap` mapped;
+//!   `socketcall` sub-call stored and maps what the old `mmap` mapped,
+//!   and writes the messages, priorities and `compat_mq_attr`s the
+//!   message queue calls stored, and the messages and structures the
+//!   System V calls stored (checking `ipc`'s words at its entries);
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
+//! - `breadth::int80::shm_refused_named`: `int80_ipc` with `REFUSED_SHM`
+//!   (an `ipc` `SHMGET` and an i386 `shmget`) runs to its end, the trace
+//!   is unreplayable and names both, and replay refuses it;
 //! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
 //!   `REFUSED_FCNTL` runs to its end, the trace is unreplayable and names
 //!   `fcntl64`'s `F_GETPIPE_SZ`, and replay refuses it with that reason.
@@ -359,6 +385,11 @@ const WANT_IO: &[&str] = &[
     "the descriptor the i386 recvmsg received is the file sent: yes\n",
     "i386 recvmsg stored the sender's address and MSG_TRUNC, 4 bytes of the datagram: yes\n",
     "i386 recvfrom stored the sender's address: yes\n",
+    "i386 sendmmsg stored msg_len 4 and 11 in the 32-byte compat_mmsghdrs: yes\n",
+    "i386 recvmmsg stored the datagrams, msg_len 4 and 11 and msg_flags 0, the third untouched: yes\n",
+    "i386 recvmmsg of an empty socket returned the expected value: yes\n",
+    "i386 recvmmsg stored abc and the time left under 1 s as an old_timespec32: yes\n",
+    "i386 recvmmsg_time64 stored defg and the time left under 1 s as a 64-bit timespec: yes\n",
     "i386 rt_sigtimedwait stored the 32-bit compat_siginfo: SIGUSR1, SI_USER, the pid at 12, the uid at 16: yes\n",
     "i386 rt_sigtimedwait stored SI_QUEUE and the value at 20: yes\n",
     "i386 rt_sigtimedwait of 20 ms with nothing pending returned the expected value: yes\n",
@@ -398,6 +429,8 @@ const WANT_SC: &[&str] = &[
     "i386 socketcall SYS_SENDMSG of two iovecs returned the expected value: yes\n",
     "socketcall SYS_RECVMSG scattered the data over its two 32-bit iovecs, msg_flags 0: yes\n",
     "socketcall SYS_RECVFROM stored the datagram and the sender's address: yes\n",
+    "socketcall SYS_SENDMMSG stored msg_len 6 and 5: yes\n",
+    "socketcall SYS_RECVMMSG stored the datagrams, msg_len 6 and 5, the time left under 1 s: yes\n",
     "i386 socketcall of no sub-call (0) returned the expected value: yes\n",
     "i386 socketcall SYS_SOCKET with words it cannot read returned the expected value: yes\n",
     "i386 socketcall SYS_SENDMMSG on a file returned the expected value: yes\n",
@@ -410,6 +443,92 @@ const WANT_SC: &[&str] = &[
     "i386 old mmap of an offset not page-aligned returned the expected value: yes\n",
     "i386 old mmap of a struct it cannot read returned the expected value: yes\n",
 ];
+
+/// Lines `int80_mq` prints when its checks pass (every check prints `yes`
+/// or exits 1; these name one call of each kind).
+const WANT_MQ: &[&str] = &[
+    "the i386 mq_open's queue holds 4 messages of 64 bytes, as the 64-bit mq_getattr sees: yes\n",
+    "i386 mq_open of a compat_mq_attr of no messages returned the expected value: yes\n",
+    "i386 mq_getsetattr stored flags 0, 4 messages of 64 bytes, none queued, zeroed reserved words, the next word untouched: yes\n",
+    "i386 mq_getsetattr counts 2 messages queued: yes\n",
+    "i386 mq_timedreceive stored hello and its priority 7: yes\n",
+    "i386 mq_timedreceive_time64 stored world! and its priority 3: yes\n",
+    "i386 mq_timedreceive into 32 bytes of a 64-byte queue returned the expected value: yes\n",
+    "i386 mq_timedreceive without a priority pointer stored the 64-bit send's bytes: yes\n",
+    "i386 mq_timedreceive of 20 ms on an empty queue returned the expected value: yes\n",
+    "the i386 mq_timedreceive waited 20 ms: yes\n",
+    "the 64-bit mq_getattr sees the i386 O_NONBLOCK, the old flags stored 0: yes\n",
+    "i386 mq_timedreceive on an empty O_NONBLOCK queue returned the expected value: yes\n",
+    "the blocked i386 mq_timedreceive stored the child's message and priority 9: yes\n",
+    "i386 mq_notify while registered returned the expected value: yes\n",
+    "the i386 mq_notify's SIGUSR1 was handled with SI_MESGQ and the value 4242: yes\n",
+    "i386 mq_notify of NULL returned the expected value: yes\n",
+    "i386 mq_unlink returned the expected value: yes\n",
+    "the 64-bit mq_open after the i386 mq_unlink fails with ENOENT: yes\n",
+];
+
+/// Lines `int80_ipc` prints when its checks pass (every check prints
+/// `yes` or exits 1; these name one call of each kind).
+const WANT_IPC: &[&str] = &[
+    "the i386 semget's set has 3 semaphores, mode 0600: yes\n",
+    "the 64-bit GETVAL sees the i386 SETVAL's 5: yes\n",
+    "the 64-bit GETALL sees the i386 SETALL's 1, 2, 3: yes\n",
+    "i386 semctl GETALL stored 1, 2, 3 and left the next value: yes\n",
+    "i386 semctl IPC_STAT stored the 64-bit call's perm, times and 3 semaphores in the compat_semid64_ds: yes\n",
+    "i386 semctl IPC_INFO stored the 64-bit call's seminfo: yes\n",
+    "the i386 semtimedop_time64 waited 20 ms: yes\n",
+    "i386 semctl GETVAL returned the expected value: yes\n",
+    "i386 semtimedop_time64 of a semaphore at 0 with IPC_NOWAIT returned the expected value: yes\n",
+    "i386 msgrcv stored the 32-bit mtype 5 and hello, the next byte untouched: yes\n",
+    "i386 msgrcv with MSG_NOERROR stored the 64-bit send's type 2 and 2 bytes: yes\n",
+    "the blocked i386 msgrcv stored the child's type 9 and late: yes\n",
+    "i386 msgctl IPC_STAT stored the 64-bit call's perm, counts, times and pids in the compat_msqid64_ds: yes\n",
+    "i386 msgctl IPC_INFO stored the 64-bit call's msginfo: yes\n",
+    "the 64-bit IPC_STAT sees the i386 IPC_SET's 4096 bytes: yes\n",
+    "the 64-bit GETVAL sees the ipc SETVAL's 3: yes\n",
+    "ipc SEMCTL GETALL stored 2, 2 and left the next value: yes\n",
+    "ipc SEMCTL IPC_STAT|IPC_64 stored the compat_semid64_ds of 2 semaphores: yes\n",
+    "ipc SEMCTL IPC_STAT stored the old 44-byte compat_semid_ds of 2 semaphores: yes\n",
+    "the ipc SEMTIMEDOP waited 20 ms: yes\n",
+    "ipc MSGRCV of version 0 stored type 4 and defg where its ipc_kludge points: yes\n",
+    "ipc MSGCTL IPC_STAT|IPC_64 stored the compat_msqid64_ds of 1 message of 3 bytes: yes\n",
+    "ipc MSGCTL IPC_STAT stored the old 56-byte compat_msqid_ds of 1 message of 3 bytes: yes\n",
+    "ipc MSGRCV of version 1 stored type 3 and abc: yes\n",
+    "i386 msgrcv into 2 bytes returned the expected value: yes\n",
+    "i386 msgrcv of an empty queue with IPC_NOWAIT returned the expected value: yes\n",
+    "i386 ipc SEMCTL of a pointer it cannot read returned the expected value: yes\n",
+    "i386 ipc of no sub-call (99) returned the expected value: yes\n",
+    "i386 ipc SEMOP returned the expected value: yes\n",
+    "i386 ipc MSGSND returned the expected value: yes\n",
+];
+
+const fn ipc(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_IPC,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_ipc",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
+const fn mq(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_MQ,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_mq",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
 
 const fn sc(name: &'static str, link: Link) -> Spec {
     Spec {
@@ -510,6 +629,10 @@ const SPECS: &[Spec] = &[
     io("int80_io-static", Link::Static),
     sc("int80_socketcall-nopie", Link::NoPie),
     sc("int80_socketcall-static", Link::Static),
+    mq("int80_mq-nopie", Link::NoPie),
+    mq("int80_mq-static", Link::Static),
+    ipc("int80_ipc-nopie", Link::NoPie),
+    ipc("int80_ipc-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).
@@ -532,7 +655,61 @@ pub fn trials() -> Vec<Trial> {
         })
         .with_ignored_flag(skip),
     );
+    trials.push(
+        Trial::test("breadth::int80::shm_refused_named", || {
+            shm_refused("breadth::int80::shm_refused_named")
+        })
+        .with_ignored_flag(skip),
+    );
     trials
+}
+
+/// `int80_ipc` with `REFUSED_SHM`: an `ipc` `SHMGET` and an i386 `shmget`
+/// (395) after the recorded calls (32-bit shared memory is not
+/// recorded). The program runs to its end, the trace is unreplayable and
+/// names both calls (and no recorded call), and replay refuses it.
+fn shm_refused(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec::new(
+        "int80_ipc-refused-shm",
+        Source::C(CBuild {
+            name: "int80_ipc",
+            link: Link::NoPie,
+            defines: &["REFUSED_SHM"],
+        }),
+    );
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    let out = rec.stdout_text();
+    check!(
+        out.lines().last() == Some("EXIT-SUCCESS")
+            && out.contains("the ipc SHMGET and the i386 shmget made segments: yes")
+            && WANT_IPC.iter().all(|w| out.contains(w)),
+        "the recorded program did not run to its end with its checks passed\n{}",
+        rec.describe()
+    );
+    let json = run::info_value(&trace)?;
+    let reasons = json["unreplayable"].to_string();
+    check!(
+        reasons.contains("i386 ipc (int $0x80 #117): SHMGET is not described")
+            && reasons.contains("i386 shmget (int $0x80 #395)"),
+        "the unreplayable reasons do not name ipc's SHMGET and shmget: {reasons}"
+    );
+    check!(
+        json["unreplayable"].as_array().map_or(0, Vec::len) == 2,
+        "a recorded 32-bit call made the trace unreplayable too: {reasons}"
+    );
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(EXIT_BAD_TRACE)?;
+    check!(
+        rep.stderr_text().contains("SHMGET") && rep.stdout.is_empty(),
+        "replay did not refuse with the reason before running\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
 }
 
 /// `int80_old` with `REFUSED_FCNTL`: an i386 `fcntl64` `F_GETPIPE_SZ` (a

@@ -20,7 +20,8 @@
 //! serves with `fcntl64`'s entry), the iovec calls (`vmsplice` and
 //! `process_vm_readv` too), the split-offset and split-length calls
 //! (`fallocate`, `fadvise64`, `readahead`, `sync_file_range`, ...),
-//! `sendfile`'s 32-bit offset, `recvmsg`'s 28-byte `compat_msghdr`, the
+//! `sendfile`'s 32-bit offset, `recvmsg`'s 28-byte `compat_msghdr`,
+//! `recvmmsg`'s and `sendmmsg`'s 32-byte `compat_mmsghdr`s, the
 //! blocking `nanosleep`, `clock_nanosleep`, `ppoll`, `pselect6` and
 //! `rt_sigtimedwait` of 32-bit timespecs, `socketcall` and the old `mmap`,
 //! ...) have rows of their own ([`crate::compat_rows`]);
@@ -31,14 +32,17 @@
 //! the x86-64 call's arguments (`mmap2` is recorded and replayed as the
 //! `mmap` it means; a split offset or length is joined). An iovec array a 32-bit
 //! call reads or fills is one of 8-byte `compat_iovec`s ([`read_iovec`]).
-//! The two calls whose arguments are in memory, which the kernel reads at
+//! The calls whose arguments are in memory, which the kernel reads at
 //! the entry (`socketcall`'s array of 32-bit words, the old `mmap`'s
-//! `struct mmap_arg_struct32`), carry the words read there in the argument
+//! `struct mmap_arg_struct32`, the `union semun` and the `struct
+//! compat_ipc_kludge` of the `ipc` multiplexer's `SEMCTL` and `MSGRCV`),
+//! carry the words read there in the argument
 //! registers they do not use ([`entry_args`], in recording and in
 //! replay's check of the entry): the exit describes the call by them
 //! (`socketcall` as the i386 socket call of its sub-call's own number,
 //! [`socketcall_sub`]; the old `mmap` as the `mmap` they mean,
-//! [`x86_64_call`]), whatever the call or the program wrote over them.
+//! [`x86_64_call`]; `ipc` as its System V sub-call), whatever the call
+//! or the program wrote over them.
 //! Any other 32-bit call that does not fail with ENOSYS marks the trace
 //! unreplayable, named: the memory it writes is not described (the i386
 //! layouts differ), or it changes state the recorder keeps itself (signal
@@ -116,7 +120,17 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// control messages, netfilter's 32-bit tables, store the length of what
 /// they wrote there too), and the length it needs on `ERANGE` (kept on
 /// failure: `compat_rows::WRITES_ON_FAILURE`); `setsockopt` only reads
-/// its value, whatever the option. What the
+/// its value, whatever the option. The POSIX message queue calls
+/// `mq_unlink` (278) and the `_time64` `mq_timedsend` and
+/// `mq_timedreceive` (418, 419) are the x86-64 calls' `sys_*` entries;
+/// `mq_timedsend` and `mq_timedreceive` (279, 280,
+/// `sys_mq_timed*_time32`) read their absolute timeout as a 32-bit
+/// timespec and write what the x86-64 calls write (the receive the
+/// message, as many bytes as it returns, and its `unsigned int`
+/// priority), and block as the x86-64 rows say. `semget`, `msgget` and
+/// `semtimedop_time64` (393, 399, 420) are the x86-64 calls' `sys_*`
+/// entries (a `struct sembuf` is three shorts on both ABIs, the timeout
+/// a 64-bit timespec). What the
 /// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
@@ -134,10 +148,14 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// calls whose arguments differ (`pwrite64`'s split offset, `mmap2`'s page
 /// offset: rows of their own too, see [`MEANINGS`]), calls that start
 /// threads or change signal state (`clone`, `rt_sigaction`,
-/// `rt_sigprocmask`, `sigaltstack`, ...), and
+/// `rt_sigprocmask`, `sigaltstack`, ...),
 /// `socketcall` (102), whose arguments are an array in memory that the
 /// kernel reads at the entry: a row of its own, described by the words
-/// read there ([`entry_args`], [`socketcall_sub`]).
+/// read there ([`entry_args`], [`socketcall_sub`]), and the `ipc`
+/// multiplexer (117), likewise. The 32-bit shared memory calls (`shmget`,
+/// `shmctl`, `shmat`, `shmdt`, 395-398, and `ipc`'s `SHM*` sub-calls) are
+/// none of these: the recorder follows attached segments by the x86-64
+/// numbers alone, so they stay refused.
 const EQUIVALENTS: &[(u32, i64)] = &[
     (1, 60),    // exit (of one thread)
     (3, 0),     // read
@@ -200,6 +218,9 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (255, 233), // epoll_ctl (packed 12-byte epoll_event on both)
     (256, 232), // epoll_wait
     (270, 234), // tgkill
+    (278, 241), // mq_unlink
+    (279, 242), // mq_timedsend (sys_mq_timedsend_time32: its timeout, read only, a 32-bit timespec)
+    (280, 243), // mq_timedreceive (sys_mq_timedreceive_time32: likewise)
     (291, 253), // inotify_init
     (292, 254), // inotify_add_watch
     (293, 255), // inotify_rm_watch
@@ -239,11 +260,16 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (371, 45),  // recvfrom (compat_sys_recvfrom: the same arguments)
     (373, 48),  // shutdown
     (383, 332), // statx
+    (393, 64),  // semget
+    (399, 68),  // msgget
     (403, 228), // clock_gettime64
     (406, 229), // clock_getres_time64
     (407, 230), // clock_nanosleep_time64 (the 64-bit timespecs)
     (412, 280), // utimensat_time64 (the 64-bit timespecs)
     (414, 271), // ppoll_time64 (compat_sys_ppoll_time64: the same layouts)
+    (418, 242), // mq_timedsend_time64 (sys_mq_timedsend)
+    (419, 243), // mq_timedreceive_time64 (sys_mq_timedreceive)
+    (420, 220), // semtimedop_time64 (sys_semtimedop: the same 6-byte sembufs)
     (422, 202), // futex_time64 (sys_futex)
     (439, 439), // faccessat2
 ];
@@ -297,6 +323,19 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// `compat_sys_rt_sigtimedwait_time32`/`_time64`: an 8-byte sigset of
 /// two 32-bit words (the same bits), a 32-bit or 64-bit timespec only
 /// read, and the 128-byte `compat_siginfo` of the signal taken.
+/// `mq_open` (277) and `mq_notify` (281) are `compat_sys_mq_open` and
+/// `compat_sys_mq_notify`: they only read their i386 structures (a
+/// `compat_mq_attr`, a `compat_sigevent`), writing no memory;
+/// `mq_getsetattr` (282, `compat_sys_mq_getsetattr`) reads and stores
+/// 32-byte `compat_mq_attr`s of eight 32-bit longs. `semctl`, `msgsnd`,
+/// `msgrcv` and `msgctl` (394, 400-402) are `compat_sys_*` entries: a
+/// `compat_msgbuf` of a 32-bit `mtype`, the 64-byte
+/// `compat_semid64_ds` and the 88-byte `compat_msqid64_ds` (the
+/// `IPC_64` bit of a command ignored). `recvmmsg`, `recvmmsg_time64` and
+/// `sendmmsg` (337, 417, 345) are `compat_sys_recvmmsg_time32`/`_time64`
+/// and `compat_sys_sendmmsg`: arrays of 32-byte `compat_mmsghdr`s (a
+/// `compat_msghdr` and a 32-bit `msg_len`), the receive's timeout a
+/// 32-bit or 64-bit timespec it stores the time left in.
 const MEANINGS: &[(u32, i64)] = &[
     (55, 72),   // fcntl (compat_sys_fcntl: fcntl64's commands, no 64-bit locks)
     (145, 19),  // readv
@@ -311,6 +350,9 @@ const MEANINGS: &[(u32, i64)] = &[
     (225, 187), // readahead (the offset split)
     (250, 221), // fadvise64 (the offset split, a 32-bit length)
     (272, 221), // fadvise64_64 (the offset and the length split)
+    (277, 240), // mq_open (a 32-byte compat_mq_attr, only read)
+    (281, 244), // mq_notify (a 64-byte compat_sigevent, only read)
+    (282, 245), // mq_getsetattr (32-byte compat_mq_attrs)
     (308, 270), // pselect6 (32-bit fd_sets and timespec: a row of its own)
     (309, 271), // ppoll (32-bit timespec: a row of its own)
     (314, 277), // sync_file_range (the offset and the length split)
@@ -320,10 +362,17 @@ const MEANINGS: &[(u32, i64)] = &[
     (334, 296), // pwritev
     (347, 310), // process_vm_readv (32-bit iovecs, local and remote)
     (370, 46),  // sendmsg (a 28-byte compat_msghdr, only read)
+    (337, 299), // recvmmsg (32-byte compat_mmsghdrs, a 32-bit timespec)
+    (345, 307), // sendmmsg (32-byte compat_mmsghdrs)
     (372, 47),  // recvmsg (a 28-byte compat_msghdr)
+    (394, 66),  // semctl (the 64-byte compat_semid64_ds)
+    (400, 69),  // msgsnd (a compat_msgbuf of a 32-bit mtype, only read)
+    (401, 70),  // msgrcv (a compat_msgbuf of a 32-bit mtype)
+    (402, 71),  // msgctl (the 88-byte compat_msqid64_ds)
     (378, 327), // preadv2
     (379, 328), // pwritev2
     (413, 270), // pselect6_time64 (32-bit fd_sets: a row of its own)
+    (417, 299), // recvmmsg_time64 (32-byte compat_mmsghdrs)
     (421, 128), // rt_sigtimedwait_time64 (the compat_siginfo)
 ];
 
@@ -423,6 +472,21 @@ const SOCKETCALL: u32 = 102;
 const OLD_MMAP: u32 = 90;
 /// The words of an old `mmap`'s `struct mmap_arg_struct32`.
 pub const MMAP_ARG_WORDS: u64 = 6;
+/// The i386 `ipc` multiplexer (117, `compat_sys_ipc`): `(call, first,
+/// second, third, ptr, fifth)`, the System V sub-call in the low 16 bits
+/// of `call` and a version in the high 16.
+const IPC: u32 = 117;
+/// `ipc`'s `SEMCTL` and `MSGRCV` sub-calls (`include/uapi/linux/ipc.h`),
+/// the two that read memory at the entry: `SEMCTL`'s `union semun` (a
+/// 32-bit word at `ptr`), `MSGRCV`'s `struct compat_ipc_kludge` (the
+/// 32-bit `msgp` and `msgtyp` at `ptr`) where its version is 0.
+pub const IPC_SEMCTL: u64 = 3;
+/// See [`IPC_SEMCTL`].
+pub const IPC_MSGRCV: u64 = 12;
+/// Set in an `ipc` call's first argument (above its 32 bits) when the
+/// words its sub-call reads at the entry were read there and are in its
+/// sixth ([`entry_args`]).
+pub const IPC_WORDS_READ: u64 = 1 << 32;
 
 /// How many 32-bit argument words the kernel copies for each `socketcall`
 /// sub-call (`SYS_SOCKET` 1 to `SYS_SENDMMSG` 20, `include/uapi/linux/net.h`;
@@ -460,7 +524,15 @@ fn word(args: &[u64; 6], first: usize, i: usize) -> u64 {
 ///   (EFAULT);
 /// - the old `mmap(ptr)`: `[ptr, addr | len << 32, prot | flags << 32,
 ///   fd | offset << 32, 6, 0]`, or `[ptr, 0, 0, 0, 0, 0]` when the
-///   struct cannot be read (EFAULT).
+///   struct cannot be read (EFAULT);
+/// - `ipc(call, first, second, third, ptr, fifth)` of `SEMCTL`:
+///   `[call | IPC_WORDS_READ, first, second, third, ptr, semun]` (the
+///   32-bit word at `ptr`), and of `MSGRCV` of version 0: `[call |
+///   IPC_WORDS_READ, first, second, third, ptr, msgp | msgtyp << 32]`
+///   (the `struct compat_ipc_kludge` at `ptr`), the sixth register those
+///   sub-calls do not use (`IPC_WORDS_READ`); its registers as they are
+///   where `ptr` is null or cannot be read (EINVAL, EFAULT), and for the
+///   other sub-calls.
 ///
 /// Any other call's are its registers.
 pub fn entry_args(mem: &dyn crate::MemReader, nr: i64, args: [u64; 6]) -> [u64; 6] {
@@ -498,6 +570,27 @@ pub fn entry_args(mem: &dyn crate::MemReader, nr: i64, args: [u64; 6]) -> [u64; 
             }
             None => [args[0], 0, 0, 0, 0, 0],
         },
+        IPC => {
+            let n = match (args[0] & 0xffff, args[0] >> 16) {
+                (IPC_SEMCTL, _) => 1,
+                (IPC_MSGRCV, 0) => 2,
+                _ => return args,
+            };
+            match read(args[4], n).filter(|_| args[4] != 0) {
+                Some(words) => {
+                    let [w, ..] = pack(&words);
+                    [
+                        args[0] | IPC_WORDS_READ,
+                        args[1],
+                        args[2],
+                        args[3],
+                        args[4],
+                        w,
+                    ]
+                }
+                None => args,
+            }
+        }
         _ => args,
     }
 }
@@ -541,11 +634,10 @@ pub fn socketcall_name(sub: u64) -> String {
 /// number (359-373) with the words the kernel read at the entry, as
 /// `compat_sys_socketcall` hands them on (`SYS_ACCEPT` as `accept4` with
 /// no flags, `SYS_SEND` and `SYS_RECV` as `sendto` and `recvfrom` with no
-/// address), and the same result. None for any other call, for a
+/// address; `SYS_RECVMMSG` as `recvmmsg` of a 32-bit timespec), and the
+/// same result. None for any other call, and for a
 /// `socketcall` whose words were not read at its entry (no sub-call, or
-/// memory the kernel could not read either: it failed), and for
-/// `SYS_RECVMMSG`/`SYS_SENDMMSG` (19, 20: their 32-bit
-/// `compat_mmsghdr`s are not described).
+/// memory the kernel could not read either: it failed).
 pub fn socketcall_sub(call: &crate::Call) -> Option<crate::Call> {
     if !is_compat(call.nr) || call.nr as u32 != SOCKETCALL {
         return None;
@@ -575,7 +667,9 @@ pub fn socketcall_sub(call: &crate::Call) -> Option<crate::Call> {
         16 => (370, [w(0), w(1), w(2), 0, 0, 0]),          // sendmsg
         17 => (372, [w(0), w(1), w(2), 0, 0, 0]),          // recvmsg
         18 => (364, [w(0), w(1), w(2), w(3), 0, 0]),       // accept4
-        _ => return None,                                  // recvmmsg, sendmmsg
+        19 => (337, [w(0), w(1), w(2), w(3), w(4), 0]),    // recvmmsg (a 32-bit timespec)
+        20 => (345, [w(0), w(1), w(2), w(3), 0, 0]),       // sendmmsg
+        _ => return None,
     };
     Some(crate::Call {
         nr: COMPAT_32 | i386,
@@ -709,6 +803,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (108, "fstat"),
     (109, "olduname"),
     (116, "sysinfo"),
+    (117, "ipc"),
     (118, "fsync"),
     (122, "uname"),
     (125, "mprotect"),
@@ -769,6 +864,12 @@ const I386_NAMES: &[(u32, &str)] = &[
     (270, "tgkill"),
     (271, "utimes"),
     (272, "fadvise64_64"),
+    (277, "mq_open"),
+    (278, "mq_unlink"),
+    (279, "mq_timedsend"),
+    (280, "mq_timedreceive"),
+    (281, "mq_notify"),
+    (282, "mq_getsetattr"),
     (291, "inotify_init"),
     (292, "inotify_add_watch"),
     (293, "inotify_rm_watch"),
@@ -801,7 +902,9 @@ const I386_NAMES: &[(u32, &str)] = &[
     (332, "inotify_init1"),
     (333, "preadv"),
     (334, "pwritev"),
+    (337, "recvmmsg"),
     (340, "prlimit64"),
+    (345, "sendmmsg"),
     (347, "process_vm_readv"),
     (348, "process_vm_writev"),
     (353, "renameat2"),
@@ -824,12 +927,26 @@ const I386_NAMES: &[(u32, &str)] = &[
     (378, "preadv2"),
     (379, "pwritev2"),
     (383, "statx"),
+    (393, "semget"),
+    (394, "semctl"),
+    (395, "shmget"),
+    (396, "shmctl"),
+    (397, "shmat"),
+    (398, "shmdt"),
+    (399, "msgget"),
+    (400, "msgsnd"),
+    (401, "msgrcv"),
+    (402, "msgctl"),
     (403, "clock_gettime64"),
     (406, "clock_getres_time64"),
     (407, "clock_nanosleep_time64"),
     (412, "utimensat_time64"),
     (413, "pselect6_time64"),
     (414, "ppoll_time64"),
+    (417, "recvmmsg_time64"),
+    (418, "mq_timedsend_time64"),
+    (419, "mq_timedreceive_time64"),
+    (420, "semtimedop_time64"),
     (421, "rt_sigtimedwait_time64"),
     (422, "futex_time64"),
     (439, "faccessat2"),

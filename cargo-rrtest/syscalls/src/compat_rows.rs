@@ -10,16 +10,23 @@
 //! `oldolduname`, the file-time calls of 32-bit times, `fcntl64`'s int,
 //! lock and owner commands (and the old `fcntl`'s, the same), the calls
 //! of 32-bit iovecs and of split offsets and lengths, `sendfile`'s 32-bit
-//! offset, `recvmsg`'s `compat_msghdr`, the i386 `restart_syscall`, and
+//! offset, `recvmsg`'s `compat_msghdr`, `recvmmsg`'s and `sendmmsg`'s
+//! `compat_mmsghdr`s, the i386 `restart_syscall`, and
 //! `mmap2` and the old `mmap` (90), replayed like `mmap` through
-//! [`crate::x86_64_call`], and `socketcall` (102).
+//! [`crate::x86_64_call`], `socketcall` (102), the message queue
+//! calls of i386 structures (`mq_open`, `mq_notify`, `mq_getsetattr`),
+//! and the System V calls of i386 structures (`semctl`, `msgsnd`,
+//! `msgrcv`, `msgctl`, 394 and 400-402, and the `ipc` multiplexer, 117).
 //! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
 //! [`crate::compat_nr`]), named by [`crate::name`] as the other 32-bit
 //! calls; those that mean an x86-64 call (`readv`, `writev`, `pread64`,
 //! `pwrite64`, `truncate64`, `ftruncate64`, `preadv`, `pwritev`,
 //! `preadv2`, `pwritev2`, `fcntl64`, `fcntl`, `sendfile`, `readahead`,
 //! `fadvise64`, `fadvise64_64`, `sync_file_range`, `fallocate`,
-//! `vmsplice`, `process_vm_readv`, `sendmsg`, `recvmsg`) are followed by
+//! `vmsplice`, `process_vm_readv`, `sendmsg`, `recvmsg`, `recvmmsg`,
+//! `recvmmsg_time64`, `sendmmsg`, `mq_open`,
+//! `mq_notify`, `mq_getsetattr`, `semctl`, `msgsnd`, `msgrcv`, `msgctl`)
+//! are followed by
 //! its number ([`crate::row_nr`]), and may block where the x86-64 call's
 //! row says it may.
 //!
@@ -169,15 +176,50 @@
 //! `SYS_RECV` `sendto` and `recvfrom` with no address); the trace carries
 //! those words in its arguments ([`crate::entry_args`]), and its row
 //! describes what that call writes as the row of the i386 call of its own
-//! number (359-373, [`crate::socketcall_sub`]), kept on failure as that
-//! row keeps it. `SYS_RECVMMSG` and `SYS_SENDMMSG` that succeed are
-//! refused, named (their 32-bit `compat_mmsghdr`s are not described). The
+//! number (359-373, and `recvmmsg` of a 32-bit timespec, 337, and
+//! `sendmmsg`, 345, for `SYS_RECVMMSG` and `SYS_SENDMMSG`,
+//! [`crate::socketcall_sub`]), kept on failure as that row keeps it.
+//! `recvmmsg` (337), `recvmmsg_time64` (417) and `sendmmsg` (345) are
+//! `compat_sys_recvmmsg_time32`/`_time64` and `compat_sys_sendmmsg`:
+//! arrays of 32-byte [`COMPAT_MMSGHDR`]s (a `compat_msghdr` and a 32-bit
+//! `msg_len`); `sendmmsg` stores the `msg_len` of each message it sent,
+//! `recvmmsg` what `recvmsg` stores for each message it received (with
+//! `msg_len` bytes of data) and its `msg_len`, and the time left in its
+//! timeout (an `old_timespec32`, or a 64-bit timespec) when one came. The
 //! old `mmap` (90) is `compat_sys_ia32_mmap`: it copies a `struct
 //! mmap_arg_struct32` (six 32-bit words: addr, len, prot, flags, fd, and
 //! the offset in bytes, EINVAL unless page-aligned) at the entry and maps
 //! as `mmap`; the trace carries the words ([`crate::entry_args`]) and it
 //! is recorded and replayed as the `mmap` they mean
 //! ([`crate::x86_64_call`]), as `mmap2` is.
+//! `mq_open` (277, `compat_sys_mq_open`) reads a 32-byte `compat_mq_attr`
+//! ([`COMPAT_MQ_ATTR`], eight 32-bit longs) when it creates a queue with
+//! one, and `mq_notify` (281, `compat_sys_mq_notify`) a 64-byte
+//! `compat_sigevent` when not null: neither writes memory (a signal the
+//! notification raises later is delivered and recorded as any signal; a
+//! `SIGEV_THREAD` notification is a message on the program's netlink
+//! socket, which its receive records). `mq_getsetattr` (282,
+//! `compat_sys_mq_getsetattr`) reads a `compat_mq_attr` at its second
+//! argument and, on success, stores one at its third when not null (its
+//! reserved words zeroed). The sends and receives of 32-bit and 64-bit
+//! timespecs are the x86-64 rows' ([`crate::compat`]'s equivalents).
+//! `semctl` (394) and `msgctl` (402) are `compat_sys_semctl` and
+//! `compat_sys_msgctl`: their stat commands store the i386
+//! [`COMPAT_SEMID64_DS`] and [`COMPAT_MSQID64_DS`] (a 36-byte
+//! [`COMPAT_IPC64_PERM`], 32-bit counts and time halves) whatever the
+//! command's `IPC_64` bit, their info commands the `struct seminfo` and
+//! `msginfo` of ints both ABIs share, `GETALL` a `u16` per semaphore;
+//! `msgsnd` (400) reads and `msgrcv` (401) stores a `compat_msgbuf` of a
+//! 32-bit `mtype` ([`COMPAT_MTYPE`]) and the text. `ipc` (117,
+//! `compat_sys_ipc`) makes the sub-call in the low 16 bits of its first
+//! argument: `SEMCTL` with the `union semun` word at its pointer and
+//! `MSGRCV` of version 0 with the `struct compat_ipc_kludge` there, both
+//! read at the entry, whose words the trace carries in its sixth
+//! argument ([`crate::entry_args`]); its `SEMCTL` and `MSGCTL` store the
+//! old [`COMPAT_SEMID_DS`] and [`COMPAT_MSQID_DS`] (a 16-byte
+//! [`COMPAT_IPC_PERM`] of 16-bit ids) unless the command has `IPC_64`.
+//! Its shared memory sub-calls that succeed are refused, named, as the
+//! 32-bit shared memory calls of their own numbers (395-398) are.
 
 use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE};
 use super::outputs::{
@@ -314,10 +356,55 @@ pub const COMPAT_OFF_T: u64 = 4;
 /// bytes, as the 64-bit `siginfo_t`, but its union at 12 (the 64-bit
 /// one's at 16) and its fields 32-bit.
 pub const COMPAT_SIGINFO: u64 = 128;
+/// The i386 `struct compat_mq_attr` of `mq_open` (277) and
+/// `mq_getsetattr` (282): eight 32-bit longs (`mq_flags`, `mq_maxmsg`,
+/// `mq_msgsize`, `mq_curmsgs`, four reserved ones the kernel zeroes when
+/// it stores one).
+pub const COMPAT_MQ_ATTR: u64 = 8 * 4;
+/// The i386 `struct compat_ipc64_perm`: the 32-bit key, uid, gid, cuid
+/// and cgid, the 16-bit mode, its padding, the 16-bit seq, its padding,
+/// two unused 32-bit words.
+pub const COMPAT_IPC64_PERM: u64 = 5 * 4 + 4 * 2 + 2 * 4;
+/// The i386 `struct compat_semid64_ds` a 32-bit `semctl`'s stat commands
+/// store (with `IPC_64`, or always for the call of its own number): the
+/// perm, the low and high halves of `sem_otime` and `sem_ctime`,
+/// `sem_nsems` and two unused words, all 32-bit.
+pub const COMPAT_SEMID64_DS: u64 = COMPAT_IPC64_PERM + 7 * 4;
+/// The i386 `struct compat_msqid64_ds` of a 32-bit `msgctl`'s stat
+/// commands: the perm, the halves of the three times, `msg_cbytes`,
+/// `msg_qnum`, `msg_qbytes`, the two pids and two unused words, all
+/// 32-bit.
+pub const COMPAT_MSQID64_DS: u64 = COMPAT_IPC64_PERM + 13 * 4;
+/// The old i386 `struct compat_ipc_perm` (`ipc`'s commands without
+/// `IPC_64`): the 32-bit key, then 16-bit uid, gid, cuid, cgid, mode and
+/// seq.
+pub const COMPAT_IPC_PERM: u64 = 4 + 6 * 2;
+/// The old i386 `struct compat_semid_ds`: the old perm, two 32-bit times,
+/// four 32-bit pointers, the 16-bit `sem_nsems`, padded to 4 bytes.
+pub const COMPAT_SEMID_DS: u64 = (COMPAT_IPC_PERM + 6 * 4 + 2).next_multiple_of(4);
+/// The old i386 `struct compat_msqid_ds`: the old perm, two 32-bit
+/// pointers, three 32-bit times, `msg_lcbytes` and `msg_lqbytes`, then
+/// 16-bit `msg_cbytes`, `msg_qnum`, `msg_qbytes` and pids, padded to 4
+/// bytes.
+pub const COMPAT_MSQID_DS: u64 = (COMPAT_IPC_PERM + 7 * 4 + 5 * 2).next_multiple_of(4);
+/// The i386 `compat_msgbuf`'s `mtype`: a 32-bit long before the text.
+pub const COMPAT_MTYPE: u64 = 4;
+/// The flag of a System V control command asking for the 64-bit
+/// structures (`IPC_64`).
+const IPC_64: u64 = 0x100;
+// The System V commands libc does not name.
+const SEM_STAT_ANY: i32 = 20;
+const MSG_STAT_ANY: i32 = 13;
+
 /// The i386 `struct compat_msghdr` of `sendmsg` and `recvmsg` (370, 372):
 /// seven 32-bit fields, at the offsets of [`compat_msghdr`].
-#[cfg_attr(not(test), allow(dead_code))]
 pub const COMPAT_MSGHDR: u64 = 7 * 4;
+/// The i386 `struct compat_mmsghdr` of `recvmmsg` and `sendmmsg` (337,
+/// 417, 345): a [`COMPAT_MSGHDR`] and the 32-bit `msg_len` the kernel
+/// stores.
+pub const COMPAT_MMSGHDR: u64 = COMPAT_MSGHDR + 4;
+/// The most messages one `recvmmsg`/`sendmmsg` handles (`UIO_MAXIOV`).
+const MMSG_MAX: u64 = 1024;
 /// Offsets in [`COMPAT_MSGHDR`].
 pub mod compat_msghdr {
     /// `compat_uptr_t msg_name`.
@@ -413,11 +500,22 @@ fn fcntl64(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Uns
 /// (`msg_controllen` bytes, the length the kernel stored) when
 /// `msg_control` is not null, and `msg_controllen` and `msg_flags`.
 fn recvmsg32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
-    use compat_msghdr as h;
     if c.ret < 0 {
         return Ok(());
     }
-    let hdr = c.args[1];
+    received_compat_msghdr(c, mem, c.args[1], ret_len(c), out)
+}
+
+/// What a 32-bit receive stored through the `compat_msghdr` at `hdr`
+/// for a message of `len` bytes (read after the call): see [`recvmsg32`].
+fn received_compat_msghdr(
+    c: &Call,
+    mem: &dyn MemReader,
+    hdr: u64,
+    len: u64,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    use compat_msghdr as h;
     let field = |off: u64, what: &str| read_u32(c, mem, hdr + off, what).map(u64::from);
     let name = field(h::NAME, "compat_msghdr.msg_name")?;
     let iov = field(h::IOV, "compat_msghdr.msg_iov")?;
@@ -429,7 +527,7 @@ fn recvmsg32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(),
         push(out, hdr + h::NAMELEN, 4);
         push(out, name, namelen.min(SOCKADDR_STORAGE));
     }
-    scatter(c, mem, iov, iovlen, ret_len(c), out)?;
+    scatter(c, mem, iov, iovlen, len, out)?;
     if control != 0 {
         push(out, control, controllen);
     }
@@ -461,23 +559,14 @@ fn rt_sigtimedwait32(
 /// [`crate::entry_args`]), kept on failure where that call's row keeps it
 /// (`getsockopt`'s length on `ERANGE`). A sub-call that is none, or whose
 /// words were not there to read, failed (EINVAL, EFAULT) and wrote
-/// nothing; `SYS_RECVMMSG` and `SYS_SENDMMSG` that succeed are refused,
-/// named.
+/// nothing; one that succeeded so is refused, named.
 fn socketcall32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
     let Some(sub) = super::socketcall_sub(c) else {
         if c.ret < 0 {
             return Ok(());
         }
-        let read = crate::compat::SOCKETCALL_WORDS
-            .get(c.args[0] as usize)
-            .is_some_and(|&n| n != 0 && c.args[5] == u64::from(n));
-        let why = if read {
-            "is not described (its 32-bit compat_mmsghdrs)"
-        } else {
-            "succeeded with argument words the recorder could not read at its entry"
-        };
         return Err(Unsupported(format!(
-            "{}: {} {why}",
+            "{}: {} succeeded with argument words the recorder could not read at its entry",
             super::name(c.nr),
             super::socketcall_name(c.args[0])
         )));
@@ -507,6 +596,244 @@ fn old_mmap(c: &Call, _: &dyn MemReader, _: &mut Vec<Region>) -> Result<(), Unsu
             super::name(c.nr),
             c.args[0]
         )));
+    }
+    Ok(())
+}
+
+/// What a 32-bit `semctl(semid, semnum, cmd, arg)` that returned `c.ret`
+/// stored (`compat_ksys_semctl`, its command's `IPC_64` bit masked off):
+/// the stat commands a [`COMPAT_SEMID64_DS`] at `arg` (`ipc64`) or an
+/// old [`COMPAT_SEMID_DS`], the info ones a `struct seminfo` (ints: one
+/// layout for both ABIs), `GETALL` a `u16` per semaphore of the set (its
+/// size from `/proc/sysvipc/sem`); nothing for the others. A command
+/// not described that succeeded is refused.
+fn sysv_semctl(
+    c: &Call,
+    mem: &dyn MemReader,
+    [semid, cmd, arg]: [u64; 3],
+    ipc64: bool,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    let ds = if ipc64 {
+        COMPAT_SEMID64_DS
+    } else {
+        COMPAT_SEMID_DS
+    };
+    match (cmd & !IPC_64) as u32 as i32 {
+        libc::IPC_STAT | libc::SEM_STAT | SEM_STAT_ANY => push(out, arg, ds),
+        libc::IPC_INFO | libc::SEM_INFO => push(out, arg, super::layout::SEMINFO),
+        libc::IPC_SET
+        | libc::IPC_RMID
+        | libc::GETPID
+        | libc::GETVAL
+        | libc::GETNCNT
+        | libc::GETZCNT
+        | libc::SETVAL
+        | libc::SETALL => {}
+        libc::GETALL => {
+            let nsems = super::ipc::sysv_column(c, mem, "sem", semid, 3)?;
+            push(out, arg, nsems.saturating_mul(2));
+        }
+        other => {
+            return Err(Unsupported(format!(
+                "{}: semctl command {other} is not described",
+                super::name(c.nr)
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// What a 32-bit `msgctl(msqid, cmd, buf)` that returned `c.ret` stored
+/// (`compat_ksys_msgctl`, its command's `IPC_64` bit masked off): the
+/// stat commands a [`COMPAT_MSQID64_DS`] at `buf` (`ipc64`) or an old
+/// [`COMPAT_MSQID_DS`], the info ones a `struct msginfo` (ints); nothing
+/// for `IPC_SET` and `IPC_RMID`.
+fn sysv_msgctl(
+    c: &Call,
+    cmd: u64,
+    buf: u64,
+    ipc64: bool,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    let ds = if ipc64 {
+        COMPAT_MSQID64_DS
+    } else {
+        COMPAT_MSQID_DS
+    };
+    match (cmd & !IPC_64) as u32 as i32 {
+        libc::IPC_STAT | libc::MSG_STAT | MSG_STAT_ANY => push(out, buf, ds),
+        libc::IPC_INFO | libc::MSG_INFO => push(out, buf, super::layout::MSGINFO),
+        libc::IPC_SET | libc::IPC_RMID => {}
+        other => {
+            return Err(Unsupported(format!(
+                "{}: msgctl command {other} is not described",
+                super::name(c.nr)
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// What a 32-bit `msgrcv` that returned `c.ret` stored at `msgp`: the
+/// `compat_msgbuf`'s 32-bit `mtype` and as many bytes of text as it
+/// returned (at most `msgsz`).
+fn sysv_msgrcv(c: &Call, msgp: u64, msgsz: u64, out: &mut Vec<Region>) {
+    if c.ret >= 0 {
+        push(out, msgp, COMPAT_MTYPE + ret_len(c).min(msgsz));
+    }
+}
+
+/// `semctl(semid, semnum, cmd, arg)` of a 32-bit caller (394,
+/// `compat_sys_semctl`): the 64-bit structures whatever `IPC_64` says.
+fn semctl32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    sysv_semctl(c, mem, [c.args[0], c.args[2], c.args[3]], true, out)
+}
+
+/// `msgrcv(msqid, msgp, msgsz, msgtyp, msgflg)` of a 32-bit caller (401,
+/// `compat_sys_msgrcv`).
+fn msgrcv32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    sysv_msgrcv(c, c.args[1], c.args[2], out);
+    Ok(())
+}
+
+/// `msgctl(msqid, cmd, buf)` of a 32-bit caller (402,
+/// `compat_sys_msgctl`): the 64-bit structures whatever `IPC_64` says.
+fn msgctl32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    sysv_msgctl(c, c.args[1], c.args[2], true, out)
+}
+
+/// The names of `ipc`'s sub-calls, by number.
+fn ipc_sub_name(sub: u64) -> String {
+    match sub {
+        1 => "SEMOP".into(),
+        2 => "SEMGET".into(),
+        3 => "SEMCTL".into(),
+        4 => "SEMTIMEDOP".into(),
+        11 => "MSGSND".into(),
+        12 => "MSGRCV".into(),
+        13 => "MSGGET".into(),
+        14 => "MSGCTL".into(),
+        21 => "SHMAT".into(),
+        22 => "SHMDT".into(),
+        23 => "SHMGET".into(),
+        24 => "SHMCTL".into(),
+        _ => format!("sub-call {sub}"),
+    }
+}
+
+/// `ipc(call, first, second, third, ptr, fifth)` of a 32-bit caller
+/// (`compat_sys_ipc`, its arguments as [`crate::entry_args`] gives them):
+/// what its System V sub-call (the low 16 bits of `call`) stored.
+/// `SEMOP`, `SEMTIMEDOP` (a 32-bit timespec), `SEMGET`, `MSGSND` and
+/// `MSGGET` store nothing; `SEMCTL(semid, semnum, cmd, &semun)` what
+/// `semctl` stores with the `union semun` read at the entry, the old
+/// structures unless `cmd` has `IPC_64`; `MSGRCV(msqid, msgsz, msgflg,
+/// ptr, msgtyp)` the message at the `msgp` of the `struct
+/// compat_ipc_kludge` read at the entry (version 0) or at `ptr` (other
+/// versions); `MSGCTL(msqid, cmd, _, buf)` what `msgctl` stores, the old
+/// structures unless `cmd` has `IPC_64`. Nothing when it failed. The
+/// shared memory sub-calls that succeed are refused, named, as the
+/// 32-bit shared memory calls of their own numbers are: the recorder
+/// follows attached segments by the x86-64 numbers alone.
+fn ipc32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    let a = &c.args;
+    let sub = a[0] & 0xffff;
+    let read = a[0] & crate::compat::IPC_WORDS_READ != 0;
+    let unread = || {
+        Unsupported(format!(
+            "{}: {} succeeded with memory the recorder could not read at its entry",
+            super::name(c.nr),
+            ipc_sub_name(sub)
+        ))
+    };
+    match sub {
+        1 | 2 | 4 | 11 | 13 => Ok(()),
+        crate::compat::IPC_SEMCTL => {
+            if !read {
+                return Err(unread());
+            }
+            let semun = a[5] & 0xffff_ffff;
+            sysv_semctl(c, mem, [a[1], a[3], semun], a[3] & IPC_64 != 0, out)
+        }
+        crate::compat::IPC_MSGRCV => {
+            let msgp = if (a[0] & 0xffff_ffff) >> 16 == 0 {
+                if !read {
+                    return Err(unread());
+                }
+                a[5] & 0xffff_ffff
+            } else {
+                a[4]
+            };
+            sysv_msgrcv(c, msgp, a[2], out);
+            Ok(())
+        }
+        14 => sysv_msgctl(c, a[2], a[4], a[2] & IPC_64 != 0, out),
+        _ => Err(Unsupported(format!(
+            "{}: {} is not described (32-bit shared memory is not recorded)",
+            super::name(c.nr),
+            ipc_sub_name(sub)
+        ))),
+    }
+}
+
+/// The messages a 32-bit `recvmmsg` or `sendmmsg` that returned `c.ret`
+/// handled, checked against its vector's length.
+fn mmsg_count(c: &Call) -> Result<u64, Unsupported> {
+    let n = ret_len(c);
+    if n > MMSG_MAX || n > u64::from(c.args[2] as u32) {
+        return Err(Unsupported(format!(
+            "{}: returned {n} messages for a vector of {}",
+            super::name(c.nr),
+            c.args[2]
+        )));
+    }
+    Ok(n)
+}
+
+/// `recvmmsg(fd, msgvec, vlen, flags, timeout)` of a 32-bit caller
+/// (`compat_sys_recvmmsg_time32`, `_time64`): for each of the `ret`
+/// [`COMPAT_MMSGHDR`]s at `msgvec`, what `recvmsg` stores through its
+/// `compat_msghdr` (with `msg_len` bytes of data) and `msg_len` itself;
+/// the time left, `TS` bytes at `timeout` (an `old_timespec32`, or the
+/// 16-byte timespec of `recvmmsg_time64`), when at least one message
+/// came. Nothing when none came or it failed.
+fn recvmmsg32<const TS: u64>(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret <= 0 {
+        return Ok(());
+    }
+    for i in 0..mmsg_count(c)? {
+        let m = c.args[1] + i * COMPAT_MMSGHDR;
+        let len = read_u32(c, mem, m + COMPAT_MSGHDR, "compat_mmsghdr.msg_len")?;
+        received_compat_msghdr(c, mem, m, u64::from(len), out)?;
+        push(out, m + COMPAT_MSGHDR, 4);
+    }
+    push(out, c.args[4], TS);
+    Ok(())
+}
+
+/// `sendmmsg(fd, msgvec, vlen, flags)` of a 32-bit caller
+/// (`compat_sys_sendmmsg`): the `msg_len` of each message it sent, in
+/// its [`COMPAT_MMSGHDR`].
+fn sendmmsg32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    for i in 0..mmsg_count(c)? {
+        push(out, c.args[1] + i * COMPAT_MMSGHDR + COMPAT_MSGHDR, 4);
     }
     Ok(())
 }
@@ -804,6 +1131,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ReplayAction::Emulate,
         fixed::<0, COMPAT_SYSINFO>,
     ),
+    d(117, "ipc", true, ReplayAction::Emulate, ipc32),
     d(
         140,
         "_llseek",
@@ -915,6 +1243,15 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     ),
     d(271, "utimes", false, ReplayAction::Emulate, none),
     d(272, "fadvise64_64", false, ReplayAction::Emulate, none),
+    d(277, "mq_open", false, ReplayAction::Emulate, none),
+    d(281, "mq_notify", false, ReplayAction::Emulate, none),
+    d(
+        282,
+        "mq_getsetattr",
+        false,
+        ReplayAction::Emulate,
+        fixed::<2, COMPAT_MQ_ATTR>,
+    ),
     d(299, "futimesat", false, ReplayAction::Emulate, none),
     d(
         300,
@@ -944,6 +1281,14 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     d(333, "preadv", false, ReplayAction::Emulate, iov_ret::<1, 2>),
     d(334, "pwritev", false, ReplayAction::Emulate, none),
     d(
+        337,
+        "recvmmsg",
+        true,
+        ReplayAction::Emulate,
+        recvmmsg32::<OLD_TIMESPEC32>,
+    ),
+    d(345, "sendmmsg", true, ReplayAction::Emulate, sendmmsg32),
+    d(
         347,
         "process_vm_readv",
         false,
@@ -954,12 +1299,23 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     d(372, "recvmsg", true, ReplayAction::Emulate, recvmsg32),
     d(378, "preadv2", true, ReplayAction::Emulate, iov_ret::<1, 2>),
     d(379, "pwritev2", true, ReplayAction::Emulate, none),
+    d(394, "semctl", false, ReplayAction::Emulate, semctl32),
+    d(400, "msgsnd", true, ReplayAction::Emulate, none),
+    d(401, "msgrcv", true, ReplayAction::Emulate, msgrcv32),
+    d(402, "msgctl", false, ReplayAction::Emulate, msgctl32),
     d(
         413,
         "pselect6_time64",
         true,
         ReplayAction::Emulate,
         pselect6_32::<TIMESPEC>,
+    ),
+    d(
+        417,
+        "recvmmsg_time64",
+        true,
+        ReplayAction::Emulate,
+        recvmmsg32::<TIMESPEC>,
     ),
     d(
         421,

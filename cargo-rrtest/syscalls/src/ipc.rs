@@ -47,7 +47,7 @@ pub(crate) const MAX_SHM: u64 = 256 << 20;
 
 /// Column `col` (0-based) of the line of `/proc/sysvipc/KIND` whose id
 /// (column 1) is `id`.
-fn sysv_column(
+pub(crate) fn sysv_column(
     c: &Call,
     mem: &dyn MemReader,
     kind: &str,

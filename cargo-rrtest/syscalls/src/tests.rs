@@ -2922,9 +2922,10 @@ fn compat_socketcall_is_described_by_the_words_read_at_its_entry() {
     assert_eq!(words(16, 3), Some((370, [10, 11, 12, 0, 0, 0])));
     assert_eq!(words(17, 3), Some((372, [10, 11, 12, 0, 0, 0])));
     assert_eq!(words(18, 4), Some((364, [10, 11, 12, 13, 0, 0])));
-    // recvmmsg, sendmmsg: not described; no sub-call; words not there.
-    assert_eq!(words(19, 5), None);
-    assert_eq!(words(20, 4), None);
+    // recvmmsg (a 32-bit timespec), sendmmsg; no sub-call; words not
+    // there.
+    assert_eq!(words(19, 5), Some((337, [10, 11, 12, 13, 14, 0])));
+    assert_eq!(words(20, 4), Some((345, [10, 11, 12, 13, 0, 0])));
     assert_eq!(words(0, 6), None);
     assert_eq!(words(21, 6), None);
     assert_eq!(words(11, 5), None);
@@ -2948,8 +2949,8 @@ fn compat_socketcall_is_described_by_the_words_read_at_its_entry() {
     assert_eq!(ok(&getsockopt(-34), &g), [(0x1300, 4)]);
     assert!(ok(&call(socketcall, &[12, 0x100, 0, 0, 0, 6], -11), &m).is_empty());
     assert!(ok(&call(socketcall, &[0, 0x100], -22), &m).is_empty());
-    let e = regions(&call(socketcall, &[19, 0x100, 0, 0, 0, 5], 1), &m).unwrap_err();
-    assert!(e.0.contains("SYS_RECVMMSG"), "{}", e.0);
+    let e = regions(&call(socketcall, &[19, 0x100, 0, 0, 0, 0], 1), &m).unwrap_err();
+    assert!(e.0.contains("SYS_RECVMMSG succeeded"), "{}", e.0);
     // A 64-bit call's arguments are its registers.
     assert_eq!(
         crate::entry_args(&m, libc::SYS_socket, [1, 0x100, 7, 7, 7, 7]),
@@ -3008,4 +3009,283 @@ fn compat_old_mmap_is_the_mmap_its_struct_read_at_the_entry_means() {
         crate::x86_64_call(&call(old_mmap, &unread, -14)).nr,
         old_mmap
     );
+}
+
+#[test]
+fn compat_message_queue_calls_are_the_x86_64_ones_but_their_structures() {
+    let m = FakeMem::default();
+    // mq_unlink and the _time64 send and receive are the x86-64 sys_*
+    // entries; the send and receive of 32-bit timespecs only read them.
+    for (i386, x86_64) in [
+        (278, libc::SYS_mq_unlink),
+        (279, libc::SYS_mq_timedsend),
+        (280, libc::SYS_mq_timedreceive),
+        (418, libc::SYS_mq_timedsend),
+        (419, libc::SYS_mq_timedreceive),
+    ] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::x86_64_equivalent(nr), Some(x86_64), "{i386}");
+        assert_eq!(crate::lookup(nr).map(|d| d.nr), Some(x86_64), "{i386}");
+        assert!(crate::name(nr).starts_with("i386 mq_"), "{i386}");
+    }
+    // The receives: the message (as many bytes as returned) and the
+    // 4-byte priority; nothing on ETIMEDOUT; they may block.
+    for n in [280, 419] {
+        let nr = crate::compat_nr(n);
+        assert!(crate::lookup(nr).is_some_and(|d| d.may_block), "{n}");
+        assert_eq!(
+            ok(&call(nr, &[3, 0x1000, 64, 0x2000, 0x3000], 5), &m),
+            [(0x1000, 5), (0x2000, 4)],
+            "{n}"
+        );
+        assert_eq!(
+            ok(&call(nr, &[3, 0x1000, 64, 0, 0x3000], 4), &m),
+            [(0x1000, 4)]
+        );
+        assert!(ok(&call(nr, &[3, 0x1000, 64, 0x2000, 0x3000], -110), &m).is_empty());
+    }
+    // mq_open and mq_notify only read their i386 structures; mq_getsetattr
+    // stores a 32-byte compat_mq_attr of eight 32-bit longs on success.
+    assert_eq!(crate::compat_rows::COMPAT_MQ_ATTR, 32);
+    for (i386, x86_64) in [
+        (277, libc::SYS_mq_open),
+        (281, libc::SYS_mq_notify),
+        (282, libc::SYS_mq_getsetattr),
+    ] {
+        let nr = crate::compat_nr(i386);
+        assert_eq!(crate::x86_64_equivalent(nr), None, "{i386}");
+        assert_eq!(crate::row_nr(nr), x86_64, "{i386}");
+        assert_eq!(crate::lookup(nr).map(|d| d.nr), Some(nr), "{i386}");
+    }
+    let open = crate::compat_nr(277);
+    assert!(ok(&call(open, &[0x1000, 0o102, 0o600, 0x2000], 3), &m).is_empty());
+    let notify = crate::compat_nr(281);
+    assert!(ok(&call(notify, &[3, 0x2000], 0), &m).is_empty());
+    let getsetattr = crate::compat_nr(282);
+    assert_eq!(
+        ok(&call(getsetattr, &[3, 0x1000, 0x2000], 0), &m),
+        [(0x2000, 32)]
+    );
+    assert!(ok(&call(getsetattr, &[3, 0x1000, 0], 0), &m).is_empty());
+    assert!(ok(&call(getsetattr, &[3, 0x1000, 0x2000], -9), &m).is_empty());
+    assert_eq!(
+        crate::name(getsetattr),
+        "i386 mq_getsetattr (int $0x80 #282)"
+    );
+}
+
+#[test]
+fn compat_sysv_semaphores_and_messages_have_the_i386_layouts() {
+    use crate::compat_rows::{
+        COMPAT_IPC64_PERM, COMPAT_IPC_PERM, COMPAT_MSQID64_DS, COMPAT_MSQID_DS, COMPAT_SEMID64_DS,
+        COMPAT_SEMID_DS,
+    };
+    assert_eq!(COMPAT_IPC64_PERM, 36);
+    assert_eq!(COMPAT_SEMID64_DS, 64);
+    assert_eq!(COMPAT_MSQID64_DS, 88);
+    assert_eq!(COMPAT_IPC_PERM, 16);
+    assert_eq!(COMPAT_SEMID_DS, 44);
+    assert_eq!(COMPAT_MSQID_DS, 56);
+    let m = SysvTables(FakeMem::default());
+    let nr = crate::compat_nr;
+    let regions = |c: &Call| -> Result<Vec<(u64, usize)>, Unsupported> {
+        let mut out = Vec::new();
+        (crate::lookup(c.nr).expect("described").outputs)(c, &m, &mut out)?;
+        Ok(out.into_iter().map(|r| (r.addr, r.len)).collect())
+    };
+    let ok = |c: &Call| regions(c).expect("supported");
+    // semget, msgget and semtimedop_time64 are the x86-64 calls.
+    for (i386, x86_64) in [
+        (393, libc::SYS_semget),
+        (399, libc::SYS_msgget),
+        (420, libc::SYS_semtimedop),
+    ] {
+        assert_eq!(crate::x86_64_equivalent(nr(i386)), Some(x86_64), "{i386}");
+    }
+    // semctl, msgsnd, msgrcv, msgctl: rows of their own meaning the
+    // x86-64 calls.
+    for (i386, x86_64) in [
+        (394, libc::SYS_semctl),
+        (400, libc::SYS_msgsnd),
+        (401, libc::SYS_msgrcv),
+        (402, libc::SYS_msgctl),
+    ] {
+        assert_eq!(crate::x86_64_equivalent(nr(i386)), None, "{i386}");
+        assert_eq!(crate::row_nr(nr(i386)), x86_64, "{i386}");
+        assert_eq!(crate::lookup(nr(i386)).map(|d| d.nr), Some(nr(i386)));
+    }
+    let semctl = |cmd: i32, ret| call(nr(394), &[5, 0, cmd as u64, 0x1000], ret);
+    assert_eq!(ok(&semctl(libc::IPC_STAT, 0)), [(0x1000, 64)]);
+    // The call of its own number: the 64-bit layout, IPC_64 or not.
+    assert_eq!(ok(&semctl(libc::IPC_STAT | 0x100, 5)), [(0x1000, 64)]);
+    assert_eq!(ok(&semctl(libc::SEM_INFO, 3)), [(0x1000, 40)]);
+    assert_eq!(ok(&semctl(libc::GETALL, 0)), [(0x1000, 6)]);
+    assert!(ok(&semctl(libc::SETALL, 0)).is_empty());
+    assert!(ok(&semctl(libc::IPC_STAT, -22)).is_empty());
+    assert!(regions(&semctl(99, 0))
+        .unwrap_err()
+        .0
+        .contains("semctl command 99"));
+    assert!(ok(&call(nr(400), &[5, 0x1000, 5, 0], 0)).is_empty());
+    // msgrcv: the 32-bit mtype and the text returned.
+    assert_eq!(
+        ok(&call(nr(401), &[5, 0x1000, 28, 0, 0], 5)),
+        [(0x1000, 4 + 5)]
+    );
+    assert!(ok(&call(nr(401), &[5, 0x1000, 2, 0, 0], -7)).is_empty());
+    assert_eq!(
+        ok(&call(nr(402), &[5, libc::IPC_STAT as u64, 0x1000], 0)),
+        [(0x1000, 88)]
+    );
+    assert_eq!(
+        ok(&call(nr(402), &[0, libc::MSG_INFO as u64, 0x1000], 3)),
+        [(0x1000, 32)]
+    );
+    assert!(ok(&call(nr(402), &[5, libc::IPC_SET as u64, 0x1000], 0)).is_empty());
+    // The 32-bit shared memory calls stay refused (no row), named.
+    for (n, name) in [
+        (395, "shmget"),
+        (396, "shmctl"),
+        (397, "shmat"),
+        (398, "shmdt"),
+    ] {
+        assert!(crate::lookup(nr(n)).is_none(), "{n}");
+        assert_eq!(crate::name(nr(n)), format!("i386 {name} (int $0x80 #{n})"));
+    }
+}
+
+#[test]
+fn compat_ipc_is_described_by_its_sub_call_and_the_words_read_at_its_entry() {
+    let ipc = crate::compat_nr(117);
+    assert_eq!(crate::name(ipc), "i386 ipc (int $0x80 #117)");
+    let mut fm = FakeMem::default();
+    fm.put_u32(0x100, 0x2000); // a union semun: the pointer
+    fm.put_u32(0x200, 0x3000); // a compat_ipc_kludge: msgp
+    fm.put_u32(0x204, 7); //     and msgtyp
+    let m = SysvTables(fm);
+    let read = crate::compat::IPC_WORDS_READ;
+    // SEMCTL: the semun word in the sixth argument; MSGRCV of version 0:
+    // the kludge's msgp and msgtyp; other sub-calls and versions as they
+    // are; nothing read from a null or unreadable pointer.
+    let semctl = crate::entry_args(&m, ipc, [3, 5, 0, 2, 0x100, 9]);
+    assert_eq!(semctl, [3 | read, 5, 0, 2, 0x100, 0x2000]);
+    let rcv = crate::entry_args(&m, ipc, [12, 5, 28, 0, 0x200, 9]);
+    assert_eq!(rcv, [12 | read, 5, 28, 0, 0x200, 7 << 32 | 0x3000]);
+    let rcv1 = [12 | 1 << 16, 5, 28, 0, 0x3000, 0];
+    assert_eq!(crate::entry_args(&m, ipc, rcv1), rcv1);
+    for args in [
+        [3, 5, 0, 2, 0, 9],
+        [3, 5, 0, 2, 0x9000, 9],
+        [14, 5, 2, 0, 0x100, 9],
+    ] {
+        assert_eq!(crate::entry_args(&m, ipc, args), args);
+    }
+    let regions = |c: &Call| -> Result<Vec<(u64, usize)>, Unsupported> {
+        let mut out = Vec::new();
+        (crate::lookup(c.nr).expect("described").outputs)(c, &m, &mut out)?;
+        Ok(out.into_iter().map(|r| (r.addr, r.len)).collect())
+    };
+    let ok = |c: &Call| regions(c).expect("supported");
+    assert!(crate::lookup(ipc).is_some_and(|d| d.may_block));
+    // SEMCTL IPC_STAT with IPC_64: the compat_semid64_ds at the semun's
+    // pointer; without: the old compat_semid_ds; GETALL of set 5.
+    let stat64 = [
+        3 | read,
+        5,
+        0,
+        (libc::IPC_STAT | 0x100) as u64,
+        0x100,
+        0x2000,
+    ];
+    assert_eq!(ok(&call(ipc, &stat64, 0)), [(0x2000, 64)]);
+    let stat = [3 | read, 5, 0, libc::IPC_STAT as u64, 0x100, 0x2000];
+    assert_eq!(ok(&call(ipc, &stat, 0)), [(0x2000, 44)]);
+    let getall = [3 | read, 5, 0, libc::GETALL as u64, 0x100, 0x2000];
+    assert_eq!(ok(&call(ipc, &getall, 0)), [(0x2000, 6)]);
+    // One that succeeded with no word read is refused; failures write
+    // nothing.
+    let unread = [3, 5, 0, libc::IPC_STAT as u64, 0x100, 0];
+    assert!(regions(&call(ipc, &unread, 0))
+        .unwrap_err()
+        .0
+        .contains("SEMCTL"));
+    assert!(ok(&call(ipc, &unread, -14)).is_empty());
+    // MSGRCV: version 0 at the kludge's msgp, version 1 at ptr.
+    assert_eq!(ok(&call(ipc, &rcv, 4)), [(0x3000, 8)]);
+    assert_eq!(ok(&call(ipc, &rcv1, 3)), [(0x3000, 7)]);
+    assert!(ok(&call(ipc, &rcv, -42)).is_empty());
+    // MSGCTL: the 64-bit layout with IPC_64, the old one without.
+    let msgctl = |cmd: i32| call(ipc, &[14, 5, cmd as u64, 0, 0x4000, 0], 0);
+    assert_eq!(ok(&msgctl(libc::IPC_STAT | 0x100)), [(0x4000, 88)]);
+    assert_eq!(ok(&msgctl(libc::IPC_STAT)), [(0x4000, 56)]);
+    assert!(ok(&msgctl(libc::IPC_RMID)).is_empty());
+    // SEMOP, SEMTIMEDOP, SEMGET, MSGSND, MSGGET write nothing.
+    for sub in [1, 2, 4, 11, 13] {
+        assert!(
+            ok(&call(ipc, &[sub, 5, 1, 0, 0x100, 0], 0)).is_empty(),
+            "{sub}"
+        );
+    }
+    // Shared memory through ipc is refused, named.
+    for (sub, name) in [(21, "SHMAT"), (22, "SHMDT"), (23, "SHMGET"), (24, "SHMCTL")] {
+        let err = regions(&call(ipc, &[sub, 5, 0, 0, 0x100, 0], 0)).unwrap_err();
+        assert!(err.0.contains(name), "{}", err.0);
+        assert!(ok(&call(ipc, &[sub, 5, 0, 0, 0x100, 0], -22)).is_empty());
+    }
+}
+
+#[test]
+fn compat_mmsg_calls_have_32_byte_compat_mmsghdrs() {
+    use crate::compat_rows::{compat_msghdr as h, COMPAT_MMSGHDR, COMPAT_MSGHDR};
+    assert_eq!(COMPAT_MMSGHDR, 32);
+    let mut m = FakeMem::default();
+    // Two compat_mmsghdrs at 0x1000: no name, one 8-byte compat_iovec
+    // each, no control; msg_len 4 and 11.
+    for (i, (buf, cap, len)) in [(0x3000u32, 16u32, 4u32), (0x4000, 16, 11)]
+        .into_iter()
+        .enumerate()
+    {
+        let hdr = 0x1000 + i as u64 * COMPAT_MMSGHDR;
+        let iov = 0x2000 + 8 * i as u64;
+        for f in [h::NAME, h::NAMELEN, h::CONTROL, h::CONTROLLEN, h::FLAGS] {
+            m.put_u32(hdr + f, 0);
+        }
+        m.put_u32(hdr + h::IOV, iov as u32);
+        m.put_u32(hdr + h::IOVLEN, 1);
+        m.put_u32(hdr + COMPAT_MSGHDR, len);
+        m.put_u32(iov, buf);
+        m.put_u32(iov + 4, cap);
+    }
+    for (n, ts) in [(337, 8), (417, 16)] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(crate::row_nr(nr), libc::SYS_recvmmsg, "{n}");
+        assert!(crate::lookup(nr).is_some_and(|d| d.may_block));
+        let got = ok(&call(nr, &[3, 0x1000, 3, 0, 0x5000], 2), &m);
+        assert_eq!(
+            got,
+            [
+                (0x3000, 4),
+                (0x1000 + h::CONTROLLEN, 4),
+                (0x1000 + h::FLAGS, 4),
+                (0x1000 + 28, 4),
+                (0x4000, 11),
+                (0x1020 + h::CONTROLLEN, 4),
+                (0x1020 + h::FLAGS, 4),
+                (0x1020 + 28, 4),
+                (0x5000, ts),
+            ],
+            "{n}"
+        );
+        // None received, a failure: nothing; more than the vector: refused.
+        assert!(ok(&call(nr, &[3, 0x1000, 3, 0, 0x5000], 0), &m).is_empty());
+        assert!(ok(&call(nr, &[3, 0x1000, 3, 0, 0x5000], -11), &m).is_empty());
+        assert!(regions(&call(nr, &[3, 0x1000, 1, 0, 0], 2), &m).is_err());
+    }
+    let send = crate::compat_nr(345);
+    assert_eq!(crate::row_nr(send), libc::SYS_sendmmsg);
+    assert_eq!(
+        ok(&call(send, &[3, 0x1000, 3, 0], 2), &m),
+        [(0x1000 + 28, 4), (0x1020 + 28, 4)]
+    );
+    assert!(ok(&call(send, &[3, 0x1000, 3, 0], -9), &m).is_empty());
 }
