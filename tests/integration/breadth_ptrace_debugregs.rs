@@ -12,14 +12,19 @@
 //!   watchpoint in slot 3: twelve traps, each with the slot DR6 names
 //!   (cleared by the tracer), `TRAP_HWBKPT`, `si_addr` the rip, the rip at
 //!   the function for the breakpoint, and the watched values; then a
-//!   watchpoint in slot 0 alone (the thirteenth); DR7 and DR0-3 read back;
+//!   watchpoint in slot 0 alone, which the tracer's single steps reach
+//!   (the thirteenth: the step's `TRAP_TRACE`, DR6's BS and B0); DR7 and
+//!   DR0-3 read back;
 //!   the kernel's EINVAL for a kernel address and for a misaligned
 //!   watchpoint;
 //! - `breadth::ptrace_debugregs::gdb_watch`: gdb itself (`gdb -batch`,
 //!   `watch` on a global of `gdb_target`: a hardware watchpoint, in slot
 //!   0, in the main thread and in the second thread gdb follows) stops
 //!   where it stops natively, with the same old and new values; the trace
-//!   verifies and replays twice. Needs gdb (skipped, said, without it).
+//!   verifies and replays twice. Needs gdb (skipped, said, without it);
+//! - `breadth::ptrace_debugregs::gdb_hbreak_rwatch`: gdb's `hbreak` (an
+//!   execution breakpoint, slot 0) and `rwatch` (a read watchpoint, slot
+//!   1) stop where they stop natively, in both threads.
 
 use libtest_mimic::{Failed, Trial};
 
@@ -43,7 +48,8 @@ const SPECS: &[Spec] = &[Spec {
         "hit 9: DR6 slots 0x2, BS 0, si_code 4, si_addr the rip 1, at target 1, argument 3, counter 20, wide 2\n",
         "hit 12: DR6 slots 0x8, BS 0, si_code 4, si_addr the rip 1, at target 0, argument -1, counter 30, wide 3\n",
         "slot 0 alone: DR7 reads back 1, DR0 counter's address 1\n",
-        "hit 13: DR6 slots 0x1, BS 0, si_code 4, si_addr the rip 1, at target 0, argument -1, counter 40, wide 3\n",
+        // (The number of steps depends on the compiler.)
+        " steps: DR6 slots 0x1, BS 1, si_code 2, counter 30 before the step, 40 after\n",
         "all disabled: DR7 0\n",
         "hits: 13, child exit 7\n",
     ],
@@ -58,6 +64,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("breadth::ptrace_debugregs::gdb_watch", || {
             gdb_watch("breadth::ptrace_debugregs::gdb_watch")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::ptrace_debugregs::gdb_hbreak_rwatch", || {
+            gdb_hbreak_rwatch("breadth::ptrace_debugregs::gdb_hbreak_rwatch")
         })
         .with_ignored_flag(skip),
     );
@@ -89,6 +101,38 @@ fn gdb_watch(trial: &str) -> Result<(), Failed> {
             "Old value = 42\nNew value = 84\n",
             "area 42\n",
             "EXIT-SUCCESS\n",
+            "exited with code 03]",
+        ],
+    )
+}
+
+/// gdb's `hbreak` on `area` (an execution breakpoint in slot 0) and
+/// `rwatch` on `watched` (a read watchpoint in slot 1), set from a
+/// breakpoint at `main`: the breakpoint stops both calls of `area` (main
+/// thread, then the second thread), the read watchpoint main's read of
+/// `watched`, as natively; the trace verifies and replays twice.
+fn gdb_hbreak_rwatch(trial: &str) -> Result<(), Failed> {
+    gdb_session(
+        trial,
+        &[
+            "break main",
+            "run",
+            "hbreak area",
+            "rwatch watched",
+            "continue",
+            "continue",
+            "continue",
+            "continue",
+        ],
+        &[
+            "Hardware assisted breakpoint 2 at 0x",
+            "Hardware read watchpoint 3: watched\n",
+            "\nBreakpoint 2, area (p=",
+            "scale=scale@entry=1) at ",
+            "hit Breakpoint 2, area (p=",
+            "scale=scale@entry=2) at ",
+            "hit Hardware read watchpoint 3: watched\n\nValue = 84\n",
+            "worker 84, watched 84\n",
             "exited with code 03]",
         ],
     )
