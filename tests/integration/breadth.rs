@@ -898,7 +898,7 @@ pub(crate) fn all_under_chaos(trial: &str, specs: &[Spec], limit: Duration) -> R
     Ok(())
 }
 
-/// Requests the emulated ptrace does not do (a debug register set, the
+/// Requests the emulated ptrace does not do (all four debug registers, the
 /// seccomp event option, `PTRACE_LISTEN`, an
 /// `arch_prctl` code other than the fs and gs bases) fail at once with EIO
 /// or EINVAL, each named in a warning of the recorder; the program goes on to its end, and
@@ -909,7 +909,7 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
         &c("ptrace_refused", CBuild::pie("ptrace_refused")),
         &[
             "PTRACE_POKEUSER of 0 returned 0, errno 0\n",
-            "PTRACE_POKEUSER returned -1, errno 5\n",
+            "PTRACE_POKEUSER of DR7 enabling all four returned -1, errno 5\n",
             "PTRACE_SETOPTIONS(PTRACE_O_TRACESECCOMP) returned -1, errno 22\n",
             "PTRACE_LISTEN returned -1, errno 5\n",
             "PTRACE_ARCH_PRCTL of ARCH_GET_UNTAG_MASK returned -1, errno 5\n",
@@ -919,7 +919,7 @@ fn ptrace_refused(trial: &str) -> Result<(), Failed> {
             "parent: the child exited with 0\nEXIT-SUCCESS\n",
         ],
         &[
-            "PTRACE_POKEUSER",
+            "PTRACE_POKEUSER of DR7 enabling all four debug registers",
             "PTRACE_O_TRACESECCOMP",
             "PTRACE_LISTEN",
             "ARCH_GET_UNTAG_MASK",

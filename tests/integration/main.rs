@@ -19,6 +19,7 @@ mod breadth_int80;
 mod breadth_maps;
 mod breadth_misc;
 mod breadth_ptrace_clone;
+mod breadth_ptrace_debugregs;
 mod breadth_ptrace_regs;
 mod breadth_ptrace_strace;
 mod breadth_ptrace_sysemu;
@@ -71,6 +72,7 @@ fn main() {
     trials.extend(breadth_ptrace_strace::trials());
     trials.extend(breadth_ptrace_sysemu::trials());
     trials.extend(breadth_ptrace_vfork::trials());
+    trials.extend(breadth_ptrace_debugregs::trials());
     trials.extend(breadth_debugger::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());

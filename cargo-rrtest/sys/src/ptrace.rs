@@ -434,16 +434,25 @@ pub fn set_debugreg(tid: i32, n: usize, value: u64) -> io::Result<()> {
 }
 
 /// Arms (or, with `None`, disarms) an execution breakpoint at `ip` in debug
-/// register 0.
+/// register 0, keeping what DR7 says of slots 1-3 (the program's own
+/// breakpoints under emulated ptrace, a replay debugger's watchpoints).
 pub fn exec_breakpoint(tid: i32, ip: Option<u64>) -> io::Result<()> {
+    let old = get_debugreg(tid, 7)?;
     match ip {
         Some(ip) => {
             set_debugreg(tid, 0, ip)?;
             // L0 enabled, R/W0 = 00 (execution), LEN0 = 00.
-            set_debugreg(tid, 7, 1)
+            set_debugreg(tid, 7, dr7_with_slot0(old, 1))
         }
-        None => set_debugreg(tid, 7, 0),
+        None if old & dr7_slot_mask(0) == 0 => Ok(()),
+        None => set_debugreg(tid, 7, dr7_with_slot0(old, 0)),
     }
+}
+
+/// DR7 `old` with slot 0's bits (enable bits and condition) made `slot0`,
+/// the other slots' kept.
+pub fn dr7_with_slot0(old: u64, slot0: u64) -> u64 {
+    (old & !dr7_slot_mask(0)) | (slot0 & dr7_slot_mask(0))
 }
 
 /// Reads hardware debug register `n` (0-3 addresses, 6 status, 7 control).
@@ -646,6 +655,42 @@ mod tests {
             libc::kill(pid, libc::SIGKILL);
             libc::waitpid(pid, std::ptr::null_mut(), libc::__WALL);
         }
+    }
+
+    #[test]
+    fn dr7_with_slot0_keeps_the_other_slots() {
+        let others = dr7_slot(1, 1, 4) | dr7_slot(3, 3, 8) | 0x100;
+        assert_eq!(dr7_with_slot0(others, 1), others | 1);
+        assert_eq!(dr7_with_slot0(others | dr7_slot(0, 1, 8), 0), others);
+        assert_eq!(dr7_with_slot0(0, 1), 1);
+    }
+
+    #[test]
+    fn exec_breakpoint_keeps_slots_1_to_3_of_a_real_thread() {
+        // SAFETY: the child only makes raw syscalls (ptrace, kill, _exit).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: async-signal-safe calls in the forked child.
+            unsafe {
+                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+                libc::kill(libc::getpid(), libc::SIGSTOP);
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+        let ev = wait_tid(pid).expect("waitpid");
+        assert!(matches!(ev, WaitEvent::Signal { .. }), "unexpected {ev:?}");
+        let var = 0u64;
+        let watch = dr7_slot(2, 1, 8);
+        set_debugreg(pid, 2, &var as *const u64 as u64).expect("DR2");
+        set_debugreg(pid, 7, watch).expect("DR7");
+        exec_breakpoint(pid, Some(0x1000)).expect("arming");
+        assert_eq!(get_debugreg(pid, 7).expect("DR7"), watch | 1);
+        exec_breakpoint(pid, None).expect("disarming");
+        assert_eq!(get_debugreg(pid, 7).expect("DR7"), watch);
+        set_debugreg(pid, 7, 0).expect("DR7");
+        req(libc::PTRACE_KILL, pid, 0, 0).expect("PTRACE_KILL");
+        let _ = wait_tid(pid);
     }
 
     #[test]

@@ -830,12 +830,18 @@ impl Session {
         loop {
             ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
             match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
-                WaitEvent::Signal {
+                ev @ WaitEvent::Signal {
                     signo: libc::SIGTRAP,
                     ..
                 } => {
                     if trap_blocked {
                         reblock_trap(tid)?;
+                    }
+                    if self.program_slot_hit(tid) {
+                        // The step hit a hardware breakpoint of the
+                        // program's (a tracee's): its tracer's stop, the
+                        // search dropped there.
+                        return self.handle(ev);
                     }
                     break;
                 }

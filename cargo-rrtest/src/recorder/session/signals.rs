@@ -61,8 +61,18 @@ impl Session {
                 info = original;
             }
         }
-        let code = ptrace::siginfo_code(&info);
-        if signo == libc::SIGTRAP {
+        let mut code = ptrace::siginfo_code(&info);
+        let program_trap = if signo == libc::SIGTRAP {
+            // One of the program's own hardware breakpoints (a tracee's,
+            // ptrace emulated): its tracer's, before any of the recorder's.
+            self.program_hw_trap(tid, &regs, code)?
+        } else {
+            None
+        };
+        if let Some(trap) = program_trap {
+            info = trap;
+            code = ptrace::siginfo_code(&info);
+        } else if signo == libc::SIGTRAP {
             if let Some(seek) = self.tasks.get(&tid).and_then(|t| t.seeking) {
                 if regs.rip == seek.target {
                     return self.seek_hit(tid, &regs, seek);
@@ -71,8 +81,8 @@ impl Session {
             if code == ptrace::TRAP_HWBKPT {
                 // A debug-register breakpoint's trap with no search there
                 // (a search that just ended, its hit already pending): the
-                // recorder's, never the program's (it cannot set debug
-                // registers), so never delivered.
+                // recorder's (none of the program's slots fired), so never
+                // delivered.
                 trace!(tid, ip = regs.rip, "a stray breakpoint trap: ignored");
                 return self.go_on(tid);
             }

@@ -113,7 +113,7 @@ impl Session {
                     trace!(tid, left, "the program's int3 ended the steps");
                     return self.handle(ev);
                 }
-                WaitEvent::Signal {
+                ev @ WaitEvent::Signal {
                     signo: libc::SIGTRAP,
                     ..
                 } => {
@@ -124,6 +124,16 @@ impl Session {
                         Some(FlagLeak::Pushf) => self.clear_pushed_trap_flag(tid)?,
                         Some(FlagLeak::Syscall) => self.clear_trap_flag_in_r11(tid)?,
                         None => {}
+                    }
+                    if self.program_slot_hit(tid) {
+                        // The step also hit a hardware breakpoint of the
+                        // program's (a tracee's): its signal ends the steps.
+                        trace!(
+                            tid,
+                            left,
+                            "the program's hardware breakpoint ended the steps"
+                        );
+                        return self.handle(ev);
                     }
                 }
                 // A trapped rdtsc: emulated, which completes the step.

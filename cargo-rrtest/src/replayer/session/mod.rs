@@ -708,8 +708,10 @@ impl Session {
                 }
                 // A debug-register breakpoint's trap no search waits for
                 // (one that ended as its hit was pending): replay's own,
-                // never the program's (it cannot set debug registers, and
-                // the recorder never delivers such a trap).
+                // never the program's (replay never sets the debug
+                // registers a program's tracer wrote: their traps replay
+                // as execution points; and the recorder delivers no trap
+                // of its own).
                 WaitEvent::Signal {
                     signo: libc::SIGTRAP,
                     ..

@@ -70,6 +70,7 @@ impl Session {
                 vfork_held: false,
                 vfork_child: None,
                 sysemu: false,
+                debug: DebugRegs::default(),
             });
         }
         if vfork {

@@ -36,8 +36,9 @@
 //! is a register write (the base in `user_regs_struct`). Not emulated,
 //! named: register and mask writes
 //! at a syscall-entry stop (replay's tracee is not at the entry yet) or at
-//! a vfork's event stop, debug registers, `PTRACE_SETREGSET` of the sets
-//! but `NT_PRSTATUS`, `NT_PRFPREG` and `NT_X86_XSTATE`. The mask a tracer reads and sets is the real thread's: at a stop
+//! a vfork's event stop, a DR7 that enables all four debug registers,
+//! `PTRACE_SETREGSET` of the sets but `NT_PRSTATUS`, `NT_PRFPREG` and
+//! `NT_X86_XSTATE`. The mask a tracer reads and sets is the real thread's: at a stop
 //! it is the program's (the recorder's traps that unblock a blocked
 //! `SIGTRAP` block it again at their stop, `tracee::trap_mask`).
 //!
@@ -121,19 +122,29 @@
 //! registers hold the call's result, where natively `rax` is still
 //! -ENOSYS. Not emulated: `PTRACE_O_TRACESECCOMP`: EINVAL, named.
 //!
+//! Debug registers (`debugregs.rs`): the program's hardware breakpoints and
+//! watchpoints go into the real slots 1-3 (DR0 is the recorder's; the
+//! program's slot 0 moves to a free one), what it wrote kept per thread
+//! for its reads; a trap of one of its slots is a stop as a fault's (a
+//! `Preempt` point, then the signal-delivery stop with the kernel's
+//! `TRAP_HWBKPT` siginfo), so replay never sets them.
+//!
 //! The requests are answered in `requests.rs`, the tracer's waits and the
 //! `SIGCHLD`s it is sent in `wait.rs`, a tracee's clones, forks and vforks
-//! in `clones.rs`; this file keeps who traces whom and the stops.
+//! in `clones.rs`, the debug registers in `debugregs.rs`; this file keeps
+//! who traces whom and the stops.
 //!
 //! Must not: pick threads (`schedule`) or classify signals (`signals`).
 
 mod clones;
+mod debugregs;
 mod requests;
 mod wait;
 
 use tracing::warn;
 
 use super::{ptrace_err, Error, Pending, Session, State};
+use debugregs::DebugRegs;
 use rrtest_sys::ptrace::{self, WaitEvent, SIGINFO_SIZE};
 use rrtest_sys::RemoteMem;
 use rrtest_trace::{
@@ -313,6 +324,8 @@ pub(super) struct Traced {
     /// next syscall stops at its entry and is not run
     /// ([`Session::sysemu_entry`]).
     sysemu: bool,
+    /// Its debug registers as its tracer wrote them (`debugregs.rs`).
+    debug: DebugRegs,
 }
 
 /// The exit of a tracee that is not its tracer's child, until the tracer's
@@ -543,6 +556,7 @@ impl Session {
                             vfork_held: false,
                             vfork_child: None,
                             sysemu: false,
+                            debug: DebugRegs::default(),
                         });
                         Ok(0)
                     }
@@ -587,6 +601,7 @@ impl Session {
                     vfork_held: false,
                     vfork_child: None,
                     sysemu: false,
+                    debug: DebugRegs::default(),
                 });
                 if !seized {
                     let status = (libc::SIGSTOP << 8) | 0x7f;
@@ -990,9 +1005,11 @@ impl Session {
         let Some(task) = self.tasks.get_mut(&tid) else {
             return false;
         };
-        let Some(t) = task.traced.as_ref() else {
+        let Some(t) = task.traced.as_mut() else {
             return false;
         };
+        // An exec clears the debug registers (the real ones too).
+        t.debug = DebugRegs::default();
         let (options, seized) = (t.options, t.seized);
         let pid = task.pid;
         let syscall_exit = std::mem::take(&mut task.syscall_stops);

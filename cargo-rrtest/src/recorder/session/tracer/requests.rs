@@ -141,6 +141,9 @@ impl Session {
                 }
                 let sysemu = matches!(request, req::SYSEMU | req::SYSEMU_SINGLESTEP);
                 let in_vfork = traced.vfork_held;
+                if request == req::DETACH {
+                    self.drop_program_slots(target);
+                }
                 let task = self.tasks.get_mut(&target).expect("checked");
                 // (Under PTRACE_SYSEMU too: its syscalls are traced, and the
                 // next one stops at its entry, `Session::sysemu_entry`.)
@@ -214,9 +217,11 @@ impl Session {
                 } else if at < bytes.len() {
                     bytes[at..at + 8].to_vec()
                 } else if (848..848 + 64).contains(&at) {
-                    // Debug registers: the program set none (the recorder's
-                    // own are not its).
-                    vec![0; 8]
+                    // Debug registers: what the program wrote (the
+                    // recorder's own are not its; `debugregs.rs`).
+                    self.peek_debugreg(target, (at - 848) / 8)
+                        .to_ne_bytes()
+                        .to_vec()
                 } else {
                     warn!(offset = at, "PTRACE_PEEKUSER: this offset is not emulated");
                     return Ok(neg(libc::EIO));
@@ -825,20 +830,14 @@ impl Session {
 
     /// `PTRACE_POKEUSER` of `value` at offset `addr` of `struct user`: a
     /// general register is set as by `PTRACE_SETREGS` (all of them, one
-    /// changed); a debug register is refused, named (the program's
-    /// hardware breakpoints are not emulated), unless the value is 0, what
-    /// it reads already; another offset gets the kernel's EIO.
+    /// changed); a debug register is the program's, in a real slot of its
+    /// own (`debugregs.rs`: not recorded, as replay does not set them;
+    /// their traps are replayed as execution points); another offset gets
+    /// the kernel's EIO.
     fn poke_user(&mut self, tid: Tid, target: Tid, addr: u64, value: u64) -> Result<i64, Error> {
         let at = match user_word(addr) {
             UserWord::Reg(at) => at,
-            // The program's debug registers read 0 (`PTRACE_PEEKUSER`): a
-            // write of 0 (gdb clears them in a child it detaches from, a
-            // vfork's among them) leaves them so, and changes nothing.
-            UserWord::DebugReg(_) if value == 0 => return Ok(0),
-            UserWord::DebugReg(n) => {
-                warn!("PTRACE_POKEUSER of debug register {n}: the recorder does not emulate the program's hardware breakpoints (the program gets EIO)");
-                return Ok(neg(libc::EIO));
-            }
+            UserWord::DebugReg(n) => return self.poke_debugreg(target, n, value),
             UserWord::Invalid => return Ok(neg(libc::EIO)),
         };
         if self.tasks[&target].at_entry_stop {

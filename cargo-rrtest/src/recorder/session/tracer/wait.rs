@@ -339,6 +339,15 @@ impl Session {
     /// dropped.
     pub(in crate::recorder::session) fn tracer_gone(&mut self, pid: Tid) {
         self.emu_exits.retain(|e| e.tracer != pid);
+        let tracees: Vec<Tid> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.traced.as_ref().is_some_and(|tr| tr.tracer == pid))
+            .map(|(&tid, _)| tid)
+            .collect();
+        for tid in tracees {
+            self.drop_program_slots(tid);
+        }
         let mut in_vfork = Vec::new();
         for (&tid, task) in self.tasks.iter_mut() {
             let Some(tr) = task.traced.as_ref().filter(|t| t.tracer == pid) else {
