@@ -13,6 +13,7 @@ macro_rules! check {
 
 #[allow(dead_code)] // not every helper is used by every area module
 mod breadth;
+mod breadth_aio;
 mod breadth_debugger;
 mod breadth_faults;
 mod breadth_int80;
@@ -62,6 +63,7 @@ fn main() {
     trials.extend(chaos_stall::trials());
     trials.extend(chaos_sweep::trials());
     trials.extend(breadth::trials());
+    trials.extend(breadth_aio::trials());
     trials.extend(breadth_faults::trials());
     trials.extend(breadth_int80::trials());
     trials.extend(breadth_maps::trials());

@@ -12,6 +12,8 @@
 //!   address (a child forked after it shares it, as it shared the segment),
 //!   filled with the segment's recorded contents; its `shmdt` becomes the
 //!   `munmap` of that mapping.
+//! - An AIO `io_setup` maps its ring the same way at the
+//!   recorded address; `io_destroy` unmaps it.
 
 use std::io::Write;
 use std::path::Path;
@@ -290,6 +292,30 @@ pub fn shm_attach(tid: i32, regs: &Regs, result: &SyscallResult) -> Result<i64, 
     let args = [result.ret as u64, len, prot, flags, u64::MAX, 0];
     let got = substitute(tid, regs, libc::SYS_mmap, args, result.ret)?;
     if got == result.ret {
+        write_back(tid, result)?;
+    }
+    Ok(got)
+}
+
+/// Replays a successful `io_setup(nr_events, ctxp)`: the AIO ring the
+/// recording saw at `ctx` (the recorded `*ctxp`) becomes a shared
+/// anonymous read-write mapping there (the kernel's ring is a shared
+/// mapping: a child forked later shares it), as long as its recorded contents
+/// (whole pages), which are written into it with `*ctxp`. Returns the
+/// mapping's address (`ctx`, or the divergence); the call returns 0.
+pub fn aio_setup(tid: i32, regs: &Regs, result: &SyscallResult, ctx: u64) -> Result<i64, Error> {
+    let len = result
+        .writes
+        .iter()
+        .find(|w| w.addr == ctx)
+        .map_or(0, |w| w.data.len() as u64)
+        .next_multiple_of(4096)
+        .max(4096);
+    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let flags = (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+    let args = [ctx, len, prot, flags, u64::MAX, 0];
+    let got = substitute(tid, regs, libc::SYS_mmap, args, result.ret)?;
+    if got == ctx as i64 {
         write_back(tid, result)?;
     }
     Ok(got)

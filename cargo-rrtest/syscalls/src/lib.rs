@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod aio;
 mod compat;
 mod compat_rows;
 mod describe;

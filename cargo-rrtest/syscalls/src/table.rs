@@ -44,6 +44,7 @@
 use super::admin::{
     get_mempolicy, keyctl, modify_ldt, mq_timedreceive, quotactl, sysfs, syslog, MQ_ATTR, TIMEX,
 };
+use super::aio::{io_getevents, io_setup, io_submit};
 use super::fdctl::{fcntl, ioctl};
 use super::ipc::{msgctl, msgrcv, semctl, shmat, shmctl};
 use super::layout::{
@@ -294,11 +295,12 @@ pub static TABLE: &[SyscallDesc] = &[
     d(202, "futex", true, Emulate, futex),
     d(203, "sched_setaffinity", false, Emulate, none),
     d(204, "sched_getaffinity", false, Emulate, ret_bytes::<2, 1>),
-    d(206, "io_setup", false, Emulate, unsupported),
-    d(207, "io_destroy", false, Emulate, unsupported),
-    d(208, "io_getevents", true, Emulate, unsupported),
-    d(209, "io_submit", false, Emulate, unsupported),
-    d(210, "io_cancel", false, Emulate, unsupported),
+    d(206, "io_setup", false, Emulate, io_setup),
+    d(207, "io_destroy", false, Emulate, none),
+    d(208, "io_getevents", true, Emulate, io_getevents),
+    d(209, "io_submit", true, Emulate, io_submit),
+    // Since Linux 4.19 a cancel's event goes to the ring, not to `result`.
+    d(210, "io_cancel", false, Emulate, none),
     d(213, "epoll_create", false, Emulate, none),
     d(217, "getdents64", false, Emulate, ret_bytes::<1, 2>),
     d(218, "set_tid_address", false, Execute, none),

@@ -1484,6 +1484,179 @@ fn sysv_sizes_come_from_proc_sysvipc() {
     );
 }
 
+/// A fake AIO ring at `ctx` of `nr` events with its tail at `tail`, and
+/// `events` (slot, iocb address, res) in it.
+fn aio_ring(m: &mut FakeMem, ctx: u64, nr: u32, tail: u32, events: &[(u32, u64, i64)]) {
+    m.put(ctx, &[0; 32]);
+    m.put_u32(ctx + 4, nr);
+    m.put_u32(ctx + 12, tail);
+    m.put_u32(ctx + 16, 0xa10a_10a1);
+    m.put_u32(ctx + 28, 32);
+    m.put(ctx + 32, &vec![0; nr as usize * 32]);
+    for &(slot, obj, res) in events {
+        let e = ctx + 32 + 32 * u64::from(slot);
+        m.put_u64(e + 8, obj);
+        m.put_u64(e + 16, res as u64);
+    }
+}
+
+/// A fake `struct iocb` at `at`.
+fn aio_iocb(m: &mut FakeMem, at: u64, opcode: u16, buf: u64, nbytes: u64, flags: u32) {
+    m.put(at, &[0; 64]);
+    m.put(at + 16, &opcode.to_le_bytes());
+    m.put_u64(at + 24, buf);
+    m.put_u64(at + 32, nbytes);
+    m.put_u32(at + 56, flags);
+}
+
+#[test]
+fn aio_setup_records_ctx_and_the_whole_ring() {
+    let mut m = FakeMem::default();
+    let ctx = 0x7000_0000;
+    m.put_u64(0x100, ctx);
+    aio_ring(&mut m, ctx, 127, 0, &[]);
+    // *ctxp, then the ring: 32 + 127 * 32 bytes, exactly one page.
+    assert_eq!(
+        ok(&call(libc::SYS_io_setup, &[8, 0x100], 0), &m),
+        vec![(0x100, 8), (ctx, 4096)]
+    );
+    assert!(ok(&call(libc::SYS_io_setup, &[8, 0x100], -22), &m).is_empty());
+    // Something that is not a ring at *ctxp: named, not guessed at.
+    m.put_u32(ctx + 16, 0);
+    let err = regions(&call(libc::SYS_io_setup, &[8, 0x100], 0), &m).unwrap_err();
+    assert!(err.0.contains("magic"), "{}", err.0);
+}
+
+#[test]
+fn aio_submit_records_completed_reads_and_the_new_events() {
+    let mut m = FakeMem::default();
+    let ctx = 0x7000_0000;
+    // A PREAD of up to 64 bytes (16 read), a PREADV of two iovecs (10 + 6
+    // of 10 + 20 read), a PWRITE: their events in slots 126, 0 and 1 of a
+    // ring of 127, whose tail moved from 126 to 2 (wrapping).
+    aio_iocb(&mut m, 0x1000, 0, 0x5000, 64, 0);
+    aio_iocb(&mut m, 0x1040, 7, 0x2000, 2, 0);
+    m.put_iovs(0x2000, &[(0x6000, 10), (0x7000, 20)]);
+    aio_iocb(&mut m, 0x1080, 1, 0x8000, 8, 0);
+    for (i, iocb) in [0x1000u64, 0x1040, 0x1080].into_iter().enumerate() {
+        m.put_u64(0x3000 + 8 * i as u64, iocb);
+    }
+    aio_ring(
+        &mut m,
+        ctx,
+        127,
+        2,
+        &[(126, 0x1000, 16), (0, 0x1040, 16), (1, 0x1080, 8)],
+    );
+    assert_eq!(
+        ok(&call(libc::SYS_io_submit, &[ctx, 3, 0x3000], 3), &m),
+        vec![
+            (ctx, 32),
+            (ctx + 32 + 126 * 32, 32),
+            (ctx + 32, 64),
+            (0x1008, 4),
+            (0x1048, 4),
+            (0x1088, 4),
+            (0x5000, 16),
+            (0x6000, 10),
+            (0x7000, 6),
+        ]
+    );
+    // Only the first two accepted (the third iocb's fd was bad): their
+    // events end at the tail.
+    aio_ring(&mut m, ctx, 127, 1, &[(126, 0x1000, 16), (0, 0x1040, 16)]);
+    assert_eq!(
+        ok(&call(libc::SYS_io_submit, &[ctx, 3, 0x3000], 2), &m),
+        vec![
+            (ctx, 32),
+            (ctx + 32 + 126 * 32, 32),
+            (ctx + 32, 32),
+            (0x1008, 4),
+            (0x1048, 4),
+            (0x5000, 16),
+            (0x6000, 10),
+            (0x7000, 6),
+        ]
+    );
+    // A failed read's event (negative res) fills no buffer.
+    aio_ring(&mut m, ctx, 127, 1, &[(0, 0x1000, -5)]);
+    assert_eq!(
+        ok(&call(libc::SYS_io_submit, &[ctx, 1, 0x3000], 1), &m),
+        vec![(ctx, 32), (ctx + 32, 32), (0x1008, 4)]
+    );
+    // Nothing accepted, or the call failed: nothing written.
+    assert!(ok(&call(libc::SYS_io_submit, &[ctx, 3, 0x3000], 0), &m).is_empty());
+    assert!(ok(&call(libc::SYS_io_submit, &[ctx, 3, 0x3000], -11), &m).is_empty());
+}
+
+#[test]
+fn aio_submit_refuses_what_completes_later() {
+    let mut m = FakeMem::default();
+    let ctx = 0x7000_0000;
+    aio_iocb(&mut m, 0x1000, 0, 0x5000, 64, 0);
+    aio_iocb(&mut m, 0x1040, 0, 0x5100, 64, 0);
+    m.put_u64(0x3000, 0x1000);
+    m.put_u64(0x3008, 0x1040);
+    // Two accepted, the tail moved by one (the second still in flight):
+    // the slot before the first one's is not the first iocb's event.
+    aio_ring(&mut m, ctx, 127, 1, &[(0, 0x1000, 64)]);
+    let err = regions(&call(libc::SYS_io_submit, &[ctx, 2, 0x3000], 2), &m).unwrap_err();
+    assert!(
+        err.0.contains("io_submit: iocb 0 of 2")
+            && err
+                .0
+                .contains("asynchronous AIO completions are not recorded"),
+        "{}",
+        err.0
+    );
+    // The tail did not move at all (an O_DIRECT read, a poll).
+    aio_ring(&mut m, ctx, 127, 0, &[]);
+    let err = regions(&call(libc::SYS_io_submit, &[ctx, 1, 0x3000], 1), &m).unwrap_err();
+    assert!(err.0.contains("had not completed"), "{}", err.0);
+    // The iocb's previous event (another aio_data) where its new one
+    // would be: not taken for it.
+    m.put_u64(0x1000, 9);
+    aio_ring(&mut m, ctx, 127, 1, &[(0, 0x1000, 64)]);
+    let err = regions(&call(libc::SYS_io_submit, &[ctx, 1, 0x3000], 1), &m).unwrap_err();
+    assert!(err.0.contains("had not completed"), "{}", err.0);
+    // An eventfd notified at completion.
+    aio_iocb(&mut m, 0x1000, 0, 0x5000, 64, 1);
+    aio_ring(&mut m, ctx, 127, 1, &[(0, 0x1000, 64)]);
+    let err = regions(&call(libc::SYS_io_submit, &[ctx, 1, 0x3000], 1), &m).unwrap_err();
+    assert!(err.0.contains("IOCB_FLAG_RESFD"), "{}", err.0);
+    // A poll that happened to be ready: its opcode is not described.
+    aio_iocb(&mut m, 0x1000, 5, 1, 0, 0);
+    let err = regions(&call(libc::SYS_io_submit, &[ctx, 1, 0x3000], 1), &m).unwrap_err();
+    assert!(err.0.contains("opcode 5"), "{}", err.0);
+}
+
+#[test]
+fn aio_getevents_cancel_and_destroy() {
+    let m = FakeMem::default();
+    let ctx = 0x7000_0000;
+    // The events copied out and the ring's header (its head moved).
+    assert_eq!(
+        ok(&call(libc::SYS_io_getevents, &[ctx, 1, 4, 0x400, 0], 3), &m),
+        vec![(0x400, 96), (ctx, 32)]
+    );
+    assert_eq!(
+        ok(
+            &call(libc::SYS_io_getevents, &[ctx, 0, 4, 0x400, 0x500], 0),
+            &m
+        ),
+        vec![(ctx, 32)]
+    );
+    assert!(ok(
+        &call(libc::SYS_io_getevents, &[ctx, 1, 4, 0x400, 0], -22),
+        &m
+    )
+    .is_empty());
+    // io_cancel's `result` is not written (its event goes to the ring);
+    // io_destroy writes nothing (replay unmaps the ring).
+    assert!(ok(&call(libc::SYS_io_cancel, &[ctx, 0x1000, 0x400], 0), &m).is_empty());
+    assert!(ok(&call(libc::SYS_io_destroy, &[ctx], 0), &m).is_empty());
+}
+
 #[test]
 fn administration_calls_write_what_their_man_pages_say() {
     let mut m = FakeMem::default();

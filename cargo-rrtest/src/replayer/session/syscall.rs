@@ -112,6 +112,42 @@ impl Session {
                     ));
                 }
             }
+            ReplayAction::Emulate if nr == libc::SYS_io_setup && result.ret == 0 => {
+                // The ring the recording saw, at the address `*ctxp` got.
+                let ctx = result
+                    .writes
+                    .iter()
+                    .find(|w| w.addr == args[1] && w.data.len() == 8)
+                    .map(|w| u64::from_le_bytes(w.data[..8].try_into().expect("8 bytes")));
+                let Some(ctx) = ctx else {
+                    return Err(self.diverged(
+                        tid,
+                        "the ring of io_setup",
+                        "its recorded address".to_string(),
+                        "no write of *ctxp in the trace".to_string(),
+                    ));
+                };
+                let got = inject::aio_setup(real, regs, result, ctx)?;
+                if got != ctx as i64 {
+                    return Err(self.diverged(
+                        tid,
+                        "the ring mapping of io_setup",
+                        format!("{ctx:#x}"),
+                        format!("{got:#x}"),
+                    ));
+                }
+            }
+            ReplayAction::Emulate if nr == libc::SYS_io_destroy && result.ret == 0 => {
+                let got = inject::shm_detach(real, regs, args[0])?;
+                if got != 0 {
+                    return Err(self.diverged(
+                        tid,
+                        "the unmapping of io_destroy's ring",
+                        "0".to_string(),
+                        got.to_string(),
+                    ));
+                }
+            }
             ReplayAction::Emulate if nr == libc::SYS_shmdt && result.ret == 0 => {
                 let got = inject::shm_detach(real, regs, args[0])?;
                 if got != 0 {

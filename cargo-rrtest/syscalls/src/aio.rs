@@ -1,0 +1,197 @@
+//! Linux native AIO (`io_setup` .. `io_cancel`), the synchronous case.
+//!
+//! `io_setup` maps a completion ring into the program (`[aio]` in its
+//! maps) and stores the ring's address in `*ctxp`: the ring is recorded as
+//! a mapping with its contents, as `shmat` records a segment, and replay
+//! maps anonymous read-write memory there and writes them
+//! (`replayer/inject.rs`); `io_destroy` unmaps it. The ring starts with a
+//! 32-byte `struct aio_ring` header (`id`, `nr`, `head`, `tail`, `magic`,
+//! ...), followed by `nr` 32-byte `struct io_event`s; the mapping is
+//! exactly the pages those take. Programs (libaio) read `head` and `tail`
+//! and the events in place, so every call that changes them records the
+//! bytes it changed.
+//!
+//! Reads and writes of regular files without `O_DIRECT` complete inside
+//! `io_submit`: their events are in the ring, and their read buffers
+//! filled, when it returns, so replay can write what the recording saw.
+//! An iocb still in flight when `io_submit` returns (`O_DIRECT`, a pipe or
+//! socket that blocks, `IOCB_CMD_POLL`) would complete behind the
+//! recorder's back: refused, named, as is `IOCB_FLAG_RESFD` (the kernel
+//! signals an eventfd of the program's).
+
+use super::outputs::{push, read_u32, read_u64, scatter};
+use super::{Call, MemReader, Region, Unsupported};
+
+/// `struct aio_ring`'s size, and where its fields are.
+pub(crate) const RING_HEADER: u64 = 32;
+const RING_NR: u64 = 4;
+const RING_TAIL: u64 = 12;
+const RING_MAGIC: u64 = 16;
+/// `AIO_RING_MAGIC`.
+pub(crate) const AIO_RING_MAGIC: u32 = 0xa10a_10a1;
+/// `struct io_event`'s size; its `obj` (the iocb's address) at 8, `res` at 16.
+pub(crate) const IO_EVENT: u64 = 32;
+const EVENT_DATA: u64 = 0;
+const EVENT_OBJ: u64 = 8;
+const EVENT_RES: u64 = 16;
+/// `struct iocb`'s fields: `aio_data` at 0, `aio_key` (which
+/// `io_submit` sets to 0) at 8.
+const IOCB_DATA: u64 = 0;
+const IOCB_KEY: u64 = 8;
+const IOCB_OPCODE: u64 = 16;
+const IOCB_BUF: u64 = 24;
+const IOCB_NBYTES: u64 = 32;
+const IOCB_FLAGS: u64 = 56;
+/// `aio_lio_opcode`s.
+pub(crate) const IOCB_CMD_PREAD: u16 = 0;
+pub(crate) const IOCB_CMD_PWRITE: u16 = 1;
+pub(crate) const IOCB_CMD_FSYNC: u16 = 2;
+pub(crate) const IOCB_CMD_FDSYNC: u16 = 3;
+pub(crate) const IOCB_CMD_PREADV: u16 = 7;
+pub(crate) const IOCB_CMD_PWRITEV: u16 = 8;
+/// `aio_flags`: notify an eventfd at completion.
+pub(crate) const IOCB_FLAG_RESFD: u32 = 1;
+/// Rings larger than this are not copied into the trace.
+const MAX_RING: u64 = 64 << 20;
+
+/// The ring at `ctx`: its `nr` (events it holds), checked against its magic.
+fn ring_nr(c: &Call, mem: &dyn MemReader, ctx: u64) -> Result<u64, Unsupported> {
+    let magic = read_u32(c, mem, ctx + RING_MAGIC, "the AIO ring's magic")?;
+    if magic != AIO_RING_MAGIC {
+        return Err(Unsupported(format!(
+            "{}: the AIO ring at {ctx:#x} has magic {magic:#x}, not {AIO_RING_MAGIC:#x}",
+            super::name(c.nr)
+        )));
+    }
+    let nr = u64::from(read_u32(c, mem, ctx + RING_NR, "the AIO ring's size")?);
+    if nr == 0 || RING_HEADER + nr * IO_EVENT > MAX_RING {
+        return Err(Unsupported(format!(
+            "{}: an AIO ring of {nr} events is not recorded",
+            super::name(c.nr)
+        )));
+    }
+    Ok(nr)
+}
+
+/// `io_setup(nr_events, ctxp)`: `*ctxp`, and the whole ring it names (the
+/// mapping: its header and `nr` events fill whole pages).
+pub(crate) fn io_setup(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    push(out, c.args[1], 8);
+    let ctx = read_u64(c, mem, c.args[1], "the AIO context")?;
+    let nr = ring_nr(c, mem, ctx)?;
+    push(out, ctx, RING_HEADER + nr * IO_EVENT);
+    Ok(())
+}
+
+/// The ring's events in slots `from .. from + n` (modulo `nr`), as one or
+/// two regions (the second when they wrap).
+fn ring_slots(out: &mut Vec<Region>, ctx: u64, nr: u64, from: u64, n: u64) {
+    let first = n.min(nr - from);
+    push(out, ctx + RING_HEADER + from * IO_EVENT, first * IO_EVENT);
+    push(out, ctx + RING_HEADER, (n - first) * IO_EVENT);
+}
+
+/// `io_submit(ctx, nr, iocbpp)`: the first `ret` iocbs were accepted. Each
+/// must have completed, its event (its `obj` the iocb's address, its
+/// `data` the iocb's `aio_data`) among the `ret` the ring's tail moved
+/// past, in order; the ring's header, those events, each iocb's `aio_key`
+/// (the kernel zeroes it) and each read's buffers (as many bytes as its
+/// event's `res`) are the outputs.
+///
+/// Without the tail from before the call, an event left in the ring by an
+/// earlier submit of the same iocb with the same `aio_data`, sitting just
+/// where this submit's event would be, is not told from a new one.
+pub(crate) fn io_submit(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret <= 0 {
+        return Ok(());
+    }
+    let (ctx, n, iocbpp) = (c.args[0], c.ret as u64, c.args[2]);
+    let nr = ring_nr(c, mem, ctx)?;
+    let tail = u64::from(read_u32(c, mem, ctx + RING_TAIL, "the AIO ring's tail")?);
+    if tail >= nr || n > nr {
+        return Err(Unsupported(format!(
+            "io_submit: the AIO ring's tail {tail} or the {n} iocbs accepted do not fit its {nr} events"
+        )));
+    }
+    let from = (tail + nr - n) % nr;
+    let mut reads = Vec::new();
+    for i in 0..n {
+        let iocb = read_u64(c, mem, iocbpp + 8 * i, "an iocb pointer")?;
+        let mut op = [0; 2];
+        mem.read(iocb + IOCB_OPCODE, &mut op).map_err(|e| {
+            Unsupported(format!(
+                "io_submit: cannot read the iocb at {iocb:#x} after the call: {e}"
+            ))
+        })?;
+        let opcode = u16::from_le_bytes(op);
+        let flags = read_u32(c, mem, iocb + IOCB_FLAGS, "an iocb's flags")?;
+        if flags & IOCB_FLAG_RESFD != 0 {
+            return Err(Unsupported(
+                "io_submit with IOCB_FLAG_RESFD (an eventfd notified at completion) is not recorded"
+                    .into(),
+            ));
+        }
+        let slot = ctx + RING_HEADER + (from + i) % nr * IO_EVENT;
+        let obj = read_u64(c, mem, slot + EVENT_OBJ, "an AIO event")?;
+        let data = read_u64(c, mem, slot + EVENT_DATA, "an AIO event")?;
+        let want = read_u64(c, mem, iocb + IOCB_DATA, "an iocb's aio_data")?;
+        if obj != iocb || data != want {
+            return Err(Unsupported(format!(
+                "io_submit: iocb {i} of {n} (opcode {opcode}) had not completed when io_submit returned (O_DIRECT, a pipe, a socket or a poll complete later): asynchronous AIO completions are not recorded"
+            )));
+        }
+        let res = read_u64(c, mem, slot + EVENT_RES, "an AIO event's result")? as i64;
+        match opcode {
+            IOCB_CMD_PREAD | IOCB_CMD_PREADV if res > 0 => reads.push((iocb, opcode, res as u64)),
+            IOCB_CMD_PREAD | IOCB_CMD_PREADV | IOCB_CMD_PWRITE | IOCB_CMD_PWRITEV
+            | IOCB_CMD_FSYNC | IOCB_CMD_FDSYNC => {}
+            op => {
+                return Err(Unsupported(format!(
+                    "io_submit: iocb opcode {op} is not recorded"
+                )))
+            }
+        }
+    }
+    push(out, ctx, RING_HEADER);
+    ring_slots(out, ctx, nr, from, n);
+    for i in 0..n {
+        let iocb = read_u64(c, mem, iocbpp + 8 * i, "an iocb pointer")?;
+        push(out, iocb + IOCB_KEY, 4);
+    }
+    for (iocb, opcode, res) in reads {
+        let buf = read_u64(c, mem, iocb + IOCB_BUF, "an iocb's buffer")?;
+        let len = read_u64(c, mem, iocb + IOCB_NBYTES, "an iocb's length")?;
+        if opcode == IOCB_CMD_PREAD {
+            push(out, buf, res.min(len));
+        } else {
+            scatter(c, mem, buf, len, res, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// `io_getevents(ctx, min_nr, nr, events, timeout)`: `ret` events copied
+/// out, and the ring's header (its head moved).
+pub(crate) fn io_getevents(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    push(out, c.args[3], (c.ret as u64).saturating_mul(IO_EVENT));
+    push(out, c.args[0], RING_HEADER);
+    Ok(())
+}
