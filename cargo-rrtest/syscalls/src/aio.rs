@@ -54,6 +54,27 @@ pub(crate) const IOCB_FLAG_RESFD: u32 = 1;
 /// Rings larger than this are not copied into the trace.
 const MAX_RING: u64 = 64 << 20;
 
+/// Set in `io_submit`'s fourth argument register (which it does not use)
+/// when its ring's tail was read at the call's entry ([`io_submit_entry`]):
+/// the tail is in the low 32 bits.
+pub(crate) const TAIL_READ: u64 = 1 << 32;
+
+/// `io_submit(ctx, nr, iocbpp)`'s arguments with the tail of the ring at
+/// `ctx` as the call begins, read at its entry, in the fourth register
+/// (`TAIL_READ` set): the exit then knows where the call's events start.
+/// Its registers as they are where the ring cannot be read.
+pub(crate) fn io_submit_entry(mem: &dyn MemReader, args: [u64; 6]) -> [u64; 6] {
+    let mut tail = [0u8; 4];
+    match mem.read(args[0] + RING_TAIL, &mut tail) {
+        Ok(()) => {
+            let mut with = args;
+            with[3] = TAIL_READ | u64::from(u32::from_le_bytes(tail));
+            with
+        }
+        Err(_) => args,
+    }
+}
+
 /// The ring at `ctx`: its `nr` (events it holds), checked against its magic.
 fn ring_nr(c: &Call, mem: &dyn MemReader, ctx: u64) -> Result<u64, Unsupported> {
     let magic = read_u32(c, mem, ctx + RING_MAGIC, "the AIO ring's magic")?;
@@ -124,7 +145,20 @@ pub(crate) fn io_submit(
             "io_submit: the AIO ring's tail {tail} or the {n} iocbs accepted do not fit its {nr} events"
         )));
     }
-    let from = (tail + nr - n) % nr;
+    // Where the call's events start: at the tail read at its entry (the
+    // tail it must have moved by one event per accepted iocb: checked
+    // below), or, where that could not be read, the last `n` before the
+    // tail.
+    let before = (c.args[3] & TAIL_READ != 0).then_some(u64::from(c.args[3] as u32));
+    let from = match before {
+        Some(b) if b < nr => b,
+        Some(b) => {
+            return Err(Unsupported(format!(
+                "io_submit: the AIO ring's tail was {b} at the call's entry, past its {nr} events"
+            )))
+        }
+        None => (tail + nr - n) % nr,
+    };
     let mut reads = Vec::new();
     for i in 0..n {
         let iocb = read_u64(c, mem, iocbpp + 8 * i, "an iocb pointer")?;
@@ -162,6 +196,13 @@ pub(crate) fn io_submit(
                 )))
             }
         }
+    }
+    if let Some(b) = before.filter(|&b| (b + n) % nr != tail) {
+        // Each iocb's event is in its place, and yet the tail moved by
+        // more: an earlier submission completed during the call.
+        return Err(Unsupported(format!(
+            "io_submit: the AIO ring's tail went from {b} to {tail} for the {n} iocbs accepted: events of earlier submissions came during the call (asynchronous AIO completions are not recorded)"
+        )));
     }
     push(out, ctx, RING_HEADER);
     ring_slots(out, ctx, nr, from, n);

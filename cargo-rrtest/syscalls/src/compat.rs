@@ -534,8 +534,17 @@ fn word(args: &[u64; 6], first: usize, i: usize) -> u64 {
 ///   where `ptr` is null or cannot be read (EINVAL, EFAULT), and for the
 ///   other sub-calls.
 ///
+/// And one x86-64 call: `io_submit(ctx, nr, iocbpp)`: `[ctx, nr, iocbpp,
+/// TAIL_READ | tail, ..]`, the tail of its AIO ring as the call begins
+/// (`aio::io_submit_entry`: its exit checks that the tail moved by one
+/// event per iocb it accepted), its registers where the ring cannot be
+/// read.
+///
 /// Any other call's are its registers.
 pub fn entry_args(mem: &dyn crate::MemReader, nr: i64, args: [u64; 6]) -> [u64; 6] {
+    if nr == libc::SYS_io_submit {
+        return crate::aio::io_submit_entry(mem, args);
+    }
     if !is_compat(nr) {
         return args;
     }

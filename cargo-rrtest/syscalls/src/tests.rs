@@ -1631,6 +1631,56 @@ fn aio_submit_refuses_what_completes_later() {
 }
 
 #[test]
+fn aio_submit_checks_the_tail_read_at_its_entry() {
+    let mut m = FakeMem::default();
+    let ctx = 0x7000_0000;
+    aio_iocb(&mut m, 0x1000, 0, 0x5000, 64, 0);
+    m.put_u64(0x3000, 0x1000);
+    // The tail read at the entry, as the recorder does.
+    aio_ring(&mut m, ctx, 127, 5, &[]);
+    let entry = crate::entry_args(&m, libc::SYS_io_submit, [ctx, 1, 0x3000, 0, 0, 0]);
+    assert_eq!(entry, [ctx, 1, 0x3000, crate::aio::TAIL_READ | 5, 0, 0]);
+    // One iocb accepted, its event at 5, the tail at 6: recorded.
+    aio_ring(&mut m, ctx, 127, 6, &[(5, 0x1000, 64)]);
+    assert_eq!(
+        ok(&call(libc::SYS_io_submit, &entry, 1), &m),
+        vec![
+            (ctx, 32),
+            (ctx + 32 + 5 * 32, 32),
+            (0x1008, 4),
+            (0x5000, 64)
+        ]
+    );
+    // The iocb resubmitted with its earlier event (same aio_data) just
+    // before the tail, the new one still in flight: without the entry's
+    // tail the event at 5 is taken for this call's; with it, slot 6 is
+    // looked at, and is empty.
+    aio_ring(&mut m, ctx, 127, 6, &[(5, 0x1000, 64)]);
+    let again = crate::entry_args(&m, libc::SYS_io_submit, [ctx, 1, 0x3000, 0, 0, 0]);
+    assert!(ok(&call(libc::SYS_io_submit, &[ctx, 1, 0x3000], 1), &m).len() == 4);
+    let err = regions(&call(libc::SYS_io_submit, &again, 1), &m).unwrap_err();
+    assert!(
+        err.0.contains("iocb 0 of 1 (opcode 0) had not completed"),
+        "{}",
+        err.0
+    );
+    // Its event in place, and an earlier submission's after it: the tail
+    // moved by two.
+    aio_ring(&mut m, ctx, 127, 8, &[(6, 0x1000, 64), (7, 0x1040, 64)]);
+    let err = regions(&call(libc::SYS_io_submit, &again, 1), &m).unwrap_err();
+    assert!(
+        err.0.contains("the AIO ring's tail went from 6 to 8"),
+        "{}",
+        err.0
+    );
+    // A ring that cannot be read at the entry: the registers as they are.
+    assert_eq!(
+        crate::entry_args(&m, libc::SYS_io_submit, [0x10, 1, 0x3000, 0, 0, 0]),
+        [0x10, 1, 0x3000, 0, 0, 0]
+    );
+}
+
+#[test]
 fn aio_getevents_cancel_and_destroy() {
     let m = FakeMem::default();
     let ctx = 0x7000_0000;

@@ -41,8 +41,9 @@ impl Session {
         }
         // A 32-bit call whose arguments are in memory (`socketcall`, the
         // old `mmap`): the words the kernel reads now, kept in its
-        // arguments until its exit describes it.
-        let args = if compat {
+        // arguments until its exit describes it; and `io_submit`'s ring
+        // tail before it.
+        let args = if compat || nr == libc::SYS_io_submit {
             syscalls::entry_args(&rrtest_sys::RemoteMem::new(tid), nr, args)
         } else {
             args
