@@ -94,6 +94,15 @@
 //!   `MSGRCV` through a `struct compat_ipc_kludge` read at the entry and
 //!   of version 1, `MSGCTL` with `IPC_64` and the old 56-byte
 //!   `compat_msqid_ds`, no sub-call, EINVAL, EFAULT);
+//! - `int80_shm` makes the System V shared memory calls of their own
+//!   numbers (`shmget`; `shmat`, its address below 4 GiB and its
+//!   /proc/self/maps line the segment's, the bytes a 64-bit attach wrote
+//!   before seen, its own seen by a 64-bit attach after `shmdt`;
+//!   `shmctl` of the 84-byte `compat_shmid64_ds`, the 36-byte
+//!   `compat_shminfo64` and the 24-byte `compat_shm_info`; `shmdt`,
+//!   EINVAL) and through `ipc` (`SHMGET`, `SHMAT` storing the address in
+//!   a 32-bit word, version 1's EINVAL, `SHMCTL` with `IPC_64` and the
+//!   old 48-byte `compat_shmid_ds` and 20-byte `shminfo`, `SHMDT`);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -122,12 +131,15 @@
 //!   `socketcall` sub-call stored and maps what the old `mmap` mapped,
 //!   and writes the messages, priorities and `compat_mq_attr`s the
 //!   message queue calls stored, and the messages and structures the
-//!   System V calls stored (checking `ipc`'s words at its entries);
+//!   System V calls stored (checking `ipc`'s words at its entries), and
+//!   maps each 32-bit attach's segment at its recorded address with its
+//!   recorded contents and unmaps it at the detach;
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
-//! - `breadth::int80::shm_refused_named`: `int80_ipc` with `REFUSED_SHM`
-//!   (an `ipc` `SHMGET` and an i386 `shmget`) runs to its end, the trace
-//!   is unreplayable and names both, and replay refuses it;
+//! - `breadth::int80::shm_refused_named`: `int80_shm` with `REFUSED_SHM`
+//!   (a read-only attach by the i386 `shmat` and one by `ipc`'s `SHMAT`)
+//!   runs to its end, the trace is unreplayable and names both, and
+//!   replay refuses it;
 //! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
 //!   `REFUSED_FCNTL` runs to its end, the trace is unreplayable and names
 //!   `fcntl64`'s `F_GETPIPE_SZ`, and replay refuses it with that reason.
@@ -502,6 +514,52 @@ const WANT_IPC: &[&str] = &[
     "i386 ipc MSGSND returned the expected value: yes\n",
 ];
 
+/// Lines `int80_shm` prints when its checks pass (every check prints
+/// `yes` or exits 1).
+const WANT_SHM: &[&str] = &[
+    "the i386 shmget made a segment: yes\n",
+    "the i386 shmget's segment has 8192 bytes, mode 0600: yes\n",
+    "the i386 shmat returned an address below 4 GiB: yes\n",
+    "the /proc/self/maps line at the i386 shmat's address is the 8 KiB segment: yes\n",
+    "the i386 attach sees what the 64-bit attach wrote: yes\n",
+    "the i386 attach reads back what it wrote: yes\n",
+    "i386 shmctl IPC_STAT stored the 64-bit call's perm, size, times, pids and 1 attach in the compat_shmid64_ds: yes\n",
+    "i386 shmctl IPC_INFO stored the 64-bit call's shminfo in the compat_shminfo64: yes\n",
+    "i386 shmctl SHM_INFO stored a compat_shm_info of at least 1 segment: yes\n",
+    "i386 shmdt returned the expected value: yes\n",
+    "after the i386 shmdt no mapping is at its address: yes\n",
+    "a 64-bit attach sees what the i386 attach wrote: yes\n",
+    "i386 shmdt of an address with no segment returned the expected value: yes\n",
+    "the segment is gone after the i386 IPC_RMID: yes\n",
+    "the ipc SHMGET made a segment: yes\n",
+    "i386 ipc SHMAT of version 1 returned the expected value: yes\n",
+    "ipc SHMAT stored a 32-bit address, the next byte untouched: yes\n",
+    "the /proc/self/maps line at ipc SHMAT's address is the 4 KiB segment: yes\n",
+    "the ipc attach sees what the 64-bit attach wrote: yes\n",
+    "ipc SHMCTL IPC_STAT|IPC_64 stored the compat_shmid64_ds of 4096 bytes and 1 attach: yes\n",
+    "ipc SHMCTL IPC_STAT stored the old 48-byte compat_shmid_ds of 4096 bytes and 1 attach: yes\n",
+    "ipc SHMCTL IPC_INFO stored the old 20-byte shminfo: yes\n",
+    "i386 ipc SHMDT returned the expected value: yes\n",
+    "after the ipc SHMDT no mapping is at its address: yes\n",
+    "a 64-bit attach sees what the ipc attach wrote: yes\n",
+    "i386 ipc SHMDT of an address with no segment returned the expected value: yes\n",
+    "i386 ipc SHMCTL IPC_RMID returned the expected value: yes\n",
+];
+
+const fn shm(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_SHM,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_shm",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
 const fn ipc(name: &'static str, link: Link) -> Spec {
     Spec {
         stdout_has: WANT_IPC,
@@ -633,6 +691,8 @@ const SPECS: &[Spec] = &[
     mq("int80_mq-static", Link::Static),
     ipc("int80_ipc-nopie", Link::NoPie),
     ipc("int80_ipc-static", Link::Static),
+    shm("int80_shm-nopie", Link::NoPie),
+    shm("int80_shm-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).
@@ -664,16 +724,18 @@ pub fn trials() -> Vec<Trial> {
     trials
 }
 
-/// `int80_ipc` with `REFUSED_SHM`: an `ipc` `SHMGET` and an i386 `shmget`
-/// (395) after the recorded calls (32-bit shared memory is not
-/// recorded). The program runs to its end, the trace is unreplayable and
-/// names both calls (and no recorded call), and replay refuses it.
+/// `int80_shm` with `REFUSED_SHM`: a read-only attach by the i386 `shmat`
+/// (397) and one by `ipc`'s `SHMAT`, after the recorded calls (a
+/// read-only attach is not recorded: replay maps a segment read-write to
+/// write its contents). The program runs to its end, the trace is
+/// unreplayable and names both calls (and no recorded call), and replay
+/// refuses it.
 fn shm_refused(trial: &str) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let spec = Spec::new(
-        "int80_ipc-refused-shm",
+        "int80_shm-refused-shm",
         Source::C(CBuild {
-            name: "int80_ipc",
+            name: "int80_shm",
             link: Link::NoPie,
             defines: &["REFUSED_SHM"],
         }),
@@ -685,17 +747,18 @@ fn shm_refused(trial: &str) -> Result<(), Failed> {
     let out = rec.stdout_text();
     check!(
         out.lines().last() == Some("EXIT-SUCCESS")
-            && out.contains("the ipc SHMGET and the i386 shmget made segments: yes")
-            && WANT_IPC.iter().all(|w| out.contains(w)),
+            && out.contains("the read-only i386 shmat and ipc SHMAT attached: yes")
+            && WANT_SHM.iter().all(|w| out.contains(w)),
         "the recorded program did not run to its end with its checks passed\n{}",
         rec.describe()
     );
     let json = run::info_value(&trace)?;
     let reasons = json["unreplayable"].to_string();
     check!(
-        reasons.contains("i386 ipc (int $0x80 #117): SHMGET is not described")
-            && reasons.contains("i386 shmget (int $0x80 #395)"),
-        "the unreplayable reasons do not name ipc's SHMGET and shmget: {reasons}"
+        reasons.contains("i386 shmat (int $0x80 #397)")
+            && reasons.contains("i386 ipc (int $0x80 #117)")
+            && reasons.matches("SHM_RDONLY").count() == 2,
+        "the unreplayable reasons do not name the read-only shmat and ipc SHMAT: {reasons}"
     );
     check!(
         json["unreplayable"].as_array().map_or(0, Vec::len) == 2,
@@ -704,7 +767,7 @@ fn shm_refused(trial: &str) -> Result<(), Failed> {
     let rep = inv.replay(&trace)?;
     rep.expect_code(EXIT_BAD_TRACE)?;
     check!(
-        rep.stderr_text().contains("SHMGET") && rep.stdout.is_empty(),
+        rep.stderr_text().contains("SHM_RDONLY") && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
         rep.describe()
     );

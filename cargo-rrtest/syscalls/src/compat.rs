@@ -130,7 +130,12 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// priority), and block as the x86-64 rows say. `semget`, `msgget` and
 /// `semtimedop_time64` (393, 399, 420) are the x86-64 calls' `sys_*`
 /// entries (a `struct sembuf` is three shorts on both ABIs, the timeout
-/// a 64-bit timespec). What the
+/// a 64-bit timespec). `shmget` and `shmdt` (395, 398) are `sys_shmget`
+/// and `sys_shmdt`; `shmat` (397, `compat_sys_shmat`) takes the same
+/// arguments and returns the address attached at, which the kernel picks
+/// below 4 GiB for a 32-bit caller: its segment's contents are its
+/// output as the x86-64 call's are, and the recorder and the replayer
+/// follow the attach and the detach by their meaning ([`shm_op`]). What the
 /// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
@@ -152,10 +157,7 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// `socketcall` (102), whose arguments are an array in memory that the
 /// kernel reads at the entry: a row of its own, described by the words
 /// read there ([`entry_args`], [`socketcall_sub`]), and the `ipc`
-/// multiplexer (117), likewise. The 32-bit shared memory calls (`shmget`,
-/// `shmctl`, `shmat`, `shmdt`, 395-398, and `ipc`'s `SHM*` sub-calls) are
-/// none of these: the recorder follows attached segments by the x86-64
-/// numbers alone, so they stay refused.
+/// multiplexer (117), likewise.
 const EQUIVALENTS: &[(u32, i64)] = &[
     (1, 60),    // exit (of one thread)
     (3, 0),     // read
@@ -261,6 +263,9 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (373, 48),  // shutdown
     (383, 332), // statx
     (393, 64),  // semget
+    (395, 29),  // shmget
+    (397, 30),  // shmat (compat_sys_shmat: the address, below 4 GiB)
+    (398, 67),  // shmdt
     (399, 68),  // msgget
     (403, 228), // clock_gettime64
     (406, 229), // clock_getres_time64
@@ -331,7 +336,9 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// `msgrcv` and `msgctl` (394, 400-402) are `compat_sys_*` entries: a
 /// `compat_msgbuf` of a 32-bit `mtype`, the 64-byte
 /// `compat_semid64_ds` and the 88-byte `compat_msqid64_ds` (the
-/// `IPC_64` bit of a command ignored). `recvmmsg`, `recvmmsg_time64` and
+/// `IPC_64` bit of a command ignored); `shmctl` (396,
+/// `compat_sys_shmctl`) the 84-byte `compat_shmid64_ds`, the 36-byte
+/// `compat_shminfo64` and the 24-byte `compat_shm_info`. `recvmmsg`, `recvmmsg_time64` and
 /// `sendmmsg` (337, 417, 345) are `compat_sys_recvmmsg_time32`/`_time64`
 /// and `compat_sys_sendmmsg`: arrays of 32-byte `compat_mmsghdr`s (a
 /// `compat_msghdr` and a 32-bit `msg_len`), the receive's timeout a
@@ -366,6 +373,7 @@ const MEANINGS: &[(u32, i64)] = &[
     (345, 307), // sendmmsg (32-byte compat_mmsghdrs)
     (372, 47),  // recvmsg (a 28-byte compat_msghdr)
     (394, 66),  // semctl (the 64-byte compat_semid64_ds)
+    (396, 31),  // shmctl (the 84-byte compat_shmid64_ds)
     (400, 69),  // msgsnd (a compat_msgbuf of a 32-bit mtype, only read)
     (401, 70),  // msgrcv (a compat_msgbuf of a 32-bit mtype)
     (402, 71),  // msgctl (the 88-byte compat_msqid64_ds)
@@ -483,6 +491,17 @@ const IPC: u32 = 117;
 pub const IPC_SEMCTL: u64 = 3;
 /// See [`IPC_SEMCTL`].
 pub const IPC_MSGRCV: u64 = 12;
+/// `ipc`'s shared memory sub-calls: `SHMAT(shmid, shmflg, &raddr,
+/// shmaddr)` stores the address attached at in the 32-bit word at
+/// `third` and returns 0 (`EINVAL` for version 1), `SHMDT(_, _, _,
+/// shmaddr)`, `SHMGET(key, size, shmflg)`, `SHMCTL(shmid, cmd, _, buf)`.
+pub const IPC_SHMAT: u64 = 21;
+/// See [`IPC_SHMAT`].
+pub const IPC_SHMDT: u64 = 22;
+/// See [`IPC_SHMAT`].
+pub const IPC_SHMGET: u64 = 23;
+/// See [`IPC_SHMAT`].
+pub const IPC_SHMCTL: u64 = 24;
 /// Set in an `ipc` call's first argument (above its 32 bits) when the
 /// words its sub-call reads at the entry were read there and are in its
 /// sixth ([`entry_args`]).
@@ -635,6 +654,53 @@ pub fn socketcall_name(sub: u64) -> String {
     match SOCKETCALL_NAMES.get(sub as usize) {
         Some(n) if !n.is_empty() => (*n).to_string(),
         _ => format!("sub-call {sub}"),
+    }
+}
+
+/// A System V shared memory attach or detach, by its meaning ([`shm_op`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShmOp {
+    /// `shmat` of segment `shmid`: attached at the call's result, or (the
+    /// `ipc` multiplexer's `SHMAT`, which returns 0) at the 32-bit word
+    /// the call stored at `stored_at`.
+    Attach {
+        /// The segment.
+        shmid: u64,
+        /// Where `ipc`'s `SHMAT` stores the address; `None` where the call
+        /// returns it.
+        stored_at: Option<u64>,
+    },
+    /// `shmdt` of the segment attached at `addr`.
+    Detach {
+        /// The address the segment was attached at.
+        addr: u64,
+    },
+}
+
+/// The shared memory attach or detach the call `nr` (a trace number)
+/// with arguments `args` (as recorded) makes: the x86-64 `shmat` and
+/// `shmdt`, the i386 ones (397, 398) and `ipc`'s `SHMAT` (its version
+/// not 1, which fails) and `SHMDT`; `None` for any other call.
+pub fn shm_op(nr: i64, args: &[u64; 6]) -> Option<ShmOp> {
+    let a = args;
+    let by_meaning = match row_nr(nr) {
+        libc::SYS_shmat => Some(ShmOp::Attach {
+            shmid: a[0],
+            stored_at: None,
+        }),
+        libc::SYS_shmdt => Some(ShmOp::Detach { addr: a[0] }),
+        _ => None,
+    };
+    if by_meaning.is_some() || !is_compat(nr) || nr as u32 != IPC {
+        return by_meaning;
+    }
+    match (a[0] & 0xffff, (a[0] & 0xffff_ffff) >> 16) {
+        (IPC_SHMAT, version) if version != 1 => Some(ShmOp::Attach {
+            shmid: a[1],
+            stored_at: Some(a[3]),
+        }),
+        (IPC_SHMDT, _) => Some(ShmOp::Detach { addr: a[4] }),
+        _ => None,
     }
 }
 

@@ -15,8 +15,9 @@
 //! `mmap2` and the old `mmap` (90), replayed like `mmap` through
 //! [`crate::x86_64_call`], `socketcall` (102), the message queue
 //! calls of i386 structures (`mq_open`, `mq_notify`, `mq_getsetattr`),
-//! and the System V calls of i386 structures (`semctl`, `msgsnd`,
-//! `msgrcv`, `msgctl`, 394 and 400-402, and the `ipc` multiplexer, 117).
+//! and the System V calls of i386 structures (`semctl`, `shmctl`,
+//! `msgsnd`, `msgrcv`, `msgctl`, 394, 396 and 400-402, and the `ipc`
+//! multiplexer, 117).
 //! Looked up by their trace numbers (`COMPAT_32 | i386 number`,
 //! [`crate::compat_nr`]), named by [`crate::name`] as the other 32-bit
 //! calls; those that mean an x86-64 call (`readv`, `writev`, `pread64`,
@@ -218,8 +219,14 @@
 //! argument ([`crate::entry_args`]); its `SEMCTL` and `MSGCTL` store the
 //! old [`COMPAT_SEMID_DS`] and [`COMPAT_MSQID_DS`] (a 16-byte
 //! [`COMPAT_IPC_PERM`] of 16-bit ids) unless the command has `IPC_64`.
-//! Its shared memory sub-calls that succeed are refused, named, as the
-//! 32-bit shared memory calls of their own numbers (395-398) are.
+//! `shmctl` (396, `compat_sys_shmctl`) stores the 84-byte
+//! [`COMPAT_SHMID64_DS`] whatever `IPC_64` says; `ipc`'s `SHMCTL` the
+//! old 48-byte [`COMPAT_SHMID_DS`] without it. `ipc`'s `SHMAT` returns
+//! 0 and stores the address attached at in a 32-bit word: that word and
+//! the segment's contents there are its outputs; the recorder and the
+//! replayer follow its attach as `shmat`'s ([`crate::shm_op`]).
+//! `shmget`, `shmat` and `shmdt` of their own numbers (395, 397, 398)
+//! are the x86-64 rows.
 
 use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE};
 use super::outputs::{
@@ -387,6 +394,27 @@ pub const COMPAT_SEMID_DS: u64 = (COMPAT_IPC_PERM + 6 * 4 + 2).next_multiple_of(
 /// 16-bit `msg_cbytes`, `msg_qnum`, `msg_qbytes` and pids, padded to 4
 /// bytes.
 pub const COMPAT_MSQID_DS: u64 = (COMPAT_IPC_PERM + 7 * 4 + 5 * 2).next_multiple_of(4);
+/// The i386 `struct compat_shmid64_ds` a 32-bit `shmctl`'s stat commands
+/// store (with `IPC_64`, or always for the call of its own number): the
+/// perm, `shm_segsz`, the low and high halves of `shm_atime`,
+/// `shm_dtime` and `shm_ctime`, the two pids, `shm_nattch` and two
+/// unused words, all 32-bit.
+pub const COMPAT_SHMID64_DS: u64 = COMPAT_IPC64_PERM + 12 * 4;
+/// The old i386 `struct compat_shmid_ds` (`ipc`'s `SHMCTL` without
+/// `IPC_64`): the old perm, the 32-bit `shm_segsz` and three times, the
+/// 16-bit pids, `shm_nattch` and an unused short, two unused 32-bit
+/// pointers.
+pub const COMPAT_SHMID_DS: u64 = COMPAT_IPC_PERM + 4 * 4 + 4 * 2 + 2 * 4;
+/// The i386 `struct compat_shminfo64` of `shmctl`'s `IPC_INFO` with
+/// `IPC_64`: `shmmax`, `shmmin`, `shmmni`, `shmseg`, `shmall` and four
+/// unused words, all 32-bit.
+pub const COMPAT_SHMINFO64: u64 = 9 * 4;
+/// The `struct shminfo` of `ipc`'s `SHMCTL` `IPC_INFO` without `IPC_64`:
+/// five ints.
+pub const COMPAT_SHMINFO: u64 = 5 * 4;
+/// The i386 `struct compat_shm_info` of `shmctl`'s `SHM_INFO` (both
+/// versions): the int `used_ids` and five 32-bit longs.
+pub const COMPAT_SHM_INFO: u64 = 4 + 5 * 4;
 /// The i386 `compat_msgbuf`'s `mtype`: a 32-bit long before the text.
 pub const COMPAT_MTYPE: u64 = 4;
 /// The flag of a System V control command asking for the 64-bit
@@ -395,6 +423,9 @@ const IPC_64: u64 = 0x100;
 // The System V commands libc does not name.
 const SEM_STAT_ANY: i32 = 20;
 const MSG_STAT_ANY: i32 = 13;
+const SHM_STAT: i32 = 13;
+const SHM_INFO: i32 = 14;
+const SHM_STAT_ANY: i32 = 15;
 
 /// The i386 `struct compat_msghdr` of `sendmsg` and `recvmsg` (370, 372):
 /// seven 32-bit fields, at the offsets of [`compat_msghdr`].
@@ -681,6 +712,70 @@ fn sysv_msgctl(
     Ok(())
 }
 
+/// What a 32-bit `shmctl(shmid, cmd, buf)` that returned `c.ret` stored
+/// (`compat_ksys_shmctl`, its command's `IPC_64` bit masked off): the
+/// stat commands a [`COMPAT_SHMID64_DS`] at `buf` (`ipc64`) or an old
+/// [`COMPAT_SHMID_DS`], `IPC_INFO` a [`COMPAT_SHMINFO64`] or an old
+/// `struct shminfo` of ints, `SHM_INFO` a [`COMPAT_SHM_INFO`]; nothing
+/// for `IPC_SET`, `IPC_RMID`, `SHM_LOCK` and `SHM_UNLOCK`.
+fn sysv_shmctl(
+    c: &Call,
+    cmd: u64,
+    buf: u64,
+    ipc64: bool,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    if c.ret < 0 {
+        return Ok(());
+    }
+    let (ds, info) = if ipc64 {
+        (COMPAT_SHMID64_DS, COMPAT_SHMINFO64)
+    } else {
+        (COMPAT_SHMID_DS, COMPAT_SHMINFO)
+    };
+    match (cmd & !IPC_64) as u32 as i32 {
+        libc::IPC_STAT | SHM_STAT | SHM_STAT_ANY => push(out, buf, ds),
+        libc::IPC_INFO => push(out, buf, info),
+        SHM_INFO => push(out, buf, COMPAT_SHM_INFO),
+        libc::IPC_SET | libc::IPC_RMID | libc::SHM_LOCK | libc::SHM_UNLOCK => {}
+        other => {
+            return Err(Unsupported(format!(
+                "{}: shmctl command {other} is not described",
+                super::name(c.nr)
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// `shmctl(shmid, cmd, buf)` of a 32-bit caller (396,
+/// `compat_sys_shmctl`): the 64-bit structures whatever `IPC_64` says.
+fn shmctl32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    sysv_shmctl(c, c.args[1], c.args[2], true, out)
+}
+
+/// What `ipc`'s `SHMAT(shmid, shmflg, &raddr, shmaddr)` that returned 0
+/// stored: the 32-bit address at `raddr` (read back at the exit) and
+/// the segment attached there, as `shmat` describes it
+/// ([`super::ipc::shmat`]: its contents, the refused flags and sizes).
+fn ipc_shmat(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    let raddr = c.args[3];
+    let mut word = [0u8; 4];
+    mem.read(raddr, &mut word).map_err(|e| {
+        Unsupported(format!(
+            "{}: SHMAT's address at {raddr:#x} cannot be read back: {e}",
+            super::name(c.nr)
+        ))
+    })?;
+    push(out, raddr, 4);
+    let attach = Call {
+        nr: c.nr,
+        args: [c.args[1], 0, c.args[2], 0, 0, 0],
+        ret: i64::from(u32::from_le_bytes(word)),
+    };
+    super::ipc::shmat(&attach, mem, out)
+}
+
 /// What a 32-bit `msgrcv` that returned `c.ret` stored at `msgp`: the
 /// `compat_msgbuf`'s 32-bit `mtype` and as many bytes of text as it
 /// returned (at most `msgsz`).
@@ -738,10 +833,12 @@ fn ipc_sub_name(sub: u64) -> String {
 /// ptr, msgtyp)` the message at the `msgp` of the `struct
 /// compat_ipc_kludge` read at the entry (version 0) or at `ptr` (other
 /// versions); `MSGCTL(msqid, cmd, _, buf)` what `msgctl` stores, the old
-/// structures unless `cmd` has `IPC_64`. Nothing when it failed. The
-/// shared memory sub-calls that succeed are refused, named, as the
-/// 32-bit shared memory calls of their own numbers are: the recorder
-/// follows attached segments by the x86-64 numbers alone.
+/// structures unless `cmd` has `IPC_64`; `SHMAT(shmid, shmflg, &raddr,
+/// shmaddr)` the 32-bit address at `raddr` and the segment's contents
+/// there ([`ipc_shmat`]), `SHMDT` and `SHMGET` nothing, `SHMCTL(shmid,
+/// cmd, _, buf)` what `shmctl` stores, the old structures unless `cmd`
+/// has `IPC_64`. Nothing when it failed; a sub-call not named here that
+/// succeeded is refused, named.
 fn ipc32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
     if c.ret < 0 {
         return Ok(());
@@ -778,8 +875,11 @@ fn ipc32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Uns
             Ok(())
         }
         14 => sysv_msgctl(c, a[2], a[4], a[2] & IPC_64 != 0, out),
+        crate::compat::IPC_SHMAT => ipc_shmat(c, mem, out),
+        crate::compat::IPC_SHMDT | crate::compat::IPC_SHMGET => Ok(()),
+        crate::compat::IPC_SHMCTL => sysv_shmctl(c, a[2], a[4], a[2] & IPC_64 != 0, out),
         _ => Err(Unsupported(format!(
-            "{}: {} is not described (32-bit shared memory is not recorded)",
+            "{}: {} is not described",
             super::name(c.nr),
             ipc_sub_name(sub)
         ))),
@@ -1300,6 +1400,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     d(378, "preadv2", true, ReplayAction::Emulate, iov_ret::<1, 2>),
     d(379, "pwritev2", true, ReplayAction::Emulate, none),
     d(394, "semctl", false, ReplayAction::Emulate, semctl32),
+    d(396, "shmctl", false, ReplayAction::Emulate, shmctl32),
     d(400, "msgsnd", true, ReplayAction::Emulate, none),
     d(401, "msgrcv", true, ReplayAction::Emulate, msgrcv32),
     d(402, "msgctl", false, ReplayAction::Emulate, msgctl32),

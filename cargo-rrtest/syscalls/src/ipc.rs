@@ -82,9 +82,10 @@ pub(crate) fn shmat(
         return Ok(());
     }
     if c.args[2] & (SHM_RDONLY | SHM_EXEC) != 0 {
-        return Err(Unsupported(
-            "shmat with SHM_RDONLY or SHM_EXEC is not recorded".into(),
-        ));
+        return Err(Unsupported(format!(
+            "{}: an attach with SHM_RDONLY or SHM_EXEC is not recorded",
+            super::name(c.nr)
+        )));
     }
     let size = sysv_column(c, mem, "shm", c.args[0], 3)?;
     if size > MAX_SHM {

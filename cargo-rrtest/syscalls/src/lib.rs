@@ -41,8 +41,8 @@ mod tests;
 
 pub use compat::{
     compat_args, compat_nr, entry_args, is_compat, is_restart_syscall, read_iovec,
-    restart_syscall_rax, row_nr, socketcall_name, socketcall_sub, x86_64_call, x86_64_equivalent,
-    COMPAT_32, COMPAT_RESTART_SYSCALL, INT80,
+    restart_syscall_rax, row_nr, shm_op, socketcall_name, socketcall_sub, x86_64_call,
+    x86_64_equivalent, ShmOp, COMPAT_32, COMPAT_RESTART_SYSCALL, INT80,
 };
 pub use compat_rows::COMPAT_ROWS;
 pub use describe::{arg_count, describe, describe_entry};

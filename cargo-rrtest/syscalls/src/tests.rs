@@ -3365,15 +3365,140 @@ fn compat_sysv_semaphores_and_messages_have_the_i386_layouts() {
         [(0x1000, 32)]
     );
     assert!(ok(&call(nr(402), &[5, libc::IPC_SET as u64, 0x1000], 0)).is_empty());
-    // The 32-bit shared memory calls stay refused (no row), named.
+    // The 32-bit shared memory calls are named by their i386 numbers
+    // (their rows: compat_sysv_shared_memory_has_the_i386_layouts).
     for (n, name) in [
         (395, "shmget"),
         (396, "shmctl"),
         (397, "shmat"),
         (398, "shmdt"),
     ] {
-        assert!(crate::lookup(nr(n)).is_none(), "{n}");
         assert_eq!(crate::name(nr(n)), format!("i386 {name} (int $0x80 #{n})"));
+    }
+}
+
+#[test]
+fn compat_sysv_shared_memory_has_the_i386_layouts() {
+    use crate::compat_rows::{
+        COMPAT_SHMID64_DS, COMPAT_SHMID_DS, COMPAT_SHMINFO, COMPAT_SHMINFO64, COMPAT_SHM_INFO,
+    };
+    use crate::ShmOp;
+    assert_eq!(COMPAT_SHMID64_DS, 84);
+    assert_eq!(COMPAT_SHMID_DS, 48);
+    assert_eq!(COMPAT_SHMINFO64, 36);
+    assert_eq!(COMPAT_SHMINFO, 20);
+    assert_eq!(COMPAT_SHM_INFO, 24);
+    let mut fm = FakeMem::default();
+    fm.put_u32(0x100, 0x5000_0000); // where ipc's SHMAT stored the address
+    let m = SysvTables(fm);
+    let nr = crate::compat_nr;
+    let ipc = nr(117);
+    let regions = |c: &Call| -> Result<Vec<(u64, usize)>, Unsupported> {
+        let mut out = Vec::new();
+        (crate::lookup(c.nr).expect("described").outputs)(c, &m, &mut out)?;
+        Ok(out.into_iter().map(|r| (r.addr, r.len)).collect())
+    };
+    let ok = |c: &Call| regions(c).expect("supported");
+    // shmget, shmat and shmdt are the x86-64 calls; shmctl a row of its
+    // own meaning the x86-64 one.
+    for (i386, x86_64) in [
+        (395, libc::SYS_shmget),
+        (397, libc::SYS_shmat),
+        (398, libc::SYS_shmdt),
+    ] {
+        assert_eq!(crate::x86_64_equivalent(nr(i386)), Some(x86_64), "{i386}");
+    }
+    assert_eq!(crate::x86_64_equivalent(nr(396)), None);
+    assert_eq!(crate::row_nr(nr(396)), libc::SYS_shmctl);
+    assert_eq!(crate::lookup(nr(396)).map(|d| d.nr), Some(nr(396)));
+    // shmat: segment 7's 8 KiB at the address returned, below 4 GiB.
+    assert_eq!(
+        ok(&call(nr(397), &[7, 0, 0], 0x4000_0000)),
+        [(0x4000_0000, 8192)]
+    );
+    assert!(regions(&call(
+        nr(397),
+        &[7, 0, libc::SHM_RDONLY as u64],
+        0x4000_0000
+    ))
+    .unwrap_err()
+    .0
+    .contains("i386 shmat (int $0x80 #397): an attach with SHM_RDONLY"));
+    assert!(ok(&call(nr(398), &[0x4000_0000], 0)).is_empty());
+    // shmctl of its own number: the 64-bit structures, IPC_64 or not.
+    let shmctl = |cmd: i32, ret| call(nr(396), &[7, cmd as u64, 0x1000], ret);
+    assert_eq!(ok(&shmctl(libc::IPC_STAT, 0)), [(0x1000, 84)]);
+    assert_eq!(ok(&shmctl(libc::IPC_STAT | 0x100, 0)), [(0x1000, 84)]);
+    assert_eq!(ok(&shmctl(13 /* SHM_STAT */, 7)), [(0x1000, 84)]);
+    assert_eq!(ok(&shmctl(libc::IPC_INFO, 1)), [(0x1000, 36)]);
+    assert_eq!(ok(&shmctl(14 /* SHM_INFO */, 1)), [(0x1000, 24)]);
+    assert!(ok(&shmctl(libc::IPC_RMID, 0)).is_empty());
+    assert!(ok(&shmctl(libc::IPC_STAT, -22)).is_empty());
+    assert!(regions(&shmctl(99, 0))
+        .unwrap_err()
+        .0
+        .contains("shmctl command 99"));
+    // ipc's SHMAT: the 32-bit word at third and the segment it names;
+    // refused when that word cannot be read back; nothing when it failed.
+    assert_eq!(
+        ok(&call(ipc, &[21, 7, 0, 0x100, 0, 0], 0)),
+        [(0x100, 4), (0x5000_0000, 8192)]
+    );
+    assert!(regions(&call(ipc, &[21, 7, 0, 0x9000, 0, 0], 0))
+        .unwrap_err()
+        .0
+        .contains("SHMAT"));
+    assert!(ok(&call(ipc, &[21 | 1 << 16, 7, 0, 0x100, 0, 0], -22)).is_empty());
+    // SHMDT and SHMGET: nothing; SHMCTL: the old structures without
+    // IPC_64.
+    assert!(ok(&call(ipc, &[22, 0, 0, 0, 0x5000_0000, 0], 0)).is_empty());
+    assert!(ok(&call(ipc, &[23, 0, 4096, 0o1600, 0, 0], 7)).is_empty());
+    let shmctl = |cmd: i32| call(ipc, &[24, 7, cmd as u64, 0, 0x2000, 0], 0);
+    assert_eq!(ok(&shmctl(libc::IPC_STAT | 0x100)), [(0x2000, 84)]);
+    assert_eq!(ok(&shmctl(libc::IPC_STAT)), [(0x2000, 48)]);
+    assert_eq!(ok(&shmctl(libc::IPC_INFO | 0x100)), [(0x2000, 36)]);
+    assert_eq!(ok(&shmctl(libc::IPC_INFO)), [(0x2000, 20)]);
+    assert_eq!(ok(&shmctl(14 /* SHM_INFO */)), [(0x2000, 24)]);
+    assert!(ok(&shmctl(libc::IPC_RMID)).is_empty());
+    // The attaches and detaches by their meaning.
+    let attach = |shmid, stored_at| Some(ShmOp::Attach { shmid, stored_at });
+    assert_eq!(
+        crate::shm_op(libc::SYS_shmat, &[7, 0, 0, 0, 0, 0]),
+        attach(7, None)
+    );
+    assert_eq!(crate::shm_op(nr(397), &[7, 0, 0, 0, 0, 0]), attach(7, None));
+    assert_eq!(
+        crate::shm_op(ipc, &[21, 7, 0, 0x100, 0, 0]),
+        attach(7, Some(0x100))
+    );
+    assert_eq!(
+        crate::shm_op(ipc, &[21 | 2 << 16, 7, 0, 0x100, 0, 0]),
+        attach(7, Some(0x100))
+    );
+    assert_eq!(crate::shm_op(ipc, &[21 | 1 << 16, 7, 0, 0x100, 0, 0]), None);
+    let detach = |addr| Some(ShmOp::Detach { addr });
+    assert_eq!(
+        crate::shm_op(libc::SYS_shmdt, &[0x7000, 0, 0, 0, 0, 0]),
+        detach(0x7000)
+    );
+    assert_eq!(
+        crate::shm_op(nr(398), &[0x7000, 0, 0, 0, 0, 0]),
+        detach(0x7000)
+    );
+    assert_eq!(
+        crate::shm_op(ipc, &[22, 0, 0, 0, 0x7000, 0]),
+        detach(0x7000)
+    );
+    for (n, args) in [
+        (ipc, [23, 0, 4096, 0, 0, 0]),
+        (ipc, [3, 7, 0, 0, 0x100, 0]),
+        (nr(396), [7, 0, 0, 0, 0, 0]),
+        (libc::SYS_shmctl, [7, 0, 0, 0, 0, 0]),
+        // 30 and 67 are not the i386 shmat and shmdt.
+        (nr(30), [7, 0, 0, 0, 0, 0]),
+        (nr(67), [7, 0, 0, 0, 0, 0]),
+    ] {
+        assert_eq!(crate::shm_op(n, &args), None, "{n:#x} {args:?}");
     }
 }
 
@@ -3449,12 +3574,10 @@ fn compat_ipc_is_described_by_its_sub_call_and_the_words_read_at_its_entry() {
             "{sub}"
         );
     }
-    // Shared memory through ipc is refused, named.
-    for (sub, name) in [(21, "SHMAT"), (22, "SHMDT"), (23, "SHMGET"), (24, "SHMCTL")] {
-        let err = regions(&call(ipc, &[sub, 5, 0, 0, 0x100, 0], 0)).unwrap_err();
-        assert!(err.0.contains(name), "{}", err.0);
-        assert!(ok(&call(ipc, &[sub, 5, 0, 0, 0x100, 0], -22)).is_empty());
-    }
+    // A sub-call not described that succeeded is refused, named.
+    let err = regions(&call(ipc, &[99, 5, 0, 0, 0x100, 0], 0)).unwrap_err();
+    assert!(err.0.contains("sub-call 99"), "{}", err.0);
+    assert!(ok(&call(ipc, &[99, 5, 0, 0, 0x100, 0], -38)).is_empty());
 }
 
 #[test]

@@ -564,12 +564,27 @@ impl Session {
     /// `shmdt`, and refuses a segment attached while it is attached
     /// already (in this process or another one of the recording, not by
     /// inheritance): replay maps each attach as memory of its own, so two
-    /// would not see each other's writes.
+    /// would not see each other's writes. The 32-bit calls by their
+    /// meaning ([`syscalls::shm_op`]): `shmat` and `shmdt` of their own
+    /// numbers, and `ipc`'s `SHMAT`, whose address is the 32-bit word it
+    /// stored, and `SHMDT`.
     fn track_shm(&mut self, tid: Tid, call: &Call, problems: &mut Vec<String>) {
         let pid = self.tasks[&tid].pid;
-        match call.nr {
-            libc::SYS_shmat if call.ret >= 0 => {
-                let shmid = call.args[0];
+        match syscalls::shm_op(call.nr, &call.args) {
+            Some(syscalls::ShmOp::Attach { shmid, stored_at }) if call.ret >= 0 => {
+                let at = match stored_at {
+                    None => call.ret as u64,
+                    Some(word) => {
+                        let mut w = [0u8; 4];
+                        if syscalls::MemReader::read(&rrtest_sys::RemoteMem::new(tid), word, &mut w)
+                            .is_err()
+                        {
+                            // The outputs' description refuses it, named.
+                            return;
+                        }
+                        u64::from(u32::from_le_bytes(w))
+                    }
+                };
                 if let Some(&(p, addr)) = self.shm_attached.get(&shmid) {
                     if self.tasks.values().any(|t| t.pid == p) {
                         problems.push(format!(
@@ -577,11 +592,11 @@ impl Session {
                         ));
                     }
                 }
-                self.shm_attached.insert(shmid, (pid, call.ret as u64));
+                self.shm_attached.insert(shmid, (pid, at));
             }
-            libc::SYS_shmdt if call.ret == 0 => {
+            Some(syscalls::ShmOp::Detach { addr: at }) if call.ret == 0 => {
                 self.shm_attached
-                    .retain(|_, &mut (p, addr)| (p, addr) != (pid, call.args[0]));
+                    .retain(|_, &mut (p, addr)| (p, addr) != (pid, at));
             }
             _ => {}
         }

@@ -100,7 +100,16 @@ impl Session {
                 .unwrap_or(ReplayAction::Emulate)
         };
         let name = syscalls::name(nr);
+        // A 32-bit attach or detach (`shmat`, `shmdt`, `ipc`'s `SHMAT`,
+        // `SHMDT`): its registers are the i386 ones, so the mapping is
+        // made or unmapped by an injected x86-64 call instead.
+        let compat_shm = syscalls::is_compat(nr)
+            .then(|| syscalls::shm_op(nr, args))
+            .flatten();
         match action {
+            ReplayAction::Emulate if compat_shm.is_some() && result.ret >= 0 => {
+                self.compat_shm(tid, real, regs, result, compat_shm)?;
+            }
             ReplayAction::Emulate if nr == libc::SYS_shmat && result.ret >= 0 => {
                 let got = inject::shm_attach(real, regs, result)?;
                 if got != result.ret {
@@ -320,6 +329,93 @@ impl Session {
 }
 
 impl Session {
+    /// Replays a successful 32-bit shared memory attach or detach
+    /// (`op`): the call is skipped; an attach maps shared anonymous
+    /// memory at the recorded address (the result of `shmat`, the word
+    /// `ipc`'s `SHMAT` stored) with an injected x86-64 `mmap`, as long as
+    /// the recorded contents (page-rounded), and writes the recorded
+    /// outputs; a detach unmaps the mapping at its address (its length
+    /// from the thread's /proc maps) with an injected `munmap`. The
+    /// program sees the recorded result.
+    fn compat_shm(
+        &mut self,
+        tid: Tid,
+        real: i32,
+        regs: &mut Regs,
+        result: &SyscallResult,
+        op: Option<syscalls::ShmOp>,
+    ) -> Result<(), ReplayError> {
+        match op {
+            Some(syscalls::ShmOp::Attach { stored_at, .. }) => {
+                let addr = match stored_at {
+                    None => result.ret as u64,
+                    Some(word) => {
+                        let w = result
+                            .writes
+                            .iter()
+                            .find(|w| w.addr == word && w.data.len() == 4)
+                            .ok_or_else(|| Error::Malformed {
+                                index: self.index,
+                                reason: "ipc SHMAT recorded without the address it stored".into(),
+                            })?;
+                        u64::from(u32::from_le_bytes(w.data[..4].try_into().expect("4 bytes")))
+                    }
+                };
+                let len = result
+                    .writes
+                    .iter()
+                    .find(|w| w.addr == addr)
+                    .map_or(0, |w| w.data.len() as u64)
+                    .next_multiple_of(4096)
+                    .max(4096);
+                let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+                let mmap = [addr, len, prot, libc::MAP_SHARED as u64, u64::MAX, 0];
+                let got = inject::mmap_anonymous_injected(real, regs, &mmap, addr as i64)?;
+                if got != addr as i64 {
+                    return Err(self.diverged(
+                        tid,
+                        "the mapping of a 32-bit shmat",
+                        format!("{addr:#x}"),
+                        format!("{got:#x}"),
+                    ));
+                }
+                inject::write_back(real, result)?;
+                let exit = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+                inject::set_ret(real, exit, result.ret)?;
+            }
+            Some(syscalls::ShmOp::Detach { addr }) => {
+                let maps = std::fs::read_to_string(format!("/proc/{real}/maps"))
+                    .map_err(perr("reading /proc/TID/maps", real))?;
+                let end = maps.lines().find_map(|l| {
+                    let (start, end) = l.split_once(' ')?.0.split_once('-')?;
+                    (u64::from_str_radix(start, 16).ok()? == addr)
+                        .then(|| u64::from_str_radix(end, 16).ok())?
+                });
+                let exit = inject::skip_syscall(real, regs)?;
+                let got = match end {
+                    Some(end) => crate::tracee::inject_via_fixed_page(
+                        real,
+                        libc::SYS_munmap,
+                        [addr, end - addr, 0, 0, 0, 0],
+                    )
+                    .map_err(perr("unmapping a 32-bit shmdt's segment", real))?,
+                    None => -(libc::EINVAL as i64),
+                };
+                if got != 0 {
+                    return Err(self.diverged(
+                        tid,
+                        "the unmapping of a 32-bit shmdt",
+                        "0".to_string(),
+                        got.to_string(),
+                    ));
+                }
+                inject::set_ret(real, exit, result.ret)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
     /// A replay process (its recorded id) that maps `file` now.
     fn maps_file(&self, file: &std::path::Path) -> Option<Tid> {
         let name = file.to_string_lossy();
