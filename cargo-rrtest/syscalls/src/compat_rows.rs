@@ -434,8 +434,6 @@ pub const COMPAT_MSGHDR: u64 = 7 * 4;
 /// 417, 345): a [`COMPAT_MSGHDR`] and the 32-bit `msg_len` the kernel
 /// stores.
 pub const COMPAT_MMSGHDR: u64 = COMPAT_MSGHDR + 4;
-/// The most messages one `recvmmsg`/`sendmmsg` handles (`UIO_MAXIOV`).
-const MMSG_MAX: u64 = 1024;
 /// Offsets in [`COMPAT_MSGHDR`].
 pub mod compat_msghdr {
     /// `compat_uptr_t msg_name`.
@@ -886,19 +884,13 @@ fn ipc32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Uns
     }
 }
 
-/// The messages a 32-bit `recvmmsg` or `sendmmsg` that returned `c.ret`
-/// handled, checked against its vector's length.
-fn mmsg_count(c: &Call) -> Result<u64, Unsupported> {
-    let n = ret_len(c);
-    if n > MMSG_MAX || n > u64::from(c.args[2] as u32) {
-        return Err(Unsupported(format!(
-            "{}: returned {n} messages for a vector of {}",
-            super::name(c.nr),
-            c.args[2]
-        )));
-    }
-    Ok(n)
-}
+/// The 32-bit `compat_mmsghdr`: a [`COMPAT_MSGHDR`]-byte
+/// `compat_msghdr`, then the 32-bit `msg_len`.
+const COMPAT_MMSG: super::net::MmsgAbi = super::net::MmsgAbi {
+    size: COMPAT_MMSGHDR,
+    len_at: COMPAT_MSGHDR,
+    received: received_compat_msghdr,
+};
 
 /// `recvmmsg(fd, msgvec, vlen, flags, timeout)` of a 32-bit caller
 /// (`compat_sys_recvmmsg_time32`, `_time64`): for each of the `ret`
@@ -912,30 +904,15 @@ fn recvmmsg32<const TS: u64>(
     mem: &dyn MemReader,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
-    if c.ret <= 0 {
-        return Ok(());
-    }
-    for i in 0..mmsg_count(c)? {
-        let m = c.args[1] + i * COMPAT_MMSGHDR;
-        let len = read_u32(c, mem, m + COMPAT_MSGHDR, "compat_mmsghdr.msg_len")?;
-        received_compat_msghdr(c, mem, m, u64::from(len), out)?;
-        push(out, m + COMPAT_MSGHDR, 4);
-    }
-    push(out, c.args[4], TS);
-    Ok(())
+    let vlen = u64::from(c.args[2] as u32);
+    super::net::received_mmsgs(c, mem, &COMPAT_MMSG, vlen, TS, out)
 }
 
 /// `sendmmsg(fd, msgvec, vlen, flags)` of a 32-bit caller
 /// (`compat_sys_sendmmsg`): the `msg_len` of each message it sent, in
 /// its [`COMPAT_MMSGHDR`].
 fn sendmmsg32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
-    if c.ret < 0 {
-        return Ok(());
-    }
-    for i in 0..mmsg_count(c)? {
-        push(out, c.args[1] + i * COMPAT_MMSGHDR + COMPAT_MSGHDR, 4);
-    }
-    Ok(())
+    super::net::sent_mmsgs(c, &COMPAT_MMSG, u64::from(c.args[2] as u32), out)
 }
 
 /// The name of an `fcntl64` command the refusal names.

@@ -108,10 +108,34 @@ pub(crate) fn recvmsg(
     received_msghdr(c, mem, c.args[1], ret_len(c), out)
 }
 
-/// Checks an mmsghdr count the kernel accepted.
-fn msg_count(c: &Call) -> Result<u64, Unsupported> {
+/// What one ABI's `struct mmsghdr` array holds: each element is a
+/// `msghdr` of that ABI followed by its 32-bit `msg_len`, `size` bytes in
+/// all; `received` describes what a receive stored through one `msghdr`
+/// (`msg_len` bytes of data). [`MMSGHDR`] is the x86-64 one; the 32-bit
+/// `compat_mmsghdr` is `compat_rows`'.
+pub(crate) struct MmsgAbi {
+    pub(crate) size: u64,
+    pub(crate) len_at: u64,
+    pub(crate) received: MsghdrReceived,
+}
+
+/// What a receive stored through the `msghdr` at `hdr` with `len` bytes of
+/// data.
+pub(crate) type MsghdrReceived =
+    fn(&Call, &dyn MemReader, u64, u64, &mut Vec<Region>) -> Result<(), Unsupported>;
+
+/// The x86-64 `struct mmsghdr`.
+const MMSGHDR: MmsgAbi = MmsgAbi {
+    size: mmsghdr::SIZE,
+    len_at: mmsghdr::LEN,
+    received: received_msghdr,
+};
+
+/// Checks the count of `mmsghdr`s the kernel says it handled (`ret`)
+/// against the vector's `vlen` and the kernel's limit.
+fn msg_count(c: &Call, vlen: u64) -> Result<u64, Unsupported> {
     let n = ret_len(c);
-    if n > layout::UIO_MAXIOV || n > c.args[2] {
+    if n > layout::UIO_MAXIOV || n > vlen {
         return Err(Unsupported(format!(
             "{}: returned {n} messages for a vector of {}",
             super::name(c.nr),
@@ -121,41 +145,66 @@ fn msg_count(c: &Call) -> Result<u64, Unsupported> {
     Ok(n)
 }
 
-/// `recvmmsg(fd, msgvec, vlen, flags, timeout)`: for each of the `ret`
-/// messages, what recvmsg writes (with `msg_len` bytes of data) and
-/// `msg_len` itself; the remaining timeout when at least one message came.
-pub(crate) fn recvmmsg(
+/// `recvmmsg(fd, msgvec, vlen, flags, timeout)` of `abi`'s `mmsghdr`s
+/// (`vlen` as the kernel took it): for each of the `ret` messages, what
+/// recvmsg stores (with `msg_len` bytes of data) and `msg_len` itself; the
+/// time left, `timespec` bytes at `timeout`, when at least one message
+/// came. Nothing when none came or it failed.
+pub(crate) fn received_mmsgs(
     c: &Call,
     mem: &dyn MemReader,
+    abi: &MmsgAbi,
+    vlen: u64,
+    timespec: u64,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
     if c.ret <= 0 {
         return Ok(());
     }
-    for i in 0..msg_count(c)? {
-        let m = c.args[1] + i * mmsghdr::SIZE;
-        let len = read_u32(c, mem, m + mmsghdr::LEN, "mmsghdr.msg_len")?;
-        received_msghdr(c, mem, m, u64::from(len), out)?;
-        push(out, m + mmsghdr::LEN, 4);
+    for i in 0..msg_count(c, vlen)? {
+        let m = c.args[1] + i * abi.size;
+        let len = read_u32(c, mem, m + abi.len_at, "mmsghdr.msg_len")?;
+        (abi.received)(c, mem, m, u64::from(len), out)?;
+        push(out, m + abi.len_at, 4);
     }
-    push(out, c.args[4], layout::TIMESPEC);
+    push(out, c.args[4], timespec);
     Ok(())
 }
 
-/// `sendmmsg(fd, msgvec, vlen, flags)`: the kernel stores `msg_len` of each
-/// message it sent.
-pub(crate) fn sendmmsg(
+/// `sendmmsg(fd, msgvec, vlen, flags)` of `abi`'s `mmsghdr`s (`vlen` as
+/// the kernel took it): the kernel stores `msg_len` of each message it
+/// sent.
+pub(crate) fn sent_mmsgs(
     c: &Call,
-    _: &dyn MemReader,
+    abi: &MmsgAbi,
+    vlen: u64,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
     if c.ret < 0 {
         return Ok(());
     }
-    for i in 0..msg_count(c)? {
-        push(out, c.args[1] + i * mmsghdr::SIZE + mmsghdr::LEN, 4);
+    for i in 0..msg_count(c, vlen)? {
+        push(out, c.args[1] + i * abi.size + abi.len_at, 4);
     }
     Ok(())
+}
+
+/// `recvmmsg(fd, msgvec, vlen, flags, timeout)`.
+pub(crate) fn recvmmsg(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    received_mmsgs(c, mem, &MMSGHDR, c.args[2], layout::TIMESPEC, out)
+}
+
+/// `sendmmsg(fd, msgvec, vlen, flags)`.
+pub(crate) fn sendmmsg(
+    c: &Call,
+    _: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    sent_mmsgs(c, &MMSGHDR, c.args[2], out)
 }
 
 /// `getsockopt(fd, level, name, optval, optlen)`: the kernel stores the
