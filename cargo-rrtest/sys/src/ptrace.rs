@@ -230,14 +230,28 @@ pub fn wait_tid_nohang(tid: i32) -> io::Result<Option<WaitEvent>> {
 /// not reported yet. The report is left where it is (`WNOWAIT`): the next
 /// wait for `tid` takes it.
 pub fn syscall_stop_waiting(tid: i32) -> io::Result<bool> {
+    Ok(stop_waiting(libc::P_PID, tid as libc::id_t)?
+        .is_some_and(|(pid, status)| pid == tid && status == (libc::SIGTRAP | 0x80)))
+}
+
+/// Whether any tracee is in a stop that was not reported yet (left where
+/// it is, as [`syscall_stop_waiting`] leaves it): one call that tells
+/// there is nothing to look for.
+pub fn any_stop_waiting() -> io::Result<bool> {
+    Ok(stop_waiting(libc::P_ALL, 0)?.is_some())
+}
+
+/// The thread id and stop status of a stop (`CLD_TRAPPED`) of `id` not
+/// reported yet, left to be taken (`WNOWAIT`).
+fn stop_waiting(idtype: libc::idtype_t, id: libc::id_t) -> io::Result<Option<(i32, i32)>> {
     // SAFETY: an all-zero `siginfo_t` is a valid value of the type.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     loop {
         // SAFETY: `info` is a valid out-pointer for the duration of the call.
         let r = unsafe {
             libc::waitid(
-                libc::P_PID,
-                tid as libc::id_t,
+                idtype,
+                id,
                 &mut info,
                 libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
             )
@@ -246,13 +260,18 @@ pub fn syscall_stop_waiting(tid: i32) -> io::Result<bool> {
             break;
         }
         let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        if e.kind() == io::ErrorKind::Interrupted {
+            continue;
         }
+        // No child at all: nothing waits.
+        if e.raw_os_error() == Some(libc::ECHILD) {
+            return Ok(None);
+        }
+        return Err(e);
     }
     // SAFETY: waitid filled the CLD_* fields (or left them zero: no report).
     let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
-    Ok(pid == tid && info.si_code == libc::CLD_TRAPPED && status == (libc::SIGTRAP | 0x80))
+    Ok((pid != 0 && info.si_code == libc::CLD_TRAPPED).then_some((pid, status)))
 }
 
 /// Returns the next event of any tracee, if one is ready.
@@ -644,6 +663,7 @@ mod tests {
         }
         // Seen, not taken: seen again, and the wait gets it.
         assert!(syscall_stop_waiting(pid).expect("waitid"));
+        assert!(any_stop_waiting().expect("waitid"));
         let ev = wait_tid(pid).expect("waitpid");
         assert!(
             matches!(ev, WaitEvent::SyscallStop { .. }),

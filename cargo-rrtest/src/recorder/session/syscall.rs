@@ -675,14 +675,19 @@ impl Session {
             return Ok(false);
         };
         // Calls that ended, their exit stops not taken yet (the loop takes
-        // one stop at a time): taken now, as the loop would.
+        // one stop at a time): taken now, as the loop would. (One call
+        // when no stop waits at all, the usual case; a wait held at its
+        // entry has no stop to come.)
+        let any_waiting = ptrace::any_stop_waiting().unwrap_or(true);
         let ended: Vec<Tid> = self
             .tasks
             .iter()
             .filter(|(&t, task)| {
-                t != tid
+                any_waiting
+                    && t != tid
                     && task.pid == pid
                     && task.traced.is_none()
+                    && task.futex.is_none()
                     && matches!(task.state, State::InSyscall { split: true, .. })
             })
             .map(|(&t, _)| t)
