@@ -13,7 +13,7 @@
 //!   filled with the segment's recorded contents; its `shmdt` becomes the
 //!   `munmap` of that mapping.
 //! - An AIO `io_setup` maps its ring the same way at the
-//!   recorded address; `io_destroy` unmaps it.
+//!   recorded address ([`shared_mapping`]); `io_destroy` unmaps it.
 
 use std::io::Write;
 use std::path::Path;
@@ -275,64 +275,61 @@ fn substitute(tid: i32, regs: &Regs, nr: i64, args: [u64; 6], ret: i64) -> Resul
     Ok(got)
 }
 
-/// Replays a successful `shmat`: a shared anonymous mapping at the
-/// recorded address, as long as the recorded contents (page-rounded),
-/// which are then written into it. Returns the mapping's address (the
-/// recorded one, or the divergence).
-pub fn shm_attach(tid: i32, regs: &Regs, result: &SyscallResult) -> Result<i64, Error> {
-    let len = result
-        .writes
-        .iter()
-        .find(|w| w.addr == result.ret as u64)
-        .map_or(0, |w| w.data.len() as u64)
-        .next_multiple_of(4096)
-        .max(4096);
+/// Replays a successful call that mapped shared memory the program reads
+/// in place at `addr`: `shmat` (its segment at its result) and `io_setup`
+/// (its AIO ring at the recorded `*ctxp`; the kernel's ring is a shared
+/// mapping too, which a child forked later shares). A shared anonymous
+/// read-write mapping there, as long as the recorded contents
+/// ([`recorded_mapping_len`]), which are then written into it with the
+/// call's other writes; the call returns its recorded result. Returns the
+/// mapping's address (`addr`, or the divergence).
+pub fn shared_mapping(
+    tid: i32,
+    regs: &Regs,
+    result: &SyscallResult,
+    addr: u64,
+) -> Result<i64, Error> {
+    let len = recorded_mapping_len(result, addr);
     let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
     let flags = (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
-    let args = [result.ret as u64, len, prot, flags, u64::MAX, 0];
+    let args = [addr, len, prot, flags, u64::MAX, 0];
     let got = substitute(tid, regs, libc::SYS_mmap, args, result.ret)?;
-    if got == result.ret {
+    if got == addr as i64 {
         write_back(tid, result)?;
     }
     Ok(got)
 }
 
-/// Replays a successful `io_setup(nr_events, ctxp)`: the AIO ring the
-/// recording saw at `ctx` (the recorded `*ctxp`) becomes a shared
-/// anonymous read-write mapping there (the kernel's ring is a shared
-/// mapping: a child forked later shares it), as long as its recorded contents
-/// (whole pages), which are written into it with `*ctxp`. Returns the
-/// mapping's address (`ctx`, or the divergence); the call returns 0.
-pub fn aio_setup(tid: i32, regs: &Regs, result: &SyscallResult, ctx: u64) -> Result<i64, Error> {
-    let len = result
+/// The length of the mapping a call made at `addr` whose contents it
+/// recorded there (a segment, an AIO ring): that write's, in whole pages,
+/// at least one.
+pub fn recorded_mapping_len(result: &SyscallResult, addr: u64) -> u64 {
+    result
         .writes
         .iter()
-        .find(|w| w.addr == ctx)
+        .find(|w| w.addr == addr)
         .map_or(0, |w| w.data.len() as u64)
         .next_multiple_of(4096)
-        .max(4096);
-    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-    let flags = (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
-    let args = [ctx, len, prot, flags, u64::MAX, 0];
-    let got = substitute(tid, regs, libc::SYS_mmap, args, result.ret)?;
-    if got == ctx as i64 {
-        write_back(tid, result)?;
-    }
-    Ok(got)
+        .max(4096)
 }
 
-/// Replays a successful `shmdt(addr)`: unmaps the mapping [`shm_attach`]
-/// made at `addr` (its length from the thread's /proc maps). Returns
-/// `munmap`'s result.
-pub fn shm_detach(tid: i32, regs: &Regs, addr: u64) -> Result<i64, Error> {
+/// Where the mapping of thread `tid` that starts at `addr` ends (its
+/// /proc maps), if one starts there.
+pub fn mapping_end(tid: i32, addr: u64) -> Result<Option<u64>, Error> {
     let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))
         .map_err(perr("reading /proc/TID/maps", tid))?;
-    let end = maps.lines().find_map(|l| {
+    Ok(maps.lines().find_map(|l| {
         let (range, _) = l.split_once(' ')?;
         let (start, end) = range.split_once('-')?;
         (u64::from_str_radix(start, 16).ok()? == addr).then(|| u64::from_str_radix(end, 16).ok())?
-    });
-    let Some(end) = end else {
+    }))
+}
+
+/// Replays a successful `shmdt(addr)` (or `io_destroy`): unmaps the
+/// mapping [`shared_mapping`] made at `addr` (its length from the
+/// thread's /proc maps). Returns `munmap`'s result.
+pub fn shm_detach(tid: i32, regs: &Regs, addr: u64) -> Result<i64, Error> {
+    let Some(end) = mapping_end(tid, addr)? else {
         // No mapping there: as the kernel would say.
         return Ok(-(libc::EINVAL as i64));
     };

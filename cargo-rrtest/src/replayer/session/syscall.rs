@@ -111,7 +111,7 @@ impl Session {
                 self.compat_shm(tid, real, regs, result, compat_shm)?;
             }
             ReplayAction::Emulate if nr == libc::SYS_shmat && result.ret >= 0 => {
-                let got = inject::shm_attach(real, regs, result)?;
+                let got = inject::shared_mapping(real, regs, result, result.ret as u64)?;
                 if got != result.ret {
                     return Err(self.diverged(
                         tid,
@@ -136,7 +136,7 @@ impl Session {
                         "no write of *ctxp in the trace".to_string(),
                     ));
                 };
-                let got = inject::aio_setup(real, regs, result, ctx)?;
+                let got = inject::shared_mapping(real, regs, result, ctx)?;
                 if got != ctx as i64 {
                     return Err(self.diverged(
                         tid,
@@ -361,13 +361,7 @@ impl Session {
                         u64::from(u32::from_le_bytes(w.data[..4].try_into().expect("4 bytes")))
                     }
                 };
-                let len = result
-                    .writes
-                    .iter()
-                    .find(|w| w.addr == addr)
-                    .map_or(0, |w| w.data.len() as u64)
-                    .next_multiple_of(4096)
-                    .max(4096);
+                let len = inject::recorded_mapping_len(result, addr);
                 let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
                 let mmap = [addr, len, prot, libc::MAP_SHARED as u64, u64::MAX, 0];
                 let got = inject::mmap_anonymous_injected(real, regs, &mmap, addr as i64)?;
@@ -384,13 +378,7 @@ impl Session {
                 inject::set_ret(real, exit, result.ret)?;
             }
             Some(syscalls::ShmOp::Detach { addr }) => {
-                let maps = std::fs::read_to_string(format!("/proc/{real}/maps"))
-                    .map_err(perr("reading /proc/TID/maps", real))?;
-                let end = maps.lines().find_map(|l| {
-                    let (start, end) = l.split_once(' ')?.0.split_once('-')?;
-                    (u64::from_str_radix(start, 16).ok()? == addr)
-                        .then(|| u64::from_str_radix(end, 16).ok())?
-                });
+                let end = inject::mapping_end(real, addr)?;
                 let exit = inject::skip_syscall(real, regs)?;
                 let got = match end {
                     Some(end) => crate::tracee::inject_via_fixed_page(
