@@ -711,10 +711,15 @@ fn schedule_line(st: &ScheduleStats) -> String {
     } else {
         String::new()
     };
+    let wakes = if st.wake_switches > 0 {
+        format!(", spinners' wakes switched at {}", st.wake_switches)
+    } else {
+        String::new()
+    };
     format!(
         "wall {} ms (idle {} ms), stops {} ({per_s}/s), switches {} ({} at sched_yield), \
          slices expired {} ({} spins cut short), bail requests {}, \
-         points {} spin / {} return / {} anywhere, ticks {}{resent}{futex}",
+         points {} spin / {} return / {} anywhere, ticks {}{resent}{futex}{wakes}",
         st.wall_ms,
         st.idle_ms,
         st.stops,
@@ -932,7 +937,7 @@ mod tests {
                     "slices_expired": 0, "spins_cut": 0, "bail_requests": 0,
                     "points_spin": 0, "points_return": 0, "points_anywhere": 0, "ticks": 0,
                     "interrupts_resent": 0, "futex_parked": 0, "futex_changed": 0,
-                    "futex_handoffs": 0
+                    "futex_handoffs": 0, "wake_switches": 0
                 }
             })
         );
@@ -1026,6 +1031,7 @@ mod tests {
             futex_parked: 0,
             futex_changed: 0,
             futex_handoffs: 0,
+            wake_switches: 0,
         };
         assert_eq!(
             schedule_line(&st),
@@ -1054,6 +1060,15 @@ mod tests {
             ),
             "{}",
             schedule_line(&held)
+        );
+        let wakes = ScheduleStats {
+            wake_switches: 9,
+            ..st
+        };
+        assert!(
+            schedule_line(&wakes).ends_with("ticks 1900, spinners' wakes switched at 9"),
+            "{}",
+            schedule_line(&wakes)
         );
         // The sample trace has no schedule counters (as traces before them).
         let tmp = tempfile::tempdir().expect("tempdir");

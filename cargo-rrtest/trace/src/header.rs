@@ -354,6 +354,9 @@ pub struct ScheduleStats {
     /// the other threads were then stopped at their next syscall, the
     /// release's wake, so that it ran with the word free.
     pub futex_handoffs: u64,
+    /// Futex wakes of a thread last preempted spinning (traced for it)
+    /// that woke a thread, where it then gave way to the others.
+    pub wake_switches: u64,
 }
 
 impl ScheduleStats {

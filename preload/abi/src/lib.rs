@@ -228,7 +228,8 @@ pub const fn syscall_ip(offset: u64) -> u64 {
 ///                              event here only while arming is worth its
 ///                              cost (another thread waits to run), else
 ///                              DESCHED_POLLED
-///  +0x24  flags          u32   locals_flags: TRACE_YIELD, TRACE_FILE_WRITES
+///  +0x24  flags          u32   locals_flags: TRACE_YIELD, TRACE_FILE_WRITES,
+///                              TRACE_WAKE
 ///  +0x28  bail_after     u32   the hook bails once the buffer holds this
 ///                              many records (buffered syscalls since the
 ///                              thread's last event); 0: no such limit.
@@ -285,6 +286,13 @@ pub mod locals_flags {
     /// (a write through `/proc/self/mem`, the new contents of a file that a
     /// shared mapping shows).
     pub const TRACE_FILE_WRITES: u32 = 2;
+    /// The running thread was last preempted spinning: its `FUTEX_WAKE`s
+    /// (the only futex op the buffer takes) bail, so that the recorder
+    /// sees each one and lets the thread it woke run at once. A spinner
+    /// that wakes a thread usually spins next for what that thread does
+    /// (a hand-off through a lock or a rendezvous channel), and cannot
+    /// get it before the recorder finds the spin and preempts it.
+    pub const TRACE_WAKE: u32 = 4;
 }
 
 /// Whether a buffer holding `num_records` records has spent the locals'
@@ -298,6 +306,7 @@ pub const fn flags_bail(nr: u64, flags: u32) -> bool {
     use buffered::nr;
     match nr {
         nr::SCHED_YIELD => flags & locals_flags::TRACE_YIELD != 0,
+        nr::FUTEX => flags & locals_flags::TRACE_WAKE != 0,
         nr::WRITE | nr::PWRITE64 | nr::WRITEV | nr::PWRITEV | nr::FTRUNCATE => {
             flags & locals_flags::TRACE_FILE_WRITES != 0
         }
@@ -767,6 +776,25 @@ mod tests {
             buffered::nr::READ,
         ] {
             assert!(!flags_bail(nr, locals_flags::TRACE_YIELD));
+        }
+    }
+
+    #[test]
+    fn only_futex_bails_on_trace_wake() {
+        let w = locals_flags::TRACE_WAKE;
+        assert!(flags_bail(buffered::nr::FUTEX, w));
+        assert!(!flags_bail(buffered::nr::FUTEX, 0));
+        assert!(!flags_bail(
+            buffered::nr::FUTEX,
+            locals_flags::TRACE_YIELD | locals_flags::TRACE_FILE_WRITES
+        ));
+        for nr in [
+            buffered::nr::SCHED_YIELD,
+            buffered::nr::WRITE,
+            buffered::nr::READ,
+            buffered::nr::GETPID,
+        ] {
+            assert!(!flags_bail(nr, w), "{nr}");
         }
     }
 

@@ -134,6 +134,16 @@ pub(super) fn private_wait(nr: i64, args: &[u64; 6]) -> Option<(u64, u32)> {
         .then_some((args[0], args[2] as u32))
 }
 
+/// Whether `futex(args)` is a wake (`FUTEX_WAKE` or `FUTEX_WAKE_BITSET`,
+/// private or not): it returns how many waiters the kernel woke. (The
+/// x86-64 call only: a 32-bit one has a number of its own.)
+pub(super) fn wake(nr: i64, args: &[u64; 6]) -> bool {
+    const CMD: u64 = 0x7f;
+    let cmd = args[1] & CMD;
+    nr == libc::SYS_futex
+        && (cmd == libc::FUTEX_WAKE as u64 || cmd == libc::FUTEX_WAKE_BITSET as u64)
+}
+
 /// The word and value of `futex(args)` when it is a wait (`FUTEX_WAIT` or
 /// `FUTEX_WAIT_BITSET`, private or not, with a timeout or without).
 pub(super) fn wait_word(nr: i64, args: &[u64; 6]) -> Option<(u64, u32)> {

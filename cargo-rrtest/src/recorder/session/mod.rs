@@ -386,6 +386,10 @@ struct Session {
     /// Private futex waits are held at their entry ([`futex`]; off with
     /// `RRTEST_FUTEX_PARK=0`, to measure).
     futex_parking: bool,
+    /// A thread last preempted spinning gives way at its futex wakes
+    /// (`SchedulePolicy::switches_at_spinner_wakes`; off with
+    /// `RRTEST_WAKE_SWITCH=0`, to measure).
+    wake_switching: bool,
     /// Processes where a wake may have come since the held waits' words
     /// were last read ([`Session::futex_woken`]).
     futex_due: HashSet<Tid>,
@@ -648,6 +652,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         killed_by_exec: Vec::new(),
         emulating_ptrace: false,
         futex_parking: std::env::var_os("RRTEST_FUTEX_PARK").is_none_or(|v| v != "0"),
+        wake_switching: std::env::var_os("RRTEST_WAKE_SWITCH").is_none_or(|v| v != "0"),
         futex_due: HashSet::new(),
         handoff: None,
         chld_infos: HashMap::new(),

@@ -194,6 +194,16 @@ pub(super) trait SchedulePolicy {
         false
     }
 
+    /// Whether a thread last preempted spinning (`Task::spun`) has its
+    /// `FUTEX_WAKE`s traced (the locals' `TRACE_WAKE`), and gives way at
+    /// the exit of one that woke a thread: it would spin next for what
+    /// that thread does. Which wakes are traced depends on the spin
+    /// checks, found by the clock, so a policy whose decisions must not
+    /// change with it (chaos, a prescribed schedule) does not.
+    fn switches_at_spinner_wakes(&self) -> bool {
+        false
+    }
+
     /// Whether [`AtSyscall::timeout`] is wanted: the session reads a wait's
     /// timeout from the program's memory only for a policy that may pause
     /// past it (chaos).
@@ -291,6 +301,10 @@ impl SchedulePolicy for DefaultPolicy {
     }
 
     fn parks_futex_waits(&self) -> bool {
+        true
+    }
+
+    fn switches_at_spinner_wakes(&self) -> bool {
         true
     }
 
@@ -499,6 +513,11 @@ impl Scheduler {
     /// [`SchedulePolicy::parks_futex_waits`].
     pub(super) fn parks_futex_waits(&self) -> bool {
         self.policy.parks_futex_waits()
+    }
+
+    /// [`SchedulePolicy::switches_at_spinner_wakes`].
+    pub(super) fn switches_at_spinner_wakes(&self) -> bool {
+        self.policy.switches_at_spinner_wakes()
     }
 
     /// Whether the hook counts a slice's buffered syscalls

@@ -294,10 +294,20 @@ impl Session {
         let output = self.outputs.target(tid, nr, &args);
         let splittable = action != Some(ReplayAction::Execve) && output.is_none() && others;
         let may_block = desc.map(|d| d.may_block).unwrap_or(true);
-        let split = action == Some(ReplayAction::Clone) || (splittable && may_block);
+        // A wake of a thread last preempted spinning (traced by the locals'
+        // `TRACE_WAKE`): it gives way at the wake's exit, when it woke
+        // someone (the syscall stop is where the switch costs nothing; the
+        // spin the thread would go back to costs a spin check). A wake does
+        // not block: not split.
+        let spinner_wake = futex::wake(nr, &args)
+            && self.wake_switching
+            && self.sched.switches_at_spinner_wakes()
+            && self.tasks.get(&tid).is_some_and(|t| t.spun);
+        let split =
+            action == Some(ReplayAction::Clone) || (splittable && may_block && !spinner_wake);
         // A switch at a syscall that does not block happens at its exit
         // (`Entered::switch_after`), not by splitting it.
-        let switch_after = splittable && yield_now && !split;
+        let switch_after = splittable && (yield_now || spinner_wake) && !split;
         if split {
             self.sched.split();
             self.emit(Event::SyscallEntry { tid, nr, args })?;
@@ -410,6 +420,24 @@ impl Session {
         if self.step_over_syscall_done(tid) {
             // A tracee stepped over it: it stops for its tracer.
             return Ok(());
+        }
+        if switch_after && futex::wake(nr, &args) {
+            // A spinner's wake (see `syscall_entry`): the thread it woke
+            // in the kernel is on its way to its exit stop, one held at its
+            // entry waits for its word to be read. Both are taken now, so
+            // that it is ready for the switch.
+            if call.ret > 0 {
+                self.settle()?;
+                if !self.tasks.contains_key(&tid) {
+                    // Killed meanwhile (a SIGKILL from outside): its exit
+                    // was taken.
+                    return Ok(());
+                }
+            }
+            self.release_futex_waits(false)?;
+            if self.others_ready(tid) {
+                self.stats.schedule.wake_switches += 1;
+            }
         }
         if switch_after && self.others_ready_settled(tid)? {
             // The scheduler's switch at this syscall: here, its effects

@@ -290,6 +290,11 @@ impl Session {
         if self.shared.trace_writes {
             flags |= rrtest_abi::locals_flags::TRACE_FILE_WRITES;
         }
+        // A spinner's wakes stop, so that it gives way to the thread it
+        // woke (`syscall.rs`: `Entered::switch_after`).
+        if self.tasks[&tid].spun && self.wake_switching && self.sched.switches_at_spinner_wakes() {
+            flags |= rrtest_abi::locals_flags::TRACE_WAKE;
+        }
         let controls = syscallbuf::Controls {
             desched_fd: fd,
             flags,
