@@ -1,13 +1,17 @@
 //! Breadth trials for Linux native AIO (issue #20): `fixtures/c/aio.c`
 //! makes raw `io_setup`, `io_submit` (PREAD + PREADV, PWRITE + PWRITEV of a
 //! regular file: completed inside the call), `io_getevents` (with and
-//! without a timeout), `io_cancel` and `io_destroy` calls, and reads the
-//! ring's header and events in place as libaio does.
+//! without a timeout), `io_pgetevents` (with a mask; a sigset size of 4,
+//! EINVAL; a wait with nothing to take that a child's SIGUSR1, let
+//! through by the call's mask only, interrupts: EINTR, the handler run,
+//! the thread's mask back after), `io_cancel` and `io_destroy` calls, and
+//! reads the ring's header and events in place as libaio does.
 //!
 //! - `native`: the program alone prints its checks;
 //! - `record_replay`: recorded, verified, and replayed three times with the
 //!   recorded output (replay maps the ring and writes what the kernel
-//!   wrote; no AIO runs);
+//!   wrote; no AIO runs; it swaps in `io_pgetevents`' mask when the
+//!   SIGUSR1 that interrupted it is delivered);
 //! - `under_chaos`: recorded with --chaos at three seeds, verified, and
 //!   each replayed with the recorded output;
 //! - `refused_named`: an iocb still in flight when `io_submit` returns (an
@@ -32,6 +36,10 @@ const WANT: &[&str] = &[
     "io_getevents with a 1 s timeout: 1, data 200, res 16, obj is the PREADV: 1\n",
     "ring head 2, tail 2\n",
     "io_getevents with nothing left, zero timeout: 0\n",
+    "io_submit of a PREAD: 1\n",
+    "io_pgetevents with a mask: 1, data 500, res 8, obj is the PREAD: 1, read \"89abcdef\"\n",
+    "io_pgetevents with a sigset size of 4: -1, errno 22\n",
+    "io_pgetevents interrupted by the SIGUSR1 its mask lets through: -1, errno 4, handled 1, SIGUSR1 blocked again 1\n",
     "io_submit of PWRITE + PWRITEV: 2\n",
     "  reaped from the ring: data 300, res 8\n  reaped from the ring: data 400, res 8\n",
     "reaped 2 in place; io_getevents then: 0\n",

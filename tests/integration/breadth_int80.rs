@@ -103,6 +103,13 @@
 //!   EINVAL) and through `ipc` (`SHMGET`, `SHMAT` storing the address in
 //!   a 32-bit word, version 1's EINVAL, `SHMCTL` with `IPC_64` and the
 //!   old 48-byte `compat_shmid_ds` and 20-byte `shminfo`, `SHMDT`);
+//! - `int80_aio` makes the AIO calls (`io_setup` storing a 32-bit
+//!   context, its ring read in place; `io_submit` of 32-bit iocb pointers,
+//!   a `PREAD` and a `PREADV` of `compat_iovec`s, a `PREAD`, a `PWRITE`;
+//!   `io_getevents` of a 32-bit timespec; `io_pgetevents` with a mask, and
+//!   one a child's `SIGUSR1` its mask lets through interrupts;
+//!   `io_pgetevents_time64`; `io_cancel`, EINVAL; `io_destroy`, the ring
+//!   unmapped);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -136,6 +143,12 @@
 //!   recorded contents and unmaps it at the detach;
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
+//! - `breadth::int80::aio_native`, `::aio_record_replay` (each build
+//!   recorded, verified and replayed [`ROUNDS`] times: replay maps the
+//!   ring at the 32-bit context with an injected x86-64 `mmap`, writes
+//!   what each call wrote, swaps in `io_pgetevents`' mask at the signal,
+//!   and unmaps the ring at `io_destroy`) and `::aio_under_chaos` (seeds
+//!   1-3): `int80_aio`'s two builds, outside the tables above;
 //! - `breadth::int80::shm_refused_named`: `int80_shm` with `REFUSED_SHM`
 //!   (a read-only attach by the i386 `shmat` and one by `ipc`'s `SHMAT`)
 //!   runs to its end, the trace is unreplayable and names both, and
@@ -151,7 +164,7 @@ use libtest_mimic::Trial;
 use libtest_mimic::Failed;
 
 use crate::breadth::{all_under_chaos, repeated, spec_trials, EXIT_BAD_TRACE};
-use crate::recorder::{invocation, Source, Spec};
+use crate::recorder::{self, invocation, Source, Spec};
 use crate::recorder_build::{self as build, CBuild, Link};
 use crate::recorder_run::{self as run, TrialDir};
 
@@ -546,6 +559,57 @@ const WANT_SHM: &[&str] = &[
     "i386 ipc SHMCTL IPC_RMID returned the expected value: yes\n",
 ];
 
+/// Lines `int80_aio` prints when its checks pass (every check prints
+/// `yes` or exits 1).
+const WANT_AIO: &[&str] = &[
+    "i386 io_setup returned the expected value: yes\n",
+    "the i386 io_setup stored a 32-bit context, the next word untouched: yes\n",
+    "the ring at the i386 context has the AIO magic, 8 events or more, head 0, tail 0: yes\n",
+    "i386 io_submit of a PREAD and a PREADV of 32-bit iovecs returned the expected value: yes\n",
+    "the ring's tail is 2 after the i386 io_submit: yes\n",
+    "the i386 io_submit's reads filled the buffers (the PREADV through 32-bit iovecs): yes\n",
+    "the i386 io_submit zeroed each iocb's aio_key: yes\n",
+    "i386 io_getevents without a timeout returned the expected value: yes\n",
+    "the i386 io_getevents took the PREAD's event (data, res, iocb): yes\n",
+    "i386 io_getevents with a 32-bit 1 s timeout returned the expected value: yes\n",
+    "the i386 io_getevents took the PREADV's event (data, res, iocb): yes\n",
+    "the ring's head is 2 after the i386 io_getevents: yes\n",
+    "i386 io_submit of a PREAD returned the expected value: yes\n",
+    "i386 io_pgetevents with a mask and a 32-bit timeout returned the expected value: yes\n",
+    "the i386 io_pgetevents took the PREAD's event and its bytes: yes\n",
+    "i386 io_pgetevents_time64 with nothing left and a zero timeout returned the expected value: yes\n",
+    "i386 io_submit of a PWRITE returned the expected value: yes\n",
+    "i386 io_pgetevents_time64 with a mask and a 64-bit timeout returned the expected value: yes\n",
+    "the i386 io_pgetevents_time64 took the PWRITE's event, the file holds its bytes: yes\n",
+    "i386 io_pgetevents interrupted by the SIGUSR1 its mask lets through returned the expected value: yes\n",
+    "SIGUSR1 was handled during the i386 io_pgetevents: yes\n",
+    "SIGUSR1 is blocked again after the i386 io_pgetevents: yes\n",
+    "i386 io_cancel of a completed iocb returned the expected value: yes\n",
+    "i386 io_destroy returned the expected value: yes\n",
+    "no mapping is at the ring's address after the i386 io_destroy: yes\n",
+    "i386 io_getevents after the io_destroy returned the expected value: yes\n",
+];
+
+const fn aio(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_AIO,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_aio",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
+
+/// `int80_aio`'s builds: trials of their own (`breadth::int80::aio_*`).
+const AIO_SPECS: &[Spec] = &[
+    aio("int80_aio-nopie", Link::NoPie),
+    aio("int80_aio-static", Link::Static),
+];
+
 const fn shm(name: &'static str, link: Link) -> Spec {
     Spec {
         stdout_has: WANT_SHM,
@@ -704,6 +768,41 @@ pub fn trials() -> Vec<Trial> {
             all_under_chaos(
                 "breadth::int80::under_chaos",
                 SPECS,
+                Duration::from_secs(60),
+            )
+        })
+        .with_ignored_flag(skip),
+    );
+    let gcc = build::gcc_missing().is_some();
+    trials.push(
+        Trial::test("breadth::int80::aio_native", || {
+            for spec in AIO_SPECS {
+                recorder::native(&format!("breadth::int80::aio_native-{}", spec.name), spec)
+                    .map_err(|e| format!("{}: {}", spec.name, e.message().unwrap_or("")))?;
+            }
+            Ok(())
+        })
+        .with_ignored_flag(gcc),
+    );
+    trials.push(
+        Trial::test("breadth::int80::aio_record_replay", || {
+            for spec in AIO_SPECS {
+                repeated(
+                    &format!("breadth::int80::aio_record_replay-{}", spec.name),
+                    spec,
+                    ROUNDS,
+                )
+                .map_err(|e| format!("{}: {}", spec.name, e.message().unwrap_or("")))?;
+            }
+            Ok(())
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::int80::aio_under_chaos", || {
+            all_under_chaos(
+                "breadth::int80::aio_under_chaos",
+                AIO_SPECS,
                 Duration::from_secs(60),
             )
         })

@@ -18,9 +18,24 @@
 //! socket that blocks, `IOCB_CMD_POLL`) would complete behind the
 //! recorder's back: refused, named, as is `IOCB_FLAG_RESFD` (the kernel
 //! signals an eventfd of the program's).
+//!
+//! `io_pgetevents` is `io_getevents` with a signal mask swapped in while
+//! it waits: the same outputs (the mask is only read).
+//!
+//! The 32-bit calls (`int $0x80`) share this code, the ABI's differences
+//! given by an [`Abi`]: `compat_sys_io_setup` stores the ring's address
+//! as a 32-bit value (the kernel maps the ring below 4 GiB for a 32-bit
+//! call), and `compat_sys_io_submit` reads an array of 32-bit iocb
+//! pointers; `struct iocb` and `struct io_event` are one fixed layout for
+//! both ABIs (an event's `obj` is the iocb's address zero-extended), and
+//! a 32-bit `PREADV`'s iovecs are `compat_iovec`s, which [`scatter`]
+//! reads by the call's number.
 
 use super::outputs::{push, read_u32, read_u64, scatter};
 use super::{Call, MemReader, Region, Unsupported};
+
+/// `io_pgetevents`' x86-64 number (the `libc` crate has none).
+pub const SYS_IO_PGETEVENTS: i64 = 333;
 
 /// `struct aio_ring`'s size, and where its fields are.
 pub(crate) const RING_HEADER: u64 = 32;
@@ -53,6 +68,31 @@ pub(crate) const IOCB_CMD_PWRITEV: u16 = 8;
 pub(crate) const IOCB_FLAG_RESFD: u32 = 1;
 /// Rings larger than this are not copied into the trace.
 const MAX_RING: u64 = 64 << 20;
+
+/// What the AIO calls of one ABI read and store differently: the size of
+/// the context `io_setup` stores at `*ctxp` and of each pointer in
+/// `io_submit`'s iocb array (8 bytes for x86-64, 4 for a 32-bit caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Abi {
+    word: u64,
+}
+
+/// The x86-64 calls: an 8-byte `aio_context_t`, 8-byte iocb pointers.
+pub(crate) const X86_64: Abi = Abi { word: 8 };
+/// The 32-bit calls (`compat_sys_io_setup`, `compat_sys_io_submit`): a
+/// 4-byte context, 4-byte `compat_uptr_t` iocb pointers.
+pub(crate) const I386: Abi = Abi { word: 4 };
+
+impl Abi {
+    /// The `word`-sized value at `at`, zero-extended.
+    fn read(self, c: &Call, mem: &dyn MemReader, at: u64, what: &str) -> Result<u64, Unsupported> {
+        if self.word == 4 {
+            read_u32(c, mem, at, what).map(u64::from)
+        } else {
+            read_u64(c, mem, at, what)
+        }
+    }
+}
 
 /// Set in `io_submit`'s fourth argument register (which it does not use)
 /// when its ring's tail was read at the call's entry ([`io_submit_entry`]):
@@ -101,11 +141,32 @@ pub(crate) fn io_setup(
     mem: &dyn MemReader,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
+    setup(c, mem, out, X86_64)
+}
+
+/// The 32-bit `io_setup(nr_events, ctx32p)`: as [`io_setup`], the context
+/// a 32-bit value.
+pub(crate) fn io_setup32(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    setup(c, mem, out, I386)
+}
+
+/// [`io_setup`] of ABI `abi`: the context at `ctxp` (`abi`'s size) and
+/// the whole ring it names.
+fn setup(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+    abi: Abi,
+) -> Result<(), Unsupported> {
     if c.ret < 0 {
         return Ok(());
     }
-    push(out, c.args[1], 8);
-    let ctx = read_u64(c, mem, c.args[1], "the AIO context")?;
+    push(out, c.args[1], abi.word);
+    let ctx = abi.read(c, mem, c.args[1], "the AIO context")?;
     let nr = ring_nr(c, mem, ctx)?;
     push(out, ctx, RING_HEADER + nr * IO_EVENT);
     Ok(())
@@ -134,15 +195,36 @@ pub(crate) fn io_submit(
     mem: &dyn MemReader,
     out: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
+    submit(c, mem, out, X86_64)
+}
+
+/// The 32-bit `io_submit(ctx, nr, iocbpp)`: as [`io_submit`], `iocbpp` an
+/// array of 32-bit iocb pointers.
+pub(crate) fn io_submit32(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    submit(c, mem, out, I386)
+}
+
+/// [`io_submit`] of ABI `abi`: `iocbpp` holds `abi`-sized pointers.
+fn submit(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+    abi: Abi,
+) -> Result<(), Unsupported> {
     if c.ret <= 0 {
         return Ok(());
     }
+    let name = super::name(c.nr);
     let (ctx, n, iocbpp) = (c.args[0], c.ret as u64, c.args[2]);
     let nr = ring_nr(c, mem, ctx)?;
     let tail = u64::from(read_u32(c, mem, ctx + RING_TAIL, "the AIO ring's tail")?);
     if tail >= nr || n > nr {
         return Err(Unsupported(format!(
-            "io_submit: the AIO ring's tail {tail} or the {n} iocbs accepted do not fit its {nr} events"
+            "{name}: the AIO ring's tail {tail} or the {n} iocbs accepted do not fit its {nr} events"
         )));
     }
     // Where the call's events start: at the tail read at its entry (the
@@ -154,27 +236,26 @@ pub(crate) fn io_submit(
         Some(b) if b < nr => b,
         Some(b) => {
             return Err(Unsupported(format!(
-                "io_submit: the AIO ring's tail was {b} at the call's entry, past its {nr} events"
+                "{name}: the AIO ring's tail was {b} at the call's entry, past its {nr} events"
             )))
         }
         None => (tail + nr - n) % nr,
     };
     let mut reads = Vec::new();
     for i in 0..n {
-        let iocb = read_u64(c, mem, iocbpp + 8 * i, "an iocb pointer")?;
+        let iocb = abi.read(c, mem, iocbpp + abi.word * i, "an iocb pointer")?;
         let mut op = [0; 2];
         mem.read(iocb + IOCB_OPCODE, &mut op).map_err(|e| {
             Unsupported(format!(
-                "io_submit: cannot read the iocb at {iocb:#x} after the call: {e}"
+                "{name}: cannot read the iocb at {iocb:#x} after the call: {e}"
             ))
         })?;
         let opcode = u16::from_le_bytes(op);
         let flags = read_u32(c, mem, iocb + IOCB_FLAGS, "an iocb's flags")?;
         if flags & IOCB_FLAG_RESFD != 0 {
-            return Err(Unsupported(
-                "io_submit with IOCB_FLAG_RESFD (an eventfd notified at completion) is not recorded"
-                    .into(),
-            ));
+            return Err(Unsupported(format!(
+                "{name} with IOCB_FLAG_RESFD (an eventfd notified at completion) is not recorded"
+            )));
         }
         let slot = ctx + RING_HEADER + (from + i) % nr * IO_EVENT;
         let obj = read_u64(c, mem, slot + EVENT_OBJ, "an AIO event")?;
@@ -182,7 +263,7 @@ pub(crate) fn io_submit(
         let want = read_u64(c, mem, iocb + IOCB_DATA, "an iocb's aio_data")?;
         if obj != iocb || data != want {
             return Err(Unsupported(format!(
-                "io_submit: iocb {i} of {n} (opcode {opcode}) had not completed when io_submit returned (O_DIRECT, a pipe, a socket or a poll complete later): asynchronous AIO completions are not recorded"
+                "{name}: iocb {i} of {n} (opcode {opcode}) had not completed when io_submit returned (O_DIRECT, a pipe, a socket or a poll complete later): asynchronous AIO completions are not recorded"
             )));
         }
         let res = read_u64(c, mem, slot + EVENT_RES, "an AIO event's result")? as i64;
@@ -192,7 +273,7 @@ pub(crate) fn io_submit(
             | IOCB_CMD_FSYNC | IOCB_CMD_FDSYNC => {}
             op => {
                 return Err(Unsupported(format!(
-                    "io_submit: iocb opcode {op} is not recorded"
+                    "{name}: iocb opcode {op} is not recorded"
                 )))
             }
         }
@@ -201,13 +282,13 @@ pub(crate) fn io_submit(
         // Each iocb's event is in its place, and yet the tail moved by
         // more: an earlier submission completed during the call.
         return Err(Unsupported(format!(
-            "io_submit: the AIO ring's tail went from {b} to {tail} for the {n} iocbs accepted: events of earlier submissions came during the call (asynchronous AIO completions are not recorded)"
+            "{name}: the AIO ring's tail went from {b} to {tail} for the {n} iocbs accepted: events of earlier submissions came during the call (asynchronous AIO completions are not recorded)"
         )));
     }
     push(out, ctx, RING_HEADER);
     ring_slots(out, ctx, nr, from, n);
     for i in 0..n {
-        let iocb = read_u64(c, mem, iocbpp + 8 * i, "an iocb pointer")?;
+        let iocb = abi.read(c, mem, iocbpp + abi.word * i, "an iocb pointer")?;
         push(out, iocb + IOCB_KEY, 4);
     }
     for (iocb, opcode, res) in reads {
@@ -223,7 +304,10 @@ pub(crate) fn io_submit(
 }
 
 /// `io_getevents(ctx, min_nr, nr, events, timeout)`: `ret` events copied
-/// out, and the ring's header (its head moved).
+/// out, and the ring's header (its head moved). So for `io_pgetevents`
+/// (its sixth argument, a signal mask and its size, only read) and the
+/// 32-bit calls (a 32-bit or 64-bit timespec and a 32-bit mask pointer,
+/// only read; the same `io_event`s).
 pub(crate) fn io_getevents(
     c: &Call,
     _: &dyn MemReader,

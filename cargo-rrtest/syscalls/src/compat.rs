@@ -135,7 +135,17 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// arguments and returns the address attached at, which the kernel picks
 /// below 4 GiB for a 32-bit caller: its segment's contents are its
 /// output as the x86-64 call's are, and the recorder and the replayer
-/// follow the attach and the detach by their meaning ([`shm_op`]). What the
+/// follow the attach and the detach by their meaning ([`shm_op`]).
+/// `io_destroy` and `io_cancel` (246, 249) are `sys_io_destroy` and
+/// `sys_io_cancel`; `io_getevents` (247, `sys_io_getevents_time32`)
+/// reads its timeout as a 32-bit timespec and fills the same 32-byte
+/// `struct io_event`s (one layout for both ABIs) and the ring's header;
+/// `io_pgetevents` and `io_pgetevents_time64` (385, 416,
+/// `compat_sys_io_pgetevents`/`_time64`) likewise, their 32-bit or 64-bit
+/// timespec and their `struct __compat_aio_sigset` (a 32-bit mask pointer
+/// and size) only read: replay finds that mask by the x86-64 number, as
+/// for `pselect6`. Replay unmaps the ring at a 32-bit `io_destroy` as a
+/// 32-bit detach ([`aio_ring_op`]). What the
 /// recorder and the replayer do with a
 /// call by its meaning they match by [`row_nr`], so these are followed as
 /// the x86-64 calls are: the program's output (`write`), the output table
@@ -215,6 +225,9 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (238, 200), // tkill
     (239, 40),  // sendfile64 (sys_sendfile64: the 64-bit loff_t offset)
     (240, 202), // futex (sys_futex_time32: its timeout, read only, a 32-bit timespec)
+    (246, 207), // io_destroy
+    (247, 208), // io_getevents (sys_io_getevents_time32: its timeout, read only, a 32-bit timespec)
+    (249, 210), // io_cancel
     (252, 231), // exit_group
     (254, 213), // epoll_create
     (255, 233), // epoll_ctl (packed 12-byte epoll_event on both)
@@ -262,6 +275,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (371, 45),  // recvfrom (compat_sys_recvfrom: the same arguments)
     (373, 48),  // shutdown
     (383, 332), // statx
+    (385, 333), // io_pgetevents (compat_sys_io_pgetevents: a 32-bit timespec and mask pointer, read only)
     (393, 64),  // semget
     (395, 29),  // shmget
     (397, 30),  // shmat (compat_sys_shmat: the address, below 4 GiB)
@@ -272,6 +286,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (407, 230), // clock_nanosleep_time64 (the 64-bit timespecs)
     (412, 280), // utimensat_time64 (the 64-bit timespecs)
     (414, 271), // ppoll_time64 (compat_sys_ppoll_time64: the same layouts)
+    (416, 333), // io_pgetevents_time64 (compat_sys_io_pgetevents_time64: a 32-bit mask pointer, read only)
     (418, 242), // mq_timedsend_time64 (sys_mq_timedsend)
     (419, 243), // mq_timedreceive_time64 (sys_mq_timedreceive)
     (420, 220), // semtimedop_time64 (sys_semtimedop: the same 6-byte sembufs)
@@ -342,7 +357,12 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// `sendmmsg` (337, 417, 345) are `compat_sys_recvmmsg_time32`/`_time64`
 /// and `compat_sys_sendmmsg`: arrays of 32-byte `compat_mmsghdr`s (a
 /// `compat_msghdr` and a 32-bit `msg_len`), the receive's timeout a
-/// 32-bit or 64-bit timespec it stores the time left in.
+/// 32-bit or 64-bit timespec it stores the time left in. `io_setup` (245,
+/// `compat_sys_io_setup`) stores the ring's address as a 32-bit context,
+/// the ring mapped below 4 GiB (replay maps it as a 32-bit attach at that
+/// context, [`aio_ring_op`]), and `io_submit` (248,
+/// `compat_sys_io_submit`) reads an array of 32-bit iocb pointers (its
+/// ring's tail read at its entry, [`entry_args`], as the x86-64 call's).
 const MEANINGS: &[(u32, i64)] = &[
     (55, 72),   // fcntl (compat_sys_fcntl: fcntl64's commands, no 64-bit locks)
     (145, 19),  // readv
@@ -355,6 +375,8 @@ const MEANINGS: &[(u32, i64)] = &[
     (194, 77),  // ftruncate64
     (221, 72),  // fcntl64 (its int, lock and owner commands are recorded)
     (225, 187), // readahead (the offset split)
+    (245, 206), // io_setup (compat_sys_io_setup: a 32-bit context)
+    (248, 209), // io_submit (compat_sys_io_submit: 32-bit iocb pointers)
     (250, 221), // fadvise64 (the offset split, a 32-bit length)
     (272, 221), // fadvise64_64 (the offset and the length split)
     (277, 240), // mq_open (a 32-byte compat_mq_attr, only read)
@@ -553,15 +575,15 @@ fn word(args: &[u64; 6], first: usize, i: usize) -> u64 {
 ///   where `ptr` is null or cannot be read (EINVAL, EFAULT), and for the
 ///   other sub-calls.
 ///
-/// And one x86-64 call: `io_submit(ctx, nr, iocbpp)`: `[ctx, nr, iocbpp,
-/// TAIL_READ | tail, ..]`, the tail of its AIO ring as the call begins
-/// (`aio::io_submit_entry`: its exit checks that the tail moved by one
-/// event per iocb it accepted), its registers where the ring cannot be
-/// read.
+/// And `io_submit(ctx, nr, iocbpp)`, the x86-64 call and the 32-bit one
+/// (248): `[ctx, nr, iocbpp, TAIL_READ | tail, ..]`, the tail of its AIO
+/// ring as the call begins (`aio::io_submit_entry`: its exit checks that
+/// the tail moved by one event per iocb it accepted), its registers where
+/// the ring cannot be read.
 ///
 /// Any other call's are its registers.
 pub fn entry_args(mem: &dyn crate::MemReader, nr: i64, args: [u64; 6]) -> [u64; 6] {
-    if nr == libc::SYS_io_submit {
+    if row_nr(nr) == libc::SYS_io_submit {
         return crate::aio::io_submit_entry(mem, args);
     }
     if !is_compat(nr) {
@@ -675,6 +697,27 @@ pub enum ShmOp {
         /// The address the segment was attached at.
         addr: u64,
     },
+}
+
+/// The AIO ring a 32-bit `io_setup` maps or `io_destroy` unmaps, as the
+/// attach or detach replay makes of it (the ring is shared memory the
+/// program reads in place, mapped as a 32-bit attach's segment is):
+/// `io_setup(nr_events, ctx32p)` (245) an attach at the 32-bit context it
+/// stores at `ctx32p` (`shmid` 0: no segment), `io_destroy(ctx)` (246) a
+/// detach at `ctx`. `None` for any other call, the x86-64 `io_setup` and
+/// `io_destroy` too (replay substitutes a call at their own entries).
+pub fn aio_ring_op(nr: i64, args: &[u64; 6]) -> Option<ShmOp> {
+    if !is_compat(nr) {
+        return None;
+    }
+    match row_nr(nr) {
+        libc::SYS_io_setup => Some(ShmOp::Attach {
+            shmid: 0,
+            stored_at: Some(args[1]),
+        }),
+        libc::SYS_io_destroy => Some(ShmOp::Detach { addr: args[0] }),
+        _ => None,
+    }
 }
 
 /// The shared memory attach or detach the call `nr` (a trace number)
@@ -926,6 +969,11 @@ const I386_NAMES: &[(u32, &str)] = &[
     (239, "sendfile64"),
     (240, "futex"),
     (243, "set_thread_area"),
+    (245, "io_setup"),
+    (246, "io_destroy"),
+    (247, "io_getevents"),
+    (248, "io_submit"),
+    (249, "io_cancel"),
     (250, "fadvise64"),
     (252, "exit_group"),
     (254, "epoll_create"),
@@ -1002,6 +1050,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (378, "preadv2"),
     (379, "pwritev2"),
     (383, "statx"),
+    (385, "io_pgetevents"),
     (393, "semget"),
     (394, "semctl"),
     (395, "shmget"),
@@ -1018,6 +1067,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (412, "utimensat_time64"),
     (413, "pselect6_time64"),
     (414, "ppoll_time64"),
+    (416, "io_pgetevents_time64"),
     (417, "recvmmsg_time64"),
     (418, "mq_timedsend_time64"),
     (419, "mq_timedreceive_time64"),

@@ -226,8 +226,12 @@
 //! the segment's contents there are its outputs; the recorder and the
 //! replayer follow its attach as `shmat`'s ([`crate::shm_op`]).
 //! `shmget`, `shmat` and `shmdt` of their own numbers (395, 397, 398)
-//! are the x86-64 rows.
+//! are the x86-64 rows. `io_setup` (245, `compat_sys_io_setup`) stores a
+//! 32-bit context and `io_submit` (248, `compat_sys_io_submit`) reads
+//! 32-bit iocb pointers: the x86-64 AIO code with the i386 sizes
+//! (`aio::I386`); the other 32-bit AIO calls are the x86-64 rows.
 
+use super::aio::{io_setup32, io_submit32};
 use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE};
 use super::outputs::{
     fixed, fixed2, interrupted, iov_ret, none, push, read_u32, ret_bytes, ret_len, scatter,
@@ -1282,6 +1286,8 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     ),
     d(221, "fcntl64", true, ReplayAction::Emulate, fcntl64),
     d(225, "readahead", false, ReplayAction::Emulate, none),
+    d(245, "io_setup", false, ReplayAction::Emulate, io_setup32),
+    d(248, "io_submit", true, ReplayAction::Emulate, io_submit32),
     d(250, "fadvise64", false, ReplayAction::Emulate, none),
     d(
         265,

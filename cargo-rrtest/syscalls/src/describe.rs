@@ -271,6 +271,7 @@ fn signature(name: &str) -> Option<&'static str> {
         "io_setup" => "up",
         "io_destroy" => "x",
         "io_getevents" => "xllpp",
+        "io_pgetevents" => "xllppp",
         "io_submit" => "xlp",
         "io_cancel" => "xpp",
         "perf_event_open" => "piidx",

@@ -39,8 +39,9 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use aio::SYS_IO_PGETEVENTS;
 pub use compat::{
-    compat_args, compat_nr, entry_args, is_compat, is_restart_syscall, read_iovec,
+    aio_ring_op, compat_args, compat_nr, entry_args, is_compat, is_restart_syscall, read_iovec,
     restart_syscall_rax, row_nr, shm_op, socketcall_name, socketcall_sub, x86_64_call,
     x86_64_equivalent, ShmOp, COMPAT_32, COMPAT_RESTART_SYSCALL, INT80,
 };

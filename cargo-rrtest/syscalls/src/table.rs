@@ -435,6 +435,7 @@ pub static TABLE: &[SyscallDesc] = &[
     d(330, "pkey_alloc", false, Execute, none),
     d(331, "pkey_free", false, Execute, none),
     d(332, "statx", false, Emulate, fixed::<4, STATX>),
+    d(333, "io_pgetevents", true, Emulate, io_getevents),
     d(334, "rseq", false, Emulate, none),
     d(424, "pidfd_send_signal", false, Emulate, none),
     d(425, "io_uring_setup", false, Emulate, io_uring),

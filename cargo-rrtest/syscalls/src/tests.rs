@@ -410,8 +410,9 @@ fn numbers_match_libc() {
         SYS_fspick,
         SYS_mount_setattr,
     );
-    // Newer than the libc crate's list.
+    // Newer than the libc crate's list (or missing from it).
     let newer: &[(&str, i64)] = &[
+        ("SYS_io_pgetevents", 333),
         ("SYS_cachestat", 451),
         ("SYS_statmount", 457),
         ("SYS_listmount", 458),
@@ -1705,6 +1706,121 @@ fn aio_getevents_cancel_and_destroy() {
     // io_destroy writes nothing (replay unmaps the ring).
     assert!(ok(&call(libc::SYS_io_cancel, &[ctx, 0x1000, 0x400], 0), &m).is_empty());
     assert!(ok(&call(libc::SYS_io_destroy, &[ctx], 0), &m).is_empty());
+}
+
+#[test]
+fn aio_pgetevents_writes_what_io_getevents_writes() {
+    let m = FakeMem::default();
+    let ctx = 0x7000_0000;
+    let pget = crate::SYS_IO_PGETEVENTS;
+    assert_eq!(crate::name(pget), "io_pgetevents");
+    assert_eq!(crate::arg_count(pget), 6);
+    // The events and the ring's header; its mask (the sixth argument) is
+    // only read.
+    assert_eq!(
+        ok(&call(pget, &[ctx, 1, 4, 0x400, 0x500, 0x600], 2), &m),
+        vec![(0x400, 64), (ctx, 32)]
+    );
+    // Interrupted with no event (-ERESTARTNOHAND), or failed: nothing.
+    assert!(ok(&call(pget, &[ctx, 1, 4, 0x400, 0, 0x600], -514), &m).is_empty());
+    assert!(ok(&call(pget, &[ctx, 1, 4, 0x400, 0, 0x600], -22), &m).is_empty());
+    // The 32-bit io_getevents (247), io_pgetevents (385) and
+    // io_pgetevents_time64 (416): the same events (their timespecs and
+    // mask pointers only read), followed as the x86-64 calls.
+    for (i386, x86_64) in [(247, libc::SYS_io_getevents), (385, pget), (416, pget)] {
+        let nr = COMPAT_32 | i386;
+        assert_eq!(crate::row_nr(nr), x86_64, "i386 {i386}");
+        assert_eq!(
+            ok(&call(nr, &[ctx, 1, 4, 0x400, 0x500, 0x600], 3), &m),
+            vec![(0x400, 96), (ctx, 32)],
+            "i386 {i386}"
+        );
+    }
+    // The 32-bit io_destroy and io_cancel write nothing, as the x86-64 ones.
+    assert!(ok(&call(COMPAT_32 | 246, &[ctx], 0), &m).is_empty());
+    assert!(ok(&call(COMPAT_32 | 249, &[ctx, 0x1000, 0x400], 0), &m).is_empty());
+    assert!(crate::name(COMPAT_32 | 385).starts_with("i386 io_pgetevents (int $0x80 #385)"));
+}
+
+#[test]
+fn aio_compat_setup_stores_a_32_bit_context() {
+    let mut m = FakeMem::default();
+    let ctx = 0xf7f0_0000;
+    // A 32-bit context, and bytes after it the call does not write.
+    m.put_u32(0x100, ctx as u32);
+    m.put_u32(0x104, 0x5a5a_5a5a);
+    aio_ring(&mut m, ctx, 127, 0, &[]);
+    let setup = COMPAT_32 | 245;
+    assert_eq!(
+        ok(&call(setup, &[8, 0x100], 0), &m),
+        vec![(0x100, 4), (ctx, 4096)]
+    );
+    assert!(ok(&call(setup, &[8, 0x100], -22), &m).is_empty());
+    assert_eq!(crate::row_nr(setup), libc::SYS_io_setup);
+    // Replay maps the ring as a 32-bit attach at the stored context, and
+    // unmaps it at the 32-bit io_destroy; the x86-64 calls are not these.
+    assert_eq!(
+        crate::aio_ring_op(setup, &[8, 0x100, 0, 0, 0, 0]),
+        Some(crate::ShmOp::Attach {
+            shmid: 0,
+            stored_at: Some(0x100)
+        })
+    );
+    assert_eq!(
+        crate::aio_ring_op(COMPAT_32 | 246, &[ctx, 0, 0, 0, 0, 0]),
+        Some(crate::ShmOp::Detach { addr: ctx })
+    );
+    assert_eq!(
+        crate::aio_ring_op(libc::SYS_io_setup, &[8, 0x100, 0, 0, 0, 0]),
+        None
+    );
+    assert_eq!(crate::shm_op(setup, &[8, 0x100, 0, 0, 0, 0]), None);
+}
+
+#[test]
+fn aio_compat_submit_reads_32_bit_iocb_pointers() {
+    let mut m = FakeMem::default();
+    let ctx = 0xf7f0_0000;
+    let submit = COMPAT_32 | 248;
+    // A PREAD of up to 64 bytes (16 read) and a PREADV of two 8-byte
+    // compat_iovecs (10 + 6 of 10 + 20 read), pointed to by an array of
+    // 32-bit pointers at 0x3000 (read as 64-bit, its first entry would
+    // be 0x1040_0000_1000).
+    aio_iocb(&mut m, 0x1000, 0, 0x5000, 64, 0);
+    aio_iocb(&mut m, 0x1040, 7, 0x2000, 2, 0);
+    for (i, (base, len)) in [(0x6000u32, 10u32), (0x7000, 20)].into_iter().enumerate() {
+        m.put_u32(0x2000 + 8 * i as u64, base);
+        m.put_u32(0x2004 + 8 * i as u64, len);
+    }
+    m.put_u32(0x3000, 0x1000);
+    m.put_u32(0x3004, 0x1040);
+    // The tail read at its entry, as for the x86-64 call.
+    aio_ring(&mut m, ctx, 127, 3, &[]);
+    let entry = crate::entry_args(&m, submit, [ctx, 2, 0x3000, 0, 0, 0]);
+    assert_eq!(entry, [ctx, 2, 0x3000, crate::aio::TAIL_READ | 3, 0, 0]);
+    aio_ring(&mut m, ctx, 127, 5, &[(3, 0x1000, 16), (4, 0x1040, 16)]);
+    assert_eq!(
+        ok(&call(submit, &entry, 2), &m),
+        vec![
+            (ctx, 32),
+            (ctx + 32 + 3 * 32, 64),
+            (0x1008, 4),
+            (0x1048, 4),
+            (0x5000, 16),
+            (0x6000, 10),
+            (0x7000, 6),
+        ]
+    );
+    // What completes later is refused, named as the 32-bit call.
+    aio_ring(&mut m, ctx, 127, 4, &[(3, 0x1000, 16)]);
+    let err = regions(&call(submit, &entry, 2), &m).unwrap_err();
+    assert!(
+        err.0
+            .contains("i386 io_submit (int $0x80 #248): iocb 1 of 2 (opcode 7) had not completed"),
+        "{}",
+        err.0
+    );
+    assert!(ok(&call(submit, &entry, -22), &m).is_empty());
 }
 
 #[test]

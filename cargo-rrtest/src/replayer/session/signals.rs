@@ -168,21 +168,25 @@ pub(super) fn is_synchronous(signo: i32) -> bool {
 
 /// Where a syscall that waits under a temporary signal mask (its own
 /// argument) has it: `rt_sigsuspend`, `ppoll`, `pselect6`, `epoll_pwait`,
-/// `epoll_pwait2`, and the 32-bit calls that mean them (`nr` is the trace's
-/// number: matched by its `row_nr`). None when the call has no mask.
+/// `epoll_pwait2`, `io_pgetevents`, and the 32-bit calls that mean them
+/// (`nr` is the trace's number: matched by its `row_nr`). None when the
+/// call has no mask.
 pub(super) fn temporary_mask(tid: i32, nr: i64, args: &[u64; 6]) -> Option<u64> {
     let ptr = match syscalls::row_nr(nr) {
         libc::SYS_rt_sigsuspend => args[0],
         libc::SYS_ppoll => args[3],
         libc::SYS_epoll_pwait | libc::SYS_epoll_pwait2 => args[4],
         // A pointer to { const sigset_t *ss; size_t ss_len; }: two 32-bit
-        // values for a 32-bit caller (struct compat_sigset_argpack).
-        libc::SYS_pselect6 if args[5] != 0 && syscalls::is_compat(nr) => {
+        // values for a 32-bit caller (struct compat_sigset_argpack, and
+        // io_pgetevents' struct __compat_aio_sigset).
+        libc::SYS_pselect6 | syscalls::SYS_IO_PGETEVENTS
+            if args[5] != 0 && syscalls::is_compat(nr) =>
+        {
             let mut raw = [0u8; 4];
             RemoteMem::new(tid).read_exact(args[5], &mut raw).ok()?;
             u64::from(u32::from_le_bytes(raw))
         }
-        libc::SYS_pselect6 if args[5] != 0 => {
+        libc::SYS_pselect6 | syscalls::SYS_IO_PGETEVENTS if args[5] != 0 => {
             let mut raw = [0u8; 8];
             RemoteMem::new(tid).read_exact(args[5], &mut raw).ok()?;
             u64::from_le_bytes(raw)

@@ -101,14 +101,16 @@ impl Session {
         };
         let name = syscalls::name(nr);
         // A 32-bit attach or detach (`shmat`, `shmdt`, `ipc`'s `SHMAT`,
-        // `SHMDT`): its registers are the i386 ones, so the mapping is
-        // made or unmapped by an injected x86-64 call instead.
+        // `SHMDT`), or a 32-bit `io_setup` or `io_destroy`, whose AIO ring
+        // is mapped and unmapped as an attach at the 32-bit context it
+        // stored: its registers are the i386 ones, so the mapping is made
+        // or unmapped by an injected x86-64 call instead.
         let compat_shm = syscalls::is_compat(nr)
-            .then(|| syscalls::shm_op(nr, args))
+            .then(|| syscalls::shm_op(nr, args).or_else(|| syscalls::aio_ring_op(nr, args)))
             .flatten();
         match action {
             ReplayAction::Emulate if compat_shm.is_some() && result.ret >= 0 => {
-                self.compat_shm(tid, real, regs, result, compat_shm)?;
+                self.compat_shm(tid, real, regs, nr, result, compat_shm)?;
             }
             ReplayAction::Emulate if nr == libc::SYS_shmat && result.ret >= 0 => {
                 let got = inject::shared_mapping(real, regs, result, result.ret as u64)?;
@@ -330,9 +332,10 @@ impl Session {
 
 impl Session {
     /// Replays a successful 32-bit shared memory attach or detach
-    /// (`op`): the call is skipped; an attach maps shared anonymous
-    /// memory at the recorded address (the result of `shmat`, the word
-    /// `ipc`'s `SHMAT` stored) with an injected x86-64 `mmap`, as long as
+    /// (`op`), or a 32-bit `io_setup` or `io_destroy` (its AIO ring):
+    /// the call is skipped; an attach maps shared anonymous memory at the
+    /// recorded address (the result of `shmat`, the word `ipc`'s `SHMAT`
+    /// or `io_setup` stored) with an injected x86-64 `mmap`, as long as
     /// the recorded contents (page-rounded), and writes the recorded
     /// outputs; a detach unmaps the mapping at its address (its length
     /// from the thread's /proc maps) with an injected `munmap`. The
@@ -342,9 +345,11 @@ impl Session {
         tid: Tid,
         real: i32,
         regs: &mut Regs,
+        nr: i64,
         result: &SyscallResult,
         op: Option<syscalls::ShmOp>,
     ) -> Result<(), ReplayError> {
+        let name = syscalls::name(nr);
         match op {
             Some(syscalls::ShmOp::Attach { stored_at, .. }) => {
                 let addr = match stored_at {
@@ -356,7 +361,7 @@ impl Session {
                             .find(|w| w.addr == word && w.data.len() == 4)
                             .ok_or_else(|| Error::Malformed {
                                 index: self.index,
-                                reason: "ipc SHMAT recorded without the address it stored".into(),
+                                reason: format!("{name} recorded without the address it stored"),
                             })?;
                         u64::from(u32::from_le_bytes(w.data[..4].try_into().expect("4 bytes")))
                     }
@@ -368,7 +373,7 @@ impl Session {
                 if got != addr as i64 {
                     return Err(self.diverged(
                         tid,
-                        "the mapping of a 32-bit shmat",
+                        format!("the mapping of {name}"),
                         format!("{addr:#x}"),
                         format!("{got:#x}"),
                     ));
@@ -392,7 +397,7 @@ impl Session {
                 if got != 0 {
                     return Err(self.diverged(
                         tid,
-                        "the unmapping of a 32-bit shmdt",
+                        format!("the unmapping of {name}"),
                         "0".to_string(),
                         got.to_string(),
                     ));
