@@ -952,6 +952,8 @@ impl Session {
     /// (`TRAP_TRACE`, the next instruction's address `next_ip`), a stop at
     /// that event. Resumed instead, it would run on past the step.
     pub(super) fn end_step_emulated(&mut self, tid: Tid, next_ip: u64) -> Result<(), Error> {
+        // (A debug exception natively: its DR6 BS alone.)
+        self.step_trap_dr6(tid);
         self.end_step(tid, libc::SIGTRAP)?;
         self.signal_stop(
             tid,
