@@ -13,7 +13,8 @@
 //!   (cleared by the tracer), `TRAP_HWBKPT`, `si_addr` the rip, the rip at
 //!   the function for the breakpoint, and the watched values; then a
 //!   watchpoint in slot 0 alone, which the tracer's single steps reach
-//!   (the thirteenth: the step's `TRAP_TRACE`, DR6's BS and B0); DR7 and
+//!   (the thirteenth: the step's `TRAP_TRACE`, DR6's BS and B0; after
+//!   each step before it that hit no slot, DR6 BS alone); DR7 and
 //!   DR0-3 read back;
 //!   the kernel's EINVAL for a kernel address and for a misaligned
 //!   watchpoint;
@@ -48,6 +49,8 @@ const SPECS: &[Spec] = &[Spec {
         "hit 9: DR6 slots 0x2, BS 0, si_code 4, si_addr the rip 1, at target 1, argument 3, counter 20, wide 2\n",
         "hit 12: DR6 slots 0x8, BS 0, si_code 4, si_addr the rip 1, at target 0, argument -1, counter 30, wide 3\n",
         "slot 0 alone: DR7 reads back 1, DR0 counter's address 1\n",
+        // Emulated since 2026-12-05 (before, DR6 kept the last trap's).
+        "steps that hit no slot: DR6 BS alone after each 1\n",
         // (The number of steps depends on the compiler.)
         " steps: DR6 slots 0x1, BS 1, si_code 2, counter 30 before the step, 40 after\n",
         "all disabled: DR7 0\n",

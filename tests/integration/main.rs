@@ -22,6 +22,7 @@ mod breadth_misc;
 mod breadth_ptrace_clone;
 mod breadth_ptrace_debugregs;
 mod breadth_ptrace_regs;
+mod breadth_ptrace_rewrite;
 mod breadth_ptrace_strace;
 mod breadth_ptrace_sysemu;
 mod breadth_ptrace_vfork;
@@ -75,6 +76,7 @@ fn main() {
     trials.extend(breadth_ptrace_sysemu::trials());
     trials.extend(breadth_ptrace_vfork::trials());
     trials.extend(breadth_ptrace_debugregs::trials());
+    trials.extend(breadth_ptrace_rewrite::trials());
     trials.extend(breadth_debugger::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());

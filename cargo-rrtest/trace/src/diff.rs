@@ -448,7 +448,7 @@ impl<'o> ActionStream<'o> {
                 push(Action::TraceeWrite {
                     target,
                     what: kind.name(),
-                    addr: (*kind == WriteKind::Memory).then_some(*addr),
+                    addr: kind.is_memory().then_some(*addr),
                     // The extended state's XSAVE area, after its XCR0.
                     len: match kind {
                         WriteKind::XState => bytes.len().saturating_sub(8),

@@ -206,7 +206,8 @@ impl Event {
 
 /// What a [`Event::TraceeWrite`] changed in the tracee. Its byte in the
 /// event stream is the discriminant (format version 5; older traces have
-/// only `Memory` (0) and `Regs` (1)).
+/// only `Memory` (0) and `Regs` (1); `RegsAtEntry` (5) and `MemoryAtEntry`
+/// (6) since version 7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WriteKind {
     /// Memory at the event's address.
@@ -223,16 +224,28 @@ pub enum WriteKind {
     /// XSAVE area as the kernel took it, whose layout `XCR0` and the CPU
     /// decide (at least 576 bytes: the legacy area and the XSAVE header).
     XState = 4,
+    /// The general registers (216 bytes, as `Regs`) written at a
+    /// syscall-entry stop, before the call ran (format version 7): replay
+    /// sets them when the tracee reaches that syscall's entry, not where
+    /// the event is (its thread has not got there yet), so that the call
+    /// it then makes is the one they name.
+    RegsAtEntry = 5,
+    /// Memory at the event's address written at a syscall-entry stop
+    /// (format version 7): replay writes it when the tracee reaches that
+    /// syscall's entry, as `RegsAtEntry`.
+    MemoryAtEntry = 6,
 }
 
 impl WriteKind {
     /// Every kind, by its byte.
-    pub const ALL: [WriteKind; 5] = [
+    pub const ALL: [WriteKind; 7] = [
         WriteKind::Memory,
         WriteKind::Regs,
         WriteKind::FpRegs,
         WriteKind::SigMask,
         WriteKind::XState,
+        WriteKind::RegsAtEntry,
+        WriteKind::MemoryAtEntry,
     ];
 
     /// Most bytes of an [`WriteKind::XState`] write: `XCR0` and an XSAVE
@@ -256,15 +269,28 @@ impl WriteKind {
             WriteKind::FpRegs => "fp registers",
             WriteKind::SigMask => "signal mask",
             WriteKind::XState => "extended state",
+            WriteKind::RegsAtEntry => "registers at its syscall's entry",
+            WriteKind::MemoryAtEntry => "memory at its syscall's entry",
         }
+    }
+
+    /// Made at a syscall-entry stop: applied by replay when the tracee
+    /// reaches that syscall's entry.
+    pub fn at_entry(self) -> bool {
+        matches!(self, WriteKind::RegsAtEntry | WriteKind::MemoryAtEntry)
+    }
+
+    /// Memory (at the event's address), wherever applied.
+    pub fn is_memory(self) -> bool {
+        matches!(self, WriteKind::Memory | WriteKind::MemoryAtEntry)
     }
 
     /// The size its bytes must have (any for memory, a range for the
     /// extended state).
     pub fn size(self) -> Option<usize> {
         match self {
-            WriteKind::Memory | WriteKind::XState => None,
-            WriteKind::Regs => Some(216),
+            WriteKind::Memory | WriteKind::MemoryAtEntry | WriteKind::XState => None,
+            WriteKind::Regs | WriteKind::RegsAtEntry => Some(216),
             WriteKind::FpRegs => Some(512),
             WriteKind::SigMask => Some(8),
         }

@@ -95,7 +95,18 @@ pub use writer::{keep, rewrite_header, TraceWriter};
 /// layout is unchanged, and older traces, where such a result only came
 /// from a kernel that lacked the call, are read and replayed under the
 /// same rule.
-pub const FORMAT_VERSION: u32 = 6;
+///
+/// Version 7: a [`Event::TraceeWrite`] may be of the kinds
+/// [`WriteKind::RegsAtEntry`] (5) and [`WriteKind::MemoryAtEntry`] (6): a
+/// write the program's tracer made at its tracee's syscall-entry stop (a
+/// call changed or skipped), which replay applies when that tracee reaches
+/// the syscall's entry, not where the record is (its thread is not there
+/// yet: the code it runs to get there may use the registers and the
+/// memory). A version 6 reader would stop at such a record as corruption
+/// (a kind byte above 4), not with a clear refusal: hence the new version.
+/// The layout is unchanged; traces of versions 1 to 6 have none of them
+/// and are read as before.
+pub const FORMAT_VERSION: u32 = 7;
 
 /// The oldest trace format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

@@ -128,6 +128,11 @@ struct Task {
     /// interrupting a blocked syscall, which the trace has as that
     /// syscall's result.
     sigcont_notice: bool,
+    /// What the program's tracer wrote into it at a syscall-entry stop
+    /// (`WriteKind::RegsAtEntry`, `WriteKind::MemoryAtEntry`: a call
+    /// changed or skipped), in order: applied when it reaches that
+    /// syscall's entry ([`Session::apply_entry_writes`]).
+    entry_writes: Vec<(WriteKind, u64, Vec<u8>)>,
 }
 
 struct Session {
@@ -491,6 +496,17 @@ impl Session {
             index,
             reason: format!("tracee {} of {} bytes", kind.name(), bytes.len()),
         };
+        if kind.at_entry() {
+            // Made at a syscall-entry stop, where this thread is not yet:
+            // kept for that entry.
+            if kind.size().is_some_and(|n| n != bytes.len()) {
+                return Err(malformed(self.index).into());
+            }
+            if let Some(t) = self.tasks.get_mut(&target) {
+                t.entry_writes.push((kind, addr, bytes.to_vec()));
+            }
+            return Ok(());
+        }
         match kind {
             WriteKind::Regs => {
                 let Some(mut new) = ptrace::regs_from_bytes(bytes) else {
@@ -533,6 +549,34 @@ impl Session {
                     .write(addr, bytes)
                     .map_err(perr("writing a tracee's memory", real))?;
             }
+            WriteKind::RegsAtEntry | WriteKind::MemoryAtEntry => {
+                unreachable!("kept for the syscall's entry above")
+            }
+        }
+        Ok(())
+    }
+
+    /// Thread `tid` (real thread `real`) stopped at a syscall's entry (its
+    /// seccomp stop): what its tracer wrote into it at the syscall-entry
+    /// stop it made there while recording is written now, in order, before
+    /// the call is looked at, so that the call it makes is the one
+    /// recorded (another number, other arguments, or none: `orig_rax` -1).
+    fn apply_entry_writes(&mut self, tid: Tid, real: i32) -> Result<(), ReplayError> {
+        let Some(task) = self.tasks.get_mut(&tid) else {
+            return Ok(());
+        };
+        for (kind, addr, bytes) in std::mem::take(&mut task.entry_writes) {
+            if kind == WriteKind::MemoryAtEntry {
+                RemoteMem::new(real)
+                    .write(addr, &bytes)
+                    .map_err(perr("writing a tracee's memory", real))?;
+                continue;
+            }
+            let regs = ptrace::regs_from_bytes(&bytes).ok_or_else(|| Error::Malformed {
+                index: self.index,
+                reason: format!("tracee {} of {} bytes", kind.name(), bytes.len()),
+            })?;
+            ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
         }
         Ok(())
     }

@@ -163,6 +163,7 @@ impl Session {
                 mask_after_handler: None,
                 frame_fix: FrameFix::default(),
                 sigcont_notice: false,
+                entry_writes: Vec::new(),
             },
         );
         session.watchdog.watch(pid, pid);
@@ -633,6 +634,7 @@ impl Session {
                 mask_after_handler: None,
                 frame_fix: FrameFix::default(),
                 sigcont_notice: false,
+                entry_writes: Vec::new(),
             },
         );
         self.set_state(

@@ -48,7 +48,6 @@ impl Session {
                 // Held back to the thread's next syscall: stop it there, skip
                 // the syscall and back up to its instruction, then deliver.
                 let (real, ev) = self.resume_to_stop(tid, None)?;
-                let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
                 let at_entry = matches!(
                     ev,
                     WaitEvent::Event {
@@ -56,6 +55,12 @@ impl Session {
                         ..
                     }
                 );
+                if at_entry {
+                    // What its tracer changed at this entry while
+                    // recording: the call made again after the handler.
+                    self.apply_entry_writes(tid, real)?;
+                }
+                let mut regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
                 if !at_entry || crate::tracee::seen_nr(real, &regs, nr) != nr {
                     let seen = self.describe_stop(real, &ev);
                     return Err(self.diverged(

@@ -30,6 +30,8 @@ impl Session {
         let expected = || syscalls::describe_entry(nr, args);
         match ev {
             WaitEvent::Event { event, .. } if event == libc::PTRACE_EVENT_SECCOMP => {
+                // What its tracer changed at this entry while recording.
+                self.apply_entry_writes(tid, real)?;
                 let regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
                 // As recorded: a 32-bit call under its own number.
                 let seen_nr = crate::tracee::seen_nr(real, &regs, nr);

@@ -343,12 +343,14 @@ fn tracee_writes_of_each_kind_round_trip_and_older_ones_read_the_same() {
         (WriteKind::Regs, 1, 216),
         (WriteKind::FpRegs, 2, 512),
         (WriteKind::SigMask, 3, 8),
+        (WriteKind::RegsAtEntry, 5, 216),
+        (WriteKind::MemoryAtEntry, 6, 10),
     ] {
         let e = Event::TraceeWrite {
             tid: 1,
             target: 2,
             kind,
-            addr: if kind == WriteKind::Memory { 0x1000 } else { 0 },
+            addr: if kind.is_memory() { 0x1000 } else { 0 },
             bytes: (0..len).map(|i| i as u8).collect(),
         };
         buf.clear();
@@ -423,6 +425,6 @@ fn tracee_writes_of_each_kind_round_trip_and_older_ones_read_the_same() {
     assert!(err.reason.contains("fewer than 584"), "{err:?}");
     // A kind this version does not know is corruption, named.
     let err =
-        codec::decode_payload(codec::tag::TRACEE_WRITE, &[2, 4, 5, 0, 0]).expect_err("kind 5");
-    assert!(err.reason.contains("tracee write kind is 5"), "{err:?}");
+        codec::decode_payload(codec::tag::TRACEE_WRITE, &[2, 4, 7, 0, 0]).expect_err("kind 7");
+    assert!(err.reason.contains("tracee write kind is 7"), "{err:?}");
 }

@@ -93,11 +93,11 @@ fn the_version_is_checked_before_the_rest_of_the_header() {
     let dir = tmp.path().join("t");
     write_header(
         &dir,
-        r#"{"format_version": 7, "recorder_version": "3.0.0", "argv": 5}"#,
+        r#"{"format_version": 8, "recorder_version": "3.0.0", "argv": 5}"#,
     );
     match TraceReader::open(&dir) {
         Err(Error::VersionMismatch {
-            found: 7, writer, ..
+            found: 8, writer, ..
         }) => assert_eq!(writer, "3.0.0"),
         other => panic!("{other:?}"),
     }
@@ -216,7 +216,7 @@ fn tracee_writes_of_the_new_kinds_are_version_5_and_version_4_traces_still_read(
 #[test]
 fn a_skipped_call_is_version_6_and_version_5_traces_still_read() {
     use crate::{Event, SyscallEvent, SyscallResult};
-    assert_eq!(FORMAT_VERSION, 6);
+    const { assert!(FORMAT_VERSION >= 6) };
     let tmp = tempfile::tempdir().expect("tempdir");
     let skipped = vec![Event::Syscall(SyscallEvent {
         tid: 11,
@@ -239,4 +239,63 @@ fn a_skipped_call_is_version_6_and_version_5_traces_still_read() {
         let events: Vec<Event> = r.collect::<Result<_, _>>().expect("events");
         assert_eq!(events, skipped);
     }
+}
+
+/// Format version 7 brought the tracee writes made at a syscall-entry
+/// stop (registers and memory, applied by replay at that syscall's entry):
+/// a trace of them written now says 7 and reads back, their kind bytes 5
+/// and 6; a version 6 trace (the kinds before) still opens and reads.
+#[test]
+fn tracee_writes_at_a_syscall_entry_are_version_7_and_version_6_traces_still_read() {
+    use crate::{codec, Event, WriteKind};
+    assert_eq!(FORMAT_VERSION, 7);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let at_entry = vec![
+        Event::TraceeWrite {
+            tid: 10,
+            target: 11,
+            kind: WriteKind::RegsAtEntry,
+            addr: 0,
+            bytes: vec![0x11; 216],
+        },
+        Event::TraceeWrite {
+            tid: 10,
+            target: 11,
+            kind: WriteKind::MemoryAtEntry,
+            addr: 0x5555_0000_1000,
+            bytes: b"/dev/null\0".to_vec(),
+        },
+    ];
+    let mut buf = Vec::new();
+    for (e, byte) in at_entry.iter().zip([5u8, 6]) {
+        buf.clear();
+        codec::encode_payload(&mut buf, e).expect("encodable");
+        // tid 10 and target 11, zigzag encoded, then the kind.
+        assert_eq!(&buf[..3], &[20, 22, byte]);
+    }
+    let old = vec![Event::TraceeWrite {
+        tid: 10,
+        target: 11,
+        kind: WriteKind::Regs,
+        addr: 0,
+        bytes: vec![0x22; 216],
+    }];
+    for (version, events) in [(FORMAT_VERSION, &at_entry), (6, &old)] {
+        let dir = tmp.path().join(format!("v{version}"));
+        let mut h = header();
+        h.format_version = version;
+        let mut w = TraceWriter::create(&dir, h).expect("create");
+        for e in events {
+            w.push(e).expect("push");
+        }
+        w.finish().expect("finish");
+        let r = TraceReader::open(&dir).expect("opens");
+        assert_eq!(r.header().format_version, version);
+        let read: Vec<Event> = r.collect::<Result<_, _>>().expect("events");
+        assert_eq!(&read, events);
+    }
+    assert!(WriteKind::RegsAtEntry.at_entry() && WriteKind::MemoryAtEntry.at_entry());
+    assert!(!WriteKind::Regs.at_entry() && !WriteKind::Memory.at_entry());
+    assert_eq!(WriteKind::RegsAtEntry.size(), Some(216));
+    assert_eq!(WriteKind::MemoryAtEntry.size(), None);
 }

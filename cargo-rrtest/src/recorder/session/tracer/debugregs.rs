@@ -17,7 +17,9 @@
 //! is the program's: its tracer sees a signal-delivery stop for it with
 //! the kernel's siginfo (`TRAP_HWBKPT`, the trapping ip; `TRAP_TRACE` when
 //! it was also the tracer's own single step) and reads in DR6 the
-//! program's slot bits (BS with a step of its own). The stop is made as a
+//! program's slot bits (BS with a step of its own; BS alone after a step
+//! of its own that hit no slot, as the kernel starts DR6 anew at each
+//! debug exception). The stop is made as a
 //! fault's is: an execution point (`Preempt`) replay runs the thread to,
 //! then the emulated stop. Replay never sets the program's debug
 //! registers: a write of them is only a syscall result, what they read is
@@ -237,17 +239,27 @@ impl Session {
             return Ok(None);
         }
         let d = self.debug_regs(tid);
-        if !d.armed() {
-            return Ok(None);
-        }
-        let real = ptrace::get_debugreg(tid, 6).map_err(ptrace_err("reading DR6", tid))?;
-        let bits = program_bits(real & DR6_TRAP_BITS, &d.map);
+        let stepping = self
+            .tasks
+            .get(&tid)
+            .is_some_and(|t| matches!(t.step, Step::Running { .. }));
+        let bits = if d.armed() {
+            let real = ptrace::get_debugreg(tid, 6).map_err(ptrace_err("reading DR6", tid))?;
+            program_bits(real & DR6_TRAP_BITS, &d.map)
+        } else {
+            0
+        };
         if bits == 0 {
+            if stepping && code == TRAP_TRACE {
+                // The trap of a step its tracer asked for, no slot of its
+                // hit: the kernel starts the DR6 its tracer reads again at
+                // each debug exception, with BS alone here.
+                self.step_trap_dr6(tid);
+            }
             return Ok(None);
         }
         ptrace::set_debugreg(tid, 6, 0).map_err(ptrace_err("clearing DR6", tid))?;
         let task = self.tasks.get_mut(&tid).expect("checked");
-        let stepping = matches!(task.step, Step::Running { .. });
         if task.seeking.take().is_some() {
             // The recorder's search gives way (its breakpoint may have
             // fired with the program's, or be passed while the tracee is
@@ -262,6 +274,17 @@ impl Session {
         }
         let code = if stepping { TRAP_TRACE } else { TRAP_HWBKPT };
         Ok(Some(debug_trap(code, regs.rip)))
+    }
+
+    /// The trap of a single step `tid`'s tracer asked for that hit none of
+    /// its slots (or an instruction the recorder emulated in the step, a
+    /// trapped `rdtsc`): DR6 as the kernel leaves it for its tracer, BS
+    /// alone (it starts the program's DR6 anew at each debug exception, with
+    /// the real DR6's BS, and sets the bits of the slots that hit).
+    pub(super) fn step_trap_dr6(&mut self, tid: Tid) {
+        if let Some(t) = self.traced_mut(tid) {
+            t.debug.dr6 = DR6_RESERVED | DR6_BS;
+        }
     }
 
     /// Takes the program's slots off `tid`'s real debug registers (its

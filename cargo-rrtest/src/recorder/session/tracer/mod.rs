@@ -33,10 +33,21 @@
 //! queues, the recorder's desched signal left out; refused while the
 //! recorder holds a signal back for it, whose queue a siginfo does not
 //! tell). `PTRACE_ARCH_PRCTL` of `ARCH_SET_FS`/`_GS`
-//! is a register write (the base in `user_regs_struct`). Not emulated,
-//! named: register and mask writes
-//! at a syscall-entry stop (replay's tracee is not at the entry yet) or at
-//! a vfork's event stop, a DR7 that enables all four debug registers,
+//! is a register write (the base in `user_regs_struct`). At a
+//! `PTRACE_SYSCALL` entry stop (the real tracee held at the call's seccomp
+//! stop, nothing of it done) the general registers and memory are written
+//! on the real tracee too, and the call then made is the one its
+//! registers name when it is resumed (its entry handled again from them:
+//! another number, other arguments, or `orig_rax` -1, skipped, -ENOSYS in
+//! `rax` and the exit stop still made); they are recorded as writes that
+//! replay makes when its tracee reaches that entry
+//! ([`WriteKind::RegsAtEntry`], [`WriteKind::MemoryAtEntry`], format
+//! version 7: where the tracer's request is, replay's tracee has not got
+//! there yet). Not emulated, named: the x87/SSE registers, the extended
+//! state and the mask written at a syscall-entry stop, any register write
+//! at a `PTRACE_EVENT_EXIT` stop (held at the exit call's entry, which a
+//! changed number would make another call) or at a vfork's event stop, a
+//! DR7 that enables all four debug registers,
 //! `PTRACE_SETREGSET` of the sets but `NT_PRSTATUS`, `NT_PRFPREG` and
 //! `NT_X86_XSTATE`. The mask a tracer reads and sets is the real thread's: at a stop
 //! it is the program's (the recorder's traps that unblock a blocked
@@ -52,7 +63,7 @@
 //! `PTRACE_SINGLESTEP` runs one instruction, its trap a stop as a fault's
 //! (a step over a syscall stops at the syscall's exit); `PTRACE_SYSCALL`
 //! stops it at its next traced syscall's entry (held at the seccomp stop,
-//! handled when it goes on) and exit; a successful `execve` under it makes
+//! handled when it goes on, as its registers then say) and exit; a successful `execve` under it makes
 //! its exit stop too, in the kernel's order ([`Session::exec_stop`]). The
 //! signal a resume request carries is treated as the kernel does: at a
 //! signal-delivery stop it is delivered when the tracee next runs; at an
@@ -441,6 +452,21 @@ impl EmuStop {
     }
 }
 
+/// Where a tracee is held, for what its tracer writes into it
+/// ([`Session::held_at`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeldAt {
+    /// At a `PTRACE_SYSCALL` syscall-entry stop: a write of its general
+    /// registers or memory is made on the real thread, and recorded as one
+    /// replay applies at that syscall's entry (`WriteKind::RegsAtEntry`,
+    /// `WriteKind::MemoryAtEntry`).
+    SyscallEntry,
+    /// At the `PTRACE_EVENT_EXIT` stop of an `exit` or `exit_group` call.
+    ExitEvent,
+    /// At any other stop.
+    Elsewhere,
+}
+
 /// Where a tracee's `PTRACE_SINGLESTEP` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Step {
@@ -673,7 +699,9 @@ impl Session {
     /// then, at an `exit` or `exit_group`, one with `PTRACE_O_TRACEEXIT`
     /// stops at its exit (`PTRACE_EVENT_EXIT`, the status to come its event
     /// message), as the kernel stops it before the exit does anything. The
-    /// entry is handled when it runs again ([`Session::resume_at_entry`]).
+    /// entry is handled when it runs again ([`Session::resumes_at_entry`]),
+    /// from the registers it has then: a call its tracer changed there is
+    /// made as changed (`nr` and `args` are then the new call's).
     /// Returns whether it stopped.
     pub(super) fn syscall_entry_stop(&mut self, tid: Tid, nr: i64, args: &[u64; 6]) -> bool {
         let Some(task) = self.tasks.get_mut(&tid) else {
@@ -825,6 +853,27 @@ impl Session {
         self.tasks.get(&tid).is_some_and(|t| t.at_entry_stop)
     }
 
+    /// Where tracee `tid` is held, for its tracer's writes: at a
+    /// `PTRACE_SYSCALL` entry stop (its real thread at the call's seccomp
+    /// stop, nothing of the call done: its entry is handled again, from
+    /// the registers it then has, when it is resumed), at the
+    /// `PTRACE_EVENT_EXIT` stop of an `exit` or `exit_group` (held at the
+    /// call's entry too, but natively the exit is under way there: the
+    /// call is not made again), or elsewhere.
+    fn held_at(&self, tid: Tid) -> HeldAt {
+        let Some(task) = self.tasks.get(&tid) else {
+            return HeldAt::Elsewhere;
+        };
+        if !task.at_entry_stop {
+            return HeldAt::Elsewhere;
+        }
+        match task.traced.as_ref().and_then(|t| t.stop.as_ref()) {
+            Some(s) if s.syscall && s.status >> 16 == 0 => HeldAt::SyscallEntry,
+            Some(_) => HeldAt::ExitEvent,
+            None => HeldAt::Elsewhere,
+        }
+    }
+
     /// Whether `tid` is traced by a process of the recording (emulated
     /// ptrace). Its code is not patched (syscall or rdtsc sites) while it
     /// is: its tracer writes into that code (a debugger's breakpoints,
@@ -903,6 +952,8 @@ impl Session {
     /// (`TRAP_TRACE`, the next instruction's address `next_ip`), a stop at
     /// that event. Resumed instead, it would run on past the step.
     pub(super) fn end_step_emulated(&mut self, tid: Tid, next_ip: u64) -> Result<(), Error> {
+        // (A debug exception natively: its DR6 BS alone.)
+        self.step_trap_dr6(tid);
         self.end_step(tid, libc::SIGTRAP)?;
         self.signal_stop(
             tid,

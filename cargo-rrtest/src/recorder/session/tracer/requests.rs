@@ -228,27 +228,27 @@ impl Session {
                 };
                 Ok(store(&tracer_mem, data, &word))
             }
-            req::POKETEXT | req::POKEDATA | req::SETREGS if self.tasks[&target].at_entry_stop => {
-                // Replay's tracee is not at the syscall's entry yet.
-                warn!(
-                    "{} at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)",
-                    request_name(request)
-                );
-                Ok(neg(libc::EIO))
-            }
-            req::SETREGS if traced.vfork_held => {
-                warn!("PTRACE_SETREGS at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
-                Ok(neg(libc::EIO))
-            }
             req::POKETEXT | req::POKEDATA => {
+                let held = self.held_at(target);
+                if held == HeldAt::ExitEvent {
+                    return Ok(refused_at_exit_event(&request_name(request)));
+                }
                 let bytes = data.to_ne_bytes().to_vec();
                 if mem.write(addr, &bytes).is_err() {
                     return Ok(neg(libc::EIO));
                 }
+                // At a syscall-entry stop, replay's tracee is not at the
+                // entry yet (the code it runs to get there may write the
+                // same memory): it writes it there.
+                let kind = if held == HeldAt::SyscallEntry {
+                    WriteKind::MemoryAtEntry
+                } else {
+                    WriteKind::Memory
+                };
                 self.emit(Event::TraceeWrite {
                     tid,
                     target,
-                    kind: WriteKind::Memory,
+                    kind,
                     addr,
                     bytes,
                 })?;
@@ -264,6 +264,9 @@ impl Session {
                 Ok(store(&tracer_mem, data, &fp))
             }
             req::SETREGS => {
+                if let Some(r) = self.refuse_regs_write_here(target, "PTRACE_SETREGS") {
+                    return Ok(r);
+                }
                 let Ok(bytes) = tracer_mem.read_vec(data, ptrace::REGS_SIZE) else {
                     return Ok(neg(libc::EFAULT));
                 };
@@ -367,6 +370,14 @@ impl Session {
     }
 }
 
+/// EIO, with a warning naming request `name`, for a write into a tracee
+/// held at the `PTRACE_EVENT_EXIT` stop of an exit (see
+/// [`Session::refuse_regs_write_here`]).
+fn refused_at_exit_event(name: &str) -> i64 {
+    warn!("{name} at a PTRACE_EVENT_EXIT stop: the recorder does not emulate it (the program gets EIO)");
+    neg(libc::EIO)
+}
+
 /// The most pending signals `PTRACE_PEEKSIGINFO` reads of a queue (the
 /// kernel's default `RLIMIT_SIGPENDING` is in the tens of thousands; a
 /// queue that long is not a tracer's case).
@@ -450,7 +461,7 @@ impl Session {
                 } else {
                     "PTRACE_ARCH_PRCTL of ARCH_SET_GS"
                 };
-                if let Some(r) = self.refuse_write_here(target, name) {
+                if let Some(r) = self.refuse_regs_write_here(target, name) {
                     return Ok(r);
                 }
                 let mut regs = self.tracee_regs(target)?;
@@ -806,13 +817,8 @@ impl Session {
             return Ok(store(tracer_mem, iov + 8, &(n as u64).to_ne_bytes()));
         }
         let n = len.min(ptrace::REGS_SIZE as u64) as usize;
-        if self.tasks[&target].at_entry_stop {
-            warn!("PTRACE_SETREGSET at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
-            return Ok(neg(libc::EIO));
-        }
-        if self.held_in_vfork(target) {
-            warn!("PTRACE_SETREGSET at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
-            return Ok(neg(libc::EIO));
+        if let Some(r) = self.refuse_regs_write_here(target, "PTRACE_SETREGSET") {
+            return Ok(r);
         }
         let Ok(new) = tracer_mem.read_vec(base, n) else {
             return Ok(neg(libc::EFAULT));
@@ -840,13 +846,8 @@ impl Session {
             UserWord::DebugReg(n) => return self.poke_debugreg(target, n, value),
             UserWord::Invalid => return Ok(neg(libc::EIO)),
         };
-        if self.tasks[&target].at_entry_stop {
-            warn!("PTRACE_POKEUSER at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
-            return Ok(neg(libc::EIO));
-        }
-        if self.held_in_vfork(target) {
-            warn!("PTRACE_POKEUSER at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
-            return Ok(neg(libc::EIO));
+        if let Some(r) = self.refuse_regs_write_here(target, "PTRACE_POKEUSER") {
+            return Ok(r);
         }
         let regs = self.tracee_regs(target)?;
         let before = ptrace::regs_to_bytes(&regs);
@@ -974,9 +975,31 @@ impl Session {
         Ok(0)
     }
 
+    /// EIO, with a warning naming request `name`, where a write of tracee
+    /// `target`'s general registers is not emulated: at the
+    /// `PTRACE_EVENT_EXIT` stop of an exit (the real thread is held at the
+    /// call's entry, where a changed number would make another call; the
+    /// kernel's exit is under way there), or held at a vfork's event stop
+    /// (replay's parent is in the kernel's wait for its child by then).
+    /// At a `PTRACE_SYSCALL` entry stop they are made, and replayed at the
+    /// syscall's entry ([`Session::set_tracee_regs`]).
+    fn refuse_regs_write_here(&self, target: Tid, name: &str) -> Option<i64> {
+        if self.held_at(target) == HeldAt::ExitEvent {
+            return Some(refused_at_exit_event(name));
+        }
+        if self.held_in_vfork(target) {
+            warn!("{name} at a vfork's event stop: the recorder does not emulate it (the program gets EIO)");
+            return Some(neg(libc::EIO));
+        }
+        None
+    }
+
     /// EIO, with a warning naming request `name`, where a write into
-    /// tracee `target` cannot be replayed: at a syscall-entry stop, or
-    /// held at a vfork's event stop.
+    /// tracee `target` of its x87/SSE registers, extended state or mask
+    /// cannot be replayed: at a syscall-entry stop (replay's tracee is not
+    /// at the entry yet, and the code it runs to get there may use them;
+    /// not recorded to be applied there, as the general registers and
+    /// memory are), or held at a vfork's event stop.
     fn refuse_write_here(&self, target: Tid, name: &str) -> Option<i64> {
         if self.tasks[&target].at_entry_stop {
             warn!("{name} at a syscall-entry stop: the recorder does not emulate it (the program gets EIO)");
@@ -1033,10 +1056,21 @@ impl Session {
             }
         }
         if set != *before {
+            // At a syscall-entry stop the call is not made yet: the one
+            // the registers name now is made when the tracee is resumed
+            // (its entry handled again from them), and replay sets them
+            // when its tracee reaches that entry, where its own registers
+            // are those of the call as the program made it (where the
+            // event is, its tracee has not got there yet).
+            let kind = if self.held_at(target) == HeldAt::SyscallEntry {
+                WriteKind::RegsAtEntry
+            } else {
+                WriteKind::Regs
+            };
             self.emit(Event::TraceeWrite {
                 tid,
                 target,
-                kind: WriteKind::Regs,
+                kind,
                 addr: 0,
                 bytes: set.to_vec(),
             })?;
