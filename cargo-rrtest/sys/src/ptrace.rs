@@ -452,6 +452,13 @@ pub fn set_debugreg(tid: i32, n: usize, value: u64) -> io::Result<()> {
     .map(drop)
 }
 
+/// The x86 resume flag in rflags: the instruction breakpoint at the next
+/// instruction does not fire. The kernel sets it in the registers of a
+/// thread stopped by an execution breakpoint's trap, so that resumed, the
+/// thread runs the instruction there once without trapping again, the
+/// breakpoint left armed.
+pub const RESUME_FLAG: u64 = 1 << 16;
+
 /// Arms (or, with `None`, disarms) an execution breakpoint at `ip` in debug
 /// register 0, keeping what DR7 says of slots 1-3 (the program's own
 /// breakpoints under emulated ptrace, a replay debugger's watchpoints).
@@ -711,6 +718,59 @@ mod tests {
         set_debugreg(pid, 7, 0).expect("DR7");
         req(libc::PTRACE_KILL, pid, 0, 0).expect("PTRACE_KILL");
         let _ = wait_tid(pid);
+    }
+
+    /// A function the breakpoint test's child calls (a volatile write
+    /// each, so that the calls stay).
+    #[inline(never)]
+    fn breakpoint_target(word: &mut u64) {
+        // SAFETY: a valid, exclusive reference.
+        unsafe { std::ptr::write_volatile(word, 1) };
+    }
+
+    #[test]
+    fn a_breakpoint_trap_sets_the_resume_flag_and_a_continue_passes_it_once() {
+        let target = breakpoint_target as *const () as u64;
+        // SAFETY: the child makes raw syscalls and calls a plain function.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // SAFETY: async-signal-safe calls in the forked child.
+            unsafe {
+                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+                libc::kill(libc::getpid(), libc::SIGSTOP);
+                let mut word = 0u64;
+                for _ in 0..3 {
+                    breakpoint_target(&mut word);
+                }
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0, "fork: {}", io::Error::last_os_error());
+        let ev = wait_tid(pid).expect("waitpid");
+        assert!(matches!(ev, WaitEvent::Signal { .. }), "unexpected {ev:?}");
+        exec_breakpoint(pid, Some(target)).expect("arming");
+        let mut traps = 0;
+        loop {
+            cont(pid, 0).expect("PTRACE_CONT");
+            match wait_tid(pid).expect("waitpid") {
+                WaitEvent::Signal {
+                    signo: libc::SIGTRAP,
+                    ..
+                } => {
+                    let regs = getregs(pid).expect("PTRACE_GETREGS");
+                    assert_eq!(regs.rip, target);
+                    assert_ne!(regs.eflags & RESUME_FLAG, 0, "no RF at trap {traps}");
+                    traps += 1;
+                }
+                WaitEvent::Exited { code, .. } => {
+                    assert_eq!(code, 0);
+                    break;
+                }
+                ev => panic!("unexpected {ev:?}"),
+            }
+        }
+        // One trap a call: each continue ran the instruction once.
+        assert_eq!(traps, 3);
     }
 
     #[test]
