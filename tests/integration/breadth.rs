@@ -1051,16 +1051,30 @@ const KERNEL_SPECS: &[Spec] = &[
         ],
         ..c("signal_in_buffered", CBuild::pie("signal_in_buffered"))
     },
-    Spec {
-        stdout_has: &[
-            "semaphores: 1 2 8 4, the third by GETVAL 8",
-            "attached after the child: \"filled by the child 7\", 100 bytes of z",
-            "after the child: the child saw \"written by the parent\" and wrote this",
-            "IPC_STAT: 65536 bytes, 1 attached",
-        ],
-        ..c("sysv_ipc", CBuild::pie("sysv_ipc"))
-    },
+    SYSV_IPC,
 ];
+
+/// System V semaphores and shared memory, read-only and executable
+/// attaches too (each check one line).
+const SYSV_IPC: Spec = Spec {
+    stdout_has: &[
+        "semaphores: 1 2 8 4, the third by GETVAL 8\n",
+        "attached after the child: \"filled by the child 7\", 100 bytes of z\n",
+        "after the child: the child saw \"written by the parent\" and wrote this\n",
+        "IPC_STAT: 65536 bytes, 1 attached\n",
+        "SHM_RDONLY attach: sees \"for the read-only attach\", maps r--s, 64 KiB\n",
+        "SHM_RDONLY attach: a write to it faults\n",
+        "SHM_RDONLY attach: still \"for the read-only attach\"\n",
+        "SHM_EXEC attach: maps rwxs, 64 KiB\n",
+        "SHM_EXEC attach: the function written before returns 42\n",
+        "SHM_EXEC attach: a function it writes returns 7\n",
+        "SHM_RDONLY|SHM_EXEC attach: maps r-xs, 64 KiB\n",
+        "SHM_RDONLY|SHM_EXEC attach: the functions return 42 and 7\n",
+        "SHM_RDONLY|SHM_EXEC attach: a write to it faults\n",
+        "after shmdt: no mapping\n",
+    ],
+    ..c("sysv_ipc", CBuild::pie("sysv_ipc"))
+};
 
 /// The namespaces fixture (root only: the UTS, mount, pivot_root, IPC, net
 /// and PID namespaces need it).
@@ -1109,6 +1123,22 @@ fn kernel_trials(gcc_missing: bool, skip: bool) -> Vec<Trial> {
             recorder::record_replay("breadth::namespaces::record_replay", &ns)
         })
         .with_ignored_flag(skip || not_root.is_some()),
+    );
+    trials.push(
+        Trial::test("breadth::sysv_ipc::repeated", || {
+            repeated("breadth::sysv_ipc::repeated", &SYSV_IPC, REPEATS)
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::sysv_ipc::under_chaos", || {
+            all_under_chaos(
+                "breadth::sysv_ipc::under_chaos",
+                &[SYSV_IPC],
+                Duration::from_secs(60),
+            )
+        })
+        .with_ignored_flag(skip),
     );
     trials.push(
         Trial::test("breadth::sysv_ipc::refused_named", || {

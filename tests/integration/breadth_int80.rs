@@ -102,7 +102,11 @@
 //!   `compat_shminfo64` and the 24-byte `compat_shm_info`; `shmdt`,
 //!   EINVAL) and through `ipc` (`SHMGET`, `SHMAT` storing the address in
 //!   a 32-bit word, version 1's EINVAL, `SHMCTL` with `IPC_64` and the
-//!   old 48-byte `compat_shmid_ds` and 20-byte `shminfo`, `SHMDT`);
+//!   old 48-byte `compat_shmid_ds` and 20-byte `shminfo`, `SHMDT`), and
+//!   read-only and executable attaches (`shmat` with `SHM_RDONLY`: `r--s`,
+//!   a write faults; `SHMAT` with `SHM_RDONLY|SHM_EXEC`: `r-xs`, a
+//!   function there runs, a write faults; `shmat` with `SHM_EXEC`:
+//!   `rwxs`, a function written there runs);
 //! - `int80_aio` makes the AIO calls (`io_setup` storing a 32-bit
 //!   context, its ring read in place; `io_submit` of 32-bit iocb pointers,
 //!   a `PREAD` and a `PREADV` of `compat_iovec`s, a `PREAD`, a `PWRITE`;
@@ -140,7 +144,8 @@
 //!   message queue calls stored, and the messages and structures the
 //!   System V calls stored (checking `ipc`'s words at its entries), and
 //!   maps each 32-bit attach's segment at its recorded address with its
-//!   recorded contents and unmaps it at the detach;
+//!   recorded contents, gives it the attach's protection, and unmaps it at
+//!   the detach;
 //! - `breadth::int80::under_chaos`: each recorded with --chaos at seeds
 //!   1-3, each verified;
 //! - `breadth::int80::aio_native`, `::aio_record_replay` (each build
@@ -150,9 +155,9 @@
 //!   and unmaps the ring at `io_destroy`) and `::aio_under_chaos` (seeds
 //!   1-3): `int80_aio`'s two builds, outside the tables above;
 //! - `breadth::int80::shm_refused_named`: `int80_shm` with `REFUSED_SHM`
-//!   (a read-only attach by the i386 `shmat` and one by `ipc`'s `SHMAT`)
-//!   runs to its end, the trace is unreplayable and names both, and
-//!   replay refuses it;
+//!   (a segment attached by the i386 `shmat` while `ipc`'s `SHMAT` has
+//!   it attached, and `SHMAT` of a 300 MiB segment) runs to its end, the
+//!   trace is unreplayable and names both, and replay refuses it;
 //! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
 //!   `REFUSED_FCNTL` runs to its end, the trace is unreplayable and names
 //!   `fcntl64`'s `F_GETPIPE_SZ`, and replay refuses it with that reason.
@@ -557,6 +562,21 @@ const WANT_SHM: &[&str] = &[
     "a 64-bit attach sees what the ipc attach wrote: yes\n",
     "i386 ipc SHMDT of an address with no segment returned the expected value: yes\n",
     "i386 ipc SHMCTL IPC_RMID returned the expected value: yes\n",
+    "the i386 shmat with SHM_RDONLY returned an address below 4 GiB: yes\n",
+    "its /proc/self/maps line is the 8 KiB segment, r--s: yes\n",
+    "the read-only i386 attach sees what the 64-bit attach wrote: yes\n",
+    "a write to the read-only i386 attach faults: yes\n",
+    "i386 shmdt of the read-only attach returned the expected value: yes\n",
+    "i386 ipc SHMAT with SHM_RDONLY|SHM_EXEC returned the expected value: yes\n",
+    "its /proc/self/maps line is the 8 KiB segment, r-xs: yes\n",
+    "the function in the r-xs attach returns 42: yes\n",
+    "a write to the r-xs attach faults: yes\n",
+    "i386 ipc SHMDT of the r-xs attach returned the expected value: yes\n",
+    "the i386 shmat with SHM_EXEC: its /proc/self/maps line is the 8 KiB segment, rwxs: yes\n",
+    "a function written into the rwxs attach returns 7, the one before 42: yes\n",
+    "i386 shmdt of the rwxs attach returned the expected value: yes\n",
+    "after it no mapping is at its address: yes\n",
+    "i386 shmctl IPC_RMID of the segment attached read-only returned the expected value: yes\n",
 ];
 
 /// Lines `int80_aio` prints when its checks pass (every check prints
@@ -823,12 +843,13 @@ pub fn trials() -> Vec<Trial> {
     trials
 }
 
-/// `int80_shm` with `REFUSED_SHM`: a read-only attach by the i386 `shmat`
-/// (397) and one by `ipc`'s `SHMAT`, after the recorded calls (a
-/// read-only attach is not recorded: replay maps a segment read-write to
-/// write its contents). The program runs to its end, the trace is
-/// unreplayable and names both calls (and no recorded call), and replay
-/// refuses it.
+/// `int80_shm` with `REFUSED_SHM`: what the recorder still refuses of
+/// the 32-bit attaches, after the recorded calls (the read-only and
+/// executable attaches among them): a segment attached by the i386
+/// `shmat` (397) while `ipc`'s `SHMAT` has it attached (replay would map
+/// two memories), and `ipc`'s `SHMAT` (read-only) of a 300 MiB segment
+/// (not copied). The program runs to its end, the trace is unreplayable
+/// and names both (and no recorded call), and replay refuses it.
 fn shm_refused(trial: &str) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let spec = Spec::new(
@@ -846,7 +867,8 @@ fn shm_refused(trial: &str) -> Result<(), Failed> {
     let out = rec.stdout_text();
     check!(
         out.lines().last() == Some("EXIT-SUCCESS")
-            && out.contains("the read-only i386 shmat and ipc SHMAT attached: yes")
+            && out
+                .contains("the second attach of a segment and the attach of 300 MiB attached: yes")
             && WANT_SHM.iter().all(|w| out.contains(w)),
         "the recorded program did not run to its end with its checks passed\n{}",
         rec.describe()
@@ -854,10 +876,10 @@ fn shm_refused(trial: &str) -> Result<(), Failed> {
     let json = run::info_value(&trace)?;
     let reasons = json["unreplayable"].to_string();
     check!(
-        reasons.contains("i386 shmat (int $0x80 #397)")
-            && reasons.contains("i386 ipc (int $0x80 #117)")
-            && reasons.matches("SHM_RDONLY").count() == 2,
-        "the unreplayable reasons do not name the read-only shmat and ipc SHMAT: {reasons}"
+        reasons.contains("attached again")
+            && reasons.contains("300 MiB")
+            && !reasons.contains("SHM_RDONLY"),
+        "the unreplayable reasons do not name the second attach and the 300 MiB one: {reasons}"
     );
     check!(
         json["unreplayable"].as_array().map_or(0, Vec::len) == 2,
@@ -866,7 +888,7 @@ fn shm_refused(trial: &str) -> Result<(), Failed> {
     let rep = inv.replay(&trace)?;
     rep.expect_code(EXIT_BAD_TRACE)?;
     check!(
-        rep.stderr_text().contains("SHM_RDONLY") && rep.stdout.is_empty(),
+        rep.stderr_text().contains("attached again") && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
         rep.describe()
     );

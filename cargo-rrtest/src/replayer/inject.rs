@@ -10,8 +10,9 @@
 //!   divergence, not a silent overlap.
 //! - A System V `shmat` becomes a shared anonymous `mmap` at the recorded
 //!   address (a child forked after it shares it, as it shared the segment),
-//!   filled with the segment's recorded contents; its `shmdt` becomes the
-//!   `munmap` of that mapping.
+//!   filled with the segment's recorded contents, then given the attach's
+//!   protection (an injected `mprotect` for a read-only or executable
+//!   attach); its `shmdt` becomes the `munmap` of that mapping.
 //! - An AIO `io_setup` maps its ring the same way at the
 //!   recorded address ([`shared_mapping`]); `io_destroy` unmaps it.
 
@@ -281,23 +282,44 @@ fn substitute(tid: i32, regs: &Regs, nr: i64, args: [u64; 6], ret: i64) -> Resul
 /// mapping too, which a child forked later shares). A shared anonymous
 /// read-write mapping there, as long as the recorded contents
 /// ([`recorded_mapping_len`]), which are then written into it with the
-/// call's other writes; the call returns its recorded result. Returns the
-/// mapping's address (`addr`, or the divergence).
+/// call's other writes; then the mapping gets `prot`, the protection the
+/// call gave it (a read-only or executable attach: [`protect`]); the call
+/// returns its recorded result. Returns the mapping's address (`addr`, or
+/// the divergence).
 pub fn shared_mapping(
     tid: i32,
     regs: &Regs,
     result: &SyscallResult,
     addr: u64,
+    prot: i32,
 ) -> Result<i64, Error> {
     let len = recorded_mapping_len(result, addr);
-    let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+    let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
     let flags = (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
-    let args = [addr, len, prot, flags, u64::MAX, 0];
+    let args = [addr, len, rw, flags, u64::MAX, 0];
     let got = substitute(tid, regs, libc::SYS_mmap, args, result.ret)?;
     if got == addr as i64 {
         write_back(tid, result)?;
+        let changed = protect(tid, addr, len, prot)?;
+        if changed != 0 {
+            return Ok(changed);
+        }
     }
     Ok(got)
+}
+
+/// Gives the read-write mapping of `len` bytes at `addr` that replay made
+/// for an attach (and filled) the attach's protection `prot`, where it is
+/// not read-write (`SHM_RDONLY`: `PROT_READ`; `SHM_EXEC` adds
+/// `PROT_EXEC`), with an `mprotect` injected at the thread's syscall-exit
+/// stop (its registers kept). Returns `mprotect`'s result (0 where there
+/// was nothing to change).
+pub fn protect(tid: i32, addr: u64, len: u64, prot: i32) -> Result<i64, Error> {
+    if prot == libc::PROT_READ | libc::PROT_WRITE {
+        return Ok(0);
+    }
+    inject_via_fixed_page(tid, libc::SYS_mprotect, [addr, len, prot as u64, 0, 0, 0])
+        .map_err(perr("giving an attach its protection", tid))
 }
 
 /// The length of the mapping a call made at `addr` whose contents it

@@ -691,6 +691,10 @@ pub enum ShmOp {
         /// Where `ipc`'s `SHMAT` stores the address; `None` where the call
         /// returns it.
         stored_at: Option<u64>,
+        /// The protection the attach gives the mapping (`PROT_*`), from
+        /// its `SHM_RDONLY` and `SHM_EXEC` flags (an AIO ring's:
+        /// read-write).
+        prot: i32,
     },
     /// `shmdt` of the segment attached at `addr`.
     Detach {
@@ -714,6 +718,7 @@ pub fn aio_ring_op(nr: i64, args: &[u64; 6]) -> Option<ShmOp> {
         libc::SYS_io_setup => Some(ShmOp::Attach {
             shmid: 0,
             stored_at: Some(args[1]),
+            prot: libc::PROT_READ | libc::PROT_WRITE,
         }),
         libc::SYS_io_destroy => Some(ShmOp::Detach { addr: args[0] }),
         _ => None,
@@ -723,13 +728,15 @@ pub fn aio_ring_op(nr: i64, args: &[u64; 6]) -> Option<ShmOp> {
 /// The shared memory attach or detach the call `nr` (a trace number)
 /// with arguments `args` (as recorded) makes: the x86-64 `shmat` and
 /// `shmdt`, the i386 ones (397, 398) and `ipc`'s `SHMAT` (its version
-/// not 1, which fails) and `SHMDT`; `None` for any other call.
+/// not 1, which fails) and `SHMDT`; `None` for any other call. An
+/// attach's flags are `shmat`'s third argument, `SHMAT`'s `second`.
 pub fn shm_op(nr: i64, args: &[u64; 6]) -> Option<ShmOp> {
     let a = args;
     let by_meaning = match row_nr(nr) {
         libc::SYS_shmat => Some(ShmOp::Attach {
             shmid: a[0],
             stored_at: None,
+            prot: crate::ipc::shm_prot(a[2]),
         }),
         libc::SYS_shmdt => Some(ShmOp::Detach { addr: a[0] }),
         _ => None,
@@ -741,6 +748,7 @@ pub fn shm_op(nr: i64, args: &[u64; 6]) -> Option<ShmOp> {
         (IPC_SHMAT, version) if version != 1 => Some(ShmOp::Attach {
             shmid: a[1],
             stored_at: Some(a[3]),
+            prot: crate::ipc::shm_prot(a[2]),
         }),
         (IPC_SHMDT, _) => Some(ShmOp::Detach { addr: a[4] }),
         _ => None,

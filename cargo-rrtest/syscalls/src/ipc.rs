@@ -38,8 +38,8 @@ const SHM_UNLOCK: i32 = 12;
 const SHM_STAT: i32 = 13;
 const SHM_INFO: i32 = 14;
 const SHM_STAT_ANY: i32 = 15;
-/// `shmat` flags replay does not reproduce: a read-only or executable
-/// attach (replay maps the segment read-write to write its contents).
+/// `shmat`'s flags of a read-only and of an executable attach: the
+/// mapping's protection ([`shm_prot`]).
 const SHM_RDONLY: u64 = 0o10000;
 const SHM_EXEC: u64 = 0o100000;
 /// Segments larger than this are not copied into the trace.
@@ -69,10 +69,27 @@ pub(crate) fn sysv_column(
         .ok_or_else(|| Unsupported(format!("{name}: no {kind} object {id} in /proc/sysvipc")))
 }
 
+/// The protection an attach with `shmflg` gives its mapping (the kernel's
+/// `do_shmat`): `PROT_READ` with `SHM_RDONLY`, else `PROT_READ |
+/// PROT_WRITE`; `SHM_EXEC` adds `PROT_EXEC`.
+pub(crate) fn shm_prot(shmflg: u64) -> i32 {
+    let rw = if shmflg & SHM_RDONLY != 0 {
+        libc::PROT_READ
+    } else {
+        libc::PROT_READ | libc::PROT_WRITE
+    };
+    if shmflg & SHM_EXEC != 0 {
+        rw | libc::PROT_EXEC
+    } else {
+        rw
+    }
+}
+
 /// `shmat(shmid, addr, flags)`: the segment, mapped at the result. Its
 /// contents at the attach are its output (its size from
-/// `/proc/sysvipc/shm`); read-only and executable attaches, and segments
-/// over [`MAX_SHM`], are unsupported.
+/// `/proc/sysvipc/shm`), whatever the flags (a read-only or executable
+/// attach too: replay writes the contents before it gives the mapping
+/// the attach's protection); segments over [`MAX_SHM`] are unsupported.
 pub(crate) fn shmat(
     c: &Call,
     mem: &dyn MemReader,
@@ -80,12 +97,6 @@ pub(crate) fn shmat(
 ) -> Result<(), Unsupported> {
     if c.ret < 0 {
         return Ok(());
-    }
-    if c.args[2] & (SHM_RDONLY | SHM_EXEC) != 0 {
-        return Err(Unsupported(format!(
-            "{}: an attach with SHM_RDONLY or SHM_EXEC is not recorded",
-            super::name(c.nr)
-        )));
     }
     let size = sysv_column(c, mem, "shm", c.args[0], 3)?;
     if size > MAX_SHM {

@@ -1467,12 +1467,25 @@ fn sysv_sizes_come_from_proc_sysvipc() {
     );
     let big = got(&call(libc::SYS_shmat, &[8, 0, 0], 0x7000_0000)).unwrap_err();
     assert!(big.0.contains("300 MiB"), "{}", big.0);
-    let ro = got(&call(
+    // A read-only or executable attach: the same (replay writes the
+    // contents, then gives the mapping the attach's protection).
+    for flags in [
+        libc::SHM_RDONLY,
+        libc::SHM_EXEC,
+        libc::SHM_RDONLY | libc::SHM_EXEC,
+    ] {
+        assert_eq!(
+            got(&call(libc::SYS_shmat, &[7, 0, flags as u64], 0x7000_0000)),
+            Ok(vec![(0x7000_0000, 8192)]),
+            "{flags:#o}"
+        );
+    }
+    let big_ro = got(&call(
         libc::SYS_shmat,
-        &[7, 0, libc::SHM_RDONLY as u64],
+        &[8, 0, libc::SHM_RDONLY as u64],
         0x7000_0000,
     ));
-    assert!(ro.unwrap_err().0.contains("SHM_RDONLY"));
+    assert!(big_ro.unwrap_err().0.contains("300 MiB"));
     let unknown = got(&call(libc::SYS_shmat, &[9, 0, 0], 0x7000_0000)).unwrap_err();
     assert!(unknown.0.contains("no shm object 9"), "{}", unknown.0);
     assert_eq!(
@@ -1763,7 +1776,8 @@ fn aio_compat_setup_stores_a_32_bit_context() {
         crate::aio_ring_op(setup, &[8, 0x100, 0, 0, 0, 0]),
         Some(crate::ShmOp::Attach {
             shmid: 0,
-            stored_at: Some(0x100)
+            stored_at: Some(0x100),
+            prot: libc::PROT_READ | libc::PROT_WRITE,
         })
     );
     assert_eq!(
@@ -3493,6 +3507,49 @@ fn compat_sysv_semaphores_and_messages_have_the_i386_layouts() {
     }
 }
 
+/// The protection replay gives an attach's mapping, by its meaning for
+/// the x86-64 `shmat`, the i386 one (397) and `ipc`'s `SHMAT`.
+#[test]
+fn shm_attach_protection_follows_its_flags() {
+    use crate::ShmOp;
+    let nr = crate::compat_nr;
+    let ipc = nr(117);
+    let (r, w, x) = (libc::PROT_READ, libc::PROT_WRITE, libc::PROT_EXEC);
+    // The protection of a read-only or executable attach (the kernel's
+    // do_shmat: SHM_RDONLY reads only, SHM_EXEC adds PROT_EXEC), from
+    // shmat's third argument and SHMAT's second; SHM_RND does not count.
+    let (ro, ex) = (libc::SHM_RDONLY as u64, libc::SHM_EXEC as u64);
+    for (flags, prot) in [
+        (ro, r),
+        (ex, r | w | x),
+        (ro | ex, r | x),
+        (libc::SHM_RND as u64, r | w),
+    ] {
+        let want = |stored_at| {
+            Some(ShmOp::Attach {
+                shmid: 7,
+                stored_at,
+                prot,
+            })
+        };
+        assert_eq!(
+            crate::shm_op(libc::SYS_shmat, &[7, 0, flags, 0, 0, 0]),
+            want(None),
+            "{flags:#o}"
+        );
+        assert_eq!(
+            crate::shm_op(nr(397), &[7, 0, flags, 0, 0, 0]),
+            want(None),
+            "{flags:#o}"
+        );
+        assert_eq!(
+            crate::shm_op(ipc, &[21, 7, flags, 0x100, 0, 0]),
+            want(Some(0x100)),
+            "{flags:#o}"
+        );
+    }
+}
+
 #[test]
 fn compat_sysv_shared_memory_has_the_i386_layouts() {
     use crate::compat_rows::{
@@ -3532,14 +3589,13 @@ fn compat_sysv_shared_memory_has_the_i386_layouts() {
         ok(&call(nr(397), &[7, 0, 0], 0x4000_0000)),
         [(0x4000_0000, 8192)]
     );
-    assert!(regions(&call(
-        nr(397),
-        &[7, 0, libc::SHM_RDONLY as u64],
-        0x4000_0000
-    ))
-    .unwrap_err()
-    .0
-    .contains("i386 shmat (int $0x80 #397): an attach with SHM_RDONLY"));
+    // Read-only and executable attaches alike.
+    for flags in [libc::SHM_RDONLY, libc::SHM_RDONLY | libc::SHM_EXEC] {
+        assert_eq!(
+            ok(&call(nr(397), &[7, 0, flags as u64], 0x4000_0000)),
+            [(0x4000_0000, 8192)]
+        );
+    }
     assert!(ok(&call(nr(398), &[0x4000_0000], 0)).is_empty());
     // shmctl of its own number: the 64-bit structures, IPC_64 or not.
     let shmctl = |cmd: i32, ret| call(nr(396), &[7, cmd as u64, 0x1000], ret);
@@ -3565,6 +3621,14 @@ fn compat_sysv_shared_memory_has_the_i386_layouts() {
         .0
         .contains("SHMAT"));
     assert!(ok(&call(ipc, &[21 | 1 << 16, 7, 0, 0x100, 0, 0], -22)).is_empty());
+    assert_eq!(
+        ok(&call(
+            ipc,
+            &[21, 7, libc::SHM_RDONLY as u64, 0x100, 0, 0],
+            0
+        )),
+        [(0x100, 4), (0x5000_0000, 8192)]
+    );
     // SHMDT and SHMGET: nothing; SHMCTL: the old structures without
     // IPC_64.
     assert!(ok(&call(ipc, &[22, 0, 0, 0, 0x5000_0000, 0], 0)).is_empty());
@@ -3577,7 +3641,14 @@ fn compat_sysv_shared_memory_has_the_i386_layouts() {
     assert_eq!(ok(&shmctl(14 /* SHM_INFO */)), [(0x2000, 24)]);
     assert!(ok(&shmctl(libc::IPC_RMID)).is_empty());
     // The attaches and detaches by their meaning.
-    let attach = |shmid, stored_at| Some(ShmOp::Attach { shmid, stored_at });
+    let (r, w) = (libc::PROT_READ, libc::PROT_WRITE);
+    let attach = |shmid, stored_at| {
+        Some(ShmOp::Attach {
+            shmid,
+            stored_at,
+            prot: r | w,
+        })
+    };
     assert_eq!(
         crate::shm_op(libc::SYS_shmat, &[7, 0, 0, 0, 0, 0]),
         attach(7, None)

@@ -599,7 +599,9 @@ impl Session {
     fn track_shm(&mut self, tid: Tid, call: &Call, problems: &mut Vec<String>) {
         let pid = self.tasks[&tid].pid;
         match syscalls::shm_op(call.nr, &call.args) {
-            Some(syscalls::ShmOp::Attach { shmid, stored_at }) if call.ret >= 0 => {
+            Some(syscalls::ShmOp::Attach {
+                shmid, stored_at, ..
+            }) if call.ret >= 0 => {
                 let at = match stored_at {
                     None => call.ret as u64,
                     Some(word) => {

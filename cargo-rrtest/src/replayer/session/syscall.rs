@@ -115,7 +115,11 @@ impl Session {
                 self.compat_shm(tid, real, regs, nr, result, compat_shm)?;
             }
             ReplayAction::Emulate if nr == libc::SYS_shmat && result.ret >= 0 => {
-                let got = inject::shared_mapping(real, regs, result, result.ret as u64)?;
+                let prot = match syscalls::shm_op(nr, args) {
+                    Some(syscalls::ShmOp::Attach { prot, .. }) => prot,
+                    _ => libc::PROT_READ | libc::PROT_WRITE,
+                };
+                let got = inject::shared_mapping(real, regs, result, result.ret as u64, prot)?;
                 if got != result.ret {
                     return Err(self.diverged(
                         tid,
@@ -140,7 +144,8 @@ impl Session {
                         "no write of *ctxp in the trace".to_string(),
                     ));
                 };
-                let got = inject::shared_mapping(real, regs, result, ctx)?;
+                let rw = libc::PROT_READ | libc::PROT_WRITE;
+                let got = inject::shared_mapping(real, regs, result, ctx, rw)?;
                 if got != ctx as i64 {
                     return Err(self.diverged(
                         tid,
@@ -338,10 +343,11 @@ impl Session {
     /// the call is skipped; an attach maps shared anonymous memory at the
     /// recorded address (the result of `shmat`, the word `ipc`'s `SHMAT`
     /// or `io_setup` stored) with an injected x86-64 `mmap`, as long as
-    /// the recorded contents (page-rounded), and writes the recorded
-    /// outputs; a detach unmaps the mapping at its address (its length
-    /// from the thread's /proc maps) with an injected `munmap`. The
-    /// program sees the recorded result.
+    /// the recorded contents (page-rounded), writes the recorded outputs
+    /// and gives it the attach's protection (an injected `mprotect` for a
+    /// read-only or executable one); a detach unmaps the mapping at its
+    /// address (its length from the thread's /proc maps) with an injected
+    /// `munmap`. The program sees the recorded result.
     fn compat_shm(
         &mut self,
         tid: Tid,
@@ -353,7 +359,9 @@ impl Session {
     ) -> Result<(), ReplayError> {
         let name = syscalls::name(nr);
         match op {
-            Some(syscalls::ShmOp::Attach { stored_at, .. }) => {
+            Some(syscalls::ShmOp::Attach {
+                stored_at, prot, ..
+            }) => {
                 let addr = match stored_at {
                     None => result.ret as u64,
                     Some(word) => {
@@ -369,8 +377,8 @@ impl Session {
                     }
                 };
                 let len = inject::recorded_mapping_len(result, addr);
-                let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-                let mmap = [addr, len, prot, libc::MAP_SHARED as u64, u64::MAX, 0];
+                let rw = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+                let mmap = [addr, len, rw, libc::MAP_SHARED as u64, u64::MAX, 0];
                 let got = inject::mmap_anonymous_injected(real, regs, &mmap, addr as i64)?;
                 if got != addr as i64 {
                     return Err(self.diverged(
@@ -381,6 +389,15 @@ impl Session {
                     ));
                 }
                 inject::write_back(real, result)?;
+                let changed = inject::protect(real, addr, len, prot)?;
+                if changed != 0 {
+                    return Err(self.diverged(
+                        tid,
+                        format!("the protection of {name}'s mapping"),
+                        "0".to_string(),
+                        changed.to_string(),
+                    ));
+                }
                 let exit = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
                 inject::set_ret(real, exit, result.ret)?;
             }
