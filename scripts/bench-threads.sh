@@ -8,7 +8,12 @@
 # (`<test-binary> --exact tests::NAME`).
 #
 # Per workload, RUNS rounds (default 5), interleaved: native, then
-# `cargo-rrtest record --no-verify`; medians and recorded/native, with the
+# `cargo-rrtest record --no-verify --disposable`, as the harness records a
+# test (the trace's files/ hard links to the binaries, nothing copied,
+# hashed or fsynced: before 2026-12-06 the runs made self-contained traces,
+# which copied and hashed the 8 MiB test binary each time, about 30 ms a
+# run the harness does not spend on a passing test); medians and
+# recorded/native, with the
 # scheduler's counters of the first trace (`info --json`: stops per second,
 # switches, slices that ended without progress, spins cut short, execution
 # points, idle time) and the recording's microseconds per stop (its wall
@@ -200,7 +205,7 @@ for ((r = 0; r < RUNS; r++)); do
   for w in "${WORKLOADS[@]}"; do
     rm -rf "$WORK/$w-$r"
     timed "$w" native "$TEST_BIN" --exact "tests::$w"
-    timed "$w" record "$RR" record --no-verify -o "$WORK/$w-$r" -- "$TEST_BIN" --exact "tests::$w"
+    timed "$w" record "$RR" record --no-verify --disposable -o "$WORK/$w-$r" -- "$TEST_BIN" --exact "tests::$w"
     if [[ $r -gt 0 ]]; then rm -rf "$WORK/$w-$r"; fi
   done
 done

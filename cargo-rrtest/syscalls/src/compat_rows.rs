@@ -759,7 +759,7 @@ fn shmctl32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Un
 /// What `ipc`'s `SHMAT(shmid, shmflg, &raddr, shmaddr)` that returned 0
 /// stored: the 32-bit address at `raddr` (read back at the exit) and
 /// the segment attached there, as `shmat` describes it
-/// ([`super::ipc::shmat`]: its contents, the refused flags and sizes).
+/// ([`super::ipc::shmat`]: its contents, the refused sizes).
 fn ipc_shmat(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
     let raddr = c.args[3];
     let mut word = [0u8; 4];
