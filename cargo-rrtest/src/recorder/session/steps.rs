@@ -21,7 +21,7 @@ use tracing::trace;
 
 use super::points::{blocks_trap, point_findable, reblock_trap, rep_string_end, Seek, COUNT_WALL};
 use super::schedule::Steps;
-use super::{jobctl, ptrace_err, Error, Pending, Session, State};
+use super::{jobctl, ptrace_err, Error, Pending, Session, State, Task};
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
 use rrtest_trace::{Event, Tid};
@@ -320,6 +320,13 @@ impl Session {
     /// pipe it reads). Then which threads are ready at a decision does not
     /// depend on how soon the kernel ran the woken one.
     pub(super) fn settle(&mut self) -> Result<(), Error> {
+        self.settle_where(|_, _| true)
+    }
+
+    /// [`Session::settle`] for the threads `which` picks only: the others'
+    /// stops are taken if they come, not waited for (each thread waited
+    /// for costs a look at its kernel state while it is due).
+    pub(super) fn settle_where(&mut self, which: impl Fn(Tid, &Task) -> bool) -> Result<(), Error> {
         let current = self.current;
         let deadline = std::time::Instant::now() + SETTLE_LIMIT;
         loop {
@@ -328,6 +335,7 @@ impl Session {
             // stops), so only one seen running may still be on its way.
             let due = self.tasks.iter().any(|(&tid, t)| {
                 Some(tid) != current
+                    && which(tid, t)
                     && match due_soon(tid, t.state) {
                         Due::Yes => true,
                         Due::IfRunning => crate::tracee::kernel_state(tid) == Some('R'),

@@ -425,9 +425,16 @@ impl Session {
             // A spinner's wake (see `syscall_entry`): the thread it woke
             // in the kernel is on its way to its exit stop, one held at its
             // entry waits for its word to be read. Both are taken now, so
-            // that it is ready for the switch.
+            // that it is ready for the switch. (Waited for: the threads of
+            // its process in a futex wait on that word.)
             if call.ret > 0 {
-                self.settle()?;
+                let (pid, uaddr) = (self.tasks[&tid].pid, args[0]);
+                self.settle_where(|_, t| {
+                    t.pid == pid
+                        && matches!(t.state, State::InSyscall { entered, .. }
+                            if futex::wait_word(entered.nr, &entered.args)
+                                .is_some_and(|(a, _)| a == uaddr))
+                })?;
                 if !self.tasks.contains_key(&tid) {
                     // Killed meanwhile (a SIGKILL from outside): its exit
                     // was taken.
