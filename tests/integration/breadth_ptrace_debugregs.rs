@@ -18,6 +18,12 @@
 //!   DR0-3 read back;
 //!   the kernel's EINVAL for a kernel address and for a misaligned
 //!   watchpoint;
+//! - `ptrace_debugregs_detach` (the fixture with the argument `detach`): a
+//!   write watchpoint in slot 2, then `PTRACE_DETACH`; the child, untraced,
+//!   writes the watched word twice and catches each `SIGTRAP` in a
+//!   handler (`TRAP_HWBKPT`, `si_addr` inside the writing function): the
+//!   slot stays armed after the detach, as natively, and replay delivers
+//!   the trap at its execution point;
 //! - `breadth::ptrace_debugregs::gdb_watch`: gdb itself (`gdb -batch`,
 //!   `watch` on a global of `gdb_target`: a hardware watchpoint, in slot
 //!   0, in the main thread and in the second thread gdb follows) stops
@@ -31,7 +37,7 @@ use libtest_mimic::{Failed, Trial};
 
 use crate::breadth::{c, variant_trials, REPEATS};
 use crate::breadth_debugger::{gdb, gdb_session};
-use crate::recorder::Spec;
+use crate::recorder::{Args, Spec};
 use crate::recorder_build::{self as build, CBuild};
 use crate::recorder_run as run;
 
@@ -55,6 +61,18 @@ const SPECS: &[Spec] = &[Spec {
         " steps: DR6 slots 0x1, BS 1, si_code 2, counter 30 before the step, 40 after\n",
         "all disabled: DR7 0\n",
         "hits: 13, child exit 7\n",
+    ],
+    ..c("ptrace_debugregs", CBuild::pie("ptrace_debugregs"))
+}, Spec {
+    name: "ptrace_debugregs_detach",
+    args: Args::Fixed(&["detach"]),
+    stdout_has: &[
+        "parent: a write watchpoint on counter in slot 2, DR7 reads back 1; detaching\n",
+        // Kept armed after the detach since 2026-12-06 (before, the
+        // recorder took it off the real thread and the child got no trap).
+        "child: after the first write: traps 1, si_code 4 (TRAP_HWBKPT 1), si_addr in the writing function 1\n",
+        "child: after the second write: traps 2, counter 22\n",
+        "parent: the child exited with 7\n",
     ],
     ..c("ptrace_debugregs", CBuild::pie("ptrace_debugregs"))
 }];

@@ -17,8 +17,13 @@
 //!   `PTRACE_SETREGSET`; its exit stop with `rax` -ENOSYS, set to 4242
 //!   there), an openat whose path pointer it moves to a buffer of the
 //!   child's it wrote "/dev/null" into, a getpgid skipped with no exit
-//!   write (-ENOSYS); the child checks each result (and the pipe's bytes,
-//!   no descriptor made by the skipped dup, the descriptor's device).
+//!   write (-ENOSYS), a geteuid skipped with its result (777) written at
+//!   the entry too (no exit write: a call of number -1 recorded whatever
+//!   it returned), a write whose buffer it rewrites there through
+//!   `/proc/PID/mem` (`pwrite`) and one through `process_vm_writev`
+//!   (recorded as writes replay makes at that entry); the child checks
+//!   each result (and the pipe's bytes, no descriptor made by the skipped
+//!   dup, the descriptor's device, the rewritten buffers).
 
 use libtest_mimic::Trial;
 
@@ -38,12 +43,19 @@ const SPECS: &[Spec] = &[Spec {
         "parent: openat's entry stop: its path moved to the spare buffer 1\n",
         "parent: getpgid's entry stop: skipped\n",
         "parent: the skipped getpgid's exit stop: orig_rax -1, rax -ENOSYS 1\n",
+        "parent: geteuid's entry stop: skipped, rax 777\n",
+        "parent: the skipped geteuid's exit stop: orig_rax -1, rax 777\n",
+        "parent: the third write's entry stop: the buffer procmem_, rewritten through /proc/PID/mem\n",
+        "parent: the fourth write's entry stop: the buffer vmwrite_, rewritten with process_vm_writev\n",
         "child: getpid returned the parent's pid 1\n",
         "child: write of 16 returned 8, the pipe holds 8 bytes: 01234567\n",
         "child: write of the buffer returned 8, the pipe holds 8 bytes: UPPERCAS, the buffer UPPERCAS\n",
         "child: dup returned 4242 (errno 0), no new descriptor 1\n",
         "child: openat of a missing path gave /dev/null 1, the spare buffer /dev/null\n",
         "child: getpgid skipped returned -1, errno ENOSYS 1\n",
+        "child: geteuid skipped with its result written at the entry returned 777 (errno 0)\n",
+        "child: write of the buffer rewritten through /proc/PID/mem returned 8, the pipe holds 8 bytes: PROCMEM!, the buffer PROCMEM!\n",
+        "child: write of the buffer rewritten with process_vm_writev returned 8, the pipe holds 8 bytes: VMWRITE!, the buffer VMWRITE!\n",
         "parent: the child exited with 0\n",
     ],
     ..c("ptrace_syscall_rewrite", CBuild::pie("ptrace_syscall_rewrite"))

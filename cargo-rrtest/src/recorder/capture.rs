@@ -39,7 +39,12 @@ pub fn capture(
         ..SyscallResult::default()
     };
     let desc = syscalls::lookup(call.nr);
-    if desc.is_none() && call.ret != -(libc::ENOSYS as i64) {
+    // Number -1 is no call: the kernel skips it (a tracer set `orig_rax`
+    // -1 at its syscall-entry stop), and its result is whatever `rax` holds
+    // then (-ENOSYS, or what that tracer wrote there): recorded as it is,
+    // replay emulates it.
+    let skipped = call.nr == -1;
+    if desc.is_none() && call.ret != -(libc::ENOSYS as i64) && !skipped {
         // Not an invalid number (those get ENOSYS and did nothing): a call
         // the table cannot describe did something.
         unsupported.push(unknown_call(call));

@@ -23,7 +23,9 @@
 //! wrote (read back after the call, replayed as any syscall output); one
 //! into another process of the recording (a debugger's breakpoint in its
 //! inferior) as an `Event::TraceeWrite` of the bytes now there, which
-//! replay writes into that process at the same point
+//! replay writes into that process at the same point, or, when the thread
+//! written into is held by its tracer at a syscall-entry stop, at that
+//! thread's syscall entry (`WriteKind::MemoryAtEntry`)
 //! ([`Session::foreign_write`]; `process_vm_writev` likewise); one into a
 //! process outside the recording is refused, named. Opens under `/proc/`
 //! bail in the hook, so the recorder sees a `/proc/PID/mem` opened and
@@ -321,8 +323,10 @@ impl Session {
     /// `via` a `/proc/PID/mem` write or `process_vm_writev` that has just
     /// returned: into a process of the recording, the bytes now there are
     /// an [`Event::TraceeWrite`] each (before the call's exit event), which
-    /// replay writes into the same process at the same point; the target
-    /// runs only when the recorder lets it, so they are the bytes written.
+    /// replay writes into the same process at the same point (at a
+    /// thread's syscall entry, `WriteKind::MemoryAtEntry`, when the thread
+    /// is held there by its tracer); the target runs only when the
+    /// recorder lets it, so they are the bytes written.
     /// Into a process outside the recording: refused, named (replay has no
     /// such process to write into).
     pub(super) fn foreign_write(
@@ -349,14 +353,30 @@ impl Session {
             ));
             return Ok(());
         };
+        // Held by its tracer at a syscall-entry stop, replay's thread is not
+        // at that entry yet (the code it runs to get there may write the
+        // same memory): replay writes the bytes there, as it does the
+        // tracer's pokes made at such a stop.
+        let kind = if self.held_at_syscall_entry(thread) {
+            WriteKind::MemoryAtEntry
+        } else {
+            WriteKind::Memory
+        };
         for &(addr, len) in ranges.iter().filter(|&&(_, len)| len > 0) {
             match RemoteMem::new(thread).read_vec(addr, len as usize) {
                 Ok(bytes) => {
-                    debug!(tid, target = thread, addr, len, "{via}: a tracee write");
+                    debug!(
+                        tid,
+                        target = thread,
+                        addr,
+                        len,
+                        ?kind,
+                        "{via}: a tracee write"
+                    );
                     self.emit(Event::TraceeWrite {
                         tid,
                         target: thread,
-                        kind: WriteKind::Memory,
+                        kind,
                         addr,
                         bytes,
                     })?;

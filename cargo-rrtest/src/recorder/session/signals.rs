@@ -107,10 +107,23 @@ impl Session {
                 return self.emulate_rdtsc(tid, regs, is_rdtscp, len);
             }
         }
+        // A trap of a debug register a tracer left armed in a thread it no
+        // longer traces (ptrace emulated): the program's own SIGTRAP, which
+        // replay (never setting the program's debug registers) delivers at
+        // this execution point.
+        let kept_slot_point = match program_trap {
+            Some(_) if !self.is_emulated_tracee(tid) => Some(
+                crate::tracee::exec_point(tid, &regs)
+                    .map_err(ptrace_err("reading an execution point", tid))?,
+            ),
+            _ => None,
+        };
         let Some(task) = self.tasks.get_mut(&tid) else {
             return Ok(());
         };
-        let kind = if task
+        let kind = if let Some(point) = kept_slot_point {
+            SignalKind::AtPoint(point)
+        } else if task
             .resumed_at
             .as_ref()
             .map(|r| regs_eq(r, &regs))

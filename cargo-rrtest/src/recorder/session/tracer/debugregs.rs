@@ -32,9 +32,19 @@
 //! so that a later `SIGTRAP` that is no debug exception (an `int3`) is not
 //! taken for one.
 //!
-//! An exec clears them (as the kernel does); a `PTRACE_DETACH` or the
-//! tracer's end takes them off the real thread (natively they stay armed,
-//! and a later hit kills the untraced process with `SIGTRAP`).
+//! An exec clears them (as the kernel does, the real ones too). A
+//! `PTRACE_DETACH` or the tracer's end leaves them armed on the real
+//! thread, as natively: a later hit is a `SIGTRAP` for the program itself
+//! (`TRAP_HWBKPT`, `si_addr` the ip), which kills it by default or runs its
+//! handler. The recorder tells it from its own traps by the real DR6 bits of
+//! slots 1-3 (only the program's slots are ever there), and delivers it as
+//! it delivers a held-back signal, at an execution point
+//! (`SignalKind::AtPoint`), since replay never sets the program's debug
+//! registers and so meets no trap there. Nothing is kept for such a thread
+//! but the real registers: the kernel clears them at an exec and gives a
+//! forked child none.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::warn;
 
@@ -55,6 +65,16 @@ const DR6_RESERVED: u64 = 0xffff_0ff0;
 const TASK_SIZE_MAX: u64 = 0x7fff_ffff_f000;
 /// `si_code` of a hardware breakpoint's `SIGTRAP`.
 const TRAP_HWBKPT: i32 = 4;
+
+/// Whether some thread kept the program's slots past its tracer (a
+/// `PTRACE_DETACH`, the tracer's end) in this process's recording: only
+/// then are the real DR6 bits of an untraced thread's step traps looked at
+/// (a read of DR6 per step otherwise spared). Never reset: a stale true
+/// costs that read only.
+static KEPT_AFTER_DETACH: AtomicBool = AtomicBool::new(false);
+
+/// The real slots (1-3) the program's slots may be in: DR6 bits B1-B3.
+const REAL_PROGRAM_BITS: u64 = 0b1110;
 
 /// A thread's debug registers as its tracer wrote them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +239,11 @@ impl Session {
     /// Whether the debug exception `tid` stopped at (real DR6) was one of
     /// its tracer's slots'.
     pub(in crate::recorder::session) fn program_slot_hit(&self, tid: Tid) -> bool {
+        if !self.is_emulated_tracee(tid) {
+            // Slots kept after a detach: any of the real slots 1-3.
+            return KEPT_AFTER_DETACH.load(Ordering::Relaxed)
+                && ptrace::get_debugreg(tid, 6).is_ok_and(|v| v & REAL_PROGRAM_BITS != 0);
+        }
         let d = self.debug_regs(tid);
         d.armed() && ptrace::get_debugreg(tid, 6).is_ok_and(|v| program_bits(v, &d.map) != 0)
     }
@@ -227,7 +252,9 @@ impl Session {
     /// shows one of the program's slots, the program's DR6 is set (its
     /// slot bits, BS with a step its tracer asked for), the real DR6
     /// cleared, a search of the recorder's own dropped, and the siginfo
-    /// its tracer sees returned; else None (a trap of the recorder's).
+    /// its tracer sees returned; else None (a trap of the recorder's). For
+    /// a thread with no tracer, the slots a tracer left armed
+    /// ([`Session::kept_slot_trap`]).
     pub(in crate::recorder::session) fn program_hw_trap(
         &mut self,
         tid: Tid,
@@ -237,6 +264,9 @@ impl Session {
         const TRAP_TRACE: i32 = 2;
         if code != TRAP_HWBKPT && code != TRAP_TRACE {
             return Ok(None);
+        }
+        if !self.is_emulated_tracee(tid) {
+            return self.kept_slot_trap(tid, regs);
         }
         let d = self.debug_regs(tid);
         let stepping = self
@@ -287,12 +317,47 @@ impl Session {
         }
     }
 
-    /// Takes the program's slots off `tid`'s real debug registers (its
-    /// tracer detached or ended), keeping the recorder's slot.
-    pub(super) fn drop_program_slots(&self, tid: Tid) {
+    /// A debug exception of `tid`, which has no tracer: when the real DR6
+    /// shows one of the slots its last tracer left armed, the siginfo of
+    /// the `SIGTRAP` the program gets (`TRAP_HWBKPT`, the ip its address,
+    /// as the kernel sends it to an untraced thread; set as the pending
+    /// signal's), the real DR6 cleared and a search of the recorder's
+    /// dropped; else None.
+    fn kept_slot_trap(
+        &mut self,
+        tid: Tid,
+        regs: &Regs,
+    ) -> Result<Option<[u8; SIGINFO_SIZE]>, Error> {
+        if !KEPT_AFTER_DETACH.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let real = ptrace::get_debugreg(tid, 6).map_err(ptrace_err("reading DR6", tid))?;
+        if real & REAL_PROGRAM_BITS == 0 {
+            return Ok(None);
+        }
+        ptrace::set_debugreg(tid, 6, 0).map_err(ptrace_err("clearing DR6", tid))?;
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            if task.seeking.take().is_some() {
+                task.spin_check = false;
+                task.steps_left = None;
+                ptrace::exec_breakpoint(tid, None)
+                    .map_err(ptrace_err("clearing a breakpoint", tid))?;
+            }
+        }
+        // The siginfo the program gets: a step of the recorder's own (a
+        // chaos slice's) that made the trap too left the kernel's
+        // TRAP_TRACE in it, which natively, with no step, is TRAP_HWBKPT.
+        let info = debug_trap(TRAP_HWBKPT, regs.rip);
+        ptrace::setsiginfo(tid, &info).map_err(ptrace_err("PTRACE_SETSIGINFO", tid))?;
+        Ok(Some(info))
+    }
+
+    /// `tid`'s tracer detached or ended: the program's slots stay armed on
+    /// its real thread, as natively (a later hit is the program's own
+    /// `SIGTRAP`, [`Session::kept_slot_trap`]).
+    pub(super) fn keep_program_slots(&self, tid: Tid) {
         if self.debug_regs(tid).armed() {
-            let _ = ptrace::get_debugreg(tid, 7)
-                .and_then(|v| ptrace::set_debugreg(tid, 7, ptrace::dr7_with_slot0(0, v)));
+            KEPT_AFTER_DETACH.store(true, Ordering::Relaxed);
         }
     }
 }

@@ -874,6 +874,14 @@ impl Session {
         }
     }
 
+    /// Whether tracee `tid` is held at a `PTRACE_SYSCALL` syscall-entry
+    /// stop ([`HeldAt::SyscallEntry`]): what another process writes into
+    /// its memory then (through `/proc/PID/mem` or `process_vm_writev`,
+    /// `shared.rs`) is recorded as a write replay makes at that entry.
+    pub(super) fn held_at_syscall_entry(&self, tid: Tid) -> bool {
+        self.held_at(tid) == HeldAt::SyscallEntry
+    }
+
     /// Whether `tid` is traced by a process of the recording (emulated
     /// ptrace). Its code is not patched (syscall or rdtsc sites) while it
     /// is: its tracer writes into that code (a debugger's breakpoints,

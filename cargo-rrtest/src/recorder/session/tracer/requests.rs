@@ -142,7 +142,7 @@ impl Session {
                 let sysemu = matches!(request, req::SYSEMU | req::SYSEMU_SINGLESTEP);
                 let in_vfork = traced.vfork_held;
                 if request == req::DETACH {
-                    self.drop_program_slots(target);
+                    self.keep_program_slots(target);
                 }
                 let task = self.tasks.get_mut(&target).expect("checked");
                 // (Under PTRACE_SYSEMU too: its syscalls are traced, and the

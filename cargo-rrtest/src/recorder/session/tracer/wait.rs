@@ -346,7 +346,7 @@ impl Session {
             .map(|(&tid, _)| tid)
             .collect();
         for tid in tracees {
-            self.drop_program_slots(tid);
+            self.keep_program_slots(tid);
         }
         let mut in_vfork = Vec::new();
         for (&tid, task) in self.tasks.iter_mut() {
