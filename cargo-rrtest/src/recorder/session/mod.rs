@@ -383,6 +383,12 @@ struct Session {
     /// Some thread was traced by another (ptrace emulated, [`tracer`]):
     /// until then the per-stop checks of `tracer` are skipped.
     emulating_ptrace: bool,
+    /// Some thread kept the program's debug registers past its tracer (a
+    /// `PTRACE_DETACH`, the tracer's end; `tracer::debugregs`): only then
+    /// are the real DR6 bits of an untraced thread's traps looked at (a
+    /// read of DR6 per step otherwise spared). Never reset: a stale true
+    /// costs that read only.
+    kept_debug_slots: bool,
     /// Private futex waits are held at their entry ([`futex`]; off with
     /// `RRTEST_FUTEX_PARK=0`, to measure).
     futex_parking: bool,
@@ -651,6 +657,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         code: code::CodeMaps::default(),
         killed_by_exec: Vec::new(),
         emulating_ptrace: false,
+        kept_debug_slots: false,
         futex_parking: std::env::var_os("RRTEST_FUTEX_PARK").is_none_or(|v| v != "0"),
         wake_switching: std::env::var_os("RRTEST_WAKE_SWITCH").is_none_or(|v| v != "0"),
         futex_due: HashSet::new(),

@@ -292,7 +292,7 @@ impl Session {
         }
         // A spinner's wakes stop, so that it gives way to the thread it
         // woke (`syscall.rs`: `Entered::switch_after`).
-        if self.tasks[&tid].spun && self.wake_switching && self.sched.switches_at_spinner_wakes() {
+        if self.wake_switching && self.sched.switches_at_spinner_wakes() && self.tasks[&tid].spun {
             flags |= rrtest_abi::locals_flags::TRACE_WAKE;
         }
         let controls = syscallbuf::Controls {

@@ -44,8 +44,6 @@
 //! but the real registers: the kernel clears them at an exec and gives a
 //! forked child none.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use tracing::warn;
 
 use super::{neg, Session, Step};
@@ -65,13 +63,6 @@ const DR6_RESERVED: u64 = 0xffff_0ff0;
 const TASK_SIZE_MAX: u64 = 0x7fff_ffff_f000;
 /// `si_code` of a hardware breakpoint's `SIGTRAP`.
 const TRAP_HWBKPT: i32 = 4;
-
-/// Whether some thread kept the program's slots past its tracer (a
-/// `PTRACE_DETACH`, the tracer's end) in this process's recording: only
-/// then are the real DR6 bits of an untraced thread's step traps looked at
-/// (a read of DR6 per step otherwise spared). Never reset: a stale true
-/// costs that read only.
-static KEPT_AFTER_DETACH: AtomicBool = AtomicBool::new(false);
 
 /// The real slots (1-3) the program's slots may be in: DR6 bits B1-B3.
 const REAL_PROGRAM_BITS: u64 = 0b1110;
@@ -241,7 +232,7 @@ impl Session {
     pub(in crate::recorder::session) fn program_slot_hit(&self, tid: Tid) -> bool {
         if !self.is_emulated_tracee(tid) {
             // Slots kept after a detach: any of the real slots 1-3.
-            return KEPT_AFTER_DETACH.load(Ordering::Relaxed)
+            return self.kept_debug_slots
                 && ptrace::get_debugreg(tid, 6).is_ok_and(|v| v & REAL_PROGRAM_BITS != 0);
         }
         let d = self.debug_regs(tid);
@@ -328,7 +319,7 @@ impl Session {
         tid: Tid,
         regs: &Regs,
     ) -> Result<Option<[u8; SIGINFO_SIZE]>, Error> {
-        if !KEPT_AFTER_DETACH.load(Ordering::Relaxed) {
+        if !self.kept_debug_slots {
             return Ok(None);
         }
         let real = ptrace::get_debugreg(tid, 6).map_err(ptrace_err("reading DR6", tid))?;
@@ -355,9 +346,9 @@ impl Session {
     /// `tid`'s tracer detached or ended: the program's slots stay armed on
     /// its real thread, as natively (a later hit is the program's own
     /// `SIGTRAP`, [`Session::kept_slot_trap`]).
-    pub(super) fn keep_program_slots(&self, tid: Tid) {
+    pub(super) fn keep_program_slots(&mut self, tid: Tid) {
         if self.debug_regs(tid).armed() {
-            KEPT_AFTER_DETACH.store(true, Ordering::Relaxed);
+            self.kept_debug_slots = true;
         }
     }
 }
