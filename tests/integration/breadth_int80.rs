@@ -52,8 +52,8 @@
 //!   stopped and continued; interrupted by a signal only its mask lets
 //!   through), `pselect6` (fd_sets of 32-bit words; a zero timeout, woken
 //!   by a child's write, interrupted by a signal only its mask lets
-//!   through), and their `_time64` forms; built with
-//!   `REFUSED_FCNTL` it also makes an `fcntl64` `F_GETPIPE_SZ`, refused;
+//!   through), and their `_time64` forms; and `fcntl64`'s pipe sizes,
+//!   seals and a write-hint query, as the 64-bit `fcntl`'s;
 //! - `int80_io` makes the calls of split 64-bit values (`fallocate`,
 //!   `fadvise64`, `fadvise64_64`, `readahead`, `sync_file_range`),
 //!   `sendfile` (a 32-bit offset stored back) and `sendfile64`, `vmsplice`
@@ -157,10 +157,10 @@
 //! - `breadth::int80::shm_refused_named`: `int80_shm` with `REFUSED_SHM`
 //!   (a segment attached by the i386 `shmat` while `ipc`'s `SHMAT` has
 //!   it attached, and `SHMAT` of a 300 MiB segment) runs to its end, the
-//!   trace is unreplayable and names both, and replay refuses it;
-//! - `breadth::int80::fcntl64_refused_named`: `int80_old` with
-//!   `REFUSED_FCNTL` runs to its end, the trace is unreplayable and names
-//!   `fcntl64`'s `F_GETPIPE_SZ`, and replay refuses it with that reason.
+//!   trace is unreplayable and names both, and replay refuses it.
+//!   (`fcntl64`'s pipe sizes, seals and write hints, refused before
+//!   2026-12-06 (`fcntl64_refused_named`), are among `int80_old`'s
+//!   recorded checks.)
 
 use std::time::Duration;
 
@@ -340,6 +340,10 @@ const WANT_OLD: &[&str] = &[
     "i386 F_GETOWN is this process, as the 64-bit F_GETOWN: yes\n",
     "i386 F_GETOWN_EX stored the owner the 64-bit F_GETOWN_EX reads: yes\n",
     "i386 F_GETSIG is SIGUSR2, as the 64-bit F_GETSIG: yes\n",
+    "i386 fcntl64 F_GETPIPE_SZ is the size set, as the 64-bit F_GETPIPE_SZ: yes\n",
+    "i386 fcntl64 F_GET_SEALS is the seals added, as the 64-bit F_GET_SEALS: yes\n",
+    "after the i386 F_ADD_SEALS the memfd cannot grow: yes\n",
+    "i386 F_GET_RW_HINT stored the hint the 64-bit F_SET_RW_HINT set, the word after untouched: yes\n",
     "the i386 clock_nanosleep resumed by restart_syscall slept the whole 200 ms: yes\n",
     "SIGUSR2 was handled, and the i386 clock_nanosleep stored the time left, under 5 s: yes\n",
     "the i386 absolute clock_nanosleep woke after its deadline, storing nothing: yes\n",
@@ -829,12 +833,6 @@ pub fn trials() -> Vec<Trial> {
         .with_ignored_flag(skip),
     );
     trials.push(
-        Trial::test("breadth::int80::fcntl64_refused_named", || {
-            fcntl_refused("breadth::int80::fcntl64_refused_named")
-        })
-        .with_ignored_flag(skip),
-    );
-    trials.push(
         Trial::test("breadth::int80::shm_refused_named", || {
             shm_refused("breadth::int80::shm_refused_named")
         })
@@ -889,53 +887,6 @@ fn shm_refused(trial: &str) -> Result<(), Failed> {
     rep.expect_code(EXIT_BAD_TRACE)?;
     check!(
         rep.stderr_text().contains("attached again") && rep.stdout.is_empty(),
-        "replay did not refuse with the reason before running\n{}",
-        rep.describe()
-    );
-    dir.finish();
-    Ok(())
-}
-
-/// `int80_old` with `REFUSED_FCNTL`: an i386 `fcntl64` `F_GETPIPE_SZ` (a
-/// command not described) after the recorded calls. The program runs to
-/// its end, the trace is unreplayable and names the call and its command
-/// (and no recorded call), and replay refuses it.
-fn fcntl_refused(trial: &str) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    let spec = Spec::new(
-        "int80_old-refused-fcntl",
-        Source::C(CBuild {
-            name: "int80_old",
-            link: Link::NoPie,
-            defines: &["REFUSED_FCNTL"],
-        }),
-    );
-    let inv = invocation(&spec, dir.sub("work")?)?;
-    let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
-    let out = rec.stdout_text();
-    check!(
-        out.lines().last() == Some("EXIT-SUCCESS")
-            && out.contains("i386 fcntl64 F_GETPIPE_SZ is the 64-bit one: yes")
-            && WANT_OLD.iter().all(|w| out.contains(w)),
-        "the recorded program did not run to its end with its checks passed\n{}",
-        rec.describe()
-    );
-    let json = run::info_value(&trace)?;
-    let reasons = json["unreplayable"].to_string();
-    check!(
-        reasons.contains("i386 fcntl64 (int $0x80 #221): command 1032 (F_GETPIPE_SZ)"),
-        "the unreplayable reasons do not name fcntl64's F_GETPIPE_SZ: {reasons}"
-    );
-    check!(
-        json["unreplayable"].as_array().map_or(0, Vec::len) == 1,
-        "a recorded 32-bit call made the trace unreplayable too: {reasons}"
-    );
-    let rep = inv.replay(&trace)?;
-    rep.expect_code(EXIT_BAD_TRACE)?;
-    check!(
-        rep.stderr_text().contains("F_GETPIPE_SZ") && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
         rep.describe()
     );

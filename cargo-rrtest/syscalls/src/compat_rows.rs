@@ -80,16 +80,17 @@
 //! the record's last byte) filling as many bytes of its buffer as it
 //! returns. `fcntl64` (221) is `compat_sys_fcntl64`, which hands every
 //! command but the locks to the kernel's `do_fcntl` as the x86-64 `fcntl`
-//! does: the commands of an int or none and the owner ones
-//! ([`FCNTL64_RECORDED`]) write no memory but `F_GETOWN_EX`'s 8-byte
-//! `f_owner_ex`; the locks it serves itself: `F_GETLK`, `F_SETLK`,
+//! does (its argument a 32-bit value, zero-extended): those are described
+//! by the x86-64 row (`fdctl::fcntl`: the commands of an int or none,
+//! leases, notifications, pipe sizes and seals write no memory,
+//! `F_GETOWN_EX` its 8-byte `f_owner_ex` on both ABIs, the write-hint
+//! queries a `u64`); the locks it serves itself: `F_GETLK`, `F_SETLK`,
 //! `F_SETLKW` read a 16-byte `compat_flock` (32-bit start, length and
 //! pid) and `F_GETLK` stores the lock found there (EOVERFLOW, nothing
 //! stored, where it does not fit), `F_GETLK64`, `F_SETLK64`, `F_SETLKW64`
 //! and the `F_OFD_*` commands likewise with the packed 24-byte
-//! `compat_flock64`; the `*LKW` commands wait (the row may block). Any
-//! other command that succeeds is refused, the command named (leases,
-//! notifications, pipe sizes, seals, write hints). The old `fcntl` (55)
+//! `compat_flock64`; the `*LKW` commands wait (the row may block). A
+//! command neither knows that succeeds is refused, named. The old `fcntl` (55)
 //! is the same `compat_sys_fcntl64` in the i386 table (the kernel's
 //! `compat_sys_fcntl`, which fails the 64-bit lock commands with EINVAL,
 //! serves other architectures' 32-bit tables): `fcntl64`'s row, the 64-bit locks included.
@@ -358,7 +359,9 @@ pub const COMPAT_FLOCK: u64 = 2 + 2 + 4 + 4 + 4;
 /// no padding), the 32-bit `l_pid`.
 pub const COMPAT_FLOCK64: u64 = 2 + 2 + 8 + 8 + 4;
 /// The `struct f_owner_ex` of `F_GETOWN_EX` and `F_SETOWN_EX`: two ints,
-/// one layout for both ABIs.
+/// one layout for both ABIs (so the x86-64 row's description serves the
+/// 32-bit `fcntl64`; checked against it by the unit tests).
+#[cfg(test)]
 pub const F_OWNER_EX: u64 = 4 + 4;
 /// The i386 `compat_off_t` the old `sendfile` (187) reads its offset
 /// from and stores the new one in: a signed 32-bit value.
@@ -458,68 +461,37 @@ pub mod compat_msghdr {
     pub const FLAGS: u64 = 24;
 }
 
-// fcntl64's signal, packed compat_flock64 and f_owner_ex commands, by
-// the kernel's numbers.
-const F_SETSIG: i32 = 10;
-const F_GETSIG: i32 = 11;
+// fcntl64's packed compat_flock64 commands, by the kernel's numbers.
 const F_GETLK64: i32 = 12;
 const F_SETLK64: i32 = 13;
 const F_SETLKW64: i32 = 14;
-const F_SETOWN_EX: i32 = 15;
-const F_GETOWN_EX: i32 = 16;
-
-/// The `fcntl64` commands recorded that write no memory: those that take
-/// an int or nothing (`F_DUPFD`, `F_GETFD`, `F_SETFD`, `F_GETFL`,
-/// `F_SETFL`, `F_DUPFD_CLOEXEC`, `F_GETOWN`, `F_SETOWN`, `F_GETSIG`,
-/// `F_SETSIG`), the kernel's `do_fcntl` for a 32-bit caller as for a
-/// 64-bit one, and those that only read a structure: the lock setters
-/// (`F_SETLK`, `F_SETLKW` of a `compat_flock`; `F_SETLK64`, `F_SETLKW64`,
-/// `F_OFD_SETLK`, `F_OFD_SETLKW` of a packed `compat_flock64`) and
-/// `F_SETOWN_EX`.
-pub const FCNTL64_RECORDED: &[i32] = &[
-    libc::F_DUPFD,
-    libc::F_GETFD,
-    libc::F_SETFD,
-    libc::F_GETFL,
-    libc::F_SETFL,
-    libc::F_DUPFD_CLOEXEC,
-    libc::F_GETOWN,
-    libc::F_SETOWN,
-    F_GETSIG,
-    F_SETSIG,
-    libc::F_SETLK,
-    libc::F_SETLKW,
-    F_SETLK64,
-    F_SETLKW64,
-    libc::F_OFD_SETLK,
-    libc::F_OFD_SETLKW,
-    F_SETOWN_EX,
-];
 
 /// `fcntl64(fd, cmd, arg)` that succeeded: the lock `F_GETLK` stores at
 /// `arg` (a [`COMPAT_FLOCK`]; the kernel's `compat_sys_fcntl64` fails
 /// with EOVERFLOW, storing nothing, where the lock's 64-bit start or
 /// length does not fit), the one `F_GETLK64` and `F_OFD_GETLK` store (a
-/// packed [`COMPAT_FLOCK64`]), the `f_owner_ex` of `F_GETOWN_EX`; nothing
-/// for the commands of [`FCNTL64_RECORDED`]. Any other command that
-/// succeeded (leases, notifications, pipe sizes, seals, write hints) is
-/// refused, named. `F_SETLKW`, `F_SETLKW64` and `F_OFD_SETLKW` wait for
-/// the lock: the row may block, as the x86-64 `fcntl`'s.
-fn fcntl64(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+/// packed [`COMPAT_FLOCK64`]), nothing for the other locks (they only
+/// read theirs); any other command is `do_fcntl`'s, as for the x86-64
+/// call: described by its row ([`super::fdctl::fcntl`]), a command it
+/// does not know refused, named. `F_SETLKW`, `F_SETLKW64` and
+/// `F_OFD_SETLKW` wait for the lock: the row may block, as the x86-64
+/// `fcntl`'s.
+fn fcntl64(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
     let cmd = c.args[1] as u32 as i32;
-    if c.ret < 0 || FCNTL64_RECORDED.contains(&cmd) {
+    if c.ret < 0 {
         return Ok(());
     }
     match cmd {
         libc::F_GETLK => push(out, c.args[2], COMPAT_FLOCK),
         F_GETLK64 | libc::F_OFD_GETLK => push(out, c.args[2], COMPAT_FLOCK64),
-        F_GETOWN_EX => push(out, c.args[2], F_OWNER_EX),
+        libc::F_SETLK | libc::F_SETLKW | F_SETLK64 | F_SETLKW64 => {}
         _ => {
-            return Err(Unsupported(format!(
-                "{}: command {cmd} ({}) is not described (of its commands only the int ones, the locks and the owner ones are recorded)",
-                super::name(c.nr),
-                fcntl64_command_name(cmd)
-            )))
+            return super::fdctl::fcntl(c, mem, out).map_err(|_| {
+                Unsupported(format!(
+                "{}: command {cmd} is not described (an fcntl command this recorder does not know)",
+                super::name(c.nr)
+            ))
+            })
         }
     }
     Ok(())
@@ -917,22 +889,6 @@ fn recvmmsg32<const TS: u64>(
 /// its [`COMPAT_MMSGHDR`].
 fn sendmmsg32(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
     super::net::sent_mmsgs(c, &COMPAT_MMSG, u64::from(c.args[2] as u32), out)
-}
-
-/// The name of an `fcntl64` command the refusal names.
-fn fcntl64_command_name(cmd: i32) -> &'static str {
-    match cmd {
-        libc::F_SETLEASE => "F_SETLEASE",
-        libc::F_GETLEASE => "F_GETLEASE",
-        libc::F_NOTIFY => "F_NOTIFY",
-        1031 => "F_SETPIPE_SZ",
-        1032 => "F_GETPIPE_SZ",
-        1033 => "F_ADD_SEALS",
-        1034 => "F_GET_SEALS",
-        1035 => "F_GET_RW_HINT",
-        1036 => "F_SET_RW_HINT",
-        _ => "another command",
-    }
 }
 
 /// `readdir(fd, dirent, count)`: one `compat_old_linux_dirent` when it

@@ -2596,7 +2596,7 @@ fn compat_rows_describe_old_stat_statfs_getdents_and_fcntl64() {
     assert!(ok(&call(getdents, &[3, 0x1000, 4096], 0), &m).is_empty());
     // fcntl64: means fcntl; its int commands write nothing, the lock
     // queries store their lock (compat_rows_describe_old_structures_and_fcntl64_locks),
-    // the others are refused, named.
+    // the others are the x86-64 row's.
     let fcntl64 = crate::compat_nr(221);
     assert_eq!(crate::row_nr(fcntl64), libc::SYS_fcntl);
     assert!(lookup(fcntl64).expect("a row").may_block);
@@ -2613,21 +2613,23 @@ fn compat_rows_describe_old_stat_statfs_getdents_and_fcntl64() {
             "{cmd}"
         );
     }
-    for (cmd, name) in [
-        (1032, "F_GETPIPE_SZ"),
-        (1031, "F_SETPIPE_SZ"),
-        (libc::F_GETLEASE, "F_GETLEASE"),
-        (libc::F_NOTIFY, "F_NOTIFY"),
-        (1035, "F_GET_RW_HINT"),
-    ] {
-        let err = regions(&call(fcntl64, &[3, cmd as u64, 0x1000], 0), &m).unwrap_err();
+    // Pipe sizes, seals, leases and notifications: ints, as for the
+    // x86-64 call; a write-hint query stores a u64 at its 32-bit pointer.
+    for cmd in [1032, 1031, 1033, 1034, libc::F_GETLEASE, libc::F_NOTIFY] {
         assert!(
-            err.0.contains(&format!("command {cmd} ({name})"))
-                && err.0.contains("i386 fcntl64 (int $0x80 #221)"),
-            "{}",
-            err.0
+            ok(&call(fcntl64, &[3, cmd as u64, 0x1000], 0), &m).is_empty(),
+            "{cmd}"
         );
     }
+    assert_eq!(ok(&call(fcntl64, &[3, 1035, 0x1000], 0), &m), [(0x1000, 8)]);
+    // A command neither the i386 row nor the x86-64 one knows: named.
+    let err = regions(&call(fcntl64, &[3, 4242, 0x1000], 0), &m).unwrap_err();
+    assert!(
+        err.0.contains("command 4242 is not described")
+            && err.0.contains("i386 fcntl64 (int $0x80 #221)"),
+        "{}",
+        err.0
+    );
     // A command that failed wrote nothing and is not refused.
     assert!(ok(&call(fcntl64, &[3, 1032, 0x1000], -22), &m).is_empty());
     let call64 = crate::x86_64_call(&call(fcntl64, &[3, 1, 0], 0));
@@ -2750,6 +2752,7 @@ fn compat_rows_describe_old_structures_and_fcntl64_locks() {
     assert_eq!(std::mem::offset_of!(CompatFlock64, l_len), 12);
     assert_eq!(std::mem::offset_of!(CompatFlock64, l_pid), 20);
     assert_eq!(F_OWNER_EX, 8);
+    assert_eq!(F_OWNER_EX, crate::layout::F_OWNER_EX);
     let fcntl64 = crate::compat_nr(221);
     let stored = |cmd: i32, ret: i64| ok(&call(fcntl64, &[3, cmd as u64, 0x1000], ret), &m);
     assert_eq!(stored(libc::F_GETLK, 0), [(0x1000, 16)]);
@@ -3034,9 +3037,20 @@ fn compat_rows_describe_split_values_sendfile_vmsplice_and_fcntl() {
         );
     }
     assert!(ok(&call(fcntl, &[3, libc::F_DUPFD as u64, 10], 10), &m).is_empty());
-    let e = regions(&call(fcntl, &[3, 1032, 0], 65536), &m).unwrap_err();
+    // The others are do_fcntl's, as for the x86-64 call: pipe sizes, seals,
+    // leases and notifications write nothing, F_GETOWN_EX its f_owner_ex,
+    // the write-hint queries a u64.
+    for cmd in [1031, 1032, 1033, 1034, 1024, 1025, 1026, 1036] {
+        assert!(
+            ok(&call(fcntl, &[3, cmd, 0x1000], 0), &m).is_empty(),
+            "{cmd}"
+        );
+    }
+    assert_eq!(ok(&call(fcntl, &[3, 16, 0x1000], 0), &m), [(0x1000, 8)]);
+    assert_eq!(ok(&call(fcntl, &[3, 1035, 0x1000], 0), &m), [(0x1000, 8)]);
+    let e = regions(&call(fcntl, &[3, 4242, 0], 1), &m).unwrap_err();
     assert!(
-        e.0.contains("i386 fcntl (int $0x80 #55): command 1032 (F_GETPIPE_SZ)"),
+        e.0.contains("i386 fcntl (int $0x80 #55): command 4242 is not described"),
         "{e}"
     );
     // socketcall (102: its arguments an array the kernel reads at the
