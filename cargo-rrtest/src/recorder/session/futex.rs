@@ -118,28 +118,28 @@ enum Release {
     Kernel,
 }
 
+/// The command of futex op `op`: without `FUTEX_PRIVATE_FLAG` and
+/// `FUTEX_CLOCK_REALTIME`.
+fn command(op: u64) -> u64 {
+    op & rrtest_abi::buffered::FUTEX_CMD_MASK
+}
+
 /// The word and value of `futex(args)` when it is a private wait without a
 /// timeout (`FUTEX_WAIT` or `FUTEX_WAIT_BITSET`, `FUTEX_PRIVATE_FLAG`).
 pub(super) fn private_wait(nr: i64, args: &[u64; 6]) -> Option<(u64, u32)> {
-    // The command: without FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME.
-    const CMD: u64 = 0x7f;
     let op = args[1];
-    let cmd = op & CMD;
-    let wait = cmd == libc::FUTEX_WAIT as u64 || cmd == libc::FUTEX_WAIT_BITSET as u64;
-    (nr == libc::SYS_futex
-        && wait
-        && op & libc::FUTEX_PRIVATE_FLAG as u64 != 0
-        && args[3] == 0
-        && (cmd != libc::FUTEX_WAIT_BITSET as u64 || args[5] as u32 != 0))
-        .then_some((args[0], args[2] as u32))
+    wait_word(nr, args).filter(|_| {
+        op & libc::FUTEX_PRIVATE_FLAG as u64 != 0
+            && args[3] == 0
+            && (command(op) != libc::FUTEX_WAIT_BITSET as u64 || args[5] as u32 != 0)
+    })
 }
 
 /// Whether `futex(args)` is a wake (`FUTEX_WAKE` or `FUTEX_WAKE_BITSET`,
 /// private or not): it returns how many waiters the kernel woke. (The
 /// x86-64 call only: a 32-bit one has a number of its own.)
 pub(super) fn wake(nr: i64, args: &[u64; 6]) -> bool {
-    const CMD: u64 = 0x7f;
-    let cmd = args[1] & CMD;
+    let cmd = command(args[1]);
     nr == libc::SYS_futex
         && (cmd == libc::FUTEX_WAKE as u64 || cmd == libc::FUTEX_WAKE_BITSET as u64)
 }
@@ -147,8 +147,7 @@ pub(super) fn wake(nr: i64, args: &[u64; 6]) -> bool {
 /// The word and value of `futex(args)` when it is a wait (`FUTEX_WAIT` or
 /// `FUTEX_WAIT_BITSET`, private or not, with a timeout or without).
 pub(super) fn wait_word(nr: i64, args: &[u64; 6]) -> Option<(u64, u32)> {
-    const CMD: u64 = 0x7f;
-    let cmd = args[1] & CMD;
+    let cmd = command(args[1]);
     (nr == libc::SYS_futex
         && (cmd == libc::FUTEX_WAIT as u64 || cmd == libc::FUTEX_WAIT_BITSET as u64))
         .then_some((args[0], args[2] as u32))
