@@ -35,6 +35,13 @@
 //!   a stopped child (pending until the SIGCONT): replay kills the child
 //!   where the recording saw it die, instead of waiting for it for ever
 //!   (`::repeated`: a few rounds).
+//! - `absent_features`: `io_uring_setup`, `userfaultfd` and `memfd_secret`,
+//!   by `syscall` and by `int $0x80`, which the recorder cannot record: it
+//!   answers them ENOSYS, as a kernel built without them answers, and the
+//!   program falls back (its stdout the same natively and recorded);
+//!   `::enosys`: the same stdout natively and recorded; recorded, each call
+//!   answered ENOSYS and named once in a warning, the trace verifies and
+//!   replays with the same answers.
 
 use std::process::Command;
 
@@ -109,6 +116,29 @@ const SPECS: &[Spec] = &[
     },
 ];
 
+/// Calls answered ENOSYS under the recorder; the fallbacks print the same
+/// stdout natively and recorded. Not in [`SPECS`]: the recorder's warnings
+/// make its stderr differ from replay's, which `record_replay` compares.
+const ABSENT: Spec = Spec {
+    stdout_has: &[
+        "read /proc/self/stat without io_uring: yes\n",
+        "page filled without userfaultfd: filled by hand\n",
+        "secret kept in plain memory: a plain secret\n",
+    ],
+    ..c("absent_features", CBuild::pie("absent_features"))
+};
+
+/// What `absent_features` prints on stderr under the recorder: each call
+/// answered ENOSYS, by both ABIs.
+const ABSENT_ANSWERS: &[&str] = &[
+    "x86-64 io_uring_setup: ENOSYS\n",
+    "i386 io_uring_setup: ENOSYS\n",
+    "x86-64 userfaultfd: ENOSYS\n",
+    "i386 userfaultfd: ENOSYS\n",
+    "x86-64 memfd_secret: ENOSYS\n",
+    "i386 memfd_secret: ENOSYS\n",
+];
+
 /// How many more times `::repeated` records, verifies and replays.
 const REPEATS: usize = 4;
 
@@ -166,12 +196,68 @@ pub fn trials() -> Vec<Trial> {
         .with_ignored_flag(skip),
     );
     trials.push(
+        Trial::test("breadth::misc::absent_features::enosys", || {
+            absent_features_enosys("breadth::misc::absent_features::enosys")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
         Trial::test("breadth::misc::restart_calls::restarts_recorded", || {
             restarts_recorded("breadth::misc::restart_calls::restarts_recorded")
         })
         .with_ignored_flag(skip),
     );
     trials
+}
+
+/// `absent_features` natively and recorded: the same stdout (the
+/// fallbacks); recorded, each of its six calls answered ENOSYS (the
+/// program's stderr), each feature named once in the recorder's warning,
+/// the trace verified, and replay answering the same (stdout and the
+/// program's stderr lines).
+fn absent_features_enosys(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(&ABSENT, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    for line in ABSENT.stdout_has {
+        check!(
+            rec.stdout_text().contains(line),
+            "the recorded program did not print {line:?}\n{}",
+            rec.describe()
+        );
+    }
+    run::expect_same_bytes("stdout (native, recorded)", &native.stdout, &rec.stdout)?;
+    let stderr = rec.stderr_text();
+    for line in ABSENT_ANSWERS {
+        check!(
+            stderr.contains(line),
+            "the recorded program did not print {line:?}\n{}",
+            rec.describe()
+        );
+    }
+    for call in ["io_uring_setup", "userfaultfd", "memfd_secret"] {
+        let warning = format!("{call}: answered ENOSYS under the recorder");
+        check!(
+            stderr.matches(&warning).count() == 1,
+            "the recorder did not warn of {call} once\n{}",
+            rec.describe()
+        );
+    }
+    recorder::expect_replays_alike(&inv, &trace, &rec)?;
+    let rep = inv.replay(&trace)?;
+    for line in ABSENT_ANSWERS {
+        check!(
+            rep.stderr_text().contains(line),
+            "the replayed program did not print {line:?}\n{}",
+            rep.describe()
+        );
+    }
+    dir.finish();
+    Ok(())
 }
 
 /// `info --events` of `trace`, as text.

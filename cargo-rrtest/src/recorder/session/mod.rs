@@ -389,6 +389,10 @@ struct Session {
     /// read of DR6 per step otherwise spared). Never reset: a stale true
     /// costs that read only.
     kept_debug_slots: bool,
+    /// The calls answered -ENOSYS at their entry this recording, as a
+    /// kernel built without them answers ([`syscall::absent_feature`]):
+    /// each warned of once.
+    features_denied: HashSet<&'static str>,
     /// Private futex waits are held at their entry ([`futex`]; off with
     /// `RRTEST_FUTEX_PARK=0`, to measure).
     futex_parking: bool,
@@ -658,6 +662,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         killed_by_exec: Vec::new(),
         emulating_ptrace: false,
         kept_debug_slots: false,
+        features_denied: HashSet::new(),
         futex_parking: std::env::var_os("RRTEST_FUTEX_PARK").is_none_or(|v| v != "0"),
         wake_switching: std::env::var_os("RRTEST_WAKE_SWITCH").is_none_or(|v| v != "0"),
         futex_due: HashSet::new(),

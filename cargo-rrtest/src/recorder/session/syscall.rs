@@ -166,6 +166,18 @@ impl Session {
             regs.orig_rax = u64::MAX;
             ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
             forced_ret = Some(-(libc::ENOSYS as i64));
+        } else if let Some(call) = absent_feature(nr) {
+            // Not recordable: answered as a kernel built without it, so
+            // that the program takes the path it has for such kernels.
+            if self.features_denied.insert(call) {
+                warn!(
+                    tid,
+                    "{call}: answered ENOSYS under the recorder, as a kernel built without it answers (the kernel would work behind the recorder's back); the program may take another path than it does natively"
+                );
+            }
+            regs.orig_rax = u64::MAX;
+            ptrace::setregs(tid, &regs).map_err(ptrace_err("PTRACE_SETREGS", tid))?;
+            forced_ret = Some(-(libc::ENOSYS as i64));
         } else if nr == libc::SYS_ptrace {
             // The program is traced already (by us): the kernel would
             // refuse its requests. Between processes of the recording they
@@ -843,4 +855,22 @@ fn clone3_set_tid_size(tid: Tid, call: &Call) -> Option<u64> {
         .read_exact(call.args[0] + clone_args::SET_TID_SIZE, &mut word)
         .ok()?;
     Some(u64::from_le_bytes(word)).filter(|&n| n != 0)
+}
+
+/// A call the recorder cannot record and answers -ENOSYS at its entry, as
+/// a kernel built without the feature answers (its name, for the warning;
+/// docs/breadth.md): `io_uring_setup` (the kernel would read and write the
+/// rings behind the recorder's back; libraries fall back to plain
+/// syscalls), `userfaultfd` (another thread, or the kernel, would fill the
+/// program's pages unseen) and `memfd_secret` (memory no other process,
+/// the recorder included, can read). The x86-64 and the i386 numbers.
+pub(super) fn absent_feature(nr: i64) -> Option<&'static str> {
+    const I386_USERFAULTFD: i64 = 374;
+    let i386 = syscalls::is_compat(nr).then_some(nr & 0xffff_ffff);
+    match (nr, i386) {
+        (libc::SYS_io_uring_setup, None) | (_, Some(425)) => Some("io_uring_setup"),
+        (libc::SYS_userfaultfd, None) | (_, Some(I386_USERFAULTFD)) => Some("userfaultfd"),
+        (libc::SYS_memfd_secret, None) | (_, Some(447)) => Some("memfd_secret"),
+        _ => None,
+    }
 }
