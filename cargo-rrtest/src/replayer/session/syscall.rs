@@ -230,8 +230,10 @@ impl Session {
                 let exit = inject::run_to_exit(real)?;
                 let ret = exit.rax as i64;
                 // The signal mask sigsuspend swapped in lasts until the
-                // handler returns (or the program sets a mask itself).
-                let restore = match nr {
+                // handler returns (or the program sets a mask itself, a
+                // 32-bit `rt_sigprocmask` or `sigprocmask` too: by the
+                // x86-64 number).
+                let restore = match syscalls::row_nr(nr) {
                     libc::SYS_rt_sigreturn | libc::SYS_rt_sigprocmask => self
                         .tasks
                         .get_mut(&tid)
