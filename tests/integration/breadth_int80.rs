@@ -122,7 +122,8 @@
 //!   `rt_sigaction` of a 20-byte `compat_sigaction` and `sigaction` of a
 //!   16-byte `compat_old_sigaction` reading a 64-bit call's action and
 //!   setting `SIG_IGN` and `SIG_DFL`, `signal` likewise, `sigaltstack` of
-//!   a 12-byte `compat_stack_t` whose stack an `SA_ONSTACK` handler uses;
+//!   a 12-byte `compat_stack_t` whose stack an `SA_ONSTACK` handler uses,
+//!   and `set_tid_address` (the thread's id, replay's the recorded one);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -618,6 +619,7 @@ const WANT_SIGNALS: &[&str] = &[
     "the i386 sigaltstack reads its stack back: yes\n",
     "the SA_ONSTACK handler ran on the i386 sigaltstack's stack: yes\n",
     "the 64-bit sigaltstack sees the stack disabled: yes\n",
+    "i386 set_tid_address (the thread's id) returned the expected value: yes\n",
 ];
 
 const WANT_AIO: &[&str] = &[

@@ -51,7 +51,7 @@
 //! Any other 32-bit call that does not fail with ENOSYS marks the trace
 //! unreplayable, named: the memory it writes is not described (the i386
 //! layouts differ), or it changes state the recorder does not follow
-//! (threads, `set_tid_address`, `set_thread_area`/`get_thread_area`, which the x86-64 table
+//! (threads, `set_thread_area`/`get_thread_area`, which the x86-64 table
 //! does not follow either, the i386 `sigreturn`/`rt_sigreturn`). This
 //! module must not describe outputs.
 
@@ -113,7 +113,10 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// [`row_nr`]); `futex` (240) reads its timeout as a 32-bit timespec and
 /// writes what the x86-64 `futex` writes, and `futex_time64` (422) is it
 /// (the recorder holds no 32-bit wait at its entry: those block in the
-/// kernel). `sendfile64` (239, `sys_sendfile64`) stores the x86-64
+/// kernel). `set_tid_address` (258) is `sys_set_tid_address`: the
+/// pointer zero-extended, the thread's id returned (replay gives the
+/// recorded one, matching the call by its [`row_nr`]), the word cleared
+/// at the thread's exit the same 32-bit one. `sendfile64` (239, `sys_sendfile64`) stores the x86-64
 /// `sendfile`'s 8-byte `loff_t`. The socket calls of their own numbers
 /// (359-369, 371, 373) are the x86-64 calls' `sys_*` entries
 /// (`recvfrom`'s compat entry only narrows its length) and write what
@@ -236,6 +239,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (247, 208), // io_getevents (sys_io_getevents_time32: its timeout, read only, a 32-bit timespec)
     (249, 210), // io_cancel
     (252, 231), // exit_group
+    (258, 218), // set_tid_address (sys_set_tid_address: the pointer zero-extended)
     (254, 213), // epoll_create
     (255, 233), // epoll_ctl (packed 12-byte epoll_event on both)
     (256, 232), // epoll_wait

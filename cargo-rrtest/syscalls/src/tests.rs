@@ -1308,7 +1308,7 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
     // Not described: thread state the recorder does not follow
     // (get_thread_area, set_thread_area), the i386 signal returns, and
     // numbers the i386 table lacks.
-    for n in [243, 244, 258, 119, 173, 9999] {
+    for n in [243, 244, 119, 173, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -3862,6 +3862,7 @@ fn compat_signal_calls_have_the_i386_layouts() {
         (73, libc::SYS_rt_sigpending, ReplayAction::Emulate),
         (176, libc::SYS_rt_sigpending, ReplayAction::Emulate),
         (186, libc::SYS_sigaltstack, ReplayAction::Execute),
+        (258, libc::SYS_set_tid_address, ReplayAction::Execute),
     ] {
         let nr = crate::compat_nr(n);
         assert_eq!(crate::row_nr(nr), x86_64, "{n}");
@@ -3894,6 +3895,8 @@ fn compat_signal_calls_have_the_i386_layouts() {
     assert_eq!(ok(&call(nr(186), &[0x1000, 0x2000], 0), &m), [(0x2000, 12)]);
     assert!(ok(&call(nr(186), &[0x1000, 0x2000], -12), &m).is_empty());
     assert!(ok(&call(nr(186), &[0x1000, 0], 0), &m).is_empty());
+    // set_tid_address (258) writes nothing.
+    assert!(ok(&call(nr(258), &[0x1000], 1234), &m).is_empty());
     // rt_sigaction (174): a query stores the old 20-byte action; SIG_DFL
     // and SIG_IGN at act (its handler, the first 32-bit word) too.
     assert_eq!(

@@ -243,8 +243,9 @@ impl Session {
                 if let (Some(old), libc::SYS_rt_sigreturn) = (restore, nr) {
                     set_signal_mask(real, old).map_err(perr("restoring the signal mask", real))?;
                 }
-                if nr == libc::SYS_set_tid_address {
-                    // Returns the caller's thread id: the recorded one, not ours.
+                if syscalls::row_nr(nr) == libc::SYS_set_tid_address {
+                    // Returns the caller's thread id: the recorded one, not
+                    // ours (the i386 call's too).
                     inject::set_ret(real, exit, result.ret)?;
                 } else if action == ReplayAction::Execute && ret != result.ret {
                     return Err(self.diverged(
