@@ -166,9 +166,10 @@
 //!   1-3): `int80_aio`'s two builds, outside the tables above;
 //! - `breadth::int80::signals_refused_named`: `int80_signals` with
 //!   `REFUSED_HANDLER` (children that install a handler with the i386
-//!   `rt_sigaction` and raise its signal: it dies of SIGSEGV, as
+//!   `rt_sigaction` and raise its signal, and make the i386 `sigreturn`
+//!   and `rt_sigreturn` with no frame of theirs: each dies of SIGSEGV, as
 //!   natively) runs to its end, the trace is unreplayable and names the
-//!   handler, and replay refuses it;
+//!   handler and the two returns, and replay refuses it;
 //! - `breadth::int80::shm_refused_named`: `int80_shm` with `REFUSED_SHM`
 //!   (a segment attached by the i386 `shmat` while `ipc`'s `SHMAT` has
 //!   it attached, and `SHMAT` of a 300 MiB segment) runs to its end, the
@@ -956,9 +957,11 @@ fn shm_refused(trial: &str) -> Result<(), Failed> {
 /// `int80_signals` with `REFUSED_HANDLER`: what stays refused of the i386
 /// signal calls, after the recorded ones. Children install a handler
 /// with the i386 `rt_sigaction` (the kernel would run it with an i386
-/// frame, in 32-bit mode) and raise its signal; it dies of SIGSEGV as
-/// natively, the program runs to its end, the trace is unreplayable and
-/// names the handler (and no recorded call), and replay refuses it.
+/// frame, in 32-bit mode) and raise its signal, and make the i386
+/// `sigreturn` and `rt_sigreturn` with no frame of theirs; each dies of
+/// SIGSEGV as natively, the program runs to its end, the trace is
+/// unreplayable and names the three (and no recorded call), and replay
+/// refuses it.
 fn signals_refused(trial: &str) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let spec = Spec::new(
@@ -979,6 +982,8 @@ fn signals_refused(trial: &str) -> Result<(), Failed> {
             && out.contains(
                 "a handler installed by the i386 rt_sigaction, its signal raised: the child died of SIGSEGV: yes"
             )
+            && out.contains("the i386 sigreturn with no frame: the child died of SIGSEGV: yes")
+            && out.contains("the i386 rt_sigreturn with no frame: the child died of SIGSEGV: yes")
             && WANT_SIGNALS.iter().all(|w| out.contains(w)),
         "the recorded program did not run to its end with its checks passed\n{}",
         rec.describe()
@@ -986,11 +991,13 @@ fn signals_refused(trial: &str) -> Result<(), Failed> {
     let json = run::info_value(&trace)?;
     let reasons = json["unreplayable"].to_string();
     check!(
-        reasons.contains("i386 rt_sigaction (int $0x80 #174) installed a handler"),
-        "the unreplayable reasons do not name the handler: {reasons}"
+        reasons.contains("i386 rt_sigaction (int $0x80 #174) installed a handler")
+            && reasons.contains("i386 sigreturn (int $0x80 #119)")
+            && reasons.contains("i386 rt_sigreturn (int $0x80 #173)"),
+        "the unreplayable reasons do not name the handler and the two returns: {reasons}"
     );
     check!(
-        json["unreplayable"].as_array().map_or(0, Vec::len) == 1,
+        json["unreplayable"].as_array().map_or(0, Vec::len) == 3,
         "a recorded 32-bit call made the trace unreplayable too: {reasons}"
     );
     let rep = inv.replay(&trace)?;
