@@ -30,9 +30,9 @@
 //! - `int80_syscall`: 32-bit calls (`int $0x80`) are told from 64-bit ones:
 //!   an invalid one replays, and so do those that mean an x86-64 call (the
 //!   ids, `umask`, `read` into a low buffer, `uname`, `write` to a pipe and
-//!   to the program's output, `dup`, `dup2`, `close`); another one (the
-//!   old `sigprocmask`, signal state) is refused, named, and replay says why
-//!   it cannot run (more 32-bit calls: `breadth_int80`);
+//!   to the program's output, `dup`, `dup2`, `close`); another one
+//!   (`get_thread_area`, thread state) is refused, named, and replay says
+//!   why it cannot run (more 32-bit calls: `breadth_int80`);
 //! - `job_control`: SIGSTOP, a WUNTRACED wait, SIGCONT, a WCONTINUED wait:
 //!   replay runs through the group stop and SIGCONT's trap as recording did;
 //! - `sparse_shared_mapping`: a sparse file mapped shared is copied into the
@@ -660,7 +660,7 @@ fn daemon_killed(trial: &str) -> Result<(), Failed> {
     Ok(())
 }
 
-/// A 32-bit call whose memory the recorder does not describe (i386 uname
+/// A 32-bit call the recorder does not follow (i386 `get_thread_area`
 /// through `int $0x80`, after the described ones): the program runs to its
 /// end, the trace is unreplayable and names the call, and replay refuses it
 /// with that reason (exit 104).
@@ -681,15 +681,15 @@ fn int80_refused(trial: &str) -> Result<(), Failed> {
                 .contains("i386 getpid returned the 64-bit value: yes")
             && rec
                 .stdout_text()
-                .contains("i386 sigprocmask read the signal mask: yes"),
+                .contains("i386 get_thread_area read a TLS entry: yes"),
         "the recorded program did not run to its end with the right getpid\n{}",
         rec.describe()
     );
     let json = run::info_value(&trace)?;
     let reasons = json["unreplayable"].to_string();
     check!(
-        reasons.contains("i386 sigprocmask (int $0x80 #126)"),
-        "the unreplayable reasons do not name the 32-bit sigprocmask: {reasons}"
+        reasons.contains("i386 get_thread_area (int $0x80 #244)"),
+        "the unreplayable reasons do not name the 32-bit get_thread_area: {reasons}"
     );
     check!(
         !reasons.contains("5000")
@@ -701,7 +701,7 @@ fn int80_refused(trial: &str) -> Result<(), Failed> {
     let rep = inv.replay(&trace)?;
     rep.expect_code(EXIT_BAD_TRACE)?;
     check!(
-        rep.stderr_text().contains("i386 sigprocmask") && rep.stdout.is_empty(),
+        rep.stderr_text().contains("i386 get_thread_area") && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
         rep.describe()
     );

@@ -114,6 +114,16 @@
 //!   one a child's `SIGUSR1` its mask lets through interrupts;
 //!   `io_pgetevents_time64`; `io_cancel`, EINVAL; `io_destroy`, the ring
 //!   unmapped);
+//! - `int80_signals` makes the i386 signal-state calls (2026-12-06):
+//!   `rt_sigprocmask` of the 8-byte sigset and `sigprocmask` of the old
+//!   4-byte one (masks read back, the 64-bit mask the same),
+//!   `sigpending` and `rt_sigpending` of a signal it sent itself while
+//!   blocked (then handled when an i386 `rt_sigprocmask` unblocks it),
+//!   `rt_sigaction` of a 20-byte `compat_sigaction` and `sigaction` of a
+//!   16-byte `compat_old_sigaction` reading a 64-bit call's action and
+//!   setting `SIG_IGN` and `SIG_DFL`, `signal` likewise, `sigaltstack` of
+//!   a 12-byte `compat_stack_t` whose stack an `SA_ONSTACK` handler uses,
+//!   and `set_tid_address` (the thread's id, replay's the recorded one);
 //!
 //! each result checked in the program against the 64-bit call's or the
 //! value it must have.
@@ -154,6 +164,12 @@
 //!   what each call wrote, swaps in `io_pgetevents`' mask at the signal,
 //!   and unmaps the ring at `io_destroy`) and `::aio_under_chaos` (seeds
 //!   1-3): `int80_aio`'s two builds, outside the tables above;
+//! - `breadth::int80::signals_refused_named`: `int80_signals` with
+//!   `REFUSED_HANDLER` (children that install a handler with the i386
+//!   `rt_sigaction` and raise its signal, and make the i386 `sigreturn`
+//!   and `rt_sigreturn` with no frame of theirs: each dies of SIGSEGV, as
+//!   natively) runs to its end, the trace is unreplayable and names the
+//!   handler and the two returns, and replay refuses it;
 //! - `breadth::int80::shm_refused_named`: `int80_shm` with `REFUSED_SHM`
 //!   (a segment attached by the i386 `shmat` while `ipc`'s `SHMAT` has
 //!   it attached, and `SHMAT` of a 300 MiB segment) runs to its end, the
@@ -585,6 +601,28 @@ const WANT_SHM: &[&str] = &[
 
 /// Lines `int80_aio` prints when its checks pass (every check prints
 /// `yes` or exits 1).
+/// `int80_signals`' lines (one of each call's checks).
+const WANT_SIGNALS: &[&str] = &[
+    "the i386 rt_sigprocmask's old mask is the 64-bit mask before it: yes\n",
+    "the 64-bit mask has SIGUSR1 blocked after the i386 rt_sigprocmask: yes\n",
+    "the i386 sigprocmask's old mask is the 64-bit mask's low word: yes\n",
+    "the 64-bit mask has SIGUSR2 unblocked after the i386 sigprocmask: yes\n",
+    "the i386 sigpending sees the pending SIGUSR1, as the 64-bit call: yes\n",
+    "the i386 rt_sigpending sees the pending SIGUSR1, as the 64-bit call: yes\n",
+    "SIGUSR1 was handled when the i386 rt_sigprocmask unblocked it: yes\n",
+    "the i386 rt_sigaction's action is the 64-bit call's (handler, flags, restorer, mask): yes\n",
+    "the i386 rt_sigaction's old action of SIGUSR2 is SIG_IGN: yes\n",
+    "the i386 sigaction's old action is the 64-bit call's (handler, mask, flags, restorer): yes\n",
+    "the 64-bit call sees SIGWINCH ignored after the i386 sigaction: yes\n",
+    "the 64-bit call sees SIGWINCH's action before again: yes\n",
+    "i386 signal SIG_DFL (the old handler, SIG_IGN) returned the expected value: yes\n",
+    "the 64-bit sigaltstack sees the i386 call's stack: yes\n",
+    "the i386 sigaltstack reads its stack back: yes\n",
+    "the SA_ONSTACK handler ran on the i386 sigaltstack's stack: yes\n",
+    "the 64-bit sigaltstack sees the stack disabled: yes\n",
+    "i386 set_tid_address (the thread's id) returned the expected value: yes\n",
+];
+
 const WANT_AIO: &[&str] = &[
     "i386 io_setup returned the expected value: yes\n",
     "the i386 io_setup stored a 32-bit context, the next word untouched: yes\n",
@@ -633,6 +671,20 @@ const AIO_SPECS: &[Spec] = &[
     aio("int80_aio-nopie", Link::NoPie),
     aio("int80_aio-static", Link::Static),
 ];
+
+const fn signals(name: &'static str, link: Link) -> Spec {
+    Spec {
+        stdout_has: WANT_SIGNALS,
+        ..Spec::new(
+            name,
+            Source::C(CBuild {
+                name: "int80_signals",
+                link,
+                defines: &[],
+            }),
+        )
+    }
+}
 
 const fn shm(name: &'static str, link: Link) -> Spec {
     Spec {
@@ -781,6 +833,8 @@ const SPECS: &[Spec] = &[
     ipc("int80_ipc-static", Link::Static),
     shm("int80_shm-nopie", Link::NoPie),
     shm("int80_shm-static", Link::Static),
+    signals("int80_signals-nopie", Link::NoPie),
+    signals("int80_signals-static", Link::Static),
 ];
 
 /// The trials (see the module's comment).
@@ -829,6 +883,12 @@ pub fn trials() -> Vec<Trial> {
                 AIO_SPECS,
                 Duration::from_secs(60),
             )
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::int80::signals_refused_named", || {
+            signals_refused("breadth::int80::signals_refused_named")
         })
         .with_ignored_flag(skip),
     );
@@ -887,6 +947,63 @@ fn shm_refused(trial: &str) -> Result<(), Failed> {
     rep.expect_code(EXIT_BAD_TRACE)?;
     check!(
         rep.stderr_text().contains("attached again") && rep.stdout.is_empty(),
+        "replay did not refuse with the reason before running\n{}",
+        rep.describe()
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `int80_signals` with `REFUSED_HANDLER`: what stays refused of the i386
+/// signal calls, after the recorded ones. Children install a handler
+/// with the i386 `rt_sigaction` (the kernel would run it with an i386
+/// frame, in 32-bit mode) and raise its signal, and make the i386
+/// `sigreturn` and `rt_sigreturn` with no frame of theirs; each dies of
+/// SIGSEGV as natively, the program runs to its end, the trace is
+/// unreplayable and names the three (and no recorded call), and replay
+/// refuses it.
+fn signals_refused(trial: &str) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let spec = Spec::new(
+        "int80_signals-refused-handler",
+        Source::C(CBuild {
+            name: "int80_signals",
+            link: Link::NoPie,
+            defines: &["REFUSED_HANDLER"],
+        }),
+    );
+    let inv = invocation(&spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record(&trace)?;
+    rec.expect_code(0)?;
+    let out = rec.stdout_text();
+    check!(
+        out.lines().last() == Some("EXIT-SUCCESS")
+            && out.contains(
+                "a handler installed by the i386 rt_sigaction, its signal raised: the child died of SIGSEGV: yes"
+            )
+            && out.contains("the i386 sigreturn with no frame: the child died of SIGSEGV: yes")
+            && out.contains("the i386 rt_sigreturn with no frame: the child died of SIGSEGV: yes")
+            && WANT_SIGNALS.iter().all(|w| out.contains(w)),
+        "the recorded program did not run to its end with its checks passed\n{}",
+        rec.describe()
+    );
+    let json = run::info_value(&trace)?;
+    let reasons = json["unreplayable"].to_string();
+    check!(
+        reasons.contains("i386 rt_sigaction (int $0x80 #174) installed a handler")
+            && reasons.contains("i386 sigreturn (int $0x80 #119)")
+            && reasons.contains("i386 rt_sigreturn (int $0x80 #173)"),
+        "the unreplayable reasons do not name the handler and the two returns: {reasons}"
+    );
+    check!(
+        json["unreplayable"].as_array().map_or(0, Vec::len) == 3,
+        "a recorded 32-bit call made the trace unreplayable too: {reasons}"
+    );
+    let rep = inv.replay(&trace)?;
+    rep.expect_code(EXIT_BAD_TRACE)?;
+    check!(
+        rep.stderr_text().contains("installed a handler") && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
         rep.describe()
     );

@@ -43,10 +43,17 @@
 //! [`socketcall_sub`]; the old `mmap` as the `mmap` they mean,
 //! [`x86_64_call`]; `ipc` as its System V sub-call), whatever the call
 //! or the program wrote over them.
+//! The signal-state calls (`rt_sigprocmask`, `sigprocmask`,
+//! `rt_sigaction`, `sigaction`, `signal`, `sigpending`, `rt_sigpending`,
+//! `sigaltstack`) have rows of their own and mean the x86-64 calls
+//! ([`MEANINGS`]); a handler one of them installs is refused, named
+//! ([`crate::compat_rows`]: the kernel would run it with an i386 frame).
 //! Any other 32-bit call that does not fail with ENOSYS marks the trace
 //! unreplayable, named: the memory it writes is not described (the i386
-//! layouts differ), or it changes state the recorder keeps itself (signal
-//! handlers and masks, threads). This module must not describe outputs.
+//! layouts differ), or it changes state the recorder does not follow
+//! (threads, `set_thread_area`/`get_thread_area`, which the x86-64 table
+//! does not follow either, the i386 `sigreturn`/`rt_sigreturn`). This
+//! module must not describe outputs.
 
 /// Marks a syscall number as an i386 one made through `int $0x80`.
 pub const COMPAT_32: i64 = 1 << 32;
@@ -106,7 +113,10 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// [`row_nr`]); `futex` (240) reads its timeout as a 32-bit timespec and
 /// writes what the x86-64 `futex` writes, and `futex_time64` (422) is it
 /// (the recorder holds no 32-bit wait at its entry: those block in the
-/// kernel). `sendfile64` (239, `sys_sendfile64`) stores the x86-64
+/// kernel). `set_tid_address` (258) is `sys_set_tid_address`: the
+/// pointer zero-extended, the thread's id returned (replay gives the
+/// recorded one, matching the call by its [`row_nr`]), the word cleared
+/// at the thread's exit the same 32-bit one. `sendfile64` (239, `sys_sendfile64`) stores the x86-64
 /// `sendfile`'s 8-byte `loff_t`. The socket calls of their own numbers
 /// (359-369, 371, 373) are the x86-64 calls' `sys_*` entries
 /// (`recvfrom`'s compat entry only narrows its length) and write what
@@ -162,8 +172,8 @@ pub fn compat_args(regs: &rrtest_sys::ptrace::Regs) -> [u64; 6] {
 /// with a simple layout have rows of their own, [`crate::compat_rows`]),
 /// calls whose arguments differ (`pwrite64`'s split offset, `mmap2`'s page
 /// offset: rows of their own too, see [`MEANINGS`]), calls that start
-/// threads or change signal state (`clone`, `rt_sigaction`,
-/// `rt_sigprocmask`, `sigaltstack`, ...),
+/// threads (`clone`), the signal-state calls (`compat_sys_*` entries of
+/// i386 structures: rows of their own, see [`MEANINGS`]),
 /// `socketcall` (102), whose arguments are an array in memory that the
 /// kernel reads at the entry: a row of its own, described by the words
 /// read there ([`entry_args`], [`socketcall_sub`]), and the `ipc`
@@ -229,6 +239,7 @@ const EQUIVALENTS: &[(u32, i64)] = &[
     (247, 208), // io_getevents (sys_io_getevents_time32: its timeout, read only, a 32-bit timespec)
     (249, 210), // io_cancel
     (252, 231), // exit_group
+    (258, 218), // set_tid_address (sys_set_tid_address: the pointer zero-extended)
     (254, 213), // epoll_create
     (255, 233), // epoll_ctl (packed 12-byte epoll_event on both)
     (256, 232), // epoll_wait
@@ -363,13 +374,33 @@ const EQUIVALENTS: &[(u32, i64)] = &[
 /// context, [`aio_ring_op`]), and `io_submit` (248,
 /// `compat_sys_io_submit`) reads an array of 32-bit iocb pointers (its
 /// ring's tail read at its entry, [`entry_args`], as the x86-64 call's).
+/// The signal-state calls: `rt_sigprocmask` (175,
+/// `compat_sys_rt_sigprocmask`: the 8-byte sigset) and `sigprocmask`
+/// (126, `compat_sys_sigprocmask`: the 4-byte `compat_old_sigset_t`)
+/// mean `rt_sigprocmask`, so that replay drops a mask `sigsuspend`-like
+/// calls swapped in when one sets the mask, as for the x86-64 call;
+/// `rt_sigaction` (174, a 20-byte `compat_sigaction`), `sigaction` (67, a
+/// 16-byte `compat_old_sigaction`) and `signal` (48, `sys_signal`) mean
+/// `rt_sigaction`; `sigpending` (73, 4 bytes) and `rt_sigpending` (176)
+/// `rt_sigpending`; `sigaltstack` (186, a 12-byte `compat_stack_t`)
+/// `sigaltstack`. The recorder reads the mask and the handlers of a
+/// thread from the kernel when it decides a delivery, so it sees what
+/// these set.
 const MEANINGS: &[(u32, i64)] = &[
+    (48, 13),   // signal (sys_signal: no memory written)
     (55, 72),   // fcntl (compat_sys_fcntl: fcntl64's commands, no 64-bit locks)
+    (67, 13),   // sigaction (a 16-byte compat_old_sigaction)
+    (73, 127),  // sigpending (a 4-byte compat_old_sigset_t)
+    (126, 14),  // sigprocmask (a 4-byte compat_old_sigset_t)
     (145, 19),  // readv
     (146, 20),  // writev
+    (174, 13),  // rt_sigaction (a 20-byte compat_sigaction)
+    (175, 14),  // rt_sigprocmask (the same 8-byte sigset)
+    (176, 127), // rt_sigpending (the same 8-byte sigset)
     (177, 128), // rt_sigtimedwait (a 32-bit timespec, the compat_siginfo)
     (180, 17),  // pread64
     (181, 18),  // pwrite64
+    (186, 131), // sigaltstack (a 12-byte compat_stack_t)
     (187, 40),  // sendfile (a 32-bit compat_off_t offset)
     (193, 76),  // truncate64
     (194, 77),  // ftruncate64
@@ -902,6 +933,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (43, "times"),
     (45, "brk"),
     (47, "getgid"),
+    (48, "signal"),
     (49, "geteuid"),
     (50, "getegid"),
     (55, "fcntl"),
@@ -910,6 +942,8 @@ const I386_NAMES: &[(u32, &str)] = &[
     (63, "dup2"),
     (64, "getppid"),
     (65, "getpgrp"),
+    (67, "sigaction"),
+    (73, "sigpending"),
     (76, "getrlimit"),
     (77, "getrusage"),
     (78, "gettimeofday"),
@@ -931,6 +965,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (116, "sysinfo"),
     (117, "ipc"),
     (118, "fsync"),
+    (119, "sigreturn"),
     (122, "uname"),
     (125, "mprotect"),
     (126, "sigprocmask"),
@@ -947,12 +982,15 @@ const I386_NAMES: &[(u32, &str)] = &[
     (158, "sched_yield"),
     (162, "nanosleep"),
     (163, "mremap"),
+    (173, "rt_sigreturn"),
     (174, "rt_sigaction"),
     (175, "rt_sigprocmask"),
+    (176, "rt_sigpending"),
     (177, "rt_sigtimedwait"),
     (180, "pread64"),
     (181, "pwrite64"),
     (183, "getcwd"),
+    (186, "sigaltstack"),
     (187, "sendfile"),
     (191, "ugetrlimit"),
     (192, "mmap2"),
@@ -977,6 +1015,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (239, "sendfile64"),
     (240, "futex"),
     (243, "set_thread_area"),
+    (244, "get_thread_area"),
     (245, "io_setup"),
     (246, "io_destroy"),
     (247, "io_getevents"),
@@ -987,6 +1026,7 @@ const I386_NAMES: &[(u32, &str)] = &[
     (254, "epoll_create"),
     (255, "epoll_ctl"),
     (256, "epoll_wait"),
+    (258, "set_tid_address"),
     (265, "clock_gettime"),
     (266, "clock_getres"),
     (267, "clock_nanosleep"),

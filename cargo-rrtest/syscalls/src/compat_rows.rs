@@ -26,8 +26,8 @@
 //! `fadvise64`, `fadvise64_64`, `sync_file_range`, `fallocate`,
 //! `vmsplice`, `process_vm_readv`, `sendmsg`, `recvmsg`, `recvmmsg`,
 //! `recvmmsg_time64`, `sendmmsg`, `mq_open`,
-//! `mq_notify`, `mq_getsetattr`, `semctl`, `msgsnd`, `msgrcv`, `msgctl`)
-//! are followed by
+//! `mq_notify`, `mq_getsetattr`, `semctl`, `msgsnd`, `msgrcv`, `msgctl`,
+//! and the signal-state calls) are followed by
 //! its number ([`crate::row_nr`]), and may block where the x86-64 call's
 //! row says it may.
 //!
@@ -231,11 +231,30 @@
 //! 32-bit context and `io_submit` (248, `compat_sys_io_submit`) reads
 //! 32-bit iocb pointers: the x86-64 AIO code with the i386 sizes
 //! (`aio::I386`); the other 32-bit AIO calls are the x86-64 rows.
+//! The signal-state calls (2026-12-06): `rt_sigprocmask` (175,
+//! `compat_sys_rt_sigprocmask`) stores the old 8-byte sigset at its third
+//! argument (EINVAL unless its size is 8), `sigprocmask` (126,
+//! `compat_sys_sigprocmask`) the old 4-byte [`COMPAT_OLD_SIGSET`] of the
+//! first 32 signals; `sigpending` (73) stores a [`COMPAT_OLD_SIGSET`] and
+//! `rt_sigpending` (176) as many bytes of the 8-byte set as it is asked
+//! (at most 8); `rt_sigaction` (174, `compat_sys_rt_sigaction`) stores
+//! the old action as a 20-byte [`COMPAT_SIGACTION`], `sigaction` (67,
+//! `compat_sys_sigaction`) as a 16-byte [`COMPAT_OLD_SIGACTION`], each
+//! when not null and on success; `signal` (48, `sys_signal`) returns the
+//! old handler; `sigaltstack` (186, `compat_sys_sigaltstack`) stores the
+//! old stack as a 12-byte [`COMPAT_STACK_T`] (the stack itself must lie
+//! below 4 GiB). All are executed in replay as the x86-64 calls are
+//! (the pending queries emulated); they mean those calls
+//! ([`crate::row_nr`]). One that installs a handler (neither `SIG_DFL`
+//! nor `SIG_IGN`) is refused, named: the kernel marks the action
+//! `SA_IA32_ABI` and delivers its signal with an i386 frame, the handler
+//! run in 32-bit mode, left by the i386 `sigreturn`.
 
 use super::aio::{io_setup32, io_submit32};
 use super::layout::{POLLFD, SOCKADDR_STORAGE, TIMESPEC, TIMEZONE};
 use super::outputs::{
     fixed, fixed2, interrupted, iov_ret, none, push, read_u32, ret_bytes, ret_len, scatter,
+    sized_by_arg,
 };
 use super::{Call, MemReader, Region, ReplayAction, SyscallDesc, Unsupported, COMPAT_32};
 
@@ -905,6 +924,77 @@ fn old_readdir(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(
     Ok(())
 }
 
+/// An i386 `struct compat_sigaction` (the 174 `rt_sigaction`'s): the
+/// 32-bit `sa_handler`, `sa_flags` and `sa_restorer`, then the 8-byte
+/// `compat_sigset_t` mask.
+pub const COMPAT_SIGACTION: u64 = 3 * 4 + 8;
+/// An i386 `struct compat_old_sigaction` (the old `sigaction`'s, 67): the
+/// 32-bit `sa_handler`, the 32-bit `compat_old_sigset_t` mask, `sa_flags`
+/// and `sa_restorer`.
+pub const COMPAT_OLD_SIGACTION: u64 = 4 * 4;
+/// An i386 `compat_old_sigset_t`: the first 32 signals' bits.
+pub const COMPAT_OLD_SIGSET: u64 = 4;
+/// An i386 `compat_stack_t`: the 32-bit `ss_sp`, the int `ss_flags` and
+/// the 32-bit `ss_size`.
+pub const COMPAT_STACK_T: u64 = 3 * 4;
+
+/// Refuses a 32-bit call that installed a signal handler: `handler`, the
+/// new action's, neither `SIG_DFL` (0) nor `SIG_IGN` (1). The kernel marks
+/// an action set by a compat call `SA_IA32_ABI` (`sigaction_compat_abi`)
+/// and delivers its signal with an i386 frame, the handler run in 32-bit
+/// mode and left by the i386 `sigreturn`/`rt_sigreturn`: code the
+/// recorder does not follow. (A 64-bit handler so installed crashes
+/// natively: its code run as 32-bit code.)
+fn refuse_handler(c: &Call, sig: u64, handler: u32) -> Result<(), Unsupported> {
+    if c.ret < 0 || handler <= 1 {
+        return Ok(());
+    }
+    Err(Unsupported(format!(
+        "{} installed a handler ({handler:#x}) for signal {}: the kernel delivers a \
+         signal to a handler set by a 32-bit call with an i386 frame, in 32-bit mode, \
+         which the recorder does not follow (install it with the x86-64 call; a \
+         32-bit call may query, ignore or reset an action)",
+        super::name(c.nr),
+        sig as u32 as i32
+    )))
+}
+
+/// `rt_sigaction(sig, act, oact, sigsetsize)` of a 32-bit caller
+/// (`compat_sys_rt_sigaction`): on success the old action as a 20-byte
+/// [`COMPAT_SIGACTION`] at `oact` when not null. A new handler at `act`
+/// is refused ([`refuse_handler`]).
+fn rt_sigaction32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret >= 0 && c.args[1] != 0 {
+        let handler = read_u32(c, mem, c.args[1], "struct compat_sigaction's sa_handler")?;
+        refuse_handler(c, c.args[0], handler)?;
+    }
+    fixed::<2, COMPAT_SIGACTION>(c, mem, out)
+}
+
+/// `sigaction(sig, act, oact)` of a 32-bit caller
+/// (`compat_sys_sigaction`): on success the old action as a 16-byte
+/// [`COMPAT_OLD_SIGACTION`] at `oact` when not null. A new handler at
+/// `act` is refused ([`refuse_handler`]).
+fn sigaction32(c: &Call, mem: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+    if c.ret >= 0 && c.args[1] != 0 {
+        let handler = read_u32(
+            c,
+            mem,
+            c.args[1],
+            "struct compat_old_sigaction's sa_handler",
+        )?;
+        refuse_handler(c, c.args[0], handler)?;
+    }
+    fixed::<2, COMPAT_OLD_SIGACTION>(c, mem, out)
+}
+
+/// `signal(sig, handler)` of a 32-bit caller (`sys_signal`): it returns
+/// the old handler and writes no memory; a new handler is refused
+/// ([`refuse_handler`]).
+fn signal32(c: &Call, _: &dyn MemReader, _: &mut Vec<Region>) -> Result<(), Unsupported> {
+    refuse_handler(c, c.args[0], c.args[1] as u32)
+}
+
 const fn d(
     i386: i64,
     name: &'static str,
@@ -1079,6 +1169,7 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     ),
     d(30, "utime", false, ReplayAction::Emulate, none),
     d(43, "times", false, ReplayAction::Emulate, times32),
+    d(48, "signal", false, ReplayAction::Execute, signal32),
     d(55, "fcntl", true, ReplayAction::Emulate, fcntl64),
     d(
         59,
@@ -1086,6 +1177,14 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         false,
         ReplayAction::Emulate,
         fixed::<0, OLDOLD_UTSNAME>,
+    ),
+    d(67, "sigaction", false, ReplayAction::Execute, sigaction32),
+    d(
+        73,
+        "sigpending",
+        false,
+        ReplayAction::Emulate,
+        fixed::<0, COMPAT_OLD_SIGSET>,
     ),
     d(
         76,
@@ -1170,6 +1269,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     ),
     d(117, "ipc", true, ReplayAction::Emulate, ipc32),
     d(
+        126,
+        "sigprocmask",
+        false,
+        ReplayAction::Execute,
+        fixed::<2, COMPAT_OLD_SIGSET>,
+    ),
+    d(
         140,
         "_llseek",
         false,
@@ -1188,6 +1294,27 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
     d(146, "writev", true, ReplayAction::Emulate, none),
     d(162, "nanosleep", true, ReplayAction::Emulate, nanosleep32),
     d(
+        174,
+        "rt_sigaction",
+        false,
+        ReplayAction::Execute,
+        rt_sigaction32,
+    ),
+    d(
+        175,
+        "rt_sigprocmask",
+        false,
+        ReplayAction::Execute,
+        sized_by_arg::<2, 3>,
+    ),
+    d(
+        176,
+        "rt_sigpending",
+        false,
+        ReplayAction::Emulate,
+        sized_by_arg::<0, 1>,
+    ),
+    d(
         177,
         "rt_sigtimedwait",
         true,
@@ -1202,6 +1329,13 @@ pub static COMPAT_ROWS: &[SyscallDesc] = &[
         ret_bytes::<1, 2>,
     ),
     d(181, "pwrite64", false, ReplayAction::Emulate, none),
+    d(
+        186,
+        "sigaltstack",
+        false,
+        ReplayAction::Execute,
+        fixed::<1, COMPAT_STACK_T>,
+    ),
     d(
         187,
         "sendfile",

@@ -1305,9 +1305,10 @@ fn compat_numbers_are_named_and_described_by_their_equivalents_only() {
         crate::name(crate::compat_nr(63)),
         "i386 dup2 (int $0x80 #63)"
     );
-    // Not described: signal state the recorder keeps (rt_sigaction), and
+    // Not described: thread state the recorder does not follow
+    // (get_thread_area, set_thread_area), the i386 signal returns, and
     // numbers the i386 table lacks.
-    for n in [174, 9999] {
+    for n in [243, 244, 119, 173, 9999] {
         assert!(crate::lookup(crate::compat_nr(n)).is_none(), "{n}");
         assert_eq!(crate::row_nr(crate::compat_nr(n)), crate::compat_nr(n));
     }
@@ -3835,4 +3836,111 @@ fn compat_mmsg_calls_have_32_byte_compat_mmsghdrs() {
         [(0x1000 + 28, 4), (0x1020 + 28, 4)]
     );
     assert!(ok(&call(send, &[3, 0x1000, 3, 0], -9), &m).is_empty());
+}
+
+#[test]
+fn compat_signal_calls_have_the_i386_layouts() {
+    use crate::compat_rows::{
+        COMPAT_OLD_SIGACTION, COMPAT_OLD_SIGSET, COMPAT_SIGACTION, COMPAT_STACK_T,
+    };
+    // The kernel's compat structures: compat_sigaction (three 32-bit
+    // pointers and flags, then the 8-byte sigset), compat_old_sigaction
+    // (four 32-bit fields), compat_old_sigset_t, compat_stack_t.
+    assert_eq!(COMPAT_SIGACTION, 20);
+    assert_eq!(COMPAT_OLD_SIGACTION, 16);
+    assert_eq!(COMPAT_OLD_SIGSET, 4);
+    assert_eq!(COMPAT_STACK_T, 12);
+    let mut m = FakeMem::default();
+    // Each means the x86-64 call (row_nr) and is executed by replay as
+    // the x86-64 one is, but the pending queries, emulated as theirs are.
+    for (n, x86_64, replay) in [
+        (48, libc::SYS_rt_sigaction, ReplayAction::Execute),
+        (67, libc::SYS_rt_sigaction, ReplayAction::Execute),
+        (174, libc::SYS_rt_sigaction, ReplayAction::Execute),
+        (126, libc::SYS_rt_sigprocmask, ReplayAction::Execute),
+        (175, libc::SYS_rt_sigprocmask, ReplayAction::Execute),
+        (73, libc::SYS_rt_sigpending, ReplayAction::Emulate),
+        (176, libc::SYS_rt_sigpending, ReplayAction::Emulate),
+        (186, libc::SYS_sigaltstack, ReplayAction::Execute),
+        (258, libc::SYS_set_tid_address, ReplayAction::Execute),
+    ] {
+        let nr = crate::compat_nr(n);
+        assert_eq!(crate::row_nr(nr), x86_64, "{n}");
+        let d = crate::lookup(nr).expect("described");
+        assert_eq!(d.replay, replay, "{n}");
+        assert!(!d.may_block, "{n}");
+        assert!(crate::name(nr).starts_with("i386 "), "{n}");
+        assert!(!crate::name(nr).contains("syscall ("), "{n}");
+    }
+    let nr = crate::compat_nr;
+    // rt_sigprocmask (175): the old 8-byte set at oset; nothing on EINVAL
+    // (a sigsetsize other than 8) or with no oset.
+    assert_eq!(
+        ok(&call(nr(175), &[0, 0x1000, 0x2000, 8], 0), &m),
+        [(0x2000, 8)]
+    );
+    assert!(ok(&call(nr(175), &[0, 0x1000, 0x2000, 4], -22), &m).is_empty());
+    assert!(ok(&call(nr(175), &[0, 0x1000, 0, 8], 0), &m).is_empty());
+    // sigprocmask (126): the old 4-byte set.
+    assert_eq!(
+        ok(&call(nr(126), &[0, 0x1000, 0x2000], 0), &m),
+        [(0x2000, 4)]
+    );
+    assert!(ok(&call(nr(126), &[9, 0x1000, 0x2000], -22), &m).is_empty());
+    // sigpending (73) 4 bytes, rt_sigpending (176) sigsetsize bytes.
+    assert_eq!(ok(&call(nr(73), &[0x3000], 0), &m), [(0x3000, 4)]);
+    assert_eq!(ok(&call(nr(176), &[0x3000, 8], 0), &m), [(0x3000, 8)]);
+    assert!(ok(&call(nr(176), &[0x3000, 16], -22), &m).is_empty());
+    // sigaltstack (186): the old 12-byte compat_stack_t at uoss.
+    assert_eq!(ok(&call(nr(186), &[0x1000, 0x2000], 0), &m), [(0x2000, 12)]);
+    assert!(ok(&call(nr(186), &[0x1000, 0x2000], -12), &m).is_empty());
+    assert!(ok(&call(nr(186), &[0x1000, 0], 0), &m).is_empty());
+    // set_tid_address (258) writes nothing.
+    assert!(ok(&call(nr(258), &[0x1000], 1234), &m).is_empty());
+    // rt_sigaction (174): a query stores the old 20-byte action; SIG_DFL
+    // and SIG_IGN at act (its handler, the first 32-bit word) too.
+    assert_eq!(
+        ok(&call(nr(174), &[10, 0, 0x2000, 8], 0), &m),
+        [(0x2000, 20)]
+    );
+    for handler in [0, 1] {
+        m.put_u32(0x1000, handler);
+        assert_eq!(
+            ok(&call(nr(174), &[10, 0x1000, 0x2000, 8], 0), &m),
+            [(0x2000, 20)],
+            "{handler}"
+        );
+        assert!(ok(&call(nr(174), &[10, 0x1000, 0, 8], 0), &m).is_empty());
+        // sigaction (67): the old 16-byte action.
+        m.put_u32(0x1100, handler);
+        assert_eq!(
+            ok(&call(nr(67), &[10, 0x1100, 0x2000], 0), &m),
+            [(0x2000, 16)],
+            "{handler}"
+        );
+        // signal (48): nothing written, the old handler returned.
+        assert!(ok(&call(nr(48), &[10, u64::from(handler)], 0), &m).is_empty());
+    }
+    assert!(ok(&call(nr(174), &[10, 0x1000, 0x2000, 4], -22), &m).is_empty());
+    // A handler installed (the kernel would deliver an i386 frame): refused,
+    // named; not when the call failed (nothing installed).
+    m.put_u32(0x1000, 0x40_1234);
+    m.put_u32(0x1100, 0x40_1234);
+    for c in [
+        call(nr(174), &[10, 0x1000, 0x2000, 8], 0),
+        call(nr(67), &[10, 0x1100, 0], 0),
+        call(nr(48), &[10, 0x40_1234], 0),
+    ] {
+        let e = regions(&c, &m).expect_err("a handler installed");
+        assert!(
+            e.0.contains("installed a handler (0x401234) for signal 10")
+                && e.0.contains("i386 frame"),
+            "{}",
+            e.0
+        );
+        assert!(ok(&Call { ret: -22, ..c }, &m).is_empty());
+    }
+    // An act the kernel read is readable: one that is not is named.
+    let e = regions(&call(nr(174), &[10, 0x9000, 0, 8], 0), &m).expect_err("unreadable");
+    assert!(e.0.contains("sa_handler"), "{}", e.0);
 }

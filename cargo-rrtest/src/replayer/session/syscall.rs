@@ -230,8 +230,10 @@ impl Session {
                 let exit = inject::run_to_exit(real)?;
                 let ret = exit.rax as i64;
                 // The signal mask sigsuspend swapped in lasts until the
-                // handler returns (or the program sets a mask itself).
-                let restore = match nr {
+                // handler returns (or the program sets a mask itself, a
+                // 32-bit `rt_sigprocmask` or `sigprocmask` too: by the
+                // x86-64 number).
+                let restore = match syscalls::row_nr(nr) {
                     libc::SYS_rt_sigreturn | libc::SYS_rt_sigprocmask => self
                         .tasks
                         .get_mut(&tid)
@@ -241,8 +243,9 @@ impl Session {
                 if let (Some(old), libc::SYS_rt_sigreturn) = (restore, nr) {
                     set_signal_mask(real, old).map_err(perr("restoring the signal mask", real))?;
                 }
-                if nr == libc::SYS_set_tid_address {
-                    // Returns the caller's thread id: the recorded one, not ours.
+                if syscalls::row_nr(nr) == libc::SYS_set_tid_address {
+                    // Returns the caller's thread id: the recorded one, not
+                    // ours (the i386 call's too).
                     inject::set_ret(real, exit, result.ret)?;
                 } else if action == ReplayAction::Execute && ret != result.ret {
                     return Err(self.diverged(
