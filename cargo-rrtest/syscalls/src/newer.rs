@@ -34,13 +34,15 @@ const KEEPS_CONTENTS: &[u64] = &[3, 20, 21, 25];
 /// memory. Advice that changes what memory holds (a kernel that lets a
 /// process give itself `MADV_DONTNEED` or `MADV_FREE` this way) would need
 /// replay to redo it on a process it only knows by a descriptor the
-/// recording emulated: unsupported, by name.
+/// recording emulated: unsupported, by name. A call that advised nothing
+/// (it returns the bytes advised: 0 for an empty iovec array) changed
+/// nothing, whatever its advice.
 pub(crate) fn process_madvise(
     c: &Call,
     _: &dyn MemReader,
     _: &mut Vec<Region>,
 ) -> Result<(), Unsupported> {
-    if c.ret >= 0 && !KEEPS_CONTENTS.contains(&c.args[3]) {
+    if c.ret > 0 && !KEEPS_CONTENTS.contains(&c.args[3]) {
         return Err(Unsupported(format!(
             "process_madvise with advice {}: it may change memory, which replay does not redo",
             c.args[3]

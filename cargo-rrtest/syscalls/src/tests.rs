@@ -1964,6 +1964,12 @@ fn newer_calls_describe_their_outputs() {
     )
     .unwrap_err();
     assert!(err.0.contains("advice 4"), "{}", err.0);
+    // ... unless it advised nothing (no iovec: 0 bytes).
+    assert!(ok(
+        &call(libc::SYS_process_madvise, &[3, 0x1000, 0, 4, 0], 0),
+        &mem
+    )
+    .is_empty());
 }
 
 /// A fake tracee whose descriptor 7 is a bpf hash map (4-byte keys,
