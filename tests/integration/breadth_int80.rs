@@ -909,49 +909,21 @@ pub fn trials() -> Vec<Trial> {
 /// (not copied). The program runs to its end, the trace is unreplayable
 /// and names both (and no recorded call), and replay refuses it.
 fn shm_refused(trial: &str) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    let spec = Spec::new(
-        "int80_shm-refused-shm",
-        Source::C(CBuild {
-            name: "int80_shm",
-            link: Link::NoPie,
-            defines: &["REFUSED_SHM"],
-        }),
-    );
-    let inv = invocation(&spec, dir.sub("work")?)?;
-    let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
-    let out = rec.stdout_text();
-    check!(
-        out.lines().last() == Some("EXIT-SUCCESS")
-            && out
-                .contains("the second attach of a segment and the attach of 300 MiB attached: yes")
-            && WANT_SHM.iter().all(|w| out.contains(w)),
-        "the recorded program did not run to its end with its checks passed\n{}",
-        rec.describe()
-    );
-    let json = run::info_value(&trace)?;
-    let reasons = json["unreplayable"].to_string();
-    check!(
-        reasons.contains("attached again")
-            && reasons.contains("300 MiB")
-            && !reasons.contains("SHM_RDONLY"),
-        "the unreplayable reasons do not name the second attach and the 300 MiB one: {reasons}"
-    );
-    check!(
-        json["unreplayable"].as_array().map_or(0, Vec::len) == 2,
-        "a recorded 32-bit call made the trace unreplayable too: {reasons}"
-    );
-    let rep = inv.replay(&trace)?;
-    rep.expect_code(EXIT_BAD_TRACE)?;
-    check!(
-        rep.stderr_text().contains("attached again") && rep.stdout.is_empty(),
-        "replay did not refuse with the reason before running\n{}",
-        rep.describe()
-    );
-    dir.finish();
-    Ok(())
+    refused_run(
+        trial,
+        Spec::new(
+            "int80_shm-refused-shm",
+            Source::C(CBuild {
+                name: "int80_shm",
+                link: Link::NoPie,
+                defines: &["REFUSED_SHM"],
+            }),
+        ),
+        &["the second attach of a segment and the attach of 300 MiB attached: yes"],
+        WANT_SHM,
+        &["attached again", "300 MiB"],
+        &["SHM_RDONLY"],
+    )
 }
 
 /// `int80_signals` with `REFUSED_HANDLER`: what stays refused of the i386
@@ -963,15 +935,45 @@ fn shm_refused(trial: &str) -> Result<(), Failed> {
 /// unreplayable and names the three (and no recorded call), and replay
 /// refuses it.
 fn signals_refused(trial: &str) -> Result<(), Failed> {
+    refused_run(
+        trial,
+        Spec::new(
+            "int80_signals-refused-handler",
+            Source::C(CBuild {
+                name: "int80_signals",
+                link: Link::NoPie,
+                defines: &["REFUSED_HANDLER"],
+            }),
+        ),
+        &[
+            "a handler installed by the i386 rt_sigaction, its signal raised: the child died of SIGSEGV: yes",
+            "the i386 sigreturn with no frame: the child died of SIGSEGV: yes",
+            "the i386 rt_sigreturn with no frame: the child died of SIGSEGV: yes",
+        ],
+        WANT_SIGNALS,
+        &[
+            "i386 rt_sigaction (int $0x80 #174) installed a handler",
+            "i386 sigreturn (int $0x80 #119)",
+            "i386 rt_sigreturn (int $0x80 #173)",
+        ],
+        &[],
+    )
+}
+
+/// A refused build of an int80 fixture (`spec`) recorded for `trial`: the
+/// program runs to its end (`EXIT-SUCCESS` last) and prints each of `ran`
+/// and of `wanted` (its recorded calls' checks); the trace is unreplayable
+/// for exactly `reasons` (each named, none of `not_named`: a recorded call
+/// made none), and replay refuses it with the first reason before running.
+fn refused_run(
+    trial: &str,
+    spec: Spec,
+    ran: &[&str],
+    wanted: &[&str],
+    reasons: &[&str],
+    not_named: &[&str],
+) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
-    let spec = Spec::new(
-        "int80_signals-refused-handler",
-        Source::C(CBuild {
-            name: "int80_signals",
-            link: Link::NoPie,
-            defines: &["REFUSED_HANDLER"],
-        }),
-    );
     let inv = invocation(&spec, dir.sub("work")?)?;
     let trace = dir.path.join("trace");
     let rec = inv.record(&trace)?;
@@ -979,31 +981,24 @@ fn signals_refused(trial: &str) -> Result<(), Failed> {
     let out = rec.stdout_text();
     check!(
         out.lines().last() == Some("EXIT-SUCCESS")
-            && out.contains(
-                "a handler installed by the i386 rt_sigaction, its signal raised: the child died of SIGSEGV: yes"
-            )
-            && out.contains("the i386 sigreturn with no frame: the child died of SIGSEGV: yes")
-            && out.contains("the i386 rt_sigreturn with no frame: the child died of SIGSEGV: yes")
-            && WANT_SIGNALS.iter().all(|w| out.contains(w)),
+            && ran.iter().chain(wanted).all(|w| out.contains(w)),
         "the recorded program did not run to its end with its checks passed\n{}",
         rec.describe()
     );
     let json = run::info_value(&trace)?;
-    let reasons = json["unreplayable"].to_string();
+    let named = json["unreplayable"].to_string();
     check!(
-        reasons.contains("i386 rt_sigaction (int $0x80 #174) installed a handler")
-            && reasons.contains("i386 sigreturn (int $0x80 #119)")
-            && reasons.contains("i386 rt_sigreturn (int $0x80 #173)"),
-        "the unreplayable reasons do not name the handler and the two returns: {reasons}"
+        reasons.iter().all(|r| named.contains(r)) && !not_named.iter().any(|r| named.contains(r)),
+        "the unreplayable reasons are not {reasons:?}: {named}"
     );
     check!(
-        json["unreplayable"].as_array().map_or(0, Vec::len) == 3,
-        "a recorded 32-bit call made the trace unreplayable too: {reasons}"
+        json["unreplayable"].as_array().map_or(0, Vec::len) == reasons.len(),
+        "a recorded 32-bit call made the trace unreplayable too: {named}"
     );
     let rep = inv.replay(&trace)?;
     rep.expect_code(EXIT_BAD_TRACE)?;
     check!(
-        rep.stderr_text().contains("installed a handler") && rep.stdout.is_empty(),
+        rep.stderr_text().contains(reasons[0]) && rep.stdout.is_empty(),
         "replay did not refuse with the reason before running\n{}",
         rep.describe()
     );
