@@ -317,8 +317,9 @@ pub(super) struct Traced {
     /// goes on when resumed.
     exit_stopped: bool,
     /// A process that is its tracer's child: the kernel's wait reports its
-    /// exit. (Otherwise, a thread or a grandchild auto-attached at a clone
-    /// or fork, the emulated wait does: [`EmuExit`].)
+    /// exit. (Otherwise, a thread, auto-attached at a clone or attached, or
+    /// a grandchild auto-attached at a fork, the emulated wait does:
+    /// [`EmuExit`].)
     child: bool,
     /// A clone or fork whose event stop (`PTRACE_EVENT_CLONE`, `_FORK`) is
     /// due at the syscall's exit: the event and the new thread's id.
@@ -596,14 +597,18 @@ impl Session {
                     // Outside the recording: refused, as before.
                     return Ok(neg(libc::EPERM));
                 };
-                if t.pid != target || target == pid || t.traced.is_some() {
+                // (The kernel refuses a thread of the tracer's own process,
+                // and one traced already.)
+                if t.pid == pid || t.traced.is_some() {
                     return Ok(neg(libc::EPERM));
                 }
-                if parent_of(target) != Some(pid) {
+                let tgid = t.pid;
+                // A thread of a child process (not only its main one).
+                if parent_of(tgid) != Some(pid) {
                     warn!(
                         tracer = pid,
                         target,
-                        "{}: only a child of the tracer is traced under the recorder",
+                        "{}: only a thread of a child of the tracer is traced under the recorder",
                         request_name(request)
                     );
                     return Ok(neg(libc::EPERM));
@@ -616,13 +621,17 @@ impl Session {
                     }
                 }
                 self.emulating_ptrace = true;
+                // The kernel's wait reports a child process's exit; a
+                // thread's (not a process's main one) is the emulated
+                // wait's ([`EmuExit`]).
+                let child = target == tgid;
                 self.tasks.get_mut(&target).expect("checked").traced = Some(Traced {
                     tracer: pid,
                     seized,
                     options: if seized { data } else { 0 },
                     stop: None,
                     exit_stopped: false,
-                    child: true,
+                    child,
                     clone_event: None,
                     vfork_held: false,
                     vfork_child: None,

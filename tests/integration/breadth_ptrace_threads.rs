@@ -1,0 +1,42 @@
+//! Breadth trials for the program's own ptrace of what is not its own
+//! child's main thread (issue #20): emulated. Each `ptrace_threads` variant runs natively, and is
+//! recorded, verified and replayed identically (output and exit status
+//! compared), once and a few times more (`::repeated`: the order of stops
+//! and waits depends on the schedule).
+//!
+//! - `ptrace_threads`: the parent attaches its child's second thread by its
+//!   id (`PTRACE_ATTACH`, its `SIGSTOP` waited for with `__WALL` by its id,
+//!   its fs base read with `PTRACE_GETREGS`, a word read and written,
+//!   `PTRACE_DETACH`, then ECHILD for a wait for it), then seizes it
+//!   (`PTRACE_SEIZE`, `PTRACE_INTERRUPT`, `waitpid(-1)` without `__WALL`,
+//!   `PTRACE_CONT`, another interrupt, `PTRACE_CONT`, its exit waited for
+//!   by its id: the emulated wait's, the kernel's knowing nothing of a
+//!   thread); the child's main thread, not traced, gets ESRCH;
+//! - `ptrace_threads::under_chaos`: recorded under the chaos scheduler at
+//!   three seeds, verified.
+
+use libtest_mimic::Trial;
+
+use crate::breadth::{c, variant_trials, REPEATS};
+use crate::recorder::Spec;
+use crate::recorder_build::CBuild;
+
+const SPECS: &[Spec] = &[Spec {
+    stdout_has: &["parent: found the child's second thread\n\
+             parent: attached the thread, its SIGSTOP seen with __WALL\n\
+             parent: its fs base is its own pthread_self: 1\n\
+             parent: read 0x7417 from it\n\
+             parent: PTRACE_PEEKDATA of the main thread: -1, errno 3 (No such process)\n\
+             parent: a wait for the detached thread: -1, errno 10 (No child processes)\n\
+             parent: seized and interrupted the thread, waitpid(-1) saw it\n\
+             parent: read 0x600d from it\n\
+             parent: resumed and interrupted it again\n\
+             parent: the traced thread exited with 0\n\
+             parent: the child exited with 0\n"],
+    ..c("ptrace_threads", CBuild::pie("ptrace_threads"))
+}];
+
+/// The trials.
+pub fn trials() -> Vec<Trial> {
+    variant_trials(SPECS, REPEATS, "breadth::ptrace_threads::under_chaos")
+}
