@@ -12,17 +12,23 @@
 //!   `PTRACE_CONT`, another interrupt, `PTRACE_CONT`, its exit waited for
 //!   by its id: the emulated wait's, the kernel's knowing nothing of a
 //!   thread); the child's main thread, not traced, gets ESRCH;
-//! - `ptrace_threads::under_chaos`: recorded under the chaos scheduler at
-//!   three seeds, verified.
+//! - `ptrace_threads_grandchild`: the parent attaches and seizes its
+//!   grandchild the same way, waits for its exit (the emulated wait's: not
+//!   the tracer's child), then, without `CAP_SYS_PTRACE`, is refused
+//!   (EPERM, as natively) a second grandchild running as another user;
+//! - `ptrace_threads::under_chaos`: the two recorded under the chaos
+//!   scheduler at three seeds each, verified.
 
 use libtest_mimic::Trial;
 
-use crate::breadth::{c, variant_trials, REPEATS};
+use crate::breadth::{c, variant_trials, with_defines, REPEATS};
 use crate::recorder::Spec;
 use crate::recorder_build::CBuild;
 
-const SPECS: &[Spec] = &[Spec {
-    stdout_has: &["parent: found the child's second thread\n\
+const SPECS: &[Spec] = &[
+    Spec {
+        stdout_has: &[
+            "parent: found the child's second thread\n\
              parent: attached the thread, its SIGSTOP seen with __WALL\n\
              parent: its fs base is its own pthread_self: 1\n\
              parent: read 0x7417 from it\n\
@@ -32,9 +38,30 @@ const SPECS: &[Spec] = &[Spec {
              parent: read 0x600d from it\n\
              parent: resumed and interrupted it again\n\
              parent: the traced thread exited with 0\n\
-             parent: the child exited with 0\n"],
-    ..c("ptrace_threads", CBuild::pie("ptrace_threads"))
-}];
+             parent: the child exited with 0\n",
+        ],
+        ..c("ptrace_threads", CBuild::pie("ptrace_threads"))
+    },
+    Spec {
+        stdout_has: &[
+            "parent: the grandchild is up\n\
+             parent: attached the grandchild, its SIGSTOP seen\n\
+             parent: read 0x7417 from it\n\
+             parent: seized and interrupted the grandchild\n\
+             parent: read 0x600d from it\n\
+             parent: resumed and interrupted it again\n\
+             parent: the traced grandchild exited with 0\n\
+             parent: the child exited with 3\n\
+             parent: PTRACE_ATTACH of another user's grandchild: -1, errno 1 (Operation not permitted)\n\
+             parent: PTRACE_SEIZE of another user's grandchild: -1, errno 1 (Operation not permitted)\n\
+             parent: the second child exited with 23\n",
+        ],
+        ..c(
+            "ptrace_threads_grandchild",
+            with_defines("ptrace_threads", &["MODE_GRANDCHILD"]),
+        )
+    },
+];
 
 /// The trials.
 pub fn trials() -> Vec<Trial> {

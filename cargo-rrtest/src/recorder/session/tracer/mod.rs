@@ -2,8 +2,7 @@
 //!
 //! The recorder is the real tracer of every thread, so the kernel would
 //! refuse the program's requests; where tracer and tracee are both
-//! processes of the recording (the tracee a child of the tracer), the
-//! recorder plays the kernel's part: it keeps who traces whom
+//! processes of the recording, the recorder plays the kernel's part: it keeps who traces whom
 //! ([`Traced`]), holds a tracee in an emulated stop (it is not scheduled
 //! until its tracer resumes it), answers the tracer's requests from the
 //! real tracee, and answers the tracer's `wait4`/`waitid` with the stop.
@@ -115,6 +114,14 @@
 //! kernel would fail with ECHILD, is held at its entry
 //! ([`Session::park_wait`]) until [`Session::kick_tracers`] finds a report
 //! due.
+//!
+//! Attaching (`PTRACE_ATTACH`, `PTRACE_SEIZE`): any thread of another
+//! process of the recording, as the kernel lets the program's credentials
+//! attach it ([`may_attach`]: the same user, or `CAP_SYS_PTRACE`, and
+//! Yama's `ptrace_scope` where the kernel has it; else EPERM, as
+//! natively). A thread that is not its process's main one is traced alone,
+//! and one that is not the tracer's child, like a grandchild, has its exit
+//! reported by the emulated wait, as above.
 //!
 //! Vforks (`PTRACE_O_TRACEVFORK`, `PTRACE_O_TRACEVFORKDONE`): the vfork
 //! parent's event stop cannot wait for the syscall's exit, which comes only
@@ -317,9 +324,8 @@ pub(super) struct Traced {
     /// goes on when resumed.
     exit_stopped: bool,
     /// A process that is its tracer's child: the kernel's wait reports its
-    /// exit. (Otherwise, a thread, auto-attached at a clone or attached, or
-    /// a grandchild auto-attached at a fork, the emulated wait does:
-    /// [`EmuExit`].)
+    /// exit. (Otherwise, a thread or a grandchild, auto-attached at a clone
+    /// or fork or attached, the emulated wait does: [`EmuExit`].)
     child: bool,
     /// A clone or fork whose event stop (`PTRACE_EVENT_CLONE`, `_FORK`) is
     /// due at the syscall's exit: the event and the new thread's id.
@@ -541,6 +547,102 @@ fn parent_of(pid: Tid) -> Option<Tid> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// `CAP_SYS_PTRACE`'s bit in a capability set.
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// What `/proc/TID/status` says of a thread's credentials: its real,
+/// effective and saved user and group ids, and whether `CAP_SYS_PTRACE` is
+/// in its effective set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Creds {
+    uids: [u32; 3],
+    gids: [u32; 3],
+    cap_sys_ptrace: bool,
+}
+
+impl Creds {
+    /// Thread `tid`'s, None when they cannot be read.
+    fn of(tid: Tid) -> Option<Creds> {
+        Creds::parse(&std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?)
+    }
+
+    /// From the text of a `/proc/TID/status`.
+    fn parse(text: &str) -> Option<Creds> {
+        let ids = |key: &str| -> Option<[u32; 3]> {
+            let line = text.lines().find_map(|l| l.strip_prefix(key))?;
+            let v: Vec<u32> = line
+                .split_whitespace()
+                .take(3)
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            v.try_into().ok()
+        };
+        let cap_eff = text
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+        Some(Creds {
+            uids: ids("Uid:")?,
+            gids: ids("Gid:")?,
+            cap_sys_ptrace: cap_eff & (1 << CAP_SYS_PTRACE) != 0,
+        })
+    }
+}
+
+/// Whether the kernel lets thread `tracer` (of process `tracer_pid`) attach
+/// process `target` (by any of its threads) with its credentials: the
+/// caller's real ids the target's real, effective and saved ones, or
+/// `CAP_SYS_PTRACE` (`__ptrace_may_access`, with real credentials); then,
+/// where Yama is in the kernel, its `ptrace_scope` (1: a descendant of the
+/// tracer's, or `CAP_SYS_PTRACE`; 2: `CAP_SYS_PTRACE`; 3: never). The
+/// answer where the kernel refuses: why. Not seen, so not checked: a
+/// target made not dumpable (refused natively without `CAP_SYS_PTRACE`),
+/// and a target's `PR_SET_PTRACER` exception under scope 1 (refused here,
+/// with a warning, where natively it lets the tracer attach).
+fn may_attach(tracer: Tid, tracer_pid: Tid, target: Tid) -> Result<(), String> {
+    let (Some(caller), Some(traced)) = (Creds::of(tracer), Creds::of(target)) else {
+        return Err("credentials unreadable".into());
+    };
+    let same = traced.uids.iter().all(|&u| u == caller.uids[0])
+        && traced.gids.iter().all(|&g| g == caller.gids[0]);
+    if !same && !caller.cap_sys_ptrace {
+        return Err("another user's process, without CAP_SYS_PTRACE".into());
+    }
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    match scope {
+        0 => Ok(()),
+        1 if caller.cap_sys_ptrace || descends_from(target, tracer_pid) => Ok(()),
+        1 => {
+            warn!(
+                tracer = tracer_pid,
+                target,
+                "PTRACE_ATTACH/PTRACE_SEIZE of a process that is not a descendant under Yama ptrace_scope 1: refused (the recorder does not know of PR_SET_PTRACER exceptions)"
+            );
+            Err("Yama ptrace_scope 1".into())
+        }
+        2 if caller.cap_sys_ptrace => Ok(()),
+        _ => Err(format!("Yama ptrace_scope {scope}")),
+    }
+}
+
+/// Whether process `pid` descends from process `ancestor` (its parent's
+/// parent's ..., as `/proc` tells them).
+fn descends_from(pid: Tid, ancestor: Tid) -> bool {
+    let mut p = pid;
+    // (A bound, should the chain change under the walk.)
+    for _ in 0..4096 {
+        match parent_of(p) {
+            Some(q) if q == ancestor => return true,
+            Some(q) if q > 1 => p = q,
+            _ => return false,
+        }
+    }
+    false
+}
+
 fn neg(errno: i32) -> i64 {
     -i64::from(errno)
 }
@@ -603,14 +705,8 @@ impl Session {
                     return Ok(neg(libc::EPERM));
                 }
                 let tgid = t.pid;
-                // A thread of a child process (not only its main one).
-                if parent_of(tgid) != Some(pid) {
-                    warn!(
-                        tracer = pid,
-                        target,
-                        "{}: only a thread of a child of the tracer is traced under the recorder",
-                        request_name(request)
-                    );
+                if let Err(why) = may_attach(tid, pid, tgid) {
+                    tracing::debug!(tracer = pid, target, why, "attach refused, as natively");
                     return Ok(neg(libc::EPERM));
                 }
                 let seized = request == req::SEIZE;
@@ -622,9 +718,9 @@ impl Session {
                 }
                 self.emulating_ptrace = true;
                 // The kernel's wait reports a child process's exit; a
-                // thread's (not a process's main one) is the emulated
-                // wait's ([`EmuExit`]).
-                let child = target == tgid;
+                // thread's (not a process's main one) or a grandchild's is
+                // the emulated wait's ([`EmuExit`]).
+                let child = target == tgid && parent_of(target) == Some(pid);
                 self.tasks.get_mut(&target).expect("checked").traced = Some(Traced {
                     tracer: pid,
                     seized,
@@ -1163,6 +1259,35 @@ mod tests {
             "PTRACE_SYSEMU_SINGLESTEP"
         );
         assert_eq!(request_name(0x4299), "ptrace request 0x4299");
+    }
+
+    #[test]
+    fn credentials_are_read_from_proc_status() {
+        let text = "Name:\tx\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\n\
+                    CapEff:\t0000000000080000\n";
+        assert_eq!(
+            Creds::parse(text),
+            Some(Creds {
+                uids: [1000, 1001, 1002],
+                gids: [5, 6, 7],
+                cap_sys_ptrace: true,
+            })
+        );
+        let without = text.replace("0000000000080000", "000001ffffe7ffff");
+        assert!(!Creds::parse(&without).expect("parsed").cap_sys_ptrace);
+        assert_eq!(Creds::parse("Uid:\t1\t1\t1\t1\n"), None);
+        let me = Creds::of(std::process::id() as Tid).expect("own status readable");
+        // (Its /proc directory is owned by its effective user.)
+        let owner = std::fs::metadata("/proc/self").expect("/proc/self");
+        assert_eq!(me.uids[1], std::os::unix::fs::MetadataExt::uid(&owner));
+    }
+
+    #[test]
+    fn a_process_descends_from_its_parents() {
+        let me = std::process::id() as Tid;
+        let parent = parent_of(me).expect("a parent");
+        assert!(descends_from(me, parent));
+        assert!(!descends_from(parent, me));
     }
 
     #[test]
