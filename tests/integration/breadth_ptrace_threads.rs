@@ -1,5 +1,6 @@
 //! Breadth trials for the program's own ptrace of what is not its own
-//! child's main thread (issue #20): emulated. Each `ptrace_threads` variant runs natively, and is
+//! child's main thread, and for waits from a thread that does not trace
+//! (issue #20): emulated. Each `ptrace_threads` variant runs natively, and is
 //! recorded, verified and replayed identically (output and exit status
 //! compared), once and a few times more (`::repeated`: the order of stops
 //! and waits depends on the schedule).
@@ -16,7 +17,13 @@
 //!   grandchild the same way, waits for its exit (the emulated wait's: not
 //!   the tracer's child), then, without `CAP_SYS_PTRACE`, is refused
 //!   (EPERM, as natively) a second grandchild running as another user;
-//! - `ptrace_threads::under_chaos`: the two recorded under the chaos
+//! - `ptrace_threads_waiter`: the parent's main thread seizes its child; a
+//!   second thread finds nothing with `__WNOTHREAD` (ECHILD), waits for the
+//!   stop and is refused requests (ESRCH: it does not trace); a third is
+//!   blocked in `waitpid(-1, __WALL)` when the child stops again; a fourth
+//!   seizes the child and ends, which lets it go (the main thread seizes
+//!   it again);
+//! - `ptrace_threads::under_chaos`: the three recorded under the chaos
 //!   scheduler at three seeds each, verified.
 
 use libtest_mimic::Trial;
@@ -59,6 +66,23 @@ const SPECS: &[Spec] = &[
         ..c(
             "ptrace_threads_grandchild",
             with_defines("ptrace_threads", &["MODE_GRANDCHILD"]),
+        )
+    },
+    Spec {
+        stdout_has: &[
+            "parent: seized and interrupted the child; its stop is there\n\
+             waiter: a __WNOTHREAD poll: -1, errno 10 (No child processes)\n\
+             waiter: saw the child's stop\n\
+             waiter: PTRACE_PEEKDATA: -1, errno 3 (No such process)\n\
+             waiter: PTRACE_CONT: -1, errno 3 (No such process)\n\
+             parent: read 0x7417 from the child\n\
+             waiter: saw the child's second stop\n\
+             parent: seized again after the seizing thread's end: 0\n\
+             parent: the child exited with 0\n",
+        ],
+        ..c(
+            "ptrace_threads_waiter",
+            with_defines("ptrace_threads", &["MODE_WAITER"]),
         )
     },
 ];

@@ -121,7 +121,17 @@
 //! Yama's `ptrace_scope` where the kernel has it; else EPERM, as
 //! natively). A thread that is not its process's main one is traced alone,
 //! and one that is not the tracer's child, like a grandchild, has its exit
-//! reported by the emulated wait, as above.
+//! reported by the emulated wait, as above. The thread that attached is
+//! the tracing one ([`Traced::thread`]): only it may make requests (ESRCH
+//! for the tracer's other threads, as the kernel's `ptrace_check_attach`
+//! answers), any thread of the tracer's process may wait for the tracee
+//! unless it asks with `__WNOTHREAD` for its own alone, and its end lets
+//! its tracees go, as its process's end does. Not emulated:
+//! `PTRACE_LISTEN` (EIO, named): a tracee that its tracer lets take a stop
+//! signal enters the recorder's own job-control stop (`jobctl.rs`), which
+//! is not made a stop its tracer is shown (natively a seized tracee's
+//! group stop is a `PTRACE_EVENT_STOP` its tracer waits for), so there is
+//! no group stop of the tracer's to listen in.
 //!
 //! Vforks (`PTRACE_O_TRACEVFORK`, `PTRACE_O_TRACEVFORKDONE`): the vfork
 //! parent's event stop cannot wait for the syscall's exit, which comes only
@@ -314,6 +324,14 @@ const CLD_DUMPED: i32 = 3;
 pub(super) struct Traced {
     /// The tracer's process id.
     tracer: Tid,
+    /// The tracer's thread that traces it, which alone may make requests
+    /// about it (the kernel's `ptrace_check_attach`), and alone is answered
+    /// a wait with `__WNOTHREAD`: the thread that attached or seized it, or
+    /// its tracer's where it came in by a clone. None after
+    /// `PTRACE_TRACEME`, whose tracer is the thread that forked the tracee,
+    /// which `/proc` does not tell: any thread of the tracer's process
+    /// then.
+    thread: Option<Tid>,
     /// Attached with `PTRACE_SEIZE` (`PTRACE_INTERRUPT` allowed).
     seized: bool,
     /// `PTRACE_O_*` set.
@@ -352,6 +370,8 @@ pub(super) struct Traced {
 #[derive(Debug, Clone)]
 pub(super) struct EmuExit {
     tracer: Tid,
+    /// Its tracing thread (`Traced::thread`).
+    thread: Option<Tid>,
     tracee: Tid,
     status: ExitStatus,
 }
@@ -674,6 +694,7 @@ impl Session {
                         self.emulating_ptrace = true;
                         task.traced = Some(Traced {
                             tracer: parent,
+                            thread: None,
                             seized: false,
                             options: 0,
                             stop: None,
@@ -723,6 +744,7 @@ impl Session {
                 let child = target == tgid && parent_of(target) == Some(pid);
                 self.tasks.get_mut(&target).expect("checked").traced = Some(Traced {
                     tracer: pid,
+                    thread: Some(tid),
                     seized,
                     options: if seized { data } else { 0 },
                     stop: None,
