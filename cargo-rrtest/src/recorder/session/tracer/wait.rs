@@ -157,21 +157,22 @@ impl Session {
     /// blocked, it is interrupted when a report is due:
     /// [`Session::kick_tracers`].)
     fn waits_on_emulation(&self, waiter: Tid, pid: Tid, nr: i64, args: &[u64; 6]) -> bool {
-        let tracees: Vec<Tid> = self
+        let own = wait_options(nr, args) & WNOTHREAD != 0;
+        // (Tracee, the tracer's child.)
+        let tracees: Vec<(Tid, bool)> = self
             .tasks
             .iter()
-            .filter(|(&t, task)| {
-                task.traced
-                    .as_ref()
-                    .is_some_and(|tr| tr.tracer == pid && answers(tr.thread, waiter, nr, args))
-                    && waits_for(nr, args, t)
+            .filter_map(|(&t, task)| {
+                let tr = task.traced.as_ref()?;
+                (tr.tracer == pid && answers(tr.thread, waiter, nr, args) && waits_for(nr, args, t))
+                    .then_some((t, tr.child))
             })
-            .map(|(&t, _)| t)
             .collect();
-        if tracees.is_empty() {
+        // (Only children of the process's, which the kernel's wait knows
+        // of, without __WNOTHREAD: no need to read /proc.)
+        if tracees.iter().all(|&(_, child)| child && !own) {
             return false;
         }
-        let own = wait_options(nr, args) & WNOTHREAD != 0;
         let children = if own {
             children_of_thread(pid, waiter)
         } else {
@@ -181,7 +182,7 @@ impl Session {
         let Some(children) = children else {
             return false;
         };
-        let covers = tracees.iter().any(|t| !children.contains(t));
+        let covers = tracees.iter().any(|(t, _)| !children.contains(t));
         covers && !children.into_iter().any(|c| waits_for(nr, args, c))
     }
 
