@@ -7,6 +7,7 @@
 //!
 //! - `ptrace_threads`: the parent attaches its child's second thread by its
 //!   id (`PTRACE_ATTACH`, its `SIGSTOP` waited for with `__WALL` by its id,
+//!   its siginfo the kernel's, `SI_KERNEL` and no sender,
 //!   its fs base read with `PTRACE_GETREGS`, a word read and written,
 //!   `PTRACE_DETACH`, then ECHILD for a wait for it), then seizes it
 //!   (`PTRACE_SEIZE`, `PTRACE_INTERRUPT`, `waitpid(-1)` without `__WALL`,
@@ -37,6 +38,7 @@ const SPECS: &[Spec] = &[
         stdout_has: &[
             "parent: found the child's second thread\n\
              parent: attached the thread, its SIGSTOP seen with __WALL\n\
+             parent: its siginfo: signal 19, code 128, from pid 0\n\
              parent: its fs base is its own pthread_self: 1\n\
              parent: read 0x7417 from it\n\
              parent: PTRACE_PEEKDATA of the main thread: -1, errno 3 (No such process)\n\

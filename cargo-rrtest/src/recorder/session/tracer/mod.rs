@@ -758,7 +758,9 @@ impl Session {
                 });
                 if !seized {
                     let status = (libc::SIGSTOP << 8) | 0x7f;
-                    let info = user_siginfo(libc::SIGSTOP, pid);
+                    // The kernel sends it as its own (`SEND_SIG_PRIV`:
+                    // `SI_KERNEL`, no sender).
+                    let info = kernel_siginfo(libc::SIGSTOP);
                     self.emu_stop(target, status, info, SignalKind::AtSyscallExit)?;
                 }
                 Ok(0)
