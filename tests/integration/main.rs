@@ -25,6 +25,7 @@ mod breadth_ptrace_regs;
 mod breadth_ptrace_rewrite;
 mod breadth_ptrace_strace;
 mod breadth_ptrace_sysemu;
+mod breadth_ptrace_threads;
 mod breadth_ptrace_vfork;
 mod breadth_tty;
 mod breadth_vdso;
@@ -77,6 +78,7 @@ fn main() {
     trials.extend(breadth_ptrace_vfork::trials());
     trials.extend(breadth_ptrace_debugregs::trials());
     trials.extend(breadth_ptrace_rewrite::trials());
+    trials.extend(breadth_ptrace_threads::trials());
     trials.extend(breadth_debugger::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());

@@ -61,6 +61,7 @@ impl Session {
         if let Some(task) = self.tasks.get_mut(&child) {
             task.traced = Some(Traced {
                 tracer: tr.tracer,
+                thread: tr.thread,
                 seized: tr.seized,
                 options: tr.options,
                 stop: Some(first),

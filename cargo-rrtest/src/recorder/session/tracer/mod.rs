@@ -2,8 +2,7 @@
 //!
 //! The recorder is the real tracer of every thread, so the kernel would
 //! refuse the program's requests; where tracer and tracee are both
-//! processes of the recording (the tracee a child of the tracer), the
-//! recorder plays the kernel's part: it keeps who traces whom
+//! processes of the recording, the recorder plays the kernel's part: it keeps who traces whom
 //! ([`Traced`]), holds a tracee in an emulated stop (it is not scheduled
 //! until its tracer resumes it), answers the tracer's requests from the
 //! real tracee, and answers the tracer's `wait4`/`waitid` with the stop.
@@ -115,6 +114,24 @@
 //! kernel would fail with ECHILD, is held at its entry
 //! ([`Session::park_wait`]) until [`Session::kick_tracers`] finds a report
 //! due.
+//!
+//! Attaching (`PTRACE_ATTACH`, `PTRACE_SEIZE`): any thread of another
+//! process of the recording, as the kernel lets the program's credentials
+//! attach it ([`may_attach`]: the same user, or `CAP_SYS_PTRACE`, and
+//! Yama's `ptrace_scope` where the kernel has it; else EPERM, as
+//! natively). A thread that is not its process's main one is traced alone,
+//! and one that is not the tracer's child, like a grandchild, has its exit
+//! reported by the emulated wait, as above. The thread that attached is
+//! the tracing one ([`Traced::thread`]): only it may make requests (ESRCH
+//! for the tracer's other threads, as the kernel's `ptrace_check_attach`
+//! answers), any thread of the tracer's process may wait for the tracee
+//! unless it asks with `__WNOTHREAD` for its own alone, and its end lets
+//! its tracees go, as its process's end does. Not emulated:
+//! `PTRACE_LISTEN` (EIO, named): a tracee that its tracer lets take a stop
+//! signal enters the recorder's own job-control stop (`jobctl.rs`), which
+//! is not made a stop its tracer is shown (natively a seized tracee's
+//! group stop is a `PTRACE_EVENT_STOP` its tracer waits for), so there is
+//! no group stop of the tracer's to listen in.
 //!
 //! Vforks (`PTRACE_O_TRACEVFORK`, `PTRACE_O_TRACEVFORKDONE`): the vfork
 //! parent's event stop cannot wait for the syscall's exit, which comes only
@@ -307,6 +324,14 @@ const CLD_DUMPED: i32 = 3;
 pub(super) struct Traced {
     /// The tracer's process id.
     tracer: Tid,
+    /// The tracer's thread that traces it, which alone may make requests
+    /// about it (the kernel's `ptrace_check_attach`), and alone is answered
+    /// a wait with `__WNOTHREAD`: the thread that attached or seized it, or
+    /// its tracer's where it came in by a clone. None after
+    /// `PTRACE_TRACEME`, whose tracer is the thread that forked the tracee,
+    /// which `/proc` does not tell: any thread of the tracer's process
+    /// then.
+    thread: Option<Tid>,
     /// Attached with `PTRACE_SEIZE` (`PTRACE_INTERRUPT` allowed).
     seized: bool,
     /// `PTRACE_O_*` set.
@@ -317,8 +342,8 @@ pub(super) struct Traced {
     /// goes on when resumed.
     exit_stopped: bool,
     /// A process that is its tracer's child: the kernel's wait reports its
-    /// exit. (Otherwise, a thread or a grandchild auto-attached at a clone
-    /// or fork, the emulated wait does: [`EmuExit`].)
+    /// exit. (Otherwise, a thread or a grandchild, auto-attached at a clone
+    /// or fork or attached, the emulated wait does: [`EmuExit`].)
     child: bool,
     /// A clone or fork whose event stop (`PTRACE_EVENT_CLONE`, `_FORK`) is
     /// due at the syscall's exit: the event and the new thread's id.
@@ -345,6 +370,8 @@ pub(super) struct Traced {
 #[derive(Debug, Clone)]
 pub(super) struct EmuExit {
     tracer: Tid,
+    /// Its tracing thread (`Traced::thread`).
+    thread: Option<Tid>,
     tracee: Tid,
     status: ExitStatus,
 }
@@ -540,6 +567,102 @@ fn parent_of(pid: Tid) -> Option<Tid> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// `CAP_SYS_PTRACE`'s bit in a capability set.
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// What `/proc/TID/status` says of a thread's credentials: its real,
+/// effective and saved user and group ids, and whether `CAP_SYS_PTRACE` is
+/// in its effective set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Creds {
+    uids: [u32; 3],
+    gids: [u32; 3],
+    cap_sys_ptrace: bool,
+}
+
+impl Creds {
+    /// Thread `tid`'s, None when they cannot be read.
+    fn of(tid: Tid) -> Option<Creds> {
+        Creds::parse(&std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?)
+    }
+
+    /// From the text of a `/proc/TID/status`.
+    fn parse(text: &str) -> Option<Creds> {
+        let ids = |key: &str| -> Option<[u32; 3]> {
+            let line = text.lines().find_map(|l| l.strip_prefix(key))?;
+            let v: Vec<u32> = line
+                .split_whitespace()
+                .take(3)
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            v.try_into().ok()
+        };
+        let cap_eff = text
+            .lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+        Some(Creds {
+            uids: ids("Uid:")?,
+            gids: ids("Gid:")?,
+            cap_sys_ptrace: cap_eff & (1 << CAP_SYS_PTRACE) != 0,
+        })
+    }
+}
+
+/// Whether the kernel lets thread `tracer` (of process `tracer_pid`) attach
+/// process `target` (by any of its threads) with its credentials: the
+/// caller's real ids the target's real, effective and saved ones, or
+/// `CAP_SYS_PTRACE` (`__ptrace_may_access`, with real credentials); then,
+/// where Yama is in the kernel, its `ptrace_scope` (1: a descendant of the
+/// tracer's, or `CAP_SYS_PTRACE`; 2: `CAP_SYS_PTRACE`; 3: never). The
+/// answer where the kernel refuses: why. Not seen, so not checked: a
+/// target made not dumpable (refused natively without `CAP_SYS_PTRACE`),
+/// and a target's `PR_SET_PTRACER` exception under scope 1 (refused here,
+/// with a warning, where natively it lets the tracer attach).
+fn may_attach(tracer: Tid, tracer_pid: Tid, target: Tid) -> Result<(), String> {
+    let (Some(caller), Some(traced)) = (Creds::of(tracer), Creds::of(target)) else {
+        return Err("credentials unreadable".into());
+    };
+    let same = traced.uids.iter().all(|&u| u == caller.uids[0])
+        && traced.gids.iter().all(|&g| g == caller.gids[0]);
+    if !same && !caller.cap_sys_ptrace {
+        return Err("another user's process, without CAP_SYS_PTRACE".into());
+    }
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    match scope {
+        0 => Ok(()),
+        1 if caller.cap_sys_ptrace || descends_from(target, tracer_pid) => Ok(()),
+        1 => {
+            warn!(
+                tracer = tracer_pid,
+                target,
+                "PTRACE_ATTACH/PTRACE_SEIZE of a process that is not a descendant under Yama ptrace_scope 1: refused (the recorder does not know of PR_SET_PTRACER exceptions)"
+            );
+            Err("Yama ptrace_scope 1".into())
+        }
+        2 if caller.cap_sys_ptrace => Ok(()),
+        _ => Err(format!("Yama ptrace_scope {scope}")),
+    }
+}
+
+/// Whether process `pid` descends from process `ancestor` (its parent's
+/// parent's ..., as `/proc` tells them).
+fn descends_from(pid: Tid, ancestor: Tid) -> bool {
+    let mut p = pid;
+    // (A bound, should the chain change under the walk.)
+    for _ in 0..4096 {
+        match parent_of(p) {
+            Some(q) if q == ancestor => return true,
+            Some(q) if q > 1 => p = q,
+            _ => return false,
+        }
+    }
+    false
+}
+
 fn neg(errno: i32) -> i64 {
     -i64::from(errno)
 }
@@ -571,6 +694,7 @@ impl Session {
                         self.emulating_ptrace = true;
                         task.traced = Some(Traced {
                             tracer: parent,
+                            thread: None,
                             seized: false,
                             options: 0,
                             stop: None,
@@ -596,16 +720,14 @@ impl Session {
                     // Outside the recording: refused, as before.
                     return Ok(neg(libc::EPERM));
                 };
-                if t.pid != target || target == pid || t.traced.is_some() {
+                // (The kernel refuses a thread of the tracer's own process,
+                // and one traced already.)
+                if t.pid == pid || t.traced.is_some() {
                     return Ok(neg(libc::EPERM));
                 }
-                if parent_of(target) != Some(pid) {
-                    warn!(
-                        tracer = pid,
-                        target,
-                        "{}: only a child of the tracer is traced under the recorder",
-                        request_name(request)
-                    );
+                let tgid = t.pid;
+                if let Err(why) = may_attach(tid, pid, tgid) {
+                    tracing::debug!(tracer = pid, target, why, "attach refused, as natively");
                     return Ok(neg(libc::EPERM));
                 }
                 let seized = request == req::SEIZE;
@@ -616,13 +738,18 @@ impl Session {
                     }
                 }
                 self.emulating_ptrace = true;
+                // The kernel's wait reports a child process's exit; a
+                // thread's (not a process's main one) or a grandchild's is
+                // the emulated wait's ([`EmuExit`]).
+                let child = target == tgid && parent_of(target) == Some(pid);
                 self.tasks.get_mut(&target).expect("checked").traced = Some(Traced {
                     tracer: pid,
+                    thread: Some(tid),
                     seized,
                     options: if seized { data } else { 0 },
                     stop: None,
                     exit_stopped: false,
-                    child: true,
+                    child,
                     clone_event: None,
                     vfork_held: false,
                     vfork_child: None,
@@ -631,7 +758,9 @@ impl Session {
                 });
                 if !seized {
                     let status = (libc::SIGSTOP << 8) | 0x7f;
-                    let info = user_siginfo(libc::SIGSTOP, pid);
+                    // The kernel sends it as its own (`SEND_SIG_PRIV`:
+                    // `SI_KERNEL`, no sender).
+                    let info = kernel_siginfo(libc::SIGSTOP);
                     self.emu_stop(target, status, info, SignalKind::AtSyscallExit)?;
                 }
                 Ok(0)
@@ -1154,6 +1283,35 @@ mod tests {
             "PTRACE_SYSEMU_SINGLESTEP"
         );
         assert_eq!(request_name(0x4299), "ptrace request 0x4299");
+    }
+
+    #[test]
+    fn credentials_are_read_from_proc_status() {
+        let text = "Name:\tx\nUid:\t1000\t1001\t1002\t1003\nGid:\t5\t6\t7\t8\n\
+                    CapEff:\t0000000000080000\n";
+        assert_eq!(
+            Creds::parse(text),
+            Some(Creds {
+                uids: [1000, 1001, 1002],
+                gids: [5, 6, 7],
+                cap_sys_ptrace: true,
+            })
+        );
+        let without = text.replace("0000000000080000", "000001ffffe7ffff");
+        assert!(!Creds::parse(&without).expect("parsed").cap_sys_ptrace);
+        assert_eq!(Creds::parse("Uid:\t1\t1\t1\t1\n"), None);
+        let me = Creds::of(std::process::id() as Tid).expect("own status readable");
+        // (Its /proc directory is owned by its effective user.)
+        let owner = std::fs::metadata("/proc/self").expect("/proc/self");
+        assert_eq!(me.uids[1], std::os::unix::fs::MetadataExt::uid(&owner));
+    }
+
+    #[test]
+    fn a_process_descends_from_its_parents() {
+        let me = std::process::id() as Tid;
+        let parent = parent_of(me).expect("a parent");
+        assert!(descends_from(me, parent));
+        assert!(!descends_from(parent, me));
     }
 
     #[test]

@@ -22,9 +22,11 @@ impl Session {
             .tasks
             .get(&target)
             .and_then(|t| t.traced.as_ref())
-            .filter(|t| t.tracer == pid)
+            .filter(|t| t.tracer == pid && t.thread.is_none_or(|th| th == tid))
             .cloned()
         else {
+            // (Not traced by this thread: another thread of the tracer's
+            // process may wait for it, but not make requests.)
             return Ok(neg(libc::ESRCH));
         };
         // (A vfork parent held in its event stop is stopped inside the

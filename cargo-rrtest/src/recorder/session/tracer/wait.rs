@@ -26,8 +26,8 @@ impl Session {
         if !self.emulating_ptrace || (nr != libc::SYS_wait4 && nr != libc::SYS_waitid) {
             return Ok(WaitAnswer::Kernel);
         }
-        let Some(report) = self.report_for(pid, nr, args) else {
-            if !self.waits_on_emulation(pid, nr, args) {
+        let Some(report) = self.report_for(tid, pid, nr, args) else {
+            if !self.waits_on_emulation(tid, pid, nr, args) {
                 return Ok(WaitAnswer::Kernel);
             }
             if wait_options(nr, args) & libc::WNOHANG as u64 == 0 {
@@ -101,16 +101,19 @@ impl Session {
         }))
     }
 
-    /// What wait call `nr` with `args` by tracer process `pid` reports now
-    /// from the emulation: an unreported stop of a tracee it waits for,
-    /// else the exit of one that is not its child (`waitid` only with
-    /// `WEXITED`, which `wait4` implies).
-    fn report_for(&self, pid: Tid, nr: i64, args: &[u64; 6]) -> Option<Report> {
+    /// What wait call `nr` with `args` by thread `waiter` of tracer process
+    /// `pid` reports now from the emulation: an unreported stop of a tracee
+    /// it waits for, else the exit of one that is not its child (`waitid`
+    /// only with `WEXITED`, which `wait4` implies). Any thread of the
+    /// tracer's process waits for its tracees, but with `__WNOTHREAD` only
+    /// the tracing thread ([`answers`]).
+    fn report_for(&self, waiter: Tid, pid: Tid, nr: i64, args: &[u64; 6]) -> Option<Report> {
         let unannounced = self.unannounced();
         let stop = self.tasks.iter().find_map(|(&t, task)| {
             let tr = task.traced.as_ref()?;
             let stop = tr.stop.as_ref()?;
             (tr.tracer == pid
+                && answers(tr.thread, waiter, nr, args)
                 && !stop.reported
                 && shows(t, task, &unannounced)
                 && waits_for(nr, args, t))
@@ -124,7 +127,11 @@ impl Session {
         }
         self.emu_exits
             .iter()
-            .position(|e| e.tracer == pid && waits_for(nr, args, e.tracee))
+            .position(|e| {
+                e.tracer == pid
+                    && answers(e.thread, waiter, nr, args)
+                    && waits_for(nr, args, e.tracee)
+            })
             .map(Report::Exit)
     }
 
@@ -140,24 +147,43 @@ impl Session {
             .collect()
     }
 
-    /// Whether wait call `nr` with `args` by tracer process `pid`, with
-    /// nothing to report, is the emulation's to answer: it waits for a live
-    /// tracee the kernel's wait does not know of (a thread, a grandchild),
-    /// and for no child of the tracer's, so that the kernel would fail it
-    /// with ECHILD at once. (With a child it waits for, the kernel's wait
-    /// blocks, or polls, as it would natively; blocked, it is interrupted
-    /// when a report is due: [`Session::kick_tracers`].)
-    fn waits_on_emulation(&self, pid: Tid, nr: i64, args: &[u64; 6]) -> bool {
-        let covers = self.tasks.iter().any(|(&t, task)| {
-            task.traced
-                .as_ref()
-                .is_some_and(|tr| tr.tracer == pid && !tr.child)
-                && waits_for(nr, args, t)
-        });
+    /// Whether wait call `nr` with `args` by thread `waiter` of tracer
+    /// process `pid`, with nothing to report, is the emulation's to answer:
+    /// it waits for a live tracee the kernel's wait does not know of (a
+    /// thread, a grandchild, one attached by another thread), and for no
+    /// child of the tracer's (of `waiter`'s alone with `__WNOTHREAD`), so
+    /// that the kernel would fail it with ECHILD at once. (With a child it
+    /// waits for, the kernel's wait blocks, or polls, as it would natively;
+    /// blocked, it is interrupted when a report is due:
+    /// [`Session::kick_tracers`].)
+    fn waits_on_emulation(&self, waiter: Tid, pid: Tid, nr: i64, args: &[u64; 6]) -> bool {
+        let own = wait_options(nr, args) & WNOTHREAD != 0;
+        // (Tracee, the tracer's child.)
+        let tracees: Vec<(Tid, bool)> = self
+            .tasks
+            .iter()
+            .filter_map(|(&t, task)| {
+                let tr = task.traced.as_ref()?;
+                (tr.tracer == pid && answers(tr.thread, waiter, nr, args) && waits_for(nr, args, t))
+                    .then_some((t, tr.child))
+            })
+            .collect();
+        // (Only children of the process's, which the kernel's wait knows
+        // of, without __WNOTHREAD: no need to read /proc.)
+        if tracees.iter().all(|&(_, child)| child && !own) {
+            return false;
+        }
+        let children = if own {
+            children_of_thread(pid, waiter)
+        } else {
+            children_of(pid)
+        };
         // (Children unknown: the kernel's wait answers, as before.)
-        covers
-            && children_of(pid)
-                .is_some_and(|children| !children.into_iter().any(|c| waits_for(nr, args, c)))
+        let Some(children) = children else {
+            return false;
+        };
+        let covers = tracees.iter().any(|(t, _)| !children.contains(t));
+        covers && !children.into_iter().any(|c| waits_for(nr, args, c))
     }
 
     /// Holds tracer thread `tid` at the entry of its wait call `nr` with
@@ -180,13 +206,17 @@ impl Session {
 
     /// Thread `tid` (its task `task`, removed) is gone with `status`: a
     /// tracee that is not its tracer's child has its exit reported by the
-    /// emulated wait, and its tracer is sent the `SIGCHLD`.
+    /// emulated wait, and its tracer is sent the `SIGCHLD`; a thread that
+    /// was not its process's main one lets its own tracees go.
     pub(in crate::recorder::session) fn tracee_gone(
         &mut self,
         tid: Tid,
         task: &crate::recorder::session::Task,
         status: ExitStatus,
     ) {
+        if task.pid != tid {
+            self.tracing_thread_gone(task.pid, tid);
+        }
         let Some(tr) = task.traced.as_ref().filter(|t| !t.child) else {
             return;
         };
@@ -195,6 +225,7 @@ impl Session {
         }
         self.emu_exits.push(EmuExit {
             tracer: tr.tracer,
+            thread: tr.thread,
             tracee: tid,
             status,
         });
@@ -219,30 +250,36 @@ impl Session {
             return Ok(());
         }
         let unannounced = self.unannounced();
-        // (Tracee, tracer, an exit.)
-        let mut due: Vec<(Tid, Tid, bool)> = self
+        // (Tracee, tracer, its tracing thread, an exit.)
+        let mut due: Vec<(Tid, Tid, Option<Tid>, bool)> = self
             .tasks
             .iter()
             .filter_map(|(&t, task)| {
                 let tr = task.traced.as_ref()?;
                 let stop = tr.stop.as_ref()?;
-                (!stop.reported && shows(t, task, &unannounced)).then_some((t, tr.tracer, false))
+                (!stop.reported && shows(t, task, &unannounced))
+                    .then_some((t, tr.tracer, tr.thread, false))
             })
             .collect();
-        for &(tracee, tracer, _) in &due {
+        for &(tracee, tracer, _, _) in &due {
             self.notify_tracer(tracee, tracer);
         }
-        due.extend(self.emu_exits.iter().map(|e| (e.tracee, e.tracer, true)));
-        for (tracee, tracer, exit) in due {
+        due.extend(
+            self.emu_exits
+                .iter()
+                .map(|e| (e.tracee, e.tracer, e.thread, true)),
+        );
+        for (tracee, tracer, thread, exit) in due {
             let waiting: Vec<Tid> = self
                 .tasks
                 .iter()
-                .filter(|(_, w)| {
+                .filter(|(&wt, w)| {
                     w.pid == tracer
                         && !w.kicked
                         && matches!(w.state, State::InSyscall { entered, split: true }
                             if entered.forced_ret.is_none()
                                 && waits_for(entered.nr, &entered.args, tracee)
+                                && answers(thread, wt, entered.nr, &entered.args)
                                 && (!exit || wants_exits(entered.nr, &entered.args)))
                 })
                 .map(|(&w, _)| w)
@@ -263,7 +300,8 @@ impl Session {
             .filter_map(|(&w, task)| task.parked.map(|(nr, args)| (w, task.pid, nr, args)))
             .collect();
         for (w, pid, nr, args) in parked {
-            if self.report_for(pid, nr, &args).is_some() || !self.waits_on_emulation(pid, nr, &args)
+            if self.report_for(w, pid, nr, &args).is_some()
+                || !self.waits_on_emulation(w, pid, nr, &args)
             {
                 if let Some(task) = self.tasks.get_mut(&w) {
                     task.parked = None;
@@ -338,11 +376,28 @@ impl Session {
     /// goes on into its vfork), and the exits it was to hear of are
     /// dropped.
     pub(in crate::recorder::session) fn tracer_gone(&mut self, pid: Tid) {
-        self.emu_exits.retain(|e| e.tracer != pid);
+        self.let_tracees_go(pid, None);
+    }
+
+    /// Thread `tid` of process `pid` is gone, the process living on: the
+    /// tracees it attached are let go as at its process's end (the kernel
+    /// detaches a thread's tracees at its exit, `exit_ptrace`).
+    fn tracing_thread_gone(&mut self, pid: Tid, tid: Tid) {
+        if self.emulating_ptrace {
+            self.let_tracees_go(pid, Some(tid));
+        }
+    }
+
+    /// Lets go the tracees of process `pid` (those of its thread `thread`
+    /// alone when given), as [`Session::tracer_gone`] says.
+    fn let_tracees_go(&mut self, pid: Tid, thread: Option<Tid>) {
+        let ours = |tr: &Traced| tr.tracer == pid && (thread.is_none() || tr.thread == thread);
+        self.emu_exits
+            .retain(|e| !(e.tracer == pid && (thread.is_none() || e.thread == thread)));
         let tracees: Vec<Tid> = self
             .tasks
             .iter()
-            .filter(|(_, t)| t.traced.as_ref().is_some_and(|tr| tr.tracer == pid))
+            .filter(|(_, t)| t.traced.as_ref().is_some_and(ours))
             .map(|(&tid, _)| tid)
             .collect();
         for tid in tracees {
@@ -350,7 +405,7 @@ impl Session {
         }
         let mut in_vfork = Vec::new();
         for (&tid, task) in self.tasks.iter_mut() {
-            let Some(tr) = task.traced.as_ref().filter(|t| t.tracer == pid) else {
+            let Some(tr) = task.traced.as_ref().filter(|t| ours(t)) else {
                 continue;
             };
             if tr.options & PTRACE_O_EXITKILL != 0 {
@@ -434,6 +489,30 @@ fn children_of(pid: Tid) -> Option<Vec<Tid>> {
     )
 }
 
+/// `__WNOTHREAD`: a wait for the calling thread's own children and
+/// tracees only.
+const WNOTHREAD: u64 = 0x2000_0000;
+
+/// Whether wait call `nr` with `args` by thread `waiter` may report a tracee
+/// traced by thread `thread` of the waiter's process (None: not known, any):
+/// any thread of the tracer's process may wait for it, unless it asks with
+/// `__WNOTHREAD` for its own alone (the kernel's `do_wait` looks at each
+/// thread's tracees).
+fn answers(thread: Option<Tid>, waiter: Tid, nr: i64, args: &[u64; 6]) -> bool {
+    wait_options(nr, args) & WNOTHREAD == 0 || thread.is_none_or(|t| t == waiter)
+}
+
+/// The children of thread `tid` of process `pid` alone (those it forked,
+/// `/proc/PID/task/TID/children`); None when it cannot be read.
+fn children_of_thread(pid: Tid, tid: Tid) -> Option<Vec<Tid>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")).ok()?;
+    Some(
+        text.split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .collect(),
+    )
+}
+
 /// Whether wait call `nr` with `args` waits for child `tracee` (a process
 /// group counts as any child).
 fn waits_for(nr: i64, args: &[u64; 6], tracee: Tid) -> bool {
@@ -472,6 +551,18 @@ mod tests {
         // A pidfd is not followed.
         assert!(!waits_for(libc::SYS_waitid, &waitid(3, 5), 42));
         assert!(!waits_for(libc::SYS_read, &wait4(-1), 42));
+    }
+
+    #[test]
+    fn wnothread_waits_for_the_waiters_own_tracees() {
+        let wait4 = |options: u64| [u64::MAX, 0, options, 0, 0, 0];
+        assert!(answers(Some(7), 8, libc::SYS_wait4, &wait4(0)));
+        assert!(!answers(Some(7), 8, libc::SYS_wait4, &wait4(WNOTHREAD)));
+        assert!(answers(Some(8), 8, libc::SYS_wait4, &wait4(WNOTHREAD)));
+        // Not known (PTRACE_TRACEME): any thread.
+        assert!(answers(None, 8, libc::SYS_wait4, &wait4(WNOTHREAD)));
+        let waitid = [u64::from(libc::P_ALL), 0, 0, WNOTHREAD | 4, 0, 0];
+        assert!(!answers(Some(7), 8, libc::SYS_waitid, &waitid));
     }
 
     #[test]
