@@ -35,6 +35,12 @@
 //!   a stopped child (pending until the SIGCONT): replay kills the child
 //!   where the recording saw it die, instead of waiting for it for ever
 //!   (`::repeated`: a few rounds).
+//! - `kill_threaded_child`: a child of four threads blocked in `pause`
+//!   killed by its parent's SIGTERM, SIGINT and SIGUSR1 (a shell's `kill`
+//!   of a background job): replay delivers the signal where the recording
+//!   did, before the other threads' deaths (it killed them one by one with
+//!   SIGKILL, and then found the process gone: `PTRACE_CONT ... No such
+//!   process`, until 2026-12-06) (`::repeated`: a few rounds);
 //! - `absent_features`: `io_uring_setup`, `userfaultfd` and `memfd_secret`,
 //!   by `syscall` and by `int $0x80`, which the recorder cannot record: it
 //!   answers them ENOSYS, as a kernel built without them answers, and the
@@ -114,6 +120,16 @@ const SPECS: &[Spec] = &[
         ],
         ..c("group_stop_kill", CBuild::pie("group_stop_kill"))
     },
+    // Replay delivers the fatal signal where it was recorded delivered,
+    // before the threads' deaths.
+    Spec {
+        stdout_has: &[
+            "a child of four threads sent signal 15: killed by signal 15\n",
+            "a child of four threads sent signal 2: killed by signal 2\n",
+            "a child of four threads sent signal 10: killed by signal 10\n",
+        ],
+        ..c("kill_threaded_child", CBuild::pie("kill_threaded_child"))
+    },
 ];
 
 /// Calls answered ENOSYS under the recorder; the fallbacks print the same
@@ -150,7 +166,7 @@ pub fn trials() -> Vec<Trial> {
     // A CLONE_VM child runs and exits before or after its parent's clone
     // is written, as the schedule falls; a killed child's threads reach
     // their group stop (and their death) in either order: a few rounds.
-    for name in ["clone_flags", "group_stop_kill"] {
+    for name in ["clone_flags", "group_stop_kill", "kill_threaded_child"] {
         trials.push(
             Trial::test(format!("breadth::misc::{name}::repeated"), move || {
                 let spec = SPECS.iter().find(|s| s.name == name).expect("listed");

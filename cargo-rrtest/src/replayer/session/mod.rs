@@ -620,6 +620,33 @@ impl Session {
             // kill it here, where the recording says it died.
             _ => {
                 let real_pid = self.task(tid)?.real_pid;
+                // A sibling stopped for a signal that ends the process
+                // (recorded delivered to it, then its threads' deaths,
+                // then the process's): delivered now, it kills this
+                // thread as it did in the recording. A SIGKILL of ours
+                // would kill the process first, of the wrong signal.
+                let fatal = self.tasks.iter().find_map(|(&t, task)| match task.state {
+                    State::Idle { deliver }
+                        if t != tid
+                            && task.real_pid == real_pid
+                            && deliver != 0
+                            && signals::signal_ends(task.real, deliver, None) =>
+                    {
+                        Some((t, task.real, deliver))
+                    }
+                    _ => None,
+                });
+                if let Some((sibling, sibling_real, signo)) = fatal {
+                    trace!(
+                        tid,
+                        sibling,
+                        signo,
+                        "recorded death: the process's fatal signal delivered"
+                    );
+                    ptrace::cont(sibling_real, signo).map_err(perr("PTRACE_CONT", sibling_real))?;
+                    self.set_state(sibling, State::Exiting { killed: false });
+                    self.set_state(tid, State::Exiting { killed: false });
+                }
                 let group_exiting = self
                     .tasks
                     .values()
