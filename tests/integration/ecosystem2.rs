@@ -905,7 +905,7 @@ fn action_installs_release() -> Result<(), Failed> {
     let dir = TrialDir::new("ecosystem2::action_release")?;
     let version = env!("CARGO_PKG_VERSION");
     // The release's asset: the host build, under the musl build's names.
-    let unpacked = unpack(&archive)?;
+    let unpacked = unpack(&archive, "action")?;
     let gnu = format!("cargo-rrtest-{version}-x86_64-unknown-linux-gnu");
     let musl = format!("cargo-rrtest-{version}-x86_64-unknown-linux-musl");
     let stage = dir.sub("stage")?;
@@ -1409,7 +1409,7 @@ fn release_archive() -> Result<(), Failed> {
     );
 
     // It runs here.
-    let extracted = unpack(&archive)?;
+    let extracted = unpack(&archive, "archive")?;
     let bin = extracted.join(&bin_dir);
     let out = Command::new(&bin).arg("--version").output()?;
     check!(
@@ -1420,9 +1420,11 @@ fn release_archive() -> Result<(), Failed> {
     Ok(())
 }
 
-/// Unpacks `archive` into a fresh directory next to it.
-fn unpack(archive: &Path) -> Result<PathBuf, Failed> {
-    let dir = archive.with_extension("unpacked");
+/// Unpacks `archive` into a fresh directory next to it, named after `into`.
+fn unpack(archive: &Path, into: &str) -> Result<PathBuf, Failed> {
+    // One directory per trial: the trials that unpack the archive run at
+    // the same time, and one's removal under another's `tar` failed it.
+    let dir = archive.with_extension(format!("unpacked-{into}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let ok = Command::new("tar")
@@ -1440,7 +1442,7 @@ fn unpack(archive: &Path) -> Result<PathBuf, Failed> {
 /// `--version`, then a C program compiled here recorded and replayed there.
 fn release_runs_without_rust() -> Result<(), Failed> {
     let archive = release_archive_path()?;
-    let extracted = unpack(&archive)?;
+    let extracted = unpack(&archive, "chroot")?;
     let name = archive
         .file_name()
         .and_then(|n| n.to_str())
