@@ -24,8 +24,15 @@ use rrtest_trace::{Event, SignalKind, Tid};
 const PROBE_LIMIT: Duration = Duration::from_millis(20);
 
 /// How long the recorder waits for an interrupted thread to reach the
-/// return address it chose as a cheaper execution point.
-const SEEK_LIMIT: Duration = Duration::from_millis(1000);
+/// return address it chose as a cheaper execution point. Where none comes
+/// (a compute loop that never returns), the point is where the thread then
+/// is, and replay counts every pass through its ip since the thread's last
+/// event, the wait's passes too: about 25 ns each through the in-tracee
+/// filter, against about 1 ns natively, so a second's wait put a tight
+/// loop's point past replay's 30 s search limit (a thread spinning in a
+/// four-instruction loop in a child killed by its parent: unverifiable;
+/// with 200 ms, verified, 2026-12-06).
+const SEEK_LIMIT: Duration = Duration::from_millis(200);
 
 /// How many states of passes through a probed address a [`SpinProbe`]
 /// keeps: a loop that passes it up to this many times per turn is told
