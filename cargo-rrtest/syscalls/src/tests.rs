@@ -393,6 +393,8 @@ fn numbers_match_libc() {
         SYS_clock_adjtime,
         SYS_kcmp,
         SYS_open_tree,
+        SYS_name_to_handle_at,
+        SYS_open_by_handle_at,
         SYS_move_pages,
         SYS_process_madvise,
         SYS_pivot_root,
@@ -3949,4 +3951,51 @@ fn compat_signal_calls_have_the_i386_layouts() {
     // An act the kernel read is readable: one that is not is named.
     let e = regions(&call(nr(174), &[10, 0x9000, 0, 8], 0), &m).expect_err("unreadable");
     assert!(e.0.contains("sa_handler"), "{}", e.0);
+}
+
+/// `name_to_handle_at` (issue 20's sweep: it was missing from the table, and
+/// a program that asked for a file handle made the trace unreplayable,
+/// "unknown syscall 303 returned -75"): the handle's header and bytes on
+/// success, the header alone on `EOVERFLOW` (the size query), the mount id
+/// in both (8 bytes with `AT_HANDLE_MNT_ID_UNIQUE`); `open_by_handle_at`
+/// writes nothing and may block (it opens the file, maybe a FIFO).
+#[test]
+fn name_to_handle_at_writes_the_handle_and_the_mount_id() {
+    let nr = libc::SYS_name_to_handle_at;
+    let mut m = FakeMem::default();
+    // A 12-byte handle (ext4's): handle_bytes 12 after the call.
+    m.put_u32(0x3000, 12);
+    assert_eq!(
+        ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], 0), &m),
+        vec![(0x3000, 8 + 12), (0x4000, 4)]
+    );
+    assert_eq!(
+        ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 1], 0), &m),
+        vec![(0x3000, 8 + 12), (0x4000, 8)]
+    );
+    // The size query: EOVERFLOW, the header (holding the size) and the id.
+    let overflow = -i64::from(libc::EOVERFLOW);
+    assert_eq!(
+        ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], overflow), &m),
+        vec![(0x3000, 8), (0x4000, 4)]
+    );
+    assert!(crate::writes_on_failure(nr));
+    // Other failures write nothing; a handle size past MAX_HANDLE_SZ is
+    // bounded by it.
+    assert!(ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], -2), &m).is_empty());
+    m.put_u32(0x3000, 4096);
+    assert_eq!(
+        ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], 0), &m),
+        vec![(0x3000, 8 + 128), (0x4000, 4)]
+    );
+    let open = lookup(libc::SYS_open_by_handle_at).expect("in the table");
+    assert_eq!(open.name, "open_by_handle_at");
+    assert!(open.may_block);
+    assert!(ok(&call(libc::SYS_open_by_handle_at, &[3, 0x3000, 0], 5), &m).is_empty());
+    assert_eq!(
+        describe(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], 0))
+            .split('(')
+            .next(),
+        Some("name_to_handle_at")
+    );
 }
