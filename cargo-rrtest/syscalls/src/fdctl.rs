@@ -69,6 +69,10 @@ pub static IOCTLS: &[IoctlDesc] = &[
     io(0x5460, "FIOQSIZE", 8),
     // Network interface queries (`linux/sockios.h`): each stores the whole
     // 40-byte `struct ifreq`; `SIOCGIFCONF` a `struct ifconf` and records.
+    // Socket queries (`linux/sockios.h`): an int, or a 16-byte time.
+    io(0x8905, "SIOCATMARK", 4),
+    io(0x8906, "SIOCGSTAMP", 16),
+    io(0x8907, "SIOCGSTAMPNS", 16),
     io(0x8910, "SIOCGIFNAME", IFREQ),
     io(0x8912, "SIOCGIFCONF", IFCONF),
     io(0x8913, "SIOCGIFFLAGS", IFREQ),
@@ -81,6 +85,7 @@ pub static IOCTLS: &[IoctlDesc] = &[
     io(0x8927, "SIOCGIFHWADDR", IFREQ),
     io(0x8933, "SIOCGIFINDEX", IFREQ),
     io(0x8942, "SIOCGIFTXQLEN", IFREQ),
+    io(0x894B, "SIOCOUTQNSD", 4),
     io(0x8970, "SIOCGIFMAP", IFREQ),
     io(0x4004_5431, "TIOCSPTLCK", 0),
     io(0x4008_2404, "PERF_EVENT_IOC_PERIOD", 0),
@@ -90,6 +95,7 @@ pub static IOCTLS: &[IoctlDesc] = &[
     io(0x402C_542B, "TCSETS2", 0),
     io(0x402C_542C, "TCSETSW2", 0),
     io(0x402C_542D, "TCSETSF2", 0),
+    io(0x8004_5200, "RNDGETENTCNT", 4),
     io(0x8004_5430, "TIOCGPTN", 4),
     io(0x8004_5439, "TIOCGPTLCK", 4),
     io(0x8008_2407, "PERF_EVENT_IOC_ID", 8),

@@ -992,6 +992,11 @@ fn ioctl_table_matches_libc() {
         ("PERF_EVENT_IOC_ID", 0x8008_2407),
         // linux/fs.h and linux/sockios.h (values checked with the C
         // headers and the kernel).
+        ("SIOCATMARK", 0x8905),
+        ("SIOCGSTAMP", 0x8906),
+        ("SIOCGSTAMPNS", 0x8907),
+        ("SIOCOUTQNSD", 0x894B),
+        ("RNDGETENTCNT", 0x8004_5200),
         ("FIBMAP", 0x1),
         ("FIGETBSZ", 0x2),
         ("SIOCGIFNAME", 0x8910),
@@ -4036,7 +4041,9 @@ fn name_to_handle_at_writes_the_handle_and_the_mount_id() {
 /// `SIOCGIFINDEX` among them): a `struct ifreq` for the `SIOCGIF*`
 /// queries, an int for `FIBMAP`, `FIGETBSZ`, `FS_IOC_GETFLAGS` and
 /// `FS_IOC_GETVERSION`, `FS_IOC_FIEMAP`'s header and its mapped extents,
-/// `SIOCGIFCONF`'s `struct ifconf` and its records.
+/// `SIOCGIFCONF`'s `struct ifconf` and its records; an int for
+/// `SIOCATMARK`, `SIOCOUTQNSD` and `RNDGETENTCNT`, a time for
+/// `SIOCGSTAMP`.
 #[test]
 fn file_and_interface_ioctls_describe_their_outputs() {
     let ioctl = |request: u64, arg: u64| call(libc::SYS_ioctl, &[3, request, arg], 0);
@@ -4068,6 +4075,11 @@ fn file_and_interface_ioctls_describe_their_outputs() {
     assert_eq!(ok(&ioctl(0x8912, 0x3000), &m), [(0x3000, 16), (0x4000, 80)]);
     m.put_u64(0x3008, 0);
     assert_eq!(ok(&ioctl(0x8912, 0x3000), &m), [(0x3000, 16)]);
+    // The socket queries and the entropy count: an int, or a time.
+    assert_eq!(ok(&ioctl(0x8905, 0x1000), &m), [(0x1000, 4)]);
+    assert_eq!(ok(&ioctl(0x894B, 0x1000), &m), [(0x1000, 4)]);
+    assert_eq!(ok(&ioctl(0x8906, 0x1000), &m), [(0x1000, 16)]);
+    assert_eq!(ok(&ioctl(0x8004_5200, 0x1000), &m), [(0x1000, 4)]);
     // A failed one writes nothing.
     let failed = call(libc::SYS_ioctl, &[3, 0x8933, 0x1000], -19);
     assert!(ok(&failed, &m).is_empty());
