@@ -13,7 +13,7 @@
 //!   SIGEV_SIGNAL and SIGEV_THREAD_ID, overruns, timerfd with
 //!   TFD_TIMER_ABSTIME, clock_nanosleep TIMER_ABSTIME, clock_getres,
 //!   times, getrusage (SELF, CHILDREN, THREAD), wait4's rusage;
-//! - `sweep_memory`: MAP_GROWSDOWN, PROT_GROWSDOWN, MAP_FIXED_NOREPLACE,
+//! - `sweep_memory`: MAP_GROWSDOWN (grown by a touch below it), PROT_GROWSDOWN, MAP_FIXED_NOREPLACE,
 //!   MAP_POPULATE, MAP_NORESERVE, madvise (DONTNEED, FREE, WIPEONFORK and
 //!   DONTFORK with fork, REMOVE on shared memory), mincore, msync, the
 //!   mlock family, mremap (MAYMOVE|FIXED, DONTUNMAP, shrink), brk shrink
@@ -25,13 +25,15 @@
 //!   readahead, posix_fadvise, preadv2/pwritev2 with flags, statfs and
 //!   fstatfs, utimensat with UTIME_NOW/UTIME_OMIT, getdents64 of 600
 //!   entries, the file ioctls (FIGETBSZ, FIBMAP, FS_IOC_GETFLAGS,
-//!   FS_IOC_SETFLAGS, FS_IOC_GETVERSION, FS_IOC_FSGETXATTR, FS_IOC_FIEMAP);
+//!   FS_IOC_SETFLAGS, FS_IOC_GETVERSION, FS_IOC_FSGETXATTR, FS_IOC_FIEMAP),
+//!   RNDGETENTCNT;
 //! - `sweep_sockets`: SCM_RIGHTS, SCM_CREDENTIALS, SO_PEERCRED,
 //!   sendmmsg/recvmmsg, MSG_PEEK, MSG_TRUNC, an abstract unix datagram
 //!   name, TCP over loopback (accept4, shutdown, TCP_NODELAY, SO_LINGER,
 //!   SO_RCVBUF), a netlink RTM_GETLINK dump, the interface ioctls
 //!   (if_nametoindex's SIOCGIFINDEX, if_indextoname's SIOCGIFNAME,
-//!   SIOCGIFFLAGS, SIOCGIFMTU, SIOCGIFADDR, SIOCGIFCONF);
+//!   SIOCGIFFLAGS, SIOCGIFMTU, SIOCGIFADDR, SIOCGIFCONF), SIOCATMARK,
+//!   SIOCOUTQNSD, SIOCGSTAMP;
 //! - `sweep_process`: prctl (name, subreaper, pdeathsig, no_new_privs,
 //!   dumpable, timer slack), the scheduler calls, priorities, getcpu,
 //!   capget/capset, setresuid/setgroups (root), personality, sysinfo,
@@ -87,6 +89,7 @@ const SPECS: &[Spec] = &[
     },
     Spec {
         stdout_has: &[
+            "MAP_GROWSDOWN grew below: 11, mincore there 0\n",
             "MAP_FIXED_NOREPLACE over a mapping: failed errno 17\n",
             "MAP_POPULATE: mincore 0 resident 8 of 8\n",
             "MADV_DONTNEED: 0, bytes now 0 97\n",
@@ -112,6 +115,7 @@ const SPECS: &[Spec] = &[
             "UTIME_OMIT/UTIME_NOW: 0 atime kept 1 mtime now 1\n",
             "getdents64: 600 entries, names sum 179700, more than one call 1\n",
             "FIGETBSZ: 0, the block size stat gives 1\n",
+            "RNDGETENTCNT: 0, stored 1\n",
             "FS_IOC_FIEMAP: 0, same count 1, extents cover the file 1, last flagged 1\n",
         ],
         ..c("sweep_files", CBuild::pie("sweep_files"))
@@ -127,6 +131,7 @@ const SPECS: &[Spec] = &[
             "RTM_GETLINK dump: links >= 1 1, loopback 1, sequence kept 1\n",
             "if_nametoindex(lo) > 0 1, if_indextoname gives back lo\n",
             "SIOCGIFCONF: 0, same length 1, lo 127.0.0.1 listed 1\n",
+            "SIOCGSTAMP: 0, 'udp' stamped after the send began 1\n",
         ],
         ..c("sweep_sockets", CBuild::pie("sweep_sockets"))
     },
