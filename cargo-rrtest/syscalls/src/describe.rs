@@ -305,6 +305,8 @@ fn signature(name: &str) -> Option<&'static str> {
         "fanotify_mark" => "dxxdp",
         "kcmp" => "iiiuu",
         "open_tree" => "dpx",
+        "name_to_handle_at" => "dpppx",
+        "open_by_handle_at" => "dpo",
         "sched_yield" | "pause" | "getpid" | "getppid" | "gettid" | "getuid" | "geteuid"
         | "getgid" | "getegid" | "getpgrp" | "setsid" | "fork" | "vfork" | "sync"
         | "munlockall" | "inotify_init" | "rt_sigreturn" | "restart_syscall" => "",

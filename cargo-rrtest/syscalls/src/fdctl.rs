@@ -3,7 +3,7 @@
 //! trace is marked unreplayable rather than silently missing a write.
 
 use super::layout;
-use super::outputs::push;
+use super::outputs::{push, read_u32, read_u64};
 use super::{Call, MemReader, Region, Unsupported};
 
 /// One known ioctl request.
@@ -13,7 +13,9 @@ pub struct IoctlDesc {
     pub request: u32,
     /// Its name, as in `ioctl_tty(2)` / `ioctl(2)`.
     pub name: &'static str,
-    /// Bytes the kernel stores at the argument pointer on success.
+    /// Bytes the kernel stores at the argument pointer on success (for
+    /// `FS_IOC_FIEMAP` and `SIOCGIFCONF` the fixed part: [`ioctl`] adds
+    /// the extents and the interface records after reading how many).
     pub writes: u64,
 }
 
@@ -28,6 +30,9 @@ const fn io(request: u32, name: &'static str, writes: u64) -> IoctlDesc {
 /// Every ioctl request the recorder knows, sorted by number (x86-64 values,
 /// from `asm-generic/ioctls.h`; the sizes are the kernel's structures).
 pub static IOCTLS: &[IoctlDesc] = &[
+    // Block mapping queries (`linux/fs.h`): an int each.
+    io(0x0001, "FIBMAP", 4),
+    io(0x0002, "FIGETBSZ", 4),
     // A program's own perf events (`linux/perf_event.h`).
     io(0x2400, "PERF_EVENT_IOC_ENABLE", 0),
     io(0x2401, "PERF_EVENT_IOC_DISABLE", 0),
@@ -62,16 +67,66 @@ pub static IOCTLS: &[IoctlDesc] = &[
     io(0x5451, "FIOCLEX", 0),
     io(0x5452, "FIOASYNC", 0),
     io(0x5460, "FIOQSIZE", 8),
+    // Network interface queries (`linux/sockios.h`): each stores the whole
+    // 40-byte `struct ifreq`; `SIOCGIFCONF` a `struct ifconf` and records.
+    // Socket queries (`linux/sockios.h`): an int, or a 16-byte time.
+    io(0x8905, "SIOCATMARK", 4),
+    io(0x8906, "SIOCGSTAMP", 16),
+    io(0x8907, "SIOCGSTAMPNS", 16),
+    io(0x8910, "SIOCGIFNAME", IFREQ),
+    io(0x8912, "SIOCGIFCONF", IFCONF),
+    io(0x8913, "SIOCGIFFLAGS", IFREQ),
+    io(0x8915, "SIOCGIFADDR", IFREQ),
+    io(0x8917, "SIOCGIFDSTADDR", IFREQ),
+    io(0x8919, "SIOCGIFBRDADDR", IFREQ),
+    io(0x891B, "SIOCGIFNETMASK", IFREQ),
+    io(0x891D, "SIOCGIFMETRIC", IFREQ),
+    io(0x8921, "SIOCGIFMTU", IFREQ),
+    io(0x8927, "SIOCGIFHWADDR", IFREQ),
+    io(0x8933, "SIOCGIFINDEX", IFREQ),
+    io(0x8942, "SIOCGIFTXQLEN", IFREQ),
+    io(0x894B, "SIOCOUTQNSD", 4),
+    io(0x8970, "SIOCGIFMAP", IFREQ),
     io(0x4004_5431, "TIOCSPTLCK", 0),
     io(0x4008_2404, "PERF_EVENT_IOC_PERIOD", 0),
+    io(0x4008_6602, "FS_IOC_SETFLAGS", 0),
+    io(0x4008_7602, "FS_IOC_SETVERSION", 0),
+    io(0x401C_5820, "FS_IOC_FSSETXATTR", 0),
     io(0x402C_542B, "TCSETS2", 0),
     io(0x402C_542C, "TCSETSW2", 0),
     io(0x402C_542D, "TCSETSF2", 0),
+    io(0x8004_5200, "RNDGETENTCNT", 4),
     io(0x8004_5430, "TIOCGPTN", 4),
     io(0x8004_5439, "TIOCGPTLCK", 4),
     io(0x8008_2407, "PERF_EVENT_IOC_ID", 8),
+    // The inode flags and generation: the requests encode a long, but the
+    // kernel stores an int (`ioctl_iflags(2)`).
+    io(0x8008_6601, "FS_IOC_GETFLAGS", 4),
+    io(0x8008_7601, "FS_IOC_GETVERSION", 4),
+    io(0x8011_1500, "FS_IOC_GETFSUUID", FSUUID2),
+    io(0x801C_581F, "FS_IOC_FSGETXATTR", FSXATTR),
     io(0x802C_542A, "TCGETS2", layout::KERNEL_TERMIOS2),
+    io(0x8100_9431, "FS_IOC_GETFSLABEL", FSLABEL_MAX),
+    io(0xC020_660B, "FS_IOC_FIEMAP", FIEMAP),
 ];
+
+/// `sizeof(struct ifreq)`: a 16-byte name and a 24-byte union.
+const IFREQ: u64 = 40;
+/// `sizeof(struct ifconf)`: `ifc_len`, padding, and the buffer pointer.
+const IFCONF: u64 = 16;
+/// `sizeof(struct fsuuid2)`: a length byte and 16 bytes of uuid.
+const FSUUID2: u64 = 17;
+/// `sizeof(struct fsxattr)`.
+const FSXATTR: u64 = 28;
+/// `FSLABEL_MAX`: the label buffer.
+const FSLABEL_MAX: u64 = 256;
+/// `sizeof(struct fiemap)` before its extents.
+const FIEMAP: u64 = 32;
+/// `sizeof(struct fiemap_extent)`.
+const FIEMAP_EXTENT: u64 = 56;
+/// `FS_IOC_FIEMAP`'s and `SIOCGIFCONF`'s request numbers.
+const FS_IOC_FIEMAP: u32 = 0xC020_660B;
+const SIOCGIFCONF: u32 = 0x8912;
 
 /// Looks up ioctl request `request`.
 pub fn lookup_ioctl(request: u32) -> Option<&'static IoctlDesc> {
@@ -84,14 +139,35 @@ pub fn lookup_ioctl(request: u32) -> Option<&'static IoctlDesc> {
 /// `ioctl(fd, request, arg)`. A failed ioctl writes nothing (the common case
 /// being `ENOTTY` from `isatty`); an unknown request that succeeded is
 /// unsupported.
-pub(crate) fn ioctl(c: &Call, _: &dyn MemReader, out: &mut Vec<Region>) -> Result<(), Unsupported> {
+///
+/// `FS_IOC_FIEMAP` also stores `fm_mapped_extents` extents after its header
+/// (at most `fm_extent_count`; none when that is 0, a count query), and
+/// `SIOCGIFCONF` `ifc_len` bytes of `struct ifreq` records at `ifc_buf`
+/// (none when `ifc_buf` is null, a length query).
+pub(crate) fn ioctl(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
     if c.ret < 0 {
         return Ok(());
     }
     let request = c.args[1] as u32;
     match lookup_ioctl(request) {
         Some(d) => {
-            push(out, c.args[2], d.writes);
+            let arg = c.args[2];
+            push(out, arg, d.writes);
+            if request == FS_IOC_FIEMAP && arg != 0 {
+                let mapped = read_u32(c, mem, arg + 20, "struct fiemap's fm_mapped_extents")?;
+                let room = read_u32(c, mem, arg + 24, "struct fiemap's fm_extent_count")?;
+                let n = u64::from(mapped.min(room));
+                push(out, arg + FIEMAP, n * FIEMAP_EXTENT);
+            } else if request == SIOCGIFCONF && arg != 0 {
+                // An int: a negative one was refused (EINVAL) before.
+                let len = read_u32(c, mem, arg, "struct ifconf's ifc_len")? as i32;
+                let buf = read_u64(c, mem, arg + 8, "struct ifconf's ifc_buf")?;
+                push(out, buf, u64::try_from(len).unwrap_or(0));
+            }
             Ok(())
         }
         None => Err(Unsupported(format!(

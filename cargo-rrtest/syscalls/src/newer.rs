@@ -2,8 +2,9 @@
 //! system crates make: `move_pages`' status array, `process_madvise`'s
 //! advice (only advice that leaves memory as it was is described) and
 //! `statmount`'s variable-size answer. (`cachestat` and `listmount` are
-//! plain layouts in the table; `futex_waitv` writes nothing.) Layouts from
-//! the kernel's uapi headers (x86-64).
+//! plain layouts in the table; `futex_waitv` writes nothing.) And, older
+//! but missed until now, `name_to_handle_at`'s `struct file_handle` and
+//! mount id. Layouts from the kernel's uapi headers (x86-64).
 
 use super::outputs::{push, read_u32};
 use super::{Call, MemReader, Region, Unsupported};
@@ -62,5 +63,45 @@ pub(crate) fn statmount(
         let size = read_u32(c, mem, c.args[1], "struct statmount's size")?;
         push(out, c.args[1], u64::from(size).min(c.args[2]));
     }
+    Ok(())
+}
+
+/// `sizeof(struct file_handle)` before its `f_handle` bytes: the u32
+/// `handle_bytes` and the int `handle_type`.
+const FILE_HANDLE_HEADER: u64 = 8;
+
+/// `MAX_HANDLE_SZ`: the kernel refuses a larger `handle_bytes` (`EINVAL`).
+const MAX_HANDLE_SZ: u64 = 128;
+
+/// `AT_HANDLE_MNT_ID_UNIQUE`: the mount id stored is the 64-bit unique one.
+const AT_HANDLE_MNT_ID_UNIQUE: u64 = 0x001;
+
+/// `name_to_handle_at(dirfd, path, handle, mount_id, flags)`: on success
+/// the `struct file_handle` header and its `handle_bytes` bytes of handle;
+/// on `EOVERFLOW` (the buffer too small, or a size query with
+/// `handle_bytes` 0) the header alone, holding the size needed. In both
+/// cases the mount id: an int, or a u64 with `AT_HANDLE_MNT_ID_UNIQUE`.
+pub(crate) fn name_to_handle_at(
+    c: &Call,
+    mem: &dyn MemReader,
+    out: &mut Vec<Region>,
+) -> Result<(), Unsupported> {
+    let overflow = c.ret == -i64::from(libc::EOVERFLOW);
+    if c.ret != 0 && !overflow {
+        return Ok(());
+    }
+    let handle = if overflow {
+        0
+    } else {
+        let n = read_u32(c, mem, c.args[2], "struct file_handle's handle_bytes")?;
+        u64::from(n).min(MAX_HANDLE_SZ)
+    };
+    push(out, c.args[2], FILE_HANDLE_HEADER + handle);
+    let id = if c.args[4] & AT_HANDLE_MNT_ID_UNIQUE != 0 {
+        8
+    } else {
+        4
+    };
+    push(out, c.args[3], id);
     Ok(())
 }

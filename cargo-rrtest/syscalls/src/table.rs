@@ -52,7 +52,7 @@ use super::layout::{
     STAT, STATFS, STATX, SYSINFO, TIMESPEC, TIMEVAL, TIMEZONE, TMS, UTSNAME,
 };
 use super::net::{getsockopt, recvfrom, recvmmsg, recvmsg, sendmmsg, sockaddr_out};
-use super::newer::{move_pages, process_madvise, statmount, CACHESTAT};
+use super::newer::{move_pages, name_to_handle_at, process_madvise, statmount, CACHESTAT};
 use super::observe::{bpf, perf_event_open, process_vm_readv, process_vm_writev};
 use super::outputs::{
     fixed, fixed2, getgroups, io_uring, iov_ret, mincore, none, ret_bytes, ret_bytes_sized,
@@ -409,6 +409,9 @@ pub static TABLE: &[SyscallDesc] = &[
     d(300, "fanotify_init", false, Emulate, none),
     d(301, "fanotify_mark", false, Emulate, none),
     d(302, "prlimit64", false, Emulate, fixed::<3, RLIMIT>),
+    d(303, "name_to_handle_at", false, Emulate, name_to_handle_at),
+    // Opens the file the handle names, which may be a FIFO (`open` blocks).
+    d(304, "open_by_handle_at", true, Emulate, none),
     d(305, "clock_adjtime", false, Emulate, fixed::<1, TIMEX>),
     d(306, "syncfs", false, Emulate, none),
     d(307, "sendmmsg", true, Emulate, sendmmsg),
@@ -496,7 +499,9 @@ pub fn lookup(nr: i64) -> Option<&'static SyscallDesc> {
 /// failure (`EBADF`, `EINVAL`); `capget` stores the version it prefers on
 /// `EINVAL`; `waitid` fills the siginfo even when it fails with `ECHILD`;
 /// getsockopt stores the length it needs on `ERANGE`; sched_setattr and
-/// perf_event_open store the kernel's structure size on `E2BIG`. (The
+/// perf_event_open store the kernel's structure size on `E2BIG`;
+/// name_to_handle_at stores the handle size it needs and the mount id on
+/// `EOVERFLOW`. (The
 /// 32-bit rows have their own: `compat_rows::WRITES_ON_FAILURE`.)
 const WRITES_ON_FAILURE: &[i64] = &[
     7,   // poll
@@ -509,6 +514,7 @@ const WRITES_ON_FAILURE: &[i64] = &[
     270, // pselect6
     271, // ppoll
     298, // perf_event_open
+    303, // name_to_handle_at
     314, // sched_setattr
 ];
 

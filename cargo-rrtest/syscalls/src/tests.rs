@@ -393,6 +393,8 @@ fn numbers_match_libc() {
         SYS_clock_adjtime,
         SYS_kcmp,
         SYS_open_tree,
+        SYS_name_to_handle_at,
+        SYS_open_by_handle_at,
         SYS_move_pages,
         SYS_process_madvise,
         SYS_pivot_root,
@@ -988,6 +990,37 @@ fn ioctl_table_matches_libc() {
         ("PERF_EVENT_IOC_SET_OUTPUT", 0x2405),
         ("PERF_EVENT_IOC_PERIOD", 0x4008_2404),
         ("PERF_EVENT_IOC_ID", 0x8008_2407),
+        // linux/fs.h and linux/sockios.h (values checked with the C
+        // headers and the kernel).
+        ("SIOCATMARK", 0x8905),
+        ("SIOCGSTAMP", 0x8906),
+        ("SIOCGSTAMPNS", 0x8907),
+        ("SIOCOUTQNSD", 0x894B),
+        ("RNDGETENTCNT", 0x8004_5200),
+        ("FIBMAP", 0x1),
+        ("FIGETBSZ", 0x2),
+        ("SIOCGIFNAME", 0x8910),
+        ("SIOCGIFCONF", 0x8912),
+        ("SIOCGIFFLAGS", 0x8913),
+        ("SIOCGIFADDR", 0x8915),
+        ("SIOCGIFDSTADDR", 0x8917),
+        ("SIOCGIFBRDADDR", 0x8919),
+        ("SIOCGIFNETMASK", 0x891B),
+        ("SIOCGIFMETRIC", 0x891D),
+        ("SIOCGIFMTU", 0x8921),
+        ("SIOCGIFHWADDR", 0x8927),
+        ("SIOCGIFINDEX", 0x8933),
+        ("SIOCGIFTXQLEN", 0x8942),
+        ("SIOCGIFMAP", 0x8970),
+        ("FS_IOC_SETFLAGS", 0x4008_6602),
+        ("FS_IOC_SETVERSION", 0x4008_7602),
+        ("FS_IOC_FSSETXATTR", 0x401C_5820),
+        ("FS_IOC_GETFLAGS", 0x8008_6601),
+        ("FS_IOC_GETVERSION", 0x8008_7601),
+        ("FS_IOC_GETFSUUID", 0x8011_1500),
+        ("FS_IOC_FSGETXATTR", 0x801C_581F),
+        ("FS_IOC_GETFSLABEL", 0x8100_9431),
+        ("FS_IOC_FIEMAP", 0xC020_660B),
     ];
     assert_eq!(libc_values.len(), IOCTLS.len());
     for &(name, value) in libc_values {
@@ -998,7 +1031,12 @@ fn ioctl_table_matches_libc() {
     for d in IOCTLS {
         let dir = d.request >> 30;
         let size = u64::from((d.request >> 16) & 0x3fff);
-        if dir == 2 {
+        // The inode flag and generation requests encode a long; the kernel
+        // stores an int.
+        let int_for_long = ["FS_IOC_GETFLAGS", "FS_IOC_GETVERSION"].contains(&d.name);
+        if dir == 2 && int_for_long {
+            assert_eq!((d.writes, size), (4, 8), "{}", d.name);
+        } else if dir == 2 {
             assert_eq!(d.writes, size, "{}", d.name);
         } else if dir == 1 {
             assert_eq!(d.writes, 0, "{}", d.name);
@@ -3949,4 +3987,100 @@ fn compat_signal_calls_have_the_i386_layouts() {
     // An act the kernel read is readable: one that is not is named.
     let e = regions(&call(nr(174), &[10, 0x9000, 0, 8], 0), &m).expect_err("unreadable");
     assert!(e.0.contains("sa_handler"), "{}", e.0);
+}
+
+/// `name_to_handle_at` (issue 20's sweep: it was missing from the table, and
+/// a program that asked for a file handle made the trace unreplayable,
+/// "unknown syscall 303 returned -75"): the handle's header and bytes on
+/// success, the header alone on `EOVERFLOW` (the size query), the mount id
+/// in both (8 bytes with `AT_HANDLE_MNT_ID_UNIQUE`); `open_by_handle_at`
+/// writes nothing and may block (it opens the file, maybe a FIFO).
+#[test]
+fn name_to_handle_at_writes_the_handle_and_the_mount_id() {
+    let nr = libc::SYS_name_to_handle_at;
+    let mut m = FakeMem::default();
+    // A 12-byte handle (ext4's): handle_bytes 12 after the call.
+    m.put_u32(0x3000, 12);
+    assert_eq!(
+        ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], 0), &m),
+        vec![(0x3000, 8 + 12), (0x4000, 4)]
+    );
+    assert_eq!(
+        ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 1], 0), &m),
+        vec![(0x3000, 8 + 12), (0x4000, 8)]
+    );
+    // The size query: EOVERFLOW, the header (holding the size) and the id.
+    let overflow = -i64::from(libc::EOVERFLOW);
+    assert_eq!(
+        ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], overflow), &m),
+        vec![(0x3000, 8), (0x4000, 4)]
+    );
+    assert!(crate::writes_on_failure(nr));
+    // Other failures write nothing; a handle size past MAX_HANDLE_SZ is
+    // bounded by it.
+    assert!(ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], -2), &m).is_empty());
+    m.put_u32(0x3000, 4096);
+    assert_eq!(
+        ok(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], 0), &m),
+        vec![(0x3000, 8 + 128), (0x4000, 4)]
+    );
+    let open = lookup(libc::SYS_open_by_handle_at).expect("in the table");
+    assert_eq!(open.name, "open_by_handle_at");
+    assert!(open.may_block);
+    assert!(ok(&call(libc::SYS_open_by_handle_at, &[3, 0x3000, 0], 5), &m).is_empty());
+    assert_eq!(
+        describe(&call(nr, &[3, 0x2000, 0x3000, 0x4000, 0], 0))
+            .split('(')
+            .next(),
+        Some("name_to_handle_at")
+    );
+}
+
+/// The file and network interface ioctls (issue 20's sweep: each made the
+/// trace unreplayable, "ioctl 0x8933 (fd 3)", `if_nametoindex`'s
+/// `SIOCGIFINDEX` among them): a `struct ifreq` for the `SIOCGIF*`
+/// queries, an int for `FIBMAP`, `FIGETBSZ`, `FS_IOC_GETFLAGS` and
+/// `FS_IOC_GETVERSION`, `FS_IOC_FIEMAP`'s header and its mapped extents,
+/// `SIOCGIFCONF`'s `struct ifconf` and its records; an int for
+/// `SIOCATMARK`, `SIOCOUTQNSD` and `RNDGETENTCNT`, a time for
+/// `SIOCGSTAMP`.
+#[test]
+fn file_and_interface_ioctls_describe_their_outputs() {
+    let ioctl = |request: u64, arg: u64| call(libc::SYS_ioctl, &[3, request, arg], 0);
+    let mut m = FakeMem::default();
+    assert_eq!(ok(&ioctl(0x8933, 0x1000), &m), [(0x1000, 40)]);
+    assert_eq!(ok(&ioctl(0x8910, 0x1000), &m), [(0x1000, 40)]);
+    assert_eq!(ok(&ioctl(0x8927, 0x1000), &m), [(0x1000, 40)]);
+    assert_eq!(ok(&ioctl(0x2, 0x1000), &m), [(0x1000, 4)]);
+    assert_eq!(ok(&ioctl(0x1, 0x1000), &m), [(0x1000, 4)]);
+    assert_eq!(ok(&ioctl(0x8008_6601, 0x1000), &m), [(0x1000, 4)]);
+    assert_eq!(ok(&ioctl(0x8008_7601, 0x1000), &m), [(0x1000, 4)]);
+    assert_eq!(ok(&ioctl(0x801C_581F, 0x1000), &m), [(0x1000, 28)]);
+    assert_eq!(ok(&ioctl(0x8011_1500, 0x1000), &m), [(0x1000, 17)]);
+    assert!(ok(&ioctl(0x4008_6602, 0x1000), &m).is_empty());
+    // FIEMAP: 3 extents mapped of 4 room; a count query (room 0) stores
+    // the header alone, whatever the count it reports.
+    m.put_u32(0x2000 + 20, 3);
+    m.put_u32(0x2000 + 24, 4);
+    assert_eq!(
+        ok(&ioctl(0xC020_660B, 0x2000), &m),
+        [(0x2000, 32), (0x2020, 3 * 56)]
+    );
+    m.put_u32(0x2000 + 24, 0);
+    assert_eq!(ok(&ioctl(0xC020_660B, 0x2000), &m), [(0x2000, 32)]);
+    // SIOCGIFCONF: 80 bytes of records at ifc_buf; a null buffer (the
+    // length query) stores the struct alone.
+    m.put_u32(0x3000, 80);
+    m.put_u64(0x3008, 0x4000);
+    assert_eq!(ok(&ioctl(0x8912, 0x3000), &m), [(0x3000, 16), (0x4000, 80)]);
+    m.put_u64(0x3008, 0);
+    assert_eq!(ok(&ioctl(0x8912, 0x3000), &m), [(0x3000, 16)]);
+    // The socket queries and the entropy count: an int, or a time.
+    assert_eq!(ok(&ioctl(0x8905, 0x1000), &m), [(0x1000, 4)]);
+    assert_eq!(ok(&ioctl(0x894B, 0x1000), &m), [(0x1000, 4)]);
+    assert_eq!(ok(&ioctl(0x8906, 0x1000), &m), [(0x1000, 16)]);
+    assert_eq!(ok(&ioctl(0x8004_5200, 0x1000), &m), [(0x1000, 4)]);
+    // A failed one writes nothing.
+    let failed = call(libc::SYS_ioctl, &[3, 0x8933, 0x1000], -19);
+    assert!(ok(&failed, &m).is_empty());
 }
