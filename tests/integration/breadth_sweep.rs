@@ -178,17 +178,8 @@ fn recorded_as_native(trial: &str, spec: &Spec) -> Result<(), Failed> {
     let dir = TrialDir::new(trial)?;
     let work = dir.sub("work")?;
     let inv = invocation(spec, work.clone())?;
-    let native = inv.native()?;
-    native.expect_code(0)?;
-    run::empty_dir(&work)?;
     let trace = dir.path.join("trace");
-    let rec = inv.record(&trace)?;
-    rec.expect_code(0)?;
-    run::expect_same_bytes(
-        "stdout (native, then recorded)",
-        &native.stdout,
-        &rec.stdout,
-    )?;
+    let rec = recorder::recorded_as_native(&inv, &trace)?;
     run::empty_dir(&work)?;
     recorder::expect_replays_alike(&inv, &trace, &rec)?;
     dir.finish();

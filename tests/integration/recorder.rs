@@ -568,6 +568,26 @@ pub fn expect_replays_alike(
     run::expect_same_bytes("stdout", &rec.stdout, &rep.stdout)
 }
 
+/// `inv` run natively, then recorded into `trace` (its work directory
+/// emptied in between): both exit 0 and print the same stdout, byte for
+/// byte. The recording, for the caller's further checks.
+pub fn recorded_as_native(
+    inv: &run::Invocation,
+    trace: &std::path::Path,
+) -> Result<run::Run, Failed> {
+    let native = inv.native()?;
+    native.expect_code(0)?;
+    run::empty_dir(&inv.work)?;
+    let rec = inv.record(trace)?;
+    rec.expect_code(0)?;
+    run::expect_same_bytes(
+        "stdout (native, then recorded)",
+        &native.stdout,
+        &rec.stdout,
+    )?;
+    Ok(rec)
+}
+
 /// `record_replay`: record, then replay with identical output and status,
 /// no side effects and no sleeping.
 pub fn record_replay(trial: &str, spec: &Spec) -> Result<(), Failed> {
