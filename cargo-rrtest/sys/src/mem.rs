@@ -81,6 +81,57 @@ impl RemoteMem {
         }
     }
 
+    /// Reads exactly `buf.len()` bytes at `addr` as [`Self::read_exact`]
+    /// does and, in the same `process_vm_readv`, the 4-byte words at
+    /// `addrs` into `words` (as many). Returns whether the words were
+    /// read: where that call falls short they are left as they were, and
+    /// only `buf` is read (its own fallback).
+    pub fn read_exact_and_words(
+        &self,
+        addr: u64,
+        buf: &mut [u8],
+        addrs: &[u64],
+        words: &mut [u32],
+    ) -> io::Result<bool> {
+        assert_eq!(addrs.len(), words.len(), "a word for each address");
+        if addrs.is_empty() || buf.is_empty() || addrs.len() > 64 {
+            self.read_exact(addr, buf)?;
+            return Ok(false);
+        }
+        let mut raw = [[0u8; 4]; 64];
+        let raw = &mut raw[..addrs.len()];
+        let mut remote = Vec::with_capacity(addrs.len() + 1);
+        remote.push(RemoteIoVec {
+            base: addr as usize,
+            len: buf.len(),
+        });
+        remote.extend(addrs.iter().map(|&a| RemoteIoVec {
+            base: a as usize,
+            len: 4,
+        }));
+        let total = buf.len() + 4 * addrs.len();
+        let n = {
+            let mut local = Vec::with_capacity(addrs.len() + 1);
+            local.push(io::IoSliceMut::new(buf));
+            local.extend(raw.iter_mut().map(|w| io::IoSliceMut::new(w)));
+            process_vm_readv(Pid::from_raw(self.pid), &mut local, &remote)
+        };
+        match n {
+            Ok(n) if n == total => {
+                for (w, r) in words.iter_mut().zip(raw.iter()) {
+                    *w = u32::from_ne_bytes(*r);
+                }
+                Ok(true)
+            }
+            // The buffer read, a word not: the words are not given.
+            Ok(n) if n >= buf.len() => Ok(false),
+            _ => {
+                self.read_exact(addr, buf)?;
+                Ok(false)
+            }
+        }
+    }
+
     /// Reads the 4-byte words at `addrs` (4-aligned: none crosses a page)
     /// in one `process_vm_readv`; one by one when that falls short (an
     /// unreadable one fails then).
@@ -183,5 +234,46 @@ impl MemReader for RemoteMem {
             return None;
         }
         std::fs::read_to_string(format!("/proc/sysvipc/{kind}")).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A buffer and words read in one call, from this process (which
+    /// `process_vm_readv` may read as any other); an unreadable word gives
+    /// the buffer alone.
+    #[test]
+    fn reads_a_buffer_and_words_together() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let w = [7u32, 0xdead_beef, 42];
+        let me = RemoteMem::new(std::process::id() as i32);
+        let mut buf = [0u8; 256];
+        let addrs: Vec<u64> = w.iter().map(|x| x as *const u32 as u64).collect();
+        let mut words = [0u32; 3];
+        let read = me
+            .read_exact_and_words(bytes.as_ptr() as u64, &mut buf, &addrs, &mut words)
+            .expect("read");
+        assert!(read);
+        assert_eq!(&buf[..], &bytes[..]);
+        assert_eq!(words, w);
+
+        // The word at address 8 is never mapped.
+        let mut buf = [0u8; 256];
+        let mut words = [1u32, 1];
+        let read = me
+            .read_exact_and_words(bytes.as_ptr() as u64, &mut buf, &[addrs[0], 8], &mut words)
+            .expect("read");
+        assert!(!read);
+        assert_eq!(&buf[..], &bytes[..]);
+        assert_eq!(words, [1, 1], "left as they were");
+
+        // No words: the buffer alone.
+        let mut buf = [0u8; 16];
+        assert!(!me
+            .read_exact_and_words(bytes.as_ptr() as u64, &mut buf, &[], &mut [])
+            .expect("read"));
+        assert_eq!(&buf[..], &bytes[..16]);
     }
 }

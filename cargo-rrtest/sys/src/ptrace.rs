@@ -284,6 +284,17 @@ pub fn wait_tid(tid: i32) -> io::Result<WaitEvent> {
     wait_raw(tid, 0).map(|e| e.expect("blocking waitpid returned no child"))
 }
 
+/// How many resume requests ([`cont`], [`syscall`], [`singlestep`]) this
+/// process has made, for a caller that keeps what it read of a tracee's
+/// memory only while no tracee has run since ([`resumes`]).
+static RESUMES: AtomicU64 = AtomicU64::new(0);
+
+/// The number of resume requests made so far: two equal readings mean no
+/// tracee was resumed (by these functions) in between.
+pub fn resumes() -> u64 {
+    RESUMES.load(Ordering::Relaxed)
+}
+
 fn req(request: libc::c_uint, tid: i32, addr: usize, data: usize) -> io::Result<libc::c_long> {
     // SAFETY: every request issued through this function passes either a
     // plain integer or a pointer to a live, correctly sized buffer as `data`
@@ -312,16 +323,19 @@ pub fn seize(tid: i32) -> io::Result<()> {
 
 /// Resumes the thread until its next stop (seccomp stops included), delivering `sig` (0 for none).
 pub fn cont(tid: i32, sig: i32) -> io::Result<()> {
+    RESUMES.fetch_add(1, Ordering::Relaxed);
     req(libc::PTRACE_CONT, tid, 0, sig as usize).map(drop)
 }
 
 /// Resumes the thread until its next syscall stop, delivering `sig` (0 for none).
 pub fn syscall(tid: i32, sig: i32) -> io::Result<()> {
+    RESUMES.fetch_add(1, Ordering::Relaxed);
     req(libc::PTRACE_SYSCALL, tid, 0, sig as usize).map(drop)
 }
 
 /// Executes one instruction.
 pub fn singlestep(tid: i32, sig: i32) -> io::Result<()> {
+    RESUMES.fetch_add(1, Ordering::Relaxed);
     req(libc::PTRACE_SINGLESTEP, tid, 0, sig as usize).map(drop)
 }
 

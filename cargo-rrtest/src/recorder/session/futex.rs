@@ -109,6 +109,81 @@ pub(super) struct Parked {
     regs: Regs,
 }
 
+/// Held waits' futex words read at a stop with the stopped thread's
+/// syscall buffer (one `process_vm_readv` for both: [`Session::flush`]),
+/// for [`Session::release_futex_waits`] to use instead of reading them
+/// again: at a hand-off through a held wait (one stop per item of a
+/// one-slot queue) that read was a syscall of seven per stop. Valid until
+/// a thread is resumed (any ptrace resume request: `ptrace::resumes`):
+/// until then no thread of the process runs user code that could change
+/// them. (A word read a little early is what a wait made then would see:
+/// the held call has not reached the kernel. One kept too long would let a
+/// thread that yields while it waits for the held one yield again, a stop
+/// more, before the wait is let go.)
+#[derive(Debug, Default)]
+pub(super) struct ReadWords {
+    /// The process whose words these are.
+    pid: Option<Tid>,
+    /// `ptrace::resumes()` when they were read.
+    resumes: u64,
+    /// The words' addresses, and what they held.
+    addrs: Vec<u64>,
+    words: Vec<u32>,
+    /// The word of a wait about to be held, to read with the next buffer
+    /// read (its thread's entry's flush).
+    wanted: Option<u64>,
+}
+
+impl ReadWords {
+    /// Starts a read of process `pid`'s words: those of the waits `held`
+    /// there and the one [`Self::wanted`], into [`Self::addrs`] and
+    /// [`Self::words`] (which [`Self::done`] then keeps or not).
+    pub(super) fn begin(&mut self, held: impl Iterator<Item = u64>) {
+        self.pid = None;
+        self.addrs.clear();
+        for a in held.chain(self.wanted) {
+            if !self.addrs.contains(&a) {
+                self.addrs.push(a);
+            }
+        }
+        self.words.clear();
+        self.words.resize(self.addrs.len(), 0);
+    }
+
+    /// The addresses to read, and room for their words.
+    pub(super) fn slots(&mut self) -> (&[u64], &mut [u32]) {
+        (&self.addrs, &mut self.words)
+    }
+
+    /// The read [`Self::begin`] started, of process `pid`, is over: `read`,
+    /// whether the words were read.
+    pub(super) fn done(&mut self, pid: Tid, read: bool) {
+        self.pid = (read && !self.addrs.is_empty()).then_some(pid);
+        self.resumes = ptrace::resumes();
+    }
+
+    /// The words read in `pid` at `addrs`, if all were.
+    fn get(&self, pid: Tid, addrs: &[u64]) -> Option<Vec<u32>> {
+        if self.pid != Some(pid) || self.resumes != ptrace::resumes() {
+            return None;
+        }
+        addrs
+            .iter()
+            .map(|a| {
+                let i = self.addrs.iter().position(|x| x == a)?;
+                Some(self.words[i])
+            })
+            .collect()
+    }
+}
+
+impl Parked {
+    /// The futex word's address.
+    pub(super) fn uaddr(&self) -> u64 {
+        self.uaddr
+    }
+}
+
 /// How a held wait goes on once let go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Release {
@@ -261,11 +336,14 @@ impl Session {
         }
         let pid = task.pid;
         self.sched.split();
-        self.emit(Event::SyscallEntry {
+        self.read_words.wanted = Some(uaddr);
+        let emitted = self.emit(Event::SyscallEntry {
             tid,
             nr,
             args: *args,
-        })?;
+        });
+        self.read_words.wanted = None;
+        emitted?;
         let at = Instant::now();
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::InSyscall {
@@ -334,7 +412,11 @@ impl Session {
         }
         let mut words: HashMap<(Tid, u64), u32> = HashMap::new();
         for (pid, (tid, addrs)) in looks {
-            if let Ok(w) = RemoteMem::new(tid).read_words(&addrs) {
+            let read = match self.read_words.get(pid, &addrs) {
+                Some(w) => Ok(w),
+                None => RemoteMem::new(tid).read_words(&addrs),
+            };
+            if let Ok(w) = read {
                 words.extend(addrs.into_iter().map(|a| (pid, a)).zip(w));
             }
         }

@@ -403,6 +403,8 @@ struct Session {
     /// Processes where a wake may have come since the held waits' words
     /// were last read ([`Session::futex_woken`]).
     futex_due: HashSet<Tid>,
+    /// Held waits' words read with a syscall buffer at this stop.
+    read_words: futex::ReadWords,
     /// A thread that lost its futex word again, for which the others stop
     /// at their next syscall ([`futex`]).
     handoff: Option<futex::HandOff>,
@@ -666,6 +668,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         futex_parking: std::env::var_os("RRTEST_FUTEX_PARK").is_none_or(|v| v != "0"),
         wake_switching: std::env::var_os("RRTEST_WAKE_SWITCH").is_none_or(|v| v != "0"),
         futex_due: HashSet::new(),
+        read_words: futex::ReadWords::default(),
         handoff: None,
         chld_infos: HashMap::new(),
         emu_exits: Vec::new(),

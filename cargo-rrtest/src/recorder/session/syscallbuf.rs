@@ -58,8 +58,20 @@ impl Session {
         let Some(space) = self.spaces.get_mut(&pid) else {
             return Ok(());
         };
-        let pending = syscallbuf::pending_records(tid, &mut space.flushed, &mut self.head)
-            .map_err(ptrace_err("reading the syscall buffer", tid))?;
+        // The held waits' words come with the header, for the pick that
+        // follows (`futex::ReadWords`).
+        let words = &mut self.read_words;
+        words.begin(
+            self.tasks
+                .values()
+                .filter(|t| t.pid == pid)
+                .filter_map(|t| t.futex.map(|p| p.uaddr())),
+        );
+        let (addrs, slots) = words.slots();
+        let pending =
+            syscallbuf::pending_records(tid, &mut space.flushed, &mut self.head, addrs, slots)
+                .map_err(ptrace_err("reading the syscall buffer", tid))?;
+        words.done(pid, pending.words_read);
         if pending.records > 0 {
             // The records go from the program's memory into the trace's
             // batch, with no copy in between: a full buffer is a megabyte.

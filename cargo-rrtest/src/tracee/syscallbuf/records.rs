@@ -56,6 +56,8 @@ pub struct Pending<'a> {
     pub len: usize,
     /// How many.
     pub records: u32,
+    /// Whether the words asked for were read with the header.
+    pub words_read: bool,
     /// The buffer header's `used` and `num_records` now.
     used: u32,
     num: u32,
@@ -70,6 +72,7 @@ impl std::fmt::Debug for Pending<'_> {
             .field("addr", &self.addr)
             .field("len", &self.len)
             .field("records", &self.records)
+            .field("words_read", &self.words_read)
             .field("used", &self.used)
             .field("num", &self.num)
             .finish_non_exhaustive()
@@ -78,13 +81,19 @@ impl std::fmt::Debug for Pending<'_> {
 
 /// Reads the buffer header in `tid`'s address space: which committed
 /// records are not in the trace yet (`flushed` says how many are), with
-/// the buffer's first bytes read into `head`.
+/// the buffer's first bytes read into `head`; in the same read, the 4-byte
+/// words at `addrs` into `words` (the recorder's held futex waits': one
+/// syscall at a stop instead of two). `Pending::words_read` says whether
+/// they were read.
 pub fn pending_records<'a>(
     tid: i32,
     flushed: &mut Flushed,
     head: &'a mut HeadBuf,
+    addrs: &[u64],
+    words: &mut [u32],
 ) -> io::Result<Pending<'a>> {
-    RemoteMem::new(tid).read_exact(BUFFER_ADDR, &mut head.0[..])?;
+    let words_read =
+        RemoteMem::new(tid).read_exact_and_words(BUFFER_ADDR, &mut head.0[..], addrs, words)?;
     let head = &*head.0;
     let (used, num) = (
         u32_at(head, header::USED as usize),
@@ -106,6 +115,7 @@ pub fn pending_records<'a>(
         addr: BUFFER_ADDR + std::mem::size_of::<BufferHeader>() as u64 + u64::from(flushed.bytes),
         len: (used - flushed.bytes) as usize,
         records: num - flushed.records,
+        words_read,
         used,
         num,
         head,
@@ -386,6 +396,7 @@ pub(super) mod tests {
             addr: first,
             len: rec.len(),
             records: 1,
+            words_read: false,
             used: rec.len() as u32,
             num: 1,
             head: &head,
