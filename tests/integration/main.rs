@@ -27,6 +27,7 @@ mod breadth_ptrace_strace;
 mod breadth_ptrace_sysemu;
 mod breadth_ptrace_threads;
 mod breadth_ptrace_vfork;
+mod breadth_signals;
 mod breadth_sweep;
 mod breadth_tty;
 mod breadth_vdso;
@@ -73,6 +74,7 @@ fn main() {
     trials.extend(breadth_tty::trials());
     trials.extend(breadth_misc::trials());
     trials.extend(breadth_sweep::trials());
+    trials.extend(breadth_signals::trials());
     trials.extend(breadth_ptrace_regs::trials());
     trials.extend(breadth_ptrace_clone::trials());
     trials.extend(breadth_ptrace_strace::trials());

@@ -194,10 +194,54 @@ impl Session {
             return Ok(());
         }
         self.emit_signal(tid, signo, &info, kind)?;
-        let fix = FrameFix::for_signal(&kind);
-        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid), fix)
-            .map(drop)
-            .map_err(ptrace_err("delivering a signal", tid))
+        self.deliver_here(tid, &regs, signo, FrameFix::for_signal(&kind))
+    }
+
+    /// Resumes `tid`, stopped with `regs` at the delivery stop of `signo`,
+    /// delivering it. A signal with a handler is stepped into (the kernel
+    /// builds its frame and stops at the handler's first instruction),
+    /// where its frame is fixed up as [`syscallbuf::fix_frame`] says and
+    /// the registers are kept as `resumed_at`: when the same return to
+    /// user space makes another signal deliverable (several unblocked
+    /// together), the kernel stops for it right there, before the handler
+    /// runs, and that signal is delivered there too, as at a syscall's
+    /// exit, its frame on top of this one (so the handler of the signal
+    /// delivered last starts first, as natively). A fault's signal is
+    /// stepped into too (it was continued before 2026-12-06). Replay
+    /// resumes its thread with the signal (stepping into the handler where
+    /// the frame needs a fix) and makes the next delivery there.
+    fn deliver_here(
+        &mut self,
+        tid: Tid,
+        regs: &Regs,
+        signo: i32,
+        fix: FrameFix,
+    ) -> Result<(), Error> {
+        if signo == 0 || !syscallbuf::catches(tid, signo) {
+            return syscallbuf::deliver_signal(tid, regs, signo, None, fix)
+                .map(drop)
+                .map_err(ptrace_err("delivering a signal", tid));
+        }
+        ptrace::singlestep(tid, signo).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
+        match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
+            WaitEvent::Signal {
+                signo: libc::SIGTRAP,
+                ..
+            } => {}
+            // No frame was built (the kernel could not write it, and
+            // forces a SIGSEGV: its delivery stop), or the thread died:
+            // the stop is handled as any other.
+            ev => return self.handle(ev),
+        }
+        let handler = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
+        let pid = self.tasks.get(&tid).map(|t| t.pid);
+        let space = pid.and_then(|pid| self.spaces.get(&pid));
+        syscallbuf::fix_frame(tid, &handler, space, fix)
+            .map_err(ptrace_err("fixing a signal frame", tid))?;
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.resumed_at = Some(handler);
+        }
+        ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
     /// Holds back an asynchronous signal (suppressed at its delivery stop).
@@ -326,12 +370,8 @@ impl Session {
         task.resumed_at = None;
         self.current = Some(tid);
         self.sched.restart_slice();
-        let pid = task.pid;
         let regs = ptrace::getregs(tid).map_err(ptrace_err("PTRACE_GETREGS", tid))?;
-        let fix = FrameFix::for_signal(&kind);
-        syscallbuf::deliver_signal(tid, &regs, signo, self.spaces.get(&pid), fix)
-            .map(drop)
-            .map_err(ptrace_err("delivering a signal", tid))
+        self.deliver_here(tid, &regs, signo, FrameFix::for_signal(&kind))
     }
 
     /// Records the delivery of `signo` to `tid` (counted in the stats).

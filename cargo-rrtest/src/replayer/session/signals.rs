@@ -34,6 +34,13 @@ impl Session {
         match s.kind {
             SignalKind::Synchronous { .. } => {}
             SignalKind::AtSyscallExit => {
+                // Also the next of several signals one return to user space
+                // delivers (the recorder's `deliver_here`): the thread is
+                // then at the previous signal's delivery stop, and resuming
+                // it with that signal (stepped into its handler to fix its
+                // frame, or continued) builds that frame and stops for this
+                // one, sent now, at the handler's first instruction, before
+                // the handler runs, as the recording's kernel did.
                 // The kernel restarts an interrupted syscall as it delivers.
                 if let Some(t) = self.tasks.get_mut(&tid) {
                     t.restart_pending = None;
