@@ -41,6 +41,13 @@
 //!   did, before the other threads' deaths (it killed them one by one with
 //!   SIGKILL, and then found the process gone: `PTRACE_CONT ... No such
 //!   process`, until 2026-12-06) (`::repeated`: a few rounds);
+//! - `fanotify_perm` (root only): a fanotify group of a permission class
+//!   whose listener is the main thread, a second thread's `open`s and
+//!   `read`s of the marked file each sleeping in the kernel until it
+//!   answers (the first of each denied): the recording stalled (the
+//!   buffered `open` could be neither unwound nor left; then a traced
+//!   `pread64`, not split, kept the listener from running) until
+//!   2026-12-06 (`::repeated`: a few rounds);
 //! - `absent_features`: `io_uring_setup`, `userfaultfd` and `memfd_secret`,
 //!   by `syscall` and by `int $0x80`, which the recorder cannot record: it
 //!   answers them ENOSYS, as a kernel built without them answers, and the
@@ -155,6 +162,18 @@ const ABSENT_ANSWERS: &[&str] = &[
     "i386 memfd_secret: ENOSYS\n",
 ];
 
+/// A fanotify group of a permission class whose listener is a thread of
+/// the program (root only: `CAP_SYS_ADMIN`).
+const FANOTIFY: &[Spec] = &[Spec {
+    stdout_has: &[
+        "open of the marked file: denied\nopen of the marked file: allowed\n\
+         access of the marked file: denied\naccess of the marked file: allowed\n\
+         open 1: Operation not permitted\nopen 2: opened\n\
+         read 1: Operation not permitted\nread 2: marked\n",
+    ],
+    ..c("fanotify_perm", CBuild::pie("fanotify_perm"))
+}];
+
 /// How many more times `::repeated` records, verifies and replays.
 const REPEATS: usize = 4;
 
@@ -178,6 +197,25 @@ pub fn trials() -> Vec<Trial> {
     // A clone3 that chose its child's pid (set_tid) succeeds only with
     // privilege: refused by name.
     let not_root = (!crate::portable::is_root()).then_some("not root");
+    // fanotify_init needs CAP_SYS_ADMIN.
+    trials.extend(
+        spec_trials("breadth::misc", FANOTIFY, recorder::record_replay)
+            .into_iter()
+            .map(|t| {
+                let ignored = t.has_ignored_flag() || not_root.is_some();
+                t.with_ignored_flag(ignored)
+            }),
+    );
+    trials.push(
+        Trial::test("breadth::misc::fanotify_perm::repeated", || {
+            repeated(
+                "breadth::misc::fanotify_perm::repeated",
+                &FANOTIFY[0],
+                REPEATS,
+            )
+        })
+        .with_ignored_flag(skip || not_root.is_some()),
+    );
     trials.push(
         Trial::test("breadth::misc::clone_flags::set_tid_refused", || {
             let cases: [(&'static str, &'static [&'static str], &str); 1] = [(

@@ -229,7 +229,7 @@ pub const fn syscall_ip(offset: u64) -> u64 {
 ///                              cost (another thread waits to run), else
 ///                              DESCHED_POLLED
 ///  +0x24  flags          u32   locals_flags: TRACE_YIELD, TRACE_FILE_WRITES,
-///                              TRACE_WAKE
+///                              TRACE_WAKE, TRACE_ALL
 ///  +0x28  bail_after     u32   the hook bails once the buffer holds this
 ///                              many records (buffered syscalls since the
 ///                              thread's last event); 0: no such limit.
@@ -293,6 +293,15 @@ pub mod locals_flags {
     /// (a hand-off through a lock or a rendezvous channel), and cannot
     /// get it before the recorder finds the spin and preempts it.
     pub const TRACE_WAKE: u32 = 4;
+    /// A process of the recording made a fanotify group of a permission
+    /// class: every syscall bails. A buffered syscall that meets a
+    /// permission event (an `open` or a `read` of a marked file) sleeps in
+    /// the kernel until the group's listener answers, in a sleep no signal
+    /// but a fatal one ends, so it can be neither unwound nor switched
+    /// away from inside the buffer code, and the listener, another thread
+    /// of the recording, never ran: the recording stalled. Traced, such a
+    /// call blocks as any traced syscall does, while the others run.
+    pub const TRACE_ALL: u32 = 8;
 }
 
 /// Whether a buffer holding `num_records` records has spent the locals'
@@ -304,6 +313,9 @@ pub const fn budget_spent(num_records: u32, bail_after: u32) -> bool {
 /// Whether the hook bails syscall `nr` because of the locals' `flags`.
 pub const fn flags_bail(nr: u64, flags: u32) -> bool {
     use buffered::nr;
+    if flags & locals_flags::TRACE_ALL != 0 {
+        return true;
+    }
     match nr {
         nr::SCHED_YIELD => flags & locals_flags::TRACE_YIELD != 0,
         nr::FUTEX => flags & locals_flags::TRACE_WAKE != 0,
@@ -776,6 +788,23 @@ mod tests {
             buffered::nr::READ,
         ] {
             assert!(!flags_bail(nr, locals_flags::TRACE_YIELD));
+        }
+    }
+
+    #[test]
+    fn trace_all_bails_every_buffered_call() {
+        let mut bailed = 0;
+        for nr in 0..512 {
+            if buffered::plan_for(nr).is_some() {
+                assert!(flags_bail(nr, locals_flags::TRACE_ALL), "{nr}");
+                bailed += 1;
+            }
+        }
+        // open, openat and read among them: the calls a permission event
+        // blocks.
+        assert!(bailed > 40, "{bailed}");
+        for nr in [buffered::nr::OPEN, buffered::nr::OPENAT, buffered::nr::READ] {
+            assert!(!flags_bail(nr, 0), "{nr}");
         }
     }
 

@@ -400,6 +400,9 @@ struct Session {
     /// (`SchedulePolicy::switches_at_spinner_wakes`; off with
     /// `RRTEST_WAKE_SWITCH=0`, to measure).
     wake_switching: bool,
+    /// Every syscall bails to a traced one (`TRACE_ALL`): a fanotify group
+    /// of a permission class exists ([`Session::note_permission_group`]).
+    trace_all_syscalls: bool,
     /// Processes where a wake may have come since the held waits' words
     /// were last read ([`Session::futex_woken`]).
     futex_due: HashSet<Tid>,
@@ -667,6 +670,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         features_denied: HashSet::new(),
         futex_parking: std::env::var_os("RRTEST_FUTEX_PARK").is_none_or(|v| v != "0"),
         wake_switching: std::env::var_os("RRTEST_WAKE_SWITCH").is_none_or(|v| v != "0"),
+        trace_all_syscalls: false,
         futex_due: HashSet::new(),
         read_words: futex::ReadWords::default(),
         handoff: None,

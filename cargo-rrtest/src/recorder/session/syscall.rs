@@ -305,7 +305,14 @@ impl Session {
         // write its syscall's exit) before the exec is in the trace.
         let output = self.outputs.target(tid, nr, &args);
         let splittable = action != Some(ReplayAction::Execve) && output.is_none() && others;
-        let may_block = desc.map(|d| d.may_block).unwrap_or(true);
+        // Under a fanotify group of a permission class, a call on a file
+        // that never blocks otherwise (`pread64`, `preadv`, `ftruncate`)
+        // may wait for the group's listener (`TRACE_ALL`): any call replay
+        // emulates is split then (one replay executes is not: where it
+        // runs is where its effect lands).
+        let may_block = desc
+            .map(|d| d.may_block || (self.trace_all_syscalls && d.replay == ReplayAction::Emulate))
+            .unwrap_or(true);
         // A wake of a thread last preempted spinning (traced by the locals'
         // `TRACE_WAKE`): it gives way at the wake's exit, when it woke
         // someone (the syscall stop is where the switch costs nothing; the
@@ -595,12 +602,9 @@ impl Session {
             &mut problems,
         );
         // A 32-bit `open` or `mmap2` as the x86-64 call it means.
-        self.track_shared(
-            tid,
-            &syscalls::x86_64_call(call),
-            &mut result,
-            &mut problems,
-        )?;
+        let meant = syscalls::x86_64_call(call);
+        self.track_shared(tid, &meant, &mut result, &mut problems)?;
+        self.note_permission_group(tid, &meant);
         for p in problems {
             self.unsupported(tid, p)?;
         }

@@ -121,6 +121,31 @@ impl Session {
         Ok(())
     }
 
+    /// After traced syscall `call` of `tid`: a `fanotify_init` that made a
+    /// group of a permission class (`FAN_CLASS_CONTENT`,
+    /// `FAN_CLASS_PRE_CONTENT`) makes every syscall of every process of
+    /// the recording bail from each one's next resume on (`TRACE_ALL`):
+    /// an `open` or a `read` its marks cover sleeps in the kernel until the
+    /// group's listener answers, and a buffered one could be neither
+    /// unwound nor switched away from (nix's `test_fanotify` stalled the
+    /// recording so: its file thread's buffered `open` waited for the test
+    /// thread, which the recorder never ran). For good: closing the group
+    /// is not followed.
+    pub(super) fn note_permission_group(&mut self, tid: Tid, call: &rrtest_syscalls::Call) {
+        const FAN_CLASS_MASK: u64 = 0x0c;
+        if call.nr == libc::SYS_fanotify_init
+            && call.ret >= 0
+            && call.args[0] & FAN_CLASS_MASK != 0
+            && !self.trace_all_syscalls
+        {
+            debug!(
+                tid,
+                "a fanotify group of a permission class: every syscall is traced from now on"
+            );
+            self.trace_all_syscalls = true;
+        }
+    }
+
     /// Writes the output table the process of `tid` got since its last
     /// event (`Space::pending_table`), right after the event that changed
     /// it: replay writes it at the same point.
@@ -301,6 +326,9 @@ impl Session {
         };
         if self.shared.trace_writes {
             flags |= rrtest_abi::locals_flags::TRACE_FILE_WRITES;
+        }
+        if self.trace_all_syscalls {
+            flags |= rrtest_abi::locals_flags::TRACE_ALL;
         }
         // A spinner's wakes stop, so that it gives way to the thread it
         // woke (`syscall.rs`: `Entered::switch_after`).
