@@ -19,7 +19,12 @@
 # points, idle time) and the recording's microseconds per stop (its wall
 # time over its stops) against the floor: the least a ptrace stop costs on
 # this machine (scripts/ptrace-floor.c: wait, PTRACE_GETREGS and resume,
-# tracer and tracee on one CPU, nothing else; run once per round, median).
+# tracer and tracee on one CPU, nothing else; run once per round, median),
+# and against the hand-off floor: two threads handed the CPU in turn by
+# ptrace stops, each stop with the reads and writes a held futex wait
+# cannot do without (ptrace-floor.c handoff). Each workload also runs
+# natively on one CPU (taskset), the least a recorder that runs one
+# thread at a time could reach.
 # Each first trace is then verified
 # (`cargo-rrtest verify`), and the result printed. Then the whole suite:
 # `cargo rrtest` vs `cargo nextest run` (both prebuilt, RUNS interleaved
@@ -52,7 +57,7 @@ while [[ $# -gt 0 ]]; do
     --runs) RUNS="$2"; shift 2 ;;
     --only) ONLY="$2"; shift 2 ;;
     --suite) SUITE_DIR="$2"; shift 2 ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,49p' "$0"; exit 0 ;;
     *) echo "bench-threads: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -199,12 +204,18 @@ timed() {
 
 echo "bench-threads: $RUNS rounds of ${#WORKLOADS[@]} workloads, native and recorded, interleaved" >&2
 FLOORS="$WORK/floor.txt"
+HANDOFFS="$WORK/handoff.txt"
 : > "$FLOORS"
+: > "$HANDOFFS"
+# The CPU the native runs on one CPU take: the first this shell may use.
+ONE_CPU="$(python3 -c 'import os; print(min(os.sched_getaffinity(0)))')"
 for ((r = 0; r < RUNS; r++)); do
   "$FLOOR_BIN" 100000 >> "$FLOORS"
+  "$FLOOR_BIN" 100000 handoff >> "$HANDOFFS"
   for w in "${WORKLOADS[@]}"; do
     rm -rf "$WORK/$w-$r"
     timed "$w" native "$TEST_BIN" --exact "tests::$w"
+    timed "$w" native1 taskset -c "$ONE_CPU" "$TEST_BIN" --exact "tests::$w"
     timed "$w" record "$RR" record --no-verify --disposable -o "$WORK/$w-$r" -- "$TEST_BIN" --exact "tests::$w"
     if [[ $r -gt 0 ]]; then rm -rf "$WORK/$w-$r"; fi
   done
@@ -239,9 +250,9 @@ fi
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
 RESULT="$OUT/threads-$STAMP.json"
 python3 - "$SAMPLES" "$WORK" "$RESULT" "$RUNS" "$SUITE" "$(uname -srm)" "$(nproc)" \
-    "$(cut -d' ' -f1-3 /proc/loadavg)" "$FLOORS" "${WORKLOADS[@]}" <<'PY'
+    "$(cut -d' ' -f1-3 /proc/loadavg)" "$FLOORS" "$HANDOFFS" "${WORKLOADS[@]}" <<'PY'
 import json, statistics, sys
-samples, work, result, runs, suite, kernel, cpus, load, floors, *names = sys.argv[1:]
+samples, work, result, runs, suite, kernel, cpus, load, floors, handoffs, *names = sys.argv[1:]
 times = {}
 for line in open(samples):
     name, mode, ns = line.split()
@@ -249,11 +260,14 @@ for line in open(samples):
 # "N stops in S s: U us per stop"
 floor_us = [float(line.split()[-4]) for line in open(floors) if line.strip()]
 floor = statistics.median(floor_us)
+handoff_us = [float(line.split()[-4]) for line in open(handoffs) if line.strip()]
+handoff = statistics.median(handoff_us)
 report = {"runs": int(runs), "kernel": kernel, "cpus": int(cpus), "load": load,
           "ptrace_floor_us_per_stop": floor, "ptrace_floor_samples_us": floor_us,
+          "handoff_floor_us_per_stop": handoff, "handoff_floor_samples_us": handoff_us,
           "workloads": {}}
-print(f"{'workload':<38} {'native':>9} {'recorded':>9} {'rec/nat':>7} {'stops/s':>8} "
-      f"{'us/stop':>7} {'/floor':>6} "
+print(f"{'workload':<38} {'native':>9} {'1cpu/nat':>8} {'recorded':>9} {'rec/nat':>7} {'stops/s':>8} "
+      f"{'us/stop':>7} {'/floor':>6} {'/hand':>5} "
       f"{'switches':>8} {'yields':>6} {'expired':>7} {'cut':>5} {'points s/r/a':>13} "
       f"{'idle%':>5} verify")
 for name in names:
@@ -264,6 +278,8 @@ for name in names:
     wall = sch.get("wall_ms", 0)
     w = {
         "native_ms": med["native"],
+        "native_one_cpu_ms": med["native1"],
+        "ratio_one_cpu_native": med["native1"] / med["native"],
         "recorded_ms": med["record"],
         "ratio_recorded_native": med["record"] / med["native"],
         "traced_syscalls": st.get("traced_syscalls", 0),
@@ -278,9 +294,11 @@ for name in names:
     }
     report["workloads"][name] = w
     pts = f"{sch.get('points_spin', 0)}/{sch.get('points_return', 0)}/{sch.get('points_anywhere', 0)}"
-    print(f"{name:<38} {w['native_ms']:>7.1f}ms {w['recorded_ms']:>7.1f}ms "
+    print(f"{name:<38} {w['native_ms']:>7.1f}ms {w['ratio_one_cpu_native']:>7.2f}x "
+          f"{w['recorded_ms']:>7.1f}ms "
           f"{w['ratio_recorded_native']:>6.2f}x {w['stops_per_s'] or 0:>8.0f} "
           f"{w['us_per_stop'] or 0:>7.1f} {(w['us_per_stop'] or 0) / floor:>5.1f}x "
+          f"{(w['us_per_stop'] or 0) / handoff:>4.1f}x "
           f"{sch.get('switches', 0):>8} {sch.get('yields', 0):>6} "
           f"{sch.get('slices_expired', 0):>7} {sch.get('spins_cut', 0):>5} {pts:>13} "
           f"{w['idle_percent'] or 0:>5.0f} {w['verified']}")
@@ -299,6 +317,11 @@ if suite == "1":
 print(f"floor: a bare ptrace stop (wait, PTRACE_GETREGS, resume; one CPU) takes "
       f"{floor:.1f} us here (median of {len(floor_us)}); us/stop is a recording's wall "
       f"time over its stops")
+print(f"hand: a hand-off between two threads by ptrace stops, with the reads and "
+      f"writes a held futex wait needs (scripts/ptrace-floor.c handoff), takes "
+      f"{handoff:.1f} us a stop (median of {len(handoff_us)}); 1cpu/nat is the test "
+      f"run natively on one CPU (taskset) over its native run: the least a recorder "
+      f"that runs one thread at a time could reach")
 print(f"({cpus} CPUs, load {load})")
 with open(result, "w") as f:
     json.dump(report, f, indent=2)

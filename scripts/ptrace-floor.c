@@ -5,10 +5,20 @@
  * Both run on one CPU, as the recorder runs a recording's threads (pass
  * "spread" to leave them to the kernel's placement).
  *
- * Usage: ptrace-floor [STOPS] [spread]   (STOPS: default 100000)
+ * "handoff": the least a hand-off between two threads costs when each
+ * switch is a ptrace stop, as the recorder's held futex waits make them:
+ * two threads of the child make getppid in a loop; the tracer resumes them
+ * in turn, one at a time, and per stop reads the registers, reads a page
+ * of the stopped thread's memory (its syscall buffer's header and first
+ * records), writes the registers back (a held wait let go is skipped so)
+ * and writes 8 bytes (the buffer emptied): the syscalls a held wait's stop
+ * cannot do without. The rest of a recording's cost per stop is its own.
+ *
+ * Usage: ptrace-floor [STOPS] [spread | handoff]   (STOPS: default 100000)
  * Prints: "<stops> stops in <seconds> s: <microseconds> us per stop".
  * Built and run by scripts/bench-threads.sh; not a test fixture. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,14 +26,139 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+static long per_thread;
+
+static void *getppid_loop(void *arg) {
+    (void)arg;
+    for (long i = 0; i < per_thread; i++)
+        syscall(SYS_getppid);
+    return NULL;
+}
+
+/* The "handoff" mode (see the top): returns the process's exit status. */
+static int handoff(long stops_wanted) {
+    /* Entry and exit stops, two threads. */
+    per_thread = stops_wanted / 4 + 1;
+    pid_t child = fork();
+    if (child < 0) {
+        perror("fork");
+        return 1;
+    }
+    if (child == 0) {
+        if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0)
+            _exit(3);
+        raise(SIGSTOP);
+        pthread_t t;
+        if (pthread_create(&t, NULL, getppid_loop, NULL) != 0)
+            _exit(4);
+        getppid_loop(NULL);
+        pthread_join(t, NULL);
+        _exit(0);
+    }
+    int status;
+    if (waitpid(child, &status, 0) != child || !WIFSTOPPED(status)) {
+        fprintf(stderr, "ptrace-floor: the child did not stop\n");
+        return 1;
+    }
+    if (ptrace(PTRACE_SETOPTIONS, child, 0,
+               PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE) != 0) {
+        perror("PTRACE_SETOPTIONS");
+        return 1;
+    }
+    /* Run the main thread to its clone event: the second thread's id. */
+    pid_t tids[2] = {child, 0};
+    if (ptrace(PTRACE_CONT, child, 0, 0) != 0) {
+        perror("PTRACE_CONT");
+        return 1;
+    }
+    while (tids[1] == 0) {
+        pid_t w = waitpid(-1, &status, __WALL);
+        if (w < 0) {
+            perror("waitpid");
+            return 1;
+        }
+        if (w == child && status >> 16 == PTRACE_EVENT_CLONE) {
+            unsigned long msg;
+            ptrace(PTRACE_GETEVENTMSG, child, 0, &msg);
+            tids[1] = (pid_t)msg;
+        } else if (w == child && WIFSTOPPED(status)) {
+            ptrace(PTRACE_CONT, child, 0, 0);
+        } else {
+            fprintf(stderr, "ptrace-floor: no thread was made\n");
+            return 1;
+        }
+    }
+    if (waitpid(tids[1], &status, __WALL) != tids[1]) {
+        perror("waitpid (the new thread)");
+        return 1;
+    }
+    static char page[4096];
+    struct user_regs_struct regs;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long stops = 0;
+    int ended[2] = {0, 0};
+    for (int cur = 0; !(ended[0] && ended[1]); cur ^= 1) {
+        pid_t t = tids[cur];
+        if (ended[cur])
+            continue;
+        if (ptrace(PTRACE_SYSCALL, t, 0, 0) != 0) {
+            perror("PTRACE_SYSCALL");
+            return 1;
+        }
+        if (waitpid(t, &status, __WALL) != t) {
+            perror("waitpid");
+            return 1;
+        }
+        if (WIFEXITED(status) || WIFSIGNALED(status) || (WIFSTOPPED(status) && WSTOPSIG(status) != (SIGTRAP | 0x80))) {
+            /* Its end (or the join's futex, the exit's stops): done. */
+            ended[cur] = 1;
+            continue;
+        }
+        if (ptrace(PTRACE_GETREGS, t, 0, &regs) != 0) {
+            perror("PTRACE_GETREGS");
+            return 1;
+        }
+        unsigned long base = regs.rsp & ~4095UL;
+        struct iovec local = {page, sizeof page}, remote = {(void *)base, sizeof page};
+        if (process_vm_readv(child, &local, 1, &remote, 1, 0) != (ssize_t)sizeof page) {
+            perror("process_vm_readv");
+            return 1;
+        }
+        if (ptrace(PTRACE_SETREGS, t, 0, &regs) != 0) {
+            perror("PTRACE_SETREGS");
+            return 1;
+        }
+        /* 8 bytes written back as they were. */
+        struct iovec l8 = {page + (regs.rsp & 4095UL & ~7UL), 8}, r8 = {(void *)(regs.rsp & ~7UL), 8};
+        if (process_vm_writev(child, &l8, 1, &r8, 1, 0) != 8) {
+            perror("process_vm_writev");
+            return 1;
+        }
+        stops++;
+        if (stops >= stops_wanted)
+            break;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    kill(child, SIGKILL);
+    /* Both threads reaped (the second one, traced, by its tracer first). */
+    while (waitpid(-1, &status, __WALL) > 0)
+        ;
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("%ld stops in %.3f s: %.2f us per stop\n", stops, s, s / (double)stops * 1e6);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     long stops_wanted = argc > 1 ? atol(argv[1]) : 100000;
     int spread = argc > 2 && strcmp(argv[2], "spread") == 0;
+    int hand_off = argc > 2 && strcmp(argv[2], "handoff") == 0;
     if (stops_wanted < 2) {
         fprintf(stderr, "ptrace-floor: STOPS must be at least 2\n");
         return 2;
@@ -45,6 +180,8 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
+    if (hand_off)
+        return handoff(stops_wanted);
     pid_t child = fork();
     if (child < 0) {
         perror("fork");
