@@ -21,6 +21,7 @@ mod breadth_maps;
 mod breadth_misc;
 mod breadth_ptrace_clone;
 mod breadth_ptrace_debugregs;
+mod breadth_ptrace_jobctl;
 mod breadth_ptrace_regs;
 mod breadth_ptrace_rewrite;
 mod breadth_ptrace_strace;
@@ -83,6 +84,7 @@ fn main() {
     trials.extend(breadth_ptrace_debugregs::trials());
     trials.extend(breadth_ptrace_rewrite::trials());
     trials.extend(breadth_ptrace_threads::trials());
+    trials.extend(breadth_ptrace_jobctl::trials());
     trials.extend(breadth_debugger::trials());
     trials.extend(ecosystem::trials());
     trials.extend(ecosystem2::trials());

@@ -83,6 +83,8 @@ impl Session {
 
     /// Makes ready the held threads of every process that got a `SIGCONT`.
     pub(super) fn release_continued(&mut self) -> Result<(), Error> {
+        // (Tracees listening in a stop of their tracer's are trapped again.)
+        self.wake_listeners();
         let held: Vec<(Tid, Tid)> = self
             .tasks
             .iter()
@@ -120,7 +122,7 @@ impl Session {
 
 /// Whether a `SIGCONT` is pending for process `pid`: in its shared set or
 /// in the set of one of `threads`.
-fn sigcont_pending(pid: Tid, threads: &[Tid]) -> bool {
+pub(super) fn sigcont_pending(pid: Tid, threads: &[Tid]) -> bool {
     let bit = 1u64 << (libc::SIGCONT - 1);
     let has = |path: String, field: &str| {
         std::fs::read_to_string(path)
@@ -136,7 +138,7 @@ fn sigcont_pending(pid: Tid, threads: &[Tid]) -> bool {
 
 /// The signal set of line `field` (e.g. `ShdPnd:`) of a `/proc` status
 /// file: 64 bits in hex.
-fn pending_field(status: &str, field: &str) -> Option<u64> {
+pub(super) fn pending_field(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
     u64::from_str_radix(line[field.len()..].trim(), 16).ok()
 }

@@ -126,12 +126,16 @@
 //! for the tracer's other threads, as the kernel's `ptrace_check_attach`
 //! answers), any thread of the tracer's process may wait for the tracee
 //! unless it asks with `__WNOTHREAD` for its own alone, and its end lets
-//! its tracees go, as its process's end does. Not emulated:
-//! `PTRACE_LISTEN` (EIO, named): a tracee that its tracer lets take a stop
-//! signal enters the recorder's own job-control stop (`jobctl.rs`), which
-//! is not made a stop its tracer is shown (natively a seized tracee's
-//! group stop is a `PTRACE_EVENT_STOP` its tracer waits for), so there is
-//! no group stop of the tracer's to listen in.
+//! its tracees go, as its process's end does.
+//!
+//! Group stops (`groupstop.rs`): a stop signal a tracer resumes its tracee
+//! with at the signal's delivery stop makes the job-control trap its wait
+//! reports (`PTRACE_EVENT_STOP` with the signal when seized, a plain stop
+//! with it else), held as the other stops; `PTRACE_LISTEN` at a
+//! `PTRACE_EVENT_STOP` holds it out of reach of requests until a `SIGCONT`
+//! or `PTRACE_INTERRUPT` traps it again. Not emulated (EIO, named): the
+//! group stop of `SIGTSTP`, `SIGTTIN`, `SIGTTOU` left to their default
+//! action, and of a tracee whose process has other threads.
 //!
 //! Vforks (`PTRACE_O_TRACEVFORK`, `PTRACE_O_TRACEVFORKDONE`): the vfork
 //! parent's event stop cannot wait for the syscall's exit, which comes only
@@ -166,6 +170,7 @@
 
 mod clones;
 mod debugregs;
+mod groupstop;
 mod requests;
 mod wait;
 
@@ -210,6 +215,7 @@ mod req {
     pub const SETREGSET: i32 = 0x4205;
     pub const SEIZE: i32 = 0x4206;
     pub const INTERRUPT: i32 = 0x4207;
+    pub const LISTEN: i32 = 0x4208;
     pub const PEEKSIGINFO: i32 = 0x4209;
     pub const GETSIGMASK: i32 = 0x420a;
     pub const SETSIGMASK: i32 = 0x420b;
@@ -313,6 +319,9 @@ const PTRACE_O_EXITKILL: u64 = 0x10_0000;
 const SI_USER: i32 = 0;
 /// `si_code` of `SIGCHLD` for a traced child's stop.
 const CLD_TRAPPED: i32 = 4;
+/// `si_code` of `SIGCHLD` for a child's group stop (a tracee's job-control
+/// trap too).
+const CLD_STOPPED: i32 = 5;
 /// `si_code`s of `SIGCHLD` for a child's exit, death by a signal, and
 /// death with a core dump.
 const CLD_EXITED: i32 = 1;
@@ -421,6 +430,17 @@ struct EmuStop {
     /// the call; this is the `orig_rax` its tracer sees (the call's number,
     /// or what the tracer wrote there since).
     sysemu: Option<u64>,
+    /// A job-control trap (the kernel's `do_jobctl_trap`): a group stop
+    /// its tracer is shown, or the trap a `SIGCONT` makes of a seized
+    /// tracee in one: a signal to resume it with is ignored, and its
+    /// tracer's `SIGCHLD` says `CLD_STOPPED` with this `si_status` (the
+    /// stop signal; 0 once continued).
+    group: Option<i32>,
+    /// Resumed with `PTRACE_LISTEN` from a `PTRACE_EVENT_STOP`: still
+    /// held, but not in a stop its tracer may query (ESRCH), until a
+    /// `SIGCONT` or `PTRACE_INTERRUPT` traps it again
+    /// ([`Session::wake_listeners`]).
+    listening: bool,
 }
 
 impl EmuStop {
@@ -443,6 +463,8 @@ impl EmuStop {
             exit_next: false,
             trap_next: false,
             sysemu: None,
+            group: None,
+            listening: false,
         }
     }
 
@@ -461,6 +483,8 @@ impl EmuStop {
             exit_next: false,
             trap_next: false,
             sysemu: None,
+            group: None,
+            listening: false,
         }
     }
 
@@ -475,7 +499,32 @@ impl EmuStop {
     /// stop, `PTRACE_EVENT_STOP` among them, and sends it anew at a
     /// syscall stop).
     fn takes_signal(&self) -> bool {
-        !self.syscall && self.status >> 16 == 0
+        !self.syscall && self.group.is_none() && self.status >> 16 == 0
+    }
+
+    /// The job-control trap of a group stop for stop signal `sig` (or, for
+    /// `sig` `SIGTRAP`, a seized tracee's trap once continued): for a
+    /// seized tracee `PTRACE_EVENT_STOP` with the signal, for another a
+    /// plain stop with it (the kernel's `do_jobctl_trap`); `si_status` its
+    /// `SIGCHLD`'s.
+    fn group_trap(sig: i32, seized: bool, pid: Tid, si_status: i32) -> EmuStop {
+        let event = if seized { libc::PTRACE_EVENT_STOP } else { 0 };
+        let code = sig | (event << 8);
+        let mut info = user_siginfo(sig, pid);
+        info[8..12].copy_from_slice(&code.to_ne_bytes());
+        let mut stop = EmuStop::new((code << 8) | 0x7f, info, SignalKind::AtSyscallExit);
+        stop.group = Some(si_status);
+        stop
+    }
+
+    /// Whether it is a `PTRACE_EVENT_STOP` (where `PTRACE_LISTEN` is taken).
+    fn event_stop(&self) -> bool {
+        self.status >> 16 == libc::PTRACE_EVENT_STOP
+    }
+
+    /// Its stop signal (`WSTOPSIG`).
+    fn signal(&self) -> i32 {
+        (self.status >> 8) & 0x7f
     }
 }
 

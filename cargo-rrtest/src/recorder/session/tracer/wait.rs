@@ -322,8 +322,12 @@ impl Session {
             return;
         }
         stop.notified = true;
-        let status = (stop.status >> 8) & 0x7f;
-        self.send_sigchld(tracer, tracee, CLD_TRAPPED, status);
+        // (A job-control trap's: CLD_STOPPED, the group stop's signal.)
+        let (code, status) = match stop.group {
+            Some(status) => (CLD_STOPPED, status),
+            None => (CLD_TRAPPED, (stop.status >> 8) & 0x7f),
+        };
+        self.send_sigchld(tracer, tracee, code, status);
     }
 
     /// Sends tracer process `tracer` the `SIGCHLD` of a change of `tracee`
