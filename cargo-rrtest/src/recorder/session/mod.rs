@@ -160,6 +160,10 @@ struct Task {
     /// right there (before any user instruction ran: a deterministic point
     /// replay can reproduce) from one that interrupted user code.
     resumed_at: Option<Regs>,
+    /// When it was last resumed into the kernel for a traced syscall
+    /// (a tick splits one that is not split and takes long:
+    /// [`schedule::LATE_SPLIT`]).
+    in_kernel_since: Option<Instant>,
     /// Asynchronous signals held back until the thread's next syscall or an
     /// execution point.
     pending_signals: Vec<(i32, [u8; ptrace::SIGINFO_SIZE])>,
@@ -271,6 +275,7 @@ impl Task {
             pid,
             state,
             resumed_at: None,
+            in_kernel_since: None,
             restart_block: None,
             exec_file: None,
             pending_signals: Vec::new(),

@@ -80,6 +80,17 @@ const SPIN_SLICE_AGAIN: Duration = Duration::from_micros(200);
 /// ticks; only while a known spinner runs).
 const SPIN_TICK: Duration = Duration::from_micros(100);
 
+/// How long the running thread may sit in a traced syscall that was not
+/// split (one that does not block, by the table: a `pread64`, a `close`)
+/// while others wait, before a tick splits it there: its `SyscallEntry`
+/// written then, and the others run. Such a call can wait after all: for a
+/// fanotify listener that is another thread of the recording (a
+/// permission event), a FUSE server, a lingering `close`; the recorder
+/// waited for its exit for ever (the watchdog saw a thread in a syscall of
+/// its own, not a stall). Splitting it late is what splitting it at its
+/// entry would have recorded: no other thread ran in between.
+pub(super) const LATE_SPLIT: Duration = Duration::from_millis(50);
+
 /// How long a `PTRACE_INTERRUPT` of the running thread may go without its
 /// stop before it is sent again. Any ptrace stop the thread makes between
 /// the request and the interrupt's taking effect (the seccomp stop of a
@@ -722,6 +733,31 @@ impl Session {
         }
     }
 
+    /// Splits the traced syscall `entered` that running thread `tid` has
+    /// sat in for [`LATE_SPLIT`]: its `SyscallEntry` now, and another
+    /// thread runs; its exit stop makes it ready, as for any split call.
+    fn split_late(&mut self, tid: Tid, entered: super::Entered) -> Result<(), Error> {
+        debug!(
+            tid,
+            nr = entered.nr,
+            "a call that does not block sat in the kernel: split late"
+        );
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.state = State::InSyscall {
+                entered,
+                split: true,
+            };
+        }
+        self.sched.split();
+        self.emit(rrtest_trace::Event::SyscallEntry {
+            tid,
+            nr: entered.nr,
+            args: entered.args,
+        })?;
+        self.current = None;
+        self.schedule()
+    }
+
     /// Checks on the running thread: preempts it, or stops it to deliver a
     /// held-back signal, when it has run user code for too long.
     pub(super) fn tick(&mut self) -> Result<(), Error> {
@@ -751,6 +787,27 @@ impl Session {
             return Ok(());
         }
         task.interrupt_outstanding = None;
+        if let State::InSyscall {
+            entered,
+            split: false,
+        } = task.state
+        {
+            let late = others_wait
+                && !self.sched.settles()
+                && task.traced.is_none()
+                && task.steps_left.is_none()
+                && task
+                    .in_kernel_since
+                    .is_some_and(|t| t.elapsed() >= LATE_SPLIT)
+                && entered.output.is_none()
+                && entered.forced_ret.is_none()
+                && !entered.switch_after
+                && rrtest_syscalls::lookup(entered.nr)
+                    .is_some_and(|d| d.replay == rrtest_syscalls::ReplayAction::Emulate);
+            if late {
+                return self.split_late(tid, entered);
+            }
+        }
         if task.state != State::Running {
             return Ok(());
         }

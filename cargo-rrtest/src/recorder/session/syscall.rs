@@ -305,14 +305,10 @@ impl Session {
         // write its syscall's exit) before the exec is in the trace.
         let output = self.outputs.target(tid, nr, &args);
         let splittable = action != Some(ReplayAction::Execve) && output.is_none() && others;
-        // Under a fanotify group of a permission class, a call on a file
-        // that never blocks otherwise (`pread64`, `preadv`, `ftruncate`)
-        // may wait for the group's listener (`TRACE_ALL`): any call replay
-        // emulates is split then (one replay executes is not: where it
-        // runs is where its effect lands).
-        let may_block = desc
-            .map(|d| d.may_block || (self.trace_all_syscalls && d.replay == ReplayAction::Emulate))
-            .unwrap_or(true);
+        // (A call that does not block by the table may wait all the same,
+        // for a fanotify listener, say: a tick splits it late,
+        // `schedule::LATE_SPLIT`.)
+        let may_block = desc.map(|d| d.may_block).unwrap_or(true);
         // A wake of a thread last preempted spinning (traced by the locals'
         // `TRACE_WAKE`): it gives way at the wake's exit, when it woke
         // someone (the syscall stop is where the switch costs nothing; the
@@ -350,6 +346,7 @@ impl Session {
         };
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.state = State::InSyscall { entered, split };
+        task.in_kernel_since = Some(std::time::Instant::now());
         task.steps_left = steps_left.filter(|_| !split && !switch_after);
         ptrace::syscall(tid, 0).map_err(ptrace_err("PTRACE_SYSCALL", tid))
     }
