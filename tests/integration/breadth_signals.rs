@@ -14,8 +14,8 @@
 //! and real-time mixed; unblocked by `sigsuspend`; by a handler's own
 //! `sigprocmask`; by a handler's return; SA_NODEFER; a handler's `sa_mask`
 //! holding one back; sent by another thread that ended before they were
-//! unblocked. A tenth section: a child whose SIGSEGV handler has no room
-//! for its frame (its stack overflowed, no alternate stack) dies of
+//! unblocked. A tenth section: a child whose SIGUSR2 handler has no room
+//! for its frame (its alternate stack a `PROT_NONE` page) dies of
 //! SIGSEGV, as the kernel decides when it cannot write a frame (the
 //! recorder steps into each handler: there the step ends at the forced
 //! signal's stop instead). Built as a PIE (the syscall hook loaded) and

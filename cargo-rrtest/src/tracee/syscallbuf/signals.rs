@@ -114,6 +114,16 @@ fn copy_fault_resume(ip: u64, signo: i32, code: i32) -> Option<u64> {
     rrtest_abi::copy::resume_ip(ip)
 }
 
+/// The thread group (process) of thread `tid`, from its `/proc` status.
+fn thread_group(tid: i32) -> io::Result<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no Tgid in /proc/{tid}/status")))
+}
+
 /// Whether thread `tid` has a handler for `signo` (its `SigCgt` mask).
 pub fn catches(tid: i32, signo: i32) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{tid}/status")) else {
@@ -160,6 +170,21 @@ pub fn deliver_signal(
             signo: libc::SIGTRAP,
             ..
         } => {}
+        WaitEvent::Signal {
+            signo: libc::SIGSEGV,
+            ..
+        } => {
+            // The kernel could not write the frame (the handler's stack
+            // unwritable) and forced a SIGSEGV, its handler reset to the
+            // default, instead: no frame to fix. That signal, taken off
+            // its queue by this stop, is sent again and the thread resumed,
+            // so that it stops for it as a fault's signal, where the
+            // recording has it (the recorder's step met it the same way).
+            let tgid = thread_group(tid)?;
+            ptrace::tgkill(tgid, tid, libc::SIGSEGV)?;
+            ptrace::cont(tid, 0)?;
+            return Ok(false);
+        }
         ev => {
             return Err(io::Error::other(format!(
                 "stepping into a signal handler: unexpected stop {ev:?}"
