@@ -34,6 +34,40 @@
 
 static long per_thread;
 
+/* Forks a child that asks to be traced, stops, then runs `body`(`arg`) and
+ * exits 0; waits for its stop and sets `options` on it. Returns its pid,
+ * or -1 (said on stderr). */
+static pid_t traced_child(void (*body)(long), long arg, long options) {
+    pid_t child = fork();
+    if (child < 0) {
+        perror("fork");
+        return -1;
+    }
+    if (child == 0) {
+        if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0)
+            _exit(3);
+        raise(SIGSTOP);
+        body(arg);
+        _exit(0);
+    }
+    int status;
+    if (waitpid(child, &status, 0) != child || !WIFSTOPPED(status)) {
+        fprintf(stderr, "ptrace-floor: the child did not stop\n");
+        return -1;
+    }
+    if (ptrace(PTRACE_SETOPTIONS, child, 0, options) != 0) {
+        perror("PTRACE_SETOPTIONS");
+        return -1;
+    }
+    return child;
+}
+
+/* The single mode's child: `calls` getppid calls. */
+static void getppid_calls(long calls) {
+    for (long i = 0; i < calls; i++)
+        syscall(SYS_getppid);
+}
+
 static void *getppid_loop(void *arg) {
     (void)arg;
     for (long i = 0; i < per_thread; i++)
@@ -41,36 +75,25 @@ static void *getppid_loop(void *arg) {
     return NULL;
 }
 
+/* The "handoff" mode's child: two threads making getppid calls. */
+static void two_threads(long unused) {
+    (void)unused;
+    pthread_t t;
+    if (pthread_create(&t, NULL, getppid_loop, NULL) != 0)
+        _exit(4);
+    getppid_loop(NULL);
+    pthread_join(t, NULL);
+}
+
 /* The "handoff" mode (see the top): returns the process's exit status. */
 static int handoff(long stops_wanted) {
     /* Entry and exit stops, two threads. */
     per_thread = stops_wanted / 4 + 1;
-    pid_t child = fork();
-    if (child < 0) {
-        perror("fork");
+    pid_t child = traced_child(two_threads, 0,
+                               PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE);
+    if (child < 0)
         return 1;
-    }
-    if (child == 0) {
-        if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0)
-            _exit(3);
-        raise(SIGSTOP);
-        pthread_t t;
-        if (pthread_create(&t, NULL, getppid_loop, NULL) != 0)
-            _exit(4);
-        getppid_loop(NULL);
-        pthread_join(t, NULL);
-        _exit(0);
-    }
     int status;
-    if (waitpid(child, &status, 0) != child || !WIFSTOPPED(status)) {
-        fprintf(stderr, "ptrace-floor: the child did not stop\n");
-        return 1;
-    }
-    if (ptrace(PTRACE_SETOPTIONS, child, 0,
-               PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE) != 0) {
-        perror("PTRACE_SETOPTIONS");
-        return 1;
-    }
     /* Run the main thread to its clone event: the second thread's id. */
     pid_t tids[2] = {child, 0};
     if (ptrace(PTRACE_CONT, child, 0, 0) != 0) {
@@ -182,29 +205,12 @@ int main(int argc, char **argv) {
     }
     if (hand_off)
         return handoff(stops_wanted);
-    pid_t child = fork();
-    if (child < 0) {
-        perror("fork");
+    /* Two stops (entry and exit) per call. */
+    pid_t child = traced_child(getppid_calls, stops_wanted / 2,
+                               PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
+    if (child < 0)
         return 1;
-    }
-    if (child == 0) {
-        if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0)
-            _exit(3);
-        raise(SIGSTOP);
-        /* Two stops (entry and exit) per call. */
-        for (long i = 0; i < stops_wanted / 2; i++)
-            syscall(SYS_getppid);
-        _exit(0);
-    }
     int status;
-    if (waitpid(child, &status, 0) != child || !WIFSTOPPED(status)) {
-        fprintf(stderr, "ptrace-floor: the child did not stop\n");
-        return 1;
-    }
-    if (ptrace(PTRACE_SETOPTIONS, child, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) != 0) {
-        perror("PTRACE_SETOPTIONS");
-        return 1;
-    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long stops = 0;

@@ -885,6 +885,46 @@ pub(crate) fn repeated(trial: &str, spec: &Spec, rounds: usize) -> Result<(), Fa
     Ok(())
 }
 
+/// The trials of fixtures whose recording must print what a native run
+/// prints: for each of `specs`, `PREFIX::NAME::native` and
+/// `::record_replay` ([`spec_trials`]) and `::recorded_as_native` (run
+/// natively and recorded, the same stdout byte for byte, both exiting 0;
+/// the recording verifies and replays that stdout); and
+/// `PREFIX::under_chaos`, all of them at three seeds ([`all_under_chaos`]).
+pub(crate) fn native_alike_trials(prefix: &'static str, specs: &'static [Spec]) -> Vec<Trial> {
+    let gcc = build::gcc_missing();
+    let skip = gcc.is_some() || run::recording_unavailable().is_some();
+    let mut trials = spec_trials(prefix, specs, recorder::record_replay);
+    for spec in specs {
+        let trial = format!("{prefix}::{}::recorded_as_native", spec.name);
+        let t = trial.clone();
+        trials
+            .push(Trial::test(trial, move || recorded_as_native(&t, spec)).with_ignored_flag(skip));
+    }
+    let chaos = format!("{prefix}::under_chaos");
+    trials.push(
+        Trial::test(chaos.clone(), move || {
+            all_under_chaos(&chaos, specs, Duration::from_secs(60))
+        })
+        .with_ignored_flag(skip),
+    );
+    trials
+}
+
+/// `spec` run natively and recorded prints the same stdout, byte for byte,
+/// and exits 0 both ways; the recording verifies and replays that stdout.
+fn recorded_as_native(trial: &str, spec: &Spec) -> Result<(), Failed> {
+    let dir = TrialDir::new(trial)?;
+    let work = dir.sub("work")?;
+    let inv = invocation(spec, work.clone())?;
+    let trace = dir.path.join("trace");
+    let rec = recorder::recorded_as_native(&inv, &trace)?;
+    run::empty_dir(&work)?;
+    recorder::expect_replays_alike(&inv, &trace, &rec)?;
+    dir.finish();
+    Ok(())
+}
+
 /// Each of `specs` recorded with --chaos at three seeds
 /// ([`recorded_under_chaos`]): each recording ends within `limit`, prints
 /// what the program prints natively, and verifies.

@@ -45,14 +45,11 @@
 //! stdout byte for byte, and the recording replays it;
 //! `breadth::sweep::under_chaos` records each under the chaos scheduler.
 
-use std::time::Duration;
+use libtest_mimic::Trial;
 
-use libtest_mimic::{Failed, Trial};
-
-use crate::breadth::{all_under_chaos, c, spec_trials};
-use crate::recorder::{self, invocation, Spec};
-use crate::recorder_build::{self as build, CBuild};
-use crate::recorder_run::{self as run, TrialDir};
+use crate::breadth::{c, native_alike_trials};
+use crate::recorder::Spec;
+use crate::recorder_build::CBuild;
 
 /// The fixtures, each recording, verifying and replaying identically.
 const SPECS: &[Spec] = &[
@@ -150,38 +147,5 @@ const SPECS: &[Spec] = &[
 
 /// The trials.
 pub fn trials() -> Vec<Trial> {
-    let gcc = build::gcc_missing();
-    let skip = gcc.is_some() || run::recording_unavailable().is_some();
-    let mut trials = spec_trials("breadth::sweep", SPECS, recorder::record_replay);
-    for spec in SPECS {
-        let trial = format!("breadth::sweep::{}::recorded_as_native", spec.name);
-        let t = trial.clone();
-        trials
-            .push(Trial::test(trial, move || recorded_as_native(&t, spec)).with_ignored_flag(skip));
-    }
-    trials.push(
-        Trial::test("breadth::sweep::under_chaos", || {
-            all_under_chaos(
-                "breadth::sweep::under_chaos",
-                SPECS,
-                Duration::from_secs(60),
-            )
-        })
-        .with_ignored_flag(skip),
-    );
-    trials
-}
-
-/// `spec` run natively and recorded prints the same stdout, byte for byte,
-/// and exits 0 both ways; the recording verifies and replays that stdout.
-fn recorded_as_native(trial: &str, spec: &Spec) -> Result<(), Failed> {
-    let dir = TrialDir::new(trial)?;
-    let work = dir.sub("work")?;
-    let inv = invocation(spec, work.clone())?;
-    let trace = dir.path.join("trace");
-    let rec = recorder::recorded_as_native(&inv, &trace)?;
-    run::empty_dir(&work)?;
-    recorder::expect_replays_alike(&inv, &trace, &rec)?;
-    dir.finish();
-    Ok(())
+    native_alike_trials("breadth::sweep", SPECS)
 }
