@@ -49,11 +49,6 @@ impl Session {
             return Ok(());
         }
         let pid = task.pid;
-        // A buffered futex call (a wake) matters to the held waits.
-        let watch_futex = self
-            .tasks
-            .values()
-            .any(|t| t.pid == pid && t.futex.is_some());
         let mut futex_call = false;
         let Some(space) = self.spaces.get_mut(&pid) else {
             return Ok(());
@@ -68,6 +63,9 @@ impl Session {
                 .filter_map(|t| t.futex.map(|p| p.uaddr())),
         );
         let (addrs, slots) = words.slots();
+        // A buffered futex call (a wake) matters to the held waits (and to
+        // the one being held: `futex_woken` looks for them).
+        let watch_futex = !addrs.is_empty();
         let pending =
             syscallbuf::pending_records(tid, &mut space.flushed, &mut self.head, addrs, slots)
                 .map_err(ptrace_err("reading the syscall buffer", tid))?;
