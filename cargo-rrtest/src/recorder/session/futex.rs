@@ -135,9 +135,10 @@ pub(super) struct ReadWords {
 }
 
 impl ReadWords {
-    /// Starts a read of process `pid`'s words: those of the waits `held`
+    /// Starts a read of one process's words: those of the waits `held`
     /// there and the one [`Self::wanted`], into [`Self::addrs`] and
-    /// [`Self::words`] (which [`Self::done`] then keeps or not).
+    /// [`Self::words`] (which [`Self::done`], told the process, then keeps
+    /// or not).
     pub(super) fn begin(&mut self, held: impl Iterator<Item = u64>) {
         self.pid = None;
         self.addrs.clear();
