@@ -624,17 +624,19 @@ pub fn state_digest(tid: i32, rsp: u64) -> io::Result<u64> {
     state_digest_as(point_digest(), tid, rsp)
 }
 
-/// [`state_digest`] with a digest of kind `kind`. Both kinds hash the same
-/// bytes: the FPU area, then for each range that could be read, its start
-/// address (8 bytes, little-endian) and its bytes. A range that cannot be
-/// read (a file mapping past the file's end) is left out, start and all.
+/// [`state_digest`] with a digest of kind `kind`. Every kind hashes the
+/// FPU area, then for each range that could be read, its start address (8
+/// bytes, little-endian) and its bytes. A range that cannot be read (a file
+/// mapping past the file's end) is left out, start and all. The kinds
+/// differ in the hash and in the main thread's stack window
+/// ([`digest_ranges_as`]).
 pub fn state_digest_as(kind: PointDigest, tid: i32, rsp: u64) -> io::Result<u64> {
     let fpregs = ptrace::getfpregs(tid)?;
     let maps = std::fs::read_to_string(format!("/proc/{tid}/maps"))?;
-    let ranges = digest_ranges(&maps, rsp);
+    let (ranges, zeros) = digest_ranges_as(kind, &maps, rsp);
     let mut buf = Vec::new();
     let read = read_ranges(tid, &ranges, &mut buf);
-    let digest = hash_state(kind, &fpregs, &read, &buf);
+    let digest = hash_state_with(kind, &fpregs, &read, &buf, zeros);
     KEPT_RANGES.with(|k| {
         let mut k = k.borrow_mut();
         k.token += 1;
@@ -712,18 +714,51 @@ pub fn exec_point_again(tid: i32, r: &Regs, token: u64) -> io::Result<ExecPoint>
 /// mappings of files (`.data`, `.bss`) and `[heap]`. Other anonymous
 /// memory (thread stacks, large allocations) is left out to keep the cost
 /// bounded; DESIGN.md §6 asks for all writable memory, and this is the part
-/// of it that holds globals and most of the program's heap.
+/// of it that holds globals and most of the program's heap. The stack
+/// window as digests of [`PointDigest::Sha256`] and [`PointDigest::Xxh3`]
+/// take it: cut at the start of the mapping `rsp` is in, and none where
+/// `rsp` is in no mapping.
 pub fn digest_ranges(maps: &str, rsp: u64) -> Vec<(u64, u64)> {
-    ranges_of(&digest_mappings(maps), rsp)
+    ranges_of(&digest_mappings(maps), rsp, false).0
 }
 
-/// Mappings as a digest sees them: start, end, and whether hashed whole.
-type Mappings = Vec<(u64, u64, bool)>;
+/// The part of the stack window a digest hashes as zeros: from `lo` (the
+/// window's start, the address hashed) to `from` (the start of the
+/// `[stack]` mapping, where the range read begins).
+pub type StackZeros = (u64, u64);
+
+/// [`digest_ranges`] for a digest of kind `kind`: the ranges to read, and
+/// for a kind that hashes the main thread's stack window below its
+/// `[stack]` mapping as zeros ([`PointDigest::stack_zeros`]) that part.
+/// The kernel grows that mapping down a page at a time, as the thread
+/// touches pages below it: an execution point taken while a fault that
+/// grew it was being handled (the thread interrupted before its
+/// instruction ran again) has the same registers and memory as one taken
+/// before the fault, but a mapping one page longer. Pages the growth adds
+/// are zeros, so hashing the window below the mapping as zeros gives both
+/// the same digest. Replay, stopping at the point's ip before the fault,
+/// did not find such points (a deep recursion interrupted under load).
+pub fn digest_ranges_as(
+    kind: PointDigest,
+    maps: &str,
+    rsp: u64,
+) -> (Vec<(u64, u64)>, Option<StackZeros>) {
+    ranges_of(&digest_mappings(maps), rsp, kind.stack_zeros())
+}
+
+/// A mapping as a digest sees it.
+struct Mapping {
+    start: u64,
+    end: u64,
+    /// Hashed whole: a writable private mapping of a file, or `[heap]`.
+    whole: bool,
+    /// The main thread's stack, which the kernel grows down (`[stack]`).
+    stack: bool,
+}
 
 /// What a digest needs of `/proc/TID/maps` (its text `maps`): each
-/// mapping's range, in order, and whether it is hashed whole (a writable
-/// private mapping of a file, or `[heap]`).
-fn digest_mappings(maps: &str) -> Mappings {
+/// mapping, in order.
+fn digest_mappings(maps: &str) -> Vec<Mapping> {
     let mut out = Vec::new();
     for line in maps.lines() {
         let mut parts = line.split_whitespace();
@@ -739,26 +774,45 @@ fn digest_mappings(maps: &str) -> Mappings {
         let name = parts.next().unwrap_or("");
         let whole =
             perms.starts_with("rw") && perms.ends_with('p') && (inode != "0" || name == "[heap]");
-        out.push((start, end, whole));
+        out.push(Mapping {
+            start,
+            end,
+            whole,
+            stack: name == "[stack]",
+        });
     }
     out
 }
 
-/// The ranges a digest covers ([`digest_ranges`]) given the mappings
-/// ([`digest_mappings`]) and the stack pointer `rsp`.
-fn ranges_of(mappings: &[(u64, u64, bool)], rsp: u64) -> Vec<(u64, u64)> {
+/// The ranges a digest covers ([`digest_ranges_as`]) given the mappings
+/// ([`digest_mappings`]) and the stack pointer `rsp`; with `stack_zeros`,
+/// the window of a stack pointer in the `[stack]` mapping or in no mapping
+/// below it is read from that mapping's start and hashed from the window's
+/// start, the part below read as zeros.
+fn ranges_of(
+    mappings: &[Mapping],
+    rsp: u64,
+    stack_zeros: bool,
+) -> (Vec<(u64, u64)>, Option<StackZeros>) {
     let mut out = Vec::new();
-    for &(start, end, whole) in mappings {
-        if (start..end).contains(&rsp) {
-            out.push((
-                rsp.saturating_sub(RED_ZONE).max(start),
-                (rsp + STACK_WINDOW).min(end),
-            ));
-        } else if whole {
-            out.push((start, end));
+    let mut zeros = None;
+    let in_one = mappings.iter().any(|m| (m.start..m.end).contains(&rsp));
+    let lo = rsp.saturating_sub(RED_ZONE);
+    for m in mappings {
+        if stack_zeros && m.stack && rsp < m.end && (rsp >= m.start || !in_one) {
+            let hi = rsp.saturating_add(STACK_WINDOW).min(m.end);
+            let from = m.start.clamp(lo, hi);
+            out.push((from, hi));
+            if from > lo {
+                zeros = Some((lo, from));
+            }
+        } else if (m.start..m.end).contains(&rsp) {
+            out.push((lo.max(m.start), rsp.saturating_add(STACK_WINDOW).min(m.end)));
+        } else if m.whole {
+            out.push((m.start, m.end));
         }
     }
-    out
+    (out, zeros)
 }
 
 /// The most ranges one `process_vm_readv` takes (`IOV_MAX`).
@@ -837,25 +891,56 @@ pub fn hash_state(
     read: &[(u64, std::ops::Range<usize>)],
     buf: &[u8],
 ) -> u64 {
+    hash_state_with(kind, fpregs, read, buf, None)
+}
+
+/// [`hash_state`], the range read from `zeros`' `from` hashed as starting
+/// at its `lo`, the bytes in between zeros ([`digest_ranges_as`]).
+fn hash_state_with(
+    kind: PointDigest,
+    fpregs: &[u8],
+    read: &[(u64, std::ops::Range<usize>)],
+    buf: &[u8],
+    zeros: Option<StackZeros>,
+) -> u64 {
+    /// Hashes the ranges into `h` through `update`.
+    fn feed<H>(
+        h: &mut H,
+        update: fn(&mut H, &[u8]),
+        read: &[(u64, std::ops::Range<usize>)],
+        buf: &[u8],
+        zeros: Option<StackZeros>,
+    ) {
+        const ZEROS: [u8; 4096] = [0; 4096];
+        for (lo, r) in read {
+            match zeros {
+                Some((start, from)) if *lo == from => {
+                    update(h, &start.to_le_bytes());
+                    let mut left = (from - start) as usize;
+                    while left > 0 {
+                        let n = left.min(ZEROS.len());
+                        update(h, &ZEROS[..n]);
+                        left -= n;
+                    }
+                }
+                _ => update(h, &lo.to_le_bytes()),
+            }
+            update(h, &buf[r.clone()]);
+        }
+    }
     match kind {
         PointDigest::Sha256 => {
             use sha2::Digest;
             let mut h = sha2::Sha256::new();
             h.update(fpregs);
-            for (lo, r) in read {
-                h.update(lo.to_le_bytes());
-                h.update(&buf[r.clone()]);
-            }
+            feed(&mut h, |h, b| h.update(b), read, buf, zeros);
             let out = h.finalize();
             u64::from_le_bytes(out[..8].try_into().expect("32 bytes"))
         }
-        PointDigest::Xxh3 => {
+        PointDigest::Xxh3 | PointDigest::Xxh3StackZeros => {
             let mut h = xxhash_rust::xxh3::Xxh3::new();
             h.update(fpregs);
-            for (lo, r) in read {
-                h.update(&lo.to_le_bytes());
-                h.update(&buf[r.clone()]);
-            }
+            feed(&mut h, |h, b| h.update(b), read, buf, zeros);
             h.digest()
         }
     }
@@ -1076,6 +1161,128 @@ mod digest_tests {
             assert_eq!(exec_point_again(tid, &regs, token)?, first);
             // Not the token of the last digest: the maps are read again.
             assert_eq!(exec_point_again(tid, &regs, token + 7)?, first);
+            Ok(())
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        checked.expect("reading the stopped process");
+    }
+}
+
+#[cfg(test)]
+mod stack_window_tests {
+    use super::*;
+
+    /// The `[stack]` mapping's start in `tid`'s maps.
+    fn stack_start(tid: i32) -> u64 {
+        let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).expect("maps");
+        let line = maps
+            .lines()
+            .find(|l| l.ends_with("[stack]"))
+            .expect("a [stack] mapping");
+        u64::from_str_radix(line.split('-').next().expect("a range"), 16).expect("hex")
+    }
+
+    /// Grows `tid`'s `[stack]` mapping down to `addr`'s page: a read
+    /// through `/proc/PID/mem` does (the kernel grows a stack for it).
+    fn grow_to(tid: i32, addr: u64) {
+        use std::os::unix::fs::FileExt;
+        let mem = std::fs::File::open(format!("/proc/{tid}/mem")).expect("/proc/PID/mem");
+        let mut byte = [0u8; 1];
+        let _ = mem.read_at(&mut byte, addr);
+    }
+
+    /// Synthetic maps: the stack at `start`, no other mapping near it.
+    fn ranges(kind: PointDigest, start: u64, rsp: u64) -> (Vec<(u64, u64)>, Option<StackZeros>) {
+        let maps = format!(
+            "555555554000-555555556000 r-xp 00000000 fe:00 1 /bin/x\n\
+             {start:x}-7ffffffff000 rw-p 00000000 00:00 0 [stack]\n"
+        );
+        digest_ranges_as(kind, &maps, rsp)
+    }
+
+    /// The window hashed from `rsp - 128` whatever the mapping's start; the
+    /// range read from the start when it is above; the old kinds cut it
+    /// there, and have no window for a stack pointer below it.
+    #[test]
+    fn the_window_starts_at_the_red_zone_however_far_the_stack_grew() {
+        let top = 0x7ffffffff000u64;
+        let start = top - 0x10000;
+        // Well inside: the same for every kind.
+        let rsp = start + 0x800;
+        let old = ranges(PointDigest::Xxh3, start, rsp);
+        assert_eq!(old, (vec![(rsp - 128, top)], None));
+        assert_eq!(ranges(PointDigest::Xxh3StackZeros, start, rsp), old);
+        // The red zone below the start.
+        let rsp = start + 64;
+        assert_eq!(ranges(PointDigest::Xxh3, start, rsp).0, vec![(start, top)]);
+        assert_eq!(
+            ranges(PointDigest::Xxh3StackZeros, start, rsp),
+            (vec![(start, top)], Some((rsp - 128, start)))
+        );
+        // The stack pointer below the start (a frame not touched yet).
+        let rsp = start - 0x1010;
+        assert_eq!(ranges(PointDigest::Xxh3, start, rsp).0, vec![]);
+        assert_eq!(
+            ranges(PointDigest::Xxh3StackZeros, start, rsp),
+            (vec![(start, rsp + STACK_WINDOW)], Some((rsp - 128, start)))
+        );
+        // So far below that the window ends before the mapping: all zeros.
+        let rsp = start - 0x20000;
+        assert_eq!(
+            ranges(PointDigest::Xxh3StackZeros, start, rsp),
+            (
+                vec![(rsp + STACK_WINDOW, rsp + STACK_WINDOW)],
+                Some((rsp - 128, rsp + STACK_WINDOW))
+            )
+        );
+        // In another mapping (a thread's stack): not the main stack's window.
+        let maps = format!(
+            "7ffff0000000-7ffff0100000 rw-p 00000000 00:00 0\n\
+             {start:x}-7ffffffff000 rw-p 00000000 00:00 0 [stack]\n"
+        );
+        let rsp = 0x7ffff0080000;
+        assert_eq!(
+            digest_ranges_as(PointDigest::Xxh3StackZeros, &maps, rsp),
+            (vec![(rsp - 128, rsp + STACK_WINDOW)], None)
+        );
+    }
+
+    /// On a real stopped process: a digest taken with the stack pointer in
+    /// or below the `[stack]` mapping's first page is the same after the
+    /// kernel grew the mapping by pages of zeros, where the XXH3 digest of
+    /// format versions 2 to 7 changed.
+    #[test]
+    fn a_grown_stack_mapping_leaves_the_digest_as_it_was() {
+        let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
+            eprintln!("skipped: no sleep(1) to run");
+            return;
+        };
+        let tid = child.id() as i32;
+        let checked = (|| -> io::Result<()> {
+            ptrace::seize(tid)?;
+            ptrace::interrupt(tid)?;
+            ptrace::wait_tid(tid)?;
+            // In the first page, then below the mapping grown by the first.
+            for below in [-64i64, 0x1010] {
+                let start = stack_start(tid);
+                let rsp = start.wrapping_add_signed(-below);
+                let zeros = state_digest_as(PointDigest::Xxh3StackZeros, tid, rsp)?;
+                let old = state_digest_as(PointDigest::Xxh3, tid, rsp)?;
+                grow_to(tid, rsp - 0x2000);
+                let grown = stack_start(tid);
+                if grown == start {
+                    eprintln!("skipped: this kernel does not grow a stack for /proc/PID/mem");
+                    return Ok(());
+                }
+                assert!(grown <= rsp - 0x2000, "{grown:#x}");
+                assert_eq!(
+                    state_digest_as(PointDigest::Xxh3StackZeros, tid, rsp)?,
+                    zeros,
+                    "rsp {rsp:#x}: the mapping grew from {start:#x} to {grown:#x}"
+                );
+                assert_ne!(state_digest_as(PointDigest::Xxh3, tid, rsp)?, old);
+            }
             Ok(())
         })();
         let _ = child.kill();

@@ -121,8 +121,9 @@ impl Header {
 }
 
 /// How an execution point's 64-bit `digest` (of the memory and FPU state
-/// its registers do not show) is computed: which hash, over the same bytes
-/// (`tracee::state_digest` says which bytes).
+/// its registers do not show) is computed: which hash, and how the main
+/// thread's stack window is taken (`tracee::state_digest` says which
+/// bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointDigest {
     /// The first 8 bytes (little-endian) of SHA-256: every trace without
@@ -132,20 +133,38 @@ pub enum PointDigest {
     /// one recorded at the same place does not need, and about ten times
     /// faster (docs/trace-format.md).
     Xxh3,
+    /// XXH3, 64 bits, with the stack window below the start of the main
+    /// thread's grows-down `[stack]` mapping hashed as zeros, so that the
+    /// digest does not depend on how far the kernel has grown that mapping
+    /// (a point taken after a stack-growth fault, before its instruction
+    /// ran again, saw the grown mapping; replay, stopping before the
+    /// fault, did not).
+    Xxh3StackZeros,
 }
 
 impl PointDigest {
     /// The kind this build records with.
-    pub const CURRENT: PointDigest = PointDigest::Xxh3;
+    pub const CURRENT: PointDigest = PointDigest::Xxh3StackZeros;
     /// Every kind this build can check, for messages.
-    pub const KNOWN: [PointDigest; 2] = [PointDigest::Sha256, PointDigest::Xxh3];
+    pub const KNOWN: [PointDigest; 3] = [
+        PointDigest::Sha256,
+        PointDigest::Xxh3,
+        PointDigest::Xxh3StackZeros,
+    ];
 
     /// Its name in `header.json`.
     pub const fn name(self) -> &'static str {
         match self {
             PointDigest::Sha256 => "sha256",
             PointDigest::Xxh3 => "xxh3-64",
+            PointDigest::Xxh3StackZeros => "xxh3-64-stack-zeros",
         }
+    }
+
+    /// Whether the stack window below the `[stack]` mapping's start is
+    /// hashed as zeros (else it is cut at that start).
+    pub const fn stack_zeros(self) -> bool {
+        matches!(self, PointDigest::Xxh3StackZeros)
     }
 
     /// The kind named `name` in `header.json`, if this build knows it.
@@ -444,9 +463,12 @@ mod tests {
         assert_eq!(read.point_digest_kind(), Some(PointDigest::Sha256));
         h.point_digest = Some(PointDigest::CURRENT.name().into());
         let json = serde_json::to_value(&h).unwrap();
-        assert_eq!(json["point_digest"], "xxh3-64");
+        assert_eq!(json["point_digest"], "xxh3-64-stack-zeros");
         let read: Header = serde_json::from_value(json).unwrap();
-        assert_eq!(read.point_digest_kind(), Some(PointDigest::Xxh3));
+        assert_eq!(read.point_digest_kind(), Some(PointDigest::Xxh3StackZeros));
+        // The kind recorders before 2026-12-06 wrote is still read.
+        h.point_digest = Some("xxh3-64".into());
+        assert_eq!(h.point_digest_kind(), Some(PointDigest::Xxh3));
         h.point_digest = Some("blake9-64".into());
         assert_eq!(h.point_digest_kind(), None);
         for k in PointDigest::KNOWN {

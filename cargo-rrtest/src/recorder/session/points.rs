@@ -881,10 +881,27 @@ impl Session {
                     ..
                 } if self.emulate_trapped_rdtsc(tid)? => break,
                 // Another signal arrived first: hold it back too (a desched
-                // event's is dropped), step again.
-                WaitEvent::Signal { signo, .. } => {
+                // event's is dropped), step again. But the instruction's
+                // own fault (a stack overflowed at the breakpoint's
+                // instruction, say) comes again at every step: it is the
+                // program's signal, taken as at any stop, with the
+                // breakpoint armed again for the search to go on after it
+                // (a handler that returns there). Stepped again, it looped
+                // for ever.
+                ev @ WaitEvent::Signal { signo, .. } => {
                     let info =
                         ptrace::getsiginfo(tid).map_err(ptrace_err("PTRACE_GETSIGINFO", tid))?;
+                    if super::signals::is_fault(signo, ptrace::siginfo_code(&info)) {
+                        ptrace::exec_breakpoint(tid, Some(target))
+                            .map_err(ptrace_err("setting a breakpoint", tid))?;
+                        if let Some(seek) =
+                            self.tasks.get_mut(&tid).and_then(|t| t.seeking.as_mut())
+                        {
+                            seek.trap_blocked = trap_blocked;
+                        }
+                        trace!(tid, signo, "the stepped instruction faulted");
+                        return self.handle(ev);
+                    }
                     if !self.is_desched_signal(tid, signo, &info) {
                         self.hold_back(tid, signo, info);
                     }
@@ -915,28 +932,41 @@ impl Session {
 /// recorder gives up after [`SEEK_LIMIT`].
 fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
     let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
-    let exec: Vec<(u64, u64)> = maps
+    let mappings: Vec<(u64, u64, bool)> = maps
         .lines()
         .filter_map(|l| {
             let mut parts = l.split_whitespace();
             let range = parts.next()?;
             let perms = parts.next()?;
             let (a, b) = range.split_once('-')?;
-            perms.contains('x').then(|| {
-                Some((
-                    u64::from_str_radix(a, 16).ok()?,
-                    u64::from_str_radix(b, 16).ok()?,
-                ))
-            })?
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+                perms.contains('x'),
+            ))
         })
-        .filter(|&(a, _)| a != rrtest_abi::FIXED_PAGE_ADDR)
         .collect();
-    let in_exec = |v: u64| exec.iter().any(|&(a, b)| v >= a + 8 && v < b);
+    let in_exec = |v: u64| {
+        mappings
+            .iter()
+            .any(|&(a, b, x)| x && a != rrtest_abi::FIXED_PAGE_ADDR && v >= a + 8 && v < b)
+    };
     let mem = RemoteMem::new(tid);
     let mut words = [0u8; 8 * 256];
-    // Up to 2 KiB, not across the end of the stack's page run.
-    let len = words.len().min((4096 - (regs.rsp % 4096) as usize) + 4096);
-    mem.read_exact(regs.rsp, &mut words[..len]).ok()?;
+    // Up to 2 KiB, not across the end of the stack's page run, and only
+    // what is mapped: a stack pointer below the main thread's stack
+    // mapping (a frame not yet touched) is read from the mapping's start
+    // (the words between are zeros to be). A read below it through
+    // `/proc/PID/mem`, where `RemoteMem` falls back, would grow the
+    // mapping (the kernel does for such reads), which the program's own
+    // run, and replay's, would not have done there.
+    let end = regs.rsp + words.len().min((4096 - (regs.rsp % 4096) as usize) + 4096) as u64;
+    let &(start, mapped_end, _) = mappings
+        .iter()
+        .find(|&&(a, b, _)| b > regs.rsp && a < end)?;
+    let from = start.max(regs.rsp);
+    let len = (end.min(mapped_end) - from) as usize;
+    mem.read_exact(from, &mut words[..len]).ok()?;
     let mut candidates = words[..len].chunks_exact(8).filter_map(|w| {
         let v = u64::from_le_bytes(w.try_into().expect("8 bytes"));
         if !in_exec(v) {
@@ -1100,5 +1130,49 @@ mod tests {
         ] {
             assert_eq!(super::rep_string_len(code, ip), None, "{code:x?}");
         }
+    }
+
+    /// The `[stack]` mapping's start in `tid`'s maps.
+    fn stack_start(tid: i32) -> u64 {
+        let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).expect("maps");
+        let line = maps
+            .lines()
+            .find(|l| l.ends_with("[stack]"))
+            .expect("a [stack] mapping");
+        u64::from_str_radix(line.split('-').next().expect("a range"), 16).expect("hex")
+    }
+
+    /// A stack pointer below the main thread's stack mapping (a frame not
+    /// touched yet): the search for a return address reads from the
+    /// mapping's start, and leaves the mapping as it was. It read from the
+    /// stack pointer, through `/proc/PID/mem` where `process_vm_readv`
+    /// failed, and the kernel grew the mapping for that read: an execution
+    /// point taken there then hashed a stack that replay's did not have.
+    #[test]
+    fn the_return_address_search_does_not_grow_the_stack() {
+        let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
+            eprintln!("skipped: no sleep(1) to run");
+            return;
+        };
+        let tid = child.id() as i32;
+        let checked = (|| -> std::io::Result<()> {
+            ptrace::seize(tid)?;
+            ptrace::interrupt(tid)?;
+            ptrace::wait_tid(tid)?;
+            let mut regs = ptrace::getregs(tid)?;
+            let start = stack_start(tid);
+            regs.rsp = start - 0x1010;
+            let _ = find_return_address(tid, &regs);
+            assert_eq!(stack_start(tid), start);
+            // The words read start at the mapping: what is on the stack
+            // there is still seen (here, nothing the sleeper called).
+            regs.rsp = start - 0x100;
+            let _ = find_return_address(tid, &regs);
+            assert_eq!(stack_start(tid), start);
+            Ok(())
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        checked.expect("reading the stopped process");
     }
 }

@@ -20,6 +20,23 @@ use rrtest_trace::{Event, SignalEvent, SignalKind, Tid};
 /// syscall before the recorder delivers it at an execution point.
 pub(super) const SIGNAL_DELAY: Duration = Duration::from_millis(5);
 
+/// Whether a signal with siginfo code `code` is the kernel's for a fault
+/// of the instruction the thread is at (synchronous): sent by the kernel
+/// (`code` > 0), of a fault's kind. SIGSYS: a seccomp filter's
+/// `SECCOMP_RET_TRAP` (`SYS_SECCOMP`).
+pub(super) fn is_fault(signo: i32, code: i32) -> bool {
+    code > 0
+        && matches!(
+            signo,
+            libc::SIGSEGV
+                | libc::SIGBUS
+                | libc::SIGILL
+                | libc::SIGFPE
+                | libc::SIGTRAP
+                | libc::SIGSYS
+        )
+}
+
 impl Session {
     /// A signal-delivery stop: a fault of the hook's copy, a desched
     /// event's signal, a breakpoint of an execution-point search, a trapped
@@ -130,18 +147,7 @@ impl Session {
             .unwrap_or(false)
         {
             SignalKind::AtSyscallExit
-        } else if code > 0
-            && matches!(
-                signo,
-                // SIGSYS: a seccomp filter's SECCOMP_RET_TRAP (SYS_SECCOMP).
-                libc::SIGSEGV
-                    | libc::SIGBUS
-                    | libc::SIGILL
-                    | libc::SIGFPE
-                    | libc::SIGTRAP
-                    | libc::SIGSYS
-            )
-        {
+        } else if is_fault(signo, code) {
             SignalKind::Synchronous { ip: regs.rip }
         } else {
             SignalKind::Asynchronous { ip: regs.rip }

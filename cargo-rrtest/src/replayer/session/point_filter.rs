@@ -471,7 +471,12 @@ impl Session {
             };
             let mut regs: Regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
             if !super::trapped_at(&ev, &regs, tramp.trap_ip) {
-                let seen = self.describe_stop(real, &ev);
+                let mut seen = self.describe_stop(real, &ev);
+                if traps > 0 {
+                    seen.push_str(&format!(
+                        " after {traps} passes through the ip in the point's registers with another state"
+                    ));
+                }
                 return Err(self.diverged(
                     tid,
                     "execution point",
@@ -510,6 +515,12 @@ impl Session {
                     ),
                 ));
             }
+            trace!(
+                tid,
+                hits,
+                traps,
+                "a filtered pass in the point's registers, another state"
+            );
             // The registers matched, the rest did not: go on.
             regs.rip = tramp.resume_ip;
             ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;

@@ -28,6 +28,7 @@ impl Session {
         const SEARCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
         let started = std::time::Instant::now();
         let real = self.task(tid)?.real;
+        trace!(tid, ip = point.ip, regs = ?point.regs, "searching for an execution point");
         let known = self.known_hits.get(&self.index).copied();
         let mut hits = 0u64;
         self.point_breakpoint(real, Some(point.ip))
