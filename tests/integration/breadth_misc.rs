@@ -21,6 +21,15 @@
 //!   `::recorded_limit`: recorded under a 4 MiB hard stack limit, the
 //!   trace replays under our own (8 MiB or more) with the recorded depth,
 //!   and a trace recorded with 8 MiB is refused, named, under 4 MiB;
+//! - `stack_growth`: children recursing with 4 KiB frames to a stack
+//!   overflow under a stack limit of their own (64 MiB, `setrlimit`),
+//!   interrupted midway while their parent computes: replay emulated the
+//!   `setrlimit` and overflowed at 8 MiB, before the recorded execution
+//!   points (every recording, until 2026-12-06); and a point in the
+//!   recursion did not depend on how far the stack mapping had grown
+//!   (`tracee::stack_window_tests`, `points::tests`); `::xxh3_trace`:
+//!   a trace with the digests of recorders before that day still verifies
+//!   and replays alike;
 //! - `vdso_lookup`: the vDSO's symbols looked up by hand (auxv and an ELF
 //!   walk, dlopen with RTLD_NOLOAD + dlsym + dlvsym) and called; under the
 //!   recorder the vDSO is the recorder's own, at its fixed address
@@ -100,6 +109,16 @@ const SPECS: &[Spec] = &[
             "stack_overflow_no_handler",
             with_defines("stack_overflow", &["NO_HANDLER"]),
         )
+    },
+    // The children's own stack limit (64 MiB) is set in replay too, and
+    // execution points in their recursions are found however far the
+    // stack mapping had grown.
+    Spec {
+        stdout_has: &[
+            "round 0: child killed by signal 11; sum 1799999970000000\n",
+            "round 5: child killed by signal 11; sum 10799999820000000\n",
+        ],
+        ..c("stack_growth", CBuild::pie("stack_growth"))
     },
     Spec {
         stdout_has: &["1000 more calls of clock_gettime(CLOCK_REALTIME)\n"],
@@ -234,6 +253,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("breadth::misc::vdso_lookup::exposed", || {
             vdso_exposed("breadth::misc::vdso_lookup::exposed")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::misc::stack_growth::xxh3_trace", || {
+            stack_growth_xxh3_trace("breadth::misc::stack_growth::xxh3_trace")
         })
         .with_ignored_flag(skip),
     );
@@ -527,6 +552,38 @@ fn vdso_hidden_trace(trial: &str) -> Result<(), Failed> {
         "not a version 2 trace: format_version {}, own_vdso {}",
         header["format_version"],
         header["own_vdso"]
+    );
+    recorder::expect_replays_alike(&inv, &trace, &rec)?;
+    dir.finish();
+    Ok(())
+}
+
+/// A trace with the execution-point digests of recorders before
+/// 2026-12-06 (`RRTEST_POINT_DIGEST=xxh3-64`: the stack window cut at the
+/// `[stack]` mapping's start) of `stack_growth`, whose points lie in deep
+/// recursions: it is written so, and verifies and replays alike with them
+/// (the recorder no longer grows the stack mapping itself, so even these
+/// digests agree).
+fn stack_growth_xxh3_trace(trial: &str) -> Result<(), Failed> {
+    let spec = SPECS
+        .iter()
+        .find(|s| s.name == "stack_growth")
+        .ok_or("stack_growth is not in SPECS")?;
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(spec, dir.sub("work")?)?;
+    let trace = dir.path.join("trace");
+    let rec = inv.record_wrapped(&["env", "RRTEST_POINT_DIGEST=xxh3-64"], &trace, &[])?;
+    rec.expect_code(0)?;
+    let header = header_json(&trace)?;
+    check!(
+        header["point_digest"] == "xxh3-64",
+        "not a trace of xxh3-64 digests: point_digest {}",
+        header["point_digest"]
+    );
+    check!(
+        header["stats"]["async_events"].as_u64().unwrap_or(0) > 0,
+        "no execution point recorded: {}",
+        header["stats"]
     );
     recorder::expect_replays_alike(&inv, &trace, &rec)?;
     dir.finish();

@@ -96,6 +96,12 @@ impl Session {
             // no stop, what some later syscalls return (EPERM without a
             // trace of them), so replay must have it too.
             ReplayAction::Execute
+        } else if result.ret == 0 && sets_own_stack_limit(nr, args) {
+            // The stack limit the kernel grows the main thread's stack
+            // under: replay must grow it as far (a deep recursion's
+            // overflow, execution points deep in it). The old limits it
+            // writes are the recorded ones, written back after it.
+            ReplayAction::Execute
         } else {
             syscalls::lookup(nr)
                 .map(|d| d.replay)
@@ -254,6 +260,9 @@ impl Session {
                         result.ret.to_string(),
                         ret.to_string(),
                     ));
+                }
+                if sets_own_stack_limit(nr, args) {
+                    inject::write_back(real, result)?;
                 }
             }
             ReplayAction::Mmap => {
@@ -480,6 +489,19 @@ fn seccomp_filters(real: i32) -> u32 {
                 .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Whether the syscall `nr` with `args` sets the calling process's own
+/// stack size limit: `setrlimit(RLIMIT_STACK, ...)`, or `prlimit64(0,
+/// RLIMIT_STACK, new, ...)` (the 32-bit calls too). Another process's
+/// (a pid given) is left emulated: its pid in replay is another.
+fn sets_own_stack_limit(nr: i64, args: &[u64; 6]) -> bool {
+    const RLIMIT_STACK: u64 = libc::RLIMIT_STACK as u64;
+    match syscalls::row_nr(nr) {
+        libc::SYS_setrlimit => args[0] == RLIMIT_STACK,
+        libc::SYS_prlimit64 => args[0] == 0 && args[1] == RLIMIT_STACK && args[2] != 0,
+        _ => false,
+    }
 }
 
 /// Whether the syscall `nr` with `args` installs a seccomp filter (or
