@@ -850,7 +850,21 @@ impl Session {
     pub(super) fn step_then_continue(&mut self, tid: Tid, target: u64) -> Result<(), Error> {
         ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
         let trap_blocked = blocks_trap(tid)?;
-        loop {
+        // A step that never completes is a recorder bug (a signal stepped
+        // again and again, as a fault once was): an error that says so,
+        // not a recorder busy for ever, deaf to SIGTERM (its main loop,
+        // which takes termination requests, never comes back).
+        const MAX_TRIES: u32 = 100_000;
+        for tries in 0.. {
+            if tries == MAX_TRIES {
+                return Err(Error::Ptrace {
+                    op: "stepping past a breakpoint",
+                    tid,
+                    source: io::Error::other(format!(
+                        "the instruction at {target:#x} did not complete in {MAX_TRIES} steps"
+                    )),
+                });
+            }
             ptrace::singlestep(tid, 0).map_err(ptrace_err("PTRACE_SINGLESTEP", tid))?;
             match ptrace::wait_tid(tid).map_err(ptrace_err("waitpid", tid))? {
                 ev @ WaitEvent::Signal {
