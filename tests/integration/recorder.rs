@@ -580,10 +580,10 @@ pub fn recorded_as_native(
     run::empty_dir(&inv.work)?;
     let rec = inv.record(trace)?;
     rec.expect_code(0)?;
-    run::expect_same_bytes(
-        "stdout (native, then recorded)",
-        &native.stdout,
-        &rec.stdout,
+    run::expect_same_bytes_of(
+        "stdout",
+        ("native", &native.stdout),
+        ("recorded", &rec.stdout),
     )?;
     Ok(rec)
 }

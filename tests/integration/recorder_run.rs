@@ -415,6 +415,17 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<(), Failed> {
 
 /// Fails with the first difference between two byte streams, shown as lines.
 pub fn expect_same_bytes(what: &str, recorded: &[u8], replayed: &[u8]) -> Result<(), Failed> {
+    expect_same_bytes_of(what, ("recorded", recorded), ("replayed", replayed))
+}
+
+/// [`expect_same_bytes`] for two outputs other than a recording's and its
+/// replay's, each named (`native`, `recorded`): the message says which is
+/// which.
+pub fn expect_same_bytes_of(
+    what: &str,
+    (first_name, recorded): (&str, &[u8]),
+    (second_name, replayed): (&str, &[u8]),
+) -> Result<(), Failed> {
     if recorded == replayed {
         return Ok(());
     }
@@ -426,8 +437,9 @@ pub fn expect_same_bytes(what: &str, recorded: &[u8], replayed: &[u8]) -> Result
         .zip(&bl)
         .position(|(x, y)| x != y)
         .unwrap_or(al.len().min(bl.len()));
+    let w = first_name.len().max(second_name.len());
     Err(format!(
-        "replay's {what} differs from the recording's ({} vs {} bytes); first difference at line {}:\n  recorded: {:?}\n  replayed: {:?}\n--- recorded {what} (tail) ---\n{}\n--- replayed {what} (tail) ---\n{}",
+        "the {second_name} {what} differs from the {first_name} ({} vs {} bytes); first difference at line {}:\n  {first_name:>w$}: {:?}\n  {second_name:>w$}: {:?}\n--- {first_name} {what} (tail) ---\n{}\n--- {second_name} {what} (tail) ---\n{}",
         recorded.len(),
         replayed.len(),
         first + 1,
