@@ -1109,6 +1109,42 @@ mod stat_tests {
     }
 }
 
+/// For tests on a real stopped process.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    /// Runs `check` on a `sleep 30` child, seized and stopped by an
+    /// interrupt (its tid given), then kills it and fails on `check`'s
+    /// error; skipped, with a line saying so, where sleep(1) cannot run.
+    pub(crate) fn with_stopped_sleeper(check: impl FnOnce(i32) -> io::Result<()>) {
+        let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
+            eprintln!("skipped: no sleep(1) to run");
+            return;
+        };
+        let tid = child.id() as i32;
+        let checked = (|| -> io::Result<()> {
+            ptrace::seize(tid)?;
+            ptrace::interrupt(tid)?;
+            ptrace::wait_tid(tid)?;
+            check(tid)
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        checked.expect("reading the stopped process");
+    }
+
+    /// The start of `tid`'s `[stack]` mapping.
+    pub(crate) fn stack_start(tid: i32) -> u64 {
+        let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).expect("maps");
+        let line = maps
+            .lines()
+            .find(|l| l.ends_with("[stack]"))
+            .expect("a [stack] mapping");
+        u64::from_str_radix(line.split('-').next().expect("a range"), 16).expect("hex")
+    }
+}
+
 #[cfg(test)]
 mod digest_tests {
     use super::*;
@@ -1138,15 +1174,7 @@ mod digest_tests {
     /// digest a fresh read of the maps gives.
     #[test]
     fn sha256_digests_are_the_ones_older_recorders_wrote() {
-        let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
-            eprintln!("skipped: no sleep(1) to run");
-            return;
-        };
-        let tid = child.id() as i32;
-        let checked = (|| -> io::Result<()> {
-            ptrace::seize(tid)?;
-            ptrace::interrupt(tid)?;
-            ptrace::wait_tid(tid)?;
+        test_support::with_stopped_sleeper(|tid| {
             let regs = ptrace::getregs(tid)?;
             let sha = state_digest_as(PointDigest::Sha256, tid, regs.rsp)?;
             assert_eq!(sha, sha256_as_before(tid, regs.rsp));
@@ -1162,26 +1190,14 @@ mod digest_tests {
             // Not the token of the last digest: the maps are read again.
             assert_eq!(exec_point_again(tid, &regs, token + 7)?, first);
             Ok(())
-        })();
-        let _ = child.kill();
-        let _ = child.wait();
-        checked.expect("reading the stopped process");
+        });
     }
 }
 
 #[cfg(test)]
 mod stack_window_tests {
+    use super::test_support::{stack_start, with_stopped_sleeper};
     use super::*;
-
-    /// The `[stack]` mapping's start in `tid`'s maps.
-    fn stack_start(tid: i32) -> u64 {
-        let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).expect("maps");
-        let line = maps
-            .lines()
-            .find(|l| l.ends_with("[stack]"))
-            .expect("a [stack] mapping");
-        u64::from_str_radix(line.split('-').next().expect("a range"), 16).expect("hex")
-    }
 
     /// Grows `tid`'s `[stack]` mapping down to `addr`'s page: a read
     /// through `/proc/PID/mem` does (the kernel grows a stack for it).
@@ -1254,15 +1270,7 @@ mod stack_window_tests {
     /// format versions 2 to 7 changed.
     #[test]
     fn a_grown_stack_mapping_leaves_the_digest_as_it_was() {
-        let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
-            eprintln!("skipped: no sleep(1) to run");
-            return;
-        };
-        let tid = child.id() as i32;
-        let checked = (|| -> io::Result<()> {
-            ptrace::seize(tid)?;
-            ptrace::interrupt(tid)?;
-            ptrace::wait_tid(tid)?;
+        with_stopped_sleeper(|tid| {
             // In the first page, then below the mapping grown by the first.
             for below in [-64i64, 0x1010] {
                 let start = stack_start(tid);
@@ -1284,9 +1292,6 @@ mod stack_window_tests {
                 assert_ne!(state_digest_as(PointDigest::Xxh3, tid, rsp)?, old);
             }
             Ok(())
-        })();
-        let _ = child.kill();
-        let _ = child.wait();
-        checked.expect("reading the stopped process");
+        });
     }
 }

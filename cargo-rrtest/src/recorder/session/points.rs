@@ -1146,16 +1146,6 @@ mod tests {
         }
     }
 
-    /// The `[stack]` mapping's start in `tid`'s maps.
-    fn stack_start(tid: i32) -> u64 {
-        let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).expect("maps");
-        let line = maps
-            .lines()
-            .find(|l| l.ends_with("[stack]"))
-            .expect("a [stack] mapping");
-        u64::from_str_radix(line.split('-').next().expect("a range"), 16).expect("hex")
-    }
-
     /// A stack pointer below the main thread's stack mapping (a frame not
     /// touched yet): the search for a return address reads from the
     /// mapping's start, and leaves the mapping as it was. It read from the
@@ -1164,15 +1154,8 @@ mod tests {
     /// point taken there then hashed a stack that replay's did not have.
     #[test]
     fn the_return_address_search_does_not_grow_the_stack() {
-        let Ok(mut child) = std::process::Command::new("sleep").arg("30").spawn() else {
-            eprintln!("skipped: no sleep(1) to run");
-            return;
-        };
-        let tid = child.id() as i32;
-        let checked = (|| -> std::io::Result<()> {
-            ptrace::seize(tid)?;
-            ptrace::interrupt(tid)?;
-            ptrace::wait_tid(tid)?;
+        use crate::tracee::test_support::{stack_start, with_stopped_sleeper};
+        with_stopped_sleeper(|tid| {
             let mut regs = ptrace::getregs(tid)?;
             let start = stack_start(tid);
             regs.rsp = start - 0x1010;
@@ -1184,9 +1167,6 @@ mod tests {
             let _ = find_return_address(tid, &regs);
             assert_eq!(stack_start(tid), start);
             Ok(())
-        })();
-        let _ = child.kill();
-        let _ = child.wait();
-        checked.expect("reading the stopped process");
+        });
     }
 }
