@@ -796,10 +796,12 @@ fn ranges_of(
 ) -> (Vec<(u64, u64)>, Option<StackZeros>) {
     let mut out = Vec::new();
     let mut zeros = None;
-    let in_one = mappings.iter().any(|m| (m.start..m.end).contains(&rsp));
+    // Whether `rsp` is in a mapping: asked only where it is below the
+    // `[stack]` mapping, not at every digest.
+    let in_one = || mappings.iter().any(|m| (m.start..m.end).contains(&rsp));
     let lo = rsp.saturating_sub(RED_ZONE);
     for m in mappings {
-        if stack_zeros && m.stack && rsp < m.end && (rsp >= m.start || !in_one) {
+        if stack_zeros && m.stack && rsp < m.end && (rsp >= m.start || !in_one()) {
             let hi = rsp.saturating_add(STACK_WINDOW).min(m.end);
             let from = m.start.clamp(lo, hi);
             out.push((from, hi));

@@ -960,11 +960,14 @@ fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
             ))
         })
         .collect();
-    let in_exec = |v: u64| {
-        mappings
-            .iter()
-            .any(|&(a, b, x)| x && a != rrtest_abi::FIXED_PAGE_ADDR && v >= a + 8 && v < b)
-    };
+    // Each of the words read is looked up here: the executable mappings
+    // alone, as few as before the search read the others.
+    let exec: Vec<(u64, u64)> = mappings
+        .iter()
+        .filter(|&&(a, _, x)| x && a != rrtest_abi::FIXED_PAGE_ADDR)
+        .map(|&(a, b, _)| (a, b))
+        .collect();
+    let in_exec = |v: u64| exec.iter().any(|&(a, b)| v >= a + 8 && v < b);
     let mem = RemoteMem::new(tid);
     let mut words = [0u8; 8 * 256];
     // Up to 2 KiB, not across the end of the stack's page run, and only
