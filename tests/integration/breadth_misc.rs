@@ -30,6 +30,13 @@
 //!   (`tracee::stack_window_tests`, `points::tests`); `::xxh3_trace`:
 //!   a trace with the digests of recorders before that day still verifies
 //!   and replays alike;
+//! - `loop_counter_in_arena`: two threads preempted inside loops whose
+//!   registers are the same at each turn, counting in memory each
+//!   allocated (its own `malloc` arena, which the points' digest does not
+//!   cover): replay stopped them at the first turn in the point's
+//!   registers and printed another sum (every recording until 2026-12-06);
+//!   the points now hold the memory words that changed in one turn
+//!   (`tracee::words`), and replay compares them (`::repeated`);
 //! - `vdso_lookup`: the vDSO's symbols looked up by hand (auxv and an ELF
 //!   walk, dlopen with RTLD_NOLOAD + dlsym + dlvsym) and called; under the
 //!   recorder the vDSO is the recorder's own, at its fixed address
@@ -120,6 +127,14 @@ const SPECS: &[Spec] = &[
         ],
         ..c("stack_growth", CBuild::pie("stack_growth"))
     },
+    // Threads preempted inside loops whose registers are the same at each
+    // turn, their counts in their own malloc arenas: replay stops each at
+    // the recorded turn (the points' memory words), and prints the sum.
+    Spec {
+        stdout_has: &["both threads counted; sum "],
+        differs: true,
+        ..c("loop_counter_in_arena", CBuild::pie("loop_counter_in_arena"))
+    },
     Spec {
         stdout_has: &["1000 more calls of clock_gettime(CLOCK_REALTIME)\n"],
         ..c("vdso_lookup", CBuild::pie("vdso_lookup"))
@@ -204,7 +219,13 @@ pub fn trials() -> Vec<Trial> {
     // A CLONE_VM child runs and exits before or after its parent's clone
     // is written, as the schedule falls; a killed child's threads reach
     // their group stop (and their death) in either order: a few rounds.
-    for name in ["clone_flags", "group_stop_kill", "kill_threaded_child"] {
+    // The counting threads' points fall where the schedule puts them.
+    for name in [
+        "clone_flags",
+        "group_stop_kill",
+        "kill_threaded_child",
+        "loop_counter_in_arena",
+    ] {
         trials.push(
             Trial::test(format!("breadth::misc::{name}::repeated"), move || {
                 let spec = SPECS.iter().find(|s| s.name == name).expect("listed");

@@ -11,6 +11,7 @@ pub mod interp;
 pub mod syscallbuf;
 pub mod trap_mask;
 pub mod vdso;
+pub mod words;
 
 #[cfg(test)]
 mod patch_exec_tests;
@@ -586,6 +587,7 @@ pub fn exec_point(tid: i32, r: &Regs) -> io::Result<ExecPoint> {
         ip: r.rip,
         regs: point_regs(r),
         digest: state_digest(tid, r.rsp)?,
+        words: rrtest_trace::PointWords::NONE,
     })
 }
 
@@ -705,6 +707,7 @@ pub fn exec_point_again(tid: i32, r: &Regs, token: u64) -> io::Result<ExecPoint>
         ip: r.rip,
         regs: point_regs(r),
         digest: hash_state(point_digest(), &fpregs, &read, &buf),
+        words: rrtest_trace::PointWords::NONE,
     })
 }
 

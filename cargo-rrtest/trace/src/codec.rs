@@ -19,8 +19,9 @@
 //! [`Checksum`] and I/O live in the writer and reader.
 
 use super::event::{
-    Event, ExecEvent, ExecPoint, ExitStatus, FileId, MemWrite, PatchEvent, SignalEvent, SignalKind,
-    SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, WriteKind, POINT_REGS,
+    Event, ExecEvent, ExecPoint, ExitStatus, FileId, MemWrite, PatchEvent, PointWords, SignalEvent,
+    SignalKind, SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, WriteKind, MAX_POINT_WORDS,
+    POINT_REGS,
 };
 
 /// The first 8 bytes of the decompressed event stream.
@@ -162,6 +163,16 @@ fn put_point(buf: &mut Vec<u8>, point: &ExecPoint) {
         put_uvarint(buf, r);
     }
     buf.extend_from_slice(&point.digest.to_le_bytes());
+    // Its words, only where it has some: the point is the last field of
+    // each record that holds one, so a point without words is encoded as
+    // in format versions before 8.
+    if !point.words.is_empty() {
+        put_uvarint(buf, point.words.len() as u64);
+        for &(addr, value) in point.words.as_slice() {
+            put_uvarint(buf, addr);
+            buf.extend_from_slice(&value.to_le_bytes());
+        }
+    }
 }
 
 fn put_bytes(buf: &mut Vec<u8>, data: &[u8]) {
@@ -581,7 +592,30 @@ impl<'a> Dec<'a> {
             *r = self.uvarint("execution point register")?;
         }
         let digest = u64::from_le_bytes(self.fixed::<8>("execution point digest")?);
-        Ok(ExecPoint { ip, regs, digest })
+        // Words follow where the record goes on (the point is its last
+        // field): format version 8.
+        let mut words = PointWords::NONE;
+        if self.left() > 0 {
+            let start = self.pos;
+            let n = self.uvarint("execution point word count")?;
+            if n == 0 || n > MAX_POINT_WORDS as u64 {
+                return self.err(
+                    start,
+                    format!("execution point with {n} words (1 to {MAX_POINT_WORDS})"),
+                );
+            }
+            for _ in 0..n {
+                let addr = self.uvarint("execution point word address")?;
+                let value = u64::from_le_bytes(self.fixed::<8>("execution point word")?);
+                words.push(addr, value);
+            }
+        }
+        Ok(ExecPoint {
+            ip,
+            regs,
+            digest,
+            words,
+        })
     }
 
     pub fn uvarint(&mut self, what: &str) -> Result<u64, DecodeError> {
@@ -727,6 +761,9 @@ impl<'a> Dec<'a> {
 }
 
 /// What a record decodes to.
+// An event with an execution point is the large variant: one record at a
+// time.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// An event.

@@ -435,6 +435,10 @@ pub struct SignalEvent {
 }
 
 /// How a signal reached its thread, which decides how replay reproduces it.
+// `AtPoint` is the large variant (an execution point with its words, about
+// 300 bytes): one per event, decoded one at a time; kept inline so that
+// points stay `Copy`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalKind {
     /// Raised by the instruction at `ip` (a fault, a trap): it happens again
@@ -484,6 +488,59 @@ pub struct ExecPoint {
     /// the mapped files and the heap (`tracee::state_digest`). Compared only
     /// where the registers match.
     pub digest: u64,
+    /// Memory words that tell this pass through `ip` from the thread's
+    /// passes before it in the same registers (a loop counter the digest
+    /// does not cover): compared with the registers, before the digest.
+    /// Empty for most points (format version 8).
+    pub words: PointWords,
+}
+
+/// Most [`PointWords`] a point holds.
+pub const MAX_POINT_WORDS: usize = 8;
+
+/// Up to [`MAX_POINT_WORDS`] 8-byte memory words of a thread's process at
+/// an execution point: each word's address and its value there. The
+/// recorder finds them by comparing the thread's memory at two passes
+/// through the point's ip in the same registers: words that changed from
+/// one turn of a loop to the next (`recorder/session/points.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PointWords {
+    len: u8,
+    words: [(u64, u64); MAX_POINT_WORDS],
+}
+
+impl PointWords {
+    /// No words.
+    pub const NONE: PointWords = PointWords {
+        len: 0,
+        words: [(0, 0); MAX_POINT_WORDS],
+    };
+
+    /// Adds the word at `addr` of value `value`; false (and nothing added)
+    /// when full.
+    pub fn push(&mut self, addr: u64, value: u64) -> bool {
+        let Some(slot) = self.words.get_mut(usize::from(self.len)) else {
+            return false;
+        };
+        *slot = (addr, value);
+        self.len += 1;
+        true
+    }
+
+    /// The words, as (address, value).
+    pub fn as_slice(&self) -> &[(u64, u64)] {
+        &self.words[..usize::from(self.len)]
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
 }
 
 /// How a process ended.

@@ -106,7 +106,15 @@ pub use writer::{keep, rewrite_header, TraceWriter};
 /// (a kind byte above 4), not with a clear refusal: hence the new version.
 /// The layout is unchanged; traces of versions 1 to 6 have none of them
 /// and are read as before.
-pub const FORMAT_VERSION: u32 = 7;
+///
+/// Version 8: an execution point (the last field of a `Preempt` record
+/// and of a signal delivered at a point) may end with up to eight memory
+/// words ([`PointWords`]) that replay compares with the registers: a count
+/// and each word's address and value. A version 7 reader would find bytes
+/// after the record's last field (corruption to it, not a clear refusal).
+/// Points without words are encoded as before, and older traces are read
+/// as before.
+pub const FORMAT_VERSION: u32 = 8;
 
 /// The oldest trace format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

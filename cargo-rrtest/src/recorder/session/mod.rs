@@ -172,6 +172,9 @@ struct Task {
     /// Moving an interruption to a cheaper execution point: the return
     /// address the thread is running towards (see [`Session::interrupted`]).
     seeking: Option<Seek>,
+    /// The thread's memory at the pass a [`Seek`] confirming a point began
+    /// at (`points.rs`, `Session::confirm_point`).
+    point_snapshot: Option<crate::tracee::words::Snapshot>,
     /// Chaos: what is left of the slice's steps when a traced syscall
     /// interrupted them; they go on at its exit, if the thread goes on
     /// there (see [`Session::run_steps`]).
@@ -281,6 +284,7 @@ impl Task {
             pending_signals: Vec::new(),
             pending_since: None,
             seeking: None,
+            point_snapshot: None,
             steps_left: None,
             interrupt_requested: false,
             interrupt_outstanding: None,

@@ -34,6 +34,11 @@ const PROBE_LIMIT: Duration = Duration::from_millis(20);
 /// with 200 ms, verified, 2026-12-06).
 const SEEK_LIMIT: Duration = Duration::from_millis(200);
 
+/// How long a thread about to be preempted at a point may take to come
+/// back there once more, for the point's memory words
+/// ([`Session::confirm_point`]): a loop's turn, not a compute's.
+const CONFIRM_LIMIT: Duration = Duration::from_millis(5);
+
 /// How many states of passes through a probed address a [`SpinProbe`]
 /// keeps: a loop that passes it up to this many times per turn is told
 /// from one that computes.
@@ -203,6 +208,9 @@ const RESUME_CPU: Duration = Duration::from_millis(50);
 const RESUME_WALL: Duration = Duration::from_secs(10);
 
 /// What [`Session::probe_pass`] made of a pass.
+// `Spins` holds an execution point (about 300 bytes with its words): one
+// verdict per pass, whose stop costs far more.
+#[allow(clippy::large_enum_variant)]
 enum ProbeVerdict {
     /// A spin: the point the thread is at.
     Spins(rrtest_trace::ExecPoint),
@@ -239,6 +247,12 @@ enum SeekKind {
     /// `target` is a return address; the frame has returned when the
     /// thread gets there with a stack pointer above `rsp`.
     Return { rsp: u64 },
+    /// `target` is where a point was about to be taken (a spin's, or a
+    /// return address's), the thread's memory read there
+    /// (`Task::point_snapshot`): the point is taken at its next arrival
+    /// there with stack pointer `rsp`, with the words that changed in
+    /// between ([`Session::confirm_point`]).
+    Confirm { rsp: u64 },
     /// Chaos: preempt the thread at its `left`-th arrival at `target` (an
     /// address it was just stepped through), where it is then. Given up
     /// after [`RESUME_CPU`] of the thread's CPU time since `cpu_from`, as
@@ -476,9 +490,17 @@ impl Session {
                 // it computes; let it run.
                 return self.drop_spin_check(tid);
             }
-            // The search ran out of time: act where the thread is.
+            // The search ran out of time: act where the thread is, once
+            // it comes round there again (for the point's words, as at a
+            // return address), or here if it was coming round already.
             self.stats.schedule.points_anywhere += 1;
-            return self.act_at_point(tid, &regs);
+            if let SeekKind::Confirm { .. } = seek.kind {
+                task.point_snapshot = None;
+                return self.act_at_point(tid, &regs);
+            }
+            let point =
+                exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
+            return self.confirm_point(tid, &regs, seek, point);
         }
         trace!(tid, ip = regs.rip, "probing for a spin loop");
         ptrace::exec_breakpoint(tid, Some(regs.rip))
@@ -655,16 +677,29 @@ impl Session {
             }
             SeekKind::Probe(probe) => match self.probe_pass(tid, regs, seek, probe)? {
                 ProbeVerdict::Spins(point) => {
-                    ptrace::exec_breakpoint(tid, None)
-                        .map_err(ptrace_err("clearing a breakpoint", tid))?;
-                    self.tasks.get_mut(&tid).expect("task exists").seeking = None;
                     self.stats.schedule.points_spin += 1;
-                    return self.act_at(tid, point);
+                    return self.confirm_point(tid, regs, seek, point);
                 }
                 ProbeVerdict::Computes => false,
                 ProbeVerdict::Continued => return Ok(()),
             },
             SeekKind::Return { rsp } => regs.rsp > rsp,
+            SeekKind::Confirm { rsp } if regs.rsp == rsp => {
+                ptrace::exec_breakpoint(tid, None)
+                    .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                let task = self.tasks.get_mut(&tid).expect("task exists");
+                task.seeking = None;
+                let snapshot = task.point_snapshot.take();
+                let mut point =
+                    exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
+                if let Some(snapshot) = snapshot {
+                    point.words = snapshot.changed_words(tid);
+                }
+                trace!(tid, ip = regs.rip, words = ?point.words.as_slice(), "a point confirmed");
+                return self.act_at(tid, point);
+            }
+            // Another frame (a recursion): on to this one's next arrival.
+            SeekKind::Confirm { .. } => false,
             SeekKind::Count { left, cpu_from } => {
                 // At the last arrival, only where replay can find it (else
                 // the next arrival, until the seek is given up).
@@ -683,14 +718,19 @@ impl Session {
             }
         };
         if found {
+            if let SeekKind::Return { .. } = seek.kind {
+                self.stats.schedule.points_return += 1;
+                let point =
+                    exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
+                return self.confirm_point(tid, regs, seek, point);
+            }
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
             self.tasks.get_mut(&tid).expect("task exists").seeking = None;
             match seek.kind {
                 SeekKind::Probe(_) => self.stats.schedule.points_spin += 1,
-                SeekKind::Return { .. } => self.stats.schedule.points_return += 1,
                 // A chaos cut: where the policy's count ended, anywhere.
                 SeekKind::Count { .. } => self.stats.schedule.points_anywhere += 1,
-                SeekKind::Resume { .. } => {}
+                SeekKind::Return { .. } | SeekKind::Confirm { .. } | SeekKind::Resume { .. } => {}
             }
             return self.act_at_point(tid, regs);
         }
@@ -732,6 +772,43 @@ impl Session {
         }
         // A deeper frame returning there (recursion): past it, and on.
         self.pass_breakpoint(tid, regs, seek.target)
+    }
+
+    /// A point about to be taken at `point` (a spin's, or a return
+    /// address's), where `tid` is stopped with `regs` by `seek`'s
+    /// breakpoint: taken one arrival later, with the memory words that
+    /// changed in between ([`crate::tracee::words`]). Where the thread's
+    /// registers are the same at each turn of its loop and the digest does
+    /// not see what changes (a counter in a thread's `malloc` arena),
+    /// replay could not tell the turns apart. A thread that does not come
+    /// back by [`CONFIRM_LIMIT`] is preempted where it is then
+    /// ([`Session::interrupted`]); one whose memory is too large to read
+    /// is preempted here, without words.
+    fn confirm_point(
+        &mut self,
+        tid: Tid,
+        regs: &Regs,
+        seek: Seek,
+        point: rrtest_trace::ExecPoint,
+    ) -> Result<(), Error> {
+        let snapshot = crate::tracee::words::Snapshot::take(tid, regs.rsp)
+            .map_err(ptrace_err("reading the thread's memory", tid))?;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        let Some(snapshot) = snapshot else {
+            ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
+            task.seeking = None;
+            return self.act_at(tid, point);
+        };
+        task.point_snapshot = Some(snapshot);
+        task.seeking = Some(Seek {
+            target: regs.rip,
+            kind: SeekKind::Confirm { rsp: regs.rsp },
+            deadline: Instant::now() + CONFIRM_LIMIT,
+            ..seek
+        });
+        // At a spin's pass the breakpoint is on the ip already; at a
+        // return address too (the seek's target).
+        self.pass_breakpoint(tid, regs, regs.rip)
     }
 
     /// Delivers a held-back signal, or preempts the thread, at the execution
@@ -1046,6 +1123,7 @@ mod tests {
             ip: 0x1000,
             regs,
             digest,
+            words: rrtest_trace::PointWords::NONE,
         }
     }
 

@@ -101,6 +101,9 @@ pub(super) enum Here {
 }
 
 /// A position a re-run looks for.
+// An execution point (with its memory words, about 300 bytes) makes
+// `Inside` the large variant: one target per re-run.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Target {
     Boundary(u64),
@@ -113,6 +116,7 @@ pub(super) enum Target {
 }
 
 /// Where a counting re-run stops counting.
+#[allow(clippy::large_enum_variant)] // As `Target`.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum CountTo {
     /// At this position (after the step that reaches it).

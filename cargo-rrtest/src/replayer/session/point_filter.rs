@@ -24,6 +24,7 @@
 //!                                  +0x100 tramp: save rax and flags (lahf, seto)
 //!                                         passes += 1
 //!                                         a register differs? -> miss
+//!                                         a word differs? -> miss
 //!                                         restore; int3        (the tracer checks)
 //!                                  miss:  restore rax and flags
 //!                                  resume: displaced instructions; jmp site + len
@@ -79,7 +80,7 @@ use crate::tracee::filter_site::{self, Refusal, Site, JMP_LEN};
 use crate::tracee::inject_via_fixed_page;
 use rrtest_sys::ptrace::{self, Regs, WaitEvent};
 use rrtest_sys::RemoteMem;
-use rrtest_trace::{ExecPoint, Tid};
+use rrtest_trace::{ExecPoint, PointWords, Tid};
 
 /// Passes through the point's ip that the stop-per-pass search makes before
 /// it installs the filter (most points are found within a few passes, where
@@ -91,7 +92,10 @@ const SAVED_RAX: u64 = 0x00;
 const SAVED_FLAGS: u64 = 0x08;
 const PASSES: u64 = 0x10;
 const REGS: u64 = 0x20;
+/// The point's memory words' values ([`rrtest_trace::MAX_POINT_WORDS`]).
+const WORDS: u64 = REGS + 8 * 16;
 const CODE: u64 = 0x100;
+const _: () = assert!(WORDS + 8 * rrtest_trace::MAX_POINT_WORDS as u64 <= CODE);
 const PAGE: u64 = 4096;
 
 /// The point's general-purpose registers, in `ExecPoint::regs` order.
@@ -133,8 +137,14 @@ pub(super) struct Trampoline {
 }
 
 /// Builds the trampoline for `site` in the page at `page`, trapping when
-/// the general-purpose registers equal `regs`.
-pub(super) fn build(page: u64, site: &Site, regs: [u64; 16]) -> Result<Trampoline, Refusal> {
+/// the general-purpose registers equal `regs` and the memory words
+/// `words` hold their values.
+pub(super) fn build(
+    page: u64,
+    site: &Site,
+    regs: [u64; 16],
+    words: &PointWords,
+) -> Result<Trampoline, Refusal> {
     let bad = |e: iced_x86::IcedError| Refusal(format!("encoding the trampoline: {e}"));
     let at = |off: u64| MemoryOperand::with_base_displ(Register::RIP, (page + off) as i64);
     let save_rax = Instruction::with2(Code::Mov_rm64_r64, at(SAVED_RAX), Register::RAX);
@@ -156,6 +166,20 @@ pub(super) fn build(page: u64, site: &Site, regs: [u64; 16]) -> Result<Trampolin
         let off = REGS + 8 * k as u64;
         generated.push(Instruction::with2(Code::Cmp_r64_rm64, *reg, at(off)).map_err(bad)?);
         generated.push(miss);
+    }
+    // Each word: loaded through rax, compared with its value in the page,
+    // rax reloaded (`mov` keeps the flags) before the branch, so that the
+    // miss path restores the program's rax.
+    for (k, &(addr, _)) in words.as_slice().iter().enumerate() {
+        let off = WORDS + 8 * k as u64;
+        let word = MemoryOperand::with_base_displ(Register::RAX, 0);
+        generated.extend([
+            Instruction::with2(Code::Mov_r64_imm64, Register::RAX, addr).map_err(bad)?,
+            Instruction::with2(Code::Mov_r64_rm64, Register::RAX, word).map_err(bad)?,
+            Instruction::with2(Code::Cmp_r64_rm64, Register::RAX, at(off)).map_err(bad)?,
+            load_rax,
+            miss,
+        ]);
     }
     // (`lahf`/`sahf` in 64-bit mode need CPUID 0x8000_0001 ECX bit 0, which
     // every x86-64 CPU since 2005 has.)
@@ -211,6 +235,10 @@ pub(super) fn build(page: u64, site: &Site, regs: [u64; 16]) -> Result<Trampolin
     let mut bytes = vec![0u8; CODE as usize];
     for (k, v) in regs.iter().enumerate() {
         let off = (REGS + 8 * k as u64) as usize;
+        bytes[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    for (k, &(_, v)) in words.as_slice().iter().enumerate() {
+        let off = (WORDS + 8 * k as u64) as usize;
         bytes[off..off + 8].copy_from_slice(&v.to_le_bytes());
     }
     bytes.extend_from_slice(&encoded.code_buffer);
@@ -434,12 +462,17 @@ impl Session {
         let maps = std::fs::read_to_string(format!("/proc/{real}/maps"))
             .map_err(|e| Refusal(format!("reading the maps: {e}")))?;
         let site = filter_site::find(real, point.ip, &maps)?;
+        // The trampoline reads the point's words at every pass: a word
+        // not mapped now would fault there.
+        if crate::tracee::words::read_words(real, &point.words).is_none() {
+            return Err(Refusal("a word of the point is not readable".into()));
+        }
         let mut regs = [0u64; 16];
         regs.copy_from_slice(&point.regs[..16]);
         // A farther page may fail to reach a displaced rip-relative operand.
         let mut last = Refusal("no free page in reach".into());
         for page in free_pages_near(&maps, site.start) {
-            match build(page, &site, regs) {
+            match build(page, &site, regs, &point.words) {
                 Ok(t) => return Ok(t),
                 Err(e) => last = e,
             }
@@ -492,10 +525,14 @@ impl Session {
             let hits = u64::from_le_bytes(pass).saturating_sub(1);
             regs.rip = point.ip;
             if crate::tracee::point_regs(&regs) == point.regs
+                && crate::tracee::words::hold(real, &point.words)
                 && self.buffered_drained(tid)
                 && crate::tracee::exec_point(real, &regs)
                     .map_err(perr("reading an execution point", real))?
-                    == *point
+                    == (ExecPoint {
+                        words: PointWords::NONE,
+                        ..*point
+                    })
             {
                 ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
                 self.set_state(tid, State::Idle { deliver: 0 });

@@ -21,7 +21,7 @@ fn trampoline_counts_compares_traps_and_returns() {
     assert!(site.lead_in.is_empty());
     let page = (SITE & !0xfff) - (7 << 28);
     let regs: [u64; 16] = std::array::from_fn(|k| 0x1000 + k as u64);
-    let t = build(page, &site, regs).expect("built");
+    let t = build(page, &site, regs, &PointWords::NONE).expect("built");
     assert_eq!(t.patch_at, SITE);
 
     // The site jumps to the code; the rest of the displaced bytes trap.
@@ -144,7 +144,7 @@ fn a_lead_in_runs_before_the_comparison_and_jumps_back_to_the_point() {
     assert!(site.moved.is_empty());
     let page = (site.start & !0xfff) - (4 << 28);
     let regs: [u64; 16] = std::array::from_fn(|k| 0x2000 + k as u64);
-    let t = build(page, &site, regs).expect("built");
+    let t = build(page, &site, regs, &PointWords::NONE).expect("built");
     assert_eq!(t.patch_at, site.start);
     assert_eq!(t.patch.len() as u64, point - site.start);
     assert_eq!(
@@ -189,7 +189,7 @@ fn a_displaced_call_pushes_the_original_return_address() {
     let site = filter_site::plan(&[], &code, at).expect("a call displaced last");
     assert!(site.ends_in_call());
     let page = (at & !0xfff) - (4 << 28);
-    let t = build(page, &site, [0; 16]).expect("built");
+    let t = build(page, &site, [0; 16], &PointWords::NONE).expect("built");
     assert_eq!(t.patch.len(), 5);
     let insns = decode_all(&t.bytes[CODE as usize..], page + CODE);
     let resume = insns
@@ -207,4 +207,56 @@ fn a_displaced_call_pushes_the_original_return_address() {
     assert_eq!(tail[3].mnemonic(), Mnemonic::Jmp);
     assert_eq!(tail[3].near_branch_target(), callee);
     assert_eq!(insns.len(), resume + 4, "no jump back after the call");
+}
+
+/// A point's memory words: after the sixteen register compares, each word
+/// is loaded through rax from its address, compared with its value in the
+/// page, and rax reloaded before the branch to the miss path.
+#[test]
+fn the_trampoline_compares_the_points_words_after_the_registers() {
+    let code = [
+        0x48, 0x83, 0xc6, 0x01, 0x8b, 0x05, 0x2b, 0x2c, 0x00, 0x00, 0x85, 0xc0,
+    ];
+    let site = filter_site::plan(&[], &code, SITE).expect("displaceable");
+    let page = (SITE & !0xfff) - (7 << 28);
+    let mut words = PointWords::NONE;
+    words.push(0x7fff_e000_1b00, 0x458);
+    words.push(0x7fff_e000_24a8, 0x1_15bf);
+    let t = build(page, &site, [0; 16], &words).expect("built");
+    for (k, (_, v)) in words.as_slice().iter().enumerate() {
+        let off = (WORDS + 8 * k as u64) as usize;
+        assert_eq!(t.bytes[off..off + 8], v.to_le_bytes());
+    }
+    let insns = decode_all(&t.bytes[CODE as usize..], page + CODE);
+    let cmps: Vec<usize> = insns
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| i.mnemonic() == Mnemonic::Cmp)
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(cmps.len(), 18);
+    let miss = insns[cmps[0] + 1].near_branch_target();
+    for (k, &(addr, _)) in words.as_slice().iter().enumerate() {
+        let c = cmps[16 + k];
+        let (load, deref, cmp, reload, branch) = (
+            &insns[c - 2],
+            &insns[c - 1],
+            &insns[c],
+            &insns[c + 1],
+            &insns[c + 2],
+        );
+        assert_eq!((load.mnemonic(), load.immediate64()), (Mnemonic::Mov, addr));
+        assert_eq!(deref.memory_base(), Register::RAX);
+        assert_eq!(cmp.ip_rel_memory_address(), page + WORDS + 8 * k as u64);
+        assert_eq!(reload.ip_rel_memory_address(), page + SAVED_RAX);
+        assert_eq!(reload.op0_register(), Register::RAX);
+        assert_eq!(branch.mnemonic(), Mnemonic::Jne);
+        assert_eq!(branch.near_branch_target(), miss);
+    }
+    // Then the trap path restores rax and the flags and traps.
+    let int3 = insns
+        .iter()
+        .position(|i| i.mnemonic() == Mnemonic::Int3)
+        .expect("int3");
+    assert!(int3 > cmps[17] + 2);
 }

@@ -68,7 +68,10 @@ impl Session {
                 regs
             };
             trace!(tid, hits, regs = ?crate::tracee::point_regs(&regs), "a pass through the point's ip");
-            let regs_equal = crate::tracee::point_regs(&regs) == point.regs;
+            // The registers, then the point's words (one read), then the
+            // digest (the costly part).
+            let regs_equal = crate::tracee::point_regs(&regs) == point.regs
+                && crate::tracee::words::hold(real, &point.words);
             let drained = regs_equal && self.buffered_drained(tid);
             let digest = if drained {
                 Some(

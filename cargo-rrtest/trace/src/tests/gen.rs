@@ -2,9 +2,9 @@
 //! variant and every field, including the extremes of each integer type.
 
 use crate::{
-    Event, ExecEvent, ExecPoint, ExitStatus, FileId, Header, MemWrite, PatchEvent, SignalEvent,
-    SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, WriteKind,
-    FORMAT_VERSION, POINT_REGS,
+    Event, ExecEvent, ExecPoint, ExitStatus, FileId, Header, MemWrite, PatchEvent, PointWords,
+    SignalEvent, SignalKind, Stats, SyscallEvent, SyscallExtra, SyscallResult, VdsoCopy, WriteKind,
+    FORMAT_VERSION, MAX_POINT_WORDS, POINT_REGS,
 };
 
 /// xoshiro256** seeded through splitmix64: small, fast, reproducible.
@@ -187,10 +187,17 @@ impl Rng {
     pub fn point(&mut self) -> ExecPoint {
         let mut regs = [0u64; POINT_REGS];
         regs.iter_mut().for_each(|r| *r = self.u64());
+        let ip = self.u64();
+        let digest = self.u64();
+        let mut words = PointWords::NONE;
+        for _ in 0..self.u64() % (MAX_POINT_WORDS as u64 + 1) {
+            words.push(self.u64(), self.u64());
+        }
         ExecPoint {
-            ip: self.u64(),
+            ip,
             regs,
-            digest: self.u64(),
+            digest,
+            words,
         }
     }
 

@@ -93,11 +93,11 @@ fn the_version_is_checked_before_the_rest_of_the_header() {
     let dir = tmp.path().join("t");
     write_header(
         &dir,
-        r#"{"format_version": 8, "recorder_version": "3.0.0", "argv": 5}"#,
+        r#"{"format_version": 9, "recorder_version": "3.0.0", "argv": 5}"#,
     );
     match TraceReader::open(&dir) {
         Err(Error::VersionMismatch {
-            found: 8, writer, ..
+            found: 9, writer, ..
         }) => assert_eq!(writer, "3.0.0"),
         other => panic!("{other:?}"),
     }
@@ -248,7 +248,7 @@ fn a_skipped_call_is_version_6_and_version_5_traces_still_read() {
 #[test]
 fn tracee_writes_at_a_syscall_entry_are_version_7_and_version_6_traces_still_read() {
     use crate::{codec, Event, WriteKind};
-    assert_eq!(FORMAT_VERSION, 7);
+    const { assert!(FORMAT_VERSION >= 7) };
     let tmp = tempfile::tempdir().expect("tempdir");
     let at_entry = vec![
         Event::TraceeWrite {
@@ -298,4 +298,69 @@ fn tracee_writes_at_a_syscall_entry_are_version_7_and_version_6_traces_still_rea
     assert!(!WriteKind::Regs.at_entry() && !WriteKind::Memory.at_entry());
     assert_eq!(WriteKind::RegsAtEntry.size(), Some(216));
     assert_eq!(WriteKind::MemoryAtEntry.size(), None);
+}
+
+/// Format version 8 brought memory words at execution points: a point
+/// with words ends its record with them and reads back; a point without
+/// is encoded byte for byte as before (so version 7 traces read as they
+/// were); a word count of 0 or above the most is corruption.
+#[test]
+fn point_words_are_version_8_and_points_without_are_encoded_as_before() {
+    use crate::{codec, Event, ExecPoint, PointWords, MAX_POINT_WORDS, POINT_REGS};
+    assert_eq!(FORMAT_VERSION, 8);
+    let mut words = PointWords::NONE;
+    assert!(words.push(0x7fff_e000_1b00, 0x458));
+    assert!(words.push(0x5555_5555_0000, u64::MAX));
+    let bare = ExecPoint {
+        ip: 0x5555_5555_1234,
+        regs: [7; POINT_REGS],
+        digest: 0xfeed,
+        words: PointWords::NONE,
+    };
+    let with = ExecPoint { words, ..bare };
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    codec::encode_payload(
+        &mut old,
+        &Event::Preempt {
+            tid: 3,
+            point: bare,
+        },
+    )
+    .expect("encodable");
+    codec::encode_payload(
+        &mut new,
+        &Event::Preempt {
+            tid: 3,
+            point: with,
+        },
+    )
+    .expect("encodable");
+    // The bare point's bytes: tid, ip, 19 registers of one byte, digest.
+    assert_eq!(old.len(), 1 + 7 + POINT_REGS + 8);
+    assert_eq!(&new[..old.len()], &old[..]);
+    // Then the count and each word's address and value.
+    assert_eq!(new[old.len()], 2);
+    assert_eq!(new.len(), old.len() + 1 + (7 + 8) * 2);
+    for (bytes, point) in [(&old, bare), (&new, with)] {
+        match codec::decode_payload(codec::tag::PREEMPT, bytes) {
+            Ok(codec::Record::Event(Event::Preempt { point: read, .. })) => {
+                assert_eq!(read, point)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // A count of zero, or above the most, is refused.
+    for n in [0u8, MAX_POINT_WORDS as u8 + 1] {
+        let mut bad = old.clone();
+        bad.push(n);
+        bad.extend_from_slice(&[0u8; 9 * 12]);
+        let err = codec::decode_payload(codec::tag::PREEMPT, &bad).expect_err("refused");
+        assert!(err.reason.contains("words"), "{err:?}");
+    }
+    let mut full = PointWords::NONE;
+    for k in 0..MAX_POINT_WORDS as u64 {
+        assert!(full.push(k, k));
+    }
+    assert!(!full.push(99, 99));
+    assert_eq!(full.len(), MAX_POINT_WORDS);
 }
