@@ -614,8 +614,8 @@ pub fn set_point_digest(kind: PointDigest) {
 
 /// Bytes of stack hashed above the stack pointer (below it: the 128-byte
 /// red zone).
-const STACK_WINDOW: u64 = 64 << 10;
-const RED_ZONE: u64 = 128;
+pub(crate) const STACK_WINDOW: u64 = 64 << 10;
+pub(crate) const RED_ZONE: u64 = 128;
 
 /// A digest of what an execution point's registers do not show: the
 /// FPU/SSE registers, the stack from the red zone to 64 KiB above the
@@ -643,8 +643,25 @@ pub fn state_digest_as(kind: PointDigest, tid: i32, rsp: u64) -> io::Result<u64>
         let mut k = k.borrow_mut();
         k.token += 1;
         k.kept = Some((tid, rsp, ranges));
+        k.maps = Some((tid, maps));
     });
     Ok(digest)
+}
+
+/// The text of `/proc/TID/maps` the last digest this OS thread computed
+/// from it read, if that digest was thread `tid`'s. Stale where a mapping
+/// changed since (the seccomp filter lets anonymous `mmap` and `munmap`
+/// through without a stop): for a reader that tolerates that
+/// ([`words::Snapshot::take`]), it saves reading the maps again (about
+/// 60 µs of a snapshot's 80 µs here).
+pub fn kept_maps(tid: i32) -> Option<String> {
+    KEPT_RANGES.with(|k| {
+        k.borrow()
+            .maps
+            .as_ref()
+            .filter(|(t, _)| *t == tid)
+            .map(|(_, maps)| maps.clone())
+    })
 }
 
 /// The ranges of the last digest this OS thread computed from
@@ -654,6 +671,8 @@ pub fn state_digest_as(kind: PointDigest, tid: i32, rsp: u64) -> io::Result<u64>
 struct KeptRanges {
     token: u64,
     kept: Option<Kept>,
+    /// The thread and the maps text of that digest ([`kept_maps`]).
+    maps: Option<(i32, String)>,
 }
 
 /// A thread, its stack pointer, and the ranges of its digest.

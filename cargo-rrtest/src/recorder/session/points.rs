@@ -509,6 +509,7 @@ impl Session {
             exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
         let committed = self.committed(tid);
         trace!(tid, ?committed, ?first, "a probe's first pass");
+        self.snapshot_first_pass(tid, regs.rsp)?;
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.seeking = Some(Seek {
             target: regs.rip,
@@ -623,6 +624,7 @@ impl Session {
                 seek.deadline = Instant::now() + PROBE_LIMIT;
             }
             probe = probe.restart(&here, committed);
+            self.snapshot_first_pass(tid, regs.rsp)?;
             probe.digest_time += at.elapsed();
         } else {
             let maps = probe.maps;
@@ -676,9 +678,18 @@ impl Session {
                 return self.run_steps(tid, left);
             }
             SeekKind::Probe(probe) => match self.probe_pass(tid, regs, seek, probe)? {
-                ProbeVerdict::Spins(point) => {
+                ProbeVerdict::Spins(mut point) => {
+                    ptrace::exec_breakpoint(tid, None)
+                        .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                    let task = self.tasks.get_mut(&tid).expect("task exists");
+                    task.seeking = None;
+                    // Its digest is the one of a pass before: what changed
+                    // since the probe's first pass is outside it.
+                    if let Some(snapshot) = task.point_snapshot.take() {
+                        point.words = snapshot.changed_words(tid);
+                    }
                     self.stats.schedule.points_spin += 1;
-                    return self.confirm_point(tid, regs, seek, point);
+                    return self.act_at(tid, point);
                 }
                 ProbeVerdict::Computes => false,
                 ProbeVerdict::Continued => return Ok(()),
@@ -774,16 +785,30 @@ impl Session {
         self.pass_breakpoint(tid, regs, seek.target)
     }
 
-    /// A point about to be taken at `point` (a spin's, or a return
-    /// address's), where `tid` is stopped with `regs` by `seek`'s
-    /// breakpoint: taken one arrival later, with the memory words that
-    /// changed in between ([`crate::tracee::words`]). Where the thread's
-    /// registers are the same at each turn of its loop and the digest does
-    /// not see what changes (a counter in a thread's `malloc` arena),
-    /// replay could not tell the turns apart. A thread that does not come
-    /// back by [`CONFIRM_LIMIT`] is preempted where it is then
+    /// A spin probe's first pass (or its first since it started again):
+    /// the memory its digest leaves out, read for the words of the spin
+    /// point, if the probe ends so, at a later pass in the same registers
+    /// and digest (`Task::point_snapshot`; [`crate::tracee::words`]).
+    fn snapshot_first_pass(&mut self, tid: Tid, rsp: u64) -> Result<(), Error> {
+        let snapshot = crate::tracee::words::Snapshot::take(tid, rsp, true);
+        self.tasks
+            .get_mut(&tid)
+            .expect("task exists")
+            .point_snapshot = snapshot;
+        Ok(())
+    }
+
+    /// A point about to be taken at `point` (a return address, or where a
+    /// search ran out of time), where `tid` is stopped with `regs` by
+    /// `seek`'s breakpoint: taken one arrival later, with the memory words
+    /// that changed in between ([`crate::tracee::words`]). Where the
+    /// thread's registers are the same at each turn of its loop and the
+    /// digest does not see what changes (a counter in a thread's `malloc`
+    /// arena), replay could not tell the turns apart. A thread that does
+    /// not come back by [`CONFIRM_LIMIT`] is preempted where it is then
     /// ([`Session::interrupted`]); one whose memory is too large to read
-    /// is preempted here, without words.
+    /// is preempted here, without words. (A spin's point gets its words
+    /// from the probe's passes: [`Session::snapshot_first_pass`].)
     fn confirm_point(
         &mut self,
         tid: Tid,
@@ -791,8 +816,7 @@ impl Session {
         seek: Seek,
         point: rrtest_trace::ExecPoint,
     ) -> Result<(), Error> {
-        let snapshot = crate::tracee::words::Snapshot::take(tid, regs.rsp)
-            .map_err(ptrace_err("reading the thread's memory", tid))?;
+        let snapshot = crate::tracee::words::Snapshot::take(tid, regs.rsp, false);
         let task = self.tasks.get_mut(&tid).expect("task exists");
         let Some(snapshot) = snapshot else {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
@@ -806,8 +830,8 @@ impl Session {
             deadline: Instant::now() + CONFIRM_LIMIT,
             ..seek
         });
-        // At a spin's pass the breakpoint is on the ip already; at a
-        // return address too (the seek's target).
+        // At a return address the breakpoint is on the ip already (the
+        // seek's target); elsewhere the step re-arms it there.
         self.pass_breakpoint(tid, regs, regs.rip)
     }
 
