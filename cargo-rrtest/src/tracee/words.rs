@@ -12,15 +12,18 @@
 //! in the point's registers and digest at every turn, and replay stopped
 //! at the first: the wrong one, seen as a later divergence.
 //!
-//! The recorder, about to take such a point, reads the thread's writable
-//! private memory, of anonymous mappings only the pages in memory
-//! ([`Snapshot::take`]), lets the thread come round to the
-//! same ip with the same stack pointer once more, and reads it again
+//! The recorder reads the thread's writable private memory, of anonymous
+//! mappings only the pages in memory ([`Snapshot::take`]), at two passes
+//! through the point's ip, and reads it again at the second
 //! ([`Snapshot::changed_words`]): the words that changed in one turn are
 //! the point's words, with their values at the second pass, where the
-//! point is taken. Replay compares them with the registers (in its
-//! in-tracee filter too, so that the turns before are skipped without a
-//! stop). A counter among them makes the pass unique.
+//! point is taken. At a spin's point the two passes are the spin probe's
+//! first and the one that ends it (same registers, same digest: only what
+//! the digest leaves out is read); at a return address, or where a search
+//! ran out of time, the thread is let come round once more
+//! (`recorder/session/points.rs`). Replay compares the words with the
+//! registers (in its in-tracee filter too, so that the turns before are
+//! skipped without a stop). A counter among them makes the pass unique.
 
 use std::io;
 
