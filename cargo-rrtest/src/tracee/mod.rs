@@ -778,32 +778,55 @@ struct Mapping {
     stack: bool,
 }
 
+/// One line of `/proc/TID/maps`: the fields an execution point's digest
+/// and its words ([`words`]) read.
+pub(crate) struct MapsLine<'a> {
+    pub start: u64,
+    pub end: u64,
+    pub perms: &'a str,
+    pub inode: &'a str,
+    pub name: &'a str,
+}
+
+impl MapsLine<'_> {
+    /// A private mapping the program may write (`rw?p`).
+    pub fn writable_private(&self) -> bool {
+        self.perms.starts_with("rw") && self.perms.ends_with('p')
+    }
+
+    /// Not a file's (inode 0): anonymous memory, `[heap]`, stacks.
+    pub fn anonymous(&self) -> bool {
+        self.inode == "0"
+    }
+}
+
+/// The lines of `maps` (the text of `/proc/TID/maps`) that parse, in order.
+pub(crate) fn maps_lines(maps: &str) -> impl Iterator<Item = MapsLine<'_>> {
+    maps.lines().filter_map(|line| {
+        let mut parts = line.split_whitespace();
+        let (range, perms) = (parts.next()?, parts.next()?);
+        let ((a, b), inode) = (range.split_once('-')?, parts.nth(2)?);
+        Some(MapsLine {
+            start: u64::from_str_radix(a, 16).ok()?,
+            end: u64::from_str_radix(b, 16).ok()?,
+            perms,
+            inode,
+            name: parts.next().unwrap_or(""),
+        })
+    })
+}
+
 /// What a digest needs of `/proc/TID/maps` (its text `maps`): each
 /// mapping, in order.
 fn digest_mappings(maps: &str) -> Vec<Mapping> {
-    let mut out = Vec::new();
-    for line in maps.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let (Some((a, b)), Some(inode)) = (range.split_once('-'), parts.nth(2)) else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
-            continue;
-        };
-        let name = parts.next().unwrap_or("");
-        let whole =
-            perms.starts_with("rw") && perms.ends_with('p') && (inode != "0" || name == "[heap]");
-        out.push(Mapping {
-            start,
-            end,
-            whole,
-            stack: name == "[stack]",
-        });
-    }
-    out
+    maps_lines(maps)
+        .map(|m| Mapping {
+            start: m.start,
+            end: m.end,
+            whole: m.writable_private() && (!m.anonymous() || m.name == "[heap]"),
+            stack: m.name == "[stack]",
+        })
+        .collect()
 }
 
 /// The ranges a digest covers ([`digest_ranges_as`]) given the mappings

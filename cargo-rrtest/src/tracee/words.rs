@@ -66,37 +66,17 @@ struct Writable {
 /// The writable private mappings in `maps` (the text of `/proc/TID/maps`)
 /// but the recorder's own and the kernel's (`[vvar]`, `[vsyscall]`).
 fn writable(maps: &str) -> Vec<Writable> {
-    let mut out = Vec::new();
-    for line in maps.lines() {
-        let mut parts = line.split_whitespace();
-        let (Some(range), Some(perms)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        if !(perms.starts_with("rw") && perms.ends_with('p')) {
-            continue;
-        }
-        let inode = parts.nth(2).unwrap_or("0");
-        let name = parts.next().unwrap_or("");
-        if name.starts_with("[v") {
-            continue;
-        }
-        let Some((a, b)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
-            continue;
-        };
-        if recorder_owned(start, end) {
-            continue;
-        }
-        out.push(Writable {
-            start,
-            end,
-            anon: inode == "0",
-            heap: name == "[heap]",
-        });
-    }
-    out
+    super::maps_lines(maps)
+        .filter(|m| {
+            m.writable_private() && !m.name.starts_with("[v") && !recorder_owned(m.start, m.end)
+        })
+        .map(|m| Writable {
+            start: m.start,
+            end: m.end,
+            anon: m.anonymous(),
+            heap: m.name == "[heap]",
+        })
+        .collect()
 }
 
 /// The regions a snapshot reads of `mappings` ([`writable`]) for a thread

@@ -247,12 +247,12 @@ enum SeekKind {
     /// `target` is a return address; the frame has returned when the
     /// thread gets there with a stack pointer above `rsp`.
     Return { rsp: u64 },
-    /// `target` is where a point was about to be taken (a spin's, or a
-    /// return address's), the thread's memory read there
-    /// (`Task::point_snapshot`): the point is taken at its next arrival
-    /// there with stack pointer `rsp`, with the words that changed in
-    /// between ([`Session::confirm_point`]).
-    Confirm { rsp: u64 },
+    /// `target` is where a point was about to be taken (a return address,
+    /// or where a search ran out of time: `anywhere`), the thread's memory
+    /// read there (`Task::point_snapshot`): the point is taken at its next
+    /// arrival there with stack pointer `rsp`, with the words that changed
+    /// in between ([`Session::confirm_point`]).
+    Confirm { rsp: u64, anywhere: bool },
     /// Chaos: preempt the thread at its `left`-th arrival at `target` (an
     /// address it was just stepped through), where it is then. Given up
     /// after [`RESUME_CPU`] of the thread's CPU time since `cpu_from`, as
@@ -493,14 +493,14 @@ impl Session {
             // The search ran out of time: act where the thread is, once
             // it comes round there again (for the point's words, as at a
             // return address), or here if it was coming round already.
-            self.stats.schedule.points_anywhere += 1;
             if let SeekKind::Confirm { .. } = seek.kind {
                 task.point_snapshot = None;
+                self.stats.schedule.points_anywhere += 1;
                 return self.act_at_point(tid, &regs);
             }
             let point =
                 exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
-            return self.confirm_point(tid, &regs, seek, point);
+            return self.confirm_point(tid, &regs, seek, point, true);
         }
         trace!(tid, ip = regs.rip, "probing for a spin loop");
         ptrace::exec_breakpoint(tid, Some(regs.rip))
@@ -509,7 +509,7 @@ impl Session {
             exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
         let committed = self.committed(tid);
         trace!(tid, ?committed, ?first, "a probe's first pass");
-        self.snapshot_first_pass(tid, regs.rsp)?;
+        self.snapshot_first_pass(tid, regs.rsp);
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.seeking = Some(Seek {
             target: regs.rip,
@@ -624,7 +624,7 @@ impl Session {
                 seek.deadline = Instant::now() + PROBE_LIMIT;
             }
             probe = probe.restart(&here, committed);
-            self.snapshot_first_pass(tid, regs.rsp)?;
+            self.snapshot_first_pass(tid, regs.rsp);
             probe.digest_time += at.elapsed();
         } else {
             let maps = probe.maps;
@@ -695,9 +695,14 @@ impl Session {
                 ProbeVerdict::Continued => return Ok(()),
             },
             SeekKind::Return { rsp } => regs.rsp > rsp,
-            SeekKind::Confirm { rsp } if regs.rsp == rsp => {
+            SeekKind::Confirm { rsp, anywhere } if regs.rsp == rsp => {
                 ptrace::exec_breakpoint(tid, None)
                     .map_err(ptrace_err("clearing a breakpoint", tid))?;
+                if anywhere {
+                    self.stats.schedule.points_anywhere += 1;
+                } else {
+                    self.stats.schedule.points_return += 1;
+                }
                 let task = self.tasks.get_mut(&tid).expect("task exists");
                 task.seeking = None;
                 let snapshot = task.point_snapshot.take();
@@ -730,10 +735,9 @@ impl Session {
         };
         if found {
             if let SeekKind::Return { .. } = seek.kind {
-                self.stats.schedule.points_return += 1;
                 let point =
                     exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
-                return self.confirm_point(tid, regs, seek, point);
+                return self.confirm_point(tid, regs, seek, point, false);
             }
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
             self.tasks.get_mut(&tid).expect("task exists").seeking = None;
@@ -789,13 +793,12 @@ impl Session {
     /// the memory its digest leaves out, read for the words of the spin
     /// point, if the probe ends so, at a later pass in the same registers
     /// and digest (`Task::point_snapshot`; [`crate::tracee::words`]).
-    fn snapshot_first_pass(&mut self, tid: Tid, rsp: u64) -> Result<(), Error> {
+    fn snapshot_first_pass(&mut self, tid: Tid, rsp: u64) {
         let snapshot = crate::tracee::words::Snapshot::take(tid, rsp, true);
         self.tasks
             .get_mut(&tid)
             .expect("task exists")
             .point_snapshot = snapshot;
-        Ok(())
     }
 
     /// A point about to be taken at `point` (a return address, or where a
@@ -808,25 +811,36 @@ impl Session {
     /// not come back by [`CONFIRM_LIMIT`] is preempted where it is then
     /// ([`Session::interrupted`]); one whose memory is too large to read
     /// is preempted here, without words. (A spin's point gets its words
-    /// from the probe's passes: [`Session::snapshot_first_pass`].)
+    /// from the probe's passes: [`Session::snapshot_first_pass`].) The
+    /// point is counted as a return address's, or with `anywhere` as one
+    /// where a search ran out of time, where it is taken.
     fn confirm_point(
         &mut self,
         tid: Tid,
         regs: &Regs,
         seek: Seek,
         point: rrtest_trace::ExecPoint,
+        anywhere: bool,
     ) -> Result<(), Error> {
         let snapshot = crate::tracee::words::Snapshot::take(tid, regs.rsp, false);
         let task = self.tasks.get_mut(&tid).expect("task exists");
         let Some(snapshot) = snapshot else {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
             task.seeking = None;
+            if anywhere {
+                self.stats.schedule.points_anywhere += 1;
+            } else {
+                self.stats.schedule.points_return += 1;
+            }
             return self.act_at(tid, point);
         };
         task.point_snapshot = Some(snapshot);
         task.seeking = Some(Seek {
             target: regs.rip,
-            kind: SeekKind::Confirm { rsp: regs.rsp },
+            kind: SeekKind::Confirm {
+                rsp: regs.rsp,
+                anywhere,
+            },
             deadline: Instant::now() + CONFIRM_LIMIT,
             ..seek
         });
