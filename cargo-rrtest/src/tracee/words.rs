@@ -130,12 +130,13 @@ thread_local! {
 
 /// Runs `f` on the writable mappings in `maps` (thread `tid`'s maps'
 /// text) and its process's open pagemap, parsed and opened again only
-/// where the maps are not this OS thread's last ones.
+/// where the maps are not this OS thread's last ones. Returns the maps'
+/// hash with `f`'s result.
 fn with_parsed<R>(
     tid: i32,
     maps: &str,
     f: impl FnOnce(&[Writable], &std::fs::File) -> R,
-) -> io::Result<R> {
+) -> io::Result<(u64, R)> {
     let hash = xxhash_rust::xxh3::xxh3_64(maps.as_bytes());
     PARSED.with(|p| {
         let mut p = p.borrow_mut();
@@ -147,7 +148,7 @@ fn with_parsed<R>(
             });
         }
         let p = p.as_ref().expect("parsed");
-        Ok(f(&p.mappings, &p.pagemap))
+        Ok((hash, f(&p.mappings, &p.pagemap)))
     })
 }
 
@@ -249,7 +250,7 @@ impl Snapshot {
             Some(maps) => maps,
             None => std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?,
         };
-        let (regions, pieces) = with_parsed(tid, &maps, |mappings, pagemap| {
+        let (hash, (regions, pieces)) = with_parsed(tid, &maps, |mappings, pagemap| {
             let regions = regions(mappings, rsp, outside_digest);
             let pieces = pieces(pagemap, &regions);
             (regions, pieces)
@@ -259,7 +260,7 @@ impl Snapshot {
         let mut bytes = Vec::new();
         let read = super::read_ranges(tid, &pieces, &mut bytes);
         Some(Snapshot {
-            maps: xxhash_rust::xxh3::xxh3_64(maps.as_bytes()),
+            maps: hash,
             regions,
             read,
             bytes,
