@@ -38,11 +38,14 @@
 //! the page); the page is anonymous, so outside an execution point's
 //! digest, and far below the site, where neither the heap nor the kernel's
 //! top-down mmap placement reaches; it and the patched bytes are removed
-//! before the event goes on. The pass count becomes the event's hit count,
-//! exactly as the debug-register search counts; a replay of a verified
-//! trace checks it against the stored one. The search keeps its time
-//! limit: the tracer polls for the thread's stop and interrupts it at the
-//! deadline.
+//! before the event goes on. A point's words are its memory at the point,
+//! which the thread may map only on its way there (a buffer it grows): a
+//! pass in the point's registers whose word load faults is a miss (the
+//! tracer moves it to the miss path; the fault is not delivered). The pass
+//! count becomes the event's hit count, exactly as the debug-register
+//! search counts; a replay of a verified trace checks it against the
+//! stored one. The search keeps its time limit: the tracer polls for the
+//! thread's stop and interrupts it at the deadline.
 //!
 //! Where the patch goes and what it displaces is `tracee::filter_site`'s
 //! choice: at the point's ip, or, where a branch lands inside the bytes a
@@ -134,6 +137,14 @@ pub(super) struct Trampoline {
     /// The first relocated displaced instruction (where a thread stopped at
     /// the site goes on without counting a pass again).
     pub resume_ip: u64,
+    /// The loads of the point's memory words, one per word: a pass whose
+    /// registers match may reach one before the word's page is mapped
+    /// (the point's words are the memory at the point, which the thread
+    /// may map on its way there). The load faults; the tracer takes it for
+    /// a miss ([`Self::miss_ip`], rax as the page saved it).
+    pub word_loads: Vec<u64>,
+    /// The miss path: restores rax and the flags and runs on.
+    pub miss_ip: u64,
 }
 
 /// Builds the trampoline for `site` in the page at `page`, trapping when
@@ -170,9 +181,11 @@ pub(super) fn build(
     // Each word: loaded through rax, compared with its value in the page,
     // rax reloaded (`mov` keeps the flags) before the branch, so that the
     // miss path restores the program's rax.
+    let mut load_indices = Vec::new();
     for (k, &(addr, _)) in words.as_slice().iter().enumerate() {
         let off = WORDS + 8 * k as u64;
         let word = MemoryOperand::with_base_displ(Register::RAX, 0);
+        load_indices.push(generated.len() + 1);
         generated.extend([
             Instruction::with2(Code::Mov_r64_imm64, Register::RAX, addr).map_err(bad)?,
             Instruction::with2(Code::Mov_r64_rm64, Register::RAX, word).map_err(bad)?,
@@ -207,6 +220,8 @@ pub(super) fn build(
     // and the jump back.
     let mut code = site.lead_in.clone();
     let trap_index = code.len() + trap_index;
+    let miss_index = code.len() + miss_index;
+    let load_indices: Vec<usize> = load_indices.iter().map(|k| code.len() + k).collect();
     code.extend_from_slice(&generated);
     let resume_index = code.len();
     let mut fake = MISS - 16;
@@ -261,6 +276,11 @@ pub(super) fn build(
         } else {
             page + CODE + offset(resume_index)
         },
+        word_loads: load_indices
+            .iter()
+            .map(|&k| page + CODE + offset(k))
+            .collect(),
+        miss_ip: page + CODE + offset(miss_index),
     })
 }
 
@@ -462,11 +482,6 @@ impl Session {
         let maps = std::fs::read_to_string(format!("/proc/{real}/maps"))
             .map_err(|e| Refusal(format!("reading the maps: {e}")))?;
         let site = filter_site::find(real, point.ip, &maps)?;
-        // The trampoline reads the point's words at every pass: a word
-        // not mapped now would fault there.
-        if crate::tracee::words::read_words(real, &point.words).is_none() {
-            return Err(Refusal("a word of the point is not readable".into()));
-        }
         let mut regs = [0u64; 16];
         regs.copy_from_slice(&point.regs[..16]);
         // A farther page may fail to reach a displaced rip-relative operand.
@@ -503,6 +518,20 @@ impl Session {
                 ));
             };
             let mut regs: Regs = ptrace::getregs(real).map_err(perr("PTRACE_GETREGS", real))?;
+            if word_fault(&ev, &regs, tramp) {
+                // A pass in the point's registers before a word's page is
+                // mapped: a miss (the fault is not delivered).
+                let mut rax = [0u8; 8];
+                RemoteMem::new(real)
+                    .read_exact(tramp.page + SAVED_RAX, &mut rax)
+                    .map_err(perr("reading the filter's saved rax", real))?;
+                regs.rax = u64::from_le_bytes(rax);
+                regs.rip = tramp.miss_ip;
+                ptrace::setregs(real, &regs).map_err(perr("PTRACE_SETREGS", real))?;
+                self.set_state(tid, State::Idle { deliver: 0 });
+                trace!(tid, rip = regs.rip, "a point's word not mapped yet: a miss");
+                continue;
+            }
             if !super::trapped_at(&ev, &regs, tramp.trap_ip) {
                 let mut seen = self.describe_stop(real, &ev);
                 if traps > 0 {
@@ -564,6 +593,13 @@ impl Session {
             self.set_state(tid, State::Idle { deliver: 0 });
         }
     }
+}
+
+/// Whether the stop `ev` is a fault of one of the trampoline's loads of the
+/// point's words.
+fn word_fault(ev: &WaitEvent, regs: &Regs, tramp: &Trampoline) -> bool {
+    matches!(ev, WaitEvent::Signal { signo, .. } if *signo == libc::SIGSEGV || *signo == libc::SIGBUS)
+        && tramp.word_loads.contains(&regs.rip)
 }
 
 impl Session {

@@ -247,12 +247,16 @@ fn the_trampoline_compares_the_points_words_after_the_registers() {
         );
         assert_eq!((load.mnemonic(), load.immediate64()), (Mnemonic::Mov, addr));
         assert_eq!(deref.memory_base(), Register::RAX);
+        // The tracer knows the load, to take its fault for a miss.
+        assert_eq!(t.word_loads[k], deref.ip());
         assert_eq!(cmp.ip_rel_memory_address(), page + WORDS + 8 * k as u64);
         assert_eq!(reload.ip_rel_memory_address(), page + SAVED_RAX);
         assert_eq!(reload.op0_register(), Register::RAX);
         assert_eq!(branch.mnemonic(), Mnemonic::Jne);
         assert_eq!(branch.near_branch_target(), miss);
     }
+    assert_eq!(t.word_loads.len(), 2);
+    assert_eq!(t.miss_ip, miss);
     // Then the trap path restores rax and the flags and traps.
     let int3 = insns
         .iter()
