@@ -196,6 +196,13 @@ struct Task {
     /// is resumed while others wait, a probe is armed there
     /// ([`Session::arm_spin_point`]).
     spin_ip: Option<u64>,
+    /// It is ready because a spin check preempted it spinning, and it did
+    /// nothing else in its slice (it waits for another thread's progress).
+    /// Cleared whenever it becomes ready otherwise.
+    cut_spinning: bool,
+    /// Since it was last scheduled, a spin check found it computing (not
+    /// spinning): its slice made progress, whatever ends it.
+    computed: bool,
     /// The file an `execve` in progress executes, opened at its entry as
     /// the thread saw it (`process::ExecFile`).
     exec_file: Option<process::ExecFile>,
@@ -291,6 +298,8 @@ impl Task {
             spin_check: false,
             spun: false,
             spin_ip: None,
+            cut_spinning: false,
+            computed: false,
             bail_requested: None,
             bailed: None,
             blocked_buffered: false,
@@ -330,6 +339,7 @@ impl Task {
     fn set_ready(&mut self, pending: Pending) {
         self.state = State::Ready(pending);
         self.ready_since = Some(Instant::now());
+        self.cut_spinning = false;
     }
 }
 

@@ -889,8 +889,10 @@ impl Session {
         }
         self.stats.async_events += 1;
         self.emit(Event::Preempt { tid, point })?;
+        let idle_slice = self.sched.slice_syscalls() == 0;
         let task = self.tasks.get_mut(&tid).expect("task exists");
         task.set_ready(Pending::Nothing);
+        task.cut_spinning = spin_checked && !task.computed && idle_slice;
         task.resumed_at = None;
         self.current = None;
         Ok(())
@@ -907,6 +909,7 @@ impl Session {
         task.spin_check = false;
         task.spun = false;
         task.spin_ip = None;
+        task.computed = true;
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 

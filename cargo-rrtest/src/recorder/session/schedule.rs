@@ -279,6 +279,14 @@ impl Threads<'_> {
             .filter(|t| t.runnable())
             .and_then(|t| t.ready_since)
     }
+
+    /// Whether ready thread `tid` is ready because its slice was cut short
+    /// spinning (it waits for another thread's progress).
+    pub(super) fn cut_spinning(&self, tid: Tid) -> bool {
+        self.tasks
+            .get(&tid)
+            .is_some_and(|t| t.runnable() && t.cut_spinning)
+    }
 }
 
 /// How long a ready thread may wait while threads woken after it run
@@ -293,6 +301,17 @@ const HANDOFF_WAIT: Duration = Duration::from_millis(10);
 /// passed to): running it at once completes the hand-off, where running
 /// an older one (woken in a herd, or preempted spinning for the very
 /// thing the hand-off brings) only lets it find nothing and wait again.
+/// Spinners come before and after that: a thread whose slice was all spin
+/// (a spin check cut it short, and it made no syscall and no check found
+/// it computing) waits for another thread's progress (a slice that was
+/// not all spin). Cut short before the last progress, it may find what it
+/// spun for: it runs before all others, longest waiting first. Cut short
+/// since, it would only spin again: it runs when no other can. Without
+/// this, a producer's slice was always followed by the same consumer's,
+/// which took everything, while the others spun in turn, two of them
+/// back and forth, only ever finding nothing (crossbeam-deque's
+/// `no_starvation` test, which stops when every stealer has stolen once,
+/// ran over ten minutes recorded, six seconds natively).
 /// Slices ([`TIMESLICE`], [`BAIL_SLICE`]) are shared among the threads
 /// that wait (down to [`MIN_TIMESLICE`] and [`TICK`]); a switch at
 /// `sched_yield`, at a syscall the recorder stopped the thread for, and
@@ -304,6 +323,17 @@ pub(super) struct DefaultPolicy {
     threads: Vec<Tid>,
     /// The thread picked last.
     last: Option<Tid>,
+    /// Slices that were not cut short spinning, counted when the next
+    /// thread is picked: the program's progress, as far as the schedule
+    /// sees it.
+    progress: u64,
+    /// Threads whose last slice was cut short spinning, with `progress`
+    /// as it was then.
+    spinning_since: BTreeMap<Tid, u64>,
+    /// The spinner that ran first after a progress, and that progress:
+    /// after the next, the first spinner after it (in join order) runs
+    /// first.
+    lead: Option<(Tid, u64)>,
 }
 
 impl SchedulePolicy for DefaultPolicy {
@@ -327,6 +357,15 @@ impl SchedulePolicy for DefaultPolicy {
 
     fn pick(&mut self, threads: &Threads<'_>) -> Option<Tid> {
         self.threads.retain(|&t| threads.exists(t));
+        self.spinning_since.retain(|&t, _| threads.exists(t));
+        if let Some(last) = self.last {
+            if threads.cut_spinning(last) {
+                self.spinning_since.insert(last, self.progress);
+            } else {
+                self.spinning_since.remove(&last);
+                self.progress += 1;
+            }
+        }
         let now = Instant::now();
         // How long each ready thread has waited (one whose start is not
         // known counts as waiting long).
@@ -343,25 +382,49 @@ impl SchedulePolicy for DefaultPolicy {
         };
         let last = self.last;
         let others = || ready().filter(move |&(t, _)| Some(t) != last);
-        let pool: Vec<(Tid, Duration)> = if others().next().is_some() {
+        let mut pool: Vec<(Tid, Duration)> = if others().next().is_some() {
             others().collect()
         } else {
             ready().collect()
         };
-        // Equal waits go to the thread that joined first (`pool` is in
-        // join order).
-        let longest = pool
-            .iter()
-            .enumerate()
-            .max_by_key(|&(i, &(_, waited))| (waited, std::cmp::Reverse(i)))
-            .map(|(_, &p)| p)?;
-        let tid = if longest.1 >= HANDOFF_WAIT {
-            longest.0
-        } else {
+        // A thread cut short spinning since the last progress would only
+        // spin again: it runs when no other can. One cut short before it
+        // may find what it spun for: it runs first, in join order from the
+        // one after the spinner that ran first after the progress before.
+        let since = |t: Tid| self.spinning_since.get(&t).copied();
+        let stale = |t: Tid| since(t) == Some(self.progress);
+        let primed = |t: Tid| since(t).is_some_and(|s| s < self.progress);
+        if pool.iter().any(|&(t, _)| !stale(t)) {
+            pool.retain(|&(t, _)| !stale(t));
+        }
+        let longest_of = |keep: &dyn Fn(Tid, Duration) -> bool| {
             pool.iter()
                 .enumerate()
+                .filter(|&(_, &(t, waited))| keep(t, waited))
+                .max_by_key(|&(i, &(_, waited))| (waited, std::cmp::Reverse(i)))
+                .map(|(_, &(t, _))| t)
+        };
+        let after_lead = self
+            .lead
+            .and_then(|(lead, _)| self.threads.iter().position(|&t| t == lead))
+            .map_or(0, |k| k + 1);
+        let first_primed = (0..self.threads.len())
+            .map(|k| self.threads[(after_lead + k) % self.threads.len()])
+            .find(|&t| primed(t) && pool.iter().any(|&(p, _)| p == t));
+        if let Some(t) = first_primed {
+            if self.lead.is_none_or(|(_, at)| at != self.progress) {
+                self.lead = Some((t, self.progress));
+            }
+        }
+        // Equal waits go to the thread that joined first (`pool` is in
+        // join order).
+        let tid = match first_primed.or_else(|| longest_of(&|_, waited| waited >= HANDOFF_WAIT)) {
+            Some(t) => t,
+            None => pool
+                .iter()
+                .enumerate()
                 .min_by_key(|&(i, &(_, waited))| (waited, i))
-                .map(|(_, &(t, _))| t)?
+                .map(|(_, &(t, _))| t)?,
         };
         self.last = Some(tid);
         Some(tid)
@@ -444,6 +507,11 @@ impl Scheduler {
             bail_renewed: false,
             bail_cpu: None,
         }
+    }
+
+    /// Traced syscalls the current thread made since it was scheduled.
+    pub(super) fn slice_syscalls(&self) -> u32 {
+        self.slice_syscalls
     }
 
     /// A thread joined the recording.
@@ -578,6 +646,9 @@ impl Session {
     /// stopped in, if any.
     fn resume(&mut self, tid: Tid, pending: Pending) -> Result<(), Error> {
         self.current = Some(tid);
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.computed = false;
+        }
         let waiting = self
             .tasks
             .iter()
@@ -1064,6 +1135,79 @@ mod tests {
         let mut tasks = waited(&[(1, READY, 0), (2, State::Running, 0), (3, READY, 1)]);
         tasks.get_mut(&1).expect("task 1").ready_since = None;
         assert_eq!(policy.pick(&Threads { tasks: &tasks }), Some(1));
+    }
+
+    #[test]
+    fn default_policy_runs_spinners_after_progress_in_turn_and_not_before() {
+        let mut policy = DefaultPolicy::default();
+        for tid in [1, 2, 3, 4] {
+            policy.add(tid);
+        }
+        let long = HANDOFF_WAIT.as_millis() as u64;
+        // (tid, waited ms, its slice was all spin, cut short)
+        let mut pick = |states: &[(Tid, u64, bool)]| {
+            let listed: Vec<_> = states.iter().map(|&(t, ms, _)| (t, READY, ms)).collect();
+            let mut tasks = waited(&listed);
+            for &(t, _, cut) in states {
+                tasks.get_mut(&t).expect("task").cut_spinning = cut;
+            }
+            policy.pick(&Threads { tasks: &tasks })
+        };
+        // No spinner yet: the usual rules (1 waited past the limit; then
+        // 2, the longest waiting of the others).
+        let p = pick(&[
+            (1, long + 5, false),
+            (2, 1, false),
+            (3, 2, false),
+            (4, 3, false),
+        ]);
+        assert_eq!(p, Some(1));
+        let p = pick(&[
+            (1, 0, false),
+            (2, long + 1, false),
+            (3, 2, false),
+            (4, 1, false),
+        ]);
+        assert_eq!(p, Some(2));
+        // 2 spun (cut short); none waited long: the newest, 3.
+        let p = pick(&[(1, 5, false), (2, 0, true), (3, 3, false), (4, 4, false)]);
+        assert_eq!(p, Some(3));
+        // 3 spun too: 4 runs, not 2, which spun since the last progress.
+        let p = pick(&[(1, 6, false), (2, 1, true), (3, 0, true), (4, 5, false)]);
+        assert_eq!(p, Some(4));
+        // All three spun since 1's slice: 1 runs, though 3 is newer.
+        let p = pick(&[(1, 7, false), (2, 2, true), (3, 1, true), (4, 0, true)]);
+        assert_eq!(p, Some(1));
+        // 1 made progress: the spinners run first, in join order (not 3,
+        // which waited longest) ...
+        let p = pick(&[
+            (1, 0, false),
+            (2, long + 1, true),
+            (3, long + 3, true),
+            (4, long + 2, true),
+        ]);
+        assert_eq!(p, Some(2));
+        let p = pick(&[
+            (1, 1, false),
+            (2, 0, true),
+            (3, long + 4, true),
+            (4, long + 3, true),
+        ]);
+        assert_eq!(p, Some(3));
+        let p = pick(&[
+            (1, 2, false),
+            (2, 1, true),
+            (3, 0, true),
+            (4, long + 4, true),
+        ]);
+        assert_eq!(p, Some(4));
+        // ... and, all spun again, the producer.
+        let p = pick(&[(1, 3, false), (2, 2, true), (3, 1, true), (4, 0, true)]);
+        assert_eq!(p, Some(1));
+        // After its next progress, the turn starts one further on: 3 runs
+        // first, so that 2 does not take everything every time.
+        let p = pick(&[(1, 0, false), (2, 3, true), (3, 2, true), (4, 1, true)]);
+        assert_eq!(p, Some(3));
     }
 
     #[test]
