@@ -95,10 +95,10 @@ const WORKLOADS: &[&str] = &[
 /// describes the cause as far as it is known.
 const KNOWN_DIVERGENT: &[(&str, &str)] = &[(
     "stealers_all_served",
-    "replay stops a stealer at an earlier turn of its spin loop than the recorded one: \
-     what it took is counted on the producer's stack, outside the point's digest, and \
-     the spin point's words hold only what changed between the probe's passes \
-     (2 of 3 recordings on 2026-12-06)",
+    "replay reaches a stealer's spin point in no pass with the recorded registers \
+     (one holds a count the recording had and the replay does not): an earlier point \
+     was found at another turn, in memory neither its digest nor its words cover; \
+     which point is not known yet (2 of 3 recordings on 2026-12-06)",
 )];
 
 /// Builds the fixture's test binary once per test run.
