@@ -4,7 +4,7 @@
 # fixtures/threads (a one-slot Mutex/Condvar queue with ten producers and
 # ten consumers, a rendezvous-channel stress and ping-pong, a hand-off by
 # spinning on `try_recv`, a spin-then-park lock under contention, a scoped-thread join tree, an async executor with
-# timers), each run the way the harness runs one test
+# timers, eight stealers spinning on a pool one producer fills), each run the way the harness runs one test
 # (`<test-binary> --exact tests::NAME`).
 #
 # Per workload, RUNS rounds (default 5), interleaved: native, then
@@ -172,7 +172,8 @@ for line in sys.stdin:
 
 WORKLOADS=(one_slot_ten_producers_ten_consumers one_slot_notify_all_herd rendezvous_channel_stress
   rendezvous_channel_ping_pong spin_handoff_try_recv spin_try_send_rendezvous
-  lock_retaken_by_pollers unlock_then_yield spin_then_park_lock_contention scoped_join_tree async_executor_with_timers)
+  lock_retaken_by_pollers unlock_then_yield spin_then_park_lock_contention scoped_join_tree async_executor_with_timers
+  stealers_all_served)
 if [[ -n "$ONLY" ]]; then
   WORKLOADS=("$ONLY")
 fi
