@@ -305,13 +305,15 @@ const HANDOFF_WAIT: Duration = Duration::from_millis(10);
 /// (a spin check cut it short, and it made no syscall and no check found
 /// it computing) waits for another thread's progress (a slice that was
 /// not all spin). Cut short before the last progress, it may find what it
-/// spun for: it runs before all others, longest waiting first. Cut short
-/// since, it would only spin again: it runs when no other can. Without
-/// this, a producer's slice was always followed by the same consumer's,
-/// which took everything, while the others spun in turn, two of them
-/// back and forth, only ever finding nothing (crossbeam-deque's
-/// `no_starvation` test, which stops when every stealer has stolen once,
-/// ran over ten minutes recorded, six seconds natively).
+/// spun for: such threads run before all others, in join order from the
+/// one after the spinner that ran first after the progress before (each
+/// progress is offered first to another). Cut short since, it would only
+/// spin again: it runs when no other can. Without this, a producer's slice
+/// was always followed by the same consumer's, which took everything,
+/// while the others spun in turn, two of them back and forth, only ever
+/// finding nothing (crossbeam-deque's `no_starvation` test, which stops
+/// when every stealer has stolen once, ran over ten minutes recorded, six
+/// seconds natively).
 /// Slices ([`TIMESLICE`], [`BAIL_SLICE`]) are shared among the threads
 /// that wait (down to [`MIN_TIMESLICE`] and [`TICK`]); a switch at
 /// `sched_yield`, at a syscall the recorder stopped the thread for, and
@@ -397,13 +399,6 @@ impl SchedulePolicy for DefaultPolicy {
         if pool.iter().any(|&(t, _)| !stale(t)) {
             pool.retain(|&(t, _)| !stale(t));
         }
-        let longest_of = |keep: &dyn Fn(Tid, Duration) -> bool| {
-            pool.iter()
-                .enumerate()
-                .filter(|&(_, &(t, waited))| keep(t, waited))
-                .max_by_key(|&(i, &(_, waited))| (waited, std::cmp::Reverse(i)))
-                .map(|(_, &(t, _))| t)
-        };
         let after_lead = self
             .lead
             .and_then(|(lead, _)| self.threads.iter().position(|&t| t == lead))
@@ -418,7 +413,14 @@ impl SchedulePolicy for DefaultPolicy {
         }
         // Equal waits go to the thread that joined first (`pool` is in
         // join order).
-        let tid = match first_primed.or_else(|| longest_of(&|_, waited| waited >= HANDOFF_WAIT)) {
+        let waited_long = || {
+            pool.iter()
+                .enumerate()
+                .filter(|&(_, &(_, waited))| waited >= HANDOFF_WAIT)
+                .max_by_key(|&(i, &(_, waited))| (waited, std::cmp::Reverse(i)))
+                .map(|(_, &(t, _))| t)
+        };
+        let tid = match first_primed.or_else(waited_long) {
             Some(t) => t,
             None => pool
                 .iter()
