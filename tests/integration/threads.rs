@@ -61,7 +61,10 @@
 //!   spinners that found nothing do not run again before the producer.
 //!   Before, the same stealer always ran right after the producer and took
 //!   everything (39, 167 and 124 s to end, release recorder; 3 s to
-//!   over ten minutes for crossbeam-deque's `no_starvation`).
+//!   over ten minutes for crossbeam-deque's `no_starvation`). Its
+//!   `record_replay` verifies since spin points without changed words take
+//!   the words that changed since early in the slice (docs/design.md,
+//!   "Point words").
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -93,14 +96,7 @@ const WORKLOADS: &[&str] = &[
 /// divergence; their `record_replay` trials are ignored (run them with
 /// `--ignored`) until it is fixed. docs/design.md ("Execution points")
 /// describes the cause as far as it is known.
-const KNOWN_DIVERGENT: &[(&str, &str)] = &[(
-    "stealers_all_served",
-    "replay reaches a stealer's spin point in no pass with the recorded registers: an \
-     earlier point was found at another turn. Likely a spin point without words at an ip \
-     the stealers' take loop passes in the same registers: the probe began after the \
-     thread's takes in its slice, so its passes saw nothing change (3 of 7 recordings \
-     with the test's --nocapture failed; 15 of 15 without it verified, 2026-12-06)",
-)];
+const KNOWN_DIVERGENT: &[(&str, &str)] = &[];
 
 /// Builds the fixture's test binary once per test run.
 fn test_binary() -> Result<&'static PathBuf, Failed> {

@@ -19,7 +19,9 @@
 //! the point's words, with their values at the second pass, where the
 //! point is taken. At a spin's point the two passes are the spin probe's
 //! first and the one that ends it (same registers, same digest: only what
-//! the digest leaves out is read); at a return address, or where a search
+//! the digest leaves out is read), or, where nothing changed between them,
+//! a snapshot from early in the thread's slice and that pass
+//! (`recorder/session/points.rs`); at a return address, or where a search
 //! ran out of time, the thread is let come round once more
 //! (`recorder/session/points.rs`). Replay compares the words with the
 //! registers (in its in-tracee filter too, so that the turns before are

@@ -175,6 +175,10 @@ struct Task {
     /// The thread's memory at the pass a [`Seek`] confirming a point began
     /// at (`points.rs`, `Session::confirm_point`).
     point_snapshot: Option<crate::tracee::words::Snapshot>,
+    /// The memory its digest leaves out, as early in its slice as it was
+    /// read: as the slice started ([`Session::snapshot_slice_start`]), or
+    /// at the first pass of its slice's first spin probe.
+    slice_snapshot: Option<crate::tracee::words::Snapshot>,
     /// Chaos: what is left of the slice's steps when a traced syscall
     /// interrupted them; they go on at its exit, if the thread goes on
     /// there (see [`Session::run_steps`]).
@@ -192,6 +196,8 @@ struct Task {
     spin_check: bool,
     /// Its last spin check found it spinning: it is checked sooner.
     spun: bool,
+    /// A spin check found it spinning once.
+    spun_ever: bool,
     /// Where that check preempted it (the spin point's address): when it
     /// is resumed while others wait, a probe is armed there
     /// ([`Session::arm_spin_point`]).
@@ -292,11 +298,13 @@ impl Task {
             pending_since: None,
             seeking: None,
             point_snapshot: None,
+            slice_snapshot: None,
             steps_left: None,
             interrupt_requested: false,
             interrupt_outstanding: None,
             spin_check: false,
             spun: false,
+            spun_ever: false,
             spin_ip: None,
             cut_spinning: false,
             computed: false,

@@ -684,9 +684,16 @@ impl Session {
                     let task = self.tasks.get_mut(&tid).expect("task exists");
                     task.seeking = None;
                     // Its digest is the one of a pass before: what changed
-                    // since the probe's first pass is outside it.
+                    // since the probe's first pass is outside it. Where
+                    // nothing did, what changed since early in its slice.
                     if let Some(snapshot) = task.point_snapshot.take() {
                         point.words = snapshot.changed_words(tid);
+                    }
+                    if let Some(snapshot) = task.slice_snapshot.take() {
+                        if point.words.is_empty() {
+                            point.words = snapshot.changed_words(tid);
+                            trace!(tid, words = ?point.words.as_slice(), "a spin point's words since early in its slice");
+                        }
                     }
                     self.stats.schedule.points_spin += 1;
                     return self.act_at(tid, point);
@@ -795,10 +802,35 @@ impl Session {
     /// and digest (`Task::point_snapshot`; [`crate::tracee::words`]).
     fn snapshot_first_pass(&mut self, tid: Tid, rsp: u64) {
         let snapshot = crate::tracee::words::Snapshot::take(tid, rsp, true);
-        self.tasks
-            .get_mut(&tid)
-            .expect("task exists")
-            .point_snapshot = snapshot;
+        let task = self.tasks.get_mut(&tid).expect("task exists");
+        // The slice's earliest is kept (a probe that starts again, or one
+        // armed at the last spin point that gave way to one where the
+        // thread then was).
+        if task.slice_snapshot.is_none() {
+            task.slice_snapshot = task.point_snapshot.take();
+        }
+        task.point_snapshot = snapshot;
+    }
+
+    /// A thread that spun before, resumed while others wait without a
+    /// probe armed at its spin point: the memory its digest leaves out,
+    /// read as its slice starts (`Task::slice_snapshot`). Its first spin
+    /// probe starts only after it ran a while without a syscall, and turns
+    /// of its loop before may have passed the probe's ip in the same
+    /// registers and digest with other memory: a stealer that took items
+    /// (counted in memory another thread allocated) before it spun on an
+    /// empty pool, where replay stopped it. A spin point where nothing
+    /// changed between the probe's passes takes the words that changed
+    /// since the slice's earliest snapshot.
+    pub(super) fn snapshot_slice_start(&mut self, tid: Tid) {
+        let wanted = self.others_ready(tid) && self.tasks.get(&tid).is_some_and(|t| t.spun_ever);
+        let snapshot = wanted
+            .then(|| ptrace::getregs(tid).ok())
+            .flatten()
+            .and_then(|regs| crate::tracee::words::Snapshot::take(tid, regs.rsp, true));
+        if let Some(task) = self.tasks.get_mut(&tid) {
+            task.slice_snapshot = snapshot;
+        }
     }
 
     /// A point about to be taken at `point` (a return address, or where a
@@ -876,6 +908,7 @@ impl Session {
         let spin_checked = self.tasks.get_mut(&tid).is_some_and(|t| {
             if t.spin_check {
                 t.spun = true;
+                t.spun_ever = true;
                 t.spin_ip = Some(point.ip);
             }
             std::mem::take(&mut t.spin_check)

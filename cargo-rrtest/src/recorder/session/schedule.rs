@@ -706,6 +706,7 @@ impl Session {
         }
         // A new slice: the last one's steps are moot.
         task.steps_left = None;
+        task.slice_snapshot = None;
         task.spin_check = false;
         // A new slice: an interrupt sent in its last one is moot, and must
         // not keep the tick from looking at it. (Its stop, if it still
@@ -753,7 +754,10 @@ impl Session {
             // thread holds the word another waits for.)
             None => match self.spin_point_to_arm(tid).filter(|_| !handoff) {
                 Some(ip) => self.arm_spin_point(tid, ip),
-                None => ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid)),
+                None => {
+                    self.snapshot_slice_start(tid);
+                    ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
+                }
             },
         }
     }
