@@ -175,10 +175,6 @@ struct Task {
     /// The thread's memory at the pass a [`Seek`] confirming a point began
     /// at (`points.rs`, `Session::confirm_point`).
     point_snapshot: Option<crate::tracee::words::Snapshot>,
-    /// The memory its digest leaves out, as early in its slice as it was
-    /// read: as the slice started ([`Session::snapshot_slice_start`]), or
-    /// at the first pass of its slice's first spin probe.
-    slice_snapshot: Option<crate::tracee::words::Snapshot>,
     /// Chaos: what is left of the slice's steps when a traced syscall
     /// interrupted them; they go on at its exit, if the thread goes on
     /// there (see [`Session::run_steps`]).
@@ -298,7 +294,6 @@ impl Task {
             pending_since: None,
             seeking: None,
             point_snapshot: None,
-            slice_snapshot: None,
             steps_left: None,
             interrupt_requested: false,
             interrupt_outstanding: None,
@@ -355,6 +350,12 @@ struct Session {
     writer: TraceWriter,
     tasks: BTreeMap<Tid, Task>,
     current: Option<Tid>,
+    /// The running thread's memory that its digest leaves out, as early in
+    /// its slice as it was read: as the slice started
+    /// ([`Session::snapshot_slice_start`]), or at the first pass of the
+    /// slice's first spin probe. One thread's, the running one's: dropped
+    /// at each resume.
+    slice_snapshot: Option<(Tid, crate::tracee::words::Snapshot)>,
     /// Who runs next and for how long.
     sched: Scheduler,
     stats: Stats,
@@ -697,6 +698,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording, Error> {
         features_denied: HashSet::new(),
         futex_parking: std::env::var_os("RRTEST_FUTEX_PARK").is_none_or(|v| v != "0"),
         wake_switching: std::env::var_os("RRTEST_WAKE_SWITCH").is_none_or(|v| v != "0"),
+        slice_snapshot: None,
         trace_all_syscalls: false,
         futex_due: HashSet::new(),
         read_words: futex::ReadWords::default(),

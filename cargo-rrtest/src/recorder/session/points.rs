@@ -689,7 +689,9 @@ impl Session {
                     if let Some(snapshot) = task.point_snapshot.take() {
                         point.words = snapshot.changed_words(tid);
                     }
-                    if let Some(snapshot) = task.slice_snapshot.take() {
+                    if let Some((_, snapshot)) =
+                        self.slice_snapshot.take().filter(|&(t, _)| t == tid)
+                    {
                         if point.words.is_empty() {
                             point.words = snapshot.changed_words(tid);
                             trace!(tid, words = ?point.words.as_slice(), "a spin point's words since early in its slice");
@@ -803,18 +805,19 @@ impl Session {
     fn snapshot_first_pass(&mut self, tid: Tid, rsp: u64) {
         let snapshot = crate::tracee::words::Snapshot::take(tid, rsp, true);
         let task = self.tasks.get_mut(&tid).expect("task exists");
+        let earlier = task.point_snapshot.take();
+        task.point_snapshot = snapshot;
         // The slice's earliest is kept (a probe that starts again, or one
         // armed at the last spin point that gave way to one where the
         // thread then was).
-        if task.slice_snapshot.is_none() {
-            task.slice_snapshot = task.point_snapshot.take();
+        if self.slice_snapshot.is_none() {
+            self.slice_snapshot = earlier.map(|s| (tid, s));
         }
-        task.point_snapshot = snapshot;
     }
 
     /// A thread that spun before, resumed while others wait without a
     /// probe armed at its spin point: the memory its digest leaves out,
-    /// read as its slice starts (`Task::slice_snapshot`). Its first spin
+    /// read as its slice starts (`Session::slice_snapshot`). Its first spin
     /// probe starts only after it ran a while without a syscall, and turns
     /// of its loop before may have passed the probe's ip in the same
     /// registers and digest with other memory: a stealer that took items
@@ -828,9 +831,7 @@ impl Session {
             .then(|| ptrace::getregs(tid).ok())
             .flatten()
             .and_then(|regs| crate::tracee::words::Snapshot::take(tid, regs.rsp, true));
-        if let Some(task) = self.tasks.get_mut(&tid) {
-            task.slice_snapshot = snapshot;
-        }
+        self.slice_snapshot = snapshot.map(|s| (tid, s));
     }
 
     /// A point about to be taken at `point` (a return address, or where a
@@ -943,6 +944,12 @@ impl Session {
         task.spun = false;
         task.spin_ip = None;
         task.computed = true;
+        // Its probe's first pass is early in the slice: kept, if it is
+        // the slice's earliest.
+        let earlier = task.point_snapshot.take();
+        if self.slice_snapshot.is_none() {
+            self.slice_snapshot = earlier.map(|s| (tid, s));
+        }
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 

@@ -648,6 +648,7 @@ impl Session {
     /// stopped in, if any.
     fn resume(&mut self, tid: Tid, pending: Pending) -> Result<(), Error> {
         self.current = Some(tid);
+        self.slice_snapshot = None;
         if let Some(task) = self.tasks.get_mut(&tid) {
             task.computed = false;
         }
@@ -706,7 +707,6 @@ impl Session {
         }
         // A new slice: the last one's steps are moot.
         task.steps_left = None;
-        task.slice_snapshot = None;
         task.spin_check = false;
         // A new slice: an interrupt sent in its last one is moot, and must
         // not keep the tick from looking at it. (Its stop, if it still
