@@ -805,11 +805,16 @@ impl Session {
     fn snapshot_first_pass(&mut self, tid: Tid, rsp: u64) {
         let snapshot = crate::tracee::words::Snapshot::take(tid, rsp, true);
         let task = self.tasks.get_mut(&tid).expect("task exists");
-        let earlier = task.point_snapshot.take();
-        task.point_snapshot = snapshot;
-        // The slice's earliest is kept (a probe that starts again, or one
-        // armed at the last spin point that gave way to one where the
-        // thread then was).
+        let earlier = std::mem::replace(&mut task.point_snapshot, snapshot);
+        // (A probe that starts again, or one armed at the last spin point
+        // that gave way to one where the thread then was.)
+        self.keep_earliest(tid, earlier);
+    }
+
+    /// Keeps `earlier`, a spin probe's first pass in `tid`'s slice, as the
+    /// slice's earliest snapshot (`Session::slice_snapshot`) if there is
+    /// none yet.
+    fn keep_earliest(&mut self, tid: Tid, earlier: Option<crate::tracee::words::Snapshot>) {
         if self.slice_snapshot.is_none() {
             self.slice_snapshot = earlier.map(|s| (tid, s));
         }
@@ -944,12 +949,9 @@ impl Session {
         task.spun = false;
         task.spin_ip = None;
         task.computed = true;
-        // Its probe's first pass is early in the slice: kept, if it is
-        // the slice's earliest.
+        // Its probe's first pass is early in the slice.
         let earlier = task.point_snapshot.take();
-        if self.slice_snapshot.is_none() {
-            self.slice_snapshot = earlier.map(|s| (tid, s));
-        }
+        self.keep_earliest(tid, earlier);
         ptrace::cont(tid, 0).map_err(ptrace_err("PTRACE_CONT", tid))
     }
 
