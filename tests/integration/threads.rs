@@ -62,9 +62,10 @@
 //!   Before, the same stealer always ran right after the producer and took
 //!   everything (39, 167 and 124 s to end, release recorder; 3 s to
 //!   over ten minutes for crossbeam-deque's `no_starvation`). Its
-//!   `record_replay` verifies since spin points without changed words take
-//!   the words that changed since early in the slice (docs/design.md,
-//!   "Point words").
+//!   `record_replay` verifies more often since spin points without changed
+//!   words take the words that changed since early in the slice
+//!   (docs/design.md, "Point words"), but not always: it is listed in
+//!   `KNOWN_DIVERGENT`.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -96,7 +97,13 @@ const WORKLOADS: &[&str] = &[
 /// divergence; their `record_replay` trials are ignored (run them with
 /// `--ignored`) until it is fixed. docs/design.md ("Execution points")
 /// describes the cause as far as it is known.
-const KNOWN_DIVERGENT: &[(&str, &str)] = &[];
+const KNOWN_DIVERGENT: &[(&str, &str)] = &[(
+    "stealers_all_served",
+    "replay searches a stealer's point stop by stop and does not reach its registers \
+     within 30 s: an earlier point was found at another turn (CI on 2028c5d, after 22 \
+     recordings that verified; the spin points' words since early in the slice made it \
+     rarer, not impossible)",
+)];
 
 /// Builds the fixture's test binary once per test run.
 fn test_binary() -> Result<&'static PathBuf, Failed> {
