@@ -152,7 +152,7 @@ for w, sides in rows.items():
                      "samples_ms": [t for t, _, _ in v],
                      "samples_cpu_ms": [c for _, _, c in v],
                      "points": {k: sched.get(k, 0) for k in
-                                ("points_spin", "points_return", "points_anywhere")},
+                                ("points_spin", "points_return", "points_loop_exit", "points_anywhere")},
                      "switches": sched.get("switches", 0),
                      "verified": open(f"{work}/{w}-{side}-verified").read().strip()}
     res["new_over_old"] = res["new"]["wall_ms"] / res["old"]["wall_ms"]

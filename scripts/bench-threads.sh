@@ -269,7 +269,7 @@ report = {"runs": int(runs), "kernel": kernel, "cpus": int(cpus), "load": load,
           "workloads": {}}
 print(f"{'workload':<38} {'native':>9} {'1cpu/nat':>8} {'recorded':>9} {'rec/nat':>7} {'stops/s':>8} "
       f"{'us/stop':>7} {'/floor':>6} {'/hand':>5} "
-      f"{'switches':>8} {'yields':>6} {'expired':>7} {'cut':>5} {'points s/r/a':>13} "
+      f"{'switches':>8} {'yields':>6} {'expired':>7} {'cut':>5} {'points s/r/l/a':>15} "
       f"{'idle%':>5} verify")
 for name in names:
     info = json.load(open(f"{work}/{name}-info.json"))
@@ -294,14 +294,14 @@ for name in names:
         "samples_ns": times[name],
     }
     report["workloads"][name] = w
-    pts = f"{sch.get('points_spin', 0)}/{sch.get('points_return', 0)}/{sch.get('points_anywhere', 0)}"
+    pts = f"{sch.get('points_spin', 0)}/{sch.get('points_return', 0)}/{sch.get('points_loop_exit', 0)}/{sch.get('points_anywhere', 0)}"
     print(f"{name:<38} {w['native_ms']:>7.1f}ms {w['ratio_one_cpu_native']:>7.2f}x "
           f"{w['recorded_ms']:>7.1f}ms "
           f"{w['ratio_recorded_native']:>6.2f}x {w['stops_per_s'] or 0:>8.0f} "
           f"{w['us_per_stop'] or 0:>7.1f} {(w['us_per_stop'] or 0) / floor:>5.1f}x "
           f"{(w['us_per_stop'] or 0) / handoff:>4.1f}x "
           f"{sch.get('switches', 0):>8} {sch.get('yields', 0):>6} "
-          f"{sch.get('slices_expired', 0):>7} {sch.get('spins_cut', 0):>5} {pts:>13} "
+          f"{sch.get('slices_expired', 0):>7} {sch.get('spins_cut', 0):>5} {pts:>15} "
           f"{w['idle_percent'] or 0:>5.0f} {w['verified']}")
 if suite == "1":
     med = {m: statistics.median(v) / 1e6 for m, v in times["suite"].items()}

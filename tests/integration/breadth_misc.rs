@@ -37,6 +37,11 @@
 //!   registers and printed another sum (every recording until 2026-12-06);
 //!   the points now hold the memory words that changed in one turn
 //!   (`tracee::words`), and replay compares them (`::repeated`);
+//! - `inlined_compute_loop` (`-O1`): two threads computing in a function
+//!   that returns only when their work is done, preempted in turn: each
+//!   point at the inner loop's exit (`::at_loop_exits` checks the
+//!   counters), where the recorder used to wait 200 ms for a return and
+//!   take the point inside the loop;
 //! - `vdso_lookup`: the vDSO's symbols looked up by hand (auxv and an ELF
 //!   walk, dlopen with RTLD_NOLOAD + dlsym + dlvsym) and called; under the
 //!   recorder the vDSO is the recorder's own, at its fixed address
@@ -134,6 +139,14 @@ const SPECS: &[Spec] = &[
         stdout_has: &["both threads counted; sum "],
         differs: true,
         ..c("loop_counter_in_arena", CBuild::pie("loop_counter_in_arena"))
+    },
+    // Two threads computing in a function that returns only at the end:
+    // preempted, each at its inner loop's exit (`::at_loop_exits`).
+    Spec {
+        stdout_has: &[
+            "main de5e4a257b38a401, thread 13355e4794f9402, items 120000 and 120000\n",
+        ],
+        ..c("inlined_compute_loop", CBuild::pie("inlined_compute_loop"))
     },
     Spec {
         stdout_has: &["1000 more calls of clock_gettime(CLOCK_REALTIME)\n"],
@@ -274,6 +287,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("breadth::misc::vdso_lookup::exposed", || {
             vdso_exposed("breadth::misc::vdso_lookup::exposed")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::misc::inlined_compute_loop::at_loop_exits", || {
+            inlined_compute_loop_at_loop_exits("breadth::misc::inlined_compute_loop::at_loop_exits")
         })
         .with_ignored_flag(skip),
     );
@@ -621,6 +640,49 @@ fn stack_growth_xxh3_trace(trial: &str) -> Result<(), Failed> {
         "no execution point recorded in {ATTEMPTS} recordings: {stats}"
     );
     recorder::expect_replays_alike(&inv, &trace, &rec)?;
+    dir.finish();
+    Ok(())
+}
+
+/// `inlined_compute_loop`'s preemptions are at its inner loops' exits
+/// (`tracee::loop_exit`): the first return address on the computing
+/// threads' stacks comes only at the end, where the recorder used to wait
+/// 200 ms at each preemption and then take the point in the loop
+/// (`points_loop_exit` 0 then). The trace verifies.
+fn inlined_compute_loop_at_loop_exits(trial: &str) -> Result<(), Failed> {
+    let spec = SPECS
+        .iter()
+        .find(|s| s.name == "inlined_compute_loop")
+        .ok_or("inlined_compute_loop is not in SPECS")?;
+    let dir = TrialDir::new(trial)?;
+    let inv = invocation(spec, dir.sub("work")?)?;
+    // The two threads' slices expired 4 to 6 times in each recording
+    // while this was written (the recorder before took 2 or 3 points
+    // where its search ran out, none at a loop's exit); recorded again,
+    // up to four times, for one with a preemption.
+    const ATTEMPTS: usize = 4;
+    let mut schedule = serde_json::Value::Null;
+    for attempt in 1..=ATTEMPTS {
+        let trace = dir.path.join(format!("trace-{attempt}"));
+        inv.record_with(&trace, &[])?.expect_code(0)?;
+        recorder::expect_verified(&trace)?;
+        schedule = header_json(&trace)?["stats"]["schedule"].clone();
+        if schedule["slices_expired"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+    }
+    let count = |k: &str| schedule[k].as_u64().unwrap_or(0);
+    check!(
+        count("slices_expired") > 0,
+        "no slice expired in {ATTEMPTS} recordings: {schedule}"
+    );
+    // An interruption between two runs of the inner loop (a few
+    // instructions in 10,000) takes the outer loop's exit, which comes
+    // only at the end: then the return address, then where the thread is.
+    check!(
+        count("points_loop_exit") > 0 && count("points_loop_exit") > count("points_anywhere"),
+        "the preemptions were not at loop exits: {schedule}"
+    );
     dir.finish();
     Ok(())
 }

@@ -719,7 +719,7 @@ fn schedule_line(st: &ScheduleStats) -> String {
     format!(
         "wall {} ms (idle {} ms), stops {} ({per_s}/s), switches {} ({} at sched_yield), \
          slices expired {} ({} spins cut short), bail requests {}, \
-         points {} spin / {} return / {} anywhere, ticks {}{resent}{futex}{wakes}",
+         points {} spin / {} return / {} loop exit / {} anywhere, ticks {}{resent}{futex}{wakes}",
         st.wall_ms,
         st.idle_ms,
         st.stops,
@@ -730,6 +730,7 @@ fn schedule_line(st: &ScheduleStats) -> String {
         st.bail_requests,
         st.points_spin,
         st.points_return,
+        st.points_loop_exit,
         st.points_anywhere,
         st.ticks
     )
@@ -935,7 +936,8 @@ mod tests {
                 "schedule": {
                     "wall_ms": 0, "idle_ms": 0, "stops": 0, "switches": 0, "yields": 0,
                     "slices_expired": 0, "spins_cut": 0, "bail_requests": 0,
-                    "points_spin": 0, "points_return": 0, "points_anywhere": 0, "ticks": 0,
+                    "points_spin": 0, "points_return": 0, "points_loop_exit": 0,
+                    "points_anywhere": 0, "ticks": 0,
                     "interrupts_resent": 0, "futex_parked": 0, "futex_changed": 0,
                     "futex_handoffs": 0, "wake_switches": 0
                 }
@@ -1025,6 +1027,7 @@ mod tests {
             bail_requests: 6,
             points_spin: 4,
             points_return: 2,
+            points_loop_exit: 3,
             points_anywhere: 1,
             ticks: 1900,
             interrupts_resent: 0,
@@ -1037,7 +1040,7 @@ mod tests {
             schedule_line(&st),
             "wall 2000 ms (idle 150 ms), stops 9000 (4500/s), switches 300 (20 at sched_yield), \
              slices expired 7 (5 spins cut short), bail requests 6, \
-             points 4 spin / 2 return / 1 anywhere, ticks 1900"
+             points 4 spin / 2 return / 3 loop exit / 1 anywhere, ticks 1900"
         );
         let resent = ScheduleStats {
             interrupts_resent: 3,

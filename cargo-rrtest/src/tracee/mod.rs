@@ -8,6 +8,7 @@
 pub mod filter_site;
 pub mod host;
 pub mod interp;
+pub mod loop_exit;
 pub mod syscallbuf;
 pub mod trap_mask;
 pub mod vdso;

@@ -350,11 +350,14 @@ pub struct ScheduleStats {
     /// syscall (to end its slice, or deliver a held-back signal).
     pub bail_requests: u64,
     /// Execution points found (a preemption or a signal delivered in user
-    /// code): at a spin loop's head, at a return address, or where the
+    /// code): at a spin loop's head, at a return address, at the exit of
+    /// the loop the thread was in (absent in older traces), or where the
     /// thread was when the search gave up.
     pub points_spin: u64,
     /// See `points_spin`.
     pub points_return: u64,
+    /// See `points_spin`.
+    pub points_loop_exit: u64,
     /// See `points_spin`.
     pub points_anywhere: u64,
     /// Timer ticks the recorder took (each wakes it on the program's CPU).

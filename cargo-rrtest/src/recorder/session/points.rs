@@ -34,6 +34,14 @@ const PROBE_LIMIT: Duration = Duration::from_millis(20);
 /// with 200 ms, verified, 2026-12-06).
 const SEEK_LIMIT: Duration = Duration::from_millis(200);
 
+/// How long the recorder waits for an interrupted thread to reach the exit
+/// of the loop it is in ([`crate::tracee::loop_exit`]), before it tries
+/// the return address instead (for [`SEEK_LIMIT`]): a loop's exit comes
+/// after a run of its turns, microseconds in the loops it is chosen for;
+/// one that does not come soon was a wrong guess (a loop left by a `break`
+/// from its middle).
+const LOOP_EXIT_LIMIT: Duration = Duration::from_millis(20);
+
 /// How long a thread about to be preempted at a point may take to come
 /// back there once more, for the point's memory words
 /// ([`Session::confirm_point`]): a loop's turn, not a compute's.
@@ -207,6 +215,18 @@ const RESUME_CPU: Duration = Duration::from_millis(50);
 /// The wall-clock backstop of such a seek.
 const RESUME_WALL: Duration = Duration::from_secs(10);
 
+/// Where a point moved from a compute's interruption was taken: the
+/// schedule's counters tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// At a return address.
+    Return,
+    /// At the exit of the loop the thread was interrupted in.
+    LoopExit,
+    /// Where the thread was when the search for either ran out of time.
+    Anywhere,
+}
+
 /// What [`Session::probe_pass`] made of a pass.
 // `Spins` holds an execution point (about 300 bytes with its words): one
 // verdict per pass, whose stop costs far more.
@@ -247,12 +267,16 @@ enum SeekKind {
     /// `target` is a return address; the frame has returned when the
     /// thread gets there with a stack pointer above `rsp`.
     Return { rsp: u64 },
-    /// `target` is where a point was about to be taken (a return address,
-    /// or where a search ran out of time: `anywhere`), the thread's memory
-    /// read there (`Task::point_snapshot`): the point is taken at its next
-    /// arrival there with stack pointer `rsp`, with the words that changed
-    /// in between ([`Session::confirm_point`]).
-    Confirm { rsp: u64, anywhere: bool },
+    /// `target` is the exit of the loop the thread was interrupted in
+    /// ([`crate::tracee::loop_exit`]), with stack pointer `rsp`: the loop
+    /// is left when the thread gets there with a stack pointer not below
+    /// it (below: a deeper frame of a recursion).
+    LoopExit { rsp: u64 },
+    /// `target` is where a point was about to be taken (`place`), the
+    /// thread's memory read there (`Task::point_snapshot`): the point is
+    /// taken at its next arrival there with stack pointer `rsp`, with the
+    /// words that changed in between ([`Session::confirm_point`]).
+    Confirm { rsp: u64, place: Place },
     /// Chaos: preempt the thread at its `left`-th arrival at `target` (an
     /// address it was just stepped through), where it is then. Given up
     /// after [`RESUME_CPU`] of the thread's CPU time since `cpu_from`, as
@@ -495,12 +519,18 @@ impl Session {
             // return address), or here if it was coming round already.
             if let SeekKind::Confirm { .. } = seek.kind {
                 task.point_snapshot = None;
-                self.stats.schedule.points_anywhere += 1;
+                self.count_point(Place::Anywhere);
                 return self.act_at_point(tid, &regs);
+            }
+            if let SeekKind::LoopExit { .. } = seek.kind {
+                // Not out of its loop in time: the return address, if any.
+                if let Some(target) = find_return_address(tid, &regs) {
+                    return self.seek_return(tid, &regs, target);
+                }
             }
             let point =
                 exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
-            return self.confirm_point(tid, &regs, seek, point, true);
+            return self.confirm_point(tid, &regs, seek, point, Place::Anywhere);
         }
         trace!(tid, ip = regs.rip, "probing for a spin loop");
         ptrace::exec_breakpoint(tid, Some(regs.rip))
@@ -704,14 +734,11 @@ impl Session {
                 ProbeVerdict::Continued => return Ok(()),
             },
             SeekKind::Return { rsp } => regs.rsp > rsp,
-            SeekKind::Confirm { rsp, anywhere } if regs.rsp == rsp => {
+            SeekKind::LoopExit { rsp } => regs.rsp >= rsp,
+            SeekKind::Confirm { rsp, place } if regs.rsp == rsp => {
                 ptrace::exec_breakpoint(tid, None)
                     .map_err(ptrace_err("clearing a breakpoint", tid))?;
-                if anywhere {
-                    self.stats.schedule.points_anywhere += 1;
-                } else {
-                    self.stats.schedule.points_return += 1;
-                }
+                self.count_point(place);
                 let task = self.tasks.get_mut(&tid).expect("task exists");
                 task.seeking = None;
                 let snapshot = task.point_snapshot.take();
@@ -743,18 +770,26 @@ impl Session {
             }
         };
         if found {
-            if let SeekKind::Return { .. } = seek.kind {
+            let place = match seek.kind {
+                SeekKind::Return { .. } => Some(Place::Return),
+                SeekKind::LoopExit { .. } => Some(Place::LoopExit),
+                _ => None,
+            };
+            if let Some(place) = place {
                 let point =
                     exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
-                return self.confirm_point(tid, regs, seek, point, false);
+                return self.confirm_point(tid, regs, seek, point, place);
             }
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
             self.tasks.get_mut(&tid).expect("task exists").seeking = None;
             match seek.kind {
                 SeekKind::Probe(_) => self.stats.schedule.points_spin += 1,
                 // A chaos cut: where the policy's count ended, anywhere.
-                SeekKind::Count { .. } => self.stats.schedule.points_anywhere += 1,
-                SeekKind::Return { .. } | SeekKind::Confirm { .. } | SeekKind::Resume { .. } => {}
+                SeekKind::Count { .. } => self.count_point(Place::Anywhere),
+                SeekKind::Return { .. }
+                | SeekKind::LoopExit { .. }
+                | SeekKind::Confirm { .. }
+                | SeekKind::Resume { .. } => {}
             }
             return self.act_at_point(tid, regs);
         }
@@ -767,35 +802,64 @@ impl Session {
                     .map_err(ptrace_err("clearing a breakpoint", tid))?;
                 return self.drop_spin_check(tid);
             }
-            // Not a spin loop: try the return address.
-            let task = self.tasks.get_mut(&tid).expect("task exists");
+            // Not a spin loop, but a loop (it came round): try the loop's
+            // exit, else the return address.
+            if let Some(target) = crate::tracee::loop_exit::find(tid, regs.rip) {
+                trace!(
+                    tid,
+                    ip = regs.rip,
+                    target,
+                    "moving the interruption to the loop's exit"
+                );
+                self.tasks.get_mut(&tid).expect("task exists").seeking = Some(Seek {
+                    target,
+                    kind: SeekKind::LoopExit { rsp: regs.rsp },
+                    deadline: Instant::now() + LOOP_EXIT_LIMIT,
+                    trap_blocked: false,
+                });
+                return self.step_then_continue(tid, target);
+            }
             match find_return_address(tid, regs) {
-                Some(target) => {
-                    trace!(
-                        tid,
-                        ip = regs.rip,
-                        target,
-                        "moving the interruption to a return address"
-                    );
-                    task.seeking = Some(Seek {
-                        target,
-                        kind: SeekKind::Return { rsp: regs.rsp },
-                        deadline: Instant::now() + SEEK_LIMIT,
-                        trap_blocked: false,
-                    });
-                    return self.step_then_continue(tid, target);
-                }
+                Some(target) => return self.seek_return(tid, regs, target),
                 None => {
-                    task.seeking = None;
+                    self.tasks.get_mut(&tid).expect("task exists").seeking = None;
                     ptrace::exec_breakpoint(tid, None)
                         .map_err(ptrace_err("clearing a breakpoint", tid))?;
-                    self.stats.schedule.points_anywhere += 1;
+                    self.count_point(Place::Anywhere);
                     return self.act_at_point(tid, regs);
                 }
             }
         }
         // A deeper frame returning there (recursion): past it, and on.
         self.pass_breakpoint(tid, regs, seek.target)
+    }
+
+    /// Moves `tid`'s interruption, where it is stopped with `regs`, to
+    /// `target`, a return address ([`find_return_address`]).
+    fn seek_return(&mut self, tid: Tid, regs: &Regs, target: u64) -> Result<(), Error> {
+        trace!(
+            tid,
+            ip = regs.rip,
+            target,
+            "moving the interruption to a return address"
+        );
+        self.tasks.get_mut(&tid).expect("task exists").seeking = Some(Seek {
+            target,
+            kind: SeekKind::Return { rsp: regs.rsp },
+            deadline: Instant::now() + SEEK_LIMIT,
+            trap_blocked: false,
+        });
+        self.step_then_continue(tid, target)
+    }
+
+    /// Counts a point taken at `place` in the schedule's counters.
+    fn count_point(&mut self, place: Place) {
+        let counters = &mut self.stats.schedule;
+        match place {
+            Place::Return => counters.points_return += 1,
+            Place::LoopExit => counters.points_loop_exit += 1,
+            Place::Anywhere => counters.points_anywhere += 1,
+        }
     }
 
     /// A spin probe's first pass (or its first since it started again):
@@ -839,8 +903,8 @@ impl Session {
         self.slice_snapshot = snapshot.map(|s| (tid, s));
     }
 
-    /// A point about to be taken at `point` (a return address, or where a
-    /// search ran out of time), where `tid` is stopped with `regs` by
+    /// A point about to be taken at `point` (`place`: a return address, a
+    /// loop's exit, or where a search ran out of time), where `tid` is stopped with `regs` by
     /// `seek`'s breakpoint: taken one arrival later, with the memory words
     /// that changed in between ([`crate::tracee::words`]). Where the
     /// thread's registers are the same at each turn of its loop and the
@@ -850,26 +914,21 @@ impl Session {
     /// ([`Session::interrupted`]); one whose memory is too large to read
     /// is preempted here, without words. (A spin's point gets its words
     /// from the probe's passes: [`Session::snapshot_first_pass`].) The
-    /// point is counted as a return address's, or with `anywhere` as one
-    /// where a search ran out of time, where it is taken.
+    /// point is counted at `place` where it is taken.
     fn confirm_point(
         &mut self,
         tid: Tid,
         regs: &Regs,
         seek: Seek,
         point: rrtest_trace::ExecPoint,
-        anywhere: bool,
+        place: Place,
     ) -> Result<(), Error> {
         let snapshot = crate::tracee::words::Snapshot::take(tid, regs.rsp, false);
         let task = self.tasks.get_mut(&tid).expect("task exists");
         let Some(snapshot) = snapshot else {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
             task.seeking = None;
-            if anywhere {
-                self.stats.schedule.points_anywhere += 1;
-            } else {
-                self.stats.schedule.points_return += 1;
-            }
+            self.count_point(place);
             return self.act_at(tid, point);
         };
         task.point_snapshot = Some(snapshot);
@@ -877,7 +936,7 @@ impl Session {
             target: regs.rip,
             kind: SeekKind::Confirm {
                 rsp: regs.rsp,
-                anywhere,
+                place,
             },
             deadline: Instant::now() + CONFIRM_LIMIT,
             ..seek
