@@ -41,7 +41,10 @@
 //!   that returns only when their work is done, preempted in turn: each
 //!   point at the inner loop's exit (`::at_loop_exits` checks the
 //!   counters), where the recorder used to wait 200 ms for a return and
-//!   take the point inside the loop;
+//!   take the point inside the loop; `inlined_compute_loop_long_turns`
+//!   (`LONG_TURNS`): inner loops of about 10 ms, so that a point at a
+//!   loop's exit is not confirmed within 5 ms and is taken where the
+//!   thread then is, with the memory words that changed since the exit;
 //! - `vdso_lookup`: the vDSO's symbols looked up by hand (auxv and an ELF
 //!   walk, dlopen with RTLD_NOLOAD + dlsym + dlvsym) and called; under the
 //!   recorder the vDSO is the recorder's own, at its fixed address
@@ -147,6 +150,17 @@ const SPECS: &[Spec] = &[
             "main de5e4a257b38a401, thread 13355e4794f9402, items 120000 and 120000\n",
         ],
         ..c("inlined_compute_loop", CBuild::pie("inlined_compute_loop"))
+    },
+    // The same with inner loops of about 10 ms: a point at a loop's exit
+    // is not confirmed at the next exit within 5 ms, and is taken where
+    // the thread then is, with the words changed since the exit (7-12
+    // such points in each of 3 recordings while this was written).
+    Spec {
+        stdout_has: &["main 8d0396628314801, thread cd581732455f2802, items 60 and 60\n"],
+        ..c(
+            "inlined_compute_loop_long_turns",
+            with_defines("inlined_compute_loop", &["LONG_TURNS"]),
+        )
     },
     Spec {
         stdout_has: &["1000 more calls of clock_gettime(CLOCK_REALTIME)\n"],

@@ -516,11 +516,21 @@ impl Session {
             }
             // The search ran out of time: act where the thread is, once
             // it comes round there again (for the point's words, as at a
-            // return address), or here if it was coming round already.
+            // return address), or here if it was coming round already:
+            // with the words that changed since its last arrival there,
+            // which tell this pass from the ones before as well as any
+            // (the values are the point's; a point's words are its memory
+            // at the point, whichever addresses they are).
             if let SeekKind::Confirm { .. } = seek.kind {
-                task.point_snapshot = None;
+                let snapshot = task.point_snapshot.take();
                 self.count_point(Place::Anywhere);
-                return self.act_at_point(tid, &regs);
+                let mut point = exec_point(tid, &regs)
+                    .map_err(ptrace_err("reading an execution point", tid))?;
+                if let Some(snapshot) = snapshot {
+                    point.words = snapshot.changed_words(tid);
+                }
+                trace!(tid, ip = regs.rip, words = ?point.words.as_slice(), "a point where a confirmation ran out");
+                return self.act_at(tid, point);
             }
             if let SeekKind::LoopExit { .. } = seek.kind {
                 // Not out of its loop in time: the return address, if any.
@@ -904,17 +914,19 @@ impl Session {
     }
 
     /// A point about to be taken at `point` (`place`: a return address, a
-    /// loop's exit, or where a search ran out of time), where `tid` is stopped with `regs` by
-    /// `seek`'s breakpoint: taken one arrival later, with the memory words
-    /// that changed in between ([`crate::tracee::words`]). Where the
-    /// thread's registers are the same at each turn of its loop and the
-    /// digest does not see what changes (a counter in a thread's `malloc`
-    /// arena), replay could not tell the turns apart. A thread that does
-    /// not come back by [`CONFIRM_LIMIT`] is preempted where it is then
-    /// ([`Session::interrupted`]); one whose memory is too large to read
-    /// is preempted here, without words. (A spin's point gets its words
-    /// from the probe's passes: [`Session::snapshot_first_pass`].) The
-    /// point is counted at `place` where it is taken.
+    /// loop's exit, or where a search ran out of time), where `tid` is
+    /// stopped with `regs` by `seek`'s breakpoint: taken one arrival
+    /// later, with the memory words that changed in between
+    /// ([`crate::tracee::words`]). Where the thread's registers are the
+    /// same at each turn of its loop and the digest does not see what
+    /// changes (a counter in a thread's `malloc` arena), replay could not
+    /// tell the turns apart. A thread that does not come back by
+    /// [`CONFIRM_LIMIT`] is preempted where it is then, with the words
+    /// that changed since ([`Session::interrupted`]); one whose memory is
+    /// too large to read is preempted here, without words. (A spin's point
+    /// gets its words from the probe's passes:
+    /// [`Session::snapshot_first_pass`].) The point is counted at `place`
+    /// where it is taken.
     fn confirm_point(
         &mut self,
         tid: Tid,
