@@ -45,8 +45,13 @@ const TIMESLICE: Duration = Duration::from_millis(20);
 
 /// The CPU time a thread runs, after its slice's end, before it is
 /// interrupted when stops (spin checks that found it computing) cleared
-/// its request to bail (see `Session::tick`).
-const STUCK_SLICE: Duration = Duration::from_millis(250);
+/// its request to bail (see `Session::tick`). 250 ms until 2026-12-06,
+/// when points in compute loops were costly to find in replay; with
+/// loop exits and the in-tracee filter, 50 ms: the threads fixture's
+/// `stealers_all_served` (debug), whose producer computes while eight
+/// stealers wait for its items, recorded in 0.32x the time (median of 9
+/// pairs), 0.61 s against 1.81 s.
+const STUCK_SLICE: Duration = Duration::from_millis(50);
 
 /// How long a thread of a process with a syscall buffer may run while
 /// another waits before the recorder asks its hook to bail (so it yields at
