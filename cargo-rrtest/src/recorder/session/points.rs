@@ -535,7 +535,8 @@ impl Session {
             if let SeekKind::LoopExit { .. } = seek.kind {
                 // Not out of its loop in time: the return address, if any.
                 if let Some(target) = find_return_address(tid, &regs) {
-                    return self.seek_return(tid, &regs, target);
+                    let kind = SeekKind::Return { rsp: regs.rsp };
+                    return self.move_interruption(tid, &regs, target, kind, SEEK_LIMIT);
                 }
             }
             let point =
@@ -815,22 +816,14 @@ impl Session {
             // Not a spin loop, but a loop (it came round): try the loop's
             // exit, else the return address.
             if let Some(target) = crate::tracee::loop_exit::find(tid, regs.rip) {
-                trace!(
-                    tid,
-                    ip = regs.rip,
-                    target,
-                    "moving the interruption to the loop's exit"
-                );
-                self.tasks.get_mut(&tid).expect("task exists").seeking = Some(Seek {
-                    target,
-                    kind: SeekKind::LoopExit { rsp: regs.rsp },
-                    deadline: Instant::now() + LOOP_EXIT_LIMIT,
-                    trap_blocked: false,
-                });
-                return self.step_then_continue(tid, target);
+                let kind = SeekKind::LoopExit { rsp: regs.rsp };
+                return self.move_interruption(tid, regs, target, kind, LOOP_EXIT_LIMIT);
             }
             match find_return_address(tid, regs) {
-                Some(target) => return self.seek_return(tid, regs, target),
+                Some(target) => {
+                    let kind = SeekKind::Return { rsp: regs.rsp };
+                    return self.move_interruption(tid, regs, target, kind, SEEK_LIMIT);
+                }
                 None => {
                     self.tasks.get_mut(&tid).expect("task exists").seeking = None;
                     ptrace::exec_breakpoint(tid, None)
@@ -845,18 +838,21 @@ impl Session {
     }
 
     /// Moves `tid`'s interruption, where it is stopped with `regs`, to
-    /// `target`, a return address ([`find_return_address`]).
-    fn seek_return(&mut self, tid: Tid, regs: &Regs, target: u64) -> Result<(), Error> {
-        trace!(
-            tid,
-            ip = regs.rip,
-            target,
-            "moving the interruption to a return address"
-        );
+    /// `target` (a return address, [`find_return_address`], or a loop's
+    /// exit, [`crate::tracee::loop_exit`]: `kind`), sought for `limit`.
+    fn move_interruption(
+        &mut self,
+        tid: Tid,
+        regs: &Regs,
+        target: u64,
+        kind: SeekKind,
+        limit: Duration,
+    ) -> Result<(), Error> {
+        trace!(tid, ip = regs.rip, target, ?kind, "moving the interruption");
         self.tasks.get_mut(&tid).expect("task exists").seeking = Some(Seek {
             target,
-            kind: SeekKind::Return { rsp: regs.rsp },
-            deadline: Instant::now() + SEEK_LIMIT,
+            kind,
+            deadline: Instant::now() + limit,
             trap_blocked: false,
         });
         self.step_then_continue(tid, target)
