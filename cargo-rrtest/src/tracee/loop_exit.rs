@@ -30,7 +30,10 @@
 //! searched stop by stop, a stop per run of the loop (a 2,000-turn
 //! multiply loop's replay took 20 s, 17 of them in the kernel). Where the
 //! exit is an unconditional `jmp`, the recorder takes its target instead
-//! when the filter can patch that: the thread passes it as often.
+//! when the filter can patch that: the thread passes it as often. An exit
+//! the filter cannot patch, directly or through its jumps, is not taken:
+//! a short loop's exit searched stop by stop would cost replay more than
+//! the return address or the point where the thread is, which it filters.
 
 use iced_x86::{Decoder, DecoderOptions, FlowControl};
 use rrtest_sys::RemoteMem;
@@ -46,25 +49,21 @@ const MAX_INSNS: usize = 64;
 const MAX_JUMPS: usize = 3;
 
 /// The exit of the loop stopped thread `tid` is in at `ip`, if its code
-/// shows one ([`exit_of`]); where replay's filter cannot patch it and it
-/// is a `jmp`, the first place along its jumps that the filter can patch,
-/// if any within [`MAX_JUMPS`].
+/// shows one ([`exit_of`]) and replay's filter can patch it; where it
+/// cannot and the exit is a `jmp`, the first place along its jumps that
+/// the filter can patch, if any within [`MAX_JUMPS`].
 pub fn find(tid: i32, ip: u64) -> Option<u64> {
     let mem = RemoteMem::new(tid);
-    let exit = exit_of(&read_code(&mem, ip)?, ip)?;
+    let mut at = exit_of(&read_code(&mem, ip)?, ip)?;
     let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
     let patchable = |at: u64| super::filter_site::find(tid, at, &maps).is_ok();
-    let mut at = exit;
     for _ in 0..=MAX_JUMPS {
         if patchable(at) {
             return Some(at);
         }
-        match read_code(&mem, at).and_then(|code| jump_target(&code, at)) {
-            Some(target) => at = target,
-            None => break,
-        }
+        at = read_code(&mem, at).and_then(|code| jump_target(&code, at))?;
     }
-    Some(exit)
+    None
 }
 
 /// The code of `mem` at `ip`: [`CODE`] bytes, or up to the end of ip's
