@@ -522,15 +522,7 @@ impl Session {
             // (the values are the point's; a point's words are its memory
             // at the point, whichever addresses they are).
             if let SeekKind::Confirm { .. } = seek.kind {
-                let snapshot = task.point_snapshot.take();
-                self.count_point(Place::Anywhere);
-                let mut point = exec_point(tid, &regs)
-                    .map_err(ptrace_err("reading an execution point", tid))?;
-                if let Some(snapshot) = snapshot {
-                    point.words = snapshot.changed_words(tid);
-                }
-                trace!(tid, ip = regs.rip, words = ?point.words.as_slice(), "a point where a confirmation ran out");
-                return self.act_at(tid, point);
+                return self.act_with_changed_words(tid, &regs, Place::Anywhere);
             }
             if let SeekKind::LoopExit { .. } = seek.kind {
                 // Not out of its loop in time: the return address, if any.
@@ -749,17 +741,8 @@ impl Session {
             SeekKind::Confirm { rsp, place } if regs.rsp == rsp => {
                 ptrace::exec_breakpoint(tid, None)
                     .map_err(ptrace_err("clearing a breakpoint", tid))?;
-                self.count_point(place);
-                let task = self.tasks.get_mut(&tid).expect("task exists");
-                task.seeking = None;
-                let snapshot = task.point_snapshot.take();
-                let mut point =
-                    exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
-                if let Some(snapshot) = snapshot {
-                    point.words = snapshot.changed_words(tid);
-                }
-                trace!(tid, ip = regs.rip, words = ?point.words.as_slice(), "a point confirmed");
-                return self.act_at(tid, point);
+                self.tasks.get_mut(&tid).expect("task exists").seeking = None;
+                return self.act_with_changed_words(tid, regs, place);
             }
             // Another frame (a recursion): on to this one's next arrival.
             SeekKind::Confirm { .. } => false,
@@ -856,6 +839,27 @@ impl Session {
             trap_blocked: false,
         });
         self.step_then_continue(tid, target)
+    }
+
+    /// Acts at the point where `tid` is stopped with `regs`, a confirmation
+    /// over (`SeekKind::Confirm`: the thread came round, or did not in
+    /// time), with the memory words that changed since the read at its
+    /// first arrival (`Task::point_snapshot`), counted at `place`.
+    fn act_with_changed_words(&mut self, tid: Tid, regs: &Regs, place: Place) -> Result<(), Error> {
+        self.count_point(place);
+        let snapshot = self
+            .tasks
+            .get_mut(&tid)
+            .expect("task exists")
+            .point_snapshot
+            .take();
+        let mut point =
+            exec_point(tid, regs).map_err(ptrace_err("reading an execution point", tid))?;
+        if let Some(snapshot) = snapshot {
+            point.words = snapshot.changed_words(tid);
+        }
+        trace!(tid, ip = regs.rip, ?place, words = ?point.words.as_slice(), "a confirmed point");
+        self.act_at(tid, point)
     }
 
     /// Counts a point taken at `place` in the schedule's counters.
