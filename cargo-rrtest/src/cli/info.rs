@@ -711,6 +711,11 @@ fn schedule_line(st: &ScheduleStats) -> String {
     } else {
         String::new()
     };
+    let ahead = if st.probes_ahead > 0 {
+        format!(" ({} probed ahead)", st.probes_ahead)
+    } else {
+        String::new()
+    };
     let wakes = if st.wake_switches > 0 {
         format!(", spinners' wakes switched at {}", st.wake_switches)
     } else {
@@ -719,7 +724,7 @@ fn schedule_line(st: &ScheduleStats) -> String {
     format!(
         "wall {} ms (idle {} ms), stops {} ({per_s}/s), switches {} ({} at sched_yield), \
          slices expired {} ({} spins cut short), bail requests {}, \
-         points {} spin / {} return / {} loop exit / {} anywhere, ticks {}{resent}{futex}{wakes}",
+         points {} spin / {} return / {} loop exit / {} anywhere{ahead}, ticks {}{resent}{futex}{wakes}",
         st.wall_ms,
         st.idle_ms,
         st.stops,
@@ -937,7 +942,7 @@ mod tests {
                     "wall_ms": 0, "idle_ms": 0, "stops": 0, "switches": 0, "yields": 0,
                     "slices_expired": 0, "spins_cut": 0, "bail_requests": 0,
                     "points_spin": 0, "points_return": 0, "points_loop_exit": 0,
-                    "points_anywhere": 0, "ticks": 0,
+                    "points_anywhere": 0, "probes_ahead": 0, "ticks": 0,
                     "interrupts_resent": 0, "futex_parked": 0, "futex_changed": 0,
                     "futex_handoffs": 0, "wake_switches": 0
                 }
@@ -1029,6 +1034,7 @@ mod tests {
             points_return: 2,
             points_loop_exit: 3,
             points_anywhere: 1,
+            probes_ahead: 0,
             ticks: 1900,
             interrupts_resent: 0,
             futex_parked: 0,
@@ -1041,6 +1047,15 @@ mod tests {
             "wall 2000 ms (idle 150 ms), stops 9000 (4500/s), switches 300 (20 at sched_yield), \
              slices expired 7 (5 spins cut short), bail requests 6, \
              points 4 spin / 2 return / 3 loop exit / 1 anywhere, ticks 1900"
+        );
+        let ahead = ScheduleStats {
+            probes_ahead: 8,
+            ..st
+        };
+        assert!(
+            schedule_line(&ahead).contains("1 anywhere (8 probed ahead), ticks"),
+            "{}",
+            schedule_line(&ahead)
         );
         let resent = ScheduleStats {
             interrupts_resent: 3,

@@ -126,6 +126,69 @@ pub fn find(tid: i32, ip: u64, maps: &str) -> Result<Site, Refusal> {
     Ok(site)
 }
 
+/// The most instructions [`ahead`] follows from an ip.
+const MAX_AHEAD: usize = 8;
+
+/// The first place at or after `ip` that stopped thread `tid` reaches by
+/// straight-line code and forward direct jumps, and that the filter can
+/// patch ([`find`]): where the recorder puts a point it would take at `ip`
+/// (a spin probe's address), when the filter cannot patch `ip` itself (a
+/// `jmp` followed by a branch target, a site whose lead-in the code before
+/// it does not show). Replay searches an unpatchable point stop by stop, at
+/// a few tens of microseconds a pass, and gives up after 30 s: a spinning
+/// stealer's point in a debug build's loop, some 900,000 passes deep, was
+/// not found (crossbeam-deque's `lifo::no_starvation`).
+///
+/// Backward jumps and calls are not followed: a loop's head, or a callee's
+/// entry, is passed on other ways too (a stealer's loop head at each item
+/// it takes, where the `jmp` back after its `pause` is passed only while it
+/// spins), so a probe there would take a thread at work for one spinning
+/// (`threads::stealers_all_served_ends` ran past its 60 s so). `None` where
+/// the way forward branches on a condition, backwards or indirectly,
+/// calls, returns, traps or makes a syscall within [`MAX_AHEAD`]
+/// instructions.
+pub fn ahead(tid: i32, ip: u64, maps: &str) -> Option<u64> {
+    let mem = RemoteMem::new(tid);
+    let code_at = |at: u64| {
+        // An instruction is at most 15 bytes; fewer where its page ends
+        // and the next is not readable.
+        let to_page_end = (PAGE - at % PAGE).min(15) as usize;
+        mem.read_vec(at, 15)
+            .or_else(|_| mem.read_vec(at, to_page_end))
+            .ok()
+    };
+    ahead_in(ip, code_at, |at| find(tid, at, maps).is_ok())
+}
+
+/// [`ahead`] over code read by `code_at` (the bytes at an address, up to
+/// an instruction's length), with `patchable` telling the places the
+/// filter can patch.
+pub fn ahead_in(
+    ip: u64,
+    code_at: impl Fn(u64) -> Option<Vec<u8>>,
+    patchable: impl Fn(u64) -> bool,
+) -> Option<u64> {
+    let mut at = ip;
+    for _ in 0..=MAX_AHEAD {
+        if patchable(at) {
+            return Some(at);
+        }
+        let code = code_at(at)?;
+        let insn = Decoder::with_ip(64, &code, at, DecoderOptions::NONE).decode();
+        at = match insn.flow_control() {
+            _ if insn.is_invalid() => return None,
+            FlowControl::Next if straight(&insn) && !is_rep_string(&insn) => insn.next_ip(),
+            FlowControl::UnconditionalBranch
+                if insn.is_jmp_short_or_near() && insn.near_branch_target() > at =>
+            {
+                insn.near_branch_target()
+            }
+            _ => return None,
+        };
+    }
+    None
+}
+
 /// Whether the mapping holding `addr` in `maps` (the text of
 /// `/proc/PID/maps`) is writable; unknown counts as writable.
 pub fn mapping_is_writable(maps: &str, addr: u64) -> bool {
@@ -197,6 +260,12 @@ pub fn plan(before: &[u8], after: &[u8], point: u64) -> Result<Site, Refusal> {
 /// instructions must).
 fn straight(i: &Instruction) -> bool {
     i.flow_control() == FlowControl::Next && !matches!(i.code(), Code::Syscall | Code::Sysenter)
+}
+
+/// Whether `i` is a `rep`/`repne` string instruction: a thread stopped in
+/// it may be between two of its iterations, which no point can name.
+fn is_rep_string(i: &Instruction) -> bool {
+    i.is_string_instruction() && (i.has_rep_prefix() || i.has_repne_prefix())
 }
 
 /// A call the trampoline can emulate: `call rel32`, or `call [rip+disp32]`.

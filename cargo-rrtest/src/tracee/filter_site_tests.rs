@@ -347,3 +347,64 @@ fn sites_in_writable_or_unknown_memory_are_refused() {
     assert!(mapping_is_writable(maps, 0x5555_5555_9100));
     assert!(mapping_is_writable(maps, 0x1000));
 }
+
+/// `LocalKey::try_with` in a debug build of crossbeam-deque 0.8.6's `lifo`
+/// test (from 0x73d90): the call to crossbeam-epoch's `with_handle` closure
+/// at 0x73e6d, its result stored at 0x73e72, `jmp 0x73e8b` at 0x73e77, and
+/// 0x73e79, a branch target (of the `jmp` at 0x73e9e), right after it.
+fn try_with() -> Code {
+    Code::new(
+        0x73d90,
+        "48 83 ec 28 48 89 7c 24 10 48 89 74 24 18 e8 9d 71 ff ff 48 83 c4 28 c3
+         cc cc cc cc cc cc cc cc 48 81 ec 98 00 00 00 48 89 74 24 10 48 89 7c 24
+         50 48 89 74 24 58 c6 44 24 4f 01 48 8b 07 31 c9 89 cf ff d0 48 89 44 24
+         18 eb 20 f6 44 24 4f 01 0f 85 c4 00 00 00 e9 b5 00 00 00 48 89 c1 89 d0
+         48 89 4c 24 68 89 44 24 70 eb e0 48 8b 44 24 18 48 89 44 24 78 48 83 f8
+         00 75 1d 48 c7 44 24 40 00 00 00 00 48 c7 44 24 38 00 00 00 00 48 c7 44
+         24 20 01 00 00 00 eb 51 48 8b 7c 24 10 48 8b 44 24 18 48 89 44 24 40 48
+         8b 44 24 40 48 89 84 24 80 00 00 00 48 89 44 24 38 48 8b 44 24 38 48 89
+         84 24 88 00 00 00 48 89 44 24 30 48 8b 74 24 30 48 89 b4 24 90 00 00 00
+         c6 44 24 4f 00 e8 2e 30 00 00 48 89 44 24 08 eb 12 48 8b 44 24 20 48 8b
+         54 24 28 48 81 c4 98 00 00 00 c3 48 8b 44 24 08 48 89 44 24 28 48 c7 44
+         24 20 00 00 00 00 eb d9 48 8b 7c 24 68 e8 96 27 0e 00 eb f4 cc cc cc cc
+         48 81 ec 88 00 00 00 48 89 74 24 08 48 89 7c 24 40 48 89 74 24 48 c6 44
+         24 3f 01 48 8b 07 31 c9 89 cf ff d0 48 89 44 24 10 eb 20 f6 44 24 3f 01
+         0f 85 aa 00 00 00 e9 9b 00 00 00 48 89 c1 89 d0 48 89 4c 24 58 89 44 24
+         60 eb e0 48 8b 44 24 10 48 89 44 24 68 48 83 f8 00 75 19 48 c7 44 24 30",
+    )
+}
+
+#[test]
+fn an_unpatchable_point_moves_ahead_to_a_patchable_one() {
+    let code = try_with();
+    let code_at = |at: u64| {
+        let k = (at - code.base) as usize;
+        code.bytes.get(k..).map(|b| b[..b.len().min(15)].to_vec())
+    };
+    let patchable = |at: u64| code.plan(at).is_ok();
+    // The `jmp` at 0x73e77 cannot be patched: its patch would cover the
+    // branch target after it, and the code before it (a call's return
+    // address) is not agreed on as a lead-in. The place it jumps to can.
+    assert!(code.plan(0x73e77).is_err());
+    assert_eq!(ahead_in(0x73e77, code_at, patchable), Some(0x73e8b));
+    // A patchable ip is its own place.
+    assert!(code.plan(0x73e72).is_ok());
+    assert_eq!(ahead_in(0x73e72, code_at, patchable), Some(0x73e72));
+    // Straight code and forward jumps are followed: `mov; movb; call` from
+    // 0x73e60 to the call.
+    assert_eq!(
+        ahead_in(0x73e60, code_at, |at| at == 0x73e6d),
+        Some(0x73e6d)
+    );
+    // A call is not (its callee is called from elsewhere too), nor a
+    // conditional branch (`test; jne` at 0x73ddb, the `jmp` after the
+    // `jne` patchable), nor a backward jump (`mov; movq; jmp 0x73e79`
+    // from 0x73e90: a loop's head is passed on other ways).
+    assert_eq!(ahead_in(0x73e6d, code_at, |at| at == 0x76ea0), None);
+    assert_eq!(ahead_in(0x73ddb, code_at, |at| at == 0x73de6), None);
+    assert_eq!(ahead_in(0x73e90, code_at, |at| at == 0x73e79), None);
+    assert_eq!(
+        ahead_in(0x73e90, code_at, |at| at == 0x73e9e),
+        Some(0x73e9e)
+    );
+}

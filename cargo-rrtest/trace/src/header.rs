@@ -360,6 +360,10 @@ pub struct ScheduleStats {
     pub points_loop_exit: u64,
     /// See `points_spin`.
     pub points_anywhere: u64,
+    /// Spin probes made a few instructions ahead of where the thread was
+    /// interrupted, at a place replay's in-tracee filter can patch (the
+    /// filter cannot patch the ip itself). Absent in older traces.
+    pub probes_ahead: u64,
     /// Timer ticks the recorder took (each wakes it on the program's CPU).
     pub ticks: u64,
     /// Interrupts sent again because their stop did not come (another

@@ -142,7 +142,16 @@ impl SpinProbe {
         }
     }
 
-    /// No pass seen yet (an armed probe before its first hit).
+    /// A probe at a place ahead of where its thread was interrupted
+    /// ([`probe_place`]), before its first pass there.
+    fn ahead() -> Self {
+        SpinProbe {
+            armed: false,
+            ..SpinProbe::armed()
+        }
+    }
+
+    /// No pass seen yet (an armed probe, or one ahead, before its first hit).
     fn unhit(&self) -> bool {
         self.states[0].is_none()
     }
@@ -491,16 +500,25 @@ impl Session {
             return self.cut_after_rep(tid, regs.rip, end, None);
         }
         let task = self.tasks.get_mut(&tid).expect("task exists");
-        let armed_unhit = task
-            .seeking
-            .is_some_and(|s| matches!(s.kind, SeekKind::Probe(p) if p.unhit()));
-        if armed_unhit {
-            // A probe armed at its spin point as it resumed, which it did
-            // not reach in time: a spin check where it is instead.
+        let unhit = task.seeking.and_then(|s| match s.kind {
+            SeekKind::Probe(p) if p.unhit() => Some(p.armed),
+            _ => None,
+        });
+        // A probe whose place ahead the thread did not reach: this time
+        // it is probed where it is.
+        let mut ahead_missed = false;
+        if let Some(armed) = unhit {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
-            trace!(tid, ip = regs.rip, "no arrival at the armed spin point");
             task.seeking = None;
-            task.spin_check = true;
+            if armed {
+                // A probe armed at its spin point as it resumed, which it
+                // did not reach in time: a spin check where it is instead.
+                trace!(tid, ip = regs.rip, "no arrival at the armed spin point");
+                task.spin_check = true;
+            } else {
+                trace!(tid, ip = regs.rip, "no arrival at the probe's place ahead");
+                ahead_missed = true;
+            }
         } else if let Some(seek) = task.seeking.take() {
             ptrace::exec_breakpoint(tid, None).map_err(ptrace_err("clearing a breakpoint", tid))?;
             if seek.steps_left().is_some() && !task.spin_check {
@@ -534,6 +552,15 @@ impl Session {
             let point =
                 exec_point(tid, &regs).map_err(ptrace_err("reading an execution point", tid))?;
             return self.confirm_point(tid, &regs, seek, point, Place::Anywhere);
+        }
+        if !ahead_missed {
+            if let Some(place) = probe_place(tid, regs.rip) {
+                // The point would be where replay searches stop by stop:
+                // probe a little further on, where its filter can patch.
+                trace!(tid, ip = regs.rip, place, "probing for a spin loop ahead");
+                self.stats.schedule.probes_ahead += 1;
+                return self.arm_probe(tid, place, SpinProbe::ahead(), PROBE_LIMIT);
+            }
         }
         trace!(tid, ip = regs.rip, "probing for a spin loop");
         ptrace::exec_breakpoint(tid, Some(regs.rip))
@@ -1035,12 +1062,25 @@ impl Session {
     /// show it computing runs on, unarmed.
     pub(super) fn arm_spin_point(&mut self, tid: Tid, ip: u64) -> Result<(), Error> {
         trace!(tid, ip, "arming the last spin point");
+        self.tasks.get_mut(&tid).expect("task exists").spin_check = true;
+        self.arm_probe(tid, ip, SpinProbe::armed(), ARMED_LIMIT)
+    }
+
+    /// Resumes `tid` with `probe`, which has no pass yet, armed at `ip`:
+    /// its first arrival there within `limit` is the probe's first pass;
+    /// an interruption before that ends it ([`Session::interrupted`]).
+    fn arm_probe(
+        &mut self,
+        tid: Tid,
+        ip: u64,
+        probe: SpinProbe,
+        limit: Duration,
+    ) -> Result<(), Error> {
         let task = self.tasks.get_mut(&tid).expect("task exists");
-        task.spin_check = true;
         task.seeking = Some(Seek {
             target: ip,
-            kind: SeekKind::Probe(SpinProbe::armed()),
-            deadline: Instant::now() + ARMED_LIMIT,
+            kind: SeekKind::Probe(probe),
+            deadline: Instant::now() + limit,
             trap_blocked: false,
         });
         let rip = ptrace::getregs(tid)
@@ -1247,6 +1287,19 @@ fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
         first, chosen, "return address: replay's filter cannot patch the first"
     );
     Some(chosen)
+}
+
+/// Where to probe a thread stopped at `ip` for a spin loop, when not
+/// there: replay's filter cannot patch `ip`, and can patch a place the
+/// thread reaches from it by straight code, jumps and calls
+/// ([`crate::tracee::filter_site::ahead`]). A spin point at `ip` would be
+/// searched stop by stop, a pass at a time.
+fn probe_place(tid: Tid, ip: u64) -> Option<u64> {
+    let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
+    if crate::tracee::filter_site::find(tid, ip, &maps).is_ok() {
+        return None;
+    }
+    crate::tracee::filter_site::ahead(tid, ip, &maps).filter(|&place| place != ip)
 }
 
 /// How many return addresses after the first [`find_return_address`]
