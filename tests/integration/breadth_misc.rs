@@ -22,7 +22,7 @@
 //!   trace replays under our own (8 MiB or more) with the recorded depth,
 //!   and a trace recorded with 8 MiB is refused, named, under 4 MiB;
 //! - `stack_growth`: children recursing with 4 KiB frames to a stack
-//!   overflow under a stack limit of their own (64 MiB, `setrlimit`),
+//!   overflow under a stack limit of their own (128 MiB, `setrlimit`),
 //!   interrupted midway while their parent computes: replay emulated the
 //!   `setrlimit` and overflowed at 8 MiB, before the recorded execution
 //!   points (every recording, until 2026-12-06); and a point in the
@@ -125,7 +125,7 @@ const SPECS: &[Spec] = &[
             with_defines("stack_overflow", &["NO_HANDLER"]),
         )
     },
-    // The children's own stack limit (64 MiB) is set in replay too, and
+    // The children's own stack limit (128 MiB) is set in replay too, and
     // execution points in their recursions are found however far the
     // stack mapping had grown.
     Spec {
@@ -628,8 +628,10 @@ fn stack_growth_xxh3_trace(trial: &str) -> Result<(), Failed> {
     // The children's recursions may run without an interruption that
     // makes a point (no point in the trace: one recording of five on a
     // quiet machine; under two busy loops 4 of 12, with the recorders of
-    // 8f7862d and 0d06b96 alike; CI once had four recordings without):
-    // recorded again, up to eight times, for one that has points.
+    // 8f7862d and 0d06b96 alike; CI once had four recordings without;
+    // with the 50 ms slice of d56202a and a 64 MiB recursion, 8 of 8 in
+    // two runs of six, whence the 128 MiB): recorded again, up to eight
+    // times, for one that has points.
     const ATTEMPTS: usize = 8;
     let mut recorded = None;
     for attempt in 1..=ATTEMPTS {
