@@ -326,9 +326,9 @@ fn a_branch_seen_only_by_a_misaligned_decoding_does_not_refuse_a_site() {
     let k = (0x11b4 - code.base) as usize;
     let back = Backwards::decode(&code.bytes[..k], 0x11b4);
     assert!(
-        back.synced
+        back.starts
             .iter()
-            .any(|(_, d)| d.iter().any(|i| i.ip() == 0x1151)),
+            .any(|&start| back.chain(start).any(|i| i.ip() == 0x1151)),
         "the misaligned decoding reaches the site"
     );
     assert_eq!(back.agreed(0x1151), Some(false));

@@ -7,6 +7,9 @@
 //! arena, thousands of instructions) would otherwise take the few cuts a
 //! short-lived thread gets.
 //!
+//! Also where replay's in-tracee filter can patch a process's code, asked
+//! for a spin probe's address ([`CodeMaps::probe_place`]).
+//!
 //! Must not: decide anything about scheduling (the session's steps do),
 //! or write to the tracee.
 
@@ -43,6 +46,15 @@ pub(super) struct CodeMaps {
     /// seen in its executable's code: the loader runs before it, called
     /// from nowhere in the program, so no return address leads back.
     entries: HashMap<Tid, u64>,
+    /// Per process, whether replay's in-tracee filter can patch each
+    /// address asked about (`tracee::filter_site::find`: a read of the
+    /// maps and a backward decoding of the code before it, costly at each
+    /// spin check of a debug build's threads). A mapping replaced at the
+    /// same address after an answer (a library unloaded and another
+    /// loaded there) keeps its answer until an exec: a point moved ahead
+    /// where the filter cannot patch is searched stop by stop, and a probe
+    /// ahead that the thread does not reach gives way to one where it is.
+    patchable: HashMap<Tid, HashMap<u64, bool>>,
 }
 
 impl CodeMaps {
@@ -121,9 +133,32 @@ impl CodeMaps {
     pub(super) fn forget(&mut self, pid: Tid) {
         self.by_pid.remove(&pid);
         self.entries.remove(&pid);
+        self.patchable.remove(&pid);
         if let Some((program, system, reads)) = self.asked.remove(&pid) {
             debug!(pid, program, system, reads, "stepped addresses");
         }
+    }
+
+    /// Where to probe thread `tid` of process `pid`, stopped at `ip`, for
+    /// a spin loop, when not there: replay's filter cannot patch `ip`, and
+    /// can patch a place the thread reaches from it by straight code and
+    /// forward jumps ([`crate::tracee::filter_site::ahead`]). A spin point
+    /// at `ip` would be searched stop by stop, a pass at a time.
+    pub(super) fn probe_place(&mut self, pid: Tid, tid: Tid, ip: u64) -> Option<u64> {
+        let known = self.patchable.entry(pid).or_default();
+        let mut maps: Option<String> = None;
+        let mut patchable = |at: u64| {
+            *known.entry(at).or_insert_with(|| {
+                let maps = maps.get_or_insert_with(|| {
+                    std::fs::read_to_string(format!("/proc/{tid}/maps")).unwrap_or_default()
+                });
+                crate::tracee::filter_site::find(tid, at, maps).is_ok()
+            })
+        };
+        if patchable(ip) {
+            return None;
+        }
+        crate::tracee::filter_site::ahead(tid, ip, patchable).filter(|&place| place != ip)
     }
 
     fn region(&mut self, pid: Tid, tid: Tid, ip: u64) -> Option<Region> {

@@ -554,7 +554,7 @@ impl Session {
             return self.confirm_point(tid, &regs, seek, point, Place::Anywhere);
         }
         if !ahead_missed {
-            if let Some(place) = probe_place(tid, regs.rip) {
+            if let Some(place) = self.code.probe_place(pid, tid, regs.rip) {
                 // The point would be where replay searches stop by stop:
                 // probe a little further on, where its filter can patch.
                 trace!(tid, ip = regs.rip, place, "probing for a spin loop ahead");
@@ -1287,19 +1287,6 @@ fn find_return_address(tid: Tid, regs: &Regs) -> Option<u64> {
         first, chosen, "return address: replay's filter cannot patch the first"
     );
     Some(chosen)
-}
-
-/// Where to probe a thread stopped at `ip` for a spin loop, when not
-/// there: replay's filter cannot patch `ip`, and can patch a place the
-/// thread reaches from it by straight code, jumps and calls
-/// ([`crate::tracee::filter_site::ahead`]). A spin point at `ip` would be
-/// searched stop by stop, a pass at a time.
-fn probe_place(tid: Tid, ip: u64) -> Option<u64> {
-    let maps = std::fs::read_to_string(format!("/proc/{tid}/maps")).ok()?;
-    if crate::tracee::filter_site::find(tid, ip, &maps).is_ok() {
-        return None;
-    }
-    crate::tracee::filter_site::ahead(tid, ip, &maps).filter(|&place| place != ip)
 }
 
 /// How many return addresses after the first [`find_return_address`]
