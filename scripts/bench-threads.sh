@@ -16,7 +16,8 @@
 # recorded/native, with the
 # scheduler's counters of the first trace (`info --json`: stops per second,
 # switches, slices that ended without progress, spins cut short, execution
-# points, idle time) and the recording's microseconds per stop (its wall
+# points, spin probes moved ahead of an ip replay's filter cannot patch,
+# idle time) and the recording's microseconds per stop (its wall
 # time over its stops) against the floor: the least a ptrace stop costs on
 # this machine (scripts/ptrace-floor.c: wait, PTRACE_GETREGS and resume,
 # tracer and tracee on one CPU, nothing else; run once per round, median),
@@ -270,7 +271,7 @@ report = {"runs": int(runs), "kernel": kernel, "cpus": int(cpus), "load": load,
 print(f"{'workload':<38} {'native':>9} {'1cpu/nat':>8} {'recorded':>9} {'rec/nat':>7} {'stops/s':>8} "
       f"{'us/stop':>7} {'/floor':>6} {'/hand':>5} "
       f"{'switches':>8} {'yields':>6} {'expired':>7} {'cut':>5} {'points s/r/l/a':>15} "
-      f"{'idle%':>5} verify")
+      f"{'ahead':>5} {'idle%':>5} verify")
 for name in names:
     info = json.load(open(f"{work}/{name}-info.json"))
     st = info.get("stats", {})
@@ -302,7 +303,7 @@ for name in names:
           f"{(w['us_per_stop'] or 0) / handoff:>4.1f}x "
           f"{sch.get('switches', 0):>8} {sch.get('yields', 0):>6} "
           f"{sch.get('slices_expired', 0):>7} {sch.get('spins_cut', 0):>5} {pts:>15} "
-          f"{w['idle_percent'] or 0:>5.0f} {w['verified']}")
+          f"{sch.get('probes_ahead', 0):>5} {w['idle_percent'] or 0:>5.0f} {w['verified']}")
 if suite == "1":
     med = {m: statistics.median(v) / 1e6 for m, v in times["suite"].items()}
     report["suite"] = {
