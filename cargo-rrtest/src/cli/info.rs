@@ -1048,46 +1048,43 @@ mod tests {
              slices expired 7 (5 spins cut short), bail requests 6, \
              points 4 spin / 2 return / 3 loop exit / 1 anywhere, ticks 1900"
         );
-        let ahead = ScheduleStats {
-            probes_ahead: 8,
-            ..st
-        };
-        assert!(
-            schedule_line(&ahead).contains("1 anywhere (8 probed ahead), ticks"),
-            "{}",
-            schedule_line(&ahead)
-        );
-        let resent = ScheduleStats {
-            interrupts_resent: 3,
-            ..st
-        };
-        assert!(
-            schedule_line(&resent).ends_with("ticks 1900, interrupts sent again 3"),
-            "{}",
-            schedule_line(&resent)
-        );
-        let held = ScheduleStats {
-            futex_parked: 40,
-            futex_changed: 38,
-            futex_handoffs: 2,
-            ..st
-        };
-        assert!(
-            schedule_line(&held).ends_with(
-                "ticks 1900, futex waits held 40 (38 let go as their word changed, 2 hand-offs)"
+        // The counters shown only when not 0, each on its own.
+        let optional = [
+            (
+                ScheduleStats {
+                    probes_ahead: 8,
+                    ..st
+                },
+                "1 anywhere (8 probed ahead), ticks 1900",
             ),
-            "{}",
-            schedule_line(&held)
-        );
-        let wakes = ScheduleStats {
-            wake_switches: 9,
-            ..st
-        };
-        assert!(
-            schedule_line(&wakes).ends_with("ticks 1900, spinners' wakes switched at 9"),
-            "{}",
-            schedule_line(&wakes)
-        );
+            (
+                ScheduleStats {
+                    interrupts_resent: 3,
+                    ..st
+                },
+                "ticks 1900, interrupts sent again 3",
+            ),
+            (
+                ScheduleStats {
+                    futex_parked: 40,
+                    futex_changed: 38,
+                    futex_handoffs: 2,
+                    ..st
+                },
+                "ticks 1900, futex waits held 40 (38 let go as their word changed, 2 hand-offs)",
+            ),
+            (
+                ScheduleStats {
+                    wake_switches: 9,
+                    ..st
+                },
+                "ticks 1900, spinners' wakes switched at 9",
+            ),
+        ];
+        for (stats, end) in optional {
+            let line = schedule_line(&stats);
+            assert!(line.ends_with(end), "{line}");
+        }
         // The sample trace has no schedule counters (as traces before them).
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("trace");
