@@ -416,7 +416,7 @@ pub fn preceding(before: &[u8], site: u64) -> Vec<Instruction> {
 /// many (265 us a site in a release build, at each spin check of a debug
 /// build's threads).
 struct Backwards {
-    /// The address of the first byte before the site.
+    /// The address of the first of the bytes read before the site.
     base: u64,
     /// The instruction at each offset, where one decodes there and ends
     /// at or before the site.

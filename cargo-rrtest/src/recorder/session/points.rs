@@ -143,7 +143,8 @@ impl SpinProbe {
     }
 
     /// A probe at a place ahead of where its thread was interrupted
-    /// ([`probe_place`]), before its first pass there.
+    /// ([`super::code::CodeMaps::probe_place`]), before its first pass
+    /// there.
     fn ahead() -> Self {
         SpinProbe {
             armed: false,
