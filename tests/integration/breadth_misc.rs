@@ -584,12 +584,7 @@ fn vdso_exposed(trial: &str) -> Result<(), Failed> {
 /// kernel's stays mapped, hidden), and replay does the same again: the
 /// trace verifies and replays alike.
 fn vdso_hidden_trace(trial: &str) -> Result<(), Failed> {
-    let spec = SPECS
-        .iter()
-        .find(|s| s.name == "vdso_lookup")
-        .ok_or("vdso_lookup is not in SPECS")?;
-    let dir = TrialDir::new(trial)?;
-    let inv = invocation(spec, dir.sub("work")?)?;
+    let (dir, inv) = listed_invocation(trial, "vdso_lookup")?;
     let trace = dir.path.join("trace");
     let rec = inv.record_wrapped(&["env", "RRTEST_VDSO=hidden"], &trace, &[])?;
     rec.expect_code(0)?;
@@ -619,12 +614,7 @@ fn vdso_hidden_trace(trial: &str) -> Result<(), Failed> {
 /// (the recorder no longer grows the stack mapping itself, so even these
 /// digests agree).
 fn stack_growth_xxh3_trace(trial: &str) -> Result<(), Failed> {
-    let spec = SPECS
-        .iter()
-        .find(|s| s.name == "stack_growth")
-        .ok_or("stack_growth is not in SPECS")?;
-    let dir = TrialDir::new(trial)?;
-    let inv = invocation(spec, dir.sub("work")?)?;
+    let (dir, inv) = listed_invocation(trial, "stack_growth")?;
     // The children's recursions may run without an interruption that
     // makes a point (no point in the trace: one recording of five on a
     // quiet machine; under two busy loops 4 of 12, with the recorders of
@@ -666,12 +656,7 @@ fn stack_growth_xxh3_trace(trial: &str) -> Result<(), Failed> {
 /// 200 ms at each preemption and then take the point in the loop
 /// (`points_loop_exit` 0 then). The trace verifies.
 fn inlined_compute_loop_at_loop_exits(trial: &str) -> Result<(), Failed> {
-    let spec = SPECS
-        .iter()
-        .find(|s| s.name == "inlined_compute_loop")
-        .ok_or("inlined_compute_loop is not in SPECS")?;
-    let dir = TrialDir::new(trial)?;
-    let inv = invocation(spec, dir.sub("work")?)?;
+    let (dir, inv) = listed_invocation(trial, "inlined_compute_loop")?;
     // The two threads' slices expired 4 to 6 times in each recording
     // while this was written (the recorder before took 2 or 3 points
     // where its search ran out, none at a loop's exit); recorded again,
@@ -710,18 +695,25 @@ pub(crate) fn header_json(trace: &std::path::Path) -> Result<serde_json::Value, 
     Ok(serde_json::from_slice(&bytes).map_err(|e| format!("header.json is no JSON: {e}"))?)
 }
 
-/// Records the fixture of `SPECS` named `name` (exit 0) for `trial`: its
-/// directory, the invocation, the trace and the recording.
-fn record_listed(
-    trial: &str,
-    name: &str,
-) -> Result<(TrialDir, run::Invocation, std::path::PathBuf, run::Run), Failed> {
+/// The directory of `trial` and an invocation of the fixture of `SPECS`
+/// named `name` (built, with its work directory in the trial's).
+fn listed_invocation(trial: &str, name: &str) -> Result<(TrialDir, run::Invocation), Failed> {
     let spec = SPECS
         .iter()
         .find(|s| s.name == name)
         .ok_or_else(|| format!("{name} is not in SPECS"))?;
     let dir = TrialDir::new(trial)?;
     let inv = invocation(spec, dir.sub("work")?)?;
+    Ok((dir, inv))
+}
+
+/// Records the fixture of `SPECS` named `name` (exit 0) for `trial`: its
+/// directory, the invocation, the trace and the recording.
+fn record_listed(
+    trial: &str,
+    name: &str,
+) -> Result<(TrialDir, run::Invocation, std::path::PathBuf, run::Run), Failed> {
+    let (dir, inv) = listed_invocation(trial, name)?;
     let trace = dir.path.join("trace");
     let rec = inv.record(&trace)?;
     rec.expect_code(0)?;
