@@ -45,6 +45,11 @@
 //!   (`LONG_TURNS`): inner loops of about 10 ms, so that a point at a
 //!   loop's exit is not confirmed within 5 ms and is taken where the
 //!   thread then is, with the memory words that changed since the exit;
+//! - `spin_unpatchable_jmp`: two threads spinning for their turns in a
+//!   loop whose instruction after its `pause` is a 2-byte `jmp` replay's
+//!   filter cannot patch: the spin probes there move to the `jmp`'s target
+//!   (`::probed_ahead` checks the counter), where the points were searched
+//!   stop by stop;
 //! - `vdso_lookup`: the vDSO's symbols looked up by hand (auxv and an ELF
 //!   walk, dlopen with RTLD_NOLOAD + dlsym + dlvsym) and called; under the
 //!   recorder the vDSO is the recorder's own, at its fixed address
@@ -161,6 +166,13 @@ const SPECS: &[Spec] = &[
             "inlined_compute_loop_long_turns",
             with_defines("inlined_compute_loop", &["LONG_TURNS"]),
         )
+    },
+    // Two threads spinning for their turns at a `jmp` replay's filter
+    // cannot patch: each spin probe there moves to the `jmp`'s target
+    // (`::probed_ahead` checks the counter).
+    Spec {
+        stdout_has: &["turns taken: 30 and 30\n"],
+        ..c("spin_unpatchable_jmp", CBuild::pie("spin_unpatchable_jmp"))
     },
     Spec {
         stdout_has: &["1000 more calls of clock_gettime(CLOCK_REALTIME)\n"],
@@ -301,6 +313,12 @@ pub fn trials() -> Vec<Trial> {
     trials.push(
         Trial::test("breadth::misc::vdso_lookup::exposed", || {
             vdso_exposed("breadth::misc::vdso_lookup::exposed")
+        })
+        .with_ignored_flag(skip),
+    );
+    trials.push(
+        Trial::test("breadth::misc::spin_unpatchable_jmp::probed_ahead", || {
+            spin_unpatchable_jmp_probed_ahead("breadth::misc::spin_unpatchable_jmp::probed_ahead")
         })
         .with_ignored_flag(skip),
     );
@@ -683,6 +701,35 @@ fn inlined_compute_loop_at_loop_exits(trial: &str) -> Result<(), Failed> {
     check!(
         count("points_loop_exit") > 0 && count("points_loop_exit") > count("points_anywhere"),
         "the preemptions were not at loop exits: {schedule}"
+    );
+    dir.finish();
+    Ok(())
+}
+
+/// `spin_unpatchable_jmp`'s spin probes at the `jmp` after its `pause`,
+/// which replay's filter cannot patch, move to the `jmp`'s target
+/// (`probes_ahead`), and the trace verifies. 2 such probes in each of 4
+/// recordings by hand while this was written (one per thread: the
+/// thread's next probes are armed at its last spin point, the target).
+fn spin_unpatchable_jmp_probed_ahead(trial: &str) -> Result<(), Failed> {
+    let (dir, inv) = listed_invocation(trial, "spin_unpatchable_jmp")?;
+    // A spin check may find a thread at another instruction of its loop,
+    // which the filter can patch: recorded again, up to four times.
+    const ATTEMPTS: usize = 4;
+    let mut schedule = serde_json::Value::Null;
+    for attempt in 1..=ATTEMPTS {
+        let trace = dir.path.join(format!("trace-{attempt}"));
+        inv.record_with(&trace, &[])?.expect_code(0)?;
+        recorder::expect_verified(&trace)?;
+        schedule = header_json(&trace)?["stats"]["schedule"].clone();
+        if schedule["probes_ahead"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+    }
+    check!(
+        schedule["probes_ahead"].as_u64().unwrap_or(0) > 0
+            && schedule["points_spin"].as_u64().unwrap_or(0) > 0,
+        "no spin probe moved ahead in {ATTEMPTS} recordings: {schedule}"
     );
     dir.finish();
     Ok(())
