@@ -680,16 +680,7 @@ fn inlined_compute_loop_at_loop_exits(trial: &str) -> Result<(), Failed> {
     // where its search ran out, none at a loop's exit); recorded again,
     // up to four times, for one with a preemption.
     const ATTEMPTS: usize = 4;
-    let mut schedule = serde_json::Value::Null;
-    for attempt in 1..=ATTEMPTS {
-        let trace = dir.path.join(format!("trace-{attempt}"));
-        inv.record_with(&trace, &[])?.expect_code(0)?;
-        recorder::expect_verified(&trace)?;
-        schedule = header_json(&trace)?["stats"]["schedule"].clone();
-        if schedule["slices_expired"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-    }
+    let schedule = record_until(&dir, &inv, ATTEMPTS, "slices_expired")?;
     let count = |k: &str| schedule[k].as_u64().unwrap_or(0);
     check!(
         count("slices_expired") > 0,
@@ -716,16 +707,7 @@ fn spin_unpatchable_jmp_probed_ahead(trial: &str) -> Result<(), Failed> {
     // A spin check may find a thread at another instruction of its loop,
     // which the filter can patch: recorded again, up to four times.
     const ATTEMPTS: usize = 4;
-    let mut schedule = serde_json::Value::Null;
-    for attempt in 1..=ATTEMPTS {
-        let trace = dir.path.join(format!("trace-{attempt}"));
-        inv.record_with(&trace, &[])?.expect_code(0)?;
-        recorder::expect_verified(&trace)?;
-        schedule = header_json(&trace)?["stats"]["schedule"].clone();
-        if schedule["probes_ahead"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-    }
+    let schedule = record_until(&dir, &inv, ATTEMPTS, "probes_ahead")?;
     check!(
         schedule["probes_ahead"].as_u64().unwrap_or(0) > 0
             && schedule["points_spin"].as_u64().unwrap_or(0) > 0,
@@ -733,6 +715,28 @@ fn spin_unpatchable_jmp_probed_ahead(trial: &str) -> Result<(), Failed> {
     );
     dir.finish();
     Ok(())
+}
+
+/// Records `inv` in `dir` (exit 0, each trace verified) up to `attempts`
+/// times, until a trace's schedule counter `counter` is not 0: that
+/// trace's schedule counters, or the last one's.
+fn record_until(
+    dir: &TrialDir,
+    inv: &run::Invocation,
+    attempts: usize,
+    counter: &str,
+) -> Result<serde_json::Value, Failed> {
+    let mut schedule = serde_json::Value::Null;
+    for attempt in 1..=attempts {
+        let trace = dir.path.join(format!("trace-{attempt}"));
+        inv.record_with(&trace, &[])?.expect_code(0)?;
+        recorder::expect_verified(&trace)?;
+        schedule = header_json(&trace)?["stats"]["schedule"].clone();
+        if schedule[counter].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+    }
+    Ok(schedule)
 }
 
 /// The trace's `header.json`.
