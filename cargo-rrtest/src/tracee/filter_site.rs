@@ -265,7 +265,7 @@ fn straight(i: &Instruction) -> bool {
 
 /// Whether `i` is a `rep`/`repne` string instruction: a thread stopped in
 /// it may be between two of its iterations, which no point can name.
-fn is_rep_string(i: &Instruction) -> bool {
+pub fn is_rep_string(i: &Instruction) -> bool {
     i.is_string_instruction() && (i.has_rep_prefix() || i.has_repne_prefix())
 }
 

@@ -413,10 +413,8 @@ pub(super) fn rep_string_end(tid: Tid, ip: u64) -> Option<u64> {
 fn rep_string_len(code: &[u8], ip: u64) -> Option<u64> {
     let mut decoder = iced_x86::Decoder::with_ip(64, code, ip, iced_x86::DecoderOptions::NONE);
     let insn = decoder.decode();
-    (!insn.is_invalid()
-        && insn.is_string_instruction()
-        && (insn.has_rep_prefix() || insn.has_repne_prefix()))
-    .then_some(insn.len() as u64)
+    (!insn.is_invalid() && crate::tracee::filter_site::is_rep_string(&insn))
+        .then_some(insn.len() as u64)
 }
 
 impl Session {
